@@ -1,0 +1,149 @@
+"""The detector protocol, in the spirit of river, plus the vectorized form the hot path needs.
+
+Two shapes of the same idea:
+
+- :class:`Detector` watches **one** series: ``learn_one(x)`` then ``score_one(x)`` in
+  [0, 1] (higher = more anomalous). Used for replay, tests and anything low-volume.
+- :class:`SeriesBank` watches **many** series at once: its state is numpy arrays indexed
+  by a series slot, and ``score_learn(slots, x)`` scores and learns one value for each
+  of many series in one vectorized call. The detection plane calls it once per closed
+  window per metric, so its cost per series is a few numpy element operations.
+
+Both store every constructor argument under its own name and keep state in
+``_underscored`` attributes, so ``clone()``, ``repr`` and pickling (snapshots for restart
+and rebalance) work for every detector without extra code.
+
+Detectors import no I/O library: they are pure functions of the values they are given.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import numpy as np
+
+
+class _Params:
+    """Generic ``clone`` and ``repr`` from the constructor signature."""
+
+    def _params(self) -> dict[str, object]:
+        sig = inspect.signature(type(self).__init__)
+        return {name: getattr(self, name) for name in sig.parameters if name != "self"}
+
+    def clone(self):
+        """A fresh, untrained copy with the same parameters."""
+        return type(self)(**copy.deepcopy(self._params()))
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._params().items())
+        return f"{type(self).__name__}({args})"
+
+
+class Detector(_Params):
+    """One series. Subclasses implement ``learn_one`` and ``score_one``."""
+
+    def learn_one(self, x: float) -> None:
+        raise NotImplementedError
+
+    def score_one(self, x: float) -> float:
+        raise NotImplementedError
+
+    def score_learn_one(self, x: float) -> float:
+        """Score ``x`` against what was seen before it, then learn it: the streaming order."""
+        score = self.score_one(x)
+        self.learn_one(x)
+        return score
+
+    def learn_many(self, xs: np.ndarray) -> None:
+        for x in np.asarray(xs, dtype=float):
+            self.learn_one(float(x))
+
+    def score_many(self, xs: np.ndarray) -> np.ndarray:
+        """Scores of each value against the current state (no learning between them)."""
+        return np.array([self.score_one(float(x)) for x in np.asarray(xs, dtype=float)])
+
+
+class SeriesBank(_Params):
+    """Many series at once, state in arrays indexed by slot (0, 1, 2, ...).
+
+    Subclasses keep per-slot state in numpy arrays created by ``_grow`` and implement
+    ``_score_learn`` for unique slots. Slots are handed out by the caller (the detection
+    plane maps each (model, version, role, metric) series to one) and may be recycled
+    after :meth:`forget`.
+    """
+
+    def __init__(self) -> None:
+        self._capacity = 0
+
+    def _grow(self, capacity: int) -> None:
+        """Extend every state array to ``capacity`` slots (new slots untrained)."""
+        raise NotImplementedError
+
+    def _reset(self, slots: np.ndarray) -> None:
+        """Return ``slots`` to the untrained state."""
+        raise NotImplementedError
+
+    def _score_learn(self, slots: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def ensure(self, n_slots: int) -> None:
+        """Make room for slots ``0 .. n_slots-1``, growing geometrically."""
+        if n_slots > self._capacity:
+            new = max(n_slots, 2 * self._capacity, 64)
+            self._grow(new)
+            self._capacity = new
+
+    def score_learn(self, slots: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Score each ``x[i]`` against its series ``slots[i]``, then learn it.
+
+        Returns ``(scores, baselines)``: scores in [0, 1] and the value each series
+        expected, so the caller can tell a spike from a drop. Slots must be unique in
+        one call (one value per series per window). Non-finite ``x`` scores 0 and is
+        not learned (a window with no requests has no latency).
+        """
+        slots = np.asarray(slots, dtype=np.int64)
+        x = np.asarray(x, dtype=np.float64)
+        if slots.size and int(slots.max()) >= self._capacity:
+            self.ensure(int(slots.max()) + 1)
+        finite = np.isfinite(x)
+        if finite.all():
+            return self._score_learn(slots, x)
+        scores = np.zeros(x.shape)
+        baselines = np.full(x.shape, np.nan)
+        if finite.any():
+            scores[finite], baselines[finite] = self._score_learn(slots[finite], x[finite])
+        return scores, baselines
+
+    def forget(self, slots: np.ndarray) -> None:
+        """Reset series (e.g. a retired version) so their slots can be reused."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if slots.size:
+            self._reset(slots[slots < self._capacity])
+
+
+class OneSeries(Detector):
+    """Adapter: any :class:`SeriesBank` used as a single-series :class:`Detector`.
+
+    This is how replay runs the same code as the streaming path.
+
+    >>> from modelmedic.detectors.ewma import EwmaBank
+    >>> d = OneSeries(EwmaBank(alpha=0.1, grace=5))
+    >>> scores = [d.score_learn_one(v) for v in [10, 11, 9, 10, 10, 11, 9, 10]]
+    >>> d.score_one(30.0) > 0.99
+    True
+    """
+
+    def __init__(self, bank: SeriesBank):
+        self.bank = bank
+        self._slot = np.zeros(1, dtype=np.int64)
+
+    def score_one(self, x: float) -> float:
+        probe = copy.deepcopy(self.bank)
+        return float(probe.score_learn(self._slot, np.array([x]))[0][0])
+
+    def learn_one(self, x: float) -> None:
+        self.bank.score_learn(self._slot, np.array([x]))
+
+    def score_learn_one(self, x: float) -> float:
+        return float(self.bank.score_learn(self._slot, np.array([x]))[0][0])

@@ -1,0 +1,203 @@
+"""modelmedic's configuration: one typed model, loadable from YAML and the environment.
+
+Precedence, highest first: environment variables (``MODELMEDIC_`` prefix, ``__`` between
+nested sections, e.g. ``MODELMEDIC_KAFKA__BOOTSTRAP_SERVERS=broker:9092``), then the YAML
+file passed with ``--config``, then the defaults documented on every field here.
+
+A bad value fails at start with the field's path and what to do about it
+(:class:`ConfigError`), never later in the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from modelmedic.errors import ConfigError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+
+class Topics(_Section):
+    """Kafka topic names. Every record is keyed by model id, so one model stays on one partition."""
+
+    inference: str = "modelmedic.inference"
+    """Per-request inference events from model servers (input)."""
+    labels: str = "modelmedic.labels"
+    """Delayed ground-truth labels (input)."""
+    anomalies: str = "modelmedic.anomalies"
+    """Anomaly decisions with evidence (output of the detection plane)."""
+    incidents: str = "modelmedic.incidents"
+    """Compacted incident state, keyed by incident id: survives crashes and restarts."""
+    state: str = "modelmedic.state"
+    """Compacted detection-plane snapshots (windows + detector baselines) keyed by partition."""
+    dlq: str = "modelmedic.dlq"
+    """Dead letters: records that failed to decode or validate, with the reason in a header."""
+
+
+class KafkaSettings(_Section):
+    """How to reach Kafka. TLS and SASL options map one to one onto aiokafka's."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated ``host:port`` list."""
+    group_id: str = "modelmedic"
+    """Consumer group; run N replicas with the same group to share partitions."""
+    client_id: str = "modelmedic"
+    topics: Topics = Field(default_factory=Topics)
+    partitions: int = Field(6, ge=1, le=10_000)
+    """Partition count used when modelmedic creates its own topics."""
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: Path | None = None
+    """CA bundle to verify the brokers; required for SSL/SASL_SSL unless the system store is enough."""
+    ssl_certfile: Path | None = None
+    """Client certificate for mutual TLS."""
+    ssl_keyfile: Path | None = None
+    max_poll_records: int = Field(5000, ge=1)
+    """Records per ``getmany`` batch: larger batches amortize per-batch overhead on the hot path."""
+    fetch_timeout_ms: int = Field(200, ge=1)
+    """How long a fetch waits for records before the loop checks timers (idle window close)."""
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> "KafkaSettings":
+        if self.security_protocol.startswith("SASL") and not (
+            self.sasl_mechanism and self.sasl_username and self.sasl_password
+        ):
+            raise ValueError(
+                f"security_protocol={self.security_protocol} needs sasl_mechanism, sasl_username "
+                "and sasl_password (MODELMEDIC_KAFKA__SASL_USERNAME ...)"
+            )
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not Path(path).is_file():
+                raise ValueError(f"{name}={path} does not exist: point it at a readable PEM file")
+        return self
+
+
+class WindowSettings(_Section):
+    """Per-series event-time tumbling windows."""
+
+    size_ms: int = Field(1000, ge=10, le=3_600_000)
+    """Window length. Every metric (throughput, error rate, latency quantiles) is per window."""
+    allowed_lateness_ms: int = Field(2000, ge=0)
+    """A window closes when the partition's event time passes its end by this much;
+    records arriving after that are counted as late, not silently dropped."""
+    idle_close_ms: int = Field(3000, ge=100)
+    """If a partition receives nothing for this long (wall clock), its event time is advanced
+    by the wall clock so that a fleet-wide outage still closes windows (and is detected)."""
+    series_ttl_windows: int = Field(300, ge=1)
+    """A series silent for this many windows is forgotten (a retired version, say)."""
+
+
+class DetectionSettings(_Section):
+    """How windows become anomalies."""
+
+    threshold: float = Field(0.99, gt=0.0, lt=1.0)
+    """Anomaly score at or above which a window counts as anomalous."""
+    trigger_windows: int = Field(2, ge=1)
+    """Consecutive anomalous windows before an anomaly fires: one noisy window is not an incident."""
+    recover_windows: int = Field(5, ge=1)
+    """Consecutive normal windows before a firing anomaly is declared recovered."""
+    grace_windows: int = Field(30, ge=1)
+    """Windows a new series observes before it may fire: a baseline must mean something first."""
+    min_requests: int = Field(5, ge=1)
+    """Windows with fewer requests than this are not judged on latency or error rate."""
+    snapshot_interval_s: float = Field(5.0, gt=0)
+    """How often detection state and offsets are checkpointed. A crash replays at most this much."""
+
+
+class SinkSettings(_Section):
+    """One alert destination."""
+
+    type: Literal["webhook", "alertmanager", "pagerduty", "slack"]
+    url: str
+    """Webhook URL, Alertmanager base URL, PagerDuty Events API URL or Slack incoming-webhook URL."""
+    routing_key: str | None = None
+    """PagerDuty integration (routing) key; required for ``pagerduty``."""
+    name: str | None = None
+    """A label for logs and metrics; defaults to the type."""
+    timeout_s: float = Field(5.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _pagerduty_key(self) -> "SinkSettings":
+        if self.type == "pagerduty" and not self.routing_key:
+            raise ValueError("a pagerduty sink needs routing_key (the integration key of the service)")
+        return self
+
+
+class HttpSettings(_Section):
+    """The service's own HTTP endpoint: /metrics, /healthz, /status."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    """0 picks a free port (tests)."""
+
+
+class Settings(BaseSettings):
+    """Everything modelmedic reads at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELMEDIC_", env_nested_delimiter="__", extra="forbid", use_attribute_docstrings=True
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    windows: WindowSettings = Field(default_factory=WindowSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    sinks: list[SinkSettings] = Field(default_factory=list)
+    """Where alerts go. Each sink is independent: one failing never blocks the others."""
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment overrides the YAML file (passed as init kwargs by load_settings).
+        return env_settings, init_settings
+
+
+def _explain(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "<root>"
+        env = "MODELMEDIC_" + "__".join(str(p).upper() for p in err["loc"] if not isinstance(p, int))
+        lines.append(f"  {path}: {err['msg']} (got {err.get('input')!r}; set it in the YAML file or {env})")
+    return "\n".join(lines)
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Build the settings from an optional YAML file, the environment and explicit overrides."""
+    data: dict[str, Any] = {}
+    source = "environment and defaults"
+    if path is not None:
+        source = f"{path} and environment"
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping at the top level, not {type(loaded).__name__}")
+        data.update(loaded)
+    data.update(overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source)) from None
