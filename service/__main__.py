@@ -1,0 +1,5 @@
+import sys
+
+from modelmedic.cli import main
+
+sys.exit(main())
