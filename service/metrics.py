@@ -1,0 +1,35 @@
+"""Every Prometheus metric modelmedic exports, in one place, so names stay consistent.
+
+Names follow Prometheus conventions: ``modelmedic_`` prefix, ``_total`` for counters,
+base units (seconds, bytes). Labels are low-cardinality on purpose: never a model id on
+a hot-path metric (thousands of models would explode the series count); per-model
+detail lives in the anomaly records and the status page.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("modelmedic_events_total", "Inference records consumed, by outcome", ["outcome"])
+"""outcome: ``ok`` (aggregated), ``late`` (after its window closed), ``dead_letter`` (rejected)."""
+DEAD_LETTERS = Counter("modelmedic_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
+"""reason: a short class of the rejection (``json``, ``schema``, ``value``, ``size``, ``empty``)."""
+WINDOWS = Counter("modelmedic_windows_closed_total", "Series windows closed and judged")
+SERIES = Gauge("modelmedic_series", "Series (model, version, role) currently tracked")
+ANOMALIES = Counter("modelmedic_anomalies_total", "Anomaly records published", ["anomaly_class", "state"])
+CONSUMER_LAG = Gauge("modelmedic_consumer_lag_records", "Records behind the log end, summed over assigned partitions")
+BATCH_SECONDS = Histogram(
+    "modelmedic_batch_processing_seconds",
+    "Time to decode, aggregate and judge one fetched batch",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+INCIDENTS = Counter("modelmedic_incidents_total", "Incident transitions", ["anomaly_class", "transition"])
+OPEN_INCIDENTS = Gauge("modelmedic_open_incidents", "Incidents currently open")
+ALERTS = Counter("modelmedic_alerts_total", "Alert deliveries by sink and result", ["sink", "result"])
+ALERT_SECONDS = Histogram(
+    "modelmedic_alert_delivery_seconds",
+    "Time to deliver one alert to one sink, retries included",
+    ["sink"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+SNAPSHOTS = Counter("modelmedic_snapshots_total", "Detection-state checkpoints written")
