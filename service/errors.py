@@ -21,3 +21,51 @@ class SinkError(ModelmedicError):
 
 class StackError(ModelmedicError):
     """A component of the local stack failed to install or start."""
+
+
+class RegistryError(ModelmedicError):
+    """The model registry refused or failed an operation; the message says how to proceed."""
+
+
+class NotARegistryError(RegistryError):
+    """The path is not a registry repository (run ``modelmedic registry init``)."""
+
+
+class RegistryGitError(RegistryError):
+    """A git command inside the registry repository failed; git's own message is included."""
+
+
+class RegistryValidationError(RegistryError):
+    """A name, version, URI, digest, report or stats record is malformed."""
+
+
+class InvalidVersionError(RegistryValidationError):
+    """A version is not a semantic version (MAJOR.MINOR.PATCH, optional v prefix)."""
+
+
+class SchemaError(RegistryValidationError):
+    """A model's input or output interface does not parse as a JSON Schema."""
+
+
+class UnknownModelError(RegistryError):
+    """The model is not registered (register it first)."""
+
+
+class ModelExistsError(RegistryError):
+    """The model is already registered (update it instead)."""
+
+
+class UnknownVersionError(RegistryError):
+    """The version is not registered for this model."""
+
+
+class VersionExistsError(RegistryError):
+    """The version tag already exists: versions are immutable, register a new one."""
+
+
+class PromotionError(RegistryError):
+    """A stage assignment breaks the lifecycle (e.g. it skips certification)."""
+
+
+class CertificationMissingError(RegistryError):
+    """No certification report is attached to the version."""
