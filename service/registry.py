@@ -1,0 +1,886 @@
+"""The source-controlled model registry: one git repository holds every model, version, stage and stat.
+
+Files (reviewed like code, one commit per change)::
+
+    registry.yaml                            marker written by ``init`` (format version)
+    models/<model>/model.yaml                description, owners, interface (JSON Schemas), languages, runtime
+    models/<model>/versions/<v>.yaml         artifact URI and digest of one version
+    models/<model>/versions/<v>.cert.json    certification report: the baseline the monitor compares against
+    models/<model>/versions/<v>.stats.json   usage/performance stats rolled up from production
+
+Tags follow GTO's conventions (iterative/gto) so ``gto show`` and CI actions read the same registry:
+
+    <model>@v<semver>       annotated, on the commit that added the version file; message = release notes
+    <model>#<stage>#<n>     annotated, on that same commit; n counts every assignment of the model
+
+Git is the only storage and the only dependency: every write is one transaction (commit, then tags)
+under an ``flock`` on a file inside ``.git``, so concurrent CLIs and the stats roll-up never interleave.
+Reads never scan the whole repository per model: ``git for-each-ref refs/tags/<model>@*`` is scoped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from modelmedic.errors import (
+    CertificationMissingError,
+    InvalidVersionError,
+    ModelExistsError,
+    NotARegistryError,
+    PromotionError,
+    RegistryGitError,
+    RegistryValidationError,
+    SchemaError,
+    UnknownModelError,
+    UnknownVersionError,
+    VersionExistsError,
+)
+
+STAGES = ("candidate", "certified", "canary", "stable", "retired")
+"""The lifecycle, in order. A version may be assigned any stage; the guards are in :meth:`Registry.promote`."""
+
+EXCLUSIVE_STAGES = frozenset({"canary", "stable"})
+"""Stages one version holds at a time: assigning one to a version takes it from the previous holder."""
+
+NEEDS_CERTIFICATION = frozenset({"canary", "stable"})
+
+FORMAT_VERSION = 1
+_LOCK_FILE = "modelmedic-registry.lock"
+_STATS_STAMP_FILE = "modelmedic-stats-flushed-at"
+
+_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+# semver.org's reference expression, with GTO's leading "v".
+_SEMVER_RE = re.compile(
+    r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+    r"(?:-(?P<pre>(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+_DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_VERSION_TAG_RE = re.compile(r"^(?P<model>[a-z0-9-]+)@(?P<version>v\S+)$")
+_STAGE_TAG_RE = re.compile(r"^(?P<model>[a-z0-9-]+)#(?P<stage>[a-z0-9-]+)#(?P<n>\d+)$")
+
+# for-each-ref output: fields split by US (0x1f), records ended by RS (0x1e); notes may span lines.
+_REF_FIELDS = "%(refname:strip=2)%1f%(objectname)%1f%(*objectname)%1f%(creatordate:unix)%1f%(taggername) %(taggeremail)"
+_REF_FORMAT_WITH_MESSAGE = _REF_FIELDS + "%1f%(contents)%1e"
+_REF_FORMAT = _REF_FIELDS + "%1f%1e"
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and how to call it: ``models/<model>/model.yaml``."""
+
+    name: str
+    description: str
+    owners: tuple[str, ...]
+    interface: dict[str, Any]
+    """``{"input": <JSON Schema>, "output": <JSON Schema>}``."""
+    languages: tuple[str, ...] = ()
+    runtime: str = ""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version: its tag, its artifact and where it stands in the lifecycle."""
+
+    model: str
+    version: str
+    artifact_uri: str
+    digest: str
+    notes: str
+    created_at: int
+    """Unix time of the registration tag."""
+    stage: str | None
+    """Current stage (see :meth:`Registry.stage`); ``None`` until the first promotion."""
+    commit: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One stage assignment tag ``<model>#<stage>#<n>``."""
+
+    model: str
+    version: str | None
+    """``None`` when the tag points at a commit no version tag of the model points at."""
+    stage: str
+    n: int
+    created_at: int
+    author: str
+    message: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A registration or a stage assignment, as :meth:`Registry.history` lists them."""
+
+    action: str
+    """``register`` or ``assign``."""
+    model: str
+    version: str | None
+    stage: str | None
+    created_at: int
+    author: str
+    message: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Everything :meth:`Registry.show` knows about one model."""
+
+    spec: ModelSpec
+    versions: tuple[VersionInfo, ...]
+    """Ascending semantic-version order."""
+    stable: str | None
+    previous_stable: str | None
+    canary: str | None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One row of :meth:`Registry.list_models`."""
+
+    name: str
+    versions: int
+    latest: str | None
+    stable: str | None
+
+
+@dataclass(frozen=True)
+class CertifiedBaseline:
+    """The numbers a version was certified with: what production is compared against."""
+
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    throughput_rps: float
+    error_rate: float
+    quality: dict[str, float]
+    """Named quality metrics, e.g. ``{"auc": 0.91}``."""
+    report: dict[str, Any]
+    """The full report as attached (extra keys such as drift references are kept)."""
+
+
+@dataclass(frozen=True)
+class UsageStats:
+    """Usage and performance of one version over some period, as the service measures it.
+
+    Roll-ups merge by request weight: counts add, rates and quality average by requests. Latency
+    quantiles cannot be merged exactly from quantiles; the request-weighted mean is a close,
+    documented approximation that is good enough to compare versions.
+
+    >>> a = UsageStats(requests=100, errors=1, latency_p50_ms=10, latency_p95_ms=20, latency_p99_ms=30)
+    >>> b = UsageStats(requests=300, errors=3, latency_p50_ms=20, latency_p95_ms=40, latency_p99_ms=50)
+    >>> m = a.merged(b)
+    >>> m.requests, m.error_rate, m.latency_p50_ms
+    (400, 0.01, 17.5)
+    """
+
+    requests: int
+    errors: int
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    quality: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+    def merged(self, other: UsageStats) -> UsageStats:
+        """Combine two periods into one, weighting every average by its request count."""
+        total = self.requests + other.requests
+        if total == 0:
+            return replace(self, quality={**self.quality, **other.quality})
+
+        def avg(a: float, b: float) -> float:
+            return (a * self.requests + b * other.requests) / total
+
+        quality = {
+            k: avg(self.quality.get(k, other.quality.get(k, 0.0)), other.quality.get(k, self.quality.get(k, 0.0)))
+            for k in sorted({*self.quality, *other.quality})
+        }
+        return UsageStats(
+            requests=total,
+            errors=self.errors + other.errors,
+            latency_p50_ms=avg(self.latency_p50_ms, other.latency_p50_ms),
+            latency_p95_ms=avg(self.latency_p95_ms, other.latency_p95_ms),
+            latency_p99_ms=avg(self.latency_p99_ms, other.latency_p99_ms),
+            quality=quality,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "error_rate": self.error_rate}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> UsageStats:
+        """Validate a stats record (from the service or from a stats file); say which field is wrong."""
+        try:
+            stats = cls(
+                requests=int(data["requests"]),
+                errors=int(data["errors"]),
+                latency_p50_ms=float(data["latency_p50_ms"]),
+                latency_p95_ms=float(data["latency_p95_ms"]),
+                latency_p99_ms=float(data["latency_p99_ms"]),
+                quality=_number_map(data.get("quality", {}), "quality"),
+            )
+        except KeyError as exc:
+            raise RegistryValidationError(f"stats record lacks {exc.args[0]!r}: give requests, errors, "
+                                          "latency_p50_ms, latency_p95_ms, latency_p99_ms (quality optional)") from exc
+        except (TypeError, ValueError) as exc:
+            raise RegistryValidationError(f"stats record has a non-numeric field: {exc}") from exc
+        if stats.requests < 0 or not 0 <= stats.errors <= max(stats.requests, 0):
+            raise RegistryValidationError(
+                f"stats record has requests={stats.requests}, errors={stats.errors}: need 0 <= errors <= requests"
+            )
+        return stats
+
+
+@dataclass(frozen=True)
+class StatDelta:
+    """One metric of :meth:`Registry.diff_stats`: ``change`` is b - a, ``relative`` is (b - a) / a."""
+
+    metric: str
+    a: float | None
+    b: float | None
+    change: float | None
+    relative: float | None
+
+
+@dataclass(frozen=True)
+class _VersionTag:
+    version: str
+    commit: str
+    created_at: int
+    author: str
+    notes: str
+
+
+@dataclass(frozen=True)
+class _ModelTags:
+    """The parsed tags of one model: the whole lifecycle state, read with one scoped git call."""
+
+    versions: dict[str, _VersionTag]
+    assignments: tuple[Assignment, ...]
+    """Ascending ``n``."""
+
+    def holder(self, stage: str) -> str | None:
+        """The version of the latest assignment of ``stage`` (GTO's one-version-per-stage view)."""
+        return next((a.version for a in reversed(self.assignments) if a.stage == stage), None)
+
+    def stage_of(self, version: str) -> str | None:
+        """The newest stage ``version`` still holds: an exclusive stage counts only while it holds it.
+
+        So the old stable version falls back to ``certified`` when a new one becomes stable.
+        """
+        for a in reversed(self.assignments):
+            if a.version == version and (a.stage not in EXCLUSIVE_STAGES or self.holder(a.stage) == version):
+                return a.stage
+        return None
+
+    def ever_assigned(self, version: str, stage: str) -> bool:
+        return any(a.version == version and a.stage == stage for a in self.assignments)
+
+    def previous_stable(self) -> str | None:
+        """The most recent other version that was stable and has not been retired since."""
+        current = self.holder("stable")
+        for a in reversed(self.assignments):
+            if a.stage == "stable" and a.version not in (None, current) and self.stage_of(a.version) != "retired":
+                return a.version
+        return None
+
+    def next_n(self) -> int:
+        return max((a.n for a in self.assignments), default=0) + 1
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def normalize_version(version: str) -> str:
+    """Return the GTO spelling ``v<semver>`` of ``version``, or raise :class:`InvalidVersionError`.
+
+    >>> normalize_version("1.2.0"), normalize_version("v2.0.0-rc.1")
+    ('v1.2.0', 'v2.0.0-rc.1')
+    """
+    if not isinstance(version, str) or not _SEMVER_RE.match(version):
+        raise InvalidVersionError(
+            f"{version!r} is not a semantic version: use MAJOR.MINOR.PATCH with an optional v prefix, "
+            "pre-release and build, e.g. v1.4.0 or v2.0.0-rc.1 (https://semver.org)"
+        )
+    return version if version.startswith("v") else f"v{version}"
+
+
+def semver_key(version: str) -> tuple[Any, ...]:
+    """Sort key giving semver precedence: numeric parts, then pre-releases before the release.
+
+    >>> sorted(["v1.10.0", "v1.2.0", "v1.2.0-rc.1", "v1.2.0-beta"], key=semver_key)
+    ['v1.2.0-beta', 'v1.2.0-rc.1', 'v1.2.0', 'v1.10.0']
+    """
+    m = _SEMVER_RE.match(version)
+    if m is None:
+        raise InvalidVersionError(f"{version!r} is not a semantic version")
+    pre = m["pre"]
+    pre_key = (1,) if pre is None else (0, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")))
+    return (int(m["major"]), int(m["minor"]), int(m["patch"]), pre_key)
+
+
+def check_model_name(name: str) -> str:
+    """Model names become directory and tag names; GTO accepts only this shape."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise RegistryValidationError(
+            f"model name {name!r} is invalid: use lowercase letters, digits and '-', "
+            "starting and ending with a letter or digit (e.g. fraud-scorer)"
+        )
+    return name
+
+
+_JSON_TYPES = frozenset({"object", "array", "string", "number", "integer", "boolean", "null"})
+_SUBSCHEMA_MAPS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")
+_SUBSCHEMA_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+_SUBSCHEMA_ONE = ("not", "if", "then", "else", "contains", "propertyNames", "additionalProperties",
+                  "unevaluatedProperties", "additionalItems", "unevaluatedItems")
+
+
+def check_json_schema(schema: object, where: str = "#") -> None:
+    """Check that ``schema`` has JSON Schema's shape, so every model server can validate against it.
+
+    Structural only (keywords have the right types, recursively); no dependency needed.
+
+    >>> check_json_schema({"type": "object", "properties": {"x": {"type": "number"}}, "required": ["x"]})
+    >>> check_json_schema({"type": "vector"})
+    Traceback (most recent call last):
+    ...
+    modelmedic.errors.SchemaError: #/type: unknown type(s) ['vector']; use ...
+    """
+    if isinstance(schema, bool):
+        return
+    if not isinstance(schema, dict):
+        raise SchemaError(f"{where}: a JSON Schema is an object (or true/false), got {type(schema).__name__}")
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        unknown = [t for t in types if t not in _JSON_TYPES]
+        if unknown or not types:
+            raise SchemaError(f"{where}/type: unknown type(s) {unknown}; use any of {sorted(_JSON_TYPES)}")
+    if "required" in schema and not (
+        isinstance(schema["required"], list) and all(isinstance(r, str) for r in schema["required"])
+    ):
+        raise SchemaError(f"{where}/required: must be a list of property names")
+    if "enum" in schema and not isinstance(schema["enum"], list):
+        raise SchemaError(f"{where}/enum: must be a list of allowed values")
+    for key in _SUBSCHEMA_MAPS:
+        if key in schema:
+            if not isinstance(schema[key], dict):
+                raise SchemaError(f"{where}/{key}: must map names to schemas")
+            for name, sub in schema[key].items():
+                check_json_schema(sub, f"{where}/{key}/{name}")
+    for key in _SUBSCHEMA_LISTS:
+        if key in schema:
+            if not isinstance(schema[key], list):
+                raise SchemaError(f"{where}/{key}: must be a list of schemas")
+            for i, sub in enumerate(schema[key]):
+                check_json_schema(sub, f"{where}/{key}/{i}")
+    for key in _SUBSCHEMA_ONE:
+        if key in schema:
+            check_json_schema(schema[key], f"{where}/{key}")
+    if "items" in schema:
+        items = schema["items"]
+        for i, sub in enumerate(items) if isinstance(items, list) else [("", items)]:
+            check_json_schema(sub, f"{where}/items" + (f"/{i}" if i != "" else ""))
+
+
+def check_interface(interface: object) -> dict[str, Any]:
+    """A model's interface is an input and an output JSON Schema."""
+    if not isinstance(interface, dict) or set(interface) != {"input", "output"}:
+        raise SchemaError('interface must be {"input": <JSON Schema>, "output": <JSON Schema>}, '
+                          f"got keys {sorted(interface) if isinstance(interface, dict) else type(interface).__name__}")
+    for side in ("input", "output"):
+        check_json_schema(interface[side], f"interface.{side}")
+    return interface
+
+
+def _number_map(value: object, what: str) -> dict[str, float]:
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()
+    ):
+        raise RegistryValidationError(f'{what} must map metric names to numbers, e.g. {{"auc": 0.91}}')
+    return {k: float(v) for k, v in value.items()}
+
+
+def _check_artifact(artifact_uri: str, digest: str) -> None:
+    if not isinstance(artifact_uri, str) or not urlsplit(artifact_uri).scheme:
+        raise RegistryValidationError(
+            f"artifact URI {artifact_uri!r} has no scheme: give where the artifact lives, "
+            "e.g. s3://models/fraud/1.2.0/model.onnx or file:///srv/models/model.onnx"
+        )
+    if not isinstance(digest, str) or not _DIGEST_RE.match(digest):
+        raise RegistryValidationError(
+            f"digest {digest!r} is invalid: use sha256:<64 lowercase hex>, e.g. from `sha256sum model.onnx`"
+        )
+
+
+_BASELINE_FIELDS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_rps", "error_rate")
+
+
+def check_certification(report: object) -> CertifiedBaseline:
+    """A certification report must carry every number the monitor compares production against."""
+    if not isinstance(report, dict):
+        raise RegistryValidationError("a certification report is a JSON object")
+    missing = [f for f in (*_BASELINE_FIELDS, "quality") if f not in report]
+    if missing:
+        raise RegistryValidationError(f"certification report lacks {missing}: give {[*_BASELINE_FIELDS, 'quality']}")
+    values = _number_map({f: report[f] for f in _BASELINE_FIELDS}, "certification report fields")
+    if not 0.0 <= values["error_rate"] <= 1.0:
+        raise RegistryValidationError(f"certification error_rate {values['error_rate']} is not a fraction in [0, 1]")
+    return CertifiedBaseline(**values, quality=_number_map(report["quality"], "quality"), report=report)
+
+
+# --------------------------------------------------------------------------- the registry
+
+
+class Registry:
+    """A model registry in the git repository at ``path``.
+
+    >>> import tempfile
+    >>> reg = Registry.init(tempfile.mkdtemp())
+    >>> _ = reg.register_model("demo", description="Scores demos", owners=["ds-team"],
+    ...     interface={"input": {"type": "object"}, "output": {"type": "number"}})
+    >>> reg.add_version("demo", "1.0.0", "First release", "s3://m/demo/1.0.0", "sha256:" + "0" * 64).version
+    'v1.0.0'
+    >>> reg.stable_version("demo") is None
+    True
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, stats_interval_s: float = 60.0,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.stats_interval_s = stats_interval_s
+        self._clock = clock
+        self._git_dir = self.path / ".git"
+        if not self._git_dir.is_dir():
+            raise NotARegistryError(f"{self.path} is not a git repository: create a registry with "
+                                    f"`modelmedic registry init {self.path}`")
+        if not (self.path / "registry.yaml").is_file():
+            raise NotARegistryError(f"{self.path} is a git repository but not a modelmedic registry (no registry.yaml): "
+                                    f"run `modelmedic registry init {self.path}` to make it one")
+        self._pending_stats: dict[tuple[str, str], UsageStats] = {}
+
+    # ----------------------------------------------------------------- setup
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], **kwargs: Any) -> Registry:
+        """Create (or adopt) a git repository as a registry; idempotent."""
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / ".git").is_dir():
+            _run_git(root, "init", "-q", "-b", "main")
+        if _run_git(root, "var", "GIT_COMMITTER_IDENT", check=False) is None:
+            # No identity anywhere: commits and tags would fail. Name the registry tool, locally only.
+            _run_git(root, "config", "user.name", "modelmedic registry")
+            _run_git(root, "config", "user.email", "modelmedic@localhost")
+        marker = root / "registry.yaml"
+        if not marker.is_file():
+            _write_atomic(marker, f"# modelmedic model registry; layout: docs/registry.md\nformat: {FORMAT_VERSION}\n")
+            _run_git(root, "add", "--", "registry.yaml")
+            _run_git(root, "commit", "-q", "-m", "Initialize modelmedic model registry", "--", "registry.yaml")
+        return cls(root, **kwargs)
+
+    # ----------------------------------------------------------------- writes
+
+    def register_model(self, name: str, *, description: str, owners: Iterable[str], interface: dict[str, Any],
+                       languages: Iterable[str] = (), runtime: str = "", update: bool = False) -> ModelSpec:
+        """Register a model (or, with ``update``, change its metadata) in one commit."""
+        spec = ModelSpec(name=check_model_name(name), description=description, owners=tuple(owners),
+                         interface=check_interface(interface), languages=tuple(languages), runtime=runtime)
+        if not isinstance(description, str) or not description.strip():
+            raise RegistryValidationError(f"model {name}: give a description (what it predicts, for whom)")
+        if not spec.owners or not all(isinstance(o, str) and o.strip() for o in spec.owners):
+            raise RegistryValidationError(f"model {name}: give at least one owner (team or person to page)")
+        with self._transaction():
+            exists = self._model_file(name).is_file()
+            if exists and not update:
+                raise ModelExistsError(f"model {name} is already registered: pass update=True "
+                                       "(CLI: --update) to change its metadata")
+            if update and not exists:
+                raise UnknownModelError(f"model {name} is not registered: register it without --update first")
+            payload = asdict(spec)
+            payload.update(owners=list(spec.owners), languages=list(spec.languages))
+            path = self._model_file(name)
+            _write_atomic(path, _dump_yaml(payload))
+            self._commit([path], f"{'Update' if exists else 'Register'} model {name}")
+        return spec
+
+    def add_version(self, model: str, version: str, notes: str, artifact_uri: str, digest: str) -> VersionInfo:
+        """Record a version's artifact in the tree and tag it ``<model>@v<semver>`` with the release notes.
+
+        The commit is always new (``--allow-empty``) so every version tag points at its own commit:
+        GTO resolves a stage tag to the version whose tag shares its commit.
+        """
+        version = normalize_version(version)
+        _check_artifact(artifact_uri, digest)
+        if not isinstance(notes, str) or not notes.strip():
+            raise RegistryValidationError(f"{model}@{version}: give release notes (what changed and why)")
+        with self._transaction():
+            self._require_model(model)
+            if version in self._read_tags(model).versions:
+                raise VersionExistsError(f"{model}@{version} already exists and versions are immutable: "
+                                         "register the change as a new version (e.g. bump the patch number)")
+            path = self._version_file(model, version)
+            _write_atomic(path, _dump_yaml({"model": model, "version": version,
+                                            "artifact_uri": artifact_uri, "digest": digest}))
+            self._commit([path], f"Register {model} {version}", allow_empty=True)
+            self._git("tag", "-a", f"{model}@{version}", "-m", notes, "HEAD")
+            tags = self._read_tags(model, with_messages=True)
+        return self._version_info(model, tags, tags.versions[version])
+
+    def promote(self, model: str, version: str, stage: str, *, force: bool = False, reason: str = "") -> Assignment:
+        """Assign ``stage`` to a version with a GTO tag ``<model>#<stage>#<n>``.
+
+        Guards (``force`` overrides them and the tag message records it): canary and stable need a
+        version that was certified; certified needs a certification report; retired versions stay
+        retired; a version already in the stage is not assigned again.
+        """
+        version = normalize_version(version)
+        if stage not in STAGES:
+            raise PromotionError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+        with self._transaction():
+            self._require_model(model)
+            tags = self._read_tags(model)
+            if version not in tags.versions:
+                raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+            current = tags.stage_of(version)
+            if current == stage:
+                raise PromotionError(f"{model}@{version} is already {stage}: nothing to do")
+            if not force:
+                self._check_promotion(model, version, stage, current, tags)
+            n = tags.next_n()
+            tag = f"{model}#{stage}#{n}"
+            message = f"Assigning stage {stage} to artifact {model} version {version}"
+            message += "".join(f"\n\n{line}" for line in (reason, "forced: lifecycle guards overridden" if force else "")
+                               if line)
+            self._git("tag", "-a", tag, "-m", message, tags.versions[version].commit)
+            assignment = next(a for a in self._read_tags(model, with_messages=True).assignments if a.tag == tag)
+        return assignment
+
+    def attach_certification(self, model: str, version: str, report: dict[str, Any]) -> CertifiedBaseline:
+        """Store a certification report next to the version; ``certified`` requires one."""
+        version = normalize_version(version)
+        baseline = check_certification(report)
+        with self._transaction():
+            self._require_version(model, version)
+            path = self._version_file(model, version, ".cert.json")
+            _write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+            self._commit([path], f"Certification report for {model} {version}")
+        return baseline
+
+    def record_stats(self, model: str, version: str, stats: UsageStats | Mapping[str, Any]) -> None:
+        """Buffer a stats period in memory; :meth:`flush` commits buffered periods in bulk.
+
+        Only a file check here (no git call): this runs for every reporting window of every model.
+        """
+        version = normalize_version(version)
+        stats = stats if isinstance(stats, UsageStats) else UsageStats.from_dict(stats)
+        if not self._version_file(model, version).is_file():
+            self._require_model(model)
+            raise UnknownVersionError(f"{model}@{version} is not registered: stats are kept only for "
+                                      f"registered versions (see `modelmedic registry show {model}`)")
+        key = (model, version)
+        self._pending_stats[key] = self._pending_stats[key].merged(stats) if key in self._pending_stats else stats
+
+    def flush(self, *, force: bool = False) -> bool:
+        """Commit buffered stats as one commit, at most once per ``stats_interval_s`` across all writers.
+
+        The last flush time lives in ``.git`` and is read under the lock, so N replicas together
+        still commit at most once per interval. Returns whether a commit was made; when it was not,
+        the buffer is kept for the next call. Use ``force`` on shutdown.
+        """
+        if not self._pending_stats:
+            return False
+        with self._transaction():
+            stamp = self._git_dir / _STATS_STAMP_FILE
+            now = self._clock()
+            last = float(stamp.read_text()) if stamp.is_file() else None
+            if not force and last is not None and now - last < self.stats_interval_s:
+                return False
+            paths = []
+            for (model, version), stats in sorted(self._pending_stats.items()):
+                path = self._version_file(model, version, ".stats.json")
+                previous = self._read_stats_file(path)
+                merged = previous.merged(stats) if previous else stats
+                _write_atomic(path, json.dumps({**merged.to_dict(), "updated_at": int(now)}, indent=2,
+                                               sort_keys=True) + "\n")
+                paths.append(path)
+            self._commit(paths, f"Roll up usage stats for {len(paths)} version(s)")
+            _write_atomic(stamp, repr(now))
+            self._pending_stats.clear()
+        return True
+
+    # ----------------------------------------------------------------- reads
+
+    def list_models(self) -> list[ModelSummary]:
+        """Every model with its version count, latest and stable version: one git call in all."""
+        root = self.path / "models"
+        names = sorted(e.name for e in os.scandir(root) if (Path(e.path) / "model.yaml").is_file()) \
+            if root.is_dir() else []
+        by_model = _group_tags(self._for_each_ref(["refs/tags/"], with_messages=False))
+        summaries = []
+        for name in names:
+            tags = by_model.get(name, _ModelTags({}, ()))
+            versions = sorted(tags.versions, key=semver_key)
+            summaries.append(ModelSummary(name=name, versions=len(versions),
+                                          latest=versions[-1] if versions else None, stable=tags.holder("stable")))
+        return summaries
+
+    def show(self, model: str) -> ModelView:
+        """A model's metadata, versions (with stage, artifact, notes) and its stable/canary versions."""
+        spec = self.spec(model)
+        tags = self._read_tags(model, with_messages=True)
+        versions = tuple(self._version_info(model, tags, vt)
+                         for vt in sorted(tags.versions.values(), key=lambda vt: semver_key(vt.version)))
+        return ModelView(spec=spec, versions=versions, stable=tags.holder("stable"),
+                         previous_stable=tags.previous_stable(), canary=tags.holder("canary"))
+
+    def spec(self, model: str) -> ModelSpec:
+        """The model's ``model.yaml``, typed."""
+        self._require_model(model)
+        data = _load_yaml(self._model_file(model))
+        return ModelSpec(name=model, description=data["description"], owners=tuple(data["owners"]),
+                         interface=data["interface"], languages=tuple(data.get("languages", ())),
+                         runtime=data.get("runtime", ""))
+
+    def history(self, model: str) -> list[HistoryEvent]:
+        """Registrations and stage assignments, oldest first (assignments in GTO counter order)."""
+        self._require_model(model)
+        tags = self._read_tags(model, with_messages=True)
+        events = [HistoryEvent("register", model, vt.version, None, vt.created_at, vt.author, vt.notes,
+                               f"{model}@{vt.version}") for vt in tags.versions.values()]
+        events.sort(key=lambda e: (e.created_at, semver_key(e.version or "v0.0.0")))
+        assigns = [HistoryEvent("assign", model, a.version, a.stage, a.created_at, a.author, a.message, a.tag)
+                   for a in tags.assignments]
+        return _merge_by_time(events, assigns)
+
+    def stage(self, model: str, version: str) -> str | None:
+        """The version's current stage, or ``None`` if it was never promoted.
+
+        A version leaves canary or stable when another version takes that stage; it then shows
+        the last stage it still holds (usually ``certified``: a valid rollback target).
+        """
+        version = normalize_version(version)
+        self._require_model(model)
+        tags = self._read_tags(model)
+        if version not in tags.versions:
+            raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+        return tags.stage_of(version)
+
+    def stable_version(self, model: str) -> str | None:
+        """The version serving production: the latest ``stable`` assignment (as ``gto show model#stable``)."""
+        self._require_model(model)
+        return self._read_tags(model).holder("stable")
+
+    def previous_stable_version(self, model: str) -> str | None:
+        """The version stable before the current one, skipping retired ones: rollback target and canary."""
+        self._require_model(model)
+        return self._read_tags(model).previous_stable()
+
+    def certified_baseline(self, model: str, version: str) -> CertifiedBaseline:
+        """The certification numbers of a version, from ``versions/<v>.cert.json``."""
+        version = normalize_version(version)
+        path = self._version_file(model, version, ".cert.json")
+        if not path.is_file():
+            self._require_version(model, version)
+            raise CertificationMissingError(
+                f"{model}@{version} has no certification report: certify it and attach the report with "
+                f"`modelmedic registry attach-certification {model} {version} report.json`"
+            )
+        return check_certification(json.loads(path.read_text()))
+
+    def stats(self, model: str, version: str) -> UsageStats | None:
+        """The committed roll-up of a version's usage stats, or ``None`` before the first flush."""
+        version = normalize_version(version)
+        self._require_version(model, version)
+        return self._read_stats_file(self._version_file(model, version, ".stats.json"))
+
+    def diff_stats(self, model: str, version_a: str, version_b: str) -> list[StatDelta]:
+        """Compare two versions' committed stats metric by metric (b relative to a)."""
+        a, b = self.stats(model, version_a), self.stats(model, version_b)
+        flat_a, flat_b = _flatten_stats(a), _flatten_stats(b)
+        deltas = []
+        for metric in [*flat_a, *(k for k in flat_b if k not in flat_a)]:
+            va, vb = flat_a.get(metric), flat_b.get(metric)
+            change = vb - va if va is not None and vb is not None else None
+            relative = change / va if change is not None and va else None
+            deltas.append(StatDelta(metric, va, vb, change, relative))
+        return deltas
+
+    # ----------------------------------------------------------------- internals
+
+    def _model_file(self, model: str) -> Path:
+        return self.path / "models" / check_model_name(model) / "model.yaml"
+
+    def _version_file(self, model: str, version: str, suffix: str = ".yaml") -> Path:
+        return self.path / "models" / check_model_name(model) / "versions" / f"{version}{suffix}"
+
+    def _require_model(self, model: str) -> None:
+        if not self._model_file(model).is_file():
+            raise UnknownModelError(f"model {model} is not registered: see `modelmedic registry list`, "
+                                    f"or register it with `modelmedic registry register {model} ...`")
+
+    def _require_version(self, model: str, version: str) -> None:
+        self._require_model(model)
+        tags = self._read_tags(model)
+        if version not in tags.versions:
+            raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+
+    @staticmethod
+    def _unknown_version_message(model: str, version: str, tags: _ModelTags) -> str:
+        known = ", ".join(sorted(tags.versions, key=semver_key)) or "none yet"
+        return (f"{model}@{version} is not registered (registered: {known}): "
+                f"add it with `modelmedic registry add-version {model} {version} ...`")
+
+    def _check_promotion(self, model: str, version: str, stage: str, current: str | None, tags: _ModelTags) -> None:
+        if current == "retired":
+            raise PromotionError(f"{model}@{version} is retired: register a new version, or pass --force "
+                                 "with a --reason if you really mean to bring it back")
+        if stage in NEEDS_CERTIFICATION and not tags.ever_assigned(version, "certified"):
+            raise PromotionError(
+                f"{model}@{version} cannot become {stage}: it was never certified, and canary/stable "
+                "versions must be. Attach a certification report and promote it to certified first "
+                f"(`modelmedic registry promote {model} {version} certified`), or pass --force with a --reason"
+            )
+        if stage == "certified" and not self._version_file(model, version, ".cert.json").is_file():
+            raise PromotionError(
+                f"{model}@{version} cannot become certified without a certification report: attach one with "
+                f"`modelmedic registry attach-certification {model} {version} report.json` first"
+            )
+
+    def _version_info(self, model: str, tags: _ModelTags, vt: _VersionTag) -> VersionInfo:
+        record = _load_yaml(self._version_file(model, vt.version))
+        return VersionInfo(model=model, version=vt.version, artifact_uri=record["artifact_uri"],
+                           digest=record["digest"], notes=vt.notes, created_at=vt.created_at,
+                           stage=tags.stage_of(vt.version), commit=vt.commit)
+
+    @staticmethod
+    def _read_stats_file(path: Path) -> UsageStats | None:
+        return UsageStats.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+    def _read_tags(self, model: str, *, with_messages: bool = False) -> _ModelTags:
+        """One scoped ``for-each-ref``: cost grows with this model's tags, not the registry's."""
+        refs = self._for_each_ref([f"refs/tags/{model}@*", f"refs/tags/{model}#*"], with_messages=with_messages)
+        return _group_tags(refs).get(model, _ModelTags({}, ()))
+
+    def _for_each_ref(self, patterns: list[str], *, with_messages: bool) -> list[list[str]]:
+        fmt = _REF_FORMAT_WITH_MESSAGE if with_messages else _REF_FORMAT
+        out = self._git("for-each-ref", f"--format={fmt}", *patterns)
+        return [record.lstrip("\n").split("\x1f") for record in out.split("\x1e") if record.strip()]
+
+    def _commit(self, paths: list[Path], message: str, *, allow_empty: bool = False) -> None:
+        rel = [str(p.relative_to(self.path)) for p in paths]
+        self._git("add", "--", *rel)
+        self._git("commit", "-q", "--allow-empty" if allow_empty else "--no-allow-empty", "-m", message, "--", *rel)
+
+    def _git(self, *args: str) -> str:
+        out = _run_git(self.path, *args)
+        assert out is not None  # check=True raises instead
+        return out
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Serialize writers on an flock in ``.git``; the kernel drops it if a writer dies, so no stale lock."""
+        with open(self._git_dir / _LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _run_git(cwd: Path, *args: str, check: bool = True) -> str | None:
+    """Run git in ``cwd``; on failure raise with git's message (or return ``None`` if not ``check``)."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return proc.stdout
+    if not check:
+        return None
+    raise RegistryGitError(f"`git {' '.join(args[:2])}` failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}"
+                           " (check the repository state with `git status`)")
+
+
+def _group_tags(refs: list[list[str]]) -> dict[str, _ModelTags]:
+    """Parse for-each-ref records into per-model lifecycle state; foreign tags are ignored."""
+    versions: dict[str, dict[str, _VersionTag]] = {}
+    stage_refs: list[tuple[str, re.Match[str], list[str]]] = []
+    for fields in refs:
+        name, obj, peeled, date, author, message = fields
+        commit = peeled or obj
+        if (m := _VERSION_TAG_RE.match(name)) and _SEMVER_RE.match(m["version"]):
+            versions.setdefault(m["model"], {})[m["version"]] = _VersionTag(
+                m["version"], commit, int(date or 0), author.strip(), message.strip())
+        elif m := _STAGE_TAG_RE.match(name):
+            stage_refs.append((commit, m, fields))
+    by_commit = {(model, vt.commit): vt.version for model, vs in versions.items() for vt in vs.values()}
+    assignments: dict[str, list[Assignment]] = {}
+    for commit, m, (name, _, _, date, author, message) in stage_refs:
+        assignments.setdefault(m["model"], []).append(Assignment(
+            model=m["model"], version=by_commit.get((m["model"], commit)), stage=m["stage"], n=int(m["n"]),
+            created_at=int(date or 0), author=author.strip(), message=message.strip(), tag=name))
+    return {model: _ModelTags(versions.get(model, {}), tuple(sorted(assignments.get(model, []), key=lambda a: a.n)))
+            for model in {*versions, *assignments}}
+
+
+def _merge_by_time(first: list[HistoryEvent], second: list[HistoryEvent]) -> list[HistoryEvent]:
+    """Merge two time-ordered lists, keeping each list's own order; ties go to ``first``."""
+    merged, i, j = [], 0, 0
+    while i < len(first) or j < len(second):
+        if j == len(second) or (i < len(first) and first[i].created_at <= second[j].created_at):
+            merged.append(first[i])
+            i += 1
+        else:
+            merged.append(second[j])
+            j += 1
+    return merged
+
+
+def _flatten_stats(stats: UsageStats | None) -> dict[str, float]:
+    if stats is None:
+        return {}
+    flat = {k: float(v) for k, v in stats.to_dict().items() if k != "quality"}
+    flat.update({f"quality.{k}": v for k, v in stats.quality.items()})
+    return flat
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers never see half a file: write beside it, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path) as handle:
+        return yaml.load(handle, Loader=loader)  # noqa: S506 - safe loader
