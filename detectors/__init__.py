@@ -1,12 +1,27 @@
 """Online anomaly detectors behind one small protocol (see :mod:`modelmedic.detectors.base`)."""
 
-from modelmedic.detectors.base import Detector, OneSeries, SeriesBank
+from modelmedic.detectors.base import Detector, OneSeries, SeriesBank, ZBank
+from modelmedic.detectors.changepoint import CusumBank
+from modelmedic.detectors.ensemble import EnsembleBank
 from modelmedic.detectors.ewma import EwmaBank
+from modelmedic.detectors.robust import RobustBank
+from modelmedic.detectors.seasonal import SeasonalBank
 
 
 def default_bank() -> SeriesBank:
     """The detector the detection plane uses for every window metric unless configured otherwise."""
-    return EwmaBank()
+    return EnsembleBank()
 
 
-__all__ = ["Detector", "OneSeries", "SeriesBank", "EwmaBank", "default_bank"]
+__all__ = [
+    "Detector",
+    "OneSeries",
+    "SeriesBank",
+    "ZBank",
+    "CusumBank",
+    "EnsembleBank",
+    "EwmaBank",
+    "RobustBank",
+    "SeasonalBank",
+    "default_bank",
+]

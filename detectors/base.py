@@ -22,6 +22,7 @@ import copy
 import inspect
 
 import numpy as np
+from scipy.special import erf
 
 
 class _Params:
@@ -84,7 +85,9 @@ class SeriesBank(_Params):
         """Return ``slots`` to the untrained state."""
         raise NotImplementedError
 
-    def _score_learn(self, slots: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score_learn(
+        self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
     def ensure(self, n_slots: int) -> None:
@@ -94,25 +97,31 @@ class SeriesBank(_Params):
             self._grow(new)
             self._capacity = new
 
-    def score_learn(self, slots: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score_learn(
+        self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Score each ``x[i]`` against its series ``slots[i]``, then learn it.
 
         Returns ``(scores, baselines)``: scores in [0, 1] and the value each series
         expected, so the caller can tell a spike from a drop. Slots must be unique in
         one call (one value per series per window). Non-finite ``x`` scores 0 and is
-        not learned (a window with no requests has no latency).
+        not learned (a window with no requests has no latency). ``t`` is the optional
+        event time of each value in epoch seconds (the window's start); detectors with
+        a time-of-day/day-of-week baseline need it, the others ignore it.
         """
         slots = np.asarray(slots, dtype=np.int64)
         x = np.asarray(x, dtype=np.float64)
+        t = None if t is None else np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
         if slots.size and int(slots.max()) >= self._capacity:
             self.ensure(int(slots.max()) + 1)
         finite = np.isfinite(x)
         if finite.all():
-            return self._score_learn(slots, x)
+            return self._score_learn(slots, x, t)
         scores = np.zeros(x.shape)
         baselines = np.full(x.shape, np.nan)
         if finite.any():
-            scores[finite], baselines[finite] = self._score_learn(slots[finite], x[finite])
+            tf = None if t is None else t[finite]
+            scores[finite], baselines[finite] = self._score_learn(slots[finite], x[finite], tf)
         return scores, baselines
 
     def forget(self, slots: np.ndarray) -> None:
@@ -120,6 +129,41 @@ class SeriesBank(_Params):
         slots = np.asarray(slots, dtype=np.int64)
         if slots.size:
             self._reset(slots[slots < self._capacity])
+
+    def state_bytes(self) -> int:
+        """Bytes of state per series: every per-slot array, component banks included."""
+        values = self.__dict__.values()
+        own = sum(v.nbytes for v in values if isinstance(v, np.ndarray) and v.ndim and len(v) == self._capacity)
+        parts = sum(v.state_bytes() for v in values if isinstance(v, SeriesBank))
+        return own // max(self._capacity, 1) + parts
+
+
+class ZBank(SeriesBank):
+    """A bank that measures surprise as a z-score and learns only where told to.
+
+    Splitting scoring (``_z``) from learning (``_learn``) lets an ensemble decide once,
+    from all its components, which points are anomalous and keep them out of every
+    baseline. Used alone, a ``ZBank`` maps ``z`` to ``erf(z / sqrt(2))`` (the two-sided
+    Gaussian confidence) and learns the points scoring below ``threshold``.
+    """
+
+    threshold: float = 0.999
+
+    def _z(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """``(z, baseline)`` of each value against its series, before learning it."""
+        raise NotImplementedError
+
+    def _learn(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None, keep: np.ndarray) -> None:
+        """Learn ``x[keep]``; every series still counts the point (warm-up, history)."""
+        raise NotImplementedError
+
+    def _score_learn(
+        self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        z, baseline = self._z(slots, x, t)
+        scores = erf(z / np.sqrt(2.0))
+        self._learn(slots, x, t, scores < self.threshold)
+        return scores, baseline
 
 
 class OneSeries(Detector):
@@ -138,12 +182,16 @@ class OneSeries(Detector):
         self.bank = bank
         self._slot = np.zeros(1, dtype=np.int64)
 
-    def score_one(self, x: float) -> float:
+    def score_one(self, x: float, t: float | None = None) -> float:
         probe = copy.deepcopy(self.bank)
-        return float(probe.score_learn(self._slot, np.array([x]))[0][0])
+        return float(probe.score_learn(self._slot, np.array([x]), _t(t))[0][0])
 
-    def learn_one(self, x: float) -> None:
-        self.bank.score_learn(self._slot, np.array([x]))
+    def learn_one(self, x: float, t: float | None = None) -> None:
+        self.bank.score_learn(self._slot, np.array([x]), _t(t))
 
-    def score_learn_one(self, x: float) -> float:
-        return float(self.bank.score_learn(self._slot, np.array([x]))[0][0])
+    def score_learn_one(self, x: float, t: float | None = None) -> float:
+        return float(self.bank.score_learn(self._slot, np.array([x]), _t(t))[0][0])
+
+
+def _t(t: float | None) -> np.ndarray | None:
+    return None if t is None else np.array([t], dtype=np.float64)

@@ -48,7 +48,9 @@ class EwmaBank(SeriesBank):
         self._mean[slots] = 0.0
         self._var[slots] = 0.0
 
-    def _score_learn(self, slots: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _score_learn(
+        self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
         n, mean, var = self._n[slots], self._mean[slots], self._var[slots]
         std = np.sqrt(var)
         with np.errstate(divide="ignore", invalid="ignore"):
