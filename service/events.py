@@ -57,6 +57,9 @@ class Anomaly(msgspec.Struct, frozen=True):
     """A detector's decision about one closed window of one series, with its evidence."""
 
     id: str
+    series: str
+    """The series judged: ``model/version/role``, or ``model/*/role`` for model-level
+    metrics such as throughput (then ``version`` is the version serving most traffic)."""
     model: str
     version: str
     role: str

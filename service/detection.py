@@ -1,0 +1,275 @@
+"""The detection plane: inference events in, anomaly records out.
+
+    getmany batch -> decode (msgspec) -> per-partition windows -> close by watermark
+      -> judge (vectorized detectors + episodes) -> anomalies topic
+    bad records -> dead-letter topic (reason in a header), counted, never blocking
+
+Crash safety without double work: every ``snapshot_interval_s`` each partition's
+detection state (series, detector baselines, episodes, last closed window) is written
+to the compacted state topic, keyed by partition, together with the offset from which a
+restart must re-read to rebuild the still-open windows. Only then is that offset
+committed. After a SIGKILL the new consumer restores the snapshot, replays from that
+offset, skips the records of windows that had already closed, and re-judges the open
+windows from the same records: the same anomalies with the same deterministic ids come
+out, and the incident store downstream recognises them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import pickle
+import time
+import zlib
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from modelmedic import metrics
+from modelmedic.config import Settings
+from modelmedic.events import Anomaly, Rejected, decode_inference, encode
+from modelmedic.judge import WindowJudge
+from modelmedic.kafka import consumer as make_consumer
+from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
+from modelmedic.windows import PartitionWindows
+
+log = logging.getLogger("modelmedic.detection")
+SNAPSHOT_VERSION = 1
+
+
+@dataclass
+class PartitionState:
+    """Everything the detection plane knows about one partition."""
+
+    windows: PartitionWindows
+    judge: WindowJudge
+    next_offset: int = 0
+    replay_until: int = 0
+    """Offsets below this were processed before the last restart (replays, not late records)."""
+    last_record_wall: float = field(default_factory=time.monotonic)
+    idle_base_ts: int = 0
+
+
+def _reason_class(reason: str) -> str:
+    """A low-cardinality label for the dead-letter metric."""
+    for needle, label in (("not JSON", "json"), ("bytes, over", "size"), ("empty record", "empty"),
+                          ("must be", "value"), ("Expected", "schema"), ("missing", "schema")):
+        if needle in reason:
+            return label
+    return "schema"
+
+
+class DetectionPlane:
+    """Consumes the inference topic in a consumer group and publishes anomalies."""
+
+    def __init__(self, settings: Settings, *, group_id: str | None = None) -> None:
+        self.settings = settings
+        self.group_id = group_id or settings.kafka.group_id
+        self.parts: dict[int, PartitionState] = {}
+        self.processed = 0
+        self.published: list[Anomaly] = []
+        """Recent anomaly records (bounded), for the status page and tests."""
+        self._lock = asyncio.Lock()
+        self._snapshots: dict[bytes, bytes] | None = None
+        self._pending: list[asyncio.Future] = []
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._last_snapshot = time.monotonic()
+        self.ready = asyncio.Event()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, max_records: int | None = None) -> None:
+        """Consume until ``stop`` is set (or ``max_records`` are processed), then checkpoint."""
+        k = self.settings.kafka
+        await ensure_topics(k)
+        self._producer = make_producer(k)
+        self._consumer = make_consumer(k, group_id=self.group_id)
+        await self._producer.start()
+        try:
+            await self._consumer.start()
+            self._consumer.subscribe([k.topics.inference], listener=_Rebalance(self))
+            while not stop.is_set():
+                batch = await self._consumer.getmany(timeout_ms=k.fetch_timeout_ms, max_records=k.max_poll_records)
+                async with self._lock:
+                    await self._process(batch)
+                    await self._close_idle()
+                    if time.monotonic() - self._last_snapshot >= self.settings.detection.snapshot_interval_s:
+                        await self._checkpoint(list(self.parts))
+                if max_records is not None and self.processed >= max_records:
+                    break
+            async with self._lock:
+                await self._checkpoint(list(self.parts))
+        finally:
+            if self._consumer is not None:
+                await self._consumer.stop()
+            await self._producer.stop()
+
+    # -- the hot path ---------------------------------------------------------------------
+
+    async def _process(self, batch: dict[TopicPartition, list]) -> None:
+        if not batch:
+            return
+        started = time.perf_counter()
+        ok = late = dead = 0
+        for tp, records in batch.items():
+            state = self.parts.get(tp.partition)
+            if state is None:  # a record raced a revocation
+                continue
+            add = state.windows.add
+            replay_until = state.replay_until
+            for record in records:
+                event = decode_inference(record.value)
+                if event.__class__ is Rejected:
+                    self._dead_letter(record, event)
+                    dead += 1
+                elif add(event, record.offset):
+                    ok += 1
+                elif record.offset >= replay_until:
+                    late += 1
+            state.next_offset = records[-1].offset + 1
+            state.last_record_wall = time.monotonic()
+            state.idle_base_ts = state.windows.max_ts
+            self._judge_ready(state, state.windows.ready_through())
+        self.processed += ok + late + dead
+        metrics.EVENTS.labels("ok").inc(ok)
+        if late:
+            metrics.EVENTS.labels("late").inc(late)
+        if dead:
+            metrics.EVENTS.labels("dead_letter").inc(dead)
+        self._update_lag(batch)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _judge_ready(self, state: PartitionState, through: int) -> None:
+        """Close and judge every window up to ``through``; publish what comes out."""
+        for cw in state.windows.close_through(through):
+            metrics.WINDOWS.inc(cw.slots.size)
+            for anomaly in state.judge.judge(cw, state.windows):
+                self._publish(anomaly)
+        if through % 60 == 0:
+            gone, groups = state.windows.expire(through)
+            if gone or groups:
+                state.judge.forget(gone, groups)
+        metrics.SERIES.set(sum(len(p.windows.slot_of) for p in self.parts.values()))
+
+    async def _close_idle(self) -> None:
+        """Advance event time by the wall clock on partitions that went quiet.
+
+        Without this, a fleet-wide outage (no events at all) would never close a window
+        and never be detected. The advance is relative to the last record seen, so a
+        producer whose clock differs from ours does not confuse it.
+        """
+        now = time.monotonic()
+        idle_ms = self.settings.windows.idle_close_ms
+        for state in self.parts.values():
+            quiet_ms = (now - state.last_record_wall) * 1000
+            if quiet_ms >= idle_ms and state.windows.max_ts:
+                self._judge_ready(state, state.windows.ready_through(state.idle_base_ts + int(quiet_ms)))
+
+    def _publish(self, anomaly: Anomaly) -> None:
+        topic = self.settings.kafka.topics.anomalies
+        fut = asyncio.ensure_future(self._producer.send(topic, encode(anomaly), key=anomaly.model.encode()))
+        self._pending.append(fut)
+        self.published.append(anomaly)
+        del self.published[:-1000]
+        metrics.ANOMALIES.labels(anomaly.anomaly_class, anomaly.state).inc()
+        log.warning("anomaly %s: %s", anomaly.state, anomaly.summary,
+                    extra={"model": anomaly.model, "version": anomaly.version, "anomaly_id": anomaly.id})
+
+    def _dead_letter(self, record, rejected: Rejected) -> None:
+        headers = [
+            ("reason", rejected.reason.encode()[:1000]),
+            ("source.topic", record.topic.encode()),
+            ("source.partition", str(record.partition).encode()),
+            ("source.offset", str(record.offset).encode()),
+        ]
+        fut = asyncio.ensure_future(
+            self._producer.send(self.settings.kafka.topics.dlq, rejected.raw, key=record.key, headers=headers)
+        )
+        self._pending.append(fut)
+        metrics.DEAD_LETTERS.labels(_reason_class(rejected.reason)).inc()
+
+    def _update_lag(self, batch: dict[TopicPartition, list]) -> None:
+        lag = 0
+        for tp in batch:
+            high = self._consumer.highwater(tp)
+            if high is not None and tp.partition in self.parts:
+                lag += max(0, high - self.parts[tp.partition].next_offset)
+        metrics.CONSUMER_LAG.set(lag)
+
+    # -- checkpoints ----------------------------------------------------------------------
+
+    def _snapshot_key(self, partition: int) -> bytes:
+        return f"{self.settings.kafka.topics.inference}:{partition}".encode()
+
+    async def _checkpoint(self, partitions: list[int]) -> None:
+        """Persist outputs, then state, then offsets: in that order, so nothing is lost."""
+        self._last_snapshot = time.monotonic()
+        if not partitions or self._producer is None:
+            return
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.gather(*[await f for f in pending])
+        offsets: dict[TopicPartition, int] = {}
+        sends = []
+        for p in partitions:
+            state = self.parts[p]
+            resume = state.windows.resume_offset(state.next_offset)
+            frozen = copy.copy(state.windows)
+            frozen.open, frozen.first_offset = {}, {}
+            blob = zlib.compress(pickle.dumps(
+                {"v": SNAPSHOT_VERSION, "windows": frozen, "judge": state.judge,
+                 "resume": resume, "next": state.next_offset}, protocol=5), 1)
+            sends.append(await self._producer.send(self.settings.kafka.topics.state, blob, key=self._snapshot_key(p)))
+            offsets[TopicPartition(self.settings.kafka.topics.inference, p)] = resume
+        await asyncio.gather(*sends)
+        metrics.SNAPSHOTS.inc(len(partitions))
+        if self._consumer is not None and self._consumer.assignment():
+            assigned = self._consumer.assignment()
+            await self._consumer.commit({tp: o for tp, o in offsets.items() if tp in assigned})
+
+    async def _restore(self, partitions: list[int]) -> None:
+        """Load each partition's snapshot (or start fresh) and seek to its resume offset."""
+        if self._snapshots is None or any(self._snapshot_key(p) not in self._snapshots for p in partitions):
+            self._snapshots = await read_compacted(self.settings.kafka, self.settings.kafka.topics.state)
+        w, d = self.settings.windows, self.settings.detection
+        for p in partitions:
+            blob = self._snapshots.get(self._snapshot_key(p))
+            tp = TopicPartition(self.settings.kafka.topics.inference, p)
+            if blob is not None:
+                snap = pickle.loads(zlib.decompress(blob))
+                state = PartitionState(snap["windows"], snap["judge"], snap["resume"], snap["next"])
+                state.idle_base_ts = state.windows.max_ts
+                self._consumer.seek(tp, snap["resume"])
+                log.info("partition %d restored: resuming at offset %d (replaying to %d)", p, snap["resume"], snap["next"])
+            else:
+                state = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows), WindowJudge(d))
+            self.parts[p] = state
+        self._snapshots = None  # re-read next time: another replica may have written newer ones
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Checkpoint what we give up; restore what we are given."""
+
+    def __init__(self, plane: DetectionPlane) -> None:
+        self.plane = plane
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        async with self.plane._lock:
+            mine = [tp.partition for tp in revoked if tp.partition in self.plane.parts]
+            await self.plane._checkpoint(mine)
+            for p in mine:
+                del self.plane.parts[p]
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        async with self.plane._lock:
+            await self.plane._restore(sorted(tp.partition for tp in assigned))
+        self.plane.ready.set()
+
+
+async def drain(settings: Settings, *, max_records: int, group_id: str | None = None) -> DetectionPlane:
+    """Run the detection plane until ``max_records`` records are processed (benchmarks)."""
+    plane = DetectionPlane(settings, group_id=group_id)
+    await plane.run(asyncio.Event(), max_records=max_records)
+    return plane

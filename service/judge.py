@@ -1,0 +1,200 @@
+"""From closed windows to anomaly records: detectors plus trigger/recover hysteresis.
+
+Three families are judged on every closed window, each vectorized over all series:
+
+| family     | series          | value judged                     | fires as                          |
+|------------|-----------------|----------------------------------|-----------------------------------|
+| latency    | model+version   | log(p95 latency)                 | ``latency`` (above baseline only) |
+| errors     | model+version   | error count vs Binomial(n, rate) | ``errors``                        |
+| throughput | model+role      | sqrt(request count)              | ``throughput_drop`` / ``_surge``  |
+
+Logs and square roots make the noise of latency (multiplicative) and request counts
+(Poisson) roughly constant, so one detector setting fits a 5 ms and a 500 ms model, a
+10 req/s and a 10,000 req/s model. Throughput is judged per model and role, not per
+version, so traffic moving to a new version during a rollout is no anomaly.
+
+An episode starts after ``trigger_windows`` anomalous windows in a row and ends after
+``recover_windows`` normal ones: one noisy window never pages, and a flapping series
+never opens a new incident per flap. Anomaly ids hash the series, kind and onset window,
+so re-judging the same windows after a restart yields the same ids.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelmedic.config import DetectionSettings
+from modelmedic.detectors.base import SeriesBank
+from modelmedic.detectors.ewma import EwmaBank
+from modelmedic.detectors.rates import BinomialRateBank
+from modelmedic.events import Anomaly, stable_id
+from modelmedic.windows import ClosedWindow, PartitionWindows
+
+
+class Episodes:
+    """Trigger/recover state for many series of one family (arrays by slot)."""
+
+    def __init__(self, trigger: int, recover: int) -> None:
+        self.trigger, self.recover = trigger, recover
+        self.bad = np.zeros(0, dtype=np.int64)
+        self.good = np.zeros(0, dtype=np.int64)
+        self.firing = np.zeros(0, dtype=bool)
+        self.onset = np.zeros(0, dtype=np.int64)
+        self.kind = np.zeros(0, dtype=np.int8)
+
+    def ensure(self, n: int) -> None:
+        if n > self.bad.size:
+            extra = max(n, 2 * self.bad.size, 64) - self.bad.size
+            self.bad = np.concatenate([self.bad, np.zeros(extra, dtype=np.int64)])
+            self.good = np.concatenate([self.good, np.zeros(extra, dtype=np.int64)])
+            self.firing = np.concatenate([self.firing, np.zeros(extra, dtype=bool)])
+            self.onset = np.concatenate([self.onset, np.zeros(extra, dtype=np.int64)])
+            self.kind = np.concatenate([self.kind, np.zeros(extra, dtype=np.int8)])
+
+    def forget(self, slots: np.ndarray) -> None:
+        slots = slots[slots < self.bad.size]
+        self.bad[slots] = self.good[slots] = 0
+        self.firing[slots] = False
+
+    def step(
+        self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray, window: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Advance one window; returns the slots whose episode (started, ended) now.
+
+        ``judged`` is False where the window had no data to judge (no requests for a
+        latency series): such windows neither extend nor end an episode.
+        """
+        if slots.size:
+            self.ensure(int(slots.max()) + 1)
+        bad = np.where(judged, np.where(anomalous, self.bad[slots] + 1, 0), self.bad[slots])
+        good = np.where(judged, np.where(anomalous, 0, self.good[slots] + 1), self.good[slots])
+        firing = self.firing[slots]
+        start = ~firing & (bad >= self.trigger)
+        end = firing & (good >= self.recover)
+        self.bad[slots], self.good[slots] = bad, good
+        self.firing[slots] = (firing | start) & ~end
+        started, ended = slots[start], slots[end]
+        self.onset[started] = window - self.trigger + 1
+        self.kind[started] = kind[start]
+        return started, ended
+
+
+@dataclass
+class _Family:
+    name: str
+    bank: SeriesBank | BinomialRateBank
+    episodes: Episodes
+
+
+THROUGHPUT_KINDS = ("throughput_drop", "throughput_surge")
+
+
+class WindowJudge:
+    """Judges the closed windows of one partition and says which episodes start or end."""
+
+    def __init__(self, settings: DetectionSettings) -> None:
+        self.settings = settings
+        grace = settings.grace_windows
+        trig, rec = settings.trigger_windows, settings.recover_windows
+        self.latency = _Family("latency", EwmaBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
+        self.errors = _Family("errors", BinomialRateBank(grace=grace, threshold=settings.threshold), Episodes(trig, rec))
+        self.throughput = _Family("throughput", EwmaBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
+
+    def forget(self, slots: list[int], groups: list[int]) -> None:
+        """Reset the state of expired series so their slots can be reused."""
+        s, g = np.array(slots, dtype=np.int64), np.array(groups, dtype=np.int64)
+        for fam, idx in ((self.latency, s), (self.errors, s), (self.throughput, g)):
+            fam.bank.forget(idx)
+            fam.episodes.forget(idx)
+
+    def judge(self, cw: ClosedWindow, windows: PartitionWindows) -> list[Anomaly]:
+        """All anomaly records (episode starts and ends) for one closed window."""
+        thr = self.settings.threshold
+        out: list[Anomaly] = []
+        enough = cw.count >= self.settings.min_requests
+
+        with np.errstate(divide="ignore"):
+            lat_x = np.where(enough, np.log(np.maximum(cw.p95, 1e-3)), np.nan)
+        scores, base = self.latency.bank.score_learn(cw.slots, lat_x)
+        anomalous = (scores >= thr) & (lat_x > base)
+        kinds = np.zeros(cw.slots.size, dtype=np.int8)
+        out += self._emit(self.latency, cw, windows, cw.slots, anomalous, enough, kinds, scores,
+                          observed=cw.p95, baseline=np.exp(base), level="version")
+
+        e_scores, e_rate = self.errors.bank.score_learn(cw.slots, np.where(enough, cw.errors, 0), cw.count)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            err_rate = np.where(cw.count > 0, cw.errors / cw.count, np.nan)
+        out += self._emit(self.errors, cw, windows, cw.slots, e_scores >= thr, enough, kinds, e_scores,
+                          observed=err_rate, baseline=e_rate, level="version")
+
+        tp_x = np.sqrt(cw.group_count)
+        t_scores, t_base = self.throughput.bank.score_learn(cw.groups, tp_x)
+        t_kinds = (tp_x > t_base).astype(np.int8)  # 0 = drop, 1 = surge
+        judged = np.ones(cw.groups.size, dtype=bool)
+        out += self._emit(self.throughput, cw, windows, cw.groups, t_scores >= thr, judged, t_kinds, t_scores,
+                          observed=cw.group_count, baseline=t_base**2, level="group")
+        return out
+
+    def _emit(
+        self, fam: _Family, cw: ClosedWindow, windows: PartitionWindows, slots: np.ndarray,
+        anomalous: np.ndarray, judged: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
+        *, observed: np.ndarray, baseline: np.ndarray, level: str,
+    ) -> list[Anomaly]:
+        started, ended = fam.episodes.step(slots, anomalous, judged, kinds, cw.window)
+        if not started.size and not ended.size:
+            return []
+        where = {int(s): i for i, s in enumerate(slots)}
+        closed_at = int(time.time() * 1000)
+        records = []
+        for slot, state in [(int(s), "firing") for s in started] + [(int(s), "recovered") for s in ended]:
+            i = where[slot]
+            if level == "group":
+                model, role = windows.group_keys[slot]
+                top = int(cw.group_top_slot[i]) if i < cw.group_top_slot.size else -1
+                version = windows.keys[top][1] if top >= 0 and windows.keys[top] else ""
+                series_version = "*"
+            else:
+                model, version, role = windows.keys[slot]
+                series_version = version
+            kind = THROUGHPUT_KINDS[fam.episodes.kind[slot]] if fam.name == "throughput" else fam.name
+            onset = int(fam.episodes.onset[slot])
+            records.append(
+                _anomaly(model, version, series_version, role, kind, onset, cw, state,
+                         float(observed[i]), float(baseline[i]), float(scores[i]), closed_at)
+            )
+        return records
+
+
+_CLASS = {"latency": "latency", "errors": "throughput", "throughput_drop": "throughput", "throughput_surge": "throughput"}
+_UNITS = {"latency": ("p95 latency", "ms"), "errors": ("error rate", ""), "throughput_drop": ("request rate", "/window"),
+          "throughput_surge": ("request rate", "/window")}
+
+
+def _anomaly(model: str, version: str, series_version: str, role: str, kind: str, onset: int, cw: ClosedWindow,
+             state: str, observed: float, baseline: float, score: float, closed_at: int) -> Anomaly:
+    what, unit = _UNITS[kind]
+    size = cw.end_ms - cw.start_ms
+    if state == "firing":
+        summary = (f"{model} {version} ({role}): {what} {_fmt(observed, kind)}{unit}, "
+                   f"baseline {_fmt(baseline, kind)}{unit} (score {score:.4f})")
+    else:
+        summary = f"{model} {version} ({role}): {what} back to normal ({_fmt(observed, kind)}{unit})"
+    return Anomaly(
+        id=stable_id(model, series_version, role, kind, onset), series=f"{model}/{series_version}/{role}", model=model, version=version, role=role,
+        kind=kind, anomaly_class=_CLASS[kind], window_start=cw.start_ms, window_end=cw.end_ms,
+        onset=onset * size, observed=_finite(observed), baseline=_finite(baseline), score=score,
+        state=state, summary=summary, closed_at_ms=closed_at,
+    )
+
+
+def _fmt(value: float, kind: str) -> str:
+    if value != value:  # NaN
+        return "n/a"
+    return f"{value:.1%}" if kind == "errors" else f"{value:.1f}"
+
+
+def _finite(value: float) -> float:
+    return value if np.isfinite(value) else -1.0
