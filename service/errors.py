@@ -69,3 +69,23 @@ class PromotionError(RegistryError):
 
 class CertificationMissingError(RegistryError):
     """No certification report is attached to the version."""
+
+
+class KubeError(ModelmedicError):
+    """A Kubernetes API call failed; the message names the call and what to check."""
+
+
+class KubeForbidden(KubeError):
+    """The API server denied a call (403): modelmedic's RBAC does not allow it (deploy/rbac/)."""
+
+
+class KubeNotFound(KubeError):
+    """The object a call needs does not exist (404), e.g. a Deployment name or namespace is wrong."""
+
+
+class KubeUnavailable(KubeError):
+    """The API server kept answering 409/429/5xx or timing out after every retry."""
+
+
+class KubeRolloutTimeout(KubeError):
+    """A Deployment did not finish rolling out within the time given."""
