@@ -1,0 +1,158 @@
+"""Benchmark the model registry at fleet scale: 1,000 models x 10 versions, ~45,000 GTO tags.
+
+Builds the registry in one ``git fast-import`` stream (seconds, not the minutes 10,000 CLI calls
+would take), then times the interactive reads through the Python API and through the CLI:
+
+    .venv/bin/python load/bench_registry.py [--models 1000] [--versions 10] [--keep DIR]
+
+Every version gets its own commit (GTO resolves a stage tag to the version tag on the same commit),
+a registration tag with notes, and stage tags: candidate, certified; the last three versions
+rotate through stable and the newest is canary, as a busy fleet would look.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from modelmedic.registry import Registry
+
+_IDENT = "bench <bench@localhost>"
+_DIGEST = "sha256:" + "ab" * 32
+_INTERFACE_YAML = (
+    "interface:\n  input:\n    type: object\n    properties:\n      amount: {type: number}\n"
+    "    required: [amount]\n  output:\n    type: number\n"
+)
+_CERT = (
+    '{"latency_p50_ms": 12.0, "latency_p95_ms": 30.0, "latency_p99_ms": 55.0, '
+    '"throughput_rps": 400.0, "error_rate": 0.001, "quality": {"auc": 0.91}}\n'
+)
+
+
+def _blob(path: str, text: str) -> str:
+    return f"M 100644 inline {path}\n" + _data(text)
+
+
+def _data(text: str) -> str:
+    return f"data {len(text.encode())}\n{text}\n"
+
+
+def _stream(models: int, versions: int) -> Iterator[str]:
+    """fast-import commands: one commit with every model.yaml, then a commit and tags per version."""
+    clock = 1_700_000_000
+    yield f"commit refs/heads/main\nmark :1\ncommitter {_IDENT} {clock} +0000\n" + _data("Bench registry")
+    yield _blob("registry.yaml", "format: 1\n")
+    for m in range(models):
+        name = f"model-{m:04d}"
+        yield _blob(f"models/{name}/model.yaml", f"description: Bench model {m}\nowners: [team-{m % 40}]\n"
+                    f"{_INTERFACE_YAML}languages: [python]\nruntime: onnxruntime\n")
+    mark = 1
+    for m in range(models):
+        name = f"model-{m:04d}"
+        counter = 0
+        for v in range(1, versions + 1):
+            version = f"v1.{v}.0"
+            mark += 1
+            clock += 1
+            yield f"commit refs/heads/main\nmark :{mark}\ncommitter {_IDENT} {clock} +0000\n"
+            yield _data(f"Register {name} {version}") + f"from :{mark - 1}\n"
+            yield _blob(f"models/{name}/versions/{version}.yaml",
+                        f"model: {name}\nversion: {version}\nartifact_uri: s3://bench/{name}/{version}/model.onnx\n"
+                        f"digest: '{_DIGEST}'\n")
+            stages = ["candidate"] if v == versions else ["candidate", "certified"]
+            if v < versions:
+                yield _blob(f"models/{name}/versions/{version}.cert.json", _CERT)
+            if versions - 3 <= v < versions:
+                stages.append("stable")
+            if v == versions - 1:
+                stages.append("canary")
+            yield f"tag {name}@{version}\nfrom :{mark}\ntagger {_IDENT} {clock} +0000\n"
+            yield _data(f"Release notes for {name} {version}")
+            for stage in stages:
+                counter += 1
+                yield f"tag {name}#{stage}#{counter}\nfrom :{mark}\ntagger {_IDENT} {clock} +0000\n"
+                yield _data(f"Assigning stage {stage} to artifact {name} version {version}")
+
+
+def build(path: Path, models: int, versions: int) -> None:
+    """Create the registry at ``path`` (git init, fast-import, pack refs, check out)."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    proc = subprocess.Popen(["git", "fast-import", "--quiet"], cwd=path, stdin=subprocess.PIPE, text=True)
+    assert proc.stdin is not None
+    for chunk in _stream(models, versions):
+        proc.stdin.write(chunk)
+    proc.stdin.close()
+    if proc.wait() != 0:
+        raise SystemExit("git fast-import failed")
+    subprocess.run(["git", "pack-refs", "--all"], cwd=path, check=True)
+    subprocess.run(["git", "reset", "-q", "--hard", "main"], cwd=path, check=True)
+
+
+def _time_ms(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median and max wall time in ms over ``runs`` calls (after one warm-up)."""
+    fn()
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples), max(samples)
+
+
+def _cli(path: Path, *args: str) -> Callable[[], object]:
+    cmd = [sys.executable, "-m", "modelmedic", "registry", "--registry", str(path), *args]
+    return lambda: subprocess.run(cmd, check=True, capture_output=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1000)
+    parser.add_argument("--versions", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keep", help="build here and keep it (default: a temporary directory)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(args.keep or tmp) / "registry"
+        start = time.perf_counter()
+        build(path, args.models, args.versions)
+        tags = subprocess.run(["git", "tag"], cwd=path, capture_output=True, text=True, check=True).stdout.count("\n")
+        print(f"built {args.models} models x {args.versions} versions, {tags} tags "
+              f"in {time.perf_counter() - start:.1f} s")
+        reg = Registry(path)
+        model = f"model-{args.models // 2:04d}"
+        rows = [
+            ("api show", lambda: reg.show(model)),
+            ("api stable_version", lambda: reg.stable_version(model)),
+            ("api previous_stable_version", lambda: reg.previous_stable_version(model)),
+            ("api certified_baseline", lambda: reg.certified_baseline(model, "v1.9.0")),
+            ("api history", lambda: reg.history(model)),
+            ("api list_models", reg.list_models),
+            ("cli show", _cli(path, "show", model)),
+            ("cli stable", _cli(path, "stable", model)),
+            ("cli list", _cli(path, "list")),
+        ]
+        print(f"{'operation':30} {'median ms':>10} {'max ms':>10}")
+        for label, fn in rows:
+            median, worst = _time_ms(fn, args.runs)
+            print(f"{label:30} {median:10.1f} {worst:10.1f}")
+        patches, promoted = iter(range(10_000)), iter(range(10_000))
+        writes = [
+            ("api add_version", lambda: reg.add_version(model, f"2.0.{next(patches)}", "bench", "s3://b/x", _DIGEST)),
+            ("api promote (candidate)", lambda: reg.promote(model, f"2.0.{next(promoted)}", "candidate")),
+        ]
+        for label, fn in writes:
+            median, worst = _time_ms(fn, min(args.runs, 10))
+            print(f"{label:30} {median:10.1f} {worst:10.1f}")
+        if args.keep:
+            print(f"kept {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

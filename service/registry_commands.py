@@ -1,0 +1,253 @@
+"""``modelmedic registry ...``: the model registry from the command line.
+
+Every sub-command takes ``--registry PATH`` (default: ``$MODELMEDIC_REGISTRY``) and ``--json``.
+Handlers import :mod:`modelmedic.registry` lazily so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ENV_REGISTRY = "MODELMEDIC_REGISTRY"
+
+
+def _open(args: argparse.Namespace) -> Any:
+    from modelmedic.errors import NotARegistryError
+    from modelmedic.registry import Registry
+
+    path = getattr(args, "path", None) or args.registry or os.environ.get(ENV_REGISTRY)
+    if not path:
+        raise NotARegistryError(f"no registry given: pass --registry PATH or set {ENV_REGISTRY}")
+    return Registry.init(path) if args.command == "init" else Registry(path)
+
+
+def _load_document(value: str) -> Any:
+    """A schema or report given inline (JSON) or as a path to a JSON or YAML file."""
+    from modelmedic.errors import RegistryValidationError
+
+    if value.lstrip().startswith(("{", "[")):
+        text = value
+    elif Path(value).is_file():
+        text = Path(value).read_text()
+    else:
+        raise RegistryValidationError(f"{value!r} is neither inline JSON nor an existing file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        import yaml
+
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise RegistryValidationError(f"{value}: not JSON or YAML ({exc})") from exc
+
+
+def _when(ts: int) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+
+
+def _jsonable(result: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(result):
+        return asdict(result)
+    if isinstance(result, list):
+        return [_jsonable(r) for r in result]
+    return result
+
+
+# ---------------------------------------------------------------- handlers: (args, registry) -> result
+
+
+def _init(args: argparse.Namespace, reg: Any) -> str:
+    return f"registry ready at {reg.path}"
+
+
+def _register(args: argparse.Namespace, reg: Any) -> Any:
+    return reg.register_model(
+        args.model, description=args.description, owners=args.owner, languages=args.language or (),
+        runtime=args.runtime, update=args.update,
+        interface={"input": _load_document(args.input_schema), "output": _load_document(args.output_schema)},
+    )
+
+
+def _add_version(args: argparse.Namespace, reg: Any) -> Any:
+    notes = Path(args.notes_file).read_text() if args.notes_file else args.notes
+    return reg.add_version(args.model, args.version, notes, args.artifact, args.digest)
+
+
+def _promote(args: argparse.Namespace, reg: Any) -> Any:
+    return reg.promote(args.model, args.version, args.stage, force=args.force, reason=args.reason)
+
+
+def _attach(args: argparse.Namespace, reg: Any) -> Any:
+    return reg.attach_certification(args.model, args.version, _load_document(args.report))
+
+
+def _stable(args: argparse.Namespace, reg: Any) -> Any:
+    return {"model": args.model, "stable": reg.stable_version(args.model),
+            "previous_stable": reg.previous_stable_version(args.model)}
+
+
+def _diff(args: argparse.Namespace, reg: Any) -> Any:
+    return reg.diff_stats(args.model, args.a, args.b)
+
+
+# ---------------------------------------------------------------- human-readable output
+
+
+def _text(result: Any) -> str:
+    from modelmedic.registry import (
+        Assignment,
+        CertifiedBaseline,
+        HistoryEvent,
+        ModelSpec,
+        ModelSummary,
+        ModelView,
+        StatDelta,
+        VersionInfo,
+    )
+
+    if isinstance(result, str):
+        return result
+    if isinstance(result, ModelView):
+        return _text_view(result)
+    if isinstance(result, ModelSpec):
+        return f"model {result.name} registered (owners: {', '.join(result.owners)})"
+    if isinstance(result, VersionInfo):
+        return f"registered {result.model}@{result.version} ({result.digest}) -> {result.artifact_uri}"
+    if isinstance(result, Assignment):
+        return f"{result.model}@{result.version} is now {result.stage} (tag {result.tag})"
+    if isinstance(result, CertifiedBaseline):
+        return (f"certification attached: p50 {result.latency_p50_ms} ms, p95 {result.latency_p95_ms} ms, "
+                f"p99 {result.latency_p99_ms} ms, {result.throughput_rps} rps, error rate {result.error_rate}")
+    if isinstance(result, dict):
+        return f"{result['model']}: stable {result['stable'] or '-'}, previous stable {result['previous_stable'] or '-'}"
+    if not result:
+        return "(none)"
+    if isinstance(result[0], ModelSummary):
+        rows = [(s.name, str(s.versions), s.latest or "-", s.stable or "-") for s in result]
+        return _table(("MODEL", "VERSIONS", "LATEST", "STABLE"), rows)
+    if isinstance(result[0], HistoryEvent):
+        rows = [(_when(e.created_at), e.tag, e.version or "?", e.author, e.message.splitlines()[0] if e.message else "")
+                for e in result]
+        return _table(("WHEN (UTC)", "TAG", "VERSION", "BY", "MESSAGE"), rows)
+    if isinstance(result[0], StatDelta):
+        rows = [(d.metric, _num(d.a), _num(d.b), _num(d.change),
+                 "-" if d.relative is None else f"{d.relative:+.1%}") for d in result]
+        return _table(("METRIC", "A", "B", "B-A", "CHANGE"), rows)
+    raise TypeError(f"no text form for {type(result[0]).__name__}")
+
+
+def _text_view(view: Any) -> str:
+    spec = view.spec
+    lines = [
+        f"{spec.name}: {spec.description}",
+        f"owners:    {', '.join(spec.owners)}",
+        f"languages: {', '.join(spec.languages) or '-'}    runtime: {spec.runtime or '-'}",
+        f"stable:    {view.stable or '-'}    previous stable: {view.previous_stable or '-'}    "
+        f"canary: {view.canary or '-'}",
+        f"input:     {json.dumps(spec.interface['input'])}",
+        f"output:    {json.dumps(spec.interface['output'])}",
+        "",
+    ]
+    rows = [(v.version, v.stage or "registered", _when(v.created_at), v.digest[:19], v.artifact_uri,
+             v.notes.splitlines()[0] if v.notes else "") for v in view.versions]
+    return "\n".join(lines) + _table(("VERSION", "STAGE", "CREATED", "DIGEST", "ARTIFACT", "NOTES"), rows)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
+
+
+def _handler(fn: Callable[[argparse.Namespace, Any], Any]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        result = fn(args, _open(args))
+        if args.json:
+            json.dump(_jsonable(result), sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(_text(result))
+        return 0
+
+    return run
+
+
+# ---------------------------------------------------------------- parser
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--registry", metavar="PATH", help=f"registry git repository (default: ${ENV_REGISTRY})")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    registry = subparsers.add_parser(
+        "registry", help="the source-controlled model registry: versions, stages, stats",
+        description="Register models and versions, promote them through candidate -> certified -> canary -> "
+        "stable -> retired, and read their history and stats. Stored in git with GTO-compatible tags.",
+    )
+    sub = registry.add_subparsers(title="registry commands", metavar="COMMAND", required=True, dest="command")
+
+    def add(name: str, fn: Callable[[argparse.Namespace, Any], Any], help_: str) -> argparse.ArgumentParser:
+        parser = sub.add_parser(name, parents=[common], help=help_, description=help_)
+        parser.set_defaults(func=_handler(fn))
+        return parser
+
+    def model_arg(parser: argparse.ArgumentParser, *, version: bool = False) -> None:
+        parser.add_argument("model", help="model name (lowercase letters, digits, '-')")
+        if version:
+            parser.add_argument("version", help="semantic version, e.g. 1.4.0 or v1.4.0")
+
+    init = add("init", _init, "create (or adopt) a git repository as a registry")
+    init.add_argument("path", nargs="?", help="where (default: --registry or $MODELMEDIC_REGISTRY)")
+
+    register = add("register", _register, "register a model: description, owners, interface, runtime")
+    model_arg(register)
+    register.add_argument("--description", required=True)
+    register.add_argument("--owner", action="append", required=True, help="team or person (repeat)")
+    register.add_argument("--input-schema", required=True, help="JSON Schema of the input: inline JSON or a file")
+    register.add_argument("--output-schema", required=True, help="JSON Schema of the output: inline JSON or a file")
+    register.add_argument("--language", action="append", help="client language, e.g. python (repeat)")
+    register.add_argument("--runtime", default="", help="serving runtime, e.g. 'onnxruntime 1.17'")
+    register.add_argument("--update", action="store_true", help="change an already registered model")
+
+    add_version = add("add-version", _add_version, "register a version: artifact URI, digest, release notes")
+    model_arg(add_version, version=True)
+    add_version.add_argument("--artifact", required=True, help="artifact URI, e.g. s3://models/fraud/1.4.0/")
+    add_version.add_argument("--digest", required=True, help="sha256:<64 hex> of the artifact")
+    notes = add_version.add_mutually_exclusive_group(required=True)
+    notes.add_argument("--notes", help="release notes")
+    notes.add_argument("--notes-file", help="file holding the release notes")
+
+    promote = add("promote", _promote, "assign a stage: candidate, certified, canary, stable, retired")
+    model_arg(promote, version=True)
+    promote.add_argument("stage", choices=["candidate", "certified", "canary", "stable", "retired"])
+    promote.add_argument("--force", action="store_true", help="override lifecycle guards (recorded in the tag)")
+    promote.add_argument("--reason", default="", help="why; recorded in the tag message")
+
+    attach = add("attach-certification", _attach, "store a version's certification report (JSON/YAML)")
+    model_arg(attach, version=True)
+    attach.add_argument("report", help="report file or inline JSON: latency_p50_ms, latency_p95_ms, "
+                        "latency_p99_ms, throughput_rps, error_rate, quality")
+
+    model_arg(add("show", lambda args, reg: reg.show(args.model), "a model, its versions and stages"))
+    add("list", lambda args, reg: reg.list_models(), "every model with its latest and stable version")
+    model_arg(add("history", lambda args, reg: reg.history(args.model), "registrations and stage changes"))
+    model_arg(add("stable", _stable, "the stable version and the previous one (rollback target)"))
+
+    diff = add("diff-stats", _diff, "compare the usage/performance stats of two versions")
+    model_arg(diff)
+    diff.add_argument("a", help="baseline version")
+    diff.add_argument("b", help="compared version")
