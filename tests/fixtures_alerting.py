@@ -1,0 +1,53 @@
+"""Pytest fixtures for alert delivery: a real Alertmanager per session, a strict receiver per test.
+
+Registered as a plugin (``pytest_plugins = ["fixtures_alerting"]`` in ``tests/conftest.py``,
+or ``-p fixtures_alerting`` with ``tests`` on ``PYTHONPATH``). A missing Alertmanager binary
+is installed when running as root, otherwise the fixture errors with the install command:
+alerting tests never skip.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# load/ and deploy/local/ are scripts, not part of the installed package: import them from the checkout.
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from deploy.local import alertmanager as alertmanager_stack  # noqa: E402
+from load.receiver import AlertReceiver  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def alertmanager_notifications() -> Iterator[AlertReceiver]:
+    """Where the session's Alertmanager forwards every alert it notifies about, resolutions included."""
+    with AlertReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def alertmanager(
+    tmp_path_factory: pytest.TempPathFactory, alertmanager_notifications: AlertReceiver
+) -> Iterator[alertmanager_stack.Alertmanager]:
+    """A real Alertmanager on a free loopback port, for the whole session; ``.url`` is its base URL.
+
+    It is shared: tests tell their alerts apart by a unique ``incident_id``.
+    """
+    workdir = tmp_path_factory.mktemp("alertmanager")
+    running = alertmanager_stack.start(workdir, webhook_url=alertmanager_notifications.webhook_url + "/alertmanager")
+    try:
+        yield running
+    finally:
+        alertmanager_stack.stop(workdir)
+
+
+@pytest.fixture
+def receiver() -> Iterator[AlertReceiver]:
+    """A fresh PagerDuty / Slack / webhook receiver on a free loopback port."""
+    with AlertReceiver() as r:
+        yield r
