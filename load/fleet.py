@@ -210,6 +210,37 @@ def slowdown(utilization: np.ndarray, knee: float = 0.7, floor: float = 0.05) ->
     return np.maximum(1.0, (1.0 - knee) / np.maximum(1.0 - utilization, floor))
 
 
+_UNIFORMS = 6
+"""Per arrival: position in the slice, thinning, classifier quantile, production ok, mirror, canary ok."""
+_NORMALS = 5
+"""Per arrival: regressor input, production latency, canary input jitter, canary quantile jitter, canary latency."""
+
+
+@dataclass(frozen=True)
+class _Arrivals:
+    """Candidate requests of one slice with every random number they will need, ordered by event time."""
+
+    model: np.ndarray
+    ts: np.ndarray
+    rid: np.ndarray
+    stream: np.ndarray
+    uniform: np.ndarray
+    normal: np.ndarray
+
+    @classmethod
+    def concat(cls, a: "_Arrivals", b: "_Arrivals") -> "_Arrivals":
+        """Both sets merged in event-time order (``a`` first on ties)."""
+        merged = [np.concatenate([x, y]) for x, y in zip(a.fields(), b.fields())]
+        order = np.argsort(merged[1], kind="stable")
+        return cls(*(m[order] for m in merged))
+
+    def fields(self) -> tuple[np.ndarray, ...]:
+        return self.model, self.ts, self.rid, self.stream, self.uniform, self.normal
+
+    def take(self, index: np.ndarray) -> "_Arrivals":
+        return _Arrivals(*(f[index] for f in self.fields()))
+
+
 CapacityHook = Callable[[str], int]
 VersionHook = Callable[[str], str]
 
@@ -238,7 +269,8 @@ class Fleet:
         if unknown:
             raise ValueError(f"incidents name models not in the fleet: {unknown} (ids run model-000..{model_id(spec.models - 1)})")
         self._rng = np.random.default_rng([spec.seed, 1])
-        self._next_request = 0
+        self._surge_rng = np.random.default_rng([spec.seed, 2])
+        self._next_request = [0, 0]
         self._keys = [p.model.encode() for p in self.profiles]
         self._rate = np.array([p.rate for p in self.profiles])
         self._capacity = np.array([p.capacity_per_replica for p in self.profiles])
@@ -296,21 +328,21 @@ class Fleet:
     def slice(self, t0_ms: float, dt_ms: float) -> list[Record]:
         """All records with event time in ``[t0_ms, t0_ms + dt_ms)``, in event-time order.
 
-        Non-homogeneous Poisson arrivals by thinning: draw at each model's peak rate in the
-        slice, then keep each arrival with probability (rate at its time) / peak, so incident
-        boundaries fall exactly on event times, not on slice edges.
+        Non-homogeneous Poisson arrivals by thinning: base arrivals at each model's normal
+        rate, plus surge arrivals from a second random stream up to the peak rate of an
+        ``overload``; each is kept with the probability that makes the rate right at its
+        own event time, so incident boundaries fall on event times, not slice edges.
+        Every random number of an arrival is drawn before thinning, so an incident changes
+        only the records it should: all other records stay byte-identical.
         """
-        rng, n_models = self._rng, len(self.profiles)
         t0_s = (t0_ms - self.start_ms) / 1000.0
-        peak = self._peak_rate_factor(t0_s, t0_s + dt_ms / 1000.0)
-        base_rate = self._seasonal_rate(t0_ms + dt_ms / 2)
-        counts = rng.poisson(base_rate * peak * dt_ms / 1000.0)
-        model = np.repeat(np.arange(n_models), counts)
-        ts = np.floor(t0_ms + rng.random(model.size) * dt_ms).astype(np.int64)
-        order = np.argsort(ts, kind="stable")
-        model, ts = model[order], ts[order]
-        t_rel = (ts - self.start_ms) / 1000.0
-
+        rate = self._seasonal_rate(t0_ms + dt_ms / 2) * dt_ms / 1000.0
+        surge = self._peak_rate_factor(t0_s, t0_s + dt_ms / 1000.0) - 1.0
+        arrivals = _Arrivals.concat(
+            self._arrivals(self._rng, 0, rate, t0_ms, dt_ms),
+            self._arrivals(self._surge_rng, 1, rate * surge, t0_ms, dt_ms),
+        )
+        model, t_rel = arrivals.model, (arrivals.ts - self.start_ms) / 1000.0
         replicas, hooked_version = self._hooked()
         rate_mult = np.ones(model.size)
         lat_mult = np.ones(model.size)
@@ -327,51 +359,64 @@ class Fleet:
             elif hooked_version is None:  # bad_version follows the clock only without a version hook
                 version[hit] = self._bad[k]
 
-        keep = rng.random(model.size) < rate_mult / peak[model]
-        model, ts, version = model[keep], ts[keep], version[keep]
-        lat_mult, err = lat_mult[keep], err[keep]
-        utilization = base_rate[model] * rate_mult[keep] / (replicas[model] * self._capacity[model])
+        keep_p = np.where(
+            arrivals.stream == 0, np.minimum(rate_mult, 1.0),
+            (rate_mult - 1.0) / np.maximum(surge[model], 1e-12),
+        )
+        keep = np.flatnonzero(arrivals.uniform[:, 1] < keep_p)
+        utilization = rate[model] * 1000.0 / dt_ms * rate_mult / (replicas[model] * self._capacity[model])
         severity = np.asarray(self._severity)[version]
         lat_mult *= slowdown(utilization) * severity
         err = np.minimum(1.0, err * severity**2)
-        return self._records(model, ts, version, lat_mult, err, severity)
+        return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep])
+
+    def _arrivals(self, rng: np.random.Generator, stream: int, expected: np.ndarray, t0_ms: float, dt_ms: float) -> "_Arrivals":
+        """Poisson arrivals of every model with ``expected`` counts in the slice, with all their random draws."""
+        model = np.repeat(np.arange(len(self.profiles)), rng.poisson(expected))
+        n = model.size
+        uniform, normal = rng.random((n, _UNIFORMS)), rng.standard_normal((n, _NORMALS))
+        ts = np.floor(t0_ms + uniform[:, 0] * dt_ms).astype(np.int64)
+        order = np.argsort(ts, kind="stable")
+        rid = np.arange(self._next_request[stream], self._next_request[stream] + n)
+        self._next_request[stream] += n
+        return _Arrivals(model[order], ts[order], rid, np.full(n, stream), uniform[order], normal[order])
 
     def _records(
-        self, model: np.ndarray, ts: np.ndarray, version: np.ndarray,
-        lat_mult: np.ndarray, err: np.ndarray, severity: np.ndarray,
+        self, a: "_Arrivals", version: np.ndarray, lat_mult: np.ndarray, err: np.ndarray, severity: np.ndarray
     ) -> list[Record]:
-        """Draw latency, outcome and prediction per request, add the canary mirrors, encode.
+        """Latency, outcome and prediction per request, plus the canary mirrors, encoded.
 
         Each request has a latent input (``z`` for regressors, quantile ``u`` for
         classifiers) that its canary mirror shares up to a little noise, so the two
         predictions agree until a bad version shifts production's.
         """
-        rng, n = self._rng, model.size
-        z, u = rng.standard_normal(n), rng.random(n)
-        mirrored = np.flatnonzero(rng.random(n) < self.spec.canary_fraction)
-        k = mirrored.size
+        n = a.model.size
+        mirrored = np.flatnonzero(a.uniform[:, 4] < self.spec.canary_fraction)
         source = np.concatenate([np.arange(n), mirrored])
-        model, ts = model[source], ts[source]
-        version = np.concatenate([version, self._previous[model[n:]]])
-        lat_mult = np.concatenate([lat_mult, np.ones(k)])
-        err = np.concatenate([err, np.full(k, self.spec.error_rate)])
-        severity = np.concatenate([severity, np.ones(k)])
-        z = np.concatenate([z, z[mirrored] + 0.05 * rng.standard_normal(k)])
-        u = np.concatenate([u, np.clip(u[mirrored] + 0.02 * rng.standard_normal(k), 0.0, 1.0)])
-        latency = self._latency[model] * lat_mult * np.exp(self.spec.latency_sigma * rng.standard_normal(n + k))
-        ok = rng.random(n + k) >= err
+        canary = np.arange(source.size) >= n
+        model = a.model[source]
+        version = np.concatenate([version, self._previous[a.model[mirrored]]])
+        lat_mult = np.concatenate([lat_mult, np.ones(mirrored.size)])
+        err = np.concatenate([err, np.full(mirrored.size, self.spec.error_rate)])
+        severity = np.concatenate([severity, np.ones(mirrored.size)])
+        normal, uniform = a.normal[source], a.uniform[source]
+        z = normal[:, 0] + np.where(canary, 0.05 * normal[:, 2], 0.0)
+        u = np.clip(uniform[:, 2] + np.where(canary, 0.02 * normal[:, 3], 0.0), 0.0, 1.0)
+        latency_noise = np.where(canary, normal[:, 4], normal[:, 1])
+        latency = self._latency[model] * lat_mult * np.exp(self.spec.latency_sigma * latency_noise)
+        ok = np.where(canary, uniform[:, 5], uniform[:, 3]) >= err
         prediction = self._predictions(model, ok, z, u, severity)
 
-        canary = np.arange(n + k) >= n
         order = np.lexsort((canary, source))
-        rid0, self._next_request = self._next_request, self._next_request + n
         roles = ("production", "canary")
-        seed, keys, versions, names = self.spec.seed, self._keys, self._versions, self._names
+        keys, versions, names = self._keys, self._versions, self._names
+        prefixes = (f"{self.spec.seed}-", f"{self.spec.seed}-s")
         return [
-            (keys[m], encode(InferenceEvent(names[m], versions[v], roles[c], f"s{seed}-{rid0 + r:x}", t, lat, o, p)))
-            for m, v, c, r, t, lat, o, p in zip(
-                model[order].tolist(), version[order].tolist(), canary[order].tolist(), source[order].tolist(),
-                ts[order].tolist(), np.round(latency[order], 2).tolist(), ok[order].tolist(), prediction[order].tolist(),
+            (keys[m], encode(InferenceEvent(names[m], versions[v], roles[c], f"{prefixes[st]}{r:x}", t, lat, o, p)))
+            for m, v, c, st, r, t, lat, o, p in zip(
+                model[order].tolist(), version[order].tolist(), canary[order].tolist(),
+                a.stream[source][order].tolist(), a.rid[source][order].tolist(), a.ts[source][order].tolist(),
+                np.round(latency[order], 2).tolist(), ok[order].tolist(), prediction[order].tolist(),
             )
         ]
 
@@ -459,9 +504,9 @@ async def run_live(
     wall0, step_s = loop.time(), tick_s * speed
     sent = 0
     for tick in range(math.ceil(duration_s / step_s)):
-        t_s = tick * step_s
-        await _announce(incidents, t_s, t_s + step_s, duration_s, on_incident)
-        for key, value in fleet.slice(start_ms + t_s * 1000.0, min(step_s, duration_s - t_s) * 1000.0):
+        t0_s, t1_s = tick * step_s, min((tick + 1) * step_s, duration_s)
+        await _announce(incidents, t0_s, t1_s, duration_s, on_incident)
+        for key, value in fleet.slice(start_ms + t0_s * 1000.0, (t1_s - t0_s) * 1000.0):
             await producer.send(topic, value, key=key)
             sent += 1
         await asyncio.sleep(max(0.0, wall0 + (tick + 1) * tick_s - loop.time()))
