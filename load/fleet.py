@@ -27,7 +27,7 @@ error_burst          0.3     production error rate becomes MAGNITUDE
 bad_version          3       production serves the model's next version, whose latency
                              is x MAGNITUDE, error rate x MAGNITUDE**2 and predictions
                              shifted (regressors by MAGNITUDE-1 standard deviations,
-                             classifiers mixed 1-1/MAGNITUDE toward the reversed labels)
+                             classifiers mixed 1-1/MAGNITUDE toward their rarest label)
 overload             3       request rate x MAGNITUDE; production latency then grows with
                              rate / (replicas x per-replica capacity)
 ==================== ======= =====================================================
@@ -241,6 +241,11 @@ class _Arrivals:
         return _Arrivals(*(f[index] for f in self.fields()))
 
 
+def _padded(rows: Sequence[Sequence[object]], width: int, fill: object) -> list[list[object]]:
+    """Rows of different lengths as one rectangular table (per-model label tables for numpy)."""
+    return [list(row) + [fill] * (width - len(row)) for row in rows]
+
+
 CapacityHook = Callable[[str], int]
 VersionHook = Callable[[str], str]
 
@@ -281,9 +286,11 @@ class Fleet:
         self._names = [p.model for p in self.profiles]
         width = len(CLASS_LABELS)
         self._n_labels = np.array([len(p.labels) for p in self.profiles])
-        self._label_p = np.array([list(p.label_p) + [0.0] * (width - len(p.labels)) for p in self.profiles]).reshape(-1, width)
-        self._label_p_reversed = np.array([list(p.label_p[::-1]) + [0.0] * (width - len(p.labels)) for p in self.profiles]).reshape(-1, width)
-        self._label_names = np.array([list(p.labels) + [""] * (width - len(p.labels)) for p in self.profiles], dtype=object).reshape(-1, width)
+        self._label_p = np.array(_padded([p.label_p for p in self.profiles], width, 0.0), dtype=float).reshape(-1, width)
+        self._label_names = np.array(_padded([p.labels for p in self.profiles], width, ""), dtype=object).reshape(-1, width)
+        self._label_rarest = np.zeros_like(self._label_p)
+        rarest = np.argmin(np.where(self._label_p > 0, self._label_p, 2.0), axis=1)
+        self._label_rarest[np.arange(len(self.profiles)), rarest] = 1.0
         # Versions are indices into one table; severity 1.0 is a healthy version.
         self._versions: list[str] = []
         self._severity: list[float] = []
@@ -426,12 +433,12 @@ class Fleet:
         """Per request: a number (regressor), a label (classifier) or None (failed request).
 
         A version of severity s shifts a regressor by s-1 standard deviations and mixes
-        a classifier's label distribution 1-1/s toward its reverse.
+        a classifier's label distribution 1-1/s toward its rarest label.
         """
         value = np.round(self._pred_mean[model] + self._pred_sd[model] * (z + severity - 1.0), 4)
         p = self._label_p[model]
         mix = (1.0 - 1.0 / severity)[:, None]
-        cdf = np.cumsum((1.0 - mix) * p + mix * self._label_p_reversed[model], axis=1)
+        cdf = np.cumsum((1.0 - mix) * p + mix * self._label_rarest[model], axis=1)
         label = np.minimum((u[:, None] >= cdf).sum(axis=1), self._n_labels[model] - 1)
         out = np.where(self._n_labels[model] > 0, self._label_names[model, np.maximum(label, 0)], value.astype(object))
         out[~ok] = None

@@ -1,0 +1,271 @@
+"""The simulated fleet: deterministic, valid, at the right rates, and each incident breaks
+exactly what it says (the right field of the right model in the right time range) and
+nothing else: every other record stays byte-identical to the run without it."""
+
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from modelmedic.events import InferenceEvent, decode_inference
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load"))
+import fleet  # noqa: E402
+from fleet import FleetSpec, Incident  # noqa: E402
+
+START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+SPEC = FleetSpec(models=6, rate=40.0, canary_fraction=0.1, seed=7)
+WINDOW = (20.0, 35.0)
+
+
+def run(spec: FleetSpec = SPEC, incidents: tuple[Incident, ...] = (), duration_s: float = 60, **hooks) -> list[tuple[bytes, bytes]]:
+    return list(fleet.generate(spec, incidents, START, duration_s, **hooks))
+
+
+def decoded(records: list[tuple[bytes, bytes]]) -> list[InferenceEvent]:
+    events = [decode_inference(value) for _, value in records]
+    assert all(isinstance(e, InferenceEvent) for e in events)
+    return events  # type: ignore[return-value]
+
+
+def seconds(event: InferenceEvent) -> float:
+    return (event.ts - START) / 1000.0
+
+
+def regressor(spec: FleetSpec = SPEC) -> fleet.ModelProfile:
+    return next(p for p in fleet.profiles(spec) if not p.labels)
+
+
+def classifier(spec: FleetSpec = SPEC) -> fleet.ModelProfile:
+    return next(p for p in fleet.profiles(spec) if p.labels)
+
+
+def split(records: list[tuple[bytes, bytes]], model: str) -> tuple[list[bytes], list[InferenceEvent]]:
+    """(raw records outside the incident's model and window, decoded records inside)."""
+    outside, inside = [], []
+    for (_, raw), event in zip(records, decoded(records)):
+        if event.model == model and WINDOW[0] <= seconds(event) < WINDOW[1]:
+            inside.append(event)
+        else:
+            outside.append(raw)
+    return outside, inside
+
+
+def by_role(events: list[InferenceEvent], role: str) -> dict[str, InferenceEvent]:
+    return {e.request_id: e for e in events if e.role == role}
+
+
+def test_same_seed_gives_identical_bytes_and_another_seed_does_not() -> None:
+    assert run() == run()
+    assert run() != run(replace(SPEC, seed=8))
+
+
+def test_records_are_valid_keyed_by_model_and_in_event_time_order() -> None:
+    records = run(duration_s=30.5)
+    events = decoded(records)
+    assert [k for k, _ in records] == [e.model.encode() for e in events]
+    ts = [e.ts for e in events]
+    assert ts == sorted(ts) and START <= ts[0] and ts[-1] < START + 30_500
+    production = [e.request_id for e in events if e.role == "production"]
+    assert len(production) == len(set(production))
+    assert {e.model for e in events} == {f"model-{i:03d}" for i in range(SPEC.models)}
+
+
+def test_rates_error_rate_and_latency_match_the_profiles() -> None:
+    spec = replace(SPEC, seasonality=0.0, canary_fraction=0.0, models=4)
+    duration = 300
+    events = decoded(run(spec, duration_s=duration))
+    for p in fleet.profiles(spec):
+        mine = [e for e in events if e.model == p.model]
+        expected = p.rate * duration
+        assert abs(len(mine) - expected) < 4 * math.sqrt(expected)
+        assert np.median([e.latency_ms for e in mine]) == pytest.approx(p.latency_ms, rel=0.05)
+        assert all(e.version == p.stable_version for e in mine)
+        assert all(isinstance(e.prediction, str if p.labels else float) for e in mine if e.ok)
+    errors = sum(not e.ok for e in events)
+    assert abs(errors - spec.error_rate * len(events)) < 4 * math.sqrt(spec.error_rate * len(events))
+    assert all(e.prediction is None for e in events if not e.ok)
+
+
+def test_daily_seasonality_moves_the_rate_by_time_of_day() -> None:
+    spec = replace(SPEC, canary_fraction=0.0, seasonality=0.3)
+    for hour in (0, 6, 12, 18):
+        start = START + hour * 3_600_000
+        count = sum(1 for _ in fleet.generate(spec, (), start, 100))
+        expected = 100 * sum(
+            p.rate * (1 + 0.3 * math.sin(2 * math.pi * hour / 24 + p.phase)) for p in fleet.profiles(spec)
+        )
+        assert abs(count - expected) < 4 * math.sqrt(expected)
+
+
+def test_canary_mirrors_a_fraction_of_requests_with_the_previous_version() -> None:
+    events = decoded(run(duration_s=120))
+    profiles = {p.model: p for p in fleet.profiles(SPEC)}
+    production = by_role(events, "production")
+    canaries = [e for e in events if e.role == "canary"]
+    assert len(canaries) == pytest.approx(SPEC.canary_fraction * len(production), rel=0.1)
+    agree = 0
+    for i, e in enumerate(events):
+        if e.role != "canary":
+            continue
+        twin = events[i - 1]
+        assert (twin.role, twin.request_id, twin.ts, twin.model) == ("production", e.request_id, e.ts, e.model)
+        assert e.version == profiles[e.model].previous_version
+        if twin.ok and e.ok:
+            if profiles[e.model].labels:
+                agree += twin.prediction == e.prediction
+            else:
+                assert abs(twin.prediction - e.prediction) < 0.35 * profiles[e.model].pred_sd  # type: ignore[operator]
+                agree += 1
+    assert agree > 0.9 * len(canaries)
+
+
+@pytest.mark.parametrize("kind", ["latency_spike", "error_burst", "throughput_collapse", "bad_version", "overload"])
+def test_an_incident_leaves_every_other_model_and_time_byte_identical(kind: str) -> None:
+    target = regressor().model
+    incident = Incident.parse(f"{kind}:{target}@{WINDOW[0]:g}+{WINDOW[1] - WINDOW[0]:g}")
+    base_outside, base_inside = split(run(), target)
+    outside, inside = split(run(incidents=(incident,)), target)
+    assert outside == base_outside
+    assert inside != base_inside
+    # The canary runs elsewhere: its mirrors of the base traffic are untouched.
+    base_canary = by_role(base_inside, "canary")
+    canary = by_role(inside, "canary")
+    assert {rid: canary[rid] for rid in base_canary if rid in canary} == {
+        rid: e for rid, e in base_canary.items() if rid in canary
+    }
+
+
+def paired(kind: str, magnitude: float | None = None, **hooks) -> tuple[fleet.ModelProfile, list[tuple[InferenceEvent, InferenceEvent]], list[InferenceEvent], list[InferenceEvent]]:
+    """Run with and without one incident on the first regressor; pair production records by request id."""
+    profile = regressor()
+    text = f"{kind}:{profile.model}@{WINDOW[0]:g}+{WINDOW[1] - WINDOW[0]:g}" + (f"x{magnitude:g}" if magnitude else "")
+    _, base = split(run(**hooks), profile.model)
+    _, hit = split(run(incidents=(Incident.parse(text),), **hooks), profile.model)
+    base_prod, hit_prod = by_role(base, "production"), by_role(hit, "production")
+    pairs = [(base_prod[rid], hit_prod[rid]) for rid in base_prod if rid in hit_prod]
+    return profile, pairs, list(base_prod.values()), list(hit_prod.values())
+
+
+def test_latency_spike_multiplies_latency_only() -> None:
+    _, pairs, base, hit = paired("latency_spike", 5)
+    assert len(base) == len(hit) == len(pairs)
+    for before, after in pairs:
+        assert after.latency_ms == pytest.approx(5 * before.latency_ms, abs=0.06)
+        assert (after.ok, after.prediction, after.version) == (before.ok, before.prediction, before.version)
+
+
+def test_error_burst_sets_the_error_rate_only() -> None:
+    _, pairs, base, hit = paired("error_burst", 0.4)
+    assert len(base) == len(hit)
+    assert sum(not after.ok for _, after in pairs) / len(pairs) == pytest.approx(0.4, abs=0.1)
+    for before, after in pairs:
+        assert after.latency_ms == before.latency_ms
+        assert after.prediction == (before.prediction if after.ok else None)
+
+
+def test_throughput_collapse_thins_requests_and_keeps_survivors_unchanged() -> None:
+    _, pairs, base, hit = paired("throughput_collapse", 0.1)
+    assert 0 < len(hit) < 0.25 * len(base)
+    assert all(before == after for before, after in pairs) and len(pairs) == len(hit)
+
+
+def test_bad_version_serves_the_next_version_slower_with_errors_and_shifted_predictions() -> None:
+    profile, pairs, base, hit = paired("bad_version", 3)
+    assert len(base) == len(hit)
+    assert {after.version for _, after in pairs} == {profile.next_version}
+    for before, after in pairs:
+        assert after.latency_ms == pytest.approx(3 * before.latency_ms, abs=0.04)
+        if before.ok and after.ok:
+            assert after.prediction - before.prediction == pytest.approx(2 * profile.pred_sd, abs=1e-3)  # type: ignore[operator]
+    assert sum(not a.ok for _, a in pairs) > sum(not b.ok for b, _ in pairs)
+
+
+def test_bad_version_shifts_a_classifiers_labels_away_from_its_canary() -> None:
+    model = classifier().model
+    spec = replace(SPEC, canary_fraction=0.5)
+    events = decoded(run(spec, (Incident.parse(f"bad_version:{model}@0+60x4"),), duration_s=60))
+    healthy = decoded(run(spec, duration_s=60))
+
+    def agreement(events: list[InferenceEvent]) -> float:
+        pairs = [(a, b) for a, b in zip(events, events[1:]) if b.role == "canary" and a.model == model and a.ok and b.ok]
+        return sum(a.prediction == b.prediction for a, b in pairs) / len(pairs)
+
+    assert agreement(healthy) > 0.9
+    assert agreement(events) < 0.75
+
+
+def test_overload_multiplies_the_rate_and_slows_down_with_utilization() -> None:
+    profile, pairs, base, hit = paired("overload", 3)
+    assert len(hit) == pytest.approx(3 * len(base), rel=0.15)
+    ratio = np.median([a.latency_ms for a in hit]) / np.median([b.latency_ms for b in base])
+    utilization = 3 * len(base) / (WINDOW[1] - WINDOW[0]) / profile.capacity_per_replica
+    assert ratio == pytest.approx(float(fleet.slowdown(np.array(utilization))), rel=0.15)
+    assert ratio > 3
+
+
+def test_scaling_out_through_the_capacity_hook_cures_an_overload() -> None:
+    _, pairs, base, hit = paired("overload", 3, capacity=lambda model: 4)
+    assert len(hit) == pytest.approx(3 * len(base), rel=0.15)
+    assert all(after == before for before, after in pairs)
+
+
+def test_the_version_hook_decides_what_is_served_so_a_rollback_cures_a_bad_version() -> None:
+    profile = regressor()
+    incident = Incident.parse(f"bad_version:{profile.model}@0+60x3")
+    rolled_back = run(incidents=(incident,), version=lambda model: fleet.profiles(SPEC)[int(model[-3:])].stable_version)
+    assert rolled_back == run()
+    bad_everywhere = decoded(run(version=lambda model: profile.next_version if model == profile.model else
+                                 fleet.profiles(SPEC)[int(model[-3:])].stable_version))
+    # Without the incident the next version is just another healthy version.
+    assert {e.version for e in bad_everywhere if e.model == profile.model and e.role == "production"} == {profile.next_version}
+    deployed = decoded(run(incidents=(incident,), version=lambda model: profile.next_version))
+    slow = [e.latency_ms for e in deployed if e.model == profile.model and e.role == "production"]
+    assert np.median(slow) == pytest.approx(3 * profile.latency_ms, rel=0.1)
+
+
+def test_incident_grammar_round_trips_and_defaults_the_magnitude() -> None:
+    spike = Incident.parse("latency_spike:model-003@20+15x5")
+    assert spike == Incident("latency_spike", "model-003", 20.0, 15.0, 5.0) and spike.end_s == 35.0
+    assert Incident.parse(str(spike)) == spike
+    assert Incident.parse("throughput_collapse:model-001@1.5+2").magnitude == fleet.DEFAULT_MAGNITUDE["throughput_collapse"]
+    for bad in ("latency_spike:model-003@20", "meteor:model-003@1+2", "latency_spike:model-003@a+2"):
+        with pytest.raises(ValueError, match="bad incident"):
+            Incident.parse(bad)
+    with pytest.raises(ValueError, match="not in the fleet"):
+        fleet.Fleet(SPEC, [Incident.parse("overload:model-042@1+2")], START)
+
+
+class FakeProducer:
+    """Collects what ``run_live`` sends (unit tests never open a socket)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.flushed = False
+
+    async def send(self, topic: str, value: bytes, key: bytes) -> None:
+        self.sent.append((topic, key, value))
+
+    async def flush(self) -> None:
+        self.flushed = True
+
+
+async def test_run_live_sends_keyed_records_and_announces_each_incident_boundary_once() -> None:
+    producer = FakeProducer()
+    timeline: list[tuple[str, str]] = []
+    incidents = (Incident.parse("latency_spike:model-001@2+3"), Incident.parse("overload:model-002@8+10"))
+    sent = await fleet.run_live(
+        producer, "t", replace(SPEC, rate=5.0), incidents, duration_s=10, speed=200,  # type: ignore[arg-type]
+        on_incident=lambda inc, phase, wall: timeline.append((phase, inc.kind)),
+    )
+    assert sent == len(producer.sent) > 0 and producer.flushed
+    assert timeline == [("start", "latency_spike"), ("end", "latency_spike"), ("start", "overload"), ("end", "overload")]
+    events = decoded([(k, v) for _, k, v in producer.sent])
+    assert all(k == e.model.encode() for (_, k, _), e in zip(producer.sent, events))
+    assert [e.ts for e in events] == sorted(e.ts for e in events)
+    assert events[-1].ts - events[0].ts < 10_000
