@@ -217,14 +217,17 @@ def test_scaling_out_through_the_capacity_hook_cures_an_overload() -> None:
 
 def test_the_version_hook_decides_what_is_served_so_a_rollback_cures_a_bad_version() -> None:
     profile = regressor()
+    stable = {p.model: p.stable_version for p in fleet.profiles(SPEC)}
     incident = Incident.parse(f"bad_version:{profile.model}@0+60x3")
-    rolled_back = run(incidents=(incident,), version=lambda model: fleet.profiles(SPEC)[int(model[-3:])].stable_version)
-    assert rolled_back == run()
-    bad_everywhere = decoded(run(version=lambda model: profile.next_version if model == profile.model else
-                                 fleet.profiles(SPEC)[int(model[-3:])].stable_version))
-    # Without the incident the next version is just another healthy version.
-    assert {e.version for e in bad_everywhere if e.model == profile.model and e.role == "production"} == {profile.next_version}
-    deployed = decoded(run(incidents=(incident,), version=lambda model: profile.next_version))
+    assert run(incidents=(incident,), version=stable.__getitem__) == run()
+    # Without an incident the next version is just another healthy version, served when deployed.
+    upgraded = {**stable, profile.model: profile.next_version}
+    healthy = decoded(run(version=upgraded.__getitem__))
+    mine = [e for e in healthy if e.model == profile.model and e.role == "production"]
+    assert {e.version for e in mine} == {profile.next_version}
+    assert np.median([e.latency_ms for e in mine]) == pytest.approx(profile.latency_ms, rel=0.1)
+    # With the incident, the bad version is slow whenever it is deployed, whatever the clock says.
+    deployed = decoded(run(incidents=(Incident.parse(f"bad_version:{profile.model}@50+1x3"),), version=upgraded.__getitem__))
     slow = [e.latency_ms for e in deployed if e.model == profile.model and e.role == "production"]
     assert np.median(slow) == pytest.approx(3 * profile.latency_ms, rel=0.1)
 
