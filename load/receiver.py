@@ -358,7 +358,10 @@ class AlertReceiver:
         if self._server is not None:
             raise RuntimeError("the receiver is already running")
         self._server = _Server(self, *self._address)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="alert-receiver", daemon=True)
+        # A short poll interval keeps stop() fast: shutdown() waits for the serve loop's next poll.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="alert-receiver", daemon=True
+        )
         self._thread.start()
         return self
 
