@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -478,10 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     receiver = _PrintingReceiver(port=args.port).start()
     print(f"pagerduty: {receiver.pagerduty_url}\nslack:     {receiver.slack_url}\nwebhook:   {receiver.webhook_url}", flush=True)
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+        stopping.wait()
     finally:
         receiver.stop()
     return 0
