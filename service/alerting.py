@@ -25,6 +25,7 @@ import asyncio
 import email.utils
 import json
 import logging
+import math
 import random
 import re
 import time
@@ -281,7 +282,7 @@ def slack_message(alert: Alert) -> dict[str, Any]:
             {"type": "button", "text": {"type": "plain_text", "text": _truncate(name, _SLACK_BUTTON_TEXT_MAX)}, "url": url}
             for name, url in list(alert.links.items())[:_SLACK_MAX_BUTTONS]
         ]})
-    return {"text": _truncate(f"{title}: {alert.summary}", _SLACK_TEXT_MAX), "blocks": blocks}
+    return {"text": _truncate(f"{title}: {_slack_escape(alert.summary)}", _SLACK_TEXT_MAX), "blocks": blocks}
 
 
 # --- retries --------------------------------------------------------------------------------
@@ -320,6 +321,8 @@ class RetryPolicy:
                 seconds = email.utils.parsedate_to_datetime(header).timestamp() - now
             except (TypeError, ValueError):
                 return None
+        if math.isnan(seconds):
+            return None
         return min(max(seconds, 0.0), self.max_retry_after_s)
 
 

@@ -252,8 +252,10 @@ def test_slack_message_stays_within_block_kit_limits() -> None:
         summary="<b>" + "y" * 4000, model="m" * 200, evidence={f"k{i}": "v" * 100 for i in range(60)},
         links={f"link{i}" + "n" * 80: f"http://x/{i}" for i in range(30)},
     )
-    validate_slack(slack_message(alert))
-    assert "&lt;b&gt;" in slack_message(alert)["blocks"][1]["text"]["text"]
+    message = slack_message(alert)
+    validate_slack(message)
+    assert "&lt;b&gt;" in message["blocks"][1]["text"]["text"] and "&lt;b&gt;" in message["text"]
+    assert len(message["text"]) == 3000
 
 
 def test_the_receiver_validators_catch_broken_payloads() -> None:
@@ -290,7 +292,7 @@ def test_backoff_is_bounded_and_jittered() -> None:
 
 @pytest.mark.parametrize(
     ("header", "expected"),
-    [("7", 7.0), ("3600", 30.0), ("-5", 0.0), (None, 0.75), ("soon", 0.75)],
+    [("7", 7.0), ("3600", 30.0), ("-5", 0.0), ("inf", 30.0), (None, 0.75), ("soon", 0.75), ("nan", 0.75)],
 )
 async def test_429_honours_retry_after_capped(header: str | None, expected: float) -> None:
     sleeps: list[float] = []
