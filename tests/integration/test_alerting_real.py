@@ -209,3 +209,12 @@ async def test_unreachable_destination_gives_up_with_a_clear_error(receiver) -> 
         await sink.send(make_alert())
     await sink.aclose()
     assert sleeps == [0.125, 0.25]
+
+
+async def test_waiting_for_what_never_comes_says_what_did(receiver) -> None:
+    async with httpx.AsyncClient() as client:
+        await client.post(receiver.slack_url, json={"text": "only slack"})
+    with pytest.raises(TimeoutError, match=r"expected 1 accepted pagerduty request\(s\).*\('slack', '/slack', 200, None\)"):
+        await receiver.wait_for(kind="pagerduty", timeout=0.05)
+    (slack,) = await receiver.wait_for(lambda r: r.json["text"] == "only slack", timeout=0.05)
+    assert slack.kind == "slack" and slack.received_at > 0

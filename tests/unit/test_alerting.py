@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,8 +29,7 @@ from modelmedic.alerting import (
 from modelmedic.config import SinkSettings
 from modelmedic.errors import ConfigError, SinkError
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from load.receiver import Invalid, validate_pagerduty, validate_slack  # noqa: E402
+from load.receiver import Invalid, validate_pagerduty, validate_slack
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 STARTED = 1_764_089_100_000
