@@ -106,7 +106,7 @@ def _time_ms(fn: Callable[[], object], runs: int) -> tuple[float, float]:
 
 
 def _cli(path: Path, *args: str) -> Callable[[], object]:
-    cmd = [sys.executable, "-m", "modelmedic", "registry", "--registry", str(path), *args]
+    cmd = [sys.executable, "-m", "modelmedic", "registry", *args, "--registry", str(path)]
     return lambda: subprocess.run(cmd, check=True, capture_output=True)
 
 
@@ -133,10 +133,15 @@ def main() -> None:
             ("api previous_stable_version", lambda: reg.previous_stable_version(model)),
             ("api certified_baseline", lambda: reg.certified_baseline(model, "v1.9.0")),
             ("api history", lambda: reg.history(model)),
-            ("api list_models", reg.list_models),
+            ("api list_models (cached)", reg.list_models),
+            ("api list_models (refresh)", lambda: reg.list_models(refresh=True)),
+            ("cli baseline: python -c pass", lambda: subprocess.run([sys.executable, "-c", "pass"], check=True)),
+            ("cli baseline: modelmedic --help", lambda: subprocess.run([sys.executable, "-m", "modelmedic", "--help"],
+                                                                       check=True, capture_output=True)),
             ("cli show", _cli(path, "show", model)),
             ("cli stable", _cli(path, "stable", model)),
             ("cli list", _cli(path, "list")),
+            ("cli list --json", _cli(path, "list", "--json")),
         ]
         print(f"{'operation':30} {'median ms':>10} {'max ms':>10}")
         for label, fn in rows:
@@ -146,6 +151,8 @@ def main() -> None:
         writes = [
             ("api add_version", lambda: reg.add_version(model, f"2.0.{next(patches)}", "bench", "s3://b/x", _DIGEST)),
             ("api promote (candidate)", lambda: reg.promote(model, f"2.0.{next(promoted)}", "candidate")),
+            ("api add_version + list_models", lambda: (
+                reg.add_version(model, f"2.0.{next(patches)}", "bench", "s3://b/x", _DIGEST), reg.list_models())),
         ]
         for label, fn in writes:
             median, worst = _time_ms(fn, min(args.runs, 10))

@@ -58,6 +58,7 @@ NEEDS_CERTIFICATION = frozenset({"canary", "stable"})
 FORMAT_VERSION = 1
 _LOCK_FILE = "modelmedic-registry.lock"
 _STATS_STAMP_FILE = "modelmedic-stats-flushed-at"
+_LIST_CACHE_FILE = "modelmedic-list-cache.json"
 
 _NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 # semver.org's reference expression, with GTO's leading "v".
@@ -509,7 +510,7 @@ class Registry:
             raise RegistryValidationError(f"model {name}: give a description (what it predicts, for whom)")
         if not spec.owners or not all(isinstance(o, str) and o.strip() for o in spec.owners):
             raise RegistryValidationError(f"model {name}: give at least one owner (team or person to page)")
-        with self._transaction():
+        with self._model_transaction(name):
             exists = self._model_file(name).is_file()
             if exists and not update:
                 raise ModelExistsError(f"model {name} is already registered: pass update=True "
@@ -533,7 +534,7 @@ class Registry:
         _check_artifact(artifact_uri, digest)
         if not isinstance(notes, str) or not notes.strip():
             raise RegistryValidationError(f"{model}@{version}: give release notes (what changed and why)")
-        with self._transaction():
+        with self._model_transaction(model):
             self._require_model(model)
             if version in self._read_tags(model).versions:
                 raise VersionExistsError(f"{model}@{version} already exists and versions are immutable: "
@@ -556,7 +557,7 @@ class Registry:
         version = normalize_version(version)
         if stage not in STAGES:
             raise PromotionError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
-        with self._transaction():
+        with self._model_transaction(model):
             self._require_model(model)
             tags = self._read_tags(model)
             if version not in tags.versions:
@@ -630,19 +631,56 @@ class Registry:
 
     # ----------------------------------------------------------------- reads
 
-    def list_models(self) -> list[ModelSummary]:
-        """Every model with its version count, latest and stable version: one git call in all."""
+    def list_models(self, *, refresh: bool = False) -> list[ModelSummary]:
+        """Every model with its version count, latest and stable version.
+
+        Served from a summary cache in ``.git`` while the tags and the models directory are
+        unchanged (three ``stat`` calls); registry writes update their model's row in place.
+        Otherwise it is rebuilt with one ``git show-ref -d``, which takes peeled tags from
+        ``packed-refs`` instead of opening every tag object (measured in docs/registry.md).
+        ``refresh`` forces the rebuild.
+        """
+        stamp = self._refs_stamp()
+        cached = None if refresh else _read_json(self._git_dir / _LIST_CACHE_FILE)
+        if cached is not None and cached.get("stamp") == stamp:
+            return [ModelSummary(**row) for row in cached["models"]]
         root = self.path / "models"
         names = sorted(e.name for e in os.scandir(root) if (Path(e.path) / "model.yaml").is_file()) \
             if root.is_dir() else []
-        by_model = _group_tags(self._for_each_ref(["refs/tags/"], with_messages=False))
-        summaries = []
-        for name in names:
-            tags = by_model.get(name, _ModelTags({}, ()))
-            versions = sorted(tags.versions, key=semver_key)
-            summaries.append(ModelSummary(name=name, versions=len(versions),
-                                          latest=versions[-1] if versions else None, stable=tags.holder("stable")))
+        # show-ref exits 1 when there is no tag at all: that is an empty registry, not an error.
+        by_model = _group_tags(_parse_show_ref(_run_git(self.path, "show-ref", "--tags", "-d", check=False) or ""))
+        summaries = [_summary(name, by_model.get(name, _ModelTags({}, ()))) for name in names]
+        self._write_list_cache(stamp, summaries)
         return summaries
+
+    def _write_list_cache(self, stamp: list[list[int] | None], summaries: list[ModelSummary]) -> None:
+        _write_atomic(self._git_dir / _LIST_CACHE_FILE,
+                      json.dumps({"stamp": stamp, "models": [asdict(s) for s in summaries]}))
+
+    def _update_list_cache(self, model: str, stamp_before: list[list[int] | None]) -> None:
+        """After a write, patch the model's cached row, if the cache was current before the write."""
+        cached = _read_json(self._git_dir / _LIST_CACHE_FILE)
+        if cached is None or cached.get("stamp") != stamp_before:
+            return
+        rows = {row["name"]: ModelSummary(**row) for row in cached["models"]}
+        rows[model] = _summary(model, self._read_tags(model))
+        self._write_list_cache(self._refs_stamp(), [rows[name] for name in sorted(rows)])
+
+    def _refs_stamp(self) -> list[list[int] | None]:
+        """What changes whenever a tag or a model directory is added, moved or removed (or refs are packed).
+
+        Git writes a ref by renaming a lock file over it, so the directory's nanosecond mtime (or
+        packed-refs' inode) moves on every change, by any tool, GTO included.
+        """
+        stamp: list[list[int] | None] = []
+        for path in (self._git_dir / "packed-refs", self._git_dir / "refs" / "tags", self.path / "models"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamp.append(None)
+            else:
+                stamp.append([st.st_mtime_ns, st.st_ino, st.st_size])
+        return stamp
 
     def show(self, model: str) -> ModelView:
         """A model's metadata, versions (with stage, artifact, notes) and its stable/canary versions."""
@@ -797,6 +835,14 @@ class Registry:
         return out
 
     @contextlib.contextmanager
+    def _model_transaction(self, model: str) -> Iterator[None]:
+        """A write transaction that changes ``model``'s tags or directory: keeps the list cache current."""
+        with self._transaction():
+            stamp_before = self._refs_stamp()
+            yield
+            self._update_list_cache(model, stamp_before)
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """Serialize writers on an flock in ``.git``; the kernel drops it if a writer dies, so no stale lock."""
         with open(self._git_dir / _LOCK_FILE, "a") as handle:
@@ -841,6 +887,33 @@ def _group_tags(refs: list[list[str]]) -> dict[str, _ModelTags]:
             created_at=int(date or 0), author=author.strip(), message=message.strip(), tag=name))
     return {model: _ModelTags(versions.get(model, {}), tuple(sorted(assignments.get(model, []), key=lambda a: a.n)))
             for model in {*versions, *assignments}}
+
+
+def _summary(name: str, tags: _ModelTags) -> ModelSummary:
+    versions = sorted(tags.versions, key=semver_key)
+    return ModelSummary(name=name, versions=len(versions), latest=versions[-1] if versions else None,
+                        stable=tags.holder("stable"))
+
+
+def _parse_show_ref(out: str) -> list[list[str]]:
+    """``git show-ref -d`` lines into for-each-ref-shaped records (no dates or messages)."""
+    objects: dict[str, str] = {}
+    peeled: dict[str, str] = {}
+    for line in out.splitlines():
+        sha, _, ref = line.partition(" ")
+        name = ref.removeprefix("refs/tags/")
+        if name.endswith("^{}"):
+            peeled[name[:-3]] = sha
+        else:
+            objects[name] = sha
+    return [[name, sha, peeled.get(name, ""), "", "", ""] for name, sha in objects.items()]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
 
 
 def _merge_by_time(first: list[HistoryEvent], second: list[HistoryEvent]) -> list[HistoryEvent]:

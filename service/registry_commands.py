@@ -243,7 +243,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                         "latency_p99_ms, throughput_rps, error_rate, quality")
 
     model_arg(add("show", lambda args, reg: reg.show(args.model), "a model, its versions and stages"))
-    add("list", lambda args, reg: reg.list_models(), "every model with its latest and stable version")
+    listing = add("list", lambda args, reg: reg.list_models(refresh=args.refresh),
+                  "every model with its latest and stable version")
+    listing.add_argument("--refresh", action="store_true", help="rebuild the summary cache from the tags")
     model_arg(add("history", lambda args, reg: reg.history(args.model), "registrations and stage changes"))
     model_arg(add("stable", _stable, "the stable version and the previous one (rollback target)"))
 
