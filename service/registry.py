@@ -504,12 +504,14 @@ class Registry:
     def register_model(self, name: str, *, description: str, owners: Iterable[str], interface: dict[str, Any],
                        languages: Iterable[str] = (), runtime: str = "", update: bool = False) -> ModelSpec:
         """Register a model (or, with ``update``, change its metadata) in one commit."""
-        spec = ModelSpec(name=check_model_name(name), description=description, owners=tuple(owners),
-                         interface=check_interface(interface), languages=tuple(languages), runtime=runtime)
+        check_model_name(name)
+        owners = tuple(owners)
         if not isinstance(description, str) or not description.strip():
             raise RegistryValidationError(f"model {name}: give a description (what it predicts, for whom)")
-        if not spec.owners or not all(isinstance(o, str) and o.strip() for o in spec.owners):
+        if not owners or not all(isinstance(o, str) and o.strip() for o in owners):
             raise RegistryValidationError(f"model {name}: give at least one owner (team or person to page)")
+        spec = ModelSpec(name=name, description=description, owners=owners, interface=check_interface(interface),
+                         languages=tuple(languages), runtime=runtime)
         with self._model_transaction(name):
             exists = self._model_file(name).is_file()
             if exists and not update:
@@ -569,9 +571,10 @@ class Registry:
                 self._check_promotion(model, version, stage, current, tags)
             n = tags.next_n()
             tag = f"{model}#{stage}#{n}"
-            message = f"Assigning stage {stage} to artifact {model} version {version}"
-            message += "".join(f"\n\n{line}" for line in (reason, "forced: lifecycle guards overridden" if force else "")
-                               if line)
+            # GTO's own first line, then why (and that the guards were overridden, if they were).
+            paragraphs = [f"Assigning stage {stage} to artifact {model} version {version}", reason,
+                          "forced: lifecycle guards overridden" if force else ""]
+            message = "\n\n".join(p for p in paragraphs if p)
             self._git("tag", "-a", tag, "-m", message, tags.versions[version].commit)
             assignment = next(a for a in self._read_tags(model, with_messages=True).assignments if a.tag == tag)
         return assignment
@@ -703,9 +706,9 @@ class Registry:
         """Registrations and stage assignments, oldest first (assignments in GTO counter order)."""
         self._require_model(model)
         tags = self._read_tags(model, with_messages=True)
+        registered = sorted(tags.versions.values(), key=lambda vt: (vt.created_at, semver_key(vt.version)))
         events = [HistoryEvent("register", model, vt.version, None, vt.created_at, vt.author, vt.notes,
-                               f"{model}@{vt.version}") for vt in tags.versions.values()]
-        events.sort(key=lambda e: (e.created_at, semver_key(e.version or "v0.0.0")))
+                               f"{model}@{vt.version}") for vt in registered]
         assigns = [HistoryEvent("assign", model, a.version, a.stage, a.created_at, a.author, a.message, a.tag)
                    for a in tags.assignments]
         return _merge_by_time(events, assigns)
