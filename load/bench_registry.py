@@ -131,6 +131,7 @@ def main() -> None:
             ("api show", lambda: reg.show(model)),
             ("api stable_version", lambda: reg.stable_version(model)),
             ("api previous_stable_version", lambda: reg.previous_stable_version(model)),
+            ("api stable_versions", lambda: reg.stable_versions(model)),
             ("api certified_baseline", lambda: reg.certified_baseline(model, "v1.9.0")),
             ("api history", lambda: reg.history(model)),
             ("api list_models (cached)", reg.list_models),

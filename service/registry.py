@@ -152,6 +152,17 @@ class ModelView:
 
 
 @dataclass(frozen=True)
+class StableVersions:
+    """What deployment and the monitor resolve for a model, in one read: see :meth:`Registry.stable_versions`."""
+
+    model: str
+    stable: str | None
+    previous_stable: str | None
+    """The rollback target, and the version run as canary against the stable one."""
+    canary: str | None
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     """One row of :meth:`Registry.list_models`."""
 
@@ -735,6 +746,12 @@ class Registry:
         """The version stable before the current one, skipping retired ones: rollback target and canary."""
         self._require_model(model)
         return self._read_tags(model).previous_stable()
+
+    def stable_versions(self, model: str) -> StableVersions:
+        """Stable, previous stable and canary versions from one scoped tag read."""
+        self._require_model(model)
+        tags = self._read_tags(model)
+        return StableVersions(model, tags.holder("stable"), tags.previous_stable(), tags.holder("canary"))
 
     def certified_baseline(self, model: str, version: str) -> CertifiedBaseline:
         """The certification numbers of a version, from ``versions/<v>.cert.json``."""

@@ -91,11 +91,6 @@ def _attach(args: argparse.Namespace, reg: Any) -> Any:
     return reg.attach_certification(args.model, args.version, _load_document(args.report))
 
 
-def _stable(args: argparse.Namespace, reg: Any) -> Any:
-    return {"model": args.model, "stable": reg.stable_version(args.model),
-            "previous_stable": reg.previous_stable_version(args.model)}
-
-
 def _diff(args: argparse.Namespace, reg: Any) -> Any:
     return reg.diff_stats(args.model, args.a, args.b)
 
@@ -111,6 +106,7 @@ def _text(result: Any) -> str:
         ModelSpec,
         ModelSummary,
         ModelView,
+        StableVersions,
         StatDelta,
         VersionInfo,
     )
@@ -128,8 +124,9 @@ def _text(result: Any) -> str:
     if isinstance(result, CertifiedBaseline):
         return (f"certification attached: p50 {result.latency_p50_ms} ms, p95 {result.latency_p95_ms} ms, "
                 f"p99 {result.latency_p99_ms} ms, {result.throughput_rps} rps, error rate {result.error_rate}")
-    if isinstance(result, dict):
-        return f"{result['model']}: stable {result['stable'] or '-'}, previous stable {result['previous_stable'] or '-'}"
+    if isinstance(result, StableVersions):
+        return (f"{result.model}: stable {result.stable or '-'}, previous stable {result.previous_stable or '-'}, "
+                f"canary {result.canary or '-'}")
     if not result:
         return "(none)"
     if isinstance(result[0], ModelSummary):
@@ -231,9 +228,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     notes.add_argument("--notes", help="release notes")
     notes.add_argument("--notes-file", help="file holding the release notes")
 
-    promote = add("promote", _promote, "assign a stage: candidate, certified, canary, stable, retired")
+    promote = add("promote", _promote, "assign a stage (GTO tag <model>#<stage>#<n>)")
     model_arg(promote, version=True)
-    promote.add_argument("stage", choices=["candidate", "certified", "canary", "stable", "retired"])
+    promote.add_argument("stage", help="candidate, certified, canary, stable or retired")
     promote.add_argument("--force", action="store_true", help="override lifecycle guards (recorded in the tag)")
     promote.add_argument("--reason", default="", help="why; recorded in the tag message")
 
@@ -247,7 +244,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                   "every model with its latest and stable version")
     listing.add_argument("--refresh", action="store_true", help="rebuild the summary cache from the tags")
     model_arg(add("history", lambda args, reg: reg.history(args.model), "registrations and stage changes"))
-    model_arg(add("stable", _stable, "the stable version and the previous one (rollback target)"))
+    model_arg(add("stable", lambda args, reg: reg.stable_versions(args.model),
+                  "the stable version, the previous one (rollback target) and the canary"))
 
     diff = add("diff-stats", _diff, "compare the usage/performance stats of two versions")
     model_arg(diff)

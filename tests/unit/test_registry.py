@@ -20,7 +20,7 @@ from modelmedic.errors import (
     UnknownVersionError,
     VersionExistsError,
 )
-from modelmedic.registry import ModelSummary, Registry, UsageStats
+from modelmedic.registry import ModelSummary, Registry, StableVersions, UsageStats
 
 DIGEST = "sha256:" + "0" * 64
 INTERFACE = {
@@ -239,6 +239,7 @@ def test_lifecycle_with_gto_tags_stable_previous_and_rollback(reg: Registry) -> 
     assert (reg.stable_version("fraud"), reg.previous_stable_version("fraud")) == ("v1.0.0", None)
     view = reg.show("fraud")
     assert (view.stable, view.previous_stable, view.canary) == ("v1.0.0", None, "v1.1.0")
+    assert reg.stable_versions("fraud") == StableVersions("fraud", "v1.0.0", None, "v1.1.0")
     assert [v.stage for v in view.versions] == ["stable", "retired"]
 
 

@@ -55,7 +55,7 @@ def test_register_version_certify_promote_and_show(registry: Path, tmp_path: Pat
     assert view["spec"]["interface"]["input"]["properties"] == {"amount": {"type": "number"}}
     assert [(v["version"], v["stage"]) for v in view["versions"]] == [("v1.0.0", "stable")]
     assert json.loads(run(capsys, "stable", "fraud", "--json")[1]) == {
-        "model": "fraud", "stable": "v1.0.0", "previous_stable": None}
+        "model": "fraud", "stable": "v1.0.0", "previous_stable": None, "canary": None}
     out = run(capsys, "list")[1]
     assert out.splitlines()[1].split() == ["fraud", "1", "v1.0.0", "v1.0.0"]
     out = run(capsys, "history", "fraud")[1]
