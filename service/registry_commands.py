@@ -195,7 +195,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         description="Register models and versions, promote them through candidate -> certified -> canary -> "
         "stable -> retired, and read their history and stats. Stored in git with GTO-compatible tags.",
     )
-    sub = registry.add_subparsers(title="registry commands", metavar="COMMAND", required=True, dest="command")
+    # An explicit prog spares argparse formatting a usage line on every start.
+    sub = registry.add_subparsers(title="registry commands", metavar="COMMAND", required=True, dest="command",
+                                  prog="modelmedic registry")
 
     def add(name: str, fn: Callable[[argparse.Namespace, Any], Any], help_: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, parents=[common], help=help_, description=help_)
