@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 
 # deploy/local/ holds scripts, not part of the installed package: import them from the checkout.
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def kube_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_kube.
 @pytest.fixture
 def kube_admin(kube_stack: local_kube.KubeStack) -> Iterator[KubeClient]:
     """A client acting as the cluster admin (system:masters): for setting up what tests act on."""
-    admin = KubeClient(config.new_client_from_config(kube_stack.admin_kubeconfig, persist_config=False))
+    admin = KubeClient.from_kubeconfig(kube_stack.admin_kubeconfig)
     yield admin
     admin.close()
 
