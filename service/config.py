@@ -101,7 +101,7 @@ class WindowSettings(_Section):
 class DetectionSettings(_Section):
     """How windows become anomalies."""
 
-    threshold: float = Field(0.99, gt=0.0, lt=1.0)
+    threshold: float = Field(0.9999, gt=0.0, lt=1.0)
     """Anomaly score at or above which a window counts as anomalous."""
     trigger_windows: int = Field(2, ge=1)
     """Consecutive anomalous windows before an anomaly fires: one noisy window is not an incident."""
@@ -109,6 +109,15 @@ class DetectionSettings(_Section):
     """Consecutive normal windows before a firing anomaly is declared recovered."""
     grace_windows: int = Field(30, ge=1)
     """Windows a new series observes before it may fire: a baseline must mean something first."""
+    latency_ratio: float = Field(1.5, gt=1.0)
+    """Minimum effect: p95 latency must also be at least this many times its baseline.
+    Statistics say *whether* something changed; this says whether it matters to a user."""
+    throughput_drop_ratio: float = Field(0.5, gt=0.0, lt=1.0)
+    """Minimum effect for a drop: request rate at most this fraction of its baseline."""
+    throughput_surge_ratio: float = Field(2.0, gt=1.0)
+    """Minimum effect for a surge: request rate at least this many times its baseline."""
+    error_ratio: float = Field(3.0, gt=1.0)
+    """Minimum effect for an error burst: error rate at least this many times its baseline."""
     min_requests: int = Field(5, ge=1)
     """Windows with fewer requests than this are not judged on latency or error rate."""
     snapshot_interval_s: float = Field(5.0, gt=0)

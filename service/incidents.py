@@ -62,13 +62,16 @@ class Incident(msgspec.Struct):
     alerted: list[str] = msgspec.field(default_factory=list)
     """Alerts already delivered: ``firing`` and/or ``resolved``."""
     escalation_level: int = 0
+    resolution: str = ""
+    """What the recovery looked like (the recovered anomaly's sentence)."""
 
     def alert(self, status: Literal["firing", "resolved"]) -> Alert:
         """The message for the sinks; the dedup key is the incident id, for its whole life."""
         return Alert(
             incident_id=self.id, dedup_key=f"modelmedic-{self.id}", status=status,
-            severity=SEVERITY.get(self.anomaly_class, "error"), summary=self.summary, model=self.model,
-            version=self.version or "*", role=self.role, kind=",".join(self.kinds), anomaly_class=self.anomaly_class,
+            severity=SEVERITY.get(self.anomaly_class, "error"),
+            summary=self.resolution if status == "resolved" and self.resolution else self.summary, model=self.model,
+            version=self.version or "*", role=self.role, kind=self.kinds[0], anomaly_class=self.anomaly_class,
             escalation_level=self.escalation_level, started_at_ms=self.opened_at_ms,
             ended_at_ms=self.resolved_at_ms if status == "resolved" else None, evidence=self.evidence,
         )
@@ -118,6 +121,7 @@ class IncidentBook:
             incident.state = "resolved"
             incident.resolved_at_ms = max(a.window_end, incident.opened_at_ms)
             incident.pending = "resolved"
+            incident.resolution = f"resolved: {a.summary}"
             del self._open[(incident.series, incident.anomaly_class)]
         return incident
 

@@ -119,7 +119,7 @@ class WindowJudge:
         with np.errstate(divide="ignore"):
             lat_x = np.where(enough, np.log(np.maximum(cw.p95, 1e-3)), np.nan)
         scores, base = self.latency.bank.score_learn(cw.slots, lat_x)
-        anomalous = (scores >= thr) & (lat_x > base)
+        anomalous = (scores >= thr) & (lat_x > base + np.log(self.settings.latency_ratio))
         kinds = np.zeros(cw.slots.size, dtype=np.int8)
         out += self._emit(self.latency, cw, windows, cw.slots, anomalous, enough, kinds, scores,
                           observed=cw.p95, baseline=np.exp(base), level="version")
@@ -127,14 +127,17 @@ class WindowJudge:
         e_scores, e_rate = self.errors.bank.score_learn(cw.slots, np.where(enough, cw.errors, 0), cw.count)
         with np.errstate(divide="ignore", invalid="ignore"):
             err_rate = np.where(cw.count > 0, cw.errors / cw.count, np.nan)
-        out += self._emit(self.errors, cw, windows, cw.slots, e_scores >= thr, enough, kinds, e_scores,
+        e_anomalous = (e_scores >= thr) & (err_rate >= self.settings.error_ratio * e_rate)
+        out += self._emit(self.errors, cw, windows, cw.slots, e_anomalous, enough, kinds, e_scores,
                           observed=err_rate, baseline=e_rate, level="version")
 
         tp_x = np.sqrt(cw.group_count)
         t_scores, t_base = self.throughput.bank.score_learn(cw.groups, tp_x)
         t_kinds = (tp_x > t_base).astype(np.int8)  # 0 = drop, 1 = surge
+        ratio = cw.group_count / np.maximum(t_base**2, 1e-9)
+        big = (ratio <= self.settings.throughput_drop_ratio) | (ratio >= self.settings.throughput_surge_ratio)
         judged = np.ones(cw.groups.size, dtype=bool)
-        out += self._emit(self.throughput, cw, windows, cw.groups, t_scores >= thr, judged, t_kinds, t_scores,
+        out += self._emit(self.throughput, cw, windows, cw.groups, (t_scores >= thr) & big, judged, t_kinds, t_scores,
                           observed=cw.group_count, baseline=t_base**2, level="group")
         return out
 

@@ -160,11 +160,13 @@ class PartitionWindows:
         """Close every window up to ``last``, in order, including empty ones."""
         if last <= self.closed_through:
             return []
-        first = self.closed_through + 1
-        if not self.open:
-            # Nothing buffered: only the silent windows matter, and after the TTL there is
-            # nothing left to judge, so a long idle gap costs at most TTL window closes.
-            first = max(first, last - self.series_ttl_windows)
+        earliest = min(self.open, default=last + 1)
+        if self.closed_through < 0:
+            first = earliest  # the partition's first data: nothing before it to judge
+        else:
+            # Windows before the earliest buffered one are empty; after the TTL no series
+            # is left to judge in them, so a long idle gap costs at most TTL window closes.
+            first = max(self.closed_through + 1, min(earliest, last + 1) - self.series_ttl_windows)
         closed = [self._close(w) for w in range(first, last + 1)]
         self.closed_through = last
         return closed
