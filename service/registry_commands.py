@@ -13,12 +13,15 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from modelmedic.registry import Assignment, CertifiedBaseline, ModelSpec, ModelView, Registry, StatDelta, VersionInfo
 
 ENV_REGISTRY = "MODELMEDIC_REGISTRY"
 
 
-def _open(args: argparse.Namespace) -> Any:
+def _open(args: argparse.Namespace) -> Registry:
     from modelmedic.errors import NotARegistryError
     from modelmedic.registry import Registry
 
@@ -32,12 +35,7 @@ def _load_document(value: str) -> Any:
     """A schema or report given inline (JSON) or as a path to a JSON or YAML file."""
     from modelmedic.errors import RegistryValidationError
 
-    if value.lstrip().startswith(("{", "[")):
-        text = value
-    elif Path(value).is_file():
-        text = Path(value).read_text()
-    else:
-        raise RegistryValidationError(f"{value!r} is neither inline JSON nor an existing file")
+    text = value if value.lstrip().startswith(("{", "[")) else _read_file(value)
     try:
         return json.loads(text)
     except json.JSONDecodeError:
@@ -47,6 +45,16 @@ def _load_document(value: str) -> Any:
             return yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise RegistryValidationError(f"{value}: not JSON or YAML ({exc})") from exc
+
+
+def _read_file(path: str) -> str:
+    from modelmedic.errors import RegistryValidationError
+
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise RegistryValidationError(f"cannot read {path}: {exc.strerror}; give an existing file "
+                                      "(or inline JSON for schemas and reports)") from exc
 
 
 def _when(ts: int) -> str:
@@ -67,11 +75,11 @@ def _jsonable(result: Any) -> Any:
 # ---------------------------------------------------------------- handlers: (args, registry) -> result
 
 
-def _init(args: argparse.Namespace, reg: Any) -> str:
+def _init(args: argparse.Namespace, reg: Registry) -> str:
     return f"registry ready at {reg.path}"
 
 
-def _register(args: argparse.Namespace, reg: Any) -> Any:
+def _register(args: argparse.Namespace, reg: Registry) -> ModelSpec:
     return reg.register_model(
         args.model, description=args.description, owners=args.owner, languages=args.language or (),
         runtime=args.runtime, update=args.update,
@@ -79,20 +87,20 @@ def _register(args: argparse.Namespace, reg: Any) -> Any:
     )
 
 
-def _add_version(args: argparse.Namespace, reg: Any) -> Any:
-    notes = Path(args.notes_file).read_text() if args.notes_file else args.notes
+def _add_version(args: argparse.Namespace, reg: Registry) -> VersionInfo:
+    notes = _read_file(args.notes_file) if args.notes_file else args.notes
     return reg.add_version(args.model, args.version, notes, args.artifact, args.digest)
 
 
-def _promote(args: argparse.Namespace, reg: Any) -> Any:
+def _promote(args: argparse.Namespace, reg: Registry) -> Assignment:
     return reg.promote(args.model, args.version, args.stage, force=args.force, reason=args.reason)
 
 
-def _attach(args: argparse.Namespace, reg: Any) -> Any:
+def _attach(args: argparse.Namespace, reg: Registry) -> CertifiedBaseline:
     return reg.attach_certification(args.model, args.version, _load_document(args.report))
 
 
-def _diff(args: argparse.Namespace, reg: Any) -> Any:
+def _diff(args: argparse.Namespace, reg: Registry) -> list[StatDelta]:
     return reg.diff_stats(args.model, args.a, args.b)
 
 
@@ -144,7 +152,7 @@ def _text(result: Any) -> str:
     raise TypeError(f"no text form for {type(result[0]).__name__}")
 
 
-def _text_view(view: Any) -> str:
+def _text_view(view: ModelView) -> str:
     spec = view.spec
     lines = [
         f"{spec.name}: {spec.description}",
@@ -170,7 +178,7 @@ def _table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [header, *rows])
 
 
-def _handler(fn: Callable[[argparse.Namespace, Any], Any]) -> Callable[[argparse.Namespace], int]:
+def _handler(fn: Callable[[argparse.Namespace, Registry], Any]) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         result = fn(args, _open(args))
         if args.json:
@@ -200,7 +208,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     sub = registry.add_subparsers(title="registry commands", metavar="COMMAND", required=True, dest="command",
                                   prog="modelmedic registry")
 
-    def add(name: str, fn: Callable[[argparse.Namespace, Any], Any], help_: str) -> argparse.ArgumentParser:
+    def add(name: str, fn: Callable[[argparse.Namespace, Registry], Any], help_: str) -> argparse.ArgumentParser:
         parser = sub.add_parser(name, parents=[common], help=help_, description=help_)
         parser.set_defaults(func=_handler(fn))
         return parser
