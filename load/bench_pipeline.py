@@ -1,0 +1,232 @@
+"""Throughput of the detection plane against its floor and against faust, in one run on one broker.
+
+    python load/bench_pipeline.py                         # starts its own Kafka, 500k events
+    python load/bench_pipeline.py --events 200000 --bootstrap 127.0.0.1:9092
+
+Fills a fresh topic with fleet traffic (``load/fleet.py``), then drains the whole topic
+with each consumer below, each in a fresh consumer group, sequentially in this process:
+
+(a) raw aiokafka ``getmany``: the floor, nothing but fetching (same consumer settings
+    as the detection plane: ``modelmedic.kafka.consumer``);
+(b) the detection plane, ``modelmedic.detection.drain``: decode, windows, detectors,
+    snapshots (its state topic is fresh per run, so it never resumes an earlier run);
+(c) a plain faust-streaming agent decoding every record with the same msgspec decoder.
+
+(a) and (b) run again at the end: the spread between the two rounds is the machine's
+noise (the broker shares the cores; other work on the machine shows up there too).
+
+Two rates per run: ``total`` from the start of the call to the N-th record (connecting,
+joining the group and, for faust, starting the app), and ``steady`` from the first
+records in hand to the N-th. The ratios use ``steady``: the cost per record is what
+scales; the start-up cost is paid once per process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+from prometheus_client import REGISTRY
+
+from modelmedic.config import KafkaSettings, Settings, Topics
+from modelmedic.detection import drain
+from modelmedic.events import decode_inference
+from modelmedic.kafka import consumer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fleet import FleetSpec, fill_topic  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+MAX_POLL_RECORDS = 5000
+PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+"""Per-partition fetch size for all three consumers (the detection plane's setting)."""
+
+
+@dataclass(frozen=True)
+class Timing:
+    """When a drain started, when its first records were in hand and when the N-th was done."""
+
+    name: str
+    records: int
+    started: float
+    first: float
+    first_records: int
+    """Records already in hand at ``first`` (a whole batch for batch consumers)."""
+    done: float
+
+    @property
+    def total_rate(self) -> float:
+        return self.records / (self.done - self.started)
+
+    @property
+    def steady_rate(self) -> float:
+        return (self.records - self.first_records) / (self.done - self.first)
+
+
+def settings_for(bootstrap: str, topic: str) -> Settings:
+    """Settings reading ``topic``, with output and state topics of their own (a fresh run each time)."""
+    run = uuid.uuid4().hex[:8]
+    topics = Topics(
+        inference=topic, labels=f"bench.labels.{run}", anomalies=f"bench.anomalies.{run}",
+        incidents=f"bench.incidents.{run}", state=f"bench.state.{run}", dlq=f"bench.dlq.{run}",
+    )
+    return Settings(kafka=KafkaSettings(
+        bootstrap_servers=bootstrap, group_id=f"bench-{run}", topics=topics, max_poll_records=MAX_POLL_RECORDS,
+    ))
+
+
+async def raw_drain(bootstrap: str, topic: str, n: int) -> Timing:
+    """(a) ``getmany`` until N records, nothing else: what any consumer must pay."""
+    settings = settings_for(bootstrap, topic).kafka
+    started = time.perf_counter()
+    c = consumer(settings, topic, group_id=settings.group_id, max_partition_fetch_bytes=PARTITION_FETCH_BYTES)
+    await c.start()
+    try:
+        seen, first, first_records = 0, 0.0, 0
+        while seen < n:
+            batch = await c.getmany(timeout_ms=1000, max_records=MAX_POLL_RECORDS)
+            got = sum(len(records) for records in batch.values())
+            if got and not seen:
+                first, first_records = time.perf_counter(), got
+            seen += got
+        return Timing("(a) aiokafka getmany", n, started, first, first_records, time.perf_counter())
+    finally:
+        await c.stop()
+
+
+def _consumed() -> float:
+    """Records the detection plane has taken off the topic so far (its own metric)."""
+    return sum(REGISTRY.get_sample_value("modelmedic_events_total", {"outcome": o}) or 0.0
+               for o in ("ok", "late", "dead_letter"))
+
+
+async def detection_drain(bootstrap: str, topic: str, n: int) -> Timing:
+    """(b) ``modelmedic.detection.drain``; its first batch is spotted on its events metric."""
+    settings = settings_for(bootstrap, topic)
+    before = _consumed()
+    started = time.perf_counter()
+    task = asyncio.create_task(drain(settings, max_records=n))
+    while not task.done() and _consumed() == before:
+        await asyncio.sleep(0.002)
+    first, first_records = time.perf_counter(), int(_consumed() - before)
+    plane = await task
+    return Timing("(b) detection plane", plane.processed, started, first, first_records, time.perf_counter())
+
+
+async def faust_drain(bootstrap: str, topic: str, n: int) -> Timing:
+    """(c) A plain faust agent: ``async for value in stream`` and the same decode per record."""
+    app = faust.App(
+        f"bench-faust-{uuid.uuid4().hex[:8]}", broker=f"kafka://{bootstrap}", store="memory://",
+        consumer_auto_offset_reset="earliest", broker_max_poll_records=MAX_POLL_RECORDS,
+        consumer_max_fetch_size=PARTITION_FETCH_BYTES, web_enabled=False,
+    )
+    source = app.topic(topic, key_serializer="raw", value_serializer="raw")
+    done = asyncio.Event()
+    seen: list[float] = []
+
+    @app.agent(source)
+    async def decode(stream: faust.StreamT) -> None:
+        count = 0
+        async for value in stream:
+            decode_inference(value)
+            count += 1
+            if count == 1 or count == n:
+                seen.append(time.perf_counter())
+            if count == n:
+                done.set()
+
+    started = time.perf_counter()
+    await app.start()
+    try:
+        await done.wait()
+    finally:
+        await app.stop()
+    return Timing("(c) faust agent", n, started, seen[0], 1, seen[-1])
+
+
+def _load_local_kafka():
+    """``deploy/local/kafka.py`` as a module (its name would clash with the kafka client package)."""
+    spec = importlib.util.spec_from_file_location("modelmedic_local_kafka", REPO / "deploy" / "local" / "kafka.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _report(timings: list[Timing]) -> None:
+    print(f"\n| run | records | total events/s | steady events/s |\n|---|---:|---:|---:|")
+    for t in timings:
+        print(f"| {t.name} | {t.records} | {t.total_rate:,.0f} | {t.steady_rate:,.0f} |")
+    by_name: dict[str, list[float]] = {}
+    for t in timings:
+        by_name.setdefault(t.name, []).append(t.steady_rate)
+    best = {name: max(rates) for name, rates in by_name.items()}
+    for name, rates in by_name.items():
+        if len(rates) > 1:
+            print(f"noise {name}: rounds differ by {max(rates) / min(rates) - 1:.1%}")
+    a, b, c = (best.get(k) for k in ("(a) aiokafka getmany", "(b) detection plane", "(c) faust agent"))
+    if a and b:
+        print(f"b/a = {b / a:.3f}  (detection plane vs raw fetch floor)")
+    if b and c:
+        print(f"b/c = {b / c:.1f}  (detection plane vs plain faust agent)")
+
+
+async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Timing]:
+    """Fill one topic, then drain it with (a), (b), (c) and again (a), (b) for ``rounds`` - 1 more rounds."""
+    topic = f"bench.inference.{uuid.uuid4().hex[:8]}"
+    t0 = time.perf_counter()
+    await fill_topic(bootstrap, topic, n, spec)
+    print(f"filled {topic} with {n} events in {time.perf_counter() - t0:.1f}s", flush=True)
+    runs: list[Callable[[str, str, int], Awaitable[Timing]]] = [raw_drain, detection_drain, faust_drain]
+    runs += [raw_drain, detection_drain] * (rounds - 1)
+    timings = []
+    for run in runs:
+        timing = await run(bootstrap, topic, n)
+        print(f"{timing.name}: {timing.steady_rate:,.0f} events/s steady, {timing.total_rate:,.0f} total "
+              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+        timings.append(timing)
+    return timings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
+    parser.add_argument("--events", type=int, default=500_000)
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of (a) and (b); their spread is the noise")
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
+    parser.add_argument("--canary", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
+    workdir = None
+    bootstrap = args.bootstrap
+    local_kafka = None
+    if bootstrap is None:
+        local_kafka = _load_local_kafka()
+        workdir = tempfile.mkdtemp(prefix="modelmedic-bench-kafka-")
+        bootstrap = local_kafka.start(workdir, partitions=6).bootstrap
+    try:
+        print(f"broker {bootstrap}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
+        _report(asyncio.run(bench(bootstrap, args.events, spec, args.rounds)))
+    finally:
+        if local_kafka is not None and workdir is not None:
+            local_kafka.stop(workdir)
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
