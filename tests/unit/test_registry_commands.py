@@ -71,6 +71,9 @@ def test_errors_exit_2_with_what_to_do(registry: Path, capsys: pytest.CaptureFix
     code, _, err = run(capsys, "add-version", "fraud", "1.0", "--artifact", "s3://m/x", "--digest", DIGEST,
                        "--notes", "x")
     assert code == 2 and "not a semantic version" in err
+    code, _, err = run(capsys, "add-version", "fraud", "1.1.0", "--artifact", "s3://m/x", "--digest", DIGEST,
+                       "--notes-file", "/nonexistent/CHANGES.md")
+    assert code == 2 and "cannot read /nonexistent/CHANGES.md" in err
     code, _, err = run(capsys, "show", "ghost")
     assert code == 2 and "not registered" in err
     code, _, err = run(capsys, "register", "bad", "--description", "d", "--owner", "o",
