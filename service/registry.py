@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import re
@@ -290,9 +291,18 @@ class _ModelTags:
     assignments: tuple[Assignment, ...]
     """Ascending ``n``."""
 
+    @functools.cached_property
+    def _latest(self) -> dict[str | None, Assignment]:
+        return {a.version: a for a in self.assignments}
+
     def holder(self, stage: str) -> str | None:
-        """The version of the latest assignment of ``stage`` (GTO's one-version-per-stage view)."""
-        return next((a.version for a in reversed(self.assignments) if a.stage == stage), None)
+        """The version of the latest assignment of ``stage``, unless that version has moved on since.
+
+        Stages are a lifecycle here: a version assigned another stage leaves this one (a canary
+        promoted to stable is no longer the canary). Otherwise this is GTO's one-version-per-stage view.
+        """
+        latest = next((a for a in reversed(self.assignments) if a.stage == stage), None)
+        return latest.version if latest is not None and self._latest.get(latest.version) is latest else None
 
     def stage_of(self, version: str) -> str | None:
         """The newest stage ``version`` still holds: an exclusive stage counts only while it holds it.
@@ -809,6 +819,13 @@ class Registry:
                 f"add it with `modelmedic registry add-version {model} {version} ...`")
 
     def _check_promotion(self, model: str, version: str, stage: str, current: str | None, tags: _ModelTags) -> None:
+        if current == "stable" and stage != "stable":
+            previous = tags.previous_stable()
+            raise PromotionError(
+                f"{model}@{version} is the stable version: make another version stable first"
+                + (f" (the previous stable is {previous}: `modelmedic registry promote {model} {previous} stable`)"
+                   if previous else "") + ", or pass --force with a --reason to leave the model without one"
+            )
         if current == "retired":
             raise PromotionError(f"{model}@{version} is retired: register a new version, or pass --force "
                                  "with a --reason if you really mean to bring it back")

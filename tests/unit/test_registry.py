@@ -225,8 +225,9 @@ def test_lifecycle_with_gto_tags_stable_previous_and_rollback(reg: Registry) -> 
         certify(reg, version)
     reg.promote("fraud", "1.0.0", "stable")
     reg.promote("fraud", "1.1.0", "canary")
+    assert reg.stable_versions("fraud") == StableVersions("fraud", "v1.0.0", None, "v1.1.0")
     reg.promote("fraud", "1.1.0", "stable")
-    assert (reg.stable_version("fraud"), reg.previous_stable_version("fraud")) == ("v1.1.0", "v1.0.0")
+    assert reg.stable_versions("fraud") == StableVersions("fraud", "v1.1.0", "v1.0.0", None)
     assert (reg.stage("fraud", "1.0.0"), reg.stage("fraud", "1.1.0")) == ("certified", "stable")
     assert sorted(git(reg.path, "tag", "-l", "fraud#*").split(), key=lambda t: int(t.rsplit("#")[-1])) == [
         "fraud#certified#1", "fraud#certified#2", "fraud#stable#3", "fraud#canary#4", "fraud#stable#5"]
@@ -238,8 +239,7 @@ def test_lifecycle_with_gto_tags_stable_previous_and_rollback(reg: Registry) -> 
     reg.promote("fraud", "1.1.0", "retired")
     assert (reg.stable_version("fraud"), reg.previous_stable_version("fraud")) == ("v1.0.0", None)
     view = reg.show("fraud")
-    assert (view.stable, view.previous_stable, view.canary) == ("v1.0.0", None, "v1.1.0")
-    assert reg.stable_versions("fraud") == StableVersions("fraud", "v1.0.0", None, "v1.1.0")
+    assert (view.stable, view.previous_stable, view.canary) == ("v1.0.0", None, None)
     assert [v.stage for v in view.versions] == ["stable", "retired"]
 
 
@@ -258,7 +258,19 @@ def test_stage_tags_written_by_other_gto_tools_are_read(reg: Registry) -> None:
     commit = git(reg.path, "rev-parse", "fraud@v1.0.0^{commit}")
     git(reg.path, "tag", "-a", "fraud#stable#7", "-m", "gto assign", commit)
     assert reg.stable_version("fraud") == "v1.0.0"
-    assert reg.promote("fraud", "1.0.0", "retired").tag == "fraud#retired#8"
+    add(reg, "1.1.0")
+    assert reg.promote("fraud", "1.1.0", "candidate").tag == "fraud#candidate#8"
+
+
+def test_the_stable_version_is_not_retired_before_another_takes_over(reg: Registry) -> None:
+    for version in ("1.0.0", "1.1.0"):
+        add(reg, version)
+        certify(reg, version)
+        reg.promote("fraud", version, "stable")
+    with pytest.raises(PromotionError, match=r"previous stable is v1\.0\.0"):
+        reg.promote("fraud", "1.1.0", "retired")
+    reg.promote("fraud", "1.1.0", "retired", force=True, reason="data leak, pulled at once")
+    assert reg.stable_versions("fraud") == StableVersions("fraud", None, "v1.0.0", None)
 
 
 def test_history_lists_registrations_then_assignments(reg: Registry) -> None:
