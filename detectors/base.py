@@ -138,6 +138,13 @@ class SeriesBank(_Params):
         return own // max(self._capacity, 1) + parts
 
 
+def signed_z(residual: np.ndarray, spread: np.ndarray) -> np.ndarray:
+    """``residual / spread``; 0 where the spread is unknown (inf), +-inf where it is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = residual / spread
+    return np.where(np.isnan(z), 0.0, z)
+
+
 class ZBank(SeriesBank):
     """A bank that measures surprise as a z-score and learns only where told to.
 
@@ -150,7 +157,11 @@ class ZBank(SeriesBank):
     threshold: float = 0.999
 
     def _z(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """``(z, baseline)`` of each value against its series, before learning it."""
+        """``(z, baseline)`` of each value against its series, before learning it (``z`` signed)."""
+        raise NotImplementedError
+
+    def _spread(self, slots: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+        """Expected size of a residual (a standard deviation), ``inf`` while warming up."""
         raise NotImplementedError
 
     def _learn(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None, keep: np.ndarray) -> None:
@@ -161,7 +172,7 @@ class ZBank(SeriesBank):
         self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         z, baseline = self._z(slots, x, t)
-        scores = erf(z / np.sqrt(2.0))
+        scores = erf(np.abs(z) / np.sqrt(2.0))
         self._learn(slots, x, t, scores < self.threshold)
         return scores, baseline
 

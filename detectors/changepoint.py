@@ -59,7 +59,7 @@ class CusumBank(ZBank):
 
     def _sums(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, ...]:
         z, baseline = self._base._z(slots, x, t)
-        u = np.sign(x - baseline) * np.minimum(z, self._base.huber)  # one wild point is not a shift
+        u = np.clip(z, -self._base.huber, self._base.huber)  # one wild point is not a shift
         up = np.maximum(0.0, self._up[slots] + u - self.drift)
         down = np.maximum(0.0, self._down[slots] - u - self.drift)
         return up, down, baseline
@@ -67,6 +67,9 @@ class CusumBank(ZBank):
     def _z(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         up, down, baseline = self._sums(slots, x, t)
         return 3.0 * np.maximum(up, down) / self.h, baseline
+
+    def _spread(self, slots: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+        return self._base._spread(slots, t)
 
     def _learn(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None, keep: np.ndarray) -> None:
         up, down, _ = self._sums(slots, x, t)

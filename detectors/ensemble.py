@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_ndtr, ndtr
+from scipy.special import log_ndtr
 
-from modelmedic.detectors.base import SeriesBank
+from modelmedic.detectors.base import SeriesBank, ZBank
 from modelmedic.detectors.changepoint import CusumBank
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.seasonal import SeasonalBank
@@ -19,36 +19,47 @@ def tail_digits(z: np.ndarray) -> np.ndarray:
 
 
 class EnsembleBank(SeriesBank):
-    """Anomaly likelihood from a robust level, its differences, a CUSUM and a seasonal baseline.
+    """Anomaly likelihood over the best of several baselines, plus a CUSUM; one knob.
 
-    Each point is scored by every component as a z-score; the largest becomes the raw
-    surprise ``a = -log10(two-sided tail)``. As in Numenta's anomaly likelihood, the
-    series' own history of raw surprise calibrates it: a short-term mean of ``a`` is
-    compared with its long-term mean and spread, and the Gaussian tail of that gap,
-    in decimal digits, is the evidence ``e``. ``score = 0.5 * e / digits`` where
-    ``digits = 10 * (1 - sensitivity)``, clipped to [0, 1]: a score of 0.5 or more is an
-    anomaly. Only the first point of an alarm scores high: a point must beat the
-    recent (decaying) peak of the series' scores, so NAB-style "one page per incident".
+    Every point is compared with four predictors: a robust level (:class:`RobustBank`),
+    the previous value plus the usual step (the same on first differences), and the
+    usual value at this time of the week and of the day (:class:`SeasonalBank`, when
+    ``t`` is given). The predictor with the smallest learned spread is trusted for
+    the point; its z-score, or the CUSUM's when larger, becomes the raw surprise
+    ``a = -log10(two-sided Gaussian tail)`` (at most ``cap`` digits).
 
-    Anomalous points (score >= 0.5) are not learned by any component, so baselines
-    never absorb an incident; a level shift is still accepted once the CUSUM has
-    reported it (it re-seeds its own baseline) or after ``patience`` flagged points
-    in a row.
+    As in Numenta's anomaly likelihood, the series' own history calibrates the raw
+    surprise: its short-term mean is compared with its long-term mean and spread, and
+    the Gaussian tail of that gap, in decimal digits, is the evidence ``e``. The score
+    is ``e / (e + digits)`` with ``digits = 10 * (1 - sensitivity)``: 0.5 or more is an
+    anomaly. Only the first point of an alarm scores high: a score is reported as its
+    excess over the series' recent peak score, which decays by a factor e every
+    ``refractory`` points (NAB-style "one page per incident").
+
+    Anomalous points (score >= 0.5) are not learned by any baseline, so a baseline never
+    absorbs an incident; a level shift is still accepted once the CUSUM has reported
+    it (it re-seeds its own baseline) or after ``patience`` flagged points in a row.
 
     Parameters
     ----------
     sensitivity
-        In (0, 1): 0.5 flags evidence of 1e-5, 0.7 of 1e-3, 0.3 of 1e-7.
+        In (0, 1): the evidence, in decimal digits, that scores 0.5 is
+        ``10 * (1 - sensitivity)``; 0.5 flags 1e-5 surprises, 0.7 flags 1e-3.
     alpha
         Weight of the newest value in the level and difference baselines.
     short, long
         Weights of the newest raw surprise in its short- and long-term means.
+    cap
+        Largest raw surprise, in digits (so one absurd value cannot blind the long-term
+        statistics for long).
     refractory
         Points for the peak memory to decay by a factor e: the alarm dead time.
     patience
         Flagged points in a row after which the series is learned again (new normal).
     period, buckets
-        Seasonal cycle in seconds and buckets per cycle (needs ``t``).
+        Weekly seasonal cycle in seconds and buckets per cycle (needs ``t``).
+    daily_buckets
+        Buckets of the daily seasonal cycle (96: a quarter of an hour).
     grace
         Points before anything scores (the long-term surprise needs a history).
 
@@ -66,23 +77,25 @@ class EnsembleBank(SeriesBank):
         self,
         sensitivity: float = 0.5,
         alpha: float = 0.02,
-        short: float = 0.3,
-        long: float = 0.002,
-        refractory: float = 100.0,
+        short: float = 0.5,
+        long: float = 0.005,
+        cap: float = 1000.0,
+        refractory: float = 50.0,
         patience: int = 30,
         period: float = 604800.0,
         buckets: int = 168,
+        daily_buckets: int = 96,
         grace: int = 150,
     ):
         super().__init__()
-        self.sensitivity, self.alpha, self.short, self.long = sensitivity, alpha, short, long
-        self.refractory, self.patience, self.period, self.buckets, self.grace = (
-            refractory, patience, period, buckets, grace
-        )
+        self.sensitivity, self.alpha, self.short, self.long, self.cap = sensitivity, alpha, short, long, cap
+        self.refractory, self.patience, self.period, self.buckets = refractory, patience, period, buckets
+        self.daily_buckets, self.grace = daily_buckets, grace
         self._level = RobustBank(alpha=alpha)
         self._diff = RobustBank(alpha=alpha, order=1)
+        self._weekly = SeasonalBank(period=period, buckets=buckets)
+        self._daily = SeasonalBank(period=86400.0, buckets=daily_buckets)
         self._shift = CusumBank()
-        self._season = SeasonalBank(period=period, buckets=buckets)
         self._n = np.zeros(0, dtype=np.int32)
         self._run = np.zeros(0, dtype=np.int32)
         self._short = np.zeros(0)
@@ -91,11 +104,11 @@ class EnsembleBank(SeriesBank):
         self._peak = np.zeros(0)
 
     @property
-    def _components(self) -> tuple[RobustBank, RobustBank, CusumBank, SeasonalBank]:
-        return self._level, self._diff, self._shift, self._season
+    def _predictors(self) -> tuple[ZBank, ...]:
+        return self._level, self._diff, self._weekly, self._daily
 
     def _grow(self, capacity: int) -> None:
-        for c in self._components:
+        for c in (*self._predictors, self._shift):
             c.ensure(capacity)
         extra = capacity - self._n.size
         self._n, self._run = (np.concatenate([a, np.zeros(extra, dtype=a.dtype)]) for a in (self._n, self._run))
@@ -104,30 +117,37 @@ class EnsembleBank(SeriesBank):
         )
 
     def _reset(self, slots: np.ndarray) -> None:
-        for c in self._components:
+        for c in (*self._predictors, self._shift):
             c.forget(slots)
         for a in (self._n, self._run, self._short, self._mean, self._var, self._peak):
             a[slots] = 0
 
+    def _raw(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw surprise in digits from the most trusted predictor (or the CUSUM), and its baseline."""
+        zs = np.array([c._z(slots, x, t) for c in self._predictors])  # (predictor, z | baseline, point)
+        spread = np.array([c._spread(slots, t) for c in self._predictors])
+        best, pick = np.argmin(spread, axis=0), np.arange(x.size)
+        z, baseline = zs[best, 0, pick], zs[best, 1, pick]
+        z = np.maximum(np.abs(z), self._shift._z(slots, x, t)[0])
+        return np.minimum(tail_digits(z), self.cap), baseline
+
     def _score_learn(
         self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        zs = [c._z(slots, x, t) for c in self._components]
-        raw = tail_digits(np.max([z for z, _ in zs], axis=0))
-        raw = np.minimum(raw, 30.0)
+        raw, baseline = self._raw(slots, x, t)
         n, mean, var = self._n[slots], self._mean[slots], self._var[slots]
         short = np.where(n == 0, raw, self._short[slots] + self.short * (raw - self._short[slots]))
-        spread = np.sqrt(var + 1e-4)
-        evidence = -log_ndtr(-(short - mean) / spread) / LN10
-        score = np.clip(0.5 * evidence / (10.0 * (1.0 - self.sensitivity)), 0.0, 1.0)
-        score = np.where(n >= self.grace, score, 0.0)
+        # the spread of a short-term mean of independent raw surprises
+        spread = np.sqrt((var + 1e-4) * self.short / (2.0 - self.short))
+        evidence = np.maximum(-log_ndtr(-(short - mean) / spread) / LN10, 0.0)
+        score = np.where(n >= self.grace, evidence / (evidence + 10.0 * (1.0 - self.sensitivity)), 0.0)
         peak = self._peak[slots] * np.exp(-1.0 / self.refractory)
-        reported = np.where(score > peak, score, 0.0)
+        reported = np.maximum(score - peak, 0.0)
 
         flagged = score >= 0.5
         run = np.where(flagged, self._run[slots] + 1, 0)
         keep = ~flagged | (run >= self.patience)
-        for c in self._components:
+        for c in (*self._predictors, self._shift):
             c._learn(slots, x, t, keep)
         rate = np.maximum(self.long, 1.0 / (n + 1.0))
         d = raw - mean
@@ -137,4 +157,4 @@ class EnsembleBank(SeriesBank):
         self._peak[slots] = np.maximum(peak, score)
         self._run[slots] = run
         self._n[slots] = n + 1
-        return reported, zs[0][1]
+        return reported, baseline

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelmedic.detectors.base import ZBank
+from modelmedic.detectors.base import ZBank, signed_z
 
 # Mean absolute deviation -> standard deviation for a Gaussian (sqrt(pi / 2)).
 MAD_TO_STD = 1.2533
@@ -65,14 +65,14 @@ class RobustBank(ZBank):
         return x - self._prev[slots] if self.order else x
 
     def _z(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        n, loc = self._n[slots], self._loc[slots]
-        scale = MAD_TO_STD * self._scale[slots]
-        residual = np.abs(self._value(slots, x) - loc)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(scale > 0, residual / scale, np.where(residual > 0, np.inf, 0.0))
-        z = np.where(n >= self.grace + self.order, z, 0.0)
+        loc = self._loc[slots]
+        z = signed_z(self._value(slots, x) - loc, self._spread(slots, t))
         baseline = self._prev[slots] + loc if self.order else loc
         return z, baseline
+
+    def _spread(self, slots: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+        warm = self._n[slots] >= self.grace + self.order
+        return np.where(warm, MAD_TO_STD * self._scale[slots], np.inf)
 
     def _learn(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None, keep: np.ndarray) -> None:
         n, loc, scale = self._n[slots], self._loc[slots], self._scale[slots]

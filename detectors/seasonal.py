@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from modelmedic.detectors.base import ZBank
+from modelmedic.detectors.base import ZBank, signed_z
 from modelmedic.detectors.robust import MAD_TO_STD
 
 
 class SeasonalBank(ZBank):
-    """Distance from the robust running level of the value's time bucket.
+    """Distance from the running level of the value's time bucket, in robust standard deviations.
 
     Time is cut into ``buckets`` equal buckets per ``period`` (defaults: 168 hours of
     the week, for request rates that follow the working day and the weekend). Each
-    bucket keeps a Huber-clipped running mean and mean absolute deviation of the
-    values that fell in it (float32: 168 buckets cost 1.7 KB per series). Needs the
-    event time ``t`` (epoch seconds); without it, or before a bucket has seen
-    ``grace`` values, it scores 0.
+    bucket keeps a Huber-clipped running mean of the values that fell in it (float32);
+    the series keeps one spread of the residuals from those means: pooled over the
+    buckets it is estimated from every point, so a bucket seen a few times does not
+    get a tiny, overconfident spread. Needs the event time ``t`` (epoch seconds);
+    without it, or before a bucket has seen ``grace`` values, it scores 0.
 
     Parameters
     ----------
@@ -25,9 +26,11 @@ class SeasonalBank(ZBank):
     buckets
         Buckets per period.
     alpha
-        Weight of the newest value in its bucket.
+        Weight of the newest value in its bucket's mean.
+    spread_alpha
+        Weight of the newest residual in the series' spread.
     huber
-        Residuals are clipped at this many scales before being learned.
+        Residuals are clipped at this many spreads before being learned.
     grace
         Values a bucket must have learned before it scores.
     threshold
@@ -51,26 +54,28 @@ class SeasonalBank(ZBank):
         period: float = 604800.0,
         buckets: int = 168,
         alpha: float = 0.1,
+        spread_alpha: float = 0.01,
         huber: float = 3.0,
         grace: int = 3,
         threshold: float = 0.999,
     ):
         super().__init__()
-        self.period, self.buckets, self.alpha, self.huber, self.grace, self.threshold = (
-            period, buckets, alpha, huber, grace, threshold
-        )
+        self.period, self.buckets, self.alpha, self.spread_alpha = period, buckets, alpha, spread_alpha
+        self.huber, self.grace, self.threshold = huber, grace, threshold
         self._n = np.zeros((0, buckets), dtype=np.uint16)
         self._mean = np.zeros((0, buckets), dtype=np.float32)
-        self._dev = np.zeros((0, buckets), dtype=np.float32)
+        self._dev = np.zeros(0)
+        self._seen = np.zeros(0, dtype=np.int32)
 
     def _grow(self, capacity: int) -> None:
-        extra = np.zeros((capacity - len(self._n), self.buckets))
-        self._n, self._mean, self._dev = (
-            np.concatenate([a, extra.astype(a.dtype)]) for a in (self._n, self._mean, self._dev)
+        extra = capacity - len(self._dev)
+        self._n, self._mean = (
+            np.concatenate([a, np.zeros((extra, self.buckets), dtype=a.dtype)]) for a in (self._n, self._mean)
         )
+        self._dev, self._seen = (np.concatenate([a, np.zeros(extra, dtype=a.dtype)]) for a in (self._dev, self._seen))
 
     def _reset(self, slots: np.ndarray) -> None:
-        for a in (self._n, self._mean, self._dev):
+        for a in (self._n, self._mean, self._dev, self._seen):
             a[slots] = 0
 
     def _bucket(self, t: np.ndarray) -> np.ndarray:
@@ -81,22 +86,26 @@ class SeasonalBank(ZBank):
             return np.zeros(x.shape), np.full(x.shape, np.nan)
         b = self._bucket(t)
         n, mean = self._n[slots, b], self._mean[slots, b].astype(np.float64)
-        scale = MAD_TO_STD * self._dev[slots, b]
-        residual = np.abs(x - mean)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.where(scale > 0, residual / scale, np.where(residual > 0, np.inf, 0.0))
-        return np.where(n >= self.grace, z, 0.0), np.where(n > 0, mean, np.nan)
+        return signed_z(x - mean, self._spread(slots, t)), np.where(n > 0, mean, np.nan)
+
+    def _spread(self, slots: np.ndarray, t: np.ndarray | None) -> np.ndarray:
+        if t is None:
+            return np.full(slots.shape, np.inf)
+        warm = (self._n[slots, self._bucket(t)] >= self.grace) & (self._seen[slots] >= self.grace)
+        return np.where(warm, MAD_TO_STD * self._dev[slots], np.inf)
 
     def _learn(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None, keep: np.ndarray) -> None:
         if t is None:
             return
         b = self._bucket(t)
-        n, mean, dev = self._n[slots, b], self._mean[slots, b], self._dev[slots, b]
-        rate = np.maximum(self.alpha, 1.0 / (n + 1.0))
-        residual = x - mean
-        bound = np.where(n >= self.grace, self.huber * dev, np.inf)
-        clipped = np.clip(residual, -bound, bound)
-        deviation = np.where(n > 0, np.abs(clipped), 0.0)
-        self._mean[slots, b] = np.where(keep, mean + rate * clipped, mean)
-        self._dev[slots, b] = np.where(keep, dev + rate * (deviation - dev), dev)
+        n, mean, dev, seen = self._n[slots, b], self._mean[slots, b], self._dev[slots], self._seen[slots]
+        warm = n >= self.grace
+        bound = np.where(warm & (seen >= self.grace), self.huber * MAD_TO_STD * dev, np.inf)
+        clipped = np.clip(x - mean, -bound, bound)
+        self._mean[slots, b] = np.where(keep, mean + np.maximum(self.alpha, 1.0 / (n + 1.0)) * clipped, mean)
+        # the spread learns from warm buckets only: a bucket's first values have no residual yet
+        rate = np.maximum(self.spread_alpha, 1.0 / (seen + 1.0))
+        learn = keep & warm
+        self._dev[slots] = np.where(learn, dev + rate * (np.abs(clipped) - dev), dev)
+        self._seen[slots] = seen + learn
         self._n[slots, b] = np.where(keep, np.minimum(n + 1, np.iinfo(np.uint16).max), n)
