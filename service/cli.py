@@ -15,6 +15,7 @@ from modelmedic.errors import ModelmedicError
 
 COMMAND_MODULES = [
     "modelmedic.commands",
+    "modelmedic.replay",
     "modelmedic.registry_commands",
 ]
 
