@@ -6,8 +6,9 @@ would take), then times the interactive reads through the Python API and through
     .venv/bin/python load/bench_registry.py [--models 1000] [--versions 10] [--keep DIR]
 
 Every version gets its own commit (GTO resolves a stage tag to the version tag on the same commit),
-a registration tag with notes, and stage tags: candidate, certified; the last three versions
-rotate through stable and the newest is canary, as a busy fleet would look.
+a certification report, a registration tag with notes, and stage tags: candidate, certified; the
+last three versions rotate through canary and stable and the newest is canary, as a busy fleet
+would look.
 """
 
 from __future__ import annotations
@@ -46,6 +47,19 @@ def _data(text: str) -> str:
     return f"data {len(text.encode())}\n{text}\n"
 
 
+def _stages(v: int, versions: int) -> list[str]:
+    """A busy model's lifecycle: all certified, the last three rotate through canary and stable.
+
+    Ends with the second newest stable, the third newest the previous stable, the newest the canary.
+    """
+    stages = ["candidate", "certified"]
+    if versions - 3 <= v < versions:
+        stages += ["canary", "stable"]
+    if v == versions:
+        stages.append("canary")
+    return stages
+
+
 def _stream(models: int, versions: int) -> Iterator[str]:
     """fast-import commands: one commit with every model.yaml, then a commit and tags per version."""
     clock = 1_700_000_000
@@ -68,13 +82,8 @@ def _stream(models: int, versions: int) -> Iterator[str]:
             yield _blob(f"models/{name}/versions/{version}.yaml",
                         f"model: {name}\nversion: {version}\nartifact_uri: s3://bench/{name}/{version}/model.onnx\n"
                         f"digest: '{_DIGEST}'\n")
-            stages = ["candidate"] if v == versions else ["candidate", "certified"]
-            if v < versions:
-                yield _blob(f"models/{name}/versions/{version}.cert.json", _CERT)
-            if versions - 3 <= v < versions:
-                stages.append("stable")
-            if v == versions - 1:
-                stages.append("canary")
+            yield _blob(f"models/{name}/versions/{version}.cert.json", _CERT)
+            stages = _stages(v, versions)
             yield f"tag {name}@{version}\nfrom :{mark}\ntagger {_IDENT} {clock} +0000\n"
             yield _data(f"Release notes for {name} {version}")
             for stage in stages:
