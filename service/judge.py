@@ -25,10 +25,11 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import poisson
 
 from modelmedic.config import DetectionSettings
 from modelmedic.detectors.base import SeriesBank
-from modelmedic.detectors.ewma import EwmaBank
+from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.rates import BinomialRateBank
 from modelmedic.events import Anomaly, stable_id
 from modelmedic.windows import ClosedWindow, PartitionWindows
@@ -99,9 +100,11 @@ class WindowJudge:
         self.settings = settings
         grace = settings.grace_windows
         trig, rec = settings.trigger_windows, settings.recover_windows
-        self.latency = _Family("latency", EwmaBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
+        # Robust baselines: a Huber-clipped location and a MAD scale, so neither a wild window
+        # nor a slowly building incident drags the baseline towards the anomaly.
+        self.latency = _Family("latency", RobustBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
         self.errors = _Family("errors", BinomialRateBank(grace=grace, threshold=settings.threshold), Episodes(trig, rec))
-        self.throughput = _Family("throughput", EwmaBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
+        self.throughput = _Family("throughput", RobustBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
 
     def forget(self, slots: list[int], groups: list[int]) -> None:
         """Reset the state of expired series so their slots can be reused."""
@@ -134,8 +137,13 @@ class WindowJudge:
         tp_x = np.sqrt(cw.group_count)
         t_scores, t_base = self.throughput.bank.score_learn(cw.groups, tp_x)
         t_kinds = (tp_x > t_base).astype(np.int8)  # 0 = drop, 1 = surge
-        ratio = cw.group_count / np.maximum(t_base**2, 1e-9)
+        expected = np.maximum(t_base**2, 1e-9)
+        ratio = cw.group_count / expected
         big = (ratio <= self.settings.throughput_drop_ratio) | (ratio >= self.settings.throughput_surge_ratio)
+        # Counts are at least Poisson-noisy: a quiet canary seeing 0 requests where it
+        # expects 4 is chance (p = 0.02), not an outage, whatever the learned spread says.
+        tail = np.where(t_kinds == 1, poisson.sf(cw.group_count - 1, expected), poisson.cdf(cw.group_count, expected))
+        big &= tail <= 1.0 - thr
         judged = np.ones(cw.groups.size, dtype=bool)
         out += self._emit(self.throughput, cw, windows, cw.groups, (t_scores >= thr) & big, judged, t_kinds, t_scores,
                           observed=cw.group_count, baseline=t_base**2, level="group")
