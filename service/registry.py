@@ -223,10 +223,10 @@ class UsageStats:
         def avg(a: float, b: float) -> float:
             return (a * self.requests + b * other.requests) / total
 
-        quality = {
-            k: avg(self.quality.get(k, other.quality.get(k, 0.0)), other.quality.get(k, self.quality.get(k, 0.0)))
-            for k in sorted({*self.quality, *other.quality})
-        }
+        quality: dict[str, float] = {}
+        for k in sorted({*self.quality, *other.quality}):
+            mine = self.quality.get(k, other.quality.get(k, 0.0))  # a metric one side lacks takes the other's value
+            quality[k] = avg(mine, other.quality.get(k, mine))
         return UsageStats(
             requests=total,
             errors=self.errors + other.errors,
@@ -418,10 +418,11 @@ def check_json_schema(schema: object, where: str = "#") -> None:
     for key in _SUBSCHEMA_ONE:
         if key in schema:
             check_json_schema(schema[key], f"{where}/{key}")
-    if "items" in schema:
-        items = schema["items"]
-        for i, sub in enumerate(items) if isinstance(items, list) else [("", items)]:
-            check_json_schema(sub, f"{where}/items" + (f"/{i}" if i != "" else ""))
+    if isinstance(schema.get("items"), list):  # draft-07 tuple form
+        for i, sub in enumerate(schema["items"]):
+            check_json_schema(sub, f"{where}/items/{i}")
+    elif "items" in schema:
+        check_json_schema(schema["items"], f"{where}/items")
 
 
 def check_interface(interface: object) -> dict[str, Any]:
@@ -477,13 +478,15 @@ class Registry:
     """A model registry in the git repository at ``path``.
 
     >>> import tempfile
-    >>> reg = Registry.init(tempfile.mkdtemp())
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> reg = Registry.init(tmp.name)
     >>> _ = reg.register_model("demo", description="Scores demos", owners=["ds-team"],
     ...     interface={"input": {"type": "object"}, "output": {"type": "number"}})
     >>> reg.add_version("demo", "1.0.0", "First release", "s3://m/demo/1.0.0", "sha256:" + "0" * 64).version
     'v1.0.0'
     >>> reg.stable_version("demo") is None
     True
+    >>> tmp.cleanup()
     """
 
     def __init__(self, path: str | os.PathLike[str], *, stats_interval_s: float = 60.0,
