@@ -15,18 +15,18 @@ with each consumer below, each in a fresh consumer group, sequentially in this p
 (a) and (b) run again at the end: the spread between the two rounds is the machine's
 noise (the broker shares the cores; other work on the machine shows up there too).
 
-Two rates per run: ``total`` from the start of the call to the N-th record (connecting,
-joining the group, restoring snapshots, starting the faust app), and ``steady`` from the
+Rates per run: ``total`` from the start of the call to the N-th record (connecting,
+joining the group, restoring snapshots, starting the faust app); ``steady`` from the
 moment the consumer holds its partitions (for faust, which does more after assignment:
-from its first record) to the N-th. The ratios use ``steady``: the cost per record is
-what scales; start-up is paid once per process.
+from its first record) to the N-th; and records per CPU-second of this process over the
+steady part, which other work on a shared machine disturbs far less than wall time.
+Ratios use the steady part: the cost per record is what scales; start-up is paid once.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import logging
 import os
 import shutil
@@ -46,13 +46,27 @@ from modelmedic.detection import DetectionPlane
 from modelmedic.events import decode_inference
 from modelmedic.kafka import consumer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fleet import FleetSpec, fill_topic  # noqa: E402
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from deploy.local import kafka as local_kafka  # noqa: E402
+from load.fleet import FleetSpec, fill_topic  # noqa: E402
 MAX_POLL_RECORDS = 5000
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 """Per-partition fetch size for all three consumers (the detection plane's setting)."""
+RAW, DETECTION, FAUST = "(a) aiokafka getmany", "(b) detection plane", "(c) faust agent"
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A moment on both clocks: wall (what a user waits) and this process's CPU (what it costs
+    us, robust to other work on a shared machine; the broker's CPU is not in it)."""
+
+    wall: float
+    cpu: float
+
+
+def mark() -> Mark:
+    return Mark(time.perf_counter(), time.process_time())
 
 
 @dataclass(frozen=True)
@@ -61,19 +75,24 @@ class Timing:
 
     name: str
     records: int
-    started: float
-    first: float
+    started: Mark
+    first: Mark
     first_records: int
     """Records already counted at ``first`` (1 when ``first`` is the first record)."""
-    done: float
+    done: Mark
 
     @property
     def total_rate(self) -> float:
-        return self.records / (self.done - self.started)
+        return self.records / (self.done.wall - self.started.wall)
 
     @property
     def steady_rate(self) -> float:
-        return (self.records - self.first_records) / (self.done - self.first)
+        return (self.records - self.first_records) / (self.done.wall - self.first.wall)
+
+    @property
+    def cpu_rate(self) -> float:
+        """Records per CPU-second of this process over the steady part."""
+        return (self.records - self.first_records) / max(self.done.cpu - self.first.cpu, 1e-9)
 
 
 def settings_for(bootstrap: str, topic: str) -> Settings:
@@ -92,19 +111,19 @@ class _MarkAssigned(ConsumerRebalanceListener):
     """Notes when the consumer got its partitions: the start of the steady drain."""
 
     def __init__(self) -> None:
-        self.at = 0.0
+        self.at = mark()
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         pass
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.at = time.perf_counter()
+        self.at = mark()
 
 
 async def raw_drain(bootstrap: str, topic: str, n: int) -> Timing:
     """(a) ``getmany`` until N records, nothing else: what any consumer must pay."""
     settings = settings_for(bootstrap, topic).kafka
-    started = time.perf_counter()
+    started = mark()
     c = consumer(settings, group_id=settings.group_id, max_partition_fetch_bytes=PARTITION_FETCH_BYTES)
     assigned = _MarkAssigned()
     await c.start()
@@ -114,7 +133,7 @@ async def raw_drain(bootstrap: str, topic: str, n: int) -> Timing:
         while seen < n:
             batch = await c.getmany(timeout_ms=1000, max_records=MAX_POLL_RECORDS)
             seen += sum(len(records) for records in batch.values())
-        return Timing("(a) aiokafka getmany", seen, started, assigned.at, 0, time.perf_counter())
+        return Timing(RAW, seen, started, assigned.at, 0, mark())
     finally:
         await c.stop()
 
@@ -122,10 +141,10 @@ async def raw_drain(bootstrap: str, topic: str, n: int) -> Timing:
 class _StampedEvent(asyncio.Event):
     """An event that notes when it was set (awaiting it would add the loop's scheduling delay)."""
 
-    at = 0.0
+    at = Mark(0.0, 0.0)
 
     def set(self) -> None:
-        self.at = time.perf_counter()
+        self.at = mark()
         super().set()
 
 
@@ -135,9 +154,9 @@ async def detection_drain(bootstrap: str, topic: str, n: int) -> Timing:
     restored) marks the start of the steady drain."""
     plane = DetectionPlane(settings_for(bootstrap, topic))
     plane.ready = _StampedEvent()
-    started = time.perf_counter()
+    started = mark()
     await plane.run(asyncio.Event(), max_records=n)
-    return Timing("(b) detection plane", plane.processed, started, plane.ready.at, 0, time.perf_counter())
+    return Timing(DETECTION, plane.processed, started, plane.ready.at, 0, mark())
 
 
 async def faust_drain(bootstrap: str, topic: str, n: int) -> Timing:
@@ -149,7 +168,7 @@ async def faust_drain(bootstrap: str, topic: str, n: int) -> Timing:
     )
     source = app.topic(topic, key_serializer="raw", value_serializer="raw")
     done = asyncio.Event()
-    seen: list[float] = []
+    seen: list[Mark] = []
 
     @app.agent(source)
     async def decode(stream: faust.StreamT) -> None:
@@ -158,43 +177,37 @@ async def faust_drain(bootstrap: str, topic: str, n: int) -> Timing:
             decode_inference(value)
             count += 1
             if count == 1 or count == n:
-                seen.append(time.perf_counter())
+                seen.append(mark())
             if count == n:
                 done.set()
 
-    started = time.perf_counter()
+    started = mark()
     await app.start()
     try:
         await done.wait()
     finally:
         await app.stop()
-    return Timing("(c) faust agent", n, started, seen[0], 1, seen[-1])
-
-
-def _load_local_kafka():
-    """``deploy/local/kafka.py`` as a module (its name would clash with the kafka client package)."""
-    spec = importlib.util.spec_from_file_location("modelmedic_local_kafka", REPO / "deploy" / "local" / "kafka.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    return Timing(FAUST, n, started, seen[0], 1, seen[-1])
 
 
 def _report(timings: list[Timing]) -> None:
-    print(f"\n| run | records | total events/s | steady events/s |\n|---|---:|---:|---:|")
+    """The table for docs/benchmarks.md, the spread between rounds and the ratios per round.
+
+    Ratios pair runs that ran next to each other (round i's (a) and (b); (b) and (c) of
+    round 1), so a burst of other work on the machine skews both sides alike.
+    """
+    print("\n| run | records | total events/s | steady events/s | events per CPU-second |\n|---|---:|---:|---:|---:|")
     for t in timings:
-        print(f"| {t.name} | {t.records} | {t.total_rate:,.0f} | {t.steady_rate:,.0f} |")
-    by_name: dict[str, list[float]] = {}
-    for t in timings:
-        by_name.setdefault(t.name, []).append(t.steady_rate)
-    best = {name: max(rates) for name, rates in by_name.items()}
-    for name, rates in by_name.items():
-        if len(rates) > 1:
-            print(f"noise {name}: rounds differ by {max(rates) / min(rates) - 1:.1%}")
-    a, b, c = (best.get(k) for k in ("(a) aiokafka getmany", "(b) detection plane", "(c) faust agent"))
-    if a and b:
-        print(f"b/a = {b / a:.3f}  (detection plane vs raw fetch floor)")
-    if b and c:
-        print(f"b/c = {b / c:.1f}  (detection plane vs plain faust agent)")
+        print(f"| {t.name} | {t.records} | {t.total_rate:,.0f} | {t.steady_rate:,.0f} | {t.cpu_rate:,.0f} |")
+    rounds = {name: [t for t in timings if t.name == name] for name in (RAW, DETECTION, FAUST)}
+    for name, runs in rounds.items():
+        if len(runs) > 1:
+            wall, cpu = [t.steady_rate for t in runs], [t.cpu_rate for t in runs]
+            print(f"noise {name}: rounds differ by {max(wall) / min(wall) - 1:.0%} (wall), {max(cpu) / min(cpu) - 1:.0%} (CPU)")
+    for i, (a, b) in enumerate(zip(rounds[RAW], rounds[DETECTION]), 1):
+        print(f"round {i}: b/a = {b.steady_rate / a.steady_rate:.2f} (wall), {b.cpu_rate / a.cpu_rate:.2f} (CPU)")
+    for b, c in zip(rounds[DETECTION], rounds[FAUST]):
+        print(f"round 1: b/c = {b.steady_rate / c.steady_rate:.1f} (wall), {b.cpu_rate / c.cpu_rate:.1f} (CPU)")
 
 
 async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Timing]:
@@ -212,8 +225,8 @@ async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Ti
     timings = []
     for run in runs:
         timing = await run(bootstrap, topic, n)
-        print(f"{timing.name}: {timing.steady_rate:,.0f} events/s steady, {timing.total_rate:,.0f} total "
-              f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"{timing.name}: {timing.steady_rate:,.0f} events/s steady, {timing.total_rate:,.0f} total, "
+              f"{timing.cpu_rate:,.0f} per CPU-second (load average {os.getloadavg()[0]:.1f})", flush=True)
         timings.append(timing)
     return timings
 
@@ -230,18 +243,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
-    workdir = None
-    bootstrap = args.bootstrap
-    local_kafka = None
-    if bootstrap is None:
-        local_kafka = _load_local_kafka()
-        workdir = tempfile.mkdtemp(prefix="modelmedic-bench-kafka-")
-        bootstrap = local_kafka.start(workdir, partitions=6).bootstrap
+    workdir = None if args.bootstrap else tempfile.mkdtemp(prefix="modelmedic-bench-kafka-")
     try:
+        bootstrap = args.bootstrap or local_kafka.start(workdir, partitions=6).bootstrap
         print(f"broker {bootstrap}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
         _report(asyncio.run(bench(bootstrap, args.events, spec, args.rounds)))
     finally:
-        if local_kafka is not None and workdir is not None:
+        if workdir is not None:
             local_kafka.stop(workdir)
             shutil.rmtree(workdir, ignore_errors=True)
     return 0

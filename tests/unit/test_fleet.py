@@ -14,9 +14,9 @@ import pytest
 
 from modelmedic.events import InferenceEvent, decode_inference
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load"))
-import fleet  # noqa: E402
-from fleet import FleetSpec, Incident  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from load import fleet  # noqa: E402
+from load.fleet import FleetSpec, Incident  # noqa: E402
 
 START = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 SPEC = FleetSpec(models=6, rate=40.0, canary_fraction=0.1, seed=7)
