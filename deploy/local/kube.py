@@ -385,6 +385,12 @@ def _top_level(document: str, key: str, indent: str = "") -> str | None:
     return match.group(1) if match else None
 
 
+def _metadata_block(document: str) -> str:
+    """The indented lines under the top-level ``metadata:`` key, up to the next top-level key."""
+    match = re.search(r"^metadata:[ \t]*\n((?:[ \t]+.*(?:\n|$)|[ \t]*\n)*)", document, re.MULTILINE)
+    return match.group(1) if match else ""
+
+
 def apply_manifest(stack: KubeStack, manifest: Path, namespace: str | None = None) -> None:
     """Apply a multi-document manifest as the admin; ``namespace`` fills documents that name none.
 
@@ -398,7 +404,7 @@ def apply_manifest(stack: KubeStack, manifest: Path, namespace: str | None = Non
             continue
         if kind not in _RESOURCE_PATHS:
             raise StackError(f"{manifest}: kind {kind} is not supported by deploy/local/kube.py apply_manifest")
-        metadata = document.split("\nmetadata:", 1)[-1]
+        metadata = _metadata_block(document)
         name = _top_level(metadata, "name", "  ")
         target = _top_level(metadata, "namespace", "  ") or namespace
         if name is None or ("{namespace}" in _RESOURCE_PATHS[kind] and target is None):
