@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from fixtures_kube import local_kube
+from deploy.local import kube as local_kube
 
 pytestmark = pytest.mark.integration
 
