@@ -135,8 +135,19 @@ def _python(*args: str) -> Callable[[], object]:
     return lambda: subprocess.run([sys.executable, *args], check=True, capture_output=True, env=env)
 
 
-def _cli(path: Path, *args: str) -> Callable[[], object]:
-    return _python("-m", "modelmedic", "registry", *args, "--registry", str(path))
+# The registry commands alone, without the other command modules `modelmedic` loads at start:
+# separates this module's cost from theirs (a module importing numpy/scipy at the top costs every command).
+_REGISTRY_ONLY = (
+    "import argparse, sys; from modelmedic import registry_commands; "
+    "parser = argparse.ArgumentParser(prog='modelmedic'); "
+    "registry_commands.add_commands(parser.add_subparsers(required=True)); "
+    "args = parser.parse_args(); sys.exit(args.func(args))"
+)
+
+
+def _cli(path: Path, *args: str, registry_only: bool = False) -> Callable[[], object]:
+    entry = ("-c", _REGISTRY_ONLY) if registry_only else ("-m", "modelmedic")
+    return _python(*entry, "registry", *args, "--registry", str(path))
 
 
 def _report(label: str, fn: Callable[[], object], runs: int) -> None:
@@ -162,6 +173,9 @@ def _bench(path: Path, models: int, runs: int) -> None:
         ("cli stable", _cli(path, "stable", model)),
         ("cli list", _cli(path, "list")),
         ("cli list --json", _cli(path, "list", "--json")),
+        ("registry-only cli show", _cli(path, "show", model, registry_only=True)),
+        ("registry-only cli stable", _cli(path, "stable", model, registry_only=True)),
+        ("registry-only cli list", _cli(path, "list", registry_only=True)),
     ]
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'operation':32} {'wall median ms':>15} {'wall max ms':>12} {'cpu median ms':>14}")
