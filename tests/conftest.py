@@ -18,7 +18,7 @@ for path in (ROOT, ROOT / "tests"):
 from deploy.local import kafka as kafka_stack  # noqa: E402
 from modelmedic.config import Settings, Topics, load_settings  # noqa: E402
 
-pytest_plugins = ["fixtures_alerting"]
+pytest_plugins = ["fixtures_alerting", "fixtures_kube"]
 
 
 @pytest.fixture(scope="session")
