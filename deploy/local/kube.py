@@ -423,18 +423,25 @@ def grant(stack: KubeStack, namespace: str) -> None:
     apply_manifest(stack, RBAC_DIR / "role.yaml", namespace)
 
 
-def start(workdir: str | Path, timeout_s: float = START_TIMEOUT_S) -> KubeStack:
-    """Start the control plane whose files live in ``workdir``, or return the one already running there.
+def _start_workers(workdir: Path, admin_kubeconfig: Path, sa_key: Path, ca_file: str) -> dict[str, subprocess.Popen]:
+    """The controller-manager, scheduler and KWOK, all acting as the admin."""
+    common = [f"--kubeconfig={admin_kubeconfig}", "--secure-port=0", "--leader-elect=false"]
+    return {
+        "kube-controller-manager": _launch(workdir, "kube-controller-manager", [
+            *common, f"--service-account-private-key-file={sa_key}", "--use-service-account-credentials=true",
+            f"--root-ca-file={ca_file}",
+            # node-lifecycle stays on: it lifts the not-ready taint every new node gets
+            "--controllers=*,-nodeipam,-cloud-node-lifecycle",
+        ]),
+        "kube-scheduler": _launch(workdir, "kube-scheduler", common),
+        "kwok": _launch(workdir, "kwok", [
+            f"--kubeconfig={admin_kubeconfig}", f"--config={STAGES_FILE}", "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
+        ]),
+    }
 
-    A stack found half-running (a crash, a killed process) is stopped and started
-    fresh: its etcd data is discarded, this is a test cluster.
-    """
-    workdir = Path(workdir).resolve()
-    running = status(workdir)
-    if running is not None:
-        return running
-    build()
-    stop(workdir)
+
+def _start_fresh(workdir: Path, timeout_s: float) -> KubeStack:
     t0 = time.monotonic()
     (workdir / "logs").mkdir(parents=True, exist_ok=True)
     sa_key = _make_keys(workdir)
@@ -444,19 +451,7 @@ def start(workdir: str | Path, timeout_s: float = START_TIMEOUT_S) -> KubeStack:
     progress(f"kube-apiserver ready at {server}", t0)
     admin_kubeconfig = _write_kubeconfig(workdir / "admin.kubeconfig", server, ca_file, ADMIN_USER, tokens[ADMIN_USER])
     service_kubeconfig = _write_kubeconfig(workdir / "modelmedic.kubeconfig", server, ca_file, SERVICE_USER, tokens[SERVICE_USER])
-    common = [f"--kubeconfig={admin_kubeconfig}", "--secure-port=0", "--leader-elect=false"]
-    controller_manager = _launch(workdir, "kube-controller-manager", [
-        *common, f"--service-account-private-key-file={sa_key}", "--use-service-account-credentials=true",
-        f"--root-ca-file={ca_file}",
-        # node-lifecycle stays on: it lifts the not-ready taint every new node gets
-        "--controllers=*,-nodeipam,-cloud-node-lifecycle",
-    ])
-    scheduler = _launch(workdir, "kube-scheduler", common)
-    kwok = _launch(workdir, "kwok", [
-        f"--kubeconfig={admin_kubeconfig}", f"--config={STAGES_FILE}", "--manage-all-nodes=false",
-        f"--manage-nodes-with-annotation-selector={KWOK_ANNOTATION[0]}={KWOK_ANNOTATION[1]}",
-    ])
-    procs = {"etcd": etcd, "kube-apiserver": apiserver, "kube-controller-manager": controller_manager, "kube-scheduler": scheduler, "kwok": kwok}
+    procs = {"etcd": etcd, "kube-apiserver": apiserver, **_start_workers(workdir, admin_kubeconfig, sa_key, ca_file)}
     stack = KubeStack(
         workdir=str(workdir), server=server, ca_file=ca_file, admin_kubeconfig=str(admin_kubeconfig),
         service_kubeconfig=str(service_kubeconfig), admin_token=tokens[ADMIN_USER],
@@ -464,14 +459,36 @@ def start(workdir: str | Path, timeout_s: float = START_TIMEOUT_S) -> KubeStack:
     )
     for index in range(NODE_COUNT):
         _apply(stack, f"/api/v1/nodes/kwok-node-{index}", json.dumps(_node(index)))
-    log = workdir / "logs" / "kwok.log"
     checks = [_alive_and(proc, name, workdir / "logs" / f"{name}.log", lambda: True) for name, proc in procs.items()]
-    wait_until(lambda: all(check() for check in checks) and _nodes_schedulable(stack), timeout_s, f"{NODE_COUNT} KWOK nodes Ready", log)
+    wait_until(
+        lambda: all(check() for check in checks) and _nodes_schedulable(stack),
+        timeout_s, f"{NODE_COUNT} KWOK nodes Ready", workdir / "logs" / "kwok.log",
+    )
     apply_manifest(stack, RBAC_DIR / "serviceaccount.yaml")
     grant(stack, DEFAULT_MODELS_NAMESPACE)
     _state_file(workdir).write_text(json.dumps(asdict(stack), indent=2))
     progress(f"Kubernetes control plane ready ({NODE_COUNT} KWOK nodes, RBAC applied)", t0)
     return stack
+
+
+def start(workdir: str | Path, timeout_s: float = START_TIMEOUT_S) -> KubeStack:
+    """Start the control plane whose files live in ``workdir``, or return the one already running there.
+
+    A stack found half-running (a crash, a killed process) is stopped and started
+    fresh: its etcd data is discarded, this is a test cluster. A start that fails
+    stops what it started before raising.
+    """
+    workdir = Path(workdir).resolve()
+    running = status(workdir)
+    if running is not None:
+        return running
+    build()
+    stop(workdir)
+    try:
+        return _start_fresh(workdir, timeout_s)
+    except BaseException:
+        stop(workdir)
+        raise
 
 
 def main(argv: Sequence[str] | None = None) -> int:
