@@ -222,7 +222,8 @@ class DelayedLabelPerformance:
     ``max_pending`` of them). A label joins its prediction once; the outcome (correct or
     not; numbers are correct within ``tolerance``) enters a ring of the last ``window``
     outcomes. The model under-performs when the Wilson interval of its accuracy at
-    ``confidence`` lies entirely below ``baseline - margin``. Counters: ``duplicate``
+    ``confidence`` lies entirely below ``baseline - margin``, and recovers once the
+    interval reaches ``baseline`` again (hysteresis: one alarm per drop). Counters: ``duplicate``
     labels (for a request already judged), ``orphan`` labels (no prediction: never seen,
     expired or dropped), ``expired`` predictions (no label within the horizon) and
     ``dropped`` ones (over ``max_pending``).
@@ -306,7 +307,9 @@ class DelayedLabelPerformance:
         return wilson(self._correct, self._filled, float(ndtri(0.5 + self.confidence / 2)))
 
     def _under(self) -> bool:
-        return self._filled >= self.min_outcomes and self._interval()[1] < self.baseline - self.margin
+        """Below ``baseline - margin`` to raise; back to consistent with ``baseline`` to clear."""
+        level = self.baseline if self._alarm else self.baseline - self.margin
+        return self._filled >= self.min_outcomes and self._interval()[1] < level
 
     def decision(self) -> Decision:
         low, high = self._interval()
