@@ -328,6 +328,15 @@ class _ModelTags:
     def next_n(self) -> int:
         return max((a.n for a in self.assignments), default=0) + 1
 
+    def next_assignment_time(self) -> int:
+        """Now, or one second after the model's latest assignment if that is not earlier.
+
+        GTO orders assignments by tag time (whole seconds), not by ``n``: two promotions in one
+        second (a pipeline certifying then promoting) would be ambiguous to it. Strictly
+        increasing times make GTO's order and ours the same.
+        """
+        return max(int(time.time()), max((a.created_at for a in self.assignments), default=0) + 1)
+
 
 # --------------------------------------------------------------------------- validation
 
@@ -599,7 +608,8 @@ class Registry:
             paragraphs = [f"Assigning stage {stage} to artifact {model} version {version}", reason,
                           "forced: lifecycle guards overridden" if force else ""]
             message = "\n\n".join(p for p in paragraphs if p)
-            self._git("tag", "-a", tag, "-m", message, tags.versions[version].commit)
+            self._git("tag", "-a", tag, "-m", message, tags.versions[version].commit,
+                      env={"GIT_COMMITTER_DATE": f"{tags.next_assignment_time()} +0000"})
             assignment = next(a for a in self._read_tags(model, with_messages=True).assignments if a.tag == tag)
         return assignment
 
@@ -869,8 +879,8 @@ class Registry:
         self._git("add", "--", *rel)
         self._git("commit", "-q", "--allow-empty" if allow_empty else "--no-allow-empty", "-m", message, "--", *rel)
 
-    def _git(self, *args: str) -> str:
-        out = _run_git(self.path, *args)
+    def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        out = _run_git(self.path, *args, env=env)
         assert out is not None  # check=True raises instead
         return out
 
@@ -896,9 +906,10 @@ class Registry:
 # --------------------------------------------------------------------------- helpers
 
 
-def _run_git(cwd: Path, *args: str, check: bool = True) -> str | None:
+def _run_git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str | None:
     """Run git in ``cwd``; on failure raise with git's message (or return ``None`` if not ``check``)."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None)
     if proc.returncode == 0:
         return proc.stdout
     if not check:

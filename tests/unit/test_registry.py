@@ -253,6 +253,16 @@ def test_retired_stays_retired_and_same_stage_is_refused(reg: Registry) -> None:
         reg.promote("fraud", "1.0.0", "stable")
 
 
+def test_assignment_times_strictly_increase_so_gto_orders_them_like_we_do(reg: Registry) -> None:
+    add(reg, "1.0.0")
+    for stage in ("candidate", "retired"):
+        reg.promote("fraud", "1.0.0", stage, force=True)
+    add(reg, "1.1.0")
+    certify(reg, "1.1.0")
+    times = [e.created_at for e in reg.history("fraud") if e.action == "assign"]
+    assert len(times) == 3 and times[0] < times[1] < times[2]
+
+
 def test_stage_tags_written_by_other_gto_tools_are_read(reg: Registry) -> None:
     add(reg, "1.0.0")
     commit = git(reg.path, "rev-parse", "fraud@v1.0.0^{commit}")
