@@ -132,7 +132,6 @@ class ModelProfile:
     """Requests per second one replica serves at full utilization."""
 
 
-
 @dataclass(frozen=True)
 class Incident:
     """A scripted fault on one model: ``kind`` from ``start_s`` for ``duration_s`` seconds of the run."""
@@ -291,24 +290,26 @@ class Fleet:
         self._label_rarest = np.zeros_like(self._label_p)
         rarest = np.argmin(np.where(self._label_p > 0, self._label_p, 2.0), axis=1)
         self._label_rarest[np.arange(len(self.profiles)), rarest] = 1.0
-        # Versions are indices into one table; severity 1.0 is a healthy version.
+        # Versions are indices into one table of (model, version) pairs: a version string is
+        # only bad for the model whose bad_version incident names it. Severity 1.0 is healthy.
         self._versions: list[str] = []
         self._severity: list[float] = []
-        self._stable = np.array([self._version_index(p.stable_version, 1.0) for p in self.profiles])
-        self._previous = np.array([self._version_index(p.previous_version, 1.0) for p in self.profiles])
-        self._bad = [self._version_index(self.profiles[self._index[i.model]].next_version, i.magnitude)
-                     if i.kind == "bad_version" else -1 for i in self.incidents]
+        self._version_of: dict[tuple[int, str], int] = {}
+        for inc in self.incidents:
+            if inc.kind == "bad_version":
+                m = self._index[inc.model]
+                self._version_index(m, self.profiles[m].next_version, inc.magnitude)
+        self._stable = np.array([self._version_index(m, p.stable_version) for m, p in enumerate(self.profiles)])
+        self._previous = np.array([self._version_index(m, p.previous_version) for m, p in enumerate(self.profiles)])
 
-    def bad_version(self, incident: Incident) -> str:
-        """The version a ``bad_version`` incident deploys (for a demo that rolls it out for real)."""
-        return self.profiles[self._index[incident.model]].next_version
-
-    def _version_index(self, name: str, severity: float) -> int:
-        if name in self._versions:
-            return self._versions.index(name)
-        self._versions.append(name)
-        self._severity.append(severity)
-        return len(self._versions) - 1
+    def _version_index(self, model: int, name: str, severity: float = 1.0) -> int:
+        """The index of ``model`` serving ``name``; the first registration sets its severity."""
+        key = (model, name)
+        if key not in self._version_of:
+            self._version_of[key] = len(self._versions)
+            self._versions.append(name)
+            self._severity.append(severity)
+        return self._version_of[key]
 
     def _hooked(self) -> tuple[np.ndarray, np.ndarray | None]:
         """Replicas per model and (when hooked) version index per model, read once per slice."""
@@ -317,7 +318,7 @@ class Fleet:
             replicas = np.array([max(1, self.capacity(p.model)) for p in self.profiles], dtype=float)
         if self.version is None:
             return replicas, None
-        return replicas, np.array([self._version_index(self.version(p.model), 1.0) for p in self.profiles])
+        return replicas, np.array([self._version_index(m, self.version(p.model)) for m, p in enumerate(self.profiles)])
 
     def _seasonal_rate(self, t_ms: float) -> np.ndarray:
         day = 2 * math.pi * (t_ms % DAY_MS) / DAY_MS
@@ -343,11 +344,12 @@ class Fleet:
         only the records it should: all other records stay byte-identical.
         """
         t0_s = (t0_ms - self.start_ms) / 1000.0
-        rate = self._seasonal_rate(t0_ms + dt_ms / 2) * dt_ms / 1000.0
+        rate = self._seasonal_rate(t0_ms + dt_ms / 2)
+        expected = rate * dt_ms / 1000.0
         surge = self._peak_rate_factor(t0_s, t0_s + dt_ms / 1000.0) - 1.0
         arrivals = _Arrivals.concat(
-            self._arrivals(self._rng, 0, rate, t0_ms, dt_ms),
-            self._arrivals(self._surge_rng, 1, rate * surge, t0_ms, dt_ms),
+            self._arrivals(self._rng, 0, expected, t0_ms, dt_ms),
+            self._arrivals(self._surge_rng, 1, expected * surge, t0_ms, dt_ms),
         )
         model, t_rel = arrivals.model, (arrivals.ts - self.start_ms) / 1000.0
         replicas, hooked_version = self._hooked()
@@ -355,8 +357,9 @@ class Fleet:
         lat_mult = np.ones(model.size)
         err = np.full(model.size, self.spec.error_rate)
         version = self._stable[model] if hooked_version is None else hooked_version[model]
-        for k, inc in enumerate(self.incidents):
-            hit = (model == self._index[inc.model]) & (t_rel >= inc.start_s) & (t_rel < inc.end_s)
+        for inc in self.incidents:
+            m = self._index[inc.model]
+            hit = (model == m) & (t_rel >= inc.start_s) & (t_rel < inc.end_s)
             if inc.kind == "latency_spike":
                 lat_mult[hit] *= inc.magnitude
             elif inc.kind == "error_burst":
@@ -364,14 +367,14 @@ class Fleet:
             elif inc.kind in ("throughput_collapse", "overload"):
                 rate_mult[hit] *= inc.magnitude
             elif hooked_version is None:  # bad_version follows the clock only without a version hook
-                version[hit] = self._bad[k]
+                version[hit] = self._version_of[(m, self.profiles[m].next_version)]
 
         keep_p = np.where(
             arrivals.stream == 0, np.minimum(rate_mult, 1.0),
             (rate_mult - 1.0) / np.maximum(surge[model], 1e-12),
         )
         keep = np.flatnonzero(arrivals.uniform[:, 1] < keep_p)
-        utilization = rate[model] * 1000.0 / dt_ms * rate_mult / (replicas[model] * self._capacity[model])
+        utilization = rate[model] * rate_mult / (replicas[model] * self._capacity[model])
         severity = np.asarray(self._severity)[version]
         lat_mult *= slowdown(utilization) * severity
         err = np.minimum(1.0, err * severity**2)

@@ -232,6 +232,18 @@ def test_the_version_hook_decides_what_is_served_so_a_rollback_cures_a_bad_versi
     assert np.median(slow) == pytest.approx(3 * profile.latency_ms, rel=0.1)
 
 
+def test_a_bad_version_is_bad_only_for_its_own_model() -> None:
+    spec = replace(SPEC, models=20, canary_fraction=0.0)
+    profiles = fleet.profiles(spec)
+    # model `bad` deploys the very version string that model `other` serves healthily
+    other, bad = next((a, b) for a in profiles for b in profiles if a.stable_version == b.next_version)
+    healthy = decoded(run(spec, duration_s=10))
+    broken = decoded(run(spec, (Incident.parse(f"bad_version:{bad.model}@0+10x3"),), duration_s=10))
+    assert [e for e in broken if e.model == other.model] == [e for e in healthy if e.model == other.model]
+    slow = [b.latency_ms / a.latency_ms for a, b in zip(healthy, broken) if b.model == bad.model]
+    assert slow and np.allclose(slow, 3.0, rtol=0.01)
+
+
 def test_incident_grammar_round_trips_and_defaults_the_magnitude() -> None:
     spike = Incident.parse("latency_spike:model-003@20+15x5")
     assert spike == Incident("latency_spike", "model-003", 20.0, 15.0, 5.0) and spike.end_s == 35.0
