@@ -570,11 +570,12 @@ async def fill_topic(
             if partition is None:
                 partition = partition_of[key] = DefaultPartitioner()(key, all_partitions, all_partitions)
             batch = batches.get(partition)
-            if batch is None or batch.append(timestamp=None, key=key, value=value) is None:
-                if batch is not None:
-                    pending.append(await producer.send_batch(batch, topic, partition=partition))
+            if batch is None:
                 batch = batches[partition] = producer.create_batch()
-                batch.append(timestamp=None, key=key, value=value)
+            if batch.append(timestamp=None, key=key, value=value) is None:  # full: send it, start the next
+                pending.append(await producer.send_batch(batch, topic, partition=partition))
+                batches[partition] = producer.create_batch()
+                batches[partition].append(timestamp=None, key=key, value=value)
         for partition, batch in batches.items():
             pending.append(await producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*pending)
