@@ -1,0 +1,40 @@
+"""Remediation playbooks: the plugin API (:mod:`modelmedic.remediations.api`) and the built-ins.
+
+The built-ins (``scale-out``, ``rollback``, ``restart``) are registered through the
+project's own ``modelmedic.playbooks`` entry points, exactly as a third-party plugin's
+are, so :meth:`PlaybookRegistry.load_entry_points` is the one way playbooks arrive.
+"""
+
+from modelmedic.remediations.api import (
+    ENTRY_POINT_GROUP,
+    LAST_ACTION_ANNOTATION,
+    ContextLogger,
+    Outcome,
+    Playbook,
+    PlaybookContext,
+    PlaybookError,
+    PlaybookRegistry,
+    Target,
+    UnknownPlaybookError,
+    default_registry,
+    idempotency_key,
+    playbook,
+    run_playbook,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "LAST_ACTION_ANNOTATION",
+    "ContextLogger",
+    "Outcome",
+    "Playbook",
+    "PlaybookContext",
+    "PlaybookError",
+    "PlaybookRegistry",
+    "Target",
+    "UnknownPlaybookError",
+    "default_registry",
+    "idempotency_key",
+    "playbook",
+    "run_playbook",
+]

@@ -89,3 +89,15 @@ class KubeUnavailable(KubeError):
 
 class KubeRolloutTimeout(KubeError):
     """A Deployment did not finish rolling out within the time given."""
+
+
+class PlaybookError(ModelmedicError):
+    """A playbook is declared, referenced or parametrised wrongly; the message names it and the fix."""
+
+
+class UnknownPlaybookError(PlaybookError):
+    """No playbook of that name is registered; the message lists the known ones."""
+
+
+class PolicyError(ConfigError):
+    """The remediation policy file is invalid; the message names the field (and rule) to fix."""

@@ -33,3 +33,15 @@ ALERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 SNAPSHOTS = Counter("modelmedic_snapshots_total", "Detection-state checkpoints written")
+PLAYBOOK_RUNS = Counter("modelmedic_playbook_runs_total", "Playbook runs by playbook and outcome", ["playbook", "status"])
+"""status: ``done``, ``skipped``, ``dry_run``, ``failed`` or ``timeout``."""
+PLAYBOOK_SECONDS = Histogram(
+    "modelmedic_playbook_duration_seconds",
+    "Time one playbook run took, Kubernetes retries included",
+    ["playbook"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+PLAYBOOK_LOAD_ERRORS = Counter(
+    "modelmedic_playbook_load_errors_total", "Playbook plugins (entry points) that failed to load and were skipped",
+    ["entry_point"],
+)
