@@ -25,6 +25,10 @@ CONTRACT_VERSION = 1
 MAX_RECORD_BYTES = 64 * 1024
 """Records larger than this are rejected: a per-request event is a few hundred bytes,
 so a huge one is a producer bug and must not stall the hot path."""
+MAX_TS_MS = 4_102_444_800_000
+"""Event times must be before 2100-01-01 UTC (epoch ms). A timestamp in microseconds or
+nanoseconds is a producer bug; accepted, it would push the partition's watermark
+centuries ahead and turn every later record of every model on it into a late one."""
 
 Role = Literal["production", "canary", "shadow"]
 Prediction = float | str | list[float] | None
@@ -99,11 +103,23 @@ def _check_inference(event: InferenceEvent) -> str | None:
         return "model and version must be non-empty"
     if not math.isfinite(event.latency_ms) or event.latency_ms < 0:
         return f"latency_ms must be a finite number >= 0, got {event.latency_ms!r}"
-    if event.ts <= 0:
-        return f"ts must be epoch milliseconds > 0, got {event.ts!r}"
+    if not 0 < event.ts < MAX_TS_MS:
+        return _ts_reason(event.ts)
     pred = event.prediction
     if isinstance(pred, float) and not math.isfinite(pred):
         return "prediction must be finite"
+    return None
+
+
+def _ts_reason(ts: int) -> str:
+    return f"ts must be epoch milliseconds > 0 and before 2100 (< {MAX_TS_MS}), got {ts!r}"
+
+
+def _check_label(event: LabelEvent) -> str | None:
+    if not event.model:
+        return "model must be non-empty"
+    if not 0 < event.ts < MAX_TS_MS:
+        return _ts_reason(event.ts)
     return None
 
 
@@ -119,6 +135,8 @@ def decode_inference(raw: bytes | None) -> InferenceEvent | Rejected:
         return Rejected(f"invalid inference event: {exc}", raw)
     except msgspec.DecodeError as exc:
         return Rejected(f"not JSON: {exc}", raw)
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string: msgspec raises this one as is
+        return Rejected(f"not JSON: invalid UTF-8: {exc}", raw)
     reason = _check_inference(event)
     return Rejected(f"invalid inference event: {reason}", raw) if reason else event
 
@@ -130,11 +148,15 @@ def decode_label(raw: bytes | None) -> LabelEvent | Rejected:
     if len(raw) > MAX_RECORD_BYTES:
         return Rejected(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte limit", raw[:1024])
     try:
-        return _label_decoder.decode(raw)
+        event = _label_decoder.decode(raw)
     except msgspec.ValidationError as exc:
         return Rejected(f"invalid label event: {exc}", raw)
     except msgspec.DecodeError as exc:
         return Rejected(f"not JSON: {exc}", raw)
+    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string: msgspec raises this one as is
+        return Rejected(f"not JSON: invalid UTF-8: {exc}", raw)
+    reason = _check_label(event)
+    return Rejected(f"invalid label event: {reason}", raw) if reason else event
 
 
 def encode(record: msgspec.Struct) -> bytes:
