@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from modelmedic.errors import ConfigError
@@ -40,6 +40,8 @@ class Topics(_Section):
     """Compacted detection-plane snapshots (windows + detector baselines) keyed by partition."""
     dlq: str = "modelmedic.dlq"
     """Dead letters: records that failed to decode or validate, with the reason in a header."""
+    audit: str = "modelmedic.audit"
+    """Every decision and action of the response plane: who, what, why, inputs, outcome."""
 
 
 class KafkaSettings(_Section):
@@ -145,11 +147,31 @@ class SinkSettings(_Section):
 
 
 class HttpSettings(_Section):
-    """The service's own HTTP endpoint: /metrics, /healthz, /status."""
+    """The service's own HTTP endpoint: /metrics, /healthz, /status and the incident API."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     """0 picks a free port (tests)."""
+    api_token: SecretStr | None = None
+    """Bearer token required by the mutating API (ack, resolve, silence, run a playbook).
+    Unset: those endpoints answer 403. Set it through MODELMEDIC_HTTP__API_TOKEN."""
+
+
+class KubernetesSettings(_Section):
+    """How the response plane reaches Kubernetes to remediate."""
+
+    kubeconfig: Path | None = None
+    """A kubeconfig file; unset together with ``in_cluster=false`` disables remediation
+    (incidents are still alerted and escalated)."""
+    context: str | None = None
+    in_cluster: bool = False
+    """Use the pod's service account (the Helm chart sets this)."""
+
+    @model_validator(mode="after")
+    def _kubeconfig_exists(self) -> "KubernetesSettings":
+        if self.kubeconfig is not None and not Path(self.kubeconfig).is_file():
+            raise ValueError(f"kubeconfig={self.kubeconfig} does not exist: point it at a kubeconfig file")
+        return self
 
 
 class Settings(BaseSettings):
@@ -165,6 +187,12 @@ class Settings(BaseSettings):
     sinks: list[SinkSettings] = Field(default_factory=list)
     """Where alerts go. Each sink is independent: one failing never blocks the others."""
     http: HttpSettings = Field(default_factory=HttpSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    policy_file: Path | None = None
+    """Routing policy (YAML, see docs/playbooks.md); unset uses the built-in defaults:
+    latency/throughput auto-remediate, prediction pages, drift warns."""
+    dry_run: bool = False
+    """Decide and log every remediation, but change nothing in Kubernetes."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

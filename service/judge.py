@@ -66,13 +66,15 @@ class Episodes:
         """Advance one window; returns the slots whose episode (started, ended) now.
 
         ``judged`` is False where the window had no data to judge (no requests for a
-        latency series): such windows neither extend nor end an episode.
+        latency series): such a window never starts an episode, but it does count towards
+        ending one. A version that stops serving (rolled back, scaled away) has no
+        problem left to page about.
         """
         if slots.size:
             self.ensure(int(slots.max()) + 1)
-        bad = np.where(judged, np.where(anomalous, self.bad[slots] + 1, 0), self.bad[slots])
-        good = np.where(judged, np.where(anomalous, 0, self.good[slots] + 1), self.good[slots])
         firing = self.firing[slots]
+        bad = np.where(judged, np.where(anomalous, self.bad[slots] + 1, 0), self.bad[slots])
+        good = np.where(judged, np.where(anomalous, 0, self.good[slots] + 1), self.good[slots] + firing)
         start = ~firing & (bad >= self.trigger)
         end = firing & (good >= self.recover)
         self.bad[slots], self.good[slots] = bad, good

@@ -75,6 +75,7 @@ async def ensure_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> Non
         NewTopic(t.labels, settings.partitions, 1),
         NewTopic(t.anomalies, settings.partitions, 1),
         NewTopic(t.dlq, settings.partitions, 1),
+        NewTopic(t.audit, settings.partitions, 1),
         NewTopic(t.incidents, settings.partitions, 1, topic_configs=compacted),
         NewTopic(t.state, settings.partitions, 1, topic_configs={**compacted, "max.message.bytes": str(MAX_STATE_BYTES)}),
     ]
