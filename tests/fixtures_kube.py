@@ -23,33 +23,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy.local import kube as local_kube  # noqa: E402
-from modelmedic.kube import VERSION_ENV, VERSION_LABEL, KubeClient  # noqa: E402
+from load.cluster import model_deployment  # noqa: E402
+from modelmedic.kube import KubeClient  # noqa: E402
 
 ROLLOUT_TIMEOUT_S = 60.0
-
-
-def model_deployment(name: str, version: str, replicas: int) -> dict:
-    """A model server's Deployment as modelmedic expects it: version label and env, pods KWOK runs."""
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name, VERSION_LABEL: version}},
-                "spec": {
-                    **local_kube.KWOK_POD_PLACEMENT,
-                    "containers": [{
-                        "name": "model",
-                        "image": f"registry.local/models/{name}:{version}",
-                        "env": [{"name": VERSION_ENV, "value": version}],
-                    }],
-                },
-            },
-        },
-    }
 
 
 @dataclass
