@@ -22,8 +22,8 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -81,6 +81,8 @@ class DeploymentState:
     version: str | None
     image: str | None
     revision: int
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    """The Deployment's own annotations: where playbooks keep their idempotency and cooldown marks."""
 
 
 def _api_message(error: ApiException) -> str:
@@ -185,6 +187,7 @@ def _state(deployment: client.V1Deployment) -> DeploymentState:
         version=version_of(deployment.spec.template),
         image=containers[0].image if containers else None,
         revision=_revision(deployment.metadata),
+        annotations=dict(deployment.metadata.annotations or {}),
     )
 
 
@@ -285,7 +288,41 @@ class KubeClient:
             )
         return state.version
 
+    async def revision_created_at(self, namespace: str, name: str) -> datetime:
+        """When the Deployment's current revision was rolled out: its ReplicaSet's creation time."""
+
+        def read() -> datetime:
+            deployment = self._read(namespace, name)
+            current = _revision(deployment.metadata)
+            for replica_set in self._owned_replica_sets(deployment):
+                if _revision(replica_set.metadata) == current:
+                    return replica_set.metadata.creation_timestamp
+            raise KubeError(
+                f"deployment {namespace}/{name} has no ReplicaSet for its revision {current} yet; "
+                "wait for the Deployment controller to observe it"
+            )
+
+        return await self._call(f"get current replicaset of deployment {namespace}/{name}", read)
+
     # ------------------------------------------------------------ writes
+
+    async def annotate(
+        self, namespace: str, name: str, annotations: Mapping[str, str | None], *, replicas: int | None = None
+    ) -> None:
+        """Set annotations on the Deployment (None removes one), and its replica count in the same patch when given.
+
+        One write for both means a playbook's idempotency mark and its change land
+        together or not at all.
+        """
+        body: dict[str, Any] = {"metadata": {"annotations": dict(annotations)}}
+        if replicas is not None:
+            if replicas < 0:
+                raise ValueError(f"replicas must be >= 0, got {replicas}")
+            body["spec"] = {"replicas": replicas}
+        await self._call(
+            f"annotate deployment {namespace}/{name}" + (f" and scale to {replicas}" if replicas is not None else ""),
+            lambda: self._patch(namespace, name, body, MERGE_PATCH),
+        )
 
     async def set_replicas(self, namespace: str, name: str, replicas: int) -> None:
         """Scale through the scale subresource, which is all the deployments/scale RBAC rule allows."""
@@ -411,20 +448,24 @@ class KubeClient:
             name, namespace, body, _content_type=content_type, _request_timeout=self.request_timeout_s
         )
 
-    def _previous_replica_set(self, deployment: client.V1Deployment) -> client.V1ReplicaSet:
-        """The ReplicaSet this Deployment owns with the highest revision below the current one."""
+    def _owned_replica_sets(self, deployment: client.V1Deployment) -> list[client.V1ReplicaSet]:
+        """The ReplicaSets this Deployment controls (one per revision still kept)."""
         meta = deployment.metadata
         match_labels = deployment.spec.selector.match_labels or {}
         selector = ",".join(f"{key}={value}" for key, value in sorted(match_labels.items())) or None
-        owned = [
+        return [
             replica_set
             for replica_set in self._apps.list_namespaced_replica_set(
                 meta.namespace, label_selector=selector, _request_timeout=self.request_timeout_s
             ).items
             if any(ref.uid == meta.uid and ref.controller for ref in replica_set.metadata.owner_references or [])
         ]
+
+    def _previous_replica_set(self, deployment: client.V1Deployment) -> client.V1ReplicaSet:
+        """The ReplicaSet this Deployment owns with the highest revision below the current one."""
+        meta = deployment.metadata
         current = _revision(meta)
-        older = [replica_set for replica_set in owned if _revision(replica_set.metadata) < current]
+        older = [replica_set for replica_set in self._owned_replica_sets(deployment) if _revision(replica_set.metadata) < current]
         if not older:
             raise KubeError(
                 f"deployment {meta.namespace}/{meta.name} has no revision before {current} to roll back to "

@@ -1,0 +1,270 @@
+"""The remediation policy: which anomalies get which playbooks, alerts and escalation, within which guard rails.
+
+One YAML file, validated whole when the service starts (:func:`load_policy`), playbook
+params included (:meth:`Policy.validate_playbooks`): a typo fails the start with the
+field's path, never an incident at 3 a.m.
+
+Routing (:meth:`Policy.route`): the file's ``rules`` are tried in order and the first
+whose ``match`` fits wins; when none does, the built-in rule of the anomaly class
+applies (:data:`DEFAULT_RULES`, the mission's defaults):
+
+- latency, throughput: alert now, auto-remediate with ``rollback`` (acts only when the
+  anomalous version was just deployed) then ``scale-out``, verify, escalate;
+- prediction: alert and page for manual intervention, no auto-remediation;
+- drift: warn the owning team that the model may need redesign.
+
+>>> policy = parse_policy({"rules": [{"match": {"anomaly_class": ["latency"], "models": ["fraud-*"]}, "page": True}]})
+>>> policy.route("latency", "latency", "fraud-eu", "production").page
+True
+>>> [p.name for p in policy.route("latency", "latency", "churn", "production").playbooks]
+['rollback', 'scale-out']
+>>> policy.target("churn", "v3", "canary")
+Target(model='churn', version='v3', role='canary', namespace='models', deployment='churn')
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import string
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import yaml
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+
+from modelmedic.errors import PlaybookError, PolicyError
+from modelmedic.remediations.api import Target
+
+if TYPE_CHECKING:
+    from modelmedic.remediations.api import PlaybookRegistry
+
+AnomalyClass = Literal["latency", "throughput", "prediction", "drift"]
+ANOMALY_CLASSES: tuple[str, ...] = AnomalyClass.__args__
+Severity = Literal["critical", "error", "warning", "info"]
+TEMPLATE_FIELDS = frozenset({"model", "role"})
+
+
+def _classes(value: Any) -> Any:
+    """``*`` means every class, a single name a list of one."""
+    return list(ANOMALY_CLASSES) if value == "*" else [value] if isinstance(value, str) else value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class Match(_Section):
+    """Which anomalies a rule applies to; every given criterion must hold."""
+
+    anomaly_class: Annotated[list[AnomalyClass], BeforeValidator(_classes)] = Field(
+        default_factory=lambda: list(ANOMALY_CLASSES)
+    )
+    """Anomaly classes (one or a list), or ``*`` for all."""
+    kinds: list[str] | None = None
+    """Detector kinds (``latency``, ``throughput_drop``, ``errors``...); omitted: any."""
+    models: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """Model names as shell-style globs (``fraud-*``)."""
+    roles: list[Literal["production", "canary", "shadow"]] | None = None
+    """Roles; omitted: any."""
+
+    def fits(self, anomaly_class: str, kind: str, model: str, role: str) -> bool:
+        return (
+            anomaly_class in self.anomaly_class
+            and (self.kinds is None or kind in self.kinds)
+            and any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models)
+            and (self.roles is None or role in self.roles)
+        )
+
+
+class PlaybookRef(_Section):
+    """One playbook a rule runs, with its params (checked against the playbook's params model at load)."""
+
+    name: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EscalationLevel(_Section):
+    """One alert level: sent ``after_s`` seconds after the incident opened, if it has not recovered by then."""
+
+    after_s: float = Field(ge=0)
+    """0 for the first alert."""
+    severity: Severity
+    sinks: list[str] | Literal["all"] = "all"
+    """Names of configured sinks (``sinks[].name``, else their type), or ``all``."""
+
+
+class Rule(_Section):
+    """What to do about the anomalies a ``match`` selects."""
+
+    match: Match = Field(default_factory=Match)
+    playbooks: list[PlaybookRef] = Field(default_factory=list)
+    """Tried in order; each run is verified over ``verify_s`` before the next is tried."""
+    auto_remediate: bool = True
+    """False: alert (and page) only, never run the playbooks without an operator."""
+    verify_s: float = Field(60.0, gt=0)
+    """Verification window: how long a remediated series has to recover before it counts as failed."""
+    escalation: list[EscalationLevel] = Field(
+        default_factory=lambda: [EscalationLevel(after_s=0, severity="error")], min_length=1
+    )
+    """Alert levels, first at ``after_s: 0``, each later one louder."""
+    page: bool = False
+    """Page on-call for manual intervention from the first alert."""
+    note: str | None = None
+    """A sentence added to every alert of the rule (``the model may need redesign``)."""
+
+    @field_validator("escalation")
+    @classmethod
+    def _levels_in_order(cls, levels: list[EscalationLevel]) -> list[EscalationLevel]:
+        if levels[0].after_s != 0:
+            raise ValueError(f"the first escalation level is the first alert: give it after_s: 0 (got {levels[0].after_s:g})")
+        times = [level.after_s for level in levels]
+        if times != sorted(set(times)):
+            raise ValueError(f"escalation levels must have strictly increasing after_s, got {times}")
+        return levels
+
+
+def _rule(anomaly_class: AnomalyClass, **fields: Any) -> Rule:
+    return Rule(match=Match(anomaly_class=[anomaly_class]), **fields)
+
+
+_REMEDIATE = dict(
+    playbooks=[PlaybookRef(name="rollback"), PlaybookRef(name="scale-out")],
+    escalation=[EscalationLevel(after_s=0, severity="error"), EscalationLevel(after_s=60, severity="critical")],
+)
+DEFAULT_RULES: dict[str, Rule] = {
+    "latency": _rule("latency", **_REMEDIATE),
+    "throughput": _rule("throughput", **_REMEDIATE),
+    "prediction": _rule(
+        "prediction", auto_remediate=False, page=True,
+        escalation=[EscalationLevel(after_s=0, severity="error"), EscalationLevel(after_s=1800, severity="critical")],
+        note="prediction quality fell below its baseline: needs a person (roll back by hand if the new version is at fault)",
+    ),
+    "drift": _rule(
+        "drift", auto_remediate=False,
+        escalation=[EscalationLevel(after_s=0, severity="warning")],
+        note="the inputs or predictions drifted from the certification reference: the model may need retraining or redesign",
+    ),
+}
+"""The rule of each class when no rule of the file matches."""
+FALLBACK_RULE = Rule(auto_remediate=False, page=True, note="an anomaly class without a default rule: needs a person")
+"""For an anomaly class modelmedic does not know (a newer detector): page, do nothing."""
+
+
+def _check_template(template: str) -> str:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"{template!r} is not a valid template ({error})") from None
+    unknown = names - TEMPLATE_FIELDS
+    if unknown:
+        raise ValueError(f"{template!r} uses {sorted(unknown)}; only {{model}} and {{role}} are available")
+    return template
+
+
+DeploymentTemplate = Annotated[str, AfterValidator(_check_template)]
+
+
+class TargetOverride(_Section):
+    """Where one model's Deployment lives when it is not where the template says."""
+
+    namespace: str | None = None
+    deployment: DeploymentTemplate | None = None
+    """A name or a template like the default one."""
+
+
+class Targets(_Section):
+    """How a model maps to the Deployment serving it."""
+
+    namespace: str = "models"
+    deployment: DeploymentTemplate = "{model}"
+    """Deployment name template; ``{model}`` and ``{role}`` are filled in (``{model}-{role}``)."""
+    overrides: dict[str, TargetOverride] = Field(default_factory=dict)
+    """Per model name."""
+
+    def resolve(self, model: str, version: str, role: str) -> Target:
+        override = self.overrides.get(model, TargetOverride())
+        template = override.deployment or self.deployment
+        return Target(
+            model=model, version=version, role=role,
+            namespace=override.namespace or self.namespace,
+            deployment=template.format(model=model, role=role),
+        )
+
+
+class GuardRails(_Section):
+    """Limits on automatic action: remediation must never become the outage."""
+
+    cooldown_s: float = Field(300.0, ge=0)
+    """Per model: no new remediation within this long of the last one."""
+    max_actions_per_hour: int = Field(6, ge=1)
+    """Per model: remediations (playbook runs that acted) in any rolling hour."""
+    max_concurrent: int = Field(5, ge=1)
+    """Remediations running at once, across all models."""
+    storm_models: int = Field(10, ge=2)
+    """This many distinct models anomalous within ``storm_window_s`` means a shared cause:
+    one page for the storm, no per-model remediation."""
+    storm_window_s: float = Field(60.0, gt=0)
+    dry_run: bool = False
+    """Run every playbook in dry-run: say what would be done, change nothing."""
+
+
+class Policy(_Section):
+    """The whole policy file."""
+
+    rules: list[Rule] = Field(default_factory=list)
+    """Tried in order before the built-in rule of the anomaly class."""
+    targets: Targets = Field(default_factory=Targets)
+    guard_rails: GuardRails = Field(default_factory=GuardRails)
+
+    def route(self, anomaly_class: str, kind: str, model: str, role: str) -> Rule:
+        """The first rule of the file that fits, else the class's default rule."""
+        for rule in self.rules:
+            if rule.match.fits(anomaly_class, kind, model, role):
+                return rule
+        return DEFAULT_RULES.get(anomaly_class, FALLBACK_RULE)
+
+    def target(self, model: str, version: str, role: str) -> Target:
+        """The Deployment a playbook acts on for this model."""
+        return self.targets.resolve(model, version, role)
+
+    def validate_playbooks(self, registry: PlaybookRegistry) -> None:
+        """Check every playbook the policy names, defaults included, exists and accepts its params."""
+        where = [(f"rules.{i}", rule) for i, rule in enumerate(self.rules)]
+        where += [(f"default rule for {name}", rule) for name, rule in DEFAULT_RULES.items()]
+        for place, rule in where:
+            for j, ref in enumerate(rule.playbooks):
+                try:
+                    registry.validate(ref.name, ref.params)
+                except PlaybookError as error:
+                    raise PolicyError(f"{place}.playbooks.{j} ({ref.name}): {error}") from None
+
+
+def _explain(error: ValidationError, source: str) -> str:
+    lines = [f"invalid remediation policy ({source}):"]
+    for err in error.errors():
+        path = ".".join(str(p) for p in err["loc"]) or "<root>"
+        lines.append(f"  {path}: {err['msg']} (got {err.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_policy(data: Mapping[str, Any], source: str = "policy") -> Policy:
+    """Validate a policy mapping; raise PolicyError listing every bad field by path."""
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as error:
+        raise PolicyError(_explain(error, source)) from None
+
+
+def load_policy(path: str | os.PathLike[str]) -> Policy:
+    """Read and validate a policy YAML file (an empty file is the default policy)."""
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} not found: pass an existing YAML file") from None
+    except yaml.YAMLError as error:
+        raise PolicyError(f"policy file {path} is not valid YAML: {error}") from None
+    if not isinstance(loaded, dict):
+        raise PolicyError(f"policy file {path} must hold a mapping at the top level, not {type(loaded).__name__}")
+    return parse_policy(loaded, str(path))
