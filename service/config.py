@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from modelmedic.errors import ConfigError
 
@@ -209,13 +209,37 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
+_SECRETS = ("password", "routing_key", "token", "secret", "url")
+"""Values of fields whose name contains one of these never appear in an error message
+(a Slack webhook URL is a credential too): errors end up in logs."""
+
+
+def _redact(value: Any, name: str = "") -> Any:
+    if value is not None and any(s in name.lower() for s in _SECRETS):
+        return "<redacted>"
+    if isinstance(value, dict):
+        return {k: _redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
 def _explain(exc: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "<root>"
         env = "MODELMEDIC_" + "__".join(str(p).upper() for p in err["loc"] if not isinstance(p, int))
-        lines.append(f"  {path}: {err['msg']} (got {err.get('input')!r}; set it in the YAML file or {env})")
+        got = _redact(err.get("input"), str(err["loc"][-1]) if err["loc"] else "")
+        lines.append(f"  {path}: {err['msg']} (got {got!r}; set it in the YAML file or {env})")
     return "\n".join(lines)
+
+
+def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``extra`` over ``base``, section by section (an override of one key keeps the others)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
@@ -230,11 +254,16 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
             raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
+            raise ConfigError(f"config file {path} cannot be read ({exc}): pass a readable YAML file to --config") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"config file {path} must hold a mapping at the top level, not {type(loaded).__name__}")
         data.update(loaded)
-    data.update(overrides)
+    data = _merged(data, overrides)
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source)) from None
+    except SettingsError as exc:  # an environment variable holding malformed JSON (lists, sections)
+        raise ConfigError(f"invalid configuration ({source}): {exc}: {exc.__cause__}; "
+                          "a list or section set in the environment must be valid JSON") from None
