@@ -24,17 +24,24 @@ class EnsembleBank(SeriesBank):
     Every point is compared with four predictors: a robust level (:class:`RobustBank`),
     the previous value plus the usual step (the same on first differences), and the
     usual value at this time of the week and of the day (:class:`SeasonalBank`, when
-    ``t`` is given). The predictor with the smallest learned spread is trusted for
-    the point; its z-score, or the CUSUM's when larger, becomes the raw surprise
-    ``a = -log10(two-sided Gaussian tail)`` (at most ``cap`` digits).
+    ``t`` is given). Two channels of raw surprise ``a = -log10(two-sided Gaussian tail)``
+    (at most ``cap`` digits) come out of them:
 
-    As in Numenta's anomaly likelihood, the series' own history calibrates the raw
-    surprise: its short-term mean is compared with its long-term mean and spread, and
-    the Gaussian tail of that gap, in decimal digits, is the evidence ``e``. The score
-    is ``e / (e + digits)`` with ``digits = 10 * (1 - sensitivity)``: 0.5 or more is an
-    anomaly. Only the first point of an alarm scores high: a score is reported as its
-    excess over the series' recent peak score, which decays by a factor e every
-    ``refractory`` points (NAB-style "one page per incident").
+    - *any*: the z-score of the predictor with the smallest learned spread (often the
+      step predictor: sudden spikes and drops), or the CUSUM's when larger (small
+      persistent shifts);
+    - *context*: the z-score of the best of the level, weekly and daily predictors
+      alone, which sees an unusual stretch that moves smoothly (a quiet holiday, a
+      night that looks like a day), invisible step by step.
+
+    As in Numenta's anomaly likelihood, the series' own history calibrates each channel:
+    the short-term mean of its raw surprise is compared with its long-term mean and
+    spread, and the Gaussian tail of that gap, in decimal digits, is the evidence; the
+    larger of the two is ``e``. The score is ``e / (e + digits)`` with
+    ``digits = 10 * (1 - sensitivity)``: 0.5 or more is an anomaly. Only the first point
+    of an alarm scores high: a score is reported as its excess over the series' recent
+    peak score, which decays by a factor e every ``refractory`` points (NAB-style "one
+    page per incident").
 
     Anomalous points (score >= 0.5) are not learned by any baseline, so a baseline never
     absorbs an incident; a level shift is still accepted once the CUSUM has reported
@@ -48,7 +55,7 @@ class EnsembleBank(SeriesBank):
     alpha
         Weight of the newest value in the level and difference baselines.
     short, long
-        Weights of the newest raw surprise in its short- and long-term means.
+        Weights of the newest raw surprise in its short- and long-term means (per channel).
     cap
         Largest raw surprise, in digits (so one absurd value cannot blind the long-term
         statistics for long).
@@ -78,7 +85,7 @@ class EnsembleBank(SeriesBank):
         sensitivity: float = 0.5,
         alpha: float = 0.02,
         short: float = 0.5,
-        long: float = 0.005,
+        long: float = 0.002,
         cap: float = 1000.0,
         refractory: float = 50.0,
         patience: int = 30,
@@ -98,9 +105,9 @@ class EnsembleBank(SeriesBank):
         self._shift = CusumBank()
         self._n = np.zeros(0, dtype=np.int32)
         self._run = np.zeros(0, dtype=np.int32)
-        self._short = np.zeros(0)
-        self._mean = np.zeros(0)
-        self._var = np.zeros(0)
+        self._short = np.zeros((0, 2))  # per channel: any, context
+        self._mean = np.zeros((0, 2))
+        self._var = np.zeros((0, 2))
         self._peak = np.zeros(0)
 
     @property
@@ -113,7 +120,7 @@ class EnsembleBank(SeriesBank):
         extra = capacity - self._n.size
         self._n, self._run = (np.concatenate([a, np.zeros(extra, dtype=a.dtype)]) for a in (self._n, self._run))
         self._short, self._mean, self._var, self._peak = (
-            np.concatenate([a, np.zeros(extra)]) for a in (self._short, self._mean, self._var, self._peak)
+            np.concatenate([a, np.zeros((extra, *a.shape[1:]))]) for a in (self._short, self._mean, self._var, self._peak)
         )
 
     def _reset(self, slots: np.ndarray) -> None:
@@ -123,23 +130,27 @@ class EnsembleBank(SeriesBank):
             a[slots] = 0
 
     def _raw(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Raw surprise in digits from the most trusted predictor (or the CUSUM), and its baseline."""
+        """Raw surprise in digits, shape (point, channel), and the trusted predictor's baseline."""
         zs = np.array([c._z(slots, x, t) for c in self._predictors])  # (predictor, z | baseline, point)
         spread = np.array([c._spread(slots, t) for c in self._predictors])
-        best, pick = np.argmin(spread, axis=0), np.arange(x.size)
-        z, baseline = zs[best, 0, pick], zs[best, 1, pick]
-        z = np.maximum(np.abs(z), self._shift._z(slots, x, t)[0])
-        return np.minimum(tail_digits(z), self.cap), baseline
+        pick = np.arange(x.size)
+        best = np.argmin(spread, axis=0)
+        any_z = np.maximum(np.abs(zs[best, 0, pick]), self._shift._z(slots, x, t)[0])
+        levels = np.array([0, 2, 3])  # level, weekly, daily: not the step predictor
+        context = levels[np.argmin(spread[levels], axis=0)]
+        raw = tail_digits(np.stack([any_z, np.abs(zs[context, 0, pick])], axis=1))
+        return np.minimum(raw, self.cap), zs[best, 1, pick]
 
     def _score_learn(
         self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         raw, baseline = self._raw(slots, x, t)
         n, mean, var = self._n[slots], self._mean[slots], self._var[slots]
-        short = np.where(n == 0, raw, self._short[slots] + self.short * (raw - self._short[slots]))
+        first = (n == 0)[:, None]
+        short = np.where(first, raw, self._short[slots] + self.short * (raw - self._short[slots]))
         # the spread of a short-term mean of independent raw surprises
         spread = np.sqrt((var + 1e-4) * self.short / (2.0 - self.short))
-        evidence = np.maximum(-log_ndtr(-(short - mean) / spread) / LN10, 0.0)
+        evidence = np.maximum(-log_ndtr(-(short - mean) / spread) / LN10, 0.0).max(axis=1)
         score = np.where(n >= self.grace, evidence / (evidence + 10.0 * (1.0 - self.sensitivity)), 0.0)
         peak = self._peak[slots] * np.exp(-1.0 / self.refractory)
         reported = np.maximum(score - peak, 0.0)
@@ -149,7 +160,7 @@ class EnsembleBank(SeriesBank):
         keep = ~flagged | (run >= self.patience)
         for c in (*self._predictors, self._shift):
             c._learn(slots, x, t, keep)
-        rate = np.maximum(self.long, 1.0 / (n + 1.0))
+        rate = np.maximum(self.long, 1.0 / (n + 1.0))[:, None]
         d = raw - mean
         self._mean[slots] = mean + rate * d
         self._var[slots] = (1 - rate) * (var + rate * d * d)
