@@ -27,6 +27,7 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -991,7 +992,7 @@ def _flatten_stats(stats: UsageStats | None) -> dict[str, float]:
 def _write_atomic(path: Path, text: str) -> None:
     """Readers never see half a file: write beside it, then rename over it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer
     tmp.write_text(text)
     os.replace(tmp, path)
 
