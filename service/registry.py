@@ -691,35 +691,6 @@ class Registry:
         self._write_list_cache(stamp, summaries)
         return summaries
 
-    def _write_list_cache(self, stamp: list[list[int] | None], summaries: list[ModelSummary]) -> None:
-        _write_atomic(self._git_dir / _LIST_CACHE_FILE,
-                      json.dumps({"stamp": stamp, "models": [asdict(s) for s in summaries]}))
-
-    def _update_list_cache(self, model: str, stamp_before: list[list[int] | None]) -> None:
-        """After a write, patch the model's cached row, if the cache was current before the write."""
-        cached = _read_json(self._git_dir / _LIST_CACHE_FILE)
-        if cached is None or cached.get("stamp") != stamp_before:
-            return
-        rows = {row["name"]: ModelSummary(**row) for row in cached["models"]}
-        rows[model] = _summary(model, self._read_tags(model))
-        self._write_list_cache(self._refs_stamp(), [rows[name] for name in sorted(rows)])
-
-    def _refs_stamp(self) -> list[list[int] | None]:
-        """What changes whenever a tag or a model directory is added, moved or removed (or refs are packed).
-
-        Git writes a ref by renaming a lock file over it, so the directory's nanosecond mtime (or
-        packed-refs' inode) moves on every change, by any tool, GTO included.
-        """
-        stamp: list[list[int] | None] = []
-        for path in (self._git_dir / "packed-refs", self._git_dir / "refs" / "tags", self.path / "models"):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                stamp.append(None)
-            else:
-                stamp.append([st.st_mtime_ns, st.st_ino, st.st_size])
-        return stamp
-
     def show(self, model: str) -> ModelView:
         """A model's metadata, versions (with stage, artifact, notes) and its stable/canary versions."""
         spec = self.spec(model)
@@ -874,6 +845,35 @@ class Registry:
         fmt = _REF_FORMAT_WITH_MESSAGE if with_messages else _REF_FORMAT
         out = self._git("for-each-ref", f"--format={fmt}", *patterns)
         return [record.lstrip("\n").split("\x1f") for record in out.split("\x1e") if record.strip()]
+
+    def _write_list_cache(self, stamp: list[list[int] | None], summaries: list[ModelSummary]) -> None:
+        _write_atomic(self._git_dir / _LIST_CACHE_FILE,
+                      json.dumps({"stamp": stamp, "models": [asdict(s) for s in summaries]}))
+
+    def _update_list_cache(self, model: str, stamp_before: list[list[int] | None]) -> None:
+        """After a write, patch the model's cached row, if the cache was current before the write."""
+        cached = _read_json(self._git_dir / _LIST_CACHE_FILE)
+        if cached is None or cached.get("stamp") != stamp_before:
+            return
+        rows = {row["name"]: ModelSummary(**row) for row in cached["models"]}
+        rows[model] = _summary(model, self._read_tags(model))
+        self._write_list_cache(self._refs_stamp(), [rows[name] for name in sorted(rows)])
+
+    def _refs_stamp(self) -> list[list[int] | None]:
+        """What changes whenever a tag or a model directory is added, moved or removed (or refs are packed).
+
+        Git writes a ref by renaming a lock file over it, so the directory's nanosecond mtime (or
+        packed-refs' inode) moves on every change, by any tool, GTO included.
+        """
+        stamp: list[list[int] | None] = []
+        for path in (self._git_dir / "packed-refs", self._git_dir / "refs" / "tags", self.path / "models"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamp.append(None)
+            else:
+                stamp.append([st.st_mtime_ns, st.st_ino, st.st_size])
+        return stamp
 
     def _commit(self, paths: list[Path], message: str, *, allow_empty: bool = False) -> None:
         rel = [str(p.relative_to(self.path)) for p in paths]
