@@ -150,6 +150,8 @@ class PlaybookContext:
     registry: Registry | None = None
     """The model registry, when the service has one: rollback targets, certified baselines."""
     alerter: Alerter | None = None
+    clock: Callable[[], float] = time.time
+    """Epoch seconds; cooldowns and "deployed recently" read it, so tests pass a fake one."""
     log: logging.LoggerAdapter = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
