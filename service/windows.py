@@ -160,14 +160,18 @@ class PartitionWindows:
         """Close every window up to ``last``, in order, including empty ones."""
         if last <= self.closed_through:
             return []
-        earliest = min(self.open, default=last + 1)
-        if self.closed_through < 0:
-            first = earliest  # the partition's first data: nothing before it to judge
-        else:
-            # Windows before the earliest buffered one are empty; after the TTL no series
-            # is left to judge in them, so a long idle gap costs at most TTL window closes.
-            first = max(self.closed_through + 1, min(earliest, last + 1) - self.series_ttl_windows)
-        closed = [self._close(w) for w in range(first, last + 1)]
+        data = sorted(w for w in self.open if w <= last)
+        # The partition's first data: nothing before it to judge.
+        lo = (data[0] if data else last + 1) if self.closed_through < 0 else self.closed_through + 1
+        # Windows between the buffered ones are empty; after the TTL no series is left to
+        # judge in them, so every idle gap (before, between or after the buffered windows,
+        # even one opened by a far-off timestamp) costs at most TTL window closes.
+        todo: list[int] = []
+        for anchor in [*data, last + 1]:
+            lo = max(lo, anchor - self.series_ttl_windows)
+            todo.extend(range(lo, min(anchor, last) + 1))
+            lo = max(lo, anchor + 1)
+        closed = [self._close(w) for w in todo]
         self.closed_through = last
         return closed
 
