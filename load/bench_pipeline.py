@@ -8,12 +8,14 @@ with each consumer below, each in a fresh consumer group, sequentially in this p
 
 (a) raw aiokafka ``getmany``: the floor, nothing but fetching (same consumer settings
     as the detection plane: ``modelmedic.kafka.consumer``);
-(b) the detection plane, ``modelmedic.detection.drain``: decode, windows, detectors,
-    snapshots (its state topic is fresh per run, so it never resumes an earlier run);
+(b) the detection plane run as ``modelmedic.detection.drain`` runs it: decode, windows,
+    detectors, snapshots (its state topic is fresh per run, so it never resumes an
+    earlier run's snapshot);
 (c) a plain faust-streaming agent decoding every record with the same msgspec decoder.
 
-(a) and (b) run again at the end: the spread between the two rounds is the machine's
-noise (the broker shares the cores; other work on the machine shows up there too).
+(a) and (b) alternate for ``--rounds`` rounds, then (c) runs once (it is slow): the
+spread between rounds is the machine's noise (the broker shares the cores; other work
+on the machine shows up there too).
 
 Rates per run: ``total`` from the start of the call to the N-th record (connecting,
 joining the group, restoring snapshots, starting the faust app); ``steady`` from the
@@ -50,6 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from deploy.local import kafka as local_kafka  # noqa: E402
 from load.fleet import FleetSpec, fill_topic  # noqa: E402
+
 MAX_POLL_RECORDS = 5000
 PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 """Per-partition fetch size for all three consumers (the detection plane's setting)."""
@@ -191,10 +194,10 @@ async def faust_drain(bootstrap: str, topic: str, n: int) -> Timing:
 
 
 def _report(timings: list[Timing]) -> None:
-    """The table for docs/benchmarks.md, the spread between rounds and the ratios per round.
+    """The table for docs/benchmarks.md, the spread between rounds and the ratios.
 
-    Ratios pair runs that ran next to each other (round i's (a) and (b); (b) and (c) of
-    round 1), so a burst of other work on the machine skews both sides alike.
+    Ratios pair runs that ran next to each other (round i's (a) and (b); the last (b)
+    and (c)), so a burst of other work on the machine skews both sides alike.
     """
     print("\n| run | records | total events/s | steady events/s | events per CPU-second |\n|---|---:|---:|---:|---:|")
     for t in timings:
@@ -206,13 +209,13 @@ def _report(timings: list[Timing]) -> None:
             print(f"noise {name}: rounds differ by {max(wall) / min(wall) - 1:.0%} (wall), {max(cpu) / min(cpu) - 1:.0%} (CPU)")
     for i, (a, b) in enumerate(zip(rounds[RAW], rounds[DETECTION]), 1):
         print(f"round {i}: b/a = {b.steady_rate / a.steady_rate:.2f} (wall), {b.cpu_rate / a.cpu_rate:.2f} (CPU)")
-    for b, c in zip(rounds[DETECTION], rounds[FAUST]):
-        print(f"round 1: b/c = {b.steady_rate / c.steady_rate:.1f} (wall), {b.cpu_rate / c.cpu_rate:.1f} (CPU)")
+    for b, c in zip(rounds[DETECTION][-1:], rounds[FAUST]):
+        print(f"last (b) and (c): b/c = {b.steady_rate / c.steady_rate:.1f} (wall), {b.cpu_rate / c.cpu_rate:.1f} (CPU)")
 
 
 async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Timing]:
-    """Fill one topic, warm the broker up with one drain, then drain the topic with (a), (b),
-    (c) and again (a), (b) for ``rounds`` - 1 more rounds."""
+    """Fill one topic, warm the broker up with one drain, then drain the topic with (a) and
+    (b) alternately for ``rounds`` rounds, and with (c) once."""
     topic = f"bench.inference.{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     await fill_topic(bootstrap, topic, n, spec)
@@ -220,8 +223,8 @@ async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Ti
     warm_up = await raw_drain(bootstrap, topic, n)
     print(f"warm-up drain (not counted: the broker's first read of a topic is slower): "
           f"{warm_up.steady_rate:,.0f} events/s", flush=True)
-    runs: list[Callable[[str, str, int], Awaitable[Timing]]] = [raw_drain, detection_drain, faust_drain]
-    runs += [raw_drain, detection_drain] * (rounds - 1)
+    runs: list[Callable[[str, str, int], Awaitable[Timing]]] = [raw_drain, detection_drain] * rounds
+    runs.append(faust_drain)
     timings = []
     for run in runs:
         timing = await run(bootstrap, topic, n)
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
     parser.add_argument("--events", type=int, default=500_000)
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of (a) and (b); their spread is the noise")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (a) and (b); their spread is the noise")
     parser.add_argument("--models", type=int, default=20)
     parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
     parser.add_argument("--canary", type=float, default=0.1)
