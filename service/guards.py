@@ -15,42 +15,46 @@ state can be rebuilt from the incident history after a restart.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+
+from modelmedic.policy import GuardRails
 
 
-@dataclass
-class GuardRails:
-    cooldown_s: float = 300.0
-    max_actions_per_hour: int = 6
-    max_concurrent: int = 5
-    storm_models: int = 10
-    storm_window_s: float = 60.0
-    _actions: dict[str, deque[int]] = field(default_factory=dict)
-    _opened: deque[tuple[int, str]] = field(default_factory=deque)
-    in_flight: int = 0
+class Guards:
+    """The state behind the policy's :class:`~modelmedic.policy.GuardRails`."""
+
+    def __init__(self, rails: GuardRails) -> None:
+        self.rails = rails
+        self._actions: dict[str, deque[int]] = {}
+        self._opened: deque[tuple[int, str]] = deque()
+        self.in_flight = 0
 
     def refusal(self, model: str, now_ms: int) -> str | None:
         """Why an action on ``model`` may not run now, or None if it may."""
-        if self.in_flight >= self.max_concurrent:
-            return f"{self.in_flight} remediations already running (max_concurrent={self.max_concurrent})"
+        if self.in_flight >= self.rails.max_concurrent:
+            return f"{self.in_flight} remediations already running (max_concurrent={self.rails.max_concurrent})"
         history = self._actions.get(model, deque())
         while history and history[0] <= now_ms - 3_600_000:
             history.popleft()
-        if history and now_ms - history[-1] < self.cooldown_s * 1000:
-            wait = self.cooldown_s - (now_ms - history[-1]) / 1000
-            return f"{model} was acted on {(now_ms - history[-1]) / 1000:.0f}s ago (cooldown {self.cooldown_s:g}s, {wait:.0f}s left)"
-        if len(history) >= self.max_actions_per_hour:
-            return f"{model} already had {len(history)} actions this hour (max_actions_per_hour={self.max_actions_per_hour})"
+        if history and now_ms - history[-1] < self.rails.cooldown_s * 1000:
+            wait = self.rails.cooldown_s - (now_ms - history[-1]) / 1000
+            return f"{model} was acted on {(now_ms - history[-1]) / 1000:.0f}s ago (cooldown {self.rails.cooldown_s:g}s, {wait:.0f}s left)"
+        if len(history) >= self.rails.max_actions_per_hour:
+            return f"{model} already had {len(history)} actions this hour (max_actions_per_hour={self.rails.max_actions_per_hour})"
         return None
 
     def acted(self, model: str, now_ms: int) -> None:
         """Record an action (also used to replay history after a restart)."""
         self._actions.setdefault(model, deque()).append(now_ms)
 
-    def storm(self, model: str, now_ms: int) -> list[str] | None:
-        """Record a new incident on ``model``; the models of the storm if this makes one."""
-        self._opened.append((now_ms, model))
-        while self._opened and self._opened[0][0] < now_ms - self.storm_window_s * 1000:
+    def storm(self, models: list[str], now_ms: int) -> list[str] | None:
+        """Record new incidents on ``models`` (one batch); the models of the storm if this makes one.
+
+        A batch is judged as a whole, so 50 models failing in the same second make one
+        storm page rather than nine individual pages and then a storm.
+        """
+        for model in models:
+            self._opened.append((now_ms, model))
+        while self._opened and self._opened[0][0] < now_ms - self.rails.storm_window_s * 1000:
             self._opened.popleft()
-        models = sorted({m for _, m in self._opened})
-        return models if len(models) >= self.storm_models else None
+        members = sorted({m for _, m in self._opened})
+        return members if models and len(members) >= self.rails.storm_models else None

@@ -38,6 +38,10 @@ class HttpServer:
         app.router.add_get("/status", self.status)
         app.router.add_get("/", self.status)
         app.router.add_get("/api/incidents", self.incidents)
+        app.router.add_post("/api/incidents/{id}/ack", self.acknowledge)
+        app.router.add_post("/api/incidents/{id}/resolve", self.resolve)
+        app.router.add_post("/api/incidents/{id}/silence", self.silence)
+        app.router.add_post("/api/incidents/{id}/run", self.run_playbook)
         return app
 
     async def start(self) -> None:
@@ -68,6 +72,55 @@ class HttpServer:
         items = [i for i in self.service.response.book.by_id.values() if state is None or i.state == state]
         items.sort(key=lambda i: i.opened_at_ms, reverse=True)
         return web.Response(body=msgspec.json.encode(items[:500]), content_type="application/json")
+
+    # -- the operator API (bearer token) ---------------------------------------------------
+
+    def _operator(self, request: web.Request) -> str:
+        """Who is calling; raises 401/403 unless the bearer token matches the configured one."""
+        token = self.settings.api_token
+        if token is None:
+            raise web.HTTPForbidden(text="the operator API is disabled: set http.api_token (MODELMEDIC_HTTP__API_TOKEN)")
+        if request.headers.get("Authorization", "") != f"Bearer {token.get_secret_value()}":
+            raise web.HTTPUnauthorized(text="missing or wrong bearer token (Authorization: Bearer <http.api_token>)")
+        return request.headers.get("X-Operator", "operator")
+
+    async def _body(self, request: web.Request) -> dict:
+        if not request.can_read_body:
+            return {}
+        try:
+            body = await request.json()
+        except ValueError:
+            raise web.HTTPBadRequest(text="the body must be a JSON object") from None
+        if not isinstance(body, dict):
+            raise web.HTTPBadRequest(text="the body must be a JSON object")
+        return body
+
+    async def _act(self, request: web.Request, action) -> web.Response:
+        by = self._operator(request)
+        body = await self._body(request)
+        try:
+            result = await action(request.match_info["id"], body, by)
+        except KeyError as exc:
+            raise web.HTTPNotFound(text=str(exc.args[0])) from None
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
+        return web.Response(body=msgspec.json.encode(result), content_type="application/json")
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        return await self._act(request, lambda i, body, by: self.service.response.acknowledge(i, by))
+
+    async def resolve(self, request: web.Request) -> web.Response:
+        return await self._act(request, lambda i, body, by: self.service.response.resolve(i, by))
+
+    async def silence(self, request: web.Request) -> web.Response:
+        return await self._act(request, lambda i, body, by: self.service.response.silence(i, float(body.get("minutes", 60)), by))
+
+    async def run_playbook(self, request: web.Request) -> web.Response:
+        def run(i: str, body: dict, by: str):
+            if "playbook" not in body:
+                raise ValueError('name the playbook: {"playbook": "scale-out", "params": {...}}')
+            return self.service.response.trigger(i, body["playbook"], body.get("params") or {}, by)
+        return await self._act(request, run)
 
     async def status(self, request: web.Request) -> web.Response:
         """A plain status page: what is open now, what fired lately, how the planes are doing."""

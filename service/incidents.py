@@ -1,40 +1,29 @@
-"""Incidents: one per problem, alerted once, remembered across crashes.
+"""Incidents: one per problem, from the first anomaly to resolution.
 
 :class:`IncidentBook` is the pure logic (no I/O, unit-tested): an anomaly record either
 opens an incident, joins the open incident of the same series and class, is a replay of
-one already seen (ignored), or recovers one. :class:`ResponsePlane` runs it on the
-anomalies topic and keeps every incident in a compacted Kafka topic keyed by incident id.
+one already seen (ignored), or recovers one. The response plane
+(:mod:`modelmedic.response`) runs it on the anomalies topic, drives each incident
+through its lifecycle and keeps every incident in a compacted Kafka topic.
 
-Order of writes, so that a crash at any point neither loses nor repeats a page:
+Lifecycle::
 
-1. the incident is written with ``pending`` = the alert it owes (``firing``/``resolved``);
-2. the alert is sent to every sink;
-3. the incident is written again with the alert marked sent;
-4. only then is the anomaly's offset committed.
-
-A crash before 1 replays the anomaly (same id, same incident). A crash between 1 and 3
-re-sends the owed alert on restart: at-least-once, and every sink dedupes it by the
-incident's stable ``dedup_key`` (PagerDuty's dedup_key, Alertmanager's identical label
-set, the webhook's ``Idempotency-Key``). A crash after 3 finds nothing owed.
+    open ──► remediating ──► verifying ──► resolved
+      │            │  (next playbook) ▲        ▲
+      │            ▼                  │        │
+      └──────► escalated (level k) ──► acknowledged
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import time
 from typing import Literal
 
 import msgspec
 
-from modelmedic import metrics
-from modelmedic.alerting import Alert, Alerter
-from modelmedic.config import Settings
-from modelmedic.events import Anomaly, decode_anomaly
-from modelmedic.kafka import consumer as make_consumer
-from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
+from modelmedic.alerting import Alert
+from modelmedic.events import Anomaly
 
-log = logging.getLogger("modelmedic.incidents")
+State = Literal["open", "remediating", "verifying", "escalated", "acknowledged", "resolved"]
 
 SEVERITY = {"latency": "critical", "throughput": "critical", "prediction": "error", "drift": "warning"}
 
@@ -55,7 +44,7 @@ class Incident(msgspec.Struct):
     summary: str
     evidence: dict
     opened_at_ms: int
-    state: Literal["open", "resolved"] = "open"
+    state: State = "open"
     resolved_at_ms: int | None = None
     pending: Literal["firing", "resolved"] | None = None
     """The alert this incident owes (written before sending, cleared after)."""
@@ -64,17 +53,50 @@ class Incident(msgspec.Struct):
     escalation_level: int = 0
     resolution: str = ""
     """What the recovery looked like (the recovered anomaly's sentence)."""
+    attempts: list[dict] = msgspec.field(default_factory=list)
+    """Playbook runs: name, idempotency key, status (``running`` until it returns), message, time."""
+    next_step: int = 0
+    """Index of the next playbook of the incident's rule to try."""
+    verify_deadline_ms: int | None = None
+    """While verifying: when the series must have recovered by."""
+    acknowledged_by: str | None = None
+    silenced_until_ms: int = 0
+    """No pages (escalations included) before this time; the incident still runs."""
+    storm: str | None = None
+    """The storm incident this one belongs to: a shared cause, paged once for all."""
+    members: list[str] = msgspec.field(default_factory=list)
+    """For a storm incident: the models caught in it."""
+    escalation_reason: str = ""
 
-    def alert(self, status: Literal["firing", "resolved"]) -> Alert:
+    @property
+    def active(self) -> bool:
+        return self.state != "resolved"
+
+    def alert(self, status: Literal["firing", "resolved"], severity: str | None = None, note: str | None = None) -> Alert:
         """The message for the sinks; the dedup key is the incident id, for its whole life."""
+        evidence = {**self.evidence, "note": note} if note else self.evidence
+        if self.attempts:
+            evidence = {**evidence, "tried": self.tried()}
         return Alert(
             incident_id=self.id, dedup_key=f"modelmedic-{self.id}", status=status,
-            severity=SEVERITY.get(self.anomaly_class, "error"),
-            summary=self.resolution if status == "resolved" and self.resolution else self.summary, model=self.model,
+            severity=severity or SEVERITY.get(self.anomaly_class, "error"),
+            summary=self._headline(status), model=self.model,
             version=self.version or "*", role=self.role, kind=self.kinds[0], anomaly_class=self.anomaly_class,
             escalation_level=self.escalation_level, started_at_ms=self.opened_at_ms,
-            ended_at_ms=self.resolved_at_ms if status == "resolved" else None, evidence=self.evidence,
+            ended_at_ms=self.resolved_at_ms if status == "resolved" else None, evidence=evidence,
         )
+
+
+    def _headline(self, status: str) -> str:
+        if status == "resolved" and self.resolution:
+            return self.resolution
+        if self.escalation_level:
+            return f"ESCALATED (level {self.escalation_level}): {self.summary}. {self.escalation_reason}"
+        return self.summary
+
+    def tried(self) -> str:
+        """What remediation did, in one line, for pages and the audit trail."""
+        return "; ".join(f"{a['playbook']}: {a['status']} ({a.get('message', '')})" for a in self.attempts) or "nothing"
 
 
 def _evidence(a: Anomaly) -> dict:
@@ -95,11 +117,15 @@ class IncidentBook:
         self.by_id[incident.id] = incident
         for aid in incident.anomaly_ids:
             self._by_anomaly[aid] = incident.id
-        if incident.state == "open":
+        if incident.active:
             self._open[(incident.series, incident.anomaly_class)] = incident.id
 
     def open_incidents(self) -> list[Incident]:
         return [self.by_id[i] for i in self._open.values()]
+
+    def is_new(self, a: Anomaly) -> bool:
+        """Would this firing record open a new incident (not a replay, not joining an open one)?"""
+        return a.id not in self._by_anomaly and (a.series, a.anomaly_class) not in self._open
 
     def apply(self, a: Anomaly) -> Incident | None:
         """Fold one anomaly record in; returns the incident if it changed (None: a replay)."""
@@ -117,7 +143,7 @@ class IncidentBook:
         if a.kind not in incident.firing:
             return None
         incident.firing.remove(a.kind)
-        if not incident.firing and incident.state == "open":
+        if not incident.firing and incident.active:
             incident.state = "resolved"
             incident.resolved_at_ms = max(a.window_end, incident.opened_at_ms)
             incident.pending = "resolved"
@@ -144,78 +170,13 @@ class IncidentBook:
         incident.evidence.setdefault("also", []).append(_evidence(a))
         return incident
 
-
-class ResponsePlane:
-    """Consumes anomalies, keeps the incident book in Kafka, delivers alerts."""
-
-    def __init__(self, settings: Settings, alerter: Alerter, *, group_id: str | None = None) -> None:
-        self.settings = settings
-        self.alerter = alerter
-        self.group_id = group_id or f"{settings.kafka.group_id}-response"
-        self.book = IncidentBook()
-        self.deliveries: list[tuple[float, str, str]] = []
-        """(wall time, incident id, status) of recent deliveries, for the status page and tests."""
-        self.ready = asyncio.Event()
-        self._producer = None
-
-    async def run(self, stop: asyncio.Event) -> None:
-        k = self.settings.kafka
-        await ensure_topics(k)
-        for raw in (await read_compacted(k, k.topics.incidents)).values():
-            self.book.load(msgspec.json.decode(raw, type=Incident))
-        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
-        self._producer = make_producer(k)
-        consumer = make_consumer(k, k.topics.anomalies, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
-        await self._producer.start()
-        try:
-            await consumer.start()
-            await self._deliver_owed()
-            self.ready.set()
-            while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=200)
-                for records in batch.values():
-                    for record in records:
-                        await self.handle(decode_anomaly(record.value))
-                if batch:
-                    await consumer.commit()
-        finally:
-            await consumer.stop()
-            await self._producer.stop()
-
-    async def handle(self, anomaly: Anomaly) -> None:
-        incident = self.book.apply(anomaly)
-        if incident is None:
+    def close(self, incident: Incident, resolution: str, now_ms: int) -> None:
+        """Resolve by hand or by decision (an operator, a storm ending), owing a resolve alert."""
+        if not incident.active:
             return
-        transition = "resolved" if incident.pending == "resolved" else ("opened" if incident.pending else "updated")
-        metrics.INCIDENTS.labels(incident.anomaly_class, transition).inc()
-        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
-        await self._save(incident)
-        if incident.pending:
-            await self._deliver(incident)
-
-    async def _deliver_owed(self) -> None:
-        """Alerts a crash left owed: written as pending, never marked sent."""
-        for incident in list(self.book.by_id.values()):
-            if incident.pending:
-                log.info("incident %s: re-sending owed %s alert after a restart", incident.id, incident.pending)
-                await self._deliver(incident)
-
-    async def _deliver(self, incident: Incident) -> None:
-        status = incident.pending
-        results = await self.alerter.send(incident.alert(status))
-        failed = [r for r in results if not r.ok]
-        if results and len(failed) == len(results):
-            log.error("incident %s: %s alert reached no sink; will retry on the next change or restart", incident.id, status)
-            return
-        incident.alerted.append(status)
-        incident.pending = None
-        await self._save(incident)
-        self.deliveries.append((time.time(), incident.id, status))
-        del self.deliveries[:-1000]
-        log.warning("incident %s %s: %s", incident.id, status, incident.summary,
-                    extra={"model": incident.model, "version": incident.version, "incident_id": incident.id})
-
-    async def _save(self, incident: Incident) -> None:
-        await self._producer.send_and_wait(
-            self.settings.kafka.topics.incidents, msgspec.json.encode(incident), key=incident.id.encode()
-        )
+        incident.state = "resolved"
+        incident.firing = []
+        incident.resolved_at_ms = max(now_ms, incident.opened_at_ms)
+        incident.pending = "resolved"
+        incident.resolution = resolution
+        self._open.pop((incident.series, incident.anomaly_class), None)

@@ -16,7 +16,10 @@ from modelmedic.alerting import Alerter, build_sinks
 from modelmedic.config import Settings
 from modelmedic.detection import DetectionPlane
 from modelmedic.http import HttpServer
-from modelmedic.incidents import ResponsePlane
+from modelmedic.kube import KubeClient
+from modelmedic.policy import Policy, load_policy
+from modelmedic.remediations import default_registry
+from modelmedic.response import ResponsePlane
 
 log = logging.getLogger("modelmedic")
 
@@ -29,7 +32,12 @@ class Service:
         self.stop = asyncio.Event()
         self.alerter = Alerter(build_sinks(settings.sinks))
         self.detection = DetectionPlane(settings)
-        self.response = ResponsePlane(settings, self.alerter)
+        policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
+        default_registry.load_entry_points()
+        self.k8s = _kube_client(settings)
+        if self.k8s is not None:
+            policy.validate_playbooks(default_registry)
+        self.response = ResponsePlane(settings, self.alerter, policy=policy, playbooks=default_registry, k8s=self.k8s)
         self.http = HttpServer(settings.http, self)
 
     async def run(self) -> None:
@@ -50,6 +58,20 @@ class Service:
             self.stop.set()
             await self.alerter.aclose()
             await self.http.stop()
+            if self.k8s is not None:
+                self.k8s.close()
+
+
+def _kube_client(settings: Settings) -> KubeClient | None:
+    """The Kubernetes client remediations use, or None when none is configured."""
+    k = settings.kubernetes
+    if k.in_cluster:
+        return KubeClient.in_cluster()
+    if k.kubeconfig is not None:
+        return KubeClient.from_kubeconfig(k.kubeconfig, k.context)
+    log.warning("no Kubernetes configured (kubernetes.kubeconfig / kubernetes.in_cluster): "
+                "incidents are alerted and escalated, never remediated")
+    return None
 
 
 async def serve(settings: Settings) -> int:

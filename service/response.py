@@ -1,0 +1,430 @@
+"""The response plane: anomalies in; pages, remediations, verification and escalation out.
+
+Low volume, high consequence. Every incident lives in a compacted Kafka topic keyed by
+its id, and every step is written there *before* its side effect and again after:
+
+1. a page owed is written as ``pending`` before it is sent and cleared after, so a crash
+   re-sends it at most once more, and every sink folds that into the same page by the
+   incident's stable dedup key;
+2. a playbook run is written as an attempt with status ``running`` and a deterministic
+   idempotency key before it runs; after a crash the same attempt is re-run with the
+   same key, and the playbook recognises its own earlier action (an annotation on the
+   Deployment) instead of acting twice.
+
+After acting, the incident *verifies*: the detection plane keeps judging the same
+series, and a ``recovered`` record resolves the incident. If the verification window
+passes first, the next playbook of the rule runs, and when none is left the incident
+escalates: a louder page at the next level, saying what was tried and how it went.
+Every decision is also written to the audit topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import msgspec
+
+from modelmedic import metrics
+from modelmedic.alerting import Alerter
+from modelmedic.config import Settings
+from modelmedic.events import Anomaly, decode_anomaly, stable_id
+from modelmedic.guards import Guards
+from modelmedic.incidents import Incident, IncidentBook
+from modelmedic.kafka import consumer as make_consumer
+from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
+from modelmedic.policy import Policy, Rule
+from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, idempotency_key, run_playbook
+from modelmedic.alerting import SinkResult
+
+log = logging.getLogger("modelmedic.response")
+
+TICK_S = 0.5
+"""How often verification deadlines and timed escalations are checked."""
+STORM_SETTLE_MS = 100
+"""After a batch with new anomalies, how long to wait for more before deciding (storms)."""
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class ResponsePlane:
+    """Consumes anomalies, runs the incident lifecycle, delivers pages, drives playbooks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        alerter: Alerter,
+        *,
+        policy: Policy | None = None,
+        playbooks: PlaybookRegistry | None = None,
+        k8s: Any = None,
+        registry: Any = None,
+        group_id: str | None = None,
+        clock=now_ms,
+    ) -> None:
+        self.settings = settings
+        self.alerter = alerter
+        self.policy = policy or Policy()
+        self.playbooks = playbooks or PlaybookRegistry()
+        self.k8s = k8s
+        self.registry = registry
+        self.clock = clock
+        self.group_id = group_id or f"{settings.kafka.group_id}-response"
+        self.book = IncidentBook()
+        self.guards = Guards(self.policy.guard_rails)
+        self.dry_run = settings.dry_run or self.policy.guard_rails.dry_run
+        self.deliveries: list[tuple[float, str, str, int]] = []
+        """(wall time, incident id, status, escalation level) of recent deliveries."""
+        self.ready = asyncio.Event()
+        self._producer = None
+        self._tasks: set[asyncio.Task] = set()
+        self._lock = asyncio.Lock()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        k = self.settings.kafka
+        await ensure_topics(k)
+        for raw in (await read_compacted(k, k.topics.incidents)).values():
+            self.book.load(msgspec.json.decode(raw, type=Incident))
+        self._rebuild_guards()
+        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
+        self._producer = make_producer(k)
+        consumer = make_consumer(k, k.topics.anomalies, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
+        await self._producer.start()
+        try:
+            await consumer.start()
+            await self._resume()
+            self.ready.set()
+            last_tick = 0.0
+            while not stop.is_set():
+                batch = await consumer.getmany(timeout_ms=int(TICK_S * 1000))
+                anomalies = [decode_anomaly(r.value) for records in batch.values() for r in records]
+                if any(a.state == "firing" for a in anomalies):
+                    # Anomalies of a shared cause arrive together: wait a moment for the rest of
+                    # them so a storm is recognised before anyone is paged one by one.
+                    more = await consumer.getmany(timeout_ms=STORM_SETTLE_MS)
+                    anomalies += [decode_anomaly(r.value) for records in more.values() for r in records]
+                if anomalies:
+                    await self.handle_batch(anomalies)
+                    await consumer.commit()
+                if time.monotonic() - last_tick >= TICK_S:
+                    last_tick = time.monotonic()
+                    await self.tick()
+            if self._tasks:
+                await asyncio.wait(self._tasks, timeout=30)
+        finally:
+            await consumer.stop()
+            await self._producer.stop()
+
+    def _rebuild_guards(self) -> None:
+        """Cooldowns and hourly caps survive restarts: they are replayed from the attempts."""
+        for incident in self.book.by_id.values():
+            for attempt in incident.attempts:
+                if attempt["status"] in ("done", "running"):
+                    self.guards.acted(incident.model, attempt["at"])
+
+    async def _resume(self) -> None:
+        """Finish what a crash interrupted: owed pages, and playbook runs still marked running."""
+        for incident in list(self.book.by_id.values()):
+            if incident.pending:
+                log.info("incident %s: re-sending the owed %s page after a restart", incident.id, incident.pending)
+                await self._deliver(incident)
+            if incident.state == "remediating" and incident.attempts and incident.attempts[-1]["status"] == "running":
+                log.info("incident %s: resuming %s after a restart", incident.id, incident.attempts[-1]["playbook"])
+                self._spawn(self._remediate(incident, resume=True))
+
+    # -- anomalies ----------------------------------------------------------------------
+
+    async def handle_batch(self, anomalies: list[Anomaly]) -> None:
+        """Fold a batch of anomaly records in, judging storms over the whole batch."""
+        new = [a for a in anomalies if a.state == "firing" and self.book.is_new(a)]
+        storm = self.guards.storm(sorted({a.model for a in new}), self.clock()) if new else None
+        for anomaly in anomalies:
+            await self.handle(anomaly, storm=storm)
+
+    async def handle(self, anomaly: Anomaly, storm: list[str] | None = None) -> None:
+        async with self._lock:
+            incident = self.book.apply(anomaly)
+            if incident is None:
+                return
+            if incident.pending == "firing" and not incident.alerted:
+                await self._opened(incident, storm)
+            elif incident.pending == "resolved":
+                await self._resolved(incident)
+            else:
+                await self._save(incident)
+                await self._audit(incident, "updated", {"anomaly_id": anomaly.id, "kind": anomaly.kind})
+        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
+
+    async def _opened(self, incident: Incident, storm: list[str] | None) -> None:
+        metrics.INCIDENTS.labels(incident.anomaly_class, "opened").inc()
+        rule = self._rule(incident)
+        if storm is not None:
+            await self._join_storm(incident, storm)
+            return
+        await self._save(incident)
+        await self._audit(incident, "opened", {"summary": incident.summary, "auto_remediate": rule.auto_remediate,
+                                               "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s})
+        await self._deliver(incident)
+        if rule.auto_remediate and rule.playbooks:
+            self._spawn(self._remediate(incident))
+
+    async def _resolved(self, incident: Incident) -> None:
+        metrics.INCIDENTS.labels(incident.anomaly_class, "resolved").inc()
+        verified = any(a["status"] == "done" for a in incident.attempts)
+        await self._save(incident)
+        await self._audit(incident, "resolved", {"resolution": incident.resolution, "after_remediation": verified,
+                                                 "tried": incident.tried()})
+        if incident.storm is None:
+            await self._deliver(incident)
+        else:
+            incident.pending = None
+            await self._save(incident)
+            await self._maybe_end_storm(incident.storm)
+
+    # -- storms -------------------------------------------------------------------------
+
+    async def _join_storm(self, incident: Incident, models: list[str]) -> None:
+        """Many models at once: one storm incident, one page, no per-model remediation."""
+        window = int(self.clock() // (self.guards.rails.storm_window_s * 1000))
+        storm_id = "storm-" + stable_id("storm", window)
+        storm = self.book.by_id.get(storm_id)
+        first = storm is None
+        if first:
+            storm = Incident(
+                id=storm_id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
+                anomaly_class=incident.anomaly_class, kinds=["storm"],
+                firing=["storm"], anomaly_ids=[], summary="", evidence={}, opened_at_ms=self.clock(), pending="firing",
+            )
+            self.book.load(storm)
+        storm.members = sorted(set(storm.members) | set(models) | {incident.model})
+        storm.summary = (f"{len(storm.members)} models anomalous within {self.guards.rails.storm_window_s:g}s: "
+                         f"suspect a shared cause; no per-model remediation ({', '.join(storm.members[:20])})")
+        storm.evidence = {"models": storm.members}
+        incident.storm = storm_id
+        incident.pending = None  # paged through the storm
+        await self._save(incident)
+        await self._save(storm)
+        await self._audit(incident, "storm-member", {"storm": storm_id})
+        if first:
+            metrics.INCIDENTS.labels(storm.anomaly_class, "storm").inc()
+            await self._audit(storm, "storm", {"models": storm.members})
+            await self._deliver(storm)
+
+    async def _maybe_end_storm(self, storm_id: str) -> None:
+        storm = self.book.by_id.get(storm_id)
+        if storm is None or not storm.active:
+            return
+        members = [i for i in self.book.by_id.values() if i.storm == storm_id]
+        if members and all(not m.active for m in members):
+            self.book.close(storm, f"resolved: all {len(members)} models of the storm recovered", self.clock())
+            await self._save(storm)
+            await self._audit(storm, "resolved", {"resolution": storm.resolution})
+            await self._deliver(storm)
+
+    # -- remediation --------------------------------------------------------------------
+
+    def _rule(self, incident: Incident) -> Rule:
+        return self.policy.route(incident.anomaly_class, incident.kinds[0], incident.model, incident.role)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _remediate(self, incident: Incident, *, resume: bool = False) -> None:
+        """Run the rule's next playbook; on success verify, otherwise try the next or escalate."""
+        rule = self._rule(incident)
+        while incident.active and incident.state not in ("escalated", "acknowledged"):
+            if resume:
+                attempt = incident.attempts[-1]
+                resume = False
+            else:
+                if incident.next_step >= len(rule.playbooks):
+                    await self._escalate(incident, "no playbook restored the series")
+                    return
+                refusal = self.guards.refusal(incident.model, self.clock())
+                if refusal is not None:
+                    await self._audit(incident, "guard-rail", {"refused": refusal})
+                    await self._escalate(incident, f"automatic remediation held back: {refusal}")
+                    return
+                step = rule.playbooks[incident.next_step]
+                attempt = {"playbook": step.name, "params": step.params, "step": incident.next_step, "status": "running",
+                           "key": idempotency_key(incident.id, step.name, incident.next_step), "at": self.clock(), "message": ""}
+                async with self._lock:
+                    incident.attempts.append(attempt)
+                    incident.next_step += 1
+                    incident.state = "remediating"
+                    self.guards.acted(incident.model, attempt["at"])
+                    await self._save(incident)
+                    await self._audit(incident, "playbook-start", {"playbook": step.name, "params": step.params,
+                                                                   "idempotency_key": attempt["key"], "dry_run": self.dry_run})
+            outcome = await self._run_attempt(incident, attempt)
+            async with self._lock:
+                attempt["status"], attempt["message"] = outcome.status, outcome.message
+                await self._audit(incident, "playbook-end", {"playbook": attempt["playbook"], "status": outcome.status,
+                                                             "message": outcome.message, "details": outcome.details})
+                if not incident.active:  # recovered while the playbook ran
+                    await self._save(incident)
+                    return
+                if outcome.status in ("done", "dry_run") or outcome.details.get("already_done"):
+                    incident.state = "verifying"
+                    incident.verify_deadline_ms = self.clock() + int(rule.verify_s * 1000)
+                    await self._save(incident)
+                    return  # tick() takes it from here
+                await self._save(incident)
+
+    async def _run_attempt(self, incident: Incident, attempt: dict) -> Outcome:
+        if self.k8s is None:
+            return Outcome.failed("no Kubernetes access configured (kubernetes.kubeconfig or kubernetes.in_cluster)")
+        try:
+            pb = self.playbooks.get(attempt["playbook"])
+        except Exception as exc:  # an unknown or broken plugin is reported, never fatal
+            return Outcome.failed(str(exc))
+        ctx = PlaybookContext(
+            k8s=self.k8s, target=self.policy.target(incident.model, incident.version, incident.role),
+            incident_id=incident.id, anomaly_class=incident.anomaly_class, kind=incident.kinds[0],
+            evidence=incident.evidence, dry_run=self.dry_run, idempotency_key=attempt["key"],
+            registry=self.registry, alerter=self.alerter,
+        )
+        self.guards.in_flight += 1
+        try:
+            return await run_playbook(pb, ctx, attempt.get("params") or {})
+        finally:
+            self.guards.in_flight -= 1
+
+    async def tick(self) -> None:
+        """Deadlines: verification windows that ran out, and timed escalations."""
+        now = self.clock()
+        for incident in list(self.book.open_incidents()):
+            if incident.state == "verifying" and incident.verify_deadline_ms and now >= incident.verify_deadline_ms:
+                incident.verify_deadline_ms = None
+                await self._audit(incident, "verification-failed", {"tried": incident.tried()})
+                self._spawn(self._remediate(incident))
+            elif incident.state in ("open", "escalated") and incident.storm is None:
+                await self._timed_escalation(incident, now)
+
+    async def _timed_escalation(self, incident: Incident, now: int) -> None:
+        """A rule's escalation levels with ``after_s``: unacknowledged incidents get louder."""
+        levels = self._rule(incident).escalation
+        nxt = incident.escalation_level + 1
+        if nxt < len(levels) and now - incident.opened_at_ms >= levels[nxt].after_s * 1000:
+            await self._escalate(incident, f"not acknowledged after {levels[nxt].after_s:g}s")
+
+    async def _escalate(self, incident: Incident, reason: str) -> None:
+        async with self._lock:
+            if not incident.active:
+                return
+            incident.escalation_level += 1
+            incident.state = "escalated"
+            incident.escalation_reason = f"{reason}; tried: {incident.tried()}. Manual intervention needed."
+            incident.pending = "firing"
+            metrics.INCIDENTS.labels(incident.anomaly_class, "escalated").inc()
+            await self._save(incident)
+            await self._audit(incident, "escalated", {"level": incident.escalation_level, "reason": incident.escalation_reason})
+            await self._deliver(incident)
+
+    # -- operators ----------------------------------------------------------------------
+
+    async def acknowledge(self, incident_id: str, by: str) -> Incident:
+        incident = self._get(incident_id)
+        async with self._lock:
+            incident.state = "acknowledged" if incident.active else incident.state
+            incident.acknowledged_by = by
+            await self._save(incident)
+            await self._audit(incident, "acknowledged", {}, actor=by)
+        return incident
+
+    async def resolve(self, incident_id: str, by: str) -> Incident:
+        incident = self._get(incident_id)
+        async with self._lock:
+            self.book.close(incident, f"resolved by {by}", self.clock())
+            await self._save(incident)
+            await self._audit(incident, "resolved", {"resolution": incident.resolution}, actor=by)
+            await self._deliver(incident)
+        return incident
+
+    async def silence(self, incident_id: str, minutes: float, by: str) -> Incident:
+        incident = self._get(incident_id)
+        async with self._lock:
+            incident.silenced_until_ms = self.clock() + int(minutes * 60_000)
+            await self._save(incident)
+            await self._audit(incident, "silenced", {"minutes": minutes}, actor=by)
+        return incident
+
+    async def trigger(self, incident_id: str, playbook: str, params: dict, by: str):
+        """Run a playbook by hand on an incident's target; guard rails still apply."""
+        incident = self._get(incident_id)
+        self.playbooks.validate(playbook, params)
+        attempt = {"playbook": playbook, "params": params, "step": -1, "status": "running", "by": by,
+                   "key": idempotency_key(incident.id, playbook, 1000 + len(incident.attempts)), "at": self.clock(), "message": ""}
+        async with self._lock:
+            incident.attempts.append(attempt)
+            self.guards.acted(incident.model, attempt["at"])
+            await self._save(incident)
+            await self._audit(incident, "playbook-start", {"playbook": playbook, "params": params}, actor=by)
+        outcome = await self._run_attempt(incident, attempt)
+        async with self._lock:
+            attempt["status"], attempt["message"] = outcome.status, outcome.message
+            await self._save(incident)
+            await self._audit(incident, "playbook-end", {"playbook": playbook, "status": outcome.status,
+                                                         "message": outcome.message}, actor=by)
+        return outcome
+
+    def _get(self, incident_id: str) -> Incident:
+        incident = self.book.by_id.get(incident_id)
+        if incident is None:
+            raise KeyError(f"no incident {incident_id!r}: list them with GET /api/incidents")
+        return incident
+
+    # -- I/O ----------------------------------------------------------------------------
+
+    async def _deliver(self, incident: Incident) -> None:
+        status = incident.pending
+        if status is None:
+            return
+        if status == "firing" and incident.silenced_until_ms > self.clock():
+            await self._audit(incident, "page-silenced", {"until_ms": incident.silenced_until_ms})
+            incident.pending = None
+            await self._save(incident)
+            return
+        results = await self._send(incident, status)
+        if results and all(not r.ok for r in results):
+            log.error("incident %s: %s page reached no sink; it stays owed until the next change or restart",
+                      incident.id, status)
+            return
+        incident.alerted.append(status if not incident.escalation_level else f"{status}@{incident.escalation_level}")
+        incident.pending = None
+        await self._save(incident)
+        self.deliveries.append((time.time(), incident.id, status, incident.escalation_level))
+        del self.deliveries[:-1000]
+        log.warning("incident %s %s (level %d): %s", incident.id, status, incident.escalation_level,
+                    incident.alert(status).summary, extra={"model": incident.model, "incident_id": incident.id})
+
+    async def _send(self, incident: Incident, status: str) -> list[SinkResult]:
+        """The page at the incident's escalation level: that level's severity, to that level's sinks."""
+        rule = self._rule(incident) if incident.storm is None and incident.model != "*" else None
+        levels = rule.escalation if rule else []
+        level = levels[min(incident.escalation_level, len(levels) - 1)] if levels else None
+        alert = incident.alert(status, severity=level.severity if level else None, note=rule.note if rule else None)
+        if level is None or level.sinks == "all":
+            return await self.alerter.send(alert)
+        chosen = [s for s in self.alerter.sinks if s.name in level.sinks]
+        return await Alerter(chosen, deadline_s=self.alerter.deadline_s).send(alert)
+
+    async def _save(self, incident: Incident) -> None:
+        await self._producer.send_and_wait(
+            self.settings.kafka.topics.incidents, msgspec.json.encode(incident), key=incident.id.encode()
+        )
+
+    async def _audit(self, incident: Incident, action: str, details: dict, actor: str = "modelmedic") -> None:
+        record = {"ts": self.clock(), "actor": actor, "action": action, "incident_id": incident.id,
+                  "model": incident.model, "version": incident.version, "anomaly_class": incident.anomaly_class,
+                  "state": incident.state, "details": details}
+        await self._producer.send(self.settings.kafka.topics.audit, msgspec.json.encode(record),
+                                  key=incident.model.encode())
