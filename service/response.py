@@ -272,7 +272,8 @@ class ResponsePlane:
                 if not incident.active:  # recovered while the playbook ran
                     await self._save(incident)
                     return
-                if outcome.status in ("done", "dry_run") or outcome.details.get("already_done"):
+                replayed = outcome.status == "skipped" and outcome.details.get("idempotency_key") == attempt["key"]
+                if outcome.status in ("done", "dry_run") or replayed:  # replayed: it acted before a crash
                     incident.state = "verifying"
                     incident.verify_deadline_ms = self.clock() + int(rule.verify_s * 1000)
                     await self._save(incident)

@@ -34,9 +34,8 @@ class Service:
         self.detection = DetectionPlane(settings)
         policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
         default_registry.load_entry_points()
+        policy.validate_playbooks(default_registry)  # a typo in the policy fails now, not mid-incident
         self.k8s = _kube_client(settings)
-        if self.k8s is not None:
-            policy.validate_playbooks(default_registry)
         self.response = ResponsePlane(settings, self.alerter, policy=policy, playbooks=default_registry, k8s=self.k8s)
         self.http = HttpServer(settings.http, self)
 

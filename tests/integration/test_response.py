@@ -1,0 +1,236 @@
+"""The response plane on real Kafka, a real Kubernetes API server and real HTTP.
+
+Anomaly records are published to the anomalies topic exactly as the detection plane
+would; the response plane pages, remediates through the API server as the modelmedic
+identity (least-privilege RBAC), verifies and escalates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+import pytest
+from pydantic import BaseModel, ConfigDict
+
+from load.receiver import AlertReceiver
+from modelmedic.alerting import Alerter, build_sinks
+from modelmedic.config import Settings, SinkSettings
+from modelmedic.events import Anomaly, encode, stable_id
+from modelmedic.kafka import consumer, ensure_topics, producer
+from modelmedic.policy import parse_policy
+from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, playbook
+from modelmedic.remediations.scale import ScaleOutParams, scale_out
+from modelmedic.response import ResponsePlane
+
+pytestmark = pytest.mark.integration
+ONSET = 1_767_225_600_000
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def anomaly(model: str, state: str = "firing", *, version: str = "v1", kind: str = "latency", onset: int = ONSET) -> Anomaly:
+    series = f"{model}/{version}/production"
+    return Anomaly(
+        id=stable_id(model, version, "production", kind, onset), series=series, model=model, version=version,
+        role="production", kind=kind, anomaly_class="latency" if kind == "latency" else "throughput",
+        window_start=onset + 1000, window_end=onset + 2000, onset=onset, observed=300.0, baseline=40.0, score=1.0,
+        state=state, summary=f"{model} {version} (production): p95 latency 300.0ms, baseline 40.0ms",
+    )
+
+
+async def publish(settings: Settings, *records: Anomaly) -> None:
+    p = producer(settings.kafka)
+    await p.start()
+    try:
+        for a in records:
+            await p.send(settings.kafka.topics.anomalies, encode(a), key=a.model.encode())
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+def policy(namespace: str, **rule):
+    return parse_policy({
+        "targets": {"namespace": namespace},
+        "guard_rails": {"cooldown_s": 0, "storm_models": 10},
+        "rules": [{"match": {"anomaly_class": ["latency"]}, "verify_s": 30,
+                   "escalation": [{"after_s": 0, "severity": "error"}, {"after_s": 3600, "severity": "critical"}],
+                   **rule}],
+    })
+
+
+@contextlib.asynccontextmanager
+async def response_plane(settings: Settings, receiver: AlertReceiver, kube, pol, registry=None) -> AsyncIterator[ResponsePlane]:
+    await ensure_topics(settings.kafka)
+    if registry is None:
+        registry = PlaybookRegistry()
+        registry.load_entry_points()
+    sinks = build_sinks([SinkSettings(type="pagerduty", url=receiver.pagerduty_url, routing_key="R" * 32)])
+    plane = ResponsePlane(settings, Alerter(sinks), policy=pol, playbooks=registry, k8s=kube)
+    stop = asyncio.Event()
+    task = asyncio.create_task(plane.run(stop))
+    try:
+        await asyncio.wait_for(plane.ready.wait(), 30)
+        yield plane
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def until(check, timeout: float = 30.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not check():
+            await asyncio.sleep(0.05)
+
+
+def pages(receiver: AlertReceiver) -> list[dict]:
+    return [r.json for r in receiver.accepted if r.kind == "pagerduty"]
+
+
+async def audit_actions(settings: Settings, incident_id: str, n: int) -> list[str]:
+    c = consumer(settings.kafka, settings.kafka.topics.audit, group_id=None)
+    await c.start()
+    actions: list[str] = []
+    try:
+        async with asyncio.timeout(20):
+            while len(actions) < n:
+                for records in (await c.getmany(timeout_ms=200)).values():
+                    for r in records:
+                        record = msgspec.json.decode(r.value)
+                        if record["incident_id"] == incident_id:
+                            actions.append(record["action"])
+    finally:
+        await c.stop()
+    return actions
+
+
+async def test_overload_scale_out_verify_resolve(settings, receiver, kube, kube_namespace):
+    await kube_namespace.create_model("model-a", "v1", replicas=2)
+    pol = policy(kube_namespace.name, playbooks=[{"name": "scale-out", "params": {"step": 2, "max_replicas": 6}}])
+    async with response_plane(settings, receiver, kube, pol) as plane:
+        fire = anomaly("model-a")
+        await publish(settings, fire)
+        await receiver.wait_for(kind="pagerduty", count=1)
+        await until(lambda: plane.book.by_id[fire.id].state == "verifying")
+        assert await kube.get_replicas(kube_namespace.name, "model-a") == 4
+        await publish(settings, anomaly("model-a", "recovered"))
+        await receiver.wait_for(kind="pagerduty", count=2)
+    actions = [p["event_action"] for p in pages(receiver)]
+    assert actions == ["trigger", "resolve"]
+    assert await audit_actions(settings, fire.id, 4) == ["opened", "playbook-start", "playbook-end", "resolved"]
+
+
+async def test_unfixable_fault_escalates_with_what_was_tried(settings, receiver, kube, kube_namespace):
+    await kube_namespace.create_model("model-b", "v1", replicas=1)
+    pol = policy(kube_namespace.name, verify_s=1.0, playbooks=[{"name": "scale-out"}])
+    async with response_plane(settings, receiver, kube, pol) as plane:
+        fire = anomaly("model-b")
+        await publish(settings, fire)
+        got = await receiver.wait_for(kind="pagerduty", count=2, timeout=20)
+        assert plane.book.by_id[fire.id].state == "escalated"
+    first, second = (r.json for r in got)
+    assert first["dedup_key"] == second["dedup_key"]
+    assert second["payload"]["summary"].startswith("ESCALATED (level 1)")
+    assert "scale-out: done (scaled 1 -> 2" in second["payload"]["summary"]
+    assert second["payload"]["severity"] == "critical"
+    assert await kube.get_replicas(kube_namespace.name, "model-b") == 2
+
+
+async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, kube_namespace):
+    ns = kube_namespace.name
+    await kube_namespace.create_model("model-c", "v1", replicas=2)
+    await kube_admin.set_version(ns, "model-c", "v2")
+    await kube_admin.wait_rollout(ns, "model-c", 60)
+    pol = policy(ns, playbooks=[{"name": "rollback"}, {"name": "scale-out"}])
+    async with response_plane(settings, receiver, kube, pol) as plane:
+        fire = anomaly("model-c", version="v2")
+        await publish(settings, fire)
+        await until(lambda: plane.book.by_id.get(fire.id) is not None and plane.book.by_id[fire.id].state == "verifying")
+        assert plane.book.by_id[fire.id].attempts[0]["playbook"] == "rollback"
+        assert plane.book.by_id[fire.id].attempts[0]["status"] == "done"
+    assert await kube.get_version(ns, "model-c") == "v1"
+
+
+async def test_fifty_models_at_once_page_once_and_remediate_none(settings, receiver, kube, kube_namespace):
+    pol = policy(kube_namespace.name, playbooks=[{"name": "scale-out"}])
+    async with response_plane(settings, receiver, kube, pol) as plane:
+        await publish(settings, *(anomaly(f"model-{i:03d}") for i in range(50)))
+        await receiver.wait_for(kind="pagerduty", count=1)
+        await until(lambda: len(plane.book.by_id) == 51)
+        await asyncio.sleep(1.0)  # a second page would follow right behind the first
+    got = pages(receiver)
+    assert len(got) == 1
+    assert "50 models anomalous" in got[0]["payload"]["summary"]
+    assert all(not i.attempts for i in plane.book.by_id.values())
+
+
+async def test_crash_mid_remediation_neither_repeats_the_action_nor_the_page(settings, receiver, kube, kube_namespace):
+    await kube_namespace.create_model("model-d", "v1", replicas=2)
+    crashing = PlaybookRegistry()
+    hang_after_acting = asyncio.Event()
+
+    @playbook(name="scale-then-crash", registry=crashing, timeout_s=60)
+    async def scale_then_crash(ctx: PlaybookContext, params: ScaleOutParams) -> Outcome:
+        outcome = await scale_out(ctx, params)
+        hang_after_acting.set()
+        await asyncio.Event().wait()  # the process dies here, after the API call
+        return outcome
+
+    pol = policy(kube_namespace.name, playbooks=[{"name": "scale-then-crash"}])
+    fire = anomaly("model-d")
+    async with response_plane(settings, receiver, kube, pol, crashing) as plane:
+        await publish(settings, fire)
+        await asyncio.wait_for(hang_after_acting.wait(), 30)
+        for task in list(plane._tasks):  # the crash: the run is cut off mid-playbook
+            task.cancel()
+    assert await kube.get_replicas(kube_namespace.name, "model-d") == 3
+
+    recovering = PlaybookRegistry()
+
+    @playbook(name="scale-then-crash", registry=recovering)
+    async def scale_after_restart(ctx: PlaybookContext, params: ScaleOutParams) -> Outcome:
+        return await scale_out(ctx, params)
+
+    async with response_plane(settings, receiver, kube, pol, recovering) as plane:
+        await until(lambda: plane.book.by_id[fire.id].state == "verifying")
+        attempt = plane.book.by_id[fire.id].attempts[-1]
+    assert attempt["status"] == "skipped" and "already done" in attempt["message"]
+    assert len(plane.book.by_id[fire.id].attempts) == 1
+    assert await kube.get_replicas(kube_namespace.name, "model-d") == 3
+    assert [p["event_action"] for p in pages(receiver)] == ["trigger"]
+
+
+async def test_hanging_and_failing_playbooks_are_contained_and_escalated(settings, receiver, kube, kube_namespace):
+    broken = PlaybookRegistry()
+
+    @playbook(name="hangs", registry=broken, timeout_s=0.3)
+    async def hangs(ctx: PlaybookContext, params: NoParams) -> Outcome:
+        await asyncio.Event().wait()
+        return Outcome.done("never")
+
+    @playbook(name="raises", registry=broken)
+    async def raises(ctx: PlaybookContext, params: NoParams) -> Outcome:
+        raise RuntimeError("the plugin has a bug")
+
+    pol = policy(kube_namespace.name, playbooks=[{"name": "hangs"}, {"name": "raises"}])
+    async with response_plane(settings, receiver, kube, pol, broken) as plane:
+        fire = anomaly("model-e")
+        await publish(settings, fire)
+        got = await receiver.wait_for(kind="pagerduty", count=2, timeout=20)
+        incident = plane.book.by_id[fire.id]
+    assert [a["status"] for a in incident.attempts] == ["timeout", "failed"]
+    summary = got[1].json["payload"]["summary"]
+    assert "hangs: timeout" in summary and "the plugin has a bug" in summary
+
+
+async def test_forbidden_api_calls_escalate_with_the_reason(settings, receiver, kube, kube_namespace):
+    pol = policy("kube-system", playbooks=[{"name": "scale-out"}])  # modelmedic has no Role there
+    async with response_plane(settings, receiver, kube, pol):
+        await publish(settings, anomaly("model-f"))
+        got = await receiver.wait_for(kind="pagerduty", count=2, timeout=20)
+    assert "forbidden" in got[1].json["payload"]["summary"].lower()
