@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import poisson
+from scipy import special
 
 from modelmedic.config import DetectionSettings
 from modelmedic.detectors.base import SeriesBank
@@ -144,7 +144,7 @@ class WindowJudge:
         big = (ratio <= self.settings.throughput_drop_ratio) | (ratio >= self.settings.throughput_surge_ratio)
         # Counts are at least Poisson-noisy: a quiet canary seeing 0 requests where it
         # expects 4 is chance (p = 0.02), not an outage, whatever the learned spread says.
-        tail = np.where(t_kinds == 1, poisson.sf(cw.group_count - 1, expected), poisson.cdf(cw.group_count, expected))
+        tail = _poisson_tail(cw.group_count, expected, upper=t_kinds == 1)
         big &= tail <= 1.0 - thr
         judged = np.ones(cw.groups.size, dtype=bool)
         out += self._emit(self.throughput, cw, windows, cw.groups, (t_scores >= thr) & big, judged, t_kinds, t_scores,
@@ -201,6 +201,19 @@ def _anomaly(model: str, version: str, series_version: str, role: str, kind: str
         onset=onset * size, observed=_finite(observed), baseline=_finite(baseline), score=score,
         state=state, summary=summary, closed_at_ms=closed_at,
     )
+
+
+def _poisson_tail(count: np.ndarray, mu: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """``poisson.sf(count - 1, mu)`` where ``upper`` (P(X >= count)), else ``poisson.cdf(count, mu)``.
+
+    The same values as ``scipy.stats.poisson`` (which calls these ``scipy.special``
+    functions after its argument checks, reproduced here) without its per-call overhead
+    of ~100 us: this runs once per closed window.
+    """
+    k = np.floor(np.where(upper, count - 1, count))
+    tail = np.where(upper, special.pdtrc(k, mu), special.pdtr(k, mu))
+    tail = np.where(k < 0, np.where(upper, 1.0, 0.0), tail)
+    return np.where((mu >= 0) & ~np.isnan(k), tail, np.nan)
 
 
 def _fmt(value: float, kind: str) -> str:

@@ -18,6 +18,7 @@ open windows exactly; records of windows that had already closed are skipped on 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,8 @@ class PartitionWindows:
         self.closed_through = -1
         self.late = 0
         self.skipped_replay = 0
+        self._topo: tuple | None = None
+        """Cache of :meth:`_topology`; reset whenever a series is created or expired."""
 
     # -- series bookkeeping (rare: once per new series) ---------------------------------
 
@@ -96,6 +99,7 @@ class PartitionWindows:
         else:
             self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
         self.slot_of[key] = slot
+        self._topo = None
         return slot
 
     def expire(self, window: int) -> tuple[list[int], list[int]]:
@@ -112,6 +116,8 @@ class PartitionWindows:
             del self.group_of[self.group_keys[g]]
             self.group_keys[g] = None
             self.free_groups.append(g)
+        if gone or dead_groups:
+            self._topo = None
         return gone, dead_groups
 
     # -- the hot path -------------------------------------------------------------------
@@ -179,61 +185,64 @@ class PartitionWindows:
         """Where a restart must re-read from to rebuild every open window."""
         return min(self.first_offset.values(), default=next_offset)
 
+    def _topology(self) -> tuple[np.ndarray, dict[int, int], np.ndarray, np.ndarray, int]:
+        """(active slots, slot -> row, group of each row, groups, group capacity), cached
+        until a series is created or expired (:meth:`_new_slot`, :meth:`expire`)."""
+        topo = self.__dict__.get("_topo")
+        if topo is None:
+            active = np.fromiter(
+                (s for s, k in enumerate(self.keys) if k is not None), dtype=np.int64, count=len(self.slot_of)
+            )
+            group_of = np.array([self.group_of_slot[s] for s in active], dtype=np.int64)
+            groups = np.unique(group_of)
+            ng = int(groups.max()) + 1 if groups.size else 0
+            topo = self._topo = (active, {int(s): i for i, s in enumerate(active)}, group_of, groups, ng)
+        return topo
+
     def _close(self, window: int) -> ClosedWindow:
         bucket = self.open.pop(window, {})
         self.first_offset.pop(window, None)
         self.closed_through = window
-        active = np.fromiter(
-            (s for s, k in enumerate(self.keys) if k is not None), dtype=np.int64, count=len(self.slot_of)
-        )
+        active, position, group_of, groups, ng = self._topology()
         n = active.size
-        count = np.zeros(n)
-        errors = np.zeros(n)
-        pred_sum = np.zeros(n)
-        pred_sq = np.zeros(n)
-        pred_n = np.zeros(n)
-        position = {int(s): i for i, s in enumerate(active)}
-        lat_lists: list[list[float]] = []
-        lat_pos: list[int] = []
-        for slot, acc in bucket.items():
-            i = position[slot]
-            count[i], errors[i], pred_sum[i], pred_sq[i], pred_n[i] = acc[0], acc[1], acc[3], acc[4], acc[5]
-            lat_lists.append(acc[2])
-            lat_pos.append(i)
-        p50, p95, p99 = _grouped_quantiles(lat_lists, np.array(lat_pos, dtype=np.int64), n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            pred_mean = np.where(pred_n > 0, pred_sum / pred_n, np.nan)
-            pred_var = np.where(pred_n > 1, pred_sq / pred_n - pred_mean**2, np.nan)
-        group_of = np.array([self.group_of_slot[s] for s in active], dtype=np.int64)
-        groups = np.unique(group_of)
-        ng = int(groups.max()) + 1 if groups.size else 0
+        # One row per series with data: [count, errors, pred_sum, pred_sumsq, pred_n, p50, p95, p99].
+        stats = np.zeros((8, n))
+        stats[5:] = np.nan
+        if bucket:
+            rows = []
+            ranks = _RANKS
+            for acc in bucket.values():
+                lat = acc[2]
+                lat.sort()  # the bucket is closed: its latencies are not needed in arrival order
+                m = len(lat)
+                r = ranks.get(m) or _ranks(m)
+                rows.append((acc[0], acc[1], acc[3], acc[4], acc[5], lat[r[0]], lat[r[1]], lat[r[2]]))
+            stats[:, [position[slot] for slot in bucket]] = np.array(rows).T
+        count, errors, pred_sum, pred_sq, pred_n, p50, p95, p99 = stats
+        pred_mean = np.full(n, np.nan)
+        np.divide(pred_sum, pred_n, out=pred_mean, where=pred_n > 0)
+        pred_var = np.full(n, np.nan)
+        two = pred_n > 1
+        pred_var[two] = pred_sq[two] / pred_n[two] - pred_mean[two] ** 2
         group_count = np.bincount(group_of, weights=count, minlength=ng)[groups]
         group_errors = np.bincount(group_of, weights=errors, minlength=ng)[groups]
         group_top_slot = _argmax_per_group(group_of, count, active, ng)[groups]
         return ClosedWindow(
             window=window, start_ms=window * self.size_ms, end_ms=(window + 1) * self.size_ms,
-            slots=active, count=count, errors=errors, p50=p50, p95=p95, p99=p99,
+            slots=active.copy(), count=count, errors=errors, p50=p50, p95=p95, p99=p99,
             pred_mean=pred_mean, pred_var=np.maximum(pred_var, 0.0),
-            groups=groups, group_count=group_count, group_errors=group_errors, group_top_slot=group_top_slot,
+            groups=groups.copy(), group_count=group_count, group_errors=group_errors, group_top_slot=group_top_slot,
         )
 
 
-def _grouped_quantiles(lists: list[list[float]], pos: np.ndarray, n: int) -> tuple[np.ndarray, ...]:
-    """p50/p95/p99 of many small samples at once: one sort instead of one call per series."""
-    out = [np.full(n, np.nan) for _ in QUANTILES]
-    if not lists:
-        return tuple(out)
-    sizes = np.fromiter((len(v) for v in lists), dtype=np.int64, count=len(lists))
-    values = np.fromiter((x for v in lists for x in v), dtype=np.float64, count=int(sizes.sum()))
-    owner = np.repeat(np.arange(len(lists)), sizes)
-    order = np.lexsort((values, owner))
-    ordered = values[order]
-    starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
-    for q, arr in zip(QUANTILES, out):
-        # Nearest-rank quantile: cheap, and exact enough for per-window monitoring.
-        idx = starts + np.ceil(q * sizes).astype(np.int64) - 1
-        arr[pos] = ordered[np.maximum(idx, starts)]
-    return tuple(out)
+_RANKS: dict[int, tuple[int, ...]] = {}
+"""Sample size -> index of each of :data:`QUANTILES` in the sorted sample."""
+
+
+def _ranks(m: int) -> tuple[int, ...]:
+    # Nearest-rank quantile: cheap, and exact enough for per-window monitoring.
+    r = _RANKS[m] = tuple(max(math.ceil(q * m) - 1, 0) for q in QUANTILES)
+    return r
 
 
 def _argmax_per_group(group_of: np.ndarray, count: np.ndarray, slots: np.ndarray, ng: int) -> np.ndarray:
