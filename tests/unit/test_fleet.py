@@ -256,6 +256,18 @@ def test_incident_grammar_round_trips_and_defaults_the_magnitude() -> None:
         fleet.Fleet(SPEC, [Incident.parse("overload:model-042@1+2")], START)
 
 
+@pytest.mark.parametrize("incident, reason", [
+    ("meteor:model-001@1+2", "kind must be one of"),
+    ("latency_spike:model-020@1+2", "not in the fleet"),
+])
+def test_the_cli_rejects_a_bad_incident_before_touching_kafka(
+    incident: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        fleet.main(["--bootstrap", "127.0.0.1:1", "--models", "20", "--incident", incident])
+    assert exit_.value.code == 2 and reason in capsys.readouterr().err
+
+
 class FakeProducer:
     """Collects what ``run_live`` sends (unit tests never open a socket)."""
 
