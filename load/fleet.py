@@ -32,6 +32,11 @@ overload             3       request rate x MAGNITUDE; production latency then g
                              rate / (replicas x per-replica capacity)
 ==================== ======= =====================================================
 
+Overload arithmetic with the defaults: one replica runs at 50% utilization at the
+model's base rate (``FleetSpec.utilization``); latency is untouched below 70% and grows
+like ``0.3 / (1 - u)`` above, up to x6. ``overload`` x3 on one replica (u = 1.5) gives
+x6; on two replicas (u = 0.75) x1.2; on three or more, nothing.
+
 Two hooks connect the fleet to real infrastructure: ``capacity(model) -> replicas`` and
 ``version(model) -> version string``. By default the fleet runs one replica per model
 and the scripted version. A demo passes hooks that read the model's Kubernetes
