@@ -6,9 +6,9 @@ stable version. Requests arrive as a Poisson process whose rate varies per model
 with a mild daily seasonality; latency is lognormal around a per-model base; about
 0.5% of requests fail; regressors predict a number, classifiers a label.
 
-Everything is drawn from one seeded numpy generator, one time slice at a time for all
-models at once, so the same seed gives byte-identical records and generation runs far
-faster than Kafka can take them (see ``docs/benchmarks.md``).
+Everything is drawn from numpy generators seeded by ``FleetSpec.seed``, one time slice
+at a time for all models at once, so the same seed gives byte-identical records and
+generation runs far faster than Kafka can take them (see ``docs/benchmarks.md``).
 
 Scripted incidents break one model for a while. Their compact form, for the CLI and
 the demo, is::
@@ -41,8 +41,10 @@ Two hooks connect the fleet to real infrastructure: ``capacity(model) -> replica
 ``version(model) -> version string``. By default the fleet runs one replica per model
 and the scripted version. A demo passes hooks that read the model's Kubernetes
 Deployment, so that scaling out really cures an ``overload`` and rolling back really
-cures a ``bad_version`` (the behaviour follows the served version, not the clock). The
-hooks are called once per model per time slice and must be cheap (read a cache).
+cures a ``bad_version``: with a version hook the behaviour follows the served version,
+not the clock, so the demo's ``on_incident(..., "start", ...)`` deploys the model's
+``ModelProfile.next_version`` (see :func:`profiles`) for real. The hooks are called
+once per model per time slice and must be cheap (read a cache).
 
 Command line (produces to a real Kafka, paced in real time)::
 
