@@ -52,7 +52,7 @@ log = logging.getLogger("modelmedic.playbooks")
 
 ENTRY_POINT_GROUP = "modelmedic.playbooks"
 LAST_ACTION_ANNOTATION = "modelmedic.io/last-action"
-"""Set on the object a built-in playbook changed, to the run's idempotency key."""
+"""Set on the model's Deployment by a built-in playbook that acted, to the run's idempotency key."""
 
 Status = Literal["done", "skipped", "dry_run", "failed", "timeout"]
 PlaybookFn = Callable[["PlaybookContext", Any], Awaitable["Outcome"]]
@@ -325,15 +325,18 @@ async def run_playbook(pb: Playbook, ctx: PlaybookContext, params: BaseModel | M
     """
     started = time.perf_counter()
     extra = {"playbook": pb.name}
+    deadline = asyncio.timeout(pb.timeout_s)
     try:
-        outcome = await asyncio.wait_for(pb.fn(ctx, pb.validate(params)), pb.timeout_s)
+        async with deadline:
+            outcome = await pb.fn(ctx, pb.validate(params))
         if not isinstance(outcome, Outcome):
             outcome = Outcome.failed(f"playbook {pb.name} returned {type(outcome).__name__}, not an Outcome")
-    except TimeoutError:
-        outcome = Outcome(status="timeout", message=f"playbook {pb.name} did not finish within {pb.timeout_s:g}s")
     except Exception as error:  # contained: the incident must go on to verification and escalation
-        ctx.log.exception("playbook %s failed", pb.name, extra=extra)
-        outcome = Outcome.failed(f"{type(error).__name__}: {error}", error=type(error).__name__)
+        if isinstance(error, TimeoutError) and deadline.expired():
+            outcome = Outcome(status="timeout", message=f"playbook {pb.name} did not finish within {pb.timeout_s:g}s")
+        else:  # including a TimeoutError of its own (a socket read): that is a failure, not our deadline
+            ctx.log.exception("playbook %s failed", pb.name, extra=extra)
+            outcome = Outcome.failed(f"{type(error).__name__}: {error}", error=type(error).__name__)
     PLAYBOOK_RUNS.labels(playbook=pb.name, status=outcome.status).inc()
     PLAYBOOK_SECONDS.labels(playbook=pb.name).observe(time.perf_counter() - started)
     ctx.log.info("playbook %s: %s: %s", pb.name, outcome.status, outcome.message, extra=extra)

@@ -248,6 +248,15 @@ async def test_a_hanging_playbook_times_out(registry: PlaybookRegistry, ctx: Pla
     assert (outcome.status, outcome.message, outcome.acted) == ("timeout", "playbook hangs did not finish within 0.05s", False)
 
 
+async def test_a_timeout_of_the_playbooks_own_is_a_failure_not_the_deadline(registry: PlaybookRegistry, ctx: PlaybookContext) -> None:
+    async def slow_socket(ctx: PlaybookContext, params: Params) -> Outcome:
+        raise TimeoutError("read timed out")
+
+    playbook(name="slow-socket", timeout_s=30, registry=registry)(slow_socket)
+    outcome = await run_playbook(registry.get("slow-socket"), ctx)
+    assert (outcome.status, outcome.message) == ("failed", "TimeoutError: read timed out")
+
+
 async def test_an_exception_is_contained_with_its_message(registry: PlaybookRegistry, ctx: PlaybookContext) -> None:
     async def forbidden(ctx: PlaybookContext, params: Params) -> Outcome:
         raise KubeForbidden("patch deployments/scale models/fraud is forbidden: check deploy/rbac/role.yaml")
