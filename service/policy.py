@@ -27,7 +27,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -239,6 +239,18 @@ class Policy(_Section):
                     registry.validate(ref.name, ref.params)
                 except PlaybookError as error:
                     raise PolicyError(f"{place}.playbooks.{j} ({ref.name}): {error}") from None
+
+    def validate_sinks(self, names: Iterable[str]) -> None:
+        """Check every sink an escalation level names is configured (``sinks[].name``, else its type)."""
+        known = set(names)
+        for i, rule in enumerate(self.rules):
+            for j, level in enumerate(rule.escalation):
+                unknown = [] if level.sinks == "all" else sorted(set(level.sinks) - known)
+                if unknown:
+                    raise PolicyError(
+                        f"rules.{i}.escalation.{j}.sinks: {', '.join(unknown)} not configured "
+                        f"(configured: {', '.join(sorted(known)) or 'none'}); add it under sinks or fix the name"
+                    )
 
 
 def _explain(error: ValidationError, source: str) -> str:

@@ -156,3 +156,9 @@ def test_validate_playbooks_names_the_rule_and_the_playbook(playbooks: PlaybookR
 def test_the_defaults_need_the_built_ins_installed() -> None:
     with pytest.raises(PolicyError, match="default rule for latency.playbooks.0 \\(rollback\\): no playbook named 'rollback'"):
         Policy().validate_playbooks(PlaybookRegistry())
+
+
+def test_validate_sinks_names_the_level_with_an_unknown_sink(policy: Policy) -> None:
+    policy.validate_sinks(["slack", "pagerduty", "webhook"])
+    with pytest.raises(PolicyError, match=r"rules.0.escalation.1.sinks: pagerduty not configured \(configured: slack\)"):
+        policy.validate_sinks(["slack"])
