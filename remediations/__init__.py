@@ -3,6 +3,10 @@
 The built-ins (``scale-out``, ``rollback``, ``restart``) are registered through the
 project's own ``modelmedic.playbooks`` entry points, exactly as a third-party plugin's
 are, so :meth:`PlaybookRegistry.load_entry_points` is the one way playbooks arrive.
+
+Imports go one way: this package uses modelmedic's errors, metrics, Kubernetes client,
+registry and alerting, and nothing of the detection plane or the incident lifecycle
+(which calls it); ``modelmedic.policy`` builds on it. A test checks the direction.
 """
 
 from modelmedic.remediations.api import (
