@@ -16,7 +16,7 @@ import pytest
 from modelmedic.cli import main as cli_main
 from modelmedic.detectors import OneSeries, default_bank
 from modelmedic.errors import ModelmedicError
-from modelmedic.replay import epoch_seconds, replay_scores
+from modelmedic.replay import epoch_seconds, read_csv, replay_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load"))
 import nab  # noqa: E402
@@ -111,7 +111,7 @@ def test_replay_command_prints_one_row_per_input_row(tmp_path):
 
 def test_replay_errors_say_what_to_do(tmp_path):
     with pytest.raises(ModelmedicError, match="pass an existing CSV"):
-        replay_scores(*__import__("modelmedic.replay", fromlist=["read_csv"]).read_csv(tmp_path / "missing.csv"))
+        read_csv(tmp_path / "missing.csv")
     bad = tmp_path / "bad.csv"
     bad.write_text("time,v\n1,2\n")
     assert cli_main(["replay", str(bad)]) == 2
