@@ -220,3 +220,17 @@ async def test_restart_replaces_the_pods_once(
     replay = await run(playbooks, "restart", context(kube, kube_namespace, name, "v3", "restart"))
     assert replay.status == "skipped"
     assert (await kube.get_deployment(kube_namespace.name, name)).revision == 2
+
+
+# ---------------------------------------------------------------- a plugin's playbook, as its author would test it
+
+async def test_the_example_plugins_playbook_annotates_the_real_deployment(
+    kube: KubeClient, kube_namespace: KubeNamespace, playbooks: PlaybookRegistry
+) -> None:
+    name = await kube_namespace.create_model(version="v4", replicas=1)
+    ctx = context(kube, kube_namespace, name, "v4", "annotate-deployment")
+
+    outcome = await run(playbooks, "annotate-deployment", ctx, key="acme.example/on-call")
+
+    assert outcome.status == "done"
+    assert annotations(kube_namespace, name)["acme.example/on-call"] == f"inc-{name}: latency/latency on {name} v4"
