@@ -61,22 +61,28 @@ class Episodes:
         self.firing[slots] = False
 
     def step(
-        self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray, window: int
+        self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray, window: int,
+        idle: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Advance one window; returns the slots whose episode (started, ended) now.
 
-        ``judged`` is False where the window had no data to judge (no requests for a
-        latency series): such a window never starts an episode, but it does count towards
-        ending one. A version that stops serving (rolled back, scaled away) has no
-        problem left to page about.
+        ``judged`` is False where the window had no data to judge (too few requests for a
+        latency series): such a window never starts an episode. ``idle`` (default: not
+        judged) marks windows with no requests at all: they count towards ending one. A
+        version that stops serving (rolled back, scaled away) has no problem left to page
+        about, but a quiet model still failing its few requests is not recovered.
         """
         if slots.size:
             self.ensure(int(slots.max()) + 1)
+        idle = ~judged if idle is None else idle
         firing = self.firing[slots]
         bad = np.where(judged, np.where(anomalous, self.bad[slots] + 1, 0), self.bad[slots])
-        good = np.where(judged, np.where(anomalous, 0, self.good[slots] + 1), self.good[slots] + firing)
+        good = np.where(judged, np.where(anomalous, 0, self.good[slots] + 1), self.good[slots] + (firing & idle))
         start = ~firing & (bad >= self.trigger)
         end = firing & (good >= self.recover)
+        # An episode ended by silence leaves its bad-window count behind: firing again must
+        # take trigger anomalous windows, not one (nor none: a silent series would flap forever).
+        bad = np.where(end, 0, bad)
         self.bad[slots], self.good[slots] = bad, good
         self.firing[slots] = (firing | start) & ~end
         started, ended = slots[start], slots[end]
@@ -129,7 +135,8 @@ class WindowJudge:
         out += self._emit(self.latency, cw, windows, cw.slots, anomalous, enough, kinds, scores,
                           observed=cw.p95, baseline=np.exp(base), level="version")
 
-        e_scores, e_rate = self.errors.bank.score_learn(cw.slots, np.where(enough, cw.errors, 0), cw.count)
+        # Too few requests: neither judged nor learned (0 requests is "no data" to the bank).
+        e_scores, e_rate = self.errors.bank.score_learn(cw.slots, np.where(enough, cw.errors, 0), np.where(enough, cw.count, 0))
         with np.errstate(divide="ignore", invalid="ignore"):
             err_rate = np.where(cw.count > 0, cw.errors / cw.count, np.nan)
         e_anomalous = (e_scores >= thr) & (err_rate >= self.settings.error_ratio * e_rate)
@@ -156,7 +163,8 @@ class WindowJudge:
         anomalous: np.ndarray, judged: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
         *, observed: np.ndarray, baseline: np.ndarray, level: str,
     ) -> list[Anomaly]:
-        started, ended = fam.episodes.step(slots, anomalous, judged, kinds, cw.window)
+        idle = cw.count == 0 if level == "version" else None
+        started, ended = fam.episodes.step(slots, anomalous, judged, kinds, cw.window, idle=idle)
         if not started.size and not ended.size:
             return []
         where = {int(s): i for i, s in enumerate(slots)}
