@@ -80,6 +80,9 @@ async def rollback(ctx: PlaybookContext, params: RollbackParams) -> Outcome:
         )
     target = await _registry_target(ctx, anomalous)
     source = "registry" if target else "previous revision"
+    if not target and state.revision <= 1:
+        return Outcome.skipped(f"{anomalous} is the Deployment's first revision and the registry names no other: "
+                               "nothing to roll back to")
     if ctx.dry_run:
         return Outcome.dry_run(f"would roll {anomalous} back to " + (f"{target} (registry)" if target else "the previous revision"))
     if target:

@@ -241,6 +241,8 @@ async def test_rollback_falls_back_to_the_previous_revision_when_the_registry_ca
      "v2 was deployed 3601s ago, longer than recent_s=3600: not a fresh release, so not rolled back"),
     (FakeKube(deployment(version="v2", **{DEPLOYED_AT: iso(NOW - 7200)}), revision_created=NOW),
      "v2 was deployed 7200s ago, longer than recent_s=3600: not a fresh release, so not rolled back"),
+    (FakeKube(replace(deployment(version="v2"), revision=1)),
+     "v2 is the Deployment's first revision and the registry names no other: nothing to roll back to"),
     (FakeKube(deployment(version="v2", **{ROLLED_BACK_TO: "v2"})),
      "v2 is itself the result of a rollback: rolling back again would restore the version it replaced; this needs a person"),
 ])
