@@ -177,6 +177,15 @@ def test_secrets_never_appear_in_error_messages() -> None:
     assert "1234" not in message and "kafka.sasl_password" in message
     message = config_error(sinks=[{"type": "pagerduty", "url": "https://hooks.example/T0/B0/s3cr3t"}])
     assert "s3cr3t" not in message and "sinks.0" in message
+    message = config_error(http={"api_token": 86753090})
+    assert "86753090" not in message and "http.api_token" in message
+
+
+def test_api_token_is_kept_secret_in_repr(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("MODELMEDIC_HTTP__API_TOKEN", "tok-123")
+    s = load_settings()
+    assert s.http.api_token is not None and s.http.api_token.get_secret_value() == "tok-123"
+    assert "tok-123" not in repr(s) and "tok-123" not in str(s.model_dump())
 
 
 def test_ssl_file_that_does_not_exist_fails(tmp_path: Path) -> None:
