@@ -61,7 +61,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
         "description": (
             "One request served by one model version, emitted by the model server to the "
             "Kafka topic modelmedic.inference, keyed by model (all versions and roles of a "
-            "model share a partition). JSON object, at most 65536 bytes. Fields not listed "
+            f"model share a partition). JSON object, at most {MAX_RECORD_BYTES} bytes. Fields not listed "
             "here are ignored, so producers may add their own. Numbers must be finite."
         ),
         "fields": {
@@ -82,7 +82,7 @@ PUBLISHED: dict[str, dict[str, Any]] = {
         "description": (
             "Delayed ground truth for one request, emitted by a label joiner to the Kafka "
             "topic modelmedic.labels, keyed by model, and joined to the prediction by "
-            "request_id. JSON object, at most 65536 bytes. Fields not listed here are ignored."
+            f"request_id. JSON object, at most {MAX_RECORD_BYTES} bytes. Fields not listed here are ignored."
         ),
         "fields": {
             "model": ("Model id, the Kafka record key. Non-empty.", {"minLength": 1}),
