@@ -253,7 +253,11 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            # The position, not the quoted line: that line may hold a password.
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
         except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
             raise ConfigError(f"config file {path} cannot be read ({exc}): pass a readable YAML file to --config") from None
         if not isinstance(loaded, dict):

@@ -244,8 +244,14 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_invalid_yaml(tmp_path: Path) -> None:
     path = write(tmp_path, "kafka: [unclosed\n")
     message = config_error(path)
-    assert message.startswith(f"config file {path} is not valid YAML:")
-    assert "line 2" in message  # the parser's position helps find the mistake
+    assert message == f"config file {path} is not valid YAML: expected ',' or ']', but got '<stream end>' at line 2, column 1"
+
+
+def test_invalid_yaml_does_not_quote_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "kafka:\n  security_protocol: SASL_SSL\n  sasl_password: hunter2: x\n")
+    message = config_error(path)
+    assert message == f"config file {path} is not valid YAML: mapping values are not allowed here at line 3, column 25"
+    assert "hunter2" not in message
 
 
 @pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "str"), ("42\n", "int")])
