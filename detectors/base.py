@@ -25,6 +25,15 @@ import numpy as np
 from scipy.special import erf
 
 
+def copy_rows(owner: object, dst: np.ndarray, src: np.ndarray, capacity: int) -> None:
+    """Copy the per-slot rows ``src`` to ``dst`` in every per-slot array of ``owner`` (and its sub-banks)."""
+    for value in vars(owner).values():
+        if isinstance(value, np.ndarray) and value.ndim and len(value) == capacity:
+            value[dst] = value[src]
+        elif isinstance(value, SeriesBank):
+            value.inherit(dst, src)
+
+
 class _Params:
     """Generic ``clone`` and ``repr`` from the constructor signature."""
 
@@ -129,6 +138,13 @@ class SeriesBank(_Params):
         slots = np.asarray(slots, dtype=np.int64)
         if slots.size:
             self._reset(slots[slots < self._capacity])
+
+    def inherit(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """Start series ``dst`` from what series ``src`` learned (a new version from its predecessor)."""
+        dst, src = np.asarray(dst, dtype=np.int64), np.asarray(src, dtype=np.int64)
+        if dst.size:
+            self.ensure(int(max(dst.max(), src.max())) + 1)
+            copy_rows(self, dst, src, self._capacity)
 
     def state_bytes(self) -> int:
         """Bytes of state per series: every per-slot array, component banks included."""

@@ -24,27 +24,33 @@ class Guards:
 
     def __init__(self, rails: GuardRails) -> None:
         self.rails = rails
-        self._actions: dict[str, deque[int]] = {}
+        self._actions: dict[str, deque[tuple[int, str]]] = {}
+        """model -> (time, incident id) of each action that changed something."""
         self._opened: deque[tuple[int, str]] = deque()
         self.in_flight = 0
 
-    def refusal(self, model: str, now_ms: int) -> str | None:
-        """Why an action on ``model`` may not run now, or None if it may."""
+    def refusal(self, model: str, incident_id: str, now_ms: int) -> str | None:
+        """Why an action on ``model`` for ``incident_id`` may not run now, or None if it may.
+
+        The cooldown is about *other* incidents: the next playbook of the same incident
+        comes after its own verification window, by design.
+        """
         if self.in_flight >= self.rails.max_concurrent:
             return f"{self.in_flight} remediations already running (max_concurrent={self.rails.max_concurrent})"
         history = self._actions.get(model, deque())
-        while history and history[0] <= now_ms - 3_600_000:
+        while history and history[0][0] <= now_ms - 3_600_000:
             history.popleft()
-        if history and now_ms - history[-1] < self.rails.cooldown_s * 1000:
-            wait = self.rails.cooldown_s - (now_ms - history[-1]) / 1000
-            return f"{model} was acted on {(now_ms - history[-1]) / 1000:.0f}s ago (cooldown {self.rails.cooldown_s:g}s, {wait:.0f}s left)"
+        others = [t for t, incident in history if incident != incident_id]
+        if others and now_ms - others[-1] < self.rails.cooldown_s * 1000:
+            ago = (now_ms - others[-1]) / 1000
+            return f"{model} was acted on {ago:.0f}s ago (cooldown {self.rails.cooldown_s:g}s, {self.rails.cooldown_s - ago:.0f}s left)"
         if len(history) >= self.rails.max_actions_per_hour:
             return f"{model} already had {len(history)} actions this hour (max_actions_per_hour={self.rails.max_actions_per_hour})"
         return None
 
-    def acted(self, model: str, now_ms: int) -> None:
-        """Record an action (also used to replay history after a restart)."""
-        self._actions.setdefault(model, deque()).append(now_ms)
+    def acted(self, model: str, incident_id: str, now_ms: int) -> None:
+        """Record an action that changed something (also replayed from history after a restart)."""
+        self._actions.setdefault(model, deque()).append((now_ms, incident_id))
 
     def storm(self, models: list[str], now_ms: int) -> list[str] | None:
         """Record new incidents on ``models`` (one batch); the models of the storm if this makes one.

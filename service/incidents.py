@@ -111,6 +111,9 @@ class IncidentBook:
         self.by_id: dict[str, Incident] = {}
         self._by_anomaly: dict[str, str] = {}
         self._open: dict[tuple[str, str], str] = {}
+        self._open_model: dict[tuple[str, str], str] = {}
+        """(model, role) -> its open incident: a second symptom of the same model (its
+        throughput surging while its latency climbs) is the same problem, not a new page."""
 
     def load(self, incident: Incident) -> None:
         """Add an incident read back from the store."""
@@ -119,20 +122,22 @@ class IncidentBook:
             self._by_anomaly[aid] = incident.id
         if incident.active:
             self._open[(incident.series, incident.anomaly_class)] = incident.id
+            self._open_model.setdefault((incident.model, incident.role), incident.id)
 
     def open_incidents(self) -> list[Incident]:
         return [self.by_id[i] for i in self._open.values()]
 
     def is_new(self, a: Anomaly) -> bool:
         """Would this firing record open a new incident (not a replay, not joining an open one)?"""
-        return a.id not in self._by_anomaly and (a.series, a.anomaly_class) not in self._open
+        return (a.id not in self._by_anomaly and (a.series, a.anomaly_class) not in self._open
+                and (a.model, a.role) not in self._open_model)
 
     def apply(self, a: Anomaly) -> Incident | None:
         """Fold one anomaly record in; returns the incident if it changed (None: a replay)."""
         if a.state == "firing":
             if a.id in self._by_anomaly:
                 return None
-            open_id = self._open.get((a.series, a.anomaly_class))
+            open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get((a.model, a.role))
             if open_id is not None:
                 return self._join(self.by_id[open_id], a)
             return self._open_new(a)
@@ -148,7 +153,7 @@ class IncidentBook:
             incident.resolved_at_ms = max(a.window_end, incident.opened_at_ms)
             incident.pending = "resolved"
             incident.resolution = f"resolved: {a.summary}"
-            del self._open[(incident.series, incident.anomaly_class)]
+            self._forget_open(incident)
         return incident
 
     def _open_new(self, a: Anomaly) -> Incident:
@@ -179,4 +184,9 @@ class IncidentBook:
         incident.resolved_at_ms = max(now_ms, incident.opened_at_ms)
         incident.pending = "resolved"
         incident.resolution = resolution
+        self._forget_open(incident)
+
+    def _forget_open(self, incident: Incident) -> None:
         self._open.pop((incident.series, incident.anomaly_class), None)
+        if self._open_model.get((incident.model, incident.role)) == incident.id:
+            del self._open_model[(incident.model, incident.role)]

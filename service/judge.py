@@ -123,6 +123,11 @@ class WindowJudge:
 
     def judge(self, cw: ClosedWindow, windows: PartitionWindows) -> list[Anomaly]:
         """All anomaly records (episode starts and ends) for one closed window."""
+        if windows.born:
+            dst, src = (np.array(side, dtype=np.int64) for side in zip(*windows.born))
+            self.latency.bank.inherit(dst, src)
+            self.errors.bank.inherit(dst, src)
+            windows.born.clear()
         thr = self.settings.threshold
         out: list[Anomaly] = []
         enough = cw.count >= self.settings.min_requests
@@ -201,6 +206,8 @@ def _anomaly(model: str, version: str, series_version: str, role: str, kind: str
     if state == "firing":
         summary = (f"{model} {version} ({role}): {what} {_fmt(observed, kind)}{unit}, "
                    f"baseline {_fmt(baseline, kind)}{unit} (score {score:.4f})")
+    elif observed != observed:  # NaN: the series stopped serving (rolled back, scaled away)
+        summary = f"{model} {version} ({role}): no longer serving traffic; {what} episode over"
     else:
         summary = f"{model} {version} ({role}): {what} back to normal ({_fmt(observed, kind)}{unit})"
     return Anomaly(

@@ -126,7 +126,7 @@ class ResponsePlane:
         for incident in self.book.by_id.values():
             for attempt in incident.attempts:
                 if attempt["status"] in ("done", "running"):
-                    self.guards.acted(incident.model, attempt["at"])
+                    self.guards.acted(incident.model, incident.id, attempt["at"])
 
     async def _resume(self) -> None:
         """Finish what a crash interrupted: owed pages, and playbook runs still marked running."""
@@ -248,7 +248,7 @@ class ResponsePlane:
                 if incident.next_step >= len(rule.playbooks):
                     await self._escalate(incident, "no playbook restored the series")
                     return
-                refusal = self.guards.refusal(incident.model, self.clock())
+                refusal = self.guards.refusal(incident.model, incident.id, self.clock())
                 if refusal is not None:
                     await self._audit(incident, "guard-rail", {"refused": refusal})
                     await self._escalate(incident, f"automatic remediation held back: {refusal}")
@@ -260,13 +260,14 @@ class ResponsePlane:
                     incident.attempts.append(attempt)
                     incident.next_step += 1
                     incident.state = "remediating"
-                    self.guards.acted(incident.model, attempt["at"])
                     await self._save(incident)
                     await self._audit(incident, "playbook-start", {"playbook": step.name, "params": step.params,
                                                                    "idempotency_key": attempt["key"], "dry_run": self.dry_run})
             outcome = await self._run_attempt(incident, attempt)
             async with self._lock:
                 attempt["status"], attempt["message"] = outcome.status, outcome.message
+                if outcome.acted:
+                    self.guards.acted(incident.model, incident.id, self.clock())
                 await self._audit(incident, "playbook-end", {"playbook": attempt["playbook"], "status": outcome.status,
                                                              "message": outcome.message, "details": outcome.details})
                 if not incident.active:  # recovered while the playbook ran
@@ -366,12 +367,13 @@ class ResponsePlane:
                    "key": idempotency_key(incident.id, playbook, 1000 + len(incident.attempts)), "at": self.clock(), "message": ""}
         async with self._lock:
             incident.attempts.append(attempt)
-            self.guards.acted(incident.model, attempt["at"])
             await self._save(incident)
             await self._audit(incident, "playbook-start", {"playbook": playbook, "params": params}, actor=by)
         outcome = await self._run_attempt(incident, attempt)
         async with self._lock:
             attempt["status"], attempt["message"] = outcome.status, outcome.message
+            if outcome.acted:
+                self.guards.acted(incident.model, incident.id, self.clock())
             await self._save(incident)
             await self._audit(incident, "playbook-end", {"playbook": playbook, "status": outcome.status,
                                                          "message": outcome.message}, actor=by)

@@ -19,13 +19,19 @@ open windows exactly; records of windows that had already closed are skipped on 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from modelmedic.events import InferenceEvent
 
 QUANTILES = (0.5, 0.95, 0.99)
+
+
+class _HasOffset(Protocol):
+    offset: int
 
 
 @dataclass
@@ -68,6 +74,8 @@ class PartitionWindows:
         self.last_window: list[int] = []
         """Last window each slot had data in (for the series TTL)."""
         self.free_slots: list[int] = []
+        self.born: list[tuple[int, int]] = []
+        """(new slot, predecessor slot) pairs the judge has yet to seed with baselines."""
         self.free_groups: list[int] = []
         self.open: dict[int, dict[int, list]] = {}
         """window -> slot -> [count, errors, latencies, pred_sum, pred_sumsq, pred_n]"""
@@ -84,7 +92,14 @@ class PartitionWindows:
     def _new_slot(self, key: tuple[str, str, str], window: int) -> int:
         gkey = (key[0], key[2])
         group = self.group_of.get(gkey)
-        if group is None:
+        if group is not None:
+            # A new version of a model already served: it starts from its predecessor's
+            # baselines (the most recently active version of the same model and role), so a
+            # bad release is judged from its first windows, not after a warm-up of its own.
+            siblings = [s for s, k in enumerate(self.keys) if k is not None and self.group_of_slot[s] == group]
+            predecessor = max(siblings, key=lambda s: self.last_window[s], default=None)
+        else:
+            predecessor = None
             group = self.free_groups.pop() if self.free_groups else len(self.group_keys)
             if group == len(self.group_keys):
                 self.group_keys.append(gkey)
@@ -100,6 +115,8 @@ class PartitionWindows:
             self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
         self.slot_of[key] = slot
         self._topo = None
+        if predecessor is not None:
+            self.born.append((slot, predecessor))
         return slot
 
     def expire(self, window: int) -> tuple[list[int], list[int]]:
@@ -154,6 +171,60 @@ class PartitionWindows:
             acc[4] += pred * pred
             acc[5] += 1
         return True
+
+    def add_many(self, events: list[InferenceEvent | None], records: Sequence[_HasOffset]) -> list[int]:
+        """:meth:`add` for a batch of one partition's records, in offset order.
+
+        ``events[i]`` is the event of ``records[i]`` (only ``.offset`` is read, and only for
+        a record that opens a window or is late), or None for a record to skip. Returns the
+        offsets of the late records. Same result as calling :meth:`add` on each in turn,
+        with the per-event attribute lookups and calls hoisted out of the loop.
+        """
+        size = self.size_ms
+        closed = self.closed_through
+        buckets = self.open
+        slot_of = self.slot_of
+        last_window = self.last_window
+        max_ts = self.max_ts
+        late: list[int] = []
+        current = bucket = None
+        for event, record in zip(events, records):
+            if event is None:
+                continue
+            ts = event.ts
+            window = ts // size
+            if window != current:  # nothing closes during a batch: a window is late or not for all of it
+                if window <= closed:
+                    late.append(record.offset)
+                    continue
+                current = window
+                bucket = buckets.get(window)
+                if bucket is None:
+                    bucket = buckets[window] = {}
+                    self.first_offset[window] = record.offset
+            if ts > max_ts:
+                max_ts = ts
+            key = (event.model, event.version, event.role)
+            slot = slot_of.get(key)
+            if slot is None:
+                slot = self._new_slot(key, window)
+            acc = bucket.get(slot)
+            if acc is None:
+                acc = bucket[slot] = [0, 0, [], 0.0, 0.0, 0]
+                if window > last_window[slot]:
+                    last_window[slot] = window
+            acc[0] += 1
+            if not event.ok:
+                acc[1] += 1
+            acc[2].append(event.latency_ms)
+            pred = event.prediction
+            if pred.__class__ is float or pred.__class__ is int:
+                acc[3] += pred
+                acc[4] += pred * pred
+                acc[5] += 1
+        self.max_ts = max_ts
+        self.late += len(late)
+        return late
 
     # -- closing ------------------------------------------------------------------------
 
