@@ -1,0 +1,155 @@
+"""The detection plane's batch hot path gives exactly what the per-record path gives.
+
+``decode_inferences`` (one C-level decode per record, the semantic checks as msgspec
+constraints) against ``decode_inference`` per record, and ``PartitionWindows.add_many``
+against ``PartitionWindows.add`` per event: same events, same rejections and reasons,
+same windows, late records and series.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from dataclasses import dataclass
+
+import msgspec
+import numpy as np
+import pytest
+from test_events import INFERENCE_CASES, NOT_JSON, inference
+
+from modelmedic.events import (
+    MAX_RECORD_BYTES, InferenceEvent, Rejected, decode_inference, decode_inferences, decode_valid_inference,
+)
+from modelmedic.windows import PartitionWindows
+
+BAD: list[bytes | None] = [raw for _, raw, reason in INFERENCE_CASES if reason is not None]
+BAD += [damage(inference()) for _, damage in NOT_JSON]
+BAD += [None, b" " * (MAX_RECORD_BYTES + 1), inference(model="x" * MAX_RECORD_BYTES),
+        inference().replace(b'"fraud"', b'"fr\\udc80d"'), inference() + b",", b"," + inference()]
+GOOD: list[bytes] = [raw for _, raw, reason in INFERENCE_CASES if reason is None]
+GOOD += [b" " + inference() + b"\n", inference(latency_ms=-0.0), inference(ts=1),
+         inference(model="x" * (MAX_RECORD_BYTES - len(inference()) + len("fraud")))]
+
+
+def fields(event: InferenceEvent) -> tuple:
+    return tuple(getattr(event, f) for f in InferenceEvent.__struct_fields__)
+
+
+def per_record(values: list[bytes | None]) -> tuple[list, list]:
+    events, rejected = [], []
+    for i, raw in enumerate(values):
+        result = decode_inference(raw)
+        if isinstance(result, Rejected):
+            rejected.append((i, result))
+            events.append(None)
+        else:
+            events.append(result)
+    return events, rejected
+
+
+def assert_same_decoding(values: list[bytes | None]) -> None:
+    events, rejected = decode_inferences(values)
+    want_events, want_rejected = per_record(values)
+    assert [None if e is None else fields(e) for e in events] == [None if e is None else fields(e) for e in want_events]
+    assert rejected == want_rejected
+    assert all(isinstance(e, InferenceEvent) for e in events if e is not None)
+
+
+@pytest.mark.parametrize("raw", GOOD + BAD)
+def test_the_checked_decoder_accepts_exactly_what_decode_inference_accepts(raw: bytes | None) -> None:
+    want = decode_inference(raw)
+    if raw is None or len(raw) > MAX_RECORD_BYTES:
+        assert isinstance(want, Rejected)  # the size check is the caller's: decode_inferences does it
+        return
+    try:
+        got = decode_valid_inference(raw)
+    except Exception:  # noqa: BLE001
+        assert isinstance(want, Rejected), want
+    else:
+        assert not isinstance(want, Rejected), want.reason
+        assert fields(got) == fields(want)
+
+
+def test_every_single_record_batch_matches() -> None:
+    for raw in GOOD + BAD:
+        assert_same_decoding([raw])
+
+
+def test_bad_records_anywhere_in_a_batch_are_found_with_their_reasons() -> None:
+    rng = random.Random(5)
+    for _ in range(300):
+        n = rng.randint(0, 40)
+        values = [rng.choice(GOOD) if rng.random() < 0.7 else rng.choice(BAD) for _ in range(n)]
+        assert_same_decoding(values)
+    assert_same_decoding(BAD)
+    assert_same_decoding([])
+
+
+def test_fragments_that_would_form_valid_json_together_are_each_rejected() -> None:
+    good = inference()
+    values = [good[:20], good[20:], good + b"," + good, b"[" + good, good + b"]", good]
+    events, rejected = decode_inferences(values)
+    assert [i for i, _ in rejected] == [0, 1, 2, 3, 4] and events[5] is not None
+
+
+def test_random_damage_never_raises_and_matches() -> None:
+    rng = random.Random(2)
+    good = inference()
+    values = []
+    for _ in range(500):
+        raw = bytearray(good)
+        for _ in range(rng.randint(0, 3)):
+            raw[rng.randrange(len(raw))] = rng.randrange(256)
+        values.append(bytes(raw))
+    assert_same_decoding(values)
+
+
+# -- add_many == add, one by one ------------------------------------------------------------
+
+
+@dataclass
+class Record:
+    offset: int
+
+
+def state(pw: PartitionWindows) -> tuple:
+    return (pw.open, pw.first_offset, pw.max_ts, pw.closed_through, pw.late, pw.slot_of, pw.keys,
+            pw.group_of_slot, pw.group_of, pw.group_keys, pw.last_window)
+
+
+def test_add_many_is_add_event_by_event() -> None:
+    rng = random.Random(3)
+    size, t0 = 1000, 1_700_000_000_000
+    one, many = PartitionWindows(size, 2000, 300), PartitionWindows(size, 2000, 300)
+    offset, now = 0, t0
+    for batch in range(60):
+        events, records = [], []
+        for _ in range(rng.randint(0, 300)):
+            now += rng.randint(0, 40)
+            ts = now - rng.choice([0, 0, 0, 500, 2500, 6000])  # some out of order, some late
+            pred = rng.choice([rng.random(), 2, "cat", [0.1, 0.9], None, -0.0])
+            event = InferenceEvent(f"m{rng.randint(0, 4)}", f"v{rng.randint(0, 2)}", rng.choice(["production", "canary"]),
+                                   "r", ts, rng.expovariate(0.1), rng.random() > 0.05, pred)
+            events.append(None if rng.random() < 0.03 else event)
+            records.append(Record(offset))
+            offset += rng.choice([1, 1, 1, 2])  # gaps: compacted or transaction markers
+        want_late = [r.offset for e, r in zip(events, records) if e is not None and not one.add(e, r.offset)]
+        assert many.add_many(events, records) == want_late
+        assert state(many) == state(one)
+        through = one.ready_through()
+        for a, b in zip(one.close_through(through), many.close_through(through), strict=True):
+            assert all(np.array_equal(x, y, equal_nan=True) for x, y in zip(a.__dict__.values(), b.__dict__.values()))
+        assert state(many) == state(one)
+    assert one.late > 0 and len(one.slot_of) > 10
+
+
+def test_add_many_on_an_empty_batch_changes_nothing() -> None:
+    pw = PartitionWindows(1000, 2000, 300)
+    before = copy.deepcopy(state(pw))
+    assert pw.add_many([], []) == []
+    assert state(pw) == before
+
+
+def test_decode_valid_inference_is_msgspec_fast_path() -> None:
+    """The fast decoder is the compiled msgspec decoder itself: no Python per record."""
+    assert isinstance(decode_valid_inference.__self__, msgspec.json.Decoder)
