@@ -200,7 +200,8 @@ class DetectionPlane:
     # -- checkpoints ----------------------------------------------------------------------
 
     def _snapshot_key(self, partition: int) -> bytes:
-        return f"{self.settings.kafka.topics.inference}:{partition}".encode()
+        # The group is part of the key: two groups reading one topic keep separate state.
+        return f"{self.group_id}:{self.settings.kafka.topics.inference}:{partition}".encode()
 
     async def _checkpoint(self, partitions: list[int]) -> None:
         """Persist outputs, then state, then offsets: in that order, so nothing is lost."""

@@ -74,6 +74,8 @@ class PartitionWindows:
         self.last_window: list[int] = []
         """Last window each slot had data in (for the series TTL)."""
         self.free_slots: list[int] = []
+        self.born: list[tuple[int, int]] = []
+        """(new slot, predecessor slot) pairs the judge has yet to seed with baselines."""
         self.free_groups: list[int] = []
         self.open: dict[int, dict[int, list]] = {}
         """window -> slot -> [count, errors, latencies, pred_sum, pred_sumsq, pred_n]"""
@@ -90,7 +92,14 @@ class PartitionWindows:
     def _new_slot(self, key: tuple[str, str, str], window: int) -> int:
         gkey = (key[0], key[2])
         group = self.group_of.get(gkey)
-        if group is None:
+        if group is not None:
+            # A new version of a model already served: it starts from its predecessor's
+            # baselines (the most recently active version of the same model and role), so a
+            # bad release is judged from its first windows, not after a warm-up of its own.
+            siblings = [s for s, k in enumerate(self.keys) if k is not None and self.group_of_slot[s] == group]
+            predecessor = max(siblings, key=lambda s: self.last_window[s], default=None)
+        else:
+            predecessor = None
             group = self.free_groups.pop() if self.free_groups else len(self.group_keys)
             if group == len(self.group_keys):
                 self.group_keys.append(gkey)
@@ -106,6 +115,8 @@ class PartitionWindows:
             self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
         self.slot_of[key] = slot
         self._topo = None
+        if predecessor is not None:
+            self.born.append((slot, predecessor))
         return slot
 
     def expire(self, window: int) -> tuple[list[int], list[int]]:
