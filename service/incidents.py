@@ -67,6 +67,10 @@ class Incident(msgspec.Struct):
     members: list[str] = msgspec.field(default_factory=list)
     """For a storm incident: the models caught in it."""
     escalation_reason: str = ""
+    firing_anomalies: dict[str, str] = msgspec.field(default_factory=dict)
+    """Anomaly id -> kind of every anomaly of this incident still firing. Several series of
+    one model can fire the same kind (two versions' latency): the incident lasts until the
+    last of them recovers, not the first. Empty in incidents stored before it existed."""
 
     @property
     def active(self) -> bool:
@@ -145,9 +149,16 @@ class IncidentBook:
         if incident_id is None:
             return None
         incident = self.by_id[incident_id]
-        if a.kind not in incident.firing:
+        if incident.firing_anomalies:
+            if incident.firing_anomalies.get(a.id) != a.kind:
+                return None
+            del incident.firing_anomalies[a.id]
+            still = set(incident.firing_anomalies.values())
+            incident.firing = [k for k in incident.firing if k in still]
+        elif a.kind in incident.firing:  # stored before firing_anomalies: by kind
+            incident.firing.remove(a.kind)
+        else:
             return None
-        incident.firing.remove(a.kind)
         if not incident.firing and incident.active:
             incident.state = "resolved"
             incident.resolved_at_ms = max(a.window_end, incident.opened_at_ms)
@@ -160,7 +171,7 @@ class IncidentBook:
         incident = Incident(
             id=a.id, series=a.series, model=a.model, version=a.version, role=a.role, anomaly_class=a.anomaly_class,
             kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=_evidence(a),
-            opened_at_ms=a.onset, pending="firing",
+            opened_at_ms=a.onset, pending="firing", firing_anomalies={a.id: a.kind},
         )
         self.load(incident)
         return incident
@@ -172,6 +183,8 @@ class IncidentBook:
             incident.kinds.append(a.kind)
         if a.kind not in incident.firing:
             incident.firing.append(a.kind)
+        if incident.firing_anomalies:  # (empty while active: stored before it existed, tracked by kind)
+            incident.firing_anomalies[a.id] = a.kind
         incident.evidence.setdefault("also", []).append(_evidence(a))
         return incident
 
@@ -181,6 +194,7 @@ class IncidentBook:
             return
         incident.state = "resolved"
         incident.firing = []
+        incident.firing_anomalies = {}
         incident.resolved_at_ms = max(now_ms, incident.opened_at_ms)
         incident.pending = "resolved"
         incident.resolution = resolution

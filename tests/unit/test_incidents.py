@@ -42,7 +42,8 @@ def snapshot(book: IncidentBook) -> bytes:
 
 def delivered(incident: Incident) -> None:
     """What the response plane does once the owed page went out."""
-    incident.alerted.append(incident.pending)
+    if incident.pending:
+        incident.alerted.append(incident.pending)
     incident.pending = None
 
 
@@ -97,26 +98,50 @@ def test_a_second_kind_on_the_same_series_and_class_joins_the_open_incident() ->
     assert book.apply(surge) is None  # and its replay is one too
 
 
-def test_an_errors_anomaly_on_a_version_is_its_own_incident() -> None:
-    """errors (version series) and throughput_drop (model series) share a class, not a series."""
+def test_a_second_symptom_of_the_same_model_joins_its_open_incident() -> None:
+    """errors (a version series) while throughput drops (the model series): one model, one problem, one page."""
     book = IncidentBook()
-    book.apply(anomaly("throughput_drop"))
-    errors = book.apply(anomaly("errors"))
-    assert errors is not None and len(book.by_id) == 2
-    assert {i.series for i in book.open_incidents()} == {"fraud/*/production", "fraud/1.0/production"}
+    drop = book.apply(anomaly("throughput_drop"))
+    errors = anomaly("errors")
+    assert not book.is_new(errors)
+    assert book.apply(errors) is drop and len(book.by_id) == 1
+    assert drop.kinds == ["throughput_drop", "errors"]
+    assert book.apply(anomaly("errors", state="recovered")).state != "resolved"  # the drop still fires
+    assert book.apply(anomaly("throughput_drop", state="recovered")).state == "resolved"
 
 
 @pytest.mark.parametrize(
-    "other",
-    [anomaly("errors"), anomaly("latency", version="2.0"), anomaly("latency", role="canary"), anomaly("latency", model="churn")],
-    ids=["other class", "other version", "other role", "other model"],
+    "other", [anomaly("latency", role="canary"), anomaly("latency", model="churn")], ids=["other role", "other model"],
 )
-def test_other_series_or_class_opens_another_incident(other: Anomaly) -> None:
+def test_another_model_or_role_opens_another_incident(other: Anomaly) -> None:
     book = IncidentBook()
     first = book.apply(anomaly("latency"))
     second = book.apply(other)
     assert second is not None and second is not first and second.pending == "firing"
     assert len(book.open_incidents()) == 2
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(anomaly("latency"), anomaly("latency", version="2.0")),
+     (anomaly("errors"), anomaly("errors", version="2.0")),
+     (anomaly("latency"), anomaly("errors"))],
+    ids=["same kind, two versions", "errors of two versions", "two kinds of one version"],
+)
+def test_an_incident_resolves_only_when_every_series_in_it_recovered(first: Anomaly, second: Anomaly) -> None:
+    """However anomalies are grouped into incidents, none is resolved while one of its series still fires."""
+    book = IncidentBook()
+    book.apply(first)
+    book.apply(second)
+    book.apply(msgspec.structs.replace(first, state="recovered", window_start=first.window_start + 9 * SIZE,
+                                       window_end=first.window_end + 9 * SIZE))
+    still = [i for i in book.open_incidents() if second.id in i.anomaly_ids]
+    assert still, "an incident was resolved while one of its series is still anomalous"
+    assert all(i.pending != "resolved" for i in still)
+    done = book.apply(msgspec.structs.replace(second, state="recovered", window_start=second.window_start + 12 * SIZE,
+                                              window_end=second.window_end + 12 * SIZE))
+    assert done is not None and done.state == "resolved" and done.pending == "resolved"
+    assert book.open_incidents() == []
 
 
 # -- recovery -----------------------------------------------------------------------------
@@ -190,9 +215,10 @@ def _busy_book() -> IncidentBook:
     book = IncidentBook()
     delivered(book.apply(anomaly("throughput_drop", onset=W)))
     book.apply(anomaly("throughput_surge", onset=W + 7))  # joined
-    delivered(book.apply(anomaly("latency", onset=W, version="2.0")))
-    book.apply(anomaly("latency", "recovered", onset=W, at=W + 9, version="2.0"))  # resolved, owes its page
+    delivered(book.apply(anomaly("latency", onset=W, model="ads", version="2.0")))
+    book.apply(anomaly("latency", "recovered", onset=W, at=W + 9, model="ads", version="2.0"))  # resolved, owes its page
     book.apply(anomaly("errors", onset=W + 3, model="churn"))  # open, owes its page
+    assert len(book.by_id) == 3
     return book
 
 
@@ -214,11 +240,11 @@ def test_a_restored_book_behaves_like_the_original() -> None:
         restored.load(msgspec.json.decode(msgspec.json.encode(incident), type=Incident))
     follow_up = [
         anomaly("throughput_drop", onset=W),  # a replay after the crash
-        anomaly("latency", onset=W, version="2.0"),  # a replay of a resolved incident's anomaly
+        anomaly("latency", onset=W, model="ads", version="2.0"),  # a replay of a resolved incident's anomaly
         anomaly("throughput_drop", "recovered", onset=W, at=W + 30),
         anomaly("errors", onset=W + 40, model="churn", version="1.0"),  # a new episode on the open churn series: joins it
         anomaly("throughput_surge", "recovered", onset=W + 7, at=W + 31),
-        anomaly("latency", onset=W + 50, version="2.0"),  # new incident on a resolved series
+        anomaly("latency", onset=W + 50, model="ads", version="2.0"),  # new incident on a resolved series
     ]
     for record in follow_up:
         a, b = book.apply(record), restored.apply(record)
@@ -227,6 +253,22 @@ def test_a_restored_book_behaves_like_the_original() -> None:
     assert snapshot(restored) == snapshot(book)
     assert book.apply(follow_up[0]) is None and book.apply(follow_up[1]) is None
     assert book.by_id[anomaly("throughput_drop").id].state == "resolved"
+
+
+def test_an_incident_stored_before_firing_anomalies_existed_still_resolves() -> None:
+    """Records in the compacted topic from before the field: tracked by kind, as then."""
+    old = IncidentBook()
+    incident = old.apply(anomaly("throughput_drop", onset=W))
+    delivered(incident)
+    stored = msgspec.json.decode(msgspec.json.encode(incident))
+    del stored["firing_anomalies"]
+    book = IncidentBook()
+    book.load(msgspec.json.decode(msgspec.json.encode(stored), type=Incident))
+    joined = book.apply(anomaly("throughput_surge", onset=W + 4))
+    assert joined is not None and joined.firing == ["throughput_drop", "throughput_surge"]
+    assert book.apply(anomaly("throughput_drop", "recovered", onset=W, at=W + 9)).state != "resolved"
+    done = book.apply(anomaly("throughput_surge", "recovered", onset=W + 4, at=W + 10))
+    assert done is not None and (done.state, done.pending) == ("resolved", "resolved")
 
 
 # -- alerts -------------------------------------------------------------------------------
