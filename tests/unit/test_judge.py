@@ -215,6 +215,21 @@ def test_the_group_names_the_version_serving_most_traffic() -> None:
     assert (fired.kind, fired.series, fired.version) == ("throughput_drop", "fraud/*/production", "2.0")
 
 
+@pytest.mark.parametrize(("median", "errors", "kind"), [(100.0, 0.01, "latency"), (20.0, 0.3, "errors")])
+def test_a_bad_release_is_judged_from_its_first_windows(median: float, errors: float, kind: str) -> None:
+    """A new version starts from its predecessor's baselines: no grace period for a bad release."""
+    a, b = ("fraud", "1.0", "production"), ("fraud", "2.0", "production")
+    records = run([(30, {a: (100, 20.0, 0.01)}), (6, {b: (100, median, errors)}), (10, {b: (100, 20.0, 0.01)})])
+    assert [(w, r.series, r.kind, r.state) for w, r in records] == [
+        (31, "fraud/2.0/production", kind, "firing"), (38, "fraud/2.0/production", kind, "recovered")]
+
+
+def test_a_new_role_has_no_predecessor_and_waits_its_grace() -> None:
+    a, canary = ("fraud", "1.0", "production"), ("fraud", "2.0", "canary")
+    records = run([(30, {a: (100, 20.0, 0.01)}), (6, {a: (100, 20.0, 0.01), canary: (20, 100.0, 0.3)})])
+    assert records == []
+
+
 def test_a_bad_version_rolled_back_recovers_its_incident() -> None:
     """The remediation stops the bad version's traffic: its episode ends, it is not left open."""
     a, b = ("fraud", "1.0", "production"), ("fraud", "2.0", "production")
