@@ -181,7 +181,10 @@ class IncidentBook:
         self._by_anomaly[a.id] = incident.id
         if a.kind not in incident.kinds:
             incident.kinds.append(a.kind)
-        if a.kind not in incident.firing:
+        # Only symptoms of the incident's own series must recover before it resolves (that
+        # is what remediation is verified against); another series of the same model (its
+        # traffic surging while its latency climbs) is recorded as a related symptom.
+        if a.series == incident.series and a.kind not in incident.firing:
             incident.firing.append(a.kind)
         if incident.firing_anomalies:  # (empty while active: stored before it existed, tracked by kind)
             incident.firing_anomalies[a.id] = a.kind
