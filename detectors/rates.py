@@ -76,8 +76,9 @@ class BinomialRateBank(_Params):
         has_data = requests > 0
         scores = np.where((n >= self.grace) & has_data, binom.cdf(errors - 1, requests, rate), 0.0)
         learn = has_data & (scores < self.threshold)
-        first = n == 0
-        a = np.where(first, 1.0, self.alpha)
+        # A running mean while warming up (1, 1/2, 1/3 ...), then the EWMA: the first
+        # window must not dominate the baseline for dozens of windows.
+        a = np.maximum(self.alpha, 1.0 / (n + 1))
         self._err[slots] = np.where(learn, (1 - a) * err + a * errors, err)
         self._req[slots] = np.where(learn, (1 - a) * req + a * requests, req)
         self._n[slots] = n + learn

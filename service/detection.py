@@ -49,6 +49,8 @@ class PartitionState:
     """Offsets below this were processed before the last restart (replays, not late records)."""
     last_record_wall: float = field(default_factory=time.monotonic)
     idle_base_ts: int = 0
+    expired_at: int = 0
+    """Last window at which silent series were expired (checked every 60 windows)."""
 
 
 def _reason_class(reason: str) -> str:
@@ -146,7 +148,8 @@ class DetectionPlane:
             metrics.WINDOWS.inc(cw.slots.size)
             for anomaly in state.judge.judge(cw, state.windows):
                 self._publish(anomaly)
-        if through % 60 == 0:
+        if through - state.expired_at >= 60:
+            state.expired_at = through
             gone, groups = state.windows.expire(through)
             if gone or groups:
                 state.judge.forget(gone, groups)

@@ -149,10 +149,11 @@ class ResponsePlane:
 
     async def handle(self, anomaly: Anomaly, storm: list[str] | None = None) -> None:
         async with self._lock:
+            new = anomaly.state == "firing" and self.book.is_new(anomaly)
             incident = self.book.apply(anomaly)
             if incident is None:
                 return
-            if incident.pending == "firing" and not incident.alerted:
+            if new:
                 await self._opened(incident, storm)
             elif incident.pending == "resolved":
                 await self._resolved(incident)
