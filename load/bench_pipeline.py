@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import faust
+import numpy as np
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from modelmedic.config import KafkaSettings, Settings, Topics
@@ -234,6 +235,53 @@ async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Ti
     return timings
 
 
+LIVE_INCIDENTS = ("latency_spike:model-001@40+20", "throughput_collapse:model-004@45+20", "error_burst:model-007@50+20",
+                  "bad_version:model-010@55+20", "overload:model-013@60+20")
+"""Incidents of the live close -> alert scenario: after the detectors' 30-window grace, on distinct models."""
+
+
+async def close_to_alert(bootstrap: str, spec: FleetSpec, duration_s: float) -> list[float]:
+    """Milliseconds from a window's close to its firing alert arriving at a webhook.
+
+    The whole service (both planes, ``modelmedic.service.Service``) runs here with one
+    webhook sink on ``load/receiver.py``'s receiver and consumes the fleet's traffic paced
+    in real time (``load/fleet.py`` ``run_live``) with :data:`LIVE_INCIDENTS`. An anomaly
+    record carries ``closed_at_ms`` (wall clock when its window closed); an alert's evidence
+    names its anomaly (``anomaly_id``); the receiver stamps the arrival (wall clock).
+    """
+    from load.fleet import Incident, producer_for, run_live
+    from load.receiver import AlertReceiver
+    from modelmedic.config import HttpSettings, SinkSettings
+    from modelmedic.service import Service
+
+    with AlertReceiver() as receiver:
+        base = settings_for(bootstrap, f"bench.live.{uuid.uuid4().hex[:8]}")
+        settings = base.model_copy(update={"sinks": [SinkSettings(type="webhook", url=receiver.webhook_url)],
+                                           "http": HttpSettings(port=0)})
+        service = Service(settings)
+        task = asyncio.create_task(service.run())
+        await asyncio.wait_for(asyncio.gather(service.detection.ready.wait(), service.response.ready.wait()), 60)
+        producer = producer_for(bootstrap)
+        await producer.start()
+        try:
+            await run_live(producer, settings.kafka.topics.inference, spec, [Incident.parse(i) for i in LIVE_INCIDENTS],
+                           duration_s)
+        finally:
+            await producer.stop()
+        await asyncio.sleep(10)  # the last windows close (lateness, idle close) and their alerts go out
+        service.stop.set()
+        await asyncio.wait_for(task, 60)
+        closed_at = {a.id: a.closed_at_ms for a in service.detection.published if a.state == "firing"}
+        latencies = []
+        for r in receiver.accepted:
+            alert = r.json["alert"] if r.kind == "webhook" else None
+            if alert and alert["status"] == "firing" and alert["escalation_level"] == 0:
+                aid = alert["evidence"].get("anomaly_id")
+                if aid in closed_at:
+                    latencies.append(r.received_at * 1000 - closed_at[aid])
+    return latencies
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
@@ -243,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
     parser.add_argument("--canary", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--live-seconds", type=float, default=100.0,
+                        help="length of the live close -> alert scenario (0: skip it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
@@ -251,6 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         bootstrap = args.bootstrap or local_kafka.start(workdir, partitions=6).bootstrap
         print(f"broker {bootstrap}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}", flush=True)
         _report(asyncio.run(bench(bootstrap, args.events, spec, args.rounds)))
+        if args.live_seconds > 0:
+            ms = sorted(asyncio.run(close_to_alert(bootstrap, spec, args.live_seconds)))
+            print(f"\nwindow close -> firing alert at the webhook: {len(ms)} alerts, "
+                  + (f"p50 {np.percentile(ms, 50):.0f} ms, p99 {np.percentile(ms, 99):.0f} ms, max {ms[-1]:.0f} ms"
+                     if ms else "none arrived"), flush=True)
     finally:
         if workdir is not None:
             local_kafka.stop(workdir)
