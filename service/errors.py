@@ -101,3 +101,23 @@ class UnknownPlaybookError(PlaybookError):
 
 class PolicyError(ConfigError):
     """The remediation policy file is invalid; the message names the field (and rule) to fix."""
+
+
+class ReleaseError(ModelmedicError):
+    """Certification, deployment or rollback refused or could not run; the message says what to do."""
+
+
+class CertificationInputError(ReleaseError):
+    """A request set, holdout set or certification policy is unreadable or malformed."""
+
+
+class EndpointError(ReleaseError):
+    """The candidate's endpoint could not be reached or answered nothing usable."""
+
+
+class NotCertifiedError(ReleaseError):
+    """A deploy was asked for a version that is not certified (or is retired) without --force."""
+
+
+class NoRollbackTargetError(ReleaseError):
+    """The registry names no version to roll back to; give one with --to."""

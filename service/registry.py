@@ -614,15 +614,23 @@ class Registry:
             assignment = next(a for a in self._read_tags(model, with_messages=True).assignments if a.tag == tag)
         return assignment
 
-    def attach_certification(self, model: str, version: str, report: dict[str, Any]) -> CertifiedBaseline:
-        """Store a certification report next to the version; ``certified`` requires one."""
+    def attach_certification(self, model: str, version: str, report: dict[str, Any],
+                             markdown: str | None = None) -> CertifiedBaseline:
+        """Store a certification report next to the version; ``certified`` requires one that did not fail.
+
+        ``markdown``, the report as people read it, goes beside it as ``<v>.cert.md`` in the same commit.
+        """
         version = normalize_version(version)
         baseline = check_certification(report)
         with self._transaction():
             self._require_version(model, version)
             path = self._version_file(model, version, ".cert.json")
             _write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
-            self._commit([path], f"Certification report for {model} {version}")
+            paths = [path]
+            if markdown is not None:
+                paths.append(self._version_file(model, version, ".cert.md"))
+                _write_atomic(paths[-1], markdown)
+            self._commit(paths, f"Certification report for {model} {version}")
         return baseline
 
     def record_stats(self, model: str, version: str, stats: UsageStats | Mapping[str, Any]) -> None:
@@ -824,6 +832,12 @@ class Registry:
             raise PromotionError(
                 f"{model}@{version} cannot become certified without a certification report: attach one with "
                 f"`modelmedic registry attach-certification {model} {version} report.json` first"
+            )
+        if stage == "certified" and (_read_json(self._version_file(model, version, ".cert.json")) or {}).get("passed") is False:
+            raise PromotionError(
+                f"{model}@{version} cannot become certified: its certification report failed its gates "
+                f"(see versions/{version}.cert.md); fix the version and run `modelmedic certify` again, "
+                "or pass --force with a --reason"
             )
 
     def _version_info(self, model: str, tags: _ModelTags, vt: _VersionTag) -> VersionInfo:
