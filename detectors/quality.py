@@ -102,6 +102,13 @@ class CanaryDivergence:
     Numbers also get a sign test of the differences over blocks of ``block`` pairs, for
     a systematic shift that stays within the tolerance.
 
+    Hysteresis: while alarmed the CUSUM is capped at twice its alarm level and the alarm
+    clears only when it is back at 0 (the evidence has swung by ``2 log(1 / alpha)``
+    towards ``p0``); the sign-test alarm clears on a block with p >= ``sign_clear``. A
+    rate hovering at the alarm level therefore gives one alarm, not one per pair. The
+    rate reported is that of the CUSUM's current run (pairs since it last stood at 0:
+    its estimate of the change point), so a long healthy past does not dilute it.
+
     Parameters
     ----------
     expected_rate
@@ -136,9 +143,11 @@ class CanaryDivergence:
         max_pending: int = 10_000,
         warmup: int = 1000,
         block: int = 500,
+        sign_clear: float = 0.05,
     ):
         self.expected_rate, self.effect, self.tolerance, self.alpha = expected_rate, effect, tolerance, alpha
         self.window_s, self.max_pending, self.warmup, self.block = window_s, max_pending, warmup, block
+        self.sign_clear = sign_clear
         self._join = _Joiner(window_s, max_pending)
         self._p0 = expected_rate
         self._pairs = self._disagree = 0
@@ -147,6 +156,12 @@ class CanaryDivergence:
         self._signs: list[int] = [0, 0]  # positive, negative differences in the current block
         self._block_n = 0
         self._sign_p = 1.0
+        self._sign_alarm = False
+        self._run_pairs = self._run_disagree = 0
+
+    @property
+    def anomalous(self) -> bool:
+        return self._alarm
 
     def observe(self, role: str, request_id: str, ts: float, prediction: object) -> Decision | None:
         """Take one prediction (``role`` is ``production`` or ``canary``); a Decision at an alarm's onset."""
@@ -156,9 +171,10 @@ class CanaryDivergence:
             self._join.put(request_id, ts, (role, prediction))
             return None
         prod, canary = (prediction, other[1][1]) if role == "production" else (other[1][1], prediction)
-        return self._pair(prod, canary)
+        return self.observe_pair(prod, canary)
 
-    def _pair(self, prod: object, canary: object) -> Decision | None:
+    def observe_pair(self, prod: object, canary: object) -> Decision | None:
+        """Take one joined pair (for callers that join themselves); a Decision at an alarm's onset."""
         numeric = isinstance(prod, int | float) and isinstance(canary, int | float) and not isinstance(prod, bool)
         diff = float(canary) - float(prod) if numeric else 0.0
         disagree = abs(diff) > self.tolerance if numeric else prod != canary
@@ -171,22 +187,36 @@ class CanaryDivergence:
         p0 = self._p0
         p1 = min(p0 + self.effect, 0.999)
         llr = math.log(p1 / p0) if disagree else math.log((1 - p1) / (1 - p0))
+        level = math.log(1 / self.alpha)
         self._cusum = max(0.0, self._cusum + llr)
+        if self._alarm:
+            self._cusum = min(self._cusum, 2 * level)
+        if self._cusum > 0:
+            self._run_pairs += 1
+            self._run_disagree += disagree
+        else:
+            self._run_pairs = self._run_disagree = 0
         if numeric and diff:
             self._signs[diff < 0] += 1
         self._block_n += 1
         if self._block_n >= self.block:
             self._sign_p = _sign_test(*self._signs)
             self._signs, self._block_n = [0, 0], 0
-        was, self._alarm = self._alarm, self._cusum >= math.log(1 / self.alpha) or self._sign_p < self.alpha
+            self._sign_alarm = self._sign_p < (self.sign_clear if self._sign_alarm else self.alpha)
+        was = self._alarm
+        cusum_alarm = self._cusum > 0 if was else self._cusum >= level
+        self._alarm = cusum_alarm or self._sign_alarm
         return self.decision() if self._alarm and not was else None
 
     def decision(self) -> Decision:
         rate = self._disagree / self._pairs if self._pairs else 0.0
+        run_rate = self._run_disagree / self._run_pairs if self._run_pairs else 0.0
         p0 = self._p0 if self._p0 is not None else float("nan")
         evidence = {
             "pairs": self._pairs,
             "disagreement_rate": round(rate, 6),
+            "run_pairs": self._run_pairs,
+            "run_disagreement_rate": round(run_rate, 6),
             "expected_rate": p0,
             "cusum_llr": round(self._cusum, 3),
             "alarm_llr": round(math.log(1 / self.alpha), 3),
@@ -196,10 +226,10 @@ class CanaryDivergence:
         }
         if self._alarm:
             message = (
-                f"canary disagrees with production on {rate:.1%} of {self._pairs} joined requests "
+                f"canary disagrees with production on {run_rate:.1%} of the last {self._run_pairs} joined requests "
                 f"(expected at most {p0:.1%}); the sequential test passed its alarm level"
             )
-            if self._sign_p < self.alpha:
+            if self._sign_alarm:
                 message += f"; canary outputs are shifted one way (sign test p={self._sign_p:.1e})"
         else:
             message = f"canary agrees with production as expected ({rate:.1%} disagreement over {self._pairs} requests)"
@@ -274,6 +304,10 @@ class DelayedLabelPerformance:
         self._duplicate = self._orphan = 0
         self._alarm = False
 
+    @property
+    def anomalous(self) -> bool:
+        return self._alarm
+
     def observe_prediction(self, request_id: str, ts: float, prediction: object) -> None:
         self._join.advance(ts)
         self._join.put(request_id, ts, prediction)
@@ -291,7 +325,10 @@ class DelayedLabelPerformance:
         self._judged[request_id] = None
         if len(self._judged) > self.max_pending:
             self._judged.popitem(last=False)
-        prediction = joined[1]
+        return self.observe_outcome(joined[1], label)
+
+    def observe_outcome(self, prediction: object, label: object) -> Decision | None:
+        """Judge one prediction against its label (for callers that join themselves); a Decision at an alarm's onset."""
         if isinstance(label, int | float) and isinstance(prediction, int | float) and self.tolerance:
             correct = abs(float(prediction) - float(label)) <= self.tolerance
         else:
@@ -346,7 +383,10 @@ class PredictionDrift:
     ``every`` predictions the population stability index is computed; drift is declared
     when PSI >= ``psi_threshold`` (0.25 is the customary "major shift") and the second
     test agrees: KS p-value < ``alpha`` for numbers, Jensen-Shannon distance >=
-    ``js_threshold`` for labels.
+    ``js_threshold`` for labels. Hysteresis: the alarm clears only when PSI is below
+    ``psi_clear`` (0.1, the customary "no significant shift") or the second test clearly
+    disagrees (KS p >= ``sqrt(alpha)``, Jensen-Shannon < ``js_threshold / 2``), so a shift
+    hovering at the threshold gives one alarm.
 
     Parameters
     ----------
@@ -384,9 +424,11 @@ class PredictionDrift:
         alpha: float = 1e-4,
         js_threshold: float = 0.1,
         every: int = 100,
+        psi_clear: float = 0.1,
     ):
         self.reference, self.window, self.bins = reference, window, bins
         self.psi_threshold, self.alpha, self.js_threshold, self.every = psi_threshold, alpha, js_threshold, every
+        self.psi_clear = psi_clear
         self._pending: list = []
         self._ref: np.ndarray | None = None
         self._edges: np.ndarray | None = None
@@ -400,6 +442,15 @@ class PredictionDrift:
         self._alarm = False
         if reference is not None:
             self._fit(list(reference))
+
+    @property
+    def anomalous(self) -> bool:
+        return self._alarm
+
+    @property
+    def numeric(self) -> bool | None:
+        """True for numeric predictions, False for labels, None until the reference is fitted."""
+        return None if self._expected is None else self._edges is not None
 
     def _fit(self, reference: list) -> None:
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in reference)
@@ -439,13 +490,14 @@ class PredictionDrift:
         actual = np.bincount(self._bin[: self._filled], minlength=len(self._expected)) / self._filled
         e, a = np.maximum(self._expected, 1e-4), np.maximum(actual, 1e-4)
         self._psi = float(np.sum((a - e) * np.log(a / e)))
+        was = self._alarm
         if self._edges is not None:
             self._second = float(ks_2samp(self._ref, self._value[: self._filled]).pvalue)
-            second_agrees = self._second < self.alpha
+            second_agrees = self._second < (math.sqrt(self.alpha) if was else self.alpha)
         else:
             self._second = js_distance(self._expected, actual)
-            second_agrees = self._second >= self.js_threshold
-        was, self._alarm = self._alarm, self._psi >= self.psi_threshold and second_agrees
+            second_agrees = self._second >= (self.js_threshold / 2 if was else self.js_threshold)
+        self._alarm = self._psi >= (self.psi_clear if was else self.psi_threshold) and second_agrees
         return self.decision() if self._alarm and not was else None
 
     def decision(self) -> Decision:
