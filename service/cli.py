@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "modelmedic.commands",
     "modelmedic.replay",
     "modelmedic.registry_commands",
+    "modelmedic.incident_commands",
 ]
 
 

@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelmedic.config import HttpSettings
+from modelmedic.errors import ModelmedicError
 
 if TYPE_CHECKING:
     from modelmedic.service import Service
@@ -102,7 +103,7 @@ class HttpServer:
             result = await action(request.match_info["id"], body, by)
         except KeyError as exc:
             raise web.HTTPNotFound(text=str(exc.args[0])) from None
-        except ValueError as exc:
+        except (ValueError, ModelmedicError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         return web.Response(body=msgspec.json.encode(result), content_type="application/json")
 

@@ -67,6 +67,9 @@ class Incident(msgspec.Struct):
     members: list[str] = msgspec.field(default_factory=list)
     """For a storm incident: the models caught in it."""
     escalation_reason: str = ""
+    created_at_ms: int = 0
+    """Wall-clock time the response plane opened it (``opened_at_ms`` is the anomaly's event
+    time): escalation timetables run on this clock."""
     firing_anomalies: dict[str, str] = msgspec.field(default_factory=dict)
     """Anomaly id -> kind of every anomaly of this incident still firing. Several series of
     one model can fire the same kind (two versions' latency): the incident lasts until the

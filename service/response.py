@@ -164,6 +164,7 @@ class ResponsePlane:
 
     async def _opened(self, incident: Incident, storm: list[str] | None) -> None:
         metrics.INCIDENTS.labels(incident.anomaly_class, "opened").inc()
+        incident.created_at_ms = self.clock()
         rule = self._rule(incident)
         if storm is not None:
             await self._join_storm(incident, storm)
@@ -172,8 +173,8 @@ class ResponsePlane:
         await self._audit(incident, "opened", {"summary": incident.summary, "auto_remediate": rule.auto_remediate,
                                                "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s})
         await self._deliver(incident)
-        if rule.auto_remediate and rule.playbooks:
-            self._spawn(self._remediate(incident))
+        if rule.auto_remediate and rule.playbooks and self.k8s is not None:
+            self._spawn(self._remediate(incident))  # without Kubernetes: paged, escalated on its timetable
 
     async def _resolved(self, incident: Incident) -> None:
         metrics.INCIDENTS.labels(incident.anomaly_class, "resolved").inc()
@@ -316,7 +317,8 @@ class ResponsePlane:
         """A rule's escalation levels with ``after_s``: unacknowledged incidents get louder."""
         levels = self._rule(incident).escalation
         nxt = incident.escalation_level + 1
-        if nxt < len(levels) and now - incident.opened_at_ms >= levels[nxt].after_s * 1000:
+        opened = incident.created_at_ms or incident.opened_at_ms
+        if nxt < len(levels) and now - opened >= levels[nxt].after_s * 1000:
             await self._escalate(incident, f"not acknowledged after {levels[nxt].after_s:g}s")
 
     async def _escalate(self, incident: Incident, reason: str) -> None:
