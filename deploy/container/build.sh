@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Build modelmedic's container image without a Docker engine or a registry (LOCAL_STACK.md):
+#   1. a Debian bookworm root filesystem from Debian's packages (debootstrap, cached),
+#   2. a base image from it (buildah from scratch + copy + commit, cached),
+#   3. the modelmedic wheel from this checkout, then the Containerfile on top (buildah bud),
+#   4. a smoke test: `modelmedic --help` inside the image (buildah run),
+#   5. an OCI archive in dist/ to load into a cluster's nodes or push from a machine that has a registry.
+#
+#   deploy/container/build.sh [--tag TAG] [--no-archive] [--no-smoke]
+#
+# Needs root and the Debian packages buildah and debootstrap (installed when missing).
+# Storage: vfs under buildah's default root; the rootfs cache lives in ~/.cache/modelmedic/image.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+t0=$(date +%s)
+say() { echo "[modelmedic image] $* ($(( $(date +%s) - t0 ))s)" >&2; }
+die() { echo "[modelmedic image] error: $*" >&2; exit 1; }
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
+tag="localhost/modelmedic:${version}"
+archive=1 smoke=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --tag) tag="$2"; shift 2 ;;
+    --no-archive) archive=0; shift ;;
+    --no-smoke) smoke=0; shift ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+
+[ "$(id -u)" = 0 ] || die "run as root: debootstrap and buildah's chroot isolation need it"
+need=()
+command -v buildah >/dev/null || need+=(buildah)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing Debian packages: ${need[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null || die "apt-get install ${need[*]} failed"
+fi
+export STORAGE_DRIVER=vfs BUILDAH_ISOLATION=chroot
+
+cache="${MODELMEDIC_CACHE:-$HOME/.cache/modelmedic}/image"
+rootfs="$cache/rootfs-bookworm"
+base=localhost/modelmedic-base:bookworm
+mkdir -p "$cache"
+
+if [ ! -f "$rootfs/.complete" ]; then
+  say "debootstrap: a minimal bookworm with python3 and python3-venv into $rootfs (about 45 s, once)"
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase --include=python3,python3-venv bookworm "$rootfs" http://deb.debian.org/debian \
+    > "$cache/debootstrap.log" 2>&1 || die "debootstrap failed; see $cache/debootstrap.log"
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  touch "$rootfs/.complete"
+fi
+say "root filesystem ready ($(du -sh --exclude=proc "$rootfs" 2>/dev/null | cut -f1))"
+
+if ! buildah inspect --type image "$base" >/dev/null 2>&1 || [ "$rootfs/.complete" -nt "$cache/base.stamp" ]; then
+  say "committing the base image $base"
+  ctr=$(buildah from scratch)
+  buildah copy --quiet "$ctr" "$rootfs" / >/dev/null
+  buildah config --env LANG=C.UTF-8 "$ctr"
+  buildah commit --quiet "$ctr" "$base" >/dev/null
+  buildah rm "$ctr" >/dev/null
+  touch "$cache/base.stamp"
+fi
+say "base image $base ready"
+
+context=$(mktemp -d)
+trap 'rm -rf "$context"' EXIT
+mkdir -p "$context/dist" "$context/src"
+python=$PWD/.venv/bin/python
+[ -x "$python" ] || python=python3
+say "building the wheelhouse: modelmedic from the checkout's tracked files, its dependencies from PyPI"
+# A copy, so the build leaves nothing (build/, egg-info) in the working tree.
+git ls-files -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+  | tar --null -T - -cf - | tar -xf - -C "$context/src"
+"$python" -c 'import sys; assert sys.version_info[:2] == (3, 11)' \
+  || die "$python is not Python 3.11 (the image's): wheels of compiled dependencies would not match"
+"$python" -m pip wheel --quiet --wheel-dir "$context/dist" "$context/src" > "$context/wheel.log" 2>&1 \
+  || { tail -20 "$context/wheel.log" >&2; die "pip wheel failed"; }
+say "wheelhouse: $(ls "$context/dist" | wc -l) wheels, $(du -sh "$context/dist" | cut -f1)"
+cp deploy/container/Containerfile "$context/Containerfile"
+
+say "buildah bud $tag (offline: only the wheelhouse)"
+buildah bud --quiet --isolation chroot --layers=false --build-arg "BASE=$base" -t "$tag" -f "$context/Containerfile" "$context" >/dev/null \
+  || die "buildah bud failed"
+say "image $tag built ($(buildah inspect --type image --format '{{.Size}}' "$tag" 2>/dev/null || echo '?') bytes)"
+
+if [ "$smoke" = 1 ]; then
+  ctr=$(buildah from "$tag")
+  out=$(buildah run --isolation chroot "$ctr" -- modelmedic --help) || { buildah rm "$ctr" >/dev/null; die "modelmedic --help failed inside the image"; }
+  whoami=$(buildah run --isolation chroot "$ctr" -- python3 -c 'import os; print(os.getuid())')
+  buildah rm "$ctr" >/dev/null
+  echo "$out" | grep -q "usage: modelmedic" || die "unexpected --help output: $out"
+  say "smoke test passed: modelmedic --help runs in the image as uid $whoami"
+fi
+
+if [ "$archive" = 1 ]; then
+  mkdir -p dist
+  out="dist/modelmedic-${version}.oci.tar"
+  rm -f "$out"
+  buildah push --quiet "$tag" "oci-archive:$out:$tag" >/dev/null || die "buildah push to $out failed"
+  say "OCI archive $out ($(du -h "$out" | cut -f1))"
+fi
+say "done: $tag"

@@ -1,0 +1,60 @@
+{{- define "modelmedic.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "modelmedic.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "modelmedic.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "modelmedic.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "modelmedic.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "modelmedic.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "modelmedic.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "modelmedic.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create=false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "modelmedic.secretName" -}}
+{{- if .Values.secrets.existingSecret }}
+{{- .Values.secrets.existingSecret }}
+{{- else if .Values.secrets.create }}
+{{- include "modelmedic.fullname" . }}
+{{- end }}
+{{- end }}
+
+{{/* The service's config file: the user's `config`, then what the chart must own. */}}
+{{- define "modelmedic.config" -}}
+{{- $config := deepCopy (default dict .Values.config) }}
+{{- $http := deepCopy (default dict (get $config "http")) }}
+{{- $_ := set $http "host" "0.0.0.0" }}
+{{- $_ := set $http "port" (int .Values.service.port) }}
+{{- $_ := set $config "http" $http }}
+{{- $kube := deepCopy (default dict (get $config "kubernetes")) }}
+{{- $_ := set $kube "in_cluster" (and .Values.remediation.enabled true) }}
+{{- $_ := set $config "kubernetes" $kube }}
+{{- if .Values.policy }}
+{{- $_ := set $config "policy_file" "/etc/modelmedic/policy.yaml" }}
+{{- end }}
+{{- toYaml $config }}
+{{- end }}
