@@ -158,6 +158,7 @@ class CanaryDivergence:
         self._sign_p = 1.0
         self._sign_alarm = False
         self._run_pairs = self._run_disagree = 0
+        self._recent = [0, 0, 0, 0]  # pairs, disagreements: previous block, current block
 
     @property
     def anomalous(self) -> bool:
@@ -198,8 +199,12 @@ class CanaryDivergence:
             self._run_pairs = self._run_disagree = 0
         if numeric and diff:
             self._signs[diff < 0] += 1
+        recent = self._recent
+        recent[2] += 1
+        recent[3] += disagree
         self._block_n += 1
         if self._block_n >= self.block:
+            self._recent = [recent[2], recent[3], 0, 0]
             self._sign_p = _sign_test(*self._signs)
             self._signs, self._block_n = [0, 0], 0
             self._sign_alarm = self._sign_p < (self.sign_clear if self._sign_alarm else self.alpha)
@@ -211,12 +216,16 @@ class CanaryDivergence:
     def decision(self) -> Decision:
         rate = self._disagree / self._pairs if self._pairs else 0.0
         run_rate = self._run_disagree / self._run_pairs if self._run_pairs else 0.0
+        recent_pairs = self._recent[0] + self._recent[2]
+        recent_rate = (self._recent[1] + self._recent[3]) / recent_pairs if recent_pairs else 0.0
         p0 = self._p0 if self._p0 is not None else float("nan")
         evidence = {
             "pairs": self._pairs,
             "disagreement_rate": round(rate, 6),
             "run_pairs": self._run_pairs,
             "run_disagreement_rate": round(run_rate, 6),
+            "recent_pairs": recent_pairs,
+            "recent_disagreement_rate": round(recent_rate, 6),
             "expected_rate": p0,
             "cusum_llr": round(self._cusum, 3),
             "alarm_llr": round(math.log(1 / self.alpha), 3),

@@ -1,0 +1,517 @@
+"""Model-quality monitoring for one partition: the detectors of ``detectors/quality.py``, fed by events.
+
+The detection plane calls, for one partition::
+
+    monitor.observe_inference(event)   # every decoded inference event
+    monitor.observe_label(label)       # every decoded label event of the same models
+    monitor.poll(window_end_ms)        # once per closed window -> list[Anomaly]
+
+What feeds what:
+
+| detector                  | key                      | fed by                                             | kind                |
+|---------------------------|--------------------------|----------------------------------------------------|---------------------|
+| ``CanaryDivergence``      | model + production version | production and canary predictions of one request | ``canary_divergence`` |
+| ``DelayedLabelPerformance`` | model + version        | a production prediction and its (late) label       | ``label_performance`` |
+| ``PredictionDrift``       | model + version          | production predictions vs a reference              | ``drift``             |
+
+The first two are anomaly class ``prediction`` (under-performance), the third ``drift``.
+Joins are done here, per model, by ``request_id`` (a label names no version: the pending
+prediction remembers it); shadow predictions are not used.
+
+Baselines. Canary: production (the new version) should agree with the previous stable
+version running as canary on at least ``1 - canary_expected_rate`` of shared requests.
+Labels: the accuracy given by :meth:`QualityMonitor.set_baseline` (the registry's
+certification report), else the baseline of the model's previous version, else the
+accuracy of the version's first ``label_warmup`` labelled requests. Drift: the reference
+given by :meth:`QualityMonitor.set_reference`, else the version's first ``drift_window``
+production predictions.
+
+Records. :meth:`QualityMonitor.poll` returns one ``firing`` record when a detector's
+decision turns anomalous and one ``recovered`` record (same id) when it turns back; the
+detectors' own hysteresis keeps a measure hovering at its limit from flapping. The id is
+``stable_id(model, version, "production", kind, onset_window)`` where ``onset_window`` is
+the window index of the event that turned the decision (``ts // window_size_ms``), so
+re-feeding the same events gives the same ids. A version whose production traffic
+stops for ``idle_recover_ms`` while firing is recovered ("no longer serving") and
+forgotten, as the window judge does for rolled-back versions.
+
+Memory bounds (per partition; ``M = max_models``, ``V = max_versions``):
+
+* canary joins: at most ``canary_max_pending`` unjoined predictions per model, none for
+  a model without a canary in the last ``canary_join_ms``;
+* label joins: at most ``label_max_pending`` pending predictions and as many recently
+  judged request ids (to tell duplicates from orphans) per model;
+* per version: a label ring of ``label_window`` bytes, a drift ring of ``drift_window``
+  (int32 + float64) values, a reference of at most ``max_reference`` values;
+* at most ``M`` models (least recently seen evicted) and ``V`` versions per model;
+  certified references and baselines kept for at most ``M * V`` versions.
+
+So roughly ``M * (canary_max_pending + 2 * label_max_pending) * ~200 B + M * V * ~60 KB``.
+
+Counters (plain int attributes, for metrics): ``labels_duplicate``, ``labels_orphan``
+(no pending prediction: never seen, expired, dropped, or its version forgotten),
+``labels_expired`` / ``labels_dropped`` (predictions that got no label within
+``label_horizon_ms`` / were pushed out over ``label_max_pending``), ``canary_expired`` /
+``canary_dropped`` (unjoined predictions), ``predictions_skipped`` (not a number or a
+class: no drift test), ``series_evicted``.
+
+Integration note: the monitor is part of the partition snapshot. After a restore the
+plane must feed it only records at or past the offset it had reached (``replay_until``),
+or replayed requests count twice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+
+from scipy.special import ndtr
+
+from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerformance, PredictionDrift
+from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
+
+CANARY, LABELS, DRIFT = "canary_divergence", "label_performance", "drift"
+_CLASS = {CANARY: "prediction", LABELS: "prediction", DRIFT: "drift"}
+
+
+class _Pending:
+    """Bounded join buffer: request id -> (ts_ms, value), oldest first. ``put`` / ``advance`` return what they drop."""
+
+    def __init__(self, ttl_ms: int, cap: int) -> None:
+        self.ttl_ms, self.cap = ttl_ms, cap
+        self.items: OrderedDict[str, tuple] = OrderedDict()
+        self.now = 0
+
+    def put(self, key: str, value: tuple) -> int:
+        items = self.items
+        items[key] = value
+        if len(items) > self.cap:
+            items.popitem(last=False)
+            return 1
+        return 0
+
+    def advance(self, ts: int) -> int:
+        """Move event time to ``ts`` (if later) and expire entries older than ``ttl_ms``."""
+        if ts > self.now:
+            self.now = ts
+        items, limit, n = self.items, self.now - self.ttl_ms, 0
+        while items:
+            first = items[next(iter(items))]
+            if first[0] >= limit:
+                break
+            items.popitem(last=False)
+            n += 1
+        return n
+
+
+class _Version:
+    """Detector state of one production version."""
+
+    def __init__(self, drift: PredictionDrift, ts: int) -> None:
+        self.canary: CanaryDivergence | None = None
+        self.canary_version = ""
+        self.labels: DelayedLabelPerformance | None = None
+        self.warm_n = self.warm_correct = 0
+        self.drift = drift
+        self.onset: dict[str, int] = {}
+        """Kinds firing -> onset window index."""
+        self.last_ms = ts
+        """Event time of the last production prediction."""
+
+
+class _Model:
+    def __init__(self, canary_join_ms: int, canary_cap: int, label_ttl_ms: int, label_cap: int, ts: int) -> None:
+        self.canary_join = _Pending(canary_join_ms, canary_cap)
+        self.label_join = _Pending(label_ttl_ms, label_cap)
+        self.judged: OrderedDict[str, None] = OrderedDict()
+        self.versions: dict[str, _Version] = {}
+        self.baseline: float | None = None
+        """Accuracy baseline of the model's latest judged version (inherited by new versions)."""
+        self.canary_last_ms = -(1 << 62)
+        self.last_ms = ts
+
+
+class QualityMonitor:
+    """Prediction quality (canary divergence, delayed-label accuracy) and drift of one partition's models.
+
+    O(1) Python work per event (drift adds a KS or Jensen-Shannon test every
+    ``drift_every`` production predictions of a version); picklable; bounded memory (see
+    the module docstring). Event times are epoch milliseconds.
+
+    >>> from modelmedic.events import InferenceEvent
+    >>> m = QualityMonitor(window_size_ms=60_000)
+    >>> for i in range(3000):
+    ...     for role, version, pred in (("production", "2.1.0", i % 3), ("canary", "2.0.0", (i % 3) if i % 10 else -1)):
+    ...         m.observe_inference(InferenceEvent("m", version, role, f"r{i}", 1_000_000 + i, 5.0, True, float(pred)))
+    >>> [(a.state, a.kind, a.anomaly_class, a.series) for a in m.poll(1_060_000)]
+    [('firing', 'canary_divergence', 'prediction', 'm/2.1.0/production')]
+    >>> m.poll(1_120_000)
+    []
+    """
+
+    def __init__(
+        self,
+        window_size_ms: int,
+        *,
+        canary_expected_rate: float | None = 0.01,
+        canary_effect: float = 0.02,
+        canary_tolerance: float = 1e-6,
+        canary_join_ms: int = 60_000,
+        canary_max_pending: int = 10_000,
+        alpha: float = 1e-4,
+        label_margin: float = 0.02,
+        label_window: int = 1000,
+        label_min_outcomes: int = 200,
+        label_confidence: float = 0.999,
+        label_tolerance: float = 0.0,
+        label_warmup: int = 1000,
+        label_horizon_ms: int = 6 * 3600 * 1000,
+        label_max_pending: int = 100_000,
+        drift_window: int = 1000,
+        drift_bins: int = 10,
+        drift_every: int = 100,
+        psi_threshold: float = 0.25,
+        max_reference: int = 5000,
+        max_models: int = 1000,
+        max_versions: int = 8,
+        idle_recover_ms: int | None = None,
+        series_ttl_ms: int | None = None,
+        clock: Callable[[], float] | None = time.time,
+    ) -> None:
+        self.window_size_ms = window_size_ms
+        self.canary_expected_rate, self.canary_effect, self.canary_tolerance = canary_expected_rate, canary_effect, canary_tolerance
+        self.canary_join_ms, self.canary_max_pending, self.alpha = canary_join_ms, canary_max_pending, alpha
+        self.label_margin, self.label_window, self.label_min_outcomes = label_margin, label_window, label_min_outcomes
+        self.label_confidence, self.label_tolerance, self.label_warmup = label_confidence, label_tolerance, label_warmup
+        self.label_horizon_ms, self.label_max_pending = label_horizon_ms, label_max_pending
+        self.drift_window, self.drift_bins, self.drift_every, self.psi_threshold = drift_window, drift_bins, drift_every, psi_threshold
+        self.max_reference, self.max_models, self.max_versions = max_reference, max_models, max_versions
+        self.idle_recover_ms = 5 * window_size_ms if idle_recover_ms is None else idle_recover_ms
+        self.series_ttl_ms = label_horizon_ms if series_ttl_ms is None else series_ttl_ms
+        self.clock = clock
+        self._models: dict[str, _Model] = {}
+        self._references: OrderedDict[tuple[str, str], list] = OrderedDict()
+        self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._out: list[tuple] = []
+        """Transitions since the last poll: (model, version, kind, state, onset window, observed, baseline, score, summary)."""
+        self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
+        self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
+
+    # -- configuration from the registry ----------------------------------------------------
+
+    def set_reference(self, model: str, version: str, values: Iterable[object]) -> None:
+        """Use ``values`` (e.g. the certification run's predictions) as the drift reference of a version.
+
+        At most ``max_reference`` values are kept (evenly spaced order statistics for numbers,
+        an evenly strided sample for classes). A version already being watched starts its
+        drift test afresh against the new reference.
+        """
+        values = [v for v in values if v is not None and not isinstance(v, list | bool)]
+        if not values:
+            return
+        if len(values) > self.max_reference:
+            if all(isinstance(v, int | float) for v in values):
+                values = sorted(values)
+            step = len(values) / self.max_reference
+            values = [values[int(i * step)] for i in range(self.max_reference)]
+        _bounded_put(self._references, (model, version), values, self.max_models * self.max_versions)
+        m = self._models.get(model)
+        vs = m.versions.get(version) if m else None
+        if vs is not None:
+            vs.drift = self._new_drift(values)
+            self._sync(model, version, vs, DRIFT, vs.drift, vs.last_ms)
+
+    def set_baseline(self, model: str, version: str, accuracy: float) -> None:
+        """Use ``accuracy`` (the certification report's) as the labelled-accuracy baseline of a version."""
+        _bounded_put(self._baselines, (model, version), float(accuracy), self.max_models * self.max_versions)
+        m = self._models.get(model)
+        vs = m.versions.get(version) if m else None
+        if vs is not None and (vs.labels is None or vs.labels.baseline != accuracy):
+            vs.labels, vs.warm_n, vs.warm_correct = self._new_labels(float(accuracy)), 0, 0
+            m.baseline = float(accuracy)
+            self._sync(model, version, vs, LABELS, vs.labels, vs.last_ms)
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def observe_inference(self, event: InferenceEvent) -> None:
+        """Take one decoded inference event (any role; shadow predictions are ignored)."""
+        role = event.role
+        if role == "shadow":
+            return
+        model, ts = event.model, event.ts
+        m = self._models.get(model)
+        if m is None:
+            m = self._new_model(model, ts)
+        m.last_ms = ts
+        if role == "canary":
+            m.canary_last_ms = ts
+            self._join_canary(m, model, event)
+            return
+        version = event.version
+        vs = m.versions.get(version)
+        if vs is None:
+            vs = self._new_version(m, model, version, ts)
+        vs.last_ms = ts
+        if ts - m.canary_last_ms <= self.canary_join_ms:
+            self._join_canary(m, model, event)
+        prediction = event.prediction
+        join = m.label_join
+        self.labels_expired += join.advance(ts)
+        self.labels_dropped += join.put(event.request_id, (ts, version, prediction))
+        if prediction is None or prediction.__class__ is list:
+            self.predictions_skipped += 1
+            return
+        drift = vs.drift
+        if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
+            self.predictions_skipped += 1
+            return
+        drift.observe(prediction)
+        if drift.anomalous is not (DRIFT in vs.onset):
+            self._sync(model, version, vs, DRIFT, drift, ts)
+
+    def _join_canary(self, m: _Model, model: str, event: InferenceEvent) -> None:
+        join, ts, role = m.canary_join, event.ts, event.role
+        self.canary_expired += join.advance(ts)
+        other = join.items.pop(event.request_id, None)
+        if other is None or other[1] == role:
+            self.canary_dropped += join.put(event.request_id, (ts, role, event.version, event.prediction))
+            return
+        if role == "production":
+            version, prod, canary_version, canary = event.version, event.prediction, other[2], other[3]
+        else:
+            version, prod, canary_version, canary = other[2], other[3], event.version, event.prediction
+        vs = m.versions.get(version)
+        if vs is None:  # the production version was forgotten meanwhile
+            return
+        det = vs.canary
+        if det is None:
+            det = vs.canary = CanaryDivergence(
+                expected_rate=self.canary_expected_rate, effect=self.canary_effect, tolerance=self.canary_tolerance,
+                alpha=self.alpha, window_s=self.canary_join_ms / 1000, max_pending=1)
+        vs.canary_version = canary_version
+        det.observe_pair(prod, canary)
+        if det.anomalous is not (CANARY in vs.onset):
+            self._sync(model, version, vs, CANARY, det, ts)
+
+    def observe_label(self, label: LabelEvent) -> None:
+        """Take one decoded label event: join it to its pending production prediction."""
+        m = self._models.get(label.model)
+        if m is None:
+            self.labels_orphan += 1
+            return
+        join, rid = m.label_join, label.request_id
+        self.labels_expired += join.advance(label.ts)
+        pending = join.items.pop(rid, None)
+        if pending is None:
+            if rid in m.judged:
+                self.labels_duplicate += 1
+            else:
+                self.labels_orphan += 1
+            return
+        judged = m.judged
+        judged[rid] = None
+        if len(judged) > self.label_max_pending:
+            judged.popitem(last=False)
+        _, version, prediction = pending
+        vs = m.versions.get(version)
+        if vs is None:
+            self.labels_orphan += 1
+            return
+        det = vs.labels
+        if det is None:
+            baseline = m.baseline
+            if baseline is None:  # learn this version's accuracy first
+                vs.warm_n += 1
+                vs.warm_correct += self._correct(prediction, label.label)
+                if vs.warm_n < self.label_warmup:
+                    return
+                baseline = vs.warm_correct / vs.warm_n
+            det = vs.labels = self._new_labels(baseline)
+            m.baseline = baseline
+        det.observe_outcome(prediction, label.label)
+        if det.anomalous is not (LABELS in vs.onset):
+            self._sync(label.model, version, vs, LABELS, det, label.ts)
+
+    # -- once per closed window -------------------------------------------------------------
+
+    def poll(self, now_ms: int) -> list[Anomaly]:
+        """Anomaly records for the decisions that changed since the last poll; ``now_ms`` is the closed window's end.
+
+        Also recovers (and forgets) firing versions without production traffic for
+        ``idle_recover_ms``, forgets quiet versions after ``series_ttl_ms`` and quiet models
+        once nothing of theirs is pending.
+        """
+        for model, m in list(self._models.items()):
+            self.labels_expired += m.label_join.advance(now_ms)
+            self.canary_expired += m.canary_join.advance(now_ms)
+            for version, vs in list(m.versions.items()):
+                idle = now_ms - vs.last_ms
+                if (vs.onset and idle >= self.idle_recover_ms) or idle >= self.series_ttl_ms:
+                    self._forget(model, m, version, "no longer serving traffic")
+            if not m.versions and not m.label_join.items and now_ms - m.last_ms >= self.series_ttl_ms:
+                del self._models[model]
+        out, self._out = self._out, []
+        if not out:
+            return []
+        size = self.window_size_ms
+        closed_at = int(self.clock() * 1000) if self.clock is not None else 0
+        return [
+            Anomaly(
+                id=stable_id(model, version, "production", kind, onset), series=f"{model}/{version}/production",
+                model=model, version=version, role="production", kind=kind, anomaly_class=_CLASS[kind],
+                window_start=now_ms - size, window_end=now_ms, onset=onset * size,
+                observed=_finite(observed), baseline=_finite(baseline), score=_finite(score),
+                state=state, summary=summary, closed_at_ms=closed_at,
+            )
+            for model, version, kind, state, onset, observed, baseline, score, summary in out
+        ]
+
+    # -- state changes ----------------------------------------------------------------------
+
+    def _sync(self, model: str, version: str, vs: _Version, kind: str, det, ts: int) -> None:
+        """Record a change of ``det``'s decision (firing or recovered) at event time ``ts``."""
+        firing = det.anomalous
+        if firing == (kind in vs.onset):
+            return
+        if firing:
+            vs.onset[kind] = onset = ts // self.window_size_ms
+        else:
+            onset = vs.onset.pop(kind)
+        observed, baseline, score, summary = _describe(model, version, vs, kind, det, firing)
+        self._out.append((model, version, kind, "firing" if firing else "recovered", onset, observed, baseline, score, summary))
+
+    def _forget(self, model: str, m: _Model, version: str, why: str) -> None:
+        """Drop a version's state; a firing decision is recovered with ``why``."""
+        vs = m.versions.pop(version)
+        for kind, onset in vs.onset.items():
+            summary = f"{model} {_v(version)}: {why}; {_WHAT[kind]} episode over"
+            self._out.append((model, version, kind, "recovered", onset, math.nan, math.nan, 0.0, summary))
+
+    def _new_model(self, model: str, ts: int) -> _Model:
+        if len(self._models) >= self.max_models:
+            name = min(self._models, key=lambda k: self._models[k].last_ms)
+            old = self._models[name]
+            for version in list(old.versions):
+                self._forget(name, old, version, f"no longer tracked (over {self.max_models} models per partition)")
+                self.series_evicted += 1
+            self.labels_dropped += len(old.label_join.items)
+            del self._models[name]
+        m = self._models[model] = _Model(self.canary_join_ms, self.canary_max_pending, self.label_horizon_ms,
+                                         self.label_max_pending, ts)
+        return m
+
+    def _new_version(self, m: _Model, model: str, version: str, ts: int) -> _Version:
+        if len(m.versions) >= self.max_versions:
+            old = min(m.versions, key=lambda k: m.versions[k].last_ms)
+            self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
+            self.series_evicted += 1
+        vs = m.versions[version] = _Version(self._new_drift(self._references.get((model, version))), ts)
+        baseline = self._baselines.get((model, version))
+        if baseline is not None:
+            vs.labels = self._new_labels(baseline)
+            m.baseline = baseline
+        return vs
+
+    def _new_drift(self, reference: list | None) -> PredictionDrift:
+        return PredictionDrift(reference=reference, window=self.drift_window, bins=self.drift_bins,
+                               psi_threshold=self.psi_threshold, alpha=self.alpha, every=self.drift_every)
+
+    def _new_labels(self, baseline: float) -> DelayedLabelPerformance:
+        return DelayedLabelPerformance(
+            baseline=baseline, margin=self.label_margin, window=self.label_window, min_outcomes=self.label_min_outcomes,
+            confidence=self.label_confidence, tolerance=self.label_tolerance, horizon_s=self.label_horizon_ms / 1000,
+            max_pending=1)
+
+    def _correct(self, prediction: object, label: object) -> bool:
+        if self.label_tolerance and isinstance(label, int | float) and isinstance(prediction, int | float):
+            return abs(float(prediction) - float(label)) <= self.label_tolerance
+        return prediction == label
+
+    # -- introspection ----------------------------------------------------------------------
+
+    def firing(self) -> list[tuple[str, str, str]]:
+        """(model, version, kind) of every decision currently firing."""
+        return [(name, version, kind) for name, m in self._models.items()
+                for version, vs in m.versions.items() for kind in vs.onset]
+
+    def sizes(self) -> dict[str, int]:
+        """Entries held, for the memory bounds: models, versions, pending joins, judged label ids."""
+        ms = self._models.values()
+        return {
+            "models": len(self._models),
+            "versions": sum(len(m.versions) for m in ms),
+            "canary_pending": sum(len(m.canary_join.items) for m in ms),
+            "label_pending": sum(len(m.label_join.items) for m in ms),
+            "label_judged": sum(len(m.judged) for m in ms),
+            "references": len(self._references),
+        }
+
+
+_WHAT = {CANARY: "canary divergence", LABELS: "labelled accuracy", DRIFT: "prediction drift"}
+
+
+def _describe(model: str, version: str, vs: _Version, kind: str, det, firing: bool) -> tuple[float, float, float, str]:
+    """(observed, baseline, score, summary) of a decision, for a human and the incident's evidence."""
+    d = det.decision()
+    e = d.evidence
+    head = f"{model} {_v(version)}"
+    if kind == CANARY:
+        other = f"the previous stable version {_v(vs.canary_version)} (canary)" if vs.canary_version else "the canary"
+        p0 = e["expected_rate"]
+        if not firing:
+            rate, n = e["recent_disagreement_rate"], e["recent_pairs"]
+            return rate, p0, 0.0, (f"{head}: production agrees with {other} again: {rate:.1%} disagreement on the "
+                                   f"last {n:,} shared requests, expected <= {_pct(p0)}")
+        if e["cusum_llr"] >= e["alarm_llr"] or e["sign_test_p"] >= det.alpha:
+            rate, n = e["run_disagreement_rate"], e["run_pairs"]
+            return rate, p0, 1.0 - math.exp(-e["cusum_llr"]), (
+                f"{head}: production disagrees with {other} on {rate:.1%} of {n:,} shared requests, "
+                f"expected <= {_pct(p0)}")
+        rate = e["recent_disagreement_rate"]
+        return rate, p0, 1.0 - e["sign_test_p"], (
+            f"{head}: production outputs are shifted one way against {other} on {det.block:,} shared requests "
+            f"(sign test p={e['sign_test_p']:.1e}), though within the tolerance of {det.tolerance:g}")
+    if kind == LABELS:
+        acc, base, n = e["accuracy"], e["baseline"], e["outcomes"]
+        se = math.sqrt(max(base * (1 - base), 1e-12) / max(n, 1))
+        score = float(ndtr((base - acc) / se))
+        if not firing:
+            return acc, base, score, (f"{head}: accuracy back to {acc:.1%} on the last {n:,} labelled requests, "
+                                      f"consistent with the baseline {base:.1%}")
+        return acc, base, score, (
+            f"{head}: accuracy on the last {n:,} labelled requests is {acc:.1%} "
+            f"({det.confidence:.1%} interval {e['accuracy_low']:.1%}-{e['accuracy_high']:.1%}), "
+            f"below the baseline {base:.1%}: the model is under-performing")
+    psi = e["psi"]
+    test = "ks_p" if "ks_p" in e else "js_distance"
+    second = e[test]
+    score = 1.0 - second if test == "ks_p" else second
+    label = f"KS p={second:.1e}" if test == "ks_p" else f"Jensen-Shannon {second:.2f}"
+    if not firing:
+        return psi, det.psi_threshold, score, (f"{head}: production predictions match the reference again "
+                                               f"(PSI {psi:.2f}, {label}, last {e['live']:,})")
+    return psi, det.psi_threshold, score, (
+        f"{head}: production predictions drifted from the reference (PSI {psi:.2f} >= {det.psi_threshold}, "
+        f"{label}, last {e['live']:,} predictions): the model may need retraining or redesign")
+
+
+def _bounded_put(d: OrderedDict, key: object, value: object, cap: int) -> None:
+    d[key] = value
+    d.move_to_end(key)
+    while len(d) > cap:
+        d.popitem(last=False)
+
+
+def _v(version: str) -> str:
+    return version if version[:1] in ("v", "V") else f"v{version}"
+
+
+def _pct(p: float) -> str:
+    text = f"{p:.1%}"
+    return text.replace(".0%", "%")
+
+
+def _finite(value: float) -> float:
+    return float(value) if math.isfinite(value) else -1.0
