@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "modelmedic.replay",
     "modelmedic.registry_commands",
     "modelmedic.incident_commands",
+    "modelmedic.release_commands",
 ]
 
 

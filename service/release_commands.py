@@ -1,0 +1,155 @@
+"""``modelmedic certify | deploy | rollback``: a version's way from candidate to production and back.
+
+Exit codes: 0 done (certified / deployed / rolled back), 1 the version was judged and failed
+(a gate failed, or the deploy's checks failed and it was undone), 2 refused or could not run
+(the message says why). Progress goes to stderr, so ``--json`` output on stdout stays parseable.
+Heavy imports happen in the handlers, so ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+from modelmedic.registry_commands import ENV_REGISTRY
+
+if TYPE_CHECKING:
+    from modelmedic.deployment import ReleaseOptions, ReleaseResult
+    from modelmedic.kube import KubeClient
+    from modelmedic.registry import Registry
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    from modelmedic.errors import NotARegistryError
+    from modelmedic.registry import Registry
+
+    path = args.registry or os.environ.get(ENV_REGISTRY)
+    if not path:
+        raise NotARegistryError(f"no registry given: pass --registry PATH or set {ENV_REGISTRY}")
+    return Registry(path)
+
+
+def _kube(args: argparse.Namespace) -> KubeClient:
+    """The kubeconfig's identity when one is given (flag or $KUBECONFIG), else the pod's ServiceAccount."""
+    from modelmedic.kube import KubeClient
+
+    kubeconfig = args.kubeconfig or os.environ.get("KUBECONFIG")
+    return KubeClient.from_kubeconfig(kubeconfig, args.context) if kubeconfig else KubeClient.in_cluster()
+
+
+def _options(args: argparse.Namespace) -> ReleaseOptions:
+    from modelmedic.deployment import ReleaseOptions
+
+    return ReleaseOptions(namespace=args.namespace, deployment=args.deployment, rollout_timeout_s=args.rollout_timeout,
+                          health_url=args.health_url, health_timeout_s=args.health_timeout)
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _certify(args: argparse.Namespace) -> int:
+    from modelmedic.certification import certify, load_policy, load_samples
+
+    registry = _registry(args)
+    samples = load_samples(args.requests)
+    holdout = load_samples(args.holdout, labelled=True) if args.holdout else None
+    result = asyncio.run(certify(registry, args.model, args.version, args.endpoint, samples, holdout,
+                                 load_policy(args.policy), progress=_progress))
+    if args.json:
+        print(json.dumps(result.report))
+    else:
+        print(result.markdown)
+        version = result.report["version"]
+        if result.passed:
+            print(f"{args.model}@{version} " + ("is now certified" if result.promoted else "passed (stage unchanged)"))
+        else:
+            print(f"{args.model}@{version} is NOT certified; failed gates:")
+            print("\n".join(f"  - {gate.describe()}" for gate in result.failures))
+    return 0 if result.passed else 1
+
+
+def _release(args: argparse.Namespace) -> int:
+    from modelmedic import deployment
+
+    async def run() -> ReleaseResult:
+        kube = _kube(args)
+        try:
+            if args.command == "deploy":
+                return await deployment.deploy(kube, _registry(args), args.model, args.version, _options(args),
+                                               force=args.force, progress=_progress)
+            return await deployment.rollback(kube, _registry(args), args.model, _options(args), to=args.to,
+                                             force=args.force, progress=_progress)
+        finally:
+            kube.close()
+
+    result = asyncio.run(run())
+    if args.json:
+        print(json.dumps(asdict(result)))
+    elif result.ok:
+        print(f"{result.model}@{result.version} runs in {args.namespace} (was {result.previous})"
+              + (f"; canary runs {result.canary}" if result.canary else ""))
+    else:
+        print(f"{result.model}@{result.version}: {result.status}: {'; '.join(result.problems)}")
+    return 0 if result.ok else 1
+
+
+# ---------------------------------------------------------------- parser
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--registry", metavar="PATH", help=f"registry git repository (default: ${ENV_REGISTRY})")
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    certify = subparsers.add_parser(
+        "certify", parents=[common], help="load-test and score a version; certify it if every gate passes",
+        description="Replay recorded requests against the version's endpoint at a ladder of request rates, score "
+        "a labelled holdout, compare with the stable version's certification, attach the report to the registry "
+        "and promote the version to certified when every gate passes (docs/releases.md).",
+    )
+    certify.add_argument("model")
+    certify.add_argument("version")
+    certify.add_argument("--endpoint", required=True, help="the candidate's base URL (serves POST /predict)")
+    certify.add_argument("--requests", required=True, metavar="FILE.jsonl",
+                         help='recorded requests, one {"request_id", "features"} per line')
+    certify.add_argument("--holdout", metavar="FILE.jsonl", help='labelled requests: {"features", "label"} per line')
+    certify.add_argument("--policy", metavar="FILE", help="gates and load ladder (YAML); defaults otherwise")
+    certify.set_defaults(func=_certify)
+
+    kube = argparse.ArgumentParser(add_help=False, parents=[common])
+    kube.add_argument("--namespace", default="models", help="the model's namespace (default: models)")
+    kube.add_argument("--deployment", help="the production Deployment (default: the model's name)")
+    kube.add_argument("--kubeconfig", metavar="PATH", help="default: $KUBECONFIG, else the pod's ServiceAccount")
+    kube.add_argument("--context", help="kubeconfig context (default: the current one)")
+    kube.add_argument("--health-url", help="the model server's /healthz, checked after the rollout")
+    kube.add_argument("--rollout-timeout", type=float, default=300.0, metavar="S", help="default: 300")
+    kube.add_argument("--health-timeout", type=float, default=30.0, metavar="S", help="default: 30")
+    kube.add_argument("--force", action="store_true",
+                      help="deploy a version that is not certified (logged and recorded in the registry)")
+
+    deploy = subparsers.add_parser(
+        "deploy", parents=[kube], help="upgrade or downgrade a model to a certified version",
+        description="Point the model's Deployment at the version, wait for the rollout, check it, record it as "
+        "stable and run the previous stable as canary; if the checks fail, roll back and retire the version.",
+    )
+    deploy.add_argument("model")
+    deploy.add_argument("version")
+    deploy.set_defaults(func=_release, command="deploy")
+
+    rollback = subparsers.add_parser(
+        "rollback", parents=[kube], help="emergency rollback to the previous stable version (or --to VERSION)",
+        description="Point the model's Deployment at --to VERSION, or the registry's stable version when another "
+        "runs, else its previous stable; wait, check, and record it as stable.",
+    )
+    rollback.add_argument("model")
+    rollback.add_argument("--to", metavar="VERSION", help="the version to go back to")
+    rollback.set_defaults(func=_release, command="rollback")
