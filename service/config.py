@@ -193,6 +193,11 @@ class Settings(BaseSettings):
     latency/throughput auto-remediate, prediction pages, drift warns."""
     dry_run: bool = False
     """Decide and log every remediation, but change nothing in Kubernetes."""
+    registry: Path | None = None
+    """A checkout of the git model registry (docs/registry.md). Set: usage statistics are
+    rolled up into it and rollback targets come from it. Unset: neither."""
+    usage_interval_s: float = Field(300.0, gt=0)
+    """How often usage statistics are committed to the registry (one commit per interval)."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 

@@ -30,6 +30,7 @@ from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, Rejected, decode_inferences, encode
 from modelmedic.judge import WindowJudge
+from modelmedic.usage import UsageRollup
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
 from modelmedic.windows import PartitionWindows
@@ -65,9 +66,11 @@ def _reason_class(reason: str) -> str:
 class DetectionPlane:
     """Consumes the inference topic in a consumer group and publishes anomalies."""
 
-    def __init__(self, settings: Settings, *, group_id: str | None = None) -> None:
+    def __init__(self, settings: Settings, *, group_id: str | None = None, usage: UsageRollup | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or settings.kafka.group_id
+        self.usage = usage
+        """Usage statistics for the registry (None: not collected)."""
         self.parts: dict[int, PartitionState] = {}
         self.processed = 0
         self.published: list[Anomaly] = []
@@ -99,10 +102,14 @@ class DetectionPlane:
                     await self._close_idle()
                     if time.monotonic() - self._last_snapshot >= self.settings.detection.snapshot_interval_s:
                         await self._checkpoint(list(self.parts))
+                if self.usage is not None and self.usage.due():
+                    await self.usage.flush()
                 if max_records is not None and self.processed >= max_records:
                     break
             async with self._lock:
                 await self._checkpoint(list(self.parts))
+            if self.usage is not None:
+                await self.usage.flush(force=True)
         finally:
             if self._consumer is not None:
                 await self._consumer.stop()
@@ -148,6 +155,8 @@ class DetectionPlane:
             metrics.WINDOWS.inc(cw.slots.size)
             for anomaly in state.judge.judge(cw, state.windows):
                 self._publish(anomaly)
+            if self.usage is not None:
+                self.usage.add(cw, state.windows)
         if through - state.expired_at >= 60:
             state.expired_at = through
             gone, groups = state.windows.expire(through)

@@ -18,6 +18,8 @@ from modelmedic.detection import DetectionPlane
 from modelmedic.http import HttpServer
 from modelmedic.kube import KubeClient
 from modelmedic.policy import Policy, load_policy
+from modelmedic.registry import Registry
+from modelmedic.usage import UsageRollup
 from modelmedic.remediations import default_registry
 from modelmedic.response import ResponsePlane
 
@@ -31,12 +33,15 @@ class Service:
         self.settings = settings
         self.stop = asyncio.Event()
         self.alerter = Alerter(build_sinks(settings.sinks))
-        self.detection = DetectionPlane(settings)
+        self.registry = Registry(settings.registry) if settings.registry else None
+        usage = UsageRollup(self.registry, settings.usage_interval_s) if self.registry else None
+        self.detection = DetectionPlane(settings, usage=usage)
         policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
         default_registry.load_entry_points()
         policy.validate_playbooks(default_registry)  # a typo in the policy fails now, not mid-incident
         self.k8s = _kube_client(settings)
-        self.response = ResponsePlane(settings, self.alerter, policy=policy, playbooks=default_registry, k8s=self.k8s)
+        self.response = ResponsePlane(settings, self.alerter, policy=policy, playbooks=default_registry, k8s=self.k8s,
+                                      registry=self.registry)
         self.http = HttpServer(settings.http, self)
 
     async def run(self) -> None:
