@@ -85,7 +85,7 @@ cp deploy/container/Containerfile "$context/Containerfile"
 say "buildah bud $tag (offline: only the wheelhouse)"
 buildah bud --quiet --isolation chroot --layers=false --build-arg "BASE=$base" -t "$tag" -f "$context/Containerfile" "$context" >/dev/null \
   || die "buildah bud failed"
-say "image $tag built ($(buildah inspect --type image --format '{{.Size}}' "$tag" 2>/dev/null || echo '?') bytes)"
+say "image $tag built ($(buildah images --format '{{.Size}}' "$tag" 2>/dev/null | head -1))"
 
 if [ "$smoke" = 1 ]; then
   ctr=$(buildah from "$tag")

@@ -1,0 +1,326 @@
+"""The deploy artifacts, checked with the real tools: helm (lint, template), promtool (config,
+rules, rule unit tests, PromQL of every dashboard query) and the service's own config and
+policy models. Nothing here needs a cluster; tests/integration/test_deploy_on_cluster.py
+applies the chart to a real API server and scrapes a running service with Prometheus.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import prometheus_client
+import pytest
+import yaml
+
+from modelmedic import metrics
+from modelmedic.config import load_settings
+from modelmedic.policy import parse_policy
+from modelmedic.remediations import default_registry
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from deploy.helm import tool as helm_tool  # noqa: E402
+
+CHART = ROOT / "deploy" / "helm" / "modelmedic"
+PROMETHEUS = ROOT / "deploy" / "prometheus"
+DASHBOARD = ROOT / "deploy" / "grafana" / "modelmedic.json"
+CONTAINERFILE = ROOT / "deploy" / "container" / "Containerfile"
+ROLE = ROOT / "deploy" / "rbac" / "role.yaml"
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def exported_series() -> dict[str, str]:
+    """Every series name service/metrics.py exports, mapped to its metric's Python name."""
+    names: dict[str, str] = {}
+    for attr, metric in vars(metrics).items():
+        if not isinstance(metric, prometheus_client.metrics.MetricWrapperBase):
+            continue
+        base = metric._name  # noqa: SLF001 - the registered name; prometheus_client strips _total
+        suffixes = {"counter": ["_total", "_created"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count", "_created"]}
+        for suffix in suffixes[metric._type]:  # noqa: SLF001
+            names[base + suffix] = attr
+    return names
+
+
+def referenced_metrics(expr: str) -> set[str]:
+    """The modelmedic_* series a PromQL expression reads."""
+    return set(re.findall(r"\bmodelmedic_[a-z0-9_]+", expr))
+
+
+def promtool(*args: str, cwd: Path = PROMETHEUS) -> subprocess.CompletedProcess:
+    exe = shutil.which("promtool")
+    assert exe, "promtool not found: apt-get install -y prometheus (deploy/local/setup.sh does)"
+    return subprocess.run([exe, *args], cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture(scope="session")
+def helm() -> str:
+    """A real helm v3 (deploy/helm/tool.py builds it from the Go module proxy once, cached)."""
+    return helm_tool.ensure_helm()
+
+
+def render(helm: str, *args: str, namespace: str = "modelmedic", release: str = "modelmedic") -> list[dict]:
+    """``helm template`` the chart; the manifests as dicts (empty documents dropped)."""
+    result = subprocess.run([helm, "template", release, str(CHART), "--namespace", namespace, *args],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+
+
+def one(docs: list[dict], kind: str, name: str | None = None) -> dict:
+    found = [d for d in docs if d["kind"] == kind and (name is None or d["metadata"]["name"] == name)]
+    assert len(found) == 1, f"{len(found)} {kind} {name or ''} in {[(d['kind'], d['metadata']['name']) for d in docs]}"
+    return found[0]
+
+
+def dashboard_exprs() -> list[tuple[str, str]]:
+    dash = json.loads(DASHBOARD.read_text())
+    return [(panel["title"], target["expr"]) for panel in dash["panels"] for target in panel.get("targets", [])]
+
+
+def as_promql(expr: str) -> str:
+    """A dashboard query with Grafana's variables filled in, so Prometheus' parser can read it."""
+    return expr.replace("$__rate_interval", "1m").replace("$job", ".*")
+
+
+# ---------------------------------------------------------------- Grafana
+
+
+def test_every_dashboard_query_reads_metrics_the_service_exports():
+    exported = exported_series()
+    exprs = dashboard_exprs()
+    assert len(exprs) >= 20
+    for title, expr in exprs:
+        used = referenced_metrics(expr)
+        # the one series Prometheus itself adds: whether a replica was scraped
+        assert used or re.fullmatch(r'sum\(up\{job=~"\$job"\}\)', expr), f"panel {title!r}: {expr} reads no modelmedic metric"
+        unknown = used - exported.keys()
+        assert not unknown, f"panel {title!r} reads {sorted(unknown)}, not in service/metrics.py"
+
+
+def test_the_dashboard_covers_every_metric_and_the_asked_for_views():
+    exprs = dashboard_exprs()
+    used = {exported_series()[name] for _, expr in exprs for name in referenced_metrics(expr)}
+    every = {attr for attr, m in vars(metrics).items() if isinstance(m, prometheus_client.metrics.MetricWrapperBase)}
+    assert used == every, f"metrics with no panel: {sorted(every - used)}"
+    by_title = {title: expr for title, expr in exprs}
+    wanted = {
+        "Events/s by outcome": "by (outcome)",
+        "Dead letters/s by reason": "by (reason)",
+        "Consumer lag by replica": "modelmedic_consumer_lag_records",
+        "Batch processing time": "histogram_quantile(0.99",
+        "Anomalies by class and state": "by (anomaly_class, state)",
+        "Incident transitions": "by (anomaly_class, transition)",
+        "Alert deliveries by sink and result": "by (sink, result)",
+        "Alert delivery latency": "modelmedic_alert_delivery_seconds_bucket",
+        "Playbook runs by status": "by (playbook, status)",
+        "Playbook duration": "modelmedic_playbook_duration_seconds_bucket",
+    }
+    titles = {title for title, _ in exprs}
+    for title, fragment in wanted.items():
+        assert title in titles, f"no panel {title!r}"
+        assert any(fragment in expr for t, expr in exprs if t == title), (title, by_title[title])
+    assert any("modelmedic_open_incidents" in expr for _, expr in exprs)
+
+
+def test_the_dashboard_is_well_formed_grafana_json():
+    dash = json.loads(DASHBOARD.read_text())
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    assert {v["name"] for v in dash["templating"]["list"]} == {"datasource", "job"}
+    cells: set[tuple[int, int]] = set()
+    for panel in dash["panels"]:
+        g = panel["gridPos"]
+        assert g["x"] + g["w"] <= 24, panel["title"]
+        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not mine & cells, f"panel {panel['title']!r} overlaps another"
+        cells |= mine
+        for target in panel.get("targets", []):
+            assert '{job=~"$job"' in target["expr"], f"{panel['title']}: not filtered by the job variable"
+            assert target["datasource"]["uid"] == "${datasource}"
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path):
+    """Prometheus' own parser (promtool check rules) reads each query as a recording rule."""
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": as_promql(expr)} for i, (_, expr) in enumerate(dashboard_exprs())
+    ]}]}
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump(rules))
+    result = promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- Prometheus
+
+
+def test_promtool_accepts_the_scrape_config_and_its_rule_file():
+    result = promtool("check", "config", "prometheus.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout + result.stderr
+
+
+def test_promtool_accepts_the_alert_rules():
+    result = promtool("check", "rules", "alerts.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_alerts_fire_when_they_should_and_only_then():
+    """promtool's rule unit tests (deploy/prometheus/alerts_test.yml): series in, alerts out."""
+    result = promtool("test", "rules", "alerts_test.yml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout + result.stderr
+
+
+def test_the_asked_for_alerts_exist_and_read_exported_metrics():
+    rules = yaml.safe_load((PROMETHEUS / "alerts.yml").read_text())["groups"][0]["rules"]
+    alerts = {rule["alert"]: rule for rule in rules}
+    assert {"ModelmedicDown", "ModelmedicConsumerLagGrowing", "ModelmedicDeadLettersSpiking",
+            "ModelmedicAlertDeliveryFailing"} <= alerts.keys()
+    exported = exported_series()
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] in {"critical", "warning"}, name
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        assert not referenced_metrics(rule["expr"]) - exported.keys(), f"{name} reads an unknown metric"
+    tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "alerts_test.yml").read_text()))
+    assert tested == alerts.keys(), f"alerts without a promtool test: {sorted(alerts.keys() - tested)}"
+
+
+def test_the_scrape_config_finds_the_charts_pods(helm):
+    """prometheus.yml's DNS name is the headless Service the chart makes for release 'modelmedic'."""
+    config = yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    (sd,) = job["dns_sd_configs"]
+    docs = render(helm, namespace="modelmedic")
+    headless = [d for d in docs if d["kind"] == "Service" and d["spec"].get("clusterIP") == "None"]
+    assert len(headless) == 1 and headless[0]["spec"]["publishNotReadyAddresses"] is True
+    svc = headless[0]
+    assert sd["names"] == [f"{svc['metadata']['name']}.{svc['metadata']['namespace']}.svc.cluster.local"]
+    assert sd["port"] == svc["spec"]["ports"][0]["port"]
+    pod = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert pod["prometheus.io/port"] == str(sd["port"]) and pod["prometheus.io/path"] == job["metrics_path"]
+
+
+# ---------------------------------------------------------------- Helm
+
+
+def test_helm_lint_strict_passes(helm):
+    result = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 chart(s) linted, 0 chart(s) failed" in result.stdout
+
+
+def test_the_charts_role_is_exactly_deploy_rbac_role(helm):
+    """Least privilege lives in one place: the chart's Role must not drift from deploy/rbac/role.yaml."""
+    reference = next(d for d in yaml.safe_load_all(ROLE.read_text()) if d and d["kind"] == "Role")
+    docs = render(helm, "--set", "rbac.namespaces={models,serving}")
+    roles = [d for d in docs if d["kind"] == "Role"]
+    bindings = [d for d in docs if d["kind"] == "RoleBinding"]
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["models", "serving"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["models", "serving"]
+    for role in roles:
+        assert role["rules"] == reference["rules"]
+    sa = one(docs, "ServiceAccount")
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": roles[0]["metadata"]["name"]}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "modelmedic"}]
+    assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}], "nothing cluster-wide"
+
+
+def test_the_rendered_config_is_one_the_service_accepts(helm, tmp_path, monkeypatch):
+    for name in [n for n in __import__("os").environ if n.startswith("MODELMEDIC_")]:
+        monkeypatch.delenv(name)
+    values = tmp_path / "values.yaml"
+    values.write_text(yaml.safe_dump({
+        "config": {"kafka": {"bootstrap_servers": "b1:9093,b2:9093", "group_id": "mm-prod", "partitions": 24},
+                   "detection": {"threshold": 0.999}, "http": {"port": 9999},
+                   "sinks": [{"type": "alertmanager", "url": "http://alertmanager:9093"}]},
+        "policy": {"rules": [{"match": {"anomaly_class": "latency", "models": ["ranker-*"]},
+                              "playbooks": [{"name": "scale-out", "params": {"step": 2, "max_replicas": 20}}]}],
+                   "targets": {"namespace": "serving"}},
+    }))
+    docs = render(helm, "-f", str(values))
+    data = one(docs, "ConfigMap")["data"]
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(data["config.yaml"])
+    settings = load_settings(config_path)
+    assert settings.kafka.bootstrap_servers == "b1:9093,b2:9093" and settings.kafka.partitions == 24
+    assert settings.detection.threshold == 0.999
+    assert settings.kubernetes.in_cluster is True
+    # the chart owns where the service listens: the probes and the Service must reach it
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert (settings.http.host, settings.http.port) == ("0.0.0.0", container["ports"][0]["containerPort"])
+    assert str(settings.policy_file) == "/etc/modelmedic/policy.yaml"
+    policy = parse_policy(yaml.safe_load(data["policy.yaml"]), "chart policy")
+    default_registry.load_entry_points()
+    policy.validate_playbooks(default_registry)
+    assert policy.targets.namespace == "serving"
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    assert mount["mountPath"] == str(settings.policy_file.parent) and container["args"][-1] == f"{mount['mountPath']}/config.yaml"
+
+
+def test_the_pod_is_locked_down_and_probed(helm):
+    deployment = one(render(helm), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"] == {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                                            "capabilities": {"drop": ["ALL"]}}
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert pod["automountServiceAccountToken"] is True
+    assert deployment["spec"]["strategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert "limits" in container["resources"] and "requests" in container["resources"]
+    # the image runs as the uid the chart asks for (deploy/container/Containerfile)
+    user = re.search(r"^USER (\d+)", CONTAINERFILE.read_text(), re.MULTILINE).group(1)
+    assert pod["securityContext"]["runAsUser"] == int(user)
+    cmd = json.loads(re.search(r"^CMD (.+)$", CONTAINERFILE.read_text(), re.MULTILINE).group(1))
+    assert cmd == container["args"], "the image's default command and the chart's args must agree"
+
+
+def test_secrets_are_referenced_never_rendered_into_the_config(helm):
+    docs = render(helm, "--set", "secrets.existingSecret=modelmedic-credentials")
+    assert not [d for d in docs if d["kind"] == "Secret"]
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "modelmedic-credentials"}}]
+    # a test cluster may let the chart make the Secret; its keys must be MODELMEDIC_* variables
+    docs = render(helm, "--set", "secrets.create=true", "--set", "secrets.env.MODELMEDIC_HTTP__API_TOKEN=s3cret")
+    secret = one(docs, "Secret")
+    assert secret["stringData"] == {"MODELMEDIC_HTTP__API_TOKEN": "s3cret"}
+    assert "s3cret" not in one(docs, "ConfigMap")["data"]["config.yaml"]
+    before = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secret"]
+    docs = render(helm, "--set", "secrets.create=true", "--set", "secrets.env.MODELMEDIC_HTTP__API_TOKEN=rotated")
+    assert one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["checksum/secret"] != before
+    bad = subprocess.run([helm, "template", "x", str(CHART), "--set", "secrets.create=true", "--set", "secrets.env.PASSWORD=x"],
+                         capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and "keys must be MODELMEDIC_* environment variables" in bad.stderr
+
+
+def test_remediation_off_means_no_role_and_no_api_token(helm, tmp_path):
+    docs = render(helm, "--set", "remediation.enabled=false")
+    assert not [d for d in docs if d["kind"] in {"Role", "RoleBinding"}]
+    assert one(docs, "Deployment")["spec"]["template"]["spec"]["automountServiceAccountToken"] is False
+    config = tmp_path / "config.yaml"
+    config.write_text(one(docs, "ConfigMap")["data"]["config.yaml"])
+    assert load_settings(config).kubernetes.in_cluster is False
+
+
+def test_optional_objects(helm):
+    docs = render(helm)
+    assert one(docs, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
+    assert not [d for d in docs if d["kind"] == "ServiceMonitor"]
+    docs = render(helm, "--set", "serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=false")
+    monitor = one(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "http"
+    assert monitor["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
