@@ -74,9 +74,17 @@ class Episodes:
         """
         if slots.size:
             self.ensure(int(slots.max()) + 1)
-        idle = ~judged if idle is None else idle
         firing = self.firing[slots]
-        bad = np.where(judged, np.where(anomalous, self.bad[slots] + 1, 0), self.bad[slots])
+        old_bad = self.bad[slots]
+        if not (np.count_nonzero(firing | anomalous) or np.count_nonzero(old_bad >= self.trigger)):
+            # The usual window: nothing firing, nothing anomalous, so nothing starts or ends;
+            # the same counts as below, in fewer array operations (this runs per window and family).
+            self.bad[slots] = np.where(judged, 0, old_bad)
+            good = self.good[slots]
+            self.good[slots] = np.where(judged, good + 1, good)
+            return slots[:0], slots[:0]
+        idle = ~judged if idle is None else idle
+        bad = np.where(judged, np.where(anomalous, old_bad + 1, 0), old_bad)
         good = np.where(judged, np.where(anomalous, 0, self.good[slots] + 1), self.good[slots] + (firing & idle))
         start = ~firing & (bad >= self.trigger)
         end = firing & (good >= self.recover)
@@ -132,8 +140,7 @@ class WindowJudge:
         out: list[Anomaly] = []
         enough = cw.count >= self.settings.min_requests
 
-        with np.errstate(divide="ignore"):
-            lat_x = np.where(enough, np.log(np.maximum(cw.p95, 1e-3)), np.nan)
+        lat_x = np.where(enough, np.log(np.maximum(cw.p95, 1e-3)), np.nan)  # log of >= 1e-3 or NaN: no warning
         scores, base = self.latency.bank.score_learn(cw.slots, lat_x)
         anomalous = (scores >= thr) & (lat_x > base + np.log(self.settings.latency_ratio))
         kinds = np.zeros(cw.slots.size, dtype=np.int8)
@@ -142,8 +149,7 @@ class WindowJudge:
 
         # Too few requests: neither judged nor learned (0 requests is "no data" to the bank).
         e_scores, e_rate = self.errors.bank.score_learn(cw.slots, np.where(enough, cw.errors, 0), np.where(enough, cw.count, 0))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            err_rate = np.where(cw.count > 0, cw.errors / cw.count, np.nan)
+        err_rate = np.divide(cw.errors, cw.count, out=np.full(cw.count.size, np.nan), where=cw.count > 0)
         e_anomalous = (e_scores >= thr) & (err_rate >= self.settings.error_ratio * e_rate)
         out += self._emit(self.errors, cw, windows, cw.slots, e_anomalous, enough, kinds, e_scores,
                           observed=err_rate, baseline=e_rate, level="version")

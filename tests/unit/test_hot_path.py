@@ -153,3 +153,51 @@ def test_add_many_on_an_empty_batch_changes_nothing() -> None:
 def test_decode_valid_inference_is_msgspec_fast_path() -> None:
     """The fast decoder is the compiled msgspec decoder itself: no Python per record."""
     assert isinstance(decode_valid_inference.__self__, msgspec.json.Decoder)
+
+
+# -- Episodes.step's quiet-window shortcut == the full update --------------------------------
+
+
+def reference_step(ep, slots, anomalous, judged, kind, window, idle=None):
+    """Episodes.step without the shortcut (the full update, as written before it)."""
+    idle = ~judged if idle is None else idle
+    firing = ep.firing[slots]
+    bad = np.where(judged, np.where(anomalous, ep.bad[slots] + 1, 0), ep.bad[slots])
+    good = np.where(judged, np.where(anomalous, 0, ep.good[slots] + 1), ep.good[slots] + (firing & idle))
+    start = ~firing & (bad >= ep.trigger)
+    end = firing & (good >= ep.recover)
+    bad = np.where(end, 0, bad)
+    ep.bad[slots], ep.good[slots] = bad, good
+    ep.firing[slots] = (firing | start) & ~end
+    started, ended = slots[start], slots[end]
+    ep.onset[started] = window - ep.trigger + 1
+    ep.kind[started] = kind[start]
+    return started, ended
+
+
+def test_episode_step_shortcut_matches_the_full_update() -> None:
+    from modelmedic.judge import Episodes
+
+    rng = np.random.default_rng(4)
+    for trial in range(400):
+        n = int(rng.integers(0, 12))
+        fast, full = Episodes(2, 3), Episodes(2, 3)
+        for ep in (fast, full):
+            ep.ensure(16)
+        # Arbitrary states, including counts a smaller trigger setting leaves behind after a restart.
+        size = fast.bad.size
+        bad, good, firing = rng.integers(0, 4, size), rng.integers(0, 5, size), rng.random(size) < 0.2
+        for ep in (fast, full):
+            ep.bad[:], ep.good[:], ep.firing[:] = bad, good, firing
+        for window in range(5):
+            slots = np.sort(rng.choice(size, n, replace=False)).astype(np.int64)
+            quiet = rng.random() < 0.6
+            anomalous = np.zeros(n, bool) if quiet else rng.random(n) < 0.3
+            judged, idle = rng.random(n) < 0.8, rng.random(n) < 0.5
+            kind = rng.integers(0, 2, n).astype(np.int8)
+            args = (slots, anomalous, judged, kind, window)
+            got = fast.step(*args, idle=idle if trial % 2 else None)
+            want = reference_step(full, *args, idle=idle if trial % 2 else None)
+            assert all(np.array_equal(g, w) for g, w in zip(got, want))
+            for name in ("bad", "good", "firing", "onset", "kind"):
+                assert np.array_equal(getattr(fast, name), getattr(full, name)), name
