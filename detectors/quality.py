@@ -501,7 +501,7 @@ class PredictionDrift:
         self._psi = float(np.sum((a - e) * np.log(a / e)))
         was = self._alarm
         if self._edges is not None:
-            self._second = float(ks_2samp(self._ref, self._value[: self._filled]).pvalue)
+            self._second = float(ks_2samp(self._ref, self._value[: self._filled], method="asymp").pvalue)
             second_agrees = self._second < (math.sqrt(self.alpha) if was else self.alpha)
         else:
             self._second = js_distance(self._expected, actual)
