@@ -122,14 +122,14 @@ def refusal(registry: Registry, model: str, version: str) -> str | None:
     stage = registry.stage(model, version)  # raises for an unknown model or version
     if stage == "retired":
         return f"{model}@{version} is retired"
-    if not _ever_certified(registry, model, version):
-        return f"{model}@{version} was never certified"
     try:
         report = registry.certified_baseline(model, version).report
     except CertificationMissingError:
-        return f"{model}@{version} has no certification report"
+        return f"{model}@{version} was never certified (it has no certification report)"
     if report.get("passed") is False:
-        return f"{model}@{version}'s latest certification failed its gates"
+        return f"{model}@{version}'s latest certification failed its gates (see versions/{version}.cert.md)"
+    if not _ever_certified(registry, model, version):
+        return f"{model}@{version} was never certified"
     return None
 
 
@@ -297,7 +297,8 @@ async def _undo(kube: KubeClient, registry: Registry, model: str, version: str, 
     progress(f"post-deploy checks failed ({why}): rolling back to {previous or 'the previous revision'}")
     info = await asyncio.to_thread(_version_info, registry, model, previous)
     await _roll_out(kube, namespace, name, previous, info, opts, progress, now, rolled_back_to=previous)
-    reason = f"automatic rollback of the deploy to {namespace}/{name} to {previous}: {why}"
+    reason = (f"automatic rollback of the deploy to {namespace}/{name} to {previous}: {why}"
+              + (" (the deploy was forced past certification)" if force else ""))
     if await asyncio.to_thread(registry.stage, model, version) not in ("retired", "stable"):
         await asyncio.to_thread(registry.promote, model, version, "retired", reason=reason)
     log.error("%s@%s rolled back to %s: %s", model, version, previous, why)
