@@ -1,0 +1,250 @@
+"""Certification: policy parsing, inputs, gate arithmetic, report rendering, and a whole run over
+httpx.MockTransport with a real git registry (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+
+from modelmedic.certification import (
+    CertificationPolicy,
+    Measurement,
+    Sample,
+    StepResult,
+    absolute_gates,
+    build_report,
+    certify,
+    load_policy,
+    load_samples,
+    measure,
+    relative_gates,
+    render_markdown,
+)
+from modelmedic.errors import CertificationInputError, EndpointError, PromotionError
+from modelmedic.registry import CertifiedBaseline, Registry, check_certification
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def step(rate: float, p99: float, errors: int = 0, requests: int = 100, achieved: float | None = None) -> StepResult:
+    return StepResult(rate_rps=rate, requests=requests, errors=errors, achieved_rps=rate if achieved is None else achieved,
+                      latency_p50_ms=p99 / 2, latency_p95_ms=p99 * 0.9, latency_p99_ms=p99)
+
+
+def baseline(p99: float = 20.0, **quality: float) -> CertifiedBaseline:
+    return check_certification({"latency_p50_ms": 5, "latency_p95_ms": 10, "latency_p99_ms": p99, "throughput_rps": 50,
+                                "error_rate": 0.0, "quality": quality})
+
+
+# ---------------------------------------------------------------- policy and inputs
+
+
+def test_policy_defaults_and_a_yaml_file(tmp_path: Path) -> None:
+    assert load_policy(None) == CertificationPolicy()
+    path = tmp_path / "policy.yaml"
+    path.write_text("rates_rps: [5, 10]\nstep_s: 0.5\nmax_p99_ms: 80\ntask: regression\n")
+    policy = load_policy(path)
+    assert (policy.rates_rps, policy.step_s, policy.max_p99_ms, policy.task) == ([5, 10], 0.5, 80, "regression")
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("rates_rps: [50, 10]\n", "rates_rps"),
+    ("max_error_rate: 2\n", "max_error_rate"),
+    ("max_p99: 100\n", "max_p99"),  # a typo is an unknown field, not a silently ignored one
+    ("task: ranking\n", "task"),
+])
+def test_an_invalid_policy_names_the_field(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    with pytest.raises(CertificationInputError, match=rf"policy .* is invalid: {named}"):
+        load_policy(path)
+
+
+def test_a_missing_policy_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(CertificationInputError, match="cannot read policy"):
+        load_policy(tmp_path / "absent.yaml")
+
+
+def test_samples_get_ids_and_errors_name_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "requests.jsonl"
+    path.write_text('{"request_id": "a", "features": [1]}\n\n{"features": [2], "label": 1}\n')
+    assert load_samples(path) == [Sample("a", [1]), Sample("line-3", [2], 1)]
+    with pytest.raises(CertificationInputError, match=r"requests.jsonl:1: a holdout line needs a \"label\""):
+        load_samples(path, labelled=True)
+    path.write_text('{"features": [1]}\nnot json\n')
+    with pytest.raises(CertificationInputError, match=r"requests.jsonl:2: not JSON"):
+        load_samples(path)
+    path.write_text('{"inputs": [1]}\n')
+    with pytest.raises(CertificationInputError, match=r":1: give an object with \"features\""):
+        load_samples(path)
+    path.write_text("\n")
+    with pytest.raises(CertificationInputError, match="holds no requests"):
+        load_samples(path)
+
+
+# ---------------------------------------------------------------- gates
+
+
+def test_saturation_is_the_highest_rate_meeting_latency_and_errors_as_actually_sent() -> None:
+    policy = CertificationPolicy(max_p99_ms=100, max_error_rate=0.01)
+    m = Measurement(steps=(step(10, 20), step(25, 100), step(50, 101)), quality={}, holdout_size=0, holdout_errors=0)
+    assert m.saturation_rps(policy) == 25  # 100 ms meets "<= 100"; 101 does not
+    m = Measurement(steps=(step(10, 20), step(25, 30, errors=2)), quality={}, holdout_size=0, holdout_errors=0)
+    assert m.saturation_rps(policy) == 10  # 2% errors at 25 req/s
+    m = Measurement(steps=(step(10, 20, achieved=8.5),), quality={}, holdout_size=0, holdout_errors=0)
+    assert m.saturation_rps(policy) == 8.5  # the client could not send 10 req/s: claim what was sent
+    m = Measurement(steps=(step(10, 300),), quality={}, holdout_size=0, holdout_errors=0)
+    assert m.saturation_rps(policy) == 0.0
+
+
+def test_absolute_gates_use_the_unloaded_step_and_all_requests_errors() -> None:
+    policy = CertificationPolicy(max_p99_ms=50, max_error_rate=0.01, min_throughput_rps=25)
+    m = Measurement(steps=(step(10, 40, errors=1), step(25, 60, errors=2)), quality={}, holdout_size=0, holdout_errors=0)
+    gates = {g.name: g for g in absolute_gates(m, policy)}
+    assert (gates["p99_latency_ms"].observed, gates["p99_latency_ms"].passed) == (40, True)
+    assert (gates["error_rate"].observed, gates["error_rate"].passed) == (0.015, False)
+    assert (gates["throughput_rps"].observed, gates["throughput_rps"].passed) == (10, False)  # 25 req/s missed 50 ms
+    assert gates["error_rate"].describe() == "error_rate: FAILED, observed 0.015, must be <= 0.01"
+
+
+def test_relative_gates_compare_quality_both_ways_and_latency_as_a_ratio() -> None:
+    policy = CertificationPolicy(max_quality_regression=0.1, max_latency_ratio=2.0)
+    m = Measurement(steps=(step(10, 40),), quality={"accuracy": 0.81, "mae": 1.2}, holdout_size=10, holdout_errors=0)
+    gates = {g.name: g for g in relative_gates(m, policy, baseline(p99=20, accuracy=0.9, mae=1.0), "v1.0.0")}
+    assert (gates["quality.accuracy"].threshold, gates["quality.accuracy"].passed) == (0.81, True)  # 0.9 x (1 - 0.1)
+    assert (gates["quality.mae"].threshold, gates["quality.mae"].passed) == (1.1, False)  # lower is better: 1.0 x 1.1
+    assert (gates["p99_latency_ratio"].observed, gates["p99_latency_ratio"].passed) == (2.0, True)
+    assert "vs stable v1.0.0" in gates["p99_latency_ratio"].note
+
+
+def test_relative_gates_are_not_evaluated_without_something_to_compare() -> None:
+    policy = CertificationPolicy()
+    m = Measurement(steps=(step(10, 40),), quality={"accuracy": 0.9}, holdout_size=10, holdout_errors=0)
+    [gate] = relative_gates(m, policy, None, None)
+    assert gate.passed is None and gate.describe() == "relative_to_stable: not evaluated (no stable version yet)"
+    [gate] = relative_gates(m, policy, None, "v1.0.0")
+    assert gate.note == "stable v1.0.0 has no certification report"
+    gates = {g.name: g for g in relative_gates(m, policy, baseline(rmse=1.0), "v1.0.0")}
+    assert gates["quality.accuracy"].passed is None and gates["quality.accuracy"].note == "stable v1.0.0 has no accuracy"
+    assert gates["quality.rmse"].passed is None and gates["quality.rmse"].note == "the candidate has no rmse"
+
+
+def test_a_report_is_a_registry_baseline_and_renders_every_gate_and_step() -> None:
+    policy = CertificationPolicy(max_p99_ms=50, min_throughput_rps=10)
+    m = Measurement(steps=(step(10, 40), step(25, 70)), quality={"accuracy": 0.5}, holdout_size=4, holdout_errors=1)
+    gates = absolute_gates(m, policy) + relative_gates(m, policy, baseline(accuracy=0.9), "v1.0.0")
+    report = build_report("fraud", "v2.0.0", "http://x", policy, m, gates, "v1.0.0", NOW)
+    assert check_certification(report).latency_p99_ms == 40
+    assert (report["throughput_rps"], report["passed"], report["certified_at"]) == (10, False, "2026-11-25T12:00:00+00:00")
+    markdown = render_markdown(report)
+    assert markdown.startswith("# Certification of fraud v2.0.0: FAILED: not certified")
+    assert "| quality.accuracy | **FAIL** | 0.5 | >= 0.882 | stable v1.0.0: 0.9 |" in markdown
+    assert "| p99_latency_ms | pass | 40 | <= 50 | at 10 req/s |" in markdown
+    assert "| 25 | 25 | 100 | 0 | 35 | 63 | 70 |" in markdown
+    assert "holdout 4, 1 unanswered" in markdown
+
+
+# ---------------------------------------------------------------- measuring over MockTransport
+
+
+def classifier(fail_ids: frozenset[str] = frozenset(), delay_s: float = 0.0, wrong: bool = False) -> httpx.MockTransport:
+    """A fake model server: label = sum(features) > 0, answered after ``delay_s``; 500 for ``fail_ids``."""
+
+    async def handle(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        await asyncio.sleep(delay_s)
+        if body["request_id"] in fail_ids:
+            return httpx.Response(500, json={"error": "boom"})
+        label = int(sum(body["features"]) > 0)
+        return httpx.Response(200, json={"prediction": 1 - label if wrong else label, "version": "v2.0.0"})
+
+    return httpx.MockTransport(handle)
+
+
+SAMPLES = [Sample(f"r{i}", [i - 5]) for i in range(10)]
+HOLDOUT = [Sample(f"h{i}", [i - 5], int(i - 5 > 0)) for i in range(10)]
+FAST = CertificationPolicy(rates_rps=[100, 200], step_s=0.1, max_p99_ms=1000, min_throughput_rps=50)
+
+
+async def test_measure_runs_the_ladder_counts_errors_and_scores_the_holdout() -> None:
+    policy = FAST.model_copy(update={"max_error_rate": 0.2})  # 10% errors must not stop the ladder here
+    m = await measure("http://model", SAMPLES, HOLDOUT, policy, transport=classifier(frozenset({"r3", "h1"})))
+    assert [(s.rate_rps, s.requests) for s in m.steps] == [(100, 10), (200, 20)]
+    assert [s.errors for s in m.steps] == [1, 2]  # r3 once per pass over the 10 samples
+    assert (m.quality, m.holdout_errors) == ({"accuracy": 1.0}, 1)
+
+
+async def test_the_ladder_stops_at_the_first_rate_missing_the_objective() -> None:
+    policy = FAST.model_copy(update={"max_p99_ms": 20})
+    lines: list[str] = []
+    m = await measure("http://model", SAMPLES, None, policy, transport=classifier(delay_s=0.05), progress=lines.append)
+    assert len(m.steps) == 1 and m.steps[0].latency_p99_ms >= 50
+    assert lines[-1].startswith("stopping the ladder: 100 req/s misses p99 <= 20 ms")
+    assert m.quality == {} and m.holdout_size == 0
+
+
+async def test_regression_labels_are_scored_with_mae_and_rmse() -> None:
+    async def handle(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"prediction": json.loads(request.content)["features"][0] * 2.0})
+
+    holdout = [Sample("a", [1.0], 2.5), Sample("b", [2.0], 3.0)]
+    m = await measure("http://model", holdout, holdout, FAST, transport=httpx.MockTransport(handle))
+    assert m.quality == {"mae": 0.75, "rmse": 0.790569}
+
+
+async def test_an_unreachable_endpoint_is_one_clear_error() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    with pytest.raises(EndpointError, match="cannot reach the candidate at http://model"):
+        await measure("http://model", SAMPLES, None, FAST, transport=httpx.MockTransport(refuse))
+
+
+# ---------------------------------------------------------------- a whole certification with a real git registry
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> Registry:
+    reg = Registry.init(tmp_path / "registry")
+    reg.register_model("fraud", description="Card fraud", owners=["risk"],
+                       interface={"input": {"type": "object"}, "output": {"type": "integer"}})
+    for n in (1, 2):
+        reg.add_version("fraud", f"{n}.0.0", f"release {n}", f"s3://m/fraud/{n}", "sha256:" + str(n) * 64)
+    return reg
+
+
+async def test_a_passing_version_is_certified_with_its_report_beside_it(registry: Registry) -> None:
+    result = await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, FAST,
+                           transport=classifier(), now=lambda: NOW)
+    assert result.passed and result.promoted
+    assert registry.stage("fraud", "v1.0.0") == "certified"
+    assert registry.certified_baseline("fraud", "v1.0.0").quality == {"accuracy": 1.0}
+    markdown = registry.path / "models" / "fraud" / "versions" / "v1.0.0.cert.md"
+    assert markdown.read_text() == result.markdown
+
+
+async def test_a_failing_version_is_reported_and_cannot_be_certified_by_hand(registry: Registry) -> None:
+    await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, FAST, transport=classifier())
+    registry.promote("fraud", "v1.0.0", "stable")
+    result = await certify(registry, "fraud", "2.0.0", "http://model", SAMPLES, HOLDOUT, FAST,
+                           transport=classifier(wrong=True))
+    assert not result.passed and not result.promoted
+    assert [g.name for g in result.failures] == ["quality.accuracy"]
+    assert result.report["compared_with"] == "v1.0.0" and result.report["passed"] is False
+    assert registry.stage("fraud", "v2.0.0") is None
+    with pytest.raises(PromotionError, match="its certification report failed its gates"):
+        registry.promote("fraud", "v2.0.0", "certified")
+
+
+async def test_recertifying_the_stable_version_keeps_its_stage(registry: Registry) -> None:
+    await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, FAST, transport=classifier())
+    registry.promote("fraud", "v1.0.0", "stable")
+    result = await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, FAST, transport=classifier())
+    assert result.passed and not result.promoted
+    assert result.report["compared_with"] is None  # never against itself
+    assert registry.stage("fraud", "v1.0.0") == "stable"
