@@ -42,4 +42,8 @@ if [ "${MODELMEDIC_SKIP_KUBE:-0}" != 1 ]; then
   python3 deploy/local/kube.py build || die "the local Kubernetes build failed (see above)"
   say "Kubernetes control plane binaries ready"
 fi
+# helm checks the chart in the tests (deploy/helm/tool.py: built from the Go module proxy
+# once, about 3 minutes cold, cached in ~/.cache/modelmedic/helm).
+python3 deploy/helm/tool.py build >/dev/null || die "the helm build failed (see above)"
+say "helm ready"
 say "setup complete"
