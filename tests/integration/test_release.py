@@ -39,7 +39,7 @@ max_p99_ms: 100
 max_error_rate: 0.05
 min_throughput_rps: 20
 max_quality_regression: 0.02
-max_latency_ratio: 10
+max_latency_ratio: 50  # a few ms against a few ms on a busy 2-core box: only a gross slowdown fails
 """
 
 
