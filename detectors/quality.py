@@ -10,6 +10,7 @@ the latest event time seen, so replays and tests need no wall clock.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -391,8 +392,8 @@ class PredictionDrift:
     are kept as bin indices in a ring (and, for numbers, their values, for KS). Every
     ``every`` predictions the population stability index is computed; drift is declared
     when PSI >= ``psi_threshold`` (0.25 is the customary "major shift") and the second
-    test agrees: KS p-value < ``alpha`` for numbers, Jensen-Shannon distance >=
-    ``js_threshold`` for labels. Hysteresis: the alarm clears only when PSI is below
+    test agrees: KS p-value < ``alpha`` for numbers (computed only when PSI is high enough
+    to matter, NaN otherwise), Jensen-Shannon distance >= ``js_threshold`` for labels. Hysteresis: the alarm clears only when PSI is below
     ``psi_clear`` (0.1, the customary "no significant shift") or the second test clearly
     disagrees (KS p >= ``sqrt(alpha)``, Jensen-Shannon < ``js_threshold / 2``), so a shift
     hovering at the threshold gives one alarm.
@@ -466,6 +467,7 @@ class PredictionDrift:
         if numeric:
             self._ref = np.sort(np.asarray(reference, dtype=float))
             self._edges = np.unique(np.quantile(self._ref, np.linspace(0, 1, self.bins + 1)[1:-1]))
+            self._edge_list = self._edges.tolist()  # bisect on a list: ~10x cheaper per value than np.searchsorted
             counts = np.bincount(np.searchsorted(self._edges, self._ref, side="right"), minlength=len(self._edges) + 1)
         else:
             self._categories = {c: i for i, c in enumerate(dict.fromkeys(reference))}
@@ -476,7 +478,7 @@ class PredictionDrift:
 
     def _code(self, prediction: object) -> int:
         if self._edges is not None:
-            return int(np.searchsorted(self._edges, float(prediction), side="right"))
+            return bisect_right(self._edge_list, float(prediction))
         return self._categories.get(prediction, len(self._categories))
 
     def observe(self, prediction: object) -> Decision | None:
@@ -500,13 +502,15 @@ class PredictionDrift:
         e, a = np.maximum(self._expected, 1e-4), np.maximum(actual, 1e-4)
         self._psi = float(np.sum((a - e) * np.log(a / e)))
         was = self._alarm
+        psi_high = self._psi >= (self.psi_clear if was else self.psi_threshold)
         if self._edges is not None:
-            self._second = float(ks_2samp(self._ref, self._value[: self._filled], method="asymp").pvalue)
+            # KS costs ~1 ms (100x PSI): only run it when PSI leaves the decision open; else NaN.
+            self._second = float(ks_2samp(self._ref, self._value[: self._filled], method="asymp").pvalue) if psi_high else math.nan
             second_agrees = self._second < (math.sqrt(self.alpha) if was else self.alpha)
         else:
             self._second = js_distance(self._expected, actual)
             second_agrees = self._second >= (self.js_threshold / 2 if was else self.js_threshold)
-        self._alarm = self._psi >= (self.psi_clear if was else self.psi_threshold) and second_agrees
+        self._alarm = psi_high and second_agrees
         return self.decision() if self._alarm and not was else None
 
     def decision(self) -> Decision:

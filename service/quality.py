@@ -37,16 +37,22 @@ forgotten, as the window judge does for rolled-back versions.
 
 Memory bounds (per partition; ``M = max_models``, ``V = max_versions``):
 
-* canary joins: at most ``canary_max_pending`` unjoined predictions per model, none for
-  a model without a canary in the last ``canary_join_ms``;
-* label joins: at most ``label_max_pending`` pending predictions and as many recently
-  judged request ids (to tell duplicates from orphans) per model;
+* canary join: at most ``canary_max_pending`` unjoined predictions in all (oldest
+  dropped), none kept for a model without a canary event in the last ``canary_join_ms``;
+* label join: at most ``label_max_pending`` predictions awaiting a label in all (oldest
+  dropped), and as many recently judged (model, request id) keys to tell duplicate
+  labels from orphans. At high rates and long label delays, ``label_sample_every = k``
+  keeps one request in k (by a hash of the request id, the same in every process), so
+  the join covers k times the delay;
 * per version: a label ring of ``label_window`` bytes, a drift ring of ``drift_window``
   (int32 + float64) values, a reference of at most ``max_reference`` values;
 * at most ``M`` models (least recently seen evicted) and ``V`` versions per model;
   certified references and baselines kept for at most ``M * V`` versions.
 
-So roughly ``M * (canary_max_pending + 2 * label_max_pending) * ~200 B + M * V * ~60 KB``.
+Pending entries dominate: measured about 250 B each in memory and 70 B each pickled
+(36-character request ids, before zlib), so the defaults (20k + 2 x 50k entries) hold
+about 30 MB and pickle to about 8 MB at worst, which the plane's snapshot must allow
+for (Kafka's default message limit is 1 MB); versions add about 20 KB each.
 
 Counters (plain int attributes, for metrics): ``labels_duplicate``, ``labels_orphan``
 (no pending prediction: never seen, expired, dropped, or its version forgotten),
@@ -64,6 +70,7 @@ from __future__ import annotations
 
 import math
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
@@ -72,6 +79,7 @@ from scipy.special import ndtr
 from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerformance, PredictionDrift
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
 
+_NEVER = 1 << 62
 CANARY, LABELS, DRIFT = "canary_divergence", "label_performance", "drift"
 _CLASS = {CANARY: "prediction", LABELS: "prediction", DRIFT: "drift"}
 
@@ -81,11 +89,17 @@ class _Pending:
 
     def __init__(self, ttl_ms: int, cap: int) -> None:
         self.ttl_ms, self.cap = ttl_ms, cap
-        self.items: OrderedDict[str, tuple] = OrderedDict()
+        self.items: OrderedDict[object, tuple] = OrderedDict()
         self.now = 0
+        self.first_ts = _NEVER
+        """Event time of the first entry when last looked at: nothing has expired while it is
+        within ``ttl_ms``. When that entry leaves by a join, an out-of-order one behind it may
+        outlive ``ttl_ms`` until this one would have expired (``cap`` still bounds the size)."""
 
-    def put(self, key: str, value: tuple) -> int:
+    def put(self, key: object, value: tuple) -> int:
         items = self.items
+        if not items:
+            self.first_ts = value[0]
         items[key] = value
         if len(items) > self.cap:
             items.popitem(last=False)
@@ -96,13 +110,18 @@ class _Pending:
         """Move event time to ``ts`` (if later) and expire entries older than ``ttl_ms``."""
         if ts > self.now:
             self.now = ts
-        items, limit, n = self.items, self.now - self.ttl_ms, 0
+        limit = self.now - self.ttl_ms
+        if self.first_ts >= limit:
+            return 0
+        items, n = self.items, 0
         while items:
-            first = items[next(iter(items))]
-            if first[0] >= limit:
-                break
+            first = items[next(iter(items))][0]
+            if first >= limit:
+                self.first_ts = first
+                return n
             items.popitem(last=False)
             n += 1
+        self.first_ts = _NEVER
         return n
 
 
@@ -122,10 +141,7 @@ class _Version:
 
 
 class _Model:
-    def __init__(self, canary_join_ms: int, canary_cap: int, label_ttl_ms: int, label_cap: int, ts: int) -> None:
-        self.canary_join = _Pending(canary_join_ms, canary_cap)
-        self.label_join = _Pending(label_ttl_ms, label_cap)
-        self.judged: OrderedDict[str, None] = OrderedDict()
+    def __init__(self, ts: int) -> None:
         self.versions: dict[str, _Version] = {}
         self.baseline: float | None = None
         """Accuracy baseline of the model's latest judged version (inherited by new versions)."""
@@ -159,7 +175,7 @@ class QualityMonitor:
         canary_effect: float = 0.02,
         canary_tolerance: float = 1e-6,
         canary_join_ms: int = 60_000,
-        canary_max_pending: int = 10_000,
+        canary_max_pending: int = 20_000,
         alpha: float = 1e-4,
         label_margin: float = 0.02,
         label_window: int = 1000,
@@ -168,7 +184,8 @@ class QualityMonitor:
         label_tolerance: float = 0.0,
         label_warmup: int = 1000,
         label_horizon_ms: int = 6 * 3600 * 1000,
-        label_max_pending: int = 100_000,
+        label_max_pending: int = 50_000,
+        label_sample_every: int = 1,
         drift_window: int = 1000,
         drift_bins: int = 10,
         drift_every: int = 100,
@@ -185,13 +202,19 @@ class QualityMonitor:
         self.canary_join_ms, self.canary_max_pending, self.alpha = canary_join_ms, canary_max_pending, alpha
         self.label_margin, self.label_window, self.label_min_outcomes = label_margin, label_window, label_min_outcomes
         self.label_confidence, self.label_tolerance, self.label_warmup = label_confidence, label_tolerance, label_warmup
-        self.label_horizon_ms, self.label_max_pending = label_horizon_ms, label_max_pending
+        self.label_horizon_ms, self.label_max_pending, self.label_sample_every = label_horizon_ms, label_max_pending, label_sample_every
         self.drift_window, self.drift_bins, self.drift_every, self.psi_threshold = drift_window, drift_bins, drift_every, psi_threshold
         self.max_reference, self.max_models, self.max_versions = max_reference, max_models, max_versions
         self.idle_recover_ms = 5 * window_size_ms if idle_recover_ms is None else idle_recover_ms
         self.series_ttl_ms = label_horizon_ms if series_ttl_ms is None else series_ttl_ms
         self.clock = clock
         self._models: dict[str, _Model] = {}
+        self._canary_join = _Pending(canary_join_ms, canary_max_pending)
+        """(model, request id) -> (ts, role, version, prediction) of unjoined production/canary predictions."""
+        self._label_join = _Pending(label_horizon_ms, label_max_pending)
+        """(model, request id) -> (ts, version, prediction) of production predictions awaiting a label."""
+        self._judged: OrderedDict[tuple[str, str], None] = OrderedDict()
+        """The last ``label_max_pending`` (model, request id) judged, to tell duplicate labels from orphans."""
         self._references: OrderedDict[tuple[str, str], list] = OrderedDict()
         self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._out: list[tuple] = []
@@ -257,9 +280,10 @@ class QualityMonitor:
         if ts - m.canary_last_ms <= self.canary_join_ms:
             self._join_canary(m, model, event)
         prediction = event.prediction
-        join = m.label_join
-        self.labels_expired += join.advance(ts)
-        self.labels_dropped += join.put(event.request_id, (ts, version, prediction))
+        if self.label_sample_every == 1 or not _crc(event.request_id) % self.label_sample_every:
+            join = self._label_join
+            self.labels_expired += join.advance(ts)
+            self.labels_dropped += join.put((model, event.request_id), (ts, version, prediction))
         if prediction is None or prediction.__class__ is list:
             self.predictions_skipped += 1
             return
@@ -272,11 +296,11 @@ class QualityMonitor:
             self._sync(model, version, vs, DRIFT, drift, ts)
 
     def _join_canary(self, m: _Model, model: str, event: InferenceEvent) -> None:
-        join, ts, role = m.canary_join, event.ts, event.role
+        join, ts, role, key = self._canary_join, event.ts, event.role, (model, event.request_id)
         self.canary_expired += join.advance(ts)
-        other = join.items.pop(event.request_id, None)
+        other = join.items.pop(key, None)
         if other is None or other[1] == role:
-            self.canary_dropped += join.put(event.request_id, (ts, role, event.version, event.prediction))
+            self.canary_dropped += join.put(key, (ts, role, event.version, event.prediction))
             return
         if role == "production":
             version, prod, canary_version, canary = event.version, event.prediction, other[2], other[3]
@@ -297,25 +321,25 @@ class QualityMonitor:
 
     def observe_label(self, label: LabelEvent) -> None:
         """Take one decoded label event: join it to its pending production prediction."""
-        m = self._models.get(label.model)
-        if m is None:
-            self.labels_orphan += 1
-            return
-        join, rid = m.label_join, label.request_id
+        rid = label.request_id
+        if self.label_sample_every != 1 and _crc(rid) % self.label_sample_every:
+            return  # its prediction was not kept (sampled out)
+        join, key = self._label_join, (label.model, rid)
         self.labels_expired += join.advance(label.ts)
-        pending = join.items.pop(rid, None)
+        pending = join.items.pop(key, None)
         if pending is None:
-            if rid in m.judged:
+            if key in self._judged:
                 self.labels_duplicate += 1
             else:
                 self.labels_orphan += 1
             return
-        judged = m.judged
-        judged[rid] = None
+        judged = self._judged
+        judged[key] = None
         if len(judged) > self.label_max_pending:
             judged.popitem(last=False)
         _, version, prediction = pending
-        vs = m.versions.get(version)
+        m = self._models.get(label.model)
+        vs = m.versions.get(version) if m is not None else None
         if vs is None:
             self.labels_orphan += 1
             return
@@ -343,14 +367,14 @@ class QualityMonitor:
         ``idle_recover_ms``, forgets quiet versions after ``series_ttl_ms`` and quiet models
         once nothing of theirs is pending.
         """
+        self.labels_expired += self._label_join.advance(now_ms)
+        self.canary_expired += self._canary_join.advance(now_ms)
         for model, m in list(self._models.items()):
-            self.labels_expired += m.label_join.advance(now_ms)
-            self.canary_expired += m.canary_join.advance(now_ms)
             for version, vs in list(m.versions.items()):
                 idle = now_ms - vs.last_ms
                 if (vs.onset and idle >= self.idle_recover_ms) or idle >= self.series_ttl_ms:
                     self._forget(model, m, version, "no longer serving traffic")
-            if not m.versions and not m.label_join.items and now_ms - m.last_ms >= self.series_ttl_ms:
+            if not m.versions and now_ms - m.last_ms >= self.series_ttl_ms:
                 del self._models[model]
         out, self._out = self._out, []
         if not out:
@@ -396,10 +420,8 @@ class QualityMonitor:
             for version in list(old.versions):
                 self._forget(name, old, version, f"no longer tracked (over {self.max_models} models per partition)")
                 self.series_evicted += 1
-            self.labels_dropped += len(old.label_join.items)
-            del self._models[name]
-        m = self._models[model] = _Model(self.canary_join_ms, self.canary_max_pending, self.label_horizon_ms,
-                                         self.label_max_pending, ts)
+            del self._models[name]  # its pending predictions expire in time; their labels are orphans
+        m = self._models[model] = _Model(ts)
         return m
 
     def _new_version(self, m: _Model, model: str, version: str, ts: int) -> _Version:
@@ -442,9 +464,9 @@ class QualityMonitor:
         return {
             "models": len(self._models),
             "versions": sum(len(m.versions) for m in ms),
-            "canary_pending": sum(len(m.canary_join.items) for m in ms),
-            "label_pending": sum(len(m.label_join.items) for m in ms),
-            "label_judged": sum(len(m.judged) for m in ms),
+            "canary_pending": len(self._canary_join.items),
+            "label_pending": len(self._label_join.items),
+            "label_judged": len(self._judged),
             "references": len(self._references),
         }
 
@@ -490,11 +512,17 @@ def _describe(model: str, version: str, vs: _Version, kind: str, det, firing: bo
     score = 1.0 - second if test == "ks_p" else second
     label = f"KS p={second:.1e}" if test == "ks_p" else f"Jensen-Shannon {second:.2f}"
     if not firing:
-        return psi, det.psi_threshold, score, (f"{head}: production predictions match the reference again "
-                                               f"(PSI {psi:.2f}, {label}, last {e['live']:,})")
+        label = "" if second != second else f", {label}"  # KS not run (PSI low): NaN
+        return psi, det.psi_threshold, 0.0, (f"{head}: production predictions match the reference again "
+                                             f"(PSI {psi:.2f}{label}, last {e['live']:,})")
     return psi, det.psi_threshold, score, (
         f"{head}: production predictions drifted from the reference (PSI {psi:.2f} >= {det.psi_threshold}, "
         f"{label}, last {e['live']:,} predictions): the model may need retraining or redesign")
+
+
+def _crc(request_id: str) -> int:
+    """A hash of a request id that is the same in every process (``hash()`` of a str is not)."""
+    return zlib.crc32(request_id.encode())
 
 
 def _bounded_put(d: OrderedDict, key: object, value: object, cap: int) -> None:
