@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -44,10 +45,9 @@ HIGHER_IS_BETTER = frozenset({"accuracy"})
 """Quality metrics where more is better; every other metric (mae, rmse) is an error, where less is."""
 
 Progress = Callable[[str], None]
+"""Where progress lines go: the CLI prints them; library callers get them as INFO log records by default."""
 
-
-def _quiet(line: str) -> None:
-    """The default progress sink: library callers get results, not chatter."""
+log = logging.getLogger(__name__)
 
 
 class CertificationPolicy(BaseModel):
@@ -266,6 +266,10 @@ def quality_metrics(predictions: Sequence[Any], labels: Sequence[Any], task: str
     return {"mae": round(float(np.mean(np.abs(errors))), 6), "rmse": round(float(np.sqrt(np.mean(errors**2))), 6)}
 
 
+_FAILED = object()
+"""A holdout request that got no prediction: left out of the metrics, counted."""
+
+
 async def evaluate_quality(client: httpx.AsyncClient, holdout: Sequence[Sample],
                            policy: CertificationPolicy) -> tuple[dict[str, float], int]:
     """Score every holdout sample once; failed requests are left out of the metrics and counted."""
@@ -286,9 +290,6 @@ async def evaluate_quality(client: httpx.AsyncClient, holdout: Sequence[Sample],
     return quality_metrics([p for p, _ in answered], [y for _, y in answered], task), len(holdout) - len(answered)
 
 
-_FAILED = object()
-
-
 async def _preflight(client: httpx.AsyncClient, sample: Sample, endpoint: str) -> None:
     """Fail at once, with a clear message, when the endpoint is not there at all."""
     try:
@@ -300,7 +301,7 @@ async def _preflight(client: httpx.AsyncClient, sample: Sample, endpoint: str) -
 
 async def measure(endpoint: str, samples: Sequence[Sample], holdout: Sequence[Sample] | None,
                   policy: CertificationPolicy, *, transport: httpx.AsyncBaseTransport | None = None,
-                  progress: Progress = _quiet) -> Measurement:
+                  progress: Progress = log.info) -> Measurement:
     """Run the rate ladder (stopping at the first rate that misses the objective), then score the holdout."""
     limits = httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency)
     async with httpx.AsyncClient(base_url=endpoint, transport=transport, timeout=policy.timeout_s,
@@ -479,7 +480,7 @@ def _stable_baseline(registry: Registry, model: str, version: str) -> tuple[str 
 
 async def certify(registry: Registry, model: str, version: str, endpoint: str, samples: Sequence[Sample],
                   holdout: Sequence[Sample] | None, policy: CertificationPolicy, *,
-                  transport: httpx.AsyncBaseTransport | None = None, progress: Progress = _quiet,
+                  transport: httpx.AsyncBaseTransport | None = None, progress: Progress = log.info,
                   now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> CertificationResult:
     """Measure ``model@version`` at ``endpoint``, attach the report, and certify it if every gate passed."""
     from modelmedic.registry import normalize_version

@@ -64,10 +64,7 @@ CANARY_SUFFIX = "-canary"
 SHADOW_SUFFIX = "-shadow"
 
 Progress = Callable[[str], None]
-
-
-def _quiet(line: str) -> None:
-    """The default progress sink: library callers get results, not chatter."""
+"""Where progress lines go: the CLI prints them; library callers get them as INFO log records by default."""
 
 
 @dataclass(frozen=True)
@@ -261,7 +258,7 @@ async def _release(kube: KubeClient, namespace: str, name: str, version: str, in
 
 
 async def deploy(kube: KubeClient, registry: Registry, model: str, version: str, opts: ReleaseOptions = ReleaseOptions(),
-                 *, force: bool = False, progress: Progress = _quiet, clock: Callable[[], float] = time.time,
+                 *, force: bool = False, progress: Progress = log.info, clock: Callable[[], float] = time.time,
                  transport: httpx.AsyncBaseTransport | None = None) -> ReleaseResult:
     """Upgrade (or downgrade) ``model`` to a certified ``version``; undo it by itself if its checks fail."""
     version = normalize_version(version)
@@ -335,7 +332,7 @@ async def _event(kube: KubeClient, namespace: str, name: str, reason: str, messa
 
 
 async def rollback(kube: KubeClient, registry: Registry, model: str, opts: ReleaseOptions = ReleaseOptions(), *,
-                   to: str | None = None, force: bool = False, progress: Progress = _quiet,
+                   to: str | None = None, force: bool = False, progress: Progress = log.info,
                    clock: Callable[[], float] = time.time, transport: httpx.AsyncBaseTransport | None = None) -> ReleaseResult:
     """Downgrade to ``to``, or to the registry's stable/previous stable version; the emergency path.
 
