@@ -259,34 +259,51 @@ class QualityMonitor:
     # -- the hot path -----------------------------------------------------------------------
 
     def observe_inference(self, event: InferenceEvent) -> None:
-        """Take one decoded inference event (any role; shadow predictions are ignored)."""
+        """Take one decoded inference event.
+
+        Shadow predictions are ignored; failed requests (``ok`` false) and requests without a
+        prediction are counted in ``predictions_skipped`` (errors are the window judge's). A
+        list prediction (class probabilities) stands for its arg-max class index.
+        """
         role = event.role
         if role == "shadow":
             return
-        model, ts = event.model, event.ts
+        model, ts, prediction = event.model, event.ts, event.prediction
         m = self._models.get(model)
         if m is None:
             m = self._new_model(model, ts)
         m.last_ms = ts
         if role == "canary":
             m.canary_last_ms = ts
-            self._join_canary(m, model, event)
+            if prediction is None or not event.ok:
+                self.predictions_skipped += 1
+                return
+            if prediction.__class__ is list:
+                prediction = _argmax(prediction)
+                if prediction is None:
+                    self.predictions_skipped += 1
+                    return
+            self._join_canary(m, model, role, event.request_id, ts, event.version, prediction)
             return
         version = event.version
         vs = m.versions.get(version)
         if vs is None:
             vs = self._new_version(m, model, version, ts)
         vs.last_ms = ts
+        if prediction is None or not event.ok:
+            self.predictions_skipped += 1
+            return
+        if prediction.__class__ is list:
+            prediction = _argmax(prediction)
+            if prediction is None:
+                self.predictions_skipped += 1
+                return
         if ts - m.canary_last_ms <= self.canary_join_ms:
-            self._join_canary(m, model, event)
-        prediction = event.prediction
+            self._join_canary(m, model, role, event.request_id, ts, version, prediction)
         if self.label_sample_every == 1 or not _crc(event.request_id) % self.label_sample_every:
             join = self._label_join
             self.labels_expired += join.advance(ts)
             self.labels_dropped += join.put((model, event.request_id), (ts, version, prediction))
-        if prediction is None or prediction.__class__ is list:
-            self.predictions_skipped += 1
-            return
         drift = vs.drift
         if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
             self.predictions_skipped += 1
@@ -295,17 +312,18 @@ class QualityMonitor:
         if drift.anomalous is not (DRIFT in vs.onset):
             self._sync(model, version, vs, DRIFT, drift, ts)
 
-    def _join_canary(self, m: _Model, model: str, event: InferenceEvent) -> None:
-        join, ts, role, key = self._canary_join, event.ts, event.role, (model, event.request_id)
+    def _join_canary(self, m: _Model, model: str, role: str, request_id: str, ts: int, version: str,
+                     prediction: object) -> None:
+        join, key = self._canary_join, (model, request_id)
         self.canary_expired += join.advance(ts)
         other = join.items.pop(key, None)
         if other is None or other[1] == role:
-            self.canary_dropped += join.put(key, (ts, role, event.version, event.prediction))
+            self.canary_dropped += join.put(key, (ts, role, version, prediction))
             return
         if role == "production":
-            version, prod, canary_version, canary = event.version, event.prediction, other[2], other[3]
+            prod, canary_version, canary = prediction, other[2], other[3]
         else:
-            version, prod, canary_version, canary = other[2], other[3], event.version, event.prediction
+            version, prod, canary_version, canary = other[2], other[3], version, prediction
         vs = m.versions.get(version)
         if vs is None:  # the production version was forgotten meanwhile
             return
@@ -518,6 +536,11 @@ def _describe(model: str, version: str, vs: _Version, kind: str, det, firing: bo
     return psi, det.psi_threshold, score, (
         f"{head}: production predictions drifted from the reference (PSI {psi:.2f} >= {det.psi_threshold}, "
         f"{label}, last {e['live']:,} predictions): the model may need retraining or redesign")
+
+
+def _argmax(values: list[float]) -> int | None:
+    """The class index a probability vector stands for (the first of equal maxima)."""
+    return max(range(len(values)), key=values.__getitem__) if values else None
 
 
 def _crc(request_id: str) -> int:

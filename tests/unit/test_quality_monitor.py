@@ -220,11 +220,48 @@ def test_healthy_predictions_raise_no_drift_over_a_long_run():
               for i, v in enumerate(rng.normal(0, 1, 100_000))]
     mon = monitor()
     assert run(mon, stream) == []
-    skipped = [InferenceEvent("model-5", "3.0", "production", "s1", T0 + 2_000_000, 5.0, True, [0.1, 0.9]),
+    skipped = [InferenceEvent("model-5", "3.0", "production", "s1", T0 + 2_000_000, 5.0, True, []),
                InferenceEvent("model-5", "3.0", "production", "s2", T0 + 2_000_001, 5.0, True, None),
-               InferenceEvent("model-5", "3.0", "shadow", "s3", T0 + 2_000_002, 5.0, True, 9.0)]
+               InferenceEvent("model-5", "3.0", "production", "s3", T0 + 2_000_002, 5.0, False, 0.3),  # failed
+               InferenceEvent("model-5", "3.0", "production", "s4", T0 + 2_000_003, 5.0, True, "a class"),
+               InferenceEvent("model-5", "3.0", "shadow", "s5", T0 + 2_000_004, 5.0, True, 9.0)]
     run(mon, skipped)
-    assert mon.predictions_skipped == 2
+    assert mon.predictions_skipped == 4
+
+
+def test_a_shift_hovering_at_the_psi_threshold_fires_once():
+    """Live N(0.47, 1) vs a N(0, 1) reference: PSI wanders around 0.25 for 100k predictions.
+    Without the hysteresis (clear at the raise level) this stream alarmed about 50 times."""
+    rng = np.random.default_rng(34)
+    mon = monitor()
+    mon.set_reference("model-5", "3.0", rng.normal(0, 1, 5000).tolist())
+    stream = [InferenceEvent("model-5", "3.0", "production", f"d{i}", T0 + i * 20, 5.0, True, float(v))
+              for i, v in enumerate(rng.normal(0.47, 1, 100_000))]
+    assert [(r.state, r.kind) for r in run(mon, stream)] == [("firing", "drift")]
+
+
+def test_probability_vectors_are_judged_by_their_arg_max_class():
+    rng = np.random.default_rng(35)
+    probs = rng.dirichlet([2, 1, 1], 20_000)
+    top2 = np.sort(probs, 1)[:, -2:]
+    clear = (top2[:, 1] - top2[:, 0] > 0.01)[:, None]  # near-ties keep their floats: the noise could flip them
+    noisy = np.where(clear, probs + rng.normal(0, 1e-3, probs.shape), probs)  # the same classes, other floats
+    mon = monitor()
+    assert run(mon, canary_stream(probs.tolist(), noisy.tolist())) == []
+    e = mon._models["model-3"].versions["2.1.0"].canary.decision().evidence
+    assert e["pairs"] >= 19_999 and e["disagreement_rate"] == 0.0
+
+
+def test_label_sampling_keeps_one_request_in_k_and_still_detects():
+    rng = np.random.default_rng(24)
+    mon = monitor(label_sample_every=4, drift_window=10**9)
+    mon.set_baseline("model-7", "1.0", 0.9)
+    assert run(mon, labelled(rng, 40_000, accuracy=0.9, delay_ms=(30_000, 120_000))) == []
+    assert mon.labels_orphan == 0 and mon.labels_dropped == 0
+    judged = mon._models["model-7"].versions["1.0"].labels.decision().evidence["outcomes"]
+    assert judged == 1000 and mon.sizes()["label_judged"] < 40_000 * 0.3  # about a quarter of the labels
+    records = run(mon, labelled(rng, 20_000, accuracy=0.8, start=40_000, delay_ms=(30_000, 120_000)))
+    assert [(r.state, r.kind) for r in records][:1] == [("firing", "label_performance")]
 
 
 # ---------------------------------------------------------------- lifecycle, snapshots, the contract
