@@ -324,3 +324,27 @@ def test_optional_objects(helm):
     assert monitor["spec"]["endpoints"][0]["port"] == "http"
     assert monitor["spec"]["selector"]["matchLabels"] == one(docs, "Deployment")["spec"]["selector"]["matchLabels"]
     assert not [d for d in docs if d["kind"] == "PodDisruptionBudget"]
+
+
+def test_the_operations_guides_values_and_secret_make_a_config_the_service_accepts(helm, tmp_path, monkeypatch):
+    """docs/operations.md's values-prod.yaml and Secret keys, as the pod would see them."""
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    values = re.search(r"```yaml\n(# values-prod\.yaml\n.*?)```", guide, re.DOTALL).group(1)
+    (tmp_path / "values-prod.yaml").write_text(values)
+    docs = render(helm, "-f", str(tmp_path / "values-prod.yaml"))
+    assert sorted(r["metadata"]["namespace"] for r in docs if r["kind"] == "Role") == ["legacy", "serving"]
+    container = one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["envFrom"] == [{"secretRef": {"name": "modelmedic-credentials"}}]
+    assert container["image"] == "registry.example.com/mlops/modelmedic:0.1.0"
+    secret = dict(re.findall(r"--from-literal=(MODELMEDIC_\w+)='([^']*)'", guide.replace("\n                                    ", "")))
+    assert set(secret) == {"MODELMEDIC_KAFKA__SASL_PASSWORD", "MODELMEDIC_SINKS"}
+    for name in [n for n in __import__("os").environ if n.startswith("MODELMEDIC_")]:
+        monkeypatch.delenv(name)
+    for name, value in secret.items():
+        monkeypatch.setenv(name, value.replace("...", "x" * 32))
+    data = one(docs, "ConfigMap")["data"]
+    (tmp_path / "config.yaml").write_text(data["config.yaml"])
+    settings = load_settings(tmp_path / "config.yaml")
+    assert settings.kafka.security_protocol == "SASL_SSL" and settings.kafka.sasl_password == "x" * 32
+    assert [s.type for s in settings.sinks] == ["pagerduty", "slack"]
+    parse_policy(yaml.safe_load(data["policy.yaml"]), "guide policy")
