@@ -290,23 +290,33 @@ async def evaluate_quality(client: httpx.AsyncClient, holdout: Sequence[Sample],
     return quality_metrics([p for p, _ in answered], [y for _, y in answered], task), len(holdout) - len(answered)
 
 
-async def _preflight(client: httpx.AsyncClient, sample: Sample, endpoint: str) -> None:
-    """Fail at once, with a clear message, when the endpoint is not there at all."""
+async def _preflight(client: httpx.AsyncClient, sample: Sample, endpoint: str, version: str | None) -> None:
+    """Fail at once, with a clear message, when the endpoint is not there or answers for another version."""
     try:
-        await client.post("/predict", json={"request_id": sample.request_id, "features": sample.features})
+        response = await client.post("/predict", json={"request_id": sample.request_id, "features": sample.features})
     except httpx.TransportError as exc:
         raise EndpointError(f"cannot reach the candidate at {endpoint} ({exc!r}): start it, or pass the right "
                             "--endpoint (it must serve POST /predict)") from exc
+    try:
+        served = response.json().get("version")
+    except (ValueError, AttributeError):
+        served = None
+    if version is not None and served not in (None, version):
+        raise EndpointError(f"{endpoint} serves {served}, not {version}: point --endpoint at the candidate "
+                            "(measuring another build would certify the wrong one)")
 
 
 async def measure(endpoint: str, samples: Sequence[Sample], holdout: Sequence[Sample] | None,
-                  policy: CertificationPolicy, *, transport: httpx.AsyncBaseTransport | None = None,
-                  progress: Progress = log.info) -> Measurement:
-    """Run the rate ladder (stopping at the first rate that misses the objective), then score the holdout."""
+                  policy: CertificationPolicy, *, version: str | None = None,
+                  transport: httpx.AsyncBaseTransport | None = None, progress: Progress = log.info) -> Measurement:
+    """Run the rate ladder (stopping at the first rate that misses the objective), then score the holdout.
+
+    With ``version``, an endpoint whose answers name another version is refused before any load.
+    """
     limits = httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency)
     async with httpx.AsyncClient(base_url=endpoint, transport=transport, timeout=policy.timeout_s,
                                  limits=limits) as client:
-        await _preflight(client, samples[0], endpoint)
+        await _preflight(client, samples[0], endpoint, version)
         steps: list[StepResult] = []
         for rate in policy.rates_rps:
             step = await run_step(client, samples, rate, policy)
@@ -488,7 +498,8 @@ async def certify(registry: Registry, model: str, version: str, endpoint: str, s
     version = normalize_version(version)
     stage = await asyncio.to_thread(registry.stage, model, version)  # fails early on an unknown model or version
     stable_version, stable = await asyncio.to_thread(_stable_baseline, registry, model, version)
-    measurement = await measure(endpoint, samples, holdout, policy, transport=transport, progress=progress)
+    measurement = await measure(endpoint, samples, holdout, policy, version=version, transport=transport,
+                                progress=progress)
     gates = absolute_gates(measurement, policy) + relative_gates(measurement, policy, stable, stable_version)
     report = build_report(model, version, endpoint, policy, measurement, gates, stable_version, now())
     markdown = render_markdown(report)

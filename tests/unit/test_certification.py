@@ -152,8 +152,9 @@ def test_a_report_is_a_registry_baseline_and_renders_every_gate_and_step() -> No
 # ---------------------------------------------------------------- measuring over MockTransport
 
 
-def classifier(fail_ids: frozenset[str] = frozenset(), delay_s: float = 0.0, wrong: bool = False) -> httpx.MockTransport:
-    """A fake model server: label = sum(features) > 0, answered after ``delay_s``; 500 for ``fail_ids``."""
+def classifier(fail_ids: frozenset[str] = frozenset(), delay_s: float = 0.0, wrong: bool = False,
+               version: str = "v1.0.0") -> httpx.MockTransport:
+    """A fake model server of ``version``: label = sum(features) > 0, answered after ``delay_s``; 500 for ``fail_ids``."""
 
     async def handle(request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -161,7 +162,7 @@ def classifier(fail_ids: frozenset[str] = frozenset(), delay_s: float = 0.0, wro
         if body["request_id"] in fail_ids:
             return httpx.Response(500, json={"error": "boom"})
         label = int(sum(body["features"]) > 0)
-        return httpx.Response(200, json={"prediction": 1 - label if wrong else label, "version": "v2.0.0"})
+        return httpx.Response(200, json={"prediction": 1 - label if wrong else label, "version": version})
 
     return httpx.MockTransport(handle)
 
@@ -233,7 +234,7 @@ async def test_a_failing_version_is_reported_and_cannot_be_certified_by_hand(reg
     registry.promote("fraud", "v1.0.0", "stable")
     quality_only = FAST.model_copy(update={"max_latency_ratio": 1e9})  # sub-millisecond latencies: ratios are noise
     result = await certify(registry, "fraud", "2.0.0", "http://model", SAMPLES, HOLDOUT, quality_only,
-                           transport=classifier(wrong=True))
+                           transport=classifier(wrong=True, version="v2.0.0"))
     assert not result.passed and not result.promoted
     assert [g.name for g in result.failures] == ["quality.accuracy"]
     assert result.report["compared_with"] == "v1.0.0" and result.report["passed"] is False
@@ -249,3 +250,9 @@ async def test_recertifying_the_stable_version_keeps_its_stage(registry: Registr
     assert result.passed and not result.promoted
     assert result.report["compared_with"] is None  # never against itself
     assert registry.stage("fraud", "v1.0.0") == "stable"
+
+
+async def test_an_endpoint_serving_another_version_is_refused_before_any_load(registry: Registry) -> None:
+    with pytest.raises(EndpointError, match="http://model serves v1.0.0, not v2.0.0: point --endpoint at the candidate"):
+        await certify(registry, "fraud", "2.0.0", "http://model", SAMPLES, HOLDOUT, FAST, transport=classifier())
+    assert not (registry.path / "models" / "fraud" / "versions" / "v2.0.0.cert.json").exists()
