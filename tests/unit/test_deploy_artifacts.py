@@ -248,6 +248,7 @@ def test_the_rendered_config_is_one_the_service_accepts(helm, tmp_path, monkeypa
         "policy": {"rules": [{"match": {"anomaly_class": "latency", "models": ["ranker-*"]},
                               "playbooks": [{"name": "scale-out", "params": {"step": 2, "max_replicas": 20}}]}],
                    "targets": {"namespace": "serving"}},
+        "rbac": {"namespaces": ["serving"]},
     }))
     docs = render(helm, "-f", str(values))
     data = one(docs, "ConfigMap")["data"]
@@ -304,6 +305,20 @@ def test_secrets_are_referenced_never_rendered_into_the_config(helm):
     bad = subprocess.run([helm, "template", "x", str(CHART), "--set", "secrets.create=true", "--set", "secrets.env.PASSWORD=x"],
                          capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode != 0 and "keys must be MODELMEDIC_* environment variables" in bad.stderr
+
+
+def test_a_policy_target_namespace_without_the_role_fails_the_install(helm):
+    """Caught by helm at install, not as a 403 in the middle of an incident."""
+    args = ["template", "x", str(CHART), "--set", "policy.targets.namespace=serving",
+            "--set", "policy.targets.overrides.legacy-scorer.namespace=legacy"]
+    bad = subprocess.run([helm, *args], capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and 'namespace "serving", but rbac.namespaces (models)' in bad.stderr
+    bad = subprocess.run([helm, *args, "--set", "rbac.namespaces={serving}"], capture_output=True, text=True, timeout=60, check=False)
+    assert bad.returncode != 0 and 'namespace "legacy"' in bad.stderr
+    docs = render(helm, *args[3:], "--set", "rbac.namespaces={serving,legacy}")
+    assert sorted(d["metadata"]["namespace"] for d in docs if d["kind"] == "Role") == ["legacy", "serving"]
+    # without remediation there is nothing to refuse
+    assert not [d for d in render(helm, *args[3:], "--set", "remediation.enabled=false") if d["kind"] == "Role"]
 
 
 def test_remediation_off_means_no_role_and_no_api_token(helm, tmp_path):

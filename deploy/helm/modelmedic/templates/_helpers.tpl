@@ -58,3 +58,22 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- toYaml $config }}
 {{- end }}
+
+{{/* Every namespace the policy sends playbooks to must have the Role, or each remediation
+     would be refused (403) mid-incident: fail at install instead. */}}
+{{- define "modelmedic.checkTargets" -}}
+{{- if and .Values.rbac.create .Values.remediation.enabled }}
+{{- $targets := default dict (get (default dict .Values.policy) "targets") }}
+{{- $needed := list (default "models" (get $targets "namespace")) }}
+{{- range $model, $override := (default dict (get $targets "overrides")) }}
+{{- if and $override (get $override "namespace") }}
+{{- $needed = append $needed (get $override "namespace") }}
+{{- end }}
+{{- end }}
+{{- range $namespace := $needed }}
+{{- if not (has $namespace $.Values.rbac.namespaces) }}
+{{- fail (printf "policy.targets sends playbooks to namespace %q, but rbac.namespaces (%s) gives no Role there: every remediation would be refused (403). Add it to rbac.namespaces." $namespace (join ", " $.Values.rbac.namespaces)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
