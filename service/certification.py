@@ -26,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import struct
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -457,6 +459,63 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["", f"Saturation throughput {report['throughput_rps']:g} req/s; error rate {report['error_rate']:g}; "
               f"quality: {quality} (holdout {report['holdout']['size']}, {report['holdout']['errors']} unanswered).", ""]
     return "\n".join(lines)
+
+
+PLOT_COLOURS = {"latency_p50_ms": (46, 125, 50), "latency_p95_ms": (239, 160, 0), "latency_p99_ms": (198, 40, 40)}
+"""p50 green, p95 amber, p99 red; the latency objective is a grey dashed line."""
+_GREY, _BLACK = (140, 140, 140), (0, 0, 0)
+
+
+def render_png(report: dict[str, Any], width: int = 480, height: int = 240) -> bytes:
+    """The ladder as a PNG line chart: p50/p95/p99 (y, from 0 ms) per rate (x, evenly spaced, ascending).
+
+    No text (no font without a plotting library): the Markdown report carries the numbers, the
+    picture shows the knee at a glance, and where it crosses the dashed objective line.
+    """
+    margin = 12
+    canvas = bytearray(b"\xff" * width * height * 3)
+    ladder, objective = report["ladder"], report["policy"]["max_p99_ms"]
+    top = 1.1 * max([objective, *(step["latency_p99_ms"] for step in ladder)])
+
+    def at(i: float, ms: float) -> tuple[float, float]:
+        return (margin + (width - 2 * margin) * i / max(len(ladder) - 1, 1),
+                height - margin - (height - 2 * margin) * ms / top)
+
+    def dot(x: float, y: float, colour: tuple[int, int, int], size: int = 1) -> None:
+        for dx in range(-size // 2 + 1, size // 2 + 1):
+            for dy in range(-size // 2 + 1, size // 2 + 1):
+                px, py = round(x) + dx, round(y) + dy
+                if 0 <= px < width and 0 <= py < height:
+                    canvas[(py * width + px) * 3:(py * width + px) * 3 + 3] = bytes(colour)
+
+    def line(a: tuple[float, float], b: tuple[float, float], colour: tuple[int, int, int], dash: int = 0) -> None:
+        steps = max(round(abs(b[0] - a[0])), round(abs(b[1] - a[1])), 1)
+        for k in range(steps + 1):
+            if not dash or (k // dash) % 2 == 0:
+                dot(a[0] + (b[0] - a[0]) * k / steps, a[1] + (b[1] - a[1]) * k / steps, colour, 2)
+
+    line((margin, height - margin), (width - margin, height - margin), _BLACK)
+    line((margin, margin), (margin, height - margin), _BLACK)
+    line((margin, at(0, objective)[1]), (width - margin, at(0, objective)[1]), _GREY, dash=6)
+    for key, colour in PLOT_COLOURS.items():
+        points = [at(i, step[key]) for i, step in enumerate(ladder)]
+        for a, b in zip(points, points[1:]):
+            line(a, b, colour)
+        for point in points:
+            dot(*point, colour, 7)
+    return _png(width, height, bytes(canvas))
+
+
+def _png(width: int, height: int, rgb: bytes) -> bytes:
+    """An 8-bit RGB PNG: signature, IHDR, one zlib IDAT of filter-0 rows, IEND (RFC 2083)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = width * 3
+    raw = b"".join(b"\x00" + rgb[y * row:(y + 1) * row] for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(raw, 9)) + chunk(b"IEND", b"")
 
 
 # --------------------------------------------------------------------------- the whole run

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from modelmedic.registry_commands import ENV_REGISTRY
@@ -57,13 +58,16 @@ def _options(args: argparse.Namespace) -> ReleaseOptions:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from modelmedic.certification import certify, load_policy, load_samples
+    from modelmedic.certification import certify, load_policy, load_samples, render_png
 
     registry = _registry(args)
     samples = load_samples(args.requests)
     holdout = load_samples(args.holdout, labelled=True) if args.holdout else None
     result = asyncio.run(certify(registry, args.model, args.version, args.endpoint, samples, holdout,
                                  load_policy(args.policy), progress=_progress))
+    if args.plot:
+        Path(args.plot).write_bytes(render_png(result.report))
+        _progress(f"latency per rate plotted in {args.plot} (p50 green, p95 amber, p99 red, objective dashed)")
     if args.json:
         print(json.dumps(result.report))
     else:
@@ -123,6 +127,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                          help='recorded requests, one {"request_id", "features"} per line')
     certify.add_argument("--holdout", metavar="FILE.jsonl", help='labelled requests: {"features", "label"} per line')
     certify.add_argument("--policy", metavar="FILE", help="gates and load ladder (YAML); defaults otherwise")
+    certify.add_argument("--plot", metavar="FILE.png", help="also draw latency per rate as a PNG line chart")
     certify.set_defaults(func=_certify)
 
     kube = argparse.ArgumentParser(add_help=False, parents=[common])

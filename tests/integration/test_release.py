@@ -105,7 +105,8 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
 
         async def certify(version: str, server: str) -> tuple[int, str]:
             return await cli(capsys, "certify", MODEL, version, *registry_args, "--endpoint", servers[server].url,
-                             "--requests", str(requests), "--holdout", str(holdout), "--policy", str(policy))
+                             "--requests", str(requests), "--holdout", str(holdout), "--policy", str(policy),
+                             "--plot", str(tmp_path / f"{version}.png"))
 
         # ---- certify: v1 (no stable yet), v2 (against v1), v3 from the bad build fails
         code, out = await certify("v1.0.0", "v1")
@@ -132,6 +133,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
             assert gate in failed
         assert "must be <= 100" in failed and "must be >= 0.98" in failed
         assert reg.stage(MODEL, "v3.0.0") is None
+        assert (tmp_path / "v3.0.0.png").read_bytes().startswith(b"\x89PNG")
         assert (Path(reg_path) / "models" / MODEL / "versions" / "v3.0.0.cert.md").read_text().startswith(
             "# Certification of fraud v3.0.0: FAILED")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import struct
+import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import httpx
 import pytest
 
 from modelmedic.certification import (
+    PLOT_COLOURS,
     CertificationPolicy,
     Measurement,
     Sample,
@@ -24,6 +27,7 @@ from modelmedic.certification import (
     measure,
     relative_gates,
     render_markdown,
+    render_png,
 )
 from modelmedic.errors import CertificationInputError, EndpointError, PromotionError
 from modelmedic.registry import CertifiedBaseline, Registry, check_certification
@@ -147,6 +151,39 @@ def test_a_report_is_a_registry_baseline_and_renders_every_gate_and_step() -> No
     assert "| p99_latency_ms | pass | 40 | <= 50 | at 10 req/s |" in markdown
     assert "| 25 | 25 | 100 | 0 | 35 | 63 | 70 |" in markdown
     assert "holdout 4, 1 unanswered" in markdown
+
+
+def decode_png(data: bytes) -> tuple[int, int, bytes]:
+    """Width, height and RGB pixels of an 8-bit RGB PNG with filter-0 rows (what render_png writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = {}, 8
+    while at < len(data):
+        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
+        body = data[at + 8:at + 8 + length]
+        assert struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0] == zlib.crc32(kind + body)
+        chunks[kind] = body
+        at += 12 + length
+    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    assert (depth, colour_type) == (8, 2) and b"IEND" in chunks
+    raw = zlib.decompress(chunks[b"IDAT"])
+    rows = [raw[y * (width * 3 + 1):(y + 1) * (width * 3 + 1)] for y in range(height)]
+    assert all(row[0] == 0 for row in rows)
+    return width, height, b"".join(row[1:] for row in rows)
+
+
+def test_the_png_plot_draws_each_quantile_higher_than_the_last() -> None:
+    policy = CertificationPolicy(max_p99_ms=50)
+    m = Measurement(steps=(step(10, 20), step(25, 40), step(50, 90)), quality={}, holdout_size=0, holdout_errors=0)
+    report = build_report("fraud", "v2.0.0", "http://x", policy, m, [], None, NOW)
+    width, height, pixels = decode_png(render_png(report, width=200, height=100))
+    assert (width, height) == (200, 100)
+
+    def rows_of(colour: tuple[int, int, int], column: int) -> list[int]:
+        return [y for y in range(height) if pixels[(y * width + column) * 3:(y * width + column) * 3 + 3] == bytes(colour)]
+
+    last = width - 12  # the last step's markers sit on the right margin
+    p50, p95, p99 = (min(rows_of(colour, last)) for colour in PLOT_COLOURS.values())
+    assert p99 < p95 < p50  # higher latency, higher on the picture (smaller y)
 
 
 # ---------------------------------------------------------------- measuring over MockTransport
