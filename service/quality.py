@@ -241,10 +241,13 @@ class QualityMonitor:
         """Use ``values`` (e.g. the certification run's predictions) as the drift reference of a version.
 
         At most ``max_reference`` values are kept (evenly spaced order statistics for numbers,
-        an evenly strided sample for classes). A version already being watched starts its
+        an evenly strided sample for classes); probability vectors stand for their arg-max. A version already being watched starts its
         drift test afresh against the new reference.
         """
-        values = [v for v in values if v is not None and not isinstance(v, list | bool)]
+        if hasattr(values, "tolist"):  # a numpy array: plain floats, rows as lists
+            values = values.tolist()
+        values = [_argmax(v) if isinstance(v, list) else v for v in values]  # probability vectors: classes
+        values = [v for v in values if v is not None and not isinstance(v, bool)]
         if not values:
             return
         if len(values) > self.max_reference:

@@ -311,3 +311,17 @@ def test_records_round_trip_through_the_event_contract():
     for r in records:
         assert decode_anomaly(encode(r)) == r
         assert r.window_end - r.window_start == W and r.onset % W == 0 and r.closed_at_ms == 1_700_000_000_000
+
+
+def test_references_from_numpy_arrays_and_probability_vectors_are_bounded_plain_values():
+    rng = np.random.default_rng(62)
+    mon = monitor(max_reference=2000)
+    mon.set_reference("m", "1", rng.normal(size=10_000))
+    mon.set_reference("p", "1", rng.dirichlet([3, 1, 1], 500))
+    refs = mon._references
+    assert len(refs[("m", "1")]) == 2000 and all(type(v) is float for v in refs[("m", "1")])
+    assert set(refs[("p", "1")]) <= {0, 1, 2} and len(refs[("p", "1")]) == 500
+    # Predictions as probability vectors are judged against the arg-max reference: quiet when alike.
+    stream = [InferenceEvent("p", "1", "production", f"v{i}", T0 + i * 20, 5.0, True, v)
+              for i, v in enumerate(rng.dirichlet([3, 1, 1], 20_000).tolist())]
+    assert run(mon, stream) == []
