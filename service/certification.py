@@ -15,7 +15,7 @@ contract: ``POST /predict {request_id, features} -> {prediction, version}``):
    (each quality metric not worse than stable's by more than a fraction; p99 not more than k x stable's).
 4. **Report**: a JSON dict (the registry's certification report, so it is also the monitor's baseline)
    and its Markdown rendering, both attached to the version; the version is promoted to ``certified``
-   only when every gate passed. No plot is drawn: the Markdown ladder table carries the same numbers.
+   only when every gate passed. :func:`render_png` draws the ladder as a chart, on request.
 
 The headline latency of a report is the ladder's first (lowest) rate: the unloaded latency, which
 is what versions are compared on; the saturation throughput says how the version behaves under load.

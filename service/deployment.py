@@ -277,11 +277,11 @@ async def deploy(kube: KubeClient, registry: Registry, model: str, version: str,
     if problems:
         return await _undo(kube, registry, model, version, previous, opts, problems, force=bool(refused),
                            progress=progress, now=clock())
-    canary = await asyncio.to_thread(_canary_version, registry, model, version)
+    previous_stable = await asyncio.to_thread(_canary_version, registry, model, version)
     reason = f"modelmedic deploy to {namespace}/{name}" + (f" (forced: {refused})" if refused else "")
     await asyncio.to_thread(_record, registry, model, version, "stable", reason, force=bool(refused))
     progress(f"{model}@{version} is stable in {namespace}/{name}")
-    canary = await _point_canary(kube, registry, model, canary, opts, progress, clock())
+    canary = await _point_canary(kube, registry, model, previous_stable, opts, progress, clock())
     await _event(kube, namespace, name, "ModelmedicDeployed", f"deployed {model}@{version} (was {previous})")
     return ReleaseResult(model, version, previous, "deployed", canary=canary, forced=bool(refused))
 
