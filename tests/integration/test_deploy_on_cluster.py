@@ -3,8 +3,8 @@
 - The Helm chart, rendered by the real ``helm template``, applied to the real API server
   (tests/fixtures_kube.py): the Deployment rolls out and turns Ready on KWOK nodes, a config
   change rolls it again, and the chart's ServiceAccount (a real token from the TokenRequest
-  API) can do exactly what deploy/rbac/role.yaml allows in the models namespace, and nothing
-  else anywhere.
+  API, used through the service's in-cluster mode) can do exactly what deploy/rbac/role.yaml
+  allows in the models namespace, and nothing else anywhere.
 - The service started with ``modelmedic run --config`` on the chart's rendered config,
   scraped by a real Prometheus loading deploy/prometheus/alerts.yml: its metrics arrive,
   the alert rules evaluate, every Grafana query runs, and a stopped replica turns
@@ -33,6 +33,7 @@ from pathlib import Path
 import pytest
 import yaml
 from aiokafka import AIOKafkaProducer
+from kubernetes.config import incluster_config
 
 from deploy.helm import tool as helm_tool
 from deploy.local import kube as local_kube
@@ -139,15 +140,6 @@ class Identity:
                 for group in rule.get("apiGroups", [""]) for resource in rule.get("resources", [])
                 for verb in rule["verbs"] if resource not in SELF_REVIEWS}
 
-    def kubeconfig(self, path: Path) -> Path:
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sa",
-            "clusters": [{"name": "local", "cluster": {"server": self.stack.server, "certificate-authority": self.stack.ca_file}}],
-            "users": [{"name": "sa", "user": {"token": self.token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "local", "user": "sa"}}],
-        }))
-        return path
-
 
 def role_rules() -> set[tuple[str, str, str]]:
     role = next(d for d in yaml.safe_load_all(ROLE.read_text()) if d and d["kind"] == "Role")
@@ -157,7 +149,7 @@ def role_rules() -> set[tuple[str, str, str]]:
 # ---------------------------------------------------------------- the chart on a real API server
 
 
-async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, helm, tmp_path):
+async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, helm, tmp_path, monkeypatch):
     suffix = uuid.uuid4().hex[:8]
     release_ns, models_ns, other_ns = f"mm-{suffix}", f"models-{suffix}", f"other-{suffix}"
     for ns in (release_ns, models_ns, other_ns):
@@ -212,9 +204,20 @@ async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, he
     assert sa.rules(release_ns) == set()
     assert sa.rules(other_ns) == set()
 
-    # what a playbook does works as this identity: scale a model through the scale subresource
+    # what a playbook does works as this identity, through the service's in-cluster mode (what
+    # kubernetes.in_cluster=true selects): the token and CA where a pod has them mounted, the
+    # API server where KUBERNETES_SERVICE_HOST/PORT say. Scale a model through the scale subresource.
+    mount = tmp_path / "serviceaccount"
+    mount.mkdir()
+    (mount / "token").write_text(sa.token)
+    (mount / "ca.crt").write_bytes(Path(kube_stack.ca_file).read_bytes())
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(mount / "token"))
+    monkeypatch.setattr(incluster_config, "SERVICE_CERT_FILENAME", str(mount / "ca.crt"))
+    server = urllib.parse.urlsplit(kube_stack.server)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", server.hostname)
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", str(server.port))
     admin = KubeClient.from_kubeconfig(kube_stack.admin_kubeconfig)
-    service = KubeClient.from_kubeconfig(sa.kubeconfig(tmp_path / "sa.kubeconfig"))
+    service = KubeClient.in_cluster()
     try:
         local_kube.api(kube_stack, "POST", f"/apis/apps/v1/namespaces/{models_ns}/deployments",
                        json.dumps(model_deployment("model-a", "v1", 1)))
