@@ -93,6 +93,8 @@ from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerforman
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
 
 _NEVER = 1 << 62
+COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "canary_expired",
+            "canary_dropped", "predictions_skipped", "series_evicted")
 CANARY, LABELS, DRIFT = "canary_divergence", "label_performance", "drift"
 _CLASS = {CANARY: "prediction", LABELS: "prediction", DRIFT: "drift"}
 
@@ -486,6 +488,10 @@ class QualityMonitor:
         return prediction == label
 
     # -- introspection ----------------------------------------------------------------------
+
+    def counters(self) -> dict[str, int]:
+        """The counters (also plain attributes), by name, for the metrics exporter."""
+        return {name: getattr(self, name) for name in COUNTERS}
 
     def firing(self) -> list[tuple[str, str, str]]:
         """(model, version, kind) of every decision currently firing."""
