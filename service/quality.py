@@ -37,11 +37,14 @@ forgotten, as the window judge does for rolled-back versions.
 
 Evidence in the records (``observed`` / ``baseline`` / ``score``, score in [0, 1]):
 
-| kind                | observed                               | baseline                | score                                 |
-|---------------------|----------------------------------------|-------------------------|---------------------------------------|
-| ``canary_divergence`` | disagreement rate since the change (firing), of the last 500-1000 pairs (recovered) | tolerated rate | ``1 - exp(-CUSUM llr)`` (``1 - p`` of the sign test for a one-way shift) |
-| ``label_performance`` | accuracy of the last ``label_window`` labels | baseline accuracy | ``Phi((baseline - accuracy) / se)`` |
-| ``drift``           | PSI                                    | ``psi_threshold``       | ``1 - KS p`` (numbers), Jensen-Shannon distance (classes) |
+* ``canary_divergence``: observed = disagreement rate since the change (the CUSUM run;
+  when firing) or over the last 500-1000 pairs (when recovered); baseline = the tolerated
+  rate; score = ``1 - exp(-CUSUM log-likelihood ratio)``, or ``1 - p`` of the sign test
+  for a one-way shift of numbers.
+* ``label_performance``: observed = accuracy over the last ``label_window`` labels;
+  baseline = the baseline accuracy; score = ``Phi((baseline - accuracy) / se)``.
+* ``drift``: observed = PSI; baseline = ``psi_threshold``; score = ``1 - KS p`` (numbers)
+  or the Jensen-Shannon distance (classes).
 
 A recovered record for a version that stopped serving has observed and baseline -1.
 
