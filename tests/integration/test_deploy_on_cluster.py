@@ -1,8 +1,8 @@
 """The deploy artifacts against real components.
 
-- The Helm chart, rendered by the real ``helm template``, applied to the real API server
+- The Helm chart installed by the real ``helm install --wait`` on the real API server
   (tests/fixtures_kube.py): the Deployment rolls out and turns Ready on KWOK nodes, a config
-  change rolls it again, and the chart's ServiceAccount (a real token from the TokenRequest
+  change (``helm upgrade``) rolls it again, ``helm uninstall`` removes its Roles, and the chart's ServiceAccount (a real token from the TokenRequest
   API, used through the service's in-cluster mode) can do exactly what deploy/rbac/role.yaml
   allows in the models namespace, and nothing else anywhere.
 - The service started with ``modelmedic run --config`` on the chart's rendered config,
@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import ssl
 import subprocess
@@ -52,17 +53,6 @@ DASHBOARD = ROOT / "deploy" / "grafana" / "modelmedic.json"
 ROLE = ROOT / "deploy" / "rbac" / "role.yaml"
 READY_TIMEOUT_S = 90.0
 
-# Where each kind the chart renders lives in the API (server-side apply by path).
-PATHS = {
-    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts/{name}",
-    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
-    "Secret": "/api/v1/namespaces/{ns}/secrets/{name}",
-    "Service": "/api/v1/namespaces/{ns}/services/{name}",
-    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-    "PodDisruptionBudget": "/apis/policy/v1/namespaces/{ns}/poddisruptionbudgets/{name}",
-    "Role": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/roles/{name}",
-    "RoleBinding": "/apis/rbac.authorization.k8s.io/v1/namespaces/{ns}/rolebindings/{name}",
-}
 # What every authenticated identity may do (system:basic-user, discovery): not from our Role.
 SELF_REVIEWS = {"selfsubjectaccessreviews", "selfsubjectrulesreviews", "selfsubjectreviews"}
 
@@ -84,13 +74,36 @@ def render(helm: str, release: str, namespace: str, values: dict, tmp_path: Path
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def apply(stack: local_kube.KubeStack, docs: list[dict]) -> None:
-    """Server-side apply of each rendered manifest as the admin (what `helm install` would send)."""
-    for doc in docs:
-        meta = doc["metadata"]
-        path = PATHS[doc["kind"]].format(ns=meta["namespace"], name=meta["name"])
-        local_kube.api(stack, "PATCH", f"{path}?fieldManager=helm&force=true", json.dumps(doc),
-                       "application/apply-patch+yaml")
+def run_helm(helm: str, stack: local_kube.KubeStack, tmp_path: Path, *args: str) -> str:
+    """The real helm against the real API server as the admin, with its state kept in tmp_path."""
+    env = {**os.environ, **{f"HELM_{k}_HOME": str(tmp_path / f"helm-{k.lower()}") for k in ("CACHE", "CONFIG", "DATA")}}
+    result = subprocess.run([helm, *args, "--kubeconfig", stack.admin_kubeconfig], env=env,
+                            capture_output=True, text=True, timeout=240, check=False)
+    assert result.returncode == 0, f"helm {' '.join(args)}:\n{result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def installable_chart(tmp_path: Path) -> str:
+    """The chart, minus its ``kubeVersion`` floor, which the local API server cannot meet by number.
+
+    deploy/local/kube.py builds kube-apiserver from the Go modules without the version
+    ldflags, so it reports ``v0.0.0-master+$Format:%H$`` (it is 1.34.3) and helm install refuses
+    ``kubeVersion: >=1.25.0-0``. Only that line of Chart.yaml is dropped; every template is the same.
+    """
+    copy = tmp_path / "chart" / CHART.name
+    shutil.copytree(CHART, copy)
+    chart_yaml = copy / "Chart.yaml"
+    lines = chart_yaml.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if not line.startswith("kubeVersion:")]
+    assert len(kept) == len(lines) - 1
+    chart_yaml.write_text("".join(kept))
+    return str(copy)
+
+
+def values_file(values: dict, tmp_path: Path) -> str:
+    path = tmp_path / f"values-{uuid.uuid4().hex[:6]}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return str(path)
 
 
 def deployment_ready(stack: local_kube.KubeStack, namespace: str, name: str) -> dict | None:
@@ -164,10 +177,14 @@ async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, he
         "config": {"kafka": {"bootstrap_servers": "kafka.kafka:9092"}},
         "policy": {"targets": {"namespace": models_ns}},
     }
-    docs = render(helm, "modelmedic", release_ns, values, tmp_path)
-    assert {d["kind"] for d in docs} == set(PATHS), "every kind the chart renders is applied here"
+    kinds = {d["kind"] for d in render(helm, "modelmedic", release_ns, values, tmp_path)}
+    assert kinds == {"ServiceAccount", "ConfigMap", "Secret", "Service", "Deployment", "PodDisruptionBudget",
+                     "Role", "RoleBinding"}
+    chart = installable_chart(tmp_path)
     t0 = time.monotonic()
-    apply(kube_stack, docs)
+    helm_args = ["--namespace", release_ns, "--wait", "--timeout", f"{READY_TIMEOUT_S:.0f}s"]
+    await asyncio.to_thread(run_helm, helm, kube_stack, tmp_path, "install", "modelmedic", chart,
+                            "-f", values_file(values, tmp_path), *helm_args)
     deployment = await wait_ready(kube_stack, release_ns, "modelmedic")
     first_rollout_s = time.monotonic() - t0
 
@@ -183,12 +200,13 @@ async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, he
 
     # a config change rolls the pods (checksum annotation) and the rollout completes again
     values["config"]["detection"] = {"threshold": 0.999}
-    apply(kube_stack, render(helm, "modelmedic", release_ns, values, tmp_path))
+    await asyncio.to_thread(run_helm, helm, kube_stack, tmp_path, "upgrade", "modelmedic", chart,
+                            "-f", values_file(values, tmp_path), *helm_args)
     rolled = await wait_ready(kube_stack, release_ns, "modelmedic")
     assert rolled["metadata"]["generation"] > deployment["metadata"]["generation"]
     old, new = (d["spec"]["template"]["metadata"]["annotations"]["checksum/config"] for d in (deployment, rolled))
     assert old != new
-    print(f"first rollout Ready in {first_rollout_s:.1f}s")
+    print(f"helm install --wait: Ready in {first_rollout_s:.1f}s")
 
     # the chart's ServiceAccount, with a real token from the TokenRequest API
     issued = local_kube.api(kube_stack, "POST", f"/api/v1/namespaces/{release_ns}/serviceaccounts/modelmedic/token",
@@ -244,6 +262,10 @@ async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, he
         status, answer = sa.call(method, path, body)
         assert status == 403, f"{method} {path} -> {status}: {answer}"
 
+    # helm uninstall takes the Roles in the models namespaces with it
+    await asyncio.to_thread(run_helm, helm, kube_stack, tmp_path, "uninstall", "modelmedic", "--namespace", release_ns, "--wait")
+    roles = local_kube.api(kube_stack, "GET", f"/apis/rbac.authorization.k8s.io/v1/namespaces/{models_ns}/roles")["items"]
+    assert roles == []
     for ns in (release_ns, models_ns, other_ns):
         local_kube.api(kube_stack, "DELETE", f"/api/v1/namespaces/{ns}")
 
