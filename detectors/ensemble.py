@@ -11,6 +11,7 @@ from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.seasonal import SeasonalBank
 
 LN10 = np.log(10.0)
+LEVELS = 2.0 ** np.arange(14)  # incident sizes counted, in multiples of the alarm level (1x .. 8192x)
 
 
 def tail_digits(z: np.ndarray) -> np.ndarray:
@@ -93,11 +94,12 @@ class EnsembleBank(SeriesBank):
         buckets: int = 168,
         daily_buckets: int = 96,
         grace: int = 150,
+        recurring: bool = True,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.short, self.long, self.cap = sensitivity, alpha, short, long, cap
         self.refractory, self.patience, self.period, self.buckets = refractory, patience, period, buckets
-        self.daily_buckets, self.grace = daily_buckets, grace
+        self.daily_buckets, self.grace, self.recurring = daily_buckets, grace, recurring
         self._level = RobustBank(alpha=alpha)
         self._diff = RobustBank(alpha=alpha, order=1)
         self._weekly = SeasonalBank(period=period, buckets=buckets)
@@ -109,6 +111,8 @@ class EnsembleBank(SeriesBank):
         self._mean = np.zeros((0, 2))
         self._var = np.zeros((0, 2))
         self._peak = np.zeros(0)
+        self._prev = np.zeros(0, dtype=np.float32)  # largest evidence of the incident in progress
+        self._rate = np.zeros((0, LEVELS.size), dtype=np.float32)  # past incidents per point, per level
 
     @property
     def _predictors(self) -> tuple[ZBank, ...]:
@@ -122,11 +126,14 @@ class EnsembleBank(SeriesBank):
         self._short, self._mean, self._var, self._peak = (
             np.concatenate([a, np.zeros((extra, *a.shape[1:]))]) for a in (self._short, self._mean, self._var, self._peak)
         )
+        self._prev, self._rate = (
+            np.concatenate([a, np.zeros((extra, *a.shape[1:]), dtype=a.dtype)]) for a in (self._prev, self._rate)
+        )
 
     def _reset(self, slots: np.ndarray) -> None:
         for c in (*self._predictors, self._shift):
             c.forget(slots)
-        for a in (self._n, self._run, self._short, self._mean, self._var, self._peak):
+        for a in (self._n, self._run, self._short, self._mean, self._var, self._peak, self._prev, self._rate):
             a[slots] = 0
 
     def _raw(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -141,6 +148,30 @@ class EnsembleBank(SeriesBank):
         raw = tail_digits(np.stack([any_z, np.abs(zs[context, 0, pick])], axis=1))
         return np.minimum(raw, self.cap), zs[best, 1, pick]
 
+    def _recurring(self, slots: np.ndarray, evidence: np.ndarray, digits: float) -> tuple[np.ndarray, np.ndarray]:
+        """Evidence discounted by the series' own record of similar incidents; the incidents that just ended.
+
+        An *incident* is a run of points whose evidence reaches the alarm level
+        (``digits``); its size is the largest level of ``digits * LEVELS`` it reached.
+        ``c`` is the exponentially weighted count (memory ``long``, the same as the raw
+        surprise's) of past incidents at least as large as this point's evidence. The
+        Gaussian tail says a surprise this large has chance ``10**-e``; having already
+        seen ``c`` like it, the chance is taken as ``(1 + c) * 10**-e`` (this one is one
+        of ``c + 1``): unchanged for a first or rare incident and for the rest of the
+        incident in progress, about two digits less for a spike that recurs every hundred
+        points.
+        """
+        levels = digits * LEVELS
+        above = evidence[:, None] >= levels
+        level = above.sum(axis=1) - 1
+        count = np.where(level >= 0, self._rate[slots, np.maximum(level, 0)], 0.0) / self.long
+        calibrated = np.maximum(evidence - np.log10(1.0 + count), 0.0)
+        prev = self._prev[slots]
+        ended = (prev >= levels[0]) & ~above[:, 0]
+        counted = (ended[:, None] & (prev[:, None] >= levels)).astype(np.float32)
+        self._prev[slots] = np.where(above[:, 0], np.maximum(prev, evidence), 0.0)
+        return calibrated, counted
+
     def _score_learn(
         self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -151,9 +182,15 @@ class EnsembleBank(SeriesBank):
         # the spread of a short-term mean of independent raw surprises
         spread = np.sqrt((var + 1e-4) * self.short / (2.0 - self.short))
         evidence = np.maximum(-log_ndtr(-(short - mean) / spread) / LN10, 0.0).max(axis=1)
-        score = np.where(n >= self.grace, evidence / (evidence + 10.0 * (1.0 - self.sensitivity)), 0.0)
+        warm = n >= self.grace
+        digits = 10.0 * (1.0 - self.sensitivity)
+        score = np.where(warm, evidence / (evidence + digits), 0.0)
+        shown = score
+        if self.recurring:
+            calibrated, ended = self._recurring(slots, evidence, digits)
+            shown = np.where(warm, calibrated / (calibrated + digits), 0.0)
         peak = self._peak[slots] * np.exp(-1.0 / self.refractory)
-        reported = np.maximum(score - peak, 0.0)
+        reported = np.maximum(shown - peak, 0.0)
 
         flagged = score >= 0.5
         run = np.where(flagged, self._run[slots] + 1, 0)
@@ -168,4 +205,7 @@ class EnsembleBank(SeriesBank):
         self._peak[slots] = np.maximum(peak, score)
         self._run[slots] = run
         self._n[slots] = n + 1
+        if self.recurring:
+            rates = self._rate[slots]
+            self._rate[slots] = np.where(warm[:, None], rates + self.long * (ended - rates), rates)
         return reported, baseline

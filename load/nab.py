@@ -135,6 +135,26 @@ def normalized_score(corpus: list[DataFile], scores: list[np.ndarray], cost: dic
     return 100.0 * (totals[k] - null) / (perfect - null), float(thresholds[k])
 
 
+def score_at(corpus: list[DataFile], scores: list[np.ndarray], cost: dict[str, float], threshold: float) -> float:
+    """Normalized score at a given threshold (detection = score >= threshold); nan without windows."""
+    thresholds, totals, n_windows = corpus_curve(corpus, scores, cost)
+    k = int(np.flatnonzero(thresholds >= threshold)[-1])
+    null, perfect = -cost["fnWeight"] * n_windows, cost["tpWeight"] * n_windows
+    return 100.0 * (totals[k] - null) / (perfect - null) if n_windows else float("nan")
+
+
+def category_scores(corpus: list[DataFile], scores: list[np.ndarray], root: Path = NAB_ROOT) -> dict[str, dict[str, float]]:
+    """Per category and profile: the normalized score at the threshold chosen on the whole corpus."""
+    out: dict[str, dict[str, float]] = {}
+    for p, cost in load_profiles(root).items():
+        threshold = normalized_score(corpus, scores, cost)[1]
+        for category in sorted({f.name.split("/")[0] for f in corpus}):
+            keep = [i for i, f in enumerate(corpus) if f.name.startswith(category + "/")]
+            got = score_at([corpus[i] for i in keep], [scores[i] for i in keep], cost, threshold)
+            out.setdefault(category, {})[p] = round(float(got), 2)
+    return out
+
+
 def load_profiles(root: Path = NAB_ROOT) -> dict[str, dict[str, float]]:
     profiles = json.loads((root / "profiles.json").read_text())
     return {p: profiles[p]["CostMatrix"] for p in PROFILES}
@@ -185,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         elapsed = time.perf_counter() - start
         n = sum(len(f.timestamps) for f in corpus)
         rows.append((f"modelmedic:{args.detector}", score_all(corpus, scores, args.root), f"{n} rows in {elapsed:.1f}s"))
+        per_category = category_scores(corpus, scores, args.root)
     for name in sorted((args.root / "results").iterdir()):
         got = score_all(corpus, published_scores(name.name, corpus, args.root), args.root)
         ref = expected[name.name]
@@ -197,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'detector':<28}{'standard':>10}{'low_FP':>10}{'low_FN':>10}  note")
     for name, s, note in rows:
         print(f"{name:<28}" + "".join(f"{s[p]:>10.2f}" for p in PROFILES) + f"  {note}")
+    if not args.published_only:
+        print(f"\nmodelmedic:{args.detector} per category (threshold of the whole corpus; nan: no windows)")
+        for category, s in per_category.items():
+            print(f"{category:<28}" + "".join(f"{s[p]:>10.2f}" for p in PROFILES))
     return 0
 
 

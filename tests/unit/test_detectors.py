@@ -252,3 +252,17 @@ def test_ewma_bank_keeps_the_scores_baselines_contract():
     run(bank, np.zeros(50), quiet(19, 50))
     scores, baselines = bank.score_learn(np.array([0, 1]), np.array([90.0, 10.0]))
     assert scores[0] > 0.999 and scores[1] == 0.0 and 45 < baselines[0] < 55
+
+
+def test_ensemble_recurring_incidents_count_against_themselves_a_first_one_does_not():
+    rng = np.random.default_rng(20)
+    n = 2000
+    x = 50 + rng.normal(0, 1, n)
+    x[600::100] += 15  # the same spike every 100 points from 600 on
+    t = 1.7e9 + 300 * np.arange(n)
+    on, off = run(EnsembleBank(), t, x), run(EnsembleBank(recurring=False), t, x)
+    assert on[600] == off[600] >= 0.5  # the first spike: an alarm, unchanged
+    later = np.arange(700, n, 100)
+    assert np.all(on[later] < off[later])  # each repeat is worth a little less (log of the count)
+    assert np.all(on[later] >= 0.5)  # but a 15-sigma spike is still an anomaly
+

@@ -117,3 +117,15 @@ def test_replay_errors_say_what_to_do(tmp_path):
     assert cli_main(["replay", str(bad)]) == 2
     with pytest.raises(ModelmedicError, match="choose one of"):
         replay_scores(["1"], [1.0], "nope")
+
+
+def test_score_at_the_best_threshold_is_the_normalized_score_and_categories_split_the_corpus():
+    a = toy()
+    b = nab.DataFile("other/b.csv", a.timestamps, a.values, [(60, 69)])
+    s_a, s_b = np.zeros(100), np.zeros(100)
+    s_a[41], s_a[80], s_b[30] = 0.9, 0.6, 0.7  # a: early hit and one FP; b: only an FP
+    best, threshold = nab.normalized_score([a, b], [s_a, s_b], STANDARD)
+    assert nab.score_at([a, b], [s_a, s_b], STANDARD, threshold) == pytest.approx(best)
+    assert nab.score_at([a], [s_a], STANDARD, 0.95) == pytest.approx(0.0)  # nothing detected: the null score
+    one = nab.score_at([a], [s_a], STANDARD, threshold)
+    assert one > nab.score_at([b], [s_b], STANDARD, threshold)
