@@ -162,8 +162,8 @@ class WindowJudge:
         big = (ratio <= self.settings.throughput_drop_ratio) | (ratio >= self.settings.throughput_surge_ratio)
         # Counts are at least Poisson-noisy: a quiet canary seeing 0 requests where it
         # expects 4 is chance (p = 0.02), not an outage, whatever the learned spread says.
-        tail = _poisson_tail(cw.group_count, expected, upper=t_kinds == 1)
-        big &= tail <= 1.0 - thr
+        if np.count_nonzero(big):  # usually no count is that far off: then the tail changes nothing
+            big &= _poisson_tail(cw.group_count, expected, upper=t_kinds == 1) <= 1.0 - thr
         judged = np.ones(cw.groups.size, dtype=bool)
         out += self._emit(self.throughput, cw, windows, cw.groups, (t_scores >= thr) & big, judged, t_kinds, t_scores,
                           observed=cw.group_count, baseline=t_base**2, level="group")
