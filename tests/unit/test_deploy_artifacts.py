@@ -7,6 +7,7 @@ applies the chart to a real API server and scrapes a running service with Promet
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -238,7 +239,7 @@ def test_the_charts_role_is_exactly_deploy_rbac_role(helm):
 
 
 def test_the_rendered_config_is_one_the_service_accepts(helm, tmp_path, monkeypatch):
-    for name in [n for n in __import__("os").environ if n.startswith("MODELMEDIC_")]:
+    for name in [n for n in os.environ if n.startswith("MODELMEDIC_")]:
         monkeypatch.delenv(name)
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({
@@ -353,7 +354,7 @@ def test_the_operations_guides_values_and_secret_make_a_config_the_service_accep
     assert container["image"] == "registry.example.com/mlops/modelmedic:0.1.0"
     secret = dict(re.findall(r"--from-literal=(MODELMEDIC_\w+)='([^']*)'", guide.replace("\n                                    ", "")))
     assert set(secret) == {"MODELMEDIC_KAFKA__SASL_PASSWORD", "MODELMEDIC_SINKS"}
-    for name in [n for n in __import__("os").environ if n.startswith("MODELMEDIC_")]:
+    for name in [n for n in os.environ if n.startswith("MODELMEDIC_")]:
         monkeypatch.delenv(name)
     for name, value in secret.items():
         monkeypatch.setenv(name, value.replace("...", "x" * 32))
