@@ -71,13 +71,15 @@ trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/dist" "$context/src"
 python=$PWD/.venv/bin/python
 [ -x "$python" ] || python=python3
-say "building the wheelhouse: modelmedic from the checkout's tracked files, its dependencies from PyPI"
+say "building the wheelhouse: modelmedic from the checkout's tracked files, its dependencies from PyPI at .venv's versions"
 # A copy, so the build leaves nothing (build/, egg-info) in the working tree.
 git ls-files -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
   | tar --null -T - -cf - | tar -xf - -C "$context/src"
 "$python" -c 'import sys; assert sys.version_info[:2] == (3, 11)' \
   || die "$python is not Python 3.11 (the image's): wheels of compiled dependencies would not match"
-"$python" -m pip wheel --quiet --wheel-dir "$context/dist" "$context/src" > "$context/wheel.log" 2>&1 \
+# The dependency versions the project's tests ran with (.venv), not whatever PyPI has today.
+"$python" -m pip freeze --exclude-editable 2>/dev/null | grep -v ' @ ' > "$context/constraints.txt" || true
+"$python" -m pip wheel --quiet --wheel-dir "$context/dist" -c "$context/constraints.txt" "$context/src" > "$context/wheel.log" 2>&1 \
   || { tail -20 "$context/wheel.log" >&2; die "pip wheel failed"; }
 say "wheelhouse: $(ls "$context/dist" | wc -l) wheels, $(du -sh "$context/dist" | cut -f1)"
 cp deploy/container/Containerfile "$context/Containerfile"
