@@ -47,7 +47,7 @@ def exported_series() -> dict[str, str]:
             continue
         base = metric._name  # noqa: SLF001 - the registered name; prometheus_client strips _total
         suffixes = {"counter": ["_total", "_created"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count", "_created"]}
-        for suffix in suffixes[metric._type]:  # noqa: SLF001
+        for suffix in suffixes.get(metric._type, ["", "_total", "_sum", "_count", "_created"]):  # noqa: SLF001
             names[base + suffix] = attr
     return names
 
@@ -232,7 +232,8 @@ def test_the_charts_role_is_exactly_deploy_rbac_role(helm):
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["models", "serving"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["models", "serving"]
     for role in roles:
-        assert role["rules"] == reference["rules"]
+        assert role["rules"] == reference["rules"], (
+            "deploy/rbac/role.yaml changed: make deploy/helm/modelmedic/templates/rbac.yaml grant the same rules")
     sa = one(docs, "ServiceAccount")
     for binding in bindings:
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
