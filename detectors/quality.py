@@ -165,6 +165,11 @@ class CanaryDivergence:
     def anomalous(self) -> bool:
         return self._alarm
 
+    @property
+    def expected(self) -> float | None:
+        """The tolerated disagreement rate: given, or learned once ``warmup`` pairs were seen."""
+        return self._p0
+
     def observe(self, role: str, request_id: str, ts: float, prediction: object) -> Decision | None:
         """Take one prediction (``role`` is ``production`` or ``canary``); a Decision at an alarm's onset."""
         self._join.advance(ts)

@@ -122,6 +122,9 @@ class DetectionSettings(_Section):
     """Minimum effect for an error burst: error rate at least this many times its baseline."""
     min_requests: int = Field(5, ge=1)
     """Windows with fewer requests than this are not judged on latency or error rate."""
+    quality: bool = True
+    """Canary divergence, delayed-label accuracy and prediction drift (service/quality.py):
+    about 2 us of CPU per event. The labels topic must be co-partitioned with inference."""
     snapshot_interval_s: float = Field(5.0, gt=0)
     """How often detection state and offsets are checkpointed. A crash replays at most this much."""
 

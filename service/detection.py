@@ -28,8 +28,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from modelmedic import metrics
 from modelmedic.config import Settings
-from modelmedic.events import Anomaly, Rejected, decode_inferences, encode
+from modelmedic.events import Anomaly, Rejected, decode_inferences, decode_label, encode
 from modelmedic.judge import WindowJudge
+from modelmedic.quality import QualityMonitor
 from modelmedic.usage import UsageRollup
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
@@ -48,6 +49,10 @@ class PartitionState:
     next_offset: int = 0
     replay_until: int = 0
     """Offsets below this were processed before the last restart (replays, not late records)."""
+    quality: QualityMonitor | None = None
+    """Canary divergence, delayed-label accuracy and drift of this partition's models."""
+    label_next: int = 0
+    """Next offset of this partition of the labels topic (co-partitioned with inference)."""
     last_record_wall: float = field(default_factory=time.monotonic)
     idle_base_ts: int = 0
     expired_at: int = 0
@@ -94,7 +99,7 @@ class DetectionPlane:
         await self._producer.start()
         try:
             await self._consumer.start()
-            self._consumer.subscribe([k.topics.inference], listener=_Rebalance(self))
+            self._consumer.subscribe([k.topics.inference, k.topics.labels], listener=_Rebalance(self))
             while not stop.is_set():
                 batch = await self._consumer.getmany(timeout_ms=k.fetch_timeout_ms, max_records=k.max_poll_records)
                 async with self._lock:
@@ -126,11 +131,18 @@ class DetectionPlane:
             state = self.parts.get(tp.partition)
             if state is None:  # a record raced a revocation
                 continue
+            if tp.topic == self.settings.kafka.topics.labels:
+                bad = self._labels(state, records)
+                dead += bad
+                ok += len(records) - bad
+                continue
             # Per record: one C-level decode and the window update; no other Python.
             events, rejected = decode_inferences([record.value for record in records])
             for i, reason in rejected:
                 self._dead_letter(records[i], reason)
             late_offsets = state.windows.add_many(events, records)
+            if state.quality is not None:
+                self._observe_quality(state, events, records)
             if late_offsets:
                 replay_until = state.replay_until
                 late += sum(offset >= replay_until for offset in late_offsets)
@@ -149,12 +161,41 @@ class DetectionPlane:
         self._update_lag(batch)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
+    @staticmethod
+    def _observe_quality(state: PartitionState, events: list, records: list) -> None:
+        """Feed the quality monitor; records replayed after a restart were already counted."""
+        observe = state.quality.observe_inference
+        if records[0].offset >= state.replay_until:
+            for event in events:
+                if event is not None:
+                    observe(event)
+        else:
+            for event, record in zip(events, records):
+                if event is not None and record.offset >= state.replay_until:
+                    observe(event)
+
+    def _labels(self, state: PartitionState, records: list) -> int:
+        """Delayed labels go to the quality monitor; bad ones to the dead-letter topic. Returns how many were bad."""
+        bad = 0
+        for record in records:
+            label = decode_label(record.value)
+            if label.__class__ is Rejected:
+                self._dead_letter(record, label)
+                bad += 1
+            elif state.quality is not None:
+                state.quality.observe_label(label)
+        state.label_next = records[-1].offset + 1
+        return bad
+
     def _judge_ready(self, state: PartitionState, through: int) -> None:
         """Close and judge every window up to ``through``; publish what comes out."""
         for cw in state.windows.close_through(through):
             metrics.WINDOWS.inc(cw.slots.size)
             for anomaly in state.judge.judge(cw, state.windows):
                 self._publish(anomaly)
+            if state.quality is not None:
+                for anomaly in state.quality.poll(cw.end_ms):
+                    self._publish(anomaly)
             if self.usage is not None:
                 self.usage.add(cw, state.windows)
         if through - state.expired_at >= 60:
@@ -205,8 +246,10 @@ class DetectionPlane:
         lag = 0
         for tp in batch:
             high = self._consumer.highwater(tp)
-            if high is not None and tp.partition in self.parts:
-                lag += max(0, high - self.parts[tp.partition].next_offset)
+            state = self.parts.get(tp.partition)
+            if high is not None and state is not None:
+                done = state.label_next if tp.topic == self.settings.kafka.topics.labels else state.next_offset
+                lag += max(0, high - done)
         metrics.CONSUMER_LAG.set(lag)
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -231,10 +274,11 @@ class DetectionPlane:
             frozen = copy.copy(state.windows)
             frozen.open, frozen.first_offset = {}, {}
             blob = zlib.compress(pickle.dumps(
-                {"v": SNAPSHOT_VERSION, "windows": frozen, "judge": state.judge,
-                 "resume": resume, "next": state.next_offset}, protocol=5), 1)
+                {"v": SNAPSHOT_VERSION, "windows": frozen, "judge": state.judge, "quality": state.quality,
+                 "resume": resume, "next": state.next_offset, "label_next": state.label_next}, protocol=5), 1)
             sends.append(await self._producer.send(self.settings.kafka.topics.state, blob, key=self._snapshot_key(p)))
             offsets[TopicPartition(self.settings.kafka.topics.inference, p)] = resume
+            offsets[TopicPartition(self.settings.kafka.topics.labels, p)] = state.label_next
         await asyncio.gather(*sends)
         metrics.SNAPSHOTS.inc(len(partitions))
         if self._consumer is not None and self._consumer.assignment():
@@ -251,12 +295,17 @@ class DetectionPlane:
             tp = TopicPartition(self.settings.kafka.topics.inference, p)
             if blob is not None:
                 snap = pickle.loads(zlib.decompress(blob))
-                state = PartitionState(snap["windows"], snap["judge"], snap["resume"], snap["next"])
+                state = PartitionState(snap["windows"], snap["judge"], snap["resume"], snap["next"],
+                                       snap.get("quality"), snap.get("label_next", 0))
                 state.idle_base_ts = state.windows.max_ts
                 self._consumer.seek(tp, snap["resume"])
+                self._consumer.seek(TopicPartition(self.settings.kafka.topics.labels, p), state.label_next)
                 log.info("partition %d restored: resuming at offset %d (replaying to %d)", p, snap["resume"], snap["next"])
             else:
-                state = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows), WindowJudge(d))
+                # The tolerated canary disagreement is learned per model (canary_expected_rate=None).
+                quality = QualityMonitor(w.size_ms, canary_expected_rate=None) if d.quality else None
+                state = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows),
+                                       WindowJudge(d), quality=quality)
             self.parts[p] = state
         self._snapshots = None  # re-read next time: another replica may have written newer ones
 
@@ -269,14 +318,14 @@ class _Rebalance(ConsumerRebalanceListener):
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
         async with self.plane._lock:
-            mine = [tp.partition for tp in revoked if tp.partition in self.plane.parts]
+            mine = sorted({tp.partition for tp in revoked if tp.partition in self.plane.parts})
             await self.plane._checkpoint(mine)
             for p in mine:
                 del self.plane.parts[p]
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self.plane._lock:
-            await self.plane._restore(sorted(tp.partition for tp in assigned))
+            await self.plane._restore(sorted({tp.partition for tp in assigned}))
         self.plane.ready.set()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from modelmedic.config import KafkaSettings
@@ -61,6 +62,9 @@ def consumer(settings: KafkaSettings, *topics: str, group_id: str | None, **over
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 8 * 1024 * 1024,
         "fetch_max_wait_ms": 50,
+        # Range assignment gives partition p of every subscribed topic to the same member:
+        # inference and labels are co-partitioned (same key, same partition count).
+        "partition_assignment_strategy": (RangePartitionAssignor,),
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **client_options(settings), **options)

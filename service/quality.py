@@ -163,6 +163,10 @@ class _Model:
         self.versions: dict[str, _Version] = {}
         self.baseline: float | None = None
         """Accuracy baseline of the model's latest judged version (inherited by new versions)."""
+        self.canary_rate: float | None = None
+        """Disagreement rate learned on a healthy version (inherited by new versions): two
+        versions of one model never agree perfectly, and a release is judged against what
+        is normal for this model, not against its own first requests."""
         self.canary_last_ms = -(1 << 62)
         self.last_ms = ts
 
@@ -350,11 +354,14 @@ class QualityMonitor:
             return
         det = vs.canary
         if det is None:
+            expected = self.canary_expected_rate if self.canary_expected_rate is not None else m.canary_rate
             det = vs.canary = CanaryDivergence(
-                expected_rate=self.canary_expected_rate, effect=self.canary_effect, tolerance=self.canary_tolerance,
+                expected_rate=expected, effect=self.canary_effect, tolerance=self.canary_tolerance,
                 alpha=self.alpha, window_s=self.canary_join_ms / 1000, max_pending=1)
         vs.canary_version = canary_version
         det.observe_pair(prod, canary)
+        if m.canary_rate is None and det.expected is not None and not det.anomalous:
+            m.canary_rate = det.expected
         if det.anomalous is not (CANARY in vs.onset):
             self._sync(model, version, vs, CANARY, det, ts)
 

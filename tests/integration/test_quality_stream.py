@@ -1,0 +1,58 @@
+"""Prediction quality end to end on real Kafka: canary divergence and delayed labels become pages, not remediations."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from load.fleet import FleetSpec, Incident, generate
+from modelmedic.events import LabelEvent, encode
+from test_detection_to_alert import START_MS, produce, running, wait_processed, with_sinks
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_new_version_disagreeing_with_the_canary_pages_for_a_person(settings, receiver):
+    spec = FleetSpec(models=4, rate=60, canary_fraction=0.5, classifier_share=1.0, seed=21)
+    # model-002 releases a version whose labels drift away from the previous stable one (the canary).
+    incidents = [Incident.parse("bad_version:model-002@60+120x1.3")]
+    n = await produce(settings, generate(spec, incidents, START_MS, 200))
+    async with running(with_sinks(settings, receiver)) as service:
+        await wait_processed(service, n)
+        pages = await receiver.wait_for(
+            lambda r: r.json.get("payload", {}).get("class", "").startswith("prediction/"), kind="pagerduty", timeout=30)
+        incident = next(i for i in service.response.book.by_id.values() if i.anomaly_class == "prediction")
+    page = pages[0].json["payload"]
+    assert page["group"] == "model-002" and "canary" in page["summary"]
+    assert incident.kinds[0] == "canary_divergence" and incident.attempts == [], "prediction quality is never auto-remediated"
+    assert all(i.model == "model-002" for i in service.response.book.by_id.values() if i.anomaly_class == "prediction")
+
+
+async def test_delayed_labels_reveal_an_accuracy_drop(settings, receiver):
+    spec = FleetSpec(models=2, rate=40, classifier_share=1.0, seed=22)
+    records = list(generate(spec, [], START_MS, 300))
+    cut = next(i for i, (_, v) in enumerate(records) if json.loads(v)["ts"] >= START_MS + 150_000)
+    labels = []
+    for key, value in records[:cut]:
+        event = json.loads(value)
+        if event["role"] != "production" or event["model"] != "model-000" or not event["ok"]:
+            continue
+        # The truth agrees with the model for 100 s, then disagrees 40% of the time.
+        wrong = event["ts"] >= START_MS + 100_000 and int(event["request_id"].split("-")[-1], 16) % 5 < 2
+        truth = "__other__" if wrong else event["prediction"]
+        labels.append((key, encode(LabelEvent(event["model"], event["request_id"], event["ts"] + 5000, truth))))
+    labels_settings = settings.model_copy(update={"kafka": settings.kafka.model_copy(
+        update={"topics": settings.kafka.topics.model_copy(update={"inference": settings.kafka.topics.labels})})})
+    async with running(with_sinks(settings, receiver)) as service:
+        n = await produce(settings, records[:cut])
+        await wait_processed(service, n)
+        # Labels come after their predictions, as ground truth does; traffic goes on meanwhile.
+        n += await produce(labels_settings, labels)
+        await wait_processed(service, n)
+        n += await produce(settings, records[cut:])
+        await wait_processed(service, n)
+        pages = await receiver.wait_for(
+            lambda r: r.json.get("payload", {}).get("class", "") == "prediction/label_performance", kind="pagerduty", timeout=30)
+    assert pages[0].json["payload"]["group"] == "model-000"
+    assert "accuracy" in pages[0].json["payload"]["summary"]
