@@ -121,3 +121,7 @@ class NotCertifiedError(ReleaseError):
 
 class NoRollbackTargetError(ReleaseError):
     """The registry names no version to roll back to; give one with --to."""
+
+
+class NotOwnedError(ModelmedicError):
+    """Another replica owns this incident (its model's partition); ask that one."""

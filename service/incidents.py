@@ -130,6 +130,8 @@ class IncidentBook:
         if incident.active:
             self._open[(incident.series, incident.anomaly_class)] = incident.id
             self._open_model.setdefault((incident.model, incident.role), incident.id)
+        else:  # read back resolved (another replica resolved it): no index may still point at it
+            self._forget_open(incident)
 
     def open_incidents(self) -> list[Incident]:
         return [self.by_id[i] for i in self._open.values()]
@@ -207,6 +209,7 @@ class IncidentBook:
         self._forget_open(incident)
 
     def _forget_open(self, incident: Incident) -> None:
-        self._open.pop((incident.series, incident.anomaly_class), None)
-        if self._open_model.get((incident.model, incident.role)) == incident.id:
-            del self._open_model[(incident.model, incident.role)]
+        for index, key in ((self._open, (incident.series, incident.anomaly_class)),
+                           (self._open_model, (incident.model, incident.role))):
+            if index.get(key) == incident.id:
+                del index[key]

@@ -26,6 +26,8 @@ import time
 from typing import Any
 
 import msgspec
+from aiokafka import ConsumerRebalanceListener
+from aiokafka.partitioner import DefaultPartitioner
 
 from modelmedic import metrics
 from modelmedic.alerting import Alerter
@@ -33,6 +35,7 @@ from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
 from modelmedic.guards import Guards
 from modelmedic.incidents import Incident, IncidentBook
+from modelmedic.errors import NotOwnedError
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
 from modelmedic.policy import Policy, Rule
@@ -80,6 +83,10 @@ class ResponsePlane:
         self.deliveries: list[tuple[float, str, str, int]] = []
         """(wall time, incident id, status, escalation level) of recent deliveries."""
         self.ready = asyncio.Event()
+        self.owned: set[int] | None = None
+        """Partitions of the anomalies topic this replica owns (None: all, before Kafka says)."""
+        self._partitions: list[int] = []
+        self._partitioner = DefaultPartitioner()
         self._producer = None
         self._tasks: set[asyncio.Task] = set()
         self._lock = asyncio.Lock()
@@ -89,17 +96,12 @@ class ResponsePlane:
     async def run(self, stop: asyncio.Event) -> None:
         k = self.settings.kafka
         await ensure_topics(k)
-        for raw in (await read_compacted(k, k.topics.incidents)).values():
-            self.book.load(msgspec.json.decode(raw, type=Incident))
-        self._rebuild_guards()
-        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
         self._producer = make_producer(k)
-        consumer = make_consumer(k, k.topics.anomalies, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
+        consumer = make_consumer(k, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
         await self._producer.start()
         try:
             await consumer.start()
-            await self._resume()
-            self.ready.set()
+            consumer.subscribe([k.topics.anomalies], listener=_Ownership(self, consumer))
             last_tick = 0.0
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=int(TICK_S * 1000))
@@ -121,16 +123,43 @@ class ResponsePlane:
             await consumer.stop()
             await self._producer.stop()
 
-    def _rebuild_guards(self) -> None:
+    def _owns(self, incident: Incident) -> bool:
+        """Is this replica the one acting on ``incident``? The owner of its model's partition is."""
+        if self.owned is None:
+            return True
+        key = incident.model.encode()
+        return self._partitioner(key, self._partitions, self._partitions) in self.owned
+
+    async def take_over(self, partitions: set[int], all_partitions: list[int]) -> None:
+        """A rebalance gave us ``partitions``: read their incidents fresh and finish what is owed.
+
+        Incidents of partitions we already owned keep their in-memory state (we wrote it);
+        the others are read back from the compacted topic, where their last owner left them.
+        """
+        before = set(self.owned or ())
+        self._partitions, self.owned = all_partitions, set(partitions)
+        k = self.settings.kafka
+        for raw in (await read_compacted(k, k.topics.incidents)).values():
+            incident = msgspec.json.decode(raw, type=Incident)
+            partition = self._partitioner(incident.model.encode(), all_partitions, all_partitions)
+            if partition in self.owned and partition not in before:
+                self.book.load(incident)
+                self._rebuild_guards(incident)
+        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
+        await self._resume()
+        self.ready.set()
+
+    def _rebuild_guards(self, incident: Incident) -> None:
         """Cooldowns and hourly caps survive restarts: they are replayed from the attempts."""
-        for incident in self.book.by_id.values():
-            for attempt in incident.attempts:
-                if attempt["status"] in ("done", "running"):
-                    self.guards.acted(incident.model, incident.id, attempt["at"])
+        for attempt in incident.attempts:
+            if attempt["status"] in ("done", "running"):
+                self.guards.acted(incident.model, incident.id, attempt["at"])
 
     async def _resume(self) -> None:
         """Finish what a crash interrupted: owed pages, and playbook runs still marked running."""
         for incident in list(self.book.by_id.values()):
+            if not self._owns(incident):
+                continue
             if incident.pending:
                 log.info("incident %s: re-sending the owed %s page after a restart", incident.id, incident.pending)
                 await self._deliver(incident)
@@ -306,6 +335,8 @@ class ResponsePlane:
         """Deadlines: verification windows that ran out, and timed escalations."""
         now = self.clock()
         for incident in list(self.book.open_incidents()):
+            if not self._owns(incident):
+                continue
             if incident.state == "verifying" and incident.verify_deadline_ms and now >= incident.verify_deadline_ms:
                 incident.verify_deadline_ms = None
                 await self._audit(incident, "verification-failed", {"tried": incident.tried()})
@@ -386,6 +417,9 @@ class ResponsePlane:
         incident = self.book.by_id.get(incident_id)
         if incident is None:
             raise KeyError(f"no incident {incident_id!r}: list them with GET /api/incidents")
+        if not self._owns(incident):
+            raise NotOwnedError(f"incident {incident_id} belongs to another replica (its model's partition); "
+                                "retry: the request will reach the owner, or call the owning pod directly")
         return incident
 
     # -- I/O ----------------------------------------------------------------------------
@@ -434,3 +468,18 @@ class ResponsePlane:
                   "state": incident.state, "details": details}
         await self._producer.send(self.settings.kafka.topics.audit, msgspec.json.encode(record),
                                   key=incident.model.encode())
+
+
+class _Ownership(ConsumerRebalanceListener):
+    """Which incidents this replica acts on follows which anomaly partitions it consumes."""
+
+    def __init__(self, plane: ResponsePlane, consumer) -> None:
+        self.plane, self.consumer = plane, consumer
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        self.plane.owned = set(self.plane.owned or ()) - {tp.partition for tp in revoked}
+
+    async def on_partitions_assigned(self, assigned) -> None:
+        topic = self.plane.settings.kafka.topics.anomalies
+        partitions = sorted(self.consumer.partitions_for_topic(topic) or {tp.partition for tp in assigned})
+        await self.plane.take_over({tp.partition for tp in assigned}, partitions)

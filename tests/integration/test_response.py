@@ -234,3 +234,16 @@ async def test_forbidden_api_calls_escalate_with_the_reason(settings, receiver, 
         await publish(settings, anomaly("model-f"))
         got = await receiver.wait_for(kind="pagerduty", count=2, timeout=20)
     assert "forbidden" in got[1].json["payload"]["summary"].lower()
+
+
+async def test_two_replicas_page_and_escalate_each_incident_once(settings, receiver, kube, kube_namespace):
+    """Replicas share the anomalies' partitions; each acts only on the incidents of its own."""
+    pol = policy(kube_namespace.name, auto_remediate=False,
+                 escalation=[{"after_s": 0, "severity": "error"}, {"after_s": 2, "severity": "critical"}])
+    async with response_plane(settings, receiver, kube, pol) as first, response_plane(settings, receiver, kube, pol) as second:
+        await until(lambda: first.owned and second.owned and not (first.owned & second.owned))
+        await publish(settings, *(anomaly(f"m-{i:02d}") for i in range(8)))
+        await receiver.wait_for(kind="pagerduty", count=16, timeout=30)  # 8 pages, then 8 escalations
+        await asyncio.sleep(1.5)  # a duplicate from the other replica would be right behind
+    sent = [(p["dedup_key"], p["payload"]["severity"]) for p in pages(receiver)]
+    assert len(sent) == len(set(sent)) == 16
