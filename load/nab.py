@@ -1,6 +1,6 @@
 """NAB (Numenta Anomaly Benchmark v1.1) scorer and runner for modelmedic's detectors.
 
-Implements the scoring rules of ``/work/shared/nab/README.md``: a probationary period
+Implements the scoring rules of ``../shared/nab/README.md``: a probationary period
 (first 15% of a file, at most 750 rows), the scaled sigmoid inside and after each
 labelled window, one threshold swept over the whole corpus per application profile,
 and normalization between the null detector (-fn per window) and the perfect one
@@ -29,7 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-NAB_ROOT = Path(os.environ.get("MODELMEDIC_NAB", "/work/shared/nab"))
+NAB_ROOT = Path(os.environ.get("MODELMEDIC_NAB", Path(__file__).resolve().parents[2] / "shared" / "nab"))
+"""The NAB subset ships beside the repository (``../shared/nab``); MODELMEDIC_NAB overrides."""
 PROFILES = ("standard", "reward_low_FP_rate", "reward_low_FN_rate")
 PROBATION_PERCENT = 0.15
 
