@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> None:
              "MODEL_WEIGHTS": args.weights, "MODEL_BAD": "1" if args.bad else None}
     config = config_from_env({**os.environ, **{k: v for k, v in flags.items() if v is not None}})
     web.run_app(build_app(config), host=args.host, port=args.port, access_log=None,
-                print=lambda _: print(f"serving {config.model}@{config.version} on http://{args.host}:{args.port}"))
+                print=lambda _: print(f"serving {config.model}@{config.version} on http://{args.host}:{args.port}",
+                                      flush=True))  # whoever started it waits for this line
 
 
 if __name__ == "__main__":

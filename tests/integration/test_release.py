@@ -12,12 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from pathlib import Path
+
+import httpx
 
 import pytest
 from fixtures_kube import ROLLOUT_TIMEOUT_S, KubeNamespace
 from kubernetes import client
 
+from deploy.local.procs import free_port
 from load.model_server import RunningServer, ServerConfig, start_server
 from modelmedic.cli import main
 from modelmedic.deployment import ARTIFACT_ANNOTATION, DIGEST_ANNOTATION, run_shadow, stop_shadow
@@ -207,3 +212,26 @@ async def test_a_shadow_runs_the_candidate_beside_production_and_needs_the_relea
 
     assert await stop_shadow(kube_admin, ns.name, MODEL) is True
     assert await stop_shadow(kube_admin, ns.name, MODEL) is False
+
+
+async def test_the_reference_server_runs_as_a_script_configured_from_the_environment(tmp_path: Path) -> None:
+    port = free_port()
+    script = Path(__file__).resolve().parents[2] / "load" / "model_server.py"
+    env = {"MODEL_NAME": MODEL, "MODEL_VERSION": "v2.0.0", "MODEL_WEIGHTS": "1,1", "MODEL_LATENCY_MS": "0",
+           "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([sys.executable, str(script), "--port", str(port)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout is not None
+        started = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout=30)
+        assert started.strip() == f"serving {MODEL}@v2.0.0 on http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            health = await http.get("/healthz")
+            answer = await http.post("/predict", json={"request_id": "r1", "features": [0.5, -0.2]})
+            refused = await http.post("/predict", json={"request_id": "r2", "features": [1]})
+        assert (health.status_code, health.json()) == (200, {"status": "ok", "model": MODEL, "version": "v2.0.0"})
+        assert answer.json() == {"prediction": 1, "version": "v2.0.0", "request_id": "r1"}
+        assert refused.status_code == 400 and "expected 2 features" in refused.json()["error"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
