@@ -213,7 +213,8 @@ async def _send(client: httpx.AsyncClient, sample: Sample) -> Any:
     return body["prediction"]
 
 
-async def run_step(client: httpx.AsyncClient, samples: Sequence[Sample], rate_rps: float, policy: CertificationPolicy) -> StepResult:
+async def run_step(client: httpx.AsyncClient, samples: Sequence[Sample], rate_rps: float,
+                   policy: CertificationPolicy) -> StepResult:
     """Send ``rate_rps x step_s`` requests open-loop at ``rate_rps`` and measure each from when it was due."""
     loop = asyncio.get_running_loop()
     count = max(1, round(rate_rps * policy.step_s))

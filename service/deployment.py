@@ -194,7 +194,8 @@ async def _wait(kube: KubeClient, namespace: str, name: str, opts: ReleaseOption
 
 
 async def _roll_out(kube: KubeClient, namespace: str, name: str, version: str | None, info: VersionInfo | None,
-                    opts: ReleaseOptions, progress: Progress, now: float, rolled_back_to: str | None = None) -> DeploymentState:
+                    opts: ReleaseOptions, progress: Progress, now: float,
+                    rolled_back_to: str | None = None) -> DeploymentState:
     """Make ``name`` run ``version`` (its previous revision when None), mark it, and wait for the rollout."""
     if version is None:
         await kube.rollback(namespace, name)
@@ -318,7 +319,8 @@ async def _point_canary(kube: KubeClient, registry: Registry, model: str, versio
     if current.version != version:
         info = await asyncio.to_thread(_version_info, registry, model, version)
         await _roll_out(kube, opts.namespace, name, version, info, opts, progress, now)
-    await asyncio.to_thread(_record, registry, model, version, "canary", f"previous stable, canary in {opts.namespace}/{name}")
+    await asyncio.to_thread(_record, registry, model, version, "canary",
+                            f"previous stable, canary in {opts.namespace}/{name}")
     progress(f"{opts.namespace}/{name} runs the previous stable {version} as canary")
     return version
 
@@ -333,7 +335,8 @@ async def _event(kube: KubeClient, namespace: str, name: str, reason: str, messa
 
 async def rollback(kube: KubeClient, registry: Registry, model: str, opts: ReleaseOptions = ReleaseOptions(), *,
                    to: str | None = None, force: bool = False, progress: Progress = log.info,
-                   clock: Callable[[], float] = time.time, transport: httpx.AsyncBaseTransport | None = None) -> ReleaseResult:
+                   clock: Callable[[], float] = time.time,
+                   transport: httpx.AsyncBaseTransport | None = None) -> ReleaseResult:
     """Downgrade to ``to``, or to the registry's stable/previous stable version; the emergency path.
 
     Failed checks are reported, not undone: going back to the version being rolled back from is
@@ -370,8 +373,10 @@ def shadow_manifest(production: dict, version: str) -> dict:
     >>> prod = {"metadata": {"name": "fraud"}, "spec": {"selector": {"matchLabels": {"app": "fraud"}},
     ...     "template": {"metadata": {"labels": {"app": "fraud"}}, "spec": {"containers": [{"name": "m"}]}}}}
     >>> shadow = shadow_manifest(prod, "v2.0.0")
-    >>> shadow["metadata"]["name"], shadow["spec"]["selector"], shadow["spec"]["template"]["spec"]["containers"][0]["env"]
-    ('fraud-shadow', {'matchLabels': {'app': 'fraud-shadow'}}, [{'name': 'MODEL_VERSION', 'value': 'v2.0.0'}, {'name': 'MODEL_ROLE', 'value': 'shadow'}])
+    >>> shadow["metadata"]["name"], shadow["spec"]["selector"]
+    ('fraud-shadow', {'matchLabels': {'app': 'fraud-shadow'}})
+    >>> shadow["spec"]["template"]["spec"]["containers"][0]["env"]
+    [{'name': 'MODEL_VERSION', 'value': 'v2.0.0'}, {'name': 'MODEL_ROLE', 'value': 'shadow'}]
     """
     name = production["metadata"]["name"] + SHADOW_SUFFIX
     selector = {k: f"{v}{SHADOW_SUFFIX}" for k, v in production["spec"]["selector"]["matchLabels"].items()}
@@ -383,7 +388,8 @@ def shadow_manifest(production: dict, version: str) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "labels": {ROLE_LABEL: "shadow", "modelmedic.io/shadow-of": production["metadata"]["name"]}},
+        "metadata": {"name": name,
+                     "labels": {ROLE_LABEL: "shadow", "modelmedic.io/shadow-of": production["metadata"]["name"]}},
         "spec": {
             "replicas": 1,
             "selector": {"matchLabels": selector},
