@@ -190,7 +190,10 @@ class CanaryDivergence:
         if self._p0 is None:
             if self._pairs < self.warmup:
                 return None
-            self._p0 = max(wilson(self._disagree, self._pairs, 3.0)[1], 1e-4)
+            # Clamped below 0.9: a pair of versions that (nearly) always disagree, such as two
+            # regressors compared with a tight tolerance, leaves no room for "worse" (and 1.0
+            # would divide by zero below); the sign test judges those.
+            self._p0 = min(max(wilson(self._disagree, self._pairs, 3.0)[1], 1e-4), 0.9)
         p0 = self._p0
         p1 = min(p0 + self.effect, 0.999)
         llr = math.log(p1 / p0) if disagree else math.log((1 - p1) / (1 - p0))

@@ -247,3 +247,68 @@ async def test_two_replicas_page_and_escalate_each_incident_once(settings, recei
         await asyncio.sleep(1.5)  # a duplicate from the other replica would be right behind
     sent = [(p["dedup_key"], p["payload"]["severity"]) for p in pages(receiver)]
     assert len(sent) == len(set(sent)) == 16
+
+
+async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, receiver, kube_stack, kube, kube_namespace, tmp_path):
+    """The real thing: `modelmedic run` as a process, killed with SIGKILL once the playbook has started."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import yaml
+
+    from deploy.local.procs import free_port
+    from test_resilience import _api
+
+    await kube_namespace.create_model("model-k", "v1", replicas=2)
+    port = free_port()
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump({
+        "targets": {"namespace": kube_namespace.name}, "guard_rails": {"cooldown_s": 0},
+        "rules": [{"match": {"anomaly_class": ["latency"]}, "verify_s": 600,
+                   "playbooks": [{"name": "scale-out", "params": {"step": 2}}]}],
+    }))
+    (tmp_path / "modelmedic.yaml").write_text(yaml.safe_dump({
+        **json.loads(settings.model_dump_json(include={"kafka", "windows", "detection"})),
+        "http": {"port": port}, "policy_file": str(tmp_path / "policy.yaml"),
+        "kubernetes": {"kubeconfig": kube_stack.service_kubeconfig},
+        "sinks": [{"type": "pagerduty", "url": receiver.pagerduty_url, "routing_key": "R" * 32}],
+    }))
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "modelmedic", "run", "--config", str(tmp_path / "modelmedic.yaml")],
+                                stdout=open(tmp_path / "service.log", "ab"), stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+    def state_of(incident_id: str) -> str | None:
+        found = [i for i in _api(port, "/api/incidents") if i["id"] == incident_id]
+        return found[0]["state"] if found else None
+
+    service = start()
+    fire = anomaly("model-k")
+    try:
+        await until(lambda: _ready(port), 60)
+        await publish(settings, fire)
+        await until(lambda: state_of(fire.id) in ("remediating", "verifying"), 30)
+        service.send_signal(signal.SIGKILL)  # no chance to clean up, wherever the playbook is
+        service.wait(10)
+        service = start()
+        await until(lambda: _ready(port) and state_of(fire.id) == "verifying", 60)
+        await asyncio.sleep(1.0)  # a second scale-out or page would come right behind
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait(30)
+    assert await kube.get_replicas(kube_namespace.name, "model-k") == 4, "scaled once: 2 -> 4"
+    assert [p["event_action"] for p in pages(receiver)] == ["trigger"]
+
+
+def _ready(port: int) -> bool:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
