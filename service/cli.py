@@ -15,7 +15,6 @@ from modelmedic.errors import ModelmedicError
 
 COMMAND_MODULES = [
     "modelmedic.commands",
-    "modelmedic.replay",
     "modelmedic.registry_commands",
     "modelmedic.incident_commands",
     "modelmedic.release_commands",

@@ -99,17 +99,3 @@ def _replay(args: argparse.Namespace) -> int:
         if out is not sys.stdout:
             out.close()
     return 0
-
-
-def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    replay = subparsers.add_parser(
-        "replay",
-        help="run a detector over a timestamp,value CSV and print each row's anomaly score",
-        description="Replay a series through a detector exactly as the streaming path runs it "
-        "(same classes, one slot, each row scored before it is learned) and write CSV "
-        "timestamp,value,anomaly_score, one row per input row.",
-    )
-    replay.add_argument("file", help="CSV file with a header timestamp,value")
-    replay.add_argument("--detector", "-d", default="default", choices=sorted(DETECTORS), help="detector (default: %(default)s)")
-    replay.add_argument("--output", "-o", help="write the CSV here instead of standard output")
-    replay.set_defaults(func=_replay)
