@@ -125,6 +125,10 @@ class DetectionSettings(_Section):
     quality: bool = True
     """Canary divergence, delayed-label accuracy and prediction drift (service/quality.py):
     about 2 us of CPU per event. The labels topic must be co-partitioned with inference."""
+    quality_sample_every: int = Field(4, ge=1)
+    """Canary agreement, label accuracy and drift are judged on one request in this many,
+    chosen by a hash of the request id, so a sampled prediction always meets its canary twin
+    and its label. 1 judges every request (about 3.6 us of CPU per event instead of ~1.3)."""
     snapshot_interval_s: float = Field(5.0, gt=0)
     """How often detection state and offsets are checkpointed. A crash replays at most this much."""
 

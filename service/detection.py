@@ -303,7 +303,8 @@ class DetectionPlane:
                 log.info("partition %d restored: resuming at offset %d (replaying to %d)", p, snap["resume"], snap["next"])
             else:
                 # The tolerated canary disagreement is learned per model (canary_expected_rate=None).
-                quality = QualityMonitor(w.size_ms, canary_expected_rate=None) if d.quality else None
+                quality = QualityMonitor(w.size_ms, canary_expected_rate=None,
+                                         label_sample_every=d.quality_sample_every) if d.quality else None
                 state = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows),
                                        WindowJudge(d), quality=quality)
             self.parts[p] = state

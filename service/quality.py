@@ -298,8 +298,11 @@ class QualityMonitor:
         if m is None:
             m = self._new_model(model, ts)
         m.last_ms = ts
+        sampled = self.label_sample_every == 1 or not _crc(event.request_id) % self.label_sample_every
         if role == "canary":
             m.canary_last_ms = ts
+            if not sampled:
+                return
             if prediction is None or not event.ok:
                 self.predictions_skipped += 1
                 return
@@ -315,6 +318,8 @@ class QualityMonitor:
         if vs is None:
             vs = self._new_version(m, model, version, ts)
         vs.last_ms = ts
+        if not sampled:
+            return  # not in the sample (by request id, so its canary twin and label are not either)
         if prediction is None or not event.ok:
             self.predictions_skipped += 1
             return
@@ -325,10 +330,9 @@ class QualityMonitor:
                 return
         if ts - m.canary_last_ms <= self.canary_join_ms:
             self._join_canary(m, model, role, event.request_id, ts, version, prediction)
-        if self.label_sample_every == 1 or not _crc(event.request_id) % self.label_sample_every:
-            join = self._label_join
-            self.labels_expired += join.advance(ts)
-            self.labels_dropped += join.put((model, event.request_id), (ts, version, prediction))
+        join = self._label_join
+        self.labels_expired += join.advance(ts)
+        self.labels_dropped += join.put((model, event.request_id), (ts, version, prediction))
         drift = vs.drift
         if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
             self.predictions_skipped += 1

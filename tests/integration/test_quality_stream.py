@@ -13,6 +13,12 @@ from test_detection_to_alert import START_MS, produce, running, wait_processed, 
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture
+def settings(settings):
+    """Every request judged (the default samples one in four, which needs longer streams)."""
+    return settings.model_copy(update={"detection": settings.detection.model_copy(update={"quality_sample_every": 1})})
+
+
 async def test_a_new_version_disagreeing_with_the_canary_pages_for_a_person(settings, receiver):
     spec = FleetSpec(models=4, rate=60, canary_fraction=0.5, classifier_share=1.0, seed=21)
     # model-002 releases a version whose labels drift away from the previous stable one (the canary).

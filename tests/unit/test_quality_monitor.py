@@ -326,3 +326,23 @@ def test_references_from_numpy_arrays_and_probability_vectors_are_bounded_plain_
     stream = [InferenceEvent("p", "1", "production", f"v{i}", T0 + i * 20, 5.0, True, v)
               for i, v in enumerate(rng.dirichlet([3, 1, 1], 20_000).tolist())]
     assert run(mon, stream) == []
+
+
+def test_sampling_by_request_id_keeps_canary_twins_and_labels_together() -> None:
+    """One request in four is judged; a sampled prediction still meets its canary twin and its label."""
+    from modelmedic.events import InferenceEvent, LabelEvent
+
+    m = QualityMonitor(window_size_ms=1000, canary_expected_rate=0.01, label_sample_every=4)
+    records = []
+    for i in range(20_000):
+        ts = 1_700_000_000_000 + i
+        records.append(InferenceEvent("m", "2.0", "production", f"r{i}", ts, 5.0, True, "a"))
+        records.append(InferenceEvent("m", "1.0", "canary", f"r{i}", ts, 5.0, True, "b" if i % 5 == 0 else "a"))
+    for event in records:
+        m.observe_inference(event)
+    out = m.poll(1_700_000_020_000)
+    assert [(a.kind, a.state) for a in out] == [("canary_divergence", "firing")]
+    assert m.canary_dropped == m.canary_expired == 0, "every sampled production prediction met its twin"
+    for i in range(400):
+        m.observe_label(LabelEvent("m", f"r{i}", 1_700_000_030_000 + i, "a"))
+    assert m.labels_orphan == 0, "labels of requests outside the sample are skipped, not orphans"
