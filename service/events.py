@@ -145,22 +145,27 @@ def _check_label(event: LabelEvent) -> str | None:
     return None
 
 
-def decode_inference(raw: bytes | None) -> InferenceEvent | Rejected:
-    """Decode and validate one inference record; never raises."""
+def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, check, what: str):
+    """Decode and validate one record with ``decoder`` and the semantic ``check``; never raises."""
     if raw is None:
         return Rejected("empty record (null value)", b"")
     if len(raw) > MAX_RECORD_BYTES:
         return Rejected(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte limit", raw[:1024])
     try:
-        event = _inference_decoder.decode(raw)
+        event = decoder.decode(raw)
     except msgspec.ValidationError as exc:
-        return Rejected(f"invalid inference event: {exc}", raw)
+        return Rejected(f"invalid {what} event: {exc}", raw)
     except msgspec.DecodeError as exc:
         return Rejected(f"not JSON: {exc}", raw)
     except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string: msgspec raises this one as is
         return Rejected(f"not JSON: invalid UTF-8: {exc}", raw)
-    reason = _check_inference(event)
-    return Rejected(f"invalid inference event: {reason}", raw) if reason else event
+    reason = check(event)
+    return Rejected(f"invalid {what} event: {reason}", raw) if reason else event
+
+
+def decode_inference(raw: bytes | None) -> InferenceEvent | Rejected:
+    """Decode and validate one inference record; never raises."""
+    return _decode(raw, _inference_decoder, _check_inference, "inference")
 
 
 def decode_inferences(values: list[bytes | None]) -> tuple[list[InferenceEvent | None], list[tuple[int, Rejected]]]:
@@ -203,20 +208,7 @@ def decode_inferences(values: list[bytes | None]) -> tuple[list[InferenceEvent |
 
 def decode_label(raw: bytes | None) -> LabelEvent | Rejected:
     """Decode and validate one label record; never raises."""
-    if raw is None:
-        return Rejected("empty record (null value)", b"")
-    if len(raw) > MAX_RECORD_BYTES:
-        return Rejected(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte limit", raw[:1024])
-    try:
-        event = _label_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        return Rejected(f"invalid label event: {exc}", raw)
-    except msgspec.DecodeError as exc:
-        return Rejected(f"not JSON: {exc}", raw)
-    except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string: msgspec raises this one as is
-        return Rejected(f"not JSON: invalid UTF-8: {exc}", raw)
-    reason = _check_label(event)
-    return Rejected(f"invalid label event: {reason}", raw) if reason else event
+    return _decode(raw, _label_decoder, _check_label, "label")
 
 
 def encode(record: msgspec.Struct) -> bytes:
