@@ -202,8 +202,11 @@ class ResponsePlane:
         await self._audit(incident, "opened", {"summary": incident.summary, "auto_remediate": rule.auto_remediate,
                                                "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s})
         await self._deliver(incident)
-        if rule.auto_remediate and rule.playbooks and self.k8s is not None:
-            self._spawn(self._remediate(incident))  # without Kubernetes: paged, escalated on its timetable
+        # Without Kubernetes: paged, escalated on its timetable. A shadow is a candidate under
+        # live test, not a service: its trouble is a verdict on the candidate, never a reason
+        # to scale or roll back what serves production.
+        if rule.auto_remediate and rule.playbooks and self.k8s is not None and incident.role != "shadow":
+            self._spawn(self._remediate(incident))
 
     async def _resolved(self, incident: Incident) -> None:
         metrics.INCIDENTS.labels(incident.anomaly_class, "resolved").inc()

@@ -33,13 +33,14 @@ class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def anomaly(model: str, state: str = "firing", *, version: str = "v1", kind: str = "latency", onset: int = ONSET) -> Anomaly:
-    series = f"{model}/{version}/production"
+def anomaly(model: str, state: str = "firing", *, version: str = "v1", kind: str = "latency", onset: int = ONSET,
+            role: str = "production") -> Anomaly:
+    series = f"{model}/{version}/{role}"
     return Anomaly(
-        id=stable_id(model, version, "production", kind, onset), series=series, model=model, version=version,
-        role="production", kind=kind, anomaly_class="latency" if kind == "latency" else "throughput",
+        id=stable_id(model, version, role, kind, onset), series=series, model=model, version=version,
+        role=role, kind=kind, anomaly_class="latency" if kind == "latency" else "throughput",
         window_start=onset + 1000, window_end=onset + 2000, onset=onset, observed=300.0, baseline=40.0, score=1.0,
-        state=state, summary=f"{model} {version} (production): p95 latency 300.0ms, baseline 40.0ms",
+        state=state, summary=f"{model} {version} ({role}): p95 latency 300.0ms, baseline 40.0ms",
     )
 
 
@@ -312,3 +313,15 @@ def _ready(port: int) -> bool:
             return r.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+async def test_a_shadow_candidate_in_trouble_pages_but_never_touches_production(settings, receiver, kube, kube_namespace):
+    await kube_namespace.create_model("model-s", "v1", replicas=2)
+    pol = policy(kube_namespace.name, playbooks=[{"name": "scale-out"}])
+    async with response_plane(settings, receiver, kube, pol) as plane:
+        fire = anomaly("model-s", version="v2", role="shadow")
+        await publish(settings, fire)
+        await receiver.wait_for(kind="pagerduty", count=1)
+        await asyncio.sleep(1.0)  # a remediation would have started by now
+        assert plane.book.by_id[fire.id].attempts == [] and plane.book.by_id[fire.id].state == "open"
+    assert await kube.get_replicas(kube_namespace.name, "model-s") == 2
