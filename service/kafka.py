@@ -103,6 +103,15 @@ async def ensure_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> Non
         await admin.close()
 
 
+async def topic_partitions(c: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+    """Every partition of ``topic``, asking the brokers when the client's metadata is not fresh yet."""
+    partitions = c.partitions_for_topic(topic) or set()
+    if not partitions:
+        await c._client.force_metadata_update()  # noqa: SLF001 - aiokafka's public API lacks this
+        partitions = c.partitions_for_topic(topic) or set()
+    return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
 async def read_compacted(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> dict[bytes, bytes]:
     """The latest value per key of a compacted topic, read from its beginning to its end.
 
@@ -112,11 +121,7 @@ async def read_compacted(settings: KafkaSettings, topic: str, timeout_s: float =
     c = consumer(settings, group_id=None, enable_auto_commit=False, max_poll_records=10_000)
     await c.start()
     try:
-        partitions = c.partitions_for_topic(topic) or set()
-        if not partitions:
-            await c._client.force_metadata_update()  # noqa: SLF001 - aiokafka's public API lacks this
-            partitions = c.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = await topic_partitions(c, topic)
         if not tps:
             return {}
         c.assign(tps)

@@ -633,6 +633,17 @@ class Registry:
             self._commit(paths, f"Certification report for {model} {version}")
         return baseline
 
+    def attach_live_test(self, model: str, version: str, report: dict[str, Any], markdown: str) -> None:
+        """Record a live (shadow) test's verdict next to the version: ``<v>.livetest.json`` and ``.md``."""
+        version = normalize_version(version)
+        with self._transaction():
+            self._require_version(model, version)
+            paths = [self._version_file(model, version, ".livetest.json"), self._version_file(model, version, ".livetest.md")]
+            _write_atomic(paths[0], json.dumps(report, indent=2, sort_keys=True) + "\n")
+            _write_atomic(paths[1], markdown)
+            verdict = "passed" if report.get("passed") else "failed"
+            self._commit(paths, f"Live test of {model} {version} in shadow: {verdict}")
+
     def record_stats(self, model: str, version: str, stats: UsageStats | Mapping[str, Any]) -> None:
         """Buffer a stats period in memory; :meth:`flush` commits buffered periods in bulk.
 

@@ -57,6 +57,24 @@ def _options(args: argparse.Namespace) -> ReleaseOptions:
 # ---------------------------------------------------------------- handlers
 
 
+def _live_test(args: argparse.Namespace) -> int:
+    """Watch the shadow for --duration seconds, judge it against production, record the verdict."""
+    import yaml
+
+    from modelmedic.config import load_settings
+    from modelmedic.livetest import LiveTestPolicy, judge, observe, render_markdown
+
+    registry = _registry(args)
+    policy = LiveTestPolicy(**(yaml.safe_load(open(args.policy)) or {})) if args.policy else LiveTestPolicy()
+    kafka = load_settings(args.config).kafka
+    _progress(f"watching {args.model} {args.version} in shadow for {args.duration:g}s on {kafka.topics.inference}")
+    stats = asyncio.run(observe(kafka, args.model, args.version, args.duration, policy, from_beginning=args.from_beginning))
+    report = judge(stats, policy)
+    registry.attach_live_test(args.model, args.version, report, render_markdown(report))
+    print(json.dumps(report) if args.json else render_markdown(report))
+    return 0 if report["passed"] else 1
+
+
 def _certify(args: argparse.Namespace) -> int:
     from modelmedic.certification import certify, load_policy, load_samples, render_png
 
@@ -129,6 +147,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     certify.add_argument("--policy", metavar="FILE", help="gates and load ladder (YAML); defaults otherwise")
     certify.add_argument("--plot", metavar="FILE.png", help="also draw latency per rate as a PNG line chart")
     certify.set_defaults(func=_certify)
+
+    live = subparsers.add_parser(
+        "live-test", parents=[common], help="judge a candidate running in shadow against production; record it",
+        description="Read the inference topic for --duration seconds, pair the shadow's predictions (role shadow, "
+        "mirrored requests) with production's, compare p99 latency, error rate and agreement against a policy, "
+        "and record the verdict next to the version in the registry. Exit 0 passed, 1 failed.",
+    )
+    live.add_argument("model")
+    live.add_argument("version")
+    live.add_argument("--duration", type=float, default=600.0, metavar="S", help="seconds to watch (default: 600)")
+    live.add_argument("--config", "-c", help="the service's YAML settings (Kafka connection and topics)")
+    live.add_argument("--policy", metavar="FILE", help="gates (YAML: p99_ratio, error_rate_delta, max_disagreement, min_pairs)")
+    live.add_argument("--from-beginning", action="store_true", help="judge what the topic holds instead of what comes")
+    live.set_defaults(func=_live_test)
 
     kube = argparse.ArgumentParser(add_help=False, parents=[common])
     kube.add_argument("--namespace", default="models", help="the model's namespace (default: models)")
