@@ -31,6 +31,8 @@ from modelmedic.config import Settings
 from modelmedic.events import Anomaly, Rejected, decode_inferences, decode_label, encode
 from modelmedic.judge import WindowJudge
 from modelmedic.quality import QualityMonitor
+from modelmedic.errors import ModelmedicError
+from modelmedic.registry import Registry
 from modelmedic.usage import UsageRollup
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
@@ -71,10 +73,13 @@ def _reason_class(reason: str) -> str:
 class DetectionPlane:
     """Consumes the inference topic in a consumer group and publishes anomalies."""
 
-    def __init__(self, settings: Settings, *, group_id: str | None = None, usage: UsageRollup | None = None) -> None:
+    def __init__(self, settings: Settings, *, group_id: str | None = None, usage: UsageRollup | None = None,
+                 registry: Registry | None = None) -> None:
         self.settings = settings
         self.group_id = group_id or settings.kafka.group_id
         self.usage = usage
+        self.registry = registry
+        """Certified facts (accuracy, drift reference) of new versions come from here."""
         """Usage statistics for the registry (None: not collected)."""
         self.parts: dict[int, PartitionState] = {}
         self.processed = 0
@@ -143,6 +148,8 @@ class DetectionPlane:
             late_offsets = state.windows.add_many(events, records)
             if state.quality is not None:
                 self._observe_quality(state, events, records)
+                if state.quality.created:
+                    self._certified_facts(state.quality)
             if late_offsets:
                 replay_until = state.replay_until
                 late += sum(offset >= replay_until for offset in late_offsets)
@@ -173,6 +180,26 @@ class DetectionPlane:
             for event, record in zip(events, records):
                 if event is not None and record.offset >= state.replay_until:
                     observe(event)
+
+    def _certified_facts(self, quality: QualityMonitor) -> None:
+        """A version seen for the first time is judged against its certification, when it has one.
+
+        A few file reads per new version (rare), never per event; a version the registry
+        does not know, or one never certified, keeps the learned baselines.
+        """
+        created, quality.created = quality.created, []
+        if self.registry is None:
+            return
+        for model, version in created:
+            try:
+                certified = self.registry.certified_baseline(model, version)
+            except ModelmedicError:
+                continue
+            if "accuracy" in certified.quality:
+                quality.set_baseline(model, version, certified.quality["accuracy"])
+            reference = certified.report.get("reference_predictions")
+            if isinstance(reference, list) and reference:
+                quality.set_reference(model, version, reference)
 
     def _labels(self, state: PartitionState, records: list) -> int:
         """Delayed labels go to the quality monitor; bad ones to the dead-letter topic. Returns how many were bad."""

@@ -239,6 +239,10 @@ class QualityMonitor:
         """The last ``label_max_pending`` (model, request id) judged, to tell duplicate labels from orphans."""
         self._references: OrderedDict[tuple[str, str], list] = OrderedDict()
         self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.created: list[tuple[str, str]] = []
+        """(model, version) of versions first seen since the owner last looked: the detection
+        plane reads their certified facts from the registry and hands them back through
+        :meth:`set_baseline` / :meth:`set_reference`."""
         self._out: list[tuple] = []
         """Transitions since the last poll: (model, version, kind, state, onset window, observed, baseline, score, summary)."""
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
@@ -480,6 +484,7 @@ class QualityMonitor:
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
             self.series_evicted += 1
         vs = m.versions[version] = _Version(self._new_drift(self._references.get((model, version))), ts)
+        self.created.append((model, version))
         baseline = self._baselines.get((model, version))
         if baseline is not None:
             vs.labels = self._new_labels(baseline)

@@ -35,7 +35,7 @@ class Service:
         self.alerter = Alerter(build_sinks(settings.sinks))
         self.registry = Registry(settings.registry) if settings.registry else None
         usage = UsageRollup(self.registry, settings.usage_interval_s) if self.registry else None
-        self.detection = DetectionPlane(settings, usage=usage)
+        self.detection = DetectionPlane(settings, usage=usage, registry=self.registry)
         policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
         default_registry.load_entry_points()
         policy.validate_playbooks(default_registry)  # a typo in the policy fails now, not mid-incident
