@@ -200,7 +200,8 @@ async def _roll_out(kube: KubeClient, namespace: str, name: str, version: str | 
     if version is None:
         await kube.rollback(namespace, name)
     else:
-        await kube.set_version(namespace, name, version)
+        artifact = {"MODEL_ARTIFACT": info.artifact_uri, "MODEL_DIGEST": info.digest} if info else None
+        await kube.set_version(namespace, name, version, env=artifact)
     await kube.annotate(namespace, name, _annotations(info, now, rolled_back_to))
     return await _wait(kube, namespace, name, opts, progress)
 

@@ -336,12 +336,15 @@ class KubeClient:
             ),
         )
 
-    async def set_version(self, namespace: str, name: str, version: str, image: str | None = None) -> None:
-        """Make the Deployment's pods run ``version``: its label and MODEL_VERSION, and ``image`` when given."""
+    async def set_version(self, namespace: str, name: str, version: str, image: str | None = None,
+                          env: Mapping[str, str] | None = None) -> None:
+        """Make the Deployment's pods run ``version``: its label and MODEL_VERSION, ``image`` when given,
+        and ``env`` (e.g. the registry's artifact URI and digest, so pods pull exactly that artifact)."""
 
         def patch() -> None:
             container = self._read(namespace, name).spec.template.spec.containers[0].name
-            change: dict[str, Any] = {"name": container, "env": [{"name": VERSION_ENV, "value": version}]}
+            variables = [{"name": VERSION_ENV, "value": version}, *({"name": k, "value": v} for k, v in (env or {}).items())]
+            change: dict[str, Any] = {"name": container, "env": variables}
             if image is not None:
                 change["image"] = image
             body = {"spec": {"template": {"metadata": {"labels": {VERSION_LABEL: version}}, "spec": {"containers": [change]}}}}

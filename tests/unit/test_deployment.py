@@ -40,6 +40,7 @@ class FakeKube:
         self.stuck: set[str] = set()
         self.history: list[tuple[str, str]] = []
         self.events: list[tuple[str, str]] = []
+        self.env: dict[str, dict[str, str]] = {}
 
     def _state(self, name: str) -> DeploymentState:
         version = self.versions[name]
@@ -51,8 +52,10 @@ class FakeKube:
             raise KubeNotFound(f"get deployment {namespace}/{name}: not found")
         return self._state(name)
 
-    async def set_version(self, namespace: str, name: str, version: str, image: str | None = None) -> None:
+    async def set_version(self, namespace: str, name: str, version: str, image: str | None = None,
+                          env: dict[str, str] | None = None) -> None:
         self.versions[name] = version
+        self.env[name] = dict(env or {})
         self.history.append((name, version))
 
     async def annotate(self, namespace: str, name: str, annotations: dict[str, str | None], *, replicas: int | None = None) -> None:
@@ -100,6 +103,7 @@ async def test_an_upgrade_runs_the_version_marks_it_and_keeps_the_previous_stabl
     assert kube.annotations["fraud"] == {ARTIFACT_ANNOTATION: "s3://m/fraud/2", DIGEST_ANNOTATION: "sha256:" + "2" * 64,
                                          DEPLOYED_AT: datetime.fromtimestamp(NOW, UTC).isoformat()}
     assert kube.annotations["fraud-canary"][ARTIFACT_ANNOTATION] == "s3://m/fraud/1"
+    assert kube.env["fraud"] == {"MODEL_ARTIFACT": "s3://m/fraud/2", "MODEL_DIGEST": "sha256:" + "2" * 64}, "pods see it too"
     versions = registry.stable_versions("fraud")
     assert (versions.stable, versions.previous_stable, versions.canary) == ("v2.0.0", "v1.0.0", "v1.0.0")
     assert lines[0] == "deploying fraud@v2.0.0 to models/fraud (running v1.0.0)"
