@@ -349,16 +349,19 @@ class Sink(Protocol):
 class HttpSink(abc.ABC):
     """One HTTP destination: builds a request per alert, posts it, retries what is worth retrying."""
 
+    default_name = "http"
+    """The sink's name in logs and metrics when the configuration gives none."""
+
     def __init__(
         self,
         url: str,
         *,
-        name: str,
+        name: str | None = None,
         timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.name = name
+        self.name = name or self.default_name
         self.url = url
         self._retry = retry or RetryPolicy()
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport, headers={"User-Agent": "modelmedic"})
@@ -417,16 +420,7 @@ class HttpSink(abc.ABC):
 class WebhookSink(HttpSink):
     """POSTs :func:`webhook_payload` with an ``Idempotency-Key`` header."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        name: str = "webhook",
-        timeout_s: float = 5.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(url, name=name, timeout_s=timeout_s, retry=retry, transport=transport)
+    default_name = "webhook"
 
     def body(self, alert: Alert) -> Any:
         return webhook_payload(alert)
@@ -447,7 +441,7 @@ class AlertmanagerSink(HttpSink):
         self,
         url: str,
         *,
-        name: str = "alertmanager",
+        name: str | None = "alertmanager",
         timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -466,7 +460,7 @@ class PagerDutySink(HttpSink):
         routing_key: str,
         *,
         url: str = PAGERDUTY_URL,
-        name: str = "pagerduty",
+        name: str | None = "pagerduty",
         timeout_s: float = 5.0,
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -496,16 +490,7 @@ class PagerDutySink(HttpSink):
 class SlackSink(HttpSink):
     """POSTs :func:`slack_message` to an incoming-webhook URL."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        name: str = "slack",
-        timeout_s: float = 5.0,
-        retry: RetryPolicy | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        super().__init__(url, name=name, timeout_s=timeout_s, retry=retry, transport=transport)
+    default_name = "slack"
 
     def body(self, alert: Alert) -> Any:
         return slack_message(alert)

@@ -297,7 +297,7 @@ class QualityMonitor:
         role = event.role
         if role == "shadow":
             return
-        model, ts, prediction = event.model, event.ts, event.prediction
+        model, ts = event.model, event.ts
         m = self._models.get(model)
         if m is None:
             m = self._new_model(model, ts)
@@ -307,15 +307,9 @@ class QualityMonitor:
             m.canary_last_ms = ts
             if not sampled:
                 return
-            if prediction is None or not event.ok:
-                self.predictions_skipped += 1
-                return
-            if prediction.__class__ is list:
-                prediction = _argmax(prediction)
-                if prediction is None:
-                    self.predictions_skipped += 1
-                    return
-            self._join_canary(m, model, role, event.request_id, ts, event.version, prediction)
+            prediction = self._judgeable(event)
+            if prediction is not None:
+                self._join_canary(m, model, role, event.request_id, ts, event.version, prediction)
             return
         version = event.version
         vs = m.versions.get(version)
@@ -324,14 +318,9 @@ class QualityMonitor:
         vs.last_ms = ts
         if not sampled:
             return  # not in the sample (by request id, so its canary twin and label are not either)
-        if prediction is None or not event.ok:
-            self.predictions_skipped += 1
+        prediction = self._judgeable(event)
+        if prediction is None:
             return
-        if prediction.__class__ is list:
-            prediction = _argmax(prediction)
-            if prediction is None:
-                self.predictions_skipped += 1
-                return
         if ts - m.canary_last_ms <= self.canary_join_ms:
             self._join_canary(m, model, role, event.request_id, ts, version, prediction)
         join = self._label_join
@@ -344,6 +333,17 @@ class QualityMonitor:
         drift.observe(prediction)
         if drift.anomalous is not (DRIFT in vs.onset):
             self._sync(model, version, vs, DRIFT, drift, ts)
+
+    def _judgeable(self, event: InferenceEvent) -> object | None:
+        """The prediction as judged (a probability vector stands for its arg-max class), or None
+        (counted in ``predictions_skipped``) for a failed request or a missing prediction."""
+        prediction = event.prediction
+        if prediction.__class__ is list:
+            prediction = _argmax(prediction)
+        if prediction is None or not event.ok:
+            self.predictions_skipped += 1
+            return None
+        return prediction
 
     def _join_canary(self, m: _Model, model: str, role: str, request_id: str, ts: int, version: str,
                      prediction: object) -> None:

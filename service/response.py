@@ -40,12 +40,14 @@ from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
 from modelmedic.policy import Policy, Rule
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, idempotency_key, run_playbook
-from modelmedic.alerting import SinkResult
+from modelmedic.alerting import AlertmanagerSink, SinkResult
 
 log = logging.getLogger("modelmedic.response")
 
 TICK_S = 0.5
 """How often verification deadlines and timed escalations are checked."""
+AM_REFRESH_S = 60
+"""How often open incidents are re-posted to Alertmanager (its resolve_timeout is 5 min)."""
 STORM_SETTLE_MS = 100
 """After a batch with new anomalies, how long to wait for more before deciding (storms)."""
 
@@ -90,6 +92,7 @@ class ResponsePlane:
         self._producer = None
         self._tasks: set[asyncio.Task] = set()
         self._lock = asyncio.Lock()
+        self._am_refreshed: dict[str, int] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -337,9 +340,12 @@ class ResponsePlane:
     async def tick(self) -> None:
         """Deadlines: verification windows that ran out, and timed escalations."""
         now = self.clock()
+        refresh = any(isinstance(s, AlertmanagerSink) for s in self.alerter.sinks)
         for incident in list(self.book.open_incidents()):
             if not self._owns(incident):
                 continue
+            if refresh and incident.storm is None:
+                await self._refresh_alertmanager(incident, now)
             if incident.state == "verifying" and incident.verify_deadline_ms and now >= incident.verify_deadline_ms:
                 incident.verify_deadline_ms = None
                 await self._audit(incident, "verification-failed", {"tried": incident.tried()})
@@ -449,16 +455,27 @@ class ResponsePlane:
         log.warning("incident %s %s (level %d): %s", incident.id, status, incident.escalation_level,
                     incident.alert(status).summary, extra={"model": incident.model, "incident_id": incident.id})
 
-    async def _send(self, incident: Incident, status: str) -> list[SinkResult]:
-        """The page at the incident's escalation level: that level's severity, to that level's sinks."""
+    async def _send(self, incident: Incident, status: str, only: type | None = None) -> list[SinkResult]:
+        """The page at the incident's escalation level: that level's severity, to that level's sinks
+        (and, with ``only``, to the sinks of that type among them)."""
         rule = self._rule(incident) if incident.storm is None and incident.model != "*" else None
         levels = rule.escalation if rule else []
         level = levels[min(incident.escalation_level, len(levels) - 1)] if levels else None
         alert = incident.alert(status, severity=level.severity if level else None, note=rule.note if rule else None)
-        if level is None or level.sinks == "all":
+        chosen = [s for s in self.alerter.sinks if (level is None or level.sinks == "all" or s.name in level.sinks)
+                  and (only is None or isinstance(s, only))]
+        if len(chosen) == len(self.alerter.sinks):
             return await self.alerter.send(alert)
-        chosen = [s for s in self.alerter.sinks if s.name in level.sinks]
         return await Alerter(chosen, deadline_s=self.alerter.deadline_s).send(alert)
+
+    async def _refresh_alertmanager(self, incident: Incident, now_ms: int) -> None:
+        """Alertmanager forgets a firing alert ``resolve_timeout`` (5 min) after its last post:
+        keep re-posting open incidents to it (it dedupes by labels; other sinks are not re-paged)."""
+        if now_ms - self._am_refreshed.get(incident.id, incident.created_at_ms or now_ms) < AM_REFRESH_S * 1000:
+            return
+        self._am_refreshed[incident.id] = now_ms
+        if incident.pending is None and incident.alerted and incident.silenced_until_ms <= now_ms:
+            await self._send(incident, "firing", only=AlertmanagerSink)
 
     async def _save(self, incident: Incident) -> None:
         await self._producer.send_and_wait(

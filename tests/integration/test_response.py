@@ -325,3 +325,36 @@ async def test_a_shadow_candidate_in_trouble_pages_but_never_touches_production(
         await asyncio.sleep(1.0)  # a remediation would have started by now
         assert plane.book.by_id[fire.id].attempts == [] and plane.book.by_id[fire.id].state == "open"
     assert await kube.get_replicas(kube_namespace.name, "model-s") == 2
+
+
+async def test_open_incidents_are_reposted_to_alertmanager_but_never_repaged(settings, receiver, alertmanager, kube, kube_namespace):
+    import httpx
+
+    now = [1_800_000_000_000]
+    sinks = build_sinks([SinkSettings(type="pagerduty", url=receiver.pagerduty_url, routing_key="R" * 32),
+                         SinkSettings(type="alertmanager", url=alertmanager.url)])
+    await ensure_topics(settings.kafka)
+    plane = ResponsePlane(settings, Alerter(sinks), policy=policy(kube_namespace.name, auto_remediate=False),
+                          playbooks=PlaybookRegistry(), k8s=kube, clock=lambda: now[0])
+    stop = asyncio.Event()
+    task = asyncio.create_task(plane.run(stop))
+
+    async def updated_at(incident_id: str) -> str:
+        async with httpx.AsyncClient() as http:
+            alerts = (await http.get(f"{alertmanager.url}/api/v2/alerts")).json()
+        return next(a["updatedAt"] for a in alerts if a["labels"].get("incident_id") == incident_id)
+
+    try:
+        await asyncio.wait_for(plane.ready.wait(), 30)
+        fire = anomaly("model-am")
+        await publish(settings, fire)
+        await receiver.wait_for(kind="pagerduty", count=1)
+        first = await updated_at(fire.id)
+        now[0] += 61_000
+        await plane.tick()
+        second = await updated_at(fire.id)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+    assert second > first, "Alertmanager heard about the open incident again"
+    assert [p["event_action"] for p in pages(receiver)] == ["trigger"], "PagerDuty was not paged again"
