@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -143,12 +144,22 @@ async def watch_alerts(receiver: AlertReceiver, timeline: Timeline, stop: asynci
 
 
 async def demo(args: argparse.Namespace) -> int:
+    """Everything started is registered for stopping the moment it starts: an interrupt at
+    any point (Ctrl-C, SIGTERM) leaves nothing running."""
+    async with contextlib.AsyncExitStack() as cleanup:
+        return await _demo(args, cleanup)
+
+
+async def _demo(args: argparse.Namespace, cleanup: contextlib.AsyncExitStack) -> int:
     work = Path(tempfile.mkdtemp(prefix="modelmedic-demo-"))
     print(f"[modelmedic] demo files and logs in {work}")
+    cleanup.callback(kafka_stack.stop, work / "kafka")
     broker = kafka_stack.start(work / "kafka", partitions=6)
     print(f"[modelmedic] Kafka at {broker.bootstrap}")
+    cleanup.callback(am_stack.stop, work / "alertmanager")
     am = am_stack.start(work / "alertmanager")
     print(f"[modelmedic] Alertmanager at {am.url}")
+    cleanup.callback(kube_stack.stop, work / "kube")
     kube = kube_stack.start(work / "kube")
     kube_stack.grant(kube, NAMESPACE)
     print(f"[modelmedic] Kubernetes API at {kube.server}")
@@ -159,7 +170,9 @@ async def demo(args: argparse.Namespace) -> int:
     await create_models(admin, NAMESPACE, versions, replicas=1)
     print(f"[modelmedic] {len(versions)} model Deployments Ready in namespace {NAMESPACE!r}")
     view = await ClusterView(KubeClient.from_kubeconfig(kube.service_kubeconfig), NAMESPACE).start()
+    cleanup.push_async_callback(view.stop)
     receiver = AlertReceiver().start()
+    cleanup.callback(receiver.stop)
     http_port = free_port()
     config = {
         "kafka": {"bootstrap_servers": broker.bootstrap, "partitions": 6},
@@ -182,6 +195,7 @@ async def demo(args: argparse.Namespace) -> int:
         [sys.executable, "-m", "modelmedic", "run", "--config", str(work / "modelmedic.yaml")],
         stdout=service_log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
+    cleanup.callback(_stop_service, service)
     print(f"[modelmedic] service started (pid {service.pid}); status page http://127.0.0.1:{http_port}/status")
     incidents = [Incident.parse(s) for s in args.incident or INCIDENTS]
     timeline = Timeline()
@@ -212,13 +226,6 @@ async def demo(args: argparse.Namespace) -> int:
         stop.set()
         await asyncio.gather(*watchers, return_exceptions=True)
         await producer.stop()
-        await view.stop()
-        service.send_signal(signal.SIGTERM)
-        service.wait(30)
-        receiver.stop()
-        kube_stack.stop(work / "kube")
-        am_stack.stop(work / "alertmanager")
-        kafka_stack.stop(work / "kafka")
     pages = [r.json for r in receiver.accepted if r.kind == "pagerduty"]
     triggers = [p for p in pages if p["event_action"] == "trigger"]
     escalations = sum(1 for p in triggers if p["payload"]["summary"].startswith("ESCALATED"))
@@ -228,7 +235,18 @@ async def demo(args: argparse.Namespace) -> int:
     return 0 if len(triggers) - escalations >= len(incidents) else 1
 
 
+def _stop_service(service: subprocess.Popen) -> None:
+    service.send_signal(signal.SIGTERM)
+    service.wait(30)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM ends the demo like Ctrl-C: asyncio cancels it and every component it started is stopped."""
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupt)
     logging.basicConfig(level=logging.ERROR)  # the timeline is the demo's output; aiokafka's retries are noise
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -237,7 +255,11 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=150.0, help="seconds of traffic")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--incident", action="append", help="KIND:MODEL@START+DURATION[xMAG] (repeatable)")
-    return asyncio.run(demo(parser.parse_args()))
+    try:
+        return asyncio.run(demo(parser.parse_args()))
+    except KeyboardInterrupt:
+        print("\n[modelmedic] demo interrupted; everything it started was stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
