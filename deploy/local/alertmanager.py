@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import CACHE, StackError, free_port, progress, read_pid, spawn, stop_pid, wait_until  # noqa: E402
+from procs import CACHE, StackError, free_port, progress, read_pid, report_status, spawn, stop_pid, wait_until  # noqa: E402
 
 BINARY = "prometheus-alertmanager"
 PACKAGE = "prometheus-alertmanager"
@@ -139,10 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "stop":
             print("stopped" if stop(args.dir) else "not running")
         else:
-            state = Path(args.dir) / "alertmanager.json"
-            running = state.exists() and read_pid(Path(args.dir) / "alertmanager.pid") is not None
-            print(json.loads(state.read_text())["url"] if running else "not running")
-            return 0 if running else 1
+            return report_status(Path(args.dir), "alertmanager.json", "alertmanager.pid", "url")
     except StackError as exc:
         print(f"[modelmedic] error: {exc}", file=sys.stderr)
         return 1

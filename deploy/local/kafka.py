@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from procs import CACHE, StackError, free_port, port_open, progress, read_pid, spawn, stop_pid, wait_until  # noqa: E402
+from procs import CACHE, StackError, free_port, port_open, progress, read_pid, report_status, spawn, stop_pid, wait_until  # noqa: E402
 
 KAFKA_VERSION = "3.9.1"
 LIBS = CACHE / "kafka-libs"
@@ -177,10 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.action == "stop":
             print("stopped" if stop(args.dir) else "not running")
         else:
-            state = Path(args.dir) / "broker.json"
-            running = state.exists() and read_pid(Path(args.dir) / "kafka.pid") is not None
-            print(json.loads(state.read_text())["bootstrap"] if running else "not running")
-            return 0 if running else 1
+            return report_status(Path(args.dir), "broker.json", "kafka.pid", "bootstrap")
     except StackError as exc:
         print(f"[modelmedic] error: {exc}", file=sys.stderr)
         return 1

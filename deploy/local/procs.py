@@ -7,6 +7,7 @@ can stop it, and a second ``start`` finds it running instead of starting another
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -89,6 +90,14 @@ def _reaped_or_gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def report_status(workdir: Path, state_name: str, pid_name: str, address_key: str) -> int:
+    """The ``status`` command of a component: print its address (exit 0) or "not running" (exit 1)."""
+    state = workdir / state_name
+    running = state.exists() and read_pid(workdir / pid_name) is not None
+    print(json.loads(state.read_text())[address_key] if running else "not running")
+    return 0 if running else 1
 
 
 def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path | None = None) -> None:
