@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -75,7 +76,7 @@ async def bench(args: argparse.Namespace) -> int:
         "rules": [{"match": {"anomaly_class": ["latency"]}, "verify_s": 3600,
                    "playbooks": [{"name": "scale-out", "params": {"stabilization_s": 0}}]}],
     })
-    (work / "policy.yaml").write_text(__import__("yaml").safe_dump(policy.model_dump(mode="json")))
+    (work / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
     settings = load_settings(
         kafka={"bootstrap_servers": broker.bootstrap}, http={"port": 0}, policy_file=str(work / "policy.yaml"),
         kubernetes={"kubeconfig": kube.service_kubeconfig},

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 CONTEXT_KEYS = ("model", "version", "role", "incident_id", "anomaly_id", "playbook")
 
@@ -34,7 +35,7 @@ def setup(level: str = "INFO", fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
     if fmt == "json":
         formatter: logging.Formatter = JsonFormatter()
-        formatter.converter = __import__("time").gmtime
+        formatter.converter = time.gmtime
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     handler.setFormatter(formatter)

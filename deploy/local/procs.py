@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -116,4 +117,4 @@ def wait_until(check: Callable[[], bool], timeout_s: float, what: str, log: Path
 def progress(msg: str, t0: float | None = None) -> None:
     """One progress line on stderr, with elapsed seconds when ``t0`` is given."""
     suffix = f" ({time.monotonic() - t0:.1f}s)" if t0 is not None else ""
-    print(f"[modelmedic] {msg}{suffix}", file=__import__("sys").stderr, flush=True)
+    print(f"[modelmedic] {msg}{suffix}", file=sys.stderr, flush=True)
