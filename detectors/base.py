@@ -34,6 +34,52 @@ def copy_rows(owner: object, dst: np.ndarray, src: np.ndarray, capacity: int) ->
             value.inherit(dst, src)
 
 
+def take_rows(owner: object, rows: np.ndarray, capacity: int) -> dict[str, object]:
+    """The rows ``rows`` of every per-slot array of ``owner`` (and its sub-banks), by attribute name."""
+    out: dict[str, object] = {}
+    for name, value in vars(owner).items():
+        if isinstance(value, np.ndarray) and value.ndim and len(value) == capacity:
+            out[name] = value[rows]
+        elif isinstance(value, SeriesBank):
+            out[name] = value.rows(rows)
+    return out
+
+
+class SlotState:
+    """Per-slot state kept in numpy arrays, movable between processes slot by slot.
+
+    A Kafka partition moves from one replica to another with the state of its series:
+    :meth:`rows` takes it out of this process's arrays for the partition's snapshot and
+    :meth:`set_rows` puts it into the new owner's arrays, at whatever slots it hands out.
+    """
+
+    def ensure(self, n_slots: int) -> None:
+        raise NotImplementedError
+
+    def _slot_capacity(self) -> int:
+        raise NotImplementedError
+
+    def rows(self, slots: np.ndarray) -> dict[str, object]:
+        """The state of series ``slots``, by attribute name."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if slots.size:
+            self.ensure(int(slots.max()) + 1)
+        return take_rows(self, slots, self._slot_capacity())
+
+    def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
+        """Give series ``slots`` the state :meth:`rows` returned (for as many series, in the same order)."""
+        slots = np.asarray(slots, dtype=np.int64)
+        if not slots.size:
+            return
+        self.ensure(int(slots.max()) + 1)
+        for name, value in values.items():
+            target = getattr(self, name)
+            if isinstance(value, dict):
+                target.set_rows(slots, value)
+            else:
+                target[slots] = value
+
+
 class _Params:
     """Generic ``clone`` and ``repr`` from the constructor signature."""
 
@@ -74,7 +120,7 @@ class Detector(_Params):
         return np.array([self.score_one(float(x)) for x in np.asarray(xs, dtype=float)])
 
 
-class SeriesBank(_Params):
+class SeriesBank(_Params, SlotState):
     """Many series at once, state in arrays indexed by slot (0, 1, 2, ...).
 
     Subclasses keep per-slot state in numpy arrays created by ``_grow`` and implement
@@ -98,6 +144,9 @@ class SeriesBank(_Params):
         self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
+
+    def _slot_capacity(self) -> int:
+        return self._capacity
 
     def ensure(self, n_slots: int) -> None:
         """Make room for slots ``0 .. n_slots-1``, growing geometrically."""

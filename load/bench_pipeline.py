@@ -155,12 +155,23 @@ class _StampedEvent(asyncio.Event):
 async def detection_drain(bootstrap: str, topic: str, n: int) -> Timing:
     """(b) The detection plane until N records, exactly as ``modelmedic.detection.drain`` runs
     it; the plane is built here so that its ``ready`` event (partitions assigned and
-    restored) marks the start of the steady drain."""
+    restored) marks the start of the steady drain, and the batch holding the N-th record
+    its end. Periodic snapshots (every ``snapshot_interval_s``) fall inside and count."""
     plane = DetectionPlane(settings_for(bootstrap, topic))
     plane.ready = _StampedEvent()
+    process, done = plane._process, []
+
+    async def process_and_stamp(batch: dict) -> None:
+        # Stamp the N-th record like (a) does: before the final checkpoint and the
+        # consumer's and producer's stop, which (a) does not pay either.
+        await process(batch)
+        if not done and plane.processed >= n:
+            done.append(mark())
+
+    plane._process = process_and_stamp
     started = mark()
     await plane.run(asyncio.Event(), max_records=n)
-    return Timing(DETECTION, plane.processed, started, plane.ready.at, 0, mark())
+    return Timing(DETECTION, plane.processed, started, plane.ready.at, 0, done[0])
 
 
 async def faust_drain(bootstrap: str, topic: str, n: int) -> Timing:

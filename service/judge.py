@@ -28,14 +28,14 @@ import numpy as np
 from scipy import special
 
 from modelmedic.config import DetectionSettings
-from modelmedic.detectors.base import SeriesBank
+from modelmedic.detectors.base import SeriesBank, SlotState
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.rates import BinomialRateBank
 from modelmedic.events import Anomaly, stable_id
-from modelmedic.windows import ClosedWindow, PartitionWindows
+from modelmedic.windows import ClosedWindow
 
 
-class Episodes:
+class Episodes(SlotState):
     """Trigger/recover state for many series of one family (arrays by slot)."""
 
     def __init__(self, trigger: int, recover: int) -> None:
@@ -55,16 +55,22 @@ class Episodes:
             self.onset = np.concatenate([self.onset, np.zeros(extra, dtype=np.int64)])
             self.kind = np.concatenate([self.kind, np.zeros(extra, dtype=np.int8)])
 
+    def _slot_capacity(self) -> int:
+        return self.bad.size
+
     def forget(self, slots: np.ndarray) -> None:
         slots = slots[slots < self.bad.size]
         self.bad[slots] = self.good[slots] = 0
         self.firing[slots] = False
 
     def step(
-        self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray, window: int,
-        idle: np.ndarray | None = None,
+        self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray,
+        window: int | np.ndarray, idle: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Advance one window; returns the slots whose episode (started, ended) now.
+
+        ``window`` is the window's index, or one per slot when the slots come from windows
+        of several partitions (each partition has its own event time).
 
         ``judged`` is False where the window had no data to judge (too few requests for a
         latency series): such a window never starts an episode. ``idle`` (default: not
@@ -94,7 +100,7 @@ class Episodes:
         self.bad[slots], self.good[slots] = bad, good
         self.firing[slots] = (firing | start) & ~end
         started, ended = slots[start], slots[end]
-        self.onset[started] = window - self.trigger + 1
+        self.onset[started] = (window[start] if np.ndim(window) else window) - self.trigger + 1
         self.kind[started] = kind[start]
         return started, ended
 
@@ -104,13 +110,53 @@ class _Family:
     name: str
     bank: SeriesBank | BinomialRateBank
     episodes: Episodes
+    level: str
+    """``version`` (judged per model, version and role) or ``group`` (per model and role)."""
+
+
+@dataclass
+class _Rows:
+    """The closed windows of one judge call side by side: one row per series, version-level
+    rows first (``slots``...), model-level ones apart (``groups``...); ``owner`` says which
+    closed window a row came from (its window index, times and names)."""
+
+    cws: list[ClosedWindow]
+    slots: np.ndarray
+    count: np.ndarray
+    errors: np.ndarray
+    p95: np.ndarray
+    window: np.ndarray
+    owner: np.ndarray
+    groups: np.ndarray
+    group_count: np.ndarray
+    group_top_slot: np.ndarray
+    group_window: np.ndarray
+    group_owner: np.ndarray
+
+
+def _rows(cws: list[ClosedWindow]) -> _Rows:
+    cat, index = np.concatenate, np.arange(len(cws))
+    sizes, group_sizes = [cw.slots.size for cw in cws], [cw.groups.size for cw in cws]
+    windows = [cw.window for cw in cws]
+    return _Rows(
+        cws, cat([cw.slots for cw in cws]), cat([cw.count for cw in cws]), cat([cw.errors for cw in cws]),
+        cat([cw.p95 for cw in cws]), np.repeat(windows, sizes), np.repeat(index, sizes),
+        cat([cw.groups for cw in cws]), cat([cw.group_count for cw in cws]), cat([cw.group_top_slot for cw in cws]),
+        np.repeat(windows, group_sizes), np.repeat(index, group_sizes),
+    )
 
 
 THROUGHPUT_KINDS = ("throughput_drop", "throughput_surge")
 
 
 class WindowJudge:
-    """Judges the closed windows of one partition and says which episodes start or end."""
+    """Judges closed windows and says which episodes start or end.
+
+    One judge serves every partition of a detection plane: their windows share a
+    :class:`~modelmedic.windows.SlotPool`, so the windows closed on many partitions at
+    once are judged in one vectorized pass (:meth:`judge_many`), and a partition's state
+    moves in and out with :meth:`rows` and :meth:`set_rows`.
+    """
 
     def __init__(self, settings: DetectionSettings) -> None:
         self.settings = settings
@@ -118,64 +164,87 @@ class WindowJudge:
         trig, rec = settings.trigger_windows, settings.recover_windows
         # Robust baselines: a Huber-clipped location and a MAD scale, so neither a wild window
         # nor a slowly building incident drags the baseline towards the anomaly.
-        self.latency = _Family("latency", RobustBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
-        self.errors = _Family("errors", BinomialRateBank(grace=grace, threshold=settings.threshold), Episodes(trig, rec))
-        self.throughput = _Family("throughput", RobustBank(alpha=0.05, grace=grace, threshold=settings.threshold), Episodes(trig, rec))
+        self.latency = _Family("latency", RobustBank(alpha=0.05, grace=grace, threshold=settings.threshold),
+                               Episodes(trig, rec), "version")
+        self.errors = _Family("errors", BinomialRateBank(grace=grace, threshold=settings.threshold),
+                              Episodes(trig, rec), "version")
+        self.throughput = _Family("throughput", RobustBank(alpha=0.05, grace=grace, threshold=settings.threshold),
+                                  Episodes(trig, rec), "group")
+
+    def _index(self, slots: list[int], groups: list[int]) -> list[tuple[_Family, np.ndarray]]:
+        """Each family with the slots it keeps state at: version slots or group slots."""
+        s, g = np.array(slots, dtype=np.int64), np.array(groups, dtype=np.int64)
+        return [(fam, s if fam.level == "version" else g) for fam in (self.latency, self.errors, self.throughput)]
 
     def forget(self, slots: list[int], groups: list[int]) -> None:
         """Reset the state of expired series so their slots can be reused."""
-        s, g = np.array(slots, dtype=np.int64), np.array(groups, dtype=np.int64)
-        for fam, idx in ((self.latency, s), (self.errors, s), (self.throughput, g)):
+        for fam, idx in self._index(slots, groups):
             fam.bank.forget(idx)
             fam.episodes.forget(idx)
 
-    def judge(self, cw: ClosedWindow, windows: PartitionWindows) -> list[Anomaly]:
+    def rows(self, slots: list[int], groups: list[int]) -> dict[str, dict]:
+        """The state of these series and groups (a partition's, for its snapshot)."""
+        return {fam.name: {"bank": fam.bank.rows(idx), "episodes": fam.episodes.rows(idx)}
+                for fam, idx in self._index(slots, groups)}
+
+    def set_rows(self, slots: list[int], groups: list[int], rows: dict[str, dict]) -> None:
+        """Put the state :meth:`rows` returned at (possibly other) slots and groups, in the same order."""
+        for fam, idx in self._index(slots, groups):
+            fam.bank.set_rows(idx, rows[fam.name]["bank"])
+            fam.episodes.set_rows(idx, rows[fam.name]["episodes"])
+
+    def judge(self, cw: ClosedWindow) -> list[Anomaly]:
         """All anomaly records (episode starts and ends) for one closed window."""
-        if windows.born:
-            dst, src = (np.array(side, dtype=np.int64) for side in zip(*windows.born))
-            self.latency.bank.inherit(dst, src)
-            self.errors.bank.inherit(dst, src)
-            windows.born.clear()
+        return self.judge_many([cw])
+
+    def judge_many(self, cws: list[ClosedWindow]) -> list[Anomaly]:
+        """:meth:`judge` for closed windows of different partitions (disjoint slots), in one pass."""
+        for source in {id(cw.source): cw.source for cw in cws}.values():
+            if source.born:
+                dst, src = (np.array(side, dtype=np.int64) for side in zip(*source.born))
+                self.latency.bank.inherit(dst, src)
+                self.errors.bank.inherit(dst, src)
+                source.born.clear()
+        r = _rows(cws)
         thr = self.settings.threshold
         out: list[Anomaly] = []
-        enough = cw.count >= self.settings.min_requests
+        enough = r.count >= self.settings.min_requests
 
-        lat_x = np.where(enough, np.log(np.maximum(cw.p95, 1e-3)), np.nan)  # log of >= 1e-3 or NaN: no warning
-        scores, base = self.latency.bank.score_learn(cw.slots, lat_x)
+        lat_x = np.where(enough, np.log(np.maximum(r.p95, 1e-3)), np.nan)  # log of >= 1e-3 or NaN: no warning
+        scores, base = self.latency.bank.score_learn(r.slots, lat_x)
         anomalous = (scores >= thr) & (lat_x > base + np.log(self.settings.latency_ratio))
-        kinds = np.zeros(cw.slots.size, dtype=np.int8)
-        out += self._emit(self.latency, cw, windows, cw.slots, anomalous, enough, kinds, scores,
-                          observed=cw.p95, baseline=np.exp(base), level="version")
+        kinds = np.zeros(r.slots.size, dtype=np.int8)
+        out += self._emit(self.latency, r, anomalous, enough, kinds, scores, observed=r.p95, baseline=np.exp(base))
 
         # Too few requests: neither judged nor learned (0 requests is "no data" to the bank).
-        e_scores, e_rate = self.errors.bank.score_learn(cw.slots, np.where(enough, cw.errors, 0), np.where(enough, cw.count, 0))
-        err_rate = np.divide(cw.errors, cw.count, out=np.full(cw.count.size, np.nan), where=cw.count > 0)
+        e_scores, e_rate = self.errors.bank.score_learn(r.slots, np.where(enough, r.errors, 0), np.where(enough, r.count, 0))
+        err_rate = np.divide(r.errors, r.count, out=np.full(r.count.size, np.nan), where=r.count > 0)
         e_anomalous = (e_scores >= thr) & (err_rate >= self.settings.error_ratio * e_rate)
-        out += self._emit(self.errors, cw, windows, cw.slots, e_anomalous, enough, kinds, e_scores,
-                          observed=err_rate, baseline=e_rate, level="version")
+        out += self._emit(self.errors, r, e_anomalous, enough, kinds, e_scores, observed=err_rate, baseline=e_rate)
 
-        tp_x = np.sqrt(cw.group_count)
-        t_scores, t_base = self.throughput.bank.score_learn(cw.groups, tp_x)
+        tp_x = np.sqrt(r.group_count)
+        t_scores, t_base = self.throughput.bank.score_learn(r.groups, tp_x)
         t_kinds = (tp_x > t_base).astype(np.int8)  # 0 = drop, 1 = surge
         expected = np.maximum(t_base**2, 1e-9)
-        ratio = cw.group_count / expected
+        ratio = r.group_count / expected
         big = (ratio <= self.settings.throughput_drop_ratio) | (ratio >= self.settings.throughput_surge_ratio)
         # Counts are at least Poisson-noisy: a quiet canary seeing 0 requests where it
         # expects 4 is chance (p = 0.02), not an outage, whatever the learned spread says.
         if np.count_nonzero(big):  # usually no count is that far off: then the tail changes nothing
-            big &= _poisson_tail(cw.group_count, expected, upper=t_kinds == 1) <= 1.0 - thr
-        judged = np.ones(cw.groups.size, dtype=bool)
-        out += self._emit(self.throughput, cw, windows, cw.groups, (t_scores >= thr) & big, judged, t_kinds, t_scores,
-                          observed=cw.group_count, baseline=t_base**2, level="group")
+            big &= _poisson_tail(r.group_count, expected, upper=t_kinds == 1) <= 1.0 - thr
+        judged = np.ones(r.groups.size, dtype=bool)
+        out += self._emit(self.throughput, r, (t_scores >= thr) & big, judged, t_kinds, t_scores,
+                          observed=r.group_count, baseline=t_base**2)
         return out
 
     def _emit(
-        self, fam: _Family, cw: ClosedWindow, windows: PartitionWindows, slots: np.ndarray,
-        anomalous: np.ndarray, judged: np.ndarray, kinds: np.ndarray, scores: np.ndarray,
-        *, observed: np.ndarray, baseline: np.ndarray, level: str,
+        self, fam: _Family, r: _Rows, anomalous: np.ndarray, judged: np.ndarray, kinds: np.ndarray,
+        scores: np.ndarray, *, observed: np.ndarray, baseline: np.ndarray,
     ) -> list[Anomaly]:
-        idle = cw.count == 0 if level == "version" else None
-        started, ended = fam.episodes.step(slots, anomalous, judged, kinds, cw.window, idle=idle)
+        by_version = fam.level == "version"
+        slots, window, owner = (r.slots, r.window, r.owner) if by_version else (r.groups, r.group_window, r.group_owner)
+        idle = r.count == 0 if by_version else None
+        started, ended = fam.episodes.step(slots, anomalous, judged, kinds, window, idle=idle)
         if not started.size and not ended.size:
             return []
         where = {int(s): i for i, s in enumerate(slots)}
@@ -183,14 +252,15 @@ class WindowJudge:
         records = []
         for slot, state in [(int(s), "firing") for s in started] + [(int(s), "recovered") for s in ended]:
             i = where[slot]
-            if level == "group":
-                model, role = windows.group_keys[slot]
-                top = int(cw.group_top_slot[i]) if i < cw.group_top_slot.size else -1
-                version = windows.keys[top][1] if top >= 0 and windows.keys[top] else ""
-                series_version = "*"
-            else:
-                model, version, role = windows.keys[slot]
+            cw = r.cws[owner[i]]
+            if by_version:
+                model, version, role = cw.source.keys[slot]
                 series_version = version
+            else:
+                model, role = cw.source.group_keys[slot]
+                top = cw.source.keys.get(int(r.group_top_slot[i]))
+                version = top[1] if top else ""
+                series_version = "*"
             kind = THROUGHPUT_KINDS[fam.episodes.kind[slot]] if fam.name == "throughput" else fam.name
             onset = int(fam.episodes.onset[slot])
             records.append(

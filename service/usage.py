@@ -15,11 +15,9 @@ import logging
 import time
 from typing import Callable
 
-import numpy as np
-
 from modelmedic.errors import RegistryError
 from modelmedic.registry import Registry, UsageStats
-from modelmedic.windows import ClosedWindow, PartitionWindows
+from modelmedic.windows import ClosedWindow
 
 log = logging.getLogger("modelmedic.usage")
 
@@ -36,11 +34,9 @@ class UsageRollup:
         """Versions the registry refused, with why (reported once each)."""
         self._last_flush = clock()
 
-    def add(self, cw: ClosedWindow, windows: PartitionWindows) -> None:
+    def add(self, cw: ClosedWindow) -> None:
         """Fold one closed window's production series in."""
-        served = np.flatnonzero(cw.count > 0)
-        for i in served:
-            model, version, role = windows.keys[int(cw.slots[i])]
+        for i, (model, version, role) in cw.served():
             if role != "production":
                 continue
             stats = UsageStats(requests=int(cw.count[i]), errors=int(cw.errors[i]), latency_p50_ms=float(cw.p50[i]),

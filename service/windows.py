@@ -57,26 +57,68 @@ class ClosedWindow:
     group_errors: np.ndarray
     group_top_slot: np.ndarray
     """For each group, the version slot that served most of its requests in this window."""
+    source: PartitionWindows
+    """The partition's windows: what each slot and group stands for (``keys``, ``group_keys``)."""
+
+    def served(self) -> list[tuple[int, tuple[str, str, str]]]:
+        """(row, (model, version, role)) of every series with requests in this window."""
+        keys, served = self.source.keys, self.count > 0
+        return [(i, keys[s]) for i, s in zip(np.flatnonzero(served).tolist(), self.slots[served].tolist())]
+
+
+class SlotPool:
+    """Hands out series and group slots, unique across every :class:`PartitionWindows` sharing it.
+
+    The detection plane gives one pool to all its partitions so that one
+    :class:`~modelmedic.judge.WindowJudge` holds every partition's baselines in one set of
+    arrays and judges windows of many partitions in one vectorized call: the cost of a
+    judge call is mostly numpy's per-call overhead, not the number of series in it.
+    Released slots are handed out again (their detector state reset by the judge first).
+    """
+
+    def __init__(self) -> None:
+        self.slots = 0
+        self.groups = 0
+        self.free_slots: list[int] = []
+        self.free_groups: list[int] = []
+
+    def slot(self) -> int:
+        if self.free_slots:
+            return self.free_slots.pop()
+        self.slots += 1
+        return self.slots - 1
+
+    def group(self) -> int:
+        if self.free_groups:
+            return self.free_groups.pop()
+        self.groups += 1
+        return self.groups - 1
+
+    def release(self, slots: list[int], groups: list[int]) -> None:
+        self.free_slots.extend(slots)
+        self.free_groups.extend(groups)
 
 
 class PartitionWindows:
     """Open windows and series of one partition."""
 
-    def __init__(self, size_ms: int, allowed_lateness_ms: int, series_ttl_windows: int) -> None:
+    def __init__(self, size_ms: int, allowed_lateness_ms: int, series_ttl_windows: int,
+                 pool: SlotPool | None = None) -> None:
         self.size_ms = size_ms
         self.allowed_lateness_ms = allowed_lateness_ms
         self.series_ttl_windows = series_ttl_windows
+        self.pool = pool if pool is not None else SlotPool()
         self.slot_of: dict[tuple[str, str, str], int] = {}
-        self.keys: list[tuple[str, str, str] | None] = []
-        self.group_of_slot: list[int] = []
+        self.keys: dict[int, tuple[str, str, str]] = {}
+        """Slot -> (model, version, role) of every live series."""
+        self.group_of_slot: dict[int, int] = {}
         self.group_of: dict[tuple[str, str], int] = {}
-        self.group_keys: list[tuple[str, str] | None] = []
-        self.last_window: list[int] = []
+        self.group_keys: dict[int, tuple[str, str]] = {}
+        """Group slot -> (model, role) of every live group."""
+        self.last_window: dict[int, int] = {}
         """Last window each slot had data in (for the series TTL)."""
-        self.free_slots: list[int] = []
         self.born: list[tuple[int, int]] = []
         """(new slot, predecessor slot) pairs the judge has yet to seed with baselines."""
-        self.free_groups: list[int] = []
         self.open: dict[int, dict[int, list]] = {}
         """window -> slot -> [count, errors, latencies, pred_sum, pred_sumsq, pred_n]"""
         self.first_offset: dict[int, int] = {}
@@ -96,24 +138,14 @@ class PartitionWindows:
             # A new version of a model already served: it starts from its predecessor's
             # baselines (the most recently active version of the same model and role), so a
             # bad release is judged from its first windows, not after a warm-up of its own.
-            siblings = [s for s, k in enumerate(self.keys) if k is not None and self.group_of_slot[s] == group]
-            predecessor = max(siblings, key=lambda s: self.last_window[s], default=None)
+            siblings = [s for s, g in self.group_of_slot.items() if g == group]
+            predecessor = max(siblings, key=self.last_window.__getitem__, default=None)
         else:
             predecessor = None
-            group = self.free_groups.pop() if self.free_groups else len(self.group_keys)
-            if group == len(self.group_keys):
-                self.group_keys.append(gkey)
-            else:
-                self.group_keys[group] = gkey
-            self.group_of[gkey] = group
-        slot = self.free_slots.pop() if self.free_slots else len(self.keys)
-        if slot == len(self.keys):
-            self.keys.append(key)
-            self.group_of_slot.append(group)
-            self.last_window.append(window)
-        else:
-            self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
-        self.slot_of[key] = slot
+            group = self.group_of[gkey] = self.pool.group()
+            self.group_keys[group] = gkey
+        slot = self.slot_of[key] = self.pool.slot()
+        self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
         self._topo = None
         if predecessor is not None:
             self.born.append((slot, predecessor))
@@ -122,20 +154,40 @@ class PartitionWindows:
     def expire(self, window: int) -> tuple[list[int], list[int]]:
         """Forget series silent for longer than the TTL; returns (slots, groups) freed."""
         horizon = window - self.series_ttl_windows
-        gone = [s for s, last in enumerate(self.last_window) if self.keys[s] is not None and last < horizon]
+        gone = [s for s, last in self.last_window.items() if last < horizon]
         for s in gone:
-            del self.slot_of[self.keys[s]]
-            self.keys[s] = None
-            self.free_slots.append(s)
-        live_groups = {self.group_of_slot[s] for s, k in enumerate(self.keys) if k is not None}
-        dead_groups = [g for g, k in enumerate(self.group_keys) if k is not None and g not in live_groups]
+            del self.slot_of[self.keys.pop(s)]
+            del self.group_of_slot[s], self.last_window[s]
+        live_groups = set(self.group_of_slot.values())
+        dead_groups = [g for g in self.group_keys if g not in live_groups]
         for g in dead_groups:
-            del self.group_of[self.group_keys[g]]
-            self.group_keys[g] = None
-            self.free_groups.append(g)
+            del self.group_of[self.group_keys.pop(g)]
+        self.pool.release(gone, dead_groups)
         if gone or dead_groups:
             self._topo = None
         return gone, dead_groups
+
+    def release(self) -> tuple[list[int], list[int]]:
+        """Give every slot and group back to the pool (the partition was revoked); returns them."""
+        slots, groups = list(self.keys), list(self.group_keys)
+        self.pool.release(slots, groups)
+        return slots, groups
+
+    def attach(self, pool: SlotPool) -> tuple[dict[int, int], dict[int, int]]:
+        """Move every series to slots of ``pool`` (a restored snapshot joining this process's
+        pool); returns the (old -> new) slot and group maps, to move detector state along."""
+        slot_map = {s: pool.slot() for s in self.keys}
+        group_map = {g: pool.group() for g in self.group_keys}
+        self.keys = {slot_map[s]: k for s, k in self.keys.items()}
+        self.slot_of = {k: slot_map[s] for k, s in self.slot_of.items()}
+        self.group_of_slot = {slot_map[s]: group_map[g] for s, g in self.group_of_slot.items()}
+        self.last_window = {slot_map[s]: w for s, w in self.last_window.items()}
+        self.group_keys = {group_map[g]: k for g, k in self.group_keys.items()}
+        self.group_of = {k: group_map[g] for k, g in self.group_of.items()}
+        self.born = [(slot_map[a], slot_map[b]) for a, b in self.born if a in slot_map and b in slot_map]
+        self.open = {w: {slot_map[s]: acc for s, acc in bucket.items()} for w, bucket in self.open.items()}
+        self.pool, self._topo = pool, None
+        return slot_map, group_map
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -256,25 +308,25 @@ class PartitionWindows:
         """Where a restart must re-read from to rebuild every open window."""
         return min(self.first_offset.values(), default=next_offset)
 
-    def _topology(self) -> tuple[np.ndarray, dict[int, int], np.ndarray, np.ndarray, int]:
-        """(active slots, slot -> row, group of each row, groups, group capacity), cached
-        until a series is created or expired (:meth:`_new_slot`, :meth:`expire`)."""
+    def _topology(self) -> tuple[np.ndarray, dict[int, int], np.ndarray, np.ndarray]:
+        """(active slots, slot -> row, group row of each slot row, groups), cached until a
+        series is created or expired (:meth:`_new_slot`, :meth:`expire`)."""
         topo = self.__dict__.get("_topo")
         if topo is None:
-            active = np.fromiter(
-                (s for s, k in enumerate(self.keys) if k is not None), dtype=np.int64, count=len(self.slot_of)
-            )
-            group_of = np.array([self.group_of_slot[s] for s in active], dtype=np.int64)
-            groups = np.unique(group_of)
-            ng = int(groups.max()) + 1 if groups.size else 0
-            topo = self._topo = (active, {int(s): i for i, s in enumerate(active)}, group_of, groups, ng)
+            active = np.array(sorted(self.keys), dtype=np.int64)
+            groups, group_row = np.unique(np.array([self.group_of_slot[s] for s in active.tolist()], dtype=np.int64),
+                                          return_inverse=True)
+            group_row = group_row.reshape(-1)
+            for shared in (active, group_row, groups):  # handed out in every ClosedWindow until the next change
+                shared.flags.writeable = False
+            topo = self._topo = (active, {int(s): i for i, s in enumerate(active)}, group_row, groups)
         return topo
 
     def _close(self, window: int) -> ClosedWindow:
         bucket = self.open.pop(window, {})
         self.first_offset.pop(window, None)
         self.closed_through = window
-        active, position, group_of, groups, ng = self._topology()
+        active, position, group_row, groups = self._topology()
         n = active.size
         # One row per series with data: [count, errors, pred_sum, pred_sumsq, pred_n, p50, p95, p99].
         stats = np.zeros((8, n))
@@ -295,14 +347,14 @@ class PartitionWindows:
         pred_var = np.full(n, np.nan)
         two = pred_n > 1
         pred_var[two] = pred_sq[two] / pred_n[two] - pred_mean[two] ** 2
-        group_count = np.bincount(group_of, weights=count, minlength=ng)[groups]
-        group_errors = np.bincount(group_of, weights=errors, minlength=ng)[groups]
-        group_top_slot = _argmax_per_group(group_of, count, active, ng)[groups]
+        ng = groups.size
+        group_count = np.bincount(group_row, weights=count, minlength=ng)
+        group_errors = np.bincount(group_row, weights=errors, minlength=ng)
         return ClosedWindow(
             window=window, start_ms=window * self.size_ms, end_ms=(window + 1) * self.size_ms,
-            slots=active.copy(), count=count, errors=errors, p50=p50, p95=p95, p99=p99,
-            pred_mean=pred_mean, pred_var=np.maximum(pred_var, 0.0),
-            groups=groups.copy(), group_count=group_count, group_errors=group_errors, group_top_slot=group_top_slot,
+            slots=active, count=count, errors=errors, p50=p50, p95=p95, p99=p99,
+            pred_mean=pred_mean, pred_var=np.maximum(pred_var, 0.0), groups=groups, group_count=group_count,
+            group_errors=group_errors, group_top_slot=_argmax_per_group(group_row, count, active, ng), source=self,
         )
 
 
@@ -316,9 +368,9 @@ def _ranks(m: int) -> tuple[int, ...]:
     return r
 
 
-def _argmax_per_group(group_of: np.ndarray, count: np.ndarray, slots: np.ndarray, ng: int) -> np.ndarray:
-    """The slot with the highest count in each group (ties: the highest slot)."""
+def _argmax_per_group(group_row: np.ndarray, count: np.ndarray, slots: np.ndarray, ng: int) -> np.ndarray:
+    """The slot with the highest count in each group row (ties: the highest slot)."""
     top = np.full(ng, -1, dtype=np.int64)
-    order = np.lexsort((count, group_of))
-    top[group_of[order]] = slots[order]  # later (larger count) entries overwrite earlier ones
+    order = np.lexsort((count, group_row))
+    top[group_row[order]] = slots[order]  # later (larger count) entries overwrite earlier ones
     return top

@@ -39,7 +39,7 @@ def test_windows_roll_up_into_one_commit_per_flush(tmp_path):
     rollup = UsageRollup(registry, interval_s=60, clock=lambda: 0.0)
     w, closed = _windows(events_per_window=20, windows=5)
     for cw in closed:
-        rollup.add(cw, w)
+        rollup.add(cw)
     assert not rollup.due(), "nothing is committed before the interval"
     asyncio.run(rollup.flush(force=True))
     stats = registry.stats("fraud", "1.0.0")
@@ -54,7 +54,7 @@ def test_due_after_the_interval_only(tmp_path):
     now = [0.0]
     rollup = UsageRollup(_registry(tmp_path), interval_s=60, clock=lambda: now[0])
     w, closed = _windows(events_per_window=2, windows=1)
-    rollup.add(closed[0], w)
+    rollup.add(closed[0])
     now[0] = 59.0
     assert not rollup.due()
     now[0] = 60.0

@@ -296,7 +296,7 @@ def test_replay_from_the_resume_offset_rebuilds_the_open_windows_exactly() -> No
     resume = live.resume_offset(400)
     restored = windows()
     restored.closed_through, restored.max_ts = live.closed_through, live.max_ts
-    for name in ("slot_of", "keys", "group_of_slot", "group_of", "group_keys", "last_window", "free_slots", "free_groups"):
+    for name in ("slot_of", "keys", "group_of_slot", "group_of", "group_keys", "last_window", "pool"):
         setattr(restored, name, copy.deepcopy(getattr(live, name)))
     for offset in range(resume, 400):
         restored.add(log[offset], offset)
