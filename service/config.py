@@ -98,6 +98,11 @@ class WindowSettings(_Section):
     by the wall clock so that a fleet-wide outage still closes windows (and is detected)."""
     series_ttl_windows: int = Field(300, ge=1)
     """A series silent for this many windows is forgotten (a retired version, say)."""
+    max_future_ms: int = Field(300_000, ge=0)
+    """Records stamped further than this ahead of this service's clock go to the dead-letter
+    topic: one record from a producer with a wrong clock (or ts in seconds-times-1000 of
+    the wrong unit) would otherwise move its partition's event time ahead, and every
+    honest record after it would be late until real time caught up."""
 
 
 class DetectionSettings(_Section):

@@ -70,7 +70,7 @@ class PartitionState:
 
 def _reason_class(reason: str) -> str:
     """A low-cardinality label for the dead-letter metric."""
-    for needle, label in (("not JSON", "json"), ("bytes, over", "size"), ("empty record", "empty"),
+    for needle, label in (("not JSON", "json"), ("bytes, over", "size"), ("empty record", "empty"), ("ahead of", "future"),
                           ("must be", "value"), ("Expected", "schema"), ("missing", "schema")):
         if needle in reason:
             return label
@@ -143,12 +143,13 @@ class DetectionPlane:
         started = time.perf_counter()
         ok = late = dead = 0
         closed: list[tuple[PartitionState, int, list[ClosedWindow]]] = []
+        horizon = int(time.time() * 1000) + self.settings.windows.max_future_ms
         for tp, records in batch.items():
             state = self.parts.get(tp.partition)
             if state is None:  # a record raced a revocation
                 continue
             if tp.topic == self.settings.kafka.topics.labels:
-                bad = self._labels(state, records)
+                bad = self._labels(state, records, horizon)
                 dead += bad
                 ok += len(records) - bad
                 continue
@@ -156,7 +157,10 @@ class DetectionPlane:
             events, rejected = decode_inferences([record.value for record in records])
             for i, reason in rejected:
                 self._dead_letter(records[i], reason)
-            late_offsets = state.windows.add_many(events, records)
+            late_offsets, future = state.windows.add_many(events, records, horizon)
+            if future:
+                events = self._reject_future(events, records, future, horizon)
+                dead += len(future)
             if state.quality is not None:
                 self._observe_quality(state, events, records)
                 if state.quality.created:
@@ -165,7 +169,7 @@ class DetectionPlane:
                 replay_until = state.replay_until
                 late += sum(offset >= replay_until for offset in late_offsets)
             dead += len(rejected)
-            ok += len(records) - len(rejected) - len(late_offsets)
+            ok += len(records) - len(rejected) - len(late_offsets) - len(future)
             state.next_offset = records[-1].offset + 1
             state.last_record_wall = time.monotonic()
             state.idle_base_ts = state.windows.max_ts
@@ -179,6 +183,19 @@ class DetectionPlane:
             metrics.EVENTS.labels("dead_letter").inc(dead)
         self._update_lag(batch)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _reject_future(self, events: list, records: list, future: list, horizon: int) -> list:
+        """Dead-letter the records stamped after ``horizon``; returns ``events`` without them."""
+        gone = {id(record) for record in future}
+        for record, event in zip(records, events):
+            if id(record) in gone:
+                self._dead_letter(record, self._too_far_ahead(event.ts, horizon, record.value))
+        return [None if id(record) in gone else event for record, event in zip(records, events)]
+
+    def _too_far_ahead(self, ts: int, horizon: int, raw: bytes) -> Rejected:
+        limit = self.settings.windows.max_future_ms
+        return Rejected(f"ts {ts} is {(ts - horizon + limit) / 1000:,.0f} s ahead of this service's clock (limit: "
+                        f"windows.max_future_ms={limit}): fix the producer's clock, or its ts unit (epoch milliseconds)", raw)
 
     @staticmethod
     def _observe_quality(state: PartitionState, events: list, records: list) -> None:
@@ -213,11 +230,13 @@ class DetectionPlane:
             if isinstance(reference, list) and reference:
                 quality.set_reference(model, version, reference)
 
-    def _labels(self, state: PartitionState, records: list) -> int:
+    def _labels(self, state: PartitionState, records: list, horizon: int) -> int:
         """Delayed labels go to the quality monitor; bad ones to the dead-letter topic. Returns how many were bad."""
         bad = 0
         for record in records:
             label = decode_label(record.value)
+            if label.__class__ is not Rejected and label.ts > horizon:  # would expire every pending prediction
+                label = self._too_far_ahead(label.ts, horizon, record.value)
             if label.__class__ is Rejected:
                 self._dead_letter(record, label)
                 bad += 1

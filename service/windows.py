@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,9 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 class _HasOffset(Protocol):
     offset: int
+
+
+R = TypeVar("R", bound=_HasOffset)
 
 
 @dataclass
@@ -224,12 +227,16 @@ class PartitionWindows:
             acc[5] += 1
         return True
 
-    def add_many(self, events: list[InferenceEvent | None], records: Sequence[_HasOffset]) -> list[int]:
+    def add_many(
+        self, events: list[InferenceEvent | None], records: Sequence[R], horizon_ts: int | None = None,
+    ) -> tuple[list[int], list[R]]:
         """:meth:`add` for a batch of one partition's records, in offset order.
 
         ``events[i]`` is the event of ``records[i]`` (only ``.offset`` is read, and only for
-        a record that opens a window or is late), or None for a record to skip. Returns the
-        offsets of the late records. Same result as calling :meth:`add` on each in turn,
+        a record that opens a window or is late), or None for a record to skip. An event
+        stamped after ``horizon_ts`` is not added: it would move the partition's event time
+        ahead of every honest record. Returns (offsets of the late records, the records
+        after the horizon). Otherwise the same as calling :meth:`add` on each in turn,
         with the per-event attribute lookups and calls hoisted out of the loop.
         """
         size = self.size_ms
@@ -238,12 +245,19 @@ class PartitionWindows:
         slot_of = self.slot_of
         last_window = self.last_window
         max_ts = self.max_ts
+        horizon = horizon_ts if horizon_ts is not None else 1 << 62
         late: list[int] = []
+        future: list[R] = []
         current = bucket = None
         for event, record in zip(events, records):
             if event is None:
                 continue
             ts = event.ts
+            if ts > max_ts:  # only a new maximum can be too far ahead: one comparison on most events
+                if ts > horizon:
+                    future.append(record)
+                    continue
+                max_ts = ts
             window = ts // size
             if window != current:  # nothing closes during a batch: a window is late or not for all of it
                 if window <= closed:
@@ -254,8 +268,6 @@ class PartitionWindows:
                 if bucket is None:
                     bucket = buckets[window] = {}
                     self.first_offset[window] = record.offset
-            if ts > max_ts:
-                max_ts = ts
             key = (event.model, event.version, event.role)
             slot = slot_of.get(key)
             if slot is None:
@@ -276,7 +288,7 @@ class PartitionWindows:
                 acc[5] += 1
         self.max_ts = max_ts
         self.late += len(late)
-        return late
+        return late, future
 
     # -- closing ------------------------------------------------------------------------
 

@@ -34,6 +34,8 @@ BAD_RECORDS = {
     "unknown role": b'{"model":"m","version":"1","role":"primary","request_id":"r","ts":1767225600000,"latency_ms":3,"ok":true}',
     "huge": b'{"model":"m","version":"1","role":"production","request_id":"' + b"x" * 100_000 + b'","ts":1,"latency_ms":3,"ok":true}',
     "array": b"[1, 2, 3]",
+    # Valid, but stamped in 2096: accepted, it would make every later record of its partition late.
+    "far future": b'{"model":"m","version":"1","role":"production","request_id":"r","ts":4000000000000,"latency_ms":3,"ok":true}',
 }
 
 
@@ -79,7 +81,8 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_rest_is_processed
     assert len(dead) == len(bad)
     for needle in ("not JSON", "Expected `float`, got `str` - at `$.latency_ms`", "missing required field `request_id`",
                    "Number out of range - at `$.latency_ms`", "must be a finite number >= 0, got -1.0",
-                   "Invalid enum value 'primary'", "over the 65536-byte limit", "Expected `object`", "empty record"):
+                   "Invalid enum value 'primary'", "over the 65536-byte limit", "Expected `object`", "empty record",
+                   "s ahead of this service's clock (limit: windows.max_future_ms=300000)"):
         assert any(needle in r for r in reasons), (needle, reasons)
     assert all(dict(r.headers)["source.topic"] == settings.kafka.topics.inference.encode() for r in dead)
 

@@ -373,3 +373,20 @@ def test_a_timestamp_far_in_the_future_costs_at_most_ttl_closes() -> None:
     pw.add(ev(T0 * 1000), 1)
     closed = pw.close_through(pw.ready_through())
     assert len(closed) <= 2 * ttl + 1
+
+
+def test_a_record_past_the_horizon_is_returned_not_added() -> None:
+    """One record from a producer with a wrong clock must not make every honest record late."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Rec:
+        offset: int
+
+    pw = windows()
+    events = [ev(T0), ev(T0 + 10 * 3_600_000), ev(T0 + 100)]
+    records = [Rec(0), Rec(1), Rec(2)]
+    late, future = pw.add_many(events, records, horizon_ts=T0 + 300_000)
+    assert (late, future) == ([], [records[1]])
+    assert pw.max_ts == T0 + 100 and list(pw.open) == [W0]
+    assert pw.add_many(events, records) == ([], [])  # no horizon: taken as it is
