@@ -85,9 +85,8 @@ class Episodes(SlotState):
         if not (np.count_nonzero(firing | anomalous) or np.count_nonzero(old_bad >= self.trigger)):
             # The usual window: nothing firing, nothing anomalous, so nothing starts or ends;
             # the same counts as below, in fewer array operations (this runs per window and family).
-            self.bad[slots] = np.where(judged, 0, old_bad)
-            good = self.good[slots]
-            self.good[slots] = np.where(judged, good + 1, good)
+            self.bad[slots] = old_bad * ~judged
+            self.good[slots] += judged
             return slots[:0], slots[:0]
         idle = ~judged if idle is None else idle
         bad = np.where(judged, np.where(anomalous, old_bad + 1, 0), old_bad)
@@ -135,6 +134,11 @@ class _Rows:
 
 
 def _rows(cws: list[ClosedWindow]) -> _Rows:
+    if len(cws) == 1:  # one partition closed a window (always so when it owns one): nothing to put side by side
+        cw = cws[0]
+        version_rows, group_rows = np.zeros(cw.slots.size, dtype=np.int64), np.zeros(cw.groups.size, dtype=np.int64)
+        return _Rows(cws, cw.slots, cw.count, cw.errors, cw.p95, version_rows + cw.window, version_rows,
+                     cw.groups, cw.group_count, cw.group_top_slot, group_rows + cw.window, group_rows)
     cat, index = np.concatenate, np.arange(len(cws))
     sizes, group_sizes = [cw.slots.size for cw in cws], [cw.groups.size for cw in cws]
     windows = [cw.window for cw in cws]
