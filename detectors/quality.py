@@ -10,7 +10,6 @@ the latest event time seen, so replays and tests need no wall clock.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
@@ -455,6 +454,8 @@ class PredictionDrift:
         self._bin = np.zeros(window, dtype=np.int32)
         self._value = np.zeros(window)
         self._filled = self._next = self._since = 0
+        self._recent: list = []
+        """Predictions not yet in the ring (fewer than ``every``)."""
         self._psi = 0.0
         self._second = 1.0  # KS p-value or Jensen-Shannon distance
         self._alarm = False
@@ -475,7 +476,6 @@ class PredictionDrift:
         if numeric:
             self._ref = np.sort(np.asarray(reference, dtype=float))
             self._edges = np.unique(np.quantile(self._ref, np.linspace(0, 1, self.bins + 1)[1:-1]))
-            self._edge_list = self._edges.tolist()  # bisect on a list: ~10x cheaper per value than np.searchsorted
             counts = np.bincount(np.searchsorted(self._edges, self._ref, side="right"), minlength=len(self._edges) + 1)
         else:
             self._categories = {c: i for i, c in enumerate(dict.fromkeys(reference))}
@@ -484,10 +484,20 @@ class PredictionDrift:
             self._second = 0.0
         self._expected = counts / counts.sum()
 
-    def _code(self, prediction: object) -> int:
+    def _take(self, predictions: list) -> None:
+        """Put predictions into the ring (the last ``window`` of them, if more)."""
+        predictions = predictions[-self.window:]
+        at = (self._next + np.arange(len(predictions))) % self.window
         if self._edges is not None:
-            return bisect_right(self._edge_list, float(prediction))
-        return self._categories.get(prediction, len(self._categories))
+            values = np.asarray(predictions, dtype=float)
+            self._bin[at] = np.searchsorted(self._edges, values, side="right")
+            self._value[at] = values
+        else:
+            unseen = len(self._categories)
+            self._bin[at] = [self._categories.get(p, unseen) for p in predictions]
+        self._next = int(at[-1] + 1) % self.window
+        self._filled = min(self._filled + len(predictions), self.window)
+        self._since += len(predictions)
 
     def observe(self, prediction: object) -> Decision | None:
         """Take one live prediction; a Decision at an alarm's onset."""
@@ -497,12 +507,14 @@ class PredictionDrift:
                 self._fit(self._pending)
                 self._pending = []
             return None
-        self._bin[self._next] = self._code(prediction)
-        if self._edges is not None:
-            self._value[self._next] = float(prediction)
-        self._next = (self._next + 1) % self.window
-        self._filled = min(self._filled + 1, self.window)
-        self._since += 1
+        # Predictions wait in a list and enter the ring ``every`` at a time, coded in one
+        # vectorized call: a list append is all a prediction costs between two tests.
+        recent = self._recent
+        recent.append(prediction)
+        if len(recent) < self.every:
+            return None
+        self._recent = []
+        self._take(recent)
         if self._since < self.every or self._filled < self.window:
             return None
         self._since = 0

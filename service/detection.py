@@ -200,15 +200,9 @@ class DetectionPlane:
     @staticmethod
     def _observe_quality(state: PartitionState, events: list, records: list) -> None:
         """Feed the quality monitor; records replayed after a restart were already counted."""
-        observe = state.quality.observe_inference
-        if records[0].offset >= state.replay_until:
-            for event in events:
-                if event is not None:
-                    observe(event)
-        else:
-            for event, record in zip(events, records):
-                if event is not None and record.offset >= state.replay_until:
-                    observe(event)
+        if records[0].offset < state.replay_until:
+            events = [e if r.offset >= state.replay_until else None for e, r in zip(events, records)]
+        state.quality.observe_inferences(events)
 
     def _certified_facts(self, quality: QualityMonitor) -> None:
         """A version seen for the first time is judged against its certification, when it has one.
@@ -251,7 +245,8 @@ class DetectionPlane:
         for cw in cws:
             metrics.WINDOWS.inc(cw.slots.size)
             if state.quality is not None:
-                for anomaly in state.quality.poll(cw.end_ms):
+                # Which series served in the window: the monitor sees only its sample of requests.
+                for anomaly in state.quality.poll(cw.end_ms, [key for _, key in cw.served()]):
                     self._publish(anomaly)
             if self.usage is not None:
                 self.usage.add(cw)
