@@ -55,7 +55,7 @@ from deploy.local import kafka as local_kafka  # noqa: E402
 from load.fleet import FleetSpec, fill_topic  # noqa: E402
 
 MAX_POLL_RECORDS = 5000
-PARTITION_FETCH_BYTES = 8 * 1024 * 1024
+PARTITION_FETCH_BYTES = 1024 * 1024
 """Per-partition fetch size for all three consumers (the detection plane's setting)."""
 RAW, DETECTION, FAUST = "(a) aiokafka getmany", "(b) detection plane", "(c) faust agent"
 

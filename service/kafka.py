@@ -60,7 +60,7 @@ def consumer(settings: KafkaSettings, *topics: str, group_id: str | None, **over
         "auto_offset_reset": "earliest",
         "max_poll_records": settings.max_poll_records,
         "fetch_max_bytes": 64 * 1024 * 1024,
-        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "max_partition_fetch_bytes": 1024 * 1024,
         "fetch_max_wait_ms": 50,
         # Range assignment gives partition p of every subscribed topic to the same member:
         # inference and labels are co-partitioned (same key, same partition count).
