@@ -58,10 +58,11 @@ A recovered record for a version that stopped serving has observed and baseline 
 
 Cost (CPU, 300k events of 20 models with a canary on 10% of requests, batches of 800, a
 poll per second of event time): with ``label_sample_every = 4`` (the plane's default)
-0.75 us per event on average (0.9 us in a single pass from a cold start), was 1.25 us
-(1.5 us) when every event was looked at. A request outside the sample costs 0.1 us (the
-hash); one in it about 2.4 us, of which the label join's insert into its
-``label_max_pending``-entry OrderedDict ~0.7 us (memory bound) and the drift test ~0.6 us.
+0.6-0.7 us per event on average, was 1.25 us before the batch entry point and 1.5 us
+when every event was looked at. A request outside the sample costs 0.1 us (the hash);
+one in it about 2 us, most of it the label join's insert into its
+``label_max_pending``-entry OrderedDict (the memory bound); the drift test costs a list
+append per prediction and codes them ``drift_every`` at a time.
 1.5 us per label.
 
 Memory bounds (per partition; ``M = max_models``, ``V = max_versions``):
