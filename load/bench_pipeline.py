@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -48,13 +49,14 @@ from modelmedic.config import KafkaSettings, Settings, Topics
 from modelmedic.detection import DetectionPlane
 from modelmedic.events import decode_inference
 from modelmedic.kafka import consumer
+from modelmedic.service import tune_gc
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from deploy.local import kafka as local_kafka  # noqa: E402
 from load.fleet import FleetSpec, fill_topic  # noqa: E402
 
-MAX_POLL_RECORDS = 5000
+MAX_POLL_RECORDS = 20000
 PARTITION_FETCH_BYTES = 1024 * 1024
 """Per-partition fetch size for all three consumers (the detection plane's setting)."""
 RAW, DETECTION, FAUST = "(a) aiokafka getmany", "(b) detection plane", "(c) faust agent"
@@ -302,10 +304,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
     parser.add_argument("--canary", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--default-gc", action="store_true",
+                        help="keep Python's default garbage-collector settings instead of those of `modelmedic run`")
     parser.add_argument("--live-seconds", type=float, default=100.0,
                         help="length of the live close -> alert scenario (0: skip it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    if not args.default_gc:
+        tune_gc()  # for all three consumers alike: the interpreter `modelmedic run` gives the plane
+    print(f"garbage collector: {'Python defaults' if args.default_gc else 'tuned as in modelmedic run'} "
+          f"(thresholds {gc.get_threshold()})", flush=True)
     spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
     workdir = None if args.bootstrap else tempfile.mkdtemp(prefix="modelmedic-bench-kafka-")
     try:

@@ -9,9 +9,10 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from modelmedic.config import load_settings
-    from modelmedic.service import serve
+    from modelmedic.service import serve, tune_gc
 
     settings = load_settings(args.config)
+    tune_gc()
     return asyncio.run(serve(settings))
 
 

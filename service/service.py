@@ -8,6 +8,7 @@ termination grace period.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 
@@ -24,6 +25,26 @@ from modelmedic.remediations import default_registry
 from modelmedic.response import ResponsePlane
 
 log = logging.getLogger("modelmedic")
+
+GC_THRESHOLD = (50_000, 50, 100)
+"""Allocations between young collections, and young (middle) collections between middle
+(full) ones. Python's defaults are (700, 10, 10)."""
+
+
+def tune_gc() -> None:
+    """Fit Python's cyclic garbage collector to a streaming service; call once after start-up.
+
+    Every Kafka record costs a few container objects (aiokafka's ``ConsumerRecord``...)
+    that live for one batch and are freed by reference counting. With the default
+    threshold of 700 allocations they are scanned again and again, promoted, and their
+    promotion triggers full collections that walk every long-lived object. Measured on
+    300k-record drains: 17 full collections taking ~1 s where the drains took ~3 s; with
+    these settings one, and both a plain aiokafka drain and the detection plane ran 35-50%
+    faster (docs/benchmarks.md). ``gc.freeze()`` takes what exists after start-up (modules,
+    classes, functions: ~90k objects) out of every later collection.
+    """
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 class Service:
