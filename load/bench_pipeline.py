@@ -56,7 +56,8 @@ sys.path.insert(0, str(REPO))
 from deploy.local import kafka as local_kafka  # noqa: E402
 from load.fleet import FleetSpec, fill_topic  # noqa: E402
 
-MAX_POLL_RECORDS = 20000
+MAX_POLL_RECORDS = KafkaSettings.model_fields["max_poll_records"].default
+"""Records per poll for all three consumers (the detection plane's default)."""
 PARTITION_FETCH_BYTES = 1024 * 1024
 """Per-partition fetch size for all three consumers (the detection plane's setting)."""
 RAW, DETECTION, FAUST = "(a) aiokafka getmany", "(b) detection plane", "(c) faust agent"
