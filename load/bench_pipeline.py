@@ -23,6 +23,9 @@ moment the consumer holds its partitions (for faust, which does more after assig
 from its first record) to the N-th; and records per CPU-second of this process over the
 steady part, which other work on a shared machine disturbs far less than wall time.
 Ratios use the steady part: the cost per record is what scales; start-up is paid once.
+
+All three run with the garbage-collector settings ``modelmedic run`` uses
+(``modelmedic.service.tune_gc``), or with Python's defaults under ``--default-gc``.
 """
 
 from __future__ import annotations
