@@ -37,6 +37,11 @@ class _HasOffset(Protocol):
 R = TypeVar("R", bound=_HasOffset)
 
 
+@dataclass(frozen=True)
+class _At:
+    offset: int
+
+
 @dataclass
 class ClosedWindow:
     """Metrics of one window for every tracked series of a partition (arrays by series slot)."""
@@ -195,37 +200,12 @@ class PartitionWindows:
     # -- the hot path -------------------------------------------------------------------
 
     def add(self, event: InferenceEvent, offset: int) -> bool:
-        """Aggregate one event; False if it was late (its window already closed)."""
-        ts = event.ts
-        window = ts // self.size_ms
-        if window <= self.closed_through:
-            self.late += 1
-            return False
-        if ts > self.max_ts:
-            self.max_ts = ts
-        bucket = self.open.get(window)
-        if bucket is None:
-            bucket = self.open[window] = {}
-            self.first_offset[window] = offset
-        key = (event.model, event.version, event.role)
-        slot = self.slot_of.get(key)
-        if slot is None:
-            slot = self._new_slot(key, window)
-        acc = bucket.get(slot)
-        if acc is None:
-            acc = bucket[slot] = [0, 0, [], 0.0, 0.0, 0]
-            if window > self.last_window[slot]:
-                self.last_window[slot] = window
-        acc[0] += 1
-        if not event.ok:
-            acc[1] += 1
-        acc[2].append(event.latency_ms)
-        pred = event.prediction
-        if pred.__class__ is float or pred.__class__ is int:
-            acc[3] += pred
-            acc[4] += pred * pred
-            acc[5] += 1
-        return True
+        """Aggregate one event; False if it was late (its window already closed).
+
+        :meth:`add_many` for one record (the hot path always has a batch).
+        """
+        late, _ = self.add_many([event], [_At(offset)])
+        return not late
 
     def add_many(
         self, events: list[InferenceEvent | None], records: Sequence[R], horizon_ts: int | None = None,

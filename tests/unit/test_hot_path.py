@@ -2,8 +2,8 @@
 
 ``decode_inferences`` (one C-level decode per record, the semantic checks as msgspec
 constraints) against ``decode_inference`` per record, and ``PartitionWindows.add_many``
-against ``PartitionWindows.add`` per event: same events, same rejections and reasons,
-same windows, late records and series.
+over whole batches against ``PartitionWindows.add`` (``add_many`` of one record) event by
+event: same events, same rejections and reasons, same windows, late records and series.
 """
 
 from __future__ import annotations
