@@ -156,7 +156,9 @@ class DetectionPlane:
                 # them counted double). Offsets only grow: what is below the next one is done.
                 records = [r for r in records if r.offset >= expected]
                 metrics.EVENTS.labels("redelivered").inc(len(batch[tp]) - len(records))
-                log.info("%s: skipped %d records delivered again (below offset %d)", tp, len(batch[tp]) - len(records), expected)
+                log.warning("%s: skipped %d records delivered again (below offset %d, already processed); if the "
+                            "topic was deleted and recreated, start a new consumer group", tp,
+                            len(batch[tp]) - len(records), expected)
                 if not records:
                     continue
             if is_labels:
