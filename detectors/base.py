@@ -25,15 +25,6 @@ import numpy as np
 from scipy.special import erf
 
 
-def copy_rows(owner: object, dst: np.ndarray, src: np.ndarray, capacity: int) -> None:
-    """Copy the per-slot rows ``src`` to ``dst`` in every per-slot array of ``owner`` (and its sub-banks)."""
-    for value in vars(owner).values():
-        if isinstance(value, np.ndarray) and value.ndim and len(value) == capacity:
-            value[dst] = value[src]
-        elif isinstance(value, SeriesBank):
-            value.inherit(dst, src)
-
-
 def take_rows(owner: object, rows: np.ndarray, capacity: int) -> dict[str, object]:
     """The rows ``rows`` of every per-slot array of ``owner`` (and its sub-banks), by attribute name."""
     out: dict[str, object] = {}
@@ -65,6 +56,12 @@ class SlotState:
         if slots.size:
             self.ensure(int(slots.max()) + 1)
         return take_rows(self, slots, self._slot_capacity())
+
+    def inherit(self, dst: np.ndarray, src: np.ndarray) -> None:
+        """Start series ``dst`` from what series ``src`` learned (a new version from its predecessor)."""
+        dst = np.asarray(dst, dtype=np.int64)
+        if dst.size:
+            self.set_rows(dst, self.rows(src))
 
     def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
         """Give series ``slots`` the state :meth:`rows` returned (for as many series, in the same order)."""
@@ -187,13 +184,6 @@ class SeriesBank(_Params, SlotState):
         slots = np.asarray(slots, dtype=np.int64)
         if slots.size:
             self._reset(slots[slots < self._capacity])
-
-    def inherit(self, dst: np.ndarray, src: np.ndarray) -> None:
-        """Start series ``dst`` from what series ``src`` learned (a new version from its predecessor)."""
-        dst, src = np.asarray(dst, dtype=np.int64), np.asarray(src, dtype=np.int64)
-        if dst.size:
-            self.ensure(int(max(dst.max(), src.max())) + 1)
-            copy_rows(self, dst, src, self._capacity)
 
     def state_bytes(self) -> int:
         """Bytes of state per series: every per-slot array, component banks included."""

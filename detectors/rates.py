@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import bdtr
 
-from modelmedic.detectors.base import SlotState, _Params, copy_rows
+from modelmedic.detectors.base import SlotState, _Params
 
 
 class BinomialRateBank(_Params, SlotState):
@@ -59,13 +59,6 @@ class BinomialRateBank(_Params, SlotState):
         slots = np.asarray(slots, dtype=np.int64)
         slots = slots[slots < self._n.size]
         self._n[slots], self._err[slots], self._req[slots] = 0, 0.0, 0.0
-
-    def inherit(self, dst: np.ndarray, src: np.ndarray) -> None:
-        """Start series ``dst`` from the error rate series ``src`` learned (a new version from its predecessor)."""
-        dst, src = np.asarray(dst, dtype=np.int64), np.asarray(src, dtype=np.int64)
-        if dst.size:
-            self.ensure(int(max(dst.max(), src.max())) + 1)
-            copy_rows(self, dst, src, self._n.size)
 
     def score_learn(self, slots: np.ndarray, errors: np.ndarray, requests: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Score each window's error count, then learn it; returns (scores, baseline rates)."""
