@@ -370,15 +370,13 @@ class QualityMonitor:
         paired = False
         join = self._canary_join
         if join.items:  # a canary prediction came first (it usually comes after: then it finds this one)
-            if join.first_ts < ts - join.ttl_ms:
-                self.canary_expired += join.advance(ts)
+            self.canary_expired += join.advance(ts)
             twin = join.items.pop(key, None)
             if twin is not None:
                 paired = True
                 self._pair(m, model, version, prediction, twin[1], twin[2], ts)
         join = self._label_join
-        if join.first_ts < ts - join.ttl_ms:  # something to expire (the call is what costs, not the test)
-            self.labels_expired += join.advance(ts)
+        self.labels_expired += join.advance(ts)
         self.labels_dropped += join.put(key, (ts, version, prediction, paired))
         drift = vs.drift
         if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
