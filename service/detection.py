@@ -30,11 +30,13 @@ import time
 import zlib
 from dataclasses import dataclass, field
 
+import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from modelmedic import metrics
 from modelmedic.config import Settings
-from modelmedic.events import Anomaly, Rejected, decode_inferences, decode_label, encode
+from modelmedic.columns import InferenceColumns, RecordDecoder
+from modelmedic.events import Anomaly, Rejected, decode_label, decode_valid_inference, encode
 from modelmedic.judge import WindowJudge
 from modelmedic.quality import QualityMonitor
 from modelmedic.errors import ModelmedicError
@@ -90,6 +92,8 @@ class DetectionPlane:
         """Usage statistics for the registry (None: not collected)."""
         self.parts: dict[int, PartitionState] = {}
         self.pool = SlotPool()
+        self.decoder = RecordDecoder()
+        """Decodes every partition's inference records to columns (one series numbering)."""
         self.judge = WindowJudge(settings.detection)
         """Judges the closed windows of every partition (their slots come from ``pool``)."""
         self.processed = 0
@@ -166,23 +170,24 @@ class DetectionPlane:
                 dead += bad
                 ok += len(records) - bad
                 continue
-            # Per record: one C-level decode and the window update; no other Python.
-            events, rejected = decode_inferences([record.value for record in records])
+            # Per record: the native decode into columns; then numpy calls per batch.
+            values = [record.value for record in records]
+            cols, rejected = self.decoder.decode(values)
             for i, reason in rejected:
                 self._dead_letter(records[i], reason)
-            late_offsets, future = state.windows.add_many(events, records, horizon)
-            if future:
-                events = self._reject_future(events, records, future, horizon)
-                dead += len(future)
+            late_index, future = state.windows.add_columns(cols, records, horizon)
+            if future.size:
+                self._reject_future(cols, records, future, horizon)
+                dead += future.size
             if state.quality is not None:
-                self._observe_quality(state, events, records)
+                self._observe_quality(state, cols, values, records, horizon)
                 if state.quality.created:
                     self._certified_facts(state.quality)
-            if late_offsets:
+            if late_index.size:
                 replay_until = state.replay_until
-                late += sum(offset >= replay_until for offset in late_offsets)
+                late += sum(records[i].offset >= replay_until for i in late_index.tolist())
             dead += len(rejected)
-            ok += len(records) - len(rejected) - len(late_offsets) - len(future)
+            ok += len(records) - len(rejected) - late_index.size - future.size
             state.next_offset = records[-1].offset + 1
             state.last_record_wall = time.monotonic()
             state.idle_base_ts = state.windows.max_ts
@@ -197,13 +202,11 @@ class DetectionPlane:
         self._update_lag(batch)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    def _reject_future(self, events: list, records: list, future: list, horizon: int) -> list:
-        """Dead-letter the records stamped after ``horizon``; returns ``events`` without them."""
-        gone = {id(record) for record in future}
-        for record, event in zip(records, events):
-            if id(record) in gone:
-                self._dead_letter(record, self._too_far_ahead(event.ts, horizon, record.value))
-        return [None if id(record) in gone else event for record, event in zip(records, events)]
+    def _reject_future(self, cols: InferenceColumns, records: list, future: np.ndarray, horizon: int) -> None:
+        """Dead-letter the records stamped after ``horizon`` (batch positions ``future``)."""
+        ts_at = dict(zip(cols.index.tolist(), cols.ts.tolist()))
+        for i in future.tolist():
+            self._dead_letter(records[i], self._too_far_ahead(ts_at[i], horizon, records[i].value))
 
     def _too_far_ahead(self, ts: int, horizon: int, raw: bytes) -> Rejected:
         limit = self.settings.windows.max_future_ms
@@ -211,11 +214,18 @@ class DetectionPlane:
                         f"windows.max_future_ms={limit}): fix the producer's clock, or its ts unit (epoch milliseconds)", raw)
 
     @staticmethod
-    def _observe_quality(state: PartitionState, events: list, records: list) -> None:
-        """Feed the quality monitor; records replayed after a restart were already counted."""
+    def _observe_quality(state: PartitionState, cols: InferenceColumns, values: list, records: list,
+                         horizon: int) -> None:
+        """Feed the quality monitor the requests in its sample, decoded to events only now.
+
+        Records past the horizon were dead-lettered; records replayed after a restart were
+        counted before it.
+        """
+        quality = state.quality
+        sample = cols.index[quality.in_sample(cols.request_crc) & (cols.ts <= horizon)].tolist()
         if records[0].offset < state.replay_until:
-            events = [e if r.offset >= state.replay_until else None for e, r in zip(events, records)]
-        state.quality.observe_inferences(events)
+            sample = [i for i in sample if records[i].offset >= state.replay_until]
+        quality.observe_sampled(map(decode_valid_inference, [values[i] for i in sample]))
 
     def _certified_facts(self, quality: QualityMonitor) -> None:
         """A version seen for the first time is judged against its certification, when it has one.

@@ -111,8 +111,9 @@ class _CheckedInferenceEvent(InferenceEvent, frozen=True, gc=False):
 
 
 decode_valid_inference = msgspec.json.Decoder(_CheckedInferenceEvent).decode
-"""The hot path's decoder: a valid record of at most :data:`MAX_RECORD_BYTES` bytes decodes
-to the event :func:`decode_inference` returns for it (an instance of a subclass, with equal
+"""Decodes the quality monitor's sample on the hot path (records the plane already knows
+are valid, :mod:`modelmedic.columns`), with no Python per record: a valid record of at
+most :data:`MAX_RECORD_BYTES` bytes decodes to the event :func:`decode_inference` returns for it (an instance of a subclass, with equal
 fields); anything :func:`decode_inference` would reject raises (any exception: ask
 :func:`decode_inference` for the reason). The size limit is the caller's to check."""
 _label_decoder = msgspec.json.Decoder(LabelEvent)
@@ -166,44 +167,6 @@ def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, check, what: str):
 def decode_inference(raw: bytes | None) -> InferenceEvent | Rejected:
     """Decode and validate one inference record; never raises."""
     return _decode(raw, _inference_decoder, _check_inference, "inference")
-
-
-def decode_inferences(values: list[bytes | None]) -> tuple[list[InferenceEvent | None], list[tuple[int, Rejected]]]:
-    """:func:`decode_inference` for a batch of records: ``(events, rejected)``.
-
-    ``events[i]`` is the event of ``values[i]``, or None where that record is rejected;
-    ``rejected`` lists ``(i, Rejected)`` with the reasons :func:`decode_inference` gives.
-    A batch of valid records costs one C-level decode per record and no Python code per
-    record; each invalid one costs a second, explaining, decode. Never raises.
-    """
-    events: list[InferenceEvent | None] = []
-    rejected: list[tuple[int, Rejected]] = []
-    try:
-        fast = max(map(len, values), default=0) <= MAX_RECORD_BYTES
-    except TypeError:  # a null value
-        fast = False
-    if not fast:
-        for i, raw in enumerate(values):
-            event = decode_inference(raw)
-            if event.__class__ is Rejected:
-                rejected.append((i, event))  # type: ignore[arg-type]
-                event = None
-            events.append(event)  # type: ignore[arg-type]
-        return events, rejected
-    remaining = iter(values)
-    while True:
-        try:
-            # extend() keeps what was decoded before a record raised; ``remaining`` is then
-            # just past that record, which is events[len(events)].
-            events.extend(map(decode_valid_inference, remaining))
-            return events, rejected
-        except Exception:  # noqa: BLE001 - decode_inference says why, exactly
-            i = len(events)
-            event = decode_inference(values[i])
-            if event.__class__ is Rejected:
-                rejected.append((i, event))  # type: ignore[arg-type]
-                event = None
-            events.append(event)  # type: ignore[arg-type]
 
 
 def decode_label(raw: bytes | None) -> LabelEvent | Rejected:

@@ -2,7 +2,7 @@
 
 The detection plane calls, for one partition::
 
-    monitor.observe_inferences(events)     # every batch of decoded inference events (None: rejected)
+    monitor.observe_sampled(events)        # each batch's decoded events of sampled requests (in_sample)
     monitor.observe_label(label)           # every decoded label event of the same models
     monitor.poll(window_end_ms, active)    # once per closed window -> list[Anomaly]; active:
                                            # (model, version, role) with requests in that window
@@ -110,6 +110,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+import numpy as np
 from scipy.special import ndtr
 
 from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerformance, PredictionDrift
@@ -309,24 +310,24 @@ class QualityMonitor:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def observe_inferences(self, events: Iterable[InferenceEvent | None]) -> None:
-        """Take a batch of decoded inference events (None: a rejected record, skipped).
+    def in_sample(self, request_crc: np.ndarray) -> np.ndarray:
+        """Which requests the monitor looks at, from the CRC-32 of their ids
+        (:attr:`~modelmedic.columns.InferenceColumns.request_crc`): one in
+        ``label_sample_every``, the same in every process, so a request's production and
+        canary predictions and its label are in or out together."""
+        return request_crc % self.label_sample_every == 0
 
-        The same as :meth:`observe_inference` per event, but a request outside the label
-        sample (k - 1 in k with ``label_sample_every = k``; k = 4 in the plane by default)
-        costs one hash and nothing else: its activity reaches the monitor through
-        ``poll(..., active=...)`` instead.
+    def observe_sampled(self, events: Iterable[InferenceEvent]) -> None:
+        """Take a batch of decoded inference events of requests in the sample (:meth:`in_sample`).
+
+        The same as :meth:`observe_inference` per event. The plane decodes only these to
+        Python objects: a request outside the sample (k - 1 in k with ``label_sample_every
+        = k``; k = 4 in the plane by default) costs nothing here, and its activity reaches
+        the monitor through ``poll(..., active=...)`` instead.
         """
-        observe, k = self._observe, self.label_sample_every
-        if k == 1:
-            for event in events:
-                if event is not None:
-                    observe(event)
-            return
-        crc = zlib.crc32
+        observe = self._observe
         for event in events:
-            if event is not None and not crc(event.request_id.encode()) % k:
-                observe(event)
+            observe(event)
 
     def observe_inference(self, event: InferenceEvent) -> None:
         """Take one decoded inference event.

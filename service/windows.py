@@ -2,9 +2,10 @@
 
 One :class:`PartitionWindows` per Kafka partition. Every record is keyed by model id, so
 a partition holds every version and role of its models and its windows can close on the
-partition's own event time. Per event the work is O(1): two dict lookups, a list append
-and a few integer additions. Everything else (quantiles, per-model totals) is done once
-per closed window, vectorized over all series with numpy.
+partition's own event time. Records arrive as columns (:mod:`modelmedic.columns`): a batch
+is sorted by window and kept as array slices, a few numpy calls with no Python per
+record. Everything else (counts, quantiles, per-model totals) is done once per closed
+window, vectorized over all series with numpy.
 
 Watermark: a window ``w`` (covering ``[w*size, (w+1)*size)`` ms) closes once the
 partition's highest event time has passed its end by ``allowed_lateness_ms``. A record
@@ -18,13 +19,13 @@ open windows exactly; records of windows that had already closed are skipped on 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 import numpy as np
 
+from modelmedic.columns import InferenceColumns, RecordDecoder
 from modelmedic.events import InferenceEvent
 
 QUANTILES = (0.5, 0.95, 0.99)
@@ -34,7 +35,10 @@ class _HasOffset(Protocol):
     offset: int
 
 
-R = TypeVar("R", bound=_HasOffset)
+_EMPTY = np.empty(0, dtype=np.uint32)
+_EMPTY_SLOTS = np.empty(0, dtype=np.int64)
+_ONE_BY_ONE = RecordDecoder()
+"""Numbers the series of the events handed to :meth:`PartitionWindows.add` one at a time."""
 
 
 @dataclass(frozen=True)
@@ -127,8 +131,8 @@ class PartitionWindows:
         """Last window each slot had data in (for the series TTL)."""
         self.born: list[tuple[int, int]] = []
         """(new slot, predecessor slot) pairs the judge has yet to seed with baselines."""
-        self.open: dict[int, dict[int, list]] = {}
-        """window -> slot -> [count, errors, latencies, pred_sum, pred_sumsq, pred_n]"""
+        self.open: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]] = {}
+        """window -> chunks of its records, one per batch: (slot, latency_ms, ok, prediction) arrays."""
         self.first_offset: dict[int, int] = {}
         self.max_ts = 0
         self.closed_through = -1
@@ -136,6 +140,19 @@ class PartitionWindows:
         self.skipped_replay = 0
         self._topo: tuple | None = None
         """Cache of :meth:`_topology`; reset whenever a series is created or expired."""
+        self._by_series: tuple[list, np.ndarray] = ([], _EMPTY_SLOTS)
+        """(a decoder's series names, its series number -> slot or -1): a cache of ``slot_of``
+        for the columns of one decoder (the plane has one)."""
+
+    def __getstate__(self) -> dict:
+        # Snapshots hold what outlives this process, not caches of its series numbering.
+        state = dict(self.__dict__)
+        del state["_by_series"], state["_topo"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._by_series, self._topo = ([], _EMPTY_SLOTS), None
 
     # -- series bookkeeping (rare: once per new series) ---------------------------------
 
@@ -173,6 +190,8 @@ class PartitionWindows:
         self.pool.release(gone, dead_groups)
         if gone or dead_groups:
             self._topo = None
+            by_series = self._by_series[1]
+            by_series[np.isin(by_series, gone)] = -1
         return gone, dead_groups
 
     def release(self) -> tuple[list[int], list[int]]:
@@ -193,8 +212,9 @@ class PartitionWindows:
         self.group_keys = {group_map[g]: k for g, k in self.group_keys.items()}
         self.group_of = {k: group_map[g] for k, g in self.group_of.items()}
         self.born = [(slot_map[a], slot_map[b]) for a, b in self.born if a in slot_map and b in slot_map]
-        self.open = {w: {slot_map[s]: acc for s, acc in bucket.items()} for w, bucket in self.open.items()}
-        self.pool, self._topo = pool, None
+        self.open = {w: [(np.array([slot_map[s] for s in slots.tolist()], dtype=np.int64), *rest)
+                         for slots, *rest in chunks] for w, chunks in self.open.items()}
+        self.pool, self._topo, self._by_series = pool, None, ([], _EMPTY_SLOTS)
         return slot_map, group_map
 
     # -- the hot path -------------------------------------------------------------------
@@ -202,73 +222,77 @@ class PartitionWindows:
     def add(self, event: InferenceEvent, offset: int) -> bool:
         """Aggregate one event; False if it was late (its window already closed).
 
-        :meth:`add_many` for one record (the hot path always has a batch).
+        :meth:`add_columns` for one record (the hot path always has a batch).
         """
-        late, _ = self.add_many([event], [_At(offset)])
-        return not late
+        late, _ = self.add_columns(_ONE_BY_ONE.columns([event]), [_At(offset)])
+        return not late.size
 
-    def add_many(
-        self, events: list[InferenceEvent | None], records: Sequence[R], horizon_ts: int | None = None,
-    ) -> tuple[list[int], list[R]]:
-        """:meth:`add` for a batch of one partition's records, in offset order.
+    def add_columns(self, cols: InferenceColumns, records: Sequence[_HasOffset],
+                    horizon_ts: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Aggregate a batch of one partition's records.
 
-        ``events[i]`` is the event of ``records[i]`` (only ``.offset`` is read, and only for
-        a record that opens a window or is late), or None for a record to skip. An event
-        stamped after ``horizon_ts`` is not added: it would move the partition's event time
-        ahead of every honest record. Returns (offsets of the late records, the records
-        after the horizon). Otherwise the same as calling :meth:`add` on each in turn,
-        with the per-event attribute lookups and calls hoisted out of the loop.
+        ``records[i]`` is the record at batch position ``i`` (``cols.index``); only the
+        offset of the first record of each window is read. A record stamped after
+        ``horizon_ts`` is not added: it would move the partition's event time ahead of
+        every honest record. Returns the batch positions of (the late records, the
+        records after the horizon). A few numpy calls per batch, plus Python per window
+        and per series of the batch, none per record.
         """
-        size = self.size_ms
-        closed = self.closed_through
-        buckets = self.open
-        slot_of = self.slot_of
+        future = _EMPTY
+        if len(cols) and horizon_ts is not None and cols.ts.max() > horizon_ts:
+            ahead = cols.ts > horizon_ts
+            future, cols = cols.index[ahead], cols.take(~ahead)
+        if not len(cols):
+            return _EMPTY, future
+        self.max_ts = max(self.max_ts, int(cols.ts.max()))
+        window = cols.ts // self.size_ms
+        late = window <= self.closed_through
+        if late.any():
+            late_index, cols, window = cols.index[late], cols.take(~late), window[~late]
+            self.late += late_index.size
+        else:
+            late_index = _EMPTY
+        if not len(cols):
+            return late_index, future
+        order = np.argsort(window, kind="stable")  # by window, batch order within one (linear when sorted)
+        window, slots = window[order], self._slots(cols.series[order], window[order], cols.names)
+        latency, ok, prediction, index = cols.latency_ms[order], cols.ok[order], cols.prediction[order], cols.index[order]
+        windows, starts = np.unique(window, return_index=True)
+        bounds = [*starts.tolist(), window.size]
+        for w, lo, hi in zip(windows.tolist(), bounds, bounds[1:]):
+            chunk = self.open.get(w)
+            if chunk is None:
+                chunk = self.open[w] = []
+                self.first_offset[w] = records[int(index[lo])].offset
+            chunk.append((slots[lo:hi], latency[lo:hi], ok[lo:hi], prediction[lo:hi]))
+        # The last window each series had data in (sorted by window: its last occurrence).
         last_window = self.last_window
-        max_ts = self.max_ts
-        horizon = horizon_ts if horizon_ts is not None else 1 << 62
-        late: list[int] = []
-        future: list[R] = []
-        current = bucket = None
-        for event, record in zip(events, records):
-            if event is None:
-                continue
-            ts = event.ts
-            if ts > max_ts:  # only a new maximum can be too far ahead: one comparison on most events
-                if ts > horizon:
-                    future.append(record)
-                    continue
-                max_ts = ts
-            window = ts // size
-            if window != current:  # nothing closes during a batch: a window is late or not for all of it
-                if window <= closed:
-                    late.append(record.offset)
-                    continue
-                current = window
-                bucket = buckets.get(window)
-                if bucket is None:
-                    bucket = buckets[window] = {}
-                    self.first_offset[window] = record.offset
-            key = (event.model, event.version, event.role)
-            slot = slot_of.get(key)
-            if slot is None:
-                slot = self._new_slot(key, window)
-            acc = bucket.get(slot)
-            if acc is None:
-                acc = bucket[slot] = [0, 0, [], 0.0, 0.0, 0]
-                if window > last_window[slot]:
-                    last_window[slot] = window
-            acc[0] += 1
-            if not event.ok:
-                acc[1] += 1
-            acc[2].append(event.latency_ms)
-            pred = event.prediction
-            if pred.__class__ is float or pred.__class__ is int:
-                acc[3] += pred
-                acc[4] += pred * pred
-                acc[5] += 1
-        self.max_ts = max_ts
-        self.late += len(late)
-        return late, future
+        served, at = np.unique(slots[::-1], return_index=True)
+        for slot, w in zip(served.tolist(), window[::-1][at].tolist()):
+            if w > last_window[slot]:
+                last_window[slot] = w
+        return late_index, future
+
+    def _slots(self, series: np.ndarray, window: np.ndarray, names: list[tuple[str, str, str]]) -> np.ndarray:
+        """Slot of each record's series number, creating the series not seen before."""
+        cached, by_series = self._by_series
+        if cached is not names:  # columns of another decoder: another numbering
+            by_series = _EMPTY_SLOTS
+        if series.max() >= by_series.size:
+            grown = np.full(max(2 * by_series.size, int(series.max()) + 1, 64), -1, dtype=np.int64)
+            grown[:by_series.size] = by_series
+            by_series = grown
+        self._by_series = (names, by_series)
+        slots = by_series[series]
+        unknown = slots < 0
+        if unknown.any():
+            numbers, first = np.unique(series[unknown], return_index=True)
+            for number, w in zip(numbers.tolist(), window[unknown][first].tolist()):
+                key = names[number]
+                slot = self.slot_of.get(key)
+                by_series[number] = slot if slot is not None else self._new_slot(key, w)
+            slots = by_series[series]
+        return slots
 
     # -- closing ------------------------------------------------------------------------
 
@@ -300,40 +324,47 @@ class PartitionWindows:
         """Where a restart must re-read from to rebuild every open window."""
         return min(self.first_offset.values(), default=next_offset)
 
-    def _topology(self) -> tuple[np.ndarray, dict[int, int], np.ndarray, np.ndarray]:
-        """(active slots, slot -> row, group row of each slot row, groups), cached until a
-        series is created or expired (:meth:`_new_slot`, :meth:`expire`)."""
+    def _topology(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(active slots, slot -> row array, group row of each slot row, groups), cached until
+        a series is created or expired (:meth:`_new_slot`, :meth:`expire`)."""
         topo = self.__dict__.get("_topo")
         if topo is None:
             active = np.array(sorted(self.keys), dtype=np.int64)
             groups, group_row = np.unique(np.array([self.group_of_slot[s] for s in active.tolist()], dtype=np.int64),
                                           return_inverse=True)
             group_row = group_row.reshape(-1)
+            row_of = np.full(int(active[-1]) + 1 if active.size else 0, -1, dtype=np.int64)
+            row_of[active] = np.arange(active.size)
             for shared in (active, group_row, groups):  # handed out in every ClosedWindow until the next change
                 shared.flags.writeable = False
-            topo = self._topo = (active, {int(s): i for i, s in enumerate(active)}, group_row, groups)
+            topo = self._topo = (active, row_of, group_row, groups)
         return topo
 
     def _close(self, window: int) -> ClosedWindow:
-        bucket = self.open.pop(window, {})
+        chunks = self.open.pop(window, None)
         self.first_offset.pop(window, None)
         self.closed_through = window
-        active, position, group_row, groups = self._topology()
+        active, row_of, group_row, groups = self._topology()
         n = active.size
-        # One row per series with data: [count, errors, pred_sum, pred_sumsq, pred_n, p50, p95, p99].
-        stats = np.zeros((8, n))
-        stats[5:] = np.nan
-        if bucket:
-            rows = []
-            ranks = _RANKS
-            for acc in bucket.values():
-                lat = acc[2]
-                lat.sort()  # the bucket is closed: its latencies are not needed in arrival order
-                m = len(lat)
-                r = ranks.get(m) or _ranks(m)
-                rows.append((acc[0], acc[1], acc[3], acc[4], acc[5], lat[r[0]], lat[r[1]], lat[r[2]]))
-            stats[:, [position[slot] for slot in bucket]] = np.array(rows).T
-        count, errors, pred_sum, pred_sq, pred_n, p50, p95, p99 = stats
+        p50, p95, p99 = (np.full(n, np.nan) for _ in QUANTILES)
+        if chunks:
+            slots, latency, ok, prediction = (np.concatenate(c) for c in zip(*chunks)) if len(chunks) > 1 else chunks[0]
+            row = row_of[slots]
+            count = np.bincount(row, minlength=n).astype(np.float64)
+            errors = count - np.bincount(row, weights=ok, minlength=n)
+            numeric = ~np.isnan(prediction)
+            pred_n = np.bincount(row, weights=numeric, minlength=n)
+            pred_sum = np.bincount(row[numeric], weights=prediction[numeric], minlength=n)
+            pred_sq = np.bincount(row[numeric], weights=prediction[numeric] ** 2, minlength=n)
+            # Nearest-rank quantiles of each series: sort by (series, latency), then index.
+            latency = latency[np.lexsort((latency, row))]
+            served = count > 0
+            m = count[served]
+            start = (np.cumsum(count) - count)[served].astype(np.int64)
+            for out, q in zip((p50, p95, p99), QUANTILES):
+                out[served] = latency[start + np.maximum(np.ceil(q * m) - 1, 0).astype(np.int64)]
+        else:
+            count = errors = pred_n = pred_sum = pred_sq = np.zeros(n)
         pred_mean = np.full(n, np.nan)
         np.divide(pred_sum, pred_n, out=pred_mean, where=pred_n > 0)
         pred_var = np.full(n, np.nan)
@@ -348,16 +379,6 @@ class PartitionWindows:
             pred_mean=pred_mean, pred_var=np.maximum(pred_var, 0.0), groups=groups, group_count=group_count,
             group_errors=group_errors, group_top_slot=_argmax_per_group(group_row, count, active, ng), source=self,
         )
-
-
-_RANKS: dict[int, tuple[int, ...]] = {}
-"""Sample size -> index of each of :data:`QUANTILES` in the sorted sample."""
-
-
-def _ranks(m: int) -> tuple[int, ...]:
-    # Nearest-rank quantile: cheap, and exact enough for per-window monitoring.
-    r = _RANKS[m] = tuple(max(math.ceil(q * m) - 1, 0) for q in QUANTILES)
-    return r
 
 
 def _argmax_per_group(group_row: np.ndarray, count: np.ndarray, slots: np.ndarray, ng: int) -> np.ndarray:

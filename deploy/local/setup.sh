@@ -24,9 +24,14 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || die "Python 3.11+ is required (python3 --version)"
 
-stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)
+# modelmedic's hot-path decoder is a Rust crate (native/), built by pip through setuptools-rust.
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || die "Rust's cargo is needed to build modelmedic's record decoder (native/): install it with https://rustup.rs (rustup default stable), then run this again"
+
+# Reinstall when the package definition or the native decoder changes.
+stamp=.venv/.installed-$(cat pyproject.toml native/Cargo.toml native/Cargo.lock native/src/*.rs | sha1sum | cut -c1-12)
 if [ ! -f "$stamp" ]; then
-  say "creating the Python environment in .venv and installing modelmedic (first time: about a minute)"
+  say "creating the Python environment in .venv and installing modelmedic, with its Rust decoder (first time: about two minutes)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null
   .venv/bin/pip install -q -e '.[test]' || die "pip install failed (see above)"

@@ -8,6 +8,7 @@ import zlib
 import numpy as np
 import pytest
 
+from modelmedic.columns import RecordDecoder
 from modelmedic.events import InferenceEvent, LabelEvent
 from modelmedic.quality import QualityMonitor
 
@@ -63,6 +64,12 @@ def mixed_stream(rng: np.random.Generator) -> list:
     return [item for _, _, item in items]
 
 
+def observe_batch(mon: QualityMonitor, events: list) -> None:
+    """What the plane does with a batch: decode to columns, then hand over the sampled requests."""
+    events = [e for e in events if e is not None]
+    mon.observe_sampled(e for e, keep in zip(events, mon.in_sample(RecordDecoder().columns(events).request_crc)) if keep)
+
+
 def replay(mon: QualityMonitor, stream: list, batched: bool, rng: np.random.Generator | None = None) -> list:
     """Feed ``stream`` as the plane does: inference events in batches (or one by one), labels
     as they come, a poll with the window's active series once event time passes a window's end."""
@@ -74,7 +81,7 @@ def replay(mon: QualityMonitor, stream: list, batched: bool, rng: np.random.Gene
 
     def flush() -> None:
         if batched:
-            mon.observe_inferences(batch)
+            observe_batch(mon, batch)
         else:
             for event in batch:
                 if event is not None:
@@ -150,8 +157,8 @@ def test_activity_reported_by_poll_keeps_a_firing_version_whose_requests_are_uns
     for _ in range(3 * mon.idle_recover_ms // W):
         batch = [InferenceEvent("m", "2.0", "production", next(unsampled), next_end - W + j * 500, 5.0, True, 1)
                  for j in range(100)]
-        mon.observe_inferences(batch)
-        blind.observe_inferences(batch)
+        observe_batch(mon, batch)
+        observe_batch(blind, batch)
         assert mon.poll(next_end, [("m", "2.0", "production"), ("other", "1", "production")]) == []
         blind_records += blind.poll(next_end)
         next_end += W
@@ -180,13 +187,13 @@ def test_canary_twins_pair_whichever_comes_first_once_and_production_alone_leave
     prod = lambda rid, ts, v=1: InferenceEvent("m", "2.0", "production", rid, ts, 5.0, True, v)  # noqa: E731
     canary = lambda rid, ts, v=1: InferenceEvent("m", "1.0", "canary", rid, ts, 5.0, True, v)  # noqa: E731
     # Production first, then its canary twin: found in the label join, which keeps it for the label.
-    mon.observe_inferences([prod("r1", T0), canary("r1", T0 + 5)])
+    observe_batch(mon, [prod("r1", T0), canary("r1", T0 + 5)])
     assert pairs(mon) == 1 and len(mon._canary_join.items) == 0 and ("m", "r1") in mon._label_join.items
     # The same canary event again (a redelivery): no second pair; it waits, then expires.
     mon.observe_inference(canary("r1", T0 + 9))
     assert pairs(mon) == 1 and list(mon._canary_join.items) == [("m", "r1")]
     # Canary first, then production: paired from the canary join, which is left empty.
-    mon.observe_inferences([canary("r2", T0 + 10), prod("r2", T0 + 12)])
+    observe_batch(mon, [canary("r2", T0 + 10), prod("r2", T0 + 12)])
     assert pairs(mon) == 2 and list(mon._canary_join.items) == [("m", "r1")]
     assert mon._label_join.items[("m", "r2")][3] is True  # paired already: its canary twin never pairs again
     mon.observe_inference(canary("r2", T0 + 14))
@@ -197,7 +204,7 @@ def test_canary_twins_pair_whichever_comes_first_once_and_production_alone_leave
     # Production predictions of a model with a canary, but without their twin: nothing in the canary join.
     mon.poll(T0 + 2 * W)
     assert len(mon._canary_join.items) == 0 and mon.canary_expired == 2  # the two repeated canary events
-    mon.observe_inferences([prod(f"p{i}", T0 + 2 * W + i) for i in range(1000)])
+    observe_batch(mon, [prod(f"p{i}", T0 + 2 * W + i) for i in range(1000)])
     assert len(mon._canary_join.items) == 0
     mon.poll(T0 + 4 * W)
     assert mon.canary_expired == 2 and mon.canary_dropped == 0 and pairs(mon) == 2

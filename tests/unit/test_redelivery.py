@@ -57,7 +57,7 @@ def _records(topic: str, first: int, n: int) -> list[Record]:
 
 
 def _counts(plane: DetectionPlane) -> dict[int, int]:
-    return {w: sum(acc[0] for acc in bucket.values()) for w, bucket in plane.parts[0].windows.open.items()}
+    return {w: sum(chunk[0].size for chunk in chunks) for w, chunks in plane.parts[0].windows.open.items()}
 
 
 async def test_a_batch_delivered_twice_is_counted_once() -> None:

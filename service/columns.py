@@ -1,0 +1,118 @@
+"""Inference records to columns: the detection plane's decode step.
+
+A batch of one partition's records becomes a few numpy arrays (:class:`InferenceColumns`),
+so everything downstream (windows, quantiles, the quality sample) is a handful of numpy
+calls per batch instead of Python code per record. The decoding itself is native
+(``native/src/lib.rs``, built into ``modelmedic._columns``): per record it parses the
+JSON, checks the contract and appends to the columns, with no Python object per record.
+
+msgspec stays the authority on the contract. The native decoder accepts a strict subset
+of what :func:`~modelmedic.events.decode_inference` accepts, to the same values; every
+record it leaves (invalid, oversized, or only unusual, such as a repeated field) is
+decoded here with msgspec, which gives either the event or the dead-letter reason.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from modelmedic._columns import ColumnDecoder
+from modelmedic.events import MAX_RECORD_BYTES, MAX_TS_MS, InferenceEvent, Rejected, decode_inference
+
+_DTYPES = (np.uint32, np.uint32, np.int64, np.float64, np.bool_, np.float64, np.uint32)
+
+
+@dataclass(frozen=True)
+class InferenceColumns:
+    """Valid inference records of one batch, one array entry per record, in batch order."""
+
+    index: np.ndarray
+    """Position of the record in the batch (uint32)."""
+    series: np.ndarray
+    """Series number of its (model, version, role): :attr:`RecordDecoder.series` names it."""
+    ts: np.ndarray
+    latency_ms: np.ndarray
+    ok: np.ndarray
+    prediction: np.ndarray
+    """A numeric prediction, or NaN (a label, class probabilities, or none)."""
+    request_crc: np.ndarray
+    """CRC-32 of the request id (``zlib.crc32(request_id.encode())``): the quality monitor's
+    sample is by request id, so a request's production and canary predictions and its
+    label are sampled together."""
+    names: list[tuple[str, str, str]]
+    """Series number -> (model, version, role): the decoder's numbering (shared, growing)."""
+
+    def __len__(self) -> int:
+        return self.index.size
+
+    def arrays(self) -> list[np.ndarray]:
+        """The columns, in field order (everything but ``names``)."""
+        return [getattr(self, name) for name in _ARRAYS]
+
+    def take(self, which: np.ndarray) -> InferenceColumns:
+        """The records selected by a boolean mask or an index array."""
+        return InferenceColumns(*(column[which] for column in self.arrays()), self.names)
+
+
+_ARRAYS = ("index", "series", "ts", "latency_ms", "ok", "prediction", "request_crc")
+
+
+class RecordDecoder:
+    """Decodes inference records to columns; numbers every series it sees, for its lifetime.
+
+    Series numbers are this decoder's: the windows keep them only as a cache in front of
+    their own (model, version, role) -> slot map, and never snapshot them.
+    """
+
+    def __init__(self) -> None:
+        self._native = ColumnDecoder(MAX_TS_MS, MAX_RECORD_BYTES)
+        self.series: list[tuple[str, str, str]] = []
+        """Series number -> (model, version, role)."""
+
+    def decode(self, values: list[bytes | None]) -> tuple[InferenceColumns, list[tuple[int, Rejected]]]:
+        """Decode a batch of record values: (columns of the valid records, (index, reason) of the others)."""
+        buffers, fallback, new = self._native.decode(values)
+        self.series.extend(new)
+        columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series)
+        if not fallback:
+            return columns, []
+        rejected: list[tuple[int, Rejected]] = []
+        accepted: list[tuple[int, InferenceEvent]] = []
+        for i in fallback:
+            event = decode_inference(values[i])
+            if event.__class__ is Rejected:
+                rejected.append((i, event))  # type: ignore[arg-type]
+            else:
+                accepted.append((i, event))  # type: ignore[arg-type]
+        if accepted:
+            columns = self._merge(columns, accepted)
+        return columns, rejected
+
+    def columns(self, events: Sequence[InferenceEvent]) -> InferenceColumns:
+        """Columns of decoded events (indices 0..n-1): tests, and the records msgspec decoded."""
+        return self._merge(None, list(enumerate(events)))
+
+    def _merge(self, columns: InferenceColumns | None, events: list[tuple[int, InferenceEvent]]) -> InferenceColumns:
+        rows = [(i, self._number(e), e.ts, e.latency_ms, e.ok, _numeric(e.prediction),
+                 zlib.crc32(e.request_id.encode())) for i, e in events]
+        extra = [np.array(col, dtype) for col, dtype in zip(zip(*rows), _DTYPES)] if rows else \
+            [np.empty(0, dtype) for dtype in _DTYPES]
+        if columns is None:
+            return InferenceColumns(*extra, self.series)
+        merged = [np.concatenate([column, more]) for column, more in zip(columns.arrays(), extra)]
+        order = np.argsort(merged[0], kind="stable")  # batch order, as the native rows are
+        return InferenceColumns(*(column[order] for column in merged), self.series)
+
+    def _number(self, event: InferenceEvent) -> int:
+        number, new = self._native.number(event.model, event.version, event.role)
+        if new:
+            self.series.append((event.model, event.version, event.role))
+        return number
+
+
+def _numeric(prediction: object) -> float:
+    return float(prediction) if prediction.__class__ in (float, int) else float("nan")
