@@ -5,10 +5,11 @@
     bad records -> dead-letter topic (reason in a header), counted, never blocking
 
 One judge for all partitions: the partitions' windows share one slot pool, so the
-windows closed on every partition during a batch are judged together, one vectorized
-call per round (round r holds the r-th window each partition closed, so each
-partition's windows stay in order). A judge call costs mostly numpy's per-call overhead,
-so this divides the judging cost per event by about the number of partitions.
+windows closed on every partition are judged together, one vectorized call per round
+(round r holds the r-th window each partition closed, so each partition's windows stay
+in order). Closed windows wait for the other partitions' for up to
+``detection.judge_batch_ms``. A judge call costs mostly numpy's per-call overhead, so
+this divides the judging cost per event by about the number of partitions.
 
 Crash safety without double work: every ``snapshot_interval_s`` each partition's
 detection state (series, detector baselines, episodes, last closed window) is written
@@ -105,6 +106,9 @@ class DetectionPlane:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._last_snapshot = time.monotonic()
+        self._unjudged: dict[int, tuple[PartitionState, int, list[ClosedWindow]]] = {}
+        """Closed windows waiting to be judged with other partitions' (:meth:`_judge`), by partition state."""
+        self._unjudged_since = 0.0
         self.ready = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -120,7 +124,9 @@ class DetectionPlane:
             await self._consumer.start()
             self._consumer.subscribe([k.topics.inference, k.topics.labels], listener=_Rebalance(self))
             while not stop.is_set():
-                batch = await self._consumer.getmany(timeout_ms=k.fetch_timeout_ms, max_records=k.max_poll_records)
+                wait_ms = min(k.fetch_timeout_ms, self.settings.detection.judge_batch_ms) if self._unjudged \
+                    else k.fetch_timeout_ms
+                batch = await self._consumer.getmany(timeout_ms=wait_ms, max_records=k.max_poll_records)
                 async with self._lock:
                     await self._process(batch)
                     await self._close_idle()
@@ -275,8 +281,24 @@ class DetectionPlane:
                 self.usage.add(cw)
         return state, through, cws
 
-    def _judge(self, closed: list[tuple[PartitionState, int, list[ClosedWindow]]]) -> None:
-        """Judge the windows just closed, all partitions at once, then expire silent series."""
+    def _judge(self, closed: list[tuple[PartitionState, int, list[ClosedWindow]]], force: bool = False) -> None:
+        """Judge the windows closed so far, all partitions at once, then expire silent series.
+
+        Closed windows wait until every partition has closed some, or for
+        ``detection.judge_batch_ms``, or for a checkpoint (``force``): then one judge call
+        per round covers every partition. While a consumer catches up, one batch holds
+        one to three partitions, and this divides the judge calls by about two to three.
+        """
+        pending = self._unjudged
+        if closed and not pending:
+            self._unjudged_since = time.monotonic()
+        for state, through, cws in closed:
+            held = pending.get(id(state))
+            pending[id(state)] = (state, through, held[2] + cws if held else cws)
+        if not pending or not force and len(pending) < len(self.parts) and \
+                time.monotonic() - self._unjudged_since < self.settings.detection.judge_batch_ms / 1000:
+            return
+        closed, self._unjudged = list(pending.values()), {}
         for r in range(max((len(cws) for _, _, cws in closed), default=0)):
             for anomaly in self.judge.judge_many([cws[r] for _, _, cws in closed if len(cws) > r]):
                 self._publish(anomaly)
@@ -348,6 +370,7 @@ class DetectionPlane:
         self._last_snapshot = time.monotonic()
         if not partitions or self._producer is None:
             return
+        self._judge([], force=True)  # a snapshot holds the judge's state: every closed window in it
         pending, self._pending = self._pending, []
         if pending:
             await asyncio.gather(*[await f for f in pending])
@@ -377,6 +400,7 @@ class DetectionPlane:
         if self._snapshots is None or any(self._snapshot_key(p) not in self._snapshots for p in partitions):
             self._snapshots = await read_compacted(self.settings.kafka, self.settings.kafka.topics.state)
         w, d = self.settings.windows, self.settings.detection
+        self._judge([], force=True)  # nothing may wait on a state about to be replaced
         for p in partitions:
             if p in self.parts:  # assigned again without a revocation in between: restore afresh
                 self.judge.forget(*self.parts.pop(p).windows.release())

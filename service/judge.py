@@ -21,7 +21,6 @@ so re-judging the same windows after a restart yields the same ids.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,7 +251,6 @@ class WindowJudge:
         if not started.size and not ended.size:
             return []
         where = {int(s): i for i, s in enumerate(slots)}
-        closed_at = int(time.time() * 1000)
         records = []
         for slot, state in [(int(s), "firing") for s in started] + [(int(s), "recovered") for s in ended]:
             i = where[slot]
@@ -269,7 +267,7 @@ class WindowJudge:
             onset = int(fam.episodes.onset[slot])
             records.append(
                 _anomaly(model, version, series_version, role, kind, onset, cw, state,
-                         float(observed[i]), float(baseline[i]), float(scores[i]), closed_at)
+                         float(observed[i]), float(baseline[i]), float(scores[i]))
             )
         return records
 
@@ -280,7 +278,7 @@ _UNITS = {"latency": ("p95 latency", "ms"), "errors": ("error rate", ""), "throu
 
 
 def _anomaly(model: str, version: str, series_version: str, role: str, kind: str, onset: int, cw: ClosedWindow,
-             state: str, observed: float, baseline: float, score: float, closed_at: int) -> Anomaly:
+             state: str, observed: float, baseline: float, score: float) -> Anomaly:
     what, unit = _UNITS[kind]
     size = cw.end_ms - cw.start_ms
     if state == "firing":
@@ -294,7 +292,7 @@ def _anomaly(model: str, version: str, series_version: str, role: str, kind: str
         id=stable_id(model, series_version, role, kind, onset), series=f"{model}/{series_version}/{role}", model=model, version=version, role=role,
         kind=kind, anomaly_class=_CLASS[kind], window_start=cw.start_ms, window_end=cw.end_ms,
         onset=onset * size, observed=_finite(observed), baseline=_finite(baseline), score=score,
-        state=state, summary=summary, closed_at_ms=closed_at,
+        state=state, summary=summary, closed_at_ms=cw.closed_at_ms,
     )
 
 

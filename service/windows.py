@@ -19,6 +19,7 @@ open windows exactly; records of windows that had already closed are skipped on 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -71,6 +72,8 @@ class ClosedWindow:
     """For each group, the version slot that served most of its requests in this window."""
     source: PartitionWindows
     """The partition's windows: what each slot and group stands for (``keys``, ``group_keys``)."""
+    closed_at_ms: int = 0
+    """Wall-clock time the window was closed: an anomaly's ``closed_at_ms``, for close-to-alert latency."""
 
     def served(self) -> list[tuple[int, tuple[str, str, str]]]:
         """(row, (model, version, role)) of every series with requests in this window."""
@@ -316,7 +319,7 @@ class PartitionWindows:
             lo = max(lo, anchor - self.series_ttl_windows)
             todo.extend(range(lo, min(anchor, last) + 1))
             lo = max(lo, anchor + 1)
-        closed = [self._close(w) for w in todo]
+        closed = self._close(todo)
         self.closed_through = last
         return closed
 
@@ -340,45 +343,60 @@ class PartitionWindows:
             topo = self._topo = (active, row_of, group_row, groups)
         return topo
 
-    def _close(self, window: int) -> ClosedWindow:
-        chunks = self.open.pop(window, None)
-        self.first_offset.pop(window, None)
-        self.closed_through = window
+    def _close(self, windows: list[int]) -> list[ClosedWindow]:
+        """Close ``windows`` (in order): their statistics for all series at once, one row per
+        window, so closing the dozens of windows a catching-up batch spans costs about as
+        much as closing one."""
+        if not windows:
+            return []
         active, row_of, group_row, groups = self._topology()
-        n = active.size
-        p50, p95, p99 = (np.full(n, np.nan) for _ in QUANTILES)
+        n, k, ng = active.size, len(windows), groups.size
+        chunks, cells = [], []
+        for j, w in enumerate(windows):
+            self.first_offset.pop(w, None)
+            for chunk in self.open.pop(w, ()):
+                chunks.append(chunk)
+                cells.append(row_of[chunk[0]] + j * n)  # cell = (window, series row), flattened
+        p50, p95, p99 = (np.full(k * n, np.nan) for _ in QUANTILES)
         if chunks:
-            slots, latency, ok, prediction = (np.concatenate(c) for c in zip(*chunks)) if len(chunks) > 1 else chunks[0]
-            row = row_of[slots]
-            count = np.bincount(row, minlength=n).astype(np.float64)
-            errors = count - np.bincount(row, weights=ok, minlength=n)
+            cell = np.concatenate(cells)
+            latency, ok, prediction = (np.concatenate(c) for c in list(zip(*chunks))[1:])
+            count = np.bincount(cell, minlength=k * n).astype(np.float64)
+            errors = count - np.bincount(cell, weights=ok, minlength=k * n)
             numeric = ~np.isnan(prediction)
-            pred_n = np.bincount(row, weights=numeric, minlength=n)
-            pred_sum = np.bincount(row[numeric], weights=prediction[numeric], minlength=n)
-            pred_sq = np.bincount(row[numeric], weights=prediction[numeric] ** 2, minlength=n)
-            # Nearest-rank quantiles of each series: sort by (series, latency), then index.
-            latency = latency[np.lexsort((latency, row))]
+            pred_n = np.bincount(cell, weights=numeric, minlength=k * n)
+            pred_sum = np.bincount(cell[numeric], weights=prediction[numeric], minlength=k * n)
+            pred_sq = np.bincount(cell[numeric], weights=prediction[numeric] ** 2, minlength=k * n)
+            # Nearest-rank quantiles of each cell: sort by (cell, latency), then index.
+            latency = latency[np.lexsort((latency, cell))]
             served = count > 0
             m = count[served]
             start = (np.cumsum(count) - count)[served].astype(np.int64)
             for out, q in zip((p50, p95, p99), QUANTILES):
                 out[served] = latency[start + np.maximum(np.ceil(q * m) - 1, 0).astype(np.int64)]
         else:
-            count = errors = pred_n = pred_sum = pred_sq = np.zeros(n)
-        pred_mean = np.full(n, np.nan)
+            count = errors = pred_n = pred_sum = pred_sq = np.zeros(k * n)
+        pred_mean = np.full(k * n, np.nan)
         np.divide(pred_sum, pred_n, out=pred_mean, where=pred_n > 0)
-        pred_var = np.full(n, np.nan)
+        pred_var = np.full(k * n, np.nan)
         two = pred_n > 1
         pred_var[two] = pred_sq[two] / pred_n[two] - pred_mean[two] ** 2
-        ng = groups.size
-        group_count = np.bincount(group_row, weights=count, minlength=ng)
-        group_errors = np.bincount(group_row, weights=errors, minlength=ng)
-        return ClosedWindow(
-            window=window, start_ms=window * self.size_ms, end_ms=(window + 1) * self.size_ms,
-            slots=active, count=count, errors=errors, p50=p50, p95=p95, p99=p99,
-            pred_mean=pred_mean, pred_var=np.maximum(pred_var, 0.0), groups=groups, group_count=group_count,
-            group_errors=group_errors, group_top_slot=_argmax_per_group(group_row, count, active, ng), source=self,
-        )
+        pred_var = np.maximum(pred_var, 0.0)
+        group_cell = (group_row + np.arange(k)[:, None] * ng).ravel()
+        group_count = np.bincount(group_cell, weights=count, minlength=k * ng).reshape(k, ng)
+        group_errors = np.bincount(group_cell, weights=errors, minlength=k * ng).reshape(k, ng)
+        top = _argmax_per_group(group_cell, count, np.tile(active, k), k * ng).reshape(k, ng)
+        rows = [a.reshape(k, n) for a in (count, errors, p50, p95, p99, pred_mean, pred_var)]
+        closed_at_ms = int(time.time() * 1000)
+        return [
+            ClosedWindow(
+                window=w, start_ms=w * self.size_ms, end_ms=(w + 1) * self.size_ms, slots=active,
+                count=rows[0][j], errors=rows[1][j], p50=rows[2][j], p95=rows[3][j], p99=rows[4][j],
+                pred_mean=rows[5][j], pred_var=rows[6][j], groups=groups, group_count=group_count[j],
+                group_errors=group_errors[j], group_top_slot=top[j], source=self, closed_at_ms=closed_at_ms,
+            )
+            for j, w in enumerate(windows)
+        ]
 
 
 def _argmax_per_group(group_row: np.ndarray, count: np.ndarray, slots: np.ndarray, ng: int) -> np.ndarray:

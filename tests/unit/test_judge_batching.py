@@ -1,0 +1,108 @@
+"""Closed windows wait for the other partitions' so one judge call covers them all.
+
+The plane's windows of several partitions are judged in one vectorized call per round;
+while a consumer catches up, a batch holds only one to three partitions, so windows wait
+(up to ``detection.judge_batch_ms``) for the others. They never wait past a checkpoint: a
+snapshot holds the judge's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiokafka import TopicPartition
+
+from modelmedic.config import load_settings
+from modelmedic.detection import DetectionPlane, PartitionState
+from modelmedic.events import InferenceEvent, encode
+from modelmedic.windows import PartitionWindows
+
+T0 = 1_767_225_600_000
+
+
+@dataclass
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes = b"fraud"
+
+
+class _Producer:
+    async def send(self, *args, **kwargs):
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class _Consumer:
+    def highwater(self, tp):
+        return None
+
+    def assignment(self):
+        return set()
+
+
+def _plane(judge_batch_ms: int, partitions: int = 2) -> tuple[DetectionPlane, list[list]]:
+    settings = load_settings()
+    settings = settings.model_copy(update={"detection": settings.detection.model_copy(
+        update={"judge_batch_ms": judge_batch_ms, "quality": False})})
+    plane = DetectionPlane(settings)
+    plane._producer, plane._consumer = _Producer(), _Consumer()
+    w = settings.windows
+    for p in range(partitions):
+        plane.parts[p] = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool))
+    calls: list[list] = []
+    judge_many = plane.judge.judge_many
+
+    def spy(cws):
+        calls.append([(cw.source, cw.window) for cw in cws])
+        return judge_many(cws)
+
+    plane.judge.judge_many = spy  # type: ignore[method-assign]
+    return plane, calls
+
+
+def _batch(plane: DetectionPlane, partition: int, seconds: int) -> dict:
+    """``seconds`` windows of one model's traffic on one partition (ten requests a window)."""
+    tp = TopicPartition(plane.settings.kafka.topics.inference, partition)
+    first = plane.parts[partition].next_offset
+    records = [Record(tp.topic, partition, first + i,
+                      encode(InferenceEvent(f"m{partition}", "1", "production", f"r{first + i}",
+                                            T0 + 100 * (first + i), 5.0, True, 0.5)))
+               for i in range(10 * seconds)]
+    return {tp: records}
+
+
+async def test_windows_wait_for_the_other_partitions_then_are_judged_in_one_call() -> None:
+    plane, calls = _plane(judge_batch_ms=60_000)
+    await plane._process(_batch(plane, 0, 10))
+    assert calls == [] and plane.parts[0].windows.closed_through > 0  # closed, not judged yet
+    await plane._process(_batch(plane, 1, 10))
+    p0, p1 = plane.parts[0].windows, plane.parts[1].windows
+    assert calls and all({source for source, _ in call} == {p0, p1} for call in calls)
+    # Round r holds the r-th window of each partition: each partition's stay in order.
+    assert [[w for source, w in call if source is p0] for call in calls] == \
+           [[w] for w in range(p0.closed_through - len(calls) + 1, p0.closed_through + 1)]
+
+
+async def test_without_batching_each_batch_is_judged_at_once() -> None:
+    plane, calls = _plane(judge_batch_ms=0)
+    await plane._process(_batch(plane, 0, 10))
+    assert calls and all({source for source, _ in call} == {plane.parts[0].windows} for call in calls)
+
+
+async def test_a_checkpoint_judges_what_waits() -> None:
+    plane, calls = _plane(judge_batch_ms=60_000)
+    await plane._process(_batch(plane, 0, 10))
+    assert calls == []
+    await plane._checkpoint([0])
+    assert plane._unjudged == {}
+    # The snapshot's judge rows are those of the judged windows: the same as judging at once.
+    reference, reference_calls = _plane(judge_batch_ms=0)
+    await reference._process(_batch(reference, 0, 10))
+    assert [[w for _, w in call] for call in calls] == [[w for _, w in call] for call in reference_calls]
+    slots, groups = list(plane.parts[0].windows.keys), list(plane.parts[0].windows.group_keys)
+    assert repr(plane.judge.rows(slots, groups)) == repr(reference.judge.rows(slots, groups))
