@@ -143,7 +143,10 @@ class DetectionSettings(_Section):
     """How long closed windows may wait for the other partitions' windows, to be judged with
     them in one vectorized call (a call costs about the same for 1 or 100 series). Windows
     of every partition close within a few milliseconds of each other, so this adds at most
-    that much to close-to-alert latency; 0 judges each batch's windows at once."""
+    that much to close-to-alert latency; 0 judges each batch's windows at once. While the
+    consumer is behind (a poll's worth of records or more still waiting), they wait instead
+    for up to one batch per partition: their alerts are late anyway, and judging them
+    together is what lets the consumer catch up."""
 
 
 class SinkSettings(_Section):

@@ -109,6 +109,9 @@ class DetectionPlane:
         self._unjudged: dict[int, tuple[PartitionState, int, list[ClosedWindow]]] = {}
         """Closed windows waiting to be judged with other partitions' (:meth:`_judge`), by partition state."""
         self._unjudged_since = 0.0
+        self._unjudged_batches = 0
+        self._behind = False
+        """The last batch left at least a poll's worth of records behind it (catching up)."""
         self.ready = asyncio.Event()
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -198,6 +201,8 @@ class DetectionPlane:
             state.last_record_wall = time.monotonic()
             state.idle_base_ts = state.windows.max_ts
             closed.append(self._close(state, state.windows.ready_through()))
+        # A poll's worth of records still waiting: the consumer is catching up (judge_batch_ms).
+        self._behind = self._update_lag(batch) >= self.settings.kafka.max_poll_records
         self._judge(closed)
         self.processed += ok + late + dead
         metrics.EVENTS.labels("ok").inc(ok)
@@ -205,7 +210,6 @@ class DetectionPlane:
             metrics.EVENTS.labels("late").inc(late)
         if dead:
             metrics.EVENTS.labels("dead_letter").inc(dead)
-        self._update_lag(batch)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
     def _reject_future(self, cols: InferenceColumns, records: list, future: np.ndarray, horizon: int) -> None:
@@ -285,18 +289,19 @@ class DetectionPlane:
         """Judge the windows closed so far, all partitions at once, then expire silent series.
 
         Closed windows wait until every partition has closed some, or for
-        ``detection.judge_batch_ms``, or for a checkpoint (``force``): then one judge call
-        per round covers every partition. While a consumer catches up, one batch holds
-        one to three partitions, and this divides the judge calls by about two to three.
+        ``detection.judge_batch_ms`` (for up to one batch per partition while the consumer
+        catches up), or for a checkpoint (``force``): then one judge call per round covers
+        every partition. While a consumer catches up, one batch holds one to three
+        partitions, and this divides the judge calls by about two to three.
         """
         pending = self._unjudged
         if closed and not pending:
-            self._unjudged_since = time.monotonic()
+            self._unjudged_since, self._unjudged_batches = time.monotonic(), 0
         for state, through, cws in closed:
             held = pending.get(id(state))
             pending[id(state)] = (state, through, held[2] + cws if held else cws)
-        if not pending or not force and len(pending) < len(self.parts) and \
-                time.monotonic() - self._unjudged_since < self.settings.detection.judge_batch_ms / 1000:
+        self._unjudged_batches += bool(closed)
+        if not pending or not force and len(pending) < len(self.parts) and self._may_wait():
             return
         closed, self._unjudged = list(pending.values()), {}
         for r in range(max((len(cws) for _, _, cws in closed), default=0)):
@@ -309,6 +314,12 @@ class DetectionPlane:
                 if gone or groups:
                     self.judge.forget(gone, groups)
         metrics.SERIES.set(sum(len(p.windows.slot_of) for p in self.parts.values()))
+
+    def _may_wait(self) -> bool:
+        """Whether closed windows may wait longer for the other partitions' windows."""
+        if self._behind:  # their alerts are late anyway; judging together is what lets us catch up
+            return self._unjudged_batches < len(self.parts)
+        return time.monotonic() - self._unjudged_since < self.settings.detection.judge_batch_ms / 1000
 
     async def _close_idle(self) -> None:
         """Advance event time by the wall clock on partitions that went quiet.
@@ -349,7 +360,7 @@ class DetectionPlane:
         self._pending.append(fut)
         metrics.DEAD_LETTERS.labels(_reason_class(rejected.reason)).inc()
 
-    def _update_lag(self, batch: dict[TopicPartition, list]) -> None:
+    def _update_lag(self, batch: dict[TopicPartition, list]) -> int:
         lag = 0
         for tp in batch:
             high = self._consumer.highwater(tp)
@@ -358,6 +369,7 @@ class DetectionPlane:
                 done = state.label_next if tp.topic == self.settings.kafka.topics.labels else state.next_offset
                 lag += max(0, high - done)
         metrics.CONSUMER_LAG.set(lag)
+        return lag
 
     # -- checkpoints ----------------------------------------------------------------------
 

@@ -106,3 +106,19 @@ async def test_a_checkpoint_judges_what_waits() -> None:
     assert [[w for _, w in call] for call in calls] == [[w for _, w in call] for call in reference_calls]
     slots, groups = list(plane.parts[0].windows.keys), list(plane.parts[0].windows.group_keys)
     assert repr(plane.judge.rows(slots, groups)) == repr(reference.judge.rows(slots, groups))
+
+
+async def test_while_catching_up_windows_wait_for_batches_not_for_the_clock() -> None:
+    """A consumer a poll or more behind judges every partition together even with no time
+    budget: the windows wait for up to one batch per partition."""
+    plane, calls = _plane(judge_batch_ms=0, partitions=3)
+    plane._consumer.highwater = lambda tp: plane.parts[tp.partition].next_offset + plane.settings.kafka.max_poll_records
+    await plane._process(_batch(plane, 0, 10))
+    await plane._process(_batch(plane, 1, 10))
+    assert calls == []
+    await plane._process(_batch(plane, 2, 10))
+    assert calls and all(len(call) == 3 for call in calls)
+    # A partition that closes nothing does not hold the others back for longer than that.
+    for _ in range(3):
+        await plane._process(_batch(plane, 0, 10))
+    assert plane._unjudged == {} and {len(call) for call in calls[-7:]} == {1}
