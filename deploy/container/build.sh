@@ -69,6 +69,9 @@ say "base image $base ready"
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/dist" "$context/src"
+# The modelmedic wheel holds the record decoder compiled from native/ (Rust), for bookworm's glibc.
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+command -v cargo >/dev/null || die "Rust's cargo is needed to build modelmedic's wheel (native/): install it with https://rustup.rs"
 python=$PWD/.venv/bin/python
 [ -x "$python" ] || python=python3
 say "building the wheelhouse: modelmedic from the checkout's tracked files, its dependencies from PyPI at .venv's versions"
