@@ -23,7 +23,7 @@ import numpy as np
 from modelmedic._columns import ColumnDecoder
 from modelmedic.events import MAX_RECORD_BYTES, MAX_TS_MS, InferenceEvent, Rejected, decode_inference
 
-_DTYPES = (np.uint32, np.uint32, np.int64, np.float64, np.bool_, np.float64, np.uint32)
+_DTYPES = (np.uint32, np.uint32, np.int64, np.float64, np.bool_, np.float64)
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,12 @@ class InferenceColumns:
     ok: np.ndarray
     prediction: np.ndarray
     """A numeric prediction, or NaN (a label, class probabilities, or none)."""
-    request_crc: np.ndarray
-    """CRC-32 of the request id (``zlib.crc32(request_id.encode())``): the quality monitor's
-    sample is by request id, so a request's production and canary predictions and its
-    label are sampled together."""
     names: list[tuple[str, str, str]]
     """Series number -> (model, version, role): the decoder's numbering (shared, growing)."""
+    sample: list[tuple[int, int, int, bool, str, object]]
+    """``(index, series, ts, ok, request_id, prediction)`` of the production and canary
+    records in the quality monitor's sample (:class:`RecordDecoder`), in batch order; the
+    prediction as msgspec decodes it. Only these become Python objects."""
 
     def __len__(self) -> int:
         return self.index.size
@@ -54,30 +54,34 @@ class InferenceColumns:
         return [getattr(self, name) for name in _ARRAYS]
 
     def take(self, which: np.ndarray) -> InferenceColumns:
-        """The records selected by a boolean mask or an index array."""
-        return InferenceColumns(*(column[which] for column in self.arrays()), self.names)
+        """The records selected by a boolean mask or an index array (the sample as it is)."""
+        return InferenceColumns(*(column[which] for column in self.arrays()), self.names, self.sample)
 
 
-_ARRAYS = ("index", "series", "ts", "latency_ms", "ok", "prediction", "request_crc")
+_ARRAYS = ("index", "series", "ts", "latency_ms", "ok", "prediction")
 
 
 class RecordDecoder:
     """Decodes inference records to columns; numbers every series it sees, for its lifetime.
 
+    ``sample_every``: the quality monitor's sample (``QualityMonitor.label_sample_every``),
+    one request in that many by a hash of its id, so a request's production and canary
+    predictions and its label are in or out together; 0 (the default): no sample.
     Series numbers are this decoder's: the windows keep them only as a cache in front of
     their own (model, version, role) -> slot map, and never snapshot them.
     """
 
-    def __init__(self) -> None:
-        self._native = ColumnDecoder(MAX_TS_MS, MAX_RECORD_BYTES)
+    def __init__(self, sample_every: int = 0) -> None:
+        self.sample_every = sample_every
+        self._native = ColumnDecoder(MAX_TS_MS, MAX_RECORD_BYTES, sample_every)
         self.series: list[tuple[str, str, str]] = []
         """Series number -> (model, version, role)."""
 
     def decode(self, values: list[bytes | None]) -> tuple[InferenceColumns, list[tuple[int, Rejected]]]:
         """Decode a batch of record values: (columns of the valid records, (index, reason) of the others)."""
-        buffers, fallback, new = self._native.decode(values)
+        buffers, sample, fallback, new = self._native.decode(values)
         self.series.extend(new)
-        columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series)
+        columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series, sample)
         if not fallback:
             return columns, []
         rejected: list[tuple[int, Rejected]] = []
@@ -97,15 +101,18 @@ class RecordDecoder:
         return self._merge(None, list(enumerate(events)))
 
     def _merge(self, columns: InferenceColumns | None, events: list[tuple[int, InferenceEvent]]) -> InferenceColumns:
-        rows = [(i, self._number(e), e.ts, e.latency_ms, e.ok, _numeric(e.prediction),
-                 zlib.crc32(e.request_id.encode())) for i, e in events]
+        numbered = [(i, self._number(e), e) for i, e in events]
+        rows = [(i, s, e.ts, e.latency_ms, e.ok, _numeric(e.prediction)) for i, s, e in numbered]
         extra = [np.array(col, dtype) for col, dtype in zip(zip(*rows), _DTYPES)] if rows else \
             [np.empty(0, dtype) for dtype in _DTYPES]
+        k = self.sample_every
+        sample = [(i, s, e.ts, e.ok, e.request_id, e.prediction) for i, s, e in numbered
+                  if k and e.role != "shadow" and not zlib.crc32(e.request_id.encode()) % k]
         if columns is None:
-            return InferenceColumns(*extra, self.series)
+            return InferenceColumns(*extra, self.series, sample)
         merged = [np.concatenate([column, more]) for column, more in zip(columns.arrays(), extra)]
         order = np.argsort(merged[0], kind="stable")  # batch order, as the native rows are
-        return InferenceColumns(*(column[order] for column in merged), self.series)
+        return InferenceColumns(*(column[order] for column in merged), self.series, sorted(columns.sample + sample, key=_first))
 
     def _number(self, event: InferenceEvent) -> int:
         number, new = self._native.number(event.model, event.version, event.role)
@@ -116,3 +123,7 @@ class RecordDecoder:
 
 def _numeric(prediction: object) -> float:
     return float(prediction) if prediction.__class__ in (float, int) else float("nan")
+
+
+def _first(row: tuple) -> int:
+    return row[0]

@@ -37,7 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.columns import InferenceColumns, RecordDecoder
-from modelmedic.events import Anomaly, Rejected, decode_label, decode_valid_inference, encode
+from modelmedic.events import Anomaly, Rejected, decode_label, encode
 from modelmedic.judge import WindowJudge
 from modelmedic.quality import QualityMonitor
 from modelmedic.errors import ModelmedicError
@@ -93,8 +93,10 @@ class DetectionPlane:
         """Usage statistics for the registry (None: not collected)."""
         self.parts: dict[int, PartitionState] = {}
         self.pool = SlotPool()
-        self.decoder = RecordDecoder()
-        """Decodes every partition's inference records to columns (one series numbering)."""
+        d = settings.detection
+        self.decoder = RecordDecoder(sample_every=d.quality_sample_every if d.quality else 0)
+        """Decodes every partition's inference records to columns (one series numbering), and
+        picks the quality monitors' sample (they are built with the same ``label_sample_every``)."""
         self.judge = WindowJudge(settings.detection)
         """Judges the closed windows of every partition (their slots come from ``pool``)."""
         self.processed = 0
@@ -180,8 +182,7 @@ class DetectionPlane:
                 ok += len(records) - bad
                 continue
             # Per record: the native decode into columns; then numpy calls per batch.
-            values = [record.value for record in records]
-            cols, rejected = self.decoder.decode(values)
+            cols, rejected = self.decoder.decode([record.value for record in records])
             for i, reason in rejected:
                 self._dead_letter(records[i], reason)
             late_index, future = state.windows.add_columns(cols, records, horizon)
@@ -189,7 +190,7 @@ class DetectionPlane:
                 self._reject_future(cols, records, future, horizon)
                 dead += future.size
             if state.quality is not None:
-                self._observe_quality(state, cols, values, records, horizon)
+                self._observe_quality(state, cols, records, horizon)
                 if state.quality.created:
                     self._certified_facts(state.quality)
             if late_index.size:
@@ -224,18 +225,17 @@ class DetectionPlane:
                         f"windows.max_future_ms={limit}): fix the producer's clock, or its ts unit (epoch milliseconds)", raw)
 
     @staticmethod
-    def _observe_quality(state: PartitionState, cols: InferenceColumns, values: list, records: list,
-                         horizon: int) -> None:
-        """Feed the quality monitor the requests in its sample, decoded to events only now.
+    def _observe_quality(state: PartitionState, cols: InferenceColumns, records: list, horizon: int) -> None:
+        """Feed the quality monitor the requests in its sample (the decoder picked them).
 
         Records past the horizon were dead-lettered; records replayed after a restart were
         counted before it.
         """
-        quality = state.quality
-        sample = cols.index[quality.in_sample(cols.request_crc) & (cols.ts <= horizon)].tolist()
-        if records[0].offset < state.replay_until:
-            sample = [i for i in sample if records[i].offset >= state.replay_until]
-        quality.observe_sampled(map(decode_valid_inference, [values[i] for i in sample]))
+        names = cols.names
+        replayed = records[0].offset < state.replay_until
+        state.quality.observe_sampled(
+            (*names[series], request_id, ts, ok, prediction) for i, series, ts, ok, request_id, prediction in cols.sample
+            if ts <= horizon and not (replayed and records[i].offset < state.replay_until))
 
     def _certified_facts(self, quality: QualityMonitor) -> None:
         """A version seen for the first time is judged against its certification, when it has one.

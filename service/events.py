@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
@@ -95,27 +95,6 @@ class Rejected:
 _inference_decoder = msgspec.json.Decoder(InferenceEvent)
 
 
-class _CheckedInferenceEvent(InferenceEvent, frozen=True, gc=False):
-    """:class:`InferenceEvent` with the checks of :func:`_check_inference` as msgspec
-    constraints, so the hot path validates a record in the one C-level decode call.
-
-    JSON numbers always decode finite (msgspec rejects out-of-range ones), so the
-    finiteness checks hold already. ``tests/unit/test_hot_path.py`` checks that this decodes
-    exactly the records :func:`decode_inference` accepts, to the same field values.
-    """
-
-    model: Annotated[str, msgspec.Meta(min_length=1)]
-    version: Annotated[str, msgspec.Meta(min_length=1)]
-    ts: Annotated[int, msgspec.Meta(gt=0, lt=MAX_TS_MS)]
-    latency_ms: Annotated[float, msgspec.Meta(ge=0)]
-
-
-decode_valid_inference = msgspec.json.Decoder(_CheckedInferenceEvent).decode
-"""Decodes the quality monitor's sample on the hot path (records the plane already knows
-are valid, :mod:`modelmedic.columns`), with no Python per record: a valid record of at
-most :data:`MAX_RECORD_BYTES` bytes decodes to the event :func:`decode_inference` returns for it (an instance of a subclass, with equal
-fields); anything :func:`decode_inference` would reject raises (any exception: ask
-:func:`decode_inference` for the reason). The size limit is the caller's to check."""
 _label_decoder = msgspec.json.Decoder(LabelEvent)
 _encoder = msgspec.json.Encoder()
 

@@ -2,7 +2,7 @@
 
 The detection plane calls, for one partition::
 
-    monitor.observe_sampled(events)        # each batch's decoded events of sampled requests (in_sample)
+    monitor.observe_sampled(rows)          # each batch's sampled requests (RecordDecoder's sample)
     monitor.observe_label(label)           # every decoded label event of the same models
     monitor.poll(window_end_ms, active)    # once per closed window -> list[Anomaly]; active:
                                            # (model, version, role) with requests in that window
@@ -110,7 +110,6 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
-import numpy as np
 from scipy.special import ndtr
 
 from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerformance, PredictionDrift
@@ -310,24 +309,18 @@ class QualityMonitor:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def in_sample(self, request_crc: np.ndarray) -> np.ndarray:
-        """Which requests the monitor looks at, from the CRC-32 of their ids
-        (:attr:`~modelmedic.columns.InferenceColumns.request_crc`): one in
-        ``label_sample_every``, the same in every process, so a request's production and
-        canary predictions and its label are in or out together."""
-        return request_crc % self.label_sample_every == 0
+    def observe_sampled(self, rows: Iterable[tuple[str, str, str, str, int, bool, object]]) -> None:
+        """Take a batch of the sampled requests, as ``(model, version, role, request_id, ts,
+        ok, prediction)`` rows (:attr:`modelmedic.columns.InferenceColumns.sample`).
 
-    def observe_sampled(self, events: Iterable[InferenceEvent]) -> None:
-        """Take a batch of decoded inference events of requests in the sample (:meth:`in_sample`).
-
-        The same as :meth:`observe_inference` per event. The plane decodes only these to
-        Python objects: a request outside the sample (k - 1 in k with ``label_sample_every
-        = k``; k = 4 in the plane by default) costs nothing here, and its activity reaches
-        the monitor through ``poll(..., active=...)`` instead.
+        The same as :meth:`observe_inference` per event. The plane's decoder picks the sample
+        (``RecordDecoder(sample_every=label_sample_every)``): a request outside it (k - 1 in k
+        with ``label_sample_every = k``; k = 4 in the plane by default) never becomes a Python
+        object, and its activity reaches the monitor through ``poll(..., active=...)`` instead.
         """
         observe = self._observe
-        for event in events:
-            observe(event)
+        for row in rows:
+            observe(*row)
 
     def observe_inference(self, event: InferenceEvent) -> None:
         """Take one decoded inference event.
@@ -339,17 +332,17 @@ class QualityMonitor:
         """
         k = self.label_sample_every
         if k == 1 or not _crc(event.request_id) % k:
-            self._observe(event)
+            self._observe(event.model, event.version, event.role, event.request_id, event.ts, event.ok,
+                          event.prediction)
 
-    def _observe(self, event: InferenceEvent) -> None:
-        """One event in the sample (by request id, so its canary twin and its label are too)."""
-        role = event.role
+    def _observe(self, model: str, version: str, role: str, request_id: str, ts: int, ok: bool,
+                 prediction: object) -> None:
+        """One request in the sample (by request id, so its canary twin and its label are too)."""
         if role == "shadow":
             return
-        model, ts, prediction = event.model, event.ts, event.prediction
         if prediction.__class__ is list:  # class probabilities: the arg-max class
             prediction = _argmax(prediction)
-        if prediction is None or not event.ok:
+        if prediction is None or not ok:
             self.predictions_skipped += 1
             prediction = None
         m = self._models.get(model)
@@ -358,16 +351,15 @@ class QualityMonitor:
         m.last_ms = ts
         if role == "canary":
             if prediction is not None:
-                self._observe_canary(m, model, event.request_id, ts, event.version, prediction)
+                self._observe_canary(m, model, request_id, ts, version, prediction)
             return
-        version = event.version
         vs = m.versions.get(version)
         if vs is None:
             vs = self._new_version(m, model, version, ts)
         vs.last_ms = ts
         if prediction is None:
             return
-        key = (model, event.request_id)
+        key = (model, request_id)
         paired = False
         join = self._canary_join
         if join.items:  # a canary prediction came first (it usually comes after: then it finds this one)

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList};
+use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -41,48 +41,68 @@ impl Role {
     }
 }
 
-/// The prediction, as far as the windows care: a number (its mean and variance are
-/// window statistics), or something else (a label or class probabilities), or absent.
+/// The prediction: a number (its mean and variance are window statistics), a label,
+/// class probabilities, or absent. Labels and probabilities matter only to the quality
+/// monitor, which gets them as Python objects for the requests in its sample.
 #[derive(Default)]
-enum Prediction {
+enum Prediction<'a> {
     #[default]
     Absent,
     Number(f64),
-    Other,
+    Label(Cow<'a, str>),
+    Probabilities(Vec<f64>),
 }
 
-impl<'de> Deserialize<'de> for Prediction {
+impl<'de: 'a, 'a> Deserialize<'de> for Prediction<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(PredictionVisitor)
+        deserializer.deserialize_any(PredictionVisitor(std::marker::PhantomData))
     }
 }
 
-struct PredictionVisitor;
+struct PredictionVisitor<'a>(std::marker::PhantomData<&'a ()>);
 
-impl<'de> Visitor<'de> for PredictionVisitor {
-    type Value = Prediction;
+impl<'de: 'a, 'a> Visitor<'de> for PredictionVisitor<'a> {
+    type Value = Prediction<'a>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a number, a string, a list of numbers or null")
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Prediction, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         Ok(Prediction::Number(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Prediction, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
         Ok(Prediction::Number(v as f64))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Prediction, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
         Ok(Prediction::Number(v as f64))
     }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Prediction, E> {
-        Ok(Prediction::Other)
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Prediction::Label(Cow::Borrowed(v)))
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Prediction, E> {
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Prediction::Label(Cow::Owned(v.to_owned())))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Prediction::Absent)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Prediction, A::Error> {
-        while seq.next_element::<f64>()?.is_some() {}
-        Ok(Prediction::Other)
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut probabilities = Vec::new();
+        while let Some(p) = seq.next_element::<f64>()? {
+            probabilities.push(p);
+        }
+        Ok(Prediction::Probabilities(probabilities))
+    }
+}
+
+impl Prediction<'_> {
+    /// The prediction as msgspec decodes it (``InferenceEvent.prediction``).
+    fn to_python<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        match self {
+            Prediction::Absent => py.None().into_bound(py),
+            Prediction::Number(v) => PyFloat::new(py, *v).into_any(),
+            Prediction::Label(v) => PyString::new(py, v).into_any(),
+            Prediction::Probabilities(v) => PyList::new(py, v).expect("a list of floats").into_any(),
+        }
     }
 }
 
@@ -99,8 +119,8 @@ struct Event<'a> {
     ts: i64,
     latency_ms: f64,
     ok: bool,
-    #[serde(default)]
-    prediction: Prediction,
+    #[serde(default, borrow)]
+    prediction: Prediction<'a>,
 }
 
 /// Decodes batches of inference records into columns; numbers each series
@@ -109,6 +129,7 @@ struct Event<'a> {
 struct ColumnDecoder {
     max_ts_ms: i64,
     max_record_bytes: usize,
+    sample_every: u32,
     ids: HashMap<Vec<u8>, u32>,
     key: Vec<u8>,
 }
@@ -122,6 +143,7 @@ fn column<'py, T: Copy>(py: Python<'py>, values: &[T]) -> Bound<'py, PyBytes> {
 
 type Columns<'py> = (
     Vec<Bound<'py, PyBytes>>,
+    Vec<Bound<'py, PyTuple>>,
     Vec<usize>,
     Vec<(String, String, &'static str)>,
 );
@@ -149,21 +171,24 @@ impl ColumnDecoder {
 
 #[pymethods]
 impl ColumnDecoder {
+    /// ``sample_every``: the quality monitor's sample, one request in that many by the
+    /// CRC-32 of its id (``zlib.crc32(request_id.encode()) % sample_every == 0``); 0: none.
     #[new]
-    fn new(max_ts_ms: i64, max_record_bytes: usize) -> Self {
-        ColumnDecoder { max_ts_ms, max_record_bytes, ids: HashMap::new(), key: Vec::with_capacity(128) }
+    fn new(max_ts_ms: i64, max_record_bytes: usize, sample_every: u32) -> Self {
+        ColumnDecoder { max_ts_ms, max_record_bytes, sample_every, ids: HashMap::new(), key: Vec::with_capacity(128) }
     }
 
     /// Decode a batch of record values (bytes or None).
     ///
-    /// Returns ``(columns, fallback, new_series)``: ``columns`` are the bytes of seven
+    /// Returns ``(columns, sample, fallback, new_series)``. ``columns`` are the bytes of six
     /// arrays with one entry per accepted record, in batch order: the record's index in
     /// ``values`` (uint32), its series number (uint32), ts (int64), latency_ms (float64),
-    /// ok (uint8), a numeric prediction or NaN (float64) and the CRC-32 of the request id
-    /// (uint32, as ``zlib.crc32(request_id.encode())``). ``fallback`` lists the indices of
-    /// the records left to msgspec; ``new_series`` the (model, version, role) of each
-    /// series numbered in this call, in number order.
-    fn decode<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> Columns<'py> {
+    /// ok (uint8) and a numeric prediction or NaN (float64). ``sample`` holds, for the
+    /// accepted production and canary records in the sample, ``(index, series, ts, ok,
+    /// request_id, prediction)`` with the prediction as msgspec decodes it. ``fallback``
+    /// lists the indices of the records left to msgspec; ``new_series`` the (model,
+    /// version, role) of each series numbered in this call, in number order.
+    fn decode<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Columns<'py>> {
         let n = values.len();
         let mut index: Vec<u32> = Vec::with_capacity(n);
         let mut series: Vec<u32> = Vec::with_capacity(n);
@@ -171,7 +196,7 @@ impl ColumnDecoder {
         let mut latency: Vec<f64> = Vec::with_capacity(n);
         let mut ok: Vec<u8> = Vec::with_capacity(n);
         let mut prediction: Vec<f64> = Vec::with_capacity(n);
-        let mut crc: Vec<u32> = Vec::with_capacity(n);
+        let mut sample: Vec<Bound<'py, PyTuple>> = Vec::new();
         let mut fallback: Vec<usize> = Vec::new();
         let mut new: Vec<(String, String, &'static str)> = Vec::new();
         for (i, value) in values.iter().enumerate() {
@@ -194,7 +219,7 @@ impl ColumnDecoder {
                     continue;
                 }
             };
-            // The checks msgspec's constraints make (events._CheckedInferenceEvent).
+            // The checks events._check_inference makes after msgspec's decode.
             if event.model.is_empty()
                 || event.version.is_empty()
                 || event.ts <= 0
@@ -204,8 +229,9 @@ impl ColumnDecoder {
                 fallback.push(i);
                 continue;
             }
+            let number = self.series(&event.model, &event.version, &event.role, &mut new);
             index.push(i as u32);
-            series.push(self.series(&event.model, &event.version, &event.role, &mut new));
+            series.push(number);
             ts.push(event.ts);
             latency.push(event.latency_ms);
             ok.push(event.ok as u8);
@@ -213,7 +239,14 @@ impl ColumnDecoder {
                 Prediction::Number(v) => v,
                 _ => f64::NAN,
             });
-            crc.push(crc32fast::hash(event.request_id.as_bytes()));
+            // The monitor ignores shadow traffic: none of it goes into the sample.
+            if self.sample_every > 0
+                && !matches!(event.role, Role::Shadow)
+                && crc32fast::hash(event.request_id.as_bytes()) % self.sample_every == 0
+            {
+                let fields = (i, number, event.ts, event.ok, event.request_id.as_ref(), event.prediction.to_python(py));
+                sample.push(fields.into_pyobject(py)?);
+            }
         }
         let columns = vec![
             column(py, &index),
@@ -222,9 +255,8 @@ impl ColumnDecoder {
             column(py, &latency),
             column(py, &ok),
             column(py, &prediction),
-            column(py, &crc),
         ];
-        (columns, fallback, new)
+        Ok((columns, sample, fallback, new))
     }
 
     /// The series number of (model, version, role), numbering it if new: for records
