@@ -190,7 +190,7 @@ class DetectionPlane:
                 self._reject_future(cols, records, future, horizon)
                 dead += future.size
             if state.quality is not None:
-                self._observe_quality(state, cols, records, horizon)
+                self._observe_quality(state, cols, records, horizon if future.size else None)
                 if state.quality.created:
                     self._certified_facts(state.quality)
             if late_index.size:
@@ -225,17 +225,17 @@ class DetectionPlane:
                         f"windows.max_future_ms={limit}): fix the producer's clock, or its ts unit (epoch milliseconds)", raw)
 
     @staticmethod
-    def _observe_quality(state: PartitionState, cols: InferenceColumns, records: list, horizon: int) -> None:
+    def _observe_quality(state: PartitionState, cols: InferenceColumns, records: list, horizon: int | None) -> None:
         """Feed the quality monitor the requests in its sample (the decoder picked them).
 
-        Records past the horizon were dead-lettered; records replayed after a restart were
-        counted before it.
+        Records past ``horizon`` (None: the batch has none) were dead-lettered; records
+        replayed after a restart were counted before it.
         """
-        names = cols.names
-        replayed = records[0].offset < state.replay_until
-        state.quality.observe_sampled(
-            (*names[series], request_id, ts, ok, prediction) for i, series, ts, ok, request_id, prediction in cols.sample
-            if ts <= horizon and not (replayed and records[i].offset < state.replay_until))
+        rows = cols.sample
+        if horizon is not None or records[0].offset < state.replay_until:
+            limit = horizon if horizon is not None else 1 << 62
+            rows = [row for row in rows if row[2] <= limit and records[row[0]].offset >= state.replay_until]
+        state.quality.observe_sampled(rows, cols.names)
 
     def _certified_facts(self, quality: QualityMonitor) -> None:
         """A version seen for the first time is judged against its certification, when it has one.

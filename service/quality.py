@@ -2,7 +2,7 @@
 
 The detection plane calls, for one partition::
 
-    monitor.observe_sampled(rows)          # each batch's sampled requests (RecordDecoder's sample)
+    monitor.observe_sampled(rows, names)   # each batch's sampled requests (RecordDecoder's sample)
     monitor.observe_label(label)           # every decoded label event of the same models
     monitor.poll(window_end_ms, active)    # once per closed window -> list[Anomaly]; active:
                                            # (model, version, role) with requests in that window
@@ -108,7 +108,7 @@ import math
 import time
 import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 from scipy.special import ndtr
 
@@ -309,21 +309,62 @@ class QualityMonitor:
 
     # -- the hot path -----------------------------------------------------------------------
 
-    def observe_sampled(self, rows: Iterable[tuple[str, str, str, str, int, bool, object]]) -> None:
-        """Take a batch of the sampled requests, as ``(model, version, role, request_id, ts,
-        ok, prediction)`` rows (:attr:`modelmedic.columns.InferenceColumns.sample`).
+    def observe_sampled(self, rows: Iterable[tuple[int, int, int, bool, str, object]],
+                        names: Sequence[tuple[str, str, str]]) -> None:
+        """Take a batch of sampled requests: ``(index, series, ts, ok, request_id, prediction)``
+        rows with ``names[series] = (model, version, role)``, as the plane's decoder gives them
+        (:attr:`modelmedic.columns.InferenceColumns.sample`).
 
-        The same as :meth:`observe_inference` per event. The plane's decoder picks the sample
-        (``RecordDecoder(sample_every=label_sample_every)``): a request outside it (k - 1 in k
-        with ``label_sample_every = k``; k = 4 in the plane by default) never becomes a Python
-        object, and its activity reaches the monitor through ``poll(..., active=...)`` instead.
+        The decoder picks the sample (``RecordDecoder(sample_every=label_sample_every)``): a
+        request outside it (k - 1 in k with ``label_sample_every = k``; k = 4 in the plane by
+        default) never becomes a Python object, and its activity reaches the monitor through
+        ``poll(..., active=...)`` instead. One loop for the batch, no call per request unless
+        it pairs, drifts or is new: this is the monitor's share of the hot path.
         """
-        observe = self._observe
-        for row in rows:
-            observe(*row)
+        models, canary_join, label_join = self._models, self._canary_join, self._label_join
+        for _, series, ts, ok, request_id, prediction in rows:
+            model, version, role = names[series]
+            if role == "shadow":
+                continue
+            if prediction.__class__ is list:  # class probabilities: the arg-max class
+                prediction = _argmax(prediction)
+            if prediction is None or not ok:
+                self.predictions_skipped += 1
+                prediction = None
+            m = models.get(model)
+            if m is None:
+                m = self._new_model(model, ts)
+            m.last_ms = ts
+            if role == "canary":
+                if prediction is not None:
+                    self._observe_canary(m, model, request_id, ts, version, prediction)
+                continue
+            vs = m.versions.get(version)
+            if vs is None:
+                vs = self._new_version(m, model, version, ts)
+            vs.last_ms = ts
+            if prediction is None:
+                continue
+            key = (model, request_id)
+            paired = False
+            if canary_join.items:  # a canary prediction came first (usually it comes after: then it finds this one)
+                self.canary_expired += canary_join.advance(ts)
+                twin = canary_join.items.pop(key, None)
+                if twin is not None:
+                    paired = True
+                    self._pair(m, model, version, prediction, twin[1], twin[2], ts)
+            self.labels_expired += label_join.advance(ts)
+            self.labels_dropped += label_join.put(key, (ts, version, prediction, paired))
+            drift = vs.drift
+            if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
+                self.predictions_skipped += 1
+                continue
+            drift.observe(prediction)
+            if drift.anomalous is not (DRIFT in vs.onset):
+                self._sync(model, version, vs, DRIFT, drift, ts)
 
     def observe_inference(self, event: InferenceEvent) -> None:
-        """Take one decoded inference event.
+        """Take one decoded inference event (:meth:`observe_sampled`, if its request is in the sample).
 
         Shadow predictions are ignored; failed requests (``ok`` false) and requests without a
         prediction are counted in ``predictions_skipped`` (errors are the window judge's). A
@@ -332,52 +373,8 @@ class QualityMonitor:
         """
         k = self.label_sample_every
         if k == 1 or not _crc(event.request_id) % k:
-            self._observe(event.model, event.version, event.role, event.request_id, event.ts, event.ok,
-                          event.prediction)
-
-    def _observe(self, model: str, version: str, role: str, request_id: str, ts: int, ok: bool,
-                 prediction: object) -> None:
-        """One request in the sample (by request id, so its canary twin and its label are too)."""
-        if role == "shadow":
-            return
-        if prediction.__class__ is list:  # class probabilities: the arg-max class
-            prediction = _argmax(prediction)
-        if prediction is None or not ok:
-            self.predictions_skipped += 1
-            prediction = None
-        m = self._models.get(model)
-        if m is None:
-            m = self._new_model(model, ts)
-        m.last_ms = ts
-        if role == "canary":
-            if prediction is not None:
-                self._observe_canary(m, model, request_id, ts, version, prediction)
-            return
-        vs = m.versions.get(version)
-        if vs is None:
-            vs = self._new_version(m, model, version, ts)
-        vs.last_ms = ts
-        if prediction is None:
-            return
-        key = (model, request_id)
-        paired = False
-        join = self._canary_join
-        if join.items:  # a canary prediction came first (it usually comes after: then it finds this one)
-            self.canary_expired += join.advance(ts)
-            twin = join.items.pop(key, None)
-            if twin is not None:
-                paired = True
-                self._pair(m, model, version, prediction, twin[1], twin[2], ts)
-        join = self._label_join
-        self.labels_expired += join.advance(ts)
-        self.labels_dropped += join.put(key, (ts, version, prediction, paired))
-        drift = vs.drift
-        if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
-            self.predictions_skipped += 1
-            return
-        drift.observe(prediction)
-        if drift.anomalous is not (DRIFT in vs.onset):
-            self._sync(model, version, vs, DRIFT, drift, ts)
+            self.observe_sampled([(0, 0, event.ts, event.ok, event.request_id, event.prediction)],
+                                 [(event.model, event.version, event.role)])
 
     def _observe_canary(self, m: _Model, model: str, request_id: str, ts: int, version: str,
                         prediction: object) -> None:

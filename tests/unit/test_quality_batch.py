@@ -67,7 +67,7 @@ def mixed_stream(rng: np.random.Generator) -> list:
 def observe_batch(mon: QualityMonitor, events: list) -> None:
     """What the plane does with a batch: its decoder picks the sample, the monitor takes those rows."""
     cols = RecordDecoder(sample_every=mon.label_sample_every).columns([e for e in events if e is not None])
-    mon.observe_sampled((*cols.names[s], rid, ts, ok, pred) for _, s, ts, ok, rid, pred in cols.sample)
+    mon.observe_sampled(cols.sample, cols.names)
 
 
 def replay(mon: QualityMonitor, stream: list, batched: bool, rng: np.random.Generator | None = None) -> list:
