@@ -292,7 +292,9 @@ class DetectionPlane:
         ``detection.judge_batch_ms`` (for up to one batch per partition while the consumer
         catches up), or for a checkpoint (``force``): then one judge call per round covers
         every partition. While a consumer catches up, one batch holds one to three
-        partitions, and this divides the judge calls by about two to three.
+        partitions, each with a different number of windows (a fetch is so many bytes, and
+        partitions carry different traffic), so then only the rounds every partition has a
+        window for are judged; the rest wait for those partitions' next batch.
         """
         pending = self._unjudged
         if closed and not pending:
@@ -301,14 +303,23 @@ class DetectionPlane:
             held = pending.get(id(state))
             pending[id(state)] = (state, through, held[2] + cws if held else cws)
         self._unjudged_batches += bool(closed)
-        if not pending or not force and len(pending) < len(self.parts) and self._may_wait():
+        every = len(pending) >= len(self.parts) and all(cws for _, _, cws in pending.values())
+        if not pending or not force and not every and self._may_wait():
             return
-        closed, self._unjudged = list(pending.values()), {}
-        for r in range(max((len(cws) for _, _, cws in closed), default=0)):
+        closed = list(pending.values())
+        if every and self._behind and not force:
+            rounds = min(len(cws) for _, _, cws in closed)
+            self._unjudged = {key: (state, through, cws[rounds:])
+                              for key, (state, through, cws) in pending.items() if len(cws) > rounds}
+            self._unjudged_batches = 0
+        else:
+            rounds, self._unjudged = max(len(cws) for _, _, cws in closed), {}
+        for r in range(rounds):
             for anomaly in self.judge.judge_many([cws[r] for _, _, cws in closed if len(cws) > r]):
                 self._publish(anomaly)
-        for state, through, _ in closed:
-            if through - state.expired_at >= 60:
+        for state, through, cws in closed:
+            # Not while windows of it wait: expiry may give a slot they hold to a new series.
+            if len(cws) <= rounds and through - state.expired_at >= 60:
                 state.expired_at = through
                 gone, groups = state.windows.expire(through)
                 if gone or groups:

@@ -122,3 +122,25 @@ async def test_while_catching_up_windows_wait_for_batches_not_for_the_clock() ->
     for _ in range(3):
         await plane._process(_batch(plane, 0, 10))
     assert plane._unjudged == {} and {len(call) for call in calls[-7:]} == {1}
+
+
+async def test_while_catching_up_only_rounds_every_partition_has_are_judged() -> None:
+    """Partitions bring different numbers of windows per batch; the extra ones wait for the
+    others' next batch, so every judge call still covers every partition."""
+    plane, calls = _plane(judge_batch_ms=0, partitions=2)
+    plane._consumer.highwater = lambda tp: plane.parts[tp.partition].next_offset + plane.settings.kafka.max_poll_records
+    p0, p1 = plane.parts[0].windows, plane.parts[1].windows
+    await plane._process(_batch(plane, 0, 20))
+    await plane._process(_batch(plane, 1, 8))
+    assert calls and all(len(call) == 2 for call in calls)
+    judged = len(calls)
+    waiting = [cw.window for _, _, cws in plane._unjudged.values() for cw in cws]
+    assert waiting and all(cw.source is p0 for _, _, cws in plane._unjudged.values() for cw in cws)
+    await plane._process(_batch(plane, 1, 12))
+    assert all(len(call) == 2 for call in calls[judged:]) and len(calls) > judged
+    # Each partition's windows were judged in order, none twice, none skipped.
+    for windows in (p0, p1):
+        seen = [w for call in calls for source, w in call if source is windows]
+        assert seen == list(range(seen[0], seen[0] + len(seen)))
+    # The windows that waited were judged with the second partition's next batch.
+    assert set(waiting) <= {w for call in calls[judged:] for source, w in call if source is p0}
