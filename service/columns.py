@@ -50,7 +50,7 @@ class InferenceColumns:
         return self.index.size
 
     def arrays(self) -> list[np.ndarray]:
-        """The columns, in field order (everything but ``names``)."""
+        """The arrays, in field order (not ``names`` and ``sample``)."""
         return [getattr(self, name) for name in _ARRAYS]
 
     def take(self, which: np.ndarray) -> InferenceColumns:
