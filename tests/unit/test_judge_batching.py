@@ -8,52 +8,21 @@ snapshot holds the judge's state.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-
 from aiokafka import TopicPartition
+from fixtures_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
-from modelmedic.detection import DetectionPlane, PartitionState
+from modelmedic.detection import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
-from modelmedic.windows import PartitionWindows
 
 T0 = 1_767_225_600_000
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes = b"fraud"
-
-
-class _Producer:
-    async def send(self, *args, **kwargs):
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
-class _Consumer:
-    def highwater(self, tp):
-        return None
-
-    def assignment(self):
-        return set()
 
 
 def _plane(judge_batch_ms: int, partitions: int = 2) -> tuple[DetectionPlane, list[list]]:
     settings = load_settings()
     settings = settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"judge_batch_ms": judge_batch_ms, "quality": False})})
-    plane = DetectionPlane(settings)
-    plane._producer, plane._consumer = _Producer(), _Consumer()
-    w = settings.windows
-    for p in range(partitions):
-        plane.parts[p] = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool))
+    plane = offline_plane(settings, partitions)
     calls: list[list] = []
     judge_many = plane.judge.judge_many
 

@@ -9,53 +9,22 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from dataclasses import dataclass
 
 from aiokafka import TopicPartition
+from fixtures_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
-from modelmedic.detection import DetectionPlane, PartitionState
+from modelmedic.detection import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
 from modelmedic.quality import QualityMonitor
-from modelmedic.windows import PartitionWindows
-
-
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes = b"fraud"
-
-
-class _Producer:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def send(self, topic, value, **kwargs):
-        self.sent.append((topic, value))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
-class _Consumer:
-    def highwater(self, tp):
-        return None
 
 
 def _plane(sample_every: int) -> DetectionPlane:
     settings = load_settings()
     settings = settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"quality_sample_every": sample_every})})
-    plane = DetectionPlane(settings)
-    plane._producer, plane._consumer = _Producer(), _Consumer()
-    w = settings.windows
-    monitor = QualityMonitor(w.size_ms, canary_expected_rate=None, label_sample_every=sample_every)
-    plane.parts[0] = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool),
-                                    quality=monitor)
-    return plane
+    return offline_plane(settings, quality=lambda: QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
+                                                                  label_sample_every=sample_every))
 
 
 def _records(plane: DetectionPlane, ts: list[int]) -> dict:

@@ -7,47 +7,18 @@ throughput surge out of nothing). The plane drops what is below the offset it ex
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
-
 from aiokafka import TopicPartition
+from fixtures_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
-from modelmedic.detection import DetectionPlane, PartitionState
+from modelmedic.detection import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
-from modelmedic.windows import PartitionWindows
 
 T0 = 1_767_225_600_000
 
 
-@dataclass
-class Record:
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes = b"fraud"
-
-
-class _Producer:
-    async def send(self, *args, **kwargs):
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
-class _Consumer:
-    def highwater(self, tp):
-        return None
-
-
 def _plane() -> DetectionPlane:
-    settings = load_settings()
-    plane = DetectionPlane(settings)
-    plane._producer, plane._consumer = _Producer(), _Consumer()
-    w = settings.windows
-    plane.parts[0] = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool))
-    return plane
+    return offline_plane(load_settings())
 
 
 def _records(topic: str, first: int, n: int) -> list[Record]:
