@@ -266,6 +266,13 @@ def test_series_ttl_expiry_frees_slots_and_groups_and_they_are_reused() -> None:
     assert counts == {steady: 0.0, ("fraud", "3.0", "production"): 1.0, ("new", "1", "canary"): 1.0}
     g = group_row(pw, cw, ("new", "canary"))
     assert cw.group_count[g] == 1 and pw.keys[int(cw.group_top_slot[g])] == ("new", "1", "canary")
+    # An expired series that comes back is a new series: not counted in the slot it used to have.
+    pw.add(ev(T0 + 13 * SIZE, version="1.0"), 22)
+    assert retired in pw.slot_of and pw.slot_of[retired] not in {pw.slot_of[("fraud", "3.0", "production")],
+                                                                 pw.slot_of[("new", "1", "canary")]}
+    [cw] = pw.close_through(W0 + 13)
+    counts = {pw.keys[s]: c for s, c in zip(cw.slots, cw.count)}
+    assert counts[retired] == 1 and counts[("fraud", "3.0", "production")] == 0
 
 
 def test_expiry_keeps_series_with_data_in_open_windows() -> None:
