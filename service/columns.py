@@ -17,6 +17,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 
 import numpy as np
 
@@ -112,7 +113,7 @@ class RecordDecoder:
             return InferenceColumns(*extra, self.series, sample)
         merged = [np.concatenate([column, more]) for column, more in zip(columns.arrays(), extra)]
         order = np.argsort(merged[0], kind="stable")  # batch order, as the native rows are
-        return InferenceColumns(*(column[order] for column in merged), self.series, sorted(columns.sample + sample, key=_first))
+        return InferenceColumns(*(column[order] for column in merged), self.series, sorted(columns.sample + sample, key=itemgetter(0)))
 
     def _number(self, event: InferenceEvent) -> int:
         number, new = self._native.number(event.model, event.version, event.role)
@@ -123,7 +124,3 @@ class RecordDecoder:
 
 def _numeric(prediction: object) -> float:
     return float(prediction) if prediction.__class__ in (float, int) else float("nan")
-
-
-def _first(row: tuple) -> int:
-    return row[0]
