@@ -9,7 +9,7 @@ snapshot holds the judge's state.
 from __future__ import annotations
 
 from aiokafka import TopicPartition
-from fixtures_plane import Record, offline_plane
+from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
 from modelmedic.detection import DetectionPlane

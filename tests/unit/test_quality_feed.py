@@ -11,7 +11,7 @@ import time
 import zlib
 
 from aiokafka import TopicPartition
-from fixtures_plane import Record, offline_plane
+from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
 from modelmedic.detection import DetectionPlane

@@ -8,7 +8,7 @@ throughput surge out of nothing). The plane drops what is below the offset it ex
 from __future__ import annotations
 
 from aiokafka import TopicPartition
-from fixtures_plane import Record, offline_plane
+from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
 from modelmedic.detection import DetectionPlane

@@ -1,0 +1,193 @@
+"""The detection plane's own CPU per event, without Kafka: where the hot path's time goes.
+
+    .venv/bin/python load/bench_plane.py [--events 300000] [--models 20] [--no-quality] [--breakdown]
+
+Builds the simulated fleet's records in memory (``load/fleet.py``, keyed and partitioned
+as the producer does), cuts them into batches the way a catching-up consumer gets them
+(two partitions per poll, ``--per-partition`` records each) and feeds them to
+``DetectionPlane._process`` with a fake consumer and producer: decode, windows, the
+quality monitor, closing and judging, everything but the fetch. Prints the CPU time per
+event, the minimum of ``--rounds`` fresh planes (the machine's noise only ever adds).
+``--breakdown`` also times the plane's steps (the timers add ~0.3 us per call to the
+steps called per sampled request, so the parts sum to more than the whole).
+
+``load/bench_pipeline.py`` measures the plane against the fetch on a real broker; this
+one isolates the plane, so a change to it shows up here at a few percent where the
+broker's noise would hide it. The fake plane is also what the unit tests that drive
+``DetectionPlane._process`` use (:func:`offline_plane`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import functools
+import itertools
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from load.fleet import FleetSpec, generate  # noqa: E402
+from modelmedic import columns, detection, judge, quality, windows  # noqa: E402
+from modelmedic.config import Settings, load_settings  # noqa: E402
+from modelmedic.detection import DetectionPlane, PartitionState  # noqa: E402
+from modelmedic.quality import QualityMonitor  # noqa: E402
+from modelmedic.service import tune_gc  # noqa: E402
+from modelmedic.windows import PartitionWindows  # noqa: E402
+
+T0 = 1_767_225_600_000
+
+
+@dataclass
+class Record:
+    """What the plane reads of aiokafka's ConsumerRecord."""
+
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    key: bytes = b"fraud"
+
+
+class FakeProducer:
+    """Takes every record at once and remembers (topic, value)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def send(self, topic: str, value: bytes, **kwargs):
+        self.sent.append((topic, value))
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+
+class FakeConsumer:
+    """No lag known (set ``highwater`` to make one), nothing assigned."""
+
+    def highwater(self, tp):
+        return None
+
+    def assignment(self):
+        return set()
+
+
+def offline_plane(settings: Settings, partitions: int = 1,
+                  quality: Callable[[], QualityMonitor] | None = None) -> DetectionPlane:
+    """A plane owning partitions 0..n-1 afresh, as after an assignment with no snapshot."""
+    plane = DetectionPlane(settings)
+    plane._producer, plane._consumer = FakeProducer(), FakeConsumer()
+    w = settings.windows
+    for p in range(partitions):
+        state = PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool)
+        plane.parts[p] = PartitionState(state, quality=quality() if quality else None)
+    return plane
+
+
+def fleet_batches(events: int, spec: FleetSpec, partitions: int, per_partition: int) -> list[dict]:
+    """The fleet's first ``events`` records, as a catching-up consumer's polls."""
+    by_partition: dict[int, list[Record]] = {p: [] for p in range(partitions)}
+    choose, ids = DefaultPartitioner(), list(range(partitions))
+    for key, value in itertools.islice(generate(spec, (), T0, None), events):
+        p = choose(key, ids, ids)
+        by_partition[p].append(Record("inference", p, len(by_partition[p]), value, key))
+    batches, at, order = [], dict.fromkeys(by_partition, 0), itertools.cycle(ids)
+    while any(at[p] < len(records) for p, records in by_partition.items()):
+        batch = {}
+        for p in (next(order), next(order)):
+            chunk = by_partition[p][at[p]:at[p] + per_partition]
+            at[p] += len(chunk)
+            if chunk:
+                batch[TopicPartition("inference", p)] = chunk
+        if batch:
+            batches.append(batch)
+    return batches
+
+
+def _timed(counter: collections.Counter, name: str, owner: object, attribute: str) -> None:
+    """Wrap ``owner.attribute`` to add its CPU time to ``counter[name]``."""
+    inner = getattr(owner, attribute)
+    static = isinstance(owner.__dict__.get(attribute), staticmethod)
+
+    @functools.wraps(inner)
+    def timed(*args, **kwargs):
+        started = time.process_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            counter[name] += time.process_time() - started
+
+    setattr(owner, attribute, staticmethod(timed) if static else timed)
+
+
+def _breakdown(counter: collections.Counter) -> None:
+    for name, owner, attribute in (
+        ("decode", columns.RecordDecoder, "decode"), ("window update", windows.PartitionWindows, "add_columns"),
+        ("quality monitor", detection.DetectionPlane, "_observe_quality"),
+        ("window close", windows.PartitionWindows, "close_through"), ("quality poll", quality.QualityMonitor, "poll"),
+        ("judge", judge.WindowJudge, "judge_many"),
+    ):
+        _timed(counter, name, owner, attribute)
+
+
+async def run(batches: list[dict], settings: Settings, rounds: int) -> float:
+    """Minimum CPU seconds to process every batch with a fresh plane."""
+    total = sum(len(records) for batch in batches for records in batch.values())
+    best = float("inf")
+    for _ in range(rounds):
+        d = settings.detection
+        plane = offline_plane(settings, 1 + max(tp.partition for batch in batches for tp in batch),
+                              (lambda: QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
+                                                      label_sample_every=d.quality_sample_every)) if d.quality else None)
+        # Catching up: every partition has the rest of the topic waiting behind this batch.
+        plane._consumer.highwater = lambda tp: total
+        started = time.process_time()
+        for batch in batches:
+            await plane._process(batch)
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=300_000)
+    parser.add_argument("--models", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
+    parser.add_argument("--partitions", type=int, default=6)
+    parser.add_argument("--per-partition", type=int, default=2_500, help="records per partition per poll")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-quality", action="store_true", help="without the quality monitor")
+    parser.add_argument("--breakdown", action="store_true", help="also time the plane's steps")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    settings = settings.model_copy(update={
+        "kafka": settings.kafka.model_copy(update={"topics": settings.kafka.topics.model_copy(update={"inference": "inference"})}),
+        "detection": settings.detection.model_copy(update={"quality": not args.no_quality}),
+    })
+    spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=0.1, seed=1)
+    batches = fleet_batches(args.events, spec, args.partitions, args.per_partition)
+    counter: collections.Counter = collections.Counter()
+    if args.breakdown:
+        _breakdown(counter)
+    tune_gc()
+    cpu = asyncio.run(run(batches, settings, args.rounds))
+    print(f"detection plane without Kafka: {cpu / args.events * 1e6:.2f} us of CPU per event "
+          f"({args.events:,} events, {len(batches)} polls, quality monitor {'off' if args.no_quality else 'on'}, "
+          f"min of {args.rounds})")
+    if args.breakdown:
+        print("  " + ", ".join(f"{name} {seconds / (args.rounds * args.events) * 1e6:.2f}"
+                               for name, seconds in counter.items()) + " (us per event, mean of all rounds)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
