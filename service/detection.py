@@ -1,6 +1,7 @@
 """The detection plane: inference events in, anomaly records out.
 
-    getmany batch -> decode (msgspec) -> per-partition windows -> close by watermark
+    getmany batch -> decode to columns (native; msgspec for the odd record) -> per-partition
+      windows -> close by watermark
       -> judge (vectorized detectors + episodes) -> anomalies topic
     bad records -> dead-letter topic (reason in a header), counted, never blocking
 

@@ -56,14 +56,12 @@ Evidence in the records (``observed`` / ``baseline`` / ``score``, score in [0, 1
 
 A recovered record for a version that stopped serving has observed and baseline -1.
 
-Cost (CPU, 300k events of 20 models with a canary on 10% of requests, batches of 800, a
-poll per second of event time): with ``label_sample_every = 4`` (the plane's default)
-0.6-0.7 us per event on average, was 1.25 us before the batch entry point and 1.5 us
-when every event was looked at. A request outside the sample costs 0.1 us (the hash);
-one in it about 2 us, most of it the label join's insert into its
-``label_max_pending``-entry OrderedDict (the memory bound); the drift test costs a list
-append per prediction and codes them ``drift_every`` at a time.
-1.5 us per label.
+Cost (CPU, ``load/bench_plane.py --breakdown``: 300k events of 20 models with a canary on
+10% of requests): with ``label_sample_every = 4`` (the plane's default) 0.44 us per event
+on average. A request outside the sample costs the monitor nothing (the plane's decoder
+hashes its id natively); one in it about 1.8 us, much of it the label join's insert into
+its ``label_max_pending``-entry OrderedDict (the memory bound); the drift test costs a
+list append per prediction and codes them ``drift_every`` at a time. 1.5 us per label.
 
 Memory bounds (per partition; ``M = max_models``, ``V = max_versions``):
 
