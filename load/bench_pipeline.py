@@ -49,10 +49,10 @@ import numpy as np
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from modelmedic.config import KafkaSettings, Settings, Topics
-from modelmedic.detection import DetectionPlane
+from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import decode_inference
 from modelmedic.kafka import consumer
-from modelmedic.service import tune_gc
+from modelmedic.app import tune_gc
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -269,7 +269,7 @@ async def close_to_alert(bootstrap: str, spec: FleetSpec, duration_s: float) -> 
     from load.fleet import Incident, producer_for, run_live
     from load.receiver import AlertReceiver
     from modelmedic.config import HttpSettings, SinkSettings
-    from modelmedic.service import Service
+    from modelmedic.app import Service
 
     with AlertReceiver() as receiver:
         base = settings_for(bootstrap, f"bench.live.{uuid.uuid4().hex[:8]}")

@@ -37,12 +37,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from load.fleet import FleetSpec, generate  # noqa: E402
-from modelmedic import columns, detection, judge, quality, windows  # noqa: E402
+from modelmedic.detection import columns, judge, quality, windows
+from modelmedic.detection import plane as detection  # noqa: E402
 from modelmedic.config import Settings, load_settings  # noqa: E402
-from modelmedic.detection import DetectionPlane, PartitionState  # noqa: E402
-from modelmedic.quality import QualityMonitor  # noqa: E402
-from modelmedic.service import tune_gc  # noqa: E402
-from modelmedic.windows import PartitionWindows  # noqa: E402
+from modelmedic.detection.plane import DetectionPlane, PartitionState  # noqa: E402
+from modelmedic.detection.quality import QualityMonitor  # noqa: E402
+from modelmedic.app import tune_gc  # noqa: E402
+from modelmedic.detection.windows import PartitionWindows  # noqa: E402
 
 T0 = 1_767_225_600_000
 

@@ -138,7 +138,7 @@ def _python(*args: str) -> Callable[[], object]:
 # The registry commands alone, without the other command modules `modelmedic` loads at start:
 # separates this module's cost from theirs (a module importing numpy/scipy at the top costs every command).
 _REGISTRY_ONLY = (
-    "import argparse, sys; from modelmedic import registry_commands; "
+    "import argparse, sys; from modelmedic.cli import registry; "
     "parser = argparse.ArgumentParser(prog='modelmedic'); "
     "registry_commands.add_commands(parser.add_subparsers(required=True)); "
     "args = parser.parse_args(); sys.exit(args.func(args))"

@@ -176,14 +176,14 @@ def score_all(corpus: list[DataFile], scores: list[np.ndarray], root: Path = NAB
 
 
 def _run_file(args: tuple[str, list[str], np.ndarray]) -> np.ndarray:
-    from modelmedic.replay import replay_scores
+    from modelmedic.detection.replay import replay_scores
 
     detector, stamps, values = args
     return replay_scores(stamps, values, detector)
 
 
 def run_detector(detector: str, corpus: list[DataFile], workers: int = 2) -> list[np.ndarray]:
-    """Scores of ``detector`` on every file, through ``modelmedic.replay`` (the streaming path)."""
+    """Scores of ``detector`` on every file, through ``modelmedic.detection.replay`` (the streaming path)."""
     jobs = [(detector, f.timestamps, f.values) for f in corpus]
     with ProcessPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(_run_file, jobs))

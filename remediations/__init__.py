@@ -6,12 +6,11 @@ are, so :meth:`PlaybookRegistry.load_entry_points` is the one way playbooks arri
 
 Imports go one way: this package uses modelmedic's errors, metrics, Kubernetes client,
 registry and alerting, and nothing of the detection plane or the incident lifecycle
-(which calls it); ``modelmedic.policy`` builds on it. A test checks the direction.
+(which calls it); ``modelmedic.response.policy`` builds on it. A test checks the direction.
 """
 
 from modelmedic.remediations.api import (
     ENTRY_POINT_GROUP,
-    LAST_ACTION_ANNOTATION,
     ContextLogger,
     Outcome,
     Playbook,
@@ -25,6 +24,7 @@ from modelmedic.remediations.api import (
     playbook,
     run_playbook,
 )
+from modelmedic.kube import LAST_ACTION_ANNOTATION
 
 __all__ = [
     "ENTRY_POINT_GROUP",

@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("modelmedic.playbooks")
 
 ENTRY_POINT_GROUP = "modelmedic.playbooks"
-LAST_ACTION_ANNOTATION = "modelmedic.io/last-action"
 """Set on the model's Deployment by a built-in playbook that acted, to the run's idempotency key."""
 
 Status = Literal["done", "skipped", "dry_run", "failed", "timeout"]

@@ -23,11 +23,9 @@ import logging
 from datetime import UTC, datetime
 
 from modelmedic.errors import KubeError
-from modelmedic.kube import DeploymentState
-from modelmedic.remediations.api import LAST_ACTION_ANNOTATION, Outcome, PlaybookContext
+from modelmedic.kube import DEPLOYED_AT, LAST_ACTION_ANNOTATION, LAST_SCALE_AT, DeploymentState
+from modelmedic.remediations.api import Outcome, PlaybookContext
 
-LAST_SCALE_AT = "modelmedic.io/last-scale-at"
-DEPLOYED_AT = "modelmedic.io/deployed-at"
 
 log = logging.getLogger("modelmedic.playbooks")
 

@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelmedic.errors import UnknownModelError
 from modelmedic.remediations.api import Outcome, PlaybookContext, playbook
-from modelmedic.remediations.marks import DEPLOYED_AT, leave_event, marks, replay_of, seconds_since
+from modelmedic.kube import DEPLOYED_AT, ROLLED_BACK_TO
+from modelmedic.remediations.marks import leave_event, marks, replay_of, seconds_since
 
-ROLLED_BACK_TO = "modelmedic.io/rolled-back-to"
 """The version a rollback put in place: never rolled back itself (that would toggle to the bad one)."""
 
 

@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from modelmedic.errors import KubeNotFound
 from modelmedic.remediations.api import Outcome, PlaybookContext, playbook
-from modelmedic.remediations.marks import LAST_SCALE_AT, leave_event, marks, replay_of, seconds_since
+from modelmedic.kube import LAST_SCALE_AT
+from modelmedic.remediations.marks import leave_event, marks, replay_of, seconds_since
 
 
 class ScaleOutParams(BaseModel):

@@ -34,7 +34,7 @@ class Topics(_Section):
     """Delayed ground-truth labels (input)."""
     anomalies: str = "modelmedic.anomalies"
     """Anomaly decisions with evidence (output of the detection plane)."""
-    incidents: str = "modelmedic.incidents"
+    incidents: str = "modelmedic.response.incidents"
     """Compacted incident state, keyed by incident id: survives crashes and restarts."""
     state: str = "modelmedic.state"
     """Compacted detection-plane snapshots (windows + detector baselines) keyed by partition."""
@@ -131,7 +131,7 @@ class DetectionSettings(_Section):
     min_requests: int = Field(5, ge=1)
     """Windows with fewer requests than this are not judged on latency or error rate."""
     quality: bool = True
-    """Canary divergence, delayed-label accuracy and prediction drift (service/quality.py):
+    """Canary divergence, delayed-label accuracy and prediction drift (service/detection/quality.py):
     about 0.5 us of CPU per event with the default sample. The labels topic must be
     co-partitioned with inference."""
     quality_sample_every: int = Field(4, ge=1)
@@ -272,26 +272,35 @@ def _merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def read_yaml_mapping(path: str | os.PathLike[str], what: str, error: type[Exception], fix: str) -> dict[str, Any]:
+    """The mapping a YAML file holds (an empty file is ``{}``); every failure raises ``error`` saying what to do.
+
+    The one reader of the service's YAML files (settings, remediation policy, certification
+    policy). A YAML error names the position, not the quoted line: that line may hold a password.
+    """
+    try:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise error(f"{what} {path} not found: {fix}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise error(f"{what} {path} is not valid YAML: {problem}{where}") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
+        raise error(f"{what} {path} cannot be read ({exc}): {fix}") from None
+    if not isinstance(loaded, dict):
+        raise error(f"{what} {path} must hold a mapping at the top level, not {type(loaded).__name__}")
+    return loaded
+
+
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
     """Build the settings from an optional YAML file, the environment and explicit overrides."""
     data: dict[str, Any] = {}
     source = "environment and defaults"
     if path is not None:
         source = f"{path} and environment"
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file {path} not found: pass an existing YAML file to --config") from None
-        except yaml.YAMLError as exc:
-            # The position, not the quoted line: that line may hold a password.
-            mark = getattr(exc, "problem_mark", None)
-            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or type(exc).__name__
-            raise ConfigError(f"config file {path} is not valid YAML: {problem}{where}") from None
-        except (OSError, UnicodeDecodeError) as exc:  # a directory, no permission, not text
-            raise ConfigError(f"config file {path} cannot be read ({exc}): pass a readable YAML file to --config") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path} must hold a mapping at the top level, not {type(loaded).__name__}")
+        loaded = read_yaml_mapping(path, "config file", ConfigError, "pass an existing YAML file to --config")
         data.update(loaded)
     data = _merged(data, overrides)
     try:

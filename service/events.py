@@ -31,6 +31,8 @@ nanoseconds is a producer bug; accepted, it would push the partition's watermark
 centuries ahead and turn every later record of every model on it into a late one."""
 
 Role = Literal["production", "canary", "shadow"]
+Severity = Literal["critical", "error", "warning", "info"]
+"""How loud an alert is, from an informational note to a page that wakes someone."""
 Prediction = float | str | list[float] | None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from modelmedic.errors import KubeError, KubeForbidden, KubeNotFound, KubeRolloutTimeout, KubeUnavailable
+from modelmedic.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -43,30 +44,18 @@ VERSION_LABEL = "modelmedic.io/version"
 VERSION_ENV = "MODEL_VERSION"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 RESTARTED_AT_ANNOTATION = "kubectl.kubernetes.io/restartedAt"
+# The annotations modelmedic writes on a model's Deployment: playbooks' idempotency and cooldown
+# marks and the release tools' record of what they did. Kept here, with the Deployment's other
+# names, because both the playbooks and the release tools read them.
+LAST_ACTION_ANNOTATION = "modelmedic.io/last-action"
+LAST_SCALE_AT = "modelmedic.io/last-scale-at"
+DEPLOYED_AT = "modelmedic.io/deployed-at"
+ROLLED_BACK_TO = "modelmedic.io/rolled-back-to"
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 RETRYABLE_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, TimeoutError, ConnectionError)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with jitter, bounded: how long a call may wait on a busy API server.
-
-    >>> policy = RetryPolicy(attempts=4, base_s=0.5, max_delay_s=1.5)
-    >>> [round(policy.delay(n, random.Random(0)), 2) for n in range(4)]
-    [0.46, 0.92, 1.38, 1.38]
-    """
-
-    attempts: int = 5
-    base_s: float = 0.2
-    max_delay_s: float = 5.0
-
-    def delay(self, attempt: int, rng: random.Random) -> float:
-        """Half the exponential step plus a random half, so replicas retrying together spread out."""
-        step = min(self.max_delay_s, self.base_s * 2**attempt)
-        return step / 2 + rng.uniform(0, step / 2)
 
 
 @dataclass(frozen=True)
@@ -93,13 +82,11 @@ def _api_message(error: ApiException) -> str:
         return (error.body or error.reason or "no details")[:300]
 
 
-def _retry_after_s(error: BaseException) -> float:
-    """The server's Retry-After hint (429/503), 0 when it gave none."""
+def _retry_after_header(error: BaseException) -> str | None:
+    """The server's Retry-After header (429/503), None when it gave none."""
     headers = getattr(error, "headers", None) or {}
-    try:
-        return float(headers.get("Retry-After", 0))
-    except (TypeError, ValueError):
-        return 0.0
+    value = headers.get("Retry-After")
+    return str(value) if value is not None else None
 
 
 def _permanent_error(what: str, error: ApiException) -> KubeError:
@@ -130,21 +117,13 @@ def _exhausted_error(what: str, attempts: int, error: BaseException) -> KubeUnav
     )
 
 
-async def call_with_retries(
-    what: str,
-    operation: Callable[[], T],
-    policy: RetryPolicy,
-    *,
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    rng: random.Random | None = None,
-) -> T:
+async def call_with_retries(what: str, operation: Callable[[], T], policy: RetryPolicy) -> T:
     """Run one blocking API operation in a thread, retrying what may succeed next time.
 
     ``operation`` should read what it needs and write in one go, so a retry after
     a 409 starts from the object's current state.
     """
-    rng = rng or random.Random()
-    for attempt in range(1, policy.attempts + 1):
+    for attempt in range(policy.attempts):
         try:
             return await asyncio.to_thread(operation)
         except ApiException as error:
@@ -153,11 +132,12 @@ async def call_with_retries(
             last: BaseException = error
         except TRANSPORT_ERRORS as error:
             last = error
-        if attempt == policy.attempts:
+        if attempt == policy.attempts - 1:
             raise _exhausted_error(what, policy.attempts, last) from last
-        delay = max(policy.delay(attempt - 1, rng), min(_retry_after_s(last), policy.max_delay_s))
-        log.warning("%s: attempt %d/%d failed (%s), retrying in %.2fs", what, attempt, policy.attempts, last, delay)
-        await sleep(delay)
+        hint = policy.retry_after(_retry_after_header(last), time.time()) or 0.0
+        delay = max(policy.backoff(attempt), min(hint, policy.max_delay_s))
+        log.warning("%s: attempt %d/%d failed (%s), retrying in %.2fs", what, attempt + 1, policy.attempts, last, delay)
+        await policy.sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")
 
 
@@ -213,16 +193,12 @@ class KubeClient:
         self,
         api_client: client.ApiClient,
         *,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = RetryPolicy(attempts=5, base_delay_s=0.2),
         request_timeout_s: float = 10.0,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-        rng: random.Random | None = None,
     ) -> None:
         self.api_client = api_client
         self.retry = retry
         self.request_timeout_s = request_timeout_s
-        self._sleep = sleep
-        self._rng = rng or random.Random()
         self._apps = client.AppsV1Api(api_client)
         self._core = client.CoreV1Api(api_client)
         self._autoscaling = client.AutoscalingV2Api(api_client)
@@ -251,7 +227,7 @@ class KubeClient:
         self.api_client.close()
 
     async def _call(self, what: str, operation: Callable[[], T]) -> T:
-        return await call_with_retries(what, operation, self.retry, sleep=self._sleep, rng=self._rng)
+        return await call_with_retries(what, operation, self.retry)
 
     # ------------------------------------------------------------ reads
 

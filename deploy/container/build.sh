@@ -102,7 +102,7 @@ if [ "$smoke" = 1 ]; then
   # --help imports little; this imports the whole service (numpy, aiokafka, kubernetes, ...)
   # and loads the playbook plugins, as `modelmedic run` does at start.
   whoami=$(buildah run --isolation chroot "$ctr" -- python3 -c '
-import os, modelmedic.service
+import os, modelmedic.app
 from modelmedic.remediations import default_registry
 default_registry.load_entry_points()
 assert not default_registry.broken, default_registry.broken

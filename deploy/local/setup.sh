@@ -34,7 +34,7 @@ if [ ! -f "$stamp" ]; then
   say "creating the Python environment in .venv and installing modelmedic, with its Rust decoder (first time: about two minutes)"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e '.[test]' || die "pip install failed (see above)"
+  .venv/bin/pip install -q -e '.[test,bench]' || die "pip install failed (see above)"
   if [ -d examples/acme-playbooks ]; then .venv/bin/pip install -q -e examples/acme-playbooks || die "example plugin install failed"; fi
   rm -f .venv/.installed-*; touch "$stamp"
 fi

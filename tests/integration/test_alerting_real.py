@@ -204,7 +204,7 @@ async def test_unreachable_destination_gives_up_with_a_clear_error(receiver) -> 
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    sink = WebhookSink(url, retry=RetryPolicy(retries=2, sleep=sleep, jitter=lambda: 0.0))
+    sink = WebhookSink(url, retry=RetryPolicy(attempts=3, sleep=sleep, jitter=lambda: 0.0))
     with pytest.raises(SinkError, match=r"after 3 attempts \(last: ConnectError"):
         await sink.send(make_alert())
     await sink.aclose()

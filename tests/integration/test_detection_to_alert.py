@@ -12,7 +12,7 @@ from load.fleet import FleetSpec, Incident, generate
 from load.receiver import AlertReceiver
 from modelmedic.config import Settings, SinkSettings
 from modelmedic.kafka import ensure_topics, producer
-from modelmedic.service import Service
+from modelmedic.app import Service
 
 pytestmark = pytest.mark.integration
 START_MS = 1_767_225_600_000

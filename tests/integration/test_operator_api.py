@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from modelmedic.config import SinkSettings
-from modelmedic.service import Service
+from modelmedic.app import Service
 from test_response import anomaly, publish, until
 
 pytestmark = pytest.mark.integration

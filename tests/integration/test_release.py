@@ -25,7 +25,7 @@ from kubernetes import client
 from deploy.local.procs import free_port
 from load.model_server import RunningServer, ServerConfig, start_server
 from modelmedic.cli import main
-from modelmedic.deployment import ARTIFACT_ANNOTATION, DIGEST_ANNOTATION, run_shadow, stop_shadow
+from modelmedic.release.deployment import ARTIFACT_ANNOTATION, DIGEST_ANNOTATION, run_shadow, stop_shadow
 from modelmedic.errors import KubeForbidden
 from modelmedic.kube import VERSION_LABEL, KubeClient
 from modelmedic.registry import Registry

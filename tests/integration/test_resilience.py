@@ -18,7 +18,7 @@ import yaml
 from deploy.local.procs import free_port
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
-from modelmedic.detection import DetectionPlane
+from modelmedic.detection.plane import DetectionPlane
 from modelmedic.kafka import consumer, ensure_topics, producer
 
 pytestmark = pytest.mark.integration

@@ -20,10 +20,10 @@ from modelmedic.alerting import Alerter, build_sinks
 from modelmedic.config import Settings, SinkSettings
 from modelmedic.events import Anomaly, encode, stable_id
 from modelmedic.kafka import consumer, ensure_topics, producer
-from modelmedic.policy import parse_policy
+from modelmedic.response.policy import parse_policy
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, playbook
 from modelmedic.remediations.scale import ScaleOutParams, scale_out
-from modelmedic.response import ResponsePlane
+from modelmedic.response.plane import ResponsePlane
 
 pytestmark = pytest.mark.integration
 ONSET = 1_767_225_600_000

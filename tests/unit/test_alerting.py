@@ -82,7 +82,7 @@ def policy(sleeps: list[float], retries: int = 3) -> RetryPolicy:
     async def sleep(seconds: float) -> None:
         sleeps.append(seconds)
 
-    return RetryPolicy(retries=retries, base_delay_s=1.0, max_delay_s=4.0, max_retry_after_s=30.0, sleep=sleep, jitter=lambda: 0.5)
+    return RetryPolicy(attempts=retries + 1, base_delay_s=1.0, max_delay_s=4.0, max_retry_after_s=30.0, sleep=sleep, jitter=lambda: 0.5)
 
 
 def counter(sink: str, result: str) -> float:

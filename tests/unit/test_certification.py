@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelmedic.certification import (
+from modelmedic.release.certification import (
     PLOT_COLOURS,
     CertificationPolicy,
     Measurement,
@@ -22,7 +22,7 @@ from modelmedic.certification import (
     absolute_gates,
     build_report,
     certify,
-    load_policy,
+    load_certification_policy,
     load_samples,
     measure,
     relative_gates,
@@ -49,10 +49,10 @@ def baseline(p99: float = 20.0, **quality: float) -> CertifiedBaseline:
 
 
 def test_policy_defaults_and_a_yaml_file(tmp_path: Path) -> None:
-    assert load_policy(None) == CertificationPolicy()
+    assert load_certification_policy(None) == CertificationPolicy()
     path = tmp_path / "policy.yaml"
     path.write_text("rates_rps: [5, 10]\nstep_s: 0.5\nmax_p99_ms: 80\ntask: regression\n")
-    policy = load_policy(path)
+    policy = load_certification_policy(path)
     assert (policy.rates_rps, policy.step_s, policy.max_p99_ms, policy.task) == ([5, 10], 0.5, 80, "regression")
 
 
@@ -66,12 +66,12 @@ def test_an_invalid_policy_names_the_field(tmp_path: Path, text: str, named: str
     path = tmp_path / "policy.yaml"
     path.write_text(text)
     with pytest.raises(CertificationInputError, match=rf"policy .* is invalid: {named}"):
-        load_policy(path)
+        load_certification_policy(path)
 
 
 def test_a_missing_policy_file_says_so(tmp_path: Path) -> None:
-    with pytest.raises(CertificationInputError, match="cannot read policy"):
-        load_policy(tmp_path / "absent.yaml")
+    with pytest.raises(CertificationInputError, match="certification policy .* not found"):
+        load_certification_policy(tmp_path / "absent.yaml")
 
 
 def test_samples_get_ids_and_errors_name_the_line(tmp_path: Path) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from modelmedic.config import load_settings
-from modelmedic.detection import DetectionPlane
+from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent
-from modelmedic.quality import QualityMonitor
+from modelmedic.detection.quality import QualityMonitor
 from modelmedic.registry import Registry
 
 INTERFACE = {"input": {"type": "object"}, "output": {"type": "string"}}

@@ -20,7 +20,7 @@ import yaml
 
 from modelmedic import metrics
 from modelmedic.config import load_settings
-from modelmedic.policy import parse_policy
+from modelmedic.response.policy import parse_policy
 from modelmedic.remediations import default_registry
 
 ROOT = Path(__file__).resolve().parents[2]

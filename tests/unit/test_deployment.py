@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from modelmedic.deployment import (
+from modelmedic.release.deployment import (
     ARTIFACT_ANNOTATION,
     DIGEST_ANNOTATION,
     ReleaseOptions,
@@ -132,7 +132,7 @@ async def test_an_uncertified_version_is_refused_and_nothing_changes(registry: R
 
 async def test_a_forced_deploy_is_logged_and_recorded(registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
     kube = FakeKube(fraud="v1.0.0")
-    with caplog.at_level(logging.WARNING, "modelmedic.deployment"):
+    with caplog.at_level(logging.WARNING, "modelmedic.release.deployment"):
         result = await run_deploy(kube, registry, "3.0.0", force=True)
     assert result.ok and result.forced
     assert "forced deploy of fraud@v3.0.0 to models/fraud: fraud@v3.0.0 was never certified" in caplog.text

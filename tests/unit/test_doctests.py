@@ -28,7 +28,7 @@ FLAGS = doctest.register_optionflag("NUMBER") | doctest.ELLIPSIS | doctest.NORMA
 
 
 def test_the_package_has_modules_to_check():
-    assert {"modelmedic.detectors.base", "modelmedic.detectors.rates", "modelmedic.windows"} <= set(MODULES)
+    assert {"modelmedic.detectors.base", "modelmedic.detectors.rates", "modelmedic.detection.windows"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

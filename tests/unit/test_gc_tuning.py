@@ -7,7 +7,8 @@ import gc
 
 import pytest
 
-from modelmedic import commands, service
+from modelmedic import app as service
+from modelmedic.cli import run as commands
 
 
 @pytest.fixture

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 from test_events import INFERENCE_CASES, NOT_JSON, inference
 
-from modelmedic.columns import InferenceColumns, RecordDecoder
+from modelmedic.detection.columns import InferenceColumns, RecordDecoder
 from modelmedic.events import MAX_RECORD_BYTES, InferenceEvent, Rejected, decode_inference
-from modelmedic.windows import PartitionWindows
+from modelmedic.detection.windows import PartitionWindows
 
 BAD: list[bytes | None] = [raw for _, raw, reason in INFERENCE_CASES if reason is not None]
 BAD += [damage(inference()) for _, damage in NOT_JSON]
@@ -214,7 +214,7 @@ def reference_step(ep, slots, anomalous, judged, kind, window, idle=None):
 
 
 def test_episode_step_shortcut_matches_the_full_update() -> None:
-    from modelmedic.judge import Episodes
+    from modelmedic.detection.judge import Episodes
 
     rng = np.random.default_rng(4)
     for trial in range(400):

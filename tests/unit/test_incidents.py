@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from modelmedic.alerting import Alert
 from modelmedic.events import Anomaly, stable_id
-from modelmedic.incidents import Incident, IncidentBook
+from modelmedic.response.incidents import Incident, IncidentBook
 
 SIZE = 1000
 W = 1_700_000_000  # a window index (epoch seconds for 1 s windows)

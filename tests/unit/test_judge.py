@@ -19,8 +19,8 @@ from scipy import special
 
 from modelmedic.config import DetectionSettings
 from modelmedic.events import Anomaly, InferenceEvent, stable_id
-from modelmedic.judge import Episodes, WindowJudge
-from modelmedic.windows import QUANTILES, ClosedWindow, PartitionWindows, SlotPool
+from modelmedic.detection.judge import Episodes, WindowJudge
+from modelmedic.detection.windows import QUANTILES, ClosedWindow, PartitionWindows, SlotPool
 
 SIZE = 1000
 T0 = 1_700_000_000_000

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
-from modelmedic.detection import DetectionPlane
+from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
 
 T0 = 1_767_225_600_000

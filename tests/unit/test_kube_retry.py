@@ -15,9 +15,11 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from modelmedic.errors import KubeError, KubeForbidden, KubeNotFound, KubeUnavailable
-from modelmedic.kube import RetryPolicy, call_with_retries
+from modelmedic.kube import call_with_retries
+from modelmedic.retry import RetryPolicy
 
-POLICY = RetryPolicy(attempts=4, base_s=0.1, max_delay_s=0.5)
+
+ATTEMPTS, BASE_S, MAX_DELAY_S = 4, 0.1, 0.5
 
 
 def api_error(status: int, message: str = "details", headers: dict[str, str] | None = None) -> ApiException:
@@ -46,7 +48,8 @@ class Sleeps(list[float]):
 
 
 async def run(call: Callable[[], str], sleeps: Sleeps) -> str:
-    return await call_with_retries("patch deployments/scale ns/model", call, POLICY, sleep=sleeps, rng=random.Random(7))
+    policy = RetryPolicy(attempts=ATTEMPTS, base_delay_s=BASE_S, max_delay_s=MAX_DELAY_S, sleep=sleeps, jitter=random.Random(7).random)
+    return await call_with_retries("patch deployments/scale ns/model", call, policy)
 
 
 @pytest.mark.parametrize("transient", [
@@ -58,7 +61,7 @@ async def test_a_transient_failure_then_success_is_retried(transient: BaseExcept
     call, sleeps = FakeCall(transient), Sleeps()
     assert await run(call, sleeps) == "ok"
     assert call.calls == 2
-    assert len(sleeps) == 1 and POLICY.base_s / 2 <= sleeps[0] <= POLICY.base_s
+    assert len(sleeps) == 1 and BASE_S / 2 <= sleeps[0] <= BASE_S
 
 
 async def test_403_raises_forbidden_at_once_naming_the_call_and_rbac() -> None:
@@ -83,10 +86,10 @@ async def test_attempts_are_bounded_and_backoff_grows_to_its_cap() -> None:
     call, sleeps = FakeCall(*[api_error(503, "etcd leader changed")] * 10), Sleeps()
     with pytest.raises(KubeUnavailable) as raised:
         await run(call, sleeps)
-    assert call.calls == POLICY.attempts
-    assert len(sleeps) == POLICY.attempts - 1
+    assert call.calls == ATTEMPTS
+    assert len(sleeps) == ATTEMPTS - 1
     for attempt, slept in enumerate(sleeps):
-        step = min(POLICY.max_delay_s, POLICY.base_s * 2**attempt)
+        step = min(MAX_DELAY_S, BASE_S * 2**attempt)
         assert step / 2 <= slept <= step
     assert "after 4 attempts" in str(raised.value) and "etcd leader changed" in str(raised.value)
 
@@ -100,7 +103,7 @@ async def test_retry_after_from_a_throttling_server_is_honoured_up_to_the_cap() 
     sleeps = Sleeps()
     await run(FakeCall(api_error(429, headers={"Retry-After": "0.4"}), api_error(429, headers={"Retry-After": "60"})), sleeps)
     assert sleeps[0] == pytest.approx(0.4)
-    assert sleeps[1] == POLICY.max_delay_s
+    assert sleeps[1] == MAX_DELAY_S
 
 
 async def test_errors_raised_by_the_operation_itself_pass_through_unretried() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from modelmedic.events import InferenceEvent
-from modelmedic.livetest import LiveTestPolicy, LiveTestStats, judge, render_markdown
+from modelmedic.release.livetest import LiveTestPolicy, LiveTestStats, judge, render_markdown
 
 
 def _pair(stats: LiveTestStats, i: int, prod: object, shadow: object, shadow_ok: bool = True) -> None:

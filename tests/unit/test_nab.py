@@ -16,7 +16,7 @@ import pytest
 from modelmedic.cli import main as cli_main
 from modelmedic.detectors import OneSeries, default_bank
 from modelmedic.errors import ModelmedicError
-from modelmedic.replay import epoch_seconds, read_csv, replay_scores
+from modelmedic.detection.replay import epoch_seconds, read_csv, replay_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load"))
 import nab  # noqa: E402

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from modelmedic.policy import parse_policy
+from modelmedic.response.policy import parse_policy
 from modelmedic.remediations import PlaybookContext, PlaybookRegistry, Target, api, idempotency_key, run_playbook
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "playbooks.md"

@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict
 
 from modelmedic.errors import PolicyError
-from modelmedic.policy import DEFAULT_RULES, FALLBACK_RULE, GuardRails, Policy, load_policy, parse_policy
+from modelmedic.response.policy import DEFAULT_RULES, FALLBACK_RULE, GuardRails, Policy, load_policy, parse_policy
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, Target, playbook
 
 FULL = """

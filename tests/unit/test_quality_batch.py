@@ -8,9 +8,9 @@ import zlib
 import numpy as np
 import pytest
 
-from modelmedic.columns import RecordDecoder
+from modelmedic.detection.columns import RecordDecoder
 from modelmedic.events import InferenceEvent, LabelEvent
-from modelmedic.quality import QualityMonitor
+from modelmedic.detection.quality import QualityMonitor
 
 W = 60_000  # window size, ms
 T0 = 1_700_000_040_000  # a window boundary (multiple of W)

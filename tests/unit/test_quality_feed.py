@@ -14,9 +14,9 @@ from aiokafka import TopicPartition
 from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
-from modelmedic.detection import DetectionPlane
+from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
-from modelmedic.quality import QualityMonitor
+from modelmedic.detection.quality import QualityMonitor
 
 
 def _plane(sample_every: int) -> DetectionPlane:

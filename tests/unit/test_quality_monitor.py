@@ -7,7 +7,7 @@ import pickle
 import numpy as np
 
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, decode_anomaly, encode, stable_id
-from modelmedic.quality import QualityMonitor
+from modelmedic.detection.quality import QualityMonitor
 
 W = 60_000  # window size, ms
 T0 = 1_700_000_040_000  # a window boundary (multiple of W)

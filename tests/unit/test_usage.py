@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 from modelmedic.registry import Registry
-from modelmedic.usage import UsageRollup
+from modelmedic.detection.usage import UsageRollup
 from modelmedic.events import InferenceEvent
-from modelmedic.windows import PartitionWindows
+from modelmedic.detection.windows import PartitionWindows
 
 INTERFACE = {"input": {"type": "object"}, "output": {"type": "number"}}
 SIZE = 1000

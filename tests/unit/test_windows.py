@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from modelmedic.columns import RecordDecoder
+from modelmedic.detection.columns import RecordDecoder
 from modelmedic.events import InferenceEvent
-from modelmedic.windows import QUANTILES, ClosedWindow, PartitionWindows
+from modelmedic.detection.windows import QUANTILES, ClosedWindow, PartitionWindows
 
 SIZE = 1000
 LATENESS = 2000

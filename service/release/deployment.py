@@ -46,10 +46,8 @@ from modelmedic.errors import (
     NoRollbackTargetError,
     NotCertifiedError,
 )
-from modelmedic.kube import VERSION_ENV, VERSION_LABEL, DeploymentState, KubeClient, call_with_retries
+from modelmedic.kube import DEPLOYED_AT, ROLLED_BACK_TO, VERSION_ENV, VERSION_LABEL, DeploymentState, KubeClient, call_with_retries
 from modelmedic.registry import normalize_version
-from modelmedic.remediations.marks import DEPLOYED_AT
-from modelmedic.remediations.rollback import ROLLED_BACK_TO
 
 if TYPE_CHECKING:
     from modelmedic.registry import Registry, VersionInfo

@@ -2,7 +2,7 @@
 
 One :class:`PartitionWindows` per Kafka partition. Every record is keyed by model id, so
 a partition holds every version and role of its models and its windows can close on the
-partition's own event time. Records arrive as columns (:mod:`modelmedic.columns`): a batch
+partition's own event time. Records arrive as columns (:mod:`modelmedic.detection.columns`): a batch
 is sorted by window and kept as array slices, a few numpy calls with no Python per
 record. Everything else (counts, quantiles, per-model totals) is done once per closed
 window, vectorized over all series with numpy.
@@ -26,7 +26,7 @@ from typing import Protocol
 
 import numpy as np
 
-from modelmedic.columns import InferenceColumns, RecordDecoder
+from modelmedic.detection.columns import InferenceColumns, RecordDecoder
 from modelmedic.events import InferenceEvent
 
 QUANTILES = (0.5, 0.95, 0.99)

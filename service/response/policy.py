@@ -31,10 +31,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import yaml
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from modelmedic.config import read_yaml_mapping
 from modelmedic.errors import PlaybookError, PolicyError
+from modelmedic.events import Severity
 from modelmedic.remediations.api import Target
 
 if TYPE_CHECKING:
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 
 AnomalyClass = Literal["latency", "throughput", "prediction", "drift"]
 ANOMALY_CLASSES: tuple[str, ...] = AnomalyClass.__args__
-Severity = Literal["critical", "error", "warning", "info"]
 TEMPLATE_FIELDS = frozenset({"model", "role"})
 
 
@@ -271,12 +271,4 @@ def parse_policy(data: Mapping[str, Any], source: str = "policy") -> Policy:
 
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and validate a policy YAML file (an empty file is the default policy)."""
-    try:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-    except FileNotFoundError:
-        raise PolicyError(f"policy file {path} not found: pass an existing YAML file") from None
-    except yaml.YAMLError as error:
-        raise PolicyError(f"policy file {path} is not valid YAML: {error}") from None
-    if not isinstance(loaded, dict):
-        raise PolicyError(f"policy file {path} must hold a mapping at the top level, not {type(loaded).__name__}")
-    return parse_policy(loaded, str(path))
+    return parse_policy(read_yaml_mapping(path, "policy file", PolicyError, "pass an existing YAML file"), str(path))

@@ -9,7 +9,7 @@ def _run(args: argparse.Namespace) -> int:
     import asyncio
 
     from modelmedic.config import load_settings
-    from modelmedic.service import serve, tune_gc
+    from modelmedic.app import serve, tune_gc
 
     settings = load_settings(args.config)
     tune_gc()
@@ -17,7 +17,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from modelmedic import replay  # numpy and scipy: loaded only for this command
+    from modelmedic.detection import replay  # numpy and scipy: loaded only for this command
     from modelmedic.errors import ModelmedicError
 
     if args.detector not in replay.DETECTORS:

@@ -17,9 +17,9 @@ from typing import Callable
 
 from modelmedic.errors import RegistryError
 from modelmedic.registry import Registry, UsageStats
-from modelmedic.windows import ClosedWindow
+from modelmedic.detection.windows import ClosedWindow
 
-log = logging.getLogger("modelmedic.usage")
+log = logging.getLogger("modelmedic.detection.usage")
 
 
 class UsageRollup:

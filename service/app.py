@@ -11,18 +11,22 @@ import asyncio
 import gc
 import logging
 import signal
+from collections.abc import Mapping
+from typing import Any
 
 from modelmedic import logs
 from modelmedic.alerting import Alerter, build_sinks
 from modelmedic.config import Settings
-from modelmedic.detection import DetectionPlane
+from modelmedic.events import Anomaly
+from modelmedic.detection.plane import DetectionPlane
 from modelmedic.http import HttpServer
 from modelmedic.kube import KubeClient
-from modelmedic.policy import Policy, load_policy
+from modelmedic.response.policy import Policy, load_policy
 from modelmedic.registry import Registry
-from modelmedic.usage import UsageRollup
+from modelmedic.detection.usage import UsageRollup
 from modelmedic.remediations import default_registry
-from modelmedic.response import ResponsePlane
+from modelmedic.response.incidents import Incident
+from modelmedic.response.plane import ResponsePlane
 
 log = logging.getLogger("modelmedic")
 
@@ -64,6 +68,40 @@ class Service:
         self.response = ResponsePlane(settings, self.alerter, policy=policy, playbooks=default_registry, k8s=self.k8s,
                                       registry=self.registry)
         self.http = HttpServer(settings.http, self)
+
+    # -- the status interface the HTTP endpoint reads (modelmedic.http.StatusSource) ------------
+
+    def ready(self) -> bool:
+        return self.detection.ready.is_set() and self.response.ready.is_set()
+
+    def incidents(self) -> list[Incident]:
+        return list(self.response.book.by_id.values())
+
+    def open_incidents(self) -> list[Incident]:
+        return list(self.response.book.open_incidents())
+
+    def recent_decisions(self, n: int) -> list[Anomaly]:
+        return self.detection.published[-n:]
+
+    def counters(self) -> dict[str, int]:
+        return {
+            "partitions": len(self.detection.parts),
+            "series": sum(len(p.windows.slot_of) for p in self.detection.parts.values()),
+            "events": self.detection.processed,
+            "incidents": len(self.response.book.by_id),
+        }
+
+    async def acknowledge(self, incident_id: str, by: str) -> Incident:
+        return await self.response.acknowledge(incident_id, by)
+
+    async def resolve(self, incident_id: str, by: str) -> Incident:
+        return await self.response.resolve(incident_id, by)
+
+    async def silence(self, incident_id: str, minutes: float, by: str) -> Incident:
+        return await self.response.silence(incident_id, minutes, by)
+
+    async def trigger(self, incident_id: str, playbook: str, params: Mapping[str, Any], by: str) -> Any:
+        return await self.response.trigger(incident_id, playbook, params, by)
 
     async def run(self) -> None:
         await self.http.start()

@@ -39,7 +39,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from modelmedic.config import SinkSettings
 from modelmedic.errors import ConfigError, SinkError
+from modelmedic.events import Severity
 from modelmedic.metrics import ALERT_SECONDS, ALERTS
+from modelmedic.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,6 @@ PAGERDUTY_SUMMARY_MAX = 1024
 PAGERDUTY_DEDUP_KEY_MAX = 255
 
 Status = Literal["firing", "resolved"]
-Severity = Literal["critical", "error", "warning", "info"]
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _CORE_LABELS = ("alertname", "model", "version", "role", "kind", "severity", "incident_id")
@@ -288,44 +289,6 @@ def slack_message(alert: Alert) -> dict[str, Any]:
 # --- retries --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Bounded exponential backoff with jitter; ``sleep`` and ``jitter`` are injectable for tests.
-
-    Attempt ``n`` (from 0) waits between half and all of ``min(max_delay_s, base_delay_s * 2**n)``:
-    the random half spreads replicas that failed together, the fixed half keeps a floor.
-    A ``Retry-After`` from the server wins over the backoff, capped at ``max_retry_after_s``
-    so one misbehaving endpoint cannot park an alert for an hour.
-    """
-
-    retries: int = 3
-    base_delay_s: float = 0.25
-    max_delay_s: float = 5.0
-    max_retry_after_s: float = 30.0
-    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
-    jitter: Callable[[], float] = field(default=random.random, repr=False)
-    """Uniform in [0, 1)."""
-
-    def backoff(self, attempt: int) -> float:
-        ceiling = min(self.max_delay_s, self.base_delay_s * 2**attempt)
-        return ceiling / 2 + self.jitter() * ceiling / 2
-
-    def retry_after(self, header: str | None, now: float) -> float | None:
-        """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), capped; None if absent or unparsable."""
-        if not header:
-            return None
-        try:
-            seconds = float(header)
-        except ValueError:
-            try:
-                seconds = email.utils.parsedate_to_datetime(header).timestamp() - now
-            except (TypeError, ValueError):
-                return None
-        if math.isnan(seconds):
-            return None
-        return min(max(seconds, 0.0), self.max_retry_after_s)
-
-
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
@@ -392,7 +355,7 @@ class HttpSink(abc.ABC):
 
     async def _post(self, body: Any, headers: dict[str, str]) -> None:
         policy = self._retry
-        for attempt in range(policy.retries + 1):
+        for attempt in range(policy.attempts):
             try:
                 response = await self._http.post(self.url, json=body, headers=headers)
             except _RETRYABLE_ERRORS as exc:
@@ -408,7 +371,7 @@ class HttpSink(abc.ABC):
                 delay = policy.retry_after(response.headers.get("Retry-After"), time.time())
                 if delay is None:
                     delay = policy.backoff(attempt)
-            if attempt == policy.retries:
+            if attempt == policy.attempts - 1:
                 raise SinkError(
                     f"sink {self.name}: gave up on {self.url} after {attempt + 1} attempts (last: {reason}); "
                     "check that the destination is up and reachable from modelmedic"
@@ -506,7 +469,7 @@ def build_sink(
     common: dict[str, Any] = {
         "name": name,
         "timeout_s": settings.timeout_s,
-        "retry": retry or RetryPolicy(retries=settings.retries),
+        "retry": retry or RetryPolicy(attempts=settings.retries + 1),
         "transport": transport,
     }
     if settings.type == "pagerduty":

@@ -1,24 +1,24 @@
-"""``modelmedic`` command line: one entry point, one sub-command per task.
+"""``modelmedic`` command line: one entry point, one sub-command group per module.
 
-Each command module exposes ``add_commands(subparsers)`` and sets ``func`` on its
-parsers; heavy imports happen inside the handlers so ``--help`` and quick commands
-stay fast. To add a command, write such a module and list it in ``COMMAND_MODULES``.
+Every module in this package (``run``, ``registry``, ``release``, ``incident``, ...) exposes
+``add_commands(subparsers)`` and sets ``func`` on its parsers; they are discovered by
+walking the package, so adding a command group is adding a module. Heavy imports happen
+inside the handlers so ``--help`` and quick commands stay fast.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import sys
 
 from modelmedic.errors import ModelmedicError
 
-COMMAND_MODULES = [
-    "modelmedic.commands",
-    "modelmedic.registry_commands",
-    "modelmedic.incident_commands",
-    "modelmedic.release_commands",
-]
+
+def command_modules() -> list[str]:
+    """The command-group modules of this package, in name order (stable ``--help``)."""
+    return sorted(f"{__name__}.{info.name}" for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Watch every ML model in production, alert at once, and fix what can be fixed.",
     )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(name).add_commands(subparsers)
     return parser
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from modelmedic.policy import GuardRails
+from modelmedic.response.policy import GuardRails
 
 
 class Guards:

@@ -38,6 +38,7 @@ import httpx
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from modelmedic.config import read_yaml_mapping
 from modelmedic.errors import CertificationInputError, CertificationMissingError, EndpointError
 
 if TYPE_CHECKING:
@@ -86,18 +87,11 @@ class CertificationPolicy(BaseModel):
         return rates
 
 
-def load_policy(path: str | Path | None) -> CertificationPolicy:
+def load_certification_policy(path: str | Path | None) -> CertificationPolicy:
     """The policy from a YAML or JSON file (the defaults when ``path`` is None), every error naming its field."""
     if path is None:
         return CertificationPolicy()
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise CertificationInputError(f"cannot read policy {path}: {exc.strerror}; give a YAML file") from exc
-    except yaml.YAMLError as exc:
-        raise CertificationInputError(f"policy {path} is not valid YAML: {exc}") from exc
+    data = read_yaml_mapping(path, "certification policy", CertificationInputError, "give a readable YAML file")
     try:
         return CertificationPolicy.model_validate(data)
     except ValidationError as exc:

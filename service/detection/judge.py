@@ -31,7 +31,7 @@ from modelmedic.detectors.base import SeriesBank, SlotState
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.rates import BinomialRateBank
 from modelmedic.events import Anomaly, stable_id
-from modelmedic.windows import ClosedWindow
+from modelmedic.detection.windows import ClosedWindow
 
 
 class Episodes(SlotState):

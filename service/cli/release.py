@@ -17,10 +17,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from modelmedic.registry_commands import ENV_REGISTRY
+from modelmedic.cli.registry import ENV_REGISTRY
 
 if TYPE_CHECKING:
-    from modelmedic.deployment import ReleaseOptions, ReleaseResult
+    from modelmedic.release.deployment import ReleaseOptions, ReleaseResult
     from modelmedic.kube import KubeClient
     from modelmedic.registry import Registry
 
@@ -48,7 +48,7 @@ def _kube(args: argparse.Namespace) -> KubeClient:
 
 
 def _options(args: argparse.Namespace) -> ReleaseOptions:
-    from modelmedic.deployment import ReleaseOptions
+    from modelmedic.release.deployment import ReleaseOptions
 
     return ReleaseOptions(namespace=args.namespace, deployment=args.deployment, rollout_timeout_s=args.rollout_timeout,
                           health_url=args.health_url, health_timeout_s=args.health_timeout)
@@ -62,7 +62,7 @@ def _live_test(args: argparse.Namespace) -> int:
     import yaml
 
     from modelmedic.config import load_settings
-    from modelmedic.livetest import LiveTestPolicy, judge, observe, render_markdown
+    from modelmedic.release.livetest import LiveTestPolicy, judge, observe, render_markdown
 
     registry = _registry(args)
     policy = LiveTestPolicy(**(yaml.safe_load(open(args.policy)) or {})) if args.policy else LiveTestPolicy()
@@ -76,13 +76,13 @@ def _live_test(args: argparse.Namespace) -> int:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from modelmedic.certification import certify, load_policy, load_samples, render_png
+    from modelmedic.release.certification import certify, load_certification_policy, load_samples, render_png
 
     registry = _registry(args)
     samples = load_samples(args.requests)
     holdout = load_samples(args.holdout, labelled=True) if args.holdout else None
     result = asyncio.run(certify(registry, args.model, args.version, args.endpoint, samples, holdout,
-                                 load_policy(args.policy), progress=_progress))
+                                 load_certification_policy(args.policy), progress=_progress))
     if args.plot:
         Path(args.plot).write_bytes(render_png(result.report))
         _progress(f"latency per rate plotted in {args.plot} (p50 green, p95 amber, p99 red, objective dashed)")
@@ -100,7 +100,7 @@ def _certify(args: argparse.Namespace) -> int:
 
 
 def _release(args: argparse.Namespace) -> int:
-    from modelmedic import deployment
+    from modelmedic.release import deployment
 
     async def run() -> ReleaseResult:
         kube = _kube(args)

@@ -3,7 +3,7 @@
 :class:`IncidentBook` is the pure logic (no I/O, unit-tested): an anomaly record either
 opens an incident, joins the open incident of the same series and class, is a replay of
 one already seen (ignored), or recovers one. The response plane
-(:mod:`modelmedic.response`) runs it on the anomalies topic, drives each incident
+(:mod:`modelmedic.response.plane`) runs it on the anomalies topic, drives each incident
 through its lifecycle and keeps every incident in a compacted Kafka topic.
 
 Lifecycle::

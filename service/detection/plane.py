@@ -37,18 +37,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from modelmedic import metrics
 from modelmedic.config import Settings
-from modelmedic.columns import InferenceColumns, RecordDecoder
+from modelmedic.detection.columns import InferenceColumns, RecordDecoder
 from modelmedic.events import Anomaly, Rejected, decode_label, encode
-from modelmedic.judge import WindowJudge
-from modelmedic.quality import QualityMonitor
+from modelmedic.detection.judge import WindowJudge
+from modelmedic.detection.quality import QualityMonitor
 from modelmedic.errors import ModelmedicError
 from modelmedic.registry import Registry
-from modelmedic.usage import UsageRollup
+from modelmedic.detection.usage import UsageRollup
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
-from modelmedic.windows import ClosedWindow, PartitionWindows, SlotPool
+from modelmedic.detection.windows import ClosedWindow, PartitionWindows, SlotPool
 
-log = logging.getLogger("modelmedic.detection")
+log = logging.getLogger("modelmedic.detection.plane")
 SNAPSHOT_VERSION = 2
 """Layout of a partition snapshot. A snapshot of another layout is not restored (the
 partition starts afresh and re-learns its baselines in ``grace_windows``), with a warning."""

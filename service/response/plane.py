@@ -33,16 +33,16 @@ from modelmedic import metrics
 from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
-from modelmedic.guards import Guards
-from modelmedic.incidents import Incident, IncidentBook
+from modelmedic.response.guards import Guards
+from modelmedic.response.incidents import Incident, IncidentBook
 from modelmedic.errors import NotOwnedError
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
-from modelmedic.policy import Policy, Rule
+from modelmedic.response.policy import Policy, Rule
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, idempotency_key, run_playbook
 from modelmedic.alerting import AlertmanagerSink, SinkResult
 
-log = logging.getLogger("modelmedic.response")
+log = logging.getLogger("modelmedic.response.plane")
 
 TICK_S = 0.5
 """How often verification deadlines and timed escalations are checked."""
