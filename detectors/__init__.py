@@ -1,6 +1,7 @@
 """Online anomaly detectors behind one small protocol (see :mod:`modelmedic.detectors.base`)."""
 
-from modelmedic.detectors.base import Detector, OneSeries, SeriesBank, ZBank
+from modelmedic.detectors.base import Detector, OneSeries, SeriesBank, ZBank, replay_lockstep, replay_series
+from modelmedic.detectors.calibrated import CalibratedBank
 from modelmedic.detectors.changepoint import CusumBank
 from modelmedic.detectors.ensemble import EnsembleBank
 from modelmedic.detectors.ewma import EwmaBank
@@ -18,10 +19,13 @@ __all__ = [
     "OneSeries",
     "SeriesBank",
     "ZBank",
+    "CalibratedBank",
     "CusumBank",
     "EnsembleBank",
     "EwmaBank",
     "RobustBank",
     "SeasonalBank",
     "default_bank",
+    "replay_lockstep",
+    "replay_series",
 ]

@@ -261,3 +261,47 @@ class OneSeries(Detector):
 
 def _t(t: float | None) -> np.ndarray | None:
     return None if t is None else np.array([t], dtype=np.float64)
+
+
+def replay_series(bank: SeriesBank, x, t=None, slot: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Score then learn every value of one series, in order: ``(scores, baselines)``.
+
+    The same results as one ``bank.score_learn([slot], [x[i]], [t[i]])`` per value (the
+    streaming order). Banks with a ``score_series`` method (a scalar loop over the whole
+    series, e.g. :class:`~modelmedic.detectors.calibrated.CalibratedBank`) run it; the
+    others fall back to one call per value.
+    """
+    fast = getattr(bank, "score_series", None)
+    if fast is not None:
+        return fast(x, t, slot=slot)
+    x = np.asarray(x, dtype=np.float64)
+    t = None if t is None else np.broadcast_to(np.asarray(t, dtype=np.float64), x.shape)
+    slots = np.array([slot], dtype=np.int64)
+    scores, baselines = np.zeros(x.size), np.full(x.size, np.nan)
+    for i in range(x.size):
+        s, b = bank.score_learn(slots, x[i : i + 1], None if t is None else t[i : i + 1])
+        scores[i], baselines[i] = s[0], b[0]
+    return scores, baselines
+
+
+def replay_lockstep(bank: SeriesBank, xs: list, ts: list | None = None) -> list[np.ndarray]:
+    """Scores of many series replayed together, series ``k`` in slot ``k``.
+
+    One ``score_learn`` call per time step across all the series still running (the
+    ``i``-th value of each), so numpy's per-call overhead is shared by all of them; the
+    scores are those of each series replayed alone (slots never interact).
+    """
+    xs = [np.asarray(x, dtype=np.float64) for x in xs]
+    ts = None if ts is None else [np.asarray(t, dtype=np.float64) for t in ts]
+    lengths = np.array([x.size for x in xs])
+    out = [np.zeros(x.size) for x in xs]
+    bank.ensure(len(xs))
+    order = np.argsort(-lengths, kind="stable")
+    for i in range(int(lengths.max(initial=0))):
+        slots = order[: int((lengths > i).sum())]
+        xi = np.array([xs[k][i] for k in slots])
+        ti = None if ts is None else np.array([ts[k][i] for k in slots])
+        s, _ = bank.score_learn(slots, xi, ti)
+        for k, v in zip(slots.tolist(), s.tolist()):
+            out[k][i] = v
+    return out
