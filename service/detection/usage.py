@@ -1,10 +1,8 @@
-"""Usage and performance statistics, rolled up from the stream into the model registry.
+"""Usage and performance statistics, from closed windows into the model registry's stats buffer.
 
-Every closed window adds its per-version request count, errors and latency quantiles to
-an in-memory roll-up (vectorized per window, nothing per event). Every ``interval_s`` the
-roll-up is handed to :meth:`Registry.record_stats` and flushed as **one** git commit,
-in a worker thread so git never stalls the hot path; the registry itself caps commits
-at one per interval across every replica. Versions the registry does not know (a test
+The buffer and its throttle are the registry's (:class:`modelmedic.registry.StatsBuffer`); this
+adapter only turns each closed window's production series into stats records, and commits in a
+worker thread so git never stalls the hot path. Versions the registry does not know (a test
 build, a typo in a model server's config) are counted and skipped, never fatal.
 """
 
@@ -12,59 +10,41 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import Callable
 
-from modelmedic.errors import RegistryError
-from modelmedic.registry import Registry, UsageStats
 from modelmedic.detection.windows import ClosedWindow
+from modelmedic.errors import RegistryError
+from modelmedic.registry import Registry, StatsBuffer, UsageStats
 
 log = logging.getLogger("modelmedic.detection.usage")
 
 
 class UsageRollup:
-    """Per (model, version) production stats between two flushes."""
+    """Feeds production windows to a :class:`StatsBuffer` and flushes it off the event loop."""
 
-    def __init__(self, registry: Registry, interval_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self.registry = registry
-        self.interval_s = interval_s
-        self.clock = clock
-        self.pending: dict[tuple[str, str], UsageStats] = {}
+    def __init__(self, registry: Registry, interval_s: float = 60.0, *, buffer: StatsBuffer | None = None) -> None:
+        self.buffer = buffer if buffer is not None else StatsBuffer(registry, interval_s=interval_s)
         self.skipped: dict[tuple[str, str], str] = {}
-        """Versions the registry refused, with why (reported once each)."""
-        self._last_flush = clock()
+        """Versions the registry refused, with why (reported once each, then ignored)."""
 
     def add(self, cw: ClosedWindow) -> None:
-        """Fold one closed window's production series in."""
+        """Record one closed window's production series."""
         for i, (model, version, role) in cw.served():
-            if role != "production":
+            if role != "production" or (model, version) in self.skipped:
                 continue
             stats = UsageStats(requests=int(cw.count[i]), errors=int(cw.errors[i]), latency_p50_ms=float(cw.p50[i]),
                                latency_p95_ms=float(cw.p95[i]), latency_p99_ms=float(cw.p99[i]))
-            key = (model, version)
-            self.pending[key] = self.pending[key].merged(stats) if key in self.pending else stats
-
-    def due(self) -> bool:
-        return bool(self.pending) and self.clock() - self._last_flush >= self.interval_s
-
-    async def flush(self, *, force: bool = False) -> None:
-        """Hand the roll-up to the registry and commit it (in a thread: git is slow)."""
-        if not self.pending:
-            return
-        pending, self.pending = self.pending, {}
-        self._last_flush = self.clock()
-        await asyncio.to_thread(self._commit, pending, force)
-
-    def _commit(self, pending: dict[tuple[str, str], UsageStats], force: bool) -> None:
-        for (model, version), stats in pending.items():
-            if (model, version) in self.skipped:
-                continue
             try:
-                self.registry.record_stats(model, version, stats)
+                self.buffer.record(model, version, stats)
             except RegistryError as exc:
                 self.skipped[(model, version)] = str(exc)
                 log.warning("usage stats of %s %s not recorded: %s", model, version, exc)
+
+    def due(self) -> bool:
+        return self.buffer.due()
+
+    async def flush(self, *, force: bool = False) -> None:
+        """Commit the buffer (in a thread: git is slow); a failed commit is logged and kept for the next try."""
         try:
-            self.registry.flush(force=force)
+            await asyncio.to_thread(self.buffer.flush, force=force)
         except RegistryError as exc:
             log.error("usage stats not committed to the registry: %s", exc)

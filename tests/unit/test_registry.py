@@ -20,7 +20,7 @@ from modelmedic.errors import (
     UnknownVersionError,
     VersionExistsError,
 )
-from modelmedic.registry import ModelSummary, Registry, StableVersions, UsageStats
+from modelmedic.registry import ModelSummary, Registry, StableVersions, StatsBuffer, UsageStats
 
 DIGEST = "sha256:" + "0" * 64
 INTERFACE = {
@@ -51,8 +51,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def reg(tmp_path: Path, clock: FakeClock) -> Registry:
-    registry = Registry.init(tmp_path / "registry", stats_interval_s=60.0, clock=clock)
+def reg(tmp_path: Path) -> Registry:
+    registry = Registry.init(tmp_path / "registry")
     registry.register_model("fraud", description="Card fraud score", owners=["risk-team"], interface=INTERFACE,
                             languages=["python"], runtime="onnxruntime 1.17")
     return registry
@@ -335,59 +335,93 @@ def commits(reg: Registry) -> int:
     return int(git(reg.path, "rev-list", "--count", "HEAD"))
 
 
-def test_stats_are_buffered_and_committed_at_most_once_per_interval(reg: Registry, clock: FakeClock) -> None:
+@pytest.fixture
+def buffer(reg: Registry, clock: FakeClock) -> StatsBuffer:
+    return StatsBuffer(reg, interval_s=60.0, clock=clock)
+
+
+def test_stats_are_buffered_and_committed_at_most_once_per_interval(reg: Registry, buffer: StatsBuffer,
+                                                                    clock: FakeClock) -> None:
     add(reg, "1.0.0")
     add(reg, "1.1.0")
     before = commits(reg)
     for _ in range(50):
-        reg.record_stats("fraud", "1.0.0", stats(100, 10.0))
-    reg.record_stats("fraud", "1.1.0", {"requests": 10, "errors": 0, "latency_p50_ms": 5,
-                                        "latency_p95_ms": 9, "latency_p99_ms": 12})
+        buffer.record("fraud", "1.0.0", stats(100, 10.0))
+    buffer.record("fraud", "1.1.0", {"requests": 10, "errors": 0, "latency_p50_ms": 5,
+                                     "latency_p95_ms": 9, "latency_p99_ms": 12})
     assert commits(reg) == before
-    assert reg.flush() is True
+    assert not buffer.due(), "the first commit comes one interval after start"
+    assert buffer.flush() is True
     assert commits(reg) == before + 1
     assert reg.stats("fraud", "1.0.0").requests == 5000
 
     clock.now += 59
-    reg.record_stats("fraud", "1.0.0", stats(5000, 20.0, auc=0.8))
-    assert reg.flush() is False and commits(reg) == before + 1  # inside the interval: kept in the buffer
+    buffer.record("fraud", "1.0.0", stats(5000, 20.0, auc=0.8))
+    assert not buffer.due()
+    assert buffer.flush() is False and commits(reg) == before + 1  # inside the interval: kept in the buffer
     clock.now += 1
-    assert reg.flush() is True and commits(reg) == before + 2
+    assert buffer.due()
+    assert buffer.flush() is True and commits(reg) == before + 2
     rolled = reg.stats("fraud", "1.0.0")
     assert (rolled.requests, rolled.errors, rolled.latency_p50_ms, rolled.quality) == (10000, 100, 15.0, {"auc": 0.85})
-    assert reg.flush() is False  # nothing buffered
+    assert buffer.flush() is False and not buffer.due()  # nothing buffered
 
 
-def test_flush_interval_is_shared_by_every_writer_of_the_repository(reg: Registry, clock: FakeClock) -> None:
+def test_flush_interval_is_shared_by_every_writer_of_the_repository(reg: Registry, buffer: StatsBuffer,
+                                                                    clock: FakeClock) -> None:
     add(reg, "1.0.0")
-    other = Registry(reg.path, stats_interval_s=60.0, clock=clock)
-    reg.record_stats("fraud", "1.0.0", stats(100, 10.0))
-    other.record_stats("fraud", "1.0.0", stats(100, 10.0))
-    assert reg.flush() is True
+    other = StatsBuffer(Registry(reg.path), interval_s=60.0, clock=clock)
+    buffer.record("fraud", "1.0.0", stats(100, 10.0))
+    other.record("fraud", "1.0.0", stats(100, 10.0))
+    clock.now += 60
+    assert buffer.due() and other.due()
+    assert buffer.flush() is True
     assert other.flush() is False
-    assert other.flush(force=True) is True
+    assert not other.due(), "a refused flush learns when the other writer committed"
+    clock.now += 60
+    assert other.due()
+    assert other.flush() is True
     assert reg.stats("fraud", "1.0.0").requests == 200
 
 
-def test_record_stats_validates_before_buffering(reg: Registry) -> None:
+def test_force_commits_inside_the_interval(reg: Registry, buffer: StatsBuffer) -> None:
+    add(reg, "1.0.0")
+    buffer.record("fraud", "1.0.0", stats(100, 10.0))
+    assert buffer.flush() is True
+    buffer.record("fraud", "1.0.0", stats(100, 10.0))
+    assert buffer.flush() is False
+    assert buffer.flush(force=True) is True
+    assert reg.stats("fraud", "1.0.0").requests == 200
+
+
+def test_record_validates_before_buffering(reg: Registry, buffer: StatsBuffer) -> None:
     add(reg, "1.0.0")
     with pytest.raises(UnknownVersionError, match="not registered"):
-        reg.record_stats("fraud", "2.0.0", stats(1, 1.0))
+        buffer.record("fraud", "2.0.0", stats(1, 1.0))
     with pytest.raises(UnknownModelError):
-        reg.record_stats("ghost", "1.0.0", stats(1, 1.0))
+        buffer.record("ghost", "1.0.0", stats(1, 1.0))
     with pytest.raises(RegistryValidationError, match="errors <= requests"):
-        reg.record_stats("fraud", "1.0.0", {"requests": 1, "errors": 2, "latency_p50_ms": 1,
-                                            "latency_p95_ms": 1, "latency_p99_ms": 1})
+        buffer.record("fraud", "1.0.0", {"requests": 1, "errors": 2, "latency_p50_ms": 1,
+                                         "latency_p95_ms": 1, "latency_p99_ms": 1})
     with pytest.raises(RegistryValidationError, match="lacks 'latency_p99_ms'"):
-        reg.record_stats("fraud", "1.0.0", {"requests": 1, "errors": 0, "latency_p50_ms": 1, "latency_p95_ms": 1})
+        buffer.record("fraud", "1.0.0", {"requests": 1, "errors": 0, "latency_p50_ms": 1, "latency_p95_ms": 1})
+    assert buffer.flush(force=True) is False, "nothing invalid was buffered"
 
 
-def test_diff_stats_compares_two_versions(reg: Registry) -> None:
+def test_a_version_spelled_either_way_is_one_version(reg: Registry, buffer: StatsBuffer) -> None:
+    add(reg, "1.0.0")
+    buffer.record("fraud", "1.0.0", stats(100, 10.0))
+    buffer.record("fraud", "v1.0.0", stats(100, 10.0))
+    assert buffer.flush(force=True) is True
+    assert reg.stats("fraud", "1.0.0").requests == 200
+
+
+def test_diff_stats_compares_two_versions(reg: Registry, buffer: StatsBuffer) -> None:
     add(reg, "1.0.0")
     add(reg, "1.1.0")
-    reg.record_stats("fraud", "1.0.0", stats(1000, 10.0, auc=0.80))
-    reg.record_stats("fraud", "1.1.0", stats(2000, 15.0, auc=0.88))
-    reg.flush()
+    buffer.record("fraud", "1.0.0", stats(1000, 10.0, auc=0.80))
+    buffer.record("fraud", "1.1.0", stats(2000, 15.0, auc=0.88))
+    buffer.flush()
     deltas = {d.metric: d for d in reg.diff_stats("fraud", "1.0.0", "1.1.0")}
     assert (deltas["requests"].a, deltas["requests"].b, deltas["requests"].change) == (1000, 2000, 1000)
     assert deltas["latency_p50_ms"].relative == pytest.approx(0.5)

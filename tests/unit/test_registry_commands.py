@@ -88,14 +88,15 @@ def test_registry_path_is_required(monkeypatch: pytest.MonkeyPatch, capsys: pyte
 
 
 def test_diff_stats_prints_a_table(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from modelmedic.registry import Registry, UsageStats
+    from modelmedic.registry import Registry, StatsBuffer, UsageStats
 
     reg = Registry(registry)
+    stats = StatsBuffer(reg)
     for version, p50 in (("1.0.0", 10.0), ("1.1.0", 12.0)):
         reg.add_version("fraud", version, "notes", f"s3://m/{version}", DIGEST)
-        reg.record_stats("fraud", version, UsageStats(requests=100, errors=1, latency_p50_ms=p50,
-                                                      latency_p95_ms=2 * p50, latency_p99_ms=3 * p50))
-    reg.flush()
+        stats.record("fraud", version, UsageStats(requests=100, errors=1, latency_p50_ms=p50,
+                                                  latency_p95_ms=2 * p50, latency_p99_ms=3 * p50))
+    stats.flush()
     code, out, _ = run(capsys, "diff-stats", "fraud", "1.0.0", "1.1.0")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
     assert code == 0 and rows["latency_p50_ms"] == ["10", "12", "2", "+20.0%"]

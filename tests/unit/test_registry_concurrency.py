@@ -6,7 +6,7 @@ import multiprocessing
 import subprocess
 from pathlib import Path
 
-from modelmedic.registry import Registry, UsageStats
+from modelmedic.registry import Registry, StatsBuffer, UsageStats
 
 DIGEST = "sha256:" + "1" * 64
 PER_WRITER = 6
@@ -14,15 +14,16 @@ PER_WRITER = 6
 
 def writer(path: str, major: int, start: multiprocessing.synchronize.Barrier) -> None:
     """Add, promote and report stats for PER_WRITER versions, as a CLI plus the stats roll-up would."""
-    reg = Registry(path, stats_interval_s=0.0)
+    reg = Registry(path)
+    stats = StatsBuffer(reg, interval_s=0.0)
     start.wait(timeout=30)
     for patch in range(PER_WRITER):
         version = f"{major}.0.{patch}"
         reg.add_version("fraud", version, f"writer {major}", f"s3://m/fraud/{version}", DIGEST)
         reg.promote("fraud", version, "candidate")
-        reg.record_stats("fraud", "0.1.0", UsageStats(requests=10, errors=1, latency_p50_ms=5, latency_p95_ms=9,
-                                                       latency_p99_ms=12))
-        reg.flush(force=True)
+        stats.record("fraud", "0.1.0", UsageStats(requests=10, errors=1, latency_p50_ms=5, latency_p95_ms=9,
+                                                   latency_p99_ms=12))
+        stats.flush(force=True)
 
 
 def git(repo: Path, *args: str) -> str:

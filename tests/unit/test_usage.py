@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from modelmedic.registry import Registry
 from modelmedic.detection.usage import UsageRollup
+from modelmedic.registry import Registry, StatsBuffer
 from modelmedic.events import InferenceEvent
 from modelmedic.detection.windows import PartitionWindows
 
@@ -15,7 +15,7 @@ T0 = 1_767_225_600_000
 
 
 def _registry(tmp_path) -> Registry:
-    registry = Registry.init(tmp_path / "registry", stats_interval_s=0)
+    registry = Registry.init(tmp_path / "registry")
     registry.register_model("fraud", description="Card fraud score", owners=["risk"], interface=INTERFACE)
     registry.add_version("fraud", "1.0.0", "first", "s3://models/fraud/1.0.0", "sha256:" + "a" * 64)
     return registry
@@ -36,7 +36,7 @@ def _windows(events_per_window: int, windows: int) -> tuple[PartitionWindows, li
 
 def test_windows_roll_up_into_one_commit_per_flush(tmp_path):
     registry = _registry(tmp_path)
-    rollup = UsageRollup(registry, interval_s=60, clock=lambda: 0.0)
+    rollup = UsageRollup(registry, buffer=StatsBuffer(registry, interval_s=60, clock=lambda: 0.0))
     w, closed = _windows(events_per_window=20, windows=5)
     for cw in closed:
         rollup.add(cw)
@@ -47,12 +47,13 @@ def test_windows_roll_up_into_one_commit_per_flush(tmp_path):
     assert 10.0 <= stats.latency_p50_ms <= stats.latency_p95_ms <= stats.latency_p99_ms <= 29.0
     assert ("fraud", "9.9.9") in rollup.skipped and "not registered" in rollup.skipped[("fraud", "9.9.9")]
     assert all(model != "churn" for model, _ in rollup.skipped), "only production traffic is rolled up"
-    assert rollup.pending == {}
+    assert rollup.buffer.flush(force=True) is False, "the flush took everything buffered"
 
 
 def test_due_after_the_interval_only(tmp_path):
     now = [0.0]
-    rollup = UsageRollup(_registry(tmp_path), interval_s=60, clock=lambda: now[0])
+    registry = _registry(tmp_path)
+    rollup = UsageRollup(registry, buffer=StatsBuffer(registry, interval_s=60, clock=lambda: now[0]))
     w, closed = _windows(events_per_window=2, windows=1)
     rollup.add(closed[0])
     now[0] = 59.0

@@ -1,0 +1,141 @@
+"""The registry's record types: what its reads return and its writes take (no I/O here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+STAGES = ("candidate", "certified", "canary", "stable", "retired")
+"""The lifecycle, in order. A version may be assigned any stage; the guards are in :meth:`Registry.promote`."""
+
+EXCLUSIVE_STAGES = frozenset({"canary", "stable"})
+"""Stages one version holds at a time: assigning one to a version takes it from the previous holder."""
+
+NEEDS_CERTIFICATION = frozenset({"canary", "stable"})
+"""Stages only a version that was once certified may be promoted to."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model is and how to call it: ``models/<model>/model.yaml``."""
+
+    name: str
+    description: str
+    owners: tuple[str, ...]
+    interface: dict[str, Any]
+    """``{"input": <JSON Schema>, "output": <JSON Schema>}``."""
+    languages: tuple[str, ...] = ()
+    runtime: str = ""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One registered version: its tag, its artifact and where it stands in the lifecycle."""
+
+    model: str
+    version: str
+    artifact_uri: str
+    digest: str
+    notes: str
+    created_at: int
+    """Unix time of the registration tag."""
+    stage: str | None
+    """Current stage (see :meth:`Registry.stage`); ``None`` until the first promotion."""
+    commit: str
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One stage assignment tag ``<model>#<stage>#<n>``."""
+
+    model: str
+    version: str | None
+    """``None`` when the tag points at a commit no version tag of the model points at."""
+    stage: str
+    n: int
+    created_at: int
+    author: str
+    message: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class HistoryEvent:
+    """A registration or a stage assignment, as :meth:`Registry.history` lists them."""
+
+    action: str
+    """``register`` or ``assign``."""
+    model: str
+    version: str | None
+    stage: str | None
+    created_at: int
+    author: str
+    message: str
+    tag: str
+
+
+@dataclass(frozen=True)
+class ModelView:
+    """Everything :meth:`Registry.show` knows about one model."""
+
+    spec: ModelSpec
+    versions: tuple[VersionInfo, ...]
+    """Ascending semantic-version order."""
+    stable: str | None
+    previous_stable: str | None
+    canary: str | None
+
+
+@dataclass(frozen=True)
+class StableVersions:
+    """What deployment and the monitor resolve for a model, in one read: see :meth:`Registry.stable_versions`."""
+
+    model: str
+    stable: str | None
+    previous_stable: str | None
+    """The rollback target, and the version run as canary against the stable one."""
+    canary: str | None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """One row of :meth:`Registry.list_models`."""
+
+    name: str
+    versions: int
+    latest: str | None
+    stable: str | None
+
+
+@dataclass(frozen=True)
+class CertifiedBaseline:
+    """The numbers a version was certified with: what production is compared against."""
+
+    latency_p50_ms: float
+    latency_p95_ms: float
+    latency_p99_ms: float
+    throughput_rps: float
+    error_rate: float
+    quality: dict[str, float]
+    """Named quality metrics, e.g. ``{"auc": 0.91}``."""
+    report: dict[str, Any]
+    """The full report as attached (extra keys such as drift references are kept)."""
+
+
+@dataclass(frozen=True)
+class StatDelta:
+    """One metric of :meth:`Registry.diff_stats`: ``change`` is b - a, ``relative`` is (b - a) / a."""
+
+    metric: str
+    a: float | None
+    b: float | None
+    change: float | None
+    relative: float | None
+
+
+class StatsCommit(NamedTuple):
+    """What :meth:`Registry.commit_stats` did."""
+
+    committed: bool
+    last_commit_at: float
+    """Wall-clock time of the registry's latest stats commit: this one, or the too-recent one that refused it."""

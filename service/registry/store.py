@@ -1,0 +1,581 @@
+"""The source-controlled model registry: one git repository holds every model, version, stage and stat.
+
+Files (reviewed like code, one commit per change)::
+
+    registry.yaml                            marker written by ``init`` (format version)
+    models/<model>/model.yaml                description, owners, interface (JSON Schemas), languages, runtime
+    models/<model>/versions/<v>.yaml         artifact URI and digest of one version
+    models/<model>/versions/<v>.cert.json    certification report: the baseline the monitor compares against
+    models/<model>/versions/<v>.stats.json   usage/performance stats rolled up from production
+
+Tags follow GTO's conventions (iterative/gto) so ``gto show`` and CI actions read the same registry:
+
+    <model>@v<semver>       annotated, on the commit that added the version file; message = release notes
+    <model>#<stage>#<n>     annotated, on that same commit; n counts every assignment of the model
+
+Git is the only storage and the only dependency: every write is one transaction (commit, then tags)
+under an ``flock`` on a file inside ``.git``, so concurrent CLIs and the stats roll-up never interleave.
+Reads never scan the whole repository per model: ``git for-each-ref refs/tags/<model>@*`` is scoped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import subprocess
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from modelmedic.errors import (
+    CertificationMissingError,
+    ModelExistsError,
+    NotARegistryError,
+    PromotionError,
+    RegistryGitError,
+    RegistryValidationError,
+    UnknownModelError,
+    UnknownVersionError,
+    VersionExistsError,
+)
+from modelmedic.registry.records import (
+    NEEDS_CERTIFICATION,
+    STAGES,
+    Assignment,
+    CertifiedBaseline,
+    HistoryEvent,
+    ModelSpec,
+    ModelSummary,
+    ModelView,
+    StableVersions,
+    StatDelta,
+    StatsCommit,
+    VersionInfo,
+)
+from modelmedic.registry.schema import (
+    check_artifact,
+    check_certification,
+    check_interface,
+    check_model_name,
+    normalize_version,
+    semver_key,
+)
+from modelmedic.registry.stats import UsageStats
+from modelmedic.registry.tags import (
+    NO_TAGS,
+    REF_FORMAT,
+    REF_FORMAT_WITH_MESSAGE,
+    ModelTags,
+    VersionTag,
+    group_tags,
+    parse_show_ref,
+    summary,
+)
+
+FORMAT_VERSION = 1
+_LOCK_FILE = "modelmedic-registry.lock"
+_STATS_STAMP_FILE = "modelmedic-stats-flushed-at"
+_LIST_CACHE_FILE = "modelmedic-list-cache.json"
+
+
+class Registry:
+    """A model registry in the git repository at ``path``.
+
+    >>> import tempfile
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> reg = Registry.init(tmp.name)
+    >>> _ = reg.register_model("demo", description="Scores demos", owners=["ds-team"],
+    ...     interface={"input": {"type": "object"}, "output": {"type": "number"}})
+    >>> reg.add_version("demo", "1.0.0", "First release", "s3://m/demo/1.0.0", "sha256:" + "0" * 64).version
+    'v1.0.0'
+    >>> reg.stable_version("demo") is None
+    True
+    >>> tmp.cleanup()
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._git_dir = self.path / ".git"
+        if not self._git_dir.is_dir():
+            raise NotARegistryError(f"{self.path} is not a git repository: create a registry with "
+                                    f"`modelmedic registry init {self.path}`")
+        if not (self.path / "registry.yaml").is_file():
+            raise NotARegistryError(f"{self.path} is a git repository but not a modelmedic registry (no registry.yaml): "
+                                    f"run `modelmedic registry init {self.path}` to make it one")
+
+    # ----------------------------------------------------------------- setup
+
+    @classmethod
+    def init(cls, path: str | os.PathLike[str], **kwargs: Any) -> Registry:
+        """Create (or adopt) a git repository as a registry; idempotent."""
+        root = Path(path)
+        root.mkdir(parents=True, exist_ok=True)
+        if not (root / ".git").is_dir():
+            _run_git(root, "init", "-q", "-b", "main")
+        if _run_git(root, "var", "GIT_COMMITTER_IDENT", check=False) is None:
+            # No identity anywhere: commits and tags would fail. Name the registry tool, locally only.
+            _run_git(root, "config", "user.name", "modelmedic registry")
+            _run_git(root, "config", "user.email", "modelmedic@localhost")
+        marker = root / "registry.yaml"
+        if not marker.is_file():
+            _write_atomic(marker, f"# modelmedic model registry; layout: docs/registry.md\nformat: {FORMAT_VERSION}\n")
+            _run_git(root, "add", "--", "registry.yaml")
+            _run_git(root, "commit", "-q", "-m", "Initialize modelmedic model registry", "--", "registry.yaml")
+        return cls(root, **kwargs)
+
+    # ----------------------------------------------------------------- writes
+
+    def register_model(self, name: str, *, description: str, owners: Iterable[str], interface: dict[str, Any],
+                       languages: Iterable[str] = (), runtime: str = "", update: bool = False) -> ModelSpec:
+        """Register a model (or, with ``update``, change its metadata) in one commit."""
+        check_model_name(name)
+        owners = tuple(owners)
+        if not isinstance(description, str) or not description.strip():
+            raise RegistryValidationError(f"model {name}: give a description (what it predicts, for whom)")
+        if not owners or not all(isinstance(o, str) and o.strip() for o in owners):
+            raise RegistryValidationError(f"model {name}: give at least one owner (team or person to page)")
+        spec = ModelSpec(name=name, description=description, owners=owners, interface=check_interface(interface),
+                         languages=tuple(languages), runtime=runtime)
+        with self._model_transaction(name):
+            exists = self._model_file(name).is_file()
+            if exists and not update:
+                raise ModelExistsError(f"model {name} is already registered: pass update=True "
+                                       "(CLI: --update) to change its metadata")
+            if update and not exists:
+                raise UnknownModelError(f"model {name} is not registered: register it without --update first")
+            payload = asdict(spec)
+            payload.update(owners=list(spec.owners), languages=list(spec.languages))
+            path = self._model_file(name)
+            _write_atomic(path, _dump_yaml(payload))
+            self._commit([path], f"{'Update' if exists else 'Register'} model {name}")
+        return spec
+
+    def add_version(self, model: str, version: str, notes: str, artifact_uri: str, digest: str) -> VersionInfo:
+        """Record a version's artifact in the tree and tag it ``<model>@v<semver>`` with the release notes.
+
+        The commit is always new (``--allow-empty``) so every version tag points at its own commit:
+        GTO resolves a stage tag to the version whose tag shares its commit.
+        """
+        version = normalize_version(version)
+        check_artifact(artifact_uri, digest)
+        if not isinstance(notes, str) or not notes.strip():
+            raise RegistryValidationError(f"{model}@{version}: give release notes (what changed and why)")
+        with self._model_transaction(model):
+            self._require_model(model)
+            if version in self._read_tags(model).versions:
+                raise VersionExistsError(f"{model}@{version} already exists and versions are immutable: "
+                                         "register the change as a new version (e.g. bump the patch number)")
+            path = self._version_file(model, version)
+            _write_atomic(path, _dump_yaml({"model": model, "version": version,
+                                            "artifact_uri": artifact_uri, "digest": digest}))
+            self._commit([path], f"Register {model} {version}", allow_empty=True)
+            self._git("tag", "-a", f"{model}@{version}", "-m", notes, "HEAD")
+            tags = self._read_tags(model, with_messages=True)
+        return self._version_info(model, tags, tags.versions[version])
+
+    def promote(self, model: str, version: str, stage: str, *, force: bool = False, reason: str = "") -> Assignment:
+        """Assign ``stage`` to a version with a GTO tag ``<model>#<stage>#<n>``.
+
+        Guards (``force`` overrides them and the tag message records it): canary and stable need a
+        version that was certified; certified needs a certification report; retired versions stay
+        retired; a version already in the stage is not assigned again.
+        """
+        version = normalize_version(version)
+        if stage not in STAGES:
+            raise PromotionError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+        with self._model_transaction(model):
+            self._require_model(model)
+            tags = self._read_tags(model)
+            if version not in tags.versions:
+                raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+            current = tags.stage_of(version)
+            if current == stage:
+                raise PromotionError(f"{model}@{version} is already {stage}: nothing to do")
+            if not force:
+                self._check_promotion(model, version, stage, current, tags)
+            n = tags.next_n()
+            tag = f"{model}#{stage}#{n}"
+            # GTO's own first line, then why (and that the guards were overridden, if they were).
+            paragraphs = [f"Assigning stage {stage} to artifact {model} version {version}", reason,
+                          "forced: lifecycle guards overridden" if force else ""]
+            message = "\n\n".join(p for p in paragraphs if p)
+            self._git("tag", "-a", tag, "-m", message, tags.versions[version].commit,
+                      env={"GIT_COMMITTER_DATE": f"{tags.next_assignment_time()} +0000"})
+            assignment = next(a for a in self._read_tags(model, with_messages=True).assignments if a.tag == tag)
+        return assignment
+
+    def attach_certification(self, model: str, version: str, report: dict[str, Any],
+                             markdown: str | None = None) -> CertifiedBaseline:
+        """Store a certification report next to the version; ``certified`` requires one that did not fail.
+
+        ``markdown``, the report as people read it, goes beside it as ``<v>.cert.md`` in the same commit.
+        """
+        version = normalize_version(version)
+        baseline = check_certification(report)
+        with self._transaction():
+            self._require_version(model, version)
+            path = self._version_file(model, version, ".cert.json")
+            _write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+            paths = [path]
+            if markdown is not None:
+                paths.append(self._version_file(model, version, ".cert.md"))
+                _write_atomic(paths[-1], markdown)
+            self._commit(paths, f"Certification report for {model} {version}")
+        return baseline
+
+    def attach_live_test(self, model: str, version: str, report: dict[str, Any], markdown: str) -> None:
+        """Record a live (shadow) test's verdict next to the version: ``<v>.livetest.json`` and ``.md``."""
+        version = normalize_version(version)
+        with self._transaction():
+            self._require_version(model, version)
+            paths = [self._version_file(model, version, ".livetest.json"), self._version_file(model, version, ".livetest.md")]
+            _write_atomic(paths[0], json.dumps(report, indent=2, sort_keys=True) + "\n")
+            _write_atomic(paths[1], markdown)
+            verdict = "passed" if report.get("passed") else "failed"
+            self._commit(paths, f"Live test of {model} {version} in shadow: {verdict}")
+
+    def check_registered(self, model: str, version: str) -> str:
+        """The version's GTO spelling if it is registered; else raise saying so.
+
+        One file check, no git call: :class:`~modelmedic.registry.stats.StatsBuffer` asks this
+        for every version it is handed stats of.
+        """
+        version = normalize_version(version)
+        if not self._version_file(model, version).is_file():
+            self._require_model(model)
+            raise UnknownVersionError(f"{model}@{version} is not registered: stats are kept only for "
+                                      f"registered versions (see `modelmedic registry show {model}`)")
+        return version
+
+    def commit_stats(self, batch: Mapping[tuple[str, str], UsageStats], *, now: float, min_interval_s: float) -> StatsCommit:
+        """Merge ``batch`` into the versions' stats files in one commit, unless stats were committed
+        less than ``min_interval_s`` before ``now`` by any writer of the repository.
+
+        The last commit time lives in ``.git`` and is read under the lock, so N replicas together
+        still commit at most once per interval.
+        """
+        with self._transaction():
+            stamp = self._git_dir / _STATS_STAMP_FILE
+            last = float(stamp.read_text()) if stamp.is_file() else None
+            if last is not None and now - last < min_interval_s:
+                return StatsCommit(False, last)
+            paths = []
+            for (model, version), stats in sorted(batch.items()):
+                path = self._version_file(model, version, ".stats.json")
+                previous = self._read_stats_file(path)
+                merged = previous.merged(stats) if previous else stats
+                _write_atomic(path, json.dumps({**merged.to_dict(), "updated_at": int(now)}, indent=2,
+                                               sort_keys=True) + "\n")
+                paths.append(path)
+            self._commit(paths, f"Roll up usage stats for {len(paths)} version(s)")
+            _write_atomic(stamp, repr(now))
+        return StatsCommit(True, now)
+
+    # ----------------------------------------------------------------- reads
+
+    def list_models(self, *, refresh: bool = False) -> list[ModelSummary]:
+        """Every model with its version count, latest and stable version.
+
+        Served from a summary cache in ``.git`` while the tags and the models directory are
+        unchanged (three ``stat`` calls); registry writes update their model's row in place.
+        Otherwise it is rebuilt with one ``git show-ref -d``, which takes peeled tags from
+        ``packed-refs`` instead of opening every tag object (measured in docs/registry.md).
+        ``refresh`` forces the rebuild.
+        """
+        stamp = self._refs_stamp()
+        cached = None if refresh else _read_json(self._git_dir / _LIST_CACHE_FILE)
+        if cached is not None and cached.get("stamp") == stamp:
+            return [ModelSummary(**row) for row in cached["models"]]
+        root = self.path / "models"
+        names = sorted(e.name for e in os.scandir(root) if (Path(e.path) / "model.yaml").is_file()) \
+            if root.is_dir() else []
+        # show-ref exits 1 when there is no tag at all: that is an empty registry, not an error.
+        by_model = group_tags(parse_show_ref(_run_git(self.path, "show-ref", "--tags", "-d", check=False) or ""))
+        summaries = [summary(name, by_model.get(name, NO_TAGS)) for name in names]
+        self._write_list_cache(stamp, summaries)
+        return summaries
+
+    def show(self, model: str) -> ModelView:
+        """A model's metadata, versions (with stage, artifact, notes) and its stable/canary versions."""
+        spec = self.spec(model)
+        tags = self._read_tags(model, with_messages=True)
+        versions = tuple(self._version_info(model, tags, vt)
+                         for vt in sorted(tags.versions.values(), key=lambda vt: semver_key(vt.version)))
+        return ModelView(spec=spec, versions=versions, stable=tags.holder("stable"),
+                         previous_stable=tags.previous_stable(), canary=tags.holder("canary"))
+
+    def spec(self, model: str) -> ModelSpec:
+        """The model's ``model.yaml``, typed."""
+        self._require_model(model)
+        data = _load_yaml(self._model_file(model))
+        return ModelSpec(name=model, description=data["description"], owners=tuple(data["owners"]),
+                         interface=data["interface"], languages=tuple(data.get("languages", ())),
+                         runtime=data.get("runtime", ""))
+
+    def history(self, model: str) -> list[HistoryEvent]:
+        """Registrations and stage assignments, oldest first (assignments in GTO counter order)."""
+        self._require_model(model)
+        tags = self._read_tags(model, with_messages=True)
+        registered = sorted(tags.versions.values(), key=lambda vt: (vt.created_at, semver_key(vt.version)))
+        events = [HistoryEvent("register", model, vt.version, None, vt.created_at, vt.author, vt.notes,
+                               f"{model}@{vt.version}") for vt in registered]
+        assigns = [HistoryEvent("assign", model, a.version, a.stage, a.created_at, a.author, a.message, a.tag)
+                   for a in tags.assignments]
+        return _merge_by_time(events, assigns)
+
+    def stage(self, model: str, version: str) -> str | None:
+        """The version's current stage, or ``None`` if it was never promoted.
+
+        A version leaves canary or stable when another version takes that stage; it then shows
+        the last stage it still holds (usually ``certified``: a valid rollback target).
+        """
+        version = normalize_version(version)
+        self._require_model(model)
+        tags = self._read_tags(model)
+        if version not in tags.versions:
+            raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+        return tags.stage_of(version)
+
+    def stable_version(self, model: str) -> str | None:
+        """The version serving production: the latest ``stable`` assignment (as ``gto show model#stable``)."""
+        self._require_model(model)
+        return self._read_tags(model).holder("stable")
+
+    def previous_stable_version(self, model: str) -> str | None:
+        """The version stable before the current one, skipping retired ones: rollback target and canary."""
+        self._require_model(model)
+        return self._read_tags(model).previous_stable()
+
+    def stable_versions(self, model: str) -> StableVersions:
+        """Stable, previous stable and canary versions from one scoped tag read."""
+        self._require_model(model)
+        tags = self._read_tags(model)
+        return StableVersions(model, tags.holder("stable"), tags.previous_stable(), tags.holder("canary"))
+
+    def certified_baseline(self, model: str, version: str) -> CertifiedBaseline:
+        """The certification numbers of a version, from ``versions/<v>.cert.json``."""
+        version = normalize_version(version)
+        path = self._version_file(model, version, ".cert.json")
+        if not path.is_file():
+            self._require_version(model, version)
+            raise CertificationMissingError(
+                f"{model}@{version} has no certification report: certify it and attach the report with "
+                f"`modelmedic registry attach-certification {model} {version} report.json`"
+            )
+        return check_certification(json.loads(path.read_text()))
+
+    def stats(self, model: str, version: str) -> UsageStats | None:
+        """The committed roll-up of a version's usage stats, or ``None`` before the first flush."""
+        version = normalize_version(version)
+        self._require_version(model, version)
+        return self._read_stats_file(self._version_file(model, version, ".stats.json"))
+
+    def diff_stats(self, model: str, version_a: str, version_b: str) -> list[StatDelta]:
+        """Compare two versions' committed stats metric by metric (b relative to a)."""
+        a, b = self.stats(model, version_a), self.stats(model, version_b)
+        flat_a, flat_b = _flatten_stats(a), _flatten_stats(b)
+        deltas = []
+        for metric in [*flat_a, *(k for k in flat_b if k not in flat_a)]:
+            va, vb = flat_a.get(metric), flat_b.get(metric)
+            change = vb - va if va is not None and vb is not None else None
+            relative = change / va if change is not None and va else None
+            deltas.append(StatDelta(metric, va, vb, change, relative))
+        return deltas
+
+    # ----------------------------------------------------------------- internals
+
+    def _model_file(self, model: str) -> Path:
+        return self.path / "models" / check_model_name(model) / "model.yaml"
+
+    def _version_file(self, model: str, version: str, suffix: str = ".yaml") -> Path:
+        return self.path / "models" / check_model_name(model) / "versions" / f"{version}{suffix}"
+
+    def _require_model(self, model: str) -> None:
+        if not self._model_file(model).is_file():
+            raise UnknownModelError(f"model {model} is not registered: see `modelmedic registry list`, "
+                                    f"or register it with `modelmedic registry register {model} ...`")
+
+    def _require_version(self, model: str, version: str) -> None:
+        self._require_model(model)
+        tags = self._read_tags(model)
+        if version not in tags.versions:
+            raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+
+    @staticmethod
+    def _unknown_version_message(model: str, version: str, tags: ModelTags) -> str:
+        known = ", ".join(sorted(tags.versions, key=semver_key)) or "none yet"
+        return (f"{model}@{version} is not registered (registered: {known}): "
+                f"add it with `modelmedic registry add-version {model} {version} ...`")
+
+    def _check_promotion(self, model: str, version: str, stage: str, current: str | None, tags: ModelTags) -> None:
+        if current == "stable" and stage != "stable":
+            previous = tags.previous_stable()
+            raise PromotionError(
+                f"{model}@{version} is the stable version: make another version stable first"
+                + (f" (the previous stable is {previous}: `modelmedic registry promote {model} {previous} stable`)"
+                   if previous else "") + ", or pass --force with a --reason to leave the model without one"
+            )
+        if current == "retired":
+            raise PromotionError(f"{model}@{version} is retired: register a new version, or pass --force "
+                                 "with a --reason if you really mean to bring it back")
+        if stage in NEEDS_CERTIFICATION and not tags.ever_assigned(version, "certified"):
+            raise PromotionError(
+                f"{model}@{version} cannot become {stage}: it was never certified, and canary/stable "
+                "versions must be. Attach a certification report and promote it to certified first "
+                f"(`modelmedic registry promote {model} {version} certified`), or pass --force with a --reason"
+            )
+        if stage == "certified" and not self._version_file(model, version, ".cert.json").is_file():
+            raise PromotionError(
+                f"{model}@{version} cannot become certified without a certification report: attach one with "
+                f"`modelmedic registry attach-certification {model} {version} report.json` first"
+            )
+        if stage == "certified" and (_read_json(self._version_file(model, version, ".cert.json")) or {}).get("passed") is False:
+            raise PromotionError(
+                f"{model}@{version} cannot become certified: its certification report failed its gates "
+                f"(see versions/{version}.cert.md); fix the version and run `modelmedic certify` again, "
+                "or pass --force with a --reason"
+            )
+
+    def _version_info(self, model: str, tags: ModelTags, vt: VersionTag) -> VersionInfo:
+        record = _load_yaml(self._version_file(model, vt.version))
+        return VersionInfo(model=model, version=vt.version, artifact_uri=record["artifact_uri"],
+                           digest=record["digest"], notes=vt.notes, created_at=vt.created_at,
+                           stage=tags.stage_of(vt.version), commit=vt.commit)
+
+    @staticmethod
+    def _read_stats_file(path: Path) -> UsageStats | None:
+        return UsageStats.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+    def _read_tags(self, model: str, *, with_messages: bool = False) -> ModelTags:
+        """One scoped ``for-each-ref``: cost grows with this model's tags, not the registry's."""
+        refs = self._for_each_ref([f"refs/tags/{model}@*", f"refs/tags/{model}#*"], with_messages=with_messages)
+        return group_tags(refs).get(model, NO_TAGS)
+
+    def _for_each_ref(self, patterns: list[str], *, with_messages: bool) -> list[list[str]]:
+        fmt = REF_FORMAT_WITH_MESSAGE if with_messages else REF_FORMAT
+        out = self._git("for-each-ref", f"--format={fmt}", *patterns)
+        return [record.lstrip("\n").split("\x1f") for record in out.split("\x1e") if record.strip()]
+
+    def _write_list_cache(self, stamp: list[list[int] | None], summaries: list[ModelSummary]) -> None:
+        _write_atomic(self._git_dir / _LIST_CACHE_FILE,
+                      json.dumps({"stamp": stamp, "models": [asdict(s) for s in summaries]}))
+
+    def _update_list_cache(self, model: str, stamp_before: list[list[int] | None]) -> None:
+        """After a write, patch the model's cached row, if the cache was current before the write."""
+        cached = _read_json(self._git_dir / _LIST_CACHE_FILE)
+        if cached is None or cached.get("stamp") != stamp_before:
+            return
+        rows = {row["name"]: ModelSummary(**row) for row in cached["models"]}
+        rows[model] = summary(model, self._read_tags(model))
+        self._write_list_cache(self._refs_stamp(), [rows[name] for name in sorted(rows)])
+
+    def _refs_stamp(self) -> list[list[int] | None]:
+        """What changes whenever a tag or a model directory is added, moved or removed (or refs are packed).
+
+        Git writes a ref by renaming a lock file over it, so the directory's nanosecond mtime (or
+        packed-refs' inode) moves on every change, by any tool, GTO included.
+        """
+        stamp: list[list[int] | None] = []
+        for path in (self._git_dir / "packed-refs", self._git_dir / "refs" / "tags", self.path / "models"):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamp.append(None)
+            else:
+                stamp.append([st.st_mtime_ns, st.st_ino, st.st_size])
+        return stamp
+
+    def _commit(self, paths: list[Path], message: str, *, allow_empty: bool = False) -> None:
+        rel = [str(p.relative_to(self.path)) for p in paths]
+        self._git("add", "--", *rel)
+        self._git("commit", "-q", "--allow-empty" if allow_empty else "--no-allow-empty", "-m", message, "--", *rel)
+
+    def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
+        out = _run_git(self.path, *args, env=env)
+        assert out is not None  # check=True raises instead
+        return out
+
+    @contextlib.contextmanager
+    def _model_transaction(self, model: str) -> Iterator[None]:
+        """A write transaction that changes ``model``'s tags or directory: keeps the list cache current."""
+        with self._transaction():
+            stamp_before = self._refs_stamp()
+            yield
+            self._update_list_cache(model, stamp_before)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Serialize writers on an flock in ``.git``; the kernel drops it if a writer dies, so no stale lock."""
+        with open(self._git_dir / _LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _run_git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str | None:
+    """Run git in ``cwd``; on failure raise with git's message (or return ``None`` if not ``check``)."""
+    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, **env} if env else None)
+    if proc.returncode == 0:
+        return proc.stdout
+    if not check:
+        return None
+    raise RegistryGitError(f"`git {' '.join(args[:2])}` failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}"
+                           " (check the repository state with `git status`)")
+
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _merge_by_time(first: list[HistoryEvent], second: list[HistoryEvent]) -> list[HistoryEvent]:
+    """Merge two time-ordered lists, keeping each list's own order; ties go to ``first``."""
+    merged, i, j = [], 0, 0
+    while i < len(first) or j < len(second):
+        if j == len(second) or (i < len(first) and first[i].created_at <= second[j].created_at):
+            merged.append(first[i])
+            i += 1
+        else:
+            merged.append(second[j])
+            j += 1
+    return merged
+
+
+def _flatten_stats(stats: UsageStats | None) -> dict[str, float]:
+    if stats is None:
+        return {}
+    flat = {k: float(v) for k, v in stats.to_dict().items() if k != "quality"}
+    flat.update({f"quality.{k}": v for k, v in stats.quality.items()})
+    return flat
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Readers never see half a file: write beside it, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _dump_yaml(data: dict[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    with open(path) as handle:
+        return yaml.load(handle, Loader=loader)  # noqa: S506 - safe loader
