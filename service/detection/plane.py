@@ -27,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
-import pickle
 import time
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,7 +39,8 @@ from modelmedic.detection.columns import InferenceColumns, RecordDecoder
 from modelmedic.events import Anomaly, Rejected, decode_label, encode
 from modelmedic.detection.judge import WindowJudge
 from modelmedic.detection.quality import QualityMonitor
-from modelmedic.errors import ModelmedicError
+from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
+from modelmedic.errors import ModelmedicError, SnapshotRejected
 from modelmedic.registry import Registry
 from modelmedic.detection.usage import UsageRollup
 from modelmedic.kafka import consumer as make_consumer
@@ -49,9 +48,6 @@ from modelmedic.kafka import ensure_topics, producer as make_producer, read_comp
 from modelmedic.detection.windows import ClosedWindow, PartitionWindows, SlotPool
 
 log = logging.getLogger("modelmedic.detection.plane")
-SNAPSHOT_VERSION = 2
-"""Layout of a partition snapshot. A snapshot of another layout is not restored (the
-partition starts afresh and re-learns its baselines in ``grace_windows``), with a warning."""
 
 
 @dataclass
@@ -105,6 +101,9 @@ class DetectionPlane:
         """Recent anomaly records (bounded), for the status page and tests."""
         self._lock = asyncio.Lock()
         self._snapshots: dict[bytes, bytes] | None = None
+        key = settings.detection.snapshot_key
+        self._snapshot_key_bytes = key.get_secret_value().encode() if key is not None else None
+        """HMAC key of the state topic's snapshots (detection.snapshot_key), or None: unsigned."""
         self._pending: list[asyncio.Future] = []
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -406,10 +405,10 @@ class DetectionPlane:
             frozen = copy.copy(state.windows)
             frozen.open, frozen.first_offset, frozen.pool = {}, {}, SlotPool()
             slots, groups = list(frozen.keys), list(frozen.group_keys)
-            blob = zlib.compress(pickle.dumps(
-                {"v": SNAPSHOT_VERSION, "windows": frozen, "judge": (slots, groups, self.judge.rows(slots, groups)),
+            blob = encode_snapshot(
+                {"windows": frozen, "judge": (slots, groups, self.judge.rows(slots, groups)),
                  "quality": state.quality, "resume": resume, "next": state.next_offset,
-                 "label_next": state.label_next}, protocol=5), 1)
+                 "label_next": state.label_next}, self._snapshot_key_bytes)
             sends.append(await self._producer.send(self.settings.kafka.topics.state, blob, key=self._snapshot_key(p)))
             offsets[TopicPartition(self.settings.kafka.topics.inference, p)] = resume
             offsets[TopicPartition(self.settings.kafka.topics.labels, p)] = state.label_next
@@ -423,31 +422,19 @@ class DetectionPlane:
         """Load each partition's snapshot (or start fresh) and seek to its resume offset."""
         if self._snapshots is None or any(self._snapshot_key(p) not in self._snapshots for p in partitions):
             self._snapshots = await read_compacted(self.settings.kafka, self.settings.kafka.topics.state)
-        w, d = self.settings.windows, self.settings.detection
         self._judge([], force=True)  # nothing may wait on a state about to be replaced
         for p in partitions:
             if p in self.parts:  # assigned again without a revocation in between: restore afresh
                 self.judge.forget(*self.parts.pop(p).windows.release())
             blob = self._snapshots.get(self._snapshot_key(p))
-            tp = TopicPartition(self.settings.kafka.topics.inference, p)
-            snap = pickle.loads(zlib.decompress(blob)) if blob is not None else None
-            if snap is not None and snap.get("v") != SNAPSHOT_VERSION:
-                log.warning("partition %d: snapshot layout %s is not %d (written by another release of modelmedic): "
-                            "starting afresh from the committed offset; baselines are re-learned in %d windows",
-                            p, snap.get("v"), SNAPSHOT_VERSION, d.grace_windows)
-                snap = None
-            if snap is not None:
-                windows = snap["windows"]
-                old_slots, old_groups, rows = snap["judge"]
-                slot_map, group_map = windows.attach(self.pool)
-                self.judge.set_rows([slot_map[s] for s in old_slots], [group_map[g] for g in old_groups], rows)
-                state = PartitionState(windows, snap["resume"], snap["next"], snap.get("quality"),
-                                       snap.get("label_next", 0))
-                state.idle_base_ts = state.windows.max_ts
-                self._consumer.seek(tp, snap["resume"])
+            state = self._restored(p, blob) if blob is not None else None
+            if state is not None:
+                self._consumer.seek(TopicPartition(self.settings.kafka.topics.inference, p), state.next_offset)
                 self._consumer.seek(TopicPartition(self.settings.kafka.topics.labels, p), state.label_next)
-                log.info("partition %d restored: resuming at offset %d (replaying to %d)", p, snap["resume"], snap["next"])
+                log.info("partition %d restored: resuming at offset %d (replaying to %d)", p, state.next_offset,
+                         state.replay_until)
             else:
+                w, d = self.settings.windows, self.settings.detection
                 # The tolerated canary disagreement is learned per model (canary_expected_rate=None).
                 quality = QualityMonitor(w.size_ms, canary_expected_rate=None,
                                          label_sample_every=d.quality_sample_every) if d.quality else None
@@ -455,6 +442,40 @@ class DetectionPlane:
                                                         self.pool), quality=quality)
             self.parts[p] = state
         self._snapshots = None  # re-read next time: another replica may have written newer ones
+
+    def _restored(self, partition: int, blob: bytes) -> PartitionState | None:
+        """The state a snapshot holds, moved into this process's slots; None if it is rejected.
+
+        A rejected snapshot (not this release's data layout, a wrong MAC, or contents that do
+        not fit together) is logged and counted, never raised: the partition starts afresh
+        from its committed offset and re-learns its baselines in ``grace_windows``.
+        """
+        try:
+            snap = decode_snapshot(blob, self._snapshot_key_bytes)
+            windows, quality = snap["windows"], snap["quality"]
+            if not isinstance(windows, PartitionWindows) or not isinstance(quality, QualityMonitor | None):
+                raise SnapshotRejected("body", "the snapshot's windows or quality monitor are of the wrong type")
+            resume, replay_until, label_next = (int(snap[k]) for k in ("resume", "next", "label_next"))
+            old_slots, old_groups, rows = snap["judge"]
+        except (SnapshotRejected, KeyError, TypeError, ValueError) as exc:
+            return self._reject_snapshot(partition, exc)
+        slot_map, group_map = windows.attach(self.pool)
+        try:
+            self.judge.set_rows([slot_map[s] for s in old_slots], [group_map[g] for g in old_groups], rows)
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            self.judge.forget(*windows.release())
+            return self._reject_snapshot(partition, exc)
+        state = PartitionState(windows, resume, replay_until, quality, label_next)
+        state.idle_base_ts = windows.max_ts
+        return state
+
+    def _reject_snapshot(self, partition: int, exc: Exception) -> None:
+        kind = exc.kind if isinstance(exc, SnapshotRejected) else "body"
+        metrics.SNAPSHOTS_REJECTED.labels(kind).inc()
+        log.error("partition %d: snapshot rejected (%s): starting afresh from the committed offset; baselines are "
+                  "re-learned in %d windows. If this repeats, check detection.snapshot_key is the same on every "
+                  "replica and who writes %s", partition, exc, self.settings.detection.grace_windows,
+                  self.settings.kafka.topics.state)
 
 
 class _Rebalance(ConsumerRebalanceListener):
