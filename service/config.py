@@ -141,6 +141,12 @@ class DetectionSettings(_Section):
     from about 1.5 us to about 3 us)."""
     snapshot_interval_s: float = Field(5.0, gt=0)
     """How often detection state and offsets are checkpointed. A crash replays at most this much."""
+    snapshot_key: SecretStr | None = None
+    """Key of the HMAC-SHA256 every detection snapshot is signed with; with a key set, a
+    snapshot without a valid signature is rejected (the partition starts afresh). Snapshots
+    are data, never code, either way (service/detection/snapshots.py); the key also stops
+    whoever can write the state topic from changing the detection state. Every replica of a
+    group needs the same key; setting or changing it discards the snapshots written before."""
     judge_batch_ms: int = Field(20, ge=0)
     """How long closed windows may wait for the other partitions' windows, to be judged with
     them in one vectorized call (a call costs about the same for 1 or 100 series). Windows

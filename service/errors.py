@@ -125,3 +125,15 @@ class NoRollbackTargetError(ReleaseError):
 
 class NotOwnedError(ModelmedicError):
     """Another replica owns this incident (its model's partition); ask that one."""
+
+
+class SnapshotRejected(ModelmedicError):
+    """A detection-state snapshot is not one this release wrote (or its MAC is wrong): the
+    partition starts afresh from its committed offset and re-learns its baselines.
+
+    ``kind`` is a short class for the metric: ``format``, ``version``, ``signature``, ``body``.
+    """
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind

@@ -33,6 +33,10 @@ ALERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 SNAPSHOTS = Counter("modelmedic_snapshots_total", "Detection-state checkpoints written")
+SNAPSHOTS_REJECTED = Counter("modelmedic_snapshots_rejected_total",
+                             "Detection-state snapshots not restored (the partition started afresh)", ["reason"])
+"""reason: ``format`` (not a snapshot: a pickle, garbage), ``version`` (another release's layout),
+``signature`` (MAC does not match detection.snapshot_key), ``body`` (undecodable or inconsistent contents)."""
 PLAYBOOK_RUNS = Counter("modelmedic_playbook_runs_total", "Playbook runs by playbook and outcome", ["playbook", "status"])
 """status: ``done``, ``skipped``, ``dry_run``, ``failed`` or ``timeout``."""
 PLAYBOOK_SECONDS = Histogram(

@@ -20,6 +20,7 @@ from scipy import special
 from modelmedic.config import DetectionSettings
 from modelmedic.events import Anomaly, InferenceEvent, stable_id
 from modelmedic.detection.judge import Episodes, WindowJudge
+from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
 from modelmedic.detection.windows import QUANTILES, ClosedWindow, PartitionWindows, SlotPool
 
 SIZE = 1000
@@ -447,13 +448,13 @@ def test_a_partition_moves_into_a_busy_pool_with_its_state() -> None:
     for events in windows[:cut]:
         live.feed(events)
     slots, groups = list(live.windows.keys), list(live.windows.group_keys)
-    snapshot = pickle.dumps({"windows": live.windows, "judge": (slots, groups, live.judge.rows(slots, groups))})
+    snapshot = encode_snapshot({"windows": live.windows, "judge": (slots, groups, live.judge.rows(slots, groups))})
 
     other = Plane()  # the new owner already judges another partition
     for events in _two_partitions()[1][:20]:
         other.feed([InferenceEvent(e.model, e.version, e.role, e.request_id, e.ts - 500 * SIZE, e.latency_ms, e.ok, 0.5)
                     for e in events])
-    state = pickle.loads(snapshot)
+    state = decode_snapshot(snapshot)
     moved = state["windows"]
     slot_map, group_map = moved.attach(other.windows.pool)
     assert set(moved.keys).isdisjoint(other.windows.keys)

@@ -1,0 +1,99 @@
+"""The detection plane under hostile input and faults, on real Kafka (issue 17; issue 13 item 5).
+
+Nothing on a topic runs code in the service, no single record stops it, and a backlog
+never knocks it out of its consumer group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import zlib
+from pathlib import Path
+
+import pytest
+
+from load.fleet import FleetSpec, generate
+from modelmedic import metrics
+from modelmedic.config import Settings
+from modelmedic.detection.plane import DetectionPlane
+from modelmedic.kafka import ensure_topics, producer
+
+pytestmark = pytest.mark.integration
+START_MS = 1_767_225_600_000
+
+
+class _Command:
+    """Unpickling this runs a shell command (what an attacker writes to the state topic)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+async def _send(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
+    p = producer(settings.kafka, linger_ms=5)
+    await p.start()
+    try:
+        for key, value in records:
+            await p.send(topic, value, key=key)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+async def _run_until(plane: DetectionPlane, done, timeout: float = 60.0) -> None:
+    """Run ``plane`` until ``done()`` holds (checked as records are processed), then stop it cleanly."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(plane.run(stop))
+    try:
+        async with asyncio.timeout(timeout):
+            while not done():
+                if task.done():
+                    task.result()  # the plane stopped on its own: raise what stopped it
+                    raise AssertionError("the detection plane stopped before the test's condition held")
+                await asyncio.sleep(0.05)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_a_pickle_on_the_state_topic_is_never_loaded(settings: Settings, tmp_path: Path) -> None:
+    """Issue 17 item 1: a pickle whose __reduce__ runs a command, under every partition's
+    snapshot key, ran the command (as root) on start and left the service never ready."""
+    await ensure_topics(settings.kafka)
+    marker = tmp_path / "pwned"
+    plane = DetectionPlane(settings)
+    evil = zlib.compress(pickle.dumps(_Command(f"touch {marker}")))
+    await _send(settings, settings.kafka.topics.state,
+                [(plane._snapshot_key(p), evil) for p in range(settings.kafka.partitions)])
+    records = list(generate(FleetSpec(models=4, rate=20, seed=3), [], START_MS, 5))
+    await _send(settings, settings.kafka.topics.inference, records)
+    rejected = metrics.SNAPSHOTS_REJECTED.labels("format")._value.get()
+
+    await _run_until(plane, lambda: plane.processed >= len(records))
+    assert plane.ready.is_set() and sorted(plane.parts) == list(range(settings.kafka.partitions))
+    assert metrics.SNAPSHOTS_REJECTED.labels("format")._value.get() - rejected == settings.kafka.partitions
+    assert not marker.exists()
+
+
+async def test_a_snapshot_written_on_kafka_restores_the_next_owner(settings: Settings) -> None:
+    """The data format round trip on real Kafka: a second plane of the group starts from the first's state."""
+    await ensure_topics(settings.kafka)
+    records = list(generate(FleetSpec(models=4, rate=20, seed=3), [], START_MS, 40))
+    await _send(settings, settings.kafka.topics.inference, records)
+    first = DetectionPlane(settings)
+    await _run_until(first, lambda: first.processed >= len(records))
+    series = {p: set(state.windows.slot_of) for p, state in first.parts.items()}
+    assert sum(map(len, series.values())) == 4
+
+    rejected = sum(sample.value for sample in metrics.SNAPSHOTS_REJECTED.collect()[0].samples
+                   if sample.name.endswith("_total"))
+    second = DetectionPlane(settings)
+    await _run_until(second, second.ready.is_set)
+    assert {p: set(state.windows.slot_of) for p, state in second.parts.items()} == series
+    assert sum(sample.value for sample in metrics.SNAPSHOTS_REJECTED.collect()[0].samples
+               if sample.name.endswith("_total")) == rejected
