@@ -261,13 +261,13 @@ async def close_to_alert(bootstrap: str, spec: FleetSpec, duration_s: float) -> 
     """Milliseconds from a window's close to its firing alert arriving at a webhook.
 
     The whole service (both planes, ``modelmedic.service.Service``) runs here with one
-    webhook sink on ``load/receiver.py``'s receiver and consumes the fleet's traffic paced
+    webhook sink on ``modelmedic.testing``'s receiver and consumes the fleet's traffic paced
     in real time (``load/fleet.py`` ``run_live``) with :data:`LIVE_INCIDENTS`. An anomaly
     record carries ``closed_at_ms`` (wall clock when its window closed); an alert's evidence
     names its anomaly (``anomaly_id``); the receiver stamps the arrival (wall clock).
     """
     from load.fleet import Incident, producer_for, run_live
-    from load.receiver import AlertReceiver
+    from modelmedic.testing import AlertReceiver
     from modelmedic.config import HttpSettings, SinkSettings
     from modelmedic.app import Service
 

@@ -13,8 +13,8 @@ steps called per sampled request, so the parts sum to more than the whole).
 
 ``load/bench_pipeline.py`` measures the plane against the fetch on a real broker; this
 one isolates the plane, so a change to it shows up here at a few percent where the
-broker's noise would hide it. The fake plane is also what the unit tests that drive
-``DetectionPlane._process`` use (:func:`offline_plane`).
+broker's noise would hide it. The offline plane is ``modelmedic.testing``'s, which the
+unit tests that drive ``DetectionPlane._process`` use too.
 """
 
 from __future__ import annotations
@@ -26,8 +26,6 @@ import functools
 import itertools
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiokafka import TopicPartition
@@ -40,58 +38,11 @@ from load.fleet import FleetSpec, generate  # noqa: E402
 from modelmedic.detection import columns, judge, quality, windows
 from modelmedic.detection import plane as detection  # noqa: E402
 from modelmedic.config import Settings, load_settings  # noqa: E402
-from modelmedic.detection.plane import DetectionPlane, PartitionState  # noqa: E402
 from modelmedic.detection.quality import QualityMonitor  # noqa: E402
 from modelmedic.app import tune_gc  # noqa: E402
-from modelmedic.detection.windows import PartitionWindows  # noqa: E402
+from modelmedic.testing import FakeConsumer, Record, offline_plane  # noqa: E402
 
 T0 = 1_767_225_600_000
-
-
-@dataclass
-class Record:
-    """What the plane reads of aiokafka's ConsumerRecord."""
-
-    topic: str
-    partition: int
-    offset: int
-    value: bytes
-    key: bytes = b"fraud"
-
-
-class FakeProducer:
-    """Takes every record at once and remembers (topic, value)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def send(self, topic: str, value: bytes, **kwargs):
-        self.sent.append((topic, value))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-
-class FakeConsumer:
-    """No lag known (set ``highwater`` to make one), nothing assigned."""
-
-    def highwater(self, tp):
-        return None
-
-    def assignment(self):
-        return set()
-
-
-def offline_plane(settings: Settings, partitions: int = 1,
-                  quality: Callable[[], QualityMonitor] | None = None) -> DetectionPlane:
-    """A plane owning partitions 0..n-1 afresh, as after an assignment with no snapshot."""
-    plane = DetectionPlane(settings)
-    plane._producer, plane._consumer = FakeProducer(), FakeConsumer()
-    w = settings.windows
-    for p in range(partitions):
-        state = PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool)
-        plane.parts[p] = PartitionState(state, quality=quality() if quality else None)
-    return plane
 
 
 def fleet_batches(events: int, spec: FleetSpec, partitions: int, per_partition: int) -> list[dict]:
@@ -146,11 +97,11 @@ async def run(batches: list[dict], settings: Settings, rounds: int) -> float:
     best = float("inf")
     for _ in range(rounds):
         d = settings.detection
+        # Catching up: every partition has the rest of the topic waiting behind this batch.
         plane = offline_plane(settings, 1 + max(tp.partition for batch in batches for tp in batch),
                               (lambda: QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
-                                                      label_sample_every=d.quality_sample_every)) if d.quality else None)
-        # Catching up: every partition has the rest of the topic waiting behind this batch.
-        plane._consumer.highwater = lambda tp: total
+                                                      label_sample_every=d.quality_sample_every)) if d.quality else None,
+                              consumer=FakeConsumer(highwater=lambda tp: total))
         started = time.process_time()
         for batch in batches:
             await plane._process(batch)

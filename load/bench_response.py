@@ -35,7 +35,7 @@ from deploy.local import kafka as kafka_stack  # noqa: E402
 from deploy.local import kube as kube_stack  # noqa: E402
 from load.cluster import create_models  # noqa: E402
 from load.fleet import FleetSpec, producer_for, run_live  # noqa: E402
-from load.receiver import AlertReceiver  # noqa: E402
+from modelmedic.testing import AlertReceiver  # noqa: E402
 from modelmedic.config import load_settings  # noqa: E402
 from modelmedic.events import Anomaly, encode, stable_id  # noqa: E402
 from modelmedic.kafka import ensure_topics, producer  # noqa: E402

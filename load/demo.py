@@ -44,7 +44,7 @@ from deploy.local import kube as kube_stack  # noqa: E402
 from deploy.local.procs import free_port  # noqa: E402
 from load.cluster import ClusterView, create_models  # noqa: E402
 from load.fleet import FleetSpec, Incident, producer_for, profiles, run_live  # noqa: E402
-from load.receiver import AlertReceiver  # noqa: E402
+from modelmedic.testing import AlertReceiver  # noqa: E402
 from modelmedic.config import load_settings  # noqa: E402
 from modelmedic.events import decode_anomaly  # noqa: E402
 from modelmedic.kafka import consumer, ensure_topics  # noqa: E402

@@ -6,7 +6,8 @@ are, so :meth:`PlaybookRegistry.load_entry_points` is the one way playbooks arri
 
 Imports go one way: this package uses modelmedic's errors, metrics, Kubernetes client,
 registry and alerting, and nothing of the detection plane or the incident lifecycle
-(which calls it); ``modelmedic.response.policy`` builds on it. A test checks the direction.
+(which calls it); ``modelmedic.response.policy`` builds on it. pyproject.toml's import contracts
+check the direction (``tests/unit/test_import_contracts.py``).
 """
 
 from modelmedic.remediations.api import (

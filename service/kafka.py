@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -50,6 +51,15 @@ def producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     options = {"acks": "all", "linger_ms": 2, "max_request_size": MAX_STATE_BYTES, "enable_idempotence": True}
     options.update(overrides)
     return AIOKafkaProducer(**client_options(settings), **options)
+
+
+ProducerFactory = Callable[..., AIOKafkaProducer]
+"""How a plane gets its producer: called as ``factory(kafka_settings, **overrides)`` (default :func:`producer`;
+``modelmedic.testing`` hands in fakes)."""
+
+ConsumerFactory = Callable[..., AIOKafkaConsumer]
+"""How a plane gets its consumer: called as ``factory(kafka_settings, group_id=..., **overrides)`` (default
+:func:`consumer`)."""
 
 
 def consumer(settings: KafkaSettings, *topics: str, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-# load/ and deploy/local/ are scripts, not part of the installed package: import them from the checkout.
+# deploy/local/ holds scripts, not part of the installed package: import them from the checkout.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from deploy.local import alertmanager as alertmanager_stack  # noqa: E402
-from load.receiver import AlertReceiver  # noqa: E402
+from modelmedic.testing import AlertReceiver  # noqa: E402
 
 
 @pytest.fixture(scope="session")

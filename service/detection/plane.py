@@ -43,8 +43,9 @@ from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
 from modelmedic.errors import ModelmedicError, SnapshotRejected
 from modelmedic.registry import Registry
 from modelmedic.detection.usage import UsageRollup
+from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
-from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
+from modelmedic.kafka import producer as make_producer
 from modelmedic.detection.windows import ClosedWindow, PartitionWindows, SlotPool
 
 log = logging.getLogger("modelmedic.detection.plane")
@@ -81,8 +82,11 @@ class DetectionPlane:
     """Consumes the inference topic in a consumer group and publishes anomalies."""
 
     def __init__(self, settings: Settings, *, group_id: str | None = None, usage: UsageRollup | None = None,
-                 registry: Registry | None = None) -> None:
+                 registry: Registry | None = None, consumer_factory: ConsumerFactory = make_consumer,
+                 producer_factory: ProducerFactory = make_producer) -> None:
         self.settings = settings
+        self._consumer_factory, self._producer_factory = consumer_factory, producer_factory
+        """Build the Kafka clients (:meth:`open_clients`): modelmedic.kafka's, or a test's fakes."""
         self.group_id = group_id or settings.kafka.group_id
         self.usage = usage
         self.registry = registry
@@ -118,12 +122,17 @@ class DetectionPlane:
 
     # -- lifecycle ------------------------------------------------------------------------
 
+    def open_clients(self) -> None:
+        """Build the consumer and producer from the factories (:meth:`run` starts them; an offline plane
+        of ``modelmedic.testing`` drives the hot path with its fakes and never starts them)."""
+        self._producer = self._producer_factory(self.settings.kafka)
+        self._consumer = self._consumer_factory(self.settings.kafka, group_id=self.group_id)
+
     async def run(self, stop: asyncio.Event, max_records: int | None = None) -> None:
         """Consume until ``stop`` is set (or ``max_records`` are processed), then checkpoint."""
         k = self.settings.kafka
         await ensure_topics(k)
-        self._producer = make_producer(k)
-        self._consumer = make_consumer(k, group_id=self.group_id)
+        self.open_clients()
         await self._producer.start()
         try:
             await self._consumer.start()

@@ -36,8 +36,9 @@ from modelmedic.events import Anomaly, decode_anomaly, stable_id
 from modelmedic.response.guards import Guards
 from modelmedic.response.incidents import Incident, IncidentBook
 from modelmedic.errors import NotOwnedError
+from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
-from modelmedic.kafka import ensure_topics, producer as make_producer, read_compacted
+from modelmedic.kafka import producer as make_producer
 from modelmedic.response.policy import Policy, Rule
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, idempotency_key, run_playbook
 from modelmedic.alerting import AlertmanagerSink, SinkResult
@@ -70,8 +71,12 @@ class ResponsePlane:
         registry: Any = None,
         group_id: str | None = None,
         clock=now_ms,
+        consumer_factory: ConsumerFactory = make_consumer,
+        producer_factory: ProducerFactory = make_producer,
     ) -> None:
         self.settings = settings
+        self._consumer_factory, self._producer_factory = consumer_factory, producer_factory
+        """Build the Kafka clients in :meth:`run`: modelmedic.kafka's, or a test's fakes."""
         self.alerter = alerter
         self.policy = policy or Policy()
         self.playbooks = playbooks or PlaybookRegistry()
@@ -99,8 +104,8 @@ class ResponsePlane:
     async def run(self, stop: asyncio.Event) -> None:
         k = self.settings.kafka
         await ensure_topics(k)
-        self._producer = make_producer(k)
-        consumer = make_consumer(k, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
+        self._producer = self._producer_factory(k)
+        consumer = self._consumer_factory(k, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
         await self._producer.start()
         try:
             await consumer.start()

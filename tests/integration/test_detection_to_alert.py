@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from load.fleet import FleetSpec, Incident, generate
-from load.receiver import AlertReceiver
+from modelmedic.testing import AlertReceiver
 from modelmedic.config import Settings, SinkSettings
 from modelmedic.kafka import ensure_topics, producer
 from modelmedic.app import Service

@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from pydantic import BaseModel, ConfigDict
 
-from load.receiver import AlertReceiver
+from modelmedic.testing import AlertReceiver
 from modelmedic.alerting import Alerter, build_sinks
 from modelmedic.config import Settings, SinkSettings
 from modelmedic.events import Anomaly, encode, stable_id

@@ -29,7 +29,7 @@ from modelmedic.alerting import (
 from modelmedic.config import SinkSettings
 from modelmedic.errors import ConfigError, SinkError
 
-from load.receiver import Invalid, validate_pagerduty, validate_slack
+from modelmedic.testing import Invalid, validate_pagerduty, validate_slack
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdefABCDEF"
 STARTED = 1_764_089_100_000

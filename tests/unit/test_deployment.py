@@ -17,11 +17,11 @@ from modelmedic.release.deployment import (
     probe_health,
     rollback,
 )
-from modelmedic.errors import KubeNotFound, KubeRolloutTimeout, NoRollbackTargetError, NotCertifiedError
-from modelmedic.kube import DeploymentState
+from modelmedic.errors import NoRollbackTargetError, NotCertifiedError
 from modelmedic.registry import Registry
 from modelmedic.remediations.marks import DEPLOYED_AT
 from modelmedic.remediations.rollback import ROLLED_BACK_TO
+from modelmedic.testing import FakeKube, deployment_state
 
 NOW = 1_764_072_000.0
 OPTS = ReleaseOptions(namespace="models", poll_s=0.01)
@@ -29,49 +29,23 @@ REPORT = {"latency_p50_ms": 5, "latency_p95_ms": 10, "latency_p99_ms": 20, "thro
           "quality": {"accuracy": 0.9}, "passed": True}
 
 
-class FakeKube:
-    """Deployments as name -> version (``fraud_canary=`` names fraud-canary); a version in ``unready``
-    never gets its replicas Ready, one in ``stuck`` never finishes rolling out."""
+def models(**deployments: str) -> FakeKube:
+    """Deployments as name -> version (``fraud_canary=`` names fraud-canary), 2 replicas each, rolled out."""
+    return FakeKube(*(deployment_state(name.replace("_", "-"), version) for name, version in deployments.items()),
+                    clock=lambda: NOW)
 
-    def __init__(self, **deployments: str) -> None:
-        self.versions = {name.replace("_", "-"): v for name, v in deployments.items()}
-        self.annotations: dict[str, dict[str, str]] = {name: {} for name in self.versions}
-        self.unready: set[str] = set()
-        self.stuck: set[str] = set()
-        self.history: list[tuple[str, str]] = []
-        self.events: list[tuple[str, str]] = []
-        self.env: dict[str, dict[str, str]] = {}
 
-    def _state(self, name: str) -> DeploymentState:
-        version = self.versions[name]
-        ready = 0 if version in self.unready else 2
-        return DeploymentState("models", name, 2, ready, 2, version, "img", len(self.history) + 1, self.annotations[name])
+def history(kube: FakeKube) -> list[tuple[str, str]]:
+    """(Deployment, version) of every set_version, in order."""
+    return [(w.deployment, w.value) for w in kube.writes if w.call == "set_version"]
 
-    async def get_deployment(self, namespace: str, name: str) -> DeploymentState:
-        if name not in self.versions:
-            raise KubeNotFound(f"get deployment {namespace}/{name}: not found")
-        return self._state(name)
 
-    async def set_version(self, namespace: str, name: str, version: str, image: str | None = None,
-                          env: dict[str, str] | None = None) -> None:
-        self.versions[name] = version
-        self.env[name] = dict(env or {})
-        self.history.append((name, version))
+def annotations(kube: FakeKube, name: str) -> dict[str, str]:
+    return dict(kube.deployments[name].annotations)
 
-    async def annotate(self, namespace: str, name: str, annotations: dict[str, str | None], *, replicas: int | None = None) -> None:
-        for key, value in annotations.items():
-            if value is None:
-                self.annotations[name].pop(key, None)
-            else:
-                self.annotations[name][key] = value
 
-    async def wait_rollout(self, namespace: str, name: str, timeout_s: float, poll_s: float = 0.25) -> DeploymentState:
-        if self.versions[name] in self.stuck:
-            raise KubeRolloutTimeout(f"deployment {namespace}/{name} did not finish rolling out in {timeout_s:.0f}s")
-        return self._state(name)
-
-    async def record_event(self, namespace: str, name: str, reason: str, message: str, type_: str = "Normal") -> None:
-        self.events.append((reason, message))
+def version(kube: FakeKube, name: str) -> str | None:
+    return kube.deployments[name].version
 
 
 @pytest.fixture
@@ -95,23 +69,23 @@ def run_deploy(kube: FakeKube, registry: Registry, version: str, **kwargs: objec
 
 
 async def test_an_upgrade_runs_the_version_marks_it_and_keeps_the_previous_stable_as_canary(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0", fraud_canary="v0.9.0")
+    kube = models(fraud="v1.0.0", fraud_canary="v0.9.0")
     lines: list[str] = []
     result = await run_deploy(kube, registry, "2.0.0", progress=lines.append)
     assert (result.status, result.previous, result.canary, result.forced) == ("deployed", "v1.0.0", "v1.0.0", False)
-    assert kube.history == [("fraud", "v2.0.0"), ("fraud-canary", "v1.0.0")]
-    assert kube.annotations["fraud"] == {ARTIFACT_ANNOTATION: "s3://m/fraud/2", DIGEST_ANNOTATION: "sha256:" + "2" * 64,
+    assert history(kube) == [("fraud", "v2.0.0"), ("fraud-canary", "v1.0.0")]
+    assert annotations(kube, "fraud") == {ARTIFACT_ANNOTATION: "s3://m/fraud/2", DIGEST_ANNOTATION: "sha256:" + "2" * 64,
                                          DEPLOYED_AT: datetime.fromtimestamp(NOW, UTC).isoformat()}
-    assert kube.annotations["fraud-canary"][ARTIFACT_ANNOTATION] == "s3://m/fraud/1"
+    assert annotations(kube, "fraud-canary")[ARTIFACT_ANNOTATION] == "s3://m/fraud/1"
     assert kube.env["fraud"] == {"MODEL_ARTIFACT": "s3://m/fraud/2", "MODEL_DIGEST": "sha256:" + "2" * 64}, "pods see it too"
     versions = registry.stable_versions("fraud")
     assert (versions.stable, versions.previous_stable, versions.canary) == ("v2.0.0", "v1.0.0", "v1.0.0")
     assert lines[0] == "deploying fraud@v2.0.0 to models/fraud (running v1.0.0)"
-    assert kube.events == [("ModelmedicDeployed", "deployed fraud@v2.0.0 (was v1.0.0)")]
+    assert [(e.reason, e.message) for e in kube.events] == [("ModelmedicDeployed", "deployed fraud@v2.0.0 (was v1.0.0)")]
 
 
 async def test_without_a_canary_deployment_the_upgrade_still_succeeds(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     lines: list[str] = []
     result = await run_deploy(kube, registry, "2.0.0", progress=lines.append)
     assert result.ok and result.canary is None
@@ -124,14 +98,14 @@ async def test_without_a_canary_deployment_the_upgrade_still_succeeds(registry: 
     ("4.0.0", "fraud@v4.0.0's latest certification failed its gates"),
 ])
 async def test_an_uncertified_version_is_refused_and_nothing_changes(registry: Registry, version: str, why: str) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     with pytest.raises(NotCertifiedError, match=f"refusing to deploy: {why}.*pass --force"):
         await run_deploy(kube, registry, version)
-    assert kube.history == [] and registry.stable_version("fraud") == "v1.0.0"
+    assert history(kube) == [] and registry.stable_version("fraud") == "v1.0.0"
 
 
 async def test_a_forced_deploy_is_logged_and_recorded(registry: Registry, caplog: pytest.LogCaptureFixture) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     with caplog.at_level(logging.WARNING, "modelmedic.release.deployment"):
         result = await run_deploy(kube, registry, "3.0.0", force=True)
     assert result.ok and result.forced
@@ -145,61 +119,61 @@ async def test_a_forced_deploy_is_logged_and_recorded(registry: Registry, caplog
     ("stuck", "did not finish rolling out"),
 ])
 async def test_a_release_failing_its_checks_is_undone_and_retired(registry: Registry, failure: str, problem: str) -> None:
-    kube = FakeKube(fraud="v1.0.0", fraud_canary="v0.9.0")
+    kube = models(fraud="v1.0.0", fraud_canary="v0.9.0")
     getattr(kube, failure).add("v2.0.0")
     result = await run_deploy(kube, registry, "2.0.0")
     assert result.status == "rolled-back" and problem in result.problems[0]
-    assert kube.history == [("fraud", "v2.0.0"), ("fraud", "v1.0.0")]  # the canary is not touched
-    assert kube.annotations["fraud"][ROLLED_BACK_TO] == "v1.0.0"
-    assert kube.annotations["fraud"][DIGEST_ANNOTATION] == "sha256:" + "1" * 64
+    assert history(kube) == [("fraud", "v2.0.0"), ("fraud", "v1.0.0")]  # the canary is not touched
+    assert annotations(kube, "fraud")[ROLLED_BACK_TO] == "v1.0.0"
+    assert annotations(kube, "fraud")[DIGEST_ANNOTATION] == "sha256:" + "1" * 64
     assert registry.stable_version("fraud") == "v1.0.0" and registry.stage("fraud", "v2.0.0") == "retired"
     retired = registry.history("fraud")[-1]
     assert retired.stage == "retired" and problem in retired.message
-    assert kube.events[-1][0] == "ModelmedicRolledBack"
+    assert kube.events[-1].reason == "ModelmedicRolledBack"
 
 
 async def test_a_redeploy_of_the_stable_version_records_nothing_new(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     before = len(registry.history("fraud"))
     result = await run_deploy(kube, registry, "1.0.0")
     assert result.ok and len(registry.history("fraud")) == before
 
 
 async def test_rollback_goes_to_the_previous_stable_and_records_it(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     await run_deploy(kube, registry, "2.0.0")
     result = await rollback(kube, registry, "fraud", OPTS, clock=lambda: NOW)
     assert (result.status, result.version, result.previous) == ("deployed", "v1.0.0", "v2.0.0")
-    assert kube.versions["fraud"] == "v1.0.0" and kube.annotations["fraud"][ROLLED_BACK_TO] == "v1.0.0"
+    assert version(kube, "fraud") == "v1.0.0" and annotations(kube, "fraud")[ROLLED_BACK_TO] == "v1.0.0"
     assert registry.stable_version("fraud") == "v1.0.0"
     assert "rollback of models/fraud from v2.0.0" in registry.history("fraud")[-1].message
 
 
 async def test_rollback_to_the_stable_version_when_something_else_runs(registry: Registry) -> None:
-    kube = FakeKube(fraud="v3.0.0")  # e.g. put there by hand
+    kube = models(fraud="v3.0.0")  # e.g. put there by hand
     result = await rollback(kube, registry, "fraud", OPTS)
-    assert result.ok and kube.versions["fraud"] == "v1.0.0"
+    assert result.ok and version(kube, "fraud") == "v1.0.0"
 
 
 async def test_rollback_to_a_named_version_and_its_refusals(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     assert (await rollback(kube, registry, "fraud", OPTS, to="2.0.0")).version == "v2.0.0"
     with pytest.raises(NotCertifiedError, match="refusing to roll back to v3.0.0"):
         await rollback(kube, registry, "fraud", OPTS, to="3.0.0")
 
 
 async def test_rollback_without_a_target_asks_for_one(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     with pytest.raises(NoRollbackTargetError, match="give one with --to VERSION"):
         await rollback(kube, registry, "fraud", OPTS)
 
 
 async def test_a_failing_rollback_is_reported_not_undone(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     await run_deploy(kube, registry, "2.0.0")
     kube.unready.add("v1.0.0")
     result = await rollback(kube, registry, "fraud", OPTS)
-    assert result.status == "failed" and kube.versions["fraud"] == "v1.0.0"
+    assert result.status == "failed" and version(kube, "fraud") == "v1.0.0"
     assert registry.stable_version("fraud") == "v2.0.0"
 
 
@@ -217,8 +191,8 @@ async def test_the_health_probe_wants_200_from_the_deployed_version() -> None:
 
 
 async def test_an_unhealthy_server_rolls_the_release_back(registry: Registry) -> None:
-    kube = FakeKube(fraud="v1.0.0")
+    kube = models(fraud="v1.0.0")
     opts = ReleaseOptions(namespace="models", poll_s=0.01, health_url="http://fraud/healthz", health_timeout_s=0.05)
     result = await deploy(kube, registry, "fraud", "2.0.0", opts, transport=health(503))
     assert result.status == "rolled-back" and "answered 503" in result.problems[0]
-    assert kube.versions["fraud"] == "v1.0.0"
+    assert version(kube, "fraud") == "v1.0.0"

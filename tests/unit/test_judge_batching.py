@@ -9,20 +9,22 @@ snapshot holds the judge's state.
 from __future__ import annotations
 
 from aiokafka import TopicPartition
-from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
+from modelmedic.testing import FakeConsumer, Record, offline_plane
 
 T0 = 1_767_225_600_000
 
 
-def _plane(judge_batch_ms: int, partitions: int = 2) -> tuple[DetectionPlane, list[list]]:
+def _plane(judge_batch_ms: int, partitions: int = 2, catching_up: bool = False) -> tuple[DetectionPlane, list[list]]:
+    """An offline plane spying on its judge; ``catching_up``: a poll's worth of records waits behind each batch."""
     settings = load_settings()
     settings = settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"judge_batch_ms": judge_batch_ms, "quality": False})})
-    plane = offline_plane(settings, partitions)
+    lag = FakeConsumer(lambda tp: plane.parts[tp.partition].next_offset + settings.kafka.max_poll_records)
+    plane = offline_plane(settings, partitions, consumer=lag if catching_up else None)
     calls: list[list] = []
     judge_many = plane.judge.judge_many
 
@@ -80,8 +82,7 @@ async def test_a_checkpoint_judges_what_waits() -> None:
 async def test_while_catching_up_windows_wait_for_batches_not_for_the_clock() -> None:
     """A consumer a poll or more behind judges every partition together even with no time
     budget: the windows wait for up to one batch per partition."""
-    plane, calls = _plane(judge_batch_ms=0, partitions=3)
-    plane._consumer.highwater = lambda tp: plane.parts[tp.partition].next_offset + plane.settings.kafka.max_poll_records
+    plane, calls = _plane(judge_batch_ms=0, partitions=3, catching_up=True)
     await plane._process(_batch(plane, 0, 10))
     await plane._process(_batch(plane, 1, 10))
     assert calls == []
@@ -96,8 +97,7 @@ async def test_while_catching_up_windows_wait_for_batches_not_for_the_clock() ->
 async def test_while_catching_up_only_rounds_every_partition_has_are_judged() -> None:
     """Partitions bring different numbers of windows per batch; the extra ones wait for the
     others' next batch, so every judge call still covers every partition."""
-    plane, calls = _plane(judge_batch_ms=0, partitions=2)
-    plane._consumer.highwater = lambda tp: plane.parts[tp.partition].next_offset + plane.settings.kafka.max_poll_records
+    plane, calls = _plane(judge_batch_ms=0, partitions=2, catching_up=True)
     p0, p1 = plane.parts[0].windows, plane.parts[1].windows
     await plane._process(_batch(plane, 0, 20))
     await plane._process(_batch(plane, 1, 8))

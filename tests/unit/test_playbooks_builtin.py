@@ -6,13 +6,13 @@ here: every branch of every decision, exactly, with no wall time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from modelmedic.errors import KubeError, KubeForbidden, KubeNotFound, UnknownModelError
+from modelmedic.errors import KubeError, KubeForbidden, UnknownModelError
 from modelmedic.kube import DeploymentState
 from modelmedic.registry import StableVersions
 from modelmedic.remediations import (
@@ -26,6 +26,7 @@ from modelmedic.remediations import (
 )
 from modelmedic.remediations.marks import DEPLOYED_AT, LAST_SCALE_AT
 from modelmedic.remediations.rollback import ROLLED_BACK_TO
+from modelmedic.testing import FakeKube, deployment_state
 
 NOW = 1_800_000_000.0
 KEY = idempotency_key("inc-1", "any", 0)
@@ -35,63 +36,19 @@ def iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat()
 
 
-@dataclass
-class FakeKube:
-    """The KubeClient calls the built-ins make, over one Deployment held in memory; writes are recorded."""
-
-    state: DeploymentState
-    hpa: tuple[int, int] | None = None
-    revision_created: float = NOW - 60
-    previous_version: str | None = "v1"
-    event_error: KubeError | None = None
-    write_error: KubeError | None = None
-    writes: list[tuple[str, Any]] = field(default_factory=list)
-
-    async def get_deployment(self, namespace: str, name: str) -> DeploymentState:
-        return self.state
-
-    async def get_hpa_bounds(self, namespace: str, name: str) -> tuple[int, int]:
-        if self.hpa is None:
-            raise KubeNotFound(f"horizontalpodautoscaler {namespace}/{name}: not found")
-        return self.hpa
-
-    async def revision_created_at(self, namespace: str, name: str) -> datetime:
-        return datetime.fromtimestamp(self.revision_created, UTC)
-
-    def _write(self, what: str, value: Any) -> None:
-        if self.write_error:
-            raise self.write_error
-        self.writes.append((what, value))
-
-    async def annotate(self, namespace: str, name: str, annotations: dict[str, str], *, replicas: int | None = None) -> None:
-        self._write("annotate", (annotations, replicas))
-        self.state = replace(self.state, annotations={**self.state.annotations, **annotations},
-                             replicas=self.state.replicas if replicas is None else replicas)
-
-    async def set_hpa_bounds(self, namespace: str, name: str, low: int, high: int) -> None:
-        self._write("hpa", (low, high))
-
-    async def set_version(self, namespace: str, name: str, version: str, image: str | None = None) -> None:
-        self._write("set_version", version)
-
-    async def rollback(self, namespace: str, name: str) -> str | None:
-        self._write("rollback", self.previous_version)
-        return self.previous_version
-
-    async def restart(self, namespace: str, name: str) -> None:
-        self._write("restart", None)
-
-    async def record_event(self, namespace: str, name: str, reason: str, message: str) -> None:
-        if self.event_error:
-            raise self.event_error
-        self.writes.append(("event", reason))
-
-    def changes(self) -> list[tuple[str, Any]]:
-        return [w for w in self.writes if w[0] != "event"]
+def fake(state: DeploymentState, *, hpa: tuple[int, int] | None = None, revision_created: float = NOW - 60,
+         previous: str = "v1", write_error: KubeError | None = None, event_error: KubeError | None = None) -> FakeKube:
+    """The one Deployment ``state``, rolled out at ``revision_created`` over a revision running ``previous``."""
+    kube = FakeKube(state, clock=lambda: NOW)
+    kube.revision_created[state.name], kube.previous[state.name] = revision_created, previous
+    if hpa is not None:
+        kube.hpa[state.name] = hpa
+    kube.write_error, kube.event_error = write_error, event_error
+    return kube
 
 
 def deployment(replicas: int = 2, version: str = "v2", **annotations: str) -> DeploymentState:
-    return DeploymentState("models", "fraud", replicas, replicas, replicas, version, f"img:{version}", 2, annotations)
+    return deployment_state("fraud", version, replicas, **annotations)
 
 
 @dataclass
@@ -126,7 +83,7 @@ async def run(playbooks: PlaybookRegistry, name: str, ctx: PlaybookContext, **pa
 
 @pytest.mark.parametrize("name", ["scale-out", "rollback", "restart"])
 async def test_a_replay_with_the_same_key_does_nothing(playbooks: PlaybookRegistry, name: str) -> None:
-    kube = FakeKube(deployment(**{LAST_ACTION_ANNOTATION: KEY}))
+    kube = fake(deployment(**{LAST_ACTION_ANNOTATION: KEY}))
     outcome = await run(playbooks, name, context(kube))
     assert (outcome.status, outcome.message) == ("skipped", "already done (a replay of the same run)")
     assert kube.writes == []
@@ -138,7 +95,7 @@ async def test_a_replay_with_the_same_key_does_nothing(playbooks: PlaybookRegist
     ("restart", "would restart the 2 pods of models/fraud"),
 ])
 async def test_dry_run_says_what_it_would_do_and_writes_nothing(playbooks: PlaybookRegistry, name: str, message: str) -> None:
-    kube = FakeKube(deployment())
+    kube = fake(deployment())
     outcome = await run(playbooks, name, context(kube, dry_run=True))
     assert (outcome.status, outcome.message) == ("dry_run", message)
     assert kube.writes == []
@@ -146,26 +103,26 @@ async def test_dry_run_says_what_it_would_do_and_writes_nothing(playbooks: Playb
 
 @pytest.mark.parametrize("name", ["scale-out", "rollback", "restart"])
 async def test_a_forbidden_write_fails_the_run_with_the_rbac_hint(playbooks: PlaybookRegistry, name: str) -> None:
-    kube = FakeKube(deployment(), write_error=KubeForbidden("patch deployments models/fraud is forbidden: check deploy/rbac/role.yaml"))
+    kube = fake(deployment(), write_error=KubeForbidden("patch deployments models/fraud is forbidden: check deploy/rbac/role.yaml"))
     outcome = await run(playbooks, name, context(kube))
     assert outcome.status == "failed" and outcome.message.endswith("check deploy/rbac/role.yaml")
 
 
 @pytest.mark.parametrize("name", ["scale-out", "rollback", "restart"])
 async def test_a_missing_event_does_not_undo_a_done_action(playbooks: PlaybookRegistry, name: str) -> None:
-    kube = FakeKube(deployment(), event_error=KubeForbidden("create events is forbidden"))
+    kube = fake(deployment(), event_error=KubeForbidden("create events is forbidden"))
     outcome = await run(playbooks, name, context(kube))
-    assert outcome.status == "done" and kube.state.annotations[LAST_ACTION_ANNOTATION] == KEY
+    assert outcome.status == "done" and kube.deployments["fraud"].annotations[LAST_ACTION_ANNOTATION] == KEY
 
 
 # ---------------------------------------------------------------- scale-out
 
 async def test_scale_out_patches_replicas_and_marks_in_one_write(playbooks: PlaybookRegistry) -> None:
-    kube = FakeKube(deployment(replicas=2))
+    kube = fake(deployment(replicas=2))
     outcome = await run(playbooks, "scale-out", context(kube), step=2, max_replicas=10)
     assert outcome == Outcome.done("scaled 2 -> 4 through the Deployment", before=2, after=4, via="deployment")
-    assert kube.writes == [("annotate", ({LAST_ACTION_ANNOTATION: KEY, LAST_SCALE_AT: iso(NOW)}, 4)),
-                           ("event", "ModelmedicScaledOut")]
+    assert kube.changes() == [("annotate", ({LAST_ACTION_ANNOTATION: KEY, LAST_SCALE_AT: iso(NOW)}, 4))]
+    assert [event.reason for event in kube.events] == ["ModelmedicScaledOut"]
 
 
 @pytest.mark.parametrize(("replicas", "hpa", "max_replicas", "message"), [
@@ -175,13 +132,13 @@ async def test_scale_out_patches_replicas_and_marks_in_one_write(playbooks: Play
 async def test_scale_out_never_passes_its_ceiling_or_the_hpas(
     playbooks: PlaybookRegistry, replicas: int, hpa: tuple[int, int] | None, max_replicas: int, message: str
 ) -> None:
-    kube = FakeKube(deployment(replicas=replicas), hpa=hpa)
+    kube = fake(deployment(replicas=replicas), hpa=hpa)
     outcome = await run(playbooks, "scale-out", context(kube), step=3, max_replicas=max_replicas)
     assert (outcome.status, outcome.message) == ("skipped", message) and kube.writes == []
 
 
 async def test_scale_out_under_an_hpa_raises_its_floor_from_the_larger_of_replicas_and_floor(playbooks: PlaybookRegistry) -> None:
-    kube = FakeKube(deployment(replicas=2), hpa=(4, 8))
+    kube = fake(deployment(replicas=2), hpa=(4, 8))
     outcome = await run(playbooks, "scale-out", context(kube), step=1, max_replicas=10)
     assert (outcome.message, outcome.details["via"]) == ("scaled 4 -> 5 through HPA minReplicas 4 -> 5", "hpa")
     assert kube.changes() == [("hpa", (5, 8)), ("annotate", ({LAST_ACTION_ANNOTATION: KEY, LAST_SCALE_AT: iso(NOW)}, None))]
@@ -191,20 +148,20 @@ async def test_scale_out_under_an_hpa_raises_its_floor_from_the_larger_of_replic
 async def test_scale_out_is_stabilized_from_the_deployments_own_annotation(
     playbooks: PlaybookRegistry, ago_s: float, status: str
 ) -> None:
-    kube = FakeKube(deployment(**{LAST_SCALE_AT: iso(NOW - ago_s)}))
+    kube = fake(deployment(**{LAST_SCALE_AT: iso(NOW - ago_s)}))
     outcome = await run(playbooks, "scale-out", context(kube), stabilization_s=300)
     assert outcome.status == status
 
 
 async def test_an_unreadable_stabilization_stamp_counts_as_never(playbooks: PlaybookRegistry) -> None:
-    kube = FakeKube(deployment(**{LAST_SCALE_AT: "last tuesday"}))
+    kube = fake(deployment(**{LAST_SCALE_AT: "last tuesday"}))
     assert (await run(playbooks, "scale-out", context(kube))).status == "done"
 
 
 # ---------------------------------------------------------------- rollback
 
 async def test_rollback_to_the_previous_revision_marks_what_it_put_in_place(playbooks: PlaybookRegistry) -> None:
-    kube = FakeKube(deployment(version="v2"))
+    kube = fake(deployment(version="v2"))
     outcome = await run(playbooks, "rollback", context(kube))
     assert outcome == Outcome.done("rolled v2 back to v1 (previous revision)", before="v2", after="v1", source="previous revision")
     assert kube.changes() == [("rollback", "v1"), ("annotate", ({LAST_ACTION_ANNOTATION: KEY, ROLLED_BACK_TO: "v1"}, None))]
@@ -217,7 +174,7 @@ async def test_rollback_to_the_previous_revision_marks_what_it_put_in_place(play
 async def test_rollback_prefers_the_registrys_last_stable_version_other_than_the_bad_one(
     playbooks: PlaybookRegistry, versions: StableVersions, expected: str
 ) -> None:
-    kube = FakeKube(deployment(version="v2"))
+    kube = fake(deployment(version="v2"))
     outcome = await run(playbooks, "rollback", context(kube, registry=FakeRegistry(versions)))
     assert (outcome.status, outcome.details["source"]) == ("done", "registry")
     assert kube.changes()[0] == ("set_version", expected)
@@ -230,20 +187,20 @@ async def test_rollback_prefers_the_registrys_last_stable_version_other_than_the
 async def test_rollback_falls_back_to_the_previous_revision_when_the_registry_cannot_say(
     playbooks: PlaybookRegistry, registry: FakeRegistry
 ) -> None:
-    kube = FakeKube(deployment(version="v2"))
+    kube = fake(deployment(version="v2"))
     outcome = await run(playbooks, "rollback", context(kube, registry=registry))
     assert (outcome.status, outcome.details["source"], kube.changes()[0]) == ("done", "previous revision", ("rollback", "v1"))
 
 
 @pytest.mark.parametrize(("kube", "message"), [
-    (FakeKube(deployment(version="v1")), "v2 is not deployed any more (v1 is): nothing to roll back"),
-    (FakeKube(deployment(version="v2"), revision_created=NOW - 3601),
+    (fake(deployment(version="v1")), "v2 is not deployed any more (v1 is): nothing to roll back"),
+    (fake(deployment(version="v2"), revision_created=NOW - 3601),
      "v2 was deployed 3601s ago, longer than recent_s=3600: not a fresh release, so not rolled back"),
-    (FakeKube(deployment(version="v2", **{DEPLOYED_AT: iso(NOW - 7200)}), revision_created=NOW),
+    (fake(deployment(version="v2", **{DEPLOYED_AT: iso(NOW - 7200)}), revision_created=NOW),
      "v2 was deployed 7200s ago, longer than recent_s=3600: not a fresh release, so not rolled back"),
-    (FakeKube(replace(deployment(version="v2"), revision=1)),
+    (fake(replace(deployment(version="v2"), revision=1)),
      "v2 is the Deployment's first revision and the registry names no other: nothing to roll back to"),
-    (FakeKube(deployment(version="v2", **{ROLLED_BACK_TO: "v2"})),
+    (fake(deployment(version="v2", **{ROLLED_BACK_TO: "v2"})),
      "v2 is itself the result of a rollback: rolling back again would restore the version it replaced; this needs a person"),
 ])
 async def test_rollback_only_acts_on_the_fresh_release_that_is_deployed(
@@ -254,14 +211,14 @@ async def test_rollback_only_acts_on_the_fresh_release_that_is_deployed(
 
 
 async def test_the_deploy_tools_stamp_wins_over_the_replicaset_age(playbooks: PlaybookRegistry) -> None:
-    kube = FakeKube(deployment(version="v2", **{DEPLOYED_AT: iso(NOW - 60)}), revision_created=NOW - 86_400)
+    kube = fake(deployment(version="v2", **{DEPLOYED_AT: iso(NOW - 60)}), revision_created=NOW - 86_400)
     assert (await run(playbooks, "rollback", context(kube))).status == "done"
 
 
 # ---------------------------------------------------------------- restart
 
 async def test_restart_restarts_then_marks(playbooks: PlaybookRegistry) -> None:
-    kube = FakeKube(deployment(replicas=3, version="v7"))
+    kube = fake(deployment(replicas=3, version="v7"))
     outcome = await run(playbooks, "restart", context(kube))
     assert outcome == Outcome.done("restarted the 3 pods of models/fraud", replicas=3, version="v7")
     assert kube.changes() == [("restart", None), ("annotate", ({LAST_ACTION_ANNOTATION: KEY}, None))]

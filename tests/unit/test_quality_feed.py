@@ -11,20 +11,20 @@ import time
 import zlib
 
 from aiokafka import TopicPartition
-from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
 from modelmedic.detection.quality import QualityMonitor
+from modelmedic.testing import FakeProducer, Record, offline_plane
 
 
-def _plane(sample_every: int) -> DetectionPlane:
+def _plane(sample_every: int, producer: FakeProducer | None = None) -> DetectionPlane:
     settings = load_settings()
     settings = settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"quality_sample_every": sample_every})})
     return offline_plane(settings, quality=lambda: QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
-                                                                  label_sample_every=sample_every))
+                                                                  label_sample_every=sample_every), producer=producer)
 
 
 def _records(plane: DetectionPlane, ts: list[int]) -> dict:
@@ -39,12 +39,13 @@ def _pending(plane: DetectionPlane) -> list[str]:
 
 
 async def test_records_past_the_horizon_are_not_fed_to_the_monitor() -> None:
-    plane = _plane(sample_every=1)
+    producer = FakeProducer()
+    plane = _plane(sample_every=1, producer=producer)
     now = int(time.time() * 1000)
     await plane._process(_records(plane, [now, now + 10, now + 3_600_000, now + 20]))
     assert _pending(plane) == ["r0", "r1", "r3"]
     await asyncio.gather(*plane._pending)
-    assert [topic for topic, _ in plane._producer.sent] == [plane.settings.kafka.topics.dlq]
+    assert [topic for topic, _ in producer.sent] == [plane.settings.kafka.topics.dlq]
 
 
 async def test_records_replayed_after_a_restart_are_not_fed_twice() -> None:

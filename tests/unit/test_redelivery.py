@@ -8,11 +8,11 @@ throughput surge out of nothing). The plane drops what is below the offset it ex
 from __future__ import annotations
 
 from aiokafka import TopicPartition
-from load.bench_plane import Record, offline_plane
 
 from modelmedic.config import load_settings
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent, encode
+from modelmedic.testing import Record, offline_plane
 
 T0 = 1_767_225_600_000
 

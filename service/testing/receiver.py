@@ -1,0 +1,469 @@
+"""A local stand-in for PagerDuty, Slack and a generic webhook, strict about their contracts.
+
+No outside network exists where modelmedic is tested, so the alert sinks are exercised
+against this receiver. It answers like the real services: a PagerDuty event that breaks
+the Events API v2 contract gets a 400 with the errors, a Slack message without text or
+with malformed blocks gets ``no_text`` / ``invalid_blocks``. A lenient fake would let a
+broken payload pass every test and fail on the first real page.
+
+Paths (relative to :attr:`AlertReceiver.base_url`):
+
+- ``/v2/enqueue``: PagerDuty Events API v2 (202 on success)
+- ``/slack...``: Slack incoming webhooks (200 ``ok``)
+- ``/webhook...``: any JSON object (200)
+
+Every accepted request is recorded (:class:`Received`); tests await them with
+:meth:`AlertReceiver.wait_for` and make the next requests fail with
+:meth:`AlertReceiver.fail_next`. The HTTP server runs in its own thread, so the same
+receiver serves async tests (whatever their event loop) and plain scripts
+(``python load/receiver.py`` runs one and prints every request it gets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+PAGERDUTY_PATH = "/v2/enqueue"
+SLACK_PATH = "/slack"
+WEBHOOK_PATH = "/webhook"
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One request as the receiver saw and answered it."""
+
+    kind: str
+    """``pagerduty``, ``slack``, ``webhook`` or ``unknown`` (by path)."""
+    path: str
+    headers: dict[str, str]
+    """Header names in lower case."""
+    json: Any
+    received_at: float
+    """Wall clock, epoch seconds."""
+    status: int
+    """The status the receiver answered with."""
+    reason: str | None = None
+    """Why it was refused, when it was."""
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class Invalid(ValueError):
+    """A payload breaks the destination's contract; the message says where."""
+
+
+# --- PagerDuty Events API v2 ----------------------------------------------------------------
+
+_PD_ACTIONS = {"trigger", "acknowledge", "resolve"}
+_PD_SEVERITIES = {"critical", "error", "warning", "info"}
+_PD_TOP_KEYS = {"routing_key", "event_action", "dedup_key", "payload", "images", "links", "client", "client_url"}
+_PD_PAYLOAD_KEYS = {"summary", "source", "severity", "timestamp", "component", "group", "class", "custom_details"}
+
+
+def _string(obj: dict, key: str, where: str, *, required: bool, max_len: int | None = None) -> None:
+    if key not in obj:
+        if required:
+            raise Invalid(f"{where}{key} is required")
+        return
+    value = obj[key]
+    if not isinstance(value, str) or not value.strip():
+        raise Invalid(f"{where}{key} must be a non-empty string")
+    if max_len is not None and len(value) > max_len:
+        raise Invalid(f"{where}{key} is {len(value)} characters, over the {max_len} allowed")
+
+
+def _object(value: Any, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise Invalid(f"{where} must be a JSON object")
+    return value
+
+
+def _no_unknown_keys(obj: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        raise Invalid(f"{where} has unknown fields {unknown}; allowed: {sorted(allowed)}")
+
+
+def _pd_payload(payload: Any) -> None:
+    payload = _object(payload, "payload")
+    _no_unknown_keys(payload, _PD_PAYLOAD_KEYS, "payload")
+    _string(payload, "summary", "payload.", required=True, max_len=1024)
+    _string(payload, "source", "payload.", required=True)
+    if payload.get("severity") not in _PD_SEVERITIES:
+        raise Invalid(f"payload.severity must be one of {sorted(_PD_SEVERITIES)}, got {payload.get('severity')!r}")
+    for key in ("component", "group", "class"):
+        _string(payload, key, "payload.", required=False)
+    if "timestamp" in payload:
+        try:
+            datetime.fromisoformat(payload["timestamp"])
+        except (TypeError, ValueError):
+            raise Invalid(f"payload.timestamp must be an ISO 8601 date-time, got {payload['timestamp']!r}") from None
+    if "custom_details" in payload:
+        _object(payload["custom_details"], "payload.custom_details")
+
+
+def _pd_list(event: dict, key: str, required_key: str, allowed: set[str]) -> None:
+    if key not in event:
+        return
+    if not isinstance(event[key], list):
+        raise Invalid(f"{key} must be a list")
+    for i, item in enumerate(event[key]):
+        item = _object(item, f"{key}[{i}]")
+        _no_unknown_keys(item, allowed, f"{key}[{i}]")
+        _string(item, required_key, f"{key}[{i}].", required=True)
+
+
+def validate_pagerduty(event: Any) -> None:
+    """Raise :class:`Invalid` unless ``event`` follows the PagerDuty Events API v2 contract."""
+    event = _object(event, "the event")
+    _no_unknown_keys(event, _PD_TOP_KEYS, "the event")
+    routing_key = event.get("routing_key")
+    if not isinstance(routing_key, str) or len(routing_key) != 32:
+        raise Invalid("routing_key must be the 32-character integration key of an Events API v2 integration")
+    action = event.get("event_action")
+    if action not in _PD_ACTIONS:
+        raise Invalid(f"event_action must be one of {sorted(_PD_ACTIONS)}, got {action!r}")
+    _string(event, "dedup_key", "", required=action != "trigger", max_len=255)
+    if action == "trigger":
+        if "payload" not in event:
+            raise Invalid("payload is required for a trigger event")
+        _pd_payload(event["payload"])
+    _pd_list(event, "links", "href", {"href", "text"})
+    _pd_list(event, "images", "src", {"src", "href", "alt"})
+    for key in ("client", "client_url"):
+        _string(event, key, "", required=False)
+
+
+# --- Slack incoming webhooks (Block Kit) ----------------------------------------------------
+
+
+def _text_object(obj: Any, where: str, *, max_len: int, plain_only: bool = False) -> None:
+    obj = _object(obj, where)
+    kinds = {"plain_text"} if plain_only else {"plain_text", "mrkdwn"}
+    if obj.get("type") not in kinds:
+        raise Invalid(f"{where}.type must be one of {sorted(kinds)}, got {obj.get('type')!r}")
+    _no_unknown_keys(obj, {"type", "text", "emoji"} if obj["type"] == "plain_text" else {"type", "text", "verbatim"}, where)
+    _string(obj, "text", f"{where}.", required=True, max_len=max_len)
+
+
+def _elements(block: dict, where: str, max_items: int) -> list:
+    elements = block.get("elements")
+    if not isinstance(elements, list) or not 1 <= len(elements) <= max_items:
+        raise Invalid(f"{where}.elements must be a list of 1 to {max_items} elements")
+    return elements
+
+
+def _slack_section(block: dict, where: str) -> None:
+    _no_unknown_keys(block, {"type", "block_id", "text", "fields", "accessory"}, where)
+    if "text" not in block and "fields" not in block:
+        raise Invalid(f"{where} needs text or fields")
+    if "text" in block:
+        _text_object(block["text"], f"{where}.text", max_len=3000)
+    if "fields" in block:
+        fields = block["fields"]
+        if not isinstance(fields, list) or not 1 <= len(fields) <= 10:
+            raise Invalid(f"{where}.fields must be a list of 1 to 10 text objects")
+        for i, item in enumerate(fields):
+            _text_object(item, f"{where}.fields[{i}]", max_len=2000)
+
+
+def _slack_context(block: dict, where: str) -> None:
+    _no_unknown_keys(block, {"type", "block_id", "elements"}, where)
+    for i, element in enumerate(_elements(block, where, 10)):
+        if isinstance(element, dict) and element.get("type") == "image":
+            _string(element, "image_url", f"{where}.elements[{i}].", required=True)
+            _string(element, "alt_text", f"{where}.elements[{i}].", required=True)
+        else:
+            _text_object(element, f"{where}.elements[{i}]", max_len=3000)
+
+
+def _slack_actions(block: dict, where: str) -> None:
+    _no_unknown_keys(block, {"type", "block_id", "elements"}, where)
+    for i, element in enumerate(_elements(block, where, 25)):
+        here = f"{where}.elements[{i}]"
+        element = _object(element, here)
+        if element.get("type") != "button":
+            raise Invalid(f"{here}.type must be 'button' (the only element this receiver knows)")
+        _no_unknown_keys(element, {"type", "text", "url", "action_id", "value", "style"}, here)
+        _text_object(element.get("text"), f"{here}.text", max_len=75, plain_only=True)
+        _string(element, "url", f"{here}.", required=False, max_len=3000)
+        _string(element, "action_id", f"{here}.", required=False, max_len=255)
+        _string(element, "value", f"{here}.", required=False, max_len=2000)
+        if element.get("style", "primary") not in ("primary", "danger"):
+            raise Invalid(f"{here}.style must be 'primary' or 'danger'")
+
+
+def _slack_header(block: dict, where: str) -> None:
+    _no_unknown_keys(block, {"type", "block_id", "text"}, where)
+    _text_object(block.get("text"), f"{where}.text", max_len=150, plain_only=True)
+
+
+def _slack_divider(block: dict, where: str) -> None:
+    _no_unknown_keys(block, {"type", "block_id"}, where)
+
+
+_SLACK_BLOCKS: dict[str, Callable[[dict, str], None]] = {
+    "section": _slack_section, "context": _slack_context, "actions": _slack_actions,
+    "header": _slack_header, "divider": _slack_divider,
+}
+
+
+def validate_slack(message: Any) -> None:
+    """Raise :class:`Invalid` (message starting with Slack's error code) unless ``message`` is a valid post."""
+    message = _object(message, "invalid_payload: the message")
+    text, blocks = message.get("text"), message.get("blocks")
+    if not (isinstance(text, str) and text.strip()) and not blocks:
+        raise Invalid("no_text: a message needs text or blocks")
+    if blocks is None:
+        return
+    try:
+        if not isinstance(blocks, list) or len(blocks) > 50:
+            raise Invalid("blocks must be a list of at most 50 blocks")
+        for i, block in enumerate(blocks):
+            where = f"blocks[{i}]"
+            block = _object(block, where)
+            check = _SLACK_BLOCKS.get(block.get("type"))
+            if check is None:
+                raise Invalid(f"{where}.type {block.get('type')!r} is not one of {sorted(_SLACK_BLOCKS)}")
+            _string(block, "block_id", f"{where}.", required=False, max_len=255)
+            check(block, where)
+    except Invalid as exc:
+        raise Invalid(f"invalid_blocks: {exc}") from None
+
+
+# --- the server -----------------------------------------------------------------------------
+
+
+def _kind(path: str) -> str:
+    if path == PAGERDUTY_PATH:
+        return "pagerduty"
+    if path.startswith(SLACK_PATH):
+        return "slack"
+    if path.startswith(WEBHOOK_PATH):
+        return "webhook"
+    return "unknown"
+
+
+def _answer(kind: str, body: Any, reason: str | None) -> tuple[int, str, bytes]:
+    """Status, content type and body, as the real service would answer."""
+    if kind == "unknown":
+        return 404, "text/plain", b"no_service"
+    if kind == "pagerduty":
+        if reason is not None:
+            doc = {"status": "invalid event", "message": "Event object is invalid", "errors": [reason]}
+            return 400, "application/json", json.dumps(doc).encode()
+        doc = {"status": "success", "message": "Event processed", "dedup_key": body.get("dedup_key", "")}
+        return 202, "application/json", json.dumps(doc).encode()
+    if reason is not None:
+        return 400, "text/plain", reason.encode()
+    if kind == "slack":
+        return 200, "text/html", b"ok"
+    return 200, "application/json", b'{"status": "ok"}'
+
+
+def _validate(kind: str, raw: bytes) -> tuple[Any, str | None]:
+    """The decoded body and the reason it is refused (None when accepted)."""
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        return None, f"invalid_payload: body is not JSON ({exc})"
+    try:
+        if kind == "pagerduty":
+            validate_pagerduty(body)
+        elif kind == "slack":
+            validate_slack(body)
+        elif kind == "webhook":
+            _object(body, "the webhook body")
+    except Invalid as exc:
+        return body, str(exc)
+    return body, None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as httpx expects
+    timeout = 10  # idle keep-alive connections do not pin a thread forever
+    server: "_Server"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        kind = _kind(self.path)
+        injected = self.server.receiver._take_failure()
+        if injected is not None:
+            status, retry_after = injected
+            extra = {"Retry-After": retry_after} if retry_after is not None else {}
+            self._reply(status, "text/plain", b"injected failure", extra)
+            body: Any = None
+            reason: str | None = "injected failure"
+        else:
+            body, reason = _validate(kind, raw) if kind != "unknown" else (None, "no such path")
+            status, content_type, payload = _answer(kind, body, reason)
+            self._reply(status, content_type, payload, {})
+        self.server.receiver._record(Received(kind, self.path, headers, body, time.time(), status, reason))
+
+    def _reply(self, status: int, content_type: str, payload: bytes, extra: dict[str, str]) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in extra.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (http.server's signature)
+        log.debug("receiver: " + format, *args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, receiver: "AlertReceiver", host: str, port: int) -> None:
+        self.receiver = receiver
+        super().__init__((host, port), _Handler)
+
+
+class AlertReceiver:
+    """A strict PagerDuty / Slack / webhook receiver on 127.0.0.1, recording what it accepts.
+
+    ``with AlertReceiver() as r:`` starts and stops it; so do :meth:`start` / :meth:`stop`.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._address = (host, port)
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._requests: list[Received] = []
+        self._failures: list[tuple[int, str | None]] = []
+        self._wakeups: set[Callable[[], None]] = set()
+
+    # lifecycle
+
+    def start(self) -> "AlertReceiver":
+        if self._server is not None:
+            raise RuntimeError("the receiver is already running")
+        self._server = _Server(self, *self._address)
+        # A short poll interval keeps stop() fast: shutdown() waits for the serve loop's next poll.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="alert-receiver", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        assert self._thread is not None
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> "AlertReceiver":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the receiver is not running: call start() first")
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    @property
+    def pagerduty_url(self) -> str:
+        return self.base_url + PAGERDUTY_PATH
+
+    @property
+    def slack_url(self) -> str:
+        return self.base_url + SLACK_PATH
+
+    @property
+    def webhook_url(self) -> str:
+        return self.base_url + WEBHOOK_PATH
+
+    # what was received
+
+    @property
+    def requests(self) -> list[Received]:
+        """Every request so far, refused ones included, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def accepted(self) -> list[Received]:
+        return [r for r in self.requests if r.accepted]
+
+    def fail_next(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
+        """Answer the next ``n`` requests with ``status`` (and ``Retry-After`` if given), whatever they hold."""
+        header = None if retry_after is None else f"{retry_after:g}"
+        with self._lock:
+            self._failures.extend([(status, header)] * n)
+
+    async def wait_for(
+        self,
+        predicate: Callable[[Received], bool] | None = None,
+        *,
+        kind: str | None = None,
+        count: int = 1,
+        timeout: float = 5.0,
+    ) -> list[Received]:
+        """Wait until ``count`` accepted requests (of ``kind``, matching ``predicate``) have arrived; return them all.
+
+        Raises :class:`TimeoutError` listing what did arrive, so a failing test says why.
+        """
+        loop = asyncio.get_running_loop()
+        changed = asyncio.Event()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(changed.set)
+
+        with self._lock:
+            self._wakeups.add(wake)
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    changed.clear()
+                    matches = [
+                        r for r in self.accepted
+                        if (kind is None or r.kind == kind) and (predicate is None or predicate(r))
+                    ]
+                    if len(matches) >= count:
+                        return matches
+                    await changed.wait()
+        except TimeoutError:
+            seen = [(r.kind, r.path, r.status, r.reason) for r in self.requests]
+            raise TimeoutError(
+                f"expected {count} accepted {kind or 'any'} request(s) matching within {timeout:g}s; received {seen}"
+            ) from None
+        finally:
+            with self._lock:
+                self._wakeups.discard(wake)
+
+    # called from the server's threads
+
+    def _take_failure(self) -> tuple[int, str | None] | None:
+        with self._lock:
+            return self._failures.pop(0) if self._failures else None
+
+    def _record(self, received: Received) -> None:
+        with self._lock:
+            self._requests.append(received)
+            wakeups = list(self._wakeups)
+        for wake in wakeups:
+            wake()
