@@ -524,12 +524,13 @@ class Alerter:
         self.deadline_s = deadline_s
 
     async def send(self, alert: Alert) -> list[SinkResult]:
-        return list(await asyncio.gather(*(self._send_one(sink, alert) for sink in self.sinks)))
+        return list(await asyncio.gather(*(self.send_to(sink, alert) for sink in self.sinks)))
 
     async def aclose(self) -> None:
         await asyncio.gather(*(sink.aclose() for sink in self.sinks))
 
-    async def _send_one(self, sink: Sink, alert: Alert) -> SinkResult:
+    async def send_to(self, sink: Sink, alert: Alert) -> SinkResult:
+        """Deliver ``alert`` to one sink under the deadline; never raises for the sink's sake."""
         t0 = time.perf_counter()
         error: str | None = None
         result: Result = "ok"

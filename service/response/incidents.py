@@ -6,12 +6,21 @@ one already seen (ignored), or recovers one. The response plane
 (:mod:`modelmedic.response.plane`) runs it on the anomalies topic, drives each incident
 through its lifecycle and keeps every incident in a compacted Kafka topic.
 
-Lifecycle::
+Lifecycle (every transition is a method of :class:`Incident`; any other raises
+:class:`InvalidTransition`)::
 
     open ──► remediating ──► verifying ──► resolved
-      │            │  (next playbook) ▲        ▲
-      │            ▼                  │        │
+      │        │   ▲  (next playbook) │        ▲
+      │        │   └──────────────────┘        │ (from every state)
+      │        ▼                               │
       └──────► escalated (level k) ──► acknowledged
+
+``open``, ``remediating`` and ``verifying`` may also be acknowledged directly. A playbook
+run by hand is recorded as an :class:`Attempt` without a transition.
+
+Pages are owed per sink (:class:`Notice`, in :attr:`Incident.owed`): written into the
+incident before they are sent and removed once that sink accepted them, so what one sink
+still owes survives a restart and never waits on another sink.
 """
 
 from __future__ import annotations
@@ -21,11 +30,82 @@ from typing import Literal
 import msgspec
 
 from modelmedic.alerting import Alert
+from modelmedic.errors import ModelmedicError
 from modelmedic.events import Anomaly
 
 State = Literal["open", "remediating", "verifying", "escalated", "acknowledged", "resolved"]
+PageStatus = Literal["firing", "resolved"]
 
 SEVERITY = {"latency": "critical", "throughput": "critical", "prediction": "error", "drift": "warning"}
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"remediating", "escalated", "acknowledged", "resolved"}),
+    "remediating": frozenset({"remediating", "verifying", "escalated", "acknowledged", "resolved"}),
+    "verifying": frozenset({"remediating", "escalated", "acknowledged", "resolved"}),
+    "escalated": frozenset({"escalated", "acknowledged", "resolved"}),
+    "acknowledged": frozenset({"resolved"}),
+    "resolved": frozenset(),
+}
+"""State -> the states it may move to. ``remediating -> remediating`` is the next playbook
+after one that did not act; ``escalated -> escalated`` the next escalation level."""
+
+
+class InvalidTransition(ModelmedicError):
+    """An incident was asked to move to a state its lifecycle does not allow from where it is."""
+
+
+class Attempt(msgspec.Struct):
+    """One playbook run on an incident: written as ``running`` before it runs, finished after.
+
+    The same typed record for automatic runs (``step`` is the index of the playbook in
+    the incident's rule) and runs by hand (``step`` is -1, ``by`` names the operator).
+    """
+
+    playbook: str
+    key: str
+    """Idempotency key: a replay after a crash runs with the same key, and the playbook
+    recognises its own earlier action instead of acting twice."""
+    at: int
+    """When it started, epoch ms."""
+    step: int = -1
+    params: dict = msgspec.field(default_factory=dict)
+    status: str = "running"
+    """``running`` until the playbook returns, then its outcome's status."""
+    message: str = ""
+    by: str | None = None
+    """The operator who ran it by hand; None for automatic runs."""
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+    def finish(self, status: str, message: str) -> None:
+        """Record the playbook's outcome."""
+        self.status, self.message = status, message
+
+    def line(self, message_chars: int | None = None) -> str:
+        """``playbook: status (message)``, the message cut to ``message_chars`` if given."""
+        message = self.message if message_chars is None else _cut(self.message, message_chars)
+        return f"{self.playbook}: {self.status}" + (f" ({message})" if message else "")
+
+
+class Notice(msgspec.Struct):
+    """One page one sink still owes: written before it is sent, removed once that sink took it."""
+
+    status: PageStatus
+    level: int
+    """The escalation level it pages at (its severity and wording)."""
+    owed_since_ms: int
+    """When it became owed; it is given up after the policy's ``delivery.give_up_after_s``."""
+    tries: int = 0
+    next_try_ms: int = 0
+    """Not retried before this time (backoff after a failed try)."""
+    last_error: str = ""
+    """Why the last try failed (redacted: no secret of the sink's URL)."""
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
 
 class Incident(msgspec.Struct):
@@ -46,15 +126,17 @@ class Incident(msgspec.Struct):
     opened_at_ms: int
     state: State = "open"
     resolved_at_ms: int | None = None
-    pending: Literal["firing", "resolved"] | None = None
-    """The alert this incident owes (written before sending, cleared after)."""
+    pending: PageStatus | None = None
+    """Read from records written before per-sink delivery (:attr:`owed`): the one alert
+    owed to every sink. The response plane turns it into notices when it loads the
+    incident and never writes it again."""
     alerted: list[str] = msgspec.field(default_factory=list)
-    """Alerts already delivered: ``firing`` and/or ``resolved``."""
+    """Alerts at least one sink accepted: ``firing``, ``firing@<level>``, ``resolved``."""
     escalation_level: int = 0
     resolution: str = ""
     """What the recovery looked like (the recovered anomaly's sentence)."""
-    attempts: list[dict] = msgspec.field(default_factory=list)
-    """Playbook runs: name, idempotency key, status (``running`` until it returns), message, time."""
+    attempts: list[Attempt] = msgspec.field(default_factory=list)
+    """Playbook runs, oldest first."""
     next_step: int = 0
     """Index of the next playbook of the incident's rule to try."""
     verify_deadline_ms: int | None = None
@@ -74,36 +156,155 @@ class Incident(msgspec.Struct):
     """Anomaly id -> kind of every anomaly of this incident still firing. Several series of
     one model can fire the same kind (two versions' latency): the incident lasts until the
     last of them recovers, not the first. Empty in incidents stored before it existed."""
+    owed: dict[str, list[Notice]] = msgspec.field(default_factory=dict)
+    """Sink name -> the pages it still owes, in the order they must arrive (a firing
+    before its resolve)."""
+    heard: list[str] = msgspec.field(default_factory=list)
+    """Sinks that accepted a firing page of this incident: only they are owed its resolve."""
 
     @property
     def active(self) -> bool:
         return self.state != "resolved"
 
-    def alert(self, status: Literal["firing", "resolved"], severity: str | None = None, note: str | None = None) -> Alert:
+    # -- transitions ------------------------------------------------------------------------
+
+    def _move(self, to: State) -> None:
+        if to not in TRANSITIONS[self.state]:
+            raise InvalidTransition(
+                f"incident {self.id} is {self.state}: it cannot become {to} "
+                f"(from {self.state} it may become {', '.join(sorted(TRANSITIONS[self.state])) or 'nothing'})"
+            )
+        self.state = to
+
+    def start_attempt(self, attempt: Attempt) -> None:
+        """The rule's next playbook starts: remediating until it returns."""
+        self._move("remediating")
+        self.attempts.append(attempt)
+        self.next_step = attempt.step + 1
+
+    def verify(self, deadline_ms: int) -> None:
+        """A playbook acted: the series has until ``deadline_ms`` to recover."""
+        self._move("verifying")
+        self.verify_deadline_ms = deadline_ms
+
+    def verification_ran_out(self) -> None:
+        """The window passed without recovery: the next playbook or an escalation follows."""
+        if self.state != "verifying":
+            raise InvalidTransition(f"incident {self.id} is {self.state}, not verifying: no verification ran out")
+        self.verify_deadline_ms = None
+
+    def escalate(self, reason: str) -> None:
+        """One level louder, saying why."""
+        self._move("escalated")
+        self.escalation_level += 1
+        self.escalation_reason = reason
+
+    def acknowledge(self, by: str) -> None:
+        """A person took it: no more automatic remediation or timed escalation."""
+        self._move("acknowledged")
+        self.acknowledged_by = by
+
+    def resolve(self, resolution: str, at_ms: int) -> None:
+        """Recovered (or closed by decision): nothing fires any more."""
+        self._move("resolved")
+        self.firing = []
+        self.firing_anomalies = {}
+        self.resolved_at_ms = max(at_ms, self.opened_at_ms)
+        self.resolution = resolution
+        self.verify_deadline_ms = None
+
+    def record_manual(self, attempt: Attempt) -> None:
+        """A playbook run by hand: recorded, no transition (the incident's own course goes on)."""
+        self.attempts.append(attempt)
+
+    # -- pages owed, per sink ---------------------------------------------------------------
+
+    def owe(self, status: PageStatus, level: int, sinks: list[str], now_ms: int) -> None:
+        """Owe a page to ``sinks``. A newer firing replaces a firing still owed (same incident,
+        louder); a resolve goes only to sinks that heard or still owe its firing, after it."""
+        for sink in sinks:
+            queue = self.owed.get(sink, [])
+            if status == "firing":
+                queue = [n for n in queue if n.status != "firing"]
+                queue.insert(0, Notice("firing", level, now_ms))
+            elif sink in self.heard or any(n.status == "firing" for n in queue):
+                if not any(n.status == "resolved" for n in queue):
+                    queue.append(Notice("resolved", level, now_ms))
+            if queue:
+                self.owed[sink] = queue
+
+    def resolve_owed_to(self) -> list[str]:
+        """The sinks a resolve is owed to: those that heard the firing or still owe it."""
+        return sorted(set(self.heard) | {s for s, q in self.owed.items() if any(n.status == "firing" for n in q)})
+
+    def next_notice(self, sink: str) -> Notice | None:
+        """The page ``sink`` must get next, if any."""
+        queue = self.owed.get(sink)
+        return queue[0] if queue else None
+
+    def delivered(self, sink: str, notice: Notice) -> None:
+        """``sink`` accepted ``notice``: it is no longer owed."""
+        self._drop(sink, notice)
+        if notice.status == "firing" and sink not in self.heard:
+            self.heard.append(sink)
+        tag = f"firing@{notice.level}" if notice.status == "firing" and notice.level else notice.status
+        if tag not in self.alerted:
+            self.alerted.append(tag)
+
+    def failed(self, sink: str, notice: Notice, error: str, next_try_ms: int) -> None:
+        """A try of ``notice`` on ``sink`` failed: count it and back off."""
+        notice.tries += 1
+        notice.last_error = error
+        notice.next_try_ms = next_try_ms
+
+    def give_up(self, sink: str) -> list[Notice]:
+        """Stop owing ``sink`` anything (its firing expired: a resolve alone would be nonsense)."""
+        return self.owed.pop(sink, [])
+
+    def cancel_firing(self) -> None:
+        """Pages still owed for a firing that no longer needs one (silenced, joined a storm)."""
+        for sink in list(self.owed):
+            queue = [n for n in self.owed[sink] if n.status != "firing"]
+            if queue:
+                self.owed[sink] = queue
+            else:
+                del self.owed[sink]
+
+    def _drop(self, sink: str, notice: Notice) -> None:
+        queue = [n for n in self.owed.get(sink, []) if n is not notice]
+        if queue:
+            self.owed[sink] = queue
+        else:
+            self.owed.pop(sink, None)
+
+    # -- what the pages say -----------------------------------------------------------------
+
+    def alert(self, status: PageStatus, severity: str | None = None, note: str | None = None,
+              level: int | None = None) -> Alert:
         """The message for the sinks; the dedup key is the incident id, for its whole life."""
+        level = self.escalation_level if level is None else level
         evidence = {**self.evidence, "note": note} if note else self.evidence
         if self.attempts:
             evidence = {**evidence, "tried": self.tried()}
         return Alert(
             incident_id=self.id, dedup_key=f"modelmedic-{self.id}", status=status,
             severity=severity or SEVERITY.get(self.anomaly_class, "error"),
-            summary=self._headline(status), model=self.model,
+            summary=self._headline(status, level), model=self.model,
             version=self.version or "*", role=self.role, kind=self.kinds[0], anomaly_class=self.anomaly_class,
-            escalation_level=self.escalation_level, started_at_ms=self.opened_at_ms,
+            escalation_level=level, started_at_ms=self.opened_at_ms,
             ended_at_ms=self.resolved_at_ms if status == "resolved" else None, evidence=evidence,
         )
 
-
-    def _headline(self, status: str) -> str:
+    def _headline(self, status: str, level: int) -> str:
         if status == "resolved" and self.resolution:
             return self.resolution
-        if self.escalation_level:
-            return f"ESCALATED (level {self.escalation_level}): {self.summary}. {self.escalation_reason}"
+        if level:
+            return f"ESCALATED (level {level}): {self.summary}. {self.escalation_reason}"
         return self.summary
 
     def tried(self) -> str:
         """What remediation did, in one line, for pages and the audit trail."""
-        return "; ".join(f"{a['playbook']}: {a['status']} ({a.get('message', '')})" for a in self.attempts) or "nothing"
+        return "; ".join(a.line() for a in self.attempts) or "nothing"
 
 
 def _evidence(a: Anomaly) -> dict:
@@ -142,7 +343,10 @@ class IncidentBook:
                 and (a.model, a.role) not in self._open_model)
 
     def apply(self, a: Anomaly) -> Incident | None:
-        """Fold one anomaly record in; returns the incident if it changed (None: a replay)."""
+        """Fold one anomaly record in; returns the incident if it changed (None: a replay).
+
+        A recovered record that returns an incident no longer active has just resolved it.
+        """
         if a.state == "firing":
             if a.id in self._by_anomaly:
                 return None
@@ -165,18 +369,14 @@ class IncidentBook:
         else:
             return None
         if not incident.firing and incident.active:
-            incident.state = "resolved"
-            incident.resolved_at_ms = max(a.window_end, incident.opened_at_ms)
-            incident.pending = "resolved"
-            incident.resolution = f"resolved: {a.summary}"
-            self._forget_open(incident)
+            self.close(incident, f"resolved: {a.summary}", a.window_end)
         return incident
 
     def _open_new(self, a: Anomaly) -> Incident:
         incident = Incident(
             id=a.id, series=a.series, model=a.model, version=a.version, role=a.role, anomaly_class=a.anomaly_class,
             kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=_evidence(a),
-            opened_at_ms=a.onset, pending="firing", firing_anomalies={a.id: a.kind},
+            opened_at_ms=a.onset, firing_anomalies={a.id: a.kind},
         )
         self.load(incident)
         return incident
@@ -197,15 +397,10 @@ class IncidentBook:
         return incident
 
     def close(self, incident: Incident, resolution: str, now_ms: int) -> None:
-        """Resolve by hand or by decision (an operator, a storm ending), owing a resolve alert."""
+        """Resolve by recovery or by decision (an operator, a storm ending); a no-op once resolved."""
         if not incident.active:
             return
-        incident.state = "resolved"
-        incident.firing = []
-        incident.firing_anomalies = {}
-        incident.resolved_at_ms = max(now_ms, incident.opened_at_ms)
-        incident.pending = "resolved"
-        incident.resolution = resolution
+        incident.resolve(resolution, now_ms)
         self._forget_open(incident)
 
     def _forget_open(self, incident: Incident) -> None:

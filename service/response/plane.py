@@ -3,9 +3,11 @@
 Low volume, high consequence. Every incident lives in a compacted Kafka topic keyed by
 its id, and every step is written there *before* its side effect and again after:
 
-1. a page owed is written as ``pending`` before it is sent and cleared after, so a crash
-   re-sends it at most once more, and every sink folds that into the same page by the
-   incident's stable dedup key;
+1. a page owed is written into the incident per sink before it is sent and removed once
+   that sink took it (:mod:`modelmedic.response.delivery`): a sink that is down or hangs
+   is retried with backoff on its own, the firing always reaches it before the resolve, a
+   crash re-sends a page at most once more, and every sink folds that into the same page
+   by the incident's stable dedup key;
 2. a playbook run is written as an attempt with status ``running`` and a deterministic
    idempotency key before it runs; after a crash the same attempt is re-run with the
    same key, and the playbook recognises its own earlier action (an annotation on the
@@ -34,14 +36,16 @@ from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
 from modelmedic.response.guards import Guards
-from modelmedic.response.incidents import Incident, IncidentBook
+from modelmedic.response.delivery import Courier
+from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice
 from modelmedic.errors import NotOwnedError
 from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import producer as make_producer
-from modelmedic.response.policy import Policy, Rule
+from modelmedic.response.policy import EscalationLevel, Policy, Rule
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, idempotency_key, run_playbook
-from modelmedic.alerting import AlertmanagerSink, SinkResult
+from modelmedic.alerting import Alert, AlertmanagerSink
+from modelmedic.retry import RetryPolicy
 
 log = logging.getLogger("modelmedic.response.plane")
 
@@ -71,6 +75,7 @@ class ResponsePlane:
         registry: Any = None,
         group_id: str | None = None,
         clock=now_ms,
+        redelivery: RetryPolicy | None = None,
         consumer_factory: ConsumerFactory = make_consumer,
         producer_factory: ProducerFactory = make_producer,
     ) -> None:
@@ -87,8 +92,6 @@ class ResponsePlane:
         self.book = IncidentBook()
         self.guards = Guards(self.policy.guard_rails)
         self.dry_run = settings.dry_run or self.policy.guard_rails.dry_run
-        self.deliveries: list[tuple[float, str, str, int]] = []
-        """(wall time, incident id, status, escalation level) of recent deliveries."""
         self.ready = asyncio.Event()
         self.owned: set[int] | None = None
         """Partitions of the anomalies topic this replica owns (None: all, before Kafka says)."""
@@ -98,6 +101,9 @@ class ResponsePlane:
         self._tasks: set[asyncio.Task] = set()
         self._lock = asyncio.Lock()
         self._am_refreshed: dict[str, int] = {}
+        self.courier = Courier(alerter, self.policy.delivery, render=self._render, save=self._save, audit=self._audit,
+                               clock=clock, owns=self._owns, retry=redelivery)
+        """Delivers the pages incidents owe, per sink, with retries."""
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -127,6 +133,7 @@ class ResponsePlane:
                     await self.tick()
             if self._tasks:
                 await asyncio.wait(self._tasks, timeout=30)
+            await self.courier.aclose(timeout_s=10)
         finally:
             await consumer.stop()
             await self._producer.stop()
@@ -160,19 +167,23 @@ class ResponsePlane:
     def _rebuild_guards(self, incident: Incident) -> None:
         """Cooldowns and hourly caps survive restarts: they are replayed from the attempts."""
         for attempt in incident.attempts:
-            if attempt["status"] in ("done", "running"):
-                self.guards.acted(incident.model, incident.id, attempt["at"])
+            if attempt.status in ("done", "running"):
+                self.guards.acted(incident.model, incident.id, attempt.at)
 
     async def _resume(self) -> None:
         """Finish what a crash interrupted: owed pages, and playbook runs still marked running."""
         for incident in list(self.book.by_id.values()):
             if not self._owns(incident):
+                self.courier.forget(incident.id)
                 continue
-            if incident.pending:
+            if incident.pending:  # written before pages were owed per sink: owe it to each sink now
                 log.info("incident %s: re-sending the owed %s page after a restart", incident.id, incident.pending)
-                await self._deliver(incident)
-            if incident.state == "remediating" and incident.attempts and incident.attempts[-1]["status"] == "running":
-                log.info("incident %s: resuming %s after a restart", incident.id, incident.attempts[-1]["playbook"])
+                self._owe(incident, incident.pending)
+                incident.pending = None
+                await self._save(incident)
+            self.courier.dispatch(incident)
+            if incident.state == "remediating" and incident.attempts and incident.attempts[-1].running:
+                log.info("incident %s: resuming %s after a restart", incident.id, incident.attempts[-1].playbook)
                 self._spawn(self._remediate(incident, resume=True))
 
     # -- anomalies ----------------------------------------------------------------------
@@ -192,7 +203,7 @@ class ResponsePlane:
                 return
             if new:
                 await self._opened(incident, storm)
-            elif incident.pending == "resolved":
+            elif anomaly.state != "firing" and not incident.active:  # this recovery resolved it
                 await self._resolved(incident)
             else:
                 await self._save(incident)
@@ -206,10 +217,11 @@ class ResponsePlane:
         if storm is not None:
             await self._join_storm(incident, storm)
             return
+        self._owe(incident, "firing")
         await self._save(incident)
         await self._audit(incident, "opened", {"summary": incident.summary, "auto_remediate": rule.auto_remediate,
                                                "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s})
-        await self._deliver(incident)
+        self.courier.dispatch(incident)
         # Without Kubernetes: paged, escalated on its timetable. A shadow is a candidate under
         # live test, not a service: its trouble is a verdict on the candidate, never a reason
         # to scale or roll back what serves production.
@@ -218,15 +230,15 @@ class ResponsePlane:
 
     async def _resolved(self, incident: Incident) -> None:
         metrics.INCIDENTS.labels(incident.anomaly_class, "resolved").inc()
-        verified = any(a["status"] == "done" for a in incident.attempts)
+        verified = any(a.status == "done" for a in incident.attempts)
+        if incident.storm is None:
+            self._owe(incident, "resolved")
         await self._save(incident)
         await self._audit(incident, "resolved", {"resolution": incident.resolution, "after_remediation": verified,
                                                  "tried": incident.tried()})
         if incident.storm is None:
-            await self._deliver(incident)
-        else:
-            incident.pending = None
-            await self._save(incident)
+            self.courier.dispatch(incident)
+        else:  # paged through the storm: the storm's own resolve says it
             await self._maybe_end_storm(incident.storm)
 
     # -- storms -------------------------------------------------------------------------
@@ -241,22 +253,23 @@ class ResponsePlane:
             storm = Incident(
                 id=storm_id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
                 anomaly_class=incident.anomaly_class, kinds=["storm"],
-                firing=["storm"], anomaly_ids=[], summary="", evidence={}, opened_at_ms=self.clock(), pending="firing",
+                firing=["storm"], anomaly_ids=[], summary="", evidence={}, opened_at_ms=self.clock(),
             )
             self.book.load(storm)
         storm.members = sorted(set(storm.members) | set(models) | {incident.model})
         storm.summary = (f"{len(storm.members)} models anomalous within {self.guards.rails.storm_window_s:g}s: "
                          f"suspect a shared cause; no per-model remediation ({', '.join(storm.members[:20])})")
         storm.evidence = {"models": storm.members}
-        incident.storm = storm_id
-        incident.pending = None  # paged through the storm
+        incident.storm = storm_id  # paged through the storm: it owes no page of its own
+        if first:
+            self._owe(storm, "firing")
         await self._save(incident)
         await self._save(storm)
         await self._audit(incident, "storm-member", {"storm": storm_id})
         if first:
             metrics.INCIDENTS.labels(storm.anomaly_class, "storm").inc()
             await self._audit(storm, "storm", {"models": storm.members})
-            await self._deliver(storm)
+            self.courier.dispatch(storm)
 
     async def _maybe_end_storm(self, storm_id: str) -> None:
         storm = self.book.by_id.get(storm_id)
@@ -265,9 +278,10 @@ class ResponsePlane:
         members = [i for i in self.book.by_id.values() if i.storm == storm_id]
         if members and all(not m.active for m in members):
             self.book.close(storm, f"resolved: all {len(members)} models of the storm recovered", self.clock())
+            self._owe(storm, "resolved")
             await self._save(storm)
             await self._audit(storm, "resolved", {"resolution": storm.resolution})
-            await self._deliver(storm)
+            self.courier.dispatch(storm)
 
     # -- remediation --------------------------------------------------------------------
 
@@ -279,10 +293,15 @@ class ResponsePlane:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @staticmethod
+    def _remediable(incident: Incident) -> bool:
+        """Automatic remediation goes on only while nobody took the incident and it is not resolved."""
+        return incident.active and incident.state not in ("escalated", "acknowledged")
+
     async def _remediate(self, incident: Incident, *, resume: bool = False) -> None:
         """Run the rule's next playbook; on success verify, otherwise try the next or escalate."""
         rule = self._rule(incident)
-        while incident.active and incident.state not in ("escalated", "acknowledged"):
+        while self._remediable(incident):
             if resume:
                 attempt = incident.attempts[-1]
                 resume = False
@@ -296,54 +315,51 @@ class ResponsePlane:
                     await self._escalate(incident, f"automatic remediation held back: {refusal}")
                     return
                 step = rule.playbooks[incident.next_step]
-                attempt = {"playbook": step.name, "params": step.params, "step": incident.next_step, "status": "running",
-                           "key": idempotency_key(incident.id, step.name, incident.next_step), "at": self.clock(), "message": ""}
+                attempt = Attempt(playbook=step.name, key=idempotency_key(incident.id, step.name, incident.next_step),
+                                  at=self.clock(), step=incident.next_step, params=step.params)
                 async with self._lock:
-                    incident.attempts.append(attempt)
-                    incident.next_step += 1
-                    incident.state = "remediating"
+                    if not self._remediable(incident):
+                        return
+                    incident.start_attempt(attempt)
                     await self._save(incident)
                     await self._audit(incident, "playbook-start", {"playbook": step.name, "params": step.params,
-                                                                   "idempotency_key": attempt["key"], "dry_run": self.dry_run})
+                                                                   "idempotency_key": attempt.key, "dry_run": self.dry_run})
             outcome = await self._run_attempt(incident, attempt)
             async with self._lock:
-                attempt["status"], attempt["message"] = outcome.status, outcome.message
+                attempt.finish(outcome.status, outcome.message)
                 if outcome.acted:
                     self.guards.acted(incident.model, incident.id, self.clock())
-                await self._audit(incident, "playbook-end", {"playbook": attempt["playbook"], "status": outcome.status,
+                await self._audit(incident, "playbook-end", {"playbook": attempt.playbook, "status": outcome.status,
                                                              "message": outcome.message, "details": outcome.details})
-                if not incident.active:  # recovered while the playbook ran
-                    await self._save(incident)
-                    return
-                replayed = outcome.status == "skipped" and outcome.details.get("idempotency_key") == attempt["key"]
-                if outcome.status in ("done", "dry_run") or replayed:  # replayed: it acted before a crash
-                    incident.state = "verifying"
-                    incident.verify_deadline_ms = self.clock() + int(rule.verify_s * 1000)
+                replayed = outcome.status == "skipped" and outcome.details.get("idempotency_key") == attempt.key
+                if self._remediable(incident) and (outcome.status in ("done", "dry_run") or replayed):
+                    # (replayed: it acted before a crash)
+                    incident.verify(self.clock() + int(rule.verify_s * 1000))
                     await self._save(incident)
                     return  # tick() takes it from here
                 await self._save(incident)
 
-    async def _run_attempt(self, incident: Incident, attempt: dict) -> Outcome:
+    async def _run_attempt(self, incident: Incident, attempt: Attempt) -> Outcome:
         if self.k8s is None:
             return Outcome.failed("no Kubernetes access configured (kubernetes.kubeconfig or kubernetes.in_cluster)")
         try:
-            pb = self.playbooks.get(attempt["playbook"])
+            pb = self.playbooks.get(attempt.playbook)
         except Exception as exc:  # an unknown or broken plugin is reported, never fatal
             return Outcome.failed(str(exc))
         ctx = PlaybookContext(
             k8s=self.k8s, target=self.policy.target(incident.model, incident.version, incident.role),
             incident_id=incident.id, anomaly_class=incident.anomaly_class, kind=incident.kinds[0],
-            evidence=incident.evidence, dry_run=self.dry_run, idempotency_key=attempt["key"],
+            evidence=incident.evidence, dry_run=self.dry_run, idempotency_key=attempt.key,
             registry=self.registry, alerter=self.alerter,
         )
         self.guards.in_flight += 1
         try:
-            return await run_playbook(pb, ctx, attempt.get("params") or {})
+            return await run_playbook(pb, ctx, attempt.params)
         finally:
             self.guards.in_flight -= 1
 
     async def tick(self) -> None:
-        """Deadlines: verification windows that ran out, and timed escalations."""
+        """Deadlines: verification windows that ran out, timed escalations, pages to retry."""
         now = self.clock()
         refresh = any(isinstance(s, AlertmanagerSink) for s in self.alerter.sinks)
         for incident in list(self.book.open_incidents()):
@@ -352,11 +368,12 @@ class ResponsePlane:
             if refresh and incident.storm is None:
                 await self._refresh_alertmanager(incident, now)
             if incident.state == "verifying" and incident.verify_deadline_ms and now >= incident.verify_deadline_ms:
-                incident.verify_deadline_ms = None
+                incident.verification_ran_out()
                 await self._audit(incident, "verification-failed", {"tried": incident.tried()})
                 self._spawn(self._remediate(incident))
             elif incident.state in ("open", "escalated") and incident.storm is None:
                 await self._timed_escalation(incident, now)
+        self.courier.retry_due()
 
     async def _timed_escalation(self, incident: Incident, now: int) -> None:
         """A rule's escalation levels with ``after_s``: unacknowledged incidents get louder."""
@@ -368,24 +385,23 @@ class ResponsePlane:
 
     async def _escalate(self, incident: Incident, reason: str) -> None:
         async with self._lock:
-            if not incident.active:
+            if not incident.active or incident.state == "acknowledged":
                 return
-            incident.escalation_level += 1
-            incident.state = "escalated"
-            incident.escalation_reason = f"{reason}; tried: {incident.tried()}. Manual intervention needed."
-            incident.pending = "firing"
+            incident.escalate(f"{reason}; tried: {incident.tried()}. Manual intervention needed.")
             metrics.INCIDENTS.labels(incident.anomaly_class, "escalated").inc()
+            silenced = not self._owe(incident, "firing")
             await self._save(incident)
             await self._audit(incident, "escalated", {"level": incident.escalation_level, "reason": incident.escalation_reason})
-            await self._deliver(incident)
+            if silenced:
+                await self._audit(incident, "page-silenced", {"until_ms": incident.silenced_until_ms})
+            self.courier.dispatch(incident)
 
     # -- operators ----------------------------------------------------------------------
 
     async def acknowledge(self, incident_id: str, by: str) -> Incident:
         incident = self._get(incident_id)
         async with self._lock:
-            incident.state = "acknowledged" if incident.active else incident.state
-            incident.acknowledged_by = by
+            incident.acknowledge(by)
             await self._save(incident)
             await self._audit(incident, "acknowledged", {}, actor=by)
         return incident
@@ -393,16 +409,20 @@ class ResponsePlane:
     async def resolve(self, incident_id: str, by: str) -> Incident:
         incident = self._get(incident_id)
         async with self._lock:
+            if not incident.active:
+                return incident
             self.book.close(incident, f"resolved by {by}", self.clock())
+            self._owe(incident, "resolved")
             await self._save(incident)
             await self._audit(incident, "resolved", {"resolution": incident.resolution}, actor=by)
-            await self._deliver(incident)
+            self.courier.dispatch(incident)
         return incident
 
     async def silence(self, incident_id: str, minutes: float, by: str) -> Incident:
         incident = self._get(incident_id)
         async with self._lock:
             incident.silenced_until_ms = self.clock() + int(minutes * 60_000)
+            incident.cancel_firing()
             await self._save(incident)
             await self._audit(incident, "silenced", {"minutes": minutes}, actor=by)
         return incident
@@ -411,15 +431,15 @@ class ResponsePlane:
         """Run a playbook by hand on an incident's target; guard rails still apply."""
         incident = self._get(incident_id)
         self.playbooks.validate(playbook, params)
-        attempt = {"playbook": playbook, "params": params, "step": -1, "status": "running", "by": by,
-                   "key": idempotency_key(incident.id, playbook, 1000 + len(incident.attempts)), "at": self.clock(), "message": ""}
+        attempt = Attempt(playbook=playbook, key=idempotency_key(incident.id, playbook, 1000 + len(incident.attempts)),
+                          at=self.clock(), params=params, by=by)
         async with self._lock:
-            incident.attempts.append(attempt)
+            incident.record_manual(attempt)
             await self._save(incident)
             await self._audit(incident, "playbook-start", {"playbook": playbook, "params": params}, actor=by)
         outcome = await self._run_attempt(incident, attempt)
         async with self._lock:
-            attempt["status"], attempt["message"] = outcome.status, outcome.message
+            attempt.finish(outcome.status, outcome.message)
             if outcome.acted:
                 self.guards.acted(incident.model, incident.id, self.clock())
             await self._save(incident)
@@ -436,42 +456,34 @@ class ResponsePlane:
                                 "retry: the request will reach the owner, or call the owning pod directly")
         return incident
 
-    # -- I/O ----------------------------------------------------------------------------
+    # -- pages ----------------------------------------------------------------------------
 
-    async def _deliver(self, incident: Incident) -> None:
-        status = incident.pending
-        if status is None:
-            return
-        if status == "firing" and incident.silenced_until_ms > self.clock():
-            await self._audit(incident, "page-silenced", {"until_ms": incident.silenced_until_ms})
-            incident.pending = None
-            await self._save(incident)
-            return
-        results = await self._send(incident, status)
-        if results and all(not r.ok for r in results):
-            log.error("incident %s: %s page reached no sink; it stays owed until the next change or restart",
-                      incident.id, status)
-            return
-        incident.alerted.append(status if not incident.escalation_level else f"{status}@{incident.escalation_level}")
-        incident.pending = None
-        await self._save(incident)
-        self.deliveries.append((time.time(), incident.id, status, incident.escalation_level))
-        del self.deliveries[:-1000]
-        log.warning("incident %s %s (level %d): %s", incident.id, status, incident.escalation_level,
-                    incident.alert(status).summary, extra={"model": incident.model, "incident_id": incident.id})
+    def _level(self, incident: Incident, level: int) -> tuple[Rule | None, EscalationLevel | None]:
+        """The rule of ``incident`` and its escalation ``level`` (None for a storm: no rule)."""
+        if incident.storm is not None or incident.model == "*":
+            return None, None
+        rule = self._rule(incident)
+        return rule, rule.escalation[min(level, len(rule.escalation) - 1)]
 
-    async def _send(self, incident: Incident, status: str, only: type | None = None) -> list[SinkResult]:
-        """The page at the incident's escalation level: that level's severity, to that level's sinks
-        (and, with ``only``, to the sinks of that type among them)."""
-        rule = self._rule(incident) if incident.storm is None and incident.model != "*" else None
-        levels = rule.escalation if rule else []
-        level = levels[min(incident.escalation_level, len(levels) - 1)] if levels else None
-        alert = incident.alert(status, severity=level.severity if level else None, note=rule.note if rule else None)
-        chosen = [s for s in self.alerter.sinks if (level is None or level.sinks == "all" or s.name in level.sinks)
-                  and (only is None or isinstance(s, only))]
-        if len(chosen) == len(self.alerter.sinks):
-            return await self.alerter.send(alert)
-        return await Alerter(chosen, deadline_s=self.alerter.deadline_s).send(alert)
+    def _owe(self, incident: Incident, status: str) -> bool:
+        """Owe ``status`` at the incident's level to the sinks it goes to (saved by the caller
+        before the courier sends it). False when a firing page is silenced instead."""
+        now = self.clock()
+        if status == "resolved":
+            incident.owe("resolved", incident.escalation_level, incident.resolve_owed_to(), now)
+            return True
+        if incident.silenced_until_ms > now:
+            return False
+        _, level = self._level(incident, incident.escalation_level)
+        sinks = [name for name in self.courier.sink_names if level is None or level.sinks == "all" or name in level.sinks]
+        incident.owe("firing", incident.escalation_level, sinks, now)
+        return True
+
+    def _render(self, incident: Incident, notice: Notice) -> Alert:
+        """The page ``notice`` stands for: its level's severity and the rule's note."""
+        rule, level = self._level(incident, notice.level)
+        return incident.alert(notice.status, severity=level.severity if level else None,
+                              note=rule.note if rule else None, level=notice.level)
 
     async def _refresh_alertmanager(self, incident: Incident, now_ms: int) -> None:
         """Alertmanager forgets a firing alert ``resolve_timeout`` (5 min) after its last post:
@@ -479,8 +491,12 @@ class ResponsePlane:
         if now_ms - self._am_refreshed.get(incident.id, incident.created_at_ms or now_ms) < AM_REFRESH_S * 1000:
             return
         self._am_refreshed[incident.id] = now_ms
-        if incident.pending is None and incident.alerted and incident.silenced_until_ms <= now_ms:
-            await self._send(incident, "firing", only=AlertmanagerSink)
+        sinks = [s.name for s in self.alerter.sinks if isinstance(s, AlertmanagerSink)
+                 and s.name in incident.heard and s.name not in incident.owed]
+        if sinks and incident.silenced_until_ms <= now_ms:
+            incident.owe("firing", incident.escalation_level, sinks, now_ms)
+            await self._save(incident)
+            self.courier.dispatch(incident)
 
     async def _save(self, incident: Incident) -> None:
         await self._producer.send_and_wait(

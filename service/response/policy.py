@@ -210,6 +210,21 @@ class GuardRails(_Section):
     """Run every playbook in dry-run: say what would be done, change nothing."""
 
 
+class Delivery(_Section):
+    """How pages a sink did not take are retried: per sink, until delivered or given up."""
+
+    retry_base_s: float = Field(1.0, gt=0)
+    """First wait after a failed try; doubled (with jitter) each further failure."""
+    retry_max_s: float = Field(60.0, gt=0)
+    """Longest wait between two tries of one page on one sink."""
+    give_up_after_s: float = Field(86_400.0, gt=0)
+    """A page still not taken this long after it was owed is given up (logged, audited,
+    counted as ``modelmedic_alerts_total{result="expired"}``), with whatever that sink
+    owed after it: a resolve alone would announce an incident the sink never heard of."""
+    per_sink_concurrency: int = Field(8, ge=1)
+    """Pages in flight at once to one sink (each incident's pages go in order)."""
+
+
 class Policy(_Section):
     """The whole policy file."""
 
@@ -217,6 +232,7 @@ class Policy(_Section):
     """Tried in order before the built-in rule of the anomaly class."""
     targets: Targets = Field(default_factory=Targets)
     guard_rails: GuardRails = Field(default_factory=GuardRails)
+    delivery: Delivery = Field(default_factory=Delivery)
 
     def route(self, anomaly_class: str, kind: str, model: str, role: str) -> Rule:
         """The first rule of the file that fits, else the class's default rule."""

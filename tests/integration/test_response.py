@@ -152,8 +152,8 @@ async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, 
         fire = anomaly("model-c", version="v2")
         await publish(settings, fire)
         await until(lambda: plane.book.by_id.get(fire.id) is not None and plane.book.by_id[fire.id].state == "verifying")
-        assert plane.book.by_id[fire.id].attempts[0]["playbook"] == "rollback"
-        assert plane.book.by_id[fire.id].attempts[0]["status"] == "done"
+        assert plane.book.by_id[fire.id].attempts[0].playbook == "rollback"
+        assert plane.book.by_id[fire.id].attempts[0].status == "done"
     assert await kube.get_version(ns, "model-c") == "v1"
 
 
@@ -200,7 +200,7 @@ async def test_crash_mid_remediation_neither_repeats_the_action_nor_the_page(set
     async with response_plane(settings, receiver, kube, pol, recovering) as plane:
         await until(lambda: plane.book.by_id[fire.id].state == "verifying")
         attempt = plane.book.by_id[fire.id].attempts[-1]
-    assert attempt["status"] == "skipped" and "already done" in attempt["message"]
+    assert attempt.status == "skipped" and "already done" in attempt.message
     assert len(plane.book.by_id[fire.id].attempts) == 1
     assert await kube.get_replicas(kube_namespace.name, "model-d") == 3
     assert [p["event_action"] for p in pages(receiver)] == ["trigger"]
@@ -224,7 +224,7 @@ async def test_hanging_and_failing_playbooks_are_contained_and_escalated(setting
         await publish(settings, fire)
         got = await receiver.wait_for(kind="pagerduty", count=2, timeout=20)
         incident = plane.book.by_id[fire.id]
-    assert [a["status"] for a in incident.attempts] == ["timeout", "failed"]
+    assert [a.status for a in incident.attempts] == ["timeout", "failed"]
     summary = got[1].json["payload"]["summary"]
     assert "hangs: timeout" in summary and "the plugin has a bug" in summary
 

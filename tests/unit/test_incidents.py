@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from modelmedic.alerting import Alert
 from modelmedic.events import Anomaly, stable_id
-from modelmedic.response.incidents import Incident, IncidentBook
+from modelmedic.response.incidents import TRANSITIONS, Attempt, Incident, IncidentBook, InvalidTransition, Notice, State
 
 SIZE = 1000
 W = 1_700_000_000  # a window index (epoch seconds for 1 s windows)
@@ -40,17 +40,10 @@ def snapshot(book: IncidentBook) -> bytes:
     )
 
 
-def delivered(incident: Incident) -> None:
-    """What the response plane does once the owed page went out."""
-    if incident.pending:
-        incident.alerted.append(incident.pending)
-    incident.pending = None
-
-
 # -- opening, replays, joining ------------------------------------------------------------
 
 
-def test_firing_opens_an_incident_owing_a_firing_alert() -> None:
+def test_firing_opens_an_incident() -> None:
     book = IncidentBook()
     a = anomaly()
     assert book.is_new(a)
@@ -59,7 +52,7 @@ def test_firing_opens_an_incident_owing_a_firing_alert() -> None:
     assert incident.id == a.id
     assert (incident.series, incident.model, incident.version, incident.role) == ("fraud/1.0/production", "fraud", "1.0", "production")
     assert (incident.anomaly_class, incident.kinds, incident.firing, incident.anomaly_ids) == ("latency", ["latency"], ["latency"], [a.id])
-    assert (incident.state, incident.pending, incident.alerted) == ("open", "firing", [])
+    assert (incident.state, incident.owed, incident.alerted) == ("open", {}, []), "pages are owed by the plane, per sink"
     assert incident.opened_at_ms == a.onset
     assert incident.summary == a.summary
     assert incident.evidence == {"kind": "latency", "observed": 250.0, "baseline": 20.0, "score": 0.99999,
@@ -72,12 +65,10 @@ def test_a_replay_of_the_same_anomaly_changes_nothing() -> None:
     book = IncidentBook()
     a = anomaly()
     book.apply(a)
-    delivered(book.by_id[a.id])
     before = snapshot(book)
     assert book.apply(a) is None
     assert book.apply(copy.copy(a)) is None
     assert snapshot(book) == before
-    assert book.by_id[a.id].pending is None  # no second page
 
 
 def test_a_second_kind_on_the_same_series_and_class_joins_the_open_incident() -> None:
@@ -85,14 +76,12 @@ def test_a_second_kind_on_the_same_series_and_class_joins_the_open_incident() ->
     drop = anomaly("throughput_drop", onset=W)
     surge = anomaly("throughput_surge", onset=W + 7)
     incident = book.apply(drop)
-    delivered(incident)
     assert not book.is_new(surge)
     joined = book.apply(surge)
     assert joined is incident and len(book.by_id) == 1
     assert incident.kinds == ["throughput_drop", "throughput_surge"]
     assert incident.firing == ["throughput_drop", "throughput_surge"]
     assert incident.anomaly_ids == [drop.id, surge.id]
-    assert incident.pending is None, "joining is no new page"
     assert [e["anomaly_id"] for e in incident.evidence["also"]] == [surge.id]
     assert incident.opened_at_ms == drop.onset and incident.id == drop.id
     assert book.apply(surge) is None  # and its replay is one too
@@ -117,7 +106,7 @@ def test_another_model_or_role_opens_another_incident(other: Anomaly) -> None:
     book = IncidentBook()
     first = book.apply(anomaly("latency"))
     second = book.apply(other)
-    assert second is not None and second is not first and second.pending == "firing"
+    assert second is not None and second is not first and second.state == "open"
     assert len(book.open_incidents()) == 2
 
 
@@ -137,10 +126,10 @@ def test_an_incident_resolves_only_when_every_series_in_it_recovered(first: Anom
                                        window_end=first.window_end + 9 * SIZE))
     still = [i for i in book.open_incidents() if second.id in i.anomaly_ids]
     assert still, "an incident was resolved while one of its series is still anomalous"
-    assert all(i.pending != "resolved" for i in still)
+    assert all(i.active for i in still)
     done = book.apply(msgspec.structs.replace(second, state="recovered", window_start=second.window_start + 12 * SIZE,
                                               window_end=second.window_end + 12 * SIZE))
-    assert done is not None and done.state == "resolved" and done.pending == "resolved"
+    assert done is not None and done.state == "resolved"
     assert book.open_incidents() == []
 
 
@@ -151,15 +140,14 @@ def test_recovered_of_every_kind_resolves_owing_a_resolved_alert() -> None:
     book = IncidentBook()
     drop, surge = anomaly("throughput_drop", onset=W), anomaly("throughput_surge", onset=W + 7)
     incident = book.apply(drop)
-    delivered(incident)
     book.apply(surge)
     half = book.apply(anomaly("throughput_drop", "recovered", onset=W, at=W + 12))
     assert half is incident
-    assert (incident.state, incident.firing, incident.pending) == ("open", ["throughput_surge"], None)
+    assert (incident.state, incident.firing) == ("open", ["throughput_surge"])
     assert book.open_incidents() == [incident]
     done = book.apply(anomaly("throughput_surge", "recovered", onset=W + 7, at=W + 20))
     assert done is incident
-    assert (incident.state, incident.firing, incident.pending) == ("resolved", [], "resolved")
+    assert (incident.state, incident.firing) == ("resolved", [])
     assert incident.resolved_at_ms == (W + 21) * SIZE  # the end of the window that recovered
     assert incident.resolution == "resolved: fraud 1.0 (production): throughput_surge back to normal"
     assert book.open_incidents() == []
@@ -172,7 +160,7 @@ def test_after_resolution_the_same_series_opens_a_new_incident() -> None:
     again = anomaly(onset=W + 30)
     assert book.is_new(again)
     second = book.apply(again)
-    assert second is not first and second.id == again.id and second.pending == "firing"
+    assert second is not first and second.id == again.id and second.state == "open"
     assert first.state == "resolved" and book.open_incidents() == [second]
 
 
@@ -184,7 +172,6 @@ def test_recovered_that_matches_nothing_is_ignored(case: str) -> None:
         record = anomaly("latency", "recovered", onset=W + 99)
     elif case == "replayed recovery":
         book.apply(anomaly("throughput_drop", "recovered", onset=W, at=W + 5))
-        delivered(next(iter(book.by_id.values())))
         record = anomaly("throughput_drop", "recovered", onset=W, at=W + 5)
     else:  # a surge recovery carrying the drop's id: the kind is not firing
         record = msgspec.structs.replace(anomaly("throughput_surge", "recovered", onset=W), id=anomaly("throughput_drop").id)
@@ -196,11 +183,9 @@ def test_recovered_that_matches_nothing_is_ignored(case: str) -> None:
 def test_close_by_hand_resolves_and_later_records_are_handled() -> None:
     book = IncidentBook()
     incident = book.apply(anomaly(onset=W))
-    delivered(incident)
     book.close(incident, "resolved by alice", now_ms=(W + 50) * SIZE)
-    assert (incident.state, incident.firing, incident.pending, incident.resolution) == ("resolved", [], "resolved", "resolved by alice")
+    assert (incident.state, incident.firing, incident.resolution) == ("resolved", [], "resolved by alice")
     assert incident.resolved_at_ms == (W + 50) * SIZE and book.open_incidents() == []
-    delivered(incident)
     before = snapshot(book)
     assert book.apply(anomaly(state="recovered", onset=W, at=W + 60)) is None  # the detector catches up
     book.close(incident, "again", now_ms=(W + 70) * SIZE)  # closing twice is a no-op
@@ -213,11 +198,11 @@ def test_close_by_hand_resolves_and_later_records_are_handled() -> None:
 
 def _busy_book() -> IncidentBook:
     book = IncidentBook()
-    delivered(book.apply(anomaly("throughput_drop", onset=W)))
+    book.apply(anomaly("throughput_drop", onset=W)).owe("firing", 0, ["pagerduty"], W * SIZE)
     book.apply(anomaly("throughput_surge", onset=W + 7))  # joined
-    delivered(book.apply(anomaly("latency", onset=W, model="ads", version="2.0")))
-    book.apply(anomaly("latency", "recovered", onset=W, at=W + 9, model="ads", version="2.0"))  # resolved, owes its page
-    book.apply(anomaly("errors", onset=W + 3, model="churn"))  # open, owes its page
+    book.apply(anomaly("latency", onset=W, model="ads", version="2.0"))
+    book.apply(anomaly("latency", "recovered", onset=W, at=W + 9, model="ads", version="2.0"))  # resolved
+    book.apply(anomaly("errors", onset=W + 3, model="churn"))  # open
     assert len(book.by_id) == 3
     return book
 
@@ -230,7 +215,8 @@ def test_load_round_trips_through_json_and_restores_the_indexes() -> None:
         restored.load(msgspec.json.decode(raw, type=Incident))
     assert snapshot(restored) == snapshot(book)
     assert {i.id for i in restored.open_incidents()} == {i.id for i in book.open_incidents()}
-    assert sorted(i.pending or "" for i in restored.by_id.values()) == ["", "firing", "resolved"]
+    assert sorted(i.state for i in restored.by_id.values()) == ["open", "open", "resolved"]
+    assert [n.status for i in restored.by_id.values() for n in i.owed.get("pagerduty", [])] == ["firing"]
 
 
 def test_a_restored_book_behaves_like_the_original() -> None:
@@ -259,7 +245,6 @@ def test_an_incident_stored_before_firing_anomalies_existed_still_resolves() -> 
     """Records in the compacted topic from before the field: tracked by kind, as then."""
     old = IncidentBook()
     incident = old.apply(anomaly("throughput_drop", onset=W))
-    delivered(incident)
     stored = msgspec.json.decode(msgspec.json.encode(incident))
     del stored["firing_anomalies"]
     book = IncidentBook()
@@ -268,7 +253,7 @@ def test_an_incident_stored_before_firing_anomalies_existed_still_resolves() -> 
     assert joined is not None and joined.firing == ["throughput_drop", "throughput_surge"]
     assert book.apply(anomaly("throughput_drop", "recovered", onset=W, at=W + 9)).state != "resolved"
     done = book.apply(anomaly("throughput_surge", "recovered", onset=W + 4, at=W + 10))
-    assert done is not None and (done.state, done.pending) == ("resolved", "resolved")
+    assert done is not None and done.state == "resolved"
 
 
 # -- alerts -------------------------------------------------------------------------------
@@ -319,3 +304,128 @@ def test_a_resolved_alert_for_an_open_incident_is_refused() -> None:
     incident = IncidentBook().apply(anomaly())
     with pytest.raises(ValidationError, match="a resolved alert needs ended_at_ms"):
         incident.alert("resolved")
+
+
+# -- the lifecycle: every transition a method, the others refused --------------------------
+
+
+def _attempt(step: int = 0) -> Attempt:
+    return Attempt(playbook="scale-out", key=f"k{step}", at=W * SIZE, step=step)
+
+
+def test_the_remediation_path_open_remediating_verifying_resolved() -> None:
+    incident = IncidentBook().apply(anomaly())
+    first = _attempt(0)
+    incident.start_attempt(first)
+    assert (incident.state, incident.next_step, incident.attempts) == ("remediating", 1, [first])
+    first.finish("failed", "forbidden")
+    incident.start_attempt(_attempt(1))  # the next playbook after one that did not act
+    incident.verify(deadline_ms=123)
+    assert (incident.state, incident.verify_deadline_ms, incident.next_step) == ("verifying", 123, 2)
+    incident.verification_ran_out()
+    assert incident.verify_deadline_ms is None and incident.state == "verifying"
+    incident.escalate("no playbook restored the series")
+    incident.escalate("not acknowledged after 60s")
+    assert (incident.state, incident.escalation_level) == ("escalated", 2)
+    incident.acknowledge("alice")
+    assert (incident.state, incident.acknowledged_by) == ("acknowledged", "alice")
+    incident.resolve("resolved by alice", at_ms=0)
+    assert incident.state == "resolved" and incident.resolved_at_ms == incident.opened_at_ms
+
+
+@pytest.mark.parametrize(("state", "move"), [
+    ("resolved", lambda i: i.acknowledge("bob")),
+    ("resolved", lambda i: i.resolve("again", 0)),
+    ("resolved", lambda i: i.escalate("late")),
+    ("acknowledged", lambda i: i.start_attempt(_attempt())),
+    ("acknowledged", lambda i: i.escalate("timer")),
+    ("acknowledged", lambda i: i.acknowledge("bob")),
+    ("escalated", lambda i: i.start_attempt(_attempt())),
+    ("open", lambda i: i.verify(1)),
+    ("open", lambda i: i.verification_ran_out()),
+    ("verifying", lambda i: i.verify(1)),
+])
+def test_a_transition_the_lifecycle_does_not_allow_raises(state: str, move) -> None:
+    incident = IncidentBook().apply(anomaly())
+    incident.state = state
+    before = msgspec.json.encode(incident)
+    with pytest.raises(InvalidTransition, match=f"incident {incident.id} is {state}"):
+        move(incident)
+    assert msgspec.json.encode(incident) == before, "a refused transition changes nothing"
+
+
+def test_every_state_has_its_transitions_listed() -> None:
+    assert set(TRANSITIONS) == set(State.__args__)
+    assert all(targets <= set(State.__args__) for targets in TRANSITIONS.values())
+
+
+def test_attempts_stored_as_plain_dicts_read_back_typed() -> None:
+    """Records written before Attempt existed: the same keys, so they decode as Attempts."""
+    incident = IncidentBook().apply(anomaly())
+    stored = msgspec.json.decode(msgspec.json.encode(incident))
+    stored["attempts"] = [
+        {"playbook": "rollback", "params": {}, "step": 0, "status": "failed", "key": "k0", "at": 5, "message": "no target"},
+        {"playbook": "scale-out", "params": {"step": 2}, "step": -1, "status": "running", "by": "alice", "key": "k1",
+         "at": 6, "message": ""},
+    ]
+    stored["pending"] = "firing"
+    restored = msgspec.json.decode(msgspec.json.encode(stored), type=Incident)
+    assert restored.attempts == [Attempt("rollback", "k0", 5, 0, {}, "failed", "no target"),
+                                 Attempt("scale-out", "k1", 6, -1, {"step": 2}, "running", "", by="alice")]
+    assert restored.attempts[1].running and restored.pending == "firing"
+    assert restored.tried() == "rollback: failed (no target); scale-out: running"
+
+
+# -- pages owed, per sink -----------------------------------------------------------------
+
+
+def test_a_resolve_is_owed_after_its_firing_and_only_to_sinks_that_heard_or_owe_it() -> None:
+    incident = IncidentBook().apply(anomaly())
+    incident.owe("firing", 0, ["pagerduty", "slack"], 1)
+    incident.delivered("slack", incident.next_notice("slack"))
+    assert incident.heard == ["slack"] and incident.alerted == ["firing"]
+    incident.resolve("resolved: fine", 2)
+    incident.owe("resolved", 0, incident.resolve_owed_to(), 2)
+    assert [n.status for n in incident.owed["pagerduty"]] == ["firing", "resolved"], "the firing goes first"
+    assert [n.status for n in incident.owed["slack"]] == ["resolved"]
+    incident.owe("resolved", 0, incident.resolve_owed_to(), 3)
+    assert len(incident.owed["slack"]) == 1, "one resolve per sink"
+    incident.owe("resolved", 0, ["webhook"], 3)
+    assert "webhook" not in incident.owed, "a sink that never heard the firing gets no resolve"
+
+
+def test_an_escalation_replaces_the_firing_still_owed_and_a_failure_backs_off() -> None:
+    incident = IncidentBook().apply(anomaly())
+    incident.owe("firing", 0, ["pagerduty"], 1)
+    first = incident.next_notice("pagerduty")
+    incident.failed("pagerduty", first, "HTTP 503", next_try_ms=500)
+    assert (first.tries, first.last_error, first.next_try_ms) == (1, "HTTP 503", 500)
+    incident.owe("firing", 1, ["pagerduty"], 9)
+    assert [(n.status, n.level, n.tries) for n in incident.owed["pagerduty"]] == [("firing", 1, 0)]
+    incident.delivered("pagerduty", first)  # the replaced page came back accepted after all: nothing else changes
+    assert [n.level for n in incident.owed["pagerduty"]] == [1]
+    incident.delivered("pagerduty", incident.next_notice("pagerduty"))
+    assert incident.owed == {} and incident.alerted == ["firing", "firing@1"]
+
+
+def test_silence_cancels_owed_firings_and_give_up_drops_a_sinks_queue() -> None:
+    incident = IncidentBook().apply(anomaly())
+    incident.owe("firing", 0, ["pagerduty", "slack"], 1)
+    incident.delivered("slack", incident.next_notice("slack"))
+    incident.owe("firing", 1, ["pagerduty", "slack"], 2)
+    incident.cancel_firing()
+    assert incident.owed == {}
+    incident.owe("firing", 1, ["pagerduty"], 3)
+    incident.resolve("resolved", 4)
+    incident.owe("resolved", 1, incident.resolve_owed_to(), 4)
+    assert [n.status for n in incident.give_up("pagerduty")] == ["firing", "resolved"]
+    assert list(incident.owed) == ["slack"]
+
+
+def test_owed_pages_survive_the_incident_record() -> None:
+    incident = IncidentBook().apply(anomaly())
+    incident.owe("firing", 0, ["pagerduty"], 1)
+    incident.failed("pagerduty", incident.next_notice("pagerduty"), "timeout", 99)
+    restored = msgspec.json.decode(msgspec.json.encode(incident), type=Incident)
+    assert restored.owed == incident.owed
+    assert restored.owed["pagerduty"][0] == Notice("firing", 0, 1, tries=1, next_try_ms=99, last_error="timeout")
