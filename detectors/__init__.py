@@ -10,8 +10,12 @@ from modelmedic.detectors.seasonal import SeasonalBank
 
 
 def default_bank() -> SeriesBank:
-    """The detector the detection plane uses for every window metric unless configured otherwise."""
-    return EnsembleBank()
+    """The detector the detection plane uses for every window metric unless configured otherwise.
+
+    :class:`CalibratedBank` since it beat :class:`EnsembleBank` leave-one-category-out
+    (docs/detection.md, ``load/nab_loo.py``).
+    """
+    return CalibratedBank()
 
 
 __all__ = [

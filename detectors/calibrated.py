@@ -123,7 +123,7 @@ class CalibratedBank(SeriesBank):
         floor: float = 0.5,
         memory: float = 1000.0,
         prior: float = 50.0,
-        exceed: float = 1.0,
+        exceed: float = 2.0,
         refractory: float = 50.0,
         patience: int = 30,
         daily_buckets: int = 96,
@@ -136,6 +136,10 @@ class CalibratedBank(SeriesBank):
         h: float = 12.0,
         predictor_grace: int = 20,
         grace: int = 150,
+        counts: bool = True,
+        count_floor: float = 1.0,
+        rearm: float = 1.5,
+        heavy: bool = False,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
@@ -144,8 +148,10 @@ class CalibratedBank(SeriesBank):
         self.seasonal_alpha, self.spread_alpha, self.bucket_grace = seasonal_alpha, spread_alpha, bucket_grace
         self.cusum_alpha, self.drift, self.h = cusum_alpha, drift, h
         self.predictor_grace, self.grace = predictor_grace, grace
+        self.counts, self.count_floor, self.rearm, self.heavy = counts, count_floor, rearm, heavy
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
+        self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
         self._run = np.zeros(0, dtype=np.int64)
         self._peak = np.zeros(0, dtype=f8)
         self._prev = np.zeros(0, dtype=f8)
@@ -161,7 +167,8 @@ class CalibratedBank(SeriesBank):
         # CUSUM: slow location, scale, up and down sums
         self._cusum = np.zeros((0, 4), dtype=f8)
         # calibration per channel (best, context, shift): weight, exceedances, summed excess
-        self._tail = np.zeros((0, 3, 3), dtype=f8)
+        # ... and summed log(excess ratio), for the heavy (Hill) tail
+        self._tail = np.zeros((0, 3, 4), dtype=f8)
 
     # ------------------------------------------------------------------ state
 
@@ -169,8 +176,10 @@ class CalibratedBank(SeriesBank):
         return [k for k, v in vars(self).items() if k.startswith("_") and isinstance(v, np.ndarray)]
 
     def _prior_tail(self) -> np.ndarray:
-        rho, sigma = 0.1, 1.0 / LN10  # a calibrated Gaussian channel: P(a > 1 digit) = 0.1, mean excess 0.434
-        return np.array([self.prior, self.prior * rho, self.prior * rho * sigma])
+        rho, sigma = 10.0 ** -self.exceed, 1.0 / LN10  # a calibrated channel: P(a > u digits) = 10^-u, mean excess 0.434
+        grid = (np.arange(4000) + 0.5) / 200.0  # E ~ exponential(sigma): mean of ln(1 + E / u) by quadrature
+        xi = float(np.sum(np.log1p(sigma * grid / self.exceed) * np.exp(-grid)) / np.sum(np.exp(-grid)))
+        return np.array([self.prior, self.prior * rho, self.prior * rho * sigma, self.prior * rho * xi])
 
     def _grow(self, capacity: int) -> None:
         for name in self._arrays():
@@ -178,16 +187,26 @@ class CalibratedBank(SeriesBank):
             extra = np.zeros((capacity - len(a), *a.shape[1:]), dtype=a.dtype)
             if name == "_tail":
                 extra[:] = self._prior_tail()
+            elif name == "_count":
+                extra[:] = int(self.counts)
             setattr(self, name, np.concatenate([a, extra]))
 
     def _reset(self, slots: np.ndarray) -> None:
         for name in self._arrays():
-            getattr(self, name)[slots] = self._prior_tail() if name == "_tail" else 0
+            getattr(self, name)[slots] = self._prior_tail() if name == "_tail" else (int(self.counts) if name == "_count" else 0)
 
     # ------------------------------------------------------------------ vectorized path
 
     def _score_learn(self, slots: np.ndarray, x: np.ndarray, t: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         m = x.size
+        counting = self._count[slots] == 1
+        flip = counting & ~((x >= 0.0) & (x == np.floor(x)))
+        if flip.any():  # not a count series after all: start again on the raw values
+            self._reset(slots[flip])
+            self._count[slots[flip]] = 0
+            counting = counting & ~flip
+        x = np.where(counting, 2.0 * np.sqrt(np.where(counting, x, 0.0) + 0.375), x)  # Anscombe: Poisson sd ~1
+        cf = np.where(counting, self.count_floor, 0.0)
         n = self._n[slots]
         prev = self._prev[slots]
         pred = self._pred[slots]  # (m, 2, 3)
@@ -195,7 +214,7 @@ class CalibratedBank(SeriesBank):
         value = np.stack([x, x - prev], axis=1)  # level, step
         resid = value - loc
         warm = np.stack([n >= self.predictor_grace, n >= self.predictor_grace + 1], axis=1)
-        spread = np.where(warm, MAD_TO_STD * np.maximum(sc, self.floor * sa), np.inf)
+        spread = np.where(warm, np.maximum(MAD_TO_STD * np.maximum(sc, self.floor * sa), cf[:, None]), np.inf)
         expect = np.stack([loc[:, 0], prev + loc[:, 1]], axis=1)
 
         # seasonal predictors: 0 daily, 1 weekly
@@ -208,7 +227,7 @@ class CalibratedBank(SeriesBank):
             mean, count = means[slots, b], counts[slots, b].astype(np.int64)
             dev, seen = self._sdev[slots, k], self._sseen[slots, k]
             ok = (count >= self.bucket_grace) & (seen >= self.bucket_grace)
-            sp = np.where(ok, MAD_TO_STD * np.maximum(dev[:, 0], self.floor * dev[:, 1]), np.inf)
+            sp = np.where(ok, np.maximum(MAD_TO_STD * np.maximum(dev[:, 0], self.floor * dev[:, 1]), cf), np.inf)
             seasonal.append((b, mean, count, sp, np.where(count > 0, mean, np.nan)))
         spreads = [spread[:, 0], spread[:, 1]] + [np.full(m, np.inf) if s is None else s[3] for s in seasonal]
         resids = [resid[:, 0], resid[:, 1]] + [np.zeros(m) if s is None else x - s[1] for s in seasonal]
@@ -224,24 +243,32 @@ class CalibratedBank(SeriesBank):
         cu = self._cusum[slots]
         cwarm = n >= self.predictor_grace + 10
         cres = x - cu[:, 0]
-        cz = _zv(cres, np.where(cwarm, MAD_TO_STD * cu[:, 1], np.inf))
+        cz = _zv(cres, np.where(cwarm, np.maximum(MAD_TO_STD * cu[:, 1], cf), np.inf))
         u = np.clip(cz, -self.huber, self.huber)
         up = np.maximum(0.0, cu[:, 2] + u - self.drift)
         down = np.maximum(0.0, cu[:, 3] - u - self.drift)
         stat = np.maximum(up, down)
 
-        raw = np.stack([tail_digits(Z[best, pick]), tail_digits(Z[ctx, pick]), tail_digits(3.0 * stat / self.h)], axis=1)
+        raw = np.stack([tail_digits(Z[best, pick]), tail_digits(Z[ctx, pick]), stat * (2.0 * self.drift / LN10)], axis=1)
         tail = self._tail[slots]  # (m, channel, 3)
         over = raw > self.exceed
         with np.errstate(divide="ignore", invalid="ignore"):
-            ev = np.log10(tail[:, :, 0] / tail[:, :, 1]) + (raw - self.exceed) * tail[:, :, 1] / (tail[:, :, 2] * LN10)
+            excess = (raw - self.exceed) * tail[:, :, 1] / (tail[:, :, 2] * LN10)
+            if self.heavy:
+                excess = np.minimum(excess, np.log10(raw / self.exceed) * tail[:, :, 1] / tail[:, :, 3])
+            ev = np.log10(tail[:, :, 0] / tail[:, :, 1]) + excess
         ev = np.where(over, ev, 0.0)
         evidence = ev.max(axis=1)
         digits = 10.0 * (1.0 - self.sensitivity)
         on = n >= self.grace
         score = np.where(on, evidence / (evidence + digits), 0.0)
         peak = self._peak[slots] * math.exp(-1.0 / self.refractory)
-        reported = np.maximum(score - peak, 0.0)
+        if self.rearm > 0.0:  # peak in digits: report only evidence clearly above the recent peak
+            reported = np.where(evidence > self.rearm * peak, score, 0.0)
+            level = evidence
+        else:
+            reported = np.maximum(score - peak, 0.0)
+            level = score
 
         flagged = score >= 0.5
         run = np.where(flagged, self._run[slots] + 1, 0)
@@ -294,13 +321,17 @@ class CalibratedBank(SeriesBank):
         tail[:, :, 0] = np.where(k3, tail[:, :, 0] * decay + 1.0, tail[:, :, 0])
         tail[:, :, 1] = np.where(k3, tail[:, :, 1] * decay + over, tail[:, :, 1])
         tail[:, :, 2] = np.where(k3, tail[:, :, 2] * decay + np.where(over, raw - self.exceed, 0.0), tail[:, :, 2])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(over, np.log(raw / self.exceed), 0.0)
+        tail[:, :, 3] = np.where(k3, tail[:, :, 3] * decay + ratio, tail[:, :, 3])
         self._tail[slots] = tail
 
-        self._peak[slots] = np.maximum(peak, score)
+        self._peak[slots] = np.maximum(peak, np.where(n >= self.grace, level, 0.0))
         self._run[slots] = run
         self._prev[slots] = x
         self._n[slots] = n + 1
-        return reported, E[best, pick]
+        expected = E[best, pick]
+        return reported, np.where(counting, np.maximum((0.5 * expected) ** 2 - 0.375, 0.0), expected)
 
     def _cycles(self):
         return (
@@ -322,12 +353,27 @@ class CalibratedBank(SeriesBank):
         self.ensure(slot + 1)
         out_s = [0.0] * len(xs)
         out_b = [math.nan] * len(xs)
+        start = 0
+        while start < len(xs):
+            start = self._segment(slot, xs, ts, start, out_s, out_b)
+            if start < len(xs):  # a value that is not a count: start again on the raw values
+                self._reset(np.array([slot]))
+                self._count[slot] = 0
+        return np.array(out_s), np.array(out_b)
+
+    def _segment(self, slot: int, xs: list, ts: list | None, start: int, out_s: list, out_b: list) -> int:
+        """The scalar loop from ``xs[start]`` on; stops (returns its index) at the first non-count of a count series."""
+        counting = bool(self._count[slot])
+        cf = self.count_floor if counting else 0.0
+        stop = len(xs)
         g, g1, gc, grace = self.predictor_grace, self.predictor_grace + 1, self.predictor_grace + 10, self.grace
         alpha, huber, floor, K = self.alpha, self.huber, self.floor, MAD_TO_STD
         exceed, decay = self.exceed, 1.0 - 1.0 / self.memory
         digits = 10.0 * (1.0 - self.sensitivity)
         fade = math.exp(-1.0 / self.refractory)
-        patience, drift, h = self.patience, self.drift, self.h
+        patience, drift, h, rearm = self.patience, self.drift, self.h, self.rearm
+        heavy = self.heavy
+        llr = 2.0 * drift / LN10  # CUSUM sum -> log-likelihood ratio of a 2*drift shift, in digits
         calpha, salpha, spalpha, bgrace = self.cusum_alpha, self.seasonal_alpha, self.spread_alpha, self.bucket_grace
         inf = math.inf
 
@@ -344,15 +390,25 @@ class CalibratedBank(SeriesBank):
                 dev = self._sdev[slot, k].tolist()
                 cyc.append([period, buckets / period, buckets, means[slot].tolist(), counts[slot].tolist(), dev[0], dev[1], int(self._sseen[slot, k])])
 
-        for i, xi in enumerate(xs):
+        for i in range(start, len(xs)):
+            xi = xs[i]
             if not (xi - xi == 0.0):  # nan or inf: score 0, not learned
                 continue
+            if counting:
+                if xi < 0.0 or xi != math.floor(xi):
+                    stop = i
+                    break
+                xi = 2.0 * math.sqrt(xi + 0.375)
             # level and step
             r0 = xi - l0
             s0 = K * (l1 if l1 > floor * l2 else floor * l2) if n >= g else inf
+            if s0 < cf:
+                s0 = cf
             step = xi - prev
             r1 = step - d0
             s1 = K * (d1 if d1 > floor * d2 else floor * d2) if n >= g1 else inf
+            if s1 < cf:
+                s1 = cf
             best_s, best_r, best_e = s0, r0, l0
             ctx_s, ctx_r = s0, r0
             if s1 < best_s:
@@ -366,6 +422,8 @@ class CalibratedBank(SeriesBank):
                 mean, count = c[3][b], c[4][b]
                 ok = count >= bgrace and c[7] >= bgrace
                 sp = K * (c[5] if c[5] > floor * c[6] else floor * c[6]) if ok else inf
+                if sp < cf:
+                    sp = cf
                 bs.append((b, mean, count))
                 if sp < best_s:
                     best_s, best_r, best_e = sp, xi - mean, mean
@@ -374,7 +432,7 @@ class CalibratedBank(SeriesBank):
             # CUSUM
             cwarm = n >= gc
             cres = xi - c0
-            cz = _z(cres, K * c1 if cwarm else inf)
+            cz = _z(cres, (K * c1 if K * c1 > cf else cf) if cwarm else inf)
             u = huber if cz > huber else (-huber if cz < -huber else cz)
             nu = up + u - drift
             nu = nu if nu > 0.0 else 0.0
@@ -382,20 +440,34 @@ class CalibratedBank(SeriesBank):
             nd = nd if nd > 0.0 else 0.0
             stat = nu if nu > nd else nd
 
-            raw = (_digits(_z(best_r, best_s)), _digits(_z(ctx_r, ctx_s)), _digits(3.0 * stat / h))
+            raw = (_digits(_z(best_r, best_s)), _digits(_z(ctx_r, ctx_s)), stat * llr)
             e = 0.0
             for j in range(3):
                 a = raw[j]
                 if a > exceed:
-                    w, ex, sx = tl[j]
-                    ej = math.log10(w / ex) + (a - exceed) * ex / (sx * LN10)
+                    w, ex, sx, sl = tl[j]
+                    ej = (a - exceed) * ex / (sx * LN10)
+                    if heavy:
+                        hill = math.log10(a / exceed) * ex / sl
+                        if hill < ej:
+                            ej = hill
+                    ej += math.log10(w / ex)
                     if ej > e:
                         e = ej
             score = e / (e + digits) if n >= grace else 0.0
             peak *= fade
-            rep = score - peak
-            out_s[i] = rep if rep > 0.0 else 0.0
-            out_b[i] = best_e
+            if rearm > 0.0:
+                out_s[i] = score if e > rearm * peak else 0.0
+                lev = e if n >= grace else 0.0
+            else:
+                rep = score - peak
+                out_s[i] = rep if rep > 0.0 else 0.0
+                lev = score
+            if counting:
+                best_e = 0.25 * best_e * best_e - 0.375
+                out_b[i] = best_e if best_e > 0.0 else 0.0
+            else:
+                out_b[i] = best_e
 
             flagged = score >= 0.5
             run = run + 1 if flagged else 0
@@ -439,12 +511,12 @@ class CalibratedBank(SeriesBank):
                     c[4][b] = count + 1 if count < 65535 else 65535
                 # calibration
                 for j in range(3):
-                    w, ex, sx = tl[j]
+                    w, ex, sx, sl = tl[j]
                     a = raw[j]
                     if a > exceed:
-                        tl[j] = [w * decay + 1.0, ex * decay + 1.0, sx * decay + (a - exceed)]
+                        tl[j] = [w * decay + 1.0, ex * decay + 1.0, sx * decay + (a - exceed), sl * decay + math.log(a / exceed)]
                     else:
-                        tl[j] = [w * decay + 1.0, ex * decay, sx * decay]
+                        tl[j] = [w * decay + 1.0, ex * decay, sx * decay, sl * decay]
             # CUSUM (learns through an alarm too)
             alarm = stat > h
             if keep or alarm:
@@ -459,7 +531,7 @@ class CalibratedBank(SeriesBank):
                 c0, up, down = xi, 0.0, 0.0
             else:
                 up, down = nu, nd
-            peak = peak if peak > score else score
+            peak = peak if peak > lev else lev
             prev = xi
             n += 1
 
@@ -473,7 +545,7 @@ class CalibratedBank(SeriesBank):
                 counts[slot] = c[4]
                 self._sdev[slot, k] = [c[5], c[6]]
                 self._sseen[slot, k] = c[7]
-        return np.array(out_s), np.array(out_b)
+        return stop
 
 
 def _zv(residual: np.ndarray, spread: np.ndarray) -> np.ndarray:

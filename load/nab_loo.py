@@ -201,10 +201,9 @@ def false_positives(corpus, scores, threshold: float) -> int:
 # The grid: a few values of the parameters that matter, around the defaults; one
 # parameter set for every file. Kept small: each point costs a full replay (~1 s).
 GRID = {
-    "floor": [0.25, 0.5, 1.0],
-    "memory": [500.0, 1000.0, 2000.0],
-    "refractory": [25.0, 50.0, 100.0],
-    "sensitivity": [0.5],
+    "rearm": [0.0, 1.5, 2.0],
+    "exceed": [1.0, 2.0],
+    "refractory": [50.0, 100.0],
 }
 
 

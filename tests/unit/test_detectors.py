@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from modelmedic.detectors import (
+    CalibratedBank,
     CusumBank,
     EnsembleBank,
     EwmaBank,
@@ -26,8 +27,9 @@ BANKS = [
     CusumBank,
     lambda: SeasonalBank(period=86400.0, buckets=24),
     EnsembleBank,
+    CalibratedBank,
 ]
-IDS = ["ewma", "robust", "robust-diff", "cusum", "seasonal-daily", "ensemble"]
+IDS = ["ewma", "robust", "robust-diff", "cusum", "seasonal-daily", "ensemble", "calibrated"]
 
 
 def series(seed: int, n: int = 24 * 40, spikes: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -133,7 +135,7 @@ def test_finds_synthetic_spikes(make):
     flat = x - 30 * np.sin(2 * np.pi * np.arange(len(x)) / 24)  # level + noise + spikes, for non-seasonal detectors
     positive = np.zeros(len(x), dtype=bool)
     positive[where] = True
-    data = x if make in (BANKS[4], BANKS[5]) else flat
+    data = x if make in (BANKS[4], BANKS[5], BANKS[6]) else flat
     scores = run(make(), t, data)
     assert auc(scores[240:], positive[240:]) > 0.8
 
@@ -239,9 +241,9 @@ def test_ensemble_baseline_tells_spike_from_drop():
     assert s[0] >= 0.5 and base[0] < x[-1] + 60 - 30
 
 
-def test_default_bank_is_the_ensemble_and_state_is_small():
+def test_default_bank_is_the_calibrated_bank_and_state_is_small():
     bank = default_bank()
-    assert isinstance(bank, EnsembleBank)
+    assert isinstance(bank, CalibratedBank)
     bank.ensure(1000)
     assert bank.state_bytes() <= 4096
     assert copy.deepcopy(bank).state_bytes() == bank.state_bytes()

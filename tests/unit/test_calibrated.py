@@ -1,0 +1,128 @@
+"""CalibratedBank: calibrated, non-saturating scores; one alarm per incident; counts; the fast replay path."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+
+from modelmedic.detectors import CalibratedBank, OneSeries, replay_lockstep, replay_series
+
+FIVE_MIN = 300.0
+
+
+def per_point(bank, x, t=None, slot: int = 0):
+    """The streaming path: one ``score_learn`` call per value."""
+    slots = np.array([slot])
+    out = [bank.score_learn(slots, x[i : i + 1], None if t is None else t[i : i + 1]) for i in range(len(x))]
+    return np.array([o[0][0] for o in out]), np.array([o[1][0] for o in out])
+
+
+def quiet(seed: int, n: int) -> np.ndarray:
+    return 50 + np.random.default_rng(seed).normal(0, 1, n)
+
+
+def test_score_does_not_saturate_a_1000_sigma_spike_ranks_above_10_sigma():
+    scores = {}
+    for size in (10.0, 1000.0):
+        x = quiet(1, 1200)
+        x[1000] += size
+        s, _ = CalibratedBank().score_series(x)
+        scores[size] = s[1000]
+    assert 0.5 <= scores[10.0] < scores[1000.0] < 1.0
+
+
+def test_a_level_shift_is_reported_once_not_pinned():
+    x = quiet(2, 3000)
+    x[1500:] += 12.0
+    s, base = CalibratedBank().score_series(x)
+    flags = np.flatnonzero(s >= 0.5)
+    assert flags.size and 1500 <= flags[0] <= 1505, flags
+    assert ((flags >= 1500) & (flags < 1800)).sum() == 1, flags
+    assert len(flags) <= 2
+    assert abs(base[-1] - 62.0) < 1.5  # the new level is learned once reported
+
+
+def test_a_sparse_count_burst_is_an_anomaly_and_the_quiet_part_is_not():
+    rng = np.random.default_rng(3)
+    x = rng.poisson(0.05, 3000).astype(float)  # mostly zero
+    x[2000:2012] = rng.poisson(4.0, 12)  # a burst of events
+    s, _ = CalibratedBank().score_series(x)
+    assert s[2000:2012].max() >= 0.5
+    assert s[:2000].max() < 0.5
+
+
+def test_an_idle_disk_burst_of_bytes_is_an_anomaly():
+    rng = np.random.default_rng(4)
+    n = 3000
+    x = np.where(rng.random(n) < 0.05, 1e5 * rng.lognormal(0, 0.5, n), 0.0).round()
+    x[2500] = 4e6  # one write 40x the usual
+    s, _ = CalibratedBank().score_series(x)
+    assert s[2500] >= 0.5 and int(np.argmax(s)) == 2500
+
+
+def test_bursty_but_normal_counts_stay_below_one_half():
+    """Mention counts every 5 minutes: a daily cycle, overdispersion and normal bursts raise no alarm."""
+    rng = np.random.default_rng(5)
+    n = 4032
+    i = np.arange(n)
+    mu = 40 * (1 + 0.6 * np.sin(2 * np.pi * i / 288))
+    for at in rng.choice(n, 10, replace=False):  # ten normal bursts, up to 1.5x the level
+        k = np.arange(at, min(n, at + 40))
+        mu[k] *= 1 + 0.5 * np.exp(-(k - at) / 6.0)
+    x = rng.negative_binomial(10, 10 / (10 + mu)).astype(float)
+    t = 1.4e9 + FIVE_MIN * i
+    s, _ = CalibratedBank().score_series(x, t)
+    assert s.max() < 0.5, np.flatnonzero(s >= 0.5)
+
+
+def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
+    rng = np.random.default_rng(6)
+    n = 1500
+    t = 1.4e9 + FIVE_MIN * np.arange(n)
+    x = 100 + 20 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 2, n)
+    x[::89] = np.nan
+    x[400] = np.inf
+    x[700:] += 15
+    x[1000] = 1e9
+    counts = rng.poisson(3, n).astype(float)
+    counts[900] = 2.5  # not a count after all: the series starts again on raw values
+    for series, times in ((x, t), (x, None), (counts, t)):
+        fast, slow = CalibratedBank(), CalibratedBank()
+        s1, b1 = fast.score_series(series, times, slot=2)
+        s2, b2 = per_point(slow, series, times, slot=2)
+        assert np.allclose(s1, s2, rtol=0, atol=1e-12)
+        assert np.array_equal(np.isnan(b1), np.isnan(b2)) and np.allclose(b1[~np.isnan(b1)], b2[~np.isnan(b2)])
+        rows = fast.rows(np.array([2])), slow.rows(np.array([2]))
+        for name in rows[0]:
+            assert np.allclose(rows[0][name], rows[1][name], rtol=1e-12, atol=1e-12), name
+    assert fast._count[2] == 0 and CalibratedBank().score_series(counts[:800])[0].size == 800
+
+
+def test_replay_helpers_use_the_fast_path_and_lockstep_equals_alone():
+    xs = [quiet(7, 700), quiet(8, 500) + np.r_[np.zeros(400), np.full(100, 9.0)]]
+    alone = [replay_series(CalibratedBank(), x)[0] for x in xs]
+    together = replay_lockstep(CalibratedBank(), xs)
+    assert all(np.allclose(a, b, rtol=0, atol=1e-12) for a, b in zip(alone, together))
+    one = OneSeries(CalibratedBank())
+    assert np.allclose([one.score_learn_one(v) for v in xs[1]], alone[1], rtol=0, atol=1e-12)
+
+
+def test_state_moves_between_banks_and_pickles():
+    x = quiet(9, 800)
+    x[700] += 30
+    a = CalibratedBank()
+    a.score_series(x[:600], slot=0)
+    b = CalibratedBank()
+    b.set_rows(np.array([5]), a.rows(np.array([0])))
+    restored = pickle.loads(pickle.dumps(a))
+    s_a = a.score_series(x[600:], slot=0)[0]
+    assert np.array_equal(b.score_series(x[600:], slot=5)[0], s_a)
+    assert np.array_equal(restored.score_series(x[600:], slot=0)[0], s_a)
+    assert s_a[100] >= 0.5
+
+
+def test_state_is_bounded():
+    bank = CalibratedBank()
+    bank.ensure(100)
+    assert bank.state_bytes() <= 4096
