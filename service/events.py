@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -141,6 +142,11 @@ def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, check, what: str):
         return Rejected(f"not JSON: {exc}", raw)
     except UnicodeDecodeError as exc:  # invalid UTF-8 inside a string: msgspec raises this one as is
         return Rejected(f"not JSON: invalid UTF-8: {exc}", raw)
+    except RecursionError:  # msgspec recurses per nesting level, even into a field it would ignore
+        return Rejected(f"invalid {what} event: JSON nested deeper than this service decodes (Python's recursion "
+                        f"limit, {sys.getrecursionlimit()}); the contract's values nest at most two levels", raw)
+    except Exception as exc:  # noqa: BLE001 - never raises: one record must not stop the stream (issue 17)
+        return Rejected(f"undecodable {what} record ({type(exc).__name__}: {exc})", raw)
     reason = check(event)
     return Rejected(f"invalid {what} event: {reason}", raw) if reason else event
 

@@ -13,7 +13,8 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS = Counter("modelmedic_events_total", "Inference records consumed, by outcome", ["outcome"])
 """outcome: ``ok`` (aggregated), ``late`` (after its window closed), ``dead_letter`` (rejected)."""
 DEAD_LETTERS = Counter("modelmedic_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
-"""reason: a short class of the rejection (``json``, ``schema``, ``value``, ``size``, ``empty``)."""
+"""reason: a short class of the rejection (``json``, ``schema``, ``value``, ``size``, ``empty``, ``future``,
+``depth`` (nested past the decoder's recursion limit), ``undecodable`` (the decoder failed in another way))."""
 WINDOWS = Counter("modelmedic_windows_closed_total", "Series windows closed and judged")
 SERIES = Gauge("modelmedic_series", "Series (model, version, role) currently tracked")
 ANOMALIES = Counter("modelmedic_anomalies_total", "Anomaly records published", ["anomaly_class", "state"])

@@ -71,7 +71,8 @@ class PartitionState:
 
 def _reason_class(reason: str) -> str:
     """A low-cardinality label for the dead-letter metric."""
-    for needle, label in (("not JSON", "json"), ("bytes, over", "size"), ("empty record", "empty"), ("ahead of", "future"),
+    for needle, label in (("nested deeper", "depth"), ("undecodable", "undecodable"), ("not JSON", "json"),
+                          ("bytes, over", "size"), ("empty record", "empty"), ("ahead of", "future"),
                           ("must be", "value"), ("Expected", "schema"), ("missing", "schema")):
         if needle in reason:
             return label

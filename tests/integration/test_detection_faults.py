@@ -18,7 +18,8 @@ from load.fleet import FleetSpec, generate
 from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.detection.plane import DetectionPlane
-from modelmedic.kafka import ensure_topics, producer
+from modelmedic.events import InferenceEvent, LabelEvent, encode
+from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
 
 pytestmark = pytest.mark.integration
 START_MS = 1_767_225_600_000
@@ -43,6 +44,25 @@ async def _send(settings: Settings, topic: str, records: list[tuple[bytes | None
         await p.flush()
     finally:
         await p.stop()
+
+
+async def _read_to_end(settings: Settings, topic: str) -> list:
+    """Every record of ``topic``, from its beginning to its end offsets as of now."""
+    c = consumer(settings.kafka, group_id=None)
+    await c.start()
+    try:
+        tps = await topic_partitions(c, topic)
+        c.assign(tps)
+        await c.seek_to_beginning(*tps)
+        ends = await c.end_offsets(tps)
+        out: list = []
+        async with asyncio.timeout(30):
+            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
+                for records in (await c.getmany(timeout_ms=200)).values():
+                    out.extend(records)
+        return out
+    finally:
+        await c.stop()
 
 
 async def _run_until(plane: DetectionPlane, done, timeout: float = 60.0) -> None:
@@ -97,3 +117,33 @@ async def test_a_snapshot_written_on_kafka_restores_the_next_owner(settings: Set
     assert {p: set(state.windows.slot_of) for p, state in second.parts.items()} == series
     assert sum(sample.value for sample in metrics.SNAPSHOTS_REJECTED.collect()[0].samples
                if sample.name.endswith("_total")) == rejected
+
+
+DEEP = b"[" * 30_000 + b"]" * 30_000
+"""64 KiB at most, 30,000 levels deep: msgspec recursed until RecursionError, which nothing caught."""
+
+
+async def test_a_record_nested_30000_levels_deep_goes_to_the_dead_letter_topic_and_the_next_one_counts(
+        settings: Settings) -> None:
+    """Issue 17 item 3: one such inference or label record made the service exit 1, and again on restart."""
+    await ensure_topics(settings.kafka)
+    inference, labels = settings.kafka.topics.inference, settings.kafka.topics.labels
+    poison_inference = b'{"x":' + DEEP + b',"model":"m","version":"1","role":"production","request_id":"r",' \
+                       b'"ts":1767225600000,"latency_ms":-1,"ok":true}'
+    poison_label = b'{"x":' + DEEP + b',"model":"m","request_id":"r","ts":1767225600000,"label":1}'
+    good = [encode(InferenceEvent("m", "1", "production", f"r{i}", START_MS + i, 5.0, True, 0.5)) for i in range(10)]
+    await _send(settings, inference, [(b"m", poison_inference)] + [(b"m", value) for value in good])
+    await _send(settings, labels, [(b"m", poison_label), (b"m", encode(LabelEvent("m", "r9", START_MS + 20, 0.5)))])
+    ok = metrics.EVENTS.labels("ok")._value.get()
+    depth = metrics.DEAD_LETTERS.labels("depth")._value.get()
+
+    plane = DetectionPlane(settings)
+    await _run_until(plane, lambda: plane.processed >= len(good) + 3)  # the good label is processed too
+    assert metrics.EVENTS.labels("ok")._value.get() - ok == len(good) + 1
+    assert metrics.DEAD_LETTERS.labels("depth")._value.get() - depth == 2
+    [state] = [state for state in plane.parts.values() if state.windows.slot_of]
+    assert state.next_offset == len(good) + 1 and state.label_next == 2
+    dead = await _read_to_end(settings, settings.kafka.topics.dlq)  # the plane stopped: every send was flushed
+    assert sorted(dict(r.headers)["source.topic"].decode() for r in dead) == sorted([inference, labels])
+    assert all("nested deeper than this service decodes" in dict(r.headers)["reason"].decode() for r in dead)
+    assert sorted(r.value for r in dead) == sorted([poison_inference, poison_label])
