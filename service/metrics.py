@@ -50,3 +50,8 @@ PLAYBOOK_LOAD_ERRORS = Counter(
     "modelmedic_playbook_load_errors_total", "Playbook plugins (entry points) that failed to load and were skipped",
     ["entry_point"],
 )
+COMMIT_FAILURES = Counter("modelmedic_commit_failures_total",
+                          "Offset commits refused because the consumer group rebalanced (the plane rejoins and goes on)",
+                          ["plane"])
+"""plane: the plane whose commit was refused (``response``). The uncommitted records are read
+again by whoever owns their partition after the rebalance; the incident book ignores a replay."""

@@ -29,6 +29,7 @@ from typing import Any
 
 import msgspec
 from aiokafka import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from aiokafka.partitioner import DefaultPartitioner
 
 from modelmedic import metrics
@@ -127,7 +128,7 @@ class ResponsePlane:
                     anomalies += [decode_anomaly(r.value) for records in more.values() for r in records]
                 if anomalies:
                     await self.handle_batch(anomalies)
-                    await consumer.commit()
+                    await self._commit(consumer)
                 if time.monotonic() - last_tick >= TICK_S:
                     last_tick = time.monotonic()
                     await self.tick()
@@ -137,6 +138,17 @@ class ResponsePlane:
         finally:
             await consumer.stop()
             await self._producer.stop()
+
+    async def _commit(self, consumer) -> None:
+        """Commit what was handled. A commit the group refuses because it rebalanced meanwhile
+        is no reason to stop: the consumer rejoins on its next fetch, and the records are read
+        again by whoever owns their partition now (a replay is ignored by the incident book)."""
+        try:
+            await consumer.commit()
+        except (CommitFailedError, IllegalStateError) as exc:
+            metrics.COMMIT_FAILURES.labels(plane="response").inc()
+            log.warning("response plane: offset commit refused (%s: %s); rejoining the group and going on",
+                        type(exc).__name__, exc)
 
     def _owns(self, incident: Incident) -> bool:
         """Is this replica the one acting on ``incident``? The owner of its model's partition is."""
