@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -40,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from modelmedic.config import SinkSettings
 from modelmedic.errors import ConfigError, SinkError
 from modelmedic.events import Severity
+from modelmedic.logs import redact, redact_url, register_secret
 from modelmedic.metrics import ALERT_SECONDS, ALERTS
 from modelmedic.retry import RetryPolicy
 
@@ -314,6 +316,8 @@ class HttpSink(abc.ABC):
 
     default_name = "http"
     """The sink's name in logs and metrics when the configuration gives none."""
+    secret_path = False
+    """True when the URL's path is itself the credential (a Slack incoming webhook)."""
 
     def __init__(
         self,
@@ -326,6 +330,10 @@ class HttpSink(abc.ABC):
     ) -> None:
         self.name = name or self.default_name
         self.url = url
+        self.shown_url = redact_url(url, secret_path=self.secret_path)
+        """The URL as errors and logs show it: its secrets masked (:func:`modelmedic.logs.redact_url`)."""
+        if self.secret_path:
+            register_secret(urlsplit(url).path)
         self._retry = retry or RetryPolicy()
         self._http = httpx.AsyncClient(timeout=timeout_s, transport=transport, headers={"User-Agent": "modelmedic"})
 
@@ -343,8 +351,8 @@ class HttpSink(abc.ABC):
     def rejection(self, response: httpx.Response) -> str:
         """Why a non-retryable response means the alert is lost, and what to fix."""
         return (
-            f"sink {self.name}: {self.url} rejected the alert with HTTP {response.status_code}: "
-            f"{response.text[:300]!r}; check the sink's URL and credentials in the config"
+            f"sink {self.name}: {self.shown_url} rejected the alert with HTTP {response.status_code}: "
+            f"{redact(response.text[:300])!r}; check the sink's URL and credentials in the config"
         )
 
     async def send(self, alert: Alert) -> None:
@@ -359,9 +367,11 @@ class HttpSink(abc.ABC):
             try:
                 response = await self._http.post(self.url, json=body, headers=headers)
             except _RETRYABLE_ERRORS as exc:
-                reason, delay = f"{type(exc).__name__}: {exc}", policy.backoff(attempt)
+                reason, delay = redact(f"{type(exc).__name__}: {exc}"), policy.backoff(attempt)
             except httpx.HTTPError as exc:
-                raise SinkError(f"sink {self.name}: cannot post to {self.url}: {exc}; fix the URL in the config") from exc
+                raise SinkError(
+                    f"sink {self.name}: cannot post to {self.shown_url}: {redact(str(exc))}; fix the URL in the config"
+                ) from None
             else:
                 if self.accepted(response):
                     return
@@ -373,7 +383,7 @@ class HttpSink(abc.ABC):
                     delay = policy.backoff(attempt)
             if attempt == policy.attempts - 1:
                 raise SinkError(
-                    f"sink {self.name}: gave up on {self.url} after {attempt + 1} attempts (last: {reason}); "
+                    f"sink {self.name}: gave up on {self.shown_url} after {attempt + 1} attempts (last: {reason}); "
                     "check that the destination is up and reachable from modelmedic"
                 )
             log.warning("sink %s: attempt %d failed (%s), retrying in %.2fs", self.name, attempt + 1, reason, delay)
@@ -430,6 +440,7 @@ class PagerDutySink(HttpSink):
     ) -> None:
         super().__init__(url, name=name, timeout_s=timeout_s, retry=retry, transport=transport)
         self._routing_key = routing_key
+        register_secret(routing_key)
 
     def body(self, alert: Alert) -> Any:
         return pagerduty_event(alert, self._routing_key)
@@ -451,9 +462,10 @@ class PagerDutySink(HttpSink):
 
 
 class SlackSink(HttpSink):
-    """POSTs :func:`slack_message` to an incoming-webhook URL."""
+    """POSTs :func:`slack_message` to an incoming-webhook URL (the URL is the credential)."""
 
     default_name = "slack"
+    secret_path = True
 
     def body(self, alert: Alert) -> Any:
         return slack_message(alert)
@@ -542,7 +554,7 @@ class Alerter:
             result, error = "error", str(exc)
         except Exception as exc:  # a bug in one sink must not cost the page on the others
             log.exception("sink %s: unexpected error delivering incident %s", sink.name, alert.incident_id)
-            result, error = "error", f"{type(exc).__name__}: {exc}"
+            result, error = "error", redact(f"{type(exc).__name__}: {exc}")
         seconds = time.perf_counter() - t0
         ALERTS.labels(sink=sink.name, result=result).inc()
         ALERT_SECONDS.labels(sink=sink.name).observe(seconds)

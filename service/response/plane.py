@@ -40,6 +40,7 @@ from modelmedic.response.guards import Guards
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice
 from modelmedic.errors import NotOwnedError
+from modelmedic.logs import redact
 from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import producer as make_producer
@@ -519,7 +520,7 @@ class ResponsePlane:
         record = {"ts": self.clock(), "actor": actor, "action": action, "incident_id": incident.id,
                   "model": incident.model, "version": incident.version, "anomaly_class": incident.anomaly_class,
                   "state": incident.state, "details": details}
-        await self._producer.send(self.settings.kafka.topics.audit, msgspec.json.encode(record),
+        await self._producer.send(self.settings.kafka.topics.audit, redact(msgspec.json.encode(record).decode()).encode(),
                                   key=incident.model.encode())
 
 

@@ -218,3 +218,21 @@ async def test_waiting_for_what_never_comes_says_what_did(receiver) -> None:
         await receiver.wait_for(kind="pagerduty", timeout=0.05)
     (slack,) = await receiver.wait_for(lambda r: r.json["text"] == "only slack", timeout=0.05)
     assert slack.kind == "slack" and slack.received_at > 0
+
+
+async def test_a_failing_slack_webhook_never_shows_its_secret_path(receiver, caplog) -> None:
+    """Issue 17: the Slack webhook URL (a credential) appeared 23 times in the log in error messages."""
+    import logging
+
+    from modelmedic.logs import TextFormatter
+
+    secret = "T0SECRET/B0SECRET/xoxSecretWebhookPath"
+    sink = SlackSink(f"{receiver.slack_url}/{secret}", retry=RetryPolicy(attempts=3, base_delay_s=0.01))
+    receiver.fail_next(3, status=500)
+    with caplog.at_level(logging.WARNING):
+        [result] = await Alerter([sink]).send(make_alert())
+    await sink.aclose()
+    assert not result.ok and [r.status for r in receiver.requests] == [500, 500, 500]
+    lines = [TextFormatter().format(r) for r in caplog.records]
+    assert "xoxSecretWebhookPath" not in result.error + "".join(lines) + caplog.text
+    assert f"{receiver.base_url}/slack/***" in result.error
