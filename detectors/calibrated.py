@@ -121,9 +121,10 @@ class CalibratedBank(SeriesBank):
         alpha: float = 0.02,
         huber: float = 3.0,
         floor: float = 0.5,
+        floor_alpha: float = 0.02,
         memory: float = 1000.0,
         prior: float = 50.0,
-        exceed: float = 2.0,
+        exceed: tuple = (2.0,),
         refractory: float = 50.0,
         patience: int = 30,
         daily_buckets: int = 96,
@@ -139,16 +140,17 @@ class CalibratedBank(SeriesBank):
         counts: bool = True,
         count_floor: float = 1.0,
         rearm: float = 1.5,
-        heavy: bool = False,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
-        self.memory, self.prior, self.exceed, self.refractory = memory, prior, exceed, refractory
+        self.floor_alpha = floor_alpha
+        self.memory, self.prior, self.refractory = memory, prior, refractory
+        self.exceed = tuple(exceed) if isinstance(exceed, (tuple, list)) else (float(exceed),)
         self.patience, self.daily_buckets, self.weekly_buckets = patience, daily_buckets, weekly_buckets
         self.seasonal_alpha, self.spread_alpha, self.bucket_grace = seasonal_alpha, spread_alpha, bucket_grace
         self.cusum_alpha, self.drift, self.h = cusum_alpha, drift, h
         self.predictor_grace, self.grace = predictor_grace, grace
-        self.counts, self.count_floor, self.rearm, self.heavy = counts, count_floor, rearm, heavy
+        self.counts, self.count_floor, self.rearm = counts, count_floor, rearm
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
         self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
@@ -166,9 +168,8 @@ class CalibratedBank(SeriesBank):
         self._wcount = np.zeros((0, weekly_buckets), dtype=np.uint16)
         # CUSUM: slow location, scale, up and down sums
         self._cusum = np.zeros((0, 4), dtype=f8)
-        # calibration per channel (best, context, shift): weight, exceedances, summed excess
-        # ... and summed log(excess ratio), for the heavy (Hill) tail
-        self._tail = np.zeros((0, 3, 4), dtype=f8)
+        # calibration per channel (best, context, shift): weight, then per tier exceedances and summed excess
+        self._tail = np.zeros((0, 3, 1 + 2 * len(self.exceed)), dtype=f8)
 
     # ------------------------------------------------------------------ state
 
@@ -176,10 +177,12 @@ class CalibratedBank(SeriesBank):
         return [k for k, v in vars(self).items() if k.startswith("_") and isinstance(v, np.ndarray)]
 
     def _prior_tail(self) -> np.ndarray:
-        rho, sigma = 10.0 ** -self.exceed, 1.0 / LN10  # a calibrated channel: P(a > u digits) = 10^-u, mean excess 0.434
-        grid = (np.arange(4000) + 0.5) / 200.0  # E ~ exponential(sigma): mean of ln(1 + E / u) by quadrature
-        xi = float(np.sum(np.log1p(sigma * grid / self.exceed) * np.exp(-grid)) / np.sum(np.exp(-grid)))
-        return np.array([self.prior, self.prior * rho, self.prior * rho * sigma, self.prior * rho * xi])
+        """``prior`` points of a calibrated channel: P(a > u digits) = 10^-u, mean excess 1/ln 10 = 0.434."""
+        out = [self.prior]
+        for u in self.exceed:
+            rho = 10.0 ** -u
+            out += [self.prior * rho, self.prior * rho / LN10]
+        return np.array(out)
 
     def _grow(self, capacity: int) -> None:
         for name in self._arrays():
@@ -250,15 +253,13 @@ class CalibratedBank(SeriesBank):
         stat = np.maximum(up, down)
 
         raw = np.stack([tail_digits(Z[best, pick]), tail_digits(Z[ctx, pick]), stat * (2.0 * self.drift / LN10)], axis=1)
-        tail = self._tail[slots]  # (m, channel, 3)
-        over = raw > self.exceed
-        with np.errstate(divide="ignore", invalid="ignore"):
-            excess = (raw - self.exceed) * tail[:, :, 1] / (tail[:, :, 2] * LN10)
-            if self.heavy:
-                excess = np.minimum(excess, np.log10(raw / self.exceed) * tail[:, :, 1] / tail[:, :, 3])
-            ev = np.log10(tail[:, :, 0] / tail[:, :, 1]) + excess
-        ev = np.where(over, ev, 0.0)
-        evidence = ev.max(axis=1)
+        tail = self._tail[slots]  # (m, channel, 1 + 2 tiers)
+        ev = np.full(raw.shape, np.inf)
+        for k, u in enumerate(self.exceed):  # the most conservative tier the surprise exceeds
+            ex, sx = tail[:, :, 1 + 2 * k], tail[:, :, 2 + 2 * k]
+            tier = np.log10(tail[:, :, 0] / ex) + (raw - u) * ex / (sx * LN10)
+            ev = np.where(raw > u, np.minimum(ev, tier), ev)
+        evidence = np.where(np.isinf(ev), 0.0, ev).max(axis=1)
         digits = 10.0 * (1.0 - self.sensitivity)
         on = n >= self.grace
         score = np.where(on, evidence / (evidence + digits), 0.0)
@@ -284,7 +285,8 @@ class CalibratedBank(SeriesBank):
         pred = pred.copy()
         pred[:, :, 0] = np.where(valid, loc + rate * clipped, loc)
         pred[:, :, 1] = np.where(valid & many, sc + rate * (np.abs(clipped) - sc), sc)
-        pred[:, :, 2] = np.where(valid & many, sa + rate * (np.abs(resid) - sa), sa)
+        frate = np.maximum(self.floor_alpha, 1.0 / np.maximum(cnt, 1))
+        pred[:, :, 2] = np.where(valid & many, sa + frate * (np.abs(resid) - sa), sa)
         self._pred[slots] = pred
         # learn: seasonal
         for k, ((period, buckets, means, counts), s) in enumerate(zip(self._cycles(), seasonal)):
@@ -319,11 +321,11 @@ class CalibratedBank(SeriesBank):
         k3 = keep[:, None]
         tail = tail.copy()
         tail[:, :, 0] = np.where(k3, tail[:, :, 0] * decay + 1.0, tail[:, :, 0])
-        tail[:, :, 1] = np.where(k3, tail[:, :, 1] * decay + over, tail[:, :, 1])
-        tail[:, :, 2] = np.where(k3, tail[:, :, 2] * decay + np.where(over, raw - self.exceed, 0.0), tail[:, :, 2])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(over, np.log(raw / self.exceed), 0.0)
-        tail[:, :, 3] = np.where(k3, tail[:, :, 3] * decay + ratio, tail[:, :, 3])
+        for k, u in enumerate(self.exceed):
+            over = raw > u
+            i1, i2 = 1 + 2 * k, 2 + 2 * k
+            tail[:, :, i1] = np.where(k3, tail[:, :, i1] * decay + over, tail[:, :, i1])
+            tail[:, :, i2] = np.where(k3, tail[:, :, i2] * decay + np.where(over, raw - u, 0.0), tail[:, :, i2])
         self._tail[slots] = tail
 
         self._peak[slots] = np.maximum(peak, np.where(n >= self.grace, level, 0.0))
@@ -367,12 +369,12 @@ class CalibratedBank(SeriesBank):
         cf = self.count_floor if counting else 0.0
         stop = len(xs)
         g, g1, gc, grace = self.predictor_grace, self.predictor_grace + 1, self.predictor_grace + 10, self.grace
-        alpha, huber, floor, K = self.alpha, self.huber, self.floor, MAD_TO_STD
-        exceed, decay = self.exceed, 1.0 - 1.0 / self.memory
+        alpha, huber, floor, K, falpha = self.alpha, self.huber, self.floor, MAD_TO_STD, self.floor_alpha
+        exceed0, decay = min(self.exceed), 1.0 - 1.0 / self.memory
         digits = 10.0 * (1.0 - self.sensitivity)
         fade = math.exp(-1.0 / self.refractory)
         patience, drift, h, rearm = self.patience, self.drift, self.h, self.rearm
-        heavy = self.heavy
+        tiers = list(enumerate(self.exceed))
         llr = 2.0 * drift / LN10  # CUSUM sum -> log-likelihood ratio of a 2*drift shift, in digits
         calpha, salpha, spalpha, bgrace = self.cusum_alpha, self.seasonal_alpha, self.spread_alpha, self.bucket_grace
         inf = math.inf
@@ -444,14 +446,15 @@ class CalibratedBank(SeriesBank):
             e = 0.0
             for j in range(3):
                 a = raw[j]
-                if a > exceed:
-                    w, ex, sx, sl = tl[j]
-                    ej = (a - exceed) * ex / (sx * LN10)
-                    if heavy:
-                        hill = math.log10(a / exceed) * ex / sl
-                        if hill < ej:
-                            ej = hill
-                    ej += math.log10(w / ex)
+                if a > exceed0:
+                    row = tl[j]
+                    ej = inf
+                    for k, u in tiers:
+                        if a > u:
+                            ex = row[1 + 2 * k]
+                            tier = math.log10(row[0] / ex) + (a - u) * ex / (row[2 + 2 * k] * LN10)
+                            if tier < ej:
+                                ej = tier
                     if ej > e:
                         e = ej
             score = e / (e + digits) if n >= grace else 0.0
@@ -480,7 +483,8 @@ class CalibratedBank(SeriesBank):
                 l0 += rate * cl
                 if n + 1 > 1:
                     l1 += rate * (abs(cl) - l1)
-                    l2 += rate * (abs(r0) - l2)
+                    ra = 1.0 / (n + 1)
+                    l2 += (ra if ra > falpha else falpha) * (abs(r0) - l2)
                 # step
                 if n >= 1:
                     rate = 1.0 / n if 1.0 / n > alpha else alpha
@@ -489,7 +493,8 @@ class CalibratedBank(SeriesBank):
                     d0 += rate * cl
                     if n > 1:
                         d1 += rate * (abs(cl) - d1)
-                        d2 += rate * (abs(r1) - d2)
+                        ra = 1.0 / n
+                        d2 += (ra if ra > falpha else falpha) * (abs(r1) - d2)
                 # seasonal
                 for c, bb in zip(cyc, bs):
                     if c is None:
@@ -511,12 +516,16 @@ class CalibratedBank(SeriesBank):
                     c[4][b] = count + 1 if count < 65535 else 65535
                 # calibration
                 for j in range(3):
-                    w, ex, sx, sl = tl[j]
+                    row = tl[j]
                     a = raw[j]
-                    if a > exceed:
-                        tl[j] = [w * decay + 1.0, ex * decay + 1.0, sx * decay + (a - exceed), sl * decay + math.log(a / exceed)]
-                    else:
-                        tl[j] = [w * decay + 1.0, ex * decay, sx * decay, sl * decay]
+                    row[0] = row[0] * decay + 1.0
+                    for k, u in tiers:
+                        if a > u:
+                            row[1 + 2 * k] = row[1 + 2 * k] * decay + 1.0
+                            row[2 + 2 * k] = row[2 + 2 * k] * decay + (a - u)
+                        else:
+                            row[1 + 2 * k] *= decay
+                            row[2 + 2 * k] *= decay
             # CUSUM (learns through an alarm too)
             alarm = stat > h
             if keep or alarm:
