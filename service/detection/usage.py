@@ -1,9 +1,11 @@
 """Usage and performance statistics, from closed windows into the model registry's stats buffer.
 
 The buffer and its throttle are the registry's (:class:`modelmedic.registry.StatsBuffer`); this
-adapter only turns each closed window's production series into stats records, and commits in a
-worker thread so git never stalls the hot path. Versions the registry does not know (a test
-build, a typo in a model server's config) are counted and skipped, never fatal.
+adapter only turns each closed window's production series into stats records (request and error
+counts, and a latency histogram of every request, so the registry's merged p95/p99 are quantiles
+of all requests, not averages of per-window quantiles), and commits in a worker thread so git
+never stalls the hot path. Versions the registry does not know (a test build, a typo in a model
+server's config) are counted and skipped, never fatal.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 
 from modelmedic.detection.windows import ClosedWindow
 from modelmedic.errors import RegistryError
-from modelmedic.registry import Registry, StatsBuffer, UsageStats
+from modelmedic.registry import Registry, StatsBuffer
 
 log = logging.getLogger("modelmedic.detection.usage")
 
@@ -27,14 +29,14 @@ class UsageRollup:
         """Versions the registry refused, with why (reported once each, then ignored)."""
 
     def add(self, cw: ClosedWindow) -> None:
-        """Record one closed window's production series."""
+        """Record one closed window's production series: counts and every request's latency."""
         for i, (model, version, role) in cw.served():
             if role != "production" or (model, version) in self.skipped:
                 continue
-            stats = UsageStats(requests=int(cw.count[i]), errors=int(cw.errors[i]), latency_p50_ms=float(cw.p50[i]),
-                               latency_p95_ms=float(cw.p95[i]), latency_p99_ms=float(cw.p99[i]))
+            start = int(cw.latency_start[i])
+            latencies = cw.latency_ms[start:start + int(cw.count[i])].copy()  # not a view: the window's array goes
             try:
-                self.buffer.record(model, version, stats)
+                self.buffer.record_latencies(model, version, int(cw.errors[i]), latencies)
             except RegistryError as exc:
                 self.skipped[(model, version)] = str(exc)
                 log.warning("usage stats of %s %s not recorded: %s", model, version, exc)
@@ -48,3 +50,4 @@ class UsageRollup:
             await asyncio.to_thread(self.buffer.flush, force=force)
         except RegistryError as exc:
             log.error("usage stats not committed to the registry: %s", exc)
+

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -74,6 +74,11 @@ class ClosedWindow:
     """The partition's windows: what each slot and group stands for (``keys``, ``group_keys``)."""
     closed_at_ms: int = 0
     """Wall-clock time the window was closed: an anomaly's ``closed_at_ms``, for close-to-alert latency."""
+    latency_ms: np.ndarray = field(default_factory=lambda: np.empty(0))
+    """Every request's latency, ascending per series row: row ``i``'s are
+    ``latency_ms[latency_start[i]:latency_start[i] + count[i]]`` (the close's own sorted array,
+    shared by the windows closed together; the usage stats histogram them)."""
+    latency_start: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     def served(self) -> list[tuple[int, tuple[str, str, str]]]:
         """(row, (model, version, role)) of every series with requests in this window."""
@@ -358,6 +363,7 @@ class PartitionWindows:
                 chunks.append(chunk)
                 cells.append(row_of[chunk[0]] + j * n)  # cell = (window, series row), flattened
         p50, p95, p99 = (np.full(k * n, np.nan) for _ in QUANTILES)
+        latency, start = np.empty(0), np.zeros(k * n, dtype=np.int64)
         if chunks:
             cell = np.concatenate(cells)
             latency, ok, prediction = (np.concatenate(c) for c in list(zip(*chunks))[1:])
@@ -375,9 +381,9 @@ class PartitionWindows:
             latency = latency[order]
             served = count > 0
             m = count[served]
-            start = (np.cumsum(count) - count)[served].astype(np.int64)
+            start = (np.cumsum(count) - count).astype(np.int64)
             for out, q in zip((p50, p95, p99), QUANTILES):
-                out[served] = latency[start + np.maximum(np.ceil(q * m) - 1, 0).astype(np.int64)]
+                out[served] = latency[start[served] + np.maximum(np.ceil(q * m) - 1, 0).astype(np.int64)]
         else:
             count = errors = pred_n = pred_sum = pred_sq = np.zeros(k * n)
         pred_mean = np.full(k * n, np.nan)
@@ -390,7 +396,7 @@ class PartitionWindows:
         group_count = np.bincount(group_cell, weights=count, minlength=k * ng).reshape(k, ng)
         group_errors = np.bincount(group_cell, weights=errors, minlength=k * ng).reshape(k, ng)
         top = _argmax_per_group(group_cell, count, np.tile(active, k), k * ng).reshape(k, ng)
-        rows = [a.reshape(k, n) for a in (count, errors, p50, p95, p99, pred_mean, pred_var)]
+        rows = [a.reshape(k, n) for a in (count, errors, p50, p95, p99, pred_mean, pred_var, start)]
         closed_at_ms = int(time.time() * 1000)
         return [
             ClosedWindow(
@@ -398,6 +404,7 @@ class PartitionWindows:
                 count=rows[0][j], errors=rows[1][j], p50=rows[2][j], p95=rows[3][j], p99=rows[4][j],
                 pred_mean=rows[5][j], pred_var=rows[6][j], groups=groups, group_count=group_count[j],
                 group_errors=group_errors[j], group_top_slot=top[j], source=self, closed_at_ms=closed_at_ms,
+                latency_ms=latency, latency_start=rows[7][j],
             )
             for j, w in enumerate(windows)
         ]

@@ -7,7 +7,7 @@ its modules, by job:
 - :mod:`~modelmedic.registry.schema`: what the registry accepts (names, versions, interfaces, reports);
 - :mod:`~modelmedic.registry.tags`: a model's lifecycle as GTO's git tags say it;
 - :mod:`~modelmedic.registry.store`: :class:`Registry`, the git repository and its one write lock;
-- :mod:`~modelmedic.registry.stats`: usage stats and the buffer that commits them in bulk.
+- :mod:`~modelmedic.registry.stats`: usage stats (with mergeable latency histograms) and the buffer that commits them in bulk.
 
 Layout, tags and guards: docs/registry.md.
 """
@@ -25,11 +25,11 @@ from modelmedic.registry.records import (
     VersionInfo,
 )
 from modelmedic.registry.schema import check_certification, check_interface, check_json_schema, normalize_version
-from modelmedic.registry.stats import StatsBuffer, UsageStats
+from modelmedic.registry.stats import LatencyHistogram, StatsBuffer, UsageStats
 from modelmedic.registry.store import Registry
 
 __all__ = [
-    "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "ModelSpec", "ModelSummary", "ModelView",
-    "Registry", "StableVersions", "StatDelta", "StatsBuffer", "UsageStats", "VersionInfo",
+    "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "LatencyHistogram", "ModelSpec", "ModelSummary",
+    "ModelView", "Registry", "StableVersions", "StatDelta", "StatsBuffer", "UsageStats", "VersionInfo",
     "check_certification", "check_interface", "check_json_schema", "normalize_version",
 ]

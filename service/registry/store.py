@@ -554,7 +554,7 @@ def _merge_by_time(first: list[HistoryEvent], second: list[HistoryEvent]) -> lis
 def _flatten_stats(stats: UsageStats | None) -> dict[str, float]:
     if stats is None:
         return {}
-    flat = {k: float(v) for k, v in stats.to_dict().items() if k != "quality"}
+    flat = {k: float(v) for k, v in stats.to_dict().items() if k not in ("quality", "latency_histogram")}
     flat.update({f"quality.{k}": v for k, v in stats.quality.items()})
     return flat
 

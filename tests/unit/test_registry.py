@@ -327,8 +327,8 @@ def test_attach_certification_to_unknown_version(reg: Registry) -> None:
 
 
 def stats(requests: int, p50: float, auc: float = 0.9) -> UsageStats:
-    return UsageStats(requests=requests, errors=requests // 100, latency_p50_ms=p50, latency_p95_ms=2 * p50,
-                      latency_p99_ms=3 * p50, quality={"auc": auc})
+    return UsageStats.from_quantiles(requests, errors=requests // 100, latency_p50_ms=p50, latency_p95_ms=2 * p50,
+                                     latency_p99_ms=3 * p50, quality={"auc": auc})
 
 
 def commits(reg: Registry) -> int:
@@ -363,7 +363,11 @@ def test_stats_are_buffered_and_committed_at_most_once_per_interval(reg: Registr
     assert buffer.due()
     assert buffer.flush() is True and commits(reg) == before + 2
     rolled = reg.stats("fraud", "1.0.0")
-    assert (rolled.requests, rolled.errors, rolled.latency_p50_ms, rolled.quality) == (10000, 100, 15.0, {"auc": 0.85})
+    assert (rolled.requests, rolled.errors, rolled.quality) == (10000, 100, {"auc": 0.85})
+    # 10 ms, 20 ms and 30 ms requests (p50, p95, p99 of the first period), then twice that: the median
+    # request of both is a 20 ms one (the old merge averaged the two p50s to 15 ms, no request's latency).
+    assert rolled.latency_p50_ms == pytest.approx(20.0, rel=0.01)
+    assert rolled.latency_p99_ms == pytest.approx(60.0, rel=0.01)
     assert buffer.flush() is False and not buffer.due()  # nothing buffered
 
 
@@ -416,6 +420,57 @@ def test_a_version_spelled_either_way_is_one_version(reg: Registry, buffer: Stat
     assert reg.stats("fraud", "1.0.0").requests == 200
 
 
+def test_a_stats_file_without_a_histogram_stands_for_its_quantiles(reg: Registry, buffer: StatsBuffer) -> None:
+    """Files written before histograms still read, and merge as their quantiles."""
+    add(reg, "1.0.0")
+    path = reg.path / "models" / "fraud" / "versions" / "v1.0.0.stats.json"
+    path.write_text(json.dumps({"requests": 1000, "errors": 10, "latency_p50_ms": 10.0, "latency_p95_ms": 20.0,
+                                "latency_p99_ms": 50.0, "quality": {}}))
+    old = reg.stats("fraud", "1.0.0")
+    assert (old.requests, old.errors) == (1000, 10)
+    assert [old.latency_p50_ms, old.latency_p95_ms, old.latency_p99_ms] == pytest.approx([10, 20, 50], rel=0.01)
+    buffer.record("fraud", "1.0.0", stats(1000, 10.0))
+    assert buffer.flush(force=True) is True
+    rolled = reg.stats("fraud", "1.0.0")
+    # 1000 at 10 ms, 900 at 20, 50 at 30 (the new period's p99) and 50 at 50 (the old one's): p95 20, p99 50.
+    assert rolled.requests == 2000
+    assert [rolled.latency_p95_ms, rolled.latency_p99_ms] == pytest.approx([20.0, 50.0], rel=0.01)
+    assert "latency_histogram" in json.loads(path.read_text()), "rewritten with the histogram"
+
+
+def test_stats_records_are_validated(reg: Registry, buffer: StatsBuffer) -> None:
+    add(reg, "1.0.0")
+    good = stats(10, 5.0).to_dict()
+    with pytest.raises(RegistryValidationError, match="10 requests but 9 latencies"):
+        buffer.record("fraud", "1.0.0", {**good, "latency_histogram": {**good["latency_histogram"],
+                                                                       "buckets": {"82": 9}}})
+    with pytest.raises(RegistryValidationError, match="growth"):
+        buffer.record("fraud", "1.0.0", {**good, "latency_histogram": {**good["latency_histogram"], "growth": 1.1}})
+    with pytest.raises(RegistryValidationError, match="map bucket numbers to counts"):
+        buffer.record("fraud", "1.0.0", {**good, "latency_histogram": {**good["latency_histogram"], "buckets": [1]}})
+    assert UsageStats.from_dict(good) == stats(10, 5.0), "to_dict and from_dict round-trip"
+
+
+def test_latencies_are_folded_into_one_histogram(reg: Registry, buffer: StatsBuffer) -> None:
+    """The service's path: raw latencies per window, folded every few thousand requests."""
+    import numpy as np
+
+    add(reg, "1.0.0")
+    rng = np.random.default_rng(3)
+    windows = [rng.lognormal(3.0, 1.0, size=int(n)) for n in rng.integers(1, 900, size=40)]
+    for window in windows:
+        buffer.record_latencies("fraud", "1.0.0", 1, window)
+    with pytest.raises(RegistryValidationError, match="need 0 <= errors <= requests"):
+        buffer.record_latencies("fraud", "1.0.0", 3, np.array([1.0, 2.0]))
+    assert buffer.flush(force=True) is True
+    every = np.sort(np.concatenate(windows))
+    rolled = reg.stats("fraud", "1.0.0")
+    assert (rolled.requests, rolled.errors) == (every.size, len(windows))
+    for q in (0.5, 0.95, 0.99):
+        exact = every[int(np.ceil(q * every.size)) - 1]
+        assert rolled.latency.quantile(q) == pytest.approx(exact, rel=0.01)
+
+
 def test_diff_stats_compares_two_versions(reg: Registry, buffer: StatsBuffer) -> None:
     add(reg, "1.0.0")
     add(reg, "1.1.0")
@@ -424,7 +479,7 @@ def test_diff_stats_compares_two_versions(reg: Registry, buffer: StatsBuffer) ->
     buffer.flush()
     deltas = {d.metric: d for d in reg.diff_stats("fraud", "1.0.0", "1.1.0")}
     assert (deltas["requests"].a, deltas["requests"].b, deltas["requests"].change) == (1000, 2000, 1000)
-    assert deltas["latency_p50_ms"].relative == pytest.approx(0.5)
+    assert deltas["latency_p50_ms"].relative == pytest.approx(0.5, abs=0.02)
     assert deltas["quality.auc"].change == pytest.approx(0.08)
     assert deltas["error_rate"].relative == pytest.approx(0.0)
 

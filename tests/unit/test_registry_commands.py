@@ -94,9 +94,11 @@ def test_diff_stats_prints_a_table(registry: Path, capsys: pytest.CaptureFixture
     stats = StatsBuffer(reg)
     for version, p50 in (("1.0.0", 10.0), ("1.1.0", 12.0)):
         reg.add_version("fraud", version, "notes", f"s3://m/{version}", DIGEST)
-        stats.record("fraud", version, UsageStats(requests=100, errors=1, latency_p50_ms=p50,
-                                                  latency_p95_ms=2 * p50, latency_p99_ms=3 * p50))
+        stats.record("fraud", version, UsageStats.from_quantiles(100, errors=1, latency_p50_ms=p50,
+                                                                 latency_p95_ms=2 * p50, latency_p99_ms=3 * p50))
     stats.flush()
     code, out, _ = run(capsys, "diff-stats", "fraud", "1.0.0", "1.1.0")
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[1:]}
-    assert code == 0 and rows["latency_p50_ms"] == ["10", "12", "2", "+20.0%"]
+    a, b, change, relative = rows["latency_p50_ms"]
+    assert code == 0 and [float(a), float(b), float(change)] == pytest.approx([10, 12, 2], abs=0.25)
+    assert relative.startswith("+") and float(relative.rstrip("%")) == pytest.approx(20, abs=1)

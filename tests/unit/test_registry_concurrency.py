@@ -21,8 +21,8 @@ def writer(path: str, major: int, start: multiprocessing.synchronize.Barrier) ->
         version = f"{major}.0.{patch}"
         reg.add_version("fraud", version, f"writer {major}", f"s3://m/fraud/{version}", DIGEST)
         reg.promote("fraud", version, "candidate")
-        stats.record("fraud", "0.1.0", UsageStats(requests=10, errors=1, latency_p50_ms=5, latency_p95_ms=9,
-                                                   latency_p99_ms=12))
+        stats.record("fraud", "0.1.0", UsageStats.from_quantiles(10, errors=1, latency_p50_ms=5, latency_p95_ms=9,
+                                                                 latency_p99_ms=12))
         stats.flush(force=True)
 
 
