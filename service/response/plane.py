@@ -36,7 +36,7 @@ from modelmedic import metrics
 from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
-from modelmedic.response.guards import Guards
+from modelmedic.response.guards import GuardRailRefused, Guards
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice
 from modelmedic.errors import NotOwnedError
@@ -316,28 +316,24 @@ class ResponsePlane:
         rule = self._rule(incident)
         while self._remediable(incident):
             if resume:
-                attempt = incident.attempts[-1]
-                resume = False
+                self.guards.occupy()  # admitted before the restart
             else:
                 if incident.next_step >= len(rule.playbooks):
                     await self._escalate(incident, "no playbook restored the series")
                     return
-                refusal = self.guards.refusal(incident.model, incident.id, self.clock())
+                refusal = self.guards.admit(incident.model, incident.id, self.clock())
                 if refusal is not None:
                     await self._audit(incident, "guard-rail", {"refused": refusal})
                     await self._escalate(incident, f"automatic remediation held back: {refusal}")
                     return
-                step = rule.playbooks[incident.next_step]
-                attempt = Attempt(playbook=step.name, key=idempotency_key(incident.id, step.name, incident.next_step),
-                                  at=self.clock(), step=incident.next_step, params=step.params)
-                async with self._lock:
-                    if not self._remediable(incident):
-                        return
-                    incident.start_attempt(attempt)
-                    await self._save(incident)
-                    await self._audit(incident, "playbook-start", {"playbook": step.name, "params": step.params,
-                                                                   "idempotency_key": attempt.key, "dry_run": self.dry_run})
-            outcome = await self._run_attempt(incident, attempt)
+            try:
+                attempt = incident.attempts[-1] if resume else await self._start_next(incident, rule)
+                if attempt is None:
+                    return
+                outcome = await self._run_attempt(incident, attempt)
+            finally:
+                self.guards.release()
+            resume = False
             async with self._lock:
                 attempt.finish(outcome.status, outcome.message)
                 if outcome.acted:
@@ -352,6 +348,21 @@ class ResponsePlane:
                     return  # tick() takes it from here
                 await self._save(incident)
 
+    async def _start_next(self, incident: Incident, rule: Rule) -> Attempt | None:
+        """Write the rule's next playbook run as started (before it runs); None if the incident
+        was taken or resolved meanwhile."""
+        step = rule.playbooks[incident.next_step]
+        attempt = Attempt(playbook=step.name, key=idempotency_key(incident.id, step.name, incident.next_step),
+                          at=self.clock(), step=incident.next_step, params=step.params)
+        async with self._lock:
+            if not self._remediable(incident):
+                return None
+            incident.start_attempt(attempt)
+            await self._save(incident)
+            await self._audit(incident, "playbook-start", {"playbook": step.name, "params": step.params,
+                                                           "idempotency_key": attempt.key, "dry_run": self.dry_run})
+        return attempt
+
     async def _run_attempt(self, incident: Incident, attempt: Attempt) -> Outcome:
         if self.k8s is None:
             return Outcome.failed("no Kubernetes access configured (kubernetes.kubeconfig or kubernetes.in_cluster)")
@@ -365,11 +376,7 @@ class ResponsePlane:
             evidence=incident.evidence, dry_run=self.dry_run, idempotency_key=attempt.key,
             registry=self.registry, alerter=self.alerter,
         )
-        self.guards.in_flight += 1
-        try:
-            return await run_playbook(pb, ctx, attempt.params)
-        finally:
-            self.guards.in_flight -= 1
+        return await run_playbook(pb, ctx, attempt.params)
 
     async def tick(self) -> None:
         """Deadlines: verification windows that ran out, timed escalations, pages to retry."""
@@ -441,16 +448,27 @@ class ResponsePlane:
         return incident
 
     async def trigger(self, incident_id: str, playbook: str, params: dict, by: str):
-        """Run a playbook by hand on an incident's target; guard rails still apply."""
+        """Run a playbook by hand on an incident's target. Every guard rail applies (cooldown,
+        counting this incident's own actions too; hourly cap; max_concurrent; the global
+        dry run); a refusal raises :class:`GuardRailRefused` saying which."""
         incident = self._get(incident_id)
         self.playbooks.validate(playbook, params)
         attempt = Attempt(playbook=playbook, key=idempotency_key(incident.id, playbook, 1000 + len(incident.attempts)),
                           at=self.clock(), params=params, by=by)
-        async with self._lock:
-            incident.record_manual(attempt)
-            await self._save(incident)
-            await self._audit(incident, "playbook-start", {"playbook": playbook, "params": params}, actor=by)
-        outcome = await self._run_attempt(incident, attempt)
+        refusal = self.guards.admit(incident.model, incident.id, self.clock(), manual=True)
+        if refusal is not None:
+            await self._audit(incident, "guard-rail", {"refused": refusal, "playbook": playbook}, actor=by)
+            raise GuardRailRefused(f"{playbook} on incident {incident.id} refused by a guard rail: {refusal}; "
+                                   "wait until it lifts, or change guard_rails in the policy")
+        try:
+            async with self._lock:
+                incident.record_manual(attempt)
+                await self._save(incident)
+                await self._audit(incident, "playbook-start", {"playbook": playbook, "params": params,
+                                                               "dry_run": self.dry_run}, actor=by)
+            outcome = await self._run_attempt(incident, attempt)
+        finally:
+            self.guards.release()
         async with self._lock:
             attempt.finish(outcome.status, outcome.message)
             if outcome.acted:

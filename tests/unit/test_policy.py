@@ -138,7 +138,10 @@ def playbooks() -> PlaybookRegistry:
 
 
 def test_validate_playbooks_accepts_known_playbooks_with_good_params(policy: Policy, playbooks: PlaybookRegistry) -> None:
-    policy.validate_playbooks(playbooks)
+    assert policy.validate_playbooks(playbooks) is None  # raises PolicyError otherwise (tests below)
+    checked = [(ref.name, playbooks.validate(ref.name, ref.params)) for rule in policy.rules for ref in rule.playbooks]
+    assert [name for name, _ in checked] == ["rollback", "restart"]
+    assert checked[0][1].recent_s == 600, "the params the playbook will get are the policy's, validated"
 
 
 @pytest.mark.parametrize(("ref", "expected"), [
