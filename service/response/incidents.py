@@ -29,7 +29,7 @@ from typing import Literal
 
 import msgspec
 
-from modelmedic.alerting import Alert
+from modelmedic.alerting import PAGERDUTY_SUMMARY_MAX, Alert
 from modelmedic.errors import ModelmedicError
 from modelmedic.events import Anomaly
 
@@ -37,6 +37,11 @@ State = Literal["open", "remediating", "verifying", "escalated", "acknowledged",
 PageStatus = Literal["firing", "resolved"]
 
 SEVERITY = {"latency": "critical", "throughput": "critical", "prediction": "error", "drift": "warning"}
+HEADLINE_MAX = PAGERDUTY_SUMMARY_MAX
+"""A page's one-line summary fits the shortest destination limit (PagerDuty's); the full
+per-playbook messages go in the evidence (PagerDuty's custom_details, Slack's evidence block)."""
+SUMMARY_SHARE = 300
+"""At most this much of an escalated headline repeats the incident's own summary."""
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "open": frozenset({"remediating", "escalated", "acknowledged", "resolved"}),
@@ -84,8 +89,8 @@ class Attempt(msgspec.Struct):
         self.status, self.message = status, message
 
     def line(self, message_chars: int | None = None) -> str:
-        """``playbook: status (message)``, the message cut to ``message_chars`` if given."""
-        message = self.message if message_chars is None else _cut(self.message, message_chars)
+        """``playbook: status (message)``, the message cut to ``message_chars`` if given (0: none)."""
+        message = self.message if message_chars is None else _cut(self.message, message_chars) if message_chars else ""
         return f"{self.playbook}: {self.status}" + (f" ({message})" if message else "")
 
 
@@ -149,6 +154,7 @@ class Incident(msgspec.Struct):
     members: list[str] = msgspec.field(default_factory=list)
     """For a storm incident: the models caught in it."""
     escalation_reason: str = ""
+    """Why it was last escalated (what was tried is added when the page is written)."""
     created_at_ms: int = 0
     """Wall-clock time the response plane opened it (``opened_at_ms`` is the anomaly's event
     time): escalation timetables run on this clock."""
@@ -285,7 +291,8 @@ class Incident(msgspec.Struct):
         level = self.escalation_level if level is None else level
         evidence = {**self.evidence, "note": note} if note else self.evidence
         if self.attempts:
-            evidence = {**evidence, "tried": self.tried()}
+            evidence = {**evidence, "tried": [{"playbook": a.playbook, "status": a.status, "message": a.message}
+                                              for a in self.attempts]}
         return Alert(
             incident_id=self.id, dedup_key=f"modelmedic-{self.id}", status=status,
             severity=severity or SEVERITY.get(self.anomaly_class, "error"),
@@ -299,8 +306,22 @@ class Incident(msgspec.Struct):
         if status == "resolved" and self.resolution:
             return self.resolution
         if level:
-            return f"ESCALATED (level {level}): {self.summary}. {self.escalation_reason}"
+            return self._escalated_headline(level)
         return self.summary
+
+    def _escalated_headline(self, level: int) -> str:
+        """``ESCALATED (level k): <summary>. <reason>; tried: a: status (msg); b: ... Manual
+        intervention needed.``, within :data:`HEADLINE_MAX`: each playbook's message gets an
+        equal share of the room left, so the last one's reason shows as well as the first's."""
+        reason = self.escalation_reason.split("; tried: ")[0]  # (records before 2026-12 held the tried list too)
+        head = f"ESCALATED (level {level}): {_cut(self.summary, SUMMARY_SHARE)}. {reason}; tried: "
+        tail = ". Manual intervention needed."
+        if not self.attempts:
+            return _cut(head + "nothing" + tail, HEADLINE_MAX)
+        bare = "; ".join(a.line(0) for a in self.attempts)  # statuses, no messages
+        room = HEADLINE_MAX - len(head) - len(bare) - len(tail) - 3 * len(self.attempts)  # " (" + ")" each
+        share = max(room // len(self.attempts), 0)
+        return _cut(head + "; ".join(a.line(share) if share else a.line(0) for a in self.attempts) + tail, HEADLINE_MAX)
 
     def tried(self) -> str:
         """What remediation did, in one line, for pages and the audit trail."""

@@ -407,11 +407,12 @@ class ResponsePlane:
         async with self._lock:
             if not incident.active or incident.state == "acknowledged":
                 return
-            incident.escalate(f"{reason}; tried: {incident.tried()}. Manual intervention needed.")
+            incident.escalate(reason)
             metrics.INCIDENTS.labels(incident.anomaly_class, "escalated").inc()
             silenced = not self._owe(incident, "firing")
             await self._save(incident)
-            await self._audit(incident, "escalated", {"level": incident.escalation_level, "reason": incident.escalation_reason})
+            await self._audit(incident, "escalated", {"level": incident.escalation_level, "reason": reason,
+                                                      "tried": incident.tried()})
             if silenced:
                 await self._audit(incident, "page-silenced", {"until_ms": incident.silenced_until_ms})
             self.courier.dispatch(incident)

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from modelmedic.alerting import Alert
 from modelmedic.events import Anomaly, stable_id
-from modelmedic.response.incidents import TRANSITIONS, Attempt, Incident, IncidentBook, InvalidTransition, Notice, State
+from modelmedic.response.incidents import HEADLINE_MAX, TRANSITIONS, Attempt, Incident, IncidentBook, InvalidTransition, Notice, State
 
 SIZE = 1000
 W = 1_700_000_000  # a window index (epoch seconds for 1 s windows)
@@ -429,3 +429,37 @@ def test_owed_pages_survive_the_incident_record() -> None:
     restored = msgspec.json.decode(msgspec.json.encode(incident), type=Incident)
     assert restored.owed == incident.owed
     assert restored.owed["pagerduty"][0] == Notice("firing", 0, 1, tries=1, next_try_ms=99, last_error="timeout")
+
+
+def test_an_escalation_headline_fits_and_names_every_playbooks_reason() -> None:
+    """Issue 17: the summary was cut at 1,024 characters and hid the second playbook's reason."""
+    from modelmedic.alerting import pagerduty_event
+    from modelmedic.testing import validate_pagerduty
+
+    incident = IncidentBook().apply(anomaly())
+    for step, (name, why) in enumerate([("rollback", "no previous version: " + "x" * 2000),
+                                        ("scale-out", "forbidden: deployments/scale patch denied " + "y" * 2000)]):
+        attempt = Attempt(playbook=name, key=f"k{step}", at=1, step=step)
+        incident.start_attempt(attempt)
+        attempt.finish("failed", why)
+    incident.escalate("no playbook restored the series")
+    alert = incident.alert("firing")
+    assert len(alert.summary) <= HEADLINE_MAX
+    assert alert.summary.startswith("ESCALATED (level 1): fraud 1.0 (production): latency is off. no playbook restored")
+    assert "rollback: failed (no previous version: xx" in alert.summary
+    assert "scale-out: failed (forbidden: deployments/scale patch denied yy" in alert.summary
+    assert alert.summary.endswith(". Manual intervention needed.")
+    event = pagerduty_event(alert, "R" * 32)
+    validate_pagerduty(event)
+    assert [t["message"] for t in event["payload"]["custom_details"]["tried"]] == [a.message for a in incident.attempts]
+
+
+def test_a_short_escalation_headline_is_whole() -> None:
+    incident = IncidentBook().apply(anomaly())
+    attempt = Attempt(playbook="scale-out", key="k", at=1, step=0)
+    incident.start_attempt(attempt)
+    attempt.finish("done", "scaled 1 -> 2")
+    incident.escalate("no playbook restored the series")
+    assert incident.alert("firing").summary == (
+        "ESCALATED (level 1): fraud 1.0 (production): latency is off. no playbook restored the series; "
+        "tried: scale-out: done (scaled 1 -> 2). Manual intervention needed.")
