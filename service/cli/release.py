@@ -76,7 +76,9 @@ def _live_test(args: argparse.Namespace) -> int:
 
 
 def _certify(args: argparse.Namespace) -> int:
-    from modelmedic.release.certification import certify, load_certification_policy, load_samples, render_png
+    from modelmedic.release.certification import certify
+    from modelmedic.release.inputs import load_certification_policy, load_samples
+    from modelmedic.release.report import render_png
 
     registry = _registry(args)
     samples = load_samples(args.requests)
@@ -85,7 +87,7 @@ def _certify(args: argparse.Namespace) -> int:
                                  load_certification_policy(args.policy), progress=_progress))
     if args.plot:
         Path(args.plot).write_bytes(render_png(result.report))
-        _progress(f"latency per rate plotted in {args.plot} (p50 green, p95 amber, p99 red, objective dashed)")
+        _progress(f"latency and error rate per offered rate plotted in {args.plot}")
     if args.json:
         print(json.dumps(result.report))
     else:
@@ -145,7 +147,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                          help='recorded requests, one {"request_id", "features"} per line')
     certify.add_argument("--holdout", metavar="FILE.jsonl", help='labelled requests: {"features", "label"} per line')
     certify.add_argument("--policy", metavar="FILE", help="gates and load ladder (YAML); defaults otherwise")
-    certify.add_argument("--plot", metavar="FILE.png", help="also draw latency per rate as a PNG line chart")
+    certify.add_argument("--plot", metavar="FILE.png",
+                         help="also chart latency percentiles and error rate per offered rate (PNG)")
     certify.set_defaults(func=_certify)
 
     live = subparsers.add_parser(

@@ -4,27 +4,22 @@ httpx.MockTransport with a real git registry (no sockets)."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
-import struct
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import matplotlib.image
 import pytest
 
-from modelmedic.release.certification import (
-    PLOT_COLOURS,
-    CertificationPolicy,
-    Measurement,
-    Sample,
-    StepResult,
+from modelmedic.release.certification import certify
+from modelmedic.release.inputs import CertificationPolicy, Sample, load_certification_policy, load_samples
+from modelmedic.release.loadgen import Measurement, StepResult, measure
+from modelmedic.release.report import (
     absolute_gates,
     build_report,
-    certify,
-    load_certification_policy,
-    load_samples,
-    measure,
+    plot_ladder,
     relative_gates,
     render_markdown,
     render_png,
@@ -153,37 +148,43 @@ def test_a_report_is_a_registry_baseline_and_renders_every_gate_and_step() -> No
     assert "holdout 4, 1 unanswered" in markdown
 
 
-def decode_png(data: bytes) -> tuple[int, int, bytes]:
-    """Width, height and RGB pixels of an 8-bit RGB PNG with filter-0 rows (what render_png writes)."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n"
-    chunks, at = {}, 8
-    while at < len(data):
-        (length,), kind = struct.unpack(">I", data[at:at + 4]), data[at + 4:at + 8]
-        body = data[at + 8:at + 8 + length]
-        assert struct.unpack(">I", data[at + 8 + length:at + 12 + length])[0] == zlib.crc32(kind + body)
-        chunks[kind] = body
-        at += 12 + length
-    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour_type) == (8, 2) and b"IEND" in chunks
-    raw = zlib.decompress(chunks[b"IDAT"])
-    rows = [raw[y * (width * 3 + 1):(y + 1) * (width * 3 + 1)] for y in range(height)]
-    assert all(row[0] == 0 for row in rows)
-    return width, height, b"".join(row[1:] for row in rows)
-
-
-def test_the_png_plot_draws_each_quantile_higher_than_the_last() -> None:
+def ladder_report(passed_through: int = 25) -> dict:
+    """A report whose ladder meets the 50 ms objective up to ``passed_through`` req/s, then misses it."""
     policy = CertificationPolicy(max_p99_ms=50)
-    m = Measurement(steps=(step(10, 20), step(25, 40), step(50, 90)), quality={}, holdout_size=0, holdout_errors=0)
-    report = build_report("fraud", "v2.0.0", "http://x", policy, m, [], None, NOW)
-    width, height, pixels = decode_png(render_png(report, width=200, height=100))
-    assert (width, height) == (200, 100)
+    steps = tuple(step(rate, 20 if rate <= passed_through else 90, errors=0 if rate <= passed_through else 3)
+                  for rate in (10, 25, 50))
+    m = Measurement(steps=steps, quality={}, holdout_size=0, holdout_errors=0)
+    return build_report("fraud", "v2.0.0", "http://x", policy, m, absolute_gates(m, policy), None, NOW)
 
-    def rows_of(colour: tuple[int, int, int], column: int) -> list[int]:
-        return [y for y in range(height) if pixels[(y * width + column) * 3:(y * width + column) * 3 + 3] == bytes(colour)]
 
-    last = width - 12  # the last step's markers sit on the right margin
-    p50, p95, p99 = (min(rows_of(colour, last)) for colour in PLOT_COLOURS.values())
-    assert p99 < p95 < p50  # higher latency, higher on the picture (smaller y)
+def test_the_chart_has_axes_with_units_a_legend_a_title_and_the_saturation_point() -> None:
+    report = ladder_report()
+    fig = plot_ladder(report)
+    latency, errors = fig.axes
+    assert latency.get_ylabel() == "latency (ms)"
+    assert errors.get_xlabel() == "offered rate (requests/s)" and errors.get_ylabel() == "errors (%)"
+    labels = [t.get_text() for t in latency.get_legend().get_texts()]
+    assert labels == ["p50", "p95", "p99", "p99 objective 50 ms", "saturation 25 req/s"]
+    assert [t.get_text() for t in errors.get_legend().get_texts()] == ["error rate", "error budget 1%"]
+    assert fig.get_suptitle() == "fraud v2.0.0: latency and errors per offered rate (certified)"
+    p99 = next(line for line in latency.get_lines() if line.get_label() == "p99")
+    assert list(p99.get_xdata()) == [10, 25, 50] and list(p99.get_ydata()) == [20, 20, 90]
+    saturation = next(line for line in latency.get_lines() if line.get_label().startswith("saturation"))
+    assert list(saturation.get_xdata()) == [25, 25], "a vertical line at the saturation throughput"
+
+
+def test_a_ladder_that_never_met_the_objective_says_so_in_the_legend() -> None:
+    labels = [t.get_text() for t in plot_ladder(ladder_report(passed_through=0)).axes[0].get_legend().get_texts()]
+    assert "saturation: no rate met the objective" in labels
+
+
+def test_the_png_is_a_readable_800_by_600_picture() -> None:
+    data = render_png(ladder_report())
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = matplotlib.image.imread(io.BytesIO(data), format="png")
+    assert pixels.shape[:2] == (600, 800)
+    assert pixels[..., :3].std() > 0.05, "something is drawn on the white canvas"
+    assert matplotlib.image.imread(io.BytesIO(render_png(ladder_report(), dpi=50)), format="png").shape[:2] == (300, 400)
 
 
 # ---------------------------------------------------------------- measuring over MockTransport

@@ -1,0 +1,199 @@
+"""Judging and reporting a certification: the gates, the report (JSON and Markdown) and its chart."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from modelmedic.release.inputs import CertificationPolicy
+from modelmedic.release.loadgen import Measurement
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from modelmedic.registry import CertifiedBaseline
+
+HIGHER_IS_BETTER = frozenset({"accuracy"})
+"""Quality metrics where more is better; every other metric (mae, rmse) is an error, where less is."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One check of a certification: what was observed against what the policy allows.
+
+    ``passed`` is None for a gate that could not be evaluated (e.g. no stable version to compare with).
+    """
+
+    name: str
+    observed: float | None
+    threshold: float | None
+    comparison: Literal["<=", ">="]
+    passed: bool | None
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for a person: ``p99_latency_ms: observed 312.4, must be <= 250``."""
+        if self.passed is None:
+            return f"{self.name}: not evaluated ({self.note})"
+        verdict = "passed" if self.passed else "FAILED"
+        return (f"{self.name}: {verdict}, observed {_fmt(self.observed)}, must be {self.comparison} "
+                f"{_fmt(self.threshold)}" + (f" ({self.note})" if self.note else ""))
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6g}"
+
+
+def _gate(name: str, observed: float, comparison: Literal["<=", ">="], threshold: float, note: str = "") -> Gate:
+    passed = observed <= threshold if comparison == "<=" else observed >= threshold
+    return Gate(name, observed, round(threshold, 6), comparison, passed, note)
+
+
+def absolute_gates(measurement: Measurement, policy: CertificationPolicy) -> list[Gate]:
+    """Latency, error rate and throughput against the policy's fixed limits."""
+    head = measurement.headline
+    return [
+        _gate("p99_latency_ms", head.latency_p99_ms, "<=", policy.max_p99_ms, f"at {head.rate_rps:g} req/s"),
+        _gate("error_rate", measurement.error_rate, "<=", policy.max_error_rate),
+        _gate("throughput_rps", measurement.saturation_rps(policy), ">=", policy.min_throughput_rps,
+              f"highest rate with p99 <= {policy.max_p99_ms:g} ms"),
+    ]
+
+
+def relative_gates(measurement: Measurement, policy: CertificationPolicy, stable: CertifiedBaseline | None,
+                   stable_version: str | None) -> list[Gate]:
+    """Quality and latency against the stable version's certified numbers (TFX's change threshold)."""
+    if stable is None:
+        why = f"stable {stable_version} has no certification report" if stable_version else "no stable version yet"
+        return [Gate("relative_to_stable", None, None, "<=", None, why)]
+    vs = f"stable {stable_version}"
+    delta = policy.max_quality_regression
+    gates = [_gate("p99_latency_ratio", round(measurement.headline.latency_p99_ms / max(stable.latency_p99_ms, 1e-9), 6),
+                   "<=", policy.max_latency_ratio, f"vs {vs} p99 {stable.latency_p99_ms:g} ms")]
+    for metric in sorted({*measurement.quality, *stable.quality}):
+        name = f"quality.{metric}"
+        if metric not in measurement.quality or metric not in stable.quality:
+            side = "the candidate" if metric not in measurement.quality else vs
+            gates.append(Gate(name, measurement.quality.get(metric), None, "<=", None, f"{side} has no {metric}"))
+        elif metric in HIGHER_IS_BETTER:
+            gates.append(_gate(name, measurement.quality[metric], ">=", stable.quality[metric] * (1 - delta),
+                               f"{vs}: {stable.quality[metric]:g}"))
+        else:
+            gates.append(_gate(name, measurement.quality[metric], "<=", stable.quality[metric] * (1 + delta),
+                               f"{vs}: {stable.quality[metric]:g}"))
+    return gates
+
+
+# --------------------------------------------------------------------------- report
+
+
+def build_report(model: str, version: str, endpoint: str, policy: CertificationPolicy, measurement: Measurement,
+                 gates: Sequence[Gate], stable_version: str | None, now: datetime) -> dict[str, Any]:
+    """The certification report: the registry's baseline fields first, then how they were obtained."""
+    head = measurement.headline
+    return {
+        "latency_p50_ms": head.latency_p50_ms,
+        "latency_p95_ms": head.latency_p95_ms,
+        "latency_p99_ms": head.latency_p99_ms,
+        "throughput_rps": measurement.saturation_rps(policy),
+        "error_rate": round(measurement.error_rate, 6),
+        "quality": measurement.quality,
+        "passed": all(g.passed is not False for g in gates),
+        "model": model,
+        "version": version,
+        "endpoint": endpoint,
+        "certified_at": now.isoformat(timespec="seconds"),
+        "compared_with": stable_version,
+        "ladder": [{**asdict(s), "error_rate": round(s.error_rate, 6)} for s in measurement.steps],
+        "holdout": {"size": measurement.holdout_size, "errors": measurement.holdout_errors},
+        "gates": [asdict(g) for g in gates],
+        "policy": policy.model_dump(),
+    }
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as reviewers read it in the registry's pull request."""
+    verdict = "PASSED: certified" if report["passed"] else "FAILED: not certified"
+    lines = [
+        f"# Certification of {report['model']} {report['version']}: {verdict}",
+        "",
+        f"Endpoint {report['endpoint']}, {report['certified_at']}, compared with "
+        f"{report['compared_with'] or 'no stable version'}.",
+        "",
+        "## Gates",
+        "",
+        "| gate | result | observed | threshold | note |",
+        "|---|---|---|---|---|",
+    ]
+    for g in report["gates"]:
+        result = {True: "pass", False: "**FAIL**", None: "n/a"}[g["passed"]]
+        threshold = "-" if g["threshold"] is None else f"{g['comparison']} {_fmt(g['threshold'])}"
+        lines.append(f"| {g['name']} | {result} | {_fmt(g['observed'])} | {threshold} | {g['note']} |")
+    lines += ["", "## Load ladder", "", "| rate (req/s) | sent (req/s) | requests | errors | p50 ms | p95 ms | p99 ms |",
+              "|---|---|---|---|---|---|---|"]
+    for s in report["ladder"]:
+        lines.append(f"| {s['rate_rps']:g} | {s['achieved_rps']:g} | {s['requests']} | {s['errors']} | "
+                     f"{s['latency_p50_ms']:g} | {s['latency_p95_ms']:g} | {s['latency_p99_ms']:g} |")
+    quality = ", ".join(f"{k} {v:g}" for k, v in report["quality"].items()) or "no holdout given"
+    lines += ["", f"Saturation throughput {report['throughput_rps']:g} req/s; error rate {report['error_rate']:g}; "
+              f"quality: {quality} (holdout {report['holdout']['size']}, {report['holdout']['errors']} unanswered).", ""]
+    return "\n".join(lines)
+
+
+PLOT_STYLE = {"latency_p50_ms": ("p50", "tab:green"), "latency_p95_ms": ("p95", "tab:orange"),
+              "latency_p99_ms": ("p99", "tab:red")}
+"""Label and colour of each latency percentile in the chart."""
+
+
+def plot_ladder(report: dict[str, Any]) -> Figure:
+    """The load ladder as a chart: latency percentiles (top) and error rate (bottom) against the offered
+    rate, with the latency objective, the error budget and the saturation throughput marked.
+
+    A :class:`matplotlib.figure.Figure` on the Agg canvas (no display, no pyplot state), so a
+    caller can check or extend it before :func:`render_png` writes it.
+    """
+    # Imported here: matplotlib takes about half a second to import, and only --plot needs it.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    ladder, policy = report["ladder"], report["policy"]
+    offered = [step["rate_rps"] for step in ladder]
+    fig = Figure(figsize=(8, 6), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    latency, errors = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    for key, (label, colour) in PLOT_STYLE.items():
+        latency.plot(offered, [step[key] for step in ladder], marker="o", color=colour, label=label)
+    latency.axhline(policy["max_p99_ms"], color="grey", linestyle="--", label=f"p99 objective {policy['max_p99_ms']:g} ms")
+    saturation = report["throughput_rps"]
+    for axes in (latency, errors):
+        if saturation > 0:
+            axes.axvline(saturation, color="black", linestyle=":",
+                         label=f"saturation {saturation:g} req/s" if axes is latency else None)
+    if saturation <= 0:
+        latency.plot([], [], " ", label="saturation: no rate met the objective")
+    latency.set_ylabel("latency (ms)")
+    latency.set_ylim(bottom=0)
+    latency.legend(loc="upper left")
+    latency.grid(alpha=0.3)
+    errors.plot(offered, [100 * step["error_rate"] for step in ladder], marker="o", color="tab:purple",
+                label="error rate")
+    errors.axhline(100 * policy["max_error_rate"], color="grey", linestyle="--",
+                   label=f"error budget {100 * policy['max_error_rate']:g}%")
+    errors.set_xlabel("offered rate (requests/s)")
+    errors.set_ylabel("errors (%)")
+    errors.set_ylim(bottom=0)
+    errors.legend(loc="upper left")
+    errors.grid(alpha=0.3)
+    verdict = "certified" if report["passed"] else "NOT certified"
+    fig.suptitle(f"{report['model']} {report['version']}: latency and errors per offered rate ({verdict})")
+    return fig
+
+
+def render_png(report: dict[str, Any], *, dpi: int = 100) -> bytes:
+    """:func:`plot_ladder` as PNG bytes (800 x 600 pixels at the default ``dpi``)."""
+    out = io.BytesIO()
+    plot_ladder(report).savefig(out, format="png", dpi=dpi)
+    return out.getvalue()
