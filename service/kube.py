@@ -378,7 +378,7 @@ class KubeClient:
                     f"deployment {namespace}/{name} did not finish rolling out in {timeout_s:.0f}s ({progress}); "
                     "check its pods (Pending: capacity or node selectors; not Ready: readiness probes)"
                 )
-            await self._sleep(poll_s)
+            await self.retry.sleep(poll_s)  # injectable like the retries' (tests pass a fake)
 
     async def get_hpa_bounds(self, namespace: str, name: str) -> tuple[int, int]:
         """The (minReplicas, maxReplicas) of a HorizontalPodAutoscaler."""
