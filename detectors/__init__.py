@@ -7,6 +7,7 @@ from modelmedic.detectors.ensemble import EnsembleBank
 from modelmedic.detectors.ewma import EwmaBank
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.seasonal import SeasonalBank
+from modelmedic.detectors.sequential import BernoulliCusumBank, LatencyCusumBank, PoissonCusumBank
 
 
 def default_bank() -> SeriesBank:
@@ -29,6 +30,9 @@ __all__ = [
     "EwmaBank",
     "RobustBank",
     "SeasonalBank",
+    "BernoulliCusumBank",
+    "LatencyCusumBank",
+    "PoissonCusumBank",
     "default_bank",
     "replay_lockstep",
     "replay_series",

@@ -129,7 +129,9 @@ class DetectionSettings(_Section):
     error_ratio: float = Field(3.0, gt=1.0)
     """Minimum effect for an error burst: error rate at least this many times its baseline."""
     min_requests: int = Field(5, ge=1)
-    """Windows with fewer requests than this are not judged on latency or error rate."""
+    """A version's latency is judged once it served 4x this many requests (in at least
+    ``grace_windows`` windows), its error rate once it served 40x; until then the series
+    counts as insufficient data (``modelmedic_series_insufficient_data``)."""
     quality: bool = True
     """Canary divergence, delayed-label accuracy and prediction drift (service/detection/quality.py):
     about 0.5 us of CPU per event with the default sample. The labels topic must be

@@ -17,6 +17,9 @@ DEAD_LETTERS = Counter("modelmedic_dead_letters_total", "Records sent to the dea
 ``depth`` (nested past the decoder's recursion limit), ``undecodable`` (the decoder failed in another way))."""
 WINDOWS = Counter("modelmedic_windows_closed_total", "Series windows closed and judged")
 SERIES = Gauge("modelmedic_series", "Series (model, version, role) currently tracked")
+SERIES_INSUFFICIENT = Gauge("modelmedic_series_insufficient_data",
+                            "Series not judged at their last window: too little history yet", ["family"])
+"""family: ``latency``, ``errors`` (per version) or ``throughput`` (per model and role)."""
 ANOMALIES = Counter("modelmedic_anomalies_total", "Anomaly records published", ["anomaly_class", "state"])
 CONSUMER_LAG = Gauge("modelmedic_consumer_lag_records", "Records behind the log end, summed over assigned partitions")
 BATCH_SECONDS = Histogram(

@@ -10,6 +10,7 @@ applies (:data:`DEFAULT_RULES`, the mission's defaults):
 
 - latency, throughput: alert now, auto-remediate with ``rollback`` (acts only when the
   anomalous version was just deployed) then ``scale-out``, verify, escalate;
+- errors: alert and page, no auto-remediation (a rollback or more replicas rarely fix failing requests);
 - prediction: alert and page for manual intervention, no auto-remediation;
 - drift: warn the owning team that the model may need redesign.
 
@@ -41,7 +42,7 @@ from modelmedic.remediations.api import Target
 if TYPE_CHECKING:
     from modelmedic.remediations.api import PlaybookRegistry
 
-AnomalyClass = Literal["latency", "throughput", "prediction", "drift"]
+AnomalyClass = Literal["latency", "throughput", "errors", "prediction", "drift"]
 ANOMALY_CLASSES: tuple[str, ...] = AnomalyClass.__args__
 TEMPLATE_FIELDS = frozenset({"model", "role"})
 
@@ -136,6 +137,11 @@ _REMEDIATE = dict(
 DEFAULT_RULES: dict[str, Rule] = {
     "latency": _rule("latency", **_REMEDIATE),
     "throughput": _rule("throughput", **_REMEDIATE),
+    "errors": _rule(
+        "errors", auto_remediate=False, page=True,
+        escalation=[EscalationLevel(after_s=0, severity="error"), EscalationLevel(after_s=900, severity="critical")],
+        note="requests are failing more than usual: needs a person (check the model's logs and its dependencies)",
+    ),
     "prediction": _rule(
         "prediction", auto_remediate=False, page=True,
         escalation=[EscalationLevel(after_s=0, severity="error"), EscalationLevel(after_s=1800, severity="critical")],

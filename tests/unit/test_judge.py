@@ -101,16 +101,16 @@ SEEDS = [0, 1, 2]
 def test_latency_spike_fires_once_and_recovers_with_the_same_id(seed: int) -> None:
     spike: Traffic = {PROD: (50, 100.0, 0.01)}
     records = run([(30, NORMAL), (6, spike), (10, NORMAL)], seed)
-    assert [(w, a.state) for w, a in records] == [(31, "firing"), (38, "recovered")]
+    assert [(w, a.state) for w, a in records] == [(31, "firing"), (38, "recovered")]  # recover_windows=3 after 36
     (_, fired), (_, recovered) = records
     onset = W0 + 30
     assert fired.id == recovered.id == stable_id("fraud", "1.0", "production", "latency", onset)
     assert (fired.kind, fired.anomaly_class, fired.series) == ("latency", "latency", "fraud/1.0/production")
     assert (fired.model, fired.version, fired.role) == PROD
     assert fired.onset == onset * SIZE and fired.window_start == (W0 + 31) * SIZE and fired.window_end == (W0 + 32) * SIZE
-    assert 100 < fired.observed < 250 and 25 < fired.baseline < 35  # p95 of a lognormal(20 ms, 0.25) is 30 ms
+    assert 80 < fired.observed < 130 and 17 < fired.baseline < 23  # the windows' median latency: 100 ms vs 20 ms
     assert fired.score >= SETTINGS.threshold
-    assert fired.summary.startswith("fraud 1.0 (production): p95 latency ")
+    assert fired.summary.startswith("fraud 1.0 (production): median latency 1") and "ms vs usual 20 ms (" in fired.summary
     assert recovered.window_start == (W0 + 38) * SIZE and recovered.observed < 45
     assert "back to normal" in recovered.summary
 
@@ -144,13 +144,14 @@ def test_throughput_drop_fires_at_the_model_level(seed: int) -> None:
     usual: Traffic = {PROD: (90, 20.0, 0.01), canary: (10, 20.0, 0.01)}
     drop: Traffic = {PROD: (18, 20.0, 0.01), canary: (2, 20.0, 0.01)}
     records = run([(30, usual), (6, drop), (10, usual)], seed)
-    assert [(w, a.kind, a.state) for w, a in records] == [(31, "throughput_drop", "firing"), (38, "throughput_drop", "recovered")]
+    # The episode ends once the CUSUM has fallen below h (evidence against the drop) for recover_windows.
+    assert [(w, a.kind, a.state) for w, a in records] == [(31, "throughput_drop", "firing"), (39, "throughput_drop", "recovered")]
     fired, recovered = records[0][1], records[1][1]
     assert fired.series == "fraud/*/production" and fired.anomaly_class == "throughput"
     assert fired.version == "1.0"  # the version serving most of the traffic
     assert fired.id == recovered.id == stable_id("fraud", "*", "production", "throughput_drop", W0 + 30)
-    assert fired.observed < 40 and 90 < fired.baseline < 110
-    assert "request rate" in fired.summary
+    assert fired.observed < 40 and 90 < fired.baseline < 110  # requests per second (1 s windows)
+    assert "request rate" in fired.summary and "/s vs usual" in fired.summary
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -163,16 +164,18 @@ def test_throughput_surge_fires_at_the_model_level(seed: int) -> None:
 
 def test_a_model_going_silent_is_a_throughput_drop() -> None:
     records = run([(30, {PROD: (100, 20.0, 0.01)}), (6, {}), (10, {PROD: (100, 20.0, 0.01)})])
-    assert [(w, a.kind, a.state) for w, a in records] == [(31, "throughput_drop", "firing"), (38, "throughput_drop", "recovered")]
+    assert [(w, a.kind, a.state) for w, a in records] == [(31, "throughput_drop", "firing"), (39, "throughput_drop", "recovered")]
     assert records[0][1].observed == 0
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_error_burst_fires_errors(seed: int) -> None:
     records = run([(30, NORMAL), (6, {PROD: (50, 20.0, 0.4)}), (10, NORMAL)], seed)
-    assert [(w, a.kind, a.state) for w, a in records] == [(31, "errors", "firing"), (38, "errors", "recovered")]
+    assert [(w, a.kind, a.state) for w, a in records[:1]] == [(31, "errors", "firing")]
+    # Ending it takes evidence that the rate is back under 3x its usual 1%: 6-8 windows of 50 requests.
+    assert [a.state for _, a in records] == ["firing", "recovered"] and 38 <= records[1][0] <= 45
     fired = records[0][1]
-    assert fired.anomaly_class == "throughput" and fired.series == "fraud/1.0/production"
+    assert fired.anomaly_class == "errors" and fired.series == "fraud/1.0/production"
     assert 0.2 < fired.observed < 0.6 and fired.baseline < 0.05
     assert "error rate" in fired.summary and "%" in fired.summary
 
@@ -187,10 +190,11 @@ def test_nothing_fires_during_the_grace_windows() -> None:
     assert run(wild) == []
 
 
-def test_windows_with_too_few_requests_are_not_judged_on_latency() -> None:
-    low: Traffic = {PROD: (1.5, 2000.0, 0.01)}  # mostly under min_requests=5
+def test_windows_with_few_requests_are_judged_on_latency_too() -> None:
+    """1.5 requests a window, most windows with 0-2 requests: their evidence adds up."""
+    low: Traffic = {PROD: (1.5, 2000.0, 0.01)}
     records = run([(30, NORMAL), (30, low)])
-    assert ("latency", "firing") not in kinds(records)
+    assert kinds(records)[("latency", "firing")] == 1
 
 
 # -- rollouts and rollbacks ---------------------------------------------------------------
@@ -221,8 +225,8 @@ def test_a_bad_release_is_judged_from_its_first_windows(median: float, errors: f
     """A new version starts from its predecessor's baselines: no grace period for a bad release."""
     a, b = ("fraud", "1.0", "production"), ("fraud", "2.0", "production")
     records = run([(30, {a: (100, 20.0, 0.01)}), (6, {b: (100, median, errors)}), (10, {b: (100, 20.0, 0.01)})])
-    assert [(w, r.series, r.kind, r.state) for w, r in records] == [
-        (31, "fraud/2.0/production", kind, "firing"), (38, "fraud/2.0/production", kind, "recovered")]
+    assert [(w, r.series, r.kind, r.state) for w, r in records][:1] == [(31, "fraud/2.0/production", kind, "firing")]
+    assert [(r.kind, r.state) for _, r in records] == [(kind, "firing"), (kind, "recovered")] and records[1][0] <= 45
 
 
 def test_a_new_role_has_no_predecessor_and_waits_its_grace() -> None:
@@ -262,18 +266,24 @@ def test_an_episode_ended_by_silence_needs_trigger_windows_to_fire_again() -> No
     assert [step(w, True) for w in range(5, 8)] == [(0, 0), (0, 0), (1, 0)]
 
 
-def test_windows_with_too_few_requests_do_not_teach_the_error_rate() -> None:
-    """A night of 1-4 requests per window all failing must not be learned as 'no errors'."""
+def test_a_night_of_failing_requests_is_not_learned_as_the_usual_error_rate() -> None:
+    """A night of 1-4 requests per window all failing: an errors episode, and the learned
+    error rate barely moves (a series under suspicion learns ten times slower)."""
     plane, stream = Plane(), Stream(5)
     for _ in range(40):
         plane.feed(stream.window({PROD: (50, 20.0, 0.04)}))
     slot = plane.windows.slot_of[PROD]
-    before = plane.judge.errors.bank.score_learn(np.array([slot]), np.array([0.0]), np.array([0.0]))[1][0]
+    bank = plane.judge.errors.bank
+
+    def usual() -> float:
+        return float((bank._err[slot] + bank.prior_rate * bank.prior_requests) / (bank._req[slot] + bank.prior_requests))
+
+    before, fired = usual(), []
     for n in [1, 2, 3, 4] * 25:
         t = T0 + plane.w * SIZE
-        plane.feed([InferenceEvent(*PROD, "r", t + i, 20.0, False, 0.5) for i in range(n)])
-    after = plane.judge.errors.bank.score_learn(np.array([slot]), np.array([0.0]), np.array([0.0]))[1][0]
-    assert after == pytest.approx(before)
+        fired += plane.feed([InferenceEvent(*PROD, "r", t + i, 20.0, False, 0.5) for i in range(n)])
+    assert [(a.kind, a.state) for a in fired if a.kind == "errors"] == [("errors", "firing")]
+    assert before < usual() < 1.5 * before
 
 
 # -- what never fires: a long steady run --------------------------------------------------

@@ -43,7 +43,7 @@ def test_a_full_policy_file_loads(policy: Policy) -> None:
                                             storm_window_s=30, dry_run=True)
     first = policy.rules[0]
     assert (first.verify_s, [lvl.sinks for lvl in first.escalation]) == (120, [["slack"], ["pagerduty"]])
-    assert policy.rules[1].match.anomaly_class == ["latency", "throughput", "prediction", "drift"]
+    assert policy.rules[1].match.anomaly_class == ["latency", "throughput", "errors", "prediction", "drift"]
 
 
 def test_the_first_matching_rule_wins_and_the_class_default_catches_the_rest(policy: Policy) -> None:
@@ -82,7 +82,7 @@ def test_targets_fill_the_template_and_honour_overrides(policy: Policy) -> None:
 
 @pytest.mark.parametrize(("data", "expected"), [
     ({"rules": [{"match": {"anomaly_class": ["latncy"]}}]},
-     "rules.0.match.anomaly_class.0: Input should be 'latency', 'throughput', 'prediction' or 'drift'"),
+     "rules.0.match.anomaly_class.0: Input should be 'latency', 'throughput', 'errors', 'prediction' or 'drift'"),
     ({"rules": [{"playbook": [{"name": "restart"}]}]}, "rules.0.playbook: Extra inputs are not permitted"),
     ({"rules": [{"escalation": [{"after_s": 30, "severity": "error"}]}]},
      "rules.0.escalation: Value error, the first escalation level is the first alert: give it after_s: 0 (got 30)"),
