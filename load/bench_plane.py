@@ -99,7 +99,7 @@ async def run(batches: list[dict], settings: Settings, rounds: int) -> float:
         d = settings.detection
         # Catching up: every partition has the rest of the topic waiting behind this batch.
         plane = offline_plane(settings, 1 + max(tp.partition for batch in batches for tp in batch),
-                              (lambda: QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
+                              (lambda: QualityMonitor(settings.windows.size_ms, settings.quality,
                                                       label_sample_every=d.quality_sample_every)) if d.quality else None,
                               consumer=FakeConsumer(highwater=lambda tp: total))
         started = time.process_time()

@@ -159,6 +159,73 @@ class DetectionSettings(_Section):
     together is what lets the consumer catch up."""
 
 
+class QualitySettings(_Section):
+    """The model-quality monitor's detectors (service/detection/quality.py): canary divergence,
+    delayed-label accuracy and prediction drift, per partition. Whether it runs and which
+    requests it looks at are ``detection.quality`` and ``detection.quality_sample_every``."""
+
+    canary_expected_rate: float | None = Field(None, ge=0.0, lt=1.0)
+    """Disagreement rate tolerated between production and its canary (the previous stable
+    version) on shared requests. Unset: learned per model on a healthy version's first pairs
+    (two versions never agree perfectly, and what is normal differs by model)."""
+    canary_effect: float = Field(0.02, gt=0.0, lt=1.0)
+    """Smallest rise of the disagreement rate above the tolerated one that is worth an alarm."""
+    canary_tolerance: float = Field(1e-6, ge=0.0)
+    """Numeric predictions of the two versions closer than this agree."""
+    canary_join_ms: int = Field(60_000, ge=1)
+    """How long a canary prediction waits for its production twin (same request id), in event time."""
+    canary_max_pending: int = Field(20_000, ge=1)
+    """Canary predictions waiting for their twin, at most, per partition (the oldest are dropped)."""
+    alpha: float = Field(1e-4, gt=0.0, lt=1.0)
+    """False-alarm level of the canary and drift tests: a healthy canary alarms less than once
+    per ``1 / alpha`` pairs."""
+    label_margin: float = Field(0.02, ge=0.0, lt=1.0)
+    """Accuracy loss below the baseline tolerated before a version counts as under-performing."""
+    label_window: int = Field(1000, ge=1)
+    """Most recent labelled outcomes the accuracy estimate uses."""
+    label_min_outcomes: int = Field(200, ge=1)
+    """Labelled outcomes a version needs before its accuracy is judged."""
+    label_confidence: float = Field(0.999, gt=0.0, lt=1.0)
+    """Two-sided confidence of the accuracy interval that must lie below ``baseline - margin``."""
+    label_tolerance: float = Field(0.0, ge=0.0)
+    """A numeric prediction within this of its label counts as correct (0: exact)."""
+    label_warmup: int = Field(1000, ge=1)
+    """Labelled requests a version's own accuracy baseline is learned from, when neither the
+    registry's certification nor the model's previous version gives one."""
+    label_horizon_ms: int = Field(6 * 3600 * 1000, ge=1)
+    """How long a sampled prediction waits for its label, in event time (6 hours)."""
+    label_max_pending: int = Field(50_000, ge=1)
+    """Sampled predictions waiting for a label, at most, per partition (the oldest are dropped)."""
+    drift_window: int = Field(1000, ge=2)
+    """Live predictions per version compared with the reference (the certification run's
+    predictions, else the version's first ``drift_window`` ones)."""
+    drift_bins: int = Field(10, ge=2)
+    """Quantile bins of numeric predictions for the population stability index."""
+    drift_every: int = Field(100, ge=1)
+    """Predictions between two drift evaluations (bounds the cost per event)."""
+    psi_threshold: float = Field(0.25, gt=0.0)
+    """Population stability index at or above which predictions have drifted (0.25: the customary
+    "major shift"), when the second test (KS, or Jensen-Shannon for classes) agrees."""
+    max_reference: int = Field(5000, ge=1)
+    """Values kept of a version's drift reference."""
+    max_models: int = Field(1000, ge=1)
+    """Models tracked per partition; the least recently seen is forgotten beyond it."""
+    max_versions: int = Field(8, ge=1)
+    """Versions tracked per model; the least recently seen is forgotten beyond it."""
+    idle_recover_ms: int | None = Field(None, ge=1)
+    """A firing version without production traffic for this long is recovered ("no longer
+    serving") and forgotten. Unset: five windows (``windows.size_ms``)."""
+    series_ttl_ms: int | None = Field(None, ge=1)
+    """A version without traffic for this long is forgotten. Unset: ``label_horizon_ms``."""
+
+    @model_validator(mode="after")
+    def _enough_outcomes(self) -> "QualitySettings":
+        if self.label_min_outcomes > self.label_window:
+            raise ValueError(f"label_min_outcomes={self.label_min_outcomes} exceeds label_window={self.label_window}: "
+                             "the accuracy could never be judged; lower it or widen the window")
+        return self
+
+
 class SinkSettings(_Section):
     """One alert destination."""
 
@@ -217,6 +284,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     windows: WindowSettings = Field(default_factory=WindowSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
     sinks: list[SinkSettings] = Field(default_factory=list)
     """Where alerts go. Each sink is independent: one failing never blocks the others."""
     http: HttpSettings = Field(default_factory=HttpSettings)

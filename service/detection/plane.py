@@ -445,8 +445,7 @@ class DetectionPlane:
                          state.replay_until)
             else:
                 w, d = self.settings.windows, self.settings.detection
-                # The tolerated canary disagreement is learned per model (canary_expected_rate=None).
-                quality = QualityMonitor(w.size_ms, canary_expected_rate=None,
+                quality = QualityMonitor(w.size_ms, self.settings.quality,
                                          label_sample_every=d.quality_sample_every) if d.quality else None
                 state = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows,
                                                         self.pool), quality=quality)

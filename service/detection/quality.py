@@ -1,5 +1,14 @@
 """Model-quality monitoring for one partition: the detectors of ``detectors/quality.py``, fed by events.
 
+Latency and error windows cannot see a model that answers fast and wrong; this monitor watches
+the answers themselves, three ways, each keyed per model and version:
+
+| detector                    | fed by                                            | anomaly kind (class)             |
+|-----------------------------|---------------------------------------------------|----------------------------------|
+| ``CanaryDivergence``        | production's and the canary's answer to one request | ``canary_divergence`` (prediction) |
+| ``DelayedLabelPerformance`` | a production prediction and its (late) label      | ``label_performance`` (prediction) |
+| ``PredictionDrift``         | production predictions vs a reference             | ``drift`` (drift)                |
+
 The detection plane calls, for one partition::
 
     monitor.observe_sampled(rows, names)   # each batch's sampled requests (RecordDecoder's sample)
@@ -7,97 +16,53 @@ The detection plane calls, for one partition::
     monitor.poll(window_end_ms, active)    # once per closed window -> list[Anomaly]; active:
                                            # (model, version, role) with requests in that window
 
-Only the requests in the label sample (``label_sample_every = k``: one in k, by a hash of
-the request id) are looked at one by one; the others cost that hash. So the monitor learns
-that a version still serves (for ``idle_recover_ms``, ``series_ttl_ms``) from ``active``,
-which the plane's window aggregates already know, not from every event.
+Why a sample: only one request in ``label_sample_every`` (chosen by a hash of the request id,
+the same in every process, so a sampled prediction still meets its canary twin and its label)
+is looked at one by one; the others cost that hash. That a version still serves comes from
+``active``, which the plane's windows already know, not from every event.
 
-What feeds what:
+Why joins here: a label names no version, so the pending prediction remembers it; a canary
+prediction finds its production twin in the same label join (which holds every sampled
+production prediction anyway), and only canary predictions that come before their twin wait
+in a join of their own. Shadow predictions are not used.
 
-| detector                  | key                      | fed by                                             | kind                |
-|---------------------------|--------------------------|----------------------------------------------------|---------------------|
-| ``CanaryDivergence``      | model + production version | production and canary predictions of one request | ``canary_divergence`` |
-| ``DelayedLabelPerformance`` | model + version        | a production prediction and its (late) label       | ``label_performance`` |
-| ``PredictionDrift``       | model + version          | production predictions vs a reference              | ``drift``             |
+Baselines, from the most specific source there is: the canary's tolerated disagreement is
+``canary_expected_rate`` or the rate learned on a healthy version of the model (two versions
+never agree perfectly); the accuracy baseline is the registry's certification
+(:meth:`QualityMonitor.set_baseline`), else the model's previous version's, else the version's
+first ``label_warmup`` labelled requests; the drift reference is the certification run's
+predictions (:meth:`QualityMonitor.set_reference`), else the version's first ``drift_window``.
 
-The first two are anomaly class ``prediction`` (under-performance), the third ``drift``.
-Joins are done here, per model, by ``request_id`` (a label names no version: the pending
-prediction remembers it); shadow predictions are not used. A canary prediction finds its
-production twin in the label join (which holds every sampled production prediction anyway);
-only canary predictions that come before their twin wait in a join of their own.
+Records: :meth:`QualityMonitor.poll` returns one ``firing`` record when a decision turns
+anomalous and one ``recovered`` record (same id) when it turns back; the detectors' own
+hysteresis keeps a measure hovering at its limit from flapping. The id is
+``stable_id(model, version, "production", kind, onset_window)`` (``onset_window = ts //
+window_size_ms`` of the event that turned the decision), so re-feeding the same events gives
+the same ids. A firing version whose production traffic stops for ``idle_recover_ms`` is
+recovered ("no longer serving", observed and baseline -1) and forgotten. Evidence
+(``observed`` / ``baseline`` / ``score`` in [0, 1]): canary, the disagreement rate of the
+CUSUM's run vs the tolerated rate, score ``1 - exp(-LLR)`` (or ``1 - p`` of the sign test for a
+one-way shift of numbers); labels, accuracy over the last ``label_window`` labels vs the
+baseline, score ``Phi((baseline - accuracy) / se)``; drift, PSI vs ``psi_threshold``, score
+``1 - KS p`` (numbers) or the Jensen-Shannon distance (classes).
 
-Baselines. Canary: production (the new version) should agree with the previous stable
-version running as canary on at least ``1 - canary_expected_rate`` of shared requests.
-Labels: the accuracy given by :meth:`QualityMonitor.set_baseline` (the registry's
-certification report), else the baseline of the model's previous version, else the
-accuracy of the version's first ``label_warmup`` labelled requests. Drift: the reference
-given by :meth:`QualityMonitor.set_reference`, else the version's first ``drift_window``
-production predictions.
+Memory is bounded because a partition may see any number of models and request ids: the joins
+hold at most ``canary_max_pending`` and ``label_max_pending`` entries (oldest dropped), each for
+at most ``canary_join_ms`` / ``label_horizon_ms``; per version, rings of ``label_window`` and
+``drift_window`` values and a reference of at most ``max_reference``; at most ``max_models``
+models (least recently seen evicted) of ``max_versions`` versions each. Every setting is a field
+of :class:`modelmedic.config.QualitySettings`; what it costs in CPU and memory, with the command
+that measured it, is in docs/benchmarks.md ("The quality monitor").
 
-Records. :meth:`QualityMonitor.poll` returns one ``firing`` record when a detector's
-decision turns anomalous and one ``recovered`` record (same id) when it turns back; the
-detectors' own hysteresis keeps a measure hovering at its limit from flapping. The id is
-``stable_id(model, version, "production", kind, onset_window)`` where ``onset_window`` is
-the window index of the event that turned the decision (``ts // window_size_ms``), so
-re-feeding the same events gives the same ids. A version whose production traffic
-stops for ``idle_recover_ms`` while firing is recovered ("no longer serving") and
-forgotten, as the window judge does for rolled-back versions.
+Counters (int attributes, for metrics): ``labels_duplicate``, ``labels_orphan`` (no pending
+prediction), ``labels_expired`` / ``labels_dropped`` (no label within the horizon / pushed out),
+``canary_expired`` / ``canary_dropped`` (no production twin in time / pushed out),
+``predictions_skipped`` (failed, no prediction, or a class from a numeric model),
+``series_evicted``.
 
-Evidence in the records (``observed`` / ``baseline`` / ``score``, score in [0, 1]):
-
-* ``canary_divergence``: observed = disagreement rate since the change (the CUSUM run;
-  when firing) or over the last 500-1000 pairs (when recovered); baseline = the tolerated
-  rate; score = ``1 - exp(-CUSUM log-likelihood ratio)``, or ``1 - p`` of the sign test
-  for a one-way shift of numbers.
-* ``label_performance``: observed = accuracy over the last ``label_window`` labels;
-  baseline = the baseline accuracy; score = ``Phi((baseline - accuracy) / se)``.
-* ``drift``: observed = PSI; baseline = ``psi_threshold``; score = ``1 - KS p`` (numbers)
-  or the Jensen-Shannon distance (classes).
-
-A recovered record for a version that stopped serving has observed and baseline -1.
-
-Cost (CPU, ``load/bench_plane.py --breakdown``: 300k events of 20 models with a canary on
-10% of requests): with ``label_sample_every = 4`` (the plane's default) 0.44 us per event
-on average. A request outside the sample costs the monitor nothing (the plane's decoder
-hashes its id natively); one in it about 1.8 us, much of it the label join's insert into
-its ``label_max_pending``-entry OrderedDict (the memory bound); the drift test costs a
-list append per prediction and codes them ``drift_every`` at a time. 1.5 us per label.
-
-Memory bounds (per partition; ``M = max_models``, ``V = max_versions``):
-
-* canary join: at most ``canary_max_pending`` canary predictions waiting for their
-  production twin in all (oldest dropped), each for at most ``canary_join_ms``;
-* label join: at most ``label_max_pending`` production predictions awaiting a label in all
-  (oldest dropped), and as many recently judged (model, request id) keys to tell duplicate
-  labels from orphans. At high rates and long label delays, ``label_sample_every = k``
-  keeps one request in k (by a hash of the request id, the same in every process), so
-  the join covers k times the delay. A canary twin is found only while its production
-  prediction is still here (not yet labelled, not pushed out): with the defaults, that is
-  far longer than ``canary_join_ms`` unless a partition keeps more than 50k sampled
-  production predictions a minute;
-* per version: a label ring of ``label_window`` bytes, a drift ring of ``drift_window``
-  (int32 + float64) values, a reference of at most ``max_reference`` values;
-* at most ``M`` models (least recently seen evicted) and ``V`` versions per model;
-  certified references and baselines kept for at most ``M * V`` versions.
-
-Pending entries dominate: measured about 250 B each in memory and 70 B each pickled
-(36-character request ids, before zlib), so the defaults (20k + 2 x 50k entries) hold
-about 30 MB and pickle to about 8 MB at worst, which the plane's snapshot must allow
-for (Kafka's default message limit is 1 MB); versions add about 20 KB each.
-
-Counters (plain int attributes, for metrics): ``labels_duplicate``, ``labels_orphan``
-(no pending prediction: never seen, expired, dropped, or its version forgotten),
-``labels_expired`` / ``labels_dropped`` (predictions that got no label within
-``label_horizon_ms`` / were pushed out over ``label_max_pending``), ``canary_expired`` /
-``canary_dropped`` (canary predictions that met no production twin within
-``canary_join_ms`` / were pushed out over ``canary_max_pending``; a production prediction
-without a canary twin is not counted: most have none), ``predictions_skipped`` (failed, no
-prediction, or a class from a numeric model: not judged or no drift test; sampled requests
-only), ``series_evicted``.
-
-Integration note: the monitor is part of the partition snapshot. After a restore the
-plane must feed it only records at or past the offset it had reached (``replay_until``),
-or replayed requests count twice.
+The monitor is part of the partition snapshot: after a restore the plane feeds it only
+records at or past the offset it had reached (``replay_until``), or replayed requests would
+count twice.
 """
 
 from __future__ import annotations
@@ -110,6 +75,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from scipy.special import ndtr
 
+from modelmedic.config import QualitySettings
 from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerformance, PredictionDrift
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
 
@@ -197,8 +163,9 @@ class QualityMonitor:
     ``drift_every`` production predictions of a version); picklable; bounded memory (see
     the module docstring). Event times are epoch milliseconds.
 
+    >>> from modelmedic.config import QualitySettings
     >>> from modelmedic.events import InferenceEvent
-    >>> m = QualityMonitor(window_size_ms=60_000)
+    >>> m = QualityMonitor(60_000, QualitySettings(canary_expected_rate=0.01))
     >>> for i in range(3000):
     ...     for role, version, pred in (("production", "2.1.0", i % 3), ("canary", "2.0.0", (i % 3) if i % 10 else -1)):
     ...         m.observe_inference(InferenceEvent("m", version, role, f"r{i}", 1_000_000 + i, 5.0, True, float(pred)))
@@ -208,51 +175,27 @@ class QualityMonitor:
     []
     """
 
-    def __init__(
-        self,
-        window_size_ms: int,
-        *,
-        canary_expected_rate: float | None = 0.01,
-        canary_effect: float = 0.02,
-        canary_tolerance: float = 1e-6,
-        canary_join_ms: int = 60_000,
-        canary_max_pending: int = 20_000,
-        alpha: float = 1e-4,
-        label_margin: float = 0.02,
-        label_window: int = 1000,
-        label_min_outcomes: int = 200,
-        label_confidence: float = 0.999,
-        label_tolerance: float = 0.0,
-        label_warmup: int = 1000,
-        label_horizon_ms: int = 6 * 3600 * 1000,
-        label_max_pending: int = 50_000,
-        label_sample_every: int = 1,
-        drift_window: int = 1000,
-        drift_bins: int = 10,
-        drift_every: int = 100,
-        psi_threshold: float = 0.25,
-        max_reference: int = 5000,
-        max_models: int = 1000,
-        max_versions: int = 8,
-        idle_recover_ms: int | None = None,
-        series_ttl_ms: int | None = None,
-        clock: Callable[[], float] | None = time.time,
-    ) -> None:
-        self.window_size_ms = window_size_ms
-        self.canary_expected_rate, self.canary_effect, self.canary_tolerance = canary_expected_rate, canary_effect, canary_tolerance
-        self.canary_join_ms, self.canary_max_pending, self.alpha = canary_join_ms, canary_max_pending, alpha
-        self.label_margin, self.label_window, self.label_min_outcomes = label_margin, label_window, label_min_outcomes
-        self.label_confidence, self.label_tolerance, self.label_warmup = label_confidence, label_tolerance, label_warmup
-        self.label_horizon_ms, self.label_max_pending, self.label_sample_every = label_horizon_ms, label_max_pending, label_sample_every
-        self.drift_window, self.drift_bins, self.drift_every, self.psi_threshold = drift_window, drift_bins, drift_every, psi_threshold
-        self.max_reference, self.max_models, self.max_versions = max_reference, max_models, max_versions
-        self.idle_recover_ms = 5 * window_size_ms if idle_recover_ms is None else idle_recover_ms
-        self.series_ttl_ms = label_horizon_ms if series_ttl_ms is None else series_ttl_ms
+    def __init__(self, window_size_ms: int, settings: QualitySettings | None = None, *, label_sample_every: int = 1,
+                 clock: Callable[[], float] | None = time.time) -> None:
+        """``settings`` documents each detector setting (defaults when None); ``label_sample_every``
+        is the plane's ``detection.quality_sample_every`` (its decoder picks the same sample)."""
+        s = settings if settings is not None else QualitySettings()
+        self.window_size_ms, self.label_sample_every = window_size_ms, label_sample_every
+        # Each setting as an attribute of its own (the hot path reads them; snapshots pickle them).
+        self.canary_expected_rate, self.canary_effect, self.canary_tolerance = s.canary_expected_rate, s.canary_effect, s.canary_tolerance
+        self.canary_join_ms, self.canary_max_pending, self.alpha = s.canary_join_ms, s.canary_max_pending, s.alpha
+        self.label_margin, self.label_window, self.label_min_outcomes = s.label_margin, s.label_window, s.label_min_outcomes
+        self.label_confidence, self.label_tolerance, self.label_warmup = s.label_confidence, s.label_tolerance, s.label_warmup
+        self.label_horizon_ms, self.label_max_pending = s.label_horizon_ms, s.label_max_pending
+        self.drift_window, self.drift_bins, self.drift_every, self.psi_threshold = s.drift_window, s.drift_bins, s.drift_every, s.psi_threshold
+        self.max_reference, self.max_models, self.max_versions = s.max_reference, s.max_models, s.max_versions
+        self.idle_recover_ms = 5 * window_size_ms if s.idle_recover_ms is None else s.idle_recover_ms
+        self.series_ttl_ms = s.label_horizon_ms if s.series_ttl_ms is None else s.series_ttl_ms
         self.clock = clock
         self._models: dict[str, _Model] = {}
-        self._canary_join = _Pending(canary_join_ms, canary_max_pending)
+        self._canary_join = _Pending(s.canary_join_ms, s.canary_max_pending)
         """(model, request id) -> (ts, version, prediction) of canary predictions that came before their twin."""
-        self._label_join = _Pending(label_horizon_ms, label_max_pending)
+        self._label_join = _Pending(s.label_horizon_ms, s.label_max_pending)
         """(model, request id) -> (ts, version, prediction, paired) of production predictions awaiting a label;
         also where a canary prediction finds its production twin (``paired``: it did already)."""
         self._judged: OrderedDict[tuple[str, str], None] = OrderedDict()

@@ -8,9 +8,10 @@ import zlib
 import numpy as np
 import pytest
 
+from modelmedic.config import QualitySettings
 from modelmedic.detection.columns import RecordDecoder
-from modelmedic.events import InferenceEvent, LabelEvent
 from modelmedic.detection.quality import QualityMonitor
+from modelmedic.events import InferenceEvent, LabelEvent
 
 W = 60_000  # window size, ms
 T0 = 1_700_000_040_000  # a window boundary (multiple of W)
@@ -117,8 +118,8 @@ def replay(mon: QualityMonitor, stream: list, batched: bool, rng: np.random.Gene
 @pytest.mark.parametrize("k", [1, 4])
 def test_a_batch_gives_exactly_what_one_event_at_a_time_gives(k):
     stream = mixed_stream(np.random.default_rng(71))
-    kw = dict(window_size_ms=W, clock=fixed_clock, label_sample_every=k, label_warmup=300, label_min_outcomes=100)
-    single, batched = QualityMonitor(**kw), QualityMonitor(**kw)
+    settings = QualitySettings(canary_expected_rate=0.01, label_warmup=300, label_min_outcomes=100)
+    single, batched = (QualityMonitor(W, settings, label_sample_every=k, clock=fixed_clock) for _ in range(2))
     expected = replay(single, stream, batched=False)
     got = replay(batched, stream, batched=True, rng=np.random.default_rng(72))
     assert got == expected
@@ -134,7 +135,7 @@ def test_a_batch_gives_exactly_what_one_event_at_a_time_gives(k):
 def test_activity_reported_by_poll_keeps_a_firing_version_whose_requests_are_unsampled():
     k = 4
     rng = np.random.default_rng(73)
-    mon = QualityMonitor(W, clock=fixed_clock, label_sample_every=k)
+    mon = QualityMonitor(W, QualitySettings(canary_expected_rate=0.01), label_sample_every=k, clock=fixed_clock)
     # 10% canary disagreement: the canary decision fires.
     n = 20_000
     ts = T0
@@ -183,7 +184,7 @@ def pairs(mon: QualityMonitor, model: str = "m", version: str = "2.0") -> int:
 
 
 def test_canary_twins_pair_whichever_comes_first_once_and_production_alone_leaves_no_canary_entry():
-    mon = QualityMonitor(W, clock=fixed_clock, canary_expected_rate=0.01)
+    mon = QualityMonitor(W, QualitySettings(canary_expected_rate=0.01), clock=fixed_clock)
     prod = lambda rid, ts, v=1: InferenceEvent("m", "2.0", "production", rid, ts, 5.0, True, v)  # noqa: E731
     canary = lambda rid, ts, v=1: InferenceEvent("m", "1.0", "canary", rid, ts, 5.0, True, v)  # noqa: E731
     # Production first, then its canary twin: found in the label join, which keeps it for the label.

@@ -23,7 +23,7 @@ def _plane(sample_every: int, producer: FakeProducer | None = None) -> Detection
     settings = load_settings()
     settings = settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"quality_sample_every": sample_every})})
-    return offline_plane(settings, quality=lambda: QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
+    return offline_plane(settings, quality=lambda: QualityMonitor(settings.windows.size_ms, settings.quality,
                                                                   label_sample_every=sample_every), producer=producer)
 
 

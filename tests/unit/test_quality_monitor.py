@@ -6,8 +6,9 @@ import pickle
 
 import numpy as np
 
-from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, decode_anomaly, encode, stable_id
+from modelmedic.config import QualitySettings
 from modelmedic.detection.quality import QualityMonitor
+from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, decode_anomaly, encode, stable_id
 
 W = 60_000  # window size, ms
 T0 = 1_700_000_040_000  # a window boundary (multiple of W)
@@ -17,8 +18,10 @@ def fixed_clock() -> float:
     return 1_700_000_000.0
 
 
-def monitor(**kw) -> QualityMonitor:
-    return QualityMonitor(W, clock=fixed_clock, **kw)
+def monitor(label_sample_every: int = 1, **settings) -> QualityMonitor:
+    """A monitor on a fixed clock that tolerates 1% canary disagreement (the plane learns it) unless told otherwise."""
+    return QualityMonitor(W, QualitySettings(**{"canary_expected_rate": 0.01, **settings}),
+                          label_sample_every=label_sample_every, clock=fixed_clock)
 
 
 def run(mon: QualityMonitor, events, end_ms: int | None = None) -> list[Anomaly]:
@@ -339,7 +342,7 @@ def test_sampling_by_request_id_keeps_canary_twins_and_labels_together() -> None
     """One request in four is judged; a sampled prediction still meets its canary twin and its label."""
     from modelmedic.events import InferenceEvent, LabelEvent
 
-    m = QualityMonitor(window_size_ms=1000, canary_expected_rate=0.01, label_sample_every=4)
+    m = QualityMonitor(1000, QualitySettings(canary_expected_rate=0.01), label_sample_every=4)
     records = []
     for i in range(20_000):
         ts = 1_700_000_000_000 + i

@@ -57,7 +57,7 @@ def _settings() -> Settings:
 
 
 def _quality(settings: Settings) -> QualityMonitor:
-    return QualityMonitor(settings.windows.size_ms, canary_expected_rate=None,
+    return QualityMonitor(settings.windows.size_ms, settings.quality,
                           label_sample_every=settings.detection.quality_sample_every)
 
 

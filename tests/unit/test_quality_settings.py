@@ -1,0 +1,54 @@
+"""The quality monitor's settings live in the one Settings model, are validated there, and reach every
+partition's monitor the plane builds."""
+
+from __future__ import annotations
+
+import pytest
+
+from modelmedic.config import QualitySettings, Settings, load_settings
+from modelmedic.detection import plane as detection
+from modelmedic.detection.quality import QualityMonitor
+from modelmedic.errors import ConfigError
+from modelmedic.testing import offline_plane
+
+
+async def no_snapshots(*args: object, **kwargs: object) -> dict:
+    return {}
+
+
+async def test_the_plane_builds_each_partitions_monitor_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELMEDIC_QUALITY__LABEL_WINDOW", "500")
+    monkeypatch.setattr(detection, "read_compacted", no_snapshots)  # a fresh start: no snapshot to restore
+    settings = load_settings(quality={"max_models": 3, "canary_expected_rate": 0.05, "idle_recover_ms": 7000},
+                             detection={"quality_sample_every": 2})
+    plane = offline_plane(settings, partitions=0)
+    await plane._restore([0, 1])
+    for p in (0, 1):
+        monitor = plane.parts[p].quality
+        assert isinstance(monitor, QualityMonitor)
+        assert (monitor.max_models, monitor.canary_expected_rate, monitor.label_window) == (3, 0.05, 500)
+        assert (monitor.idle_recover_ms, monitor.label_sample_every) == (7000, 2)
+        assert monitor.drift_window == QualitySettings().drift_window, "the others keep their defaults"
+
+
+def test_defaults_learn_the_canary_rate_and_derive_the_idle_times() -> None:
+    monitor = QualityMonitor(60_000, Settings().quality)
+    assert monitor.canary_expected_rate is None, "learned per model, as the plane always did"
+    assert monitor.idle_recover_ms == 5 * 60_000 and monitor.series_ttl_ms == monitor.label_horizon_ms
+
+
+@pytest.mark.parametrize(("quality", "named"), [
+    ({"alpha": 0}, "quality.alpha"),
+    ({"canary_expected_rate": 1.5}, "quality.canary_expected_rate"),
+    ({"drift_bins": 1}, "quality.drift_bins"),
+    ({"label_min_outcomes": 2000}, "label_min_outcomes=2000 exceeds label_window=1000"),
+    ({"max_modles": 3}, "quality.max_modles"),
+])
+def test_a_bad_setting_fails_at_start_naming_the_field(quality: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(quality=quality)
+
+
+def test_every_quality_setting_is_documented() -> None:
+    undocumented = [name for name, field in QualitySettings.model_fields.items() if not field.description]
+    assert undocumented == []
