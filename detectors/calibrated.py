@@ -4,9 +4,9 @@
 previous value plus the usual step, daily and weekly seasonal means, a CUSUM for small
 persistent shifts) and turns each predictor channel's surprise into a tail probability
 calibrated on **the series' own history of surprises** (peaks over threshold: how often
-this series' surprise exceeded 1 digit, and by how much on average), so a bursty series
+this series' surprise exceeded 2 digits, and by how much on average), so a bursty series
 whose "10-sigma" moments happen every day needs far more than 10 sigma to alarm, and a
-quiet Gaussian one alarms at about 4.5 sigma. Nothing saturates: the calibrated evidence
+quiet Gaussian one alarms at about 4.4 sigma (5 digits). Nothing saturates: the calibrated evidence
 grows with the raw surprise without bound (a 1000-sigma spike ranks above a 10-sigma one).
 
 Two paths compute exactly the same thing:
@@ -45,13 +45,13 @@ def _digits(z: float) -> float:
 
 
 def tail_digits(z: np.ndarray) -> np.ndarray:
-    """``-log10`` of the two-sided Gaussian tail of ``z``: 3 sigma -> 2.6, 10 sigma -> 23.4, unbounded.
+    """``-log10`` of the two-sided Gaussian tail of ``z``: 3 sigma -> 2.6, 10 sigma -> 22.8, unbounded.
 
     Exact (``erfc``) below 36.8 sigma, the asymptote above, ``RAW_CAP`` only for an
     infinite ``z``.
 
     >>> [round(float(v), 2) for v in tail_digits(np.array([0.0, 3.0, 10.0, 1000.0]))]
-    [0.0, 2.57, 23.59, 217150.85]
+    [0.0, 2.57, 22.82, 217150.34]
     """
     y = np.abs(np.asarray(z, dtype=np.float64)) / _SQRT2
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -61,6 +61,14 @@ def tail_digits(z: np.ndarray) -> np.ndarray:
     out = np.where(y < _ERFC_LIMIT, exact, np.where(y > 1e4, huge, far))
     out = np.where(y > 0.0, out, 0.0)
     return np.where(np.isinf(y), RAW_CAP, out)
+
+
+def _t_digits(z: np.ndarray, dof: float) -> np.ndarray:
+    """Surprise under a Student-t(``dof``) model, ``(dof + 1) / 2 * log10(1 + z^2 / dof)`` digits: logarithmic in large ``z``."""
+    z2 = np.asarray(z, dtype=np.float64) ** 2
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (dof + 1.0) / 2.0 * np.log10(1.0 + z2 / dof)
+    return np.where(np.isinf(z2), RAW_CAP, out)
 
 
 def _z(residual: float, spread: float) -> float:
@@ -81,30 +89,43 @@ class CalibratedBank(SeriesBank):
     mean, one pooled spread per series), and a two-sided CUSUM on residuals of a slow
     robust level (drift ``drift``, alarm ``h``; re-seeded at the new level when it fires).
     Every spread is at least ``floor`` times the same predictor's *unclipped* mean
-    absolute deviation, so a series that is mostly zero (sparse counts, idle disks) keeps
-    a sane scale instead of collapsing to 0 between bursts.
+    absolute deviation (weight ``floor_alpha``), so a series that is mostly zero (sparse
+    counts, idle disks) keeps a scale instead of collapsing to 0 between bursts.
 
-    **Three raw channels**, in digits ``a = -log10(two-sided Gaussian tail of z)``:
-    *best* (the predictor whose spread is smallest), *context* (the best of level and
-    seasonal predictors, which sees an unusual stretch that moves smoothly) and *shift*
-    (the CUSUM).
+    **Counts** (``counts=True``): while every value of a series is an integer >= 0, the
+    predictors see its Anscombe transform ``2 sqrt(x + 3/8)`` (Poisson noise has standard
+    deviation ~1 there) and no spread is below ``count_floor`` (1: the Poisson noise).
+    The first value that is not a count restarts the series on raw values (once).
+    Baselines are returned in the original units.
+
+    **Three raw channels**, in digits: *best* and *context*,
+    ``a = -log10(two-sided Gaussian tail of z)`` (or, with ``dof > 0``, a Student-t
+    surprise ``(dof + 1) / 2 log10(1 + z^2 / dof)``), of the predictor whose spread is
+    smallest (*best*) and of the best of the level and seasonal ones (*context*: an
+    unusual stretch that moves smoothly); *shift*, the CUSUM sum as the log-likelihood
+    ratio of a ``2 drift`` shift, ``sum * 2 drift / ln 10`` (``h`` = 12 is 5.2 digits).
 
     **Calibration** (peaks over threshold with an exponential tail, per channel): with
-    memory ``memory`` points, ``rho`` is the rate at which ``a`` exceeded ``exceed``
-    digits and ``sigma`` the mean excess; the evidence of a point is
-    ``e = -log10(rho) + (a - exceed) / (sigma ln 10)`` (0 below ``exceed``), i.e. the
-    tail probability of ``a`` under this series' own surprise distribution. For a
-    well-behaved Gaussian series ``rho = 0.1``, ``sigma = 0.434`` and ``e = a``; for a
-    bursty series both grow and the same ``a`` is worth fewer digits. Both start from
-    those Gaussian values with the weight of ``prior`` points. ``e`` is the largest of
-    the three channels; ``score = e / (e + 10 (1 - sensitivity))``: **0.5 is an
-    anomaly**, 0.5 needs 5 digits (1e-5).
+    memory ``memory`` points, ``rho`` is the rate at which ``a`` exceeded ``u`` digits
+    (``exceed``, default 2) and ``sigma`` the mean excess; the evidence of a point is
+    ``e = -log10(rho) + (a - u) / (sigma ln 10)`` (0 below ``u``): the tail probability
+    of ``a`` under this series' own surprise distribution. For a well-behaved Gaussian
+    series ``rho = 10^-u``, ``sigma = 0.434`` and ``e = a``; for a bursty series both
+    grow and the same ``a`` is worth fewer digits. Both start from those values with
+    the weight of ``prior`` points. With several tiers in ``exceed``, the smallest
+    estimate among the tiers ``a`` exceeds is used. ``e`` is the largest of the three
+    channels; ``score = e / (e + 10 (1 - sensitivity))``: **0.5 is an anomaly**, which
+    at the default needs 5 digits (1e-5). ``e`` is unbounded, so the score never
+    reaches 1 and a larger surprise always scores higher.
 
-    **Reporting and learning:** only the excess of a score over the series' recent peak
-    score (decaying by e every ``refractory`` points) is reported, so an incident pages
-    once unless it grows clearly stronger. Points scoring 0.5 or more are learned by no
-    predictor and by no calibrator, until ``patience`` of them in a row (then the series
-    is learned again: a new normal). ``grace`` points score 0 (warm-up).
+    **Reporting and learning:** the series keeps its recent peak evidence (decaying by
+    e every ``refractory`` points). With ``rearm > 0`` (default 1.5) a point is reported
+    (its score) only if its evidence exceeds ``rearm`` times that peak, else 0: one page
+    per incident, broken only by a clearly stronger deviation. With ``rearm = 0`` the
+    excess of the score over the peak score is reported instead. Points scoring 0.5 or
+    more are learned by no predictor and no calibrator, until ``patience`` of them in a
+    row (then the series is learned again: a new normal); the CUSUM re-seeds at the new
+    level when it fires. ``grace`` points score 0 (warm-up).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
@@ -140,6 +161,7 @@ class CalibratedBank(SeriesBank):
         counts: bool = True,
         count_floor: float = 1.0,
         rearm: float = 1.5,
+        dof: float = 0.0,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
@@ -150,7 +172,7 @@ class CalibratedBank(SeriesBank):
         self.seasonal_alpha, self.spread_alpha, self.bucket_grace = seasonal_alpha, spread_alpha, bucket_grace
         self.cusum_alpha, self.drift, self.h = cusum_alpha, drift, h
         self.predictor_grace, self.grace = predictor_grace, grace
-        self.counts, self.count_floor, self.rearm = counts, count_floor, rearm
+        self.counts, self.count_floor, self.rearm, self.dof = counts, count_floor, rearm, dof
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
         self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
@@ -252,7 +274,8 @@ class CalibratedBank(SeriesBank):
         down = np.maximum(0.0, cu[:, 3] - u - self.drift)
         stat = np.maximum(up, down)
 
-        raw = np.stack([tail_digits(Z[best, pick]), tail_digits(Z[ctx, pick]), stat * (2.0 * self.drift / LN10)], axis=1)
+        surprise = tail_digits if not self.dof else (lambda z: _t_digits(z, self.dof))
+        raw = np.stack([surprise(Z[best, pick]), surprise(Z[ctx, pick]), stat * (2.0 * self.drift / LN10)], axis=1)
         tail = self._tail[slots]  # (m, channel, 1 + 2 tiers)
         ev = np.full(raw.shape, np.inf)
         for k, u in enumerate(self.exceed):  # the most conservative tier the surprise exceeds
@@ -375,6 +398,8 @@ class CalibratedBank(SeriesBank):
         fade = math.exp(-1.0 / self.refractory)
         patience, drift, h, rearm = self.patience, self.drift, self.h, self.rearm
         tiers = list(enumerate(self.exceed))
+        dof = self.dof
+        tk = (dof + 1.0) / 2.0
         llr = 2.0 * drift / LN10  # CUSUM sum -> log-likelihood ratio of a 2*drift shift, in digits
         calpha, salpha, spalpha, bgrace = self.cusum_alpha, self.seasonal_alpha, self.spread_alpha, self.bucket_grace
         inf = math.inf
@@ -442,7 +467,12 @@ class CalibratedBank(SeriesBank):
             nd = nd if nd > 0.0 else 0.0
             stat = nu if nu > nd else nd
 
-            raw = (_digits(_z(best_r, best_s)), _digits(_z(ctx_r, ctx_s)), stat * llr)
+            if dof:
+                zb, zc = _z(best_r, best_s), _z(ctx_r, ctx_s)
+                raw = (tk * math.log10(1.0 + zb * zb / dof) if zb * zb < inf else RAW_CAP,
+                       tk * math.log10(1.0 + zc * zc / dof) if zc * zc < inf else RAW_CAP, stat * llr)
+            else:
+                raw = (_digits(_z(best_r, best_s)), _digits(_z(ctx_r, ctx_s)), stat * llr)
             e = 0.0
             for j in range(3):
                 a = raw[j]
