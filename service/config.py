@@ -143,6 +143,13 @@ class DetectionSettings(_Section):
     from about 1.5 us to about 3 us)."""
     snapshot_interval_s: float = Field(5.0, gt=0)
     """How often detection state and offsets are checkpointed. A crash replays at most this much."""
+    max_series: int = Field(100_000, ge=1)
+    """Cardinality guard: the most series (model, version, role) one process tracks at once,
+    over all its partitions. Records of a new series beyond it are counted
+    (``modelmedic_series_refused_records_total``) and dropped until others expire
+    (``windows.series_ttl_windows``). Memory and the cost of closing a window grow with the
+    series tracked, not with the names ever seen; watch ``modelmedic_series_created_total``
+    for the new-series rate."""
     snapshot_key: SecretStr | None = None
     """Key of the HMAC-SHA256 every detection snapshot is signed with; with a key set, a
     snapshot without a valid signature is rejected (the partition starts afresh). Snapshots

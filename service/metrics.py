@@ -11,12 +11,22 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("modelmedic_events_total", "Inference records consumed, by outcome", ["outcome"])
-"""outcome: ``ok`` (aggregated), ``late`` (after its window closed), ``dead_letter`` (rejected)."""
+"""outcome: ``ok`` (aggregated), ``late`` (after its window closed), ``dead_letter`` (rejected),
+``refused`` (a series over ``detection.max_series``), ``redelivered`` (below the offset expected next: skipped)."""
 DEAD_LETTERS = Counter("modelmedic_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
 """reason: a short class of the rejection (``json``, ``schema``, ``value``, ``size``, ``empty``, ``future``,
 ``depth`` (nested past the decoder's recursion limit), ``undecodable`` (the decoder failed in another way))."""
 WINDOWS = Counter("modelmedic_windows_closed_total", "Series windows closed and judged")
 SERIES = Gauge("modelmedic_series", "Series (model, version, role) currently tracked")
+SERIES_CREATED = Counter("modelmedic_series_created_total",
+                         "Series (model, version, role) the detection plane started tracking, new or back after expiry")
+"""Its rate is the new-series rate: a flood of new names (a producer putting request ids in
+the model field, say) shows here long before ``detection.max_series`` is reached."""
+SERIES_REFUSED = Counter("modelmedic_series_refused_records_total",
+                         "Records dropped because their series would exceed detection.max_series")
+"""The cardinality guard: once ``detection.max_series`` series are tracked, records of any
+further series are counted here and dropped (never tracked, never dead-lettered) until
+series expire. Anything above 0 means series go unwatched: raise the cap or find the flood."""
 SERIES_INSUFFICIENT = Gauge("modelmedic_series_insufficient_data",
                             "Series not judged at their last window: too little history yet", ["family"])
 """family: ``latency``, ``errors`` (per version) or ``throughput`` (per model and role)."""

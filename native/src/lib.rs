@@ -124,13 +124,20 @@ struct Event<'a> {
 }
 
 /// Decodes batches of inference records into columns; numbers each series
-/// (model, version, role) the first time it sees it, for the life of the decoder.
+/// (model, version, role) the first time it sees it, until it is forgotten (`forget`:
+/// the series expired), so the table holds the live series only. At most `max_series`
+/// series are numbered at once: a record of one more is refused (the cardinality guard).
 #[pyclass(module = "modelmedic._columns")]
 struct ColumnDecoder {
     max_ts_ms: i64,
     max_record_bytes: usize,
     sample_every: u32,
+    max_series: usize,
     ids: HashMap<Vec<u8>, u32>,
+    /// Number -> its key in `ids` (empty while the number is free).
+    keys: Vec<Vec<u8>>,
+    /// Numbers of forgotten series, handed out again before new ones.
+    free: Vec<u32>,
     key: Vec<u8>,
 }
 
@@ -145,12 +152,18 @@ type Columns<'py> = (
     Vec<Bound<'py, PyBytes>>,
     Vec<Bound<'py, PyTuple>>,
     Vec<usize>,
-    Vec<(String, String, &'static str)>,
+    Vec<NewSeries>,
+    Vec<usize>,
+    Bound<'py, PyBytes>,
 );
 
+/// A series numbered in this call: (number, model, version, role).
+type NewSeries = (u32, String, String, &'static str);
+
 impl ColumnDecoder {
-    /// The series number of (model, version, role); a new series is appended to `new`.
-    fn series(&mut self, model: &str, version: &str, role: &Role, new: &mut Vec<(String, String, &'static str)>) -> u32 {
+    /// The series number of (model, version, role), a new series appended to `new`; None
+    /// if it is new and `max_series` series are numbered already.
+    fn series(&mut self, model: &str, version: &str, role: &Role, new: &mut Vec<NewSeries>) -> Option<u32> {
         let key = &mut self.key;
         key.clear();
         // Length-prefixed, so no name can run into the next.
@@ -160,12 +173,24 @@ impl ColumnDecoder {
         key.extend_from_slice(version.as_bytes());
         key.push(*role as u8);
         if let Some(&id) = self.ids.get(key.as_slice()) {
-            return id;
+            return Some(id);
         }
-        let id = self.ids.len() as u32;
+        if self.ids.len() >= self.max_series {
+            return None;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.keys[id as usize] = key.clone();
+                id
+            }
+            None => {
+                self.keys.push(key.clone());
+                (self.keys.len() - 1) as u32
+            }
+        };
         self.ids.insert(key.clone(), id);
-        new.push((model.to_owned(), version.to_owned(), role.name()));
-        id
+        new.push((id, model.to_owned(), version.to_owned(), role.name()));
+        Some(id)
     }
 }
 
@@ -173,21 +198,55 @@ impl ColumnDecoder {
 impl ColumnDecoder {
     /// ``sample_every``: the quality monitor's sample, one request in that many by the
     /// CRC-32 of its id (``zlib.crc32(request_id.encode()) % sample_every == 0``); 0: none.
+    /// ``max_series``: the most series numbered at once.
     #[new]
-    fn new(max_ts_ms: i64, max_record_bytes: usize, sample_every: u32) -> Self {
-        ColumnDecoder { max_ts_ms, max_record_bytes, sample_every, ids: HashMap::new(), key: Vec::with_capacity(128) }
+    fn new(max_ts_ms: i64, max_record_bytes: usize, sample_every: u32, max_series: usize) -> Self {
+        ColumnDecoder {
+            max_ts_ms,
+            max_record_bytes,
+            sample_every,
+            max_series,
+            ids: HashMap::new(),
+            keys: Vec::new(),
+            free: Vec::new(),
+            key: Vec::with_capacity(128),
+        }
+    }
+
+    /// How many series are numbered now.
+    fn __len__(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Forget the series of these numbers (expired): their numbers are handed out again.
+    /// Unknown or already free numbers are ignored. The table shrinks when it is mostly empty.
+    fn forget(&mut self, numbers: Vec<u32>) {
+        for number in numbers {
+            let Some(key) = self.keys.get_mut(number as usize) else { continue };
+            if key.is_empty() {
+                continue;
+            }
+            self.ids.remove(key.as_slice());
+            *key = Vec::new();
+            self.free.push(number);
+        }
+        if self.ids.capacity() > 4 * self.ids.len() + 1024 {
+            self.ids.shrink_to_fit();
+        }
     }
 
     /// Decode a batch of record values (bytes or None).
     ///
-    /// Returns ``(columns, sample, fallback, new_series)``. ``columns`` are the bytes of six
-    /// arrays with one entry per accepted record, in batch order: the record's index in
+    /// Returns ``(columns, sample, fallback, new_series, refused, refused_ts)``. ``columns``
+    /// are the bytes of six arrays with one entry per accepted record, in batch order: the record's index in
     /// ``values`` (uint32), its series number (uint32), ts (int64), latency_ms (float64),
     /// ok (uint8) and a numeric prediction or NaN (float64). ``sample`` holds, for the
     /// accepted production and canary records in the sample, ``(index, series, ts, ok,
     /// request_id, prediction)`` with the prediction as msgspec decodes it. ``fallback``
-    /// lists the indices of the records left to msgspec; ``new_series`` the (model,
-    /// version, role) of each series numbered in this call, in number order.
+    /// lists the indices of the records left to msgspec; ``new_series`` the (number,
+    /// model, version, role) of each series numbered in this call; ``refused`` the indices
+    /// of valid records of a new series over ``max_series``, and ``refused_ts`` the bytes of
+    /// their event times (int64): they still move the partition's event time on.
     fn decode<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Columns<'py>> {
         let n = values.len();
         let mut index: Vec<u32> = Vec::with_capacity(n);
@@ -198,7 +257,9 @@ impl ColumnDecoder {
         let mut prediction: Vec<f64> = Vec::with_capacity(n);
         let mut sample: Vec<Bound<'py, PyTuple>> = Vec::new();
         let mut fallback: Vec<usize> = Vec::new();
-        let mut new: Vec<(String, String, &'static str)> = Vec::new();
+        let mut new: Vec<NewSeries> = Vec::new();
+        let mut refused: Vec<usize> = Vec::new();
+        let mut refused_ts: Vec<i64> = Vec::new();
         for (i, value) in values.iter().enumerate() {
             let Ok(bytes) = value.cast::<PyBytes>() else {
                 fallback.push(i);
@@ -229,7 +290,11 @@ impl ColumnDecoder {
                 fallback.push(i);
                 continue;
             }
-            let number = self.series(&event.model, &event.version, &event.role, &mut new);
+            let Some(number) = self.series(&event.model, &event.version, &event.role, &mut new) else {
+                refused.push(i);
+                refused_ts.push(event.ts);
+                continue;
+            };
             index.push(i as u32);
             series.push(number);
             ts.push(event.ts);
@@ -256,12 +321,12 @@ impl ColumnDecoder {
             column(py, &ok),
             column(py, &prediction),
         ];
-        Ok((columns, sample, fallback, new))
+        Ok((columns, sample, fallback, new, refused, column(py, &refused_ts)))
     }
 
     /// The series number of (model, version, role), numbering it if new: for records
-    /// msgspec decoded. Returns ``(number, is_new)``.
-    fn number(&mut self, model: &str, version: &str, role: &str) -> PyResult<(u32, bool)> {
+    /// msgspec decoded. Returns ``(number, is_new)``; ``(None, False)`` if it is refused.
+    fn number(&mut self, model: &str, version: &str, role: &str) -> PyResult<(Option<u32>, bool)> {
         let role = match role {
             "production" => Role::Production,
             "canary" => Role::Canary,

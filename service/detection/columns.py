@@ -21,6 +21,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from modelmedic import metrics
 from modelmedic._columns import ColumnDecoder
 from modelmedic.events import MAX_RECORD_BYTES, MAX_TS_MS, InferenceEvent, Rejected, decode_inference
 
@@ -40,8 +41,8 @@ class InferenceColumns:
     ok: np.ndarray
     prediction: np.ndarray
     """A numeric prediction, or NaN (a label, class probabilities, or none)."""
-    names: list[tuple[str, str, str]]
-    """Series number -> (model, version, role): the decoder's numbering (shared, growing)."""
+    names: list[tuple[str, str, str] | None]
+    """Series number -> (model, version, role): the decoder's numbering (shared; None: a free number)."""
     sample: list[tuple[int, int, int, bool, str, object]]
     """``(index, series, ts, ok, request_id, prediction)`` of the production and canary
     records in the quality monitor's sample (:class:`RecordDecoder`), in batch order; the
@@ -62,29 +63,56 @@ class InferenceColumns:
 _ARRAYS = ("index", "series", "ts", "latency_ms", "ok", "prediction")
 
 
+UNLIMITED = 2**32 - 1
+"""No cap on the series a decoder numbers at once."""
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Valid records the decoder refused: their series would be one over its ``max_series``."""
+
+    index: list[int]
+    """Batch positions, ascending."""
+    ts: np.ndarray
+    """Their event times (int64, in the order of ``index``): they still move event time on, or a
+    partition whose traffic is all refused would never close the windows that expire series."""
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+
 class RecordDecoder:
-    """Decodes inference records to columns; numbers every series it sees, for its lifetime.
+    """Decodes inference records to columns; numbers every live series it sees.
 
     ``sample_every``: the quality monitor's sample (``QualityMonitor.label_sample_every``),
     one request in that many by a hash of its id, so a request's production and canary
     predictions and its label are in or out together; 0 (the default): no sample.
     Series numbers are this decoder's: the windows keep them only as a cache in front of
-    their own (model, version, role) -> slot map, and never snapshot them.
+    their own (model, version, role) -> slot map, and never snapshot them. The owner
+    hands back the numbers of expired series (:meth:`forget`), so the table holds live
+    series only; at most ``max_series`` are numbered at once, and a record of one more
+    is refused (:meth:`decode`): a flood of new names costs no memory.
     """
 
-    def __init__(self, sample_every: int = 0) -> None:
+    def __init__(self, sample_every: int = 0, max_series: int = UNLIMITED) -> None:
         self.sample_every = sample_every
-        self._native = ColumnDecoder(MAX_TS_MS, MAX_RECORD_BYTES, sample_every)
-        self.series: list[tuple[str, str, str]] = []
-        """Series number -> (model, version, role)."""
+        self._native = ColumnDecoder(MAX_TS_MS, MAX_RECORD_BYTES, sample_every, max_series)
+        self.series: list[tuple[str, str, str] | None] = []
+        """Series number -> (model, version, role); None: the number is free."""
 
-    def decode(self, values: list[bytes | None]) -> tuple[InferenceColumns, list[tuple[int, Rejected]]]:
-        """Decode a batch of record values: (columns of the valid records, (index, reason) of the others)."""
-        buffers, sample, fallback, new = self._native.decode(values)
-        self.series.extend(new)
+    def __len__(self) -> int:
+        """Series numbered now."""
+        return len(self._native)
+
+    def decode(self, values: list[bytes | None]) -> tuple[InferenceColumns, list[tuple[int, Rejected]], Refused]:
+        """Decode a batch of record values: (columns of the valid records, (index, reason) of the
+        invalid ones, the valid ones refused because their series is one over ``max_series``)."""
+        buffers, sample, fallback, new, refused, refused_ts = self._native.decode(values)
+        self._name(new)
         columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series, sample)
+        refused = Refused(refused, np.frombuffer(refused_ts, np.int64))
         if not fallback:
-            return columns, []
+            return columns, [], refused
         rejected: list[tuple[int, Rejected]] = []
         accepted: list[tuple[int, InferenceEvent]] = []
         for i in fallback:
@@ -94,15 +122,41 @@ class RecordDecoder:
             else:
                 accepted.append((i, event))  # type: ignore[arg-type]
         if accepted:
-            columns = self._merge(columns, accepted)
-        return columns, rejected
+            columns, more = self._merge(columns, accepted)
+            if more:
+                pairs = sorted([*zip(refused.index, refused.ts.tolist()), *more])
+                refused = Refused([i for i, _ in pairs], np.array([ts for _, ts in pairs], dtype=np.int64))
+        return columns, rejected, refused
+
+    def forget(self, numbers: list[int]) -> None:
+        """Forget the series of these numbers (they expired): the numbers are handed out again,
+        so every holder of a cache of them must drop it (:meth:`PartitionWindows.uncache`)."""
+        self._native.forget(numbers)
+        for number in numbers:
+            self.series[number] = None
 
     def columns(self, events: Sequence[InferenceEvent]) -> InferenceColumns:
         """Columns of decoded events (indices 0..n-1): tests, and the records msgspec decoded."""
-        return self._merge(None, list(enumerate(events)))
+        return self._merge(None, list(enumerate(events)))[0]
 
-    def _merge(self, columns: InferenceColumns | None, events: list[tuple[int, InferenceEvent]]) -> InferenceColumns:
+    def _name(self, new: list[tuple[int, str, str, str]]) -> None:
+        """Record the names of the series just numbered (new numbers, or free ones handed out again)."""
+        series = self.series
+        for number, model, version, role in new:
+            if number == len(series):
+                series.append((model, version, role))
+            else:
+                series[number] = (model, version, role)
+        if new:
+            metrics.SERIES_CREATED.inc(len(new))
+
+    def _merge(self, columns: InferenceColumns | None,
+               events: list[tuple[int, InferenceEvent]]) -> tuple[InferenceColumns, list[tuple[int, int]]]:
+        """``columns`` with the events added (in batch order), and (index, ts) of the events refused."""
         numbered = [(i, self._number(e), e) for i, e in events]
+        refused = [(i, e.ts) for i, s, e in numbered if s is None]
+        if refused:
+            numbered = [row for row in numbered if row[1] is not None]
         rows = [(i, s, e.ts, e.latency_ms, e.ok, _numeric(e.prediction)) for i, s, e in numbered]
         extra = [np.array(col, dtype) for col, dtype in zip(zip(*rows), _DTYPES)] if rows else \
             [np.empty(0, dtype) for dtype in _DTYPES]
@@ -110,15 +164,17 @@ class RecordDecoder:
         sample = [(i, s, e.ts, e.ok, e.request_id, e.prediction) for i, s, e in numbered
                   if k and e.role != "shadow" and not zlib.crc32(e.request_id.encode()) % k]
         if columns is None:
-            return InferenceColumns(*extra, self.series, sample)
+            return InferenceColumns(*extra, self.series, sample), refused
         merged = [np.concatenate([column, more]) for column, more in zip(columns.arrays(), extra)]
         order = np.argsort(merged[0], kind="stable")  # batch order, as the native rows are
-        return InferenceColumns(*(column[order] for column in merged), self.series, sorted(columns.sample + sample, key=itemgetter(0)))
+        return InferenceColumns(*(column[order] for column in merged), self.series,
+                                sorted(columns.sample + sample, key=itemgetter(0))), refused
 
-    def _number(self, event: InferenceEvent) -> int:
+    def _number(self, event: InferenceEvent) -> int | None:
+        """The event's series number; None if its series is new and refused (``max_series``)."""
         number, new = self._native.number(event.model, event.version, event.role)
         if new:
-            self.series.append((event.model, event.version, event.role))
+            self._name([(number, event.model, event.version, event.role)])
         return number
 
 

@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from modelmedic import metrics
 from modelmedic.config import Settings
-from modelmedic.detection.columns import InferenceColumns, RecordDecoder
+from modelmedic.detection.columns import InferenceColumns, RecordDecoder, Refused
 from modelmedic.events import Anomaly, Rejected, decode_label, encode
 from modelmedic.detection.judge import WindowJudge
 from modelmedic.detection.quality import QualityMonitor
@@ -46,7 +46,7 @@ from modelmedic.detection.usage import UsageRollup
 from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import producer as make_producer
-from modelmedic.detection.windows import ClosedWindow, PartitionWindows, SlotPool
+from modelmedic.detection.windows import ClosedWindow, Forgotten, PartitionWindows, SlotPool
 
 log = logging.getLogger("modelmedic.detection.plane")
 
@@ -96,7 +96,7 @@ class DetectionPlane:
         self.parts: dict[int, PartitionState] = {}
         self.pool = SlotPool()
         d = settings.detection
-        self.decoder = RecordDecoder(sample_every=d.quality_sample_every if d.quality else 0)
+        self.decoder = RecordDecoder(sample_every=d.quality_sample_every if d.quality else 0, max_series=d.max_series)
         """Decodes every partition's inference records to columns (one series numbering), and
         picks the quality monitors' sample (they are built with the same ``label_sample_every``)."""
         self.judge = WindowJudge(settings.detection)
@@ -120,6 +120,8 @@ class DetectionPlane:
         self._behind = False
         """The last batch left at least a poll's worth of records behind it (catching up)."""
         self.ready = asyncio.Event()
+        self._refused_warned = -60.0
+        """When the cardinality guard last warned (monotonic seconds)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -166,7 +168,7 @@ class DetectionPlane:
         if not batch:
             return
         started = time.perf_counter()
-        ok = late = dead = 0
+        ok = late = dead = refused_total = 0
         closed: list[tuple[PartitionState, int, list[ClosedWindow]]] = []
         horizon = int(time.time() * 1000) + self.settings.windows.max_future_ms
         for tp, records in batch.items():
@@ -192,9 +194,12 @@ class DetectionPlane:
                 ok += len(records) - bad
                 continue
             # Per record: the native decode into columns; then numpy calls per batch.
-            cols, rejected = self.decoder.decode([record.value for record in records])
+            cols, rejected, refused = self.decoder.decode([record.value for record in records])
             for i, reason in rejected:
                 self._dead_letter(records[i], reason)
+            if refused:
+                self._refuse(state, records, refused, horizon)
+                refused_total += len(refused)
             late_index, future = state.windows.add_columns(cols, records, horizon)
             if future.size:
                 self._reject_future(cols, records, future, horizon)
@@ -207,7 +212,7 @@ class DetectionPlane:
                 replay_until = state.replay_until
                 late += sum(records[i].offset >= replay_until for i in late_index.tolist())
             dead += len(rejected)
-            ok += len(records) - len(rejected) - late_index.size - future.size
+            ok += len(records) - len(rejected) - len(refused) - late_index.size - future.size
             state.next_offset = records[-1].offset + 1
             state.last_record_wall = time.monotonic()
             state.idle_base_ts = state.windows.max_ts
@@ -215,13 +220,31 @@ class DetectionPlane:
         # A poll's worth of records still waiting: the consumer is catching up (judge_batch_ms).
         self._behind = self._update_lag(batch) >= self.settings.kafka.max_poll_records
         self._judge(closed)
-        self.processed += ok + late + dead
+        self.processed += ok + late + dead + refused_total
         metrics.EVENTS.labels("ok").inc(ok)
+        if refused_total:
+            metrics.EVENTS.labels("refused").inc(refused_total)
         if late:
             metrics.EVENTS.labels("late").inc(late)
         if dead:
             metrics.EVENTS.labels("dead_letter").inc(dead)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _refuse(self, state: PartitionState, records: list, refused: Refused, horizon: int) -> None:
+        """Count the records the cardinality guard dropped (``detection.max_series``), with a warning a
+        minute; they still move event time on (not past ``horizon``), so the tracked series expire."""
+        metrics.SERIES_REFUSED.inc(len(refused))
+        honest = refused.ts[refused.ts <= horizon]
+        if honest.size:
+            state.windows.advance(int(honest.max()))
+        now = time.monotonic()
+        if now - self._refused_warned >= 60:
+            self._refused_warned = now
+            log.warning("%d records of new series dropped: %d series are tracked, the most detection.max_series=%d "
+                        "allows (first dropped: key %r at %s offset %d); raise the cap, or find the producer "
+                        "flooding new model/version names (modelmedic_series_created_total)", len(refused),
+                        len(self.decoder), self.settings.detection.max_series, records[refused.index[0]].key,
+                        records[refused.index[0]].topic, records[refused.index[0]].offset)
 
     def _reject_future(self, cols: InferenceColumns, records: list, future: np.ndarray, horizon: int) -> None:
         """Dead-letter the records stamped after ``horizon`` (batch positions ``future``)."""
@@ -331,10 +354,18 @@ class DetectionPlane:
             # Not while windows of it wait: expiry may give a slot they hold to a new series.
             if len(cws) <= rounds and through - state.expired_at >= 60:
                 state.expired_at = through
-                gone, groups = state.windows.expire(through)
-                if gone or groups:
-                    self.judge.forget(gone, groups)
+                self._forget(state.windows.expire(through))
         metrics.SERIES.set(sum(len(p.windows.slot_of) for p in self.parts.values()))
+
+    def _forget(self, forgotten: Forgotten) -> None:
+        """Let go of series everywhere: their detector state, and the decoder's numbers of them
+        (dropped from every partition's cache, as the decoder hands them out again)."""
+        if forgotten.slots or forgotten.groups:
+            self.judge.forget(forgotten.slots, forgotten.groups)
+        if forgotten.numbers:
+            self.decoder.forget(forgotten.numbers)
+            for state in self.parts.values():
+                state.windows.uncache(forgotten.numbers)
 
     def _may_wait(self) -> bool:
         """Whether closed windows may wait longer for the other partitions' windows."""
@@ -435,7 +466,7 @@ class DetectionPlane:
         self._judge([], force=True)  # nothing may wait on a state about to be replaced
         for p in partitions:
             if p in self.parts:  # assigned again without a revocation in between: restore afresh
-                self.judge.forget(*self.parts.pop(p).windows.release())
+                self._forget(self.parts.pop(p).windows.release())
             blob = self._snapshots.get(self._snapshot_key(p))
             state = self._restored(p, blob) if blob is not None else None
             if state is not None:
@@ -472,7 +503,7 @@ class DetectionPlane:
         try:
             self.judge.set_rows([slot_map[s] for s in old_slots], [group_map[g] for g in old_groups], rows)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
-            self.judge.forget(*windows.release())
+            self._forget(windows.release())
             return self._reject_snapshot(partition, exc)
         state = PartitionState(windows, resume, replay_until, quality, label_next)
         state.idle_base_ts = windows.max_ts
@@ -499,7 +530,7 @@ class _Rebalance(ConsumerRebalanceListener):
             await self.plane._checkpoint(mine)
             for p in mine:
                 # Its series leave this process: their slots go back to the pool, reset.
-                self.plane.judge.forget(*self.plane.parts.pop(p).windows.release())
+                self.plane._forget(self.plane.parts.pop(p).windows.release())
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         async with self.plane._lock:

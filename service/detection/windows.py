@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -45,6 +45,21 @@ _ONE_BY_ONE = RecordDecoder()
 @dataclass(frozen=True)
 class _At:
     offset: int
+
+
+class Forgotten(NamedTuple):
+    """Series a partition let go of (:meth:`PartitionWindows.expire`, :meth:`PartitionWindows.release`)."""
+
+    slots: list[int]
+    """Series slots, back in the pool: the judge resets their detector state."""
+    groups: list[int]
+    """Group slots, back in the pool."""
+    numbers: list[int]
+    """The decoder's numbers of those series that this partition cached: the decoder may forget them."""
+
+
+_SIBLINGS_SCANNED = 64
+"""A new version's predecessor is looked for among the model's most recent versions, at most this many."""
 
 
 @dataclass
@@ -151,16 +166,18 @@ class PartitionWindows:
         self._by_series: tuple[list, np.ndarray] = ([], _EMPTY_SLOTS)
         """(a decoder's series names, its series number -> slot or -1): a cache of ``slot_of``
         for the columns of one decoder (the plane has one)."""
+        self._members: dict[int, list[int]] | None = None
+        """Cache of :meth:`_group_members`; reset when series expire or move to another pool."""
 
     def __getstate__(self) -> dict:
         # Snapshots hold what outlives this process, not caches of its series numbering.
         state = dict(self.__dict__)
-        del state["_by_series"], state["_topo"]
+        del state["_by_series"], state["_topo"], state["_members"]
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._by_series, self._topo = ([], _EMPTY_SLOTS), None
+        self._by_series, self._topo, self._members = ([], _EMPTY_SLOTS), None, None
 
     # -- series bookkeeping (rare: once per new series) ---------------------------------
 
@@ -171,7 +188,8 @@ class PartitionWindows:
             # A new version of a model already served: it starts from its predecessor's
             # baselines (the most recently active version of the same model and role), so a
             # bad release is judged from its first windows, not after a warm-up of its own.
-            siblings = [s for s, g in self.group_of_slot.items() if g == group]
+            # The most recent versions only: a flood of versions of one model stays linear.
+            siblings = self._group_members().get(group, [])[-_SIBLINGS_SCANNED:]
             predecessor = max(siblings, key=self.last_window.__getitem__, default=None)
         else:
             predecessor = None
@@ -179,13 +197,23 @@ class PartitionWindows:
             self.group_keys[group] = gkey
         slot = self.slot_of[key] = self.pool.slot()
         self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
+        self._group_members().setdefault(group, []).append(slot)
         self._topo = None
         if predecessor is not None:
             self.born.append((slot, predecessor))
         return slot
 
-    def expire(self, window: int) -> tuple[list[int], list[int]]:
-        """Forget series silent for longer than the TTL; returns (slots, groups) freed."""
+    def _group_members(self) -> dict[int, list[int]]:
+        """Group -> its series slots, oldest first: a cache of ``group_of_slot``, rebuilt after an expiry."""
+        members = self.__dict__.get("_members")
+        if members is None:
+            members = self._members = {}
+            for slot, group in self.group_of_slot.items():
+                members.setdefault(group, []).append(slot)
+        return members
+
+    def expire(self, window: int) -> Forgotten:
+        """Forget series silent for longer than the TTL (their slots go back to the pool)."""
         horizon = window - self.series_ttl_windows
         gone = [s for s, last in self.last_window.items() if last < horizon]
         for s in gone:
@@ -196,17 +224,35 @@ class PartitionWindows:
         for g in dead_groups:
             del self.group_of[self.group_keys.pop(g)]
         self.pool.release(gone, dead_groups)
+        numbers: list[int] = []
         if gone or dead_groups:
-            self._topo = None
+            self._topo = self._members = None
             by_series = self._by_series[1]
-            by_series[np.isin(by_series, gone)] = -1
-        return gone, dead_groups
+            stale = np.isin(by_series, gone)
+            numbers = np.flatnonzero(stale).tolist()
+            by_series[stale] = -1
+            if len(gone) > len(self.keys):
+                self._compact()
+        return Forgotten(gone, dead_groups, numbers)
 
-    def release(self) -> tuple[list[int], list[int]]:
-        """Give every slot and group back to the pool (the partition was revoked); returns them."""
+    def _compact(self) -> None:
+        """Rebuild the series tables after most series expired: a dict never shrinks on deletion,
+        so a burst of a million names would otherwise keep its memory after they are gone."""
+        for name in ("slot_of", "keys", "group_of_slot", "last_window", "group_of", "group_keys"):
+            setattr(self, name, dict(getattr(self, name)))
+
+    def release(self) -> Forgotten:
+        """Give every slot and group back to the pool (the partition was revoked)."""
         slots, groups = list(self.keys), list(self.group_keys)
         self.pool.release(slots, groups)
-        return slots, groups
+        return Forgotten(slots, groups, np.flatnonzero(self._by_series[1] >= 0).tolist())
+
+    def uncache(self, numbers: list[int]) -> None:
+        """Drop what the series-number cache says of these decoder numbers: the decoder forgot
+        them (another partition's series expired) and may give them to other series."""
+        by_series = self._by_series[1]
+        index = np.asarray(numbers, dtype=np.int64)
+        by_series[index[index < by_series.size]] = -1
 
     def attach(self, pool: SlotPool) -> tuple[dict[int, int], dict[int, int]]:
         """Move every series to slots of ``pool`` (a restored snapshot joining this process's
@@ -222,7 +268,7 @@ class PartitionWindows:
         self.born = [(slot_map[a], slot_map[b]) for a, b in self.born if a in slot_map and b in slot_map]
         self.open = {w: [(np.array([slot_map[s] for s in slots.tolist()], dtype=np.int64), *rest)
                          for slots, *rest in chunks] for w, chunks in self.open.items()}
-        self.pool, self._topo, self._by_series = pool, None, ([], _EMPTY_SLOTS)
+        self.pool, self._topo, self._members, self._by_series = pool, None, None, ([], _EMPTY_SLOTS)
         return slot_map, group_map
 
     # -- the hot path -------------------------------------------------------------------
@@ -280,6 +326,10 @@ class PartitionWindows:
             if w > last_window[slot]:
                 last_window[slot] = w
         return late_index, future
+
+    def advance(self, ts: int) -> None:
+        """Move event time on to ``ts`` without adding a record (records the cardinality guard refused)."""
+        self.max_ts = max(self.max_ts, ts)
 
     def _slots(self, series: np.ndarray, window: np.ndarray, names: list[tuple[str, str, str]]) -> np.ndarray:
         """Slot of each record's series number, creating the series not seen before."""

@@ -482,7 +482,7 @@ def test_released_slots_come_back_untrained() -> None:
     plane, stream = Plane(), Stream(5)
     for _ in range(40):
         plane.feed(stream.window({PROD: (50, 20.0, 0.01)}))
-    slots, groups = plane.windows.release()
+    slots, groups, _ = plane.windows.release()
     assert plane.judge.latency.bank.rows(np.array(slots))["_n"].tolist() == [40]
     plane.judge.forget(slots, groups)
     assert plane.judge.latency.bank.rows(np.array(slots))["_n"].tolist() == [0]

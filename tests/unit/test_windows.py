@@ -247,8 +247,8 @@ def test_series_ttl_expiry_frees_slots_and_groups_and_they_are_reused() -> None:
         pw.add(ev(T0 + w * SIZE, version="2.0"), 2 + w)
     pw.close_through(W0 + 10)
     old_slots, old_group = sorted([pw.slot_of[retired], pw.slot_of[lonely]]), pw.group_of[("churn", "shadow")]
-    assert pw.expire(W0 + ttl) == ([], [])  # silent exactly TTL windows: still kept
-    slots, groups = pw.expire(W0 + ttl + 1)
+    assert pw.expire(W0 + ttl) == ([], [], [])  # silent exactly TTL windows: still kept
+    slots, groups, _ = pw.expire(W0 + ttl + 1)
     assert sorted(slots) == old_slots
     assert retired not in pw.slot_of and lonely not in pw.slot_of and steady in pw.slot_of
     assert groups == [old_group]  # (fraud, production) lives on through 2.0
@@ -280,7 +280,7 @@ def test_expiry_keeps_series_with_data_in_open_windows() -> None:
     pw.add(ev(T0), 0)
     pw.close_through(W0)
     pw.add(ev(T0 + 10 * SIZE), 1)  # the series comes back in a window still open
-    assert pw.expire(W0 + 9) == ([], [])
+    assert pw.expire(W0 + 9).slots == []
     [cw] = pw.close_through(W0 + 10)[-1:]
     assert cw.count.tolist() == [1.0]
 
