@@ -1,8 +1,10 @@
 """Incidents: one per problem, from the first anomaly to resolution.
 
 :class:`IncidentBook` is the pure logic (no I/O, unit-tested): an anomaly record either
-opens an incident, joins the open incident of the same series and class, is a replay of
-one already seen (ignored), or recovers one. The response plane
+opens an incident, joins the open incident of the same model, role and class, is a replay
+of one already seen (ignored), or recovers one. A problem of another class on a model
+with an open incident opens its own incident (and pages): it is never folded into the
+other one. The response plane
 (:mod:`modelmedic.response.plane`) runs it on the anomalies topic, drives each incident
 through its lifecycle and keeps every incident in a compacted Kafka topic.
 
@@ -36,7 +38,8 @@ from modelmedic.events import Anomaly
 State = Literal["open", "remediating", "verifying", "escalated", "acknowledged", "resolved"]
 PageStatus = Literal["firing", "resolved"]
 
-SEVERITY = {"latency": "critical", "throughput": "critical", "prediction": "error", "drift": "warning"}
+SEVERITY = {"latency": "critical", "throughput": "critical", "errors": "critical", "prediction": "error",
+            "drift": "warning"}
 HEADLINE_MAX = PAGERDUTY_SUMMARY_MAX
 """A page's one-line summary fits the shortest destination limit (PagerDuty's); the full
 per-playbook messages go in the evidence (PagerDuty's custom_details, Slack's evidence block)."""
@@ -340,9 +343,11 @@ class IncidentBook:
         self.by_id: dict[str, Incident] = {}
         self._by_anomaly: dict[str, str] = {}
         self._open: dict[tuple[str, str], str] = {}
-        self._open_model: dict[tuple[str, str], str] = {}
-        """(model, role) -> its open incident: a second symptom of the same model (its
-        throughput surging while its latency climbs) is the same problem, not a new page."""
+        self._open_model: dict[tuple[str, str, str], str] = {}
+        """(model, role, class) -> its open incident: the same class of problem on another
+        series of the model (two versions' latency) is the same problem, not a new page. A
+        problem of another class (an error burst while latency is high) opens its own
+        incident: it has its own rule (errors are paged, not remediated) and its own page."""
 
     def load(self, incident: Incident) -> None:
         """Add an incident read back from the store."""
@@ -351,7 +356,7 @@ class IncidentBook:
             self._by_anomaly[aid] = incident.id
         if incident.active:
             self._open[(incident.series, incident.anomaly_class)] = incident.id
-            self._open_model.setdefault((incident.model, incident.role), incident.id)
+            self._open_model.setdefault((incident.model, incident.role, incident.anomaly_class), incident.id)
         else:  # read back resolved (another replica resolved it): no index may still point at it
             self._forget_open(incident)
 
@@ -361,7 +366,7 @@ class IncidentBook:
     def is_new(self, a: Anomaly) -> bool:
         """Would this firing record open a new incident (not a replay, not joining an open one)?"""
         return (a.id not in self._by_anomaly and (a.series, a.anomaly_class) not in self._open
-                and (a.model, a.role) not in self._open_model)
+                and (a.model, a.role, a.anomaly_class) not in self._open_model)
 
     def apply(self, a: Anomaly) -> Incident | None:
         """Fold one anomaly record in; returns the incident if it changed (None: a replay).
@@ -371,7 +376,7 @@ class IncidentBook:
         if a.state == "firing":
             if a.id in self._by_anomaly:
                 return None
-            open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get((a.model, a.role))
+            open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get((a.model, a.role, a.anomaly_class))
             if open_id is not None:
                 return self._join(self.by_id[open_id], a)
             return self._open_new(a)
@@ -394,9 +399,13 @@ class IncidentBook:
         return incident
 
     def _open_new(self, a: Anomaly) -> Incident:
+        evidence = _evidence(a)
+        related = sorted(i for (model, role, _), i in self._open_model.items() if (model, role) == (a.model, a.role))
+        if related:  # the on-call person sees the model's other open problems on this page
+            evidence["related"] = [f"{i} ({self.by_id[i].anomaly_class}): {self.by_id[i].summary}" for i in related]
         incident = Incident(
             id=a.id, series=a.series, model=a.model, version=a.version, role=a.role, anomaly_class=a.anomaly_class,
-            kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=_evidence(a),
+            kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=evidence,
             opened_at_ms=a.onset, firing_anomalies={a.id: a.kind},
         )
         self.load(incident)
@@ -408,8 +417,8 @@ class IncidentBook:
         if a.kind not in incident.kinds:
             incident.kinds.append(a.kind)
         # Only symptoms of the incident's own series must recover before it resolves (that
-        # is what remediation is verified against); another series of the same model (its
-        # traffic surging while its latency climbs) is recorded as a related symptom.
+        # is what remediation is verified against); another series of the same model and
+        # class (a second version's latency) is recorded as a related symptom.
         if a.series == incident.series and a.kind not in incident.firing:
             incident.firing.append(a.kind)
         if incident.firing_anomalies:  # (empty while active: stored before it existed, tracked by kind)
@@ -426,6 +435,6 @@ class IncidentBook:
 
     def _forget_open(self, incident: Incident) -> None:
         for index, key in ((self._open, (incident.series, incident.anomaly_class)),
-                           (self._open_model, (incident.model, incident.role))):
+                           (self._open_model, (incident.model, incident.role, incident.anomaly_class))):
             if index.get(key) == incident.id:
                 del index[key]

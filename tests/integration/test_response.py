@@ -38,7 +38,7 @@ def anomaly(model: str, state: str = "firing", *, version: str = "v1", kind: str
     series = f"{model}/{version}/{role}"
     return Anomaly(
         id=stable_id(model, version, role, kind, onset), series=series, model=model, version=version,
-        role=role, kind=kind, anomaly_class="latency" if kind == "latency" else "throughput",
+        role=role, kind=kind, anomaly_class={"latency": "latency", "errors": "errors"}.get(kind, "throughput"),
         window_start=onset + 1000, window_end=onset + 2000, onset=onset, observed=300.0, baseline=40.0, score=1.0,
         state=state, summary=f"{model} {version} ({role}): p95 latency 300.0ms, baseline 40.0ms",
     )
@@ -140,6 +140,24 @@ async def test_unfixable_fault_escalates_with_what_was_tried(settings, receiver,
     assert "scale-out: done (scaled 1 -> 2" in second["payload"]["summary"]
     assert second["payload"]["severity"] == "critical"
     assert await kube.get_replicas(kube_namespace.name, "model-b") == 2
+
+
+async def test_an_error_burst_during_a_latency_incident_pages_on_its_own(settings, receiver, kube, kube_namespace):
+    """Issue 13: a real error burst was appended to the model's open latency incident and paged nobody."""
+    async with response_plane(settings, receiver, kube, policy(kube_namespace.name)) as plane:
+        slow = anomaly("model-x")
+        await publish(settings, slow)
+        await receiver.wait_for(kind="pagerduty", count=1)
+        burst = msgspec.structs.replace(anomaly("model-x", kind="errors", onset=ONSET + 30_000),
+                                        summary="model-x v1 (production): error rate 13.0% vs usual 0.50% (26x)")
+        await publish(settings, burst)
+        got = await receiver.wait_for(kind="pagerduty", count=2)
+        assert plane.book.by_id[slow.id].kinds == ["latency"], "nothing was appended to the latency incident"
+    second = got[1].json
+    assert second["event_action"] == "trigger" and second["dedup_key"] == f"modelmedic-{burst.id}"
+    assert second["payload"]["summary"] == burst.summary
+    assert second["payload"]["class"] == "errors/errors"
+    assert second["payload"]["custom_details"]["related"] == [f"{slow.id} (latency): {slow.summary}"]
 
 
 async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, kube_namespace):

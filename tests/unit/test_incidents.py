@@ -19,7 +19,7 @@ W = 1_700_000_000  # a window index (epoch seconds for 1 s windows)
 def anomaly(kind: str = "latency", state: str = "firing", *, onset: int = W, at: int | None = None,
             model: str = "fraud", version: str = "1.0", role: str = "production") -> Anomaly:
     """A record as the judge makes it: the id hashes series, kind and onset window."""
-    anomaly_class = {"latency": "latency", "errors": "throughput", "throughput_drop": "throughput",
+    anomaly_class = {"latency": "latency", "errors": "errors", "throughput_drop": "throughput",
                      "throughput_surge": "throughput", "quality": "prediction"}[kind]
     series_version = "*" if kind.startswith("throughput") else version
     at = onset + 1 if at is None else at
@@ -87,16 +87,23 @@ def test_a_second_kind_on_the_same_series_and_class_joins_the_open_incident() ->
     assert book.apply(surge) is None  # and its replay is one too
 
 
-def test_a_second_symptom_of_the_same_model_joins_its_open_incident() -> None:
-    """errors (a version series) while throughput drops (the model series): one model, one problem, one page."""
+def test_a_problem_of_another_class_on_the_same_model_opens_its_own_incident() -> None:
+    """Issue 13: an error burst on a model whose latency incident was open was appended to it and
+    paged nobody. Another class is another problem: its own incident (its own rule and page),
+    naming the model's open one; the same class on another series of the model still joins."""
     book = IncidentBook()
-    drop = book.apply(anomaly("throughput_drop"))
+    latency = book.apply(anomaly("latency"))
     errors = anomaly("errors")
-    assert not book.is_new(errors)
-    assert book.apply(errors) is drop and len(book.by_id) == 1
-    assert drop.kinds == ["throughput_drop", "errors"]
-    assert drop.firing == ["throughput_drop"], "a related symptom does not hold the incident open"
-    assert book.apply(anomaly("throughput_drop", state="recovered")).state == "resolved"
+    assert book.is_new(errors)
+    opened = book.apply(errors)
+    assert opened is not latency and opened.id == errors.id and len(book.open_incidents()) == 2
+    assert (opened.anomaly_class, opened.kinds, opened.state) == ("errors", ["errors"], "open")
+    assert opened.evidence["related"] == [f"{latency.id} (latency): {latency.summary}"]
+    assert latency.kinds == ["latency"] and "also" not in latency.evidence, "nothing was appended to the latency incident"
+    other_version = anomaly("latency", version="2.0")
+    assert not book.is_new(other_version) and book.apply(other_version) is latency
+    assert book.apply(anomaly("errors", state="recovered")).state == "resolved"
+    assert latency.active
 
 
 @pytest.mark.parametrize(
