@@ -1,5 +1,5 @@
-# The two commands of the quick start (README.md): `make demo` and `make test`.
-.PHONY: setup demo test bench stop
+# The two commands of the quick start (README.md): `make demo` and `make test`; `make unit` is the fast loop.
+.PHONY: setup demo test unit bench stop
 
 setup:
 	@bash deploy/local/setup.sh
@@ -9,6 +9,10 @@ demo: setup
 
 test: setup
 	@.venv/bin/python -m pytest
+
+# The unit suite alone: no Kafka, Kubernetes, Alertmanager or helm (run `make setup` once first).
+unit:
+	@.venv/bin/python -m pytest tests/unit
 
 bench: setup
 	@.venv/bin/python load/bench_pipeline.py

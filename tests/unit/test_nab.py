@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from modelmedic.cli import main as cli_main
-from modelmedic.detectors import OneSeries, default_bank
+from modelmedic.detectors import default_bank
 from modelmedic.errors import ModelmedicError
 from modelmedic.detection.replay import epoch_seconds, read_csv, replay_scores
 
@@ -86,13 +86,21 @@ def test_reproduces_the_published_score_of_a_published_detector():
 # ---------------------------------------------------------------- replay
 
 
-def test_replay_scores_are_the_streaming_scores():
-    stamps = [f"2024-01-01 {h:02d}:{m:02d}:00" for h in range(10) for m in range(0, 60, 5)]
-    values = 10 + np.sin(np.arange(len(stamps)) / 3.0)
-    values[100] = 30
-    stream = OneSeries(default_bank())
-    expected = [stream.score_learn_one(v, epoch_seconds(t)) for t, v in zip(stamps, values)]
-    assert np.array_equal(replay_scores(stamps, values), expected)
+def test_replay_scores_are_the_streaming_banks_scores():
+    """Replay (one series alone, row by row) gives each series the scores the streaming path gives it:
+    one bank holding many series in arbitrary slots, one ``score_learn`` call per window for all of them."""
+    stamps = [str(1_704_067_200 + 300 * i) for i in range(600)]  # 5-minute rows, past the default bank's warm-up
+    rng = np.random.default_rng(7)
+    series = [10 * (k + 1) + np.sin(np.arange(len(stamps)) / 3.0) + rng.normal(0, 0.2, len(stamps)) for k in range(3)]
+    series[1][500] += 25
+    bank, slots = default_bank(), np.array([5, 0, 2])
+    streamed = np.zeros((len(series), len(stamps)))
+    for i, stamp in enumerate(stamps):
+        at = np.full(len(series), epoch_seconds(stamp))
+        streamed[:, i], _ = bank.score_learn(slots, np.array([x[i] for x in series]), at)
+    for k, values in enumerate(series):
+        assert np.array_equal(replay_scores(stamps, values), streamed[k]), f"series {k}"
+    assert int(np.argmax(streamed[1])) == 500, "the spike scores highest: the scores compared are not all zero"
 
 
 def test_replay_command_prints_one_row_per_input_row(tmp_path):
