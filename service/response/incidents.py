@@ -170,6 +170,10 @@ class Incident(msgspec.Struct):
     before its resolve)."""
     heard: list[str] = msgspec.field(default_factory=list)
     """Sinks that accepted a firing page of this incident: only they are owed its resolve."""
+    recovered_after_remediation: bool = False
+    """Set when it resolved by recovery: True only if the series recovered inside the
+    verification window of a playbook that acted and the incident never escalated
+    (:func:`credit_remediation`); otherwise it recovered on its own."""
 
     @property
     def active(self) -> bool:
@@ -331,6 +335,17 @@ class Incident(msgspec.Struct):
         return "; ".join(a.line() for a in self.attempts) or "nothing"
 
 
+def credit_remediation(was: State, verify_deadline_ms: int | None, escalation_level: int, now_ms: int) -> bool:
+    """Does a recovery seen at ``now_ms`` count as the remediation's doing?
+
+    Only when the incident was verifying a playbook that acted (so the action came first),
+    the verification window had not run out, and it had never escalated. A fault that simply
+    ended after an escalation, or before any playbook acted, recovered on its own.
+    """
+    return (was == "verifying" and verify_deadline_ms is not None and now_ms <= verify_deadline_ms
+            and escalation_level == 0)
+
+
 def _evidence(a: Anomaly) -> dict:
     return {"kind": a.kind, "observed": a.observed, "baseline": a.baseline, "score": round(a.score, 6),
             "window_start_ms": a.window_start, "window_end_ms": a.window_end, "anomaly_id": a.id}
@@ -359,6 +374,11 @@ class IncidentBook:
             self._open_model.setdefault((incident.model, incident.role, incident.anomaly_class), incident.id)
         else:  # read back resolved (another replica resolved it): no index may still point at it
             self._forget_open(incident)
+
+    def incident_of(self, anomaly_id: str) -> Incident | None:
+        """The incident an anomaly record belongs to, if any."""
+        incident_id = self._by_anomaly.get(anomaly_id)
+        return None if incident_id is None else self.by_id[incident_id]
 
     def open_incidents(self) -> list[Incident]:
         return [self.by_id[i] for i in self._open.values()]

@@ -38,7 +38,7 @@ from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
 from modelmedic.response.guards import GuardRailRefused, Guards
 from modelmedic.response.delivery import Courier
-from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice
+from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice, credit_remediation
 from modelmedic.errors import NotOwnedError
 from modelmedic.logs import redact
 from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
@@ -211,13 +211,15 @@ class ResponsePlane:
     async def handle(self, anomaly: Anomaly, storm: list[str] | None = None) -> None:
         async with self._lock:
             new = anomaly.state == "firing" and self.book.is_new(anomaly)
+            before = self.book.incident_of(anomaly.id) if anomaly.state != "firing" else None
+            was = (before.state, before.verify_deadline_ms, before.escalation_level) if before else None
             incident = self.book.apply(anomaly)
             if incident is None:
                 return
             if new:
                 await self._opened(incident, storm)
-            elif anomaly.state != "firing" and not incident.active:  # this recovery resolved it
-                await self._resolved(incident)
+            elif was is not None and not incident.active:  # this recovery resolved it
+                await self._resolved(incident, credit_remediation(*was, self.clock()))
             else:
                 await self._save(incident)
                 await self._audit(incident, "updated", {"anomaly_id": anomaly.id, "kind": anomaly.kind})
@@ -241,13 +243,19 @@ class ResponsePlane:
         if rule.auto_remediate and rule.playbooks and self.k8s is not None and incident.role != "shadow":
             self._spawn(self._remediate(incident))
 
-    async def _resolved(self, incident: Incident) -> None:
+    async def _resolved(self, incident: Incident, remediated: bool) -> None:
+        """The series recovered. The remediation gets the credit only if the recovery came inside
+        the verification window of a playbook that acted, on an incident that never escalated."""
         metrics.INCIDENTS.labels(incident.anomaly_class, "resolved").inc()
-        verified = any(a.status == "done" for a in incident.attempts)
+        incident.recovered_after_remediation = remediated
+        if incident.attempts:
+            incident.resolution += (f"; recovered after remediation ({incident.attempts[-1].playbook})" if remediated
+                                    else f"; recovered on its own (tried: {incident.tried()})")
         if incident.storm is None:
             self._owe(incident, "resolved")
         await self._save(incident)
-        await self._audit(incident, "resolved", {"resolution": incident.resolution, "after_remediation": verified,
+        await self._audit(incident, "resolved", {"resolution": incident.resolution, "after_remediation": remediated,
+                                                 "escalation_level": incident.escalation_level,
                                                  "tried": incident.tried()})
         if incident.storm is None:
             self.courier.dispatch(incident)

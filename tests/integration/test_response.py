@@ -24,6 +24,7 @@ from modelmedic.response.policy import parse_policy
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, playbook
 from modelmedic.remediations.scale import ScaleOutParams, scale_out
 from modelmedic.response.plane import ResponsePlane
+from test_resilience import handled_to_end
 
 pytestmark = pytest.mark.integration
 ONSET = 1_767_225_600_000
@@ -89,25 +90,48 @@ async def until(check, timeout: float = 30.0) -> None:
             await asyncio.sleep(0.05)
 
 
+def count_ticks(plane: ResponsePlane) -> list[int]:
+    """Count the plane's completed ticks (escalations, retries): ``[n]``, updated as they end."""
+    done, tick = [0], plane.tick
+
+    async def counted() -> None:
+        await tick()
+        done[0] += 1
+
+    plane.tick = counted  # type: ignore[method-assign]
+    return done
+
+
+def settled(incidents: list[dict], incident_id: str) -> bool:
+    """The incident (as /api/incidents lists it) owes no page and runs no playbook."""
+    (incident,) = [i for i in incidents if i["id"] == incident_id]
+    return not incident["owed"] and all(a["status"] != "running" for a in incident["attempts"])
+
+
 def pages(receiver: AlertReceiver) -> list[dict]:
     return [r.json for r in receiver.accepted if r.kind == "pagerduty"]
 
 
-async def audit_actions(settings: Settings, incident_id: str, n: int) -> list[str]:
+async def audit_records(settings: Settings, incident_id: str, n: int) -> list[dict]:
+    """The first ``n`` audit records of an incident, in order."""
     c = consumer(settings.kafka, settings.kafka.topics.audit, group_id=None)
     await c.start()
-    actions: list[str] = []
+    found: list[dict] = []
     try:
         async with asyncio.timeout(20):
-            while len(actions) < n:
+            while len(found) < n:
                 for records in (await c.getmany(timeout_ms=200)).values():
                     for r in records:
                         record = msgspec.json.decode(r.value)
                         if record["incident_id"] == incident_id:
-                            actions.append(record["action"])
+                            found.append(record)
     finally:
         await c.stop()
-    return actions
+    return found
+
+
+async def audit_actions(settings: Settings, incident_id: str, n: int) -> list[str]:
+    return [r["action"] for r in await audit_records(settings, incident_id, n)]
 
 
 async def test_overload_scale_out_verify_resolve(settings, receiver, kube, kube_namespace):
@@ -121,8 +145,11 @@ async def test_overload_scale_out_verify_resolve(settings, receiver, kube, kube_
         assert await kube.get_replicas(kube_namespace.name, "model-a") == 4
         await publish(settings, anomaly("model-a", "recovered"))
         await receiver.wait_for(kind="pagerduty", count=2)
+        incident = plane.book.by_id[fire.id]
     actions = [p["event_action"] for p in pages(receiver)]
     assert actions == ["trigger", "resolve"]
+    assert incident.recovered_after_remediation
+    assert incident.resolution.endswith("; recovered after remediation (scale-out)")
     assert await audit_actions(settings, fire.id, 4) == ["opened", "playbook-start", "playbook-end", "resolved"]
 
 
@@ -160,6 +187,27 @@ async def test_an_error_burst_during_a_latency_incident_pages_on_its_own(setting
     assert second["payload"]["custom_details"]["related"] == [f"{slow.id} (latency): {slow.summary}"]
 
 
+async def test_a_fault_that_ends_after_an_escalation_recovered_on_its_own(settings, receiver, kube, kube_namespace):
+    """Issue 15: after an escalation, an injected fault that simply ended was reported as
+    "VERIFIED ... recovered after remediation"."""
+    await kube_namespace.create_model("model-v", "v1", replicas=1)
+    pol = policy(kube_namespace.name, verify_s=1.0, playbooks=[{"name": "scale-out"}])
+    async with response_plane(settings, receiver, kube, pol) as plane:
+        fire = anomaly("model-v")
+        await publish(settings, fire)
+        await receiver.wait_for(kind="pagerduty", count=2, timeout=20)  # the page, then the escalation
+        await publish(settings, anomaly("model-v", "recovered"))
+        await receiver.wait_for(kind="pagerduty", count=3)
+        incident = plane.book.by_id[fire.id]
+    assert incident.state == "resolved" and incident.escalation_level == 1
+    assert not incident.recovered_after_remediation
+    assert "recovered on its own (tried: scale-out: done" in incident.resolution
+    audit = await audit_records(settings, fire.id, 6)
+    assert [r["action"] for r in audit] == ["opened", "playbook-start", "playbook-end", "verification-failed",
+                                            "escalated", "resolved"]
+    assert audit[-1]["details"]["after_remediation"] is False
+
+
 async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, kube_namespace):
     ns = kube_namespace.name
     await kube_namespace.create_model("model-c", "v1", replicas=2)
@@ -181,7 +229,8 @@ async def test_fifty_models_at_once_page_once_and_remediate_none(settings, recei
         await publish(settings, *(anomaly(f"model-{i:03d}") for i in range(50)))
         await receiver.wait_for(kind="pagerduty", count=1)
         await until(lambda: len(plane.book.by_id) == 51)
-        await asyncio.sleep(1.0)  # a second page would follow right behind the first
+        await handled_to_end(settings, plane.group_id, settings.kafka.topics.anomalies)  # every record handled
+        await plane.courier.idle()  # and every page it started delivered
     got = pages(receiver)
     assert len(got) == 1
     assert "50 models anomalous" in got[0]["payload"]["summary"]
@@ -261,9 +310,16 @@ async def test_two_replicas_page_and_escalate_each_incident_once(settings, recei
                  escalation=[{"after_s": 0, "severity": "error"}, {"after_s": 2, "severity": "critical"}])
     async with response_plane(settings, receiver, kube, pol) as first, response_plane(settings, receiver, kube, pol) as second:
         await until(lambda: first.owned and second.owned and not (first.owned & second.owned))
+        ticks = [count_ticks(first), count_ticks(second)]
         await publish(settings, *(anomaly(f"m-{i:02d}") for i in range(8)))
         await receiver.wait_for(kind="pagerduty", count=16, timeout=30)  # 8 pages, then 8 escalations
-        await asyncio.sleep(1.5)  # a duplicate from the other replica would be right behind
+        # Past the point: both replicas handled every record and ran a whole tick (where escalations are
+        # sent) after the last page, and delivered every page they started.
+        await handled_to_end(settings, first.group_id, settings.kafka.topics.anomalies)
+        seen = [t[0] for t in ticks]
+        await until(lambda: all(t[0] >= n + 2 for t, n in zip(ticks, seen)))
+        await first.courier.idle()
+        await second.courier.idle()
     sent = [(p["dedup_key"], p["payload"]["severity"]) for p in pages(receiver)]
     assert len(sent) == len(set(sent)) == 16
 
@@ -314,7 +370,10 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
         service.wait(10)
         service = start()
         await until(lambda: _ready(port) and state_of(fire.id) == "verifying", 60)
-        await asyncio.sleep(1.0)  # a second scale-out or page would come right behind
+        # Past the point: the restarted service handled every anomaly record, its playbook run (if it
+        # resumed one) has ended, and the incident owes no page.
+        await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
+        await until(lambda: settled(_api(port, "/api/incidents"), fire.id), 30)
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(30)
@@ -340,7 +399,8 @@ async def test_a_shadow_candidate_in_trouble_pages_but_never_touches_production(
         fire = anomaly("model-s", version="v2", role="shadow")
         await publish(settings, fire)
         await receiver.wait_for(kind="pagerduty", count=1)
-        await asyncio.sleep(1.0)  # a remediation would have started by now
+        await handled_to_end(settings, plane.group_id, settings.kafka.topics.anomalies)  # past the record
+        assert not plane._tasks, "no remediation was started"
         assert plane.book.by_id[fire.id].attempts == [] and plane.book.by_id[fire.id].state == "open"
     assert await kube.get_replicas(kube_namespace.name, "model-s") == 2
 

@@ -10,7 +10,9 @@ from pydantic import ValidationError
 
 from modelmedic.alerting import Alert
 from modelmedic.events import Anomaly, stable_id
-from modelmedic.response.incidents import HEADLINE_MAX, TRANSITIONS, Attempt, Incident, IncidentBook, InvalidTransition, Notice, State
+from modelmedic.response.incidents import (
+    HEADLINE_MAX, TRANSITIONS, Attempt, Incident, IncidentBook, InvalidTransition, Notice, State, credit_remediation,
+)
 
 SIZE = 1000
 W = 1_700_000_000  # a window index (epoch seconds for 1 s windows)
@@ -470,3 +472,20 @@ def test_a_short_escalation_headline_is_whole() -> None:
     assert incident.alert("firing").summary == (
         "ESCALATED (level 1): fraud 1.0 (production): latency is off. no playbook restored the series; "
         "tried: scale-out: done (scaled 1 -> 2). Manual intervention needed.")
+
+
+# -- verification credit ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("was", "deadline", "level", "now", "credited"), [
+    ("verifying", 100, 0, 100, True),       # inside the window of a playbook that acted
+    ("verifying", 100, 0, 101, False),      # after the window ran out (the tick had not noticed yet)
+    ("verifying", None, 0, 50, False),      # the window ran out and the next step was being chosen
+    ("escalated", None, 1, 50, False),      # issue 15: a fault that simply ended after an escalation
+    ("acknowledged", None, 1, 50, False),
+    ("remediating", None, 0, 50, False),    # the playbook had not acted yet
+    ("open", None, 0, 50, False),           # nothing was tried
+], ids=["in window", "window over", "between steps", "escalated", "acknowledged", "still acting", "untouched"])
+def test_remediation_is_credited_only_inside_its_verification_window(was: State, deadline: int | None, level: int,
+                                                                      now: int, credited: bool) -> None:
+    assert credit_remediation(was, deadline, level, now) is credited
