@@ -19,7 +19,7 @@ from deploy.local.procs import free_port
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
 from modelmedic.detection.plane import DetectionPlane
-from modelmedic.kafka import consumer, ensure_topics, producer
+from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
 
 pytestmark = pytest.mark.integration
 START_MS = 1_767_225_600_000
@@ -92,6 +92,28 @@ def _api(port: int, path: str):
         return json.loads(r.read())
 
 
+def _metric(port: int, name: str) -> float:
+    """The sum of the samples of ``name`` on the service's /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+               if line.startswith(name) and line[len(name):len(name) + 1] in (" ", "{"))
+
+
+async def handled_to_end(settings, group_id: str, topic: str, timeout: float = 30.0) -> None:
+    """Positive evidence that consumer group ``group_id`` has handled every record of ``topic`` written so far:
+    its committed offsets (the planes commit only after the work they cover) reach each partition's end."""
+    c = consumer(settings.kafka, group_id=group_id)
+    await c.start()
+    try:
+        ends = await c.end_offsets(await topic_partitions(c, topic))
+        async with asyncio.timeout(timeout):
+            while [tp for tp, end in ends.items() if end > 0 and (await c.committed(tp) or 0) < end]:
+                await asyncio.sleep(0.05)
+    finally:
+        await c.stop()
+
+
 async def _until(check, timeout: float, what: str) -> None:
     async with asyncio.timeout(timeout):
         while True:
@@ -131,13 +153,21 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
             return any(i["state"] == "resolved" and "resolved" in i["alerted"] for i in _api(port, "/api/incidents"))
         await _until(first_resolved_and_saved, 90, "first incident resolved")
         # Let a checkpoint land after the resolve, then kill without any chance to clean up.
-        await asyncio.sleep(1.5)
+        snapshots = _metric(port, "modelmedic_snapshots_total")
+        await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")
         service.send_signal(signal.SIGKILL)
         service.wait(10)
         await _send_all(settings, records[cut:])
         service = _start_service(config, log)
         pages = await receiver.wait_for(kind="pagerduty", count=4, timeout=90)
-        await asyncio.sleep(2)  # a duplicate would arrive right behind the pages awaited
+        # Past the point: the restarted service consumed every record, checkpointed after that (its
+        # anomalies are on their topic), handled every anomaly record and owes no page.
+        await _until(lambda: _metric(port, "modelmedic_events_total") >= len(records) - cut
+                     and _metric(port, "modelmedic_consumer_lag_records") == 0, 60, "detection caught up")
+        snapshots = _metric(port, "modelmedic_snapshots_total")
+        await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")
+        await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
+        await _until(lambda: all(not i["owed"] for i in _api(port, "/api/incidents")), 30, "no page owed")
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(30)
