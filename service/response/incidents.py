@@ -18,7 +18,10 @@ Lifecycle (every transition is a method of :class:`Incident`; any other raises
       └──────► escalated (level k) ──► acknowledged
 
 ``open``, ``remediating`` and ``verifying`` may also be acknowledged directly. A playbook
-run by hand is recorded as an :class:`Attempt` without a transition.
+run by hand is recorded as an :class:`Attempt` without a transition. An incident resolved
+by its series' recovery opens again (``resolved ──► open``, :meth:`Incident.refire`) when
+the series fires again within the rule's ``flap_hold_s``: a flap, counted in
+:attr:`Incident.flaps`, not a new incident or a new page.
 
 Pages are owed per sink (:class:`Notice`, in :attr:`Incident.owed`): written into the
 incident before they are sent and removed once that sink accepted them, so what one sink
@@ -27,6 +30,7 @@ still owes survives a restart and never waits on another sink.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import msgspec
@@ -52,10 +56,11 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     "verifying": frozenset({"remediating", "escalated", "acknowledged", "resolved"}),
     "escalated": frozenset({"escalated", "acknowledged", "resolved"}),
     "acknowledged": frozenset({"resolved"}),
-    "resolved": frozenset(),
+    "resolved": frozenset({"open"}),
 }
 """State -> the states it may move to. ``remediating -> remediating`` is the next playbook
-after one that did not act; ``escalated -> escalated`` the next escalation level."""
+after one that did not act; ``escalated -> escalated`` the next escalation level;
+``resolved -> open`` a flap (:meth:`Incident.refire`)."""
 
 
 class InvalidTransition(ModelmedicError):
@@ -159,8 +164,8 @@ class Incident(msgspec.Struct):
     escalation_reason: str = ""
     """Why it was last escalated (what was tried is added when the page is written)."""
     created_at_ms: int = 0
-    """Wall-clock time the response plane opened it (``opened_at_ms`` is the anomaly's event
-    time): escalation timetables run on this clock."""
+    """Wall-clock time the response plane opened it, or reopened it after a flap
+    (``opened_at_ms`` is the anomaly's event time): escalation timetables run on this clock."""
     firing_anomalies: dict[str, str] = msgspec.field(default_factory=dict)
     """Anomaly id -> kind of every anomaly of this incident still firing. Several series of
     one model can fire the same kind (two versions' latency): the incident lasts until the
@@ -170,6 +175,11 @@ class Incident(msgspec.Struct):
     before its resolve)."""
     heard: list[str] = msgspec.field(default_factory=list)
     """Sinks that accepted a firing page of this incident: only they are owed its resolve."""
+    recovered: bool = False
+    """Resolved because its series recovered (not by a person's or a storm's decision): only
+    such an incident opens again when its series flaps."""
+    flaps: int = 0
+    """Times its series fired again within the flap hold-down after recovering."""
     recovered_after_remediation: bool = False
     """Set when it resolved by recovery: True only if the series recovered inside the
     verification window of a playbook that acted and the incident never escalated
@@ -225,6 +235,18 @@ class Incident(msgspec.Struct):
         self.resolved_at_ms = max(at_ms, self.opened_at_ms)
         self.resolution = resolution
         self.verify_deadline_ms = None
+
+    def refire(self) -> None:
+        """Its series fired again within the flap hold-down: the same problem, open again.
+
+        No page is owed for it (the caller decides what is), and the sinks that heard the
+        firing were told it resolved, so none is owed a resolve until a page reaches it again.
+        """
+        self._move("open")
+        self.flaps += 1
+        self.resolved_at_ms, self.resolution, self.recovered = None, "", False
+        self.recovered_after_remediation = False
+        self.heard = []
 
     def record_manual(self, attempt: Attempt) -> None:
         """A playbook run by hand: recorded, no transition (the incident's own course goes on)."""
@@ -297,6 +319,8 @@ class Incident(msgspec.Struct):
         """The message for the sinks; the dedup key is the incident id, for its whole life."""
         level = self.escalation_level if level is None else level
         evidence = {**self.evidence, "note": note} if note else self.evidence
+        if self.flaps:
+            evidence = {**evidence, "flaps": self.flaps}
         if self.attempts:
             evidence = {**evidence, "tried": [{"playbook": a.playbook, "status": a.status, "message": a.message}
                                               for a in self.attempts]}
@@ -352,10 +376,18 @@ def _evidence(a: Anomaly) -> dict:
 
 
 class IncidentBook:
-    """Every incident, indexed by id, by anomaly id and by open (series, class)."""
+    """Every incident, indexed by id, by anomaly id and by open (series, class).
 
-    def __init__(self) -> None:
+    ``hold_down_ms`` says, for a firing record, how long (event time) after its series'
+    incident recovered the series' firing again is a flap of that incident rather than a
+    new one (the policy rule's ``flap_hold_s``; 0: never).
+    """
+
+    def __init__(self, hold_down_ms: Callable[[Anomaly], int] = lambda a: 0) -> None:
+        self.hold_down_ms = hold_down_ms
         self.by_id: dict[str, Incident] = {}
+        self._recovered: dict[tuple[str, str], str] = {}
+        """(series, class) -> its last incident that resolved by recovery (a flap reopens it)."""
         self._by_anomaly: dict[str, str] = {}
         self._open: dict[tuple[str, str], str] = {}
         self._open_model: dict[tuple[str, str, str], str] = {}
@@ -374,6 +406,8 @@ class IncidentBook:
             self._open_model.setdefault((incident.model, incident.role, incident.anomaly_class), incident.id)
         else:  # read back resolved (another replica resolved it): no index may still point at it
             self._forget_open(incident)
+            if incident.recovered:
+                self._recovered[(incident.series, incident.anomaly_class)] = incident.id
 
     def incident_of(self, anomaly_id: str) -> Incident | None:
         """The incident an anomaly record belongs to, if any."""
@@ -386,7 +420,18 @@ class IncidentBook:
     def is_new(self, a: Anomaly) -> bool:
         """Would this firing record open a new incident (not a replay, not joining an open one)?"""
         return (a.id not in self._by_anomaly and (a.series, a.anomaly_class) not in self._open
-                and (a.model, a.role, a.anomaly_class) not in self._open_model)
+                and (a.model, a.role, a.anomaly_class) not in self._open_model and self.flap_of(a) is None)
+
+    def flap_of(self, a: Anomaly) -> Incident | None:
+        """The recovered incident this firing record would reopen (its series fired again
+        within the hold-down), if any."""
+        incident_id = self._recovered.get((a.series, a.anomaly_class))
+        if incident_id is None or a.state != "firing" or a.id in self._by_anomaly:
+            return None
+        incident = self.by_id[incident_id]
+        if incident.active or incident.resolved_at_ms is None:
+            return None
+        return incident if a.window_end - incident.resolved_at_ms <= self.hold_down_ms(a) else None
 
     def apply(self, a: Anomaly) -> Incident | None:
         """Fold one anomaly record in; returns the incident if it changed (None: a replay).
@@ -399,6 +444,9 @@ class IncidentBook:
             open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get((a.model, a.role, a.anomaly_class))
             if open_id is not None:
                 return self._join(self.by_id[open_id], a)
+            flapped = self.flap_of(a)
+            if flapped is not None:
+                return self._reopen(flapped, a)
             return self._open_new(a)
         incident_id = self._by_anomaly.get(a.id)
         if incident_id is None:
@@ -416,6 +464,8 @@ class IncidentBook:
             return None
         if not incident.firing and incident.active:
             self.close(incident, f"resolved: {a.summary}", a.window_end)
+            incident.recovered = True
+            self._recovered[(incident.series, incident.anomaly_class)] = incident.id
         return incident
 
     def _open_new(self, a: Anomaly) -> Incident:
@@ -428,6 +478,17 @@ class IncidentBook:
             kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=evidence,
             opened_at_ms=a.onset, firing_anomalies={a.id: a.kind},
         )
+        self.load(incident)
+        return incident
+
+    def _reopen(self, incident: Incident, a: Anomaly) -> Incident:
+        incident.refire()
+        incident.anomaly_ids.append(a.id)
+        if a.kind not in incident.kinds:
+            incident.kinds.append(a.kind)
+        incident.firing, incident.firing_anomalies = [a.kind], {a.id: a.kind}
+        incident.evidence.setdefault("also", []).append(_evidence(a))
+        del self._recovered[(incident.series, incident.anomaly_class)]
         self.load(incident)
         return incident
 

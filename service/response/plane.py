@@ -91,7 +91,7 @@ class ResponsePlane:
         self.registry = registry
         self.clock = clock
         self.group_id = group_id or f"{settings.kafka.group_id}-response"
-        self.book = IncidentBook()
+        self.book = IncidentBook(hold_down_ms=self._hold_down_ms)
         self.guards = Guards(self.policy.guard_rails)
         self.dry_run = settings.dry_run or self.policy.guard_rails.dry_run
         self.ready = asyncio.Event()
@@ -211,6 +211,7 @@ class ResponsePlane:
     async def handle(self, anomaly: Anomaly, storm: list[str] | None = None) -> None:
         async with self._lock:
             new = anomaly.state == "firing" and self.book.is_new(anomaly)
+            flapped = anomaly.state == "firing" and self.book.flap_of(anomaly) is not None
             before = self.book.incident_of(anomaly.id) if anomaly.state != "firing" else None
             was = (before.state, before.verify_deadline_ms, before.escalation_level) if before else None
             incident = self.book.apply(anomaly)
@@ -218,6 +219,8 @@ class ResponsePlane:
                 return
             if new:
                 await self._opened(incident, storm)
+            elif flapped:
+                await self._flapped(incident, anomaly)
             elif was is not None and not incident.active:  # this recovery resolved it
                 await self._resolved(incident, credit_remediation(*was, self.clock()))
             else:
@@ -242,6 +245,17 @@ class ResponsePlane:
         # to scale or roll back what serves production.
         if rule.auto_remediate and rule.playbooks and self.k8s is not None and incident.role != "shadow":
             self._spawn(self._remediate(incident))
+
+    async def _flapped(self, incident: Incident, anomaly: Anomaly) -> None:
+        """Its series fired again within the hold-down: open again, no page and no playbook now.
+
+        A flap is the same problem coming back, not news; if it stays, the rule's escalation
+        timetable, restarted here, pages at its next level."""
+        metrics.INCIDENTS.labels(incident.anomaly_class, "flapped").inc()
+        incident.created_at_ms = self.clock()
+        await self._save(incident)
+        await self._audit(incident, "flapped", {"anomaly_id": anomaly.id, "flaps": incident.flaps,
+                                                "summary": anomaly.summary})
 
     async def _resolved(self, incident: Incident, remediated: bool) -> None:
         """The series recovered. The remediation gets the credit only if the recovery came inside
@@ -305,6 +319,10 @@ class ResponsePlane:
             self.courier.dispatch(storm)
 
     # -- remediation --------------------------------------------------------------------
+
+    def _hold_down_ms(self, anomaly: Anomaly) -> int:
+        """The flap hold-down of the rule ``anomaly`` routes to."""
+        return int(self.policy.route(anomaly.anomaly_class, anomaly.kind, anomaly.model, anomaly.role).flap_hold_s * 1000)
 
     def _rule(self, incident: Incident) -> Rule:
         return self.policy.route(incident.anomaly_class, incident.kinds[0], incident.model, incident.role)

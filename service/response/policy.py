@@ -106,6 +106,10 @@ class Rule(_Section):
     """False: alert (and page) only, never run the playbooks without an operator."""
     verify_s: float = Field(60.0, gt=0)
     """Verification window: how long a remediated series has to recover before it counts as failed."""
+    flap_hold_s: float = Field(1800.0, ge=0)
+    """Flap hold-down (event time): a series firing again this soon after its incident
+    recovered reopens that incident (its flap count goes up) instead of paging again;
+    0 turns flap damping off."""
     escalation: list[EscalationLevel] = Field(
         default_factory=lambda: [EscalationLevel(after_s=0, severity="error")], min_length=1
     )

@@ -208,6 +208,27 @@ async def test_a_fault_that_ends_after_an_escalation_recovered_on_its_own(settin
     assert audit[-1]["details"]["after_remediation"] is False
 
 
+async def test_a_flapping_series_pages_once_and_counts_its_flaps(settings, receiver, kube, kube_namespace):
+    """Issue 15: a series that recovered and fired again opened a new incident and paged again."""
+    async with response_plane(settings, receiver, kube, policy(kube_namespace.name, flap_hold_s=1800)) as plane:
+        fire = anomaly("model-flap")
+        await publish(settings, fire)
+        await receiver.wait_for(kind="pagerduty", count=1)
+        await publish(settings, anomaly("model-flap", "recovered"))
+        await receiver.wait_for(kind="pagerduty", count=2)
+        again = [anomaly("model-flap", onset=ONSET + minutes * 60_000) for minutes in (5, 10)]
+        await publish(settings, again[0], anomaly("model-flap", "recovered", onset=again[0].onset), again[1])
+        await until(lambda: plane.book.by_id[fire.id].flaps == 2)
+        marker = anomaly("model-marker")  # processed after the flaps: their pages would be ahead of its
+        await publish(settings, marker)
+        await receiver.wait_for(lambda r: r.json["dedup_key"] == f"modelmedic-{marker.id}", kind="pagerduty")
+        incident = plane.book.by_id[fire.id]
+    assert [(p["dedup_key"], p["event_action"]) for p in pages(receiver)] == [
+        (f"modelmedic-{fire.id}", "trigger"), (f"modelmedic-{fire.id}", "resolve"), (f"modelmedic-{marker.id}", "trigger")]
+    assert (incident.state, incident.flaps, len(plane.book.by_id)) == ("open", 2, 2)
+    assert await audit_actions(settings, fire.id, 5) == ["opened", "resolved", "flapped", "resolved", "flapped"]
+
+
 async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, kube_namespace):
     ns = kube_namespace.name
     await kube_namespace.create_model("model-c", "v1", replicas=2)
@@ -365,7 +386,10 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
     try:
         await until(lambda: _ready(port), 60)
         await publish(settings, fire)
-        await until(lambda: state_of(fire.id) in ("remediating", "verifying"), 30)
+        # Once the page is delivered and recorded (killed before that, it is re-sent under the same dedup
+        # key by design: tests/integration/test_resilience.py), and the playbook has started.
+        await until(lambda: state_of(fire.id) in ("remediating", "verifying")
+                    and not [i for i in _api(port, "/api/incidents") if i["id"] == fire.id and i["owed"]], 30)
         service.send_signal(signal.SIGKILL)  # no chance to clean up, wherever the playbook is
         service.wait(10)
         service = start()

@@ -474,6 +474,55 @@ def test_a_short_escalation_headline_is_whole() -> None:
         "tried: scale-out: done (scaled 1 -> 2). Manual intervention needed.")
 
 
+# -- flap damping -------------------------------------------------------------------------
+
+
+def test_a_series_firing_again_within_the_hold_down_reopens_its_incident() -> None:
+    """Issue 15: a series that recovered and fired again more than 5 windows later opened a new
+    incident and paged again. Within the hold-down it is the same incident, with a flap count."""
+    book = IncidentBook(hold_down_ms=lambda a: 1800 * SIZE)
+    incident = book.apply(anomaly(onset=W))
+    incident.owe("firing", 0, ["pagerduty"], 1)
+    incident.delivered("pagerduty", incident.next_notice("pagerduty"))
+    book.apply(anomaly(state="recovered", onset=W, at=W + 10))
+    assert incident.state == "resolved" and incident.recovered
+    for flap, onset in enumerate((W + 600, W + 600 + 1700), start=1):  # each within 30 min of the last recovery
+        again = anomaly(onset=onset)
+        assert not book.is_new(again) and book.flap_of(again) is incident
+        assert book.apply(again) is incident
+        assert (incident.state, incident.flaps, incident.firing) == ("open", flap, ["latency"])
+        assert incident.resolved_at_ms is None and incident.heard == [], "no resolve is owed until a page reaches a sink"
+        assert book.open_incidents() == [incident] and incident.alert("firing").evidence["flaps"] == flap
+        assert book.apply(again) is None  # its replay
+        book.apply(anomaly(state="recovered", onset=onset, at=onset + 5))
+        assert incident.state == "resolved"
+    assert len(book.by_id) == 1
+
+
+@pytest.mark.parametrize("case", ["after the hold-down", "resolved by a person", "no hold-down"])
+def test_a_later_firing_opens_a_new_incident(case: str) -> None:
+    book = IncidentBook(hold_down_ms=lambda a: 0 if case == "no hold-down" else 1800 * SIZE)
+    first = book.apply(anomaly(onset=W))
+    if case == "resolved by a person":
+        book.close(first, "resolved by alice", (W + 10) * SIZE)
+    else:
+        book.apply(anomaly(state="recovered", onset=W, at=W + 10))
+    again = anomaly(onset=W + 11 + (1800 if case == "after the hold-down" else 60))
+    assert book.is_new(again) and book.flap_of(again) is None
+    second = book.apply(again)
+    assert second is not first and first.flaps == 0 and first.state == "resolved"
+
+
+def test_the_hold_down_survives_a_restart() -> None:
+    book = IncidentBook(hold_down_ms=lambda a: 1800 * SIZE)
+    incident = book.apply(anomaly(onset=W))
+    book.apply(anomaly(state="recovered", onset=W, at=W + 10))
+    restored = IncidentBook(hold_down_ms=lambda a: 1800 * SIZE)
+    restored.load(msgspec.json.decode(msgspec.json.encode(incident), type=Incident))
+    again = restored.apply(anomaly(onset=W + 100))
+    assert again is not None and again.id == incident.id and again.flaps == 1
+
+
 # -- verification credit ------------------------------------------------------------------
 
 
