@@ -53,36 +53,40 @@ def threshold_for(window_s: float, false_alarms_per_day: float) -> float:
     return float(np.log(86_400.0 / window_s / false_alarms_per_day))
 
 
-def _grow(arrays: dict[str, np.ndarray], n: int) -> dict[str, np.ndarray]:
-    """Every array extended to ``n`` rows with zeros (new slots untrained)."""
-    return {name: np.concatenate([a, np.zeros((n - len(a), *a.shape[1:]), dtype=a.dtype)]) for name, a in arrays.items()}
-
-
 class _Bank(_Params, SlotState):
-    """Per-slot arrays named in ``_STATE`` (``name -> (dtype, trailing shape)``), grown and reset together."""
+    """Per-slot state in one float matrix ``_f`` (a column per name in ``_COLUMNS``) plus any
+    ``_TABLES`` (``name -> trailing shape``): one gather and one scatter per call, whatever the
+    number of quantities, since a numpy call on a few hundred rows costs about its overhead.
+    Event times (ms) are exact in float64 until the year 287,000."""
 
-    _STATE: dict[str, tuple[type, tuple[int, ...]]] = {}
+    _COLUMNS: tuple[str, ...] = ()
+    _TABLES: dict[str, tuple[int, ...]] = {}
     _ACCUMULATORS: tuple[str, ...] = ()
-    """What a series does not inherit from its predecessor: its evidence, not its baseline."""
+    """Columns a series does not inherit from its predecessor: its evidence, not its baseline."""
 
     def _init_state(self) -> None:
-        for name, (dtype, shape) in self._STATE.items():
-            setattr(self, name, np.zeros((0, *shape), dtype=dtype))
+        self._f = np.zeros((0, len(self._COLUMNS)))
+        for name, shape in self._TABLES.items():
+            setattr(self, name, np.zeros((0, *shape)))
+
+    def _arrays(self) -> list[str]:
+        return ["_f", *self._TABLES]
 
     def _slot_capacity(self) -> int:
-        return len(getattr(self, next(iter(self._STATE))))
+        return len(self._f)
 
     def ensure(self, n_slots: int) -> None:
         have = self._slot_capacity()
         if n_slots > have:
-            grown = _grow({name: getattr(self, name) for name in self._STATE}, max(n_slots, 2 * have, 64))
-            for name, a in grown.items():
-                setattr(self, name, a)
+            n = max(n_slots, 2 * have, 64)
+            for name in self._arrays():
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate([a, np.zeros((n - have, *a.shape[1:]))]))
 
     def forget(self, slots: np.ndarray) -> None:
         slots = np.asarray(slots, dtype=np.int64)
         slots = slots[slots < self._slot_capacity()]
-        for name in self._STATE:
+        for name in self._arrays():
             getattr(self, name)[slots] = 0
 
     def inherit(self, dst: np.ndarray, src: np.ndarray) -> None:
@@ -90,7 +94,12 @@ class _Bank(_Params, SlotState):
         super().inherit(dst, src)
         dst = np.asarray(dst, dtype=np.int64)
         for name in self._ACCUMULATORS:
-            getattr(self, name)[dst] = 0
+            self._f[dst, self._COLUMNS.index(name)] = 0
+
+    def state(self, name: str, slots: np.ndarray) -> np.ndarray:
+        """One named quantity of series ``slots`` (for inspection and tests)."""
+        slots = self._prepare(slots)
+        return self._f[slots, self._COLUMNS.index(name)]
 
     def _prepare(self, slots: np.ndarray) -> np.ndarray:
         slots = np.asarray(slots, dtype=np.int64)
@@ -158,14 +167,9 @@ class PoissonCusumBank(_Bank):
     (True, 0)
     """
 
-    _STATE = {
-        "_n": (np.int64, ()), "_first": (np.int64, ()), "_events": (np.float64, ()), "_level": (np.float64, ()),
-        "_phi": (np.float64, ()), "_down": (np.float64, ()), "_up": (np.float64, ()),
-        "_down_since": (np.int64, ()), "_up_since": (np.int64, ()), "_down_x": (np.float64, ()), "_up_x": (np.float64, ()),
-        "_hour_obs": (np.float64, (24,)), "_hour_exp": (np.float64, (24,)),
-        "_day_obs": (np.float64, (7,)), "_day_exp": (np.float64, (7,)),
-    }
-    _ACCUMULATORS = ("_down", "_up", "_down_x", "_up_x")
+    _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
+    _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,)}
+    _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
@@ -179,64 +183,62 @@ class PoissonCusumBank(_Bank):
                     max_step: float = np.inf) -> Evidence:
         """Judge and learn one window's count per slot; ``t_ms`` is each window's start."""
         slots = self._prepare(slots)
-        x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.int64)
-        n, level, phi = self._n[slots], self._level[slots], np.maximum(self._phi[slots], 1.0)
-        hour = (t_ms // 3_600_000) % 24
-        day = (t_ms // 86_400_000) % 7
+        x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
+        n, first, events, level, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
+        phi = np.maximum(phi, 1.0)
+        hour = ((t_ms // 3_600_000) % 24).astype(np.int64)
+        day = ((t_ms // 86_400_000) % 7).astype(np.int64)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
         k_hour = np.maximum(self.prior_events, level * 3600.0)
         k_day = np.maximum(self.prior_events, level * 86_400.0)
-        f_hour = (self._hour_obs[slots, hour] + k_hour) / (self._hour_exp[slots, hour] + k_hour)
-        f_day = (self._day_obs[slots, day] + k_day) / (self._day_exp[slots, day] + k_day)
+        hour_obs, hour_exp = self._hour_obs[slots, hour], self._hour_exp[slots, hour]
+        day_obs, day_exp = self._day_obs[slots, day], self._day_exp[slots, day]
+        f_hour = (hour_obs + k_hour) / (hour_exp + k_hour)
+        f_day = (day_obs + k_day) / (day_exp + k_day)
         season = f_hour * f_day
         lam = np.maximum(level * season * window_s, 1e-12)
         # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
         # follow a daily cycle, so such a series is judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(level, 1e-9)), 7 * 86_400.0)
-        first = np.where(n > 0, self._first[slots], t_ms)
-        warm = (n >= self.min_windows) & (self._events[slots] >= self.min_events) & (
+        first = np.where(n > 0, first, t_ms)
+        warm = (n >= self.min_windows) & (events >= self.min_events) & (
             (tau <= 2.0 * self.tau_s) | (t_ms - first >= 86_400_000))
-        down_prev, up_prev = self._down[slots], self._up[slots]
         cap = CAP * h
         step_down = np.minimum((x * np.log(self.drop) - lam * (self.drop - 1.0)) / phi, max_step)
         step_up = np.minimum((x * np.log(self.surge) - lam * (self.surge - 1.0)) / phi, max_step)
-        down = np.where(warm, np.clip(down_prev + step_down, 0.0, cap), 0.0)
-        up = np.where(warm, np.clip(up_prev + step_up, 0.0, cap), 0.0)
-        down_since = np.where(down_prev > 0, self._down_since[slots], t_ms)
-        up_since = np.where(up_prev > 0, self._up_since[slots], t_ms)
-        down_x = np.where(down_prev > 0, self._down_x[slots], 0.0) + x
-        up_x = np.where(up_prev > 0, self._up_x[slots], 0.0) + x
-        self._down[slots], self._up[slots], self._down_since[slots], self._up_since[slots] = down, up, down_since, up_since
-        self._down_x[slots], self._up_x[slots] = down_x, up_x
+        down = np.clip(down_prev + step_down, 0.0, cap) * warm
+        up = np.clip(up_prev + step_up, 0.0, cap) * warm
+        down_going, up_going = down_prev > 0, up_prev > 0
+        down_since = np.where(down_going, down_since, t_ms)
+        up_since = np.where(up_going, up_since, t_ms)
+        down_x = down_x * down_going + x
+        up_x = up_x * up_going + x
 
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
         suspect = warm & ((down_prev > SUSPICION * h) | (up_prev > SUSPICION * h))
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
-        self._level[slots] = level + a * (x / (season * window_s) - level)
+        new_level = level + a * (x / (season * window_s) - level)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
-        self._phi[slots] = np.where(warm, phi + a * (pearson - phi), 1.0)
-        hour_keep = 1.0 - window_s / (self.hour_memory_days * 3600.0)
-        day_keep = 1.0 - window_s / (self.day_memory_weeks * 86_400.0)
-        base = level * window_s
+        new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
+        self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
+                                   down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
-        obs, exp = self._hour_obs[slots, hour], self._hour_exp[slots, hour]
-        self._hour_obs[slots, hour] = np.where(learn, obs * hour_keep + x, obs)
-        self._hour_exp[slots, hour] = np.where(learn, exp * hour_keep + base * f_day, exp)
-        obs, exp = self._day_obs[slots, day], self._day_exp[slots, day]
-        self._day_obs[slots, day] = np.where(learn, obs * day_keep + x, obs)
-        self._day_exp[slots, day] = np.where(learn, exp * day_keep + base * f_hour, exp)
-        self._n[slots] = n + 1
-        self._first[slots] = first
-        self._events[slots] += x
+        hour_keep = np.where(learn, 1.0 - window_s / (self.hour_memory_days * 3600.0), 1.0)
+        day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
+        base = level * window_s * learn
+        self._hour_obs[slots, hour] = hour_obs * hour_keep + x * learn
+        self._hour_exp[slots, hour] = hour_exp * hour_keep + base * f_day
+        self._day_obs[slots, day] = day_obs * day_keep + x * learn
+        self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
 
         surge = up > down
         since = np.where(surge, up_since, down_since)
-        elapsed_s = (t_ms - since) / 1000.0 + window_s
-        observed = np.where(surge, up_x, down_x) / elapsed_s
+        observed = np.where(surge, up_x, down_x) / ((t_ms - since) / 1000.0 + window_s)
         rising = (down > down_prev) | (up > up_prev)
-        return Evidence(np.maximum(down, up), surge.astype(np.int8), since, observed, lam / window_s, warm, rising)
+        return Evidence(np.maximum(down, up), surge.astype(np.int8), since.astype(np.int64), observed, lam / window_s,
+                        warm, rising)
 
 
 class BernoulliCusumBank(_Bank):
@@ -261,11 +263,8 @@ class BernoulliCusumBank(_Bank):
     (True, 0.133)
     """
 
-    _STATE = {
-        "_seen": (np.float64, ()), "_t": (np.int64, ()), "_err": (np.float64, ()), "_req": (np.float64, ()),
-        "_s": (np.float64, ()), "_since": (np.int64, ()), "_since_err": (np.float64, ()), "_since_req": (np.float64, ()),
-    }
-    _ACCUMULATORS = ("_s", "_since_err", "_since_req")
+    _COLUMNS = ("seen", "t", "err", "req", "s", "since", "since_err", "since_req")
+    _ACCUMULATORS = ("s", "since_err", "since_req")
 
     def __init__(self, ratio: float = 3.0, tau_s: float = 6 * 3600.0, min_requests: float = 200.0,
                  prior_rate: float = 0.005, prior_requests: float = 200.0, floor: float = 0.001):
@@ -276,45 +275,57 @@ class BernoulliCusumBank(_Bank):
     def score_learn(self, slots: np.ndarray, errors: np.ndarray, requests: np.ndarray, t_ms: np.ndarray,
                     window_s: float, h: float, max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
-        e, m, t_ms = np.asarray(errors, dtype=np.float64), np.asarray(requests, dtype=np.float64), np.asarray(t_ms)
-        err, req = self._err[slots], self._req[slots]
+        e, m = np.asarray(errors, dtype=np.float64), np.asarray(requests, dtype=np.float64)
+        t_ms = np.asarray(t_ms, dtype=np.float64)
+        seen, t, err, req, s_prev, since, since_err, since_req = self._f[slots].T
         p0 = np.maximum((err + self.prior_rate * self.prior_requests) / (req + self.prior_requests), self.floor)
         p1 = np.minimum(self.ratio * p0, 0.5 * (1.0 + p0))
-        warm = self._seen[slots] >= self.min_requests
-        s_prev = self._s[slots]
+        warm = seen >= self.min_requests
         llr = e * np.log(p1 / p0) + (m - e) * np.log((1.0 - p1) / (1.0 - p0))
-        s = np.where(warm, np.clip(s_prev + np.minimum(llr, max_step), 0.0, CAP * h), 0.0)
-        fresh = s_prev <= 0
-        self._since[slots] = since = np.where(fresh, t_ms, self._since[slots])
-        self._since_err[slots] = since_err = np.where(fresh, 0.0, self._since_err[slots]) + e
-        self._since_req[slots] = since_req = np.where(fresh, 0.0, self._since_req[slots]) + m
-        self._s[slots] = s
+        s = np.clip(s_prev + np.minimum(llr, max_step), 0.0, CAP * h) * warm
+        going = s_prev > 0
+        since = np.where(going, since, t_ms)
+        since_err = since_err * going + e
+        since_req = since_req * going + m
 
+        # Pooled sums decayed by the event time since the series last had requests (a running sum
+        # while warming up); under suspicion a window counts a tenth and the memory is ten times longer.
         served = m > 0
-        suspect = warm & (s_prev > SUSPICION * h)
-        # Decay by the event time since this series last had requests; a running sum while warming up.
-        elapsed = np.where(self._t[slots] > 0, (t_ms - self._t[slots]) / 1000.0, window_s)
-        slow = np.where(suspect, SLOWDOWN, 1.0)
-        keep = np.where(warm, np.exp(-elapsed / (self.tau_s * slow)), 1.0)
-        self._err[slots] = np.where(served, err * keep + e / slow, err)
-        self._req[slots] = np.where(served, req * keep + m / slow, req)
-        self._t[slots] = np.where(served, t_ms, self._t[slots])
-        self._seen[slots] += m
+        slow = np.where(warm & (s_prev > SUSPICION * h), SLOWDOWN, 1.0)
+        elapsed = np.where(t > 0, (t_ms - t) / 1000.0, window_s)
+        keep = np.where(warm & served, np.exp(-elapsed / (self.tau_s * slow)), 1.0)
+        self._f[slots] = np.stack([seen + m, np.where(served, t_ms, t), err * keep + e / slow, req * keep + m / slow,
+                                   s, since, since_err, since_req], axis=1)
         observed = np.divide(since_err, since_req, out=np.full(s.size, np.nan), where=since_req > 0)
-        return Evidence(s, np.zeros(s.size, dtype=np.int8), since, observed, p0, warm, s > s_prev)
+        return Evidence(s, np.zeros(s.size, dtype=np.int8), since.astype(np.int64), observed, p0, warm, s > s_prev)
+
+    def usual_rate(self, slots: np.ndarray) -> np.ndarray:
+        """The learned error rate of series ``slots`` (before the floor)."""
+        err, req = self.state("err", slots), self.state("req", slots)
+        return (err + self.prior_rate * self.prior_requests) / (req + self.prior_requests)
 
 
-def _median_law(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and variance, in standard deviations, of the nearest-rank median of ``n`` normal draws.
+def _median_law(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean and variance of the nearest-rank median of ``n`` normal draws (in standard
+    deviations), and the mean gap from it to the nearest-rank 95th percentile.
 
     Rank ``ceil(n / 2)``: the middle one for odd ``n`` (unbiased), the lower middle for even
     ``n`` (Blom's approximation of its mean: -0.59 at n = 2, -0.30 at n = 4). Variance
-    ``pi / (2 (n + pi/2 - 1))``: 1 for one draw, ``pi / 2n`` for many.
+    ``pi / (2 (n + pi/2 - 1))``: 1 for one draw, ``pi / 2n`` for many. Means come from a
+    table (computed once) up to 4,096 draws; beyond, the bias is below 0.01.
     """
-    m = np.maximum(n, 1.0)
-    k = np.ceil(m / 2)
-    bias = ndtri((k - 0.375) / (m + 0.25))
-    return bias, np.pi / (2.0 * (m + np.pi / 2 - 1.0))
+    m = np.minimum(n, _LAW_MAX).astype(np.int64)
+    return _BIAS[m], np.pi / (2.0 * (np.maximum(n, 1.0) + np.pi / 2 - 1.0)), _GAP[m]
+
+
+def _law_tables(top: int) -> tuple[np.ndarray, np.ndarray]:
+    m = np.maximum(np.arange(top + 1, dtype=np.float64), 1.0)
+    bias = ndtri((np.ceil(m / 2) - 0.375) / (m + 0.25))
+    return bias, ndtri((np.ceil(0.95 * m) - 0.375) / (m + 0.25)) - bias
+
+
+_LAW_MAX = 4096
+_BIAS, _GAP = _law_tables(_LAW_MAX)
 
 
 class LatencyCusumBank(_Bank):
@@ -340,13 +351,8 @@ class LatencyCusumBank(_Bank):
     its last) from a sparse one between requests.
     """
 
-    _STATE = {
-        "_n": (np.int64, ()), "_req": (np.float64, ()), "_t": (np.int64, ()), "_mu": (np.float64, ()),
-        "_sig2": (np.float64, ()), "_tau2": (np.float64, ()), "_p95": (np.float64, ()), "_s": (np.float64, ()),
-        "_since": (np.int64, ()), "_since_x": (np.float64, ()), "_since_n": (np.float64, ()),
-        "_rate": (np.float64, ()), "_quiet": (np.float64, ()),
-    }
-    _ACCUMULATORS = ("_s", "_since_x", "_since_n", "_quiet")
+    _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet")
+    _ACCUMULATORS = ("s", "since_x", "since_n", "quiet")
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
                  prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0):
@@ -357,58 +363,55 @@ class LatencyCusumBank(_Bank):
 
     def stopped(self, slots: np.ndarray) -> np.ndarray:
         """Series silent for longer than their rate explains (rolled back, scaled away)."""
-        return self._quiet[slots] >= self.stop_requests
+        return self.state("quiet", slots) >= self.stop_requests
 
     def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
                     window_s: float, h: float, max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
-        count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms)
+        count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
+        n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet = self._f[slots].T
         served = count > 0
         x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
         x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
-        n, req, mu, sig2, tau2 = self._n[slots], self._req[slots], self._mu[slots], self._sig2[slots], self._tau2[slots]
         warm = (req >= self.min_requests) & (n >= self.min_windows)
-        bias, spread = _median_law(count)
+        bias, spread, gap = _median_law(count)
         sigma = np.sqrt(sig2)
         r = x - mu - sigma * bias
         v = np.maximum(sig2 * spread + np.maximum(tau2, 0.0), 1e-6)
         d = np.log(self.ratio)
-        s_prev = self._s[slots]
-        step = np.minimum((d * r - 0.5 * d * d) / v, max_step)
-        s = np.where(warm & served, np.clip(s_prev + step, 0.0, CAP * h), np.where(warm, s_prev, 0.0))
-        fresh = s_prev <= 0
-        self._since[slots] = since = np.where(fresh & served, t_ms, self._since[slots])
-        since_x = np.where(fresh & served, 0.0, self._since_x[slots]) + count * x
-        since_n = np.where(fresh & served, 0.0, self._since_n[slots]) + count
-        self._s[slots], self._since_x[slots], self._since_n[slots] = s, since_x, since_n
+        step = np.minimum((d * r - 0.5 * d * d) / v, max_step) * served
+        s = np.clip(s_prev + step, 0.0, CAP * h) * warm
+        fresh = (s_prev <= 0) & served
+        since = np.where(fresh, t_ms, since)
+        since_x = since_x * ~fresh + count * x
+        since_n = since_n * ~fresh + count
 
-        # Learn where served: a running mean over the first windows, then the event-time EWMA.
+        # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
         suspect = warm & (s_prev > SUSPICION * h)
-        elapsed = np.where(n > 0, (t_ms - self._t[slots]) / 1000.0, window_s)
-        a = np.where(served, _rate(count / np.maximum(req + count, 1.0), elapsed, self.tau_s, suspect), 0.0)
+        elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)
+        a = _rate(count / np.maximum(req + count, 1.0), elapsed, self.tau_s, suspect) * served
         first = n == 0
         bound = 3.0 * np.sqrt(v)
-        clipped = np.where(warm, np.clip(r, -bound, bound), r)
-        self._mu[slots] = np.where(first, x, mu + a * clipped)
+        new_mu = np.where(first, x, mu + a * np.where(warm, np.clip(r, -bound, bound), r))
         # Within-window spread: p95 and p50 are the order statistics ceil(.95 n) and ceil(.5 n).
-        m = np.maximum(count, 1.0)
-        gap = ndtri((np.ceil(0.95 * m) - 0.375) / (m + 0.25)) - bias
-        within = np.where(count >= 2, ((x95 - x) / np.maximum(gap, 1e-3)) ** 2, np.minimum(r * r, 9.0 * v))
+        several = count >= 2
+        r2 = np.minimum(r * r, 9.0 * v)
+        within = np.where(several, ((x95 - x) / np.maximum(gap, 1e-3)) ** 2, r2)
         prior = self.prior_sigma**2
-        self._sig2[slots] = np.where(first, np.where(count >= 2, within, prior),
-                                     sig2 + a * (np.minimum(within, 9.0 * np.maximum(sig2, prior)) - sig2))
-        self._tau2[slots] = np.where(first | (count < 2), tau2, tau2 + a * (np.minimum(r * r, 9.0 * v) - sig2 * spread - tau2))
-        self._p95[slots] = np.where(first, x95, self._p95[slots] + a * (x95 - self._p95[slots]))
-        self._req[slots] = req + count
-        self._n[slots] = n + served
-        self._t[slots] = np.where(served, t_ms, self._t[slots])
-        rate_a = np.maximum(-np.expm1(-window_s / self.rate_tau_s), 1.0 / (self._n[slots] + 1.0))
-        self._rate[slots] += rate_a * (count / window_s - self._rate[slots])
-        self._quiet[slots] = np.where(served, 0.0, self._quiet[slots] + self._rate[slots] * window_s)
-
+        new_sig2 = np.where(first, np.where(several, within, prior),
+                            sig2 + a * (np.minimum(within, 9.0 * np.maximum(sig2, prior)) - sig2))
+        new_tau2 = np.where(first | ~several, tau2, tau2 + a * (r2 - sig2 * spread - tau2))
+        new_p95 = np.where(first, x95, p95_usual + a * (x95 - p95_usual))
+        n_new = n + served
+        rate_a = np.maximum(-np.expm1(-window_s / self.rate_tau_s), 1.0 / (n_new + 1.0))
+        new_rate = rate + rate_a * (count / window_s - rate)
+        new_quiet = (quiet + new_rate * window_s) * ~served
+        self._f[slots] = np.stack([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
+                                   since, since_x, since_n, new_rate, new_quiet], axis=1)
         observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
-        return Evidence(s, np.zeros(s.size, dtype=np.int8), since, observed, np.exp(mu), warm, s > s_prev)
+        return Evidence(s, np.zeros(s.size, dtype=np.int8), since.astype(np.int64), observed, np.exp(mu), warm,
+                        s > s_prev)
 
     def usual_p95(self, slots: np.ndarray) -> np.ndarray:
         """The series' usual p95 latency (ms): an EWMA of the windows' p95, for the summary."""
-        return np.exp(self._p95[slots])
+        return np.exp(self.state("p95", slots))

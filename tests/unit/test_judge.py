@@ -273,10 +273,9 @@ def test_a_night_of_failing_requests_is_not_learned_as_the_usual_error_rate() ->
     for _ in range(40):
         plane.feed(stream.window({PROD: (50, 20.0, 0.04)}))
     slot = plane.windows.slot_of[PROD]
-    bank = plane.judge.errors.bank
 
     def usual() -> float:
-        return float((bank._err[slot] + bank.prior_rate * bank.prior_requests) / (bank._req[slot] + bank.prior_requests))
+        return float(plane.judge.errors.bank.usual_rate(np.array([slot]))[0])
 
     before, fired = usual(), []
     for n in [1, 2, 3, 4] * 25:
@@ -483,9 +482,9 @@ def test_released_slots_come_back_untrained() -> None:
     for _ in range(40):
         plane.feed(stream.window({PROD: (50, 20.0, 0.01)}))
     slots, groups, _ = plane.windows.release()
-    assert plane.judge.latency.bank.rows(np.array(slots))["_n"].tolist() == [40]
+    assert plane.judge.latency.bank.state("n", np.array(slots)).tolist() == [40]
     plane.judge.forget(slots, groups)
-    assert plane.judge.latency.bank.rows(np.array(slots))["_n"].tolist() == [0]
+    assert plane.judge.latency.bank.state("n", np.array(slots)).tolist() == [0]
     assert plane.judge.throughput.episodes.rows(np.array(groups))["good"].tolist() == [0]
     fresh = PartitionWindows(SIZE, 0, 300, plane.windows.pool)
     fresh.add(InferenceEvent("new", "1", "production", "r", T0, 500.0, True, 0.5), 0)
