@@ -7,7 +7,8 @@ its modules, by job:
 - :mod:`~modelmedic.registry.schema`: what the registry accepts (names, versions, interfaces, reports);
 - :mod:`~modelmedic.registry.tags`: a model's lifecycle as GTO's git tags say it;
 - :mod:`~modelmedic.registry.store`: :class:`Registry`, the git repository and its one write lock;
-- :mod:`~modelmedic.registry.stats`: usage stats (with mergeable latency histograms) and the buffer that commits them in bulk.
+- :mod:`~modelmedic.registry.stats`: usage stats (with mergeable latency histograms) and the buffer
+  that commits them in bulk.
 
 Layout, tags and guards: docs/registry.md.
 """

@@ -1,4 +1,5 @@
-"""Usage and performance stats of model versions: the record (with a mergeable latency histogram), and the one buffer between production and git.
+"""Usage and performance stats of model versions: the record (with a mergeable latency
+histogram), and the one buffer between production and git.
 
 Production reports stats once per window per model; git takes a commit a few times a second at
 best. :class:`StatsBuffer` merges reports in memory and commits them in bulk, at most once per
@@ -281,9 +282,10 @@ class StatsBuffer:
     """Stats of (model, version) pairs between two commits, and when to commit them.
 
     :meth:`record` and :meth:`record_latencies` cost a dict merge or an array append (and a
-    file check the first time a version is seen): they run for every reporting window of every model. :meth:`flush` commits everything
-    buffered as one commit through :meth:`Registry.commit_stats`. Safe to record from one
-    thread while another flushes (the service flushes in a worker thread: git is slow).
+    file check the first time a version is seen): they run for every reporting window of every
+    model. :meth:`flush` commits everything buffered as one commit through
+    :meth:`Registry.commit_stats`. Safe to record from one thread while another flushes (the
+    service flushes in a worker thread: git is slow).
 
     >>> import tempfile
     >>> from modelmedic.registry import Registry
