@@ -1,14 +1,22 @@
-"""A simulated fleet of model servers: the demo's traffic and the benchmarks' load.
+"""A simulated fleet of model servers: the demo's traffic, the benchmarks' load and the
+detection harness's fleets (``load/detection_harness.py``).
 
 Every model of the fleet serves one ``production`` version and, optionally, mirrors a
 fraction of its requests (same ``request_id``) to a ``canary`` running the previous
-stable version. Requests arrive as a Poisson process whose rate varies per model and
-with a mild daily seasonality; latency is lognormal around a per-model base; about
-0.5% of requests fail; regressors predict a number, classifiers a label.
+stable version, and to a ``shadow`` running a release candidate. Requests arrive as a
+Poisson process whose rate varies per model, with a daily cycle and lighter weekends;
+latency is lognormal around a per-model base; a per-model fraction of requests fails;
+regressors predict a number, classifiers a label, probability models a vector over
+their labels. A fraction of successful production requests gets a delayed label
+(contract ``label.v1``) 5 to 30 minutes later (:meth:`Fleet.due_labels`, :func:`stream`).
 
 Everything is drawn from numpy generators seeded by ``FleetSpec.seed``, one time slice
 at a time for all models at once, so the same seed gives byte-identical records and
 generation runs far faster than Kafka can take them (see ``docs/benchmarks.md``).
+Models far below one request a second get Poisson arrivals too: a 0.01 req/s model
+serves a request every couple of minutes at random times, not a rounded rate.
+:func:`realistic` is the shape of a production fleet (rates log-uniform from 0.01 to
+5,000 req/s, nightly trough at a quarter of the peak, every fourth model with a canary).
 
 Scripted incidents break one model for a while. Their compact form, for the CLI and
 the demo, is::
@@ -22,14 +30,25 @@ MAGNITUDE defaults per kind:
 kind                 default what happens to the model while the incident is active
 ==================== ======= =====================================================
 latency_spike        5       production latency x MAGNITUDE
-throughput_collapse  0.05    request rate x MAGNITUDE (production and its canary mirror)
+creep                0.02    production latency x (1 + MAGNITUDE) more after every
+                             whole 10 minutes (+2% every 10 minutes: x2.0 after 6 hours)
+flapping             3       production latency x MAGNITUDE during the first 3 minutes
+                             of every 6, normal during the other 3
+throughput_collapse  0.05    request rate x MAGNITUDE (production and its mirrors)
+surge                3       request rate x MAGNITUDE, with capacity to spare (latency
+                             unchanged)
 error_burst          0.3     production error rate becomes MAGNITUDE
 bad_version          3       production serves the model's next version, whose latency
                              is x MAGNITUDE, error rate x MAGNITUDE**2 and predictions
                              shifted (regressors by MAGNITUDE-1 standard deviations,
                              classifiers mixed 1-1/MAGNITUDE toward their rarest label)
+deploy               1.03    a normal release: like ``bad_version``, at the small
+                             MAGNITUDE of a healthy new version (not an incident)
 overload             3       request rate x MAGNITUDE; production latency then grows with
                              rate / (replicas x per-replica capacity)
+poison               0.05    this fraction of the model's production records is
+                             malformed (not JSON, a field missing, a negative latency,
+                             a timestamp in microseconds, in turn): dead-letter material
 ==================== ======= =====================================================
 
 Overload arithmetic with the defaults: one replica runs at 50% utilization at the
@@ -66,6 +85,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal, get_args
 
+import msgspec
 import numpy as np
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -73,12 +93,14 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.producer.message_accumulator import BatchBuilder
 
-from modelmedic.events import InferenceEvent, encode
+from modelmedic.events import InferenceEvent, LabelEvent, encode
 
-IncidentKind = Literal["latency_spike", "throughput_collapse", "error_burst", "bad_version", "overload"]
+IncidentKind = Literal["latency_spike", "throughput_collapse", "error_burst", "bad_version", "overload",
+                       "creep", "flapping", "surge", "deploy", "poison"]
 Phase = Literal["start", "end"]
+Prediction = Literal["number", "label", "probabilities"]
 Record = tuple[bytes, bytes]
-"""A Kafka record as produced: (key = model id, value = JSON inference event)."""
+"""A Kafka record as produced: (key = model id, value = JSON inference or label event)."""
 
 DEFAULT_MAGNITUDE: dict[str, float] = {
     "latency_spike": 5.0,
@@ -86,35 +108,105 @@ DEFAULT_MAGNITUDE: dict[str, float] = {
     "error_burst": 0.3,
     "bad_version": 3.0,
     "overload": 3.0,
+    "creep": 0.02,
+    "flapping": 3.0,
+    "surge": 3.0,
+    "deploy": 1.03,
+    "poison": 0.05,
 }
+RELEASES = ("bad_version", "deploy")
+"""Kinds that serve the model's next version (with the incident's magnitude as its severity)."""
+CREEP_STEP_S = 600.0
+"""A ``creep`` adds its magnitude to the latency once per this many seconds."""
+FLAP_HALF_PERIOD_S = 180.0
+"""A ``flapping`` model is slow for this long, then normal for this long, and so on."""
+LABEL_DELAY_S = (300.0, 1800.0)
+"""A delayed label arrives uniformly within this many seconds after its request."""
+LABEL_ACCURACY = 0.85
+"""How often a classifier's true label is the class a healthy version predicts."""
+LABEL_NOISE = 0.3
+"""A regressor's true value differs from a healthy prediction by this many standard deviations (sd)."""
+LABEL_BUCKET_MS = 60_000
 DEFAULT_TOPIC = "modelmedic.inference"
 DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+MONDAY_MS = 4 * DAY_MS
+"""The first Monday 00:00 UTC after the epoch (1970-01-05): weeks are counted from it."""
+WEEKEND_RAMP_MS = 6 * 3_600_000
+"""Traffic eases into and out of a weekend over this long (no step at midnight)."""
 CLASS_LABELS = ("approve", "review", "decline", "escalate")
 
 
 @dataclass(frozen=True)
 class FleetSpec:
-    """The shape of the fleet; together with ``seed`` it fixes every record generated."""
+    """The shape of the fleet; together with ``seed`` it fixes every record generated.
+
+    The defaults are the demo's fleet (a few dozen busy, similar models); :func:`realistic`
+    gives the shape of a production fleet. Fields added after the first release draw from
+    random streams of their own, so at their defaults every record stays what it was.
+    """
 
     models: int = 20
     rate: float = 50.0
     """Mean requests per second per model."""
     rate_spread: float = 0.5
     """Per-model rates are uniform in ``rate * [1 - spread, 1 + spread]``."""
+    rate_range: tuple[float, float] | None = None
+    """When set, per-model rates are log-uniform in this range (req/s), not ``rate`` +- ``rate_spread``."""
     seasonality: float = 0.2
-    """Amplitude of the daily sinusoid on every model's rate (0.2 = +-20% over a day)."""
+    """Amplitude of the daily sinusoid on every model's rate (0.2 = +-20% over a day; 0.6
+    puts the nightly trough at a quarter of the peak)."""
+    weekend: float = 1.0
+    """Rate multiplier on Saturdays and Sundays (in the model's time zone), eased in and out
+    over ``WEEKEND_RAMP_MS``."""
     latency_ms: tuple[float, float] = (20.0, 80.0)
     """Range of the per-model median latency."""
+    latency_log_uniform: bool = False
+    """Draw the per-model median latency log-uniformly in ``latency_ms`` (uniformly if False)."""
     latency_sigma: float = 0.25
     """Shape of the lognormal latency around the median."""
     error_rate: float = 0.005
+    error_rate_range: tuple[float, float] | None = None
+    """When set, per-model base error rates are log-uniform in this range, not ``error_rate``."""
     canary_fraction: float = 0.0
     """Fraction of production requests mirrored to a canary running the previous stable version."""
+    canary_every: int = 1
+    """Only every ``canary_every``-th model (model ``canary_every - 1``, ``2 canary_every - 1``...) has a canary."""
+    shadow_every: int = 0
+    """Every ``shadow_every``-th model from model-001 (0: none) also mirrors the requests its
+    canary would get (``canary_fraction``) to a shadow release candidate."""
     classifier_share: float = 0.5
     """Fraction of models that are classifiers (label predictions); the rest are regressors."""
+    probability_share: float = 0.0
+    """Fraction of models that answer a probability vector over their labels (taken from the regressors' share)."""
+    label_fraction: float = 0.0
+    """Fraction of successful production requests that get a delayed label (``LABEL_DELAY_S``)."""
     utilization: float = 0.5
     """Load of one replica at the model's base rate: per-replica capacity is ``rate / utilization``."""
     seed: int = 1
+
+    def expected_requests(self, duration_s: float) -> float:
+        """About how many production requests ``duration_s`` of this fleet holds (before
+        seasonality): decide a fleet's shape before paying for it."""
+        return sum(p.rate for p in profiles(self)) * duration_s
+
+
+def realistic(models: int, seed: int = 1, rate_range: tuple[float, float] = (0.01, 5000.0)) -> FleetSpec:
+    """A production-like fleet: rates log-uniform in ``rate_range``; daily cycle with the
+    nightly trough at a quarter of the peak; weekends at 60%; median latency 5-500 ms;
+    base error rate 0.1%-1%; a third each of regressors, classifiers and probability
+    models; every fourth model mirrors all its requests to a canary, every sixth to a
+    shadow; 30% of the answered requests labelled 5-30 minutes later.
+
+    The fleet's size is its rates: log-uniform to 5,000 req/s averages ~380 req/s per
+    model (see :meth:`FleetSpec.expected_requests`).
+    """
+    return FleetSpec(
+        models=models, rate_range=rate_range, seasonality=0.6, weekend=0.6,
+        latency_ms=(5.0, 500.0), latency_log_uniform=True, latency_sigma=0.3, error_rate_range=(0.001, 0.01),
+        classifier_share=1 / 3, probability_share=1 / 3, canary_fraction=1.0, canary_every=4, shadow_every=6,
+        label_fraction=0.3, utilization=0.3, seed=seed,
+    )
 
 
 @dataclass(frozen=True)
@@ -129,14 +221,25 @@ class ModelProfile:
     stable_version: str
     previous_version: str
     next_version: str
-    """What a ``bad_version`` incident deploys."""
+    """What a ``bad_version`` or ``deploy`` incident deploys."""
     labels: tuple[str, ...]
-    """Classifier labels; empty for a regressor."""
+    """Class labels (classifiers and probability models); empty for a regressor."""
     label_p: tuple[float, ...]
     pred_mean: float
     pred_sd: float
     capacity_per_replica: float
     """Requests per second one replica serves at full utilization."""
+    error_rate: float = 0.005
+    prediction: Prediction = "number"
+    canary: bool = False
+    """Mirrors ``canary_fraction`` of its requests to its previous version."""
+    shadow: bool = False
+    """Mirrors the same requests to ``candidate_version`` as a shadow."""
+
+    @property
+    def candidate_version(self) -> str:
+        """The release candidate a shadow runs (healthy, whatever its next version does)."""
+        return f"{self.next_version}-rc1"
 
 
 @dataclass(frozen=True)
@@ -183,20 +286,31 @@ def model_id(index: int) -> str:
     return f"model-{index:03d}"
 
 
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    low, high = bounds
+    return low * (high / low) ** rng.random()
+
+
 def profiles(spec: FleetSpec) -> list[ModelProfile]:
     """Draw every model's parameters from the spec's seed (independent of the traffic stream)."""
     rng = np.random.default_rng([spec.seed, 0])
+    later = np.random.default_rng([spec.seed, 3])  # parameters added later: the first ones keep their draws
     out = []
     for i in range(spec.models):
-        rate = spec.rate * rng.uniform(1 - spec.rate_spread, 1 + spec.rate_spread)
+        if spec.rate_range is None:
+            rate = spec.rate * rng.uniform(1 - spec.rate_spread, 1 + spec.rate_spread)
+        else:
+            rate = _log_uniform(rng, spec.rate_range)
         major, minor = int(rng.integers(1, 4)), int(rng.integers(1, 9))
-        classifier = rng.random() < spec.classifier_share
-        labels = CLASS_LABELS[: int(rng.integers(2, len(CLASS_LABELS) + 1))] if classifier else ()
-        weights = rng.dirichlet(np.full(len(labels), 4.0)) if classifier else np.empty(0)
+        draw = rng.random()
+        labelled = draw < spec.classifier_share + spec.probability_share
+        labels = CLASS_LABELS[: int(rng.integers(2, len(CLASS_LABELS) + 1))] if labelled else ()
+        weights = rng.dirichlet(np.full(len(labels), 4.0)) if labelled else np.empty(0)
+        latency = _log_uniform(rng, spec.latency_ms) if spec.latency_log_uniform else rng.uniform(*spec.latency_ms)
         out.append(ModelProfile(
             model=model_id(i),
             rate=rate,
-            latency_ms=rng.uniform(*spec.latency_ms),
+            latency_ms=latency,
             phase=rng.uniform(0, math.pi / 2),
             stable_version=f"v{major}.{minor}.0",
             previous_version=f"v{major}.{minor - 1}.0",
@@ -206,6 +320,10 @@ def profiles(spec: FleetSpec) -> list[ModelProfile]:
             pred_mean=rng.uniform(-5, 5),
             pred_sd=rng.uniform(0.5, 2.0),
             capacity_per_replica=rate / spec.utilization,
+            error_rate=spec.error_rate if spec.error_rate_range is None else _log_uniform(later, spec.error_rate_range),
+            prediction="number" if not labelled else "label" if draw < spec.classifier_share else "probabilities",
+            canary=spec.canary_fraction > 0 and (i + 1) % spec.canary_every == 0,
+            shadow=spec.canary_fraction > 0 and spec.shadow_every > 0 and i % spec.shadow_every == 1 % spec.shadow_every,
         ))
     return out
 
@@ -220,6 +338,11 @@ _UNIFORMS = 6
 """Per arrival: position in the slice, thinning, classifier quantile, production ok, mirror, canary ok."""
 _NORMALS = 5
 """Per arrival: regressor input, production latency, canary input jitter, canary quantile jitter, canary latency."""
+_LATER_UNIFORMS = 5
+"""Per arrival, from a stream of their own: shadow ok, confidence, label (drawn and delay), label right, poison."""
+_LATER_NORMALS = 2
+"""Per arrival, from a stream of their own: shadow latency, regressor label noise."""
+ROLES = ("production", "canary", "shadow")
 
 
 @dataclass(frozen=True)
@@ -232,6 +355,8 @@ class _Arrivals:
     stream: np.ndarray
     uniform: np.ndarray
     normal: np.ndarray
+    later_u: np.ndarray
+    later_n: np.ndarray
 
     @classmethod
     def concat(cls, a: "_Arrivals", b: "_Arrivals") -> "_Arrivals":
@@ -241,7 +366,7 @@ class _Arrivals:
         return cls(*(m[order] for m in merged))
 
     def fields(self) -> tuple[np.ndarray, ...]:
-        return self.model, self.ts, self.rid, self.stream, self.uniform, self.normal
+        return self.model, self.ts, self.rid, self.stream, self.uniform, self.normal, self.later_u, self.later_n
 
     def take(self, index: np.ndarray) -> "_Arrivals":
         return _Arrivals(*(f[index] for f in self.fields()))
@@ -252,15 +377,38 @@ def _padded(rows: Sequence[Sequence[object]], width: int, fill: object) -> list[
     return [list(row) + [fill] * (width - len(row)) for row in rows]
 
 
+def malformed(raw: bytes, variant: int) -> bytes:
+    """A broken copy of a valid inference record (``poison``), one of four ways producers
+    break the contract: cut off (not JSON), ``ok`` missing, a negative latency, ``ts`` in
+    microseconds. Each must end in the dead-letter topic."""
+    if variant % 4 == 0:
+        return raw[: len(raw) // 2]
+    event = msgspec.json.decode(raw)
+    if variant % 4 == 1:
+        del event["ok"]
+    elif variant % 4 == 2:
+        event["latency_ms"] = -1.0 - event["latency_ms"]
+    else:
+        event["ts"] *= 1000
+    return msgspec.json.encode(event)
+
+
+def _ramp(x: np.ndarray) -> np.ndarray:
+    """0 before 0, 1 after 1, a cosine in between (traffic changes without a step)."""
+    return 0.5 - 0.5 * np.cos(math.pi * np.clip(x, 0.0, 1.0))
+
+
 CapacityHook = Callable[[str], int]
 VersionHook = Callable[[str], str]
 
 
 class Fleet:
-    """The generator's state: profiles, incidents, the random stream and the request counter.
+    """The generator's state: profiles, incidents, the random streams, the request counter
+    and the delayed labels not yet due.
 
-    :meth:`slice` produces every model's records for one time slice; :func:`generate`
-    and :func:`run_live` only decide how long the slices are and when they are made.
+    :meth:`slice` produces every model's records for one time slice; :func:`stream`,
+    :func:`generate` and :func:`run_live` only decide how long the slices are and when
+    they are made.
     """
 
     def __init__(
@@ -281,14 +429,19 @@ class Fleet:
             raise ValueError(f"incidents name models not in the fleet: {unknown} (ids run model-000..{model_id(spec.models - 1)})")
         self._rng = np.random.default_rng([spec.seed, 1])
         self._surge_rng = np.random.default_rng([spec.seed, 2])
+        self._later = (np.random.default_rng([spec.seed, 1, 1]), np.random.default_rng([spec.seed, 2, 1]))
         self._next_request = [0, 0]
         self._keys = [p.model.encode() for p in self.profiles]
         self._rate = np.array([p.rate for p in self.profiles])
         self._capacity = np.array([p.capacity_per_replica for p in self.profiles])
         self._phase = np.array([p.phase for p in self.profiles])
+        self._zone_ms = self._phase / (2 * math.pi) * DAY_MS
         self._latency = np.array([p.latency_ms for p in self.profiles])
+        self._error = np.array([p.error_rate for p in self.profiles])
         self._pred_mean = np.array([p.pred_mean for p in self.profiles])
         self._pred_sd = np.array([p.pred_sd for p in self.profiles])
+        self._probabilities = np.array([p.prediction == "probabilities" for p in self.profiles], dtype=bool)
+        self._mirrors = np.array([(p.canary, p.shadow) for p in self.profiles], dtype=bool).reshape(-1, 2)
         self._names = [p.model for p in self.profiles]
         width = len(CLASS_LABELS)
         self._n_labels = np.array([len(p.labels) for p in self.profiles])
@@ -303,11 +456,14 @@ class Fleet:
         self._severity: list[float] = []
         self._version_of: dict[tuple[int, str], int] = {}
         for inc in self.incidents:
-            if inc.kind == "bad_version":
+            if inc.kind in RELEASES:
                 m = self._index[inc.model]
                 self._version_index(m, self.profiles[m].next_version, inc.magnitude)
         self._stable = np.array([self._version_index(m, p.stable_version) for m, p in enumerate(self.profiles)])
         self._previous = np.array([self._version_index(m, p.previous_version) for m, p in enumerate(self.profiles)])
+        self._candidate = np.array([self._version_index(m, p.candidate_version) for m, p in enumerate(self.profiles)])
+        self._labels_due: dict[int, list[tuple[int, Record]]] = {}
+        """Label records by the minute of event time (since ``start_ms``) they are stamped in."""
 
     def _version_index(self, model: int, name: str, severity: float = 1.0) -> int:
         """The index of ``model`` serving ``name``; the first registration sets its severity."""
@@ -329,26 +485,39 @@ class Fleet:
 
     def _seasonal_rate(self, t_ms: float) -> np.ndarray:
         day = 2 * math.pi * (t_ms % DAY_MS) / DAY_MS
-        return self._rate * (1 + self.spec.seasonality * np.sin(day + self._phase))
+        rate = self._rate * (1 + self.spec.seasonality * np.sin(day + self._phase))
+        if self.spec.weekend != 1.0:
+            rate = rate * self.weekly_factor(t_ms)
+        return rate
+
+    def weekly_factor(self, t_ms: float) -> np.ndarray:
+        """Per model, the rate multiplier of the day of the week at ``t_ms``: 1 on weekdays,
+        ``spec.weekend`` from 06:00 Saturday to 18:00 Sunday of the model's time zone, with
+        six-hour cosine ramps in between (a step at midnight would look like an incident)."""
+        local = (t_ms - MONDAY_MS + self._zone_ms) % WEEK_MS
+        weekend = _ramp((local - 5 * DAY_MS) / WEEKEND_RAMP_MS) - _ramp((local - 7 * DAY_MS + WEEKEND_RAMP_MS) / WEEKEND_RAMP_MS)
+        return 1.0 - (1.0 - self.spec.weekend) * weekend
 
     def _peak_rate_factor(self, t0_s: float, t1_s: float) -> np.ndarray:
         """Per model, the largest rate multiplier any incident applies inside [t0_s, t1_s)."""
         peak = np.ones(len(self.profiles))
         for inc in self.incidents:
-            if inc.kind == "overload" and inc.start_s < t1_s and inc.end_s > t0_s:
+            if inc.kind in ("overload", "surge") and inc.start_s < t1_s and inc.end_s > t0_s:
                 m = self._index[inc.model]
                 peak[m] = max(peak[m], inc.magnitude)
         return peak
 
     def slice(self, t0_ms: float, dt_ms: float) -> list[Record]:
-        """All records with event time in ``[t0_ms, t0_ms + dt_ms)``, in event-time order.
+        """All inference records with event time in ``[t0_ms, t0_ms + dt_ms)``, in event-time
+        order; the delayed labels of these requests wait for :meth:`due_labels`.
 
         Non-homogeneous Poisson arrivals by thinning: base arrivals at each model's normal
-        rate, plus surge arrivals from a second random stream up to the peak rate of an
-        ``overload``; each is kept with the probability that makes the rate right at its
-        own event time, so incident boundaries fall on event times, not slice edges.
-        Every random number of an arrival is drawn before thinning, so an incident changes
-        only the records it should: all other records stay byte-identical.
+        rate (the seasonal rate of the slice's midpoint), plus surge arrivals from a second
+        random stream up to the peak rate of an ``overload`` or ``surge``; each is kept with
+        the probability that makes the rate right at its own event time, so incident
+        boundaries fall on event times, not slice edges. Every random number of an arrival
+        is drawn before thinning, so an incident changes only the records it should: all
+        other records stay byte-identical.
         """
         t0_s = (t0_ms - self.start_ms) / 1000.0
         rate = self._seasonal_rate(t0_ms + dt_ms / 2)
@@ -361,19 +530,31 @@ class Fleet:
         model, t_rel = arrivals.model, (arrivals.ts - self.start_ms) / 1000.0
         replicas, hooked_version = self._hooked()
         rate_mult = np.ones(model.size)
+        spare = np.ones(model.size)
+        """Rate multipliers the servers have capacity for (``surge``): no slowdown from them."""
         lat_mult = np.ones(model.size)
-        err = np.full(model.size, self.spec.error_rate)
+        poisoned = np.zeros(model.size, dtype=bool)
+        err = self._error[model]
         version = self._stable[model] if hooked_version is None else hooked_version[model]
         for inc in self.incidents:
             m = self._index[inc.model]
             hit = (model == m) & (t_rel >= inc.start_s) & (t_rel < inc.end_s)
+            since = t_rel - inc.start_s
             if inc.kind == "latency_spike":
                 lat_mult[hit] *= inc.magnitude
+            elif inc.kind == "creep":
+                lat_mult[hit] *= (1.0 + inc.magnitude) ** np.floor(since[hit] / CREEP_STEP_S)
+            elif inc.kind == "flapping":
+                lat_mult[hit & (np.floor(since / FLAP_HALF_PERIOD_S) % 2 == 0)] *= inc.magnitude
             elif inc.kind == "error_burst":
                 err[hit] = inc.magnitude
-            elif inc.kind in ("throughput_collapse", "overload"):
+            elif inc.kind in ("throughput_collapse", "overload", "surge"):
                 rate_mult[hit] *= inc.magnitude
-            elif hooked_version is None:  # bad_version follows the clock only without a version hook
+                if inc.kind == "surge":
+                    spare[hit] *= inc.magnitude
+            elif inc.kind == "poison":
+                poisoned |= hit & (arrivals.later_u[:, 4] < inc.magnitude)
+            elif hooked_version is None:  # releases follow the clock only without a version hook
                 version[hit] = self._version_of[(m, self.profiles[m].next_version)]
 
         keep_p = np.where(
@@ -381,78 +562,186 @@ class Fleet:
             (rate_mult - 1.0) / np.maximum(surge[model], 1e-12),
         )
         keep = np.flatnonzero(arrivals.uniform[:, 1] < keep_p)
-        utilization = rate[model] * rate_mult / (replicas[model] * self._capacity[model])
+        utilization = rate[model] * rate_mult / spare / (replicas[model] * self._capacity[model])
         severity = np.asarray(self._severity)[version]
         lat_mult *= slowdown(utilization) * severity
         err = np.minimum(1.0, err * severity**2)
-        return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep])
+        return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep], poisoned[keep])
 
     def _arrivals(self, rng: np.random.Generator, stream: int, expected: np.ndarray, t0_ms: float, dt_ms: float) -> "_Arrivals":
         """Poisson arrivals of every model with ``expected`` counts in the slice, with all their random draws."""
         model = np.repeat(np.arange(len(self.profiles)), rng.poisson(expected))
         n = model.size
         uniform, normal = rng.random((n, _UNIFORMS)), rng.standard_normal((n, _NORMALS))
+        later = self._later[stream]
+        later_u, later_n = later.random((n, _LATER_UNIFORMS)), later.standard_normal((n, _LATER_NORMALS))
         ts = np.floor(t0_ms + uniform[:, 0] * dt_ms).astype(np.int64)
         order = np.argsort(ts, kind="stable")
         rid = np.arange(self._next_request[stream], self._next_request[stream] + n)
         self._next_request[stream] += n
-        return _Arrivals(model[order], ts[order], rid, np.full(n, stream), uniform[order], normal[order])
+        return _Arrivals(model[order], ts[order], rid, np.full(n, stream), uniform[order], normal[order],
+                         later_u[order], later_n[order])
 
     def _records(
-        self, a: "_Arrivals", version: np.ndarray, lat_mult: np.ndarray, err: np.ndarray, severity: np.ndarray
+        self, a: "_Arrivals", version: np.ndarray, lat_mult: np.ndarray, err: np.ndarray, severity: np.ndarray,
+        poisoned: np.ndarray,
     ) -> list[Record]:
-        """Latency, outcome and prediction per request, plus the canary mirrors, encoded.
+        """Latency, outcome and prediction per request, plus the canary and shadow mirrors, encoded.
 
         Each request has a latent input (``z`` for regressors, quantile ``u`` for
-        classifiers) that its canary mirror shares up to a little noise, so the two
-        predictions agree until a bad version shifts production's.
+        classifiers, a confidence for probability models) that its mirrors share up to a
+        little noise, so their predictions agree until a bad version shifts production's.
         """
         n = a.model.size
-        mirrored = np.flatnonzero(a.uniform[:, 4] < self.spec.canary_fraction)
-        source = np.concatenate([np.arange(n), mirrored])
-        canary = np.arange(source.size) >= n
+        picked = a.uniform[:, 4] < self.spec.canary_fraction
+        canary_rows = np.flatnonzero(picked & self._mirrors[a.model, 0])
+        shadow_rows = np.flatnonzero(picked & self._mirrors[a.model, 1])
+        source = np.concatenate([np.arange(n), canary_rows, shadow_rows])
+        role = np.concatenate([np.zeros(n, np.int64), np.ones(canary_rows.size, np.int64),
+                               np.full(shadow_rows.size, 2, np.int64)])
+        mirror = role > 0
         model = a.model[source]
-        version = np.concatenate([version, self._previous[a.model[mirrored]]])
-        lat_mult = np.concatenate([lat_mult, np.ones(mirrored.size)])
-        err = np.concatenate([err, np.full(mirrored.size, self.spec.error_rate)])
-        severity = np.concatenate([severity, np.ones(mirrored.size)])
+        version = np.concatenate([version, self._previous[a.model[canary_rows]], self._candidate[a.model[shadow_rows]]])
+        lat_mult = np.concatenate([lat_mult, np.ones(source.size - n)])
+        err = np.concatenate([err, self._error[model[n:]]])
+        severity = np.concatenate([severity, np.ones(source.size - n)])
         normal, uniform = a.normal[source], a.uniform[source]
-        z = normal[:, 0] + np.where(canary, 0.05 * normal[:, 2], 0.0)
-        u = np.clip(uniform[:, 2] + np.where(canary, 0.02 * normal[:, 3], 0.0), 0.0, 1.0)
-        latency_noise = np.where(canary, normal[:, 4], normal[:, 1])
+        z = normal[:, 0] + np.where(mirror, 0.05 * normal[:, 2], 0.0)
+        jitter = np.where(mirror, 0.02 * normal[:, 3], 0.0)
+        u = np.clip(uniform[:, 2] + jitter, 0.0, 1.0)
+        confidence = np.clip(a.later_u[source, 1] + jitter, 0.0, 1.0)
+        latency_noise = np.choose(role, [normal[:, 1], normal[:, 4], a.later_n[source, 0]])
         latency = self._latency[model] * lat_mult * np.exp(self.spec.latency_sigma * latency_noise)
-        ok = np.where(canary, uniform[:, 5], uniform[:, 3]) >= err
-        prediction = self._predictions(model, ok, z, u, severity)
-
-        order = np.lexsort((canary, source))
-        roles = ("production", "canary")
-        keys, versions, names = self._keys, self._versions, self._names
+        ok = np.choose(role, [uniform[:, 3], uniform[:, 5], a.later_u[source, 0]]) >= err
+        prediction = self._predictions(model, ok, z, u, confidence, severity)
         prefixes = (f"{self.spec.seed}-", f"{self.spec.seed}-s")
-        return [
-            (keys[m], encode(InferenceEvent(names[m], versions[v], roles[c], f"{prefixes[st]}{r:x}", t, lat, o, p)))
+        self._queue_labels(a, ok[:n], prefixes)
+
+        order = np.lexsort((role, source))
+        keys, versions, names = self._keys, self._versions, self._names
+        records = [
+            (keys[m], encode(InferenceEvent(names[m], versions[v], ROLES[c], f"{prefixes[st]}{r:x}", t, lat, o, p)))
             for m, v, c, st, r, t, lat, o, p in zip(
-                model[order].tolist(), version[order].tolist(), canary[order].tolist(),
+                model[order].tolist(), version[order].tolist(), role[order].tolist(),
                 a.stream[source][order].tolist(), a.rid[source][order].tolist(), a.ts[source][order].tolist(),
                 np.round(latency[order], 2).tolist(), ok[order].tolist(), prediction[order].tolist(),
             )
         ]
+        if poisoned.any():
+            position = np.empty_like(order)
+            position[order] = np.arange(order.size)
+            for row in np.flatnonzero(poisoned).tolist():
+                key, raw = records[position[row]]
+                records[position[row]] = (key, malformed(raw, int(a.rid[row])))
+        return records
 
-    def _predictions(
-        self, model: np.ndarray, ok: np.ndarray, z: np.ndarray, u: np.ndarray, severity: np.ndarray
-    ) -> np.ndarray:
-        """Per request: a number (regressor), a label (classifier) or None (failed request).
-
-        A version of severity s shifts a regressor by s-1 standard deviations and mixes
-        a classifier's label distribution 1-1/s toward its rarest label.
-        """
-        value = np.round(self._pred_mean[model] + self._pred_sd[model] * (z + severity - 1.0), 4)
+    def _classify(self, model: np.ndarray, u: np.ndarray, severity: np.ndarray) -> np.ndarray:
+        """Label index per request: quantile ``u`` of the model's label distribution, which a
+        version of severity s mixes 1-1/s toward the rarest label."""
         p = self._label_p[model]
         mix = (1.0 - 1.0 / severity)[:, None]
         cdf = np.cumsum((1.0 - mix) * p + mix * self._label_rarest[model], axis=1)
-        label = np.minimum((u[:, None] >= cdf).sum(axis=1), self._n_labels[model] - 1)
-        out = np.where(self._n_labels[model] > 0, self._label_names[model, np.maximum(label, 0)], value.astype(object))
+        return np.maximum(np.minimum((u[:, None] >= cdf).sum(axis=1), self._n_labels[model] - 1), 0)
+
+    def _predictions(
+        self, model: np.ndarray, ok: np.ndarray, z: np.ndarray, u: np.ndarray, confidence: np.ndarray,
+        severity: np.ndarray,
+    ) -> np.ndarray:
+        """Per request: a number (regressor), a label (classifier), a probability vector or
+        None (failed request).
+
+        A version of severity s shifts a regressor by s-1 standard deviations and mixes a
+        classifier's label distribution 1-1/s toward its rarest label. A probability model
+        gives its predicted class between 0.3 and 1 of the probability left above uniform
+        (by ``confidence``) and shares the rest evenly.
+        """
+        value = np.round(self._pred_mean[model] + self._pred_sd[model] * (z + severity - 1.0), 4)
+        label = self._classify(model, u, severity)
+        out = np.where(self._n_labels[model] > 0, self._label_names[model, label], value.astype(object))
+        rows = np.flatnonzero(self._probabilities[model] & ok)
+        if rows.size:
+            k = self._n_labels[model[rows]]
+            top = 1.0 / k + (1.0 - 1.0 / k) * (0.3 + 0.7 * confidence[rows])
+            rest = (1.0 - top) / (k - 1)
+            vectors = np.where(np.arange(len(CLASS_LABELS)) == label[rows, None], top[:, None], rest[:, None])
+            for row, vector, size in zip(rows.tolist(), np.round(vectors, 3).tolist(), k.tolist()):
+                out[row] = vector[:size]
         out[~ok] = None
         return out
+
+    def _queue_labels(self, a: "_Arrivals", ok: np.ndarray, prefixes: tuple[str, str]) -> None:
+        """Draw the delayed labels of the successful production requests ``a`` and keep them
+        until due: a regressor's true value is near a healthy prediction; a classifier's true
+        class is the one a healthy version predicts ``LABEL_ACCURACY`` of the time (probability
+        models are labelled with the class index)."""
+        fraction = self.spec.label_fraction
+        pick = a.later_u[:, 2]
+        rows = np.flatnonzero(ok & (pick < fraction))
+        if not rows.size:
+            return
+        m = a.model[rows]
+        low, high = LABEL_DELAY_S
+        due = a.ts[rows] + ((low + pick[rows] / fraction * (high - low)) * 1000).astype(np.int64)
+        value = np.round(self._pred_mean[m] + self._pred_sd[m] * (a.normal[rows, 0] + LABEL_NOISE * a.later_n[rows, 1]), 4)
+        k = self._n_labels[m]
+        right = a.later_u[rows, 3]
+        wrong = 1 + np.floor((right - LABEL_ACCURACY) / (1.0 - LABEL_ACCURACY) * (k - 1)).astype(np.int64)
+        cls = (self._classify(m, a.uniform[rows, 2], np.ones(rows.size)) + np.where(right < LABEL_ACCURACY, 0, wrong)) \
+            % np.maximum(k, 1)
+        label = value.astype(object)
+        named = k > 0
+        label[named] = self._label_names[m[named], cls[named]]
+        indexed = self._probabilities[m]
+        label[indexed] = cls[indexed].astype(object)
+        keys, names = self._keys, self._names
+        for mi, st, r, t, y in zip(m.tolist(), a.stream[rows].tolist(), a.rid[rows].tolist(), due.tolist(), label.tolist()):
+            record = (keys[mi], encode(LabelEvent(names[mi], f"{prefixes[st]}{r:x}", t, y)))
+            self._labels_due.setdefault((t - self.start_ms) // LABEL_BUCKET_MS, []).append((t, record))
+
+    def due_labels(self, through_ms: float) -> list[Record]:
+        """The label records stamped before ``through_ms`` (rounded down to a whole minute of
+        event time since ``start_ms``) not handed out yet, in event-time order."""
+        last = (through_ms - self.start_ms) // LABEL_BUCKET_MS
+        out: list[Record] = []
+        for minute in sorted(m for m in self._labels_due if m < last):
+            out.extend(record for _, record in sorted(self._labels_due.pop(minute), key=lambda item: item[0]))
+        return out
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """What :func:`stream` makes of one slice of event time: its inference records and the
+    delayed labels that fell due during it."""
+
+    start_ms: float
+    end_ms: float
+    inference: list[Record]
+    labels: list[Record]
+
+
+def stream(
+    spec: FleetSpec,
+    incidents: Sequence[Incident],
+    start_ms: int,
+    duration_s: float | None,
+    *,
+    chunk_s: float = 1.0,
+    capacity: CapacityHook | None = None,
+    version: VersionHook | None = None,
+) -> Iterator[Chunk]:
+    """``duration_s`` seconds of fleet traffic (endless if None) in slices of ``chunk_s``,
+    all models at once. Longer slices generate faster (a minute suits a fleet of sparse
+    models: per-slice overhead dominates otherwise); the seasonal rate is held for a
+    slice. Labels stamped after the end are never handed out."""
+    fleet = Fleet(spec, incidents, start_ms, capacity=capacity, version=version)
+    step = 0
+    while duration_s is None or step * chunk_s < duration_s:
+        t_s = step * chunk_s
+        width_s = chunk_s if duration_s is None else min(chunk_s, duration_s - t_s)
+        t0_ms = start_ms + t_s * 1000
+        inference = fleet.slice(t0_ms, width_s * 1000.0)
+        yield Chunk(t0_ms, t0_ms + width_s * 1000, inference, fleet.due_labels(t0_ms + width_s * 1000))
+        step += 1
 
 
 def generate(
@@ -461,17 +750,14 @@ def generate(
     start_ms: int,
     duration_s: float | None,
     *,
+    chunk_s: float = 1.0,
     capacity: CapacityHook | None = None,
     version: VersionHook | None = None,
 ) -> Iterator[Record]:
-    """Every record of ``duration_s`` seconds of fleet traffic (endless if None), in event-time
-    order, as fast as the machine allows: one-second slices, all models at once."""
-    fleet = Fleet(spec, incidents, start_ms, capacity=capacity, version=version)
-    second = 0
-    while duration_s is None or second < duration_s:
-        width_s = 1.0 if duration_s is None else min(1.0, duration_s - second)
-        yield from fleet.slice(start_ms + second * 1000, width_s * 1000.0)
-        second += 1
+    """Every inference record of ``duration_s`` seconds of fleet traffic (endless if None), in
+    event-time order, as fast as the machine allows (:func:`stream` without the labels)."""
+    for chunk in stream(spec, incidents, start_ms, duration_s, chunk_s=chunk_s, capacity=capacity, version=version):
+        yield from chunk.inference
 
 
 IncidentCallback = Callable[[Incident, Phase, float], Awaitable[None] | None]

@@ -1,0 +1,391 @@
+"""Detection quality on generated fleets: which incidents are found, how fast, and how many
+false alarms, per incident kind.
+
+    .venv/bin/python load/detection_harness.py --small            # CI size: 30 models, 3 h
+    .venv/bin/python load/detection_harness.py                    # the benchmark: 200 models, 2 days
+
+Two fleets of the same shape (``load/fleet.py``: :func:`~load.fleet.realistic`, rates
+log-uniform in ``--rates``) are generated: a **quiet** one, where the only changes are
+normal deploys (+3% latency: not incidents), and an **incident** one, where every entry
+of :data:`LIBRARY` breaks one model (a storm breaks a dozen at once), each on its own
+model, staggered after a warm-up. Each fleet's inference and label records go through
+the real detection plane at the settings of ``--config`` (default: the service's
+defaults), offline (``modelmedic.testing``'s plane: decode, windows, quality monitor,
+judge; no fetch), or with ``--kafka`` produced to a local broker and drained by
+``modelmedic run`` as a process.
+
+Scoring, per ground-truth entry: a firing anomaly of one of its models whose window ends
+between its start and ``MATCH_GRACE_S`` after its end detects it; the delay is that
+window's end minus the start (event time), compared with the entry's deadline. Pages:
+offline, the response plane's own incident logic (``IncidentBook``: a firing anomaly
+that opens an incident pages; ``Guards.storm``: ``storm_models`` models within
+``storm_window_s`` page once, as a storm) run on the anomalies in event time; with
+``--kafka``, the PagerDuty triggers the real service sent. Anomalies and pages matching no
+incident are false, counted per model-day of the fleet (deploys are not incidents:
+anything on them is false). Poison records must all reach the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import logging
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+from aiokafka import TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from load.fleet import FleetSpec, Incident, ModelProfile, profiles, realistic, stream  # noqa: E402
+from modelmedic.config import Settings, load_settings  # noqa: E402
+from modelmedic.detection.quality import QualityMonitor  # noqa: E402
+from modelmedic.events import Anomaly, Rejected, decode_anomaly, decode_inference  # noqa: E402
+from modelmedic.response.guards import Guards  # noqa: E402
+from modelmedic.response.incidents import IncidentBook  # noqa: E402
+from modelmedic.response.policy import GuardRails  # noqa: E402
+from modelmedic.testing.plane import FakeProducer, Record, offline_plane  # noqa: E402
+
+START_MS = 1_767_571_200_000
+"""Monday 2026-01-05 00:00 UTC: in the past (the plane dead-letters events ahead of its clock)."""
+MATCH_GRACE_S = 900.0
+"""Anomalies up to this long after an incident's end still belong to it (recovery lag)."""
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One entry of the incident library: what the fleet does and what the service should do."""
+
+    name: str
+    fleet_kind: str
+    magnitude: float
+    duration_s: float
+    expected_class: str | None
+    """The anomaly class it should be paged as; None: must not page (deploy, poison)."""
+    deadline_s: float
+    models: int = 1
+    max_pages: int = 1
+
+
+LIBRARY: tuple[Kind, ...] = (
+    Kind("latency step x2", "latency_spike", 2.0, 3600, "latency", 600),
+    Kind("latency step x4", "latency_spike", 4.0, 3600, "latency", 600),
+    Kind("latency creep +2%/10min", "creep", 0.02, 6 * 3600, "latency", 3 * 3600),
+    Kind("throughput drop -30%", "throughput_collapse", 0.7, 7200, "throughput", 3600),
+    Kind("throughput drop -90%", "throughput_collapse", 0.1, 3600, "throughput", 900),
+    Kind("surge x3", "surge", 3.0, 3600, "throughput", 900),
+    Kind("error burst 13%", "error_burst", 0.13, 3600, "errors", 900),
+    Kind("storm: 12 models latency x3", "latency_spike", 3.0, 1800, "latency", 600, models=12),
+    Kind("flapping x3 every 3 min", "flapping", 3.0, 3600, "latency", 900),
+    Kind("bad release x3", "bad_version", 3.0, 3600, "latency", 600),
+    Kind("poison records 5%", "poison", 0.05, 1800, None, 300, max_pages=0),
+)
+DEPLOY = Kind("normal deploy +3% (not an incident)", "deploy", 1.03, math.inf, None, 0, max_pages=0)
+
+
+@dataclass(frozen=True)
+class Truth:
+    """Ground truth of one injected change."""
+
+    kind: Kind
+    models: tuple[str, ...]
+    rate: float
+    """Request rate (req/s, before seasonality) of its slowest model."""
+    start_ms: int
+    end_ms: int
+
+    def covers(self, model: str, t_ms: int) -> bool:
+        return model in self.models and self.start_ms <= t_ms <= self.end_ms + MATCH_GRACE_S * 1000
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A fleet, what is injected into it, and for how long."""
+
+    name: str
+    spec: FleetSpec
+    duration_s: float
+    incidents: tuple[Incident, ...]
+    truths: tuple[Truth, ...]
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A fleet shape and its schedule: a warm-up, then one incident every ``spacing_s``."""
+
+    models: int
+    duration_s: float
+    warmup_s: float
+    spacing_s: float
+    rates: tuple[float, float]
+    min_rate: float = 0.05
+    """Incidents go to models serving at least this many req/s (the issue's target traffic)."""
+
+
+SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
+FULL = Shape(models=200, duration_s=2 * DAY_S, warmup_s=12 * 3600, spacing_s=3 * 3600, rates=(0.01, 20.0))
+
+
+def _truth(kind: Kind, chosen: Sequence[ModelProfile], start_s: float, duration_s: float) -> Truth:
+    return Truth(kind, tuple(p.model for p in chosen), min(p.rate for p in chosen),
+                 START_MS + int(start_s * 1000), START_MS + int((start_s + duration_s) * 1000))
+
+
+def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
+    """The quiet and the incident fleet of ``shape``: the same models and traffic; deploys on
+    every fifth model of the quiet one; :data:`LIBRARY` in the other, each kind as many
+    times as the schedule fits, each on models no other entry touches."""
+    spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
+    fleet = profiles(spec)
+    rng = np.random.default_rng([seed, 7])
+    deploys = [p for p in fleet[4::5]]
+    deploy_starts = rng.uniform(shape.warmup_s, shape.duration_s - 3600, len(deploys))
+    quiet_incidents = tuple(Incident("deploy", p.model, float(t), shape.duration_s - float(t), DEPLOY.magnitude)
+                            for p, t in zip(deploys, deploy_starts))
+    quiet_truths = tuple(_truth(DEPLOY, [p], float(t), shape.duration_s - float(t)) for p, t in zip(deploys, deploy_starts))
+    quiet = Scenario("quiet", spec, shape.duration_s, quiet_incidents, quiet_truths)
+
+    free = [p for p in rng.permutation(np.array(fleet, dtype=object)).tolist() if p.rate >= shape.min_rate]
+    starts = np.arange(shape.warmup_s, shape.duration_s - 1800, shape.spacing_s)
+    incidents: list[Incident] = []
+    truths: list[Truth] = []
+    for kind, start_s in zip(itertools.cycle(LIBRARY), starts.tolist()):
+        if len(free) < kind.models:
+            break
+        chosen, free = free[:kind.models], free[kind.models:]
+        duration_s = min(kind.duration_s, shape.duration_s - start_s)
+        incidents += [Incident(kind.fleet_kind, p.model, start_s, duration_s, kind.magnitude) for p in chosen]  # type: ignore[arg-type]
+        truths.append(_truth(kind, chosen, start_s, duration_s))
+    return quiet, Scenario("incidents", spec, shape.duration_s, tuple(incidents), tuple(truths))
+
+
+# -- running -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What the service did with one fleet."""
+
+    anomalies: list[Anomaly] = field(default_factory=list)
+    pages: list[tuple[int, tuple[str, ...]]] = field(default_factory=list)
+    """(event time, models) of every first page: one model, or a storm's members."""
+    dead_letters: int = 0
+    poisoned: int = 0
+    """Records of the fleet that break the contract (``poison``), counted as generated."""
+    events: int = 0
+    seconds: float = 0.0
+
+
+class Pager:
+    """The response plane's paging decisions on anomalies in event time (offline runs).
+
+    The same pure pieces :class:`~modelmedic.response.plane.ResponsePlane` runs: a firing
+    anomaly that opens an incident in the :class:`IncidentBook` pages, unless
+    :meth:`Guards.storm` says it completes a storm, which pages once per storm window.
+    """
+
+    def __init__(self, rails: GuardRails) -> None:
+        self.book, self.guards, self.rails = IncidentBook(), Guards(rails), rails
+        self.pages: list[tuple[int, tuple[str, ...]]] = []
+        self._storms: set[int] = set()
+
+    def batch(self, anomalies: list[Anomaly], now_ms: int) -> None:
+        new = [a for a in anomalies if a.state == "firing" and self.book.is_new(a)]
+        storm = self.guards.storm(sorted({a.model for a in new}), now_ms) if new else None
+        for anomaly in anomalies:
+            opened = anomaly.state == "firing" and self.book.is_new(anomaly)
+            self.book.apply(anomaly)
+            if not opened:
+                continue
+            if storm is None:
+                self.pages.append((now_ms, (anomaly.model,)))
+            elif (window := int(now_ms // (self.rails.storm_window_s * 1000))) not in self._storms:
+                self._storms.add(window)
+                self.pages.append((now_ms, tuple(storm)))
+
+
+class _Partitions:
+    """Kafka's default partition of each key (murmur2 is slow in Python: once per model)."""
+
+    def __init__(self, partitions: int) -> None:
+        self.ids, self.choose, self.of = list(range(partitions)), DefaultPartitioner(), {}
+
+    def __call__(self, key: bytes) -> int:
+        p = self.of.get(key)
+        if p is None:
+            p = self.of[key] = self.choose(key, self.ids, self.ids)
+        return p
+
+
+def _polls(records: Sequence[tuple[str, bytes, bytes]], partition: _Partitions, offsets: dict[TopicPartition, int],
+           poll: int) -> Iterator[dict[TopicPartition, list[Record]]]:
+    """(topic, key, value) records as consumer polls of at most ``poll`` records, partitioned like the producer."""
+    for at in range(0, len(records), poll):
+        batch: dict[TopicPartition, list[Record]] = {}
+        for topic, key, value in records[at:at + poll]:
+            tp = TopicPartition(topic, partition(key))
+            offset = offsets.get(tp, 0)
+            offsets[tp] = offset + 1
+            batch.setdefault(tp, []).append(Record(topic, tp.partition, offset, value, key))
+        yield batch
+
+
+async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int = 6, chunk_s: float = 10.0,
+                      rails: GuardRails | None = None) -> Outcome:
+    """The scenario's records through the real detection plane without Kafka, as polls of a
+    consumer that keeps up (every partition's records of ``chunk_s`` of event time per poll)."""
+    d, topics = settings.detection, settings.kafka.topics
+    producer = FakeProducer()
+    quality = (lambda: QualityMonitor(settings.windows.size_ms, settings.quality,  # as the plane builds them
+                                      label_sample_every=d.quality_sample_every)) if d.quality else None
+    plane = offline_plane(settings, partitions, quality, producer=producer)
+    pager = Pager(rails or GuardRails())
+    poisoned = {i.model.encode() for i in scenario.incidents if i.kind == "poison"}
+    outcome, offsets, seen, partition = Outcome(), {}, 0, _Partitions(partitions)
+    started = time.process_time()
+    for chunk in stream(scenario.spec, scenario.incidents, START_MS, scenario.duration_s, chunk_s=chunk_s):
+        records = [(topics.inference, k, v) for k, v in chunk.inference] + [(topics.labels, k, v) for k, v in chunk.labels]
+        outcome.events += len(records)
+        outcome.poisoned += sum(decode_inference(v).__class__ is Rejected for k, v in chunk.inference if k in poisoned)
+        for batch in _polls(records, partition, offsets, settings.kafka.max_poll_records):
+            await plane._process(batch)
+            await asyncio.sleep(0)  # one loop turn: the plane's sends (ensure_future) reach the producer
+            fresh, seen = producer.sent[seen:], len(producer.sent)
+            anomalies = [decode_anomaly(value) for topic, value in fresh if topic == topics.anomalies]
+            outcome.dead_letters += sum(topic == topics.dlq for topic, _ in fresh)
+            if anomalies:
+                pager.batch(anomalies, max(a.window_end for a in anomalies))
+                outcome.anomalies += anomalies
+    outcome.seconds = time.process_time() - started
+    outcome.pages = pager.pages
+    return outcome
+
+
+# -- scoring -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """How the service did on one ground-truth entry."""
+
+    truth: Truth
+    delay_s: float | None
+    """Event time from the start to the end of the first matching firing window; None: missed."""
+    classes: tuple[str, ...]
+    pages: int
+
+    @property
+    def detected(self) -> bool:
+        return self.delay_s is not None
+
+    @property
+    def in_time(self) -> bool:
+        return self.delay_s is not None and self.delay_s <= self.truth.kind.deadline_s
+
+
+@dataclass(frozen=True)
+class Report:
+    scenario: Scenario
+    outcome: Outcome
+    rows: tuple[Row, ...]
+    false_anomalies: int
+    false_pages: int
+
+    @property
+    def model_days(self) -> float:
+        return self.scenario.spec.models * self.scenario.duration_s / DAY_S
+
+    @property
+    def false_pages_per_model_day(self) -> float:
+        return self.false_pages / self.model_days
+
+    @property
+    def false_anomalies_per_model_day(self) -> float:
+        return self.false_anomalies / self.model_days
+
+    def rows_of(self, name: str) -> list[Row]:
+        return [r for r in self.rows if r.truth.kind.name == name]
+
+
+def score(scenario: Scenario, outcome: Outcome) -> Report:
+    """Match anomalies and pages to the ground truth (module docstring)."""
+    incidents = [t for t in scenario.truths if t.kind.expected_class is not None]
+    rows = []
+    for truth in scenario.truths:
+        matching = [a for a in outcome.anomalies if a.state == "firing" and truth.covers(a.model, a.window_end)]
+        first = min((a.window_end for a in matching), default=None)
+        pages = sum(any(truth.covers(m, t) for m in models) for t, models in outcome.pages)
+        rows.append(Row(truth, None if first is None else (first - truth.start_ms) / 1000,
+                        tuple(sorted({a.anomaly_class for a in matching})), pages))
+    false_anomalies = sum(a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents)
+                          for a in outcome.anomalies)
+    false_pages = sum(not any(t.covers(m, at) for t in incidents for m in models) for at, models in outcome.pages)
+    return Report(scenario, outcome, tuple(rows), false_anomalies, false_pages)
+
+
+def render(report: Report) -> str:
+    """The per-kind table of one fleet, and its false-alarm rates."""
+    s, o = report.scenario, report.outcome
+    lines = [f"== {s.name} fleet: {s.spec.models} models, {s.duration_s / 3600:g} h of event time, "
+             f"{o.events:,} records, {o.seconds:.1f} s CPU",
+             f"{'incident kind':<38} {'model':<10} {'req/s':>7} {'detected':>9} {'delay s':>8} {'deadline':>8} "
+             f"{'classes':<22} {'pages':>5}"]
+    for r in report.rows:
+        t = r.truth
+        model = t.models[0] if len(t.models) == 1 else f"{len(t.models)} models"
+        verdict = ("yes" if r.in_time else "late") if r.detected else ("-" if t.kind.expected_class is None else "MISSED")
+        delay = f"{r.delay_s:.0f}" if r.delay_s is not None else "-"
+        expected = t.kind.expected_class or "none"
+        classes = ",".join(r.classes) or "-"
+        lines.append(f"{t.kind.name:<38} {model:<10} {t.rate:>7.2f} {verdict:>9} {delay:>8} {t.kind.deadline_s:>8.0f} "
+                     f"{classes + ' (want ' + expected + ')':<22} {r.pages:>5}")
+    lines.append(f"false anomalies: {report.false_anomalies} ({report.false_anomalies_per_model_day:.2f} per model-day); "
+                 f"false pages: {report.false_pages} ({report.false_pages_per_model_day:.2f} per model-day); "
+                 f"dead letters: {o.dead_letters} (poison records: {o.poisoned})")
+    return "\n".join(lines)
+
+
+async def evaluate(shape: Shape, seed: int, settings: Settings) -> tuple[Report, Report]:
+    """Both fleets of ``shape`` through the offline plane, scored."""
+    reports = []
+    for scenario in scenarios(shape, seed):
+        reports.append(score(scenario, await run_offline(scenario, settings)))
+    return reports[0], reports[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--small", action="store_true", help="the CI-sized fleets (30 models, 3 h)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--models", type=int, help="override the shape's model count")
+    parser.add_argument("--hours", type=float, help="override the shape's event time")
+    parser.add_argument("--rates", type=float, nargs=2, metavar=("LOW", "HIGH"), help="req/s range (log-uniform)")
+    parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
+    args = parser.parse_args(argv)
+    shape = SMALL if args.small else FULL
+    if args.models:
+        shape = replace(shape, models=args.models)
+    if args.hours:
+        shape = replace(shape, duration_s=args.hours * 3600, warmup_s=min(shape.warmup_s, args.hours * 900))
+    if args.rates:
+        shape = replace(shape, rates=tuple(args.rates))
+    settings = load_settings(args.config) if args.config else load_settings()
+    logging.getLogger("modelmedic").setLevel(logging.ERROR)  # one warning per anomaly: the table says it all
+    quiet, incidents = asyncio.run(evaluate(shape, args.seed, settings))
+    print(f"fleet shape: {shape}, seed {args.seed}")
+    print(render(quiet))
+    print(render(incidents))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
