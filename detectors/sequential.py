@@ -140,14 +140,17 @@ class PoissonCusumBank(_Bank):
     """Request counts against a seasonal rate: two Poisson CUSUMs (drop and surge).
 
     The expected count of a window is ``level * hour_factor * weekday_factor * seconds``.
-    ``level`` is an EWMA of the deseasonalized rate in event time (``tau_s``), zero windows
-    included, so a sparse series keeps its true small rate instead of a median of zeros.
+    ``level`` is an EWMA of the deseasonalized rate in event time, zero windows included, so
+    a sparse series keeps its true small rate instead of a median of zeros; its memory is
+    ``tau_events`` events (at least ``tau_s``), so a drop is not absorbed before the
+    series has had the events to show it.
     Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected
     + k)`` of its bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an
     hour, a day) at the current level and at least ``prior_events``: a factor learns over
-    visits, so minutes of an outage barely move it. Before the factors are learned the
-    level follows a 4x daily swing with a lag of about ``tau_s`` times its slope (at 1 h,
-    0.82x at the steepest point), inside what the drop CUSUM tolerates (below).
+    visits, so minutes of an outage barely move it. Before the factors are learned, a level
+    with a 1 h memory follows a 4x daily swing at worst 0.82x behind (inside what the drop
+    CUSUM tolerates, below); a series whose memory must be longer than 2 h (under about
+    0.04 req/s on average) is insufficient data until it has seen a day.
 
     Each CUSUM is designed for the minimum effect that matters (``drop`` and ``surge``
     ratios): a window adds ``(x ln r - lambda (r - 1)) / phi``, where ``phi >= 1`` is the

@@ -89,6 +89,7 @@ class Service:
             "series": sum(len(p.windows.slot_of) for p in self.detection.parts.values()),
             "events": self.detection.processed,
             "incidents": len(self.response.book.by_id),
+            **{f"insufficient_data_{family}": n for family, n in self.detection.judge.insufficient_data().items()},
         }
 
     async def acknowledge(self, incident_id: str, by: str) -> Incident:

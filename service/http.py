@@ -55,7 +55,8 @@ class StatusSource(Protocol):
         """The last ``n`` anomaly decisions published, oldest first."""
 
     def counters(self) -> Mapping[str, int]:
-        """Headline figures for the status page: partitions, series, events, incidents."""
+        """Headline figures for the status page: partitions, series, events, incidents, and
+        ``insufficient_data_<family>``: series not judged yet for too little history."""
 
     async def acknowledge(self, incident_id: str, by: str) -> Any: ...
 
@@ -185,7 +186,8 @@ class HttpServer:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
 </head><body><h1>modelmedic</h1>
 <p>up {int(time.time() - self.started)} s &middot; {counts["partitions"]} partition(s) &middot; {counts["series"]} series &middot;
-{counts["events"]} events processed &middot; {counts["incidents"]} incident(s) known</p>
+{counts["events"]} events processed &middot; {counts["incidents"]} incident(s) known &middot;
+too little history to judge yet: {", ".join(f"{counts.get('insufficient_data_' + f, 0)} ({f})" for f in ("latency", "errors", "throughput"))}</p>
 <h2>Open incidents</h2><table><tr><th>id</th><th>class</th><th>series</th><th>summary</th><th>opened (UTC)</th></tr>{open_rows}</table>
 <h2>Recent anomaly decisions</h2><ul>{recent}</ul>
 <p><a href="/metrics">metrics</a> &middot; <a href="/api/incidents">incidents (JSON)</a></p></body></html>"""

@@ -185,3 +185,27 @@ def test_a_brand_new_series_is_insufficient_data_until_it_has_history() -> None:
     assert metrics.SERIES_INSUFFICIENT.labels("errors")._value.get() == 0
     fleet.judge.forget(fleet.slots.tolist(), fleet.slots.tolist())  # expired: counted no more
     assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0}
+
+
+async def test_the_status_page_shows_the_series_not_judged_yet() -> None:
+    from modelmedic.config import load_settings
+    from modelmedic.http import HttpServer
+
+    fleet = Fleet(3, 1.0, seed=9)
+    fleet.step(5.0, 100.0)
+
+    class Source:
+        """What the service shows (the StatusSource interface), with this judge's counts."""
+
+        def counters(self) -> dict[str, int]:
+            counts = {"partitions": 1, "series": 3, "events": 15, "incidents": 0}
+            return counts | {f"insufficient_data_{f}": n for f, n in fleet.judge.insufficient_data().items()}
+
+        def open_incidents(self) -> list:
+            return []
+
+        def recent_decisions(self, n: int) -> list:
+            return []
+
+    page = await HttpServer(load_settings().http, Source()).status(None)  # type: ignore[arg-type]
+    assert "too little history to judge yet: 3 (latency), 3 (errors), 3 (throughput)" in page.text
