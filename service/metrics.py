@@ -66,5 +66,10 @@ PLAYBOOK_LOAD_ERRORS = Counter(
 COMMIT_FAILURES = Counter("modelmedic_commit_failures_total",
                           "Offset commits refused because the consumer group rebalanced (the plane rejoins and goes on)",
                           ["plane"])
-"""plane: the plane whose commit was refused (``response``). The uncommitted records are read
-again by whoever owns their partition after the rebalance; the incident book ignores a replay."""
+"""plane: the plane whose commit was refused (``detection`` or ``response``). The uncommitted
+records are read again by whoever owns their partition after the rebalance: the incident book
+ignores a replay, and the detection plane resumes from its snapshot's offset."""
+MISROUTED = Counter("modelmedic_records_misrouted_total",
+                    "Inference records whose Kafka key is not their model id (accepted, counted)")
+"""Every record must be keyed by its model id, so one model's records share a partition; a
+record keyed otherwise may put its model on two partitions, each with part of its state."""

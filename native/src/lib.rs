@@ -155,6 +155,7 @@ type Columns<'py> = (
     Vec<NewSeries>,
     Vec<usize>,
     Bound<'py, PyBytes>,
+    Vec<usize>,
 );
 
 /// A series numbered in this call: (number, model, version, role).
@@ -235,9 +236,9 @@ impl ColumnDecoder {
         }
     }
 
-    /// Decode a batch of record values (bytes or None).
+    /// Decode a batch of record values (bytes or None), with their Kafka keys if given.
     ///
-    /// Returns ``(columns, sample, fallback, new_series, refused, refused_ts)``. ``columns``
+    /// Returns ``(columns, sample, fallback, new_series, refused, refused_ts, misrouted)``. ``columns``
     /// are the bytes of six arrays with one entry per accepted record, in batch order: the record's index in
     /// ``values`` (uint32), its series number (uint32), ts (int64), latency_ms (float64),
     /// ok (uint8) and a numeric prediction or NaN (float64). ``sample`` holds, for the
@@ -246,8 +247,15 @@ impl ColumnDecoder {
     /// lists the indices of the records left to msgspec; ``new_series`` the (number,
     /// model, version, role) of each series numbered in this call; ``refused`` the indices
     /// of valid records of a new series over ``max_series``, and ``refused_ts`` the bytes of
-    /// their event times (int64): they still move the partition's event time on.
-    fn decode<'py>(&mut self, py: Python<'py>, values: &Bound<'py, PyList>) -> PyResult<Columns<'py>> {
+    /// their event times (int64): they still move the partition's event time on;
+    /// ``misrouted`` the indices of valid records whose key (given) is not their model.
+    #[pyo3(signature = (values, keys=None))]
+    fn decode<'py>(
+        &mut self,
+        py: Python<'py>,
+        values: &Bound<'py, PyList>,
+        keys: Option<&Bound<'py, PyList>>,
+    ) -> PyResult<Columns<'py>> {
         let n = values.len();
         let mut index: Vec<u32> = Vec::with_capacity(n);
         let mut series: Vec<u32> = Vec::with_capacity(n);
@@ -260,6 +268,7 @@ impl ColumnDecoder {
         let mut new: Vec<NewSeries> = Vec::new();
         let mut refused: Vec<usize> = Vec::new();
         let mut refused_ts: Vec<i64> = Vec::new();
+        let mut misrouted: Vec<usize> = Vec::new();
         for (i, value) in values.iter().enumerate() {
             let Ok(bytes) = value.cast::<PyBytes>() else {
                 fallback.push(i);
@@ -289,6 +298,12 @@ impl ColumnDecoder {
             {
                 fallback.push(i);
                 continue;
+            }
+            if let Some(keys) = keys {
+                let key = keys.get_item(i)?;
+                if !matches!(key.cast::<PyBytes>(), Ok(key) if key.as_bytes() == event.model.as_bytes()) {
+                    misrouted.push(i);
+                }
             }
             let Some(number) = self.series(&event.model, &event.version, &event.role, &mut new) else {
                 refused.push(i);
@@ -321,7 +336,7 @@ impl ColumnDecoder {
             column(py, &ok),
             column(py, &prediction),
         ];
-        Ok((columns, sample, fallback, new, refused, column(py, &refused_ts)))
+        Ok((columns, sample, fallback, new, refused, column(py, &refused_ts), misrouted))
     }
 
     /// The series number of (model, version, role), numbering it if new: for records

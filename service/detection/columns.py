@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -81,6 +82,21 @@ class Refused:
         return len(self.index)
 
 
+class Decoded(NamedTuple):
+    """One batch, decoded (:meth:`RecordDecoder.decode`)."""
+
+    columns: InferenceColumns
+    """The valid records."""
+    rejected: list[tuple[int, Rejected]]
+    """(batch position, reason) of the invalid records."""
+    refused: Refused
+    """Valid records of a series over ``max_series``."""
+    misrouted: list[int]
+    """Batch positions of valid records whose Kafka key is not their model (when keys were
+    given): the producer's partitioner may put such a model's records on several
+    partitions, and split its state between them."""
+
+
 class RecordDecoder:
     """Decodes inference records to columns; numbers every live series it sees.
 
@@ -104,15 +120,14 @@ class RecordDecoder:
         """Series numbered now."""
         return len(self._native)
 
-    def decode(self, values: list[bytes | None]) -> tuple[InferenceColumns, list[tuple[int, Rejected]], Refused]:
-        """Decode a batch of record values: (columns of the valid records, (index, reason) of the
-        invalid ones, the valid ones refused because their series is one over ``max_series``)."""
-        buffers, sample, fallback, new, refused, refused_ts = self._native.decode(values)
+    def decode(self, values: list[bytes | None], keys: list[bytes | None] | None = None) -> Decoded:
+        """Decode a batch of record values (and check their Kafka ``keys``, when given)."""
+        buffers, sample, fallback, new, refused, refused_ts, misrouted = self._native.decode(values, keys)
         self._name(new)
         columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series, sample)
         refused = Refused(refused, np.frombuffer(refused_ts, np.int64))
         if not fallback:
-            return columns, [], refused
+            return Decoded(columns, [], refused, misrouted)
         rejected: list[tuple[int, Rejected]] = []
         accepted: list[tuple[int, InferenceEvent]] = []
         for i in fallback:
@@ -122,11 +137,13 @@ class RecordDecoder:
             else:
                 accepted.append((i, event))  # type: ignore[arg-type]
         if accepted:
+            if keys is not None:
+                misrouted = sorted(misrouted + [i for i, e in accepted if keys[i] != e.model.encode()])
             columns, more = self._merge(columns, accepted)
             if more:
                 pairs = sorted([*zip(refused.index, refused.ts.tolist()), *more])
                 refused = Refused([i for i, _ in pairs], np.array([ts for _, ts in pairs], dtype=np.int64))
-        return columns, rejected, refused
+        return Decoded(columns, rejected, refused, misrouted)
 
     def forget(self, numbers: list[int]) -> None:
         """Forget the series of these numbers (they expired): the numbers are handed out again,

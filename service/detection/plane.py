@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.detection.columns import InferenceColumns, RecordDecoder, Refused
-from modelmedic.events import Anomaly, Rejected, decode_label, encode
+from modelmedic.events import Anomaly, Rejected, decode_inference, decode_label, encode
 from modelmedic.detection.judge import WindowJudge
 from modelmedic.detection.quality import QualityMonitor
 from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
@@ -120,8 +121,8 @@ class DetectionPlane:
         self._behind = False
         """The last batch left at least a poll's worth of records behind it (catching up)."""
         self.ready = asyncio.Event()
-        self._refused_warned = -60.0
-        """When the cardinality guard last warned (monotonic seconds)."""
+        self._refused_warned = self._misrouted_warned = -60.0
+        """When the cardinality guard, and the key check, last warned (monotonic seconds)."""
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -194,7 +195,10 @@ class DetectionPlane:
                 ok += len(records) - bad
                 continue
             # Per record: the native decode into columns; then numpy calls per batch.
-            cols, rejected, refused = self.decoder.decode([record.value for record in records])
+            cols, rejected, refused, misrouted = self.decoder.decode([record.value for record in records],
+                                                                     [record.key for record in records])
+            if misrouted:
+                self._misrouted(records, misrouted)
             for i, reason in rejected:
                 self._dead_letter(records[i], reason)
             if refused:
@@ -229,6 +233,19 @@ class DetectionPlane:
         if dead:
             metrics.EVENTS.labels("dead_letter").inc(dead)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def _misrouted(self, records: list, misrouted: list[int]) -> None:
+        """Count records keyed other than by their model, with a warning a minute: the producer's
+        partitioner may spread such a model over partitions, and split its state between them."""
+        metrics.MISROUTED.inc(len(misrouted))
+        now = time.monotonic()
+        if now - self._misrouted_warned >= 60:
+            self._misrouted_warned = now
+            first = records[misrouted[0]]
+            model = getattr(decode_inference(first.value), "model", "?")  # one record a minute: msgspec will do
+            log.warning("%d records keyed other than by their model (first: model %r under key %r at %s partition %d "
+                        "offset %d): key every record by its model id, or its state splits across partitions",
+                        len(misrouted), model, first.key, first.topic, first.partition, first.offset)
 
     def _refuse(self, state: PartitionState, records: list, refused: Refused, horizon: int) -> None:
         """Count the records the cardinality guard dropped (``detection.max_series``), with a warning a
@@ -457,7 +474,15 @@ class DetectionPlane:
         metrics.SNAPSHOTS.inc(len(partitions))
         if self._consumer is not None and self._consumer.assignment():
             assigned = self._consumer.assignment()
-            await self._consumer.commit({tp: o for tp, o in offsets.items() if tp in assigned})
+            try:
+                await self._consumer.commit({tp: o for tp, o in offsets.items() if tp in assigned})
+            except (CommitFailedError, IllegalStateError) as exc:
+                # The group rebalanced under us (or this loop was blocked past the session
+                # timeout): the consumer rejoins on its next fetch, and whoever owns each
+                # partition then restores the snapshot just written and seeks to its offset.
+                metrics.COMMIT_FAILURES.labels(plane="detection").inc()
+                log.warning("detection plane: offset commit refused (%s: %s); rejoining the group and going on from "
+                            "the snapshots just written", type(exc).__name__, exc)
 
     async def _restore(self, partitions: list[int]) -> None:
         """Load each partition's snapshot (or start fresh) and seek to its resume offset."""

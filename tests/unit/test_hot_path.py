@@ -70,7 +70,7 @@ def expected_row(i: int, e: InferenceEvent) -> tuple:
 
 def assert_same_decoding(values: list[bytes | None], decoder: RecordDecoder | None = None) -> None:
     decoder = decoder or RecordDecoder(sample_every=SAMPLE_EVERY)
-    cols, rejected, refused = decoder.decode(values)
+    cols, rejected, refused, _ = decoder.decode(values)
     assert not refused  # no cap
     want_events, want_rejected = per_record(values)
     assert rows(cols) == [expected_row(i, e) for i, e in want_events.items()]
@@ -115,7 +115,7 @@ def test_bad_records_anywhere_in_a_batch_are_found_with_their_reasons() -> None:
 def test_fragments_that_would_form_valid_json_together_are_each_rejected() -> None:
     good = inference()
     values = [good[:20], good[20:], good + b"," + good, b"[" + good, good + b"]", good]
-    cols, rejected, _ = RecordDecoder().decode(values)
+    cols, rejected, _, _ = RecordDecoder().decode(values)
     assert [i for i, _ in rejected] == [0, 1, 2, 3, 4] and cols.index.tolist() == [5]
 
 
