@@ -18,7 +18,7 @@ import numpy as np
 from modelmedic.detectors import CusumBank, EnsembleBank, EwmaBank, RobustBank, SeasonalBank, default_bank
 
 BANKS = {
-    "default (EnsembleBank)": default_bank,
+    "default (CalibratedBank)": default_bank,
     "EwmaBank": EwmaBank,
     "RobustBank": RobustBank,
     "CusumBank": CusumBank,

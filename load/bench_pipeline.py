@@ -25,7 +25,7 @@ steady part, which other work on a shared machine disturbs far less than wall ti
 Ratios use the steady part: the cost per record is what scales; start-up is paid once.
 
 All three run with the garbage-collector settings ``modelmedic run`` uses
-(``modelmedic.service.tune_gc``), or with Python's defaults under ``--default-gc``.
+(``modelmedic.app.tune_gc``), or with Python's defaults under ``--default-gc``.
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ LIVE_INCIDENTS = ("latency_spike:model-001@40+20", "throughput_collapse:model-00
 async def close_to_alert(bootstrap: str, spec: FleetSpec, duration_s: float) -> list[float]:
     """Milliseconds from a window's close to its firing alert arriving at a webhook.
 
-    The whole service (both planes, ``modelmedic.service.Service``) runs here with one
+    The whole service (both planes, ``modelmedic.app.Service``) runs here with one
     webhook sink on ``modelmedic.testing``'s receiver and consumes the fleet's traffic paced
     in real time (``load/fleet.py`` ``run_live``) with :data:`LIVE_INCIDENTS`. An anomaly
     record carries ``closed_at_ms`` (wall clock when its window closed); an alert's evidence
