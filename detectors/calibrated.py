@@ -94,7 +94,10 @@ class CalibratedBank(SeriesBank):
 
     **Counts** (``counts=True``): while every value of a series is an integer >= 0, the
     predictors see its Anscombe transform ``2 sqrt(x + 3/8)`` (Poisson noise has standard
-    deviation ~1 there) and no spread is below ``count_floor`` (1: the Poisson noise).
+    deviation ~1 there), no spread is below ``count_floor`` (1: the Poisson noise), and
+    the unclipped spread floor has the longer memory ``count_floor_alpha`` (0.005, ~200
+    points; 0 = ``floor_alpha``), so an idle disk or a mostly-zero count keeps the scale
+    of its usual bursts through long idle stretches.
     The first value that is not a count restarts the series on raw values (once).
     Baselines are returned in the original units.
 
@@ -162,10 +165,11 @@ class CalibratedBank(SeriesBank):
         count_floor: float = 1.0,
         rearm: float = 1.5,
         dof: float = 0.0,
+        count_floor_alpha: float = 0.005,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
-        self.floor_alpha = floor_alpha
+        self.floor_alpha, self.count_floor_alpha = floor_alpha, count_floor_alpha
         self.memory, self.prior, self.refractory = memory, prior, refractory
         self.exceed = tuple(exceed) if isinstance(exceed, (tuple, list)) else (float(exceed),)
         self.patience, self.daily_buckets, self.weekly_buckets = patience, daily_buckets, weekly_buckets
@@ -308,7 +312,8 @@ class CalibratedBank(SeriesBank):
         pred = pred.copy()
         pred[:, :, 0] = np.where(valid, loc + rate * clipped, loc)
         pred[:, :, 1] = np.where(valid & many, sc + rate * (np.abs(clipped) - sc), sc)
-        frate = np.maximum(self.floor_alpha, 1.0 / np.maximum(cnt, 1))
+        falpha = np.where(counting, self.count_floor_alpha or self.floor_alpha, self.floor_alpha)[:, None]
+        frate = np.maximum(falpha, 1.0 / np.maximum(cnt, 1))
         pred[:, :, 2] = np.where(valid & many, sa + frate * (np.abs(resid) - sa), sa)
         self._pred[slots] = pred
         # learn: seasonal
@@ -392,7 +397,8 @@ class CalibratedBank(SeriesBank):
         cf = self.count_floor if counting else 0.0
         stop = len(xs)
         g, g1, gc, grace = self.predictor_grace, self.predictor_grace + 1, self.predictor_grace + 10, self.grace
-        alpha, huber, floor, K, falpha = self.alpha, self.huber, self.floor, MAD_TO_STD, self.floor_alpha
+        alpha, huber, floor, K = self.alpha, self.huber, self.floor, MAD_TO_STD
+        falpha = (self.count_floor_alpha or self.floor_alpha) if counting else self.floor_alpha
         exceed0, decay = min(self.exceed), 1.0 - 1.0 / self.memory
         digits = 10.0 * (1.0 - self.sensitivity)
         fade = math.exp(-1.0 / self.refractory)

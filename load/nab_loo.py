@@ -204,6 +204,7 @@ GRID = {
     "rearm": [0.0, 1.5, 2.0],
     "exceed": [1.0, 2.0],
     "refractory": [50.0, 100.0],
+    "count_floor_alpha": [0.0, 0.005],
 }
 
 
