@@ -11,6 +11,15 @@ this module only says it, to every configured destination at once:
   per incident, so an incident is one page however often it is re-sent).
 - :class:`SlackSink` posts to an incoming webhook (``text`` fallback plus ``blocks``).
 
+HTTP delivery is at least once: a destination may take a message whose answer never
+arrives (a timeout, a crash), and the message is sent again. Every message therefore
+carries an identity that is the same on every send of it, computed from the incident,
+the message kind and the escalation level only, never from time or chance: PagerDuty's
+``dedup_key``, Alertmanager's label set, the webhook's ``Idempotency-Key``. Those three
+fold a repeat into what a person already has (``idempotent = True`` on their sinks). An
+incoming Slack webhook cannot (``idempotent = False``): the courier marks the copies that
+may repeat (:attr:`Alert.maybe_repeat`) and Slack shows the mark.
+
 Every sink retries connection errors, timeouts, 429 (honouring ``Retry-After``, capped)
 and 5xx with bounded exponential backoff and jitter, and fails at once on any other 4xx:
 a rejected payload or a revoked URL does not heal by retrying. :class:`Alerter` sends to
@@ -95,6 +104,10 @@ class Alert(BaseModel):
     """Extra routing labels (team, tier...); they never override the core ones."""
     links: dict[str, str] = Field(default_factory=dict)
     """Name -> URL (dashboard, runbook, incident page)."""
+    maybe_repeat: bool = False
+    """This message may already have reached the destination: an earlier try of it ended
+    without a known answer (a timeout, a restart of modelmedic). Set only for destinations
+    that cannot fold a repeat themselves (Slack), whose readers are told so."""
 
     @field_validator("labels")
     @classmethod
@@ -116,7 +129,8 @@ class Alert(BaseModel):
 
     @property
     def idempotency_key(self) -> str:
-        """Unique per message, equal for retries of one message: the incident, its status and level."""
+        """Unique per message, equal for every send of one message (retries, re-sends after a
+        restart): the incident, its status and level, nothing random or time-dependent."""
         return f"{self.dedup_key}:{self.status}:{self.escalation_level}"
 
 
@@ -242,6 +256,9 @@ _SLACK_HEADER_MAX = 150
 _SLACK_TEXT_MAX = 3000
 _SLACK_BUTTON_TEXT_MAX = 75
 _SLACK_MAX_BUTTONS = 25
+_SLACK_REPEAT_TAG = " (may repeat)"
+_SLACK_REPEAT_NOTE = ("may repeat a message already posted: an earlier send of it got no answer "
+                      "(modelmedic restarted or timed out), so this is the same alert, not a new one")
 
 
 def _slack_escape(text: str) -> str:
@@ -260,9 +277,11 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     """An incoming-webhook message: ``text`` for notifications and old clients, ``blocks`` for the rest.
 
     Resolved messages start with ``:white_check_mark: RESOLVED`` in both, so they are told
-    apart at a glance and by filters.
+    apart at a glance and by filters. A message that may repeat one already posted
+    (:attr:`Alert.maybe_repeat`) says so in both, so nobody takes it for a new alert.
     """
     title = _slack_title(alert)
+    text = f"{title}{_SLACK_REPEAT_TAG if alert.maybe_repeat else ''}: {_slack_escape(alert.summary)}"
     facts = [
         f"*Model*\n{alert.model}", f"*Version*\n{alert.version}", f"*Role*\n{alert.role}",
         f"*Kind*\n{alert.kind}", f"*Severity*\n{alert.severity}", f"*Started*\n{iso8601(alert.started_at_ms)}",
@@ -277,15 +296,16 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     if alert.evidence:
         evidence = _truncate(_slack_escape(evidence_text(alert.evidence)), _SLACK_TEXT_MAX - 6)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": f"```{evidence}```"}})
-    blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": _slack_escape(f"incident {alert.incident_id} · escalation level {alert.escalation_level}")},
-    ]})
+    context = f"incident {alert.incident_id} · escalation level {alert.escalation_level}"
+    if alert.maybe_repeat:
+        context += f" · {_SLACK_REPEAT_NOTE}"
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _slack_escape(context)}]})
     if alert.links:
         blocks.append({"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": _truncate(name, _SLACK_BUTTON_TEXT_MAX)}, "url": url}
             for name, url in list(alert.links.items())[:_SLACK_MAX_BUTTONS]
         ]})
-    return {"text": _truncate(f"{title}: {_slack_escape(alert.summary)}", _SLACK_TEXT_MAX), "blocks": blocks}
+    return {"text": _truncate(text, _SLACK_TEXT_MAX), "blocks": blocks}
 
 
 # --- retries --------------------------------------------------------------------------------
@@ -305,6 +325,9 @@ class Sink(Protocol):
     """Where alerts go. ``send`` raises :class:`SinkError` once it has given up."""
 
     name: str
+    idempotent: bool
+    """Does the destination fold a second send of one message into the first (by the
+    message's identity)? If not, a repeat shows twice and is marked as one."""
 
     async def send(self, alert: Alert) -> None: ...
 
@@ -318,6 +341,8 @@ class HttpSink(abc.ABC):
     """The sink's name in logs and metrics when the configuration gives none."""
     secret_path = False
     """True when the URL's path is itself the credential (a Slack incoming webhook)."""
+    idempotent = True
+    """See :attr:`Sink.idempotent`."""
 
     def __init__(
         self,
@@ -391,7 +416,11 @@ class HttpSink(abc.ABC):
 
 
 class WebhookSink(HttpSink):
-    """POSTs :func:`webhook_payload` with an ``Idempotency-Key`` header."""
+    """POSTs :func:`webhook_payload` with an ``Idempotency-Key`` header (:attr:`Alert.idempotency_key`).
+
+    Idempotent if the receiver drops a key it has seen, which is the header's contract;
+    the key is also in the body for receivers that cannot read headers.
+    """
 
     default_name = "webhook"
 
@@ -462,10 +491,15 @@ class PagerDutySink(HttpSink):
 
 
 class SlackSink(HttpSink):
-    """POSTs :func:`slack_message` to an incoming-webhook URL (the URL is the credential)."""
+    """POSTs :func:`slack_message` to an incoming-webhook URL (the URL is the credential).
+
+    Not idempotent: an incoming webhook answers ``ok`` and nothing else (no message ``ts``
+    to find a message by), and posts every request it takes.
+    """
 
     default_name = "slack"
     secret_path = True
+    idempotent = False
 
     def body(self, alert: Alert) -> Any:
         return slack_message(alert)

@@ -8,6 +8,17 @@ pages in order (a firing before its resolve), and after a failure backs off with
 which the response plane calls on every tick. A hanging or failing sink therefore holds
 up only its own pages; every other sink, and every other incident, goes on. A page is
 given up only after the policy's ``delivery.give_up_after_s``.
+
+Delivery is at least once on the wire: a sink can take a page and the process die before
+the incident record saying so is saved (or the answer times out), and the page, still
+owed, is sent again. Where it must be once, for the person paged, the sink folds the
+repeat: every send of one notice renders the same identity (PagerDuty's ``dedup_key``,
+Alertmanager's label set, the webhook's ``Idempotency-Key``: see
+:mod:`modelmedic.alerting`). A sink that cannot fold one (Slack's incoming webhook,
+``Sink.idempotent`` false) gets the notice saved as ``sending`` just before its first
+try; every later try of it, in this process or after a restart, is sent anyway (a page
+is never dropped for being uncertain) and marked :attr:`~modelmedic.alerting.Alert.maybe_repeat`,
+so its reader sees it is the same alert, not a new one.
 """
 
 from __future__ import annotations
@@ -106,7 +117,10 @@ class Courier:
                 await self._give_up(incident, sink, notice)
                 break
             async with self._limits[sink]:
-                result = await self.alerter.send_to(self._sinks[sink], self._render(incident, notice))
+                alert = self._render(incident, notice)
+                if not self._sinks[sink].idempotent:
+                    alert = await self._sending(incident, sink, notice, alert)
+                result = await self.alerter.send_to(self._sinks[sink], alert)
             if result.ok:
                 incident.delivered(sink, notice)
                 await self._save(incident)
@@ -122,6 +136,19 @@ class Courier:
                 break
         if not incident.owed:
             self._owing.pop(incident.id, None)
+
+    async def _sending(self, incident: Incident, sink: str, notice: Notice, alert: Alert) -> Alert:
+        """Before a try on a sink that cannot fold a repeat: on the first, save the notice as
+        ``sending`` (so a restart knows it may have arrived); on any later one, mark the alert
+        as a possible repeat."""
+        if notice.sending:
+            log.warning("incident %s: re-sending the %s page (level %d) to %s, which cannot drop a repeat: "
+                        "an earlier try got no answer, the message says it may repeat", incident.id, notice.status,
+                        notice.level, sink, extra={"incident_id": incident.id})
+            return alert.model_copy(update={"maybe_repeat": True})
+        notice.sending = True
+        await self._save(incident)
+        return alert
 
     def _expired(self, notice: Notice) -> bool:
         return self._clock() - notice.owed_since_ms >= self.delivery.give_up_after_s * 1000

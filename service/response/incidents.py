@@ -115,6 +115,10 @@ class Notice(msgspec.Struct):
     """Not retried before this time (backoff after a failed try)."""
     last_error: str = ""
     """Why the last try failed (redacted: no secret of the sink's URL)."""
+    sending: bool = False
+    """Saved just before the first try on a sink that cannot fold a repeat (Slack), cleared
+    only with the notice once delivered: a try that finds it set may repeat a message that
+    is already there (:mod:`modelmedic.response.delivery`)."""
 
 
 def _cut(text: str, limit: int) -> str:

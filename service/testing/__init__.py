@@ -5,17 +5,20 @@
   playbook tested with it).
 - :func:`offline_plane` (``modelmedic.testing.plane``): the detection plane's hot path with a
   :class:`FakeConsumer` and :class:`FakeProducer` handed in through its client factories.
-- :class:`AlertReceiver` (``modelmedic.testing.receiver``): a local PagerDuty / Slack / webhook
-  endpoint as strict about their contracts as the real services, that tests await pages on.
+- :class:`AlertReceiver` (``modelmedic.testing.receiver``): a local PagerDuty / Alertmanager /
+  Slack / webhook endpoint as strict about their contracts as the real services, that tests
+  await pages on, and that tells what a person was paged with from what went over the wire.
 
 Nothing in the product imports this package (an import contract in pyproject.toml).
 """
 
 from modelmedic.testing.kube import Event, FakeKube, Write, deployment_state
 from modelmedic.testing.plane import FakeConsumer, FakeProducer, Record, offline_plane
-from modelmedic.testing.receiver import AlertReceiver, Invalid, Received, validate_pagerduty, validate_slack
+from modelmedic.testing.receiver import (
+    AlertReceiver, Invalid, Page, Received, validate_alertmanager, validate_pagerduty, validate_slack,
+)
 
 __all__ = [
-    "AlertReceiver", "Event", "FakeConsumer", "FakeKube", "FakeProducer", "Invalid", "Received", "Record", "Write",
-    "deployment_state", "offline_plane", "validate_pagerduty", "validate_slack",
+    "AlertReceiver", "Event", "FakeConsumer", "FakeKube", "FakeProducer", "Invalid", "Page", "Received", "Record",
+    "Write", "deployment_state", "offline_plane", "validate_alertmanager", "validate_pagerduty", "validate_slack",
 ]

@@ -1,4 +1,4 @@
-"""A local stand-in for PagerDuty, Slack and a generic webhook, strict about their contracts.
+"""A local stand-in for PagerDuty, Alertmanager, Slack and a generic webhook, strict about their contracts.
 
 No outside network exists where modelmedic is tested, so the alert sinks are exercised
 against this receiver. It answers like the real services: a PagerDuty event that breaks
@@ -9,14 +9,19 @@ broken payload pass every test and fail on the first real page.
 Paths (relative to :attr:`AlertReceiver.base_url`):
 
 - ``/v2/enqueue``: PagerDuty Events API v2 (202 on success)
+- ``/api/v2/alerts``: Alertmanager's alerts API (200)
 - ``/slack...``: Slack incoming webhooks (200 ``ok``)
 - ``/webhook...``: any JSON object (200)
 
 Every accepted request is recorded (:class:`Received`); tests await them with
 :meth:`AlertReceiver.wait_for` and make the next requests fail with
-:meth:`AlertReceiver.fail_next`. The HTTP server runs in its own thread, so the same
-receiver serves async tests (whatever their event loop) and plain scripts
-(``python load/receiver.py`` runs one and prints every request it gets).
+:meth:`AlertReceiver.fail_next`. What a person would have been paged with is told apart
+from what arrived: :meth:`AlertReceiver.pages_to_humans` folds repeats the way each real
+service does. :meth:`AlertReceiver.before_answer` runs a hook between taking a request
+and answering it: the window where a sender can crash after the page was taken. The HTTP
+server runs in its own thread, so the same receiver serves async tests (whatever their
+event loop) and plain scripts (``python load/receiver.py`` runs one and prints every
+request it gets).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +41,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PAGERDUTY_PATH = "/v2/enqueue"
+ALERTMANAGER_PATH = "/api/v2/alerts"
 SLACK_PATH = "/slack"
 WEBHOOK_PATH = "/webhook"
 
@@ -44,7 +51,7 @@ class Received:
     """One request as the receiver saw and answered it."""
 
     kind: str
-    """``pagerduty``, ``slack``, ``webhook`` or ``unknown`` (by path)."""
+    """``pagerduty``, ``alertmanager``, ``slack``, ``webhook`` or ``unknown`` (by path)."""
     path: str
     headers: dict[str, str]
     """Header names in lower case."""
@@ -63,6 +70,17 @@ class Received:
 
 class Invalid(ValueError):
     """A payload breaks the destination's contract; the message says where."""
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page a person got: the first accepted message of its identity, as the real service folds repeats."""
+
+    kind: str
+    identity: str
+    """What the service folds repeats on: the PagerDuty ``dedup_key``, the Alertmanager label
+    set, the webhook's ``Idempotency-Key``; for Slack, which folds nothing, the arrival index."""
+    received: Received
 
 
 # --- PagerDuty Events API v2 ----------------------------------------------------------------
@@ -244,12 +262,103 @@ def validate_slack(message: Any) -> None:
         raise Invalid(f"invalid_blocks: {exc}") from None
 
 
+# --- Alertmanager API v2 --------------------------------------------------------------------
+
+_AM_ALERT_KEYS = {"labels", "annotations", "startsAt", "endsAt", "generatorURL"}
+_AM_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _am_time(alert: dict, key: str, where: str) -> datetime | None:
+    if key not in alert:
+        return None
+    try:
+        return datetime.fromisoformat(alert[key])
+    except (TypeError, ValueError):
+        raise Invalid(f"{where}.{key} must be an RFC 3339 date-time, got {alert[key]!r}") from None
+
+
+def validate_alertmanager(body: Any) -> None:
+    """Raise :class:`Invalid` unless ``body`` is a valid ``POST /api/v2/alerts`` body (a list of alerts)."""
+    if not isinstance(body, list):
+        raise Invalid("the body must be a JSON list of alerts")
+    for i, alert in enumerate(body):
+        where = f"alerts[{i}]"
+        alert = _object(alert, where)
+        _no_unknown_keys(alert, _AM_ALERT_KEYS, where)
+        for key in ("labels", "annotations"):
+            pairs = _object(alert.get(key, {}), f"{where}.{key}")
+            for name, value in pairs.items():
+                if not _AM_LABEL_NAME.match(name) or not isinstance(value, str):
+                    raise Invalid(f"{where}.{key}: invalid pair {name!r}: {value!r}")
+        if not alert.get("labels"):
+            raise Invalid(f"{where}: at least one label pair required")
+        starts, ends = _am_time(alert, "startsAt", where), _am_time(alert, "endsAt", where)
+        if starts is not None and ends is not None and ends < starts:
+            raise Invalid(f"{where}: start time must be before end time")
+
+
+# --- what reached a person --------------------------------------------------------------------
+
+
+def _pagerduty_pages(deliveries: list[Received]) -> list[Page]:
+    """A trigger opens a PagerDuty incident unless one is open under its ``dedup_key`` (then it
+    only updates it); a resolve closes it, and a later trigger opens a new one."""
+    open_keys: set[str] = set()
+    pages: list[Page] = []
+    for n, r in enumerate(deliveries):
+        key, action = r.json.get("dedup_key") or f"(generated {n})", r.json["event_action"]
+        if action == "trigger" and key not in open_keys:
+            open_keys.add(key)
+            pages.append(Page("pagerduty", key, r))
+        elif action == "resolve":
+            open_keys.discard(key)
+    return pages
+
+
+def _alertmanager_pages(deliveries: list[Received]) -> list[Page]:
+    """An alert notifies when its label set starts firing; a re-post while it fires is the
+    same alert, and one whose ``endsAt`` has passed resolves it. (The ``repeat_interval``
+    reminders of a long-firing alert are routing policy, not modelled.)"""
+    firing: set[str] = set()
+    pages: list[Page] = []
+    for r in deliveries:
+        for alert in r.json:
+            identity = json.dumps(alert["labels"], sort_keys=True)
+            ends = _am_time(alert, "endsAt", "alert")
+            if ends is not None and ends.timestamp() <= r.received_at:
+                firing.discard(identity)
+            elif identity not in firing:
+                firing.add(identity)
+                pages.append(Page("alertmanager", identity, r))
+    return pages
+
+
+def _webhook_pages(deliveries: list[Received]) -> list[Page]:
+    """A receiver honouring ``Idempotency-Key`` acts once per key; without the header, on every delivery."""
+    seen: set[str] = set()
+    pages: list[Page] = []
+    for n, r in enumerate(deliveries):
+        key = r.headers.get("idempotency-key") or f"(none {n})"
+        if key not in seen:
+            seen.add(key)
+            pages.append(Page("webhook", key, r))
+    return pages
+
+
+_PAGES: dict[str, Callable[[list[Received]], list[Page]]] = {
+    "pagerduty": _pagerduty_pages, "alertmanager": _alertmanager_pages, "webhook": _webhook_pages,
+    "slack": lambda deliveries: [Page("slack", str(n), r) for n, r in enumerate(deliveries)],
+}
+
+
 # --- the server -----------------------------------------------------------------------------
 
 
 def _kind(path: str) -> str:
     if path == PAGERDUTY_PATH:
         return "pagerduty"
+    if path == ALERTMANAGER_PATH:
+        return "alertmanager"
     if path.startswith(SLACK_PATH):
         return "slack"
     if path.startswith(WEBHOOK_PATH):
@@ -269,6 +378,8 @@ def _answer(kind: str, body: Any, reason: str | None) -> tuple[int, str, bytes]:
         return 202, "application/json", json.dumps(doc).encode()
     if reason is not None:
         return 400, "text/plain", reason.encode()
+    if kind == "alertmanager":
+        return 200, "application/json", b""
     if kind == "slack":
         return 200, "text/html", b"ok"
     return 200, "application/json", b'{"status": "ok"}'
@@ -283,6 +394,8 @@ def _validate(kind: str, raw: bytes) -> tuple[Any, str | None]:
     try:
         if kind == "pagerduty":
             validate_pagerduty(body)
+        elif kind == "alertmanager":
+            validate_alertmanager(body)
         elif kind == "slack":
             validate_slack(body)
         elif kind == "webhook":
@@ -301,18 +414,25 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
         kind = _kind(self.path)
-        injected = self.server.receiver._take_failure()
+        receiver = self.server.receiver
+        injected = receiver._take_failure()
         if injected is not None:
             status, retry_after = injected
             extra = {"Retry-After": retry_after} if retry_after is not None else {}
             self._reply(status, "text/plain", b"injected failure", extra)
-            body: Any = None
-            reason: str | None = "injected failure"
+            received = Received(kind, self.path, headers, None, time.time(), status, "injected failure")
         else:
             body, reason = _validate(kind, raw) if kind != "unknown" else (None, "no such path")
             status, content_type, payload = _answer(kind, body, reason)
-            self._reply(status, content_type, payload, {})
-        self.server.receiver._record(Received(kind, self.path, headers, body, time.time(), status, reason))
+            received = Received(kind, self.path, headers, body, time.time(), status, reason)
+            hook = receiver._before_answer
+            if hook is not None and received.accepted:
+                hook(received)
+            try:
+                self._reply(status, content_type, payload, {})
+            except ConnectionError:  # the sender is gone (killed by the hook): the request was taken all the same
+                self.close_connection = True
+        receiver._record(received)
 
     def _reply(self, status: int, content_type: str, payload: bytes, extra: dict[str, str]) -> None:
         self.send_response(status)
@@ -336,7 +456,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class AlertReceiver:
-    """A strict PagerDuty / Slack / webhook receiver on 127.0.0.1, recording what it accepts.
+    """A strict PagerDuty / Alertmanager / Slack / webhook receiver on 127.0.0.1, recording what it accepts.
 
     ``with AlertReceiver() as r:`` starts and stops it; so do :meth:`start` / :meth:`stop`.
     """
@@ -349,6 +469,7 @@ class AlertReceiver:
         self._requests: list[Received] = []
         self._failures: list[tuple[int, str | None]] = []
         self._wakeups: set[Callable[[], None]] = set()
+        self._before_answer: Callable[[Received], None] | None = None
 
     # lifecycle
 
@@ -390,6 +511,11 @@ class AlertReceiver:
         return self.base_url + PAGERDUTY_PATH
 
     @property
+    def alertmanager_url(self) -> str:
+        """The base URL an Alertmanager sink is configured with (it posts to ``/api/v2/alerts``)."""
+        return self.base_url
+
+    @property
     def slack_url(self) -> str:
         return self.base_url + SLACK_PATH
 
@@ -408,6 +534,25 @@ class AlertReceiver:
     @property
     def accepted(self) -> list[Received]:
         return [r for r in self.requests if r.accepted]
+
+    def deliveries(self, kind: str) -> list[Received]:
+        """Every accepted request of ``kind``, repeats included: what went over the wire."""
+        return [r for r in self.accepted if r.kind == kind]
+
+    def pages_to_humans(self, kind: str) -> list[Page]:
+        """What a person got from ``kind``: its accepted requests with repeats folded as the real
+        service folds them. PagerDuty: one incident per ``dedup_key`` while it is open (a
+        resolve ends it). Alertmanager: one notification per label set while it fires.
+        Webhook: one per ``Idempotency-Key``. Slack folds nothing: every message is seen."""
+        return _PAGES[kind](self.deliveries(kind))
+
+    def before_answer(self, hook: Callable[[Received], None] | None) -> None:
+        """Run ``hook`` (None: none) on every valid request, in the server's thread, once it is
+        taken and before it is answered. The request counts as accepted whatever the hook does:
+        it may block (the sender waits, as on a slow destination) or kill the sender (the
+        destination took the page and the sender never learnt it). It is recorded (and
+        :meth:`wait_for` sees it) after the answer, as without a hook."""
+        self._before_answer = hook
 
     def fail_next(self, n: int, status: int = 503, *, retry_after: float | None = None) -> None:
         """Answer the next ``n`` requests with ``status`` (and ``Retry-After`` if given), whatever they hold."""

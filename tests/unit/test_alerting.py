@@ -244,6 +244,14 @@ def test_slack_message_is_valid_and_marks_resolution() -> None:
             "url": "http://grafana.local/d/fraud"} in firing["blocks"][-1]["elements"]
 
 
+def test_a_slack_message_that_may_repeat_says_so_where_people_read() -> None:
+    again = slack_message(make_alert(maybe_repeat=True))
+    validate_slack(again)
+    assert again["text"].startswith(":rotating_light: CRITICAL: latency on fraud v3 (may repeat): ")
+    assert "same alert, not a new one" in again["blocks"][-2]["elements"][0]["text"]
+    assert "may repeat" not in json.dumps(slack_message(make_alert()))
+
+
 def test_slack_message_stays_within_block_kit_limits() -> None:
     alert = make_alert(
         summary="<b>" + "y" * 4000, model="m" * 200, evidence={f"k{i}": "v" * 100 for i in range(60)},
