@@ -108,6 +108,12 @@ class WindowSettings(_Section):
     honest record after it would be late until real time caught up."""
 
 
+SeriesBankName = Literal["calibrated", "ensemble", "ewma", "robust", "robust-diff", "cusum", "seasonal"]
+"""Per-value detector banks (``modelmedic.detection.banks.SERIES_BANKS``)."""
+BankName = Literal["sequential", "calibrated", "ensemble", "ewma", "robust", "robust-diff", "cusum", "seasonal"]
+"""A family's detector bank: its sequential bank, or a per-value one."""
+
+
 class DetectionSettings(_Section):
     """How windows become anomalies."""
 
@@ -128,6 +134,24 @@ class DetectionSettings(_Section):
     """Minimum effect for a surge: request rate at least this many times its baseline."""
     error_ratio: float = Field(3.0, gt=1.0)
     """Minimum effect for an error burst: error rate at least this many times its baseline."""
+    latency_bank: BankName = "sequential"
+    """Detector bank of the latency family (per version): ``sequential`` (a CUSUM of each
+    window's median latency weighed by its requests, against a 6 h reference) or a per-value
+    bank named as ``metric_bank`` scoring each served window's median
+    (service/detection/banks.py). ``sequential`` is what the fleet tests measured: it judges a
+    0.05 req/s model within a handful of requests, where a per-value bank sees one median
+    in most windows and none in the others (docs/detection.md)."""
+    errors_bank: BankName = "sequential"
+    """Detector bank of the errors family (per version): ``sequential`` (a Bernoulli CUSUM
+    per request) or a per-value bank scoring each served window's error rate."""
+    throughput_bank: BankName = "sequential"
+    """Detector bank of the throughput family (per model and role): ``sequential`` (Poisson
+    CUSUMs against a seasonal rate that cannot collapse to 0) or a per-value bank scoring
+    every window's request count."""
+    metric_bank: SeriesBankName = "calibrated"
+    """The per-value bank ``modelmedic replay FILE.csv`` scores a metric series with (and
+    the default of its ``--detector``): ``calibrated`` scored 72.80 on the 24 shared NAB
+    files and best leave-one-category-out (docs/detection.md)."""
     min_requests: int = Field(5, ge=1)
     """A version's latency is judged once it served 4x this many requests (in at least
     ``grace_windows`` windows), its error rate once it served 40x; until then the series
