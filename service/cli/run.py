@@ -1,4 +1,4 @@
-"""Core commands: ``run`` (the service) and ``replay`` (a detector over a CSV, offline)."""
+"""Core commands: ``run`` (the service) and ``replay`` (the same detection, offline, on a file)."""
 
 from __future__ import annotations
 
@@ -17,12 +17,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from modelmedic.detection import replay  # numpy and scipy: loaded only for this command
-    from modelmedic.errors import ModelmedicError
+    from modelmedic.detection import replay  # numpy, scipy and the plane: loaded only for this command
 
-    if args.detector not in replay.DETECTORS:
-        raise ModelmedicError(f"unknown detector {args.detector!r}: choose one of {', '.join(sorted(replay.DETECTORS))}")
-    return replay._replay(args)
+    return replay.command(args)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -36,13 +33,19 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.set_defaults(func=_run)
     replay = subparsers.add_parser(
         "replay",
-        help="run a detector over a timestamp,value CSV and print each row's anomaly score",
-        description="Replay a series through a detector exactly as the streaming path runs it "
-        "(same classes, one slot, each row scored before it is learned) and write CSV "
-        "timestamp,value,anomaly_score, one row per input row.",
+        help="what the service computes, offline: a metric CSV's scores, or the anomalies of inference events",
+        description="FILE.csv (header timestamp,value): write timestamp,value,anomaly_score, one row per "
+        "input row, each row scored before it is learned by the per-value bank detection.metric_bank (or "
+        "--detector). FILE.jsonl (one inference event a line): run the detection plane on the events, as the "
+        "service would read them from Kafka, and write the anomaly records it would publish (same ids), "
+        "one JSON a line; the file's end is not an outage (no idle-close anomalies).",
     )
-    replay.add_argument("file", help="CSV file with a header timestamp,value")
-    replay.add_argument("--detector", "-d", default="default",
-                        help="detector: default, ewma, robust, robust-diff, cusum, seasonal (default: %(default)s)")
-    replay.add_argument("--output", "-o", help="write the CSV here instead of standard output")
+    replay.add_argument("file", help="a CSV with a header timestamp,value, or a .jsonl/.ndjson file of inference events")
+    replay.add_argument("--config", "-c", help="YAML settings file (the detection and windows settings apply)")
+    replay.add_argument("--detector", "-d", default=None,
+                        help="CSV only: a per-value bank (calibrated, ensemble, ewma, robust, robust-diff, cusum, "
+                        "seasonal; default: detection.metric_bank, calibrated)")
+    replay.add_argument("--partitions", type=int, default=None,
+                        help="JSONL only: partitions of the inference topic replayed (default: kafka.partitions)")
+    replay.add_argument("--output", "-o", help="write here instead of standard output")
     replay.set_defaults(func=_replay)

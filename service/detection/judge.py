@@ -1,7 +1,10 @@
 """From closed windows to anomaly records: sequential tests plus trigger/recover hysteresis.
 
 Three families are judged on every closed window, each vectorized over all series, each
-by a CUSUM that accumulates evidence across windows (:mod:`modelmedic.detectors.sequential`):
+by the bank the settings name (``detection.latency_bank``, ``errors_bank``,
+``throughput_bank``; built in :mod:`modelmedic.detection.banks`, as ``modelmedic replay``
+builds them). By default a CUSUM that accumulates evidence across windows
+(:mod:`modelmedic.detectors.sequential`):
 
 | family     | series          | evidence per window                            | fires as                          |
 |------------|-----------------|------------------------------------------------|-----------------------------------|
@@ -33,17 +36,18 @@ flapping series stays in one episode instead of opening a new incident per flap.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from modelmedic import metrics
 from modelmedic.config import DetectionSettings
+from modelmedic.detection.banks import FamilyBank, family_banks
 from modelmedic.detectors.base import SlotState
-from modelmedic.detectors.sequential import (
-    BernoulliCusumBank, Evidence, LatencyCusumBank, PoissonCusumBank, threshold_for,
-)
+from modelmedic.detectors.sequential import Evidence, threshold_for
 from modelmedic.events import Anomaly, stable_id
 from modelmedic.detection.windows import ClosedWindow
 
@@ -126,7 +130,7 @@ class Episodes(SlotState):
 @dataclass
 class _Family:
     name: str
-    bank: PoissonCusumBank | BernoulliCusumBank | LatencyCusumBank
+    bank: FamilyBank
     episodes: Episodes
     level: str
     """``version`` (judged per model, version and role) or ``group`` (per model and role)."""
@@ -151,6 +155,12 @@ class _Rows:
     group_top_slot: np.ndarray
     group_window: np.ndarray
     group_owner: np.ndarray
+
+    def part(self, rows: slice) -> _Rows:
+        """These rows of the version-level and of the model-level series (a step of :meth:`WindowJudge.judge_in_turns`)."""
+        return _Rows(self.cws, self.slots[rows], self.count[rows], self.errors[rows], self.p50[rows], self.p95[rows],
+                     self.window[rows], self.owner[rows], self.groups[rows], self.group_count[rows],
+                     self.group_top_slot[rows], self.group_window[rows], self.group_owner[rows])
 
 
 def _rows(cws: list[ClosedWindow]) -> _Rows:
@@ -186,19 +196,14 @@ class WindowJudge:
 
     def __init__(self, settings: DetectionSettings) -> None:
         self.settings = settings
-        rec, grace = settings.recover_windows, settings.grace_windows
+        rec = settings.recover_windows
+        banks = family_banks(settings)
         # A window adds at most h / trigger_windows (judge_many): so one noisy window is never an
         # incident, and an episode starts as soon as a CUSUM reaches h.
         trig = 1
-        self.latency = _Family("latency", LatencyCusumBank(ratio=settings.latency_ratio, min_windows=grace,
-                                                           min_requests=4 * settings.min_requests),
-                               Episodes(trig, rec), "version")
-        self.errors = _Family("errors", BernoulliCusumBank(ratio=settings.error_ratio,
-                                                           min_requests=40 * settings.min_requests),
-                              Episodes(trig, rec), "version")
-        self.throughput = _Family("throughput", PoissonCusumBank(drop=settings.throughput_drop_ratio,
-                                                                 surge=settings.throughput_surge_ratio, min_windows=grace),
-                                  Episodes(trig, rec), "group")
+        self.latency = _Family("latency", banks["latency"], Episodes(trig, rec), "version")
+        self.errors = _Family("errors", banks["errors"], Episodes(trig, rec), "version")
+        self.throughput = _Family("throughput", banks["throughput"], Episodes(trig, rec), "group")
 
     def _families(self) -> tuple[_Family, _Family, _Family]:
         return self.latency, self.errors, self.throughput
@@ -241,6 +246,25 @@ class WindowJudge:
 
     def judge_many(self, cws: list[ClosedWindow]) -> list[Anomaly]:
         """:meth:`judge` for closed windows of different partitions (disjoint slots), in one pass."""
+        out: list[Anomaly] = []
+        for _ in self._judging(cws, None, out):
+            pass
+        return out
+
+    async def judge_in_turns(self, cws: list[ClosedWindow], rows: int) -> list[Anomaly]:
+        """:meth:`judge_many` in steps of at most ``rows`` series, yielding to the event loop between
+        steps: a window of a hundred thousand series costs a quarter of a second to judge, and the
+        loop must keep the consumer's heartbeats flowing. Series are independent (each its own
+        state row), so the records are those of :meth:`judge_many`, in the same order."""
+        out: list[Anomaly] = []
+        for _ in self._judging(cws, rows, out):
+            await asyncio.sleep(0)
+        return out
+
+    def _judging(self, cws: list[ClosedWindow], rows: int | None, out: list[Anomaly]) -> Iterator[None]:
+        """Judge ``cws`` at most ``rows`` version-level and ``rows`` model-level series at a time (None:
+        all at once), yielding between steps; the records go to ``out`` as one step orders them:
+        family by family, every episode start, then every end, each in row order."""
         for source in {id(cw.source): cw.source for cw in cws}.values():
             if source.born:
                 dst, src = (np.array(side, dtype=np.int64) for side in zip(*source.born))
@@ -249,6 +273,22 @@ class WindowJudge:
                 source.born.clear()
         r = _rows(cws)
         size_ms = cws[0].end_ms - cws[0].start_ms  # one window size for every partition (settings.windows)
+        total = max(r.slots.size, r.groups.size, 1)
+        step = total if rows is None else max(rows, 1)
+        started: list[list[Anomaly]] = [[], [], []]
+        ended: list[list[Anomaly]] = [[], [], []]
+        for lo in range(0, total, step):
+            if lo:
+                yield
+            for f, records in enumerate(self._judge_rows(r.part(slice(lo, lo + step)), size_ms)):
+                for record in records:
+                    (started if record.state == "firing" else ended)[f].append(record)
+        for f in range(3):
+            out += started[f] + ended[f]
+        self._count_insufficient()
+
+    def _judge_rows(self, r: _Rows, size_ms: int) -> tuple[list[Anomaly], list[Anomaly], list[Anomaly]]:
+        """The records of each family (latency, errors, throughput) for these rows."""
         window_s = size_ms / 1000.0
         h = threshold_for(window_s, 1.0 - self.settings.threshold)
         t_ms, group_t_ms = r.window * size_ms, r.group_window * size_ms
@@ -256,13 +296,12 @@ class WindowJudge:
         most = h / self.settings.trigger_windows
         latency = self.latency.bank.score_learn(r.slots, r.count, r.p50, r.p95, t_ms, window_s, h, most)
         stopped = self.latency.bank.stopped(r.slots)
-        out = self._emit(self.latency, r, latency, r.p50, h, size_ms, stopped)
+        by_latency = self._emit(self.latency, r, latency, r.p50, h, size_ms, stopped)
         errors = self.errors.bank.score_learn(r.slots, r.errors, r.count, t_ms, window_s, h, most)
-        out += self._emit(self.errors, r, errors, r.errors / np.maximum(r.count, 1), h, size_ms, stopped)
+        by_errors = self._emit(self.errors, r, errors, r.errors / np.maximum(r.count, 1), h, size_ms, stopped)
         throughput = self.throughput.bank.score_learn(r.groups, r.group_count, group_t_ms, window_s, h, most)
-        out += self._emit(self.throughput, r, throughput, r.group_count / window_s, h, size_ms, None)
-        self._count_insufficient()
-        return out
+        return by_latency, by_errors, self._emit(self.throughput, r, throughput, r.group_count / window_s, h, size_ms,
+                                                 None)
 
     def _emit(self, fam: _Family, r: _Rows, ev: Evidence, now: np.ndarray, h: float, size_ms: int,
               stopped: np.ndarray | None) -> list[Anomaly]:
@@ -335,7 +374,7 @@ def _summary(kind: str, observed: float, baseline: float, onset_ms: int, state: 
             f"{name} back to normal ({_fmt(observed, kind)}, usual {_fmt(baseline, kind)})"
     since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(onset_ms / 1000))
     ratio = observed / baseline if baseline > 0 else float("inf")
-    extra = f"; p95 usually {usual_p95_ms:.0f} ms" if usual_p95_ms is not None else ""
+    extra = f"; p95 usually {usual_p95_ms:.0f} ms" if usual_p95_ms is not None and np.isfinite(usual_p95_ms) else ""
     times = f"{ratio:.0f}x" if kind == "errors" and ratio >= 10 else f"{ratio:.2f}x" if kind.startswith("throughput") \
         else f"{ratio:.1f}x"
     return f"{name} {_fmt(observed, kind)} vs usual {_fmt(baseline, kind)} ({times}{extra}) since {since}"

@@ -499,14 +499,17 @@ class DetectionPlane:
                 self._consumer.seek(TopicPartition(self.settings.kafka.topics.labels, p), state.label_next)
                 log.info("partition %d restored: resuming at offset %d (replaying to %d)", p, state.next_offset,
                          state.replay_until)
-            else:
-                w, d = self.settings.windows, self.settings.detection
-                quality = QualityMonitor(w.size_ms, self.settings.quality,
-                                         label_sample_every=d.quality_sample_every) if d.quality else None
-                state = PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows,
-                                                        self.pool), quality=quality)
-            self.parts[p] = state
+            self.parts[p] = state if state is not None else self.fresh_partition()
         self._snapshots = None  # re-read next time: another replica may have written newer ones
+
+    def fresh_partition(self) -> PartitionState:
+        """A partition's state with no history (no snapshot): what an assignment without one gets,
+        and what ``modelmedic replay`` starts every partition from."""
+        w, d = self.settings.windows, self.settings.detection
+        quality = QualityMonitor(w.size_ms, self.settings.quality,
+                                 label_sample_every=d.quality_sample_every) if d.quality else None
+        return PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, self.pool),
+                              quality=quality)
 
     def _restored(self, partition: int, blob: bytes) -> PartitionState | None:
         """The state a snapshot holds, moved into this process's slots; None if it is rejected.

@@ -8,7 +8,6 @@ Decode, windows, the quality monitor, closing and judging all run; only the fetc
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from aiokafka import TopicPartition
 from modelmedic.config import KafkaSettings, Settings
 from modelmedic.detection.plane import DetectionPlane, PartitionState
 from modelmedic.detection.quality import QualityMonitor
+from modelmedic.detection.replay import MemoryProducer
 from modelmedic.detection.windows import PartitionWindows
 
 
@@ -32,17 +32,8 @@ class Record:
     key: bytes = b"fraud"
 
 
-class FakeProducer:
-    """Takes every record at once and remembers (topic, value)."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes]] = []
-
-    async def send(self, topic: str, value: bytes, **kwargs: Any) -> asyncio.Future:
-        self.sent.append((topic, value))
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
+class FakeProducer(MemoryProducer):
+    """Takes every record at once and remembers (topic, value): ``modelmedic replay``'s producer."""
 
 
 class FakeConsumer:
