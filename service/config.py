@@ -193,67 +193,87 @@ class DetectionSettings(_Section):
 class QualitySettings(_Section):
     """The model-quality monitor's detectors (service/detection/quality.py): canary divergence,
     delayed-label accuracy and prediction drift, per partition. Whether it runs and which
-    requests it looks at are ``detection.quality`` and ``detection.quality_sample_every``."""
+    requests it looks at are ``detection.quality`` and ``detection.quality_sample_every``.
+    Every test is sequential (docs/detection.md, "Model-quality detectors")."""
 
     canary_expected_rate: float | None = Field(None, ge=0.0, lt=1.0)
     """Disagreement rate tolerated between production and its canary (the previous stable
-    version) on shared requests. Unset: learned per model on a healthy version's first pairs
-    (two versions never agree perfectly, and what is normal differs by model)."""
-    canary_effect: float = Field(0.02, gt=0.0, lt=1.0)
+    version) on shared requests. Unset: ``canary_prior_rate`` until a healthy version of the
+    model has ``canary_warmup`` pairs, then the rate learned on it (two versions never agree
+    perfectly, and what is normal differs by model)."""
+    canary_prior_rate: float = Field(0.1, gt=0.0, lt=1.0)
+    """Disagreement rate tolerated before one is learned."""
+    canary_effect: float = Field(0.05, gt=0.0, lt=1.0)
     """Smallest rise of the disagreement rate above the tolerated one that is worth an alarm."""
-    canary_tolerance: float = Field(1e-6, ge=0.0)
-    """Numeric predictions of the two versions closer than this agree."""
+    canary_tolerance: float = Field(0.5, ge=0.0)
+    """Numeric predictions of the two versions disagree when further apart than this many
+    prediction spreads (standard deviations of production's predictions: certified, else learned)."""
+    canary_probability_tolerance: float = Field(0.1, ge=0.0, le=1.0)
+    """Probability vectors of the two versions disagree when their total variation distance exceeds this."""
+    canary_bias_effect: float = Field(0.2, gt=0.0)
+    """Smallest consistent bias between numeric predictions, in prediction spreads, worth an
+    alarm (an effect size: half of it never alarms, however many pairs)."""
+    canary_min_pairs: int = Field(10, ge=1)
+    """Shared requests before the canary is judged (until then: insufficient data)."""
+    canary_warmup: int = Field(200, ge=1)
+    """Shared requests of a healthy version the tolerated disagreement rate is learned from."""
     canary_join_ms: int = Field(60_000, ge=1)
     """How long a canary prediction waits for its production twin (same request id), in event time."""
     canary_max_pending: int = Field(20_000, ge=1)
     """Canary predictions waiting for their twin, at most, per partition (the oldest are dropped)."""
     alpha: float = Field(1e-4, gt=0.0, lt=1.0)
-    """False-alarm level of the canary and drift tests: a healthy canary alarms less than once
-    per ``1 / alpha`` pairs."""
+    """False-alarm level of every quality test: a healthy stream alarms less than once per
+    ``1 / alpha`` observations (pairs, labels, drift tests)."""
     label_margin: float = Field(0.02, ge=0.0, lt=1.0)
     """Accuracy loss below the baseline tolerated before a version counts as under-performing."""
-    label_window: int = Field(1000, ge=1)
-    """Most recent labelled outcomes the accuracy estimate uses."""
-    label_min_outcomes: int = Field(200, ge=1)
-    """Labelled outcomes a version needs before its accuracy is judged."""
-    label_confidence: float = Field(0.999, gt=0.0, lt=1.0)
-    """Two-sided confidence of the accuracy interval that must lie below ``baseline - margin``."""
+    label_effect: float = Field(0.1, gt=0.0, lt=1.0)
+    """Accuracy loss beyond the margin that the sequential test is tuned to find fastest."""
+    label_min_outcomes: int = Field(30, ge=1)
+    """Labelled outcomes a version needs before its accuracy is judged (until then: insufficient data)."""
     label_tolerance: float = Field(0.0, ge=0.0)
     """A numeric prediction within this of its label counts as correct (0: exact)."""
-    label_warmup: int = Field(1000, ge=1)
-    """Labelled requests a version's own accuracy baseline is learned from, when neither the
-    registry's certification nor the model's previous version gives one."""
+    label_warmup: int = Field(200, ge=1)
+    """Labelled requests a version's own accuracy baseline is learned from (its Wilson lower
+    bound at 2 standard errors), when neither the registry's certification nor the model's
+    previous version gives one."""
     label_horizon_ms: int = Field(6 * 3600 * 1000, ge=1)
     """How long a sampled prediction waits for its label, in event time (6 hours)."""
     label_max_pending: int = Field(50_000, ge=1)
     """Sampled predictions waiting for a label, at most, per partition (the oldest are dropped)."""
+    drift_reference: int = Field(200, ge=2)
+    """Live predictions a version's drift reference is learned from when the registry has no
+    certified one (the certification run's predictions)."""
     drift_window: int = Field(1000, ge=2)
-    """Live predictions per version compared with the reference (the certification run's
-    predictions, else the version's first ``drift_window`` ones)."""
+    """Live predictions per version counted against the reference (two blocks of half as many)."""
+    drift_min_live: int = Field(100, ge=2)
+    """Live predictions before drift is tested (until then: insufficient data). Below about 100
+    the G-test's chi-square approximation gets optimistic (50: a false alarm per ~70,000
+    healthy predictions tested every 10)."""
     drift_bins: int = Field(10, ge=2)
-    """Quantile bins of numeric predictions for the population stability index."""
-    drift_every: int = Field(100, ge=1)
-    """Predictions between two drift evaluations (bounds the cost per event)."""
+    """Quantile bins of numeric predictions."""
+    drift_every: int = Field(25, ge=1)
+    """Predictions between two drift tests (bounds the cost per event)."""
     psi_threshold: float = Field(0.25, gt=0.0)
     """Population stability index at or above which predictions have drifted (0.25: the customary
-    "major shift"), when the second test (KS, or Jensen-Shannon for classes) agrees."""
-    max_reference: int = Field(5000, ge=1)
-    """Values kept of a version's drift reference."""
-    max_models: int = Field(1000, ge=1)
-    """Models tracked per partition; the least recently seen is forgotten beyond it."""
+    "major shift"), when the G-test's p-value is also below ``alpha``."""
+    max_models: int = Field(100_000, ge=1)
+    """Models tracked per partition; the least recently active is forgotten beyond it (O(1))."""
     max_versions: int = Field(8, ge=1)
     """Versions tracked per model; the least recently seen is forgotten beyond it."""
     idle_recover_ms: int | None = Field(None, ge=1)
     """A firing version without production traffic for this long is recovered ("no longer
     serving") and forgotten. Unset: five windows (``windows.size_ms``)."""
     series_ttl_ms: int | None = Field(None, ge=1)
-    """A version without traffic for this long is forgotten. Unset: ``label_horizon_ms``."""
+    """A model or version without traffic for this long is forgotten. Unset: ``label_horizon_ms``."""
 
     @model_validator(mode="after")
-    def _enough_outcomes(self) -> "QualitySettings":
-        if self.label_min_outcomes > self.label_window:
-            raise ValueError(f"label_min_outcomes={self.label_min_outcomes} exceeds label_window={self.label_window}: "
-                             "the accuracy could never be judged; lower it or widen the window")
+    def _decidable(self) -> "QualitySettings":
+        if self.drift_min_live > self.drift_window:
+            raise ValueError(f"drift_min_live={self.drift_min_live} exceeds drift_window={self.drift_window}: drift "
+                             "could never be tested; lower it or widen the window")
+        if self.canary_min_pairs > self.canary_warmup:
+            raise ValueError(f"canary_min_pairs={self.canary_min_pairs} exceeds canary_warmup={self.canary_warmup}: "
+                             "the rate would be learned before the canary is judged; lower it or raise the warm-up")
         return self
 
 

@@ -26,12 +26,16 @@ prediction finds its production twin in the same label join (which holds every s
 production prediction anyway), and only canary predictions that come before their twin wait
 in a join of their own. Shadow predictions are not used.
 
-Baselines, from the most specific source there is: the canary's tolerated disagreement is
-``canary_expected_rate`` or the rate learned on a healthy version of the model (two versions
-never agree perfectly); the accuracy baseline is the registry's certification
-(:meth:`QualityMonitor.set_baseline`), else the model's previous version's, else the version's
-first ``label_warmup`` labelled requests; the drift reference is the certification run's
-predictions (:meth:`QualityMonitor.set_reference`), else the version's first ``drift_window``.
+Baselines, from the most specific source there is, so a new or quiet model is judged from
+its first requests: the accuracy baseline is the registry's certification
+(:meth:`QualityMonitor.set_baseline`), else the model's previous version's, else the Wilson
+lower bound of the version's first ``label_warmup`` labelled outcomes; the drift reference
+(and a numeric canary's scale) is the certification run's predictions
+(:meth:`QualityMonitor.set_reference`), else the version's first ``drift_reference``; the
+canary's tolerated disagreement is ``canary_expected_rate``, else the rate learned on a
+healthy version of the model (two versions never agree perfectly), else
+``canary_prior_rate``. Until a detector has enough observations its state is
+``insufficient_data`` (:meth:`QualityMonitor.states`) and it raises nothing.
 
 Records: :meth:`QualityMonitor.poll` returns one ``firing`` record when a decision turns
 anomalous and one ``recovered`` record (same id) when it turns back; the detectors' own
@@ -41,18 +45,19 @@ window_size_ms`` of the event that turned the decision), so re-feeding the same 
 the same ids. A firing version whose production traffic stops for ``idle_recover_ms`` is
 recovered ("no longer serving", observed and baseline -1) and forgotten. Evidence
 (``observed`` / ``baseline`` / ``score`` in [0, 1]): canary, the disagreement rate of the
-CUSUM's run vs the tolerated rate, score ``1 - exp(-LLR)`` (or ``1 - p`` of the sign test for a
-one-way shift of numbers); labels, accuracy over the last ``label_window`` labels vs the
-baseline, score ``Phi((baseline - accuracy) / se)``; drift, PSI vs ``psi_threshold``, score
-``1 - KS p`` (numbers) or the Jensen-Shannon distance (classes).
+CUSUM's run vs the tolerated rate (or the bias in prediction spreads vs half the bias effect),
+score ``1 - exp(-LLR)``; labels, accuracy over the CUSUM's run vs the baseline, score
+``1 - exp(-LLR)``; drift, PSI vs ``psi_threshold``, score ``1 - p`` of the G-test.
 
 Memory is bounded because a partition may see any number of models and request ids: the joins
 hold at most ``canary_max_pending`` and ``label_max_pending`` entries (oldest dropped), each for
-at most ``canary_join_ms`` / ``label_horizon_ms``; per version, rings of ``label_window`` and
-``drift_window`` values and a reference of at most ``max_reference``; at most ``max_models``
-models (least recently seen evicted) of ``max_versions`` versions each. Every setting is a field
-of :class:`modelmedic.config.QualitySettings`; what it costs in CPU and memory, with the command
-that measured it, is in docs/benchmarks.md ("The quality monitor").
+at most ``canary_join_ms`` / ``label_horizon_ms``; per version, counters and two count arrays
+of ``drift_bins + 1`` (no rings of values); at most ``max_models`` models, kept in least
+recently active order, so eviction (beyond ``max_models``) and expiry (after
+``series_ttl_ms``) take the oldest in O(1) and never scan; at most ``max_versions`` versions
+each. Every setting is a field of :class:`modelmedic.config.QualitySettings`; what it costs in
+CPU and memory, with the command that measured it, is in docs/benchmarks.md ("The quality
+monitor").
 
 Counters (int attributes, for metrics): ``labels_duplicate``, ``labels_orphan`` (no pending
 prediction), ``labels_expired`` / ``labels_dropped`` (no label within the horizon / pushed out),
@@ -73,10 +78,9 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
-from scipy.special import ndtr
-
 from modelmedic.config import QualitySettings
-from modelmedic.detectors.quality import CanaryDivergence, DelayedLabelPerformance, PredictionDrift
+from modelmedic.detectors.quality import (INSUFFICIENT, CanaryDivergence, DelayedLabelPerformance, DriftReference,
+                                          PredictionDrift, wilson)
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
 
 _NEVER = 1 << 62
@@ -159,7 +163,7 @@ class _Model:
 class QualityMonitor:
     """Prediction quality (canary divergence, delayed-label accuracy) and drift of one partition's models.
 
-    O(1) Python work per event (drift adds a KS or Jensen-Shannon test every
+    O(1) Python work per event, eviction and expiry included (drift adds a G-test every
     ``drift_every`` production predictions of a version); picklable; bounded memory (see
     the module docstring). Event times are epoch milliseconds.
 
@@ -168,7 +172,7 @@ class QualityMonitor:
     >>> m = QualityMonitor(60_000, QualitySettings(canary_expected_rate=0.01))
     >>> for i in range(3000):
     ...     for role, version, pred in (("production", "2.1.0", i % 3), ("canary", "2.0.0", (i % 3) if i % 10 else -1)):
-    ...         m.observe_inference(InferenceEvent("m", version, role, f"r{i}", 1_000_000 + i, 5.0, True, float(pred)))
+    ...         m.observe_inference(InferenceEvent("m", version, role, f"r{i}", 1_000_000 + i, 5.0, True, str(pred)))
     >>> [(a.state, a.kind, a.anomaly_class, a.series) for a in m.poll(1_060_000)]
     [('firing', 'canary_divergence', 'prediction', 'm/2.1.0/production')]
     >>> m.poll(1_120_000)
@@ -181,18 +185,16 @@ class QualityMonitor:
         is the plane's ``detection.quality_sample_every`` (its decoder picks the same sample)."""
         s = settings if settings is not None else QualitySettings()
         self.window_size_ms, self.label_sample_every = window_size_ms, label_sample_every
-        # Each setting as an attribute of its own (the hot path reads them; snapshots pickle them).
-        self.canary_expected_rate, self.canary_effect, self.canary_tolerance = s.canary_expected_rate, s.canary_effect, s.canary_tolerance
-        self.canary_join_ms, self.canary_max_pending, self.alpha = s.canary_join_ms, s.canary_max_pending, s.alpha
-        self.label_margin, self.label_window, self.label_min_outcomes = s.label_margin, s.label_window, s.label_min_outcomes
-        self.label_confidence, self.label_tolerance, self.label_warmup = s.label_confidence, s.label_tolerance, s.label_warmup
-        self.label_horizon_ms, self.label_max_pending = s.label_horizon_ms, s.label_max_pending
-        self.drift_window, self.drift_bins, self.drift_every, self.psi_threshold = s.drift_window, s.drift_bins, s.drift_every, s.psi_threshold
-        self.max_reference, self.max_models, self.max_versions = s.max_reference, s.max_models, s.max_versions
+        # Each setting as an attribute of its own (the hot path reads them; snapshots keep them).
+        for name in QualitySettings.model_fields:
+            setattr(self, name, getattr(s, name))
         self.idle_recover_ms = 5 * window_size_ms if s.idle_recover_ms is None else s.idle_recover_ms
         self.series_ttl_ms = s.label_horizon_ms if s.series_ttl_ms is None else s.series_ttl_ms
         self.clock = clock
-        self._models: dict[str, _Model] = {}
+        self._models: OrderedDict[str, _Model] = OrderedDict()
+        """Least recently active first: eviction and expiry take from the front."""
+        self._firing: dict[tuple[str, str], None] = {}
+        """(model, version) with a decision firing: checked for idleness at every poll (few)."""
         self._canary_join = _Pending(s.canary_join_ms, s.canary_max_pending)
         """(model, request id) -> (ts, version, prediction) of canary predictions that came before their twin."""
         self._label_join = _Pending(s.label_horizon_ms, s.label_max_pending)
@@ -200,7 +202,7 @@ class QualityMonitor:
         also where a canary prediction finds its production twin (``paired``: it did already)."""
         self._judged: OrderedDict[tuple[str, str], None] = OrderedDict()
         """The last ``label_max_pending`` (model, request id) judged, to tell duplicate labels from orphans."""
-        self._references: OrderedDict[tuple[str, str], list] = OrderedDict()
+        self._references: OrderedDict[tuple[str, str], DriftReference] = OrderedDict()
         self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
         self.created: list[tuple[str, str]] = []
         """(model, version) of versions first seen since the owner last looked: the detection
@@ -216,8 +218,9 @@ class QualityMonitor:
     def set_reference(self, model: str, version: str, values: Iterable[object]) -> None:
         """Use ``values`` (e.g. the certification run's predictions) as the drift reference of a version.
 
-        At most ``max_reference`` values are kept (evenly spaced order statistics for numbers,
-        an evenly strided sample for classes); probability vectors stand for their arg-max. A version already being watched starts its
+        Only its bins and their frequencies are kept (:class:`DriftReference`), and, for
+        numbers, their spread, which scales the canary's numeric differences; probability
+        vectors stand for their arg-max class. A version already being watched starts its
         drift test afresh against the new reference.
         """
         if hasattr(values, "tolist"):  # a numpy array: plain floats, rows as lists
@@ -226,16 +229,12 @@ class QualityMonitor:
         values = [v for v in values if v is not None and not isinstance(v, bool)]
         if not values:
             return
-        if len(values) > self.max_reference:
-            if all(isinstance(v, int | float) for v in values):
-                values = sorted(values)
-            step = len(values) / self.max_reference
-            values = [values[int(i * step)] for i in range(self.max_reference)]
-        _bounded_put(self._references, (model, version), values, self.max_models * self.max_versions)
+        reference = DriftReference(values, self.drift_bins)
+        _bounded_put(self._references, (model, version), reference, self.max_models * self.max_versions)
         m = self._models.get(model)
         vs = m.versions.get(version) if m else None
         if vs is not None:
-            vs.drift = self._new_drift(values)
+            vs.drift = self._new_drift(reference)
             self._sync(model, version, vs, DRIFT, vs.drift, vs.last_ms)
 
     def set_baseline(self, model: str, version: str, accuracy: float) -> None:
@@ -267,14 +266,14 @@ class QualityMonitor:
             model, version, role = names[series]
             if role == "shadow":
                 continue
-            if prediction.__class__ is list:  # class probabilities: the arg-max class
-                prediction = _argmax(prediction)
             if prediction is None or not ok:
                 self.predictions_skipped += 1
                 prediction = None
             m = models.get(model)
             if m is None:
                 m = self._new_model(model, ts)
+            else:
+                models.move_to_end(model)  # least recently active first: O(1) eviction and expiry
             m.last_ms = ts
             if role == "canary":
                 if prediction is not None:
@@ -295,7 +294,14 @@ class QualityMonitor:
                     paired = True
                     self._pair(m, model, version, prediction, twin[1], twin[2], ts)
             self.labels_expired += label_join.advance(ts)
+            # Probability vectors wait as they are (a canary twin is compared on them) and
+            # stand for their arg-max class for labels and drift.
             self.labels_dropped += label_join.put(key, (ts, version, prediction, paired))
+            if prediction.__class__ is list:
+                prediction = _argmax(prediction)
+                if prediction is None:  # an empty vector
+                    self.predictions_skipped += 1
+                    continue
             drift = vs.drift
             if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
                 self.predictions_skipped += 1
@@ -309,7 +315,8 @@ class QualityMonitor:
 
         Shadow predictions are ignored; failed requests (``ok`` false) and requests without a
         prediction are counted in ``predictions_skipped`` (errors are the window judge's). A
-        list prediction (class probabilities) stands for its arg-max class index. A request
+        list prediction (class probabilities) is compared with its canary twin as a vector and
+        stands for its arg-max class index for labels and drift. A request
         outside the label sample is not looked at (not even for activity: see :meth:`poll`).
         """
         k = self.label_sample_every
@@ -349,9 +356,13 @@ class QualityMonitor:
         det = vs.canary
         if det is None:
             expected = self.canary_expected_rate if self.canary_expected_rate is not None else m.canary_rate
+            reference = self._references.get((model, version))
             det = vs.canary = CanaryDivergence(
-                expected_rate=expected, effect=self.canary_effect, tolerance=self.canary_tolerance,
-                alpha=self.alpha, window_s=self.canary_join_ms / 1000, max_pending=1)
+                expected_rate=expected, prior_rate=self.canary_prior_rate, effect=self.canary_effect,
+                tolerance=self.canary_tolerance, probability_tolerance=self.canary_probability_tolerance,
+                bias_effect=self.canary_bias_effect, alpha=self.alpha, min_pairs=self.canary_min_pairs,
+                warmup=self.canary_warmup, window_s=self.canary_join_ms / 1000, max_pending=1,
+                scale=reference.spread if reference is not None and reference.spread > 0 else None)
         vs.canary_version = canary_version
         det.observe_pair(prod, canary)
         if m.canary_rate is None and det.expected is not None and not det.anomalous:
@@ -378,6 +389,8 @@ class QualityMonitor:
         if len(judged) > self.label_max_pending:
             judged.popitem(last=False)
         _, version, prediction, _ = pending
+        if prediction.__class__ is list:
+            prediction = _argmax(prediction)
         m = self._models.get(label.model)
         vs = m.versions.get(version) if m is not None else None
         if vs is None:
@@ -391,7 +404,9 @@ class QualityMonitor:
                 vs.warm_correct += self._correct(prediction, label.label)
                 if vs.warm_n < self.label_warmup:
                     return
-                baseline = vs.warm_correct / vs.warm_n
+                # The lower bound, not the estimate: a baseline learned a little high would
+                # take the version's healthy accuracy for a drop.
+                baseline = wilson(vs.warm_correct, vs.warm_n, 2.0)[0]
             det = vs.labels = self._new_labels(baseline)
             m.baseline = baseline
         det.observe_outcome(prediction, label.label)
@@ -412,14 +427,20 @@ class QualityMonitor:
         request yet) are not created.
 
         Also recovers (and forgets) firing versions without production traffic for
-        ``idle_recover_ms``, forgets quiet versions after ``series_ttl_ms`` and quiet models
-        once nothing of theirs is pending.
+        ``idle_recover_ms`` (the few firing ones are looked at), and forgets models without
+        traffic for ``series_ttl_ms`` from the front of the least-recently-active order, up to
+        the first one still active: the cost is what expires, not what is tracked. A quiet
+        version of a model that still serves goes when the model gets a new version
+        (``max_versions`` bounds them meanwhile). Models are ordered by when their traffic was
+        processed, which follows event time closely; a model out of that order expires a
+        little late, never early.
         """
         at, models = now_ms - 1, self._models
         for model, version, role in active:
             m = models.get(model)
             if m is None or role == "shadow":
                 continue
+            models.move_to_end(model)
             if m.last_ms < at:
                 m.last_ms = at
             if role == "production":
@@ -428,13 +449,16 @@ class QualityMonitor:
                     vs.last_ms = at
         self.labels_expired += self._label_join.advance(now_ms)
         self.canary_expired += self._canary_join.advance(now_ms)
-        for model, m in list(self._models.items()):
-            for version, vs in list(m.versions.items()):
-                idle = now_ms - vs.last_ms
-                if (vs.onset and idle >= self.idle_recover_ms) or idle >= self.series_ttl_ms:
-                    self._forget(model, m, version, "no longer serving traffic")
-            if not m.versions and now_ms - m.last_ms >= self.series_ttl_ms:
-                del self._models[model]
+        for model, version in list(self._firing):
+            m = models[model]
+            if now_ms - m.versions[version].last_ms >= self.idle_recover_ms:
+                self._forget(model, m, version, "no longer serving traffic")
+        limit = now_ms - self.series_ttl_ms
+        while models:
+            model, m = next(iter(models.items()))
+            if m.last_ms > limit:
+                break
+            self._drop_model(model, "no longer serving traffic")
         out, self._out = self._out, []
         if not out:
             return []
@@ -460,30 +484,41 @@ class QualityMonitor:
             return
         if firing:
             vs.onset[kind] = onset = ts // self.window_size_ms
+            self._firing[(model, version)] = None
         else:
             onset = vs.onset.pop(kind)
+            if not vs.onset:
+                del self._firing[(model, version)]
         observed, baseline, score, summary = _describe(model, version, vs, kind, det, firing)
         self._out.append((model, version, kind, "firing" if firing else "recovered", onset, observed, baseline, score, summary))
 
     def _forget(self, model: str, m: _Model, version: str, why: str) -> None:
         """Drop a version's state; a firing decision is recovered with ``why``."""
         vs = m.versions.pop(version)
+        if vs.onset:
+            del self._firing[(model, version)]
         for kind, onset in vs.onset.items():
             summary = f"{model} {_v(version)}: {why}; {_WHAT[kind]} episode over"
             self._out.append((model, version, kind, "recovered", onset, math.nan, math.nan, 0.0, summary))
 
+    def _drop_model(self, model: str, why: str) -> None:
+        """Forget a model and its versions (its pending predictions expire in time; their labels are orphans)."""
+        m = self._models.pop(model)
+        for version in list(m.versions):
+            self._forget(model, m, version, why)
+
     def _new_model(self, model: str, ts: int) -> _Model:
-        if len(self._models) >= self.max_models:
-            name = min(self._models, key=lambda k: self._models[k].last_ms)
-            old = self._models[name]
-            for version in list(old.versions):
-                self._forget(name, old, version, f"no longer tracked (over {self.max_models} models per partition)")
-                self.series_evicted += 1
-            del self._models[name]  # its pending predictions expire in time; their labels are orphans
+        if len(self._models) >= self.max_models:  # the least recently active goes: O(1)
+            evicted = next(iter(self._models))
+            self.series_evicted += len(self._models[evicted].versions)
+            self._drop_model(evicted, f"no longer tracked (over {self.max_models} models per partition)")
         m = self._models[model] = _Model(ts)
         return m
 
     def _new_version(self, m: _Model, model: str, version: str, ts: int) -> _Version:
+        """A version's state; quiet versions of the model are forgotten first (at most ``max_versions`` looked at)."""
+        for old in [v for v, vs in m.versions.items() if not vs.onset and ts - vs.last_ms >= self.series_ttl_ms]:
+            self._forget(model, m, old, "no longer serving traffic")
         if len(m.versions) >= self.max_versions:
             old = min(m.versions, key=lambda k: m.versions[k].last_ms)
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
@@ -496,15 +531,16 @@ class QualityMonitor:
             m.baseline = baseline
         return vs
 
-    def _new_drift(self, reference: list | None) -> PredictionDrift:
-        return PredictionDrift(reference=reference, window=self.drift_window, bins=self.drift_bins,
-                               psi_threshold=self.psi_threshold, alpha=self.alpha, every=self.drift_every)
+    def _new_drift(self, reference: DriftReference | None) -> PredictionDrift:
+        return PredictionDrift(reference=reference, reference_size=self.drift_reference, window=self.drift_window,
+                               min_live=self.drift_min_live, bins=self.drift_bins, psi_threshold=self.psi_threshold,
+                               alpha=self.alpha, every=self.drift_every)
 
     def _new_labels(self, baseline: float) -> DelayedLabelPerformance:
         return DelayedLabelPerformance(
-            baseline=baseline, margin=self.label_margin, window=self.label_window, min_outcomes=self.label_min_outcomes,
-            confidence=self.label_confidence, tolerance=self.label_tolerance, horizon_s=self.label_horizon_ms / 1000,
-            max_pending=1)
+            baseline=baseline, margin=self.label_margin, effect=self.label_effect, alpha=self.alpha,
+            min_outcomes=self.label_min_outcomes, tolerance=self.label_tolerance,
+            horizon_s=self.label_horizon_ms / 1000, max_pending=1)
 
     def _correct(self, prediction: object, label: object) -> bool:
         if self.label_tolerance and isinstance(label, int | float) and isinstance(prediction, int | float):
@@ -519,8 +555,18 @@ class QualityMonitor:
 
     def firing(self) -> list[tuple[str, str, str]]:
         """(model, version, kind) of every decision currently firing."""
-        return [(name, version, kind) for name, m in self._models.items()
-                for version, vs in m.versions.items() for kind in vs.onset]
+        return [(model, version, kind) for model, version in self._firing
+                for kind in self._models[model].versions[version].onset]
+
+    def states(self, model: str, version: str) -> dict[str, str]:
+        """Each detector's state for one production version: ``insufficient_data`` (including a
+        detector not started: no pair, label or reference yet), ``ok`` or ``anomalous``."""
+        m = self._models.get(model)
+        vs = m.versions.get(version) if m is not None else None
+        if vs is None:
+            return {}
+        return {kind: det.decision().state if det is not None else INSUFFICIENT
+                for kind, det in ((CANARY, vs.canary), (LABELS, vs.labels), (DRIFT, vs.drift))}
 
     def sizes(self) -> dict[str, int]:
         """Entries held, for the memory bounds: models, versions, pending joins, judged label ids."""
@@ -540,48 +586,31 @@ _WHAT = {CANARY: "canary divergence", LABELS: "labelled accuracy", DRIFT: "predi
 
 def _describe(model: str, version: str, vs: _Version, kind: str, det, firing: bool) -> tuple[float, float, float, str]:
     """(observed, baseline, score, summary) of a decision, for a human and the incident's evidence."""
-    d = det.decision()
-    e = d.evidence
     head = f"{model} {_v(version)}"
     if kind == CANARY:
         other = f"the previous stable version {_v(vs.canary_version)} (canary)" if vs.canary_version else "the canary"
-        p0 = e["expected_rate"]
+        d = det.decision(other)
+        e = d.evidence
         if not firing:
-            rate, n = e["recent_disagreement_rate"], e["recent_pairs"]
+            rate, p0 = e["recent_disagreement_rate"], e["expected_rate"]
             return rate, p0, 0.0, (f"{head}: production agrees with {other} again: {rate:.1%} disagreement on the "
-                                   f"last {n:,} shared requests, expected <= {_pct(p0)}")
-        if e["cusum_llr"] >= e["alarm_llr"] or e["sign_test_p"] >= det.alpha:
-            rate, n = e["run_disagreement_rate"], e["run_pairs"]
-            return rate, p0, 1.0 - math.exp(-e["cusum_llr"]), (
-                f"{head}: production disagrees with {other} on {rate:.1%} of {n:,} shared requests, "
-                f"expected <= {_pct(p0)}")
-        rate = e["recent_disagreement_rate"]
-        return rate, p0, 1.0 - e["sign_test_p"], (
-            f"{head}: production outputs are shifted one way against {other} on {det.block:,} shared requests "
-            f"(sign test p={e['sign_test_p']:.1e}), though within the tolerance of {det.tolerance:g}")
+                                   f"last {e['recent_pairs']:,} shared requests, expected <= {p0:.1%}")
+        if e["rate_llr"] >= e["bias_llr"]:
+            observed, baseline, llr = e["run_disagreement_rate"], e["expected_rate"], e["rate_llr"]
+        else:
+            observed, baseline, llr = e["bias"], det.bias_effect / 2, e["bias_llr"]
+        return observed, baseline, 1.0 - math.exp(-llr), f"{head}: production {d.message}"
+    d = det.decision()
+    e = d.evidence
     if kind == LABELS:
-        acc, base, n = e["accuracy"], e["baseline"], e["outcomes"]
-        se = math.sqrt(max(base * (1 - base), 1e-12) / max(n, 1))
-        score = float(ndtr((base - acc) / se))
         if not firing:
-            return acc, base, score, (f"{head}: accuracy back to {acc:.1%} on the last {n:,} labelled requests, "
-                                      f"consistent with the baseline {base:.1%}")
-        return acc, base, score, (
-            f"{head}: accuracy on the last {n:,} labelled requests is {acc:.1%} "
-            f"({det.confidence:.1%} interval {e['accuracy_low']:.1%}-{e['accuracy_high']:.1%}), "
-            f"below the baseline {base:.1%}: the model is under-performing")
-    psi = e["psi"]
-    test = "ks_p" if "ks_p" in e else "js_distance"
-    second = e[test]
-    score = 1.0 - second if test == "ks_p" else second
-    label = f"KS p={second:.1e}" if test == "ks_p" else f"Jensen-Shannon {second:.2f}"
+            return e["recent_accuracy"], e["baseline"], 0.0, f"{head}: back to normal: {d.message}"
+        return (e["run_accuracy"], e["baseline"], 1.0 - math.exp(-e["llr"]),
+                f"{head}: {d.message}: the model is under-performing")
+    p = e["p_value"]
     if not firing:
-        label = "" if second != second else f", {label}"  # KS not run (PSI low): NaN
-        return psi, det.psi_threshold, 0.0, (f"{head}: production predictions match the reference again "
-                                             f"(PSI {psi:.2f}{label}, last {e['live']:,})")
-    return psi, det.psi_threshold, score, (
-        f"{head}: production predictions drifted from the reference (PSI {psi:.2f} >= {det.psi_threshold}, "
-        f"{label}, last {e['live']:,} predictions): the model may need retraining or redesign")
+        return e["psi"], det.psi_threshold, 0.0, f"{head}: back to normal: {d.message}"
+    return e["psi"], det.psi_threshold, 1.0 - p if p == p else 0.0, f"{head}: production {d.message}"
 
 
 def _argmax(values: list[float]) -> int | None:

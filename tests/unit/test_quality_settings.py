@@ -17,7 +17,7 @@ async def no_snapshots(*args: object, **kwargs: object) -> dict:
 
 
 async def test_the_plane_builds_each_partitions_monitor_from_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELMEDIC_QUALITY__LABEL_WINDOW", "500")
+    monkeypatch.setenv("MODELMEDIC_QUALITY__DRIFT_WINDOW", "500")
     monkeypatch.setattr(detection, "read_compacted", no_snapshots)  # a fresh start: no snapshot to restore
     settings = load_settings(quality={"max_models": 3, "canary_expected_rate": 0.05, "idle_recover_ms": 7000},
                              detection={"quality_sample_every": 2})
@@ -26,9 +26,10 @@ async def test_the_plane_builds_each_partitions_monitor_from_the_settings(monkey
     for p in (0, 1):
         monitor = plane.parts[p].quality
         assert isinstance(monitor, QualityMonitor)
-        assert (monitor.max_models, monitor.canary_expected_rate, monitor.label_window) == (3, 0.05, 500)
+        assert (monitor.max_models, monitor.canary_expected_rate, monitor.drift_window) == (3, 0.05, 500)
         assert (monitor.idle_recover_ms, monitor.label_sample_every) == (7000, 2)
-        assert monitor.drift_window == QualitySettings().drift_window, "the others keep their defaults"
+        assert monitor.label_warmup == QualitySettings().label_warmup, "the others keep their defaults"
+        assert all(hasattr(monitor, name) for name in QualitySettings.model_fields), "every setting reaches it"
 
 
 def test_defaults_learn_the_canary_rate_and_derive_the_idle_times() -> None:
@@ -41,7 +42,8 @@ def test_defaults_learn_the_canary_rate_and_derive_the_idle_times() -> None:
     ({"alpha": 0}, "quality.alpha"),
     ({"canary_expected_rate": 1.5}, "quality.canary_expected_rate"),
     ({"drift_bins": 1}, "quality.drift_bins"),
-    ({"label_min_outcomes": 2000}, "label_min_outcomes=2000 exceeds label_window=1000"),
+    ({"drift_min_live": 2000}, "drift_min_live=2000 exceeds drift_window=1000"),
+    ({"canary_min_pairs": 300}, "canary_min_pairs=300 exceeds canary_warmup=200"),
     ({"max_modles": 3}, "quality.max_modles"),
 ])
 def test_a_bad_setting_fails_at_start_naming_the_field(quality: dict, named: str) -> None:
