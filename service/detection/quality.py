@@ -79,8 +79,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
 from modelmedic.config import QualitySettings
-from modelmedic.detectors.quality import (INSUFFICIENT, CanaryDivergence, DelayedLabelPerformance, DriftReference,
-                                          PredictionDrift, wilson)
+from modelmedic.detectors.drift import DriftReference, PredictionDrift
+from modelmedic.detectors.quality import INSUFFICIENT, CanaryDivergence, DelayedLabelPerformance, wilson
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
 
 _NEVER = 1 << 62

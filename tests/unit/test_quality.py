@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from modelmedic.detectors.quality import CanaryDivergence, Decision, DelayedLabelPerformance, PredictionDrift
+from modelmedic.detectors.drift import PredictionDrift
+from modelmedic.detectors.quality import CanaryDivergence, Decision, DelayedLabelPerformance
 
 
 def feed_canary(d: CanaryDivergence, prod, canary, start: int = 0, lag: float = 0.5) -> list[Decision]:

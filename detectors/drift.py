@@ -1,0 +1,221 @@
+"""Prediction drift: live predictions vs a reference (certified, or learned), by bin counts.
+
+Fed one prediction at a time by the quality monitor, with bounded memory (counts per bin,
+no values). Drift compares counts of the recent predictions with a reference by a
+two-sample G-test, whose p-value accounts for how many there are on both sides, and by
+PSI, which says how much they moved. Returns the :class:`~modelmedic.detectors.quality.Decision`
+of the other quality detectors (class ``drift``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.stats import chi2
+
+from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
+
+
+class DriftReference:
+    """What live predictions are compared with: bins and their expected frequencies.
+
+    Numbers: ``bins`` quantile bins of the reference (fewer when values repeat), and its
+    standard deviation (``spread``, the canary's scale). Classes: one bin per class seen,
+    plus one for classes never seen. Frequencies are smoothed by half a count per bin, so
+    a bin the reference never filled is rare, not impossible. Holds counts, not values: a
+    few hundred bytes whatever the reference's size.
+
+    >>> r = DriftReference(["a"] * 90 + ["b"] * 10)
+    >>> r.size, r.expected.round(3).tolist(), r.code(["b", "z"]).tolist()
+    (100, [0.892, 0.103, 0.005], [1, 2])
+    """
+
+    def __init__(self, values: list, bins: int = 10):
+        if not values:
+            raise ValueError("a drift reference needs at least one prediction")
+        self.size = len(values)
+        if all(v.__class__ in (int, float) for v in values):
+            ref = np.asarray(values, dtype=float)
+            self.edges: np.ndarray | None = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
+            self.categories: dict[object, int] | None = None
+            self.spread = float(ref.std())
+            counts = np.bincount(np.searchsorted(self.edges, ref, side="right"), minlength=len(self.edges) + 1)
+        else:
+            self.edges = None
+            self.categories = {c: i for i, c in enumerate(dict.fromkeys(values))}
+            self.spread = math.nan
+            counts = np.bincount([self.categories[c] for c in values], minlength=len(self.categories) + 1)
+        self.counts = counts
+        self.expected = (counts + 0.5) / (counts.sum() + 0.5 * counts.size)
+
+    @property
+    def numeric(self) -> bool:
+        return self.edges is not None
+
+    def code(self, predictions: list) -> np.ndarray:
+        """The bin of each prediction."""
+        if self.edges is not None:
+            return np.searchsorted(self.edges, np.asarray(predictions, dtype=float), side="right")
+        unseen = len(self.categories)
+        return np.fromiter((self.categories.get(p, unseen) for p in predictions), dtype=np.int64, count=len(predictions))
+
+
+def g_test(live: np.ndarray, reference: DriftReference) -> tuple[float, float]:
+    """(PSI, p-value of the two-sample G-test) of live bin counts against a reference.
+
+    The p-value accounts for both sample sizes (a few predictions prove little, and a
+    reference learned from a few hundred is itself uncertain), with Williams' correction
+    for small samples; PSI, on counts smoothed by half a count per bin, says how much the
+    distribution moved (0.25: the customary "major shift") whatever the sample sizes. The
+    p-value is only computed when PSI is at least 0.1 (NaN otherwise): the usual case
+    costs a few array operations.
+
+    >>> ref = DriftReference(["a"] * 500 + ["b"] * 500)
+    >>> psi, p = g_test(np.array([50, 50, 0]), ref)
+    >>> round(psi, 2), p != p
+    (0.01, True)
+    >>> psi, p = g_test(np.array([90, 10, 0]), ref)
+    >>> round(psi, 2), p < 1e-10
+    (0.86, True)
+    """
+    n = int(live.sum())
+    smoothed = (live + 0.5) / (n + 0.5 * live.size)
+    expected = reference.expected
+    psi = float(np.sum((smoothed - expected) * np.log(smoothed / expected)))
+    if psi < 0.1:
+        return psi, math.nan
+    ref = reference.counts
+    total, both = n + reference.size, live + ref
+    used = both > 0
+    k = int(used.sum())
+    if k < 2:
+        return psi, 1.0
+    g = 0.0
+    for observed, size in ((live, n), (ref, reference.size)):
+        seen = observed > 0
+        g += float(np.sum(observed[seen] * np.log(observed[seen] * total / (both[seen] * size))))
+    q = 1.0 + (total * (1.0 / n + 1.0 / reference.size) - 1.0) * (total * float(np.sum(1.0 / both[used])) - 1.0) \
+        / (6.0 * total * (k - 1))
+    return psi, float(chi2.sf(2.0 * g / q, k - 1))
+
+
+class PredictionDrift:
+    """Live prediction distribution vs a reference: PSI (how much) and a G-test (how sure), on recent windows.
+
+    The reference (a :class:`DriftReference`, or values to fit one: the certification
+    run's predictions; else the first ``reference_size`` live ones) fixes the bins. Live
+    predictions are counted per bin in two blocks of ``window / 2`` (the current one and
+    the one before): no values are kept. Every ``every`` predictions, once at least
+    ``min_live`` are counted, two windows are tested, the current block alone (a recent
+    change, soon) and both blocks (a small change, surely): drift is declared when, in
+    either, PSI >= ``psi_threshold`` and the G-test's p-value < ``alpha``. Hysteresis: the
+    alarm clears only when every window tested says PSI < ``psi_clear`` or p >=
+    ``sqrt(alpha)``, so a shift hovering at the threshold gives one alarm.
+
+    >>> rng = np.random.default_rng(0)
+    >>> d = PredictionDrift(reference=rng.normal(0, 1, 2000).tolist())
+    >>> [d.observe(float(v)) for v in rng.normal(0, 1, 1000)].count(None), d.decision().state
+    (1000, 'ok')
+    >>> for v in rng.normal(0.8, 1, 1000):
+    ...     _ = d.observe(float(v))
+    >>> r = d.decision()
+    >>> r.kind, r.state, r.evidence["psi"] > 0.25
+    ('drift', 'anomalous', True)
+    """
+
+    def __init__(
+        self,
+        reference: DriftReference | list | np.ndarray | None = None,
+        reference_size: int = 200,
+        window: int = 1000,
+        min_live: int = 100,
+        bins: int = 10,
+        psi_threshold: float = 0.25,
+        alpha: float = 1e-4,
+        every: int = 25,
+        psi_clear: float = 0.1,
+    ):
+        self.reference, self.reference_size, self.window, self.min_live = reference, reference_size, window, min_live
+        self.bins, self.psi_threshold, self.alpha, self.every, self.psi_clear = bins, psi_threshold, alpha, every, psi_clear
+        if reference is not None and not isinstance(reference, DriftReference):
+            reference = DriftReference(reference.tolist() if hasattr(reference, "tolist") else list(reference), bins)
+        self._ref: DriftReference | None = reference
+        self._pending: list = []
+        """Live predictions the reference is being learned from (fewer than ``reference_size``)."""
+        self._recent: list = []
+        """Predictions not yet counted (fewer than ``every``)."""
+        self._blocks: list = []  # [previous counts, current counts] once the reference is fitted
+        self._block_n = [0, 0]
+        self._psi, self._p, self._live = 0.0, math.nan, 0
+        self._alarm = False
+
+    @property
+    def anomalous(self) -> bool:
+        return self._alarm
+
+    @property
+    def numeric(self) -> bool | None:
+        """True for numeric predictions, False for labels, None until the reference is fitted."""
+        return None if self._ref is None else self._ref.numeric
+
+    def observe(self, prediction: object) -> Decision | None:
+        """Take one live prediction; a Decision at an alarm's onset."""
+        if self._ref is None:
+            self._pending.append(prediction)
+            if len(self._pending) >= self.reference_size:
+                self._ref, self._pending = DriftReference(self._pending, self.bins), []
+            return None
+        # Predictions wait in a list and are counted ``every`` at a time, coded in one
+        # vectorized call: a list append is all a prediction costs between two tests.
+        recent = self._recent
+        recent.append(prediction)
+        if len(recent) < self.every:
+            return None
+        self._recent = []
+        return self._count(recent)
+
+    def _count(self, predictions: list) -> Decision | None:
+        ref = self._ref
+        counts = np.bincount(ref.code(predictions), minlength=ref.expected.size)
+        if not self._blocks:
+            self._blocks = [np.zeros_like(counts), counts]
+            self._block_n = [0, len(predictions)]
+        else:
+            self._blocks[1] += counts
+            self._block_n[1] += len(predictions)
+        previous, current = self._blocks
+        n_prev, n_cur = self._block_n
+        windows = [(current, n_cur)] if n_cur >= self.min_live else []
+        if n_prev:
+            windows.append((previous + current, n_prev + n_cur))
+        if n_cur >= self.window // 2:  # the current block is full: it becomes the previous one
+            self._blocks, self._block_n = [current, np.zeros_like(current)], [n_cur, 0]
+        if not windows or windows[-1][1] < self.min_live:
+            return None
+        tests = [(*g_test(c, ref), n) for c, n in windows]
+        was = self._alarm
+        if was:
+            self._alarm = not all(psi < self.psi_clear or not p < math.sqrt(self.alpha) for psi, p, _ in tests)
+        else:
+            self._alarm = any(psi >= self.psi_threshold and p < self.alpha for psi, p, _ in tests)
+        # Report the window with the strongest evidence: the lowest p-value, else the highest PSI.
+        self._psi, self._p, self._live = min(tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+        return self.decision() if self._alarm and not was else None
+
+    def decision(self) -> Decision:
+        size = self._ref.size if self._ref is not None else 0
+        evidence = {"psi": round(self._psi, 6), "p_value": self._p, "live": self._live, "reference": size}
+        if self._ref is None or self._live < self.min_live:
+            state = INSUFFICIENT
+            message = (f"too few predictions to compare with the reference yet (reference {size or len(self._pending)} "
+                       f"of {self.reference_size if self._ref is None else size}, live {self._live} of {self.min_live})")
+        elif self._alarm:
+            state = ANOMALOUS
+            message = (f"live predictions drifted from the reference (PSI {self._psi:.2f} >= {self.psi_threshold}, "
+                       f"G-test p={self._p:.1e}, last {self._live:,} predictions): the model may need retraining or "
+                       "redesign")
+        else:
+            state = OK
+            message = f"live predictions match the reference (PSI {self._psi:.2f}, last {self._live:,} predictions)"
+        return Decision("drift", "prediction-drift", self._alarm, evidence, message, state)
