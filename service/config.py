@@ -99,13 +99,30 @@ class WindowSettings(_Section):
     idle_close_ms: int = Field(3000, ge=100)
     """If a partition receives nothing for this long (wall clock), its event time is advanced
     by the wall clock so that a fleet-wide outage still closes windows (and is detected)."""
-    series_ttl_windows: int = Field(300, ge=1)
-    """A series silent for this many windows is forgotten (a retired version, say)."""
+    series_ttl_s: float = Field(6 * 3600.0, gt=0)
+    """A series silent for this long, in event time, is forgotten (a retired version, say) and
+    starts afresh if it comes back. Hours, so a sparse model (0.01 req/s, minutes between
+    requests) keeps its baselines between requests, and one that goes silent is declared a
+    drop (about 15 min at 0.05 req/s, 70 at 0.01) before it is forgotten. Memory is bounded
+    by ``detection.max_series``, not by this."""
     max_future_ms: int = Field(300_000, ge=0)
     """Records stamped further than this ahead of this service's clock go to the dead-letter
     topic: one record from a producer with a wrong clock (or ts in seconds-times-1000 of
     the wrong unit) would otherwise move its partition's event time ahead, and every
     honest record after it would be late until real time caught up."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "series_ttl_windows" in data:
+            raise ValueError("series_ttl_windows was replaced by series_ttl_s (seconds of event time, default "
+                             "21600): set windows.series_ttl_s instead")
+        return data
+
+    @property
+    def series_ttl_windows(self) -> int:
+        """``series_ttl_s`` in whole windows (rounded up)."""
+        return max(1, -(-int(self.series_ttl_s * 1000) // self.size_ms))
 
 
 SeriesBankName = Literal["calibrated", "ensemble", "ewma", "robust", "robust-diff", "cusum", "seasonal"]
@@ -171,7 +188,7 @@ class DetectionSettings(_Section):
     """Cardinality guard: the most series (model, version, role) one process tracks at once,
     over all its partitions. Records of a new series beyond it are counted
     (``modelmedic_series_refused_records_total``) and dropped until others expire
-    (``windows.series_ttl_windows``). Memory and the cost of closing a window grow with the
+    (``windows.series_ttl_s``). Memory and the cost of closing a window grow with the
     series tracked, not with the names ever seen; watch ``modelmedic_series_created_total``
     for the new-series rate."""
     snapshot_key: SecretStr | None = None

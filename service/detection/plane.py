@@ -528,6 +528,7 @@ class DetectionPlane:
         except (SnapshotRejected, KeyError, TypeError, ValueError) as exc:
             return self._reject_snapshot(partition, exc)
         slot_map, group_map = windows.attach(self.pool)
+        windows.series_ttl_windows = self.settings.windows.series_ttl_windows  # this release's, not the writer's
         try:
             self.judge.set_rows([slot_map[s] for s in old_slots], [group_map[g] for g in old_groups], rows)
         except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple, Protocol
 
 import numpy as np
@@ -60,6 +60,10 @@ class Forgotten(NamedTuple):
 
 _SIBLINGS_SCANNED = 64
 """A new version's predecessor is looked for among the model's most recent versions, at most this many."""
+MAX_GAP_MS = 2 * 3_600_000
+"""A stretch of event time with no record of the partition closes at most this much of its empty
+windows (the last ones before the next record), however long it lasted, and at most the series
+TTL: two hours, in which a 0.01 req/s model still shows its drop (~70 min of silence)."""
 
 
 @dataclass
@@ -142,6 +146,7 @@ class PartitionWindows:
         self.size_ms = size_ms
         self.allowed_lateness_ms = allowed_lateness_ms
         self.series_ttl_windows = series_ttl_windows
+        """Windows of event time a series may be silent before it is forgotten (``windows.series_ttl_s``)."""
         self.pool = pool if pool is not None else SlotPool()
         self.slot_of: dict[tuple[str, str, str], int] = {}
         self.keys: dict[int, tuple[str, str, str]] = {}
@@ -367,11 +372,13 @@ class PartitionWindows:
         # The partition's first data: nothing before it to judge.
         lo = (data[0] if data else last + 1) if self.closed_through < 0 else self.closed_through + 1
         # Windows between the buffered ones are empty; after the TTL no series is left to
-        # judge in them, so every idle gap (before, between or after the buffered windows,
-        # even one opened by a far-off timestamp) costs at most TTL window closes.
+        # judge in them, and past MAX_GAP_MS of silence every drop worth declaring has been:
+        # every idle gap (before, between or after the buffered windows, even one opened by
+        # a far-off timestamp) costs at most that many window closes (sharing one set of arrays).
+        gap = min(self.series_ttl_windows, -(-MAX_GAP_MS // self.size_ms))
         todo: list[int] = []
         for anchor in [*data, last + 1]:
-            lo = max(lo, anchor - self.series_ttl_windows)
+            lo = max(lo, anchor - gap)
             todo.extend(range(lo, min(anchor, last) + 1))
             lo = max(lo, anchor + 1)
         closed = self._close(todo)
@@ -399,6 +406,22 @@ class PartitionWindows:
         return topo
 
     def _close(self, windows: list[int]) -> list[ClosedWindow]:
+        """Close ``windows`` (in order). Those without records share the statistics of one empty
+        window (read-only arrays), so an idle gap of thousands of windows costs one window's
+        memory, not thousands."""
+        empty = [w for w in windows if w not in self.open]
+        if len(empty) < 2:
+            return self._close_rows(windows)
+        full = {cw.window: cw for cw in self._close_rows([w for w in windows if w in self.open])}
+        [blank] = self._close_rows(empty[:1])
+        for name in ("count", "errors", "p50", "p95", "p99", "pred_mean", "pred_var", "group_count", "group_errors",
+                     "group_top_slot", "latency_start"):
+            getattr(blank, name).flags.writeable = False
+        for w in empty:
+            full[w] = replace(blank, window=w, start_ms=w * self.size_ms, end_ms=(w + 1) * self.size_ms)
+        return [full[w] for w in windows]
+
+    def _close_rows(self, windows: list[int]) -> list[ClosedWindow]:
         """Close ``windows`` (in order): their statistics for all series at once, one row per
         window, so closing the dozens of windows a catching-up batch spans costs about as
         much as closing one."""

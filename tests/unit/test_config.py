@@ -43,7 +43,7 @@ def test_defaults_load_and_match_the_documented_values() -> None:
     assert s.kafka.security_protocol == "PLAINTEXT"
     assert s.kafka.topics.inference == "modelmedic.inference"
     assert s.kafka.topics.dlq == "modelmedic.dlq"
-    assert s.windows == WindowSettings(size_ms=1000, allowed_lateness_ms=2000, idle_close_ms=3000, series_ttl_windows=300)
+    assert s.windows == WindowSettings(size_ms=1000, allowed_lateness_ms=2000, idle_close_ms=3000, series_ttl_s=21_600)
     assert s.detection == DetectionSettings()
     assert (s.detection.threshold, s.detection.trigger_windows, s.detection.recover_windows) == (0.9999, 2, 5)
     assert s.sinks == []

@@ -21,7 +21,7 @@ TTL = 5
 
 
 def _plane(partitions: int = 1, **detection: object) -> DetectionPlane:
-    settings = load_settings(windows={"series_ttl_windows": TTL, "idle_close_ms": 600_000},
+    settings = load_settings(windows={"series_ttl_s": TTL, "idle_close_ms": 600_000},
                              detection={"quality": False, **detection})
     return offline_plane(settings, partitions)
 
