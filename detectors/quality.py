@@ -169,9 +169,9 @@ class CanaryDivergence:
 
     The disagreement rate is tested against the tolerated rate ``p0`` by a Bernoulli CUSUM
     of ``p0 + effect`` vs ``p0``. ``p0`` is ``expected_rate`` when given (the rate learned on
-    a healthy version of the model, or certified); otherwise ``prior_rate`` until ``warmup``
-    pairs were seen without alarm, then the Wilson upper bound (3 standard errors) of the
-    rate seen, at least ``min_rate`` (:attr:`expected` gives it to later versions). Before
+    a healthy version of the model (:meth:`healthy_rate`), or certified); otherwise
+    ``prior_rate`` until ``warmup`` pairs were seen without alarm, then :meth:`healthy_rate`
+    (:attr:`expected` gives it to later versions). Before
     ``min_pairs`` pairs the state is ``insufficient_data`` and nothing alarms.
 
     >>> d = CanaryDivergence(expected_rate=0.01)
@@ -186,10 +186,10 @@ class CanaryDivergence:
     ...     _ = d.observe_pair(100.0 + i % 7, 100.0 + i % 7 + (-1) ** i * 1e-3)
     >>> d.decision().state, d.expected < 0.05
     ('ok', True)
-    >>> for i in range(30):  # then 0.5 prediction spreads higher
-    ...     _ = d.observe_pair(100.0 + i % 7, 101.0 + i % 7)
+    >>> for i in range(30):  # then 0.4 prediction spreads higher (within the tolerance: a bias)
+    ...     _ = d.observe_pair(100.0 + i % 7, 100.8 + i % 7)
     >>> r = d.decision()
-    >>> r.state, r.evidence["bias"] < -0.4, r.message[:38]
+    >>> r.state, r.evidence["bias"] < -0.3, r.message[:38]
     ('anomalous', True, "outputs are lower than the canary's by")
     """
 
@@ -243,6 +243,13 @@ class CanaryDivergence:
         """The tolerated disagreement rate once given or learned (None while the prior stands)."""
         return self._p0 if self._learned else None
 
+    def healthy_rate(self) -> float | None:
+        """What these pairs say two healthy versions disagree on: the Wilson upper bound (2 standard
+        errors) of their rate, at least ``min_rate``; None while anomalous or before ``min_pairs``."""
+        if self.anomalous or self._pairs < self.min_pairs:
+            return None
+        return max(wilson(self._disagree, self._pairs, 2.0)[1], self.min_rate)
+
     def observe(self, role: str, request_id: str, ts: float, prediction: object) -> Decision | None:
         """Take one prediction (``role`` is ``production`` or ``canary``); a Decision at an alarm's onset."""
         self._join.advance(ts)
@@ -280,7 +287,7 @@ class CanaryDivergence:
         was = self.anomalous
         if not self._learned and self._pairs >= self.warmup and not was:
             self._learned = True
-            self._set_p0(max(wilson(self._disagree, self._pairs, 3.0)[1], self.min_rate))
+            self._set_p0(self.healthy_rate())
         yes, no = self._hold if self._rate.alarm else self._llr
         self._rate.add(yes if disagree else no, disagree)
         if kind == "number":

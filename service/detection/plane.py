@@ -100,7 +100,7 @@ class DetectionPlane:
         self.decoder = RecordDecoder(sample_every=d.quality_sample_every if d.quality else 0, max_series=d.max_series)
         """Decodes every partition's inference records to columns (one series numbering), and
         picks the quality monitors' sample (they are built with the same ``label_sample_every``)."""
-        self.judge = WindowJudge(settings.detection)
+        self.judge = WindowJudge(settings.detection, certified=registry.certified_baseline if registry else None)
         """Judges the closed windows of every partition (their slots come from ``pool``)."""
         self.processed = 0
         self.published: list[Anomaly] = []

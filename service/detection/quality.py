@@ -519,6 +519,13 @@ class QualityMonitor:
         """A version's state; quiet versions of the model are forgotten first (at most ``max_versions`` looked at)."""
         for old in [v for v, vs in m.versions.items() if not vs.onset and ts - vs.last_ms >= self.series_ttl_ms]:
             self._forget(model, m, old, "no longer serving traffic")
+        # The model's healthy versions say what a new one may disagree on with its canary:
+        # the version compared on the most pairs, even short of ``canary_warmup`` (a quiet model
+        # releases before it gets there).
+        rates = [(vs.canary._pairs, vs.canary.healthy_rate()) for vs in m.versions.values() if vs.canary is not None]
+        learned = max((r for r in rates if r[1] is not None), default=None)
+        if learned is not None:
+            m.canary_rate = learned[1]
         if len(m.versions) >= self.max_versions:
             old = min(m.versions, key=lambda k: m.versions[k].last_ms)
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")

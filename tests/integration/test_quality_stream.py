@@ -62,3 +62,29 @@ async def test_delayed_labels_reveal_an_accuracy_drop(settings, receiver):
             lambda r: r.json.get("payload", {}).get("class", "") == "prediction/label_performance", kind="pagerduty", timeout=30)
     assert pages[0].json["payload"]["group"] == "model-000"
     assert "accuracy" in pages[0].json["payload"]["summary"]
+
+
+async def test_low_traffic_fleet_healthy_canaries_never_page_divergent_ones_do_within_30_minutes(settings, receiver):
+    """Issue 14, at default sampling (1 request in 4): six models at 0.3-0.9 req/s, each with its
+    previous version as a canary on every request; two regressors, two classifiers, two
+    probability models. After 20 minutes one of each type releases a version that diverges
+    (a regressor 0.5 prediction spreads higher, classes mixed a third of the way to the
+    rarest); the other three stay healthy for 50 minutes of event time. Before: every healthy
+    regressor canary paged (a tolerance of 1e-6)."""
+    settings = settings.model_copy(update={"detection": settings.detection.model_copy(
+        update={"quality_sample_every": 4})})
+    spec = FleetSpec(models=6, rate=0.6, canary_fraction=1.0, classifier_share=1 / 3, probability_share=1 / 3, seed=31)
+    # seed 31: model-000/003 regressors, 001/004 classifiers, 002/005 probability models.
+    start_s = 1200
+    bad = {"model-000", "model-001", "model-002"}
+    incidents = [Incident.parse(f"bad_version:{m}@{start_s}+1800x1.5") for m in sorted(bad)]
+    n = await produce(settings, generate(spec, incidents, START_MS, 3000))
+    async with running(with_sinks(settings, receiver)) as service:
+        await wait_processed(service, n, timeout=120)
+        await receiver.wait_for(lambda r: r.json.get("payload", {}).get("class", "").startswith("prediction/"),
+                                kind="pagerduty", count=len(bad), timeout=30)
+        paged = [i for i in service.response.book.by_id.values() if i.anomaly_class == "prediction"]
+    assert {i.model for i in paged} == bad, "healthy canaries never page; each divergent one does"
+    for incident in paged:
+        assert incident.kinds[0] == "canary_divergence"
+        assert incident.fired_at_ms - (START_MS + start_s * 1000) <= 30 * 60_000, incident.summary
