@@ -302,6 +302,17 @@ class BernoulliCusumBank(_Bank):
         observed = np.divide(since_err, since_req, out=np.full(s.size, np.nan), where=since_req > 0)
         return Evidence(s, np.zeros(s.size, dtype=np.int8), since.astype(np.int64), observed, p0, warm, s > s_prev)
 
+    def certify(self, slots: np.ndarray, error_rate: np.ndarray, t_ms: np.ndarray, weight: float) -> None:
+        """Start series ``slots`` from a known error rate (a version's certification) worth ``weight``
+        requests, judged from their next window on: no warm-up."""
+        slots = self._prepare(slots)
+        self._f[slots] = 0.0
+        c = self._COLUMNS.index
+        self._f[slots, c("seen")] = max(self.min_requests, weight)
+        self._f[slots, c("t")] = t_ms
+        self._f[slots, c("err")] = np.asarray(error_rate, dtype=np.float64) * weight
+        self._f[slots, c("req")] = weight
+
     def usual_rate(self, slots: np.ndarray) -> np.ndarray:
         """The learned error rate of series ``slots`` (before the floor)."""
         err, req = self.state("err", slots), self.state("req", slots)
@@ -414,6 +425,22 @@ class LatencyCusumBank(_Bank):
         observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
         return Evidence(s, np.zeros(s.size, dtype=np.int8), since.astype(np.int64), observed, np.exp(mu), warm,
                         s > s_prev)
+
+    def certify(self, slots: np.ndarray, p50_ms: np.ndarray, p95_ms: np.ndarray, t_ms: np.ndarray,
+                weight: float) -> None:
+        """Start series ``slots`` from known latencies (a version's certification: per-request p50
+        and p95, lognormal) worth ``weight`` requests, judged from their next window on: no warm-up."""
+        slots = self._prepare(slots)
+        mu, x95 = np.log(np.maximum(p50_ms, 1e-3)), np.log(np.maximum(p95_ms, 1e-3))
+        sigma = np.maximum(x95 - mu, 0.0) / ndtri(0.95)
+        self._f[slots] = 0.0
+        c = self._COLUMNS.index
+        self._f[slots, c("n")] = self.min_windows
+        self._f[slots, c("req")] = max(self.min_requests, weight)
+        self._f[slots, c("t")] = t_ms
+        self._f[slots, c("mu")] = mu
+        self._f[slots, c("sig2")] = np.where(sigma > 0, sigma**2, self.prior_sigma**2)
+        self._f[slots, c("p95")] = x95
 
     def usual_p95(self, slots: np.ndarray) -> np.ndarray:
         """The series' usual p95 latency (ms): an EWMA of the windows' p95, for the summary."""

@@ -22,8 +22,10 @@ a bound on the false alarms per series, statistic and day; a record's ``score`` 
 Throughput is judged per model and role, not per version, so traffic moving to a new
 version during a rollout is no anomaly.
 
-A series without the history to be judged (its first requests, a sparse series' first
-day) is *insufficient data*: counted per family (:meth:`WindowJudge.insufficient_data`,
+A new version starts from its predecessor's baselines or, without one, from its certified
+figures when the registry has them (:meth:`WindowJudge._certify_new`), so it is judged from
+its first window. A series without the history to be judged (its first requests, a sparse
+series' first day) is *insufficient data*: counted per family (:meth:`WindowJudge.insufficient_data`,
 ``modelmedic_series_insufficient_data{family}``), never silently passed as healthy.
 
 A window adds at most ``h / trigger_windows`` to a CUSUM, so it takes ``trigger_windows``
@@ -39,7 +41,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -48,6 +52,7 @@ from modelmedic.config import DetectionSettings
 from modelmedic.detection.banks import FamilyBank, family_banks
 from modelmedic.detectors.base import SlotState
 from modelmedic.detectors.sequential import Evidence, threshold_for
+from modelmedic.errors import ModelmedicError
 from modelmedic.events import Anomaly, stable_id
 from modelmedic.detection.windows import ClosedWindow
 
@@ -180,6 +185,18 @@ def _rows(cws: list[ClosedWindow]) -> _Rows:
     )
 
 
+class Certified(Protocol):
+    """What the judge reads of a version's certification (``modelmedic.registry.CertifiedBaseline``)."""
+
+    latency_p50_ms: float
+    latency_p95_ms: float
+    error_rate: float
+
+
+CERTIFIED_WEIGHT = 1000.0
+"""Requests a version's certified figures count for: a certification run serves thousands, so
+the version's own traffic takes over its reference after about this many requests."""
+
 THROUGHPUT_KINDS = ("throughput_drop", "throughput_surge")
 FAMILIES = ("latency", "errors", "throughput")
 _INSUFFICIENT = {name: metrics.SERIES_INSUFFICIENT.labels(name) for name in FAMILIES}
@@ -194,8 +211,13 @@ class WindowJudge:
     moves in and out with :meth:`rows` and :meth:`set_rows`.
     """
 
-    def __init__(self, settings: DetectionSettings) -> None:
+    def __init__(self, settings: DetectionSettings, certified: Callable[[str, str], Certified] | None = None) -> None:
         self.settings = settings
+        self.certified = certified
+        """A version's certified figures (the registry's ``certified_baseline``; None: none known): a new
+        version without a predecessor starts from them, not from a warm-up (:meth:`_certify_new`)."""
+        self._known = np.zeros(0, dtype=bool)
+        """Version slots the judge has seen (judged, inherited or restored): the others are new."""
         rec = settings.recover_windows
         banks = family_banks(settings)
         # A window adds at most h / trigger_windows (judge_many): so one noisy window is never an
@@ -218,6 +240,7 @@ class WindowJudge:
         for fam, idx in self._index(slots, groups):
             fam.bank.forget(idx)
             fam.episodes.forget(idx)
+        self._know(np.array(slots, dtype=np.int64), False)
         self._count_insufficient()
 
     def rows(self, slots: list[int], groups: list[int]) -> dict[str, dict]:
@@ -230,6 +253,7 @@ class WindowJudge:
         for fam, idx in self._index(slots, groups):
             fam.bank.set_rows(idx, rows[fam.name]["bank"])
             fam.episodes.set_rows(idx, rows[fam.name]["episodes"])
+        self._know(np.array(slots, dtype=np.int64), True)
         self._count_insufficient()
 
     def insufficient_data(self) -> dict[str, int]:
@@ -270,9 +294,11 @@ class WindowJudge:
                 dst, src = (np.array(side, dtype=np.int64) for side in zip(*source.born))
                 self.latency.bank.inherit(dst, src)
                 self.errors.bank.inherit(dst, src)
+                self._know(dst, True)
                 source.born.clear()
         r = _rows(cws)
         size_ms = cws[0].end_ms - cws[0].start_ms  # one window size for every partition (settings.windows)
+        self._certify_new(r, size_ms)
         total = max(r.slots.size, r.groups.size, 1)
         step = total if rows is None else max(rows, 1)
         started: list[list[Anomaly]] = [[], [], []]
@@ -286,6 +312,53 @@ class WindowJudge:
         for f in range(3):
             out += started[f] + ended[f]
         self._count_insufficient()
+
+    def _know(self, slots: np.ndarray, known: bool) -> None:
+        """Mark version slots as seen by the judge (or, for forgotten ones, as free for a new series)."""
+        if slots.size:
+            self._grow_known(int(slots.max()) + 1)
+        self._known[slots] = known
+
+    def _grow_known(self, n: int) -> None:
+        if n > self._known.size:
+            grown = np.zeros(max(n, 2 * self._known.size, 64), dtype=bool)
+            grown[:self._known.size] = self._known
+            self._known = grown
+
+    def _certify_new(self, r: _Rows, size_ms: int) -> None:
+        """Series new to the judge (no predecessor to inherit from) start from their version's
+        certified latency and error rate, when the registry has them: judged from their first
+        window, not after ``grace_windows`` and ``min_requests`` of warm-up. A version with a
+        predecessor keeps the baselines it inherited: learned in production, on the same
+        hardware and traffic, they are the closer reference. One gather per call; a registry
+        read per new version (rare). Per-value banks (``WindowSeries``) take no figures."""
+        if not r.slots.size:
+            return
+        self._grow_known(int(r.slots.max()) + 1)
+        new = np.flatnonzero(~self._known[r.slots])
+        if not new.size:
+            return
+        self._know(r.slots[new], True)
+        if self.certified is None:
+            return
+        found = [(i, figures) for i in new.tolist() if (figures := self._figures(r, i)) is not None]
+        if not found:
+            return
+        rows = np.array([i for i, _ in found], dtype=np.int64)
+        slots, t_ms = r.slots[rows], (r.window[rows] * size_ms).astype(np.float64)
+        if hasattr(self.latency.bank, "certify"):
+            self.latency.bank.certify(slots, np.array([f.latency_p50_ms for _, f in found]),
+                                      np.array([f.latency_p95_ms for _, f in found]), t_ms, CERTIFIED_WEIGHT)
+        if hasattr(self.errors.bank, "certify"):
+            self.errors.bank.certify(slots, np.array([f.error_rate for _, f in found]), t_ms, CERTIFIED_WEIGHT)
+
+    def _figures(self, r: _Rows, i: int) -> Certified | None:
+        """The certified figures of row ``i``'s version, or None (not in the registry, not certified)."""
+        model, version, _ = r.cws[r.owner[i]].source.keys[int(r.slots[i])]
+        try:
+            return self.certified(model, version)
+        except ModelmedicError:
+            return None
 
     def _judge_rows(self, r: _Rows, size_ms: int) -> tuple[list[Anomaly], list[Anomaly], list[Anomaly]]:
         """The records of each family (latency, errors, throughput) for these rows."""
