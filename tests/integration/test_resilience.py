@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
+from modelmedic.kube import LAST_ACTION_ANNOTATION
+from modelmedic.testing import Received
 
 pytestmark = pytest.mark.integration
 START_MS = 1_767_225_600_000
@@ -177,3 +180,102 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
     groups = {p["payload"]["group"] for p in pages if p["event_action"] == "trigger"}
     assert groups == {"model-001", "model-003"}
     assert "restored" in log.read_text()
+
+
+async def _audit_of(settings, incident_id: str) -> list[dict]:
+    """Every audit record of ``incident_id`` written so far (read to the topic's end offsets)."""
+    c = consumer(settings.kafka, group_id=None)
+    await c.start()
+    found: list[dict] = []
+    try:
+        partitions = await topic_partitions(c, settings.kafka.topics.audit)
+        c.assign(partitions)
+        await c.seek_to_beginning(*partitions)
+        ends = await c.end_offsets(partitions)
+        async with asyncio.timeout(30):
+            while [tp for tp, end in ends.items() if await c.position(tp) < end]:
+                for records in (await c.getmany(timeout_ms=200)).values():
+                    found += [a for a in (json.loads(r.value) for r in records) if a["incident_id"] == incident_id]
+    finally:
+        await c.stop()
+    return found
+
+
+PAGED = ("pagerduty", "alertmanager", "webhook")
+
+
+async def test_sigkill_after_the_sinks_took_the_page_before_it_was_saved_pages_each_person_once(
+        settings, receiver, kube_stack, kube, kube_namespace, tmp_path):
+    """The window delivery cannot close: every sink took the firing page and the process dies before
+    the incident record saying so is saved, while the playbook has acted. The page, still owed, is sent
+    again after the restart (two deliveries per sink) and each sink folds it into the one page a person
+    has; the playbook run is resumed under its idempotency key and does not act again."""
+    from test_response import _ready, anomaly, publish, settled
+
+    await kube_namespace.create_model("model-k", "v1", replicas=2)
+    port = free_port()
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump({
+        "targets": {"namespace": kube_namespace.name}, "guard_rails": {"cooldown_s": 0},
+        "rules": [{"match": {"anomaly_class": ["latency"]}, "verify_s": 600,
+                   "playbooks": [{"name": "scale-out", "params": {"step": 2, "stabilization_s": 0}}]}],
+    }))
+    config = tmp_path / "modelmedic.yaml"
+    held_s = 30  # sinks wait this long for an answer: the pages are held while the playbook acts
+    config.write_text(yaml.safe_dump({
+        **json.loads(settings.model_dump_json(include={"kafka", "windows", "detection"})),
+        "http": {"port": port}, "policy_file": str(tmp_path / "policy.yaml"),
+        "kubernetes": {"kubeconfig": kube_stack.service_kubeconfig},
+        "sinks": [{"type": "pagerduty", "url": receiver.pagerduty_url, "routing_key": "R" * 32, "timeout_s": held_s},
+                  {"type": "alertmanager", "url": receiver.alertmanager_url, "timeout_s": held_s},
+                  {"type": "webhook", "url": receiver.webhook_url, "timeout_s": held_s}],
+    }))
+    taken: set[str] = set()
+    all_taken, killed = threading.Event(), threading.Event()
+
+    def hold(request: Received) -> None:
+        """Each sink's page is taken here and not answered until the service is dead."""
+        taken.add(request.kind)
+        if taken >= set(PAGED):
+            all_taken.set()
+        killed.wait(held_s)
+
+    receiver.before_answer(hold)
+    log = tmp_path / "service.log"
+    service = _start_service(config, log)
+    fire = anomaly("model-k")
+    try:
+        await _until(lambda: _ready(port), 60, "ready")
+        await publish(settings, fire)
+        assert await asyncio.to_thread(all_taken.wait, 30), f"only {taken} took the page"
+        async with asyncio.timeout(20):  # the playbook acts while the three pages wait for their answers
+            while await kube.get_replicas(kube_namespace.name, "model-k") != 4:
+                await asyncio.sleep(0.1)
+        service.send_signal(signal.SIGKILL)
+        service.wait(10)
+        receiver.before_answer(None)
+        killed.set()
+        for kind in PAGED:  # recorded once the held requests are answered (to a dead socket)
+            await receiver.wait_for(kind=kind, count=1)
+        service = _start_service(config, log)
+        for kind in PAGED:
+            await receiver.wait_for(kind=kind, count=2, timeout=60)
+        # Past the point: the restarted service handled every anomaly record, its resumed playbook run
+        # has ended, and the incident owes no page.
+        await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
+        await _until(lambda: settled(_api(port, "/api/incidents"), fire.id), 30, "nothing owed or running")
+    finally:
+        killed.set()
+        receiver.before_answer(None)
+        service.send_signal(signal.SIGTERM)
+        service.wait(30)
+    for kind in PAGED:
+        delivered, paged = receiver.deliveries(kind), receiver.pages_to_humans(kind)
+        assert (len(delivered), len(paged)) == (2, 1), (kind, [r.json for r in delivered])
+    assert {r.headers["idempotency-key"] for r in receiver.deliveries("webhook")} == {f"modelmedic-{fire.id}:firing:0"}
+    deployment = await kube.get_deployment(kube_namespace.name, "model-k")
+    audit = await _audit_of(settings, fire.id)
+    (start,) = [r["details"] for r in audit if r["action"] == "playbook-start"]
+    done = [r["details"] for r in audit if r["action"] == "playbook-end" and r["details"]["status"] == "done"]
+    assert deployment.replicas == 4, "scaled once: 2 -> 4"
+    assert len(done) <= 1, done  # (0 when the kill came before the run's end was audited: resumed, it was skipped)
+    assert deployment.annotations[LAST_ACTION_ANNOTATION] == start["idempotency_key"]
