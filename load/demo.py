@@ -62,7 +62,9 @@ POLICY = {
     "guard_rails": {"cooldown_s": 30},
     "rules": [{
         "match": {"anomaly_class": ["latency", "throughput"], "kinds": ["latency"]},
-        "playbooks": [{"name": "rollback"}, {"name": "scale-out", "params": {"step": 2, "max_replicas": 6}}],
+        # No registry here: the previous revision is the target, unchecked (docs/releases.md, "Rollback safety").
+        "playbooks": [{"name": "rollback", "params": {"require_certified": False}},
+                      {"name": "scale-out", "params": {"step": 2, "max_replicas": 6}}],
         "verify_s": 20,
         "escalation": [{"after_s": 0, "severity": "error"}, {"after_s": 600, "severity": "critical"}],
     }],

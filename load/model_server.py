@@ -4,7 +4,13 @@ Copy it as the skeleton of a real server. The HTTP contract is what ``modelmedic
 replays requests against and what ``modelmedic deploy --health-url`` checks:
 
     POST /predict  {"request_id": "r1", "features": [0.5, 1.2]}  ->  {"prediction": 1, "version": "v1.0.0"}
-    GET  /healthz  ->  200 {"status": "ok", "model": ..., "version": ...}   (503 when told to fail)
+    GET  /healthz  ->  200 {"status": "ok", "model": ..., "version": ..., "artifact_digest": ...}   (503 when told to fail)
+
+Before it serves, it fetches its artifact (``MODEL_ARTIFACT``: a ``file://`` or ``http(s)://`` URI,
+as ``modelmedic deploy`` sets it from the registry) and checks it against ``MODEL_DIGEST``
+(``sha256:<hex>``): on a mismatch it refuses to start (exit 1, saying both digests), so a pod
+handed a tampered or stale artifact never answers a request. A JSON artifact
+``{"kind", "weights", "bias", "threshold"}`` is the model itself: its fields override the knobs.
 
 The "model" is a linear function of the features: a regressor returns ``w . x + b``, a threshold
 classifier returns 1 when ``w . x + b > threshold`` else 0. Behaviour knobs make it a good or a bad
@@ -23,7 +29,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
+import json
 import os
+import sys
+import urllib.request
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -54,6 +64,10 @@ class ServerConfig:
     bad_latency_ms: float = 200.0
     fail_health: bool = False
     """/healthz answers 503: a server that started but cannot serve (e.g. its artifact did not load)."""
+    artifact: str | None = None
+    """Where the model's artifact is (``file://``, ``http(s)://``); fetched and verified before serving."""
+    digest: str | None = None
+    """``sha256:<hex>`` the artifact must have; required with ``artifact``."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.error_rate <= 1.0:
@@ -62,6 +76,55 @@ class ServerConfig:
             raise ValueError("latencies must be >= 0 ms")
         if self.kind not in ("regressor", "classifier"):
             raise ValueError(f"kind={self.kind!r}: use 'regressor' or 'classifier'")
+
+
+class ArtifactDigestMismatch(RuntimeError):
+    """The artifact's bytes are not the ones the registry pinned: the server must not serve them."""
+
+
+def fetch_artifact(uri: str, timeout_s: float = 30.0) -> bytes:
+    """The artifact's bytes from a ``file://`` or ``http(s)://`` URI."""
+    if uri.startswith("file://"):
+        with open(uri.removeprefix("file://"), "rb") as handle:
+            return handle.read()
+    if uri.startswith(("http://", "https://")):
+        with urllib.request.urlopen(uri, timeout=timeout_s) as response:  # noqa: S310 - schemes checked above
+            return response.read()
+    raise ValueError(f"artifact URI {uri!r}: the reference server fetches file:// and http(s):// only "
+                     "(an init container can fetch anything else into a file:// path, see docs/releases.md)")
+
+
+def verified(data: bytes, digest: str, uri: str) -> bytes:
+    """``data`` when its sha256 is ``digest``; else raise, naming both.
+
+    >>> verified(b"model", "sha256:" + hashlib.sha256(b"model").hexdigest(), "file:///m") == b"model"
+    True
+    >>> verified(b"tampered", "sha256:" + hashlib.sha256(b"model").hexdigest(), "file:///m")
+    Traceback (most recent call last):
+    ...
+    load.model_server.ArtifactDigestMismatch: file:///m has sha256:... but the registry pinned sha256:...: refusing to serve it
+    """
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+    if actual != digest:
+        raise ArtifactDigestMismatch(f"{uri} has {actual} but the registry pinned {digest}: refusing to serve it")
+    return data
+
+
+def load_artifact(config: ServerConfig) -> ServerConfig:
+    """``config`` with its artifact fetched, verified against its digest, and (a JSON model) applied."""
+    if config.artifact is None:
+        return config
+    if not config.digest:
+        raise ArtifactDigestMismatch(f"{config.artifact} comes with no MODEL_DIGEST: refusing to serve an unpinned artifact")
+    data = verified(fetch_artifact(config.artifact), config.digest, config.artifact)
+    try:
+        params = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return config  # an opaque artifact: verified, and the knobs describe the model
+    known = {k: v for k, v in params.items() if k in ("kind", "bias", "threshold")} if isinstance(params, dict) else {}
+    if isinstance(params, dict) and "weights" in params:
+        known["weights"] = tuple(float(w) for w in params["weights"])
+    return replace(config, **known)
 
 
 def predict(config: ServerConfig, features: Sequence[float]) -> float | int:
@@ -106,8 +169,8 @@ def build_app(config: ServerConfig) -> web.Application:
 
     async def handle_healthz(request: web.Request) -> web.Response:
         status = 503 if config.fail_health else 200
-        return web.json_response({"status": "failing" if config.fail_health else "ok",
-                                  "model": config.model, "version": config.version}, status=status)
+        return web.json_response({"status": "failing" if config.fail_health else "ok", "model": config.model,
+                                  "version": config.version, "artifact_digest": config.digest}, status=status)
 
     app = web.Application()
     app.router.add_post("/predict", handle_predict)
@@ -128,7 +191,11 @@ class RunningServer:
 
 
 async def start_server(config: ServerConfig, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
-    """Serve ``config`` on ``host:port`` in the running loop; port 0 picks a free port (tests)."""
+    """Serve ``config`` on ``host:port`` in the running loop; port 0 picks a free port (tests).
+
+    The artifact is verified first: :class:`ArtifactDigestMismatch` and nothing listening when it is not the pinned one.
+    """
+    config = await asyncio.to_thread(load_artifact, config)
     runner = web.AppRunner(build_app(config), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
@@ -143,8 +210,8 @@ def _truthy(value: str) -> bool:
 
 def config_from_env(env: Mapping[str, str], base: ServerConfig = ServerConfig()) -> ServerConfig:
     """Read MODEL_NAME, MODEL_VERSION (as Kubernetes sets it), MODEL_KIND, MODEL_WEIGHTS (comma-separated),
-    MODEL_BIAS, MODEL_THRESHOLD, MODEL_LATENCY_MS, MODEL_ERROR_RATE, MODEL_BAD, MODEL_BAD_LATENCY_MS and
-    MODEL_FAIL_HEALTH over ``base``.
+    MODEL_BIAS, MODEL_THRESHOLD, MODEL_LATENCY_MS, MODEL_ERROR_RATE, MODEL_BAD, MODEL_BAD_LATENCY_MS,
+    MODEL_FAIL_HEALTH, MODEL_ARTIFACT and MODEL_DIGEST over ``base``.
 
     >>> config_from_env({"MODEL_VERSION": "v2.0.0", "MODEL_WEIGHTS": "1,2", "MODEL_BAD": "1"}).weights
     (1.0, 2.0)
@@ -156,6 +223,7 @@ def config_from_env(env: Mapping[str, str], base: ServerConfig = ServerConfig())
         "MODEL_LATENCY_MS": ("latency_ms", float), "MODEL_ERROR_RATE": ("error_rate", float),
         "MODEL_BAD": ("bad", _truthy), "MODEL_BAD_LATENCY_MS": ("bad_latency_ms", float),
         "MODEL_FAIL_HEALTH": ("fail_health", _truthy),
+        "MODEL_ARTIFACT": ("artifact", str), "MODEL_DIGEST": ("digest", str),
     }
     return replace(base, **{name: parse(env[var]) for var, (name, parse) in parsers.items() if var in env})
 
@@ -174,6 +242,11 @@ def main(argv: list[str] | None = None) -> None:
     flags = {"MODEL_NAME": args.model, "MODEL_VERSION": args.version, "MODEL_KIND": args.kind,
              "MODEL_WEIGHTS": args.weights, "MODEL_BAD": "1" if args.bad else None}
     config = config_from_env({**os.environ, **{k: v for k, v in flags.items() if v is not None}})
+    try:
+        config = load_artifact(config)
+    except (ArtifactDigestMismatch, OSError, ValueError) as exc:
+        print(f"not serving {config.model}@{config.version}: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from exc
     web.run_app(build_app(config), host=args.host, port=args.port, access_log=None,
                 print=lambda _: print(f"serving {config.model}@{config.version} on http://{args.host}:{args.port}",
                                       flush=True))  # whoever started it waits for this line

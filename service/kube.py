@@ -151,6 +151,24 @@ def version_of(template: client.V1PodTemplateSpec) -> str | None:
     return next((var.value for var in env if var.name == VERSION_ENV), None)
 
 
+def keep_serving(strategy: client.V1DeploymentStrategy | None) -> dict[str, Any]:
+    """A rolling update that takes no Ready pod away before its replacement is Ready (maxUnavailable 0).
+
+    A release must leave the last healthy copy serving until the new version is Ready; a surge of
+    at least one pod is what lets the rollout move at all then (the API refuses 0 and 0).
+
+    >>> keep_serving(None)
+    {'type': 'RollingUpdate', 'rollingUpdate': {'maxUnavailable': 0, 'maxSurge': '25%'}}
+    >>> keep_serving(client.V1DeploymentStrategy(rolling_update=client.V1RollingUpdateDeployment(max_surge=3)))
+    {'type': 'RollingUpdate', 'rollingUpdate': {'maxUnavailable': 0, 'maxSurge': 3}}
+    """
+    rolling = strategy.rolling_update if strategy is not None else None
+    surge = rolling.max_surge if rolling is not None else None
+    if surge in (None, 0, "0", "0%"):
+        surge = "25%"
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": surge}}
+
+
 def _revision(meta: client.V1ObjectMeta) -> int:
     return int((meta.annotations or {}).get(REVISION_ANNOTATION, 0))
 
@@ -313,27 +331,41 @@ class KubeClient:
         )
 
     async def set_version(self, namespace: str, name: str, version: str, image: str | None = None,
-                          env: Mapping[str, str] | None = None) -> None:
+                          env: Mapping[str, str] | None = None,
+                          pod_annotations: Mapping[str, str] | None = None) -> None:
         """Make the Deployment's pods run ``version``: its label and MODEL_VERSION, ``image`` when given,
-        and ``env`` (e.g. the registry's artifact URI and digest, so pods pull exactly that artifact)."""
+        ``env`` (e.g. the registry's artifact URI and digest, so pods pull exactly that artifact) and
+        ``pod_annotations`` on the pod template, in one patch. The rolling update never takes a Ready
+        pod away before its replacement is Ready (:func:`keep_serving`)."""
 
         def patch() -> None:
-            container = self._read(namespace, name).spec.template.spec.containers[0].name
+            deployment = self._read(namespace, name)
+            container = deployment.spec.template.spec.containers[0].name
             variables = [{"name": VERSION_ENV, "value": version}, *({"name": k, "value": v} for k, v in (env or {}).items())]
             change: dict[str, Any] = {"name": container, "env": variables}
             if image is not None:
                 change["image"] = image
-            body = {"spec": {"template": {"metadata": {"labels": {VERSION_LABEL: version}}, "spec": {"containers": [change]}}}}
+            metadata: dict[str, Any] = {"labels": {VERSION_LABEL: version}}
+            if pod_annotations:
+                metadata["annotations"] = dict(pod_annotations)
+            body = {"spec": {"strategy": keep_serving(deployment.spec.strategy),
+                             "template": {"metadata": metadata, "spec": {"containers": [change]}}}}
             self._patch(namespace, name, body, STRATEGIC_MERGE)
 
         await self._call(f"patch deployment {namespace}/{name} to version {version}", patch)
 
+    async def previous_version(self, namespace: str, name: str) -> str | None:
+        """The version of the revision :meth:`rollback` would restore (KubeError when there is none)."""
+        return await self._call(f"read the previous revision of deployment {namespace}/{name}",
+                                lambda: version_of(self._previous_replica_set(self._read(namespace, name)).spec.template))
+
     async def rollback(self, namespace: str, name: str) -> str | None:
         """Roll back to the previous revision, as ``kubectl rollout undo`` does; return its version.
 
-        The previous revision's pod template is read from its ReplicaSet and
-        written back over the Deployment's, conditional on the Deployment's
-        resourceVersion, so a concurrent change makes it retry from the top.
+        The previous revision's pod template (image, environment, annotations: everything the pods
+        ran) is read from its ReplicaSet and written back over the Deployment's, conditional on the
+        Deployment's resourceVersion, so a concurrent change makes it retry from the top. The rolling
+        update keeps serving as in :meth:`set_version`.
         """
 
         def undo() -> str | None:
@@ -344,6 +376,7 @@ class KubeClient:
             self._patch(namespace, name, [
                 {"op": "replace", "path": "/metadata/resourceVersion", "value": deployment.metadata.resource_version},
                 {"op": "replace", "path": "/spec/template", "value": template},
+                {"op": "replace", "path": "/spec/strategy", "value": keep_serving(deployment.spec.strategy)},
             ], JSON_PATCH)
             return version_of(previous.spec.template)
 

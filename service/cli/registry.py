@@ -84,12 +84,18 @@ def _register(args: argparse.Namespace, reg: Registry) -> ModelSpec:
         args.model, description=args.description, owners=args.owner, languages=args.language or (),
         runtime=args.runtime, update=args.update,
         interface={"input": _load_document(args.input_schema), "output": _load_document(args.output_schema)},
+        gates=_load_document(args.gates) if args.gates else None,
     )
 
 
 def _add_version(args: argparse.Namespace, reg: Registry) -> VersionInfo:
     notes = _read_file(args.notes_file) if args.notes_file else args.notes
-    return reg.add_version(args.model, args.version, notes, args.artifact, args.digest)
+    return reg.add_version(args.model, args.version, notes, args.artifact, args.digest, image=args.image,
+                           irreversible=args.irreversible)
+
+
+def _irreversible(args: argparse.Namespace, reg: Registry) -> VersionInfo:
+    return reg.mark_irreversible(args.model, args.version, args.reason)
 
 
 def _promote(args: argparse.Namespace, reg: Registry) -> Assignment:
@@ -127,7 +133,9 @@ def _text(result: Any) -> str:
     if isinstance(result, ModelSpec):
         return f"model {result.name} registered (owners: {', '.join(result.owners)})"
     if isinstance(result, VersionInfo):
-        return f"registered {result.model}@{result.version} ({result.digest}) -> {result.artifact_uri}"
+        return (f"{result.model}@{result.version}: {result.artifact_uri} ({result.digest})"
+                + (f", image {result.image}" if result.image else "")
+                + (f"; irreversible: {result.irreversible}" if result.irreversible else ""))
     if isinstance(result, Assignment):
         return f"{result.model}@{result.version} is now {result.stage} (tag {result.tag})"
     if isinstance(result, CertifiedBaseline):
@@ -164,7 +172,8 @@ def _text_view(view: ModelView) -> str:
         f"output:    {json.dumps(spec.interface['output'])}",
         "",
     ]
-    rows = [(v.version, v.stage or "registered", _when(v.created_at), v.digest[:19], v.artifact_uri,
+    rows = [(v.version, (v.stage or "registered") + (" (irreversible)" if v.irreversible else ""), _when(v.created_at),
+             v.digest[:19], v.artifact_uri,
              v.notes.splitlines()[0] if v.notes else "") for v in view.versions]
     return "\n".join(lines) + _table(("VERSION", "STAGE", "CREATED", "DIGEST", "ARTIFACT", "NOTES"), rows)
 
@@ -230,14 +239,25 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     register.add_argument("--language", action="append", help="client language, e.g. python (repeat)")
     register.add_argument("--runtime", default="", help="serving runtime, e.g. 'onnxruntime 1.17'")
     register.add_argument("--update", action="store_true", help="change an already registered model")
+    register.add_argument("--gates", help="the model's release gates (inline JSON or a file): max_p99_ms, "
+                          "max_error_rate, min_throughput_rps, min_quality, max_quality, require_live_test")
 
     add_version = add("add-version", _add_version, "register a version: artifact URI, digest, release notes")
     model_arg(add_version, version=True)
     add_version.add_argument("--artifact", required=True, help="artifact URI, e.g. s3://models/fraud/1.4.0/")
     add_version.add_argument("--digest", required=True, help="sha256:<64 hex> of the artifact")
+    add_version.add_argument("--image", help="the container image by digest (repository@sha256:<64 hex>); "
+                             "deploy and rollback set it with the artifact")
+    add_version.add_argument("--irreversible", metavar="REASON",
+                             help="never roll this version back automatically, and why (e.g. it migrates a schema)")
     notes = add_version.add_mutually_exclusive_group(required=True)
     notes.add_argument("--notes", help="release notes")
     notes.add_argument("--notes-file", help="file holding the release notes")
+
+    irreversible = add("irreversible", _irreversible,
+                       "mark a version as never to be rolled back automatically (a person is paged instead)")
+    model_arg(irreversible, version=True)
+    irreversible.add_argument("--reason", required=True, help="why it cannot be rolled back, e.g. 'migrates schema v5'")
 
     promote = add("promote", _promote, "assign a stage (GTO tag <model>#<stage>#<n>)")
     model_arg(promote, version=True)

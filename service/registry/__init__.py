@@ -7,13 +7,19 @@ its modules, by job:
 - :mod:`~modelmedic.registry.schema`: what the registry accepts (names, versions, interfaces, reports);
 - :mod:`~modelmedic.registry.tags`: a model's lifecycle as GTO's git tags say it;
 - :mod:`~modelmedic.registry.store`: :class:`Registry`, the git repository and its one write lock;
+- :mod:`~modelmedic.registry.eligibility`: which versions a release or a rollback may put in production;
 - :mod:`~modelmedic.registry.stats`: usage stats (with mergeable latency histograms) and the buffer
   that commits them in bulk.
 
 Layout, tags and guards: docs/registry.md.
 """
 
+from modelmedic.registry.eligibility import release_refusal, rollback_refusal
 from modelmedic.registry.records import (
+    ARTIFACT_ANNOTATION,
+    ARTIFACT_ENV,
+    DIGEST_ANNOTATION,
+    DIGEST_ENV,
     STAGES,
     Assignment,
     CertifiedBaseline,
@@ -25,12 +31,19 @@ from modelmedic.registry.records import (
     StatDelta,
     VersionInfo,
 )
-from modelmedic.registry.schema import check_certification, check_interface, check_json_schema, normalize_version
+from modelmedic.registry.schema import (
+    check_certification,
+    check_image,
+    check_interface,
+    check_json_schema,
+    normalize_version,
+)
 from modelmedic.registry.stats import LatencyHistogram, StatsBuffer, UsageStats
 from modelmedic.registry.store import Registry
 
 __all__ = [
-    "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "LatencyHistogram", "ModelSpec", "ModelSummary",
+    "ARTIFACT_ANNOTATION", "ARTIFACT_ENV", "DIGEST_ANNOTATION", "DIGEST_ENV", "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "LatencyHistogram", "ModelSpec", "ModelSummary",
     "ModelView", "Registry", "StableVersions", "StatDelta", "StatsBuffer", "UsageStats", "VersionInfo",
-    "check_certification", "check_interface", "check_json_schema", "normalize_version",
+    "check_certification", "check_image", "check_interface", "check_json_schema", "normalize_version",
+    "release_refusal", "rollback_refusal",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 STAGES = ("candidate", "certified", "canary", "stable", "retired")
@@ -13,6 +13,15 @@ EXCLUSIVE_STAGES = frozenset({"canary", "stable"})
 
 NEEDS_CERTIFICATION = frozenset({"canary", "stable"})
 """Stages only a version that was once certified may be promoted to."""
+
+ARTIFACT_ENV = "MODEL_ARTIFACT"
+"""The environment variable a model container reads its artifact URI from."""
+DIGEST_ENV = "MODEL_DIGEST"
+"""The environment variable holding the artifact's ``sha256:<hex>``, which the container verifies before serving."""
+ARTIFACT_ANNOTATION = "modelmedic.io/artifact"
+"""Pod-template annotation with the artifact URI: an init container reads it through the downward API."""
+DIGEST_ANNOTATION = "modelmedic.io/digest"
+"""Pod-template annotation with the artifact digest (same reason)."""
 
 
 @dataclass(frozen=True)
@@ -26,6 +35,9 @@ class ModelSpec:
     """``{"input": <JSON Schema>, "output": <JSON Schema>}``."""
     languages: tuple[str, ...] = ()
     runtime: str = ""
+    gates: dict[str, Any] = field(default_factory=dict)
+    """The model's own release gates (see :data:`~modelmedic.registry.schema.GATE_FIELDS`): absolute
+    certification floors over the policy's, and whether a deploy needs a passing live test."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,18 @@ class VersionInfo:
     stage: str | None
     """Current stage (see :meth:`Registry.stage`); ``None`` until the first promotion."""
     commit: str
+    image: str | None = None
+    """The container image pinned by digest (``repo@sha256:<hex>``), or None: the Deployment's image is kept."""
+    irreversible: str | None = None
+    """Why this version must never be rolled back automatically (e.g. a schema migration); None when it may be."""
+
+    def pod_env(self) -> dict[str, str]:
+        """What a release puts in the model container's environment so it fetches and checks this artifact."""
+        return {ARTIFACT_ENV: self.artifact_uri, DIGEST_ENV: self.digest}
+
+    def pod_annotations(self) -> dict[str, str]:
+        """What a release puts on the pod template: the same facts for any container (downward API)."""
+        return {ARTIFACT_ANNOTATION: self.artifact_uri, DIGEST_ANNOTATION: self.digest}
 
 
 @dataclass(frozen=True)

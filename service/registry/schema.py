@@ -22,6 +22,7 @@ SEMVER_RE = re.compile(
     r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._:/-]*@sha256:[0-9a-f]{64}$")
 
 
 def normalize_version(version: str) -> str:
@@ -129,6 +130,61 @@ def check_artifact(artifact_uri: str, digest: str) -> None:
         raise RegistryValidationError(
             f"digest {digest!r} is invalid: use sha256:<64 lowercase hex>, e.g. from `sha256sum model.onnx`"
         )
+
+
+def check_image(image: str | None) -> None:
+    """An image is pinned by its digest: a tag can be moved to other bytes, a digest cannot.
+
+    >>> check_image("registry.local/models/fraud@sha256:" + "a" * 64)
+    >>> check_image("registry.local/models/fraud:v2")
+    Traceback (most recent call last):
+    ...
+    modelmedic.errors.RegistryValidationError: image 'registry.local/models/fraud:v2' is not pinned by digest: ...
+    """
+    if image is not None and (not isinstance(image, str) or not _IMAGE_RE.match(image)):
+        raise RegistryValidationError(
+            f"image {image!r} is not pinned by digest: give repository@sha256:<64 hex>, e.g. from "
+            "`docker inspect --format '{{index .RepoDigests 0}}' IMAGE` (a tag can be moved to other bytes)"
+        )
+
+
+GATE_FIELDS = {
+    "max_p99_ms": "p99 latency (ms) under load at most this",
+    "max_error_rate": "errors over all certification requests at most this fraction",
+    "min_throughput_rps": "saturation throughput (req/s) at least this",
+    "min_quality": "metric -> floor for metrics where more is better, e.g. {accuracy: 0.9}",
+    "max_quality": "metric -> ceiling for error metrics, e.g. {mae: 2.5}",
+    "require_live_test": "true: a deploy needs a passing shadow verdict (modelmedic live-test)",
+}
+"""What ``gates`` in ``model.yaml`` may hold, and what each means."""
+
+
+def check_gates(gates: object) -> dict[str, Any]:
+    """A model's gates: known names only (a typo must never loosen a gate silently), numbers where numbers go.
+
+    >>> check_gates({"min_quality": {"accuracy": 0.9}, "max_p99_ms": 120, "require_live_test": True})["max_p99_ms"]
+    120.0
+    >>> check_gates({"min_acuracy": 0.9})
+    Traceback (most recent call last):
+    ...
+    modelmedic.errors.RegistryValidationError: unknown gate(s) ['min_acuracy']: use max_p99_ms, ...
+    """
+    if not isinstance(gates, Mapping):
+        raise RegistryValidationError(f"gates must be a mapping of {', '.join(GATE_FIELDS)}")
+    unknown = sorted(set(gates) - set(GATE_FIELDS))
+    if unknown:
+        raise RegistryValidationError(f"unknown gate(s) {unknown}: use {', '.join(GATE_FIELDS)}")
+    checked: dict[str, Any] = {}
+    for name, value in gates.items():
+        if name == "require_live_test":
+            if not isinstance(value, bool):
+                raise RegistryValidationError(f"gates.require_live_test must be true or false, got {value!r}")
+            checked[name] = value
+        elif name in ("min_quality", "max_quality"):
+            checked[name] = number_map(value, f"gates.{name}")
+        else:
+            checked[name] = number_map({name: value}, f"gates.{name}")[name]
+    return checked
 
 
 _BASELINE_FIELDS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_rps", "error_rate")

@@ -3,8 +3,8 @@
 Files (reviewed like code, one commit per change)::
 
     registry.yaml                            marker written by ``init`` (format version)
-    models/<model>/model.yaml                description, owners, interface (JSON Schemas), languages, runtime
-    models/<model>/versions/<v>.yaml         artifact URI and digest of one version
+    models/<model>/model.yaml                description, owners, interface (JSON Schemas), languages, runtime, gates
+    models/<model>/versions/<v>.yaml         what one version runs: artifact URI and digest, image by digest
     models/<model>/versions/<v>.cert.json    certification report: the baseline the monitor compares against
     models/<model>/versions/<v>.stats.json   usage/performance stats rolled up from production
 
@@ -58,6 +58,8 @@ from modelmedic.registry.records import (
 )
 from modelmedic.registry.schema import (
     check_artifact,
+    check_gates,
+    check_image,
     check_certification,
     check_interface,
     check_model_name,
@@ -130,7 +132,8 @@ class Registry:
     # ----------------------------------------------------------------- writes
 
     def register_model(self, name: str, *, description: str, owners: Iterable[str], interface: dict[str, Any],
-                       languages: Iterable[str] = (), runtime: str = "", update: bool = False) -> ModelSpec:
+                       languages: Iterable[str] = (), runtime: str = "", update: bool = False,
+                       gates: Mapping[str, Any] | None = None) -> ModelSpec:
         """Register a model (or, with ``update``, change its metadata) in one commit."""
         check_model_name(name)
         owners = tuple(owners)
@@ -139,7 +142,7 @@ class Registry:
         if not owners or not all(isinstance(o, str) and o.strip() for o in owners):
             raise RegistryValidationError(f"model {name}: give at least one owner (team or person to page)")
         spec = ModelSpec(name=name, description=description, owners=owners, interface=check_interface(interface),
-                         languages=tuple(languages), runtime=runtime)
+                         languages=tuple(languages), runtime=runtime, gates=check_gates(gates or {}))
         with self._model_transaction(name):
             exists = self._model_file(name).is_file()
             if exists and not update:
@@ -149,34 +152,55 @@ class Registry:
                 raise UnknownModelError(f"model {name} is not registered: register it without --update first")
             payload = asdict(spec)
             payload.update(owners=list(spec.owners), languages=list(spec.languages))
+            if not spec.gates:
+                del payload["gates"]
             path = self._model_file(name)
             _write_atomic(path, _dump_yaml(payload))
             self._commit([path], f"{'Update' if exists else 'Register'} model {name}")
         return spec
 
-    def add_version(self, model: str, version: str, notes: str, artifact_uri: str, digest: str) -> VersionInfo:
-        """Record a version's artifact in the tree and tag it ``<model>@v<semver>`` with the release notes.
+    def add_version(self, model: str, version: str, notes: str, artifact_uri: str, digest: str, *,
+                    image: str | None = None, irreversible: str | None = None) -> VersionInfo:
+        """Record what a version runs (artifact and digest, image by digest) in the tree, and tag it
+        ``<model>@v<semver>`` with the release notes.
 
         The commit is always new (``--allow-empty``) so every version tag points at its own commit:
         GTO resolves a stage tag to the version whose tag shares its commit.
         """
         version = normalize_version(version)
         check_artifact(artifact_uri, digest)
+        check_image(image)
         if not isinstance(notes, str) or not notes.strip():
             raise RegistryValidationError(f"{model}@{version}: give release notes (what changed and why)")
+        record = {"model": model, "version": version, "artifact_uri": artifact_uri, "digest": digest,
+                  **({"image": image} if image else {}), **({"irreversible": irreversible} if irreversible else {})}
         with self._model_transaction(model):
             self._require_model(model)
             if version in self._read_tags(model).versions:
                 raise VersionExistsError(f"{model}@{version} already exists and versions are immutable: "
                                          "register the change as a new version (e.g. bump the patch number)")
             path = self._version_file(model, version)
-            _write_atomic(path, _dump_yaml({"model": model, "version": version,
-                                            "artifact_uri": artifact_uri, "digest": digest}))
+            _write_atomic(path, _dump_yaml(record))
             self._commit([path], f"Register {model} {version}", allow_empty=True)
             self._git("tag", "-a", f"{model}@{version}", "-m", notes, "HEAD")
             tags = self._read_tags(model, with_messages=True)
         return self._version_info(model, tags, tags.versions[version])
 
+    def mark_irreversible(self, model: str, version: str, reason: str) -> VersionInfo:
+        """Mark a version as never to be rolled back automatically (e.g. it migrated a schema), with why.
+
+        What the version runs stays immutable; this adds the mark to its record in one commit.
+        Automatic rollbacks then page a person with ``reason`` instead of acting.
+        """
+        version = normalize_version(version)
+        if not isinstance(reason, str) or not reason.strip():
+            raise RegistryValidationError(f"{model}@{version}: say why it cannot be rolled back (--reason)")
+        with self._transaction():
+            self._require_version(model, version)
+            path = self._version_file(model, version)
+            _write_atomic(path, _dump_yaml({**_load_yaml(path), "irreversible": reason}))
+            self._commit([path], f"Mark {model} {version} irreversible: {reason}")
+        return self.version_info(model, version)
     def promote(self, model: str, version: str, stage: str, *, force: bool = False, reason: str = "") -> Assignment:
         """Assign ``stage`` to a version with a GTO tag ``<model>#<stage>#<n>``.
 
@@ -237,6 +261,12 @@ class Registry:
             _write_atomic(paths[1], markdown)
             verdict = "passed" if report.get("passed") else "failed"
             self._commit(paths, f"Live test of {model} {version} in shadow: {verdict}")
+
+    def live_test(self, model: str, version: str) -> dict[str, Any] | None:
+        """The version's recorded live-test verdict (``<v>.livetest.json``), or None when it has none."""
+        version = normalize_version(version)
+        self._require_version(model, version)
+        return _read_json(self._version_file(model, version, ".livetest.json"))
 
     def check_registered(self, model: str, version: str) -> str:
         """The version's GTO spelling if it is registered; else raise saying so.
@@ -314,7 +344,16 @@ class Registry:
         data = _load_yaml(self._model_file(model))
         return ModelSpec(name=model, description=data["description"], owners=tuple(data["owners"]),
                          interface=data["interface"], languages=tuple(data.get("languages", ())),
-                         runtime=data.get("runtime", ""))
+                         runtime=data.get("runtime", ""), gates=data.get("gates") or {})
+
+    def version_info(self, model: str, version: str) -> VersionInfo:
+        """One version's record: what it runs (artifact, digest, image), its notes, stage and marks."""
+        version = normalize_version(version)
+        self._require_model(model)
+        tags = self._read_tags(model, with_messages=True)
+        if version not in tags.versions:
+            raise UnknownVersionError(self._unknown_version_message(model, version, tags))
+        return self._version_info(model, tags, tags.versions[version])
 
     def history(self, model: str) -> list[HistoryEvent]:
         """Registrations and stage assignments, oldest first (assignments in GTO counter order)."""
@@ -444,7 +483,8 @@ class Registry:
         record = _load_yaml(self._version_file(model, vt.version))
         return VersionInfo(model=model, version=vt.version, artifact_uri=record["artifact_uri"],
                            digest=record["digest"], notes=vt.notes, created_at=vt.created_at,
-                           stage=tags.stage_of(vt.version), commit=vt.commit)
+                           stage=tags.stage_of(vt.version), commit=vt.commit, image=record.get("image"),
+                           irreversible=record.get("irreversible"))
 
     @staticmethod
     def _read_stats_file(path: Path) -> UsageStats | None:

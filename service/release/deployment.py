@@ -4,10 +4,13 @@
 
 1. refuse a version that is not certified (or is retired, or whose latest certification failed)
    unless forced; a forced deploy is logged, and the registry tag records it;
-2. patch the model's Deployment so its pods run exactly that version (``modelmedic.io/version``
-   label and ``MODEL_VERSION``, :meth:`KubeClient.set_version`), and annotate it with the registry's
-   artifact URI and digest and the deploy time (``modelmedic.io/deployed-at``, which the ``rollback``
-   playbook reads to tell a fresh release from an old one);
+2. patch the model's Deployment so its pods run exactly what the registry's version record names,
+   in one patch (:meth:`KubeClient.set_version`): the image by digest (when the version names one),
+   ``MODEL_ARTIFACT`` and ``MODEL_DIGEST`` (which the model container verifies before it serves),
+   the same two as pod-template annotations (for an init container), the ``modelmedic.io/version``
+   label and ``MODEL_VERSION``; the rolling update keeps every Ready pod until its replacement is
+   Ready (maxUnavailable 0). The Deployment is stamped with the deploy time
+   (``modelmedic.io/deployed-at``, which the ``rollback`` playbook reads to tell a fresh release from an old one);
 3. wait for the rollout, printing progress; then check it: rollout complete, ready == desired
    replicas, pods on the new version, and (``health_url``) the server's ``/healthz`` answers 200 for
    that version;
@@ -16,7 +19,9 @@
    compares production against it on the same traffic;
 5. on failure, put the version that ran before back (marked ``modelmedic.io/rolled-back-to``, so the
    rollback playbook never toggles it), and retire the failed version in the registry with the reason:
-   it is not deployed again without a new version or an explicit ``--force``.
+   it is not deployed again without a new version or an explicit ``--force``. The automatic undo
+   happens only to a certified version, and never from a version marked irreversible: then the
+   failed release stays and a person decides (the result says why).
 
 ``rollback`` is the downgrade and the emergency path: to a given version, or the registry's stable
 version when something else runs, else its previous stable.
@@ -39,23 +44,30 @@ from typing import TYPE_CHECKING, Literal
 import httpx
 
 from modelmedic.errors import (
-    CertificationMissingError,
     KubeError,
     KubeNotFound,
     KubeRolloutTimeout,
     NoRollbackTargetError,
     NotCertifiedError,
+    UnknownVersionError,
 )
 from modelmedic.kube import DEPLOYED_AT, ROLLED_BACK_TO, VERSION_ENV, VERSION_LABEL, DeploymentState, KubeClient, call_with_retries
-from modelmedic.registry import normalize_version
+from modelmedic.registry import (
+    ARTIFACT_ANNOTATION,
+    DIGEST_ANNOTATION,
+    normalize_version,
+    release_refusal,
+    rollback_refusal,
+)
 
 if TYPE_CHECKING:
     from modelmedic.registry import Registry, VersionInfo
 
 log = logging.getLogger(__name__)
 
-ARTIFACT_ANNOTATION = "modelmedic.io/artifact"
-DIGEST_ANNOTATION = "modelmedic.io/digest"
+__all__ = ["ARTIFACT_ANNOTATION", "DIGEST_ANNOTATION", "ReleaseOptions", "ReleaseResult", "deploy", "rollback",
+           "refusal", "rollback_target", "run_shadow", "stop_shadow"]
+
 ROLE_LABEL = "modelmedic.io/role"
 ROLE_ENV = "MODEL_ROLE"
 CANARY_SUFFIX = "-canary"
@@ -108,29 +120,31 @@ class ReleaseResult:
 # --------------------------------------------------------------------------- registry decisions
 
 
-def _ever_certified(registry: Registry, model: str, version: str) -> bool:
-    return any(e.action == "assign" and e.version == version and e.stage == "certified" for e in registry.history(model))
-
-
 def refusal(registry: Registry, model: str, version: str) -> str | None:
-    """Why ``version`` must not be deployed without --force, or None when it may be."""
-    stage = registry.stage(model, version)  # raises for an unknown model or version
-    if stage == "retired":
-        return f"{model}@{version} is retired"
-    try:
-        report = registry.certified_baseline(model, version).report
-    except CertificationMissingError:
-        return f"{model}@{version} was never certified (it has no certification report)"
-    if report.get("passed") is False:
-        return f"{model}@{version}'s latest certification failed its gates (see versions/{version}.cert.md)"
-    if not _ever_certified(registry, model, version):
-        return f"{model}@{version} was never certified"
-    return None
+    """Why ``version`` must not be deployed without --force, or None when it may be.
+
+    The registry's rule (:func:`~modelmedic.registry.release_refusal`: registered, not retired,
+    certified by a report that passed), plus the model's own: ``require_live_test`` in its gates
+    wants a passing shadow verdict (``modelmedic live-test``) recorded for the version.
+    """
+    why = release_refusal(registry, model, version)
+    if why is None and registry.spec(model).gates.get("require_live_test"):
+        verdict = registry.live_test(model, version)
+        if verdict is None:
+            why = f"{model} requires a passing live test and {model}@{version} has none (run `modelmedic live-test`)"
+        elif not verdict.get("passed"):
+            why = f"{model}@{version}'s live test failed (see versions/{version}.livetest.md)"
+    return why
 
 
 def _version_info(registry: Registry, model: str, version: str | None) -> VersionInfo | None:
-    """The registry's record of a version (artifact, digest), or None when the registry does not know it."""
-    return next((v for v in registry.show(model).versions if v.version == version), None)
+    """The registry's record of a version (what it runs), or None when the registry does not know it."""
+    if version is None:
+        return None
+    try:
+        return registry.version_info(model, version)
+    except UnknownVersionError:
+        return None
 
 
 def _canary_version(registry: Registry, model: str, version: str) -> str | None:
@@ -160,14 +174,9 @@ def rollback_target(registry: Registry, model: str, running: str | None) -> str:
 # --------------------------------------------------------------------------- Kubernetes steps
 
 
-def _annotations(info: VersionInfo | None, now: float, rolled_back_to: str | None) -> dict[str, str | None]:
-    """What a release writes on the Deployment: artifact, digest, deploy time; None removes a stale mark."""
-    return {
-        ARTIFACT_ANNOTATION: info.artifact_uri if info else None,
-        DIGEST_ANNOTATION: info.digest if info else None,
-        DEPLOYED_AT: datetime.fromtimestamp(now, UTC).isoformat(),
-        ROLLED_BACK_TO: rolled_back_to,
-    }
+def _annotations(now: float, rolled_back_to: str | None) -> dict[str, str | None]:
+    """What a release stamps on the Deployment: the deploy time, and the rollback mark (None removes a stale one)."""
+    return {DEPLOYED_AT: datetime.fromtimestamp(now, UTC).isoformat(), ROLLED_BACK_TO: rolled_back_to}
 
 
 async def _wait(kube: KubeClient, namespace: str, name: str, opts: ReleaseOptions, progress: Progress) -> DeploymentState:
@@ -191,16 +200,12 @@ async def _wait(kube: KubeClient, namespace: str, name: str, opts: ReleaseOption
     return waiting.result()
 
 
-async def _roll_out(kube: KubeClient, namespace: str, name: str, version: str | None, info: VersionInfo | None,
-                    opts: ReleaseOptions, progress: Progress, now: float,
-                    rolled_back_to: str | None = None) -> DeploymentState:
-    """Make ``name`` run ``version`` (its previous revision when None), mark it, and wait for the rollout."""
-    if version is None:
-        await kube.rollback(namespace, name)
-    else:
-        artifact = {"MODEL_ARTIFACT": info.artifact_uri, "MODEL_DIGEST": info.digest} if info else None
-        await kube.set_version(namespace, name, version, env=artifact)
-    await kube.annotate(namespace, name, _annotations(info, now, rolled_back_to))
+async def _roll_out(kube: KubeClient, namespace: str, name: str, info: VersionInfo, opts: ReleaseOptions,
+                    progress: Progress, now: float, rolled_back_to: str | None = None) -> DeploymentState:
+    """Make ``name`` run what ``info`` names (image, artifact, version) in one patch, stamp it, wait for the rollout."""
+    await kube.set_version(namespace, name, info.version, image=info.image, env=info.pod_env(),
+                           pod_annotations=info.pod_annotations())
+    await kube.annotate(namespace, name, _annotations(now, rolled_back_to))
     return await _wait(kube, namespace, name, opts, progress)
 
 
@@ -243,15 +248,15 @@ async def post_deploy_problems(kube: KubeClient, namespace: str, name: str, vers
     return problems
 
 
-async def _release(kube: KubeClient, namespace: str, name: str, version: str, info: VersionInfo | None,
-                   opts: ReleaseOptions, progress: Progress, now: float, *, rolled_back_to: str | None = None,
+async def _release(kube: KubeClient, namespace: str, name: str, info: VersionInfo, opts: ReleaseOptions,
+                   progress: Progress, now: float, *, rolled_back_to: str | None = None,
                    transport: httpx.AsyncBaseTransport | None = None) -> list[str]:
-    """Roll ``version`` out and check it; the problems found (a rollout timeout is one), empty when healthy."""
+    """Roll ``info``'s version out and check it; the problems found (a rollout timeout is one), empty when healthy."""
     try:
-        await _roll_out(kube, namespace, name, version, info, opts, progress, now, rolled_back_to)
+        await _roll_out(kube, namespace, name, info, opts, progress, now, rolled_back_to)
     except KubeRolloutTimeout as exc:
         return [str(exc)]
-    return await post_deploy_problems(kube, namespace, name, version, opts, transport=transport)
+    return await post_deploy_problems(kube, namespace, name, info.version, opts, transport=transport)
 
 
 # --------------------------------------------------------------------------- commands
@@ -270,10 +275,10 @@ async def deploy(kube: KubeClient, registry: Registry, model: str, version: str,
     if refused:
         log.warning("forced deploy of %s@%s to %s/%s: %s", model, version, namespace, name, refused)
         progress(f"WARNING: forcing the deploy although {refused}")
-    info = await asyncio.to_thread(_version_info, registry, model, version)
+    info = await asyncio.to_thread(registry.version_info, model, version)
     previous = (await kube.get_deployment(namespace, name)).version
     progress(f"deploying {model}@{version} to {namespace}/{name} (running {previous or 'an unnamed version'})")
-    problems = await _release(kube, namespace, name, version, info, opts, progress, clock(), transport=transport)
+    problems = await _release(kube, namespace, name, info, opts, progress, clock(), transport=transport)
     if problems:
         return await _undo(kube, registry, model, version, previous, opts, problems, force=bool(refused),
                            progress=progress, now=clock())
@@ -288,12 +293,24 @@ async def deploy(kube: KubeClient, registry: Registry, model: str, version: str,
 
 async def _undo(kube: KubeClient, registry: Registry, model: str, version: str, previous: str | None,
                 opts: ReleaseOptions, problems: list[str], *, force: bool, progress: Progress, now: float) -> ReleaseResult:
-    """Put ``previous`` back after ``version`` failed its checks, and retire ``version`` with the reason."""
+    """Put ``previous`` back after ``version`` failed its checks, and retire ``version`` with the reason.
+
+    Only to a certified version, and never away from one marked irreversible: otherwise the failed
+    release stays where it is and the result (status ``failed``) says why a person must decide.
+    """
     namespace, name = opts.namespace, opts.name(model)
     why = "; ".join(problems)
-    progress(f"post-deploy checks failed ({why}): rolling back to {previous or 'the previous revision'}")
     info = await asyncio.to_thread(_version_info, registry, model, previous)
-    await _roll_out(kube, namespace, name, previous, info, opts, progress, now, rolled_back_to=previous)
+    held = (f"the version it replaced ({previous or 'unnamed'}) is not in the registry" if info is None
+            else await asyncio.to_thread(rollback_refusal, registry, model, version, info.version))
+    if held:
+        progress(f"post-deploy checks failed ({why}); NOT rolling back automatically: {held}")
+        log.error("%s@%s failed its checks (%s) and was not rolled back: %s", model, version, why, held)
+        await _event(kube, namespace, name, "ModelmedicRollbackHeld", f"{model}@{version}: {why}; {held}", "Warning")
+        return ReleaseResult(model, version, previous, "failed", problems=(*problems, f"not rolled back: {held}"),
+                             forced=force)
+    progress(f"post-deploy checks failed ({why}): rolling back to {previous}")
+    await _roll_out(kube, namespace, name, info, opts, progress, now, rolled_back_to=previous)
     reason = (f"automatic rollback of the deploy to {namespace}/{name} to {previous}: {why}"
               + (" (the deploy was forced past certification)" if force else ""))
     if await asyncio.to_thread(registry.stage, model, version) not in ("retired", "stable"):
@@ -311,13 +328,14 @@ async def _point_canary(kube: KubeClient, registry: Registry, model: str, versio
     if version is None:
         return None
     try:
-        current = await kube.get_deployment(opts.namespace, name)
+        await kube.get_deployment(opts.namespace, name)
     except KubeNotFound:
         progress(f"no {opts.namespace}/{name} Deployment: the previous stable {version} runs as no canary")
         return None
-    if current.version != version:
-        info = await asyncio.to_thread(_version_info, registry, model, version)
-        await _roll_out(kube, opts.namespace, name, version, info, opts, progress, now)
+    # Always applied: a canary labelled with the version may still run another image or artifact
+    # (a pod template that already matches is left as it is by the Deployment controller).
+    info = await asyncio.to_thread(registry.version_info, model, version)
+    await _roll_out(kube, opts.namespace, name, info, opts, progress, now)
     await asyncio.to_thread(_record, registry, model, version, "canary",
                             f"previous stable, canary in {opts.namespace}/{name}")
     progress(f"{opts.namespace}/{name} runs the previous stable {version} as canary")
@@ -344,12 +362,16 @@ async def rollback(kube: KubeClient, registry: Registry, model: str, opts: Relea
     namespace, name = opts.namespace, opts.name(model)
     running = (await kube.get_deployment(namespace, name)).version
     target = normalize_version(to) if to else await asyncio.to_thread(rollback_target, registry, model, running)
-    refused = await asyncio.to_thread(refusal, registry, model, target)
+    refused = await asyncio.to_thread(rollback_refusal, registry, model, running, target)
     if refused and not force:
-        raise NotCertifiedError(f"refusing to roll back to {target}: {refused}. Pick another with --to, or pass --force")
-    info = await asyncio.to_thread(_version_info, registry, model, target)
+        raise NotCertifiedError(f"refusing to roll back to {target}: {refused}. Pick another with --to, or pass "
+                                "--force (recorded in the registry)")
+    if refused:
+        log.warning("forced rollback of %s/%s to %s@%s: %s", namespace, name, model, target, refused)
+        progress(f"WARNING: forcing the rollback although {refused}")
+    info = await asyncio.to_thread(registry.version_info, model, target)
     progress(f"rolling {namespace}/{name} back from {running} to {model}@{target}")
-    problems = await _release(kube, namespace, name, target, info, opts, progress, clock(), rolled_back_to=target,
+    problems = await _release(kube, namespace, name, info, opts, progress, clock(), rolled_back_to=target,
                               transport=transport)
     if problems:
         progress(f"the rollback's checks failed: {'; '.join(problems)}; the registry is left unchanged")

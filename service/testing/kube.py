@@ -63,6 +63,8 @@ class FakeKube:
         """(minReplicas, maxReplicas) of the HorizontalPodAutoscalers, by name."""
         self.env: dict[str, dict[str, str]] = {}
         """The extra environment :meth:`set_version` last gave each Deployment's pods."""
+        self.pod_annotations: dict[str, dict[str, str]] = {}
+        """The pod-template annotations :meth:`set_version` last gave each Deployment."""
         self.unready: set[str] = set()
         self.stuck: set[str] = set()
         self.write_error: KubeError | None = None
@@ -132,10 +134,18 @@ class FakeKube:
         self._put(self._write("scale", namespace, name, replicas), replicas=replicas)
 
     async def set_version(self, namespace: str, name: str, version: str, image: str | None = None,
-                          env: Mapping[str, str] | None = None) -> None:
+                          env: Mapping[str, str] | None = None,
+                          pod_annotations: Mapping[str, str] | None = None) -> None:
         state = self._write("set_version", namespace, name, version)
         self.env[name] = dict(env or {})
+        self.pod_annotations[name] = dict(pod_annotations or {})
         self._put(state, new_revision=True, version=version, image=image or state.image)
+
+    async def previous_version(self, namespace: str, name: str) -> str | None:
+        state = self._get(namespace, name)
+        if name not in self.previous:
+            raise KubeError(f"deployment {namespace}/{name} has no revision before {state.revision} to roll back to")
+        return self.previous[name]
 
     async def rollback(self, namespace: str, name: str) -> str | None:
         state = self._get(namespace, name)

@@ -7,6 +7,8 @@ Deployment controller are all on the path.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import time
 from pathlib import Path
 
@@ -14,7 +16,7 @@ import pytest
 from fixtures_kube import ROLLOUT_TIMEOUT_S, KubeNamespace
 from kubernetes import client
 
-from modelmedic.kube import KubeClient
+from modelmedic.kube import KubeClient, rollout_complete
 from modelmedic.registry import Registry
 from modelmedic.remediations import (
     LAST_ACTION_ANNOTATION,
@@ -139,30 +141,89 @@ async def test_scale_out_dry_run_changes_nothing(
 
 # ---------------------------------------------------------------- rollback
 
+def image(name: str, version: str) -> str:
+    return f"registry.local/models/{name}@sha256:{hashlib.sha256(version.encode()).hexdigest()}"
+
+
+def pinned(name: str, version: str) -> dict[str, str]:
+    """The artifact environment of ``version``: what the registry records for it below."""
+    return {"MODEL_ARTIFACT": f"s3://models/{name}/{version}", "MODEL_DIGEST": "sha256:" + hashlib.sha256(
+        f"artifact {version}".encode()).hexdigest()}
+
+
+def pod_template(ns: KubeNamespace, name: str) -> tuple[str, dict[str, str], int | str]:
+    """Image, environment (MODEL_VERSION left out) and maxUnavailable of the Deployment's pod template."""
+    d = client.AppsV1Api(ns.admin.api_client).read_namespaced_deployment(name, ns.name)
+    container = d.spec.template.spec.containers[0]
+    env = {e.name: e.value for e in container.env or [] if e.name != "MODEL_VERSION"}
+    return container.image, env, d.spec.strategy.rolling_update.max_unavailable
+
+
 async def deploy(kube: KubeClient, ns: KubeNamespace, name: str, version: str) -> None:
-    await kube.set_version(ns.name, name, version, image=f"registry.local/models/{name}:{version}")
+    """What a release puts in the pod template (the registry's record), outside modelmedic deploy."""
+    await kube.set_version(ns.name, name, version, image=image(name, version), env=pinned(name, version))
     await kube.wait_rollout(ns.name, name, ROLLOUT_TIMEOUT_S)
+
+
+def model_registry(path: Path, name: str, certified: tuple[str, ...], registered: tuple[str, ...] = ()) -> Registry:
+    registry = Registry.init(path)
+    registry.register_model(name, description="test model", owners=["team"],
+                            interface={"input": {"type": "object"}, "output": {"type": "number"}})
+    for version in (*certified, *registered):
+        env = pinned(name, version)
+        registry.add_version(name, version, "notes", env["MODEL_ARTIFACT"], env["MODEL_DIGEST"], image=image(name, version))
+    for version in certified:
+        registry.attach_certification(name, version, REPORT)
+        registry.promote(name, version, "certified")
+    return registry
+
+
+async def fewest_available_until_rolled_out(ns: KubeNamespace, name: str) -> int:
+    """Read the Deployment back to back until its rollout completes; the fewest available replicas seen."""
+    apps = client.AppsV1Api(ns.admin.api_client)
+    deadline, fewest = time.monotonic() + ROLLOUT_TIMEOUT_S, None
+    while time.monotonic() < deadline:
+        d = await asyncio.to_thread(apps.read_namespaced_deployment, name, ns.name)
+        available = d.status.available_replicas or 0
+        fewest = available if fewest is None else min(fewest, available)
+        if rollout_complete(d):
+            return fewest
+    raise AssertionError(f"{ns.name}/{name} did not roll out in {ROLLOUT_TIMEOUT_S}s")
 
 
 async def test_rollback_of_a_fresh_release_restores_the_previous_revision_once(
     kube: KubeClient, kube_namespace: KubeNamespace, playbooks: PlaybookRegistry
 ) -> None:
     name = await kube_namespace.create_model(version="v1", replicas=2)
+    await deploy(kube, kube_namespace, name, "v1")
     await deploy(kube, kube_namespace, name, "v2")
 
-    outcome = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2", "rollback"))
+    outcome = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2", "rollback"), require_certified=False)
     state = await kube.wait_rollout(kube_namespace.name, name, ROLLOUT_TIMEOUT_S)
 
     assert (outcome.status, outcome.message) == ("done", "rolled v2 back to v1 (previous revision)")
-    assert (state.version, state.image, state.ready_replicas) == ("v1", f"registry.local/models/{name}:v1", 2)
+    assert (state.version, state.ready_replicas) == ("v1", 2)
+    assert pod_template(kube_namespace, name) == (image(name, "v1"), pinned(name, "v1"), 0)
     assert annotations(kube_namespace, name)[ROLLED_BACK_TO] == "v1"
 
     # v1 now misbehaving too: rolling back again would bring v2 back, so rollback leaves it to a person.
-    again = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v1", "rollback", attempt=1))
+    again = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v1", "rollback", attempt=1),
+                      require_certified=False)
     assert (again.status, again.message[:40]) == ("skipped", "v1 is itself the result of a rollback: r")
-    stale = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2", "rollback", attempt=2))
+    stale = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2", "rollback", attempt=2),
+                      require_certified=False)
     assert (stale.status, stale.message) == ("skipped", "v2 is not deployed any more (v1 is): nothing to roll back")
     assert await kube.get_version(kube_namespace.name, name) == "v1"
+
+
+async def test_rollback_without_a_registry_leaves_the_release_to_a_person(
+    kube: KubeClient, kube_namespace: KubeNamespace, playbooks: PlaybookRegistry
+) -> None:
+    name = await kube_namespace.create_model(version="v1", replicas=1)
+    await deploy(kube, kube_namespace, name, "v2")
+    outcome = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2", "rollback"))
+    assert outcome.status == "skipped" and "cannot be shown to be certified" in outcome.message
+    assert pod_template(kube_namespace, name)[0] == image(name, "v2")
 
 
 async def test_rollback_leaves_a_release_alone_once_it_is_no_longer_recent(
@@ -178,17 +239,11 @@ async def test_rollback_leaves_a_release_alone_once_it_is_no_longer_recent(
     assert await kube.get_version(kube_namespace.name, name) == "v2"
 
 
-async def test_rollback_goes_to_the_registrys_previous_stable_version(
+async def test_rollback_via_the_registry_restores_image_artifact_and_version_and_keeps_serving(
     kube: KubeClient, kube_namespace: KubeNamespace, playbooks: PlaybookRegistry, tmp_path: Path
 ) -> None:
-    name = await kube_namespace.create_model(version="v1.0.0", replicas=2)
-    registry = Registry.init(tmp_path / "registry")
-    registry.register_model(name, description="test model", owners=["team"],
-                            interface={"input": {"type": "object"}, "output": {"type": "number"}})
-    for version in ("1.0.0", "1.1.0", "1.2.0"):
-        registry.add_version(name, version, "notes", f"s3://models/{name}/{version}", "sha256:" + "0" * 64)
-        registry.attach_certification(name, version, REPORT)
-        registry.promote(name, version, "certified")
+    name = await kube_namespace.create_model(version="v1.0.0", replicas=4)  # the default maxUnavailable 25% is 1 pod
+    registry = model_registry(tmp_path / "registry", name, ("v1.0.0", "v1.1.0", "v1.2.0"))
     registry.promote(name, "1.0.0", "stable")
     registry.promote(name, "1.1.0", "stable")
     await deploy(kube, kube_namespace, name, "v1.1.0")
@@ -196,10 +251,36 @@ async def test_rollback_goes_to_the_registrys_previous_stable_version(
 
     ctx = context(kube, kube_namespace, name, "v1.2.0", "rollback", registry=registry)
     outcome = await run(playbooks, "rollback", ctx)
-    state = await kube.wait_rollout(kube_namespace.name, name, ROLLOUT_TIMEOUT_S)
+    fewest_available = await fewest_available_until_rolled_out(kube_namespace, name)
+    state = await kube.get_deployment(kube_namespace.name, name)
 
     assert (outcome.status, outcome.details["after"], outcome.details["source"]) == ("done", "v1.1.0", "registry")
-    assert (state.version, state.ready_replicas) == ("v1.1.0", 2)
+    assert (state.version, state.ready_replicas) == ("v1.1.0", 4)
+    assert pod_template(kube_namespace, name) == (image(name, "v1.1.0"), pinned(name, "v1.1.0"), 0)
+    assert fewest_available == 4, "every Ready pod of the bad version served until its replacement was Ready"
+
+
+async def test_rollback_via_the_previous_revision_only_to_a_certified_version(
+    kube: KubeClient, kube_namespace: KubeNamespace, playbooks: PlaybookRegistry, tmp_path: Path
+) -> None:
+    name = await kube_namespace.create_model(version="v0.9.0", replicas=2)
+    registry = model_registry(tmp_path / "registry", name, ("v1.0.0",), registered=("v0.9.0", "v2.0.0"))
+    assert registry.stable_versions(name).stable is None  # the registry names no target: the revision path
+    await deploy(kube, kube_namespace, name, "v0.9.0")
+    await deploy(kube, kube_namespace, name, "v2.0.0")
+    refused = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2.0.0", "rollback", registry=registry))
+    assert refused.status == "skipped"
+    assert refused.details["refused"] == f"{name}@v0.9.0 was never certified (it has no certification report)"
+    assert pod_template(kube_namespace, name)[0] == image(name, "v2.0.0")
+
+    await deploy(kube, kube_namespace, name, "v1.0.0")
+    await deploy(kube, kube_namespace, name, "v2.0.0")  # a new revision over certified v1.0.0
+    outcome = await run(playbooks, "rollback", context(kube, kube_namespace, name, "v2.0.0", "rollback", attempt=1,
+                                                       registry=registry))
+    state = await kube.wait_rollout(kube_namespace.name, name, ROLLOUT_TIMEOUT_S)
+    assert (outcome.status, outcome.details["after"], outcome.details["source"]) == ("done", "v1.0.0", "previous revision")
+    assert (state.version, state.ready_replicas) == ("v1.0.0", 2)
+    assert pod_template(kube_namespace, name) == (image(name, "v1.0.0"), pinned(name, "v1.0.0"), 0)
 
 
 # ---------------------------------------------------------------- restart

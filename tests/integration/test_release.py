@@ -37,6 +37,7 @@ pytestmark = pytest.mark.integration
 MODEL = "fraud"
 WEIGHTS = (1.0, 1.0)
 DIGESTS = {v: "sha256:" + c * 64 for v, c in (("v1.0.0", "1"), ("v2.0.0", "2"), ("v3.0.0", "3"))}
+IMAGES = {v: f"registry.local/models/{MODEL}@sha256:{c * 64}" for v, c in (("v1.0.0", "a"), ("v2.0.0", "b"), ("v3.0.0", "c"))}
 POLICY = """
 rates_rps: [20, 50]
 step_s: 1.0
@@ -74,6 +75,21 @@ def deployment(ns: KubeNamespace, name: str) -> client.V1Deployment:
     return client.AppsV1Api(ns.admin.api_client).read_namespaced_deployment(name, ns.name)
 
 
+def runs(ns: KubeNamespace, name: str) -> tuple[str, dict[str, str], dict[str, str], object]:
+    """What the pod template of ``name`` runs: image, environment, annotations, and the rollout strategy."""
+    d = deployment(ns, name)
+    container = d.spec.template.spec.containers[0]
+    return (container.image, {e.name: e.value for e in container.env or []}, d.spec.template.metadata.annotations or {},
+            d.spec.strategy.rolling_update.max_unavailable)
+
+
+def expected(version: str) -> tuple[str, dict[str, str], dict[str, str], int]:
+    """What a pod of ``version`` must run: its image, artifact and digest, and a rollout keeping every Ready pod."""
+    artifact = f"s3://models/{MODEL}/{version}/"
+    return (IMAGES[version], {"MODEL_VERSION": version, "MODEL_ARTIFACT": artifact, "MODEL_DIGEST": DIGESTS[version]},
+            {ARTIFACT_ANNOTATION: artifact, DIGEST_ANNOTATION: DIGESTS[version]}, 0)
+
+
 def running(ns: KubeNamespace, name: str) -> set[str]:
     """The versions the live pods of ``name`` carry."""
     return {pod.metadata.labels[VERSION_LABEL] for pod in ns.pods(name)}
@@ -106,7 +122,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
         for version, digest in DIGESTS.items():
             assert (await cli(capsys, "registry", "add-version", MODEL, version, *registry_args, "--notes",
                               f"release {version}", "--artifact", f"s3://models/{MODEL}/{version}/", "--digest",
-                              digest))[0] == 0
+                              digest, "--image", IMAGES[version]))[0] == 0
 
         async def certify(version: str, server: str) -> tuple[int, str]:
             return await cli(capsys, "certify", MODEL, version, *registry_args, "--endpoint", servers[server].url,
@@ -125,6 +141,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
         code, out = await cli(capsys, "deploy", MODEL, "v1.0.0", *kube_args)
         assert code == 0, out
         assert reg.stable_version(MODEL) == "v1.0.0"
+        assert runs(ns, MODEL) == expected("v1.0.0")
 
         code, out = await certify("v2.0.0", "v2")
         assert code == 0, out
@@ -148,9 +165,8 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
         assert code == 0, out
         assert "canary runs v1.0.0" in out
         assert running(ns, MODEL) == {"v2.0.0"} and running(ns, f"{MODEL}-canary") == {"v1.0.0"}
-        annotations = deployment(ns, MODEL).metadata.annotations
-        assert annotations[ARTIFACT_ANNOTATION] == f"s3://models/{MODEL}/v2.0.0/"
-        assert annotations[DIGEST_ANNOTATION] == DIGESTS["v2.0.0"] and DEPLOYED_AT in annotations
+        assert runs(ns, MODEL) == expected("v2.0.0") and runs(ns, f"{MODEL}-canary") == expected("v1.0.0")
+        assert DEPLOYED_AT in deployment(ns, MODEL).metadata.annotations
         assert reg.stable_versions(MODEL).stable == "v2.0.0" and reg.stable_versions(MODEL).canary == "v1.0.0"
 
         # ---- v3 failed certification: refused; forced, its health check fails and it is undone by itself
@@ -161,16 +177,15 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
                               f"{servers['v3-unhealthy'].url}/healthz")
         assert code == 1
         assert "rolled-back" in out and "answered 503" in out
-        assert running(ns, MODEL) == {"v2.0.0"}
-        annotations = deployment(ns, MODEL).metadata.annotations
-        assert annotations[ROLLED_BACK_TO] == "v2.0.0" and annotations[DIGEST_ANNOTATION] == DIGESTS["v2.0.0"]
+        assert running(ns, MODEL) == {"v2.0.0"} and runs(ns, MODEL) == expected("v2.0.0")
+        assert deployment(ns, MODEL).metadata.annotations[ROLLED_BACK_TO] == "v2.0.0"
         assert reg.stage(MODEL, "v3.0.0") == "retired" and reg.stable_version(MODEL) == "v2.0.0"
 
         # ---- emergency rollback: to the previous stable, v1
         code, out = await cli(capsys, "rollback", MODEL, *kube_args)
         assert code == 0, out
         assert "rolling" in out and "back from v2.0.0 to fraud@v1.0.0" in out
-        assert running(ns, MODEL) == {"v1.0.0"}
+        assert running(ns, MODEL) == {"v1.0.0"} and runs(ns, MODEL) == expected("v1.0.0")
         assert reg.stable_version(MODEL) == "v1.0.0"
 
         # ---- the registry's history tells the whole story
@@ -229,7 +244,8 @@ async def test_the_reference_server_runs_as_a_script_configured_from_the_environ
             health = await http.get("/healthz")
             answer = await http.post("/predict", json={"request_id": "r1", "features": [0.5, -0.2]})
             refused = await http.post("/predict", json={"request_id": "r2", "features": [1]})
-        assert (health.status_code, health.json()) == (200, {"status": "ok", "model": MODEL, "version": "v2.0.0"})
+        assert (health.status_code, health.json()) == (200, {"status": "ok", "model": MODEL, "version": "v2.0.0",
+                                                             "artifact_digest": None})
         assert answer.json() == {"prediction": 1, "version": "v2.0.0", "request_id": "r1"}
         assert refused.status_code == 400 and "expected 2 features" in refused.json()["error"]
     finally:

@@ -234,7 +234,7 @@ async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, 
     await kube_namespace.create_model("model-c", "v1", replicas=2)
     await kube_admin.set_version(ns, "model-c", "v2")
     await kube_admin.wait_rollout(ns, "model-c", 60)
-    pol = policy(ns, playbooks=[{"name": "rollback"}, {"name": "scale-out"}])
+    pol = policy(ns, playbooks=[{"name": "rollback", "params": {"require_certified": False}}, {"name": "scale-out"}])
     async with response_plane(settings, receiver, kube, pol) as plane:
         fire = anomaly("model-c", version="v2")
         await publish(settings, fire)

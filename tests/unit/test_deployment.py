@@ -29,6 +29,15 @@ REPORT = {"latency_p50_ms": 5, "latency_p95_ms": 10, "latency_p99_ms": 20, "thro
           "quality": {"accuracy": 0.9}, "passed": True}
 
 
+def image(n: int) -> str:
+    return f"registry.local/fraud@sha256:{str(n) * 64}"
+
+
+def pinned(n: int) -> dict[str, str]:
+    """What a pod of fraud v<n> is handed: the artifact and its digest."""
+    return {"MODEL_ARTIFACT": f"s3://m/fraud/{n}", "MODEL_DIGEST": "sha256:" + str(n) * 64}
+
+
 def models(**deployments: str) -> FakeKube:
     """Deployments as name -> version (``fraud_canary=`` names fraud-canary), 2 replicas each, rolled out."""
     return FakeKube(*(deployment_state(name.replace("_", "-"), version) for name, version in deployments.items()),
@@ -55,7 +64,8 @@ def registry(tmp_path: Path) -> Registry:
     reg.register_model("fraud", description="Card fraud", owners=["risk"],
                        interface={"input": {"type": "object"}, "output": {"type": "integer"}})
     for n in (1, 2, 3, 4):
-        reg.add_version("fraud", f"{n}.0.0", f"release {n}", f"s3://m/fraud/{n}", "sha256:" + str(n) * 64)
+        reg.add_version("fraud", f"{n}.0.0", f"release {n}", f"s3://m/fraud/{n}", "sha256:" + str(n) * 64,
+                        image=image(n))
     for n in (1, 2):
         reg.attach_certification("fraud", f"{n}.0.0", REPORT)
         reg.promote("fraud", f"{n}.0.0", "certified")
@@ -74,10 +84,10 @@ async def test_an_upgrade_runs_the_version_marks_it_and_keeps_the_previous_stabl
     result = await run_deploy(kube, registry, "2.0.0", progress=lines.append)
     assert (result.status, result.previous, result.canary, result.forced) == ("deployed", "v1.0.0", "v1.0.0", False)
     assert history(kube) == [("fraud", "v2.0.0"), ("fraud-canary", "v1.0.0")]
-    assert annotations(kube, "fraud") == {ARTIFACT_ANNOTATION: "s3://m/fraud/2", DIGEST_ANNOTATION: "sha256:" + "2" * 64,
-                                         DEPLOYED_AT: datetime.fromtimestamp(NOW, UTC).isoformat()}
-    assert annotations(kube, "fraud-canary")[ARTIFACT_ANNOTATION] == "s3://m/fraud/1"
-    assert kube.env["fraud"] == {"MODEL_ARTIFACT": "s3://m/fraud/2", "MODEL_DIGEST": "sha256:" + "2" * 64}, "pods see it too"
+    assert annotations(kube, "fraud") == {DEPLOYED_AT: datetime.fromtimestamp(NOW, UTC).isoformat()}
+    assert (kube.deployments["fraud"].image, kube.env["fraud"]) == (image(2), pinned(2)), "image, artifact, version at once"
+    assert kube.pod_annotations["fraud"] == {ARTIFACT_ANNOTATION: "s3://m/fraud/2", DIGEST_ANNOTATION: "sha256:" + "2" * 64}
+    assert (kube.deployments["fraud-canary"].image, kube.env["fraud-canary"]) == (image(1), pinned(1))
     versions = registry.stable_versions("fraud")
     assert (versions.stable, versions.previous_stable, versions.canary) == ("v2.0.0", "v1.0.0", "v1.0.0")
     assert lines[0] == "deploying fraud@v2.0.0 to models/fraud (running v1.0.0)"
@@ -125,7 +135,7 @@ async def test_a_release_failing_its_checks_is_undone_and_retired(registry: Regi
     assert result.status == "rolled-back" and problem in result.problems[0]
     assert history(kube) == [("fraud", "v2.0.0"), ("fraud", "v1.0.0")]  # the canary is not touched
     assert annotations(kube, "fraud")[ROLLED_BACK_TO] == "v1.0.0"
-    assert annotations(kube, "fraud")[DIGEST_ANNOTATION] == "sha256:" + "1" * 64
+    assert (kube.deployments["fraud"].image, kube.env["fraud"]) == (image(1), pinned(1))
     assert registry.stable_version("fraud") == "v1.0.0" and registry.stage("fraud", "v2.0.0") == "retired"
     retired = registry.history("fraud")[-1]
     assert retired.stage == "retired" and problem in retired.message
@@ -145,6 +155,7 @@ async def test_rollback_goes_to_the_previous_stable_and_records_it(registry: Reg
     result = await rollback(kube, registry, "fraud", OPTS, clock=lambda: NOW)
     assert (result.status, result.version, result.previous) == ("deployed", "v1.0.0", "v2.0.0")
     assert version(kube, "fraud") == "v1.0.0" and annotations(kube, "fraud")[ROLLED_BACK_TO] == "v1.0.0"
+    assert (kube.deployments["fraud"].image, kube.env["fraud"]) == (image(1), pinned(1))
     assert registry.stable_version("fraud") == "v1.0.0"
     assert "rollback of models/fraud from v2.0.0" in registry.history("fraud")[-1].message
 
@@ -196,3 +207,49 @@ async def test_an_unhealthy_server_rolls_the_release_back(registry: Registry) ->
     result = await deploy(kube, registry, "fraud", "2.0.0", opts, transport=health(503))
     assert result.status == "rolled-back" and "answered 503" in result.problems[0]
     assert version(kube, "fraud") == "v1.0.0"
+
+
+async def test_a_failed_deploy_of_an_irreversible_version_is_not_undone_automatically(registry: Registry) -> None:
+    registry.mark_irreversible("fraud", "2.0.0", "drops the v1 feature table")
+    kube = models(fraud="v1.0.0")
+    kube.unready.add("v2.0.0")
+    result = await run_deploy(kube, registry, "2.0.0")
+    assert result.status == "failed" and history(kube) == [("fraud", "v2.0.0")]
+    assert result.problems[-1] == ("not rolled back: fraud@v2.0.0 is marked irreversible (drops the v1 feature table): "
+                                   "it is never rolled back automatically")
+    assert registry.stage("fraud", "v2.0.0") == "certified" and kube.events[-1].reason == "ModelmedicRollbackHeld"
+
+
+async def test_a_failed_deploy_is_undone_only_to_a_certified_version(registry: Registry) -> None:
+    kube = models(fraud="v3.0.0")  # put there by hand, never certified
+    kube.unready.add("v2.0.0")
+    result = await run_deploy(kube, registry, "2.0.0")
+    assert result.status == "failed" and version(kube, "fraud") == "v2.0.0"
+    assert result.problems[-1] == "not rolled back: fraud@v3.0.0 was never certified (it has no certification report)"
+
+
+async def test_a_person_rolls_back_from_an_irreversible_version_only_with_force(registry: Registry) -> None:
+    kube = models(fraud="v1.0.0")
+    await run_deploy(kube, registry, "2.0.0")
+    registry.mark_irreversible("fraud", "2.0.0", "migrated the schema")
+    with pytest.raises(NotCertifiedError, match=r"fraud@v2.0.0 is marked irreversible \(migrated the schema\)"):
+        await rollback(kube, registry, "fraud", OPTS)
+    result = await rollback(kube, registry, "fraud", OPTS, force=True)
+    assert result.ok and result.forced and version(kube, "fraud") == "v1.0.0"
+    assert "forced: fraud@v2.0.0 is marked irreversible" in registry.history("fraud")[-1].message
+
+
+async def test_a_model_that_requires_a_live_test_deploys_only_after_a_passing_verdict(registry: Registry) -> None:
+    spec = registry.spec("fraud")
+    registry.register_model("fraud", description=spec.description, owners=spec.owners, interface=spec.interface,
+                            gates={"require_live_test": True}, update=True)
+    kube = models(fraud="v1.0.0")
+    with pytest.raises(NotCertifiedError, match="fraud requires a passing live test and fraud@v2.0.0 has none"):
+        await run_deploy(kube, registry, "2.0.0")
+    registry.attach_live_test("fraud", "2.0.0", {"passed": False}, "# failed")
+    with pytest.raises(NotCertifiedError, match="fraud@v2.0.0's live test failed"):
+        await run_deploy(kube, registry, "2.0.0")
+    forced = await run_deploy(kube, registry, "2.0.0", force=True)
+    assert forced.ok and forced.forced and "forced: fraud@v2.0.0's live test failed" in registry.history("fraud")[-1].message
+    registry.attach_live_test("fraud", "2.0.0", {"passed": True}, "# passed")
+    assert (await run_deploy(kube, registry, "2.0.0")).ok

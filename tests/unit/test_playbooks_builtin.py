@@ -6,15 +6,16 @@ here: every branch of every decision, exactly, with no wall time.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelmedic.errors import KubeError, KubeForbidden, UnknownModelError
+from modelmedic.errors import KubeError, KubeForbidden
 from modelmedic.kube import DeploymentState
-from modelmedic.registry import StableVersions
+from modelmedic.registry import ARTIFACT_ANNOTATION, DIGEST_ANNOTATION, Registry
 from modelmedic.remediations import (
     LAST_ACTION_ANNOTATION,
     Outcome,
@@ -51,16 +52,6 @@ def deployment(replicas: int = 2, version: str = "v2", **annotations: str) -> De
     return deployment_state("fraud", version, replicas, **annotations)
 
 
-@dataclass
-class FakeRegistry:
-    versions: StableVersions | None
-
-    def stable_versions(self, model: str) -> StableVersions:
-        if self.versions is None:
-            raise UnknownModelError(f"model {model!r} is not registered")
-        return self.versions
-
-
 @pytest.fixture(scope="module")
 def playbooks() -> PlaybookRegistry:
     registry = PlaybookRegistry()
@@ -81,6 +72,9 @@ async def run(playbooks: PlaybookRegistry, name: str, ctx: PlaybookContext, **pa
 
 # ---------------------------------------------------------------- every built-in
 
+UNCHECKED = {"rollback": {"require_certified": False}}
+"""Params that let each built-in act on a bare Deployment (rollback needs a registry otherwise)."""
+
 @pytest.mark.parametrize("name", ["scale-out", "rollback", "restart"])
 async def test_a_replay_with_the_same_key_does_nothing(playbooks: PlaybookRegistry, name: str) -> None:
     kube = fake(deployment(**{LAST_ACTION_ANNOTATION: KEY}))
@@ -91,12 +85,12 @@ async def test_a_replay_with_the_same_key_does_nothing(playbooks: PlaybookRegist
 
 @pytest.mark.parametrize(("name", "message"), [
     ("scale-out", "would scale 2 -> 3 through the Deployment"),
-    ("rollback", "would roll v2 back to the previous revision"),
+    ("rollback", "would roll v2 back to v1 (previous revision)"),
     ("restart", "would restart the 2 pods of models/fraud"),
 ])
 async def test_dry_run_says_what_it_would_do_and_writes_nothing(playbooks: PlaybookRegistry, name: str, message: str) -> None:
     kube = fake(deployment())
-    outcome = await run(playbooks, name, context(kube, dry_run=True))
+    outcome = await run(playbooks, name, context(kube, dry_run=True), **UNCHECKED.get(name, {}))
     assert (outcome.status, outcome.message) == ("dry_run", message)
     assert kube.writes == []
 
@@ -104,14 +98,14 @@ async def test_dry_run_says_what_it_would_do_and_writes_nothing(playbooks: Playb
 @pytest.mark.parametrize("name", ["scale-out", "rollback", "restart"])
 async def test_a_forbidden_write_fails_the_run_with_the_rbac_hint(playbooks: PlaybookRegistry, name: str) -> None:
     kube = fake(deployment(), write_error=KubeForbidden("patch deployments models/fraud is forbidden: check deploy/rbac/role.yaml"))
-    outcome = await run(playbooks, name, context(kube))
+    outcome = await run(playbooks, name, context(kube), **UNCHECKED.get(name, {}))
     assert outcome.status == "failed" and outcome.message.endswith("check deploy/rbac/role.yaml")
 
 
 @pytest.mark.parametrize("name", ["scale-out", "rollback", "restart"])
 async def test_a_missing_event_does_not_undo_a_done_action(playbooks: PlaybookRegistry, name: str) -> None:
     kube = fake(deployment(), event_error=KubeForbidden("create events is forbidden"))
-    outcome = await run(playbooks, name, context(kube))
+    outcome = await run(playbooks, name, context(kube), **UNCHECKED.get(name, {}))
     assert outcome.status == "done" and kube.deployments["fraud"].annotations[LAST_ACTION_ANNOTATION] == KEY
 
 
@@ -160,36 +154,101 @@ async def test_an_unreadable_stabilization_stamp_counts_as_never(playbooks: Play
 
 # ---------------------------------------------------------------- rollback
 
-async def test_rollback_to_the_previous_revision_marks_what_it_put_in_place(playbooks: PlaybookRegistry) -> None:
+REPORT = {"latency_p50_ms": 5, "latency_p95_ms": 10, "latency_p99_ms": 20, "throughput_rps": 50, "error_rate": 0.0,
+          "quality": {"accuracy": 0.9}, "passed": True}
+
+
+def image(n: int) -> str:
+    return f"registry.local/fraud@sha256:{str(n) * 64}"
+
+
+@pytest.fixture
+def git_registry(tmp_path: Path) -> Registry:
+    """fraud v0, v1, v2 registered with images; v0 and v1 certified; v1 stable; v2 deployed, never certified."""
+    reg = Registry.init(tmp_path / "registry")
+    reg.register_model("fraud", description="Card fraud", owners=["risk"],
+                       interface={"input": {"type": "object"}, "output": {"type": "integer"}})
+    for n in (0, 1, 2):
+        reg.add_version("fraud", f"{n}.0.0", f"release {n}", f"s3://m/fraud/{n}", "sha256:" + str(n) * 64, image=image(n))
+    for n in (0, 1):
+        reg.attach_certification("fraud", f"{n}.0.0", REPORT)
+        reg.promote("fraud", f"{n}.0.0", "certified")
+    reg.promote("fraud", "1.0.0", "stable")
+    return reg
+
+
+async def test_without_a_registry_nothing_is_shown_certified_so_nothing_is_rolled_back(playbooks: PlaybookRegistry) -> None:
     kube = fake(deployment(version="v2"))
     outcome = await run(playbooks, "rollback", context(kube))
+    assert outcome.status == "skipped" and kube.writes == []
+    assert outcome.message == ("not rolling v2 back to v1: no model registry knows fraud, so v1 cannot be shown to be "
+                               "certified (configure the registry, or set require_certified: false); this needs a person")
+
+
+async def test_rollback_to_the_previous_revision_when_allowed_unchecked_marks_what_it_put_in_place(
+    playbooks: PlaybookRegistry
+) -> None:
+    kube = fake(deployment(version="v2"))
+    outcome = await run(playbooks, "rollback", context(kube), require_certified=False)
     assert outcome == Outcome.done("rolled v2 back to v1 (previous revision)", before="v2", after="v1", source="previous revision")
     assert kube.changes() == [("rollback", "v1"), ("annotate", ({LAST_ACTION_ANNOTATION: KEY, ROLLED_BACK_TO: "v1"}, None))]
 
 
-@pytest.mark.parametrize(("versions", "expected"), [
-    (StableVersions("fraud", stable="v1", previous_stable="v0", canary=None), "v1"),   # v2 never promoted
-    (StableVersions("fraud", stable="v2", previous_stable="v1", canary=None), "v1"),   # v2 is the stable one
+@pytest.mark.parametrize(("stable", "expected"), [
+    (None, "v1.0.0"),       # v2 deployed by hand, never promoted: back to stable v1
+    ("2.0.0", "v1.0.0"),    # v2 is the stable one (forced): back to the previous stable v1
 ])
-async def test_rollback_prefers_the_registrys_last_stable_version_other_than_the_bad_one(
-    playbooks: PlaybookRegistry, versions: StableVersions, expected: str
+async def test_rollback_via_the_registry_sets_image_artifact_and_version_together(
+    playbooks: PlaybookRegistry, git_registry: Registry, stable: str | None, expected: str
 ) -> None:
-    kube = fake(deployment(version="v2"))
-    outcome = await run(playbooks, "rollback", context(kube, registry=FakeRegistry(versions)))
-    assert (outcome.status, outcome.details["source"]) == ("done", "registry")
+    if stable:
+        git_registry.promote("fraud", stable, "stable", force=True, reason="test")
+    kube = fake(deployment(version="v2.0.0"), previous="v0.0.0")
+    outcome = await run(playbooks, "rollback", context(kube, version="v2.0.0", registry=git_registry))
+    assert (outcome.status, outcome.details["source"], outcome.details["after"]) == ("done", "registry", expected)
     assert kube.changes()[0] == ("set_version", expected)
+    assert kube.deployments["fraud"].image == image(1)
+    assert kube.env["fraud"] == {"MODEL_ARTIFACT": "s3://m/fraud/1", "MODEL_DIGEST": "sha256:" + "1" * 64}
+    assert kube.pod_annotations["fraud"] == {ARTIFACT_ANNOTATION: "s3://m/fraud/1", DIGEST_ANNOTATION: "sha256:" + "1" * 64}
 
 
-@pytest.mark.parametrize("registry", [
-    FakeRegistry(None),                                                          # model not registered
-    FakeRegistry(StableVersions("fraud", stable="v2", previous_stable=None, canary=None)),  # no earlier stable
-])
-async def test_rollback_falls_back_to_the_previous_revision_when_the_registry_cannot_say(
-    playbooks: PlaybookRegistry, registry: FakeRegistry
+async def test_the_previous_revision_is_a_target_only_when_the_registry_certified_it(
+    playbooks: PlaybookRegistry, git_registry: Registry
 ) -> None:
-    kube = fake(deployment(version="v2"))
-    outcome = await run(playbooks, "rollback", context(kube, registry=registry))
-    assert (outcome.status, outcome.details["source"], kube.changes()[0]) == ("done", "previous revision", ("rollback", "v1"))
+    git_registry.promote("fraud", "1.0.0", "retired", force=True, reason="test: no stable left")
+    assert git_registry.stable_versions("fraud").stable is None
+    certified = fake(deployment(version="v2.0.0"), previous="v0.0.0")
+    outcome = await run(playbooks, "rollback", context(certified, version="v2.0.0", registry=git_registry))
+    assert (outcome.status, outcome.details["source"], certified.changes()[0]) == (
+        "done", "previous revision", ("rollback", "v0.0.0"))
+
+    for previous, why in (("v1.0.0", "fraud@v1.0.0 is retired"),
+                          ("v9.0.0", "fraud@v9.0.0 is not registered (registered: v0.0.0, v1.0.0, v2.0.0)")):
+        kube = fake(deployment(version="v2.0.0"), previous=previous)
+        outcome = await run(playbooks, "rollback", context(kube, version="v2.0.0", registry=git_registry),
+                            require_certified=False)  # the registry knows the model: it is asked regardless
+        assert outcome.status == "skipped" and kube.writes == []
+        assert outcome.message.startswith(f"not rolling v2.0.0 back to {previous}: {why}")
+
+
+async def test_an_uncertified_registry_target_is_not_rolled_back_to(playbooks: PlaybookRegistry, git_registry: Registry) -> None:
+    git_registry.attach_certification("fraud", "1.0.0", {**REPORT, "passed": False})  # stable v1's new report failed
+    kube = fake(deployment(version="v2.0.0"))
+    outcome = await run(playbooks, "rollback", context(kube, version="v2.0.0", registry=git_registry))
+    assert outcome.status == "skipped" and kube.writes == []
+    assert "fraud@v1.0.0's latest certification failed its gates" in outcome.message
+
+
+async def test_an_irreversible_version_is_never_rolled_back_only_reported_with_the_reason(
+    playbooks: PlaybookRegistry, git_registry: Registry
+) -> None:
+    git_registry.mark_irreversible("fraud", "2.0.0", "migrated the feature store schema to v5")
+    kube = fake(deployment(version="v2.0.0"))
+    outcome = await run(playbooks, "rollback", context(kube, version="v2.0.0", registry=git_registry))
+    assert outcome.status == "skipped" and kube.writes == []
+    assert outcome.details["refused"] == ("fraud@v2.0.0 is marked irreversible (migrated the feature store schema to "
+                                          "v5): it is never rolled back automatically")
+    assert outcome.message.endswith("this needs a person")
 
 
 @pytest.mark.parametrize(("kube", "message"), [
@@ -212,7 +271,7 @@ async def test_rollback_only_acts_on_the_fresh_release_that_is_deployed(
 
 async def test_the_deploy_tools_stamp_wins_over_the_replicaset_age(playbooks: PlaybookRegistry) -> None:
     kube = fake(deployment(version="v2", **{DEPLOYED_AT: iso(NOW - 60)}), revision_created=NOW - 86_400)
-    assert (await run(playbooks, "rollback", context(kube))).status == "done"
+    assert (await run(playbooks, "rollback", context(kube), require_certified=False)).status == "done"
 
 
 # ---------------------------------------------------------------- restart

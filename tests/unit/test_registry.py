@@ -506,3 +506,41 @@ def test_list_models_follows_writes_and_tags_from_other_tools(reg: Registry) -> 
 
 def test_list_models_of_an_empty_registry(tmp_path: Path) -> None:
     assert Registry.init(tmp_path / "empty").list_models() == []
+
+
+# ---------------------------------------------------------------- what a version runs, and its marks
+
+IMAGE = "registry.local/models/fraud@sha256:" + "a" * 64
+
+
+def test_a_version_names_its_image_by_digest_and_its_artifact(reg: Registry) -> None:
+    info = reg.add_version("fraud", "1.0.0", "notes", "s3://m/1", DIGEST, image=IMAGE)
+    assert (info.image, info.irreversible) == (IMAGE, None)
+    assert reg.version_info("fraud", "v1.0.0") == info
+    assert info.pod_env() == {"MODEL_ARTIFACT": "s3://m/1", "MODEL_DIGEST": DIGEST}
+    with pytest.raises(RegistryValidationError, match="image 'registry.local/models/fraud:v2' is not pinned by digest"):
+        reg.add_version("fraud", "2.0.0", "notes", "s3://m/2", DIGEST, image="registry.local/models/fraud:v2")
+    with pytest.raises(UnknownVersionError, match="fraud@v2.0.0 is not registered"):
+        reg.version_info("fraud", "2.0.0")
+
+
+def test_a_version_marked_irreversible_keeps_what_it_runs_and_says_why(reg: Registry) -> None:
+    reg.add_version("fraud", "1.0.0", "notes", "s3://m/1", DIGEST, image=IMAGE)
+    marked = reg.mark_irreversible("fraud", "1.0.0", "migrates the feature schema to v5")
+    assert (marked.irreversible, marked.image, marked.artifact_uri) == ("migrates the feature schema to v5", IMAGE, "s3://m/1")
+    assert reg.show("fraud").versions[0].irreversible == "migrates the feature schema to v5"
+    born = reg.add_version("fraud", "2.0.0", "notes", "s3://m/2", DIGEST, irreversible="drops table t")
+    assert born.irreversible == "drops table t"
+    with pytest.raises(RegistryValidationError, match="say why"):
+        reg.mark_irreversible("fraud", "1.0.0", " ")
+
+
+def test_model_gates_are_checked_by_name_and_kept_in_model_yaml(reg: Registry) -> None:
+    gates = {"min_quality": {"accuracy": 0.9}, "max_p99_ms": 120, "require_live_test": True}
+    spec = reg.register_model("fraud", description="Card fraud score", owners=["risk-team"], interface=INTERFACE,
+                              gates=gates, update=True)
+    assert reg.spec("fraud").gates == spec.gates == {"min_quality": {"accuracy": 0.9}, "max_p99_ms": 120.0,
+                                                     "require_live_test": True}
+    with pytest.raises(RegistryValidationError, match=r"unknown gate\(s\) \['min_acuracy'\]"):
+        reg.register_model("fraud", description="d", owners=["o"], interface=INTERFACE, gates={"min_acuracy": 1},
+                           update=True)
