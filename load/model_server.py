@@ -99,10 +99,11 @@ def verified(data: bytes, digest: str, uri: str) -> bytes:
 
     >>> verified(b"model", "sha256:" + hashlib.sha256(b"model").hexdigest(), "file:///m") == b"model"
     True
-    >>> verified(b"tampered", "sha256:" + hashlib.sha256(b"model").hexdigest(), "file:///m")
-    Traceback (most recent call last):
-    ...
-    load.model_server.ArtifactDigestMismatch: file:///m has sha256:... but the registry pinned sha256:...: refusing to serve it
+    >>> try:
+    ...     verified(b"tampered", "sha256:" + hashlib.sha256(b"model").hexdigest(), "file:///m")
+    ... except ArtifactDigestMismatch as exc:
+    ...     print(str(exc)[:22], "...", str(exc)[-22:])
+    file:///m has sha256:d ... refusing to serve it
     """
     actual = "sha256:" + hashlib.sha256(data).hexdigest()
     if actual != digest:
