@@ -10,7 +10,9 @@ restart. They hold for every playbook run, automatic or by hand (tests/integrati
 - **concurrency**: at most ``max_concurrent`` remediations in flight service-wide.
 - **storm**: when ``storm_models`` distinct models open incidents within
   ``storm_window_s``, the cause is shared (a network, a feature store, Kafka itself):
-  page once with the list and remediate none of them.
+  page once with the list and remediate none of them. The response plane judges storms in
+  event time with a hold (:mod:`modelmedic.response.storms`); :meth:`Guards.storm` is the
+  plain count by arrival that load/detection_harness.py's offline pager still runs.
 """
 
 from __future__ import annotations

@@ -179,6 +179,11 @@ class Incident(msgspec.Struct):
     before its resolve)."""
     heard: list[str] = msgspec.field(default_factory=list)
     """Sinks that accepted a firing page of this incident: only they are owed its resolve."""
+    fired_at_ms: int = 0
+    """Event time (window end) of the anomaly that opened it: storms are judged on it."""
+    held: bool = False
+    """Opened but not yet paged or remediated: waiting out the storm hold
+    (:mod:`modelmedic.response.storms`)."""
     recovered: bool = False
     """Resolved because its series recovered (not by a person's or a storm's decision): only
     such an incident opens again when its series flaps."""
@@ -480,7 +485,7 @@ class IncidentBook:
         incident = Incident(
             id=a.id, series=a.series, model=a.model, version=a.version, role=a.role, anomaly_class=a.anomaly_class,
             kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=evidence,
-            opened_at_ms=a.onset, firing_anomalies={a.id: a.kind},
+            opened_at_ms=a.onset, firing_anomalies={a.id: a.kind}, fired_at_ms=a.window_end,
         )
         self.load(incident)
         return incident

@@ -37,6 +37,7 @@ from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
 from modelmedic.response.guards import GuardRailRefused, Guards
+from modelmedic.response.storms import Storm, StormWatch
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice, credit_remediation
 from modelmedic.errors import NotOwnedError
@@ -55,8 +56,6 @@ TICK_S = 0.5
 """How often verification deadlines and timed escalations are checked."""
 AM_REFRESH_S = 60
 """How often open incidents are re-posted to Alertmanager (its resolve_timeout is 5 min)."""
-STORM_SETTLE_MS = 100
-"""After a batch with new anomalies, how long to wait for more before deciding (storms)."""
 
 
 def now_ms() -> int:
@@ -93,6 +92,7 @@ class ResponsePlane:
         self.group_id = group_id or f"{settings.kafka.group_id}-response"
         self.book = IncidentBook(hold_down_ms=self._hold_down_ms)
         self.guards = Guards(self.policy.guard_rails)
+        self.storms = StormWatch(self.policy.guard_rails)
         self.dry_run = settings.dry_run or self.policy.guard_rails.dry_run
         self.ready = asyncio.Event()
         self.owned: set[int] | None = None
@@ -122,11 +122,6 @@ class ResponsePlane:
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=int(TICK_S * 1000))
                 anomalies = [decode_anomaly(r.value) for records in batch.values() for r in records]
-                if any(a.state == "firing" for a in anomalies):
-                    # Anomalies of a shared cause arrive together: wait a moment for the rest of
-                    # them so a storm is recognised before anyone is paged one by one.
-                    more = await consumer.getmany(timeout_ms=STORM_SETTLE_MS)
-                    anomalies += [decode_anomaly(r.value) for records in more.values() for r in records]
                 if anomalies:
                     await self.handle_batch(anomalies)
                     await self._commit(consumer)
@@ -174,8 +169,14 @@ class ResponsePlane:
                 self.book.load(incident)
                 self._rebuild_guards(incident)
         metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
+        self._rebuild_storms()
         await self._resume()
         self.ready.set()
+
+    def _rebuild_storms(self) -> None:
+        """The storm watch after a restart or rebalance, from the incidents this replica owns."""
+        self.storms = StormWatch.rebuilt(self.policy.guard_rails,
+                                         [i for i in self.book.by_id.values() if self._owns(i)], self.clock())
 
     def _rebuild_guards(self, incident: Incident) -> None:
         """Cooldowns and hourly caps survive restarts: they are replayed from the attempts."""
@@ -202,14 +203,17 @@ class ResponsePlane:
     # -- anomalies ----------------------------------------------------------------------
 
     async def handle_batch(self, anomalies: list[Anomaly]) -> None:
-        """Fold a batch of anomaly records in, judging storms over the whole batch."""
-        new = [a for a in anomalies if a.state == "firing" and self.book.is_new(a)]
-        storm = self.guards.storm(sorted({a.model for a in new}), self.clock()) if new else None
-        for anomaly in anomalies:
-            await self.handle(anomaly, storm=storm)
+        """Fold a batch of anomaly records in, in event-time order (partitions of a batch are
+        read one after another; each record's own order is kept: its recovery ends later than
+        its firing), then page the held incidents whose hold is over."""
+        for anomaly in sorted(anomalies, key=lambda a: a.window_end):
+            await self.handle(anomaly)
+        await self._release_held()
 
-    async def handle(self, anomaly: Anomaly, storm: list[str] | None = None) -> None:
+    async def handle(self, anomaly: Anomaly) -> None:
         async with self._lock:
+            self.storms.observe(anomaly.window_end, self.clock())
+            await self._release_due()  # what fired before this record's time and no storm took pages first
             new = anomaly.state == "firing" and self.book.is_new(anomaly)
             flapped = anomaly.state == "firing" and self.book.flap_of(anomaly) is not None
             before = self.book.incident_of(anomaly.id) if anomaly.state != "firing" else None
@@ -218,7 +222,7 @@ class ResponsePlane:
             if incident is None:
                 return
             if new:
-                await self._opened(incident, storm)
+                await self._opened(incident)
             elif flapped:
                 await self._flapped(incident, anomaly)
             elif was is not None and not incident.active:  # this recovery resolved it
@@ -228,22 +232,55 @@ class ResponsePlane:
                 await self._audit(incident, "updated", {"anomaly_id": anomaly.id, "kind": anomaly.kind})
         metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
 
-    async def _opened(self, incident: Incident, storm: list[str] | None) -> None:
+    async def _opened(self, incident: Incident) -> None:
+        """A new incident: held for the storm hold, or taken into the storm it belongs to or completes."""
         metrics.INCIDENTS.labels(incident.anomaly_class, "opened").inc()
         incident.created_at_ms = self.clock()
-        rule = self._rule(incident)
+        members = self.storms.fired(incident.model, incident.fired_at_ms)
+        storm = self.storms.storm_of(incident.fired_at_ms)
         if storm is not None:
             await self._join_storm(incident, storm)
+        elif members is not None:
+            await self._start_storm(incident, members)
+        else:
+            incident.held = True
+            await self._save(incident)
+            rule = self._rule(incident)
+            await self._audit(incident, "opened", {
+                "summary": incident.summary, "auto_remediate": rule.auto_remediate,
+                "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s,
+                "fired_at_ms": incident.fired_at_ms, "pages_after_storm_hold_s": self.storms.rails.storm_hold_s})
+
+    async def _release_held(self) -> None:
+        """Page (and remediate) the held incidents whose storm hold is over and no storm took."""
+        async with self._lock:
+            await self._release_due()
+
+    async def _release_due(self) -> None:
+        """:meth:`_release_held` with the lock held."""
+        now = self.clock()
+        for incident in self.book.open_incidents():
+            if incident.held and self._owns(incident) and self.storms.due(incident.fired_at_ms, now):
+                await self._page_opened(incident)
+
+    async def _page_opened(self, incident: Incident) -> None:
+        """Its storm hold is over: page, and remediate by its rule (a storm pages and remediates nothing)."""
+        incident.held = False
+        incident.created_at_ms = self.clock()  # its escalation timetable starts with its first page
+        if incident.state != "open":  # a person took it meanwhile
+            await self._save(incident)
             return
         self._owe(incident, "firing")
         await self._save(incident)
-        await self._audit(incident, "opened", {"summary": incident.summary, "auto_remediate": rule.auto_remediate,
-                                               "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s})
+        if incident.model == "*":
+            metrics.INCIDENTS.labels(incident.anomaly_class, "storm").inc()
+            await self._audit(incident, "storm", {"models": incident.members})
         self.courier.dispatch(incident)
+        rule = None if incident.model == "*" else self._rule(incident)
         # Without Kubernetes: paged, escalated on its timetable. A shadow is a candidate under
         # live test, not a service: its trouble is a verdict on the candidate, never a reason
         # to scale or roll back what serves production.
-        if rule.auto_remediate and rule.playbooks and self.k8s is not None and incident.role != "shadow":
+        if rule and rule.auto_remediate and rule.playbooks and self.k8s is not None and incident.role != "shadow":
             self._spawn(self._remediate(incident))
 
     async def _flapped(self, incident: Incident, anomaly: Anomaly) -> None:
@@ -253,6 +290,8 @@ class ResponsePlane:
         timetable, restarted here, pages at its next level."""
         metrics.INCIDENTS.labels(incident.anomaly_class, "flapped").inc()
         incident.created_at_ms = self.clock()
+        if not incident.alerted and not incident.owed and incident.storm is None:
+            incident.held = True  # it recovered within its storm hold, unpaged: it is news after all
         await self._save(incident)
         await self._audit(incident, "flapped", {"anomaly_id": anomaly.id, "flaps": incident.flaps,
                                                 "summary": anomaly.summary})
@@ -265,11 +304,13 @@ class ResponsePlane:
         if incident.attempts:
             incident.resolution += (f"; recovered after remediation ({incident.attempts[-1].playbook})" if remediated
                                     else f"; recovered on its own (tried: {incident.tried()})")
+        paged = not incident.held  # (one that recovered within the storm hold never paged)
+        incident.held = False
         if incident.storm is None:
             self._owe(incident, "resolved")
         await self._save(incident)
         await self._audit(incident, "resolved", {"resolution": incident.resolution, "after_remediation": remediated,
-                                                 "escalation_level": incident.escalation_level,
+                                                 "paged": paged, "escalation_level": incident.escalation_level,
                                                  "tried": incident.tried()})
         if incident.storm is None:
             self.courier.dispatch(incident)
@@ -278,33 +319,42 @@ class ResponsePlane:
 
     # -- storms -------------------------------------------------------------------------
 
-    async def _join_storm(self, incident: Incident, models: list[str]) -> None:
-        """Many models at once: one storm incident, one page, no per-model remediation."""
-        window = int(self.clock() // (self.guards.rails.storm_window_s * 1000))
-        storm_id = "storm-" + stable_id("storm", window)
-        storm = self.book.by_id.get(storm_id)
-        first = storm is None
-        if first:
-            storm = Incident(
-                id=storm_id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
-                anomaly_class=incident.anomaly_class, kinds=["storm"],
-                firing=["storm"], anomaly_ids=[], summary="", evidence={}, opened_at_ms=self.clock(),
-            )
-            self.book.load(storm)
-        storm.members = sorted(set(storm.members) | set(models) | {incident.model})
-        storm.summary = (f"{len(storm.members)} models anomalous within {self.guards.rails.storm_window_s:g}s: "
+    async def _start_storm(self, incident: Incident, models: list[str]) -> None:
+        """``models`` fired within the storm window (event time): one storm incident, one page,
+        no per-model remediation. Held incidents of those models join it without a page."""
+        window = self.storms.window_ms
+        held = [i for i in self.book.open_incidents()
+                if i.held and i.model in models and abs(i.fired_at_ms - incident.fired_at_ms) <= window]
+        storm = self.storms.open_storm(incident.role, [i.fired_at_ms for i in held] + [incident.fired_at_ms])
+        record = Incident(  # (fired_at_ms: its page waits out the hold from the member that made it a storm)
+            id=storm.id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
+            anomaly_class=incident.anomaly_class, kinds=["storm"], firing=["storm"], anomaly_ids=[], summary="",
+            evidence={}, opened_at_ms=storm.first_ms, fired_at_ms=incident.fired_at_ms, created_at_ms=self.clock(),
+        )
+        self.book.load(record)
+        for member in [*held, incident]:
+            await self._join_storm(member, storm)
+        record.members = sorted(set(record.members) | set(models))
+        self._describe_storm(record)
+        record.held = True  # its page waits out the hold too: members arriving meanwhile are in it
+        await self._save(record)
+
+    async def _join_storm(self, incident: Incident, storm: Storm) -> None:
+        """Paged through the storm: the incident owes no page of its own and runs no playbook."""
+        self.storms.joined(storm, incident.fired_at_ms)
+        incident.held = False
+        incident.storm = storm.id
+        await self._save(incident)
+        await self._audit(incident, "storm-member", {"storm": storm.id})
+        record = self.book.by_id[storm.id]
+        record.members = sorted(set(record.members) | {incident.model})
+        self._describe_storm(record)
+        await self._save(record)
+
+    def _describe_storm(self, storm: Incident) -> None:
+        storm.summary = (f"{len(storm.members)} models anomalous within {self.storms.rails.storm_window_s:g}s: "
                          f"suspect a shared cause; no per-model remediation ({', '.join(storm.members[:20])})")
         storm.evidence = {"models": storm.members}
-        incident.storm = storm_id  # paged through the storm: it owes no page of its own
-        if first:
-            self._owe(storm, "firing")
-        await self._save(incident)
-        await self._save(storm)
-        await self._audit(incident, "storm-member", {"storm": storm_id})
-        if first:
-            metrics.INCIDENTS.labels(storm.anomaly_class, "storm").inc()
-            await self._audit(storm, "storm", {"models": storm.members})
-            self.courier.dispatch(storm)
 
     async def _maybe_end_storm(self, storm_id: str) -> None:
         storm = self.book.by_id.get(storm_id)
@@ -312,6 +362,7 @@ class ResponsePlane:
             return
         members = [i for i in self.book.by_id.values() if i.storm == storm_id]
         if members and all(not m.active for m in members):
+            self.storms.ended(storm_id)
             self.book.close(storm, f"resolved: all {len(members)} models of the storm recovered", self.clock())
             self._owe(storm, "resolved")
             await self._save(storm)
@@ -417,8 +468,9 @@ class ResponsePlane:
                 incident.verification_ran_out()
                 await self._audit(incident, "verification-failed", {"tried": incident.tried()})
                 self._spawn(self._remediate(incident))
-            elif incident.state in ("open", "escalated") and incident.storm is None:
+            elif incident.state in ("open", "escalated") and incident.storm is None and not incident.held:
                 await self._timed_escalation(incident, now)
+        await self._release_held()
         self.courier.retry_due()
 
     async def _timed_escalation(self, incident: Incident, now: int) -> None:

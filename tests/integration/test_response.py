@@ -56,10 +56,10 @@ async def publish(settings: Settings, *records: Anomaly) -> None:
         await p.stop()
 
 
-def policy(namespace: str, **rule):
+def policy(namespace: str, storm_hold_s: float = 2.0, **rule):
     return parse_policy({
         "targets": {"namespace": namespace},
-        "guard_rails": {"cooldown_s": 0, "storm_models": 10},
+        "guard_rails": {"cooldown_s": 0, "storm_models": 10, "storm_hold_s": storm_hold_s},
         "rules": [{"match": {"anomaly_class": ["latency"]}, "verify_s": 30,
                    "escalation": [{"after_s": 0, "severity": "error"}, {"after_s": 3600, "severity": "critical"}],
                    **rule}],
@@ -258,6 +258,41 @@ async def test_fifty_models_at_once_page_once_and_remediate_none(settings, recei
     assert all(not i.attempts for i in plane.book.by_id.values())
 
 
+async def test_a_backlog_of_unrelated_anomalies_read_at_once_is_no_storm(settings, receiver, kube, kube_namespace):
+    """Issue 13: storms were grouped by the service's wall clock, so catching up on a backlog
+    turned unrelated alarms into a "storm". 30 models, one every 10 minutes of event time."""
+    backlog = [anomaly(f"model-{i:03d}", onset=ONSET + i * 600_000) for i in range(30)]
+    async with response_plane(settings, receiver, kube, policy(kube_namespace.name)) as plane:
+        await publish(settings, *backlog)
+        await receiver.wait_for(kind="pagerduty", count=30, timeout=20)
+        assert all(plane.book.by_id[a.id].storm is None for a in backlog)
+    assert sorted(p["dedup_key"] for p in pages(receiver)) == sorted(f"modelmedic-{a.id}" for a in backlog)
+    assert not any(i.model == "*" for i in plane.book.by_id.values())
+
+
+async def test_ten_models_in_one_event_time_minute_page_once_as_a_storm(settings, receiver, kube, kube_namespace):
+    """Issue 13: during a real storm the first nine models were paged one by one before the
+    storm page. They fire 5 s apart in event time and arrive one by one; the hold covers the minute."""
+    storm = [anomaly(f"model-{i:03d}", onset=ONSET + i * 5_000) for i in range(10)]
+    later = [anomaly("model-late", onset=ONSET + 3_600_000), anomaly("model-later", onset=ONSET + 7_200_000)]
+    async with response_plane(settings, receiver, kube, policy(kube_namespace.name, storm_hold_s=60,
+                                                               playbooks=[{"name": "scale-out"}])) as plane:
+        for a in storm:
+            await publish(settings, a)
+            await until(lambda: a.id in plane.book.by_id)  # read and decided before the next arrives
+        await until(lambda: all(plane.book.by_id[a.id].storm for a in storm))
+        assert pages(receiver) == []
+        await publish(settings, *later)  # hours on in event time: the storm's hold and model-late's end
+        await receiver.wait_for(lambda r: r.json["dedup_key"] == f"modelmedic-{later[0].id}", kind="pagerduty")
+    got: dict[str, str] = {}  # incident -> its first page (model-late's failed scale-out escalates it later)
+    for p in pages(receiver):
+        got.setdefault(p["payload"]["custom_details"]["incident_id"], p["payload"]["summary"])
+    assert set(got) == {plane.book.by_id[storm[0].id].storm, later[0].id}, got
+    assert got[plane.book.by_id[storm[0].id].storm].startswith("10 models anomalous within 60s")
+    assert all(plane.book.by_id[a.id].storm == plane.book.by_id[storm[0].id].storm for a in storm)
+    assert all(not plane.book.by_id[a.id].attempts for a in storm), "no member was remediated"
+
+
 async def test_crash_mid_remediation_neither_repeats_the_action_nor_the_page(settings, receiver, kube, kube_namespace):
     await kube_namespace.create_model("model-d", "v1", replicas=2)
     crashing = PlaybookRegistry()
@@ -436,7 +471,8 @@ async def test_open_incidents_are_reposted_to_alertmanager_but_never_repaged(set
     sinks = build_sinks([SinkSettings(type="pagerduty", url=receiver.pagerduty_url, routing_key="R" * 32),
                          SinkSettings(type="alertmanager", url=alertmanager.url)])
     await ensure_topics(settings.kafka)
-    plane = ResponsePlane(settings, Alerter(sinks), policy=policy(kube_namespace.name, auto_remediate=False),
+    plane = ResponsePlane(settings, Alerter(sinks), policy=policy(kube_namespace.name, auto_remediate=False,
+                                                                  storm_hold_s=0),  # (the clock stands still)
                           playbooks=PlaybookRegistry(), k8s=kube, clock=lambda: now[0])
     stop = asyncio.Event()
     task = asyncio.create_task(plane.run(stop))
