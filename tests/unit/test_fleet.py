@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from modelmedic.events import InferenceEvent, decode_inference
+from modelmedic.events import InferenceEvent, Rejected, decode_inference, decode_label
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from load import fleet  # noqa: E402
@@ -296,3 +296,145 @@ async def test_run_live_sends_keyed_records_and_announces_each_incident_boundary
     assert all(k == e.model.encode() for (_, k, _), e in zip(producer.sent, events))
     assert [e.ts for e in events] == sorted(e.ts for e in events)
     assert events[-1].ts - events[0].ts < 10_000
+
+
+# -- the realistic fleet (load/fleet.py realistic(), stream(), labels, the newer incident kinds) --
+
+REAL = fleet.realistic(48, seed=3, rate_range=(0.05, 20.0))
+MONDAY = 1_767_571_200_000  # 2026-01-05T00:00:00Z
+
+
+def chunks(spec: FleetSpec, incidents: tuple[Incident, ...] = (), duration_s: float = 600, start: int = MONDAY,
+           chunk_s: float = 60.0) -> list[fleet.Chunk]:
+    return list(fleet.stream(spec, incidents, start, duration_s, chunk_s=chunk_s))
+
+
+def test_the_realistic_shape_spans_its_ranges_and_mixes_roles_and_prediction_types() -> None:
+    profiles = fleet.profiles(fleet.realistic(400, seed=5))
+    rates = np.log10([p.rate for p in profiles])
+    assert -2 <= rates.min() and rates.max() <= math.log10(5000)
+    # log-uniform: each decade of the 5.7 between 0.01 and 5,000 req/s holds about its share
+    assert np.mean(rates < 0) == pytest.approx(2 / math.log10(5e5), abs=0.08)
+    assert all(5 <= p.latency_ms <= 500 and 0.001 <= p.error_rate <= 0.01 for p in profiles)
+    assert {p.prediction for p in profiles} == {"number", "label", "probabilities"}
+    assert [p.model for p in profiles if p.canary] == [fleet.model_id(i) for i in range(3, 400, 4)]
+    assert [p.model for p in profiles if p.shadow] == [fleet.model_id(i) for i in range(1, 400, 6)]
+
+
+def test_a_sparse_model_gets_poisson_arrivals_not_a_rounded_rate() -> None:
+    spec = FleetSpec(models=1, rate_range=(0.02, 0.02), seasonality=0.0, seed=4)
+    ts = np.array([decode_inference(v).ts for c in chunks(spec, duration_s=48 * 3600) for _, v in c.inference])
+    expected = 0.02 * 48 * 3600
+    assert abs(ts.size - expected) < 4 * math.sqrt(expected)
+    gaps = np.diff(ts)
+    assert gaps.std() / gaps.mean() == pytest.approx(1.0, abs=0.1)  # exponential gaps
+    busy_minutes = np.unique(ts // 60_000).size / (48 * 60)
+    assert busy_minutes == pytest.approx(1 - math.exp(-1.2), abs=0.04)
+
+
+def test_a_nightly_trough_at_a_quarter_of_the_peak_and_lighter_weekends_without_a_step() -> None:
+    f = fleet.Fleet(REAL, (), MONDAY)
+    day = np.array([f._seasonal_rate(MONDAY + h * 3_600_000) / f._rate for h in np.arange(0, 24, 0.25)])
+    assert (day.min(axis=0) / day.max(axis=0)) == pytest.approx(0.25, abs=0.01)
+    week = np.array([f.weekly_factor(MONDAY + m * 60_000) for m in range(0, 7 * 24 * 60, 10)])
+    assert week.max() == 1.0 and week.min() == pytest.approx(REAL.weekend)
+    assert np.abs(np.diff(week, axis=0)).max() < 0.02  # at most 2% per 10 minutes: no cliff at midnight
+    assert (week[: 4 * 144] == 1.0).all()  # Monday to Thursday untouched
+
+
+def test_canaries_and_shadows_mirror_production_with_close_healthy_predictions() -> None:
+    events = decoded([r for c in chunks(REAL, duration_s=120) for r in c.inference])
+    profiles = {p.model: p for p in fleet.profiles(REAL)}
+    production = {(e.model, e.request_id): e for e in events if e.role == "production"}
+    for role, has, version in (("canary", "canary", "previous_version"), ("shadow", "shadow", "candidate_version")):
+        mirrors = [e for e in events if e.role == role]
+        assert mirrors and {e.model for e in mirrors} <= {m for m, p in profiles.items() if getattr(p, has)}
+        differences = []
+        for e in mirrors:
+            p = profiles[e.model]
+            twin = production[(e.model, e.request_id)]
+            assert e.version == getattr(p, version) and e.ts == twin.ts
+            if e.ok and twin.ok and p.prediction == "number":
+                differences.append(abs(e.prediction - twin.prediction) / p.pred_sd)
+        # slightly different (not equal), never far apart
+        assert differences and np.mean(np.array(differences) > 0) > 0.95 and max(differences) < 0.35
+
+
+def test_probability_models_answer_a_distribution_over_their_labels() -> None:
+    profiles = {p.model: p for p in fleet.profiles(REAL) if p.prediction == "probabilities"}
+    vectors = [(e.model, e.prediction) for e in decoded([r for c in chunks(REAL, duration_s=120) for r in c.inference])
+               if e.model in profiles and e.ok]
+    assert vectors
+    for model, vector in vectors:
+        assert len(vector) == len(profiles[model].labels) and sum(vector) == pytest.approx(1.0, abs=0.01)
+        assert max(vector) > 1 / len(vector)
+
+
+def test_delayed_labels_follow_the_label_contract_and_join_their_requests() -> None:
+    spec = replace(fleet.realistic(12, seed=3, rate_range=(1.0, 4.0)), seasonality=0.0, weekend=1.0)
+    got = chunks(spec, duration_s=50 * 60)
+    requests = {(e.model, e.request_id): e for c in got for e in decoded(c.inference) if e.role == "production"}
+    labels = [decode_label(v) for c in got for _, v in c.labels]
+    assert all(not isinstance(label, Rejected) for label in labels)
+    assert [label.ts for label in labels] == sorted(label.ts for label in labels)
+    labelled = {(label.model, label.request_id): label for label in labels}
+    early = [e for e in requests.values() if e.ok and e.ts < MONDAY + 15 * 60_000]  # all their labels are due
+    share = sum((e.model, e.request_id) in labelled for e in early) / len(early)
+    assert share == pytest.approx(spec.label_fraction, abs=0.02)
+    profiles = {p.model: p for p in fleet.profiles(spec)}
+    right = []
+    for key, label in labelled.items():
+        request = requests[key]
+        assert 300_000 <= label.ts - request.ts <= 1_800_000
+        kind = profiles[request.model].prediction
+        if kind == "label":
+            right.append(label.label == request.prediction)
+        elif kind == "probabilities":
+            right.append(label.label == int(np.argmax(request.prediction)))
+    assert np.mean(right) == pytest.approx(fleet.LABEL_ACCURACY, abs=0.03)
+
+
+@pytest.mark.parametrize("kind", ["flapping", "surge", "deploy"])
+def test_the_newer_kinds_leave_every_other_model_and_time_byte_identical(kind: str) -> None:
+    test_an_incident_leaves_every_other_model_and_time_byte_identical(kind)
+
+
+def test_creep_adds_its_magnitude_every_ten_minutes() -> None:
+    spec = replace(SPEC, models=2, rate=5.0, canary_fraction=0.0)
+    model = fleet.model_id(0)
+    incident = Incident.parse(f"creep:{model}@600+3600x0.02")
+    base = decoded(list(fleet.generate(spec, (), START, 4800, chunk_s=60)))
+    hit = decoded(list(fleet.generate(spec, (incident,), START, 4800, chunk_s=60)))
+    for before, after in zip(base, hit):
+        step = (seconds(before) - 600) // 600
+        expected = 1.02 ** step if before.model == model and 0 <= step < 6 else 1.0
+        assert after.latency_ms == pytest.approx(before.latency_ms * expected, abs=0.011)
+
+
+def test_flapping_is_slow_for_three_minutes_of_every_six() -> None:
+    _, pairs, _, _ = paired("flapping", 3)
+    for before, after in pairs:
+        on = (seconds(before) - WINDOW[0]) // fleet.FLAP_HALF_PERIOD_S % 2 == 0
+        assert after.latency_ms == pytest.approx(before.latency_ms * (3 if on else 1), abs=0.03)
+
+
+def test_a_surge_multiplies_the_rate_with_capacity_to_spare() -> None:
+    _, pairs, base, hit = paired("surge", 3)
+    assert len(hit) == pytest.approx(3 * len(base), rel=0.15)
+    assert all(after == before for before, after in pairs)
+
+
+def test_poison_records_each_break_the_contract() -> None:
+    model = regressor().model
+    records = run(incidents=(Incident.parse(f"poison:{model}@0+60x0.2"),))
+    healthy = run()
+    broken = [raw for (_, raw), (_, good) in zip(records, healthy) if raw != good]
+    served = sum(e.model == model and e.role == "production" for e in decoded(healthy))
+    assert len(broken) == pytest.approx(0.2 * served, abs=4 * math.sqrt(0.2 * 0.8 * served))
+    assert all(isinstance(decode_inference(raw), Rejected) for raw in broken)
+
+
+def test_a_normal_deploy_serves_the_next_version_three_percent_slower() -> None:
+    profile, pairs, _, _ = paired("deploy")
+    assert {after.version for _, after in pairs} == {profile.next_version}
+    assert all(after.latency_ms == pytest.approx(1.03 * before.latency_ms, abs=0.011) for before, after in pairs)
