@@ -391,19 +391,25 @@ class DetectionPlane:
         return time.monotonic() - self._unjudged_since < self.settings.detection.judge_batch_ms / 1000
 
     async def _close_idle(self) -> None:
-        """Advance event time by the wall clock on partitions that went quiet.
+        """Advance event time by the wall clock on live partitions that went quiet.
 
         Without this, a fleet-wide outage (no events at all) would never close a window
         and never be detected. The advance is relative to the last record seen, so a
-        producer whose clock differs from ours does not confuse it.
+        producer whose clock differs from ours does not confuse it. A partition whose last
+        record was stamped more than ``max_future_ms`` before it arrived was replaying
+        history (a drained backlog, a replay): when it stops, it has only stopped, so only
+        the windows its records reached close, and no empty one after them (that silence
+        would read as every model's traffic dropping, one storm per drained backlog).
         """
-        now = time.monotonic()
-        idle_ms = self.settings.windows.idle_close_ms
+        now, wall_ms = time.monotonic(), time.time() * 1000
+        w = self.settings.windows
         closed = []
         for state in self.parts.values():
             quiet_ms = (now - state.last_record_wall) * 1000
-            if quiet_ms >= idle_ms and state.windows.max_ts:
-                closed.append(self._close(state, state.windows.ready_through(state.idle_base_ts + int(quiet_ms))))
+            if quiet_ms >= w.idle_close_ms and state.windows.max_ts:
+                live = wall_ms - quiet_ms - state.idle_base_ts <= w.max_future_ms
+                advance = int(quiet_ms) if live else w.allowed_lateness_ms + w.size_ms  # (: its last record's window)
+                closed.append(self._close(state, state.windows.ready_through(state.idle_base_ts + advance)))
         self._judge(closed)
 
     def _publish(self, anomaly: Anomaly) -> None:
