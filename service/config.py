@@ -97,8 +97,10 @@ class WindowSettings(_Section):
     """A window closes when the partition's event time passes its end by this much;
     records arriving after that are counted as late, not silently dropped."""
     idle_close_ms: int = Field(3000, ge=100)
-    """If a partition receives nothing for this long (wall clock), its event time is advanced
-    by the wall clock so that a fleet-wide outage still closes windows (and is detected)."""
+    """If a live partition receives nothing for this long (wall clock), its event time is
+    advanced by the wall clock so that a fleet-wide outage still closes windows (and is
+    detected). A partition replaying history (records stamped more than ``max_future_ms``
+    behind our clock) only closes the windows its records reached: its end is no outage."""
     series_ttl_s: float = Field(6 * 3600.0, gt=0)
     """A series silent for this long, in event time, is forgotten (a retired version, say) and
     starts afresh if it comes back. Hours, so a sparse model (0.01 req/s, minutes between
