@@ -6,8 +6,9 @@ its id, and every step is written there *before* its side effect and again after
 1. a page owed is written into the incident per sink before it is sent and removed once
    that sink took it (:mod:`modelmedic.response.delivery`): a sink that is down or hangs
    is retried with backoff on its own, the firing always reaches it before the resolve, a
-   crash re-sends a page at most once more, and every sink folds that into the same page
-   by the incident's stable dedup key;
+   crash re-sends a page at most once more, under the same identity, which PagerDuty,
+   Alertmanager and webhooks fold into the page already sent (Slack cannot: the repeat
+   says it may be one);
 2. a playbook run is written as an attempt with status ``running`` and a deterministic
    idempotency key before it runs; after a crash the same attempt is re-run with the
    same key, and the playbook recognises its own earlier action (an annotation on the
