@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from modelmedic.errors import CertificationMissingError, UnknownVersionError
+from modelmedic.errors import UnknownVersionError
 
 if TYPE_CHECKING:
     from modelmedic.registry.store import Registry
@@ -23,9 +23,8 @@ def release_refusal(registry: Registry, model: str, version: str) -> str | None:
     stage = registry.stage(model, version)
     if stage == "retired":
         return f"{model}@{version} is retired"
-    try:
-        report = registry.certified_baseline(model, version).report
-    except CertificationMissingError:
+    report = registry.certification_report(model, version)
+    if report is None:
         return f"{model}@{version} was never certified (it has no certification report)"
     if report.get("passed") is False:
         return f"{model}@{version}'s latest certification failed its gates (see versions/{version}.cert.md)"

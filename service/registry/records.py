@@ -133,11 +133,14 @@ class ModelSummary:
 
 @dataclass(frozen=True)
 class CertifiedBaseline:
-    """The numbers a version was certified with: what production is compared against."""
+    """The numbers a version was certified with: what production is compared against.
 
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_p99_ms: float
+    A latency is None only in a failed report (too few requests to report that percentile).
+    """
+
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    latency_p99_ms: float | None
     throughput_rps: float
     error_rate: float
     quality: dict[str, float]

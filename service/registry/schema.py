@@ -187,7 +187,8 @@ def check_gates(gates: object) -> dict[str, Any]:
     return checked
 
 
-_BASELINE_FIELDS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "throughput_rps", "error_rate")
+_LATENCY_FIELDS = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms")
+_BASELINE_FIELDS = (*_LATENCY_FIELDS, "throughput_rps", "error_rate")
 
 
 def check_certification(report: object) -> CertifiedBaseline:
@@ -197,7 +198,10 @@ def check_certification(report: object) -> CertifiedBaseline:
     missing = [f for f in (*_BASELINE_FIELDS, "quality") if f not in report]
     if missing:
         raise RegistryValidationError(f"certification report lacks {missing}: give {[*_BASELINE_FIELDS, 'quality']}")
-    values = number_map({f: report[f] for f in _BASELINE_FIELDS}, "certification report fields")
-    if not 0.0 <= values["error_rate"] <= 1.0:
+    # A failed report may lack a percentile (too few requests to report one): it is never a baseline.
+    missing_ok = {f for f in _LATENCY_FIELDS if report[f] is None} if report.get("passed") is False else set()
+    values: dict[str, float | None] = {f: None for f in missing_ok}
+    values.update(number_map({f: report[f] for f in _BASELINE_FIELDS if f not in missing_ok}, "certification report fields"))
+    if not 0.0 <= values["error_rate"] <= 1.0:  # type: ignore[operator]
         raise RegistryValidationError(f"certification error_rate {values['error_rate']} is not a fraction in [0, 1]")
-    return CertifiedBaseline(**values, quality=number_map(report["quality"], "quality"), report=report)
+    return CertifiedBaseline(**values, quality=number_map(report["quality"], "quality"), report=report)  # type: ignore[arg-type]

@@ -396,16 +396,29 @@ class Registry:
         return StableVersions(model, tags.holder("stable"), tags.previous_stable(), tags.holder("canary"))
 
     def certified_baseline(self, model: str, version: str) -> CertifiedBaseline:
-        """The certification numbers of a version, from ``versions/<v>.cert.json``."""
-        version = normalize_version(version)
-        path = self._version_file(model, version, ".cert.json")
-        if not path.is_file():
-            self._require_version(model, version)
+        """The numbers a version was certified with (``versions/<v>.cert.json``): the monitor's baseline.
+
+        A report that failed its gates is no baseline: :class:`CertificationMissingError` says so.
+        """
+        report = self.certification_report(model, version)
+        if report is None:
             raise CertificationMissingError(
                 f"{model}@{version} has no certification report: certify it and attach the report with "
                 f"`modelmedic registry attach-certification {model} {version} report.json`"
             )
-        return check_certification(json.loads(path.read_text()))
+        if report.get("passed") is False:
+            raise CertificationMissingError(f"{model}@{version}'s latest certification failed its gates, so it has "
+                                            "no certified baseline: fix the version and certify it again")
+        return check_certification(report)
+
+    def certification_report(self, model: str, version: str) -> dict[str, Any] | None:
+        """The version's latest certification report as attached, passed or not; None when it has none."""
+        version = normalize_version(version)
+        path = self._version_file(model, version, ".cert.json")
+        if not path.is_file():
+            self._require_version(model, version)
+            return None
+        return json.loads(path.read_text())
 
     def stats(self, model: str, version: str) -> UsageStats | None:
         """The committed roll-up of a version's usage stats, or ``None`` before the first flush."""

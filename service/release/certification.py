@@ -3,16 +3,20 @@
 What TFX's Evaluator calls "blessing", for a model behind an HTTP endpoint (load/model_server.py's
 contract: ``POST /predict {request_id, features} -> {prediction, version}``):
 
-1. **Load**: the recorded request set (JSONL) is replayed open-loop at each rate of a short ladder
-   (default 10, 25, 50, 100 req/s for 3 s each) with bounded concurrency. Latency is measured from
+1. **Load**: after ``warmup_requests`` left out of every figure, the recorded request set (JSONL) is
+   replayed open-loop at each rate of a short ladder (default 10, 25, 50, 100 req/s for 6 s each)
+   with bounded concurrency. Latency is measured from
    the moment a request was *due*, not from when a free slot sent it, so a saturated server shows
    up as latency instead of silently lowering the rate (coordinated omission). The ladder stops at
    the first rate that misses the latency objective: higher rates would only miss it worse.
 2. **Quality**: every labelled holdout request is sent once; accuracy for labels, MAE and RMSE for
    numbers.
-3. **Gates** (a :class:`CertificationPolicy`): absolute ones (p99 latency, error rate, saturation
-   throughput) and, when the model has a stable version with a certification report, relative ones
-   (each quality metric not worse than stable's by more than a fraction; p99 not more than k x stable's).
+3. **Gates** (a :class:`CertificationPolicy`, with the model's own ``gates`` from model.yaml over it):
+   absolute ones (p99 latency, error rate, saturation throughput, quality floors and ceilings) that
+   every version must meet, the first one too, and, when the model has a stable version with a
+   certification report, relative ones (each quality metric not worse than stable's by more than a
+   fraction; p99 not more than k x stable's). A first version with no quality floor configured fails:
+   nothing would say its quality is good enough.
 4. **Report**: a JSON dict (the registry's certification report, so it is also the monitor's baseline)
    and its Markdown rendering, both attached to the version; the version is promoted to ``certified``
    only when every gate passed. :func:`~modelmedic.release.report.render_png` draws the ladder as a
@@ -22,8 +26,10 @@ Modules by job: :mod:`~modelmedic.release.inputs` (policy and request sets),
 :mod:`~modelmedic.release.loadgen` (the ladder and the holdout), :mod:`~modelmedic.release.report`
 (gates, report, Markdown and chart); this one runs them in order and records the result.
 
-The headline latency of a report is the ladder's first (lowest) rate: the unloaded latency, which
-is what versions are compared on; the saturation throughput says how the version behaves under load.
+The headline latencies of a report (and so the monitor's baseline) pool every request of the steps
+that met the objective, i.e. the load the version is certified for, warm-up excluded; a percentile
+is reported only from enough requests (``min_tail_samples``: a p99 from 1,000), else as
+insufficient, which fails the p99 gate rather than certifying a figure that means nothing.
 """
 
 from __future__ import annotations
@@ -83,6 +89,7 @@ async def certify(registry: Registry, model: str, version: str, endpoint: str, s
 
     version = normalize_version(version)
     stage = await asyncio.to_thread(registry.stage, model, version)  # fails early on an unknown model or version
+    policy = policy.with_model_gates((await asyncio.to_thread(registry.spec, model)).gates)
     stable_version, stable = await asyncio.to_thread(_stable_baseline, registry, model, version)
     measurement = await measure(endpoint, samples, holdout, policy, version=version, transport=transport,
                                 progress=progress)

@@ -20,8 +20,15 @@ class CertificationPolicy(BaseModel):
 
     rates_rps: list[float] = Field(default_factory=lambda: [10.0, 25.0, 50.0, 100.0], min_length=1)
     """The request-rate ladder, ascending; each rate runs for ``step_s``."""
-    step_s: float = Field(3.0, gt=0, le=600)
-    """Seconds per rate: long enough for a p99 (rate x step_s requests), short enough for CI."""
+    step_s: float = Field(6.0, gt=0, le=600)
+    """Seconds per rate. The headline percentiles pool every step that met the objective, so the
+    default ladder sends 1,110 requests: enough for a p99 (see ``min_tail_samples``)."""
+    warmup_requests: int = Field(50, ge=0)
+    """Requests sent at the first rate before the ladder and left out of every figure (connection
+    set-up, lazy loading, JIT: the first requests say nothing about the steady state)."""
+    min_tail_samples: int = Field(10, ge=1)
+    """A percentile q is reported only from n requests with n x (1 - q) >= this: with 10, a p99 needs
+    1,000 requests, a p95 200, a p50 20; fewer, and it is reported as insufficient, not as a figure."""
     concurrency: int = Field(64, ge=1, le=10_000)
     """Requests in flight at most; a slow server queues behind it and shows as latency."""
     timeout_s: float = Field(5.0, gt=0)
@@ -32,12 +39,25 @@ class CertificationPolicy(BaseModel):
     """Errors (non-200 answers, timeouts) as a fraction of all load requests."""
     min_throughput_rps: float = Field(25.0, ge=0)
     """The highest ladder rate still meeting the latency objective and error rate must reach this."""
+    min_quality: dict[str, float] = Field(default_factory=dict)
+    """Absolute floors for metrics where more is better, e.g. ``{accuracy: 0.9}``: no version passes below
+    them, first versions included. The model's ``gates`` in model.yaml override them per metric."""
+    max_quality: dict[str, float] = Field(default_factory=dict)
+    """Absolute ceilings for error metrics, e.g. ``{mae: 2.5}`` (same rules)."""
     max_quality_regression: float = Field(0.02, ge=0)
     """Relative: each quality metric may be worse than stable's by at most this fraction of it."""
     max_latency_ratio: float = Field(1.5, ge=1)
     """Headline p99 may be at most this many times stable's certified p99."""
     task: Literal["auto", "classification", "regression"] = "auto"
     """How holdout labels are scored; auto: strings, booleans and integers are classes, other numbers regression."""
+
+    def with_model_gates(self, gates: dict[str, Any]) -> CertificationPolicy:
+        """This policy with a model's own ``gates`` (model.yaml) over it: the model's numbers win, metric by metric."""
+        update: dict[str, Any] = {k: gates[k] for k in ("max_p99_ms", "max_error_rate", "min_throughput_rps") if k in gates}
+        for bound in ("min_quality", "max_quality"):
+            if bound in gates:
+                update[bound] = {**getattr(self, bound), **gates[bound]}
+        return self.model_validate({**self.model_dump(), **update})
 
     @field_validator("rates_rps")
     @classmethod

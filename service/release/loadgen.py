@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
@@ -25,6 +25,44 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class Percentiles:
+    """p50, p95 and p99 of some requests, in ms; None where too few requests were sent to report one."""
+
+    requests: int
+    p50_ms: float | None
+    p95_ms: float | None
+    p99_ms: float | None
+
+    def describe(self, q: str) -> str:
+        """One percentile for a person: the figure, or why there is none."""
+        value = getattr(self, f"{q}_ms")
+        return f"{value:g} ms" if value is not None else f"insufficient ({self.requests} requests)"
+
+
+QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+
+
+def percentiles(latencies_ms: Sequence[float], min_tail_samples: int) -> Percentiles:
+    """Nearest-rank (upward) percentiles, each reported only from enough requests: n x (1 - q) >= ``min_tail_samples``.
+
+    A p99 of 100 requests is just their slowest one; it takes ~1,000 before the figure stops
+    jumping from run to run, so with fewer it is "insufficient", not a number.
+
+    >>> percentiles([float(i) for i in range(1, 1001)], 10)
+    Percentiles(requests=1000, p50_ms=500.0, p95_ms=950.0, p99_ms=990.0)
+    >>> percentiles([float(i) for i in range(1, 301)], 10)
+    Percentiles(requests=300, p50_ms=150.0, p95_ms=285.0, p99_ms=None)
+    """
+    values = np.asarray(latencies_ms, dtype=float)
+    n = len(values)
+    figures = {}
+    for name, q in QUANTILES.items():
+        enough = n * (1 - q) >= min_tail_samples - 1e-9
+        figures[name] = round(float(np.percentile(values, 100 * q, method="inverted_cdf")), 3) if enough else None
+    return Percentiles(n, figures["p50"], figures["p95"], figures["p99"])
+
+
+@dataclass(frozen=True)
 class StepResult:
     """One rate of the ladder."""
 
@@ -32,17 +70,24 @@ class StepResult:
     requests: int
     errors: int
     achieved_rps: float
-    latency_p50_ms: float
-    latency_p95_ms: float
-    latency_p99_ms: float
+    latencies_ms: tuple[float, ...] = field(repr=False)
+    """Every request's latency, from when it was due."""
 
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
 
+    @property
+    def tail_ms(self) -> float:
+        """What the objective is checked on: the nearest-rank p99 of this step (its slowest request below 100)."""
+        return float(np.percentile(np.asarray(self.latencies_ms), 99, method="inverted_cdf")) if self.latencies_ms else 0.0
+
+    def percentiles(self, policy: CertificationPolicy) -> Percentiles:
+        return percentiles(self.latencies_ms, policy.min_tail_samples)
+
     def meets(self, policy: CertificationPolicy) -> bool:
         """Whether the server held this rate within the latency objective and the error budget."""
-        return self.latency_p99_ms <= policy.max_p99_ms and self.error_rate <= policy.max_error_rate
+        return self.tail_ms <= policy.max_p99_ms and self.error_rate <= policy.max_error_rate
 
 
 @dataclass(frozen=True)
@@ -54,10 +99,14 @@ class Measurement:
     holdout_size: int
     holdout_errors: int
 
-    @property
-    def headline(self) -> StepResult:
-        """The unloaded step (the ladder's first): what versions are compared on."""
-        return self.steps[0]
+    def loaded_steps(self, policy: CertificationPolicy) -> tuple[StepResult, ...]:
+        """The steps the headline pools: every rate up to saturation (the first step alone when none met the objective)."""
+        met = tuple(s for s in self.steps if s.meets(policy))
+        return met or self.steps[:1]
+
+    def headline(self, policy: CertificationPolicy) -> Percentiles:
+        """The percentiles versions are compared on and the monitor's baseline: every request of the loaded steps."""
+        return percentiles([x for s in self.loaded_steps(policy) for x in s.latencies_ms], policy.min_tail_samples)
 
     @property
     def error_rate(self) -> float:
@@ -67,17 +116,6 @@ class Measurement:
     def saturation_rps(self, policy: CertificationPolicy) -> float:
         """The highest rate (as actually sent) that met the objective; 0 when even the first did not."""
         return max((min(s.rate_rps, s.achieved_rps) for s in self.steps if s.meets(policy)), default=0.0)
-
-
-def percentiles_ms(latencies_s: Sequence[float]) -> tuple[float, float, float]:
-    """p50, p95, p99 in milliseconds (nearest-rank upward: a p99 is never better than some real request).
-
-    >>> percentiles_ms([i / 1000 for i in range(1, 101)])
-    (50.0, 95.0, 99.0)
-    """
-    values = np.asarray(latencies_s, dtype=float) * 1000
-    p50, p95, p99 = np.percentile(values, [50, 95, 99], method="inverted_cdf")
-    return round(float(p50), 3), round(float(p95), 3), round(float(p99), 3)
 
 
 async def _send(client: httpx.AsyncClient, sample: Sample) -> Any:
@@ -91,10 +129,10 @@ async def _send(client: httpx.AsyncClient, sample: Sample) -> Any:
 
 
 async def run_step(client: httpx.AsyncClient, samples: Sequence[Sample], rate_rps: float,
-                   policy: CertificationPolicy) -> StepResult:
-    """Send ``rate_rps x step_s`` requests open-loop at ``rate_rps`` and measure each from when it was due."""
+                   policy: CertificationPolicy, count: int | None = None) -> StepResult:
+    """Send ``count`` (default ``rate_rps x step_s``) requests open-loop at ``rate_rps``, each measured from when it was due."""
     loop = asyncio.get_running_loop()
-    count = max(1, round(rate_rps * policy.step_s))
+    count = max(1, round(rate_rps * policy.step_s)) if count is None else count
     slots = asyncio.Semaphore(policy.concurrency)
     start = loop.time()
 
@@ -111,10 +149,9 @@ async def run_step(client: httpx.AsyncClient, samples: Sequence[Sample], rate_rp
 
     outcomes = await asyncio.gather(*(one(i) for i in range(count)))
     elapsed = loop.time() - start
-    p50, p95, p99 = percentiles_ms([latency for latency, _ in outcomes])
     return StepResult(rate_rps=rate_rps, requests=count, errors=sum(not ok for _, ok in outcomes),
-                      achieved_rps=round(count / elapsed, 3), latency_p50_ms=p50, latency_p95_ms=p95,
-                      latency_p99_ms=p99)
+                      achieved_rps=round(count / elapsed, 3),
+                      latencies_ms=tuple(round(latency * 1000, 3) for latency, _ in outcomes))
 
 
 def task_of(labels: Sequence[Any], task: str = "auto") -> Literal["classification", "regression"]:
@@ -197,12 +234,17 @@ async def measure(endpoint: str, samples: Sequence[Sample], holdout: Sequence[Sa
     async with httpx.AsyncClient(base_url=endpoint, transport=transport, timeout=policy.timeout_s,
                                  limits=limits) as client:
         await _preflight(client, samples[0], endpoint, version)
+        if policy.warmup_requests:
+            await run_step(client, samples, policy.rates_rps[0], policy, count=policy.warmup_requests)
+            progress(f"warm-up: {policy.warmup_requests} requests at {policy.rates_rps[0]:g} req/s, left out of every figure")
         steps: list[StepResult] = []
         for rate in policy.rates_rps:
             step = await run_step(client, samples, rate, policy)
             steps.append(step)
-            progress(f"{rate:g} req/s: p50 {step.latency_p50_ms:.1f} ms, p99 {step.latency_p99_ms:.1f} ms, "
-                     f"{step.errors}/{step.requests} errors, sent at {step.achieved_rps:.1f} req/s")
+            figures = step.percentiles(policy)
+            progress(f"{rate:g} req/s: p50 {figures.describe('p50')}, p99 {figures.describe('p99')} "
+                     f"(slowest 1%: {step.tail_ms:.1f} ms), {step.errors}/{step.requests} errors, "
+                     f"sent at {step.achieved_rps:.1f} req/s")
             if not step.meets(policy):
                 progress(f"stopping the ladder: {rate:g} req/s misses p99 <= {policy.max_p99_ms:g} ms "
                          f"or error rate <= {policy.max_error_rate:g}")

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from modelmedic.release.inputs import CertificationPolicy
-from modelmedic.release.loadgen import Measurement
+from modelmedic.release.loadgen import Measurement, StepResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -47,31 +48,77 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.6g}"
 
 
+def _ms(value: float | None) -> str:
+    return "insufficient" if value is None else f"{value:g} ms"
+
+
 def _gate(name: str, observed: float, comparison: Literal["<=", ">="], threshold: float, note: str = "") -> Gate:
     passed = observed <= threshold if comparison == "<=" else observed >= threshold
     return Gate(name, observed, round(threshold, 6), comparison, passed, note)
 
 
 def absolute_gates(measurement: Measurement, policy: CertificationPolicy) -> list[Gate]:
-    """Latency, error rate and throughput against the policy's fixed limits."""
-    head = measurement.headline
+    """Latency, error rate, throughput and quality against fixed limits: what every version must meet, first ones too."""
+    head = measurement.headline(policy)
+    rates = ", ".join(f"{s.rate_rps:g}" for s in measurement.loaded_steps(policy))
+    if head.p99_ms is None:
+        need = round(policy.min_tail_samples / (1 - 0.99))
+        latency = Gate("p99_latency_ms", None, policy.max_p99_ms, "<=", False,
+                       f"insufficient: {head.requests} requests at {rates} req/s, a p99 needs {need}; "
+                       "raise step_s or the rates")
+    else:
+        latency = _gate("p99_latency_ms", head.p99_ms, "<=", policy.max_p99_ms,
+                        f"{head.requests} requests at {rates} req/s")
     return [
-        _gate("p99_latency_ms", head.latency_p99_ms, "<=", policy.max_p99_ms, f"at {head.rate_rps:g} req/s"),
+        latency,
         _gate("error_rate", measurement.error_rate, "<=", policy.max_error_rate),
         _gate("throughput_rps", measurement.saturation_rps(policy), ">=", policy.min_throughput_rps,
               f"highest rate with p99 <= {policy.max_p99_ms:g} ms"),
+        *quality_floors(measurement, policy),
     ]
+
+
+def quality_floors(measurement: Measurement, policy: CertificationPolicy) -> list[Gate]:
+    """Each configured floor (``min_quality``) and ceiling (``max_quality``) as a gate; a metric not measured fails it.
+
+    With no floor at all, quality is judged only against a stable version: :func:`relative_gates`
+    fails the ``quality`` gate when there is none, so nothing passes a model whose quality nobody judged.
+    """
+    gates = []
+    for bound, comparison in (("min_quality", ">="), ("max_quality", "<=")):
+        for metric, limit in sorted(getattr(policy, bound).items()):
+            name = f"quality_floor.{metric}" if comparison == ">=" else f"quality_ceiling.{metric}"
+            if metric not in measurement.quality:
+                gates.append(Gate(name, None, limit, comparison, False,  # type: ignore[arg-type]
+                                  f"{metric} was not measured: give a holdout whose labels yield it"))
+            else:
+                gates.append(_gate(name, measurement.quality[metric], comparison, limit, f"{bound} in the policy or model.yaml"))  # type: ignore[arg-type]
+    return gates
 
 
 def relative_gates(measurement: Measurement, policy: CertificationPolicy, stable: CertifiedBaseline | None,
                    stable_version: str | None) -> list[Gate]:
-    """Quality and latency against the stable version's certified numbers (TFX's change threshold)."""
+    """Quality and latency against the stable version's certified numbers (TFX's change threshold).
+
+    Without a stable baseline they are not evaluated, except that quality must then be judged by an
+    absolute floor: a first version with no floor configured fails the ``quality`` gate.
+    """
     if stable is None:
         why = f"stable {stable_version} has no certification report" if stable_version else "no stable version yet"
-        return [Gate("relative_to_stable", None, None, "<=", None, why)]
+        gates = [Gate("relative_to_stable", None, None, "<=", None, why)]
+        if not (policy.min_quality or policy.max_quality):
+            gates.append(Gate("quality", None, None, ">=", False,
+                              f"{why} and no absolute floor: set min_quality / max_quality in the policy or gates "
+                              "in model.yaml (nothing else says this quality is good enough)"))
+        return gates
+    if stable.latency_p99_ms is None:
+        return [Gate("relative_to_stable", None, None, "<=", None, f"stable {stable_version}'s report has no p99")]
+    head = measurement.headline(policy)
     vs = f"stable {stable_version}"
     delta = policy.max_quality_regression
-    gates = [_gate("p99_latency_ratio", round(measurement.headline.latency_p99_ms / max(stable.latency_p99_ms, 1e-9), 6),
+    gates = [Gate("p99_latency_ratio", None, policy.max_latency_ratio, "<=", False, "the candidate's p99 is insufficient")
+             if head.p99_ms is None else
+             _gate("p99_latency_ratio", round(head.p99_ms / max(stable.latency_p99_ms, 1e-9), 6),
                    "<=", policy.max_latency_ratio, f"vs {vs} p99 {stable.latency_p99_ms:g} ms")]
     for metric in sorted({*measurement.quality, *stable.quality}):
         name = f"quality.{metric}"
@@ -92,12 +139,13 @@ def relative_gates(measurement: Measurement, policy: CertificationPolicy, stable
 
 def build_report(model: str, version: str, endpoint: str, policy: CertificationPolicy, measurement: Measurement,
                  gates: Sequence[Gate], stable_version: str | None, now: datetime) -> dict[str, Any]:
-    """The certification report: the registry's baseline fields first, then how they were obtained."""
-    head = measurement.headline
+    """The certification report: the registry's baseline fields first (the pooled loaded steps, warm-up
+    excluded; None for a percentile with too few requests), then how they were obtained."""
+    head = measurement.headline(policy)
     return {
-        "latency_p50_ms": head.latency_p50_ms,
-        "latency_p95_ms": head.latency_p95_ms,
-        "latency_p99_ms": head.latency_p99_ms,
+        "latency_p50_ms": head.p50_ms,
+        "latency_p95_ms": head.p95_ms,
+        "latency_p99_ms": head.p99_ms,
         "throughput_rps": measurement.saturation_rps(policy),
         "error_rate": round(measurement.error_rate, 6),
         "quality": measurement.quality,
@@ -107,11 +155,21 @@ def build_report(model: str, version: str, endpoint: str, policy: CertificationP
         "endpoint": endpoint,
         "certified_at": now.isoformat(timespec="seconds"),
         "compared_with": stable_version,
-        "ladder": [{**asdict(s), "error_rate": round(s.error_rate, 6)} for s in measurement.steps],
+        "headline": {"requests": head.requests, "rates_rps": [s.rate_rps for s in measurement.loaded_steps(policy)],
+                     "warmup_requests": policy.warmup_requests},
+        "ladder": [_step_record(s, policy) for s in measurement.steps],
         "holdout": {"size": measurement.holdout_size, "errors": measurement.holdout_errors},
         "gates": [asdict(g) for g in gates],
         "policy": policy.model_dump(),
     }
+
+
+def _step_record(step: StepResult, policy: CertificationPolicy) -> dict[str, Any]:
+    figures = step.percentiles(policy)
+    return {"rate_rps": step.rate_rps, "requests": step.requests, "errors": step.errors,
+            "achieved_rps": step.achieved_rps, "error_rate": round(step.error_rate, 6),
+            "latency_p50_ms": figures.p50_ms, "latency_p95_ms": figures.p95_ms, "latency_p99_ms": figures.p99_ms,
+            "tail_ms": round(step.tail_ms, 3)}
 
 
 def render_markdown(report: dict[str, Any]) -> str:
@@ -132,11 +190,18 @@ def render_markdown(report: dict[str, Any]) -> str:
         result = {True: "pass", False: "**FAIL**", None: "n/a"}[g["passed"]]
         threshold = "-" if g["threshold"] is None else f"{g['comparison']} {_fmt(g['threshold'])}"
         lines.append(f"| {g['name']} | {result} | {_fmt(g['observed'])} | {threshold} | {g['note']} |")
-    lines += ["", "## Load ladder", "", "| rate (req/s) | sent (req/s) | requests | errors | p50 ms | p95 ms | p99 ms |",
-              "|---|---|---|---|---|---|---|"]
+    head = report["headline"]
+    lines += ["", "## Load ladder", "",
+              f"Headline (the monitor's baseline): p50 {_ms(report['latency_p50_ms'])}, p95 "
+              f"{_ms(report['latency_p95_ms'])}, p99 {_ms(report['latency_p99_ms'])} over {head['requests']} requests "
+              f"at {', '.join(f'{r:g}' for r in head['rates_rps'])} req/s (after {head['warmup_requests']} warm-up "
+              "requests); a percentile from too few requests is insufficient (-).", "",
+              "| rate (req/s) | sent (req/s) | requests | errors | p50 ms | p95 ms | p99 ms | slowest 1% ms |",
+              "|---|---|---|---|---|---|---|---|"]
     for s in report["ladder"]:
         lines.append(f"| {s['rate_rps']:g} | {s['achieved_rps']:g} | {s['requests']} | {s['errors']} | "
-                     f"{s['latency_p50_ms']:g} | {s['latency_p95_ms']:g} | {s['latency_p99_ms']:g} |")
+                     f"{_fmt(s['latency_p50_ms'])} | {_fmt(s['latency_p95_ms'])} | {_fmt(s['latency_p99_ms'])} | "
+                     f"{_fmt(s['tail_ms'])} |")
     quality = ", ".join(f"{k} {v:g}" for k, v in report["quality"].items()) or "no holdout given"
     lines += ["", f"Saturation throughput {report['throughput_rps']:g} req/s; error rate {report['error_rate']:g}; "
               f"quality: {quality} (holdout {report['holdout']['size']}, {report['holdout']['errors']} unanswered).", ""]
@@ -165,7 +230,9 @@ def plot_ladder(report: dict[str, Any]) -> Figure:
     FigureCanvasAgg(fig)
     latency, errors = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
     for key, (label, colour) in PLOT_STYLE.items():
-        latency.plot(offered, [step[key] for step in ladder], marker="o", color=colour, label=label)
+        # A percentile from too few requests is no point at all (matplotlib leaves a gap for nan).
+        latency.plot(offered, [math.nan if step[key] is None else step[key] for step in ladder], marker="o",
+                     color=colour, label=label)
     latency.axhline(policy["max_p99_ms"], color="grey", linestyle="--", label=f"p99 objective {policy['max_p99_ms']:g} ms")
     saturation = report["throughput_rps"]
     for axes in (latency, errors):

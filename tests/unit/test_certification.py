@@ -24,15 +24,21 @@ from modelmedic.release.report import (
     render_markdown,
     render_png,
 )
-from modelmedic.errors import CertificationInputError, EndpointError, PromotionError
+from modelmedic.errors import CertificationInputError, EndpointError, PromotionError, RegistryValidationError
 from modelmedic.registry import CertifiedBaseline, Registry, check_certification
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def step(rate: float, p99: float, errors: int = 0, requests: int = 100, achieved: float | None = None) -> StepResult:
+    """A step whose slowest 2% took ``p99`` ms and the rest half of it."""
+    slow = max(1, requests // 50)
     return StepResult(rate_rps=rate, requests=requests, errors=errors, achieved_rps=rate if achieved is None else achieved,
-                      latency_p50_ms=p99 / 2, latency_p95_ms=p99 * 0.9, latency_p99_ms=p99)
+                      latencies_ms=(p99 / 2,) * (requests - slow) + (p99,) * slow)
+
+
+TAIL1 = {"min_tail_samples": 1}
+"""A p99 from 100 requests: for the gate arithmetic below, not what a certification should do."""
 
 
 def baseline(p99: float = 20.0, **quality: float) -> CertifiedBaseline:
@@ -101,18 +107,57 @@ def test_saturation_is_the_highest_rate_meeting_latency_and_errors_as_actually_s
     assert m.saturation_rps(policy) == 0.0
 
 
-def test_absolute_gates_use_the_unloaded_step_and_all_requests_errors() -> None:
-    policy = CertificationPolicy(max_p99_ms=50, max_error_rate=0.01, min_throughput_rps=25)
+def test_absolute_gates_pool_the_loaded_steps_and_count_all_requests_errors() -> None:
+    policy = CertificationPolicy(max_p99_ms=50, max_error_rate=0.01, min_throughput_rps=25, **TAIL1)
     m = Measurement(steps=(step(10, 40, errors=1), step(25, 60, errors=2)), quality={}, holdout_size=0, holdout_errors=0)
     gates = {g.name: g for g in absolute_gates(m, policy)}
     assert (gates["p99_latency_ms"].observed, gates["p99_latency_ms"].passed) == (40, True)
+    assert gates["p99_latency_ms"].note == "100 requests at 10 req/s"  # 25 req/s missed 50 ms: not a loaded step
     assert (gates["error_rate"].observed, gates["error_rate"].passed) == (0.015, False)
     assert (gates["throughput_rps"].observed, gates["throughput_rps"].passed) == (10, False)  # 25 req/s missed 50 ms
     assert gates["error_rate"].describe() == "error_rate: FAILED, observed 0.015, must be <= 0.01"
 
+    loaded = Measurement(steps=(step(10, 40), step(25, 30, requests=900)), quality={}, holdout_size=0, holdout_errors=0)
+    head = loaded.headline(policy.model_copy(update={"min_tail_samples": 10}))
+    assert (head.requests, head.p99_ms) == (1000, 30), "both steps pooled: the loaded p99, not the unloaded one"
+
+
+def test_a_p99_from_too_few_requests_is_insufficient_and_fails_its_gate() -> None:
+    policy = CertificationPolicy(max_p99_ms=50)  # min_tail_samples 10: a p99 needs 1,000 requests
+    m = Measurement(steps=(step(10, 40, requests=300),), quality={}, holdout_size=0, holdout_errors=0)
+    gate = {g.name: g for g in absolute_gates(m, policy)}["p99_latency_ms"]
+    assert (gate.observed, gate.passed) == (None, False)
+    assert gate.describe() == ("p99_latency_ms: FAILED, observed -, must be <= 50 (insufficient: 300 requests at 10 "
+                               "req/s, a p99 needs 1000; raise step_s or the rates)")
+    report = build_report("fraud", "v1.0.0", "http://x", policy, m, [gate], None, NOW)
+    assert (report["latency_p95_ms"], report["latency_p99_ms"], report["passed"]) == (20.0, None, False)
+    assert check_certification(report).latency_p99_ms is None  # a failed report may say "insufficient"
+    with pytest.raises(RegistryValidationError):
+        check_certification({**report, "passed": True})  # a baseline never may
+
+
+def test_a_first_version_is_judged_on_absolute_quality_floors() -> None:
+    m = Measurement(steps=(step(10, 40),), quality={"accuracy": 0.0}, holdout_size=200, holdout_errors=0)
+    nothing = CertificationPolicy(min_throughput_rps=10, **TAIL1)
+    refused = [g for g in absolute_gates(m, nothing) + relative_gates(m, nothing, None, None) if g.passed is False]
+    assert [g.name for g in refused] == ["quality"]
+    assert refused[0].note.startswith("no stable version yet and no absolute floor: set min_quality / max_quality")
+    floors = nothing.with_model_gates({"min_quality": {"accuracy": 0.9}, "max_quality": {"mae": 1.0}})
+    gates = {g.name: g for g in absolute_gates(m, floors) + relative_gates(m, floors, None, None)}
+    assert gates["quality_floor.accuracy"].describe() == (
+        "quality_floor.accuracy: FAILED, observed 0, must be >= 0.9 (min_quality in the policy or model.yaml)")
+    assert gates["quality_ceiling.mae"].passed is False and "mae was not measured" in gates["quality_ceiling.mae"].note
+    assert "quality" not in gates, "a floor judges the first version"
+
+
+def test_model_gates_override_the_policy_metric_by_metric() -> None:
+    policy = CertificationPolicy(max_p99_ms=250, min_quality={"accuracy": 0.8, "recall": 0.5})
+    merged = policy.with_model_gates({"max_p99_ms": 100, "min_quality": {"accuracy": 0.95}, "require_live_test": True})
+    assert (merged.max_p99_ms, merged.min_quality) == (100, {"accuracy": 0.95, "recall": 0.5})
+
 
 def test_relative_gates_compare_quality_both_ways_and_latency_as_a_ratio() -> None:
-    policy = CertificationPolicy(max_quality_regression=0.1, max_latency_ratio=2.0)
+    policy = CertificationPolicy(max_quality_regression=0.1, max_latency_ratio=2.0, **TAIL1)
     m = Measurement(steps=(step(10, 40),), quality={"accuracy": 0.81, "mae": 1.2}, holdout_size=10, holdout_errors=0)
     gates = {g.name: g for g in relative_gates(m, policy, baseline(p99=20, accuracy=0.9, mae=1.0), "v1.0.0")}
     assert (gates["quality.accuracy"].threshold, gates["quality.accuracy"].passed) == (0.81, True)  # 0.9 x (1 - 0.1)
@@ -122,7 +167,7 @@ def test_relative_gates_compare_quality_both_ways_and_latency_as_a_ratio() -> No
 
 
 def test_relative_gates_are_not_evaluated_without_something_to_compare() -> None:
-    policy = CertificationPolicy()
+    policy = CertificationPolicy(min_quality={"accuracy": 0.5}, **TAIL1)
     m = Measurement(steps=(step(10, 40),), quality={"accuracy": 0.9}, holdout_size=10, holdout_errors=0)
     [gate] = relative_gates(m, policy, None, None)
     assert gate.passed is None and gate.describe() == "relative_to_stable: not evaluated (no stable version yet)"
@@ -134,7 +179,7 @@ def test_relative_gates_are_not_evaluated_without_something_to_compare() -> None
 
 
 def test_a_report_is_a_registry_baseline_and_renders_every_gate_and_step() -> None:
-    policy = CertificationPolicy(max_p99_ms=50, min_throughput_rps=10)
+    policy = CertificationPolicy(max_p99_ms=50, min_throughput_rps=10, **TAIL1)
     m = Measurement(steps=(step(10, 40), step(25, 70)), quality={"accuracy": 0.5}, holdout_size=4, holdout_errors=1)
     gates = absolute_gates(m, policy) + relative_gates(m, policy, baseline(accuracy=0.9), "v1.0.0")
     report = build_report("fraud", "v2.0.0", "http://x", policy, m, gates, "v1.0.0", NOW)
@@ -143,14 +188,15 @@ def test_a_report_is_a_registry_baseline_and_renders_every_gate_and_step() -> No
     markdown = render_markdown(report)
     assert markdown.startswith("# Certification of fraud v2.0.0: FAILED: not certified")
     assert "| quality.accuracy | **FAIL** | 0.5 | >= 0.882 | stable v1.0.0: 0.9 |" in markdown
-    assert "| p99_latency_ms | pass | 40 | <= 50 | at 10 req/s |" in markdown
-    assert "| 25 | 25 | 100 | 0 | 35 | 63 | 70 |" in markdown
+    assert "| p99_latency_ms | pass | 40 | <= 50 | 100 requests at 10 req/s |" in markdown
+    assert "| 25 | 25 | 100 | 0 | 35 | 35 | 70 | 70 |" in markdown
+    assert "p99 40 ms over 100 requests at 10 req/s (after 50 warm-up requests)" in markdown
     assert "holdout 4, 1 unanswered" in markdown
 
 
 def ladder_report(passed_through: int = 25) -> dict:
     """A report whose ladder meets the 50 ms objective up to ``passed_through`` req/s, then misses it."""
-    policy = CertificationPolicy(max_p99_ms=50)
+    policy = CertificationPolicy(max_p99_ms=50, **TAIL1)
     steps = tuple(step(rate, 20 if rate <= passed_through else 90, errors=0 if rate <= passed_through else 3)
                   for rate in (10, 25, 50))
     m = Measurement(steps=steps, quality={}, holdout_size=0, holdout_errors=0)
@@ -207,14 +253,15 @@ def classifier(fail_ids: frozenset[str] = frozenset(), delay_s: float = 0.0, wro
 
 SAMPLES = [Sample(f"r{i}", [i - 5]) for i in range(10)]
 HOLDOUT = [Sample(f"h{i}", [i - 5], int(i - 5 > 0)) for i in range(10)]
-FAST = CertificationPolicy(rates_rps=[100, 200], step_s=0.1, max_p99_ms=1000, min_throughput_rps=50)
+FAST = CertificationPolicy(rates_rps=[500, 1000], step_s=0.1, max_p99_ms=1000, min_throughput_rps=50, warmup_requests=0,
+                           min_quality={"accuracy": 0.9}, **TAIL1)
 
 
 async def test_measure_runs_the_ladder_counts_errors_and_scores_the_holdout() -> None:
     policy = FAST.model_copy(update={"max_error_rate": 0.2})  # 10% errors must not stop the ladder here
     m = await measure("http://model", SAMPLES, HOLDOUT, policy, transport=classifier(frozenset({"r3", "h1"})))
-    assert [(s.rate_rps, s.requests) for s in m.steps] == [(100, 10), (200, 20)]
-    assert [s.errors for s in m.steps] == [1, 2]  # r3 once per pass over the 10 samples
+    assert [(s.rate_rps, s.requests) for s in m.steps] == [(500, 50), (1000, 100)]
+    assert [s.errors for s in m.steps] == [5, 10]  # r3 once per pass over the 10 samples
     assert (m.quality, m.holdout_errors) == ({"accuracy": 1.0}, 1)
 
 
@@ -222,8 +269,8 @@ async def test_the_ladder_stops_at_the_first_rate_missing_the_objective() -> Non
     policy = FAST.model_copy(update={"max_p99_ms": 20})
     lines: list[str] = []
     m = await measure("http://model", SAMPLES, None, policy, transport=classifier(delay_s=0.05), progress=lines.append)
-    assert len(m.steps) == 1 and m.steps[0].latency_p99_ms >= 50
-    assert lines[-1].startswith("stopping the ladder: 100 req/s misses p99 <= 20 ms")
+    assert len(m.steps) == 1 and m.steps[0].tail_ms >= 50
+    assert lines[-1].startswith("stopping the ladder: 500 req/s misses p99 <= 20 ms")
     assert m.quality == {} and m.holdout_size == 0
 
 
@@ -274,7 +321,7 @@ async def test_a_failing_version_is_reported_and_cannot_be_certified_by_hand(reg
     result = await certify(registry, "fraud", "2.0.0", "http://model", SAMPLES, HOLDOUT, quality_only,
                            transport=classifier(wrong=True, version="v2.0.0"))
     assert not result.passed and not result.promoted
-    assert [g.name for g in result.failures] == ["quality.accuracy"]
+    assert [g.name for g in result.failures] == ["quality_floor.accuracy", "quality.accuracy"]
     assert result.report["compared_with"] == "v1.0.0" and result.report["passed"] is False
     assert registry.stage("fraud", "v2.0.0") is None
     with pytest.raises(PromotionError, match="its certification report failed its gates"):
@@ -294,3 +341,35 @@ async def test_an_endpoint_serving_another_version_is_refused_before_any_load(re
     with pytest.raises(EndpointError, match="http://model serves v1.0.0, not v2.0.0: point --endpoint at the candidate"):
         await certify(registry, "fraud", "2.0.0", "http://model", SAMPLES, HOLDOUT, FAST, transport=classifier())
     assert not (registry.path / "models" / "fraud" / "versions" / "v2.0.0.cert.json").exists()
+
+
+async def test_a_first_version_with_accuracy_0_is_refused_with_the_gate_named(registry: Registry) -> None:
+    """Issue 16: 'holdout: {accuracy: 0.0} ... PASSED: certified', because quality gates were only relative."""
+    no_floor = FAST.model_copy(update={"min_quality": {}})
+    result = await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, no_floor,
+                           transport=classifier(wrong=True))
+    assert result.report["quality"] == {"accuracy": 0.0}
+    assert [g.name for g in result.failures] == ["quality"] and registry.stage("fraud", "v1.0.0") is None
+
+    spec = registry.spec("fraud")
+    registry.register_model("fraud", description=spec.description, owners=spec.owners, interface=spec.interface,
+                            gates={"min_quality": {"accuracy": 0.95}}, update=True)
+    result = await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, no_floor,
+                           transport=classifier(wrong=True))
+    assert [g.describe() for g in result.failures] == [
+        "quality_floor.accuracy: FAILED, observed 0, must be >= 0.95 (min_quality in the policy or model.yaml)"]
+
+
+async def test_warm_up_requests_are_sent_first_and_left_out_of_every_figure() -> None:
+    seen: list[str] = []
+
+    async def cold_start(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content)["request_id"])
+        await asyncio.sleep(0.3 if len(seen) <= 6 else 0.0)  # the preflight and the first 5 requests are slow
+        return httpx.Response(200, json={"prediction": 1})
+
+    policy = FAST.model_copy(update={"warmup_requests": 5, "max_p99_ms": 200})
+    m = await measure("http://model", SAMPLES, None, policy, transport=httpx.MockTransport(cold_start))
+    assert len(seen) == 1 + 5 + 50 + 100  # preflight, warm-up, the two steps
+    assert [s.requests for s in m.steps] == [50, 100] and all(s.meets(policy) for s in m.steps)
+    assert m.headline(policy).p99_ms < 200
