@@ -37,11 +37,11 @@ from modelmedic import metrics
 from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
-from modelmedic.response.guards import GuardRailRefused, Guards
+from modelmedic.response.guards import Guards
 from modelmedic.response.storms import Storm, StormWatch
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice, credit_remediation
-from modelmedic.errors import NotOwnedError
+from modelmedic.response.operators import OperatorActions
 from modelmedic.logs import redact
 from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
@@ -63,7 +63,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class ResponsePlane:
+class ResponsePlane(OperatorActions):
     """Consumes anomalies, runs the incident lifecycle, delivers pages, drives playbooks."""
 
     def __init__(
@@ -495,77 +495,6 @@ class ResponsePlane:
             if silenced:
                 await self._audit(incident, "page-silenced", {"until_ms": incident.silenced_until_ms})
             self.courier.dispatch(incident)
-
-    # -- operators ----------------------------------------------------------------------
-
-    async def acknowledge(self, incident_id: str, by: str) -> Incident:
-        incident = self._get(incident_id)
-        async with self._lock:
-            incident.acknowledge(by)
-            await self._save(incident)
-            await self._audit(incident, "acknowledged", {}, actor=by)
-        return incident
-
-    async def resolve(self, incident_id: str, by: str) -> Incident:
-        incident = self._get(incident_id)
-        async with self._lock:
-            if not incident.active:
-                return incident
-            self.book.close(incident, f"resolved by {by}", self.clock())
-            self._owe(incident, "resolved")
-            await self._save(incident)
-            await self._audit(incident, "resolved", {"resolution": incident.resolution}, actor=by)
-            self.courier.dispatch(incident)
-        return incident
-
-    async def silence(self, incident_id: str, minutes: float, by: str) -> Incident:
-        incident = self._get(incident_id)
-        async with self._lock:
-            incident.silenced_until_ms = self.clock() + int(minutes * 60_000)
-            incident.cancel_firing()
-            await self._save(incident)
-            await self._audit(incident, "silenced", {"minutes": minutes}, actor=by)
-        return incident
-
-    async def trigger(self, incident_id: str, playbook: str, params: dict, by: str):
-        """Run a playbook by hand on an incident's target. Every guard rail applies (cooldown,
-        counting this incident's own actions too; hourly cap; max_concurrent; the global
-        dry run); a refusal raises :class:`GuardRailRefused` saying which."""
-        incident = self._get(incident_id)
-        self.playbooks.validate(playbook, params)
-        attempt = Attempt(playbook=playbook, key=idempotency_key(incident.id, playbook, 1000 + len(incident.attempts)),
-                          at=self.clock(), params=params, by=by)
-        refusal = self.guards.admit(incident.model, incident.id, self.clock(), manual=True)
-        if refusal is not None:
-            await self._audit(incident, "guard-rail", {"refused": refusal, "playbook": playbook}, actor=by)
-            raise GuardRailRefused(f"{playbook} on incident {incident.id} refused by a guard rail: {refusal}; "
-                                   "wait until it lifts, or change guard_rails in the policy")
-        try:
-            async with self._lock:
-                incident.record_manual(attempt)
-                await self._save(incident)
-                await self._audit(incident, "playbook-start", {"playbook": playbook, "params": params,
-                                                               "dry_run": self.dry_run}, actor=by)
-            outcome = await self._run_attempt(incident, attempt)
-        finally:
-            self.guards.release()
-        async with self._lock:
-            attempt.finish(outcome.status, outcome.message)
-            if outcome.acted:
-                self.guards.acted(incident.model, incident.id, self.clock())
-            await self._save(incident)
-            await self._audit(incident, "playbook-end", {"playbook": playbook, "status": outcome.status,
-                                                         "message": outcome.message}, actor=by)
-        return outcome
-
-    def _get(self, incident_id: str) -> Incident:
-        incident = self.book.by_id.get(incident_id)
-        if incident is None:
-            raise KeyError(f"no incident {incident_id!r}: list them with GET /api/incidents")
-        if not self._owns(incident):
-            raise NotOwnedError(f"incident {incident_id} belongs to another replica (its model's partition); "
-                                "retry: the request will reach the owner, or call the owning pod directly")
-        return incident
 
     # -- pages ----------------------------------------------------------------------------
 
