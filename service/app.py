@@ -11,21 +11,24 @@ import asyncio
 import gc
 import logging
 import signal
+import typing
 from collections.abc import Mapping
 from typing import Any
 
 from modelmedic import logs
 from modelmedic.alerting import Alerter, build_sinks
 from modelmedic.config import Settings
+from modelmedic.errors import RegistryError
 from modelmedic.events import Anomaly
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.http import HttpServer
 from modelmedic.kube import KubeClient
-from modelmedic.response.policy import Policy, load_policy
+from modelmedic.response.policy import ANOMALY_CLASSES, Policy, load_policy
 from modelmedic.registry import Registry
 from modelmedic.detection.usage import UsageRollup
 from modelmedic.remediations import default_registry
 from modelmedic.response.incidents import Incident
+from modelmedic.response.incidents import State as IncidentState
 from modelmedic.response.plane import ResponsePlane
 
 log = logging.getLogger("modelmedic")
@@ -49,6 +52,14 @@ def tune_gc() -> None:
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
+
+
+class Serving(typing.NamedTuple):
+    """A version and role of a model with a live series (modelmedic.http.source.ServingView)."""
+
+    version: str
+    role: str
+    last_window_end_ms: int
 
 
 class Service:
@@ -80,8 +91,40 @@ class Service:
     def open_incidents(self) -> list[Incident]:
         return list(self.response.book.open_incidents())
 
+    def incident(self, incident_id: str) -> Incident | None:
+        return self.response.book.by_id.get(incident_id)
+
+    def incident_states(self) -> tuple[str, ...]:
+        return typing.get_args(IncidentState)
+
+    def anomaly_classes(self) -> tuple[str, ...]:
+        return ANOMALY_CLASSES
+
+    def owners(self, model: str) -> tuple[str, ...]:
+        """The registry's owners of ``model`` (a small YAML read); none without a registry or for an unknown model."""
+        if self.registry is None:
+            return ()
+        try:
+            return self.registry.spec(model).owners
+        except RegistryError:
+            return ()
+
+    def serving(self, model: str) -> list[Serving]:
+        """The model's live series in the detection plane: one pass over every partition's series index
+        (a page view, not the hot path)."""
+        found = []
+        for part in self.detection.parts.values():
+            w = part.windows
+            for (m, version, role), slot in w.slot_of.items():
+                if m == model:
+                    found.append(Serving(version, role, (w.last_window[slot] + 1) * w.size_ms))
+        return found
+
     def recent_decisions(self, n: int) -> list[Anomaly]:
         return self.detection.published[-n:]
+
+    def decisions_of(self, model: str) -> list[Anomaly]:
+        return [a for a in self.detection.published if a.model == model]
 
     def counters(self) -> dict[str, int]:
         return {

@@ -316,15 +316,62 @@ class SinkSettings(_Section):
         return self
 
 
+def token_sha256(token: str) -> str:
+    """The form a token is stored in (``http.operators[].token_sha256``): SHA-256, hex.
+
+    A plain hash (no salt, no stretching) suffices because tokens are 256-bit random strings
+    (``modelmedic operator token``), never passwords a person chose: nothing guessable to brute-force.
+    """
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+LEGACY_OPERATOR = "operator"
+"""The name ``http.api_token`` acts under: one operate-role operator."""
+
+
+class OperatorSettings(_Section):
+    """One person (or automation) allowed at the status UI and the operator API, by a token of their own."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@+-]+$")
+    """Who holds the token: the audit's actor for everything done with it (``alice``, ``alice@example.com``)."""
+    role: Literal["read", "operate"] = "read"
+    """``read``: the status UI and GET endpoints; ``operate``: also ack, resolve, silence and run a playbook."""
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    """SHA-256 of the token, lowercase hex; ``modelmedic operator token NAME`` makes a token and prints this.
+    Only the hash is configured: the token itself is never stored by the service."""
+
+
 class HttpSettings(_Section):
-    """The service's own HTTP endpoint: /metrics, /healthz, /status and the incident API."""
+    """The service's own HTTP endpoint: /metrics, /healthz, /readyz (no credential), the status UI and the API."""
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     """0 picks a free port (tests)."""
+    external_url: str | None = Field(None, pattern=r"^https?://")
+    """Where people reach the status UI (``https://modelmedic.example.com``): every page links to its
+    incident's page there (``<external_url>/incidents/<id>``). Unset: pages carry no such link."""
+    operators: list[OperatorSettings] = Field(default_factory=list)
+    """Who may read (status UI, GET /api/v1/...) and who may act (POST /api/v1/incidents/{id}/...). None
+    configured (and no ``api_token``): every endpoint but /metrics, /healthz and /readyz answers 401.
+    From the environment as JSON: ``MODELMEDIC_HTTP__OPERATORS='[{"name": "alice", "role": "operate",
+    "token_sha256": "..."}]'``."""
     api_token: SecretStr | None = None
-    """Bearer token required by the mutating API (ack, resolve, silence, run a playbook).
-    Unset: those endpoints answer 403. Set it through MODELMEDIC_HTTP__API_TOKEN."""
+    """Deprecated: one shared token, kept working as a single operate-role operator named ``operator``
+    (the audit then names no person). Prefer ``operators``. Set it through MODELMEDIC_HTTP__API_TOKEN."""
+
+    @model_validator(mode="after")
+    def _operators_unique(self) -> "HttpSettings":
+        names = [o.name for o in self.operators] + ([LEGACY_OPERATOR] if self.api_token is not None else [])
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"http.operators: the name(s) {', '.join(twice)} appear more than once (the audit could "
+                             f"not tell them apart; {LEGACY_OPERATOR!r} is taken when http.api_token is set)")
+        hashes = [o.token_sha256 for o in self.operators]
+        if len(set(hashes)) != len(hashes):
+            raise ValueError("http.operators: two operators share one token_sha256: give each person a token of their own")
+        return self
 
 
 class KubernetesSettings(_Section):

@@ -1,8 +1,9 @@
 """``modelmedic incident``: list, acknowledge, resolve, silence and run a playbook by hand.
 
-A thin client of the service's operator API (``/api/incidents``), so on-call works the
-same whether the service runs next door or in a cluster behind a port-forward. The token
-is the service's ``http.api_token``; pass it with ``--token`` or ``MODELMEDIC_API_TOKEN``.
+A thin client of the service's operator API (``/api/v1/incidents``, docs/api.md), so on-call
+works the same whether the service runs next door or in a cluster behind a port-forward.
+The token is your own (``modelmedic operator token``; the service's audit names you for what
+you do with it); pass it with ``--token`` or ``MODELMEDIC_API_TOKEN``.
 """
 
 from __future__ import annotations
@@ -10,40 +11,57 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from urllib.parse import urlencode
 
 from modelmedic.errors import ModelmedicError
+
+STATES = ["open", "remediating", "verifying", "escalated", "acknowledged", "resolved"]
 
 
 class ApiError(ModelmedicError):
     """The service refused or could not be reached; the message says which and why."""
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> object:
+def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> dict:
     import httpx
 
-    headers = {"X-Operator": args.operator}
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
+    headers = {"Authorization": f"Bearer {args.token}"} if args.token else {}
     try:
         response = httpx.request(method, args.url.rstrip("/") + path, json=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:
         raise ApiError(f"cannot reach modelmedic at {args.url} ({exc}): check --url (MODELMEDIC_URL)") from None
     if response.status_code >= 400:
-        raise ApiError(f"{method} {path} answered {response.status_code}: {response.text.strip()}")
+        try:
+            reason = response.json()["error"]
+        except (ValueError, KeyError, TypeError):
+            reason = response.text.strip()
+        hint = " (give your token with --token or MODELMEDIC_API_TOKEN)" if response.status_code == 401 else ""
+        raise ApiError(f"{method} {path} answered {response.status_code}: {reason}{hint}")
     return response.json()
 
 
-def _print(result: object, as_json: bool) -> None:
-    if as_json or not isinstance(result, list):
-        print(json.dumps(result, indent=None if as_json else 2))
-        return
-    for i in result:
-        print(f"{i['id']}  {i['state']:<12} {i['anomaly_class']:<10} {i['series']:<40} {i['summary'][:80]}")
+def _line(i: dict) -> str:
+    level = f"L{i['escalation_level']}" if i["escalation_level"] else ""
+    return f"{i['id']}  {i['state']:<12} {level:<3} {i['anomaly_class']:<10} {i['series']:<40} {i['summary'][:80]}"
 
 
 def _list(args: argparse.Namespace) -> int:
-    query = f"?state={args.state}" if args.state else ""
-    _print(_call(args, "GET", f"/api/incidents{query}"), args.json)
+    """Every page up to ``--limit`` incidents, newest first."""
+    query = {k: v for k, v in (("state", args.state), ("model", args.model), ("class", args.anomaly_class)) if v}
+    items: list[dict] = []
+    cursor = None
+    while len(items) < args.limit:
+        page = _call(args, "GET", "/api/v1/incidents?" + urlencode(
+            {**query, "limit": min(500, args.limit - len(items)), **({"cursor": cursor} if cursor else {})}))
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    if args.json:
+        print(json.dumps(items))
+    else:
+        for i in items:
+            print(_line(i))
     return 0
 
 
@@ -53,8 +71,17 @@ def _action(name: str):
         if name == "silence":
             body = {"minutes": args.minutes}
         elif name == "run":
-            body = {"playbook": args.playbook, "params": json.loads(args.params)}
-        _print(_call(args, "POST", f"/api/incidents/{args.id}/{name}", body), args.json)
+            try:
+                body = {"playbook": args.playbook, "params": json.loads(args.params)}
+            except ValueError as exc:
+                raise ApiError(f"--params is not JSON ({exc}): e.g. --params '{{\"step\": 2}}'") from None
+        result = _call(args, "POST", f"/api/v1/incidents/{args.id}/{name}", body)
+        if args.json:
+            print(json.dumps(result))
+        elif name == "run":
+            print(f"{args.playbook}: {result['outcome']['status']}: {result['outcome']['message']}")
+        else:
+            print(_line(result))
         return 0
     return run
 
@@ -67,13 +94,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     incident.add_argument("--url", default=os.environ.get("MODELMEDIC_URL", "http://127.0.0.1:8080"),
                           help="the service's HTTP address (MODELMEDIC_URL)")
     incident.add_argument("--token", default=os.environ.get("MODELMEDIC_API_TOKEN"),
-                          help="the service's http.api_token (MODELMEDIC_API_TOKEN)")
-    incident.add_argument("--operator", default=os.environ.get("USER", "operator"), help="who you are, for the audit trail")
+                          help="your operator token (MODELMEDIC_API_TOKEN)")
     incident.add_argument("--timeout", type=float, default=30.0)
     incident.add_argument("--json", action="store_true", help="machine-readable output")
     actions = incident.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="incidents, newest first")
-    listing.add_argument("--state", choices=["open", "remediating", "verifying", "escalated", "acknowledged", "resolved"])
+    listing.add_argument("--state", choices=STATES)
+    listing.add_argument("--model")
+    listing.add_argument("--class", dest="anomaly_class", choices=["latency", "throughput", "errors", "prediction", "drift"])
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     listing.set_defaults(func=_list)
     for name, text in (("ack", "acknowledge: stops timed escalation"), ("resolve", "resolve by hand (sends the resolve page)")):
         p = actions.add_parser(name, help=text)
@@ -88,5 +117,3 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     run.add_argument("playbook", help="e.g. scale-out, rollback, restart")
     run.add_argument("--params", default="{}", help='JSON params, e.g. \'{"step": 2}\'')
     run.set_defaults(func=_action("run"))
-
-

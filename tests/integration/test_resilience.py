@@ -19,6 +19,7 @@ import yaml
 from deploy.local.procs import free_port
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
+from modelmedic.config import token_sha256
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
 from modelmedic.kube import LAST_ACTION_ANNOTATION
@@ -90,9 +91,20 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_rest_is_processed
     assert all(dict(r.headers)["source.topic"] == settings.kafka.topics.inference.encode() for r in dead)
 
 
+READ_TOKEN = "integration-tests-read-token"
+READER = {"name": "tests", "role": "read", "token_sha256": token_sha256(READ_TOKEN)}
+"""An operator with the read role, for the services these tests start (http.operators)."""
+
+
 def _api(port: int, path: str):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {READ_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as r:
         return json.loads(r.read())
+
+
+def _incidents(port: int) -> list[dict]:
+    """Every incident the service knows (public fields, docs/api.md)."""
+    return _api(port, "/api/v1/incidents?limit=500")["items"]
 
 
 def _metric(port: int, name: str) -> float:
@@ -143,7 +155,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
     config = tmp_path / "modelmedic.yaml"
     config.write_text(yaml.safe_dump({
         **json.loads(settings.model_dump_json(include={"kafka", "windows", "detection"})),
-        "http": {"port": port},
+        "http": {"port": port, "operators": [READER]},
         "sinks": [{"type": "pagerduty", "url": receiver.pagerduty_url, "routing_key": "R" * 32},
                   {"type": "webhook", "url": receiver.webhook_url}],
     }))
@@ -153,7 +165,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
     service = _start_service(config, log)
     try:
         def first_resolved_and_saved() -> bool:
-            return any(i["state"] == "resolved" and "resolved" in i["alerted"] for i in _api(port, "/api/incidents"))
+            return any(i["state"] == "resolved" and "resolved" in i["pages_sent"] for i in _incidents(port))
         await _until(first_resolved_and_saved, 90, "first incident resolved")
         # Let a checkpoint land after the resolve, then kill without any chance to clean up.
         snapshots = _metric(port, "modelmedic_snapshots_total")
@@ -170,7 +182,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
         snapshots = _metric(port, "modelmedic_snapshots_total")
         await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")
         await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
-        await _until(lambda: all(not i["owed"] for i in _api(port, "/api/incidents")), 30, "no page owed")
+        await _until(lambda: all(not i["pages_owed"] for i in _incidents(port)), 30, "no page owed")
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(30)
@@ -223,7 +235,7 @@ async def test_sigkill_after_the_sinks_took_the_page_before_it_was_saved_pages_e
     held_s = 30  # sinks wait this long for an answer: the pages are held while the playbook acts
     config.write_text(yaml.safe_dump({
         **json.loads(settings.model_dump_json(include={"kafka", "windows", "detection"})),
-        "http": {"port": port}, "policy_file": str(tmp_path / "policy.yaml"),
+        "http": {"port": port, "operators": [READER]}, "policy_file": str(tmp_path / "policy.yaml"),
         "kubernetes": {"kubeconfig": kube_stack.service_kubeconfig},
         "sinks": [{"type": "pagerduty", "url": receiver.pagerduty_url, "routing_key": "R" * 32, "timeout_s": held_s},
                   {"type": "alertmanager", "url": receiver.alertmanager_url, "timeout_s": held_s},
@@ -262,7 +274,7 @@ async def test_sigkill_after_the_sinks_took_the_page_before_it_was_saved_pages_e
         # Past the point: the restarted service handled every anomaly record, its resumed playbook run
         # has ended, and the incident owes no page.
         await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
-        await _until(lambda: settled(_api(port, "/api/incidents"), fire.id), 30, "nothing owed or running")
+        await _until(lambda: settled(_incidents(port), fire.id), 30, "nothing owed or running")
     finally:
         killed.set()
         receiver.before_answer(None)

@@ -103,9 +103,9 @@ def count_ticks(plane: ResponsePlane) -> list[int]:
 
 
 def settled(incidents: list[dict], incident_id: str) -> bool:
-    """The incident (as /api/incidents lists it) owes no page and runs no playbook."""
+    """The incident (as /api/v1/incidents lists it) owes no page and runs no playbook."""
     (incident,) = [i for i in incidents if i["id"] == incident_id]
-    return not incident["owed"] and all(a["status"] != "running" for a in incident["attempts"])
+    return not incident["pages_owed"] and all(a["status"] != "running" for a in incident["attempts"])
 
 
 def pages(receiver: AlertReceiver) -> list[dict]:
@@ -391,7 +391,7 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
     import yaml
 
     from deploy.local.procs import free_port
-    from test_resilience import _api
+    from test_resilience import READER, _incidents
 
     await kube_namespace.create_model("model-k", "v1", replicas=2)
     port = free_port()
@@ -402,7 +402,7 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
     }))
     (tmp_path / "modelmedic.yaml").write_text(yaml.safe_dump({
         **json.loads(settings.model_dump_json(include={"kafka", "windows", "detection"})),
-        "http": {"port": port}, "policy_file": str(tmp_path / "policy.yaml"),
+        "http": {"port": port, "operators": [READER]}, "policy_file": str(tmp_path / "policy.yaml"),
         "kubernetes": {"kubeconfig": kube_stack.service_kubeconfig},
         "sinks": [{"type": "pagerduty", "url": receiver.pagerduty_url, "routing_key": "R" * 32}],
     }))
@@ -413,7 +413,7 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def state_of(incident_id: str) -> str | None:
-        found = [i for i in _api(port, "/api/incidents") if i["id"] == incident_id]
+        found = [i for i in _incidents(port) if i["id"] == incident_id]
         return found[0]["state"] if found else None
 
     service = start()
@@ -424,7 +424,7 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
         # Once the page is delivered and recorded (killed before that, it is re-sent under the same dedup
         # key by design: tests/integration/test_resilience.py), and the playbook has started.
         await until(lambda: state_of(fire.id) in ("remediating", "verifying")
-                    and not [i for i in _api(port, "/api/incidents") if i["id"] == fire.id and i["owed"]], 30)
+                    and not [i for i in _incidents(port) if i["id"] == fire.id and i["pages_owed"]], 30)
         service.send_signal(signal.SIGKILL)  # no chance to clean up, wherever the playbook is
         service.wait(10)
         service = start()
@@ -432,7 +432,7 @@ async def test_sigkill_of_the_service_mid_remediation_repeats_nothing(settings, 
         # Past the point: the restarted service handled every anomaly record, its playbook run (if it
         # resumed one) has ended, and the incident owes no page.
         await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
-        await until(lambda: settled(_api(port, "/api/incidents"), fire.id), 30)
+        await until(lambda: settled(_incidents(port), fire.id), 30)
     finally:
         service.send_signal(signal.SIGTERM)
         service.wait(30)

@@ -204,6 +204,9 @@ async def test_the_status_page_shows_the_series_not_judged_yet() -> None:
         def open_incidents(self) -> list:
             return []
 
+        def incidents(self) -> list:
+            return []
+
         def recent_decisions(self, n: int) -> list:
             return []
 

@@ -1,0 +1,149 @@
+"""What the HTTP endpoint sees of the running service: :class:`StatusSource` and the views it returns.
+
+The composition root (``modelmedic.app.Service``) implements it with small methods that read
+the planes; this package imports no plane (an import-linter contract), so these protocols are
+the whole of what the UI and the API may show or do. Every view is read, never written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+
+class AttemptView(Protocol):
+    """One playbook run on an incident, automatic (``by`` None) or by hand."""
+
+    playbook: str
+    at: int
+    """When it started, epoch ms (wall clock)."""
+    params: dict
+    status: str
+    """``running`` until it returns, then ``done``, ``skipped``, ``dry_run``, ``failed``..."""
+    message: str
+    by: str | None
+
+
+class NoticeView(Protocol):
+    """A page one sink still owes."""
+
+    status: str
+    level: int
+    owed_since_ms: int
+    tries: int
+    last_error: str
+
+
+class IncidentView(Protocol):
+    """What the UI and the API show of an incident (the public part of the response plane's record)."""
+
+    id: str
+    series: str
+    model: str
+    version: str
+    role: str
+    anomaly_class: str
+    kinds: list[str]
+    firing: list[str]
+    summary: str
+    evidence: dict
+    state: str
+    opened_at_ms: int
+    """Event time of the episode's first window."""
+    created_at_ms: int
+    """Wall-clock time the response plane opened it (or reopened it after a flap); 0 in old records."""
+    resolved_at_ms: int | None
+    resolution: str
+    escalation_level: int
+    escalation_reason: str
+    acknowledged_by: str | None
+    silenced_until_ms: int
+    storm: str | None
+    members: list[str]
+    flaps: int
+    recovered_after_remediation: bool
+    attempts: Sequence[AttemptView]
+    alerted: list[str]
+    """Pages at least one sink took: ``firing``, ``firing@<level>``, ``resolved``."""
+    owed: Mapping[str, Sequence[NoticeView]]
+    """Sink name -> the pages it still owes."""
+
+
+class DecisionView(Protocol):
+    """One anomaly decision the detection plane published about one window of one series."""
+
+    id: str
+    series: str
+    model: str
+    version: str
+    kind: str
+    anomaly_class: str
+    window_start: int
+    window_end: int
+    observed: float
+    baseline: float
+    state: str
+    """``firing`` or ``recovered``."""
+    summary: str
+
+
+class ServingView(Protocol):
+    """One (version, role) of a model the detection plane has seen requests of lately."""
+
+    version: str
+    role: str
+    last_window_end_ms: int
+    """End of the last window it served requests in (event time)."""
+
+
+class OutcomeView(Protocol):
+    """What a playbook run by hand did."""
+
+    status: str
+    message: str
+    details: dict
+
+
+class StatusSource(Protocol):
+    """Everything the HTTP endpoint reads from, or asks of, the running service."""
+
+    def ready(self) -> bool:
+        """Both planes have joined their consumer groups and loaded their state."""
+
+    def incidents(self) -> Sequence[IncidentView]:
+        """Every incident this replica knows, open or not."""
+
+    def open_incidents(self) -> Sequence[IncidentView]: ...
+
+    def incident(self, incident_id: str) -> IncidentView | None:
+        """One incident by id, or None."""
+
+    def incident_states(self) -> Sequence[str]:
+        """Every state an incident can be in (the API's ``state`` filter accepts these)."""
+
+    def anomaly_classes(self) -> Sequence[str]:
+        """Every anomaly class (the API's ``class`` filter accepts these)."""
+
+    def owners(self, model: str) -> Sequence[str]:
+        """The model's owners (teams or people) from the registry; empty when unknown."""
+
+    def serving(self, model: str) -> Sequence[ServingView]:
+        """The model's versions and roles with requests in the detection plane's live series."""
+
+    def recent_decisions(self, n: int) -> Sequence[DecisionView]:
+        """The last ``n`` anomaly decisions published, oldest first."""
+
+    def decisions_of(self, model: str) -> Sequence[DecisionView]:
+        """The model's anomaly decisions among those this replica still keeps, oldest first."""
+
+    def counters(self) -> Mapping[str, int]:
+        """Headline figures for the status page: partitions, series, events, incidents, and
+        ``insufficient_data_<family>``: series not judged yet for too little history."""
+
+    async def acknowledge(self, incident_id: str, by: str) -> IncidentView: ...
+
+    async def resolve(self, incident_id: str, by: str) -> IncidentView: ...
+
+    async def silence(self, incident_id: str, minutes: float, by: str) -> IncidentView: ...
+
+    async def trigger(self, incident_id: str, playbook: str, params: Mapping[str, Any], by: str) -> OutcomeView: ...

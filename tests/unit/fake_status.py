@@ -1,0 +1,127 @@
+"""A StatusSource over a real IncidentBook, for the HTTP tests: the incidents are the response plane's own
+records, the actions its own transitions, without Kafka."""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from modelmedic.config import HttpSettings, OperatorSettings, token_sha256
+from modelmedic.events import Anomaly, stable_id
+from modelmedic.http import HttpServer
+from modelmedic.remediations import Outcome
+from modelmedic.response.incidents import Attempt, Incident, IncidentBook, State
+from modelmedic.response.policy import ANOMALY_CLASSES
+
+ONSET = 1_767_225_600_000
+TOKENS = {"alice": "alice-token-0123456789abcdef0123456789abcdef", "bob": "bob-token-0123456789abcdef0123456789abcdef"}
+"""alice operates, bob reads."""
+
+
+def settings(**update: Any) -> HttpSettings:
+    operators = [OperatorSettings(name="alice", role="operate", token_sha256=token_sha256(TOKENS["alice"])),
+                 OperatorSettings(name="bob", role="read", token_sha256=token_sha256(TOKENS["bob"]))]
+    return HttpSettings(port=0, operators=operators).model_copy(update=update)
+
+
+def bearer(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {TOKENS[name]}"}
+
+
+def anomaly(model: str, *, onset: int = ONSET, kind: str = "latency", state: str = "firing",
+            observed: float = 300.0, window_end: int | None = None) -> Anomaly:
+    end = window_end if window_end is not None else onset + 60_000
+    return Anomaly(id=stable_id(model, "v1", "production", kind, onset), series=f"{model}/v1/production", model=model,
+                   version="v1", role="production", kind=kind, anomaly_class="latency" if kind == "latency" else "errors",
+                   window_start=end - 60_000, window_end=end, onset=onset, observed=observed, baseline=40.0, score=1.0,
+                   state=state, summary=f"median latency {observed:.0f} ms vs usual 40 ms since onset")
+
+
+@dataclass
+class Serving:
+    version: str
+    role: str
+    last_window_end_ms: int
+
+
+class FakeSource:
+    """The StatusSource interface over an IncidentBook."""
+
+    def __init__(self) -> None:
+        self.book = IncidentBook()
+        self.published: list[Anomaly] = []
+        self.triggered: list[tuple[str, str, dict, str]] = []
+
+    def open(self, a: Anomaly, created_at_ms: int | None = None) -> Incident:
+        self.published.append(a)
+        incident = self.book.apply(a)
+        assert incident is not None
+        incident.created_at_ms = created_at_ms or a.window_end
+        return incident
+
+    def ready(self) -> bool:
+        return True
+
+    def incidents(self) -> list[Incident]:
+        return list(self.book.by_id.values())
+
+    def open_incidents(self) -> list[Incident]:
+        return self.book.open_incidents()
+
+    def incident(self, incident_id: str) -> Incident | None:
+        return self.book.by_id.get(incident_id)
+
+    def incident_states(self) -> tuple[str, ...]:
+        return typing.get_args(State)
+
+    def anomaly_classes(self) -> tuple[str, ...]:
+        return ANOMALY_CLASSES
+
+    def owners(self, model: str) -> tuple[str, ...]:
+        return ("team-fraud", "carol") if model.startswith("fraud") else ()
+
+    def serving(self, model: str) -> list[Serving]:
+        return [Serving("v1", "production", ONSET + 120_000), Serving("v2", "canary", ONSET + 120_000)]
+
+    def recent_decisions(self, n: int) -> list[Anomaly]:
+        return self.published[-n:]
+
+    def decisions_of(self, model: str) -> list[Anomaly]:
+        return [a for a in self.published if a.model == model]
+
+    def counters(self) -> dict[str, int]:
+        return {"partitions": 3, "series": 7, "events": 1000, "incidents": len(self.book.by_id),
+                "insufficient_data_latency": 1, "insufficient_data_errors": 0, "insufficient_data_throughput": 2}
+
+    async def acknowledge(self, incident_id: str, by: str) -> Incident:
+        incident = self.book.by_id[incident_id]
+        incident.acknowledge(by)
+        return incident
+
+    async def resolve(self, incident_id: str, by: str) -> Incident:
+        incident = self.book.by_id[incident_id]
+        self.book.close(incident, f"resolved by {by}", incident.opened_at_ms + 600_000)
+        return incident
+
+    async def silence(self, incident_id: str, minutes: float, by: str) -> Incident:
+        incident = self.book.by_id[incident_id]
+        incident.silenced_until_ms = incident.created_at_ms + int(minutes * 60_000)
+        return incident
+
+    async def trigger(self, incident_id: str, playbook: str, params: dict, by: str) -> Outcome:
+        self.triggered.append((incident_id, playbook, params, by))
+        incident = self.book.by_id[incident_id]
+        incident.record_manual(Attempt(playbook=playbook, key="k", at=incident.created_at_ms + 1000, params=params,
+                                       status="done", message="scaled 2 -> 4", by=by))
+        return Outcome.done("scaled 2 -> 4", replicas=4)
+
+
+async def client(source: FakeSource, http: HttpSettings | None = None) -> TestClient:
+    """A test client of the real aiohttp application over ``source`` (close it when done)."""
+    app = HttpServer(http or settings(), source).app()
+    c = TestClient(TestServer(app))
+    await c.start_server()
+    return c
