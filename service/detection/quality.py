@@ -84,6 +84,8 @@ from modelmedic.detectors.quality import INSUFFICIENT, CanaryDivergence, Delayed
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
 
 _NEVER = 1 << 62
+_REORDER = 256
+"""Models moved from the front to the back of the order per poll, at most (see :meth:`QualityMonitor.poll`)."""
 COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "canary_expired",
             "canary_dropped", "predictions_skipped", "series_evicted")
 CANARY, LABELS, DRIFT = "canary_divergence", "label_performance", "drift"
@@ -428,21 +430,20 @@ class QualityMonitor:
 
         Also recovers (and forgets) firing versions without production traffic for
         ``idle_recover_ms`` (the few firing ones are looked at), and forgets models without
-        traffic for ``series_ttl_ms`` from the front of the least-recently-active order, up to
-        the first one still active: the cost is what expires, not what is tracked. A quiet
-        version of a model that still serves goes when the model gets a new version
-        (``max_versions`` bounds them meanwhile). Models are ordered by when their traffic was
-        processed, which follows event time closely; a model out of that order expires a
-        little late, never early.
+        traffic for ``series_ttl_ms`` from the front of the least-recently-sampled order: the
+        cost is what expires, not what is tracked. A model at the front kept alive by
+        ``active`` alone goes to the back (at most ``_REORDER`` per poll, so a model behind it
+        may expire a few polls late, never early); ``active`` itself only stamps times, as
+        moving every served series cost more than the rest of the monitor. A quiet version of a
+        model that still serves goes when the model gets a new version (``max_versions``
+        bounds them meanwhile).
         """
         at, models = now_ms - 1, self._models
-        for model, version, role in active:
+        for model, version, role in active:  # one per series that served: kept to two lookups
             m = models.get(model)
-            if m is None or role == "shadow":
+            if m is None or m.last_ms >= at or role == "shadow":
                 continue
-            models.move_to_end(model)
-            if m.last_ms < at:
-                m.last_ms = at
+            m.last_ms = at
             if role == "production":
                 vs = m.versions.get(version)
                 if vs is not None and vs.last_ms < at:
@@ -453,11 +454,13 @@ class QualityMonitor:
             m = models[model]
             if now_ms - m.versions[version].last_ms >= self.idle_recover_ms:
                 self._forget(model, m, version, "no longer serving traffic")
-        limit = now_ms - self.series_ttl_ms
-        while models:
+        limit, reordered = now_ms - self.series_ttl_ms, 0
+        while models and reordered < _REORDER:
             model, m = next(iter(models.items()))
-            if m.last_ms > limit:
-                break
+            if m.last_ms > limit:  # kept alive by unsampled requests only (``active``): its place is stale
+                models.move_to_end(model)
+                reordered += 1
+                continue
             self._drop_model(model, "no longer serving traffic")
         out, self._out = self._out, []
         if not out:

@@ -1,0 +1,121 @@
+"""The quality monitor at fleet scale: CPU per event and memory per monitored model.
+
+    .venv/bin/python load/bench_quality.py [--models 100000] [--events 3000000] [--minutes 10] [--sample-every 4]
+
+Feeds ``QualityMonitor.observe_sampled`` what the plane's decoder hands it (the sampled
+rows: one request in ``--sample-every``) for ``--events`` requests spread uniformly over
+``--models`` models (one production version each, a quarter with a canary on every
+request), and ``poll`` once per 10 s window with the series that served in it, as the plane
+does. The CPU time of both, divided by every request (sampled or not), is the monitor's
+share of the plane's cost per event at that sample rate: once while every model is new
+(its detectors are created), then for the same traffic again (the steady state). Memory per model is tracemalloc's
+count of the monitor's allocations over the models, twice: after a few sampled requests per
+model (the drift reference still being learned) and once every model's reference is fitted.
+Prints one line per measurement; docs/benchmarks.md ("The quality monitor") has the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from modelmedic.config import QualitySettings  # noqa: E402
+from modelmedic.detection.quality import QualityMonitor  # noqa: E402
+
+T0 = 1_767_225_600_000
+WINDOW_MS = 10_000
+PENDING_BYTES = 234
+"""Bytes per label-join entry (load/bench_quality_memory.py, 36-character request ids)."""
+
+
+def workload(models: int, events: int, minutes: float, sample_every: int, seed: int = 1):
+    """(rows per window, active series per window, names): the sampled rows as the decoder gives them."""
+    rng = np.random.default_rng(seed)
+    span = int(minutes * 60_000)
+    rate = events / (models * span / 1000)
+    names = [(f"model-{m:06d}", "1.0.0", "production") for m in range(models)]
+    names += [(f"model-{m:06d}", "0.9.0", "canary") for m in range(0, models, 4)]
+    model = rng.integers(0, models, events)
+    ts = T0 + np.sort(rng.integers(0, span, events))
+    prediction = np.round(rng.normal(100.0, 15.0, events), 3)
+    sampled = np.flatnonzero(rng.random(events) < 1.0 / sample_every)
+    windows: list[tuple[int, list, list]] = []
+    for end in range(T0 + WINDOW_MS, T0 + span + WINDOW_MS, WINDOW_MS):
+        lo, hi = np.searchsorted(ts, [end - WINDOW_MS, end])
+        rows = []
+        for i in sampled[(sampled >= lo) & (sampled < hi)].tolist():
+            m, t, p = int(model[i]), int(ts[i]), float(prediction[i])
+            rows.append((0, m, t, True, f"r{i}", p))
+            if m % 4 == 0:  # its canary twin, 0.05 prediction spreads apart
+                rows.append((0, models + m // 4, t + 2, True, f"r{i}", round(p + 0.75 * rng.normal(), 3)))
+        served = np.unique(model[lo:hi]).tolist()
+        active = [names[m] for m in served] + [names[models + m // 4] for m in served if m % 4 == 0]
+        windows.append((end, rows, active))
+    return windows, names, rate
+
+
+def later(windows, shift_ms: int):
+    """The same traffic ``shift_ms`` later (other request ids): the steady state, every model known."""
+    return [(end + shift_ms, [(i, s, t + shift_ms, ok, rid + "'", p) for i, s, t, ok, rid, p in rows], active)
+            for end, rows, active in windows]
+
+
+def run(monitor: QualityMonitor, windows, names) -> float:
+    """CPU seconds of feeding every window's rows and polling at its end."""
+    cpu = 0.0
+    for end, rows, active in windows:
+        start = time.process_time()
+        monitor.observe_sampled(rows, names)
+        monitor.poll(end, active)
+        cpu += time.process_time() - start
+    return cpu
+
+
+def memory_per_model(settings: QualitySettings, windows, names, models: int, sample_every: int) -> tuple[float, int]:
+    """(bytes per model held by the monitor apart from its label join, label join entries)."""
+    tracemalloc.start()
+    monitor = QualityMonitor(WINDOW_MS, settings, label_sample_every=sample_every, clock=None)
+    run(monitor, windows, names)
+    held = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    pending = monitor.sizes()["label_pending"]
+    return (held - pending * PENDING_BYTES) / models, pending
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=int, default=100_000)
+    ap.add_argument("--events", type=int, default=3_000_000)
+    ap.add_argument("--minutes", type=float, default=10.0, help="event time the requests span")
+    ap.add_argument("--sample-every", type=int, default=4)
+    args = ap.parse_args()
+    windows, names, rate = workload(args.models, args.events, args.minutes, args.sample_every)
+    sampled = sum(len(rows) for _, rows, _ in windows)
+    print(f"{args.models:,} models, {args.events:,} requests in {args.minutes:g} min of event time "
+          f"({rate:.2f} req/s per model), "
+          f"1 in {args.sample_every} sampled: {sampled:,} rows with the canary twins")
+    settings = QualitySettings()
+    monitor = QualityMonitor(WINDOW_MS, settings, label_sample_every=args.sample_every, clock=None)
+    for what, traffic in (("first sight of every model", windows),
+                          ("steady state", later(windows, int(args.minutes * 60_000)))):
+        cpu = run(monitor, traffic, names)
+        print(f"CPU, {what}: {cpu / args.events * 1e6:.3f} us per request (observe_sampled + poll), "
+              f"{cpu / sampled * 1e6:.2f} us per sampled row; models tracked {monitor.sizes()['models']:,}, "
+              f"versions evicted {monitor.series_evicted:,}")
+    learning, pending = memory_per_model(settings, windows, names, args.models, args.sample_every)
+    fitted, _ = memory_per_model(settings.model_copy(update={"drift_reference": 2}), windows, names, args.models,
+                                 args.sample_every)
+    print(f"memory per model: {learning:,.0f} B while its drift reference is learned (a few values each here; "
+          f"up to drift_reference={settings.drift_reference} floats), {fitted:,.0f} B with it fitted; "
+          f"plus the label join: {pending:,} entries x ~{PENDING_BYTES} B")
+
+
+if __name__ == "__main__":
+    main()
