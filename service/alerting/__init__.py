@@ -31,15 +31,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import email.utils
 import json
 import logging
-import math
-import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -288,6 +285,7 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     ]
     if alert.ended_at_ms is not None:
         facts.append(f"*Ended*\n{iso8601(alert.ended_at_ms)}")
+    facts += [f"*{name.capitalize()}*\n{alert.labels[name]}" for name in ("team", "cluster") if name in alert.labels]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _truncate(title, _SLACK_HEADER_MAX), "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(_slack_escape(alert.summary), _SLACK_TEXT_MAX)}},

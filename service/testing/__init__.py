@@ -14,9 +14,8 @@ Nothing in the product imports this package (an import contract in pyproject.tom
 
 from modelmedic.testing.kube import Event, FakeKube, Write, deployment_state
 from modelmedic.testing.plane import FakeConsumer, FakeProducer, Record, offline_plane
-from modelmedic.testing.receiver import (
-    AlertReceiver, Invalid, Page, Received, validate_alertmanager, validate_pagerduty, validate_slack,
-)
+from modelmedic.testing.contracts import Invalid, validate_alertmanager, validate_pagerduty, validate_slack
+from modelmedic.testing.receiver import AlertReceiver, Page, Received
 
 __all__ = [
     "AlertReceiver", "Event", "FakeConsumer", "FakeKube", "FakeProducer", "Invalid", "Page", "Received", "Record",

@@ -274,7 +274,10 @@ async def test_sigkill_after_the_sinks_took_the_page_before_it_was_saved_pages_e
         # Past the point: the restarted service handled every anomaly record, its resumed playbook run
         # has ended, and the incident owes no page.
         await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
-        await _until(lambda: settled(_incidents(port), fire.id), 30, "nothing owed or running")
+        try:
+            await _until(lambda: settled(_incidents(port), fire.id), 30, "nothing owed or running")
+        except TimeoutError:
+            raise AssertionError(f"still owed or running after 30 s: {_incidents(port)}") from None
     finally:
         killed.set()
         receiver.before_answer(None)
