@@ -48,6 +48,7 @@ recovered ("no longer serving", observed and baseline -1) and forgotten. Evidenc
 CUSUM's run vs the tolerated rate (or the bias in prediction spreads vs half the bias effect),
 score ``1 - exp(-LLR)``; labels, accuracy over the CUSUM's run vs the baseline, score
 ``1 - exp(-LLR)``; drift, PSI vs ``psi_threshold``, score ``1 - p`` of the G-test.
+The numbers and summaries are :mod:`~modelmedic.detection.quality_evidence`'s.
 
 Memory is bounded because a partition may see any number of models and request ids: the joins
 hold at most ``canary_max_pending`` and ``label_max_pending`` entries (oldest dropped), each for
@@ -72,7 +73,6 @@ count twice.
 
 from __future__ import annotations
 
-import math
 import time
 import zlib
 from collections import OrderedDict
@@ -81,15 +81,14 @@ from collections.abc import Callable, Iterable, Sequence
 from modelmedic.config import QualitySettings
 from modelmedic.detectors.drift import DriftReference, PredictionDrift
 from modelmedic.detectors.quality import INSUFFICIENT, CanaryDivergence, DelayedLabelPerformance, wilson
-from modelmedic.events import Anomaly, InferenceEvent, LabelEvent, stable_id
+from modelmedic.detection.quality_evidence import CANARY, DRIFT, LABELS, Transition, anomalies, describe, forgotten
+from modelmedic.events import Anomaly, InferenceEvent, LabelEvent
 
 _NEVER = 1 << 62
 _REORDER = 256
 """Models moved from the front to the back of the order per poll, at most (see :meth:`QualityMonitor.poll`)."""
 COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "canary_expired",
             "canary_dropped", "predictions_skipped", "series_evicted")
-CANARY, LABELS, DRIFT = "canary_divergence", "label_performance", "drift"
-_CLASS = {CANARY: "prediction", LABELS: "prediction", DRIFT: "drift"}
 
 
 class _Pending:
@@ -210,8 +209,8 @@ class QualityMonitor:
         """(model, version) of versions first seen since the owner last looked: the detection
         plane reads their certified facts from the registry and hands them back through
         :meth:`set_baseline` / :meth:`set_reference`."""
-        self._out: list[tuple] = []
-        """Transitions since the last poll: (model, version, kind, state, onset window, observed, baseline, score, summary)."""
+        self._out: list[Transition] = []
+        """Decision changes since the last poll."""
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
         self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
 
@@ -465,18 +464,8 @@ class QualityMonitor:
         out, self._out = self._out, []
         if not out:
             return []
-        size = self.window_size_ms
         closed_at = int(self.clock() * 1000) if self.clock is not None else 0
-        return [
-            Anomaly(
-                id=stable_id(model, version, "production", kind, onset), series=f"{model}/{version}/production",
-                model=model, version=version, role="production", kind=kind, anomaly_class=_CLASS[kind],
-                window_start=now_ms - size, window_end=now_ms, onset=onset * size,
-                observed=_finite(observed), baseline=_finite(baseline), score=_finite(score),
-                state=state, summary=summary, closed_at_ms=closed_at,
-            )
-            for model, version, kind, state, onset, observed, baseline, score, summary in out
-        ]
+        return anomalies(out, now_ms, self.window_size_ms, closed_at)
 
     # -- state changes ----------------------------------------------------------------------
 
@@ -492,7 +481,7 @@ class QualityMonitor:
             onset = vs.onset.pop(kind)
             if not vs.onset:
                 del self._firing[(model, version)]
-        observed, baseline, score, summary = _describe(model, version, vs, kind, det, firing)
+        observed, baseline, score, summary = describe(model, version, vs.canary_version, kind, det, firing)
         self._out.append((model, version, kind, "firing" if firing else "recovered", onset, observed, baseline, score, summary))
 
     def _forget(self, model: str, m: _Model, version: str, why: str) -> None:
@@ -500,9 +489,7 @@ class QualityMonitor:
         vs = m.versions.pop(version)
         if vs.onset:
             del self._firing[(model, version)]
-        for kind, onset in vs.onset.items():
-            summary = f"{model} {_v(version)}: {why}; {_WHAT[kind]} episode over"
-            self._out.append((model, version, kind, "recovered", onset, math.nan, math.nan, 0.0, summary))
+        self._out.extend(forgotten(model, version, kind, onset, why) for kind, onset in vs.onset.items())
 
     def _drop_model(self, model: str, why: str) -> None:
         """Forget a model and its versions (its pending predictions expire in time; their labels are orphans)."""
@@ -591,38 +578,6 @@ class QualityMonitor:
         }
 
 
-_WHAT = {CANARY: "canary divergence", LABELS: "labelled accuracy", DRIFT: "prediction drift"}
-
-
-def _describe(model: str, version: str, vs: _Version, kind: str, det, firing: bool) -> tuple[float, float, float, str]:
-    """(observed, baseline, score, summary) of a decision, for a human and the incident's evidence."""
-    head = f"{model} {_v(version)}"
-    if kind == CANARY:
-        other = f"the previous stable version {_v(vs.canary_version)} (canary)" if vs.canary_version else "the canary"
-        d = det.decision(other)
-        e = d.evidence
-        if not firing:
-            rate, p0 = e["recent_disagreement_rate"], e["expected_rate"]
-            return rate, p0, 0.0, (f"{head}: production agrees with {other} again: {rate:.1%} disagreement on the "
-                                   f"last {e['recent_pairs']:,} shared requests, expected <= {p0:.1%}")
-        if e["rate_llr"] >= e["bias_llr"]:
-            observed, baseline, llr = e["run_disagreement_rate"], e["expected_rate"], e["rate_llr"]
-        else:
-            observed, baseline, llr = e["bias"], det.bias_effect / 2, e["bias_llr"]
-        return observed, baseline, 1.0 - math.exp(-llr), f"{head}: production {d.message}"
-    d = det.decision()
-    e = d.evidence
-    if kind == LABELS:
-        if not firing:
-            return e["recent_accuracy"], e["baseline"], 0.0, f"{head}: back to normal: {d.message}"
-        return (e["run_accuracy"], e["baseline"], 1.0 - math.exp(-e["llr"]),
-                f"{head}: {d.message}: the model is under-performing")
-    p = e["p_value"]
-    if not firing:
-        return e["psi"], det.psi_threshold, 0.0, f"{head}: back to normal: {d.message}"
-    return e["psi"], det.psi_threshold, 1.0 - p if p == p else 0.0, f"{head}: production {d.message}"
-
-
 def _argmax(values: list[float]) -> int | None:
     """The class index a probability vector stands for (the first of equal maxima)."""
     return max(range(len(values)), key=values.__getitem__) if values else None
@@ -638,16 +593,3 @@ def _bounded_put(d: OrderedDict, key: object, value: object, cap: int) -> None:
     d.move_to_end(key)
     while len(d) > cap:
         d.popitem(last=False)
-
-
-def _v(version: str) -> str:
-    return version if version[:1] in ("v", "V") else f"v{version}"
-
-
-def _pct(p: float) -> str:
-    text = f"{p:.1%}"
-    return text.replace(".0%", "%")
-
-
-def _finite(value: float) -> float:
-    return float(value) if math.isfinite(value) else -1.0
