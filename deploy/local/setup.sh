@@ -16,6 +16,7 @@ command -v openssl >/dev/null || need_apt+=(openssl)
 command -v git >/dev/null || need_apt+=(git)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 command -v prometheus >/dev/null || need_apt+=(prometheus)
+command -v chromium >/dev/null || need_apt+=(chromium)  # the status UI tests drive it (tests/integration/test_status_ui.py)
 if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_apt[*]}: run as root or: sudo apt-get install -y ${need_apt[*]}"
   say "installing Debian packages: ${need_apt[*]}"

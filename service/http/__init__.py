@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelmedic.config import HttpSettings
@@ -76,15 +77,17 @@ class HttpServer:
             return handler  # type: ignore[return-value]
 
         async def guarded(request: web.Request) -> web.StreamResponse:
-            challenge = 'Bearer realm="modelmedic"' + (', Basic realm="modelmedic"' if basic else "")
+            # One header per scheme (browsers do not split one header's list), Basic first: what a browser answers.
+            challenge = CIMultiDict([("WWW-Authenticate", f'{scheme} realm="modelmedic"')
+                                     for scheme in (("Basic", "Bearer") if basic else ("Bearer",))])
             if not self.operators:
                 raise refusal(web.HTTPUnauthorized, "no operator is configured: add one to http.operators "
-                              "(modelmedic operator token NAME prints the entry)", headers={"WWW-Authenticate": challenge})
+                              "(modelmedic operator token NAME prints the entry)", headers=challenge)
             operator = self.operators.identify(request.headers.get("Authorization", ""), basic=basic)
             if operator is None:
                 how = "Authorization: Bearer <token>" + (" (or Basic with your name and token)" if basic else "")
                 raise refusal(web.HTTPUnauthorized, f"missing or unknown token: send {how}",
-                              headers={"WWW-Authenticate": challenge})
+                              headers=challenge)
             if not operator.may(role):
                 raise refusal(web.HTTPForbidden, f"{operator.name} has the {operator.role} role; "
                               f"{request.method} {request.path} needs {role}")

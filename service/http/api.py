@@ -16,7 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -36,7 +36,7 @@ QUERY_FIELDS = frozenset({"limit", "cursor", "state", "model", "class"})
 
 
 def refusal(status: type[web.HTTPException], message: str, field: str | None = None,
-            headers: dict[str, str] | None = None) -> web.HTTPException:
+            headers: Mapping[str, str] | None = None) -> web.HTTPException:
     """An HTTP error whose body is ``{"error": message, "field": field}``."""
     return status(text=json.dumps({"error": message, "field": field}), content_type="application/json", headers=headers)
 

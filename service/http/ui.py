@@ -35,6 +35,8 @@ HISTORY = 50
 """Resolved incidents on the front page, newest first."""
 DECISIONS = 20
 """Latest anomaly decisions on the front page."""
+MARK_REACH_MS = 30 * 60_000
+"""How far (at least) from the plotted decisions an action still widens the plot's time axis."""
 UNITS = {"latency": "median latency (ms)", "errors": "error rate", "throughput_drop": "request rate (/s)",
          "throughput_surge": "request rate (/s)"}
 
@@ -70,7 +72,7 @@ class Plot:
     width: int = 760
     height: int = 260
     left: int = 70
-    right: int = 20
+    right: int = 50
     top: int = 20
     bottom: int = 40
     observed: list[tuple[float, float, str]] = field(default_factory=list)
@@ -93,16 +95,21 @@ class Plot:
 def build_plot(decisions: Sequence[DecisionView], marks: Sequence[tuple[int, str]], kind: str) -> Plot | None:
     """The chart of ``decisions`` (one kind of one series, any order) with ``marks`` (epoch ms, label).
 
-    None without a decision to draw. The time axis spans the decisions and the marks; the
-    value axis starts at zero (a rate or a latency: the distance from zero is the story).
+    None without a decision to draw. Decisions are stamped in event time, actions in wall-clock
+    time: live they are seconds apart, but replaying a backlog they can be months apart. So the
+    time axis spans the decisions and the marks within :data:`MARK_REACH_MS` (or the decisions'
+    own span, if longer) of them; a mark further away is pinned to the nearer edge, its label
+    saying when it was. The value axis starts at zero (the distance from zero is the story).
     """
     points = sorted((d.window_end, d.observed, d.baseline, d.state) for d in decisions
                     if d.observed == d.observed and d.baseline == d.baseline)  # NaN: nothing to draw
     if not points:
         return None
     plot = Plot(unit=UNITS.get(kind, kind))
-    times = [p[0] for p in points] + [m[0] for m in marks]
-    t0, t1 = min(times), max(times)
+    d0, d1 = points[0][0], points[-1][0]
+    reach = max(d1 - d0, MARK_REACH_MS)
+    near = [t for t, _ in marks if d0 - reach <= t <= d1 + reach]
+    t0, t1 = min([d0, *near]), max([d1, *near])
     if t1 - t0 < 60_000:
         t0, t1 = t0 - 30_000, t1 + 30_000
     top = max(max(p[1], p[2]) for p in points) * 1.1 or 1.0
@@ -110,14 +117,14 @@ def build_plot(decisions: Sequence[DecisionView], marks: Sequence[tuple[int, str
     inner_h = plot.height - plot.top - plot.bottom
 
     def x(t: float) -> float:
-        return plot.left + (t - t0) / (t1 - t0) * inner_w
+        return plot.left + (min(max(t, t0), t1) - t0) / (t1 - t0) * inner_w
 
     def y(v: float) -> float:
         return plot.top + inner_h - max(v, 0.0) / top * inner_h
 
     plot.observed = [(x(t), y(o), state) for t, o, _, state in points]
     plot.baseline = [(x(t), y(b)) for t, _, b, _ in points]
-    plot.marks = [(x(t), label) for t, label in sorted(marks)]
+    plot.marks = [(x(t), label if t0 <= t <= t1 else f"{label} (at {utc(t)})") for t, label in sorted(marks)]
     plot.y_ticks = [(y(top * k / 4), f"{top * k / 4:.3g}") for k in range(5)]
     plot.x_ticks = [(x(t0 + (t1 - t0) * k / 4), time.strftime("%H:%M:%S", time.gmtime((t0 + (t1 - t0) * k / 4) / 1000)))
                     for k in range(5)]

@@ -162,3 +162,40 @@ async def test_the_front_page_tells_escalated_from_acknowledged_and_escapes_what
     assert '<meta http-equiv="refresh"' in page and "signed in as bob (read)" in page
     assert "too little history to judge yet: 1 (latency), 0 (errors), 2 (throughput)" in page
     assert hostile.id in page
+
+
+def test_the_plot_keeps_far_actions_at_its_edge_with_their_time() -> None:
+    """Decisions are in event time, actions in wall-clock time: a replayed backlog's action months later
+    must not squash the decisions into one pixel column."""
+    from modelmedic.http.ui import build_plot
+
+    decisions = [anomaly("m", onset=ONSET, observed=v, window_end=ONSET + k * 60_000) for k, v in enumerate((90, 200, 300))]
+    near = build_plot(decisions, [(ONSET + 150_000, "scale-out")], "latency")
+    assert near is not None and near.unit == "median latency (ms)"
+    xs = [x for x, _, _ in near.observed]
+    assert xs[0] == near.left and xs[-1] < near.width - near.right  # the axis reaches the action after them
+    assert near.marks[0][0] == near.width - near.right and near.marks[0][1] == "scale-out"
+    far = build_plot(decisions, [(ONSET + 300 * 86_400_000, "rollback")], "latency")
+    assert far is not None and [x for x, _, _ in far.observed][-1] == far.width - far.right  # decisions fill the axis
+    assert far.marks == [(far.width - far.right, "rollback (at 2026-10-28 00:00:00 UTC)")]
+    assert build_plot([], [], "latency") is None
+
+
+async def test_the_incident_page_has_its_timeline_and_plot() -> None:
+    source = FakeSource()
+    incident = source.open(anomaly("fraud-scorer"))
+    source.book.apply(anomaly("fraud-scorer", onset=ONSET + 60_000, observed=420.0))  # joins: a second window
+    incident.escalate("not recovered after 60 s")
+    c = await client(source)
+    try:
+        await c.post(f"/api/v1/incidents/{incident.id}/run", json={"playbook": "scale-out"}, headers=bearer("alice"))
+        page = await (await c.get(f"/incidents/{incident.id}", headers=bearer("bob"))).text()
+        model = await (await c.get("/models/fraud-scorer", headers=bearer("bob"))).text()
+        missing = await c.get("/incidents/nope", headers=bearer("bob"))
+    finally:
+        await c.close()
+    assert page.count('class="window firing"') == 2 and page.count('class="action"') == 1
+    assert "playbook scale-out (run by hand) done: scaled 2 -&gt; 4" in page
+    assert "escalated to level 1: not recovered after 60 s" in page and "(time not recorded)" in page
+    assert '<tr class="serving"><td>v1</td><td>production</td>' in model and incident.id in model
+    assert missing.status == 404
