@@ -11,17 +11,14 @@ of :data:`LIBRARY` breaks one model (a storm breaks a dozen at once), each on it
 model, staggered after a warm-up. Each fleet's inference and label records go through
 the real detection plane at the settings of ``--config`` (default: the service's
 defaults), offline (``modelmedic.testing``'s plane: decode, windows, quality monitor,
-judge; no fetch), or with ``--kafka`` produced to a local broker and drained by
-``modelmedic run`` as a process.
+judge; no fetch), as polls of a consumer that keeps up with the traffic.
 
 Scoring, per ground-truth entry: a firing anomaly of one of its models whose window ends
 between its start and ``MATCH_GRACE_S`` after its end detects it; the delay is that
-window's end minus the start (event time), compared with the entry's deadline. Pages:
-offline, the response plane's own incident logic (``IncidentBook``: a firing anomaly
-that opens an incident pages; ``Guards.storm``: ``storm_models`` models within
-``storm_window_s`` page once, as a storm) run on the anomalies in event time; with
-``--kafka``, the PagerDuty triggers the real service sent. Anomalies and pages matching no
-incident are false, counted per model-day of the fleet (deploys are not incidents:
+window's end minus the start (event time), compared with the entry's deadline. Pages: the
+real response plane (incidents, storms, storm holds; no Kubernetes, so no remediation)
+folds the anomalies in, its clock set to their event time, and every first page its
+alerter sends is counted. Anomalies and pages matching no incident are false, counted per model-day of the fleet (deploys are not incidents:
 anything on them is false). Poison records must all reach the dead-letter topic.
 """
 
@@ -49,9 +46,8 @@ from load.fleet import FleetSpec, Incident, ModelProfile, profiles, realistic, s
 from modelmedic.config import Settings, load_settings  # noqa: E402
 from modelmedic.detection.quality import QualityMonitor  # noqa: E402
 from modelmedic.events import Anomaly, Rejected, decode_anomaly, decode_inference  # noqa: E402
-from modelmedic.response.guards import Guards  # noqa: E402
-from modelmedic.response.incidents import IncidentBook  # noqa: E402
-from modelmedic.response.policy import GuardRails  # noqa: E402
+from modelmedic.alerting import Alert, Alerter  # noqa: E402
+from modelmedic.response.plane import ResponsePlane  # noqa: E402
 from modelmedic.testing.plane import FakeProducer, Record, offline_plane  # noqa: E402
 
 START_MS = 1_767_571_200_000
@@ -185,32 +181,51 @@ class Outcome:
     seconds: float = 0.0
 
 
+class _Accepting:
+    """Takes the response plane's incident and audit records at once (offline: no Kafka)."""
+
+    async def send(self, topic: str, value: bytes, **kwargs: object) -> asyncio.Future:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    async def send_and_wait(self, topic: str, value: bytes, **kwargs: object) -> None:
+        return None
+
+
 class Pager:
-    """The response plane's paging decisions on anomalies in event time (offline runs).
+    """The real response plane on the anomalies, in event time (offline runs): its clock is the
+    latest anomaly's window end, so storm windows and storm holds run as they would live;
+    every first page (escalation level 0) a sink receives is recorded with that time."""
 
-    The same pure pieces :class:`~modelmedic.response.plane.ResponsePlane` runs: a firing
-    anomaly that opens an incident in the :class:`IncidentBook` pages, unless
-    :meth:`Guards.storm` says it completes a storm, which pages once per storm window.
-    """
+    name = "harness"
+    idempotent = True
+    """(A sink attribute: pages to it need no "sending" mark first.)"""
 
-    def __init__(self, rails: GuardRails) -> None:
-        self.book, self.guards, self.rails = IncidentBook(), Guards(rails), rails
+    def __init__(self, settings: Settings) -> None:
+        self.now_ms = 0
         self.pages: list[tuple[int, tuple[str, ...]]] = []
-        self._storms: set[int] = set()
+        self.plane = ResponsePlane(settings, Alerter([self]), clock=lambda: self.now_ms)
+        self.plane._producer = _Accepting()  # ResponsePlane builds its producer only in run()
 
-    def batch(self, anomalies: list[Anomaly], now_ms: int) -> None:
-        new = [a for a in anomalies if a.state == "firing" and self.book.is_new(a)]
-        storm = self.guards.storm(sorted({a.model for a in new}), now_ms) if new else None
-        for anomaly in anomalies:
-            opened = anomaly.state == "firing" and self.book.is_new(anomaly)
-            self.book.apply(anomaly)
-            if not opened:
-                continue
-            if storm is None:
-                self.pages.append((now_ms, (anomaly.model,)))
-            elif (window := int(now_ms // (self.rails.storm_window_s * 1000))) not in self._storms:
-                self._storms.add(window)
-                self.pages.append((now_ms, tuple(storm)))
+    async def send(self, alert: Alert) -> None:
+        if alert.status == "firing" and alert.escalation_level == 0:
+            models = alert.evidence.get("models") if alert.model == "*" else None
+            self.pages.append((self.now_ms, tuple(models or (alert.model,))))
+
+    async def aclose(self) -> None:
+        return None
+
+    async def batch(self, anomalies: list[Anomaly]) -> None:
+        self.now_ms = max(self.now_ms, max(a.window_end for a in anomalies))
+        await self.plane.handle_batch(anomalies)
+        await self.plane.courier.idle()
+
+    async def finish(self, end_ms: int) -> None:
+        """Event time runs on to ``end_ms``: incidents still held past their storm hold page."""
+        self.now_ms = max(self.now_ms, end_ms)
+        await self.plane.tick()
+        await self.plane.courier.idle()
 
 
 class _Partitions:
@@ -239,8 +254,7 @@ def _polls(records: Sequence[tuple[str, bytes, bytes]], partition: _Partitions, 
         yield batch
 
 
-async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int = 6, chunk_s: float = 10.0,
-                      rails: GuardRails | None = None) -> Outcome:
+async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int = 6, chunk_s: float = 10.0) -> Outcome:
     """The scenario's records through the real detection plane without Kafka, as polls of a
     consumer that keeps up (every partition's records of ``chunk_s`` of event time per poll)."""
     d, topics = settings.detection, settings.kafka.topics
@@ -248,7 +262,7 @@ async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int
     quality = (lambda: QualityMonitor(settings.windows.size_ms, settings.quality,  # as the plane builds them
                                       label_sample_every=d.quality_sample_every)) if d.quality else None
     plane = offline_plane(settings, partitions, quality, producer=producer)
-    pager = Pager(rails or GuardRails())
+    pager = Pager(settings)
     poisoned = {i.model.encode() for i in scenario.incidents if i.kind == "poison"}
     outcome, offsets, seen, partition = Outcome(), {}, 0, _Partitions(partitions)
     started = time.process_time()
@@ -263,8 +277,9 @@ async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int
             anomalies = [decode_anomaly(value) for topic, value in fresh if topic == topics.anomalies]
             outcome.dead_letters += sum(topic == topics.dlq for topic, _ in fresh)
             if anomalies:
-                pager.batch(anomalies, max(a.window_end for a in anomalies))
+                await pager.batch(anomalies)
                 outcome.anomalies += anomalies
+    await pager.finish(START_MS + int(scenario.duration_s * 1000))
     outcome.seconds = time.process_time() - started
     outcome.pages = pager.pages
     return outcome
