@@ -352,6 +352,9 @@ class HttpSettings(_Section):
     external_url: str | None = Field(None, pattern=r"^https?://")
     """Where people reach the status UI (``https://modelmedic.example.com``): every page links to its
     incident's page there (``<external_url>/incidents/<id>``). Unset: pages carry no such link."""
+    external_url: str | None = Field(None, pattern=r"^https?://")
+    """Where people reach the status UI (``https://modelmedic.example.com``): every page links to its
+    incident's page there (``<external_url>/incidents/<id>``). Unset: pages carry no such link."""
     operators: list[OperatorSettings] = Field(default_factory=list)
     """Who may read (status UI, GET /api/v1/...) and who may act (POST /api/v1/incidents/{id}/...). None
     configured (and no ``api_token``): every endpoint but /metrics, /healthz and /readyz answers 401.
@@ -383,6 +386,9 @@ class KubernetesSettings(_Section):
     context: str | None = None
     in_cluster: bool = False
     """Use the pod's service account (the Helm chart sets this)."""
+    cluster: str = ""
+    """A name for the cluster the models run in (``prod-eu-1``), the ``cluster`` label of every page
+    (Alertmanager can route or inhibit by it); empty: no such label."""
 
     @model_validator(mode="after")
     def _kubeconfig_exists(self) -> "KubernetesSettings":

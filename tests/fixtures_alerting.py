@@ -8,6 +8,7 @@ alerting tests never skip.
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -51,3 +52,31 @@ def receiver() -> Iterator[AlertReceiver]:
     """A fresh PagerDuty / Slack / webhook receiver on a free loopback port."""
     with AlertReceiver() as r:
         yield r
+
+
+TEAMS = ("payments", "search")
+"""The teams :func:`team_alertmanager` routes to receivers of their own."""
+
+
+def team_routes(webhook_url: str) -> str:
+    """An Alertmanager routing tree by the ``team`` label: each of :data:`TEAMS` to its own
+    webhook receiver (``<webhook_url>/<team>``), anything else to ``<webhook_url>/default``."""
+    def receiver(name: str) -> dict:
+        return {"name": name, "webhook_configs": [{"url": f"{webhook_url}/{name}", "send_resolved": True}]}
+
+    route = {"receiver": "default", "group_by": ["incident_id"], "group_wait": "0s", "group_interval": "1s",
+             "repeat_interval": "1h",
+             "routes": [{"matchers": [f'team="{team}"'], "receiver": team} for team in TEAMS]}
+    return json.dumps({"route": route, "receivers": [receiver("default"), *(receiver(t) for t in TEAMS)]}, indent=2)
+
+
+@pytest.fixture
+def team_alertmanager(tmp_path: Path) -> Iterator[tuple[alertmanager_stack.Alertmanager, AlertReceiver]]:
+    """A real Alertmanager of its own routing by team (:func:`team_routes`), and the receiver its
+    notifications reach: ``received.path`` ends with the team whose receiver it went to."""
+    with AlertReceiver() as notifications:
+        running = alertmanager_stack.start(tmp_path, config=team_routes(notifications.webhook_url))
+        try:
+            yield running, notifications
+        finally:
+            alertmanager_stack.stop(tmp_path)

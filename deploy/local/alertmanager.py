@@ -87,8 +87,11 @@ def _ready(url: str) -> bool:
         return False
 
 
-def start(workdir: str | Path, *, webhook_url: str | None = None, timeout_s: float = 30.0) -> Alertmanager:
-    """Start (or find running) the Alertmanager whose files live in ``workdir``; ready when it returns."""
+def start(workdir: str | Path, *, webhook_url: str | None = None, config: str | None = None,
+          timeout_s: float = 30.0) -> Alertmanager:
+    """Start (or find running) the Alertmanager whose files live in ``workdir``; ready when it returns.
+
+    ``config`` (YAML or JSON text) replaces :func:`config_yaml`'s minimal one (a routing tree)."""
     binary = ensure_installed()
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -97,14 +100,14 @@ def start(workdir: str | Path, *, webhook_url: str | None = None, timeout_s: flo
         known = Alertmanager(**json.loads(state_file.read_text()))
         if read_pid(known.pidfile) is not None and _ready(known.url):
             return known
-    config = workdir / "alertmanager.yml"
-    config.write_text(config_yaml(webhook_url))
+    config_file = workdir / "alertmanager.yml"
+    config_file.write_text(config or config_yaml(webhook_url))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "alertmanager.log"
     cmd = [
         binary,
-        f"--config.file={config}",
+        f"--config.file={config_file}",
         f"--storage.path={workdir / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
         "--cluster.listen-address=",

@@ -193,6 +193,9 @@ class Incident(msgspec.Struct):
     """Set when it resolved by recovery: True only if the series recovered inside the
     verification window of a playbook that acted and the incident never escalated
     (:func:`credit_remediation`); otherwise it recovered on its own."""
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+    """Routing labels of its pages (team, owners, namespace, cluster...), fixed when it first
+    pages: Alertmanager identifies an alert by its label set, which must not change under it."""
 
     @property
     def active(self) -> bool:
@@ -324,8 +327,12 @@ class Incident(msgspec.Struct):
     # -- what the pages say -----------------------------------------------------------------
 
     def alert(self, status: PageStatus, severity: str | None = None, note: str | None = None,
-              level: int | None = None) -> Alert:
-        """The message for the sinks; the dedup key is the incident id, for its whole life."""
+              level: int | None = None, *, links: dict[str, str] | None = None, next_step: str = "") -> Alert:
+        """The message for the sinks; the dedup key is the incident id, for its whole life.
+
+        ``next_step`` (what modelmedic does next, and when it gets louder) ends a firing
+        headline; ``links`` (runbook, dashboard, the incident's page) go with it.
+        """
         level = self.escalation_level if level is None else level
         evidence = {**self.evidence, "note": note} if note else self.evidence
         if self.flaps:
@@ -336,26 +343,33 @@ class Incident(msgspec.Struct):
         return Alert(
             incident_id=self.id, dedup_key=f"modelmedic-{self.id}", status=status,
             severity=severity or SEVERITY.get(self.anomaly_class, "error"),
-            summary=self._headline(status, level), model=self.model,
+            summary=self._headline(status, level, next_step), model=self.model,
             version=self.version or "*", role=self.role, kind=self.kinds[0], anomaly_class=self.anomaly_class,
             escalation_level=level, started_at_ms=self.opened_at_ms,
             ended_at_ms=self.resolved_at_ms if status == "resolved" else None, evidence=evidence,
+            labels=self.labels, links=links or {},
         )
 
-    def _headline(self, status: str, level: int) -> str:
+    def _headline(self, status: str, level: int, next_step: str = "") -> str:
+        """What a person reads first: what is wrong and how badly since when (the detection's
+        summary, in units with the factor), what was tried, and what happens next."""
         if status == "resolved" and self.resolution:
             return self.resolution
+        next_text = f" Next: {next_step}." if next_step else ""
         if level:
-            return self._escalated_headline(level)
-        return self.summary
+            return self._escalated_headline(level, next_text)
+        tail = (f"; tried: {'; '.join(a.line(0) for a in self.attempts)}" if self.attempts else "") + (
+            f".{next_text}" if next_text else "")
+        return _cut(_cut(self.summary, max(HEADLINE_MAX - len(tail), SUMMARY_SHARE)) + tail, HEADLINE_MAX)
 
-    def _escalated_headline(self, level: int) -> str:
+    def _escalated_headline(self, level: int, next_text: str = "") -> str:
         """``ESCALATED (level k): <summary>. <reason>; tried: a: status (msg); b: ... Manual
-        intervention needed.``, within :data:`HEADLINE_MAX`: each playbook's message gets an
-        equal share of the room left, so the last one's reason shows as well as the first's."""
+        intervention needed.`` (then ``next_text``), within :data:`HEADLINE_MAX`: each
+        playbook's message gets an equal share of the room left, so the last one's reason
+        shows as well as the first's."""
         reason = self.escalation_reason.split("; tried: ")[0]  # (records before 2026-12 held the tried list too)
         head = f"ESCALATED (level {level}): {_cut(self.summary, SUMMARY_SHARE)}. {reason}; tried: "
-        tail = ". Manual intervention needed."
+        tail = ". Manual intervention needed." + next_text
         if not self.attempts:
             return _cut(head + "nothing" + tail, HEADLINE_MAX)
         bare = "; ".join(a.line(0) for a in self.attempts)  # statuses, no messages

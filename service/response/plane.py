@@ -42,6 +42,7 @@ from modelmedic.response.storms import Storm, StormWatch
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice, credit_remediation
 from modelmedic.response.operators import OperatorActions
+from modelmedic.response.pages import next_step, page_labels, page_links, registry_owners, remediation_block
 from modelmedic.logs import redact
 from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
@@ -271,17 +272,22 @@ class ResponsePlane(OperatorActions):
         if incident.state != "open":  # a person took it meanwhile
             await self._save(incident)
             return
-        self._owe(incident, "firing")
+        paged = self._owe(incident, "firing")
         await self._save(incident)
         if incident.model == "*":
             metrics.INCIDENTS.labels(incident.anomaly_class, "storm").inc()
             await self._audit(incident, "storm", {"models": incident.members})
-        self.courier.dispatch(incident)
         rule = None if incident.model == "*" else self._rule(incident)
         # Without Kubernetes: paged, escalated on its timetable. A shadow is a candidate under
         # live test, not a service: its trouble is a verdict on the candidate, never a reason
         # to scale or roll back what serves production.
-        if rule and rule.auto_remediate and rule.playbooks and self.k8s is not None and incident.role != "shadow":
+        block = self._block(incident, rule)
+        details = {"sinks": sorted(incident.owed), "level": 0} if paged else self._muted(incident)
+        details.update(remediation=[p.name for p in rule.playbooks] if rule and block is None else [],
+                       no_remediation_because=block)
+        await self._audit(incident, "paged" if paged else "page-silenced", details)
+        self.courier.dispatch(incident)
+        if block is None:
             self._spawn(self._remediate(incident))
 
     async def _flapped(self, incident: Incident, anomaly: Anomaly) -> None:
@@ -493,7 +499,7 @@ class ResponsePlane(OperatorActions):
             await self._audit(incident, "escalated", {"level": incident.escalation_level, "reason": reason,
                                                       "tried": incident.tried()})
             if silenced:
-                await self._audit(incident, "page-silenced", {"until_ms": incident.silenced_until_ms})
+                await self._audit(incident, "page-silenced", self._muted(incident))
             self.courier.dispatch(incident)
 
     # -- pages ----------------------------------------------------------------------------
@@ -519,11 +525,31 @@ class ResponsePlane(OperatorActions):
         incident.owe("firing", incident.escalation_level, sinks, now)
         return True
 
+    def _muted(self, incident: Incident) -> dict:
+        """Why a firing page of ``incident`` is not sent now (the audit's evidence)."""
+        return {"until_ms": incident.silenced_until_ms, "by": "the incident's own silence"}
+
     def _render(self, incident: Incident, notice: Notice) -> Alert:
-        """The page ``notice`` stands for: its level's severity and the rule's note."""
+        """The page ``notice`` stands for: its level's severity, the rule's note, the incident's routing
+        labels (fixed at its first page), its links, and (firing) what modelmedic does next."""
         rule, level = self._level(incident, notice.level)
+        if not incident.labels:
+            owners = registry_owners(self.registry, incident.model) if incident.model != "*" else ()
+            namespace = self.policy.target(incident.model, incident.version, incident.role).namespace
+            incident.labels = page_labels(incident, namespace=namespace, cluster=self.settings.kubernetes.cluster,
+                                          owners=owners)
+        nxt = "" if notice.status == "resolved" else next_step(
+            rule, level=notice.level, next_playbook=incident.next_step, block=self._block(incident, rule),
+            opened_ms=incident.created_at_ms or self.clock())
         return incident.alert(notice.status, severity=level.severity if level else None,
-                              note=rule.note if rule else None, level=notice.level)
+                              note=rule.note if rule else None, level=notice.level, next_step=nxt,
+                              links=page_links(incident, self.policy, rule, self.settings.http.external_url))
+
+    def _block(self, incident: Incident, rule: Rule | None) -> str | None:
+        """Why the rule's playbooks will not run on ``incident`` (None: they will)."""
+        if incident.state in ("escalated", "acknowledged"):
+            return f"{incident.state}"
+        return remediation_block(incident, rule, kubernetes=self.k8s is not None, paused_by=None)
 
     async def _refresh_alertmanager(self, incident: Incident, now_ms: int) -> None:
         """Alertmanager forgets a firing alert ``resolve_timeout`` (5 min) after its last post:

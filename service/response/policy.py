@@ -29,7 +29,6 @@ import fnmatch
 import os
 import string
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
@@ -45,6 +44,8 @@ if TYPE_CHECKING:
 AnomalyClass = Literal["latency", "throughput", "errors", "prediction", "drift"]
 ANOMALY_CLASSES: tuple[str, ...] = AnomalyClass.__args__
 TEMPLATE_FIELDS = frozenset({"model", "role"})
+LINK_FIELDS = frozenset({"model", "version", "role", "anomaly_class", "kind", "incident_id", "start_ms"})
+"""What a page's link templates (``links.runbook``, ``links.dashboard``, a rule's ``runbook``) may use."""
 
 
 def _classes(value: Any) -> Any:
@@ -52,8 +53,37 @@ def _classes(value: Any) -> Any:
     return list(ANOMALY_CLASSES) if value == "*" else [value] if isinstance(value, str) else value
 
 
+def _check_template(template: str, fields: frozenset[str] = TEMPLATE_FIELDS) -> str:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"{template!r} is not a valid template ({error})") from None
+    unknown = names - fields
+    if unknown:
+        *others, last = [f"{{{f}}}" for f in sorted(fields)]
+        available = f"{', '.join(others)} and {last}"
+        raise ValueError(f"{template!r} uses {sorted(unknown)}; only {available} are available")
+    return template
+
+
+DeploymentTemplate = Annotated[str, AfterValidator(_check_template)]
+LinkTemplate = Annotated[str, AfterValidator(lambda t: _check_template(t, LINK_FIELDS))]
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+class PageLinks(_Section):
+    """Links every page carries, as URL templates filled from the incident: ``{model}``,
+    ``{version}``, ``{role}``, ``{anomaly_class}``, ``{kind}``, ``{incident_id}`` and
+    ``{start_ms}`` (its onset, epoch ms, for a dashboard's time range). The incident's own
+    page in the status UI is added when ``http.external_url`` is set."""
+
+    runbook: LinkTemplate | None = None
+    """``https://runbooks.example.com/{anomaly_class}.md``; a rule's ``runbook`` overrides it."""
+    dashboard: LinkTemplate | None = None
+    """``https://grafana.example.com/d/models?var-model={model}&from={start_ms}``."""
 
 
 class Match(_Section):
@@ -118,6 +148,8 @@ class Rule(_Section):
     """Page on-call for manual intervention from the first alert."""
     note: str | None = None
     """A sentence added to every alert of the rule (``the model may need redesign``)."""
+    runbook: LinkTemplate | None = None
+    """The runbook of what this rule matches, a URL template (see :class:`PageLinks`); overrides ``links.runbook``."""
 
     @field_validator("escalation")
     @classmethod
@@ -160,20 +192,6 @@ DEFAULT_RULES: dict[str, Rule] = {
 """The rule of each class when no rule of the file matches."""
 FALLBACK_RULE = Rule(auto_remediate=False, page=True, note="an anomaly class without a default rule: needs a person")
 """For an anomaly class modelmedic does not know (a newer detector): page, do nothing."""
-
-
-def _check_template(template: str) -> str:
-    try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as error:
-        raise ValueError(f"{template!r} is not a valid template ({error})") from None
-    unknown = names - TEMPLATE_FIELDS
-    if unknown:
-        raise ValueError(f"{template!r} uses {sorted(unknown)}; only {{model}} and {{role}} are available")
-    return template
-
-
-DeploymentTemplate = Annotated[str, AfterValidator(_check_template)]
 
 
 class TargetOverride(_Section):
@@ -248,6 +266,7 @@ class Policy(_Section):
     targets: Targets = Field(default_factory=Targets)
     guard_rails: GuardRails = Field(default_factory=GuardRails)
     delivery: Delivery = Field(default_factory=Delivery)
+    links: PageLinks = Field(default_factory=PageLinks)
 
     def route(self, anomaly_class: str, kind: str, model: str, role: str) -> Rule:
         """The first rule of the file that fits, else the class's default rule."""

@@ -122,7 +122,8 @@ async def test_overload_is_detected_paged_scaled_out_verified_and_resolved(
     deployment = await kube_admin.get_deployment(ns, MODEL)
     assert deployment.replicas == 3 and deployment.annotations[LAST_ACTION_ANNOTATION] == incident.attempts[0].key
     audit = await audit_of(settings, incident.id, until_action="resolved")
-    assert [a["action"] for a in audit if a["action"] != "updated"] == ["opened", "playbook-start", "playbook-end", "resolved"]
+    assert [a["action"] for a in audit if a["action"] != "updated"] == ["opened", "paged", "playbook-start", "playbook-end",
+                                                                          "resolved"]
     assert audit[-1]["details"]["after_remediation"] is True, "verified: recovered after the playbook acted"
 
 

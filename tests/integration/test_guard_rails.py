@@ -53,7 +53,7 @@ class Playbooks:
 @contextlib.asynccontextmanager
 async def plane(settings: Settings, books: Playbooks, **rails) -> AsyncIterator[ResponsePlane]:
     await ensure_topics(settings.kafka)
-    pol = parse_policy({"guard_rails": {"cooldown_s": 0, **rails},
+    pol = parse_policy({"guard_rails": {"cooldown_s": 0, "storm_hold_s": 0, **rails},
                         "rules": [{"match": {"anomaly_class": "*"}, "auto_remediate": False}]})
     p = ResponsePlane(settings, Alerter([]), policy=pol, playbooks=books.registry, k8s=object())
     stop = asyncio.Event()
@@ -69,7 +69,7 @@ async def plane(settings: Settings, books: Playbooks, **rails) -> AsyncIterator[
 async def incident_of(settings: Settings, p: ResponsePlane, model: str) -> str:
     fire = anomaly(model)
     await publish(settings, fire)
-    await until(lambda: fire.id in p.book.by_id)
+    await until(lambda: fire.id in p.book.by_id and not p.book.by_id[fire.id].held)  # paged: its decision audited
     return fire.id
 
 
@@ -82,7 +82,8 @@ async def test_the_hourly_cap_holds_for_runs_by_hand(settings):
             await p.trigger(incident, "act", {}, "alice")
     assert books.runs == [False], "the second run never started"
     assert [a.by for a in p.book.by_id[incident].attempts] == ["alice"]
-    assert await audit_actions(settings, incident, 4) == ["opened", "playbook-start", "playbook-end", "guard-rail"]
+    assert await audit_actions(settings, incident, 5) == ["opened", "paged", "playbook-start", "playbook-end",
+                                                          "guard-rail"]
 
 
 async def test_the_cooldown_holds_for_runs_by_hand(settings):

@@ -62,8 +62,9 @@ async def test_list_ack_silence_and_resolve_by_hand(settings, receiver):
             assert acked.status_code == 200, acked.text
         assert service.response.book.by_id[fire.id].state == "acknowledged"
         assert service.response.book.by_id[fire.id].acknowledged_by == "alice"
-        audit = await audit_records(settings, fire.id, 2)  # opened (the page went out first), then the ack
-        assert [(r["action"], r["actor"]) for r in audit] == [("opened", "modelmedic"), ("acknowledged", "alice")]
+        audit = await audit_records(settings, fire.id, 3)  # opened, paged (the page went out first), then the ack
+        assert [(r["action"], r["actor"]) for r in audit] == [("opened", "modelmedic"), ("paged", "modelmedic"),
+                                                              ("acknowledged", "alice")]
 
         silenced = await asyncio.to_thread(cli, port, "silence", fire.id, "--minutes", "5")
         assert silenced.returncode == 0 and f"{fire.id}  acknowledged" in silenced.stdout

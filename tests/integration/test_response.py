@@ -150,7 +150,7 @@ async def test_overload_scale_out_verify_resolve(settings, receiver, kube, kube_
     assert actions == ["trigger", "resolve"]
     assert incident.recovered_after_remediation
     assert incident.resolution.endswith("; recovered after remediation (scale-out)")
-    assert await audit_actions(settings, fire.id, 4) == ["opened", "playbook-start", "playbook-end", "resolved"]
+    assert await audit_actions(settings, fire.id, 5) == ["opened", "paged", "playbook-start", "playbook-end", "resolved"]
 
 
 async def test_unfixable_fault_escalates_with_what_was_tried(settings, receiver, kube, kube_namespace):
@@ -182,7 +182,7 @@ async def test_an_error_burst_during_a_latency_incident_pages_on_its_own(setting
         assert plane.book.by_id[slow.id].kinds == ["latency"], "nothing was appended to the latency incident"
     second = got[1].json
     assert second["event_action"] == "trigger" and second["dedup_key"] == f"modelmedic-{burst.id}"
-    assert second["payload"]["summary"] == burst.summary
+    assert second["payload"]["summary"].startswith(burst.summary + ". Next: no automatic action")
     assert second["payload"]["class"] == "errors/errors"
     assert second["payload"]["custom_details"]["related"] == [f"{slow.id} (latency): {slow.summary}"]
 
@@ -202,8 +202,8 @@ async def test_a_fault_that_ends_after_an_escalation_recovered_on_its_own(settin
     assert incident.state == "resolved" and incident.escalation_level == 1
     assert not incident.recovered_after_remediation
     assert "recovered on its own (tried: scale-out: done" in incident.resolution
-    audit = await audit_records(settings, fire.id, 6)
-    assert [r["action"] for r in audit] == ["opened", "playbook-start", "playbook-end", "verification-failed",
+    audit = await audit_records(settings, fire.id, 7)
+    assert [r["action"] for r in audit] == ["opened", "paged", "playbook-start", "playbook-end", "verification-failed",
                                             "escalated", "resolved"]
     assert audit[-1]["details"]["after_remediation"] is False
 
@@ -226,7 +226,7 @@ async def test_a_flapping_series_pages_once_and_counts_its_flaps(settings, recei
     assert [(p["dedup_key"], p["event_action"]) for p in pages(receiver)] == [
         (f"modelmedic-{fire.id}", "trigger"), (f"modelmedic-{fire.id}", "resolve"), (f"modelmedic-{marker.id}", "trigger")]
     assert (incident.state, incident.flaps, len(plane.book.by_id)) == ("open", 2, 2)
-    assert await audit_actions(settings, fire.id, 5) == ["opened", "resolved", "flapped", "resolved", "flapped"]
+    assert await audit_actions(settings, fire.id, 6) == ["opened", "paged", "resolved", "flapped", "resolved", "flapped"]
 
 
 async def test_bad_version_is_rolled_back(settings, receiver, kube, kube_admin, kube_namespace):
