@@ -6,7 +6,9 @@ its modules, by job:
 - :mod:`~modelmedic.registry.records`: the record types reads return (versions, assignments, baselines);
 - :mod:`~modelmedic.registry.schema`: what the registry accepts (names, versions, interfaces, reports);
 - :mod:`~modelmedic.registry.tags`: a model's lifecycle as GTO's git tags say it;
-- :mod:`~modelmedic.registry.store`: :class:`Registry`, the git repository and its one write lock;
+- :mod:`~modelmedic.registry.store`: :class:`Registry`, what each write checks and records and what reads return;
+- :mod:`~modelmedic.registry.repository`: the git repository underneath: file layout, the one write lock,
+  commits, scoped tag reads;
 - :mod:`~modelmedic.registry.eligibility`: which versions a release or a rollback may put in production;
 - :mod:`~modelmedic.registry.stats`: usage stats (with mergeable latency histograms) and the buffer
   that commits them in bulk.

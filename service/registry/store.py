@@ -13,20 +13,16 @@ Tags follow GTO's conventions (iterative/gto) so ``gto show`` and CI actions rea
     <model>@v<semver>       annotated, on the commit that added the version file; message = release notes
     <model>#<stage>#<n>     annotated, on that same commit; n counts every assignment of the model
 
-Git is the only storage and the only dependency: every write is one transaction (commit, then tags)
-under an ``flock`` on a file inside ``.git``, so concurrent CLIs and the stats roll-up never interleave.
-Reads never scan the whole repository per model: ``git for-each-ref refs/tags/<model>@*`` is scoped.
+The repository underneath (file layout, the write lock, commits, scoped tag reads, the list
+cache) is :class:`~modelmedic.registry.repository.GitRepository`'s; this module is what the
+registry means: what each write checks and records, and what the reads return.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
-import subprocess
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,9 +30,7 @@ from typing import Any
 from modelmedic.errors import (
     CertificationMissingError,
     ModelExistsError,
-    NotARegistryError,
     PromotionError,
-    RegistryGitError,
     RegistryValidationError,
     UnknownModelError,
     UnknownVersionError,
@@ -56,6 +50,7 @@ from modelmedic.registry.records import (
     StatsCommit,
     VersionInfo,
 )
+from modelmedic.registry.repository import GitRepository, dump_yaml, load_yaml, read_json, run_git, write_atomic
 from modelmedic.registry.schema import (
     check_artifact,
     check_gates,
@@ -67,24 +62,13 @@ from modelmedic.registry.schema import (
     semver_key,
 )
 from modelmedic.registry.stats import UsageStats
-from modelmedic.registry.tags import (
-    NO_TAGS,
-    REF_FORMAT,
-    REF_FORMAT_WITH_MESSAGE,
-    ModelTags,
-    VersionTag,
-    group_tags,
-    parse_show_ref,
-    summary,
-)
+from modelmedic.registry.tags import NO_TAGS, ModelTags, VersionTag, group_tags, parse_show_ref, summary
 
 FORMAT_VERSION = 1
-_LOCK_FILE = "modelmedic-registry.lock"
 _STATS_STAMP_FILE = "modelmedic-stats-flushed-at"
-_LIST_CACHE_FILE = "modelmedic-list-cache.json"
 
 
-class Registry:
+class Registry(GitRepository):
     """A model registry in the git repository at ``path``.
 
     >>> import tempfile
@@ -99,16 +83,6 @@ class Registry:
     >>> tmp.cleanup()
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self._git_dir = self.path / ".git"
-        if not self._git_dir.is_dir():
-            raise NotARegistryError(f"{self.path} is not a git repository: create a registry with "
-                                    f"`modelmedic registry init {self.path}`")
-        if not (self.path / "registry.yaml").is_file():
-            raise NotARegistryError(f"{self.path} is a git repository but not a modelmedic registry (no registry.yaml): "
-                                    f"run `modelmedic registry init {self.path}` to make it one")
-
     # ----------------------------------------------------------------- setup
 
     @classmethod
@@ -117,16 +91,16 @@ class Registry:
         root = Path(path)
         root.mkdir(parents=True, exist_ok=True)
         if not (root / ".git").is_dir():
-            _run_git(root, "init", "-q", "-b", "main")
-        if _run_git(root, "var", "GIT_COMMITTER_IDENT", check=False) is None:
+            run_git(root, "init", "-q", "-b", "main")
+        if run_git(root, "var", "GIT_COMMITTER_IDENT", check=False) is None:
             # No identity anywhere: commits and tags would fail. Name the registry tool, locally only.
-            _run_git(root, "config", "user.name", "modelmedic registry")
-            _run_git(root, "config", "user.email", "modelmedic@localhost")
+            run_git(root, "config", "user.name", "modelmedic registry")
+            run_git(root, "config", "user.email", "modelmedic@localhost")
         marker = root / "registry.yaml"
         if not marker.is_file():
-            _write_atomic(marker, f"# modelmedic model registry; layout: docs/registry.md\nformat: {FORMAT_VERSION}\n")
-            _run_git(root, "add", "--", "registry.yaml")
-            _run_git(root, "commit", "-q", "-m", "Initialize modelmedic model registry", "--", "registry.yaml")
+            write_atomic(marker, f"# modelmedic model registry; layout: docs/registry.md\nformat: {FORMAT_VERSION}\n")
+            run_git(root, "add", "--", "registry.yaml")
+            run_git(root, "commit", "-q", "-m", "Initialize modelmedic model registry", "--", "registry.yaml")
         return cls(root, **kwargs)
 
     # ----------------------------------------------------------------- writes
@@ -155,7 +129,7 @@ class Registry:
             if not spec.gates:
                 del payload["gates"]
             path = self._model_file(name)
-            _write_atomic(path, _dump_yaml(payload))
+            write_atomic(path, dump_yaml(payload))
             self._commit([path], f"{'Update' if exists else 'Register'} model {name}")
         return spec
 
@@ -180,7 +154,7 @@ class Registry:
                 raise VersionExistsError(f"{model}@{version} already exists and versions are immutable: "
                                          "register the change as a new version (e.g. bump the patch number)")
             path = self._version_file(model, version)
-            _write_atomic(path, _dump_yaml(record))
+            write_atomic(path, dump_yaml(record))
             self._commit([path], f"Register {model} {version}", allow_empty=True)
             self._git("tag", "-a", f"{model}@{version}", "-m", notes, "HEAD")
             tags = self._read_tags(model, with_messages=True)
@@ -198,7 +172,7 @@ class Registry:
         with self._transaction():
             self._require_version(model, version)
             path = self._version_file(model, version)
-            _write_atomic(path, _dump_yaml({**_load_yaml(path), "irreversible": reason}))
+            write_atomic(path, dump_yaml({**load_yaml(path), "irreversible": reason}))
             self._commit([path], f"Mark {model} {version} irreversible: {reason}")
         return self.version_info(model, version)
     def promote(self, model: str, version: str, stage: str, *, force: bool = False, reason: str = "") -> Assignment:
@@ -243,11 +217,11 @@ class Registry:
         with self._transaction():
             self._require_version(model, version)
             path = self._version_file(model, version, ".cert.json")
-            _write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+            write_atomic(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
             paths = [path]
             if markdown is not None:
                 paths.append(self._version_file(model, version, ".cert.md"))
-                _write_atomic(paths[-1], markdown)
+                write_atomic(paths[-1], markdown)
             self._commit(paths, f"Certification report for {model} {version}")
         return baseline
 
@@ -257,8 +231,8 @@ class Registry:
         with self._transaction():
             self._require_version(model, version)
             paths = [self._version_file(model, version, ".livetest.json"), self._version_file(model, version, ".livetest.md")]
-            _write_atomic(paths[0], json.dumps(report, indent=2, sort_keys=True) + "\n")
-            _write_atomic(paths[1], markdown)
+            write_atomic(paths[0], json.dumps(report, indent=2, sort_keys=True) + "\n")
+            write_atomic(paths[1], markdown)
             verdict = "passed" if report.get("passed") else "failed"
             self._commit(paths, f"Live test of {model} {version} in shadow: {verdict}")
 
@@ -266,7 +240,7 @@ class Registry:
         """The version's recorded live-test verdict (``<v>.livetest.json``), or None when it has none."""
         version = normalize_version(version)
         self._require_version(model, version)
-        return _read_json(self._version_file(model, version, ".livetest.json"))
+        return read_json(self._version_file(model, version, ".livetest.json"))
 
     def check_registered(self, model: str, version: str) -> str:
         """The version's GTO spelling if it is registered; else raise saying so.
@@ -298,11 +272,11 @@ class Registry:
                 path = self._version_file(model, version, ".stats.json")
                 previous = self._read_stats_file(path)
                 merged = previous.merged(stats) if previous else stats
-                _write_atomic(path, json.dumps({**merged.to_dict(), "updated_at": int(now)}, indent=2,
+                write_atomic(path, json.dumps({**merged.to_dict(), "updated_at": int(now)}, indent=2,
                                                sort_keys=True) + "\n")
                 paths.append(path)
             self._commit(paths, f"Roll up usage stats for {len(paths)} version(s)")
-            _write_atomic(stamp, repr(now))
+            write_atomic(stamp, repr(now))
         return StatsCommit(True, now)
 
     # ----------------------------------------------------------------- reads
@@ -317,14 +291,14 @@ class Registry:
         ``refresh`` forces the rebuild.
         """
         stamp = self._refs_stamp()
-        cached = None if refresh else _read_json(self._git_dir / _LIST_CACHE_FILE)
-        if cached is not None and cached.get("stamp") == stamp:
-            return [ModelSummary(**row) for row in cached["models"]]
+        cached = None if refresh else self._cached_summaries(stamp)
+        if cached is not None:
+            return cached
         root = self.path / "models"
         names = sorted(e.name for e in os.scandir(root) if (Path(e.path) / "model.yaml").is_file()) \
             if root.is_dir() else []
         # show-ref exits 1 when there is no tag at all: that is an empty registry, not an error.
-        by_model = group_tags(parse_show_ref(_run_git(self.path, "show-ref", "--tags", "-d", check=False) or ""))
+        by_model = group_tags(parse_show_ref(run_git(self.path, "show-ref", "--tags", "-d", check=False) or ""))
         summaries = [summary(name, by_model.get(name, NO_TAGS)) for name in names]
         self._write_list_cache(stamp, summaries)
         return summaries
@@ -341,7 +315,7 @@ class Registry:
     def spec(self, model: str) -> ModelSpec:
         """The model's ``model.yaml``, typed."""
         self._require_model(model)
-        data = _load_yaml(self._model_file(model))
+        data = load_yaml(self._model_file(model))
         return ModelSpec(name=model, description=data["description"], owners=tuple(data["owners"]),
                          interface=data["interface"], languages=tuple(data.get("languages", ())),
                          runtime=data.get("runtime", ""), gates=data.get("gates") or {})
@@ -440,29 +414,6 @@ class Registry:
 
     # ----------------------------------------------------------------- internals
 
-    def _model_file(self, model: str) -> Path:
-        return self.path / "models" / check_model_name(model) / "model.yaml"
-
-    def _version_file(self, model: str, version: str, suffix: str = ".yaml") -> Path:
-        return self.path / "models" / check_model_name(model) / "versions" / f"{version}{suffix}"
-
-    def _require_model(self, model: str) -> None:
-        if not self._model_file(model).is_file():
-            raise UnknownModelError(f"model {model} is not registered: see `modelmedic registry list`, "
-                                    f"or register it with `modelmedic registry register {model} ...`")
-
-    def _require_version(self, model: str, version: str) -> None:
-        self._require_model(model)
-        tags = self._read_tags(model)
-        if version not in tags.versions:
-            raise UnknownVersionError(self._unknown_version_message(model, version, tags))
-
-    @staticmethod
-    def _unknown_version_message(model: str, version: str, tags: ModelTags) -> str:
-        known = ", ".join(sorted(tags.versions, key=semver_key)) or "none yet"
-        return (f"{model}@{version} is not registered (registered: {known}): "
-                f"add it with `modelmedic registry add-version {model} {version} ...`")
-
     def _check_promotion(self, model: str, version: str, stage: str, current: str | None, tags: ModelTags) -> None:
         if current == "stable" and stage != "stable":
             previous = tags.previous_stable()
@@ -485,7 +436,7 @@ class Registry:
                 f"{model}@{version} cannot become certified without a certification report: attach one with "
                 f"`modelmedic registry attach-certification {model} {version} report.json` first"
             )
-        if stage == "certified" and (_read_json(self._version_file(model, version, ".cert.json")) or {}).get("passed") is False:
+        if stage == "certified" and (read_json(self._version_file(model, version, ".cert.json")) or {}).get("passed") is False:
             raise PromotionError(
                 f"{model}@{version} cannot become certified: its certification report failed its gates "
                 f"(see versions/{version}.cert.md); fix the version and run `modelmedic certify` again, "
@@ -493,7 +444,7 @@ class Registry:
             )
 
     def _version_info(self, model: str, tags: ModelTags, vt: VersionTag) -> VersionInfo:
-        record = _load_yaml(self._version_file(model, vt.version))
+        record = load_yaml(self._version_file(model, vt.version))
         return VersionInfo(model=model, version=vt.version, artifact_uri=record["artifact_uri"],
                            digest=record["digest"], notes=vt.notes, created_at=vt.created_at,
                            stage=tags.stage_of(vt.version), commit=vt.commit, image=record.get("image"),
@@ -502,93 +453,6 @@ class Registry:
     @staticmethod
     def _read_stats_file(path: Path) -> UsageStats | None:
         return UsageStats.from_dict(json.loads(path.read_text())) if path.is_file() else None
-
-    def _read_tags(self, model: str, *, with_messages: bool = False) -> ModelTags:
-        """One scoped ``for-each-ref``: cost grows with this model's tags, not the registry's."""
-        refs = self._for_each_ref([f"refs/tags/{model}@*", f"refs/tags/{model}#*"], with_messages=with_messages)
-        return group_tags(refs).get(model, NO_TAGS)
-
-    def _for_each_ref(self, patterns: list[str], *, with_messages: bool) -> list[list[str]]:
-        fmt = REF_FORMAT_WITH_MESSAGE if with_messages else REF_FORMAT
-        out = self._git("for-each-ref", f"--format={fmt}", *patterns)
-        return [record.lstrip("\n").split("\x1f") for record in out.split("\x1e") if record.strip()]
-
-    def _write_list_cache(self, stamp: list[list[int] | None], summaries: list[ModelSummary]) -> None:
-        _write_atomic(self._git_dir / _LIST_CACHE_FILE,
-                      json.dumps({"stamp": stamp, "models": [asdict(s) for s in summaries]}))
-
-    def _update_list_cache(self, model: str, stamp_before: list[list[int] | None]) -> None:
-        """After a write, patch the model's cached row, if the cache was current before the write."""
-        cached = _read_json(self._git_dir / _LIST_CACHE_FILE)
-        if cached is None or cached.get("stamp") != stamp_before:
-            return
-        rows = {row["name"]: ModelSummary(**row) for row in cached["models"]}
-        rows[model] = summary(model, self._read_tags(model))
-        self._write_list_cache(self._refs_stamp(), [rows[name] for name in sorted(rows)])
-
-    def _refs_stamp(self) -> list[list[int] | None]:
-        """What changes whenever a tag or a model directory is added, moved or removed (or refs are packed).
-
-        Git writes a ref by renaming a lock file over it, so the directory's nanosecond mtime (or
-        packed-refs' inode) moves on every change, by any tool, GTO included.
-        """
-        stamp: list[list[int] | None] = []
-        for path in (self._git_dir / "packed-refs", self._git_dir / "refs" / "tags", self.path / "models"):
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                stamp.append(None)
-            else:
-                stamp.append([st.st_mtime_ns, st.st_ino, st.st_size])
-        return stamp
-
-    def _commit(self, paths: list[Path], message: str, *, allow_empty: bool = False) -> None:
-        rel = [str(p.relative_to(self.path)) for p in paths]
-        self._git("add", "--", *rel)
-        self._git("commit", "-q", "--allow-empty" if allow_empty else "--no-allow-empty", "-m", message, "--", *rel)
-
-    def _git(self, *args: str, env: Mapping[str, str] | None = None) -> str:
-        out = _run_git(self.path, *args, env=env)
-        assert out is not None  # check=True raises instead
-        return out
-
-    @contextlib.contextmanager
-    def _model_transaction(self, model: str) -> Iterator[None]:
-        """A write transaction that changes ``model``'s tags or directory: keeps the list cache current."""
-        with self._transaction():
-            stamp_before = self._refs_stamp()
-            yield
-            self._update_list_cache(model, stamp_before)
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """Serialize writers on an flock in ``.git``; the kernel drops it if a writer dies, so no stale lock."""
-        with open(self._git_dir / _LOCK_FILE, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _run_git(cwd: Path, *args: str, check: bool = True, env: Mapping[str, str] | None = None) -> str | None:
-    """Run git in ``cwd``; on failure raise with git's message (or return ``None`` if not ``check``)."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True,
-                          env={**os.environ, **env} if env else None)
-    if proc.returncode == 0:
-        return proc.stdout
-    if not check:
-        return None
-    raise RegistryGitError(f"`git {' '.join(args[:2])}` failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}"
-                           " (check the repository state with `git status`)")
-
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
 
 
 def _merge_by_time(first: list[HistoryEvent], second: list[HistoryEvent]) -> list[HistoryEvent]:
@@ -610,25 +474,3 @@ def _flatten_stats(stats: UsageStats | None) -> dict[str, float]:
     flat = {k: float(v) for k, v in stats.to_dict().items() if k not in ("quality", "latency_histogram")}
     flat.update({f"quality.{k}": v for k, v in stats.quality.items()})
     return flat
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Readers never see half a file: write beside it, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")  # unique per writer
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _dump_yaml(data: dict[str, Any]) -> str:
-    import yaml
-
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path) as handle:
-        return yaml.load(handle, Loader=loader)  # noqa: S506 - safe loader

@@ -1,6 +1,6 @@
 """A model's lifecycle as GTO's git tags say it: parse ``<model>@v<semver>`` and ``<model>#<stage>#<n>`` tags.
 
-The store (:mod:`modelmedic.registry.store`) reads refs with one scoped git call; this module
+The repository (:mod:`modelmedic.registry.repository`) reads refs with one scoped git call; this module
 turns those records into the state of each model: its versions and its stage assignments.
 """
 
