@@ -193,6 +193,23 @@ class SeriesBank(_Params, SlotState):
         return own // max(self._capacity, 1) + parts
 
 
+def protect(score: np.ndarray, run: np.ndarray, patience: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(run, keep)``: each series' flagged points in a row, and whether this point may be learned.
+
+    A flagged point (score 0.5 or more) is not learned, so the baseline never absorbs the
+    incident (river's ``protect_anomaly_detector``), until ``patience`` of them come in a
+    row: then the series is learned again, as a new normal. ``run`` is the count before
+    this point.
+
+    >>> run, keep = protect(np.array([0.9, 0.9, 0.1]), np.array([0, 29, 5]), patience=30)
+    >>> run.tolist(), keep.tolist()
+    ([1, 30, 0], [False, True, True])
+    """
+    flagged = score >= 0.5
+    run = np.where(flagged, run + 1, 0)
+    return run, ~flagged | (run >= patience)
+
+
 def signed_z(residual: np.ndarray, spread: np.ndarray) -> np.ndarray:
     """``residual / spread``; 0 where the spread is unknown (inf), +-inf where it is 0."""
     with np.errstate(divide="ignore", invalid="ignore"):

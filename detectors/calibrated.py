@@ -24,7 +24,7 @@ import math
 import numpy as np
 from scipy.special import erfc
 
-from modelmedic.detectors.base import SeriesBank
+from modelmedic.detectors.base import SeriesBank, protect
 
 LN10 = math.log(10.0)
 MAD_TO_STD = 1.2533  # mean absolute deviation -> standard deviation for a Gaussian
@@ -298,9 +298,7 @@ class CalibratedBank(SeriesBank):
             reported = np.maximum(score - peak, 0.0)
             level = score
 
-        flagged = score >= 0.5
-        run = np.where(flagged, self._run[slots] + 1, 0)
-        keep = ~flagged | (run >= self.patience)
+        run, keep = protect(score, self._run[slots], self.patience)
 
         # learn: level and step
         valid = keep[:, None] & np.stack([np.ones(m, dtype=bool), n >= 1], axis=1)
@@ -508,7 +506,7 @@ class CalibratedBank(SeriesBank):
             else:
                 out_b[i] = best_e
 
-            flagged = score >= 0.5
+            flagged = score >= 0.5  # :func:`protect`, per point
             run = run + 1 if flagged else 0
             keep = (not flagged) or run >= patience
             if keep:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_ndtr
 
-from modelmedic.detectors.base import SeriesBank, ZBank
+from modelmedic.detectors.base import SeriesBank, ZBank, protect
 from modelmedic.detectors.changepoint import CusumBank
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.seasonal import SeasonalBank
@@ -192,9 +192,7 @@ class EnsembleBank(SeriesBank):
         peak = self._peak[slots] * np.exp(-1.0 / self.refractory)
         reported = np.maximum(shown - peak, 0.0)
 
-        flagged = score >= 0.5
-        run = np.where(flagged, self._run[slots] + 1, 0)
-        keep = ~flagged | (run >= self.patience)
+        run, keep = protect(score, self._run[slots], self.patience)
         for c in (*self._predictors, self._shift):
             c._learn(slots, x, t, keep)
         rate = np.maximum(self.long, 1.0 / (n + 1.0))[:, None]
