@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -134,14 +135,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--registry", metavar="PATH", help=f"registry git repository (default: ${ENV_REGISTRY})")
     common.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    certify = subparsers.add_parser(
-        "certify", parents=[common], help="load-test and score a version; certify it if every gate passes",
-        description="Replay recorded requests against the version's endpoint at a ladder of request rates, score "
+    def add(name: str, parent: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int], help_: str,
+            description: str, *, version: bool = True, command: str | None = None) -> argparse.ArgumentParser:
+        """A command on a model (and a version, with ``version``), run by ``func``."""
+        parser = subparsers.add_parser(name, parents=[parent], help=help_, description=description)
+        parser.add_argument("model")
+        if version:
+            parser.add_argument("version")
+        parser.set_defaults(func=func, **({"command": command} if command else {}))
+        return parser
+
+    certify = add(
+        "certify", common, _certify, "load-test and score a version; certify it if every gate passes",
+        "Replay recorded requests against the version's endpoint at a ladder of request rates, score "
         "a labelled holdout, compare with the stable version's certification, attach the report to the registry "
         "and promote the version to certified when every gate passes (docs/releases.md).",
     )
-    certify.add_argument("model")
-    certify.add_argument("version")
     certify.add_argument("--endpoint", required=True, help="the candidate's base URL (serves POST /predict)")
     certify.add_argument("--requests", required=True, metavar="FILE.jsonl",
                          help='recorded requests, one {"request_id", "features"} per line')
@@ -149,21 +158,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     certify.add_argument("--policy", metavar="FILE", help="gates and load ladder (YAML); defaults otherwise")
     certify.add_argument("--plot", metavar="FILE.png",
                          help="also chart latency percentiles and error rate per offered rate (PNG)")
-    certify.set_defaults(func=_certify)
 
-    live = subparsers.add_parser(
-        "live-test", parents=[common], help="judge a candidate running in shadow against production; record it",
-        description="Read the inference topic for --duration seconds, pair the shadow's predictions (role shadow, "
+    live = add(
+        "live-test", common, _live_test, "judge a candidate running in shadow against production; record it",
+        "Read the inference topic for --duration seconds, pair the shadow's predictions (role shadow, "
         "mirrored requests) with production's, compare p99 latency, error rate and agreement against a policy, "
         "and record the verdict next to the version in the registry. Exit 0 passed, 1 failed.",
     )
-    live.add_argument("model")
-    live.add_argument("version")
     live.add_argument("--duration", type=float, default=600.0, metavar="S", help="seconds to watch (default: 600)")
     live.add_argument("--config", "-c", help="the service's YAML settings (Kafka connection and topics)")
     live.add_argument("--policy", metavar="FILE", help="gates (YAML: p99_ratio, error_rate_delta, max_disagreement, min_pairs)")
     live.add_argument("--from-beginning", action="store_true", help="judge what the topic holds instead of what comes")
-    live.set_defaults(func=_live_test)
 
     kube = argparse.ArgumentParser(add_help=False, parents=[common])
     kube.add_argument("--namespace", default="models", help="the model's namespace (default: models)")
@@ -176,20 +181,15 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     kube.add_argument("--force", action="store_true",
                       help="deploy a version that is not certified (logged and recorded in the registry)")
 
-    deploy = subparsers.add_parser(
-        "deploy", parents=[kube], help="upgrade or downgrade a model to a certified version",
-        description="Point the model's Deployment at the version, wait for the rollout, check it, record it as "
+    add("deploy", kube, _release, "upgrade or downgrade a model to a certified version",
+        "Point the model's Deployment at the version, wait for the rollout, check it, record it as "
         "stable and run the previous stable as canary; if the checks fail, roll back and retire the version.",
-    )
-    deploy.add_argument("model")
-    deploy.add_argument("version")
-    deploy.set_defaults(func=_release, command="deploy")
+        command="deploy")
 
-    rollback = subparsers.add_parser(
-        "rollback", parents=[kube], help="emergency rollback to the previous stable version (or --to VERSION)",
-        description="Point the model's Deployment at --to VERSION, or the registry's stable version when another "
+    rollback = add(
+        "rollback", kube, _release, "emergency rollback to the previous stable version (or --to VERSION)",
+        "Point the model's Deployment at --to VERSION, or the registry's stable version when another "
         "runs, else its previous stable; wait, check, and record it as stable.",
+        version=False, command="rollback",
     )
-    rollback.add_argument("model")
     rollback.add_argument("--to", metavar="VERSION", help="the version to go back to")
-    rollback.set_defaults(func=_release, command="rollback")
