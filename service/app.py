@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelmedic import logs
-from modelmedic.alerting import Alerter, build_sinks
+from modelmedic.alerting import Alerter, build_sinks, pagerduty_webhook
 from modelmedic.config import Settings
 from modelmedic.errors import RegistryError
 from modelmedic.events import Anomaly
@@ -134,6 +134,12 @@ class Service:
             "incidents": len(self.response.book.by_id),
             **{f"insufficient_data_{family}": n for family, n in self.detection.judge.insufficient_data().items()},
         }
+
+    def webhooks(self) -> list[tuple[str, str, Any]]:
+        """PagerDuty's webhook, when a PagerDuty sink has a ``webhook_secret``: acks and resolves from there."""
+        secrets = [s.webhook_secret.get_secret_value() for s in self.settings.sinks if s.webhook_secret is not None]
+        return [("POST", pagerduty_webhook.PATH, pagerduty_webhook.PagerDutyWebhook(secrets, self.response).handle)] \
+            if secrets else []
 
     async def acknowledge(self, incident_id: str, by: str) -> Incident:
         return await self.response.acknowledge(incident_id, by)

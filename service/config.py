@@ -308,11 +308,17 @@ class SinkSettings(_Section):
     """A label for logs and metrics; defaults to the type."""
     timeout_s: float = Field(5.0, gt=0)
     retries: int = Field(3, ge=0, le=10)
+    webhook_secret: SecretStr | None = None
+    """``pagerduty`` only: the signing secret of the PagerDuty v3 webhook subscription that reports
+    acknowledgements and resolutions back (served at ``/api/v1/pagerduty/webhook``); unset: an
+    acknowledgement at PagerDuty does not reach modelmedic. Set it through the environment."""
 
     @model_validator(mode="after")
     def _pagerduty_key(self) -> "SinkSettings":
         if self.type == "pagerduty" and not self.routing_key:
             raise ValueError("a pagerduty sink needs routing_key (the integration key of the service)")
+        if self.webhook_secret is not None and self.type != "pagerduty":
+            raise ValueError(f"webhook_secret is for pagerduty sinks (PagerDuty's webhook), not {self.type}")
         return self
 
 

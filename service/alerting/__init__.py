@@ -60,7 +60,8 @@ PAGERDUTY_SUMMARY_MAX = 1024
 """PagerDuty truncates (and some integrations reject) longer summaries."""
 PAGERDUTY_DEDUP_KEY_MAX = 255
 
-Status = Literal["firing", "resolved"]
+Status = Literal["firing", "acknowledged", "resolved"]
+"""``acknowledged``: a person took the incident (in modelmedic or at PagerDuty); still unresolved."""
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _CORE_LABELS = ("alertname", "model", "version", "role", "kind", "severity", "incident_id")
@@ -101,6 +102,8 @@ class Alert(BaseModel):
     """Extra routing labels (team, tier...); they never override the core ones."""
     links: dict[str, str] = Field(default_factory=dict)
     """Name -> URL (dashboard, runbook, incident page)."""
+    acknowledged_by: str | None = None
+    """Who took the incident (an ``acknowledged`` message says so)."""
     maybe_repeat: bool = False
     """This message may already have reached the destination: an earlier try of it ended
     without a known answer (a timeout, a restart of modelmedic). Set only for destinations
@@ -165,7 +168,9 @@ def webhook_payload(alert: Alert) -> dict[str, Any]:
          "idempotency_key": "<dedup_key>:<status>:<escalation_level>",
          "alert": {every field of Alert, timestamps in epoch ms}}
 
-    New optional fields may appear within a version; anything else bumps it.
+    New optional fields may appear within a version; anything else bumps it. ``alert.status`` is
+    ``firing``, ``acknowledged`` (a person took it; still unresolved: a receiver that does not know
+    the value can treat it as firing) or ``resolved``.
     """
     return {
         "type": "modelmedic.alert",
@@ -195,7 +200,8 @@ def alertmanager_labels(alert: Alert) -> dict[str, str]:
 
 
 def alertmanager_alert(alert: Alert) -> dict[str, Any]:
-    """One element of the ``POST /api/v2/alerts`` body; ``endsAt`` only when resolved."""
+    """One element of the ``POST /api/v2/alerts`` body; ``endsAt`` only when resolved; an acknowledged
+    incident is the same firing alert with an ``acknowledged_by`` annotation."""
     annotations = {
         "summary": alert.summary,
         "evidence": evidence_text(alert.evidence),
@@ -203,6 +209,8 @@ def alertmanager_alert(alert: Alert) -> dict[str, Any]:
         "dedup_key": alert.dedup_key,
         **{f"link_{name}": url for name, url in alert.links.items()},
     }
+    if alert.status == "acknowledged":  # still firing for Alertmanager (same labels: the same alert), now taken
+        annotations["acknowledged_by"] = alert.acknowledged_by or "someone"
     body: dict[str, Any] = {
         "labels": alertmanager_labels(alert),
         "annotations": annotations,
@@ -214,14 +222,16 @@ def alertmanager_alert(alert: Alert) -> dict[str, Any]:
 
 
 def pagerduty_event(alert: Alert, routing_key: str) -> dict[str, Any]:
-    """A PagerDuty Events API v2 event: ``trigger`` while firing, ``resolve`` when resolved.
+    """A PagerDuty Events API v2 event: ``trigger`` while firing, ``acknowledge`` once a person
+    took it in modelmedic, ``resolve`` when resolved.
 
     The affected system (``source``) is one model version; ``group`` is the model, so
     PagerDuty can correlate versions; ``class`` is the anomaly class and kind. A resolve
-    carries only the routing key, action and dedup key, as the API specifies.
+    (or an acknowledge) carries only the routing key, action and dedup key, as the API specifies.
     """
-    if alert.status == "resolved":
-        return {"routing_key": routing_key, "event_action": "resolve", "dedup_key": alert.dedup_key}
+    if alert.status != "firing":
+        action = "resolve" if alert.status == "resolved" else "acknowledge"
+        return {"routing_key": routing_key, "event_action": action, "dedup_key": alert.dedup_key}
     event: dict[str, Any] = {
         "routing_key": routing_key,
         "event_action": "trigger",
@@ -266,6 +276,9 @@ def _slack_escape(text: str) -> str:
 def _slack_title(alert: Alert) -> str:
     if alert.status == "resolved":
         return f":white_check_mark: RESOLVED: {alert.anomaly_class} on {alert.model} {alert.version}"
+    if alert.status == "acknowledged":
+        return (f":eyes: ACKNOWLEDGED by {alert.acknowledged_by or 'someone'}: {alert.anomaly_class} on {alert.model} "
+                f"{alert.version}")
     level = f" (escalation {alert.escalation_level})" if alert.escalation_level else ""
     return f"{_SLACK_EMOJI[alert.severity]} {alert.severity.upper()}: {alert.anomaly_class} on {alert.model} {alert.version}{level}"
 

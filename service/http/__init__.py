@@ -69,6 +69,8 @@ class HttpServer:
             for part in name.split("."):
                 target = getattr(target, part)
             app.router.add_route(method, path, self._guarded(target, role, basic=method == "GET"))  # type: ignore[arg-type]
+        for method, path, handler in self.service.webhooks():  # (signed by their sender: no operator credential)
+            app.router.add_route(method, path, handler)
         return app
 
     def _guarded(self, handler: Handler | Guarded, role: Role | None, *, basic: bool) -> Handler:

@@ -7,8 +7,11 @@ the whole of what the UI and the API may show or do. Every view is read, never w
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class AttemptView(Protocol):
@@ -147,3 +150,7 @@ class StatusSource(Protocol):
     async def silence(self, incident_id: str, minutes: float, by: str) -> IncidentView: ...
 
     async def trigger(self, incident_id: str, playbook: str, params: Mapping[str, Any], by: str) -> OutcomeView: ...
+
+    def webhooks(self) -> Sequence[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
+        """(method, path, handler) of the inbound webhooks the service takes (PagerDuty's): each
+        authenticates its sender itself (a signature), so they are mounted without an operator credential."""

@@ -40,7 +40,7 @@ from modelmedic.errors import ModelmedicError
 from modelmedic.events import Anomaly
 
 State = Literal["open", "remediating", "verifying", "escalated", "acknowledged", "resolved"]
-PageStatus = Literal["firing", "resolved"]
+PageStatus = Literal["firing", "acknowledged", "resolved"]
 
 SEVERITY = {"latency": "critical", "throughput": "critical", "errors": "critical", "prediction": "error",
             "drift": "warning"}
@@ -268,20 +268,21 @@ class Incident(msgspec.Struct):
 
     def owe(self, status: PageStatus, level: int, sinks: list[str], now_ms: int) -> None:
         """Owe a page to ``sinks``. A newer firing replaces a firing still owed (same incident,
-        louder); a resolve goes only to sinks that heard or still owe its firing, after it."""
+        louder); an acknowledgement or a resolve goes only to sinks that heard or still owe
+        its firing, after it (an acknowledgement never after the resolve)."""
         for sink in sinks:
             queue = self.owed.get(sink, [])
             if status == "firing":
                 queue = [n for n in queue if n.status != "firing"]
                 queue.insert(0, Notice("firing", level, now_ms))
             elif sink in self.heard or any(n.status == "firing" for n in queue):
-                if not any(n.status == "resolved" for n in queue):
-                    queue.append(Notice("resolved", level, now_ms))
+                if not any(n.status in (status, "resolved") for n in queue):
+                    queue.append(Notice(status, level, now_ms))
             if queue:
                 self.owed[sink] = queue
 
     def resolve_owed_to(self) -> list[str]:
-        """The sinks a resolve is owed to: those that heard the firing or still owe it."""
+        """The sinks a resolve (or an acknowledgement) is owed to: those that heard the firing or still owe it."""
         return sorted(set(self.heard) | {s for s, q in self.owed.items() if any(n.status == "firing" for n in q)})
 
     def next_notice(self, sink: str) -> Notice | None:
@@ -347,7 +348,7 @@ class Incident(msgspec.Struct):
             version=self.version or "*", role=self.role, kind=self.kinds[0], anomaly_class=self.anomaly_class,
             escalation_level=level, started_at_ms=self.opened_at_ms,
             ended_at_ms=self.resolved_at_ms if status == "resolved" else None, evidence=evidence,
-            labels=self.labels, links=links or {},
+            labels=self.labels, links=links or {}, acknowledged_by=self.acknowledged_by,
         )
 
     def _headline(self, status: str, level: int, next_step: str = "") -> str:
@@ -355,6 +356,9 @@ class Incident(msgspec.Struct):
         summary, in units with the factor), what was tried, and what happens next."""
         if status == "resolved" and self.resolution:
             return self.resolution
+        if status == "acknowledged":
+            return _cut(f"ACKNOWLEDGED by {self.acknowledged_by}: {self.summary}. No more automatic remediation or "
+                        "escalation; resolve it when done.", HEADLINE_MAX)
         next_text = f" Next: {next_step}." if next_step else ""
         if level:
             return self._escalated_headline(level, next_text)

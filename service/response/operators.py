@@ -40,15 +40,21 @@ class OperatorActions:
         def _owns(self, incident: Incident) -> bool: ...
         async def _run_attempt(self, incident: Incident, attempt: Attempt) -> Outcome: ...
 
-    async def acknowledge(self, incident_id: str, by: str) -> Incident:
+    async def acknowledge(self, incident_id: str, by: str, via: str = "modelmedic") -> Incident:
+        """A person took it (``via``: where they acknowledged it, modelmedic or PagerDuty): no more
+        automatic remediation or timed escalation, and every sink that heard the page is told
+        (PagerDuty's incident is acknowledged, Slack and Alertmanager say who took it)."""
         incident = self._get(incident_id)
         async with self._lock:
             incident.acknowledge(by)
+            self._owe(incident, "acknowledged")
             await self._save(incident)
-            await self._audit(incident, "acknowledged", {}, actor=by)
+            await self._audit(incident, "acknowledged", {"via": via}, actor=by)
+            self.courier.dispatch(incident)
         return incident
 
-    async def resolve(self, incident_id: str, by: str) -> Incident:
+    async def resolve(self, incident_id: str, by: str, via: str = "modelmedic") -> Incident:
+        """Resolved by a person (in modelmedic or at PagerDuty): the resolve goes to every sink that heard the page."""
         incident = self._get(incident_id)
         async with self._lock:
             if not incident.active:
@@ -56,7 +62,7 @@ class OperatorActions:
             self.book.close(incident, f"resolved by {by}", self.clock())
             self._owe(incident, "resolved")
             await self._save(incident)
-            await self._audit(incident, "resolved", {"resolution": incident.resolution}, actor=by)
+            await self._audit(incident, "resolved", {"resolution": incident.resolution, "via": via}, actor=by)
             self.courier.dispatch(incident)
         return incident
 

@@ -515,8 +515,8 @@ class ResponsePlane(OperatorActions):
         """Owe ``status`` at the incident's level to the sinks it goes to (saved by the caller
         before the courier sends it). False when a firing page is silenced instead."""
         now = self.clock()
-        if status == "resolved":
-            incident.owe("resolved", incident.escalation_level, incident.resolve_owed_to(), now)
+        if status != "firing":  # acknowledged, resolved: to whoever heard the firing
+            incident.owe(status, incident.escalation_level, incident.resolve_owed_to(), now)  # type: ignore[arg-type]
             return True
         if incident.silenced_until_ms > now:
             return False
@@ -538,7 +538,7 @@ class ResponsePlane(OperatorActions):
             namespace = self.policy.target(incident.model, incident.version, incident.role).namespace
             incident.labels = page_labels(incident, namespace=namespace, cluster=self.settings.kubernetes.cluster,
                                           owners=owners)
-        nxt = "" if notice.status == "resolved" else next_step(
+        nxt = "" if notice.status != "firing" else next_step(
             rule, level=notice.level, next_playbook=incident.next_step, block=self._block(incident, rule),
             opened_ms=incident.created_at_ms or self.clock())
         return incident.alert(notice.status, severity=level.severity if level else None,
@@ -548,7 +548,7 @@ class ResponsePlane(OperatorActions):
     def _block(self, incident: Incident, rule: Rule | None) -> str | None:
         """Why the rule's playbooks will not run on ``incident`` (None: they will)."""
         if incident.state in ("escalated", "acknowledged"):
-            return f"{incident.state}"
+            return incident.state
         return remediation_block(incident, rule, kubernetes=self.k8s is not None, paused_by=None)
 
     async def _refresh_alertmanager(self, incident: Incident, now_ms: int) -> None:
@@ -560,7 +560,9 @@ class ResponsePlane(OperatorActions):
         sinks = [s.name for s in self.alerter.sinks if isinstance(s, AlertmanagerSink)
                  and s.name in incident.heard and s.name not in incident.owed]
         if sinks and incident.silenced_until_ms <= now_ms:
-            incident.owe("firing", incident.escalation_level, sinks, now_ms)
+            # (an acknowledged one stays acknowledged there: its annotation says who took it)
+            incident.owe("acknowledged" if incident.state == "acknowledged" else "firing", incident.escalation_level,
+                         sinks, now_ms)
             await self._save(incident)
             self.courier.dispatch(incident)
 

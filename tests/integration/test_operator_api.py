@@ -75,8 +75,9 @@ async def test_list_ack_silence_and_resolve_by_hand(settings, receiver):
 
         resolved = await asyncio.to_thread(cli, port, "resolve", fire.id)
         assert resolved.returncode == 0, resolved.stderr
-        got = await receiver.wait_for(kind="pagerduty", count=2)
-        assert got[1].json["event_action"] == "resolve" and got[1].json["dedup_key"] == got[0].json["dedup_key"]
+        got = await receiver.wait_for(kind="pagerduty", count=3)  # the page, the ack (issue 15 item 2), the resolve
+        assert [g.json["event_action"] for g in got] == ["trigger", "acknowledge", "resolve"]
+        assert {g.json["dedup_key"] for g in got} == {got[0].json["dedup_key"]}
         await until(lambda: service.response.book.by_id[fire.id].state == "resolved")
     finally:
         service.stop.set()

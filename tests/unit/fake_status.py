@@ -111,6 +111,9 @@ class FakeSource:
         incident.silenced_until_ms = incident.created_at_ms + int(minutes * 60_000)
         return incident
 
+    def webhooks(self) -> list:
+        return []
+
     async def trigger(self, incident_id: str, playbook: str, params: dict, by: str) -> Outcome:
         self.triggered.append((incident_id, playbook, params, by))
         incident = self.book.by_id[incident_id]
