@@ -7,62 +7,22 @@ never knocks it out of its consumer group.
 from __future__ import annotations
 
 import asyncio
-import os
-import pickle
 import zlib
 from pathlib import Path
 
 import pytest
 
+from fixtures_kafka import produce, read_to_end
+from fixtures_snapshots import code_running_pickle
 from load.fleet import FleetSpec, generate
 from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.events import InferenceEvent, LabelEvent, encode
-from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
+from modelmedic.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 START_MS = 1_767_225_600_000
-
-
-class _Command:
-    """Unpickling this runs a shell command (what an attacker writes to the state topic)."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
-async def _send(settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]]) -> None:
-    p = producer(settings.kafka, linger_ms=5)
-    await p.start()
-    try:
-        for key, value in records:
-            await p.send(topic, value, key=key)
-        await p.flush()
-    finally:
-        await p.stop()
-
-
-async def _read_to_end(settings: Settings, topic: str) -> list:
-    """Every record of ``topic``, from its beginning to its end offsets as of now."""
-    c = consumer(settings.kafka, group_id=None)
-    await c.start()
-    try:
-        tps = await topic_partitions(c, topic)
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        ends = await c.end_offsets(tps)
-        out: list = []
-        async with asyncio.timeout(30):
-            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
-                for records in (await c.getmany(timeout_ms=200)).values():
-                    out.extend(records)
-        return out
-    finally:
-        await c.stop()
 
 
 async def _run_until(plane: DetectionPlane, done, timeout: float = 60.0) -> None:
@@ -87,11 +47,11 @@ async def test_a_pickle_on_the_state_topic_is_never_loaded(settings: Settings, t
     await ensure_topics(settings.kafka)
     marker = tmp_path / "pwned"
     plane = DetectionPlane(settings)
-    evil = zlib.compress(pickle.dumps(_Command(f"touch {marker}")))
-    await _send(settings, settings.kafka.topics.state,
+    evil = zlib.compress(code_running_pickle(marker))
+    await produce(settings, settings.kafka.topics.state,
                 [(plane._snapshot_key(p), evil) for p in range(settings.kafka.partitions)])
     records = list(generate(FleetSpec(models=4, rate=20, seed=3), [], START_MS, 5))
-    await _send(settings, settings.kafka.topics.inference, records)
+    await produce(settings, settings.kafka.topics.inference, records)
     rejected = metrics.SNAPSHOTS_REJECTED.labels("format")._value.get()
 
     await _run_until(plane, lambda: plane.processed >= len(records))
@@ -104,7 +64,7 @@ async def test_a_snapshot_written_on_kafka_restores_the_next_owner(settings: Set
     """The data format round trip on real Kafka: a second plane of the group starts from the first's state."""
     await ensure_topics(settings.kafka)
     records = list(generate(FleetSpec(models=4, rate=20, seed=3), [], START_MS, 40))
-    await _send(settings, settings.kafka.topics.inference, records)
+    await produce(settings, settings.kafka.topics.inference, records)
     first = DetectionPlane(settings)
     await _run_until(first, lambda: first.processed >= len(records))
     series = {p: set(state.windows.slot_of) for p, state in first.parts.items()}
@@ -132,8 +92,8 @@ async def test_a_record_nested_30000_levels_deep_goes_to_the_dead_letter_topic_a
                        b'"ts":1767225600000,"latency_ms":-1,"ok":true}'
     poison_label = b'{"x":' + DEEP + b',"model":"m","request_id":"r","ts":1767225600000,"label":1}'
     good = [encode(InferenceEvent("m", "1", "production", f"r{i}", START_MS + i, 5.0, True, 0.5)) for i in range(10)]
-    await _send(settings, inference, [(b"m", poison_inference)] + [(b"m", value) for value in good])
-    await _send(settings, labels, [(b"m", poison_label), (b"m", encode(LabelEvent("m", "r9", START_MS + 20, 0.5)))])
+    await produce(settings, inference, [(b"m", poison_inference)] + [(b"m", value) for value in good])
+    await produce(settings, labels, [(b"m", poison_label), (b"m", encode(LabelEvent("m", "r9", START_MS + 20, 0.5)))])
     ok = metrics.EVENTS.labels("ok")._value.get()
     depth = metrics.DEAD_LETTERS.labels("depth")._value.get()
 
@@ -143,7 +103,7 @@ async def test_a_record_nested_30000_levels_deep_goes_to_the_dead_letter_topic_a
     assert metrics.DEAD_LETTERS.labels("depth")._value.get() - depth == 2
     [state] = [state for state in plane.parts.values() if state.windows.slot_of]
     assert state.next_offset == len(good) + 1 and state.label_next == 2
-    dead = await _read_to_end(settings, settings.kafka.topics.dlq)  # the plane stopped: every send was flushed
+    dead = await read_to_end(settings, settings.kafka.topics.dlq)  # the plane stopped: every send was flushed
     assert sorted(dict(r.headers)["source.topic"].decode() for r in dead) == sorted([inference, labels])
     assert all("nested deeper than this service decodes" in dict(r.headers)["reason"].decode() for r in dead)
     assert sorted(r.value for r in dead) == sorted([poison_inference, poison_label])

@@ -11,48 +11,22 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from aiokafka import TopicPartition
 
+from fixtures_kafka import produce, read_to_end
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic.cli import main as cli_main
 from modelmedic.config import Settings
 from modelmedic.detection.plane import drain
 from modelmedic.events import Anomaly, decode_anomaly
-from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
+from modelmedic.kafka import ensure_topics
 
 pytestmark = pytest.mark.integration
 START_MS = 1_767_225_600_000
 
 
-async def produce(settings: Settings, records: list[tuple[bytes, bytes]]) -> None:
-    await ensure_topics(settings.kafka)
-    p = producer(settings.kafka, linger_ms=5)
-    await p.start()
-    try:
-        for key, value in records:
-            await p.send(settings.kafka.topics.inference, value, key=key)
-        await p.flush()
-    finally:
-        await p.stop()
-
-
-async def read_topic(settings: Settings, topic: str) -> list[Anomaly]:
-    """Every record of ``topic`` from its beginning to its end, in offset order per partition."""
-    c = consumer(settings.kafka, group_id=None)
-    await c.start()
-    try:
-        tps = await topic_partitions(c, topic)
-        c.assign(tps)
-        await c.seek_to_beginning(*tps)
-        ends = await c.end_offsets(tps)
-        out: dict[TopicPartition, list[Anomaly]] = {tp: [] for tp in tps}
-        async with asyncio.timeout(30):
-            while [tp for tp in tps if await c.position(tp) < ends[tp]]:
-                for tp, records in (await c.getmany(timeout_ms=200)).items():
-                    out[tp] += [decode_anomaly(r.value) for r in records]
-        return [a for tp in tps for a in out[tp]]
-    finally:
-        await c.stop()
+async def read_anomalies(settings: Settings, topic: str) -> list[Anomaly]:
+    """Every anomaly record of ``topic``, in offset order per partition."""
+    return [decode_anomaly(r.value) for r in await read_to_end(settings, topic)]
 
 
 async def test_replay_of_a_jsonl_file_emits_the_anomalies_the_live_plane_emits(settings, tmp_path):
@@ -61,9 +35,10 @@ async def test_replay_of_a_jsonl_file_emits_the_anomalies_the_live_plane_emits(s
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"".join(value + b"\n" for _, value in records))
 
-    await produce(settings, records)
+    await ensure_topics(settings.kafka)
+    await produce(settings, settings.kafka.topics.inference, records)
     await asyncio.wait_for(drain(settings, max_records=len(records)), 180)
-    live = await read_topic(settings, settings.kafka.topics.anomalies)
+    live = await read_anomalies(settings, settings.kafka.topics.anomalies)
 
     out = tmp_path / "anomalies.jsonl"
     assert await asyncio.to_thread(cli_main, ["replay", str(events), "--partitions", str(settings.kafka.partitions),

@@ -17,11 +17,12 @@ import pytest
 import yaml
 
 from deploy.local.procs import free_port
+from fixtures_kafka import produce, read_first, read_to_end
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
 from modelmedic.config import token_sha256
 from modelmedic.detection.plane import DetectionPlane
-from modelmedic.kafka import consumer, ensure_topics, producer, topic_partitions
+from modelmedic.kafka import consumer, ensure_topics, topic_partitions
 from modelmedic.kube import LAST_ACTION_ANNOTATION
 from modelmedic.testing import Received
 
@@ -43,31 +44,6 @@ BAD_RECORDS = {
 }
 
 
-async def _send_all(settings, records) -> None:
-    p = producer(settings.kafka, linger_ms=5)
-    await p.start()
-    try:
-        for key, value in records:
-            await p.send(settings.kafka.topics.inference, value, key=key)
-        await p.flush()
-    finally:
-        await p.stop()
-
-
-async def _read_topic(settings, topic: str, n: int, timeout: float = 30.0) -> list:
-    c = consumer(settings.kafka, topic, group_id=None)
-    await c.start()
-    out: list = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(out) < n:
-                for records in (await c.getmany(timeout_ms=200)).values():
-                    out.extend(records)
-    finally:
-        await c.stop()
-    return out
-
-
 async def test_bad_records_go_to_the_dead_letter_topic_and_the_rest_is_processed(settings):
     await ensure_topics(settings.kafka)
     good = list(generate(FleetSpec(models=4, rate=20, seed=3), [], START_MS, 20))
@@ -75,12 +51,12 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_rest_is_processed
     # Interleave: every bad record sits between valid ones on the same partition.
     stream = list(itertools.chain.from_iterable(zip(good, bad))) + good[len(bad):]
     ok_before = metrics.EVENTS.labels("ok")._value.get()
-    await _send_all(settings, stream)
+    await produce(settings, settings.kafka.topics.inference, stream)
     plane = DetectionPlane(settings)
     await asyncio.wait_for(plane.run(asyncio.Event(), max_records=len(stream)), 60)
     assert plane.processed == len(stream)
     assert metrics.EVENTS.labels("ok")._value.get() - ok_before == len(good)
-    dead = await _read_topic(settings, settings.kafka.topics.dlq, len(bad))
+    dead = await read_first(settings, settings.kafka.topics.dlq, len(bad))
     reasons = [dict(r.headers)["reason"].decode() for r in dead]
     assert len(dead) == len(bad)
     for needle in ("not JSON", "Expected `float`, got `str` - at `$.latency_ms`", "missing required field `request_id`",
@@ -161,7 +137,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
     }))
     log = tmp_path / "service.log"
 
-    await _send_all(settings, records[:cut])
+    await produce(settings, settings.kafka.topics.inference, records[:cut])
     service = _start_service(config, log)
     try:
         def first_resolved_and_saved() -> bool:
@@ -172,7 +148,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
         await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")
         service.send_signal(signal.SIGKILL)
         service.wait(10)
-        await _send_all(settings, records[cut:])
+        await produce(settings, settings.kafka.topics.inference, records[cut:])
         service = _start_service(config, log)
         pages = await receiver.wait_for(kind="pagerduty", count=4, timeout=90)
         # Past the point: the restarted service consumed every record, checkpointed after that (its
@@ -196,21 +172,8 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
 
 async def _audit_of(settings, incident_id: str) -> list[dict]:
     """Every audit record of ``incident_id`` written so far (read to the topic's end offsets)."""
-    c = consumer(settings.kafka, group_id=None)
-    await c.start()
-    found: list[dict] = []
-    try:
-        partitions = await topic_partitions(c, settings.kafka.topics.audit)
-        c.assign(partitions)
-        await c.seek_to_beginning(*partitions)
-        ends = await c.end_offsets(partitions)
-        async with asyncio.timeout(30):
-            while [tp for tp, end in ends.items() if await c.position(tp) < end]:
-                for records in (await c.getmany(timeout_ms=200)).values():
-                    found += [a for a in (json.loads(r.value) for r in records) if a["incident_id"] == incident_id]
-    finally:
-        await c.stop()
-    return found
+    records = await read_to_end(settings, settings.kafka.topics.audit)
+    return [a for a in (json.loads(r.value) for r in records) if a["incident_id"] == incident_id]
 
 
 PAGED = ("pagerduty", "alertmanager", "webhook")

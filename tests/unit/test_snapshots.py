@@ -9,8 +9,6 @@ plane publishes the anomalies the uninterrupted one does.
 
 from __future__ import annotations
 
-import os
-import pickle
 import zlib
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import pytest
 from aiokafka import TopicPartition
 
+from fixtures_snapshots import code_running_pickle
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
 from modelmedic.config import Settings, load_settings
@@ -29,16 +28,6 @@ from modelmedic.errors import SnapshotRejected
 from modelmedic.testing import FakeConsumer, FakeProducer, Record, offline_plane
 
 START_MS = 1_767_225_600_000
-
-
-class _Command:
-    """What an attacker writes to the state topic: unpickling it runs a shell command."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
 
 
 class _SeekingConsumer(FakeConsumer):
@@ -117,7 +106,7 @@ def test_encoding_is_stable_through_a_round_trip() -> None:
 
 def test_a_pickle_is_rejected_and_never_loaded(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    for blob in (pickle.dumps(_Command(f"touch {marker}")), zlib.compress(pickle.dumps(_Command(f"touch {marker}")))):
+    for blob in (code_running_pickle(marker), zlib.compress(code_running_pickle(marker))):
         with pytest.raises(SnapshotRejected) as caught:
             decode_snapshot(blob)
         assert caught.value.kind == "format"
@@ -171,7 +160,7 @@ async def test_the_plane_counts_a_rejected_snapshot_and_starts_the_partition_afr
     settings = _settings()
     marker = tmp_path / "pwned"
     plane = offline_plane(settings, partitions=0, consumer=_SeekingConsumer())
-    plane._snapshots = {plane._snapshot_key(0): zlib.compress(pickle.dumps(_Command(f"touch {marker}")))}
+    plane._snapshots = {plane._snapshot_key(0): zlib.compress(code_running_pickle(marker))}
     rejected = metrics.SNAPSHOTS_REJECTED.labels("format")._value.get()
     await plane._restore([0])
     assert metrics.SNAPSHOTS_REJECTED.labels("format")._value.get() == rejected + 1
