@@ -11,6 +11,7 @@ import asyncio
 import gc
 import logging
 import signal
+import time
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from modelmedic.remediations import default_registry
 from modelmedic.response.incidents import Incident
 from modelmedic.response.incidents import State as IncidentState
 from modelmedic.response.plane import ResponsePlane
+from modelmedic.response.silences import Silence
 
 log = logging.getLogger("modelmedic")
 
@@ -134,6 +136,9 @@ class Service:
             "incidents": len(self.response.book.by_id),
             **{f"insufficient_data_{family}": n for family, n in self.detection.judge.insufficient_data().items()},
         }
+
+    def silences(self) -> list[Silence]:
+        return self.response.silences.current(int(time.time() * 1000))
 
     def webhooks(self) -> list[tuple[str, str, Any]]:
         """PagerDuty's webhook, when a PagerDuty sink has a ``webhook_secret``: acks and resolves from there."""

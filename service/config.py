@@ -36,6 +36,8 @@ class Topics(_Section):
     """Anomaly decisions with evidence (output of the detection plane)."""
     incidents: str = "modelmedic.response.incidents"
     """Compacted incident state, keyed by incident id: survives crashes and restarts."""
+    silences: str = "modelmedic.response.silences"
+    """Compacted silences, maintenance windows and remediation pauses, keyed by id (``modelmedic silence``)."""
     state: str = "modelmedic.state"
     """Compacted detection-plane snapshots (windows + detector baselines) keyed by partition."""
     dlq: str = "modelmedic.dlq"

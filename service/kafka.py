@@ -91,6 +91,7 @@ async def ensure_topics(settings: KafkaSettings, timeout_s: float = 30.0) -> Non
         NewTopic(t.dlq, settings.partitions, 1),
         NewTopic(t.audit, settings.partitions, 1),
         NewTopic(t.incidents, settings.partitions, 1, topic_configs=compacted),
+        NewTopic(t.silences, 1, 1, topic_configs=compacted),  # a handful of records: one partition keeps their order
         NewTopic(t.state, settings.partitions, 1, topic_configs={**compacted, "max.message.bytes": str(MAX_STATE_BYTES)}),
     ]
     admin = AIOKafkaAdminClient(**client_options(settings), request_timeout_ms=int(timeout_s * 1000))

@@ -217,10 +217,13 @@ class PartitionWindows:
                 members.setdefault(group, []).append(slot)
         return members
 
-    def expire(self, window: int) -> Forgotten:
-        """Forget series silent for longer than the TTL (their slots go back to the pool)."""
+    def expire(self, window: int, most: int | None = None) -> Forgotten:
+        """Forget series silent for longer than the TTL (their slots go back to the pool), at most
+        ``most`` of them (None: all); the caller calls again while ``most`` went."""
         horizon = window - self.series_ttl_windows
-        gone = [s for s, last in self.last_window.items() if last < horizon]
+        slots = np.fromiter(self.last_window, np.int64, len(self.last_window))
+        last = np.fromiter(self.last_window.values(), np.int64, len(self.last_window))
+        gone = slots[last < horizon][:most].tolist()
         for s in gone:
             del self.slot_of[self.keys.pop(s)]
             del self.group_of_slot[s], self.last_window[s]
@@ -366,6 +369,12 @@ class PartitionWindows:
 
     def close_through(self, last: int) -> list[ClosedWindow]:
         """Close every window up to ``last``, in order, including empty ones."""
+        return self.close(self.shut_through(last))
+
+    def shut_through(self, last: int) -> list[int]:
+        """The windows up to ``last`` to close, in order, including empty ones: from now on a record
+        for one of them is late. Their statistics come from :meth:`close`, a few at a time if
+        the caller likes (their records wait in ``open`` until then)."""
         if last <= self.closed_through:
             return []
         data = sorted(w for w in self.open if w <= last)
@@ -381,9 +390,22 @@ class PartitionWindows:
             lo = max(lo, anchor - gap)
             todo.extend(range(lo, min(anchor, last) + 1))
             lo = max(lo, anchor + 1)
-        closed = self._close(todo)
         self.closed_through = last
-        return closed
+        return todo
+
+    def close(self, windows: list[int]) -> list[ClosedWindow]:
+        """The statistics of windows :meth:`shut_through` returned (in its order), over the series
+        tracked now; each window's records are let go of."""
+        return self._close(windows)
+
+    def served_in(self, window: int) -> list[tuple[str, str, str]]:
+        """(model, version, role) of each series with records in a shut window not closed yet, by
+        slot: what :meth:`ClosedWindow.served` will say of it."""
+        chunks = self.open.get(window)
+        if not chunks:
+            return []
+        keys = self.keys
+        return [keys[s] for s in np.unique(np.concatenate([chunk[0] for chunk in chunks])).tolist()]
 
     def resume_offset(self, next_offset: int) -> int:
         """Where a restart must re-read from to rebuild every open window."""

@@ -151,6 +151,11 @@ class StatusSource(Protocol):
 
     async def trigger(self, incident_id: str, playbook: str, params: Mapping[str, Any], by: str) -> OutcomeView: ...
 
+    def silences(self) -> Sequence[Any]:
+        """Silences, maintenance windows and remediation pauses not over yet (active or scheduled),
+        soonest end first: ``id``, ``kind``, ``models``, ``versions``, ``classes``, ``starts_ms``, ``ends_ms``,
+        ``created_by``, ``comment`` (``modelmedic.response.silences.Silence``)."""
+
     def webhooks(self) -> Sequence[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
         """(method, path, handler) of the inbound webhooks the service takes (PagerDuty's): each
         authenticates its sender itself (a signature), so they are mounted without an operator credential."""

@@ -193,6 +193,8 @@ class Incident(msgspec.Struct):
     """Set when it resolved by recovery: True only if the series recovered inside the
     verification window of a playbook that acted and the incident never escalated
     (:func:`credit_remediation`); otherwise it recovered on its own."""
+    muted_by: str = ""
+    """The silence or maintenance window (id) that held back its page: it is paged when that is over."""
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     """Routing labels of its pages (team, owners, namespace, cluster...), fixed when it first
     pages: Alertmanager identifies an alert by its label set, which must not change under it."""

@@ -38,7 +38,10 @@ from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly, decode_anomaly, stable_id
 from modelmedic.response.guards import Guards
-from modelmedic.response.storms import Storm, StormWatch
+from modelmedic.response.storms import StormWatch
+from modelmedic.response.storm_incidents import StormHandling
+from modelmedic.response.silences import Silence, SilenceBook
+from modelmedic.response.silences import follow as follow_silences
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice, credit_remediation
 from modelmedic.response.operators import OperatorActions
@@ -64,7 +67,7 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class ResponsePlane(OperatorActions):
+class ResponsePlane(StormHandling, OperatorActions):
     """Consumes anomalies, runs the incident lifecycle, delivers pages, drives playbooks."""
 
     def __init__(
@@ -96,6 +99,8 @@ class ResponsePlane(OperatorActions):
         self.guards = Guards(self.policy.guard_rails)
         self.storms = StormWatch(self.policy.guard_rails)
         self.dry_run = settings.dry_run or self.policy.guard_rails.dry_run
+        self.silences = SilenceBook()
+        """Silences, maintenance windows, remediation pauses: all of them, read from their topic."""
         self.ready = asyncio.Event()
         self.owned: set[int] | None = None
         """Partitions of the anomalies topic this replica owns (None: all, before Kafka says)."""
@@ -117,7 +122,10 @@ class ResponsePlane(OperatorActions):
         self._producer = self._producer_factory(k)
         consumer = self._consumer_factory(k, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
         await self._producer.start()
+        loaded = asyncio.Event()
+        follower = asyncio.create_task(follow_silences(k, self.silences, loaded, stop), name="silences")
         try:
+            await _first_read(loaded, follower)  # a maintenance window holds from the first anomaly
             await consumer.start()
             consumer.subscribe([k.topics.anomalies], listener=_Ownership(self, consumer))
             last_tick = 0.0
@@ -134,6 +142,8 @@ class ResponsePlane(OperatorActions):
                 await asyncio.wait(self._tasks, timeout=30)
             await self.courier.aclose(timeout_s=10)
         finally:
+            follower.cancel()
+            await asyncio.gather(follower, return_exceptions=True)
             await consumer.stop()
             await self._producer.stop()
 
@@ -324,58 +334,6 @@ class ResponsePlane(OperatorActions):
         else:  # paged through the storm: the storm's own resolve says it
             await self._maybe_end_storm(incident.storm)
 
-    # -- storms -------------------------------------------------------------------------
-
-    async def _start_storm(self, incident: Incident, models: list[str]) -> None:
-        """``models`` fired within the storm window (event time): one storm incident, one page,
-        no per-model remediation. Held incidents of those models join it without a page."""
-        window = self.storms.window_ms
-        held = [i for i in self.book.open_incidents()
-                if i.held and i.model in models and abs(i.fired_at_ms - incident.fired_at_ms) <= window]
-        storm = self.storms.open_storm(incident.role, [i.fired_at_ms for i in held] + [incident.fired_at_ms])
-        record = Incident(  # (fired_at_ms: its page waits out the hold from the member that made it a storm)
-            id=storm.id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
-            anomaly_class=incident.anomaly_class, kinds=["storm"], firing=["storm"], anomaly_ids=[], summary="",
-            evidence={}, opened_at_ms=storm.first_ms, fired_at_ms=incident.fired_at_ms, created_at_ms=self.clock(),
-        )
-        self.book.load(record)
-        for member in [*held, incident]:
-            await self._join_storm(member, storm)
-        record.members = sorted(set(record.members) | set(models))
-        self._describe_storm(record)
-        record.held = True  # its page waits out the hold too: members arriving meanwhile are in it
-        await self._save(record)
-
-    async def _join_storm(self, incident: Incident, storm: Storm) -> None:
-        """Paged through the storm: the incident owes no page of its own and runs no playbook."""
-        self.storms.joined(storm, incident.fired_at_ms)
-        incident.held = False
-        incident.storm = storm.id
-        await self._save(incident)
-        await self._audit(incident, "storm-member", {"storm": storm.id})
-        record = self.book.by_id[storm.id]
-        record.members = sorted(set(record.members) | {incident.model})
-        self._describe_storm(record)
-        await self._save(record)
-
-    def _describe_storm(self, storm: Incident) -> None:
-        storm.summary = (f"{len(storm.members)} models anomalous within {self.storms.rails.storm_window_s:g}s: "
-                         f"suspect a shared cause; no per-model remediation ({', '.join(storm.members[:20])})")
-        storm.evidence = {"models": storm.members}
-
-    async def _maybe_end_storm(self, storm_id: str) -> None:
-        storm = self.book.by_id.get(storm_id)
-        if storm is None or not storm.active:
-            return
-        members = [i for i in self.book.by_id.values() if i.storm == storm_id]
-        if members and all(not m.active for m in members):
-            self.storms.ended(storm_id)
-            self.book.close(storm, f"resolved: all {len(members)} models of the storm recovered", self.clock())
-            self._owe(storm, "resolved")
-            await self._save(storm)
-            await self._audit(storm, "resolved", {"resolution": storm.resolution})
-            self.courier.dispatch(storm)
-
     # -- remediation --------------------------------------------------------------------
 
     def _hold_down_ms(self, anomaly: Anomaly) -> int:
@@ -404,6 +362,10 @@ class ResponsePlane(OperatorActions):
             else:
                 if incident.next_step >= len(rule.playbooks):
                     await self._escalate(incident, "no playbook restored the series")
+                    return
+                paused = self._silence(incident, pausing=True)
+                if paused is not None:  # (a maintenance window that began since the incident opened)
+                    await self._escalate(incident, f"automatic remediation paused by {paused.describe()}")
                     return
                 refusal = self.guards.admit(incident.model, incident.id, self.clock())
                 if refusal is not None:
@@ -477,6 +439,8 @@ class ResponsePlane(OperatorActions):
                 self._spawn(self._remediate(incident))
             elif incident.state in ("open", "escalated") and incident.storm is None and not incident.held:
                 await self._timed_escalation(incident, now)
+            if incident.muted_by and not incident.held:
+                await self._unmute(incident, now)
         await self._release_held()
         self.courier.retry_due()
 
@@ -520,6 +484,10 @@ class ResponsePlane(OperatorActions):
             return True
         if incident.silenced_until_ms > now:
             return False
+        muting = self._silence(incident, pausing=False)
+        if muting is not None:
+            incident.muted_by = muting.id  # paged when it is over, if still open (tick)
+            return False
         _, level = self._level(incident, incident.escalation_level)
         sinks = [name for name in self.courier.sink_names if level is None or level.sinks == "all" or name in level.sinks]
         incident.owe("firing", incident.escalation_level, sinks, now)
@@ -527,7 +495,28 @@ class ResponsePlane(OperatorActions):
 
     def _muted(self, incident: Incident) -> dict:
         """Why a firing page of ``incident`` is not sent now (the audit's evidence)."""
+        silence = self.silences.by_id.get(incident.muted_by)
+        if silence is not None:
+            return {"silence": silence.id, "by": silence.describe(), "created_by": silence.created_by,
+                    "comment": silence.comment}
         return {"until_ms": incident.silenced_until_ms, "by": "the incident's own silence"}
+
+    def _silence(self, incident: Incident, *, pausing: bool) -> Silence | None:
+        """The silence holding back the incident's pages (``pausing``: its automatic remediation) now."""
+        find = self.silences.pausing if pausing else self.silences.muting
+        return find(incident.model, incident.version, incident.anomaly_class, self.clock())
+
+    async def _unmute(self, incident: Incident, now_ms: int) -> None:
+        """Page an open incident whose page a silence held back, once no silence holds it any more."""
+        if self._silence(incident, pausing=False) is not None:
+            return
+        was, incident.muted_by = incident.muted_by, ""
+        paged = self._owe(incident, "firing")
+        await self._save(incident)
+        if paged:
+            await self._audit(incident, "paged", {"sinks": sorted(incident.owed), "level": incident.escalation_level,
+                                                   "after_silence": was})
+            self.courier.dispatch(incident)
 
     def _render(self, incident: Incident, notice: Notice) -> Alert:
         """The page ``notice`` stands for: its level's severity, the rule's note, the incident's routing
@@ -549,7 +538,9 @@ class ResponsePlane(OperatorActions):
         """Why the rule's playbooks will not run on ``incident`` (None: they will)."""
         if incident.state in ("escalated", "acknowledged"):
             return incident.state
-        return remediation_block(incident, rule, kubernetes=self.k8s is not None, paused_by=None)
+        paused = self._silence(incident, pausing=True)
+        return remediation_block(incident, rule, kubernetes=self.k8s is not None,
+                                 paused_by=paused.describe() if paused else None)
 
     async def _refresh_alertmanager(self, incident: Incident, now_ms: int) -> None:
         """Alertmanager forgets a firing alert ``resolve_timeout`` (5 min) after its last post:
@@ -577,6 +568,15 @@ class ResponsePlane(OperatorActions):
                   "state": incident.state, "details": details}
         await self._producer.send(self.settings.kafka.topics.audit, redact(msgspec.json.encode(record).decode()).encode(),
                                   key=incident.model.encode())
+
+
+async def _first_read(loaded: asyncio.Event, follower: asyncio.Task) -> None:
+    """Until the silences topic is read to its end (``loaded``); the follower's failure is the plane's."""
+    waiter = asyncio.create_task(loaded.wait())
+    await asyncio.wait({waiter, follower}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if follower.done():
+        follower.result()
 
 
 class _Ownership(ConsumerRebalanceListener):

@@ -114,6 +114,9 @@ class FakeSource:
     def webhooks(self) -> list:
         return []
 
+    def silences(self) -> list:
+        return []
+
     async def trigger(self, incident_id: str, playbook: str, params: dict, by: str) -> Outcome:
         self.triggered.append((incident_id, playbook, params, by))
         incident = self.book.by_id[incident_id]

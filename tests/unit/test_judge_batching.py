@@ -26,13 +26,13 @@ def _plane(judge_batch_ms: int, partitions: int = 2, catching_up: bool = False) 
     lag = FakeConsumer(lambda tp: plane.parts[tp.partition].next_offset + settings.kafka.max_poll_records)
     plane = offline_plane(settings, partitions, consumer=lag if catching_up else None)
     calls: list[list] = []
-    judge_many = plane.judge.judge_many
+    judge_in_turns = plane.judge.judge_in_turns
 
-    def spy(cws):
+    async def spy(cws, rows):
         calls.append([(cw.source, cw.window) for cw in cws])
-        return judge_many(cws)
+        return await judge_in_turns(cws, rows)
 
-    plane.judge.judge_many = spy  # type: ignore[method-assign]
+    plane.judge.judge_in_turns = spy  # type: ignore[method-assign]
     return plane, calls
 
 
@@ -103,8 +103,8 @@ async def test_while_catching_up_only_rounds_every_partition_has_are_judged() ->
     await plane._process(_batch(plane, 1, 8))
     assert calls and all(len(call) == 2 for call in calls)
     judged = len(calls)
-    waiting = [cw.window for _, _, cws in plane._unjudged.values() for cw in cws]
-    assert waiting and all(cw.source is p0 for _, _, cws in plane._unjudged.values() for cw in cws)
+    waiting = [w for _, _, shut in plane._unjudged.values() for w in shut]  # shut, not closed yet
+    assert waiting and all(state.windows is p0 for state, _, _ in plane._unjudged.values())
     await plane._process(_batch(plane, 1, 12))
     assert all(len(call) == 2 for call in calls[judged:]) and len(calls) > judged
     # Each partition's windows were judged in order, none twice, none skipped.
