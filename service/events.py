@@ -18,7 +18,8 @@ import hashlib
 import math
 import sys
 from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 
@@ -94,11 +95,36 @@ class Rejected:
     reason: str
     raw: bytes
 
+    @property
+    def kind(self) -> str:
+        """A low-cardinality class of the reason: the dead-letter metric's label.
+
+        >>> Rejected("not JSON: truncated", b"{").kind, Rejected("invalid inference event: Expected `str`", b"").kind
+        ('json', 'schema')
+        """
+        for needle, label in (("nested deeper", "depth"), ("undecodable", "undecodable"), ("not JSON", "json"),
+                              ("bytes, over", "size"), ("empty record", "empty"), ("ahead of", "future"),
+                              ("must be", "value"), ("Expected", "schema"), ("missing", "schema")):
+            if needle in self.reason:
+                return label
+        return "schema"
+
+
+def dead_letter_headers(rejected: Rejected, topic: str, partition: int | None = None,
+                        offset: int | None = None) -> list[tuple[str, bytes]]:
+    """The headers of a dead letter: why (``reason``) and where it was read (``source.topic``, and
+    ``source.partition`` and ``source.offset`` when known), so a person can find and replay it."""
+    headers = [("reason", rejected.reason.encode()[:1000]), ("source.topic", topic.encode())]
+    if partition is not None and offset is not None:
+        headers += [("source.partition", str(partition).encode()), ("source.offset", str(offset).encode())]
+    return headers
+
 
 _inference_decoder = msgspec.json.Decoder(InferenceEvent)
 
 
 _label_decoder = msgspec.json.Decoder(LabelEvent)
+_anomaly_decoder = msgspec.json.Decoder(Anomaly)
 _encoder = msgspec.json.Encoder()
 
 
@@ -128,11 +154,13 @@ def _check_label(event: LabelEvent) -> str | None:
     return None
 
 
-def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, check, what: str):
-    """Decode and validate one record with ``decoder`` and the semantic ``check``; never raises."""
+def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, check: Callable[[Any], str | None] | None, what: str,
+            limit: int | None = MAX_RECORD_BYTES):
+    """Decode and validate one record with ``decoder`` and the semantic ``check`` (None: the types
+    say it all), refusing records over ``limit`` bytes (None: the broker's limit only); never raises."""
     if raw is None:
         return Rejected("empty record (null value)", b"")
-    if len(raw) > MAX_RECORD_BYTES:
+    if limit is not None and len(raw) > limit:
         return Rejected(f"record is {len(raw)} bytes, over the {MAX_RECORD_BYTES}-byte limit", raw[:1024])
     try:
         event = decoder.decode(raw)
@@ -147,7 +175,7 @@ def _decode(raw: bytes | None, decoder: msgspec.json.Decoder, check, what: str):
                         f"limit, {sys.getrecursionlimit()}); the contract's values nest at most two levels", raw)
     except Exception as exc:  # noqa: BLE001 - never raises: one record must not stop the stream (issue 17)
         return Rejected(f"undecodable {what} record ({type(exc).__name__}: {exc})", raw)
-    reason = check(event)
+    reason = check(event) if check is not None else None
     return Rejected(f"invalid {what} event: {reason}", raw) if reason else event
 
 
@@ -169,6 +197,19 @@ def encode(record: msgspec.Struct) -> bytes:
 def decode_anomaly(raw: bytes) -> Anomaly:
     """Decode an anomaly record (our own output, so errors are bugs and raise)."""
     return msgspec.json.decode(raw, type=Anomaly)
+
+
+def read_anomaly(raw: bytes | None) -> Anomaly | Rejected:
+    """Decode one record consumed from the anomalies topic; never raises. The detection plane
+    writes them, but whoever may write to the topic can write anything (issue 17: one such
+    record crash-looped the response plane): it goes to the dead-letter topic instead."""
+    return _decode(raw, _anomaly_decoder, None, "anomaly")
+
+
+def read_state(raw: bytes | None, decoder: msgspec.json.Decoder, what: str) -> Any | Rejected:
+    """Decode one record of a topic holding modelmedic's own state (``decoder``'s type: an
+    incident, say); never raises. No size limit but the broker's: state records grow."""
+    return _decode(raw, decoder, None, what, limit=None)
 
 
 def stable_id(*parts: object) -> str:

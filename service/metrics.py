@@ -16,6 +16,11 @@ EVENTS = Counter("modelmedic_events_total", "Inference records consumed, by outc
 DEAD_LETTERS = Counter("modelmedic_dead_letters_total", "Records sent to the dead-letter topic", ["reason"])
 """reason: a short class of the rejection (``json``, ``schema``, ``value``, ``size``, ``empty``, ``future``,
 ``depth`` (nested past the decoder's recursion limit), ``undecodable`` (the decoder failed in another way))."""
+UNREADABLE = Counter("modelmedic_response_dead_letters_total",
+                     "Anomaly and incident records the response plane could not decode: dead-lettered and skipped",
+                     ["topic"])
+"""topic: ``anomalies`` or ``incidents``. Anything above 0 means someone other than modelmedic writes to
+them, or a release of another contract does: read the records' ``reason`` header in the dead-letter topic."""
 WINDOWS = Counter("modelmedic_windows_closed_total", "Series windows closed and judged")
 SERIES = Gauge("modelmedic_series", "Series (model, version, role) currently tracked")
 SERIES_CREATED = Counter("modelmedic_series_created_total",

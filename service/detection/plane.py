@@ -41,7 +41,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.detection.columns import InferenceColumns, RecordDecoder, Refused
-from modelmedic.events import Anomaly, Rejected, decode_inference, decode_label, encode
+from modelmedic.events import Anomaly, Rejected, dead_letter_headers, decode_inference, decode_label, encode
 from modelmedic.detection.judge import WindowJudge
 from modelmedic.detection.quality import QualityMonitor
 from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
@@ -79,16 +79,6 @@ class PartitionState:
     idle_base_ts: int = 0
     expired_at: int = 0
     """Last window at which silent series were expired (checked every 60 windows)."""
-
-
-def _reason_class(reason: str) -> str:
-    """A low-cardinality label for the dead-letter metric."""
-    for needle, label in (("nested deeper", "depth"), ("undecodable", "undecodable"), ("not JSON", "json"),
-                          ("bytes, over", "size"), ("empty record", "empty"), ("ahead of", "future"),
-                          ("must be", "value"), ("Expected", "schema"), ("missing", "schema")):
-        if needle in reason:
-            return label
-    return "schema"
 
 
 class DetectionPlane:
@@ -466,17 +456,12 @@ class DetectionPlane:
                     extra={"model": anomaly.model, "version": anomaly.version, "anomaly_id": anomaly.id})
 
     def _dead_letter(self, record, rejected: Rejected) -> None:
-        headers = [
-            ("reason", rejected.reason.encode()[:1000]),
-            ("source.topic", record.topic.encode()),
-            ("source.partition", str(record.partition).encode()),
-            ("source.offset", str(record.offset).encode()),
-        ]
+        headers = dead_letter_headers(rejected, record.topic, record.partition, record.offset)
         fut = asyncio.ensure_future(
             self._producer.send(self.settings.kafka.topics.dlq, rejected.raw, key=record.key, headers=headers)
         )
         self._pending.append(fut)
-        metrics.DEAD_LETTERS.labels(_reason_class(rejected.reason)).inc()
+        metrics.DEAD_LETTERS.labels(rejected.kind).inc()
 
     def _update_lag(self, batch: dict[TopicPartition, list]) -> int:
         lag = 0

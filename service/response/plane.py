@@ -36,7 +36,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from modelmedic import metrics
 from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
-from modelmedic.events import Anomaly, decode_anomaly, stable_id
+from modelmedic.events import Anomaly, stable_id
 from modelmedic.response.guards import Guards
 from modelmedic.response.storms import StormWatch
 from modelmedic.response.storm_incidents import StormHandling
@@ -44,6 +44,7 @@ from modelmedic.response.silences import Silence, SilenceBook
 from modelmedic.response.silences import follow as follow_silences
 from modelmedic.response.delivery import Courier
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, Notice, credit_remediation
+from modelmedic.response.intake import Intake
 from modelmedic.response.operators import OperatorActions
 from modelmedic.response.pages import next_step, page_labels, page_links, registry_owners, remediation_block
 from modelmedic.logs import redact
@@ -110,6 +111,8 @@ class ResponsePlane(StormHandling, OperatorActions):
         self._tasks: set[asyncio.Task] = set()
         self._lock = asyncio.Lock()
         self._am_refreshed: dict[str, int] = {}
+        self.intake = Intake(settings.kafka)
+        """Decodes what the plane consumes; dead-letters what it cannot (issue 17)."""
         self.courier = Courier(alerter, self.policy.delivery, render=self._render, save=self._save, audit=self._audit,
                                clock=clock, owns=self._owns, retry=redelivery)
         """Delivers the pages incidents owe, per sink, with retries."""
@@ -131,9 +134,10 @@ class ResponsePlane(StormHandling, OperatorActions):
             last_tick = 0.0
             while not stop.is_set():
                 batch = await consumer.getmany(timeout_ms=int(TICK_S * 1000))
-                anomalies = [decode_anomaly(r.value) for records in batch.values() for r in records]
+                anomalies = await self.intake.anomalies(self._producer, batch)
                 if anomalies:
                     await self.handle_batch(anomalies)
+                if batch:  # a batch of dead letters only is done with too
                     await self._commit(consumer)
                 if time.monotonic() - last_tick >= TICK_S:
                     last_tick = time.monotonic()
@@ -174,8 +178,7 @@ class ResponsePlane(StormHandling, OperatorActions):
         before = set(self.owned or ())
         self._partitions, self.owned = all_partitions, set(partitions)
         k = self.settings.kafka
-        for raw in (await read_compacted(k, k.topics.incidents)).values():
-            incident = msgspec.json.decode(raw, type=Incident)
+        for incident in await self.intake.incidents(self._producer, await read_compacted(k, k.topics.incidents)):
             partition = self._partitioner(incident.model.encode(), all_partitions, all_partitions)
             if partition in self.owned and partition not in before:
                 self.book.load(incident)
