@@ -299,7 +299,6 @@ def slack_message(alert: Alert) -> dict[str, Any]:
     if alert.ended_at_ms is not None:
         facts.append(f"*Ended*\n{iso8601(alert.ended_at_ms)}")
     facts += [f"*{name.capitalize()}*\n{alert.labels[name]}" for name in ("team", "cluster") if name in alert.labels]
-    facts += [f"*{name.capitalize()}*\n{alert.labels[name]}" for name in ("team", "cluster") if name in alert.labels]
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _truncate(title, _SLACK_HEADER_MAX), "emoji": True}},
         {"type": "section", "text": {"type": "mrkdwn", "text": _truncate(_slack_escape(alert.summary), _SLACK_TEXT_MAX)}},
