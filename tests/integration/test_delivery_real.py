@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from deploy.local.procs import free_port
+from fixtures_planes import running
 from modelmedic.alerting import Alerter, build_sinks
 from modelmedic.config import Settings, SinkSettings
 from modelmedic.kafka import ensure_topics
@@ -38,14 +39,10 @@ async def plane_with(settings: Settings, sinks: list[SinkSettings], *, deadline_
     await ensure_topics(settings.kafka)
     alerter = Alerter(build_sinks(sinks, retry=RetryPolicy(attempts=1)), deadline_s=deadline_s)
     plane = ResponsePlane(settings, alerter, policy=policy("models", auto_remediate=False), redelivery=QUICK)
-    stop = asyncio.Event()
-    task = asyncio.create_task(plane.run(stop))
     try:
-        await asyncio.wait_for(plane.ready.wait(), 30)
-        yield plane
+        async with running(plane):
+            yield plane
     finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
         await alerter.aclose()
 
 
