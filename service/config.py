@@ -360,9 +360,6 @@ class HttpSettings(_Section):
     external_url: str | None = Field(None, pattern=r"^https?://")
     """Where people reach the status UI (``https://modelmedic.example.com``): every page links to its
     incident's page there (``<external_url>/incidents/<id>``). Unset: pages carry no such link."""
-    external_url: str | None = Field(None, pattern=r"^https?://")
-    """Where people reach the status UI (``https://modelmedic.example.com``): every page links to its
-    incident's page there (``<external_url>/incidents/<id>``). Unset: pages carry no such link."""
     operators: list[OperatorSettings] = Field(default_factory=list)
     """Who may read (status UI, GET /api/v1/...) and who may act (POST /api/v1/incidents/{id}/...). None
     configured (and no ``api_token``): every endpoint but /metrics, /healthz and /readyz answers 401.
