@@ -260,12 +260,13 @@ class Registry(GitRepository):
         less than ``min_interval_s`` before ``now`` by any writer of the repository.
 
         The last commit time lives in ``.git`` and is read under the lock, so N replicas together
-        still commit at most once per interval.
+        still commit at most once per interval. ``min_interval_s=0`` (a forced flush at shutdown)
+        always commits, even when another writer's clock stamped a later time than ``now``.
         """
         with self._transaction():
             stamp = self._git_dir / _STATS_STAMP_FILE
             last = float(stamp.read_text()) if stamp.is_file() else None
-            if last is not None and now - last < min_interval_s:
+            if min_interval_s > 0 and last is not None and now - last < min_interval_s:
                 return StatsCommit(False, last)
             paths = []
             for (model, version), stats in sorted(batch.items()):
@@ -276,8 +277,9 @@ class Registry(GitRepository):
                                                sort_keys=True) + "\n")
                 paths.append(path)
             self._commit(paths, f"Roll up usage stats for {len(paths)} version(s)")
-            write_atomic(stamp, repr(now))
-        return StatsCommit(True, now)
+            stamped = max(now, last or now)  # never move the shared stamp backwards
+            write_atomic(stamp, repr(stamped))
+        return StatsCommit(True, stamped)
 
     # ----------------------------------------------------------------- reads
 

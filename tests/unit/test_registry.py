@@ -398,6 +398,22 @@ def test_force_commits_inside_the_interval(reg: Registry, buffer: StatsBuffer) -
     assert reg.stats("fraud", "1.0.0").requests == 200
 
 
+def test_force_commits_even_behind_another_writers_clock(reg: Registry, buffer: StatsBuffer,
+                                                        clock: FakeClock) -> None:
+    """A replica whose clock is behind the one that stamped the last commit still flushes at
+    shutdown (the stamp is never moved backwards); before, ``now - last`` < 0 refused it."""
+    add(reg, "1.0.0")
+    ahead = FakeClock()
+    ahead.now = clock.now + 5
+    other = StatsBuffer(Registry(reg.path), interval_s=60.0, clock=ahead)
+    other.record("fraud", "1.0.0", stats(100, 10.0))
+    assert other.flush(force=True) is True
+    buffer.record("fraud", "1.0.0", stats(100, 10.0))
+    assert buffer.flush(force=True) is True
+    assert reg.stats("fraud", "1.0.0").requests == 200
+    assert float((reg.path / ".git" / "modelmedic-stats-flushed-at").read_text()) == ahead.now
+
+
 def test_record_validates_before_buffering(reg: Registry, buffer: StatsBuffer) -> None:
     add(reg, "1.0.0")
     with pytest.raises(UnknownVersionError, match="not registered"):
