@@ -1,6 +1,9 @@
 """The monitoring artifacts, checked offline with the real promtool (config, rules, rule unit
 tests, PromQL of every dashboard query) against the metrics the service exports.
 
+Also: the Role in deploy/rbac/role.yaml grants exactly the Kubernetes calls the code makes
+(derived from the source, not from a list kept by hand).
+
 The Helm chart's checks need helm (built from Go once, minutes cold): they are in
 tests/integration/test_chart.py; tests/integration/test_deploy_on_cluster.py applies the
 chart to a real API server and scrapes a running service with Prometheus.
@@ -8,6 +11,7 @@ chart to a real API server and scrapes a running service with Prometheus.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
@@ -22,6 +26,14 @@ from modelmedic import metrics
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 DASHBOARD = ROOT / "deploy" / "grafana" / "modelmedic.json"
+ROLE = ROOT / "deploy" / "rbac" / "role.yaml"
+SERVICE = ROOT / "service"
+
+# The kubernetes package's API objects as the code names them, and the API group each one calls.
+API_GROUPS = {"_apps": "apps", "apps": "apps", "_core": "", "_autoscaling": "autoscaling"}
+VERBS = {"read": "get", "list": "list", "patch": "patch", "create": "create", "replace": "update", "delete": "delete"}
+RESOURCES = {"deployment": "deployments", "deployment_scale": "deployments/scale", "replica_set": "replicasets",
+             "horizontal_pod_autoscaler": "horizontalpodautoscalers", "event": "events", "pod": "pods"}
 
 
 # ---------------------------------------------------------------- helpers
@@ -165,3 +177,49 @@ def test_the_asked_for_alerts_exist_and_read_exported_metrics():
         assert not referenced_metrics(rule["expr"]) - exported.keys(), f"{name} reads an unknown metric"
     tested = set(re.findall(r"alertname: (\w+)", (PROMETHEUS / "alerts_test.yml").read_text()))
     assert tested == alerts.keys(), f"alerts without a promtool test: {sorted(alerts.keys() - tested)}"
+
+
+# ---------------------------------------------------------------- RBAC
+
+
+def api_calls(path: Path) -> set[tuple[str, str, str]]:
+    """(API group, resource, verb) of every ``<api>.<verb>_namespaced_<resource>(...)`` call in ``path``."""
+    calls = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        receiver = node.func.value
+        name = receiver.attr if isinstance(receiver, ast.Attribute) else getattr(receiver, "id", None)
+        match = re.fullmatch(r"([a-z]+)_namespaced_(\w+)", node.func.attr)
+        if name in API_GROUPS and match:
+            calls.add((API_GROUPS[name], RESOURCES[match[2]], VERBS[match[1]]))
+    return calls
+
+
+def role_grants() -> set[tuple[str, str, str]]:
+    role = next(doc for doc in yaml.safe_load_all(ROLE.read_text()) if doc and doc["kind"] == "Role")
+    return {(group, resource, verb) for rule in role["rules"] for group in rule["apiGroups"]
+            for resource in rule["resources"] for verb in rule["verbs"]}
+
+
+def test_the_role_grants_exactly_the_calls_kubeclient_makes():
+    """Every KubeClient method needs its rule (playbooks, built-in or plugin, act only through it); nothing more
+    is granted: the pods, watch, update and HPA list rules nobody called are gone."""
+    used = api_calls(SERVICE / "kube.py")
+    assert ("apps", "deployments", "patch") in used and ("", "events", "create") in used  # the scan sees calls
+    assert role_grants() == used, (
+        f"unused grants: {sorted(role_grants() - used)}; calls without a grant: {sorted(used - role_grants())}")
+
+
+def test_playbooks_and_the_release_tools_reach_kubernetes_only_through_kubeclient():
+    """The Role is derived from kube.py alone, so nothing else may call the API as modelmedic."""
+    for module in [*(ROOT / "remediations").glob("*.py"), *SERVICE.rglob("*.py")]:
+        if module == SERVICE / "kube.py" or module.is_relative_to(SERVICE / "testing"):
+            continue
+        extra = api_calls(module) - role_grants()
+        if module == SERVICE / "release" / "deployment.py":
+            # run_shadow / stop_shadow create and delete <model>-shadow with a release operator's
+            # credentials (docs/releases.md): deliberately not modelmedic's.
+            assert extra == {("apps", "deployments", "create"), ("apps", "deployments", "delete")}
+        else:
+            assert not extra, f"{module.relative_to(ROOT)} calls {sorted(extra)} which the Role does not grant"
