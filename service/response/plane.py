@@ -200,7 +200,8 @@ class ResponsePlane(StormHandling, OperatorActions):
                 self.guards.acted(incident.model, incident.id, attempt.at)
 
     async def _resume(self) -> None:
-        """Finish what a crash interrupted: owed pages, and playbook runs still marked running."""
+        """Finish what a crash interrupted: owed pages, playbook runs still marked running, and
+        remediations that were due but never started."""
         for incident in list(self.book.by_id.values()):
             if not self._owns(incident):
                 self.courier.forget(incident.id)
@@ -214,6 +215,22 @@ class ResponsePlane(StormHandling, OperatorActions):
             if incident.state == "remediating" and incident.attempts and incident.attempts[-1].running:
                 log.info("incident %s: resuming %s after a restart", incident.id, incident.attempts[-1].playbook)
                 self._spawn(self._remediate(incident, resume=True))
+            await self._start_lost_remediation(incident)
+
+    async def _start_lost_remediation(self, incident: Incident) -> None:
+        """Start the remediation its rule asks for if a crash came between the first page's save
+        and the first attempt's (``_page_opened``, then ``_start_next``): open, paged, no attempt.
+        An attempt is saved before its playbook runs, so none saved means none ran. Decided under
+        the lock: a remediation spawned before a rebalance saves its attempt under it, so it is
+        seen here and never started twice."""
+        async with self._lock:
+            if incident.state != "open" or incident.held or incident.storm is not None or incident.attempts:
+                return
+            rule = None if incident.model == "*" else self._rule(incident)
+            if self._block(incident, rule) is not None:  # (a storm, no playbooks, a pause...)
+                return
+            log.info("incident %s: starting its remediation after a restart (none had started)", incident.id)
+            self._spawn(self._remediate(incident))
 
     # -- anomalies ----------------------------------------------------------------------
 
