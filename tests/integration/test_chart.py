@@ -32,6 +32,7 @@ CHART = ROOT / "deploy" / "helm" / "modelmedic"
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 CONTAINERFILE = ROOT / "deploy" / "container" / "Containerfile"
 ROLE = ROOT / "deploy" / "rbac" / "role.yaml"
+ADMISSION_POLICY = ROOT / "deploy" / "rbac" / "admission-policy.yaml"
 
 
 @pytest.fixture(scope="session")
@@ -99,6 +100,27 @@ def test_the_charts_role_is_exactly_deploy_rbac_role(helm):
                                       "name": roles[0]["metadata"]["name"]}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": "modelmedic"}]
     assert not [d for d in docs if d["kind"] in {"ClusterRole", "ClusterRoleBinding"}], "nothing cluster-wide"
+
+
+def test_the_charts_admission_policy_is_deploy_rbac_admission_policy(helm):
+    """The policy tested on the real API server (tests/integration/test_admission_policy.py), with the release's
+    ServiceAccount as the identity it restricts and rbac.admissionPolicy.imagePatterns as the allowed images."""
+    reference = {d["kind"]: d for d in yaml.safe_load_all(ADMISSION_POLICY.read_text()) if d}
+    docs = render(helm)
+    policy, binding = one(docs, "ValidatingAdmissionPolicy"), one(docs, "ValidatingAdmissionPolicyBinding")
+    assert policy["spec"] == reference["ValidatingAdmissionPolicy"]["spec"], (
+        "deploy/rbac/admission-policy.yaml changed: make templates/admission-policy.yaml say the same")
+    assert binding["spec"] == {**reference["ValidatingAdmissionPolicyBinding"]["spec"],
+                               "policyName": policy["metadata"]["name"]}
+
+    docs = render(helm, "--set", "rbac.admissionPolicy.imagePatterns={^registry[.]example[.]com/.+@sha256:.+$}",
+                  namespace="ops", release="mm")
+    variables = {v["name"]: v["expression"] for v in one(docs, "ValidatingAdmissionPolicy")["spec"]["variables"]}
+    assert variables["imagePatterns"] == '["^registry[.]example[.]com/.+@sha256:.+$"]'
+    identity = one(docs, "ValidatingAdmissionPolicy")["spec"]["matchConditions"][0]["expression"]
+    assert identity == f"request.userInfo.username == 'system:serviceaccount:ops:{one(docs, 'ServiceAccount')['metadata']['name']}'"
+    assert not [d for d in render(helm, "--set", "rbac.admissionPolicy.create=false")
+                if d["kind"].startswith("ValidatingAdmissionPolicy")]
 
 
 def test_the_rendered_config_is_one_the_service_accepts(helm, tmp_path, monkeypatch):
