@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from modelmedic.detectors import CusumBank, EnsembleBank, EwmaBank, RobustBank, SeasonalBank, default_bank
+from modelmedic.detectors import CusumBank, EwmaBank, RobustBank, SeasonalBank, default_bank
 
 BANKS = {
     "default (CalibratedBank)": default_bank,

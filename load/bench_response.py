@@ -41,7 +41,7 @@ from modelmedic.events import Anomaly, encode, stable_id  # noqa: E402
 from modelmedic.kafka import ensure_topics, producer  # noqa: E402
 from modelmedic.kube import KubeClient  # noqa: E402
 from modelmedic.response.policy import parse_policy  # noqa: E402
-from modelmedic.remediations.marks import LAST_SCALE_AT  # noqa: E402
+from modelmedic.kube import LAST_SCALE_AT  # noqa: E402
 from modelmedic.app import Service  # noqa: E402
 
 NAMESPACE = "bench"

@@ -10,6 +10,7 @@ restart and a rebalance to another replica:
 - ``modelmedic.io/deployed-at``: when the current version was deployed, if the deploy tool
   says so; otherwise rollback reads the current ReplicaSet's creation time.
 
+>>> from modelmedic.kube import LAST_SCALE_AT
 >>> stamp = marks("mm-key", 1_700_000_000.0, LAST_SCALE_AT)
 >>> stamp[LAST_ACTION_ANNOTATION], stamp[LAST_SCALE_AT]
 ('mm-key', '2023-11-14T22:13:20+00:00')
@@ -23,7 +24,7 @@ import logging
 from datetime import UTC, datetime
 
 from modelmedic.errors import KubeError
-from modelmedic.kube import DEPLOYED_AT, LAST_ACTION_ANNOTATION, LAST_SCALE_AT, DeploymentState
+from modelmedic.kube import LAST_ACTION_ANNOTATION, DeploymentState
 from modelmedic.remediations.api import Outcome, PlaybookContext
 
 

@@ -10,7 +10,6 @@ import argparse
 import datetime
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

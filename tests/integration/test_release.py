@@ -28,7 +28,7 @@ from modelmedic.release.deployment import ARTIFACT_ANNOTATION, DIGEST_ANNOTATION
 from modelmedic.errors import KubeForbidden
 from modelmedic.kube import VERSION_LABEL, KubeClient
 from modelmedic.registry import Registry
-from modelmedic.remediations.marks import DEPLOYED_AT
+from modelmedic.kube import DEPLOYED_AT
 from modelmedic.remediations.rollback import ROLLED_BACK_TO
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from modelmedic.release.deployment import (
 )
 from modelmedic.errors import NoRollbackTargetError, NotCertifiedError
 from modelmedic.registry import Registry
-from modelmedic.remediations.marks import DEPLOYED_AT
+from modelmedic.kube import DEPLOYED_AT
 from modelmedic.remediations.rollback import ROLLED_BACK_TO
 from modelmedic.testing import FakeKube, deployment_state
 

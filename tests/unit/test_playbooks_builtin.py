@@ -25,7 +25,7 @@ from modelmedic.remediations import (
     idempotency_key,
     run_playbook,
 )
-from modelmedic.remediations.marks import DEPLOYED_AT, LAST_SCALE_AT
+from modelmedic.kube import DEPLOYED_AT, LAST_SCALE_AT
 from modelmedic.remediations.rollback import ROLLED_BACK_TO
 from modelmedic.testing import FakeKube, deployment_state
 
