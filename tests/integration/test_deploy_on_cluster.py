@@ -179,7 +179,7 @@ async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, he
     }
     kinds = {d["kind"] for d in render(helm, "modelmedic", release_ns, values, tmp_path)}
     assert kinds == {"ServiceAccount", "ConfigMap", "Secret", "Service", "Deployment", "PodDisruptionBudget",
-                     "Role", "RoleBinding"}
+                     "Role", "RoleBinding", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
     chart = installable_chart(tmp_path)
     t0 = time.monotonic()
     helm_args = ["--namespace", release_ns, "--wait", "--timeout", f"{READY_TIMEOUT_S:.0f}s"]
