@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING
 from modelmedic.cli.registry import ENV_REGISTRY
 
 if TYPE_CHECKING:
+    from modelmedic.config import SinkSettings
     from modelmedic.release.deployment import ReleaseOptions, ReleaseResult
+    from modelmedic.release.notify import Stage
     from modelmedic.kube import KubeClient
     from modelmedic.registry import Registry
 
@@ -55,6 +57,42 @@ def _options(args: argparse.Namespace) -> ReleaseOptions:
                           health_url=args.health_url, health_timeout_s=args.health_timeout)
 
 
+def _sinks(args: argparse.Namespace) -> list[SinkSettings]:
+    """The alert sinks of the loaded settings (--config, MODELMEDIC_* env), read before any work so a
+    bad configuration is refused up front rather than found when a failure needs paging."""
+    from modelmedic.config import load_settings
+
+    return load_settings(args.config).sinks
+
+
+def _page(args: argparse.Namespace, sinks: list[SinkSettings], model: str, version: str, stage: Stage,
+          reason: str) -> None:
+    """Page the model's owners about a failed release step through ``sinks`` (none: nothing to do).
+
+    A page that cannot be delivered is reported on stderr and nothing more: the command's exit code
+    keeps saying what happened to the release, not to the page.
+    """
+    from modelmedic.errors import ModelmedicError
+    from modelmedic.release.notify import notify_failure
+
+    if not sinks:
+        return
+    try:
+        owners: tuple[str, ...] = _registry(args).spec(model).owners
+    except ModelmedicError:
+        owners = ()  # a page is never held back for a registry read
+    try:
+        results = asyncio.run(notify_failure(sinks, model, version, stage, reason, owners))
+    except ModelmedicError as exc:
+        _progress(f"could not page about the failed {stage}: {exc}")
+        return
+    paged = [r.sink for r in results if r.ok]
+    if paged:
+        (_progress if args.json else print)(f"paged {', '.join(paged)}")
+    for failed in (r for r in results if not r.ok):
+        _progress(f"page to {failed.sink} not delivered ({failed.result}): {failed.error}")
+
+
 # ---------------------------------------------------------------- handlers
 
 
@@ -67,12 +105,17 @@ def _live_test(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     policy = LiveTestPolicy(**(yaml.safe_load(open(args.policy)) or {})) if args.policy else LiveTestPolicy()
-    kafka = load_settings(args.config).kafka
+    settings = load_settings(args.config)
+    kafka = settings.kafka
     _progress(f"watching {args.model} {args.version} in shadow for {args.duration:g}s on {kafka.topics.inference}")
     stats = asyncio.run(observe(kafka, args.model, args.version, args.duration, policy, from_beginning=args.from_beginning))
     report = judge(stats, policy)
     registry.attach_live_test(args.model, args.version, report, render_markdown(report))
     print(json.dumps(report) if args.json else render_markdown(report))
+    if not report["passed"]:
+        _page(args, settings.sinks, args.model, args.version, "live-test",
+              "failed gates: " + "; ".join(f"{g['gate']} {g['observed']} (must be {g['op']} {g['threshold']})"
+                                           for g in report["gates"] if not g["passed"]))
     return 0 if report["passed"] else 1
 
 
@@ -82,6 +125,7 @@ def _certify(args: argparse.Namespace) -> int:
     from modelmedic.release.report import render_png
 
     registry = _registry(args)
+    sinks = _sinks(args)
     samples = load_samples(args.requests)
     holdout = load_samples(args.holdout, labelled=True) if args.holdout else None
     result = asyncio.run(certify(registry, args.model, args.version, args.endpoint, samples, holdout,
@@ -99,11 +143,17 @@ def _certify(args: argparse.Namespace) -> int:
         else:
             print(f"{args.model}@{version} is NOT certified; failed gates:")
             print("\n".join(f"  - {gate.describe()}" for gate in result.failures))
+    if not result.passed:
+        _page(args, sinks, args.model, result.report["version"], "certification",
+              "failed gates: " + "; ".join(gate.describe() for gate in result.failures))
     return 0 if result.passed else 1
 
 
 def _release(args: argparse.Namespace) -> int:
+    from modelmedic.errors import NotCertifiedError
     from modelmedic.release import deployment
+
+    sinks = _sinks(args)
 
     async def run() -> ReleaseResult:
         kube = _kube(args)
@@ -116,7 +166,12 @@ def _release(args: argparse.Namespace) -> int:
         finally:
             kube.close()
 
-    result = asyncio.run(run())
+    try:
+        result = asyncio.run(run())
+    except NotCertifiedError as exc:
+        if args.command == "deploy":
+            _page(args, sinks, args.model, args.version, "deploy", f"refused by a release gate: {exc}")
+        raise
     if args.json:
         print(json.dumps(asdict(result)))
     elif result.ok:
@@ -124,7 +179,19 @@ def _release(args: argparse.Namespace) -> int:
               + (f"; canary runs {result.canary}" if result.canary else ""))
     else:
         print(f"{result.model}@{result.version}: {result.status}: {'; '.join(result.problems)}")
+    if not result.ok:
+        _page(args, sinks, result.model, result.version, *_failure(args.command, result))
     return 0 if result.ok else 1
+
+
+def _failure(command: str, result: ReleaseResult) -> tuple[Stage, str]:
+    """The stage and reason a failed deploy or rollback is paged with."""
+    problems = "; ".join(result.problems) or "no detail"
+    if result.status == "rolled-back":
+        return "rollback", f"deploying it failed its checks ({problems}); modelmedic rolled back to {result.previous}"
+    if command == "deploy":
+        return "deploy", f"it failed its checks and was not rolled back ({problems})"
+    return "rollback", f"rolling back to it failed its checks ({problems})"
 
 
 # ---------------------------------------------------------------- parser
@@ -134,6 +201,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--registry", metavar="PATH", help=f"registry git repository (default: ${ENV_REGISTRY})")
     common.add_argument("--json", action="store_true", help="print the result as JSON")
+    common.add_argument("--config", "-c", help="the service's YAML settings: its alert sinks page the model's "
+                                              "owners when the step fails (and Kafka, for live-test)")
 
     def add(name: str, parent: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int], help_: str,
             description: str, *, version: bool = True, command: str | None = None) -> argparse.ArgumentParser:
@@ -166,7 +235,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "and record the verdict next to the version in the registry. Exit 0 passed, 1 failed.",
     )
     live.add_argument("--duration", type=float, default=600.0, metavar="S", help="seconds to watch (default: 600)")
-    live.add_argument("--config", "-c", help="the service's YAML settings (Kafka connection and topics)")
     live.add_argument("--policy", metavar="FILE", help="gates (YAML: p99_ratio, error_rate_delta, max_disagreement, min_pairs)")
     live.add_argument("--from-beginning", action="store_true", help="judge what the topic holds instead of what comes")
 
