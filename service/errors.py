@@ -4,15 +4,25 @@ from __future__ import annotations
 
 
 class ModelmedicError(Exception):
-    """Base of every error modelmedic raises on purpose."""
+    """Base of every error modelmedic raises on purpose.
+
+    ``exit_code`` is what the ``modelmedic`` command exits with when this error ends it
+    (table in :mod:`modelmedic.cli`): 1 other, 3 refused or not found, 4 unreachable.
+    """
+
+    exit_code = 1
 
 
 class ConfigError(ModelmedicError):
     """The configuration is invalid; the message names the field and the fix."""
 
+    exit_code = 3
+
 
 class KafkaUnavailable(ModelmedicError):
     """Kafka could not be reached or a topic could not be created."""
+
+    exit_code = 4
 
 
 class SinkError(ModelmedicError):
@@ -26,6 +36,8 @@ class StackError(ModelmedicError):
 class RegistryError(ModelmedicError):
     """The model registry refused or failed an operation; the message says how to proceed."""
 
+    exit_code = 3
+
 
 class NotARegistryError(RegistryError):
     """The path is not a registry repository (run ``modelmedic registry init``)."""
@@ -33,6 +45,8 @@ class NotARegistryError(RegistryError):
 
 class RegistryGitError(RegistryError):
     """A git command inside the registry repository failed; git's own message is included."""
+
+    exit_code = 1
 
 
 class RegistryValidationError(RegistryError):
@@ -78,13 +92,19 @@ class KubeError(ModelmedicError):
 class KubeForbidden(KubeError):
     """The API server denied a call (403): modelmedic's RBAC does not allow it (deploy/rbac/)."""
 
+    exit_code = 3
+
 
 class KubeNotFound(KubeError):
     """The object a call needs does not exist (404), e.g. a Deployment name or namespace is wrong."""
 
+    exit_code = 3
+
 
 class KubeUnavailable(KubeError):
     """The API server kept answering 409/429/5xx or timing out after every retry."""
+
+    exit_code = 4
 
 
 class KubeRolloutTimeout(KubeError):
@@ -93,6 +113,8 @@ class KubeRolloutTimeout(KubeError):
 
 class PlaybookError(ModelmedicError):
     """A playbook is declared, referenced or parametrised wrongly; the message names it and the fix."""
+
+    exit_code = 3
 
 
 class UnknownPlaybookError(PlaybookError):
@@ -110,21 +132,31 @@ class ReleaseError(ModelmedicError):
 class CertificationInputError(ReleaseError):
     """A request set, holdout set or certification policy is unreadable or malformed."""
 
+    exit_code = 3
+
 
 class EndpointError(ReleaseError):
     """The candidate's endpoint could not be reached or answered nothing usable."""
+
+    exit_code = 4
 
 
 class NotCertifiedError(ReleaseError):
     """A deploy was asked for a version that is not certified (or is retired) without --force."""
 
+    exit_code = 3
+
 
 class NoRollbackTargetError(ReleaseError):
     """The registry names no version to roll back to; give one with --to."""
 
+    exit_code = 3
+
 
 class NotOwnedError(ModelmedicError):
     """Another replica owns this incident (its model's partition); ask that one."""
+
+    exit_code = 3
 
 
 class SnapshotRejected(ModelmedicError):

@@ -19,7 +19,15 @@ STATES = ["open", "remediating", "verifying", "escalated", "acknowledged", "reso
 
 
 class ApiError(ModelmedicError):
-    """The service refused or could not be reached; the message says which and why."""
+    """The service refused the request (or it was malformed); the message says why."""
+
+    exit_code = 3
+
+
+class ApiUnreachable(ApiError):
+    """The service could not be reached at ``--url``."""
+
+    exit_code = 4
 
 
 def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> dict:
@@ -29,7 +37,7 @@ def _call(args: argparse.Namespace, method: str, path: str, body: dict | None = 
     try:
         response = httpx.request(method, args.url.rstrip("/") + path, json=body, headers=headers, timeout=args.timeout)
     except httpx.HTTPError as exc:
-        raise ApiError(f"cannot reach modelmedic at {args.url} ({exc}): check --url (MODELMEDIC_URL)") from None
+        raise ApiUnreachable(f"cannot reach modelmedic at {args.url} ({exc}): check --url (MODELMEDIC_URL)") from None
     if response.status_code >= 400:
         try:
             reason = response.json()["error"]

@@ -48,9 +48,9 @@ async def test_list_ack_silence_and_resolve_by_hand(settings, receiver):
         assert listed.returncode == 0 and fire.id in listed.stdout
 
         refused = await asyncio.to_thread(cli, port, "ack", fire.id, token="wrong")
-        assert refused.returncode == 2 and "401" in refused.stderr and "missing or unknown token" in refused.stderr
+        assert refused.returncode == 3 and "401" in refused.stderr and "missing or unknown token" in refused.stderr
         reader = await asyncio.to_thread(cli, port, "ack", fire.id, token=BOB)
-        assert reader.returncode == 2 and "403" in reader.stderr and "bob has the read role" in reader.stderr
+        assert reader.returncode == 3 and "403" in reader.stderr and "bob has the read role" in reader.stderr
 
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             # On the real socket: a silence of 1e308 minutes was a 500; the claimed actor was taken from X-Operator.
@@ -71,7 +71,7 @@ async def test_list_ack_silence_and_resolve_by_hand(settings, receiver):
         assert service.response.book.by_id[fire.id].silenced_until_ms > 0
 
         missing = await asyncio.to_thread(cli, port, "resolve", "no-such-incident")
-        assert missing.returncode == 2 and "404" in missing.stderr
+        assert missing.returncode == 3 and "404" in missing.stderr
 
         resolved = await asyncio.to_thread(cli, port, "resolve", fire.id)
         assert resolved.returncode == 0, resolved.stderr

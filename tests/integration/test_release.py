@@ -198,7 +198,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
 
         # ---- v3 failed certification: refused; forced, its health check fails and it is undone by itself
         code, out = await cli(capsys, "deploy", MODEL, "v3.0.0", *kube_args)
-        assert code == 2
+        assert code == 3
         assert "refusing to deploy: fraud@v3.0.0's latest certification failed its gates" in out
         code, out = await cli(capsys, "deploy", MODEL, "v3.0.0", *kube_args, "--force", "--health-url",
                               f"{servers['v3-unhealthy'].url}/healthz")

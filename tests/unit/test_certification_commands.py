@@ -35,18 +35,18 @@ def test_certify_refuses_bad_inputs_before_sending_anything(tmp_path: Path, regi
     policy.write_text("step_s: -1\n")
     args = ("certify", "fraud", "1.0.0", "--registry", registry, "--endpoint", "http://nowhere.invalid")
     code, err = run(capsys, *args, "--requests", str(requests), "--policy", str(policy))
-    assert code == 2 and "is invalid: step_s: Input should be greater than 0" in err
+    assert code == 3 and "is invalid: step_s: Input should be greater than 0" in err
     code, err = run(capsys, *args, "--requests", str(tmp_path / "absent.jsonl"))
-    assert code == 2 and "cannot read" in err and "absent.jsonl" in err
+    assert code == 3 and "cannot read" in err and "absent.jsonl" in err
     code, err = run(capsys, *args, "--requests", str(requests), "--holdout", str(requests))
-    assert code == 2 and 'a holdout line needs a "label"' in err
+    assert code == 3 and 'a holdout line needs a "label"' in err
 
 
 def test_release_commands_need_a_registry(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("MODELMEDIC_REGISTRY", raising=False)
     monkeypatch.delenv("KUBECONFIG", raising=False)
     code, err = run(capsys, "certify", "fraud", "1.0.0", "--endpoint", "http://x", "--requests", "r.jsonl")
-    assert code == 2 and "no registry given: pass --registry PATH or set MODELMEDIC_REGISTRY" in err
+    assert code == 3 and "no registry given: pass --registry PATH or set MODELMEDIC_REGISTRY" in err
 
 
 def test_deploy_without_a_kubeconfig_outside_a_pod_says_so(registry: str, monkeypatch: pytest.MonkeyPatch,
@@ -54,4 +54,4 @@ def test_deploy_without_a_kubeconfig_outside_a_pod_says_so(registry: str, monkey
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     code, err = run(capsys, "deploy", "fraud", "1.0.0", "--registry", registry)
-    assert code == 2 and "not running in a Kubernetes pod" in err
+    assert code == 1 and "not running in a Kubernetes pod" in err

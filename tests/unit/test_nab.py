@@ -123,7 +123,7 @@ def test_replay_errors_say_what_to_do(tmp_path):
         read_csv(tmp_path / "missing.csv")
     bad = tmp_path / "bad.csv"
     bad.write_text("time,v\n1,2\n")
-    assert cli_main(["replay", str(bad)]) == 2
+    assert cli_main(["replay", str(bad)]) == 1  # a plain ModelmedicError: "other" (modelmedic.cli exit codes)
     with pytest.raises(ModelmedicError, match="choose one of"):
         replay_scores(["1"], [1.0], "nope")
 

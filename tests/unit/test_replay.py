@@ -99,7 +99,7 @@ def test_jsonl_events_go_through_the_plane_and_the_file_s_end_is_no_outage(tmp_p
 def test_jsonl_replay_is_judged_by_the_configured_banks_and_refuses_a_detector(tmp_path) -> None:
     events = tmp_path / "events.jsonl"
     events.write_bytes(b"".join(line + b"\n" for line in _fleet_lines(360)))
-    assert cli_main(["replay", str(events), "--detector", "robust"]) == 2
+    assert cli_main(["replay", str(events), "--detector", "robust"]) == 1  # a plain ModelmedicError: "other" (modelmedic.cli exit codes)
     settings = load_settings(detection={"latency_bank": "calibrated"})
     judge = WindowJudge(settings.detection)
     assert repr(judge.latency.bank.bank) == repr(series_bank("calibrated"))
