@@ -128,11 +128,11 @@ class PolicyError(ConfigError):
 class ReleaseError(ModelmedicError):
     """Certification, deployment or rollback refused or could not run; the message says what to do."""
 
+    exit_code = 3
+
 
 class CertificationInputError(ReleaseError):
     """A request set, holdout set or certification policy is unreadable or malformed."""
-
-    exit_code = 3
 
 
 class EndpointError(ReleaseError):
@@ -144,13 +144,9 @@ class EndpointError(ReleaseError):
 class NotCertifiedError(ReleaseError):
     """A deploy was asked for a version that is not certified (or is retired) without --force."""
 
-    exit_code = 3
-
 
 class NoRollbackTargetError(ReleaseError):
     """The registry names no version to roll back to; give one with --to."""
-
-    exit_code = 3
 
 
 class NotOwnedError(ModelmedicError):

@@ -38,6 +38,8 @@ _PREFIX = {"silence": "s", "maintenance": "mw", "pause": "p"}
 class NotFound(ModelmedicError):
     """What the command names does not exist."""
 
+    exit_code = 3
+
 
 def duration_s(text: str) -> float:
     """``90m``, ``2h``, ``1d``, ``45s`` -> seconds."""

@@ -18,6 +18,8 @@ import pytest
 import modelmedic.cli
 from modelmedic import errors
 from modelmedic.cli import main
+from modelmedic.cli.incident import ApiError, ApiUnreachable
+from modelmedic.cli.silence import NotFound
 from modelmedic.remediations import api
 
 
@@ -45,6 +47,11 @@ def test_usage_error_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     (errors.UnknownPlaybookError("no such playbook"), 3),
     (errors.NotCertifiedError("not certified"), 3),
     (errors.PolicyError("bad policy"), 3),
+    (errors.ReleaseError("refused"), 3),
+    (errors.CertificationInputError("unreadable holdout"), 3),
+    (NotFound("no such silence"), 3),
+    (ApiError("401 missing token"), 3),
+    (ApiUnreachable("connection refused"), 4),
     (errors.RegistryGitError("git failed"), 1),
     (errors.KubeRolloutTimeout("slow rollout"), 1),
     (errors.ModelmedicError("other"), 1),
