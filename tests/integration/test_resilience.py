@@ -142,7 +142,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
     try:
         def first_resolved_and_saved() -> bool:
             return any(i["state"] == "resolved" and "resolved" in i["pages_sent"] for i in _incidents(port))
-        await _until(first_resolved_and_saved, 90, "first incident resolved")
+        await _until(first_resolved_and_saved, 180, "first incident resolved")
         # Let a checkpoint land after the resolve, then kill without any chance to clean up.
         snapshots = _metric(port, "modelmedic_snapshots_total")
         await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")

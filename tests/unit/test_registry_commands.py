@@ -63,28 +63,28 @@ def test_register_version_certify_promote_and_show(registry: Path, tmp_path: Pat
         "fraud@v1.0.0", "fraud#certified#1", "fraud#stable#2"]
 
 
-def test_errors_exit_2_with_what_to_do(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_refusals_exit_3_with_what_to_do(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "add-version", "fraud", "1.0.0", "--artifact", "s3://m/x", "--digest", DIGEST,
                "--notes", "first")[0] == 0
     code, _, err = run(capsys, "promote", "fraud", "1.0.0", "stable")
-    assert code == 2 and "never certified" in err and "--force" in err
+    assert code == 3 and "never certified" in err and "--force" in err
     code, _, err = run(capsys, "add-version", "fraud", "1.0", "--artifact", "s3://m/x", "--digest", DIGEST,
                        "--notes", "x")
-    assert code == 2 and "not a semantic version" in err
+    assert code == 3 and "not a semantic version" in err
     code, _, err = run(capsys, "add-version", "fraud", "1.1.0", "--artifact", "s3://m/x", "--digest", DIGEST,
                        "--notes-file", "/nonexistent/CHANGES.md")
-    assert code == 2 and "cannot read /nonexistent/CHANGES.md" in err
+    assert code == 3 and "cannot read /nonexistent/CHANGES.md" in err
     code, _, err = run(capsys, "show", "ghost")
-    assert code == 2 and "not registered" in err
+    assert code == 3 and "not registered" in err
     code, _, err = run(capsys, "register", "bad", "--description", "d", "--owner", "o",
                        "--input-schema", '{"type": "tensor"}', "--output-schema", "{}")
-    assert code == 2 and "interface.input/type" in err
+    assert code == 3 and "interface.input/type" in err
 
 
 def test_registry_path_is_required(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.delenv("MODELMEDIC_REGISTRY", raising=False)
     code, _, err = run(capsys, "list")
-    assert code == 2 and "--registry PATH" in err
+    assert code == 3 and "--registry PATH" in err
 
 
 def test_diff_stats_prints_a_table(registry: Path, capsys: pytest.CaptureFixture[str]) -> None:
