@@ -2,7 +2,7 @@
 false alarms, per incident kind.
 
     .venv/bin/python load/detection_harness.py --small            # CI size: 30 models, 3 h
-    .venv/bin/python load/detection_harness.py                    # the benchmark: 200 models, 2 days
+    .venv/bin/python load/detection_harness.py                    # the benchmark: 200 models, 1 day
 
 Two fleets of the same shape (``load/fleet.py``: :func:`~load.fleet.realistic`, rates
 log-uniform in ``--rates``) are generated: a **quiet** one, where the only changes are
@@ -31,6 +31,7 @@ import logging
 import math
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -128,7 +129,7 @@ class Shape:
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
-FULL = Shape(models=200, duration_s=2 * DAY_S, warmup_s=12 * 3600, spacing_s=3 * 3600, rates=(0.01, 20.0))
+FULL = Shape(models=200, duration_s=DAY_S, warmup_s=6 * 3600, spacing_s=5400, rates=(0.01, 5.0))
 
 
 def _truth(kind: Kind, chosen: Sequence[ModelProfile], start_s: float, duration_s: float) -> Truth:
@@ -312,7 +313,8 @@ class Report:
     scenario: Scenario
     outcome: Outcome
     rows: tuple[Row, ...]
-    false_anomalies: int
+    false_anomalies: Counter[str]
+    """Firing anomalies matching no incident, by class."""
     false_pages: int
 
     @property
@@ -325,7 +327,7 @@ class Report:
 
     @property
     def false_anomalies_per_model_day(self) -> float:
-        return self.false_anomalies / self.model_days
+        return self.false_anomalies.total() / self.model_days
 
     def rows_of(self, name: str) -> list[Row]:
         return [r for r in self.rows if r.truth.kind.name == name]
@@ -341,8 +343,8 @@ def score(scenario: Scenario, outcome: Outcome) -> Report:
         pages = sum(any(truth.covers(m, t) for m in models) for t, models in outcome.pages)
         rows.append(Row(truth, None if first is None else (first - truth.start_ms) / 1000,
                         tuple(sorted({a.anomaly_class for a in matching})), pages))
-    false_anomalies = sum(a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents)
-                          for a in outcome.anomalies)
+    false_anomalies = Counter(a.anomaly_class for a in outcome.anomalies
+                              if a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents))
     false_pages = sum(not any(t.covers(m, at) for t in incidents for m in models) for at, models in outcome.pages)
     return Report(scenario, outcome, tuple(rows), false_anomalies, false_pages)
 
@@ -357,13 +359,18 @@ def render(report: Report) -> str:
     for r in report.rows:
         t = r.truth
         model = t.models[0] if len(t.models) == 1 else f"{len(t.models)} models"
-        verdict = ("yes" if r.in_time else "late") if r.detected else ("-" if t.kind.expected_class is None else "MISSED")
+        if t.kind.expected_class is None:  # not an incident: any anomaly on it is a false alarm
+            verdict = "FALSE" if r.detected else "-"
+        else:
+            verdict = ("yes" if r.in_time else "late") if r.detected else "MISSED"
         delay = f"{r.delay_s:.0f}" if r.delay_s is not None else "-"
         expected = t.kind.expected_class or "none"
         classes = ",".join(r.classes) or "-"
         lines.append(f"{t.kind.name:<38} {model:<10} {t.rate:>7.2f} {verdict:>9} {delay:>8} {t.kind.deadline_s:>8.0f} "
                      f"{classes + ' (want ' + expected + ')':<22} {r.pages:>5}")
-    lines.append(f"false anomalies: {report.false_anomalies} ({report.false_anomalies_per_model_day:.2f} per model-day); "
+    by_class = ", ".join(f"{name} {count}" for name, count in report.false_anomalies.most_common())
+    lines.append(f"false anomalies: {report.false_anomalies.total()} ({report.false_anomalies_per_model_day:.2f} per model-day"
+                 f"{'; ' + by_class if by_class else ''}); "
                  f"false pages: {report.false_pages} ({report.false_pages_per_model_day:.2f} per model-day); "
                  f"dead letters: {o.dead_letters} (poison records: {o.poisoned})")
     return "\n".join(lines)
