@@ -12,7 +12,7 @@ test: setup
 
 # The unit suite alone: no Kafka, Kubernetes, Alertmanager or helm (run `make setup` once first).
 unit:
-	@.venv/bin/python -m pytest tests/unit
+	@.venv/bin/python -m pytest tests/unit -n 2
 
 bench: setup
 	@.venv/bin/python load/bench_pipeline.py
