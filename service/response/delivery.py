@@ -134,7 +134,9 @@ class Courier:
                 log.warning("incident %s: %s page not taken by %s (try %d); retrying in %.1fs",
                             incident.id, notice.status, sink, notice.tries, delay, extra={"incident_id": incident.id})
                 break
-        if not incident.owed:
+        if not incident.owed and self._owing.get(incident.id) is incident:
+            # (only this object's entry: after a take-over the book holds a new object for the
+            # id, whose pages a retry must still find)
             self._owing.pop(incident.id, None)
 
     async def _sending(self, incident: Incident, sink: str, notice: Notice, alert: Alert) -> Alert:
