@@ -20,6 +20,7 @@ from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, 
 from modelmedic.response.guards import GuardRailRefused
 from modelmedic.response.plane import ResponsePlane
 from modelmedic.response.policy import parse_policy
+from fixtures_planes import running
 from test_response import anomaly, audit_actions, publish, until
 
 pytestmark = pytest.mark.integration
@@ -56,14 +57,8 @@ async def plane(settings: Settings, books: Playbooks, **rails) -> AsyncIterator[
     pol = parse_policy({"guard_rails": {"cooldown_s": 0, "storm_hold_s": 0, **rails},
                         "rules": [{"match": {"anomaly_class": "*"}, "auto_remediate": False}]})
     p = ResponsePlane(settings, Alerter([]), policy=pol, playbooks=books.registry, k8s=object())
-    stop = asyncio.Event()
-    task = asyncio.create_task(p.run(stop))
-    try:
-        await asyncio.wait_for(p.ready.wait(), 30)
+    async with running(p):
         yield p
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def incident_of(settings: Settings, p: ResponsePlane, model: str) -> str:

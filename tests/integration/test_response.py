@@ -24,6 +24,7 @@ from modelmedic.response.policy import parse_policy
 from modelmedic.remediations import Outcome, PlaybookContext, PlaybookRegistry, playbook
 from modelmedic.remediations.scale import ScaleOutParams, scale_out
 from modelmedic.response.plane import ResponsePlane
+from fixtures_planes import running
 from test_resilience import handled_to_end
 
 pytestmark = pytest.mark.integration
@@ -74,14 +75,8 @@ async def response_plane(settings: Settings, receiver: AlertReceiver, kube, pol,
         registry.load_entry_points()
     sinks = build_sinks([SinkSettings(type="pagerduty", url=receiver.pagerduty_url, routing_key="R" * 32)])
     plane = ResponsePlane(settings, Alerter(sinks), policy=pol, playbooks=registry, k8s=kube)
-    stop = asyncio.Event()
-    task = asyncio.create_task(plane.run(stop))
-    try:
-        await asyncio.wait_for(plane.ready.wait(), 30)
+    async with running(plane):
         yield plane
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def until(check, timeout: float = 30.0) -> None:
