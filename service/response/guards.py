@@ -74,8 +74,11 @@ class Guards:
         return None
 
     def acted(self, model: str, incident_id: str, now_ms: int) -> None:
-        """Record an action that changed something (also replayed from history after a restart)."""
-        self._actions.setdefault(model, deque()).append((now_ms, incident_id))
+        """Record an action that changed something (also replayed from history after a restart
+        or a rebalance, which may replay one already recorded: it counts once)."""
+        actions = self._actions.setdefault(model, deque())
+        if (now_ms, incident_id) not in actions:
+            actions.append((now_ms, incident_id))
 
     def storm(self, models: list[str], now_ms: int) -> list[str] | None:
         """Record new incidents on ``models`` (one batch); the models of the storm if this makes one.

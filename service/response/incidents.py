@@ -198,6 +198,10 @@ class Incident(msgspec.Struct):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     """Routing labels of its pages (team, owners, namespace, cluster...), fixed when it first
     pages: Alertmanager identifies an alert by its label set, which must not change under it."""
+    revision: int = 0
+    """Times it was saved (the response plane counts up before each save). A replica taking
+    over a partition keeps its in-memory incident unless the stored one is newer: its own
+    saves after the store was read are not in what it read back (issue 17)."""
 
     @property
     def active(self) -> bool:

@@ -165,27 +165,31 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
 
     def _owns(self, incident: Incident) -> bool:
         """Is this replica the one acting on ``incident``? The owner of its model's partition is."""
-        if self.owned is None:
-            return True
+        if not self.owned:  # None: Kafka has not said yet (one replica, tests); empty: a rebalance is on
+            return self.owned is None
         key = incident.model.encode()
         return self._partitioner(key, self._partitions, self._partitions) in self.owned
 
     async def take_over(self, partitions: set[int], all_partitions: list[int]) -> None:
-        """A rebalance gave us ``partitions``: read their incidents fresh and finish what is owed.
+        """A rebalance gave us ``partitions``: read their incidents back and finish what is owed.
 
-        Incidents of partitions we already owned keep their in-memory state (we wrote it);
-        the others are read back from the compacted topic, where their last owner left them.
+        Kafka calls this from its own task, and its fetcher hands out records of the new
+        partitions before this returns: the read and the load hold the lock, so no anomaly is
+        handled against a book about to be replaced. Pages in flight save without the lock, so
+        the store can still be older than memory: an incident is taken from the store only when
+        it is newer (:attr:`Incident.revision`: another replica acted on it since).
         """
-        before = set(self.owned or ())
-        self._partitions, self.owned = all_partitions, set(partitions)
         k = self.settings.kafka
-        for incident in await self.intake.incidents(self._producer, await read_compacted(k, k.topics.incidents)):
-            partition = self._partitioner(incident.model.encode(), all_partitions, all_partitions)
-            if partition in self.owned and partition not in before:
-                self.book.load(incident)
-                self._rebuild_guards(incident)
-        metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
-        self._rebuild_storms()
+        async with self._lock:
+            stored = await self.intake.incidents(self._producer, await read_compacted(k, k.topics.incidents))
+            self._partitions, self.owned = all_partitions, set(partitions)
+            for incident in stored:
+                current = self.book.by_id.get(incident.id)
+                if self._owns(incident) and (current is None or incident.revision > current.revision):
+                    self.book.load(incident)
+                    self._rebuild_guards(incident)
+            metrics.OPEN_INCIDENTS.set(len(self.book.open_incidents()))
+            self._rebuild_storms()
         await self._resume()
         self.ready.set()
 
@@ -503,6 +507,7 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
             self.courier.dispatch(incident)
 
     async def _save(self, incident: Incident) -> None:
+        incident.revision += 1
         await self._producer.send_and_wait(
             self.settings.kafka.topics.incidents, msgspec.json.encode(incident), key=incident.id.encode()
         )

@@ -40,6 +40,15 @@ def test_the_hourly_cap_is_a_rolling_hour() -> None:
     assert g.refusal("churn", "inc-2", T + 601 * S) is None, "the cap is per model"
 
 
+def test_an_action_replayed_again_after_a_rebalance_counts_once() -> None:
+    g = guards(max_actions_per_hour=2)
+    g.acted("fraud", "inc-1", T)
+    g.acted("fraud", "inc-1", T)  # the same attempt, read back from the incident again
+    assert g.refusal("fraud", "inc-1", T + 1 * S) is None
+    g.acted("fraud", "inc-1", T + 2 * S)
+    assert g.refusal("fraud", "inc-1", T + 3 * S) == "fraud already had 2 actions this hour (max_actions_per_hour=2)"
+
+
 def test_max_concurrent_counts_admitted_runs_until_released() -> None:
     g = guards(max_concurrent=2)
     assert g.admit("a", "inc-1", T) is None and g.admit("b", "inc-2", T) is None
