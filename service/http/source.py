@@ -27,6 +27,14 @@ class AttemptView(Protocol):
     by: str | None
 
 
+class EscalationView(Protocol):
+    """One escalation: the level reached, when (epoch ms, wall clock) and why."""
+
+    level: int
+    at_ms: int
+    reason: str
+
+
 class NoticeView(Protocol):
     """A page one sink still owes."""
 
@@ -60,6 +68,10 @@ class IncidentView(Protocol):
     escalation_level: int
     escalation_reason: str
     acknowledged_by: str | None
+    acknowledged_at_ms: int | None
+    """None: not acknowledged, or acknowledged before the record kept the time."""
+    escalations: Sequence[EscalationView]
+    """Oldest first; fewer than ``escalation_level`` in records written before they were kept."""
     silenced_until_ms: int
     storm: str | None
     members: list[str]

@@ -159,12 +159,13 @@ def timeline(i: IncidentView) -> list[Event]:
             error = f", last error: {n.last_error}" if n.last_error else ""
             events.append(Event(n.owed_since_ms, f"page owed to {sink}: {n.status} at level {n.level} "
                                                  f"({n.tries} tries{error})"))
-    if i.escalation_level:
+    events += [Event(e.at_ms, f"escalated to level {e.level}: {e.reason}") for e in i.escalations]
+    if i.escalation_level > len(i.escalations):  # a record older than the escalations' times
         events.append(Event(None, f"escalated to level {i.escalation_level}: {i.escalation_reason}"))
     if i.silenced_until_ms:
         events.append(Event(None, f"silenced until {utc(i.silenced_until_ms)}"))
     if i.acknowledged_by:
-        events.append(Event(None, "acknowledged", i.acknowledged_by))
+        events.append(Event(i.acknowledged_at_ms, "acknowledged", i.acknowledged_by))
     if i.resolved_at_ms is not None:
         after = " after remediation" if i.recovered_after_remediation else ""
         events.append(Event(i.resolved_at_ms, f"resolved{after}: {i.resolution}"))

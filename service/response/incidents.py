@@ -102,6 +102,15 @@ class Attempt(msgspec.Struct):
         return f"{self.playbook}: {self.status}" + (f" ({message})" if message else "")
 
 
+class Escalation(msgspec.Struct):
+    """One level louder: which, when (epoch ms, wall clock) and why. Kept per level so the
+    incident's timeline shows each escalation's time and reason, not only the last."""
+
+    level: int
+    at_ms: int
+    reason: str
+
+
 class Notice(msgspec.Struct):
     """One page one sink still owes: written before it is sent, removed once that sink took it."""
 
@@ -198,6 +207,10 @@ class Incident(msgspec.Struct):
     labels: dict[str, str] = msgspec.field(default_factory=dict)
     """Routing labels of its pages (team, owners, namespace, cluster...), fixed when it first
     pages: Alertmanager identifies an alert by its label set, which must not change under it."""
+    escalations: list[Escalation] = msgspec.field(default_factory=list)
+    """Every escalation, oldest first (empty in records written before it existed, even if escalated)."""
+    acknowledged_at_ms: int | None = None
+    """When it was acknowledged (wall clock); None if not, or in records written before it existed."""
     revision: int = 0
     """Times it was saved (the response plane counts up before each save). A replica taking
     over a partition keeps its in-memory incident unless the stored one is newer: its own
@@ -234,16 +247,18 @@ class Incident(msgspec.Struct):
             raise InvalidTransition(f"incident {self.id} is {self.state}, not verifying: no verification ran out")
         self.verify_deadline_ms = None
 
-    def escalate(self, reason: str) -> None:
-        """One level louder, saying why."""
+    def escalate(self, reason: str, at_ms: int) -> None:
+        """One level louder at ``at_ms``, saying why."""
         self._move("escalated")
         self.escalation_level += 1
         self.escalation_reason = reason
+        self.escalations.append(Escalation(self.escalation_level, at_ms, reason))
 
-    def acknowledge(self, by: str) -> None:
-        """A person took it: no more automatic remediation or timed escalation."""
+    def acknowledge(self, by: str, at_ms: int) -> None:
+        """A person took it at ``at_ms``: no more automatic remediation or timed escalation."""
         self._move("acknowledged")
         self.acknowledged_by = by
+        self.acknowledged_at_ms = at_ms
 
     def resolve(self, resolution: str, at_ms: int) -> None:
         """Recovered (or closed by decision): nothing fires any more."""

@@ -46,7 +46,7 @@ class OperatorActions:
         (PagerDuty's incident is acknowledged, Slack and Alertmanager say who took it)."""
         incident = self._get(incident_id)
         async with self._lock:
-            incident.acknowledge(by)
+            incident.acknowledge(by, self.clock())
             self._owe(incident, "acknowledged")
             await self._save(incident)
             await self._audit(incident, "acknowledged", {"via": via}, actor=by)

@@ -405,7 +405,7 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         async with self._lock:
             if not incident.active or incident.state == "acknowledged":
                 return
-            incident.escalate(reason)
+            incident.escalate(reason, self.clock())
             metrics.INCIDENTS.labels(incident.anomaly_class, "escalated").inc()
             silenced = not self._owe(incident, "firing")
             await self._save(incident)

@@ -98,7 +98,7 @@ class FakeSource:
 
     async def acknowledge(self, incident_id: str, by: str) -> Incident:
         incident = self.book.by_id[incident_id]
-        incident.acknowledge(by)
+        incident.acknowledge(by, incident.created_at_ms + 120_000)
         return incident
 
     async def resolve(self, incident_id: str, by: str) -> Incident:

@@ -11,7 +11,7 @@ from test_incidents import anomaly
 def acked_incident():
     incident = IncidentBook().apply(anomaly())
     incident.delivered("pagerduty", Notice("firing", 0, 0))
-    incident.acknowledge("alice")
+    incident.acknowledge("alice", 0)
     return incident
 
 

@@ -25,7 +25,7 @@ def fleet(n: int) -> FakeSource:
     for k in range(n):
         incident = source.open(anomaly(f"model-{k:03d}", onset=ONSET + k * 60_000))
         if k % 3 == 0:
-            incident.acknowledge("alice")
+            incident.acknowledge("alice", ONSET)
     return source
 
 
@@ -146,10 +146,10 @@ async def test_the_front_page_tells_escalated_from_acknowledged_and_escapes_what
     source = FakeSource()
     hostile = source.open(anomaly("fraud-<script>alert(1)</script>"))
     escalated = source.open(anomaly("fraud-scorer"))
-    escalated.escalate("not recovered after 60 s")
-    escalated.escalate("still not recovered")
+    escalated.escalate("not recovered after 60 s", ONSET)
+    escalated.escalate("still not recovered", ONSET)
     acked = source.open(anomaly("search-ranker"))
-    acked.acknowledge("alice")
+    acked.acknowledge("alice", ONSET)
     c = await client(source)
     try:
         page = await (await c.get("/", headers=bearer("bob"))).text()
@@ -185,10 +185,11 @@ async def test_the_incident_page_has_its_timeline_and_plot() -> None:
     source = FakeSource()
     incident = source.open(anomaly("fraud-scorer"))
     source.book.apply(anomaly("fraud-scorer", onset=ONSET + 60_000, observed=420.0))  # joins: a second window
-    incident.escalate("not recovered after 60 s")
+    incident.escalate("not recovered after 60 s", ONSET + 180_000)
     c = await client(source)
     try:
         await c.post(f"/api/v1/incidents/{incident.id}/run", json={"playbook": "scale-out"}, headers=bearer("alice"))
+        acked = await (await c.post(f"/api/v1/incidents/{incident.id}/ack", headers=bearer("alice"))).json()
         page = await (await c.get(f"/incidents/{incident.id}", headers=bearer("bob"))).text()
         model = await (await c.get("/models/fraud-scorer", headers=bearer("bob"))).text()
         missing = await c.get("/incidents/nope", headers=bearer("bob"))
@@ -196,6 +197,13 @@ async def test_the_incident_page_has_its_timeline_and_plot() -> None:
         await c.close()
     assert page.count('class="window firing"') == 2 and page.count('class="action"') == 1
     assert "playbook scale-out (run by hand) done: scaled 2 -&gt; 4" in page
-    assert "escalated to level 1: not recovered after 60 s" in page and "(time not recorded)" in page
+    # Escalation and acknowledgement at their times (before: listed last, "time not recorded").
+    assert "(time not recorded)" not in page
+    assert acked["escalations"] == [{"level": 1, "at_ms": ONSET + 180_000, "reason": "not recovered after 60 s"}]
+    assert acked["acknowledged_by"] == "alice" and acked["acknowledged_at_ms"] == ONSET + 180_000
+    rows = page.split('<tr class="event">')[1:]
+    assert [r for r in rows if "escalated to level 1: not recovered after 60 s" in r][0].startswith(
+        "<td>2026-01-01 00:03:00 UTC</td><td>modelmedic</td>")
+    assert [r for r in rows if ">acknowledged<" in r][0].startswith("<td>2026-01-01 00:03:00 UTC</td><td>alice</td>")
     assert '<tr class="serving"><td>v1</td><td>production</td>' in model and incident.id in model
     assert missing.status == 404

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from modelmedic.alerting import Alert
 from modelmedic.events import Anomaly, stable_id
 from modelmedic.response.incidents import (
-    HEADLINE_MAX, TRANSITIONS, Attempt, Incident, IncidentBook, InvalidTransition, Notice, State, credit_remediation,
+    HEADLINE_MAX, TRANSITIONS, Attempt, Escalation, Incident, IncidentBook, InvalidTransition, Notice, State,
+    credit_remediation,
 )
 
 SIZE = 1000
@@ -333,22 +334,24 @@ def test_the_remediation_path_open_remediating_verifying_resolved() -> None:
     assert (incident.state, incident.verify_deadline_ms, incident.next_step) == ("verifying", 123, 2)
     incident.verification_ran_out()
     assert incident.verify_deadline_ms is None and incident.state == "verifying"
-    incident.escalate("no playbook restored the series")
-    incident.escalate("not acknowledged after 60s")
+    incident.escalate("no playbook restored the series", 1_000)
+    incident.escalate("not acknowledged after 60s", 2_000)
     assert (incident.state, incident.escalation_level) == ("escalated", 2)
-    incident.acknowledge("alice")
-    assert (incident.state, incident.acknowledged_by) == ("acknowledged", "alice")
+    assert incident.escalations == [Escalation(1, 1_000, "no playbook restored the series"),
+                                    Escalation(2, 2_000, "not acknowledged after 60s")]
+    incident.acknowledge("alice", 3_000)
+    assert (incident.state, incident.acknowledged_by, incident.acknowledged_at_ms) == ("acknowledged", "alice", 3_000)
     incident.resolve("resolved by alice", at_ms=0)
     assert incident.state == "resolved" and incident.resolved_at_ms == incident.opened_at_ms
 
 
 @pytest.mark.parametrize(("state", "move"), [
-    ("resolved", lambda i: i.acknowledge("bob")),
+    ("resolved", lambda i: i.acknowledge("bob", 0)),
     ("resolved", lambda i: i.resolve("again", 0)),
-    ("resolved", lambda i: i.escalate("late")),
+    ("resolved", lambda i: i.escalate("late", 0)),
     ("acknowledged", lambda i: i.start_attempt(_attempt())),
-    ("acknowledged", lambda i: i.escalate("timer")),
-    ("acknowledged", lambda i: i.acknowledge("bob")),
+    ("acknowledged", lambda i: i.escalate("timer", 0)),
+    ("acknowledged", lambda i: i.acknowledge("bob", 0)),
     ("escalated", lambda i: i.start_attempt(_attempt())),
     ("open", lambda i: i.verify(1)),
     ("open", lambda i: i.verification_ran_out()),
@@ -451,7 +454,7 @@ def test_an_escalation_headline_fits_and_names_every_playbooks_reason() -> None:
         attempt = Attempt(playbook=name, key=f"k{step}", at=1, step=step)
         incident.start_attempt(attempt)
         attempt.finish("failed", why)
-    incident.escalate("no playbook restored the series")
+    incident.escalate("no playbook restored the series", 1_000)
     alert = incident.alert("firing")
     assert len(alert.summary) <= HEADLINE_MAX
     assert alert.summary.startswith("ESCALATED (level 1): fraud 1.0 (production): latency is off. no playbook restored")
@@ -468,7 +471,7 @@ def test_a_short_escalation_headline_is_whole() -> None:
     attempt = Attempt(playbook="scale-out", key="k", at=1, step=0)
     incident.start_attempt(attempt)
     attempt.finish("done", "scaled 1 -> 2")
-    incident.escalate("no playbook restored the series")
+    incident.escalate("no playbook restored the series", 1_000)
     assert incident.alert("firing").summary == (
         "ESCALATED (level 1): fraud 1.0 (production): latency is off. no playbook restored the series; "
         "tried: scale-out: done (scaled 1 -> 2). Manual intervention needed.")

@@ -93,7 +93,7 @@ def test_an_escalated_page_says_what_was_tried_and_fits() -> None:
     incident = IncidentBook().apply(anomaly())
     incident.start_attempt(Attempt(playbook="rollback", key="k", at=0, step=0))
     incident.attempts[-1].finish("skipped", "x" * 2000)
-    incident.escalate("no playbook restored the series")
+    incident.escalate("no playbook restored the series", 0)
     alert = plane()._render(incident, Notice("firing", 1, 0))
     assert alert.summary.startswith("ESCALATED (level 1): ")
     assert "rollback: skipped (xxx" in alert.summary and len(alert.summary) <= HEADLINE_MAX
