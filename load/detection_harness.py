@@ -17,9 +17,11 @@ Scoring, per ground-truth entry: a firing anomaly of one of its models whose win
 between its start and ``MATCH_GRACE_S`` after its end detects it; the delay is that
 window's end minus the start (event time), compared with the entry's deadline. Pages: the
 real response plane (incidents, storms, storm holds; no Kubernetes, so no remediation)
-folds the anomalies in, its clock set to their event time, and every first page its
-alerter sends is counted. Anomalies and pages matching no incident are false, counted per model-day of the fleet (deploys are not incidents:
-anything on them is false). Poison records must all reach the dead-letter topic.
+folds the anomalies in, its clock set to the stream's event time, and every first page
+its alerter sends is counted (``page s``: event time from the start to the first page).
+Anomalies and pages matching no incident are false, counted per model-day of the fleet
+(deploys are not incidents: anything on them is false). Poison records must all reach
+the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -222,9 +224,10 @@ class Pager:
         await self.plane.handle_batch(anomalies)
         await self.plane.courier.idle()
 
-    async def finish(self, end_ms: int) -> None:
-        """Event time runs on to ``end_ms``: incidents still held past their storm hold page."""
-        self.now_ms = max(self.now_ms, end_ms)
+    async def advance(self, to_ms: int) -> None:
+        """Event time runs on to ``to_ms`` (the stream's, as the wall clock runs on live): held
+        incidents past their storm hold page then, not when the next anomaly comes."""
+        self.now_ms = max(self.now_ms, to_ms)
         await self.plane.tick()
         await self.plane.courier.idle()
 
@@ -280,7 +283,7 @@ async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int
             if anomalies:
                 await pager.batch(anomalies)
                 outcome.anomalies += anomalies
-    await pager.finish(START_MS + int(scenario.duration_s * 1000))
+        await pager.advance(int(chunk.end_ms))
     outcome.seconds = time.process_time() - started
     outcome.pages = pager.pages
     return outcome
@@ -298,6 +301,8 @@ class Row:
     """Event time from the start to the end of the first matching firing window; None: missed."""
     classes: tuple[str, ...]
     pages: int
+    page_s: float | None = None
+    """Event time from the start to its first page; None: not paged."""
 
     @property
     def detected(self) -> bool:
@@ -340,9 +345,10 @@ def score(scenario: Scenario, outcome: Outcome) -> Report:
     for truth in scenario.truths:
         matching = [a for a in outcome.anomalies if a.state == "firing" and truth.covers(a.model, a.window_end)]
         first = min((a.window_end for a in matching), default=None)
-        pages = sum(any(truth.covers(m, t) for m in models) for t, models in outcome.pages)
+        paged = [t for t, models in outcome.pages if any(truth.covers(m, t) for m in models)]
         rows.append(Row(truth, None if first is None else (first - truth.start_ms) / 1000,
-                        tuple(sorted({a.anomaly_class for a in matching})), pages))
+                        tuple(sorted({a.anomaly_class for a in matching})), len(paged),
+                        None if not paged else (min(paged) - truth.start_ms) / 1000))
     false_anomalies = Counter(a.anomaly_class for a in outcome.anomalies
                               if a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents))
     false_pages = sum(not any(t.covers(m, at) for t in incidents for m in models) for at, models in outcome.pages)
@@ -355,7 +361,7 @@ def render(report: Report) -> str:
     lines = [f"== {s.name} fleet: {s.spec.models} models, {s.duration_s / 3600:g} h of event time, "
              f"{o.events:,} records, {o.seconds:.1f} s CPU",
              f"{'incident kind':<38} {'model':<10} {'req/s':>7} {'detected':>9} {'delay s':>8} {'deadline':>8} "
-             f"{'classes':<22} {'pages':>5}"]
+             f"{'classes':<22} {'pages':>5} {'page s':>7}"]
     for r in report.rows:
         t = r.truth
         model = t.models[0] if len(t.models) == 1 else f"{len(t.models)} models"
@@ -367,7 +373,8 @@ def render(report: Report) -> str:
         expected = t.kind.expected_class or "none"
         classes = ",".join(r.classes) or "-"
         lines.append(f"{t.kind.name:<38} {model:<10} {t.rate:>7.2f} {verdict:>9} {delay:>8} {t.kind.deadline_s:>8.0f} "
-                     f"{classes + ' (want ' + expected + ')':<22} {r.pages:>5}")
+                     f"{classes + ' (want ' + expected + ')':<22} {r.pages:>5} "
+                     f"{'-' if r.page_s is None else f'{r.page_s:.0f}':>7}")
     by_class = ", ".join(f"{name} {count}" for name, count in report.false_anomalies.most_common())
     lines.append(f"false anomalies: {report.false_anomalies.total()} ({report.false_anomalies_per_model_day:.2f} per model-day"
                  f"{'; ' + by_class if by_class else ''}); "
