@@ -25,7 +25,7 @@ from modelmedic.detection.plane import DetectionPlane
 from modelmedic.http import HttpServer
 from modelmedic.kube import KubeClient
 from modelmedic.response.policy import ANOMALY_CLASSES, Policy, load_policy
-from modelmedic.registry import Registry
+from modelmedic.registry import Registry, RegistryMirror, keep_fresh
 from modelmedic.detection.usage import UsageRollup
 from modelmedic.remediations import default_registry
 from modelmedic.response.incidents import Incident
@@ -71,8 +71,11 @@ class Service:
         self.settings = settings
         self.stop = asyncio.Event()
         self.alerter = Alerter(build_sinks(settings.sinks))
-        self.registry = Registry(settings.registry) if settings.registry else None
-        usage = UsageRollup(self.registry, settings.usage_interval_s) if self.registry else None
+        self.mirror = _registry_mirror(settings)
+        path = self.mirror.path if self.mirror else settings.registry
+        self.registry = Registry(path) if path else None
+        # a registry read from a git remote is read-only: usage statistics are not committed to it
+        usage = UsageRollup(self.registry, settings.usage_interval_s) if settings.registry else None
         self.detection = DetectionPlane(settings, usage=usage, registry=self.registry)
         policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
         default_registry.load_entry_points()
@@ -162,6 +165,9 @@ class Service:
         await self.http.start()
         tasks = [asyncio.create_task(self.detection.run(self.stop), name="detection"),
                  asyncio.create_task(self.response.run(self.stop), name="response")]
+        if self.mirror is not None and self.settings.registry_git is not None:
+            tasks.append(asyncio.create_task(keep_fresh(self.mirror, self.settings.registry_git.refresh_s, self.stop),
+                                             name="registry"))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
@@ -178,6 +184,18 @@ class Service:
             await self.http.stop()
             if self.k8s is not None:
                 self.k8s.close()
+
+
+def _registry_mirror(settings: Settings) -> RegistryMirror | None:
+    """The registry's git remote, cloned now (a bad URL or Secret stops the start with git's message)."""
+    remote = settings.registry_git
+    if remote is None:
+        return None
+    mirror = RegistryMirror(remote.url, remote.checkout_dir, ref=remote.ref, credentials_dir=remote.credentials_dir)
+    mirror.refresh()
+    log.info("registry from %s (%s), snapshot %s, refreshed every %gs", logs.redact_url(remote.url), remote.ref,
+             mirror.snapshot, remote.refresh_s)
+    return mirror
 
 
 def _kube_client(settings: Settings) -> KubeClient | None:

@@ -409,6 +409,24 @@ class Settings(BaseSettings):
         env_prefix="MODELMEDIC_", env_nested_delimiter="__", extra="forbid", use_attribute_docstrings=True
     )
 
+class RegistryGitSettings(_Section):
+    """The model registry read from a git remote (in a cluster, where there is no checkout to point
+    ``registry`` at): cloned at start, fetched every ``refresh_s``, never pushed to."""
+
+    url: str
+    """The registry's clone URL: ``https://git.example/ml/registry.git``, ``ssh://git@host/registry.git``,
+    ``git://`` or ``file://``. Credentials never go in it: see ``credentials_dir``."""
+    ref: str = "main"
+    """The branch (or any ref) the registry's files are read from; tags are fetched whatever it is."""
+    refresh_s: float = Field(60.0, gt=0)
+    """Seconds between fetches. A failed fetch is logged and the copy in use stays until the next one."""
+    credentials_dir: Path | None = None
+    """A mounted Secret with ``username`` and ``password`` (HTTPS) or ``ssh-privatekey`` and
+    ``known_hosts`` (SSH); read on every fetch. Unset: an anonymous remote."""
+    checkout_dir: Path = Path("/tmp/modelmedic-registry")
+    """Where the mirror and its checkouts live (writable; the chart mounts an emptyDir here)."""
+
+
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     windows: WindowSettings = Field(default_factory=WindowSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
@@ -432,11 +450,21 @@ class Settings(BaseSettings):
 
     @classmethod
     def settings_customise_sources(
+    registry_git: RegistryGitSettings | None = None
+    """The registry from a git remote instead of a checkout (docs/kubernetes.md): read-only, so
+    usage statistics are not committed. Exclusive with ``registry``."""
         cls,
         settings_cls: type[BaseSettings],
         init_settings: PydanticBaseSettingsSource,
         env_settings: PydanticBaseSettingsSource,
         dotenv_settings: PydanticBaseSettingsSource,
+    @model_validator(mode="after")
+    def _one_registry(self) -> "Settings":
+        if self.registry is not None and self.registry_git is not None:
+            raise ValueError("registry and registry_git are both set: use registry for a local checkout "
+                             "or registry_git for a git remote, not both")
+        return self
+
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the YAML file (passed as init kwargs by load_settings).

@@ -49,6 +49,12 @@ class RegistryGitError(RegistryError):
     exit_code = 1
 
 
+class RemoteRegistryError(RegistryError):
+    """The registry's git remote could not be fetched (URL, ref, credentials or network); the copy in use stays."""
+
+    exit_code = 4
+
+
 class RegistryValidationError(RegistryError):
     """A name, version, URI, digest, report or stats record is malformed."""
 

@@ -40,10 +40,12 @@ from modelmedic.registry.schema import (
     check_json_schema,
     normalize_version,
 )
+from modelmedic.registry.remote import RegistryMirror, keep_fresh
 from modelmedic.registry.stats import LatencyHistogram, StatsBuffer, UsageStats
 from modelmedic.registry.store import Registry
 
 __all__ = [
+    "RegistryMirror", "keep_fresh",
     "ARTIFACT_ANNOTATION", "ARTIFACT_ENV", "DIGEST_ANNOTATION", "DIGEST_ENV", "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "LatencyHistogram", "ModelSpec", "ModelSummary",
     "ModelView", "Registry", "StableVersions", "StatDelta", "StatsBuffer", "UsageStats", "VersionInfo",
     "check_certification", "check_image", "check_interface", "check_json_schema", "normalize_version",

@@ -1,0 +1,188 @@
+"""A read-only copy of a registry that lives on a git remote: what the service reads in a cluster.
+
+In a pod there is no checkout of the registry to point ``registry`` at, so the service keeps its
+own: a bare mirror of the remote's branches and tags (``<root>/mirror.git``), fetched on an
+interval, and one complete checkout per state of the remote (``<root>/checkouts/<id>``), made
+from the mirror with ``git clone --shared`` (no object is copied). ``<root>/current`` is a symlink
+to the newest checkout, swapped with one ``rename``, so a :class:`~modelmedic.registry.Registry`
+opened on it never sees a half-updated tree: files of one checkout are never rewritten, a refresh
+makes a new one. The previous checkout is kept for readers still inside it; older ones are removed.
+
+Nothing is ever pushed (the service only reads; usage statistics stay off with a remote). Credentials
+come from a directory (a mounted Kubernetes Secret) and are read on every fetch, so a rotated Secret
+needs no restart:
+
+- ``username`` and ``password``: HTTP(S) basic auth, handed to git by an inline credential helper
+  (never in the URL, the process list or the logs);
+- ``ssh-privatekey`` and ``known_hosts``: SSH, with strict host-key checking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+from modelmedic.errors import RegistryError, RegistryGitError, RemoteRegistryError
+from modelmedic.logs import redact_url
+
+log = logging.getLogger("modelmedic.registry")
+
+def credential_args(credentials_dir: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The ``git -c`` options and environment that authenticate with the Secret in ``credentials_dir``.
+
+    Git is never allowed to prompt (``GIT_TERMINAL_PROMPT=0``): a pod has nobody to answer, and a
+    hung fetch would stop every refresh.
+    """
+    env = {"GIT_TERMINAL_PROMPT": "0"}
+    if credentials_dir is None:
+        return [], env
+    if not credentials_dir.is_dir():
+        raise RemoteRegistryError(f"registry credentials directory {credentials_dir} does not exist: mount the "
+                                  f"Secret there (Helm: registry.git.existingSecret) or unset credentials_dir")
+    key, known_hosts = credentials_dir / "ssh-privatekey", credentials_dir / "known_hosts"
+    if key.is_file():
+        if not known_hosts.is_file():
+            raise RemoteRegistryError(f"{key} is set but {known_hosts} is missing: add the git server's host key "
+                                      f"(`ssh-keyscan HOST`) to the Secret as known_hosts")
+        env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(key))} -o IdentitiesOnly=yes -o BatchMode=yes "
+                                  f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={shlex.quote(str(known_hosts))}")
+        return [], env
+    user, password = credentials_dir / "username", credentials_dir / "password"
+    if user.is_file() and password.is_file():
+        helper = ("!f() { test \"$1\" = get || exit 0; "
+                  f"printf 'username=%s\\npassword=%s\\n' \"$(cat {shlex.quote(str(user))})\" "
+                  f"\"$(cat {shlex.quote(str(password))})\"; }}; f")
+        # the empty helper first drops any helper from the system or user config
+        return ["-c", "credential.helper=", "-c", f"credential.helper={helper}"], env
+    raise RemoteRegistryError(f"{credentials_dir} holds neither username+password nor ssh-privatekey+known_hosts: "
+                              f"put one pair in the registry's Secret")
+
+
+class RegistryMirror:
+    """The remote registry at ``url`` (branch or ref ``ref``), kept as checkouts under ``root``.
+
+    :meth:`refresh` is blocking (git subprocesses): the service runs it in a worker thread.
+    """
+
+    def __init__(self, url: str, root: str | os.PathLike[str], *, ref: str = "main",
+                 credentials_dir: str | os.PathLike[str] | None = None) -> None:
+        if not url:
+            raise RemoteRegistryError("registry_git.url is empty: set it to the registry's clone URL")
+        self.url, self.ref = url, ref
+        self.root = Path(root).absolute()
+        self.credentials_dir = Path(credentials_dir) if credentials_dir is not None else None
+        self._mirror = self.root / "mirror.git"
+        self._checkouts = self.root / "checkouts"
+
+    @property
+    def path(self) -> Path:
+        """The current checkout: open a :class:`~modelmedic.registry.Registry` here (a symlink, swapped atomically)."""
+        return self.root / "current"
+
+    @property
+    def snapshot(self) -> str | None:
+        """The id of the remote state :attr:`path` shows (None before the first :meth:`refresh`)."""
+        try:
+            return os.readlink(self.path).rsplit("/", 1)[-1]
+        except FileNotFoundError:
+            return None
+
+    def refresh(self) -> bool:
+        """Fetch the remote; when its ref or any tag moved, check the new state out and make it current.
+
+        Returns whether :attr:`path` now shows a new state. A failed fetch raises
+        :class:`RemoteRegistryError` and leaves the current checkout as it was (stale, not broken).
+        """
+        self._fetch()
+        commit = self._commit()
+        snapshot = self._snapshot_id(commit)
+        if snapshot == self.snapshot:
+            return False
+        target = self._checkouts / snapshot
+        if not target.is_dir():
+            self._check_out(target, commit)
+        link = self.root / f".current.{os.getpid()}"
+        link.unlink(missing_ok=True)
+        link.symlink_to(Path("checkouts") / snapshot)
+        os.replace(link, self.path)
+        self._remove_old(keep={snapshot})
+        return True
+
+    def _fetch(self) -> None:
+        """Mirror every branch and tag; ``--prune`` drops what the remote dropped (a deleted tag, a branch)."""
+        if not (self._mirror / "HEAD").is_file():
+            self._mirror.mkdir(parents=True, exist_ok=True)
+            self._git(self._mirror, "init", "--quiet", "--bare")
+        self._git(self._mirror, "fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head", self.url,
+                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", remote=True)
+
+    def _commit(self) -> str:
+        """The commit ``ref`` names in the mirror (a branch, a tag or a full ref name)."""
+        proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{self.ref}^{{commit}}"], cwd=self._mirror,
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RemoteRegistryError(f"{redact_url(self.url)} has no branch or tag {self.ref!r}: "
+                                      f"set registry_git.ref to the branch the registry is committed to")
+        return proc.stdout.strip()
+
+    def _snapshot_id(self, commit: str) -> str:
+        """A digest of the ref's commit and every tag: equal ids, equal registries (other branches do not count)."""
+        tags = self._git(self._mirror, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags")
+        return hashlib.sha256(f"{commit}\n{tags}".encode()).hexdigest()[:16]
+
+    def _check_out(self, target: Path, commit: str) -> None:
+        """A complete checkout in a temporary directory, renamed into place only when whole."""
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self._checkouts.mkdir(parents=True, exist_ok=True)
+        self._git(self.root, "clone", "--quiet", "--shared", "--no-checkout", str(self._mirror), str(tmp))
+        self._git(tmp, "checkout", "--quiet", "--detach", commit)
+        if not (tmp / "registry.yaml").is_file():
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise RemoteRegistryError(f"{redact_url(self.url)} ({self.ref}) is not a modelmedic registry (no registry.yaml "
+                                      f"at its root): point registry_git.url/ref at one made by `modelmedic registry init`")
+        os.replace(tmp, target)
+
+    def _remove_old(self, keep: set[str]) -> None:
+        """Keep the new checkout and the one before it (readers may still be in it); remove the rest."""
+        checkouts = sorted((p for p in self._checkouts.iterdir() if not p.name.startswith(".")),
+                           key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in [p for p in checkouts if p.name not in keep][1:]:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _git(self, cwd: Path, *args: str, remote: bool = False) -> str:
+        """Run git; a remote call carries the credentials. Failures name the URL without its secrets."""
+        options, env = credential_args(self.credentials_dir) if remote else ([], {"GIT_TERMINAL_PROMPT": "0"})
+        proc = subprocess.run(["git", *options, *args], cwd=cwd, capture_output=True, text=True,
+                              env={**os.environ, **env})
+        if proc.returncode == 0:
+            return proc.stdout
+        message = (proc.stderr.strip() or proc.stdout.strip()).replace(self.url, redact_url(self.url))
+        error = RemoteRegistryError if remote else RegistryGitError
+        raise error(f"`git {args[0]}` of the registry {redact_url(self.url)} ({self.ref}) failed: {message}"
+                    + (" (check registry_git.url, ref and the credentials Secret)" if remote else ""))
+
+
+async def keep_fresh(mirror: RegistryMirror, interval_s: float, stop: asyncio.Event) -> None:
+    """Refresh ``mirror`` every ``interval_s`` until ``stop``; a failed fetch is logged and retried next time.
+
+    Never raises for the remote's sake: an unreachable git server leaves the service on its last
+    copy of the registry (logged as stale) instead of stopping detection and paging.
+    """
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            return
+        except TimeoutError:
+            pass
+        try:
+            if await asyncio.to_thread(mirror.refresh):
+                log.info("registry %s (%s): now at snapshot %s", redact_url(mirror.url), mirror.ref, mirror.snapshot)
+        except RegistryError as exc:
+            log.warning("registry refresh failed, still reading snapshot %s: %s", mirror.snapshot, exc)
