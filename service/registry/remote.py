@@ -33,11 +33,12 @@ from modelmedic.logs import redact_url
 
 log = logging.getLogger("modelmedic.registry")
 
-def credential_args(credentials_dir: Path | None) -> tuple[list[str], dict[str, str]]:
+def credential_args(credentials_dir: Path | None, private_dir: Path) -> tuple[list[str], dict[str, str]]:
     """The ``git -c`` options and environment that authenticate with the Secret in ``credentials_dir``.
 
     Git is never allowed to prompt (``GIT_TERMINAL_PROMPT=0``): a pod has nobody to answer, and a
-    hung fetch would stop every refresh.
+    hung fetch would stop every refresh. An SSH key is copied into ``private_dir`` with mode 0600:
+    ssh refuses a group-readable key, which is what a Secret mounted for a non-root ``fsGroup`` is.
     """
     env = {"GIT_TERMINAL_PROMPT": "0"}
     if credentials_dir is None:
@@ -50,7 +51,12 @@ def credential_args(credentials_dir: Path | None) -> tuple[list[str], dict[str, 
         if not known_hosts.is_file():
             raise RemoteRegistryError(f"{key} is set but {known_hosts} is missing: add the git server's host key "
                                       f"(`ssh-keyscan HOST`) to the Secret as known_hosts")
-        env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(key))} -o IdentitiesOnly=yes -o BatchMode=yes "
+        private = private_dir / ".ssh-privatekey"
+        private_dir.mkdir(parents=True, exist_ok=True)
+        private.touch(mode=0o600)
+        private.chmod(0o600)
+        private.write_bytes(key.read_bytes())
+        env["GIT_SSH_COMMAND"] = (f"ssh -i {shlex.quote(str(private))} -o IdentitiesOnly=yes -o BatchMode=yes "
                                   f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={shlex.quote(str(known_hosts))}")
         return [], env
     user, password = credentials_dir / "username", credentials_dir / "password"
@@ -158,7 +164,7 @@ class RegistryMirror:
 
     def _git(self, cwd: Path, *args: str, remote: bool = False) -> str:
         """Run git; a remote call carries the credentials. Failures name the URL without its secrets."""
-        options, env = credential_args(self.credentials_dir) if remote else ([], {"GIT_TERMINAL_PROMPT": "0"})
+        options, env = credential_args(self.credentials_dir, self.root) if remote else ([], {"GIT_TERMINAL_PROMPT": "0"})
         proc = subprocess.run(["git", *options, *args], cwd=cwd, capture_output=True, text=True,
                               env={**os.environ, **env})
         if proc.returncode == 0:

@@ -156,6 +156,37 @@ def test_the_rendered_config_is_one_the_service_accepts(helm, tmp_path, monkeypa
     assert mount["mountPath"] == str(settings.policy_file.parent) and container["args"][-1] == f"{mount['mountPath']}/config.yaml"
 
 
+def test_a_registry_git_remote_is_rendered_as_settings_a_checkout_volume_and_the_secret(helm, tmp_path, monkeypatch):
+    """registry.git values become the service's registry_git settings (what tests/integration/
+    test_registry_git_server.py runs against real git servers), a writable emptyDir for the checkouts
+    and the credentials Secret mounted read-only where credentials_dir points."""
+    for name in [n for n in os.environ if n.startswith("MODELMEDIC_")]:
+        monkeypatch.delenv(name)
+    docs = render(helm, "--set", "registry.git.url=https://git.example/ml/registry.git", "--set", "registry.git.ref=prod",
+                  "--set", "registry.git.refreshInterval=120", "--set", "registry.git.existingSecret=registry-token")
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(one(docs, "ConfigMap")["data"]["config.yaml"])
+    remote = load_settings(config_path).registry_git
+    assert remote is not None
+    assert (remote.url, remote.ref, remote.refresh_s) == ("https://git.example/ml/registry.git", "prod", 120)
+    pod = one(docs, "Deployment")["spec"]["template"]["spec"]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert mounts["registry"]["mountPath"] == str(remote.checkout_dir) and "emptyDir" in volumes["registry"]
+    assert mounts["registry-credentials"] == {"name": "registry-credentials", "readOnly": True,
+                                              "mountPath": str(remote.credentials_dir)}
+    assert volumes["registry-credentials"]["secret"] == {"secretName": "registry-token", "defaultMode": 0o440}
+
+    anonymous = render(helm, "--set", "registry.git.url=git://git.example/registry.git")
+    config_path.write_text(one(anonymous, "ConfigMap")["data"]["config.yaml"])
+    assert load_settings(config_path).registry_git.credentials_dir is None
+    assert "registry-credentials" not in {v["name"] for v in one(anonymous, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+
+    default = render(helm)
+    assert "registry_git" not in yaml.safe_load(one(default, "ConfigMap")["data"]["config.yaml"])
+    assert "registry" not in {v["name"] for v in one(default, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+
+
 def test_the_pod_is_locked_down_and_probed(helm):
     deployment = one(render(helm), "Deployment")
     pod = deployment["spec"]["template"]["spec"]

@@ -113,7 +113,7 @@ def test_basic_auth_comes_from_the_secret_files_through_a_credential_helper(tmp_
     secret.mkdir()
     (secret / "username").write_text("reader")
     (secret / "password").write_text("s3cr3t 'quoted'")
-    options, env = credential_args(secret)
+    options, env = credential_args(secret, tmp_path)
     assert env == {"GIT_TERMINAL_PROMPT": "0"} and not any("s3cr3t" in o for o in options)
     out = subprocess.run(["git", *options, "credential", "fill"], input="protocol=https\nhost=git.example\n\n",
                          capture_output=True, text=True, check=True, env={"PATH": "/usr/bin:/bin", **env}).stdout
@@ -128,20 +128,23 @@ def test_ssh_credentials_need_a_known_hosts_file(tmp_path):
     secret = tmp_path / "secret"
     secret.mkdir()
     (secret / "ssh-privatekey").write_text("KEY")
+    (secret / "ssh-privatekey").chmod(0o440)  # as a Secret mounted for the pod's fsGroup
     with pytest.raises(RemoteRegistryError, match="known_hosts"):
-        credential_args(secret)
+        credential_args(secret, tmp_path / "cache")
     (secret / "known_hosts").write_text("host ssh-ed25519 AAAA")
-    options, env = credential_args(secret)
+    options, env = credential_args(secret, tmp_path / "cache")
     assert options == [] and "StrictHostKeyChecking=yes" in env["GIT_SSH_COMMAND"]
-    assert str(secret / "ssh-privatekey") in env["GIT_SSH_COMMAND"]
+    private = tmp_path / "cache" / ".ssh-privatekey"
+    assert str(private) in env["GIT_SSH_COMMAND"] and str(secret / "known_hosts") in env["GIT_SSH_COMMAND"]
+    assert private.read_text() == "KEY" and private.stat().st_mode & 0o077 == 0, "ssh refuses a group-readable key"
 
 
 def test_a_secret_without_a_known_pair_or_a_missing_directory_is_refused(tmp_path):
     with pytest.raises(RemoteRegistryError, match="does not exist"):
-        credential_args(tmp_path / "nowhere")
+        credential_args(tmp_path / "nowhere", tmp_path)
     (tmp_path / "username").write_text("only")
     with pytest.raises(RemoteRegistryError, match="neither username\\+password nor ssh-privatekey"):
-        credential_args(tmp_path)
+        credential_args(tmp_path, tmp_path)
 
 
 def test_settings_take_a_remote_or_a_checkout_not_both(tmp_path):

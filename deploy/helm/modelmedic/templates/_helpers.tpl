@@ -56,6 +56,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if .Values.policy }}
 {{- $_ := set $config "policy_file" "/etc/modelmedic/policy.yaml" }}
 {{- end }}
+{{- with .Values.registry.git }}
+{{- if .url }}
+{{- $git := dict "url" .url "ref" .ref "refresh_s" .refreshInterval "checkout_dir" "/var/lib/modelmedic/registry" }}
+{{- if .existingSecret }}
+{{- $_ := set $git "credentials_dir" "/etc/modelmedic/registry-credentials" }}
+{{- end }}
+{{- $_ := set $config "registry_git" $git }}
+{{- end }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
