@@ -261,6 +261,20 @@ class QualitySettings(_Section):
     """How long a sampled prediction waits for its label, in event time (6 hours)."""
     label_max_pending: int = Field(50_000, ge=1)
     """Sampled predictions waiting for a label, at most, per partition (the oldest are dropped)."""
+    estimate_warmup: int = Field(200, ge=1)
+    """Label-free accuracy estimate (classifiers that send probabilities; docs/detection.md):
+    sampled predictions of a version whose confidences are its reference ("usually"), when the
+    registry has no certified probability predictions. Its drop is judged from then on with
+    ``label_margin`` / ``label_effect`` (an ``estimated_accuracy`` anomaly, class ``prediction``)."""
+    estimate_bins: int = Field(10, ge=1)
+    """Bins of the top-class confidence (between chance and 1) the estimate's calibration is learned in."""
+    estimate_calibration_warmup: int = Field(200, ge=1)
+    """Labels of a version before its calibration counts as learned and the estimate is checked against them."""
+    estimate_gap: float = Field(0.1, gt=0.0, lt=1.0)
+    """Distance between estimated and realized accuracy on the same labelled predictions that means the
+    calibration no longer holds (a ``calibration_gap`` alert, class ``drift``: it warns, never pages)."""
+    estimate_false_alarms_per_day: float = Field(1e-4, gt=0.0)
+    """False-alarm budget of each estimate test (drop, gap), per version and day: sets the CUSUM's level."""
     drift_reference: int = Field(200, ge=2)
     """Live predictions a version's drift reference is learned from when the registry has no
     certified one (the certification run's predictions)."""
