@@ -1,13 +1,14 @@
 """Model-quality monitoring for one partition: the detectors of ``detectors/quality.py``, fed by events.
 
 Latency and error windows cannot see a model that answers fast and wrong; this monitor watches
-the answers themselves, three ways, each keyed per model and version:
+the answers themselves, four ways, each keyed per model and version:
 
 | detector                    | fed by                                            | anomaly kind (class)             |
 |-----------------------------|---------------------------------------------------|----------------------------------|
 | ``CanaryDivergence``        | production's and the canary's answer to one request | ``canary_divergence`` (prediction) |
 | ``DelayedLabelPerformance`` | a production prediction and its (late) label      | ``label_performance`` (prediction) |
 | ``PredictionDrift``         | production predictions vs a reference             | ``drift`` (drift)                |
+| ``EstimatedAccuracy``       | production probability vectors (and their labels) | ``estimated_accuracy`` (prediction), ``calibration_gap`` (drift) |
 
 The detection plane calls, for one partition::
 
@@ -73,6 +74,7 @@ count twice.
 
 from __future__ import annotations
 
+import copy
 import time
 import zlib
 from collections import OrderedDict
@@ -80,8 +82,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from modelmedic.config import QualitySettings
 from modelmedic.detectors.drift import DriftReference, PredictionDrift
+from modelmedic.detectors.estimated import EstimatedAccuracy
 from modelmedic.detectors.quality import INSUFFICIENT, CanaryDivergence, DelayedLabelPerformance, wilson
-from modelmedic.detection.quality_evidence import CANARY, DRIFT, LABELS, Transition, anomalies, describe, forgotten
+from modelmedic.detection.quality_evidence import (CALIBRATION, CANARY, DRIFT, ESTIMATE, LABELS, Transition, anomalies,
+                                                   describe, forgotten)
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent
 
 _NEVER = 1 << 62
@@ -141,6 +145,8 @@ class _Version:
         self.labels: DelayedLabelPerformance | None = None
         self.warm_n = self.warm_correct = 0
         self.drift = drift
+        self.estimate: EstimatedAccuracy | None = None
+        """Label-free accuracy of a version that answers probabilities (from its first vector)."""
         self.onset: dict[str, int] = {}
         """Kinds firing -> onset window index."""
         self.last_ms = ts
@@ -205,6 +211,8 @@ class QualityMonitor:
         """The last ``label_max_pending`` (model, request id) judged, to tell duplicate labels from orphans."""
         self._references: OrderedDict[tuple[str, str], DriftReference] = OrderedDict()
         self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self._estimates: OrderedDict[tuple[str, str], EstimatedAccuracy] = OrderedDict()
+        """Certified label-free estimates, untrained, copied into a version when it is (re)created."""
         self.created: list[tuple[str, str]] = []
         """(model, version) of versions first seen since the owner last looked: the detection
         plane reads their certified facts from the registry and hands them back through
@@ -226,6 +234,7 @@ class QualityMonitor:
         """
         if hasattr(values, "tolist"):  # a numpy array: plain floats, rows as lists
             values = values.tolist()
+        self._certify_estimate(model, version, [v for v in values if isinstance(v, list) and v])
         values = [_argmax(v) if isinstance(v, list) else v for v in values]  # probability vectors: classes
         values = [v for v in values if v is not None and not isinstance(v, bool)]
         if not values:
@@ -237,6 +246,20 @@ class QualityMonitor:
         if vs is not None:
             vs.drift = self._new_drift(reference)
             self._sync(model, version, vs, DRIFT, vs.drift, vs.last_ms)
+
+    def _certify_estimate(self, model: str, version: str, vectors: list[list[float]]) -> None:
+        """Certified probability predictions and accuracy: the label-free estimate's reference and
+        calibration (:meth:`EstimatedAccuracy.certify`), so it judges from the first request."""
+        accuracy = self._baselines.get((model, version))
+        if not vectors or accuracy is None:
+            return
+        det = self._new_estimate()
+        det.certify([max(v) for v in vectors], accuracy, len(vectors[0]))
+        _bounded_put(self._estimates, (model, version), det, self.max_models * self.max_versions)
+        m = self._models.get(model)
+        vs = m.versions.get(version) if m else None
+        if vs is not None and ESTIMATE not in vs.onset and CALIBRATION not in vs.onset:
+            vs.estimate = copy.deepcopy(det)
 
     def set_baseline(self, model: str, version: str, accuracy: float) -> None:
         """Use ``accuracy`` (the certification report's) as the labelled-accuracy baseline of a version."""
@@ -299,6 +322,7 @@ class QualityMonitor:
             # stand for their arg-max class for labels and drift.
             self.labels_dropped += label_join.put(key, (ts, version, prediction, paired))
             if prediction.__class__ is list:
+                self._estimate(model, version, vs, prediction, ts)
                 prediction = _argmax(prediction)
                 if prediction is None:  # an empty vector
                     self.predictions_skipped += 1
@@ -389,14 +413,17 @@ class QualityMonitor:
         judged[key] = None
         if len(judged) > self.label_max_pending:
             judged.popitem(last=False)
-        _, version, prediction, _ = pending
-        if prediction.__class__ is list:
-            prediction = _argmax(prediction)
+        _, version, vector, _ = pending
+        prediction = _argmax(vector) if vector.__class__ is list else vector
         m = self._models.get(label.model)
         vs = m.versions.get(version) if m is not None else None
         if vs is None:
             self.labels_orphan += 1
             return
+        if vs.estimate is not None and vector.__class__ is list:  # the estimate vs what the label says
+            vs.estimate.observe_outcome(vector, self._correct(prediction, label.label), label.ts / 1000)
+            if vs.estimate.calibration_check.anomalous is not (CALIBRATION in vs.onset):
+                self._sync(label.model, version, vs, CALIBRATION, vs.estimate.calibration_check, label.ts)
         det = vs.labels
         if det is None:
             baseline = m.baseline
@@ -522,11 +549,28 @@ class QualityMonitor:
             self.series_evicted += 1
         vs = m.versions[version] = _Version(self._new_drift(self._references.get((model, version))), ts)
         self.created.append((model, version))
+        certified = self._estimates.get((model, version))
+        vs.estimate = copy.deepcopy(certified) if certified is not None else None
         baseline = self._baselines.get((model, version))
         if baseline is not None:
             vs.labels = self._new_labels(baseline)
             m.baseline = baseline
         return vs
+
+    def _estimate(self, model: str, version: str, vs: _Version, probabilities: list, ts: int) -> None:
+        """Feed a probability vector to the version's label-free accuracy estimate."""
+        det = vs.estimate
+        if det is None:
+            det = vs.estimate = self._new_estimate()
+        det.observe(probabilities, ts / 1000)
+        if det.anomalous is not (ESTIMATE in vs.onset):
+            self._sync(model, version, vs, ESTIMATE, det, ts)
+
+    def _new_estimate(self) -> EstimatedAccuracy:
+        return EstimatedAccuracy(
+            bins=self.estimate_bins, margin=self.label_margin, effect=self.label_effect, gap=self.estimate_gap,
+            false_alarms_per_day=self.estimate_false_alarms_per_day, warmup=self.estimate_warmup,
+            calibration_warmup=self.estimate_calibration_warmup)
 
     def _new_drift(self, reference: DriftReference | None) -> PredictionDrift:
         return PredictionDrift(reference=reference, reference_size=self.drift_reference, window=self.drift_window,
@@ -562,8 +606,11 @@ class QualityMonitor:
         vs = m.versions.get(version) if m is not None else None
         if vs is None:
             return {}
+        estimate = vs.estimate
+        gap = estimate.calibration_check if estimate is not None else None
         return {kind: det.decision().state if det is not None else INSUFFICIENT
-                for kind, det in ((CANARY, vs.canary), (LABELS, vs.labels), (DRIFT, vs.drift))}
+                for kind, det in ((CANARY, vs.canary), (LABELS, vs.labels), (DRIFT, vs.drift), (ESTIMATE, estimate),
+                                  (CALIBRATION, gap))}
 
     def sizes(self) -> dict[str, int]:
         """Entries held, for the memory bounds: models, versions, pending joins, judged label ids."""

@@ -15,8 +15,11 @@ from modelmedic.events import Anomaly, stable_id
 
 CANARY, LABELS, DRIFT = "canary_divergence", "label_performance", "drift"
 """The monitor's anomaly kinds, one per detector."""
-_CLASS = {CANARY: "prediction", LABELS: "prediction", DRIFT: "drift"}
-_WHAT = {CANARY: "canary divergence", LABELS: "labelled accuracy", DRIFT: "prediction drift"}
+ESTIMATE, CALIBRATION = "estimated_accuracy", "calibration_gap"
+"""The label-free estimate's two decisions (``detectors/estimated.py``): its drop, and its gap to the labels."""
+_CLASS = {CANARY: "prediction", LABELS: "prediction", DRIFT: "drift", ESTIMATE: "prediction", CALIBRATION: "drift"}
+_WHAT = {CANARY: "canary divergence", LABELS: "labelled accuracy", DRIFT: "prediction drift",
+         ESTIMATE: "estimated accuracy", CALIBRATION: "accuracy-estimate calibration"}
 
 Transition = tuple[str, str, str, str, int, float, float, float, str]
 """(model, version, kind, state, onset window, observed, baseline, score, summary) of one decision change."""
@@ -44,6 +47,14 @@ def describe(model: str, version: str, canary_version: str, kind: str, det, firi
         return observed, baseline, 1.0 - math.exp(-llr), f"{head}: production {d.message}"
     d = det.decision()
     e = d.evidence
+    if kind in (ESTIMATE, CALIBRATION):
+        # The drop: the run's estimate vs the usual one. The gap: realized vs estimated on the same labels.
+        observed, baseline = ((e["run_estimated_accuracy" if firing else "estimated_accuracy"], e["usual_accuracy"])
+                              if kind == ESTIMATE else (e["realized_accuracy"], e["estimated_on_labelled"]))
+        if not firing:
+            return observed, baseline, 0.0, f"{head}: back to normal: {d.message}"
+        llr = e["llr"] if kind == ESTIMATE else e["gap_llr"]
+        return observed, baseline, 1.0 - math.exp(-llr), f"{head}: {d.message}"
     if kind == LABELS:
         if not firing:
             return e["recent_accuracy"], e["baseline"], 0.0, f"{head}: back to normal: {d.message}"
