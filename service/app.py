@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from modelmedic import logs
+from modelmedic.audit import AuditTail
+from modelmedic.audit import follow as follow_audit
 from modelmedic.alerting import Alerter, build_sinks, pagerduty_webhook
 from modelmedic.config import Settings
 from modelmedic.errors import RegistryError
@@ -31,6 +33,7 @@ from modelmedic.remediations import default_registry
 from modelmedic.response.incidents import Incident
 from modelmedic.response.incidents import State as IncidentState
 from modelmedic.response.plane import ResponsePlane
+from modelmedic.response import silences
 from modelmedic.response.silences import Silence
 
 log = logging.getLogger("modelmedic")
@@ -83,6 +86,8 @@ class Service:
         self.k8s = _kube_client(settings)
         self.response = ResponsePlane(settings, self.alerter, policy=policy, playbooks=default_registry, k8s=self.k8s,
                                       registry=self.registry)
+        self.audit_tail = AuditTail()
+        """The audit topic's newest records, followed (modelmedic.audit says why the topic and not the plane)."""
         self.http = HttpServer(settings.http, self)
 
     # -- the status interface the HTTP endpoint reads (modelmedic.http.StatusSource) ------------
@@ -143,6 +148,25 @@ class Service:
     def silences(self) -> list[Silence]:
         return self.response.silences.current(int(time.time() * 1000))
 
+    def audit(self) -> AuditTail:
+        return self.audit_tail
+
+    async def add_silence(self, fields: Mapping[str, Any], by: str) -> Silence:
+        """Made through the API: published like ``modelmedic silence add``'s, and held here at once
+        (this replica reads its own write; the follower applies the same record again)."""
+        silence = silences.new_silence(created_by=by, **fields)
+        await silences.add(self.settings.kafka, silence)
+        self.response.silences.put(silence)
+        return silence
+
+    async def remove_silence(self, silence_id: str, by: str) -> Silence:
+        silence = self.response.silences.by_id.get(silence_id)
+        if silence is None:
+            raise KeyError(f"no silence, maintenance window or pause {silence_id!r}: list them with GET /api/v1/silences")
+        await silences.remove(self.settings.kafka, silence, by)
+        self.response.silences.remove(silence_id)
+        return silence
+
     def webhooks(self) -> list[tuple[str, str, Any]]:
         """PagerDuty's webhook, when a PagerDuty sink has a ``webhook_secret``: acks and resolves from there."""
         secrets = [s.webhook_secret.get_secret_value() for s in self.settings.sinks if s.webhook_secret is not None]
@@ -164,7 +188,8 @@ class Service:
     async def run(self) -> None:
         await self.http.start()
         tasks = [asyncio.create_task(self.detection.run(self.stop), name="detection"),
-                 asyncio.create_task(self.response.run(self.stop), name="response")]
+                 asyncio.create_task(self.response.run(self.stop), name="response"),
+                 asyncio.create_task(follow_audit(self.settings.kafka, self.audit_tail, self.stop), name="audit")]
         if self.mirror is not None and self.settings.registry_git is not None:
             tasks.append(asyncio.create_task(keep_fresh(self.mirror, self.settings.registry_git.refresh_s, self.stop),
                                              name="registry"))

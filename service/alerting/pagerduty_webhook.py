@@ -10,7 +10,8 @@ it with, ``modelmedic-<incident id>``) and acknowledges or resolves it under the
 user's name (``pagerduty:<name>``). An acknowledged incident is no longer remediated nor
 escalated, whichever side it was acknowledged on.
 
-Answers: 401 for a missing or wrong signature, 400 for a body that is not a v3 event, 503
+Answers (refusals in the API's shape, ``{"error": ..., "field": ...}``): 401 for a missing or
+wrong signature, 400 for a body that is not a v3 event, 503
 when another replica owns the incident (PagerDuty retries), 200 otherwise, with what was
 done or why nothing was (an event about another integration's incident, an incident already
 in that state): PagerDuty retries what is not a 2xx, and retrying those would change nothing.
@@ -61,7 +62,7 @@ def signed_by_any(body: bytes, header: str, secrets: Sequence[str]) -> bool:
     return any(hmac.compare_digest(e, o) for e in expected for o in offered)
 
 
-def _answer(status: int, **fields: str) -> web.Response:
+def _answer(status: int, **fields: str | None) -> web.Response:
     return web.json_response(fields, status=status)
 
 
@@ -78,14 +79,15 @@ class PagerDutyWebhook:
         if not signed_by_any(body, request.headers.get(SIGNATURE_HEADER, ""), self.secrets):
             log.warning("PagerDuty webhook: refused a request without a valid %s", SIGNATURE_HEADER)
             return _answer(401, error=f"missing or wrong {SIGNATURE_HEADER}: check the subscription's secret "
-                                      "against sinks[].webhook_secret")
+                                      "against sinks[].webhook_secret", field=SIGNATURE_HEADER)
         try:
             event = json.loads(body)["event"]
             event_type, data = event["event_type"], event.get("data") or {}
             key = str(data.get("incident_key") or "")
             agent = (event.get("agent") or {}).get("summary") or "someone"
         except (ValueError, KeyError, TypeError, AttributeError):
-            return _answer(400, error="not a PagerDuty v3 webhook event (expected {\"event\": {\"event_type\": ...}})")
+            return _answer(400, error="not a PagerDuty v3 webhook event (expected {\"event\": {\"event_type\": ...}})",
+                           field="body")
         action = ACTIONS.get(event_type)
         if action is None or not key.startswith(DEDUP_PREFIX):
             return _answer(200, ignored=f"{event_type} of {key or 'an incident'}: not an acknowledgement or "
@@ -94,7 +96,7 @@ class PagerDutyWebhook:
         try:
             await getattr(self.desk, action)(incident_id, by, via="pagerduty")
         except NotOwnedError as exc:
-            return _answer(503, error=str(exc))
+            return _answer(503, error=str(exc), field=None)
         except (KeyError, ModelmedicError) as exc:  # unknown here, or already in that state
             return _answer(200, ignored=str(exc).strip("'\""))
         log.warning("incident %s: %s at PagerDuty by %s", incident_id, event_type.split(".")[1], agent)

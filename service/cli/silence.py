@@ -21,18 +21,15 @@ import json
 import os
 import re
 import time
-import uuid
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from modelmedic.errors import ModelmedicError
 
 if TYPE_CHECKING:
     from modelmedic.config import Settings
-    from modelmedic.response.silences import Silence
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_PREFIX = {"silence": "s", "maintenance": "mw", "pause": "p"}
 
 
 class NotFound(ModelmedicError):
@@ -73,29 +70,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def _audit(silence: Silence, action: str, by: str) -> dict[str, Any]:
-    """An audit record in the response plane's shape (``model``: the silence's globs)."""
-    import msgspec
-
-    return {"ts": int(time.time() * 1000), "actor": by, "action": action, "incident_id": "",
-            "model": ",".join(silence.models), "version": ",".join(silence.versions or ["*"]),
-            "anomaly_class": ",".join(silence.classes or ["*"]), "state": "",
-            "details": {"silence": msgspec.to_builtins(silence)}}
-
-
 def _add(kind: str):
     def run(args: argparse.Namespace) -> int:
-        from modelmedic.response.silences import Silence, check, publish
+        from modelmedic.response.silences import add, new_silence
 
         kind_now = "pause" if getattr(args, "remediation_only", False) else kind
         start = args.start
         end = args.end if args.end is not None else start + int(args.duration * 1000)
-        silence = check(Silence(
-            id=f"{_PREFIX[kind_now]}-{uuid.uuid4().hex[:8]}", kind=kind_now, models=args.model, starts_ms=start,
-            ends_ms=end, created_by=args.operator, versions=args.version, classes=args.anomaly_class,
-            comment=args.comment, created_ms=int(time.time() * 1000)))
-        settings = _settings(args)
-        asyncio.run(publish(settings.kafka, silence.id, silence, _audit(silence, f"{kind_now}-added", args.operator)))
+        silence = new_silence(kind_now, args.model, start, end, args.operator, versions=args.version,
+                              classes=args.anomaly_class, comment=args.comment)
+        asyncio.run(add(_settings(args).kafka, silence))
         if args.json:
             import msgspec
 
@@ -131,13 +115,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _rm(args: argparse.Namespace) -> int:
-    from modelmedic.response.silences import publish, read_all
+    from modelmedic.response.silences import read_all, remove
 
     settings = _settings(args)
     silence = asyncio.run(read_all(settings.kafka)).by_id.get(args.id)
     if silence is None:
         raise NotFound(f"no silence, maintenance window or pause {args.id!r}: list them with `modelmedic silence list`")
-    asyncio.run(publish(settings.kafka, silence.id, None, _audit(silence, f"{silence.kind}-removed", args.operator)))
+    asyncio.run(remove(settings.kafka, silence, args.operator))
     print(json.dumps({"removed": silence.id}) if args.json else f"removed {silence.describe()}")
     return 0
 

@@ -20,8 +20,11 @@ from multidict import CIMultiDict
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from modelmedic.config import HttpSettings
-from modelmedic.http.api import IncidentApi, openapi_document, refusal
+from modelmedic.http.answers import refusal
+from modelmedic.http.api import IncidentApi, openapi_document
+from modelmedic.http.audit_api import AuditApi
 from modelmedic.http.auth import Operator, Operators, Role
+from modelmedic.http.silence_api import SilenceApi
 from modelmedic.http.source import DecisionView, IncidentView, StatusSource
 from modelmedic.http.ui import StatusPages
 
@@ -41,6 +44,11 @@ ROUTES: list[tuple[str, str, str, Role | None]] = [
     ("GET", "/api/v1/openapi.json", "openapi", "read"),
     ("GET", "/api/v1/incidents", "api.listing", "read"),
     ("GET", "/api/v1/incidents/{id}", "api.get", "read"),
+    ("GET", "/api/v1/audit", "audit.listing", "read"),
+    ("GET", "/api/v1/silences", "silences.listing", "read"),
+    ("POST", "/api/v1/silences", "silences.create", "operate"),
+    ("DELETE", "/api/v1/silences/{id}", "silences.remove", "operate"),
+    ("GET", "/silences", "pages.silences", "read"),
     ("POST", "/api/v1/incidents/{id}/ack", "api.acknowledge", "operate"),
     ("POST", "/api/v1/incidents/{id}/resolve", "api.resolve", "operate"),
     ("POST", "/api/v1/incidents/{id}/silence", "api.silence", "operate"),
@@ -59,6 +67,8 @@ class HttpServer:
         self.operators = Operators(settings)
         self.started = time.time()
         self.api = IncidentApi(service)
+        self.audit = AuditApi(service)
+        self.silences = SilenceApi(service)
         self.pages = StatusPages(service, self.started)
         self._runner: web.AppRunner | None = None
 

@@ -13,55 +13,44 @@ tried, which pages went out and which are still owed), not the response plane's 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from modelmedic.errors import ModelmedicError, NotOwnedError, PlaybookError, UnknownPlaybookError
+from modelmedic.errors import KafkaUnavailable, ModelmedicError, NotOwnedError, PlaybookError, UnknownPlaybookError
+from modelmedic.http.answers import as_json, bad_request, refusal
 from modelmedic.http.auth import Operator
+from modelmedic.http.paging import check_parameters, cursor_of, limit_of, one_page, text_of
 from modelmedic.http.source import IncidentView, StatusSource
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 MAX_SILENCE_MINUTES = 7 * 24 * 60
 """A silence longer than a week is a decision to stop watching the model: resolve, or change the policy."""
-QUERY_FIELDS = frozenset({"limit", "cursor", "state", "model", "class"})
+FILTERS = frozenset({"state", "model", "class"})
 
 
-def refusal(status: type[web.HTTPException], message: str, field: str | None = None,
-            headers: Mapping[str, str] | None = None) -> web.HTTPException:
-    """An HTTP error whose body is ``{"error": message, "field": field}``."""
-    return status(text=json.dumps({"error": message, "field": field}), content_type="application/json", headers=headers)
+class Body(BaseModel):
+    """A request body: unknown fields are refused (a typo must not be ignored)."""
 
-
-def bad_request(field: str, message: str) -> web.HTTPException:
-    return refusal(web.HTTPBadRequest, f"{field}: {message}", field)
-
-
-def as_json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(data), status=status, content_type="application/json")
-
-
-class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class AckBody(_Body):
+B = TypeVar("B", bound=Body)
+
+
+class AckBody(Body):
     """``ack`` and ``resolve`` take nothing: the actor is the credential's operator."""
 
 
-class SilenceBody(_Body):
+class SilenceBody(Body):
     minutes: float = Field(60.0, gt=0, le=MAX_SILENCE_MINUTES, allow_inf_nan=False)
 
 
-class RunBody(_Body):
+class RunBody(Body):
     playbook: str = Field(min_length=1, max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -86,65 +75,38 @@ def public_incident(i: IncidentView, owners: Sequence[str] = ()) -> dict[str, An
 
 
 @dataclass(frozen=True)
-class Page:
-    """One page of a listing: the items after ``cursor``, newest first."""
+class Query:
+    """What a listing of incidents asks for (validated by :func:`parse_query`)."""
 
     limit: int
-    cursor: tuple[int, str] | None
+    cursor: tuple | None
     state: str | None
     model: str | None
     anomaly_class: str | None
 
+    def wants(self, i: IncidentView) -> bool:
+        return ((self.state is None or i.state == self.state) and (self.model is None or i.model == self.model)
+                and (self.anomaly_class is None or i.anomaly_class == self.anomaly_class)
+                and (self.cursor is None or sort_key(i) < self.cursor))
 
-def _sort_key(i: IncidentView) -> tuple[int, str]:
+
+def sort_key(i: IncidentView) -> tuple[int, str]:
+    """Newest first: by the event time of the first window, then id."""
     return i.opened_at_ms, i.id
 
 
-def encode_cursor(key: tuple[int, str]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[int, str]:
-    try:
-        opened, incident_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(opened, int) or not isinstance(incident_id, str):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise bad_request("cursor", "not a cursor this API gave: pass next_cursor from the previous page as is") from None
-    return opened, incident_id
-
-
-def parse_page(query: Any, states: Sequence[str], classes: Sequence[str]) -> Page:
+def parse_query(query: Any, states: Sequence[str], classes: Sequence[str]) -> Query:
     """The listing's query, validated: every problem is a 400 naming the parameter."""
-    unknown = sorted(set(query) - QUERY_FIELDS)
-    if unknown:
-        raise bad_request(unknown[0], f"unknown query parameter; the parameters are {', '.join(sorted(QUERY_FIELDS))}")
-    raw_limit = query.get("limit", str(DEFAULT_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
-        raise bad_request("limit", f"must be a whole number from 1 to {MAX_LIMIT}, got {raw_limit!r}")
+    check_parameters(query, FILTERS)
     state, anomaly_class = query.get("state"), query.get("class")
     if state is not None and state not in states:
         raise bad_request("state", f"unknown state {state!r}; the states are {', '.join(states)}")
     if anomaly_class is not None and anomaly_class not in classes:
         raise bad_request("class", f"unknown class {anomaly_class!r}; the classes are {', '.join(classes)}")
-    model = query.get("model")
-    if model is not None and not model:
-        raise bad_request("model", "empty: name a model, or leave the parameter out")
-    cursor = decode_cursor(query["cursor"]) if "cursor" in query else None
-    return Page(int(raw_limit), cursor, state, model, anomaly_class)
+    return Query(limit_of(query), cursor_of(query, (int, str)), state, text_of(query, "model"), anomaly_class)
 
 
-def page_of(incidents: Sequence[IncidentView], page: Page) -> tuple[list[IncidentView], str | None]:
-    """The incidents of one page, newest first, and the cursor of the next (None: the last page)."""
-    chosen = sorted((i for i in incidents if (page.state is None or i.state == page.state)
-                     and (page.model is None or i.model == page.model)
-                     and (page.anomaly_class is None or i.anomaly_class == page.anomaly_class)
-                     and (page.cursor is None or _sort_key(i) < page.cursor)), key=_sort_key, reverse=True)
-    items = chosen[:page.limit]
-    return items, encode_cursor(_sort_key(items[-1])) if len(chosen) > page.limit else None
-
-
-async def read_body(request: web.Request, model: type[_Body]) -> _Body:
+async def read_body(request: web.Request, model: type[B]) -> B:
     """The request's JSON body as ``model``: a 400 names the first field at fault."""
     data: Any = {}
     if request.can_read_body:
@@ -179,8 +141,9 @@ class IncidentApi:
         return incident
 
     async def listing(self, request: web.Request, operator: Operator) -> web.Response:
-        page = parse_page(request.query, self.source.incident_states(), self.source.anomaly_classes())
-        items, next_cursor = page_of(self.source.incidents(), page)
+        query = parse_query(request.query, self.source.incident_states(), self.source.anomaly_classes())
+        chosen = sorted((i for i in self.source.incidents() if query.wants(i)), key=sort_key, reverse=True)
+        items, next_cursor = one_page(chosen, sort_key, query.limit)
         return as_json({"items": [self._view(i) for i in items], "next_cursor": next_cursor})
 
     async def get(self, request: web.Request, operator: Operator) -> web.Response:
@@ -189,28 +152,28 @@ class IncidentApi:
     async def acknowledge(self, request: web.Request, operator: Operator) -> web.Response:
         incident = self._get(request)
         await read_body(request, AckBody)
-        return as_json(self._view(await _refusing(self.source.acknowledge(incident.id, operator.name))))
+        return as_json(self._view(await refusing(self.source.acknowledge(incident.id, operator.name))))
 
     async def resolve(self, request: web.Request, operator: Operator) -> web.Response:
         incident = self._get(request)
         await read_body(request, AckBody)
-        return as_json(self._view(await _refusing(self.source.resolve(incident.id, operator.name))))
+        return as_json(self._view(await refusing(self.source.resolve(incident.id, operator.name))))
 
     async def silence(self, request: web.Request, operator: Operator) -> web.Response:
         incident = self._get(request)
         body = await read_body(request, SilenceBody)
-        return as_json(self._view(await _refusing(
+        return as_json(self._view(await refusing(
             self.source.silence(incident.id, body.minutes, operator.name))))
 
     async def run(self, request: web.Request, operator: Operator) -> web.Response:
         incident = self._get(request)
         body = await read_body(request, RunBody)
-        outcome = await _refusing(self.source.trigger(incident.id, body.playbook, body.params, operator.name))
+        outcome = await refusing(self.source.trigger(incident.id, body.playbook, body.params, operator.name))
         return as_json({"outcome": {"status": outcome.status, "message": outcome.message, "details": outcome.details},
                         "incident": self._view(self._get(request))})
 
 
-async def _refusing(action: Any) -> Any:
+async def refusing(action: Any) -> Any:
     """Await an operator action, turning the service's refusals into answers that say why."""
     try:
         return await action
@@ -220,6 +183,8 @@ async def _refusing(action: Any) -> Any:
         raise bad_request("params", str(exc)) from None
     except NotOwnedError as exc:
         raise refusal(web.HTTPConflict, str(exc)) from None
+    except KafkaUnavailable as exc:  # (a silence is published before it is answered)
+        raise refusal(web.HTTPServiceUnavailable, f"{exc}; try again") from None
     except ModelmedicError as exc:  # the lifecycle (acknowledging a resolved incident), a guard rail
         raise refusal(web.HTTPConflict, str(exc)) from None
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from modelmedic.audit import AuditTail
+
 
 class AttemptView(Protocol):
     """One playbook run on an incident, automatic (``by`` None) or by hand."""
@@ -102,6 +104,31 @@ class DecisionView(Protocol):
     summary: str
 
 
+class SilenceView(Protocol):
+    """A silence, maintenance window or remediation pause (``modelmedic.response.silences.Silence``)."""
+
+    id: str
+    kind: str
+    """``silence`` (pages held back), ``maintenance`` (pages and automatic remediation), ``pause`` (remediation)."""
+    models: list[str]
+    """Shell-style globs of model names."""
+    versions: list[str] | None
+    classes: list[str] | None
+    starts_ms: int
+    ends_ms: int
+    created_by: str
+    created_ms: int
+    comment: str
+
+    @property
+    def mutes_pages(self) -> bool: ...
+
+    @property
+    def pauses_remediation(self) -> bool: ...
+
+    def covers(self, model: str, version: str, anomaly_class: str, at_ms: int) -> bool: ...
+
+
 class ServingView(Protocol):
     """One (version, role) of a model the detection plane has seen requests of lately."""
 
@@ -163,10 +190,18 @@ class StatusSource(Protocol):
 
     async def trigger(self, incident_id: str, playbook: str, params: Mapping[str, Any], by: str) -> OutcomeView: ...
 
-    def silences(self) -> Sequence[Any]:
-        """Silences, maintenance windows and remediation pauses not over yet (active or scheduled),
-        soonest end first: ``id``, ``kind``, ``models``, ``versions``, ``classes``, ``starts_ms``, ``ends_ms``,
-        ``created_by``, ``comment`` (``modelmedic.response.silences.Silence``)."""
+    def audit(self) -> AuditTail:
+        """The newest records of the audit topic, held by this replica (:mod:`modelmedic.audit`)."""
+
+    def silences(self) -> Sequence[SilenceView]:
+        """Silences, maintenance windows and remediation pauses not over yet (active or scheduled), soonest end first."""
+
+    async def add_silence(self, fields: Mapping[str, Any], by: str) -> SilenceView:
+        """Make one (``kind``, ``models``, ``versions``, ``classes``, ``starts_ms``, ``ends_ms``, ``comment``,
+        checked by the caller) as ``by``: published to the silences topic and audited, as the CLI does."""
+
+    async def remove_silence(self, silence_id: str, by: str) -> SilenceView:
+        """End one now as ``by`` (audited); KeyError if there is no such silence."""
 
     def webhooks(self) -> Sequence[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]]:
         """(method, path, handler) of the inbound webhooks the service takes (PagerDuty's): each

@@ -8,7 +8,9 @@ anywhere else, so the UI works on a cluster without outside network:
   tried), the latest anomaly decisions and the history of resolved incidents;
 - ``/incidents/{id}``: its timeline (opened, playbook runs, escalation, acknowledgement,
   pages sent and owed, resolution) and a plot of the judged series, drawn as inline SVG;
-- ``/models/{model}``: the versions serving, its recent decisions and its incidents.
+- ``/models/{model}``: the versions serving, its recent decisions and its incidents;
+- ``/silences``: silences, maintenance windows and remediation pauses active or scheduled,
+  with what each holds back, who made it and why (an incident's page shows those holding it).
 
 The plot shows the windows the judge decided about (each anomaly record: observed against
 the baseline the detector held, firing or recovered) and every playbook run as a marked
@@ -25,9 +27,11 @@ from dataclasses import dataclass, field
 import jinja2
 from aiohttp import web
 
-from modelmedic.http.api import public_incident, refusal
+from modelmedic.http.answers import refusal
+from modelmedic.http.api import public_incident
 from modelmedic.http.auth import Operator
-from modelmedic.http.source import DecisionView, IncidentView, StatusSource
+from modelmedic.http.silence_api import public_silence
+from modelmedic.http.source import DecisionView, IncidentView, SilenceView, StatusSource
 
 REFRESH_S = 15
 """How often the pages reload themselves."""
@@ -188,6 +192,19 @@ def _series_decisions(source: StatusSource, i: IncidentView) -> list[DecisionVie
     return list(found.values())
 
 
+def silence_row(s: SilenceView, now_ms: int) -> dict:
+    """A silence as the UI shows it: its public fields and what it holds back, in words."""
+    held = [what for what, yes in (("pages", s.mutes_pages), ("automatic remediation", s.pauses_remediation)) if yes]
+    return {**public_silence(s, now_ms), "holds": " and ".join(held)}
+
+
+def holding(source: StatusSource, i: IncidentView, now_ms: int) -> list[dict]:
+    """The silences holding an open incident's pages or remediation now (by their matchers)."""
+    if i.state == "resolved":
+        return []
+    return [silence_row(s, now_ms) for s in source.silences() if s.covers(i.model, i.version, i.anomaly_class, now_ms)]
+
+
 @dataclass(frozen=True)
 class _EvidencePoint:
     """A firing decision as the incident's evidence recorded it (for the plot)."""
@@ -225,6 +242,7 @@ class StatusPages:
                           key=lambda i: i.resolved_at_ms or 0, reverse=True)[:HISTORY]
         return self._render(
             "index.html", operator=operator, counts=counts, uptime_s=int(time.time() - self.started),
+            quiet=[silence_row(s, now) for s in self.source.silences()],
             insufficient={f: counts.get(f"insufficient_data_{f}", 0) for f in ("latency", "errors", "throughput")},
             open_incidents=[self._row(i, now) for i in open_now],
             history=[self._row(i, now) for i in resolved],
@@ -240,8 +258,16 @@ class StatusPages:
         if i.resolved_at_ms is not None:
             marks.append((i.resolved_at_ms, "resolved"))
         plot = build_plot(_series_decisions(self.source, i), marks, i.kinds[0] if i.kinds else "")
-        return self._render("incident.html", operator=operator, incident=self._row(i, int(time.time() * 1000)),
-                            events=timeline(i), plot=plot)
+        now = int(time.time() * 1000)
+        return self._render("incident.html", operator=operator, incident=self._row(i, now), events=timeline(i),
+                            plot=plot, held_by=holding(self.source, i, now))
+
+    async def silences(self, request: web.Request, operator: Operator) -> web.Response:
+        """Silences, maintenance windows and pauses not over: active ones first, then scheduled, by end."""
+        now = int(time.time() * 1000)
+        rows = sorted((silence_row(s, now) for s in self.source.silences()),
+                      key=lambda r: (r["state"] != "active", r["ends_ms"], r["id"]))
+        return self._render("silences.html", operator=operator, silences=rows)
 
     async def model(self, request: web.Request, operator: Operator) -> web.Response:
         model = request.match_info["model"]

@@ -29,6 +29,7 @@ import asyncio
 import fnmatch
 import logging
 import time
+import uuid
 from typing import Literal
 
 import msgspec
@@ -40,6 +41,8 @@ from modelmedic.kafka import consumer, producer, read_compacted, topic_partition
 log = logging.getLogger(__name__)
 
 Kind = Literal["silence", "maintenance", "pause"]
+PREFIX: dict[str, str] = {"silence": "s", "maintenance": "mw", "pause": "p"}
+"""How the id of each kind starts (``mw-3f2a1c9b``): a person tells them apart in a list."""
 KINDS: dict[str, str] = {"silence": "pages held back", "maintenance": "pages and automatic remediation held back",
                          "pause": "automatic remediation paused (pages still go)"}
 
@@ -92,6 +95,22 @@ def check(silence: Silence) -> Silence:
     if not silence.models:
         raise SilenceError(f"{silence.kind} {silence.id}: no model matcher; give --model (a glob, '*' for all)")
     return silence
+
+
+def new_silence(kind: Kind, models: list[str], starts_ms: int, ends_ms: int, created_by: str, *,
+                versions: list[str] | None = None, classes: list[str] | None = None, comment: str = "") -> Silence:
+    """A new silence with a fresh id, checked by :func:`check` (``modelmedic silence add`` and the API make them so)."""
+    return check(Silence(id=f"{PREFIX[kind]}-{uuid.uuid4().hex[:8]}", kind=kind, models=models, starts_ms=starts_ms,
+                         ends_ms=ends_ms, created_by=created_by, versions=versions, classes=classes, comment=comment,
+                         created_ms=int(time.time() * 1000)))
+
+
+def audit_record(silence: Silence, action: str, by: str) -> dict:
+    """An audit record in the response plane's shape (``model``: the silence's globs)."""
+    return {"ts": int(time.time() * 1000), "actor": by, "action": action, "incident_id": "",
+            "model": ",".join(silence.models), "version": ",".join(silence.versions or ["*"]),
+            "anomaly_class": ",".join(silence.classes or ["*"]), "state": "",
+            "details": {"silence": msgspec.to_builtins(silence)}}
 
 
 class SilenceBook:
@@ -165,6 +184,16 @@ async def publish(settings: KafkaSettings, silence_id: str, silence: Silence | N
         await p.send_and_wait(settings.topics.audit, msgspec.json.encode(audit), key=b"*silences*")
     finally:
         await p.stop()
+
+
+async def add(settings: KafkaSettings, silence: Silence) -> None:
+    """Publish a new silence, audited as ``<kind>-added`` by its creator."""
+    await publish(settings, silence.id, silence, audit_record(silence, f"{silence.kind}-added", silence.created_by))
+
+
+async def remove(settings: KafkaSettings, silence: Silence, by: str) -> None:
+    """End a silence now (its tombstone), audited as ``<kind>-removed`` by ``by``."""
+    await publish(settings, silence.id, None, audit_record(silence, f"{silence.kind}-removed", by))
 
 
 async def read_all(settings: KafkaSettings) -> SilenceBook:

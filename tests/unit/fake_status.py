@@ -3,18 +3,21 @@ records, the actions its own transitions, without Kafka."""
 
 from __future__ import annotations
 
+import time
 import typing
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
+from modelmedic.audit import AuditTail
 from modelmedic.config import HttpSettings, OperatorSettings, token_sha256
 from modelmedic.events import Anomaly, stable_id
 from modelmedic.http import HttpServer
 from modelmedic.remediations import Outcome
 from modelmedic.response.incidents import Attempt, Incident, IncidentBook, State
 from modelmedic.response.policy import ANOMALY_CLASSES
+from modelmedic.response.silences import Silence, SilenceBook, new_silence
 
 ONSET = 1_767_225_600_000
 TOKENS = {"alice": "alice-token-0123456789abcdef0123456789abcdef", "bob": "bob-token-0123456789abcdef0123456789abcdef"}
@@ -54,6 +57,8 @@ class FakeSource:
         self.book = IncidentBook()
         self.published: list[Anomaly] = []
         self.triggered: list[tuple[str, str, dict, str]] = []
+        self.tail = AuditTail()
+        self.quiet = SilenceBook()
 
     def open(self, a: Anomaly, created_at_ms: int | None = None) -> Incident:
         self.published.append(a)
@@ -111,11 +116,24 @@ class FakeSource:
         incident.silenced_until_ms = incident.created_at_ms + int(minutes * 60_000)
         return incident
 
+    def audit(self) -> AuditTail:
+        return self.tail
+
     def webhooks(self) -> list:
         return []
 
-    def silences(self) -> list:
-        return []
+    def silences(self) -> list[Silence]:
+        return self.quiet.current(int(time.time() * 1000))
+
+    async def add_silence(self, fields: dict[str, Any], by: str) -> Silence:
+        silence = new_silence(created_by=by, **fields)
+        self.quiet.put(silence)
+        return silence
+
+    async def remove_silence(self, silence_id: str, by: str) -> Silence:
+        if silence_id not in self.quiet.by_id:
+            raise KeyError(f"no silence, maintenance window or pause {silence_id!r}")
+        return self.quiet.by_id.pop(silence_id)
 
     async def trigger(self, incident_id: str, playbook: str, params: dict, by: str) -> Outcome:
         self.triggered.append((incident_id, playbook, params, by))

@@ -55,7 +55,8 @@ async def test_the_read_role_reads_and_cannot_act() -> None:
                                 json={"playbook": "scale-out"} if path.endswith("/run") else None)
             if role == "operate":
                 assert r.status == 403, path
-                assert (await r.json())["error"] == f"bob has the read role; POST {concrete(path, incident.id)} needs operate"
+                expected = f"bob has the read role; {method} {concrete(path, incident.id)} needs operate"
+                assert (await r.json())["error"] == expected
             else:
                 assert r.status == 200, path
         assert source.book.by_id[incident.id].state == "open" and not source.triggered

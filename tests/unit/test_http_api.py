@@ -10,6 +10,7 @@ import typing
 from pathlib import Path
 
 from fake_status import ONSET, FakeSource, anomaly, bearer, client
+from modelmedic.alerting import pagerduty_webhook
 from modelmedic.config import OperatorSettings, token_sha256
 from modelmedic.http import ROUTES
 from modelmedic.http.api import openapi_document
@@ -122,8 +123,9 @@ async def test_the_served_openapi_document_is_the_one_in_docs_and_covers_every_r
         await c.close()
     assert served == json.loads((ROOT / "docs" / "openapi.json").read_text())
     documented = {(method.upper(), path) for path, ops in served["paths"].items() for method in ops}
-    assert documented == {(method, path) for method, path, _, _ in ROUTES}
-    for method, path, _, role in ROUTES:
+    webhook = ("POST", pagerduty_webhook.PATH, None)  # mounted when a PagerDuty sink has a webhook_secret
+    assert documented == {(method, path) for method, path, _, _ in ROUTES} | {webhook[:2]}
+    for method, path, role in [(m, p, r) for m, p, _, r in ROUTES] + [webhook]:
         security = served["paths"][path][method.lower()]["security"]
         assert (security == []) == (role is None), path
         assert (security == [{"bearer": []}]) == (role == "operate"), path
