@@ -1,8 +1,8 @@
 """``modelmedic certify | deploy | rollback``: a version's way from candidate to production and back.
 
 Exit codes: 0 done (certified / deployed / rolled back), 1 the version was judged and failed
-(a gate failed, or the deploy's checks failed and it was undone), 2 refused or could not run
-(the message says why). Progress goes to stderr, so ``--json`` output on stdout stays parseable.
+(a gate failed, or the deploy's checks failed and it was undone), 2 usage, 3 refused, 4 unreachable
+(the message says why). Failures page the model's owners and, like ``--force``, are audited. Progress goes to stderr, so ``--json`` output on stdout stays parseable.
 Heavy imports happen in the handlers, so ``--help`` stays instant.
 """
 
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from modelmedic.cli.registry import ENV_REGISTRY
 
 if TYPE_CHECKING:
-    from modelmedic.config import SinkSettings
+    from modelmedic.config import Settings
     from modelmedic.release.deployment import ReleaseOptions, ReleaseResult
     from modelmedic.release.notify import Stage
     from modelmedic.kube import KubeClient
@@ -57,40 +57,90 @@ def _options(args: argparse.Namespace) -> ReleaseOptions:
                           health_url=args.health_url, health_timeout_s=args.health_timeout)
 
 
-def _sinks(args: argparse.Namespace) -> list[SinkSettings]:
-    """The alert sinks of the loaded settings (--config, MODELMEDIC_* env), read before any work so a
-    bad configuration is refused up front rather than found when a failure needs paging."""
+def _settings(args: argparse.Namespace) -> Settings:
+    """The loaded settings (--config, MODELMEDIC_* env), read before any work so a bad configuration is
+    refused up front rather than found when a failure needs paging and auditing."""
     from modelmedic.config import load_settings
 
-    return load_settings(args.config).sinks
+    return load_settings(args.config)
 
 
-def _page(args: argparse.Namespace, sinks: list[SinkSettings], model: str, version: str, stage: Stage,
-          reason: str) -> None:
-    """Page the model's owners about a failed release step through ``sinks`` (none: nothing to do).
+def _audits(args: argparse.Namespace) -> bool:
+    """Whether this run names a Kafka to audit to: a --config file, or the broker in the environment.
+
+    Without either, the default broker (127.0.0.1:9092) is a guess, and a release on a laptop would
+    wait on it; such a run says it was not audited instead.
+    """
+    return bool(args.config or os.environ.get("MODELMEDIC_KAFKA__BOOTSTRAP_SERVERS"))
+
+
+def _audit(args: argparse.Namespace, settings: Settings, records: list[dict]) -> None:
+    """Write ``records`` to the audit topic; a failure to is reported on stderr and changes no exit code."""
+    from aiokafka.errors import KafkaError
+
+    from modelmedic.errors import ModelmedicError
+    from modelmedic.release.notify import publish_audit
+
+    if not records:
+        return
+    if not _audits(args):
+        _progress(f"not audited ({', '.join(r['action'] for r in records)}): pass --config with the service's "
+                  "settings (or set MODELMEDIC_KAFKA__BOOTSTRAP_SERVERS) to record it on the audit topic")
+        return
+    try:
+        asyncio.run(publish_audit(settings.kafka, records))
+    except (KafkaError, ModelmedicError, OSError, TimeoutError) as exc:
+        _progress(f"could not write the audit record to {settings.kafka.topics.audit}: {exc!r}")
+        return
+    _progress(f"audited {', '.join(r['action'] for r in records)} on {settings.kafka.topics.audit}")
+
+
+def _fail(args: argparse.Namespace, settings: Settings, model: str, version: str, stage: Stage, reason: str,
+          forced: list[dict] | None = None) -> None:
+    """A failed release step: page the model's owners through the sinks (none: no page), then audit it.
 
     A page that cannot be delivered is reported on stderr and nothing more: the command's exit code
-    keeps saying what happened to the release, not to the page.
+    keeps saying what happened to the release, not to the page. The audit record names the page's
+    incident, and follows any ``forced`` record of the same run.
     """
     from modelmedic.errors import ModelmedicError
-    from modelmedic.release.notify import notify_failure
+    from modelmedic.registry import normalize_version
+    from modelmedic.release.notify import audit_record, failure_alert, notify_failure
 
-    if not sinks:
-        return
     try:
         owners: tuple[str, ...] = _registry(args).spec(model).owners
     except ModelmedicError:
         owners = ()  # a page is never held back for a registry read
     try:
-        results = asyncio.run(notify_failure(sinks, model, version, stage, reason, owners))
-    except ModelmedicError as exc:
-        _progress(f"could not page about the failed {stage}: {exc}")
-        return
-    paged = [r.sink for r in results if r.ok]
-    if paged:
-        (_progress if args.json else print)(f"paged {', '.join(paged)}")
-    for failed in (r for r in results if not r.ok):
-        _progress(f"page to {failed.sink} not delivered ({failed.result}): {failed.error}")
+        version = normalize_version(version)  # `deploy fraud 2.0.0` pages and audits v2.0.0, as the registry says
+    except ModelmedicError:
+        pass  # not a version at all: page it as typed
+    alert = failure_alert(model, version, stage, reason, owners)
+    if settings.sinks:
+        try:
+            results = asyncio.run(notify_failure(settings.sinks, alert))
+        except ModelmedicError as exc:
+            _progress(f"could not page about the failed {stage}: {exc}")
+            results = []
+        paged = [r.sink for r in results if r.ok]
+        if paged:
+            (_progress if args.json else print)(f"paged {', '.join(paged)}")
+        for failed in (r for r in results if not r.ok):
+            _progress(f"page to {failed.sink} not delivered ({failed.result}): {failed.error}")
+    failure = audit_record(model, version, "release-failed", {"stage": stage, "reason": reason},
+                           incident_id=alert.incident_id if settings.sinks else "")
+    _audit(args, settings, [*(forced or []), failure])
+
+
+def _forced(args: argparse.Namespace, result: ReleaseResult) -> list[dict]:
+    """The audit record of a ``--force`` that went past a refusal (none when nothing was overridden)."""
+    from modelmedic.release.notify import audit_record
+
+    if not result.override:
+        return []
+    return [audit_record(result.model, result.version, "release-forced",
+                         {"command": args.command, "overridden": result.override, "namespace": args.namespace,
+                          "deployment": args.deployment or result.model, "status": result.status})]
 
 
 # ---------------------------------------------------------------- handlers
@@ -100,12 +150,11 @@ def _live_test(args: argparse.Namespace) -> int:
     """Watch the shadow for --duration seconds, judge it against production, record the verdict."""
     import yaml
 
-    from modelmedic.config import load_settings
     from modelmedic.release.livetest import LiveTestPolicy, judge, observe, render_markdown
 
     registry = _registry(args)
     policy = LiveTestPolicy(**(yaml.safe_load(open(args.policy)) or {})) if args.policy else LiveTestPolicy()
-    settings = load_settings(args.config)
+    settings = _settings(args)
     kafka = settings.kafka
     _progress(f"watching {args.model} {args.version} in shadow for {args.duration:g}s on {kafka.topics.inference}")
     stats = asyncio.run(observe(kafka, args.model, args.version, args.duration, policy, from_beginning=args.from_beginning))
@@ -113,7 +162,7 @@ def _live_test(args: argparse.Namespace) -> int:
     registry.attach_live_test(args.model, args.version, report, render_markdown(report))
     print(json.dumps(report) if args.json else render_markdown(report))
     if not report["passed"]:
-        _page(args, settings.sinks, args.model, args.version, "live-test",
+        _fail(args, settings, args.model, args.version, "live-test",
               "failed gates: " + "; ".join(f"{g['gate']} {g['observed']} (must be {g['op']} {g['threshold']})"
                                            for g in report["gates"] if not g["passed"]))
     return 0 if report["passed"] else 1
@@ -125,7 +174,7 @@ def _certify(args: argparse.Namespace) -> int:
     from modelmedic.release.report import render_png
 
     registry = _registry(args)
-    sinks = _sinks(args)
+    settings = _settings(args)
     samples = load_samples(args.requests)
     holdout = load_samples(args.holdout, labelled=True) if args.holdout else None
     result = asyncio.run(certify(registry, args.model, args.version, args.endpoint, samples, holdout,
@@ -144,7 +193,7 @@ def _certify(args: argparse.Namespace) -> int:
             print(f"{args.model}@{version} is NOT certified; failed gates:")
             print("\n".join(f"  - {gate.describe()}" for gate in result.failures))
     if not result.passed:
-        _page(args, sinks, args.model, result.report["version"], "certification",
+        _fail(args, settings, args.model, result.report["version"], "certification",
               "failed gates: " + "; ".join(gate.describe() for gate in result.failures))
     return 0 if result.passed else 1
 
@@ -153,7 +202,7 @@ def _release(args: argparse.Namespace) -> int:
     from modelmedic.errors import NotCertifiedError
     from modelmedic.release import deployment
 
-    sinks = _sinks(args)
+    settings = _settings(args)
 
     async def run() -> ReleaseResult:
         kube = _kube(args)
@@ -170,7 +219,7 @@ def _release(args: argparse.Namespace) -> int:
         result = asyncio.run(run())
     except NotCertifiedError as exc:
         if args.command == "deploy":
-            _page(args, sinks, args.model, args.version, "deploy", f"refused by a release gate: {exc}")
+            _fail(args, settings, args.model, args.version, "deploy", f"refused by a release gate: {exc}")
         raise
     if args.json:
         print(json.dumps(asdict(result)))
@@ -180,7 +229,9 @@ def _release(args: argparse.Namespace) -> int:
     else:
         print(f"{result.model}@{result.version}: {result.status}: {'; '.join(result.problems)}")
     if not result.ok:
-        _page(args, sinks, result.model, result.version, *_failure(args.command, result))
+        _fail(args, settings, result.model, result.version, *_failure(args.command, result), forced=_forced(args, result))
+    else:
+        _audit(args, settings, _forced(args, result))
     return 0 if result.ok else 1
 
 
@@ -202,7 +253,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     common.add_argument("--registry", metavar="PATH", help=f"registry git repository (default: ${ENV_REGISTRY})")
     common.add_argument("--json", action="store_true", help="print the result as JSON")
     common.add_argument("--config", "-c", help="the service's YAML settings: its alert sinks page the model's "
-                                              "owners when the step fails (and Kafka, for live-test)")
+                                              "owners when the step fails; failures and --force are written "
+                                              "to its Kafka's audit topic (live-test reads inference there)")
 
     def add(name: str, parent: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int], help_: str,
             description: str, *, version: bool = True, command: str | None = None) -> argparse.ArgumentParser:
@@ -247,7 +299,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     kube.add_argument("--rollout-timeout", type=float, default=300.0, metavar="S", help="default: 300")
     kube.add_argument("--health-timeout", type=float, default=30.0, metavar="S", help="default: 30")
     kube.add_argument("--force", action="store_true",
-                      help="deploy a version that is not certified (logged and recorded in the registry)")
+                      help="deploy a version that is not certified (logged, recorded in the registry and audited)")
 
     add("deploy", kube, _release, "upgrade or downgrade a model to a certified version",
         "Point the model's Deployment at the version, wait for the rollout, check it, record it as "

@@ -111,6 +111,8 @@ class ReleaseResult:
     canary: str | None = None
     """The version the canary Deployment was pointed at, if any."""
     forced: bool = False
+    override: str = ""
+    """What ``--force`` overrode (the refusal it went past); empty when nothing was."""
 
     @property
     def ok(self) -> bool:
@@ -280,7 +282,7 @@ async def deploy(kube: KubeClient, registry: Registry, model: str, version: str,
     progress(f"deploying {model}@{version} to {namespace}/{name} (running {previous or 'an unnamed version'})")
     problems = await _release(kube, namespace, name, info, opts, progress, clock(), transport=transport)
     if problems:
-        return await _undo(kube, registry, model, version, previous, opts, problems, force=bool(refused),
+        return await _undo(kube, registry, model, version, previous, opts, problems, override=refused or "",
                            progress=progress, now=clock())
     previous_stable = await asyncio.to_thread(_canary_version, registry, model, version)
     reason = f"modelmedic deploy to {namespace}/{name}" + (f" (forced: {refused})" if refused else "")
@@ -288,11 +290,13 @@ async def deploy(kube: KubeClient, registry: Registry, model: str, version: str,
     progress(f"{model}@{version} is stable in {namespace}/{name}")
     canary = await _point_canary(kube, registry, model, previous_stable, opts, progress, clock())
     await _event(kube, namespace, name, "ModelmedicDeployed", f"deployed {model}@{version} (was {previous})")
-    return ReleaseResult(model, version, previous, "deployed", canary=canary, forced=bool(refused))
+    return ReleaseResult(model, version, previous, "deployed", canary=canary, forced=bool(refused),
+                         override=refused or "")
 
 
 async def _undo(kube: KubeClient, registry: Registry, model: str, version: str, previous: str | None,
-                opts: ReleaseOptions, problems: list[str], *, force: bool, progress: Progress, now: float) -> ReleaseResult:
+                opts: ReleaseOptions, problems: list[str], *, override: str, progress: Progress,
+                now: float) -> ReleaseResult:
     """Put ``previous`` back after ``version`` failed its checks, and retire ``version`` with the reason.
 
     Only to a certified version, and never away from one marked irreversible: otherwise the failed
@@ -308,17 +312,18 @@ async def _undo(kube: KubeClient, registry: Registry, model: str, version: str, 
         log.error("%s@%s failed its checks (%s) and was not rolled back: %s", model, version, why, held)
         await _event(kube, namespace, name, "ModelmedicRollbackHeld", f"{model}@{version}: {why}; {held}", "Warning")
         return ReleaseResult(model, version, previous, "failed", problems=(*problems, f"not rolled back: {held}"),
-                             forced=force)
+                             forced=bool(override), override=override)
     progress(f"post-deploy checks failed ({why}): rolling back to {previous}")
     await _roll_out(kube, namespace, name, info, opts, progress, now, rolled_back_to=previous)
     reason = (f"automatic rollback of the deploy to {namespace}/{name} to {previous}: {why}"
-              + (" (the deploy was forced past certification)" if force else ""))
+              + (" (the deploy was forced past certification)" if override else ""))
     if await asyncio.to_thread(registry.stage, model, version) not in ("retired", "stable"):
         await asyncio.to_thread(registry.promote, model, version, "retired", reason=reason)
     log.error("%s@%s rolled back to %s: %s", model, version, previous, why)
     await _event(kube, namespace, name, "ModelmedicRolledBack", f"{model}@{version} rolled back to {previous}: {why}",
                  "Warning")
-    return ReleaseResult(model, version, previous, "rolled-back", problems=tuple(problems), forced=force)
+    return ReleaseResult(model, version, previous, "rolled-back", problems=tuple(problems), forced=bool(override),
+                         override=override)
 
 
 async def _point_canary(kube: KubeClient, registry: Registry, model: str, version: str | None,
@@ -375,12 +380,13 @@ async def rollback(kube: KubeClient, registry: Registry, model: str, opts: Relea
                               transport=transport)
     if problems:
         progress(f"the rollback's checks failed: {'; '.join(problems)}; the registry is left unchanged")
-        return ReleaseResult(model, target, running, "failed", problems=tuple(problems), forced=bool(refused))
+        return ReleaseResult(model, target, running, "failed", problems=tuple(problems), forced=bool(refused),
+                             override=refused or "")
     reason = f"modelmedic rollback of {namespace}/{name} from {running}" + (f" (forced: {refused})" if refused else "")
     await asyncio.to_thread(_record, registry, model, target, "stable", reason, force=bool(refused))
     await _event(kube, namespace, name, "ModelmedicRolledBack", f"rolled back from {running} to {model}@{target}")
     progress(f"{model}@{target} is stable again in {namespace}/{name}")
-    return ReleaseResult(model, target, running, "deployed", forced=bool(refused))
+    return ReleaseResult(model, target, running, "deployed", forced=bool(refused), override=refused or "")
 
 
 # --------------------------------------------------------------------------- shadow (live testing)

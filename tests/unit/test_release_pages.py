@@ -64,7 +64,8 @@ def certify_args(tmp_path: Path, endpoint: str, sink_url: str) -> list[str]:
         json.dumps({"request_id": f"h{i}", "features": features(i), "label": int(sum(features(i)) > 0)}) + "\n"
         for i in range(30)))
     (tmp_path / "policy.yaml").write_text(POLICY)
-    (tmp_path / "config.yaml").write_text(f"sinks:\n  - {{type: webhook, name: oncall, url: '{sink_url}'}}\n")
+    (tmp_path / "config.yaml").write_text(f"sinks:\n  - {{type: webhook, name: oncall, url: '{sink_url}'}}\n"
+                                          "kafka: {bootstrap_servers: '127.0.0.1:1'}\n")  # no broker: audit unreachable
     return ["certify", "fraud", "1.0.0", "--registry", str(registry.path), "--endpoint", endpoint,
             "--requests", str(tmp_path / "requests.jsonl"), "--holdout", str(tmp_path / "holdout.jsonl"),
             "--policy", str(tmp_path / "policy.yaml"), "--config", str(tmp_path / "config.yaml")]
@@ -92,6 +93,7 @@ async def test_an_undeliverable_page_is_reported_and_the_exit_code_still_means_t
     captured = capsys.readouterr()
     assert code == 1 and "paged" not in captured.out
     assert "page to oncall not delivered (error)" in captured.err
+    assert "could not write the audit record to modelmedic.audit" in captured.err, "reported, exit code unchanged"
     assert [r.status for r in receiver.requests] == [400]
 
 
