@@ -355,11 +355,11 @@ class EstimatedAccuracy:
             message = f"too few labels to check the accuracy estimate yet ({self._labels} of {self.calibration_warmup})"
         elif self.calibration_check.anomalous:
             state = ANOMALOUS
-            message = (f"the accuracy estimated from confidence is off by {e['gap']:+.2f} against the labels of the "
-                       f"last {e['gap_labels']:,} labelled predictions (estimated {e['estimated_on_labelled']:.2f}, "
-                       f"realized {e['realized_accuracy']:.2f} on the last {e['realized_labels']:,}): the confidence "
-                       f"no longer means what it did (concept drift), so the label-free estimate is unreliable "
-                       f"until it re-learns")
+            message = (f"realized accuracy {e['realized_accuracy']:.2f} on the last {e['realized_labels']:,} labelled "
+                       f"predictions where their confidence promised {e['estimated_on_labelled']:.2f} (off by "
+                       f"{e['gap']:+.2f} over {e['gap_labels']:,} since the gap began): the confidence no longer "
+                       f"means what it did (concept drift); the label-free estimate is unreliable until its "
+                       f"calibration re-learns")
         else:
             state = OK
             message = (f"the accuracy estimated from confidence matches the labels (estimated "
