@@ -3,9 +3,10 @@ Service on real Kafka (issue 15 item 7).
 
 The browser logs in as a person would (a Basic challenge answered with an operator's name and token),
 and every request it makes must go to the service itself: no CDN, font or script from elsewhere.
-Screenshots of the three pages are saved (``MODELMEDIC_SCREENSHOTS``, default the test's tmp dir) and
+Screenshots of the four pages are saved (``MODELMEDIC_SCREENSHOTS``, default the test's tmp dir) and
 the key elements asserted: the open and the acknowledged incident rows with their states, the incident
-page's timeline and its SVG plot (the flagged windows and the action), the model page's versions serving.
+page's timeline, its SVG plot (the flagged windows and the action) and the maintenance window holding it,
+that window on the silences page (what it holds back, who made it, why), the model page's versions serving.
 """
 
 from __future__ import annotations
@@ -89,6 +90,10 @@ async def test_on_call_reads_the_incident_in_a_real_browser(settings, tmp_path, 
             assert (await api.post(f"/api/v1/incidents/{other.id}/ack")).status_code == 200
             ran = await api.post(f"/api/v1/incidents/{burning[0].id}/run", json={"playbook": "scale-out"})
             assert ran.status_code == 200, ran.text
+            made = await api.post("/api/v1/silences", json={"kind": "maintenance", "models": ["fraud-*"], "minutes": 90,
+                                                            "comment": "node pool upgrade"})
+            assert made.status_code == 201, made.text
+            window = made.json()["id"]
         await until(lambda: len(service.serving("fraud-scorer")) == 2, 30)
 
         async with async_playwright() as pw:
@@ -131,8 +136,20 @@ async def test_on_call_reads_the_incident_in_a_real_browser(settings, tmp_path, 
                 assert await plot.locator("line.action").count() == 1
                 assert await plot.locator("text.action-label").text_content() == "scale-out"
                 assert await plot.locator("polyline.baseline").count() == 1
+                assert "alice" in await page.locator(f'#held-by tr.held-by[data-id="{window}"]').inner_text()
                 await plot.screenshot(path=screenshots / "plot.png")
                 await page.screenshot(path=screenshots / "incident.png", full_page=True)
+
+                # The window holding it, on the silences page: what it holds back, who made it and why.
+                await page.locator("#held-by a", has_text=window).click()
+                await page.wait_for_url(f"{base}/silences#{window}")
+                listed = page.locator(f'#silences tr.silence[data-id="{window}"]')
+                assert await listed.get_attribute("data-state") == "active"
+                assert await listed.locator(".holds").inner_text() == "pages and automatic remediation"
+                assert await listed.locator(".created-by").inner_text() == "alice"
+                assert await listed.locator(".comment").inner_text() == "node pool upgrade"
+                await page.screenshot(path=screenshots / "silences.png", full_page=True)
+                await page.go_back()
 
                 # The model's page: the versions serving it.
                 await page.locator("#facts a", has_text="fraud-scorer").click()
@@ -145,7 +162,7 @@ async def test_on_call_reads_the_incident_in_a_real_browser(settings, tmp_path, 
                 assert requested and all(url.startswith(base) for url in requested), requested
             finally:
                 await context.close()
-        for name in ("front", "plot", "incident", "model"):
+        for name in ("front", "plot", "incident", "silences", "model"):
             assert (screenshots / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     finally:
         service.stop.set()
