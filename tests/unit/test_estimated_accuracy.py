@@ -194,3 +194,7 @@ def test_the_monitor_pages_the_drop_with_a_sentence_for_the_on_call_person() -> 
     assert a.baseline > 0.9 and a.observed < 0.85
     assert mon.states("fraud", "3.0.0")["estimated_accuracy"] == "anomalous"
     assert mon.states("fraud", "3.0.0")["calibration_gap"] == "ok"
+    figures = mon.estimate("fraud", "3.0.0")  # the status of the estimate, reconciled with the labels
+    assert figures["calibration"] == "labels" and figures["realized_labels"] >= 200
+    assert abs(figures["estimated_on_labelled"] - figures["realized_accuracy"]) <= 0.05
+    assert mon.estimate("fraud", "2.0.0") is None
