@@ -59,6 +59,10 @@ class RegistryValidationError(RegistryError):
     """A name, version, URI, digest, report or stats record is malformed."""
 
 
+class InterfaceBreakError(RegistryValidationError):
+    """A version's interface breaks its predecessor's without the new major version semver asks for."""
+
+
 class InvalidVersionError(RegistryValidationError):
     """A version is not a semantic version (MAJOR.MINOR.PATCH, optional v prefix)."""
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from modelmedic.registry import Assignment, CertifiedBaseline, ModelSpec, ModelView, Registry, StatDelta, VersionInfo
+    from modelmedic.registry import (Assignment, CertifiedBaseline, ModelSpec, ModelView, Registry, StatDelta,
+                                     VersionInfo, VersionView)
 
 ENV_REGISTRY = "MODELMEDIC_REGISTRY"
 
@@ -88,9 +89,20 @@ def _register(args: argparse.Namespace, reg: Registry) -> ModelSpec:
 
 
 def _add_version(args: argparse.Namespace, reg: Registry) -> VersionInfo:
+    from modelmedic.errors import RegistryValidationError
+
     notes = _read_file(args.notes_file) if args.notes_file else args.notes
+    if (args.input_schema is None) != (args.output_schema is None):
+        raise RegistryValidationError("give both --input-schema and --output-schema (a version's interface is the "
+                                      "two), or neither to keep the model's")
+    interface = ({"input": _load_document(args.input_schema), "output": _load_document(args.output_schema)}
+                 if args.input_schema else None)
     return reg.add_version(args.model, args.version, notes, args.artifact, args.digest, image=args.image,
-                           irreversible=args.irreversible)
+                           irreversible=args.irreversible, description=args.description, interface=interface)
+
+
+def _show(args: argparse.Namespace, reg: Registry) -> ModelView | VersionView:
+    return reg.show(args.model) if args.version is None else reg.show_version(args.model, args.version)
 
 
 def _irreversible(args: argparse.Namespace, reg: Registry) -> VersionInfo:
@@ -123,12 +135,15 @@ def _text(result: Any) -> str:
         StableVersions,
         StatDelta,
         VersionInfo,
+        VersionView,
     )
 
     if isinstance(result, str):
         return result
     if isinstance(result, ModelView):
         return _text_view(result)
+    if isinstance(result, VersionView):
+        return _text_version(result)
     if isinstance(result, ModelSpec):
         return f"model {result.name} registered (owners: {', '.join(result.owners)})"
     if isinstance(result, VersionInfo):
@@ -172,9 +187,28 @@ def _text_view(view: ModelView) -> str:
         "",
     ]
     rows = [(v.version, (v.stage or "registered") + (" (irreversible)" if v.irreversible else ""), _when(v.created_at),
-             v.digest[:19], v.artifact_uri,
+             v.digest[:19], v.artifact_uri, "own" if v.interface else "model's",
              v.notes.splitlines()[0] if v.notes else "") for v in view.versions]
-    return "\n".join(lines) + _table(("VERSION", "STAGE", "CREATED", "DIGEST", "ARTIFACT", "NOTES"), rows)
+    return ("\n".join(lines)
+            + _table(("VERSION", "STAGE", "CREATED", "DIGEST", "ARTIFACT", "INTERFACE", "NOTES"), rows)
+            + f"\n\nrelease notes and interface of one version: modelmedic registry show {spec.name} VERSION")
+
+
+def _text_version(view: VersionView) -> str:
+    v = view.info
+    return "\n".join([
+        f"{v.model}@{v.version}: {view.description}",
+        f"stage:     {v.stage or 'registered'}" + (f"    irreversible: {v.irreversible}" if v.irreversible else ""),
+        f"created:   {_when(v.created_at)} UTC    commit {v.commit[:12]}",
+        f"artifact:  {v.artifact_uri} ({v.digest})",
+        f"image:     {v.image or '- (the Deployment keeps its image)'}",
+        "interface: " + ("the model's" if view.inherited else "its own"),
+        f"  input:   {json.dumps(view.interface['input'])}",
+        f"  output:  {json.dumps(view.interface['output'])}",
+        "",
+        "release notes:",
+        *(f"  {line}" for line in v.notes.splitlines()),
+    ])
 
 
 def _num(value: float | None) -> str:
@@ -249,6 +283,10 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                              "deploy and rollback set it with the artifact")
     add_version.add_argument("--irreversible", metavar="REASON",
                              help="never roll this version back automatically, and why (e.g. it migrates a schema)")
+    add_version.add_argument("--description", help="what this version is, when it says more than the model's")
+    add_version.add_argument("--input-schema", help="this version's input JSON Schema (inline JSON or a file), "
+                             "with --output-schema; default: the model's. A break needs a new major version")
+    add_version.add_argument("--output-schema", help="this version's output JSON Schema, with --input-schema")
     notes = add_version.add_mutually_exclusive_group(required=True)
     notes.add_argument("--notes", help="release notes")
     notes.add_argument("--notes-file", help="file holding the release notes")
@@ -269,7 +307,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     attach.add_argument("report", help="report file or inline JSON: latency_p50_ms, latency_p95_ms, "
                         "latency_p99_ms, throughput_rps, error_rate, quality")
 
-    model_arg(add("show", lambda args, reg: reg.show(args.model), "a model, its versions and stages"))
+    show = add("show", _show, "a model, its versions and stages; or one version: its release notes and interface")
+    model_arg(show)
+    show.add_argument("version", nargs="?", help="one version: its full release notes, description and interface")
     listing = add("list", lambda args, reg: reg.list_models(refresh=args.refresh),
                   "every model with its latest and stable version")
     listing.add_argument("--refresh", action="store_true", help="rebuild the summary cache from the tags")

@@ -32,7 +32,9 @@ from modelmedic.registry.records import (
     StableVersions,
     StatDelta,
     VersionInfo,
+    VersionView,
 )
+from modelmedic.registry.compatibility import breaking_allowed, interface_breaks
 from modelmedic.registry.schema import (
     check_certification,
     check_image,
@@ -48,6 +50,7 @@ __all__ = [
     "RegistryMirror", "keep_fresh",
     "ARTIFACT_ANNOTATION", "ARTIFACT_ENV", "DIGEST_ANNOTATION", "DIGEST_ENV", "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "LatencyHistogram", "ModelSpec", "ModelSummary",
     "ModelView", "Registry", "StableVersions", "StatDelta", "StatsBuffer", "UsageStats", "VersionInfo",
+    "VersionView", "breaking_allowed", "interface_breaks",
     "check_certification", "check_image", "check_interface", "check_json_schema", "normalize_version",
     "release_refusal", "rollback_refusal",
 ]

@@ -58,6 +58,10 @@ class VersionInfo:
     """The container image pinned by digest (``repo@sha256:<hex>``), or None: the Deployment's image is kept."""
     irreversible: str | None = None
     """Why this version must never be rolled back automatically (e.g. a schema migration); None when it may be."""
+    description: str | None = None
+    """What this version is, when it says more than the model's description; None: the model's."""
+    interface: dict[str, Any] | None = None
+    """This version's own ``{"input", "output"}`` JSON Schemas; None: it has the model's (``ModelSpec.interface``)."""
 
     def pod_env(self) -> dict[str, str]:
         """What a release puts in the model container's environment so it fetches and checks this artifact."""
@@ -108,6 +112,19 @@ class ModelView:
     stable: str | None
     previous_stable: str | None
     canary: str | None
+
+
+@dataclass(frozen=True)
+class VersionView:
+    """One version as ``registry show MODEL VERSION`` tells it: its record, notes, and what it is called with."""
+
+    info: VersionInfo
+    description: str
+    """The version's own description, else the model's."""
+    interface: dict[str, Any]
+    """The version's own interface, else the model's."""
+    inherited: bool
+    """True when ``interface`` is the model's (the version declares none)."""
 
 
 @dataclass(frozen=True)

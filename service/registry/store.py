@@ -29,6 +29,7 @@ from typing import Any
 
 from modelmedic.errors import (
     CertificationMissingError,
+    InterfaceBreakError,
     ModelExistsError,
     PromotionError,
     RegistryValidationError,
@@ -36,6 +37,7 @@ from modelmedic.errors import (
     UnknownVersionError,
     VersionExistsError,
 )
+from modelmedic.registry.compatibility import breaking_allowed, interface_breaks, previous_version
 from modelmedic.registry.records import (
     NEEDS_CERTIFICATION,
     STAGES,
@@ -49,6 +51,7 @@ from modelmedic.registry.records import (
     StatDelta,
     StatsCommit,
     VersionInfo,
+    VersionView,
 )
 from modelmedic.registry.repository import GitRepository, dump_yaml, load_yaml, read_json, run_git, write_atomic
 from modelmedic.registry.schema import (
@@ -134,9 +137,14 @@ class Registry(GitRepository):
         return spec
 
     def add_version(self, model: str, version: str, notes: str, artifact_uri: str, digest: str, *,
-                    image: str | None = None, irreversible: str | None = None) -> VersionInfo:
+                    image: str | None = None, irreversible: str | None = None, description: str | None = None,
+                    interface: dict[str, Any] | None = None) -> VersionInfo:
         """Record what a version runs (artifact and digest, image by digest) in the tree, and tag it
         ``<model>@v<semver>`` with the release notes.
+
+        ``description`` and ``interface`` override the model's for this version. An interface that
+        breaks the previous version's (:mod:`~modelmedic.registry.compatibility`) is refused unless
+        the version is a new major one: callers of the old version would fail against it.
 
         The commit is always new (``--allow-empty``) so every version tag points at its own commit:
         GTO resolves a stage tag to the version whose tag shares its commit.
@@ -144,15 +152,21 @@ class Registry(GitRepository):
         version = normalize_version(version)
         check_artifact(artifact_uri, digest)
         check_image(image)
+        if interface is not None:
+            check_interface(interface)
         if not isinstance(notes, str) or not notes.strip():
             raise RegistryValidationError(f"{model}@{version}: give release notes (what changed and why)")
         record = {"model": model, "version": version, "artifact_uri": artifact_uri, "digest": digest,
-                  **({"image": image} if image else {}), **({"irreversible": irreversible} if irreversible else {})}
+                  **({"image": image} if image else {}), **({"irreversible": irreversible} if irreversible else {}),
+                  **({"description": description} if description else {}),
+                  **({"interface": interface} if interface is not None else {})}
         with self._model_transaction(model):
             self._require_model(model)
-            if version in self._read_tags(model).versions:
+            known = list(self._read_tags(model).versions)
+            if version in known:
                 raise VersionExistsError(f"{model}@{version} already exists and versions are immutable: "
                                          "register the change as a new version (e.g. bump the patch number)")
+            self._check_compatible(model, version, interface, known)
             path = self._version_file(model, version)
             write_atomic(path, dump_yaml(record))
             self._commit([path], f"Register {model} {version}", allow_empty=True)
@@ -314,6 +328,13 @@ class Registry(GitRepository):
         return ModelView(spec=spec, versions=versions, stable=tags.holder("stable"),
                          previous_stable=tags.previous_stable(), canary=tags.holder("canary"))
 
+    def show_version(self, model: str, version: str) -> VersionView:
+        """One version with its notes, and the description and interface it has (its own or the model's)."""
+        info = self.version_info(model, version)
+        spec = self.spec(model)
+        return VersionView(info=info, description=info.description or spec.description,
+                           interface=info.interface or spec.interface, inherited=info.interface is None)
+
     def spec(self, model: str) -> ModelSpec:
         """The model's ``model.yaml``, typed."""
         self._require_model(model)
@@ -450,11 +471,38 @@ class Registry(GitRepository):
         return VersionInfo(model=model, version=vt.version, artifact_uri=record["artifact_uri"],
                            digest=record["digest"], notes=vt.notes, created_at=vt.created_at,
                            stage=tags.stage_of(vt.version), commit=vt.commit, image=record.get("image"),
-                           irreversible=record.get("irreversible"))
+                           irreversible=record.get("irreversible"), description=record.get("description"),
+                           interface=record.get("interface"))
+
+    def _own_interface(self, model: str, version: str) -> dict[str, Any] | None:
+        return load_yaml(self._version_file(model, version)).get("interface")
+
+    def _check_compatible(self, model: str, version: str, interface: dict[str, Any] | None, known: list[str]) -> None:
+        """Refuse ``version`` if its interface breaks the previous version's without a major bump."""
+        previous = previous_version(known, version)
+        if previous is None or breaking_allowed(previous, version):
+            return
+        default = self.spec(model).interface
+        breaks = interface_breaks(self._own_interface(model, previous) or default, interface or default)
+        if breaks:
+            raise InterfaceBreakError(
+                f"{model}@{version} breaks the interface of {previous}: {'; '.join(breaks)}. Callers of {previous} "
+                f"would fail: keep the interface compatible, or register it as a new major version "
+                f"(semver: {_next_major(previous)})")
+
+    def interface(self, model: str, version: str) -> dict[str, Any]:
+        """The interface ``version`` is called with: its own, else the model's."""
+        version = self.check_registered(model, version)
+        return self._own_interface(model, version) or self.spec(model).interface
 
     @staticmethod
     def _read_stats_file(path: Path) -> UsageStats | None:
         return UsageStats.from_dict(json.loads(path.read_text())) if path.is_file() else None
+
+
+def _next_major(version: str) -> str:
+    major, minor, *_ = semver_key(version)
+    return f"v0.{minor + 1}.0" if major == 0 else f"v{major + 1}.0.0"
 
 
 def _merge_by_time(first: list[HistoryEvent], second: list[HistoryEvent]) -> list[HistoryEvent]:
