@@ -252,7 +252,9 @@ class QualitySettings(_Section):
     label_min_outcomes: int = Field(30, ge=1)
     """Labelled outcomes a version needs before its accuracy is judged (until then: insufficient data)."""
     label_tolerance: float = Field(0.0, ge=0.0)
-    """A numeric prediction within this of its label counts as correct (0: exact)."""
+    """A numeric prediction within this of its label counts as correct. 0: learned per model from
+    its first ``label_warmup // 2`` labelled predictions (twice their mean absolute error; a
+    regressor's answer is never exactly its label), or exact when a certified accuracy is used."""
     label_warmup: int = Field(200, ge=1)
     """Labelled requests a version's own accuracy baseline is learned from (its Wilson lower
     bound at 2 standard errors), when neither the registry's certification nor the model's

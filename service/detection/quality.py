@@ -91,6 +91,8 @@ from modelmedic.events import Anomaly, InferenceEvent, LabelEvent
 _NEVER = 1 << 62
 _REORDER = 256
 """Models moved from the front to the back of the order per poll, at most (see :meth:`QualityMonitor.poll`)."""
+TOLERANCE_MAES = 2.0
+"""A numeric model's learned label tolerance, in mean absolute errors of its healthy answers."""
 COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "canary_expired",
             "canary_dropped", "predictions_skipped", "series_evicted")
 
@@ -139,11 +141,15 @@ class _Pending:
 class _Version:
     """Detector state of one production version."""
 
+    warm_error = 0.0  # also the value of a snapshot written before it existed (restored by __dict__)
+
     def __init__(self, drift: PredictionDrift, ts: int) -> None:
         self.canary: CanaryDivergence | None = None
         self.canary_version = ""
         self.labels: DelayedLabelPerformance | None = None
         self.warm_n = self.warm_correct = 0
+        self.warm_error = 0.0
+        """Sum of the absolute errors counted while a numeric model's tolerance is learned."""
         self.drift = drift
         self.estimate: EstimatedAccuracy | None = None
         """Label-free accuracy of a version that answers probabilities (from its first vector)."""
@@ -155,10 +161,15 @@ class _Version:
 
 
 class _Model:
+    tolerance = None  # also the value of a snapshot written before it existed (restored by __dict__)
+
     def __init__(self, ts: int) -> None:
         self.versions: dict[str, _Version] = {}
         self.baseline: float | None = None
         """Accuracy baseline of the model's latest judged version (inherited by new versions)."""
+        self.tolerance: float | None = None
+        """A numeric answer within this of its label is correct (learned with the first baseline,
+        when ``label_tolerance`` is 0; inherited with it: the baseline is an accuracy at it)."""
         self.canary_rate: float | None = None
         """Disagreement rate learned on a healthy version (inherited by new versions): two
         versions of one model never agree perfectly, and a release is judged against what
@@ -428,14 +439,12 @@ class QualityMonitor:
         if det is None:
             baseline = m.baseline
             if baseline is None:  # learn this version's accuracy first
-                vs.warm_n += 1
-                vs.warm_correct += self._correct(prediction, label.label)
-                if vs.warm_n < self.label_warmup:
+                if not self._warm_up(m, vs, prediction, label.label):
                     return
                 # The lower bound, not the estimate: a baseline learned a little high would
                 # take the version's healthy accuracy for a drop.
                 baseline = wilson(vs.warm_correct, vs.warm_n, 2.0)[0]
-            det = vs.labels = self._new_labels(baseline)
+            det = vs.labels = self._new_labels(baseline, m.tolerance)
             m.baseline = baseline
         det.observe_outcome(prediction, label.label)
         if det.anomalous is not (LABELS in vs.onset):
@@ -577,15 +586,39 @@ class QualityMonitor:
                                min_live=self.drift_min_live, bins=self.drift_bins, psi_threshold=self.psi_threshold,
                                alpha=self.alpha, every=self.drift_every)
 
-    def _new_labels(self, baseline: float) -> DelayedLabelPerformance:
+    def _new_labels(self, baseline: float, tolerance: float | None = None) -> DelayedLabelPerformance:
         return DelayedLabelPerformance(
             baseline=baseline, margin=self.label_margin, effect=self.label_effect, alpha=self.alpha,
-            min_outcomes=self.label_min_outcomes, tolerance=self.label_tolerance,
+            min_outcomes=self.label_min_outcomes, tolerance=self.label_tolerance or tolerance or 0.0,
             horizon_s=self.label_horizon_ms / 1000, max_pending=1)
 
-    def _correct(self, prediction: object, label: object) -> bool:
-        if self.label_tolerance and isinstance(label, int | float) and isinstance(prediction, int | float):
-            return abs(float(prediction) - float(label)) <= self.label_tolerance
+    def _warm_up(self, m: _Model, vs: _Version, prediction: object, label: object) -> bool:
+        """Count one labelled outcome of a version without a baseline; True once it can be learned.
+
+        A regressor's answer is never exactly its label, so exact equality would make every
+        healthy one 0% accurate. Without a configured ``label_tolerance``, a numeric model's
+        first ``label_warmup // 2`` outcomes set its tolerance to ``TOLERANCE_MAES`` mean
+        absolute errors (about 89% of healthy answers within it for Gaussian errors, 86% for
+        Laplace ones: the next outcomes measure what it really is), and the remaining ones of
+        ``label_warmup`` count the answers within it, like a classifier's correct ones.
+        """
+        if m.tolerance is None and not self.label_tolerance and _numeric(prediction) and _numeric(label):
+            vs.warm_n += 1
+            vs.warm_error += abs(float(prediction) - float(label))
+            if vs.warm_n >= max(self.label_warmup // 2, 1):
+                m.tolerance = TOLERANCE_MAES * vs.warm_error / vs.warm_n
+                vs.warm_n = 0
+            return False
+        vs.warm_n += 1
+        vs.warm_correct += self._correct(prediction, label, m.tolerance)
+        learned_tolerance = m.tolerance is not None and not self.label_tolerance
+        return vs.warm_n >= self.label_warmup - (self.label_warmup // 2 if learned_tolerance else 0)
+
+    def _correct(self, prediction: object, label: object, tolerance: float | None = None) -> bool:
+        """Whether an answer is right: a number within ``label_tolerance`` (else ``tolerance``) of its label, else equal."""
+        tolerance = self.label_tolerance or tolerance
+        if tolerance and _numeric(label) and _numeric(prediction):
+            return abs(float(prediction) - float(label)) <= tolerance
         return prediction == label
 
     # -- introspection ----------------------------------------------------------------------
@@ -631,6 +664,11 @@ class QualityMonitor:
             "label_judged": len(self._judged),
             "references": len(self._references),
         }
+
+
+def _numeric(value: object) -> bool:
+    """An int or float answer or label (a bool is a class)."""
+    return value.__class__ in (int, float)
 
 
 def _argmax(values: list[float]) -> int | None:
