@@ -7,7 +7,7 @@ from modelmedic.detectors.ensemble import EnsembleBank
 from modelmedic.detectors.ewma import EwmaBank
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.seasonal import SeasonalBank
-from modelmedic.detectors.sequential import BernoulliCusumBank, LatencyCusumBank, PoissonCusumBank
+from modelmedic.detectors.sequential import BernoulliCusumBank, LatencyCusumBank, PoissonCusumBank, TailCusumBank
 
 
 def default_bank() -> SeriesBank:
@@ -33,6 +33,7 @@ __all__ = [
     "BernoulliCusumBank",
     "LatencyCusumBank",
     "PoissonCusumBank",
+    "TailCusumBank",
     "default_bank",
     "replay_lockstep",
     "replay_series",

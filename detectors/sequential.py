@@ -319,6 +319,57 @@ class BernoulliCusumBank(_Bank):
         return (err + self.prior_rate * self.prior_requests) / (req + self.prior_requests)
 
 
+class TailCusumBank(BernoulliCusumBank):
+    """Requests slower than the series' usual p99: a Bernoulli CUSUM on their share (tail regressions).
+
+    A regression that slows only some requests (a slow dependency on a few calls, GC pauses)
+    leaves the median where it was, so :class:`LatencyCusumBank` never sees it, while the
+    users it hits wait three times longer. Here every request is a trial: slower than the
+    series' bound or not. The bound is the latency reference's ``quantile`` (the 99th by
+    default, :meth:`LatencyCusumBank.quantile_ms`), so about 1% of requests exceed it; a
+    window adds the Bernoulli log-likelihood ratio of "``ratio`` times the usual share"
+    (5% for a ratio of 5) against the usual share, which is learned as
+    :class:`BernoulliCusumBank` learns an error rate (6 h, shrunk towards ``1 - quantile``).
+    Per-request evidence: one request at 0.05 req/s counts for one and 5,000 for 5,000, and
+    counting the requests over a bound is O(1) per request. The share is measured against
+    the same bound it is judged by, so a tail heavier than the lognormal reference only makes
+    the usual share larger than 1%, never a false alarm by itself; a +3% deploy moves it
+    to about 1.3% (its drift is negative below about 2.5%).
+
+    The bound follows the reference but is held while this CUSUM is under suspicion (above a
+    third of ``h``): the latency reference learns its spread from every window, and an
+    incident must not lift its own bar.
+    """
+
+    _TABLES = {"_bound": ()}
+    """Log of the bound (ms) each series' requests are counted against; 0: none yet."""
+
+    def __init__(self, quantile: float = 0.99, ratio: float = 5.0, tau_s: float = 6 * 3600.0,
+                 min_requests: float = 200.0, prior_requests: float = 1000.0, floor: float = 0.002):
+        super().__init__(ratio=ratio, tau_s=tau_s, min_requests=min_requests, prior_rate=1.0 - quantile,
+                         prior_requests=prior_requests, floor=floor)
+        self.quantile = quantile
+
+    def bound_ms(self, slots: np.ndarray, reference_ms: np.ndarray) -> np.ndarray:
+        """The latency each series' requests are counted against: the held bound, or ``reference_ms``
+        (the latency reference's quantile now) for a series without one yet."""
+        slots = self._prepare(slots)  # first: it may grow ``_bound``
+        held = self._bound[slots]
+        return np.where(held != 0, np.exp(held), reference_ms)
+
+    def score_learn(self, slots: np.ndarray, over: np.ndarray, requests: np.ndarray, reference_ms: np.ndarray,
+                    t_ms: np.ndarray, window_s: float, h: float, max_step: float = np.inf) -> Evidence:
+        """Judge and learn one window: ``over`` of ``requests`` were slower than :meth:`bound_ms`;
+        the bound then moves to ``reference_ms`` unless the series is under suspicion."""
+        slots = self._prepare(slots)
+        s_prev = self._f[slots, self._COLUMNS.index("s")]
+        ev = super().score_learn(slots, over, requests, t_ms, window_s, h, max_step)
+        held = self._bound[slots]
+        hold = (held != 0) & (s_prev > SUSPICION * h)
+        self._bound[slots] = np.where(hold, held, np.log(np.maximum(reference_ms, 1e-3)))
+        return ev
+
+
 def _median_law(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and variance of the nearest-rank median of ``n`` normal draws (in standard
     deviations), and the mean gap from it to the nearest-rank 95th percentile.
@@ -445,3 +496,8 @@ class LatencyCusumBank(_Bank):
     def usual_p95(self, slots: np.ndarray) -> np.ndarray:
         """The series' usual p95 latency (ms): an EWMA of the windows' p95, for the summary."""
         return np.exp(self.state("p95", slots))
+
+    def quantile_ms(self, slots: np.ndarray, q: float) -> np.ndarray:
+        """The reference's ``q`` quantile of a request's latency (ms): the lognormal of ``mu`` and
+        ``sigma``, whose spread is measured within windows (robust to how busy a series is)."""
+        return np.exp(self.state("mu", slots) + ndtri(q) * np.sqrt(self.state("sig2", slots)))

@@ -21,7 +21,7 @@ import numpy as np
 from modelmedic.config import DetectionSettings
 from modelmedic.detectors import (
     BernoulliCusumBank, CalibratedBank, CusumBank, EnsembleBank, EwmaBank, LatencyCusumBank, PoissonCusumBank,
-    RobustBank, SeasonalBank, SeriesBank,
+    RobustBank, SeasonalBank, SeriesBank, TailCusumBank,
 )
 from modelmedic.detectors.base import SlotState
 from modelmedic.detectors.sequential import CAP, Evidence
@@ -164,11 +164,13 @@ class ThroughputSeries(WindowSeries):
         return self.judge(slots, x, np.ones(x.size, dtype=bool), t_ms, window_s, h, unit=1.0 / window_s)
 
 
-FamilyBank = LatencyCusumBank | BernoulliCusumBank | PoissonCusumBank | WindowSeries
+FamilyBank = LatencyCusumBank | BernoulliCusumBank | PoissonCusumBank | TailCusumBank | WindowSeries
 
 
 def family_banks(d: DetectionSettings) -> dict[str, FamilyBank]:
-    """The bank of each family (``latency``, ``errors``, ``throughput``) the settings name."""
+    """The bank of each family (``latency``, ``errors``, ``throughput``) the settings name, and
+    ``latency_tail`` when the latency bank is ``sequential`` (its bound is that bank's reference p99;
+    a per-value bank has no reference distribution)."""
     grace = d.grace_windows
     sequential = {
         "latency": lambda: LatencyCusumBank(ratio=d.latency_ratio, min_windows=grace, min_requests=4 * d.min_requests),
@@ -184,4 +186,6 @@ def family_banks(d: DetectionSettings) -> dict[str, FamilyBank]:
         else:
             cls, sides = per_value[family]
             out[family] = cls(series_bank(name), sides, min_windows=grace)
+    if isinstance(out["latency"], LatencyCusumBank):
+        out["latency_tail"] = TailCusumBank(min_requests=40 * d.min_requests)
     return out

@@ -153,6 +153,9 @@ class _Rows:
     errors: np.ndarray
     p50: np.ndarray
     p95: np.ndarray
+    p99: np.ndarray
+    latency_start: np.ndarray
+    """Where each row's ascending latencies start in ``latency``; -1: the window did not keep them."""
     window: np.ndarray
     owner: np.ndarray
     groups: np.ndarray
@@ -160,28 +163,61 @@ class _Rows:
     group_top_slot: np.ndarray
     group_window: np.ndarray
     group_owner: np.ndarray
+    latency: np.ndarray
+    """Every request's latency (ms) of these windows (:attr:`ClosedWindow.latency_ms`, side by side)."""
 
     def part(self, rows: slice) -> _Rows:
         """These rows of the version-level and of the model-level series (a step of :meth:`WindowJudge.judge_in_turns`)."""
         return _Rows(self.cws, self.slots[rows], self.count[rows], self.errors[rows], self.p50[rows], self.p95[rows],
-                     self.window[rows], self.owner[rows], self.groups[rows], self.group_count[rows],
-                     self.group_top_slot[rows], self.group_window[rows], self.group_owner[rows])
+                     self.p99[rows], self.latency_start[rows], self.window[rows], self.owner[rows], self.groups[rows],
+                     self.group_count[rows], self.group_top_slot[rows], self.group_window[rows], self.group_owner[rows],
+                     self.latency)
+
+    def requests_over(self, bound_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(requests slower than each row's bound, requests it was judged on): a few numpy calls
+        over the windows' requests, O(1) per request. A window that did not keep its requests'
+        latencies (one built by hand) has nothing to judge: 0 of 0."""
+        kept = self.latency_start >= 0
+        n = np.where(kept, self.count, 0).astype(np.int64)
+        total = int(n.sum())
+        if not total:
+            return np.zeros(n.size), np.zeros(n.size)
+        row = np.repeat(np.arange(n.size), n)
+        first = np.cumsum(n) - n
+        at = np.arange(total) - first[row] + self.latency_start[row]
+        over = np.bincount(row, weights=self.latency[at] > bound_ms[row], minlength=n.size)
+        return over, n.astype(np.float64)
+
+
+def _latency_starts(cw: ClosedWindow, offset: int) -> np.ndarray:
+    """Each row's start in the side-by-side latencies, or -1 for all rows of a window without them."""
+    if cw.latency_start.size != cw.slots.size:
+        return np.full(cw.slots.size, -1, dtype=np.int64)
+    return cw.latency_start + offset
 
 
 def _rows(cws: list[ClosedWindow]) -> _Rows:
     if len(cws) == 1:  # one partition closed a window (always so when it owns one): nothing to put side by side
         cw = cws[0]
         version_rows, group_rows = np.zeros(cw.slots.size, dtype=np.int64), np.zeros(cw.groups.size, dtype=np.int64)
-        return _Rows(cws, cw.slots, cw.count, cw.errors, cw.p50, cw.p95, version_rows + cw.window, version_rows,
-                     cw.groups, cw.group_count, cw.group_top_slot, group_rows + cw.window, group_rows)
+        return _Rows(cws, cw.slots, cw.count, cw.errors, cw.p50, cw.p95, cw.p99, _latency_starts(cw, 0),
+                     version_rows + cw.window, version_rows, cw.groups, cw.group_count, cw.group_top_slot,
+                     group_rows + cw.window, group_rows, cw.latency_ms)
     cat, index = np.concatenate, np.arange(len(cws))
     sizes, group_sizes = [cw.slots.size for cw in cws], [cw.groups.size for cw in cws]
     windows = [cw.window for cw in cws]
+    # Windows closed together share one latency array: each distinct array once.
+    arrays: dict[int, tuple[int, np.ndarray]] = {}
+    for cw in cws:
+        if id(cw.latency_ms) not in arrays:
+            arrays[id(cw.latency_ms)] = (sum(a.size for _, a in arrays.values()), cw.latency_ms)
     return _Rows(
         cws, cat([cw.slots for cw in cws]), cat([cw.count for cw in cws]), cat([cw.errors for cw in cws]),
-        cat([cw.p50 for cw in cws]), cat([cw.p95 for cw in cws]), np.repeat(windows, sizes), np.repeat(index, sizes),
-        cat([cw.groups for cw in cws]), cat([cw.group_count for cw in cws]), cat([cw.group_top_slot for cw in cws]),
-        np.repeat(windows, group_sizes), np.repeat(index, group_sizes),
+        cat([cw.p50 for cw in cws]), cat([cw.p95 for cw in cws]), cat([cw.p99 for cw in cws]),
+        cat([_latency_starts(cw, arrays[id(cw.latency_ms)][0]) for cw in cws]), np.repeat(windows, sizes),
+        np.repeat(index, sizes), cat([cw.groups for cw in cws]), cat([cw.group_count for cw in cws]),
+        cat([cw.group_top_slot for cw in cws]), np.repeat(windows, group_sizes), np.repeat(index, group_sizes),
+        cat([a for _, a in arrays.values()]),
     )
 
 
@@ -198,7 +234,7 @@ CERTIFIED_WEIGHT = 1000.0
 the version's own traffic takes over its reference after about this many requests."""
 
 THROUGHPUT_KINDS = ("throughput_drop", "throughput_surge")
-FAMILIES = ("latency", "errors", "throughput")
+FAMILIES = ("latency", "errors", "throughput", "latency_tail")
 _INSUFFICIENT = {name: metrics.SERIES_INSUFFICIENT.labels(name) for name in FAMILIES}
 
 
@@ -226,9 +262,13 @@ class WindowJudge:
         self.latency = _Family("latency", banks["latency"], Episodes(trig, rec), "version")
         self.errors = _Family("errors", banks["errors"], Episodes(trig, rec), "version")
         self.throughput = _Family("throughput", banks["throughput"], Episodes(trig, rec), "group")
+        self.tail = _Family("latency_tail", banks["latency_tail"], Episodes(trig, rec), "version") \
+            if "latency_tail" in banks else None
+        """The latency tail (:class:`~modelmedic.detectors.sequential.TailCusumBank`); None without a sequential
+        latency bank, whose reference sets its bound."""
 
-    def _families(self) -> tuple[_Family, _Family, _Family]:
-        return self.latency, self.errors, self.throughput
+    def _families(self) -> tuple[_Family, ...]:
+        return (self.latency, self.errors, self.throughput) + ((self.tail,) if self.tail else ())
 
     def _index(self, slots: list[int], groups: list[int]) -> list[tuple[_Family, np.ndarray]]:
         """Each family with the slots it keeps state at: version slots or group slots."""
@@ -251,6 +291,10 @@ class WindowJudge:
     def set_rows(self, slots: list[int], groups: list[int], rows: dict[str, dict]) -> None:
         """Put the state :meth:`rows` returned at (possibly other) slots and groups, in the same order."""
         for fam, idx in self._index(slots, groups):
+            if fam.name not in rows:  # a snapshot from before the family existed: these series start afresh
+                fam.bank.forget(idx)
+                fam.episodes.forget(idx)
+                continue
             fam.bank.set_rows(idx, rows[fam.name]["bank"])
             fam.episodes.set_rows(idx, rows[fam.name]["episodes"])
         self._know(np.array(slots, dtype=np.int64), True)
@@ -292,8 +336,9 @@ class WindowJudge:
         for source in {id(cw.source): cw.source for cw in cws}.values():
             if source.born:
                 dst, src = (np.array(side, dtype=np.int64) for side in zip(*source.born))
-                self.latency.bank.inherit(dst, src)
-                self.errors.bank.inherit(dst, src)
+                for fam in self._families():
+                    if fam.level == "version":
+                        fam.bank.inherit(dst, src)
                 self._know(dst, True)
                 source.born.clear()
         r = _rows(cws)
@@ -301,15 +346,16 @@ class WindowJudge:
         self._certify_new(r, size_ms)
         total = max(r.slots.size, r.groups.size, 1)
         step = total if rows is None else max(rows, 1)
-        started: list[list[Anomaly]] = [[], [], []]
-        ended: list[list[Anomaly]] = [[], [], []]
+        families = len(self._families())
+        started: list[list[Anomaly]] = [[] for _ in range(families)]
+        ended: list[list[Anomaly]] = [[] for _ in range(families)]
         for lo in range(0, total, step):
             if lo:
                 yield
             for f, records in enumerate(self._judge_rows(r.part(slice(lo, lo + step)), size_ms)):
                 for record in records:
                     (started if record.state == "firing" else ended)[f].append(record)
-        for f in range(3):
+        for f in range(families):
             out += started[f] + ended[f]
         self._count_insufficient()
 
@@ -351,6 +397,8 @@ class WindowJudge:
                                       np.array([f.latency_p95_ms for _, f in found]), t_ms, CERTIFIED_WEIGHT)
         if hasattr(self.errors.bank, "certify"):
             self.errors.bank.certify(slots, np.array([f.error_rate for _, f in found]), t_ms, CERTIFIED_WEIGHT)
+        if self.tail is not None:  # the certified p50 and p95 set the reference's p99: about 1% over it
+            self.tail.bank.certify(slots, np.full(slots.size, 1.0 - self.tail.bank.quantile), t_ms, CERTIFIED_WEIGHT)
 
     def _figures(self, r: _Rows, i: int) -> Certified | None:
         """The certified figures of row ``i``'s version, or None (not in the registry, not certified)."""
@@ -360,28 +408,41 @@ class WindowJudge:
         except ModelmedicError:
             return None
 
-    def _judge_rows(self, r: _Rows, size_ms: int) -> tuple[list[Anomaly], list[Anomaly], list[Anomaly]]:
-        """The records of each family (latency, errors, throughput) for these rows."""
+    def _judge_rows(self, r: _Rows, size_ms: int) -> tuple[list[Anomaly], ...]:
+        """The records of each family (latency, errors, throughput, then latency_tail if on) for these rows."""
         window_s = size_ms / 1000.0
         h = threshold_for(window_s, 1.0 - self.settings.threshold)
         t_ms, group_t_ms = r.window * size_ms, r.group_window * size_ms
 
         most = h / self.settings.trigger_windows
+        if self.tail is not None:  # the tail's bound comes from the latency reference before it learns this window
+            reference_ms = self.latency.bank.quantile_ms(r.slots, self.tail.bank.quantile)
+            bound_ms = self.tail.bank.bound_ms(r.slots, reference_ms)
+            over, judged = r.requests_over(bound_ms)
         latency = self.latency.bank.score_learn(r.slots, r.count, r.p50, r.p95, t_ms, window_s, h, most)
         stopped = self.latency.bank.stopped(r.slots)
         by_latency = self._emit(self.latency, r, latency, r.p50, h, size_ms, stopped)
         errors = self.errors.bank.score_learn(r.slots, r.errors, r.count, t_ms, window_s, h, most)
         by_errors = self._emit(self.errors, r, errors, r.errors / np.maximum(r.count, 1), h, size_ms, stopped)
         throughput = self.throughput.bank.score_learn(r.groups, r.group_count, group_t_ms, window_s, h, most)
-        return by_latency, by_errors, self._emit(self.throughput, r, throughput, r.group_count / window_s, h, size_ms,
-                                                 None)
+        by_throughput = self._emit(self.throughput, r, throughput, r.group_count / window_s, h, size_ms, None)
+        if self.tail is None:
+            return by_latency, by_errors, by_throughput
+        tail = self.tail.bank.score_learn(r.slots, over, judged, reference_ms, t_ms, window_s, h, most)
+        # Where the median's episode is on, the tail is part of that incident: slower requests all over.
+        by_tail = self._emit(self.tail, r, tail, over / np.maximum(judged, 1), h, size_ms, stopped, bound_ms,
+                             masked=self.latency.episodes.firing[r.slots])
+        return by_latency, by_errors, by_throughput, by_tail
 
     def _emit(self, fam: _Family, r: _Rows, ev: Evidence, now: np.ndarray, h: float, size_ms: int,
-              stopped: np.ndarray | None) -> list[Anomaly]:
+              stopped: np.ndarray | None, bound_ms: np.ndarray | None = None,
+              masked: np.ndarray | None = None) -> list[Anomaly]:
         """Step the family's episodes; the records of those that start or end.
 
         A firing record's ``observed`` is the metric since the onset (``ev.observed``), a
         recovered one's the metric of this window (``now``); ``baseline`` is the usual value.
+        ``bound_ms``: the latency tail's bound per row (its summary names it). ``masked``: rows
+        whose window neither starts nor ends an episode of this family.
         """
         by_version = fam.level == "version"
         slots, window, owner = (r.slots, r.window, r.owner) if by_version else (r.groups, r.group_window, r.group_owner)
@@ -391,6 +452,8 @@ class WindowJudge:
         judged = ev.warm & (anomalous | ~ev.rising)
         if stopped is not None:
             judged &= ~stopped
+        if masked is not None:
+            anomalous, judged = anomalous & ~masked, judged & ~masked
         started, ended = fam.episodes.step(slots, anomalous, judged, ev.kind, window, idle=stopped,
                                            onset=ev.since_ms // size_ms)
         fam.episodes.cold[slots] = ~ev.warm
@@ -415,8 +478,12 @@ class WindowJudge:
             score = float(max(0.0, -np.expm1(np.log(windows_per_day) - float(ev.cusum[i]))))
             gone = stopped is not None and bool(stopped[i])
             observed = float(ev.observed[i] if state == "firing" else np.nan if gone else now[i])
-            what = _summary(kind, observed, float(ev.baseline[i]), onset_ms, state, gone,
-                            float(self.latency.bank.usual_p95(np.array([slot]))[0]) if kind == "latency" else None)
+            if bound_ms is not None:
+                what = _tail_summary(observed, float(ev.baseline[i]), float(bound_ms[i]), float(r.p99[i]),
+                                     int(r.count[i]), onset_ms, state, gone)
+            else:
+                what = _summary(kind, observed, float(ev.baseline[i]), onset_ms, state, gone,
+                                float(self.latency.bank.usual_p95(np.array([slot]))[0]) if kind == "latency" else None)
             records.append(Anomaly(
                 id=stable_id(model, series_version, role, kind, onset_ms // size_ms), series=f"{model}/{series_version}/{role}",
                 model=model, version=version, role=role, kind=kind, anomaly_class=_CLASS[kind],
@@ -427,7 +494,11 @@ class WindowJudge:
         return records
 
 
-_CLASS = {"latency": "latency", "errors": "errors", "throughput_drop": "throughput", "throughput_surge": "throughput"}
+_CLASS = {"latency": "latency", "latency_tail": "latency", "errors": "errors", "throughput_drop": "throughput",
+          "throughput_surge": "throughput"}
+P99_MIN_REQUESTS = 100
+"""A window's nearest-rank p99 is quoted in a tail summary only from this many requests (below, it is
+about the window's slowest request, not a percentile)."""
 
 
 def _summary(kind: str, observed: float, baseline: float, onset_ms: int, state: str, gone: bool,
@@ -451,6 +522,29 @@ def _summary(kind: str, observed: float, baseline: float, onset_ms: int, state: 
     times = f"{ratio:.0f}x" if kind == "errors" and ratio >= 10 else f"{ratio:.2f}x" if kind.startswith("throughput") \
         else f"{ratio:.1f}x"
     return f"{name} {_fmt(observed, kind)} vs usual {_fmt(baseline, kind)} ({times}{extra}) since {since}"
+
+
+def _tail_summary(share: float, usual_share: float, bound_ms: float, p99_ms: float, requests: int, onset_ms: int,
+                  state: str, gone: bool) -> str:
+    """What a person reads of a latency tail: how many requests are slower than the usual p99, and the
+    p99 now when the window had the requests to say it.
+
+    >>> _tail_summary(0.12, 0.01, 300.0, 912.0, 480, 1_767_275_520_000, "firing", False)
+    'p99 latency 912 ms vs usual 300 ms: 12.0% of requests over 300 ms since 2026-01-01 13:52 UTC, usually 1.0%'
+    >>> _tail_summary(0.12, 0.01, 300.0, 912.0, 3, 1_767_275_520_000, "firing", False)
+    'p99 latency above its usual 300 ms: 12.0% of requests over 300 ms since 2026-01-01 13:52 UTC, usually 1.0%'
+    >>> _tail_summary(0.0, 0.01, 300.0, 280.0, 480, 1_767_275_520_000, "recovered", False)
+    'p99 latency back to normal (0.00% of requests over 300 ms, usually 1.0%)'
+    """
+    if state == "recovered":
+        return "no longer serving traffic; p99 latency episode over" if gone else \
+            f"p99 latency back to normal ({_fmt(share, 'errors')} of requests over {_fmt(bound_ms, 'latency')}, " \
+            f"usually {_fmt(usual_share, 'errors')})"
+    since = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(onset_ms / 1000))
+    bound = _fmt(bound_ms, "latency")
+    now = f"p99 latency {_fmt(p99_ms, 'latency')} vs usual {bound}" if requests >= P99_MIN_REQUESTS \
+        else f"p99 latency above its usual {bound}"
+    return f"{now}: {_fmt(share, 'errors')} of requests over {bound} since {since}, usually {_fmt(usual_share, 'errors')}"
 
 
 def _fmt(value: float, kind: str) -> str:

@@ -68,7 +68,7 @@ def test_a_version_that_serves_as_certified_stays_quiet() -> None:
     registry = FakeRegistry({("m0", "1"): (50.0, 0.005), ("m1", "1"): (80.0, 0.002)})
     fleet = _fleet(registry, seed=5)
     assert firing(_run(fleet, 6 * 60, np.array([50.0, 80.0]), np.array([0.005, 0.002]))) == []
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0}
+    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0, "latency_tail": 0}
 
 
 def test_the_plane_s_judge_asks_the_plane_s_registry() -> None:

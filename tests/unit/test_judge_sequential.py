@@ -104,10 +104,11 @@ def test_sparse_healthy_series_never_fire_over_a_day() -> None:
     fleet = Fleet(20, 10.0, seed=3)
     fired = [a for _ in range(fleet.hours(23)) for a in fleet.step(_diurnal(fleet, 0.05), 100.0)]
     # Latency and errors are judged after their first requests; the traffic of a series this
-    # sparse needs a memory longer than a daily cycle, so it is judged once it has seen a day.
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 20}
+    # sparse needs a memory longer than a daily cycle, so it is judged once it has seen a day. These
+    # windows are drawn without per-request latencies, so the latency tail never has a request to judge.
+    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 20, "latency_tail": 20}
     fired += [a for _ in range(fleet.hours(2)) for a in fleet.step(_diurnal(fleet, 0.05), 100.0)]
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0}
+    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0, "latency_tail": 20}
     assert fired == []
 
 
@@ -174,17 +175,17 @@ def test_a_creep_of_two_percent_every_ten_minutes_fires_within_six_hours(rate: f
 def test_a_brand_new_series_is_insufficient_data_until_it_has_history() -> None:
     fleet = Fleet(1, 1.0, seed=8)
     assert fleet.step(5.0, 100.0) == []
-    assert fleet.judge.insufficient_data() == {"latency": 1, "errors": 1, "throughput": 1}
+    assert fleet.judge.insufficient_data() == {"latency": 1, "errors": 1, "throughput": 1, "latency_tail": 1}
     assert metrics.SERIES_INSUFFICIENT.labels("latency")._value.get() == 1
     for _ in range(32):  # grace_windows=30 and about 160 requests: latency and traffic are judged, errors need 200
         fleet.step(5.0, 100.0)
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 1, "throughput": 0}
+    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 1, "throughput": 0, "latency_tail": 1}
     for _ in range(40):
         fleet.step(5.0, 100.0)
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0}
+    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0, "latency_tail": 1}
     assert metrics.SERIES_INSUFFICIENT.labels("errors")._value.get() == 0
     fleet.judge.forget(fleet.slots.tolist(), fleet.slots.tolist())  # expired: counted no more
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0}
+    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0, "latency_tail": 0}
 
 
 async def test_the_status_page_shows_the_series_not_judged_yet() -> None:
