@@ -87,6 +87,7 @@ LIBRARY: tuple[Kind, ...] = (
     Kind("flapping x3 every 3 min", "flapping", 3.0, 3600, "latency", 900),
     Kind("bad release x3", "bad_version", 3.0, 3600, "latency", 600),
     Kind("poison records 5%", "poison", 0.05, 1800, None, 300, max_pages=0),
+    Kind("tail: 10% of requests x4 (p99 ~3x)", "tail", 4.0, 3600, "latency", 900),
 )
 DEPLOY = Kind("normal deploy +3% (not an incident)", "deploy", 1.03, math.inf, None, 0, max_pages=0)
 
