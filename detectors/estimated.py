@@ -12,9 +12,11 @@ What differs from CBPE, to fit a stream with bounded memory and O(1) work per pr
 - **Calibration** is histogram binning of the confidence (``bins`` equal-width bins between
   chance ``1/K`` and 1), learned from the delayed labels that do arrive: per bin, labelled
   and correct counts, halved once a bin holds ``max_bin_labels`` (so it follows the model
-  and stays bounded). A bin with few labels leans on the raw confidence (plus the certified
-  shift, :meth:`certify`) with the weight of ``prior_weight`` labels, so a model without any
-  label is taken at its word (``calibration: none``).
+  and stays bounded). A bin with few labels leans, with the weight of ``prior_weight``
+  labels, on the raw confidence shifted by what all the labels say of it (right minus
+  confident, on average; itself leaning on the certified shift, :meth:`certify`): a quiet
+  model's sparse bins are then not pulled back to a confidence its labels already
+  corrected, and a model without any label is taken at its word (``calibration: none``).
 - **"Usually"** is the expected accuracy of a reference distribution of confidences (the
   certification run's, else the version's first ``warmup`` predictions) under the *current*
   calibration: when labels re-calibrate the model, estimate and baseline move together, and
@@ -158,6 +160,8 @@ class EstimatedAccuracy:
         self._drop, self._over, self._under = (_Windowed(level, window_s) for _ in range(3))
         self._cal_n = [0.0] * bins  # labels per confidence bin
         self._cal_right = [0.0] * bins  # correct ones
+        self._cal_conf = [0.0] * bins  # and their confidences
+        self._totals = [0.0, 0.0, 0.0]  # labels, correct, confidence: the sums of the three above
         self._ref_n = [0.0] * bins  # reference confidences per bin
         self._ref_sum = [0.0] * bins  # and their sum (each bin is valued at its mean confidence)
         self._shift = 0.0  # certified calibration: accuracy minus the reference's mean confidence
@@ -180,8 +184,9 @@ class EstimatedAccuracy:
 
     def _calibrated(self, b: int, c: float) -> float:
         """``p(c)``: the bin's labelled accuracy, leaning on the (shifted) confidence while it has few labels."""
-        prior = min(max(c + self._shift, 0.0), 1.0)
+        n, right, conf = self._totals
         w = self.prior_weight
+        prior = min(max(c + (right - conf + w * self._shift) / (n + w), 0.0), 1.0)
         return (self._cal_right[b] + w * prior) / (self._cal_n[b] + w)
 
     def certify(self, confidences: list[float], accuracy: float, classes: int) -> None:
@@ -272,11 +277,19 @@ class EstimatedAccuracy:
             self._labelled = [block[3], block[4], block[5], 0, 0, 0.0]
         if self._labels > self.calibration_warmup:
             self._judge_gap(p, correct, ts)
-        self._cal_n[b] += 1
-        self._cal_right[b] += correct
+        self._learn(b, 1.0, float(correct), c)
         if self._cal_n[b] >= self.max_bin_labels:
-            self._cal_n[b] /= 2
-            self._cal_right[b] /= 2
+            self._learn(b, -self._cal_n[b] / 2, -self._cal_right[b] / 2, -self._cal_conf[b] / 2)
+
+    def _learn(self, b: int, n: float, right: float, conf: float) -> None:
+        """Add (or, negative, take away) labels of bin ``b``, and keep the totals."""
+        self._cal_n[b] += n
+        self._cal_right[b] += right
+        self._cal_conf[b] += conf
+        totals = self._totals
+        totals[0] += n
+        totals[1] += right
+        totals[2] += conf
 
     def _judge_gap(self, p: float, correct: bool, ts: float) -> None:
         """Feed both sides of the gap test: the labels' accuracy ``gap`` below / above the estimate."""
