@@ -26,7 +26,7 @@ from modelmedic.detection.replay import command  # noqa: E402
 
 
 def _run(path: Path, **options: object) -> tuple[float, float]:
-    args = argparse.Namespace(file=str(path), config=None, detector=None, partitions=None, output=None)
+    args = argparse.Namespace(file=str(path), config=None, detector=None, partitions=None, output=None, json=False)
     vars(args).update(options)
     cpu, wall = time.process_time(), time.perf_counter()
     with redirect_stdout(io.StringIO()):

@@ -5,6 +5,14 @@ Every module in this package (``run``, ``registry``, ``release``, ``incident``, 
 walking the package, so adding a command group is adding a module. Heavy imports happen
 inside the handlers so ``--help`` and quick commands stay fast.
 
+Global options, accepted before or after the command (``modelmedic --json silence list`` and
+``modelmedic silence list --json`` are one command), defined once here for every parser:
+
+- ``--config`` / ``-c FILE``: the service's YAML settings, for the commands that read them
+  (``run``, ``replay``, ``audit``, ``silence``, ``maintenance``, ``release``);
+- ``--json``: machine-readable output (JSON; ``run`` logs JSON lines, ``replay`` writes JSON lines);
+- ``-v`` (``-vv``): log more on stderr, INFO (DEBUG); ``run``: DEBUG instead of ``log_level``.
+
 Exit codes, so scripts can tell "fix your command" from "try again later":
 
 ===  ==========================================================================
@@ -31,6 +39,7 @@ import importlib.metadata
 import os
 import pkgutil
 import sys
+from collections.abc import Iterator
 
 from modelmedic.errors import ModelmedicError
 
@@ -44,6 +53,42 @@ def command_modules() -> list[str]:
     return sorted(f"{__name__}.{info.name}" for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
 
 
+GLOBAL_OPTIONS: list[tuple[tuple[str, ...], dict]] = [
+    (("--config", "-c"), {"dest": "config", "default": None, "metavar": "FILE",
+                          "help": "the service's YAML settings file (its Kafka, topics, sinks...)"}),
+    (("--json",), {"dest": "json", "action": "store_true", "default": False, "help": "machine-readable output"}),
+    (("-v", "--verbose"), {"dest": "verbose", "action": "count", "default": 0,
+                           "help": "log more on stderr (-v INFO, -vv DEBUG)"}),
+]
+"""(option strings, add_argument keywords) of the options every command takes."""
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every parser below it (each command group and action)."""
+    yield parser
+    for action in parser._actions:  # noqa: SLF001 - argparse exposes no tree walk
+        if isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                yield from _parsers(sub)
+
+
+def add_global_options(parser: argparse.ArgumentParser) -> None:
+    """The global options on the top parser (with their defaults) and on every parser below it with
+    no default: argparse copies a sub-parser's defaults over what the top parser parsed, so only an
+    option given after the command may set it there. A command that declares one itself (its own
+    help text) keeps its declaration, its default dropped the same way."""
+    for option_strings, keywords in GLOBAL_OPTIONS:
+        parser.add_argument(*option_strings, **keywords)
+    for sub in list(_parsers(parser))[1:]:
+        for option_strings, keywords in GLOBAL_OPTIONS:
+            own = sub._option_string_actions.get(option_strings[0])  # noqa: SLF001
+            if own is not None:
+                own.default = argparse.SUPPRESS
+            else:
+                strings = [s for s in option_strings if s not in sub._option_string_actions]  # noqa: SLF001
+                sub.add_argument(*strings, **{**keywords, "default": argparse.SUPPRESS})
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="modelmedic",
@@ -53,7 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     for name in command_modules():
         importlib.import_module(name).add_commands(subparsers)
+    add_global_options(parser)
     return parser
+
+
+def log_level(args: argparse.Namespace) -> str | None:
+    """The log level ``-v`` asks for (None: not given)."""
+    return {0: None, 1: "INFO"}.get(args.verbose, "DEBUG")
 
 
 def _silence_stdout() -> None:
@@ -65,6 +116,10 @@ def _silence_stdout() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if (level := log_level(args)) is not None:
+        from modelmedic import logs
+
+        logs.setup(level, "json" if args.json else "text")
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit

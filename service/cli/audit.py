@@ -111,7 +111,6 @@ def _run(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     audit = subparsers.add_parser("audit", help="what the response plane decided and why, and who acted",
                                   description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    audit.add_argument("--config", "-c", help="the service's YAML settings file (its Kafka and topics)")
     audit.add_argument("--incident", help="one incident's records")
     audit.add_argument("--model", help="a model name or glob")
     audit.add_argument("--action", action="append",
@@ -119,5 +118,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
                             "playbook-end, escalated, acknowledged, resolved, guard-rail, storm-member...")
     audit.add_argument("--since", type=since_ms, help="--since=-24h (before now; with the =), now or an ISO time (default: the whole topic)")
     audit.add_argument("--until", type=since_ms, help="the same forms")
-    audit.add_argument("--json", action="store_true", help="the records as a JSON list")
     audit.set_defaults(func=_run)

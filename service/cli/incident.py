@@ -104,7 +104,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     incident.add_argument("--token", default=os.environ.get("MODELMEDIC_API_TOKEN"),
                           help="your operator token (MODELMEDIC_API_TOKEN)")
     incident.add_argument("--timeout", type=float, default=30.0)
-    incident.add_argument("--json", action="store_true", help="machine-readable output")
     actions = incident.add_subparsers(title="actions", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="incidents, newest first")
     listing.add_argument("--state", choices=STATES)

@@ -38,5 +38,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     token.add_argument("name", help="who gets it: the audit names them for what they do with it")
     token.add_argument("--role", choices=["read", "operate"], default="read",
                        help="read: the UI and GET endpoints; operate: also ack, resolve, silence, run (default: read)")
-    token.add_argument("--json", action="store_true", help="machine-readable output")
     token.set_defaults(func=_token)

@@ -70,5 +70,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("playbooks", help="installed remediation playbooks")
     actions = parser.add_subparsers(metavar="ACTION", required=True)
     lister = actions.add_parser("list", help="name, params and source package of each playbook; broken plugins with why")
-    lister.add_argument("--json", action="store_true", help="machine-readable output")
     lister.set_defaults(func=_list)

@@ -45,5 +45,4 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(metavar="ACTION", required=True)
     check = actions.add_parser("check", help="validate a policy file as the service would at start")
     check.add_argument("file", help="the policy YAML file")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(func=_check)

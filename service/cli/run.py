@@ -12,6 +12,11 @@ def _run(args: argparse.Namespace) -> int:
     from modelmedic.app import serve, tune_gc
 
     settings = load_settings(args.config)
+    # The global --json and -v: JSON log lines, DEBUG (the service prints nothing else).
+    update = {"log_format": "json"} if args.json else {}
+    if args.verbose:
+        update["log_level"] = "DEBUG"
+    settings = settings.model_copy(update=update)
     tune_gc()
     return asyncio.run(serve(settings))
 
@@ -27,9 +32,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "run",
         help="run the service: consume inference events, detect anomalies, alert",
         description="Run the always-on service. Settings come from --config (YAML) and "
-        "MODELMEDIC_* environment variables (nested sections joined with __).",
+        "MODELMEDIC_* environment variables (nested sections joined with __). --json: log JSON lines; "
+        "-v: log at DEBUG.",
     )
-    run.add_argument("--config", "-c", help="YAML settings file (see README: Configuration)")
     run.set_defaults(func=_run)
     replay = subparsers.add_parser(
         "replay",
@@ -41,7 +46,6 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "one JSON a line; the file's end is not an outage (no idle-close anomalies).",
     )
     replay.add_argument("file", help="a CSV with a header timestamp,value, or a .jsonl/.ndjson file of inference events")
-    replay.add_argument("--config", "-c", help="YAML settings file (the detection and windows settings apply)")
     replay.add_argument("--detector", "-d", default=None,
                         help="CSV only: a per-value bank (calibrated, ensemble, ewma, robust, robust-diff, cusum, "
                         "seasonal; default: detection.metric_bank, calibrated)")

@@ -130,9 +130,7 @@ def _group(subparsers: argparse._SubParsersAction, kind: str, text: str) -> None
     group = subparsers.add_parser(kind, help=text, description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", "-c", help="the service's YAML settings file (its Kafka and topics)")
     common.add_argument("--operator", default=os.environ.get("USER", "operator"), help="who you are, for the audit")
-    common.add_argument("--json", action="store_true", help="machine-readable output")
     actions = group.add_subparsers(title="actions", metavar="ACTION", required=True)
     add = actions.add_parser("add", parents=[common], help="create one (it can start later: --start)")
     add.add_argument("--model", action="append", required=True, help="model name glob (repeatable; '*' for all)")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import json
 import sys
 import warnings
 from collections.abc import Iterable, Iterator
@@ -231,9 +232,13 @@ def command(args: argparse.Namespace) -> int:
     scores = replay_scores(stamps, values, args.detector, settings.detection)
     out = _open_output(args.output)
     try:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["timestamp", "value", "anomaly_score"])
-        writer.writerows((t, repr(v), f"{s:.6f}") for t, v, s in zip(stamps, values, scores))
+        if args.json:  # (the global --json) one JSON object a line, as the events' replay writes
+            out.writelines(json.dumps({"timestamp": t, "value": v, "anomaly_score": round(s, 6)}) + "\n"
+                           for t, v, s in zip(stamps, values, scores))
+        else:
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(["timestamp", "value", "anomaly_score"])
+            writer.writerows((t, repr(v), f"{s:.6f}") for t, v, s in zip(stamps, values, scores))
     finally:
         if out is not sys.stdout:
             out.close()

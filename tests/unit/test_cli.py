@@ -17,7 +17,7 @@ import pytest
 
 import modelmedic.cli
 from modelmedic import errors
-from modelmedic.cli import main
+from modelmedic.cli import add_global_options, main
 from modelmedic.cli.incident import ApiError, ApiUnreachable
 from modelmedic.cli.silence import NotFound
 from modelmedic.remediations import api
@@ -62,6 +62,7 @@ def test_errors_exit_with_their_code(error: errors.ModelmedicError, code: int, m
         raise error
 
     parser = argparse.ArgumentParser(prog="modelmedic")
+    add_global_options(parser)
     parser.set_defaults(func=fail)
     monkeypatch.setattr(modelmedic.cli, "build_parser", lambda: parser)
     assert main([]) == code

@@ -34,5 +34,5 @@ def test_the_run_command_tunes_the_collector_before_serving(restore_gc, monkeypa
         return 0
 
     monkeypatch.setattr(service, "serve", serve)
-    assert commands._run(argparse.Namespace(config=None)) == 0
+    assert commands._run(argparse.Namespace(config=None, json=False, verbose=0)) == 0
     assert seen == [service.GC_THRESHOLD]
