@@ -103,8 +103,9 @@ def _breakdown(counter: collections.Counter) -> None:
         _timed(counter, name, owner, attribute)
 
 
-async def run(batches: list[dict], settings: Settings, rounds: int) -> float:
-    """Minimum CPU seconds to process every batch with a fresh plane."""
+async def run(batches: list[dict], settings: Settings, rounds: int, tail: bool = True) -> float:
+    """Minimum CPU seconds to process every batch with a fresh plane (``tail``: False judges without
+    the latency tail family, to price it)."""
     total = sum(len(records) for batch in batches for records in batch.values())
     best = float("inf")
     for _ in range(rounds):
@@ -114,6 +115,8 @@ async def run(batches: list[dict], settings: Settings, rounds: int) -> float:
                               (lambda: QualityMonitor(settings.windows.size_ms, settings.quality,
                                                       label_sample_every=d.quality_sample_every)) if d.quality else None,
                               consumer=FakeConsumer(highwater=lambda tp: total))
+        if not tail:
+            plane.judge.tail = None
         started = time.process_time()
         for batch in batches:
             await plane._process(batch)
@@ -131,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-quality", action="store_true", help="without the quality monitor")
     parser.add_argument("--breakdown", action="store_true", help="also time the plane's steps")
+    parser.add_argument("--price-tail", action="store_true",
+                        help="also run without the latency tail family and print the ratio, rounds interleaved")
     args = parser.parse_args(argv)
     settings = load_settings()
     settings = settings.model_copy(update={
@@ -143,6 +148,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.breakdown:
         _breakdown(counter)
     tune_gc()
+    if args.price_tail:  # one round each in turn, so a busy spell of the machine hits both alike
+        on = off = float("inf")
+        for _ in range(args.rounds):
+            on = min(on, asyncio.run(run(batches, settings, 1)))
+            off = min(off, asyncio.run(run(batches, settings, 1, tail=False)))
+        print(f"latency tail: {on / args.events * 1e6:.2f} us of CPU per event with it, "
+              f"{off / args.events * 1e6:.2f} without ({on / off:.3f}x, min of {args.rounds} each)")
+        return 0
     cpu = asyncio.run(run(batches, settings, args.rounds))
     print(f"detection plane without Kafka: {cpu / args.events * 1e6:.2f} us of CPU per event "
           f"({args.events:,} events, {len(batches)} polls, quality monitor {'off' if args.no_quality else 'on'}, "
