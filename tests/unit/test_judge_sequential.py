@@ -211,5 +211,8 @@ async def test_the_status_page_shows_the_series_not_judged_yet() -> None:
         def recent_decisions(self, n: int) -> list:
             return []
 
+        def silences(self) -> list:
+            return []
+
     page = await HttpServer(load_settings().http, Source()).status(None)  # type: ignore[arg-type]
     assert "too little history to judge yet: 3 (latency), 3 (errors), 3 (throughput)" in page.text
