@@ -57,6 +57,21 @@ ROUTES: list[tuple[str, str, str, Role | None]] = [
 """(method, path, handler attribute of :class:`HttpServer`, least role; None: no credential)."""
 
 
+@web.middleware
+async def api_refusals_as_json(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The router's own refusals under ``/api/`` (no such path: 404, a method the path does not
+    take: 405, with its ``Allow``) in the API's shape, like every other refusal there."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.content_type == "application/json" or exc.status < 400:
+            raise
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
+        return web.json_response({"error": f"{request.method} {request.path}: {exc.reason.lower()}; the routes "
+                                           "are listed in /api/v1/openapi.json", "field": None},
+                                 status=exc.status, headers=allow)
+
+
 class HttpServer:
     """Binds ``settings.host:settings.port`` (port 0: a free one, see :attr:`port`)."""
 
@@ -73,7 +88,7 @@ class HttpServer:
         self._runner: web.AppRunner | None = None
 
     def app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(middlewares=[api_refusals_as_json])
         for method, path, name, role in ROUTES:
             target: object = self
             for part in name.split("."):
