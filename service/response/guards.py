@@ -8,11 +8,10 @@ restart. They hold for every playbook run, automatic or by hand (tests/integrati
   action on top of one that has not had time to work makes things worse.
 - **hourly cap**: at most ``max_actions_per_hour`` actions per model in any hour.
 - **concurrency**: at most ``max_concurrent`` remediations in flight service-wide.
-- **storm**: when ``storm_models`` distinct models open incidents within
+- **storm**: when ``storm_models`` distinct models' problems start within
   ``storm_window_s``, the cause is shared (a network, a feature store, Kafka itself):
-  page once with the list and remediate none of them. The response plane judges storms in
-  event time with a hold (:mod:`modelmedic.response.storms`); :meth:`Guards.storm` is the
-  plain count by arrival that load/detection_harness.py's offline pager still runs.
+  page once with the list and remediate none of them (judged in event time, with a hold:
+  :mod:`modelmedic.response.storms`).
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ class Guards:
         self.rails = rails
         self._actions: dict[str, deque[tuple[int, str]]] = {}
         """model -> (time, incident id) of each action that changed something."""
-        self._opened: deque[tuple[int, str]] = deque()
         self.in_flight = 0
 
     def admit(self, model: str, incident_id: str, now_ms: int, *, manual: bool = False) -> str | None:
@@ -79,16 +77,3 @@ class Guards:
         actions = self._actions.setdefault(model, deque())
         if (now_ms, incident_id) not in actions:
             actions.append((now_ms, incident_id))
-
-    def storm(self, models: list[str], now_ms: int) -> list[str] | None:
-        """Record new incidents on ``models`` (one batch); the models of the storm if this makes one.
-
-        A batch is judged as a whole, so 50 models failing in the same second make one
-        storm page rather than nine individual pages and then a storm.
-        """
-        for model in models:
-            self._opened.append((now_ms, model))
-        while self._opened and self._opened[0][0] < now_ms - self.rails.storm_window_s * 1000:
-            self._opened.popleft()
-        members = sorted({m for _, m in self._opened})
-        return members if models and len(members) >= self.rails.storm_models else None

@@ -38,7 +38,7 @@ from modelmedic.alerting import Alerter
 from modelmedic.config import Settings
 from modelmedic.events import Anomaly
 from modelmedic.response.guards import Guards
-from modelmedic.response.storms import StormWatch
+from modelmedic.response.storms import Firing, StormWatch
 from modelmedic.response.storm_incidents import StormHandling
 from modelmedic.response.silences import Silence, SilenceBook
 from modelmedic.response.silences import follow as follow_silences
@@ -273,8 +273,8 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         """A new incident: held for the storm hold, or taken into the storm it belongs to or completes."""
         metrics.INCIDENTS.labels(incident.anomaly_class, "opened").inc()
         incident.created_at_ms = self.clock()
-        members = self.storms.fired(incident.model, incident.fired_at_ms)
-        storm = self.storms.storm_of(incident.fired_at_ms)
+        members = self.storms.fired(_firing(incident))
+        storm = self.storms.storm_of(incident.opened_at_ms)
         if storm is not None:
             await self._join_storm(incident, storm)
         elif members is not None:
@@ -286,7 +286,8 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
             await self._audit(incident, "opened", {
                 "summary": incident.summary, "auto_remediate": rule.auto_remediate,
                 "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s,
-                "fired_at_ms": incident.fired_at_ms, "pages_after_storm_hold_s": self.storms.rails.storm_hold_s})
+                "fired_at_ms": incident.fired_at_ms, "onset_ms": incident.opened_at_ms,
+                "held_until_ms": self.storms.due_at(_firing(incident), [])})  # (alone; longer while a storm gathers)
 
     async def _release_held(self) -> None:
         """Page (and remediate) the held incidents whose storm hold is over and no storm took."""
@@ -294,11 +295,13 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
             await self._release_due()
 
     async def _release_due(self) -> None:
-        """:meth:`_release_held` with the lock held."""
-        now = self.clock()
-        for incident in self.book.open_incidents():
-            if incident.held and self._owns(incident) and self.storms.due(incident.fired_at_ms, now):
-                await self._page_opened(incident)
+        """:meth:`_release_held` with the lock held: the held incidents are judged together (a
+        storm may be gathering among them), then those due page."""
+        now = self.storms.now(self.clock())
+        held = [i for i in self.book.open_incidents() if i.held and self._owns(i)]
+        firings = [_firing(i) for i in held if i.model != "*"]
+        for incident in [i for i in held if self.storms.due_at(_firing(i), firings) <= now]:
+            await self._page_opened(incident)
 
     async def _page_opened(self, incident: Incident) -> None:
         """Its storm hold is over: page, and remediate by its rule (a storm pages and remediates nothing)."""
@@ -518,6 +521,11 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
                   "state": incident.state, "details": details}
         await self._producer.send(self.settings.kafka.topics.audit, redact(msgspec.json.encode(record).decode()).encode(),
                                   key=incident.model.encode())
+
+
+def _firing(incident: Incident) -> Firing:
+    """The incident as storms see it (:mod:`modelmedic.response.storms`)."""
+    return Firing(incident.model, incident.opened_at_ms, incident.fired_at_ms)
 
 
 async def _first_read(loaded: asyncio.Event, follower: asyncio.Task) -> None:

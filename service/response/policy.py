@@ -231,14 +231,18 @@ class GuardRails(_Section):
     max_concurrent: int = Field(5, ge=1)
     """Remediations running at once, across all models."""
     storm_models: int = Field(10, ge=2)
-    """This many distinct models whose incidents fired within ``storm_window_s`` of each
-    other (event time) means a shared cause: one page for the storm, no per-model remediation."""
+    """This many distinct models whose incidents' problems started (their onset) within
+    ``storm_window_s`` of each other (event time) means a shared cause: one page for the
+    storm, no per-model remediation."""
     storm_window_s: float = Field(60.0, gt=0)
     storm_hold_s: float = Field(2.0, ge=0)
     """A new incident waits this long (event time after it fired) before it pages or
-    remediates, so a storm forming meanwhile takes it in without a page of its own. Models
-    firing within the hold of each other page once as a storm; a longer hold groups a
-    slower storm at the cost of that much delay on every page. 0: no hold."""
+    remediates, so a storm forming meanwhile takes it in without a page of its own: what a
+    lone incident's page costs. 0: no hold."""
+    storm_gather_max_s: float = Field(600.0, ge=0)
+    """While other models' incidents that started within ``storm_window_s`` of a held one
+    are held too, a storm may be gathering (sparse members fire later): they wait together,
+    as long again as the group has been gathering, but at most this long after each fired."""
     dry_run: bool = False
     """Run every playbook in dry-run: say what would be done, change nothing."""
 

@@ -31,12 +31,12 @@ class StormHandling:
         def _owe(self, incident: Incident, status: str) -> bool: ...
 
     async def _start_storm(self, incident: Incident, models: list[str]) -> None:
-        """``models`` fired within the storm window (event time): one storm incident, one page,
-        no per-model remediation. Held incidents of those models join it without a page."""
+        """``models``' problems started within the storm window (event time): one storm incident,
+        one page, no per-model remediation. Held incidents of those models join it without a page."""
         window = self.storms.window_ms
         held = [i for i in self.book.open_incidents()
-                if i.held and i.model in models and abs(i.fired_at_ms - incident.fired_at_ms) <= window]
-        storm = self.storms.open_storm(incident.role, [i.fired_at_ms for i in held] + [incident.fired_at_ms])
+                if i.held and i.model in models and abs(i.opened_at_ms - incident.opened_at_ms) <= window]
+        storm = self.storms.open_storm(incident.role, [i.opened_at_ms for i in held] + [incident.opened_at_ms])
         record = Incident(  # (fired_at_ms: its page waits out the hold from the member that made it a storm)
             id=storm.id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
             anomaly_class=incident.anomaly_class, kinds=["storm"], firing=["storm"], anomaly_ids=[], summary="",
@@ -52,7 +52,7 @@ class StormHandling:
 
     async def _join_storm(self, incident: Incident, storm: Storm) -> None:
         """Paged through the storm: the incident owes no page of its own and runs no playbook."""
-        self.storms.joined(storm, incident.fired_at_ms)
+        self.storms.joined(storm, incident.opened_at_ms)
         incident.held = False
         incident.storm = storm.id
         await self._save(incident)
@@ -63,7 +63,7 @@ class StormHandling:
         await self._save(record)
 
     def _describe_storm(self, storm: Incident) -> None:
-        storm.summary = (f"{len(storm.members)} models anomalous within {self.storms.rails.storm_window_s:g}s: "
+        storm.summary = (f"{len(storm.members)} models' problems started within {self.storms.rails.storm_window_s:g}s: "
                          f"suspect a shared cause; no per-model remediation ({', '.join(storm.members[:20])})")
         storm.evidence = {"models": storm.members}
 

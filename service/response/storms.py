@@ -1,18 +1,30 @@
 """Storms in event time: many models anomalous together page once, before any of them does.
 
 Pure logic with both clocks passed in (unit-tested in tests/unit/test_storms.py). A storm
-is ``storm_models`` distinct models whose incidents fired (the firing anomaly's
-``window_end``) within ``storm_window_s`` of each other **in event time**, so a backlog
-drained in one second is judged by when its anomalies happened, not by when they were
-read: unrelated alarms hours apart never form a storm, and ten models failing in the same
-minute do, however fast or slow they arrive.
+is ``storm_models`` distinct models whose problems **started** (the incident's ``onset``,
+the first window of its anomaly's episode) within ``storm_window_s`` of each other in event
+time. Onset, not firing: a shared cause starts every member's problem in the same minute,
+but a member serving 0.05 req/s needs minutes of evidence before it fires where one serving
+thousands fires in seconds; grouped by firing time, the dense members fired alone and the
+sparse ones fell outside the window. A backlog drained in one second is judged by when its
+anomalies happened, not when they were read: unrelated alarms hours apart never form a storm.
 
 So that a storm pages once before any member pages, a new incident is *held* (no page, no
-playbook) until event time passes its firing by ``storm_hold_s``. Event time is the latest
-``window_end`` seen, moved on by the wall clock while no anomaly advances it
-(:meth:`StormWatch.now`): during catch-up anomalies carry it forward fast; live, and after
-a backlog ends, the wall clock carries it, so a lone incident is paged ``storm_hold_s``
-after it fired.
+playbook) for a while of event time after it fired, and members fire later the sparser
+they are, so the hold scales with how long evidence took to gather (:meth:`StormWatch.due_at`):
+
+- alone, an incident waits as long again as it took to fire (from its onset), at least
+  ``storm_hold_s`` and at most ``storm_window_s``: a dense model that fired in 4 s waits
+  4 s, by when the storm's next-densest member has fired if there is a storm;
+- while other models' incidents that started within ``storm_window_s`` of it are held too,
+  a storm may be gathering: they wait together, as long again as the group has been
+  gathering (earliest onset to latest firing), at most ``storm_gather_max_s`` after each
+  fired. Each member that fires meanwhile extends the wait; ``storm_models`` of them make
+  the storm, which takes the held ones in (one page); fewer page each on their own.
+
+Event time is the latest ``window_end`` seen, moved on by the wall clock while no anomaly
+advances it (:meth:`StormWatch.now`): during catch-up anomalies carry it forward fast; live,
+and after a backlog ends, the wall clock carries it.
 """
 
 from __future__ import annotations
@@ -27,11 +39,20 @@ from modelmedic.response.policy import GuardRails
 
 @dataclass
 class Storm:
-    """An open storm: its incident id and the event-time span of its members' firings."""
+    """An open storm: its incident id and the event-time span of its members' onsets."""
 
     id: str
     first_ms: int
     last_ms: int
+
+
+@dataclass(frozen=True)
+class Firing:
+    """A new incident as storms see it: its model, when its problem started and when it fired (event time)."""
+
+    model: str
+    onset_ms: int
+    fired_ms: int
 
 
 class StormWatch:
@@ -41,12 +62,13 @@ class StormWatch:
         self.rails = rails
         self.window_ms = int(rails.storm_window_s * 1000)
         self.hold_ms = int(rails.storm_hold_s * 1000)
+        self.gather_max_ms = int(rails.storm_gather_max_s * 1000)
         self.watermark_ms = 0
         """The latest event time an anomaly carried."""
         self._advanced_at_ms = 0
         """Wall clock when the watermark last moved."""
-        self._fired: list[tuple[int, str]] = []
-        """(event time, model) of recent new incidents."""
+        self._fired: list[Firing] = []
+        """Recent new incidents."""
         self.storms: list[Storm] = []
         """Open storms (the response plane drops a storm when it resolves)."""
 
@@ -59,60 +81,79 @@ class StormWatch:
         for incident in ordered:
             watch.observe(incident.fired_at_ms, wall_ms)
             if incident.model != "*":
-                watch.fired(incident.model, incident.fired_at_ms)
+                watch.fired(Firing(incident.model, incident.opened_at_ms, incident.fired_at_ms))
         for storm in (i for i in ordered if i.model == "*" and i.active):
-            fired = [m.fired_at_ms for m in ordered if m.storm == storm.id] or [storm.fired_at_ms]
-            watch.storms.append(Storm(storm.id, min(fired), max(fired)))
+            onsets = [m.opened_at_ms for m in ordered if m.storm == storm.id] or [storm.opened_at_ms]
+            watch.storms.append(Storm(storm.id, min(onsets), max(onsets)))
         return watch
 
     def observe(self, event_ms: int, wall_ms: int) -> None:
         """An anomaly record carried event time ``event_ms``."""
         if event_ms > self.watermark_ms:
             self.watermark_ms, self._advanced_at_ms = event_ms, wall_ms
-            horizon = event_ms - 2 * self.window_ms - self.hold_ms
-            self._fired = [(t, m) for t, m in self._fired if t >= horizon]
+            horizon = event_ms - 2 * self.window_ms - self.hold_ms - self.gather_max_ms
+            self._fired = [f for f in self._fired if f.fired_ms >= horizon]
 
     def now(self, wall_ms: int) -> int:
         """Event time now: the watermark, moved on by the wall clock since it last moved."""
         return self.watermark_ms + max(0, wall_ms - self._advanced_at_ms)
 
-    def due(self, fired_ms: int, wall_ms: int) -> bool:
-        """Has a held incident that fired at ``fired_ms`` waited out the hold?"""
-        return self.now(wall_ms) >= fired_ms + self.hold_ms
+    def due_at(self, held: Firing, others: Iterable[Firing]) -> int:
+        """Event time at which the held incident ``held`` may page, given the other held incidents.
 
-    def storm_of(self, fired_ms: int) -> Storm | None:
-        """The open storm an incident firing at ``fired_ms`` belongs to (within the storm window of its span)."""
+        Alone: after as long again as it took to fire, between ``storm_hold_s`` and
+        ``storm_window_s``. While other models' held incidents started within ``storm_window_s``
+        of it: until the group has waited as long again as it has been gathering (earliest onset
+        to latest firing), at most ``storm_gather_max_s`` after it fired. A storm's own page
+        (model ``*``) waits the plain hold: its members are in it already.
+        """
+        own = held.fired_ms + max(self.hold_ms, self._lone_wait_ms(held))
+        group = [f for f in others if f.model not in (held.model, "*") and abs(f.onset_ms - held.onset_ms) <= self.window_ms]
+        if not group or held.model == "*":
+            return own
+        first = min(held.onset_ms, *(f.onset_ms for f in group))
+        last = max(held.fired_ms, *(f.fired_ms for f in group))
+        return max(own, min(last + max(self.hold_ms, last - first), held.fired_ms + self.gather_max_ms))
+
+    def _lone_wait_ms(self, held: Firing) -> int:
+        """How long an incident waits with no company (at least ``storm_hold_s``): as long again as
+        it took to fire, since a storm's next-densest member fires about then, up to ``storm_window_s``.
+        A storm's own page waits the plain hold."""
+        return 0 if held.model == "*" else min(held.fired_ms - held.onset_ms, self.window_ms)
+
+    def storm_of(self, onset_ms: int) -> Storm | None:
+        """The open storm an incident starting at ``onset_ms`` belongs to (within the storm window of its span)."""
         for storm in self.storms:
-            if storm.first_ms - self.window_ms <= fired_ms <= storm.last_ms + self.window_ms:
+            if storm.first_ms - self.window_ms <= onset_ms <= storm.last_ms + self.window_ms:
                 return storm
         return None
 
-    def fired(self, model: str, fired_ms: int) -> list[str] | None:
-        """Record a new incident of ``model``; the models of the storm it completes, if it does.
+    def fired(self, new: Firing) -> list[str] | None:
+        """Record a new incident; the models of the storm it completes, if it does.
 
-        Any ``storm_window_s`` span of event time containing ``fired_ms`` with
-        ``storm_models`` distinct models is a storm; arrival order does not matter.
+        Any ``storm_window_s`` span of onsets containing its onset with ``storm_models``
+        distinct models is a storm; the order the incidents fire or arrive in does not matter.
         """
-        self._fired.append((fired_ms, model))
-        near = sorted((t, m) for t, m in self._fired if abs(t - fired_ms) <= self.window_ms)
+        self._fired.append(new)
+        near = sorted((f.onset_ms, f.model) for f in self._fired if abs(f.onset_ms - new.onset_ms) <= self.window_ms)
         for start, _ in near:
-            if start > fired_ms:
+            if start > new.onset_ms:
                 break
             members = {m for t, m in near if start <= t <= start + self.window_ms}
             if len(members) >= self.rails.storm_models:
                 return sorted(members)
         return None
 
-    def open_storm(self, role: str, members_fired_ms: list[int]) -> Storm:
-        """A storm formed: its id follows from its first member's event time, so every replica
+    def open_storm(self, role: str, member_onsets_ms: list[int]) -> Storm:
+        """A storm formed: its id follows from its first member's onset, so every replica
         and every replay names it the same."""
-        first, last = min(members_fired_ms), max(members_fired_ms)
+        first, last = min(member_onsets_ms), max(member_onsets_ms)
         storm = Storm("storm-" + stable_id("storm", role, first), first, last)
         self.storms.append(storm)
         return storm
 
-    def joined(self, storm: Storm, fired_ms: int) -> None:
-        storm.first_ms, storm.last_ms = min(storm.first_ms, fired_ms), max(storm.last_ms, fired_ms)
+    def joined(self, storm: Storm, onset_ms: int) -> None:
+        storm.first_ms, storm.last_ms = min(storm.first_ms, onset_ms), max(storm.last_ms, onset_ms)
 
     def ended(self, storm_id: str) -> None:
         self.storms = [s for s in self.storms if s.id != storm_id]

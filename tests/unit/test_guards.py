@@ -58,11 +58,3 @@ def test_max_concurrent_counts_admitted_runs_until_released() -> None:
     assert g.admit("c", "inc-3", T) is None
     g.occupy()  # a run resumed after a restart takes its slot without asking
     assert g.in_flight == 3 and g.admit("d", "inc-4", T) is not None
-
-
-def test_a_storm_is_enough_distinct_models_within_the_window() -> None:
-    g = guards(storm_models=3, storm_window_s=60)
-    assert g.storm(["a", "b"], T) is None
-    assert g.storm(["b"], T + 10 * S) is None, "the same model twice is not a storm"
-    assert g.storm(["c"], T + 59 * S) == ["a", "b", "c"]
-    assert g.storm(["d"], T + 200 * S) is None, "the earlier ones left the window"

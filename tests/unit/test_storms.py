@@ -1,32 +1,42 @@
-"""Storms judged in event time (issue 13): by when anomalies fired, not when they were read."""
+"""Storms judged in event time (issue 13): by when members' problems started, not when they fired or were read."""
 
 from __future__ import annotations
 
+from modelmedic.response.incidents import Incident
 from modelmedic.response.policy import GuardRails
-from modelmedic.response.storms import StormWatch
+from modelmedic.response.storms import Firing, StormWatch
 
 T = 1_767_225_600_000
 S = 1000
 
 
 def watch(**rails) -> StormWatch:
-    return StormWatch(GuardRails(**{"storm_models": 3, "storm_window_s": 60, "storm_hold_s": 5, **rails}))
+    return StormWatch(GuardRails(**{"storm_models": 3, "storm_window_s": 60, "storm_hold_s": 5,
+                                    "storm_gather_max_s": 600, **rails}))
 
 
-def test_models_firing_hours_apart_make_no_storm_however_fast_they_are_read() -> None:
+def test_models_starting_hours_apart_make_no_storm_however_fast_they_are_read() -> None:
     w = watch()
     for i in range(20):  # a backlog: one model every 10 minutes of event time, all read at once
-        w.observe(T + i * 600 * S, wall_ms=0)
-        assert w.fired(f"m{i}", T + i * 600 * S) is None
+        w.observe(T + i * 600 * S + 5 * S, wall_ms=0)
+        assert w.fired(Firing(f"m{i}", T + i * 600 * S, T + i * 600 * S + 5 * S)) is None
 
 
-def test_models_firing_within_the_window_make_a_storm_in_any_arrival_order() -> None:
+def test_models_starting_within_the_window_make_a_storm_however_far_apart_they_fire() -> None:
+    """A sparse member needs minutes of evidence; its onset still says when its problem began."""
     w = watch()
-    assert w.fired("c", T + 50 * S) is None
-    assert w.fired("a", T) is None
-    assert w.fired("a", T + 1 * S) is None, "the same model twice is not a storm"
-    assert w.fired("b", T + 30 * S) == ["a", "b", "c"]
-    assert w.fired("d", T + 200 * S) is None, "the earlier ones are out of its window"
+    assert w.fired(Firing("dense", T, T + 4 * S)) is None
+    assert w.fired(Firing("dense", T + 1 * S, T + 9 * S)) is None, "the same model twice is not a storm"
+    assert w.fired(Firing("sparse", T + 20 * S, T + 500 * S)) is None
+    assert w.fired(Firing("medium", T - 10 * S, T + 40 * S)) == ["dense", "medium", "sparse"], "in any arrival order"
+
+
+def test_models_firing_together_whose_problems_started_apart_make_no_storm() -> None:
+    """A slow creep that started an hour ago and fires now shares no cause with a fresh step."""
+    w = watch()
+    w.fired(Firing("creep", T - 3600 * S, T))
+    w.fired(Firing("step", T - 5 * S, T))
+    assert w.fired(Firing("old", T - 1800 * S, T + 1 * S)) is None
 
 
 def test_event_time_is_the_watermark_moved_on_by_the_wall_clock() -> None:
@@ -34,12 +44,40 @@ def test_event_time_is_the_watermark_moved_on_by_the_wall_clock() -> None:
     w.observe(T, wall_ms=1_000)
     w.observe(T - 30 * S, wall_ms=1_500)  # an older record does not move it back
     assert w.now(1_000) == T and w.now(3_000) == T + 2 * S
-    assert not w.due(T, wall_ms=5_999) and w.due(T, wall_ms=6_000)  # live: the wall clock ends a lone hold
-    w.observe(T + 5 * S, wall_ms=1_600)  # catch-up: a later anomaly ends it at once
-    assert w.due(T, wall_ms=1_600)
+    w.observe(T + 5 * S, wall_ms=1_600)  # catch-up: a later anomaly moves it at once
+    assert w.now(1_600) == T + 5 * S
 
 
-def test_a_storm_takes_in_later_members_within_its_window_and_ends() -> None:
+def test_a_lone_held_incident_waits_as_long_again_as_it_took_to_fire_within_hold_and_window() -> None:
+    w = watch()
+    sparse = Firing("a", T - 300 * S, T)  # fired five minutes after its problem began
+    far = Firing("b", T + 120 * S, T + 125 * S)
+    same_model = Firing("a", T - 290 * S, T + 3 * S)  # (another class of the same model)
+    assert w.due_at(sparse, [sparse]) == w.due_at(sparse, [sparse, far, same_model]) == T + 60 * S
+    assert w.due_at(Firing("a", T - 20 * S, T), []) == T + 20 * S
+    assert w.due_at(Firing("a", T - 2 * S, T), []) == T + 5 * S, "at least storm_hold_s"
+
+
+def test_held_incidents_starting_together_wait_as_long_again_as_they_have_been_gathering() -> None:
+    """Members fire later the sparser they are: the wait scales with the group's own spread."""
+    w = watch()
+    a, b = Firing("a", T, T + 4 * S), Firing("b", T - 2 * S, T + 20 * S)
+    assert w.due_at(a, [a, b]) == w.due_at(b, [a, b]) == T + 20 * S + 22 * S
+    c = Firing("c", T + 10 * S, T + 200 * S)
+    assert w.due_at(a, [a, b, c]) == T + 200 * S + 202 * S, "a slower member extends the wait"
+
+
+def test_the_gathering_wait_ends_storm_gather_max_s_after_an_incident_fired() -> None:
+    w = watch(storm_gather_max_s=120)
+    a, b = Firing("a", T, T + 4 * S), Firing("b", T + 30 * S, T + 300 * S)
+    assert w.due_at(a, [a, b]) == T + 124 * S
+    assert w.due_at(b, [a, b]) == T + 420 * S
+    assert watch(storm_gather_max_s=0).due_at(b, [a, b]) == T + 360 * S, "never less than its lone wait"
+    storm = Firing("*", T, T + 300 * S)
+    assert w.due_at(storm, [a, b]) == T + 305 * S, "a storm's own page waits the plain hold"
+
+
+def test_a_storm_takes_in_later_members_starting_within_its_window_and_ends() -> None:
     w = watch()
     storm = w.open_storm("production", [T, T + 10 * S, T + 20 * S])
     assert storm.id.startswith("storm-") and w.open_storm("production", [T + 20 * S, T]).id == storm.id
@@ -51,18 +89,19 @@ def test_a_storm_takes_in_later_members_within_its_window_and_ends() -> None:
     assert w.storm_of(T) is None
 
 
+def incident(id: str, model: str, onset: int, fired: int, storm: str | None = None) -> Incident:
+    return Incident(id=id, series=f"{model}/*/production", model=model, version="*", role="production",
+                    anomaly_class="latency", kinds=["latency"], firing=["latency"], anomaly_ids=[id], summary="",
+                    evidence={}, opened_at_ms=onset, fired_at_ms=fired, storm=storm)
+
+
 def test_rebuilt_from_the_incidents_after_a_restart() -> None:
-    """Held incidents, recent firings and the open storm come back from the incident records."""
-    from modelmedic.response.incidents import Incident
-
-    def incident(id: str, model: str, fired: int, storm: str | None = None) -> Incident:
-        return Incident(id=id, series=f"{model}/*/production", model=model, version="*", role="production",
-                        anomaly_class="latency", kinds=["latency"], firing=["latency"], anomaly_ids=[id], summary="",
-                        evidence={}, opened_at_ms=fired, fired_at_ms=fired, storm=storm)
-
+    """Recent firings (by onset) and the open storm's span of onsets come back from the incident records."""
     w = StormWatch.rebuilt(GuardRails(storm_models=3, storm_window_s=60, storm_hold_s=5),
-                           [incident("s", "*", T + 10 * S), incident("a", "a", T, "s"), incident("b", "b", T + 10 * S, "s"),
-                            incident("c", "c", T + 20 * S)], wall_ms=7)
-    assert w.watermark_ms == T + 20 * S and w.now(7) == T + 20 * S
-    assert [(s.id, s.first_ms, s.last_ms) for s in w.storms] == [("s", T, T + 10 * S)]
-    assert w.fired("d", T + 30 * S) is not None, "the firings before the restart still count"
+                           [incident("s", "*", T - 5 * S, T + 10 * S), incident("a", "a", T - 5 * S, T, "s"),
+                            incident("b", "b", T + 8 * S, T + 10 * S, "s"), incident("c", "c", T + 100 * S, T + 200 * S)],
+                           wall_ms=7)
+    assert w.watermark_ms == T + 200 * S and w.now(7) == T + 200 * S
+    assert [(s.id, s.first_ms, s.last_ms) for s in w.storms] == [("s", T - 5 * S, T + 8 * S)]
+    assert w.fired(Firing("d", T + 110 * S, T + 210 * S)) is None
+    assert w.fired(Firing("e", T + 90 * S, T + 220 * S)) == ["c", "d", "e"], "the firings before the restart still count"

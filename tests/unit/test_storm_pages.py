@@ -1,0 +1,156 @@
+"""One page per storm through the real response plane (issue 13), its clocks driven by the test.
+
+Twelve models start failing within half a minute; the dense ones fire in seconds, the
+sparse ones minutes later (they need more evidence). Grouped by firing time they paged one
+by one; grouped by onset, with the held ones waiting together while the storm gathers,
+they page once, as a storm, and stragglers join it silently. Kafka is faked (the records
+the plane saves are kept, and read back on a restart); the rest is real.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import pytest
+
+from modelmedic.alerting import Alert, Alerter
+from modelmedic.config import load_settings
+from modelmedic.events import Anomaly
+from modelmedic.response import plane as plane_module
+from modelmedic.response.incidents import Incident
+from modelmedic.response.plane import ResponsePlane
+from test_incidents import SIZE, W, anomaly
+from test_take_over import Producer
+
+LAGS_S = [4, 6, 9, 14, 20, 30, 45, 68, 102, 154, 231, 346]
+"""Seconds each storm member takes to fire after its onset: dense to sparse (x1.5 each)."""
+MEMBERS = [f"m{i:02}" for i in range(len(LAGS_S))]
+
+
+class Clock:
+    """The plane's wall clock, moved by the test; starts at the storm's onset."""
+
+    def __init__(self) -> None:
+        self.ms = W * SIZE
+
+    def __call__(self) -> int:
+        return self.ms
+
+
+class Sink:
+    """Keeps every page it is sent, with the time it was sent."""
+
+    name = "test"
+    idempotent = True
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.pages: list[Alert] = []
+        self.sent_ms: dict[str, int] = {}
+        """Incident id -> when its first page was sent."""
+
+    async def send(self, alert: Alert) -> None:
+        self.pages.append(alert)
+        self.sent_ms.setdefault(alert.incident_id, self.clock())
+
+    async def aclose(self) -> None:
+        return None
+
+    def first_pages(self) -> list[Alert]:
+        """Firing pages at the first level (escalations, louder, follow if nobody acknowledges)."""
+        return [p for p in self.pages if p.status == "firing" and p.escalation_level == 0]
+
+    def of(self) -> list[tuple[str, str]]:
+        """(model, status) of every page: what the on-call person saw."""
+        return [(p.model, p.status) for p in self.pages]
+
+
+def storm(recovered_at: int = 600) -> list[Anomaly]:
+    """The members' firings (onsets 2 s apart, lags :data:`LAGS_S`) and recoveries."""
+    records = []
+    for i, (model, lag) in enumerate(zip(MEMBERS, LAGS_S)):
+        records.append(anomaly(onset=W + 2 * i, at=W + 2 * i + lag, model=model))
+        records.append(anomaly(state="recovered", onset=W + 2 * i, at=W + recovered_at + i, model=model))
+    return sorted(records, key=lambda a: a.window_end)
+
+
+def make_plane(clock: Clock, sink: Sink, producer: Producer | None = None) -> ResponsePlane:
+    plane = ResponsePlane(load_settings(), Alerter([sink]), clock=clock)
+    plane._producer = producer or Producer()
+    return plane
+
+
+async def run(plane: ResponsePlane, clock: Clock, records: list[Anomaly], until_ms: int) -> None:
+    """Live: each record arrives when its window ends; the plane ticks every second between."""
+    pending = list(records)
+    while clock.ms <= until_ms:
+        due = [a for a in pending if a.window_end <= clock.ms]
+        pending = pending[len(due):]
+        if due:
+            await plane.handle_batch(due)
+        await plane.tick()
+        await plane.courier.idle()
+        clock.ms += SIZE
+
+
+async def test_a_storm_of_dense_and_sparse_members_pages_once_and_resolves_once() -> None:
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    await run(plane, clock, storm(), until_ms=(W + 700) * SIZE)
+
+    [page] = sink.first_pages()
+    assert page.model == "*" and set(page.evidence["models"]) >= set(MEMBERS[:10])
+    members = [i for i in plane.book.by_id.values() if i.model != "*"]
+    assert sorted(i.model for i in members) == MEMBERS and {i.storm for i in members} == {page.incident_id}, \
+        "the stragglers joined the storm"
+    assert {m for m, _ in sink.of()} == {"*"}, "no member paged"
+    assert [status for _, status in sink.of()].count("resolved") == 1, "the storm resolved once its members recovered"
+
+
+@pytest.mark.parametrize("lag_s, wait_s", [(4, 4), (30, 30), (300, 60)])
+async def test_a_lone_incident_waits_as_long_again_as_it_took_to_fire_up_to_the_storm_window(lag_s: int, wait_s: int) -> None:
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    lone = anomaly(onset=W, at=W + lag_s - 1, model="lone")  # (its window ends lag_s after the onset)
+    await run(plane, clock, [lone], until_ms=lone.window_end + 400 * SIZE)
+    assert [p.model for p in sink.first_pages()] == ["lone"]
+    assert sink.sent_ms[lone.id] - lone.window_end == wait_s * SIZE
+
+
+async def test_a_restart_while_the_storm_gathers_neither_loses_nor_repeats_its_page(monkeypatch) -> None:
+    """The replica stops with five members held; the next one reads the incidents back and pages the storm once."""
+    clock, producer = Clock(), Producer()
+    sink = Sink(clock)
+    records = storm()
+    before = [a for a in records if a.state == "firing" and a.model in MEMBERS[:5]]
+    await run(make_plane(clock, sink, producer), clock, before, until_ms=before[-1].window_end + 5 * SIZE)
+    assert sink.pages == []
+
+    stored: dict[bytes, bytes] = {}
+    for topic, value in producer.sent:
+        if topic == load_settings().kafka.topics.incidents:
+            stored[msgspec.json.decode(value, type=Incident).id.encode()] = value
+
+    async def read_compacted(kafka, topic):
+        return stored
+
+    monkeypatch.setattr(plane_module, "read_compacted", read_compacted)
+    plane = make_plane(clock, sink)
+    await plane.take_over({0}, [0])
+    assert sum(i.held for i in plane.book.by_id.values()) == 5
+    await run(plane, clock, [a for a in records if a not in before], until_ms=(W + 700) * SIZE)
+    assert [p.model for p in sink.first_pages()] == ["*"] and {m for m, _ in sink.of()} == {"*"}
+
+
+@pytest.mark.parametrize("members", [2, 9])
+async def test_fewer_than_storm_models_starting_together_page_each_once_within_the_gathering_cap(members: int) -> None:
+    """Not a storm: each pages once, after waiting at most ``storm_gather_max_s`` for one to form."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    records = [a for a in storm() if a.model in MEMBERS[:members]]
+    await run(plane, clock, records, until_ms=(W + 1300) * SIZE)
+    assert sorted(p.model for p in sink.first_pages()) == MEMBERS[:members]
+    cap_ms = int(plane.policy.guard_rails.storm_gather_max_s * SIZE)
+    assert all(sink.sent_ms[a.id] <= a.window_end + cap_ms for a in records if a.state == "firing")
