@@ -236,9 +236,10 @@ class GuardRails(_Section):
     storm, no per-model remediation."""
     storm_window_s: float = Field(60.0, gt=0)
     storm_hold_s: float = Field(2.0, ge=0)
-    """A new incident waits this long (event time after it fired) before it pages or
-    remediates, so a storm forming meanwhile takes it in without a page of its own: what a
-    lone incident's page costs. 0: no hold."""
+    """A new incident is held (no page, no playbook) after it fired, so a storm forming
+    meanwhile takes it in without a page of its own: alone, as long again as it took to fire
+    (event time from its onset), at least this long and at most ``storm_window_s``. 0: no
+    hold at all (a storm then pages only after its first members did)."""
     storm_gather_max_s: float = Field(600.0, ge=0)
     """While other models' incidents that started within ``storm_window_s`` of a held one
     are held too, a storm may be gathering (sparse members fire later): they wait together,

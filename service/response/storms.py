@@ -105,21 +105,18 @@ class StormWatch:
         ``storm_window_s``. While other models' held incidents started within ``storm_window_s``
         of it: until the group has waited as long again as it has been gathering (earliest onset
         to latest firing), at most ``storm_gather_max_s`` after it fired. A storm's own page
-        (model ``*``) waits the plain hold: its members are in it already.
+        (model ``*``) waits the plain hold: its members are in it already. ``storm_hold_s`` 0
+        turns holding off: every incident pages when it fires.
         """
-        own = held.fired_ms + max(self.hold_ms, self._lone_wait_ms(held))
+        if self.hold_ms == 0 or held.model == "*":
+            return held.fired_ms + self.hold_ms
+        own = held.fired_ms + max(self.hold_ms, min(held.fired_ms - held.onset_ms, self.window_ms))
         group = [f for f in others if f.model not in (held.model, "*") and abs(f.onset_ms - held.onset_ms) <= self.window_ms]
-        if not group or held.model == "*":
+        if not group:
             return own
         first = min(held.onset_ms, *(f.onset_ms for f in group))
         last = max(held.fired_ms, *(f.fired_ms for f in group))
         return max(own, min(last + max(self.hold_ms, last - first), held.fired_ms + self.gather_max_ms))
-
-    def _lone_wait_ms(self, held: Firing) -> int:
-        """How long an incident waits with no company (at least ``storm_hold_s``): as long again as
-        it took to fire, since a storm's next-densest member fires about then, up to ``storm_window_s``.
-        A storm's own page waits the plain hold."""
-        return 0 if held.model == "*" else min(held.fired_ms - held.onset_ms, self.window_ms)
 
     def storm_of(self, onset_ms: int) -> Storm | None:
         """The open storm an incident starting at ``onset_ms`` belongs to (within the storm window of its span)."""

@@ -56,6 +56,7 @@ def test_a_lone_held_incident_waits_as_long_again_as_it_took_to_fire_within_hold
     assert w.due_at(sparse, [sparse]) == w.due_at(sparse, [sparse, far, same_model]) == T + 60 * S
     assert w.due_at(Firing("a", T - 20 * S, T), []) == T + 20 * S
     assert w.due_at(Firing("a", T - 2 * S, T), []) == T + 5 * S, "at least storm_hold_s"
+    assert watch(storm_hold_s=0).due_at(sparse, [sparse, Firing("c", T - 300 * S, T)]) == T, "0: no hold at all"
 
 
 def test_held_incidents_starting_together_wait_as_long_again_as_they_have_been_gathering() -> None:
