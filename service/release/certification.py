@@ -16,7 +16,8 @@ contract: ``POST /predict {request_id, features} -> {prediction, version}``):
    every version must meet, the first one too, and, when the model has a stable version with a
    certification report, relative ones (each quality metric not worse than stable's by more than a
    fraction; p99 not more than k x stable's). A first version with no quality floor configured fails:
-   nothing would say its quality is good enough.
+   nothing would say its quality is good enough. The version's interface (registry) is enforced on the traffic:
+   every request sent must match its input schema and every holdout prediction its output schema.
 4. **Report**: a JSON dict (the registry's certification report, so it is also the monitor's baseline)
    and its Markdown rendering, both attached to the version; the version is promoted to ``certified``
    only when every gate passed. :func:`~modelmedic.release.report.render_png` draws the ladder as a
@@ -45,8 +46,9 @@ import httpx
 
 from modelmedic.errors import CertificationMissingError
 from modelmedic.release.inputs import CertificationPolicy, Sample
-from modelmedic.release.loadgen import Progress, measure
-from modelmedic.release.report import Gate, absolute_gates, build_report, relative_gates, render_markdown
+from modelmedic.release.loadgen import Progress, measure, request_body
+from modelmedic.release.report import (Gate, absolute_gates, build_report, interface_gates, relative_gates,
+                                       render_markdown)
 
 if TYPE_CHECKING:
     from modelmedic.registry import CertifiedBaseline, Registry
@@ -90,10 +92,13 @@ async def certify(registry: Registry, model: str, version: str, endpoint: str, s
     version = normalize_version(version)
     stage = await asyncio.to_thread(registry.stage, model, version)  # fails early on an unknown model or version
     policy = policy.with_model_gates((await asyncio.to_thread(registry.spec, model)).gates)
+    interface = await asyncio.to_thread(registry.interface, model, version)
     stable_version, stable = await asyncio.to_thread(_stable_baseline, registry, model, version)
     measurement = await measure(endpoint, samples, holdout, policy, version=version, transport=transport,
                                 progress=progress)
-    gates = absolute_gates(measurement, policy) + relative_gates(measurement, policy, stable, stable_version)
+    sent = [request_body(s) for s in [*samples, *(holdout or ())]]
+    gates = (absolute_gates(measurement, policy) + relative_gates(measurement, policy, stable, stable_version)
+             + interface_gates(interface, sent, measurement.predictions))
     report = build_report(model, version, endpoint, policy, measurement, gates, stable_version, now())
     markdown = render_markdown(report)
     await asyncio.to_thread(registry.attach_certification, model, version, report, markdown)

@@ -98,6 +98,8 @@ class Measurement:
     quality: dict[str, float]
     holdout_size: int
     holdout_errors: int
+    predictions: tuple[Any, ...] = ()
+    """The holdout's answered predictions: what the version's output schema is checked on."""
 
     def loaded_steps(self, policy: CertificationPolicy) -> tuple[StepResult, ...]:
         """The steps the headline pools: every rate up to saturation (the first step alone when none met the objective)."""
@@ -118,9 +120,14 @@ class Measurement:
         return max((min(s.rate_rps, s.achieved_rps) for s in self.steps if s.meets(policy)), default=0.0)
 
 
+def request_body(sample: Sample) -> dict[str, Any]:
+    """What ``POST /predict`` is sent for ``sample``: what the version's input schema describes."""
+    return {"request_id": sample.request_id, "features": sample.features}
+
+
 async def _send(client: httpx.AsyncClient, sample: Sample) -> Any:
     """One prediction; raise httpx.HTTPError (counted as an error) unless it answers 200 with a prediction."""
-    response = await client.post("/predict", json={"request_id": sample.request_id, "features": sample.features})
+    response = await client.post("/predict", json=request_body(sample))
     response.raise_for_status()
     body = response.json()
     if not isinstance(body, dict) or "prediction" not in body:
@@ -188,8 +195,8 @@ _FAILED = object()
 
 
 async def evaluate_quality(client: httpx.AsyncClient, holdout: Sequence[Sample],
-                           policy: CertificationPolicy) -> tuple[dict[str, float], int]:
-    """Score every holdout sample once; failed requests are left out of the metrics and counted."""
+                           policy: CertificationPolicy) -> tuple[dict[str, float], list[Any]]:
+    """Score every holdout sample once: the metrics and the answered predictions (failed requests are left out)."""
     slots = asyncio.Semaphore(policy.concurrency)
 
     async def one(sample: Sample) -> Any:
@@ -204,13 +211,13 @@ async def evaluate_quality(client: httpx.AsyncClient, holdout: Sequence[Sample],
     if not answered:
         raise EndpointError(f"the candidate answered none of the {len(holdout)} holdout requests: check its logs")
     task = task_of([label for _, label in answered], policy.task)
-    return quality_metrics([p for p, _ in answered], [y for _, y in answered], task), len(holdout) - len(answered)
+    return quality_metrics([p for p, _ in answered], [y for _, y in answered], task), [p for p, _ in answered]
 
 
 async def _preflight(client: httpx.AsyncClient, sample: Sample, endpoint: str, version: str | None) -> None:
     """Fail at once, with a clear message, when the endpoint is not there or answers for another version."""
     try:
-        response = await client.post("/predict", json={"request_id": sample.request_id, "features": sample.features})
+        response = await client.post("/predict", json=request_body(sample))
     except httpx.TransportError as exc:
         raise EndpointError(f"cannot reach the candidate at {endpoint} ({exc!r}): start it, or pass the right "
                             "--endpoint (it must serve POST /predict)") from exc
@@ -249,7 +256,8 @@ async def measure(endpoint: str, samples: Sequence[Sample], holdout: Sequence[Sa
                 progress(f"stopping the ladder: {rate:g} req/s misses p99 <= {policy.max_p99_ms:g} ms "
                          f"or error rate <= {policy.max_error_rate:g}")
                 break
-        quality, failed = await evaluate_quality(client, holdout, policy) if holdout else ({}, 0)
+        quality, predictions = await evaluate_quality(client, holdout, policy) if holdout else ({}, [])
         if holdout:
-            progress(f"holdout: {quality} over {len(holdout) - failed} of {len(holdout)} answered requests")
-    return Measurement(steps=tuple(steps), quality=quality, holdout_size=len(holdout or ()), holdout_errors=failed)
+            progress(f"holdout: {quality} over {len(predictions)} of {len(holdout)} answered requests")
+    return Measurement(steps=tuple(steps), quality=quality, holdout_size=len(holdout or ()),
+                       holdout_errors=len(holdout or ()) - len(predictions), predictions=tuple(predictions))

@@ -78,6 +78,32 @@ def absolute_gates(measurement: Measurement, policy: CertificationPolicy) -> lis
     ]
 
 
+def interface_gates(interface: dict[str, Any], requests: Sequence[dict[str, Any]],
+                    predictions: Sequence[Any]) -> list[Gate]:
+    """The version's interface enforced on its certification traffic: every request sent must match its input
+    schema and every prediction its output schema (none may mismatch: a version whose callers' requests it
+    does not declare, or whose answers break its own contract, is not certified)."""
+    from jsonschema import Draft202012Validator
+
+    def mismatches(schema: dict[str, Any], documents: Sequence[Any], what: str) -> tuple[int, str]:
+        validator = Draft202012Validator(schema)
+        bad = [(i, err) for i, doc in enumerate(documents) if (err := next(validator.iter_errors(doc), None))]
+        if not bad:
+            return 0, f"{len(documents)} {what} checked"
+        i, err = bad[0]
+        where = "/".join(map(str, err.absolute_path)) or "<root>"
+        return len(bad), f"{len(bad)} of {len(documents)} {what}; first: #{i} at {where}: {err.message}"
+
+    gates = []
+    for side, documents, what in (("input", requests, "requests"), ("output", predictions, "holdout predictions")):
+        if not documents:
+            gates.append(Gate(f"interface.{side}", None, 0, "<=", None, f"no {what} to check"))
+            continue
+        count, note = mismatches(interface[side], documents, what)
+        gates.append(_gate(f"interface.{side}", count, "<=", 0, note))
+    return gates
+
+
 def quality_floors(measurement: Measurement, policy: CertificationPolicy) -> list[Gate]:
     """Each configured floor (``min_quality``) and ceiling (``max_quality``) as a gate; a metric not measured fails it.
 

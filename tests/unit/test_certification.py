@@ -17,6 +17,7 @@ from modelmedic.release.certification import certify
 from modelmedic.release.inputs import CertificationPolicy, Sample, load_certification_policy, load_samples
 from modelmedic.release.loadgen import Measurement, StepResult, measure
 from modelmedic.release.report import (
+    Gate,
     absolute_gates,
     build_report,
     plot_ladder,
@@ -373,3 +374,25 @@ async def test_warm_up_requests_are_sent_first_and_left_out_of_every_figure() ->
     assert len(seen) == 1 + 5 + 50 + 100  # preflight, warm-up, the two steps
     assert [s.requests for s in m.steps] == [50, 100] and all(s.meets(policy) for s in m.steps)
     assert m.headline(policy).p99_ms < 200
+
+
+async def test_the_versions_interface_is_enforced_on_its_certification_traffic(registry: Registry) -> None:
+    """Issue 16 item 7: requests sent must match the version's input schema, predictions its output schema."""
+    result = await certify(registry, "fraud", "1.0.0", "http://model", SAMPLES, HOLDOUT, FAST, transport=classifier())
+    gates = {g.name: g for g in map(lambda d: Gate(**d), result.report["gates"])}
+    assert gates["interface.input"].describe() == "interface.input: passed, observed 0, must be <= 0 (20 requests checked)"
+    assert gates["interface.output"].passed and result.passed
+
+    # v3.0.0 declares its own interface (a break, so a new major): non-negative features, string answers
+    strict = {"input": {"type": "object", "required": ["request_id", "features"],
+                        "properties": {"features": {"type": "array", "items": {"type": "number", "minimum": 0}}}},
+              "output": {"type": "string"}}
+    registry.add_version("fraud", "3.0.0", "strict contract", "s3://m/fraud/3", "sha256:" + "3" * 64, interface=strict)
+    result = await certify(registry, "fraud", "3.0.0", "http://model", SAMPLES, HOLDOUT, FAST,
+                           transport=classifier(version="v3.0.0"))
+    failed = {g.name: g.describe() for g in result.failures}
+    assert failed["interface.input"] == ("interface.input: FAILED, observed 10, must be <= 0 (10 of 20 requests; "
+                                         "first: #0 at features/0: -5 is less than the minimum of 0)")
+    assert failed["interface.output"] == ("interface.output: FAILED, observed 10, must be <= 0 (10 of 10 holdout "
+                                          "predictions; first: #0 at <root>: 0 is not of type 'string')")
+    assert registry.stage("fraud", "v3.0.0") is None
