@@ -51,9 +51,10 @@ ACTIONS = (
     "opened", "updated", "paged", "page-silenced", "page-expired", "flapped", "storm", "storm-member",
     "playbook-start", "playbook-end", "guard-rail", "verification-failed", "escalated", "acknowledged", "silenced",
     "resolved", "silence-added", "silence-removed", "maintenance-added", "maintenance-removed", "pause-added",
-    "pause-removed",
+    "pause-removed", "release-failed", "release-forced",
 )
-"""Every action an audit record can have (a unit test keeps it equal to what the code writes)."""
+"""Every action an audit record can have: the response plane's, the silences' and the release
+commands' (a unit test keeps it equal to what the code writes)."""
 
 Key = tuple[int, int, int]
 """(ts, partition, offset): the order of the tail, and what a page's cursor holds."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fnmatch
 import json
 import time
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from modelmedic.cli.silence import duration_s, when_ms
 
 if TYPE_CHECKING:
+    from modelmedic.audit import AuditFilter
     from modelmedic.config import KafkaSettings
 
 
@@ -71,17 +71,16 @@ async def read_audit(settings: KafkaSettings, start_ms: int | None, timeout_s: f
         await c.stop()
 
 
-def matches(record: dict[str, Any], args: argparse.Namespace) -> bool:
-    """Does ``record`` pass the filters? ``--model`` is a glob, and a silence's own model globs count."""
-    if args.incident and record.get("incident_id") != args.incident:
-        return False
-    if args.model:
-        models = str(record.get("model", "")).split(",")
-        if not any(fnmatch.fnmatchcase(m, args.model) or fnmatch.fnmatchcase(args.model, m) for m in models):
-            return False
-    if args.action and record.get("action") not in args.action:
-        return False
-    return not (args.until is not None and record.get("ts", 0) > args.until)
+def audit_filter(args: argparse.Namespace) -> AuditFilter:
+    """The command's filters, as the API's (``--model`` a glob; a silence's own globs count)."""
+    from modelmedic.audit import ACTIONS, AuditFilter
+    from modelmedic.errors import ConfigError
+
+    unknown = sorted(set(args.action or ()) - set(ACTIONS))
+    if unknown:
+        raise ConfigError(f"--action {unknown[0]}: no such action; the actions are {', '.join(ACTIONS)}")
+    return AuditFilter(incident=args.incident, model=args.model, actions=frozenset(args.action or ()),
+                       since_ms=args.since, until_ms=args.until)
 
 
 def _why(details: dict[str, Any]) -> str:
@@ -91,9 +90,14 @@ def _why(details: dict[str, Any]) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from modelmedic.audit import Head
     from modelmedic.config import load_settings
 
-    records = [r for r in asyncio.run(read_audit(load_settings(args.config).kafka, args.since)) if matches(r, args)]
+    which = audit_filter(args)
+    records = [r for r in asyncio.run(read_audit(load_settings(args.config).kafka, args.since))
+               if which.matches(msgspec.convert(r, Head))]
     if args.json:
         print(json.dumps(records))
         return 0

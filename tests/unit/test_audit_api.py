@@ -3,6 +3,7 @@ role, what the tail keeps; and that :data:`modelmedic.audit.ACTIONS` names every
 
 from __future__ import annotations
 
+import json
 import re
 import typing
 from pathlib import Path
@@ -11,6 +12,8 @@ import msgspec
 
 from fake_status import ONSET, FakeSource, anomaly, bearer, client
 from modelmedic.audit import ACTIONS, AuditFilter, AuditTail
+from modelmedic.http.api import openapi_document
+from modelmedic.release.notify import AuditAction
 from modelmedic.response.silences import Kind
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,4 +142,12 @@ def test_actions_names_every_action_the_code_audits() -> None:
     for path in (ROOT / "service" / "response").glob("*.py"):
         written |= set(re.findall(r'_audit\(\s*\w+,\s*"([a-z-]+)"', path.read_text()))
     written |= {f"{kind}-{what}" for kind in typing.get_args(Kind) for what in ("added", "removed")}
+    written |= set(typing.get_args(AuditAction))  # (the release commands' failures and overrides)
     assert len(written) > 15 and written == set(ACTIONS)
+
+
+def test_the_openapi_document_lists_the_same_actions() -> None:
+    document = json.loads(openapi_document())
+    parameter = next(p for p in document["paths"]["/api/v1/audit"]["get"]["parameters"] if p["name"] == "action")
+    assert tuple(parameter["schema"]["items"]["enum"]) == ACTIONS
+    assert tuple(document["components"]["schemas"]["AuditRecord"]["properties"]["action"]["enum"]) == ACTIONS
