@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from modelmedic.app import _registry_mirror
+from modelmedic.app import Service, _registry_mirror
 from modelmedic.config import Settings
 from modelmedic.errors import RemoteRegistryError
 from modelmedic.registry import Registry, keep_fresh
@@ -184,3 +184,26 @@ def test_credentials_come_from_the_secret_and_never_show_in_errors(served, git_h
     assert mirror is not None and Registry(mirror.path).stage("fraud", "v1.0.0") is None
     assert any(line.startswith("POST /registry.git/git-upload-pack Basic ") for line in seen), seen
     assert not any("git-receive-pack" in line for line in seen), "the service never pushes"
+
+
+async def test_the_running_service_reads_owners_from_the_remote_and_follows_a_change(served, git_daemon, settings,
+                                                                                     tmp_path):
+    """The whole service (real Kafka) configured as the chart configures it: owners for pages come from the
+    remote registry, and a change pushed there reaches the running service through its refresh task."""
+    reg, bare = served
+    remote = {"url": git_daemon, "refresh_s": 0.05, "checkout_dir": str(tmp_path / "checkout")}
+    service = Service(settings.model_copy(update={"registry_git": Settings(registry_git=remote).registry_git}))
+    assert service.owners("fraud") == ("risk-team",)
+    task = asyncio.create_task(service.run())
+    try:
+        spec = reg.spec("fraud")
+        reg.register_model("fraud", description=spec.description, owners=["payments-oncall"], interface=spec.interface,
+                           update=True)
+        publish(reg, bare)
+        async with asyncio.timeout(30):
+            while service.owners("fraud") != ("payments-oncall",):
+                await asyncio.sleep(0.05)
+        assert not task.done(), "the refresh loop runs beside the planes"
+    finally:
+        service.stop.set()
+        await asyncio.wait_for(task, 30)
