@@ -120,6 +120,8 @@ class AuditTail:
         """Partitions read back from after their beginning whose first record is still to come."""
         self.complete_from_ms: int | None = None
         """Every record at or after this time is held; older ones may not be (None: the whole topic is)."""
+        self.loaded = asyncio.Event()
+        """Set once the records there were at the start are read back (:func:`follow`)."""
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -160,7 +162,7 @@ class AuditTail:
 
 async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event) -> None:
     """Keep ``tail`` equal to the newest records of the audit topic: read back up to ``tail.capacity``
-    of each partition, then follow the topic until ``stop``."""
+    of each partition (then set ``tail.loaded``), and follow the topic until ``stop``."""
     await ensure_topics(settings)
     c = consumer(settings, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200)
     await c.start()
@@ -177,5 +179,7 @@ async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event) 
             for tp, records in (await c.getmany(timeout_ms=200)).items():
                 for r in records:
                     tail.add(tp.partition, r.offset, r.value)
+            if not tail.loaded.is_set() and all([await c.position(tp) >= ends[tp] for tp in tps]):
+                tail.loaded.set()
     finally:
         await c.stop()

@@ -8,6 +8,7 @@ glob; a silence's own globs count), ``action`` (repeatable) and ``since`` / ``un
 ``incident_id``, ``model``, ``version``, ``anomaly_class``, ``state`` and ``details`` (the
 reason and evidence). ``complete_from_ms`` says from when the answer is whole (null: the
 service holds the whole topic); older records: ``modelmedic audit`` reads the topic itself.
+Until the records there were at the start are read back (a moment) the answer is a 503.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from modelmedic.audit import ACTIONS, AuditFilter, Entry
-from modelmedic.http.answers import as_json, bad_request
+from modelmedic.http.answers import as_json, bad_request, refusal
 from modelmedic.http.auth import Operator
 from modelmedic.http.paging import check_parameters, cursor_of, limit_of, one_page, text_of, time_of
 from modelmedic.http.source import StatusSource
@@ -50,6 +51,9 @@ class AuditApi:
         which = parse_filter(request.query)
         limit, cursor = limit_of(request.query), cursor_of(request.query, (int, int, int))  # (ts, partition, offset)
         tail = self.source.audit()
+        if not tail.loaded.is_set():  # a moment after a start: an answer now would be short, and say nothing of it
+            raise refusal(web.HTTPServiceUnavailable, "reading the audit topic back after a start: try again in a "
+                          "few seconds", headers={"Retry-After": "2"})
         items, next_cursor = one_page(tail.newest(which, cursor), _key, limit)
         return as_json({"items": [e.record() for e in items], "next_cursor": next_cursor,
                         "complete_from_ms": tail.complete_from_ms})

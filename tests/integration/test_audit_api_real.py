@@ -41,8 +41,8 @@ class Running:
 
     async def __aenter__(self) -> Running:
         self.task = asyncio.create_task(self.service.run())
-        await asyncio.wait_for(asyncio.gather(self.service.response.ready.wait(),
-                                              self.service.detection.ready.wait()), 60)
+        await asyncio.wait_for(asyncio.gather(self.service.response.ready.wait(), self.service.detection.ready.wait(),
+                                              self.service.audit_tail.loaded.wait()), 60)
         base = f"http://127.0.0.1:{self.service.http.port}"
         self.as_ = {name: httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=30)
                     for name, token in TOKENS.items()}

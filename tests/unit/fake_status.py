@@ -58,6 +58,7 @@ class FakeSource:
         self.published: list[Anomaly] = []
         self.triggered: list[tuple[str, str, dict, str]] = []
         self.tail = AuditTail()
+        self.tail.loaded.set()
         self.quiet = SilenceBook()
 
     def open(self, a: Anomaly, created_at_ms: int | None = None) -> Incident:

@@ -151,3 +151,12 @@ def test_the_openapi_document_lists_the_same_actions() -> None:
     parameter = next(p for p in document["paths"]["/api/v1/audit"]["get"]["parameters"] if p["name"] == "action")
     assert tuple(parameter["schema"]["items"]["enum"]) == ACTIONS
     assert tuple(document["components"]["schemas"]["AuditRecord"]["properties"]["action"]["enum"]) == ACTIONS
+
+
+async def test_until_the_topic_is_read_back_the_answer_is_a_503_not_a_short_list() -> None:
+    source = FakeSource()
+    source.tail = AuditTail()  # just started: nothing read back yet
+    status, answer = await listing(source)
+    assert status == 503 and "try again" in answer["error"] and answer["field"] is None
+    source.tail.loaded.set()
+    assert (await listing(source))[0] == 200
