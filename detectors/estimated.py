@@ -172,7 +172,6 @@ class EstimatedAccuracy:
         self._predictions = 0
         self._recent = [0, 0.0, 0, 0.0]  # predictions, sum of estimates: previous block, current block
         self._labelled = [0, 0, 0.0, 0, 0, 0.0]  # labels, correct, sum of estimates: previous block, current
-        self.calibration_check = _Gap(self)
 
     # -- calibration ------------------------------------------------------------------------
 
@@ -230,6 +229,11 @@ class EstimatedAccuracy:
     @property
     def anomalous(self) -> bool:
         return self._drop.cusum.alarm
+
+    @property
+    def calibration_check(self) -> _Gap:
+        """The calibration-gap decision as a detector of its own (a view: no state, no cycle in a snapshot)."""
+        return _Gap(self)
 
     def observe(self, probabilities: list[float], ts: float) -> None:
         """Take one prediction's probability vector (O(K) for its maximum, O(1) otherwise)."""

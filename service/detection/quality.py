@@ -141,6 +141,8 @@ class _Pending:
 class _Version:
     """Detector state of one production version."""
 
+    estimate = None  # also the value of a snapshot written before the estimate existed (restored by __dict__)
+
     warm_error = 0.0  # also the value of a snapshot written before it existed (restored by __dict__)
 
     def __init__(self, drift: PredictionDrift, ts: int) -> None:
@@ -232,6 +234,13 @@ class QualityMonitor:
         """Decision changes since the last poll."""
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
         self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore a snapshot (rebuilt by attributes, ``detection/snapshots.py``): one written by an older
+        release lacks the attributes added since (the estimate's settings, its certified estimates),
+        which start at their defaults."""
+        fresh = QualityMonitor(state["window_size_ms"], label_sample_every=state["label_sample_every"], clock=None)
+        self.__dict__.update({**fresh.__dict__, **state})
 
     # -- configuration from the registry ----------------------------------------------------
 

@@ -42,7 +42,7 @@ import msgspec
 import numpy as np
 
 from modelmedic.detection import quality as _quality, windows as _windows
-from modelmedic.detectors import drift as _detector_drift, quality as _detector_quality
+from modelmedic.detectors import drift as _detector_drift, estimated as _detector_estimated, quality as _detector_quality
 from modelmedic.errors import SnapshotRejected
 
 FORMAT = "modelmedic.snapshot"
@@ -53,7 +53,7 @@ MAX_BODY_BYTES = 512 * 1024 * 1024
 """Largest decompressed body accepted: a small record must not inflate to fill the memory."""
 
 LIST, TUPLE, SET, DICT, ODICT, ARRAY, SCALAR, OBJECT, FUNCTION = range(9)
-ALLOWED_MODULES = (_windows, _quality, _detector_quality, _detector_drift)
+ALLOWED_MODULES = (_windows, _quality, _detector_quality, _detector_drift, _detector_estimated)
 _CLASSES: dict[str, type] = {
     f"{cls.__module__}.{cls.__qualname__}": cls
     for module in ALLOWED_MODULES for cls in vars(module).values()

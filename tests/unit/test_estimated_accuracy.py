@@ -17,6 +17,7 @@ import pytest
 
 from modelmedic.config import QualitySettings
 from modelmedic.detection.quality import QualityMonitor
+from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
 from modelmedic.detectors.estimated import EstimatedAccuracy
 from modelmedic.events import InferenceEvent, LabelEvent
 
@@ -198,3 +199,41 @@ def test_the_monitor_pages_the_drop_with_a_sentence_for_the_on_call_person() -> 
     assert figures["calibration"] == "labels" and figures["realized_labels"] >= 200
     assert abs(figures["estimated_on_labelled"] - figures["realized_accuracy"]) <= 0.05
     assert mon.estimate("fraud", "2.0.0") is None
+
+
+def probability_monitor() -> QualityMonitor:
+    """A monitor with two probability models: one reconciled with labels, one certified (no labels)."""
+    mon = QualityMonitor(60_000, QualitySettings(), clock=None)
+    mon.set_baseline("certified", "1.0.0", 0.9)
+    mon.set_reference("certified", "1.0.0", [[0.9, 0.1], [0.2, 0.8]] * 50)
+    s = stream(3, hours=1)
+    for model in ("fraud", "certified"):
+        for i, (t, c) in enumerate(zip(s.ts, s.confidence)):
+            ts = 1_700_000_040_000 + int(t * 1000)
+            mon.observe_inference(InferenceEvent(model, "1.0.0", "production", f"r{i}", ts, 5.0, True, [c, 1 - c]))
+            if i % 3 == 0 and model == "fraud":
+                mon.observe_label(LabelEvent(model, f"r{i - 30}", ts, 0 if s.correct[i - 30] else 1))
+    return mon
+
+
+def test_the_estimate_is_snapshot_data_and_carries_on_after_a_restore() -> None:
+    mon = probability_monitor()
+    back = decode_snapshot(encode_snapshot({"quality": mon}))["quality"]
+    for model in ("fraud", "certified"):
+        assert back.estimate(model, "1.0.0") == mon.estimate(model, "1.0.0")
+        assert back.states(model, "1.0.0") == mon.states(model, "1.0.0")
+    assert mon.estimate("certified", "1.0.0")["calibration"] == "certified"
+
+
+def test_a_snapshot_written_before_the_estimate_existed_restores_with_its_defaults() -> None:
+    """An older release's monitor: no estimate on its versions, no certified estimates, no estimate settings."""
+    mon = probability_monitor()
+    for m in mon._models.values():
+        for vs in m.versions.values():
+            del vs.__dict__["estimate"]
+    for name in ("_estimates", *(n for n in QualitySettings.model_fields if n.startswith("estimate_"))):
+        del mon.__dict__[name]
+    back = decode_snapshot(encode_snapshot({"quality": mon}))["quality"]
+    assert back.estimate("fraud", "1.0.0") is None
+    back.observe_inference(InferenceEvent("fraud", "1.0.0", "production", "new", 1_700_010_000_000, 5.0, True, [0.9, 0.1]))
+    assert back.estimate("fraud", "1.0.0")["predictions"] == 1
