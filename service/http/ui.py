@@ -1,6 +1,6 @@
 """The status UI: what on-call looks at during an incident, served by the service itself.
 
-Three pages, rendered server-side from Jinja templates (``templates/``, autoescaped) and
+Four pages, rendered server-side from Jinja templates (``templates/``, autoescaped) and
 refreshed by a ``<meta http-equiv=refresh>``; no script, font or stylesheet comes from
 anywhere else, so the UI works on a cluster without outside network:
 

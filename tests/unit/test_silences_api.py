@@ -5,6 +5,7 @@ an incident's page shows the window holding it. (On Kafka, with the audit: tests
 from __future__ import annotations
 
 import time
+import typing
 
 from fake_status import FakeSource, anomaly, bearer, client
 
@@ -120,3 +121,10 @@ async def test_the_pages_show_each_window_who_made_it_why_and_what_it_holds() ->
     assert f"maintenance {window.id} (pay-*, by carol)" in front
     assert f'<tr class="held-by" data-id="{window.id}">' in held_page and "carol" in held_page
     assert 'id="held-by"' not in free_page  # the pause is scheduled, and for another version
+
+
+def test_the_api_knows_the_kinds_the_response_plane_does() -> None:
+    from modelmedic.http import silence_api
+    from modelmedic.response import silences
+
+    assert typing.get_args(silence_api.Kind) == typing.get_args(silences.Kind)
