@@ -27,7 +27,7 @@ from modelmedic.detection.plane import DetectionPlane
 from modelmedic.http import HttpServer
 from modelmedic.kube import KubeClient
 from modelmedic.response.policy import ANOMALY_CLASSES, Policy, load_policy
-from modelmedic.registry import Registry, RegistryMirror, keep_fresh
+from modelmedic.registry import Registry, RegistryMirror, RemoteStats, keep_fresh
 from modelmedic.detection.usage import UsageRollup
 from modelmedic.remediations import default_registry
 from modelmedic.response.incidents import Incident
@@ -77,8 +77,9 @@ class Service:
         self.mirror = _registry_mirror(settings)
         path = self.mirror.path if self.mirror else settings.registry
         self.registry = Registry(path) if path else None
-        # a registry read from a git remote is read-only: usage statistics are not committed to it
         usage = UsageRollup(self.registry, settings.usage_interval_s) if settings.registry else None
+        if self.mirror is not None and settings.registry_git is not None and settings.registry_git.push_stats:
+            usage = UsageRollup(RemoteStats(self.mirror), settings.usage_interval_s)  # type: ignore[arg-type]
         self.detection = DetectionPlane(settings, usage=usage, registry=self.registry)
         policy = load_policy(settings.policy_file) if settings.policy_file else Policy()
         default_registry.load_entry_points()

@@ -418,13 +418,6 @@ class KubernetesSettings(_Section):
         return self
 
 
-class Settings(BaseSettings):
-    """Everything modelmedic reads at start."""
-
-    model_config = SettingsConfigDict(
-        env_prefix="MODELMEDIC_", env_nested_delimiter="__", extra="forbid", use_attribute_docstrings=True
-    )
-
 class RegistryGitSettings(_Section):
     """The model registry read from a git remote (in a cluster, where there is no checkout to point
     ``registry`` at): cloned at start, fetched every ``refresh_s``, never pushed to."""
@@ -441,7 +434,17 @@ class RegistryGitSettings(_Section):
     ``known_hosts`` (SSH); read on every fetch. Unset: an anonymous remote."""
     checkout_dir: Path = Path("/tmp/modelmedic-registry")
     """Where the mirror and its checkouts live (writable; the chart mounts an emptyDir here)."""
+    push_stats: bool = False
+    """Commit usage statistics to ``ref`` on the remote every ``usage_interval_s`` (needs a credential
+    that may push to it); a push that loses a race with another replica is redone on the new tip."""
 
+
+class Settings(BaseSettings):
+    """Everything modelmedic reads at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELMEDIC_", env_nested_delimiter="__", extra="forbid", use_attribute_docstrings=True
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     windows: WindowSettings = Field(default_factory=WindowSettings)
@@ -459,21 +462,14 @@ class RegistryGitSettings(_Section):
     registry: Path | None = None
     """A checkout of the git model registry (docs/registry.md). Set: usage statistics are
     rolled up into it and rollback targets come from it. Unset: neither."""
+    registry_git: RegistryGitSettings | None = None
+    """The registry from a git remote instead of a checkout (docs/kubernetes.md): read-only unless
+    ``push_stats``. Exclusive with ``registry``."""
     usage_interval_s: float = Field(300.0, gt=0)
     """How often usage statistics are committed to the registry (one commit per interval)."""
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @classmethod
-    def settings_customise_sources(
-    registry_git: RegistryGitSettings | None = None
-    """The registry from a git remote instead of a checkout (docs/kubernetes.md): read-only, so
-    usage statistics are not committed. Exclusive with ``registry``."""
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
     @model_validator(mode="after")
     def _one_registry(self) -> "Settings":
         if self.registry is not None and self.registry_git is not None:
@@ -481,6 +477,13 @@ class RegistryGitSettings(_Section):
                              "or registry_git for a git remote, not both")
         return self
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment overrides the YAML file (passed as init kwargs by load_settings).

@@ -42,12 +42,12 @@ from modelmedic.registry.schema import (
     check_json_schema,
     normalize_version,
 )
-from modelmedic.registry.remote import RegistryMirror, keep_fresh
+from modelmedic.registry.remote import RegistryMirror, RemoteStats, keep_fresh
 from modelmedic.registry.stats import LatencyHistogram, StatsBuffer, UsageStats
 from modelmedic.registry.store import Registry
 
 __all__ = [
-    "RegistryMirror", "keep_fresh",
+    "RegistryMirror", "RemoteStats", "keep_fresh",
     "ARTIFACT_ANNOTATION", "ARTIFACT_ENV", "DIGEST_ANNOTATION", "DIGEST_ENV", "STAGES", "Assignment", "CertifiedBaseline", "HistoryEvent", "LatencyHistogram", "ModelSpec", "ModelSummary",
     "ModelView", "Registry", "StableVersions", "StatDelta", "StatsBuffer", "UsageStats", "VersionInfo",
     "VersionView", "breaking_allowed", "interface_breaks",

@@ -8,7 +8,9 @@ to the newest checkout, swapped with one ``rename``, so a :class:`~modelmedic.re
 opened on it never sees a half-updated tree: files of one checkout are never rewritten, a refresh
 makes a new one. The previous checkout is kept for readers still inside it; older ones are removed.
 
-Nothing is ever pushed (the service only reads; usage statistics stay off with a remote). Credentials
+Nothing is pushed but usage statistics, and those only with :class:`RemoteStats` (``push_stats``): each
+roll-up is committed on the remote's newest tip and pushed; a push that loses a race with another replica
+is redone on the new tip, so no replica's counts are lost. Credentials
 come from a directory (a mounted Kubernetes Secret) and are read on every fetch, so a rotated Secret
 needs no restart:
 
@@ -26,10 +28,15 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from modelmedic.errors import RegistryError, RegistryGitError, RemoteRegistryError
 from modelmedic.logs import redact_url
+from modelmedic.registry.records import StatsCommit
+from modelmedic.registry.stats import UsageStats
+from modelmedic.registry.store import Registry
 
 log = logging.getLogger("modelmedic.registry")
 
@@ -169,10 +176,87 @@ class RegistryMirror:
                               env={**os.environ, **env})
         if proc.returncode == 0:
             return proc.stdout
-        message = (proc.stderr.strip() or proc.stdout.strip()).replace(self.url, redact_url(self.url))
+        said = "; ".join(part for part in (proc.stderr.strip(), proc.stdout.strip()) if part)  # push says why on stdout
+        message = said.replace(self.url, redact_url(self.url))
         error = RemoteRegistryError if remote else RegistryGitError
         raise error(f"`git {args[0]}` of the registry {redact_url(self.url)} ({self.ref}) failed: {message}"
                     + (" (check registry_git.url, ref and the credentials Secret)" if remote else ""))
+
+
+_STATS_SUBJECT = "Roll up usage stats"
+"""The subject :meth:`Registry.commit_stats` gives its commits: how the last one is found on the remote."""
+_REJECTED = ("[rejected]", "non-fast-forward", "fetch first", "cannot lock ref", "failed to update ref")
+
+
+class RemoteStats:
+    """Usage statistics committed to the remote registry's ``ref`` (a :class:`~modelmedic.registry.stats.StatsStore`).
+
+    Every commit is made on the newest tip of the remote, in a working clone of the mirror kept
+    for this (``<root>/stats``), and pushed. When another replica pushed first (the push is rejected
+    as not a fast-forward), the clone is reset to the new tip and the same batch is merged and
+    committed again: the stats files add the counts up, so both replicas' requests land. The
+    interval between commits is shared by every replica through the remote itself: the committer
+    time of the newest stats commit on the tip.
+    """
+
+    def __init__(self, mirror: RegistryMirror, *, attempts: int = 5, backoff_s: float = 0.2) -> None:
+        self.mirror, self.attempts, self.backoff_s = mirror, attempts, backoff_s
+        self._work = mirror.root / "stats"
+        self.retries = 0
+        """Pushes redone because another writer pushed first (for tests and logs)."""
+
+    def check_registered(self, model: str, version: str) -> str:
+        """Whether the version is registered in the snapshot the service reads."""
+        return Registry(self.mirror.path).check_registered(model, version)
+
+    def commit_stats(self, batch: Mapping[tuple[str, str], UsageStats], *, now: float,
+                     min_interval_s: float) -> StatsCommit:
+        """Merge ``batch`` into the remote's stats files in one pushed commit, unless any replica pushed
+        stats less than ``min_interval_s`` before ``now``; raise :class:`RemoteRegistryError` (the
+        caller keeps the batch) when every attempt lost the race or the push was refused."""
+        for attempt in range(self.attempts):
+            tip = self._sync()
+            last = self._last_stats_commit(tip)
+            if min_interval_s > 0 and last is not None and now - last < min_interval_s:
+                return StatsCommit(False, last)
+            Registry(self._work).commit_stats(batch, now=now, min_interval_s=0.0)
+            if self._push():
+                return StatsCommit(True, now)
+            self.retries += 1
+            log.info("stats push lost a race (attempt %d of %d): redoing it on the new tip", attempt + 1, self.attempts)
+            time.sleep(self.backoff_s * (attempt + 1))
+        raise RemoteRegistryError(f"usage stats not pushed to {redact_url(self.mirror.url)} ({self.mirror.ref}): "
+                                  f"another writer pushed first {self.attempts} times; they stay buffered for "
+                                  "the next interval")
+
+    def _sync(self) -> str:
+        """Fetch the remote into the mirror and reset the stats clone to the ref's newest commit."""
+        self.mirror._fetch()
+        tip = self.mirror._commit()
+        if not (self._work / ".git").is_dir():
+            self.mirror._git(self.mirror.root, "clone", "--quiet", "--shared", "--no-checkout",
+                             str(self.mirror._mirror), str(self._work))
+            # a pod has no git identity of its own: the stats commits are signed as the service
+            self.mirror._git(self._work, "config", "user.name", "modelmedic")
+            self.mirror._git(self._work, "config", "user.email", "modelmedic@localhost")
+        self.mirror._git(self._work, "fetch", "--quiet", "origin")
+        self.mirror._git(self._work, "reset", "--quiet", "--hard", tip)
+        return tip
+
+    def _last_stats_commit(self, tip: str) -> float | None:
+        out = self.mirror._git(self._work, "log", "-1", "--format=%ct", f"--grep=^{_STATS_SUBJECT}", tip).strip()
+        return float(out) if out else None
+
+    def _push(self) -> bool:
+        """Push the stats commit; False when another writer moved the ref first (redo on its tip)."""
+        try:
+            self.mirror._git(self._work, "push", "--quiet", "--porcelain", self.mirror.url,
+                             f"HEAD:refs/heads/{self.mirror.ref.removeprefix('refs/heads/')}", remote=True)
+        except RemoteRegistryError as exc:
+            if any(marker in str(exc) for marker in _REJECTED):
+                return False
+            raise
+        return True
 
 
 async def keep_fresh(mirror: RegistryMirror, interval_s: float, stop: asyncio.Event) -> None:

@@ -163,12 +163,14 @@ def test_a_registry_git_remote_is_rendered_as_settings_a_checkout_volume_and_the
     for name in [n for n in os.environ if n.startswith("MODELMEDIC_")]:
         monkeypatch.delenv(name)
     docs = render(helm, "--set", "registry.git.url=https://git.example/ml/registry.git", "--set", "registry.git.ref=prod",
-                  "--set", "registry.git.refreshInterval=120", "--set", "registry.git.existingSecret=registry-token")
+                  "--set", "registry.git.refreshInterval=120", "--set", "registry.git.existingSecret=registry-token",
+                  "--set", "registry.git.pushStats=true")
     config_path = tmp_path / "config.yaml"
     config_path.write_text(one(docs, "ConfigMap")["data"]["config.yaml"])
     remote = load_settings(config_path).registry_git
     assert remote is not None
-    assert (remote.url, remote.ref, remote.refresh_s) == ("https://git.example/ml/registry.git", "prod", 120)
+    assert (remote.url, remote.ref, remote.refresh_s, remote.push_stats) == (
+        "https://git.example/ml/registry.git", "prod", 120, True)
     pod = one(docs, "Deployment")["spec"]["template"]["spec"]
     mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
@@ -180,6 +182,7 @@ def test_a_registry_git_remote_is_rendered_as_settings_a_checkout_volume_and_the
     anonymous = render(helm, "--set", "registry.git.url=git://git.example/registry.git")
     config_path.write_text(one(anonymous, "ConfigMap")["data"]["config.yaml"])
     assert load_settings(config_path).registry_git.credentials_dir is None
+    assert load_settings(config_path).registry_git.push_stats is False, "read-only unless asked"
     assert "registry-credentials" not in {v["name"] for v in one(anonymous, "Deployment")["spec"]["template"]["spec"]["volumes"]}
 
     default = render(helm)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from modelmedic.config import Settings
 from modelmedic.errors import RemoteRegistryError
-from modelmedic.registry import Registry, RegistryMirror, keep_fresh
-from modelmedic.registry.remote import credential_args
+from modelmedic.registry import LatencyHistogram, Registry, RegistryMirror, StatsBuffer, UsageStats, keep_fresh
+from modelmedic.registry.remote import RemoteStats, credential_args
 
 DIGEST = "sha256:" + "0" * 64
 INTERFACE = {"input": {"type": "object"}, "output": {"type": "number"}}
@@ -186,3 +187,70 @@ def test_a_ref_the_remote_does_not_have_is_named(upstream, tmp_path):
     mirror = RegistryMirror(f"file://{bare}", tmp_path / "cache", ref="production")
     with pytest.raises(RemoteRegistryError, match="has no branch or tag 'production': set registry_git.ref"):
         mirror.refresh()
+
+
+def usage(requests: int, errors: int) -> UsageStats:
+    return UsageStats(requests=requests, errors=errors, latency=LatencyHistogram.of([10.0] * requests))
+
+
+def stats_of(reg_path: Path, version: str = "v1.0.0") -> dict:
+    import json
+
+    return json.loads((reg_path / "models" / "fraud" / "versions" / f"{version}.stats.json").read_text())
+
+
+def remote_tree(bare: Path, tmp_path: Path, name: str) -> Path:
+    """A fresh clone of the remote's main: what anyone reading the registry after the pushes sees."""
+    clone = tmp_path / name
+    git(tmp_path, "clone", "--quiet", "--branch", "main", str(bare), str(clone))
+    return clone
+
+
+def test_stats_pushed_by_two_replicas_that_race_all_land_on_the_remote(upstream, tmp_path):
+    _, bare = upstream
+    a = RemoteStats(RegistryMirror(f"file://{bare}", tmp_path / "a"), backoff_s=0)
+    b = RemoteStats(RegistryMirror(f"file://{bare}", tmp_path / "b"), backoff_s=0)
+    a.mirror.refresh(), b.mirror.refresh()
+    sync = a._sync
+
+    def b_pushes_first() -> str:
+        """Replica a reads the tip, then replica b pushes before a does: a's push must be refused and redone."""
+        tip = sync()
+        if a.retries == 0:
+            assert b.commit_stats({("fraud", "v1.0.0"): usage(7, 1)}, now=2_000.0,
+                                  min_interval_s=0).committed
+        return tip
+
+    a._sync = b_pushes_first  # type: ignore[method-assign]
+    assert a.commit_stats({("fraud", "v1.0.0"): usage(5, 0)}, now=2_001.0,
+                          min_interval_s=0).committed
+    assert a.retries == 1
+    pushed = stats_of(remote_tree(bare, tmp_path, "after"))
+    assert (pushed["requests"], pushed["errors"]) == (12, 1), "neither replica's counts were lost"
+
+
+def test_the_stats_interval_is_shared_by_every_replica_through_the_remote(upstream, tmp_path):
+    _, bare = upstream
+    a = RemoteStats(RegistryMirror(f"file://{bare}", tmp_path / "a"))
+    b = RemoteStats(RegistryMirror(f"file://{bare}", tmp_path / "b"))
+    a.mirror.refresh(), b.mirror.refresh()
+    first = a.commit_stats({("fraud", "v1.0.0"): usage(5, 0)}, now=time.time(), min_interval_s=60)
+    assert first.committed
+    refused = b.commit_stats({("fraud", "v1.0.0"): usage(3, 0)}, now=time.time(), min_interval_s=60)
+    assert not refused.committed and refused.last_commit_at <= time.time()
+    assert b.check_registered("fraud", "1.0.0") == "v1.0.0"
+
+
+def test_a_stats_buffer_on_a_remote_keeps_its_batch_when_the_push_is_refused(upstream, tmp_path):
+    _, bare = upstream
+    mirror = RegistryMirror(f"file://{bare}", tmp_path / "a")
+    mirror.refresh()
+    buffer = StatsBuffer(RemoteStats(mirror), interval_s=60)
+    buffer.record("fraud", "1.0.0", usage(4, 0))
+    (bare / "hooks" / "pre-receive").write_text("#!/bin/sh\necho 'branch protected' >&2\nexit 1\n")
+    (bare / "hooks" / "pre-receive").chmod(0o755)
+    with pytest.raises(RemoteRegistryError, match="branch protected"):
+        buffer.flush(force=True)
+    (bare / "hooks" / "pre-receive").unlink()
+    assert buffer.flush(force=True), "the refused batch was kept and goes with the next flush"
+    assert stats_of(remote_tree(bare, tmp_path, "after"))["requests"] == 4

@@ -58,7 +58,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- with .Values.registry.git }}
 {{- if .url }}
-{{- $git := dict "url" .url "ref" .ref "refresh_s" .refreshInterval "checkout_dir" "/var/lib/modelmedic/registry" }}
+{{- $git := dict "url" .url "ref" .ref "refresh_s" .refreshInterval "checkout_dir" "/var/lib/modelmedic/registry" "push_stats" .pushStats }}
 {{- if .existingSecret }}
 {{- $_ := set $git "credentials_dir" "/etc/modelmedic/registry-credentials" }}
 {{- end }}
