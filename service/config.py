@@ -302,6 +302,37 @@ class QualitySettings(_Section):
     serving") and forgotten. Unset: five windows (``windows.size_ms``)."""
     series_ttl_ms: int | None = Field(None, ge=1)
     """A model or version without traffic for this long is forgotten. Unset: ``label_horizon_ms``."""
+    features: bool = True
+    """Watch the inputs: the ``features`` of the sampled requests (those of ``detection.quality_sample_every``),
+    checked against the version's input schema and compared with its reference (docs/detection.md, "Inputs").
+    Producers that send none cost nothing either way."""
+    features_reference: int = Field(200, ge=2)
+    """Values of each feature a version's input reference is learned from when its certification has none
+    (``reference_features``)."""
+    features_window: int = Field(1000, ge=2)
+    """Live values per feature counted against the reference (two blocks of half as many)."""
+    features_min_live: int = Field(100, ge=2)
+    """Live values of a feature before it is tested (until then: insufficient data)."""
+    features_bins: int = Field(10, ge=2)
+    """Quantile bins of a numeric feature (a categorical one has a bin per reference category and one for the rest)."""
+    features_psi: float = Field(0.25, gt=0.0)
+    """Population stability index at or above which a feature has drifted, when its G-test also passes the budget."""
+    features_test_interval_s: float = Field(60.0, gt=0.0)
+    """Event time between two drift tests of a version's features: with the budget, sets each test's p-value threshold."""
+    features_false_alarms_per_day: float = Field(0.01, gt=0.0)
+    """Feature-drift false alarms a healthy version may raise a day, all its features together (Bonferroni over
+    tests and features)."""
+    data_quality_budget: float = Field(0.01, gt=0.0, lt=1.0)
+    """Share of a version's sampled requests whose features may break its input schema."""
+    data_quality_effect: float = Field(3.0, gt=1.0)
+    """The share, in budgets, the data-quality test is designed to catch (3: a 3% share against a 1% budget
+    alarms after ~1,200 requests; every request broken after 15)."""
+    data_quality_false_alarms_per_day: float = Field(0.01, gt=0.0)
+    """Data-quality false alarms a version at its budget may raise a day (for up to 86,400 sampled requests a day)."""
+    features_max_versions: int = Field(10_000, ge=1)
+    """Versions whose inputs are watched per partition; the least recently active is forgotten beyond it (O(1))."""
+    features_metric_series: int = Field(10_000, ge=1)
+    """Label sets of ``modelmedic_feature_violations_total`` per partition; beyond, new ones count as feature ``_other``."""
 
     @model_validator(mode="after")
     def _decidable(self) -> "QualitySettings":

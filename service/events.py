@@ -36,6 +36,9 @@ Role = Literal["production", "canary", "shadow"]
 Severity = Literal["critical", "error", "warning", "info"]
 """How loud an alert is, from an informational note to a page that wakes someone."""
 Prediction = float | str | list[float] | None
+MAX_FEATURES = 64
+"""Most entries of an event's ``features``: a sample of the model's inputs for the quality
+monitor, not the whole request (one with more is counted and its features dropped)."""
 
 
 class InferenceEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
@@ -50,6 +53,11 @@ class InferenceEvent(msgspec.Struct, frozen=True, forbid_unknown_fields=False):
     latency_ms: float
     ok: bool
     prediction: Prediction = None
+    features: dict[str, msgspec.Raw] | None = None
+    """The model's inputs, name -> number, string, boolean or null (at most :data:`MAX_FEATURES`);
+    optional. An object, its values kept as their JSON text: what they hold is checked only for
+    the requests in the quality sample, and features that break the rules are dropped and counted
+    there, never the event (``modelmedic.detection.features``)."""
 
 
 class LabelEvent(msgspec.Struct, frozen=True):

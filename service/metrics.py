@@ -78,3 +78,13 @@ MISROUTED = Counter("modelmedic_records_misrouted_total",
                     "Inference records whose Kafka key is not their model id (accepted, counted)")
 """Every record must be keyed by its model id, so one model's records share a partition; a
 record keyed otherwise may put its model on two partitions, each with part of its state."""
+FEATURES_DROPPED = Counter("modelmedic_features_dropped_total",
+                           "Sampled requests whose features were dropped (the event kept), by reason", ["reason"])
+"""reason: ``value`` (not a number, string, boolean or null; or out of range), ``too_many`` (over 64), ``name``
+(empty or over 128 characters): a producer sends ``features`` outside the contract (one that is not an object
+at all is dead-lettered with the event, as any other field of the wrong type)."""
+FEATURE_VIOLATIONS = Counter("modelmedic_feature_violations_total",
+                             "Sampled features breaking their version's input schema", ["model", "version", "feature", "check"])
+"""The one per-model metric, by the request's feature: check is ``missing``, ``unknown``, ``null``, ``type``,
+``range`` or ``unseen_category``. Only the quality sample is checked and only violations make series, at most
+``quality.features_metric_series`` label sets per partition (then feature ``_other``)."""

@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -121,6 +122,11 @@ struct Event<'a> {
     ok: bool,
     #[serde(default, borrow)]
     prediction: Prediction<'a>,
+    /// The model's inputs (optional): kept as their JSON text, a slice of the record, so a
+    /// request outside the quality sample pays only for skipping them; an object (or null),
+    /// its contents checked in Python for the sampled requests.
+    #[serde(default, borrow)]
+    features: Option<&'a RawValue>,
 }
 
 /// Decodes batches of inference records into columns; numbers each series
@@ -156,6 +162,7 @@ type Columns<'py> = (
     Vec<usize>,
     Bound<'py, PyBytes>,
     Vec<usize>,
+    Vec<Bound<'py, PyTuple>>,
 );
 
 /// A series numbered in this call: (number, model, version, role).
@@ -238,7 +245,7 @@ impl ColumnDecoder {
 
     /// Decode a batch of record values (bytes or None), with their Kafka keys if given.
     ///
-    /// Returns ``(columns, sample, fallback, new_series, refused, refused_ts, misrouted)``. ``columns``
+    /// Returns ``(columns, sample, fallback, new_series, refused, refused_ts, misrouted, features)``. ``columns``
     /// are the bytes of six arrays with one entry per accepted record, in batch order: the record's index in
     /// ``values`` (uint32), its series number (uint32), ts (int64), latency_ms (float64),
     /// ok (uint8) and a numeric prediction or NaN (float64). ``sample`` holds, for the
@@ -248,7 +255,9 @@ impl ColumnDecoder {
     /// model, version, role) of each series numbered in this call; ``refused`` the indices
     /// of valid records of a new series over ``max_series``, and ``refused_ts`` the bytes of
     /// their event times (int64): they still move the partition's event time on;
-    /// ``misrouted`` the indices of valid records whose key (given) is not their model.
+    /// ``misrouted`` the indices of valid records whose key (given) is not their model; ``features``
+    /// holds, for the sampled records whose ``features`` is not null, ``(index, series, ts, text)``
+    /// with the field's JSON text as bytes, unchecked.
     #[pyo3(signature = (values, keys=None))]
     fn decode<'py>(
         &mut self,
@@ -269,6 +278,7 @@ impl ColumnDecoder {
         let mut refused: Vec<usize> = Vec::new();
         let mut refused_ts: Vec<i64> = Vec::new();
         let mut misrouted: Vec<usize> = Vec::new();
+        let mut features: Vec<Bound<'py, PyTuple>> = Vec::new();
         for (i, value) in values.iter().enumerate() {
             let Ok(bytes) = value.cast::<PyBytes>() else {
                 fallback.push(i);
@@ -289,8 +299,10 @@ impl ColumnDecoder {
                     continue;
                 }
             };
-            // The checks events._check_inference makes after msgspec's decode.
+            // The checks events._check_inference makes after msgspec's decode, and msgspec's
+            // type of `features` (an object or null; what it holds is checked when sampled).
             if event.model.is_empty()
+                || event.features.is_some_and(|raw| !raw.get().starts_with('{'))
                 || event.version.is_empty()
                 || event.ts <= 0
                 || event.ts >= self.max_ts_ms
@@ -326,6 +338,10 @@ impl ColumnDecoder {
             {
                 let fields = (i, number, event.ts, event.ok, event.request_id.as_ref(), event.prediction.to_python(py));
                 sample.push(fields.into_pyobject(py)?);
+                if let Some(raw) = event.features {
+                    let row = (i, number, event.ts, PyBytes::new(py, raw.get().as_bytes()));
+                    features.push(row.into_pyobject(py)?);
+                }
             }
         }
         let columns = vec![
@@ -336,7 +352,7 @@ impl ColumnDecoder {
             column(py, &ok),
             column(py, &prediction),
         ];
-        Ok((columns, sample, fallback, new, refused, column(py, &refused_ts), misrouted))
+        Ok((columns, sample, fallback, new, refused, column(py, &refused_ts), misrouted, features))
     }
 
     /// The series number of (model, version, role), numbering it if new: for records

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import NamedTuple
 
+import msgspec
 import numpy as np
 
 from modelmedic import metrics
@@ -48,17 +49,21 @@ class InferenceColumns:
     """``(index, series, ts, ok, request_id, prediction)`` of the production and canary
     records in the quality monitor's sample (:class:`RecordDecoder`), in batch order; the
     prediction as msgspec decodes it. Only these become Python objects."""
+    features: list[tuple[int, int, int, bytes]] = field(default_factory=list)
+    """``(index, series, ts, JSON text)`` of the ``features`` of the sampled records that carry
+    them (not null), in batch order, unchecked: the input monitor decodes them
+    (``modelmedic.detection.features``). A request outside the sample never pays for its features."""
 
     def __len__(self) -> int:
         return self.index.size
 
     def arrays(self) -> list[np.ndarray]:
-        """The arrays, in field order (not ``names`` and ``sample``)."""
+        """The arrays, in field order (not ``names``, ``sample`` and ``features``)."""
         return [getattr(self, name) for name in _ARRAYS]
 
     def take(self, which: np.ndarray) -> InferenceColumns:
         """The records selected by a boolean mask or an index array (the sample as it is)."""
-        return InferenceColumns(*(column[which] for column in self.arrays()), self.names, self.sample)
+        return InferenceColumns(*(column[which] for column in self.arrays()), self.names, self.sample, self.features)
 
 
 _ARRAYS = ("index", "series", "ts", "latency_ms", "ok", "prediction")
@@ -122,9 +127,10 @@ class RecordDecoder:
 
     def decode(self, values: list[bytes | None], keys: list[bytes | None] | None = None) -> Decoded:
         """Decode a batch of record values (and check their Kafka ``keys``, when given)."""
-        buffers, sample, fallback, new, refused, refused_ts, misrouted = self._native.decode(values, keys)
+        buffers, sample, fallback, new, refused, refused_ts, misrouted, features = self._native.decode(values, keys)
         self._name(new)
-        columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series, sample)
+        columns = InferenceColumns(*(np.frombuffer(b, dtype) for b, dtype in zip(buffers, _DTYPES)), self.series, sample,
+                                   features)
         refused = Refused(refused, np.frombuffer(refused_ts, np.int64))
         if not fallback:
             return Decoded(columns, [], refused, misrouted)
@@ -178,14 +184,18 @@ class RecordDecoder:
         extra = [np.array(col, dtype) for col, dtype in zip(zip(*rows), _DTYPES)] if rows else \
             [np.empty(0, dtype) for dtype in _DTYPES]
         k = self.sample_every
-        sample = [(i, s, e.ts, e.ok, e.request_id, e.prediction) for i, s, e in numbered
-                  if k and e.role != "shadow" and not zlib.crc32(e.request_id.encode()) % k]
+        sampled = [(i, s, e) for i, s, e in numbered
+                   if k and e.role != "shadow" and not zlib.crc32(e.request_id.encode()) % k]
+        sample = [(i, s, e.ts, e.ok, e.request_id, e.prediction) for i, s, e in sampled]
+        # As JSON text again, as the native decoder hands them on (rare: these records were odd).
+        features = [(i, s, e.ts, msgspec.json.encode(e.features)) for i, s, e in sampled if e.features is not None]
         if columns is None:
-            return InferenceColumns(*extra, self.series, sample), refused
+            return InferenceColumns(*extra, self.series, sample, features), refused
         merged = [np.concatenate([column, more]) for column, more in zip(columns.arrays(), extra)]
         order = np.argsort(merged[0], kind="stable")  # batch order, as the native rows are
         return InferenceColumns(*(column[order] for column in merged), self.series,
-                                sorted(columns.sample + sample, key=itemgetter(0))), refused
+                                sorted(columns.sample + sample, key=itemgetter(0)),
+                                sorted(columns.features + features, key=itemgetter(0))), refused
 
     def _number(self, event: InferenceEvent) -> int | None:
         """The event's series number; None if its series is new and refused (``max_series``)."""

@@ -42,6 +42,7 @@ from modelmedic import metrics
 from modelmedic.config import Settings
 from modelmedic.detection.columns import InferenceColumns, RecordDecoder, Refused
 from modelmedic.events import Anomaly, Rejected, dead_letter_headers, decode_inference, decode_label, encode
+from modelmedic.detection.features import FeatureMonitor
 from modelmedic.detection.judge import WindowJudge
 from modelmedic.detection.quality import QualityMonitor
 from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
@@ -73,6 +74,8 @@ class PartitionState:
     """Offsets below this were processed before the last restart (replays, not late records)."""
     quality: QualityMonitor | None = None
     """Canary divergence, delayed-label accuracy and drift of this partition's models."""
+    features: FeatureMonitor | None = None
+    """Data quality and drift of the sampled requests' inputs (``quality.features``)."""
     label_next: int = 0
     """Next offset of this partition of the labels topic (co-partitioned with inference)."""
     last_record_wall: float = field(default_factory=time.monotonic)
@@ -215,6 +218,8 @@ class DetectionPlane:
                 self._observe_quality(state, cols, records, horizon if future.size else None)
                 if state.quality.created:
                     self._certified_facts(state.quality)
+                if state.features is not None and state.features.created:
+                    self._input_facts(state.features)
             if late_index.size:
                 replay_until = state.replay_until
                 late += sum(records[i].offset >= replay_until for i in late_index.tolist())
@@ -284,11 +289,14 @@ class DetectionPlane:
         Records past ``horizon`` (None: the batch has none) were dead-lettered; records
         replayed after a restart were counted before it.
         """
-        rows = cols.sample
+        rows, features = cols.sample, cols.features
         if horizon is not None or records[0].offset < state.replay_until:
             limit = horizon if horizon is not None else 1 << 62
-            rows = [row for row in rows if row[2] <= limit and records[row[0]].offset >= state.replay_until]
+            rows, features = ([row for row in sampled if row[2] <= limit and records[row[0]].offset >= state.replay_until]
+                              for sampled in (rows, features))
         state.quality.observe_sampled(rows, cols.names)
+        if features and state.features is not None:
+            state.features.observe(features, cols.names)
 
     def _certified_facts(self, quality: QualityMonitor) -> None:
         """A version seen for the first time is judged against its certification, when it has one.
@@ -309,6 +317,24 @@ class DetectionPlane:
             reference = certified.report.get("reference_predictions")
             if isinstance(reference, list) and reference:
                 quality.set_reference(model, version, reference)
+
+    def _input_facts(self, features: FeatureMonitor) -> None:
+        """A version seen for the first time has its inputs checked against its interface's input schema,
+        and compared with its certified input reference (``reference_features``), when the registry has them."""
+        created, features.created = features.created, []
+        if self.registry is None:
+            return
+        for model, version in created:
+            try:
+                features.set_interface(model, version, self.registry.interface(model, version))
+            except ModelmedicError:
+                continue
+            try:
+                reference = self.registry.certified_baseline(model, version).report.get("reference_features")
+            except ModelmedicError:
+                continue
+            if isinstance(reference, dict) and reference:
+                features.set_reference(model, version, {k: v for k, v in reference.items() if isinstance(v, list)})
 
     def _labels(self, state: PartitionState, records: list, horizon: int) -> int:
         """Delayed labels go to the quality monitor; bad ones to the dead-letter topic. Returns how many were bad."""
@@ -336,6 +362,8 @@ class DetectionPlane:
                     await asyncio.sleep(0)
                 # Which series served in the window: the monitor sees only its sample of requests.
                 for anomaly in state.quality.poll((w + 1) * size_ms, state.windows.served_in(w)):
+                    self._publish(anomaly)
+                for anomaly in state.features.poll((w + 1) * size_ms) if state.features is not None else ():
                     self._publish(anomaly)
         return state, through, shut
 
@@ -499,7 +527,7 @@ class DetectionPlane:
             slots, groups = list(frozen.keys), list(frozen.group_keys)
             blob = encode_snapshot(
                 {"windows": frozen, "judge": (slots, groups, self.judge.rows(slots, groups)),
-                 "quality": state.quality, "resume": resume, "next": state.next_offset,
+                 "quality": state.quality, "features": state.features, "resume": resume, "next": state.next_offset,
                  "label_next": state.label_next}, self._snapshot_key_bytes)
             sends.append(await self._producer.send(self.settings.kafka.topics.state, blob, key=self._snapshot_key(p)))
             offsets[TopicPartition(self.settings.kafka.topics.inference, p)] = resume
@@ -543,7 +571,12 @@ class DetectionPlane:
         quality = QualityMonitor(w.size_ms, self.settings.quality,
                                  label_sample_every=d.quality_sample_every) if d.quality else None
         return PartitionState(PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, self.pool),
-                              quality=quality)
+                              quality=quality, features=self._feature_monitor())
+
+    def _feature_monitor(self) -> FeatureMonitor | None:
+        """A partition's input monitor with no history, when the quality sample is on and inputs are watched."""
+        on = self.settings.detection.quality and self.settings.quality.features
+        return FeatureMonitor(self.settings.windows.size_ms, self.settings.quality) if on else None
 
     def _restored(self, partition: int, blob: bytes) -> PartitionState | None:
         """The state a snapshot holds, moved into this process's slots; None if it is rejected.
@@ -555,6 +588,9 @@ class DetectionPlane:
         try:
             snap = decode_snapshot(blob, self._snapshot_key_bytes)
             windows, quality = snap["windows"], snap["quality"]
+            features = snap.get("features")  # absent in the snapshots of older releases: start afresh
+            if not isinstance(features, FeatureMonitor):
+                features = self._feature_monitor()
             if not isinstance(windows, PartitionWindows) or not isinstance(quality, QualityMonitor | None):
                 raise SnapshotRejected("body", "the snapshot's windows or quality monitor are of the wrong type")
             resume, replay_until, label_next = (int(snap[k]) for k in ("resume", "next", "label_next"))
@@ -568,7 +604,7 @@ class DetectionPlane:
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             self._forget(windows.release())
             return self._reject_snapshot(partition, exc)
-        state = PartitionState(windows, resume, replay_until, quality, label_next)
+        state = PartitionState(windows, resume, replay_until, quality, features, label_next)
         state.idle_base_ts = windows.max_ts
         return state
 

@@ -21,7 +21,7 @@ and tagged lists for everything else, so nothing in it names a callable to call:
 An object is rebuilt with ``cls.__new__(cls)`` and its attributes (``__setstate__`` where
 the class defines one): no constructor, no ``__reduce__``, no import by name. The
 allowed classes are the ones defined in :data:`ALLOWED_MODULES` (the windows, the
-quality monitor and its detectors).
+quality and input monitors and their detectors).
 
 With ``detection.snapshot_key`` set, every snapshot carries an HMAC-SHA256 of its
 version and body, and one without a valid MAC is rejected: the state topic's writers
@@ -41,8 +41,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from modelmedic.detection import quality as _quality, windows as _windows
-from modelmedic.detectors import drift as _detector_drift, estimated as _detector_estimated, quality as _detector_quality
+from modelmedic.detection import features as _features, quality as _quality, windows as _windows
+from modelmedic.detectors import data_quality as _detector_data_quality, drift as _detector_drift
+from modelmedic.detectors import estimated as _detector_estimated, feature_drift as _detector_feature_drift
+from modelmedic.detectors import quality as _detector_quality
 from modelmedic.errors import SnapshotRejected
 
 FORMAT = "modelmedic.snapshot"
@@ -53,7 +55,8 @@ MAX_BODY_BYTES = 512 * 1024 * 1024
 """Largest decompressed body accepted: a small record must not inflate to fill the memory."""
 
 LIST, TUPLE, SET, DICT, ODICT, ARRAY, SCALAR, OBJECT, FUNCTION = range(9)
-ALLOWED_MODULES = (_windows, _quality, _detector_quality, _detector_drift, _detector_estimated)
+ALLOWED_MODULES = (_windows, _quality, _detector_quality, _detector_drift, _detector_estimated, _features,
+                   _detector_data_quality, _detector_feature_drift)
 _CLASSES: dict[str, type] = {
     f"{cls.__module__}.{cls.__qualname__}": cls
     for module in ALLOWED_MODULES for cls in vars(module).values()

@@ -50,7 +50,8 @@ class FakeConsumer:
 def offline_plane(settings: Settings, partitions: int = 1, quality: Callable[[], QualityMonitor] | None = None, *,
                   consumer: FakeConsumer | None = None, producer: FakeProducer | None = None) -> DetectionPlane:
     """A plane owning partitions 0..n-1 afresh, its Kafka clients ``consumer`` and ``producer`` (fresh fakes
-    when not given); ``quality`` builds each partition's quality monitor (None: no monitor)."""
+    when not given); ``quality`` builds each partition's quality monitor (None: no monitor), and with it
+    comes the input monitor when ``quality.features`` is on."""
 
     def consumer_factory(kafka: KafkaSettings, **options: Any) -> Any:
         return consumer or FakeConsumer()
@@ -63,5 +64,6 @@ def offline_plane(settings: Settings, partitions: int = 1, quality: Callable[[],
     w = settings.windows
     for p in range(partitions):
         windows = PartitionWindows(w.size_ms, w.allowed_lateness_ms, w.series_ttl_windows, plane.pool)
-        plane.parts[p] = PartitionState(windows, quality=quality() if quality else None)
+        plane.parts[p] = PartitionState(windows, quality=quality() if quality else None,
+                                        features=plane._feature_monitor() if quality else None)
     return plane

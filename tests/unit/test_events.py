@@ -27,6 +27,7 @@ import pytest
 
 from modelmedic import events
 from modelmedic.events import (
+    MAX_FEATURES,
     MAX_RECORD_BYTES,
     MAX_TS_MS,
     Anomaly,
@@ -74,6 +75,17 @@ PUBLISHED: dict[str, dict[str, Any]] = {
             "ok": ("false if the request failed (an error response or an exception).", {}),
             "prediction": ("What the model answered: a number (score, regression value), a string "
                            "(class label), a small vector of numbers, or null/absent.", {}),
+            "features": (
+                f"Optional: the model's inputs for this request, feature name -> number, string (a category), "
+                f"boolean or null, at most {MAX_FEATURES} of them. Only requests in the quality sample are "
+                "looked at: their features are checked against the version's input schema in the registry "
+                "and compared with its reference (docs/detection.md, 'Inputs'). Anything but an object or null "
+                "rejects the event, as a field of the wrong type does; an object whose contents break these "
+                "rules does not: its features are dropped and counted (modelmedic_features_dropped_total). "
+                "Absent or null: no input monitoring.",
+                {"anyOf": [{"type": "object", "maxProperties": MAX_FEATURES,
+                            "additionalProperties": {"type": ["number", "string", "boolean", "null"]}},
+                           {"type": "null"}]}),
         },
     },
     "label": {
@@ -206,6 +218,7 @@ _TYPES = {
     "null": lambda v: v is None,
 }
 _KNOWN = {"$schema", "$id", "title", "description", "default", "type", "properties", "required", "enum",
+          "maxProperties", "additionalProperties",
           "anyOf", "items", "minLength", "minimum", "exclusiveMinimum", "exclusiveMaximum"}
 
 
@@ -217,8 +230,10 @@ def violations(schema: dict[str, Any], value: Any, at: str = "$") -> list[str]:
         if all(violations(sub, value, at) for sub in schema["anyOf"]):
             return [f"{at}: matches none of anyOf"]
         return []
-    if "type" in schema and not _TYPES[schema["type"]](value):
-        return [f"{at}: not {schema['type']}"]
+    if "type" in schema:
+        types = [schema["type"]] if isinstance(schema["type"], str) else schema["type"]
+        if not any(_TYPES[t](value) for t in types):
+            return [f"{at}: not {schema['type']}"]
     if "enum" in schema and value not in schema["enum"]:
         return [f"{at}: not one of {schema['enum']}"]
     out = []
@@ -235,9 +250,14 @@ def violations(schema: dict[str, Any], value: Any, at: str = "$") -> list[str]:
             out += violations(schema["items"], item, f"{at}[{i}]")
     if "required" in schema:
         out += [f"{at}: missing {name}" for name in schema["required"] if name not in value]
+    if "maxProperties" in schema and len(value) > schema["maxProperties"]:
+        out.append(f"{at}: more than {schema['maxProperties']} properties")
     for name, sub in schema.get("properties", {}).items():
         if name in value:
             out += violations(sub, value[name], f"{at}.{name}")
+    if "additionalProperties" in schema:
+        for name in set(value) - set(schema.get("properties", {})):
+            out += violations(schema["additionalProperties"], value[name], f"{at}.{name}")
     return out
 
 
@@ -287,6 +307,11 @@ INFERENCE_CASES: list[tuple[str, bytes, str | None]] = [
     ("null prediction", inference(prediction=None), None),
     ("no prediction", inference(prediction=DROP), None),
     ("unknown field ignored", inference(region="eu-west-1"), None),
+    ("features", inference(features={"amount": 12.5, "country": "FR", "first": True, "age": None, "n": 3}), None),
+    ("null features", inference(features=None), None),
+    ("empty features", inference(features={}), None),
+    ("features not an object", inference(features=[1.5]), "got `array` - at `$.features`"),
+    ("features before the rest", json.dumps({"features": {"amount": 1}, **GOOD_INFERENCE}).encode(), None),
     ("empty request_id", inference(request_id=""), None),
     ("last ms before 2100", inference(ts=MAX_TS_MS - 1), None),
     ("latency as string", inference(latency_ms="12.5"), "Expected `float`, got `str` - at `$.latency_ms`"),

@@ -1,0 +1,166 @@
+"""Per-feature input drift of one model version: live features vs the version's reference.
+
+Each feature gets what prediction drift uses (``detectors/drift.py``): a
+:class:`~modelmedic.detectors.drift.DriftReference` (quantile bins of a numeric feature,
+category counts of a categorical one), certified or learned from the version's first
+``reference_size`` values, and the two-sample G-test and PSI of :func:`~modelmedic.detectors.drift.g_test`,
+whose p-value accounts for both sample sizes. What differs is the cadence: a request's
+values are only appended to a list; the features are counted and tested when the monitor
+asks (:meth:`FeatureDrift.test`, at most once per ``test_interval_s`` of event time), so a
+version with 64 features and 100 sampled requests a second costs a few list appends per
+request, and a test's cost is per version and minute, not per request.
+
+False alarms: a version runs at most ``86,400 / test_interval_s`` tests a day, each of two
+windows per feature; every one is held to ``alpha = false_alarms_per_day / (tests a day * 2 *
+features)`` (Bonferroni), so a healthy version raises at most ``false_alarms_per_day`` drift
+alarms a day whatever its number of features. A drift must also be large (PSI >=
+``psi_threshold``), so a huge sample cannot make a negligible shift an alarm.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from modelmedic.detectors.drift import DriftReference, g_test
+from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
+
+
+@dataclass
+class _Feature:
+    """One feature's reference (or the values it is learned from) and its live counts in two blocks."""
+
+    reference: DriftReference | None = None
+    pending: list = field(default_factory=list)
+    """Values the reference is learned from (fewer than ``reference_size``); values since the last test once it is fitted."""
+    blocks: list = field(default_factory=list)
+    """[previous block's counts, current block's] once the reference is fitted."""
+    sizes: list = field(default_factory=lambda: [0, 0])
+    psi: float = 0.0
+    p: float = math.nan
+    live: int = 0
+    alarm: bool = False
+
+
+class FeatureDrift:
+    """Drift of each input feature of one version; the alarm names the features that moved most.
+
+    >>> rng = np.random.default_rng(0)
+    >>> d = FeatureDrift(reference_size=200, min_live=100)
+    >>> for x in rng.normal(0, 1, 600):
+    ...     d.observe({"amount": float(x), "country": "FR" if x > 0 else "DE"})
+    >>> d.test(now_ms=600_000) is None, d.decision().state
+    (True, 'ok')
+    >>> for x in rng.normal(2, 1, 300):
+    ...     d.observe({"amount": float(x), "country": "FR"})
+    >>> d.test(now_ms=1_200_000).state, d.moved()[0][0]
+    ('anomalous', 'amount')
+    """
+
+    def __init__(self, reference_size: int = 200, window: int = 1000, min_live: int = 100, bins: int = 10,
+                 psi_threshold: float = 0.25, psi_clear: float = 0.1, false_alarms_per_day: float = 0.01,
+                 test_interval_s: float = 60.0, max_features: int = 64,
+                 references: dict[str, list] | None = None):
+        self.reference_size, self.window, self.min_live, self.bins = reference_size, window, min_live, bins
+        self.psi_threshold, self.psi_clear = psi_threshold, psi_clear
+        self.false_alarms_per_day, self.test_interval_s, self.max_features = false_alarms_per_day, test_interval_s, max_features
+        self.features: dict[str, _Feature] = {}
+        for name, values in (references or {}).items():
+            if values and len(self.features) < max_features:
+                self.features[name] = _Feature(reference=DriftReference(list(values), bins))
+        self.untracked = 0
+        """Values of features beyond the first ``max_features`` names seen (not tracked: a bound on memory)."""
+        self.anomalous = False
+        self._last_test_ms: int | None = None
+
+    @property
+    def alpha(self) -> float:
+        """The p-value one feature's window must be below: the day's budget spread over every test."""
+        tests_per_day = 86_400.0 / self.test_interval_s
+        return self.false_alarms_per_day / (tests_per_day * 2 * max(1, len(self.features)))
+
+    def observe(self, features: dict[str, object]) -> None:
+        """Take one request's features (nulls are data quality's, not drift's)."""
+        tracked = self.features
+        for name, value in features.items():
+            if value is None:
+                continue
+            f = tracked.get(name)
+            if f is None:
+                if len(tracked) >= self.max_features:
+                    self.untracked += 1
+                    continue
+                f = tracked[name] = _Feature()
+            f.pending.append(value)
+            if f.reference is None and len(f.pending) >= self.reference_size:
+                f.reference, f.pending = DriftReference(f.pending, self.bins), []
+
+    def due(self, now_ms: int) -> bool:
+        """Whether a test is due at event time ``now_ms`` (one per ``test_interval_s``)."""
+        return self._last_test_ms is None or now_ms - self._last_test_ms >= self.test_interval_s * 1000
+
+    def test(self, now_ms: int) -> Decision | None:
+        """Count the values since the last test and test every feature; a Decision when the version's
+        alarm starts or ends (None otherwise)."""
+        self._last_test_ms = now_ms
+        alpha = self.alpha
+        for f in self.features.values():
+            if f.reference is not None and f.pending:
+                self._test_feature(f, alpha)
+        was = self.anomalous
+        self.anomalous = any(f.alarm for f in self.features.values())
+        return self.decision() if self.anomalous is not was else None
+
+    def _test_feature(self, f: _Feature, alpha: float) -> None:
+        """Add the feature's new values to its current block and test it, as prediction drift does
+        (the current block alone, a recent change; and both blocks, a small one), with hysteresis."""
+        ref, values = f.reference, f.pending
+        f.pending = []
+        if ref.numeric:
+            values = [v for v in values if v.__class__ in (int, float)]  # a category in a numeric feature: data quality's
+        counts = np.bincount(ref.code(values), minlength=ref.expected.size)
+        if not f.blocks:
+            f.blocks, f.sizes = [np.zeros_like(counts), counts], [0, len(values)]
+        else:
+            f.blocks[1] += counts
+            f.sizes[1] += len(values)
+        (previous, current), (n_prev, n_cur) = f.blocks, f.sizes
+        windows = [(current, n_cur)] if n_cur >= self.min_live else []
+        if n_prev:
+            windows.append((previous + current, n_prev + n_cur))
+        if n_cur >= self.window // 2:
+            f.blocks, f.sizes = [current, np.zeros_like(current)], [n_cur, 0]
+        if not windows or windows[-1][1] < self.min_live:
+            return
+        tests = [(*g_test(c, ref), n) for c, n in windows]
+        if f.alarm:
+            f.alarm = not all(psi < self.psi_clear or not p < math.sqrt(alpha) for psi, p, _ in tests)
+        else:
+            f.alarm = any(psi >= self.psi_threshold and p < alpha for psi, p, _ in tests)
+        f.psi, f.p, f.live = min(tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+
+    def moved(self) -> list[tuple[str, float, float, int]]:
+        """``(feature, PSI, p-value, live values)`` of the drifting features, the most moved first."""
+        return sorted(((name, f.psi, f.p, f.live) for name, f in self.features.items() if f.alarm),
+                      key=lambda t: -t[1])
+
+    def decision(self, named: int = 3) -> Decision:
+        """The version's state; an alarm's message names the ``named`` features that moved most."""
+        judged = [f for f in self.features.values() if f.reference is not None and f.live >= self.min_live]
+        moved = self.moved()
+        evidence = {"features": len(self.features), "judged": len(judged), "drifting": len(moved),
+                    "psi": moved[0][1] if moved else max((f.psi for f in judged), default=0.0),
+                    "p_value": moved[0][2] if moved else math.nan, "alpha": self.alpha}
+        if moved:
+            names = ", ".join(f"{name} (PSI {psi:.2f}, p={p:.0e}, {live:,} values)" for name, psi, p, live in moved[:named])
+            more = f" and {len(moved) - named} more" if len(moved) > named else ""
+            message = (f"inputs drifted from the reference: {names}{more}: redesign signal: live inputs no longer "
+                       "look like the data the version was built on; retrain or redesign it")
+            return Decision("drift", "feature-drift", True, evidence, message, ANOMALOUS)
+        if not judged:
+            return Decision("drift", "feature-drift", False, evidence,
+                            "too few feature values to compare with the reference yet", INSUFFICIENT)
+        return Decision("drift", "feature-drift", False, evidence,
+                        f"inputs match the reference ({len(judged)} features judged)", OK)
