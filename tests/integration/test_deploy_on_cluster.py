@@ -198,14 +198,22 @@ async def test_chart_rolls_out_on_kwok_nodes_with_least_privilege(kube_stack, he
     pdb = local_kube.api(kube_stack, "GET", f"/apis/policy/v1/namespaces/{release_ns}/poddisruptionbudgets/modelmedic")
     assert pdb["spec"]["maxUnavailable"] == 1
 
-    # a config change rolls the pods (checksum annotation) and the rollout completes again
+    # a config change rolls the pods (checksum annotation) and the rollout completes again; it also reads the
+    # registry from a git remote with credentials from a Secret (the API server validates the volumes)
     values["config"]["detection"] = {"threshold": 0.999}
+    local_kube.api(kube_stack, "POST", f"/api/v1/namespaces/{release_ns}/secrets", json.dumps(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "registry-reader"},
+         "stringData": {"username": "modelmedic", "password": "deploy-token"}}))
+    values["registry"] = {"git": {"url": "https://git.example/ml/registry.git", "existingSecret": "registry-reader"}}
     await asyncio.to_thread(run_helm, helm, kube_stack, tmp_path, "upgrade", "modelmedic", chart,
                             "-f", values_file(values, tmp_path), *helm_args)
     rolled = await wait_ready(kube_stack, release_ns, "modelmedic")
     assert rolled["metadata"]["generation"] > deployment["metadata"]["generation"]
     old, new = (d["spec"]["template"]["metadata"]["annotations"]["checksum/config"] for d in (deployment, rolled))
     assert old != new
+    volumes = {v["name"]: v for v in rolled["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["registry-credentials"]["secret"] == {"secretName": "registry-reader", "defaultMode": 0o440}
+    assert "emptyDir" in volumes["registry"]
     print(f"helm install --wait: Ready in {first_rollout_s:.1f}s")
 
     # the chart's ServiceAccount, with a real token from the TokenRequest API
