@@ -112,8 +112,7 @@ class RegistryMirror:
         Returns whether :attr:`path` now shows a new state. A failed fetch raises
         :class:`RemoteRegistryError` and leaves the current checkout as it was (stale, not broken).
         """
-        self._fetch()
-        commit = self._commit()
+        commit = self.fetch()
         snapshot = self._snapshot_id(commit)
         if snapshot == self.snapshot:
             return False
@@ -127,13 +126,18 @@ class RegistryMirror:
         self._remove_old(keep={snapshot})
         return True
 
-    def _fetch(self) -> None:
-        """Mirror every branch and tag; ``--prune`` drops what the remote dropped (a deleted tag, a branch)."""
+    def fetch(self) -> str:
+        """Mirror every branch and tag (``--prune`` drops what the remote dropped); the commit ``ref`` names now."""
         if not (self._mirror / "HEAD").is_file():
             self._mirror.mkdir(parents=True, exist_ok=True)
-            self._git(self._mirror, "init", "--quiet", "--bare")
-        self._git(self._mirror, "fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head", self.url,
-                  "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", remote=True)
+            self.git(self._mirror, "init", "--quiet", "--bare")
+        self.git(self._mirror, "fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head", self.url,
+                 "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", remote=True)
+        return self._commit()
+
+    def clone(self, target: Path) -> None:
+        """A clone of the mirror at ``target`` sharing its objects (nothing is copied), without a checkout."""
+        self.git(self.root, "clone", "--quiet", "--shared", "--no-checkout", str(self._mirror), str(target))
 
     def _commit(self) -> str:
         """The commit ``ref`` names in the mirror (a branch, a tag or a full ref name)."""
@@ -146,7 +150,7 @@ class RegistryMirror:
 
     def _snapshot_id(self, commit: str) -> str:
         """A digest of the ref's commit and every tag: equal ids, equal registries (other branches do not count)."""
-        tags = self._git(self._mirror, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags")
+        tags = self.git(self._mirror, "for-each-ref", "--format=%(objectname) %(refname)", "refs/tags")
         return hashlib.sha256(f"{commit}\n{tags}".encode()).hexdigest()[:16]
 
     def _check_out(self, target: Path, commit: str) -> None:
@@ -154,8 +158,8 @@ class RegistryMirror:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         self._checkouts.mkdir(parents=True, exist_ok=True)
-        self._git(self.root, "clone", "--quiet", "--shared", "--no-checkout", str(self._mirror), str(tmp))
-        self._git(tmp, "checkout", "--quiet", "--detach", commit)
+        self.clone(tmp)
+        self.git(tmp, "checkout", "--quiet", "--detach", commit)
         if not (tmp / "registry.yaml").is_file():
             shutil.rmtree(tmp, ignore_errors=True)
             raise RemoteRegistryError(f"{redact_url(self.url)} ({self.ref}) is not a modelmedic registry (no registry.yaml "
@@ -169,8 +173,8 @@ class RegistryMirror:
         for old in [p for p in checkouts if p.name not in keep][1:]:
             shutil.rmtree(old, ignore_errors=True)
 
-    def _git(self, cwd: Path, *args: str, remote: bool = False) -> str:
-        """Run git; a remote call carries the credentials. Failures name the URL without its secrets."""
+    def git(self, cwd: Path, *args: str, remote: bool = False) -> str:
+        """Run git in ``cwd``; a ``remote`` call carries the credentials. Failures name the URL without its secrets."""
         options, env = credential_args(self.credentials_dir, self.root) if remote else ([], {"GIT_TERMINAL_PROMPT": "0"})
         proc = subprocess.run(["git", *options, *args], cwd=cwd, capture_output=True, text=True,
                               env={**os.environ, **env})
@@ -231,26 +235,24 @@ class RemoteStats:
 
     def _sync(self) -> str:
         """Fetch the remote into the mirror and reset the stats clone to the ref's newest commit."""
-        self.mirror._fetch()
-        tip = self.mirror._commit()
+        tip = self.mirror.fetch()
         if not (self._work / ".git").is_dir():
-            self.mirror._git(self.mirror.root, "clone", "--quiet", "--shared", "--no-checkout",
-                             str(self.mirror._mirror), str(self._work))
+            self.mirror.clone(self._work)
             # a pod has no git identity of its own: the stats commits are signed as the service
-            self.mirror._git(self._work, "config", "user.name", "modelmedic")
-            self.mirror._git(self._work, "config", "user.email", "modelmedic@localhost")
-        self.mirror._git(self._work, "fetch", "--quiet", "origin")
-        self.mirror._git(self._work, "reset", "--quiet", "--hard", tip)
+            self.mirror.git(self._work, "config", "user.name", "modelmedic")
+            self.mirror.git(self._work, "config", "user.email", "modelmedic@localhost")
+        self.mirror.git(self._work, "fetch", "--quiet", "origin")
+        self.mirror.git(self._work, "reset", "--quiet", "--hard", tip)
         return tip
 
     def _last_stats_commit(self, tip: str) -> float | None:
-        out = self.mirror._git(self._work, "log", "-1", "--format=%ct", f"--grep=^{_STATS_SUBJECT}", tip).strip()
+        out = self.mirror.git(self._work, "log", "-1", "--format=%ct", f"--grep=^{_STATS_SUBJECT}", tip).strip()
         return float(out) if out else None
 
     def _push(self) -> bool:
         """Push the stats commit; False when another writer moved the ref first (redo on its tip)."""
         try:
-            self.mirror._git(self._work, "push", "--quiet", "--porcelain", self.mirror.url,
+            self.mirror.git(self._work, "push", "--quiet", "--porcelain", self.mirror.url,
                              f"HEAD:refs/heads/{self.mirror.ref.removeprefix('refs/heads/')}", remote=True)
         except RemoteRegistryError as exc:
             if any(marker in str(exc) for marker in _REJECTED):
