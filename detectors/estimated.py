@@ -165,9 +165,11 @@ class EstimatedAccuracy:
         self._ref_n = [0.0] * bins  # reference confidences per bin
         self._ref_sum = [0.0] * bins  # and their sum (each bin is valued at its mean confidence)
         self._shift = 0.0  # certified calibration: accuracy minus the reference's mean confidence
+        self._prior_shift = 0.0  # what all labels say of the confidence, leaning on ``_shift`` (see _learn)
         self._certified = False
         self._labels = 0
         self._usual = math.nan
+        self._stale = False  # labels were learned since the usual accuracy was computed
         self._llr = self._hold = (0.0, 0.0)
         self._predictions = 0
         self._recent = [0, 0.0, 0, 0.0]  # predictions, sum of estimates: previous block, current block
@@ -183,9 +185,8 @@ class EstimatedAccuracy:
 
     def _calibrated(self, b: int, c: float) -> float:
         """``p(c)``: the bin's labelled accuracy, leaning on the (shifted) confidence while it has few labels."""
-        n, right, conf = self._totals
         w = self.prior_weight
-        prior = min(max(c + (right - conf + w * self._shift) / (n + w), 0.0), 1.0)
+        prior = min(max(c + self._prior_shift, 0.0), 1.0)
         return (self._cal_right[b] + w * prior) / (self._cal_n[b] + w)
 
     def certify(self, confidences: list[float], accuracy: float, classes: int) -> None:
@@ -196,20 +197,21 @@ class EstimatedAccuracy:
         """
         self._ref_n, self._ref_sum = [0.0] * self.bins, [0.0] * self.bins
         for confidence in confidences:
-            self._add_reference(confidence, classes)
+            self._add_reference(*self._bin(confidence, classes))
         total = sum(self._ref_n)
         if total:
             self._shift = accuracy - sum(self._ref_sum) / total
             self._certified = True
+            self._learn(0, 0.0, 0.0, 0.0)  # the prior's shift
             self._rebase()
 
-    def _add_reference(self, confidence: float, classes: int) -> None:
-        b, c = self._bin(confidence, classes)
+    def _add_reference(self, b: int, c: float) -> None:
         self._ref_n[b] += 1
         self._ref_sum[b] += c
 
     def _rebase(self) -> None:
         """The usual accuracy (the reference under the current calibration) and the drop test's ratios."""
+        self._stale = False
         total = sum(self._ref_n)
         self._usual = sum(n * self._calibrated(b, s / n) for b, (n, s) in enumerate(zip(self._ref_n, self._ref_sum))
                           if n) / total
@@ -244,20 +246,21 @@ class EstimatedAccuracy:
         """Take one prediction's top-class confidence out of ``classes`` classes."""
         b, c = self._bin(confidence, classes)
         p = self._calibrated(b, c)
+        referenced = self.referenced  # before this one: the warm-up's last prediction completes the reference
         self._predictions += 1
         recent = self._recent
         recent[2] += 1
         recent[3] += p
         if recent[2] >= self.block:
             self._recent = [recent[2], recent[3], 0, 0.0]
-        if not self.referenced:
-            self._add_reference(c, classes)
+        if not referenced:
+            self._add_reference(b, c)
             if self.referenced:
                 self._rebase()
             return
         drop = self._drop
-        if drop.advance(ts):
-            self._rebase()  # once per window: the calibration may have learned meanwhile
+        if drop.advance(ts) and self._stale:
+            self._rebase()  # once per window at most: the labels moved the calibration
         wrong, right = self._hold if drop.cusum.alarm else self._llr  # per error, per right answer
         drop.add(p * right + (1.0 - p) * wrong, p)
 
@@ -290,10 +293,13 @@ class EstimatedAccuracy:
         self._cal_n[b] += n
         self._cal_right[b] += right
         self._cal_conf[b] += conf
+        self._stale = True
         totals = self._totals
         totals[0] += n
         totals[1] += right
         totals[2] += conf
+        w = self.prior_weight
+        self._prior_shift = (totals[1] - totals[2] + w * self._shift) / (totals[0] + w)
 
     def _judge_gap(self, p: float, correct: bool, ts: float) -> None:
         """Feed both sides of the gap test: the labels' accuracy ``gap`` below / above the estimate."""
