@@ -207,3 +207,41 @@ async def test_the_running_service_reads_owners_from_the_remote_and_follows_a_ch
     finally:
         service.stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_the_service_pushes_usage_stats_to_the_remote_it_reads(served, settings, tmp_path):
+    """registry_git.push_stats: the production traffic the service saw on real Kafka ends up as the version's
+    stats file in the remote repository (a real ``git push`` over ``file://``: git daemon serves fetches only),
+    pushed by the shutdown flush."""
+    import json
+
+    from modelmedic.events import InferenceEvent, encode
+    from modelmedic.kafka import ensure_topics, producer
+
+    reg, bare = served
+    remote = {"url": f"file://{bare}", "refresh_s": 60, "push_stats": True, "checkout_dir": str(tmp_path / "checkout")}
+    service = Service(settings.model_copy(update={"registry_git": Settings(registry_git=remote).registry_git}))
+    await ensure_topics(settings.kafka)
+    task = asyncio.create_task(service.run())
+    try:
+        p = producer(settings.kafka)
+        await p.start()
+        try:
+            for i in range(300):  # 10 req/s of event time for 30 s: the 1 s windows before the last few close
+                event = InferenceEvent("fraud", "v1.0.0", "production", f"r{i}", 1_767_225_600_000 + i * 100, 12.0, True)
+                await p.send(settings.kafka.topics.inference, encode(event), key=b"fraud")
+            await p.flush()
+        finally:
+            await p.stop()
+        async with asyncio.timeout(60):
+            while service.detection.processed < 300:
+                await asyncio.sleep(0.05)
+    finally:
+        service.stop.set()
+        await asyncio.wait_for(task, 60)
+    clone = tmp_path / "reader"
+    git(tmp_path, "clone", "--quiet", "--branch", "main", str(bare), str(clone))
+    stats = json.loads((clone / "models" / "fraud" / "versions" / "v1.0.0.stats.json").read_text())
+    assert 250 <= stats["requests"] <= 300 and stats["errors"] == 0, stats
+    assert stats["latency_p50_ms"] == pytest.approx(12.0, rel=0.02)
+    assert not (reg.path / "models" / "fraud" / "versions" / "v1.0.0.stats.json").exists(), "pushed, not written by hand"
