@@ -25,12 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from modelmedic.errors import KafkaUnavailable, ModelmedicError, NotOwnedError, PlaybookError, UnknownPlaybookError
 from modelmedic.http.answers import as_json, bad_request, refusal
 from modelmedic.http.auth import Operator
-from modelmedic.http.paging import check_parameters, cursor_of, limit_of, one_page, text_of
+from modelmedic.http.paging import Listing, check_parameters, limit_of, text_of
 from modelmedic.http.source import IncidentView, StatusSource
 
 MAX_SILENCE_MINUTES = 7 * 24 * 60
 """A silence longer than a week is a decision to stop watching the model: resolve, or change the policy."""
 FILTERS = frozenset({"state", "model", "class"})
+LISTING = Listing("incidents", (int, str))
 
 
 class Body(BaseModel):
@@ -103,7 +104,7 @@ def parse_query(query: Any, states: Sequence[str], classes: Sequence[str]) -> Qu
         raise bad_request("state", f"unknown state {state!r}; the states are {', '.join(states)}")
     if anomaly_class is not None and anomaly_class not in classes:
         raise bad_request("class", f"unknown class {anomaly_class!r}; the classes are {', '.join(classes)}")
-    return Query(limit_of(query), cursor_of(query, (int, str)), state, text_of(query, "model"), anomaly_class)
+    return Query(limit_of(query), LISTING.cursor_of(query), state, text_of(query, "model"), anomaly_class)
 
 
 async def read_body(request: web.Request, model: type[B]) -> B:
@@ -143,7 +144,7 @@ class IncidentApi:
     async def listing(self, request: web.Request, operator: Operator) -> web.Response:
         query = parse_query(request.query, self.source.incident_states(), self.source.anomaly_classes())
         chosen = sorted((i for i in self.source.incidents() if query.wants(i)), key=sort_key, reverse=True)
-        items, next_cursor = one_page(chosen, sort_key, query.limit)
+        items, next_cursor = LISTING.page(chosen, sort_key, query.limit)
         return as_json({"items": [self._view(i) for i in items], "next_cursor": next_cursor})
 
     async def get(self, request: web.Request, operator: Operator) -> web.Response:

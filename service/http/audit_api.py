@@ -20,10 +20,12 @@ from aiohttp import web
 from modelmedic.audit import ACTIONS, AuditFilter, Entry
 from modelmedic.http.answers import as_json, bad_request, refusal
 from modelmedic.http.auth import Operator
-from modelmedic.http.paging import check_parameters, cursor_of, limit_of, one_page, text_of, time_of
+from modelmedic.http.paging import Listing, check_parameters, limit_of, text_of, time_of
 from modelmedic.http.source import StatusSource
 
 FILTERS = frozenset({"incident", "model", "action", "since", "until"})
+LISTING = Listing("audit", (int, int, int))
+"""Sorted by (ts, partition, offset)."""
 
 
 def parse_filter(query: Any) -> AuditFilter:
@@ -49,11 +51,11 @@ class AuditApi:
     async def listing(self, request: web.Request, operator: Operator) -> web.Response:
         check_parameters(request.query, FILTERS)
         which = parse_filter(request.query)
-        limit, cursor = limit_of(request.query), cursor_of(request.query, (int, int, int))  # (ts, partition, offset)
+        limit, cursor = limit_of(request.query), LISTING.cursor_of(request.query)
         tail = self.source.audit()
         if not tail.loaded.is_set():  # a moment after a start: an answer now would be short, and say nothing of it
             raise refusal(web.HTTPServiceUnavailable, "reading the audit topic back after a start: try again in a "
                           "few seconds", headers={"Retry-After": "2"})
-        items, next_cursor = one_page(tail.newest(which, cursor), _key, limit)
+        items, next_cursor = LISTING.page(tail.newest(which, cursor), _key, limit)
         return as_json({"items": [e.record() for e in items], "next_cursor": next_cursor,
                         "complete_from_ms": tail.complete_from_ms})

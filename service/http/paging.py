@@ -6,9 +6,10 @@ A listing answers ``{"items": [...], "next_cursor": "..." | null}``, at most ``l
 after that item even if items came or went meanwhile. Every problem is a 400 naming the
 parameter; an unknown parameter too (a typo must not silently widen the answer).
 
->>> one_page(iter("abc"), key=lambda x: (ord(x),), limit=2)
-(['a', 'b'], 'Wzk4XQ==')
->>> decode_cursor("Wzk4XQ==", (int,))
+>>> letters = Listing("letters", (int,))
+>>> letters.page(iter("abc"), key=lambda x: (ord(x),), limit=2)
+(['a', 'b'], 'WyJsZXR0ZXJzIiwgOThd')
+>>> letters.decode('WyJsZXR0ZXJzIiwgOThd')
 (98,)
 """
 
@@ -19,6 +20,7 @@ import binascii
 import itertools
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
@@ -47,25 +49,37 @@ def limit_of(query: Any) -> int:
     return int(raw)
 
 
-def encode_cursor(key: tuple) -> str:
-    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode()
+@dataclass(frozen=True)
+class Listing:
+    """One listing's cursors: they name the listing (one given to another listing is refused, not
+    misread) and hold the last item's sort key, of the types ``shape`` says."""
 
+    name: str
+    shape: tuple[type, ...]
 
-def decode_cursor(cursor: str, shape: tuple[type, ...]) -> tuple:
-    """The sort key ``cursor`` holds, of the types ``shape`` names; a 400 for anything else."""
-    try:
-        key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(key, list) or len(key) != len(shape) or not all(
-                type(k) is t for k, t in zip(key, shape, strict=True)):
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise bad_request("cursor", "not a cursor this API gave: pass next_cursor from the previous page "
-                                    "as is") from None
-    return tuple(key)
+    def encode(self, key: tuple) -> str:
+        return base64.urlsafe_b64encode(json.dumps([self.name, *key]).encode()).decode()
 
+    def decode(self, cursor: str) -> tuple:
+        """The sort key ``cursor`` holds; a 400 for anything this listing did not give."""
+        try:
+            name, *key = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+            if name != self.name or len(key) != len(self.shape) or not all(
+                    type(k) is t for k, t in zip(key, self.shape, strict=True)):
+                raise ValueError
+        except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            raise bad_request("cursor", f"not a cursor of the {self.name} listing: pass its next_cursor as "
+                                        "given") from None
+        return tuple(key)
 
-def cursor_of(query: Any, shape: tuple[type, ...]) -> tuple | None:
-    return decode_cursor(query["cursor"], shape) if "cursor" in query else None
+    def cursor_of(self, query: Any) -> tuple | None:
+        return self.decode(query["cursor"]) if "cursor" in query else None
+
+    def page(self, ordered: Iterable[T], key: Callable[[T], tuple], limit: int) -> tuple[list[T], str | None]:
+        """The first ``limit`` of ``ordered`` (filtered, in the listing's order, already after the cursor)
+        and the cursor of the next page (None: this is the last)."""
+        items = list(itertools.islice(ordered, limit + 1))
+        return items[:limit], self.encode(key(items[limit - 1])) if len(items) > limit else None
 
 
 def text_of(query: Any, name: str) -> str | None:
@@ -89,10 +103,3 @@ def time_of(query: Any, name: str) -> int | None:
         raise bad_request(name, f"not a time: {value!r}; give epoch milliseconds or ISO 8601 "
                                 "(2026-01-10T02:00:00Z)") from None
     return int((moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp() * 1000)
-
-
-def one_page(ordered: Iterable[T], key: Callable[[T], tuple], limit: int) -> tuple[list[T], str | None]:
-    """The first ``limit`` of ``ordered`` (filtered, in the listing's order, already after the cursor)
-    and the cursor of the next page (None: this is the last)."""
-    items = list(itertools.islice(ordered, limit + 1))
-    return items[:limit], encode_cursor(key(items[limit - 1])) if len(items) > limit else None

@@ -26,7 +26,7 @@ from pydantic import Field
 from modelmedic.http.answers import as_json, bad_request, refusal
 from modelmedic.http.api import Body, read_body, refusing
 from modelmedic.http.auth import Operator
-from modelmedic.http.paging import check_parameters, cursor_of, limit_of, one_page, text_of
+from modelmedic.http.paging import Listing, check_parameters, limit_of, text_of
 from modelmedic.http.source import SilenceView, StatusSource
 
 Kind = Literal["silence", "maintenance", "pause"]
@@ -35,6 +35,7 @@ SilenceState = Literal["active", "scheduled"]
 MAX_WINDOW_MS = 30 * 86_400_000
 """A month: longer is not a maintenance window but a decision to stop watching (change the policy)."""
 FILTERS = frozenset({"kind", "state", "model"})
+LISTING = Listing("silences", (int, str))
 
 
 class NewSilence(Body):
@@ -98,7 +99,7 @@ class SilenceApi:
             raise bad_request("kind", f"unknown kind {kind!r}; the kinds are {', '.join(typing.get_args(Kind))}")
         if state is not None and state not in typing.get_args(SilenceState):
             raise bad_request("state", f"unknown state {state!r}; the states are active, scheduled")
-        limit, cursor = limit_of(query), cursor_of(query, (int, str))
+        limit, cursor = limit_of(query), LISTING.cursor_of(query)
         now = int(time.time() * 1000)
 
         def wants(s: SilenceView) -> bool:
@@ -107,7 +108,7 @@ class SilenceApi:
                     and (cursor is None or sort_key(s) > cursor))
 
         chosen = sorted(filter(wants, self.source.silences()), key=sort_key)
-        items, next_cursor = one_page(chosen, sort_key, limit)
+        items, next_cursor = LISTING.page(chosen, sort_key, limit)
         return as_json({"items": [public_silence(s, now) for s in items], "next_cursor": next_cursor})
 
     async def create(self, request: web.Request, operator: Operator) -> web.Response:

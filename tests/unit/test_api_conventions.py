@@ -52,6 +52,22 @@ async def test_every_listing_pages_the_same_way(path: str) -> None:
         await c.close()
 
 
+async def test_a_cursor_works_only_on_the_listing_that_gave_it() -> None:
+    """The incidents' and the silences' sort keys have the same shape: a swapped cursor would be misread."""
+    c = await client(await full_source())
+    try:
+        cursors = {path: (await (await c.get(path, params={"limit": 1}, headers=bearer("bob"))).json())["next_cursor"]
+                   for path in LISTINGS}
+        for given, cursor in cursors.items():
+            for path in LISTINGS:
+                r = await c.get(path, params={"cursor": cursor}, headers=bearer("bob"))
+                assert (r.status == 200) == (path == given), (given, path)
+                if path != given:
+                    assert (await r.json())["field"] == "cursor"
+    finally:
+        await c.close()
+
+
 async def test_the_routers_refusals_are_json_too() -> None:
     """Before: aiohttp's plain-text '404: Not Found' and '405: Method Not Allowed'."""
     c = await client(FakeSource())

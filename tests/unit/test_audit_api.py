@@ -103,7 +103,7 @@ async def test_bad_queries_are_a_400_naming_the_parameter() -> None:
     story(source)
     cases = {"action": ("bogus", "unknown action 'bogus'; the actions are opened, updated"),
              "since": ("yesterday", "not a time: 'yesterday'"), "limit": ("0", "from 1 to 500"),
-             "cursor": ("xyz", "pass next_cursor"), "incident": ("", "empty"), "incidnet": ("i-1", "unknown query")}
+             "cursor": ("xyz", "not a cursor of the audit listing"), "incident": ("", "empty"), "incidnet": ("i-1", "unknown query")}
     for name, (value, needle) in cases.items():
         status, answer = await listing(source, **{name: value})
         assert status == 400 and answer["field"] == name and needle in answer["error"], (name, answer)

@@ -82,7 +82,7 @@ async def test_bad_filters_are_a_400_naming_the_parameter_and_the_valid_values()
             "limit=0": ("limit", "from 1 to 500"),
             "limit=501": ("limit", "from 1 to 500"),
             "limit=ten": ("limit", "got 'ten'"),
-            "cursor=xyz": ("cursor", "pass next_cursor from the previous page"),
+            "cursor=xyz": ("cursor", "not a cursor of the incidents listing: pass its next_cursor"),
             "model=": ("model", "empty"),
             "sate=open": ("sate", "unknown query parameter"),
         }
