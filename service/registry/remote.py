@@ -28,6 +28,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -92,6 +93,8 @@ class RegistryMirror:
         self.credentials_dir = Path(credentials_dir) if credentials_dir is not None else None
         self._mirror = self.root / "mirror.git"
         self._checkouts = self.root / "checkouts"
+        self._lock = threading.RLock()
+        """One git writer of the mirror at a time: the refresh loop and the stats pushes run in threads."""
 
     @property
     def path(self) -> Path:
@@ -112,28 +115,30 @@ class RegistryMirror:
         Returns whether :attr:`path` now shows a new state. A failed fetch raises
         :class:`RemoteRegistryError` and leaves the current checkout as it was (stale, not broken).
         """
-        commit = self.fetch()
-        snapshot = self._snapshot_id(commit)
-        if snapshot == self.snapshot:
-            return False
-        target = self._checkouts / snapshot
-        if not target.is_dir():
-            self._check_out(target, commit)
-        link = self.root / f".current.{os.getpid()}"
-        link.unlink(missing_ok=True)
-        link.symlink_to(Path("checkouts") / snapshot)
-        os.replace(link, self.path)
-        self._remove_old(keep={snapshot})
-        return True
+        with self._lock:
+            commit = self.fetch()
+            snapshot = self._snapshot_id(commit)
+            if snapshot == self.snapshot:
+                return False
+            target = self._checkouts / snapshot
+            if not target.is_dir():
+                self._check_out(target, commit)
+            link = self.root / f".current.{os.getpid()}"
+            link.unlink(missing_ok=True)
+            link.symlink_to(Path("checkouts") / snapshot)
+            os.replace(link, self.path)
+            self._remove_old(keep={snapshot})
+            return True
 
     def fetch(self) -> str:
         """Mirror every branch and tag (``--prune`` drops what the remote dropped); the commit ``ref`` names now."""
-        if not (self._mirror / "HEAD").is_file():
-            self._mirror.mkdir(parents=True, exist_ok=True)
-            self.git(self._mirror, "init", "--quiet", "--bare")
-        self.git(self._mirror, "fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head", self.url,
-                 "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", remote=True)
-        return self._commit()
+        with self._lock:
+            if not (self._mirror / "HEAD").is_file():
+                self._mirror.mkdir(parents=True, exist_ok=True)
+                self.git(self._mirror, "init", "--quiet", "--bare")
+            self.git(self._mirror, "fetch", "--quiet", "--prune", "--force", "--no-write-fetch-head", self.url,
+                     "+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*", remote=True)
+            return self._commit()
 
     def clone(self, target: Path) -> None:
         """A clone of the mirror at ``target`` sharing its objects (nothing is copied), without a checkout."""

@@ -254,3 +254,26 @@ def test_a_stats_buffer_on_a_remote_keeps_its_batch_when_the_push_is_refused(ups
     (bare / "hooks" / "pre-receive").unlink()
     assert buffer.flush(force=True), "the refused batch was kept and goes with the next flush"
     assert stats_of(remote_tree(bare, tmp_path, "after"))["requests"] == 4
+
+
+def test_refreshes_and_stats_pushes_of_one_mirror_in_two_threads_never_collide(upstream, tmp_path):
+    """The service refreshes in one worker thread and pushes stats in another, on the same mirror."""
+    import concurrent.futures
+
+    _, bare = upstream
+    mirror = RegistryMirror(f"file://{bare}", tmp_path / "cache")
+    mirror.refresh()
+    stats = RemoteStats(mirror, backoff_s=0)
+
+    def refreshes() -> int:
+        return sum(mirror.refresh() for _ in range(6))
+
+    def pushes() -> int:
+        return sum(stats.commit_stats({("fraud", "v1.0.0"): usage(2, 0)}, now=3_000.0 + i, min_interval_s=0).committed
+                   for i in range(6))
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        refreshed, pushed = pool.submit(refreshes), pool.submit(pushes)
+        assert pushed.result(timeout=120) == 6 and refreshed.result(timeout=120) >= 0
+    mirror.refresh()
+    assert Registry(mirror.path).stats("fraud", "v1.0.0").requests == 12
