@@ -1,5 +1,5 @@
 """Inputs end to end on real Kafka: events with features flow through the service, and a feature that
-moves becomes a drift alert (a warning, never a page) naming it as a redesign signal."""
+moves becomes a drift alert (a warning, not a page) naming it as a redesign signal."""
 
 from __future__ import annotations
 
