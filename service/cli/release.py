@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from modelmedic.cli.registry import ENV_REGISTRY
 
 if TYPE_CHECKING:
+    from modelmedic.alerting import Alert
     from modelmedic.config import Settings
     from modelmedic.release.deployment import ReleaseOptions, ReleaseResult
     from modelmedic.release.notify import Stage
@@ -99,13 +100,12 @@ def _fail(args: argparse.Namespace, settings: Settings, model: str, version: str
           forced: list[dict] | None = None) -> None:
     """A failed release step: page the model's owners through the sinks (none: no page), then audit it.
 
-    A page that cannot be delivered is reported on stderr and nothing more: the command's exit code
-    keeps saying what happened to the release, not to the page. The audit record names the page's
-    incident, and follows any ``forced`` record of the same run.
+    The audit record names the page's incident when a sink took it, and follows any ``forced``
+    record of the same run.
     """
     from modelmedic.errors import ModelmedicError
     from modelmedic.registry import normalize_version
-    from modelmedic.release.notify import audit_record, failure_alert, notify_failure
+    from modelmedic.release.notify import audit_record, failure_alert
 
     try:
         owners: tuple[str, ...] = _registry(args).spec(model).owners
@@ -116,20 +116,34 @@ def _fail(args: argparse.Namespace, settings: Settings, model: str, version: str
     except ModelmedicError:
         pass  # not a version at all: page it as typed
     alert = failure_alert(model, version, stage, reason, owners)
-    if settings.sinks:
-        try:
-            results = asyncio.run(notify_failure(settings.sinks, alert))
-        except ModelmedicError as exc:
-            _progress(f"could not page about the failed {stage}: {exc}")
-            results = []
-        paged = [r.sink for r in results if r.ok]
-        if paged:
-            (_progress if args.json else print)(f"paged {', '.join(paged)}")
-        for failed in (r for r in results if not r.ok):
-            _progress(f"page to {failed.sink} not delivered ({failed.result}): {failed.error}")
+    paged = _page(args, settings, alert)
     failure = audit_record(model, version, "release-failed", {"stage": stage, "reason": reason},
-                           incident_id=alert.incident_id if settings.sinks else "")
+                           incident_id=alert.incident_id if paged else "")
     _audit(args, settings, [*(forced or []), failure])
+
+
+def _page(args: argparse.Namespace, settings: Settings, alert: Alert) -> bool:
+    """Send ``alert`` through the settings' sinks; whether any sink took it.
+
+    A page that cannot be delivered is reported on stderr and nothing more: the command's exit code
+    keeps saying what happened to the release, not to the page.
+    """
+    from modelmedic.errors import ModelmedicError
+    from modelmedic.release.notify import notify_failure
+
+    if not settings.sinks:
+        return False
+    try:
+        results = asyncio.run(notify_failure(settings.sinks, alert))
+    except ModelmedicError as exc:
+        _progress(f"could not page about the failed {alert.kind}: {exc}")
+        return False
+    paged = [r.sink for r in results if r.ok]
+    if paged:
+        (_progress if args.json else print)(f"paged {', '.join(paged)}")
+    for failed in (r for r in results if not r.ok):
+        _progress(f"page to {failed.sink} not delivered ({failed.result}): {failed.error}")
+    return bool(paged)
 
 
 def _forced(args: argparse.Namespace, result: ReleaseResult) -> list[dict]:
