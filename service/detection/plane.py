@@ -588,9 +588,10 @@ class DetectionPlane:
         try:
             snap = decode_snapshot(blob, self._snapshot_key_bytes)
             windows, quality = snap["windows"], snap["quality"]
-            features = snap.get("features")  # absent in the snapshots of older releases: start afresh
-            if not isinstance(features, FeatureMonitor):
-                features = self._feature_monitor()
+            fresh = self._feature_monitor()  # None: inputs not watched (now), whatever the snapshot holds
+            features = snap.get("features") if fresh is not None else None
+            if not isinstance(features, FeatureMonitor):  # absent in older releases' snapshots: start afresh
+                features = fresh
             if not isinstance(windows, PartitionWindows) or not isinstance(quality, QualityMonitor | None):
                 raise SnapshotRejected("body", "the snapshot's windows or quality monitor are of the wrong type")
             resume, replay_until, label_next = (int(snap[k]) for k in ("resume", "next", "label_next"))
