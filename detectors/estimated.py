@@ -114,7 +114,7 @@ class EstimatedAccuracy:
     Parameters (defaults need no tuning; the monitor passes ``QualitySettings``' ones):
 
     - ``bins``: calibration and reference bins of the top-class confidence.
-    - ``prior_weight``: labels a bin needs before its own accuracy outweighs the raw confidence.
+    - ``prior_weight``: labels a bin needs before its own accuracy outweighs the (shifted) confidence.
     - ``max_bin_labels``: a bin's counts are halved at this many labels (bounded, adaptive).
     - ``margin`` / ``effect``: accuracy loss below the usual one that is tolerated / that the
       drop test is tuned to find fastest (as for delayed labels).
@@ -168,7 +168,7 @@ class EstimatedAccuracy:
         self._prior_shift = 0.0  # what all labels say of the confidence, leaning on ``_shift`` (see _learn)
         self._certified = False
         self._labels = 0
-        self._usual = math.nan
+        self._usual = self._e0 = math.nan  # usual accuracy, tolerated error rate
         self._stale = False  # labels were learned since the usual accuracy was computed
         self._llr = self._hold = (0.0, 0.0)
         self._predictions = 0
@@ -215,7 +215,7 @@ class EstimatedAccuracy:
         total = sum(self._ref_n)
         self._usual = sum(n * self._calibrated(b, s / n) for b, (n, s) in enumerate(zip(self._ref_n, self._ref_sum))
                           if n) / total
-        e0 = min(max(1.0 - self._usual + self.margin, 1e-3), 0.98)
+        e0 = self._e0 = min(max(1.0 - self._usual + self.margin, 1e-3), 0.98)
         e1 = min(e0 + self.effect, 0.999)
         self._llr = _bernoulli_llr(e0, e1)
         # While alarmed, midway vs the usual error rate: back near "usually" clears, hovering at the limit does not.
@@ -323,7 +323,7 @@ class EstimatedAccuracy:
             "run_estimated_accuracy": round(drop.run_x / drop.run_n, 6) if drop.run_n else math.nan,
             "run_predictions": drop.run_n,
             "usual_accuracy": round(self._usual, 6),
-            "tolerated_accuracy": round(1.0 - self._llr_e0(), 6),
+            "tolerated_accuracy": round(1.0 - self._e0, 6),
             "predictions": self._predictions,
             "llr": round(drop.cusum.value, 3),
             "alarm_llr": round(drop.cusum.level, 3),
@@ -333,9 +333,6 @@ class EstimatedAccuracy:
             "calibration_labels": self._labels,
             "calibration": self._calibration_source(),
         }
-
-    def _llr_e0(self) -> float:
-        return min(max(1.0 - self._usual + self.margin, 1e-3), 0.98)
 
     def _calibration_source(self) -> str:
         if self._labels >= self.calibration_warmup:
