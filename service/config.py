@@ -218,12 +218,16 @@ class QualitySettings(_Section):
     Every test is sequential (docs/detection.md, "Model-quality detectors")."""
 
     canary_expected_rate: float | None = Field(None, ge=0.0, lt=1.0)
-    """Disagreement rate tolerated between production and its canary (the previous stable
-    version) on shared requests. Unset: ``canary_prior_rate`` until a healthy version of the
+    """Usual disagreement rate between production and its canary (the previous stable
+    version) on shared requests (``canary_margin`` more is tolerated). Unset: ``canary_prior_rate`` until a healthy version of the
     model has ``canary_warmup`` pairs, then the rate learned on it (two versions never agree
     perfectly, and what is normal differs by model)."""
     canary_prior_rate: float = Field(0.1, gt=0.0, lt=1.0)
-    """Disagreement rate tolerated before one is learned."""
+    """Usual disagreement rate assumed before one is learned."""
+    canary_margin: float = Field(0.05, ge=0.0, lt=1.0)
+    """Rise of the disagreement rate over the usual one that a healthy new version may bring (it is
+    compared with its predecessor; the detection harness's normal deploy changes up to 2.9% of a
+    classifier's answers). The tolerated rate is the usual one plus this."""
     canary_effect: float = Field(0.05, gt=0.0, lt=1.0)
     """Smallest rise of the disagreement rate above the tolerated one that is worth an alarm."""
     canary_tolerance: float = Field(0.5, ge=0.0)

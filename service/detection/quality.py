@@ -403,7 +403,8 @@ class QualityMonitor:
             expected = self.canary_expected_rate if self.canary_expected_rate is not None else m.canary_rate
             reference = self._references.get((model, version))
             det = vs.canary = CanaryDivergence(
-                expected_rate=expected, prior_rate=self.canary_prior_rate, effect=self.canary_effect,
+                expected_rate=expected, prior_rate=self.canary_prior_rate, margin=self.canary_margin,
+                effect=self.canary_effect,
                 tolerance=self.canary_tolerance, probability_tolerance=self.canary_probability_tolerance,
                 bias_effect=self.canary_bias_effect, alpha=self.alpha, min_pairs=self.canary_min_pairs,
                 warmup=self.canary_warmup, window_s=self.canary_join_ms / 1000, max_pending=1,

@@ -23,15 +23,15 @@ def feed_canary(d: CanaryDivergence, prod, canary, start: int = 0, lag: float = 
 # ---------------------------------------------------------------- canary divergence
 
 
-def test_canary_flipping_5_percent_of_labels_is_flagged_soon():
+def test_canary_flipping_12_percent_of_labels_is_flagged_soon():
     rng = np.random.default_rng(1)
     prod = rng.integers(0, 3, 5000)
-    canary = np.where(rng.random(5000) < 0.05, (prod + 1) % 3, prod)
+    canary = np.where(rng.random(5000) < 0.12, (prod + 1) % 3, prod)  # 5% more is within canary margin
     d = CanaryDivergence(expected_rate=0.01)
     onsets = feed_canary(d, prod.tolist(), canary.tolist())
     assert onsets and onsets[0].anomalous and onsets[0].kind == "prediction"
     assert d.decision().evidence["pairs"] == 5000
-    assert "disagrees" in onsets[0].message and onsets[0].evidence["disagreement_rate"] < 0.1
+    assert "disagrees" in onsets[0].message and onsets[0].evidence["disagreement_rate"] < 0.15
     assert onsets[0].evidence["pairs"] < 1000  # requests to detection
 
 
@@ -40,7 +40,7 @@ def test_canary_learns_its_expected_rate_then_flags_a_bad_version():
     prod = rng.integers(0, 2, 20_000).tolist()
     d = CanaryDivergence(warmup=1000)
     assert feed_canary(d, prod[:5000], prod[:5000]) == []  # the same version: p0 learned from 0 disagreements
-    flipped = [1 - v if rng.random() < 0.05 else v for v in prod[5000:]]
+    flipped = [1 - v if rng.random() < 0.12 else v for v in prod[5000:]]  # 5% is within the canary's margin
     assert feed_canary(d, prod[5000:], flipped, start=5000)
 
 
@@ -140,7 +140,7 @@ def test_classes_are_judged_against_the_rate_learned_on_a_healthy_version():
     later = CanaryDivergence(expected_rate=d.expected)  # the next version inherits it
     worse = np.where(rng.random(n) < 0.25, (prod + 2) % 5, canary)
     onsets = feed_canary(later, prod.tolist(), worse.tolist())
-    assert onsets and onsets[0].evidence["pairs"] < 250
+    assert onsets and onsets[0].evidence["pairs"] < 400  # 32% vs a tolerated 17.7% (12.7% learned + 5% margin)
 
 
 def test_probability_vectors_are_compared_by_total_variation():

@@ -19,8 +19,9 @@ def fixed_clock() -> float:
 
 
 def monitor(label_sample_every: int = 1, **settings) -> QualityMonitor:
-    """A monitor on a fixed clock that tolerates 1% canary disagreement (the plane learns it) unless told otherwise."""
-    return QualityMonitor(W, QualitySettings(**{"canary_expected_rate": 0.01, **settings}),
+    """A monitor on a fixed clock that tolerates 1% canary disagreement (the plane learns it) and no more for a
+    new version (``canary_margin``, tests/unit/test_canary_margin.py) unless told otherwise."""
+    return QualityMonitor(W, QualitySettings(**{"canary_expected_rate": 0.01, "canary_margin": 0.0, **settings}),
                           label_sample_every=label_sample_every, clock=fixed_clock)
 
 
@@ -83,7 +84,7 @@ def test_canary_flipping_5_percent_fires_once_then_recovers_with_the_same_id():
     assert 0.03 < firing.observed < 0.09 and firing.baseline == 0.01 and firing.score > 0.999
     assert firing.summary.startswith(
         "model-3 v2.1.0: production disagrees with the previous stable version v2.0.0 (canary) on ")
-    assert "shared requests, expected <= 1.0%" in firing.summary
+    assert "shared requests, tolerated <= 1.0% (1.0% usual + 0.0% for a new version)" in firing.summary
     stop_ms = T0 + (n_ok + n_bad) * 20
     assert stop_ms < recovered.window_end <= stop_ms + 3 * W  # hysteresis: back within a few minutes, not hours
     assert "agrees with the previous stable version v2.0.0 (canary) again" in recovered.summary
