@@ -393,6 +393,18 @@ _LAW_MAX = 4096
 _BIAS, _GAP = _law_tables(_LAW_MAX)
 
 
+def _upward(prev: np.ndarray, since: np.ndarray, since_x: np.ndarray, since_n: np.ndarray, r: np.ndarray,
+            v: np.ndarray, d: float, h: float, max_step: float, served: np.ndarray, warm: np.ndarray, t_ms: np.ndarray,
+            count: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One window of an upward Gaussian CUSUM for a shift ``d`` of residuals ``r`` (variance ``v``):
+    the new sum (capped at ``CAP * h``), and its onset, requests-weighted log latency and requests
+    since it last left 0 (for the observed latency of an episode)."""
+    step = np.minimum((d * r - 0.5 * d * d) / v, max_step) * served
+    s = np.clip(prev + step, 0.0, CAP * h) * warm
+    fresh = (prev <= 0) & served
+    return s, np.where(fresh, t_ms, since), since_x * ~fresh + count * x, since_n * ~fresh + count
+
+
 class LatencyCusumBank(_Bank):
     """The window's median latency against a long-horizon reference: an upward Gaussian CUSUM.
 
@@ -406,7 +418,15 @@ class LatencyCusumBank(_Bank):
     (22% for a ratio of 1.5; a +3% deploy) drift down and never fire.
 
     ``mu`` is the long-horizon reference (an EWMA in event time, ``tau_s`` = 6 h, ten times
-    slower while under suspicion): a creep of +2% every 10 minutes runs away from it.
+    slower while under suspicion): a creep of +2% every 10 minutes runs away from it (at
+    2 h it has absorbed +3% of the creep's +27%).
+
+    A second CUSUM on the same residuals is designed for ``creep_ratio`` (1.2): a slow
+    degradation is above 22% only after 100 minutes of +2% every 10, and the first CUSUM
+    gains nothing before, while this one drifts up from +9.5% (50 minutes in) and finds it
+    about an hour earlier. A +3% deploy still drifts down; a daily cycle of the median
+    within +-10% does not reach it through the 6 h reference. Two CUSUMs double the false
+    alarms of one, so this one fires at ``h + ln 2`` (reported as ``cusum - ln 2``).
     ``sigma^2`` comes from the window's own spread (``log p95 - log p50``) when it has two
     requests or more, else from the residuals; ``tau^2`` from what the residuals show
     beyond ``sigma^2 s^2(n)``.
@@ -416,12 +436,15 @@ class LatencyCusumBank(_Bank):
     its last) from a sparse one between requests.
     """
 
-    _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet")
-    _ACCUMULATORS = ("s", "since_x", "since_n", "quiet")
+    _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet",
+                "c", "c_since", "c_x", "c_n")
+    _ACCUMULATORS = ("s", "since_x", "since_n", "quiet", "c", "c_x", "c_n")
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
-                 prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0):
+                 prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0,
+                 creep_ratio: float = 1.2):
         self.ratio, self.tau_s, self.min_requests, self.min_windows = ratio, tau_s, min_requests, min_windows
+        self.creep_ratio = creep_ratio
         self.prior_sigma = prior_sigma
         self.stop_requests, self.rate_tau_s = stop_requests, rate_tau_s
         self._init_state()
@@ -434,7 +457,8 @@ class LatencyCusumBank(_Bank):
                     window_s: float, h: float, max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
         count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
-        n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet = self._f[slots].T
+        (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
+         c_prev, c_since, c_x, c_n) = self._f[slots].T
         served = count > 0
         x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
         x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
@@ -443,16 +467,14 @@ class LatencyCusumBank(_Bank):
         sigma = np.sqrt(sig2)
         r = x - mu - sigma * bias
         v = np.maximum(sig2 * spread + np.maximum(tau2, 0.0), 1e-6)
-        d = np.log(self.ratio)
-        step = np.minimum((d * r - 0.5 * d * d) / v, max_step) * served
-        s = np.clip(s_prev + step, 0.0, CAP * h) * warm
-        fresh = (s_prev <= 0) & served
-        since = np.where(fresh, t_ms, since)
-        since_x = since_x * ~fresh + count * x
-        since_n = since_n * ~fresh + count
+        h_creep = h + np.log(2.0)
+        s, since, since_x, since_n = _upward(s_prev, since, since_x, since_n, r, v, np.log(self.ratio), h, max_step,
+                                             served, warm, t_ms, count, x)
+        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r, v, np.log(self.creep_ratio), h_creep, max_step,
+                                       served, warm, t_ms, count, x)
 
         # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
-        suspect = warm & (s_prev > SUSPICION * h)
+        suspect = warm & ((s_prev > SUSPICION * h) | (c_prev > SUSPICION * h_creep))
         elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)
         a = _rate(count / np.maximum(req + count, 1.0), elapsed, self.tau_s, suspect) * served
         first = n == 0
@@ -472,10 +494,14 @@ class LatencyCusumBank(_Bank):
         new_rate = rate + rate_a * (count / window_s - rate)
         new_quiet = (quiet + new_rate * window_s) * ~served
         self._f[slots] = np.stack([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
-                                   since, since_x, since_n, new_rate, new_quiet], axis=1)
+                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n], axis=1)
+        # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
+        creep = c - np.log(2.0) > s
+        s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
+        since, since_x, since_n = (np.where(creep, of_creep, of_step)
+                                   for of_creep, of_step in ((c_since, since), (c_x, since_x), (c_n, since_n)))
         observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
-        return Evidence(s, np.zeros(s.size, dtype=np.int8), since.astype(np.int64), observed, np.exp(mu), warm,
-                        s > s_prev)
+        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(mu), warm, s > s_prev)
 
     def certify(self, slots: np.ndarray, p50_ms: np.ndarray, p95_ms: np.ndarray, t_ms: np.ndarray,
                 weight: float) -> None:
