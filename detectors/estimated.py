@@ -269,10 +269,15 @@ class EstimatedAccuracy:
         for c, t in zip(confidences, ts):
             self.observe_confidence(float(c), float(t), classes)
 
-    def observe_outcome(self, probabilities: list[float], correct: bool, ts: float) -> None:
-        """Reconcile one labelled prediction: score it against the calibration, then learn it."""
+    def observe_outcome(self, probabilities: list[float], correct: bool, ts: float) -> float | None:
+        """Reconcile one labelled prediction: score it against the calibration, then learn it.
+
+        Returns, when this label completes a block of ``block`` labels after the calibration
+        warm-up, the block's estimated minus realized accuracy (for a fleet-wide metric of how
+        well the estimates hold); else None.
+        """
         if not probabilities:
-            return
+            return None
         b, c = self._bin(max(probabilities), len(probabilities))
         p = self._calibrated(b, c)
         self._labels += 1
@@ -280,13 +285,16 @@ class EstimatedAccuracy:
         block[3] += 1
         block[4] += correct
         block[5] += p
+        error = None
         if block[3] >= self.block:
             self._labelled = [block[3], block[4], block[5], 0, 0, 0.0]
+            error = (block[5] - block[4]) / block[3] if self._labels > self.calibration_warmup else None
         if self._labels > self.calibration_warmup:
             self._judge_gap(p, correct, ts)
         self._learn(b, 1.0, float(correct), c)
         if self._cal_n[b] >= self.max_bin_labels:
             self._learn(b, -self._cal_n[b] / 2, -self._cal_right[b] / 2, -self._cal_conf[b] / 2)
+        return error
 
     def _learn(self, b: int, n: float, right: float, conf: float) -> None:
         """Add (or, negative, take away) labels of bin ``b``, and keep the totals."""

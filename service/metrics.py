@@ -36,6 +36,15 @@ SERIES_INSUFFICIENT = Gauge("modelmedic_series_insufficient_data",
                             "Series not judged at their last window: too little history yet", ["family"])
 """family: ``latency``, ``errors`` (per version) or ``throughput`` (per model and role)."""
 ANOMALIES = Counter("modelmedic_anomalies_total", "Anomaly records published", ["anomaly_class", "state"])
+ESTIMATE_ERROR = Histogram(
+    "modelmedic_quality_estimate_abs_error",
+    "Label-free accuracy estimates vs the labels: |estimated - realized| accuracy per block of 200 labels of a version",
+    buckets=(0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5),
+)
+"""One observation per 200 labels of each version that answers probabilities, once its calibration is
+learned (docs/detection.md, ``EstimatedAccuracy``): healthy estimates sit below 0.05 (the labels' own
+noise on 200); a mass above 0.1 means calibrations no longer hold across the fleet. Per-version figures
+are in the ``calibration_gap`` alerts and ``QualityMonitor.estimate``, not in labels here."""
 CONSUMER_LAG = Gauge("modelmedic_consumer_lag_records", "Records behind the log end, summed over assigned partitions")
 BATCH_SECONDS = Histogram(
     "modelmedic_batch_processing_seconds",

@@ -80,6 +80,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 
+from modelmedic import metrics
 from modelmedic.config import QualitySettings
 from modelmedic.detectors.drift import DriftReference, PredictionDrift
 from modelmedic.detectors.estimated import EstimatedAccuracy
@@ -442,7 +443,9 @@ class QualityMonitor:
             self.labels_orphan += 1
             return
         if vs.estimate is not None and vector.__class__ is list:  # the estimate vs what the label says
-            vs.estimate.observe_outcome(vector, self._correct(prediction, label.label), label.ts / 1000)
+            error = vs.estimate.observe_outcome(vector, self._correct(prediction, label.label), label.ts / 1000)
+            if error is not None:
+                metrics.ESTIMATE_ERROR.observe(abs(error))
             if vs.estimate.calibration_check.anomalous is not (CALIBRATION in vs.onset):
                 self._sync(label.model, version, vs, CALIBRATION, vs.estimate.calibration_check, label.ts)
         det = vs.labels

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pytest
 
+from modelmedic import metrics
 from modelmedic.config import QualitySettings
 from modelmedic.detection.quality import QualityMonitor
 from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
@@ -170,6 +171,8 @@ def test_the_monitor_pages_the_drop_with_a_sentence_for_the_on_call_person() -> 
     """Probability vectors through QualityMonitor: one ``estimated_accuracy`` record (class prediction)."""
     s = stream(1, hours=8, change_h=4)
     mon = QualityMonitor(60_000, QualitySettings(), clock=lambda: 0.0)
+    before = {kind: next(s.value for s in metrics.ESTIMATE_ERROR.collect()[0].samples if s.name.endswith(f"_{kind}"))
+              for kind in ("count", "sum")}
     t0 = 1_700_000_040_000
     events = [(int(t0 + t * 1000), InferenceEvent("fraud", "3.0.0", "production", f"r{i}", int(t0 + t * 1000), 5.0, True,
                                                   [round(c, 4), round(1 - c, 4)]))
@@ -195,6 +198,12 @@ def test_the_monitor_pages_the_drop_with_a_sentence_for_the_on_call_person() -> 
     assert a.baseline > 0.9 and a.observed < 0.85
     assert mon.states("fraud", "3.0.0")["estimated_accuracy"] == "anomalous"
     assert mon.states("fraud", "3.0.0")["calibration_gap"] == "ok"
+    blocks = metrics.ESTIMATE_ERROR.collect()[0].samples
+    counted = {s.name: s.value for s in blocks if s.name.endswith(("_count", "_sum"))}
+    assert counted["modelmedic_quality_estimate_abs_error_count"] - before["count"] >= 5, "one per 200 labels"
+    mean_error = (counted["modelmedic_quality_estimate_abs_error_sum"] - before["sum"]) / (
+        counted["modelmedic_quality_estimate_abs_error_count"] - before["count"])
+    assert mean_error <= 0.05, "estimate vs labels, block by block"
     figures = mon.estimate("fraud", "3.0.0")  # the status of the estimate, reconciled with the labels
     assert figures["calibration"] == "labels" and figures["realized_labels"] >= 200
     assert abs(figures["estimated_on_labelled"] - figures["realized_accuracy"]) <= 0.05
