@@ -63,7 +63,7 @@ class StormHandling:
         await self._save(record)
 
     def _describe_storm(self, storm: Incident) -> None:
-        storm.summary = (f"{len(storm.members)} models' problems started within {self.storms.rails.storm_window_s:g}s: "
+        storm.summary = (f"{len(storm.members)} models anomalous, their problems starting within {self.storms.rails.storm_window_s:g}s: "
                          f"suspect a shared cause; no per-model remediation ({', '.join(storm.members[:20])})")
         storm.evidence = {"models": storm.members}
 

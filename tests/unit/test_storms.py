@@ -46,6 +46,12 @@ def test_event_time_is_the_watermark_moved_on_by_the_wall_clock() -> None:
     assert w.now(1_000) == T and w.now(3_000) == T + 2 * S
     w.observe(T + 5 * S, wall_ms=1_600)  # catch-up: a later anomaly moves it at once
     assert w.now(1_600) == T + 5 * S
+    for wall in range(2_000, 9_000, 1_000):  # more records of that moment, read slowly: still that moment
+        w.observe(T + 5 * S, wall_ms=wall)
+    assert w.now(8_000) == T + 5 * S and w.now(10_000) == T + 7 * S
+    w.observe(T + 5 * S, wall_ms=14_000)  # one after a gap longer than the hold (5 s) is late: time runs on
+    assert w.now(14_500) == T + 11_500
+    assert watch().now(wall_ms=14_000) == 14_000, "(no anomaly yet: event time is the wall clock)"
 
 
 def test_a_lone_held_incident_waits_as_long_again_as_it_took_to_fire_within_hold_and_window() -> None:
