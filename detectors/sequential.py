@@ -426,7 +426,8 @@ class LatencyCusumBank(_Bank):
     gains nothing before, while this one drifts up from +9.5% (50 minutes in) and finds it
     about an hour earlier. A +3% deploy still drifts down; a daily cycle of the median
     within +-10% does not reach it through the 6 h reference. Two CUSUMs double the false
-    alarms of one, so this one fires at ``h + ln 2`` (reported as ``cusum - ln 2``).
+    alarms of one, so this one fires at ``h + ln 2`` (reported as ``cusum - ln 2``). It is
+    reset while the step CUSUM is above a third of ``h``: a step is that one's, and ends as fast.
     ``sigma^2`` comes from the window's own spread (``log p95 - log p50``) when it has two
     requests or more, else from the residuals; ``tau^2`` from what the residuals show
     beyond ``sigma^2 s^2(n)``.
@@ -472,6 +473,9 @@ class LatencyCusumBank(_Bank):
                                              served, warm, t_ms, count, x)
         c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r, v, np.log(self.creep_ratio), h_creep, max_step,
                                        served, warm, t_ms, count, x)
+        # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
+        # times as long to come back down and hold a step's episode open after the step ended).
+        c = c * (s <= SUSPICION * h)
 
         # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
         suspect = warm & ((s_prev > SUSPICION * h) | (c_prev > SUSPICION * h_creep))
