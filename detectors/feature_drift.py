@@ -5,10 +5,12 @@ Each feature gets what prediction drift uses (``detectors/drift.py``): a
 category counts of a categorical one), certified or learned from the version's first
 ``reference_size`` values, and the two-sample G-test and PSI of :func:`~modelmedic.detectors.drift.g_test`,
 whose p-value accounts for both sample sizes. What differs is the cadence: a request's
-values are only appended to a list; the features are counted and tested when the monitor
-asks (:meth:`FeatureDrift.test`, at most once per ``test_interval_s`` of event time), so a
-version with 64 features and 100 sampled requests a second costs a few list appends per
-request, and a test's cost is per version and minute, not per request.
+features are appended to a list as they are; every ``window / 2`` requests, and before each
+test, the list is turned into each feature's values (one comprehension per feature) and
+counted into its bins (one vectorized call), and the features are tested when the monitor
+asks (:meth:`FeatureDrift.test`, at most once per ``test_interval_s`` of event time). So a
+request costs one list append, a value a comprehension's step, and a test is per version and
+minute, not per request; memory is bounded by ``window / 2`` requests.
 
 False alarms: a version runs at most ``86,400 / test_interval_s`` tests a day, each of two
 windows per feature; every one is held to ``alpha = false_alarms_per_day / (tests a day * 2 *
@@ -27,6 +29,9 @@ import numpy as np
 from modelmedic.detectors.drift import DriftReference, g_test
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 
+_NUMBER = (int, float)
+"""What a numeric feature's values are (a boolean is not one: its class is bool)."""
+
 
 @dataclass
 class _Feature:
@@ -34,10 +39,12 @@ class _Feature:
 
     reference: DriftReference | None = None
     pending: list = field(default_factory=list)
-    """Values the reference is learned from (fewer than ``reference_size``); values since the last test once it is fitted."""
+    """Values the reference is learned from (fewer than ``reference_size``)."""
     blocks: list = field(default_factory=list)
     """[previous block's counts, current block's] once the reference is fitted."""
     sizes: list = field(default_factory=lambda: [0, 0])
+    fresh: bool = False
+    """Values were counted since the last test."""
     psi: float = 0.0
     p: float = math.nan
     live: int = 0
@@ -72,6 +79,8 @@ class FeatureDrift:
                 self.features[name] = _Feature(reference=DriftReference(list(values), bins))
         self.untracked = 0
         """Values of features beyond the first ``max_features`` names seen (not tracked: a bound on memory)."""
+        self._rows: list[dict[str, object]] = []
+        """Requests' features not yet counted (fewer than ``window / 2``)."""
         self.anomalous = False
         self._last_test_ms: int | None = None
 
@@ -82,20 +91,36 @@ class FeatureDrift:
         return self.false_alarms_per_day / (tests_per_day * 2 * max(1, len(self.features)))
 
     def observe(self, features: dict[str, object]) -> None:
-        """Take one request's features (nulls are data quality's, not drift's)."""
+        """Take one request's features (counted with the next ``window / 2``, or at the next test)."""
+        rows = self._rows
+        rows.append(features)
+        if len(rows) >= self.window // 2:
+            self._absorb()
+
+    def _absorb(self) -> None:
+        """Count the waiting requests' values per feature (nulls are data quality's, not drift's); a
+        feature without a reference learns it from its first ``reference_size`` values, the rest count."""
+        rows, self._rows = self._rows, []
         tracked = self.features
-        for name, value in features.items():
-            if value is None:
-                continue
+        for name in {name: None for row in rows for name in row}:
             f = tracked.get(name)
             if f is None:
                 if len(tracked) >= self.max_features:
-                    self.untracked += 1
+                    self.untracked += sum(row.get(name) is not None for row in rows)
                     continue
                 f = tracked[name] = _Feature()
-            f.pending.append(value)
-            if f.reference is None and len(f.pending) >= self.reference_size:
-                f.reference, f.pending = DriftReference(f.pending, self.bins), []
+            if f.reference is not None and f.reference.numeric:  # a category in a numeric feature: data quality's
+                values = [v for row in rows if (v := row.get(name)).__class__ in _NUMBER]
+            else:
+                values = [v for row in rows if (v := row.get(name)) is not None]
+            if f.reference is None:
+                f.pending += values
+                if len(f.pending) < self.reference_size:
+                    continue
+                values, f.reference = f.pending[self.reference_size:], DriftReference(f.pending[:self.reference_size], self.bins)
+                f.pending = []
+            if values:
+                self._count(f, values)
 
     def due(self, now_ms: int) -> bool:
         """Whether a test is due at event time ``now_ms`` (one per ``test_interval_s``)."""
@@ -105,33 +130,36 @@ class FeatureDrift:
         """Count the values since the last test and test every feature; a Decision when the version's
         alarm starts or ends (None otherwise)."""
         self._last_test_ms = now_ms
+        self._absorb()
         alpha = self.alpha
         for f in self.features.values():
-            if f.reference is not None and f.pending:
+            if f.fresh:
                 self._test_feature(f, alpha)
         was = self.anomalous
         self.anomalous = any(f.alarm for f in self.features.values())
         return self.decision() if self.anomalous is not was else None
 
-    def _test_feature(self, f: _Feature, alpha: float) -> None:
-        """Add the feature's new values to its current block and test it, as prediction drift does
-        (the current block alone, a recent change; and both blocks, a small one), with hysteresis."""
-        ref, values = f.reference, f.pending
-        f.pending = []
-        if ref.numeric:
-            values = [v for v in values if v.__class__ in (int, float)]  # a category in a numeric feature: data quality's
-        counts = np.bincount(ref.code(values), minlength=ref.expected.size)
+    def _count(self, f: _Feature, values: list) -> None:
+        """Add values to the feature's current block; a full block becomes the previous one."""
+        counts = np.bincount(f.reference.code(values), minlength=f.reference.expected.size)
         if not f.blocks:
             f.blocks, f.sizes = [np.zeros_like(counts), counts], [0, len(values)]
         else:
             f.blocks[1] += counts
             f.sizes[1] += len(values)
+        if f.sizes[1] >= self.window // 2:
+            f.blocks, f.sizes = [f.blocks[1], np.zeros_like(counts)], [f.sizes[1], 0]
+        f.fresh = True
+
+    def _test_feature(self, f: _Feature, alpha: float) -> None:
+        """Test the feature as prediction drift does (the current block alone, a recent change; and both
+        blocks, a small one), with hysteresis."""
+        f.fresh = False
+        ref = f.reference
         (previous, current), (n_prev, n_cur) = f.blocks, f.sizes
         windows = [(current, n_cur)] if n_cur >= self.min_live else []
         if n_prev:
             windows.append((previous + current, n_prev + n_cur))
-        if n_cur >= self.window // 2:
-            f.blocks, f.sizes = [current, np.zeros_like(current)], [n_cur, 0]
         if not windows or windows[-1][1] < self.min_live:
             return
         tests = [(*g_test(c, ref), n) for c, n in windows]

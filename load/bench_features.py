@@ -45,7 +45,10 @@ def with_features(batches: list[dict], count: int, seed: int = 1) -> list[dict]:
 
 def _add(value: bytes, row: np.ndarray) -> bytes:
     features = {f"f{j}": (f"c{int(v > 0)}{int(v > 1)}" if j % 3 == 2 else round(float(v), 4)) for j, v in enumerate(row)}
-    return value[:-1] + b',"features":' + json.dumps(features, separators=(",", ":")).encode() + b"}"
+    # The fleet encodes InferenceEvent, whose features are null: replaced, not repeated (a repeated field
+    # is left to the msgspec fallback).
+    text = json.dumps(features, separators=(",", ":")).encode()
+    return value.replace(b'"features":null', b'"features":' + text, 1)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,7 +71,7 @@ def decode_features(raw: bytes) -> dict[str, bool | int | float | str | None] | 
         return "value"
     if len(features) > MAX_FEATURES:
         return "too_many"
-    if not all(0 < len(name) <= MAX_NAME for name in features):
+    if "" in features or max(map(len, features), default=0) > MAX_NAME:
         return "name"
     return features
 
