@@ -310,6 +310,10 @@ class QualitySettings(_Section):
     """Watch the inputs: the ``features`` of the sampled requests (those of ``detection.quality_sample_every``),
     checked against the version's input schema and compared with its reference (docs/detection.md, "Inputs").
     Producers that send none cost nothing either way."""
+    features_per_minute: int = Field(60, ge=1)
+    """Sampled requests per version and minute of event time whose features are looked at (decoded, checked,
+    counted); a busy version's further requests that minute are skipped, so its inputs cost what a version at
+    1 sampled request a second costs (the data-quality test is calibrated for up to 86,400 a day)."""
     features_reference: int = Field(200, ge=2)
     """Values of each feature a version's input reference is learned from when its certification has none
     (``reference_features``)."""

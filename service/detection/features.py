@@ -48,7 +48,7 @@ DATA_QUALITY, FEATURE_DRIFT = "data_quality", "feature_drift"
 MAX_NAME = 128
 """Longest feature name accepted (characters): names become metric labels and alert text."""
 _decoder = msgspec.json.Decoder(dict[str, bool | int | float | str | None])
-_SETTINGS = ("features_reference", "features_window", "features_min_live", "features_bins", "features_psi",
+_SETTINGS = ("features_per_minute", "features_reference", "features_window", "features_min_live", "features_bins", "features_psi",
              "features_false_alarms_per_day", "features_test_interval_s", "features_max_versions",
              "features_metric_series", "data_quality_budget", "data_quality_effect", "data_quality_false_alarms_per_day")
 """The ``quality`` settings the monitor uses, copied as plain numbers (a snapshot holds data only)."""
@@ -85,6 +85,10 @@ class _Version:
     schema: InputSchema | None = None
     onset: dict[str, int] = field(default_factory=dict)
     """Kind -> event time (ms) its episode started, while it fires."""
+    minute: int = -1
+    """The minute of event time whose requests ``taken`` counts."""
+    taken: int = 0
+    """Requests of ``minute`` whose features were looked at (at most ``quality.features_per_minute``)."""
 
 
 class FeatureMonitor:
@@ -92,7 +96,9 @@ class FeatureMonitor:
 
     Bounded: at most ``quality.features_max_versions`` versions per partition, the least
     recently active forgotten first (O(1): an ordered dict); per version at most
-    :data:`~modelmedic.events.MAX_FEATURES` features.
+    :data:`~modelmedic.events.MAX_FEATURES` features; per version and minute of event time at
+    most ``quality.features_per_minute`` requests looked at (the rest cost a comparison), so a
+    busy version costs what a version at that rate does.
     """
 
     def __init__(self, window_size_ms: int, settings: QualitySettings):
@@ -104,6 +110,8 @@ class FeatureMonitor:
         come from the registry: :meth:`set_interface`, :meth:`set_reference`)."""
         self.dropped: dict[str, int] = {}
         """Sampled requests whose features were dropped, by reason (:func:`decode_features`)."""
+        self.skipped = 0
+        """Sampled requests whose features were not looked at: their version's minute was full."""
         self._fresh: set[tuple[str, str]] = set()
         """Versions with features since their last drift test: only these are tested at a poll."""
         self._changes: list[tuple[str, str, str, Decision, int]] = []
@@ -115,15 +123,23 @@ class FeatureMonitor:
     def observe(self, rows: Iterable[tuple[int, int, int, bytes]], names: Sequence[tuple[str, str, str] | None]) -> None:
         """Take a batch's sampled features: ``(index, series, ts, JSON text)`` rows, ``names[series] =
         (model, version, role)`` (:attr:`modelmedic.detection.columns.InferenceColumns.features`)."""
+        cap = self.q["features_per_minute"]
         for _, series, ts, raw in rows:
             model, version, role = names[series]
             if role != "production":
                 continue
+            vs = self._version(model, version)
+            minute = ts // 60_000
+            if minute != vs.minute:
+                vs.minute, vs.taken = minute, 0
+            elif vs.taken >= cap:  # a busy version: its first requests of the minute tell as much
+                self.skipped += 1
+                continue
+            vs.taken += 1
             features = decode_features(raw)
             if features.__class__ is str:
                 self._drop(model, features, raw)
                 continue
-            vs = self._version(model, version)
             vs.drift.observe(features)
             self._fresh.add((model, version))
             if vs.schema is not None:

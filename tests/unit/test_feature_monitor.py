@@ -134,3 +134,11 @@ def test_state_survives_a_snapshot() -> None:
     restored = decode_snapshot(encode_snapshot({"features": m}, None), None)["features"]
     (after, fired), = run(restored, rng, 22, start=60, shift=1.0)
     assert fired.kind == FEATURE_DRIFT and after <= 330
+
+
+def test_a_busy_version_has_at_most_features_per_minute_requests_looked_at() -> None:
+    """100 sampled requests in one minute, 10 in the next: 60 (the default) of the first minute's are looked at."""
+    m = monitor()
+    raw = json.dumps({"amount": -1.0}).encode()  # out of range: each one looked at is a violation
+    m.observe([(k, 0, T0 + k * 500, raw) for k in range(100)] + [(k, 0, T0 + W + k, raw) for k in range(10)], NAMES)
+    assert m.skipped == 40 and m.versions[("fraud", "2.0.0")].violations.violated == 70
