@@ -35,9 +35,10 @@ MAX_QUIET_FALSE_PAGES_PER_MODEL_DAY = 0.6
 """Measured 0.53 (two pages in 3.75 model-days); goal 0."""
 MAX_INCIDENT_FLEET_FALSE_PAGES_PER_MODEL_DAY = 0.3
 """Measured 0; goal 0."""
-MAX_STORM_PAGES = 9
-"""Measured 9: on models this sparse the twelve fire minutes apart, so most page before
-``storm_models`` of them fall within ``storm_window_s``; goal 1."""
+MAX_STORM_PAGES = 1
+"""Measured 1 (the goal; 9 before storms were grouped by onset with a hold that adapts to
+how long members take to fire: the twelve fire 4-68 s after their onsets, which lie within
+21 s)."""
 MAX_FLAPPING_PAGES = 1
 """Measured 1 (the goal)."""
 
