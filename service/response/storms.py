@@ -23,8 +23,8 @@ they are, so the hold scales with how long evidence took to gather (:meth:`Storm
   the storm, which takes the held ones in (one page); fewer page each on their own.
 
 Event time is the latest ``window_end`` seen, moved on by the wall clock while no anomaly
-advances it or arrives at it (:meth:`StormWatch.now`): during catch-up anomalies carry it forward fast; live,
-and after a backlog ends, the wall clock carries it.
+advances it or arrives at it (:meth:`StormWatch.now`): during catch-up anomalies carry it
+forward fast; live, and after a backlog ends, the wall clock carries it.
 """
 
 from __future__ import annotations
