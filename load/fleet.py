@@ -54,6 +54,12 @@ tail                 4       a random 10% of production requests (the calls that
                              times longer; the others are untouched. At 4 with the
                              realistic fleet's spread (sigma 0.3): p99 about x2.9, p95
                              about x2.4, median +4%
+drift                1       the inputs move (a new population of users): every request
+                             of the model and its mirrors asks as if its latent input were
+                             MAGNITUDE standard deviations off (regressors predict that
+                             much higher; classifiers' classes lean toward their last
+                             labels); the truth moves with them, so accuracy holds: a
+                             redesign signal, not an outage
 ==================== ======= =====================================================
 
 Overload arithmetic with the defaults: one replica runs at 50% utilization at the
@@ -101,7 +107,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from modelmedic.events import InferenceEvent, LabelEvent, encode
 
 IncidentKind = Literal["latency_spike", "throughput_collapse", "error_burst", "bad_version", "overload",
-                       "creep", "flapping", "surge", "deploy", "poison", "tail"]
+                       "creep", "flapping", "surge", "deploy", "poison", "tail", "drift"]
 Phase = Literal["start", "end"]
 Prediction = Literal["number", "label", "probabilities"]
 Record = tuple[bytes, bytes]
@@ -119,6 +125,7 @@ DEFAULT_MAGNITUDE: dict[str, float] = {
     "deploy": 1.03,
     "poison": 0.05,
     "tail": 4.0,
+    "drift": 1.0,
 }
 RELEASES = ("bad_version", "deploy")
 """Kinds that serve the model's next version (with the incident's magnitude as its severity)."""
@@ -380,6 +387,12 @@ class _Arrivals:
         return _Arrivals(*(f[index] for f in self.fields()))
 
 
+def _drifted(u: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """A classifier's input quantile ``u`` after an input drift of ``shift``: pushed toward its
+    last labels (``1 - (1 - u) ** (1 + shift)``), untouched where there is none."""
+    return np.where(shift > 0, 1.0 - (1.0 - u) ** (1.0 + np.maximum(shift, 0.0)), u)
+
+
 def _padded(rows: Sequence[Sequence[object]], width: int, fill: object) -> list[list[object]]:
     """Rows of different lengths as one rectangular table (per-model label tables for numpy)."""
     return [list(row) + [fill] * (width - len(row)) for row in rows]
@@ -541,6 +554,8 @@ class Fleet:
         spare = np.ones(model.size)
         """Rate multipliers the servers have capacity for (``surge``): no slowdown from them."""
         lat_mult = np.ones(model.size)
+        shift = np.zeros(model.size)
+        """Input drift (``drift``): standard deviations the requests' latent inputs moved."""
         poisoned = np.zeros(model.size, dtype=bool)
         err = self._error[model]
         version = self._stable[model] if hooked_version is None else hooked_version[model]
@@ -564,6 +579,8 @@ class Fleet:
                 poisoned |= hit & (arrivals.later_u[:, 4] < inc.magnitude)
             elif inc.kind == "tail":  # the top of the poison draw: the two never pick the same request
                 lat_mult[hit & (arrivals.later_u[:, 4] >= 1.0 - TAIL_FRACTION)] *= inc.magnitude
+            elif inc.kind == "drift":
+                shift[hit] += inc.magnitude
             elif hooked_version is None:  # releases follow the clock only without a version hook
                 version[hit] = self._version_of[(m, self.profiles[m].next_version)]
 
@@ -576,7 +593,8 @@ class Fleet:
         severity = np.asarray(self._severity)[version]
         lat_mult *= slowdown(utilization) * severity
         err = np.minimum(1.0, err * severity**2)
-        return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep], poisoned[keep])
+        return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep], poisoned[keep],
+                             shift[keep])
 
     def _arrivals(self, rng: np.random.Generator, stream: int, expected: np.ndarray, t0_ms: float, dt_ms: float) -> "_Arrivals":
         """Poisson arrivals of every model with ``expected`` counts in the slice, with all their random draws."""
@@ -594,7 +612,7 @@ class Fleet:
 
     def _records(
         self, a: "_Arrivals", version: np.ndarray, lat_mult: np.ndarray, err: np.ndarray, severity: np.ndarray,
-        poisoned: np.ndarray,
+        poisoned: np.ndarray, shift: np.ndarray,
     ) -> list[Record]:
         """Latency, outcome and prediction per request, plus the canary and shadow mirrors, encoded.
 
@@ -616,16 +634,16 @@ class Fleet:
         err = np.concatenate([err, self._error[model[n:]]])
         severity = np.concatenate([severity, np.ones(source.size - n)])
         normal, uniform = a.normal[source], a.uniform[source]
-        z = normal[:, 0] + np.where(mirror, 0.05 * normal[:, 2], 0.0)
+        z = normal[:, 0] + shift[source] + np.where(mirror, 0.05 * normal[:, 2], 0.0)
         jitter = np.where(mirror, 0.02 * normal[:, 3], 0.0)
-        u = np.clip(uniform[:, 2] + jitter, 0.0, 1.0)
+        u = np.clip(_drifted(uniform[:, 2], shift[source]) + jitter, 0.0, 1.0)
         confidence = np.clip(a.later_u[source, 1] + jitter, 0.0, 1.0)
         latency_noise = np.choose(role, [normal[:, 1], normal[:, 4], a.later_n[source, 0]])
         latency = self._latency[model] * lat_mult * np.exp(self.spec.latency_sigma * latency_noise)
         ok = np.choose(role, [uniform[:, 3], uniform[:, 5], a.later_u[source, 0]]) >= err
         prediction = self._predictions(model, ok, z, u, confidence, severity)
         prefixes = (f"{self.spec.seed}-", f"{self.spec.seed}-s")
-        self._queue_labels(a, ok[:n], prefixes)
+        self._queue_labels(a, ok[:n], prefixes, shift)
 
         order = np.lexsort((role, source))
         keys, versions, names = self._keys, self._versions, self._names
@@ -679,11 +697,12 @@ class Fleet:
         out[~ok] = None
         return out
 
-    def _queue_labels(self, a: "_Arrivals", ok: np.ndarray, prefixes: tuple[str, str]) -> None:
+    def _queue_labels(self, a: "_Arrivals", ok: np.ndarray, prefixes: tuple[str, str], shift: np.ndarray) -> None:
         """Draw the delayed labels of the successful production requests ``a`` and keep them
         until due: a regressor's true value is near a healthy prediction; a classifier's true
         class is the one a healthy version predicts ``LABEL_ACCURACY`` of the time (probability
-        models are labelled with the class index)."""
+        models are labelled with the class index). The truth follows drifted inputs (``shift``):
+        a drift changes what is asked, not how well a healthy model answers."""
         fraction = self.spec.label_fraction
         pick = a.later_u[:, 2]
         rows = np.flatnonzero(ok & (pick < fraction))
@@ -692,11 +711,12 @@ class Fleet:
         m = a.model[rows]
         low, high = LABEL_DELAY_S
         due = a.ts[rows] + ((low + pick[rows] / fraction * (high - low)) * 1000).astype(np.int64)
-        value = np.round(self._pred_mean[m] + self._pred_sd[m] * (a.normal[rows, 0] + LABEL_NOISE * a.later_n[rows, 1]), 4)
+        value = np.round(self._pred_mean[m] + self._pred_sd[m] * (a.normal[rows, 0] + shift[rows]
+                                                                   + LABEL_NOISE * a.later_n[rows, 1]), 4)
         k = self._n_labels[m]
         right = a.later_u[rows, 3]
         wrong = 1 + np.floor((right - LABEL_ACCURACY) / (1.0 - LABEL_ACCURACY) * (k - 1)).astype(np.int64)
-        cls = (self._classify(m, a.uniform[rows, 2], np.ones(rows.size)) + np.where(right < LABEL_ACCURACY, 0, wrong)) \
+        cls = (self._classify(m, _drifted(a.uniform[rows, 2], shift[rows]), np.ones(rows.size)) + np.where(right < LABEL_ACCURACY, 0, wrong)) \
             % np.maximum(k, 1)
         label = value.astype(object)
         named = k > 0
