@@ -28,13 +28,15 @@ MUST_DETECT_WITHIN_A_THIRD = (
 """Kinds every instance of which is detected within a third of its deadline today (the
 slowest: a surge on a 0.06 req/s model, 224 s of 900). Not asserted yet: ``latency creep
 +2%/10min`` (missed; the small fleet also ends before its 3 h deadline) and ``throughput
-drop -30%`` (missed on a 0.05 req/s model, 93 min late, as ``prediction``, on a 0.76 req/s one)."""
+drop -30%`` (missed: its 93-minute-late "detection" on a 0.76 req/s regressor was a false
+``label_performance`` anomaly, gone since regressors' labels are judged within a tolerance)."""
 RIGHT_CLASS = {"error burst 13%": "errors", "latency step x4": "latency", "throughput drop -90%": "throughput"}
 """Kinds whose anomalies already include the class the response should see."""
-MAX_QUIET_FALSE_PAGES_PER_MODEL_DAY = 0.6
-"""Measured 0.53 (two pages in 3.75 model-days); goal 0."""
-MAX_INCIDENT_FLEET_FALSE_PAGES_PER_MODEL_DAY = 0.3
-"""Measured 0; goal 0."""
+MAX_QUIET_FALSE_PAGES_PER_MODEL_DAY = 0.0
+"""Measured 0 on seeds 1, 2 and 3 (the goal; before 2026-12-02: 0.53, 0.80 and 1.60, every page
+a healthy regressor's ``label_performance``: its answers were compared with labels for equality)."""
+MAX_INCIDENT_FLEET_FALSE_PAGES_PER_MODEL_DAY = 0.0
+"""Measured 0 (the goal)."""
 MAX_STORM_PAGES = 1
 """Measured 1 (the goal; 9 before storms were grouped by onset with a hold that adapts to
 how long members take to fire: the twelve fire 4-68 s after their onsets, which lie within
@@ -74,6 +76,7 @@ def test_false_pages_per_model_day(reports: tuple[harness.Report, harness.Report
     assert quiet.false_pages_per_model_day <= MAX_QUIET_FALSE_PAGES_PER_MODEL_DAY
     assert incidents.false_pages_per_model_day <= MAX_INCIDENT_FLEET_FALSE_PAGES_PER_MODEL_DAY
     assert all(r.pages == 0 for r in quiet.rows)  # a normal deploy (+3% latency) is not an incident
+    assert quiet.false_anomalies["prediction"] == 0  # nor is a healthy model's quality (canary, labels)
 
 
 def test_pages_per_storm_and_per_flapping_series(reports: tuple[harness.Report, harness.Report]) -> None:
