@@ -358,12 +358,17 @@ class TailCusumBank(BernoulliCusumBank):
         return np.where(held != 0, np.exp(held), reference_ms)
 
     def score_learn(self, slots: np.ndarray, over: np.ndarray, requests: np.ndarray, reference_ms: np.ndarray,
-                    t_ms: np.ndarray, window_s: float, h: float, max_step: float = np.inf) -> Evidence:
+                    t_ms: np.ndarray, window_s: float, h: float, max_step: float = np.inf,
+                    reset: np.ndarray | None = None) -> Evidence:
         """Judge and learn one window: ``over`` of ``requests`` were slower than :meth:`bound_ms`;
-        the bound then moves to ``reference_ms`` unless the series is under suspicion."""
+        the bound then moves to ``reference_ms`` unless the series is under suspicion. ``reset``:
+        series whose CUSUM starts again from 0 (their slowness is another statistic's episode)."""
         slots = self._prepare(slots)
         s_prev = self._f[slots, self._COLUMNS.index("s")]
         ev = super().score_learn(slots, over, requests, t_ms, window_s, h, max_step)
+        if reset is not None:
+            self._f[slots[reset], self._COLUMNS.index("s")] = 0.0
+            ev = ev._replace(cusum=np.where(reset, 0.0, ev.cusum), rising=ev.rising & ~reset)
         held = self._bound[slots]
         hold = (held != 0) & (s_prev > SUSPICION * h)
         self._bound[slots] = np.where(hold, held, np.log(np.maximum(reference_ms, 1e-3)))

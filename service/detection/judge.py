@@ -428,10 +428,14 @@ class WindowJudge:
         by_throughput = self._emit(self.throughput, r, throughput, r.group_count / window_s, h, size_ms, None)
         if self.tail is None:
             return by_latency, by_errors, by_throughput
-        tail = self.tail.bank.score_learn(r.slots, over, judged, reference_ms, t_ms, window_s, h, most)
-        # Where the median's episode is on, the tail is part of that incident: slower requests all over.
+        # Where the median's episode is on, the tail is part of that incident (slower requests all over):
+        # the tail neither learns those requests nor keeps evidence from them, so it neither pages after
+        # the step ends nor takes the step's share for its usual one.
+        masked = self.latency.episodes.firing[r.slots]
+        over, judged = over * ~masked, judged * ~masked
+        tail = self.tail.bank.score_learn(r.slots, over, judged, reference_ms, t_ms, window_s, h, most, reset=masked)
         by_tail = self._emit(self.tail, r, tail, over / np.maximum(judged, 1), h, size_ms, stopped, bound_ms,
-                             masked=self.latency.episodes.firing[r.slots])
+                             masked=masked)
         return by_latency, by_errors, by_throughput, by_tail
 
     def _emit(self, fam: _Family, r: _Rows, ev: Evidence, now: np.ndarray, h: float, size_ms: int,

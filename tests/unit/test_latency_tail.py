@@ -170,3 +170,14 @@ def test_requests_over_counts_each_row_against_its_bound_across_windows() -> Non
             i += 1
     assert over.tolist() == expected + [0, 0, 0]
     assert judged.tolist() == [3, 0, 5, 4, 6, 2, 7, 0, 0, 0, 0, 0]
+
+
+def test_after_a_median_step_ends_the_tail_neither_pages_nor_has_learned_it() -> None:
+    """A 3x step for 30 minutes at 0.2 req/s (the storm of the harness's fleet): the median's episode
+    owns it; once it is over, nothing more fires and the usual share over the bound is still ~1%."""
+    fleet = Fleet(1, 10.0, seed=9)
+    assert fleet.run(6, 0.2, 100.0) == []
+    during = firing(fleet.run(0.5, 0.2, 300.0))
+    assert [a.kind for a in during] == ["latency"]
+    assert firing(fleet.run(3, 0.2, 100.0)) == []
+    assert fleet.judge.tail.bank.usual_rate(fleet.slots)[0] < 0.02
