@@ -303,7 +303,8 @@ class QualitySettings(_Section):
     """Versions tracked per model; the least recently seen is forgotten beyond it."""
     idle_recover_ms: int | None = Field(None, ge=1)
     """A firing version without production traffic for this long is recovered ("no longer
-    serving") and forgotten. Unset: five windows (``windows.size_ms``)."""
+    serving") and forgotten. Unset: five windows (``windows.size_ms``), at least 15 minutes, so
+    the quiet gaps of a low-traffic model are not taken for the end of a version."""
     series_ttl_ms: int | None = Field(None, ge=1)
     """A model or version without traffic for this long is forgotten. Unset: ``label_horizon_ms``."""
     features: bool = True

@@ -94,6 +94,10 @@ _REORDER = 256
 """Models moved from the front to the back of the order per poll, at most (see :meth:`QualityMonitor.poll`)."""
 TOLERANCE_MAES = 2.0
 """A numeric model's learned label tolerance, in mean absolute errors of its healthy answers."""
+IDLE_RECOVER_MIN_MS = 15 * 60_000
+"""Default floor of ``idle_recover_ms``: a model serving 0.6 req/s is silent for 5 s one time in
+twenty, so five 1 s windows declared its firing versions "no longer serving" (and forgot their
+evidence) every few minutes; at 0.01 req/s, 15 silent minutes happen about once in 8,000."""
 COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "canary_expired",
             "canary_dropped", "predictions_skipped", "series_evicted")
 
@@ -209,7 +213,7 @@ class QualityMonitor:
         # Each setting as an attribute of its own (the hot path reads them; snapshots keep them).
         for name in QualitySettings.model_fields:
             setattr(self, name, getattr(s, name))
-        self.idle_recover_ms = 5 * window_size_ms if s.idle_recover_ms is None else s.idle_recover_ms
+        self.idle_recover_ms = max(5 * window_size_ms, IDLE_RECOVER_MIN_MS) if s.idle_recover_ms is None else s.idle_recover_ms
         self.series_ttl_ms = s.label_horizon_ms if s.series_ttl_ms is None else s.series_ttl_ms
         self.clock = clock
         self._models: OrderedDict[str, _Model] = OrderedDict()

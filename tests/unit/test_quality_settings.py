@@ -35,7 +35,11 @@ async def test_the_plane_builds_each_partitions_monitor_from_the_settings(monkey
 def test_defaults_learn_the_canary_rate_and_derive_the_idle_times() -> None:
     monitor = QualityMonitor(60_000, Settings().quality)
     assert monitor.canary_expected_rate is None, "learned per model, as the plane always did"
-    assert monitor.idle_recover_ms == 5 * 60_000 and monitor.series_ttl_ms == monitor.label_horizon_ms
+    assert monitor.series_ttl_ms == monitor.label_horizon_ms
+    # Five windows, but never under 15 minutes: a low-traffic model's quiet gaps are not the end of a version.
+    minute = 60_000
+    assert [QualityMonitor(size, Settings().quality).idle_recover_ms for size in (1000, minute, 10 * minute)] == [
+        15 * minute, 15 * minute, 50 * minute]
 
 
 @pytest.mark.parametrize(("quality", "named"), [
