@@ -9,9 +9,9 @@ import numpy as np
 
 from modelmedic.config import QualitySettings
 from modelmedic.detection.quality import TOLERANCE_MAES, QualityMonitor
-from modelmedic.events import Anomaly, InferenceEvent, LabelEvent
+from modelmedic.events import InferenceEvent, LabelEvent
+from test_quality_monitor import W, run
 
-W = 60_000
 T0 = 1_700_000_040_000
 
 
@@ -25,19 +25,6 @@ def regressor(rng: np.random.Generator, n: int, shift: float, version: str, star
                                      round(truth + 3.0 * rng.normal() + shift, 4)))
         events.append(LabelEvent("m", f"r{i}", ts + int(rng.uniform(300_000, 1_800_000)), truth))
     return sorted(events, key=lambda e: e.ts)
-
-
-def run(monitor: QualityMonitor, events: list) -> list[Anomaly]:
-    out, next_end = [], (events[0].ts // W + 1) * W
-    for e in events:
-        while e.ts >= next_end:
-            out += monitor.poll(next_end)
-            next_end += W
-        if isinstance(e, LabelEvent):
-            monitor.observe_label(e)
-        else:
-            monitor.observe_inference(e)
-    return out
 
 
 def quiet_monitor(**settings) -> QualityMonitor:
