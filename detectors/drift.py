@@ -199,8 +199,10 @@ class PredictionDrift:
             self._alarm = not all(psi < self.psi_clear or not p < math.sqrt(self.alpha) for psi, p, _ in tests)
         else:
             self._alarm = any(psi >= self.psi_threshold and p < self.alpha for psi, p, _ in tests)
-        # Report the window with the strongest evidence: the lowest p-value, else the highest PSI.
-        self._psi, self._p, self._live = min(tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+        # Report the window with the strongest evidence (the lowest p-value, else the highest PSI)
+        # among those that meet the alarm's rule at its onset, so the message's "PSI x >= limit" holds.
+        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < self.alpha] if self._alarm and not was else []
+        self._psi, self._p, self._live = min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
         return self.decision() if self._alarm and not was else None
 
     def decision(self) -> Decision:
