@@ -10,7 +10,8 @@ Global options, accepted before or after the command (``modelmedic --json silenc
 
 - ``--config`` / ``-c FILE``: the service's YAML settings, for the commands that read them
   (``run``, ``replay``, ``audit``, ``silence``, ``maintenance``, ``release``);
-- ``--json``: machine-readable output (JSON; ``run`` logs JSON lines, ``replay`` writes JSON lines);
+- ``--json``: machine-readable output (JSON; ``run`` logs JSON lines, ``replay`` writes JSON lines;
+  an error is one ``{"error": {"type", "message", "exit_code"}}`` object on stderr);
 - ``-v`` (``-vv``): log more on stderr, INFO (DEBUG); ``run``: DEBUG instead of ``log_level``.
 
 Exit codes, so scripts can tell "fix your command" from "try again later":
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import json
 import os
 import pkgutil
 import sys
@@ -114,6 +116,16 @@ def _silence_stdout() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
+def report_error(exc: ModelmedicError, *, as_json: bool) -> None:
+    """Say what went wrong on stderr: one line of text, or under ``--json`` one JSON object, so a
+    script that parses the output parses the failure too (type, message, exit code)."""
+    if as_json:
+        error = {"type": type(exc).__name__, "message": str(exc), "exit_code": exc.exit_code}
+        print(json.dumps({"error": error}), file=sys.stderr)
+    else:
+        print(f"modelmedic: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if (level := log_level(args)) is not None:
@@ -128,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except ModelmedicError as exc:
-        print(f"modelmedic: {exc}", file=sys.stderr)
+        report_error(exc, as_json=args.json)
         return exc.exit_code
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

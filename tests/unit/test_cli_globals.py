@@ -1,5 +1,5 @@
 """The CLI's global options (issue 15 item 9): ``--config``, ``--json`` and ``-v`` before or after the command,
-on every command, with the exit codes unchanged; ``--json`` output where the command prints something."""
+on every command, with the exit codes unchanged; ``--json`` output where the command prints something, and its errors as JSON."""
 
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def test_config_before_the_command_is_the_one_read(capsys: pytest.CaptureFixture
     with pytest.raises(SystemExit) as usage:
         main(["--json", "audit", "--limit", "3"])
     assert usage.value.code == 2
+
+
+def test_errors_under_json_are_json_with_the_same_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """A script that parses ``--json`` output parses the failure too: one JSON object on stderr, nothing on stdout."""
+    assert main(["--json", "-c", "/no/such/settings.yaml", "audit"]) == 3
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error = json.loads(captured.err)["error"]
+    assert error["exit_code"] == 3 and "config file /no/such/settings.yaml not found" in error["message"]
+    assert error["type"].endswith("Error")
 
 
 def test_json_before_the_command_reaches_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
