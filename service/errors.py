@@ -25,6 +25,14 @@ class KafkaUnavailable(ModelmedicError):
     exit_code = 4
 
 
+class TopicMisconfigured(ModelmedicError):
+    """A topic modelmedic writes exists with settings that lose or refuse its records (too few
+    replicas, not compacted where the data is keyed state...); the message names the topic, the
+    setting and the command or setting that fixes it."""
+
+    exit_code = 3
+
+
 class SinkError(ModelmedicError):
     """An alert sink rejected or could not receive an alert after its retries."""
 
@@ -152,7 +160,14 @@ class EndpointError(ReleaseError):
 
 
 class NotCertifiedError(ReleaseError):
-    """A deploy was asked for a version that is not certified (or is retired) without --force."""
+    """A deploy or rollback was asked for a version that is not certified (or is retired) without --force.
+
+    ``version`` names the version refused, so the refusal can be paged and audited under it.
+    """
+
+    def __init__(self, message: str, *, version: str = "") -> None:
+        super().__init__(message)
+        self.version = version
 
 
 class NoRollbackTargetError(ReleaseError):

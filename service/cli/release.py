@@ -185,8 +185,10 @@ def _live_test(args: argparse.Namespace) -> int:
 def _certify(args: argparse.Namespace) -> int:
     from modelmedic.release.certification import certify
     from modelmedic.release.inputs import load_certification_policy, load_samples
-    from modelmedic.release.report import render_png
+    from modelmedic.release.report import render_png, require_plotting
 
+    if args.plot:
+        require_plotting()
     registry = _registry(args)
     settings = _settings(args)
     samples = load_samples(args.requests)
@@ -232,8 +234,8 @@ def _release(args: argparse.Namespace) -> int:
     try:
         result = asyncio.run(run())
     except NotCertifiedError as exc:
-        if args.command == "deploy":
-            _fail(args, settings, args.model, args.version, "deploy", f"refused by a release gate: {exc}")
+        # refused: the release or the emergency rollback someone counted on did not happen; page and audit it
+        _fail(args, settings, args.model, exc.version, args.command, f"refused by a release gate: {exc}")
         raise
     if args.json:
         print(json.dumps(asdict(result)))

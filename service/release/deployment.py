@@ -273,7 +273,8 @@ async def deploy(kube: KubeClient, registry: Registry, model: str, version: str,
     refused = await asyncio.to_thread(refusal, registry, model, version)
     if refused and not force:
         raise NotCertifiedError(f"refusing to deploy: {refused}. Certify it first (`modelmedic certify {model} "
-                                f"{version} ...`), or pass --force (logged and recorded in the registry)")
+                                f"{version} ...`), or pass --force (logged and recorded in the registry)",
+                                version=version)
     if refused:
         log.warning("forced deploy of %s@%s to %s/%s: %s", model, version, namespace, name, refused)
         progress(f"WARNING: forcing the deploy although {refused}")
@@ -370,7 +371,7 @@ async def rollback(kube: KubeClient, registry: Registry, model: str, opts: Relea
     refused = await asyncio.to_thread(rollback_refusal, registry, model, running, target)
     if refused and not force:
         raise NotCertifiedError(f"refusing to roll back to {target}: {refused}. Pick another with --to, or pass "
-                                "--force (recorded in the registry)")
+                                "--force (recorded in the registry)", version=target)
     if refused:
         log.warning("forced rollback of %s/%s to %s@%s: %s", namespace, name, model, target, refused)
         progress(f"WARNING: forcing the rollback although {refused}")

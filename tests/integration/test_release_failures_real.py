@@ -106,7 +106,13 @@ async def test_failed_live_test_deploy_refusal_failed_checks_undo_and_rollback_p
     assert {p.metadata.labels[VERSION_LABEL] for p in ns.pods(MODEL)} == {"v1.0.0"}
     assert reg.stage(MODEL, "v2.0.0") == "retired"
 
-    # 4. an emergency rollback to the retired version (forced) fails its own checks: left for a person
+    # 4. an emergency rollback to the retired version is refused by the gate: the rollback someone counted on
+    #    did not happen, so it pages and is audited like a refused deploy
+    code, out = await cli(capsys, "rollback", MODEL, "--to", "2.0.0", *common, *kube)
+    assert code == 3 and "refusing to roll back to v2.0.0" in out and "paged oncall" in out, out
+    assert {p.metadata.labels[VERSION_LABEL] for p in ns.pods(MODEL)} == {"v1.0.0"}
+
+    #    forced, it fails its own checks: left for a person
     code, out = await cli(capsys, "rollback", MODEL, "--to", "2.0.0", *common, *kube, "--force")
     assert code == 1 and "audited release-forced, release-failed" in out, out
 
@@ -117,19 +123,21 @@ async def test_failed_live_test_deploy_refusal_failed_checks_undo_and_rollback_p
     sent = pages(receiver)
     assert [(p["version"], p["labels"]["stage"]) for p in sent] == [
         ("v2.0.0", "live-test"), ("v2.0.0", "deploy"), ("v2.0.0", "rollback"), ("v2.0.0", "rollback"),
-        ("v1.0.0", "deploy")]
+        ("v2.0.0", "rollback"), ("v1.0.0", "deploy")]
     assert all(p["labels"]["team"] == "fraud-team" and p["anomaly_class"] == "release" for p in sent)
     assert "paired requests 0 (must be >= 200)" in sent[0]["summary"]
     assert "refused by a release gate" in sent[1]["summary"] and "never" in sent[1]["summary"]
     assert "modelmedic rolled back to v1.0.0" in sent[2]["summary"]
-    assert "rolling back to it failed its checks" in sent[3]["summary"]
-    assert "failed its checks and was not rolled back" in sent[4]["summary"]
+    assert "refused by a release gate" in sent[3]["summary"] and "retired" in sent[3]["summary"]
+    assert "rolling back to it failed its checks" in sent[4]["summary"]
+    assert "failed its checks and was not rolled back" in sent[5]["summary"]
 
     records = [r for r in await read_audit(settings.kafka, None) if r["anomaly_class"] == "release"]
     assert [(r["action"], r["version"], r["details"].get("stage") or r["details"]["command"]) for r in records] == [
         ("release-failed", "v2.0.0", "live-test"),
         ("release-failed", "v2.0.0", "deploy"),
         ("release-forced", "v2.0.0", "deploy"), ("release-failed", "v2.0.0", "rollback"),
+        ("release-failed", "v2.0.0", "rollback"),
         ("release-forced", "v2.0.0", "rollback"), ("release-failed", "v2.0.0", "rollback"),
         ("release-failed", "v1.0.0", "deploy")]
     failed = [r for r in records if r["action"] == "release-failed"]
