@@ -212,7 +212,9 @@ class PlaybookRegistry:
             hint = f"; broken plugins: {', '.join(sorted(self.broken))}" if self.broken else ""
             raise UnknownPlaybookError(
                 f"no playbook named {name!r}; known: {', '.join(self.names()) or 'none'}{hint}. "
-                "Install the package providing it (entry-point group modelmedic.playbooks) or fix the name"
+                "Install the package providing it (entry-point group modelmedic.playbooks; in the container "
+                "image, build one derived from it that pip-installs the package: docs/operations.md "
+                "'Playbook plugins') or fix the name"
             ) from None
 
     def names(self) -> list[str]:

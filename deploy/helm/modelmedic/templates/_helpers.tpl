@@ -86,3 +86,30 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/* Replicas spread over nodes and zones by default (ScheduleAnyway: a preference, so a small
+     cluster still runs them all); the values' own constraints replace the default, their
+     labelSelector defaulting to the chart's pods. A YAML list, read with fromYamlArray. */}}
+{{- define "modelmedic.topologySpreadConstraints" -}}
+{{- $selector := dict "matchLabels" (include "modelmedic.selectorLabels" . | fromYaml) }}
+{{- $constraints := list }}
+{{- if .Values.topologySpreadConstraints }}
+{{- range .Values.topologySpreadConstraints }}
+{{- $constraints = append $constraints (merge (deepCopy .) (dict "labelSelector" $selector)) }}
+{{- end }}
+{{- else if gt (int .Values.replicaCount) 1 }}
+{{- range $key := list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+{{- $constraints = append $constraints (dict "maxSkew" 1 "topologyKey" $key "whenUnsatisfiable" "ScheduleAnyway"
+      "labelSelector" $selector "matchLabelKeys" (list "pod-template-hash")) }}
+{{- end }}
+{{- end }}
+{{- toYaml $constraints }}
+{{- end }}
+
+{{/* The `helm test` pod's labels: not the selector labels, so neither the Deployment, the
+     Services nor the PodDisruptionBudget count it as a replica. */}}
+{{- define "modelmedic.testLabels" -}}
+app.kubernetes.io/name: {{ include "modelmedic.name" . }}-test
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: helm-test
+{{- end }}
