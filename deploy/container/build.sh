@@ -2,7 +2,9 @@
 # Build modelmedic's container image without a Docker engine or a registry (LOCAL_STACK.md):
 #   1. a Debian bookworm root filesystem from Debian's packages (debootstrap, cached),
 #   2. a base image from it (buildah from scratch + copy + commit, cached),
-#   3. the modelmedic wheel from this checkout, then the Containerfile on top (buildah bud),
+#   3. a wheelhouse (modelmedic's wheel from this checkout, its dependencies at .venv's versions) in the
+#      context's .wheelhouse/, then the standard multi-stage Containerfile with BASE set to that base
+#      (buildah bud, offline: the Containerfile installs from a wheelhouse when it finds one),
 #   4. a smoke test: `modelmedic --help` inside the image (buildah run),
 #   5. an OCI archive in dist/ to load into a cluster's nodes or push from a machine that has a registry.
 #
@@ -68,7 +70,7 @@ say "base image $base ready"
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-mkdir -p "$context/dist" "$context/src"
+mkdir -p "$context/src/.wheelhouse"
 # The modelmedic wheel holds the record decoder compiled from native/ (Rust), for bookworm's glibc.
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
 command -v cargo >/dev/null || die "Rust's cargo is needed to build modelmedic's wheel (native/): install it with https://rustup.rs"
@@ -82,19 +84,21 @@ git ls-files -z | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$
   || die "$python is not Python 3.11 (the image's): wheels of compiled dependencies would not match"
 # The dependency versions the project's tests ran with (.venv), not whatever PyPI has today.
 "$python" -m pip freeze --exclude-editable 2>/dev/null | grep -v ' @ ' > "$context/constraints.txt" || true
-"$python" -m pip wheel --quiet --wheel-dir "$context/dist" -c "$context/constraints.txt" "$context/src" > "$context/wheel.log" 2>&1 \
+"$python" -m pip wheel --quiet --wheel-dir "$context/src/.wheelhouse" -c "$context/constraints.txt" "$context/src" > "$context/wheel.log" 2>&1 \
   || { tail -20 "$context/wheel.log" >&2; die "pip wheel failed"; }
-say "wheelhouse: $(ls "$context/dist" | wc -l) wheels, $(du -sh "$context/dist" | cut -f1)"
-cp deploy/container/Containerfile "$context/Containerfile"
+say "wheelhouse: $(ls "$context/src/.wheelhouse" | wc -l) wheels, $(du -sh "$context/src/.wheelhouse" | cut -f1)"
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
 previous=$(buildah inspect --type image --format '{{.FromImageID}}' "$tag" 2>/dev/null || true)
 say "buildah bud $tag (offline: only the wheelhouse)"
-buildah bud --quiet --isolation chroot --layers=false --build-arg "BASE=$base" -t "$tag" -f "$context/Containerfile" "$context" >/dev/null \
-  || die "buildah bud failed"
+buildah bud --quiet --isolation chroot --layers=false --build-arg "BASE=$base" --build-arg "VERSION=$version" \
+  --build-arg "REVISION=$revision" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  -t "$tag" -f "$context/src/deploy/container/Containerfile" "$context/src" > "$context/bud.log" 2>&1 \
+  || { tail -30 "$context/bud.log" >&2; die "buildah bud failed"; }
 current=$(buildah inspect --type image --format '{{.FromImageID}}' "$tag")
-# the image this tag named before would stay behind untagged (vfs: 600 MB each)
+# the image this tag named before would stay behind untagged (vfs: hundreds of MB each)
 if [ -n "$previous" ] && [ "$previous" != "$current" ]; then buildah rmi "$previous" >/dev/null 2>&1 || true; fi
-say "image $tag built ($(buildah images --format '{{.Size}}' "$tag" 2>/dev/null | head -1))"
+say "image $tag built ($(buildah images --format '{{.Size}}' "$tag" 2>/dev/null | head -1); base $(buildah images --format '{{.Size}}' "$base" 2>/dev/null | head -1))"
 
 if [ "$smoke" = 1 ]; then
   ctr=$(buildah from "$tag")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import math
 from collections.abc import Sequence
@@ -9,7 +10,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from modelmedic.release.inputs import CertificationPolicy
+from modelmedic.errors import ModelmedicError
+from modelmedic.release.inputs import CertificationPolicy, Sample
 from modelmedic.release.loadgen import Measurement, StepResult
 
 if TYPE_CHECKING:
@@ -190,6 +192,35 @@ def build_report(model: str, version: str, endpoint: str, policy: CertificationP
     }
 
 
+REFERENCE_VALUES = 2000
+"""Values kept per reference distribution in a report: the monitor's drift tests bin them (quantiles, category
+counts), and a G-test's power against a reference grows little beyond a few thousand (docs/detection.md)."""
+
+
+def reference_distributions(interface: dict[str, Any], requests: Sequence[Sample],
+                            predictions: Sequence[Any]) -> dict[str, Any]:
+    """What the live monitor judges a certified version against from its first request: the holdout's
+    predictions (``reference_predictions``) and each input feature's values in the requests sent
+    (``reference_features``: name -> values), at most :data:`REFERENCE_VALUES` each.
+
+    A recorded request's features are positional (``POST /predict {features: [...]}``) while an inference
+    event's are named, so position ``i`` is named after the ``i``-th property of the version's input schema;
+    a request with another number of features than the schema has properties, and any value that is not a
+    number, string or boolean, adds nothing (no property names: no ``reference_features``)."""
+    names = list(interface.get("input", {}).get("properties") or ())
+    features: dict[str, list[Any]] = {name: [] for name in names}
+    for sample in requests:
+        if len(sample.features) != len(names):
+            continue
+        for name, value in zip(names, sample.features):
+            if isinstance(value, int | float | str) and len(features[name]) < REFERENCE_VALUES:
+                features[name].append(value)
+    out: dict[str, Any] = {"reference_predictions": list(predictions[:REFERENCE_VALUES])}
+    if any(features.values()):
+        out["reference_features"] = {name: values for name, values in features.items() if values}
+    return out
+
+
 def _step_record(step: StepResult, policy: CertificationPolicy) -> dict[str, Any]:
     figures = step.percentiles(policy)
     return {"rate_rps": step.rate_rps, "requests": step.requests, "errors": step.errors,
@@ -239,6 +270,24 @@ PLOT_STYLE = {"latency_p50_ms": ("p50", "tab:green"), "latency_p95_ms": ("p95", 
 """Label and colour of each latency percentile in the chart."""
 
 
+class PlotUnavailableError(ModelmedicError):
+    """The chart was asked for but matplotlib, an optional dependency (extra ``report``), is not installed."""
+
+
+def require_plotting() -> None:
+    """Raise :class:`PlotUnavailableError` now when :func:`plot_ladder` could not draw.
+
+    matplotlib is the ``report`` extra, not a dependency: only this chart uses it, and it
+    (with Pillow, fontTools, kiwisolver) is about 96 MB the container image does not carry.
+    The CLI calls this before a certification runs, so a missing package costs no run.
+    """
+    if importlib.util.find_spec("matplotlib") is None:
+        raise PlotUnavailableError(
+            "the ladder chart (--plot) needs matplotlib, which is not installed here (the container image "
+            "leaves it out): pip install 'modelmedic[report]', or drop --plot"
+        )
+
+
 def plot_ladder(report: dict[str, Any]) -> Figure:
     """The load ladder as a chart: latency percentiles (top) and error rate (bottom) against the offered
     rate, with the latency objective, the error budget and the saturation throughput marked.
@@ -247,6 +296,7 @@ def plot_ladder(report: dict[str, Any]) -> Figure:
     caller can check or extend it before :func:`render_png` writes it.
     """
     # Imported here: matplotlib takes about half a second to import, and only --plot needs it.
+    require_plotting()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
