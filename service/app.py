@@ -16,14 +16,16 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from modelmedic import logs
+from modelmedic import logs, metrics
 from modelmedic.audit import AuditTail
 from modelmedic.audit import follow as follow_audit
 from modelmedic.alerting import Alerter, build_sinks, pagerduty_webhook
 from modelmedic.config import Settings
 from modelmedic.errors import RegistryError
 from modelmedic.events import Anomaly
-from modelmedic.detection.plane import DetectionPlane
+from modelmedic.detection.features import DATA_QUALITY, FEATURE_DRIFT
+from modelmedic.detection.plane import DetectionPlane, PartitionState
+from modelmedic.detectors.quality import INSUFFICIENT
 from modelmedic.http import HttpServer
 from modelmedic.kube import KubeClient
 from modelmedic.response.policy import ANOMALY_CLASSES, Policy, load_policy
@@ -59,12 +61,71 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
+LOOP_TICK_S = 0.5
+LOOP_WINDOW_S = 30.0
+"""Twice the chart's scrape interval (15 s): every window's value is scraped at least once."""
+
+
+async def watch_loop_lag(stop: asyncio.Event, tick_s: float = LOOP_TICK_S, window_s: float = LOOP_WINDOW_S) -> None:
+    """Set ``modelmedic_event_loop_lag_seconds`` to the latest a ``tick_s`` timer fired in each ``window_s``.
+
+    The loop's lag is measured from inside, where it hurts: a timer fires late by as long as
+    other work held the loop (aiokafka's heartbeats and /readyz wait as long). Each window's
+    longest delay is published when the window ends and held through the next one.
+    """
+    loop = asyncio.get_running_loop()
+    longest, window_end = 0.0, loop.time() + window_s
+    while not stop.is_set():
+        due = loop.time() + tick_s
+        await asyncio.sleep(tick_s)
+        now = loop.time()
+        longest = max(longest, now - due)
+        if now >= window_end:
+            metrics.LOOP_LAG.set(longest)
+            longest, window_end = 0.0, now + window_s
+
+
 class Serving(typing.NamedTuple):
     """A version and role of a model with a live series (modelmedic.http.source.ServingView)."""
 
     version: str
     role: str
     last_window_end_ms: int
+
+
+class QualityStatus(typing.NamedTuple):
+    """One production version as the quality and input monitors see it (modelmedic.http.source.QualityView)."""
+
+    version: str
+    decisions: dict[str, tuple[str, str]]
+    estimate: dict[str, float | int | str | None] | None
+    data_quality: dict[str, float | int] | None
+    drifting_features: list[tuple[str, float, float, int]]
+
+
+def _finite(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """Figures with NaN (no data for it yet) as None: JSON has no NaN."""
+    return {k: None if isinstance(v, float) and v != v else v for k, v in figures.items()}
+
+
+def _quality_of(part: PartitionState, model: str) -> list[QualityStatus]:
+    """The model's production versions in one partition's quality and input monitors."""
+    out = []
+    for version, decisions in part.quality.decisions(model).items():
+        states = {kind: (d.state, d.message) if d is not None else (INSUFFICIENT, "not started: nothing to judge yet")
+                  for kind, d in decisions.items()}
+        inputs = part.features.versions.get((model, version)) if part.features is not None else None
+        data_quality, drifting = None, []
+        if inputs is not None:
+            for kind, d in ((DATA_QUALITY, inputs.violations.decision()), (FEATURE_DRIFT, inputs.drift.decision())):
+                states[kind] = (d.state, d.message)
+            v = inputs.violations
+            data_quality = {"requests": v.seen, "violated": v.violated, "budget": v.budget}
+            drifting = [(name, round(psi, 6), p, live) for name, psi, p, live in inputs.drift.moved()]
+        estimate = part.quality.estimate(model, version)
+        out.append(QualityStatus(version, states, None if estimate is None else _finite(estimate), data_quality,
+                                 drifting))
+    return out
 
 
 class Service:
@@ -90,6 +151,7 @@ class Service:
         self.audit_tail = AuditTail()
         """The audit topic's newest records, followed (modelmedic.audit says why the topic and not the plane)."""
         self.http = HttpServer(settings.http, self)
+        metrics.READY.set_function(lambda: float(self.ready()))
 
     # -- the status interface the HTTP endpoint reads (modelmedic.http.StatusSource) ------------
 
@@ -130,6 +192,10 @@ class Service:
                 if m == model:
                     found.append(Serving(version, role, (w.last_window[slot] + 1) * w.size_ms))
         return found
+
+    def quality(self, model: str) -> list[QualityStatus]:
+        """The model's production versions in every partition's quality monitor (a page view, not the hot path)."""
+        return [q for part in self.detection.parts.values() if part.quality is not None for q in _quality_of(part, model)]
 
     def recent_decisions(self, n: int) -> list[Anomaly]:
         return self.detection.published[-n:]
@@ -190,7 +256,8 @@ class Service:
         await self.http.start()
         tasks = [asyncio.create_task(self.detection.run(self.stop), name="detection"),
                  asyncio.create_task(self.response.run(self.stop), name="response"),
-                 asyncio.create_task(follow_audit(self.settings.kafka, self.audit_tail, self.stop), name="audit")]
+                 asyncio.create_task(follow_audit(self.settings.kafka, self.audit_tail, self.stop), name="audit"),
+                 asyncio.create_task(watch_loop_lag(self.stop), name="loop-lag")]
         if self.mirror is not None and self.settings.registry_git is not None:
             tasks.append(asyncio.create_task(keep_fresh(self.mirror, self.settings.registry_git.refresh_s, self.stop),
                                              name="registry"))

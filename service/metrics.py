@@ -8,7 +8,14 @@ detail lives in the anomaly records and the status page.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import platform
+from importlib import metadata
+
+from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
+
+disable_created_metrics()
+"""No ``*_created`` series: one extra series per counter and histogram child that no panel or rule reads
+(a counter's reset shows in ``rate()`` already)."""
 
 EVENTS = Counter("modelmedic_events_total", "Inference records consumed, by outcome", ["outcome"])
 """outcome: ``ok`` (aggregated), ``late`` (after its window closed), ``dead_letter`` (rejected),
@@ -45,6 +52,16 @@ ESTIMATE_ERROR = Histogram(
 learned (docs/detection.md, ``EstimatedAccuracy``): healthy estimates sit below 0.05 (the labels' own
 noise on 200); a mass above 0.1 means calibrations no longer hold across the fleet. Per-version figures
 are in the ``calibration_gap`` alerts and ``QualityMonitor.estimate``, not in labels here."""
+READY = Gauge("modelmedic_ready", "1 while the replica is ready (/readyz answers 200), else 0")
+"""Read at scrape time from the same check as /readyz: both planes joined their consumer groups and
+loaded their state. A replica stuck at 0 is scraped but owns no work (ModelmedicReplicaNotReady)."""
+BUILD_INFO = Info("modelmedic_build", "The running build: modelmedic's version and the Python that runs it")
+BUILD_INFO.info({"version": metadata.version("modelmedic"), "python_version": platform.python_version()})
+LOOP_LAG = Gauge("modelmedic_event_loop_lag_seconds",
+                 "Longest delay of the event loop's 0.5 s timer over the last full 30 s window")
+"""Set by ``modelmedic.app.watch_loop_lag``: work that holds the loop (a long batch, a full collection)
+delays aiokafka's heartbeats and the HTTP endpoint by as much; near the consumer group's session
+timeout the replica is thrown out of its group."""
 CONSUMER_LAG = Gauge("modelmedic_consumer_lag_records", "Records behind the log end, summed over assigned partitions")
 BATCH_SECONDS = Histogram(
     "modelmedic_batch_processing_seconds",

@@ -46,8 +46,9 @@ def exported_series() -> dict[str, str]:
         if not isinstance(metric, prometheus_client.metrics.MetricWrapperBase):
             continue
         base = metric._name  # noqa: SLF001 - the registered name; prometheus_client strips _total
-        suffixes = {"counter": ["_total", "_created"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count", "_created"]}
-        for suffix in suffixes.get(metric._type, ["", "_total", "_sum", "_count", "_created"]):  # noqa: SLF001
+        # no *_created series: service/metrics.py turns them off
+        suffixes = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"], "info": ["_info"]}
+        for suffix in suffixes[metric._type]:  # noqa: SLF001
             names[base + suffix] = attr
     return names
 

@@ -1,0 +1,217 @@
+"""Soak: the real ``modelmedic run`` under live fleet traffic for a long while; is it steady?
+
+    python load/soak.py                          # 30 minutes, starts its own Kafka
+    python load/soak.py --minutes 5 --every 5 --bootstrap 127.0.0.1:9092
+
+Produces ``load/fleet.py``'s realistic mix (:func:`load.fleet.realistic`: log-uniform rates,
+daily cycle, canaries, shadows, delayed labels) in real time to the inference topic while
+``modelmedic run`` (a child process, as ``load/chaos.py`` runs it) consumes it. Every
+``--every`` seconds it samples the service's resident memory (/proc), its CPU seconds, and from
+its /metrics the consumer lag (``modelmedic_consumer_lag_records``), the event loop's lag
+(``modelmedic_event_loop_lag_seconds``) and the records consumed; one line per sample.
+
+The verdict reads the samples after ``--warmup`` minutes (baselines and per-series state
+fill up first): memory is flat when its least-squares slope would add less than
+``FLAT_RSS_SHARE_PER_H`` of the mean RSS in an hour; lag does not grow when its slope over
+the span adds less than one second of the measured traffic (or ``LAG_FLOOR`` records).
+Exit status 0 when both hold, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from deploy.local import kafka as kafka_stack  # noqa: E402
+from deploy.local.procs import free_port  # noqa: E402
+from load.chaos import ServiceProcess  # noqa: E402
+from load.fleet import producer_for, realistic, run_live  # noqa: E402
+from modelmedic.config import load_settings  # noqa: E402
+from modelmedic.kafka import ensure_topics  # noqa: E402
+
+FLAT_RSS_SHARE_PER_H = 0.05
+"""Memory is 'flat' when its trend adds under 5% of the mean RSS per hour (a leak of a few MB/h
+on a 300 MB process shows; the allocator's breathing does not)."""
+LAG_FLOOR = 1000
+"""Records of lag growth that never count as growth (one fetch of a busy partition)."""
+GAUGES = {"modelmedic_consumer_lag_records": "lag", "modelmedic_event_loop_lag_seconds": "loop_lag_s"}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One look at the running service, ``t_s`` seconds into the soak."""
+
+    t_s: float
+    rss_mb: float
+    cpu_s: float
+    events: float
+    lag: float
+    loop_lag_s: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    rss_slope_mb_per_h: float
+    rss_mean_mb: float
+    lag_growth: float
+    """Records the lag's trend added over the judged span."""
+    lag_allowed: float
+    events_per_s: float
+    cpu_share: float
+    """CPU seconds of the service per wall second (1.0 = one core)."""
+    loop_lag_max_s: float
+    samples: int
+
+    @property
+    def memory_flat(self) -> bool:
+        return self.rss_slope_mb_per_h < FLAT_RSS_SHARE_PER_H * self.rss_mean_mb
+
+    @property
+    def lag_steady(self) -> bool:
+        return self.lag_growth < self.lag_allowed
+
+    def lines(self) -> list[str]:
+        return [
+            f"samples judged: {self.samples}; {self.events_per_s:,.0f} events/s consumed; "
+            f"service CPU {100 * self.cpu_share:.1f}% of a core; event-loop lag max {1000 * self.loop_lag_max_s:.0f} ms",
+            f"memory: mean {self.rss_mean_mb:.1f} MB, slope {self.rss_slope_mb_per_h:+.2f} MB/h "
+            f"(flat below {FLAT_RSS_SHARE_PER_H * self.rss_mean_mb:.1f}): {'FLAT' if self.memory_flat else 'GROWING'}",
+            f"consumer lag: trend {self.lag_growth:+,.0f} records over the span (allowed {self.lag_allowed:,.0f}): "
+            f"{'NO GROWTH' if self.lag_steady else 'GROWING'}",
+        ]
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ``ys`` over ``xs`` (0 with fewer than two distinct ``xs``)."""
+    n = len(xs)
+    mx, my = sum(xs) / n, sum(ys) / n
+    var = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
+
+
+def judge(samples: Sequence[Sample], warmup_s: float) -> Verdict:
+    """The verdict on the samples taken after ``warmup_s``; at least two are needed."""
+    judged = [s for s in samples if s.t_s >= warmup_s]
+    if len(judged) < 2:
+        raise ValueError(f"{len(judged)} sample(s) after the {warmup_s:g} s warm-up: run longer or sample more often (--every)")
+    t = [s.t_s for s in judged]
+    span = t[-1] - t[0]
+    events_per_s = (judged[-1].events - judged[0].events) / span
+    return Verdict(
+        rss_slope_mb_per_h=slope(t, [s.rss_mb for s in judged]) * 3600,
+        rss_mean_mb=sum(s.rss_mb for s in judged) / len(judged),
+        lag_growth=slope(t, [s.lag for s in judged]) * span,
+        lag_allowed=max(LAG_FLOOR, events_per_s),
+        events_per_s=events_per_s,
+        cpu_share=(judged[-1].cpu_s - judged[0].cpu_s) / span,
+        loop_lag_max_s=max(s.loop_lag_s for s in judged),
+        samples=len(judged),
+    )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (/proc/PID/stat fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # clock ticks; USER_HZ is 100 on Linux
+
+
+def read_metrics(text: str) -> dict[str, float]:
+    """The soak's gauges and the records consumed (every outcome) from a /metrics page."""
+    found = {"events": 0.0}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in GAUGES:
+                found[GAUGES[s.name]] = s.value
+            elif s.name == "modelmedic_events_total":
+                found["events"] += s.value
+    return found
+
+
+async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Event) -> list[Sample]:
+    """One :class:`Sample` every ``every_s`` until ``stop``, printed as it is taken."""
+    samples: list[Sample] = []
+    t0 = time.monotonic()
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}", timeout=5.0) as http:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), every_s)
+            assert service.proc is not None
+            values = read_metrics((await http.get("/metrics")).text)
+            sample = Sample(t_s=time.monotonic() - t0, rss_mb=service.sample_rss(), cpu_s=cpu_seconds(service.proc.pid),
+                            events=values["events"], lag=values.get("lag", 0.0), loop_lag_s=values.get("loop_lag_s", 0.0))
+            samples.append(sample)
+            print(f"{sample.t_s:7.0f}s rss {sample.rss_mb:7.1f} MB  cpu {sample.cpu_s:7.1f}s  events {sample.events:11,.0f}  "
+                  f"lag {sample.lag:8,.0f}  loop lag {1000 * sample.loop_lag_s:6.1f} ms", flush=True)
+    return samples
+
+
+async def soak(args: argparse.Namespace) -> int:
+    work = Path(tempfile.mkdtemp(prefix="modelmedic-soak-"))
+    print(f"[soak] files and logs in {work}", flush=True)
+    async with contextlib.AsyncExitStack() as cleanup:
+        bootstrap = args.bootstrap
+        if bootstrap is None:
+            cleanup.callback(kafka_stack.stop, work / "kafka")
+            bootstrap = kafka_stack.start(work / "kafka", partitions=6).bootstrap
+        port = free_port()
+        config = {"kafka": {"bootstrap_servers": bootstrap, "partitions": 6, "group_id": f"soak-{port}",
+                            **kafka_stack.SINGLE_BROKER},
+                  "http": {"port": port}, "sinks": []}
+        (work / "modelmedic.yaml").write_text(yaml.safe_dump(config))
+        settings = load_settings(work / "modelmedic.yaml")
+        await ensure_topics(settings.kafka)
+        service = ServiceProcess(work / "modelmedic.yaml", work / "modelmedic.log", port,
+                                 lambda what, detail: print(f"[soak] {what}: {detail}", flush=True))
+        await service.start()
+        cleanup.push_async_callback(service.stop)
+        if not await service.wait_ready(120):
+            print(f"[soak] the service was not ready within 120 s: see {work / 'modelmedic.log'}", flush=True)
+            return 2
+        spec = realistic(args.models, seed=args.seed, rate_range=(0.01, args.max_rate))
+        print(f"[soak] {args.models} models, ~{spec.expected_requests(1.0):,.0f} production requests/s before mirrors "
+              f"and labels, for {args.minutes:g} min; a sample every {args.every:g} s", flush=True)
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_every(service, args.every, stop))
+        producer = producer_for(bootstrap)
+        await producer.start()
+        try:
+            sent = await run_live(producer, settings.kafka.topics.inference, spec, (), args.minutes * 60)
+        finally:
+            await producer.stop()
+            stop.set()
+        samples = await sampler
+        print(f"[soak] sent {sent:,} records; service exits unexpected: {len(service.unexpected_exits)}", flush=True)
+        verdict = judge(samples, args.warmup * 60)
+        for line in verdict.lines():
+            print(f"[soak] {line}", flush=True)
+        return 0 if verdict.memory_flat and verdict.lag_steady and not service.unexpected_exits else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=30.0, help="how long the fleet produces (default 30)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="minutes left out of the verdict (default 5)")
+    parser.add_argument("--every", type=float, default=10.0, help="seconds between samples (default 10)")
+    parser.add_argument("--models", type=int, default=200)
+    parser.add_argument("--max-rate", type=float, default=50.0,
+                        help="the busiest model's req/s; rates are log-uniform from 0.01 (default 50)")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--bootstrap", default=None, help="an existing Kafka (default: start one)")
+    return asyncio.run(soak(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""The service's metrics about itself: no *_created series, the build, readiness and the event loop's lag."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import metadata
+
+from prometheus_client import REGISTRY, generate_latest
+
+from modelmedic import metrics
+from modelmedic.app import watch_loop_lag
+
+
+def test_metrics_has_no_created_series_and_says_which_build_runs():
+    metrics.EVENTS.labels("ok").inc(0)
+    text = generate_latest(REGISTRY).decode()
+    assert "modelmedic_events_total" in text
+    assert not [line for line in text.splitlines() if "_created" in line and not line.startswith("#")
+                and "modelmedic_series_created_total" not in line]
+    build = REGISTRY.get_sample_value("modelmedic_build_info", {"version": metadata.version("modelmedic"),
+                                                                 "python_version": __import__("platform").python_version()})
+    assert build == 1.0
+
+
+def test_the_ready_gauge_reads_the_readiness_check_at_scrape_time():
+    ready = {"now": False}
+    metrics.READY.set_function(lambda: float(ready["now"]))
+    assert REGISTRY.get_sample_value("modelmedic_ready") == 0.0
+    ready["now"] = True
+    assert REGISTRY.get_sample_value("modelmedic_ready") == 1.0
+
+
+async def test_the_loop_lag_gauge_shows_how_long_work_held_the_loop():
+    """A 0.3 s blocking call shows as at least 0.3 s (less the tick) at the end of the window that saw
+    it; a later window, with nothing blocking, brings the gauge back down."""
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(watch_loop_lag(stop, tick_s=0.01, window_s=0.1))
+    await asyncio.sleep(0.02)
+    time.sleep(0.3)  # the work that holds the loop, past the end of the watcher's window
+    await asyncio.sleep(0.02)  # the watcher's overdue timer runs first and publishes that window
+    held = REGISTRY.get_sample_value("modelmedic_event_loop_lag_seconds")
+    await asyncio.sleep(0.25)
+    after = REGISTRY.get_sample_value("modelmedic_event_loop_lag_seconds")
+    stop.set()
+    await watcher
+    assert held >= 0.28
+    assert after < 0.28

@@ -1,0 +1,41 @@
+"""load/soak.py's verdict on its samples (the 30-minute soak itself is a benchmark, not a test)."""
+
+from __future__ import annotations
+
+import pytest
+
+from load.soak import LAG_FLOOR, Sample, judge, read_metrics
+
+
+def samples(rss_mb_per_h: float, lag_per_s: float, minutes: int = 30) -> list[Sample]:
+    """One sample every 10 s of a service consuming 1,000 events/s at 20% of a core, RSS 300 MB
+    plus an allocator's +-2 MB breathing, with the given trends."""
+    return [Sample(t_s=t, rss_mb=300 + rss_mb_per_h * t / 3600 + (2 if (t // 10) % 2 else -2), cpu_s=0.2 * t,
+                   events=1000.0 * t, lag=50 + lag_per_s * t, loop_lag_s=0.01) for t in range(0, minutes * 60 + 1, 10)]
+
+
+def test_a_steady_service_is_flat_with_no_lag_growth():
+    verdict = judge(samples(rss_mb_per_h=0.0, lag_per_s=0.0), warmup_s=300)
+    assert verdict.memory_flat and verdict.lag_steady
+    assert verdict.events_per_s == pytest.approx(1000) and verdict.cpu_share == pytest.approx(0.2)
+    assert abs(verdict.rss_slope_mb_per_h) < 1
+
+
+def test_a_leak_of_20_mb_an_hour_and_a_falling_behind_consumer_are_caught():
+    verdict = judge(samples(rss_mb_per_h=20.0, lag_per_s=5.0), warmup_s=300)
+    assert not verdict.memory_flat and verdict.rss_slope_mb_per_h == pytest.approx(20, rel=0.05)
+    assert not verdict.lag_steady and verdict.lag_growth == pytest.approx(5.0 * 1500, rel=0.01)
+    # 0.5 records/s of lag growth over 25 minutes is 750 records: under a second of traffic and the floor
+    assert judge(samples(0.0, 0.5), warmup_s=300).lag_growth < LAG_FLOOR
+
+
+def test_too_few_samples_after_the_warmup_says_what_to_do():
+    with pytest.raises(ValueError, match="run longer or sample more often"):
+        judge(samples(0.0, 0.0, minutes=1), warmup_s=300)
+
+
+def test_the_metrics_page_is_read_for_lag_loop_lag_and_every_outcome():
+    page = ("# TYPE modelmedic_events_total counter\nmodelmedic_events_total{outcome=\"ok\"} 90.0\n"
+            "modelmedic_events_total{outcome=\"late\"} 10.0\nmodelmedic_consumer_lag_records 7.0\n"
+            "modelmedic_event_loop_lag_seconds 0.25\n")
+    assert read_metrics(page) == {"events": 100.0, "lag": 7.0, "loop_lag_s": 0.25}
