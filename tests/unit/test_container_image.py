@@ -81,3 +81,22 @@ def test_the_build_context_leaves_out_the_local_environment_but_not_the_wheelhou
     ignored = [line for line in (ROOT / ".dockerignore").read_text().splitlines() if line and not line.startswith("#")]
     assert {".git", ".venv", "native/target", "dist"} <= set(ignored)
     assert not [line for line in ignored if "wheelhouse" in line]
+
+
+def test_a_policy_naming_a_missing_plugin_says_how_to_add_it_to_the_image():
+    """The start fails (exit 3, the pod's termination message) with a pointer to docs/operations.md
+    'Playbook plugins', whose derived image is the 5-line Containerfile the issue asks for."""
+    from modelmedic.remediations.api import PlaybookRegistry, UnknownPlaybookError
+
+    try:
+        PlaybookRegistry().get("drain-traffic")
+    except UnknownPlaybookError as error:
+        message = str(error)
+    assert "docs/operations.md 'Playbook plugins'" in message and "pip-installs the package" in message
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    assert "\n### Playbook plugins\n" in guide
+    derived = re.search(r"```Containerfile\n(.*?)```", guide, re.DOTALL).group(1).splitlines()
+    assert len(derived) <= 5 and derived[0].startswith("FROM ") and any("pip install" in line for line in derived)
+    _, runtime = stages()
+    (user,) = [args for op, args in runtime if op == "USER"]
+    assert derived[-1] == f"USER {user}", "the derived image runs as the chart's uid again"
