@@ -51,7 +51,8 @@ async def test_a_batch_closing_a_million_series_windows_yields_to_the_loop() -> 
     assert len(plane.parts[0].windows.keys) == 1  # the expiry ran: only m0 is left
     # A million series-windows, 10,000 a turn: the loop turned about 100 times (before: not once).
     assert lag.turns >= 90, lag.turns
-    assert lag.longest < 0.5, f"the loop was blocked for {lag.longest:.2f} s of {took:.2f} s"
+    # (CPU time: a busy machine's other processes stretch the wall-clock gaps, not the work per turn)
+    assert lag.longest_cpu < 0.5, f"the loop was blocked for {lag.longest_cpu:.2f} CPU s ({lag.longest:.2f} s) of {took:.2f} s"
 
 
 def _traffic(seed: int, models: int, seconds: int) -> list[InferenceEvent]:
