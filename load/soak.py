@@ -144,12 +144,16 @@ async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Ev
     """One :class:`Sample` every ``every_s`` until ``stop``, printed as it is taken."""
     samples: list[Sample] = []
     t0 = time.monotonic()
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}", timeout=5.0) as http:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}", timeout=min(30.0, every_s)) as http:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every_s)
             assert service.proc is not None
-            values = read_metrics((await http.get("/metrics")).text)
+            try:
+                values = read_metrics((await http.get("/metrics")).text)
+            except httpx.HTTPError as error:  # a starved or stuck service: say so, keep sampling
+                print(f"[soak] /metrics not read at {time.monotonic() - t0:.0f}s: {error!r}", flush=True)
+                continue
             sample = Sample(t_s=time.monotonic() - t0, rss_mb=service.sample_rss(), cpu_s=cpu_seconds(service.proc.pid),
                             events=values["events"], lag=values.get("lag", 0.0), loop_lag_s=values.get("loop_lag_s", 0.0))
             samples.append(sample)
