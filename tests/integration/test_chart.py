@@ -556,6 +556,10 @@ def test_the_network_policy_is_opt_in_and_opens_only_the_configured_paths(helm):
     quiet = one(render(helm, "--set", "networkPolicy.enabled=true", "--set", "remediation.enabled=false"), "NetworkPolicy")
     assert [{p["port"] for p in rule["ports"]} for rule in quiet["spec"]["egress"]] == [{53}, {9092, 9093}, {9093, 443}]
     assert quiet["spec"]["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    # a registry read from git: its remote too
+    cloning = one(render(helm, "--set", "networkPolicy.enabled=true", "--set", "remediation.enabled=false",
+                         "--set", "registry.git.url=ssh://git.example/ml/registry.git"), "NetworkPolicy")
+    assert {p["port"] for p in cloning["spec"]["egress"][-1]["ports"]} == {443, 22, 9418}
 
 
 class _Readyz(BaseHTTPRequestHandler):
