@@ -2,16 +2,23 @@
 
 Names follow Prometheus conventions: ``modelmedic_`` prefix, ``_total`` for counters,
 base units (seconds, bytes). Labels are low-cardinality on purpose: never a model id on
-a hot-path metric (thousands of models would explode the series count); per-model
-detail lives in the anomaly records and the status page.
+a hot-path metric (thousands of models would explode the series count). The per-model
+series there are, are bounded: :data:`TOP_MODELS` (the ``MODEL_TOP_K`` models with the most
+open incidents) and :data:`FEATURE_VIOLATIONS` (capped per partition); the rest of the
+per-model detail lives in the anomaly records and the status page.
 """
 
 from __future__ import annotations
 
+import heapq
 import platform
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
 from importlib import metadata
 
-from prometheus_client import Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 disable_created_metrics()
 """No ``*_created`` series: one extra series per counter and histogram child that no panel or rule reads
@@ -111,6 +118,49 @@ FEATURES_DROPPED = Counter("modelmedic_features_dropped_total",
 at all is dead-lettered with the event, as any other field of the wrong type)."""
 FEATURE_VIOLATIONS = Counter("modelmedic_feature_violations_total",
                              "Sampled features breaking their version's input schema", ["model", "version", "feature", "check"])
-"""The one per-model metric, by the request's feature: check is ``missing``, ``unknown``, ``null``, ``type``,
+"""Per model, by the request's feature: check is ``missing``, ``unknown``, ``null``, ``type``,
 ``range`` or ``unseen_category``. Only the quality sample is checked and only violations make series, at most
 ``quality.features_metric_series`` label sets per partition (then feature ``_other``)."""
+
+MODEL_TOP_K = 20
+"""Models with per-model series at most, whatever the fleet's size."""
+
+
+class TopModels(Collector):
+    """``modelmedic_model_open_incidents{model, anomaly_class}`` for the ``k`` models with the most
+    open incidents now (ties: by name), read at scrape time from ``source``.
+
+    Bounded by construction: a fleet of thousands of models exports at most ``k`` models'
+    series, the ones in the most trouble, so the dashboard has a per-model view without one
+    series per model. Built from the open incidents (a few per troubled model), never on the hot
+    path. Each replica loads every incident at start, so replicas overlap: take ``max`` across
+    them, not ``sum``.
+    """
+
+    NAME = "modelmedic_model_open_incidents"
+
+    def __init__(self, k: int = MODEL_TOP_K) -> None:
+        self.k = k
+        self.source: Callable[[], Iterable[tuple[str, str]]] = lambda: ()
+        """(model, anomaly_class) of every open incident; the service sets it (modelmedic.app)."""
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self.NAME, f"Open incidents by model and class, for the {self.k} models with the most",
+                                 labels=["model", "anomaly_class"])
+
+    def collect(self) -> Iterator[Metric]:
+        by_model: dict[str, Tally[str]] = {}
+        for model, anomaly_class in self.source():
+            by_model.setdefault(model, Tally())[anomaly_class] += 1
+        family = self._family()
+        for model in heapq.nsmallest(self.k, by_model, key=lambda m: (-by_model[m].total(), m)):
+            for anomaly_class, n in sorted(by_model[model].items()):
+                family.add_metric([model, anomaly_class], n)
+        yield family
+
+
+TOP_MODELS = TopModels()
+REGISTRY.register(TOP_MODELS)

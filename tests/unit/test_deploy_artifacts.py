@@ -43,6 +43,8 @@ def exported_series() -> dict[str, str]:
     """Every series name service/metrics.py exports, mapped to its metric's Python name."""
     names: dict[str, str] = {}
     for attr, metric in vars(metrics).items():
+        if isinstance(metric, metrics.TopModels):
+            names.update({family.name: attr for family in metric.describe()})
         if not isinstance(metric, prometheus_client.metrics.MetricWrapperBase):
             continue
         base = metric._name  # noqa: SLF001 - the registered name; prometheus_client strips _total
@@ -109,6 +111,10 @@ def test_the_dashboard_covers_every_metric_and_the_asked_for_views():
         "Alert delivery latency": "modelmedic_alert_delivery_seconds_bucket",
         "Playbook runs by status": "by (playbook, status)",
         "Playbook duration": "modelmedic_playbook_duration_seconds_bucket",
+        "Open incidents by model": "max by (model, anomaly_class) (modelmedic_model_open_incidents",
+        "Open incidents by model and class": "max by (model, anomaly_class) (modelmedic_model_open_incidents",
+        # plugins load at start only: the counter is a state, counted per entry point, never summed over replicas
+        "Playbook plugins skipped": "count(count by (entry_point) (modelmedic_playbook_load_errors_total",
     }
     titles = {title for title, _ in exprs}
     for title, fragment in wanted.items():

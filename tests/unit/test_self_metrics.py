@@ -10,6 +10,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from modelmedic import metrics
 from modelmedic.app import watch_loop_lag
+from modelmedic.metrics import TopModels
 
 
 def test_metrics_has_no_created_series_and_says_which_build_runs():
@@ -46,3 +47,21 @@ async def test_the_loop_lag_gauge_shows_how_long_work_held_the_loop():
     await watcher
     assert held >= 0.28
     assert after < 0.28
+
+
+def test_per_model_series_are_bounded_to_the_k_models_with_the_most_open_incidents():
+    """5,000 models with open incidents export at most k models' series: the worst ones."""
+    top = TopModels(k=20)
+    incidents = [(f"model-{i:04d}", "latency") for i in range(5000)]
+    incidents += [(f"model-{i:04d}", "errors") for i in range(4990, 5000)]  # ten models with two
+    incidents += [("model-4999", "errors")]
+    top.source = lambda: incidents
+    (family,) = top.collect()
+    models = {s.labels["model"] for s in family.samples}
+    assert len(models) == 20
+    assert {f"model-{i:04d}" for i in range(4990, 5000)} <= models
+    assert {(s.labels["anomaly_class"], s.value) for s in family.samples if s.labels["model"] == "model-4999"} == {
+        ("latency", 1.0), ("errors", 2.0)}
+    assert len(family.samples) == 30  # 20 models, ten of them in two classes
+    top.source = lambda: ()
+    assert [f.samples for f in top.collect()] == [[]]
