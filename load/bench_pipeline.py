@@ -114,6 +114,7 @@ def settings_for(bootstrap: str, topic: str) -> Settings:
     )
     return Settings(kafka=KafkaSettings(
         bootstrap_servers=bootstrap, group_id=f"bench-{run}", topics=topics, max_poll_records=MAX_POLL_RECORDS,
+        **local_kafka.SINGLE_BROKER,
     ))
 
 

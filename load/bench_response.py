@@ -78,7 +78,7 @@ async def bench(args: argparse.Namespace) -> int:
     })
     (work / "policy.yaml").write_text(yaml.safe_dump(policy.model_dump(mode="json")))
     settings = load_settings(
-        kafka={"bootstrap_servers": broker.bootstrap}, http={"port": 0}, policy_file=str(work / "policy.yaml"),
+        kafka={"bootstrap_servers": broker.bootstrap, **kafka_stack.SINGLE_BROKER}, http={"port": 0}, policy_file=str(work / "policy.yaml"),
         kubernetes={"kubeconfig": kube.service_kubeconfig},
         sinks=[{"type": "pagerduty", "url": receiver.pagerduty_url, "routing_key": "B" * 32}],
     )

@@ -612,7 +612,7 @@ class Chaos:
         self.port = free_port()
         (w / "policy.yaml").write_text(yaml.safe_dump(POLICY))
         (w / "modelmedic.yaml").write_text(yaml.safe_dump({
-            "kafka": {"bootstrap_servers": self.broker.bootstrap, "partitions": 6},
+            "kafka": {"bootstrap_servers": self.broker.bootstrap, "partitions": 6, **kafka_stack.SINGLE_BROKER},
             "http": {"port": self.port},
             "kubernetes": {"kubeconfig": self.kube.service_kubeconfig},
             "policy_file": str(w / "policy.yaml"),

@@ -177,7 +177,7 @@ async def _demo(args: argparse.Namespace, cleanup: contextlib.AsyncExitStack) ->
     cleanup.callback(receiver.stop)
     http_port = free_port()
     config = {
-        "kafka": {"bootstrap_servers": broker.bootstrap, "partitions": 6},
+        "kafka": {"bootstrap_servers": broker.bootstrap, "partitions": 6, **kafka_stack.SINGLE_BROKER},
         "http": {"port": http_port},
         "kubernetes": {"kubeconfig": kube.service_kubeconfig},
         "policy_file": str(work / "policy.yaml"),

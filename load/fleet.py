@@ -152,6 +152,12 @@ WEEKEND_RAMP_MS = 6 * 3_600_000
 CLASS_LABELS = ("approve", "review", "decline", "escalate")
 
 
+def daily_factor(seasonality: float, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
+    """A model's rate multiplier of the time of day at ``t_ms`` (weekends aside): a sine of
+    amplitude ``seasonality`` shifted by the model's ``phase`` (its time zone)."""
+    return 1 + seasonality * np.sin(2 * math.pi * (t_ms % DAY_MS) / DAY_MS + phase)
+
+
 @dataclass(frozen=True)
 class FleetSpec:
     """The shape of the fleet; together with ``seed`` it fixes every record generated.
@@ -505,8 +511,7 @@ class Fleet:
         return replicas, np.array([self._version_index(m, self.version(p.model)) for m, p in enumerate(self.profiles)])
 
     def _seasonal_rate(self, t_ms: float) -> np.ndarray:
-        day = 2 * math.pi * (t_ms % DAY_MS) / DAY_MS
-        rate = self._rate * (1 + self.spec.seasonality * np.sin(day + self._phase))
+        rate = self._rate * daily_factor(self.spec.seasonality, self._phase, t_ms)
         if self.spec.weekend != 1.0:
             rate = rate * self.weekly_factor(t_ms)
         return rate
@@ -870,10 +875,10 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int = 6) -> None:
 
 async def fill_topic(
     bootstrap: str, topic: str, n_events: int, spec: FleetSpec, seed: int | None = None,
-    *, start_ms: int = 1_767_225_600_000, partitions: int = 6,
+    *, start_ms: int = 1_767_225_600_000, partitions: int = 6, incidents: Sequence[Incident] = (),
 ) -> int:
-    """Produce the first ``n_events`` records of the fleet (``seed`` overrides the spec's) as
-    fast as the broker takes them; the topic is created with ``partitions`` if missing.
+    """Produce the first ``n_events`` records of the fleet (``seed`` overrides the spec's) with
+    ``incidents``, as fast as the broker takes them; the topic is created with ``partitions`` if missing.
 
     Records go in whole batches per partition (same murmur2 key partitioning as ``send``):
     per-record ``send`` costs more Python than generating the record does.
@@ -888,7 +893,7 @@ async def fill_topic(
         partition_of: dict[bytes, int] = {}
         batches: dict[int, BatchBuilder] = {}
         pending: list[asyncio.Future] = []
-        for key, value in itertools.islice(generate(spec, (), start_ms, None), n_events):
+        for key, value in itertools.islice(generate(spec, incidents, start_ms, None), n_events):
             partition = partition_of.get(key)
             if partition is None:
                 partition = partition_of[key] = DefaultPartitioner()(key, all_partitions, all_partitions)

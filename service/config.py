@@ -56,7 +56,28 @@ class KafkaSettings(_Section):
     client_id: str = "modelmedic"
     topics: Topics = Field(default_factory=Topics)
     partitions: int = Field(6, ge=1, le=10_000)
-    """Partition count used when modelmedic creates its own topics."""
+    """Partition count used when modelmedic creates its own topics. An existing topic keeps its
+    count (a warning says so), except that inference and labels must have the same one (they are
+    co-partitioned: a model's labels meet its predictions in one process), or start fails."""
+    replication_factor: int = Field(3, ge=1)
+    """Replicas of every topic modelmedic creates, and the fewest it accepts at start on the topics it
+    writes (anomalies, dead letters, audit, incidents, silences, state): 3 keeps every record through the
+    loss of a broker. An existing topic it writes with fewer fails start; an input topic (inference,
+    labels) with fewer is warned about. A single-broker development cluster holds one replica: set 1
+    there explicitly (the local stack, ``deploy/local/kafka.py``, and the tests do)."""
+    min_insync_replicas: int = Field(2, ge=1)
+    """``min.insync.replicas`` of the topics modelmedic creates, and the least it accepts on the topics it
+    writes. Its producers write with ``acks=all``, so a write is confirmed only once this many replicas
+    hold it: with 2 of 3, a confirmed record survives one broker's loss and writes go on while one is
+    down. Lower on a topic it writes fails start; at most ``replication_factor``."""
+    retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=-1)
+    """``retention.ms`` of the (not compacted) inference, labels, anomalies and dead-letter topics modelmedic
+    creates; -1 keeps records forever. Seven days covers a replay of last week. An existing topic with
+    another value is used as it is, with a warning."""
+    audit_retention_ms: int = Field(400 * 24 * 3600 * 1000, ge=-1)
+    """``retention.ms`` of the audit topic when modelmedic creates it: over a year, so last year's
+    incident review can still read who did what; -1 keeps it forever. Another value is warned about.
+    The compacted topics (incidents, silences, state) keep their latest record per key forever."""
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
@@ -71,6 +92,11 @@ class KafkaSettings(_Section):
     arrives in small ones); then a larger batch spans more partitions, whose closed
     windows are judged together, and amortizes per-batch work: 20,000 drained a
     backlog 10-15% faster than 5,000 (docs/benchmarks.md), at ~80 ms per batch."""
+    heartbeat_interval_ms: int = Field(300, ge=10)
+    """How often a consumer tells the group coordinator it is alive, and learns that the group is
+    rebalancing: a replica joining waits for every member to notice, so this bounds how long a new
+    replica waits for partitions (aiokafka's default, 3,000 ms, made it wait 3-5 s). A heartbeat
+    is one small request: 300 ms costs two consumers a process a few requests a second."""
     fetch_timeout_ms: int = Field(200, ge=1)
     """How long a fetch waits for records before the loop checks timers (idle window close)."""
 
@@ -82,6 +108,11 @@ class KafkaSettings(_Section):
             raise ValueError(
                 f"security_protocol={self.security_protocol} needs sasl_mechanism, sasl_username "
                 "and sasl_password (MODELMEDIC_KAFKA__SASL_USERNAME ...)"
+            )
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas={self.min_insync_replicas} exceeds replication_factor={self.replication_factor}: "
+                "it cannot have more replicas in sync than it has; lower min_insync_replicas (1 on a single broker)"
             )
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             path = getattr(self, name)

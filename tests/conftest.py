@@ -44,6 +44,7 @@ def settings(kafka: kafka_stack.Broker, topics: Topics) -> Settings:
     """Settings pointing at the session broker with this test's topics and group."""
     return load_settings(
         kafka={"bootstrap_servers": kafka.bootstrap, "topics": topics.model_dump(), "partitions": 3,
+               **kafka_stack.SINGLE_BROKER,
                "group_id": f"g-{topics.inference}"},
         http={"port": 0},
         detection={"snapshot_interval_s": 1.0},

@@ -27,6 +27,10 @@ KAFKA_VERSION = "3.9.1"
 LIBS = CACHE / "kafka-libs"
 POM = Path(__file__).resolve().parent / "pom.xml"
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy-dependencies"
+SINGLE_BROKER = {"replication_factor": 1, "min_insync_replicas": 1}
+"""The ``kafka`` settings this one broker needs: one replica of each topic. modelmedic's defaults
+(3 replicas, 2 in sync) are for production clusters and fail start here; every configuration
+pointing at the local stack (tests, demo, benchmarks) says so explicitly with these."""
 
 
 @dataclass

@@ -49,7 +49,7 @@ from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
 from modelmedic.errors import ModelmedicError, SnapshotRejected
 from modelmedic.registry import Registry
 from modelmedic.detection.usage import UsageRollup
-from modelmedic.kafka import ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
+from modelmedic.kafka import BacklogAssignor, ConsumerFactory, ProducerFactory, ensure_topics, read_compacted
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import producer as make_producer
 from modelmedic.detection.windows import Forgotten, PartitionWindows, SlotPool
@@ -100,6 +100,11 @@ class DetectionPlane:
         """Usage statistics for the registry (None: not collected)."""
         self.parts: dict[int, PartitionState] = {}
         self.pool = SlotPool()
+        self.assignor = BacklogAssignor()
+        """Tells the group this consumer's lags when it rejoins (partitions are shared by backlog)."""
+        self._handed: dict[int, PartitionState] = {}
+        """Partitions the group took back after a committed checkpoint, set aside until the assignment:
+        nobody can have moved them on since, so those assigned to us again go on from memory."""
         d = settings.detection
         self.decoder = RecordDecoder(sample_every=d.quality_sample_every if d.quality else 0, max_series=d.max_series)
         """Decodes every partition's inference records to columns (one series numbering), and
@@ -136,7 +141,7 @@ class DetectionPlane:
         """Build the consumer and producer from the factories (:meth:`run` starts them; an offline plane
         of ``modelmedic.testing`` drives the hot path with its fakes and never starts them)."""
         self._producer = self._producer_factory(self.settings.kafka)
-        self._consumer = self._consumer_factory(self.settings.kafka, group_id=self.group_id)
+        self._consumer = self._consumer_factory(self.settings.kafka, group_id=self.group_id, assignor=self.assignor)
 
     async def run(self, stop: asyncio.Event, max_records: int | None = None) -> None:
         """Consume until ``stop`` is set (or ``max_records`` are processed), then checkpoint."""
@@ -146,6 +151,7 @@ class DetectionPlane:
         await self._producer.start()
         try:
             await self._consumer.start()
+            log.info("joining consumer group %s", self.group_id)
             self._consumer.subscribe([k.topics.inference, k.topics.labels], listener=_Rebalance(self))
             while not stop.is_set():
                 wait_ms = min(k.fetch_timeout_ms, self.settings.detection.judge_batch_ms) if self._unjudged \
@@ -498,7 +504,8 @@ class DetectionPlane:
             state = self.parts.get(tp.partition)
             if high is not None and state is not None:
                 done = state.label_next if tp.topic == self.settings.kafka.topics.labels else state.next_offset
-                lag += max(0, high - done)
+                self.assignor.lag[tp] = behind = max(0, high - done)
+                lag += behind
         metrics.CONSUMER_LAG.set(lag)
         return lag
 
@@ -508,11 +515,12 @@ class DetectionPlane:
         # The group is part of the key: two groups reading one topic keep separate state.
         return f"{self.group_id}:{self.settings.kafka.topics.inference}:{partition}".encode()
 
-    async def _checkpoint(self, partitions: list[int]) -> None:
-        """Persist outputs, then state, then offsets: in that order, so nothing is lost."""
+    async def _checkpoint(self, partitions: list[int]) -> bool:
+        """Persist outputs, then state, then offsets: in that order, so nothing is lost. Returns whether
+        the group took the offsets (False: it had rebalanced without us, or nothing was assigned)."""
         self._last_snapshot = time.monotonic()
         if not partitions or self._producer is None:
-            return
+            return False
         await self._judge([], force=True)  # a snapshot holds the judge's state: every shut window in it
         pending, self._pending = self._pending, []
         if pending:
@@ -538,6 +546,7 @@ class DetectionPlane:
             assigned = self._consumer.assignment()
             try:
                 await self._consumer.commit({tp: o for tp, o in offsets.items() if tp in assigned})
+                return True
             except (CommitFailedError, IllegalStateError) as exc:
                 # The group rebalanced under us (or this loop was blocked past the session
                 # timeout): the consumer rejoins on its next fetch, and whoever owns each
@@ -545,15 +554,30 @@ class DetectionPlane:
                 metrics.COMMIT_FAILURES.labels(plane="detection").inc()
                 log.warning("detection plane: offset commit refused (%s: %s); rejoining the group and going on from "
                             "the snapshots just written", type(exc).__name__, exc)
+        return False
+
+    async def _reassigned(self, assigned: list[int]) -> list[int]:
+        """After a rebalance: keep the partitions handed back to us in memory (seeking to where they were),
+        let go of the others, restore the new ones from their snapshots. Returns the partitions kept."""
+        handed, self._handed = self._handed, {}
+        for p, state in handed.items():
+            if p not in assigned:  # its series leave this process: their slots go back to the pool, reset
+                self._forget(state.windows.release())
+                continue
+            self.parts[p] = state
+            self._consumer.seek(TopicPartition(self.settings.kafka.topics.inference, p), state.next_offset)
+            self._consumer.seek(TopicPartition(self.settings.kafka.topics.labels, p), state.label_next)
+        await self._restore([p for p in assigned if p not in self.parts])
+        return sorted(p for p in handed if p in self.parts)
 
     async def _restore(self, partitions: list[int]) -> None:
         """Load each partition's snapshot (or start fresh) and seek to its resume offset."""
+        if not partitions:  # (a member keeping what it had reads no state topic)
+            return
         if self._snapshots is None or any(self._snapshot_key(p) not in self._snapshots for p in partitions):
             self._snapshots = await read_compacted(self.settings.kafka, self.settings.kafka.topics.state)
         await self._judge([], force=True)  # nothing may wait on a state about to be replaced
         for p in partitions:
-            if p in self.parts:  # assigned again without a revocation in between: restore afresh
-                self._forget(self.parts.pop(p).windows.release())
             blob = self._snapshots.get(self._snapshot_key(p))
             state = self._restored(p, blob) if blob is not None else None
             if state is not None:
@@ -619,22 +643,30 @@ class DetectionPlane:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Checkpoint what we give up; restore what we are given."""
+    """Checkpoint what the group takes back; go on from memory with what it gives back, restore the rest."""
 
     def __init__(self, plane: DetectionPlane) -> None:
         self.plane = plane
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        started = time.monotonic()
         async with self.plane._lock:
             mine = sorted({tp.partition for tp in revoked if tp.partition in self.plane.parts})
-            await self.plane._checkpoint(mine)
+            committed = await self.plane._checkpoint(mine)
             for p in mine:
-                # Its series leave this process: their slots go back to the pool, reset.
-                self.plane._forget(self.plane.parts.pop(p).windows.release())
+                state = self.plane.parts.pop(p)
+                if committed:  # set aside until the assignment says whether it stays here
+                    self.plane._handed[p] = state
+                else:  # someone else may own it already: its series leave this process
+                    self.plane._forget(state.windows.release())
+        log.info("partitions %s revoked: checkpointed in %.0f ms", mine, (time.monotonic() - started) * 1000)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        started = time.monotonic()
         async with self.plane._lock:
-            await self.plane._restore(sorted({tp.partition for tp in assigned}))
+            kept = await self.plane._reassigned(sorted({tp.partition for tp in assigned}))
+        log.info("partitions %s assigned (kept in memory: %s) in %.0f ms", sorted(self.plane.parts), kept,
+                 (time.monotonic() - started) * 1000)
         self.plane.ready.set()
 
 

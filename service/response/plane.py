@@ -519,8 +519,9 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         record = {"ts": self.clock(), "actor": actor, "action": action, "incident_id": incident.id,
                   "model": incident.model, "version": incident.version, "anomaly_class": incident.anomaly_class,
                   "state": incident.state, "details": details}
-        await self._producer.send(self.settings.kafka.topics.audit, redact(msgspec.json.encode(record).decode()).encode(),
-                                  key=incident.model.encode())
+        # Awaited to the broker's acknowledgement (acks=all): an action is taken as audited only once it is.
+        await self._producer.send_and_wait(self.settings.kafka.topics.audit,
+                                           redact(msgspec.json.encode(record).decode()).encode(), key=incident.model.encode())
 
 
 def _firing(incident: Incident) -> Firing:

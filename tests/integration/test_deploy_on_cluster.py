@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaProducer
 from kubernetes.config import incluster_config
 
 from deploy.helm import tool as helm_tool
+from deploy.local import kafka as kafka_stack
 from deploy.local import kube as local_kube
 from deploy.local.procs import free_port
 from load.cluster import model_deployment
@@ -356,7 +357,7 @@ async def test_prometheus_scrapes_the_service_run_from_the_charts_config(kafka, 
     values = {
         "remediation": {"enabled": False},
         "config": {"kafka": {"bootstrap_servers": kafka.bootstrap, "topics": topics.model_dump(), "partitions": 3,
-                             "group_id": f"g-{topics.inference}"},
+                             "group_id": f"g-{topics.inference}", **kafka_stack.SINGLE_BROKER},
                    "detection": {"snapshot_interval_s": 1.0}, "windows": {"idle_close_ms": 600_000}},
     }
     docs = render(helm, "modelmedic", "modelmedic", values, tmp_path)
