@@ -55,6 +55,14 @@ if [ ! -f "$rootfs/.complete" ]; then
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
   touch "$rootfs/.complete"
 fi
+if [ ! -f "$rootfs/.trimmed" ]; then
+  # Documentation, manual pages and message translations: nothing in the image reads them
+  # (LANG=C.UTF-8), and they are 53 of the rootfs' 183 MB (Debian's slim images leave out
+  # doc, man and info the same way). locale.alias stays: glibc reads it.
+  find "$rootfs"/usr/share/locale -mindepth 1 -maxdepth 1 ! -name locale.alias -exec rm -rf {} +
+  rm -rf "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+  touch "$rootfs/.trimmed" "$rootfs/.complete"
+fi
 say "root filesystem ready ($(du -sh --exclude=proc "$rootfs" 2>/dev/null | cut -f1))"
 
 if ! buildah inspect --type image "$base" >/dev/null 2>&1 || [ "$rootfs/.complete" -nt "$cache/base.stamp" ]; then
