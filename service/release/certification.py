@@ -18,8 +18,9 @@ contract: ``POST /predict {request_id, features} -> {prediction, version}``):
    fraction; p99 not more than k x stable's). A first version with no quality floor configured fails:
    nothing would say its quality is good enough. The version's interface (registry) is enforced on the traffic:
    every request sent must match its input schema and every holdout prediction its output schema.
-4. **Report**: a JSON dict (the registry's certification report, so it is also the monitor's baseline)
-   and its Markdown rendering, both attached to the version; the version is promoted to ``certified``
+4. **Report**: a JSON dict (the registry's certification report, so it is also the monitor's baseline,
+   with the reference distributions it judges the version's predictions and inputs against from its first
+   request: :func:`~modelmedic.release.report.reference_distributions`) and its Markdown rendering, both attached to the version; the version is promoted to ``certified``
    only when every gate passed. :func:`~modelmedic.release.report.render_png` draws the ladder as a
    chart, on request.
 
@@ -47,8 +48,8 @@ import httpx
 from modelmedic.errors import CertificationMissingError
 from modelmedic.release.inputs import CertificationPolicy, Sample
 from modelmedic.release.loadgen import Progress, measure, request_body
-from modelmedic.release.report import (Gate, absolute_gates, build_report, interface_gates, relative_gates,
-                                       render_markdown)
+from modelmedic.release.report import (Gate, absolute_gates, build_report, interface_gates, reference_distributions,
+                                       relative_gates, render_markdown)
 
 if TYPE_CHECKING:
     from modelmedic.registry import CertifiedBaseline, Registry
@@ -99,7 +100,8 @@ async def certify(registry: Registry, model: str, version: str, endpoint: str, s
     sent = [request_body(s) for s in [*samples, *(holdout or ())]]
     gates = (absolute_gates(measurement, policy) + relative_gates(measurement, policy, stable, stable_version)
              + interface_gates(interface, sent, measurement.predictions))
-    report = build_report(model, version, endpoint, policy, measurement, gates, stable_version, now())
+    report = {**build_report(model, version, endpoint, policy, measurement, gates, stable_version, now()),
+              **reference_distributions(interface, [*samples, *(holdout or ())], measurement.predictions)}
     markdown = render_markdown(report)
     await asyncio.to_thread(registry.attach_certification, model, version, report, markdown)
     failures = tuple(g for g in gates if g.passed is False)
