@@ -36,8 +36,13 @@ SUSPICION = 1.0 / 3.0
 """A CUSUM above this fraction of ``h`` marks its series as under suspicion (learns slowly)."""
 SLOWDOWN = 10.0
 """How much slower a series under suspicion learns."""
-CAP = 1.5
-"""CUSUMs are capped at ``CAP * h``: ending an episode takes evidence worth ``h / 2`` against it."""
+CAP = 1.25
+"""CUSUMs are capped at ``CAP * h``: an episode never holds more evidence than its end must undo."""
+RESET = 0.75
+"""An episode goes on while its CUSUM is at or above ``RESET * h``: ending one from the cap takes
+evidence worth ``h / 2`` against it (as long as with the former cap of ``1.5 h`` and an end below
+``h``), and a sparse series whose CUSUM hovers about ``h`` must move ``h / 4`` away from it, so it
+neither ends nor restarts its episode with each request or empty window."""
 
 
 def threshold_for(window_s: float, false_alarms_per_day: float) -> float:

@@ -55,9 +55,10 @@ class WindowSeries(SlotState):
     ``CAP * h``), ``alarm`` being the score the bank itself calls an anomaly (its
     ``threshold``, else 0.5: :class:`CalibratedBank`'s 5 digits of evidence). The bank
     decides alone, window by window: evidence is not accumulated and ``trigger_windows`` does
-    not apply; an episode ends after ``recover_windows`` windows with a value the bank does not
-    flag (:class:`CalibratedBank` flags an incident's first window only, so its episodes are
-    that short), or when the series stopped; windows without a value are inconclusive. ``sides``:
+    not apply; an episode ends after ``recover_windows`` windows with a value under ``RESET``
+    (three quarters) of what the bank flags (:class:`CalibratedBank` flags an incident's first
+    window only, so its episodes are that short), or when the series stopped; windows without
+    a value are inconclusive. ``sides``:
     ``up`` (latency, errors: only a rise is a problem) or ``both`` (throughput: drop or
     surge, ``kind`` 0 or 1). ``unit`` converts the value fed to the unit of ``observed`` and
     ``baseline`` (requests per window to requests/s). Warm after ``min_windows`` windows

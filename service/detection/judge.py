@@ -31,9 +31,12 @@ series' first day) is *insufficient data*: counted per family (:meth:`WindowJudg
 A window adds at most ``h / trigger_windows`` to a CUSUM, so it takes ``trigger_windows``
 windows of evidence at least: a single wild window of a busy model never pages. An
 episode starts when a CUSUM reaches ``h`` and ends after ``recover_windows`` windows
-below it, or when a version stopped serving; CUSUMs are capped at ``1.5 h``, so a
-flapping series stays in one episode instead of opening a new incident per flap. Anomaly ids hash the series, kind and the CUSUM's onset (the window it last left
-0), so re-judging the same windows after a restart yields the same ids.
+below ``0.75 h`` (``RESET``), or when a version stopped serving; CUSUMs are capped at
+``1.25 h``, so ending an episode takes evidence worth ``h / 2`` against it, a flapping
+series stays in one episode instead of opening a new incident per flap, and a sparse
+series hovering about ``h`` neither ends nor restarts its episode with each request.
+Anomaly ids hash the series, kind and the CUSUM's onset (the window it last left 0), so
+re-judging the same windows after a restart yields the same ids.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ from modelmedic import metrics
 from modelmedic.config import DetectionSettings
 from modelmedic.detection.banks import FamilyBank, family_banks
 from modelmedic.detectors.base import SlotState
-from modelmedic.detectors.sequential import Evidence, threshold_for
+from modelmedic.detectors.sequential import RESET, Evidence, threshold_for
 from modelmedic.errors import ModelmedicError
 from modelmedic.events import Anomaly, stable_id
 from modelmedic.detection.windows import ClosedWindow
@@ -82,6 +85,12 @@ class Episodes(SlotState):
 
     def _slot_capacity(self) -> int:
         return self.bad.size
+
+    def firing_of(self, slots: np.ndarray) -> np.ndarray:
+        """Which of ``slots`` are in an episode (new slots are not)."""
+        if slots.size:
+            self.ensure(int(slots.max()) + 1)
+        return self.firing[slots]
 
     def forget(self, slots: np.ndarray) -> None:
         slots = slots[slots < self.bad.size]
@@ -452,7 +461,8 @@ class WindowJudge:
         slots, window, owner = (r.slots, r.window, r.owner) if by_version else (r.groups, r.group_window, r.group_owner)
         # A window is inconclusive (neither starts nor helps end an episode) while evidence builds
         # up below h; a version that stopped serving is no longer judged: its silence ends an episode.
-        anomalous = ev.cusum >= h
+        # A firing episode stays anomalous down to RESET * h: its end needs evidence, not quiet windows.
+        anomalous = ev.cusum >= h * np.where(fam.episodes.firing_of(slots), RESET, 1.0)
         judged = ev.warm & (anomalous | ~ev.rising)
         if stopped is not None:
             judged &= ~stopped
