@@ -15,7 +15,9 @@ judge; no fetch), as polls of a consumer that keeps up with the traffic.
 
 Scoring, per ground-truth entry: a firing anomaly of one of its models whose window ends
 between its start and ``MATCH_GRACE_S`` after its end detects it; the delay is that
-window's end minus the start (event time), compared with the entry's deadline. Pages: the
+window's end minus the start (event time), compared with the entry's deadline and with
+``bound s``, what the data allow (:func:`information_bound_s`: the expected delay of a test
+designed for exactly that change at the judge's false-alarm budget). Pages: the
 real response plane (incidents, storms, storm holds; no Kubernetes, so no remediation)
 folds the anomalies in, its clock set to the stream's event time, and every first page
 its alerter sends is counted (``page s``: event time from the start to the first page).
@@ -40,13 +42,17 @@ from pathlib import Path
 
 import numpy as np
 from aiokafka import TopicPartition
+from scipy.special import ndtr, ndtri
 from aiokafka.partitioner import DefaultPartitioner
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from load.fleet import FleetSpec, Incident, ModelProfile, profiles, realistic, stream  # noqa: E402
+from load.fleet import (  # noqa: E402
+    FLAP_HALF_PERIOD_S, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic, stream,
+)
 from modelmedic.config import Settings, load_settings  # noqa: E402
+from modelmedic.detectors.sequential import threshold_for  # noqa: E402
 from modelmedic.detection.quality import QualityMonitor  # noqa: E402
 from modelmedic.events import Anomaly, Rejected, decode_anomaly, decode_inference  # noqa: E402
 from modelmedic.alerting import Alert, Alerter  # noqa: E402
@@ -166,6 +172,64 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
         incidents += [Incident(kind.fleet_kind, p.model, start_s, duration_s, kind.magnitude) for p in chosen]  # type: ignore[arg-type]
         truths.append(_truth(kind, chosen, start_s, duration_s))
     return quiet, Scenario("incidents", spec, shape.duration_s, tuple(incidents), tuple(truths))
+
+
+# -- what the data allow -------------------------------------------------------------------
+
+CREEP_STEP_S = 600.0
+"""A ``creep`` multiplies the latency by ``1 + magnitude`` once per this many seconds (load/fleet.py)."""
+
+
+def _bernoulli_kl(p1: float, p0: float) -> float:
+    """Nats per request telling a rate ``p1`` from ``p0``."""
+    return p1 * math.log(p1 / p0) + (1 - p1) * math.log((1 - p1) / (1 - p0))
+
+
+def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, elapsed_s: np.ndarray) -> np.ndarray:
+    """Nats per usual request that ``kind`` gives, ``elapsed_s`` into it, against the model as it was:
+    the Kullback-Leibler divergence of the changed metric from the usual one, per request of its
+    usual traffic (the drift of the log-likelihood ratio of a test designed for exactly this change).
+
+    Latency is lognormal with log spread ``sigma`` (a shift ``d`` gives ``d^2 / (2 sigma^2)``);
+    traffic is Poisson (a rate ``m`` times the usual gives ``m ln m - m + 1`` per usual request);
+    errors and the share of requests over the usual p99 are Bernoulli trials. A ``tail`` is
+    counted by the share over p99, the statistic the judge reads. Kinds that are not incidents give 0.
+    """
+    m, zero = kind.magnitude, np.zeros_like(elapsed_s)
+    step = math.log(max(m, 1e-12)) ** 2 / (2 * sigma**2)
+    if kind.fleet_kind == "latency_spike":
+        return zero + step
+    if kind.fleet_kind == "bad_version":  # latency x m and errors x m^2
+        return zero + step + _bernoulli_kl(min(profile.error_rate * m * m, 0.999), profile.error_rate)
+    if kind.fleet_kind == "flapping":  # slow for a half period, then normal as long
+        return step * ((elapsed_s % (2 * FLAP_HALF_PERIOD_S)) < FLAP_HALF_PERIOD_S)
+    if kind.fleet_kind == "creep":
+        return (np.floor(elapsed_s / CREEP_STEP_S) * math.log1p(m)) ** 2 / (2 * sigma**2)
+    if kind.fleet_kind in ("throughput_collapse", "surge"):
+        return zero + (m * math.log(m) - m + 1)
+    if kind.fleet_kind == "error_burst":
+        return zero + _bernoulli_kl(m, profile.error_rate)
+    if kind.fleet_kind == "tail":
+        usual = 0.01
+        slowed = float(ndtr(math.log(m) / sigma - ndtri(1 - usual)))
+        return zero + _bernoulli_kl((1 - TAIL_FRACTION) * usual + TAIL_FRACTION * slowed, usual)
+    return zero
+
+
+def information_bound_s(kind: Kind, profile: ModelProfile, spec: FleetSpec, start_ms: int, h: float,
+                        horizon_s: float = 2 * DAY_S) -> float:
+    """Seconds until the evidence of ``kind`` on ``profile`` from ``start_ms`` is worth ``h`` nats on
+    average: the expected delay (overshoot aside) of a CUSUM designed for exactly this change, at
+    the judge's false-alarm budget. No detector with that budget does much better on average
+    (Lorden 1971: ``h / KL`` is asymptotically the least worst-case delay), so an incident kind is
+    detectable within a third of its deadline on a model only where this is below that third.
+    The usual traffic follows the fleet's daily cycle (weekends aside); inf: not within ``horizon_s``.
+    """
+    elapsed = np.arange(horizon_s)
+    rate = profile.rate * daily_factor(spec.seasonality, profile.phase, start_ms + 1000 * elapsed)
+    evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed))
+    reached = np.flatnonzero(evidence >= h)
+    return float(reached[0] + 1) if reached.size else math.inf
 
 
 # -- running -------------------------------------------------------------------------------
@@ -304,6 +368,17 @@ class Row:
     pages: int
     page_s: float | None = None
     """Event time from the start to its first page; None: not paged."""
+    bound_s: float = math.inf
+    """What the data allow: :func:`information_bound_s` on its quickest model (inf: not an incident)."""
+
+    @property
+    def bar_s(self) -> float | None:
+        """The delay this instance is held to: a third of its deadline where the data allow it on
+        average (``bound_s`` within that third), else its deadline where they allow that; None
+        where no detector at the judge's false-alarm budget could be expected to find it in time,
+        or where the run ends (incident and grace) before the bar."""
+        deadline, ran_s = self.truth.kind.deadline_s, (self.truth.end_ms - self.truth.start_ms) / 1000 + MATCH_GRACE_S
+        return next((bar for bar in (deadline / 3, deadline) if self.bound_s <= bar <= ran_s), None)
 
     @property
     def detected(self) -> bool:
@@ -339,17 +414,20 @@ class Report:
         return [r for r in self.rows if r.truth.kind.name == name]
 
 
-def score(scenario: Scenario, outcome: Outcome) -> Report:
-    """Match anomalies and pages to the ground truth (module docstring)."""
+def score(scenario: Scenario, outcome: Outcome, h: float) -> Report:
+    """Match anomalies and pages to the ground truth (module docstring); ``h``: the judge's
+    threshold, for each entry's :func:`information_bound_s`."""
     incidents = [t for t in scenario.truths if t.kind.expected_class is not None]
+    fleet = {p.model: p for p in profiles(scenario.spec)}
     rows = []
     for truth in scenario.truths:
+        bound_s = min(information_bound_s(truth.kind, fleet[m], scenario.spec, truth.start_ms, h) for m in truth.models)
         matching = [a for a in outcome.anomalies if a.state == "firing" and truth.covers(a.model, a.window_end)]
         first = min((a.window_end for a in matching), default=None)
         paged = [t for t, models in outcome.pages if any(truth.covers(m, t) for m in models)]
         rows.append(Row(truth, None if first is None else (first - truth.start_ms) / 1000,
                         tuple(sorted({a.anomaly_class for a in matching})), len(paged),
-                        None if not paged else (min(paged) - truth.start_ms) / 1000))
+                        None if not paged else (min(paged) - truth.start_ms) / 1000, bound_s))
     false_anomalies = Counter(a.anomaly_class for a in outcome.anomalies
                               if a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents))
     false_pages = sum(not any(t.covers(m, at) for t in incidents for m in models) for at, models in outcome.pages)
@@ -362,7 +440,7 @@ def render(report: Report) -> str:
     lines = [f"== {s.name} fleet: {s.spec.models} models, {s.duration_s / 3600:g} h of event time, "
              f"{o.events:,} records, {o.seconds:.1f} s CPU",
              f"{'incident kind':<38} {'model':<10} {'req/s':>7} {'detected':>9} {'delay s':>8} {'deadline':>8} "
-             f"{'classes':<22} {'pages':>5} {'page s':>7}"]
+             f"{'bound s':>8} {'classes':<22} {'pages':>5} {'page s':>7}"]
     for r in report.rows:
         t = r.truth
         model = t.models[0] if len(t.models) == 1 else f"{len(t.models)} models"
@@ -373,8 +451,9 @@ def render(report: Report) -> str:
         delay = f"{r.delay_s:.0f}" if r.delay_s is not None else "-"
         expected = t.kind.expected_class or "none"
         classes = ",".join(r.classes) or "-"
+        bound = f"{r.bound_s:.0f}" if math.isfinite(r.bound_s) else "-"
         lines.append(f"{t.kind.name:<38} {model:<10} {t.rate:>7.2f} {verdict:>9} {delay:>8} {t.kind.deadline_s:>8.0f} "
-                     f"{classes + ' (want ' + expected + ')':<22} {r.pages:>5} "
+                     f"{bound:>8} {classes + ' (want ' + expected + ')':<22} {r.pages:>5} "
                      f"{'-' if r.page_s is None else f'{r.page_s:.0f}':>7}")
     by_class = ", ".join(f"{name} {count}" for name, count in report.false_anomalies.most_common())
     lines.append(f"false anomalies: {report.false_anomalies.total()} ({report.false_anomalies_per_model_day:.2f} per model-day"
@@ -387,8 +466,9 @@ def render(report: Report) -> str:
 async def evaluate(shape: Shape, seed: int, settings: Settings) -> tuple[Report, Report]:
     """Both fleets of ``shape`` through the offline plane, scored."""
     reports = []
+    h = threshold_for(settings.windows.size_ms / 1000, 1.0 - settings.detection.threshold)
     for scenario in scenarios(shape, seed):
-        reports.append(score(scenario, await run_offline(scenario, settings)))
+        reports.append(score(scenario, await run_offline(scenario, settings), h))
     return reports[0], reports[1]
 
 

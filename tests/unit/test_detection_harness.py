@@ -21,22 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from load import detection_harness as harness  # noqa: E402
 from modelmedic.config import load_settings  # noqa: E402
 
-MUST_DETECT_WITHIN_A_THIRD = (
-    "latency step x2", "latency step x4", "throughput drop -90%", "surge x3", "error burst 13%",
-    "storm: 12 models latency x3", "flapping x3 every 3 min", "bad release x3", "tail: 10% of requests x4 (p99 ~3x)",
-)
-"""Kinds every instance of which is detected within a third of its deadline today (the
-slowest: a surge on a 0.06 req/s model, 224 s of 900). Not asserted yet: ``latency creep
-+2%/10min`` (missed; the small fleet also ends before its 3 h deadline) and ``throughput
-drop -30%`` (missed: its 93-minute-late "detection" on a 0.76 req/s regressor was a false
-``label_performance`` anomaly, gone since regressors' labels are judged within a tolerance).
-Since the tail kind joined the library (12 kinds), the second ``throughput drop -90%`` falls on a
-0.06 req/s model: found in 490 s, the same before and after the tail and creep changes. A Poisson
-CUSUM at 0.06 req/s cannot gather ``h`` = 20.6 in 300 s (0.43 x its rate: 0.026-0.041 nats a second
-over its daily cycle), so for that kind
-the third of the deadline holds from 0.1 req/s (:data:`SPARSE_BELOW`), the deadline below."""
-SPARSE_BELOW = {"throughput drop -90%": 0.1}
-"""Kinds whose instances on models under this many req/s must be detected within their deadline only."""
+INCIDENT_KINDS = tuple(k.name for k in harness.LIBRARY if k.expected_class is not None)
+SHORT_OF_THE_DATA = {
+    "throughput drop -30%": "missed at 0.76 and 0.41 req/s, where the data allow 339 and 644 s (information_bound_s): "
+                            "the drop CUSUM is designed for 0.5x and drifts down above 0.72x, so -30% is under its "
+                            "minimum effect; a second drop CUSUM for 0.7x is open (docs/detection.md)",
+}
+"""Kinds the judge misses where the data allow a detection in time: strict xfail, so the test
+fails once the judge finds them and this entry must go."""
 RIGHT_CLASS = {"error burst 13%": "errors", "latency step x4": "latency", "throughput drop -90%": "throughput",
                "tail: 10% of requests x4 (p99 ~3x)": "latency"}
 """Kinds whose anomalies already include the class the response should see."""
@@ -67,12 +59,30 @@ def test_the_incident_fleet_holds_every_library_kind_on_models_of_target_traffic
     assert len(next(r for r in incidents.rows if r.truth.kind.models > 1).truth.models) == 12
 
 
-@pytest.mark.parametrize("kind", MUST_DETECT_WITHIN_A_THIRD)
-def test_kind_is_detected_within_a_third_of_its_deadline(reports: tuple[harness.Report, harness.Report], kind: str) -> None:
+@pytest.mark.parametrize("kind", [
+    pytest.param(k, marks=pytest.mark.xfail(strict=True, reason=SHORT_OF_THE_DATA[k])) if k in SHORT_OF_THE_DATA else k
+    for k in INCIDENT_KINDS])
+def test_kind_is_detected_as_soon_as_the_data_allow(reports: tuple[harness.Report, harness.Report], kind: str) -> None:
+    """Every instance within a third of its deadline where the data allow that on average
+    (``Row.bar_s``: the expected delay of a CUSUM designed for exactly the change, at the
+    judge's false-alarm budget, within the third), else within its deadline where they allow
+    that; an instance beyond both, or whose run ends before its bar, is not held to one."""
     rows = reports[1].rows_of(kind)
-    sparse = SPARSE_BELOW.get(kind, 0.0)
-    assert rows and all(r.detected and r.delay_s <= r.truth.kind.deadline_s / (1 if r.truth.rate < sparse else 3)
-                        for r in rows), [(r.truth.models[0], r.delay_s) for r in rows]
+    held = [r for r in rows if r.bar_s is not None]
+    if not held:
+        pytest.skip(f"no instance the data allow to find in time: {[(r.truth.models[0], r.bound_s) for r in rows]}")
+    assert all(r.detected and r.delay_s <= r.bar_s for r in held), \
+        [(r.truth.models[0], r.truth.rate, r.delay_s, r.bar_s) for r in held]
+
+
+def test_the_bars_follow_the_information_the_data_hold(reports: tuple[harness.Report, harness.Report]) -> None:
+    """A -90% drop on a 0.06 req/s model cannot be found within a third of its 900 s deadline on
+    average at the judge's budget (h = 20.6 for 1 s windows), one on 2.83 req/s can; a creep
+    on a 0.05 req/s model needs longer than the 3 h run gives it."""
+    drops = {r.truth.models[0]: r for r in reports[1].rows_of("throughput drop -90%")}
+    assert 300 < drops["model-019"].bound_s < 900 and drops["model-019"].bar_s == 900
+    assert drops["model-004"].bound_s < 30 and drops["model-004"].bar_s == 300
+    assert all(r.bar_s is None for r in reports[1].rows_of("latency creep +2%/10min"))
 
 
 @pytest.mark.parametrize("kind, anomaly_class", sorted(RIGHT_CLASS.items()))
