@@ -67,6 +67,7 @@ ProducerFactory = Callable[..., AIOKafkaProducer]
 """How a plane gets its producer: called as ``factory(kafka_settings, **overrides)`` (default :func:`producer`;
 ``modelmedic.testing`` hands in fakes)."""
 
+
 class BacklogAssignor(AbstractPartitionAssignor):
     """Shares partitions by backlog, sticky, co-partitioned: one per consumer (it carries that consumer's lags).
 
@@ -76,9 +77,10 @@ class BacklogAssignor(AbstractPartitionAssignor):
     up to date by the owner), so a replica with three drained partitions does not idle while
     another still has three full ones; a partition nobody reported weighs the mean of those
     reported. Each member first keeps its own partitions, heaviest first, while it stays within
-    its fair share (its heaviest one at least), then the rest go heaviest first to the least loaded member: a joining replica
-    takes partitions from the others without reshuffling them, and a partition that stays is kept
-    in memory by its owner (no snapshot reload; modelmedic.detection.plane).
+    its fair share (its heaviest one at least), then the rest go heaviest first to the least
+    loaded member: a joining replica takes partitions from the others without reshuffling them,
+    and a partition that stays is kept in memory by its owner (no snapshot reload;
+    modelmedic.detection.plane).
     """
 
     name = "modelmedic-backlog"
