@@ -106,19 +106,22 @@ class PredictionDrift:
     The reference (a :class:`DriftReference`, or values to fit one: the certification
     run's predictions; else the first ``reference_size`` live ones) fixes the bins. Live
     predictions are counted per bin in two blocks of ``window / 2`` (the current one and
-    the one before): no values are kept. Every ``every`` predictions, once at least
-    ``min_live`` are counted, two windows are tested, the current block alone (a recent
-    change, soon) and both blocks (a small change, surely): drift is declared when, in
-    either, PSI >= ``psi_threshold`` and the G-test's p-value < ``alpha``. Hysteresis: the
+    the one before): no values are kept. Predictions are counted ``every`` at a time and, at
+    most once per ``test_interval_s`` of event time, once at least ``min_live`` are counted, two
+    windows are tested, the current block alone (a recent change, soon) and both blocks (a
+    small change, surely): drift is declared when, in either, PSI >= ``psi_threshold`` and the
+    G-test's p-value < :attr:`alpha`, the day's budget ``false_alarms_per_day`` spread over the
+    at most ``2 * 86,400 / test_interval_s`` windows tested a day (Bonferroni), so a healthy
+    version raises at most that many drift alarms a day whatever its traffic. Hysteresis: the
     alarm clears only when every window tested says PSI < ``psi_clear`` or p >=
     ``sqrt(alpha)``, so a shift hovering at the threshold gives one alarm.
 
     >>> rng = np.random.default_rng(0)
     >>> d = PredictionDrift(reference=rng.normal(0, 1, 2000).tolist())
-    >>> [d.observe(float(v)) for v in rng.normal(0, 1, 1000)].count(None), d.decision().state
+    >>> [d.observe(float(v), ts=i) for i, v in enumerate(rng.normal(0, 1, 1000))].count(None), d.decision().state
     (1000, 'ok')
-    >>> for v in rng.normal(0.8, 1, 1000):
-    ...     _ = d.observe(float(v))
+    >>> for i, v in enumerate(rng.normal(0.8, 1, 1000)):  # one prediction a second
+    ...     _ = d.observe(float(v), ts=1000 + i)
     >>> r = d.decision()
     >>> r.kind, r.state, r.evidence["psi"] > 0.25
     ('drift', 'anomalous', True)
@@ -132,12 +135,17 @@ class PredictionDrift:
         min_live: int = 100,
         bins: int = 10,
         psi_threshold: float = 0.25,
-        alpha: float = 1e-4,
+        false_alarms_per_day: float = 1e-4,
+        test_interval_s: float = 60.0,
         every: int = 25,
         psi_clear: float = 0.1,
     ):
         self.reference, self.reference_size, self.window, self.min_live = reference, reference_size, window, min_live
-        self.bins, self.psi_threshold, self.alpha, self.every, self.psi_clear = bins, psi_threshold, alpha, every, psi_clear
+        self.bins, self.psi_threshold, self.every, self.psi_clear = bins, psi_threshold, every, psi_clear
+        self.false_alarms_per_day, self.test_interval_s = false_alarms_per_day, test_interval_s
+        self.alpha = false_alarms_per_day * test_interval_s / (2 * 86_400.0)
+        """The p-value a window must be below: the day's budget spread over the day's tests (two windows each)."""
+        self._last_test = -math.inf
         if reference is not None and not isinstance(reference, DriftReference):
             reference = DriftReference(reference.tolist() if hasattr(reference, "tolist") else list(reference), bins)
         self._ref: DriftReference | None = reference
@@ -159,8 +167,8 @@ class PredictionDrift:
         """True for numeric predictions, False for labels, None until the reference is fitted."""
         return None if self._ref is None else self._ref.numeric
 
-    def observe(self, prediction: object) -> Decision | None:
-        """Take one live prediction; a Decision at an alarm's onset."""
+    def observe(self, prediction: object, ts: float) -> Decision | None:
+        """Take one live prediction made at event time ``ts``; a Decision at an alarm's onset."""
         if self._ref is None:
             self._pending.append(prediction)
             if len(self._pending) >= self.reference_size:
@@ -173,9 +181,9 @@ class PredictionDrift:
         if len(recent) < self.every:
             return None
         self._recent = []
-        return self._count(recent)
+        return self._count(recent, ts)
 
-    def _count(self, predictions: list) -> Decision | None:
+    def _count(self, predictions: list, ts: float) -> Decision | None:
         ref = self._ref
         counts = np.bincount(ref.code(predictions), minlength=ref.expected.size)
         if not self._blocks:
@@ -191,8 +199,9 @@ class PredictionDrift:
             windows.append((previous + current, n_prev + n_cur))
         if n_cur >= self.window // 2:  # the current block is full: it becomes the previous one
             self._blocks, self._block_n = [current, np.zeros_like(current)], [n_cur, 0]
-        if not windows or windows[-1][1] < self.min_live:
+        if not windows or windows[-1][1] < self.min_live or ts - self._last_test < self.test_interval_s:
             return None
+        self._last_test = ts
         tests = [(*g_test(c, ref), n) for c, n in windows]
         was = self._alarm
         if was:

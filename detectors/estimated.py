@@ -44,53 +44,8 @@ from __future__ import annotations
 
 import math
 
-from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Cusum, Decision, _bernoulli_llr
+from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision, WindowedCusum, _bernoulli_llr
 from modelmedic.detectors.sequential import threshold_for
-
-
-class _Windowed:
-    """A CUSUM stepped once per window of event time with the window's summed log-likelihood ratio.
-
-    ``run_n`` / ``run_x`` count the observations (and add up their measure) since the CUSUM
-    last stood at 0, over whole windows: what a message reports as "the last N".
-    """
-
-    def __init__(self, level: float, window_s: float) -> None:
-        self.cusum = Cusum(level)
-        self.window_s = window_s
-        self.window = -math.inf
-        self.llr = self.x = 0.0
-        self.n = self.run_n = 0
-        self.run_x = 0.0
-
-    def advance(self, ts: float) -> bool:
-        """Move to the window of event time ``ts``, stepping the CUSUM if one closes (a late ``ts``
-        counts in the current window); whether one did."""
-        window = ts // self.window_s
-        if window <= self.window:
-            return False
-        self.close()
-        self.window = window
-        return True
-
-    def add(self, llr: float, x: float) -> None:
-        """One observation of the current window."""
-        self.llr += llr
-        self.x += x
-        self.n += 1
-
-    def close(self) -> None:
-        """Step the CUSUM with the open window's evidence."""
-        if not self.n:
-            return
-        self.cusum.add(self.llr, self.x)
-        if self.cusum.run_n:
-            self.run_n += self.n
-            self.run_x += self.x
-        else:
-            self.run_n, self.run_x = 0, 0.0
-        self.llr = self.x = 0.0
-        self.n = 0
 
 
 class _Gap:
@@ -157,7 +112,7 @@ class EstimatedAccuracy:
         self.margin, self.effect, self.gap, self.false_alarms_per_day = margin, effect, gap, false_alarms_per_day
         self.window_s, self.warmup, self.calibration_warmup, self.block = window_s, warmup, calibration_warmup, block
         level = threshold_for(window_s, false_alarms_per_day)
-        self._drop, self._over, self._under = (_Windowed(level, window_s) for _ in range(3))
+        self._drop, self._over, self._under = (WindowedCusum(level, window_s) for _ in range(3))
         self._cal_n = [0.0] * bins  # labels per confidence bin
         self._cal_right = [0.0] * bins  # correct ones
         self._cal_conf = [0.0] * bins  # and their confidences

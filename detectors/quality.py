@@ -10,11 +10,18 @@ latest event time seen, so replays and tests need no wall clock.
 
 Every decision is sequential, so a quiet model is judged after a few observations and a
 busy one is not judged on stale ones: a CUSUM of log-likelihood ratios (a repeated
-sequential probability ratio test) raises at ``log(1 / alpha)``, so a healthy stream
-raises less than once per ``1 / alpha`` observations; while raised it weighs the evidence
-for half the change, is capped at that level and clears only back at 0, so a measure
-hovering at its limit gives one alarm and a recovered one clears. Drift compares counts of the recent predictions with a
-reference by a G-test, whose p-value accounts for how many there are.
+sequential probability ratio test). Its false alarms are counted per version and day, not
+per observation, whatever the traffic: the log-likelihood ratios of one ``step_s`` of event
+time are summed and the CUSUM stepped once per step (:class:`WindowedCusum`), and a
+CUSUM's run length to a false alarm is at least ``exp(h)`` steps (Lorden), so ``h =
+ln(steps a day / false_alarms_per_day)`` (:func:`~modelmedic.detectors.sequential.threshold_for`:
+16.5 for one-minute steps and 1e-4, the judge's budget) holds each decision to
+``false_alarms_per_day`` for a healthy version at the tolerated level, busy or quiet. While
+raised it weighs the evidence for half the change, is capped at that level and clears only
+back at 0, so a measure hovering at its limit gives one alarm and a recovered one clears.
+Drift compares counts of the recent predictions with a reference by a G-test, whose p-value
+accounts for how many there are (``detectors/drift.py``: at most one test per
+``test_interval_s``, each at ``false_alarms_per_day`` spread over a day's tests).
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+
+from modelmedic.detectors.sequential import threshold_for
 
 INSUFFICIENT, OK, ANOMALOUS = "insufficient_data", "ok", "anomalous"
 
@@ -104,6 +113,60 @@ class Cusum:
         return self.alarm
 
 
+class WindowedCusum:
+    """A :class:`Cusum` stepped once per ``window_s`` of event time with the window's summed log-likelihood ratio.
+
+    So its run length to a false alarm (at least ``exp(level)`` steps) is counted in windows,
+    whatever the traffic: a busy version's thousand observations a minute step it once, as a
+    quiet version's one does. ``run_n`` / ``run_x`` count the observations (and add up their
+    measure) since the CUSUM last stood at 0, over whole windows: what a message reports as
+    "the last N".
+
+    >>> w = WindowedCusum(level=3.0, window_s=60.0)
+    >>> for ts in range(0, 120, 10):  # two windows of six observations worth 0.3 each
+    ...     _ = w.advance(ts); w.add(0.3, 1.0)
+    >>> w.close(); w.cusum.alarm, w.run_n, round(w.cusum.value, 1)
+    (True, 12, 3.6)
+    """
+
+    def __init__(self, level: float, window_s: float) -> None:
+        self.cusum = Cusum(level)
+        self.window_s = window_s
+        self.window = -math.inf
+        self.llr = self.x = 0.0
+        self.n = self.run_n = 0
+        self.run_x = 0.0
+
+    def advance(self, ts: float) -> bool:
+        """Move to the window of event time ``ts``, stepping the CUSUM if one closes (a late ``ts``
+        counts in the current window); whether one did."""
+        window = ts // self.window_s
+        if window <= self.window:
+            return False
+        self.close()
+        self.window = window
+        return True
+
+    def add(self, llr: float, x: float) -> None:
+        """One observation of the current window."""
+        self.llr += llr
+        self.x += x
+        self.n += 1
+
+    def close(self) -> None:
+        """Step the CUSUM with the open window's evidence."""
+        if not self.n:
+            return
+        self.cusum.add(self.llr, self.x)
+        if self.cusum.run_n:
+            self.run_n += self.n
+            self.run_x += self.x
+        else:
+            self.run_n, self.run_x = 0, 0.0
+        self.llr = self.x = 0.0
+        self.n = 0
+
+
 class _Joiner:
     """Bounded join buffer keyed by request id, oldest first; counts what it drops."""
 
@@ -167,8 +230,12 @@ class CanaryDivergence:
       consistent bias of ``bias_effect`` spreads alarms within about ten pairs; one below
       half of it never does.
 
-    The disagreement rate is tested against the tolerated rate ``p0 + margin`` by a Bernoulli
-    CUSUM of ``p0 + margin + effect`` vs ``p0 + margin``. ``p0`` is ``expected_rate`` when
+    The disagreement rate is tested against the tolerated rate ``p0 + margin`` by two Bernoulli
+    CUSUMs, of ``p0 + margin + effect`` (a small rise, found surely) and of ``p0 + margin +
+    large_effect`` (a bad release, found about twice as fast: the day budget's level needs 1.8
+    times the evidence of the old per-pair one) vs ``p0 + margin``, each stepped once per
+    ``step_s`` of event time with a level from ``false_alarms_per_day`` (the module's
+    docstring), as is the bias test. ``p0`` is ``expected_rate`` when
     given (the rate learned on a healthy version of the model (:meth:`healthy_rate`), or
     certified); otherwise ``prior_rate`` until ``warmup`` pairs were seen without alarm, then
     :meth:`healthy_rate` (:attr:`expected` gives it to later versions). ``margin`` is what a
@@ -179,19 +246,19 @@ class CanaryDivergence:
     ``insufficient_data`` and nothing alarms.
 
     >>> d = CanaryDivergence(expected_rate=0.01)
-    >>> for i in range(3000):
+    >>> for i in range(3000):  # ts: one pair a second
     ...     _ = d.observe("production", str(i), i, str(i % 3))
     ...     _ = d.observe("canary", str(i), i, str(i % 3) if i % 10 else "x")  # 10% flipped
     >>> r = d.decision()
     >>> r.kind, r.state, r.evidence["disagreement_rate"]
     ('prediction', 'anomalous', 0.1)
     >>> d = CanaryDivergence()
-    >>> for i in range(400):  # a regressor's healthy canary: tiny unbiased differences
-    ...     _ = d.observe_pair(100.0 + i % 7, 100.0 + i % 7 + (-1) ** i * 1e-3)
+    >>> for i in range(400):  # a regressor's healthy canary: tiny unbiased differences, a pair a minute
+    ...     _ = d.observe_pair(100.0 + i % 7, 100.0 + i % 7 + (-1) ** i * 1e-3, ts=60 * i)
     >>> d.decision().state, d.expected < 0.05
     ('ok', True)
     >>> for i in range(30):  # then 0.4 prediction spreads higher (within the tolerance: a bias)
-    ...     _ = d.observe_pair(100.0 + i % 7, 100.8 + i % 7)
+    ...     _ = d.observe_pair(100.0 + i % 7, 100.8 + i % 7, ts=60 * (400 + i))
     >>> r = d.decision()
     >>> r.state, r.evidence["bias"] < -0.3, r.message[:38]
     ('anomalous', True, "outputs are lower than the canary's by")
@@ -203,11 +270,13 @@ class CanaryDivergence:
         prior_rate: float = 0.1,
         margin: float = 0.05,
         effect: float = 0.05,
+        large_effect: float = 0.2,
         tolerance: float = 0.5,
         probability_tolerance: float = 0.1,
         bias_effect: float = 0.2,
         scale: float | None = None,
-        alpha: float = 1e-4,
+        false_alarms_per_day: float = 1e-4,
+        step_s: float = 60.0,
         min_pairs: int = 10,
         warmup: int = 200,
         min_rate: float = 0.005,
@@ -216,17 +285,18 @@ class CanaryDivergence:
         block: int = 200,
     ):
         self.expected_rate, self.prior_rate, self.effect, self.tolerance = expected_rate, prior_rate, effect, tolerance
-        self.margin = margin
-        self.probability_tolerance, self.bias_effect, self.scale, self.alpha = probability_tolerance, bias_effect, scale, alpha
+        self.margin, self.large_effect = margin, large_effect
+        self.probability_tolerance, self.bias_effect, self.scale = probability_tolerance, bias_effect, scale
+        self.false_alarms_per_day, self.step_s = false_alarms_per_day, step_s
         self.min_pairs, self.warmup, self.min_rate = min_pairs, warmup, min_rate
         self.window_s, self.max_pending, self.block = window_s, max_pending, block
         self._join = _Joiner(window_s, max_pending)
         self._learned = expected_rate is not None
         self._p0 = 0.0
-        self._llr = self._hold = (0.0, 0.0)
+        self._llrs: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self._set_p0(expected_rate if expected_rate is not None else prior_rate)
-        level = math.log(1 / alpha)
-        self._rate, self._up, self._down = Cusum(level), Cusum(level), Cusum(level)
+        level = threshold_for(step_s, false_alarms_per_day)
+        self._rate, self._large, self._up, self._down = (WindowedCusum(level, step_s) for _ in range(4))
         self._type = ""
         self._pairs = self._disagree = 0
         self._distance = 0.0
@@ -237,9 +307,10 @@ class CanaryDivergence:
     def _set_p0(self, p0: float) -> None:
         self._p0 = min(max(p0, 1e-6), 0.9)
         tolerated = self.tolerated
-        p1 = min(tolerated + self.effect, 0.999)
-        self._llr = _bernoulli_llr(tolerated, p1)
-        self._hold = _bernoulli_llr(tolerated, (tolerated + p1) / 2)
+        self._llrs = []  # (evidence per disagreement and agreement, the same while raised) of each rate test
+        for effect in (self.effect, self.large_effect):
+            p1 = min(tolerated + effect, 0.999)
+            self._llrs.append((_bernoulli_llr(tolerated, p1), _bernoulli_llr(tolerated, (tolerated + p1) / 2)))
 
     @property
     def tolerated(self) -> float:
@@ -248,7 +319,7 @@ class CanaryDivergence:
 
     @property
     def anomalous(self) -> bool:
-        return self._rate.alarm or self._up.alarm or self._down.alarm
+        return self._rate.cusum.alarm or self._large.cusum.alarm or self._up.cusum.alarm or self._down.cusum.alarm
 
     @property
     def expected(self) -> float | None:
@@ -270,10 +341,14 @@ class CanaryDivergence:
             self._join.put(request_id, ts, (role, prediction))
             return None
         prod, canary = (prediction, other[1][1]) if role == "production" else (other[1][1], prediction)
-        return self.observe_pair(prod, canary)
+        return self.observe_pair(prod, canary, ts)
 
-    def observe_pair(self, prod: object, canary: object) -> Decision | None:
-        """Take one joined pair (for callers that join themselves); a Decision at an alarm's onset."""
+    def observe_pair(self, prod: object, canary: object, ts: float) -> Decision | None:
+        """Take one joined pair seen at event time ``ts`` (for callers that join themselves); a Decision
+        at an alarm's onset (when the step it completes closes: at the first pair of a later step)."""
+        was = self.anomalous
+        for windowed in (self._rate, self._large, self._up, self._down):
+            windowed.advance(ts)
         kind = self._type = _prediction_type(prod, canary)
         y = 0.0
         if kind == "number":
@@ -296,12 +371,12 @@ class CanaryDivergence:
             self._recent = [recent[2], recent[3], 0, 0]
         if self._pairs < self.min_pairs:
             return None
-        was = self.anomalous
         if not self._learned and self._pairs >= self.warmup and not was:
             self._learned = True
             self._set_p0(self.healthy_rate())
-        yes, no = self._hold if self._rate.alarm else self._llr
-        self._rate.add(yes if disagree else no, disagree)
+        for windowed, (llr, hold) in zip((self._rate, self._large), self._llrs):
+            yes, no = hold if windowed.cusum.alarm else llr
+            windowed.add(yes if disagree else no, disagree)
         if kind == "number":
             self._bias(y)
         return self.decision() if self.anomalous and not was else None
@@ -326,23 +401,25 @@ class CanaryDivergence:
         w[1] += delta / w[0]
         w[2] += delta * (clipped - w[1])
         var = max(w[2] / w[0], e * e)
-        for cusum, sign in ((self._up, 1.0), (self._down, -1.0)):
-            shift = e / 2 if cusum.alarm else e
-            cusum.add(shift / var * (sign * clipped - shift / 2), y)
+        for windowed, sign in ((self._up, 1.0), (self._down, -1.0)):
+            shift = e / 2 if windowed.cusum.alarm else e
+            windowed.add(shift / var * (sign * clipped - shift / 2), y)
 
     def decision(self, other: str = "the canary") -> Decision:
         """The current state; ``other`` names the canary in the message."""
-        pairs, rate_cusum = self._pairs, self._rate
+        pairs = self._pairs
+        windowed = self._large if self._large.cusum.alarm and not self._rate.cusum.alarm else self._rate
+        rate_cusum = windowed.cusum
         rate = self._disagree / pairs if pairs else 0.0
-        run_rate = rate_cusum.run_sum / rate_cusum.run_n if rate_cusum.run_n else 0.0
+        run_rate = windowed.run_x / windowed.run_n if windowed.run_n else 0.0
         recent_pairs = self._recent[0] + self._recent[2]
         recent_rate = (self._recent[1] + self._recent[3]) / recent_pairs if recent_pairs else 0.0
-        side = self._up if self._up.value >= self._down.value else self._down
-        bias = -side.run_sum / side.run_n if side.run_n else 0.0  # production minus canary
+        side = self._up if self._up.cusum.value >= self._down.cusum.value else self._down
+        bias = -side.run_x / side.run_n if side.run_n else 0.0  # production minus canary
         evidence = {
             "pairs": pairs,
             "disagreement_rate": round(rate, 6),
-            "run_pairs": rate_cusum.run_n,
+            "run_pairs": windowed.run_n,
             "run_disagreement_rate": round(run_rate, 6),
             "recent_pairs": recent_pairs,
             "recent_disagreement_rate": round(recent_rate, 6),
@@ -351,7 +428,7 @@ class CanaryDivergence:
             "rate_llr": round(rate_cusum.value, 3),
             "bias": round(bias, 6),
             "bias_pairs": side.run_n,
-            "bias_llr": round(side.value, 3),
+            "bias_llr": round(side.cusum.value, 3),
             "alarm_llr": round(rate_cusum.level, 3),
             "mean_distance": round(self._distance / pairs, 6) if pairs else 0.0,
             "unjoined_expired": self._join.expired,
@@ -369,7 +446,7 @@ class CanaryDivergence:
                 what = {"number": f" by more than {self.tolerance:g} prediction spreads",
                         "probabilities": f" by more than {self.probability_tolerance:g} in total variation"}
                 message = (f"disagrees with {other}{what.get(self._type, '')} on {run_rate:.1%} of "
-                           f"{rate_cusum.run_n:,} shared requests, tolerated <= {self.tolerated:.1%} "
+                           f"{windowed.run_n:,} shared requests, tolerated <= {self.tolerated:.1%} "
                            f"({self._p0:.1%} usual + {self.margin:.1%} for a new version)")
             else:
                 message = (f"outputs are {'higher' if bias > 0 else 'lower'} than {other}'s by {abs(bias):.2f} "
@@ -384,9 +461,11 @@ class DelayedLabelPerformance:
     Predictions wait up to ``horizon_s`` seconds of event time for their label (at most
     ``max_pending`` of them). A label joins its prediction once; the outcome (correct or
     not; numbers are correct within ``tolerance``) feeds a Bernoulli CUSUM of the error
-    rate ``e0 + effect`` vs ``e0 = 1 - baseline + margin`` (the tolerated error): a drop of
-    ``effect`` in accuracy is found after about ``log(1 / alpha)`` divided by its
-    per-label evidence (about 85 labels for a 0.85 model losing 30% of its accuracy), however
+    rate ``e0 + effect`` vs ``e0 = 1 - baseline + margin`` (the tolerated error), stepped once
+    per ``step_s`` of the labels' event time at a level from ``false_alarms_per_day`` (the
+    module's docstring): a drop of ``effect`` in accuracy is found after about that level
+    divided by its per-label evidence (about 150 labels for a 0.85 model losing 30% of its
+    accuracy, at 1e-4 a day and one-minute steps), however
     long the healthy past, and the alarm clears once the accuracy is back. Before
     ``min_outcomes`` outcomes the state is ``insufficient_data``. Counters: ``duplicate``
     labels (for a request already judged), ``orphan`` labels (no prediction: never seen,
@@ -396,9 +475,9 @@ class DelayedLabelPerformance:
     >>> d = DelayedLabelPerformance(baseline=0.9)
     >>> for i in range(400):
     ...     d.observe_prediction(str(i), ts=i, prediction=1)
-    >>> for i in reversed(range(400)):  # late, out of order, 30% wrong
-    ...     _ = d.observe_label(str(i), ts=400 + i, label=1 if i % 10 >= 3 else 0)
-    >>> _ = d.observe_label("7", ts=900, label=1)  # a duplicate
+    >>> for i in reversed(range(400)):  # late, out of order, 30% wrong, one every 30 s
+    ...     _ = d.observe_label(str(i), ts=400 + 30 * (399 - i), label=1 if i % 10 >= 3 else 0)
+    >>> _ = d.observe_label("7", ts=13_000, label=1)  # a duplicate
     >>> r = d.decision()
     >>> r.state, r.evidence["accuracy"], r.evidence["duplicate"]
     ('anomalous', 0.7, 1)
@@ -409,14 +488,16 @@ class DelayedLabelPerformance:
         baseline: float,
         margin: float = 0.02,
         effect: float = 0.1,
-        alpha: float = 1e-4,
+        false_alarms_per_day: float = 1e-4,
+        step_s: float = 60.0,
         min_outcomes: int = 30,
         tolerance: float = 0.0,
         horizon_s: float = 6 * 3600.0,
         max_pending: int = 100_000,
         block: int = 100,
     ):
-        self.baseline, self.margin, self.effect, self.alpha = baseline, margin, effect, alpha
+        self.baseline, self.margin, self.effect = baseline, margin, effect
+        self.false_alarms_per_day, self.step_s = false_alarms_per_day, step_s
         self.min_outcomes, self.tolerance, self.horizon_s, self.max_pending = min_outcomes, tolerance, horizon_s, max_pending
         self.block = block
         self._join = _Joiner(horizon_s, max_pending)
@@ -427,14 +508,14 @@ class DelayedLabelPerformance:
         # While alarmed: midway vs the baseline's own error rate, so an accuracy back at the
         # baseline clears in a few hundred labels and one hovering near the limit does not.
         self._hold = _bernoulli_llr(min(max(1.0 - baseline, 1e-3), self._e0), (self._e0 + e1) / 2)
-        self._cusum = Cusum(math.log(1 / alpha))
+        self._cusum = WindowedCusum(threshold_for(step_s, false_alarms_per_day), step_s)
         self._n = self._correct = 0
         self._recent = [0, 0, 0, 0]  # outcomes, correct: previous block, current block
         self._duplicate = self._orphan = 0
 
     @property
     def anomalous(self) -> bool:
-        return self._cusum.alarm and self._n >= self.min_outcomes
+        return self._cusum.cusum.alarm and self._n >= self.min_outcomes
 
     def observe_prediction(self, request_id: str, ts: float, prediction: object) -> None:
         self._join.advance(ts)
@@ -453,15 +534,17 @@ class DelayedLabelPerformance:
         self._judged[request_id] = None
         if len(self._judged) > self.max_pending:
             self._judged.popitem(last=False)
-        return self.observe_outcome(joined[1], label)
+        return self.observe_outcome(joined[1], label, ts)
 
-    def observe_outcome(self, prediction: object, label: object) -> Decision | None:
-        """Judge one prediction against its label (for callers that join themselves); a Decision at an alarm's onset."""
+    def observe_outcome(self, prediction: object, label: object, ts: float) -> Decision | None:
+        """Judge one prediction against its label, which came at event time ``ts`` (for callers that join
+        themselves); a Decision at an alarm's onset (when the step it completes closes)."""
         if isinstance(label, int | float) and isinstance(prediction, int | float) and self.tolerance:
             correct = abs(float(prediction) - float(label)) <= self.tolerance
         else:
             correct = prediction == label
         was = self.anomalous
+        self._cusum.advance(ts)
         self._n += 1
         self._correct += correct
         recent = self._recent
@@ -469,20 +552,21 @@ class DelayedLabelPerformance:
         recent[3] += correct
         if recent[2] >= self.block:
             self._recent = [recent[2], recent[3], 0, 0]
-        yes, no = self._hold if self._cusum.alarm else self._llr
+        yes, no = self._hold if self._cusum.cusum.alarm else self._llr
         self._cusum.add(no if correct else yes, not correct)
         return self.decision() if self.anomalous and not was else None
 
     def decision(self) -> Decision:
-        n, cusum = self._n, self._cusum
+        n, windowed = self._n, self._cusum
+        cusum = windowed.cusum
         accuracy = self._correct / n if n else math.nan
-        run_accuracy = 1.0 - cusum.run_sum / cusum.run_n if cusum.run_n else accuracy
+        run_accuracy = 1.0 - windowed.run_x / windowed.run_n if windowed.run_n else accuracy
         recent_n = self._recent[0] + self._recent[2]
         recent = (self._recent[1] + self._recent[3]) / recent_n if recent_n else math.nan
         evidence = {
             "accuracy": round(accuracy, 6),
             "run_accuracy": round(run_accuracy, 6),
-            "run_outcomes": cusum.run_n,
+            "run_outcomes": windowed.run_n,
             "recent_accuracy": round(recent, 6),
             "recent_outcomes": recent_n,
             "baseline": self.baseline,
@@ -501,7 +585,7 @@ class DelayedLabelPerformance:
             message = f"too few labelled requests to judge the accuracy yet ({n} of {self.min_outcomes})"
         elif self.anomalous:
             state = ANOMALOUS
-            message = (f"accuracy is {run_accuracy:.1%} on the last {cusum.run_n:,} labelled requests, below the "
+            message = (f"accuracy is {run_accuracy:.1%} on the last {windowed.run_n:,} labelled requests, below the "
                        f"baseline {self.baseline:.1%} (tolerated down to {1.0 - self._e0:.1%}; sequential test at "
                        f"its alarm level)")
         else:

@@ -261,6 +261,11 @@ class QualitySettings(_Section):
     classifier's answers). The tolerated rate is the usual one plus this."""
     canary_effect: float = Field(0.05, gt=0.0, lt=1.0)
     """Smallest rise of the disagreement rate above the tolerated one that is worth an alarm."""
+    canary_large_effect: float = Field(0.2, gt=0.0, lt=1.0)
+    """A rise of the disagreement rate a second test is tuned to find fastest (a bad release), at the same
+    budget: a classifier release changing a quarter of its answers at 0.6 req/s sampled 1 in 4 is found
+    after 28 minutes (the ``canary_effect`` test alone at the day budget: not within its 30; the old
+    per-pair level: 27.5; docs/detection.md)."""
     canary_tolerance: float = Field(0.5, ge=0.0)
     """Numeric predictions of the two versions disagree when further apart than this many
     prediction spreads (standard deviations of production's predictions: certified, else learned)."""
@@ -277,9 +282,14 @@ class QualitySettings(_Section):
     """How long a canary prediction waits for its production twin (same request id), in event time."""
     canary_max_pending: int = Field(20_000, ge=1)
     """Canary predictions waiting for their twin, at most, per partition (the oldest are dropped)."""
-    alpha: float = Field(1e-4, gt=0.0, lt=1.0)
-    """False-alarm level of every quality test: a healthy stream alarms less than once per
-    ``1 / alpha`` observations (pairs, labels, drift tests)."""
+    false_alarms_per_day: float = Field(1e-4, gt=0.0)
+    """The false-alarm budget of every quality decision (canary divergence, delayed-label accuracy,
+    prediction drift, the estimate's drop and gap, feature drift, data quality), per version and
+    day, whatever the traffic (1e-4: the metric judge's): the sequential tests sum their evidence
+    per minute of event time and take their level from it, the drift tests (at most one a
+    ``drift_test_interval_s`` / ``features_test_interval_s``) their p-value threshold, the
+    data-quality test its level for ``features_per_minute`` requests a minute (docs/detection.md,
+    "One false-alarm budget")."""
     label_margin: float = Field(0.02, ge=0.0, lt=1.0)
     """Accuracy loss below the baseline tolerated before a version counts as under-performing."""
     label_effect: float = Field(0.1, gt=0.0, lt=1.0)
@@ -310,8 +320,6 @@ class QualitySettings(_Section):
     estimate_gap: float = Field(0.1, gt=0.0, lt=1.0)
     """Distance between estimated and realized accuracy on the same labelled predictions that means the
     calibration no longer holds (a ``calibration_gap`` alert, class ``drift``: it warns, never pages)."""
-    estimate_false_alarms_per_day: float = Field(1e-4, gt=0.0)
-    """False-alarm budget of each estimate test (drop, gap), per version and day: sets the CUSUM's level."""
     drift_reference: int = Field(200, ge=2)
     """Live predictions a version's drift reference is learned from when the registry has no
     certified one (the certification run's predictions)."""
@@ -324,10 +332,13 @@ class QualitySettings(_Section):
     drift_bins: int = Field(10, ge=2)
     """Quantile bins of numeric predictions."""
     drift_every: int = Field(25, ge=1)
-    """Predictions between two drift tests (bounds the cost per event)."""
+    """Predictions counted into the drift bins at a time (bounds the cost per event)."""
+    drift_test_interval_s: float = Field(60.0, gt=0.0)
+    """Event time between two drift tests of a version's predictions: with ``false_alarms_per_day``,
+    sets each test's p-value threshold (1e-4 / (2 x 1,440) = 3.5e-8 at the defaults)."""
     psi_threshold: float = Field(0.25, gt=0.0)
     """Population stability index at or above which predictions have drifted (0.25: the customary
-    "major shift"), when the G-test's p-value is also below ``alpha``."""
+    "major shift"), when the G-test's p-value is also below the budget's threshold."""
     max_models: int = Field(100_000, ge=1)
     """Models tracked per partition; the least recently active is forgotten beyond it (O(1))."""
     max_versions: int = Field(8, ge=1)
@@ -345,7 +356,7 @@ class QualitySettings(_Section):
     features_per_minute: int = Field(60, ge=1)
     """Sampled requests per version and minute of event time whose features are looked at (decoded, checked,
     counted); a busy version's further requests that minute are skipped, so its inputs cost what a version at
-    1 sampled request a second costs (the data-quality test is calibrated for up to 86,400 a day)."""
+    1 sampled request a second costs (the data-quality test's level is set for this many a minute)."""
     features_reference: int = Field(200, ge=2)
     """Values of each feature a version's input reference is learned from when its certification has none
     (``reference_features``)."""
@@ -359,16 +370,11 @@ class QualitySettings(_Section):
     """Population stability index at or above which a feature has drifted, when its G-test also passes the budget."""
     features_test_interval_s: float = Field(60.0, gt=0.0)
     """Event time between two drift tests of a version's features: with the budget, sets each test's p-value threshold."""
-    features_false_alarms_per_day: float = Field(0.01, gt=0.0)
-    """Feature-drift false alarms a healthy version may raise a day, all its features together (Bonferroni over
-    tests and features)."""
     data_quality_budget: float = Field(0.01, gt=0.0, lt=1.0)
     """Share of a version's sampled requests whose features may break its input schema."""
     data_quality_effect: float = Field(3.0, gt=1.0)
     """The share, in budgets, the data-quality test is designed to catch (3: a 3% share against a 1% budget
     alarms after ~1,200 requests; every request broken after 15)."""
-    data_quality_false_alarms_per_day: float = Field(0.01, gt=0.0)
-    """Data-quality false alarms a version at its budget may raise a day (for up to 86,400 sampled requests a day)."""
     features_max_versions: int = Field(10_000, ge=1)
     """Versions whose inputs are watched per partition; the least recently active is forgotten beyond it (O(1))."""
     features_metric_series: int = Field(10_000, ge=1)

@@ -49,8 +49,8 @@ MAX_NAME = 128
 """Longest feature name accepted (characters): names become metric labels and alert text."""
 _decoder = msgspec.json.Decoder(dict[str, bool | int | float | str | None])
 _SETTINGS = ("features_per_minute", "features_reference", "features_window", "features_min_live", "features_bins", "features_psi",
-             "features_false_alarms_per_day", "features_test_interval_s", "features_max_versions",
-             "features_metric_series", "data_quality_budget", "data_quality_effect", "data_quality_false_alarms_per_day")
+             "false_alarms_per_day", "features_test_interval_s", "features_max_versions",
+             "features_metric_series", "data_quality_budget", "data_quality_effect")
 """The ``quality`` settings the monitor uses, copied as plain numbers (a snapshot holds data only)."""
 
 
@@ -187,7 +187,8 @@ class FeatureMonitor:
             return vs
         q = self.q
         vs = self.versions[key] = _Version(self._drift(None), ViolationRate(
-            q["data_quality_budget"], q["data_quality_effect"], q["data_quality_false_alarms_per_day"]))
+            q["data_quality_budget"], q["data_quality_effect"], q["false_alarms_per_day"],
+            requests_per_day=q["features_per_minute"] * 1440.0))
         self.created.append(key)
         while len(self.versions) > q["features_max_versions"]:
             self.versions.popitem(last=False)
@@ -196,7 +197,7 @@ class FeatureMonitor:
     def _drift(self, references: dict[str, list] | None) -> FeatureDrift:
         q = self.q
         return FeatureDrift(q["features_reference"], q["features_window"], q["features_min_live"], q["features_bins"],
-                            q["features_psi"], false_alarms_per_day=q["features_false_alarms_per_day"],
+                            q["features_psi"], false_alarms_per_day=q["false_alarms_per_day"],
                             test_interval_s=q["features_test_interval_s"], max_features=MAX_FEATURES,
                             references=references)
 

@@ -48,7 +48,7 @@ from modelmedic.detectors import quality as _detector_quality
 from modelmedic.errors import SnapshotRejected
 
 FORMAT = "modelmedic.snapshot"
-VERSION = 3
+VERSION = 4
 """Layout of the tree. 2 was a pickle (no longer read: such a snapshot is rejected and the
 partition starts afresh); a snapshot of another layout is rejected the same way."""
 MAX_BODY_BYTES = 512 * 1024 * 1024

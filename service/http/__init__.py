@@ -24,6 +24,7 @@ from modelmedic.http.answers import refusal
 from modelmedic.http.api import IncidentApi, openapi_document
 from modelmedic.http.audit_api import AuditApi
 from modelmedic.http.auth import Operator, Operators, Role
+from modelmedic.http.quality_api import QualityApi
 from modelmedic.http.silence_api import SilenceApi
 from modelmedic.http.source import DecisionView, IncidentView, StatusSource
 from modelmedic.http.ui import StatusPages
@@ -46,6 +47,7 @@ ROUTES: list[tuple[str, str, str, Role | None]] = [
     ("GET", "/api/v1/incidents/{id}", "api.get", "read"),
     ("GET", "/api/v1/audit", "audit.listing", "read"),
     ("GET", "/api/v1/silences", "silences.listing", "read"),
+    ("GET", "/api/v1/models/{model}/quality", "quality.get", "read"),
     ("POST", "/api/v1/silences", "silences.create", "operate"),
     ("DELETE", "/api/v1/silences/{id}", "silences.remove", "operate"),
     ("GET", "/silences", "pages.silences", "read"),
@@ -84,6 +86,7 @@ class HttpServer:
         self.api = IncidentApi(service)
         self.audit = AuditApi(service)
         self.silences = SilenceApi(service)
+        self.quality = QualityApi(service)
         self.pages = StatusPages(service, self.started)
         self._runner: web.AppRunner | None = None
 

@@ -138,6 +138,25 @@ class ServingView(Protocol):
     """End of the last window it served requests in (event time)."""
 
 
+class QualityView(Protocol):
+    """What the quality and input monitors say of one production version of a model (docs/api.md)."""
+
+    version: str
+    decisions: Mapping[str, tuple[str, str]]
+    """Decision kind (``canary_divergence``, ``label_performance``, ``drift``, ``estimated_accuracy``,
+    ``calibration_gap``, ``data_quality``, ``feature_drift``) -> (state, its sentence); the state is
+    ``insufficient_data`` (too few pairs, labels or values to judge yet), ``ok`` or ``anomalous``."""
+    estimate: Mapping[str, float | int | str | None] | None
+    """The label-free accuracy estimate reconciled with the labels (``estimated_accuracy``, ``usual_accuracy``,
+    ``realized_accuracy``, ``estimated_on_labelled``, ``realized_labels``, ``calibration``...; None for a figure
+    without data); None unless the version answers probabilities."""
+    data_quality: Mapping[str, float | int] | None
+    """``requests`` with features checked against the input schema, ``violated`` (with a violation), ``budget``
+    (the tolerated share); None when the version sent no features."""
+    drifting_features: Sequence[tuple[str, float, float, int]]
+    """(feature, PSI, p-value, live values) of the features drifting now, the most moved first."""
+
+
 class OutcomeView(Protocol):
     """What a playbook run by hand did."""
 
@@ -177,6 +196,10 @@ class StatusSource(Protocol):
 
     def decisions_of(self, model: str) -> Sequence[DecisionView]:
         """The model's anomaly decisions among those this replica still keeps, oldest first."""
+
+    def quality(self, model: str) -> Sequence[QualityView]:
+        """The model's production versions as the quality and input monitors see them (empty: none seen, or
+        quality monitoring off)."""
 
     def counters(self) -> Mapping[str, int]:
         """Headline figures for the status page: partitions, series, events, incidents, and

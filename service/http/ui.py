@@ -8,7 +8,8 @@ anywhere else, so the UI works on a cluster without outside network:
   tried), the latest anomaly decisions and the history of resolved incidents;
 - ``/incidents/{id}``: its timeline (opened, playbook runs, escalation, acknowledgement,
   pages sent and owed, resolution) and a plot of the judged series, drawn as inline SVG;
-- ``/models/{model}``: the versions serving, its recent decisions and its incidents;
+- ``/models/{model}``: the versions serving, their quality (each decision's state, the label-free estimate
+  vs the labels, data quality, drifting features), its recent decisions and its incidents;
 - ``/silences``: silences, maintenance windows and remediation pauses active or scheduled,
   with what each holds back, who made it and why (an incident's page shows those holding it).
 
@@ -30,6 +31,7 @@ from aiohttp import web
 from modelmedic.http.answers import refusal
 from modelmedic.http.api import public_incident
 from modelmedic.http.auth import Operator
+from modelmedic.http.quality_api import public_quality
 from modelmedic.http.silence_api import public_silence
 from modelmedic.http.source import DecisionView, IncidentView, SilenceView, StatusSource
 
@@ -278,6 +280,7 @@ class StatusPages:
             "model.html", operator=operator, model=model, owners=self.source.owners(model),
             serving=sorted(self.source.serving(model), key=lambda s: (s.role, s.version)),
             decisions=list(reversed(self.source.decisions_of(model)))[:50],
+            quality=[public_quality(q) for q in sorted(self.source.quality(model), key=lambda q: q.version)],
             open_incidents=[self._row(i, now) for i in incidents if i.state != "resolved"],
             history=[self._row(i, now) for i in incidents if i.state == "resolved"][:HISTORY],
         )

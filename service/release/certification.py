@@ -20,8 +20,8 @@ contract: ``POST /predict {request_id, features} -> {prediction, version}``):
    every request sent must match its input schema and every holdout prediction its output schema.
 4. **Report**: a JSON dict (the registry's certification report, so it is also the monitor's baseline,
    with the reference distributions it judges the version's predictions and inputs against from its first
-   request: :func:`~modelmedic.release.report.reference_distributions`) and its Markdown rendering, both attached to the version; the version is promoted to ``certified``
-   only when every gate passed. :func:`~modelmedic.release.report.render_png` draws the ladder as a
+   request: :func:`~modelmedic.release.report.reference_distributions`) and its Markdown rendering, both
+   attached to the version; the version is promoted to ``certified`` only when every gate passed. :func:`~modelmedic.release.report.render_png` draws the ladder as a
    chart, on request.
 
 Modules by job: :mod:`~modelmedic.release.inputs` (policy and request sets),

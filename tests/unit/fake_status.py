@@ -50,6 +50,29 @@ class Serving:
     last_window_end_ms: int
 
 
+@dataclass
+class Quality:
+    version: str
+    decisions: dict
+    estimate: dict | None
+    data_quality: dict | None
+    drifting_features: list
+
+
+QUALITY = [
+    Quality("v1", {"canary_divergence": ("insufficient_data", "too few shared requests to compare with the canary yet (4 of 10)"),
+                   "label_performance": ("ok", "accuracy 91.0% on the last 200 labelled requests is consistent with the baseline 92.0%"),
+                   "estimated_accuracy": ("anomalous", "estimated accuracy 0.81, usually 0.93"),
+                   "data_quality": ("ok", "inputs within their schema (3 of 900 sampled requests with a violation)"),
+                   "feature_drift": ("anomalous", "inputs drifted from the reference: amount (PSI 0.63): redesign signal")},
+            {"estimated_accuracy": 0.81, "usual_accuracy": 0.93, "realized_accuracy": 0.8, "estimated_on_labelled": 0.82,
+             "realized_labels": 240, "calibration": "labels"},
+            {"requests": 900, "violated": 3, "budget": 0.01}, [("amount", 0.63, 7e-18, 975)]),
+    Quality("v2", {"drift": ("insufficient_data", "too few predictions to compare with the reference yet")}, None, None, []),
+]
+"""Two production versions of ``fraud``: one with an estimate, inputs and a drifting feature; one just started."""
+
+
 class FakeSource:
     """The StatusSource interface over an IncidentBook."""
 
@@ -91,6 +114,9 @@ class FakeSource:
 
     def serving(self, model: str) -> list[Serving]:
         return [Serving("v1", "production", ONSET + 120_000), Serving("v2", "canary", ONSET + 120_000)]
+
+    def quality(self, model: str) -> list[Quality]:
+        return list(reversed(QUALITY)) if model == "fraud" else []
 
     def recent_decisions(self, n: int) -> list[Anomaly]:
         return self.published[-n:]

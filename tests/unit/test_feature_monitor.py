@@ -67,7 +67,7 @@ def test_a_healthy_day_raises_nothing(seed: int) -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_shifted_feature_is_flagged_and_named(seed: int) -> None:
     """Amount up by one of its sds after two hours: flagged within 330 sampled requests (22 minutes
-    at this rate; 150-315 measured: the healthy values already in the current block, up to half a
+    at this rate; 180-270 measured at the day budget of 1e-4, 150-315 at 0.01: the healthy values already in the current block, up to half a
     window, dilute the first tests), named first, as a redesign signal; and over once it is back."""
     rng = np.random.default_rng(seed)
     m = monitor()
@@ -99,13 +99,14 @@ def test_schema_violations_are_counted_per_feature_and_check() -> None:
 
 
 def test_a_persistent_violation_rate_is_a_data_quality_alert() -> None:
-    """A feed where 10% of requests send an unknown country (budget 1%): alerted within 300
-    sampled requests (20 minutes), class drift (warns, never pages); 0.5% over a day is not."""
+    """A feed where 10% of requests send an unknown country (budget 1%): alerted within 330
+    sampled requests (22 minutes; 315 at the day budget's level of 20.6, within 300 at 16.0), class
+    drift (warns, never pages); 0.5% over a day is not."""
     rng = np.random.default_rng(7)
     m = monitor()
     assert run(m, rng, DAY, broken=0.005) == []
     (after, fired), = run(m, rng, 30, start=DAY, broken=0.10)
-    assert after <= 300 and (fired.kind, fired.anomaly_class, fired.state) == (DATA_QUALITY, "drift", "firing")
+    assert after <= 330 and (fired.kind, fired.anomaly_class, fired.state) == (DATA_QUALITY, "drift", "firing")
     assert "break the input schema, budget 1.0%" in fired.summary
 
 
@@ -132,8 +133,8 @@ def test_state_survives_a_snapshot() -> None:
     m = monitor()
     run(m, rng, 60)
     restored = decode_snapshot(encode_snapshot({"features": m}, None), None)["features"]
-    (after, fired), = run(restored, rng, 22, start=60, shift=1.0)
-    assert fired.kind == FEATURE_DRIFT and after <= 330
+    (after, fired), = run(restored, rng, 30, start=60, shift=1.0)
+    assert fired.kind == FEATURE_DRIFT and after <= 450  # 420 at the day budget of 1e-4 (within 330 at 0.01)
 
 
 def test_a_busy_version_has_at_most_features_per_minute_requests_looked_at() -> None:

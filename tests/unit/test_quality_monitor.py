@@ -174,9 +174,9 @@ def test_a_certified_baseline_is_used_from_the_first_label():
     rng = np.random.default_rng(22)
     mon = monitor(drift_window=10**9)
     mon.set_baseline("model-7", "1.0", 0.95)
-    records = run(mon, labelled(rng, 5_000, accuracy=0.85))
+    records = run(mon, labelled(rng, 10_000, accuracy=0.85))
     assert [(r.state, r.kind) for r in records][:1] == [("firing", "label_performance")]
-    assert records[0].onset < T0 + 5_000 * 100  # while the version still serves
+    assert records[0].onset < T0 + 10_000 * 100  # while the version still serves (evidence summed a minute at a time)
     assert records[0].baseline == 0.95
 
 
@@ -347,17 +347,17 @@ def test_sampling_by_request_id_keeps_canary_twins_and_labels_together() -> None
 
     m = QualityMonitor(1000, QualitySettings(canary_expected_rate=0.01), label_sample_every=4)
     records = []
-    for i in range(20_000):
-        ts = 1_700_000_000_000 + i
+    for i in range(20_000):  # 50 ms apart: 17 minutes (the canary's evidence is summed a minute at a time)
+        ts = 1_700_000_000_000 + 50 * i
         records.append(InferenceEvent("m", "2.0", "production", f"r{i}", ts, 5.0, True, "a"))
         records.append(InferenceEvent("m", "1.0", "canary", f"r{i}", ts, 5.0, True, "b" if i % 5 == 0 else "a"))
     for event in records:
         m.observe_inference(event)
-    out = m.poll(1_700_000_020_000)
+    out = m.poll(1_700_001_000_000)
     assert [(a.kind, a.state) for a in out] == [("canary_divergence", "firing")]
     assert m.canary_dropped == m.canary_expired == 0, "every sampled production prediction met its twin"
     for i in range(400):
-        m.observe_label(LabelEvent("m", f"r{i}", 1_700_000_030_000 + i, "a"))
+        m.observe_label(LabelEvent("m", f"r{i}", 1_700_001_030_000 + i, "a"))
     assert m.labels_orphan == 0, "labels of requests outside the sample are skipped, not orphans"
 
 

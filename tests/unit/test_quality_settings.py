@@ -43,7 +43,7 @@ def test_defaults_learn_the_canary_rate_and_derive_the_idle_times() -> None:
 
 
 @pytest.mark.parametrize(("quality", "named"), [
-    ({"alpha": 0}, "quality.alpha"),
+    ({"false_alarms_per_day": 0}, "quality.false_alarms_per_day"),
     ({"canary_expected_rate": 1.5}, "quality.canary_expected_rate"),
     ({"drift_bins": 1}, "quality.drift_bins"),
     ({"drift_min_live": 2000}, "drift_min_live=2000 exceeds drift_window=1000"),
