@@ -188,8 +188,9 @@ class _Model:
 class QualityMonitor:
     """Prediction quality (canary divergence, delayed-label accuracy) and drift of one partition's models.
 
-    O(1) Python work per event, eviction and expiry included (drift adds a G-test every
-    ``drift_every`` production predictions of a version); picklable; bounded memory (see
+    O(1) Python work per event, eviction and expiry included (drift counts every ``drift_every``
+    production predictions of a version and tests them at most once per ``drift_test_interval_s``
+    of its event time); picklable; bounded memory (see
     the module docstring). Event times are epoch milliseconds.
 
     >>> from modelmedic.config import QualitySettings
