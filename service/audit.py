@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import msgspec
 
 from modelmedic.config import KafkaSettings
-from modelmedic.kafka import consumer, ensure_topics, topic_partitions
+from modelmedic.kafka import IDLE_WAIT_MS, consumer, ensure_topics, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event) 
     """Keep ``tail`` equal to the newest records of the audit topic: read back up to ``tail.capacity``
     of each partition (then set ``tail.loaded``), and follow the topic until ``stop``."""
     await ensure_topics(settings)
-    c = consumer(settings, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200)
+    c = consumer(settings, group_id=None, enable_auto_commit=False)
     await c.start()
     try:
         tps = await topic_partitions(c, settings.topics.audit)
@@ -176,7 +176,7 @@ async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event) 
                 tail.cut(tp.partition)
             c.seek(tp, start)
         while not stop.is_set():
-            for tp, records in (await c.getmany(timeout_ms=200)).items():
+            for tp, records in (await c.getmany(timeout_ms=IDLE_WAIT_MS if tail.loaded.is_set() else 200)).items():
                 for r in records:
                     tail.add(tp.partition, r.offset, r.value)
             if not tail.loaded.is_set() and all([await c.position(tp) >= ends[tp] for tp in tps]):

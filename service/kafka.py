@@ -153,6 +153,14 @@ ConsumerFactory = Callable[..., AIOKafkaConsumer]
 :func:`consumer`)."""
 
 
+IDLE_WAIT_MS = 1000
+"""How long a consumer with nothing to read waits before its loop turns again: the broker's hold of a
+fetch (which returns as soon as a record arrives, so it costs no latency), the fetcher's own wake-up
+(aiokafka's ``consumer_timeout_ms``; a rebalance wakes it anyway) and a follower's ``getmany``. At
+aiokafka's defaults and 50 ms fetches an idle service woke ~100 times a second and burned 5% of a
+core (load/bench_service.py)."""
+
+
 def consumer(settings: KafkaSettings, *topics: str, group_id: str | None, assignor: BacklogAssignor | None = None,
              **overrides: Any) -> AIOKafkaConsumer:
     """A consumer that never auto-commits: offsets are committed after the work they cover. ``assignor``:
@@ -164,7 +172,8 @@ def consumer(settings: KafkaSettings, *topics: str, group_id: str | None, assign
         "max_poll_records": settings.max_poll_records,
         "fetch_max_bytes": 64 * 1024 * 1024,
         "max_partition_fetch_bytes": 1024 * 1024,
-        "fetch_max_wait_ms": 50,
+        "fetch_max_wait_ms": IDLE_WAIT_MS,
+        "consumer_timeout_ms": IDLE_WAIT_MS,
         # Partition p of every subscribed topic to the same member (inference and labels are
         # co-partitioned: same key, same partition count). Range too, for a group that still has
         # a replica of a release before the backlog assignor: the group uses what all members offer.

@@ -124,7 +124,7 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         k = self.settings.kafka
         await ensure_topics(k)
         self._producer = self._producer_factory(k)
-        consumer = self._consumer_factory(k, group_id=self.group_id, fetch_max_wait_ms=10, max_poll_records=500)
+        consumer = self._consumer_factory(k, group_id=self.group_id, max_poll_records=500)
         await self._producer.start()
         loaded = asyncio.Event()
         follower = asyncio.create_task(follow_silences(k, self.silences, loaded, stop), name="silences")

@@ -36,7 +36,7 @@ import msgspec
 
 from modelmedic.config import KafkaSettings
 from modelmedic.errors import ModelmedicError
-from modelmedic.kafka import consumer, producer, read_compacted, topic_partitions
+from modelmedic.kafka import IDLE_WAIT_MS, consumer, producer, read_compacted, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ async def follow(settings: KafkaSettings, book: SilenceBook, loaded: asyncio.Eve
     """Keep ``book`` equal to the silences topic: read it to its end (then set ``loaded``), and
     follow it until ``stop``. A record that does not decode is logged and skipped (never a
     silence nobody meant)."""
-    c = consumer(settings, group_id=None, enable_auto_commit=False, fetch_max_wait_ms=200)
+    c = consumer(settings, group_id=None, enable_auto_commit=False)
     await c.start()
     try:
         tps = await topic_partitions(c, settings.topics.silences)
@@ -155,7 +155,7 @@ async def follow(settings: KafkaSettings, book: SilenceBook, loaded: asyncio.Eve
         await c.seek_to_beginning(*tps)
         ends = await c.end_offsets(tps)
         while not stop.is_set():
-            for records in (await c.getmany(timeout_ms=200)).values():
+            for records in (await c.getmany(timeout_ms=IDLE_WAIT_MS if loaded.is_set() else 200)).values():
                 for r in records:
                     _apply(book, r.key, r.value)
             if not loaded.is_set() and all([await c.position(tp) >= ends[tp] for tp in tps]):
