@@ -423,6 +423,19 @@ def _evidence(a: Anomaly) -> dict:
             "window_start_ms": a.window_start, "window_end_ms": a.window_end, "anomaly_id": a.id}
 
 
+MIRRORED_CLASSES = frozenset({"throughput"})
+"""Classes whose problem is the model's, whatever the role: canaries and shadows serve mirrors of
+production's requests, so a drop or surge shows on every role of the model at once."""
+
+
+def _problem(model: str, role: str, anomaly_class: str) -> tuple[str, str, str]:
+    """The open problem an anomaly of ``anomaly_class`` on ``model``'s ``role`` belongs to: one per
+    model, role and class, or per model and class (role ``*``) for :data:`MIRRORED_CLASSES`: a
+    -90% drop on a model with a canary and a shadow paged three times at once before
+    (``load/detection_harness.py --small``, seed 1, model-019)."""
+    return model, "*" if anomaly_class in MIRRORED_CLASSES else role, anomaly_class
+
+
 class IncidentBook:
     """Every incident, indexed by id, by anomaly id and by open (series, class).
 
@@ -439,7 +452,7 @@ class IncidentBook:
         self._by_anomaly: dict[str, str] = {}
         self._open: dict[tuple[str, str], str] = {}
         self._open_model: dict[tuple[str, str, str], str] = {}
-        """(model, role, class) -> its open incident: the same class of problem on another
+        """:func:`_problem` -> its open incident: the same class of problem on another
         series of the model (two versions' latency) is the same problem, not a new page. A
         problem of another class (an error burst while latency is high) opens its own
         incident: it has its own rule (errors are paged, not remediated) and its own page."""
@@ -451,7 +464,7 @@ class IncidentBook:
             self._by_anomaly[aid] = incident.id
         if incident.active:
             self._open[(incident.series, incident.anomaly_class)] = incident.id
-            self._open_model.setdefault((incident.model, incident.role, incident.anomaly_class), incident.id)
+            self._open_model.setdefault(_problem(incident.model, incident.role, incident.anomaly_class), incident.id)
         else:  # read back resolved (another replica resolved it): no index may still point at it
             self._forget_open(incident)
             if incident.recovered:
@@ -468,7 +481,7 @@ class IncidentBook:
     def is_new(self, a: Anomaly) -> bool:
         """Would this firing record open a new incident (not a replay, not joining an open one)?"""
         return (a.id not in self._by_anomaly and (a.series, a.anomaly_class) not in self._open
-                and (a.model, a.role, a.anomaly_class) not in self._open_model and self.flap_of(a) is None)
+                and _problem(a.model, a.role, a.anomaly_class) not in self._open_model and self.flap_of(a) is None)
 
     def flap_of(self, a: Anomaly) -> Incident | None:
         """The recovered incident this firing record would reopen (its series fired again
@@ -489,7 +502,8 @@ class IncidentBook:
         if a.state == "firing":
             if a.id in self._by_anomaly:
                 return None
-            open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get((a.model, a.role, a.anomaly_class))
+            open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get(
+                _problem(a.model, a.role, a.anomaly_class))
             if open_id is not None:
                 return self._join(self.by_id[open_id], a)
             flapped = self.flap_of(a)
@@ -518,7 +532,8 @@ class IncidentBook:
 
     def _open_new(self, a: Anomaly) -> Incident:
         evidence = _evidence(a)
-        related = sorted(i for (model, role, _), i in self._open_model.items() if (model, role) == (a.model, a.role))
+        related = sorted(i for i in self._open_model.values()
+                         if (self.by_id[i].model, self.by_id[i].role) == (a.model, a.role))
         if related:  # the on-call person sees the model's other open problems on this page
             evidence["related"] = [f"{i} ({self.by_id[i].anomaly_class}): {self.by_id[i].summary}" for i in related]
         incident = Incident(
@@ -564,6 +579,6 @@ class IncidentBook:
 
     def _forget_open(self, incident: Incident) -> None:
         for index, key in ((self._open, (incident.series, incident.anomaly_class)),
-                           (self._open_model, (incident.model, incident.role, incident.anomaly_class))):
+                           (self._open_model, _problem(incident.model, incident.role, incident.anomaly_class))):
             if index.get(key) == incident.id:
                 del index[key]
