@@ -114,6 +114,29 @@ class _Pending:
         within ``ttl_ms``. When that entry leaves by a join, an out-of-order one behind it may
         outlive ``ttl_ms`` until this one would have expired (``cap`` still bounds the size)."""
 
+    def __getstate__(self) -> dict:
+        """The snapshot's form: the entries as one flat list of ``width`` values each (the key's, then the
+        value's), which the snapshot encoder copies at C speed. As (key, value) tuples, the label joins
+        at their bound (50,000 entries a partition) took ~0.1 s of every 5 s checkpoint each."""
+        state = dict(self.__dict__)
+        items = state.pop("items")
+        key, value = next(iter(items.items()), ((), ()))
+        state["shape"] = shape = [len(key), len(value)]
+        flat = state["flat"] = [x for key, value in items.items() for x in (*key, *value)]
+        if len(flat) != sum(shape) * len(items):
+            raise ValueError("a join's entries differ in shape: its snapshot form needs one shape for all")
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        """Restore :meth:`__getstate__`'s form, or a snapshot's written before it (``items`` as they were)."""
+        if "flat" in state:
+            state = dict(state)
+            flat, (key_width, value_width) = state.pop("flat"), state.pop("shape")
+            width = key_width + value_width
+            rows = (flat[i:i + width] for i in range(0, len(flat), width or 1))
+            state["items"] = OrderedDict((tuple(row[:key_width]), tuple(row[key_width:])) for row in rows)
+        self.__dict__.update(state)
+
     def put(self, key: object, value: tuple) -> int:
         items = self.items
         if not items:
