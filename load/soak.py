@@ -15,6 +15,11 @@ fill up first): memory is flat when its least-squares slope would add less than
 ``FLAT_RSS_SHARE_PER_H`` of the mean RSS in an hour; lag does not grow when its slope over
 the span adds less than one second of the measured traffic (or ``LAG_FLOOR`` records).
 Exit status 0 when both hold, 1 otherwise.
+
+The realistic mix labels answers 5-30 minutes late, so the quality monitor's label joins fill
+for the first half hour at least: a verdict on memory wants the warm-up past that
+(``--minutes 90 --warmup 40``); the default 30 minutes judges lag and loop lag, and shows
+whether memory's growth slows (docs/benchmarks.md, "Soak").
 """
 
 from __future__ import annotations
