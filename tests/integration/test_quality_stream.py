@@ -76,9 +76,9 @@ async def test_low_traffic_fleet_healthy_canaries_never_page_divergent_ones_do_w
     of the way); the other three stay healthy for 50 minutes of event time. Before: every
     healthy regressor canary paged (a tolerance of 1e-6). A healthy new version may change
     ``quality.canary_margin`` (5 points) more answers than usual: a classifier release that
-    changes 15% of them (mixed a third of the way) was found here only after about 90 minutes at the
-    old per-pair level, about 1.8 times that at the day budget's (estimated, not run); the classifier
-    release here, a quarter of the answers, fired 28.3 minutes after it offline (27.5 before)."""
+    changes 15% of them (mixed a third of the way) is found after 91 minutes at the day budget's level
+    (56 at the old per-pair one); the classifier release here, a quarter of the answers, after 28.3
+    (27.5): load/canary_offline.py, this fleet without Kafka."""
     settings = settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"quality_sample_every": 4})})
     spec = FleetSpec(models=6, rate=0.6, canary_fraction=1.0, classifier_share=1 / 3, probability_share=1 / 3, seed=31)
