@@ -152,6 +152,7 @@ class Service:
         """The audit topic's newest records, followed (modelmedic.audit says why the topic and not the plane)."""
         self.http = HttpServer(settings.http, self)
         metrics.READY.set_function(lambda: float(self.ready()))
+        metrics.STATE_UNSAVED.set_function(lambda: float(len(self.detection.unsaved())))
         metrics.TOP_MODELS.source = lambda: ((i.model, i.anomaly_class) for i in self.response.book.open_incidents())
 
     # -- the status interface the HTTP endpoint reads (modelmedic.http.StatusSource) ------------

@@ -85,6 +85,11 @@ ALERT_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
 SNAPSHOTS = Counter("modelmedic_snapshots_total", "Detection-state checkpoints written")
+STATE_UNSAVED = Gauge("modelmedic_state_unsaved_partitions",
+                      "Assigned detection partitions whose state moved since their last snapshot")
+"""Read at scrape time. The periodic checkpoint writes only these (an idle replica writes nothing), so 0
+says everything consumed is saved; staying above 0 for longer than ``detection.snapshot_interval_s``
+says checkpoints are failing."""
 SNAPSHOTS_REJECTED = Counter("modelmedic_snapshots_rejected_total",
                              "Detection-state snapshots not restored (the partition started afresh)", ["reason"])
 """reason: ``format`` (not a snapshot: a pickle, garbage), ``version`` (another release's layout),

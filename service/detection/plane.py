@@ -167,7 +167,7 @@ class DetectionPlane:
                     await self._process(batch)
                     await self._close_idle()
                     if time.monotonic() - self._last_snapshot >= self.settings.detection.snapshot_interval_s:
-                        await self._checkpoint(self._moved())
+                        await self._checkpoint(self.unsaved())
                 if self.usage is not None and self.usage.due():
                     await self.usage.flush()
                 if max_records is not None and self.processed >= max_records:
@@ -521,9 +521,9 @@ class DetectionPlane:
         # The group is part of the key: two groups reading one topic keep separate state.
         return f"{self.group_id}:{self.settings.kafka.topics.inference}:{partition}".encode()
 
-    def _moved(self) -> list[int]:
+    def unsaved(self) -> list[int]:
         """Partitions whose state moved since their last snapshot (records, labels or windows shut): the
-        periodic checkpoint's. Re-encoding every partition's unchanged state each interval kept an idle
+        periodic checkpoint's, and ``modelmedic_state_unsaved_partitions`` (0 once everything consumed is saved). Re-encoding every partition's unchanged state each interval kept an idle
         replica at ~8.5% of a core after a drained backlog (load/bench_service.py)."""
         return [p for p, state in self.parts.items() if state.snapshot_mark != state.mark()]
 

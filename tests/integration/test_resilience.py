@@ -147,9 +147,8 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
         def first_resolved_and_saved() -> bool:
             return any(i["state"] == "resolved" and "resolved" in i["pages_sent"] for i in _incidents(port))
         await _until(first_resolved_and_saved, 180, "first incident resolved", state=lambda: _incidents(port))
-        # Let a checkpoint land after the resolve, then kill without any chance to clean up.
-        snapshots = _metric(port, "modelmedic_snapshots_total")
-        await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")
+        # Let a checkpoint cover all it consumed (an idle replica writes none), then kill without any chance to clean up.
+        await _until(lambda: _metric(port, "modelmedic_state_unsaved_partitions") == 0, 30, "a checkpoint")
         service.send_signal(signal.SIGKILL)
         service.wait(10)
         await produce(settings, settings.kafka.topics.inference, records[cut:])
@@ -159,8 +158,7 @@ async def test_sigkill_mid_stream_loses_no_incident_and_pages_nothing_twice(sett
         # anomalies are on their topic), handled every anomaly record and owes no page.
         await _until(lambda: _metric(port, "modelmedic_events_total") >= len(records) - cut
                      and _metric(port, "modelmedic_consumer_lag_records") == 0, 60, "detection caught up")
-        snapshots = _metric(port, "modelmedic_snapshots_total")
-        await _until(lambda: _metric(port, "modelmedic_snapshots_total") > snapshots, 30, "a checkpoint")
+        await _until(lambda: _metric(port, "modelmedic_state_unsaved_partitions") == 0, 30, "a checkpoint")
         await handled_to_end(settings, f"{settings.kafka.group_id}-response", settings.kafka.topics.anomalies)
         await _until(lambda: all(not i["pages_owed"] for i in _incidents(port)), 30, "no page owed")
     finally:

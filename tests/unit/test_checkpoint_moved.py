@@ -18,13 +18,13 @@ async def test_only_partitions_that_moved_are_snapshotted_again() -> None:
     settings = load_settings()
     plane = offline_plane(settings.model_copy(update={"detection": settings.detection.model_copy(
         update={"quality": False})}), 2)
-    assert plane._moved() == [0, 1]  # never snapshotted
-    await plane._checkpoint(plane._moved())
-    assert plane._moved() == []
+    assert plane.unsaved() == [0, 1]  # never snapshotted
+    await plane._checkpoint(plane.unsaved())
+    assert plane.unsaved() == []
     await plane._process(_batch(plane, 1, 5))
-    assert plane._moved() == [1]
-    await plane._checkpoint(plane._moved())
-    assert plane._moved() == []
+    assert plane.unsaved() == [1]
+    await plane._checkpoint(plane.unsaved())
+    assert plane.unsaved() == []
     windows = plane.parts[0].windows
     windows.shut_through(windows.closed_through + 3)  # windows shut without a record (idle close)
-    assert plane._moved() == [0]
+    assert plane.unsaved() == [0]
