@@ -523,7 +523,8 @@ class DetectionPlane:
 
     def unsaved(self) -> list[int]:
         """Partitions whose state moved since their last snapshot (records, labels or windows shut): the
-        periodic checkpoint's, and ``modelmedic_state_unsaved_partitions`` (0 once everything consumed is saved). Re-encoding every partition's unchanged state each interval kept an idle
+        periodic checkpoint's, and ``modelmedic_state_unsaved_partitions`` (0 once all consumed is saved).
+        Re-encoding every partition's unchanged state each interval kept an idle
         replica at ~8.5% of a core after a drained backlog (load/bench_service.py)."""
         return [p for p, state in self.parts.items() if state.snapshot_mark != state.mark()]
 
