@@ -3,12 +3,15 @@ minutes and root, so CI does not: deploy/container/build.sh does, docs/operation
 
 A standard multi-stage file any OCI builder reads; a public default base; a runtime stage with
 nothing from the build context but the virtual environment; a numeric non-root user; OCI labels
-that agree with pyproject.toml; runtime dependencies only, each one imported by the product.
+that agree with pyproject.toml; runtime dependencies only, each one imported by the product; of
+scipy, only the subpackages importing the product loads.
 """
 
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -100,3 +103,25 @@ def test_a_policy_naming_a_missing_plugin_says_how_to_add_it_to_the_image():
     _, runtime = stages()
     (user,) = [args for op, args in runtime if op == "USER"]
     assert derived[-1] == f"USER {user}", "the derived image runs as the chart's uid again"
+
+
+def scipy_keep_list() -> set[str]:
+    """The names directly under scipy/ that the build stage keeps (``scipy_keep``), the rest deleted."""
+    (keep,) = re.findall(r'scipy_keep="([^"]*)"', CONTAINERFILE)
+    return set(keep.split())
+
+
+def test_the_scipy_the_image_keeps_is_all_the_product_loads():
+    """deploy/container/import_check.py (the build stage's check) imports every module of the product
+    in a fresh interpreter and loads the playbooks; every scipy subpackage or module that loaded must
+    be on the keep-list, or the image would fail to import it (an ``import scipy.stats`` fails here)."""
+    check = ROOT / "deploy" / "container" / "import_check.py"
+    done = subprocess.run([sys.executable, str(check)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "special" in loaded, f"the detectors' scipy.special did not load: {loaded}"
+    assert loaded <= scipy_keep_list(), (
+        f"importing the product loads scipy.{', scipy.'.join(sorted(loaded - scipy_keep_list()))}, which the "
+        "Containerfile deletes: use scipy.special, or add it to scipy_keep (and the image grows)"
+    )
+    assert "/src/deploy/container/import_check.py" in CONTAINERFILE, "the build stage runs the same check"
