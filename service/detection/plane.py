@@ -32,6 +32,7 @@ import asyncio
 import copy
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -185,6 +186,9 @@ class DetectionPlane:
 
     async def _process(self, batch: dict[TopicPartition, list]) -> None:
         if not batch:
+            # Nothing fetched: refresh every assigned partition's lag, so the gauge follows a rebalance
+            # on an idle replica too (ModelmedicIngestionStopped reads it).
+            self._behind = self._update_lag(self._consumer.assignment()) >= self.settings.kafka.max_poll_records
             return
         started = time.perf_counter()
         ok = late = dead = refused_total = 0
@@ -503,15 +507,16 @@ class DetectionPlane:
         self._pending.append(fut)
         metrics.DEAD_LETTERS.labels(rejected.kind).inc()
 
-    def _update_lag(self, batch: dict[TopicPartition, list]) -> int:
-        lag = 0
-        for tp in batch:
+    def _update_lag(self, partitions: Iterable[TopicPartition]) -> int:
+        """Refresh the lag of ``partitions`` (those of a batch, or all assigned after an empty fetch); the
+        total over every assigned partition, as last seen, which ``modelmedic_consumer_lag_records`` shows."""
+        for tp in partitions:
             high = self._consumer.highwater(tp)
             state = self.parts.get(tp.partition)
             if high is not None and state is not None:
                 done = state.label_next if tp.topic == self.settings.kafka.topics.labels else state.next_offset
-                self.assignor.lag[tp] = behind = max(0, high - done)
-                lag += behind
+                self.assignor.lag[tp] = max(0, high - done)
+        lag = sum(self.assignor.lag.values())
         metrics.CONSUMER_LAG.set(lag)
         return lag
 
