@@ -47,7 +47,7 @@ import httpx
 
 from modelmedic.errors import CertificationMissingError
 from modelmedic.release.inputs import CertificationPolicy, Sample
-from modelmedic.release.loadgen import Progress, measure, request_body
+from modelmedic.release.loadgen import Progress, measure
 from modelmedic.release.report import (Gate, absolute_gates, build_report, interface_gates, reference_distributions,
                                        relative_gates, render_markdown)
 
@@ -97,9 +97,8 @@ async def certify(registry: Registry, model: str, version: str, endpoint: str, s
     stable_version, stable = await asyncio.to_thread(_stable_baseline, registry, model, version)
     measurement = await measure(endpoint, samples, holdout, policy, version=version, transport=transport,
                                 progress=progress)
-    sent = [request_body(s) for s in [*samples, *(holdout or ())]]
     gates = (absolute_gates(measurement, policy) + relative_gates(measurement, policy, stable, stable_version)
-             + interface_gates(interface, sent, measurement.predictions))
+             + interface_gates(interface, [*samples, *(holdout or ())], measurement.predictions))
     report = {**build_report(model, version, endpoint, policy, measurement, gates, stable_version, now()),
               **reference_distributions(interface, [*samples, *(holdout or ())], measurement.predictions)}
     markdown = render_markdown(report)

@@ -80,11 +80,29 @@ def absolute_gates(measurement: Measurement, policy: CertificationPolicy) -> lis
     ]
 
 
-def interface_gates(interface: dict[str, Any], requests: Sequence[dict[str, Any]],
+def named_features(schema: dict[str, Any], features: Sequence[Any]) -> Any:
+    """A recorded request's features as the version's input schema describes the model's input.
+
+    The input schema describes the features a model takes (docs/registry.md: ``properties`` named
+    ``amount``, ``country``; the live input monitor checks an inference event's named ``features``
+    against it), while a recorded request's features are positional (``POST /predict {features: [...]}``):
+    position ``i`` is named after the ``i``-th property. An ``array`` schema takes the list as it is; an
+    object schema that names no property, positions ``"0"``, ``"1"``, ...; a request with another number
+    of features than the schema names stays a list, which the object schema then refuses, saying so."""
+    if schema.get("type") == "array":
+        return list(features)
+    names = list(schema.get("properties") or ())
+    if not names:
+        return {str(i): value for i, value in enumerate(features)}
+    return dict(zip(names, features)) if len(features) == len(names) else list(features)
+
+
+def interface_gates(interface: dict[str, Any], requests: Sequence[Sample],
                     predictions: Sequence[Any]) -> list[Gate]:
-    """The version's interface enforced on its certification traffic: every request sent must match its input
-    schema and every prediction its output schema (none may mismatch: a version whose callers' requests it
-    does not declare, or whose answers break its own contract, is not certified)."""
+    """The version's interface enforced on its certification traffic: every request's features must match
+    its input schema (:func:`named_features`) and every prediction its output schema (none may mismatch: a
+    version whose callers' requests it does not declare, or whose answers break its own contract, is not
+    certified)."""
     from jsonschema import Draft202012Validator
 
     def mismatches(schema: dict[str, Any], documents: Sequence[Any], what: str) -> tuple[int, str]:
@@ -96,8 +114,9 @@ def interface_gates(interface: dict[str, Any], requests: Sequence[dict[str, Any]
         where = "/".join(map(str, err.absolute_path)) or "<root>"
         return len(bad), f"{len(bad)} of {len(documents)} {what}; first: #{i} at {where}: {err.message}"
 
+    inputs = [named_features(interface["input"], sample.features) for sample in requests]
     gates = []
-    for side, documents, what in (("input", requests, "requests"), ("output", predictions, "holdout predictions")):
+    for side, documents, what in (("input", inputs, "requests"), ("output", predictions, "holdout predictions")):
         if not documents:
             gates.append(Gate(f"interface.{side}", None, 0, "<=", None, f"no {what} to check"))
             continue
@@ -203,16 +222,17 @@ def reference_distributions(interface: dict[str, Any], requests: Sequence[Sample
     predictions (``reference_predictions``) and each input feature's values in the requests sent
     (``reference_features``: name -> values), at most :data:`REFERENCE_VALUES` each.
 
-    A recorded request's features are positional (``POST /predict {features: [...]}``) while an inference
-    event's are named, so position ``i`` is named after the ``i``-th property of the version's input schema;
-    a request with another number of features than the schema has properties, and any value that is not a
-    number, string or boolean, adds nothing (no property names: no ``reference_features``)."""
-    names = list(interface.get("input", {}).get("properties") or ())
+    A recorded request's features are named as :func:`named_features` says; a request with another number
+    of features than the schema has properties, and any value that is not a number, string or boolean, adds
+    nothing (no property names: no ``reference_features``)."""
+    schema = interface.get("input", {})
+    names = list(schema.get("properties") or ())
     features: dict[str, list[Any]] = {name: [] for name in names}
     for sample in requests:
-        if len(sample.features) != len(names):
+        named = named_features(schema, sample.features) if names else None
+        if not isinstance(named, dict):
             continue
-        for name, value in zip(names, sample.features):
+        for name, value in named.items():
             if isinstance(value, int | float | str) and len(features[name]) < REFERENCE_VALUES:
                 features[name].append(value)
     out: dict[str, Any] = {"reference_predictions": list(predictions[:REFERENCE_VALUES])}

@@ -383,16 +383,17 @@ async def test_the_versions_interface_is_enforced_on_its_certification_traffic(r
     assert gates["interface.input"].describe() == "interface.input: passed, observed 0, must be <= 0 (20 requests checked)"
     assert gates["interface.output"].passed and result.passed
 
-    # v3.0.0 declares its own interface (a break, so a new major): non-negative features, string answers
-    strict = {"input": {"type": "object", "required": ["request_id", "features"],
-                        "properties": {"features": {"type": "array", "items": {"type": "number", "minimum": 0}}}},
+    # v3.0.0 declares its own interface (a break, so a new major): one required non-negative feature, named
+    # (the request's first feature is its first property, as the live input monitor sees it), string answers
+    strict = {"input": {"type": "object", "required": ["amount"],
+                        "properties": {"amount": {"type": "number", "minimum": 0}}},
               "output": {"type": "string"}}
     registry.add_version("fraud", "3.0.0", "strict contract", "s3://m/fraud/3", "sha256:" + "3" * 64, interface=strict)
     result = await certify(registry, "fraud", "3.0.0", "http://model", SAMPLES, HOLDOUT, FAST,
                            transport=classifier(version="v3.0.0"))
     failed = {g.name: g.describe() for g in result.failures}
     assert failed["interface.input"] == ("interface.input: FAILED, observed 10, must be <= 0 (10 of 20 requests; "
-                                         "first: #0 at features/0: -5 is less than the minimum of 0)")
+                                         "first: #0 at amount: -5 is less than the minimum of 0)")
     assert failed["interface.output"] == ("interface.output: FAILED, observed 10, must be <= 0 (10 of 10 holdout "
                                           "predictions; first: #0 at <root>: 0 is not of type 'string')")
     assert registry.stage("fraud", "v3.0.0") is None
