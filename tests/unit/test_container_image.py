@@ -60,7 +60,7 @@ def test_non_root_numeric_user_and_oci_labels():
     assert uid >= 1000 and gid >= 1000
     labels = dict(re.findall(r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', " ".join(a for op, a in runtime if op == "LABEL")))
     assert {"title", "description", "version", "revision", "created", "licenses", "source"} <= {k.rsplit(".", 1)[1] for k in labels}
-    assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]["text"]
+    assert labels["org.opencontainers.image.licenses"] == PYPROJECT["project"]["license"]
     assert labels["org.opencontainers.image.description"] == PYPROJECT["project"]["description"]
     version = next(args for op, args in runtime if op == "ARG" and args.startswith("VERSION="))
     assert version == f"VERSION={PYPROJECT['project']['version']}"
