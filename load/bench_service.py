@@ -2,6 +2,7 @@
 
     .venv/bin/python load/bench_service.py                   # starts its own Kafka: 1,000,000 events, 3 rounds
     .venv/bin/python load/bench_service.py --events 500000 --rounds 2 --idle-seconds 30 --bootstrap HOST:PORT
+    .venv/bin/python load/bench_service.py --variant detection.snapshot_replay_records=1   # and (c): a setting changed
 
 ``load/bench_pipeline.py`` runs the detection plane inside the benchmark process; this one
 measures what is deployed: a ``modelmedic run`` process (both planes, the HTTP endpoint, the
@@ -14,7 +15,9 @@ broker's first read of a topic is slower), then for ``--rounds`` rounds alternat
     detection plane's consumer settings, a fresh group): the floor;
 (b) ``modelmedic run`` as a child process, in a fresh consumer group with fresh output and
     state topics (it never resumes an earlier round's snapshot), until its
-    ``modelmedic_events_total`` reaches the topic's N records.
+    ``modelmedic_events_total`` reaches the topic's N records;
+(c) with ``--variant SECTION.KEY=VALUE``: (b) again with that one setting changed (a YAML value),
+    so a change is compared with the code as it is in the same run, round by round.
 
 (b) is watched from outside: every ``--sample-ms`` this process reads the child's
 ``/metrics`` (records counted so far) and its CPU time (``/proc/PID/stat``, user + system).
@@ -93,16 +96,22 @@ def records_counted(port: int) -> float | None:
                if line.startswith("modelmedic_events_total{"))
 
 
-def service_config(bootstrap: str, topic: str, port: int) -> dict:
-    """A configuration reading ``topic``, with its own group, output and state topics, and HTTP port."""
+def service_config(bootstrap: str, topic: str, port: int, variant: str | None = None) -> dict:
+    """A configuration reading ``topic``, with its own group, output and state topics, and HTTP port;
+    ``variant`` (``SECTION.KEY=VALUE``) changes one more setting."""
     run = uuid.uuid4().hex[:8]
     names = ("labels", "anomalies", "incidents", "state", "dlq", "audit", "silences")
-    return {
+    config = {
         "kafka": {"bootstrap_servers": bootstrap, "partitions": 6, "group_id": f"bench-service-{run}",
                   "topics": {"inference": topic, **{name: f"bench.{name}.{run}" for name in names}},
                   **local_kafka.SINGLE_BROKER},
         "http": {"port": port},
     }
+    if variant is not None:
+        path, value = variant.split("=", 1)
+        section, key = path.rsplit(".", 1)
+        config.setdefault(section, {})[key] = yaml.safe_load(value)
+    return config
 
 
 @dataclass
@@ -193,25 +202,33 @@ def bench(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
     print(f"warm-up raw drain (not counted): {warm.steady_rate:,.0f} events/s", flush=True)
     every_s = args.sample_ms / 1000
     rows, child, port = [], None, 0
+    # (c) before (b): the service left running for the idle measurement is the code as it is.
+    services = ([("c", args.variant)] if args.variant else []) + [("b", None)]
     for i in range(1, args.rounds + 1):
         a = asyncio.run(raw_drain(bootstrap, topic, args.events))
         print(f"round {i} (a) raw drain: {a.steady_rate:,.0f} events/s steady, {a.cpu_rate:,.0f} per CPU-second "
               f"(load average {os.getloadavg()[0]:.1f})", flush=True)
-        if child is not None:
-            stop_service(child)
-        port = free_port()
-        config = workdir / f"round{i}.yaml"
-        config.write_text(yaml.safe_dump(service_config(bootstrap, topic, port)))
-        child, b = drain_with_service(config, port, args.events, every_s, workdir / f"round{i}.log")
-        print(f"round {i} (b) modelmedic run: {b.steady_rate:,.0f} events/s steady, {b.total_rate:,.0f} total, "
-              f"{b.cpu_rate:,.0f} per CPU-second ({1e6 / b.cpu_rate:.2f} us CPU/event; load average "
-              f"{os.getloadavg()[0]:.1f})", flush=True)
-        rows.append((a, b))
-    print("\n| round | (a) raw, steady events/s | (a) per CPU-second | (b) modelmedic run, steady events/s | "
-          "(b) per CPU-second | b/a wall | b/a CPU |\n|---|---:|---:|---:|---:|---:|---:|")
-    for i, (a, b) in enumerate(rows, 1):
-        print(f"| {i} | {a.steady_rate:,.0f} | {a.cpu_rate:,.0f} | {b.steady_rate:,.0f} | {b.cpu_rate:,.0f} | "
-              f"{b.steady_rate / a.steady_rate:.2f} | {b.cpu_rate / a.cpu_rate:.2f} |")
+        runs = []
+        for name, variant in services:
+            if child is not None:
+                stop_service(child)
+            port = free_port()
+            config = workdir / f"round{i}{name}.yaml"
+            config.write_text(yaml.safe_dump(service_config(bootstrap, topic, port, variant)))
+            child, b = drain_with_service(config, port, args.events, every_s, workdir / f"round{i}{name}.log")
+            print(f"round {i} ({name}) modelmedic run{f' with {variant}' if variant else ''}: {b.steady_rate:,.0f} "
+                  f"events/s steady, {b.total_rate:,.0f} total, {b.cpu_rate:,.0f} per CPU-second "
+                  f"({1e6 / b.cpu_rate:.2f} us CPU/event; load average {os.getloadavg()[0]:.1f})", flush=True)
+            runs.append(b)
+        rows.append((a, runs))
+    for j, (name, variant) in enumerate(services):
+        print(f"\n({name}) modelmedic run{f' with {variant}' if variant else ''}\n| round | (a) raw, steady events/s | "
+              f"(a) per CPU-second | ({name}) steady events/s | ({name}) per CPU-second | {name}/a wall | "
+              f"{name}/a CPU |\n|---|---:|---:|---:|---:|---:|---:|")
+        for i, (a, runs) in enumerate(rows, 1):
+            b = runs[j]
+            print(f"| {i} | {a.steady_rate:,.0f} | {a.cpu_rate:,.0f} | {b.steady_rate:,.0f} | {b.cpu_rate:,.0f} | "
+                  f"{b.steady_rate / a.steady_rate:.2f} | {b.cpu_rate / a.cpu_rate:.2f} |")
     try:
         if args.idle_seconds > 0:
             slices = [idle_cpu(child, port, SLICE_S, None) for _ in range(int(args.settle_seconds // SLICE_S))]
@@ -235,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
     parser.add_argument("--canary", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--variant", metavar="SECTION.KEY=VALUE",
+                        help="each round also runs (c): the service with this setting changed")
     parser.add_argument("--sample-ms", type=int, default=250, help="how often (b) is watched")
     parser.add_argument("--settle-seconds", type=float, default=60.0,
                         help="after the last drain, before the idle measurement (printed per 10 s)")

@@ -218,7 +218,18 @@ class DetectionSettings(_Section):
     and its label. 1 judges every request (measured offline: the plane's CPU per event goes
     from about 1.5 us to about 3 us)."""
     snapshot_interval_s: float = Field(5.0, gt=0)
-    """How often detection state and offsets are checkpointed. A crash replays at most this much."""
+    """How often detection state and offsets are checkpointed. At the live rate a crash replays
+    at most this much traffic (plus the windows still open); while catching up, see
+    ``snapshot_replay_records``."""
+    snapshot_replay_records: int = Field(2_000_000, ge=1)
+    """While the consumer catches up (a poll's worth of records or more behind), the periodic
+    checkpoint also waits until this many records were consumed since the last one, so a
+    crash then replays at most this many records (plus the windows still open), which a
+    catching-up consumer reads back in ~10 s at ~200k records/s. A checkpoint re-encodes the
+    whole state of every partition that moved, and a backlog's state is at its largest: every
+    ``snapshot_interval_s`` of a drain it was 20% of the service's CPU
+    (load/bench_service.py, docs/benchmarks.md). 1: checkpoint every interval, as at the
+    live rate."""
     max_series: int = Field(100_000, ge=1)
     """Cardinality guard: the most series (model, version, role) one process tracks at once,
     over all its partitions. Records of a new series beyond it are counted

@@ -16,7 +16,8 @@ Never a blocked loop: the watermark shuts a backlog batch's windows at once, but
 closed, judged and silent series expired :data:`TURN_SERIES_WINDOWS` series-windows a loop
 turn, so heartbeats keep flowing; the records published are those of one pass, in order.
 
-Crash safety without double work: every ``snapshot_interval_s`` each partition's
+Crash safety without double work: every ``snapshot_interval_s`` (while catching up, also
+every ``snapshot_replay_records`` records: the replay a crash costs) each partition's
 detection state (series, detector baselines, episodes, last closed window) is written
 to the compacted state topic, keyed by partition, together with the offset from which a
 restart must re-read to rebuild the still-open windows. Only then is that offset
@@ -130,6 +131,8 @@ class DetectionPlane:
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._last_snapshot = time.monotonic()
+        self._snapshot_processed = 0
+        """``processed`` at the last checkpoint (:meth:`_checkpoint_due`)."""
         self._unjudged: dict[int, tuple[PartitionState, int, list[int]]] = {}
         """Shut windows waiting to be closed and judged with other partitions' (:meth:`_judge`), by partition state."""
         self.turn_series_windows = TURN_SERIES_WINDOWS
@@ -167,7 +170,7 @@ class DetectionPlane:
                 async with self._lock:
                     await self._process(batch)
                     await self._close_idle()
-                    if time.monotonic() - self._last_snapshot >= self.settings.detection.snapshot_interval_s:
+                    if self._checkpoint_due():
                         await self._checkpoint(self.unsaved())
                 if self.usage is not None and self.usage.due():
                     await self.usage.flush()
@@ -533,10 +536,20 @@ class DetectionPlane:
         replica at ~8.5% of a core after a drained backlog (load/bench_service.py)."""
         return [p for p, state in self.parts.items() if state.snapshot_mark != state.mark()]
 
+    def _checkpoint_due(self) -> bool:
+        """Whether the periodic checkpoint is due: ``snapshot_interval_s`` after the last one, and while
+        catching up also ``snapshot_replay_records`` records after it. A checkpoint bounds the replay
+        after a crash; during a drain an interval's records are hundreds of thousands, and the
+        state re-encoded each time is at its largest, so there the bound is kept in records."""
+        d = self.settings.detection
+        if time.monotonic() - self._last_snapshot < d.snapshot_interval_s:
+            return False
+        return not self._behind or self.processed - self._snapshot_processed >= d.snapshot_replay_records
+
     async def _checkpoint(self, partitions: list[int]) -> bool:
         """Persist outputs, then state, then offsets: in that order, so nothing is lost. Returns whether
         the group took the offsets (False: it had rebalanced without us, or nothing was assigned)."""
-        self._last_snapshot = time.monotonic()
+        self._last_snapshot, self._snapshot_processed = time.monotonic(), self.processed
         if not partitions or self._producer is None:
             return False
         await self._judge([], force=True)  # a snapshot holds the judge's state: every shut window in it
