@@ -89,7 +89,8 @@ STATE_UNSAVED = Gauge("modelmedic_state_unsaved_partitions",
                       "Assigned detection partitions whose state moved since their last snapshot")
 """Read at scrape time. The periodic checkpoint writes only these (an idle replica writes nothing), so 0
 says everything consumed is saved; staying above 0 for longer than ``detection.snapshot_interval_s``
-says checkpoints are failing."""
+while the consumer is not behind says checkpoints are failing (while catching up a checkpoint also
+waits for ``detection.snapshot_replay_records`` records)."""
 SNAPSHOTS_REJECTED = Counter("modelmedic_snapshots_rejected_total",
                              "Detection-state snapshots not restored (the partition started afresh)", ["reason"])
 """reason: ``format`` (not a snapshot: a pickle, garbage), ``version`` (another release's layout),
