@@ -79,6 +79,7 @@ import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
+from itertools import repeat
 
 from modelmedic import metrics
 from modelmedic.config import QualitySettings
@@ -261,6 +262,13 @@ class QualityMonitor:
         :meth:`set_baseline` / :meth:`set_reference`."""
         self._out: list[Transition] = []
         """Decision changes since the last poll."""
+        self._served: dict[tuple[str, str, str], int] = {}
+        """(model, version, role) -> end (minus 1 ms) of the last window it served in, from ``poll``'s
+        ``active`` since ``_served_since``; ``_served_before`` holds the generation before. Swapped once
+        the current one spans ``max(series_ttl_ms, idle_recover_ms)``, so every stamp within that
+        horizon is kept and the two hold only series that served within twice of it."""
+        self._served_before: dict[tuple[str, str, str], int] = {}
+        self._served_since = -_NEVER
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
         self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
 
@@ -294,7 +302,7 @@ class QualityMonitor:
         vs = m.versions.get(version) if m else None
         if vs is not None:
             vs.drift = self._new_drift(reference)
-            self._sync(model, version, vs, DRIFT, vs.drift, vs.last_ms)
+            self._sync(model, version, vs, DRIFT, vs.drift, self._last_served(model, version, vs))
 
     def _certify_estimate(self, model: str, version: str, vectors: list[list[float]]) -> None:
         """Certified probability predictions and accuracy: the label-free estimate's reference and
@@ -318,7 +326,7 @@ class QualityMonitor:
         if vs is not None and (vs.labels is None or vs.labels.baseline != accuracy):
             vs.labels, vs.warm_n, vs.warm_correct = self._new_labels(float(accuracy)), 0, 0
             m.baseline = float(accuracy)
-            self._sync(model, version, vs, LABELS, vs.labels, vs.last_ms)
+            self._sync(model, version, vs, LABELS, vs.labels, self._last_served(model, version, vs))
 
     # -- the hot path -----------------------------------------------------------------------
 
@@ -500,42 +508,40 @@ class QualityMonitor:
         ``active``: (model, version, role) of the series with at least one request in the
         window ending at ``now_ms`` (the plane's window aggregates know them). Requests
         outside the label sample are not looked at one by one, so this is how the monitor
-        learns that a version still serves: each is marked active at ``now_ms - 1`` (the
-        version, for production; the model, for production and canary; shadow is ignored as
-        its events are) before the checks below. Models and versions not known (no sampled
-        request yet) are not created.
+        learns that a version still serves: each series is stamped active at ``now_ms - 1``
+        before the checks below, in one dict update (no model or version is looked up per
+        series: at 100k models that loop was half of the monitor's CPU); the checks read the
+        stamps of the few they look at (a production version's, for its versions; those of
+        its production versions and paired canaries, for a model; shadow's never). Models and
+        versions not known (no sampled request yet) are not created.
 
         Also recovers (and forgets) firing versions without production traffic for
         ``idle_recover_ms`` (the few firing ones are looked at), and forgets models without
         traffic for ``series_ttl_ms`` from the front of the least-recently-sampled order: the
         cost is what expires, not what is tracked. A model at the front kept alive by
         ``active`` alone goes to the back (at most ``_REORDER`` per poll, so a model behind it
-        may expire a few polls late, never early); ``active`` itself only stamps times, as
-        moving every served series cost more than the rest of the monitor. A quiet version of a
+        may expire a few polls late, never early), as moving every served series cost more than
+        the rest of the monitor. A quiet version of a
         model that still serves goes when the model gets a new version (``max_versions``
         bounds them meanwhile).
         """
         at, models = now_ms - 1, self._models
-        for model, version, role in active:  # one per series that served: kept to two lookups
-            m = models.get(model)
-            if m is None or m.last_ms >= at or role == "shadow":
-                continue
-            m.last_ms = at
-            if role == "production":
-                vs = m.versions.get(version)
-                if vs is not None and vs.last_ms < at:
-                    vs.last_ms = at
+        if at - self._served_since >= max(self.series_ttl_ms, self.idle_recover_ms):
+            self._served_before, self._served, self._served_since = self._served, {}, at
+        self._served.update(zip(active, repeat(at)))  # C speed: no lookup of a model or version per series
         self.labels_expired += self._label_join.advance(now_ms)
         self.canary_expired += self._canary_join.advance(now_ms)
         for model, version in list(self._firing):
             m = models[model]
-            if now_ms - m.versions[version].last_ms >= self.idle_recover_ms:
+            if now_ms - self._last_served(model, version, m.versions[version]) >= self.idle_recover_ms:
                 self._forget(model, m, version, "no longer serving traffic")
         # Each model at most once a poll: past that the front is one already moved (20 live
         # models cycled 256 times a poll, 13% of the plane's CPU in bench_plane).
         limit, reordered, most = now_ms - self.series_ttl_ms, 0, min(_REORDER, len(models))
         while models and reordered < most:
             model, m = next(iter(models.items()))
+            if m.last_ms <= limit:
+                m.last_ms = self._model_last_served(model, m)
             if m.last_ms > limit:  # kept alive by unsampled requests only (``active``): its place is stale
                 models.move_to_end(model)
                 reordered += 1
@@ -546,6 +552,23 @@ class QualityMonitor:
             return []
         closed_at = int(self.clock() * 1000) if self.clock is not None else 0
         return anomalies(out, now_ms, self.window_size_ms, closed_at)
+
+    def _stamp(self, series: tuple[str, str, str]) -> int:
+        """End (minus 1 ms) of the last window in which ``series`` served, as ``poll``'s ``active`` said;
+        -inf-like when not within the last two generations (older than any horizon asked about)."""
+        at = self._served.get(series)
+        return at if at is not None else self._served_before.get(series, -_NEVER)
+
+    def _last_served(self, model: str, version: str, vs: _Version) -> int:
+        """Event time a production version last served: its last sampled request or its last active window."""
+        return max(vs.last_ms, self._stamp((model, version, "production")))
+
+    def _model_last_served(self, model: str, m: _Model) -> int:
+        """Event time a model last served: its last sampled request, or the last active window of one of
+        its production versions or of a canary paired with one (asked of the few at the front of the order)."""
+        versions = m.versions.items()
+        return max([m.last_ms, *(self._last_served(model, v, vs) for v, vs in versions),
+                    *(self._stamp((model, vs.canary_version, "canary")) for _, vs in versions if vs.canary_version)])
 
     # -- state changes ----------------------------------------------------------------------
 
@@ -587,7 +610,8 @@ class QualityMonitor:
 
     def _new_version(self, m: _Model, model: str, version: str, ts: int) -> _Version:
         """A version's state; quiet versions of the model are forgotten first (at most ``max_versions`` looked at)."""
-        for old in [v for v, vs in m.versions.items() if not vs.onset and ts - vs.last_ms >= self.series_ttl_ms]:
+        quiet = [v for v, vs in m.versions.items() if not vs.onset and ts - self._last_served(model, v, vs) >= self.series_ttl_ms]
+        for old in quiet:
             self._forget(model, m, old, "no longer serving traffic")
         # The model's healthy versions say what a new one may disagree on with its canary:
         # the version compared on the most pairs, even short of ``canary_warmup`` (a quiet model
@@ -597,7 +621,7 @@ class QualityMonitor:
         if learned is not None:
             m.canary_rate = learned[1]
         if len(m.versions) >= self.max_versions:
-            old = min(m.versions, key=lambda k: m.versions[k].last_ms)
+            old = min(m.versions, key=lambda k: self._last_served(model, k, m.versions[k]))
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
             self.series_evicted += 1
         vs = m.versions[version] = _Version(self._new_drift(self._references.get((model, version))), ts)
