@@ -345,10 +345,15 @@ class CanaryDivergence:
 
     def observe_pair(self, prod: object, canary: object, ts: float) -> Decision | None:
         """Take one joined pair seen at event time ``ts`` (for callers that join themselves); a Decision
-        at an alarm's onset (when the step it completes closes: at the first pair of a later step)."""
-        was = self.anomalous
-        for windowed in (self._rate, self._large, self._up, self._down):
-            windowed.advance(ts)
+        at an alarm's onset (when the step it completes closes: at the first pair of a later step).
+
+        The four CUSUMs step together, and only when a step closes can the alarm change: most
+        pairs of a busy canary fall in an open step and cost no step check per CUSUM."""
+        was = None  # the alarm before this pair, when a step closes (else this pair cannot change it)
+        if ts // self.step_s > self._rate.window:
+            was = self.anomalous
+            for windowed in (self._rate, self._large, self._up, self._down):
+                windowed.advance(ts)
         kind = self._type = _prediction_type(prod, canary)
         y = 0.0
         if kind == "number":
@@ -371,7 +376,7 @@ class CanaryDivergence:
             self._recent = [recent[2], recent[3], 0, 0]
         if self._pairs < self.min_pairs:
             return None
-        if not self._learned and self._pairs >= self.warmup and not was:
+        if not self._learned and self._pairs >= self.warmup and not (self.anomalous if was is None else was):
             self._learned = True
             self._set_p0(self.healthy_rate())
         for windowed, (llr, hold) in zip((self._rate, self._large), self._llrs):
@@ -379,7 +384,7 @@ class CanaryDivergence:
             windowed.add(yes if disagree else no, disagree)
         if kind == "number":
             self._bias(y)
-        return self.decision() if self.anomalous and not was else None
+        return self.decision() if was is False and self.anomalous else None
 
     def _spread(self, prod: float) -> float:
         """The scale of a numeric difference: the predictions' spread, at least 0.1% of their magnitude."""

@@ -449,9 +449,10 @@ class QualityMonitor:
                 scale=reference.spread if reference is not None and reference.spread > 0 else None)
         vs.canary_version = canary_version
         det.observe_pair(prod, canary, ts / 1000)
-        if m.canary_rate is None and det.expected is not None and not det.anomalous:
+        anomalous = det.anomalous
+        if m.canary_rate is None and not anomalous and det.expected is not None:
             m.canary_rate = det.expected
-        if det.anomalous is not (CANARY in vs.onset):
+        if anomalous is not (CANARY in vs.onset):
             self._sync(model, version, vs, CANARY, det, ts)
 
     def observe_label(self, label: LabelEvent) -> None:
