@@ -41,7 +41,7 @@ POLICY = """
 rates_rps: [20, 40]
 step_s: 5.0
 min_tail_samples: 3  # a p99 from 300 requests: this shared 2-core box cannot send 1,000 in CI time (unit-tested at 10)
-max_p99_ms: 100
+max_p99_ms: 500  # a good build's p99 reached 223 ms at 40 req/s at load average 15; the bad one is 1.5 s slower
 min_quality: {accuracy: 0.9}  # the first version is judged on this floor
 max_error_rate: 0.05
 min_throughput_rps: 20
@@ -135,7 +135,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
     kubeconfig = str(ns.stack.service_kubeconfig)
     await ns.create_model(MODEL, "v1.0.0", replicas=2)
     await ns.create_model(f"{MODEL}-canary", "v1.0.0", replicas=1)
-    servers = {"v1": await serve("v1.0.0"), "v2": await serve("v2.0.0"), "v3-bad": await serve("v3.0.0", MODEL_BAD="1"),
+    servers = {"v1": await serve("v1.0.0"), "v2": await serve("v2.0.0"), "v3-bad": await serve("v3.0.0", MODEL_BAD="1", MODEL_BAD_LATENCY_MS="1500"),
                "v3-unhealthy": await serve("v3.0.0", MODEL_FAIL_HEALTH="1")}
     registry_args = ("--registry", reg_path)
     kube_args = ("--registry", reg_path, "--namespace", ns.name, "--kubeconfig", kubeconfig,
@@ -180,7 +180,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
         failed = out.split("failed gates:")[1]
         for gate in ("p99_latency_ms: FAILED", "throughput_rps: FAILED", "quality.accuracy: FAILED, observed 0"):
             assert gate in failed
-        assert "must be <= 100" in failed and "must be >= 0.98" in failed
+        assert "must be <= 500" in failed and "must be >= 0.98" in failed
         assert reg.stage(MODEL, "v3.0.0") is None
         assert (tmp_path / "v3.0.0.png").read_bytes().startswith(b"\x89PNG")
         assert (Path(reg_path) / "models" / MODEL / "versions" / "v3.0.0.cert.md").read_text().startswith(
