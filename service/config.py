@@ -98,7 +98,8 @@ class KafkaSettings(_Section):
     replica waits for partitions (aiokafka's default, 3,000 ms, made it wait 3-5 s). A heartbeat
     is one small request: 300 ms costs two consumers a process a few requests a second."""
     fetch_timeout_ms: int = Field(200, ge=1)
-    """How long a fetch waits for records before the loop checks timers (idle window close)."""
+    """How long the detection plane's fetch waits for records before the loop checks timers (the
+    idle window close) while a partition carries live traffic; with none, it waits a second."""
 
     @model_validator(mode="after")
     def _sasl_complete(self) -> "KafkaSettings":
