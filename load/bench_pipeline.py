@@ -57,7 +57,7 @@ from modelmedic.app import tune_gc
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from deploy.local import kafka as local_kafka  # noqa: E402
-from load.fleet import FleetSpec, fill_topic  # noqa: E402
+from load.fleet import FleetSpec, add_backlog_arguments, backlog_spec, fill_topic  # noqa: E402
 
 MAX_POLL_RECORDS = KafkaSettings.model_fields["max_poll_records"].default
 """Records per poll for all three consumers (the detection plane's default)."""
@@ -302,13 +302,8 @@ async def close_to_alert(bootstrap: str, spec: FleetSpec, duration_s: float) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
-    parser.add_argument("--events", type=int, default=500_000)
+    add_backlog_arguments(parser, events=500_000)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a) and (b); their spread is the noise")
-    parser.add_argument("--models", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
-    parser.add_argument("--canary", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--default-gc", action="store_true",
                         help="keep Python's default garbage-collector settings instead of those of `modelmedic run`")
     parser.add_argument("--live-seconds", type=float, default=100.0,
@@ -319,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         tune_gc()  # for all three consumers alike: the interpreter `modelmedic run` gives the plane
     print(f"garbage collector: {'Python defaults' if args.default_gc else 'tuned as in modelmedic run'} "
           f"(thresholds {gc.get_threshold()})", flush=True)
-    spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
+    spec = backlog_spec(args)
     workdir = None if args.bootstrap else tempfile.mkdtemp(prefix="modelmedic-bench-kafka-")
     try:
         bootstrap = args.bootstrap or local_kafka.start(workdir, partitions=6).bootstrap

@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from deploy.local import kafka as local_kafka  # noqa: E402
 from deploy.local.procs import free_port  # noqa: E402
-from load.fleet import FleetSpec, Incident, fill_topic  # noqa: E402
+from load.fleet import Incident, add_backlog_arguments, backlog_spec, fill_topic  # noqa: E402
 from modelmedic.config import Settings, Topics, load_settings  # noqa: E402
 from modelmedic.events import decode_anomaly  # noqa: E402
 from modelmedic.kafka import read_compacted  # noqa: E402
@@ -227,15 +227,11 @@ def report(runs: list[Run]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
-    parser.add_argument("--events", type=int, default=600_000)
+    add_backlog_arguments(parser, events=600_000, models=200, rate=5.0, canary=0.0)
     parser.add_argument("--processes", default="1,2", help="comma-separated process counts, run in this order")
-    parser.add_argument("--models", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=5.0, help="events/s per model (event time)")
-    parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.processes.split(",")]
-    spec = FleetSpec(models=args.models, rate=args.rate, seed=args.seed)
+    spec = backlog_spec(args)
     work = Path(tempfile.mkdtemp(prefix="modelmedic-scaleout-"))
     try:
         bootstrap = args.bootstrap or local_kafka.start(work / "kafka", partitions=6).bootstrap

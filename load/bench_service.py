@@ -59,7 +59,7 @@ sys.path.insert(0, str(REPO))
 from deploy.local import kafka as local_kafka  # noqa: E402
 from deploy.local.procs import free_port  # noqa: E402
 from load.bench_pipeline import raw_drain  # noqa: E402
-from load.fleet import FleetSpec, fill_topic  # noqa: E402
+from load.fleet import add_backlog_arguments, backlog_spec, fill_topic  # noqa: E402
 from modelmedic.app import tune_gc  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -193,7 +193,7 @@ def idle_cpu(child: subprocess.Popen, port: int, seconds: float, every_s: float 
 
 
 def bench(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
-    spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
+    spec = backlog_spec(args)
     topic = f"bench.inference.{uuid.uuid4().hex[:8]}"
     t0 = time.perf_counter()
     asyncio.run(fill_topic(bootstrap, topic, args.events, spec))
@@ -245,13 +245,8 @@ def bench(args: argparse.Namespace, bootstrap: str, workdir: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
-    parser.add_argument("--events", type=int, default=1_000_000)
+    add_backlog_arguments(parser, events=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--models", type=int, default=20)
-    parser.add_argument("--rate", type=float, default=50.0, help="events/s per model (event time)")
-    parser.add_argument("--canary", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--variant", metavar="SECTION.KEY=VALUE",
                         help="each round also runs (c): the service with this setting changed")
     parser.add_argument("--sample-ms", type=int, default=250, help="how often (b) is watched")

@@ -873,6 +873,23 @@ async def ensure_topic(bootstrap: str, topic: str, partitions: int = 6) -> None:
         await admin.close()
 
 
+def add_backlog_arguments(parser: argparse.ArgumentParser, *, events: int, models: int = 20, rate: float = 50.0,
+                          canary: float = 0.1) -> None:
+    """The options of the benchmarks that drain a backlog of fleet traffic (load/bench_*.py): where Kafka is,
+    how many events, and the fleet's shape (:func:`backlog_spec` reads them back)."""
+    parser.add_argument("--bootstrap", help="use this Kafka instead of starting one")
+    parser.add_argument("--events", type=int, default=events)
+    parser.add_argument("--models", type=int, default=models)
+    parser.add_argument("--rate", type=float, default=rate, help="events/s per model (event time)")
+    parser.add_argument("--canary", type=float, default=canary, help="fraction of requests mirrored to a canary")
+    parser.add_argument("--seed", type=int, default=1)
+
+
+def backlog_spec(args: argparse.Namespace) -> FleetSpec:
+    """The fleet :func:`add_backlog_arguments`' options describe."""
+    return FleetSpec(models=args.models, rate=args.rate, canary_fraction=args.canary, seed=args.seed)
+
+
 async def fill_topic(
     bootstrap: str, topic: str, n_events: int, spec: FleetSpec, seed: int | None = None,
     *, start_ms: int = 1_767_225_600_000, partitions: int = 6, incidents: Sequence[Incident] = (),
