@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelmedic.detectors.quality import ANOMALOUS, OK, Decision
+from modelmedic.detectors.sequential import threshold_for
 
 CHECKS = ("missing", "unknown", "null", "type", "range", "unseen_category")
 """What can be wrong with one feature of one request: a required feature absent, a feature the
@@ -132,7 +133,7 @@ class ViolationRate:
         bad = min(budget * effect, 0.999)
         self._up = math.log(bad / budget)
         self._down = math.log((1 - bad) / (1 - budget))
-        self.h = math.log(requests_per_day / false_alarms_per_day)
+        self.h = threshold_for(86_400.0 / requests_per_day, false_alarms_per_day)
         self.cusum = 0.0
         self.anomalous = False
         self.seen = self.violated = 0

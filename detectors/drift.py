@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import chdtrc
 
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
+from modelmedic.detectors.sequential import alpha_for
 
 
 class DriftReference:
@@ -143,7 +144,7 @@ class PredictionDrift:
         self.reference, self.reference_size, self.window, self.min_live = reference, reference_size, window, min_live
         self.bins, self.psi_threshold, self.every, self.psi_clear = bins, psi_threshold, every, psi_clear
         self.false_alarms_per_day, self.test_interval_s = false_alarms_per_day, test_interval_s
-        self.alpha = false_alarms_per_day * test_interval_s / (2 * 86_400.0)
+        self.alpha = alpha_for(test_interval_s, false_alarms_per_day, tests=2)
         """The p-value a window must be below: the day's budget spread over the day's tests (two windows each)."""
         self._last_test = -math.inf
         if reference is not None and not isinstance(reference, DriftReference):

@@ -28,6 +28,7 @@ import numpy as np
 
 from modelmedic.detectors.drift import DriftReference, g_test
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
+from modelmedic.detectors.sequential import alpha_for
 
 _NUMBER = (int, float)
 """What a numeric feature's values are (a boolean is not one: its class is bool)."""
@@ -87,8 +88,7 @@ class FeatureDrift:
     @property
     def alpha(self) -> float:
         """The p-value one feature's window must be below: the day's budget spread over every test."""
-        tests_per_day = 86_400.0 / self.test_interval_s
-        return self.false_alarms_per_day / (tests_per_day * 2 * max(1, len(self.features)))
+        return alpha_for(self.test_interval_s, self.false_alarms_per_day, tests=2 * max(1, len(self.features)))
 
     def observe(self, features: dict[str, object]) -> None:
         """Take one request's features (counted with the next ``window / 2``, or at the next test)."""

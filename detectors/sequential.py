@@ -58,6 +58,17 @@ def threshold_for(window_s: float, false_alarms_per_day: float) -> float:
     return float(np.log(86_400.0 / window_s / false_alarms_per_day))
 
 
+def alpha_for(test_interval_s: float, false_alarms_per_day: float, tests: int = 1) -> float:
+    """The p-value each of ``tests`` tests run every ``test_interval_s`` must be below so that a healthy
+    version raises at most ``false_alarms_per_day`` a day (the day's budget spread over the day's tests,
+    Bonferroni): the repeated-test counterpart of :func:`threshold_for`.
+
+    >>> alpha_for(60.0, 1e-4, tests=2)  # two windows tested once a minute
+    3.472222222222222e-08
+    """
+    return false_alarms_per_day * test_interval_s / (86_400.0 * tests)
+
+
 class _Bank(_Params, SlotState):
     """Per-slot state in one float matrix ``_f`` (a column per name in ``_COLUMNS``) plus any
     ``_TABLES`` (``name -> trailing shape``): one gather and one scatter per call, whatever the
