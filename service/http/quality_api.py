@@ -38,6 +38,11 @@ def public_quality(q: QualityView) -> dict[str, Any]:
     }
 
 
+def model_quality(source: StatusSource, model: str) -> list[dict[str, Any]]:
+    """The model's production versions, by version, as the API and the model page give them."""
+    return [public_quality(q) for q in sorted(source.quality(model), key=lambda q: q.version)]
+
+
 class QualityApi:
     """The handler of ``/api/v1/models/{model}/quality``, called with the operator already authenticated."""
 
@@ -46,5 +51,4 @@ class QualityApi:
 
     async def get(self, request: web.Request, operator: Operator) -> web.Response:
         model = request.match_info["model"]
-        versions = sorted(self.source.quality(model), key=lambda q: q.version)
-        return as_json({"model": model, "versions": [public_quality(q) for q in versions]})
+        return as_json({"model": model, "versions": model_quality(self.source, model)})

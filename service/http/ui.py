@@ -31,7 +31,7 @@ from aiohttp import web
 from modelmedic.http.answers import refusal
 from modelmedic.http.api import public_incident
 from modelmedic.http.auth import Operator
-from modelmedic.http.quality_api import public_quality
+from modelmedic.http.quality_api import model_quality
 from modelmedic.http.silence_api import public_silence
 from modelmedic.http.source import DecisionView, IncidentView, SilenceView, StatusSource
 
@@ -280,7 +280,7 @@ class StatusPages:
             "model.html", operator=operator, model=model, owners=self.source.owners(model),
             serving=sorted(self.source.serving(model), key=lambda s: (s.role, s.version)),
             decisions=list(reversed(self.source.decisions_of(model)))[:50],
-            quality=[public_quality(q) for q in sorted(self.source.quality(model), key=lambda q: q.version)],
+            quality=model_quality(self.source, model),
             open_incidents=[self._row(i, now) for i in incidents if i.state != "resolved"],
             history=[self._row(i, now) for i in incidents if i.state == "resolved"][:HISTORY],
         )
