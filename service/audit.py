@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import msgspec
 
 from modelmedic.config import KafkaSettings
-from modelmedic.kafka import IDLE_WAIT_MS, consumer, ensure_topics, topic_partitions
+from modelmedic.kafka import consumer, ensure_topics, follow_assigned, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +175,6 @@ async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event) 
             if start > firsts[tp]:
                 tail.cut(tp.partition)
             c.seek(tp, start)
-        while not stop.is_set():
-            for tp, records in (await c.getmany(timeout_ms=IDLE_WAIT_MS if tail.loaded.is_set() else 200)).items():
-                for r in records:
-                    tail.add(tp.partition, r.offset, r.value)
-            if not tail.loaded.is_set() and all([await c.position(tp) >= ends[tp] for tp in tps]):
-                tail.loaded.set()
+        await follow_assigned(c, ends, tail.loaded, stop, lambda tp, r: tail.add(tp.partition, r.offset, r.value))
     finally:
         await c.stop()

@@ -378,6 +378,24 @@ async def topic_partitions(c: AIOKafkaConsumer, topic: str) -> list[TopicPartiti
     return [TopicPartition(topic, p) for p in sorted(partitions)]
 
 
+LOADING_WAIT_MS = 200
+"""A follower's fetch wait while it reads its topic back (short turns: ``loaded`` is set soon after the end)."""
+
+
+async def follow_assigned(c: AIOKafkaConsumer, ends: dict[TopicPartition, int], loaded: asyncio.Event,
+                          stop: asyncio.Event, apply: Callable[[TopicPartition, Any], None]) -> None:
+    """Hand every record of ``c``'s assigned partitions to ``apply`` until ``stop``; set ``loaded`` once each
+    partition is read to its offset in ``ends``. A follower (the audit tail, the silences) reads back
+    in short turns, then waits :data:`IDLE_WAIT_MS` a turn like the other consumers."""
+    while not stop.is_set():
+        wait_ms = IDLE_WAIT_MS if loaded.is_set() else LOADING_WAIT_MS
+        for tp, records in (await c.getmany(timeout_ms=wait_ms)).items():
+            for record in records:
+                apply(tp, record)
+        if not loaded.is_set() and all([await c.position(tp) >= end for tp, end in ends.items()]):
+            loaded.set()
+
+
 async def read_compacted(settings: KafkaSettings, topic: str, timeout_s: float = 30.0) -> dict[bytes, bytes]:
     """The latest value per key of a compacted topic, read from its beginning to its end.
 

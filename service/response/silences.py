@@ -36,7 +36,7 @@ import msgspec
 
 from modelmedic.config import KafkaSettings
 from modelmedic.errors import ModelmedicError
-from modelmedic.kafka import IDLE_WAIT_MS, consumer, producer, read_compacted, topic_partitions
+from modelmedic.kafka import consumer, follow_assigned, producer, read_compacted, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +154,7 @@ async def follow(settings: KafkaSettings, book: SilenceBook, loaded: asyncio.Eve
         c.assign(tps)
         await c.seek_to_beginning(*tps)
         ends = await c.end_offsets(tps)
-        while not stop.is_set():
-            for records in (await c.getmany(timeout_ms=IDLE_WAIT_MS if loaded.is_set() else 200)).values():
-                for r in records:
-                    _apply(book, r.key, r.value)
-            if not loaded.is_set() and all([await c.position(tp) >= ends[tp] for tp in tps]):
-                loaded.set()
+        await follow_assigned(c, ends, loaded, stop, lambda tp, r: _apply(book, r.key, r.value))
     finally:
         await c.stop()
 
