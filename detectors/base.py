@@ -22,7 +22,8 @@ import copy
 import inspect
 
 import numpy as np
-from scipy.special import erf
+
+from modelmedic.detectors.special import erf
 
 
 def take_rows(owner: object, rows: np.ndarray, capacity: int) -> dict[str, object]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import chdtrc
 
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 from modelmedic.detectors.sequential import alpha_for
+from modelmedic.detectors.special import chdtrc
 
 
 class DriftReference:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_ndtr
 
 from modelmedic.detectors.base import SeriesBank, ZBank, protect
 from modelmedic.detectors.changepoint import CusumBank
 from modelmedic.detectors.robust import RobustBank
 from modelmedic.detectors.seasonal import SeasonalBank
+from modelmedic.detectors.special import log_ndtr
 
 LN10 = np.log(10.0)
 LEVELS = 2.0 ** np.arange(14)  # incident sizes counted, in multiples of the alarm level (1x .. 8192x)

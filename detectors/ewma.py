@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import erf
 
 from modelmedic.detectors.base import SeriesBank
+from modelmedic.detectors.special import erf
 
 
 class EwmaBank(SeriesBank):

@@ -9,9 +9,9 @@ the score is a calibrated probability: ``score = P(X < errors)``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import bdtr
 
 from modelmedic.detectors.base import SlotState, _Params
+from modelmedic.detectors.special import bdtr
 
 
 class BinomialRateBank(_Params, SlotState):
@@ -82,8 +82,8 @@ class BinomialRateBank(_Params, SlotState):
 
 
 def _binom_below(errors: np.ndarray, requests: np.ndarray, rate: np.ndarray) -> np.ndarray:
-    """``P(X < errors)`` for ``X ~ Binomial(requests, rate)``: ``scipy.stats.binom.cdf(errors - 1, ...)``
-    by the ``scipy.special`` function it calls, without its ~70 us of argument checks per
-    call (this runs once per closed window). Counts are whole numbers, ``errors <= requests``."""
+    """``P(X < errors)`` for ``X ~ Binomial(requests, rate)``: the binomial CDF at ``errors - 1``
+    (:func:`~modelmedic.detectors.special.bdtr`), once per closed window. Counts are whole
+    numbers, ``errors <= requests``."""
     k = np.maximum(errors - 1, 0).astype(np.int64)
     return np.where(errors >= 1, bdtr(k, requests.astype(np.int64), rate), 0.0)

@@ -22,7 +22,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from modelmedic.detection import replay  # numpy, scipy and the plane: loaded only for this command
+    from modelmedic.detection import replay  # numpy and the plane: loaded only for this command
 
     return replay.command(args)
 
