@@ -1,6 +1,7 @@
 """The quality monitor at fleet scale: CPU per event and memory per monitored model.
 
     .venv/bin/python load/bench_quality.py [--models 100000] [--events 3000000] [--minutes 10] [--sample-every 4]
+        [--against OLD_QUALITY_PY --rounds 2]
 
 Feeds ``QualityMonitor.observe_sampled`` what the plane's decoder hands it (the sampled
 rows: one request in ``--sample-every``) for ``--events`` requests spread uniformly over
@@ -14,12 +15,16 @@ model (the drift reference still being learned) and once every model's reference
 The garbage collector is tuned as ``modelmedic run`` tunes it (``modelmedic.app.tune_gc``):
 with Python's defaults, full collections walking every model's detectors took a third of the
 first-sight cost at 100k models, which the service does not pay.
+``--against`` times another ``service/detection/quality.py`` (e.g. ``git show REV:service/detection/quality.py
+> /tmp/old.py``) on the same workload in the same process, alternating with the tree's for ``--rounds``
+rounds, so a before/after shares the machine's load (memory is then not measured).
 Prints one line per measurement; docs/benchmarks.md ("The quality monitor") has the figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 import time
 import tracemalloc
@@ -93,12 +98,36 @@ def memory_per_model(settings: QualitySettings, windows, names, models: int, sam
     return (held - pending * PENDING_BYTES) / models, pending
 
 
+def load_monitor(path: str) -> type:
+    """``QualityMonitor`` of another copy of service/detection/quality.py (its imports from the tree)."""
+    spec = importlib.util.spec_from_file_location("modelmedic.detection.quality_against", path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"--against {path}: not a Python file; give a copy of service/detection/quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.QualityMonitor
+
+
+def compare(args, windows, names) -> None:
+    """Tree vs ``--against``, alternating, each round on a fresh monitor: first sight, then the steady state."""
+    steady = later(windows, int(args.minutes * 60_000))
+    for round_ in range(1, args.rounds + 1):
+        for label, cls in (("against", load_monitor(args.against)), ("tree", QualityMonitor)):
+            monitor = cls(WINDOW_MS, QualitySettings(), label_sample_every=args.sample_every, clock=None)
+            first, again = run(monitor, windows, names), run(monitor, steady, names)
+            print(f"round {round_} {label:7}: first sight {first / args.events * 1e6:.3f}, steady state "
+                  f"{again / args.events * 1e6:.3f} us per request; label join {monitor.sizes()['label_pending']:,}",
+                  flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", type=int, default=100_000)
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--minutes", type=float, default=10.0, help="event time the requests span")
     ap.add_argument("--sample-every", type=int, default=4)
+    ap.add_argument("--against", help="another service/detection/quality.py to time alternately with the tree's")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds of --against")
     args = ap.parse_args()
     windows, names, rate = workload(args.models, args.events, args.minutes, args.sample_every)
     sampled = sum(len(rows) for _, rows, _ in windows)
@@ -106,6 +135,9 @@ def main() -> None:
           f"({rate:.2f} req/s per model), "
           f"1 in {args.sample_every} sampled: {sampled:,} rows with the canary twins")
     tune_gc()  # as the service does (the workload above is frozen out of every collection, as start-up is)
+    if args.against:
+        compare(args, windows, names)
+        return
     settings = QualitySettings()
     monitor = QualityMonitor(WINDOW_MS, settings, label_sample_every=args.sample_every, clock=None)
     for what, traffic in (("first sight of every model", windows),

@@ -319,7 +319,12 @@ class QualitySettings(_Section):
     label_horizon_ms: int = Field(6 * 3600 * 1000, ge=1)
     """How long a sampled prediction waits for its label, in event time (6 hours)."""
     label_max_pending: int = Field(50_000, ge=1)
-    """Sampled predictions waiting for a label, at most, per partition (the oldest are dropped)."""
+    """Sampled predictions waiting for a label, at most, per partition: the label join's memory budget (~234 B
+    each in memory, ~61 B in the partition snapshot; 50,000 is ~12 MB). Shared between models: once half full,
+    a model keeps at most about this many / models of its predictions over ``label_horizon_ms`` (every
+    2^j-th), so labels within the horizon find what was kept; the oldest are dropped beyond it
+    (``modelmedic_quality_labels_missed_total`` counts their labels). To judge every sampled prediction, it
+    needs the partition's sampled production rate x ``label_horizon_ms`` entries."""
     estimate_warmup: int = Field(200, ge=1)
     """Label-free accuracy estimate (classifiers that send probabilities; docs/detection.md):
     sampled predictions of a version whose confidences are its reference ("usually"), when the

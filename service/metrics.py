@@ -113,6 +113,11 @@ COMMIT_FAILURES = Counter("modelmedic_commit_failures_total",
 """plane: the plane whose commit was refused (``detection`` or ``response``). The uncommitted
 records are read again by whoever owns their partition after the rebalance: the incident book
 ignores a replay, and the detection plane resumes from its snapshot's offset."""
+LABELS_MISSED = Counter("modelmedic_quality_labels_missed_total",
+                        "Labels whose sampled prediction had been pushed out of the quality label join before they came")
+"""The label join (``quality.label_max_pending`` predictions per partition, shared fairly between models) was
+full: a label that came later than the join's span found nothing. Rising: raise ``quality.label_max_pending``
+(~234 B of memory and ~61 B of snapshot per entry) or shorten ``quality.label_horizon_ms``."""
 MISROUTED = Counter("modelmedic_records_misrouted_total",
                     "Inference records whose Kafka key is not their model id (accepted, counted)")
 """Every record must be keyed by its model id, so one model's records share a partition; a

@@ -52,8 +52,11 @@ score ``1 - exp(-LLR)``; labels, accuracy over the CUSUM's run vs the baseline, 
 The numbers and summaries are :mod:`~modelmedic.detection.quality_evidence`'s.
 
 Memory is bounded because a partition may see any number of models and request ids: the joins
-hold at most ``canary_max_pending`` and ``label_max_pending`` entries (oldest dropped), each for
-at most ``canary_join_ms`` / ``label_horizon_ms``; per version, counters and two count arrays
+hold at most ``canary_max_pending`` (canary predictions, and a mirrored model's production
+predictions left out of the label join) and ``label_max_pending`` entries (oldest dropped), each
+for at most ``canary_join_ms`` / ``label_horizon_ms``; the label join is shared between models
+(:meth:`QualityMonitor._admit`: past half full, a model over its share keeps every 2^j-th of
+its predictions, so what is kept can wait for its label); per version, counters and two count arrays
 of ``drift_bins + 1`` (no rings of values); at most ``max_models`` models, kept in least
 recently active order, so eviction (beyond ``max_models``) and expiry (after
 ``series_ttl_ms``) take the oldest in O(1) and never scan; at most ``max_versions`` versions
@@ -62,10 +65,13 @@ CPU and memory, with the command that measured it, is in docs/benchmarks.md ("Th
 monitor").
 
 Counters (int attributes, for metrics): ``labels_duplicate``, ``labels_orphan`` (no pending
-prediction), ``labels_expired`` / ``labels_dropped`` (no label within the horizon / pushed out),
+prediction: never seen, or left out by its model's share), ``labels_missed`` (its prediction was
+pushed out by ``label_max_pending``; also ``modelmedic_quality_labels_missed_total``),
+``labels_expired`` / ``labels_dropped`` (no label within the horizon / pushed out),
 ``canary_expired`` / ``canary_dropped`` (no production twin in time / pushed out),
 ``predictions_skipped`` (failed, no prediction, or a class from a numeric model),
-``series_evicted``.
+``predictions_thinned`` (sampled production predictions left out of the label join by their
+model's share), ``series_evicted``.
 
 The monitor is part of the partition snapshot: after a restore the plane feeds it only
 records at or past the offset it had reached (``replay_until``), or replayed requests would
@@ -99,8 +105,8 @@ IDLE_RECOVER_MIN_MS = 15 * 60_000
 """Default floor of ``idle_recover_ms``: a model serving 0.6 req/s is silent for 5 s one time in
 twenty, so five 1 s windows declared its firing versions "no longer serving" (and forgot their
 evidence) every few minutes; at 0.01 req/s, 15 silent minutes happen about once in 8,000."""
-COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "canary_expired",
-            "canary_dropped", "predictions_skipped", "series_evicted")
+COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "labels_missed", "canary_expired",
+            "canary_dropped", "predictions_skipped", "predictions_thinned", "series_evicted")
 
 
 class _Pending:
@@ -138,15 +144,15 @@ class _Pending:
             state["items"] = OrderedDict((tuple(row[:key_width]), tuple(row[key_width:])) for row in rows)
         self.__dict__.update(state)
 
-    def put(self, key: object, value: tuple) -> int:
+    def put(self, key: object, value: tuple) -> object:
+        """Add an entry; returns the key of the oldest when the cap pushed it out, else None."""
         items = self.items
         if not items:
             self.first_ts = value[0]
         items[key] = value
         if len(items) > self.cap:
-            items.popitem(last=False)
-            return 1
-        return 0
+            return items.popitem(last=False)[0]
+        return None
 
     def advance(self, ts: int) -> int:
         """Move event time to ``ts`` (if later) and expire entries older than ``ttl_ms``."""
@@ -193,6 +199,9 @@ class _Version:
 
 class _Model:
     tolerance = None  # also the value of a snapshot written before it existed (restored by __dict__)
+    mirrored = False  # also the value of a snapshot written before these existed (restored by __dict__)
+    label_n = 0
+    label_since = -_NEVER
 
     def __init__(self, ts: int) -> None:
         self.versions: dict[str, _Version] = {}
@@ -207,6 +216,14 @@ class _Model:
         is normal for this model, not against its own first requests."""
         self.last_ms = ts
         """Event time of the last sampled prediction (production or canary), or of a window with requests."""
+        self.mirrored = False
+        """A canary prediction of this model was seen: production predictions left out of the label join
+        wait ``canary_join_ms`` for their twin in the twin join instead."""
+        self.label_n = 0
+        self.label_since = ts
+        """The model's sampled production predictions counted since ``label_since`` (scaled down to half a
+        ``label_horizon_ms`` when the span exceeds one): its rate, for its share of the label join
+        (:meth:`QualityMonitor._admit`)."""
 
 
 class QualityMonitor:
@@ -250,8 +267,12 @@ class QualityMonitor:
         self._label_join = _Pending(s.label_horizon_ms, s.label_max_pending)
         """(model, request id) -> (ts, version, prediction, paired) of production predictions awaiting a label;
         also where a canary prediction finds its production twin (``paired``: it did already)."""
-        self._judged: OrderedDict[tuple[str, str], None] = OrderedDict()
-        """The last ``label_max_pending`` (model, request id) judged, to tell duplicate labels from orphans."""
+        self._twins = _Pending(s.canary_join_ms, s.canary_max_pending)
+        """(model, request id) -> (ts, version, prediction) of a mirrored model's production predictions left out
+        of the label join by its share (:meth:`_admit`): they wait ``canary_join_ms`` for their canary twin only."""
+        self._judged: OrderedDict[tuple[str, str], bool | None] = OrderedDict()
+        """The last ``label_max_pending`` (model, request id) that left the label join, to tell duplicate labels
+        (None: judged) and missed ones (True: pushed out by the bound before its label came) from orphans."""
         self._references: OrderedDict[tuple[str, str], DriftReference] = OrderedDict()
         self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._estimates: OrderedDict[tuple[str, str], EstimatedAccuracy] = OrderedDict()
@@ -271,6 +292,7 @@ class QualityMonitor:
         self._served_since = -_NEVER
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
         self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
+        self.predictions_thinned = self.labels_missed = 0
 
     def __setstate__(self, state: dict) -> None:
         """Restore a snapshot (rebuilt by attributes, ``detection/snapshots.py``): one written by an older
@@ -343,6 +365,7 @@ class QualityMonitor:
         it pairs, drifts or is new: this is the monitor's share of the hot path.
         """
         models, canary_join, label_join = self._models, self._canary_join, self._label_join
+        waiting, half = label_join.items, self.label_max_pending // 2
         for _, series, ts, ok, request_id, prediction in rows:
             model, version, role = names[series]
             if role == "shadow":
@@ -377,7 +400,17 @@ class QualityMonitor:
             self.labels_expired += label_join.advance(ts)
             # Probability vectors wait as they are (a canary twin is compared on them) and
             # stand for their arg-max class for labels and drift.
-            self.labels_dropped += label_join.put(key, (ts, version, prediction, paired))
+            m.label_n += 1
+            if len(waiting) < half or self._admit(m, ts):
+                dropped = label_join.put(key, (ts, version, prediction, paired))
+                if dropped is not None:
+                    self.labels_dropped += 1
+                    self._left(dropped, True)
+            else:
+                self.predictions_thinned += 1
+                if m.mirrored and not paired:  # most never meet a twin: their expiry is not counted
+                    self._twins.advance(ts)
+                    self.canary_dropped += self._twins.put(key, (ts, version, prediction)) is not None
             if prediction.__class__ is list:
                 self._estimate(model, version, vs, prediction, ts)
                 prediction = _argmax(prediction)
@@ -391,6 +424,39 @@ class QualityMonitor:
             drift.observe(prediction, ts / 1000)
             if drift.anomalous is not (DRIFT in vs.onset):
                 self._sync(model, version, vs, DRIFT, drift, ts)
+
+    def _admit(self, m: _Model, ts: int) -> bool:
+        """Whether a sampled production prediction waits in the label join at least half full: its model's share.
+
+        The join holds ``label_max_pending`` predictions, each for up to ``label_horizon_ms``. Kept
+        first come, first served, a fleet fills it within minutes (100k models at 0.05 req/s, 1 in 4
+        sampled: 50,000 entries in ~40 s) and pushes out every prediction before its label comes.
+        So while the join is at least half full (below, the caller keeps everything), a model whose
+        sampled rate would hold more than ``label_max_pending / models`` predictions over the
+        horizon keeps every 2^j-th of them (the least power of two that brings it within that
+        share), and its labels are judged on those: a quiet model keeps all its predictions, a
+        busy one a sample spread over its traffic, and what is kept can wait its horizon. The
+        rate is the model's count (``label_n``, counted by the caller, this prediction included)
+        since ``label_since`` over that span plus one window (a new model counts as one prediction
+        a window); past a horizon both shrink to half a horizon's worth at that rate, so it follows
+        the model's traffic. A count, not a hash of the request id: the snapshot keeps it, so a
+        replay keeps the same predictions, and it costs no hashing per prediction. O(1).
+        """
+        age, horizon = ts - m.label_since, self.label_horizon_ms
+        if age > horizon:  # the count over half a horizon at the same rate: older traffic fades
+            m.label_n = m.label_n * horizon // (2 * age) + 1
+            age = horizon // 2
+            m.label_since = ts - age
+        n = m.label_n
+        need = n * len(self._models) * horizon / (self.label_max_pending * (max(age, 0) + self.window_size_ms))
+        return need <= 1.0 or not n % (1 << int(need).bit_length())
+
+    def _left(self, key: tuple[str, str], missed: bool | None) -> None:
+        """Note a prediction that left the label join: judged (None), or pushed out before its label (True)."""
+        judged = self._judged
+        judged[key] = missed
+        if len(judged) > self.label_max_pending:
+            judged.popitem(last=False)
 
     def observe_inference(self, event: InferenceEvent) -> None:
         """Take one decoded inference event (:meth:`observe_sampled`, if its request is in the sample).
@@ -419,6 +485,7 @@ class QualityMonitor:
         later, twins within milliseconds) is gone, and that twin is not paired.
         """
         join, key = self._canary_join, (model, request_id)
+        m.mirrored = True
         self.canary_expired += join.advance(ts)
         pending = self._label_join.items
         prod = pending.get(key)
@@ -426,8 +493,14 @@ class QualityMonitor:
             pending[key] = (prod[0], prod[1], prod[2], True)  # an existing key keeps its place (expiry order)
             self._pair(m, model, prod[1], prod[2], version, prediction, ts)
             return
+        if prod is None and self._twins.items:  # left out of the label join by its share (:meth:`_admit`)
+            self._twins.advance(ts)
+            prod = self._twins.items.pop(key, None)
+            if prod is not None and prod[0] >= join.now - self.canary_join_ms:
+                self._pair(m, model, prod[1], prod[2], version, prediction, ts)
+                return
         join.items.pop(key, None)  # a repeated canary replaces the first, from its own time on
-        self.canary_dropped += join.put(key, (ts, version, prediction))
+        self.canary_dropped += join.put(key, (ts, version, prediction)) is not None
 
     def _pair(self, m: _Model, model: str, version: str, prod: object, canary_version: str, canary: object,
               ts: int) -> None:
@@ -464,15 +537,16 @@ class QualityMonitor:
         self.labels_expired += join.advance(label.ts)
         pending = join.items.pop(key, None)
         if pending is None:
-            if key in self._judged:
+            left = self._judged.get(key, False)
+            if left is None:
                 self.labels_duplicate += 1
+            elif left:
+                self.labels_missed += 1
+                metrics.LABELS_MISSED.inc()
             else:
                 self.labels_orphan += 1
             return
-        judged = self._judged
-        judged[key] = None
-        if len(judged) > self.label_max_pending:
-            judged.popitem(last=False)
+        self._left(key, None)
         _, version, vector, _ = pending
         prediction = _argmax(vector) if vector.__class__ is list else vector
         m = self._models.get(label.model)
@@ -734,6 +808,7 @@ class QualityMonitor:
             "versions": sum(len(m.versions) for m in ms),
             "canary_pending": len(self._canary_join.items),
             "label_pending": len(self._label_join.items),
+            "twin_pending": len(self._twins.items),
             "label_judged": len(self._judged),
             "references": len(self._references),
         }

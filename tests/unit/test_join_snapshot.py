@@ -36,7 +36,7 @@ def test_the_joins_round_trip_through_a_snapshot() -> None:
         assert (after.now, after.first_ts, after.ttl_ms, after.cap) == (before.now, before.first_ts, before.ttl_ms,
                                                                       before.cap)
     empty = _from_tree(_to_tree(_Pending(10, 5)))
-    assert empty.items == OrderedDict() and empty.put(("m", "r"), (1, "1", 0.5, False)) == 0
+    assert empty.items == OrderedDict() and empty.put(("m", "r"), (1, "1", 0.5, False)) is None
 
 
 def test_a_join_snapshotted_as_tuples_restores() -> None:

@@ -193,10 +193,11 @@ def test_out_of_order_duplicate_and_missing_labels_keep_memory_bounded():
         for k, v in mon.sizes().items():
             peak[k] = max(peak.get(k, 0), v)
     assert peak["label_pending"] <= 500 and peak["label_judged"] <= 500
-    assert mon.labels_orphan >= 1100 and mon.labels_dropped > 0 and mon.labels_duplicate > 0
-    # Every prediction is accounted for: judged, still pending, or dropped/expired without a label.
-    total = mon.labels_dropped + mon.labels_expired + mon.sizes()["label_pending"]
-    assert total <= 30_000 and mon.labels_dropped + mon.labels_expired > 20_000
+    assert mon.labels_orphan >= 1100 and mon.labels_duplicate > 0
+    # Every prediction is accounted for: judged, still pending, left out by the join's share (thinned: one busy
+    # model, labels up to 20 minutes late, a 500-entry join), or dropped/expired without a label.
+    unjudged = mon.labels_dropped + mon.labels_expired + mon.predictions_thinned
+    assert unjudged + mon.sizes()["label_pending"] <= 30_000 and unjudged > 20_000 and mon.predictions_thinned > 0
 
 
 # ---------------------------------------------------------------- drift
