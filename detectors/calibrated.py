@@ -97,7 +97,13 @@ class CalibratedBank(SeriesBank):
     deviation ~1 there), no spread is below ``count_floor`` (1: the Poisson noise), and
     the unclipped spread floor has the longer memory ``count_floor_alpha`` (0.005, ~200
     points; 0 = ``floor_alpha``), so an idle disk or a mostly-zero count keeps the scale
-    of its usual bursts through long idle stretches.
+    of its usual bursts through long idle stretches. With ``count_floor_flagged`` (the
+    default) that floor also learns the points the series flags: otherwise a disk whose
+    writes all score as alarms (the first ones after an idle stretch do) never teaches its
+    floor the size of a write, the floor decays through the idle points it does learn, and
+    every later write is a larger surprise (a self-starving loop: 49 points scoring 0.5 or
+    more outside the anomaly's window on one seeded idle-disk file of
+    ``load/nab_loo.py --seed 1``, 3 with it).
     The first value that is not a count restarts the series on raw values (once).
     Baselines are returned in the original units.
 
@@ -166,10 +172,11 @@ class CalibratedBank(SeriesBank):
         rearm: float = 1.5,
         dof: float = 0.0,
         count_floor_alpha: float = 0.005,
+        count_floor_flagged: bool = True,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
-        self.floor_alpha, self.count_floor_alpha = floor_alpha, count_floor_alpha
+        self.floor_alpha, self.count_floor_alpha, self.count_floor_flagged = floor_alpha, count_floor_alpha, count_floor_flagged
         self.memory, self.prior, self.refractory = memory, prior, refractory
         self.exceed = tuple(exceed) if isinstance(exceed, (tuple, list)) else (float(exceed),)
         self.patience, self.daily_buckets, self.weekly_buckets = patience, daily_buckets, weekly_buckets
@@ -312,7 +319,10 @@ class CalibratedBank(SeriesBank):
         pred[:, :, 1] = np.where(valid & many, sc + rate * (np.abs(clipped) - sc), sc)
         falpha = np.where(counting, self.count_floor_alpha or self.floor_alpha, self.floor_alpha)[:, None]
         frate = np.maximum(falpha, 1.0 / np.maximum(cnt, 1))
-        pred[:, :, 2] = np.where(valid & many, sa + frate * (np.abs(resid) - sa), sa)
+        # a count's floors learn flagged points too: its own alarms must not starve them (see the class docstring)
+        flagged_floor = counting & self.count_floor_flagged
+        fvalid = valid | flagged_floor[:, None] & (cnt >= 1)
+        pred[:, :, 2] = np.where(fvalid & many, sa + frate * (np.abs(resid) - sa), sa)
         self._pred[slots] = pred
         # learn: seasonal
         for k, ((period, buckets, means, counts), s) in enumerate(zip(self._cycles(), seasonal)):
@@ -328,7 +338,8 @@ class CalibratedBank(SeriesBank):
             srate = np.maximum(self.spread_alpha, 1.0 / (seen + 1.0))
             learn = keep & bwarm
             newdev = np.stack([dev[:, 0] + srate * (np.abs(c) - dev[:, 0]), dev[:, 1] + srate * (np.abs(r) - dev[:, 1])], axis=1)
-            self._sdev[slots, k] = np.where(learn[:, None], newdev, dev)
+            floor_learn = bwarm & (keep | flagged_floor)  # the unclipped spread: a count's floor learns flagged points
+            self._sdev[slots, k] = np.where(np.stack([learn, floor_learn], axis=1), newdev, dev)
             self._sseen[slots, k] = seen + learn
             counts[slots, b] = np.where(keep, np.minimum(count + 1, 65535), count).astype(np.uint16)
         # learn: CUSUM
@@ -397,6 +408,7 @@ class CalibratedBank(SeriesBank):
         g, g1, gc, grace = self.predictor_grace, self.predictor_grace + 1, self.predictor_grace + 10, self.grace
         alpha, huber, floor, K = self.alpha, self.huber, self.floor, MAD_TO_STD
         falpha = (self.count_floor_alpha or self.floor_alpha) if counting else self.floor_alpha
+        floor_flagged = counting and self.count_floor_flagged
         exceed0, decay = min(self.exceed), 1.0 - 1.0 / self.memory
         digits = 10.0 * (1.0 - self.sensitivity)
         fade = math.exp(-1.0 / self.refractory)
@@ -548,6 +560,17 @@ class CalibratedBank(SeriesBank):
                         c[6] = dev1 + ra * (abs(r) - dev1)
                         c[7] = seen + 1
                     c[4][b] = count + 1 if count < 65535 else 65535
+            elif floor_flagged:  # a count's unclipped floors learn flagged points too (as in the keep branch)
+                ra = 1.0 / (n + 1)
+                l2 += (ra if ra > falpha else falpha) * (abs(r0) - l2)
+                if n > 1:
+                    ra = 1.0 / n
+                    d2 += (ra if ra > falpha else falpha) * (abs(r1) - d2)
+                for c, bb in zip(cyc, bs):
+                    if c is not None and bb[2] >= bgrace:
+                        ra = 1.0 / (c[7] + 1.0)
+                        c[6] += (ra if ra > spalpha else spalpha) * (abs(xi - bb[1]) - c[6])
+            if keep:
                 # calibration
                 for j in range(3):
                     row = tl[j]

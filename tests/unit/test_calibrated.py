@@ -61,6 +61,20 @@ def test_an_idle_disk_burst_of_bytes_is_an_anomaly():
     assert s[2500] >= 0.5 and int(np.argmax(s)) == 2500
 
 
+def test_an_idle_disk_whose_writes_were_flagged_does_not_starve_its_floor():
+    """Writes of ~3 MB at 5% of 5-minute points: the first ones score as alarms, and a floor that
+    learned only unflagged (idle) points shrank until every later write was an alarm (60 here)."""
+    rng = np.random.default_rng(5)
+    n = 4032
+    t = 1.4e9 + FIVE_MIN * np.arange(n)
+    x = np.where(rng.random(n) < 0.05, 3e6 * rng.lognormal(0, 0.7, n), 0.0).round()
+    s, _ = CalibratedBank().score_series(x, t)
+    assert (s >= 0.5).sum() <= 2, np.flatnonzero(s >= 0.5)
+    x[3500] = 40 * 3e6  # one write 40x the usual is still an anomaly
+    s, _ = CalibratedBank().score_series(x, t)
+    assert s[3500] >= 0.5
+
+
 def test_bursty_but_normal_counts_stay_below_one_half():
     """Mention counts every 5 minutes: a daily cycle, overdispersion and normal bursts raise no alarm."""
     rng = np.random.default_rng(5)
@@ -87,7 +101,10 @@ def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
     x[1000] = 1e9
     counts = rng.poisson(3, n).astype(float)
     counts[900] = 2.5  # not a count after all: the series starts again on raw values
-    for series, times in ((x, t), (x, None), (counts, t)):
+    disk_rng, days = np.random.default_rng(7), 1.4e9 + FIVE_MIN * np.arange(4032)
+    disk = np.where(disk_rng.random(4032) < 0.05, 3e6 * disk_rng.lognormal(0, 0.7, 4032), 0.0).round()  # flagged writes
+    assert (CalibratedBank().score_series(disk, days)[0] >= 0.5).sum() >= 3  # so the floors learn flagged points here
+    for series, times in ((x, t), (x, None), (disk, days), (counts, t)):
         fast, slow = CalibratedBank(), CalibratedBank()
         s1, b1 = fast.score_series(series, times, slot=2)
         s2, b2 = per_point(slow, series, times, slot=2)
