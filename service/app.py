@@ -27,6 +27,7 @@ from modelmedic.detection.features import DATA_QUALITY, FEATURE_DRIFT
 from modelmedic.detection.plane import DetectionPlane, PartitionState
 from modelmedic.detectors.quality import INSUFFICIENT
 from modelmedic.http import HttpServer
+from modelmedic.kafka import ensure_topics
 from modelmedic.kube import KubeClient
 from modelmedic.response.policy import ANOMALY_CLASSES, Policy, load_policy
 from modelmedic.registry import Registry, RegistryMirror, RemoteStats, keep_fresh
@@ -255,15 +256,23 @@ class Service:
         return await self.response.trigger(incident_id, playbook, params, by)
 
     async def run(self) -> None:
+        """Check the topics, then run both planes, the audit tail and the watchers until :attr:`stop` (or one fails).
+
+        The topics are created and checked once here for every consumer of the process: each used to
+        do it at its start, so a start described every topic three times and logged each warning
+        about them three times. A new :meth:`run` checks them again (a topic deleted and recreated
+        meanwhile is seen)."""
         await self.http.start()
-        tasks = [asyncio.create_task(self.detection.run(self.stop), name="detection"),
-                 asyncio.create_task(self.response.run(self.stop), name="response"),
-                 asyncio.create_task(follow_audit(self.settings.kafka, self.audit_tail, self.stop), name="audit"),
-                 asyncio.create_task(watch_loop_lag(self.stop), name="loop-lag")]
-        if self.mirror is not None and self.settings.registry_git is not None:
-            tasks.append(asyncio.create_task(keep_fresh(self.mirror, self.settings.registry_git.refresh_s, self.stop),
-                                             name="registry"))
         try:
+            await ensure_topics(self.settings.kafka)
+            tasks = [asyncio.create_task(self.detection.run(self.stop, topics_checked=True), name="detection"),
+                     asyncio.create_task(self.response.run(self.stop, topics_checked=True), name="response"),
+                     asyncio.create_task(follow_audit(self.settings.kafka, self.audit_tail, self.stop,
+                                                      topics_checked=True), name="audit"),
+                     asyncio.create_task(watch_loop_lag(self.stop), name="loop-lag")]
+            if self.mirror is not None and self.settings.registry_git is not None:
+                tasks.append(asyncio.create_task(keep_fresh(self.mirror, self.settings.registry_git.refresh_s,
+                                                            self.stop), name="registry"))
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
             for task in done:
                 if task.exception() is not None:

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import msgspec
 
 from modelmedic.config import KafkaSettings
-from modelmedic.kafka import consumer, ensure_topics, follow_assigned, topic_partitions
+from modelmedic.kafka import ensure_topics, follow_assigned, follower, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -160,11 +160,13 @@ class AuditTail:
         return (e for e in reversed(self._entries[:end]) if which.matches(e.head))
 
 
-async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event) -> None:
+async def follow(settings: KafkaSettings, tail: AuditTail, stop: asyncio.Event, *, topics_checked: bool = False) -> None:
     """Keep ``tail`` equal to the newest records of the audit topic: read back up to ``tail.capacity``
-    of each partition (then set ``tail.loaded``), and follow the topic until ``stop``."""
-    await ensure_topics(settings)
-    c = consumer(settings, group_id=None, enable_auto_commit=False)
+    of each partition (then set ``tail.loaded``), and follow the topic until ``stop``. ``topics_checked``:
+    the caller ran :func:`~modelmedic.kafka.ensure_topics` already (``modelmedic run``: once for every consumer)."""
+    if not topics_checked:
+        await ensure_topics(settings)
+    c = follower(settings)
     await c.start()
     try:
         tps = await topic_partitions(c, settings.topics.audit)

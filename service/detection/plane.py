@@ -154,10 +154,12 @@ class DetectionPlane:
         self._producer = self._producer_factory(self.settings.kafka)
         self._consumer = self._consumer_factory(self.settings.kafka, group_id=self.group_id, assignor=self.assignor)
 
-    async def run(self, stop: asyncio.Event, max_records: int | None = None) -> None:
-        """Consume until ``stop`` is set (or ``max_records`` are processed), then checkpoint."""
+    async def run(self, stop: asyncio.Event, max_records: int | None = None, *, topics_checked: bool = False) -> None:
+        """Consume until ``stop`` is set (or ``max_records`` are processed), then checkpoint. ``topics_checked``:
+        the caller ran :func:`~modelmedic.kafka.ensure_topics` already (``modelmedic run``: once for every consumer)."""
         k = self.settings.kafka
-        await ensure_topics(k)
+        if not topics_checked:
+            await ensure_topics(k)
         self.open_clients()
         await self._producer.start()
         try:

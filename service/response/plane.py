@@ -63,6 +63,12 @@ TICK_S = 0.5
 """How often verification deadlines and timed escalations are checked."""
 AM_REFRESH_S = 60
 """How often open incidents are re-posted to Alertmanager (its resolve_timeout is 5 min)."""
+HEARTBEAT_FLOOR_MS = 1000
+"""The response plane's group heartbeats at least this far apart (``kafka.heartbeat_interval_ms`` when
+longer). A rebalance waits for every member to notice it at its next heartbeat; meanwhile those that
+did act on no incident (``_owns``), so a page or escalation of a moving partition waits up to this long
+once per rebalance. The detection plane's 300 ms is about how soon a joining replica takes backlog; at
+300 ms here too the two groups' heartbeats were ~40% of an idle replica's CPU (docs/benchmarks.md)."""
 
 
 def now_ms() -> int:
@@ -120,11 +126,15 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *, topics_checked: bool = False) -> None:
+        """Handle anomalies until ``stop``. ``topics_checked``: the caller ran
+        :func:`~modelmedic.kafka.ensure_topics` already (``modelmedic run``: once for every consumer)."""
         k = self.settings.kafka
-        await ensure_topics(k)
+        if not topics_checked:
+            await ensure_topics(k)
         self._producer = self._producer_factory(k)
-        consumer = self._consumer_factory(k, group_id=self.group_id, max_poll_records=500)
+        consumer = self._consumer_factory(k, group_id=self.group_id, max_poll_records=500,
+                                          heartbeat_interval_ms=max(k.heartbeat_interval_ms, HEARTBEAT_FLOOR_MS))
         await self._producer.start()
         loaded = asyncio.Event()
         follower = asyncio.create_task(follow_silences(k, self.silences, loaded, stop), name="silences")

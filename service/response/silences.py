@@ -36,7 +36,7 @@ import msgspec
 
 from modelmedic.config import KafkaSettings
 from modelmedic.errors import ModelmedicError
-from modelmedic.kafka import consumer, follow_assigned, producer, read_compacted, topic_partitions
+from modelmedic.kafka import follow_assigned, follower, producer, read_compacted, topic_partitions
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ async def follow(settings: KafkaSettings, book: SilenceBook, loaded: asyncio.Eve
     """Keep ``book`` equal to the silences topic: read it to its end (then set ``loaded``), and
     follow it until ``stop``. A record that does not decode is logged and skipped (never a
     silence nobody meant)."""
-    c = consumer(settings, group_id=None, enable_auto_commit=False)
+    c = follower(settings)
     await c.start()
     try:
         tps = await topic_partitions(c, settings.topics.silences)

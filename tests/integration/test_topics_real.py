@@ -3,11 +3,15 @@ broker refuses is an error where it is made (issue 18, part 4)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from modelmedic.alerting import Alerter
+from modelmedic.app import Service
 from modelmedic.config import Settings
 from modelmedic.errors import TopicMisconfigured
 from modelmedic.kafka import describe_topics, client_options, ensure_topics, producer
@@ -89,3 +93,22 @@ async def test_an_audit_record_the_broker_refuses_is_an_error_for_the_action_tha
             await plane._audit(incident, "paged", {})
     finally:
         await plane._producer.stop()
+
+
+async def test_a_running_service_checks_the_topics_once_for_all_its_consumers(settings: Settings, caplog):
+    """The detection plane, the response plane and the audit tail each checked the topics at their start:
+    every warning about a topic was logged three times. ``modelmedic run`` checks once; a new run again."""
+    anomalies = settings.kafka.topics.anomalies
+    await _create(settings, anomalies, {"retention.ms": "3600000"})  # differs from kafka.retention_ms: a warning
+    caplog.set_level(logging.WARNING, logger="modelmedic.kafka")
+    for run in (1, 2):
+        service = Service(settings)
+        task = asyncio.create_task(service.run())
+        try:
+            await asyncio.wait_for(asyncio.gather(service.detection.ready.wait(), service.response.ready.wait(),
+                                                  service.audit_tail.loaded.wait()), 60)
+        finally:
+            service.stop.set()
+            await asyncio.wait_for(task, 60)
+        warned = [r for r in caplog.records if r.getMessage().startswith(f"topic {anomalies}: retention.ms=3600000")]
+        assert len(warned) == run
