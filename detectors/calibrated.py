@@ -22,9 +22,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import erfc
 
 from modelmedic.detectors.base import SeriesBank, protect
+from modelmedic.detectors.special import erfc
 
 LN10 = math.log(10.0)
 MAD_TO_STD = 1.2533  # mean absolute deviation -> standard deviation for a Gaussian
