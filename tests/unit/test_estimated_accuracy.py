@@ -241,7 +241,7 @@ def test_a_snapshot_written_before_the_estimate_existed_restores_with_its_defaul
     mon = probability_monitor()
     for m in mon._models.values():
         for vs in m.versions.values():
-            del vs.__dict__["estimate"]
+            del vs.estimate
     for name in ("_estimates", *(n for n in QualitySettings.model_fields if n.startswith("estimate_"))):
         del mon.__dict__[name]
     back = decode_snapshot(encode_snapshot({"quality": mon}))["quality"]
