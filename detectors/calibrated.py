@@ -132,9 +132,10 @@ class CalibratedBank(SeriesBank):
     (its score) only if its evidence exceeds ``rearm`` times that peak, else 0: one page
     per incident, broken only by a clearly stronger deviation. With ``rearm = 0`` the
     excess of the score over the peak score is reported instead. Points scoring 0.5 or
-    more are learned by no predictor and no calibrator, until ``patience`` of them in a
-    row (then the series is learned again: a new normal); the CUSUM re-seeds at the new
-    level when it fires. ``grace`` points score 0 (warm-up).
+    more are learned by no predictor and no calibrator (but a count's unclipped floors,
+    ``count_floor_flagged``), until ``patience`` of them in a row (then the series is
+    learned again: a new normal); the CUSUM re-seeds at the new level when it fires.
+    ``grace`` points score 0 (warm-up).
 
     >>> import numpy as np
     >>> rng = np.random.default_rng(1)
