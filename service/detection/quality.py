@@ -383,6 +383,8 @@ class QualityMonitor:
         """
         models, canary_join, label_join = self._models, self._canary_join, self._label_join
         waiting, half = label_join.items, self.label_max_pending // 2
+        # A model's share of the label join, as predictions per horizon (:meth:`_admit`), once a batch.
+        scale = self.label_horizon_ms * max(len(models), 1) / self.label_max_pending
         for _, series, ts, ok, request_id, prediction in rows:
             model, version, role = names[series]
             if role == "shadow":
@@ -418,7 +420,7 @@ class QualityMonitor:
             # Probability vectors wait as they are (a canary twin is compared on them) and
             # stand for their arg-max class for labels and drift.
             m.label_n += 1
-            if len(waiting) < half or self._admit(m, ts):
+            if len(waiting) < half or self._admit(m, ts, scale):
                 dropped = label_join.put(key, (ts, version, prediction, paired))
                 if dropped is not None:
                     self.labels_dropped += 1
@@ -426,7 +428,6 @@ class QualityMonitor:
             else:
                 self.predictions_thinned += 1
                 if m.mirrored and not paired:  # most never meet a twin: their expiry is not counted
-                    self._twins.advance(ts)
                     self.canary_dropped += self._twins.put(key, (ts, version, prediction)) is not None
             if prediction.__class__ is list:
                 self._estimate(model, version, vs, prediction, ts)
@@ -442,7 +443,7 @@ class QualityMonitor:
             if drift.anomalous is not (DRIFT in vs.onset):
                 self._sync(model, version, vs, DRIFT, drift, ts)
 
-    def _admit(self, m: _Model, ts: int) -> bool:
+    def _admit(self, m: _Model, ts: int, scale: float) -> bool:
         """Whether a sampled production prediction waits in the label join at least half full: its model's share.
 
         The join holds ``label_max_pending`` predictions, each for up to ``label_horizon_ms``. Kept
@@ -457,7 +458,8 @@ class QualityMonitor:
         since ``label_since`` over that span plus one window (a new model counts as one prediction
         a window); past a horizon both shrink to half a horizon's worth at that rate, so it follows
         the model's traffic. A count, not a hash of the request id: the snapshot keeps it, so a
-        replay keeps the same predictions, and it costs no hashing per prediction. O(1).
+        replay keeps the same predictions, and it costs no hashing per prediction. ``scale`` is
+        ``label_horizon_ms x models / label_max_pending`` (the caller's, once a batch). O(1).
         """
         age, horizon = ts - m.label_since, self.label_horizon_ms
         if age > horizon:  # the count over half a horizon at the same rate: older traffic fades
@@ -465,7 +467,7 @@ class QualityMonitor:
             age = horizon // 2
             m.label_since = ts - age
         n = m.label_n
-        need = n * len(self._models) * horizon / (self.label_max_pending * (max(age, 0) + self.window_size_ms))
+        need = n * scale / (max(age, 0) + self.window_size_ms)
         return need <= 1.0 or not n % (1 << int(need).bit_length())
 
     def _left(self, key: tuple[str, str], missed: bool | None) -> None:
@@ -511,7 +513,6 @@ class QualityMonitor:
             self._pair(m, model, prod[1], prod[2], version, prediction, ts)
             return
         if prod is None and self._twins.items:  # left out of the label join by its share (:meth:`_admit`)
-            self._twins.advance(ts)
             prod = self._twins.items.pop(key, None)
             if prod is not None and prod[0] >= join.now - self.canary_join_ms:
                 self._pair(m, model, prod[1], prod[2], version, prediction, ts)
@@ -623,6 +624,7 @@ class QualityMonitor:
         self._served.update(zip(active, repeat(at)))  # C speed: no lookup of a model or version per series
         self.labels_expired += self._label_join.advance(now_ms)
         self.canary_expired += self._canary_join.advance(now_ms)
+        self._twins.advance(now_ms)  # here, not per prediction: a twin older than canary_join_ms never pairs anyway
         for model, version in list(self._firing):
             m = models[model]
             if now_ms - self._last_served(model, version, m.versions[version]) >= self.idle_recover_ms:
