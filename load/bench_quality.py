@@ -40,7 +40,7 @@ from modelmedic.detection.quality import QualityMonitor  # noqa: E402
 
 T0 = 1_767_225_600_000
 WINDOW_MS = 10_000
-PENDING_BYTES = 234
+PENDING_BYTES = 253
 """Bytes per label-join entry (load/bench_quality_memory.py, 36-character request ids)."""
 
 

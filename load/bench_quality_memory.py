@@ -18,6 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from modelmedic.config import QualitySettings  # noqa: E402
 from modelmedic.detection.quality import QualityMonitor  # noqa: E402
 
 T0 = 1_700_000_000_000
@@ -27,7 +28,7 @@ def pending_entry_bytes(n: int = 50_000) -> tuple[float, float]:
     """(bytes in memory, bytes pickled) per production prediction waiting for its label."""
     names = [("m", "1.0.0", "production")]
     rows = [(0, 0, T0 + i, True, str(uuid.UUID(int=i)), float(i % 7)) for i in range(n)]
-    monitor = QualityMonitor(60_000)
+    monitor = QualityMonitor(60_000, QualitySettings(label_max_pending=4 * n))  # below half full: every one kept
     monitor.observe_sampled(rows[:10], names)  # the model and version exist before measuring
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]

@@ -319,8 +319,8 @@ class QualitySettings(_Section):
     label_horizon_ms: int = Field(6 * 3600 * 1000, ge=1)
     """How long a sampled prediction waits for its label, in event time (6 hours)."""
     label_max_pending: int = Field(50_000, ge=1)
-    """Sampled predictions waiting for a label, at most, per partition: the label join's memory budget (~234 B
-    each in memory, ~61 B in the partition snapshot; 50,000 is ~12 MB). Shared between models: once half full,
+    """Sampled predictions waiting for a label, at most, per partition: the label join's memory budget (~250 B
+    each in memory, ~61 B in the partition snapshot; 50,000 is ~13 MB). Shared between models: once half full,
     a model keeps at most about this many / models of its predictions over ``label_horizon_ms`` (every
     2^j-th), so labels within the horizon find what was kept; the oldest are dropped beyond it
     (``modelmedic_quality_labels_missed_total`` counts their labels). To judge every sampled prediction, it

@@ -117,7 +117,7 @@ LABELS_MISSED = Counter("modelmedic_quality_labels_missed_total",
                         "Labels whose sampled prediction had been pushed out of the quality label join before they came")
 """The label join (``quality.label_max_pending`` predictions per partition, shared fairly between models) was
 full: a label that came later than the join's span found nothing. Rising: raise ``quality.label_max_pending``
-(~234 B of memory and ~61 B of snapshot per entry) or shorten ``quality.label_horizon_ms``."""
+(~250 B of memory and ~61 B of snapshot per entry) or shorten ``quality.label_horizon_ms``."""
 MISROUTED = Counter("modelmedic_records_misrouted_total",
                     "Inference records whose Kafka key is not their model id (accepted, counted)")
 """Every record must be keyed by its model id, so one model's records share a partition; a
