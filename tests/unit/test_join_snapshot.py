@@ -1,7 +1,8 @@
-"""A quality monitor's joins survive a snapshot in their flat form, and snapshots written before it restore.
+"""A quality monitor's joins survive a snapshot in their packed form, and snapshots written before it restore.
 
 The label and canary joins (up to 50,000 and 20,000 entries a partition) are snapshotted as one
-flat list of plain values each (``_Pending.__getstate__``), which the encoder copies at C speed.
+msgpack document each (``_Pending.__getstate__``), which the encoder copies as bytes; before, as
+one flat list of plain values each, and before that as (key, value) tuples.
 """
 
 from __future__ import annotations
@@ -45,3 +46,17 @@ def test_a_join_snapshotted_as_tuples_restores() -> None:
              "items": OrderedDict([(("m", "r1"), (T0, "1", 0.5, False)), (("m", "r2"), (T0 + 1, "1", [0.1, 0.9], True))])}
     old.__setstate__(state)
     assert list(old.items) == [("m", "r1"), ("m", "r2")] and old.items[("m", "r2")] == (T0 + 1, "1", [0.1, 0.9], True)
+
+
+def test_a_join_is_one_bytes_value_in_the_snapshot_tree() -> None:
+    """Not a node per entry: the encoder walks none of the (up to 50,000) entries."""
+    _, name, attributes = _to_tree(_monitor()._label_join)
+    assert name.endswith("._Pending") and isinstance(attributes["packed"], bytes)
+    assert not {"items", "flat"} & attributes.keys()
+
+
+def test_a_join_snapshotted_as_a_flat_list_restores() -> None:
+    old = _Pending(60_000, 10)
+    old.__setstate__({"ttl_ms": 60_000, "cap": 10, "now": T0, "first_ts": T0, "shape": [2, 4],
+                      "flat": ["m", "r1", T0, "1", 0.5, False, "m", "r2", T0 + 1, "1", [0.1, 0.9], True]})
+    assert list(old.items.items()) == [(("m", "r1"), (T0, "1", 0.5, False)), (("m", "r2"), (T0 + 1, "1", [0.1, 0.9], True))]
