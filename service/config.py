@@ -96,7 +96,9 @@ class KafkaSettings(_Section):
     """How often a consumer tells the group coordinator it is alive, and learns that the group is
     rebalancing: a replica joining waits for every member to notice, so this bounds how long a new
     replica waits for partitions (aiokafka's default, 3,000 ms, made it wait 3-5 s). A heartbeat
-    is one small request: 300 ms costs two consumers a process a few requests a second."""
+    is one small request: 300 ms costs the detection plane's consumer ~3 requests a second. The
+    response plane's group, whose handover is not about backlog, heartbeats at least every second
+    (``HEARTBEAT_FLOOR_MS`` in ``modelmedic.response.plane``)."""
     fetch_timeout_ms: int = Field(200, ge=1)
     """How long the detection plane's fetch waits for records before the loop checks timers (the
     idle window close) while a partition carries live traffic; with none, it waits a second."""
