@@ -88,6 +88,7 @@ from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
 
 import msgspec
+import numpy as np
 
 from modelmedic import metrics
 from modelmedic.config import QualitySettings
@@ -110,7 +111,16 @@ evidence) every few minutes; at 0.01 req/s, 15 silent minutes happen about once 
 COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "labels_missed", "canary_expired",
             "canary_dropped", "predictions_skipped", "predictions_thinned", "series_evicted")
 
-_PACK, _UNPACK = msgspec.msgpack.Encoder().encode, msgspec.msgpack.Decoder().decode
+def _plain(value: object) -> object:
+    """msgpack's fallback for a numpy scalar in a join entry (a caller that passes numpy floats as
+    predictions or probabilities, as the offline estimate does): its Python value, as it would have
+    been pickled before."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise NotImplementedError(f"a quality join entry holds a {type(value).__name__}, which a snapshot cannot store")
+
+
+_PACK, _UNPACK = msgspec.msgpack.Encoder(enc_hook=_plain).encode, msgspec.msgpack.Decoder().decode
 """A join's entries to and from their snapshot form (:meth:`_Pending.__getstate__`)."""
 
 
