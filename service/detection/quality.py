@@ -111,6 +111,7 @@ evidence) every few minutes; at 0.01 req/s, 15 silent minutes happen about once 
 COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "labels_missed", "canary_expired",
             "canary_dropped", "predictions_skipped", "predictions_thinned", "series_evicted")
 
+
 def _plain(value: object) -> object:
     """msgpack's fallback for a numpy scalar in a join entry (a caller that passes numpy floats as
     predictions or probabilities, as the offline estimate does): its Python value, as it would have
