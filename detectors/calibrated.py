@@ -107,6 +107,19 @@ class CalibratedBank(SeriesBank):
     The first value that is not a count restarts the series on raw values (once).
     Baselines are returned in the original units.
 
+    **Recurring exact values** (``recur``, default 2): a series remembers ``recur_values``
+    (4) exact values it produced when surprising (a point of 5 digits or more), each with
+    its episodes (runs of that value) counted with memory ``memory`` and its longest
+    episode. Once a value has ``recur`` episodes, its *best* and *context* surprise is at
+    most ``log10(points / episodes)`` digits (points: ``min(n, memory)``), its empirical
+    frequency, while the current run is no longer than its longest episode: a sensor that
+    drops to 0 for a point or two every day alarms on its first few dropouts, not every
+    day (episodes decay: 4 alarms in 14 days, 13 without, tests/unit/test_calibrated.py), and the same
+    sensor dead at 0 for longer than any earlier dropout alarms again on the first point
+    past that length (the shift channel is never capped). Values that are never
+    surprising (most points) are not remembered, so a series with many distinct usual
+    values keeps its few surprising ones.
+
     **Three raw channels**, in digits: *best* and *context*,
     ``a = -log10(two-sided Gaussian tail of z)`` (or, with ``dof > 0``, a Student-t
     surprise ``(dof + 1) / 2 log10(1 + z^2 / dof)``), of the predictor whose spread is
@@ -174,6 +187,8 @@ class CalibratedBank(SeriesBank):
         dof: float = 0.0,
         count_floor_alpha: float = 0.005,
         count_floor_flagged: bool = True,
+        recur: float = 2.0,
+        recur_values: int = 4,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
@@ -185,6 +200,7 @@ class CalibratedBank(SeriesBank):
         self.cusum_alpha, self.drift, self.h = cusum_alpha, drift, h
         self.predictor_grace, self.grace = predictor_grace, grace
         self.counts, self.count_floor, self.rearm, self.dof = counts, count_floor, rearm, dof
+        self.recur, self.recur_values = recur, recur_values
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
         self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
@@ -202,6 +218,9 @@ class CalibratedBank(SeriesBank):
         self._wcount = np.zeros((0, weekly_buckets), dtype=np.uint16)
         # CUSUM: slow location, scale, up and down sums
         self._cusum = np.zeros((0, 4), dtype=f8)
+        # recurring exact values: per slot (value, its episodes decayed over ``memory`` points, its longest episode)
+        self._modes = np.zeros((0, recur_values, 3), dtype=f8)
+        self._same = np.zeros(0, dtype=np.int64)  # how many points in a row had the previous value
         # calibration per channel (best, context, shift): weight, then per tier exceedances and summed excess
         self._tail = np.zeros((0, 3, 1 + 2 * len(self.exceed)), dtype=f8)
 
@@ -288,6 +307,18 @@ class CalibratedBank(SeriesBank):
 
         surprise = tail_digits if not self.dof else (lambda z: _t_digits(z, self.dof))
         raw = np.stack([surprise(Z[best, pick]), surprise(Z[ctx, pick]), stat * (2.0 * self.drift / LN10)], axis=1)
+        modes = self._modes[slots]  # (m, modes, 3)
+        match = (modes[:, :, 0] == x[:, None]) & (modes[:, :, 1] > 0.0)
+        hit = match.any(axis=1)
+        j = np.where(hit, np.argmax(match, axis=1), np.argmin(modes[:, :, 1], axis=1))
+        known = np.where(hit, modes[np.arange(m), j, 1], 0.0)
+        longest = np.where(hit, modes[np.arange(m), j, 2], 0.0)
+        same = np.where((x == prev) & (n >= 1), self._same[slots] + 1, 1)
+        if self.recur > 0.0:  # a known episode is at most as surprising as its frequency (see the class docstring)
+            with np.errstate(divide="ignore"):
+                known_ep = (known >= self.recur) & (same <= longest)
+                cap = np.where(known_ep, np.log10(np.minimum(n, self.memory) / known), np.inf)
+            raw[:, :2] = np.minimum(raw[:, :2], cap[:, None])
         tail = self._tail[slots]  # (m, channel, 1 + 2 tiers)
         ev = np.full(raw.shape, np.inf)
         for k, u in enumerate(self.exceed):  # the most conservative tier the surprise exceeds
@@ -365,6 +396,14 @@ class CalibratedBank(SeriesBank):
             tail[:, :, i1] = np.where(k3, tail[:, :, i1] * decay + over, tail[:, :, i1])
             tail[:, :, i2] = np.where(k3, tail[:, :, i2] * decay + np.where(over, raw - u, 0.0), tail[:, :, i2])
         self._tail[slots] = tail
+        # learn: recurring values (flagged or not: a flagged value that recurs becomes known)
+        add = hit | (evidence >= digits)  # a value seen before, or a surprising new one (in place of the lightest)
+        old = modes[np.arange(m), j]
+        modes[:, :, 1] *= decay
+        mode = np.stack([x, np.where(hit, known * decay + (same == 1), 1.0), np.maximum(longest, same)], axis=1)
+        modes[np.arange(m), j] = np.where(add[:, None], mode, old * [1.0, decay, 1.0])
+        self._modes[slots] = modes
+        self._same[slots] = same
 
         self._peak[slots] = np.maximum(peak, np.where(n >= self.grace, level, 0.0))
         self._run[slots] = run
@@ -415,17 +454,18 @@ class CalibratedBank(SeriesBank):
         fade = math.exp(-1.0 / self.refractory)
         patience, drift, h, rearm = self.patience, self.drift, self.h, self.rearm
         tiers = list(enumerate(self.exceed))
-        dof = self.dof
+        dof, recur, memory = self.dof, self.recur, self.memory
         tk = (dof + 1.0) / 2.0
         llr = 2.0 * drift / LN10  # CUSUM sum -> log-likelihood ratio of a 2*drift shift, in digits
         calpha, salpha, spalpha, bgrace = self.cusum_alpha, self.seasonal_alpha, self.spread_alpha, self.bucket_grace
         inf = math.inf
 
-        n, run = int(self._n[slot]), int(self._run[slot])
+        n, run, same = int(self._n[slot]), int(self._run[slot]), int(self._same[slot])
         peak, prev = float(self._peak[slot]), float(self._prev[slot])
         (l0, l1, l2), (d0, d1, d2) = self._pred[slot].tolist()
         c0, c1, up, down = self._cusum[slot].tolist()
         tl = self._tail[slot].tolist()
+        mv, mw, ml = map(list, zip(*self._modes[slot].tolist()))
         cyc = []
         for k, (period, buckets, means, counts) in enumerate(self._cycles()):
             if ts is None or buckets == 0:
@@ -490,6 +530,15 @@ class CalibratedBank(SeriesBank):
                        tk * math.log10(1.0 + zc * zc / dof) if zc * zc < inf else RAW_CAP, stat * llr)
             else:
                 raw = (_digits(_z(best_r, best_s)), _digits(_z(ctx_r, ctx_s)), stat * llr)
+            # recurring exact values: the slot holding xi (slots in use come before unused ones)
+            seen, longest = 0.0, 0.0
+            if xi in mv:
+                mj = mv.index(xi)
+                seen, longest = mw[mj], ml[mj]
+            same = same + 1 if (xi == prev and n >= 1) else 1
+            if recur > 0.0 and seen >= recur and same <= longest:
+                cap = math.log10((n if n < memory else memory) / seen)
+                raw = (raw[0] if raw[0] < cap else cap, raw[1] if raw[1] < cap else cap, raw[2])
             e = 0.0
             for j in range(3):
                 a = raw[j]
@@ -504,6 +553,12 @@ class CalibratedBank(SeriesBank):
                                 ej = tier
                     if ej > e:
                         e = ej
+            mw = [w * decay for w in mw]
+            if seen:  # a value seen before
+                mw[mj], ml[mj] = seen * decay + (same == 1), (longest if longest > same else same)
+            elif e >= digits:  # a surprising new one, in place of the lightest (first of equals)
+                mj = mw.index(min(mw))
+                mv[mj], mw[mj], ml[mj] = xi, 1.0, same
             score = e / (e + digits) if n >= grace else 0.0
             peak *= fade
             if rearm > 0.0:
@@ -606,6 +661,8 @@ class CalibratedBank(SeriesBank):
         self._pred[slot] = [[l0, l1, l2], [d0, d1, d2]]
         self._cusum[slot] = [c0, c1, up, down]
         self._tail[slot] = tl
+        self._modes[slot] = list(zip(mv, mw, ml))
+        self._same[slot] = same
         for k, (c, (period, buckets, means, counts)) in enumerate(zip(cyc, self._cycles())):
             if c is not None:
                 means[slot] = c[3]

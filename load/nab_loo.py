@@ -23,6 +23,7 @@ Usage::
 
     python load/nab_loo.py                    # the grid below, LOO table, chosen parameters
     python load/nab_loo.py --grid tiers       # the same with a second calibration tier
+    python load/nab_loo.py --grid recur       # recurring exact values: off, or known after 2, 3, 5 episodes
     python load/nab_loo.py --grid none        # only the defaults, per category (fast)
     python load/nab_loo.py --grid none --param count_floor_flagged=False  # one default changed
     python load/nab_loo.py --detector ensemble  # the old default, per category (slow)
@@ -283,7 +284,9 @@ TIERS = {
     "exceed": [2.0, (2.0, 3.0), (2.0, 5.0), (2.0, 7.0)],
     "refractory": [50.0, 100.0],
 }
-GRIDS = {"full": GRID, "tiers": TIERS}
+# Recurring exact values (CalibratedBank ``recur``: known after 2, 3 or 5 episodes; 0 = off): ``--grid recur``.
+RECUR = {"recur": [0.0, 2.0, 3.0, 5.0]}
+GRIDS = {"full": GRID, "tiers": TIERS, "recur": RECUR}
 
 
 def _param(text: str) -> tuple[str, object]:
@@ -300,7 +303,7 @@ def _param(text: str) -> tuple[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=nab.NAB_ROOT)
-    parser.add_argument("--grid", default="full", choices=["full", "tiers", "none"])
+    parser.add_argument("--grid", default="full", choices=["full", "tiers", "recur", "none"])
     parser.add_argument("--detector", default="calibrated", choices=["calibrated", "ensemble"])
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--files", type=int, default=8, help="synthetic files per category")

@@ -104,7 +104,9 @@ def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
     disk_rng, days = np.random.default_rng(7), 1.4e9 + FIVE_MIN * np.arange(4032)
     disk = np.where(disk_rng.random(4032) < 0.05, 3e6 * disk_rng.lognormal(0, 0.7, 4032), 0.0).round()  # flagged writes
     assert (CalibratedBank().score_series(disk, days)[0] >= 0.5).sum() >= 3  # so the floors learn flagged points here
-    for series, times in ((x, t), (x, None), (disk, days), (counts, t)):
+    dropouts = _sensor(True)  # recurring exact values (0) in short episodes, then a longer one
+    dropouts[0][3800:3812] = 0.0
+    for series, times in ((x, t), (x, None), (disk, days), (counts, t), dropouts, _sensor(False)):
         fast, slow = CalibratedBank(), CalibratedBank()
         s1, b1 = fast.score_series(series, times, slot=2)
         s2, b2 = per_point(slow, series, times, slot=2)
@@ -143,3 +145,29 @@ def test_state_is_bounded():
     bank = CalibratedBank()
     bank.ensure(100)
     assert bank.state_bytes() <= 4096
+
+
+def _sensor(whole: bool) -> tuple[np.ndarray, np.ndarray]:
+    """A road sensor every 5 minutes (speed around 60 with a daily cycle) that reports 0 for 1-2
+    points once a day: normal dropouts, the same exact value each time."""
+    rng = np.random.default_rng(8)
+    n = 4032
+    x = 60 + 5 * np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 2, n)
+    x = x.round() if whole else x.round(2)
+    for a in range(300, n, 288):
+        x[a : a + 1 + (a // 288) % 2] = 0.0
+    return x, 1.4e9 + FIVE_MIN * np.arange(n)
+
+
+def test_a_value_that_recurs_in_short_episodes_stops_alarming_but_a_longer_stay_alarms():
+    """Dropouts to 0 once a day alarmed every day (13 of 13) because a flagged value was never
+    learned; after two (decayed) episodes 0 is a known value for as long as its longest episode (2 points).
+    Whole values (the count path) and raw values alike."""
+    for whole in (True, False):
+        x, t = _sensor(whole)
+        s, _ = CalibratedBank().score_series(x, t)
+        assert (s >= 0.5).sum() <= 4, np.flatnonzero(s >= 0.5)
+        assert (CalibratedBank(recur=0.0).score_series(x, t)[0] >= 0.5).sum() == 13
+        x[3800:3812] = 0.0  # the sensor dead for an hour: longer than any dropout, found by its third point
+        s, _ = CalibratedBank().score_series(x, t)
+        assert s[3800:3803].max() >= 0.5, s[3800:3812]
