@@ -28,9 +28,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import ndtri
 
 from modelmedic.detectors.base import SlotState, _Params
+from modelmedic.detectors.special import ndtri
 
 SUSPICION = 1.0 / 3.0
 """A CUSUM above this fraction of ``h`` marks its series as under suspicion (learns slowly)."""
