@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Build modelmedic's container image without a Docker engine or a registry (LOCAL_STACK.md):
 #   1. a Debian bookworm root filesystem from Debian's packages (debootstrap, cached),
-#   2. a base image from it (buildah from scratch + copy + commit, cached),
+#   2. a base image from it (buildah from scratch + copy + commit, cached), and the build stage's base:
+#      that one with Debian's binutils, for strip (cached),
 #   3. a wheelhouse (modelmedic's wheel from this checkout, its dependencies at .venv's versions) in the
-#      context's .wheelhouse/, then the standard multi-stage Containerfile with BASE set to that base
-#      (buildah bud, offline: the Containerfile installs from a wheelhouse when it finds one),
+#      context's .wheelhouse/, then the standard multi-stage Containerfile with BASE and BUILD_BASE set
+#      to those bases (buildah bud, offline: the Containerfile installs from a wheelhouse when it finds
+#      one, and finds strip in its build base),
 #   4. a smoke test: `modelmedic --help` inside the image (buildah run),
 #   5. an OCI archive in dist/ to load into a cluster's nodes or push from a machine that has a registry.
 #
@@ -26,7 +28,7 @@ while [ $# -gt 0 ]; do
     --tag) tag="$2"; shift 2 ;;
     --no-archive) archive=0; shift ;;
     --no-smoke) smoke=0; shift ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -74,7 +76,18 @@ if ! buildah inspect --type image "$base" >/dev/null 2>&1 || [ "$rootfs/.complet
   buildah rm "$ctr" >/dev/null
   touch "$cache/base.stamp"
 fi
-say "base image $base ready"
+build_base=localhost/modelmedic-build-base:bookworm
+if ! buildah inspect --type image "$build_base" >/dev/null 2>&1 || [ "$cache/base.stamp" -nt "$cache/build-base.stamp" ]; then
+  say "committing the build stage's base $build_base: $base with binutils (strip) from Debian"
+  ctr=$(buildah from "$base")
+  buildah run --isolation chroot "$ctr" -- sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends binutils >/dev/null && rm -rf /var/lib/apt/lists/*' \
+    || { buildah rm "$ctr" >/dev/null; die "installing binutils into $build_base failed"; }
+  buildah commit --quiet "$ctr" "$build_base" >/dev/null
+  buildah rm "$ctr" >/dev/null
+  touch "$cache/build-base.stamp"
+fi
+say "base images $base and $build_base ready"
 
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
@@ -99,7 +112,8 @@ revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 
 previous=$(buildah inspect --type image --format '{{.FromImageID}}' "$tag" 2>/dev/null || true)
 say "buildah bud $tag (offline: only the wheelhouse)"
-buildah bud --quiet --isolation chroot --layers=false --build-arg "BASE=$base" --build-arg "VERSION=$version" \
+buildah bud --quiet --isolation chroot --layers=false --build-arg "BASE=$base" --build-arg "BUILD_BASE=$build_base" \
+  --build-arg "VERSION=$version" \
   --build-arg "REVISION=$revision" --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   -t "$tag" -f "$context/src/deploy/container/Containerfile" "$context/src" > "$context/bud.log" 2>&1 \
   || { tail -30 "$context/bud.log" >&2; die "buildah bud failed"; }

@@ -3,17 +3,21 @@ minutes and root, so CI does not: deploy/container/build.sh does, docs/operation
 
 A standard multi-stage file any OCI builder reads; a public default base; a runtime stage with
 nothing from the build context but the virtual environment; a numeric non-root user; OCI labels
-that agree with pyproject.toml; runtime dependencies only, each one imported by the product; of
-scipy, only the subpackages importing the product loads.
+that agree with pyproject.toml; runtime dependencies only, each one imported by the product, and
+no test-only one (scipy) loaded by importing the product; extension modules stripped, auditwheel's
+vendored libraries not.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTAINERFILE = (ROOT / "deploy" / "container" / "Containerfile").read_text()
@@ -40,11 +44,13 @@ def stages() -> list[list[tuple[str, str]]]:
 
 def test_multi_stage_from_a_public_base_that_build_sh_replaces():
     build, runtime = stages()
-    base = next(args for op, args in instructions() if op == "ARG" and args.startswith("BASE="))
-    assert base == "BASE=docker.io/library/python:3.11-slim-bookworm", "a public image any builder can pull"
-    assert build[0] == ("FROM", "${BASE} AS build") and runtime[0] == ("FROM", "${BASE}")
+    args = [args for op, args in instructions() if op == "ARG"]
+    assert "BASE=docker.io/library/python:3.11-slim-bookworm" in args, "a public image any builder can pull"
+    assert "BUILD_BASE=${BASE}" in args, "the build stage's base is the runtime's unless a builder passes one"
+    assert build[0] == ("FROM", "${BUILD_BASE} AS build") and runtime[0] == ("FROM", "${BASE}")
     script = (ROOT / "deploy" / "container" / "build.sh").read_text()
     assert '--build-arg "BASE=$base"' in script and ".wheelhouse" in script, "the offline build: local base, wheelhouse"
+    assert '--build-arg "BUILD_BASE=$build_base"' in script, "the offline build's strip comes with its build base"
 
 
 def test_the_runtime_stage_takes_only_the_virtual_environment():
@@ -105,23 +111,44 @@ def test_a_policy_naming_a_missing_plugin_says_how_to_add_it_to_the_image():
     assert derived[-1] == f"USER {user}", "the derived image runs as the chart's uid again"
 
 
-def scipy_keep_list() -> set[str]:
-    """The names directly under scipy/ that the build stage keeps (``scipy_keep``), the rest deleted."""
-    (keep,) = re.findall(r'scipy_keep="([^"]*)"', CONTAINERFILE)
-    return set(keep.split())
+def import_check():
+    path = ROOT / "deploy" / "container" / "import_check.py"
+    spec = importlib.util.spec_from_file_location("import_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_the_scipy_the_image_keeps_is_all_the_product_loads():
+def test_importing_the_product_loads_no_test_only_dependency():
     """deploy/container/import_check.py (the build stage's check) imports every module of the product
-    in a fresh interpreter and loads the playbooks; every scipy subpackage or module that loaded must
-    be on the keep-list, or the image would fail to import it (an ``import scipy.stats`` fails here)."""
+    in a fresh interpreter and loads the playbooks: scipy, a test dependency here, must not load (the
+    image has none; a ``from scipy.special import erf`` in a detector fails this test)."""
     check = ROOT / "deploy" / "container" / "import_check.py"
     done = subprocess.run([sys.executable, str(check)], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     loaded = set(done.stdout.split())
-    assert "special" in loaded, f"the detectors' scipy.special did not load: {loaded}"
-    assert loaded <= scipy_keep_list(), (
-        f"importing the product loads scipy.{', scipy.'.join(sorted(loaded - scipy_keep_list()))}, which the "
-        "Containerfile deletes: use scipy.special, or add it to scipy_keep (and the image grows)"
-    )
-    assert "/src/deploy/container/import_check.py" in CONTAINERFILE, "the build stage runs the same check"
+    assert {"modelmedic", "numpy", "kubernetes"} <= loaded, loaded
+    assert "scipy" not in loaded, "importing the product loads scipy, which the image does not have"
+    assert not any(r.startswith("scipy") for r in PYPROJECT["project"]["dependencies"])
+    assert any(r.startswith("scipy") for r in PYPROJECT["project"]["optional-dependencies"]["test"])
+    assert '/src/deploy/container/import_check.py --shared-objects "$site"' in CONTAINERFILE, "the build stage runs it"
+
+
+def test_the_build_strips_what_it_then_loads_and_leaves_vendored_libraries_alone(tmp_path):
+    """strip corrupts auditwheel's vendored libraries (numpy.libs' OpenBLAS then fails to map: "ELF
+    load command address/offset not page-aligned"), so the strip and the check after it both leave
+    out ``*.libs/``; a shared object that no longer maps fails the check, naming it."""
+    assert "-name '*.so*' -type f -not -path '*.libs/*' -exec strip --strip-unneeded {} +" in CONTAINERFILE
+    check = import_check()
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "numpy.libs").mkdir()
+    (tmp_path / "numpy.libs" / "libopenblas.so").write_bytes(b"vendored")
+    broken = tmp_path / "pkg" / "_ext.cpython-311-x86_64-linux-gnu.so"
+    broken.write_bytes(b"\x7fELF not really")
+    assert check.stripped_objects(tmp_path) == [broken]
+    with pytest.raises(SystemExit, match="_ext.cpython-311-x86_64-linux-gnu.so no longer loads"):
+        check.load_shared_objects(tmp_path)
+    import msgspec._core  # a plain extension module with no vendored libraries
+
+    broken.write_bytes(Path(msgspec._core.__file__).read_bytes())
+    assert check.load_shared_objects(tmp_path) == 1
