@@ -14,8 +14,8 @@ cloud metrics, traffic). This script judges a detector's parameters the honest w
   sensors: occupancy, speed or travel time with rush hours and weekends, dropouts to 0
   and stuck values as normal behaviour; anomalies: an incident that slows traffic, a
   failed sensor).
-- **Leave one category out** over the 4 NAB + 3 synthetic categories: for each held-out
-  category, the parameter set *and* the threshold are chosen on the other six (standard
+- **Leave one category out** over the 4 NAB + 4 synthetic categories: for each held-out
+  category, the parameter set *and* the threshold are chosen on the other seven (standard
   profile, the pooled NAB-normalized score), and the held-out category is scored at that
   threshold. ``artificialNoAnomaly`` has no windows: its false positives are reported.
 
