@@ -153,7 +153,7 @@ class Evidence(NamedTuple):
 
 
 class PoissonCusumBank(_Bank):
-    """Request counts against a seasonal rate: two Poisson CUSUMs (drop and surge).
+    """Request counts against a seasonal rate: Poisson CUSUMs for a drop (two) and a surge.
 
     The expected count of a window is ``level * hour_factor * weekday_factor * seconds``.
     ``level`` is an EWMA of the deseasonalized rate in event time, zero windows included, so
@@ -189,11 +189,31 @@ class PoissonCusumBank(_Bank):
     halving at the steepest decline of the first day took up to 780 s at 0.5 req/s instead
     of 420; ``tests/unit/test_throughput_first_day.py``).
 
+    **Under suspicion the level falls further behind.** It learns ``SLOWDOWN`` times slower then, so
+    a trend it lagged by ``lag`` (one memory ``tau``) it lags by up to ``lag ** SLOWDOWN`` (its memory
+    then): ``behind``, the lag's exponent less one, follows the level's own EWMA towards
+    ``SLOWDOWN - 1`` while the series is under suspicion and back to 0 after, and the smoothings keep
+    the trend from before the suspicion. Without it, a two-hour drop on the first day left the level
+    where the cycle had been two hours before, and the model's own afternoon decline after the drop
+    ended read as a second drop (two pages for one -30% drop in a 20-model day of
+    ``load/detection_harness.py``; ``tests/unit/test_throughput_first_day.py``).
+
     Each CUSUM is designed for the minimum effect that matters (``drop`` and ``surge``
     ratios): a window adds ``(x ln r - lambda (r - 1)) / phi``, where ``phi >= 1`` is the
     learned overdispersion (quasi-Poisson: real traffic at 5,000 req/s varies more than
     Poisson). Its drift is negative for changes smaller than ``(r - 1) / ln r`` (0.72x for
     a 0.5 drop ratio, 1.44x for a 2.0 surge ratio): those never fire, larger ones always do.
+
+    A -30% drop is under the 0.72x, so a second drop CUSUM is designed for ``small_drop`` (0.7;
+    it drifts up below 0.84x), as the latency bank runs one for a slow creep. The two drop CUSUMs
+    share one statistic's false-alarm budget: each fires at ``h + ln 2`` (reported as
+    ``cusum - ln 2``; a window's most grows with it). While the large one is above a third of its
+    threshold the small one holds at most its threshold, so after a large drop the episode ends
+    about as fast as before, and during a drop between the two it stays one episode. It needs a
+    level that follows the daily cycle closely (a memory of ``tau_s``: about 0.08 req/s and up)
+    or a day of history for the seasonal factors: with a longer memory the level's lag on the
+    first day is more than its estimate corrects to within 0.84x (a 0.03 req/s model's afternoon
+    decline fired it in the 20-model day).
 
     >>> bank = PoissonCusumBank()
     >>> one = np.array([0])
@@ -208,15 +228,18 @@ class PoissonCusumBank(_Bank):
     """
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
-    _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,)}
+    _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
+               "_behind": (), "_small": (3,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
+    from before them); ``_behind``: how much further than one memory the level lags (in memories);
+    ``_small``: the small-drop CUSUM, its onset and the requests since (0: none yet, as in snapshots
     from before them)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
-                 hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0):
-        self.drop, self.surge, self.tau_s, self.tau_events = drop, surge, tau_s, tau_events
+                 hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7):
+        self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self._init_state()
@@ -247,29 +270,40 @@ class PoissonCusumBank(_Bank):
         first = np.where(n > 0, first, t_ms)
         warm = (n >= self.min_windows) & (events >= self.min_events) & (
             (tau <= 2.0 * self.tau_s) | (t_ms - first >= 86_400_000))
-        cap = CAP * h
-        slow = self._slow[slots]
-        lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0)  # the level's lag
+        small_prev, small_since, small_x = self._small[slots].T
+        h_drop = h + np.log(2.0)  # two drop CUSUMs, one statistic's budget
+        suspect = warm & ((down_prev > SUSPICION * h_drop) | (small_prev > SUSPICION * h_drop) | (up_prev > SUSPICION * h))
+        slow, behind = self._slow[slots], self._behind[slots]
+        lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
         lam_down, lam_up = lam * np.minimum(lag, 1.0), lam * np.maximum(lag, 1.0)
-        step_down = np.minimum((x * np.log(self.drop) - lam_down * (self.drop - 1.0)) / phi, max_step)
+        step_down = np.minimum((x * np.log(self.drop) - lam_down * (self.drop - 1.0)) / phi, max_step * h_drop / h)
+        step_small = np.minimum((x * np.log(self.small_drop) - lam_down * (self.small_drop - 1.0)) / phi,
+                                max_step * h_drop / h)
         step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
-        down = np.clip(down_prev + step_down, 0.0, cap) * warm
-        up = np.clip(up_prev + step_up, 0.0, cap) * warm
-        down_going, up_going = down_prev > 0, up_prev > 0
+        down = np.clip(down_prev + step_down, 0.0, CAP * h_drop) * warm
+        seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
+        small = np.clip(small_prev + step_small, 0.0, np.where(down > SUSPICION * h_drop, h_drop, CAP * h_drop)) \
+            * (warm & seasoned)
+        up = np.clip(up_prev + step_up, 0.0, CAP * h) * warm
+        down_going, small_going, up_going = down_prev > 0, small_prev > 0, up_prev > 0
         down_since = np.where(down_going, down_since, t_ms)
+        small_since = np.where(small_going, small_since, t_ms)
         up_since = np.where(up_going, up_since, t_ms)
         down_x = down_x * down_going + x
+        small_x = small_x * small_going + x
         up_x = up_x * up_going + x
+        self._small[slots] = np.stack([small, small_since, small_x], axis=1)
 
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
-        suspect = warm & ((down_prev > SUSPICION * h) | (up_prev > SUSPICION * h))
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
         new_level = level + a * (x / (season * window_s) - level)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
         new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
-        twice = np.where(slow[:, 0] > 0, slow[:, 0] + a * (new_level - slow[:, 0]), new_level)
-        thrice = np.where(slow[:, 1] > 0, slow[:, 1] + a * (twice - slow[:, 1]), twice)
+        trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
+        twice = np.where(slow[:, 0] > 0, slow[:, 0] + trend * (new_level - slow[:, 0]), new_level)
+        thrice = np.where(slow[:, 1] > 0, slow[:, 1] + trend * (twice - slow[:, 1]), twice)
         self._slow[slots] = np.stack([twice, thrice], axis=1)
+        self._behind[slots] = behind + a * ((SLOWDOWN - 1.0) * suspect - behind)
         self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
                                    down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
@@ -281,11 +315,15 @@ class PoissonCusumBank(_Bank):
         self._day_obs[slots, day] = day_obs * day_keep + x * learn
         self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
 
-        surge = up > down
-        since = np.where(surge, up_since, down_since)
-        observed = np.where(surge, up_x, down_x) / ((t_ms - since) / 1000.0 + window_s)
-        rising = (down > down_prev) | (up > up_prev)
-        return Evidence(np.maximum(down, up), surge.astype(np.int8), since.astype(np.int64), observed,
+        # One drop statistic for the judge: the drop CUSUM further along, less its share of the budget.
+        lead = small > down
+        drop = np.maximum(down, small) - np.log(2.0)
+        drop_since, drop_x = np.where(lead, small_since, down_since), np.where(lead, small_x, down_x)
+        surge = up > drop
+        since = np.where(surge, up_since, drop_since)
+        observed = np.where(surge, up_x, drop_x) / ((t_ms - since) / 1000.0 + window_s)
+        rising = (np.maximum(down, small) > np.maximum(down_prev, small_prev)) | (up > up_prev)
+        return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm, rising)
 
 
