@@ -134,6 +134,8 @@ class DetectionPlane:
         self._last_snapshot = time.monotonic()
         self._snapshot_processed = 0
         """``processed`` at the last checkpoint (:meth:`_checkpoint_due`)."""
+        self._snapshot_gap_s = 0.0
+        """The last checkpoint's encoding CPU seconds over ``snapshot_cpu_share``: the least time to the next."""
         self._unjudged: dict[int, tuple[PartitionState, int, list[int]]] = {}
         """Shut windows waiting to be closed and judged with other partitions' (:meth:`_judge`), by partition state."""
         self.turn_series_windows = TURN_SERIES_WINDOWS
@@ -563,9 +565,11 @@ class DetectionPlane:
         """Whether the periodic checkpoint is due: ``snapshot_interval_s`` after the last one, and while
         catching up also ``snapshot_replay_records`` records after it. A checkpoint bounds the replay
         after a crash; during a drain an interval's records are hundreds of thousands, and the
-        state re-encoded each time is at its largest, so there the bound is kept in records."""
+        state re-encoded each time is at its largest, so there the bound is kept in records. At any rate
+        a checkpoint's cost grows with the state it re-encodes (a quality join fills over the labels'
+        horizon): the next waits at least the last one's encoding time (CPU) over ``snapshot_cpu_share``."""
         d = self.settings.detection
-        if time.monotonic() - self._last_snapshot < d.snapshot_interval_s:
+        if time.monotonic() - self._last_snapshot < max(d.snapshot_interval_s, self._snapshot_gap_s):
             return False
         return not self._behind or self.processed - self._snapshot_processed >= d.snapshot_replay_records
 
@@ -581,6 +585,7 @@ class DetectionPlane:
             await asyncio.gather(*[await f for f in pending])
         offsets: dict[TopicPartition, int] = {}
         sends = []
+        encoding_s = 0.0
         for p in partitions:
             state = self.parts[p]
             resume = state.windows.resume_offset(state.next_offset)
@@ -588,14 +593,17 @@ class DetectionPlane:
             frozen = copy.copy(state.windows)
             frozen.open, frozen.first_offset, frozen.pool = {}, {}, SlotPool()
             slots, groups = list(frozen.keys), list(frozen.group_keys)
+            started = time.thread_time()
             blob = encode_snapshot(
                 {"windows": frozen, "judge": (slots, groups, self.judge.rows(slots, groups)),
                  "quality": state.quality, "features": state.features, "resume": resume, "next": state.next_offset,
                  "label_next": state.label_next}, self._snapshot_key_bytes)
+            encoding_s += time.thread_time() - started
             sends.append(await self._producer.send(self.settings.kafka.topics.state, blob, key=self._snapshot_key(p)))
             offsets[TopicPartition(self.settings.kafka.topics.inference, p)] = resume
             offsets[TopicPartition(self.settings.kafka.topics.labels, p)] = state.label_next
         await asyncio.gather(*sends)
+        self._snapshot_gap_s = encoding_s / self.settings.detection.snapshot_cpu_share
         metrics.SNAPSHOTS.inc(len(partitions))
         if self._consumer is not None and self._consumer.assignment():
             assigned = self._consumer.assignment()
