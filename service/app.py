@@ -102,6 +102,7 @@ class QualityStatus(typing.NamedTuple):
     estimate: dict[str, float | int | str | None] | None
     data_quality: dict[str, float | int] | None
     drifting_features: list[tuple[str, float, float, int]]
+    label_delay: dict[str, int | None] | None = None
 
 
 def _finite(figures: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,7 +126,7 @@ def _quality_of(part: PartitionState, model: str) -> list[QualityStatus]:
             drifting = [(name, round(psi, 6), p, live) for name, psi, p, live in inputs.drift.moved()]
         estimate = part.quality.estimate(model, version)
         out.append(QualityStatus(version, states, None if estimate is None else _finite(estimate), data_quality,
-                                 drifting))
+                                 drifting, part.quality.label_delay(model, version)))
     return out
 
 

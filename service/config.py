@@ -326,7 +326,8 @@ class QualitySettings(_Section):
     bound at 2 standard errors), when neither the registry's certification nor the model's
     previous version gives one."""
     label_horizon_ms: int = Field(6 * 3600 * 1000, ge=1)
-    """How long a sampled prediction waits for its label, in event time (6 hours)."""
+    """How long a sampled prediction waits for its label, in event time (6 hours). Sized from the delays of the labels
+    that joined (``modelmedic_quality_label_delay_seconds``; docs/detection.md, "Sizing the label join")."""
     label_max_pending: int = Field(50_000, ge=1)
     """Sampled predictions waiting for a label, at most, per partition: the label join's memory budget (~250 B
     each in memory, ~61 B in the partition snapshot; 50,000 is ~13 MB). Shared between models: once half full,

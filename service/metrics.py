@@ -118,6 +118,21 @@ LABELS_MISSED = Counter("modelmedic_quality_labels_missed_total",
 """The label join (``quality.label_max_pending`` predictions per partition, shared fairly between models) was
 full: a label that came later than the join's span found nothing. Rising: raise ``quality.label_max_pending``
 (~250 B of memory and ~61 B of snapshot per entry) or shorten ``quality.label_horizon_ms``."""
+LABELS_UNJOINED_THINNED = Counter(
+    "modelmedic_quality_labels_unjoined_thinned_total",
+    "Labels that found no prediction because their model's share of the quality label join had left it out")
+"""Sizing, not a producer problem: the model's predictions were thinned to its share of
+``quality.label_max_pending`` (``QualityMonitor._admit``), and this label's was one left out. Labels of
+requests the monitor never saw are ``labels_orphan``; a thinning model's are counted here up to the number
+of predictions it left out within the last one or two ``quality.label_horizon_ms`` (ids are not kept)."""
+LABEL_DELAY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1200.0, 1800.0, 2700.0, 3600.0, 7200.0,
+                       14400.0, 21600.0, 43200.0, 86400.0)
+"""Seconds from 1 s to a day: the label delays ``quality.label_horizon_ms`` (6 h by default) is sized from."""
+LABEL_DELAY = Histogram("modelmedic_quality_label_delay_seconds",
+                        "Event time from a sampled production prediction to its label, for labels that joined",
+                        buckets=LABEL_DELAY_BUCKETS)
+"""Only joined labels are observed, so the mass stops at ``quality.label_horizon_ms``: a mass in the buckets
+just below it (with ``labels_expired`` rising) says labels come later than the horizon (docs/detection.md, "Sizing the label join")."""
 MISROUTED = Counter("modelmedic_records_misrouted_total",
                     "Inference records whose Kafka key is not their model id (accepted, counted)")
 """Every record must be keyed by its model id, so one model's records share a partition; a

@@ -57,7 +57,8 @@ predictions left out of the label join) and ``label_max_pending`` entries (oldes
 for at most ``canary_join_ms`` / ``label_horizon_ms``; the label join is shared between models
 (:meth:`QualityMonitor._admit`: past half full, a model over its share keeps every 2^j-th of
 its predictions, so what is kept can wait for its label); per version, counters and two count arrays
-of ``drift_bins + 1`` (no rings of values); at most ``max_models`` models, kept in least
+of ``drift_bins + 1`` (no rings of values), and from its first joined label 20 counts of label delays
+(:meth:`QualityMonitor.label_delay`: the buckets of ``modelmedic_quality_label_delay_seconds``); at most ``max_models`` models, kept in least
 recently active order, so eviction (beyond ``max_models``) and expiry (after
 ``series_ttl_ms``) take the oldest in O(1) and never scan; at most ``max_versions`` versions
 each. Every setting is a field of :class:`modelmedic.config.QualitySettings`; what it costs in
@@ -65,7 +66,10 @@ CPU and memory, with the command that measured it, is in docs/benchmarks.md ("Th
 monitor").
 
 Counters (int attributes, for metrics): ``labels_duplicate``, ``labels_orphan`` (no pending
-prediction: never seen, or left out by its model's share), ``labels_missed`` (its prediction was
+prediction, and none left out by its model's share: a request never seen, or a model no longer
+tracked), ``labels_unjoined_thinned`` (no pending prediction, and its model left predictions out of
+the join within the last one or two horizons: counted here up to that number; also
+``modelmedic_quality_labels_unjoined_thinned_total``), ``labels_missed`` (its prediction was
 pushed out by ``label_max_pending``; also ``modelmedic_quality_labels_missed_total``),
 ``labels_expired`` / ``labels_dropped`` (no label within the horizon / pushed out),
 ``canary_expired`` / ``canary_dropped`` (no production twin in time / pushed out),
@@ -82,6 +86,7 @@ from __future__ import annotations
 
 import copy
 import time
+from bisect import bisect_left
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -108,8 +113,13 @@ IDLE_RECOVER_MIN_MS = 15 * 60_000
 """Default floor of ``idle_recover_ms``: a model serving 0.6 req/s is silent for 5 s one time in
 twenty, so five 1 s windows declared its firing versions "no longer serving" (and forgot their
 evidence) every few minutes; at 0.01 req/s, 15 silent minutes happen about once in 8,000."""
-COUNTERS = ("labels_duplicate", "labels_orphan", "labels_expired", "labels_dropped", "labels_missed", "canary_expired",
-            "canary_dropped", "predictions_skipped", "predictions_thinned", "series_evicted")
+COUNTERS = ("labels_duplicate", "labels_orphan", "labels_unjoined_thinned", "labels_expired", "labels_dropped",
+            "labels_missed", "canary_expired", "canary_dropped", "predictions_skipped", "predictions_thinned",
+            "series_evicted")
+_DELAY_BOUNDS_MS = tuple(int(s * 1000) for s in metrics.LABEL_DELAY_BUCKETS)
+"""Upper bounds of a version's label delay counts (:meth:`QualityMonitor.label_delay`): the histogram's buckets."""
+DELAY_QUANTILES = (0.5, 0.95, 0.99)
+"""The label delay quantiles a version's view gives (:meth:`QualityMonitor.label_delay`)."""
 
 
 def _plain(value: object) -> object:
@@ -211,8 +221,8 @@ class _Version(_Slotted):
     """Detector state of one production version."""
 
     __slots__ = ("canary", "canary_version", "labels", "warm_n", "warm_correct", "warm_error", "drift", "estimate",
-                 "onset", "last_ms")
-    _DEFAULTS = {"estimate": None, "warm_error": 0.0}
+                 "onset", "last_ms", "delays", "delay_max_ms")
+    _DEFAULTS = {"estimate": None, "warm_error": 0.0, "delays": None, "delay_max_ms": 0}
     __setstate__ = _Slotted.__setstate__  # the snapshot decoder looks in the class's own namespace
 
     def __init__(self, drift: PredictionDrift, ts: int) -> None:
@@ -230,11 +240,18 @@ class _Version(_Slotted):
         self.last_ms = ts
         """Event time of the last sampled production prediction, or of the last window with
         requests (reported to :meth:`QualityMonitor.poll`)."""
+        self.delays: list[int] | None = None
+        """Joined labels per label delay bucket (``_DELAY_BOUNDS_MS``, then one past a day), from the first
+        joined label on: 20 ints, not the delays, so a quantile is known to its bucket."""
+        self.delay_max_ms = 0
+        """The longest label delay joined."""
 
 
 class _Model(_Slotted):
-    __slots__ = ("versions", "baseline", "tolerance", "canary_rate", "last_ms", "mirrored", "label_n", "label_since")
-    _DEFAULTS = {"tolerance": None, "mirrored": False, "label_n": 0, "label_since": -_NEVER}
+    __slots__ = ("versions", "baseline", "tolerance", "canary_rate", "last_ms", "mirrored", "label_n", "label_since",
+                 "thinned", "thinned_before", "thinned_since")
+    _DEFAULTS = {"tolerance": None, "mirrored": False, "label_n": 0, "label_since": -_NEVER, "thinned": 0,
+                 "thinned_before": 0, "thinned_since": -_NEVER}
     __setstate__ = _Slotted.__setstate__
 
     def __init__(self, ts: int) -> None:
@@ -258,6 +275,11 @@ class _Model(_Slotted):
         """The model's sampled production predictions counted since ``label_since`` (scaled down to half a
         ``label_horizon_ms`` when the span exceeds one): its rate, for its share of the label join
         (:meth:`QualityMonitor._admit`)."""
+        self.thinned = self.thinned_before = 0
+        self.thinned_since = -_NEVER
+        """Predictions left out of the label join since ``thinned_since`` (``thinned``) and in the span of
+        about a horizon before it (``thinned_before``), less the orphan labels already put down to them:
+        what a label without a pending prediction may be put down to (:meth:`QualityMonitor._thinned_label`)."""
 
 
 class QualityMonitor:
@@ -326,7 +348,7 @@ class QualityMonitor:
         self._served_since = -_NEVER
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
         self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
-        self.predictions_thinned = self.labels_missed = 0
+        self.predictions_thinned = self.labels_missed = self.labels_unjoined_thinned = 0
 
     def __setstate__(self, state: dict) -> None:
         """Restore a snapshot (rebuilt by attributes, ``detection/snapshots.py``): one written by an older
@@ -444,6 +466,9 @@ class QualityMonitor:
                     self._left(dropped, True)
             else:
                 self.predictions_thinned += 1
+                if ts - m.thinned_since >= self.label_horizon_ms:  # a new span: no call per thinned prediction
+                    _roll_thinned(m, ts, self.label_horizon_ms)
+                m.thinned += 1
                 if m.mirrored and not paired:  # most never meet a twin: their expiry is not counted
                     self.canary_dropped += self._twins.put(key, (ts, version, prediction)) is not None
             if prediction.__class__ is list:
@@ -493,6 +518,23 @@ class QualityMonitor:
         judged[key] = missed
         if len(judged) > self.label_max_pending:
             judged.popitem(last=False)
+
+    def _thinned_label(self, model: str, ts: int) -> bool:
+        """Whether a label without a pending prediction (nor a judged or pushed-out one) is put down to its
+        model's share: the model left a prediction out within the last one or two horizons that no label was
+        put down to yet (one is, now). Ids of thinned predictions are not kept, so a thinning model's labels
+        for requests never seen count here too, up to that number; a model that did not thin has none. O(1)."""
+        m = self._models.get(model)
+        if m is None:
+            return False
+        _roll_thinned(m, ts, self.label_horizon_ms)
+        if m.thinned_before:
+            m.thinned_before -= 1
+        elif m.thinned:
+            m.thinned -= 1
+        else:
+            return False
+        return True
 
     def observe_inference(self, event: InferenceEvent) -> None:
         """Take one decoded inference event (:meth:`observe_sampled`, if its request is in the sample).
@@ -578,17 +620,21 @@ class QualityMonitor:
             elif left:
                 self.labels_missed += 1
                 metrics.LABELS_MISSED.inc()
+            elif self._thinned_label(label.model, label.ts):
+                self.labels_unjoined_thinned += 1
+                metrics.LABELS_UNJOINED_THINNED.inc()
             else:
                 self.labels_orphan += 1
             return
         self._left(key, None)
-        _, version, vector, _ = pending
+        ts, version, vector, _ = pending
         prediction = _argmax(vector) if vector.__class__ is list else vector
         m = self._models.get(label.model)
         vs = m.versions.get(version) if m is not None else None
         if vs is None:
             self.labels_orphan += 1
             return
+        _delay(vs, label.ts - ts)
         if vs.estimate is not None and vector.__class__ is list:  # the estimate vs what the label says
             error = vs.estimate.observe_outcome(vector, self._correct(prediction, label.label), label.ts / 1000)
             if error is not None:
@@ -836,6 +882,22 @@ class QualityMonitor:
         vs = m.versions.get(version) if m is not None else None
         return vs.estimate.decision().evidence if vs is not None and vs.estimate is not None else None
 
+    def label_delay(self, model: str, version: str) -> dict[str, int | None] | None:
+        """How late the labels joined to one production version came (label minus prediction event time, ms):
+        ``labels`` joined, ``max_ms``, and ``p50_ms`` / ``p95_ms`` / ``p99_ms`` as the upper bound of the
+        bucket that quantile falls in (``modelmedic_quality_label_delay_seconds``'s buckets; past a day, the
+        maximum), and the ``horizon_ms`` they are cut at; None before its first joined label. What
+        ``label_horizon_ms`` is sized from (docs/detection.md, "Sizing the label join")."""
+        m = self._models.get(model)
+        vs = m.versions.get(version) if m is not None else None
+        if vs is None or vs.delays is None:
+            return None
+        counts, n = vs.delays, sum(vs.delays)
+        view: dict[str, int | None] = {"labels": n, "max_ms": vs.delay_max_ms, "horizon_ms": self.label_horizon_ms}
+        for q in DELAY_QUANTILES:
+            view[f"p{round(q * 100)}_ms"] = _quantile_bound(counts, q * n, vs.delay_max_ms)
+        return view
+
     def sizes(self) -> dict[str, int]:
         """Entries held, for the memory bounds: models, versions, pending joins, judged label ids."""
         ms = self._models.values()
@@ -879,3 +941,36 @@ def _bounded_put(d: OrderedDict, key: object, value: object, cap: int) -> None:
     d.move_to_end(key)
     while len(d) > cap:
         d.popitem(last=False)
+
+
+def _roll_thinned(m: _Model, ts: int, horizon_ms: int) -> None:
+    """Start a new span of a model's thinned count once the current one is a horizon old (event time ``ts``): the
+    current one becomes the one before, and one older than two horizons is forgotten (its labels would have
+    expired). A prediction left out at t is still counted at t + horizon. O(1)."""
+    age = ts - m.thinned_since
+    if age >= horizon_ms:
+        m.thinned_before = m.thinned if age < 2 * horizon_ms else 0
+        m.thinned, m.thinned_since = 0, ts
+
+
+def _delay(vs: _Version, delay_ms: int) -> None:
+    """Count one joined label's delay for its version and in ``modelmedic_quality_label_delay_seconds``. O(1):
+    a bisection of 19 bounds."""
+    delay_ms = max(delay_ms, 0)  # a label stamped before its prediction (producers' clocks): no delay
+    counts = vs.delays
+    if counts is None:
+        counts = vs.delays = [0] * (len(_DELAY_BOUNDS_MS) + 1)
+    counts[bisect_left(_DELAY_BOUNDS_MS, delay_ms)] += 1
+    if delay_ms > vs.delay_max_ms:
+        vs.delay_max_ms = delay_ms
+    metrics.LABEL_DELAY.observe(delay_ms / 1000)
+
+
+def _quantile_bound(counts: list[int], rank: float, max_ms: int) -> int:
+    """Upper bound (ms) of the bucket holding the ``rank``-th delay (no more than the maximum seen)."""
+    seen = 0
+    for bound, n in zip((*_DELAY_BOUNDS_MS, max_ms), counts):
+        seen += n
+        if seen >= rank:
+            return min(bound, max_ms)
+    return max_ms

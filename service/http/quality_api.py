@@ -4,7 +4,8 @@ One entry per production version this replica's monitors hold (a model lives on 
 owns its partition: another replica answers an empty list): each decision's state and sentence
 (``insufficient_data`` until it can judge), the label-free estimate reconciled with the labels
 (``gap``: realized minus estimated accuracy on the same labelled predictions), the data-quality
-counts and the features drifting now, the most moved first. The model page shows the same.
+counts and the features drifting now, the most moved first, and how late its labels came (what
+``quality.label_horizon_ms`` is sized from). The model page shows the same.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ def public_quality(q: QualityView) -> dict[str, Any]:
         "data_quality": data_quality,
         "drifting_features": [{"feature": name, "psi": psi, "p_value": p, "live": live}
                               for name, psi, p, live in q.drifting_features],
+        "label_delay": dict(q.label_delay) if q.label_delay is not None else None,
     }
 
 

@@ -155,6 +155,9 @@ class QualityView(Protocol):
     (the tolerated share); None when the version sent no features."""
     drifting_features: Sequence[tuple[str, float, float, int]]
     """(feature, PSI, p-value, live values) of the features drifting now, the most moved first."""
+    label_delay: Mapping[str, int | None] | None
+    """How late its joined labels came, in ms (``labels``, ``p50_ms``, ``p95_ms``, ``p99_ms``, ``max_ms``,
+    ``horizon_ms``: ``QualityMonitor.label_delay``); None before its first joined label."""
 
 
 class OutcomeView(Protocol):

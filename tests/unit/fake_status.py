@@ -57,6 +57,7 @@ class Quality:
     estimate: dict | None
     data_quality: dict | None
     drifting_features: list
+    label_delay: dict | None = None
 
 
 QUALITY = [
@@ -67,7 +68,9 @@ QUALITY = [
                    "feature_drift": ("anomalous", "inputs drifted from the reference: amount (PSI 0.63): redesign signal")},
             {"estimated_accuracy": 0.81, "usual_accuracy": 0.93, "realized_accuracy": 0.8, "estimated_on_labelled": 0.82,
              "realized_labels": 240, "calibration": "labels"},
-            {"requests": 900, "violated": 3, "budget": 0.01}, [("amount", 0.63, 7e-18, 975)]),
+            {"requests": 900, "violated": 3, "budget": 0.01}, [("amount", 0.63, 7e-18, 975)],
+            {"labels": 240, "p50_ms": 900_000, "p95_ms": 1_800_000, "p99_ms": 1_800_000, "max_ms": 1_790_000,
+             "horizon_ms": 21_600_000}),
     Quality("v2", {"drift": ("insufficient_data", "too few predictions to compare with the reference yet")}, None, None, []),
 ]
 """Two production versions of ``fraud``: one with an estimate, inputs and a drifting feature; one just started."""

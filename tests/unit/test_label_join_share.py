@@ -94,4 +94,39 @@ def test_a_label_whose_prediction_was_pushed_out_is_counted_missed():
         mon.observe_label(LabelEvent("m", f"r{i}", T0 + 1_000, 1))
     assert 0 < mon.labels_dropped < 100 and mon.labels_missed == mon.labels_dropped
     assert metrics.LABELS_MISSED._value.get() - exported == mon.labels_missed
-    assert mon.labels_orphan == mon.predictions_thinned > 0
+    assert mon.labels_unjoined_thinned == mon.predictions_thinned > 0 and mon.labels_orphan == 0
+
+
+def test_labels_of_thinned_predictions_are_told_from_labels_of_requests_never_seen():
+    """A busy model's left-out predictions' labels count as ``labels_unjoined_thinned`` (sizing, exported), up to
+    the number it left out within the horizon; labels for requests never seen count as orphans (a producer
+    problem), for a model that thinned once that number is used up, and for one that never thinned. Before, all
+    of them were orphans."""
+    names = [("busy", "1.0", "production"), ("quiet", "1.0", "production")]
+    mon = QualityMonitor(W, QualitySettings(label_max_pending=100, label_horizon_ms=HOUR, drift_window=10**9), clock=None)
+    mon.observe_sampled([(0, 0, T0 + i, True, f"b{i}", 1) for i in range(150)] + [(0, 1, T0 + 200, True, "q0", 1)], names)
+    exported = metrics.LABELS_UNJOINED_THINNED._value.get()
+    thinned = mon.predictions_thinned
+    assert thinned > 0 and mon.labels_dropped == 0
+    for i in range(150):
+        mon.observe_label(LabelEvent("busy", f"b{i}", T0 + 60_000, 1))
+    assert mon.labels_unjoined_thinned == thinned and mon.labels_orphan == 0
+    assert metrics.LABELS_UNJOINED_THINNED._value.get() - exported == thinned
+    mon.observe_label(LabelEvent("busy", "never-sent", T0 + 60_000, 1))  # its thinned predictions all accounted for
+    mon.observe_label(LabelEvent("quiet", "never-sent", T0 + 60_000, 1))
+    mon.observe_label(LabelEvent("unknown", "never-sent", T0 + 60_000, 1))
+    assert mon.labels_orphan == 3 and mon.labels_unjoined_thinned == thinned
+    assert mon.counters()["labels_unjoined_thinned"] == thinned
+
+
+def test_thinned_predictions_are_accounted_for_one_horizon_and_at_most_two():
+    """A label a horizon after its left-out prediction is still put down to the share; two horizons on, the
+    model's left-out predictions are forgotten (their labels would have expired) and a label is an orphan."""
+    names = [("busy", "1.0", "production")]
+    mon = QualityMonitor(W, QualitySettings(label_max_pending=10, label_horizon_ms=HOUR, drift_window=10**9,
+                                            series_ttl_ms=10 * HOUR), clock=None)
+    mon.observe_sampled([(0, 0, T0 + i, True, f"b{i}", 1) for i in range(40)], names)
+    assert mon.predictions_thinned >= 2
+    mon.observe_label(LabelEvent("busy", "b-late", T0 + HOUR + 39, 1))
+    mon.observe_label(LabelEvent("busy", "b-too-late", T0 + 3 * HOUR, 1))
+    assert mon.labels_unjoined_thinned == 1 and mon.labels_orphan == 1

@@ -35,6 +35,7 @@ async def test_the_api_gives_each_versions_decisions_estimate_inputs_and_driftin
     assert v1["data_quality"] == {"requests": 900, "violated": 3, "budget": 0.01, "violated_share": 0.003333}
     assert v1["drifting_features"] == [{"feature": "amount", "psi": 0.63, "p_value": 7e-18, "live": 975}]
     assert v2["estimate"] is None and v2["data_quality"] is None and v2["drifting_features"] == []
+    assert v1["label_delay"]["p95_ms"] == 1_800_000 and v2["label_delay"] is None
     assert other == {"model": "unknown", "versions": []} and anonymous.status == 401
 
 
@@ -81,5 +82,7 @@ def test_the_service_view_comes_from_the_partitions_monitors() -> None:
     assert q["decisions"]["feature_drift"]["state"] in ("ok", "insufficient_data")
     assert q["estimate"]["realized_labels"] >= 200 and abs(q["estimate"]["gap"]) < 0.05
     assert q["data_quality"]["violated"] > 0 and q["data_quality"]["requests"] <= 3600
+    assert q["label_delay"] == {"labels": 1200, "max_ms": 0, "horizon_ms": 6 * 3600 * 1000, "p50_ms": 0, "p95_ms": 0,
+                                "p99_ms": 0}  # every third request labelled at once
     assert json.dumps(q, allow_nan=False)  # no NaN: valid JSON
     assert _quality_of(part, "other") == []
