@@ -18,8 +18,8 @@ they are, so the hold scales with how long evidence took to gather (:meth:`Storm
   4 s, by when the storm's next-densest member has fired if there is a storm;
 - while other models' incidents that started within ``storm_window_s`` of it are held too,
   a storm may be gathering: they wait together, as long again as the group has been
-  gathering (earliest onset to latest firing) and at least until ``storm_window_s`` after
-  its earliest onset, at most ``storm_gather_max_s`` after each fired. Each member that fires meanwhile extends the wait; ``storm_models`` of them make
+  gathering (earliest onset to latest firing), at most ``storm_gather_max_s`` after each
+  fired. Each member that fires meanwhile extends the wait; ``storm_models`` of them make
   the storm, which takes the held ones in (one page); fewer page each on their own.
 
 Event time is the latest ``window_end`` seen, moved on by the wall clock while no anomaly
@@ -110,10 +110,7 @@ class StormWatch:
         Alone: after as long again as it took to fire, between ``storm_hold_s`` and
         ``storm_window_s``. While other models' held incidents started within ``storm_window_s``
         of it: until the group has waited as long again as it has been gathering (earliest onset
-        to latest firing), and at least until ``storm_window_s`` after its earliest onset (members
-        may start that far apart: a storm of models at 0.01-5 req/s had three dense members
-        firing within 5 s of its onset and paging alone at 10 s, the tenth firing at 91 s), at most
-        ``storm_gather_max_s`` after it fired. A storm's own page
+        to latest firing), at most ``storm_gather_max_s`` after it fired. A storm's own page
         (model ``*``) waits the plain hold: its members are in it already. ``storm_hold_s`` 0
         turns holding off: every incident pages when it fires.
         """
@@ -125,8 +122,7 @@ class StormWatch:
             return own
         first = min(held.onset_ms, *(f.onset_ms for f in group))
         last = max(held.fired_ms, *(f.fired_ms for f in group))
-        gathered = max(last + max(self.hold_ms, last - first), first + self.window_ms)
-        return max(own, min(gathered, held.fired_ms + self.gather_max_ms))
+        return max(own, min(last + max(self.hold_ms, last - first), held.fired_ms + self.gather_max_ms))
 
     def storm_of(self, onset_ms: int) -> Storm | None:
         """The open storm an incident starting at ``onset_ms`` belongs to (within the storm window of its span)."""
