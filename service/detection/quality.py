@@ -86,8 +86,8 @@ from __future__ import annotations
 
 import copy
 import time
-from bisect import bisect_left
 import zlib
+from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
