@@ -827,6 +827,7 @@ async def run_live(
     tick_s: float = 0.05,
     capacity: CapacityHook | None = None,
     version: VersionHook | None = None,
+    labels_topic: str | None = None,
 ) -> int:
     """Produce the fleet's traffic paced in real time (event time = wall time x ``speed``).
 
@@ -834,7 +835,9 @@ async def run_live(
     producer keyed by model id (one model stays on one partition); ``on_incident`` (sync
     or async) hears each incident start and end so a demo can print a timeline or roll
     a bad version out for real. A slow broker makes ticks late, never drops records.
-    Returns the number of records sent.
+    With ``labels_topic`` the delayed labels (``spec.label_fraction``) go there as they fall
+    due (:meth:`Fleet.due_labels`, same keys); without it none is sent, so a service's label
+    joins only fill and expire. Returns the number of records sent (labels included).
     """
     loop = asyncio.get_running_loop()
     start_ms = int(time.time() * 1000)
@@ -847,6 +850,10 @@ async def run_live(
         for key, value in fleet.slice(start_ms + t0_s * 1000.0, (t1_s - t0_s) * 1000.0):
             await producer.send(topic, value, key=key)
             sent += 1
+        if labels_topic is not None:
+            for key, value in fleet.due_labels(start_ms + t1_s * 1000.0):
+                await producer.send(labels_topic, value, key=key)
+                sent += 1
         await asyncio.sleep(max(0.0, wall0 + (tick + 1) * tick_s - loop.time()))
     await _announce(incidents, duration_s, math.inf, duration_s, on_incident)
     await producer.flush()

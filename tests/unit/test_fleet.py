@@ -298,6 +298,29 @@ async def test_run_live_sends_keyed_records_and_announces_each_incident_boundary
     assert events[-1].ts - events[0].ts < 10_000
 
 
+async def test_run_live_sends_each_due_label_to_the_labels_topic_after_its_request() -> None:
+    producer = FakeProducer()
+    spec = replace(SPEC, rate=2.0, label_fraction=0.3)
+    sent = await fleet.run_live(producer, "inference", spec, (), duration_s=2400, speed=48_000,  # type: ignore[arg-type]
+                                labels_topic="labels")
+    assert sent == len(producer.sent)
+    requests = {(e.model, e.request_id): e.ts for e in decoded([(k, v) for t, k, v in producer.sent if t == "inference"])}
+    labels = [(k, decode_label(v)) for t, k, v in producer.sent if t == "labels"]
+    # 30% of ~2 x 6 x 2400 answers, those due (5-30 min after their request) before the 40 minutes end
+    assert 1000 < len(labels) < 0.3 * len(requests)
+    for key, label in labels:
+        assert key == label.model.encode()
+        assert 300_000 <= label.ts - requests[label.model, label.request_id] <= 1_800_000
+    assert [label.ts for _, label in labels] == sorted(label.ts for _, label in labels)
+
+
+async def test_run_live_without_a_labels_topic_sends_no_label() -> None:
+    producer = FakeProducer()
+    await fleet.run_live(producer, "inference", replace(SPEC, rate=2.0, label_fraction=0.3), (),  # type: ignore[arg-type]
+                         duration_s=2400, speed=48_000)
+    assert {t for t, _, _ in producer.sent} == {"inference"}
+
+
 # -- the realistic fleet (load/fleet.py realistic(), stream(), labels, the newer incident kinds) --
 
 REAL = fleet.realistic(48, seed=3, rate_range=(0.05, 20.0))
