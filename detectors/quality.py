@@ -102,15 +102,25 @@ class Cusum:
 
     def add(self, llr: float, x: float) -> bool:
         """Add one observation's log-likelihood ratio (``x``: its measure, summed over the run); the alarm state."""
-        value = self.value + llr
-        if value <= 0.0:
-            self.value, self.run_n, self.run_sum = 0.0, 0, 0.0
-        else:
-            self.value = min(value, self.level) if self.alarm else value
+        self.value, self.alarm = _cusum_step(self.value, self.alarm, llr, self.level)
+        if self.value > 0.0:
             self.run_n += 1
             self.run_sum += x
-        self.alarm = self.value > 0.0 if self.alarm else self.value >= self.level
+        else:
+            self.run_n, self.run_sum = 0, 0.0
         return self.alarm
+
+
+def _cusum_step(value: float, alarm: bool, llr: float, level: float) -> tuple[float, bool]:
+    """One step of a :class:`Cusum` (``level`` > 0): its new value (0 once the sum falls to 0 or below, capped at
+    ``level`` while raised) and alarm. A function of plain values, so :class:`CanaryDivergence` can step its four
+    CUSUMs kept as numbers in one list rather than as eight objects."""
+    value += llr
+    if value <= 0.0:
+        value = 0.0
+    elif alarm:
+        value = min(value, level)
+    return value, (value > 0.0 if alarm else value >= level)
 
 
 class WindowedCusum:
@@ -195,6 +205,18 @@ class _Joiner:
                 break
             del self.pending[key]
             self.expired += 1
+
+
+_RATE, _LARGE, _UP, _DOWN = range(4)
+"""A :class:`CanaryDivergence`'s CUSUMs in its ``_cusums``."""
+_VALUE, _ALARM, _LLR, _X, _N, _RUN_N, _RUN_X = range(7)
+"""A flattened :class:`WindowedCusum`: its CUSUM's value and alarm, the open step's summed log-likelihood
+ratio, measure and count, and the run's count and measure."""
+
+
+def _open_cusum() -> list:
+    """A flattened :class:`WindowedCusum` at rest (the layout of ``_VALUE`` ... ``_RUN_X``)."""
+    return [0.0, False, 0.0, 0.0, 0, 0, 0.0]
 
 
 def _bernoulli_llr(p0: float, p1: float) -> tuple[float, float]:
@@ -295,8 +317,14 @@ class CanaryDivergence:
         self._p0 = 0.0
         self._llrs: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self._set_p0(expected_rate if expected_rate is not None else prior_rate)
-        level = threshold_for(step_s, false_alarms_per_day)
-        self._rate, self._large, self._up, self._down = (WindowedCusum(level, step_s) for _ in range(4))
+        self._level = threshold_for(step_s, false_alarms_per_day)
+        self._step = -math.inf
+        """Index of the open ``step_s`` step of event time, the same for the four CUSUMs (they step together)."""
+        self._cusums = [_open_cusum() for _ in range(4)]
+        """The disagreement rate's small (``_RATE``) and large (``_LARGE``) effect CUSUMs and the bias's two sides
+        (``_UP``, ``_DOWN``), each a :class:`WindowedCusum` flattened into one list of numbers (``_VALUE`` ...
+        ``_RUN_X``): at 100k models a pair read and stepped eight cold objects (four windowed CUSUMs and their
+        ``Cusum``), about a third of a pair's cost."""
         self._type = ""
         self._pairs = self._disagree = 0
         self._distance = 0.0
@@ -317,9 +345,20 @@ class CanaryDivergence:
         """The disagreement rate the test tolerates: the healthy one plus ``margin``."""
         return min(self._p0 + self.margin, 0.95)
 
+    def __setstate__(self, state: dict) -> None:
+        """Restore a snapshot; one written before the CUSUMs were flattened holds four :class:`WindowedCusum`
+        (``_rate``, ``_large``, ``_up``, ``_down``), taken over as they stood."""
+        state = dict(state)
+        if "_rate" in state:
+            windowed = [state.pop(name) for name in ("_rate", "_large", "_up", "_down")]
+            state["_level"], state["_step"] = windowed[0].cusum.level, windowed[0].window
+            state["_cusums"] = [[w.cusum.value, w.cusum.alarm, w.llr, w.x, w.n, w.run_n, w.run_x] for w in windowed]
+        self.__dict__.update(state)
+
     @property
     def anomalous(self) -> bool:
-        return self._rate.cusum.alarm or self._large.cusum.alarm or self._up.cusum.alarm or self._down.cusum.alarm
+        rate, large, up, down = self._cusums
+        return rate[_ALARM] or large[_ALARM] or up[_ALARM] or down[_ALARM]
 
     @property
     def expected(self) -> float | None:
@@ -349,11 +388,11 @@ class CanaryDivergence:
 
         The four CUSUMs step together, and only when a step closes can the alarm change: most
         pairs of a busy canary fall in an open step and cost no step check per CUSUM."""
-        was = None  # the alarm before this pair, when a step closes (else this pair cannot change it)
-        if ts // self.step_s > self._rate.window:
-            was = self.anomalous
-            for windowed in (self._rate, self._large, self._up, self._down):
-                windowed.advance(ts)
+        was = now = None  # the alarm before and after the step this pair closes, if it closes one
+        step = ts // self.step_s
+        if step > self._step:  # only a closing step changes an alarm
+            was, now = self._close()
+            self._step = step
         kind = self._type = _prediction_type(prod, canary)
         y = 0.0
         if kind == "number":
@@ -379,12 +418,14 @@ class CanaryDivergence:
         if not self._learned and self._pairs >= self.warmup and not (self.anomalous if was is None else was):
             self._learned = True
             self._set_p0(self.healthy_rate())
-        for windowed, (llr, hold) in zip((self._rate, self._large), self._llrs):
-            yes, no = hold if windowed.cusum.alarm else llr
-            windowed.add(yes if disagree else no, disagree)
+        for cusum, (llr, hold) in zip(self._cusums[_RATE:_LARGE + 1], self._llrs):  # one observation of the step
+            yes, no = hold if cusum[_ALARM] else llr
+            cusum[_LLR] += yes if disagree else no
+            cusum[_X] += disagree
+            cusum[_N] += 1
         if kind == "number":
             self._bias(y)
-        return self.decision() if was is False and self.anomalous else None
+        return self.decision() if was is False and now else None
 
     def _spread(self, prod: float) -> float:
         """The scale of a numeric difference: the predictions' spread, at least 0.1% of their magnitude."""
@@ -406,35 +447,56 @@ class CanaryDivergence:
         w[1] += delta / w[0]
         w[2] += delta * (clipped - w[1])
         var = max(w[2] / w[0], e * e)
-        for windowed, sign in ((self._up, 1.0), (self._down, -1.0)):
-            shift = e / 2 if windowed.cusum.alarm else e
-            windowed.add(shift / var * (sign * clipped - shift / 2), y)
+        for cusum, sign in ((self._cusums[_UP], 1.0), (self._cusums[_DOWN], -1.0)):
+            shift = e / 2 if cusum[_ALARM] else e
+            cusum[_LLR] += shift / var * (sign * clipped - shift / 2)
+            cusum[_X] += y
+            cusum[_N] += 1
+
+    def _close(self) -> tuple[bool, bool]:
+        """Step each CUSUM with the closing step's evidence (:meth:`WindowedCusum.close`, on the flat form);
+        whether any was raised before and after (:attr:`anomalous`)."""
+        level, was, now = self._level, False, False
+        for cusum in self._cusums:
+            value, alarm, llr, x, n, run_n, run_x = cusum
+            was = was or alarm
+            if n:
+                value, alarm = _cusum_step(value, alarm, llr, level)
+                if value > 0.0:
+                    cusum[:] = value, alarm, 0.0, 0.0, 0, run_n + n, run_x + x
+                else:
+                    cusum[:] = value, alarm, 0.0, 0.0, 0, 0, 0.0
+            now = now or alarm
+        return was, now
 
     def decision(self, other: str = "the canary") -> Decision:
         """The current state; ``other`` names the canary in the message."""
         pairs = self._pairs
-        windowed = self._large if self._large.cusum.alarm and not self._rate.cusum.alarm else self._rate
-        rate_cusum = windowed.cusum
+        cusums = self._cusums
+        rate_cusum, up, down = cusums[_RATE], cusums[_UP], cusums[_DOWN]
+        if cusums[_LARGE][_ALARM] and not rate_cusum[_ALARM]:
+            rate_cusum = cusums[_LARGE]
+        run_pairs, run_x = rate_cusum[_RUN_N], rate_cusum[_RUN_X]
         rate = self._disagree / pairs if pairs else 0.0
-        run_rate = windowed.run_x / windowed.run_n if windowed.run_n else 0.0
+        run_rate = run_x / run_pairs if run_pairs else 0.0
         recent_pairs = self._recent[0] + self._recent[2]
         recent_rate = (self._recent[1] + self._recent[3]) / recent_pairs if recent_pairs else 0.0
-        side = self._up if self._up.cusum.value >= self._down.cusum.value else self._down
-        bias = -side.run_x / side.run_n if side.run_n else 0.0  # production minus canary
+        side = up if up[_VALUE] >= down[_VALUE] else down
+        bias = -side[_RUN_X] / side[_RUN_N] if side[_RUN_N] else 0.0  # production minus canary
         evidence = {
             "pairs": pairs,
             "disagreement_rate": round(rate, 6),
-            "run_pairs": windowed.run_n,
+            "run_pairs": run_pairs,
             "run_disagreement_rate": round(run_rate, 6),
             "recent_pairs": recent_pairs,
             "recent_disagreement_rate": round(recent_rate, 6),
             "expected_rate": round(self._p0, 6),
             "tolerated_rate": round(self.tolerated, 6),
-            "rate_llr": round(rate_cusum.value, 3),
+            "rate_llr": round(rate_cusum[_VALUE], 3),
             "bias": round(bias, 6),
-            "bias_pairs": side.run_n,
-            "bias_llr": round(side.cusum.value, 3),
-            "alarm_llr": round(rate_cusum.level, 3),
+            "bias_pairs": side[_RUN_N],
+            "bias_llr": round(side[_VALUE], 3),
+            "alarm_llr": round(self._level, 3),
             "mean_distance": round(self._distance / pairs, 6) if pairs else 0.0,
             "unjoined_expired": self._join.expired,
             "unjoined_dropped": self._join.dropped,
@@ -447,15 +509,15 @@ class CanaryDivergence:
             message = f"agrees with {other} as expected ({rate:.1%} disagreement on {pairs:,} shared requests)"
         else:
             state = ANOMALOUS
-            if rate_cusum.alarm:
+            if rate_cusum[_ALARM]:
                 what = {"number": f" by more than {self.tolerance:g} prediction spreads",
                         "probabilities": f" by more than {self.probability_tolerance:g} in total variation"}
                 message = (f"disagrees with {other}{what.get(self._type, '')} on {run_rate:.1%} of "
-                           f"{windowed.run_n:,} shared requests, tolerated <= {self.tolerated:.1%} "
+                           f"{run_pairs:,} shared requests, tolerated <= {self.tolerated:.1%} "
                            f"({self._p0:.1%} usual + {self.margin:.1%} for a new version)")
             else:
                 message = (f"outputs are {'higher' if bias > 0 else 'lower'} than {other}'s by {abs(bias):.2f} "
-                           f"prediction spreads on average over {side.run_n:,} shared requests (a consistent bias; "
+                           f"prediction spreads on average over {side[_RUN_N]:,} shared requests (a consistent bias; "
                            f"{self.bias_effect:g} is worth an alarm)")
         return Decision("prediction", "canary-divergence", state == ANOMALOUS, evidence, message, state)
 
