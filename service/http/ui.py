@@ -58,9 +58,12 @@ def utc(ms: int | None) -> str:
 
 def age(since_ms: int | None, now_ms: int) -> str:
     """How long ago, in the largest two units a person reads at a glance: ``3 h 12 min``, ``45 s``."""
-    if not since_ms:
-        return ""
-    s = max(0, (now_ms - since_ms) // 1000)
+    return duration(now_ms - since_ms) if since_ms else ""
+
+
+def duration(ms: int) -> str:
+    """A span in the largest two units a person reads at a glance: ``3 h 12 min``, ``45 s`` (0 s below 0)."""
+    s = max(0, ms // 1000)
     for size, unit, smaller, sunit in ((86400, "d", 3600, "h"), (3600, "h", 60, "min"), (60, "min", 1, "s")):
         if s >= size:
             return f"{s // size} {unit} {s % size // smaller} {sunit}"
@@ -68,6 +71,7 @@ def age(since_ms: int | None, now_ms: int) -> str:
 
 
 _env.filters["utc"] = utc
+_env.filters["duration"] = duration
 
 
 @dataclass

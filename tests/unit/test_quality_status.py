@@ -39,7 +39,7 @@ async def test_the_api_gives_each_versions_decisions_estimate_inputs_and_driftin
     assert other == {"model": "unknown", "versions": []} and anonymous.status == 401
 
 
-async def test_the_model_page_shows_the_same() -> None:
+async def test_the_model_page_shows_the_same_and_how_late_the_labels_came() -> None:
     c = await client(FakeSource())
     try:
         page = " ".join((await (await c.get("/models/fraud", headers=bearer("bob"))).text()).split())
@@ -51,6 +51,9 @@ async def test_the_model_page_shows_the_same() -> None:
     assert "label-free estimate: 0.810 (usually 0.930); realized 0.800 on 240 labels" in page and "gap -0.020" in page
     assert "3 of 900 sampled requests broke the input schema (budget 1.0%)" in page
     assert "features drifting: amount (PSI 0.63, 975 values)" in page
+    assert ("labels came: 240 joined, half within 15 min 0 s, 95% within 30 min 0 s, 99% within 30 min 0 s, the "
+            "latest after 29 min 50 s (predictions wait 6 h 0 min for theirs)") in page  # v1's label_delay
+    assert page.count('class="label-delay"') == 1  # v2 has no joined label yet
     assert "no production version of this model in this replica's quality monitor" in empty
 
 
