@@ -3,23 +3,30 @@
     python load/soak.py                          # 30 minutes, starts its own Kafka
     python load/soak.py --minutes 5 --every 5 --bootstrap 127.0.0.1:9092
 
+    python load/soak.py --minutes 60 --warmup 35 --set quality.label_horizon_ms=1800000
+
 Produces ``load/fleet.py``'s realistic mix (:func:`load.fleet.realistic`: log-uniform rates,
-daily cycle, canaries, shadows, delayed labels) in real time to the inference topic while
-``modelmedic run`` (a child process, as ``load/chaos.py`` runs it) consumes it. Every
+daily cycle, canaries, shadows) in real time to the inference topic, and its delayed labels
+(30% of the answers, 5-30 minutes late) to the labels topic, while ``modelmedic run`` (a child
+process, as ``load/chaos.py`` runs it, with ``--set`` applied to its config) consumes them. Every
 ``--every`` seconds it samples the service's resident memory (/proc), its CPU seconds, and from
 its /metrics the consumer lag (``modelmedic_consumer_lag_records``), the event loop's lag
-(``modelmedic_event_loop_lag_seconds``) and the records consumed; one line per sample.
+(``modelmedic_event_loop_lag_seconds``), the records consumed and the entries of the quality
+monitor's joins (``modelmedic_quality_join_entries``); one line per sample.
 
 The verdict reads the samples after ``--warmup`` minutes (baselines and per-series state
 fill up first): memory is flat when its least-squares slope would add less than
 ``FLAT_RSS_SHARE_PER_H`` of the mean RSS in an hour; lag does not grow when its slope over
 the span adds less than one second of the measured traffic (or ``LAG_FLOOR`` records).
-Exit status 0 when both hold, 1 otherwise.
 
-The realistic mix labels answers 5-30 minutes late, so the quality monitor's label joins fill
-for the first half hour at least: a verdict on memory wants the warm-up past that
-(``--minutes 90 --warmup 40``); the default 30 minutes judges lag and loop lag, and shows
-whether memory's growth slows (docs/benchmarks.md, "Soak").
+The joins fill for hours, not minutes: a sampled prediction whose label never comes waits
+``quality.label_horizon_ms`` (6 h), and the ids of those that left wait until
+``quality.label_max_pending`` newer ones push them out; memory grows with them until they are
+full (bounded by their cap, printed). So the verdict also judges, by the same criterion, RSS less
+what the joins take (:data:`JOIN_ENTRY_BYTES` an entry): growth beside them is not bounded by
+them. Exit status 0 when memory is flat, or flat beside the joins, and lag does not grow; 1 otherwise.
+A shorter horizon (``--set quality.label_horizon_ms=...``) shows the plateau within a run
+(docs/benchmarks.md, "Soak").
 """
 
 from __future__ import annotations
@@ -53,6 +60,12 @@ on a 300 MB process shows; the allocator's breathing does not)."""
 LAG_FLOOR = 1000
 """Records of lag growth that never count as growth (one fetch of a busy partition)."""
 GAUGES = {"modelmedic_consumer_lag_records": "lag", "modelmedic_event_loop_lag_seconds": "loop_lag_s"}
+JOIN_ENTRY_BYTES = {"label": 250, "judged": 200, "canary": 250, "twin": 250}
+"""About what an entry of each quality join (``modelmedic_quality_join_entries{join=...}``) takes with this
+fleet's request ids (``1-`` and a hex counter): tracemalloc of a ``QualityMonitor`` fed 40,000 of them, a
+pending prediction 206-230 B with its key, value and ordered-dict node (a decoded string label adds ~50),
+the id of one that left the join 180-204 B (docs/benchmarks.md, "Soak"); a canary or twin entry is taken
+to cost what a pending one does (same key, a value no longer)."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +78,10 @@ class Sample:
     events: float
     lag: float
     loop_lag_s: float
+    joins: float = 0.0
+    """Entries in the quality monitors' joins, all four (``modelmedic_quality_join_entries``)."""
+    joins_mb: float = 0.0
+    """What they take, at :data:`JOIN_ENTRY_BYTES` an entry."""
 
 
 @dataclass(frozen=True)
@@ -79,10 +96,29 @@ class Verdict:
     """CPU seconds of the service per wall second (1.0 = one core)."""
     loop_lag_max_s: float
     samples: int
+    joins_first: float
+    joins_last: float
+    joins_per_h: float
+    """Slope of the joins' entries (all four) over the span."""
+    joins_cap: float
+    """The most they can hold: per partition ``2 x label_max_pending`` (pending and judged) and
+    ``2 x canary_max_pending`` (canary and twin)."""
+    rest_slope_mb_per_h: float
+    """Slope of RSS less what the joins take (:data:`JOIN_ENTRY_BYTES`)."""
+
+    @property
+    def flat_below(self) -> float:
+        return FLAT_RSS_SHARE_PER_H * self.rss_mean_mb
 
     @property
     def memory_flat(self) -> bool:
-        return self.rss_slope_mb_per_h < FLAT_RSS_SHARE_PER_H * self.rss_mean_mb
+        return self.rss_slope_mb_per_h < self.flat_below
+
+    @property
+    def rest_flat(self) -> bool:
+        """Whether what the quality joins do not take is flat by the same criterion: memory that grows only
+        with them is bounded (by ``joins_cap``), however long they take to fill."""
+        return self.rest_slope_mb_per_h < self.flat_below
 
     @property
     def lag_steady(self) -> bool:
@@ -93,7 +129,10 @@ class Verdict:
             f"samples judged: {self.samples}; {self.events_per_s:,.0f} events/s consumed; "
             f"service CPU {100 * self.cpu_share:.1f}% of a core; event-loop lag max {1000 * self.loop_lag_max_s:.0f} ms",
             f"memory: mean {self.rss_mean_mb:.1f} MB, slope {self.rss_slope_mb_per_h:+.2f} MB/h "
-            f"(flat below {FLAT_RSS_SHARE_PER_H * self.rss_mean_mb:.1f}): {'FLAT' if self.memory_flat else 'GROWING'}",
+            f"(flat below {self.flat_below:.1f}): {'FLAT' if self.memory_flat else 'GROWING'}",
+            f"quality joins: {self.joins_first:,.0f} -> {self.joins_last:,.0f} entries ({self.joins_per_h:+,.0f}/h; "
+            f"cap {self.joins_cap:,.0f}, {100 * self.joins_last / self.joins_cap:.0f}% full); memory less theirs: "
+            f"slope {self.rest_slope_mb_per_h:+.2f} MB/h: {'FLAT' if self.rest_flat else 'GROWING'}",
             f"consumer lag: trend {self.lag_growth:+,.0f} records over the span (allowed {self.lag_allowed:,.0f}): "
             f"{'NO GROWTH' if self.lag_steady else 'GROWING'}",
         ]
@@ -107,7 +146,7 @@ def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
     return sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / var if var else 0.0
 
 
-def judge(samples: Sequence[Sample], warmup_s: float) -> Verdict:
+def judge(samples: Sequence[Sample], warmup_s: float, joins_cap: float) -> Verdict:
     """The verdict on the samples taken after ``warmup_s``; at least two are needed."""
     judged = [s for s in samples if s.t_s >= warmup_s]
     if len(judged) < 2:
@@ -124,7 +163,24 @@ def judge(samples: Sequence[Sample], warmup_s: float) -> Verdict:
         cpu_share=(judged[-1].cpu_s - judged[0].cpu_s) / span,
         loop_lag_max_s=max(s.loop_lag_s for s in judged),
         samples=len(judged),
+        joins_first=judged[0].joins,
+        joins_last=judged[-1].joins,
+        joins_per_h=slope(t, [s.joins for s in judged]) * 3600,
+        joins_cap=joins_cap,
+        rest_slope_mb_per_h=slope(t, [s.rss_mb - s.joins_mb for s in judged]) * 3600,
     )
+
+
+def override(config: dict, setting: str) -> None:
+    """Set ``section.field=value`` (``--set``; the value read as YAML) in the service's config."""
+    key, sep, value = setting.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--set {setting!r}: expected KEY=VALUE, e.g. quality.label_horizon_ms=2400000")
+    *path, last = key.split(".")
+    node = config
+    for part in path:
+        node = node.setdefault(part, {})
+    node[last] = yaml.safe_load(value)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -134,14 +190,18 @@ def cpu_seconds(pid: int) -> float:
 
 
 def read_metrics(text: str) -> dict[str, float]:
-    """The soak's gauges and the records consumed (every outcome) from a /metrics page."""
-    found = {"events": 0.0}
+    """The soak's gauges, the records consumed (every outcome) and the quality joins' entries (``joins``, and
+    ``joins_mb`` at :data:`JOIN_ENTRY_BYTES`) from a /metrics page."""
+    found = {"events": 0.0, "joins": 0.0, "joins_mb": 0.0}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
             if s.name in GAUGES:
                 found[GAUGES[s.name]] = s.value
             elif s.name == "modelmedic_events_total":
                 found["events"] += s.value
+            elif s.name == "modelmedic_quality_join_entries":
+                found["joins"] += s.value
+                found["joins_mb"] += s.value * JOIN_ENTRY_BYTES[s.labels["join"]] / 1e6
     return found
 
 
@@ -160,10 +220,12 @@ async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Ev
                 print(f"[soak] /metrics not read at {time.monotonic() - t0:.0f}s: {error!r}", flush=True)
                 continue
             sample = Sample(t_s=time.monotonic() - t0, rss_mb=service.sample_rss(), cpu_s=cpu_seconds(service.proc.pid),
-                            events=values["events"], lag=values.get("lag", 0.0), loop_lag_s=values.get("loop_lag_s", 0.0))
+                            events=values["events"], lag=values.get("lag", 0.0), loop_lag_s=values.get("loop_lag_s", 0.0),
+                            joins=values["joins"], joins_mb=values["joins_mb"])
             samples.append(sample)
             print(f"{sample.t_s:7.0f}s rss {sample.rss_mb:7.1f} MB  cpu {sample.cpu_s:7.1f}s  events {sample.events:11,.0f}  "
-                  f"lag {sample.lag:8,.0f}  loop lag {1000 * sample.loop_lag_s:6.1f} ms", flush=True)
+                  f"lag {sample.lag:8,.0f}  loop lag {1000 * sample.loop_lag_s:6.1f} ms  "
+                  f"joins {sample.joins:9,.0f} ({sample.joins_mb:5.1f} MB)", flush=True)
     return samples
 
 
@@ -179,6 +241,8 @@ async def soak(args: argparse.Namespace) -> int:
         config = {"kafka": {"bootstrap_servers": bootstrap, "partitions": 6, "group_id": f"soak-{port}",
                             **kafka_stack.SINGLE_BROKER},
                   "http": {"port": port}, "sinks": []}
+        for setting in args.set:
+            override(config, setting)
         (work / "modelmedic.yaml").write_text(yaml.safe_dump(config))
         settings = load_settings(work / "modelmedic.yaml")
         await ensure_topics(settings.kafka)
@@ -197,16 +261,19 @@ async def soak(args: argparse.Namespace) -> int:
         producer = producer_for(bootstrap)
         await producer.start()
         try:
-            sent = await run_live(producer, settings.kafka.topics.inference, spec, (), args.minutes * 60)
+            sent = await run_live(producer, settings.kafka.topics.inference, spec, (), args.minutes * 60,
+                                  labels_topic=settings.kafka.topics.labels)
         finally:
             await producer.stop()
             stop.set()
         samples = await sampler
         print(f"[soak] sent {sent:,} records; service exits unexpected: {len(service.unexpected_exits)}", flush=True)
-        verdict = judge(samples, args.warmup * 60)
+        q = settings.quality
+        verdict = judge(samples, args.warmup * 60, settings.kafka.partitions * 2 * (q.label_max_pending + q.canary_max_pending))
         for line in verdict.lines():
             print(f"[soak] {line}", flush=True)
-        return 0 if verdict.memory_flat and verdict.lag_steady and not service.unexpected_exits else 1
+        bounded = verdict.memory_flat or verdict.rest_flat
+        return 0 if bounded and verdict.lag_steady and not service.unexpected_exits else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -219,6 +286,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the busiest model's req/s; rates are log-uniform from 0.01 (default 50)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=None, help="an existing Kafka (default: start one)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting of the service's config, dotted, the value as YAML "
+                             "(e.g. quality.label_horizon_ms=2400000); repeatable")
     return asyncio.run(soak(parser.parse_args(argv)))
 
 

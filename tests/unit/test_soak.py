@@ -4,38 +4,66 @@ from __future__ import annotations
 
 import pytest
 
-from load.soak import LAG_FLOOR, Sample, judge, read_metrics
+from load.soak import JOIN_ENTRY_BYTES, LAG_FLOOR, Sample, judge, override, read_metrics
 
 
-def samples(rss_mb_per_h: float, lag_per_s: float, minutes: int = 30) -> list[Sample]:
+CAP = 1_000_000
+
+
+def samples(rss_mb_per_h: float, lag_per_s: float, minutes: int = 30, joins_mb_per_h: float = 0.0) -> list[Sample]:
     """One sample every 10 s of a service consuming 1,000 events/s at 20% of a core, RSS 300 MB
-    plus an allocator's +-2 MB breathing, with the given trends."""
+    plus an allocator's +-2 MB breathing, with the given trends; of the RSS trend, ``joins_mb_per_h``
+    is the quality joins' filling (from 100 MB)."""
     return [Sample(t_s=t, rss_mb=300 + rss_mb_per_h * t / 3600 + (2 if (t // 10) % 2 else -2), cpu_s=0.2 * t,
-                   events=1000.0 * t, lag=50 + lag_per_s * t, loop_lag_s=0.01) for t in range(0, minutes * 60 + 1, 10)]
+                   events=1000.0 * t, lag=50 + lag_per_s * t, loop_lag_s=0.01,
+                   joins=(100 + joins_mb_per_h * t / 3600) * 1e6 / JOIN_ENTRY_BYTES["label"],
+                   joins_mb=100 + joins_mb_per_h * t / 3600)
+            for t in range(0, minutes * 60 + 1, 10)]
 
 
 def test_a_steady_service_is_flat_with_no_lag_growth():
-    verdict = judge(samples(rss_mb_per_h=0.0, lag_per_s=0.0), warmup_s=300)
+    verdict = judge(samples(rss_mb_per_h=0.0, lag_per_s=0.0), warmup_s=300, joins_cap=CAP)
     assert verdict.memory_flat and verdict.lag_steady
     assert verdict.events_per_s == pytest.approx(1000) and verdict.cpu_share == pytest.approx(0.2)
     assert abs(verdict.rss_slope_mb_per_h) < 1
 
 
 def test_a_leak_of_20_mb_an_hour_and_a_falling_behind_consumer_are_caught():
-    verdict = judge(samples(rss_mb_per_h=20.0, lag_per_s=5.0), warmup_s=300)
+    verdict = judge(samples(rss_mb_per_h=20.0, lag_per_s=5.0), warmup_s=300, joins_cap=CAP)
     assert not verdict.memory_flat and verdict.rss_slope_mb_per_h == pytest.approx(20, rel=0.05)
     assert not verdict.lag_steady and verdict.lag_growth == pytest.approx(5.0 * 1500, rel=0.01)
     # 0.5 records/s of lag growth over 25 minutes is 750 records: under a second of traffic and the floor
-    assert judge(samples(0.0, 0.5), warmup_s=300).lag_growth < LAG_FLOOR
+    assert judge(samples(0.0, 0.5), warmup_s=300, joins_cap=CAP).lag_growth < LAG_FLOOR
+
+
+def test_growth_the_quality_joins_take_is_told_from_growth_beside_them():
+    filling = judge(samples(rss_mb_per_h=20.0, lag_per_s=0.0, joins_mb_per_h=20.0), warmup_s=300, joins_cap=CAP)
+    assert not filling.memory_flat and filling.rest_flat  # bounded: it stops when the joins are full
+    assert filling.joins_per_h == pytest.approx(20e6 / JOIN_ENTRY_BYTES["label"], rel=1e-6)
+    assert "cap 1,000,000" in filling.lines()[2] and filling.lines()[2].endswith("FLAT")
+    leaking = judge(samples(rss_mb_per_h=40.0, lag_per_s=0.0, joins_mb_per_h=20.0), warmup_s=300, joins_cap=CAP)
+    assert not leaking.rest_flat and leaking.rest_slope_mb_per_h == pytest.approx(20, rel=0.05)
 
 
 def test_too_few_samples_after_the_warmup_says_what_to_do():
     with pytest.raises(ValueError, match="run longer or sample more often"):
-        judge(samples(0.0, 0.0, minutes=1), warmup_s=300)
+        judge(samples(0.0, 0.0, minutes=1), warmup_s=300, joins_cap=CAP)
 
 
 def test_the_metrics_page_is_read_for_lag_loop_lag_and_every_outcome():
     page = ("# TYPE modelmedic_events_total counter\nmodelmedic_events_total{outcome=\"ok\"} 90.0\n"
             "modelmedic_events_total{outcome=\"late\"} 10.0\nmodelmedic_consumer_lag_records 7.0\n"
             "modelmedic_event_loop_lag_seconds 0.25\n")
-    assert read_metrics(page) == {"events": 100.0, "lag": 7.0, "loop_lag_s": 0.25}
+    page += ("modelmedic_quality_join_entries{join=\"label\"} 1000.0\n"
+             "modelmedic_quality_join_entries{join=\"judged\"} 2000.0\n")
+    assert read_metrics(page) == {"events": 100.0, "lag": 7.0, "loop_lag_s": 0.25, "joins": 3000.0,
+                                  "joins_mb": (1000 * JOIN_ENTRY_BYTES["label"] + 2000 * JOIN_ENTRY_BYTES["judged"]) / 1e6}
+
+
+def test_a_setting_is_set_at_its_dotted_path_as_yaml():
+    config = {"kafka": {"partitions": 6}}
+    override(config, "quality.label_horizon_ms=2400000")
+    override(config, "kafka.partitions=3")
+    assert config == {"kafka": {"partitions": 3}, "quality": {"label_horizon_ms": 2400000}}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        override(config, "quality.label_horizon_ms")
