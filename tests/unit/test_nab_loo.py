@@ -1,0 +1,49 @@
+"""Leave-one-category-out scoring (load/nab_loo.py): NAB's one threshold per profile, chosen on the other categories."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "load"))
+import nab  # noqa: E402
+import nab_loo  # noqa: E402
+
+COSTS = {
+    "standard": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11, "tnWeight": 1.0},
+    "reward_low_FP_rate": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.22, "tnWeight": 1.0},
+    "reward_low_FN_rate": {"tpWeight": 1.0, "fnWeight": 2.0, "fpWeight": 0.11, "tnWeight": 1.0},
+}
+
+
+def _file(name: str, windows: list[tuple[int, int]], n: int = 1000) -> nab.DataFile:
+    return nab.DataFile(name, [str(i) for i in range(n)], np.zeros(n), windows)
+
+
+def test_a_held_out_low_fp_score_is_taken_at_the_low_fp_threshold_of_the_other_categories():
+    # Training category: a second window is found at 0.3 only at the price of 12 false rows,
+    # worth it at 0.11 a false row (standard: threshold 0.3) but not at 0.22 (low-FP: 0.9).
+    train = _file("a/train.csv", [(500, 540), (800, 840)])
+    s_train = np.zeros(1000)
+    s_train[500], s_train[800], s_train[200:212] = 0.9, 0.3, 0.3
+    # Held-out category: the same false rows, one window found at 0.9.
+    held = _file("b/held.csv", [(500, 540)])
+    s_held = np.zeros(1000)
+    s_held[500], s_held[200:212] = 0.9, 0.3
+
+    got, at_standard = nab_loo.held_out_scores(([train], [s_train]), ([held], [s_held]), COSTS)
+
+    assert got[1] == pytest.approx(100.0)  # low-FP threshold 0.9: the window, no false row
+    assert at_standard[0] == pytest.approx(100.0 * (1.0 - 12 * 0.22 + 1.0) / 2.0)  # threshold 0.3: 12 false rows
+    assert got[0] == pytest.approx(100.0 * (1.0 - 12 * 0.11 + 1.0) / 2.0)
+    assert got[2] == pytest.approx(at_standard[1])  # low-FN chose 0.3 too
+
+
+def test_a_held_out_category_without_windows_has_no_normalized_score():
+    train = _file("a/train.csv", [(500, 540)])
+    got, at_standard = nab_loo.held_out_scores(([train], [np.zeros(1000)]), ([_file("b/none.csv", [])], [np.zeros(1000)]), COSTS)
+    assert all(math.isnan(v) for v in got + at_standard)
