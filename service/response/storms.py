@@ -18,9 +18,19 @@ they are, so the hold scales with how long evidence took to gather (:meth:`Storm
   4 s, by when the storm's next-densest member has fired if there is a storm;
 - while other models' incidents that started within ``storm_window_s`` of it are held too,
   a storm may be gathering: they wait together, as long again as the group has been
-  gathering (earliest onset to latest firing), at most ``storm_gather_max_s`` after each
-  fired. Each member that fires meanwhile extends the wait; ``storm_models`` of them make
-  the storm, which takes the held ones in (one page); fewer page each on their own.
+  gathering (earliest onset to latest firing), and at least a share of ``storm_window_s``
+  from the group's earliest onset that grows with the models held (:meth:`StormWatch.quorum_wait_ms`:
+  a quarter of it for two models at the default ``storm_models`` 10, the whole of it from
+  half of ``storm_models``), at most ``storm_gather_max_s`` after each fired. Each member
+  that fires meanwhile extends the wait; ``storm_models`` of them make the storm, which
+  takes the held ones in (one page); fewer page each on their own.
+
+Why a share of the window: a storm's densest members fire within seconds of its onset,
+together, so their "as long again" ends seconds later, while the ``storm_models``-th member,
+serving a tenth of a request a second, fires about a minute in (load/detection_harness.py:
+the 12-model storm's tenth member fired 34-53 s after the storm began on the small fleets).
+Five models whose problems started in the same few seconds are unlikely to be unrelated;
+two may be, and they wait only a quarter of the window.
 
 Event time is the latest ``window_end`` seen, moved on by the wall clock while no anomaly
 advances it or arrives at it (:meth:`StormWatch.now`): during catch-up anomalies carry it
@@ -110,7 +120,8 @@ class StormWatch:
         Alone: after as long again as it took to fire, between ``storm_hold_s`` and
         ``storm_window_s``. While other models' held incidents started within ``storm_window_s``
         of it: until the group has waited as long again as it has been gathering (earliest onset
-        to latest firing), at most ``storm_gather_max_s`` after it fired. A storm's own page
+        to latest firing) and its :meth:`quorum_wait_ms` from its earliest onset, at most
+        ``storm_gather_max_s`` after it fired. A storm's own page
         (model ``*``) waits the plain hold: its members are in it already. ``storm_hold_s`` 0
         turns holding off: every incident pages when it fires.
         """
@@ -122,7 +133,17 @@ class StormWatch:
             return own
         first = min(held.onset_ms, *(f.onset_ms for f in group))
         last = max(held.fired_ms, *(f.fired_ms for f in group))
-        return max(own, min(last + max(self.hold_ms, last - first), held.fired_ms + self.gather_max_ms))
+        gathering = max(last + max(self.hold_ms, last - first), first + self.quorum_wait_ms(1 + len({f.model for f in group})))
+        return max(own, min(gathering, held.fired_ms + self.gather_max_ms))
+
+    def quorum_wait_ms(self, models: int) -> int:
+        """How long from its earliest onset a group of ``models`` held models waits for a storm
+        to form: each model beyond the first adds an equal share of ``storm_window_s``, the whole
+        window from half of ``storm_models`` on. The more of a storm is held already, the likelier
+        one is forming and the longer its sparse members are worth waiting for; two unrelated
+        incidents that happen to start together lose little."""
+        steps = max(1, (self.rails.storm_models + 1) // 2 - 1)
+        return self.window_ms * min(models - 1, steps) // steps
 
     def storm_of(self, onset_ms: int) -> Storm | None:
         """The open storm an incident starting at ``onset_ms`` belongs to (within the storm window of its span)."""

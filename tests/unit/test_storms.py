@@ -67,11 +67,44 @@ def test_a_lone_held_incident_waits_as_long_again_as_it_took_to_fire_within_hold
 
 def test_held_incidents_starting_together_wait_as_long_again_as_they_have_been_gathering() -> None:
     """Members fire later the sparser they are: the wait scales with the group's own spread."""
-    w = watch()
+    w = watch(storm_models=10)  # (two or three held models: their share of the window is shorter)
     a, b = Firing("a", T, T + 4 * S), Firing("b", T - 2 * S, T + 20 * S)
     assert w.due_at(a, [a, b]) == w.due_at(b, [a, b]) == T + 20 * S + 22 * S
     c = Firing("c", T + 10 * S, T + 200 * S)
     assert w.due_at(a, [a, b, c]) == T + 200 * S + 202 * S, "a slower member extends the wait"
+
+
+def test_a_gathering_group_waits_a_share_of_the_storm_window_that_grows_with_its_models() -> None:
+    """Models firing seconds after a shared onset: as long again would be seconds; a share of the
+    window from the earliest onset instead, a quarter for two of ``storm_models`` 10, all of it
+    from five on."""
+    w = watch(storm_models=10)
+    assert [w.quorum_wait_ms(k) // S for k in (1, 2, 3, 4, 5, 9)] == [0, 15, 30, 45, 60, 60]
+    group = [Firing(f"m{i}", T - (i % 2) * S, T + (2 + i) * S) for i in range(5)]
+    assert w.due_at(group[0], group[:2]) == T - S + 15 * S, "two: a quarter of the window"
+    assert all(w.due_at(f, group) == T - S + 60 * S for f in group), "five: the whole window"
+    assert watch(storm_models=3).quorum_wait_ms(2) == 60 * S, "two of three is half a storm"
+    assert watch(storm_models=2).quorum_wait_ms(2) == 60 * S
+
+
+SMALL_SEED_3 = [("m13", 0, 2), ("m15", 0, 3), ("m18", -1, 3), ("m06", 0, 3), ("m21", 0, 5), ("m19", -1, 20),
+                ("m05", 3, 23), ("m01", -24, 30), ("m12", 2, 46), ("m08", 11, 53), ("m22", 25, 62), ("m09", -23, 77)]
+"""(model, onset s, fired s) of the 12-model storm of ``load/detection_harness.py --small --seed 3``:
+five members at 1.3-5 req/s fired within 5 s, the tenth (0.06 req/s) at 53 s."""
+
+
+def test_the_dense_members_of_a_storm_are_held_until_its_sparse_members_make_it() -> None:
+    """Before, the five that fired within 5 s waited as long again as they had gathered (to 11 s)
+    and paged one by one; the storm formed at 53 s and paged a sixth time."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in SMALL_SEED_3]
+    for i, new in enumerate(firings):
+        held = firings[:i]
+        assert all(w.due_at(h, held) > new.fired_ms for h in held), f"a member paged before {new.model} fired"
+        members = w.fired(new)
+        if members is not None:
+            break
+    assert members == sorted(m for m, _, _ in SMALL_SEED_3[:10]) and new.fired_ms == T + 53 * S
 
 
 def test_the_gathering_wait_ends_storm_gather_max_s_after_an_incident_fired() -> None:
