@@ -24,6 +24,7 @@ from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.assignors.abstract import AbstractPartitionAssignor
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment, ConsumerProtocolMemberMetadata
+from aiokafka.consumer import fetcher
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 
 from modelmedic.config import KafkaSettings
@@ -182,6 +183,35 @@ def consumer(settings: KafkaSettings, *topics: str, group_id: str | None, assign
     }
     options.update(overrides)
     return AIOKafkaConsumer(*topics, **client_options(settings), **options)
+
+
+def as_fetched(value: bytes | None) -> bytes | None:
+    """The ``value_deserializer`` that makes a consumer's ``getmany`` hand out aiokafka's own records.
+
+    They have ``offset``, ``key``, ``value``, ``timestamp`` and ``headers``, but no ``topic`` or
+    ``partition`` (the batch's keys say them): a ``ConsumerRecord`` per record (a dataclass of
+    eleven fields, a headers tuple, two lengths) was ~12% of a draining ``modelmedic run``'s CPU
+    (py-spy of load/bench_service.py). Only the detection plane, which reads millions, asks for them.
+    Should aiokafka no longer build records where :class:`_PartitionRecords` expects, this
+    identity keeps values as they are and the records are ``ConsumerRecord``s again."""
+    return value
+
+
+def _as_is(tp: TopicPartition, record: Any) -> Any:
+    return record
+
+
+class _PartitionRecords(fetcher.PartitionRecords):
+    """aiokafka's fetched records of one partition, as aiokafka's record objects for a consumer asking for
+    them (:func:`as_fetched`), as ``ConsumerRecord``s (unchanged) for every other consumer."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._value_deserializer is as_fetched:
+            self._consumer_record = _as_is  # the records are built lazily: this takes effect for every one
+
+
+fetcher.PartitionRecords = _PartitionRecords  # the name the fetcher builds each fetch's records by
 
 
 COMPACTED = {"cleanup.policy": "compact", "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1"}

@@ -175,12 +175,13 @@ class _Rows:
     latency: np.ndarray
     """Every request's latency (ms) of these windows (:attr:`ClosedWindow.latency_ms`, side by side)."""
 
-    def part(self, rows: slice) -> _Rows:
-        """These rows of the version-level and of the model-level series (a step of :meth:`WindowJudge.judge_in_turns`)."""
+    def part(self, rows: slice, groups: slice) -> _Rows:
+        """These rows of the version-level and of the model-level series (one round's, or a step of it:
+        :meth:`WindowJudge.judge_in_turns`)."""
         return _Rows(self.cws, self.slots[rows], self.count[rows], self.errors[rows], self.p50[rows], self.p95[rows],
-                     self.p99[rows], self.latency_start[rows], self.window[rows], self.owner[rows], self.groups[rows],
-                     self.group_count[rows], self.group_top_slot[rows], self.group_window[rows], self.group_owner[rows],
-                     self.latency)
+                     self.p99[rows], self.latency_start[rows], self.window[rows], self.owner[rows], self.groups[groups],
+                     self.group_count[groups], self.group_top_slot[groups], self.group_window[groups],
+                     self.group_owner[groups], self.latency)
 
     def requests_over(self, bound_ms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(requests slower than each row's bound, requests it was judged on): a few numpy calls
@@ -324,24 +325,30 @@ class WindowJudge:
     def judge_many(self, cws: list[ClosedWindow]) -> list[Anomaly]:
         """:meth:`judge` for closed windows of different partitions (disjoint slots), in one pass."""
         out: list[Anomaly] = []
-        for _ in self._judging(cws, None, out):
+        for _ in self._judging([cws], None, out):
             pass
         return out
 
-    async def judge_in_turns(self, cws: list[ClosedWindow], rows: int) -> list[Anomaly]:
-        """:meth:`judge_many` in steps of at most ``rows`` series, yielding to the event loop between
-        steps: a window of a hundred thousand series costs a quarter of a second to judge, and the
-        loop must keep the consumer's heartbeats flowing. Series are independent (each its own
-        state row), so the records are those of :meth:`judge_many`, in the same order."""
+    async def judge_in_turns(self, rounds: list[list[ClosedWindow]], rows: int) -> list[Anomaly]:
+        """:meth:`judge_many` of each round in turn (round r: the r-th window each partition closed, so
+        each partition's windows stay in order), in steps of at most ``rows`` series, yielding to the
+        event loop between steps: a window of a hundred thousand series costs a quarter of a second to
+        judge, and the loop must keep the consumer's heartbeats flowing. Series are independent (each
+        its own state row), so the records are those of :meth:`judge_many` round after round, in the
+        same order. The rounds' rows are put side by side once (a round of ~40 series cost as much
+        to gather as to judge: load/bench_service.py), then each round is judged on its slice of them."""
         out: list[Anomaly] = []
-        for _ in self._judging(cws, rows, out):
+        for _ in self._judging(rounds, rows, out):
             await asyncio.sleep(0)
         return out
 
-    def _judging(self, cws: list[ClosedWindow], rows: int | None, out: list[Anomaly]) -> Iterator[None]:
-        """Judge ``cws`` at most ``rows`` version-level and ``rows`` model-level series at a time (None:
-        all at once), yielding between steps; the records go to ``out`` as one step orders them:
-        family by family, every episode start, then every end, each in row order."""
+    def _judging(self, rounds: list[list[ClosedWindow]], rows: int | None, out: list[Anomaly]) -> Iterator[None]:
+        """Judge ``rounds`` one after the other, at most ``rows`` version-level and ``rows`` model-level
+        series at a time (None: all at once), yielding between steps; each round's records go to ``out``
+        as one step orders them: family by family, every episode start, then every end, each in row order.
+        The windows of a plane's rounds were closed together (:meth:`~modelmedic.detection.plane.DetectionPlane._judge_rounds`):
+        they have the same series, so a series new to the judge is new in the first round."""
+        cws = [cw for windows in rounds for cw in windows]
         for source in {id(cw.source): cw.source for cw in cws}.values():
             if source.born:
                 dst, src = (np.array(side, dtype=np.int64) for side in zip(*source.born))
@@ -353,19 +360,25 @@ class WindowJudge:
         r = _rows(cws)
         size_ms = cws[0].end_ms - cws[0].start_ms  # one window size for every partition (settings.windows)
         self._certify_new(r, size_ms)
-        total = max(r.slots.size, r.groups.size, 1)
-        step = total if rows is None else max(rows, 1)
         families = len(self._families())
-        started: list[list[Anomaly]] = [[] for _ in range(families)]
-        ended: list[list[Anomaly]] = [[] for _ in range(families)]
-        for lo in range(0, total, step):
-            if lo:
-                yield
-            for f, records in enumerate(self._judge_rows(r.part(slice(lo, lo + step)), size_ms)):
-                for record in records:
-                    (started if record.state == "firing" else ended)[f].append(record)
-        for f in range(families):
-            out += started[f] + ended[f]
+        at = at_group = 0
+        for windows in rounds:
+            n, n_groups = sum(cw.slots.size for cw in windows), sum(cw.groups.size for cw in windows)
+            total = max(n, n_groups, 1)
+            step = total if rows is None else max(rows, 1)
+            started: list[list[Anomaly]] = [[] for _ in range(families)]
+            ended: list[list[Anomaly]] = [[] for _ in range(families)]
+            for lo in range(0, total, step):
+                if lo:
+                    yield
+                part = r.part(slice(at + min(lo, n), at + min(lo + step, n)),
+                              slice(at_group + min(lo, n_groups), at_group + min(lo + step, n_groups)))
+                for f, records in enumerate(self._judge_rows(part, size_ms)):
+                    for record in records:
+                        (started if record.state == "firing" else ended)[f].append(record)
+            for f in range(families):
+                out += started[f] + ended[f]
+            at, at_group = at + n, at_group + n_groups
         self._count_insufficient()
 
     def _know(self, slots: np.ndarray, known: bool) -> None:
@@ -393,6 +406,7 @@ class WindowJudge:
         new = np.flatnonzero(~self._known[r.slots])
         if not new.size:
             return
+        new = new[np.sort(np.unique(r.slots[new], return_index=True)[1])]  # each series once: its first round
         self._know(r.slots[new], True)
         if self.certified is None:
             return

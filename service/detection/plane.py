@@ -51,7 +51,7 @@ from modelmedic.detection.snapshots import decode_snapshot, encode_snapshot
 from modelmedic.errors import ModelmedicError, SnapshotRejected
 from modelmedic.registry import Registry
 from modelmedic.detection.usage import UsageRollup
-from modelmedic.kafka import IDLE_WAIT_MS, BacklogAssignor, ConsumerFactory, ProducerFactory, ensure_topics
+from modelmedic.kafka import IDLE_WAIT_MS, BacklogAssignor, ConsumerFactory, ProducerFactory, as_fetched, ensure_topics
 from modelmedic.kafka import read_compacted
 from modelmedic.kafka import consumer as make_consumer
 from modelmedic.kafka import producer as make_producer
@@ -154,7 +154,10 @@ class DetectionPlane:
         """Build the consumer and producer from the factories (:meth:`run` starts them; an offline plane
         of ``modelmedic.testing`` drives the hot path with its fakes and never starts them)."""
         self._producer = self._producer_factory(self.settings.kafka)
-        self._consumer = self._consumer_factory(self.settings.kafka, group_id=self.group_id, assignor=self.assignor)
+        # aiokafka's own records, not a ConsumerRecord each (modelmedic.kafka.as_fetched): topic and partition
+        # come from the batch's keys.
+        self._consumer = self._consumer_factory(self.settings.kafka, group_id=self.group_id, assignor=self.assignor,
+                                                value_deserializer=as_fetched)
 
     async def run(self, stop: asyncio.Event, max_records: int | None = None, *, topics_checked: bool = False) -> None:
         """Consume until ``stop`` is set (or ``max_records`` are processed), then checkpoint. ``topics_checked``:
@@ -218,7 +221,7 @@ class DetectionPlane:
                 if not records:
                     continue
             if is_labels:
-                bad = self._labels(state, records, horizon)
+                bad = self._labels(tp, state, records, horizon)
                 dead += bad
                 ok += len(records) - bad
                 continue
@@ -226,15 +229,15 @@ class DetectionPlane:
             cols, rejected, refused, misrouted = self.decoder.decode([record.value for record in records],
                                                                      [record.key for record in records])
             if misrouted:
-                self._misrouted(records, misrouted)
+                self._misrouted(tp, records, misrouted)
             for i, reason in rejected:
-                self._dead_letter(records[i], reason)
+                self._dead_letter(tp, records[i], reason)
             if refused:
-                self._refuse(state, records, refused, horizon)
+                self._refuse(tp, state, records, refused, horizon)
                 refused_total += len(refused)
             late_index, future = state.windows.add_columns(cols, records, horizon)
             if future.size:
-                self._reject_future(cols, records, future, horizon)
+                self._reject_future(tp, cols, records, future, horizon)
                 dead += future.size
             if state.quality is not None:
                 self._observe_quality(state, cols, records, horizon if future.size else None)
@@ -264,7 +267,7 @@ class DetectionPlane:
             metrics.EVENTS.labels("dead_letter").inc(dead)
         metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
 
-    def _misrouted(self, records: list, misrouted: list[int]) -> None:
+    def _misrouted(self, tp: TopicPartition, records: list, misrouted: list[int]) -> None:
         """Count records keyed other than by their model, with a warning a minute: the producer's
         partitioner may spread such a model over partitions, and split its state between them."""
         metrics.MISROUTED.inc(len(misrouted))
@@ -275,9 +278,9 @@ class DetectionPlane:
             model = getattr(decode_inference(first.value), "model", "?")  # one record a minute: msgspec will do
             log.warning("%d records keyed other than by their model (first: model %r under key %r at %s partition %d "
                         "offset %d): key every record by its model id, or its state splits across partitions",
-                        len(misrouted), model, first.key, first.topic, first.partition, first.offset)
+                        len(misrouted), model, first.key, tp.topic, tp.partition, first.offset)
 
-    def _refuse(self, state: PartitionState, records: list, refused: Refused, horizon: int) -> None:
+    def _refuse(self, tp: TopicPartition, state: PartitionState, records: list, refused: Refused, horizon: int) -> None:
         """Count the records the cardinality guard dropped (``detection.max_series``), with a warning a
         minute; they still move event time on (not past ``horizon``), so the tracked series expire."""
         metrics.SERIES_REFUSED.inc(len(refused))
@@ -291,13 +294,14 @@ class DetectionPlane:
                         "allows (first dropped: key %r at %s offset %d); raise the cap, or find the producer "
                         "flooding new model/version names (modelmedic_series_created_total)", len(refused),
                         len(self.decoder), self.settings.detection.max_series, records[refused.index[0]].key,
-                        records[refused.index[0]].topic, records[refused.index[0]].offset)
+                        tp.topic, records[refused.index[0]].offset)
 
-    def _reject_future(self, cols: InferenceColumns, records: list, future: np.ndarray, horizon: int) -> None:
+    def _reject_future(self, tp: TopicPartition, cols: InferenceColumns, records: list, future: np.ndarray,
+                       horizon: int) -> None:
         """Dead-letter the records stamped after ``horizon`` (batch positions ``future``)."""
         ts_at = dict(zip(cols.index.tolist(), cols.ts.tolist()))
         for i in future.tolist():
-            self._dead_letter(records[i], self._too_far_ahead(ts_at[i], horizon, records[i].value))
+            self._dead_letter(tp, records[i], self._too_far_ahead(ts_at[i], horizon, records[i].value))
 
     def _too_far_ahead(self, ts: int, horizon: int, raw: bytes) -> Rejected:
         limit = self.settings.windows.max_future_ms
@@ -358,7 +362,7 @@ class DetectionPlane:
             if isinstance(reference, dict) and reference:
                 features.set_reference(model, version, {k: v for k, v in reference.items() if isinstance(v, list)})
 
-    def _labels(self, state: PartitionState, records: list, horizon: int) -> int:
+    def _labels(self, tp: TopicPartition, state: PartitionState, records: list, horizon: int) -> int:
         """Delayed labels go to the quality monitor; bad ones to the dead-letter topic. Returns how many were bad."""
         bad = 0
         for record in records:
@@ -366,7 +370,7 @@ class DetectionPlane:
             if label.__class__ is not Rejected and label.ts > horizon:  # would expire every pending prediction
                 label = self._too_far_ahead(label.ts, horizon, record.value)
             if label.__class__ is Rejected:
-                self._dead_letter(record, label)
+                self._dead_letter(tp, record, label)
                 bad += 1
             elif state.quality is not None:
                 state.quality.observe_label(label)
@@ -443,9 +447,9 @@ class DetectionPlane:
                 metrics.WINDOWS.inc(cw.slots.size)
                 if self.usage is not None:
                     self.usage.add(cw)
-            for r in range(hi - lo):
-                for anomaly in await self.judge.judge_in_turns([cws[r] for cws in closed if len(cws) > r], budget):
-                    self._publish(anomaly)
+            together = [[cws[r] for cws in closed if len(cws) > r] for r in range(hi - lo)]
+            for anomaly in await self.judge.judge_in_turns(together, budget):
+                self._publish(anomaly)
             lo = hi
 
     async def _expire(self, state: PartitionState, through: int) -> None:
@@ -527,8 +531,8 @@ class DetectionPlane:
         log.warning("anomaly %s: %s", anomaly.state, anomaly.summary,
                     extra={"model": anomaly.model, "version": anomaly.version, "anomaly_id": anomaly.id})
 
-    def _dead_letter(self, record, rejected: Rejected) -> None:
-        headers = dead_letter_headers(rejected, record.topic, record.partition, record.offset)
+    def _dead_letter(self, tp: TopicPartition, record, rejected: Rejected) -> None:
+        headers = dead_letter_headers(rejected, tp.topic, tp.partition, record.offset)
         fut = asyncio.ensure_future(
             self._producer.send(self.settings.kafka.topics.dlq, rejected.raw, key=record.key, headers=headers)
         )

@@ -28,9 +28,9 @@ def _plane(judge_batch_ms: int, partitions: int = 2, catching_up: bool = False) 
     calls: list[list] = []
     judge_in_turns = plane.judge.judge_in_turns
 
-    async def spy(cws, rows):
-        calls.append([(cw.source, cw.window) for cw in cws])
-        return await judge_in_turns(cws, rows)
+    async def spy(rounds, rows):
+        calls.extend([(cw.source, cw.window) for cw in cws] for cws in rounds)  # one entry per round
+        return await judge_in_turns(rounds, rows)
 
     plane.judge.judge_in_turns = spy  # type: ignore[method-assign]
     return plane, calls
