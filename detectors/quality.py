@@ -26,6 +26,7 @@ accounts for how many there are (``detectors/drift.py``: at most one test per
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -224,6 +225,26 @@ def _bernoulli_llr(p0: float, p1: float) -> tuple[float, float]:
     return math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
 
 
+@functools.lru_cache(maxsize=4096)
+def _rate_llrs(tolerated: float, effect: float, large_effect: float) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """(evidence per disagreement and agreement, the same while raised) of a canary's two rate tests at a
+    tolerated rate. Cached, as :func:`_level` is: a monitor's new canary detectors start at the same rate (the
+    prior, or the model's learned one), and a detector's construction (eight logarithms here, a numpy one there)
+    was 2.9% of a py-spy profile of ``bench_quality``'s steady state at 100k models, where quiet mirrored
+    models keep getting their first pair."""
+    out = []
+    for e in (effect, large_effect):
+        p1 = min(tolerated + e, 0.999)
+        out.append((_bernoulli_llr(tolerated, p1), _bernoulli_llr(tolerated, (tolerated + p1) / 2)))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=64)
+def _level(step_s: float, false_alarms_per_day: float) -> float:
+    """:func:`threshold_for`, cached (see :func:`_rate_llrs`)."""
+    return threshold_for(step_s, false_alarms_per_day)
+
+
 def _prediction_type(prod: object, canary: object) -> str:
     """``number``, ``probabilities`` (two vectors) or ``class`` (anything else, compared for equality)."""
     if prod.__class__ in (int, float) and canary.__class__ in (int, float):
@@ -317,7 +338,7 @@ class CanaryDivergence:
         self._p0 = 0.0
         self._llrs: list[tuple[tuple[float, float], tuple[float, float]]] = []
         self._set_p0(expected_rate if expected_rate is not None else prior_rate)
-        self._level = threshold_for(step_s, false_alarms_per_day)
+        self._level = _level(step_s, false_alarms_per_day)
         self._step = -math.inf
         """Index of the open ``step_s`` step of event time, the same for the four CUSUMs (they step together)."""
         self._cusums = [_open_cusum() for _ in range(4)]
@@ -334,11 +355,7 @@ class CanaryDivergence:
 
     def _set_p0(self, p0: float) -> None:
         self._p0 = min(max(p0, 1e-6), 0.9)
-        tolerated = self.tolerated
-        self._llrs = []  # (evidence per disagreement and agreement, the same while raised) of each rate test
-        for effect in (self.effect, self.large_effect):
-            p1 = min(tolerated + effect, 0.999)
-            self._llrs.append((_bernoulli_llr(tolerated, p1), _bernoulli_llr(tolerated, (tolerated + p1) / 2)))
+        self._llrs = list(_rate_llrs(self.tolerated, self.effect, self.large_effect))
 
     @property
     def tolerated(self) -> float:
