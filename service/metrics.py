@@ -91,6 +91,13 @@ STATE_UNSAVED = Gauge("modelmedic_state_unsaved_partitions",
 says everything consumed is saved; staying above 0 for longer than ``detection.snapshot_interval_s``
 while the consumer is not behind says checkpoints are failing (while catching up a checkpoint also
 waits for ``detection.snapshot_replay_records`` records)."""
+QUALITY_JOINS = Gauge("modelmedic_quality_join_entries",
+                      "Entries held by the quality monitors of this replica's partitions, by join", ["join"])
+"""join: ``label`` (sampled production predictions awaiting their label), ``judged`` (ids of those that left it,
+to tell a duplicate or missed label from an orphan), both at most ``quality.label_max_pending`` a partition;
+``canary`` and ``twin`` (predictions awaiting their canary twin), at most ``quality.canary_max_pending``. Set at
+each checkpoint. They fill for hours (a prediction without a label waits ``quality.label_horizon_ms``), and a
+replica's memory grows with them until they are full: docs/benchmarks.md, "Soak"."""
 SNAPSHOTS_REJECTED = Counter("modelmedic_snapshots_rejected_total",
                              "Detection-state snapshots not restored (the partition started afresh)", ["reason"])
 """reason: ``format`` (not a snapshot: a pickle, garbage), ``version`` (another release's layout),

@@ -65,6 +65,8 @@ of CPU (~1.5 us each); aiokafka's session times out after 10 s without a heartbe
 70 windows of 100,000 series took 3.4 s in one turn."""
 _POLL_COST = 32
 """A quality monitor's poll at a window's end costs as much as judging ~32 series-windows (~50 us)."""
+JOIN_SIZES = {"label_pending": "label", "label_judged": "judged", "canary_pending": "canary", "twin_pending": "twin"}
+"""``QualityMonitor.sizes`` keys -> the ``join`` label of ``modelmedic_quality_join_entries``."""
 
 
 @dataclass
@@ -609,6 +611,7 @@ class DetectionPlane:
         await asyncio.gather(*sends)
         self._snapshot_gap_s = encoding_s / self.settings.detection.snapshot_cpu_share
         metrics.SNAPSHOTS.inc(len(partitions))
+        self._gauge_joins()
         if self._consumer is not None and self._consumer.assignment():
             assigned = self._consumer.assignment()
             try:
@@ -622,6 +625,19 @@ class DetectionPlane:
                 log.warning("detection plane: offset commit refused (%s: %s); rejoining the group and going on from "
                             "the snapshots just written", type(exc).__name__, exc)
         return False
+
+    def _gauge_joins(self) -> None:
+        """Publish the quality joins' entries over the partitions held (``modelmedic_quality_join_entries``):
+        they fill for hours and a replica's memory grows with them, so a soak can tell that bounded filling
+        from a leak. Once a checkpoint (``QualityMonitor.sizes`` counts versions model by model)."""
+        totals: dict[str, int] = dict.fromkeys(JOIN_SIZES, 0)
+        for state in self.parts.values():
+            if state.quality is not None:
+                sizes = state.quality.sizes()
+                for key in JOIN_SIZES:
+                    totals[key] += sizes[key]
+        for key, join in JOIN_SIZES.items():
+            metrics.QUALITY_JOINS.labels(join=join).set(totals[key])
 
     async def _reassigned(self, assigned: list[int]) -> list[int]:
         """After a rebalance: keep the partitions handed back to us in memory (seeking to where they were),
