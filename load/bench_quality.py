@@ -16,7 +16,9 @@ The garbage collector is tuned as ``modelmedic run`` tunes it (``modelmedic.app.
 with Python's defaults, full collections walking every model's detectors took a third of the
 first-sight cost at 100k models, which the service does not pay.
 ``--against`` times another ``service/detection/quality.py`` (e.g. ``git show REV:service/detection/quality.py
-> /tmp/old.py``) on the same workload in the same process, alternating with the tree's for ``--rounds``
+> /tmp/old.py``), or another checkout's monitor with its canary detector (the root of a ``git worktree add
+--detach /tmp/old REV``: its ``service/detection/quality.py`` using its ``detectors/quality.py``'s
+``CanaryDivergence``), on the same workload in the same process, alternating with the tree's for ``--rounds``
 rounds, so a before/after shares the machine's load (memory is then not measured).
 Prints one line per measurement; docs/benchmarks.md ("The quality monitor") has the figures.
 """
@@ -99,13 +101,25 @@ def memory_per_model(settings: QualitySettings, windows, names, models: int, sam
 
 
 def load_monitor(path: str) -> type:
-    """``QualityMonitor`` of another copy of service/detection/quality.py (its imports from the tree)."""
-    spec = importlib.util.spec_from_file_location("modelmedic.detection.quality_against", path)
+    """``QualityMonitor`` of another copy of service/detection/quality.py (its other imports from the tree), or
+    of a checkout's root, with that checkout's ``CanaryDivergence``."""
+    root = Path(path)
+    if not root.is_dir():
+        return _load(path, "modelmedic.detection.quality_against").QualityMonitor
+    canary = _load(str(root / "detectors" / "quality.py"), "modelmedic.detectors.quality_against")
+    monitor = _load(str(root / "service" / "detection" / "quality.py"), "modelmedic.detection.quality_against")
+    monitor.CanaryDivergence = canary.CanaryDivergence
+    return monitor.QualityMonitor
+
+
+def _load(path: str, name: str):
+    """A module from a file, registered under ``name`` (dataclasses look their module up)."""
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"--against {path}: not a Python file; give a copy of service/detection/quality.py")
-    module = importlib.util.module_from_spec(spec)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.QualityMonitor
+    return module
 
 
 def compare(args, windows, names) -> None:
@@ -126,7 +140,8 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--minutes", type=float, default=10.0, help="event time the requests span")
     ap.add_argument("--sample-every", type=int, default=4)
-    ap.add_argument("--against", help="another service/detection/quality.py to time alternately with the tree's")
+    ap.add_argument("--against", help="another service/detection/quality.py, or a checkout's root, to time "
+                                      "alternately with the tree's")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of --against")
     args = ap.parse_args()
     windows, names, rate = workload(args.models, args.events, args.minutes, args.sample_every)
