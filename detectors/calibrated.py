@@ -144,7 +144,12 @@ class CalibratedBank(SeriesBank):
     e every ``refractory`` points). With ``rearm > 0`` (default 1.5) a point is reported
     (its score) only if its evidence exceeds ``rearm`` times that peak, else 0: one page
     per incident, broken only by a clearly stronger deviation. With ``rearm = 0`` the
-    excess of the score over the peak score is reported instead. Points scoring 0.5 or
+    excess of the score over the peak score is reported instead. With
+    ``mute_flagged_run`` (the default) nothing is reported while the previous point was
+    flagged (0.5 or more): a run of flagged points is one episode, reported at its first
+    point, however it grows (a jam that builds over ten points is one alarm, not four, as
+    NAB and on-call count it; HTM's likelihood clamps repeated red points the same way);
+    the peak still rises through the run, so the next episode must beat it. Points scoring 0.5 or
     more are learned by no predictor and no calibrator (but a count's unclipped floors,
     ``count_floor_flagged``), until ``patience`` of them in a row (then the series is
     learned again: a new normal); the CUSUM re-seeds at the new level when it fires.
@@ -189,6 +194,7 @@ class CalibratedBank(SeriesBank):
         count_floor_flagged: bool = True,
         recur: float = 2.0,
         recur_values: int = 4,
+        mute_flagged_run: bool = True,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
@@ -200,7 +206,7 @@ class CalibratedBank(SeriesBank):
         self.cusum_alpha, self.drift, self.h = cusum_alpha, drift, h
         self.predictor_grace, self.grace = predictor_grace, grace
         self.counts, self.count_floor, self.rearm, self.dof = counts, count_floor, rearm, dof
-        self.recur, self.recur_values = recur, recur_values
+        self.recur, self.recur_values, self.mute_flagged_run = recur, recur_values, mute_flagged_run
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
         self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
@@ -336,6 +342,8 @@ class CalibratedBank(SeriesBank):
         else:
             reported = np.maximum(score - peak, 0.0)
             level = score
+        if self.mute_flagged_run:  # the previous point was flagged: the same episode, reported once
+            reported = np.where(self._run[slots] > 0, 0.0, reported)
 
         run, keep = protect(score, self._run[slots], self.patience)
 
@@ -454,6 +462,7 @@ class CalibratedBank(SeriesBank):
         fade = math.exp(-1.0 / self.refractory)
         patience, drift, h, rearm = self.patience, self.drift, self.h, self.rearm
         tiers = list(enumerate(self.exceed))
+        mute_run = self.mute_flagged_run
         dof, recur, memory = self.dof, self.recur, self.memory
         tk = (dof + 1.0) / 2.0
         llr = 2.0 * drift / LN10  # CUSUM sum -> log-likelihood ratio of a 2*drift shift, in digits
@@ -568,6 +577,8 @@ class CalibratedBank(SeriesBank):
                 rep = score - peak
                 out_s[i] = rep if rep > 0.0 else 0.0
                 lev = score
+            if mute_run and run > 0:  # the previous point was flagged: the same episode, reported once
+                out_s[i] = 0.0
             if counting:
                 best_e = 0.25 * best_e * best_e - 0.375
                 out_b[i] = best_e if best_e > 0.0 else 0.0

@@ -17,7 +17,9 @@ cloud metrics, traffic). This script judges a detector's parameters the honest w
 - **Leave one category out** over the 4 NAB + 4 synthetic categories: for each held-out
   category, the parameter set *and* the threshold are chosen on the other seven (standard
   profile, the pooled NAB-normalized score), and the held-out category is scored at that
-  threshold. ``artificialNoAnomaly`` has no windows: its false positives are reported.
+  threshold; its low-FP and low-FN scores at those profiles' thresholds, also chosen on the
+  other seven (NAB's one threshold per profile). ``artificialNoAnomaly`` has no windows: its
+  false positives are reported.
 
 Usage::
 

@@ -90,6 +90,16 @@ def test_bursty_but_normal_counts_stay_below_one_half():
     assert s.max() < 0.5, np.flatnonzero(s >= 0.5)
 
 
+def test_an_episode_that_keeps_growing_is_reported_once():
+    x = quiet(3, 700)
+    x[500:510] = 56 + 8 * np.arange(10)  # ten flagged points in a row, each far above the last
+    muted, _ = CalibratedBank().score_series(x)
+    every, _ = CalibratedBank(mute_flagged_run=False).score_series(x)
+    assert muted[500] >= 0.5 and np.count_nonzero(muted[500:510]) == 1
+    assert np.count_nonzero(every[500:510] >= 0.5) >= 3  # without: each step 1.5x the peak is a new alarm
+    assert np.array_equal(muted[:500], every[:500])
+
+
 def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
     rng = np.random.default_rng(6)
     n = 1500
@@ -106,8 +116,9 @@ def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
     assert (CalibratedBank().score_series(disk, days)[0] >= 0.5).sum() >= 3  # so the floors learn flagged points here
     dropouts = _sensor(True)  # recurring exact values (0) in short episodes, then a longer one
     dropouts[0][3800:3812] = 0.0
-    for series, times in ((x, t), (x, None), (disk, days), (counts, t), dropouts, _sensor(False)):
-        fast, slow = CalibratedBank(), CalibratedBank()
+    cases = [(x, t, {}), (x, None, {}), (disk, days, {}), (counts, t, {}), (*dropouts, {}), (*_sensor(False), {})]
+    for series, times, kw in cases + [(x, t, {"mute_flagged_run": False})]:
+        fast, slow = CalibratedBank(**kw), CalibratedBank(**kw)
         s1, b1 = fast.score_series(series, times, slot=2)
         s2, b2 = per_point(slow, series, times, slot=2)
         assert np.allclose(s1, s2, rtol=0, atol=1e-12)
