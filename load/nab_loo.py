@@ -28,6 +28,7 @@ Usage::
     python load/nab_loo.py --grid recur       # recurring exact values: off, or known after 2, 3, 5 episodes
     python load/nab_loo.py --grid refractory  # the alarm's memory: refractory 50 / 150 / 400 x rearm 1.5 / 3
     python load/nab_loo.py --grid sensitivity # the knob: 0.4 / 0.5 / 0.6
+    python load/nab_loo.py --grid mute        # one report per run of flagged points, or every stronger one
     python load/nab_loo.py --grid none        # only the defaults, per category (fast)
     python load/nab_loo.py --grid none --param count_floor_flagged=False  # one default changed
     python load/nab_loo.py --detector ensemble  # the old default, per category (slow)
@@ -311,7 +312,9 @@ RECUR = {"recur": [0.0, 2.0, 3.0, 5.0]}
 REFRACTORY = {"refractory": [50.0, 150.0, 400.0], "rearm": [1.5, 3.0]}
 # The one knob (which points are flagged, kept out of the baselines, and the alarm level): ``--grid sensitivity``.
 SENSITIVITY = {"sensitivity": [0.4, 0.5, 0.6]}
-GRIDS = {"full": GRID, "tiers": TIERS, "recur": RECUR, "refractory": REFRACTORY, "sensitivity": SENSITIVITY}
+# One report per run of flagged points (CalibratedBank ``mute_flagged_run``): ``--grid mute``.
+MUTE = {"mute_flagged_run": [False, True]}
+GRIDS = {"full": GRID, "tiers": TIERS, "recur": RECUR, "refractory": REFRACTORY, "sensitivity": SENSITIVITY, "mute": MUTE}
 
 
 def _param(text: str) -> tuple[str, object]:
