@@ -1,0 +1,63 @@
+"""A traffic surge on a sparse series' first day: two measured gaps of ``PoissonCusumBank``, open.
+
+A series under about 0.04 req/s (the trough of a 0.06 req/s model whose night is a quarter of its
+peak) needs a level memory of 300 events, longer than 2 h; such a level lags the day too far for a
+drop to be judged against it before the hour-of-day factors have seen a day, and the surge CUSUM is
+gated the same way (``warm``). So a x3 surge near that trough waits for the level to learn the surge
+itself before it is judged at all (``load/detection_harness.py --models 50 --seed 2``: 3,449 s where
+650 s is what the data allow). docs/detection.md, "Surges at low rate", has the measurements and a
+candidate fix not adopted yet. Both tests are strict ``xfail``s: they fail once the gap is closed.
+Synthetic Poisson windows, seeded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelmedic.detectors import PoissonCusumBank
+from modelmedic.detectors.sequential import threshold_for
+
+WINDOW_S = 10.0
+H = threshold_for(WINDOW_S, 1e-4)
+MONDAY_MS = 1_767_571_200_000
+DAY_S = 86_400.0
+
+
+def _first_surge_s(rates: np.ndarray, phase: np.ndarray, seed: int, hours: float, surge_at_s: float = np.inf,
+                   ratio: float = 1.0) -> np.ndarray:
+    """Seconds of event time at which each series' surge CUSUM first reached ``h`` (NaN: never); the
+    rate follows a daily sine of amplitude 0.6 (the trough a quarter of the peak) from midnight."""
+    rng = np.random.default_rng(seed)
+    bank, slots = PoissonCusumBank(), np.arange(rates.size)
+    first = np.full(rates.size, np.nan)
+    for t_s in np.arange(0.0, hours * 3600.0, WINDOW_S):
+        lam = rates * (1.0 + 0.6 * np.sin(2 * np.pi * t_s / DAY_S + phase)) * WINDOW_S
+        lam = lam * (ratio if t_s >= surge_at_s else 1.0)
+        ev = bank.score_learn(slots, rng.poisson(lam).astype(float), np.full(rates.size, MONDAY_MS + t_s * 1000),
+                              WINDOW_S, H, H / 2)
+        fired = (ev.cusum >= H) & (ev.kind == 1) & np.isnan(first)
+        first[fired] = t_s + WINDOW_S
+    return first
+
+
+@pytest.mark.xfail(strict=True, reason="the surge of a series too sparse for a 2 h level memory is not judged "
+                   "on its first day: median 4,455 s, 6 of 20 not found within 2 h (deadline 900 s)")
+def test_a_surge_near_the_first_days_trough_is_found_within_its_deadline() -> None:
+    # 0.06 req/s on average, the surge at 8 h within two hours of each series' trough (0.024 req/s), where
+    # the level is too slow to be judged: about 500-650 s is what the data allow there.
+    rng = np.random.default_rng(21)
+    trough = 1.5 * np.pi - 2 * np.pi * 8 * 3600 / DAY_S  # the phase putting the trough at 8 h
+    phase = trough + rng.uniform(-np.pi / 6, np.pi / 6, 20)
+    delay = _first_surge_s(np.full(20, 0.06), phase, seed=22, hours=10, surge_at_s=8 * 3600.0, ratio=3.0) - 8 * 3600.0
+    assert (delay >= 0).all() and np.median(delay) <= 900, delay.tolist()
+
+
+@pytest.mark.xfail(strict=True, reason="a healthy 0.065 req/s series raises a false surge 22 h into its first day "
+                   "(cause not investigated)")
+def test_the_first_day_of_sparse_series_is_not_a_surge() -> None:
+    rng = np.random.default_rng(23)
+    rates = 0.01 * 20 ** rng.random(200)  # 0.01-0.2 req/s, log-uniform
+    phase = rng.uniform(0, 2 * np.pi, rates.size)  # every time zone
+    first = _first_surge_s(rates, phase, seed=24, hours=26)
+    assert np.isnan(first).all(), f"false surges at rates {rates[~np.isnan(first)].round(3).tolist()}"
