@@ -243,7 +243,9 @@ class GuardRails(_Section):
     storm_gather_max_s: float = Field(600.0, ge=0)
     """While other models' incidents that started within ``storm_window_s`` of a held one
     are held too, a storm may be gathering (sparse members fire later): they wait together,
-    as long again as the group has been gathering, but at most this long after each fired."""
+    as long again as the group has been gathering and at least a share of ``storm_window_s``
+    from its earliest onset that grows with its models (the whole window from half of
+    ``storm_models`` on), but at most this long after each fired."""
     dry_run: bool = False
     """Run every playbook in dry-run: say what would be done, change nothing."""
 
