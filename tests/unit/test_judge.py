@@ -451,6 +451,36 @@ def test_one_judge_over_two_partitions_says_what_two_judges_say() -> None:
     assert sorted(got, key=repr) == sorted(apart, key=repr)
 
 
+async def test_rounds_judged_in_one_call_say_what_one_call_per_round_says() -> None:
+    """The plane hands the judge every round of windows a batch closed (:meth:`WindowJudge.judge_in_turns`),
+    put side by side once: the records, in their order, and the judge's state must be those of one call
+    per round."""
+    a, b = _two_partitions()
+    results = []
+    for in_one_call in (False, True):
+        pool, judge = SlotPool(), WindowJudge(SETTINGS)
+        wa, wb = PartitionWindows(SIZE, 0, 300, pool), PartitionWindows(SIZE, 0, 300, pool)
+        out: list[Anomaly] = []
+        for i in range(0, len(a), 3):  # a batch: three windows of partition a, up to four of b
+            for j in range(i, min(i + 3, len(a))):
+                for e in a[j]:
+                    wa.add(e, j)
+            for j in range(i, min(i + 4, len(b))):
+                for e in b[j]:
+                    wb.add(e, j)
+            closed = (wa.close_through(W0 + min(i + 2, len(a) - 1)), wb.close_through(W0 + 500 + min(i + 3, len(b) - 1)))
+            rounds = [[cws[r] for cws in closed if len(cws) > r] for r in range(max(map(len, closed)))]
+            if in_one_call:
+                out += await judge.judge_in_turns(rounds, 10_000)
+            else:
+                for cws in rounds:
+                    out += judge.judge_many(cws)
+        slots, groups = [*wa.keys, *wb.keys], [*wa.group_keys, *wb.group_keys]
+        results.append(([deterministic(r) for r in out], repr(judge.rows(slots, groups))))
+    assert {r.model for r in results[0][0]} == {"fraud", "churn"}  # both partitions do fire
+    assert results[1] == results[0]
+
+
 def test_a_partition_moves_into_a_busy_pool_with_its_state() -> None:
     """What a rebalance does: the snapshot holds the partition's series and their detector rows;
     the new owner gives them slots of its own pool (other partitions' series already there)
