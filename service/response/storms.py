@@ -28,7 +28,8 @@ they are, so the hold scales with how long evidence took to gather (:meth:`Storm
 Why a share of the window: a storm's densest members fire within seconds of its onset,
 together, so their "as long again" ends seconds later, while the ``storm_models``-th member,
 serving a tenth of a request a second, fires about a minute in (load/detection_harness.py:
-the 12-model storm's tenth member fired 34-53 s after the storm began on the small fleets).
+the 12-model storm's tenth member fired 34-53 s after the storm began on the small fleets,
+73 and 91 s on two 50-model days; docs/detection.md, "One page per storm").
 Five models whose problems started in the same few seconds are unlikely to be unrelated;
 two may be, and they wait only a quarter of the window.
 
@@ -139,7 +140,7 @@ class StormWatch:
     def quorum_wait_ms(self, models: int) -> int:
         """How long from its earliest onset a group of ``models`` held models waits for a storm
         to form: each model beyond the first adds an equal share of ``storm_window_s``, the whole
-        window from half of ``storm_models`` on. The more of a storm is held already, the likelier
+        window from half of ``storm_models`` (rounded up) on. The more of a storm is held already, the likelier
         one is forming and the longer its sparse members are worth waiting for; two unrelated
         incidents that happen to start together lose little."""
         steps = max(1, (self.rails.storm_models + 1) // 2 - 1)
