@@ -60,9 +60,12 @@ def with_sinks(settings: Settings, receiver: AlertReceiver) -> Settings:
 
 async def test_each_incident_kind_is_detected_alerted_and_resolved(settings, receiver):
     spec = FleetSpec(models=8, rate=40, seed=7)
-    incidents = [Incident.parse("latency_spike:model-001@60+20x5"),
-                 Incident.parse("throughput_collapse:model-003@60+20"),
-                 Incident.parse("error_burst:model-005@60+20x0.3")]
+    # 60 s each: three models whose problems start together are held as a gathering group for a
+    # share of storm_window_s (30 s for three, StormWatch.quorum_wait_ms), and one that recovers while
+    # held never pages: at 20 s each, one of the three recovered while held and only two paged.
+    incidents = [Incident.parse("latency_spike:model-001@60+60x5"),
+                 Incident.parse("throughput_collapse:model-003@60+60"),
+                 Incident.parse("error_burst:model-005@60+60x0.3")]
     n = await produce(settings, generate(spec, incidents, START_MS, 140))
     async with running(with_sinks(settings, receiver)) as service:
         await wait_processed(service, n)
