@@ -60,6 +60,7 @@ from deploy.local import kafka as local_kafka  # noqa: E402
 from deploy.local.procs import free_port  # noqa: E402
 from load.bench_pipeline import raw_drain  # noqa: E402
 from load.fleet import add_backlog_arguments, backlog_spec, fill_topic  # noqa: E402
+from load.soak import override  # noqa: E402
 from modelmedic.app import tune_gc  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -108,9 +109,7 @@ def service_config(bootstrap: str, topic: str, port: int, variant: str | None = 
         "http": {"port": port},
     }
     if variant is not None:
-        path, value = variant.split("=", 1)
-        section, key = path.rsplit(".", 1)
-        config.setdefault(section, {})[key] = yaml.safe_load(value)
+        override(config, variant)
     return config
 
 
