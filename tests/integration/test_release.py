@@ -39,9 +39,11 @@ DIGESTS = {v: "sha256:" + c * 64 for v, c in (("v1.0.0", "1"), ("v2.0.0", "2"), 
 IMAGES = {v: f"registry.local/models/{MODEL}@sha256:{c * 64}" for v, c in (("v1.0.0", "a"), ("v2.0.0", "b"), ("v3.0.0", "c"))}
 POLICY = """
 rates_rps: [20, 40]
-step_s: 5.0
+step_s: 15.0  # 300 requests at 20 req/s: the first rung alone gives a p99, so one slow request at 40 req/s cannot
+# leave the headline without one (a CI run on a loaded box: a 510 ms request at 40 req/s stopped the ladder at 5 s steps)
 min_tail_samples: 3  # a p99 from 300 requests: this shared 2-core box cannot send 1,000 in CI time (unit-tested at 10)
-max_p99_ms: 500  # a good build's p99 reached 223 ms at 40 req/s at load average 15; the bad one is 1.5 s slower
+max_p99_ms: 1000  # a good build's p99 reached 223 ms and its slowest 1% 510 ms at 40 req/s under load; the bad one
+# answers every request 1.5 s late
 min_quality: {accuracy: 0.9}  # the first version is judged on this floor
 max_error_rate: 0.05
 min_throughput_rps: 20
@@ -180,7 +182,7 @@ async def test_certify_deploy_canary_forced_regression_automatic_and_emergency_r
         failed = out.split("failed gates:")[1]
         for gate in ("p99_latency_ms: FAILED", "throughput_rps: FAILED", "quality.accuracy: FAILED, observed 0"):
             assert gate in failed
-        assert "must be <= 500" in failed and "must be >= 0.98" in failed
+        assert "must be <= 1000" in failed and "must be >= 0.98" in failed
         assert reg.stage(MODEL, "v3.0.0") is None
         assert (tmp_path / "v3.0.0.png").read_bytes().startswith(b"\x89PNG")
         assert (Path(reg_path) / "models" / MODEL / "versions" / "v3.0.0.cert.md").read_text().startswith(
