@@ -9,7 +9,12 @@ as the producer does), cuts them into batches the way a catching-up consumer get
 quality monitor, closing and judging, everything but the fetch. Prints the CPU time per
 event, the minimum of ``--rounds`` fresh planes (the machine's noise only ever adds).
 ``--breakdown`` also times the plane's steps (the timers add ~0.3 us per call to the
-steps called per sampled request, so the parts sum to more than the whole).
+steps called per sampled request, so the parts sum to more than the whole), and the
+judge per round: its rounds (one per window of event time, each partition's windows side
+by side), their series, and each family's bank's CPU a round. Most of a round's cost is
+numpy's per-call overhead (``--models 200 --rate 5``, the same events a second in ten times
+the series, costs well under twice as much a round), so with few series the judge's cost
+follows the event time drained, not the events.
 
 ``load/bench_pipeline.py`` measures the plane against the fetch on a real broker; this
 one isolates the plane, so a change to it shows up here at a few percent where the
@@ -93,7 +98,7 @@ def _timed(counter: collections.Counter, name: str, owner: object, attribute: st
     setattr(owner, attribute, staticmethod(wrapper) if static else wrapper)
 
 
-def _breakdown(counter: collections.Counter) -> None:
+def _breakdown(counter: collections.Counter, per_round: collections.Counter) -> None:
     for name, owner, attribute in (
         ("decode", columns.RecordDecoder, "decode"), ("window update", windows.PartitionWindows, "add_columns"),
         ("quality monitor", detection.DetectionPlane, "_observe_quality"),
@@ -101,11 +106,38 @@ def _breakdown(counter: collections.Counter) -> None:
         ("judge", judge.WindowJudge, "judge_in_turns"),
     ):
         _timed(counter, name, owner, attribute)
+    inner = judge.WindowJudge._judge_rows
+
+    @functools.wraps(inner)
+    def counted(self: judge.WindowJudge, r: judge._Rows, size_ms: int) -> tuple:
+        per_round["rounds"] += 1  # one call per round (or per step of a round wider than a loop turn's budget)
+        per_round["series"] += r.slots.size
+        return inner(self, r, size_ms)
+
+    judge.WindowJudge._judge_rows = counted
 
 
-async def run(batches: list[dict], settings: Settings, rounds: int, tail: bool = True) -> float:
+def _time_banks(plane: detection.DetectionPlane, per_round: collections.Counter) -> None:
+    """Time each family's bank on this plane's own instances (a bank calling its base class's
+    ``score_learn`` is counted once)."""
+    for family in plane.judge._families():
+        _timed(per_round, f"bank {family.name}", family.bank, "score_learn")
+
+
+def _print_rounds(per_round: collections.Counter, judge_seconds: float, planes: int) -> None:
+    """The judge's rounds a plane and their series, and its and its banks' CPU a round."""
+    n = max(per_round.pop("rounds"), 1)
+    series = per_round.pop("series")
+    banks = {name.removeprefix("bank "): seconds for name, seconds in per_round.items()}
+    print(f"  judge: {n // planes:,} rounds a plane, {series / n:.1f} series a round, {judge_seconds / n * 1e6:.0f} us "
+          f"of CPU a round, of which the banks {sum(banks.values()) / n * 1e6:.0f} ("
+          + ", ".join(f"{name} {seconds / n * 1e6:.0f}" for name, seconds in banks.items()) + "; mean of all planes)")
+
+
+async def run(batches: list[dict], settings: Settings, rounds: int, tail: bool = True,
+              per_round: collections.Counter | None = None) -> float:
     """Minimum CPU seconds to process every batch with a fresh plane (``tail``: False judges without
-    the latency tail family, to price it)."""
+    the latency tail family, to price it; ``per_round``: time each plane's banks into it)."""
     total = sum(len(records) for batch in batches for records in batch.values())
     best = float("inf")
     for _ in range(rounds):
@@ -117,6 +149,8 @@ async def run(batches: list[dict], settings: Settings, rounds: int, tail: bool =
                               consumer=FakeConsumer(highwater=lambda tp: total))
         if not tail:
             plane.judge.tail = None
+        if per_round is not None:
+            _time_banks(plane, per_round)
         started = time.process_time()
         for batch in batches:
             await plane._process(batch)
@@ -145,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     spec = FleetSpec(models=args.models, rate=args.rate, canary_fraction=0.1, seed=1)
     batches = fleet_batches(args.events, spec, args.partitions, args.per_partition)
     counter: collections.Counter = collections.Counter()
-    if args.breakdown:
-        _breakdown(counter)
+    per_round: collections.Counter | None = collections.Counter() if args.breakdown else None
+    if per_round is not None:
+        _breakdown(counter, per_round)
     tune_gc()
     if args.price_tail:  # one round each in turn, so a busy spell of the machine hits both alike
         on = off = float("inf")
@@ -156,13 +191,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"latency tail: {on / args.events * 1e6:.2f} us of CPU per event with it, "
               f"{off / args.events * 1e6:.2f} without ({on / off:.3f}x, min of {args.rounds} each)")
         return 0
-    cpu = asyncio.run(run(batches, settings, args.rounds))
+    cpu = asyncio.run(run(batches, settings, args.rounds, per_round=per_round))
     print(f"detection plane without Kafka: {cpu / args.events * 1e6:.2f} us of CPU per event "
           f"({args.events:,} events, {len(batches)} polls, quality monitor {'off' if args.no_quality else 'on'}, "
           f"min of {args.rounds})")
     if args.breakdown:
         print("  " + ", ".join(f"{name} {seconds / (args.rounds * args.events) * 1e6:.2f}"
                                for name, seconds in counter.items()) + " (us per event, mean of all rounds)")
+        _print_rounds(per_round, counter["judge"], args.rounds)
     return 0
 
 
