@@ -629,7 +629,7 @@ class DetectionPlane:
     def _gauge_joins(self) -> None:
         """Publish the quality joins' entries over the partitions held (``modelmedic_quality_join_entries``):
         they fill for hours and a replica's memory grows with them, so a soak can tell that bounded filling
-        from a leak. Once a checkpoint (``QualityMonitor.sizes`` counts versions model by model)."""
+        from a leak. Once a checkpoint (``QualityMonitor.sizes`` is O(1))."""
         totals: dict[str, int] = dict.fromkeys(JOIN_SIZES, 0)
         for state in self.parts.values():
             if state.quality is not None:

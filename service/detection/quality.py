@@ -54,7 +54,8 @@ The numbers and summaries are :mod:`~modelmedic.detection.quality_evidence`'s.
 Memory is bounded because a partition may see any number of models and request ids: the joins
 hold at most ``canary_max_pending`` (canary predictions, and a mirrored model's production
 predictions left out of the label join) and ``label_max_pending`` entries (oldest dropped), each
-for at most ``canary_join_ms`` / ``label_horizon_ms``; the label join is shared between models
+for at most ``canary_join_ms`` / ``label_horizon_ms``, and as many ids of predictions that left the label join
+(judged or pushed out), each for at most ``label_horizon_ms``; the label join is shared between models
 (:meth:`QualityMonitor._admit`: past half full, a model over its share keeps every 2^j-th of
 its predictions, so what is kept can wait for its label); per version, counters and two count arrays
 of ``drift_bins + 1`` (no rings of values), and from its first joined label 20 counts of label delays
@@ -326,9 +327,15 @@ class QualityMonitor:
         self._twins = _Pending(s.canary_join_ms, s.canary_max_pending)
         """(model, request id) -> (ts, version, prediction) of a mirrored model's production predictions left out
         of the label join by its share (:meth:`_admit`): they wait ``canary_join_ms`` for their canary twin only."""
-        self._judged: OrderedDict[tuple[str, str], bool | None] = OrderedDict()
-        """The last ``label_max_pending`` (model, request id) that left the label join, to tell duplicate labels
-        (None: judged) and missed ones (True: pushed out by the bound before its label came) from orphans."""
+        self._judged: OrderedDict[tuple[str, str], int] = OrderedDict()
+        """(model, request id) -> the event time it left, of the predictions that left the label join within the
+        last ``label_horizon_ms`` (at most ``label_max_pending``), to tell duplicate labels (judged: the time) and
+        missed ones (pushed out by the bound before its label came: minus the time) from orphans. One int, not a
+        (time, how) tuple: 56 B less an id (load/bench_quality_memory.py's ids). Oldest first: the time is the
+        label join's, which never goes back, so expiry takes from the front (:meth:`_expire_judged`)."""
+        self._version_count = 0
+        """Production versions tracked over all models (kept as they come and go: :meth:`sizes` is read once a
+        checkpoint and walked every model before)."""
         self._references: OrderedDict[tuple[str, str], DriftReference] = OrderedDict()
         self._baselines: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._estimates: OrderedDict[tuple[str, str], EstimatedAccuracy] = OrderedDict()
@@ -356,6 +363,12 @@ class QualityMonitor:
         which start at their defaults."""
         fresh = QualityMonitor(state["window_size_ms"], label_sample_every=state["label_sample_every"], clock=None)
         self.__dict__.update({**fresh.__dict__, **state})
+        if "_version_count" not in state:  # written before the count was kept
+            self._version_count = sum(len(m.versions) for m in self._models.values())
+        judged = self._judged
+        if judged and next(iter(judged.values())) in (None, True):  # written before ids expired by time
+            now = self._label_join.now
+            self._judged = OrderedDict((key, -now if missed else now) for key, missed in judged.items())
 
     # -- configuration from the registry ----------------------------------------------------
 
@@ -515,8 +528,17 @@ class QualityMonitor:
     def _left(self, key: tuple[str, str], missed: bool | None) -> None:
         """Note a prediction that left the label join: judged (None), or pushed out before its label (True)."""
         judged = self._judged
-        judged[key] = missed
+        judged[key] = -self._label_join.now if missed else self._label_join.now
         if len(judged) > self.label_max_pending:
+            judged.popitem(last=False)
+
+    def _expire_judged(self, now: int) -> None:
+        """Forget the ids that left the label join more than ``label_horizon_ms`` before event time ``now``: a
+        label for one of them is as late as one whose prediction expired in the join (an orphan), so ids kept
+        longer only cost memory (50,000 per partition at the default bound, by count alone, before). Once a
+        poll (a lookup checks the age too). O(1) a call, amortized."""
+        judged, limit = self._judged, now - self.label_horizon_ms
+        while judged and abs(next(iter(judged.values()))) < limit:
             judged.popitem(last=False)
 
     def _thinned_label(self, model: str, ts: int) -> bool:
@@ -614,10 +636,12 @@ class QualityMonitor:
         self.labels_expired += join.advance(label.ts)
         pending = join.items.pop(key, None)
         if pending is None:
-            left = self._judged.get(key, False)
-            if left is None:
+            left = self._judged.get(key, 0)
+            if abs(left) < join.now - self.label_horizon_ms:  # never there, or a horizon ago: an orphan's lateness
+                left = 0
+            if left > 0:
                 self.labels_duplicate += 1
-            elif left:
+            elif left < 0:
                 self.labels_missed += 1
                 metrics.LABELS_MISSED.inc()
             elif self._thinned_label(label.model, label.ts):
@@ -688,6 +712,7 @@ class QualityMonitor:
         self.labels_expired += self._label_join.advance(now_ms)
         self.canary_expired += self._canary_join.advance(now_ms)
         self._twins.advance(now_ms)  # here, not per prediction: a twin older than canary_join_ms never pairs anyway
+        self._expire_judged(self._label_join.now)
         for model, version in list(self._firing):
             m = models[model]
             if now_ms - self._last_served(model, version, m.versions[version]) >= self.idle_recover_ms:
@@ -747,6 +772,7 @@ class QualityMonitor:
     def _forget(self, model: str, m: _Model, version: str, why: str) -> None:
         """Drop a version's state; a firing decision is recovered with ``why``."""
         vs = m.versions.pop(version)
+        self._version_count -= 1
         if vs.onset:
             del self._firing[(model, version)]
         self._out.extend(forgotten(model, version, kind, onset, why) for kind, onset in vs.onset.items())
@@ -782,6 +808,7 @@ class QualityMonitor:
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
             self.series_evicted += 1
         vs = m.versions[version] = _Version(self._new_drift(self._references.get((model, version))), ts)
+        self._version_count += 1
         self.created.append((model, version))
         certified = self._estimates.get((model, version))
         vs.estimate = copy.deepcopy(certified) if certified is not None else None
@@ -899,11 +926,11 @@ class QualityMonitor:
         return view
 
     def sizes(self) -> dict[str, int]:
-        """Entries held, for the memory bounds: models, versions, pending joins, judged label ids."""
-        ms = self._models.values()
+        """Entries held, for the memory bounds: models, versions, pending joins, judged label ids. O(1): read once
+        a checkpoint (``modelmedic_quality_join_entries``)."""
         return {
             "models": len(self._models),
-            "versions": sum(len(m.versions) for m in ms),
+            "versions": self._version_count,
             "canary_pending": len(self._canary_join.items),
             "label_pending": len(self._label_join.items),
             "twin_pending": len(self._twins.items),
