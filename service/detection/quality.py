@@ -331,7 +331,7 @@ class QualityMonitor:
         """(model, request id) -> the event time it left, of the predictions that left the label join within the
         last ``label_horizon_ms`` (at most ``label_max_pending``), to tell duplicate labels (judged: the time) and
         missed ones (pushed out by the bound before its label came: minus the time) from orphans. One int, not a
-        (time, how) tuple: 56 B less an id (load/bench_quality_memory.py's ids). Oldest first: the time is the
+        (time, how) tuple: ~56 B less an id kept (tracemalloc, docs/benchmarks.md). Oldest first: the time is the
         label join's, which never goes back, so expiry takes from the front (:meth:`_expire_judged`)."""
         self._version_count = 0
         """Production versions tracked over all models (kept as they come and go: :meth:`sizes` is read once a
