@@ -164,7 +164,8 @@ class PoissonCusumBank(_Bank):
     + k)`` of its bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an
     hour, a day) at the current level and at least ``prior_events``: a factor learns over
     visits, so minutes of an outage barely move it. A series whose memory must be longer than
-    2 h (under about 0.04 req/s on average) is insufficient data until it has seen a day.
+    2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
+    surges from its first events (the surge's ceiling below).
 
     **The level's lag is part of the null.** Before the factors are learned (the first day)
     the level trails the daily cycle: an EWMA of memory ``tau`` lags a rate that declines by
@@ -198,6 +199,14 @@ class PoissonCusumBank(_Bank):
     ended read as a second drop (two pages for one -30% drop in a 20-model day of
     ``load/detection_harness.py``; ``tests/unit/test_throughput_first_day.py``).
 
+    **The surge's ceiling** (:meth:`_surge_ceiling`). The surge is judged from a series' first events
+    (gated as the drops are, a x3 surge at the trough of a 0.06 req/s model's first day waited for the
+    level to learn it: 3,449 s where the data allow 650 s) against the highest the rate may be now: the
+    level, the rate of the last ``tau_s`` (``_fast``, learning ten times slower under the surge's own
+    suspicion only) and their trend forecasts. Without the hour's rate, a level frozen by suspicion below
+    the first day's rise, or expecting too little from hour factors that had seen one visit at the start
+    of the second day, raised false surges on healthy sparse series (``tests/unit/test_surge_sparse.py``).
+
     Each CUSUM is designed for the minimum effect that matters (``drop`` and ``surge``
     ratios): a window adds ``(x ln r - lambda (r - 1)) / phi``, where ``phi >= 1`` is the
     learned overdispersion (quasi-Poisson: real traffic at 5,000 req/s varies more than
@@ -229,7 +238,7 @@ class PoissonCusumBank(_Bank):
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
-               "_behind": (), "_small": (3,)}
+               "_behind": (), "_small": (3,), "_fast": ()}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``: the small-drop CUSUM, its onset and the requests since (0: none yet, as in snapshots
@@ -265,26 +274,30 @@ class PoissonCusumBank(_Bank):
         lam = np.maximum(level * season * window_s, 1e-12)
         # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
-        # follow a daily cycle, so such a series is judged once its seasonal buckets had a day.
+        # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(level, 1e-9)), 7 * 86_400.0)
         first = np.where(n > 0, first, t_ms)
-        warm = (n >= self.min_windows) & (events >= self.min_events) & (
-            (tau <= 2.0 * self.tau_s) | (t_ms - first >= 86_400_000))
+        seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
+        warm_up = (n >= self.min_windows) & (events >= self.min_events)
+        warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
         small_prev, small_since, small_x = self._small[slots].T
         h_drop = h + np.log(2.0)  # two drop CUSUMs, one statistic's budget
-        suspect = warm & ((down_prev > SUSPICION * h_drop) | (small_prev > SUSPICION * h_drop) | (up_prev > SUSPICION * h))
+        suspect = (warm & ((down_prev > SUSPICION * h_drop) | (small_prev > SUSPICION * h_drop))) | (
+            warm_up & (up_prev > SUSPICION * h))
         slow, behind = self._slow[slots], self._behind[slots]
+        fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
         lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
-        lam_down, lam_up = lam * np.minimum(lag, 1.0), lam * np.maximum(lag, 1.0)
+        lam_down = lam * np.minimum(lag, 1.0)
+        rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
+        lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
         step_down = np.minimum((x * np.log(self.drop) - lam_down * (self.drop - 1.0)) / phi, max_step * h_drop / h)
         step_small = np.minimum((x * np.log(self.small_drop) - lam_down * (self.small_drop - 1.0)) / phi,
                                 max_step * h_drop / h)
         step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
         down = np.clip(down_prev + step_down, 0.0, CAP * h_drop) * warm
-        seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
         small = np.clip(small_prev + step_small, 0.0, np.where(down > SUSPICION * h_drop, h_drop, CAP * h_drop)) \
             * (warm & seasoned)
-        up = np.clip(up_prev + step_up, 0.0, CAP * h) * warm
+        up = np.clip(up_prev + step_up, 0.0, CAP * h) * warm_up
         down_going, small_going, up_going = down_prev > 0, small_prev > 0, up_prev > 0
         down_since = np.where(down_going, down_since, t_ms)
         small_since = np.where(small_going, small_since, t_ms)
@@ -297,6 +310,10 @@ class PoissonCusumBank(_Bank):
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
         new_level = level + a * (x / (season * window_s) - level)
+        # The hour's rate follows the surge's suspicion only: a drop's holding it above a decline would
+        # only make a surge harder to see.
+        a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, warm_up & (up_prev > SUSPICION * h))
+        self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
         new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
         trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
@@ -324,8 +341,20 @@ class PoissonCusumBank(_Bank):
         observed = np.where(surge, up_x, drop_x) / ((t_ms - since) / 1000.0 + window_s)
         rising = (np.maximum(down, small) > np.maximum(down_prev, small_prev)) | (up > up_prev)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
-                        np.where(surge, lam_up, lam_down) / window_s, warm, rising)
+                        np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
 
+    def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
+        """The surge's reference as a multiple of the expected rate: the highest the rate may be now.
+
+        The level (memory ``tau``) and the rate of the last ``tau_s`` (``fast``, relative to the level) both
+        trail a trend, the latter less; each has its trend forecast (``lag``, and ``lag ** (tau_s / tau)``
+        for the shorter memory). On a rise the forecasts are the higher end. On a decline both rates are
+        above the rate now; before the hour-of-day factors have seen a day (not ``seasoned``) the lower of
+        the two replaces the level, which trails the first day's decline furthest. From then on the level
+        stays in the ceiling: the factors explain the cycle, and the hour's rate only covers what they do
+        not explain yet."""
+        floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))
+        return np.maximum(np.maximum(floor, lag), fast * lag ** (self.tau_s / tau))
 
 def _chart_penalties(charts: int) -> np.ndarray:
     """What each of a multi-chart CUSUM's ``charts`` adds to ``h`` so that together they keep one CUSUM's

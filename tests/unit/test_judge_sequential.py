@@ -103,12 +103,12 @@ def test_sparse_healthy_series_never_fire_over_a_day() -> None:
     (half of them empty at the peak, nine in ten at night)."""
     fleet = Fleet(20, 10.0, seed=3)
     fired = [a for _ in range(fleet.hours(23)) for a in fleet.step(_diurnal(fleet, 0.05), 100.0)]
-    # Latency and errors are judged after their first requests; the traffic of a series this
-    # sparse needs a memory longer than a daily cycle, so it is judged once it has seen a day. These
-    # windows are drawn without per-request latencies, so the latency tail never has a request to judge.
-    assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 20, "latency_tail": 20}
-    fired += [a for _ in range(fleet.hours(2)) for a in fleet.step(_diurnal(fleet, 0.05), 100.0)]
+    # Latency and errors are judged after their first requests, and so is a surge of traffic; a drop of
+    # a series this sparse needs a memory longer than a daily cycle, so it is judged once the series has
+    # seen a day. These windows are drawn without per-request latencies, so the latency tail never has a
+    # request to judge.
     assert fleet.judge.insufficient_data() == {"latency": 0, "errors": 0, "throughput": 0, "latency_tail": 20}
+    fired += [a for _ in range(fleet.hours(2)) for a in fleet.step(_diurnal(fleet, 0.05), 100.0)]
     assert fired == []
 
 
