@@ -79,6 +79,9 @@ class _Bank(_Params, SlotState):
     _TABLES: dict[str, tuple[int, ...]] = {}
     _ACCUMULATORS: tuple[str, ...] = ()
     """Columns a series does not inherit from its predecessor: its evidence, not its baseline."""
+    _STARTS_FROM: dict[str, str] = {}
+    """Columns added after a release whose snapshots lack them, and the column each starts from
+    when such a snapshot is restored (absent: from 0)."""
 
     def _init_state(self) -> None:
         self._f = np.zeros((0, len(self._COLUMNS)))
@@ -111,6 +114,19 @@ class _Bank(_Params, SlotState):
         dst = np.asarray(dst, dtype=np.int64)
         for name in self._ACCUMULATORS:
             self._f[dst, self._COLUMNS.index(name)] = 0
+
+    def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
+        """:meth:`SlotState.set_rows`, also from an older release's snapshot with fewer columns (appended
+        ones last): each missing column starts from the one ``_STARTS_FROM`` names, or from 0."""
+        old = values.get("_f")
+        if isinstance(old, np.ndarray) and old.shape[1] < len(self._COLUMNS):
+            f = np.zeros((len(old), len(self._COLUMNS)))
+            f[:, :old.shape[1]] = old
+            for name in self._COLUMNS[old.shape[1]:]:
+                if name in self._STARTS_FROM:
+                    f[:, self._COLUMNS.index(name)] = f[:, self._COLUMNS.index(self._STARTS_FROM[name])]
+            values = {**values, "_f": f}
+        super().set_rows(slots, values)
 
     def state(self, name: str, slots: np.ndarray) -> np.ndarray:
         """One named quantity of series ``slots`` (for inspection and tests)."""
@@ -620,13 +636,17 @@ class LatencyCusumBank(_Bank):
     slower while under suspicion): a creep of +2% every 10 minutes runs away from it (at
     2 h it has absorbed +3% of the creep's +27%).
 
-    A second CUSUM on the same residuals is designed for ``creep_ratio`` (1.2): a slow
-    degradation is above 22% only after 100 minutes of +2% every 10, and the first CUSUM
-    gains nothing before, while this one drifts up from +9.5% (50 minutes in) and finds it
-    about an hour earlier. A +3% deploy still drifts down; a daily cycle of the median
-    within +-10% does not reach it through the 6 h reference. Two CUSUMs double the false
-    alarms of one, so this one fires at ``h + ln 2`` (reported as ``cusum - ln 2``). It is
-    reset while the step CUSUM is above a third of ``h``: a step is that one's, and ends as fast.
+    A second CUSUM is designed for slow degradations, ``creep_ratio`` (1.1): +2% every 10
+    minutes is above 22% only after 100 minutes, and the first CUSUM gains nothing before, while
+    this one drifts up from +4.9% (30 minutes in). Its residuals are taken against a reference of
+    its own, ``mu_c``, an EWMA of ``creep_tau_s`` (1.5 h) slowed by the same suspicion: a reference
+    of time constant ``T`` trails a movement of slope ``k`` by at most ``k T``, so it trails a daily
+    cycle of amplitude ``A`` (slope at most ``A 2 pi / 24 h``) by ``0.37 A`` (within +-13% of the
+    median stays under +4.9%; against the 6 h reference, ``0.84 A``), while a creep (12% an hour)
+    runs away from it until the CUSUM's suspicion slows it ten times. A +3% deploy drifts down
+    under it. Two CUSUMs double the false alarms of one, so this one fires at ``h + ln 2``
+    (reported as ``cusum - ln 2``). It is reset while the step CUSUM is above a third of ``h``: a
+    step is that one's, and ends as fast.
     ``sigma^2`` comes from the window's own spread (``log p95 - log p50``) when it has two
     requests or more, else from the residuals; ``tau^2`` from what the residuals show
     beyond ``sigma^2 s^2(n)``.
@@ -637,14 +657,15 @@ class LatencyCusumBank(_Bank):
     """
 
     _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet",
-                "c", "c_since", "c_x", "c_n")
+                "c", "c_since", "c_x", "c_n", "mu_c")
     _ACCUMULATORS = ("s", "since_x", "since_n", "quiet", "c", "c_x", "c_n")
+    _STARTS_FROM = {"mu_c": "mu"}
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
                  prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0,
-                 creep_ratio: float = 1.2):
+                 creep_ratio: float = 1.1, creep_tau_s: float = 1.5 * 3600.0):
         self.ratio, self.tau_s, self.min_requests, self.min_windows = ratio, tau_s, min_requests, min_windows
-        self.creep_ratio = creep_ratio
+        self.creep_ratio, self.creep_tau_s = creep_ratio, creep_tau_s
         self.prior_sigma = prior_sigma
         self.stop_requests, self.rate_tau_s = stop_requests, rate_tau_s
         self._init_state()
@@ -658,7 +679,7 @@ class LatencyCusumBank(_Bank):
         slots = self._prepare(slots)
         count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
-         c_prev, c_since, c_x, c_n) = self._f[slots].T
+         c_prev, c_since, c_x, c_n, mu_c) = self._f[slots].T
         served = count > 0
         x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
         x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
@@ -670,7 +691,8 @@ class LatencyCusumBank(_Bank):
         h_creep = h + np.log(2.0)
         s, since, since_x, since_n = _upward(s_prev, since, since_x, since_n, r, v, np.log(self.ratio), h, max_step,
                                              served, warm, t_ms, count, x)
-        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r, v, np.log(self.creep_ratio), h_creep, max_step,
+        r_c = x - mu_c - sigma * bias
+        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v, np.log(self.creep_ratio), h_creep, max_step,
                                        served, warm, t_ms, count, x)
         # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
         # times as long to come back down and hold a step's episode open after the step ended).
@@ -683,6 +705,12 @@ class LatencyCusumBank(_Bank):
         first = n == 0
         bound = 3.0 * np.sqrt(v)
         new_mu = np.where(first, x, mu + a * np.where(warm, np.clip(r, -bound, bound), r))
+        # A window stands for at most the time its requests take at the usual rate: back after an hour's
+        # silence (a rolled-back release), one window of a few requests would otherwise weigh half of mu_c.
+        stands_for = np.divide(count, rate, out=np.full(count.size, np.inf), where=rate > 0)
+        a_c = _rate(count / np.maximum(req + count, 1.0), np.minimum(elapsed, stands_for), self.creep_tau_s,
+                    suspect) * served
+        new_mu_c = np.where(first, x, mu_c + a_c * np.where(warm, np.clip(r_c, -bound, bound), r_c))
         # Within-window spread: p95 and p50 are the order statistics ceil(.95 n) and ceil(.5 n).
         several = count >= 2
         r2 = np.minimum(r * r, 9.0 * v)
@@ -697,7 +725,7 @@ class LatencyCusumBank(_Bank):
         new_rate = rate + rate_a * (count / window_s - rate)
         new_quiet = (quiet + new_rate * window_s) * ~served
         self._f[slots] = np.stack([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
-                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n], axis=1)
+                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c], axis=1)
         # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
         creep = c - np.log(2.0) > s
         s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
@@ -719,6 +747,7 @@ class LatencyCusumBank(_Bank):
         self._f[slots, c("req")] = max(self.min_requests, weight)
         self._f[slots, c("t")] = t_ms
         self._f[slots, c("mu")] = mu
+        self._f[slots, c("mu_c")] = mu
         self._f[slots, c("sig2")] = np.where(sigma > 0, sigma**2, self.prior_sigma**2)
         self._f[slots, c("p95")] = x95
 

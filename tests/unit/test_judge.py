@@ -206,8 +206,9 @@ def test_windows_with_few_requests_are_judged_on_latency_too() -> None:
 def test_traffic_moving_from_version_a_to_b_is_no_anomaly() -> None:
     a, b = ("fraud", "1.0", "production"), ("fraud", "2.0", "production")
     phases: list[tuple[int, Traffic]] = [(30, {a: (100, 20.0, 0.01)})]
-    phases += [(1, {a: (100 * (1 - k / 20), 20.0, 0.01), b: (100 * k / 20, 22.0, 0.01)}) for k in range(1, 21)]
-    phases += [(30, {b: (100, 22.0, 0.01)})]
+    # b is a normal deploy (+3%): a sustained +10% is a latency incident (the creep CUSUM's 1.1x, docs/detection.md)
+    phases += [(1, {a: (100 * (1 - k / 20), 20.0, 0.01), b: (100 * k / 20, 20.6, 0.01)}) for k in range(1, 21)]
+    phases += [(30, {b: (100, 20.6, 0.01)})]
     assert run(phases) == []
 
 
