@@ -113,3 +113,27 @@ async def test_while_catching_up_only_rounds_every_partition_has_are_judged() ->
         assert seen == list(range(seen[0], seen[0] + len(seen)))
     # The windows that waited were judged with the second partition's next batch.
     assert set(waiting) <= {w for call in calls[judged:] for source, w in call if source is p0}
+
+
+async def test_while_catching_up_a_partition_that_brought_nothing_does_not_break_the_rounds() -> None:
+    """When the wait for a partition that brought no window is over, the others' windows are judged
+    in the rounds they all have; the extra ones of a partition that ran ahead in event time wait on
+    (judged alone, each would be a round of its own)."""
+    plane, calls = _plane(judge_batch_ms=0, partitions=3, catching_up=True)
+    p0, p1, p2 = (plane.parts[p].windows for p in range(3))
+    await plane._process(_batch(plane, 0, 20))
+    await plane._process(_batch(plane, 1, 8))
+    assert calls == []
+    await plane._process(_batch(plane, 0, 10))  # a third batch without partition 2: the wait is over
+    assert calls and all({source for source, _ in call} == {p0, p1} for call in calls)
+    waiting = [w for _, _, shut in plane._unjudged.values() for w in shut]
+    assert len(waiting) > 15 and all(state.windows is p0 for state, _, _ in plane._unjudged.values())
+    judged = len(calls)
+    await plane._process(_batch(plane, 2, 30))
+    await plane._checkpoint([0, 1, 2])  # judges everything that waits
+    assert plane._unjudged == {} and set(waiting) <= {w for call in calls[judged:] for source, w in call
+                                                      if source is p0}
+    assert all(len(call) == 2 for call in calls[judged:judged + len(waiting)])  # with partition 2's windows
+    for windows in (p0, p1, p2):  # each partition's windows in order, none twice, none skipped
+        seen = [w for call in calls for source, w in call if source is windows]
+        assert seen == list(range(seen[0], seen[0] + len(seen)))
