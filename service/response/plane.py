@@ -283,8 +283,8 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         """A new incident: held for the storm hold, or taken into the storm it belongs to or completes."""
         metrics.INCIDENTS.labels(incident.anomaly_class, "opened").inc()
         incident.created_at_ms = self.clock()
-        members = self.storms.fired(_firing(incident))
-        storm = self.storms.storm_of(incident.opened_at_ms)
+        members = self.storms.fired(Firing.of(incident))
+        storm = self.storms.storm_of(Firing.of(incident))
         if storm is not None:
             await self._join_storm(incident, storm)
         elif members is not None:
@@ -297,7 +297,7 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
                 "summary": incident.summary, "auto_remediate": rule.auto_remediate,
                 "playbooks": [p.name for p in rule.playbooks], "verify_s": rule.verify_s,
                 "fired_at_ms": incident.fired_at_ms, "onset_ms": incident.opened_at_ms,
-                "held_until_ms": self.storms.due_at(_firing(incident), [])})  # (alone; longer while a storm gathers)
+                "held_until_ms": self.storms.due_at(Firing.of(incident), [])})  # (alone; longer while a storm gathers)
 
     async def _release_held(self) -> None:
         """Page (and remediate) the held incidents whose storm hold is over and no storm took."""
@@ -309,8 +309,8 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         storm may be gathering among them), then those due page."""
         now = self.storms.now(self.clock())
         held = [i for i in self.book.open_incidents() if i.held and self._owns(i)]
-        firings = [_firing(i) for i in held if i.model != "*"]
-        for incident in [i for i in held if self.storms.due_at(_firing(i), firings) <= now]:
+        firings = [Firing.of(i) for i in held if i.model != "*"]
+        for incident in [i for i in held if self.storms.due_at(Firing.of(i), firings) <= now]:
             await self._page_opened(incident)
 
     async def _page_opened(self, incident: Incident) -> None:
@@ -533,10 +533,6 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         await self._producer.send_and_wait(self.settings.kafka.topics.audit,
                                            redact(msgspec.json.encode(record).decode()).encode(), key=incident.model.encode())
 
-
-def _firing(incident: Incident) -> Firing:
-    """The incident as storms see it (:mod:`modelmedic.response.storms`)."""
-    return Firing(incident.model, incident.opened_at_ms, incident.fired_at_ms)
 
 
 async def _first_read(loaded: asyncio.Event, follower: asyncio.Task) -> None:

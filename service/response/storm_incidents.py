@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from modelmedic.response.incidents import Incident, IncidentBook
-from modelmedic.response.storms import Storm, StormWatch
+from modelmedic.response.storms import Firing, Storm, StormWatch
 
 if TYPE_CHECKING:
     from modelmedic.response.delivery import Courier
@@ -32,11 +32,14 @@ class StormHandling:
 
     async def _start_storm(self, incident: Incident, models: list[str]) -> None:
         """``models``' problems started within the storm window (event time): one storm incident,
-        one page, no per-model remediation. Held incidents of those models join it without a page."""
+        one page, no per-model remediation. Held incidents of those models join it without a page,
+        and so do other held incidents the storm takes (:meth:`StormWatch.onset_in`: a sparse member
+        whose onset was estimated minutes early fired before the storm formed)."""
         window = self.storms.window_ms
-        held = [i for i in self.book.open_incidents()
-                if i.held and i.model in models and abs(i.opened_at_ms - incident.opened_at_ms) <= window]
-        storm = self.storms.open_storm(incident.role, [i.opened_at_ms for i in held] + [incident.opened_at_ms])
+        open_held = [i for i in self.book.open_incidents() if i.held and i.model != "*"]
+        makers = [i for i in open_held if i.model in models and abs(i.opened_at_ms - incident.opened_at_ms) <= window]
+        storm = self.storms.open_storm(incident.role, [Firing.of(i) for i in [*makers, incident]])
+        held = makers + [i for i in open_held if i not in makers and self.storms.onset_in(storm, Firing.of(i)) is not None]
         record = Incident(  # (fired_at_ms: its page waits out the hold from the member that made it a storm)
             id=storm.id, series=f"*/*/{incident.role}", model="*", version="*", role=incident.role,
             anomaly_class=incident.anomaly_class, kinds=["storm"], firing=["storm"], anomaly_ids=[], summary="",
@@ -52,7 +55,7 @@ class StormHandling:
 
     async def _join_storm(self, incident: Incident, storm: Storm) -> None:
         """Paged through the storm: the incident owes no page of its own and runs no playbook."""
-        self.storms.joined(storm, incident.opened_at_ms)
+        self.storms.joined(storm, Firing.of(incident))
         incident.held = False
         incident.storm = storm.id
         await self._save(incident)

@@ -19,6 +19,7 @@ from modelmedic.response import plane as plane_module
 from modelmedic.response.incidents import Incident
 from modelmedic.response.plane import ResponsePlane
 from test_incidents import SIZE, W, anomaly
+from test_storms import M50_SEED_2
 from test_take_over import Producer
 
 LAGS_S = [4, 6, 9, 14, 20, 30, 45, 68, 102, 154, 231, 346]
@@ -105,6 +106,23 @@ async def test_a_storm_of_dense_and_sparse_members_pages_once_and_resolves_once(
         "the stragglers joined the storm"
     assert {m for m, _ in sink.of()} == {"*"}, "no member paged"
     assert [status for _, status in sink.of()].count("resolved") == 1, "the storm resolved once its members recovered"
+
+
+async def test_a_sparse_member_whose_onset_was_estimated_minutes_early_pages_with_its_storm_not_alone() -> None:
+    """``load/detection_harness.py --models 50 --seed 2`` paged its storm twice: m018's onset was estimated
+    162 s before the storm began, outside its span, and it paged alone. It fired after the storm surely
+    began, so it is the storm's; an error burst that fired before and a creep an hour old page on their own."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    records = [anomaly(onset=W + onset, at=W + fired - 1, model=m) for m, onset, fired in M50_SEED_2]
+    records += [anomaly("errors", onset=W - 299, at=W - 24, model="burst"), anomaly(onset=W - 3600, at=W + 39, model="creep")]
+    await run(plane, clock, sorted(records, key=lambda a: a.window_end), until_ms=(W + 400) * SIZE)
+
+    assert sorted(p.model for p in sink.first_pages()) == ["*", "burst", "creep"]
+    [storm] = [p for p in sink.first_pages() if p.model == "*"]
+    assert sorted(storm.evidence["models"]) == sorted(m for m, _, _ in M50_SEED_2[:-1]), "m018 is in it"
+    assert {i.storm for i in plane.book.by_id.values() if i.model.startswith("m")} == {storm.incident_id}, "m045 joined later"
 
 
 @pytest.mark.parametrize("lag_s, wait_s", [(4, 4), (30, 30), (300, 60)])

@@ -119,14 +119,47 @@ def test_the_gathering_wait_ends_storm_gather_max_s_after_an_incident_fired() ->
 
 def test_a_storm_takes_in_later_members_starting_within_its_window_and_ends() -> None:
     w = watch()
-    storm = w.open_storm("production", [T, T + 10 * S, T + 20 * S])
-    assert storm.id.startswith("storm-") and w.open_storm("production", [T + 20 * S, T]).id == storm.id
+    storm = w.open_storm("production", [Firing(m, T + i * 10 * S, T + (i * 10 + 5) * S) for i, m in enumerate("abc")])
+    assert storm.id.startswith("storm-") and w.open_storm("production", [Firing("c", T + 20 * S, T + 25 * S),
+                                                                         Firing("a", T, T + 9 * S)]).id == storm.id
     w.storms = [storm]
-    assert w.storm_of(T + 70 * S) is storm and w.storm_of(T + 90 * S) is None
-    w.joined(storm, T + 70 * S)
-    assert w.storm_of(T + 120 * S) is storm, "its span grew with the late member"
+    assert w.storm_of(Firing("d", T + 70 * S, T + 99 * S)) is storm and w.storm_of(Firing("d", T + 90 * S, T + 99 * S)) is None
+    w.joined(storm, Firing("d", T + 70 * S, T + 99 * S))
+    assert w.storm_of(Firing("e", T + 120 * S, T + 130 * S)) is storm, "its span grew with the late member"
     w.ended(storm.id)
-    assert w.storm_of(T) is None
+    assert w.storm_of(Firing("a", T, T + 5 * S)) is None
+
+
+M50_SEED_2 = [("m039", 3, 10), ("m003", 2, 11), ("m019", -7, 11), ("m023", 3, 18), ("m048", -14, 21), ("m018", -162, 29),
+              ("m015", 1, 38), ("m043", -23, 45), ("m020", -1, 52), ("m028", -6, 60), ("m029", 2, 73), ("m045", -22, 273)]
+"""(model, onset s, fired s) of the 12-model storm of ``load/detection_harness.py --models 50 --seed 2``: m018
+(0.19 req/s) fired at 29 s, its onset estimated 162 s before the storm began (a noise excursion the change continued)."""
+
+
+def test_a_member_whose_onset_was_estimated_minutes_early_is_the_storms_if_it_fired_after_the_storm_surely_began() -> None:
+    """Its truth lies between its onset and its firing; the storm's surest onset is its densest member's (m039: 3 s, fired 10)."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    storm = w.open_storm("production", [Firing(m, T + o * S, T + f * S) for m, o, f in M50_SEED_2 if m != "m018"][:10])
+    assert (storm.first_ms, storm.surest.model) == (T - 23 * S, "m039")
+    assert w.onset_in(storm, Firing("m018", T - 162 * S, T + 29 * S)) == storm.first_ms, "seen as starting with the storm"
+    assert w.storm_of(Firing("m018", T - 162 * S, T + 29 * S)) is storm
+    w.joined(storm, Firing("m018", T - 162 * S, T + 29 * S))
+    assert (storm.first_ms, storm.surest.model) == (T - 23 * S, "m039"), "its doubtful onset widens nothing"
+    burst = Firing("burst", T - 299 * S, T - 23 * S)  # (--small --seed 2: an error burst 300 s before the storm)
+    assert w.onset_in(storm, burst) is None, "it fired before the storm surely began"
+    assert w.onset_in(storm, Firing("creep", T - 3600 * S, T + 30 * S)) is None, "an hour before: not a doubtful onset"
+    assert w.onset_in(storm, Firing("early", T - 624 * S, T + 30 * S)) is None, "more than storm_gather_max_s before"
+    assert w.onset_in(storm, Firing("early", T - 623 * S, T + 30 * S)) == storm.first_ms
+    assert w.onset_in(storm, Firing("later", T + 64 * S, T + 65 * S)) is None, "after the span's window: no uncertainty"
+
+
+def test_rebuilt_storms_keep_their_span_and_surest_member_whatever_a_doubtful_member_said() -> None:
+    rails = GuardRails(storm_models=3, storm_window_s=60, storm_hold_s=5)
+    w = StormWatch.rebuilt(rails, [incident("s", "*", T - 5 * S, T + 20 * S), incident("x", "x", T - 162 * S, T + 9 * S, "s"),
+                                   incident("a", "a", T - 5 * S, T + 10 * S, "s"), incident("b", "b", T, T + 2 * S, "s"),
+                                   incident("c", "c", T + 8 * S, T + 20 * S, "s")], wall_ms=7)
+    [storm] = w.storms
+    assert (storm.first_ms, storm.last_ms, storm.surest.model) == (T - 5 * S, T + 8 * S, "b")
 
 
 def incident(id: str, model: str, onset: int, fired: int, storm: str | None = None) -> Incident:
