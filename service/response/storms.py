@@ -9,6 +9,12 @@ thousands fires in seconds; grouped by firing time, the dense members fired alon
 sparse ones fell outside the window. A backlog drained in one second is judged by when its
 anomalies happened, not when they were read: unrelated alarms hours apart never form a storm.
 
+A sparse member's onset is itself an estimate: the truth lies between its onset and its
+firing, and a noise excursion that the change continued can put the onset minutes early. So
+an open storm also takes in a member whose onset lies up to ``storm_gather_max_s`` before its
+span if that member fired after the storm surely began (:meth:`StormWatch.onset_in`); such
+doubtful onsets never form a storm, only join one.
+
 So that a storm pages once before any member pages, a new incident is *held* (no page, no
 playbook) for a while of event time after it fired, and members fire later the sparser
 they are, so the hold scales with how long evidence took to gather (:meth:`StormWatch.due_at`):
