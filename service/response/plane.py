@@ -534,7 +534,6 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
                                            redact(msgspec.json.encode(record).decode()).encode(), key=incident.model.encode())
 
 
-
 async def _first_read(loaded: asyncio.Event, follower: asyncio.Task) -> None:
     """Until the silences topic is read to its end (``loaded``); the follower's failure is the plane's."""
     waiter = asyncio.create_task(loaded.wait())

@@ -223,8 +223,8 @@ class StormWatch:
     def joined(self, storm: Storm, member: Firing) -> None:
         """``member`` joined ``storm``: its span of onsets grows by the member's onset as the storm
         sees it (:meth:`onset_in`); a member whose own onset counts and fired sooner after it is its surest."""
-        onset = self.onset_in(storm, member)
-        if onset is None or onset != member.onset_ms:
+        onset = member.onset_ms
+        if self.onset_in(storm, member) != onset:
             return  # (a doubtful onset, seen as the storm's first, widens nothing and is no one's surest)
         storm.first_ms, storm.last_ms = min(storm.first_ms, onset), max(storm.last_ms, onset)
         if member.fired_ms - member.onset_ms < storm.surest.fired_ms - storm.surest.onset_ms:
