@@ -646,7 +646,8 @@ class LatencyCusumBank(_Bank):
     runs away from it until the CUSUM's suspicion slows it ten times. A +3% deploy drifts down
     under it. Two CUSUMs double the false alarms of one, so this one fires at ``h + ln 2``
     (reported as ``cusum - ln 2``). It is reset while the step CUSUM is above a third of ``h``: a
-    step is that one's, and ends as fast.
+    step is that one's, and ends as fast. Unless it fired first (``c_led``: a creep, which lifts the
+    step CUSUM past a third of ``h`` an hour later): then it keeps its episode until it is back at 0.
     ``sigma^2`` comes from the window's own spread (``log p95 - log p50``) when it has two
     requests or more, else from the residuals; ``tau^2`` from what the residuals show
     beyond ``sigma^2 s^2(n)``.
@@ -657,8 +658,8 @@ class LatencyCusumBank(_Bank):
     """
 
     _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet",
-                "c", "c_since", "c_x", "c_n", "mu_c")
-    _ACCUMULATORS = ("s", "since_x", "since_n", "quiet", "c", "c_x", "c_n")
+                "c", "c_since", "c_x", "c_n", "mu_c", "c_led")
+    _ACCUMULATORS = ("s", "since_x", "since_n", "quiet", "c", "c_x", "c_n", "c_led")
     _STARTS_FROM = {"mu_c": "mu"}
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
@@ -679,7 +680,7 @@ class LatencyCusumBank(_Bank):
         slots = self._prepare(slots)
         count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
-         c_prev, c_since, c_x, c_n, mu_c) = self._f[slots].T
+         c_prev, c_since, c_x, c_n, mu_c, c_led) = self._f[slots].T
         served = count > 0
         x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
         x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
@@ -695,8 +696,11 @@ class LatencyCusumBank(_Bank):
         c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v, np.log(self.creep_ratio), h_creep, max_step,
                                        served, warm, t_ms, count, x)
         # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
-        # times as long to come back down and hold a step's episode open after the step ended).
-        c = c * (s <= SUSPICION * h)
+        # times as long to come back down and hold a step's episode open after the step ended). Unless the
+        # creep's fired first (``c_led``, until it is back at 0): a creep lifts the step CUSUM past a third
+        # of h long after, and handed to that statistic, under RESET, its episode ended and paged again.
+        c_led = ((c_led > 0) | ((c >= h_creep) & (s <= SUSPICION * h))) & (c > 0)
+        c = c * ((s <= SUSPICION * h) | c_led)
 
         # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
         suspect = warm & ((s_prev > SUSPICION * h) | (c_prev > SUSPICION * h_creep))
@@ -725,7 +729,7 @@ class LatencyCusumBank(_Bank):
         new_rate = rate + rate_a * (count / window_s - rate)
         new_quiet = (quiet + new_rate * window_s) * ~served
         self._f[slots] = np.stack([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
-                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c], axis=1)
+                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c, c_led], axis=1)
         # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
         creep = c - np.log(2.0) > s
         s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
