@@ -32,6 +32,7 @@ Usage::
     python load/nab_loo.py --grid none        # only the defaults, per category (fast)
     python load/nab_loo.py --grid none --param count_floor_flagged=False  # one default changed
     python load/nab_loo.py --detector ensemble  # the old default, per category (slow)
+    python load/nab_loo.py --grid none --false-rows synthTraffic  # each false row of a category's files
 
 Every run is single-process (the replay is a scalar loop, ~5 us per point).
 """
@@ -263,15 +264,34 @@ def subset(corpus, scores, cats):
     return [corpus[i] for i in keep], [scores[i] for i in keep]
 
 
+def false_rows(f: nab.DataFile, s: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows of ``f`` scoring at least ``threshold`` outside its windows and after its probation (NAB's false positives)."""
+    inside = np.zeros(len(s), dtype=bool)
+    for a, b in f.windows:
+        inside[a : b + 1] = True
+    inside[: f.probation] = True
+    return np.flatnonzero((np.asarray(s) >= threshold) & ~inside)
+
+
 def false_positives(corpus, scores, threshold: float) -> int:
-    total = 0
-    for f, s in zip(corpus, scores):
-        inside = np.zeros(len(s), dtype=bool)
-        for a, b in f.windows:
-            inside[a : b + 1] = True
-        inside[: f.probation] = True
-        total += int(((np.asarray(s) >= threshold) & ~inside).sum())
-    return total
+    return sum(len(false_rows(f, s, threshold)) for f, s in zip(corpus, scores))
+
+
+def describe_false_rows(f: nab.DataFile, s: np.ndarray, threshold: float, before: int = 3) -> list[str]:
+    """One line per false row of ``f`` (row, timestamp, value, the ``before`` values before it, score), after a header.
+
+    What a false alarm looks like decides what could remove it (a dropout to 0, the first
+    value after one, a rush hour, a burst of a series that is mostly 0): the per-file view
+    behind ``--false-rows``.
+    """
+    rows = false_rows(f, s, threshold)
+    found = [next((int(i) for i in range(a, b + 1) if s[i] >= threshold), None) for a, b in f.windows]
+    out = [f"{f.name}: {len(rows)} false rows; windows (first row at the threshold, or None): "
+           + ", ".join(f"{a}-{b}: {h}" for (a, b), h in zip(f.windows, found))]
+    for i in rows:
+        prior = ", ".join(f"{v:.4g}" for v in f.values[max(i - before, 0) : i])
+        out.append(f"  row {i:>6}  {f.timestamps[i]}  value {f.values[i]:<10.4g} after [{prior}]  score {s[i]:.3f}")
+    return out
 
 
 def held_out_scores(train, held, profiles: dict[str, dict[str, float]]) -> tuple[list[float], list[float]]:
@@ -337,6 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=8, help="synthetic files per category")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                         help="a CalibratedBank argument for every parameter set (repeatable), e.g. prior=150")
+    parser.add_argument("--false-rows", action="append", default=[], metavar="CATEGORY",
+                        help="print every false row of this category's files at the threshold chosen on all categories (repeatable)")
     args = parser.parse_args(argv)
     fixed = dict(_param(p) for p in args.param)
 
@@ -401,6 +423,10 @@ def main(argv: list[str] | None = None) -> int:
             thr = nab.normalized_score(corpus, results[k], cst)[1]
             row.append(nab.score_at(*subset(corpus, results[k], [c]), cst, thr))
         print(f"{c:<24}" + "".join(f"{v:>10.2f}" for v in row))
+    for c in args.false_rows:
+        print(f"\n{c}: false rows at the threshold chosen on all categories ({threshold:.3f})")
+        for f, s in zip(*subset(corpus, results[k], [c])):
+            print("\n".join(describe_false_rows(f, s, threshold)))
     return 0
 
 

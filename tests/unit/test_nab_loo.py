@@ -47,3 +47,23 @@ def test_a_held_out_category_without_windows_has_no_normalized_score():
     train = _file("a/train.csv", [(500, 540)])
     got, at_standard = nab_loo.held_out_scores(([train], [np.zeros(1000)]), ([_file("b/none.csv", [])], [np.zeros(1000)]), COSTS)
     assert all(math.isnan(v) for v in got + at_standard)
+
+
+def test_false_rows_are_the_rows_at_the_threshold_outside_windows_and_probation():
+    f = _file("a/f.csv", [(500, 540)])
+    s = np.zeros(1000)
+    s[[10, 500, 520, 700, 900]] = [0.9, 0.9, 0.4, 0.5, 0.3]  # row 10 is in the probation (150 rows of 1000)
+    assert f.probation > 10
+    assert nab_loo.false_rows(f, s, 0.4).tolist() == [700]
+    assert nab_loo.false_positives([f, f], [s, s], 0.3) == 4
+
+
+def test_describe_false_rows_names_each_false_row_with_its_values_and_the_windows_found():
+    f = _file("a/f.csv", [(500, 540), (800, 840)])
+    f.values[697:701] = [1.0, 2.0, 3.0, 40.0]
+    s = np.zeros(1000)
+    s[[520, 700]] = [0.6, 0.5]
+    lines = nab_loo.describe_false_rows(f, s, 0.5)
+    assert lines[0] == "a/f.csv: 1 false rows; windows (first row at the threshold, or None): 500-540: 520, 800-840: None"
+    assert len(lines) == 2 and "row    700" in lines[1] and "value 40" in lines[1] and "after [1, 2, 3]" in lines[1]
+    assert lines[1].endswith("score 0.500")
