@@ -27,6 +27,11 @@ what the joins take (:data:`JOIN_ENTRY_BYTES` an entry): growth beside them is n
 them. Exit status 0 when memory is flat, or flat beside the joins, and lag does not grow; 1 otherwise.
 A shorter horizon (``--set quality.label_horizon_ms=...``) shows the plateau within a run
 (docs/benchmarks.md, "Soak").
+
+``--heap-every M`` runs the service under tracemalloc (``PYTHONTRACEMALLOC``, ``--heap-frames`` frames: it
+costs the service CPU and memory, so such a run's CPU and RSS figures are not comparable) and signals it
+(SIGUSR1, ``modelmedic.app.dump_heap``) every M minutes for a heap snapshot; at the end it prints what grew
+between the first snapshot after the warm-up and the last, by allocating line (and traceback).
 """
 
 from __future__ import annotations
@@ -34,9 +39,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import signal
 import sys
 import tempfile
 import time
+import tracemalloc
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,10 +213,36 @@ def read_metrics(text: str) -> dict[str, float]:
     return found
 
 
-async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Event) -> list[Sample]:
-    """One :class:`Sample` every ``every_s`` until ``stop``, printed as it is taken."""
+def heap_growth(directory: Path, after_s: float, t0: float, frames: int, top: int = 15) -> list[str]:
+    """What grew between the first heap snapshot in ``directory`` written ``after_s`` seconds after ``t0``
+    (epoch seconds) and the last, by line and, with more than one frame traced, by traceback (the largest
+    ``top`` of each)."""
+    def written(path: Path) -> float:  # heap-PID-EPOCH_MS.tracemalloc
+        return int(path.stem.rsplit("-", 1)[1]) / 1000
+
+    dumps = sorted(directory.glob("heap-*.tracemalloc"), key=written)
+    dumps = [p for p in dumps if written(p) >= t0 + after_s] or dumps[-2:]
+    if len(dumps) < 2:
+        return [f"{len(dumps)} heap snapshot(s) after the warm-up: nothing to compare"]
+    first, last = tracemalloc.Snapshot.load(str(dumps[0])), tracemalloc.Snapshot.load(str(dumps[-1]))
+    total = sum(s.size for s in last.statistics("filename")) - sum(s.size for s in first.statistics("filename"))
+    lines = [f"heap: {dumps[0].name} -> {dumps[-1].name} ({(written(dumps[-1]) - written(dumps[0])) / 60:.1f} min): "
+             f"traced {total / 1e6:+.2f} MB"]
+    for kind in ("lineno", "traceback")[:1 + (frames > 1)]:
+        for stat in last.compare_to(first, kind)[:top]:
+            where = stat.traceback.format(limit=frames if kind == "traceback" else 1, most_recent_first=True)
+            lines.append(f"  {stat.size_diff / 1e6:+8.3f} MB {stat.count_diff:+9,d} blocks  " + " <- ".join(
+                w.strip() for w in where if not w.startswith("    ")))
+    return lines
+
+
+async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Event,
+                       heap_every_s: float = 0.0) -> list[Sample]:
+    """One :class:`Sample` every ``every_s`` until ``stop``, printed as it is taken; with ``heap_every_s``, a
+    SIGUSR1 to the service (a heap snapshot) at the first sample past each multiple of it."""
     samples: list[Sample] = []
     t0 = time.monotonic()
+    heaps = 0
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}", timeout=min(30.0, every_s)) as http:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
@@ -223,6 +257,9 @@ async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Ev
                             events=values["events"], lag=values.get("lag", 0.0), loop_lag_s=values.get("loop_lag_s", 0.0),
                             joins=values["joins"], joins_mb=values["joins_mb"])
             samples.append(sample)
+            if heap_every_s and sample.t_s >= (heaps + 1) * heap_every_s:
+                heaps += 1
+                service.proc.send_signal(signal.SIGUSR1)
             print(f"{sample.t_s:7.0f}s rss {sample.rss_mb:7.1f} MB  cpu {sample.cpu_s:7.1f}s  events {sample.events:11,.0f}  "
                   f"lag {sample.lag:8,.0f}  loop lag {1000 * sample.loop_lag_s:6.1f} ms  "
                   f"joins {sample.joins:9,.0f} ({sample.joins_mb:5.1f} MB)", flush=True)
@@ -232,6 +269,10 @@ async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Ev
 async def soak(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="modelmedic-soak-"))
     print(f"[soak] files and logs in {work}", flush=True)
+    if args.heap_every:  # the service inherits the environment (load/chaos.py)
+        (work / "heap").mkdir()
+        os.environ.update(PYTHONTRACEMALLOC=str(args.heap_frames), MODELMEDIC_HEAP_DIR=str(work / "heap"))
+    started = time.time()
     async with contextlib.AsyncExitStack() as cleanup:
         bootstrap = args.bootstrap
         if bootstrap is None:
@@ -257,7 +298,7 @@ async def soak(args: argparse.Namespace) -> int:
         print(f"[soak] {args.models} models, ~{spec.expected_requests(1.0):,.0f} production requests/s before mirrors "
               f"and labels, for {args.minutes:g} min; a sample every {args.every:g} s", flush=True)
         stop = asyncio.Event()
-        sampler = asyncio.create_task(sample_every(service, args.every, stop))
+        sampler = asyncio.create_task(sample_every(service, args.every, stop, 60 * args.heap_every))
         producer = producer_for(bootstrap)
         await producer.start()
         try:
@@ -270,7 +311,8 @@ async def soak(args: argparse.Namespace) -> int:
         print(f"[soak] sent {sent:,} records; service exits unexpected: {len(service.unexpected_exits)}", flush=True)
         q = settings.quality
         verdict = judge(samples, args.warmup * 60, settings.kafka.partitions * 2 * (q.label_max_pending + q.canary_max_pending))
-        for line in verdict.lines():
+        for line in verdict.lines() + (heap_growth(work / "heap", args.warmup * 60, started, args.heap_frames)
+                                       if args.heap_every else []):
             print(f"[soak] {line}", flush=True)
         bounded = verdict.memory_flat or verdict.rest_flat
         return 0 if bounded and verdict.lag_steady and not service.unexpected_exits else 1
@@ -289,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the service's config, dotted, the value as YAML "
                              "(e.g. quality.label_horizon_ms=2400000); repeatable")
+    parser.add_argument("--heap-every", type=float, default=0.0, metavar="MINUTES",
+                        help="trace the service's allocations and take a heap snapshot every MINUTES; print what "
+                             "grew after the warm-up (default 0: off)")
+    parser.add_argument("--heap-frames", type=int, default=1,
+                        help="frames traced per allocation with --heap-every (default 1: the allocating line; "
+                             "more cost the service more CPU and memory)")
     return asyncio.run(soak(parser.parse_args(argv)))
 
 

@@ -67,3 +67,27 @@ def test_a_setting_is_set_at_its_dotted_path_as_yaml():
     assert config == {"kafka": {"partitions": 3}, "quality": {"label_horizon_ms": 2400000}}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         override(config, "quality.label_horizon_ms")
+
+
+def test_a_heap_snapshot_is_written_on_request_and_what_grew_is_named_by_its_line(tmp_path) -> None:
+    """``modelmedic.app.dump_heap`` (SIGUSR1) writes nothing unless tracing; two of its snapshots name the line
+    that allocated what grew between them (``load/soak.py --heap-every``)."""
+    import tracemalloc
+
+    from load.soak import heap_growth
+    from modelmedic.app import dump_heap
+
+    assert not tracemalloc.is_tracing() and dump_heap(tmp_path) is None
+    tracemalloc.start(1)
+    try:
+        first = dump_heap(tmp_path)
+        kept = [bytes(1000) for _ in range(2000)]  # the growth, 2 MB
+        last = dump_heap(tmp_path)
+    finally:
+        tracemalloc.stop()
+    assert first is not None and last is not None
+    lines = heap_growth(tmp_path, after_s=0, t0=0, frames=1)
+    assert lines[0].startswith(f"heap: {first.name} -> {last.name}") and len(kept) == 2000
+    grew = lines[1].split()
+    assert "test_soak.py" in lines[1] and 2.0 <= float(grew[0]) < 2.2  # MB: bytes(1000) each, and the list
+    assert int(grew[2].replace(",", "")) in (2000, 2001)  # blocks
