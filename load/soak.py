@@ -68,12 +68,13 @@ on a 300 MB process shows; the allocator's breathing does not)."""
 LAG_FLOOR = 1000
 """Records of lag growth that never count as growth (one fetch of a busy partition)."""
 GAUGES = {"modelmedic_consumer_lag_records": "lag", "modelmedic_event_loop_lag_seconds": "loop_lag_s"}
-JOIN_ENTRY_BYTES = {"label": 250, "judged": 200, "canary": 250, "twin": 250}
+JOIN_ENTRY_BYTES = {"label": 280, "judged": 200, "canary": 280, "twin": 280}
 """About what an entry of each quality join (``modelmedic_quality_join_entries{join=...}``) takes with this
 fleet's request ids (``1-`` and a hex counter): tracemalloc of a ``QualityMonitor`` fed 40,000 of them, a
-pending prediction 206-230 B with its key, value and ordered-dict node (a decoded string label adds ~50),
-the id of one that left the join 180-204 B (docs/benchmarks.md, "Soak"); a canary or twin entry is taken
-to cost what a pending one does (same key, a value no longer)."""
+pending prediction 206-230 B with its key, value and ordered-dict node (a decoded string label adds ~50)
+and 28 B of its join's encoded chunks (``_Pending.chunks``: two references and ~11 B compressed), the id
+of one that left the join 180-204 B (docs/benchmarks.md, "Soak"); a canary or twin entry is taken to cost
+what a pending one does (same key, a value no longer)."""
 
 
 @dataclass(frozen=True)

@@ -227,16 +227,18 @@ class DetectionSettings(_Section):
     snapshot_cpu_share: float = Field(0.05, gt=0, le=1)
     """The most of a core the periodic checkpoints' encoding may take: after a checkpoint whose
     snapshots took ``t`` seconds of CPU to encode, the next waits at least ``t / snapshot_cpu_share``
-    (and ``snapshot_interval_s``). A checkpoint re-encodes the whole state of every partition that
-    moved; at the live rate that state grows as the quality joins fill over the labels' horizon,
-    and in a 90-minute soak (load/soak.py, 100 models, ~740 req/s) 5-second checkpoints had grown
-    to 80% of the service's CPU (py-spy). The price: a crash replays that much more traffic (plus the windows still open)."""
+    (and ``snapshot_interval_s``). A checkpoint encodes the state of every partition that moved; at
+    the live rate that state grows as the quality joins fill over the labels' horizon, and in a
+    90-minute soak (load/soak.py, 100 models, ~740 req/s) 5-second checkpoints that re-encoded all
+    of it had grown to 80% of the service's CPU (py-spy). The joins now re-encode only their changed
+    chunks (a full label join: ~7 instead of ~42 ms, docs/benchmarks.md), so the share binds later.
+    The price: a crash replays that much more traffic (plus the windows still open)."""
     snapshot_replay_records: int = Field(2_000_000, ge=1)
     """While the consumer catches up (a poll's worth of records or more behind), the periodic
     checkpoint also waits until this many records were consumed since the last one, so a
     crash then replays at most this many records (plus the windows still open), which a
-    catching-up consumer reads back in ~10 s at ~200k records/s. A checkpoint re-encodes the
-    whole state of every partition that moved, and a backlog's state is at its largest: every
+    catching-up consumer reads back in ~10 s at ~200k records/s. A checkpoint encodes the
+    state of every partition that moved, and a backlog's state is at its largest: every
     ``snapshot_interval_s`` of a drain it was 20% of the service's CPU
     (load/bench_service.py, docs/benchmarks.md). 1: checkpoint every interval, as at the
     live rate."""

@@ -577,9 +577,10 @@ class DetectionPlane:
         """Whether the periodic checkpoint is due: ``snapshot_interval_s`` after the last one, and while
         catching up also ``snapshot_replay_records`` records after it. A checkpoint bounds the replay
         after a crash; during a drain an interval's records are hundreds of thousands, and the
-        state re-encoded each time is at its largest, so there the bound is kept in records. At any rate
-        a checkpoint's cost grows with the state it re-encodes (a quality join fills over the labels'
-        horizon): the next waits at least the last one's encoding time (CPU) over ``snapshot_cpu_share``."""
+        state encoded each time is at its largest, so there the bound is kept in records. At any rate
+        a checkpoint's cost grows with the state it encodes (a quality join fills over the labels'
+        horizon; it re-encodes only its changed chunks, but still compares all of them): the next waits at
+        least the last one's encoding time (CPU) over ``snapshot_cpu_share``."""
         d = self.settings.detection
         if time.monotonic() - self._last_snapshot < max(d.snapshot_interval_s, self._snapshot_gap_s):
             return False

@@ -48,7 +48,7 @@ def _detector() -> CanaryDivergence:
 
 
 def test_a_detector_snapshotted_with_windowed_cusums_restores_and_decides_as_one_never_interrupted() -> None:
-    restored = _from_tree(msgspec.msgpack.decode(zlib.decompress(base64.b64decode(OLD_TREE))))
+    restored = _from_tree(msgspec.msgpack.decode(zlib.decompress(base64.b64decode(OLD_TREE))), [])
     live = _detector()
     pairs = _pairs()
     for p, c, ts in pairs[:FED]:
@@ -67,7 +67,7 @@ def test_a_detector_round_trips_through_its_snapshot_tree() -> None:
     pairs = _pairs()
     for p, c, ts in pairs[:FED]:
         live.observe_pair(p, c, ts)
-    restored = _from_tree(_to_tree(live))
+    restored = _from_tree(_to_tree(live, []), [])
     for p, c, ts in pairs[FED:]:
         assert restored.observe_pair(p, c, ts) == live.observe_pair(p, c, ts)
     assert restored.decision() == live.decision()

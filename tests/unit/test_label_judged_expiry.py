@@ -84,7 +84,7 @@ def test_the_versions_count_follows_versions_created_and_forgotten() -> None:
 
 
 def test_a_snapshot_written_before_judged_ids_expired_restores_and_they_expire() -> None:
-    mon = _from_tree(msgspec.msgpack.decode(zlib.decompress(base64.b64decode(OLD_TREE))))
+    mon = _from_tree(msgspec.msgpack.decode(zlib.decompress(base64.b64decode(OLD_TREE))), [])
     assert mon.sizes()["versions"] == 2 and mon.sizes()["label_judged"] == 3
     at = T0 + 60_000 + 2000  # the last label's time: the restored ids left then at the latest
     mon.observe_label(LabelEvent("m0", "r2", at + HOUR - 1, 1))

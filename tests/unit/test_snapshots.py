@@ -9,6 +9,8 @@ plane publishes the anomalies the uninterrupted one does.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import zlib
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from fixtures_snapshots import code_running_pickle
 from load.fleet import FleetSpec, Incident, generate
 from modelmedic import metrics
 from modelmedic.config import Settings, load_settings
+from modelmedic.detection.packed import Packed
 from modelmedic.detection.plane import DetectionPlane
 from modelmedic.detection.quality import QualityMonitor
 from modelmedic.detection.snapshots import FORMAT, VERSION, decode_snapshot, encode_snapshot
@@ -113,7 +116,7 @@ def test_a_pickle_is_rejected_and_never_loaded(tmp_path: Path) -> None:
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("version", [3, 5])
+@pytest.mark.parametrize("version", [3, 6])
 def test_another_layout_version_is_rejected(version: int) -> None:
     blob = msgspec.msgpack.encode([FORMAT, version, b"", zlib.compress(msgspec.msgpack.encode({"windows": None}))])
     with pytest.raises(SnapshotRejected, match=f"v{version} is not") as caught:
@@ -127,6 +130,24 @@ def test_with_a_key_an_unsigned_or_forged_snapshot_is_rejected() -> None:
             decode_snapshot(blob, b"the key")
         assert caught.value.kind == "signature"
     assert decode_snapshot(encode_snapshot({"a": 1}, b"the key"), b"the key") == {"a": 1}
+
+
+def test_the_signature_covers_the_blobs_beside_the_body() -> None:
+    blob = encode_snapshot({"joins": [Packed(b"chunk one"), Packed(b"chunk two")]}, b"the key")
+    assert decode_snapshot(blob, b"the key") == {"joins": [b"chunk one", b"chunk two"]}
+    fmt, version, mac, body, blobs = msgspec.msgpack.decode(blob)
+    for forged in ([b"chunk one", b"chunk 2!!"], [b"chunk onechunk two", b""], [b"chunk one"]):
+        with pytest.raises(SnapshotRejected) as caught:
+            decode_snapshot(msgspec.msgpack.encode([fmt, version, mac, body, forged]), b"the key")
+        assert caught.value.kind == "signature"
+
+
+def test_a_snapshot_of_the_layout_before_blobs_restores() -> None:
+    """v4 (no blobs beside the body) as the release before wrote it, signed as it signed it."""
+    body = zlib.compress(msgspec.msgpack.encode({"a": [0, 1, 2], "b": None}), 1)
+    mac = hmac.new(b"the key", f"{FORMAT}:4:".encode() + body, hashlib.sha256).digest()
+    assert VERSION == 5
+    assert decode_snapshot(msgspec.msgpack.encode([FORMAT, 4, mac, body]), b"the key") == {"a": [1, 2], "b": None}
 
 
 @pytest.mark.parametrize("tree", [
