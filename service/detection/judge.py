@@ -89,7 +89,7 @@ class Episodes(SlotState):
     def firing_of(self, slots: np.ndarray) -> np.ndarray:
         """Which of ``slots`` are in an episode (new slots are not)."""
         if slots.size:
-            self.ensure(int(slots.max()) + 1)
+            self.ensure(int(np.maximum.reduce(slots)) + 1)
         return self.firing[slots]
 
     def forget(self, slots: np.ndarray) -> None:
@@ -113,7 +113,7 @@ class Episodes(SlotState):
         about, but a quiet model still failing its few requests is not recovered.
         """
         if slots.size:
-            self.ensure(int(slots.max()) + 1)
+            self.ensure(int(np.maximum.reduce(slots)) + 1)
         firing = self.firing[slots]
         old_bad = self.bad[slots]
         if not (np.count_nonzero(firing | anomalous) or np.count_nonzero(old_bad >= self.trigger)):
