@@ -161,6 +161,19 @@ def _rate(share: np.ndarray, elapsed_s: np.ndarray | float, tau_s: np.ndarray | 
     return np.where(suspect, a, np.maximum(a, share))
 
 
+def _chart_penalties(charts: int) -> np.ndarray:
+    """What each of a multi-chart CUSUM's ``charts`` adds to ``h`` so that together they keep one CUSUM's
+    false-alarm budget (``sum exp(-penalty) = 1``): the first (the minimum effect's) half of it, the
+    others the other half in equal shares.
+
+    >>> [round(float(p), 2) for p in _chart_penalties(6)], float(_chart_penalties(1)[0])
+    ([0.69, 2.3, 2.3, 2.3, 2.3, 2.3], 0.0)
+    """
+    if charts == 1:
+        return np.zeros(1)
+    return np.log(np.r_[2.0, np.full(charts - 1, 2.0 * (charts - 1))])
+
+
 class Evidence(NamedTuple):
     """What a bank says of each row of a call."""
 
@@ -181,7 +194,7 @@ class Evidence(NamedTuple):
 
 
 class PoissonCusumBank(_Bank):
-    """Request counts against a seasonal rate: Poisson CUSUMs for a drop (two) and a surge.
+    """Request counts against a seasonal rate: Poisson CUSUMs for a drop (three) and a surge.
 
     The expected count of a window is ``level * hour_factor * weekday_factor * seconds``.
     ``level`` is an EWMA of the deseasonalized rate in event time, zero windows included, so
@@ -242,15 +255,23 @@ class PoissonCusumBank(_Bank):
     a 0.5 drop ratio, 1.44x for a 2.0 surge ratio): those never fire, larger ones always do.
 
     A -30% drop is under the 0.72x, so a second drop CUSUM is designed for ``small_drop`` (0.7;
-    it drifts up below 0.84x), as the latency bank runs one for a slow creep. The two drop CUSUMs
-    share one statistic's false-alarm budget: each fires at ``h + ln 2`` (reported as
-    ``cusum - ln 2``; a window's most grows with it). While the large one is above a third of its
+    it drifts up below 0.84x), as the latency bank runs one for a slow creep. The drop CUSUMs
+    share one statistic's false-alarm budget (below: this one fires at ``h + ln 4``, reported as
+    ``cusum - ln 4``; a window's most grows with it). While the large one is above a third of its
     threshold the small one holds at most its threshold, so after a large drop the episode ends
     about as fast as before, and during a drop between the two it stays one episode. It runs from
     a series' second day (the hour-of-day factors have seen a day): on the first, against the level
     and its lag, it fired on healthy diurnal series (synthetic, 60 s windows: 3 of 400 at 0.14-0.53
     req/s) and on a 0.036 req/s model's afternoon decline in the 20-model day, the lag's estimate
     not being within the 0.84x it tolerates.
+
+    A third drop CUSUM is designed for ``deep_drop`` (0.25; it drifts up below 0.54x): of the evidence
+    a -90% drop holds (0.67 nats per usual request) the halving's gains 0.43, this one 0.61, so at
+    0.12 req/s (a 0.22 req/s model at that hour) the drop is found in about 300 s where the halving's
+    took 410 (``tests/unit/test_judge_sequential.py``). The three share the budget as the error bank's
+    charts do (:func:`_chart_penalties`): the halving's fires at ``h + ln 2``, the small and the deep one
+    at ``h + ln 4``; the judge sees the one furthest along, less its share. The deep one does not mark
+    a series as under suspicion: a drop deep enough for it lifts the halving's past a third as well.
 
     >>> bank = PoissonCusumBank()
     >>> one = np.array([0])
@@ -266,17 +287,21 @@ class PoissonCusumBank(_Bank):
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
-               "_behind": (), "_small": (3,), "_fast": ()}
+               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
-    ``_small``: the small-drop CUSUM, its onset and the requests since (0: none yet, as in snapshots
-    from before them)."""
+    ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
+    (0: none yet, as in snapshots from before them)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
-                 hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7):
+                 hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
+                 deep_drop: float = 0.25):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
+        self.deep_drop = deep_drop
+        self._drops = np.array([drop, small_drop, deep_drop])
+        self._drop_penalty = _chart_penalties(self._drops.size)
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self._init_state()
@@ -308,9 +333,14 @@ class PoissonCusumBank(_Bank):
         seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
         warm_up = (n >= self.min_windows) & (events >= self.min_events)
         warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
-        small_prev, small_since, small_x = self._small[slots].T
-        h_drop = h + np.log(2.0)  # two drop CUSUMs, one statistic's budget
-        suspect = (warm & ((down_prev > SUSPICION * h_drop) | (small_prev > SUSPICION * h_drop))) | (
+        small, deep = self._small[slots].T, self._deep[slots].T
+        drops_prev = np.array([[down_prev, small[0], deep[0]], [down_since, small[1], deep[1]],
+                               [down_x, small[2], deep[2]]])  # (cusum, onset, requests since) x chart x series
+        h_drops = h + self._drop_penalty  # three drop CUSUMs, one statistic's budget
+        # Suspicion from the halving's and the small drop's CUSUMs only: a drop deep enough for the deep one
+        # lifts the halving's past a third as well, while healthy dips lifting the deep one alone would
+        # slow the level (one more false drop in 200 diurnal series over 48 h, 10 s windows).
+        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_drops[1]))) | (
             warm_up & (up_prev > SUSPICION * h))
         slow, behind = self._slow[slots], self._behind[slots]
         fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
@@ -318,22 +348,14 @@ class PoissonCusumBank(_Bank):
         lam_down = lam * np.minimum(lag, 1.0)
         rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
-        step_down = np.minimum((x * np.log(self.drop) - lam_down * (self.drop - 1.0)) / phi, max_step * h_drop / h)
-        step_small = np.minimum((x * np.log(self.small_drop) - lam_down * (self.small_drop - 1.0)) / phi,
-                                max_step * h_drop / h)
+        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, seasoned, t_ms, h, max_step)
+        down, down_since, down_x = drops[:, 0]
+        self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
         step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
-        down = np.clip(down_prev + step_down, 0.0, CAP * h_drop) * warm
-        small = np.clip(small_prev + step_small, 0.0, np.where(down > SUSPICION * h_drop, h_drop, CAP * h_drop)) \
-            * (warm & seasoned)
         up = np.clip(up_prev + step_up, 0.0, CAP * h) * warm_up
-        down_going, small_going, up_going = down_prev > 0, small_prev > 0, up_prev > 0
-        down_since = np.where(down_going, down_since, t_ms)
-        small_since = np.where(small_going, small_since, t_ms)
+        up_going = up_prev > 0
         up_since = np.where(up_going, up_since, t_ms)
-        down_x = down_x * down_going + x
-        small_x = small_x * small_going + x
         up_x = up_x * up_going + x
-        self._small[slots] = np.stack([small, small_since, small_x], axis=1)
 
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
@@ -360,16 +382,33 @@ class PoissonCusumBank(_Bank):
         self._day_obs[slots, day] = day_obs * day_keep + x * learn
         self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
 
-        # One drop statistic for the judge: the drop CUSUM further along, less its share of the budget.
-        lead = small > down
-        drop = np.maximum(down, small) - np.log(2.0)
-        drop_since, drop_x = np.where(lead, small_since, down_since), np.where(lead, small_x, down_x)
+        # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
+        ahead = drops[0] - self._drop_penalty[:, None]
+        lead = drops[1:, ahead.argmax(axis=0), np.arange(slots.size)]  # its onset and requests since
+        drop = ahead.max(axis=0)
         surge = up > drop
-        since = np.where(surge, up_since, drop_since)
-        observed = np.where(surge, up_x, drop_x) / ((t_ms - since) / 1000.0 + window_s)
-        rising = (np.maximum(down, small) > np.maximum(down_prev, small_prev)) | (up > up_prev)
+        since = np.where(surge, up_since, lead[0])
+        observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
+        rising = (drop > (drops_prev[0] - self._drop_penalty[:, None]).max(axis=0)) | (up > up_prev)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
+
+    def _step_drops(self, prev: np.ndarray, x: np.ndarray, lam: np.ndarray, phi: np.ndarray, warm: np.ndarray,
+                    seasoned: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
+        """The drop CUSUMs (designed for ``drop``, ``small_drop``, ``deep_drop``) one window on against an
+        expected count ``lam``: ([cusum, onset, requests since], chart, series) from ``prev`` of that shape.
+
+        Each fires at ``h`` plus its share of the budget, and a window's most grows with it. The small one
+        runs from a series' second day (``seasoned``) and holds at most its threshold while the halving's is
+        above a third of its own: a drop between the two stays one episode."""
+        h_each = (h + self._drop_penalty)[:, None]
+        step = np.minimum((x * np.log(self._drops)[:, None] - lam * (self._drops - 1.0)[:, None]) / phi,
+                          max_step * h_each / h)
+        s = np.maximum(prev[0] + step, 0.0)
+        s[1] = np.minimum(s[1], np.where(s[0] > SUSPICION * h_each[0], h_each[1], CAP * h_each[1])) * (warm & seasoned)
+        s[::2] = np.minimum(s[::2], CAP * h_each[::2]) * warm
+        going = prev[0] > 0
+        return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
 
     def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
         """The surge's reference as a multiple of the expected rate: the highest the rate may be now.
@@ -383,18 +422,6 @@ class PoissonCusumBank(_Bank):
         not explain yet."""
         floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))
         return np.maximum(np.maximum(floor, lag), fast * lag ** (self.tau_s / tau))
-
-def _chart_penalties(charts: int) -> np.ndarray:
-    """What each of a multi-chart CUSUM's ``charts`` adds to ``h`` so that together they keep one CUSUM's
-    false-alarm budget (``sum exp(-penalty) = 1``): the first (the minimum effect's) half of it, the
-    others the other half in equal shares.
-
-    >>> [round(float(p), 2) for p in _chart_penalties(6)], float(_chart_penalties(1)[0])
-    ([0.69, 2.3, 2.3, 2.3, 2.3, 2.3], 0.0)
-    """
-    if charts == 1:
-        return np.zeros(1)
-    return np.log(np.r_[2.0, np.full(charts - 1, 2.0 * (charts - 1))])
 
 
 class BernoulliCusumBank(_Bank):

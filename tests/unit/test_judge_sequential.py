@@ -137,6 +137,20 @@ def test_a_drop_to_thirty_percent_at_five_requests_a_minute_fires() -> None:
     assert "request rate 0.0" in fired[0].summary and "/s vs usual 0.0" in fired[0].summary
 
 
+def test_a_ninety_percent_drop_at_0_12_req_s_is_found_near_a_third_of_its_deadline() -> None:
+    """0.12 -> 0.012 req/s (the 200-model day's 0.22 req/s model at its hour), 10 s windows: the data allow
+    227 s on average, a third of the deadline is 300 s. The halving's CUSUM alone took 405 s on average over
+    these 40 series; the deep drop's (0.25x) about 300."""
+    fleet = Fleet(40, 10.0, seed=1)
+    for _ in range(fleet.hours(6)):
+        assert firing(fleet.step(0.12, 100.0), "throughput_drop") == []
+    found: dict[str, float] = {}
+    for w in range(fleet.hours(1)):
+        for a in firing(fleet.step(0.012, 100.0), "throughput_drop"):
+            found.setdefault(a.model, (w + 1) * 10.0)
+    assert len(found) == 40 and np.mean(list(found.values())) <= 330, sorted(found.values())
+
+
 def test_an_error_burst_of_thirteen_percent_over_half_a_percent_fires_as_errors() -> None:
     """One request a second, 60 s windows: 13% errors where 0.5% is usual fires within 10 minutes."""
     fleet = Fleet(1, 60.0, seed=6)

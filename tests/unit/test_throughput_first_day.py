@@ -119,3 +119,15 @@ def test_the_second_days_cycle_is_not_a_drop() -> None:
     phase = rng.uniform(0, 2 * np.pi, rates.size)
     first = _first_drop_s(rates, phase, seed=18, hours=48)
     assert np.isnan(first).all(), f"false drops at rates {rates[~np.isnan(first)].round(3).tolist()}"
+
+
+def test_healthy_diurnal_series_in_ten_second_windows_raise_no_drop_in_two_days() -> None:
+    # The deep-drop CUSUM (0.25x, at h + ln 4) drifts up on any dip below 0.54x: over two days of 10 s windows
+    # (the harness's resolution) it stays under its threshold on 200 healthy diurnal series, as the others do.
+    rng = np.random.default_rng(17)
+    rates = 0.05 * 100 ** rng.random(200)
+    phase = rng.uniform(0, 2 * np.pi, rates.size)
+    drop, _ = _drop_statistic(rates, phase, seed=19, hours=48, drop_at_s=np.inf, drop_end_s=np.inf, ratio=1.0,
+                              window_s=10.0)
+    h = threshold_for(10.0, 1e-4)
+    assert (drop < h).all(), f"false drops at rates {rates[(drop >= h).any(axis=0)].round(3).tolist()}"
