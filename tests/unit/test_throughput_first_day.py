@@ -131,3 +131,24 @@ def test_healthy_diurnal_series_in_ten_second_windows_raise_no_drop_in_two_days(
                               window_s=10.0)
     h = threshold_for(10.0, 1e-4)
     assert (drop < h).all(), f"false drops at rates {rates[(drop >= h).any(axis=0)].round(3).tolist()}"
+
+
+def test_a_snapshot_from_before_the_deep_drop_cusum_restores_with_it_at_zero() -> None:
+    # Snapshots before the deep-drop CUSUM have no ``_deep``: such a series restores with it at 0 and then
+    # judges as a bank whose deep CUSUM is at 0, window for window.
+    rng = np.random.default_rng(20)
+    bank, slots = PoissonCusumBank(min_windows=10), np.arange(4)
+    for w in range(200):
+        bank.score_learn(slots, rng.poisson(0.2 * WINDOW_S, 4).astype(float), np.full(4, MONDAY_MS + w * 60_000),
+                         WINDOW_S, H)
+    rows = bank.rows(slots)
+    old = {name: value for name, value in rows.items() if name != "_deep"}
+    restored, reference = PoissonCusumBank(min_windows=10), PoissonCusumBank(min_windows=10)
+    restored.set_rows(slots, old)
+    reference.set_rows(slots, {**rows, "_deep": np.zeros_like(rows["_deep"])})
+    for w in range(200, 230):  # a -90% drop: the deep CUSUM's own evidence
+        x = rng.poisson(0.02 * WINDOW_S, 4).astype(float)
+        t = np.full(4, MONDAY_MS + w * 60_000)
+        got, want = restored.score_learn(slots, x, t, WINDOW_S, H), reference.score_learn(slots, x, t, WINDOW_S, H)
+        assert np.array_equal(got.cusum, want.cusum) and np.array_equal(got.since_ms, want.since_ms)
+    assert (got.cusum >= H).all()
