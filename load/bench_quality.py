@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modelmedic.app import tune_gc  # noqa: E402
 from modelmedic.config import QualitySettings  # noqa: E402
 from modelmedic.detection.quality import QualityMonitor  # noqa: E402
+from modelmedic.detection.windows import PartitionWindows  # noqa: E402
 
 T0 = 1_767_225_600_000
 WINDOW_MS = 10_000
@@ -66,10 +67,28 @@ def workload(models: int, events: int, minutes: float, sample_every: int, seed: 
             rows.append((0, m, t, True, f"r{i}", p))
             if m % 4 == 0:  # its canary twin, 0.05 prediction spreads apart
                 rows.append((0, models + m // 4, t + 2, True, f"r{i}", round(p + 0.75 * rng.normal(), 3)))
-        served = np.unique(model[lo:hi]).tolist()
-        active = [names[m] for m in served] + [names[models + m // 4] for m in served if m % 4 == 0]
-        windows.append((end, rows, active))
+        served = np.unique(model[lo:hi])
+        mirrored = served[served % 4 == 0]
+        windows.append((end, rows, np.concatenate([served, models + mirrored // 4])))
     return windows, names, rate
+
+
+def slots_for(names) -> PartitionWindows:
+    """A partition's windows with a slot for each series, slot ``i`` for ``names[i]``: a window's ``active``
+    (indices into ``names``) is then what ``PartitionWindows.served_slots`` hands the plane's monitor."""
+    windows = PartitionWindows(WINDOW_MS, 0, 1 << 30)
+    for key in names:
+        windows._new_slot(key, 0)  # noqa: SLF001 (the series, as ingest would create them)
+    return windows
+
+
+def attach(monitor, names):
+    """``monitor`` fed as the plane feeds it: slots of a partition's windows (``QualityMonitor.watch``), or, for a
+    monitor of a release before that, the series' names. Returns how to turn a window's ``active`` into its form."""
+    if hasattr(monitor, "watch"):
+        monitor.watch(slots_for(names))
+        return lambda active: active
+    return lambda active: [names[i] for i in active.tolist()]
 
 
 def later(windows, shift_ms: int):
@@ -78,10 +97,11 @@ def later(windows, shift_ms: int):
             for end, rows, active in windows]
 
 
-def run(monitor: QualityMonitor, windows, names) -> float:
-    """CPU seconds of feeding every window's rows and polling at its end."""
+def run(monitor: QualityMonitor, windows, names, served) -> float:
+    """CPU seconds of feeding every window's rows and polling at its end (``served``: :func:`attach`'s)."""
     cpu = 0.0
     for end, rows, active in windows:
+        active = served(active)  # the plane's work, not the monitor's (it built the names list before)
         start = time.process_time()
         monitor.observe_sampled(rows, names)
         monitor.poll(end, active)
@@ -91,9 +111,10 @@ def run(monitor: QualityMonitor, windows, names) -> float:
 
 def memory_per_model(settings: QualitySettings, windows, names, models: int, sample_every: int) -> tuple[float, int]:
     """(bytes per model held by the monitor apart from its label join, label join entries)."""
-    tracemalloc.start()
     monitor = QualityMonitor(WINDOW_MS, settings, label_sample_every=sample_every, clock=None)
-    run(monitor, windows, names)
+    served = attach(monitor, names)  # the windows' tables are theirs, not the monitor's: only their stamps count
+    tracemalloc.start()
+    run(monitor, windows, names, served)
     held = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
     pending = monitor.sizes()["label_pending"]
@@ -133,7 +154,8 @@ def compare(args, windows, names) -> None:
     for round_ in range(1, args.rounds + 1):
         for label, cls in sides if round_ % 2 else sides[::-1]:
             monitor = cls(WINDOW_MS, QualitySettings(), label_sample_every=args.sample_every, clock=None)
-            first, again = run(monitor, windows, names), run(monitor, steady, names)
+            served = attach(monitor, names)
+            first, again = run(monitor, windows, names, served), run(monitor, steady, names, served)
             print(f"round {round_} {label:7}: first sight {first / args.events * 1e6:.3f}, steady state "
                   f"{again / args.events * 1e6:.3f} us per request; label join {monitor.sizes()['label_pending']:,}",
                   flush=True)
@@ -161,9 +183,10 @@ def main() -> None:
         return
     settings = QualitySettings()
     monitor = QualityMonitor(WINDOW_MS, settings, label_sample_every=args.sample_every, clock=None)
+    served = attach(monitor, names)
     for what, traffic in (("first sight of every model", windows),
                           ("steady state", later(windows, int(args.minutes * 60_000)))):
-        cpu = run(monitor, traffic, names)
+        cpu = run(monitor, traffic, names, served)
         print(f"CPU, {what}: {cpu / args.events * 1e6:.3f} us per request (observe_sampled + poll), "
               f"{cpu / sampled * 1e6:.2f} us per sampled row; models tracked {monitor.sizes()['models']:,}, "
               f"versions evicted {monitor.series_evicted:,}")

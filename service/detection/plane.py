@@ -91,6 +91,10 @@ class PartitionState:
     """(next offset, next label offset, last window shut) when the last snapshot was taken: while it
     holds, nothing in the partition's state moved and the periodic checkpoint skips it."""
 
+    def __post_init__(self) -> None:
+        if self.quality is not None:  # it learns which series serve from the windows' slots (poll's active)
+            self.quality.watch(self.windows)
+
     def mark(self) -> tuple[int, int, int]:
         return self.next_offset, self.label_next, self.windows.closed_through
 
@@ -389,7 +393,7 @@ class DetectionPlane:
                 if i and not i % per_turn:
                     await asyncio.sleep(0)
                 # Which series served in the window: the monitor sees only its sample of requests.
-                for anomaly in state.quality.poll((w + 1) * size_ms, state.windows.served_in(w)):
+                for anomaly in state.quality.poll((w + 1) * size_ms, state.windows.served_slots(w)):
                     self._publish(anomaly)
                 for anomaly in state.features.poll((w + 1) * size_ms) if state.features is not None else ():
                     self._publish(anomaly)

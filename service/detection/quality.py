@@ -15,7 +15,8 @@ The detection plane calls, for one partition::
     monitor.observe_sampled(rows, names)   # each batch's sampled requests (RecordDecoder's sample)
     monitor.observe_label(label)           # every decoded label event of the same models
     monitor.poll(window_end_ms, active)    # once per closed window -> list[Anomaly]; active:
-                                           # (model, version, role) with requests in that window
+                                           # (model, version, role) with requests in that window,
+                                           # or their slots once monitor.watch(windows)
 
 Why a sample: only one request in ``label_sample_every`` (chosen by a hash of the request id,
 the same in every process, so a sampled prediction still meets its canary twin and its label)
@@ -92,6 +93,7 @@ from bisect import bisect_left
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from typing import TYPE_CHECKING
 
 import msgspec
 import numpy as np
@@ -105,6 +107,9 @@ from modelmedic.detection.packed import Packed, deflate, inflate
 from modelmedic.detection.quality_evidence import (CALIBRATION, CANARY, DRIFT, ESTIMATE, LABELS, Transition, anomalies,
                                                    describe, forgotten)
 from modelmedic.events import Anomaly, InferenceEvent, LabelEvent
+
+if TYPE_CHECKING:
+    from modelmedic.detection.windows import PartitionWindows
 
 _NEVER = 1 << 62
 _REORDER = 256
@@ -405,9 +410,29 @@ class QualityMonitor:
         horizon is kept and the two hold only series that served within twice of it."""
         self._served_before: dict[tuple[str, str, str], int] = {}
         self._served_since = -_NEVER
+        self._windows: PartitionWindows | None = None
+        """The partition's windows, once :meth:`watch` gave them: ``poll``'s ``active`` is then their slots and the
+        stamps are theirs (``_served`` keeps only what a snapshot of an older release held, until it ages out)."""
         self.labels_duplicate = self.labels_orphan = self.labels_expired = self.labels_dropped = 0
         self.canary_expired = self.canary_dropped = self.predictions_skipped = self.series_evicted = 0
         self.predictions_thinned = self.labels_missed = self.labels_unjoined_thinned = 0
+
+    def __getstate__(self) -> dict:
+        """The snapshot's attributes: the windows are the partition's own (their stamps go in their snapshot)."""
+        state = dict(self.__dict__)
+        del state["_windows"]
+        return state
+
+    def watch(self, windows: PartitionWindows) -> None:
+        """Take ``poll``'s ``active`` as ``windows``' slots (:meth:`PartitionWindows.served_slots`) and keep the
+        stamps there (:meth:`PartitionWindows.mark_served`): the detection plane's partitions, fresh or restored.
+
+        Stamped by name, a window's ~17,000 served series at 100k models were a dict update of their names, 18% of
+        the monitor's CPU (docs/benchmarks.md, "The quality monitor"); by slot they are one numpy store. The
+        windows hand a slot out again only after its series was silent ``windows.series_ttl_s``: a series they
+        forgot reads as not served, as one older than two spans of ``max(series_ttl_ms, idle_recover_ms)`` did
+        by name (the same at the defaults, where that TTL is ``label_horizon_ms`` = ``series_ttl_ms``)."""
+        self._windows = windows
 
     def __setstate__(self, state: dict) -> None:
         """Restore a snapshot (rebuilt by attributes, ``detection/snapshots.py``): one written by an older
@@ -734,15 +759,16 @@ class QualityMonitor:
 
     # -- once per closed window -------------------------------------------------------------
 
-    def poll(self, now_ms: int, active: Iterable[tuple[str, str, str]] = ()) -> list[Anomaly]:
+    def poll(self, now_ms: int, active: Iterable[tuple[str, str, str]] | np.ndarray = ()) -> list[Anomaly]:
         """Anomaly records for the decisions that changed since the last poll; ``now_ms`` is the closed window's end.
 
         ``active``: (model, version, role) of the series with at least one request in the
-        window ending at ``now_ms`` (the plane's window aggregates know them). Requests
+        window ending at ``now_ms`` (the plane's window aggregates know them), or their slots in
+        the windows given to :meth:`watch` (the plane's form). Requests
         outside the label sample are not looked at one by one, so this is how the monitor
         learns that a version still serves: each series is stamped active at ``now_ms - 1``
-        before the checks below, in one dict update (no model or version is looked up per
-        series: at 100k models that loop was half of the monitor's CPU); the checks read the
+        before the checks below, in one dict update, or one numpy store by slot (no model or version is looked up
+        per series: at 100k models that loop was half of the monitor's CPU); the checks read the
         stamps of the few they look at (a production version's, for its versions; those of
         its production versions and paired canaries, for a model; shadow's never). Models and
         versions not known (no sampled request yet) are not created.
@@ -760,7 +786,10 @@ class QualityMonitor:
         at, models = now_ms - 1, self._models
         if at - self._served_since >= max(self.series_ttl_ms, self.idle_recover_ms):
             self._served_before, self._served, self._served_since = self._served, {}, at
-        self._served.update(zip(active, repeat(at)))  # C speed: no lookup of a model or version per series
+        if self._windows is not None:  # slots (:meth:`watch`)
+            self._windows.mark_served(at, active)
+        else:
+            self._served.update(zip(active, repeat(at)))  # C speed: no lookup of a model or version per series
         self.labels_expired += self._label_join.advance(now_ms)
         self.canary_expired += self._canary_join.advance(now_ms)
         self._twins.advance(now_ms)  # here, not per prediction: a twin older than canary_join_ms never pairs anyway
@@ -791,7 +820,8 @@ class QualityMonitor:
         """End (minus 1 ms) of the last window in which ``series`` served, as ``poll``'s ``active`` said;
         -inf-like when not within the last two generations (older than any horizon asked about)."""
         at = self._served.get(series)
-        return at if at is not None else self._served_before.get(series, -_NEVER)
+        named = at if at is not None else self._served_before.get(series, -_NEVER)
+        return named if self._windows is None else max(named, self._windows.served_stamp(series))
 
     def _last_served(self, model: str, version: str, vs: _Version) -> int:
         """Event time a production version last served: its last sampled request or its last active window."""

@@ -38,6 +38,8 @@ class _HasOffset(Protocol):
 
 _EMPTY = np.empty(0, dtype=np.uint32)
 _EMPTY_SLOTS = np.empty(0, dtype=np.int64)
+NOT_SERVED = -(1 << 62)
+""":meth:`PartitionWindows.served_stamp` of a series not stamped since it got its slot (or not live)."""
 _ONE_BY_ONE = RecordDecoder()
 """Numbers the series of the events handed to :meth:`PartitionWindows.add` one at a time."""
 
@@ -173,6 +175,9 @@ class PartitionWindows:
         for the columns of one decoder (the plane has one)."""
         self._members: dict[int, list[int]] | None = None
         """Cache of :meth:`_group_members`; reset when series expire or move to another pool."""
+        self.served_at = np.empty(0, dtype=np.int64)
+        """Slot -> the time its series last served as the quality monitor was told (:meth:`mark_served`), or
+        ``NOT_SERVED``; reset when a slot is handed to a series, moved along with the slots by :meth:`attach`."""
 
     def __getstate__(self) -> dict:
         # Snapshots hold what outlives this process, not caches of its series numbering.
@@ -181,7 +186,9 @@ class PartitionWindows:
         return state
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
+        """Restore a snapshot; one written before ``served_at`` was kept starts with no stamps (the quality
+        monitor's snapshot of that release holds them by name)."""
+        self.__dict__.update({"served_at": np.empty(0, dtype=np.int64), **state})
         self._by_series, self._topo, self._members = ([], _EMPTY_SLOTS), None, None
 
     # -- series bookkeeping (rare: once per new series) ---------------------------------
@@ -202,6 +209,8 @@ class PartitionWindows:
             self.group_keys[group] = gkey
         slot = self.slot_of[key] = self.pool.slot()
         self.keys[slot], self.group_of_slot[slot], self.last_window[slot] = key, group, window
+        if slot < self.served_at.size:  # a slot handed out again: not its last owner's stamp
+            self.served_at[slot] = NOT_SERVED
         self._group_members().setdefault(group, []).append(slot)
         self._topo = None
         if predecessor is not None:
@@ -271,6 +280,10 @@ class PartitionWindows:
         self.slot_of = {k: slot_map[s] for k, s in self.slot_of.items()}
         self.group_of_slot = {slot_map[s]: group_map[g] for s, g in self.group_of_slot.items()}
         self.last_window = {slot_map[s]: w for s, w in self.last_window.items()}
+        served_at = np.full(max(slot_map.values(), default=-1) + 1, NOT_SERVED, dtype=np.int64)
+        for old, new in slot_map.items():
+            served_at[new] = self._stamp_of(old)
+        self.served_at = served_at
         self.group_keys = {group_map[g]: k for g, k in self.group_keys.items()}
         self.group_of = {k: group_map[g] for k, g in self.group_of.items()}
         self.born = [(slot_map[a], slot_map[b]) for a, b in self.born if a in slot_map and b in slot_map]
@@ -398,14 +411,34 @@ class PartitionWindows:
         tracked now; each window's records are let go of."""
         return self._close(windows)
 
-    def served_in(self, window: int) -> list[tuple[str, str, str]]:
-        """(model, version, role) of each series with records in a shut window not closed yet, by
-        slot: what :meth:`ClosedWindow.served` will say of it."""
+    def served_slots(self, window: int) -> np.ndarray:
+        """Slots of the series with records in a shut window not closed yet (sorted, unique): what
+        :meth:`ClosedWindow.served` will say of it."""
         chunks = self.open.get(window)
         if not chunks:
-            return []
-        keys = self.keys
-        return [keys[s] for s in np.unique(np.concatenate([chunk[0] for chunk in chunks])).tolist()]
+            return _EMPTY_SLOTS
+        return np.unique(np.concatenate([chunk[0] for chunk in chunks]))
+
+    def mark_served(self, at: int, slots: np.ndarray) -> None:
+        """Stamp ``slots`` (:meth:`served_slots`) as serving at event time ``at``: the quality monitor's record of
+        which series still serve (:meth:`~modelmedic.detection.quality.QualityMonitor.poll`), kept by slot so a
+        window's ~17,000 series cost one numpy store, not a dict update of their names."""
+        top = int(slots.max()) if slots.size else -1
+        if top >= self.served_at.size:
+            grown = np.full(max(top + 1, 2 * self.served_at.size), NOT_SERVED, dtype=np.int64)
+            grown[:self.served_at.size] = self.served_at
+            self.served_at = grown
+        self.served_at[slots] = at
+
+    def served_stamp(self, key: tuple[str, str, str]) -> int:
+        """:meth:`mark_served`'s last stamp of a live series; ``NOT_SERVED`` if none since it got its slot, or if
+        it is not live (never seen, or expired after ``series_ttl_windows``)."""
+        slot = self.slot_of.get(key)
+        return NOT_SERVED if slot is None else self._stamp_of(slot)
+
+    def _stamp_of(self, slot: int) -> int:
+        """``served_at[slot]``, or ``NOT_SERVED`` past the array (a slot never stamped here)."""
+        return int(self.served_at[slot]) if slot < self.served_at.size else NOT_SERVED
 
     def resume_offset(self, next_offset: int) -> int:
         """Where a restart must re-read from to rebuild every open window."""
