@@ -7,7 +7,7 @@ Feeds ``QualityMonitor.observe_sampled`` what the plane's decoder hands it (the 
 rows: one request in ``--sample-every``) for ``--events`` requests spread uniformly over
 ``--models`` models (one production version each, a quarter with a canary on every
 request), and ``poll`` once per 10 s window with the series that served in it, as the plane
-does. The CPU time of both, divided by every request (sampled or not), is the monitor's
+does (their slots in a partition's windows, ``QualityMonitor.watch``; by name for a monitor of a release before it). The CPU time of both, divided by every request (sampled or not), is the monitor's
 share of the plane's cost per event at that sample rate: once while every model is new
 (its detectors are created), then for the same traffic again (the steady state). Memory per model is tracemalloc's
 count of the monitor's allocations over the models, twice: after a few sampled requests per
