@@ -19,7 +19,7 @@ import numpy as np
 
 from modelmedic.config import QualitySettings
 from modelmedic.detection.quality import QualityMonitor
-from modelmedic.detection.snapshots import _from_tree, _to_tree
+from modelmedic.detection.snapshots import _from_tree, decode_snapshot, encode_snapshot
 from modelmedic.detection.windows import NOT_SERVED, PartitionWindows, SlotPool
 from modelmedic.events import InferenceEvent
 
@@ -63,9 +63,8 @@ def _served_for_8_minutes() -> tuple[PartitionWindows, QualityMonitor]:
     return windows, mon
 
 
-def _restored(tree: object) -> tuple[PartitionWindows, QualityMonitor]:
+def _restored(snap: dict) -> tuple[PartitionWindows, QualityMonitor]:
     """A snapshot's windows and monitor joining a process whose pool has handed out other slots already."""
-    snap = _from_tree(tree)
     windows, mon = snap["windows"], snap["quality"]
     pool = SlotPool()
     for _ in range(5):
@@ -92,16 +91,16 @@ def test_the_model_lives_series_ttl_ms_after_its_last_served_window_not_its_last
 
 def test_stamps_by_slot_survive_a_snapshot_and_a_restore_into_another_pool() -> None:
     windows, mon = _served_for_8_minutes()
-    tree = msgspec.msgpack.decode(msgspec.msgpack.encode(_to_tree({"windows": windows, "quality": mon})))
-    assert "_windows" not in tree["quality"][2]  # the windows are the partition's, snapshotted on their own
-    windows, mon = _restored(tree)
+    assert "_windows" not in mon.__getstate__()  # the windows are the partition's, snapshotted on their own
+    windows, mon = _restored(decode_snapshot(encode_snapshot({"windows": windows, "quality": mon})))
     assert windows.slot_of[SERIES] != 0  # renumbered
     assert windows.served_stamp(SERIES) == T0 + 8 * MIN - 1
     assert _tracked_until(windows, mon) == 18
 
 
 def test_a_snapshot_of_the_release_before_keeps_its_stamps_by_name() -> None:
-    windows, mon = _restored(msgspec.msgpack.decode(zlib.decompress(base64.b64decode("".join(OLD_TREE)))))
+    tree = msgspec.msgpack.decode(zlib.decompress(base64.b64decode("".join(OLD_TREE))))
+    windows, mon = _restored(_from_tree(tree, []))
     assert windows.served_stamp(SERIES) == NOT_SERVED  # its windows kept none
     assert _tracked_until(windows, mon) == 18  # not 10: the monitor's names still say when it served
 
