@@ -198,8 +198,9 @@ def run_detector(detector: str, corpus: list[DataFile], times: list[np.ndarray] 
     (:func:`replay_lockstep`: the same scores as each file alone). One process.
     """
     from modelmedic.detectors import CalibratedBank, EnsembleBank, replay_lockstep, replay_series
+    from modelmedic.detectors.context import ContextBank
 
-    names = {**_replay_module().DETECTORS, "ensemble": EnsembleBank, "calibrated": CalibratedBank}
+    names = {**_replay_module().DETECTORS, "ensemble": EnsembleBank, "calibrated": CalibratedBank, "context": ContextBank}
     if detector not in names:
         raise SystemExit(f"unknown detector {detector!r}: choose one of {', '.join(sorted(names))}")
     make = names[detector]
@@ -212,7 +213,7 @@ def run_detector(detector: str, corpus: list[DataFile], times: list[np.ndarray] 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--detector", default="default", help="a `modelmedic replay` detector name, or ensemble / calibrated"
+        "--detector", default="default", help="a `modelmedic replay` detector name, or ensemble / calibrated / context"
     )
     parser.add_argument("--root", type=Path, default=NAB_ROOT, help="NAB subset directory")
     parser.add_argument("--published-only", action="store_true", help="only re-score the published outputs")

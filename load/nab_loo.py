@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import nab  # noqa: E402
 
 from modelmedic.detectors import CalibratedBank, EnsembleBank  # noqa: E402
+from modelmedic.detectors.context import ContextBank  # noqa: E402
 from modelmedic.detectors.base import replay_lockstep, replay_series  # noqa: E402
 
 STEP = 300.0  # 5 minutes
@@ -334,14 +335,18 @@ REFRACTORY = {"refractory": [50.0, 150.0, 400.0], "rearm": [1.5, 3.0]}
 SENSITIVITY = {"sensitivity": [0.4, 0.5, 0.6]}
 # One report per run of flagged points (CalibratedBank ``mute_flagged_run``): ``--grid mute``.
 MUTE = {"mute_flagged_run": [False, True]}
-GRIDS = {"full": GRID, "tiers": TIERS, "recur": RECUR, "refractory": REFRACTORY, "sensitivity": SENSITIVITY, "mute": MUTE}
+# Recurring contexts (``--detector context``, detectors/context.py): off (``recur`` never reached) or on, at
+# 32 / 64 levels and 24 / 48 buckets a day: ``--detector context --grid context``.
+CONTEXT = {"recur": [1e9, 2.0], "levels": [32, 64], "day_buckets": [24, 48]}
+GRIDS = {"full": GRID, "context": CONTEXT, "tiers": TIERS, "recur": RECUR, "refractory": REFRACTORY, "sensitivity": SENSITIVITY, "mute": MUTE}
 
 
 def _param(text: str) -> tuple[str, object]:
     """``NAME=VALUE`` from the command line: VALUE as a Python literal (``0.5``, ``False``, ``(1.0, 2.0)``)."""
     name, sep, value = text.partition("=")
-    if not sep or name not in inspect.signature(CalibratedBank).parameters:
-        raise SystemExit(f"--param {text!r}: expected NAME=VALUE with NAME a CalibratedBank argument")
+    known = {*inspect.signature(CalibratedBank).parameters, *inspect.signature(ContextBank).parameters}
+    if not sep or name not in known:
+        raise SystemExit(f"--param {text!r}: expected NAME=VALUE with NAME a CalibratedBank or ContextBank argument")
     try:
         return name, ast.literal_eval(value)
     except (ValueError, SyntaxError) as exc:
@@ -352,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", type=Path, default=nab.NAB_ROOT)
     parser.add_argument("--grid", default="full", choices=[*GRIDS, "none"])
-    parser.add_argument("--detector", default="calibrated", choices=["calibrated", "ensemble"])
+    parser.add_argument("--detector", default="calibrated", choices=["calibrated", "context", "ensemble"],
+                        help="context: CalibratedBank capped by recurring contexts (detectors/context.py)")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--files", type=int, default=8, help="synthetic files per category")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
@@ -370,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
         configs = [{}]
         make = EnsembleBank
     else:
-        make = CalibratedBank
+        make = ContextBank if args.detector == "context" else CalibratedBank
         grid = GRIDS.get(args.grid, {})
         configs = [dict(zip(grid, v)) for v in itertools.product(*grid.values())]  # "none": [{}], the defaults
         configs = [{**fixed, **c} for c in configs]
