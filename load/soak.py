@@ -32,6 +32,9 @@ A shorter horizon (``--set quality.label_horizon_ms=...``) shows the plateau wit
 costs the service CPU and memory, so such a run's CPU and RSS figures are not comparable) and signals it
 (SIGUSR1, ``modelmedic.app.dump_heap``) every M minutes for a heap snapshot; at the end it prints what grew
 between the first snapshot after the warm-up and the last, by allocating line (and traceback).
+
+``--service-env NAME=VALUE`` sets an environment variable for the service alone (an allocator setting such as
+``MALLOC_ARENA_MAX``, read by glibc when the process starts), so that two soaks side by side compare it.
 """
 
 from __future__ import annotations
@@ -192,6 +195,15 @@ def override(config: dict, setting: str) -> None:
     node[last] = yaml.safe_load(value)
 
 
+def service_env(setting: str) -> tuple[str, str]:
+    """``NAME=VALUE`` (``--service-env``) as a pair: set in the environment only once Kafka runs, so that only
+    the service (a child process inheriting it) gets it, e.g. an allocator setting compared in two soaks."""
+    name, sep, value = setting.partition("=")
+    if not sep or not name:
+        raise SystemExit(f"--service-env {setting!r}: expected NAME=VALUE, e.g. MALLOC_ARENA_MAX=2")
+    return name, value
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid`` (/proc/PID/stat fields 14 and 15)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -290,6 +302,7 @@ async def soak(args: argparse.Namespace) -> int:
         await ensure_topics(settings.kafka)
         service = ServiceProcess(work / "modelmedic.yaml", work / "modelmedic.log", port,
                                  lambda what, detail: print(f"[soak] {what}: {detail}", flush=True))
+        os.environ.update(dict(service_env(setting) for setting in args.service_env))
         await service.start()
         cleanup.push_async_callback(service.stop)
         if not await service.wait_ready(120):
@@ -332,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting of the service's config, dotted, the value as YAML "
                              "(e.g. quality.label_horizon_ms=2400000); repeatable")
+    parser.add_argument("--service-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable for the service only (not Kafka, not this process), e.g. "
+                             "MALLOC_ARENA_MAX=2; repeatable")
     parser.add_argument("--heap-every", type=float, default=0.0, metavar="MINUTES",
                         help="trace the service's allocations and take a heap snapshot every MINUTES; print what "
                              "grew after the warm-up (default 0: off)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from load.soak import JOIN_ENTRY_BYTES, LAG_FLOOR, Sample, judge, override, read_metrics
+from load.soak import JOIN_ENTRY_BYTES, LAG_FLOOR, Sample, judge, override, read_metrics, service_env
 
 
 CAP = 1_000_000
@@ -67,6 +67,16 @@ def test_a_setting_is_set_at_its_dotted_path_as_yaml():
     assert config == {"kafka": {"partitions": 3}, "quality": {"label_horizon_ms": 2400000}}
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         override(config, "quality.label_horizon_ms")
+
+
+def test_a_service_environment_variable_is_a_name_and_its_value_as_given():
+    assert service_env("MALLOC_ARENA_MAX=2") == ("MALLOC_ARENA_MAX", "2")
+    assert service_env("GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072") == (
+        "GLIBC_TUNABLES", "glibc.malloc.trim_threshold=131072")
+    assert service_env("EMPTY=") == ("EMPTY", "")
+    for bad in ("MALLOC_ARENA_MAX", "=2"):
+        with pytest.raises(SystemExit, match="expected NAME=VALUE"):
+            service_env(bad)
 
 
 def test_a_heap_snapshot_is_written_on_request_and_what_grew_is_named_by_its_line(tmp_path) -> None:
