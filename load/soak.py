@@ -33,6 +33,11 @@ costs the service CPU and memory, so such a run's CPU and RSS figures are not co
 (SIGUSR1, ``modelmedic.app.dump_heap``) every M minutes for a heap snapshot; at the end it prints what grew
 between the first snapshot after the warm-up and the last, by allocating line (and traceback).
 
+``--alloc-every M`` signals the service the same way without tracing (nothing slower than a few ms): on
+SIGUSR1 it writes its allocators' books (:mod:`modelmedic.allocators`: what pymalloc and malloc hold and
+what of it is in use); the soak prints them and their trends after the warm-up, which tell memory the
+allocators keep from live growth.
+
 ``--service-env NAME=VALUE`` sets an environment variable for the service alone (an allocator setting such as
 ``MALLOC_ARENA_MAX``, read by glibc when the process starts), so that two soaks side by side compare it.
 """
@@ -42,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -249,10 +255,41 @@ def heap_growth(directory: Path, after_s: float, t0: float, frames: int, top: in
     return lines
 
 
+BOOKS_HELD = ("pymalloc_arena_bytes", "malloc_heap_bytes", "malloc_mmap_bytes")
+"""What the allocators have taken from the system (:func:`modelmedic.allocators.books`)."""
+BOOKS_USED = ("pymalloc_allocated_bytes", "malloc_used_bytes")
+"""What of it is in use: live objects and native allocations."""
+
+
+def allocator_lines(directory: Path, after_s: float, t0: float) -> list[str]:
+    """The allocators' books the service wrote on SIGUSR1 (``alloc-PID.jsonl`` in ``directory``), one line each
+    (the soak's second, MB), and the least-squares trends, after ``after_s`` seconds past ``t0`` (epoch seconds),
+    of what they hold and what of it is in use: RSS that grows while in use does not is the allocators keeping
+    memory (retention, fragmentation), not live objects."""
+    rows = sorted((json.loads(line) for path in directory.glob("alloc-*.jsonl") for line in path.read_text().splitlines()),
+                  key=lambda row: row["epoch_ms"])  # in time, over the files of every process the service was
+    if not rows:
+        return ["allocators: no books written (is the service's SIGUSR1 hook there?)"]
+    lines = ["allocators (MB): second, pymalloc arenas / in use, malloc heap / mmap / in use / free"]
+    for row in rows:
+        mb = {name: row.get(name, 0) / 1e6 for name in BOOKS_HELD + BOOKS_USED + ("malloc_free_bytes",)}
+        lines.append(f"  {row['epoch_ms'] / 1000 - t0:6.0f}s  {mb['pymalloc_arena_bytes']:6.1f} / {mb['pymalloc_allocated_bytes']:6.1f}"
+                     f"   {mb['malloc_heap_bytes']:6.1f} / {mb['malloc_mmap_bytes']:5.1f} / {mb['malloc_used_bytes']:6.1f}"
+                     f" / {mb['malloc_free_bytes']:5.1f}")
+    judged = [row for row in rows if row["epoch_ms"] / 1000 - t0 >= after_s]
+    if len(judged) >= 2:
+        t = [row["epoch_ms"] / 1000 for row in judged]
+        held = slope(t, [sum(row.get(name, 0) for name in BOOKS_HELD) / 1e6 for row in judged]) * 3600
+        used = slope(t, [sum(row.get(name, 0) for name in BOOKS_USED) / 1e6 for row in judged]) * 3600
+        lines.append(f"allocators after the warm-up ({len(judged)} books): held {held:+.2f} MB/h, in use {used:+.2f} MB/h")
+    return lines
+
+
 async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Event,
                        heap_every_s: float = 0.0) -> list[Sample]:
     """One :class:`Sample` every ``every_s`` until ``stop``, printed as it is taken; with ``heap_every_s``, a
-    SIGUSR1 to the service (a heap snapshot) at the first sample past each multiple of it."""
+    SIGUSR1 to the service (its allocators' books, and a heap snapshot when tracing) at the first sample past
+    each multiple of it."""
     samples: list[Sample] = []
     t0 = time.monotonic()
     heaps = 0
@@ -282,9 +319,12 @@ async def sample_every(service: ServiceProcess, every_s: float, stop: asyncio.Ev
 async def soak(args: argparse.Namespace) -> int:
     work = Path(tempfile.mkdtemp(prefix="modelmedic-soak-"))
     print(f"[soak] files and logs in {work}", flush=True)
-    if args.heap_every:  # the service inherits the environment (load/chaos.py)
+    signal_every = args.heap_every or args.alloc_every
+    if signal_every:  # the service inherits the environment (load/chaos.py)
         (work / "heap").mkdir()
-        os.environ.update(PYTHONTRACEMALLOC=str(args.heap_frames), MODELMEDIC_HEAP_DIR=str(work / "heap"))
+        os.environ.update(MODELMEDIC_HEAP_DIR=str(work / "heap"))
+    if args.heap_every:
+        os.environ.update(PYTHONTRACEMALLOC=str(args.heap_frames))
     started = time.time()
     async with contextlib.AsyncExitStack() as cleanup:
         bootstrap = args.bootstrap
@@ -312,7 +352,7 @@ async def soak(args: argparse.Namespace) -> int:
         print(f"[soak] {args.models} models, ~{spec.expected_requests(1.0):,.0f} production requests/s before mirrors "
               f"and labels, for {args.minutes:g} min; a sample every {args.every:g} s", flush=True)
         stop = asyncio.Event()
-        sampler = asyncio.create_task(sample_every(service, args.every, stop, 60 * args.heap_every))
+        sampler = asyncio.create_task(sample_every(service, args.every, stop, 60 * signal_every))
         producer = producer_for(bootstrap)
         await producer.start()
         try:
@@ -325,8 +365,8 @@ async def soak(args: argparse.Namespace) -> int:
         print(f"[soak] sent {sent:,} records; service exits unexpected: {len(service.unexpected_exits)}", flush=True)
         q = settings.quality
         verdict = judge(samples, args.warmup * 60, settings.kafka.partitions * 2 * (q.label_max_pending + q.canary_max_pending))
-        for line in verdict.lines() + (heap_growth(work / "heap", args.warmup * 60, started, args.heap_frames)
-                                       if args.heap_every else []):
+        for line in (verdict.lines() + (allocator_lines(work / "heap", args.warmup * 60, started) if signal_every else [])
+                     + (heap_growth(work / "heap", args.warmup * 60, started, args.heap_frames) if args.heap_every else [])):
             print(f"[soak] {line}", flush=True)
         bounded = verdict.memory_flat or verdict.rest_flat
         return 0 if bounded and verdict.lag_steady and not service.unexpected_exits else 1
@@ -351,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heap-every", type=float, default=0.0, metavar="MINUTES",
                         help="trace the service's allocations and take a heap snapshot every MINUTES; print what "
                              "grew after the warm-up (default 0: off)")
+    parser.add_argument("--alloc-every", type=float, default=0.0, metavar="MINUTES",
+                        help="without tracing, ask the service for its allocators' books every MINUTES (SIGUSR1; "
+                             "--heap-every does too); print them and the trends of what they hold and use after the "
+                             "warm-up (default 0: off)")
     parser.add_argument("--heap-frames", type=int, default=1,
                         help="frames traced per allocation with --heap-every (default 1: the allocating line; "
                              "more cost the service more CPU and memory)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import os
 import signal
@@ -20,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from modelmedic import logs, metrics
+from modelmedic import allocators, logs, metrics
 from modelmedic.audit import AuditTail
 from modelmedic.audit import follow as follow_audit
 from modelmedic.alerting import Alerter, build_sinks, pagerduty_webhook
@@ -91,19 +92,27 @@ async def watch_loop_lag(stop: asyncio.Event, tick_s: float = LOOP_TICK_S, windo
 
 
 HEAP_DIR_ENV = "MODELMEDIC_HEAP_DIR"
-"""Where SIGUSR1 writes a heap snapshot (:func:`dump_heap`); the system's temporary directory when unset."""
+"""Where SIGUSR1 writes the allocators' books and a heap snapshot (:func:`dump_heap`); the system's temporary
+directory when unset."""
 
 
 def dump_heap(directory: Path) -> Path | None:
-    """Write a tracemalloc snapshot of this process to ``directory`` (SIGUSR1, a debug hook; off unless the
-    service was started with ``PYTHONTRACEMALLOC=N``, which traces every allocation with N frames and
-    costs CPU). Two snapshots compared (``tracemalloc.Snapshot.load(a).compare_to(...)``; ``load/soak.py
-    --heap-every``) tell what grows in a long-running replica, which RSS alone cannot. Blocks the loop
-    while it writes (about a second per million live blocks). Returns the file, or None when not tracing."""
+    """SIGUSR1, a debug hook. Appends the allocators' books (:func:`modelmedic.allocators.books`: what pymalloc
+    and malloc hold and what of it is in use, a few ms) to ``directory/alloc-PID.jsonl`` as one JSON line with
+    the epoch milliseconds, and, when the service was started with ``PYTHONTRACEMALLOC=N`` (which traces every
+    allocation with N frames and costs CPU), writes a tracemalloc snapshot of this process there. Books taken
+    apart in time tell retention (held grows, in use does not) from live growth; two snapshots compared
+    (``tracemalloc.Snapshot.load(a).compare_to(...)``; ``load/soak.py --heap-every``) tell which lines
+    allocated the live growth, which RSS alone cannot. The snapshot blocks the loop while it is written
+    (about a second per million live blocks). Returns the snapshot, or None when not tracing."""
+    now_ms = f"{1000 * time.time():.0f}"
+    held = allocators.books()
+    with open(directory / f"alloc-{os.getpid()}.jsonl", "a") as out:
+        out.write(json.dumps({"epoch_ms": int(now_ms), **held}) + "\n")
+    log.info("allocators: %s", ", ".join(f"{name} {size / 1e6:.1f} MB" for name, size in held.items()))
     if not tracemalloc.is_tracing():
-        log.warning("SIGUSR1: no heap snapshot: start the service with PYTHONTRACEMALLOC=1 (or more frames)")
         return None
-    path = directory / f"heap-{os.getpid()}-{1000 * time.time():.0f}.tracemalloc"  # epoch milliseconds
+    path = directory / f"heap-{os.getpid()}-{now_ms}.tracemalloc"  # epoch milliseconds
     tracemalloc.take_snapshot().dump(str(path))
     log.info("heap snapshot written to %s (%.1f MB traced)", path, tracemalloc.get_traced_memory()[0] / 1e6)
     return path

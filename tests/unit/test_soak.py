@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from load.soak import JOIN_ENTRY_BYTES, LAG_FLOOR, Sample, judge, override, read_metrics, service_env
+from load.soak import (JOIN_ENTRY_BYTES, LAG_FLOOR, Sample, allocator_lines, judge, override, read_metrics,
+                       service_env)
 
 
 CAP = 1_000_000
@@ -88,6 +89,7 @@ def test_a_heap_snapshot_is_written_on_request_and_what_grew_is_named_by_its_lin
     from modelmedic.app import dump_heap
 
     assert not tracemalloc.is_tracing() and dump_heap(tmp_path) is None
+    assert not list(tmp_path.glob("heap-*"))
     tracemalloc.start(1)
     try:
         first = dump_heap(tmp_path)
@@ -101,3 +103,25 @@ def test_a_heap_snapshot_is_written_on_request_and_what_grew_is_named_by_its_lin
     grew = lines[1].split()
     assert "test_soak.py" in lines[1] and 2.0 <= float(grew[0]) < 2.2  # MB: bytes(1000) each, and the list
     assert int(grew[2].replace(",", "")) in (2000, 2001)  # blocks
+
+
+def test_each_signal_appends_the_allocators_books_and_the_soak_prints_their_trends(tmp_path) -> None:
+    """``dump_heap`` (SIGUSR1) writes the books with or without tracing; the soak's trend after the warm-up
+    tells memory held while in use stays flat (retention) from live growth."""
+    import json
+
+    from modelmedic.app import dump_heap
+
+    dump_heap(tmp_path)
+    written = [json.loads(line) for line in next(tmp_path.glob("alloc-*.jsonl")).read_text().splitlines()]
+    assert len(written) == 1 and written[0]["pymalloc_arena_bytes"] >= written[0]["pymalloc_allocated_bytes"] > 0
+    t0 = written[0]["epoch_ms"] / 1000
+    rows = [{"epoch_ms": written[0]["epoch_ms"] + 600_000 * i, "pymalloc_arena_bytes": 80e6 + 1e6 * i,
+             "pymalloc_allocated_bytes": 70e6, "malloc_heap_bytes": 30e6 + 1e6 * i, "malloc_mmap_bytes": 5e6,
+             "malloc_used_bytes": 25e6 + 5e6, "malloc_free_bytes": 5e6 + 1e6 * i} for i in range(4)]
+    (tmp_path / "alloc-2.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    lines = allocator_lines(tmp_path, after_s=1, t0=t0)
+    assert len(lines) == 1 + 1 + 4 + 1  # the header, this process's books, the four written, the trend
+    assert lines[-1] == "allocators after the warm-up (3 books): held +12.00 MB/h, in use +0.00 MB/h"
+    assert lines[3].split() == ["600s", "81.0", "/", "70.0", "31.0", "/", "5.0", "/", "30.0", "/", "6.0"]
+    assert allocator_lines(tmp_path / "none", after_s=0, t0=0)[0].startswith("allocators: no books")
