@@ -30,19 +30,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-try:
-    from numpy._core.umath import clip as _clip  # numpy 2
-except ImportError:  # numpy 1.26
-    from numpy.core.umath import clip as _clip
-
+from modelmedic import _columns as _native
 from modelmedic.detectors.base import SlotState, _Params
 from modelmedic.detectors.special import ndtri
 
-# A bank makes about a hundred numpy calls a window on a few dozen rows, where numpy's Python-level
-# wrappers cost more than the arithmetic: ``np.clip`` 11 us against 3 for the ufunc it calls (``_clip``),
-# ``np.stack(.., axis=1)`` 11 against 2.5 for ``np.array(..).T``, ``np.moveaxis`` 12 against 0.1 for a
-# transpose, ``a.max(axis=1)`` against ``np.maximum.reduce``. The cheaper forms are the same functions
-# underneath: the same values bit for bit (``np.minimum(np.maximum(..))`` is not: it turns -0.0 into 0.0).
+# Each bank's per-window recursion is native (``native/src/banks.rs``: one call a bank a round, where numpy
+# took about a hundred calls on a few dozen rows, each costing its overhead, not its arithmetic); numpy keeps
+# the transcendental functions (its SIMD ``log``, ``exp``, ``expm1``, ``pow`` differ from the C library's in the
+# last bit), so the values are the same bit for bit as the numpy code's were.
 
 SUSPICION = 1.0 / 3.0
 """A CUSUM above this fraction of ``h`` marks its series as under suspicion (learns slowly)."""
@@ -152,15 +147,6 @@ class _Bank(_Params, SlotState):
         return slots
 
 
-def _rate(share: np.ndarray, elapsed_s: np.ndarray | float, tau_s: np.ndarray | float, suspect: np.ndarray) -> np.ndarray:
-    """EWMA weight of the newest observation: its ``share`` of everything seen so far while
-    warming up (a running mean), then ``1 - exp(-elapsed / tau)`` in event time; under
-    suspicion only the latter, ``SLOWDOWN`` times slower (a young baseline must not absorb
-    an incident either)."""
-    a = -np.expm1(-elapsed_s / (tau_s * np.where(suspect, SLOWDOWN, 1.0)))
-    return np.where(suspect, a, np.maximum(a, share))
-
-
 def _chart_penalties(charts: int) -> np.ndarray:
     """What each of a multi-chart CUSUM's ``charts`` adds to ``h`` so that together they keep one CUSUM's
     false-alarm budget (``sum exp(-penalty) = 1``): the first (the minimum effect's) half of it, the
@@ -240,7 +226,7 @@ class PoissonCusumBank(_Bank):
     ended read as a second drop (two pages for one -30% drop in a 20-model day of
     ``load/detection_harness.py``; ``tests/unit/test_throughput_first_day.py``).
 
-    **The surge's ceiling** (:meth:`_surge_ceiling`). The surge is judged from a series' first events
+    **The surge's ceiling** (``max(floor, lag, fast * lag ** (tau_s / tau))``). The surge is judged from a series' first events
     (gated as the drops are, a x3 surge at the trough of a 0.06 req/s model's first day waited for the
     level to learn it: 3,449 s where the data allow 650 s) against the highest the rate may be now: the
     level, the rate of the last ``tau_s`` (``_fast``, learning ten times slower under the surge's own
@@ -302,126 +288,45 @@ class PoissonCusumBank(_Bank):
         self.deep_drop = deep_drop
         self._drops = np.array([drop, small_drop, deep_drop])
         self._drop_penalty = _chart_penalties(self._drops.size)
+        self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
+                             surge, np.log(surge), self._drops, np.log(self._drops), self._drop_penalty]
+        """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:
-        """Judge and learn one window's count per slot; ``t_ms`` is each window's start."""
+        """Judge and learn one window's count per slot; ``t_ms`` is each window's start.
+
+        The recursion is native (``poisson_args``, ``poisson_step`` in ``native/src/banks.rs``), in this order
+        per series: the expected count ``level * hour factor * day factor * window`` (each factor a shrinkage
+        estimate whose prior is worth one visit of its bucket at the current level); the level's memory
+        ``tau`` (``tau_events`` events, at least ``tau_s``, at most a week); warm once it has ``min_windows``
+        windows and ``min_events`` events, its drops judged once ``tau <= 2 tau_s`` or it has seen a day;
+        suspicion from the halving's and the small drop's CUSUMs past a third of their thresholds, or the
+        surge's; the level's lag (twice- over thrice-smoothed level, to the power ``1 + behind``) lowering the
+        drops' expected count, the surge's ceiling raising the surge's; the three drop CUSUMs (each adds ``(x
+        ln r - lam (r - 1)) / phi``, at most a window's most, which grows with its share of the budget; the
+        small one from the second day, held at its threshold while the halving's is past a third of its own)
+        and the surge's; then the level, the hour's rate, the overdispersion, the
+        smoothings (which keep the trend from before a suspicion), ``behind`` and the seasonal buckets (only
+        what the level does not explain, not under suspicion) learn. The judge sees the drop chart furthest
+        along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
+        learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
-        n, first, events, level, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
-        phi = np.maximum(phi, 1.0)
-        hour = ((t_ms // 3_600_000) % 24).astype(np.int64)
-        day = ((t_ms // 86_400_000) % 7).astype(np.int64)
-        # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
-        # bucket moves by at most half within its first visit, and an outage minutes old barely.
-        k_hour = np.maximum(self.prior_events, level * 3600.0)
-        k_day = np.maximum(self.prior_events, level * 86_400.0)
-        hour_obs, hour_exp = self._hour_obs[slots, hour], self._hour_exp[slots, hour]
-        day_obs, day_exp = self._day_obs[slots, day], self._day_exp[slots, day]
-        f_hour = (hour_obs + k_hour) / (hour_exp + k_hour)
-        f_day = (day_obs + k_day) / (day_exp + k_day)
-        season = f_hour * f_day
-        lam = np.maximum(level * season * window_s, 1e-12)
-        # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
-        # before a sparse series has the events to show it. A memory much longer than tau_s cannot
-        # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
-        tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(level, 1e-9)), 7 * 86_400.0)
-        first = np.where(n > 0, first, t_ms)
-        seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
-        warm_up = (n >= self.min_windows) & (events >= self.min_events)
-        warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
-        small, deep = self._small[slots].T, self._deep[slots].T
-        drops_prev = np.array([[down_prev, small[0], deep[0]], [down_since, small[1], deep[1]],
-                               [down_x, small[2], deep[2]]])  # (cusum, onset, requests since) x chart x series
-        h_drops = h + self._drop_penalty  # three drop CUSUMs, one statistic's budget
-        # Suspicion from the halving's and the small drop's CUSUMs only: a drop deep enough for the deep one
-        # lifts the halving's past a third as well, while healthy dips lifting the deep one alone would
-        # slow the level (one more false drop in 200 diurnal series over 48 h, 10 s windows).
-        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_drops[1]))) | (
-            warm_up & (up_prev > SUSPICION * h))
-        slow, behind = self._slow[slots], self._behind[slots]
-        fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
-        lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
-        lam_down = lam * np.minimum(lag, 1.0)
-        rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
-        lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
-        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, seasoned, t_ms, h, max_step)
-        down, down_since, down_x = drops[:, 0]
-        self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
-        step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
-        up = np.clip(up_prev + step_up, 0.0, CAP * h) * warm_up
-        up_going = up_prev > 0
-        up_since = np.where(up_going, up_since, t_ms)
-        up_x = up_x * up_going + x
-
-        # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
-        a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
-        new_level = level + a * (x / (season * window_s) - level)
-        # The hour's rate follows the surge's suspicion only: a drop's holding it above a decline would
-        # only make a surge harder to see.
-        a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, warm_up & (up_prev > SUSPICION * h))
-        self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
-        pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
-        new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
-        trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
-        twice = np.where(slow[:, 0] > 0, slow[:, 0] + trend * (new_level - slow[:, 0]), new_level)
-        thrice = np.where(slow[:, 1] > 0, slow[:, 1] + trend * (twice - slow[:, 1]), twice)
-        self._slow[slots] = np.stack([twice, thrice], axis=1)
-        self._behind[slots] = behind + a * ((SLOWDOWN - 1.0) * suspect - behind)
-        self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
-                                   down_x, up_x], axis=1)
-        learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
-        hour_keep = np.where(learn, 1.0 - window_s / (self.hour_memory_days * 3600.0), 1.0)
-        day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
-        base = level * window_s * learn
-        self._hour_obs[slots, hour] = hour_obs * hour_keep + x * learn
-        self._hour_exp[slots, hour] = hour_exp * hour_keep + base * f_day
-        self._day_obs[slots, day] = day_obs * day_keep + x * learn
-        self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
-
-        # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
-        ahead = drops[0] - self._drop_penalty[:, None]
-        lead = drops[1:, ahead.argmax(axis=0), np.arange(slots.size)]  # its onset and requests since
-        drop = ahead.max(axis=0)
-        surge = up > drop
-        since = np.where(surge, up_since, lead[0])
-        observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
-        rising = (drop > (drops_prev[0] - self._drop_penalty[:, None]).max(axis=0)) | (up > up_prev)
-        return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
-                        np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
-
-    def _step_drops(self, prev: np.ndarray, x: np.ndarray, lam: np.ndarray, phi: np.ndarray, warm: np.ndarray,
-                    seasoned: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
-        """The drop CUSUMs (designed for ``drop``, ``small_drop``, ``deep_drop``) one window on against an
-        expected count ``lam``: ([cusum, onset, requests since], chart, series) from ``prev`` of that shape.
-
-        Each fires at ``h`` plus its share of the budget, and a window's most grows with it. The small one
-        runs from a series' second day (``seasoned``) and holds at most its threshold while the halving's is
-        above a third of its own: a drop between the two stays one episode."""
-        h_each = (h + self._drop_penalty)[:, None]
-        step = np.minimum((x * np.log(self._drops)[:, None] - lam * (self._drops - 1.0)[:, None]) / phi,
-                          max_step * h_each / h)
-        s = np.maximum(prev[0] + step, 0.0)
-        s[1] = np.minimum(s[1], np.where(s[0] > SUSPICION * h_each[0], h_each[1], CAP * h_each[1])) * (warm & seasoned)
-        s[::2] = np.minimum(s[::2], CAP * h_each[::2]) * warm
-        going = prev[0] > 0
-        return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
-
-    def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
-        """The surge's reference as a multiple of the expected rate: the highest the rate may be now.
-
-        The level (memory ``tau``) and the rate of the last ``tau_s`` (``fast``, relative to the level) both
-        trail a trend, the latter less; each has its trend forecast (``lag``, and ``lag ** (tau_s / tau)``
-        for the shorter memory). On a rise the forecasts are the higher end. On a decline both rates are
-        above the rate now; before the hour-of-day factors have seen a day (not ``seasoned``) the lower of
-        the two replaces the level, which trails the first day's decline furthest. From then on the level
-        stays in the ceiling: the factors explain the cycle, and the hour's rate only covers what they do
-        not explain yet."""
-        floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))
-        return np.maximum(np.maximum(floor, lag), fast * lag ** (self.tau_s / tau))
+        n = slots.size
+        tables = [getattr(self, name) for name in self._TABLES]
+        args = np.empty((5, n))
+        _native.poisson_args(self._f, tables, self._consts, slots, t_ms, h, window_s, args)
+        lag = args[0] ** args[1]
+        out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(
+            (2, n), dtype=bool)
+        _native.poisson_step(self._f, tables, self._consts, slots, x, t_ms, h, window_s, max_step, lag, lag ** args[2],
+                             np.expm1(args[3:]), out, since, kind, flags.view(np.uint8))
+        cusum, observed, baseline = out
+        return Evidence(cusum, kind, since, observed, baseline, flags[0], flags[1])
 
 
 class BernoulliCusumBank(_Bank):
@@ -475,6 +380,9 @@ class BernoulliCusumBank(_Bank):
         self._penalty = _chart_penalties(self.charts)
         self._ratios = ratio ** np.arange(1.0, self.charts + 1.0)
         self._log_ratios = np.log(self._ratios)
+        self._consts = np.r_[prior_rate * prior_requests, prior_requests, floor, min_requests, tau_s, self._ratios,
+                             self._log_ratios, self._penalty]
+        """What ``native/src/banks.rs`` reads of the parameters (``Bernoulli::new``)."""
         self._TABLES = {**type(self)._TABLES, "_charts": (self.charts - 1, len(self._CHART))}
         self._init_state()
 
@@ -490,65 +398,28 @@ class BernoulliCusumBank(_Bank):
     def _judge_learn(self, slots: np.ndarray, errors: np.ndarray, requests: np.ndarray, t_ms: np.ndarray,
                      window_s: float, h: float, max_step: float) -> tuple[Evidence, np.ndarray]:
         """:meth:`score_learn`'s evidence, and what the bank reported of each series before this window
-        (the leading CUSUM less ``ln(charts)``: the tail's bound is held by it)."""
+        (the leading CUSUM less ``ln(charts)``: the tail's bound is held by it).
+
+        The recursion is native (``bernoulli_args``, ``bernoulli_step`` in ``native/src/banks.rs``): per
+        series, ``p0`` is the pooled rate shrunk towards the prior; each chart adds ``e ln(p1 / p0) +
+        (n - e) ln((1 - p1) / (1 - p0))`` (at most a window's most, which grows with its penalty), is
+        clipped to ``[0, CAP h + penalty]`` and held at 0 until warm; a chart leaving 0 takes the window's
+        onset and counts its errors and requests afresh. Only a series with errors now or a chart above 0
+        moves its charts (a window without errors only lowers them). The leading chart less its penalty
+        is reported. Then the pooled sums decay by the event time since the series last had requests (a
+        running sum while warming up); under suspicion a window counts a tenth and the memory is ten
+        times longer. numpy takes the logarithms and the decay's exponential, so the values are its own."""
         slots = self._prepare(slots)
         e, m = np.asarray(errors, dtype=np.float64), np.asarray(requests, dtype=np.float64)
         t_ms = np.asarray(t_ms, dtype=np.float64)
-        f, others = self._f[slots], self._charts[slots]
-        seen, t, err, req = f[:, :4].T
-        p0 = np.maximum((err + self.prior_rate * self.prior_requests) / (req + self.prior_requests), self.floor)
-        warm = seen >= self.min_requests
-        s_prev = np.concatenate([f[:, 4:5], others[:, :, 0]], axis=1)
-        reported_prev = np.maximum(np.maximum.reduce(s_prev - self._penalty, axis=1), 0.0)
-        reported, since = np.zeros(slots.size), t_ms.copy()
-        observed = np.divide(e, m, out=np.full(slots.size, np.nan), where=m > 0)
-        # Only a series with errors now or a chart above 0 can move a chart (a window without errors only
-        # lowers them), and a chart at 0 takes its onset and counts afresh from its next window: the others
-        # (most series, most windows) are left as they are, which decides the same. When every series
-        # moves (a busy fleet), a slice of all stands for their indices (no gathers).
-        moved = np.flatnonzero((e > 0) | (np.maximum.reduce(s_prev, axis=1) > 0))
-        if moved.size:
-            rows = slice(None) if moved.size == slots.size else moved
-            chart = self._step_charts(slots[rows], f[rows], others[rows], e[rows], m[rows], p0[rows], warm[rows],
-                                      t_ms[rows], h, max_step)
-            f[rows, 4:] = chart[:, 0]
-            ahead = chart[:, :, 0] - self._penalty
-            lead = chart[np.arange(moved.size), ahead.argmax(axis=1)]
-            reported[rows], since[rows] = np.maximum(np.maximum.reduce(ahead, axis=1), 0.0), lead[:, 1]
-            observed[rows] = np.divide(lead[:, 2], lead[:, 3], out=np.full(moved.size, np.nan), where=lead[:, 3] > 0)
-
-        # Pooled sums decayed by the event time since the series last had requests (a running sum
-        # while warming up); under suspicion a window counts a tenth and the memory is ten times longer.
-        served = m > 0
-        slow = np.where(warm & (reported_prev > SUSPICION * h), SLOWDOWN, 1.0)
-        elapsed = np.where(t > 0, (t_ms - t) / 1000.0, window_s)
-        keep = np.where(warm & served, np.exp(-elapsed / (self.tau_s * slow)), 1.0)
-        f[:, :4] = np.array([seen + m, np.where(served, t_ms, t), err * keep + e / slow, req * keep + m / slow]).T
-        self._f[slots] = f
-        return Evidence(reported, np.zeros(slots.size, dtype=np.int8), since.astype(np.int64), observed, p0, warm,
-                        reported > reported_prev), reported_prev
-
-    def _step_charts(self, slots: np.ndarray, f: np.ndarray, others: np.ndarray, e: np.ndarray, m: np.ndarray,
-                     p0: np.ndarray, warm: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
-        """Every chart of series ``slots`` one window on, stored and returned as (series, charts, [s, since,
-        since_err, since_req]), the ratio's chart first (``f``: their rows of ``_f`` before the window,
-        ``others``: of ``_charts``)."""
-        chart = np.concatenate([f[:, None, 4:], others], axis=1)
-        s_prev, since, since_err, since_req = chart.transpose(2, 0, 1)
-        # ln(p1 / p0) per chart: k ln(ratio), up to the cap's (one log per series); ln((1 - p1) / (1 - p0)): one per chart.
-        cap = 0.5 * (1.0 + p0)
-        up = np.minimum(self._log_ratios, np.log(cap / p0)[:, None])
-        down = np.log1p(-np.minimum(p0[:, None] * self._ratios, cap[:, None])) - np.log1p(-p0)[:, None]
-        llr = e[:, None] * up + (m - e)[:, None] * down
-        # Each CUSUM's threshold is h + its penalty: a window's most (h / trigger_windows in the judge) grows with
-        # it, so a busy series still fires in trigger_windows windows.
-        penalty = self._penalty
-        s = _clip(s_prev + np.minimum(llr, max_step * (1.0 + penalty / h)), 0.0, CAP * h + penalty) * warm[:, None]
-        going = s_prev > 0
-        chart = np.array([s, np.where(going, since, t_ms[:, None]), since_err * going + e[:, None],
-                          since_req * going + m[:, None]]).transpose(1, 2, 0)
-        self._charts[slots] = chart[:, 1:]
-        return chart
+        n = slots.size
+        args = np.empty((self.charts + 3, n))
+        _native.bernoulli_args(self._f, self._charts, self._consts, slots, e, t_ms, h, window_s, args)
+        out, since, flags = np.empty((4, n)), np.empty(n, dtype=np.int64), np.empty((2, n), dtype=bool)
+        _native.bernoulli_step(self._f, self._charts, self._consts, slots, e, m, t_ms, h, window_s, max_step,
+                               np.log(args[0]), np.log1p(args[1:-1]), np.exp(args[-1]), out, since, flags.view(np.uint8))
+        reported, observed, p0, reported_prev = out
+        return Evidence(reported, np.zeros(n, dtype=np.int8), since, observed, p0, flags[0], flags[1]), reported_prev
 
     def certify(self, slots: np.ndarray, error_rate: np.ndarray, t_ms: np.ndarray, weight: float) -> None:
         """Start series ``slots`` from a known error rate (a version's certification) worth ``weight``
@@ -633,20 +504,14 @@ def _z(q: float) -> float:
     return float(ndtri(q))
 
 
-def _median_law(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and variance of the nearest-rank median of ``n`` normal draws (in standard
-    deviations), and the mean gap from it to the nearest-rank 95th percentile.
+def _law_tables(top: int) -> tuple[np.ndarray, np.ndarray]:
+    """The nearest-rank median of ``n`` normal draws (in standard deviations): its mean for ``n`` up to ``top``,
+    and the mean gap from it to the nearest-rank 95th percentile (``latency_step`` looks them up by ``n``).
 
     Rank ``ceil(n / 2)``: the middle one for odd ``n`` (unbiased), the lower middle for even
-    ``n`` (Blom's approximation of its mean: -0.59 at n = 2, -0.30 at n = 4). Variance
-    ``pi / (2 (n + pi/2 - 1))``: 1 for one draw, ``pi / 2n`` for many. Means come from a
-    table (computed once) up to 4,096 draws; beyond, the bias is below 0.01.
-    """
-    m = np.minimum(n, _LAW_MAX).astype(np.int64)
-    return _BIAS[m], np.pi / (2.0 * (np.maximum(n, 1.0) + np.pi / 2 - 1.0)), _GAP[m]
-
-
-def _law_tables(top: int) -> tuple[np.ndarray, np.ndarray]:
+    ``n`` (Blom's approximation of its mean: -0.59 at n = 2, -0.30 at n = 4). Its variance,
+    ``pi / (2 (n + pi/2 - 1))`` (1 for one draw, ``pi / 2n`` for many), is computed there. Beyond
+    ``top`` draws the bias is below 0.01."""
     m = np.maximum(np.arange(top + 1, dtype=np.float64), 1.0)
     bias = ndtri((np.ceil(m / 2) - 0.375) / (m + 0.25))
     return bias, ndtri((np.ceil(0.95 * m) - 0.375) / (m + 0.25)) - bias
@@ -656,18 +521,6 @@ _LAW_MAX = 4096
 _BIAS, _GAP = _law_tables(_LAW_MAX)
 
 
-def _upward(prev: np.ndarray, since: np.ndarray, since_x: np.ndarray, since_n: np.ndarray, r: np.ndarray,
-            v: np.ndarray, d: float, h: float, max_step: float, served: np.ndarray, warm: np.ndarray, t_ms: np.ndarray,
-            count: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One window of an upward Gaussian CUSUM for a shift ``d`` of residuals ``r`` (variance ``v``):
-    the new sum (capped at ``CAP * h``), and its onset, requests-weighted log latency and requests
-    since it last left 0 (for the observed latency of an episode)."""
-    step = np.minimum((d * r - 0.5 * d * d) / v, max_step) * served
-    s = _clip(prev + step, 0.0, CAP * h) * warm
-    fresh = (prev <= 0) & served
-    return s, np.where(fresh, t_ms, since), since_x * ~fresh + count * x, since_n * ~fresh + count
-
-
 class LatencyCusumBank(_Bank):
     """The window's median latency against a long-horizon reference: an upward Gaussian CUSUM.
 
@@ -675,7 +528,7 @@ class LatencyCusumBank(_Bank):
     of variance ``tau^2`` (busy models slow down and speed up with load, more than their
     sampling noise). A window with ``n`` requests gives its median ``m``: the residual
     ``r = log m - mu - sigma b(n)`` has variance ``v = sigma^2 s^2(n) + tau^2``
-    (:func:`_median_law`), so one request at 0.05 req/s and 5,000 requests in a busy
+    (:func:`_law_tables`), so one request at 0.05 req/s and 5,000 requests in a busy
     window are weighed by what they are worth. The window adds ``(d r - d^2 / 2) / v`` for
     a shift of ``d = ln(ratio)`` (the minimum effect that matters): steps below half of it
     (22% for a ratio of 1.5; a +3% deploy) drift down and never fire.
@@ -717,6 +570,9 @@ class LatencyCusumBank(_Bank):
         self.creep_ratio, self.creep_tau_s = creep_ratio, creep_tau_s
         self.prior_sigma = prior_sigma
         self.stop_requests, self.rate_tau_s = stop_requests, rate_tau_s
+        self._consts = np.r_[tau_s, min_requests, min_windows, prior_sigma**2, rate_tau_s, creep_tau_s, np.log(ratio),
+                             np.log(creep_ratio), np.log(2.0), _LAW_MAX, _BIAS, _GAP]
+        """What ``native/src/banks.rs`` reads of the parameters and the median law's tables (``Latency::new``)."""
         self._init_state()
 
     def stopped(self, slots: np.ndarray) -> np.ndarray:
@@ -725,66 +581,25 @@ class LatencyCusumBank(_Bank):
 
     def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
                     window_s: float, h: float, max_step: float = np.inf) -> Evidence:
-        slots = self._prepare(slots)
-        count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
-        (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
-         c_prev, c_since, c_x, c_n, mu_c, c_led) = self._f[slots].T
-        served = count > 0
-        x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
-        x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
-        warm = (req >= self.min_requests) & (n >= self.min_windows)
-        bias, spread, gap = _median_law(count)
-        sigma = np.sqrt(sig2)
-        r = x - mu - sigma * bias
-        v = np.maximum(sig2 * spread + np.maximum(tau2, 0.0), 1e-6)
-        h_creep = h + np.log(2.0)
-        s, since, since_x, since_n = _upward(s_prev, since, since_x, since_n, r, v, np.log(self.ratio), h, max_step,
-                                             served, warm, t_ms, count, x)
-        r_c = x - mu_c - sigma * bias
-        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v, np.log(self.creep_ratio), h_creep, max_step,
-                                       served, warm, t_ms, count, x)
-        # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
-        # times as long to come back down and hold a step's episode open after the step ended). Unless the
-        # creep's fired first (``c_led``, until it is back at 0): a creep lifts the step CUSUM past a third
-        # of h long after, and handed to that statistic, under RESET, its episode ended and paged again.
-        c_led = ((c_led > 0) | ((c >= h_creep) & (s <= SUSPICION * h))) & (c > 0)
-        c = c * ((s <= SUSPICION * h) | c_led)
+        """Judge and learn one window's request count, p50 and p95 (ms) per slot; ``t_ms`` is each window's start.
 
-        # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
-        suspect = warm & ((s_prev > SUSPICION * h) | (c_prev > SUSPICION * h_creep))
-        elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)
-        a = _rate(count / np.maximum(req + count, 1.0), elapsed, self.tau_s, suspect) * served
-        first = n == 0
-        bound = 3.0 * np.sqrt(v)
-        new_mu = np.where(first, x, mu + a * np.where(warm, _clip(r, -bound, bound), r))
-        # A window stands for at most the time its requests take at the usual rate: back after an hour's
-        # silence (a rolled-back release), one window of a few requests would otherwise weigh half of mu_c.
-        stands_for = np.divide(count, rate, out=np.full(count.size, np.inf), where=rate > 0)
-        a_c = _rate(count / np.maximum(req + count, 1.0), np.minimum(elapsed, stands_for), self.creep_tau_s,
-                    suspect) * served
-        new_mu_c = np.where(first, x, mu_c + a_c * np.where(warm, _clip(r_c, -bound, bound), r_c))
-        # Within-window spread: p95 and p50 are the order statistics ceil(.95 n) and ceil(.5 n).
-        several = count >= 2
-        r2 = np.minimum(r * r, 9.0 * v)
-        within = np.where(several, ((x95 - x) / np.maximum(gap, 1e-3)) ** 2, r2)
-        prior = self.prior_sigma**2
-        new_sig2 = np.where(first, np.where(several, within, prior),
-                            sig2 + a * (np.minimum(within, 9.0 * np.maximum(sig2, prior)) - sig2))
-        new_tau2 = np.where(first | ~several, tau2, tau2 + a * (r2 - sig2 * spread - tau2))
-        new_p95 = np.where(first, x95, p95_usual + a * (x95 - p95_usual))
-        n_new = n + served
-        rate_a = np.maximum(-np.expm1(-window_s / self.rate_tau_s), 1.0 / (n_new + 1.0))
-        new_rate = rate + rate_a * (count / window_s - rate)
-        new_quiet = (quiet + new_rate * window_s) * ~served
-        self._f[slots] = np.array([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
-                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c, c_led]).T
-        # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
-        creep = c - np.log(2.0) > s
-        s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
-        since, since_x, since_n = (np.where(creep, of_creep, of_step)
-                                   for of_creep, of_step in ((c_since, since), (c_x, since_x), (c_n, since_n)))
-        observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
-        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(mu), warm, s > s_prev)
+        The recursion is native (``latency_args``, ``latency_step`` in ``native/src/banks.rs``), as the class
+        says: both CUSUMs stepped on the window's median residual, the creep's stood down while the step's is past
+        a third of ``h`` unless it led, then ``mu``, ``mu_c``, the spreads, the usual p95 and the request rate
+        learned. numpy takes the logarithms, the learning rates' ``expm1`` and the reported ``exp``, so the values
+        are its own."""
+        slots = self._prepare(slots)
+        count, p50, p95, t_ms = (np.ascontiguousarray(a, dtype=np.float64) for a in (count, p50, p95, t_ms))
+        n = slots.size
+        args = np.empty((4, n))
+        _native.latency_args(self._f, self._consts, slots, count, p50, p95, t_ms, h, window_s, args)
+        out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(
+            (2, n), dtype=bool)
+        _native.latency_step(self._f, self._consts, slots, count, t_ms, h, window_s, max_step,
+                             -np.expm1(-window_s / self.rate_tau_s), np.log(args[:2]), np.expm1(args[2:]), out, since,
+                             kind, flags.view(np.uint8))
+        observed, baseline = np.exp(out[1:])
+        return Evidence(out[0], kind, since, observed, baseline, flags[0], flags[1])
 
     def certify(self, slots: np.ndarray, p50_ms: np.ndarray, p95_ms: np.ndarray, t_ms: np.ndarray,
                 weight: float) -> None:

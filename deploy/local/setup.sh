@@ -25,9 +25,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || die "Python 3.11+ is required (python3 --version)"
 
-# modelmedic's hot-path decoder is a Rust crate (native/), built by pip through setuptools-rust.
+# modelmedic's hot path (the record decoder, the banks' recursion) is a Rust crate (native/), built by pip through setuptools-rust.
 [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-command -v cargo >/dev/null || die "Rust's cargo is needed to build modelmedic's record decoder (native/): install it with https://rustup.rs (rustup default stable), then run this again"
+command -v cargo >/dev/null || die "Rust's cargo is needed to build modelmedic's hot path (native/): install it with https://rustup.rs (rustup default stable), then run this again"
 
 # Reinstall when the package definition or the native decoder changes.
 stamp=.venv/.installed-$(cat pyproject.toml native/Cargo.toml native/Cargo.lock native/src/*.rs | sha1sum | cut -c1-12)

@@ -13,6 +13,8 @@
 //! either accepts them (and says what they hold) or gives the dead-letter reason.
 //! `tests/unit/test_columns.py` checks the subset property on valid, invalid and
 //! randomly mutated records.
+//!
+//! The sequential banks' per-window recursion is the `banks` module (one call a bank a round).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -23,6 +25,8 @@ use pyo3::types::{PyBytes, PyFloat, PyList, PyString, PyTuple};
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+mod banks;
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -373,5 +377,11 @@ impl ColumnDecoder {
 #[pymodule]
 fn _columns(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ColumnDecoder>()?;
+    m.add_function(wrap_pyfunction!(banks::bernoulli_args, m)?)?;
+    m.add_function(wrap_pyfunction!(banks::bernoulli_step, m)?)?;
+    m.add_function(wrap_pyfunction!(banks::poisson_args, m)?)?;
+    m.add_function(wrap_pyfunction!(banks::poisson_step, m)?)?;
+    m.add_function(wrap_pyfunction!(banks::latency_args, m)?)?;
+    m.add_function(wrap_pyfunction!(banks::latency_step, m)?)?;
     Ok(())
 }

@@ -1,0 +1,351 @@
+"""The banks' native recursion (``native/src/banks.rs``) against the numpy code it replaced, bit for bit.
+
+The reference below is ``detectors/sequential.py``'s numpy recursion as it was before it moved to Rust
+(f6672ac), unchanged but for its docstrings: each bank and its reference twin step the same seeded windows
+(two days of 120 s windows, sparse and busy series, drops, surges, error and tail bursts, latency steps and a
+creep, series missing from windows, tail resets), and every field of every ``Evidence`` and the final state
+must be the same bytes. numpy's SIMD ``log``, ``exp``, ``expm1`` and ``pow`` differ from the C library's in the
+last bit for a few percent of arguments, so the native code leaves them to numpy; a bank that computed one
+itself would fail here within a few windows.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from modelmedic.detectors import sequential
+from modelmedic.detectors.sequential import (CAP, SLOWDOWN, SUSPICION, BernoulliCusumBank, Evidence, LatencyCusumBank,
+                                             PoissonCusumBank, TailCusumBank)
+
+_BIAS, _GAP, _LAW_MAX = sequential._BIAS, sequential._GAP, sequential._LAW_MAX
+_clip = np.clip
+
+
+def _rate(share: np.ndarray, elapsed_s: np.ndarray | float, tau_s: np.ndarray | float, suspect: np.ndarray) -> np.ndarray:
+    a = -np.expm1(-elapsed_s / (tau_s * np.where(suspect, SLOWDOWN, 1.0)))
+    return np.where(suspect, a, np.maximum(a, share))
+
+
+
+def _median_law(n: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m = np.minimum(n, _LAW_MAX).astype(np.int64)
+    return _BIAS[m], np.pi / (2.0 * (np.maximum(n, 1.0) + np.pi / 2 - 1.0)), _GAP[m]
+
+
+
+def _upward(prev: np.ndarray, since: np.ndarray, since_x: np.ndarray, since_n: np.ndarray, r: np.ndarray,
+            v: np.ndarray, d: float, h: float, max_step: float, served: np.ndarray, warm: np.ndarray, t_ms: np.ndarray,
+            count: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    step = np.minimum((d * r - 0.5 * d * d) / v, max_step) * served
+    s = _clip(prev + step, 0.0, CAP * h) * warm
+    fresh = (prev <= 0) & served
+    return s, np.where(fresh, t_ms, since), since_x * ~fresh + count * x, since_n * ~fresh + count
+
+
+
+class NumpyPoisson(PoissonCusumBank):
+    def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
+                    max_step: float = np.inf) -> Evidence:
+        slots = self._prepare(slots)
+        x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
+        n, first, events, level, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
+        phi = np.maximum(phi, 1.0)
+        hour = ((t_ms // 3_600_000) % 24).astype(np.int64)
+        day = ((t_ms // 86_400_000) % 7).astype(np.int64)
+        # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
+        # bucket moves by at most half within its first visit, and an outage minutes old barely.
+        k_hour = np.maximum(self.prior_events, level * 3600.0)
+        k_day = np.maximum(self.prior_events, level * 86_400.0)
+        hour_obs, hour_exp = self._hour_obs[slots, hour], self._hour_exp[slots, hour]
+        day_obs, day_exp = self._day_obs[slots, day], self._day_exp[slots, day]
+        f_hour = (hour_obs + k_hour) / (hour_exp + k_hour)
+        f_day = (day_obs + k_day) / (day_exp + k_day)
+        season = f_hour * f_day
+        lam = np.maximum(level * season * window_s, 1e-12)
+        # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
+        # before a sparse series has the events to show it. A memory much longer than tau_s cannot
+        # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
+        tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(level, 1e-9)), 7 * 86_400.0)
+        first = np.where(n > 0, first, t_ms)
+        seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
+        warm_up = (n >= self.min_windows) & (events >= self.min_events)
+        warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
+        small, deep = self._small[slots].T, self._deep[slots].T
+        drops_prev = np.array([[down_prev, small[0], deep[0]], [down_since, small[1], deep[1]],
+                               [down_x, small[2], deep[2]]])  # (cusum, onset, requests since) x chart x series
+        h_drops = h + self._drop_penalty  # three drop CUSUMs, one statistic's budget
+        # Suspicion from the halving's and the small drop's CUSUMs only: a drop deep enough for the deep one
+        # lifts the halving's past a third as well, while healthy dips lifting the deep one alone would
+        # slow the level (one more false drop in 200 diurnal series over 48 h, 10 s windows).
+        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_drops[1]))) | (
+            warm_up & (up_prev > SUSPICION * h))
+        slow, behind = self._slow[slots], self._behind[slots]
+        fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
+        lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
+        lam_down = lam * np.minimum(lag, 1.0)
+        rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
+        lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
+        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, seasoned, t_ms, h, max_step)
+        down, down_since, down_x = drops[:, 0]
+        self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
+        step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
+        up = _clip(up_prev + step_up, 0.0, CAP * h) * warm_up
+        up_going = up_prev > 0
+        up_since = np.where(up_going, up_since, t_ms)
+        up_x = up_x * up_going + x
+
+        # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
+        a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
+        new_level = level + a * (x / (season * window_s) - level)
+        # The hour's rate follows the surge's suspicion only: a drop's holding it above a decline would
+        # only make a surge harder to see.
+        a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, warm_up & (up_prev > SUSPICION * h))
+        self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
+        pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
+        new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
+        trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
+        twice = np.where(slow[:, 0] > 0, slow[:, 0] + trend * (new_level - slow[:, 0]), new_level)
+        thrice = np.where(slow[:, 1] > 0, slow[:, 1] + trend * (twice - slow[:, 1]), twice)
+        self._slow[slots] = np.stack([twice, thrice], axis=1)
+        self._behind[slots] = behind + a * ((SLOWDOWN - 1.0) * suspect - behind)
+        self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
+                                   down_x, up_x], axis=1)
+        learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
+        hour_keep = np.where(learn, 1.0 - window_s / (self.hour_memory_days * 3600.0), 1.0)
+        day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
+        base = level * window_s * learn
+        self._hour_obs[slots, hour] = hour_obs * hour_keep + x * learn
+        self._hour_exp[slots, hour] = hour_exp * hour_keep + base * f_day
+        self._day_obs[slots, day] = day_obs * day_keep + x * learn
+        self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
+
+        # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
+        ahead = drops[0] - self._drop_penalty[:, None]
+        lead = drops[1:, ahead.argmax(axis=0), np.arange(slots.size)]  # its onset and requests since
+        drop = ahead.max(axis=0)
+        surge = up > drop
+        since = np.where(surge, up_since, lead[0])
+        observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
+        rising = (drop > (drops_prev[0] - self._drop_penalty[:, None]).max(axis=0)) | (up > up_prev)
+        return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
+                        np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
+
+    def _step_drops(self, prev: np.ndarray, x: np.ndarray, lam: np.ndarray, phi: np.ndarray, warm: np.ndarray,
+                    seasoned: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
+        h_each = (h + self._drop_penalty)[:, None]
+        step = np.minimum((x * np.log(self._drops)[:, None] - lam * (self._drops - 1.0)[:, None]) / phi,
+                          max_step * h_each / h)
+        s = np.maximum(prev[0] + step, 0.0)
+        s[1] = np.minimum(s[1], np.where(s[0] > SUSPICION * h_each[0], h_each[1], CAP * h_each[1])) * (warm & seasoned)
+        s[::2] = np.minimum(s[::2], CAP * h_each[::2]) * warm
+        going = prev[0] > 0
+        return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
+
+    def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
+        floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))
+        return np.maximum(np.maximum(floor, lag), fast * lag ** (self.tau_s / tau))
+
+
+
+class NumpyBernoulli(BernoulliCusumBank):
+    def _judge_learn(self, slots: np.ndarray, errors: np.ndarray, requests: np.ndarray, t_ms: np.ndarray,
+                     window_s: float, h: float, max_step: float) -> tuple[Evidence, np.ndarray]:
+        slots = self._prepare(slots)
+        e, m = np.asarray(errors, dtype=np.float64), np.asarray(requests, dtype=np.float64)
+        t_ms = np.asarray(t_ms, dtype=np.float64)
+        f, others = self._f[slots], self._charts[slots]
+        seen, t, err, req = f[:, :4].T
+        p0 = np.maximum((err + self.prior_rate * self.prior_requests) / (req + self.prior_requests), self.floor)
+        warm = seen >= self.min_requests
+        s_prev = np.concatenate([f[:, 4:5], others[:, :, 0]], axis=1)
+        reported_prev = np.maximum(np.maximum.reduce(s_prev - self._penalty, axis=1), 0.0)
+        reported, since = np.zeros(slots.size), t_ms.copy()
+        observed = np.divide(e, m, out=np.full(slots.size, np.nan), where=m > 0)
+        # Only a series with errors now or a chart above 0 can move a chart (a window without errors only
+        # lowers them), and a chart at 0 takes its onset and counts afresh from its next window: the others
+        # (most series, most windows) are left as they are, which decides the same. When every series
+        # moves (a busy fleet), a slice of all stands for their indices (no gathers).
+        moved = np.flatnonzero((e > 0) | (np.maximum.reduce(s_prev, axis=1) > 0))
+        if moved.size:
+            rows = slice(None) if moved.size == slots.size else moved
+            chart = self._step_charts(slots[rows], f[rows], others[rows], e[rows], m[rows], p0[rows], warm[rows],
+                                      t_ms[rows], h, max_step)
+            f[rows, 4:] = chart[:, 0]
+            ahead = chart[:, :, 0] - self._penalty
+            lead = chart[np.arange(moved.size), ahead.argmax(axis=1)]
+            reported[rows], since[rows] = np.maximum(np.maximum.reduce(ahead, axis=1), 0.0), lead[:, 1]
+            observed[rows] = np.divide(lead[:, 2], lead[:, 3], out=np.full(moved.size, np.nan), where=lead[:, 3] > 0)
+
+        # Pooled sums decayed by the event time since the series last had requests (a running sum
+        # while warming up); under suspicion a window counts a tenth and the memory is ten times longer.
+        served = m > 0
+        slow = np.where(warm & (reported_prev > SUSPICION * h), SLOWDOWN, 1.0)
+        elapsed = np.where(t > 0, (t_ms - t) / 1000.0, window_s)
+        keep = np.where(warm & served, np.exp(-elapsed / (self.tau_s * slow)), 1.0)
+        f[:, :4] = np.array([seen + m, np.where(served, t_ms, t), err * keep + e / slow, req * keep + m / slow]).T
+        self._f[slots] = f
+        return Evidence(reported, np.zeros(slots.size, dtype=np.int8), since.astype(np.int64), observed, p0, warm,
+                        reported > reported_prev), reported_prev
+
+    def _step_charts(self, slots: np.ndarray, f: np.ndarray, others: np.ndarray, e: np.ndarray, m: np.ndarray,
+                     p0: np.ndarray, warm: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
+        chart = np.concatenate([f[:, None, 4:], others], axis=1)
+        s_prev, since, since_err, since_req = chart.transpose(2, 0, 1)
+        # ln(p1 / p0) per chart: k ln(ratio), up to the cap's (one log per series); ln((1 - p1) / (1 - p0)): one per chart.
+        cap = 0.5 * (1.0 + p0)
+        up = np.minimum(self._log_ratios, np.log(cap / p0)[:, None])
+        down = np.log1p(-np.minimum(p0[:, None] * self._ratios, cap[:, None])) - np.log1p(-p0)[:, None]
+        llr = e[:, None] * up + (m - e)[:, None] * down
+        # Each CUSUM's threshold is h + its penalty: a window's most (h / trigger_windows in the judge) grows with
+        # it, so a busy series still fires in trigger_windows windows.
+        penalty = self._penalty
+        s = _clip(s_prev + np.minimum(llr, max_step * (1.0 + penalty / h)), 0.0, CAP * h + penalty) * warm[:, None]
+        going = s_prev > 0
+        chart = np.array([s, np.where(going, since, t_ms[:, None]), since_err * going + e[:, None],
+                          since_req * going + m[:, None]]).transpose(1, 2, 0)
+        self._charts[slots] = chart[:, 1:]
+        return chart
+
+
+class NumpyTail(TailCusumBank):
+    _judge_learn = NumpyBernoulli._judge_learn
+    _step_charts = NumpyBernoulli._step_charts
+
+
+class NumpyLatency(LatencyCusumBank):
+    def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
+                    window_s: float, h: float, max_step: float = np.inf) -> Evidence:
+        slots = self._prepare(slots)
+        count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
+        (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
+         c_prev, c_since, c_x, c_n, mu_c, c_led) = self._f[slots].T
+        served = count > 0
+        x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
+        x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
+        warm = (req >= self.min_requests) & (n >= self.min_windows)
+        bias, spread, gap = _median_law(count)
+        sigma = np.sqrt(sig2)
+        r = x - mu - sigma * bias
+        v = np.maximum(sig2 * spread + np.maximum(tau2, 0.0), 1e-6)
+        h_creep = h + np.log(2.0)
+        s, since, since_x, since_n = _upward(s_prev, since, since_x, since_n, r, v, np.log(self.ratio), h, max_step,
+                                             served, warm, t_ms, count, x)
+        r_c = x - mu_c - sigma * bias
+        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v, np.log(self.creep_ratio), h_creep, max_step,
+                                       served, warm, t_ms, count, x)
+        # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
+        # times as long to come back down and hold a step's episode open after the step ended). Unless the
+        # creep's fired first (``c_led``, until it is back at 0): a creep lifts the step CUSUM past a third
+        # of h long after, and handed to that statistic, under RESET, its episode ended and paged again.
+        c_led = ((c_led > 0) | ((c >= h_creep) & (s <= SUSPICION * h))) & (c > 0)
+        c = c * ((s <= SUSPICION * h) | c_led)
+
+        # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
+        suspect = warm & ((s_prev > SUSPICION * h) | (c_prev > SUSPICION * h_creep))
+        elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)
+        a = _rate(count / np.maximum(req + count, 1.0), elapsed, self.tau_s, suspect) * served
+        first = n == 0
+        bound = 3.0 * np.sqrt(v)
+        new_mu = np.where(first, x, mu + a * np.where(warm, _clip(r, -bound, bound), r))
+        # A window stands for at most the time its requests take at the usual rate: back after an hour's
+        # silence (a rolled-back release), one window of a few requests would otherwise weigh half of mu_c.
+        stands_for = np.divide(count, rate, out=np.full(count.size, np.inf), where=rate > 0)
+        a_c = _rate(count / np.maximum(req + count, 1.0), np.minimum(elapsed, stands_for), self.creep_tau_s,
+                    suspect) * served
+        new_mu_c = np.where(first, x, mu_c + a_c * np.where(warm, _clip(r_c, -bound, bound), r_c))
+        # Within-window spread: p95 and p50 are the order statistics ceil(.95 n) and ceil(.5 n).
+        several = count >= 2
+        r2 = np.minimum(r * r, 9.0 * v)
+        within = np.where(several, ((x95 - x) / np.maximum(gap, 1e-3)) ** 2, r2)
+        prior = self.prior_sigma**2
+        new_sig2 = np.where(first, np.where(several, within, prior),
+                            sig2 + a * (np.minimum(within, 9.0 * np.maximum(sig2, prior)) - sig2))
+        new_tau2 = np.where(first | ~several, tau2, tau2 + a * (r2 - sig2 * spread - tau2))
+        new_p95 = np.where(first, x95, p95_usual + a * (x95 - p95_usual))
+        n_new = n + served
+        rate_a = np.maximum(-np.expm1(-window_s / self.rate_tau_s), 1.0 / (n_new + 1.0))
+        new_rate = rate + rate_a * (count / window_s - rate)
+        new_quiet = (quiet + new_rate * window_s) * ~served
+        self._f[slots] = np.array([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
+                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c, c_led]).T
+        # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
+        creep = c - np.log(2.0) > s
+        s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
+        since, since_x, since_n = (np.where(creep, of_creep, of_step)
+                                   for of_creep, of_step in ((c_since, since), (c_x, since_x), (c_n, since_n)))
+        observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
+        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(mu), warm, s > s_prev)
+
+
+
+SERIES, WINDOW_S, WINDOWS = 24, 120.0, 1500  # 50 h: the drops' second-day charts and the seasonal buckets run
+
+
+def _regime(rng: np.random.Generator) -> np.ndarray:
+    """A multiplier per window and series: 1, or one of a few changes for a stretch."""
+    factor = np.ones((WINDOWS, SERIES))
+    for _ in range(10):
+        series, start = rng.integers(SERIES), rng.integers(WINDOWS // 4, WINDOWS)
+        factor[start:start + rng.integers(5, WINDOWS // 5), series] = rng.choice([0.0, 0.1, 0.3, 0.6, 1.5, 3.0, 8.0])
+    return factor
+
+
+def _same(native: object, reference: object, what: str) -> None:
+    for name, a, b in zip(Evidence._fields, native, reference):
+        a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), f"{what}: Evidence.{name} differs"
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h = sequential.threshold_for(WINDOW_S, 1e-4)
+    rate = np.exp(rng.uniform(np.log(0.01), np.log(50.0), SERIES))
+    pairs = {"throughput": (PoissonCusumBank(), NumpyPoisson()), "errors": (BernoulliCusumBank(), NumpyBernoulli()),
+             "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
+    traffic, failing, slower, tail = (_regime(rng) for _ in range(4))
+    daily = 1.0 + 0.6 * np.cos(2 * np.pi * np.arange(WINDOWS) * WINDOW_S / 86_400.0)
+    every = np.arange(SERIES) * 2 + 1  # slots with gaps between them
+    alarms = dict.fromkeys(pairs, 0)
+    for w in range(WINDOWS):
+        rows = np.flatnonzero(rng.random(SERIES) < 0.9)
+        slots, t_ms = every[rows], np.full(rows.size, w * WINDOW_S * 1000.0 + 1.7e12)
+        count = rng.poisson(rate[rows] * WINDOW_S * daily[w] * traffic[w, rows]).astype(float)
+        errors = rng.binomial(count.astype(np.int64), np.minimum(0.004 * failing[w, rows] ** 2, 0.9)).astype(float)
+        median = 80.0 * slower[w, rows] * (1 + 0.001 * w * (rows % 5 == 0))  # every fifth series creeps
+        p50 = np.where(count > 0, median * np.exp(0.1 * rng.standard_normal(rows.size)), np.nan)
+        p95 = np.where(count > 0, p50 * np.exp(0.5 + 0.1 * rng.random(rows.size)), np.nan)
+        over = rng.binomial(count.astype(np.int64), np.minimum(0.01 * tail[w, rows], 0.9)).astype(float)
+        reset = rng.random(rows.size) < 0.02 if w % 3 else None
+        max_step = h / 2 if w % 2 else np.inf
+        for name, banks in pairs.items():
+            if name == "latency_tail":
+                reference = pairs["latency"][0].quantile_ms(slots, banks[0].quantile)
+                evidence = [bank.score_learn(slots, over, count, reference, t_ms, WINDOW_S, h, max_step, reset=reset)
+                            for bank in banks]
+            elif name == "latency":
+                evidence = [bank.score_learn(slots, count, p50, p95, t_ms, WINDOW_S, h, max_step) for bank in banks]
+            elif name == "errors":
+                evidence = [bank.score_learn(slots, errors, count, t_ms, WINDOW_S, h, max_step) for bank in banks]
+            else:
+                evidence = [bank.score_learn(slots, count, t_ms, WINDOW_S, h, max_step) for bank in banks]
+            _same(*evidence, f"{name}, window {w}")
+            alarms[name] += int(np.count_nonzero(evidence[0].cusum >= h))
+    for name, (native, reference) in pairs.items():
+        mine, theirs = native.rows(every), reference.rows(every)
+        assert all(mine[k].tobytes() == theirs[k].tobytes() for k in theirs), f"{name}: state differs"
+    assert min(alarms.values()) > 0, alarms  # every bank was driven past its threshold
+
+
+def test_a_state_array_the_native_step_cannot_write_in_place_is_refused() -> None:
+    bank = BernoulliCusumBank()
+    one = np.array([0])
+    bank.score_learn(one, np.array([1.0]), np.array([10.0]), np.array([0.0]), 60.0, h=16.5)
+    bank._f = bank._f[:, ::-1].copy()[:, ::-1]  # the same values, not C-contiguous
+    with pytest.raises(ValueError, match="C-contiguous"):
+        bank.score_learn(one, np.array([1.0]), np.array([10.0]), np.array([60_000.0]), 60.0, h=16.5)
+    bank._f = np.ascontiguousarray(bank._f)
+    bank._f.flags.writeable = False
+    with pytest.raises(ValueError, match="writable"):
+        bank.score_learn(one, np.array([1.0]), np.array([10.0]), np.array([60_000.0]), 60.0, h=16.5)
