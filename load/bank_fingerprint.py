@@ -26,8 +26,10 @@ import hashlib
 import importlib.util
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import NamedTuple
 
 import numpy as np
 
@@ -59,19 +61,34 @@ def _update(digest: hashlib._Hash, *arrays: np.ndarray) -> None:
         digest.update(a.tobytes())
 
 
-def fingerprints(window_s: float, windows: int, seed: int) -> list[str]:
-    """One line per bank: its fingerprint over the seeded run (module docstring) and its rows at or above h."""
+class Window(NamedTuple):
+    """One window of the seeded run: what the judge hands each bank (a random nine in ten of the series)."""
+
+    slots: np.ndarray
+    t_ms: np.ndarray
+    count: np.ndarray
+    errors: np.ndarray
+    p50: np.ndarray
+    p95: np.ndarray
+    over: np.ndarray
+    """Requests over the tail's bound."""
+    reset: np.ndarray | None
+    """The tail's resets (two windows in three)."""
+
+
+EVERY = np.arange(SERIES) * 3 + 1
+"""The series' slots, with gaps between them."""
+
+
+def synthetic_windows(window_s: float, windows: int, seed: int) -> Iterator[Window]:
+    """The seeded run of the module docstring: regime changes, a daily cycle, every seventh series creeping."""
     rng = np.random.default_rng(seed)
-    h = sequential.threshold_for(window_s, 1e-4)
     rate = np.exp(rng.uniform(np.log(0.02), np.log(60.0), SERIES))
-    banks = make_banks(sequential)
-    digests, alarms = {name: hashlib.sha256() for name in BANKS}, dict.fromkeys(BANKS, 0)
     traffic, failing, slower, tail = (_regime(rng, windows) for _ in range(4))
     daily = 1.0 + 0.5 * np.cos(2 * np.pi * np.arange(windows) * window_s / 86_400.0)
-    every = np.arange(SERIES) * 3 + 1  # slots with gaps between them
     for w in range(windows):
         rows = np.flatnonzero(rng.random(SERIES) < 0.92)
-        slots, t_ms = every[rows], np.full(rows.size, w * window_s * 1000.0 + 1.7e12)
+        slots, t_ms = EVERY[rows], np.full(rows.size, w * window_s * 1000.0 + 1.7e12)
         count = rng.poisson(rate[rows] * window_s * daily[w] * traffic[w, rows]).astype(float)
         errors = rng.binomial(count.astype(np.int64), np.minimum(0.004 * failing[w, rows] ** 2, 0.9)).astype(float)
         median = 80.0 * slower[w, rows] * (1 + 0.0005 * w * (rows % 7 == 0))  # every seventh series creeps
@@ -79,22 +96,32 @@ def fingerprints(window_s: float, windows: int, seed: int) -> list[str]:
         p95 = np.where(count > 0, p50 * np.exp(0.5 + 0.1 * rng.random(rows.size)), np.nan)
         over = rng.binomial(count.astype(np.int64), np.minimum(0.01 * tail[w, rows], 0.9)).astype(float)
         reset = rng.random(rows.size) < 0.02
+        yield Window(slots, t_ms, count, errors, p50, p95, over, reset if w % 3 else None)
+
+
+def fingerprints(window_s: float, windows: int, seed: int) -> list[str]:
+    """One line per bank: its fingerprint over the seeded run (module docstring) and its rows at or above h."""
+    h = sequential.threshold_for(window_s, 1e-4)
+    banks = make_banks(sequential)
+    digests, alarms = {name: hashlib.sha256() for name in BANKS}, dict.fromkeys(BANKS, 0)
+    for win in synthetic_windows(window_s, windows, seed):
+        slots, t_ms, count = win.slots, win.t_ms, win.count
         evidence = {
             "throughput": banks["throughput"].score_learn(slots, count, t_ms, window_s, h, h / 2),
-            "errors": banks["errors"].score_learn(slots, errors, count, t_ms, window_s, h, h / 2),
+            "errors": banks["errors"].score_learn(slots, win.errors, count, t_ms, window_s, h, h / 2),
         }
         reference = banks["latency"].quantile_ms(slots, banks["latency_tail"].quantile)
         bound = banks["latency_tail"].bound_ms(slots, reference)
-        evidence["latency"] = banks["latency"].score_learn(slots, count, p50, p95, t_ms, window_s, h, h / 2)
+        evidence["latency"] = banks["latency"].score_learn(slots, count, win.p50, win.p95, t_ms, window_s, h, h / 2)
         _update(digests["latency"], reference, bound, banks["latency"].stopped(slots))
-        evidence["latency_tail"] = banks["latency_tail"].score_learn(slots, over, count, reference, t_ms, window_s, h,
-                                                                     h / 2, reset=reset if w % 3 else None)
+        evidence["latency_tail"] = banks["latency_tail"].score_learn(slots, win.over, count, reference, t_ms, window_s,
+                                                                     h, h / 2, reset=win.reset)
         for name, ev in evidence.items():
             _update(digests[name], *ev)
             alarms[name] += int(np.count_nonzero(ev.cusum >= h))
     lines = []
     for name, bank in banks.items():
-        state = bank.rows(every)
+        state = bank.rows(EVERY)
         for key in sorted(state):
             digests[name].update(key.encode())
             _update(digests[name], state[key])

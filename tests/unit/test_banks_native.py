@@ -2,8 +2,8 @@
 
 The reference below is ``detectors/sequential.py``'s numpy recursion as it was before it moved to Rust
 (f6672ac), unchanged but for its docstrings: each bank and its reference twin step the same seeded windows
-(two days of 120 s windows, sparse and busy series, drops, surges, error and tail bursts, latency steps and a
-creep, series missing from windows, tail resets), and every field of every ``Evidence`` and the final state
+(``load/bank_fingerprint.py``'s: sparse and busy series, drops, surges, error and tail bursts, latency steps
+and a creep, series missing from windows, tail resets), and every field of every ``Evidence`` and the final state
 must be the same bytes. numpy's SIMD ``log``, ``exp``, ``expm1`` and ``pow`` differ from the C library's in the
 last bit for a few percent of arguments, so the native code leaves them to numpy; a bank that computed one
 itself would fail here within a few windows.
@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from load.bank_fingerprint import EVERY, synthetic_windows
 from modelmedic.detectors import sequential
 from modelmedic.detectors.sequential import (CAP, SLOWDOWN, SUSPICION, BernoulliCusumBank, Evidence, LatencyCusumBank,
                                              PoissonCusumBank, TailCusumBank)
@@ -279,18 +280,6 @@ class NumpyLatency(LatencyCusumBank):
 
 
 
-SERIES, WINDOW_S, WINDOWS = 24, 120.0, 1500  # 50 h: the drops' second-day charts and the seasonal buckets run
-
-
-def _regime(rng: np.random.Generator) -> np.ndarray:
-    """A multiplier per window and series: 1, or one of a few changes for a stretch."""
-    factor = np.ones((WINDOWS, SERIES))
-    for _ in range(10):
-        series, start = rng.integers(SERIES), rng.integers(WINDOWS // 4, WINDOWS)
-        factor[start:start + rng.integers(5, WINDOWS // 5), series] = rng.choice([0.0, 0.1, 0.3, 0.6, 1.5, 3.0, 8.0])
-    return factor
-
-
 def _same(native: object, reference: object, what: str) -> None:
     for name, a, b in zip(Evidence._fields, native, reference):
         a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
@@ -299,41 +288,33 @@ def _same(native: object, reference: object, what: str) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    h = sequential.threshold_for(WINDOW_S, 1e-4)
-    rate = np.exp(rng.uniform(np.log(0.01), np.log(50.0), SERIES))
+    """``load/bank_fingerprint.py``'s seeded run (40 series, regime changes, a creep, tail resets), 1,500 windows of
+    120 s (50 h: the drops' second-day charts and the seasonal buckets run), every other window with a most a
+    window may add."""
+    window_s = 120.0
+    h = sequential.threshold_for(window_s, 1e-4)
     pairs = {"throughput": (PoissonCusumBank(), NumpyPoisson()), "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
-    traffic, failing, slower, tail = (_regime(rng) for _ in range(4))
-    daily = 1.0 + 0.6 * np.cos(2 * np.pi * np.arange(WINDOWS) * WINDOW_S / 86_400.0)
-    every = np.arange(SERIES) * 2 + 1  # slots with gaps between them
     alarms = dict.fromkeys(pairs, 0)
-    for w in range(WINDOWS):
-        rows = np.flatnonzero(rng.random(SERIES) < 0.9)
-        slots, t_ms = every[rows], np.full(rows.size, w * WINDOW_S * 1000.0 + 1.7e12)
-        count = rng.poisson(rate[rows] * WINDOW_S * daily[w] * traffic[w, rows]).astype(float)
-        errors = rng.binomial(count.astype(np.int64), np.minimum(0.004 * failing[w, rows] ** 2, 0.9)).astype(float)
-        median = 80.0 * slower[w, rows] * (1 + 0.001 * w * (rows % 5 == 0))  # every fifth series creeps
-        p50 = np.where(count > 0, median * np.exp(0.1 * rng.standard_normal(rows.size)), np.nan)
-        p95 = np.where(count > 0, p50 * np.exp(0.5 + 0.1 * rng.random(rows.size)), np.nan)
-        over = rng.binomial(count.astype(np.int64), np.minimum(0.01 * tail[w, rows], 0.9)).astype(float)
-        reset = rng.random(rows.size) < 0.02 if w % 3 else None
+    for w, win in enumerate(synthetic_windows(window_s, 1500, seed)):
+        slots, t_ms, count = win.slots, win.t_ms, win.count
         max_step = h / 2 if w % 2 else np.inf
         for name, banks in pairs.items():
             if name == "latency_tail":
                 reference = pairs["latency"][0].quantile_ms(slots, banks[0].quantile)
-                evidence = [bank.score_learn(slots, over, count, reference, t_ms, WINDOW_S, h, max_step, reset=reset)
-                            for bank in banks]
+                evidence = [bank.score_learn(slots, win.over, count, reference, t_ms, window_s, h, max_step,
+                                             reset=win.reset) for bank in banks]
             elif name == "latency":
-                evidence = [bank.score_learn(slots, count, p50, p95, t_ms, WINDOW_S, h, max_step) for bank in banks]
+                evidence = [bank.score_learn(slots, count, win.p50, win.p95, t_ms, window_s, h, max_step)
+                            for bank in banks]
             elif name == "errors":
-                evidence = [bank.score_learn(slots, errors, count, t_ms, WINDOW_S, h, max_step) for bank in banks]
+                evidence = [bank.score_learn(slots, win.errors, count, t_ms, window_s, h, max_step) for bank in banks]
             else:
-                evidence = [bank.score_learn(slots, count, t_ms, WINDOW_S, h, max_step) for bank in banks]
+                evidence = [bank.score_learn(slots, count, t_ms, window_s, h, max_step) for bank in banks]
             _same(*evidence, f"{name}, window {w}")
             alarms[name] += int(np.count_nonzero(evidence[0].cusum >= h))
     for name, (native, reference) in pairs.items():
-        mine, theirs = native.rows(every), reference.rows(every)
+        mine, theirs = native.rows(EVERY), reference.rows(EVERY)
         assert all(mine[k].tobytes() == theirs[k].tobytes() for k in theirs), f"{name}: state differs"
     assert min(alarms.values()) > 0, alarms  # every bank was driven past its threshold
 
