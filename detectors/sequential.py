@@ -226,9 +226,9 @@ class PoissonCusumBank(_Bank):
     ended read as a second drop (two pages for one -30% drop in a 20-model day of
     ``load/detection_harness.py``; ``tests/unit/test_throughput_first_day.py``).
 
-    **The surge's ceiling** (``max(floor, lag, fast * lag ** (tau_s / tau))``). The surge is judged from a series' first events
-    (gated as the drops are, a x3 surge at the trough of a 0.06 req/s model's first day waited for the
-    level to learn it: 3,449 s where the data allow 650 s) against the highest the rate may be now: the
+    **The surge's ceiling** (``max(floor, lag, fast * lag ** (tau_s / tau))``). The surge is judged from a
+    series' first events (gated as the drops are, a x3 surge at the trough of a 0.06 req/s model's first day
+    waited for the level to learn it: 3,449 s where the data allow 650 s) against the highest the rate may be now: the
     level, the rate of the last ``tau_s`` (``_fast``, learning ten times slower under the surge's own
     suspicion only) and their trend forecasts. Without the hour's rate, a level frozen by suspicion below
     the first day's rise, or expecting too little from hour factors that had seen one visit at the start
@@ -553,15 +553,24 @@ class LatencyCusumBank(_Bank):
     requests or more, else from the residuals; ``tau^2`` from what the residuals show
     beyond ``sigma^2 s^2(n)``.
 
+    The creep chart weighs its windows by a per-request variance of its own, ``sig2_c``: where a
+    window kept its requests' latencies (``log_ss``, the judge's :meth:`_Rows.log_ss`), the unbiased
+    sample variance of their logs; else as ``sig2``. A creep is found by adding up small shifts over
+    many sparse windows, and at one to three requests a window the ``p95 - p50`` gap overstates
+    ``sigma^2`` (a window of two reads 1.44 ``sigma^2``: Jensen): ``sig2`` is learned ~1.2x too large at
+    0.72 req/s in 1 s windows, and every window's evidence is divided by it. The step chart and the
+    tail family keep ``sig2`` (an unbiased spread there was measured to move a storm's pages:
+    docs/detection.md, "Slow creep").
+
     The bank also tracks the series' request rate, so the judge can tell a series that
     stopped serving (``stopped``: it would have expected ``stop_requests`` requests since
     its last) from a sparse one between requests.
     """
 
     _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet",
-                "c", "c_since", "c_x", "c_n", "mu_c", "c_led")
+                "c", "c_since", "c_x", "c_n", "mu_c", "c_led", "sig2_c")
     _ACCUMULATORS = ("s", "since_x", "since_n", "quiet", "c", "c_x", "c_n", "c_led")
-    _STARTS_FROM = {"mu_c": "mu"}
+    _STARTS_FROM = {"mu_c": "mu", "sig2_c": "sig2"}
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
                  prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0,
@@ -580,22 +589,25 @@ class LatencyCusumBank(_Bank):
         return self.state("quiet", slots) >= self.stop_requests
 
     def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
-                    window_s: float, h: float, max_step: float = np.inf) -> Evidence:
+                    window_s: float, h: float, max_step: float = np.inf, log_ss: np.ndarray | None = None) -> Evidence:
         """Judge and learn one window's request count, p50 and p95 (ms) per slot; ``t_ms`` is each window's start.
+        ``log_ss``: each window's sum of squared deviations of its requests' log latencies from their mean (NaN
+        where the window did not keep them), for the creep chart's variance.
 
         The recursion is native (``latency_args``, ``latency_step`` in ``native/src/banks.rs``), as the class
         says: both CUSUMs stepped on the window's median residual, the creep's stood down while the step's is past
-        a third of ``h`` unless it led, then ``mu``, ``mu_c``, the spreads, the usual p95 and the request rate
-        learned. numpy takes the logarithms, the learning rates' ``expm1`` and the reported ``exp``, so the values
-        are its own."""
+        a third of ``h`` unless it led, then ``mu``, ``mu_c``, the spreads (``sig2_c`` from ``log_ss`` where the
+        window kept its latencies, else as ``sig2``), the usual p95 and the request rate learned. numpy takes the
+        logarithms, the learning rates' ``expm1`` and the reported ``exp``, so the values are its own."""
         slots = self._prepare(slots)
         count, p50, p95, t_ms = (np.ascontiguousarray(a, dtype=np.float64) for a in (count, p50, p95, t_ms))
         n = slots.size
+        log_ss = np.full(n, np.nan) if log_ss is None else np.ascontiguousarray(log_ss, dtype=np.float64)
         args = np.empty((4, n))
         _native.latency_args(self._f, self._consts, slots, count, p50, p95, t_ms, h, window_s, args)
         out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(
             (2, n), dtype=bool)
-        _native.latency_step(self._f, self._consts, slots, count, t_ms, h, window_s, max_step,
+        _native.latency_step(self._f, self._consts, slots, count, log_ss, t_ms, h, window_s, max_step,
                              -np.expm1(-window_s / self.rate_tau_s), np.log(args[:2]), np.expm1(args[2:]), out, since,
                              kind, flags.view(np.uint8))
         observed, baseline = np.exp(out[1:])
@@ -615,7 +627,7 @@ class LatencyCusumBank(_Bank):
         self._f[slots, c("t")] = t_ms
         self._f[slots, c("mu")] = mu
         self._f[slots, c("mu_c")] = mu
-        self._f[slots, c("sig2")] = np.where(sigma > 0, sigma**2, self.prior_sigma**2)
+        self._f[slots, c("sig2")] = self._f[slots, c("sig2_c")] = np.where(sigma > 0, sigma**2, self.prior_sigma**2)
         self._f[slots, c("p95")] = x95
 
     def usual_p95(self, slots: np.ndarray) -> np.ndarray:

@@ -591,8 +591,8 @@ pub fn poisson_step(
 // --- LatencyCusumBank -------------------------------------------------------------------------------
 
 /// `_f`'s columns: n, req, t, mu, sig2, tau2, p95, s, since, since_x, since_n, rate, quiet, c, c_since, c_x, c_n,
-/// mu_c, c_led.
-const LATENCY_COLUMNS: usize = 19;
+/// mu_c, c_led, sig2_c.
+const LATENCY_COLUMNS: usize = 20;
 
 /// LatencyCusumBank's constants: `[tau_s, min_requests, min_windows, prior_sigma ** 2, rate_tau_s, creep_tau_s,
 /// ln ratio, ln creep_ratio, ln 2, law_max]`, then the median law's tables (`_BIAS`, `_GAP`: law_max + 1 each).
@@ -679,25 +679,27 @@ fn upward(prev: f64, since: f64, since_x: f64, since_n: f64, r: f64, v: f64, d: 
 }
 
 /// One window of a latency bank: the step and the creep CUSUM judged, the references, spreads, p95 and request
-/// rate learned. `logs` (2 rows: log p50, log p95) and `expm1` (2 rows) are numpy's results on `latency_args`'s
+/// rate learned. `log_ss`: each window's sum of squared deviations of its requests' log latencies (NaN where it
+/// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (2 rows: log p50, log p95) and `expm1` (2 rows) are numpy's results on `latency_args`'s
 /// rows; `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out` (3, series): the
 /// CUSUM, then the logarithms of the observed latency (NaN without requests) and of the baseline (numpy takes
 /// their `exp`); `since`, `kind` (0 step, 1 creep) and `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn latency_step(
-    f: PyBuffer<f64>, consts: PyBuffer<f64>, slots: PyBuffer<i64>, count: PyBuffer<f64>, t_ms: PyBuffer<f64>,
-    h: f64, window_s: f64, max_step: f64, rate_a: f64, logs: PyBuffer<f64>, expm1: PyBuffer<f64>,
+    f: PyBuffer<f64>, consts: PyBuffer<f64>, slots: PyBuffer<i64>, count: PyBuffer<f64>, log_ss: PyBuffer<f64>,
+    t_ms: PyBuffer<f64>, h: f64, window_s: f64, max_step: f64, rate_a: f64, logs: PyBuffer<f64>, expm1: PyBuffer<f64>,
     out: PyBuffer<f64>, since: PyBuffer<i64>, kind: PyBuffer<i8>, flags: PyBuffer<u8>,
 ) -> PyResult<()> {
     let fs = items_mut(&f, "f")?;
     let (slots, count, t_ms) = (items(&slots, "slots")?, items(&count, "count")?, items(&t_ms, "t_ms")?);
+    let log_ss = items(&log_ss, "log_ss")?;
     let l = Latency::new(items(&consts, "consts")?)?;
     let (logs, expm1) = (items(&logs, "logs")?, items(&expm1, "expm1")?);
     let (out, since_out) = (items_mut(&out, "out")?, items_mut(&since, "since")?);
     let (kind, flags) = (items_mut(&kind, "kind")?, items_mut(&flags, "flags")?);
     let n = slots.len();
-    if [count.len(), t_ms.len(), since_out.len(), kind.len()].iter().any(|&len| len != n)
+    if [count.len(), log_ss.len(), t_ms.len(), since_out.len(), kind.len()].iter().any(|&len| len != n)
         || logs.len() != 2 * n || expm1.len() != 2 * n || out.len() != 3 * n || flags.len() != 2 * n
     {
         return Err(PyValueError::new_err("latency_step: arrays of different lengths"));
@@ -711,7 +713,7 @@ pub fn latency_step(
         let (ci, ti) = (count[i], t_ms[i]);
         let pre = latency_before(&l, row, ci, ti, h, window_s);
         let [n_, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet, c_prev, c_since, c_x,
-             c_n, mu_c, c_led]: [f64; LATENCY_COLUMNS] = (&*row).try_into().unwrap();
+             c_n, mu_c, c_led, sig2_c]: [f64; LATENCY_COLUMNS] = (&*row).try_into().unwrap();
         let (x, x95) = (logs[i], logs[n + i]);
         // The median law (_median_law) of `count` draws.
         let m = min(ci, law_max) as usize;
@@ -722,9 +724,11 @@ pub fn latency_step(
         let v = max(sig2 * spread + max(tau2, 0.0), 1e-6);
         let [s, since, since_x, since_n] =
             upward(s_prev, since, since_x, since_n, r, v, c[6], h, max_step, pre.served, pre.warm, ti, ci, x);
-        let r_c = x - mu_c - sigma * bias;
+        // The creep chart weighs its windows by a per-request variance of its own (sig2_c).
+        let r_c = x - mu_c - sig2_c.sqrt() * bias;
+        let v_c = max(sig2_c * spread + max(tau2, 0.0), 1e-6);
         let [c_new, c_since, c_x, c_n] =
-            upward(c_prev, c_since, c_x, c_n, r_c, v, c[7], h_creep, max_step, pre.served, pre.warm, ti, ci, x);
+            upward(c_prev, c_since, c_x, c_n, r_c, v_c, c[7], h_creep, max_step, pre.served, pre.warm, ti, ci, x);
         // Past a third of its h the step CUSUM has the change: the creep's stands down, unless it fired first.
         let led = (c_led > 0.0 || (c_new >= h_creep && s <= SUSPICION * h)) && c_new > 0.0;
         let c_new = c_new * one(s <= SUSPICION * h || led);
@@ -740,7 +744,8 @@ pub fn latency_step(
         let bound = 3.0 * v.sqrt();
         let new_mu = if first { x } else { mu + a * if pre.warm { clip(r, -bound, bound) } else { r } };
         let a_c = rate_of(expm1[n + i]) * one(pre.served);
-        let new_mu_c = if first { x } else { mu_c + a_c * if pre.warm { clip(r_c, -bound, bound) } else { r_c } };
+        let bound_c = 3.0 * v_c.sqrt();
+        let new_mu_c = if first { x } else { mu_c + a_c * if pre.warm { clip(r_c, -bound_c, bound_c) } else { r_c } };
         // Within-window spread: p95 and p50 are the order statistics ceil(.95 n) and ceil(.5 n).
         let several = ci >= 2.0;
         let r2 = min(r * r, 9.0 * v);
@@ -758,12 +763,20 @@ pub fn latency_step(
         };
         let new_tau2 = if first || !several { tau2 } else { tau2 + a * (r2 - sig2 * spread - tau2) };
         let new_p95 = if first { x95 } else { p95_usual + a * (x95 - p95_usual) };
+        // The creep's variance: the window's unbiased sample variance of log latencies where it kept them.
+        let within_c = if several && log_ss[i].is_finite() { log_ss[i] / max(ci - 1.0, 1.0) } else { within };
+        let new_sig2_c = if first {
+            if several { within_c } else { prior }
+        } else {
+            sig2_c + a * (min(within_c, 9.0 * max(sig2_c, prior)) - sig2_c)
+        };
         let n_new = n_ + one(pre.served);
         let rate_w = max(rate_a, 1.0 / (n_new + 1.0));
         let new_rate = rate + rate_w * (ci / window_s - rate);
         let new_quiet = (quiet + new_rate * window_s) * one(!pre.served);
         row.copy_from_slice(&[n_new, req + ci, if pre.served { ti } else { t }, new_mu, new_sig2, new_tau2, new_p95, s,
-                              since, since_x, since_n, new_rate, new_quiet, c_new, c_since, c_x, c_n, new_mu_c, one(led)]);
+                              since, since_x, since_n, new_rate, new_quiet, c_new, c_since, c_x, c_n, new_mu_c, one(led),
+                              new_sig2_c]);
         // One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
         let creep = c_new - ln2 > s;
         let reported_prev = max(s_prev, c_prev - ln2);

@@ -142,7 +142,8 @@ class LatencySeries(WindowSeries):
     """The latency family on a per-value bank: each window's median latency (ms), where it served."""
 
     def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
-                    window_s: float, h: float, max_step: float = np.inf) -> Evidence:
+                    window_s: float, h: float, max_step: float = np.inf, log_ss: np.ndarray | None = None) -> Evidence:
+        """The median alone (``log_ss`` is for :class:`LatencyCusumBank`'s creep chart)."""
         return self.judge(slots, p50, count > 0, t_ms, window_s, h)
 
 

@@ -187,16 +187,31 @@ class _Rows:
         """(requests slower than each row's bound, requests it was judged on): a few numpy calls
         over the windows' requests, O(1) per request. A window that did not keep its requests'
         latencies (one built by hand) has nothing to judge: 0 of 0."""
-        kept = self.latency_start >= 0
-        n = np.where(kept, self.count, 0).astype(np.int64)
-        total = int(n.sum())
-        if not total:
+        row, at, n = self._requests()
+        if not at.size:
             return np.zeros(n.size), np.zeros(n.size)
-        row = np.repeat(np.arange(n.size), n)
-        first = np.cumsum(n) - n
-        at = np.arange(total) - first[row] + self.latency_start[row]
         over = np.bincount(row, weights=self.latency[at] > bound_ms[row], minlength=n.size)
         return over, n.astype(np.float64)
+
+    def log_ss(self) -> np.ndarray:
+        """Each row's sum of squared deviations of its requests' log latencies from their mean (the
+        latency bank's creep chart learns the per-request variance from it); NaN where the window did
+        not keep its requests' latencies or had none."""
+        row, at, n = self._requests()
+        ss = np.full(n.size, np.nan)
+        if at.size:
+            x = np.log(np.maximum(self.latency[at], 1e-3))
+            sx, sxx = np.bincount(row, weights=x, minlength=n.size), np.bincount(row, weights=x * x, minlength=n.size)
+            has = n > 0
+            ss[has] = np.maximum(sxx[has] - sx[has] ** 2 / n[has], 0.0)
+        return ss
+
+    def _requests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row of every kept request, its index in ``latency``, requests kept per row)."""
+        n = np.where(self.latency_start >= 0, self.count, 0).astype(np.int64)
+        row = np.repeat(np.arange(n.size), n)
+        at = np.arange(row.size) - (np.cumsum(n) - n)[row] + self.latency_start[row]
+        return row, at, n
 
 
 def _latency_starts(cw: ClosedWindow, offset: int) -> np.ndarray:
@@ -443,7 +458,7 @@ class WindowJudge:
             reference_ms = self.latency.bank.quantile_ms(r.slots, self.tail.bank.quantile)
             bound_ms = self.tail.bank.bound_ms(r.slots, reference_ms)
             over, judged = r.requests_over(bound_ms)
-        latency = self.latency.bank.score_learn(r.slots, r.count, r.p50, r.p95, t_ms, window_s, h, most)
+        latency = self.latency.bank.score_learn(r.slots, r.count, r.p50, r.p95, t_ms, window_s, h, most, r.log_ss())
         stopped = self.latency.bank.stopped(r.slots)
         by_latency = self._emit(self.latency, r, latency, r.p50, h, size_ms, stopped)
         errors = self.errors.bank.score_learn(r.slots, r.errors, r.count, t_ms, window_s, h, most)

@@ -216,11 +216,11 @@ class NumpyTail(TailCusumBank):
 
 class NumpyLatency(LatencyCusumBank):
     def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
-                    window_s: float, h: float, max_step: float = np.inf) -> Evidence:
+                    window_s: float, h: float, max_step: float = np.inf, log_ss: np.ndarray | None = None) -> Evidence:
         slots = self._prepare(slots)
         count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
-         c_prev, c_since, c_x, c_n, mu_c, c_led) = self._f[slots].T
+         c_prev, c_since, c_x, c_n, mu_c, c_led, sig2_c) = self._f[slots].T
         served = count > 0
         x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
         x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
@@ -232,8 +232,9 @@ class NumpyLatency(LatencyCusumBank):
         h_creep = h + np.log(2.0)
         s, since, since_x, since_n = _upward(s_prev, since, since_x, since_n, r, v, np.log(self.ratio), h, max_step,
                                              served, warm, t_ms, count, x)
-        r_c = x - mu_c - sigma * bias
-        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v, np.log(self.creep_ratio), h_creep, max_step,
+        r_c = x - mu_c - np.sqrt(sig2_c) * bias
+        v_c = np.maximum(sig2_c * spread + np.maximum(tau2, 0.0), 1e-6)
+        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v_c, np.log(self.creep_ratio), h_creep, max_step,
                                        served, warm, t_ms, count, x)
         # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
         # times as long to come back down and hold a step's episode open after the step ended). Unless the
@@ -254,7 +255,8 @@ class NumpyLatency(LatencyCusumBank):
         stands_for = np.divide(count, rate, out=np.full(count.size, np.inf), where=rate > 0)
         a_c = _rate(count / np.maximum(req + count, 1.0), np.minimum(elapsed, stands_for), self.creep_tau_s,
                     suspect) * served
-        new_mu_c = np.where(first, x, mu_c + a_c * np.where(warm, _clip(r_c, -bound, bound), r_c))
+        bound_c = 3.0 * np.sqrt(v_c)
+        new_mu_c = np.where(first, x, mu_c + a_c * np.where(warm, _clip(r_c, -bound_c, bound_c), r_c))
         # Within-window spread: p95 and p50 are the order statistics ceil(.95 n) and ceil(.5 n).
         several = count >= 2
         r2 = np.minimum(r * r, 9.0 * v)
@@ -264,12 +266,19 @@ class NumpyLatency(LatencyCusumBank):
                             sig2 + a * (np.minimum(within, 9.0 * np.maximum(sig2, prior)) - sig2))
         new_tau2 = np.where(first | ~several, tau2, tau2 + a * (r2 - sig2 * spread - tau2))
         new_p95 = np.where(first, x95, p95_usual + a * (x95 - p95_usual))
+        # The creep chart's per-request variance: the unbiased sample variance of the window's log latencies
+        # where it kept them, else as ``sig2`` (then it is ``sig2``, window for window).
+        if log_ss is not None:
+            within = np.where(several & np.isfinite(log_ss), log_ss / np.maximum(count - 1.0, 1.0), within)
+        new_sig2_c = np.where(first, np.where(several, within, prior),
+                              sig2_c + a * (np.minimum(within, 9.0 * np.maximum(sig2_c, prior)) - sig2_c))
         n_new = n + served
         rate_a = np.maximum(-np.expm1(-window_s / self.rate_tau_s), 1.0 / (n_new + 1.0))
         new_rate = rate + rate_a * (count / window_s - rate)
         new_quiet = (quiet + new_rate * window_s) * ~served
         self._f[slots] = np.array([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
-                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c, c_led]).T
+                                   since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c, c_led,
+                                   new_sig2_c]).T
         # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
         creep = c - np.log(2.0) > s
         s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
@@ -277,7 +286,6 @@ class NumpyLatency(LatencyCusumBank):
                                    for of_creep, of_step in ((c_since, since), (c_x, since_x), (c_n, since_n)))
         observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
         return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(mu), warm, s > s_prev)
-
 
 
 def _same(native: object, reference: object, what: str) -> None:
@@ -304,8 +312,11 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
                 reference = pairs["latency"][0].quantile_ms(slots, banks[0].quantile)
                 evidence = [bank.score_learn(slots, win.over, count, reference, t_ms, window_s, h, max_step,
                                              reset=win.reset) for bank in banks]
-            elif name == "latency":
-                evidence = [bank.score_learn(slots, count, win.p50, win.p95, t_ms, window_s, h, max_step)
+            elif name == "latency":  # the window's log latencies' spread, kept in two windows of three
+                p50, p95 = (np.maximum(np.where(count > 0, q, 1.0), 1e-3) for q in (win.p50, win.p95))
+                spread = np.log(p95 / p50)
+                log_ss = np.where(count >= 1 if w % 3 else False, (count - 1.0) * spread**2 / 3, np.nan)
+                evidence = [bank.score_learn(slots, count, win.p50, win.p95, t_ms, window_s, h, max_step, log_ss)
                             for bank in banks]
             elif name == "errors":
                 evidence = [bank.score_learn(slots, win.errors, count, t_ms, window_s, h, max_step) for bank in banks]

@@ -1,0 +1,135 @@
+"""The creep chart's per-request variance from each window's log latencies (``LatencyCusumBank``'s
+``sig2_c``, ``_Rows.log_ss``).
+
+Windows are drawn from per-request lognormal latencies (sigma 0.3, the realistic fleet's), so each
+window's nearest-rank p50/p95 and the spread of its log latencies come from the same requests, as the
+plane's windows do. Seeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from modelmedic.detection.judge import _rows
+from modelmedic.detection.windows import PartitionWindows
+from modelmedic.detectors.sequential import LatencyCusumBank, threshold_for
+from modelmedic.events import InferenceEvent
+
+T0 = 1_767_225_600_000  # 2026-01-01 00:00 UTC
+SIGMA = 0.3
+
+
+def _windows(rng: np.random.Generator, rate: np.ndarray, median_ms: np.ndarray,
+             size_s: float) -> tuple[np.ndarray, ...]:
+    """One window of ``rate.size`` series: (count, p50, p95, squared deviations of the log latencies)."""
+    k = rate.size
+    count = rng.poisson(rate * size_s)
+    row = np.repeat(np.arange(k), count)
+    x = np.log(median_ms)[row] + SIGMA * rng.standard_normal(row.size)
+    x = x[np.lexsort((x, row))]
+    n = count.astype(np.float64)
+    start, served = np.cumsum(count) - count, count > 0
+    p50, p95, ss = (np.full(k, np.nan) for _ in range(3))
+    for out, q in ((p50, 0.5), (p95, 0.95)):
+        out[served] = np.exp(x[start[served] + np.maximum(np.ceil(q * n[served]) - 1, 0).astype(np.int64)])
+    sx, sxx = np.bincount(row, weights=x, minlength=k), np.bincount(row, weights=x * x, minlength=k)
+    ss[served] = sxx[served] - sx[served] ** 2 / n[served]
+    return n, p50, p95, ss
+
+
+def _run(bank: LatencyCusumBank, rng: np.random.Generator, rate: np.ndarray, size_s: float,
+         median_ms: object, windows: int, w0: int = 0) -> Iterator[np.ndarray]:
+    """Step ``bank`` over ``windows`` windows (``median_ms(w)``: each series' median in window ``w``);
+    yields each window's statistic against the judge's ``h``."""
+    h, slots = threshold_for(size_s, 1e-4), np.arange(rate.size)
+    for w in range(w0, w0 + windows):
+        count, p50, p95, ss = _windows(rng, rate, np.broadcast_to(median_ms(w), rate.shape), size_s)
+        t_ms = np.full(rate.size, T0 + w * size_s * 1000.0)
+        yield bank.score_learn(slots, count, p50, p95, t_ms, size_s, h, h / 2, ss).cusum / h
+
+
+def test_log_ss_is_each_rows_sum_of_squared_deviations_of_its_log_latencies() -> None:
+    """Through the plane's own windows (two closed together share one latency array): per row, the sum
+    of the squared deviations of its requests' log latencies from their mean; NaN without requests."""
+    windows = PartitionWindows(1000, 0, 10**6)
+    rng = np.random.default_rng(3)
+    latencies: dict[tuple[int, str], list[float]] = {}
+    for w in range(2):
+        for model, n in (("a", 5), ("b", 1), ("c", 0)):
+            for _ in range(n):
+                lat = float(np.round(rng.lognormal(3.0, SIGMA), 2))
+                windows.add(InferenceEvent(model, "1", "production", "r", T0 + w * 1000 + 10, lat, True, None), 0)
+                latencies.setdefault((w, model), []).append(lat)
+        windows.add(InferenceEvent("c", "1", "production", "r", T0 + w * 1000 + 20, 7.0, True, None), 0)
+        latencies.setdefault((w, "c"), []).append(7.0)
+    windows.add(InferenceEvent("d", "1", "production", "r", T0 + 2000, 1.0, True, None), 0)  # a third window
+    rows = _rows(windows.close_through(T0 // 1000 + 1))
+    ss = rows.log_ss()
+    keys = [(int(w) - T0 // 1000, windows.keys[int(s)][0]) for w, s in zip(rows.window, rows.slots)]
+    for i, key in enumerate(keys):
+        x = np.log(latencies.get(key, []))
+        if x.size:
+            assert np.isclose(ss[i], ((x - x.mean()) ** 2).sum(), rtol=1e-9, atol=1e-12)
+        else:
+            assert np.isnan(ss[i])
+    assert sorted(set(keys)) == sorted(set(latencies) | {(0, "d"), (1, "d")})
+
+
+def test_the_creep_chart_learns_the_spread_of_sparse_windows_without_bias() -> None:
+    """0.72 req/s in 1 s windows (one or two requests a window): the creep chart's per-request variance
+    is the true one within 5%, where the step chart's, from each window's p95-p50 gap, is learned ~1.2x
+    too large (a window of two reads 1.44 sigma^2)."""
+    rng, bank = np.random.default_rng(21), LatencyCusumBank()
+    rate = np.full(40, 0.72)
+    for _ in _run(bank, rng, rate, 1.0, lambda w: 100.0, 2 * 3600):
+        pass
+    slots = np.arange(rate.size)
+    assert abs(bank.state("sig2_c", slots).mean() / SIGMA**2 - 1) < 0.05
+    assert bank.state("sig2", slots).mean() / SIGMA**2 > 1.1
+
+
+def test_a_creep_at_0_72_req_s_in_one_second_windows_is_found_within_a_third_of_its_deadline() -> None:
+    """The 200-model day's creep model: 0.72 req/s, 1 s windows, +2% every 10 minutes after 3 hours. The
+    bank finds it in under 3,600 s (a third of its 3 h deadline) on average over 10 series; reading the
+    median, it took ~4,000 s."""
+    rng, bank = np.random.default_rng(1), LatencyCusumBank()
+    rate, warm = np.full(10, 0.72), 3 * 3600
+    fired = np.full(rate.size, np.inf)
+    for w, level in enumerate(_run(bank, rng, rate, 1.0, lambda w: 100.0 * 1.02 ** max(0, (w - warm) // 600),
+                                   warm + 5400)):
+        assert w >= warm or not (level >= 1).any()
+        fired = np.where((level >= 1) & np.isinf(fired), w + 1 - warm, fired)
+    assert np.isfinite(fired).all()
+    assert fired.mean() < 3600
+
+
+def test_deploys_and_daily_cycles_never_fire_the_creep_chart_on_the_sample_variance() -> None:
+    """Two days at 0.72, 5 and 50 req/s in 60 s windows (the deploy after 6 hours), and 6 hours at 0.72
+    req/s in 1 s windows (the deploy after 1 hour): a median swinging +-10% over the day, alone and with
+    a +3% deploy on top."""
+    for size_s, hours, deploy_h, rates in ((60.0, 48, 6, [0.72, 5.0, 50.0]), (1.0, 6, 1, [0.72])):
+        rng, bank = np.random.default_rng(9), LatencyCusumBank()
+        rate = np.array(rates * 2)
+        deployed = np.repeat([1.0, 1.03], len(rates))
+
+        def median(w: int) -> np.ndarray:
+            minute = w * size_s / 60
+            return 100.0 * np.exp(0.1 * np.sin(2 * np.pi * minute / 1440)) * np.where(minute >= 60 * deploy_h, deployed, 1.0)
+
+        assert max(level.max() for level in _run(bank, rng, rate, size_s, median, int(hours * 3600 / size_s))) < 1
+
+
+def test_a_snapshot_from_before_the_creep_spread_restores_with_it_at_the_step_spread() -> None:
+    """A latency bank's rows from the release before ``sig2_c`` (19 columns) restore: the creep chart's
+    variance starts at ``sig2``, and every other quantity is as it was."""
+    rng, bank, slots = np.random.default_rng(5), LatencyCusumBank(), np.arange(3)
+    for _ in _run(bank, rng, np.full(3, 2.0), 1.0, lambda w: 100.0, 600):
+        pass
+    rows = bank.rows(slots)
+    old = {**rows, "_f": rows["_f"][:, :LatencyCusumBank._COLUMNS.index("sig2_c")]}
+    restored = LatencyCusumBank()
+    restored.set_rows(np.array([4, 2, 0]), old)
+    assert np.array_equal(restored.state("sig2_c", [4, 2, 0]), bank.state("sig2", slots))
+    assert np.array_equal(restored.rows([4, 2, 0])["_f"][:, :old["_f"].shape[1]], old["_f"])
