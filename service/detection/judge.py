@@ -46,6 +46,7 @@ import time
 from collections.abc import Iterator
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 import numpy as np
@@ -187,7 +188,7 @@ class _Rows:
         """(requests slower than each row's bound, requests it was judged on): a few numpy calls
         over the windows' requests, O(1) per request. A window that did not keep its requests'
         latencies (one built by hand) has nothing to judge: 0 of 0."""
-        row, at, n = self._requests()
+        row, at, n = self._requests
         if not at.size:
             return np.zeros(n.size), np.zeros(n.size)
         over = np.bincount(row, weights=self.latency[at] > bound_ms[row], minlength=n.size)
@@ -197,7 +198,7 @@ class _Rows:
         """Each row's sum of squared deviations of its requests' log latencies from their mean (the
         latency bank's creep chart learns the per-request variance from it); NaN where the window did
         not keep its requests' latencies or had none."""
-        row, at, n = self._requests()
+        row, at, n = self._requests
         ss = np.full(n.size, np.nan)
         if at.size:
             x = np.log(np.maximum(self.latency[at], 1e-3))
@@ -206,8 +207,10 @@ class _Rows:
             ss[has] = np.maximum(sxx[has] - sx[has] ** 2 / n[has], 0.0)
         return ss
 
+    @cached_property
     def _requests(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(row of every kept request, its index in ``latency``, requests kept per row)."""
+        """(row of every kept request, its index in ``latency``, requests kept per row): computed once a round,
+        for the tail's count and the creep chart's ``log_ss`` alike (the rows do not change after they are built)."""
         n = np.where(self.latency_start >= 0, self.count, 0).astype(np.int64)
         row = np.repeat(np.arange(n.size), n)
         at = np.arange(row.size) - (np.cumsum(n) - n)[row] + self.latency_start[row]
