@@ -259,6 +259,9 @@ BOOKS_HELD = ("pymalloc_arena_bytes", "malloc_heap_bytes", "malloc_mmap_bytes")
 """What the allocators have taken from the system (:func:`modelmedic.allocators.books`)."""
 BOOKS_USED = ("pymalloc_allocated_bytes", "malloc_used_bytes")
 """What of it is in use: live objects and native allocations."""
+BOOKS_FREE = ("malloc_free_bytes", "malloc_top_bytes", "malloc_holes_small_bytes", "malloc_holes_medium_bytes",
+              "malloc_holes_large_bytes", "malloc_hole_largest_bytes")
+"""Where malloc's free part is: its heap's free end and the holes by size (since the books had them)."""
 
 
 def allocator_lines(directory: Path, after_s: float, t0: float) -> list[str]:
@@ -270,12 +273,16 @@ def allocator_lines(directory: Path, after_s: float, t0: float) -> list[str]:
                   key=lambda row: row["epoch_ms"])  # in time, over the files of every process the service was
     if not rows:
         return ["allocators: no books written (is the service's SIGUSR1 hook there?)"]
-    lines = ["allocators (MB): second, pymalloc arenas / in use, malloc heap / mmap / in use / free"]
+    lines = ["allocators (MB): second, pymalloc arenas / in use, malloc heap / mmap / in use / free"
+             " (top, holes <64K / <1M / larger, largest; arenas)"]
     for row in rows:
-        mb = {name: row.get(name, 0) / 1e6 for name in BOOKS_HELD + BOOKS_USED + ("malloc_free_bytes",)}
+        mb = {name: row.get(name, 0) / 1e6 for name in BOOKS_HELD + BOOKS_USED + BOOKS_FREE}
         lines.append(f"  {row['epoch_ms'] / 1000 - t0:6.0f}s  {mb['pymalloc_arena_bytes']:6.1f} / {mb['pymalloc_allocated_bytes']:6.1f}"
                      f"   {mb['malloc_heap_bytes']:6.1f} / {mb['malloc_mmap_bytes']:5.1f} / {mb['malloc_used_bytes']:6.1f}"
-                     f" / {mb['malloc_free_bytes']:5.1f}")
+                     f" / {mb['malloc_free_bytes']:5.1f}" + (
+                         f" ({mb['malloc_top_bytes']:.1f}, {mb['malloc_holes_small_bytes']:.1f} / {mb['malloc_holes_medium_bytes']:.1f}"
+                         f" / {mb['malloc_holes_large_bytes']:.1f}, {mb['malloc_hole_largest_bytes']:.1f}; {row['malloc_arenas']})"
+                         if "malloc_arenas" in row else ""))
     judged = [row for row in rows if row["epoch_ms"] / 1000 - t0 >= after_s]
     if len(judged) >= 2:
         t = [row["epoch_ms"] / 1000 for row in judged]

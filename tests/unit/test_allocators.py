@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import sys
 
 import pytest
@@ -44,3 +45,38 @@ def test_large_objects_count_in_malloc_in_use_and_leave_it_when_freed() -> None:
     assert held["malloc_heap_bytes"] + held["malloc_mmap_bytes"] >= held["malloc_used_bytes"]
     del kept
     assert allocators.books()["malloc_used_bytes"] - before < 1e6
+
+
+def test_malloc_info_holes_are_summed_by_size_over_every_arena() -> None:
+    report = """<malloc version="1">
+<heap nr="0"><sizes>
+  <size from="65" to="65" total="130" count="2"/>
+  <size from="100000" to="300000" total="400000" count="2"/>
+  <unsorted from="2000000" to="3000000" total="5000000" count="2"/>
+</sizes><total type="rest" count="7" size="5500130"/><system type="current" size="9000000"/></heap>
+<heap nr="1"><sizes>
+  <size from="40000" to="60000" total="100000" count="2"/>
+</sizes><system type="current" size="1000000"/></heap>
+<total type="mmap" count="1" size="200000"/><system type="current" size="10000000"/>
+</malloc>"""
+    assert allocators.malloc_info_books(report) == {
+        "malloc_arenas": 2, "malloc_system_bytes": 10_000_000, "malloc_hole_largest_bytes": 3_000_000,
+        "malloc_holes_small_bytes": 100_130, "malloc_holes_medium_bytes": 400_000, "malloc_holes_large_bytes": 5_000_000}
+
+
+@glibc
+def test_freed_large_blocks_between_live_ones_are_large_holes() -> None:
+    """Blocks of 1.5 MB held between live ones, then every other freed: holes of that size, not the heap's end
+    (mmap off for them: the default threshold would map each on its own and unmap it when freed)."""
+    libc = ctypes.CDLL(None)
+    before = allocators.books()["malloc_holes_large_bytes"]
+    assert libc.mallopt(-3, 64 << 20)  # M_MMAP_THRESHOLD: 64 MB
+    try:
+        blocks = [bytearray(1_500_000) for _ in range(8)]
+        del blocks[::2]
+        held = allocators.books()
+        assert 6.0e6 < held["malloc_holes_large_bytes"] - before < 6.5e6 and held["malloc_hole_largest_bytes"] >= 1.5e6
+        assert held["malloc_arenas"] >= 1 and held["malloc_system_bytes"] >= held["malloc_heap_bytes"]
+    finally:
+        libc.mallopt(-3, 128 << 10)  # the default's value; its dynamic rise stays off in this process
+    assert len(blocks) == 4

@@ -124,4 +124,9 @@ def test_each_signal_appends_the_allocators_books_and_the_soak_prints_their_tren
     assert len(lines) == 1 + 1 + 4 + 1  # the header, this process's books, the four written, the trend
     assert lines[-1] == "allocators after the warm-up (3 books): held +12.00 MB/h, in use +0.00 MB/h"
     assert lines[3].split() == ["600s", "81.0", "/", "70.0", "31.0", "/", "5.0", "/", "30.0", "/", "6.0"]
+    holes = {"malloc_top_bytes": 1e6, "malloc_holes_small_bytes": 2e6, "malloc_holes_medium_bytes": 3e6,
+             "malloc_holes_large_bytes": 4e6, "malloc_hole_largest_bytes": 2.5e6, "malloc_arenas": 2}
+    (tmp_path / "alloc-2.jsonl").write_text(json.dumps({**rows[1], **holes}) + "\n")  # books since the holes
+    assert allocator_lines(tmp_path, after_s=1, t0=t0)[2].split()[-8:] == [
+        "(1.0,", "2.0", "/", "3.0", "/", "4.0,", "2.5;", "2)"]
     assert allocator_lines(tmp_path / "none", after_s=0, t0=0)[0].startswith("allocators: no books")
