@@ -120,12 +120,21 @@ class CalibratedBank(SeriesBank):
     surprising (most points) are not remembered, so a series with many distinct usual
     values keeps its few surprising ones.
 
-    **Three raw channels**, in digits: *best* and *context*,
+    **Four raw channels**, in digits: *best* and *context*,
     ``a = -log10(two-sided Gaussian tail of z)`` (or, with ``dof > 0``, a Student-t
     surprise ``(dof + 1) / 2 log10(1 + z^2 / dof)``), of the predictor whose spread is
     smallest (*best*) and of the best of the level and seasonal ones (*context*: an
     unusual stretch that moves smoothly); *shift*, the CUSUM sum as the log-likelihood
-    ratio of a ``2 drift`` shift, ``sum * 2 drift / ln 10`` (``h`` = 12 is 5.2 digits).
+    ratio of a ``2 drift`` shift, ``sum * 2 drift / ln 10`` (``h`` = 12 is 5.2 digits);
+    *sustained*, the smallest *context* surprise of the last ``sustain`` points (12; 0 = no
+    such channel), before the ``recur`` cap: a deviation every one of the last 12 points
+    shared. A speed that halves for two hours, or a sensor dead at the value of its usual
+    brief dropouts, is a moderate surprise at each point, which a series with bigger
+    everyday spikes calibrates to 2-3 digits, and the points are learned (not flagged) one
+    by one; as one run it is rare, and this channel's own calibration (below) says how rare
+    for this series (after HTM's anomaly likelihood, which averages the last points' raw
+    scores; the minimum, unlike a mean, is not raised by one huge spike). NAB benchmark,
+    docs/detection.md.
 
     **Calibration** (peaks over threshold with an exponential tail, per channel): with
     memory ``memory`` points, ``rho`` is the rate at which ``a`` exceeded ``u`` digits
@@ -195,6 +204,7 @@ class CalibratedBank(SeriesBank):
         recur: float = 2.0,
         recur_values: int = 4,
         mute_flagged_run: bool = True,
+        sustain: int = 12,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
@@ -207,6 +217,7 @@ class CalibratedBank(SeriesBank):
         self.predictor_grace, self.grace = predictor_grace, grace
         self.counts, self.count_floor, self.rearm, self.dof = counts, count_floor, rearm, dof
         self.recur, self.recur_values, self.mute_flagged_run = recur, recur_values, mute_flagged_run
+        self.sustain = sustain
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
         self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
@@ -229,6 +240,10 @@ class CalibratedBank(SeriesBank):
         self._same = np.zeros(0, dtype=np.int64)  # how many points in a row had the previous value
         # calibration per channel (best, context, shift): weight, then per tier exceedances and summed excess
         self._tail = np.zeros((0, 3, 1 + 2 * len(self.exceed)), dtype=f8)
+        # the sustained channel: the last ``sustain`` context surprises (at n % sustain) and its own
+        # calibration, apart from ``_tail`` so that a snapshot from before it restores (these start afresh)
+        self._ring = np.zeros((0, sustain), dtype=f8)
+        self._stail = np.zeros((0, 1, 1 + 2 * len(self.exceed)), dtype=f8)
 
     # ------------------------------------------------------------------ state
 
@@ -247,7 +262,7 @@ class CalibratedBank(SeriesBank):
         for name in self._arrays():
             a = getattr(self, name)
             extra = np.zeros((capacity - len(a), *a.shape[1:]), dtype=a.dtype)
-            if name == "_tail":
+            if name in ("_tail", "_stail"):
                 extra[:] = self._prior_tail()
             elif name == "_count":
                 extra[:] = int(self.counts)
@@ -255,7 +270,7 @@ class CalibratedBank(SeriesBank):
 
     def _reset(self, slots: np.ndarray) -> None:
         for name in self._arrays():
-            getattr(self, name)[slots] = self._prior_tail() if name == "_tail" else (int(self.counts) if name == "_count" else 0)
+            getattr(self, name)[slots] = self._prior_tail() if name in ("_tail", "_stail") else (int(self.counts) if name == "_count" else 0)
 
     # ------------------------------------------------------------------ vectorized path
 
@@ -313,6 +328,11 @@ class CalibratedBank(SeriesBank):
 
         surprise = tail_digits if not self.dof else (lambda z: _t_digits(z, self.dof))
         raw = np.stack([surprise(Z[best, pick]), surprise(Z[ctx, pick]), stat * (2.0 * self.drift / LN10)], axis=1)
+        if self.sustain:  # the sustained channel: the smallest context surprise of the last ``sustain`` points
+            ring = self._ring[slots]
+            ring[pick, n % self.sustain] = np.where(cwarm, raw[:, 1], 0.0)
+            self._ring[slots] = ring
+            raw = np.concatenate([raw, ring.min(axis=1)[:, None]], axis=1)
         modes = self._modes[slots]  # (m, modes, 3)
         match = (modes[:, :, 0] == x[:, None]) & (modes[:, :, 1] > 0.0)
         hit = match.any(axis=1)
@@ -326,6 +346,8 @@ class CalibratedBank(SeriesBank):
                 cap = np.where(known_ep, np.log10(np.minimum(n, self.memory) / known), np.inf)
             raw[:, :2] = np.minimum(raw[:, :2], cap[:, None])
         tail = self._tail[slots]  # (m, channel, 1 + 2 tiers)
+        if self.sustain:
+            tail = np.concatenate([tail, self._stail[slots]], axis=1)
         ev = np.full(raw.shape, np.inf)
         for k, u in enumerate(self.exceed):  # the most conservative tier the surprise exceeds
             ex, sx = tail[:, :, 1 + 2 * k], tail[:, :, 2 + 2 * k]
@@ -403,7 +425,9 @@ class CalibratedBank(SeriesBank):
             i1, i2 = 1 + 2 * k, 2 + 2 * k
             tail[:, :, i1] = np.where(k3, tail[:, :, i1] * decay + over, tail[:, :, i1])
             tail[:, :, i2] = np.where(k3, tail[:, :, i2] * decay + np.where(over, raw - u, 0.0), tail[:, :, i2])
-        self._tail[slots] = tail
+        self._tail[slots] = tail[:, :3]
+        if self.sustain:
+            self._stail[slots] = tail[:, 3:]
         # learn: recurring values (flagged or not: a flagged value that recurs becomes known)
         add = hit | (evidence >= digits)  # a value seen before, or a surprising new one (in place of the lightest)
         old = modes[np.arange(m), j]
@@ -473,7 +497,10 @@ class CalibratedBank(SeriesBank):
         peak, prev = float(self._peak[slot]), float(self._prev[slot])
         (l0, l1, l2), (d0, d1, d2) = self._pred[slot].tolist()
         c0, c1, up, down = self._cusum[slot].tolist()
-        tl = self._tail[slot].tolist()
+        sustain = self.sustain
+        ring = self._ring[slot].tolist()
+        tl = self._tail[slot].tolist() + (self._stail[slot].tolist() if sustain else [])
+        channels = range(len(tl))
         mv, mw, ml = map(list, zip(*self._modes[slot].tolist()))
         cyc = []
         for k, (period, buckets, means, counts) in enumerate(self._cycles()):
@@ -539,6 +566,9 @@ class CalibratedBank(SeriesBank):
                        tk * math.log10(1.0 + zc * zc / dof) if zc * zc < inf else RAW_CAP, stat * llr)
             else:
                 raw = (_digits(_z(best_r, best_s)), _digits(_z(ctx_r, ctx_s)), stat * llr)
+            if sustain:
+                ring[n % sustain] = raw[1] if cwarm else 0.0
+                raw = (*raw, min(ring))
             # recurring exact values: the slot holding xi (slots in use come before unused ones)
             seen, longest = 0.0, 0.0
             if xi in mv:
@@ -547,9 +577,9 @@ class CalibratedBank(SeriesBank):
             same = same + 1 if (xi == prev and n >= 1) else 1
             if recur > 0.0 and seen >= recur and same <= longest:
                 cap = math.log10((n if n < memory else memory) / seen)
-                raw = (raw[0] if raw[0] < cap else cap, raw[1] if raw[1] < cap else cap, raw[2])
+                raw = (raw[0] if raw[0] < cap else cap, raw[1] if raw[1] < cap else cap, *raw[2:])
             e = 0.0
-            for j in range(3):
+            for j in channels:
                 a = raw[j]
                 if a > exceed0:
                     row = tl[j]
@@ -639,7 +669,7 @@ class CalibratedBank(SeriesBank):
                         c[6] += (ra if ra > spalpha else spalpha) * (abs(xi - bb[1]) - c[6])
             if keep:
                 # calibration
-                for j in range(3):
+                for j in channels:
                     row = tl[j]
                     a = raw[j]
                     row[0] = row[0] * decay + 1.0
@@ -671,7 +701,10 @@ class CalibratedBank(SeriesBank):
         self._n[slot], self._run[slot], self._peak[slot], self._prev[slot] = n, run, peak, prev
         self._pred[slot] = [[l0, l1, l2], [d0, d1, d2]]
         self._cusum[slot] = [c0, c1, up, down]
-        self._tail[slot] = tl
+        self._tail[slot] = tl[:3]
+        if sustain:
+            self._stail[slot] = tl[3:]
+            self._ring[slot] = ring
         self._modes[slot] = list(zip(mv, mw, ml))
         self._same[slot] = same
         for k, (c, (period, buckets, means, counts)) in enumerate(zip(cyc, self._cycles())):

@@ -29,6 +29,7 @@ Usage::
     python load/nab_loo.py --grid refractory  # the alarm's memory: refractory 50 / 150 / 400 x rearm 1.5 / 3
     python load/nab_loo.py --grid sensitivity # the knob: 0.4 / 0.5 / 0.6
     python load/nab_loo.py --grid mute        # one report per run of flagged points, or every stronger one
+    python load/nab_loo.py --grid sustain     # the sustained channel: off, or over the last 6 / 12 / 24 points
     python load/nab_loo.py --grid none        # only the defaults, per category (fast)
     python load/nab_loo.py --grid none --param count_floor_flagged=False  # one default changed
     python load/nab_loo.py --detector ensemble  # the old default, per category (slow)
@@ -338,7 +339,10 @@ MUTE = {"mute_flagged_run": [False, True]}
 # Recurring contexts (``--detector context``, detectors/context.py): off (``recur`` never reached) or on, at
 # 32 / 64 levels and 24 / 48 buckets a day: ``--detector context --grid context``.
 CONTEXT = {"recur": [1e9, 2.0], "levels": [32, 64], "day_buckets": [24, 48]}
-GRIDS = {"full": GRID, "context": CONTEXT, "tiers": TIERS, "recur": RECUR, "refractory": REFRACTORY, "sensitivity": SENSITIVITY, "mute": MUTE}
+# The sustained channel (CalibratedBank ``sustain``): off, or the smallest context surprise of the last 6 / 12 / 24
+# points: ``--grid sustain``.
+SUSTAIN = {"sustain": [0, 6, 12, 24]}
+GRIDS = {"full": GRID, "sustain": SUSTAIN, "context": CONTEXT, "tiers": TIERS, "recur": RECUR, "refractory": REFRACTORY, "sensitivity": SENSITIVITY, "mute": MUTE}
 
 
 def _param(text: str) -> tuple[str, object]:

@@ -205,7 +205,7 @@ class DetectionSettings(_Section):
     every window's request count."""
     metric_bank: SeriesBankName = "calibrated"
     """The per-value bank ``modelmedic replay FILE.csv`` scores a metric series with (and
-    the default of its ``--detector``): ``calibrated`` scored 72.82 on the 24 shared NAB
+    the default of its ``--detector``): ``calibrated`` scored 74.70 on the 24 shared NAB
     files and best leave-one-category-out (docs/detection.md)."""
     min_requests: int = Field(5, ge=1)
     """A version's latency is judged once it served 4x this many requests (in at least

@@ -152,6 +152,35 @@ def test_state_moves_between_banks_and_pickles():
     assert s_a[100] >= 0.5
 
 
+def test_state_from_before_the_sustained_channel_restores_with_that_channel_afresh():
+    """A snapshot taken before ``sustain`` existed has no ``_ring``/``_stail`` rows: the series
+    keeps everything else it learned and the sustained channel starts from its prior."""
+    x = quiet(9, 800)
+    x[700] += 30
+    a = CalibratedBank()
+    a.score_series(x[:600], slot=0)
+    old = {k: v for k, v in a.rows(np.array([0])).items() if k not in ("_ring", "_stail")}
+    b = CalibratedBank()
+    b.score_series(quiet(10, 300), slot=5)  # a slot in use before: the restore must not keep its channel
+    b.forget(np.array([5]))
+    b.set_rows(np.array([5]), old)
+    assert np.array_equal(b._tail[5], a._tail[0]) and np.array_equal(b._pred[5], a._pred[0])
+    assert not b._ring[5].any() and np.array_equal(b._stail[5, 0], b._prior_tail())
+    s_b = b.score_series(x[600:], slot=5)[0]
+    assert s_b[100] >= 0.5 and (s_b >= 0.5).sum() == 1
+
+
+def test_the_sustained_channel_keeps_the_last_points_context_surprise_and_costs_no_state_when_off():
+    x = quiet(11, 400)
+    on, off = CalibratedBank(), CalibratedBank(sustain=0)
+    on.score_series(x)
+    off.score_series(x)
+    assert on._ring.shape[1] == 12 and on._ring[0].min() >= 0.0 and on._ring[0].max() > 0.0
+    assert on._stail[0, 0, 0] > on.prior  # it learned the points it kept
+    assert off._ring.shape[1] == 0 and np.array_equal(off._stail[0, 0], off._prior_tail())
+    assert on.state_bytes() - off.state_bytes() == 12 * 8
+
+
 def test_state_is_bounded():
     bank = CalibratedBank()
     bank.ensure(100)
