@@ -433,8 +433,10 @@ class CanaryDivergence:
         if self._pairs < self.min_pairs:
             return None
         if not self._learned and self._pairs >= self.warmup and not (self.anomalous if was is None else was):
-            self._learned = True
-            self._set_p0(self.healthy_rate())
+            healthy = self.healthy_rate()
+            if healthy is not None:  # None: the step this pair closed raised the alarm (a later pair learns)
+                self._learned = True
+                self._set_p0(healthy)
         for cusum, (llr, hold) in zip(self._cusums[_RATE:_LARGE + 1], self._llrs):  # one observation of the step
             yes, no = hold if cusum[_ALARM] else llr
             cusum[_LLR] += yes if disagree else no

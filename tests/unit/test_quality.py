@@ -49,6 +49,18 @@ def test_canary_learns_its_expected_rate_then_flags_a_bad_version():
     assert feed_canary(d, prod[5000:], flipped, start=5000)
 
 
+def test_a_busy_release_wrong_from_its_first_minute_alarms_and_keeps_the_prior_rate():
+    """Its ``warmup``-th pair closes the step that raises the alarm: learning a healthy rate then read None (the
+    rate of an anomalous canary) and raised TypeError, out of the quality monitor into the detection plane."""
+    d = CanaryDivergence()
+    for i in range(d.warmup):  # all disagree: 199 pairs within the first minute, the 200th in the next one
+        d.observe_pair("a", "b", ts=0.1 * i if i < d.warmup - 1 else 61.0)
+    assert d.anomalous and d.expected is None and d.decision().state == "anomalous"
+    for i in range(1000):  # the versions agree again, a pair a minute: it recovers, then learns a rate
+        d.observe_pair("a", "a", ts=120.0 + 60 * i)
+    assert not d.anomalous and d.expected is not None and d.expected > 0.1  # its whole record, the bad minute too
+
+
 @pytest.mark.parametrize("true_rate", [0.0, 0.005, 0.01])
 def test_healthy_canary_false_alarms_over_a_long_run(true_rate):
     """200k joined requests at or below the tolerated rate: at most one false alarm (alpha = 1e-4)."""

@@ -376,3 +376,15 @@ def test_eviction_takes_the_least_recently_sampled_model_and_keeps_an_active_one
     # Expiry walks the front only: once every model is past series_ttl_ms, all go in one poll.
     mon.poll(T0 + 6000 + mon.series_ttl_ms + W)
     assert mon.sizes()["models"] == 0
+
+
+def test_a_first_release_wrong_on_every_request_of_a_busy_minute_pages_and_does_not_raise():
+    """No canary rate known yet (the model's first release, none set): its 200th pair (``canary_warmup``) closed
+    the minute that raised the alarm, and learning a healthy rate there raised TypeError out of
+    ``observe_sampled``, which stops the detection plane (and again on every replay of the batch)."""
+    mon = QualityMonitor(W, QualitySettings(), clock=fixed_clock)
+    for i in range(200):  # 199 requests in the first minute, one in the next: every canary answer differs
+        ts = T0 + (100 * i if i < 199 else W + 1_000)
+        mon.observe_inference(InferenceEvent("m", "2.0", "production", f"r{i}", ts, 5.0, True, "cat"))
+        mon.observe_inference(InferenceEvent("m", "1.0", "canary", f"r{i}", ts + 1, 5.0, True, "dog"))
+    assert [(a.kind, a.state) for a in mon.poll(T0 + 2 * W)] == [("canary_divergence", "firing")]
