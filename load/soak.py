@@ -25,6 +25,8 @@ The joins fill for hours, not minutes: a sampled prediction whose label never co
 full (bounded by their cap, printed). So the verdict also judges, by the same criterion, RSS less
 what the joins take (:data:`JOIN_ENTRY_BYTES` an entry): growth beside them is not bounded by
 them. Exit status 0 when memory is flat, or flat beside the joins, and lag does not grow; 1 otherwise.
+After the verdict, the samples by span of ``--span`` minutes, a table row each (:func:`span_lines`): when memory
+rose, which the verdict's one slope does not say.
 A shorter horizon (``--set quality.label_horizon_ms=...``) shows the plateau within a run
 (docs/benchmarks.md, "Soak").
 
@@ -187,6 +189,26 @@ def judge(samples: Sequence[Sample], warmup_s: float, joins_cap: float) -> Verdi
         joins_cap=joins_cap,
         rest_slope_mb_per_h=slope(t, [s.rss_mb - s.joins_mb for s in judged]) * 3600,
     )
+
+
+def span_lines(samples: Sequence[Sample], span_s: float) -> list[str]:
+    """The samples by span of ``span_s`` seconds from the start, one table row each: RSS first -> last and its
+    least-squares slope, the joins' entries, CPU per event, events per second and the loop lag's maximum. The
+    verdict's one slope over the judged span hides when memory rose (a one-off step, a creep, a settling);
+    the spans show it."""
+    lines = ["| span (s) | RSS (MB) | RSS slope (MB/h) | join entries | CPU us per event | events/s | loop lag max (ms) |",
+             "|---|---|---|---|---|---|---|"]
+    for start in range(0, int(samples[-1].t_s) + 1 if samples else 0, int(span_s)):
+        span = [s for s in samples if start <= s.t_s < start + span_s]
+        if len(span) < 2:
+            continue
+        first, last = span[0], span[-1]
+        events = last.events - first.events
+        lines.append(f"| {first.t_s:.0f}-{last.t_s:.0f} | {first.rss_mb:.1f} -> {last.rss_mb:.1f} | "
+                     f"{3600 * slope([s.t_s for s in span], [s.rss_mb for s in span]):+.0f} | "
+                     f"{first.joins:,.0f} -> {last.joins:,.0f} | {f'{1e6 * (last.cpu_s - first.cpu_s) / events:.0f}' if events else '-'} | "
+                     f"{events / (last.t_s - first.t_s):,.0f} | {1000 * max(s.loop_lag_s for s in span):.0f} |")
+    return lines
 
 
 def override(config: dict, setting: str) -> None:
@@ -372,7 +394,7 @@ async def soak(args: argparse.Namespace) -> int:
         print(f"[soak] sent {sent:,} records; service exits unexpected: {len(service.unexpected_exits)}", flush=True)
         q = settings.quality
         verdict = judge(samples, args.warmup * 60, settings.kafka.partitions * 2 * (q.label_max_pending + q.canary_max_pending))
-        for line in (verdict.lines() + (allocator_lines(work / "heap", args.warmup * 60, started) if signal_every else [])
+        for line in (verdict.lines() + span_lines(samples, 60 * args.span) + (allocator_lines(work / "heap", args.warmup * 60, started) if signal_every else [])
                      + (heap_growth(work / "heap", args.warmup * 60, started, args.heap_frames) if args.heap_every else [])):
             print(f"[soak] {line}", flush=True)
         bounded = verdict.memory_flat or verdict.rest_flat
@@ -387,6 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, default=200)
     parser.add_argument("--max-rate", type=float, default=50.0,
                         help="the busiest model's req/s; rates are log-uniform from 0.01 (default 50)")
+    parser.add_argument("--span", type=float, default=10.0, metavar="MINUTES",
+                        help="the samples are also printed by span of MINUTES, a table row each (default 10)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--bootstrap", default=None, help="an existing Kafka (default: start one)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from load.soak import (JOIN_ENTRY_BYTES, LAG_FLOOR, Sample, allocator_lines, judge, override, read_metrics,
-                       service_env)
+                       service_env, span_lines)
 
 
 CAP = 1_000_000
@@ -44,6 +44,23 @@ def test_growth_the_quality_joins_take_is_told_from_growth_beside_them():
     assert "cap 1,000,000" in filling.lines()[2] and filling.lines()[2].endswith("FLAT")
     leaking = judge(samples(rss_mb_per_h=40.0, lag_per_s=0.0, joins_mb_per_h=20.0), warmup_s=300, joins_cap=CAP)
     assert not leaking.rest_flat and leaking.rest_slope_mb_per_h == pytest.approx(20, rel=0.05)
+
+
+def test_the_spans_show_when_memory_rose():
+    """A step of 10 MB at minute 10, flat around it: the spans' slopes say where, the whole span's would not."""
+    stepped = [Sample(t_s=t, rss_mb=200 + (10 if t >= 600 else 0) + 0.2 * (t % 20 == 0), cpu_s=0.05 * t, events=500.0 * t,
+                      lag=0, loop_lag_s=0.001 * (t // 60), joins=100.0 * min(t, 900)) for t in range(0, 1800, 10)]
+    lines = span_lines(stepped, 600)
+    assert len(lines) == 2 + 3
+    cells = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
+    assert [row[0] for row in cells] == ["0-590", "600-1190", "1200-1790"]
+    assert cells[0][1] == "200.2 -> 200.0" and cells[1][1] == "210.2 -> 210.0" and cells[2][1] == "210.2 -> 210.0"
+    assert all(abs(int(row[2])) <= 1 for row in cells)  # flat within each span
+    assert cells[1][3] == "60,000 -> 90,000" and cells[2][3] == "90,000 -> 90,000"
+    assert [row[4:] for row in cells] == [["100", "500", "9"], ["100", "500", "19"], ["100", "500", "29"]]
+    stalled = [Sample(t_s=t, rss_mb=200, cpu_s=1.0, events=7.0, lag=0, loop_lag_s=0) for t in (0, 10)]
+    assert span_lines(stalled, 600)[2] == "| 0-10 | 200.0 -> 200.0 | +0 | 0 -> 0 | - | 0 | 0 |"  # no event: no CPU per event
+    assert span_lines([], 600) == lines[:2]
 
 
 def test_too_few_samples_after_the_warmup_says_what_to_do():
