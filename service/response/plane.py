@@ -260,7 +260,9 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
     async def handle(self, anomaly: Anomaly) -> None:
         async with self._lock:
             self.storms.observe(anomaly.window_end, self.clock())
-            await self._release_due()  # what fired before this record's time and no storm took pages first
+            # What was due before this record's time and no storm took pages first; what is due at its very
+            # time waits for it: it may be the member that makes a storm of the held ones.
+            await self._release_due(before=True)
             new = anomaly.state == "firing" and self.book.is_new(anomaly)
             flapped = anomaly.state == "firing" and self.book.flap_of(anomaly) is not None
             before = self.book.incident_of(anomaly.id) if anomaly.state != "firing" else None
@@ -304,10 +306,12 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         async with self._lock:
             await self._release_due()
 
-    async def _release_due(self) -> None:
+    async def _release_due(self, before: bool = False) -> None:
         """:meth:`_release_held` with the lock held: the held incidents are judged together (a
-        storm may be gathering among them), then those due page."""
-        now = self.storms.now(self.clock())
+        storm may be gathering among them), then those due page (``before``: those due before now
+        only, not at it; the 200-model day's storm paged its densest member alone, due at the very
+        second its second member fired)."""
+        now = self.storms.now(self.clock()) - int(before)
         held = [i for i in self.book.open_incidents() if i.held and self._owns(i)]
         firings = [Firing.of(i) for i in held if i.model != "*"]
         for incident in [i for i in held if self.storms.due_at(Firing.of(i), firings) <= now]:

@@ -125,6 +125,31 @@ async def test_a_sparse_member_whose_onset_was_estimated_minutes_early_pages_wit
     assert {i.storm for i in plane.book.by_id.values() if i.model.startswith("m")} == {storm.incident_id}, "m045 joined later"
 
 
+M200_SEED_1 = [("model-192", 1, 3), ("model-002", -9, 5), ("model-095", -5, 7), ("model-115", 0, 9), ("model-180", 4, 15),
+               ("model-189", 1, 16), ("model-142", 5, 19), ("model-130", 0, 26), ("model-092", 3, 28), ("model-089", 16, 58),
+               ("model-014", -49, 119), ("model-193", -22, 147)]
+"""(model, onset s, window end of its first firing s) of the 12-model storm of ``load/detection_harness.py --seed 1``
+(200 models): model-192 fired 2 s after its onset, so it was due to page alone at 5 s, the second when model-002 fired."""
+
+
+async def test_a_member_firing_when_a_held_incident_falls_due_makes_it_wait_for_the_storm() -> None:
+    """The 200-model day paged this storm twice: model-192 alone at 5 s, then the storm of the other ten at 58 s.
+    Read in one batch (a drain) or live, a record at the held incident's due time is judged before it pages."""
+    for live in (True, False):
+        clock = Clock()
+        sink = Sink(clock)
+        plane = make_plane(clock, sink)
+        records = [anomaly(onset=W + onset, at=W + end - 1, model=m) for m, onset, end in M200_SEED_1]
+        if live:
+            await run(plane, clock, records, until_ms=(W + 200) * SIZE)
+        else:
+            clock.ms = (W + 200) * SIZE
+            await plane.handle_batch(records)
+            await plane.courier.idle()
+        [page] = sink.first_pages()
+        assert page.model == "*" and "model-192" in page.evidence["models"], (live, sink.of())
+
+
 @pytest.mark.parametrize("lag_s, wait_s", [(4, 4), (30, 30), (300, 60)])
 async def test_a_lone_incident_waits_as_long_again_as_it_took_to_fire_up_to_the_storm_window(lag_s: int, wait_s: int) -> None:
     clock = Clock()
