@@ -27,6 +27,7 @@ from modelmedic.release.report import (
 )
 from modelmedic.errors import CertificationInputError, EndpointError, PromotionError, RegistryValidationError
 from modelmedic.registry import CertifiedBaseline, Registry, check_certification
+from virtual_time import run_in_virtual_time
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -361,7 +362,9 @@ async def test_a_first_version_with_accuracy_0_is_refused_with_the_gate_named(re
         "quality_floor.accuracy: FAILED, observed 0, must be >= 0.95 (min_quality in the policy or model.yaml)"]
 
 
-async def test_warm_up_requests_are_sent_first_and_left_out_of_every_figure() -> None:
+def test_warm_up_requests_are_sent_first_and_left_out_of_every_figure() -> None:
+    """On a virtual clock (tests/unit/virtual_time.py): the fake server's 300 ms are exact and a starved test
+    process adds no latency, so the steps' figures are the server's answers, 0 ms, whatever the machine's load."""
     seen: list[str] = []
 
     async def cold_start(request: httpx.Request) -> httpx.Response:
@@ -370,9 +373,10 @@ async def test_warm_up_requests_are_sent_first_and_left_out_of_every_figure() ->
         return httpx.Response(200, json={"prediction": 1})
 
     policy = FAST.model_copy(update={"warmup_requests": 5, "max_p99_ms": 200})
-    m = await measure("http://model", SAMPLES, None, policy, transport=httpx.MockTransport(cold_start))
+    m = run_in_virtual_time(measure("http://model", SAMPLES, None, policy, transport=httpx.MockTransport(cold_start)))
     assert len(seen) == 1 + 5 + 50 + 100  # preflight, warm-up, the two steps
     assert [s.requests for s in m.steps] == [50, 100] and all(s.meets(policy) for s in m.steps)
+    assert {x for s in m.steps for x in s.latencies_ms} == {0.0} and m.headline(policy).p99_ms == 0.0
     assert m.headline(policy).p99_ms < 200
 
 
