@@ -40,6 +40,11 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def time(self) -> float:
         return self._virtual_now
 
+    def hold(self, seconds: float) -> None:
+        """Stand for work that blocks the loop ``seconds`` (``time.sleep`` on the wall clock): the clock moves and
+        no callback runs meanwhile."""
+        self._virtual_now += seconds
+
 
 def run_in_virtual_time(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on a fresh :class:`VirtualTimeLoop` (a sync test calls this, not pytest-asyncio)."""
