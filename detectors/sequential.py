@@ -245,11 +245,16 @@ class PoissonCusumBank(_Bank):
     share one statistic's false-alarm budget (below: this one fires at ``h + ln 4``, reported as
     ``cusum - ln 4``; a window's most grows with it). While the large one is above a third of its
     threshold the small one holds at most its threshold, so after a large drop the episode ends
-    about as fast as before, and during a drop between the two it stays one episode. It runs from
-    a series' second day (the hour-of-day factors have seen a day): on the first, against the level
-    and its lag, it fired on healthy diurnal series (synthetic, 60 s windows: 3 of 400 at 0.14-0.53
-    req/s) and on a 0.036 req/s model's afternoon decline in the 20-model day, the lag's estimate
-    not being within the 0.84x it tolerates.
+    about as fast as before, and during a drop between the two it stays one episode. Before a series
+    has seen a day its null is the level and its lag, which are not always within the 0.84x it
+    tolerates (at its usual threshold it fired on 6 of 600 healthy diurnal series, synthetic, 60 s
+    windows), so there it fires at ``small_first_day`` (1.75) times its threshold (0 = not on the
+    first day, as before 2026-12-03, when every -30% drop on the CI fleets' first day was missed).
+    When the halving's falls back under a third after a first-day suspicion that left the level 1.5
+    memories further behind (``behind``), the small one drops to a third of its threshold: against
+    that stale level the model's own decline went on reading as 0.8x after the drop had ended (a
+    re-fire, ``tests/unit/test_throughput_first_day.py``). The 1.5 lies between that case (1.6-1.7)
+    and a -30% drop on a CI fleet that 1.0 split into two pages (``--small --seed 1``, model-005).
 
     A third drop CUSUM is designed for ``deep_drop`` (0.25; it drifts up below 0.54x): of the evidence
     a -90% drop holds (0.67 nats per usual request) the halving's gains 0.43, this one 0.61, so at
@@ -283,13 +288,13 @@ class PoissonCusumBank(_Bank):
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
-                 deep_drop: float = 0.25):
+                 deep_drop: float = 0.25, small_first_day: float = 1.75):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
-        self.deep_drop = deep_drop
+        self.deep_drop, self.small_first_day = deep_drop, small_first_day
         self._drops = np.array([drop, small_drop, deep_drop])
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
-                             surge, np.log(surge), self._drops, np.log(self._drops), self._drop_penalty]
+                             surge, np.log(surge), small_first_day, self._drops, np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
@@ -308,7 +313,8 @@ class PoissonCusumBank(_Bank):
         surge's; the level's lag (twice- over thrice-smoothed level, to the power ``1 + behind``) lowering the
         drops' expected count, the surge's ceiling raising the surge's; the three drop CUSUMs (each adds ``(x
         ln r - lam (r - 1)) / phi``, at most a window's most, which grows with its share of the budget; the
-        small one from the second day, held at its threshold while the halving's is past a third of its own)
+        small one at ``small_first_day`` times its threshold on the first day and held at its threshold while the
+        halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
         and the surge's; then the level, the hour's rate, the overdispersion, the
         smoothings (which keep the trend from before a suspicion), ``behind`` and the seasonal buckets (only
         what the level does not explain, not under suspicion) learn. The judge sees the drop chart furthest

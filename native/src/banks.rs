@@ -287,7 +287,8 @@ pub fn bernoulli_step(
 // --- PoissonCusumBank (throughput) ------------------------------------------------------------------
 
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
-/// day_memory_weeks, surge, ln surge]`, then the three drop charts' ratios, their logarithms and penalties.
+/// day_memory_weeks, surge, ln surge, small_first_day]`, then the three drop charts' ratios, their logarithms and
+/// penalties.
 struct Poisson<'a> {
     c: &'a [f64],
     drops: &'a [f64],
@@ -295,7 +296,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 9;
+const POISSON_CONSTS: usize = 10;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -310,6 +311,11 @@ impl<'a> Poisson<'a> {
     }
     fn tau_s(&self) -> f64 {
         self.c[0]
+    }
+    /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
+    /// series has seen a day (0 there: it does not run on the first day).
+    fn h_small(&self, h: f64, seasoned: bool) -> f64 {
+        (h + self.penalty[1]) * if seasoned { 1.0 } else { self.c[9] }
     }
 }
 
@@ -400,7 +406,8 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let warm = warm_up && (tau <= 2.0 * c[0] || seasoned);
     let small = tb.small[k * 3];
     let suspect_up = warm_up && up_prev > SUSPICION * h;
-    let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * (h + p.penalty[1]))) || suspect_up;
+    let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
+        || suspect_up;
     PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up }
 }
 
@@ -512,8 +519,21 @@ pub fn poisson_step(
             s[j] = max(prev[j][0] + step, 0.0);
         }
         let h0 = h + p.penalty[0];
-        let h1 = h + p.penalty[1];
-        s[1] = min(s[1], if s[0] > SUSPICION * h0 { h1 } else { CAP * h1 }) * one(pre.warm && pre.seasoned);
+        let h1 = p.h_small(h, pre.seasoned);
+        // Above its threshold the small chart keeps what the others keep: a quarter of its second day's.
+        let cap1 = h1 + (CAP - 1.0) * (h + p.penalty[1]);
+        // While the halving's is past a third the small one holds at its threshold. On the first day, once the
+        // halving's falls back under after a suspicion long enough to leave the level one and a half memories
+        // further behind (`behind` > 1.5, about 11 minutes of it), at a third of it: against such a stale level the
+        // model's own decline reads as 0.8x, and the episode went on after the drop had ended.
+        let hold1 = if s[0] > SUSPICION * h0 {
+            h1
+        } else if !pre.seasoned && prev[0][0] > SUSPICION * h0 && tb.behind[k] > 1.5 {
+            SUSPICION * h1
+        } else {
+            cap1
+        };
+        s[1] = min(s[1], hold1) * one(pre.warm && h1 > 0.0);
         for j in [0, 2] {
             s[j] = min(s[j], CAP * (h + p.penalty[j])) * one(pre.warm);
         }
@@ -565,14 +585,18 @@ pub fn poisson_step(
         tb.day_exp[dk] = tb.day_exp[dk] * day_keep + base * pre.f_hour;
 
         // One drop statistic for the judge: the chart furthest along, less its share of the budget.
-        let (mut drop, mut lead, mut drop_prev) = (drops[0][0] - p.penalty[0], 0usize, prev[0][0] - p.penalty[0]);
+        let mut penalty = [p.penalty[0], p.penalty[1], p.penalty[2]];
+        if !pre.seasoned && h1 > 0.0 {
+            penalty[1] = h1 - h;
+        }
+        let (mut drop, mut lead, mut drop_prev) = (drops[0][0] - penalty[0], 0usize, prev[0][0] - penalty[0]);
         for j in 1..DROPS {
-            let ahead = drops[j][0] - p.penalty[j];
+            let ahead = drops[j][0] - penalty[j];
             if !drop.is_nan() && (ahead > drop || ahead.is_nan()) {
                 lead = j;
             }
             drop = max(drop, ahead);
-            drop_prev = max(drop_prev, prev[j][0] - p.penalty[j]);
+            drop_prev = max(drop_prev, prev[j][0] - penalty[j]);
         }
         let is_surge = up > drop;
         let since = if is_surge { up_since } else { drops[lead][1] };

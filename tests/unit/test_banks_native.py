@@ -79,7 +79,8 @@ class NumpyPoisson(PoissonCusumBank):
         # Suspicion from the halving's and the small drop's CUSUMs only: a drop deep enough for the deep one
         # lifts the halving's past a third as well, while healthy dips lifting the deep one alone would
         # slow the level (one more false drop in 200 diurnal series over 48 h, 10 s windows).
-        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_drops[1]))) | (
+        h_small = h_drops[1] * np.where(seasoned, 1.0, self.small_first_day)
+        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_small))) | (
             warm_up & (up_prev > SUSPICION * h))
         slow, behind = self._slow[slots], self._behind[slots]
         fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
@@ -87,7 +88,8 @@ class NumpyPoisson(PoissonCusumBank):
         lam_down = lam * np.minimum(lag, 1.0)
         rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
-        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, seasoned, t_ms, h, max_step)
+        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, h_small, ~seasoned & (behind > 1.5), t_ms, h,
+                                 max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
         step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
@@ -122,23 +124,29 @@ class NumpyPoisson(PoissonCusumBank):
         self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
 
         # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
-        ahead = drops[0] - self._drop_penalty[:, None]
+        penalty = np.repeat(self._drop_penalty[:, None], slots.size, axis=1)
+        penalty[1] = np.where(~seasoned & (h_small > 0), h_small - h, penalty[1])
+        ahead = drops[0] - penalty
         lead = drops[1:, ahead.argmax(axis=0), np.arange(slots.size)]  # its onset and requests since
         drop = ahead.max(axis=0)
         surge = up > drop
         since = np.where(surge, up_since, lead[0])
         observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
-        rising = (drop > (drops_prev[0] - self._drop_penalty[:, None]).max(axis=0)) | (up > up_prev)
+        rising = (drop > (drops_prev[0] - penalty).max(axis=0)) | (up > up_prev)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
 
     def _step_drops(self, prev: np.ndarray, x: np.ndarray, lam: np.ndarray, phi: np.ndarray, warm: np.ndarray,
-                    seasoned: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
+                    h_small: np.ndarray, stale: np.ndarray, t_ms: np.ndarray, h: float,
+                    max_step: float) -> np.ndarray:
         h_each = (h + self._drop_penalty)[:, None]
         step = np.minimum((x * np.log(self._drops)[:, None] - lam * (self._drops - 1.0)[:, None]) / phi,
                           max_step * h_each / h)
         s = np.maximum(prev[0] + step, 0.0)
-        s[1] = np.minimum(s[1], np.where(s[0] > SUSPICION * h_each[0], h_each[1], CAP * h_each[1])) * (warm & seasoned)
+        cap = h_small + (CAP - 1.0) * h_each[1]
+        left = stale & (prev[0][0] > SUSPICION * h_each[0])
+        hold = np.where(s[0] > SUSPICION * h_each[0], h_small, np.where(left, SUSPICION * h_small, cap))
+        s[1] = np.minimum(s[1], hold) * (warm & (h_small > 0))
         s[::2] = np.minimum(s[::2], CAP * h_each[::2]) * warm
         going = prev[0] > 0
         return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
@@ -301,7 +309,10 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
     window may add."""
     window_s = 120.0
     h = sequential.threshold_for(window_s, 1e-4)
-    pairs = {"throughput": (PoissonCusumBank(), NumpyPoisson()), "errors": (BernoulliCusumBank(), NumpyBernoulli()),
+    pairs = {"throughput": (PoissonCusumBank(), NumpyPoisson()),
+             "throughput, small drops from the second day": (PoissonCusumBank(small_first_day=0.0),
+                                                             NumpyPoisson(small_first_day=0.0)),
+             "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
     alarms = dict.fromkeys(pairs, 0)
     for w, win in enumerate(synthetic_windows(window_s, 1500, seed)):

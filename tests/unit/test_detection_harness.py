@@ -23,10 +23,10 @@ from modelmedic.config import load_settings  # noqa: E402
 
 INCIDENT_KINDS = tuple(k.name for k in harness.LIBRARY if k.expected_class is not None)
 SHORT_OF_THE_DATA = {
-    "throughput drop -30%": "missed at 0.76 and 0.41 req/s, where the data allow 339 and 644 s (information_bound_s): "
-                            "the 0.5x drop CUSUM drifts down above 0.72x, and the 0.7x one runs from a series' "
-                            "second day only (on the first its null is not good enough: docs/detection.md); "
-                            "these fleets are 3 h old",
+    "throughput drop -30%": "found at 0.76 req/s in 981 s but at 0.41 req/s in 1,818 s, where the data allow 644 s "
+                            "(information_bound_s; the bar is 1,200): on a series' first day (these fleets are 3 h "
+                            "old) the 0.7x drop CUSUM fires at 1.75x its threshold, its null being the level and "
+                            "its lag (docs/detection.md); missed altogether before 2026-12-03",
 }
 """Kinds the judge misses where the data allow a detection in time: strict xfail, so the test
 fails once the judge finds them and this entry must go."""
