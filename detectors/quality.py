@@ -31,6 +31,7 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from modelmedic import _columns as _native
 from modelmedic.detectors.sequential import threshold_for
 
 INSUFFICIENT, OK, ANOMALOUS = "insufficient_data", "ok", "anomalous"
@@ -213,11 +214,13 @@ _RATE, _LARGE, _UP, _DOWN = range(4)
 _VALUE, _ALARM, _LLR, _X, _N, _RUN_N, _RUN_X = range(7)
 """A flattened :class:`WindowedCusum`: its CUSUM's value and alarm, the open step's summed log-likelihood
 ratio, measure and count, and the run's count and measure."""
-
-
-def _open_cusum() -> list:
-    """A flattened :class:`WindowedCusum` at rest (the layout of ``_VALUE`` ... ``_RUN_X``)."""
-    return [0.0, False, 0.0, 0.0, 0, 0, 0.0]
+_TYPES = ("", "number", "probabilities", "class")
+"""A pair's prediction type by its code in the native core (0: no pair yet)."""
+_PROBABILITIES, _CLASS = 2, 3
+_STATE = ("_learned", "_p0", "_llrs", "_level", "_step", "_cusums", "_type", "_pairs", "_disagree", "_distance",
+          "_prod", "_diff", "_recent")
+"""The attributes of a :class:`CanaryDivergence` that pairs change: kept by its native core, and in its snapshot as
+the plain values they were when the detector kept them itself, so snapshots of either restore in the other."""
 
 
 def _bernoulli_llr(p0: float, p1: float) -> tuple[float, float]:
@@ -225,23 +228,10 @@ def _bernoulli_llr(p0: float, p1: float) -> tuple[float, float]:
     return math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
 
 
-@functools.lru_cache(maxsize=4096)
-def _rate_llrs(tolerated: float, effect: float, large_effect: float) -> tuple[tuple[tuple[float, float], ...], ...]:
-    """(evidence per disagreement and agreement, the same while raised) of a canary's two rate tests at a
-    tolerated rate. Cached, as :func:`_level` is: a monitor's new canary detectors start at the same rate (the
-    prior, or the model's learned one), and a detector's construction (eight logarithms here, a numpy one there)
-    was 2.9% of a py-spy profile of ``bench_quality``'s steady state at 100k models, where quiet mirrored
-    models keep getting their first pair."""
-    out = []
-    for e in (effect, large_effect):
-        p1 = min(tolerated + e, 0.999)
-        out.append((_bernoulli_llr(tolerated, p1), _bernoulli_llr(tolerated, (tolerated + p1) / 2)))
-    return tuple(out)
-
-
 @functools.lru_cache(maxsize=64)
 def _level(step_s: float, false_alarms_per_day: float) -> float:
-    """:func:`threshold_for`, cached (see :func:`_rate_llrs`)."""
+    """:func:`threshold_for`, cached: a detector's construction was 2.9% of a py-spy profile of ``bench_quality``'s
+    steady state at 100k models, where quiet mirrored models keep getting their first pair."""
     return threshold_for(step_s, false_alarms_per_day)
 
 
@@ -334,60 +324,73 @@ class CanaryDivergence:
         self.min_pairs, self.warmup, self.min_rate = min_pairs, warmup, min_rate
         self.window_s, self.max_pending, self.block = window_s, max_pending, block
         self._join = _Joiner(window_s, max_pending)
-        self._learned = expected_rate is not None
-        self._p0 = 0.0
-        self._llrs: list[tuple[tuple[float, float], tuple[float, float]]] = []
-        self._set_p0(expected_rate if expected_rate is not None else prior_rate)
-        self._level = _level(step_s, false_alarms_per_day)
-        self._step = -math.inf
-        """Index of the open ``step_s`` step of event time, the same for the four CUSUMs (they step together)."""
-        self._cusums = [_open_cusum() for _ in range(4)]
-        """The disagreement rate's small (``_RATE``) and large (``_LARGE``) effect CUSUMs and the bias's two sides
-        (``_UP``, ``_DOWN``), each a :class:`WindowedCusum` flattened into one list of numbers (``_VALUE`` ...
-        ``_RUN_X``): at 100k models a pair read and stepped eight cold objects (four windowed CUSUMs and their
-        ``Cusum``), about a third of a pair's cost."""
-        self._type = ""
-        self._pairs = self._disagree = 0
-        self._distance = 0.0
-        self._prod = [0, 0.0, 0.0]  # Welford of the production predictions (their spread): n, mean, M2
-        self._diff = [0, 0.0, 0.0]  # Welford of the clipped standardized differences
-        self._recent = [0, 0, 0, 0]  # pairs, disagreements: previous block, current block
+        self._core = self._new_core(expected_rate is not None, expected_rate if expected_rate is not None else prior_rate)
+        """What pairs change (:data:`_STATE`), in native code (``native/src/canary.rs``): the open ``step_s`` step
+        of event time, the disagreement rate's small (``_RATE``) and large (``_LARGE``) effect CUSUMs and the
+        bias's two sides (``_UP``, ``_DOWN``), each a :class:`WindowedCusum` flattened (``_VALUE`` ... ``_RUN_X``),
+        the counts, two Welford accumulators (the production predictions' spread, the clipped standardized
+        differences) and the last two blocks' (pairs, disagreements). A pair in Python cost ~6 us, a quarter of
+        the quality monitor's CPU at 100k models (docs/benchmarks.md, "The quality monitor")."""
 
-    def _set_p0(self, p0: float) -> None:
-        self._p0 = min(max(p0, 1e-6), 0.9)
-        self._llrs = list(_rate_llrs(self.tolerated, self.effect, self.large_effect))
+    def _new_core(self, learned: bool, p0: float) -> _native.CanaryCore:
+        """A native core at rest with these settings, tolerating ``p0`` (+ ``margin``)."""
+        return _native.CanaryCore(
+            self.tolerance, self.bias_effect, self.scale, self.min_pairs, self.warmup, self.block, self.step_s,
+            self.min_rate, self.margin, self.effect, self.large_effect, _level(self.step_s, self.false_alarms_per_day),
+            learned, p0)
 
     @property
     def tolerated(self) -> float:
         """The disagreement rate the test tolerates: the healthy one plus ``margin``."""
-        return min(self._p0 + self.margin, 0.95)
+        return min(self._core.state()[0][1] + self.margin, 0.95)
+
+    def __getstate__(self) -> dict:
+        """The snapshot's form: the settings, and the numbers of :data:`_STATE` as the plain values (lists, as
+        the detector kept them before its core was native) a snapshot of either form holds."""
+        state = {k: v for k, v in self.__dict__.items() if k != "_core"}
+        (learned, p0, llrs, level, step), cusums, (kind, pairs, disagree, distance), prod, diff, recent = \
+            self._core.state()
+        state.update(_learned=learned, _p0=p0, _llrs=list(llrs), _level=level, _step=step,
+                     _cusums=[list(c) for c in cusums], _type=_TYPES[kind], _pairs=pairs, _disagree=disagree,
+                     _distance=distance, _prod=list(prod), _diff=list(diff), _recent=list(recent))
+        return state
 
     def __setstate__(self, state: dict) -> None:
-        """Restore a snapshot; one written before the CUSUMs were flattened holds four :class:`WindowedCusum`
-        (``_rate``, ``_large``, ``_up``, ``_down``), taken over as they stood."""
+        """Restore a snapshot (:meth:`__getstate__`'s form); one written before the CUSUMs were flattened holds four
+        :class:`WindowedCusum` (``_rate``, ``_large``, ``_up``, ``_down``), taken over as they stood."""
         state = dict(state)
         if "_rate" in state:
             windowed = [state.pop(name) for name in ("_rate", "_large", "_up", "_down")]
             state["_level"], state["_step"] = windowed[0].cusum.level, windowed[0].window
             state["_cusums"] = [[w.cusum.value, w.cusum.alarm, w.llr, w.x, w.n, w.run_n, w.run_x] for w in windowed]
+        numbers = {name: state.pop(name) for name in _STATE}
         self.__dict__.update(state)
+        self._core = self._new_core(numbers["_learned"], numbers["_p0"])
+        self._core.restore((
+            (numbers["_learned"], numbers["_p0"], tuple(tuple(map(tuple, llr)) for llr in numbers["_llrs"]),
+             numbers["_level"], numbers["_step"]),
+            [tuple(c) for c in numbers["_cusums"]],
+            (_TYPES.index(numbers["_type"]), numbers["_pairs"], numbers["_disagree"], numbers["_distance"]),
+            tuple(numbers["_prod"]), tuple(numbers["_diff"]), tuple(numbers["_recent"])))
 
     @property
     def anomalous(self) -> bool:
-        rate, large, up, down = self._cusums
-        return rate[_ALARM] or large[_ALARM] or up[_ALARM] or down[_ALARM]
+        return self._core.anomalous
 
     @property
     def expected(self) -> float | None:
         """The tolerated disagreement rate once given or learned (None while the prior stands)."""
-        return self._p0 if self._learned else None
+        return self._core.expected
+
+    @property
+    def pairs(self) -> int:
+        """Pairs compared so far."""
+        return self._core.pairs
 
     def healthy_rate(self) -> float | None:
         """What these pairs say two healthy versions disagree on: the Wilson upper bound (2 standard
         errors) of their rate, at least ``min_rate``; None while anomalous or before ``min_pairs``."""
-        if self.anomalous or self._pairs < self.min_pairs:
-            return None
-        return max(wilson(self._disagree, self._pairs, 2.0)[1], self.min_rate)
+        return self._core.healthy_rate
 
     def observe(self, role: str, request_id: str, ts: float, prediction: object) -> Decision | None:
         """Take one prediction (``role`` is ``production`` or ``canary``); a Decision at an alarm's onset."""
@@ -404,102 +407,30 @@ class CanaryDivergence:
         at an alarm's onset (when the step it completes closes: at the first pair of a later step).
 
         The four CUSUMs step together, and only when a step closes can the alarm change: most
-        pairs of a busy canary fall in an open step and cost no step check per CUSUM."""
-        was = now = None  # the alarm before and after the step this pair closes, if it closes one
-        step = ts // self.step_s
-        if step > self._step:  # only a closing step changes an alarm
-            was, now = self._close()
-            self._step = step
-        kind = self._type = _prediction_type(prod, canary)
-        y = 0.0
+        pairs of a busy canary fall in an open step and cost no step check per CUSUM. A numeric pair is
+        compared in the core; vectors and classes here, the core counting what the comparison says."""
+        kind = _prediction_type(prod, canary)
         if kind == "number":
-            y = (float(canary) - float(prod)) / self._spread(float(prod))
-            distance = abs(y)
-            disagree = distance > self.tolerance
+            onset = self._core.number(float(prod), float(canary), ts)
         elif kind == "probabilities":
             distance = total_variation(prod, canary)
-            disagree = distance > self.probability_tolerance
+            onset = self._core.compared(_PROBABILITIES, distance > self.probability_tolerance, distance, ts)
         else:
             disagree = prod != canary
-            distance = float(disagree)
-        self._pairs += 1
-        self._disagree += disagree
-        self._distance += distance
-        recent = self._recent
-        recent[2] += 1
-        recent[3] += disagree
-        if recent[2] >= self.block:
-            self._recent = [recent[2], recent[3], 0, 0]
-        if self._pairs < self.min_pairs:
-            return None
-        if not self._learned and self._pairs >= self.warmup and not (self.anomalous if was is None else was):
-            healthy = self.healthy_rate()
-            if healthy is not None:  # None: the step this pair closed raised the alarm (a later pair learns)
-                self._learned = True
-                self._set_p0(healthy)
-        for cusum, (llr, hold) in zip(self._cusums[_RATE:_LARGE + 1], self._llrs):  # one observation of the step
-            yes, no = hold if cusum[_ALARM] else llr
-            cusum[_LLR] += yes if disagree else no
-            cusum[_X] += disagree
-            cusum[_N] += 1
-        if kind == "number":
-            self._bias(y)
-        return self.decision() if was is False and now else None
-
-    def _spread(self, prod: float) -> float:
-        """The scale of a numeric difference: the predictions' spread, at least 0.1% of their magnitude."""
-        w = self._prod
-        w[0] += 1
-        delta = prod - w[1]
-        w[1] += delta / w[0]
-        w[2] += delta * (prod - w[1])
-        sd = self.scale if self.scale is not None else math.sqrt(w[2] / w[0])
-        return max(sd, 1e-3 * abs(w[1]), 1e-12)
-
-    def _bias(self, y: float) -> None:
-        """Two-sided CUSUM of a mean shift of ``bias_effect`` in the standardized differences."""
-        e = self.bias_effect
-        clipped = min(max(y, -2 * e), 2 * e)
-        w = self._diff
-        w[0] += 1
-        delta = clipped - w[1]
-        w[1] += delta / w[0]
-        w[2] += delta * (clipped - w[1])
-        var = max(w[2] / w[0], e * e)
-        for cusum, sign in ((self._cusums[_UP], 1.0), (self._cusums[_DOWN], -1.0)):
-            shift = e / 2 if cusum[_ALARM] else e
-            cusum[_LLR] += shift / var * (sign * clipped - shift / 2)
-            cusum[_X] += y
-            cusum[_N] += 1
-
-    def _close(self) -> tuple[bool, bool]:
-        """Step each CUSUM with the closing step's evidence (:meth:`WindowedCusum.close`, on the flat form);
-        whether any was raised before and after (:attr:`anomalous`)."""
-        level, was, now = self._level, False, False
-        for cusum in self._cusums:
-            value, alarm, llr, x, n, run_n, run_x = cusum
-            was = was or alarm
-            if n:
-                value, alarm = _cusum_step(value, alarm, llr, level)
-                if value > 0.0:
-                    cusum[:] = value, alarm, 0.0, 0.0, 0, run_n + n, run_x + x
-                else:
-                    cusum[:] = value, alarm, 0.0, 0.0, 0, 0, 0.0
-            now = now or alarm
-        return was, now
+            onset = self._core.compared(_CLASS, disagree, float(disagree), ts)
+        return self.decision() if onset else None
 
     def decision(self, other: str = "the canary") -> Decision:
         """The current state; ``other`` names the canary in the message."""
-        pairs = self._pairs
-        cusums = self._cusums
+        (_, p0, _, level, _), cusums, (kind, pairs, disagree, distance), _, _, recent = self._core.state()
         rate_cusum, up, down = cusums[_RATE], cusums[_UP], cusums[_DOWN]
         if cusums[_LARGE][_ALARM] and not rate_cusum[_ALARM]:
             rate_cusum = cusums[_LARGE]
         run_pairs, run_x = rate_cusum[_RUN_N], rate_cusum[_RUN_X]
-        rate = self._disagree / pairs if pairs else 0.0
+        rate = disagree / pairs if pairs else 0.0
         run_rate = run_x / run_pairs if run_pairs else 0.0
-        recent_pairs = self._recent[0] + self._recent[2]
-        recent_rate = (self._recent[1] + self._recent[3]) / recent_pairs if recent_pairs else 0.0
+        recent_pairs = recent[0] + recent[2]
+        recent_rate = (recent[1] + recent[3]) / recent_pairs if recent_pairs else 0.0
         side = up if up[_VALUE] >= down[_VALUE] else down
         bias = -side[_RUN_X] / side[_RUN_N] if side[_RUN_N] else 0.0  # production minus canary
         evidence = {
@@ -509,14 +440,14 @@ class CanaryDivergence:
             "run_disagreement_rate": round(run_rate, 6),
             "recent_pairs": recent_pairs,
             "recent_disagreement_rate": round(recent_rate, 6),
-            "expected_rate": round(self._p0, 6),
+            "expected_rate": round(p0, 6),
             "tolerated_rate": round(self.tolerated, 6),
             "rate_llr": round(rate_cusum[_VALUE], 3),
             "bias": round(bias, 6),
             "bias_pairs": side[_RUN_N],
             "bias_llr": round(side[_VALUE], 3),
-            "alarm_llr": round(self._level, 3),
-            "mean_distance": round(self._distance / pairs, 6) if pairs else 0.0,
+            "alarm_llr": round(level, 3),
+            "mean_distance": round(distance / pairs, 6) if pairs else 0.0,
             "unjoined_expired": self._join.expired,
             "unjoined_dropped": self._join.dropped,
         }
@@ -531,9 +462,9 @@ class CanaryDivergence:
             if rate_cusum[_ALARM]:
                 what = {"number": f" by more than {self.tolerance:g} prediction spreads",
                         "probabilities": f" by more than {self.probability_tolerance:g} in total variation"}
-                message = (f"disagrees with {other}{what.get(self._type, '')} on {run_rate:.1%} of "
+                message = (f"disagrees with {other}{what.get(_TYPES[kind], '')} on {run_rate:.1%} of "
                            f"{run_pairs:,} shared requests, tolerated <= {self.tolerated:.1%} "
-                           f"({self._p0:.1%} usual + {self.margin:.1%} for a new version)")
+                           f"({p0:.1%} usual + {self.margin:.1%} for a new version)")
             else:
                 message = (f"outputs are {'higher' if bias > 0 else 'lower'} than {other}'s by {abs(bias):.2f} "
                            f"prediction spreads on average over {side[_RUN_N]:,} shared requests (a consistent bias; "

@@ -14,7 +14,8 @@
 //! `tests/unit/test_columns.py` checks the subset property on valid, invalid and
 //! randomly mutated records.
 //!
-//! The sequential banks' per-window recursion is the `banks` module (one call a bank a round).
+//! The sequential banks' per-window recursion is the `banks` module (one call a bank a round); a canary
+//! detector's per-pair recursion the `canary` module.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -27,6 +28,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 mod banks;
+mod canary;
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -377,6 +379,7 @@ impl ColumnDecoder {
 #[pymodule]
 fn _columns(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ColumnDecoder>()?;
+    m.add_class::<canary::CanaryCore>()?;
     m.add_function(wrap_pyfunction!(banks::bernoulli_args, m)?)?;
     m.add_function(wrap_pyfunction!(banks::bernoulli_step, m)?)?;
     m.add_function(wrap_pyfunction!(banks::poisson_args, m)?)?;

@@ -881,7 +881,7 @@ class QualityMonitor:
         # The model's healthy versions say what a new one may disagree on with its canary:
         # the version compared on the most pairs, even short of ``canary_warmup`` (a quiet model
         # releases before it gets there).
-        rates = [(vs.canary._pairs, vs.canary.healthy_rate()) for vs in m.versions.values() if vs.canary is not None]
+        rates = [(vs.canary.pairs, vs.canary.healthy_rate()) for vs in m.versions.values() if vs.canary is not None]
         learned = max((r for r in rates if r[1] is not None), default=None)
         if learned is not None:
             m.canary_rate = learned[1]

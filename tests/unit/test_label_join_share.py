@@ -79,7 +79,7 @@ def test_labels_5_to_30_minutes_late_find_their_predictions_in_a_full_fleet():
     assert mon.predictions_thinned > production / 2  # the join cannot hold them all: most are left out
     assert judged >= 0.95 * kept and judged > 5_000  # and what is kept meets its label
     assert mon.labels_missed == mon.labels_dropped < 0.05 * kept
-    pairs = sum(vs.canary._pairs for m in mon._models.values() for vs in m.versions.values() if vs.canary)
+    pairs = sum(vs.canary.pairs for m in mon._models.values() for vs in m.versions.values() if vs.canary)
     assert pairs == len(rows) - production  # every canary prediction met its twin, kept for its label or not
 
 
