@@ -158,7 +158,15 @@ class CalibratedBank(SeriesBank):
     flagged (0.5 or more): a run of flagged points is one episode, reported at its first
     point, however it grows (a jam that builds over ten points is one alarm, not four, as
     NAB and on-call count it; HTM's likelihood clamps repeated red points the same way);
-    the peak still rises through the run, so the next episode must beat it. Points scoring 0.5 or
+    the peak still rises through the run, so the next episode must beat it. An episode also
+    runs on through points just under the alarm level: nothing is reported while the previous
+    point had at least ``episode`` (0.8) times the alarm level's evidence (4 digits at the
+    default), so a jam that builds from 4.9 to 27 digits in two points is one report, not two
+    (NAB counts the second as a false positive at a threshold under 0.5); ``episode=1`` is
+    ``mute_flagged_run`` alone. And nothing is reported for ``hold`` (12) points after a
+    reported alarm (a reported score of 0.5 or more): one alarm per incident, as ARTime's
+    and contextOSE's masks after a detection (NAB benchmark, "One report per episode",
+    docs/detection.md). Points scoring 0.5 or
     more are learned by no predictor and no calibrator (but a count's unclipped floors,
     ``count_floor_flagged``), until ``patience`` of them in a row (then the series is
     learned again: a new normal); the CUSUM re-seeds at the new level when it fires.
@@ -205,6 +213,8 @@ class CalibratedBank(SeriesBank):
         recur_values: int = 4,
         mute_flagged_run: bool = True,
         sustain: int = 12,
+        episode: float = 0.8,
+        hold: int = 12,
     ):
         super().__init__()
         self.sensitivity, self.alpha, self.huber, self.floor = sensitivity, alpha, huber, floor
@@ -218,10 +228,16 @@ class CalibratedBank(SeriesBank):
         self.counts, self.count_floor, self.rearm, self.dof = counts, count_floor, rearm, dof
         self.recur, self.recur_values, self.mute_flagged_run = recur, recur_values, mute_flagged_run
         self.sustain = sustain
+        if not 0.0 < episode <= 1.0:
+            raise ValueError(f"episode must be in (0, 1] (a fraction of the alarm level), got {episode}")
+        self.episode, self.hold = episode, hold
         f8 = np.float64
         self._n = np.zeros(0, dtype=np.int64)
         self._count = np.zeros(0, dtype=np.int8)  # 1 while every value so far was a count (integer >= 0)
         self._run = np.zeros(0, dtype=np.int64)
+        # points still muted: the rest of an episode or of the hold after an alarm (0: report freely); an array of
+        # its own, so a snapshot from before it restores with nothing muted
+        self._quiet = np.zeros(0, dtype=np.int64)
         self._peak = np.zeros(0, dtype=f8)
         self._prev = np.zeros(0, dtype=f8)
         # level and step predictors: location, clipped and unclipped mean absolute deviation
@@ -364,8 +380,12 @@ class CalibratedBank(SeriesBank):
         else:
             reported = np.maximum(score - peak, 0.0)
             level = score
+        quiet = self._quiet[slots]
+        muted = quiet > 0  # the rest of an episode, or the hold after a reported alarm
         if self.mute_flagged_run:  # the previous point was flagged: the same episode, reported once
-            reported = np.where(self._run[slots] > 0, 0.0, reported)
+            muted |= self._run[slots] > 0
+        reported = np.where(muted, 0.0, reported)
+        self._quiet[slots] = self._quieted(quiet, np.where(on, evidence, 0.0), (reported > 0.0) & (score >= 0.5), digits)
 
         run, keep = protect(score, self._run[slots], self.patience)
 
@@ -444,6 +464,14 @@ class CalibratedBank(SeriesBank):
         expected = E[best, pick]
         return reported, np.where(counting, np.maximum((0.5 * expected) ** 2 - 0.375, 0.0), expected)
 
+    def _quieted(self, quiet: np.ndarray, level: np.ndarray, alarm: np.ndarray, digits: float) -> np.ndarray:
+        """Points still muted after this one: one fewer; at least the next one after a point of ``episode`` x the
+        alarm level (the episode goes on); ``hold`` after a reported alarm (one alarm per incident)."""
+        ep = self.episode * digits if self.mute_flagged_run else math.inf
+        out = np.maximum(quiet - 1, 0)
+        out = np.where(level >= ep, np.maximum(out, 1), out)
+        return np.where(alarm, np.maximum(out, self.hold), out)
+
     def _cycles(self):
         return (
             (86400.0, self.daily_buckets, self._dmean, self._dcount),
@@ -487,6 +515,7 @@ class CalibratedBank(SeriesBank):
         patience, drift, h, rearm = self.patience, self.drift, self.h, self.rearm
         tiers = list(enumerate(self.exceed))
         mute_run = self.mute_flagged_run
+        ep, hold = (self.episode * digits if mute_run else math.inf), self.hold
         dof, recur, memory = self.dof, self.recur, self.memory
         tk = (dof + 1.0) / 2.0
         llr = 2.0 * drift / LN10  # CUSUM sum -> log-likelihood ratio of a 2*drift shift, in digits
@@ -494,6 +523,7 @@ class CalibratedBank(SeriesBank):
         inf = math.inf
 
         n, run, same = int(self._n[slot]), int(self._run[slot]), int(self._same[slot])
+        quiet = int(self._quiet[slot])
         peak, prev = float(self._peak[slot]), float(self._prev[slot])
         (l0, l1, l2), (d0, d1, d2) = self._pred[slot].tolist()
         c0, c1, up, down = self._cusum[slot].tolist()
@@ -607,8 +637,13 @@ class CalibratedBank(SeriesBank):
                 rep = score - peak
                 out_s[i] = rep if rep > 0.0 else 0.0
                 lev = score
-            if mute_run and run > 0:  # the previous point was flagged: the same episode, reported once
+            if quiet > 0 or (mute_run and run > 0):  # the same episode, or the hold after an alarm: reported once
                 out_s[i] = 0.0
+            quiet = quiet - 1 if quiet > 0 else 0  # as :meth:`_quieted`
+            if n >= grace and e >= ep and quiet < 1:
+                quiet = 1
+            if out_s[i] > 0.0 and score >= 0.5 and quiet < hold:
+                quiet = hold
             if counting:
                 best_e = 0.25 * best_e * best_e - 0.375
                 out_b[i] = best_e if best_e > 0.0 else 0.0
@@ -699,6 +734,7 @@ class CalibratedBank(SeriesBank):
             n += 1
 
         self._n[slot], self._run[slot], self._peak[slot], self._prev[slot] = n, run, peak, prev
+        self._quiet[slot] = quiet
         self._pred[slot] = [[l0, l1, l2], [d0, d1, d2]]
         self._cusum[slot] = [c0, c1, up, down]
         self._tail[slot] = tl[:3]

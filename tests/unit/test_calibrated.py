@@ -94,10 +94,53 @@ def test_an_episode_that_keeps_growing_is_reported_once():
     x = quiet(3, 700)
     x[500:510] = 56 + 8 * np.arange(10)  # ten flagged points in a row, each far above the last
     muted, _ = CalibratedBank().score_series(x)
-    every, _ = CalibratedBank(mute_flagged_run=False).score_series(x)
+    every, _ = CalibratedBank(mute_flagged_run=False, hold=0).score_series(x)
     assert muted[500] >= 0.5 and np.count_nonzero(muted[500:510]) == 1
     assert np.count_nonzero(every[500:510] >= 0.5) >= 3  # without: each step 1.5x the peak is a new alarm
     assert np.array_equal(muted[:500], every[:500])
+
+
+def test_an_episode_goes_on_through_a_point_just_under_the_alarm_level():
+    """A jam that builds: a point at 0.46 (4.3 digits, under the alarm level) then one far above it. The
+    second is the same episode (NAB counts it as a false positive at a threshold under 0.46)."""
+    x = quiet(3, 700)
+    x[500] = x[480:500].mean() + 3.5
+    x[501] = x[500] + 30
+    s, _ = CalibratedBank().score_series(x)
+    before, _ = CalibratedBank(episode=1.0).score_series(x)  # only a flagged point (5 digits) continued an episode
+    assert 0.444 < s[500] < 0.5 and s[501] == 0.0
+    assert before[500] == s[500] and before[501] >= 0.5
+    x[500] = x[480:500].mean() + 2.5  # under 4 digits: the next point is an episode of its own
+    assert CalibratedBank().score_series(x)[0][501] >= 0.5
+
+
+def test_nothing_is_reported_for_hold_points_after_an_alarm():
+    """One alarm per incident: a stronger spike 6 points after a reported alarm is not a new page; one 30
+    points after is."""
+    x = quiet(3, 700)
+    x[500] += 12
+    x[506] += 40  # far above 1.5x the peak: reported without the hold
+    x[530] += 200
+    held, _ = CalibratedBank().score_series(x)
+    free, _ = CalibratedBank(hold=0).score_series(x)
+    assert held[500] >= 0.5 and held[506] == 0.0 and held[530] >= 0.5
+    assert free[506] >= 0.5 and np.array_equal(held[:506], free[:506])
+
+
+def test_state_from_before_the_hold_restores_with_nothing_muted():
+    """A snapshot taken before ``_quiet`` existed: the series keeps what it learned and reports freely."""
+    x = quiet(9, 800)
+    x[700] += 30
+    a = CalibratedBank()
+    a.score_series(x[:600], slot=0)
+    old = {k: v for k, v in a.rows(np.array([0])).items() if k != "_quiet"}
+    b = CalibratedBank()
+    b.score_series(np.r_[quiet(10, 300), 90.0], slot=5)  # a slot in use before, muted at its end
+    assert b._quiet[5] > 0
+    b.forget(np.array([5]))
+    b.set_rows(np.array([5]), old)
+    assert b._quiet[5] == 0 and np.array_equal(b._tail[5], a._tail[0])
+    assert np.array_equal(b.score_series(x[600:], slot=5)[0], a.score_series(x[600:], slot=0)[0])
 
 
 def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
@@ -117,7 +160,7 @@ def test_batch_path_equals_per_point_path_and_leaves_the_same_state():
     dropouts = _sensor(True)  # recurring exact values (0) in short episodes, then a longer one
     dropouts[0][3800:3812] = 0.0
     cases = [(x, t, {}), (x, None, {}), (disk, days, {}), (counts, t, {}), (*dropouts, {}), (*_sensor(False), {})]
-    for series, times, kw in cases + [(x, t, {"mute_flagged_run": False})]:
+    for series, times, kw in cases + [(x, t, {"mute_flagged_run": False}), (x, t, {"mute_flagged_run": False, "hold": 0}), (x, t, {"episode": 1.0, "hold": 40})]:
         fast, slow = CalibratedBank(**kw), CalibratedBank(**kw)
         s1, b1 = fast.score_series(series, times, slot=2)
         s2, b2 = per_point(slow, series, times, slot=2)
