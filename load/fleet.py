@@ -152,10 +152,13 @@ WEEKEND_RAMP_MS = 6 * 3_600_000
 CLASS_LABELS = ("approve", "review", "decline", "escalate")
 
 
-def daily_factor(seasonality: float, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
+def daily_factor(seasonality: float, phase: np.ndarray | float, t_ms: np.ndarray | float,
+                 harmonic: float = 0.0) -> np.ndarray:
     """A model's rate multiplier of the time of day at ``t_ms`` (weekends aside): a sine of
-    amplitude ``seasonality`` shifted by the model's ``phase`` (its time zone)."""
-    return 1 + seasonality * np.sin(2 * math.pi * (t_ms % DAY_MS) / DAY_MS + phase)
+    amplitude ``seasonality`` shifted by the model's ``phase`` (its time zone), times a second
+    harmonic of amplitude ``harmonic`` (a steeper morning, a second peak: days are not sines)."""
+    angle = 2 * math.pi * (t_ms % DAY_MS) / DAY_MS + phase
+    return (1 + seasonality * np.sin(angle)) * (1 + harmonic * np.sin(2 * angle))
 
 
 @dataclass(frozen=True)
@@ -205,11 +208,32 @@ class FleetSpec:
     utilization: float = 0.5
     """Load of one replica at the model's base rate: per-replica capacity is ``rate / utilization``."""
     seed: int = 1
+    daily_harmonic: float = 0.0
+    """Amplitude of the daily cycle's second harmonic (:func:`daily_factor`); 0: a pure sine."""
+    rate_wander: float = 0.0
+    """Standard deviation of a slow random walk of each model's log rate (an Ornstein-Uhlenbeck
+    process with time constant ``rate_wander_s``): real traffic drifts around its daily cycle
+    (campaigns, batch clients, retries) more than a Poisson process allows. 0: none."""
+    rate_wander_s: float = 1800.0
+    clump: float = 1.0
+    """Mean requests per arrival: clients that send requests in batches (geometric sizes, one
+    timestamp per batch), so counts vary more than Poisson from second to second. 1: none."""
+    latency_outliers: float = 0.0
+    """Share of requests slowed 3-20x (log-uniform): pauses and cold caches. 0: none."""
 
     def expected_requests(self, duration_s: float) -> float:
         """About how many production requests ``duration_s`` of this fleet holds (before
         seasonality): decide a fleet's shape before paying for it."""
         return sum(p.rate for p in profiles(self)) * duration_s
+
+
+def rough(spec: FleetSpec) -> FleetSpec:
+    """``spec`` with the irregularities of real traffic that a Poisson process on a sine lacks:
+    rates that wander +-10% around the daily cycle over half-hours, requests in batches of 2 on
+    average, a day with a second harmonic, and 0.2% of requests 3-20x slow. Detection is
+    tuned on smooth fleets; a rough quiet fleet tells whether it pages on what is normal
+    elsewhere (``load/detection_harness.py --rough``)."""
+    return replace(spec, daily_harmonic=0.2, rate_wander=0.1, rate_wander_s=1800.0, clump=2.0, latency_outliers=0.002)
 
 
 def realistic(models: int, seed: int = 1, rate_range: tuple[float, float] = (0.01, 5000.0)) -> FleetSpec:
@@ -458,6 +482,9 @@ class Fleet:
         self._surge_rng = np.random.default_rng([spec.seed, 2])
         self._later = (np.random.default_rng([spec.seed, 1, 1]), np.random.default_rng([spec.seed, 2, 1]))
         self._next_request = [0, 0]
+        # The rough shape's draws (rough()), from streams of their own: smooth fleets stay byte-identical.
+        self._rough_rng = np.random.default_rng([spec.seed, 5])
+        self._wander = spec.rate_wander * self._rough_rng.standard_normal(spec.models)
         self._keys = [p.model.encode() for p in self.profiles]
         self._rate = np.array([p.rate for p in self.profiles])
         self._capacity = np.array([p.capacity_per_replica for p in self.profiles])
@@ -511,7 +538,7 @@ class Fleet:
         return replicas, np.array([self._version_index(m, self.version(p.model)) for m, p in enumerate(self.profiles)])
 
     def _seasonal_rate(self, t_ms: float) -> np.ndarray:
-        rate = self._rate * daily_factor(self.spec.seasonality, self._phase, t_ms)
+        rate = self._rate * daily_factor(self.spec.seasonality, self._phase, t_ms, self.spec.daily_harmonic)
         if self.spec.weekend != 1.0:
             rate = rate * self.weekly_factor(t_ms)
         return rate
@@ -547,6 +574,8 @@ class Fleet:
         """
         t0_s = (t0_ms - self.start_ms) / 1000.0
         rate = self._seasonal_rate(t0_ms + dt_ms / 2)
+        if self.spec.rate_wander:
+            rate = rate * self._wandered(dt_ms)
         expected = rate * dt_ms / 1000.0
         surge = self._peak_rate_factor(t0_s, t0_s + dt_ms / 1000.0) - 1.0
         arrivals = _Arrivals.concat(
@@ -601,14 +630,29 @@ class Fleet:
         return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep], poisoned[keep],
                              shift[keep])
 
+    def _wandered(self, dt_ms: float) -> np.ndarray:
+        """Per model, the rate multiplier of its log-rate walk (``spec.rate_wander``), moved on by ``dt_ms``;
+        mean 1 (the walk is normal with variance ``rate_wander ** 2``, the multiplier its lognormal, centred)."""
+        sd, keep = self.spec.rate_wander, math.exp(-dt_ms / 1000.0 / self.spec.rate_wander_s)
+        self._wander = keep * self._wander + sd * math.sqrt(1.0 - keep * keep) * self._rough_rng.standard_normal(self._wander.size)
+        return np.exp(self._wander - sd * sd / 2)
+
     def _arrivals(self, rng: np.random.Generator, stream: int, expected: np.ndarray, t0_ms: float, dt_ms: float) -> "_Arrivals":
-        """Poisson arrivals of every model with ``expected`` counts in the slice, with all their random draws."""
-        model = np.repeat(np.arange(len(self.profiles)), rng.poisson(expected))
+        """Poisson arrivals of every model with ``expected`` counts in the slice, with all their random draws
+        (with ``spec.clump`` > 1, Poisson batches of geometric size, a batch's requests at one time)."""
+        models, clump = np.arange(len(self.profiles)), self.spec.clump
+        if clump > 1.0:
+            batches = np.repeat(models, rng.poisson(expected / clump))
+            size = self._rough_rng.geometric(1.0 / clump, batches.size)
+            model, first = np.repeat(batches, size), np.repeat(np.cumsum(size) - size, size)
+        else:
+            model = np.repeat(models, rng.poisson(expected))
+            first = slice(None)
         n = model.size
         uniform, normal = rng.random((n, _UNIFORMS)), rng.standard_normal((n, _NORMALS))
         later = self._later[stream]
         later_u, later_n = later.random((n, _LATER_UNIFORMS)), later.standard_normal((n, _LATER_NORMALS))
-        ts = np.floor(t0_ms + uniform[:, 0] * dt_ms).astype(np.int64)
+        ts = np.floor(t0_ms + uniform[first, 0] * dt_ms).astype(np.int64)
         order = np.argsort(ts, kind="stable")
         rid = np.arange(self._next_request[stream], self._next_request[stream] + n)
         self._next_request[stream] += n
@@ -645,6 +689,9 @@ class Fleet:
         confidence = np.clip(a.later_u[source, 1] + jitter, 0.0, 1.0)
         latency_noise = np.choose(role, [normal[:, 1], normal[:, 4], a.later_n[source, 0]])
         latency = self._latency[model] * lat_mult * np.exp(self.spec.latency_sigma * latency_noise)
+        if self.spec.latency_outliers:
+            slow = self._rough_rng.random((2, source.size))
+            latency *= np.where(slow[0] < self.spec.latency_outliers, 3.0 * (20.0 / 3.0) ** slow[1], 1.0)
         ok = np.choose(role, [uniform[:, 3], uniform[:, 5], a.later_u[source, 0]]) >= err
         prediction = self._predictions(model, ok, z, u, confidence, severity)
         prefixes = (f"{self.spec.seed}-", f"{self.spec.seed}-s")

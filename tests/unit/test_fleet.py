@@ -461,3 +461,21 @@ def test_a_normal_deploy_serves_the_next_version_three_percent_slower() -> None:
     profile, pairs, _, _ = paired("deploy")
     assert {after.version for _, after in pairs} == {profile.next_version}
     assert all(after.latency_ms == pytest.approx(1.03 * before.latency_ms, abs=0.011) for before, after in pairs)
+
+
+# -- the rough shape (load/fleet.py rough()): what real traffic has beyond a Poisson process on a sine --
+
+def test_a_rough_fleet_batches_requests_wanders_and_has_slow_outliers() -> None:
+    spec = fleet.rough(FleetSpec(models=1, rate_range=(20.0, 20.0), seasonality=0.0, canary_fraction=0.0,
+                                 latency_sigma=0.01, seed=4))
+    events = [e for c in chunks(spec, duration_s=6 * 3600, chunk_s=10.0) for e in decoded(c.inference)]
+    ts = np.array([e.ts for e in events])
+    assert abs(ts.size / (20.0 * 6 * 3600) - 1.0) < 0.1  # the wander and the batches keep the mean rate
+    # batches of 2 on average: about half the requests share their millisecond with the one before
+    assert np.mean(np.diff(ts) == 0) == pytest.approx(0.5, abs=0.05)
+    # the rate wanders ~10% over half-hours: ten-minute counts vary far beyond Poisson's sqrt
+    per_10min = np.bincount((ts - MONDAY) // 600_000)
+    assert per_10min.std() / per_10min.mean() > 0.05 > 3 * math.sqrt(2.0 / per_10min.mean())
+    latency = np.array([e.latency_ms for e in events])
+    assert np.mean(latency > 2.0 * np.median(latency)) == pytest.approx(spec.latency_outliers, rel=0.15)  # 3-20x slow
+
