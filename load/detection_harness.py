@@ -49,7 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from load.fleet import (  # noqa: E402
-    FLAP_HALF_PERIOD_S, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic, stream,
+    FLAP_HALF_PERIOD_S, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic, rough, stream,
 )
 from modelmedic.config import Settings, load_settings  # noqa: E402
 from modelmedic.detectors.sequential import threshold_for  # noqa: E402
@@ -135,6 +135,8 @@ class Shape:
     rates: tuple[float, float]
     min_rate: float = 0.05
     """Incidents go to models serving at least this many req/s (the issue's target traffic)."""
+    rough: bool = False
+    """Traffic with the irregularities of :func:`load.fleet.rough` (wandering rates, batches, slow outliers)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -151,6 +153,7 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     every fifth model of the quiet one; :data:`LIBRARY` in the other, each kind as many
     times as the schedule fits, each on models no other entry touches."""
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
+    spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
     rng = np.random.default_rng([seed, 7])
     deploys = [p for p in fleet[4::5]]
@@ -226,7 +229,7 @@ def information_bound_s(kind: Kind, profile: ModelProfile, spec: FleetSpec, star
     The usual traffic follows the fleet's daily cycle (weekends aside); inf: not within ``horizon_s``.
     """
     elapsed = np.arange(horizon_s)
-    rate = profile.rate * daily_factor(spec.seasonality, profile.phase, start_ms + 1000 * elapsed)
+    rate = profile.rate * daily_factor(spec.seasonality, profile.phase, start_ms + 1000 * elapsed, spec.daily_harmonic)
     evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed))
     reached = np.flatnonzero(evidence >= h)
     return float(reached[0] + 1) if reached.size else math.inf
@@ -325,7 +328,15 @@ def _polls(records: Sequence[tuple[str, bytes, bytes]], partition: _Partitions, 
 
 async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int = 6, chunk_s: float = 10.0) -> Outcome:
     """The scenario's records through the real detection plane without Kafka, as polls of a
-    consumer that keeps up (every partition's records of ``chunk_s`` of event time per poll)."""
+    consumer that keeps up (every partition's records of ``chunk_s`` of event time per poll).
+
+    Shut windows are judged in the poll that shut them (``detection.judge_batch_ms`` = 0): a live
+    consumer that keeps up waits at most that many milliseconds of wall time for the other
+    partitions' windows, a few milliseconds of event time. Here a poll is ``chunk_s`` of event
+    time and the wait was measured on this machine's clock, so which poll judged a window (and
+    the page times the pager derives from it) varied run to run by up to 50 s."""
+    detection = settings.detection.model_copy(update={"judge_batch_ms": 0})
+    settings = settings.model_copy(update={"detection": detection})
     d, topics = settings.detection, settings.kafka.topics
     producer = FakeProducer()
     quality = (lambda: QualityMonitor(settings.windows.size_ms, settings.quality,  # as the plane builds them
@@ -397,6 +408,8 @@ class Report:
     false_anomalies: Counter[str]
     """Firing anomalies matching no incident, by class."""
     false_pages: int
+    false: tuple[Anomaly, ...] = ()
+    """The firing anomalies matching no incident (the first :data:`FALSE_SHOWN` are printed)."""
 
     @property
     def model_days(self) -> float:
@@ -414,6 +427,9 @@ class Report:
         return [r for r in self.rows if r.truth.kind.name == name]
 
 
+FALSE_SHOWN = 10
+
+
 def score(scenario: Scenario, outcome: Outcome, h: float) -> Report:
     """Match anomalies and pages to the ground truth (module docstring); ``h``: the judge's
     threshold, for each entry's :func:`information_bound_s`."""
@@ -428,10 +444,10 @@ def score(scenario: Scenario, outcome: Outcome, h: float) -> Report:
         rows.append(Row(truth, None if first is None else (first - truth.start_ms) / 1000,
                         tuple(sorted({a.anomaly_class for a in matching})), len(paged),
                         None if not paged else (min(paged) - truth.start_ms) / 1000, bound_s))
-    false_anomalies = Counter(a.anomaly_class for a in outcome.anomalies
-                              if a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents))
+    false = [a for a in outcome.anomalies
+             if a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents)]
     false_pages = sum(not any(t.covers(m, at) for t in incidents for m in models) for at, models in outcome.pages)
-    return Report(scenario, outcome, tuple(rows), false_anomalies, false_pages)
+    return Report(scenario, outcome, tuple(rows), Counter(a.anomaly_class for a in false), false_pages, tuple(false))
 
 
 def render(report: Report) -> str:
@@ -455,6 +471,10 @@ def render(report: Report) -> str:
         lines.append(f"{t.kind.name:<38} {model:<10} {t.rate:>7.2f} {verdict:>9} {delay:>8} {t.kind.deadline_s:>8.0f} "
                      f"{bound:>8} {classes + ' (want ' + expected + ')':<22} {r.pages:>5} "
                      f"{'-' if r.page_s is None else f'{r.page_s:.0f}':>7}")
+    rates = {p.model: p.rate for p in profiles(s.spec)}
+    for a in report.false[:FALSE_SHOWN]:  # where to look: which series, when, what it saw
+        lines.append(f"  false: {a.series} {a.kind} at {(a.window_end - START_MS) / 3_600_000:.2f} h "
+                     f"({rates[a.model]:.2f} req/s): {a.summary}")
     by_class = ", ".join(f"{name} {count}" for name, count in report.false_anomalies.most_common())
     lines.append(f"false anomalies: {report.false_anomalies.total()} ({report.false_anomalies_per_model_day:.2f} per model-day"
                  f"{'; ' + by_class if by_class else ''}); "
@@ -479,9 +499,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=int, help="override the shape's model count")
     parser.add_argument("--hours", type=float, help="override the shape's event time")
     parser.add_argument("--rates", type=float, nargs=2, metavar=("LOW", "HIGH"), help="req/s range (log-uniform)")
+    parser.add_argument("--rough", action="store_true", help="rough traffic (load/fleet.py rough())")
     parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
     args = parser.parse_args(argv)
-    shape = SMALL if args.small else FULL
+    shape = replace(SMALL if args.small else FULL, rough=args.rough)
     if args.models:
         shape = replace(shape, models=args.models)
     if args.hours:
