@@ -1,12 +1,12 @@
 """The quality monitor at fleet scale: CPU per event and memory per monitored model.
 
     .venv/bin/python load/bench_quality.py [--models 100000] [--events 3000000] [--minutes 10] [--sample-every 4]
-        [--against OLD_QUALITY_PY --rounds 2]
+        [--mirror-every 4] [--against OLD_QUALITY_PY --rounds 2]
 
 Feeds ``QualityMonitor.observe_sampled`` what the plane's decoder hands it (the sampled
 rows: one request in ``--sample-every``) for ``--events`` requests spread uniformly over
-``--models`` models (one production version each, a quarter with a canary on every
-request), and ``poll`` once per 10 s window with the series that served in it, as the plane
+``--models`` models (one production version each, one in ``--mirror-every`` (a quarter by default) with a canary
+on every request), and ``poll`` once per 10 s window with the series that served in it, as the plane
 does (their slots in a partition's windows, ``QualityMonitor.watch``; by name for a monitor of a release before it). The CPU time of both, divided by every request (sampled or not), is the monitor's
 share of the plane's cost per event at that sample rate: once while every model is new
 (its detectors are created), then for the same traffic again (the steady state). Memory per model is tracemalloc's
@@ -47,13 +47,15 @@ PENDING_BYTES = 253
 """Bytes per label-join entry (load/bench_quality_memory.py, 36-character request ids)."""
 
 
-def workload(models: int, events: int, minutes: float, sample_every: int, seed: int = 1):
-    """(rows per window, active series per window, names): the sampled rows as the decoder gives them."""
+def workload(models: int, events: int, minutes: float, sample_every: int, seed: int = 1, mirror_every: int = 4):
+    """(rows per window, active series per window, names): the sampled rows as the decoder gives them. Every
+    ``mirror_every``-th model has a canary twin of each request: the pairs are most of what is left of the monitor's
+    Python once the rows' bookkeeping is cheap (docs/benchmarks.md), so how many models mirror matters."""
     rng = np.random.default_rng(seed)
     span = int(minutes * 60_000)
     rate = events / (models * span / 1000)
     names = [(f"model-{m:06d}", "1.0.0", "production") for m in range(models)]
-    names += [(f"model-{m:06d}", "0.9.0", "canary") for m in range(0, models, 4)]
+    names += [(f"model-{m:06d}", "0.9.0", "canary") for m in range(0, models, mirror_every)]
     model = rng.integers(0, models, events)
     ts = T0 + np.sort(rng.integers(0, span, events))
     prediction = np.round(rng.normal(100.0, 15.0, events), 3)
@@ -65,11 +67,11 @@ def workload(models: int, events: int, minutes: float, sample_every: int, seed: 
         for i in sampled[(sampled >= lo) & (sampled < hi)].tolist():
             m, t, p = int(model[i]), int(ts[i]), float(prediction[i])
             rows.append((0, m, t, True, f"r{i}", p))
-            if m % 4 == 0:  # its canary twin, 0.05 prediction spreads apart
-                rows.append((0, models + m // 4, t + 2, True, f"r{i}", round(p + 0.75 * rng.normal(), 3)))
+            if m % mirror_every == 0:  # its canary twin, 0.05 prediction spreads apart
+                rows.append((0, models + m // mirror_every, t + 2, True, f"r{i}", round(p + 0.75 * rng.normal(), 3)))
         served = np.unique(model[lo:hi])
-        mirrored = served[served % 4 == 0]
-        windows.append((end, rows, np.concatenate([served, models + mirrored // 4])))
+        mirrored = served[served % mirror_every == 0]
+        windows.append((end, rows, np.concatenate([served, models + mirrored // mirror_every])))
     return windows, names, rate
 
 
@@ -167,12 +169,14 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=3_000_000)
     ap.add_argument("--minutes", type=float, default=10.0, help="event time the requests span")
     ap.add_argument("--sample-every", type=int, default=4)
+    ap.add_argument("--mirror-every", type=int, default=4, help="one model in this many has a canary")
     ap.add_argument("--against", help="another service/detection/quality.py, or a checkout's root, to time "
                                       "alternately with the tree's")
     ap.add_argument("--rounds", type=int, default=2, help="rounds of --against (odd ones run it first, even ones the "
                                                           "tree: use an even number)")
     args = ap.parse_args()
-    windows, names, rate = workload(args.models, args.events, args.minutes, args.sample_every)
+    windows, names, rate = workload(args.models, args.events, args.minutes, args.sample_every,
+                                    mirror_every=args.mirror_every)
     sampled = sum(len(rows) for _, rows, _ in windows)
     print(f"{args.models:,} models, {args.events:,} requests in {args.minutes:g} min of event time "
           f"({rate:.2f} req/s per model), "
