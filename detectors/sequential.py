@@ -50,6 +50,13 @@ RESET = 0.75
 evidence worth ``h / 2`` against it (as long as with the former cap of ``1.5 h`` and an end below
 ``h``), and a sparse series whose CUSUM hovers about ``h`` must move ``h / 4`` away from it, so it
 neither ends nor restarts its episode with each request or empty window."""
+STALE = 1.5
+"""Memories further behind than its trend (``PoissonCusumBank``'s ``behind``) past which a first-day suspicion
+leaves the level stale: when the halving's chart falls back under a third, the small one drops to a third of
+its threshold."""
+CAUGHT_UP = 1.0
+"""Memories further behind than its trend under which a level not under suspicion has caught up: only then does
+a rise's forecast raise the drop's reference (after a suspicion the smoothings read the catch-up as a rise)."""
 
 
 def threshold_for(window_s: float, false_alarms_per_day: float) -> float:
@@ -256,6 +263,17 @@ class PoissonCusumBank(_Bank):
     re-fire, ``tests/unit/test_throughput_first_day.py``). The 1.5 lies between that case (1.6-1.7)
     and a -30% drop on a CI fleet that 1.0 split into two pages (``--small --seed 1``, model-005).
 
+    **On a rise the drops' reference is raised towards the forecast, as far as a quick level's own forecast
+    goes.** The lower end of the null is the level there, which trails a first day's morning rise (0.82x of the
+    rate at its steepest with a 1 h memory), so a -30% drop read as 0.85x, beyond the 0.84x the small chart
+    sees. The level's forecast alone raised false drops where the trend reading is late (turns of the cycle);
+    a second EWMA of the same rate with ``quick_memory`` (0.5) times the level's memory (``_quick``, learning
+    ten times slower under the same suspicion) trails less and its forecast extrapolates the same trend over
+    half the horizon, so the drops are tested against ``level x min(lag, quick / level x lag ** quick_memory)``
+    when that is higher than the lower end. Not while a level that was held by a suspicion catches up
+    (``behind`` at ``CAUGHT_UP`` or more, outside a suspicion): the smoothings then read the catch-up as a rise
+    (a false drop on a healthy 0.09 req/s series of the synthetic first-day law, 60 s windows). 0 = off.
+
     A third drop CUSUM is designed for ``deep_drop`` (0.25; it drifts up below 0.54x): of the evidence
     a -90% drop holds (0.67 nats per usual request) the halving's gains 0.43, this one 0.61, so at
     0.12 req/s (a 0.22 req/s model at that hour) the drop is found in about 300 s where the halving's
@@ -278,23 +296,25 @@ class PoissonCusumBank(_Bank):
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
-               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,)}
+               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": ()}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
-    (0: none yet, as in snapshots from before them)."""
+    (0: none yet, as in snapshots from before them); ``_quick``: the quick level (0: the level, as in snapshots
+    from before it)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
-                 deep_drop: float = 0.25, small_first_day: float = 1.75):
+                 deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
-        self.deep_drop, self.small_first_day = deep_drop, small_first_day
+        self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self._drops = np.array([drop, small_drop, deep_drop])
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
-                             surge, np.log(surge), small_first_day, self._drops, np.log(self._drops), self._drop_penalty]
+                             surge, np.log(surge), small_first_day, quick_memory, self._drops, np.log(self._drops),
+                             self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
@@ -311,11 +331,12 @@ class PoissonCusumBank(_Bank):
         windows and ``min_events`` events, its drops judged once ``tau <= 2 tau_s`` or it has seen a day;
         suspicion from the halving's and the small drop's CUSUMs past a third of their thresholds, or the
         surge's; the level's lag (twice- over thrice-smoothed level, to the power ``1 + behind``) lowering the
-        drops' expected count, the surge's ceiling raising the surge's; the three drop CUSUMs (each adds ``(x
-        ln r - lam (r - 1)) / phi``, at most a window's most, which grows with its share of the budget; the
+        drops' expected count on a decline (on a rise the quick level's forecast raises it towards the level's),
+        the surge's ceiling raising the surge's; the three drop CUSUMs (each adds ``(x ln r - lam (r - 1)) /
+        phi``, at most a window's most, which grows with its share of the budget; the
         small one at ``small_first_day`` times its threshold on the first day and held at its threshold while the
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
-        and the surge's; then the level, the hour's rate, the overdispersion, the
+        and the surge's; then the level, the hour's rate, the quick level, the overdispersion, the
         smoothings (which keep the trend from before a suspicion), ``behind`` and the seasonal buckets (only
         what the level does not explain, not under suspicion) learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
@@ -324,13 +345,13 @@ class PoissonCusumBank(_Bank):
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         n = slots.size
         tables = [getattr(self, name) for name in self._TABLES]
-        args = np.empty((5, n))
+        args = np.empty((6, n))
         _native.poisson_args(self._f, tables, self._consts, slots, t_ms, h, window_s, args)
         lag = args[0] ** args[1]
         out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(
             (2, n), dtype=bool)
         _native.poisson_step(self._f, tables, self._consts, slots, x, t_ms, h, window_s, max_step, lag, lag ** args[2],
-                             np.expm1(args[3:]), out, since, kind, flags.view(np.uint8))
+                             lag ** self.quick_memory, np.expm1(args[3:]), out, since, kind, flags.view(np.uint8))
         cusum, observed, baseline = out
         return Evidence(cusum, kind, since, observed, baseline, flags[0], flags[1])
 

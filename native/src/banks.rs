@@ -21,6 +21,10 @@ use pyo3::prelude::*;
 const SUSPICION: f64 = 1.0 / 3.0;
 const SLOWDOWN: f64 = 10.0;
 const CAP: f64 = 1.25;
+/// `sequential.STALE`: memories further behind than its trend past which a first-day suspicion leaves the level stale.
+const STALE: f64 = 1.5;
+/// `sequential.CAUGHT_UP`: memories further behind than its trend under which a level has caught up after a suspicion.
+const CAUGHT_UP: f64 = 1.0;
 
 /// numpy's `maximum`: NaN wins, and of two equal values (0.0 and -0.0) the second.
 #[inline]
@@ -287,8 +291,8 @@ pub fn bernoulli_step(
 // --- PoissonCusumBank (throughput) ------------------------------------------------------------------
 
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
-/// day_memory_weeks, surge, ln surge, small_first_day]`, then the three drop charts' ratios, their logarithms and
-/// penalties.
+/// day_memory_weeks, surge, ln surge, small_first_day, quick_memory]`, then the three drop charts' ratios, their
+/// logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
     drops: &'a [f64],
@@ -296,7 +300,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 10;
+const POISSON_CONSTS: usize = 11;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -330,6 +334,7 @@ struct PoissonTables<'a> {
     small: &'a mut [f64],
     fast: &'a mut [f64],
     deep: &'a mut [f64],
+    quick: &'a mut [f64],
 }
 
 /// numpy's float `floor_divide` (`npy_divmod`): `a // b` as numpy rounds it.
@@ -411,10 +416,11 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up }
 }
 
-fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 9], rows: usize) -> PyResult<PoissonTables<'a>> {
-    let names = ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep"];
-    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3];
-    let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(9);
+fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 10], rows: usize) -> PyResult<PoissonTables<'a>> {
+    let names =
+        ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep", "_quick"];
+    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3, 1];
+    let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(10);
     for ((buf, name), width) in bufs.iter().zip(names).zip(widths) {
         let a = items_mut(buf, name)?;
         if a.len() != rows * width {
@@ -434,23 +440,25 @@ fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 9], rows: usize) -> PyResult<Poi
         small: next(),
         fast: next(),
         deep: next(),
+        quick: next(),
     })
 }
 
-/// The arguments of a Poisson window's transcendentals, one row each of `args` (5, series): the level's lag
+/// The arguments of a Poisson window's transcendentals, one row each of `args` (6, series): the level's lag
 /// ratio and its exponent `1 + behind` (`lag = ratio ** exponent`), the surge ceiling's exponent
-/// `tau_s / tau` (of `lag`), and the two learning rates' `expm1` arguments (the level's, the hour rate's).
+/// `tau_s / tau` (of `lag`), and the three learning rates' `expm1` arguments (the level's, the hour rate's, the
+/// quick level's).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn poisson_args(
-    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 9], consts: PyBuffer<f64>, slots: PyBuffer<i64>, t_ms: PyBuffer<f64>,
+    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 10], consts: PyBuffer<f64>, slots: PyBuffer<i64>, t_ms: PyBuffer<f64>,
     h: f64, window_s: f64, args: PyBuffer<f64>,
 ) -> PyResult<()> {
     let (fs, slots, t_ms) = (items(&f, "f")?, items(&slots, "slots")?, items(&t_ms, "t_ms")?);
     let p = Poisson::new(items(&consts, "consts")?)?;
     let n = slots.len();
     let out = items_mut(&args, "args")?;
-    if t_ms.len() != n || out.len() != 5 * n {
+    if t_ms.len() != n || out.len() != 6 * n {
         return Err(PyValueError::new_err("poisson_args: arrays of different lengths"));
     }
     let rows_n = fs.len() / POISSON_COLUMNS;
@@ -464,30 +472,35 @@ pub fn poisson_args(
         out[2 * n + i] = p.tau_s() / pre.tau;
         out[3 * n + i] = -window_s / (pre.tau * if pre.suspect { SLOWDOWN } else { 1.0 });
         out[4 * n + i] = -window_s / (p.tau_s() * if pre.suspect_up { SLOWDOWN } else { 1.0 });
+        out[5 * n + i] = -window_s / (pre.tau * p.c[10] * if pre.suspect { SLOWDOWN } else { 1.0 });
     }
     Ok(())
 }
 
 /// One window of a Poisson bank: the drop charts and the surge CUSUM judged, the level, overdispersion,
-/// smoothings and seasonal buckets learned. `lag` (`ratio ** exponent`), `lag_fast` (`lag ** (tau_s / tau)`) and
-/// `expm1` (2 rows) are numpy's results on `poisson_args`'s rows. Writes `out` (3, series): CUSUM, observed
-/// rate, baseline rate; `since` (onsets), `kind` (0 drop, 1 surge) and `flags` (2, series; uint8): warm, rising.
+/// smoothings and seasonal buckets learned. `lag` (`ratio ** exponent`), `lag_fast` (`lag ** (tau_s / tau)`),
+/// `lag_quick` (`lag ** quick_memory`) and `expm1` (3 rows) are numpy's results on `poisson_args`'s rows.
+/// Writes `out` (3, series): CUSUM, observed rate, baseline rate; `since` (onsets), `kind` (0 drop, 1 surge) and
+/// `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn poisson_step(
-    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 9], consts: PyBuffer<f64>, slots: PyBuffer<i64>, x: PyBuffer<f64>,
+    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 10], consts: PyBuffer<f64>, slots: PyBuffer<i64>, x: PyBuffer<f64>,
     t_ms: PyBuffer<f64>, h: f64, window_s: f64, max_step: f64, lag: PyBuffer<f64>, lag_fast: PyBuffer<f64>,
-    expm1: PyBuffer<f64>, out: PyBuffer<f64>, since: PyBuffer<i64>, kind: PyBuffer<i8>, flags: PyBuffer<u8>,
+    lag_quick: PyBuffer<f64>, expm1: PyBuffer<f64>, out: PyBuffer<f64>, since: PyBuffer<i64>, kind: PyBuffer<i8>,
+    flags: PyBuffer<u8>,
 ) -> PyResult<()> {
     let fs = items_mut(&f, "f")?;
     let (slots, x, t_ms) = (items(&slots, "slots")?, items(&x, "x")?, items(&t_ms, "t_ms")?);
     let p = Poisson::new(items(&consts, "consts")?)?;
     let (lag, lag_fast, expm1) = (items(&lag, "lag")?, items(&lag_fast, "lag_fast")?, items(&expm1, "expm1")?);
+    let lag_quick = items(&lag_quick, "lag_quick")?;
     let (out, since_out) = (items_mut(&out, "out")?, items_mut(&since, "since")?);
     let (kind, flags) = (items_mut(&kind, "kind")?, items_mut(&flags, "flags")?);
     let n = slots.len();
-    if [x.len(), t_ms.len(), lag.len(), lag_fast.len(), since_out.len(), kind.len()].iter().any(|&l| l != n)
-        || expm1.len() != 2 * n || out.len() != 3 * n || flags.len() != 2 * n
+    let lens = [x.len(), t_ms.len(), lag.len(), lag_fast.len(), lag_quick.len(), since_out.len(), kind.len()];
+    if lens.iter().any(|&l| l != n)
+        || expm1.len() != 3 * n || out.len() != 3 * n || flags.len() != 2 * n
     {
         return Err(PyValueError::new_err("poisson_step: arrays of different lengths"));
     }
@@ -506,7 +519,13 @@ pub fn poisson_step(
                     [tb.deep[k * 3], tb.deep[k * 3 + 1], tb.deep[k * 3 + 2]]];
         let fast_prev = tb.fast[k];
         let fast = if fast_prev > 0.0 { fast_prev } else { pre.level };
-        let lam_down = pre.lam * min(lag[i], 1.0);
+        let quick = if tb.quick[k] > 0.0 { tb.quick[k] } else { pre.level };
+        // The drops' reference: the lower end of the level and its forecast; on a rise, raised towards the forecast
+        // as far as the quick level's own forecast goes, once the level has caught up with any suspicion.
+        let lower = min(lag[i], 1.0);
+        let rq = if pre.level > 0.0 { quick / pre.level } else { 1.0 };
+        let raise = c[10] > 0.0 && (pre.suspect || tb.behind[k] < CAUGHT_UP);
+        let lam_down = pre.lam * if raise { max(lower, min(lag[i], rq * lag_quick[i])) } else { lower };
         let rel = if pre.level > 0.0 { fast / pre.level } else { 1.0 };
         // The surge's ceiling (PoissonCusumBank._surge_ceiling).
         let floor = if pre.seasoned { 1.0 } else { min(rel, 1.0) };
@@ -524,11 +543,11 @@ pub fn poisson_step(
         let cap1 = h1 + (CAP - 1.0) * (h + p.penalty[1]);
         // While the halving's is past a third the small one holds at its threshold. On the first day, once the
         // halving's falls back under after a suspicion long enough to leave the level one and a half memories
-        // further behind (`behind` > 1.5, about 11 minutes of it), at a third of it: against such a stale level the
-        // model's own decline reads as 0.8x, and the episode went on after the drop had ended.
+        // further behind (`behind` > STALE, 1.5: about 11 minutes of it), at a third of it: against such a stale
+        // level the model's own decline reads as 0.8x, and the episode went on after the drop had ended.
         let hold1 = if s[0] > SUSPICION * h0 {
             h1
-        } else if !pre.seasoned && prev[0][0] > SUSPICION * h0 && tb.behind[k] > 1.5 {
+        } else if !pre.seasoned && prev[0][0] > SUSPICION * h0 && tb.behind[k] > STALE {
             SUSPICION * h1
         } else {
             cap1
@@ -556,6 +575,9 @@ pub fn poisson_step(
         let a_fast = if pre.suspect_up { a_fast_raw } else { max(a_fast_raw, share) };
         let new_level = pre.level + a * (xi / (pre.season * window_s) - pre.level);
         tb.fast[k] = fast + a_fast * (xi / (pre.season * window_s) - fast);
+        let a_quick_raw = -expm1[2 * n + i];
+        let a_quick = if pre.suspect { a_quick_raw } else { max(a_quick_raw, share) };
+        tb.quick[k] = quick + a_quick * (xi / (pre.season * window_s) - quick);
         let dev = xi - pre.lam;
         let pearson = min(dev * dev / pre.lam, 50.0);
         let new_phi = if pre.warm { pre.phi + a * (pearson - pre.phi) } else { 1.0 };

@@ -16,8 +16,8 @@ import pytest
 
 from load.bank_fingerprint import EVERY, synthetic_windows
 from modelmedic.detectors import sequential
-from modelmedic.detectors.sequential import (CAP, SLOWDOWN, SUSPICION, BernoulliCusumBank, Evidence, LatencyCusumBank,
-                                             PoissonCusumBank, TailCusumBank)
+from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, SLOWDOWN, STALE, SUSPICION, BernoulliCusumBank, Evidence,
+                                             LatencyCusumBank, PoissonCusumBank, TailCusumBank)
 
 _BIAS, _GAP, _LAW_MAX = sequential._BIAS, sequential._GAP, sequential._LAW_MAX
 _clip = np.clip
@@ -85,10 +85,16 @@ class NumpyPoisson(PoissonCusumBank):
         slow, behind = self._slow[slots], self._behind[slots]
         fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
         lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
-        lam_down = lam * np.minimum(lag, 1.0)
+        # On a rise the drops' reference is raised towards the level's forecast as far as the quick level's own
+        # forecast goes, once the level has caught up with any suspicion.
+        quick = np.where(self._quick[slots] > 0, self._quick[slots], level)
+        rq = np.divide(quick, level, out=np.ones(slots.size), where=level > 0)
+        lower = np.minimum(lag, 1.0)
+        raised = np.maximum(lower, np.minimum(lag, rq * lag ** self.quick_memory))
+        lam_down = lam * np.where((self.quick_memory > 0) & (suspect | (behind < CAUGHT_UP)), raised, lower)
         rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
-        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, h_small, ~seasoned & (behind > 1.5), t_ms, h,
+        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
                                  max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
@@ -105,6 +111,9 @@ class NumpyPoisson(PoissonCusumBank):
         # only make a surge harder to see.
         a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, warm_up & (up_prev > SUSPICION * h))
         self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
+        with np.errstate(divide="ignore"):  # quick_memory 0: off, the quick level is the last window's rate
+            a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
+        self._quick[slots] = quick + a_quick * (x / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
         new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
         trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
@@ -312,6 +321,7 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
     pairs = {"throughput": (PoissonCusumBank(), NumpyPoisson()),
              "throughput, small drops from the second day": (PoissonCusumBank(small_first_day=0.0),
                                                              NumpyPoisson(small_first_day=0.0)),
+             "throughput, no quick level": (PoissonCusumBank(quick_memory=0.0), NumpyPoisson(quick_memory=0.0)),
              "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
     alarms = dict.fromkeys(pairs, 0)

@@ -45,12 +45,18 @@ def _first_drop_s(rates: np.ndarray, phase: np.ndarray, seed: int, hours: float,
     return first
 
 
+def _false_drops(draw: int, seed: int, hours: float) -> list[float]:
+    """The rates of 200 healthy diurnal series (0.05-5 req/s, log-uniform; every time zone: each series' decline
+    at another hour) that raised a drop within ``hours`` of 60 s windows."""
+    rng = np.random.default_rng(draw)
+    rates = 0.05 * 100 ** rng.random(200)
+    phase = rng.uniform(0, 2 * np.pi, rates.size)
+    first = _first_drop_s(rates, phase, seed=seed, hours=hours)
+    return rates[~np.isnan(first)].round(3).tolist()
+
+
 def test_the_first_days_daily_decline_is_not_a_drop() -> None:
-    rng = np.random.default_rng(11)
-    rates = 0.05 * 100 ** rng.random(200)  # 0.05-5 req/s, log-uniform
-    phase = rng.uniform(0, 2 * np.pi, rates.size)  # every time zone: each series' decline at another hour
-    first = _first_drop_s(rates, phase, seed=12, hours=24)
-    assert np.isnan(first).all(), f"false drops at rates {rates[~np.isnan(first)].round(3).tolist()}"
+    assert _false_drops(11, 12, 24) == []
 
 
 def test_a_halving_in_the_steepest_first_day_decline_is_still_found() -> None:
@@ -118,11 +124,7 @@ def test_a_thirty_percent_drop_is_found_from_the_second_day() -> None:
 
 
 def test_the_second_days_cycle_is_not_a_drop() -> None:
-    rng = np.random.default_rng(17)
-    rates = 0.05 * 100 ** rng.random(200)
-    phase = rng.uniform(0, 2 * np.pi, rates.size)
-    first = _first_drop_s(rates, phase, seed=18, hours=48)
-    assert np.isnan(first).all(), f"false drops at rates {rates[~np.isnan(first)].round(3).tolist()}"
+    assert _false_drops(17, 18, 48) == []
 
 
 @pytest.mark.parametrize("draw, seed, hours", [(17, 19, 48), (21, 22, 26)])
@@ -141,19 +143,21 @@ def test_healthy_diurnal_series_in_ten_second_windows_raise_no_drop(draw: int, s
     assert (drop < h).all(), f"false drops at rates {rates[(drop >= h).any(axis=0)].round(3).tolist()}"
 
 
-def test_a_snapshot_from_before_the_deep_drop_cusum_restores_with_it_at_zero() -> None:
-    # Snapshots before the deep-drop CUSUM have no ``_deep``: such a series restores with it at 0 and then
-    # judges as a bank whose deep CUSUM is at 0, window for window.
+@pytest.mark.parametrize("table", ["_deep", "_quick"])
+def test_a_snapshot_from_before_a_table_restores_with_it_at_zero(table: str) -> None:
+    # Snapshots before the deep-drop CUSUM have no ``_deep``, those before the quick level no ``_quick``: such a
+    # series restores with it at 0 (for the quick level: the level, until it learns) and then judges as a bank
+    # whose table is at 0, window for window.
     rng = np.random.default_rng(20)
     bank, slots = PoissonCusumBank(min_windows=10), np.arange(4)
     for w in range(200):
         bank.score_learn(slots, rng.poisson(0.2 * WINDOW_S, 4).astype(float), np.full(4, MONDAY_MS + w * 60_000),
                          WINDOW_S, H)
     rows = bank.rows(slots)
-    old = {name: value for name, value in rows.items() if name != "_deep"}
+    old = {name: value for name, value in rows.items() if name != table}
     restored, reference = PoissonCusumBank(min_windows=10), PoissonCusumBank(min_windows=10)
     restored.set_rows(slots, old)
-    reference.set_rows(slots, {**rows, "_deep": np.zeros_like(rows["_deep"])})
+    reference.set_rows(slots, {**rows, table: np.zeros_like(rows[table])})
     for w in range(200, 230):  # a -90% drop: the deep CUSUM's own evidence
         x = rng.poisson(0.02 * WINDOW_S, 4).astype(float)
         t = np.full(4, MONDAY_MS + w * 60_000)
@@ -177,10 +181,19 @@ def _first_day_drops(window_s: float) -> np.ndarray:
     return np.where(fired.any(axis=0), times[np.argmax(fired, axis=0)] + window_s - at, np.inf)
 
 
-def test_a_thirty_percent_drop_on_the_first_day_is_found_within_its_deadline_on_half_the_series() -> None:
-    # The small-drop CUSUM runs on the first day at 1.75x its threshold: 21 of these 40 within 3,600 s (15 with it
-    # off, the 0.5x CUSUM alone, as before 2026-12-03), 15 within 1,200 s (12). The misses are mostly in the
-    # morning rise, where the drop is judged against the lower end of its null, the level, which trails the rise.
+def test_a_thirty_percent_drop_on_the_first_day_is_found_within_its_deadline_on_two_thirds_of_the_series() -> None:
+    # The small-drop CUSUM runs on the first day at 1.75x its threshold, and on a rise the drops' reference is
+    # raised towards the level's forecast as far as the quick level's goes: 27 of these 40 within 3,600 s and 20
+    # within 1,200 s (21 and 15 with the level alone as the rise's reference, before 2026-12-03's afternoon; 15 and
+    # 12 with the small CUSUM off on the first day, as before that morning).
     delay = _first_day_drops(10.0)
-    assert np.sum(delay <= 3600) >= 20 and np.sum(delay <= 1200) >= 15, delay.round().tolist()
+    assert np.sum(delay <= 3600) >= 26 and np.sum(delay <= 1200) >= 19, delay.round().tolist()
 
+
+def test_a_level_catching_up_after_a_suspicion_is_not_read_as_a_rise() -> None:
+    # Another draw of the first test's law in 60 s windows. A 0.092 req/s series' level, held for hours by a
+    # surge's suspicion on its morning rise, catches up after it; its twice- and thrice-smoothed levels read
+    # that as a rise (lag 1.27 in its afternoon decline), and a reference raised towards that forecast was
+    # 1.1x of the rate: a false drop at 20.3 h. The raise waits until the level is less than CAUGHT_UP
+    # memories behind.
+    assert _false_drops(31, 32, 26) == []
