@@ -337,8 +337,9 @@ struct PoissonTables<'a> {
     quick: &'a mut [f64],
 }
 
-/// numpy's float `floor_divide` (`npy_divmod`): `a // b` as numpy rounds it.
-fn floor_divide(a: f64, b: f64) -> f64 {
+/// numpy's float `floor_divide` (`npy_divmod`): `a // b` as numpy rounds it; the same algorithm as CPython's
+/// float `//` (`float_floor_div`), so the canary core (`canary.rs`) uses it for Python's `ts // step_s` too.
+pub(crate) fn floor_divide(a: f64, b: f64) -> f64 {
     let m = a % b;
     let mut div = (a - m) / b;
     if m != 0.0 && ((b < 0.0) != (m < 0.0)) {

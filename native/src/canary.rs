@@ -12,6 +12,8 @@
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
+use crate::banks::floor_divide;
+
 const VALUE: usize = 0;
 const ALARM: usize = 1;
 const LLR: usize = 2;
@@ -58,24 +60,6 @@ fn pmin(a: f64, b: f64) -> f64 {
         b
     } else {
         a
-    }
-}
-
-/// Python's `vx // wx` for floats (CPython's `float_floor_div`).
-fn floor_div(vx: f64, wx: f64) -> f64 {
-    let m = vx % wx;
-    let mut div = (vx - m) / wx;
-    if m != 0.0 && ((wx < 0.0) != (m < 0.0)) {
-        div -= 1.0;
-    }
-    if div != 0.0 {
-        let mut floordiv = div.floor();
-        if div - floordiv > 0.5 {
-            floordiv += 1.0;
-        }
-        floordiv
-    } else {
-        0.0f64.copysign(vx / wx)
     }
 }
 
@@ -244,7 +228,7 @@ impl CanaryCore {
 
     /// Close the step before event time `ts` if `ts` is in a later one: (alarm before, after) if one closed.
     fn advance(&mut self, ts: f64) -> (Option<bool>, bool) {
-        let step = floor_div(ts, self.step_s);
+        let step = floor_divide(ts, self.step_s);
         if step > self.step {
             let (was, now) = self.close();
             self.step = step;
