@@ -57,6 +57,10 @@ its threshold."""
 CAUGHT_UP = 1.0
 """Memories further behind than its trend under which a level not under suspicion has caught up: only then does
 a rise's forecast raise the drop's reference (after a suspicion the smoothings read the catch-up as a rise)."""
+SURGE_CLIPPED = 2.0
+"""Memories behind (``behind``) under which a surge's suspicion keeps the surge out of the level: the level and the
+quick level learn a window's count only up to the surge's ceiling. Past it a lasting rise is learned, ten times
+slower (a new client's traffic ends its surge episode; a whole episode is one page)."""
 
 
 def threshold_for(window_s: float, false_alarms_per_day: float) -> float:
@@ -233,6 +237,13 @@ class PoissonCusumBank(_Bank):
     ended read as a second drop (two pages for one -30% drop in a 20-model day of
     ``load/detection_harness.py``; ``tests/unit/test_throughput_first_day.py``).
 
+    **A surge is not learned while it is suspected.** The level learned an hour's x3 surge ten times slower and
+    still ended it 1.2-1.6x above the rate, so the model's own rate read as a drop once the surge ended: 172 of 600
+    synthetic first-day series (0.05-5 req/s, 60 s windows, a x3 surge of an hour at a random time) and 285 of 600 on
+    the second day raised a false drop after it (the 200-model day's one false page, model-099). Under a surge's
+    suspicion the level and the quick level now learn each window's count only up to the surge's ceiling, for the
+    first ``SURGE_CLIPPED`` memories of it (``behind``): 0 and 6 of 600 (7 with no surge at all).
+
     **The surge's ceiling** (``max(floor, lag, fast * lag ** (tau_s / tau))``). The surge is judged from a
     series' first events (gated as the drops are, a x3 surge at the trough of a 0.06 req/s model's first day
     waited for the level to learn it: 3,449 s where the data allow 650 s) against the highest the rate may be now: the
@@ -336,7 +347,8 @@ class PoissonCusumBank(_Bank):
         phi``, at most a window's most, which grows with its share of the budget; the
         small one at ``small_first_day`` times its threshold on the first day and held at its threshold while the
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
-        and the surge's; then the level, the hour's rate, the quick level, the overdispersion, the
+        and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
+        ceiling under its suspicion), the overdispersion, the
         smoothings (which keep the trend from before a suspicion), ``behind`` and the seasonal buckets (only
         what the level does not explain, not under suspicion) learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the

@@ -16,7 +16,8 @@ import pytest
 
 from load.bank_fingerprint import EVERY, synthetic_windows
 from modelmedic.detectors import sequential
-from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, SLOWDOWN, STALE, SUSPICION, BernoulliCusumBank, Evidence,
+from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, SLOWDOWN, STALE, SURGE_CLIPPED, SUSPICION,
+                                             BernoulliCusumBank, Evidence,
                                              LatencyCusumBank, PoissonCusumBank, TailCusumBank)
 
 _BIAS, _GAP, _LAW_MAX = sequential._BIAS, sequential._GAP, sequential._LAW_MAX
@@ -80,8 +81,8 @@ class NumpyPoisson(PoissonCusumBank):
         # lifts the halving's past a third as well, while healthy dips lifting the deep one alone would
         # slow the level (one more false drop in 200 diurnal series over 48 h, 10 s windows).
         h_small = h_drops[1] * np.where(seasoned, 1.0, self.small_first_day)
-        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_small))) | (
-            warm_up & (up_prev > SUSPICION * h))
+        suspect_up = warm_up & (up_prev > SUSPICION * h)
+        suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_small))) | suspect_up
         slow, behind = self._slow[slots], self._behind[slots]
         fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
         lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
@@ -106,14 +107,15 @@ class NumpyPoisson(PoissonCusumBank):
 
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
-        new_level = level + a * (x / (season * window_s) - level)
+        x_level = np.where(suspect_up & (behind < SURGE_CLIPPED), np.minimum(x, lam_up), x)  # the surge not learned
+        new_level = level + a * (x_level / (season * window_s) - level)
         # The hour's rate follows the surge's suspicion only: a drop's holding it above a decline would
         # only make a surge harder to see.
         a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, warm_up & (up_prev > SUSPICION * h))
         self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
         with np.errstate(divide="ignore"):  # quick_memory 0: off, the quick level is the last window's rate
             a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
-        self._quick[slots] = quick + a_quick * (x / (season * window_s) - quick)
+        self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
         new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
         trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
