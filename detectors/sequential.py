@@ -56,7 +56,8 @@ leaves the level stale: when the halving's chart falls back under a third, the s
 its threshold."""
 CAUGHT_UP = 1.0
 """Memories further behind than its trend under which a level not under suspicion has caught up: only then does
-a rise's forecast raise the drop's reference (after a suspicion the smoothings read the catch-up as a rise)."""
+a rise's forecast raise the drop's reference, and do the twice- and thrice-smoothed levels learn again (until then
+they move with the level: they read its catch-up as a rise)."""
 SURGE_CLIPPED = 2.0
 """Memories behind (``behind``) under which a surge's suspicion keeps the surge out of the level: the level and the
 quick level learn a window's count only up to the surge's ceiling. Past it a lasting rise is learned, ten times
@@ -232,7 +233,9 @@ class PoissonCusumBank(_Bank):
     a trend it lagged by ``lag`` (one memory ``tau``) it lags by up to ``lag ** SLOWDOWN`` (its memory
     then): ``behind``, the lag's exponent less one, follows the level's own EWMA towards
     ``SLOWDOWN - 1`` while the series is under suspicion and back to 0 after, and the smoothings keep
-    the trend from before the suspicion. Without it, a two-hour drop on the first day left the level
+    the trend from before the suspicion (they move with the level until it has caught up: learning the
+    catch-up after a lasting rise's surge episode read it as a rise of 1.36x a memory, and a drop's
+    reference raised by it stood 1.2-3x above the rate for the rest of the day). Without it, a two-hour drop on the first day left the level
     where the cycle had been two hours before, and the model's own afternoon decline after the drop
     ended read as a second drop (two pages for one -30% drop in a 20-model day of
     ``load/detection_harness.py``; ``tests/unit/test_throughput_first_day.py``).
@@ -349,8 +352,9 @@ class PoissonCusumBank(_Bank):
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
         ceiling under its suspicion), the overdispersion, the
-        smoothings (which keep the trend from before a suspicion), ``behind`` and the seasonal buckets (only
-        what the level does not explain, not under suspicion) learn. The judge sees the drop chart furthest
+        smoothings (which move with the level, keeping the trend from before a suspicion, until it has caught
+        up), ``behind`` and the seasonal buckets (only what the level does not explain, not under suspicion)
+        learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
         learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)

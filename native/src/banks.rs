@@ -588,10 +588,14 @@ pub fn poisson_step(
         let dev = xi - pre.lam;
         let pearson = min(dev * dev / pre.lam, 50.0);
         let new_phi = if pre.warm { pre.phi + a * (pearson - pre.phi) } else { 1.0 };
-        let trend = a * one(!pre.suspect);
+        // Under a suspicion and until the level has caught up after it (`behind` under CAUGHT_UP) the smoothings
+        // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
+        // (1.36x a memory after a lasting x3 rise's surge episode), and a drop's reference raised by it went to 3x.
+        let held = pre.suspect || tb.behind[k] >= CAUGHT_UP;
         let (slow0, slow1) = (tb.slow[k * 2], tb.slow[k * 2 + 1]);
-        let twice = if slow0 > 0.0 { slow0 + trend * (new_level - slow0) } else { new_level };
-        let thrice = if slow1 > 0.0 { slow1 + trend * (twice - slow1) } else { twice };
+        let moved = if pre.level > 0.0 { new_level / pre.level } else { 1.0 };
+        let twice = if slow0 <= 0.0 { new_level } else if held { slow0 * moved } else { slow0 + a * (new_level - slow0) };
+        let thrice = if slow1 <= 0.0 { twice } else if held { slow1 * moved } else { slow1 + a * (twice - slow1) };
         tb.slow[k * 2] = twice;
         tb.slow[k * 2 + 1] = thrice;
         let behind = tb.behind[k];

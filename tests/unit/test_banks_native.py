@@ -118,9 +118,12 @@ class NumpyPoisson(PoissonCusumBank):
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
         new_phi = np.where(warm, phi + a * (pearson - phi), 1.0)
-        trend = a * ~suspect  # the smoothings keep the trend from before the suspicion
-        twice = np.where(slow[:, 0] > 0, slow[:, 0] + trend * (new_level - slow[:, 0]), new_level)
-        thrice = np.where(slow[:, 1] > 0, slow[:, 1] + trend * (twice - slow[:, 1]), twice)
+        held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
+        moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)
+        twice = np.where(slow[:, 0] > 0, np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])),
+                         new_level)
+        thrice = np.where(slow[:, 1] > 0, np.where(held, slow[:, 1] * moved, slow[:, 1] + a * (twice - slow[:, 1])),
+                          twice)
         self._slow[slots] = np.stack([twice, thrice], axis=1)
         self._behind[slots] = behind + a * ((SLOWDOWN - 1.0) * suspect - behind)
         self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,

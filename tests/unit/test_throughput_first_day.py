@@ -212,3 +212,18 @@ def test_a_surge_that_ended_is_not_read_as_a_drop(day: int, before: int) -> None
                                   ratio=1.0, window_s=60.0, drops=(starts, 3600.0, 3.0))
     after = (drop >= H) & (times[:, None] >= starts + 3600.0)
     assert after.any(axis=0).sum() <= 1, rates[after.any(axis=0)].round(3).tolist()
+
+
+def test_a_lasting_rise_is_not_followed_by_a_drop() -> None:
+    # Traffic tripling for good at 6 h of the first day (a flat rate, 1-100 req/s). The surge episode ends once the
+    # hour's rate has learned it, and the level, held ten times slower by the suspicion, catches up: its twice- and
+    # thrice-smoothed levels read that catch-up as a rise of 1.36x a memory, and a drop reference raised by it (to
+    # the power of the memories the level had fallen behind) stood 1.2-3x above the rate: a drop from about 16 h on,
+    # for the rest of the day (every rate here on 6ccfab2; 3 req/s and up on a3aa989). The smoothings now move with
+    # the level until it has caught up.
+    rates = np.geomspace(1.0, 100.0, 12)
+    start = np.full(rates.size, 6 * 3600.0)
+    drop, times = _drop_statistic(rates, np.zeros(rates.size), seed=43, hours=40, drop_at_s=np.inf,
+                                  drop_end_s=np.inf, ratio=1.0, window_s=60.0, swing=0.0,
+                                  drops=(start, np.inf, 3.0))
+    assert (drop < H).all(), rates[(drop >= H).any(axis=0)].round(1).tolist()
