@@ -326,7 +326,8 @@ def _polls(records: Sequence[tuple[str, bytes, bytes]], partition: _Partitions, 
         yield batch
 
 
-async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int = 6, chunk_s: float = 10.0) -> Outcome:
+async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int = 6, chunk_s: float = 10.0,
+                      pager: Pager | None = None) -> Outcome:
     """The scenario's records through the real detection plane without Kafka, as polls of a
     consumer that keeps up (every partition's records of ``chunk_s`` of event time per poll).
 
@@ -342,7 +343,7 @@ async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int
     quality = (lambda: QualityMonitor(settings.windows.size_ms, settings.quality,  # as the plane builds them
                                       label_sample_every=d.quality_sample_every)) if d.quality else None
     plane = offline_plane(settings, partitions, quality, producer=producer)
-    pager = Pager(settings)
+    pager = pager or Pager(settings)
     poisoned = {i.model.encode() for i in scenario.incidents if i.kind == "poison"}
     outcome, offsets, seen, partition = Outcome(), {}, 0, _Partitions(partitions)
     started = time.process_time()
