@@ -1,7 +1,7 @@
 """The detection harness's pages from recorded anomalies: response-plane changes measured in seconds.
 
     .venv/bin/python -u load/storm_replay.py record /tmp/rough-1.json --small --rough --seed 1
-    .venv/bin/python -u load/storm_replay.py replay /tmp/rough-1.json
+    .venv/bin/python -u load/storm_replay.py replay /tmp/rough-1.json [--replicas 2]
 
 ``record`` runs ``load/detection_harness.py``'s two fleets once (the same arguments) and writes
 every anomaly batch the harness's pager was given, and every advance of its event time, in
@@ -78,16 +78,25 @@ async def record(rec: Recording) -> None:
         rec.fleets.append(pager.steps)
 
 
-async def replay(steps: list[Step]) -> h.Outcome:
-    """The recorded steps through a fresh pager: the anomalies, and the pages of this code's response plane."""
-    pager, outcome = h.Pager(load_settings()), h.Outcome()
+async def replay(steps: list[Step], replicas: int = 1) -> h.Outcome:
+    """The recorded steps through fresh pagers: the anomalies, and the pages of this code's response plane.
+
+    ``replicas`` > 1: as many response planes, each given the anomalies of its share of the topic's
+    partitions (consecutive ranges, as Kafka's range assignor deals them), as replicas sharing the
+    consumer group are: each sees, holds and groups into storms only its own models' incidents."""
+    settings = load_settings()
+    pagers, outcome, partition = [h.Pager(settings) for _ in range(replicas)], h.Outcome(), h._Partitions(settings.kafka.partitions)
+    owner = lambda a: partition(a.model.encode()) * replicas // settings.kafka.partitions  # noqa: E731
     for step in steps:
         if step.anomalies:
-            await pager.batch(step.anomalies)
+            for k, pager in enumerate(pagers):
+                if mine := [a for a in step.anomalies if owner(a) == k]:
+                    await pager.batch(mine)
             outcome.anomalies += step.anomalies
         else:
-            await pager.advance(step.advance_ms)
-    outcome.pages = pager.pages
+            for pager in pagers:
+                await pager.advance(step.advance_ms)
+    outcome.pages = sorted(page for pager in pagers for page in pager.pages)
     return outcome
 
 
@@ -115,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rough", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--models", type=int)
+    parser.add_argument("--replicas", type=int, default=1, help="replay: response planes sharing the partitions")
     args = parser.parse_args(argv)
     logging.getLogger("modelmedic").setLevel(logging.ERROR)
     if args.action == "record":
@@ -127,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = threshold_for(settings.windows.size_ms / 1000, 1.0 - settings.detection.threshold)
     print(f"fleet shape: {shape_of(rec)}, seed {rec.seed} (replayed from {args.path})")
     for scenario, steps in zip(h.scenarios(shape_of(rec), rec.seed), rec.fleets):
-        report = h.score(scenario, asyncio.run(replay(steps)), threshold)
+        report = h.score(scenario, asyncio.run(replay(steps, args.replicas)), threshold)
         print(h.render(report))
         print("\n".join(members(report)))
         print("pages (s from the run's start):", *(f"{(at - h.START_MS) / 1000:.0f} {','.join(m)}"

@@ -310,12 +310,19 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         """:meth:`_release_held` with the lock held: the held incidents are judged together (a
         storm may be gathering among them), then those due page (``before``: those due before now
         only, not at it; the 200-model day's storm paged its densest member alone, due at the very
-        second its second member fired)."""
+        second its second member fired), or, if a quorum of models waited together, form a storm
+        that takes the rest of their group in (:meth:`StormWatch.quorum_of`)."""
         now = self.storms.now(self.clock()) - int(before)
         held = [i for i in self.book.open_incidents() if i.held and self._owns(i)]
         firings = [Firing.of(i) for i in held if i.model != "*"]
         for incident in [i for i in held if self.storms.due_at(Firing.of(i), firings) <= now]:
-            await self._page_opened(incident)
+            if not incident.held:  # a storm formed by a due member of its group took it in
+                continue
+            quorum = self.storms.quorum_of(Firing.of(incident), firings)
+            if quorum is not None:  # (its page now: the group waited already)
+                await self._page_opened(await self._start_storm(incident, quorum))
+            else:
+                await self._page_opened(incident)
 
     async def _page_opened(self, incident: Incident) -> None:
         """Its storm hold is over: page, and remediate by its rule (a storm pages and remediates nothing)."""

@@ -233,7 +233,8 @@ class GuardRails(_Section):
     storm_models: int = Field(10, ge=2)
     """This many distinct models whose incidents' problems started (their onset) within
     ``storm_window_s`` of each other (event time) means a shared cause: one page for the
-    storm, no per-model remediation."""
+    storm, no per-model remediation. So do half as many (rounded up, at least two) still
+    held together when their gathering wait ends (``storm_gather_max_s``)."""
     storm_window_s: float = Field(60.0, gt=0)
     storm_hold_s: float = Field(2.0, ge=0)
     """A new incident is held (no page, no playbook) after it fired, so a storm forming

@@ -30,13 +30,15 @@ class StormHandling:
         async def _audit(self, incident: Incident, action: str, details: dict, actor: str = "modelmedic") -> None: ...
         def _owe(self, incident: Incident, status: str) -> bool: ...
 
-    async def _start_storm(self, incident: Incident, models: list[str]) -> None:
+    async def _start_storm(self, incident: Incident, models: list[str]) -> Incident:
         """``models``' problems started within the storm window (event time): one storm incident,
-        one page, no per-model remediation. Held incidents of those models join it without a page,
-        and so do other held incidents the storm takes (:meth:`StormWatch.onset_in`: a sparse member
-        whose onset was estimated minutes early fired before the storm formed)."""
+        one page, no per-model remediation. ``incident`` made it (the member that completed it, or
+        the held one whose wait ended with a quorum held: :meth:`StormWatch.quorum_of`). Held
+        incidents of those models join it without a page, and so do other held incidents the storm
+        takes (:meth:`StormWatch.onset_in`: a sparse member whose onset was estimated minutes early
+        fired before the storm formed). Returns the storm's incident, held for ``storm_hold_s``."""
         window = self.storms.window_ms
-        open_held = [i for i in self.book.open_incidents() if i.held and i.model != "*"]
+        open_held = [i for i in self.book.open_incidents() if i.held and i.model != "*" and i is not incident]
         makers = [i for i in open_held if i.model in models and abs(i.opened_at_ms - incident.opened_at_ms) <= window]
         storm = self.storms.open_storm(incident.role, [Firing.of(i) for i in [*makers, incident]])
         held = makers + [i for i in open_held if i not in makers and self.storms.onset_in(storm, Firing.of(i)) is not None]
@@ -52,6 +54,7 @@ class StormHandling:
         self._describe_storm(record)
         record.held = True  # its page waits out the hold too: members arriving meanwhile are in it
         await self._save(record)
+        return record
 
     async def _join_storm(self, incident: Incident, storm: Storm) -> None:
         """Paged through the storm: the incident owes no page of its own and runs no playbook."""

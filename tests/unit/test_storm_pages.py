@@ -19,7 +19,7 @@ from modelmedic.response import plane as plane_module
 from modelmedic.response.incidents import Incident
 from modelmedic.response.plane import ResponsePlane
 from test_incidents import SIZE, W, anomaly
-from test_storms import M50_SEED_2
+from test_storms import M50_SEED_2, ROUGH_SMALL_SEED_1
 from test_take_over import Producer
 
 LAGS_S = [4, 6, 9, 14, 20, 30, 45, 68, 102, 154, 231, 346]
@@ -186,8 +186,41 @@ async def test_a_restart_while_the_storm_gathers_neither_loses_nor_repeats_its_p
     assert [p.model for p in sink.first_pages()] == ["*"] and {m for m, _ in sink.of()} == {"*"}
 
 
-@pytest.mark.parametrize("members", [2, 9])
-async def test_fewer_than_storm_models_starting_together_page_each_once_within_the_gathering_cap(members: int) -> None:
+async def test_a_storm_whose_sparse_members_fire_after_the_wait_pages_once_with_the_members_held() -> None:
+    """``load/detection_harness.py --small --rough --seed 1`` paged this storm nine times: seven members alone when
+    their wait ended at 60 s, m03 (onset estimated 95 s early) alone at 80 s, the storm at 98 s. Seven of
+    ``storm_models`` 10 held together are a quorum: one storm page, m03 in it, the later members join it silently."""
+    for live in (True, False):
+        clock = Clock()
+        sink = Sink(clock)
+        plane = make_plane(clock, sink)
+        records = [anomaly(onset=W + onset, at=W + fired - 1, model=m) for m, onset, fired in ROUGH_SMALL_SEED_1]
+        if live:
+            await run(plane, clock, records, until_ms=(W + 200) * SIZE)
+        else:
+            clock.ms = (W + 200) * SIZE
+            await plane.handle_batch(records)
+            await plane.courier.idle()
+        [page] = sink.first_pages()
+        assert page.model == "*" and "m03" in page.evidence["models"], (live, sink.of())
+        assert {i.storm for i in plane.book.by_id.values() if i.model != "*"} == {page.incident_id}, "all twelve in it"
+        if live:
+            assert sink.sent_ms[page.incident_id] == (W + 60) * SIZE, "when the seven's wait ended"
+
+
+@pytest.mark.parametrize("members", [5, 9])
+async def test_a_quorum_of_models_starting_together_pages_once_as_a_storm_when_its_wait_ends(members: int) -> None:
+    """Half of ``storm_models`` or more, still held together when their wait ends: a shared cause, one page."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    await run(plane, clock, [a for a in storm() if a.model in MEMBERS[:members]], until_ms=(W + 1300) * SIZE)
+    [page] = sink.first_pages()
+    assert page.model == "*" and sorted(page.evidence["models"]) == MEMBERS[:members] and {m for m, _ in sink.of()} == {"*"}
+
+
+@pytest.mark.parametrize("members", [2, 4])
+async def test_fewer_than_a_quorum_starting_together_page_each_once_within_the_gathering_cap(members: int) -> None:
     """Not a storm: each pages once, after waiting at most ``storm_gather_max_s`` for one to form."""
     clock = Clock()
     sink = Sink(clock)

@@ -107,6 +107,28 @@ def test_the_dense_members_of_a_storm_are_held_until_its_sparse_members_make_it(
     assert members == sorted(m for m, _, _ in SMALL_SEED_3[:10]) and new.fired_ms == T + 53 * S
 
 
+ROUGH_SMALL_SEED_1 = [("m15", 0, 8), ("m00", 4, 8), ("m12", -4, 12), ("m14", 3, 13), ("m03", -95, 20), ("m28", 8, 21),
+                      ("m17", 0, 26), ("m06", 16, 28), ("m10", 7, 63), ("m23", 28, 77), ("m20", 9, 98), ("m18", 14, 138)]
+"""(model, onset s, fired s) of the 12-model storm of ``load/detection_harness.py --small --rough --seed 1``: seven
+members held together by 28 s (m03's onset, estimated 95 s early, is in no group), the three that made ten
+(0.06-0.1 req/s, batched arrivals) fired at 63, 77 and 98 s."""
+
+
+def test_a_quorum_of_models_held_together_when_their_wait_ends_is_a_storm() -> None:
+    """Before, the seven paged one by one when their wait ended at 60 s, m03 alone at 80 s and the storm at 98 s."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in ROUGH_SMALL_SEED_1]
+    held = firings[:8]
+    assert all(w.fired(f) is None for f in held), "eight held, no storm yet"
+    due = min(w.due_at(h, held) for h in held)
+    assert due == T + 60 * S and due < firings[8].fired_ms, "the wait ends before the ninth member fires"
+    group = sorted(m for m, onset, _ in ROUGH_SMALL_SEED_1[:8] if onset > -95)
+    assert [w.quorum_of(h, held) for h in held if h.model != "m03"] == [group] * 7, "seven of ten: a storm"
+    assert w.quorum_of(held[4], held) is None, "m03 is not in the group (the storm takes it in: onset_in)"
+    assert w.quorum_of(held[0], held[:4]) is None, "four of ten are not a quorum"
+    assert StormWatch(GuardRails(storm_models=10, storm_hold_s=0)).quorum_of(held[0], held) is None, "holding off"
+
+
 def test_the_gathering_wait_ends_storm_gather_max_s_after_an_incident_fired() -> None:
     w = watch(storm_gather_max_s=120)
     a, b = Firing("a", T, T + 4 * S), Firing("b", T + 30 * S, T + 300 * S)
