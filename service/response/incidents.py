@@ -272,14 +272,18 @@ class Incident(msgspec.Struct):
     def refire(self) -> None:
         """Its series fired again within the flap hold-down: the same problem, open again.
 
-        No page is owed for it (the caller decides what is), and the sinks that heard the
-        firing were told it resolved, so none is owed a resolve until a page reaches it again.
+        No page is owed for it (the caller decides what is). The sinks that heard the firing
+        were told it resolved, so none is owed a resolve until a page reaches it again; a
+        resolve still owed is not true any more and is not sent (it could not be: an
+        open incident has no resolution time): its sink still shows the firing it heard.
         """
         self._move("open")
         self.flaps += 1
         self.resolved_at_ms, self.resolution, self.recovered = None, "", False
         self.recovered_after_remediation = False
-        self.heard = []
+        untold = {sink for sink, queue in self.owed.items() if any(n.status == "resolved" for n in queue)}
+        self.heard = [sink for sink in self.heard if sink in untold]
+        self.owed = {sink: kept for sink, queue in self.owed.items() if (kept := [n for n in queue if n.status != "resolved"])}
 
     def record_manual(self, attempt: Attempt) -> None:
         """A playbook run by hand: recorded, no transition (the incident's own course goes on)."""

@@ -1,0 +1,30 @@
+"""A series that recovers and fires again before the resolve page went out (issue: the resolve could never be sent)."""
+
+from __future__ import annotations
+
+from test_incidents import SIZE, W, anomaly
+from test_storm_pages import Clock, Sink, make_plane, run
+
+
+async def test_a_flap_read_with_its_recovery_drops_the_unsent_resolve_and_resolves_later() -> None:
+    """The recovery owed the sinks a resolve; the firing read right after it (one batch, before the courier
+    ran) reopened the incident, which cleared its resolution time. The owed resolve then failed to render on
+    every try (``Alert``: a resolve needs ``ended_at_ms``) and blocked every later page of the incident to
+    that sink. It is no longer true: the sink still shows the firing it heard, and hears the resolve later."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    await run(plane, clock, [anomaly(onset=W, at=W + 4, model="fraud")], until_ms=(W + 30) * SIZE)
+    assert sink.of() == [("fraud", "firing")]
+
+    await plane.handle_batch([anomaly(state="recovered", onset=W, at=W + 40, model="fraud"),
+                              anomaly(onset=W + 41, at=W + 42, model="fraud")])
+    await plane.courier.idle()
+    [incident] = plane.book.by_id.values()
+    assert (incident.state, incident.flaps, incident.owed) == ("open", 1, {}), "no resolve left owed"
+    assert sink.of() == [("fraud", "firing")]
+
+    await plane.handle_batch([anomaly(state="recovered", onset=W + 41, at=W + 60, model="fraud")])
+    await plane.courier.idle()
+    assert sink.of() == [("fraud", "firing"), ("fraud", "resolved")]
+    assert sink.pages[-1].ended_at_ms == (W + 61) * SIZE
