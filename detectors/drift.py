@@ -184,6 +184,17 @@ class PredictionDrift:
         self._recent = []
         return self._count(recent, ts)
 
+    def room(self) -> int:
+        """How many predictions :meth:`observe` would only keep (no reference fitted, nothing counted) before
+        the one that fits the reference or counts them: :meth:`extend` takes up to that many."""
+        kept = (self.reference_size, len(self._pending)) if self._ref is None else (self.every, len(self._recent))
+        return max(kept[0] - kept[1] - 1, 0)
+
+    def extend(self, predictions: list) -> None:
+        """:meth:`observe` of each of ``predictions`` (at most :meth:`room`), in one call: they are only kept.
+        The quality monitor's native table holds a version's predictions until one is due (``QualityTable``)."""
+        (self._pending if self._ref is None else self._recent).extend(predictions)
+
     def _count(self, predictions: list, ts: float) -> Decision | None:
         ref = self._ref
         counts = np.bincount(ref.code(predictions), minlength=ref.expected.size)

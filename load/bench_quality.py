@@ -10,7 +10,8 @@ on every request), and ``poll`` once per 10 s window with the series that served
 does (their slots in a partition's windows, ``QualityMonitor.watch``; by name for a monitor of a release before it). The CPU time of both, divided by every request (sampled or not), is the monitor's
 share of the plane's cost per event at that sample rate: once while every model is new
 (its detectors are created), then for the same traffic again (the steady state). Memory per model is tracemalloc's
-count of the monitor's allocations over the models, twice: after a few sampled requests per
+count of the monitor's allocations (plus its native table's bytes, which tracemalloc does not see) over the
+models, twice: after a few sampled requests per
 model (the drift reference still being learned) and once every model's reference is fitted.
 The garbage collector is tuned as ``modelmedic run`` tunes it (``modelmedic.app.tune_gc``):
 with Python's defaults, full collections walking every model's detectors took a third of the
@@ -119,6 +120,8 @@ def memory_per_model(settings: QualitySettings, windows, names, models: int, sam
     run(monitor, windows, names, served)
     held = tracemalloc.get_traced_memory()[0]
     tracemalloc.stop()
+    if hasattr(monitor, "_table"):  # the native table's rows (Rust's allocator: not traced)
+        held += monitor._table.nbytes()  # noqa: SLF001
     pending = monitor.sizes()["label_pending"]
     return (held - pending * PENDING_BYTES) / models, pending
 

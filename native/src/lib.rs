@@ -15,7 +15,8 @@
 //! randomly mutated records.
 //!
 //! The sequential banks' per-window recursion is the `banks` module (one call a bank a round); a canary
-//! detector's per-pair recursion the `canary` module.
+//! detector's per-pair recursion the `canary` module; the quality monitor's per-row bookkeeping the `quality`
+//! module.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ use serde_json::value::RawValue;
 
 mod banks;
 mod canary;
+mod quality;
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -380,6 +382,7 @@ impl ColumnDecoder {
 fn _columns(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ColumnDecoder>()?;
     m.add_class::<canary::CanaryCore>()?;
+    m.add_class::<quality::QualityTable>()?;
     m.add_function(wrap_pyfunction!(banks::bernoulli_args, m)?)?;
     m.add_function(wrap_pyfunction!(banks::bernoulli_step, m)?)?;
     m.add_function(wrap_pyfunction!(banks::poisson_args, m)?)?;

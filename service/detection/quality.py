@@ -99,6 +99,7 @@ import msgspec
 import numpy as np
 
 from modelmedic import metrics
+from modelmedic._columns import QualityTable
 from modelmedic.config import QualitySettings
 from modelmedic.detectors.drift import DriftReference, PredictionDrift
 from modelmedic.detectors.estimated import EstimatedAccuracy
@@ -112,6 +113,10 @@ if TYPE_CHECKING:
     from modelmedic.detection.windows import PartitionWindows
 
 _NEVER = 1 << 62
+_FULL, _TWIN, _PAIR = 1, 2, 3
+"""What is left of the row ``QualityTable.step`` stopped at: all of it, the twin join's put, a canary's pairing."""
+_PRODUCTION, _CANARY, _SHADOW = 1, 2, 3
+"""What ``QualityTable.bind`` binds a slot to: a production version's row, a canary's model row, a shadow series."""
 _REORDER = 256
 """Models moved from the front to the back of the order per poll, at most (see :meth:`QualityMonitor.poll`)."""
 TOLERANCE_MAES = 2.0
@@ -275,15 +280,52 @@ class _Slotted:
             setattr(self, name, value)
 
 
-class _Version(_Slotted):
+class _Rowed(_Slotted):
+    """State of which the fields a skipped row changes (``_ROWED``) live in the monitor's native table
+    (``QualityTable``, ``native/src/quality.rs``), read and written through properties: a production row that
+    needs no Python is done there without touching this object (docs/benchmarks.md, "The quality monitor").
+    The snapshot holds them as attributes, as before; restored, they wait in ``loose`` until the monitor
+    gives the object its row (:meth:`QualityMonitor.__setstate__`)."""
+
+    __slots__ = ("table", "row", "loose")
+    _ROWED: tuple[str, ...] = ()
+
+    def __getstate__(self) -> dict:
+        state = _Slotted.__getstate__(self)
+        state.update((name, getattr(self, name)) for name in self._ROWED)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = {**self._DEFAULTS, **state}
+        self.loose = {name: state.pop(name) for name in self._ROWED}
+        for name, value in state.items():
+            setattr(self, name, value)
+
+
+def _model_field(index: int, kind: type = int) -> property:
+    """A ``_Model`` field held in the table's model row (``QualityTable.model_field``'s ``index``)."""
+    def get(m: _Model) -> object:
+        return m.table.model_field(m.row, index)
+
+    def get_as(m: _Model) -> object:
+        return kind(m.table.model_field(m.row, index))
+
+    def put(m: _Model, value: object) -> None:
+        m.table.set_model_field(m.row, index, int(value))  # type: ignore[call-overload]
+
+    return property(get if kind is int else get_as, put)
+
+
+class _Version(_Rowed):
     """Detector state of one production version."""
 
     __slots__ = ("canary", "canary_version", "labels", "warm_n", "warm_correct", "warm_error", "drift", "estimate",
-                 "onset", "last_ms", "delays", "delay_max_ms")
+                 "onset", "delays", "delay_max_ms")
+    _ROWED = ("last_ms",)
     _DEFAULTS = {"estimate": None, "warm_error": 0.0, "delays": None, "delay_max_ms": 0}
-    __setstate__ = _Slotted.__setstate__  # the snapshot decoder looks in the class's own namespace
+    __setstate__ = _Rowed.__setstate__  # the snapshot decoder looks in the class's own namespace
 
-    def __init__(self, drift: PredictionDrift, ts: int) -> None:
+    def __init__(self, table: QualityTable, model_row: int, drift: PredictionDrift, ts: int) -> None:
         self.canary: CanaryDivergence | None = None
         self.canary_version = ""
         self.labels: DelayedLabelPerformance | None = None
@@ -295,24 +337,78 @@ class _Version(_Slotted):
         """Label-free accuracy of a version that answers probabilities (from its first vector)."""
         self.onset: dict[str, int] = {}
         """Kinds firing -> onset window index."""
-        self.last_ms = ts
-        """Event time of the last sampled production prediction, or of the last window with
-        requests (reported to :meth:`QualityMonitor.poll`)."""
         self.delays: list[int] | None = None
         """Joined labels per label delay bucket (``_DELAY_BOUNDS_MS``, then one past a day), from the first
         joined label on: 20 ints, not the delays, so a quantile is known to its bucket."""
         self.delay_max_ms = 0
         """The longest label delay joined."""
+        self.attach(table, model_row, ts)
+
+    def attach(self, table: QualityTable, model_row: int, last_ms: int) -> None:
+        """Take a version row of ``table`` (of model row ``model_row``); ``drift``'s predictions may wait there."""
+        self.table, self.row = table, table.add_version(model_row, last_ms)
+        table.set_room(self.row, self.drift.room())
+
+    @property
+    def last_ms(self) -> int:
+        """Event time of the last sampled production prediction, or of the last window with
+        requests (reported to :meth:`QualityMonitor.poll`)."""
+        return self.table.version_last(self.row)
+
+    @last_ms.setter
+    def last_ms(self, ts: int) -> None:
+        self.table.set_version_last(self.row, ts)
+
+    def settled(self) -> PredictionDrift:
+        """The drift detector, given the predictions the table held for it (what every reader of it must see)."""
+        held = self.table.take_drift(self.row)
+        if held:
+            self.drift.extend(held)
+        return self.drift
+
+    def observe_drift(self, prediction: object, ts: int) -> None:
+        """One prediction for the drift detector; how many may wait in the table until the next is due."""
+        drift = self.settled()
+        drift.observe(prediction, ts / 1000)
+        self.table.set_room(self.row, drift.room())
+
+    def replace_drift(self, drift: PredictionDrift) -> None:
+        """A new drift detector (the predictions held for the old one go with it)."""
+        self.settled()
+        self.drift = drift
+        self.table.set_room(self.row, drift.room())
+
+    def __getstate__(self) -> dict:
+        self.settled()
+        return _Rowed.__getstate__(self)
 
 
-class _Model(_Slotted):
-    __slots__ = ("versions", "baseline", "tolerance", "canary_rate", "last_ms", "mirrored", "label_n", "label_since",
-                 "thinned", "thinned_before", "thinned_since")
+class _Model(_Rowed):
+    __slots__ = ("versions", "baseline", "tolerance", "canary_rate")
+    _ROWED = ("last_ms", "label_n", "label_since", "thinned", "thinned_before", "thinned_since", "mirrored")
+    """In ``QualityTable.model_field``'s numbering."""
     _DEFAULTS = {"tolerance": None, "mirrored": False, "label_n": 0, "label_since": -_NEVER, "thinned": 0,
                  "thinned_before": 0, "thinned_since": -_NEVER}
-    __setstate__ = _Slotted.__setstate__
+    __setstate__ = _Rowed.__setstate__
 
-    def __init__(self, ts: int) -> None:
+    last_ms = _model_field(0)
+    """Event time of the last sampled prediction (production or canary), or of a window with requests."""
+    label_n = _model_field(1)
+    label_since = _model_field(2)
+    """The model's sampled production predictions counted since ``label_since`` (scaled down to half a
+    ``label_horizon_ms`` when the span exceeds one): its rate, for its share of the label join
+    (:meth:`QualityMonitor._admit`)."""
+    thinned = _model_field(3)
+    thinned_before = _model_field(4)
+    thinned_since = _model_field(5)
+    """Predictions left out of the label join since ``thinned_since`` (``thinned``) and in the span of
+    about a horizon before it (``thinned_before``), less the orphan labels already put down to them:
+    what a label without a pending prediction may be put down to (:meth:`QualityMonitor._thinned_label`)."""
+    mirrored = _model_field(6, bool)
+    """A canary prediction of this model was seen: production predictions left out of the label join
+    wait ``canary_join_ms`` for their twin in the twin join instead."""
+
+    def __init__(self, table: QualityTable, name: str, ts: int) -> None:
         self.versions: dict[str, _Version] = {}
         self.baseline: float | None = None
         """Accuracy baseline of the model's latest judged version (inherited by new versions)."""
@@ -323,21 +419,17 @@ class _Model(_Slotted):
         """Disagreement rate learned on a healthy version (inherited by new versions): two
         versions of one model never agree perfectly, and a release is judged against what
         is normal for this model, not against its own first requests."""
-        self.last_ms = ts
-        """Event time of the last sampled prediction (production or canary), or of a window with requests."""
-        self.mirrored = False
-        """A canary prediction of this model was seen: production predictions left out of the label join
-        wait ``canary_join_ms`` for their twin in the twin join instead."""
-        self.label_n = 0
-        self.label_since = ts
-        """The model's sampled production predictions counted since ``label_since`` (scaled down to half a
-        ``label_horizon_ms`` when the span exceeds one): its rate, for its share of the label join
-        (:meth:`QualityMonitor._admit`)."""
-        self.thinned = self.thinned_before = 0
-        self.thinned_since = -_NEVER
-        """Predictions left out of the label join since ``thinned_since`` (``thinned``) and in the span of
-        about a horizon before it (``thinned_before``), less the orphan labels already put down to them:
-        what a label without a pending prediction may be put down to (:meth:`QualityMonitor._thinned_label`)."""
+        self.table, self.row = table, table.add_model(name, [ts, 0, ts, 0, 0, -_NEVER, 0])  # _ROWED, from ts
+
+    def attach(self, table: QualityTable, name: str) -> None:
+        """Take a model row of ``table`` (at the back of its order) with the restored fields (``loose``), and give
+        each version one."""
+        loose = self.loose
+        self.table, self.row = table, table.add_model(name, [int(loose[field]) for field in self._ROWED])
+        del self.loose
+        for vs in self.versions.values():
+            vs.attach(table, self.row, vs.loose["last_ms"])
+            del vs.loose
 
 
 class QualityMonitor:
@@ -372,8 +464,11 @@ class QualityMonitor:
         self.idle_recover_ms = max(5 * window_size_ms, IDLE_RECOVER_MIN_MS) if s.idle_recover_ms is None else s.idle_recover_ms
         self.series_ttl_ms = s.label_horizon_ms if s.series_ttl_ms is None else s.series_ttl_ms
         self.clock = clock
-        self._models: OrderedDict[str, _Model] = OrderedDict()
-        """Least recently active first: eviction and expiry take from the front."""
+        self._models: dict[str, _Model] = {}
+        self._table = QualityTable(self.label_horizon_ms, window_size_ms)
+        """The models' and versions' fields a row changes, by row; the models in least recently active order
+        (:meth:`QualityTable.order`, eviction and expiry take from the front); slots bound to their rows
+        (:meth:`observe_sampled`)."""
         self._firing: dict[tuple[str, str], None] = {}
         """(model, version) with a decision firing: checked for idleness at every poll (few)."""
         self._canary_join = _Pending(s.canary_join_ms, s.canary_max_pending)
@@ -420,7 +515,9 @@ class QualityMonitor:
     def __getstate__(self) -> dict:
         """The snapshot's attributes: the windows are the partition's own (their stamps go in their snapshot)."""
         state = dict(self.__dict__)
-        del state["_windows"]
+        del state["_windows"], state["_table"]
+        models = self._models
+        state["_models"] = OrderedDict((model, models[model]) for model in self._table.order())
         return state
 
     def watch(self, windows: PartitionWindows) -> None:
@@ -440,6 +537,9 @@ class QualityMonitor:
         which start at their defaults."""
         fresh = QualityMonitor(state["window_size_ms"], label_sample_every=state["label_sample_every"], clock=None)
         self.__dict__.update({**fresh.__dict__, **state})
+        self._models, self._table = dict(state["_models"]), QualityTable(self.label_horizon_ms, self.window_size_ms)
+        for model, m in self._models.items():  # least recently active first
+            m.attach(self._table, model)
         if "_version_count" not in state:  # written before the count was kept
             self._version_count = sum(len(m.versions) for m in self._models.values())
         judged = self._judged
@@ -469,7 +569,7 @@ class QualityMonitor:
         m = self._models.get(model)
         vs = m.versions.get(version) if m else None
         if vs is not None:
-            vs.drift = self._new_drift(reference)
+            vs.replace_drift(self._new_drift(reference))
             self._sync(model, version, vs, DRIFT, vs.drift, self._last_served(model, version, vs))
 
     def _certify_estimate(self, model: str, version: str, vectors: list[list[float]]) -> None:
@@ -507,73 +607,112 @@ class QualityMonitor:
         The decoder picks the sample (``RecordDecoder(sample_every=label_sample_every)``): a
         request outside it (k - 1 in k with ``label_sample_every = k``; k = 4 in the plane by
         default) never becomes a Python object, and its activity reaches the monitor through
-        ``poll(..., active=...)`` instead. One loop for the batch, no call per request unless
-        it pairs, drifts or is new: this is the monitor's share of the hot path.
+        ``poll(..., active=...)`` instead. This is the monitor's share of the hot path: the native table
+        (``QualityTable.step``) does the rows whose whole work is bookkeeping (a production prediction of a
+        known version left out of a half-full label join by its model's share, expiring nothing and
+        completing no drift count: most rows at 100k models) and stops at each row that needs Python, which
+        :meth:`_observe_row` does as the loop over every row did (or only its twin's put, or its pairing).
+        A slot is bound to its rows once Python did one of its rows, while ``names[series]`` is the same tuple.
         """
-        models, canary_join, label_join = self._models, self._canary_join, self._label_join
+        rows = rows if rows.__class__ is list else list(rows)
+        names = names if names.__class__ is list else list(names)
+        table, canary_join, label_join = self._table, self._canary_join, self._label_join
         waiting, half = label_join.items, self.label_max_pending // 2
         # A model's share of the label join, as predictions per horizon (:meth:`_admit`), once a batch.
-        scale = self.label_horizon_ms * max(len(models), 1) / self.label_max_pending
-        for _, series, ts, ok, request_id, prediction in rows:
-            model, version, role = names[series]
-            if role == "shadow":
-                continue
-            if prediction is None or not ok:
-                self.predictions_skipped += 1
-                prediction = None
-            m = models.get(model)
-            if m is None:
-                m = self._new_model(model, ts)
-            else:
-                models.move_to_end(model)  # least recently active first: O(1) eviction and expiry
-            m.last_ms = ts
-            if role == "canary":
-                if prediction is not None:
-                    self._observe_canary(m, model, request_id, ts, version, prediction)
-                continue
-            vs = m.versions.get(version)
-            if vs is None:
-                vs = self._new_version(m, model, version, ts)
-            vs.last_ms = ts
-            if prediction is None:
-                continue
-            key = (model, request_id)
-            paired = False
-            if canary_join.items:  # a canary prediction came first (usually it comes after: then it finds this one)
-                self.canary_expired += canary_join.advance(ts)
-                twin = canary_join.items.pop(key, None)
-                if twin is not None:
-                    paired = True
-                    self._pair(m, model, version, prediction, twin[1], twin[2], ts)
-            self.labels_expired += label_join.advance(ts)
-            # Probability vectors wait as they are (a canary twin is compared on them) and
-            # stand for their arg-max class for labels and drift.
-            m.label_n += 1
-            if len(waiting) < half or self._admit(m, ts, scale):
-                dropped = label_join.put(key, (ts, version, prediction, paired))
-                if dropped is not None:
-                    self.labels_dropped += 1
-                    self._left(dropped, True)
-            else:
-                self.predictions_thinned += 1
-                if ts - m.thinned_since >= self.label_horizon_ms:  # a new span: no call per thinned prediction
-                    _roll_thinned(m, ts, self.label_horizon_ms)
-                m.thinned += 1
-                if m.mirrored and not paired:  # most never meet a twin: their expiry is not counted
-                    self.canary_dropped += self._twins.put(key, (ts, version, prediction)) is not None
-            if prediction.__class__ is list:
-                self._estimate(model, version, vs, prediction, ts)
-                prediction = _argmax(prediction)
-                if prediction is None:  # an empty vector
+        scale = self.label_horizon_ms * max(len(self._models), 1) / self.label_max_pending
+        at, end = 0, len(rows)
+        while at < end:
+            at, left, label_join.now, thinned = table.step(
+                rows, at, names, label_join.now, label_join.first_ts, label_join.ttl_ms, len(waiting) >= half,
+                bool(canary_join.items), scale)
+            self.predictions_thinned += thinned
+            if left == _FULL:
+                self._observe_row(rows[at], names, scale)
+            elif left == _TWIN:
+                _, series, ts, _, request_id, prediction = rows[at]
+                model, version, _ = names[series]
+                self._put_twin((model, request_id), ts, version, prediction)
+            elif left == _PAIR:
+                _, series, ts, ok, request_id, prediction = rows[at]
+                if prediction is None or not ok:
                     self.predictions_skipped += 1
-                    continue
-            drift = vs.drift
-            if prediction.__class__ is str and drift.numeric:  # a class from a numeric model
+                else:
+                    model, version, _ = names[series]
+                    self._observe_canary(self._models[model], model, request_id, ts, version, prediction)
+            at += 1
+
+    def _observe_row(self, row: tuple[int, int, int, bool, str, object], names: list[tuple[str, str, str]],
+                     scale: float) -> None:
+        """One sampled request that needs Python (:meth:`observe_sampled`); its slot is bound to its rows."""
+        _, series, ts, ok, request_id, prediction = row
+        name = names[series]
+        model, version, role = name
+        table, canary_join, label_join = self._table, self._canary_join, self._label_join
+        if role == "shadow":
+            table.bind(series, name, _SHADOW, 0)
+            return
+        if prediction is None or not ok:
+            self.predictions_skipped += 1
+            prediction = None
+        m = self._models.get(model)
+        if m is None:
+            m = self._new_model(model, ts)
+        else:
+            table.touch(m.row)  # least recently active first: O(1) eviction and expiry
+        m.last_ms = ts
+        if role == "canary":
+            table.bind(series, name, _CANARY, m.row)
+            if prediction is not None:
+                self._observe_canary(m, model, request_id, ts, version, prediction)
+            return
+        vs = m.versions.get(version)
+        if vs is None:
+            vs = self._new_version(m, model, version, ts)
+        table.bind(series, name, _PRODUCTION, vs.row)
+        vs.last_ms = ts
+        if prediction is None:
+            return
+        key = (model, request_id)
+        paired = False
+        if canary_join.items:  # a canary prediction came first (usually it comes after: then it finds this one)
+            self.canary_expired += canary_join.advance(ts)
+            twin = canary_join.items.pop(key, None)
+            if twin is not None:
+                paired = True
+                self._pair(m, model, version, prediction, twin[1], twin[2], ts)
+        self.labels_expired += label_join.advance(ts)
+        # Probability vectors wait as they are (a canary twin is compared on them) and
+        # stand for their arg-max class for labels and drift.
+        m.label_n += 1
+        if len(label_join.items) < self.label_max_pending // 2 or self._admit(m, ts, scale):
+            dropped = label_join.put(key, (ts, version, prediction, paired))
+            if dropped is not None:
+                self.labels_dropped += 1
+                self._left(dropped, True)
+        else:
+            self.predictions_thinned += 1
+            if ts - m.thinned_since >= self.label_horizon_ms:  # a new span: no call per thinned prediction
+                _roll_thinned(m, ts, self.label_horizon_ms)
+            m.thinned += 1
+            if m.mirrored and not paired:
+                self._put_twin(key, ts, version, prediction)
+        if prediction.__class__ is list:
+            self._estimate(model, version, vs, prediction, ts)
+            prediction = _argmax(prediction)
+            if prediction is None:  # an empty vector
                 self.predictions_skipped += 1
-                continue
-            drift.observe(prediction, ts / 1000)
-            if drift.anomalous is not (DRIFT in vs.onset):
-                self._sync(model, version, vs, DRIFT, drift, ts)
+                return
+        if prediction.__class__ is str and vs.drift.numeric:  # a class from a numeric model
+            self.predictions_skipped += 1
+            return
+        vs.observe_drift(prediction, ts)
+        if vs.drift.anomalous is not (DRIFT in vs.onset):
+            self._sync(model, version, vs, DRIFT, vs.drift, ts)
+
+    def _put_twin(self, key: tuple[str, str], ts: int, version: str, prediction: object) -> None:
+        """A mirrored model's production prediction left out of the label join waits for its canary twin in the twin
+        join (most never meet one: their expiry is not counted)."""
+        self.canary_dropped += self._twins.put(key, (ts, version, prediction)) is not None
 
     def _admit(self, m: _Model, ts: int, scale: float) -> bool:
         """Whether a sampled production prediction waits in the label join at least half full: its model's share.
@@ -802,11 +941,12 @@ class QualityMonitor:
         # models cycled 256 times a poll, 13% of the plane's CPU in bench_plane).
         limit, reordered, most = now_ms - self.series_ttl_ms, 0, min(_REORDER, len(models))
         while models and reordered < most:
-            model, m = next(iter(models.items()))
+            model = self._table.front()
+            m = models[model]
             if m.last_ms <= limit:
                 m.last_ms = self._model_last_served(model, m)
             if m.last_ms > limit:  # kept alive by unsampled requests only (``active``): its place is stale
-                models.move_to_end(model)
+                self._table.touch(m.row)
                 reordered += 1
                 continue
             self._drop_model(model, "no longer serving traffic")
@@ -854,6 +994,7 @@ class QualityMonitor:
     def _forget(self, model: str, m: _Model, version: str, why: str) -> None:
         """Drop a version's state; a firing decision is recovered with ``why``."""
         vs = m.versions.pop(version)
+        self._table.free_version(vs.row)
         self._version_count -= 1
         if vs.onset:
             del self._firing[(model, version)]
@@ -864,13 +1005,14 @@ class QualityMonitor:
         m = self._models.pop(model)
         for version in list(m.versions):
             self._forget(model, m, version, why)
+        self._table.free_model(m.row)
 
     def _new_model(self, model: str, ts: int) -> _Model:
         if len(self._models) >= self.max_models:  # the least recently active goes: O(1)
-            evicted = next(iter(self._models))
+            evicted = self._table.front()
             self.series_evicted += len(self._models[evicted].versions)
             self._drop_model(evicted, f"no longer tracked (over {self.max_models} models per partition)")
-        m = self._models[model] = _Model(ts)
+        m = self._models[model] = _Model(self._table, model, ts)
         return m
 
     def _new_version(self, m: _Model, model: str, version: str, ts: int) -> _Version:
@@ -889,7 +1031,7 @@ class QualityMonitor:
             old = min(m.versions, key=lambda k: self._last_served(model, k, m.versions[k]))
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
             self.series_evicted += 1
-        vs = m.versions[version] = _Version(self._new_drift(self._references.get((model, version))), ts)
+        vs = m.versions[version] = _Version(self._table, m.row, self._new_drift(self._references.get((model, version))), ts)
         self._version_count += 1
         self.created.append((model, version))
         certified = self._estimates.get((model, version))
@@ -1023,6 +1165,7 @@ class QualityMonitor:
 
 def _decisions(vs: _Version) -> dict[str, Decision | None]:
     """A version's current decision per kind (None: its detector has not started)."""
+    vs.settled()
     estimate = vs.estimate
     gap = estimate.calibration_check if estimate is not None else None
     return {kind: det.decision() if det is not None else None

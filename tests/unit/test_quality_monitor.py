@@ -364,7 +364,7 @@ def test_sampling_by_request_id_keeps_canary_twins_and_labels_together() -> None
 
 def test_eviction_takes_the_least_recently_sampled_model_and_keeps_an_active_one():
     """Issue 14: eviction scanned every model for the oldest (43k evictions in 15 s at 10k models);
-    now the front of an ordered dict goes, and a model that keeps serving stays."""
+    now the front of the least-recently-active order goes, and a model that keeps serving stays."""
     mon = monitor(max_models=3)
     events = []
     for i in range(3000):
@@ -372,7 +372,7 @@ def test_eviction_takes_the_least_recently_sampled_model_and_keeps_an_active_one
         events.append(InferenceEvent(f"churn{i}", "1", "production", f"c{i}", T0 + 2 * i + 1, 5.0, True, 1.0))
     run(mon, events)
     assert "busy" in mon._models and mon.sizes()["models"] == 3 and mon.series_evicted == 2998
-    assert list(mon._models)[-2:] == ["busy", "churn2999"]
+    assert mon._table.order()[-2:] == ["busy", "churn2999"]
     # Expiry walks the front only: once every model is past series_ttl_ms, all go in one poll.
     mon.poll(T0 + 6000 + mon.series_ttl_ms + W)
     assert mon.sizes()["models"] == 0
