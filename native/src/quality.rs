@@ -4,8 +4,9 @@
 //! moved the model in an `OrderedDict`, each a cold object: ~0.85 us per request of look-ups alone, before
 //! any join, drift or pair (docs/benchmarks.md, "The quality monitor"). Most rows need nothing else: a
 //! production prediction of a known version, left out of a half-full label join by its model's share, that
-//! neither expires a join entry nor completes a drift count. Here those rows are numbers in arrays keyed by
-//! the windows' slot; `step` walks a batch and stops at the first row that needs Python.
+//! neither expires a join entry, finds its canary twin waiting nor completes a drift count (one the join
+//! keeps needs only its put). Here those rows are numbers in arrays keyed by the windows' slot; `step` walks
+//! a batch and stops at the first row that needs Python.
 //!
 //! The table owns what such a row changes: per model its last event time, its label-join share (`label_n`,
 //! `label_since`), its thinned counts, whether it is mirrored and its place in the least-recently-active
@@ -17,7 +18,7 @@
 
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
 
 const NIL: u32 = u32::MAX;
 
@@ -34,6 +35,8 @@ const FULL: u8 = 1;
 const TWIN: u8 = 2;
 /// A canary row: its model's last time and place were done, the rest (the joins, the pair) is Python's.
 const PAIR: u8 = 3;
+/// All of the row was done but the label join's put (its model's share keeps it, or the join is under half).
+const PUT: u8 = 4;
 
 /// A model's fields as `_Model` names them, in `model_field`'s numbering.
 const LAST_MS: usize = 0;
@@ -82,6 +85,25 @@ struct Join {
     ttl_ms: i64,
     full: bool,
     scale: f64,
+}
+
+/// The canary join while it holds entries (`_Pending.items`, `now`, `first_ts`, `ttl_ms`): a production row
+/// pairs with one of them (Python's) or only moves its event time on.
+struct Waiting<'py> {
+    items: Bound<'py, PyDict>,
+    now: i64,
+    first_ts: i64,
+    ttl_ms: i64,
+}
+
+impl Waiting<'_> {
+    /// Whether a production row of `model` at `ts` expires a canary prediction or finds its twin waiting.
+    fn stops(&self, model: &Bound<'_, PyAny>, request_id: &Bound<'_, PyAny>, ts: i64) -> PyResult<bool> {
+        if self.first_ts < self.now.max(ts) - self.ttl_ms {
+            return Ok(true);
+        }
+        self.items.contains(PyTuple::new(self.items.py(), [model, request_id])?)
+    }
 }
 
 #[pyclass(module = "modelmedic._columns")]
@@ -186,15 +208,15 @@ impl QualityTable {
         (generation == slot.generation).then_some((slot.kind, slot.row))
     }
 
-    /// A production row of version `v` at `ts`, done whole if it can be (the verdict: None, or TWIN with the
-    /// twin's put left); FULL when any of it needs Python (nothing is changed then).
+    /// A production row of version `v` at `ts`, done whole if it can be (the verdict: END, or TWIN or PUT with a
+    /// join's put left); FULL when any other of it needs Python (nothing is changed then).
     fn production(&mut self, v: u32, ts: i64, prediction: &Bound<'_, PyAny>, join: &mut Join) -> u8 {
         if !(prediction.is_exact_instance_of::<PyFloat>() || prediction.is_exact_instance_of::<PyInt>()) {
             return FULL; // a vector, a class, a bool or none: the estimate, drift's checks or a skip
         }
         let now = join.now.max(ts);
-        if !join.full || join.first_ts < now - join.ttl_ms {
-            return FULL; // a put into the label join, or an expiry
+        if join.first_ts < now - join.ttl_ms {
+            return FULL; // an expiry
         }
         let version = &self.versions[v as usize];
         if version.drift.len() as i64 >= version.room {
@@ -202,14 +224,16 @@ impl QualityTable {
         }
         let m = version.model;
         let mut fields = self.models[m as usize].fields;
-        let (admitted, n, since) =
-            admit(fields[LABEL_N] + 1, fields[LABEL_SINCE], ts, self.horizon_ms, self.window_ms, join.scale);
-        if admitted {
-            return FULL;
-        }
+        let (admitted, n, since) = if join.full {
+            admit(fields[LABEL_N] + 1, fields[LABEL_SINCE], ts, self.horizon_ms, self.window_ms, join.scale)
+        } else {
+            (true, fields[LABEL_N] + 1, fields[LABEL_SINCE])
+        };
         (fields[LABEL_N], fields[LABEL_SINCE]) = (n, since);
-        roll_thinned(&mut fields, ts, self.horizon_ms);
-        fields[THINNED] += 1;
+        if !admitted {
+            roll_thinned(&mut fields, ts, self.horizon_ms);
+            fields[THINNED] += 1;
+        }
         fields[LAST_MS] = ts;
         self.models[m as usize].fields = fields;
         self.to_back(m);
@@ -217,7 +241,7 @@ impl QualityTable {
         version.last_ms = ts;
         version.drift.push(prediction.clone().unbind());
         join.now = now;
-        if fields[MIRRORED] != 0 { TWIN } else { END }
+        if admitted { PUT } else if fields[MIRRORED] != 0 { TWIN } else { END }
     }
 }
 
@@ -337,14 +361,17 @@ impl QualityTable {
         Ok(())
     }
 
-    /// The drift predictions a version row holds, handed over (in order) and no longer held: `room` shrinks
-    /// by as many.
-    fn take_drift(&mut self, py: Python<'_>, row: u32) -> PyResult<Py<PyList>> {
+    /// The drift predictions a version row holds, handed over (in order) and no longer held (None: it holds
+    /// none): `room` shrinks by as many.
+    fn take_drift(&mut self, py: Python<'_>, row: u32) -> PyResult<Option<Py<PyList>>> {
         self.version(row)?;
         let v = &mut self.versions[row as usize];
+        if v.drift.is_empty() {
+            return Ok(None);
+        }
         let held = std::mem::take(&mut v.drift);
         v.room -= held.len() as i64;
-        Ok(PyList::new(py, held)?.unbind())
+        Ok(Some(PyList::new(py, held)?.unbind()))
     }
 
     /// How many predictions a version row may hold before its drift detector must see them.
@@ -382,30 +409,35 @@ impl QualityTable {
 
     /// Do `rows[start:]` (`(index, series, ts, ok, request_id, prediction)`, `names[series]` their series) up
     /// to the first one that needs Python: (its index, what is left of it, the label join's event time,
-    /// production predictions thinned). `join_now`, `join_first_ts`, `join_ttl_ms`: the label join's;
-    /// `join_full`: it holds at least half its bound; `canary_waiting`: the canary join holds entries (every
-    /// production row may pair then); `scale`: `_admit`'s, the batch's. The verdicts: 0, the batch is done
+    /// the canary join's, production predictions thinned). `join_now`, `join_first_ts`, `join_ttl_ms`: the label
+    /// join's; `join_full`: it holds at least half its bound; `canary_items` (None while empty), `canary_now`,
+    /// `canary_first_ts`, `canary_ttl_ms`: the canary join's; `scale`: `_admit`'s, the batch's. The verdicts: 0, the batch is done
     /// (the index is its length); 1, nothing of the row was done; 2, all of it but the twin join's put; 3, a
-    /// canary row whose model's time and place were done.
+    /// canary row whose model's time and place were done; 4, all of it but the label join's put.
     #[allow(clippy::too_many_arguments)]
     fn step(&mut self, rows: &Bound<'_, PyList>, start: usize, names: &Bound<'_, PyList>, join_now: i64,
-            join_first_ts: i64, join_ttl_ms: i64, join_full: bool, canary_waiting: bool, scale: f64)
-            -> PyResult<(usize, u8, i64, i64)> {
+            join_first_ts: i64, join_ttl_ms: i64, join_full: bool, canary_items: Option<Bound<'_, PyDict>>,
+            canary_now: i64, canary_first_ts: i64, canary_ttl_ms: i64, scale: f64)
+            -> PyResult<(usize, u8, i64, i64, i64)> {
         let py = rows.py();
         let yes = PyBool::new(py, true);
         let mut join = Join { now: join_now, first_ts: join_first_ts, ttl_ms: join_ttl_ms, full: join_full, scale };
+        let mut waiting = canary_items.map(|items| Waiting {
+            items, now: canary_now, first_ts: canary_first_ts, ttl_ms: canary_ttl_ms,
+        });
         let mut thinned = 0i64;
         let n = rows.len();
         for i in start..n {
             let item = rows.get_item(i)?;
             let row = item.cast::<PyTuple>()?;
             let series: usize = row.get_item(1)?.extract()?;
+            let canary_now = waiting.as_ref().map_or(canary_now, |w| w.now);
             let name = match names.get_item(series) {
                 Ok(name) => name,
-                Err(_) => return Ok((i, FULL, join.now, thinned)),
+                Err(_) => return Ok((i, FULL, join.now, canary_now, thinned)),
             };
             let Some((kind, bound)) = self.bound(series, &name) else {
-                return Ok((i, FULL, join.now, thinned));
+                return Ok((i, FULL, join.now, canary_now, thinned));
             };
             let ts: i64 = row.get_item(2)?.extract()?;
             let verdict = match kind {
@@ -415,15 +447,24 @@ impl QualityTable {
                     self.to_back(bound);
                     PAIR
                 }
-                _ if canary_waiting || !row.get_item(3)?.is(&yes) => FULL,
-                _ => self.production(bound, ts, &row.get_item(5)?, &mut join),
+                _ if !row.get_item(3)?.is(&yes) => FULL,
+                _ => match &waiting {
+                    Some(w) if w.stops(&name.get_item(0)?, &row.get_item(4)?, ts)? => FULL,
+                    _ => self.production(bound, ts, &row.get_item(5)?, &mut join),
+                },
             };
+            if kind == PRODUCTION && verdict != FULL {
+                if let Some(w) = waiting.as_mut() {
+                    w.now = w.now.max(ts);
+                }
+            }
+            let canary_now = waiting.as_ref().map_or(canary_now, |w| w.now);
             match verdict {
                 END => thinned += 1,
-                TWIN => return Ok((i, TWIN, join.now, thinned + 1)),
-                _ => return Ok((i, verdict, join.now, thinned)),
+                TWIN => return Ok((i, TWIN, join.now, canary_now, thinned + 1)),
+                _ => return Ok((i, verdict, join.now, canary_now, thinned)),
             }
         }
-        Ok((n, END, join.now, thinned))
+        Ok((n, END, join.now, waiting.as_ref().map_or(canary_now, |w| w.now), thinned))
     }
 }

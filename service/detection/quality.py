@@ -113,8 +113,9 @@ if TYPE_CHECKING:
     from modelmedic.detection.windows import PartitionWindows
 
 _NEVER = 1 << 62
-_FULL, _TWIN, _PAIR = 1, 2, 3
-"""What is left of the row ``QualityTable.step`` stopped at: all of it, the twin join's put, a canary's pairing."""
+_FULL, _TWIN, _PAIR, _PUT = 1, 2, 3, 4
+"""What is left of the row ``QualityTable.step`` stopped at: all of it, the twin join's put, a canary's pairing, the
+label join's put."""
 _PRODUCTION, _CANARY, _SHADOW = 1, 2, 3
 """What ``QualityTable.bind`` binds a slot to: a production version's row, a canary's model row, a shadow series."""
 _REORDER = 256
@@ -608,11 +609,11 @@ class QualityMonitor:
         request outside it (k - 1 in k with ``label_sample_every = k``; k = 4 in the plane by
         default) never becomes a Python object, and its activity reaches the monitor through
         ``poll(..., active=...)`` instead. This is the monitor's share of the hot path: the native table
-        (``QualityTable.step``) does the rows whose whole work is bookkeeping (a production prediction of a
-        known version left out of a half-full label join by its model's share, expiring nothing and
-        completing no drift count: most rows at 100k models) and stops at each row that needs Python, which
-        :meth:`_observe_row` does as the loop over every row did (or only its twin's put, or its pairing).
-        A slot is bound to its rows once Python did one of its rows, while ``names[series]`` is the same tuple.
+        (``QualityTable.step``) does the bookkeeping of a production prediction of a known version that
+        expires nothing, finds no canary twin waiting and completes no drift count (most rows at 100k models: whole when its model's share
+        leaves it out of a half-full label join, else all but the label join's put) and stops at each row that
+        needs Python, which :meth:`_observe_row` does as the loop over every row did (or only a join's put, or
+        a canary's pairing). A slot is bound to its rows once Python did one of its rows, while ``names[series]`` is the same tuple.
         """
         rows = rows if rows.__class__ is list else list(rows)
         names = names if names.__class__ is list else list(names)
@@ -622,12 +623,16 @@ class QualityMonitor:
         scale = self.label_horizon_ms * max(len(self._models), 1) / self.label_max_pending
         at, end = 0, len(rows)
         while at < end:
-            at, left, label_join.now, thinned = table.step(
+            at, left, label_join.now, canary_join.now, thinned = table.step(
                 rows, at, names, label_join.now, label_join.first_ts, label_join.ttl_ms, len(waiting) >= half,
-                bool(canary_join.items), scale)
+                canary_join.items or None, canary_join.now, canary_join.first_ts, canary_join.ttl_ms, scale)
             self.predictions_thinned += thinned
             if left == _FULL:
                 self._observe_row(rows[at], names, scale)
+            elif left == _PUT:
+                _, series, ts, _, request_id, prediction = rows[at]
+                model, version, _ = names[series]
+                self._put_label((model, request_id), (ts, version, prediction, False))
             elif left == _TWIN:
                 _, series, ts, _, request_id, prediction = rows[at]
                 model, version, _ = names[series]
@@ -685,10 +690,7 @@ class QualityMonitor:
         # stand for their arg-max class for labels and drift.
         m.label_n += 1
         if len(label_join.items) < self.label_max_pending // 2 or self._admit(m, ts, scale):
-            dropped = label_join.put(key, (ts, version, prediction, paired))
-            if dropped is not None:
-                self.labels_dropped += 1
-                self._left(dropped, True)
+            self._put_label(key, (ts, version, prediction, paired))
         else:
             self.predictions_thinned += 1
             if ts - m.thinned_since >= self.label_horizon_ms:  # a new span: no call per thinned prediction
@@ -708,6 +710,13 @@ class QualityMonitor:
         vs.observe_drift(prediction, ts)
         if vs.drift.anomalous is not (DRIFT in vs.onset):
             self._sync(model, version, vs, DRIFT, vs.drift, ts)
+
+    def _put_label(self, key: tuple[str, str], entry: tuple) -> None:
+        """A sampled production prediction waits in the label join (the oldest pushed out past its bound)."""
+        dropped = self._label_join.put(key, entry)
+        if dropped is not None:
+            self.labels_dropped += 1
+            self._left(dropped, True)
 
     def _put_twin(self, key: tuple[str, str], ts: int, version: str, prediction: object) -> None:
         """A mirrored model's production prediction left out of the label join waits for its canary twin in the twin
