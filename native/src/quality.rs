@@ -144,6 +144,19 @@ fn admit(n: i64, since: i64, ts: i64, horizon: i64, window: i64, scale: f64) -> 
     (kept, n, since)
 }
 
+/// A row's tuple, series, event time and series name, if it has the form the decoder gives.
+fn read<'py>(item: &Bound<'py, PyAny>, names: &Bound<'py, PyList>)
+             -> Option<(Bound<'py, PyTuple>, usize, i64, Bound<'py, PyAny>)> {
+    let row = item.cast::<PyTuple>().ok()?;
+    if row.len() != 6 {
+        return None;
+    }
+    let series: usize = row.get_item(1).ok()?.extract().ok()?;
+    let ts: i64 = row.get_item(2).ok()?.extract().ok()?;
+    let name = names.get_item(series).ok()?;
+    Some((row.clone(), series, ts, name))
+}
+
 /// `_roll_thinned` on (thinned, thinned_before, thinned_since) at `ts`.
 fn roll_thinned(fields: &mut [i64; FIELDS], ts: i64, horizon: i64) {
     let age = ts - fields[THINNED_SINCE];
@@ -429,17 +442,14 @@ impl QualityTable {
         let n = rows.len();
         for i in start..n {
             let item = rows.get_item(i)?;
-            let row = item.cast::<PyTuple>()?;
-            let series: usize = row.get_item(1)?.extract()?;
             let canary_now = waiting.as_ref().map_or(canary_now, |w| w.now);
-            let name = match names.get_item(series) {
-                Ok(name) => name,
-                Err(_) => return Ok((i, FULL, join.now, canary_now, thinned)),
+            // Anything unusual (not a tuple, a series or time that is not an int, no such series) is Python's.
+            let Some((row, series, ts, name)) = read(&item, names) else {
+                return Ok((i, FULL, join.now, canary_now, thinned));
             };
             let Some((kind, bound)) = self.bound(series, &name) else {
                 return Ok((i, FULL, join.now, canary_now, thinned));
             };
-            let ts: i64 = row.get_item(2)?.extract()?;
             let verdict = match kind {
                 SHADOW => continue,
                 CANARY => {
