@@ -132,20 +132,27 @@ M200_SEED_1 = [("model-192", 1, 3), ("model-002", -9, 5), ("model-095", -5, 7), 
 (200 models): model-192 fired 2 s after its onset, so it was due to page alone at 5 s, the second when model-002 fired."""
 
 
+async def live_or_drained(live: bool, storm_members: list[tuple[str, int, int]]) -> tuple[ResponsePlane, Sink]:
+    """The members' first firings (model, onset s, window end s) read live, one by one as event time passes,
+    or in one batch 200 s later (a drained backlog)."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    records = [anomaly(onset=W + onset, at=W + end - 1, model=m) for m, onset, end in storm_members]
+    if live:
+        await run(plane, clock, records, until_ms=(W + 200) * SIZE)
+    else:
+        clock.ms = (W + 200) * SIZE
+        await plane.handle_batch(records)
+        await plane.courier.idle()
+    return plane, sink
+
+
 async def test_a_member_firing_when_a_held_incident_falls_due_makes_it_wait_for_the_storm() -> None:
     """The 200-model day paged this storm twice: model-192 alone at 5 s, then the storm of the other ten at 58 s.
     Read in one batch (a drain) or live, a record at the held incident's due time is judged before it pages."""
     for live in (True, False):
-        clock = Clock()
-        sink = Sink(clock)
-        plane = make_plane(clock, sink)
-        records = [anomaly(onset=W + onset, at=W + end - 1, model=m) for m, onset, end in M200_SEED_1]
-        if live:
-            await run(plane, clock, records, until_ms=(W + 200) * SIZE)
-        else:
-            clock.ms = (W + 200) * SIZE
-            await plane.handle_batch(records)
-            await plane.courier.idle()
+        plane, sink = await live_or_drained(live, M200_SEED_1)
         [page] = sink.first_pages()
         assert page.model == "*" and "model-192" in page.evidence["models"], (live, sink.of())
 
@@ -191,16 +198,7 @@ async def test_a_storm_whose_sparse_members_fire_after_the_wait_pages_once_with_
     their wait ended at 60 s, m03 (onset estimated 95 s early) alone at 80 s, the storm at 98 s. Seven of
     ``storm_models`` 10 held together are a quorum: one storm page, m03 in it, the later members join it silently."""
     for live in (True, False):
-        clock = Clock()
-        sink = Sink(clock)
-        plane = make_plane(clock, sink)
-        records = [anomaly(onset=W + onset, at=W + fired - 1, model=m) for m, onset, fired in ROUGH_SMALL_SEED_1]
-        if live:
-            await run(plane, clock, records, until_ms=(W + 200) * SIZE)
-        else:
-            clock.ms = (W + 200) * SIZE
-            await plane.handle_batch(records)
-            await plane.courier.idle()
+        plane, sink = await live_or_drained(live, ROUGH_SMALL_SEED_1)
         [page] = sink.first_pages()
         assert page.model == "*" and "m03" in page.evidence["models"], (live, sink.of())
         assert {i.storm for i in plane.book.by_id.values() if i.model != "*"} == {page.incident_id}, "all twelve in it"
