@@ -1,0 +1,42 @@
+"""The throughput bank's overdispersion ``phi`` (``PoissonCusumBank``) is the traffic's, not an incident's.
+
+``phi`` divides every chart's evidence, and it is learned from each window's Pearson residual. It learned the
+incidents too (ten times slower under suspicion, as the level): 1.0 to 1.55-1.59 over an hour's x3 surge at 1 req/s
+here, 1.1 to 6.9 in a live trace, and each chart then needed that much more evidence for hours after
+(docs/detection.md, session 15). Synthetic Poisson windows of 1 s (the judge's default), seeded.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from modelmedic.detectors import PoissonCusumBank
+from modelmedic.detectors.sequential import threshold_for
+
+WINDOW_S = 1.0
+H = threshold_for(WINDOW_S, 1e-4)
+MONDAY_MS = 1_767_571_200_000
+
+
+def _phi_after(rate: float, series: int, seed: int, healthy_s: int, incident_s: int, ratio: float) -> np.ndarray:
+    """Each series' ``phi`` at the end of ``incident_s`` of its rate times ``ratio``, after ``healthy_s`` at ``rate``."""
+    rng = np.random.default_rng(seed)
+    bank, slots = PoissonCusumBank(), np.arange(series)
+    for t_s in range(healthy_s + incident_s):
+        lam = np.full(series, rate * WINDOW_S * (ratio if t_s >= healthy_s else 1.0))
+        bank.score_learn(slots, rng.poisson(lam).astype(float), np.full(series, MONDAY_MS + t_s * 1000.0), WINDOW_S,
+                         H, H / 2)
+    return bank._f[slots, PoissonCusumBank._COLUMNS.index("phi")]
+
+
+def test_phi_does_not_learn_a_surge() -> None:
+    # 1 req/s, an hour of x3 after an hour of its usual rate: phi was 1.55-1.59 at the surge's end before it froze
+    # under suspicion (1.00-1.03 when the surge began); now 1.01-1.03.
+    phi = _phi_after(1.0, 6, seed=41, healthy_s=3600, incident_s=3600, ratio=3.0)
+    assert np.all(phi < 1.2), phi.tolist()
+
+
+def test_phi_does_not_learn_a_drop() -> None:
+    # 3 req/s, an hour at a tenth of it: the deficit is not dispersion either (was 1.14-1.18, now 1.01-1.05).
+    phi = _phi_after(3.0, 6, seed=42, healthy_s=3600, incident_s=3600, ratio=0.1)
+    assert np.all(phi < 1.1), phi.tolist()
