@@ -258,8 +258,15 @@ class PoissonCusumBank(_Bank):
     Each CUSUM is designed for the minimum effect that matters (``drop`` and ``surge``
     ratios): a window adds ``(x ln r - lambda (r - 1)) / phi``, where ``phi >= 1`` is the
     learned overdispersion (quasi-Poisson: real traffic at 5,000 req/s varies more than
-    Poisson). Its drift is negative for changes smaller than ``(r - 1) / ln r`` (0.72x for
-    a 0.5 drop ratio, 1.44x for a 2.0 surge ratio): those never fire, larger ones always do.
+    Poisson), an EWMA of each window's Pearson residual ``(x - lambda)^2 / lambda`` with the level's
+    memory. **It does not learn under a drop's suspicion**: it learned the deficit ten times slower, as
+    the level did (1.0 to 1.14-1.18 over an hour at 0.1x of 3 req/s, 1 s windows), and every chart's
+    evidence stayed divided by that for hours after. Under a surge's it still learns (1.0 to 1.6 over an
+    hour's x3 at 1 req/s, 1.1 to 6.9 in a live trace): frozen there, it no longer masked the drop that a
+    first-day level left 1.5x above the rate in the decline reads after the surge (4 and 3 of 200 series of
+    ``test_a_surge_that_ended_is_not_read_as_a_drop``; ``tests/unit/test_throughput_dispersion.py``). Its
+    drift is negative for changes smaller than ``(r - 1) / ln r`` (0.72x for a 0.5 drop ratio, 1.44x for a
+    2.0 surge ratio): those never fire, larger ones always do.
 
     A -30% drop is under the 0.72x, so a second drop CUSUM is designed for ``small_drop`` (0.7;
     it drifts up below 0.84x), as the latency bank runs one for a slow creep. The drop CUSUMs
@@ -351,7 +358,7 @@ class PoissonCusumBank(_Bank):
         small one at ``small_first_day`` times its threshold on the first day and held at its threshold while the
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
-        ceiling under its suspicion), the overdispersion, the
+        ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the
         smoothings (which move with the level, keeping the trend from before a suspicion, until it has caught
         up), ``behind`` and the seasonal buckets (only what the level does not explain, not under suspicion)
         learn. The judge sees the drop chart furthest

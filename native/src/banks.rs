@@ -587,9 +587,11 @@ pub fn poisson_step(
         tb.quick[k] = quick + a_quick * (x_level / (pre.season * window_s) - quick);
         let dev = xi - pre.lam;
         let pearson = min(dev * dev / pre.lam, 50.0);
-        // Under a suspicion the overdispersion keeps its value: it learned a 1 req/s series' hour of x3 surge
-        // (1.1 to 6.9), and every chart's evidence stayed divided by it for hours after.
-        let new_phi = if !pre.warm { 1.0 } else if pre.suspect { pre.phi } else { pre.phi + a * (pearson - pre.phi) };
+        // Under a drop's suspicion the overdispersion keeps its value: learning the deficit (1.0 to 1.14-1.18 over an
+        // hour at 0.1x of 3 req/s) divided every chart's evidence for hours after. Not yet under a surge's: a phi
+        // inflated by the surge masks the drop a first-day level still 1.5x above the rate reads after it.
+        let frozen = pre.suspect && !pre.suspect_up;
+        let new_phi = if !pre.warm { 1.0 } else if frozen { pre.phi } else { pre.phi + a * (pearson - pre.phi) };
         // Under a suspicion and until the level has caught up after it (`behind` under CAUGHT_UP) the smoothings
         // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
         // (1.36x a memory after a lasting x3 rise's surge episode), and a drop's reference raised by it went to 3x.

@@ -117,7 +117,7 @@ class NumpyPoisson(PoissonCusumBank):
             a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
-        new_phi = np.where(warm, np.where(suspect, phi, phi + a * (pearson - phi)), 1.0)  # not the incident
+        new_phi = np.where(warm, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
         moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)
         twice = np.where(slow[:, 0] > 0, np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])),

@@ -1,14 +1,14 @@
 """The throughput bank's overdispersion ``phi`` (``PoissonCusumBank``) is the traffic's, not an incident's.
 
 ``phi`` divides every chart's evidence, and it is learned from each window's Pearson residual. It learned the
-incidents too (ten times slower under suspicion, as the level): 1.0 to 1.55-1.59 over an hour's x3 surge at 1 req/s
-here, 1.1 to 6.9 in a live trace, and each chart then needed that much more evidence for hours after
-(docs/detection.md, session 15). Synthetic Poisson windows of 1 s (the judge's default), seeded.
+incidents too (ten times slower under suspicion, as the level), and each chart then needed that much more evidence
+for hours after (docs/detection.md, session 15). Synthetic Poisson windows of 1 s (the judge's default), seeded.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from modelmedic.detectors import PoissonCusumBank
 from modelmedic.detectors.sequential import threshold_for
@@ -29,14 +29,17 @@ def _phi_after(rate: float, series: int, seed: int, healthy_s: int, incident_s: 
     return bank._f[slots, PoissonCusumBank._COLUMNS.index("phi")]
 
 
-def test_phi_does_not_learn_a_surge() -> None:
-    # 1 req/s, an hour of x3 after an hour of its usual rate: phi was 1.55-1.59 at the surge's end before it froze
-    # under suspicion (1.00-1.03 when the surge began); now 1.01-1.03.
-    phi = _phi_after(1.0, 6, seed=41, healthy_s=3600, incident_s=3600, ratio=3.0)
-    assert np.all(phi < 1.2), phi.tolist()
-
-
 def test_phi_does_not_learn_a_drop() -> None:
-    # 3 req/s, an hour at a tenth of it: the deficit is not dispersion either (was 1.14-1.18, now 1.01-1.05).
+    # 3 req/s, an hour at a tenth of it after an hour of its usual rate: phi was 1.14-1.18 at the drop's end
+    # before it froze under a drop's suspicion; now 1.01-1.05, what it was when the drop began.
     phi = _phi_after(3.0, 6, seed=42, healthy_s=3600, incident_s=3600, ratio=0.1)
     assert np.all(phi < 1.1), phi.tolist()
+
+
+@pytest.mark.xfail(strict=True, reason="phi learns a surge: 1.55-1.59 after an hour of x3 at 1 req/s (1.00-1.03 before "
+                   "it). Frozen under the surge's suspicion it stays at 1.01-1.03, but then 4 and 3 of 200 series of "
+                   "test_throughput_first_day.py's test_a_surge_that_ended_is_not_read_as_a_drop raise a false drop "
+                   "after a first-day surge (a level 1.5x above the rate in the decline, which the inflated phi masked)")
+def test_phi_does_not_learn_a_surge() -> None:
+    phi = _phi_after(1.0, 6, seed=41, healthy_s=3600, incident_s=3600, ratio=3.0)
+    assert np.all(phi < 1.2), phi.tolist()
