@@ -62,6 +62,9 @@ SURGE_CLIPPED = 2.0
 """Memories behind (``behind``) under which a surge's suspicion keeps the surge out of the level: the level and the
 quick level learn a window's count only up to the surge's ceiling. Past it a lasting rise is learned, ten times
 slower (a new client's traffic ends its surge episode; a whole episode is one page)."""
+MAX_BAND = 0.25
+"""The most the seasonal factors' uncertainty (``PoissonCusumBank``'s ``seasonal_z``) moves the null's ends apart, as a
+share of the rate: a drop of a third or more, and a doubling, stay in reach of the charts designed for them."""
 
 
 def threshold_for(window_s: float, false_alarms_per_day: float) -> float:
@@ -295,6 +298,22 @@ class PoissonCusumBank(_Bank):
     (``behind`` at ``CAUGHT_UP`` or more, outside a suspicion): the smoothings then read the catch-up as a rise
     (a false drop on a healthy 0.09 req/s series of the synthetic first-day law, 60 s windows). 0 = off.
 
+    **From the second day the null is widened by the seasonal factors' own uncertainty.** Each hour-of-day and
+    day-of-week factor is a shrinkage estimate whose prior is worth one visit of its bucket; after a day, an hour
+    factor of a 0.01 req/s series rests on a few dozen events, 10-15% of relative error, which the CUSUMs read as
+    a lasting bias: the 0.7x chart (it drifts up below 0.84x) fired on 117 of 200 healthy diurnal series at
+    0.01-0.1 req/s over their second and third days (synthetic, 60 s windows; 114 of 200 at 10 s), and on a
+    20-model fleet of ``load/fleet.py`` (0.01-5 req/s, 48 h) paged five times on its second day, all on models at
+    0.01-0.02 req/s. So once a series is seasoned the drops are tested against ``lam_down (1 - band)`` and the
+    surge against ``lam_up (1 + band)``, ``band = seasonal_z`` standard errors of the factors (a gamma
+    posterior's relative error, ``sqrt(1 / (hour events + prior) + 1 / (day events + prior))``, at most
+    ``MAX_BAND``): 2.7% at 1 req/s after a day, 0.5% at 20 req/s, 10-20% at 0.01-0.05 req/s, shrinking as the
+    buckets fill. ``seasonal_z`` 2: 4 and 1 of those 200 series (3: none, at a larger cost below); the cost, on
+    the same synthetic law's second day (60 s windows, 40 series a rate): -30% drops of two hours found 34 -> 28
+    of 40 at 1 req/s, 33 -> 31 at 5 req/s, 9 -> 1 at 0.05 req/s (where the bias found them as much as the drop);
+    -90% drops median 932 -> 1,140 s at 0.05 req/s and the same from 1 req/s; x3 surges 39 -> 36 of 40 found at
+    0.05 req/s. 0 = off (the first day is never widened: its factors are not in use).
+
     A third drop CUSUM is designed for ``deep_drop`` (0.25; it drifts up below 0.54x): of the evidence
     a -90% drop holds (0.67 nats per usual request) the halving's gains 0.43, this one 0.61, so at
     0.12 req/s (a 0.22 req/s model at that hour) the drop is found in about 300 s where the halving's
@@ -328,13 +347,15 @@ class PoissonCusumBank(_Bank):
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
-                 deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5):
+                 deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
+                 seasonal_z: float = 2.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
+        self.seasonal_z = seasonal_z
         self._drops = np.array([drop, small_drop, deep_drop])
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
-                             surge, np.log(surge), small_first_day, quick_memory, self._drops, np.log(self._drops),
+                             surge, np.log(surge), small_first_day, quick_memory, seasonal_z, self._drops, np.log(self._drops),
                              self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events

@@ -27,6 +27,8 @@ const STALE: f64 = 1.5;
 const CAUGHT_UP: f64 = 1.0;
 /// `sequential.SURGE_CLIPPED`: memories of a surge's suspicion over which the level learns no more than its ceiling.
 const SURGE_CLIPPED: f64 = 2.0;
+/// `sequential.MAX_BAND`: the most the seasonal factors' uncertainty moves the null's ends apart (a share of the rate).
+const MAX_BAND: f64 = 0.25;
 
 /// numpy's `maximum`: NaN wins, and of two equal values (0.0 and -0.0) the second.
 #[inline]
@@ -293,7 +295,7 @@ pub fn bernoulli_step(
 // --- PoissonCusumBank (throughput) ------------------------------------------------------------------
 
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
-/// day_memory_weeks, surge, ln surge, small_first_day, quick_memory]`, then the three drop charts' ratios, their
+/// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z]`, then the three drop charts' ratios, their
 /// logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -302,7 +304,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 11;
+const POISSON_CONSTS: usize = 12;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -391,6 +393,8 @@ struct PoissonBefore {
     warm: bool,
     suspect: bool,
     suspect_up: bool,
+    /// How far the null's ends move apart for the seasonal factors' own uncertainty (a share of the rate).
+    band: f64,
 }
 
 fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
@@ -403,20 +407,24 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // Each bucket's prior is worth one visit of it (an hour, a day) at the current level.
     let k_hour = max(c[4], level * 3600.0);
     let k_day = max(c[4], level * 86_400.0);
-    let f_hour = (tb.hour_obs[k * 24 + hour] + k_hour) / (tb.hour_exp[k * 24 + hour] + k_hour);
-    let f_day = (tb.day_obs[k * 7 + day] + k_day) / (tb.day_exp[k * 7 + day] + k_day);
+    let (hour_obs, day_obs) = (tb.hour_obs[k * 24 + hour], tb.day_obs[k * 7 + day]);
+    let f_hour = (hour_obs + k_hour) / (tb.hour_exp[k * 24 + hour] + k_hour);
+    let f_day = (day_obs + k_day) / (tb.day_exp[k * 7 + day] + k_day);
     let season = f_hour * f_day;
     let lam = max(level * season * window_s, 1e-12);
     let tau = min(max(c[0], c[1] / max(level, 1e-9)), 7.0 * 86_400.0);
     let first = if n > 0.0 { first } else { t_ms };
     let seasoned = t_ms - first >= 86_400_000.0;
+    // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
+    // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
+    let band = if seasoned { min(c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt(), MAX_BAND) } else { 0.0 };
     let warm_up = n >= c[3] && events >= c[2];
     let warm = warm_up && (tau <= 2.0 * c[0] || seasoned);
     let small = tb.small[k * 3];
     let suspect_up = warm_up && up_prev > SUSPICION * h;
     let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
         || suspect_up;
-    PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up }
+    PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
 }
 
 fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 10], rows: usize) -> PyResult<PoissonTables<'a>> {
@@ -537,7 +545,7 @@ pub fn poisson_step(
         let mut s = [0.0f64; DROPS];
         for j in 0..DROPS {
             let h_each = h + p.penalty[j];
-            let step = min((xi * p.log_drops[j] - lam_down * (p.drops[j] - 1.0)) / pre.phi, max_step * h_each / h);
+            let step = min((xi * p.log_drops[j] - lam_down * (1.0 - pre.band) * (p.drops[j] - 1.0)) / pre.phi, max_step * h_each / h);
             s[j] = max(prev[j][0] + step, 0.0);
         }
         let h0 = h + p.penalty[0];
@@ -564,7 +572,7 @@ pub fn poisson_step(
             let going = prev[j][0] > 0.0;
             drops[j] = [s[j], if going { prev[j][1] } else { ti }, prev[j][2] * one(going) + xi];
         }
-        let step_up = min((xi * c[8] - lam_up * (surge - 1.0)) / pre.phi, max_step);
+        let step_up = min((xi * c[8] - lam_up * (1.0 + pre.band) * (surge - 1.0)) / pre.phi, max_step);
         let up = clip(up_prev + step_up, 0.0, CAP * h) * one(pre.warm_up);
         let up_going = up_prev > 0.0;
         let up_since = if up_going { up_since_prev } else { ti };

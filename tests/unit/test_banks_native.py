@@ -16,7 +16,7 @@ import pytest
 
 from load.bank_fingerprint import EVERY, synthetic_windows
 from modelmedic.detectors import sequential
-from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, SLOWDOWN, STALE, SURGE_CLIPPED, SUSPICION,
+from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, MAX_BAND, SLOWDOWN, STALE, SURGE_CLIPPED, SUSPICION,
                                              BernoulliCusumBank, Evidence,
                                              LatencyCusumBank, PoissonCusumBank, TailCusumBank)
 
@@ -71,6 +71,8 @@ class NumpyPoisson(PoissonCusumBank):
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(level, 1e-9)), 7 * 86_400.0)
         first = np.where(n > 0, first, t_ms)
         seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
+        band = np.where(seasoned, np.minimum(self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
+                                             MAX_BAND), 0.0)  # the factors' own uncertainty, once in use
         warm_up = (n >= self.min_windows) & (events >= self.min_events)
         warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
         small, deep = self._small[slots].T, self._deep[slots].T
@@ -95,11 +97,11 @@ class NumpyPoisson(PoissonCusumBank):
         lam_down = lam * np.where((self.quick_memory > 0) & (suspect | (behind < CAUGHT_UP)), raised, lower)
         rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
-        drops = self._step_drops(drops_prev, x, lam_down, phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
+        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band), phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
                                  max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
-        step_up = np.minimum((x * np.log(self.surge) - lam_up * (self.surge - 1.0)) / phi, max_step)
+        step_up = np.minimum((x * np.log(self.surge) - lam_up * (1.0 + band) * (self.surge - 1.0)) / phi, max_step)
         up = _clip(up_prev + step_up, 0.0, CAP * h) * warm_up
         up_going = up_prev > 0
         up_since = np.where(up_going, up_since, t_ms)
@@ -327,6 +329,7 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
              "throughput, small drops from the second day": (PoissonCusumBank(small_first_day=0.0),
                                                              NumpyPoisson(small_first_day=0.0)),
              "throughput, no quick level": (PoissonCusumBank(quick_memory=0.0), NumpyPoisson(quick_memory=0.0)),
+             "throughput, no seasonal band": (PoissonCusumBank(seasonal_z=0.0), NumpyPoisson(seasonal_z=0.0)),
              "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
     alarms = dict.fromkeys(pairs, 0)
