@@ -29,6 +29,8 @@ const CAUGHT_UP: f64 = 1.0;
 const SURGE_CLIPPED: f64 = 2.0;
 /// `sequential.MAX_BAND`: the most the seasonal factors' uncertainty moves the null's ends apart (a share of the rate).
 const MAX_BAND: f64 = 0.25;
+/// `sequential.PEARSON_KEPT`: requests over its expected count a window's Pearson residual keeps whole for `phi`.
+const PEARSON_KEPT: f64 = 4.0;
 
 /// numpy's `maximum`: NaN wins, and of two equal values (0.0 and -0.0) the second.
 #[inline]
@@ -594,7 +596,9 @@ pub fn poisson_step(
         let a_quick = if pre.suspect { a_quick_raw } else { max(a_quick_raw, share) };
         tb.quick[k] = quick + a_quick * (x_level / (pre.season * window_s) - quick);
         let dev = xi - pre.lam;
-        let pearson = min(dev * dev / pre.lam, 50.0);
+        // At most 50, or a window PEARSON_KEPT requests over its expected count: at 0.04 req/s a batch of two in a
+        // 1 s window is a residual of 100, and a bound of 50 alone left `phi` 0.76 where batches of two disperse 3x.
+        let pearson = min(dev * dev / pre.lam, max(50.0, PEARSON_KEPT * PEARSON_KEPT / pre.lam));
         // Under a drop's suspicion the overdispersion keeps its value: learning the deficit (1.0 to 1.14-1.18 over an
         // hour at 0.1x of 3 req/s) divided every chart's evidence for hours after. Not yet under a surge's: a phi
         // inflated by the surge masks the drop a first-day level still 1.5x above the rate reads after it.

@@ -16,7 +16,7 @@ import pytest
 
 from load.bank_fingerprint import EVERY, synthetic_windows
 from modelmedic.detectors import sequential
-from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, MAX_BAND, SLOWDOWN, STALE, SURGE_CLIPPED, SUSPICION,
+from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, MAX_BAND, PEARSON_KEPT, SLOWDOWN, STALE, SURGE_CLIPPED, SUSPICION,
                                              BernoulliCusumBank, Evidence,
                                              LatencyCusumBank, PoissonCusumBank, TailCusumBank)
 
@@ -118,7 +118,7 @@ class NumpyPoisson(PoissonCusumBank):
         with np.errstate(divide="ignore"):  # quick_memory 0: off, the quick level is the last window's rate
             a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
-        pearson = np.minimum((x - lam) ** 2 / lam, 50.0)
+        pearson = np.minimum((x - lam) ** 2 / lam, np.maximum(50.0, PEARSON_KEPT**2 / lam))
         new_phi = np.where(warm, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
         moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)

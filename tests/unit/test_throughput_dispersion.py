@@ -43,3 +43,18 @@ def test_phi_does_not_learn_a_drop() -> None:
 def test_phi_does_not_learn_a_surge() -> None:
     phi = _phi_after(1.0, 6, seed=41, healthy_s=3600, incident_s=3600, ratio=3.0)
     assert np.all(phi < 1.2), phi.tolist()
+
+
+def test_phi_sees_batches_at_the_lowest_rates() -> None:
+    # 0.05 req/s in 1 s windows (warm from its first hours), requests in batches (geometric, 2 on average: a dispersion of 3). With the residual
+    # bound at 50 alone phi settled under 1 (so at 1.0): a batch of two is a residual of about 76. Poisson counts stay ~1.
+    rng = np.random.default_rng(43)
+    series, rate = 20, 0.05
+    bank, slots = PoissonCusumBank(), np.arange(2 * series)
+    for t_s in range(6 * 3600):
+        batches = rng.poisson(rate / 2, series)
+        batched = np.array([rng.geometric(0.5, k).sum() if k else 0 for k in batches], dtype=float)
+        x = np.concatenate([batched, rng.poisson(rate, series).astype(float)])
+        bank.score_learn(slots, x, np.full(slots.size, MONDAY_MS + t_s * 1000.0), WINDOW_S, H, H / 2)
+    phi = bank._f[slots, PoissonCusumBank._COLUMNS.index("phi")]
+    assert np.median(phi[:series]) > 1.6 and np.median(phi[series:]) < 1.2, phi.round(2).tolist()
