@@ -543,11 +543,12 @@ pub fn poisson_step(
         // The surge's ceiling (PoissonCusumBank._surge_ceiling).
         let floor = if pre.seasoned { 1.0 } else { min(rel, 1.0) };
         let lam_up = pre.lam * max(max(floor, lag[i]), rel * lag_fast[i]);
-        // The drop charts (PoissonCusumBank._step_drops).
+        // The drop charts (PoissonCusumBank._step_drops), against the reference less the seasonal factors' band.
+        let lam_drops = lam_down * (1.0 - pre.band);
         let mut s = [0.0f64; DROPS];
         for j in 0..DROPS {
             let h_each = h + p.penalty[j];
-            let step = min((xi * p.log_drops[j] - lam_down * (1.0 - pre.band) * (p.drops[j] - 1.0)) / pre.phi, max_step * h_each / h);
+            let step = min((xi * p.log_drops[j] - lam_drops * (p.drops[j] - 1.0)) / pre.phi, max_step * h_each / h);
             s[j] = max(prev[j][0] + step, 0.0);
         }
         let h0 = h + p.penalty[0];
