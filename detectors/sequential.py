@@ -319,6 +319,26 @@ class PoissonCusumBank(_Bank):
     -90% drops median 932 -> 1,140 s at 0.05 req/s and the same from 1 req/s; x3 surges 39 -> 36 of 40 found at
     0.05 req/s. 0 = off (the first day is never widened: its factors are not in use).
 
+    **Busy traffic wanders more than Poisson over minutes, and the null reaches as far.** A rate that moves +-10%
+    from one minute to the next is nothing in a 1 s window at 10 req/s (``phi`` 1.1), yet the small chart, which
+    accumulates over minutes, read a low minute or two as a -30% drop: 273 false drop episodes in 40 healthy
+    series at 0.3-10 req/s over two days (synthetic, 1 s windows), 447 in 16 at 10 and 100 req/s over 12 hours;
+    an Ornstein-Uhlenbeck wander of the log rate (sd 0.1, half an hour) 264 in the 40. So each series sums its
+    windows into blocks that close once they expect ``block_events`` requests (or span ``block_s``); a closed
+    block's squared deviation beyond the null's ends (none within them: the first day's lag is in the null
+    already), less what the windows' ``phi`` explains, over its expected count squared, is learned into ``v``,
+    the rate's relative variance over a block (an EWMA with the level's memory; nothing while cold or under
+    suspicion). Where blocks close on their count (an expected rate of at least ``block_events / block_s``,
+    3.3 req/s: below it Poisson noise outweighs such a wander, and blocks learned there cost first-day -30% drops
+    at 0.4-3 req/s, docs/detection.md), the drops' expected count is lowered and the surge's raised by ``wander_z``
+    standard deviations (``wander_z sqrt(v)``, at most ``MAX_BAND``), as far as the level's lag does not already
+    reach (in a first-day decline the lower end is already 0.8x of the rate). The same 40 series: 30 and 89
+    episodes (the wander's 29 at 1 req/s untouched); the 16: 8. The cost on smooth Poisson series, whose null errs
+    by a few percent within an hour (the hour factors are steps): -30% drops of an hour at 3 and 10 req/s found
+    within it 39 -> 35 of 40 (``tests/unit/test_throughput_wander.py``: on a second day all 16 at 3-100 req/s
+    within 1,200 s, as before); in wandering traffic a -30% drop is harder to tell from the wander, as it should be.
+    0 = off (``block_s`` or ``wander_z``).
+
     A third drop CUSUM is designed for ``deep_drop`` (0.25; it drifts up below 0.54x): of the evidence
     a -90% drop holds (0.67 nats per usual request) the halving's gains 0.43, this one 0.61, so at
     0.12 req/s (a 0.22 req/s model at that hour) the drop is found in about 300 s where the halving's
@@ -341,27 +361,29 @@ class PoissonCusumBank(_Bank):
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
-               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": ()}
+               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (6,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
     (0: none yet, as in snapshots from before them); ``_quick``: the quick level (0: the level, as in snapshots
-    from before it)."""
+    from before it); ``_block``: the current block's windows, count and the null's two ends summed, the blocks learned
+    and ``v``, the rate's relative variance over a block (0: none yet, as in snapshots from before it)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
-                 seasonal_z: float = 2.0):
+                 seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
+                 wander_z: float = 2.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
-        self.seasonal_z = seasonal_z
+        self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
         self._drops = np.array([drop, small_drop, deep_drop])
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
-                             surge, np.log(surge), small_first_day, quick_memory, seasonal_z, self._drops, np.log(self._drops),
-                             self._drop_penalty]
+                             surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
+                             wander_z, self._drops, np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
@@ -379,13 +401,14 @@ class PoissonCusumBank(_Bank):
         suspicion from the halving's and the small drop's CUSUMs past a third of their thresholds, or the
         surge's; the level's lag (twice- over thrice-smoothed level, to the power ``1 + behind``) lowering the
         drops' expected count on a decline (on a rise the quick level's forecast raises it towards the level's),
-        the surge's ceiling raising the surge's; the three drop CUSUMs (each adds ``(x ln r - lam (r - 1)) /
+        the surge's ceiling raising the surge's, both ends moved out by the seasonal band and by the rate's wander
+        over a block where the lag does not reach as far; the three drop CUSUMs (each adds ``(x ln r - lam (r - 1)) /
         phi``, at most a window's most, which grows with its share of the budget; the
         small one at ``small_first_day`` times its threshold on the first day and held at its threshold while the
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
-        ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the
-        smoothings (which move with the level, keeping the trend from before a suspicion, until it has caught
+        ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
+        (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a suspicion, until it has caught
         up), ``behind`` and the seasonal buckets (only what the level does not explain, not under suspicion)
         learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the

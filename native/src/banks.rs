@@ -297,8 +297,8 @@ pub fn bernoulli_step(
 // --- PoissonCusumBank (throughput) ------------------------------------------------------------------
 
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
-/// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z]`, then the three drop charts' ratios, their
-/// logarithms and penalties.
+/// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z]`, then the three
+/// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
     drops: &'a [f64],
@@ -306,7 +306,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 12;
+const POISSON_CONSTS: usize = 15;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -341,6 +341,7 @@ struct PoissonTables<'a> {
     fast: &'a mut [f64],
     deep: &'a mut [f64],
     quick: &'a mut [f64],
+    block: &'a mut [f64],
 }
 
 /// numpy's float `floor_divide` (`npy_divmod`): `a // b` as numpy rounds it; the same algorithm as CPython's
@@ -397,6 +398,9 @@ struct PoissonBefore {
     suspect_up: bool,
     /// How far the null's ends move apart for the seasonal factors' own uncertainty (a share of the rate).
     band: f64,
+    /// How far the rate wanders over a block beyond Poisson noise (`wander_z` of its relative standard deviation):
+    /// the charts' null reaches that far from the expected count, where the level's lag does not already.
+    wander: f64,
 }
 
 fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
@@ -426,14 +430,51 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let suspect_up = warm_up && up_prev > SUSPICION * h;
     let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
         || suspect_up;
-    PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
+    // Where blocks close on `block_events` requests (not on `block_s`), `wander_z` standard deviations of the rate's
+    // own wander over a block (`v`, what blocks vary beyond the windows' dispersion).
+    let wander = if c[12] > 0.0 && lam / window_s * c[12] >= c[13] {
+        min(c[14] * max(tb.block[k * BLOCK + 5], 0.0).sqrt(), MAX_BAND)
+    } else {
+        0.0
+    };
+    PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band, wander }
 }
 
-fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 10], rows: usize) -> PyResult<PoissonTables<'a>> {
-    let names =
-        ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep", "_quick"];
-    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3, 1];
-    let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(10);
+/// `_block`'s width: the block's windows, count, and the null's lower and upper expected counts so far, the blocks
+/// learned, and the rate's relative variance over a block beyond the windows' dispersion (`v`).
+const BLOCK: usize = 6;
+/// The most one block teaches `v`: a block half its expected count away.
+const BLOCK_TERM_MAX: f64 = 0.25;
+
+/// A series' `_block` after a window (PoissonCusumBank, `block_s`, `block_events`): the window's count and the ends of
+/// its null (`lam_down` less and `lam_up` plus the seasonal band, not the wander's part) are added to the block's; once
+/// they expect `block_events` requests or span `block_s`, the block's squared deviation beyond the null's ends (none
+/// within them: the level's lag on the first day is in the null already) less what the windows' dispersion explains,
+/// relative to its expected count squared, is learned into `v` (an EWMA of memory the level's `tau`, weighted at least
+/// `1 / (blocks + 1)`) and a new block starts. While cold or under suspicion a block is dropped: the wander is the
+/// traffic's, not an incident's.
+fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, pre: &PoissonBefore, window_s: f64) -> [f64; BLOCK] {
+    let (block_s, block_events) = (p.c[12], p.c[13]);
+    if block_s <= 0.0 || !pre.warm || pre.suspect {
+        return [0.0, 0.0, 0.0, 0.0, b[4], b[5]];
+    }
+    let (windows, count, low, high) = (b[0] + 1.0, b[1] + xi, b[2] + low_i, b[3] + high_i);
+    if windows * window_s < block_s && 0.5 * (low + high) < block_events {
+        return [windows, count, low, high, b[4], b[5]];
+    }
+    let end = if count < low { low } else if count > high { high } else { 0.5 * (low + high) };
+    let dev = max(max(low - count, count - high), 0.0);
+    let term = min((dev * dev - pre.phi * end) / max(end * end, 1e-12), BLOCK_TERM_MAX);
+    let span = windows * window_s;
+    let a = max(span / (pre.tau + span), 1.0 / (b[4] + 1.0));
+    [0.0, 0.0, 0.0, 0.0, b[4] + 1.0, b[5] + a * (term - b[5])]
+}
+
+fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 11], rows: usize) -> PyResult<PoissonTables<'a>> {
+    let names = ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep",
+                 "_quick", "_block"];
+    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3, 1, BLOCK];
+    let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(11);
     for ((buf, name), width) in bufs.iter().zip(names).zip(widths) {
         let a = items_mut(buf, name)?;
         if a.len() != rows * width {
@@ -454,6 +495,7 @@ fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 10], rows: usize) -> PyResult<Po
         fast: next(),
         deep: next(),
         quick: next(),
+        block: next(),
     })
 }
 
@@ -464,7 +506,7 @@ fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 10], rows: usize) -> PyResult<Po
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn poisson_args(
-    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 10], consts: PyBuffer<f64>, slots: PyBuffer<i64>, t_ms: PyBuffer<f64>,
+    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 11], consts: PyBuffer<f64>, slots: PyBuffer<i64>, t_ms: PyBuffer<f64>,
     h: f64, window_s: f64, args: PyBuffer<f64>,
 ) -> PyResult<()> {
     let (fs, slots, t_ms) = (items(&f, "f")?, items(&slots, "slots")?, items(&t_ms, "t_ms")?);
@@ -498,7 +540,7 @@ pub fn poisson_args(
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn poisson_step(
-    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 10], consts: PyBuffer<f64>, slots: PyBuffer<i64>, x: PyBuffer<f64>,
+    f: PyBuffer<f64>, tables: [PyBuffer<f64>; 11], consts: PyBuffer<f64>, slots: PyBuffer<i64>, x: PyBuffer<f64>,
     t_ms: PyBuffer<f64>, h: f64, window_s: f64, max_step: f64, lag: PyBuffer<f64>, lag_fast: PyBuffer<f64>,
     lag_quick: PyBuffer<f64>, expm1: PyBuffer<f64>, out: PyBuffer<f64>, since: PyBuffer<i64>, kind: PyBuffer<i8>,
     flags: PyBuffer<u8>,
@@ -544,7 +586,10 @@ pub fn poisson_step(
         let floor = if pre.seasoned { 1.0 } else { min(rel, 1.0) };
         let lam_up = pre.lam * max(max(floor, lag[i]), rel * lag_fast[i]);
         // The drop charts (PoissonCusumBank._step_drops), against the reference less the seasonal factors' band.
-        let lam_drops = lam_down * (1.0 - pre.band);
+        // The wander reaches below and above the expected count only as far as the level's lag does not already.
+        let wander_down = max(pre.wander - max(1.0 - lam_down / pre.lam, 0.0), 0.0);
+        let wander_up = max(pre.wander - max(lam_up / pre.lam - 1.0, 0.0), 0.0);
+        let lam_drops = lam_down * (1.0 - pre.band) * (1.0 - wander_down);
         let mut s = [0.0f64; DROPS];
         for j in 0..DROPS {
             let h_each = h + p.penalty[j];
@@ -575,7 +620,7 @@ pub fn poisson_step(
             let going = prev[j][0] > 0.0;
             drops[j] = [s[j], if going { prev[j][1] } else { ti }, prev[j][2] * one(going) + xi];
         }
-        let step_up = min((xi * c[8] - lam_up * (1.0 + pre.band) * (surge - 1.0)) / pre.phi, max_step);
+        let step_up = min((xi * c[8] - lam_up * (1.0 + pre.band) * (1.0 + wander_up) * (surge - 1.0)) / pre.phi, max_step);
         let up = clip(up_prev + step_up, 0.0, CAP * h) * one(pre.warm_up);
         let up_going = up_prev > 0.0;
         let up_since = if up_going { up_since_prev } else { ti };
@@ -617,6 +662,9 @@ pub fn poisson_step(
         tb.slow[k * 2 + 1] = thrice;
         let behind = tb.behind[k];
         tb.behind[k] = behind + a * ((SLOWDOWN - 1.0) * one(pre.suspect) - behind);
+        let (low, high) = (lam_down * (1.0 - pre.band), lam_up * (1.0 + pre.band));
+        let block = poisson_block(&p, &tb.block[k * BLOCK..(k + 1) * BLOCK], xi, low, high, &pre, window_s);
+        tb.block[k * BLOCK..(k + 1) * BLOCK].copy_from_slice(&block);
         tb.small[k * 3..k * 3 + 3].copy_from_slice(&drops[1]);
         tb.deep[k * 3..k * 3 + 3].copy_from_slice(&drops[2]);
         row.copy_from_slice(&[pre.n + 1.0, pre.first, pre.events + xi, new_level, new_phi, drops[0][0], up, drops[0][1],

@@ -53,6 +53,7 @@ class NumpyPoisson(PoissonCusumBank):
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         n, first, events, level, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
         phi = np.maximum(phi, 1.0)
+        block = self._block[slots]
         hour = ((t_ms // 3_600_000) % 24).astype(np.int64)
         day = ((t_ms // 86_400_000) % 7).astype(np.int64)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
@@ -73,6 +74,9 @@ class NumpyPoisson(PoissonCusumBank):
         seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
         band = np.where(seasoned, np.minimum(self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
                                              MAX_BAND), 0.0)  # the factors' own uncertainty, once in use
+        # where blocks close on block_events requests, the rate's own wander over a block
+        judged = (self.block_s > 0) & (lam / window_s * self.block_s >= self.block_events)
+        wander = np.where(judged, np.minimum(self.wander_z * np.sqrt(np.maximum(block[:, 5], 0.0)), MAX_BAND), 0.0)
         warm_up = (n >= self.min_windows) & (events >= self.min_events)
         warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
         small, deep = self._small[slots].T, self._deep[slots].T
@@ -97,11 +101,14 @@ class NumpyPoisson(PoissonCusumBank):
         lam_down = lam * np.where((self.quick_memory > 0) & (suspect | (behind < CAUGHT_UP)), raised, lower)
         rel = np.divide(fast, level, out=np.ones(slots.size), where=level > 0)
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
-        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band), phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
+        wander_down = np.maximum(wander - np.maximum(1.0 - lam_down / lam, 0.0), 0.0)  # beyond the level's lag only
+        wander_up = np.maximum(wander - np.maximum(lam_up / lam - 1.0, 0.0), 0.0)
+        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down), phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
                                  max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
-        step_up = np.minimum((x * np.log(self.surge) - lam_up * (1.0 + band) * (self.surge - 1.0)) / phi, max_step)
+        step_up = np.minimum((x * np.log(self.surge) - lam_up * (1.0 + band) * (1.0 + wander_up) * (self.surge - 1.0)) / phi,
+                             max_step)
         up = _clip(up_prev + step_up, 0.0, CAP * h) * warm_up
         up_going = up_prev > 0
         up_since = np.where(up_going, up_since, t_ms)
@@ -120,6 +127,8 @@ class NumpyPoisson(PoissonCusumBank):
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, np.maximum(50.0, PEARSON_KEPT**2 / lam))
         new_phi = np.where(warm, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
+        self._block[slots] = self._step_block(block, x, lam_down * (1.0 - band), lam_up * (1.0 + band), tau, phi,
+                                              warm & ~suspect, window_s)
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
         moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)
         twice = np.where(slow[:, 0] > 0, np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])),
@@ -166,6 +175,19 @@ class NumpyPoisson(PoissonCusumBank):
         s[::2] = np.minimum(s[::2], CAP * h_each[::2]) * warm
         going = prev[0] > 0
         return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
+
+    def _step_block(self, b: np.ndarray, x: np.ndarray, lam_down: np.ndarray, lam_up: np.ndarray, tau: np.ndarray,
+                    phi: np.ndarray, learn: np.ndarray, window_s: float) -> np.ndarray:
+        windows, count, low, high = b[:, 0] + 1.0, b[:, 1] + x, b[:, 2] + lam_down, b[:, 3] + lam_up
+        learn = learn & (self.block_s > 0)
+        full = learn & ((windows * window_s >= self.block_s) | (0.5 * (low + high) >= self.block_events))
+        end = np.where(count < low, low, np.where(count > high, high, 0.5 * (low + high)))
+        dev = np.maximum(np.maximum(low - count, count - high), 0.0)  # beyond the null's ends only
+        term = np.minimum((dev**2 - phi * end) / np.maximum(end**2, 1e-12), 0.25)
+        a = np.maximum(windows * window_s / (tau + windows * window_s), 1.0 / (b[:, 4] + 1.0))
+        summed = np.where(learn & ~full, 1.0, 0.0)[:, None] * np.stack([windows, count, low, high], axis=1)
+        return np.concatenate([summed, np.stack([b[:, 4] + full, np.where(full, b[:, 5] + a * (term - b[:, 5]), b[:, 5])],
+                                                axis=1)], axis=1)
 
     def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
         floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))
@@ -330,6 +352,7 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
                                                              NumpyPoisson(small_first_day=0.0)),
              "throughput, no quick level": (PoissonCusumBank(quick_memory=0.0), NumpyPoisson(quick_memory=0.0)),
              "throughput, no seasonal band": (PoissonCusumBank(seasonal_z=0.0), NumpyPoisson(seasonal_z=0.0)),
+             "throughput, no block dispersion": (PoissonCusumBank(block_s=0.0), NumpyPoisson(block_s=0.0)),
              "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
     alarms = dict.fromkeys(pairs, 0)

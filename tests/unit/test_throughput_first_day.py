@@ -143,11 +143,11 @@ def test_healthy_diurnal_series_in_ten_second_windows_raise_no_drop(draw: int, s
     assert (drop < h).all(), f"false drops at rates {rates[(drop >= h).any(axis=0)].round(3).tolist()}"
 
 
-@pytest.mark.parametrize("table", ["_deep", "_quick"])
+@pytest.mark.parametrize("table", ["_deep", "_quick", "_block"])
 def test_a_snapshot_from_before_a_table_restores_with_it_at_zero(table: str) -> None:
-    # Snapshots before the deep-drop CUSUM have no ``_deep``, those before the quick level no ``_quick``: such a
-    # series restores with it at 0 (for the quick level: the level, until it learns) and then judges as a bank
-    # whose table is at 0, window for window.
+    # Snapshots before the deep-drop CUSUM have no ``_deep``, those before the quick level no ``_quick``, those before
+    # the wander no ``_block``: such a series restores with it at 0 (for the quick level: the level, until it learns)
+    # and then judges as a bank whose table is at 0, window for window.
     rng = np.random.default_rng(20)
     bank, slots = PoissonCusumBank(min_windows=10), np.arange(4)
     for w in range(200):
