@@ -408,8 +408,8 @@ class PoissonCusumBank(_Bank):
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
         ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
-        (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a suspicion, until it has caught
-        up), ``behind`` and the seasonal buckets (only what the level does not explain, not under suspicion)
+        (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a
+        suspicion, until it has caught up), ``behind`` and the seasonal buckets (only what the level does not explain, not under suspicion)
         learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
         learning rates' ``expm1``, so the values are its own."""

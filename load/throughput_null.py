@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> None:
                 cells.append(f"{got.size:2d} / {np.median(got) if got.size else np.nan:6.0f} / "
                              f"{got.max() if got.size else np.nan:6.0f}")
             f = false[rows, d]
-            print(f"{r:6g} {d + 1:4d}  {np.count_nonzero(f):5d} / {f.sum():4d}                  " + "       ".join(cells))
+            head = f"{r:6g} {d + 1:4d}  {np.count_nonzero(f):5d} / {f.sum():4d}"
+            print(head + " " * 18 + "       ".join(cells))
     print(f"false drop episodes: {false.sum()}")
 
 

@@ -103,12 +103,12 @@ class NumpyPoisson(PoissonCusumBank):
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
         wander_down = np.maximum(wander - np.maximum(1.0 - lam_down / lam, 0.0), 0.0)  # beyond the level's lag only
         wander_up = np.maximum(wander - np.maximum(lam_up / lam - 1.0, 0.0), 0.0)
-        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down), phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
-                                 max_step)
+        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down), phi, warm, h_small,
+                                 ~seasoned & (behind > STALE), t_ms, h, max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
-        step_up = np.minimum((x * np.log(self.surge) - lam_up * (1.0 + band) * (1.0 + wander_up) * (self.surge - 1.0)) / phi,
-                             max_step)
+        lam_surge = lam_up * (1.0 + band) * (1.0 + wander_up)
+        step_up = np.minimum((x * np.log(self.surge) - lam_surge * (self.surge - 1.0)) / phi, max_step)
         up = _clip(up_prev + step_up, 0.0, CAP * h) * warm_up
         up_going = up_prev > 0
         up_since = np.where(up_going, up_since, t_ms)
@@ -186,8 +186,8 @@ class NumpyPoisson(PoissonCusumBank):
         term = np.minimum((dev**2 - phi * end) / np.maximum(end**2, 1e-12), 0.25)
         a = np.maximum(windows * window_s / (tau + windows * window_s), 1.0 / (b[:, 4] + 1.0))
         summed = np.where(learn & ~full, 1.0, 0.0)[:, None] * np.stack([windows, count, low, high], axis=1)
-        return np.concatenate([summed, np.stack([b[:, 4] + full, np.where(full, b[:, 5] + a * (term - b[:, 5]), b[:, 5])],
-                                                axis=1)], axis=1)
+        v = np.where(full, b[:, 5] + a * (term - b[:, 5]), b[:, 5])
+        return np.concatenate([summed, np.stack([b[:, 4] + full, v], axis=1)], axis=1)
 
     def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
         floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))
