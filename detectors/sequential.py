@@ -409,8 +409,8 @@ class PoissonCusumBank(_Bank):
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
         ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
         (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a
-        suspicion, until it has caught up), ``behind`` and the seasonal buckets (only what the level does not explain, not under suspicion)
-        learn. The judge sees the drop chart furthest
+        suspicion, until it has caught up), ``behind`` and the seasonal buckets (only what the level does not
+        explain, not under suspicion) learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
         learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)

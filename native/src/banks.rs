@@ -398,9 +398,6 @@ struct PoissonBefore {
     suspect_up: bool,
     /// How far the null's ends move apart for the seasonal factors' own uncertainty (a share of the rate).
     band: f64,
-    /// How far the rate wanders over a block beyond Poisson noise (`wander_z` of its relative standard deviation):
-    /// the charts' null reaches that far from the expected count, where the level's lag does not already.
-    wander: f64,
 }
 
 fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
@@ -430,14 +427,19 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let suspect_up = warm_up && up_prev > SUSPICION * h;
     let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
         || suspect_up;
-    // Where blocks close on `block_events` requests (not on `block_s`), `wander_z` standard deviations of the rate's
-    // own wander over a block (`v`, what blocks vary beyond the windows' dispersion).
-    let wander = if c[12] > 0.0 && lam / window_s * c[12] >= c[13] {
-        min(c[14] * max(tb.block[k * BLOCK + 5], 0.0).sqrt(), MAX_BAND)
+    PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
+}
+
+/// How far the rate wanders over a block beyond Poisson noise: `wander_z` standard deviations of it (`sqrt(v)`), where
+/// blocks close on `block_events` requests (not on `block_s`); the charts' null reaches that far from the expected
+/// count, where the level's lag does not already. Only `poisson_step` needs it.
+fn poisson_wander(p: &Poisson, v: f64, lam: f64, window_s: f64) -> f64 {
+    let c = p.c;
+    if c[12] > 0.0 && lam / window_s * c[12] >= c[13] {
+        min(c[14] * max(v, 0.0).sqrt(), MAX_BAND)
     } else {
         0.0
-    };
-    PoissonBefore { n, first, events, level, phi, hour, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band, wander }
+    }
 }
 
 /// `_block`'s width: the block's windows, count, and the null's lower and upper expected counts so far, the blocks
@@ -587,8 +589,9 @@ pub fn poisson_step(
         let lam_up = pre.lam * max(max(floor, lag[i]), rel * lag_fast[i]);
         // The drop charts (PoissonCusumBank._step_drops), against the reference less the seasonal factors' band.
         // The wander reaches below and above the expected count only as far as the level's lag does not already.
-        let wander_down = max(pre.wander - max(1.0 - lam_down / pre.lam, 0.0), 0.0);
-        let wander_up = max(pre.wander - max(lam_up / pre.lam - 1.0, 0.0), 0.0);
+        let wander = poisson_wander(&p, tb.block[k * BLOCK + 5], pre.lam, window_s);
+        let wander_down = max(wander - max(1.0 - lam_down / pre.lam, 0.0), 0.0);
+        let wander_up = max(wander - max(lam_up / pre.lam - 1.0, 0.0), 0.0);
         let lam_drops = lam_down * (1.0 - pre.band) * (1.0 - wander_down);
         let mut s = [0.0f64; DROPS];
         for j in 0..DROPS {
