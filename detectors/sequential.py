@@ -210,7 +210,11 @@ class PoissonCusumBank(_Bank):
     Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected
     + k)`` of its bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an
     hour, a day) at the current level and at least ``prior_events``: a factor learns over
-    visits, so minutes of an outage barely move it. A series whose memory must be longer than
+    visits, so minutes of an outage barely move it. Hour bucket ``b`` stands for the rate at
+    ``b:30``; between two such centres the factor is interpolated linearly, and each of the
+    two buckets learns a window in its share: as steps, the factors erred by up to a tenth of
+    the rate in a day whose trough is a quarter of its peak, which the charts read as drops
+    and surges. A series whose memory must be longer than
     2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
     surges from its first events (the surge's ceiling below).
 
@@ -333,8 +337,8 @@ class PoissonCusumBank(_Bank):
     at 0.4-3 req/s, docs/detection.md), the drops' expected count is lowered and the surge's raised by ``wander_z``
     standard deviations (``wander_z sqrt(v)``, at most ``MAX_BAND``), as far as the level's lag does not already
     reach (in a first-day decline the lower end is already 0.8x of the rate). The same 40 series: 30 and 89
-    episodes (the wander's 29 at 1 req/s untouched); the 16: 8. The cost on smooth Poisson series, whose null errs
-    by a few percent within an hour (the hour factors are steps): -30% drops of an hour at 3 and 10 req/s found
+    episodes (the wander's 29 at 1 req/s untouched); the 16: 8. The cost on smooth Poisson series (measured while the hour factors
+    were steps, their null a few percent off within an hour): -30% drops of an hour at 3 and 10 req/s found
     within it 39 -> 35 of 40 (``tests/unit/test_throughput_wander.py``: on a second day all 16 at 3-100 req/s
     within 1,200 s, as before); in wandering traffic a -30% drop is harder to tell from the wander, as it should be.
     0 = off (``block_s`` or ``wander_z``).

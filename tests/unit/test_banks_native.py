@@ -54,15 +54,20 @@ class NumpyPoisson(PoissonCusumBank):
         n, first, events, level, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
         phi = np.maximum(phi, 1.0)
         block = self._block[slots]
-        hour = ((t_ms // 3_600_000) % 24).astype(np.int64)
+        u = t_ms / 3_600_000.0 - 0.5  # bucket b stands for b:30; interpolated between two centres
+        below = np.floor(u)
+        hour, hour_w = (below % 24).astype(np.int64), u - below
+        hour1 = (hour + 1) % 24
         day = ((t_ms // 86_400_000) % 7).astype(np.int64)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
         k_hour = np.maximum(self.prior_events, level * 3600.0)
         k_day = np.maximum(self.prior_events, level * 86_400.0)
-        hour_obs, hour_exp = self._hour_obs[slots, hour], self._hour_exp[slots, hour]
+        o0, o1 = self._hour_obs[slots, hour], self._hour_obs[slots, hour1]
+        f0, f1 = ((self._hour_obs[slots, b] + k_hour) / (self._hour_exp[slots, b] + k_hour) for b in (hour, hour1))
+        hour_obs = o0 + hour_w * (o1 - o0)
         day_obs, day_exp = self._day_obs[slots, day], self._day_exp[slots, day]
-        f_hour = (hour_obs + k_hour) / (hour_exp + k_hour)
+        f_hour = f0 + hour_w * (f1 - f0)
         f_day = (day_obs + k_day) / (day_exp + k_day)
         season = f_hour * f_day
         lam = np.maximum(level * season * window_s, 1e-12)
@@ -140,11 +145,12 @@ class NumpyPoisson(PoissonCusumBank):
         self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
                                    down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
-        hour_keep = np.where(learn, 1.0 - window_s / (self.hour_memory_days * 3600.0), 1.0)
         day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
         base = level * window_s * learn
-        self._hour_obs[slots, hour] = hour_obs * hour_keep + x * learn
-        self._hour_exp[slots, hour] = hour_exp * hour_keep + base * f_day
+        for b, part in ((hour, 1.0 - hour_w), (hour1, hour_w)):  # each learns and forgets in its share
+            keep = 1.0 - part * learn * (window_s / (self.hour_memory_days * 3600.0))
+            self._hour_obs[slots, b] = self._hour_obs[slots, b] * keep + part * x * learn
+            self._hour_exp[slots, b] = self._hour_exp[slots, b] * keep + part * base * f_day
         self._day_obs[slots, day] = day_obs * day_keep + x * learn
         self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
 
