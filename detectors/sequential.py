@@ -214,7 +214,14 @@ class PoissonCusumBank(_Bank):
     ``b:30``; between two such centres the factor is interpolated linearly, and each of the
     two buckets learns a window in its share: as steps, the factors erred by up to a tenth of
     the rate in a day whose trough is a quarter of its peak, which the charts read as drops
-    and surges. A series whose memory must be longer than
+    and surges. The buckets learn each window against the **season's level**, an EWMA of the
+    deseasonalized rate over ``season_memory_s`` (a day; from the first window, as a running
+    mean until then), not against the level: a level of an hour's memory follows the day, so
+    buckets learning against it learned only its lag (after five days of a 4x day at 100
+    req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their peak six hours
+    early, and the expected count 19% off at its 95th percentile; against the season's
+    level 0.50-1.36 in phase, 7%). On the first day the factors are the day so far, which
+    keeps sparse series' daily rise from reading as a surge. A series whose memory must be longer than
     2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
     surges from its first events (the surge's ceiling below).
 
@@ -365,13 +372,15 @@ class PoissonCusumBank(_Bank):
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
-               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (6,)}
+               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (6,),
+               "_season_level": ()}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
     (0: none yet, as in snapshots from before them); ``_quick``: the quick level (0: the level, as in snapshots
     from before it); ``_block``: the current block's windows, count and the null's two ends summed, the blocks learned
-    and ``v``, the rate's relative variance over a block (0: none yet, as in snapshots from before it)."""
+    and ``v``, the rate's relative variance over a block (0: none yet, as in snapshots from before it);
+    ``_season_level``: what the seasonal buckets learn against (0: the level, as in snapshots from before it)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
@@ -379,7 +388,7 @@ class PoissonCusumBank(_Bank):
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
-                 wander_z: float = 2.0):
+                 wander_z: float = 2.0, season_memory_s: float = 86_400.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -387,10 +396,11 @@ class PoissonCusumBank(_Bank):
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
-                             wander_z, self._drops, np.log(self._drops), self._drop_penalty]
+                             wander_z, season_memory_s, self._drops, np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
+        self.season_memory_s = season_memory_s
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
@@ -413,8 +423,8 @@ class PoissonCusumBank(_Bank):
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
         ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
         (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a
-        suspicion, until it has caught up), ``behind`` and the seasonal buckets (only what the level does not
-        explain, not under suspicion) learn. The judge sees the drop chart furthest
+        suspicion, until it has caught up), ``behind``, the seasonal buckets (against the season's level, the
+        two hour buckets around the window in their shares) and the season's level (neither under suspicion) learn. The judge sees the drop chart furthest
         along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
         learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)

@@ -146,13 +146,16 @@ class NumpyPoisson(PoissonCusumBank):
                                    down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
-        base = level * window_s * learn
+        season_level = np.where(self._season_level[slots] > 0, self._season_level[slots], level)
+        base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
         for b, part in ((hour, 1.0 - hour_w), (hour1, hour_w)):  # each learns and forgets in its share
             keep = 1.0 - part * learn * (window_s / (self.hour_memory_days * 3600.0))
             self._hour_obs[slots, b] = self._hour_obs[slots, b] * keep + part * x * learn
             self._hour_exp[slots, b] = self._hour_exp[slots, b] * keep + part * base * f_day
         self._day_obs[slots, day] = day_obs * day_keep + x * learn
         self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
+        a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
+        self._season_level[slots] = season_level + a_season * (x / (season * window_s) - season_level)
 
         # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
         penalty = np.repeat(self._drop_penalty[:, None], slots.size, axis=1)
