@@ -408,9 +408,14 @@ class Report:
     rows: tuple[Row, ...]
     false_anomalies: Counter[str]
     """Firing anomalies matching no incident, by class."""
-    false_pages: int
+    false_paged: tuple[tuple[int, tuple[str, ...]], ...]
+    """The pages matching no incident: (event time, models), all printed."""
     false: tuple[Anomaly, ...] = ()
-    """The firing anomalies matching no incident (the first :data:`FALSE_SHOWN` are printed)."""
+    """The firing anomalies matching no incident (the first ``--show-false`` are printed)."""
+
+    @property
+    def false_pages(self) -> int:
+        return len(self.false_paged)
 
     @property
     def model_days(self) -> float:
@@ -447,12 +452,14 @@ def score(scenario: Scenario, outcome: Outcome, h: float) -> Report:
                         None if not paged else (min(paged) - truth.start_ms) / 1000, bound_s))
     false = [a for a in outcome.anomalies
              if a.state == "firing" and not any(t.covers(a.model, a.window_end) for t in incidents)]
-    false_pages = sum(not any(t.covers(m, at) for t in incidents for m in models) for at, models in outcome.pages)
-    return Report(scenario, outcome, tuple(rows), Counter(a.anomaly_class for a in false), false_pages, tuple(false))
+    false_paged = tuple((at, models) for at, models in outcome.pages
+                        if not any(t.covers(m, at) for t in incidents for m in models))
+    return Report(scenario, outcome, tuple(rows), Counter(a.anomaly_class for a in false), false_paged, tuple(false))
 
 
-def render(report: Report) -> str:
-    """The per-kind table of one fleet, and its false-alarm rates."""
+def render(report: Report, show_false: int = FALSE_SHOWN) -> str:
+    """The per-kind table of one fleet, its false pages and first ``show_false`` false anomalies, and its
+    false-alarm rates."""
     s, o = report.scenario, report.outcome
     lines = [f"== {s.name} fleet: {s.spec.models} models, {s.duration_s / 3600:g} h of event time, "
              f"{o.events:,} records, {o.seconds:.1f} s CPU",
@@ -473,9 +480,14 @@ def render(report: Report) -> str:
                      f"{bound:>8} {classes + ' (want ' + expected + ')':<22} {r.pages:>5} "
                      f"{'-' if r.page_s is None else f'{r.page_s:.0f}':>7}")
     rates = {p.model: p.rate for p in profiles(s.spec)}
-    for a in report.false[:FALSE_SHOWN]:  # where to look: which series, when, what it saw
+    for a in report.false[:show_false]:  # where to look: which series, when, what it saw
         lines.append(f"  false: {a.series} {a.kind} at {(a.window_end - START_MS) / 3_600_000:.2f} h "
                      f"({rates[a.model]:.2f} req/s): {a.summary}")
+    if len(report.false) > show_false:
+        lines.append(f"  ... and {len(report.false) - show_false} more false anomalies (--show-false)")
+    for at, models in report.false_paged:
+        lines.append(f"  false page: {', '.join(models)} at {(at - START_MS) / 3_600_000:.2f} h "
+                     f"({', '.join(f'{rates[m]:.2f}' for m in models)} req/s)")
     by_class = ", ".join(f"{name} {count}" for name, count in report.false_anomalies.most_common())
     lines.append(f"false anomalies: {report.false_anomalies.total()} ({report.false_anomalies_per_model_day:.2f} per model-day"
                  f"{'; ' + by_class if by_class else ''}); "
@@ -502,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=float, nargs=2, metavar=("LOW", "HIGH"), help="req/s range (log-uniform)")
     parser.add_argument("--rough", action="store_true", help="rough traffic (load/fleet.py rough())")
     parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
+    parser.add_argument("--show-false", type=int, default=FALSE_SHOWN, help="false anomalies listed per fleet")
     args = parser.parse_args(argv)
     shape = replace(SMALL if args.small else FULL, rough=args.rough)
     if args.models:
@@ -514,8 +527,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("modelmedic").setLevel(logging.ERROR)  # one warning per anomaly: the table says it all
     quiet, incidents = asyncio.run(evaluate(shape, args.seed, settings))
     print(f"fleet shape: {shape}, seed {args.seed}")
-    print(render(quiet))
-    print(render(incidents))
+    print(render(quiet, args.show_false))
+    print(render(incidents, args.show_false))
     return 0
 
 
