@@ -373,14 +373,15 @@ class PoissonCusumBank(_Bank):
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
                "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (6,),
-               "_season_level": ()}
+               "_season_level": (2,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
     (0: none yet, as in snapshots from before them); ``_quick``: the quick level (0: the level, as in snapshots
     from before it); ``_block``: the current block's windows, count and the null's two ends summed, the blocks learned
     and ``v``, the rate's relative variance over a block (0: none yet, as in snapshots from before it);
-    ``_season_level``: what the seasonal buckets learn against (0: the level, as in snapshots from before it)."""
+    ``_season_level``: what the seasonal buckets learn against (0: the level, as in snapshots from before it) and the
+    season held through a first-day suspicion (0: none)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,

@@ -342,7 +342,8 @@ struct PoissonTables<'a> {
     deep: &'a mut [f64],
     quick: &'a mut [f64],
     block: &'a mut [f64],
-    /// What the seasonal buckets learn against: the deseasonalized rate over `season_memory_s` (0: none yet).
+    /// What the seasonal buckets learn against (the deseasonalized rate over `season_memory_s`; 0: none yet), and the
+    /// season held through a first-day suspicion (0: none).
     season_level: &'a mut [f64],
 }
 
@@ -385,6 +386,11 @@ struct PoissonBefore {
     first: f64,
     events: f64,
     level: f64,
+    /// What the stored level and its kin (smoothings, the hour's rate, the quick level) are multiplied by first: not 1
+    /// only the window a first-day suspicion's hold of the season ends.
+    rescale: f64,
+    /// The season is held (a first-day suspicion).
+    held: bool,
     phi: f64,
     /// The two hour buckets the window lies between (each centred on its half hour) and the second one's weight.
     hours: [usize; 2],
@@ -417,21 +423,19 @@ fn hour_buckets(t_ms: f64) -> ([usize; 2], f64) {
 fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
     let c = p.c;
     let row = &f[k * POISSON_COLUMNS..(k + 1) * POISSON_COLUMNS];
-    let (n, first, events, level) = (row[0], row[1], row[2], row[3]);
+    let (n, first, events, stored) = (row[0], row[1], row[2], row[3]);
     let (phi, down_prev, up_prev) = (max(row[4], 1.0), row[5], row[6]);
     let (hours, hour_w) = hour_buckets(t_ms);
     let day = remainder(floor_divide(t_ms, 86_400_000.0), 7.0) as usize;
     // Each bucket's prior is worth one visit of it (an hour, a day) at the current level.
-    let k_hour = max(c[4], level * 3600.0);
-    let k_day = max(c[4], level * 86_400.0);
+    let k_hour = max(c[4], stored * 3600.0);
+    let k_day = max(c[4], stored * 86_400.0);
     let [o0, o1] = hours.map(|b| tb.hour_obs[k * 24 + b]);
     let [f0, f1] = hours.map(|b| (tb.hour_obs[k * 24 + b] + k_hour) / (tb.hour_exp[k * 24 + b] + k_hour));
     let (hour_obs, day_obs) = (o0 + hour_w * (o1 - o0), tb.day_obs[k * 7 + day]);
     let f_hour = f0 + hour_w * (f1 - f0);
     let f_day = (day_obs + k_day) / (tb.day_exp[k * 7 + day] + k_day);
-    let season = f_hour * f_day;
-    let lam = max(level * season * window_s, 1e-12);
-    let tau = min(max(c[0], c[1] / max(level, 1e-9)), 7.0 * 86_400.0);
+    let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
     let first = if n > 0.0 { first } else { t_ms };
     let seasoned = t_ms - first >= 86_400_000.0;
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
@@ -443,7 +447,18 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let suspect_up = warm_up && up_prev > SUSPICION * h;
     let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
         || suspect_up;
-    PoissonBefore { n, first, events, level, phi, hours, hour_w, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
+    // On the first day the factors are the day so far, and the hours a suspicion keeps them from learning stay at 1:
+    // the season is held where it was at the suspicion's onset, and when it ends the level and its kin move to the
+    // factors' units (the expected count goes on where it was). Without it the level, held in the onset's units,
+    // read the model's own decline after a drop as a second drop, and a first-day surge's end as a drop.
+    let hold = tb.season_level[k * 2 + 1];
+    let held = !seasoned && suspect;
+    let factors = f_hour * f_day;
+    let season = if held && hold > 0.0 { hold } else { factors };
+    let rescale = if !held && hold > 0.0 { hold / factors } else { 1.0 };
+    let level = stored * rescale;
+    let lam = max(level * season * window_s, 1e-12);
+    PoissonBefore { n, first, events, level, rescale, held, phi, hours, hour_w, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
 }
 
 /// How far the rate wanders over a block beyond Poisson noise: `wander_z` standard deviations of it (`sqrt(v)`), where
@@ -491,7 +506,7 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, pre: 
 fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 12], rows: usize) -> PyResult<PoissonTables<'a>> {
     let names = ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep",
                  "_quick", "_block", "_season_level"];
-    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3, 1, BLOCK, 1];
+    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3, 1, BLOCK, 2];
     let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(12);
     for ((buf, name), width) in bufs.iter().zip(names).zip(widths) {
         let a = items_mut(buf, name)?;
@@ -591,9 +606,9 @@ pub fn poisson_step(
         // (cusum, onset, requests since) of the halving's, the small and the deep drop chart.
         let prev = [[row[5], row[7], row[9]], [tb.small[k * 3], tb.small[k * 3 + 1], tb.small[k * 3 + 2]],
                     [tb.deep[k * 3], tb.deep[k * 3 + 1], tb.deep[k * 3 + 2]]];
-        let fast_prev = tb.fast[k];
+        let fast_prev = tb.fast[k] * pre.rescale;
         let fast = if fast_prev > 0.0 { fast_prev } else { pre.level };
-        let quick = if tb.quick[k] > 0.0 { tb.quick[k] } else { pre.level };
+        let quick = if tb.quick[k] > 0.0 { tb.quick[k] * pre.rescale } else { pre.level };
         // The drops' reference: the lower end of the level and its forecast; on a rise, raised towards the forecast
         // as far as the quick level's own forecast goes, once the level has caught up with any suspicion.
         let lower = min(lag[i], 1.0);
@@ -674,7 +689,7 @@ pub fn poisson_step(
         // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
         // (1.36x a memory after a lasting x3 rise's surge episode), and a drop's reference raised by it went to 3x.
         let held = pre.suspect || tb.behind[k] >= CAUGHT_UP;
-        let (slow0, slow1) = (tb.slow[k * 2], tb.slow[k * 2 + 1]);
+        let (slow0, slow1) = (tb.slow[k * 2] * pre.rescale, tb.slow[k * 2 + 1] * pre.rescale);
         let moved = if pre.level > 0.0 { new_level / pre.level } else { 1.0 };
         let twice = if slow0 <= 0.0 { new_level } else if held { slow0 * moved } else { slow0 + a * (new_level - slow0) };
         let thrice = if slow1 <= 0.0 { twice } else if held { slow1 * moved } else { slow1 + a * (twice - slow1) };
@@ -693,7 +708,7 @@ pub fn poisson_step(
         // The buckets learn against the season's level (a day's memory), not the level: an hour's memory follows
         // the day, so buckets learning against it learned only its lag (a 4x day's hour factors at 0.74-1.29, their
         // peak hours off, after five days at 100 req/s).
-        let season_level = if tb.season_level[k] > 0.0 { tb.season_level[k] } else { pre.level };
+        let season_level = if tb.season_level[k * 2] > 0.0 { tb.season_level[k * 2] } else { pre.level };
         let base = season_level * window_s * learn;
         // Each of the two hour buckets learns the window in its share, and forgets in the same share.
         for (b, part) in pre.hours.into_iter().zip([1.0 - pre.hour_w, pre.hour_w]) {
@@ -707,7 +722,8 @@ pub fn poisson_step(
         tb.day_obs[dk] = tb.day_obs[dk] * day_keep + xi * learn;
         tb.day_exp[dk] = tb.day_exp[dk] * day_keep + base * pre.f_hour;
         let a_season = max(window_s / (c[15] + window_s), share) * learn;
-        tb.season_level[k] = season_level + a_season * (xi / (pre.season * window_s) - season_level);
+        tb.season_level[k * 2] = season_level + a_season * (xi / (pre.season * window_s) - season_level);
+        tb.season_level[k * 2 + 1] = if pre.held { pre.season } else { 0.0 };
 
         // One drop statistic for the judge: the chart furthest along, less its share of the budget.
         let mut penalty = [p.penalty[0], p.penalty[1], p.penalty[2]];

@@ -51,7 +51,7 @@ class NumpyPoisson(PoissonCusumBank):
                     max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
-        n, first, events, level, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
+        n, first, events, stored, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
         phi = np.maximum(phi, 1.0)
         block = self._block[slots]
         u = t_ms / 3_600_000.0 - 0.5  # bucket b stands for b:30; interpolated between two centres
@@ -61,27 +61,22 @@ class NumpyPoisson(PoissonCusumBank):
         day = ((t_ms // 86_400_000) % 7).astype(np.int64)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
-        k_hour = np.maximum(self.prior_events, level * 3600.0)
-        k_day = np.maximum(self.prior_events, level * 86_400.0)
+        k_hour = np.maximum(self.prior_events, stored * 3600.0)
+        k_day = np.maximum(self.prior_events, stored * 86_400.0)
         o0, o1 = self._hour_obs[slots, hour], self._hour_obs[slots, hour1]
         f0, f1 = ((self._hour_obs[slots, b] + k_hour) / (self._hour_exp[slots, b] + k_hour) for b in (hour, hour1))
         hour_obs = o0 + hour_w * (o1 - o0)
         day_obs, day_exp = self._day_obs[slots, day], self._day_exp[slots, day]
         f_hour = f0 + hour_w * (f1 - f0)
         f_day = (day_obs + k_day) / (day_exp + k_day)
-        season = f_hour * f_day
-        lam = np.maximum(level * season * window_s, 1e-12)
         # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
-        tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(level, 1e-9)), 7 * 86_400.0)
+        tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
         first = np.where(n > 0, first, t_ms)
         seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
         band = np.where(seasoned, np.minimum(self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
                                              MAX_BAND), 0.0)  # the factors' own uncertainty, once in use
-        # where blocks close on block_events requests, the rate's own wander over a block
-        judged = (self.block_s > 0) & (lam / window_s * self.block_s >= self.block_events)
-        wander = np.where(judged, np.minimum(self.wander_z * np.sqrt(np.maximum(block[:, 5], 0.0)), MAX_BAND), 0.0)
         warm_up = (n >= self.min_windows) & (events >= self.min_events)
         warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
         small, deep = self._small[slots].T, self._deep[slots].T
@@ -94,12 +89,23 @@ class NumpyPoisson(PoissonCusumBank):
         h_small = h_drops[1] * np.where(seasoned, 1.0, self.small_first_day)
         suspect_up = warm_up & (up_prev > SUSPICION * h)
         suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_small))) | suspect_up
-        slow, behind = self._slow[slots], self._behind[slots]
-        fast = np.where(self._fast[slots] > 0, self._fast[slots], level)  # 0: none yet (older snapshots)
-        lag = np.divide(slow[:, 0], slow[:, 1], out=np.ones(slots.size), where=slow[:, 1] > 0) ** (1.0 + behind)
+        hold, holding = self._season_level[slots, 1], ~seasoned & suspect  # a first-day suspicion holds the season
+        factors = f_hour * f_day
+        season = np.where(holding & (hold > 0), hold, factors)
+        rescale = np.where(~holding & (hold > 0), hold / factors, 1.0)  # once, when the hold ends: to the factors' units
+        level = stored * rescale
+        lam = np.maximum(level * season * window_s, 1e-12)
+        # where blocks close on block_events requests, the rate's own wander over a block
+        judged = (self.block_s > 0) & (lam / window_s * self.block_s >= self.block_events)
+        wander = np.where(judged, np.minimum(self.wander_z * np.sqrt(np.maximum(block[:, 5], 0.0)), MAX_BAND), 0.0)
+        slow, behind = self._slow[slots] * rescale[:, None], self._behind[slots]
+        fast = np.where(self._fast[slots] > 0, self._fast[slots] * rescale, level)  # 0: none yet (older snapshots)
+        stored_slow = self._slow[slots]  # the ratio of the stored ones: the native code takes it before any rescaling
+        lag = np.divide(stored_slow[:, 0], stored_slow[:, 1], out=np.ones(slots.size),
+                        where=stored_slow[:, 1] > 0) ** (1.0 + behind)
         # On a rise the drops' reference is raised towards the level's forecast as far as the quick level's own
         # forecast goes, once the level has caught up with any suspicion.
-        quick = np.where(self._quick[slots] > 0, self._quick[slots], level)
+        quick = np.where(self._quick[slots] > 0, self._quick[slots] * rescale, level)
         rq = np.divide(quick, level, out=np.ones(slots.size), where=level > 0)
         lower = np.minimum(lag, 1.0)
         raised = np.maximum(lower, np.minimum(lag, rq * lag ** self.quick_memory))
@@ -146,7 +152,7 @@ class NumpyPoisson(PoissonCusumBank):
                                    down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
-        season_level = np.where(self._season_level[slots] > 0, self._season_level[slots], level)
+        season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
         base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
         for b, part in ((hour, 1.0 - hour_w), (hour1, hour_w)):  # each learns and forgets in its share
             keep = 1.0 - part * learn * (window_s / (self.hour_memory_days * 3600.0))
@@ -155,7 +161,8 @@ class NumpyPoisson(PoissonCusumBank):
         self._day_obs[slots, day] = day_obs * day_keep + x * learn
         self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
         a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
-        self._season_level[slots] = season_level + a_season * (x / (season * window_s) - season_level)
+        self._season_level[slots] = np.stack([season_level + a_season * (x / (season * window_s) - season_level),
+                                              np.where(holding, season, 0.0)], axis=1)
 
         # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
         penalty = np.repeat(self._drop_penalty[:, None], slots.size, axis=1)

@@ -90,11 +90,6 @@ def _drop_statistic(rates: np.ndarray, phase: np.ndarray, seed: int, hours: floa
     return out, times
 
 
-@pytest.mark.xfail(strict=True, reason="since the seasonal buckets learn against the season's level (a day's memory), "
-                   "the first day's factors are the day so far; the level, held by the drop's suspicion, stays in the "
-                   "units of the factor at its onset (0.8 in this decline) while the hours after it, not yet visited, "
-                   "are at 1: 2 of these 6 series drop again (12.57 and 13.51 h). Over 96 series at every phase "
-                   "(4 draws, 1 s windows) second episodes are 13 -> 10 and drops found 80 -> 84 (docs/detection.md)")
 def test_a_first_day_drop_in_the_decline_is_one_episode() -> None:
     # Two hours at 0.7x from 10:30 on the first day, the models in their decline (as model-002 of the
     # 20-model day, 4.15 req/s): the level, learning ten times slower under suspicion, stayed where the
