@@ -221,7 +221,11 @@ class PoissonCusumBank(_Bank):
     req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their peak six hours
     early, and the expected count 19% off at its 95th percentile; against the season's
     level 0.50-1.36 in phase, 7%). On the first day the factors are the day so far, which
-    keeps sparse series' daily rise from reading as a surge. A series whose memory must be longer than
+    keeps sparse series' daily rise from reading as a surge; the hours a suspicion keeps them
+    from learning stay at 1, so a first-day suspicion **holds the season** where it was at its
+    onset, and when it ends the level and its kin move to the factors' units (the expected
+    count goes on where it was): held in the onset's units, the level read the decline after a
+    first-day drop as a second drop. A series whose memory must be longer than
     2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
     surges from its first events (the surge's ceiling below).
 
