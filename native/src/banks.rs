@@ -390,7 +390,7 @@ struct PoissonBefore {
     /// only the window a first-day suspicion's hold of the season ends.
     rescale: f64,
     /// The season is held (a first-day suspicion).
-    held: bool,
+    season_held: bool,
     phi: f64,
     /// The two hour buckets the window lies between (each centred on its half hour) and the second one's weight.
     hours: [usize; 2],
@@ -452,13 +452,13 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // factors' units (the expected count goes on where it was). Without it the level, held in the onset's units,
     // read the model's own decline after a drop as a second drop, and a first-day surge's end as a drop.
     let hold = tb.season_level[k * 2 + 1];
-    let held = !seasoned && suspect;
+    let season_held = !seasoned && suspect;
     let factors = f_hour * f_day;
-    let season = if held && hold > 0.0 { hold } else { factors };
-    let rescale = if !held && hold > 0.0 { hold / factors } else { 1.0 };
+    let season = if season_held && hold > 0.0 { hold } else { factors };
+    let rescale = if !season_held && hold > 0.0 { hold / factors } else { 1.0 };
     let level = stored * rescale;
     let lam = max(level * season * window_s, 1e-12);
-    PoissonBefore { n, first, events, level, rescale, held, phi, hours, hour_w, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
+    PoissonBefore { n, first, events, level, rescale, season_held, phi, hours, hour_w, day, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
 }
 
 /// How far the rate wanders over a block beyond Poisson noise: `wander_z` standard deviations of it (`sqrt(v)`), where
@@ -723,7 +723,7 @@ pub fn poisson_step(
         tb.day_exp[dk] = tb.day_exp[dk] * day_keep + base * pre.f_hour;
         let a_season = max(window_s / (c[15] + window_s), share) * learn;
         tb.season_level[k * 2] = season_level + a_season * (xi / (pre.season * window_s) - season_level);
-        tb.season_level[k * 2 + 1] = if pre.held { pre.season } else { 0.0 };
+        tb.season_level[k * 2 + 1] = if pre.season_held { pre.season } else { 0.0 };
 
         // One drop statistic for the judge: the chart furthest along, less its share of the budget.
         let mut penalty = [p.penalty[0], p.penalty[1], p.penalty[2]];
