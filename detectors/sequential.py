@@ -210,7 +210,9 @@ class PoissonCusumBank(_Bank):
     Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected
     + k)`` of its bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an
     hour, a day) at the current level and at least ``prior_events``: a factor learns over
-    visits, so minutes of an outage barely move it. Hour bucket ``b`` stands for the rate at
+    visits, so minutes of an outage barely move it. From the second day an hour bucket's prior
+    goes down, over that day, to ``later_prior`` visits: after a prior of one visit and one visit
+    of data a factor had half the day's amplitude, and the level's lag made up the rest. Hour bucket ``b`` stands for the rate at
     ``b:30``; between two such centres the factor is interpolated linearly, and each of the
     two buckets learns a window in its share: as steps, the factors erred by up to a tenth of
     the rate in a day whose trough is a quarter of its peak, which the charts read as drops
@@ -393,7 +395,7 @@ class PoissonCusumBank(_Bank):
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
-                 wander_z: float = 2.0, season_memory_s: float = 86_400.0):
+                 wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -401,11 +403,11 @@ class PoissonCusumBank(_Bank):
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
-                             wander_z, season_memory_s, self._drops, np.log(self._drops), self._drop_penalty]
+                             wander_z, season_memory_s, later_prior, self._drops, np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
-        self.season_memory_s = season_memory_s
+        self.season_memory_s, self.later_prior = season_memory_s, later_prior
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,

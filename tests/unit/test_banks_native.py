@@ -61,7 +61,9 @@ class NumpyPoisson(PoissonCusumBank):
         day = ((t_ms // 86_400_000) % 7).astype(np.int64)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
-        k_hour = np.maximum(self.prior_events, stored * 3600.0)
+        age = t_ms - np.where(n > 0, first, t_ms)  # an hour bucket's prior: one visit, later_prior from the third day
+        later = np.minimum(np.maximum(age / 86_400_000.0 - 1.0, 0.0), 1.0)
+        k_hour = np.maximum(self.prior_events, stored * 3600.0 * (1.0 - later * (1.0 - self.later_prior)))
         k_day = np.maximum(self.prior_events, stored * 86_400.0)
         o0, o1 = self._hour_obs[slots, hour], self._hour_obs[slots, hour1]
         f0, f1 = ((self._hour_obs[slots, b] + k_hour) / (self._hour_exp[slots, b] + k_hour) for b in (hour, hour1))

@@ -33,9 +33,11 @@ def _episodes_after_the_first_day(bank: PoissonCusumBank, rates: np.ndarray, see
 
 
 def test_the_second_and_third_days_of_sparse_series_are_not_drops() -> None:
-    # 0.01-0.1 req/s, log-uniform. Without the band (seasonal_z=0) 117 of the 200 raised a drop (221 episodes).
+    # 0.01-0.1 req/s, log-uniform. Without the band (seasonal_z=0) 117 of the 200 raised a drop (221 episodes) on
+    # 3cf4e2f; 78 (116) once the factors learned against the season's level, 44 (55) with the second day's prior of a
+    # quarter visit: better factors leave the band less to do, but the law still shows it.
     rates = 0.01 * 10 ** np.random.default_rng(1).random(200)
     widened = _episodes_after_the_first_day(PoissonCusumBank(min_windows=10), rates, seed=2, days=3)
     assert np.count_nonzero(widened) <= 10, rates[widened > 0].round(3).tolist()
     plain = _episodes_after_the_first_day(PoissonCusumBank(min_windows=10, seasonal_z=0.0), rates, seed=2, days=3)
-    assert np.count_nonzero(plain) >= 50, "the law no longer shows what the band is for"
+    assert np.count_nonzero(plain) >= 30, "the law no longer shows what the band is for"
