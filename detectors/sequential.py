@@ -207,28 +207,25 @@ class PoissonCusumBank(_Bank):
     a sparse series keeps its true small rate instead of a median of zeros; its memory is
     ``tau_events`` events (at least ``tau_s``), so a drop is not absorbed before the
     series has had the events to show it.
-    Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected
-    + k)`` of its bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an
-    hour, a day) at the current level and at least ``prior_events``: a factor learns over
-    visits, so minutes of an outage barely move it. From the second day an hour bucket's prior
-    goes down, over that day, to ``later_prior`` visits: after a prior of one visit and one visit
-    of data a factor had half the day's amplitude, and the level's lag made up the rest. Hour bucket ``b`` stands for the rate at
-    ``b:30``; between two such centres the factor is interpolated linearly, and each of the
-    two buckets learns a window in its share: as steps, the factors erred by up to a tenth of
-    the rate in a day whose trough is a quarter of its peak, which the charts read as drops
-    and surges. The buckets learn each window against the **season's level**, an EWMA of the
-    deseasonalized rate over ``season_memory_s`` (a day; from the first window, as a running
-    mean until then), not against the level: a level of an hour's memory follows the day, so
-    buckets learning against it learned only its lag (after five days of a 4x day at 100
-    req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their peak six hours
-    early, and the expected count 19% off at its 95th percentile; against the season's
-    level 0.50-1.36 in phase, 7%). On the first day the factors are the day so far, which
-    keeps sparse series' daily rise from reading as a surge; the hours a suspicion keeps them
-    from learning stay at 1, so a first-day suspicion **holds the season** where it was at its
-    onset, and when it ends the level and its kin move to the factors' units (the expected
-    count goes on where it was): held in the onset's units, the level read the decline after a
-    first-day drop as a second drop. A series whose memory must be longer than
-    2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
+    Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected + k)`` of its
+    bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an hour, a day) at the current level
+    and at least ``prior_events``: a factor learns over visits, so minutes of an outage barely move it. From the
+    second day an hour bucket's prior goes down, over that day, to ``later_prior`` visits: after a prior of one
+    visit and one visit of data a factor had half the day's amplitude, and the level's lag made up the rest.
+    Hour bucket ``b`` stands for the rate at ``b:30``; between two such centres the factor is interpolated
+    linearly, and each of the two buckets learns a window in its share: as steps, the factors erred by up to a
+    tenth of the rate in a day whose trough is a quarter of its peak, which the charts read as drops and surges.
+    The buckets learn each window against the **season's level**, an EWMA of the deseasonalized rate over
+    ``season_memory_s`` (a day; from the first window, as a running mean until then), not against the level: a
+    level of an hour's memory follows the day, so buckets learning against it learned only its lag (after five
+    days of a 4x day at 100 req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their peak six hours
+    early, and the expected count 19% off at its 95th percentile; against the season's level 0.50-1.36 in phase,
+    7%, and 4% with the weaker prior from the second day). On the first day the factors are the day so far,
+    which keeps sparse series' daily rise from reading as a surge; the hours a suspicion keeps them from
+    learning stay at 1, so a first-day suspicion **holds the season** where it was at its onset, and when it
+    ends the level and its kin move to the factors' units (the expected count goes on where it was): held in the
+    onset's units, the level read the decline after a first-day drop as a second drop. A series whose memory
+    must be longer than 2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
     surges from its first events (the surge's ceiling below).
 
     **The level's lag is part of the null.** Before the factors are learned (the first day)
@@ -350,10 +347,10 @@ class PoissonCusumBank(_Bank):
     at 0.4-3 req/s, docs/detection.md), the drops' expected count is lowered and the surge's raised by ``wander_z``
     standard deviations (``wander_z sqrt(v)``, at most ``MAX_BAND``), as far as the level's lag does not already
     reach (in a first-day decline the lower end is already 0.8x of the rate). The same 40 series: 30 and 89
-    episodes (the wander's 29 at 1 req/s untouched); the 16: 8. The cost on smooth Poisson series (measured while the hour factors
-    were steps, their null a few percent off within an hour): -30% drops of an hour at 3 and 10 req/s found
-    within it 39 -> 35 of 40 (``tests/unit/test_throughput_wander.py``: on a second day all 16 at 3-100 req/s
-    within 1,200 s, as before); in wandering traffic a -30% drop is harder to tell from the wander, as it should be.
+    episodes (the wander's 29 at 1 req/s untouched); the 16: 8. The cost on smooth Poisson series (measured while
+    the hour factors were steps, their null a few percent off within an hour): -30% drops of an hour at 3 and 10
+    req/s found within it 39 -> 35 of 40 (``tests/unit/test_throughput_wander.py``: on a second day all 16 at
+    3-100 req/s within 1,200 s, as before); in wandering traffic a -30% drop is harder to tell from the wander, as it should be.
     0 = off (``block_s`` or ``wander_z``).
 
     A third drop CUSUM is designed for ``deep_drop`` (0.25; it drifts up below 0.54x): of the evidence
@@ -403,7 +400,8 @@ class PoissonCusumBank(_Bank):
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
-                             wander_z, season_memory_s, later_prior, self._drops, np.log(self._drops), self._drop_penalty]
+                             wander_z, season_memory_s, later_prior, self._drops, np.log(self._drops),
+                             self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
@@ -431,8 +429,9 @@ class PoissonCusumBank(_Bank):
         ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
         (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a
         suspicion, until it has caught up), ``behind``, the seasonal buckets (against the season's level, the
-        two hour buckets around the window in their shares) and the season's level (neither under suspicion) learn. The judge sees the drop chart furthest
-        along less its share of the budget, or the surge's when it is higher. numpy takes the powers and the
+        two hour buckets around the window in their shares) and the season's level (neither under suspicion)
+        learn. The judge sees the drop chart furthest along less its share of the budget, or the surge's when it
+        is higher. numpy takes the powers and the
         learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
