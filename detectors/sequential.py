@@ -286,7 +286,11 @@ class PoissonCusumBank(_Bank):
     evidence stayed divided by that for hours after. Under a surge's it still learns (1.0 to 1.6 over an
     hour's x3 at 1 req/s, 1.1 to 6.9 in a live trace): frozen there, it no longer masked the drop that a
     first-day level left 1.5x above the rate in the decline reads after the surge (4 and 3 of 200 series of
-    ``test_a_surge_that_ended_is_not_read_as_a_drop``; ``tests/unit/test_throughput_dispersion.py``). Its
+    ``test_a_surge_that_ended_is_not_read_as_a_drop``; ``tests/unit/test_throughput_dispersion.py``). **It
+    learns from the series' warm-up**, when the surge CUSUM starts, not only once drops are judged: a series
+    under about 0.04 req/s has its drops judged from the second day, and with ``phi`` at 1 until then requests
+    in batches (geometric, two on average: three times Poisson's variance) raised a false surge on 30 of 200
+    such series over their first day (none once ``phi`` learns). Its
     drift is negative for changes smaller than ``(r - 1) / ln r`` (0.72x for a 0.5 drop ratio, 1.44x for a
     2.0 surge ratio): those never fire, larger ones always do.
 

@@ -687,8 +687,10 @@ pub fn poisson_step(
         // Under a drop's suspicion the overdispersion keeps its value: learning the deficit (1.0 to 1.14-1.18 over an
         // hour at 0.1x of 3 req/s) divided every chart's evidence for hours after. Not yet under a surge's: a phi
         // inflated by the surge masks the drop a first-day level still 1.5x above the rate reads after it.
+        // From the warm-up, when the surge CUSUM starts: a series too sparse for its drops to be judged on the first
+        // day kept `phi` at 1 there, and its batched requests raised false surges (30 of 200 at 0.01-0.1 req/s).
         let frozen = pre.suspect && !pre.suspect_up;
-        let new_phi = if !pre.warm { 1.0 } else if frozen { pre.phi } else { pre.phi + a * (pearson - pre.phi) };
+        let new_phi = if !pre.warm_up { 1.0 } else if frozen { pre.phi } else { pre.phi + a * (pearson - pre.phi) };
         // Under a suspicion and until the level has caught up after it (`behind` under CAUGHT_UP) the smoothings
         // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
         // (1.36x a memory after a lasting x3 rise's surge episode), and a drop's reference raised by it went to 3x.

@@ -139,7 +139,7 @@ class NumpyPoisson(PoissonCusumBank):
             a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, np.maximum(50.0, PEARSON_KEPT**2 / lam))
-        new_phi = np.where(warm, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
+        new_phi = np.where(warm_up, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
         self._block[slots] = self._step_block(block, x, lam_down * (1.0 - band), lam_up * (1.0 + band), tau, phi,
                                               warm & ~suspect, window_s)
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
