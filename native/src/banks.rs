@@ -427,10 +427,12 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let (phi, down_prev, up_prev) = (max(row[4], 1.0), row[5], row[6]);
     let (hours, hour_w) = hour_buckets(t_ms);
     let day = remainder(floor_divide(t_ms, 86_400_000.0), 7.0) as usize;
+    let first = if n > 0.0 { first } else { t_ms };
+    let age = t_ms - first;
+    let seasoned = age >= 86_400_000.0;
     // Each bucket's prior is worth one visit of it (an hour, a day) at the current level; an hour bucket's, over the
     // second day, goes down to `later_prior` visits: after one visit a prior of one left the factors half the day's
     // amplitude, and the level's lag the rest (the expected count 11% off at its 95th percentile on the second day).
-    let age = t_ms - if n > 0.0 { first } else { t_ms };
     let later = min(max(age / 86_400_000.0 - 1.0, 0.0), 1.0);
     let k_hour = max(c[4], stored * 3600.0 * (1.0 - later * (1.0 - c[16])));
     let k_day = max(c[4], stored * 86_400.0);
@@ -440,8 +442,6 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let f_hour = f0 + hour_w * (f1 - f0);
     let f_day = (day_obs + k_day) / (tb.day_exp[k * 7 + day] + k_day);
     let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
-    let first = if n > 0.0 { first } else { t_ms };
-    let seasoned = t_ms - first >= 86_400_000.0;
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
     // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
     let band = if seasoned { min(c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt(), MAX_BAND) } else { 0.0 };

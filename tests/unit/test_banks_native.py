@@ -61,7 +61,10 @@ class NumpyPoisson(PoissonCusumBank):
         day = ((t_ms // 86_400_000) % 7).astype(np.int64)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
-        age = t_ms - np.where(n > 0, first, t_ms)  # an hour bucket's prior: one visit, later_prior from the third day
+        first = np.where(n > 0, first, t_ms)
+        age = t_ms - first
+        seasoned = age >= 86_400_000  # the hour-of-day factors have seen a day
+        # an hour bucket's prior: one visit, going down over the second day to later_prior
         later = np.minimum(np.maximum(age / 86_400_000.0 - 1.0, 0.0), 1.0)
         k_hour = np.maximum(self.prior_events, stored * 3600.0 * (1.0 - later * (1.0 - self.later_prior)))
         k_day = np.maximum(self.prior_events, stored * 86_400.0)
@@ -75,8 +78,6 @@ class NumpyPoisson(PoissonCusumBank):
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
-        first = np.where(n > 0, first, t_ms)
-        seasoned = t_ms - first >= 86_400_000  # the hour-of-day factors have seen a day
         band = np.where(seasoned, np.minimum(self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
                                              MAX_BAND), 0.0)  # the factors' own uncertainty, once in use
         warm_up = (n >= self.min_windows) & (events >= self.min_events)

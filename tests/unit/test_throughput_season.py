@@ -1,5 +1,5 @@
 """The throughput null's seasonal factors learn the day's shape (PoissonCusumBank; docs/detection.md, "The
-seasonal buckets learn against the season's level")."""
+seasonal factors learn the day")."""
 
 from __future__ import annotations
 
@@ -31,6 +31,6 @@ def _expected_error(days: int) -> np.ndarray:
 def test_the_third_days_expected_count_follows_the_day() -> None:
     # Learned against the level (an hour's memory, which follows the day) the hour factors learned only its lag: on
     # the third day the expected count was 20% off at its 95th percentile (19% on the fifth). Against the season's
-    # level: 9%.
+    # level: 9%; with the second day's weaker prior (later_prior): 5.7%.
     error = _expected_error(3)
     assert np.quantile(error, 0.95) < 0.13 and np.median(error) < 0.04, (np.quantile(error, 0.95), np.median(error))
