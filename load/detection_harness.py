@@ -36,6 +36,7 @@ import math
 import sys
 import time
 from collections import Counter
+from datetime import date, datetime, timezone
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -122,6 +123,8 @@ class Scenario:
     duration_s: float
     incidents: tuple[Incident, ...]
     truths: tuple[Truth, ...]
+    start_ms: int = START_MS
+    """Event time of the run's first record."""
 
 
 @dataclass(frozen=True)
@@ -137,15 +140,17 @@ class Shape:
     """Incidents go to models serving at least this many req/s (the issue's target traffic)."""
     rough: bool = False
     """Traffic with the irregularities of :func:`load.fleet.rough` (wandering rates, batches, slow outliers)."""
+    start_ms: int = START_MS
+    """Event time of the first record: a Monday by default, so two days see no weekend (``--start`` moves it)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
 FULL = Shape(models=200, duration_s=DAY_S, warmup_s=6 * 3600, spacing_s=5400, rates=(0.01, 5.0))
 
 
-def _truth(kind: Kind, chosen: Sequence[ModelProfile], start_s: float, duration_s: float) -> Truth:
+def _truth(kind: Kind, chosen: Sequence[ModelProfile], start_s: float, duration_s: float, t0_ms: int) -> Truth:
     return Truth(kind, tuple(p.model for p in chosen), min(p.rate for p in chosen),
-                 START_MS + int(start_s * 1000), START_MS + int((start_s + duration_s) * 1000))
+                 t0_ms + int(start_s * 1000), t0_ms + int((start_s + duration_s) * 1000))
 
 
 def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
@@ -160,8 +165,8 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     deploy_starts = rng.uniform(shape.warmup_s, shape.duration_s - 3600, len(deploys))
     quiet_incidents = tuple(Incident("deploy", p.model, float(t), shape.duration_s - float(t), DEPLOY.magnitude)
                             for p, t in zip(deploys, deploy_starts))
-    quiet_truths = tuple(_truth(DEPLOY, [p], float(t), shape.duration_s - float(t)) for p, t in zip(deploys, deploy_starts))
-    quiet = Scenario("quiet", spec, shape.duration_s, quiet_incidents, quiet_truths)
+    quiet_truths = tuple(_truth(DEPLOY, [p], float(t), shape.duration_s - float(t), shape.start_ms) for p, t in zip(deploys, deploy_starts))
+    quiet = Scenario("quiet", spec, shape.duration_s, quiet_incidents, quiet_truths, shape.start_ms)
 
     free = [p for p in rng.permutation(np.array(fleet, dtype=object)).tolist() if p.rate >= shape.min_rate]
     starts = np.arange(shape.warmup_s, shape.duration_s - 1800, shape.spacing_s)
@@ -173,8 +178,8 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
         chosen, free = free[:kind.models], free[kind.models:]
         duration_s = min(kind.duration_s, shape.duration_s - start_s)
         incidents += [Incident(kind.fleet_kind, p.model, start_s, duration_s, kind.magnitude) for p in chosen]  # type: ignore[arg-type]
-        truths.append(_truth(kind, chosen, start_s, duration_s))
-    return quiet, Scenario("incidents", spec, shape.duration_s, tuple(incidents), tuple(truths))
+        truths.append(_truth(kind, chosen, start_s, duration_s, shape.start_ms))
+    return quiet, Scenario("incidents", spec, shape.duration_s, tuple(incidents), tuple(truths), shape.start_ms)
 
 
 # -- what the data allow -------------------------------------------------------------------
@@ -347,7 +352,7 @@ async def run_offline(scenario: Scenario, settings: Settings, *, partitions: int
     poisoned = {i.model.encode() for i in scenario.incidents if i.kind == "poison"}
     outcome, offsets, seen, partition = Outcome(), {}, 0, _Partitions(partitions)
     started = time.process_time()
-    for chunk in stream(scenario.spec, scenario.incidents, START_MS, scenario.duration_s, chunk_s=chunk_s):
+    for chunk in stream(scenario.spec, scenario.incidents, scenario.start_ms, scenario.duration_s, chunk_s=chunk_s):
         records = [(topics.inference, k, v) for k, v in chunk.inference] + [(topics.labels, k, v) for k, v in chunk.labels]
         outcome.events += len(records)
         outcome.poisoned += sum(decode_inference(v).__class__ is Rejected for k, v in chunk.inference if k in poisoned)
@@ -481,12 +486,12 @@ def render(report: Report, show_false: int = FALSE_SHOWN) -> str:
                      f"{'-' if r.page_s is None else f'{r.page_s:.0f}':>7}")
     rates = {p.model: p.rate for p in profiles(s.spec)}
     for a in report.false[:show_false]:  # where to look: which series, when, what it saw
-        lines.append(f"  false: {a.series} {a.kind} at {(a.window_end - START_MS) / 3_600_000:.2f} h "
+        lines.append(f"  false: {a.series} {a.kind} at {(a.window_end - s.start_ms) / 3_600_000:.2f} h "
                      f"({rates[a.model]:.2f} req/s): {a.summary}")
     if len(report.false) > show_false:
         lines.append(f"  ... and {len(report.false) - show_false} more false anomalies (--show-false)")
     for at, models in report.false_paged:
-        lines.append(f"  false page: {', '.join(models)} at {(at - START_MS) / 3_600_000:.2f} h "
+        lines.append(f"  false page: {', '.join(models)} at {(at - s.start_ms) / 3_600_000:.2f} h "
                      f"({', '.join(f'{rates[m]:.2f}' for m in models)} req/s)")
     by_class = ", ".join(f"{name} {count}" for name, count in report.false_anomalies.most_common())
     lines.append(f"false anomalies: {report.false_anomalies.total()} ({report.false_anomalies_per_model_day:.2f} per model-day"
@@ -514,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rates", type=float, nargs=2, metavar=("LOW", "HIGH"), help="req/s range (log-uniform)")
     parser.add_argument("--rough", action="store_true", help="rough traffic (load/fleet.py rough())")
     parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
+    parser.add_argument("--start", type=date.fromisoformat, help="the first day (UTC, YYYY-MM-DD; default Monday 2026-01-05)")
     parser.add_argument("--show-false", type=int, default=FALSE_SHOWN, help="false anomalies listed per fleet")
     args = parser.parse_args(argv)
     shape = replace(SMALL if args.small else FULL, rough=args.rough)
@@ -523,6 +529,8 @@ def main(argv: list[str] | None = None) -> int:
         shape = replace(shape, duration_s=args.hours * 3600, warmup_s=min(shape.warmup_s, args.hours * 900))
     if args.rates:
         shape = replace(shape, rates=tuple(args.rates))
+    if args.start:
+        shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     settings = load_settings(args.config) if args.config else load_settings()
     logging.getLogger("modelmedic").setLevel(logging.ERROR)  # one warning per anomaly: the table says it all
     quiet, incidents = asyncio.run(evaluate(shape, args.seed, settings))
