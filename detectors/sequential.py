@@ -144,7 +144,8 @@ class _Bank(_Params, SlotState):
 
     def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
         """:meth:`SlotState.set_rows`, also from an older release's snapshot with fewer columns (appended
-        ones last): each missing column starts from the one ``_STARTS_FROM`` names, or from 0."""
+        ones last): each missing column of ``_f`` starts from the one ``_STARTS_FROM`` names, or from 0, and
+        each missing column of a table from 0."""
         old = values.get("_f")
         if isinstance(old, np.ndarray) and old.shape[1] < len(self._COLUMNS):
             f = np.zeros((len(old), len(self._COLUMNS)))
@@ -153,6 +154,12 @@ class _Bank(_Params, SlotState):
                 if name in self._STARTS_FROM:
                     f[:, self._COLUMNS.index(name)] = f[:, self._COLUMNS.index(self._STARTS_FROM[name])]
             values = {**values, "_f": f}
+        for name, shape in self._TABLES.items():
+            table = values.get(name)
+            if isinstance(table, np.ndarray) and len(shape) == 1 and table.shape[1:] != shape:
+                wide = np.zeros((len(table), *shape))
+                wide[:, :table.shape[1]] = table
+                values = {**values, name: wide}
         super().set_rows(slots, values)
 
     def state(self, name: str, slots: np.ndarray) -> np.ndarray:
@@ -345,13 +352,16 @@ class PoissonCusumBank(_Bank):
     windows into blocks that close once they expect ``block_events`` requests (or span ``block_s``); a closed
     block's squared deviation beyond the null's ends (none within them: the first day's lag is in the null
     already), less what the windows' ``phi`` explains, over its expected count squared, is learned into ``v``,
-    the rate's relative variance over a block (an EWMA with the level's memory; nothing while cold or under
-    suspicion). Where blocks close on their count (an expected rate of at least ``block_events / block_s``,
-    3.3 req/s: below it Poisson noise outweighs such a wander, and blocks learned there cost first-day -30% drops
-    at 0.4-3 req/s, docs/detection.md), the drops' expected count is lowered and the surge's raised by ``wander_z``
+    the rate's relative variance over a block (an EWMA with the level's memory; nothing while cold). Under a
+    suspicion the blocks teach a **shadow** of ``v`` instead, which becomes ``v`` when the suspicion ends unless
+    the series crossed its threshold in it: a dip that raised suspicion and went away is the traffic's wander,
+    and those are the blocks a calm-only ``v`` never saw (a half-hour walk of sd 0.1 at 10 req/s: 79 false drop
+    episodes over two days, 6 with the shadow, -30% drops found as before). Where a block of ``block_s`` expects
+    ``wander_events`` requests (0.83 req/s; ``wander_events_first_day``, 1.67 req/s, before the series has seen a
+    day: below them Poisson noise outweighs such a wander, and on the first day a wider null costs -30% drops at
+    0.4-3 req/s, docs/detection.md), the drops' expected count is lowered and the surge's raised by ``wander_z``
     standard deviations (``wander_z sqrt(v)``, at most ``MAX_BAND``), as far as the level's lag does not already
-    reach (in a first-day decline the lower end is already 0.8x of the rate). The same 40 series: 30 and 89
-    episodes (the wander's 29 at 1 req/s untouched); the 16: 8. The cost on smooth Poisson series (measured while
+    reach (in a first-day decline the lower end is already 0.8x of the rate). The cost on smooth Poisson series (measured while
     the hour factors were steps, their null a few percent off within an hour): -30% drops of an hour at 3 and 10
     req/s found within it 39 -> 35 of 40 (``tests/unit/test_throughput_wander.py``: on a second day all 16 at
     3-100 req/s within 1,200 s, as before); in wandering traffic a -30% drop is harder to tell from the wander, as it should be.
@@ -379,14 +389,16 @@ class PoissonCusumBank(_Bank):
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
-               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (6,),
+               "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (9,),
                "_season_level": (2,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
     (0: none yet, as in snapshots from before them); ``_quick``: the quick level (0: the level, as in snapshots
     from before it); ``_block``: the current block's windows, count and the null's two ends summed, the blocks learned
-    and ``v``, the rate's relative variance over a block (0: none yet, as in snapshots from before it);
+    and ``v``, the rate's relative variance over a block, then its shadow: ``v`` and the blocks learned as they would
+    be if the current suspicion is the traffic's own wander, the blocks plus one (0: no suspicion), and whether the
+    series crossed its threshold in it (0: none yet, as in snapshots from before it or its shadow);
     ``_season_level``: what the seasonal buckets learn against (0: the level, as in snapshots from before it) and the
     season held through a first-day suspicion (0: none)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
@@ -396,7 +408,8 @@ class PoissonCusumBank(_Bank):
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
-                 wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25):
+                 wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
+                 wander_events: float = 500.0, wander_events_first_day: float = 1000.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -404,12 +417,14 @@ class PoissonCusumBank(_Bank):
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
-                             wander_z, season_memory_s, later_prior, self._drops, np.log(self._drops),
+                             wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day,
+                             self._drops, np.log(self._drops),
                              self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self.season_memory_s, self.later_prior = season_memory_s, later_prior
+        self.wander_events, self.wander_events_first_day = wander_events, wander_events_first_day
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
@@ -431,7 +446,7 @@ class PoissonCusumBank(_Bank):
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
         ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
-        (not under any suspicion), the smoothings (which move with the level, keeping the trend from before a
+        (under a suspicion into its shadow), the smoothings (which move with the level, keeping the trend from before a
         suspicion, until it has caught up), ``behind``, the seasonal buckets (against the season's level, the
         two hour buckets around the window in their shares) and the season's level (neither under suspicion)
         learn. The judge sees the drop chart furthest along less its share of the budget, or the surge's when it

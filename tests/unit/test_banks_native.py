@@ -98,8 +98,9 @@ class NumpyPoisson(PoissonCusumBank):
         rescale = np.where(~holding & (hold > 0), hold / factors, 1.0)  # once, when the hold ends: to the factors' units
         level = stored * rescale
         lam = np.maximum(level * season * window_s, 1e-12)
-        # where blocks close on block_events requests, the rate's own wander over a block
-        judged = (self.block_s > 0) & (lam / window_s * self.block_s >= self.block_events)
+        # where a block expects wander_events requests (more on the first day), the rate's own wander over a block
+        gate = np.where(seasoned, self.wander_events, self.wander_events_first_day)
+        judged = (self.block_s > 0) & (lam / window_s * self.block_s >= gate)
         wander = np.where(judged, np.minimum(self.wander_z * np.sqrt(np.maximum(block[:, 5], 0.0)), MAX_BAND), 0.0)
         slow, behind = self._slow[slots] * rescale[:, None], self._behind[slots]
         fast = np.where(self._fast[slots] > 0, self._fast[slots] * rescale, level)  # 0: none yet (older snapshots)
@@ -141,8 +142,6 @@ class NumpyPoisson(PoissonCusumBank):
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, np.maximum(50.0, PEARSON_KEPT**2 / lam))
         new_phi = np.where(warm_up, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
-        self._block[slots] = self._step_block(block, x, lam_down * (1.0 - band), lam_up * (1.0 + band), tau, phi,
-                                              warm & ~suspect, window_s)
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
         moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)
         twice = np.where(slow[:, 0] > 0, np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])),
@@ -177,6 +176,9 @@ class NumpyPoisson(PoissonCusumBank):
         since = np.where(surge, up_since, lead[0])
         observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
         rising = (drop > (drops_prev[0] - penalty).max(axis=0)) | (up > up_prev)
+        self._block[slots] = self._step_block(
+            block, x, lam_down * (1.0 - band), lam_up * (1.0 + band), tau, phi, warm, suspect,
+            np.maximum(drop, up) >= h, window_s)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
 
@@ -196,17 +198,31 @@ class NumpyPoisson(PoissonCusumBank):
         return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
 
     def _step_block(self, b: np.ndarray, x: np.ndarray, lam_down: np.ndarray, lam_up: np.ndarray, tau: np.ndarray,
-                    phi: np.ndarray, learn: np.ndarray, window_s: float) -> np.ndarray:
+                    phi: np.ndarray, warm: np.ndarray, suspect: np.ndarray, crossed: np.ndarray,
+                    window_s: float) -> np.ndarray:
+        learn = warm & (self.block_s > 0)
+        blocks, v = b[:, 4], b[:, 5]
+        sv, sn, sx = b[:, 6:].T  # the shadow
+        onset = learn & suspect & (sn == 0)  # the shadow starts from v
+        sv, sn, sx = np.where(onset, v, sv), np.where(onset, blocks + 1, sn), np.where(onset, 0.0, sx)
+        sx = np.where(learn & suspect, np.maximum(sx, crossed), sx)
+        ended = learn & ~suspect & (sn > 0)  # the shadow becomes v unless the series crossed its threshold in it
+        taken = ended & (sx == 0)
+        v, blocks = np.where(taken, sv, v), np.where(taken, sn - 1, blocks)
+        keep = learn & ~ended
+        sv, sn, sx = (np.where(keep, z, 0.0) for z in (sv, sn, sx))
         windows, count, low, high = b[:, 0] + 1.0, b[:, 1] + x, b[:, 2] + lam_down, b[:, 3] + lam_up
-        learn = learn & (self.block_s > 0)
         full = learn & ((windows * window_s >= self.block_s) | (0.5 * (low + high) >= self.block_events))
         end = np.where(count < low, low, np.where(count > high, high, 0.5 * (low + high)))
         dev = np.maximum(np.maximum(low - count, count - high), 0.0)  # beyond the null's ends only
         term = np.minimum((dev**2 - phi * end) / np.maximum(end**2, 1e-12), 0.25)
-        a = np.maximum(windows * window_s / (tau + windows * window_s), 1.0 / (b[:, 4] + 1.0))
+        span = windows * window_s
+        into_shadow, into_v = full & suspect, full & ~suspect
+        sv = np.where(into_shadow, sv + np.maximum(span / (tau + span), 1.0 / np.maximum(sn, 1.0)) * (term - sv), sv)
+        v = np.where(into_v, v + np.maximum(span / (tau + span), 1.0 / (blocks + 1.0)) * (term - v), v)
         summed = np.where(learn & ~full, 1.0, 0.0)[:, None] * np.stack([windows, count, low, high], axis=1)
-        v = np.where(full, b[:, 5] + a * (term - b[:, 5]), b[:, 5])
-        return np.concatenate([summed, np.stack([b[:, 4] + full, v], axis=1)], axis=1)
+        blocks = np.where(learn, blocks + into_v, blocks)
+        return np.concatenate([summed, np.stack([blocks, v, sv, sn + into_shadow, sx], axis=1)], axis=1)
 
     def _surge_ceiling(self, fast: np.ndarray, lag: np.ndarray, tau: np.ndarray, seasoned: np.ndarray) -> np.ndarray:
         floor = np.where(seasoned, 1.0, np.minimum(fast, 1.0))

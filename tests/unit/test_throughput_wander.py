@@ -11,6 +11,8 @@ import numpy as np
 from modelmedic.detectors import PoissonCusumBank
 from modelmedic.detectors.sequential import RESET, threshold_for
 
+from load.throughput_null import rate_paths
+
 H = threshold_for(1.0, 1e-4)
 MONDAY_MS = 1_767_571_200_000
 DAY_S = 86_400
@@ -25,14 +27,15 @@ def _rates(base: np.ndarray, seed: int, hours: int, jitter: float) -> np.ndarray
     return base * (1.0 + 0.6 * np.sin(2 * np.pi * t / DAY_S + phase)) * np.repeat(minutes, 60, axis=0)
 
 
-def _episodes(bank: PoissonCusumBank, rates: np.ndarray, seed: int, drop_at: np.ndarray | None = None) -> np.ndarray:
+def _episodes(bank: PoissonCusumBank, rates: np.ndarray, seed: int, drop_at: np.ndarray | None = None,
+              t0_s: int = 0) -> np.ndarray:
     """Per series: drop episodes (the statistic at ``h`` until under ``RESET h``); with ``drop_at``, the seconds
-    from it to the first drop firing instead (nan: none)."""
+    from it to the first drop firing instead (nan: none). ``rates[0]`` is ``t0_s`` from Monday 00:00."""
     rng = np.random.default_rng(seed)
     slots, on = np.arange(rates.shape[1]), np.zeros(rates.shape[1], dtype=bool)
     episodes, found = np.zeros(rates.shape[1], dtype=int), np.full(rates.shape[1], np.nan)
     for s, lam in enumerate(rates):
-        ev = bank.score_learn(slots, rng.poisson(lam).astype(float), np.full(slots.size, MONDAY_MS + s * 1000.0),
+        ev = bank.score_learn(slots, rng.poisson(lam).astype(float), np.full(slots.size, MONDAY_MS + (t0_s + s) * 1000.0),
                               1.0, H, H / 2)
         drop = (ev.cusum >= H) & (ev.kind == 0)
         episodes += drop & ~on
@@ -54,12 +57,26 @@ def test_a_rate_that_wanders_minute_to_minute_is_not_a_drop() -> None:
 
 
 def test_a_drop_on_the_second_day_is_found_in_smooth_and_in_wandering_traffic() -> None:
-    # -30% from 26 h at 3, 10 and 100 req/s; a third of its deadline (1 h) is 1,200 s. Smooth: all 16 within it, as
-    # without the wander (delays within 30 s of its); +-10% a minute: 14 (15 without the wander).
+    # -30% from 26 h at 3, 10 and 100 req/s; a third of its deadline (1 h) is 1,200 s. Smooth and +-10% a minute:
+    # 15 of 16 within it (16 while the wander was in use only from 3.3 req/s on the second day: the third series,
+    # at 1.8 req/s at 26 h, has a v whose widening of 10% is the second day's seasonal error, and with it the drop
+    # never lifts the charts past a third, so its blocks teach v as wander; session 18).
     base = np.repeat([3.0, 10.0, 100.0], [6, 5, 5])
     at = np.full(base.size, 26 * 3600)
-    for jitter, least in ((0.0, 16), (0.1, 14)):
+    for jitter, least in ((0.0, 15), (0.1, 14)):
         rates = _rates(base, seed=3, hours=30, jitter=jitter)
         rates[26 * 3600:] *= 0.7
         found = _episodes(PoissonCusumBank(), rates, seed=4, drop_at=at)
         assert np.count_nonzero(found <= 1200) >= least, (jitter, found)
+
+
+def test_a_rate_that_walks_over_half_hours_is_not_a_drop() -> None:
+    # rough()'s walk (load/throughput_null.py's law: an Ornstein-Uhlenbeck walk of the log rate, sd 0.1, 1,800 s) on
+    # the daily sine at 1, 3 and 10 req/s, 8 series each, two days: 93 false drop episodes on the first day (in 12
+    # series) and 43 on the second (in 8) when no block under suspicion taught v and the wander was in use from 3.3
+    # req/s only; 27 (in 7) and 25 (in 4: three re-cross 7-9 times) with the shadow and the gates at 1.67 and 0.83
+    # req/s (session 18).
+    rates = rate_paths(np.repeat([1.0, 3.0, 10.0], 8), 48, np.random.default_rng(5), 0.0, 0.1, 1800.0)
+    bank = PoissonCusumBank()
+    first, second = _episodes(bank, rates[:DAY_S], seed=15), _episodes(bank, rates[DAY_S:], seed=16, t0_s=DAY_S)
+    assert first.sum() <= 45 and np.count_nonzero(second) <= 5, (first, second)
