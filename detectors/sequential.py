@@ -397,8 +397,8 @@ class PoissonCusumBank(_Bank):
     (0: none yet, as in snapshots from before them); ``_quick``: the quick level (0: the level, as in snapshots
     from before it); ``_block``: the current block's windows, count and the null's two ends summed, the blocks learned
     and ``v``, the rate's relative variance over a block, then its shadow: ``v`` and the blocks learned as they would
-    be if the current suspicion is the traffic's own wander, the blocks plus one (0: no suspicion), and whether the
-    series crossed its threshold in it (0: none yet, as in snapshots from before it or its shadow);
+    be if the current suspicion is the traffic's own wander, and the shadow's state (0: no suspicion; 1: one is on;
+    2: and the series crossed its threshold in it) (0: none yet, as in snapshots from before it or its shadow);
     ``_season_level``: what the seasonal buckets learn against (0: the level, as in snapshots from before it) and the
     season held through a first-day suspicion (0: none)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")

@@ -482,9 +482,9 @@ fn poisson_wander(p: &Poisson, v: f64, pre: &PoissonBefore, window_s: f64) -> f6
 
 /// `_block`'s width: the block's windows, count, and the null's lower and upper expected counts so far, the blocks
 /// learned, and the rate's relative variance over a block beyond the windows' dispersion (`v`); then the shadow (see
-/// `poisson_block`): `v` and the blocks learned as they would be if the current suspicion is the traffic's own, the
-/// blocks plus one (0: no suspicion), and whether the series crossed its threshold in it. One table, not two: a
-/// thirteenth table cost 16% of `score_learn` (10,000 series), the three columns here 1-4%.
+/// `poisson_block`): `v` and the blocks learned as they would be if the current suspicion is the traffic's own, and
+/// the shadow's state (0: no suspicion; 1: one is on; 2: and the series crossed its threshold in it). One table, not
+/// two: a thirteenth table cost 16% of `score_learn` (10,000 series), the three columns here 1-4%.
 const BLOCK: usize = 9;
 /// The most one block teaches `v`: a block half its expected count away.
 const BLOCK_TERM_MAX: f64 = 0.25;
@@ -511,13 +511,13 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
     }
     o[6..].copy_from_slice(&b[6..]);
     if pre.suspect {
-        if o[7] == 0.0 {
-            (o[6], o[7], o[8]) = (o[5], o[4] + 1.0, 0.0);
-        }
-        o[8] = max(o[8], one(crossed));
-    } else if o[7] > 0.0 {
         if o[8] == 0.0 {
-            (o[5], o[4]) = (o[6], o[7] - 1.0);
+            (o[6], o[7], o[8]) = (o[5], o[4], 1.0);
+        }
+        o[8] = max(o[8], 1.0 + one(crossed));
+    } else if o[8] > 0.0 {
+        if o[8] == 1.0 {
+            (o[5], o[4]) = (o[6], o[7]);
         }
         (o[6], o[7], o[8]) = (0.0, 0.0, 0.0);
     }
@@ -530,10 +530,9 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
     let dev = max(max(low - count, count - high), 0.0);
     let term = min((dev * dev - pre.phi * end) / max(end * end, 1e-12), BLOCK_TERM_MAX);
     let span = windows * window_s;
-    // Into the shadow under a suspicion (its blocks at [7] are counted plus one), else into `v`.
+    // Into the shadow under a suspicion, else into `v`.
     let (v, blocks) = if pre.suspect { (6, 7) } else { (5, 4) };
-    let learned = o[blocks] - if pre.suspect { 1.0 } else { 0.0 };
-    o[v] += max(span / (pre.tau + span), 1.0 / (learned + 1.0)) * (term - o[v]);
+    o[v] += max(span / (pre.tau + span), 1.0 / (o[blocks] + 1.0)) * (term - o[v]);
     o[blocks] += 1.0;
     o
 }

@@ -202,13 +202,13 @@ class NumpyPoisson(PoissonCusumBank):
                     window_s: float) -> np.ndarray:
         learn = warm & (self.block_s > 0)
         blocks, v = b[:, 4], b[:, 5]
-        sv, sn, sx = b[:, 6:].T  # the shadow
-        onset = learn & suspect & (sn == 0)  # the shadow starts from v
-        sv, sn, sx = np.where(onset, v, sv), np.where(onset, blocks + 1, sn), np.where(onset, 0.0, sx)
-        sx = np.where(learn & suspect, np.maximum(sx, crossed), sx)
-        ended = learn & ~suspect & (sn > 0)  # the shadow becomes v unless the series crossed its threshold in it
-        taken = ended & (sx == 0)
-        v, blocks = np.where(taken, sv, v), np.where(taken, sn - 1, blocks)
+        sv, sn, sx = b[:, 6:].T  # the shadow: its v, its blocks, its state (0 none, 1 on, 2 on and crossed)
+        onset = learn & suspect & (sx == 0)  # the shadow starts from v
+        sv, sn, sx = np.where(onset, v, sv), np.where(onset, blocks, sn), np.where(onset, 1.0, sx)
+        sx = np.where(learn & suspect, np.maximum(sx, 1.0 + crossed), sx)
+        ended = learn & ~suspect & (sx > 0)  # the shadow becomes v unless the series crossed its threshold in it
+        taken = ended & (sx == 1)
+        v, blocks = np.where(taken, sv, v), np.where(taken, sn, blocks)
         keep = learn & ~ended
         sv, sn, sx = (np.where(keep, z, 0.0) for z in (sv, sn, sx))
         windows, count, low, high = b[:, 0] + 1.0, b[:, 1] + x, b[:, 2] + lam_down, b[:, 3] + lam_up
@@ -218,7 +218,7 @@ class NumpyPoisson(PoissonCusumBank):
         term = np.minimum((dev**2 - phi * end) / np.maximum(end**2, 1e-12), 0.25)
         span = windows * window_s
         into_shadow, into_v = full & suspect, full & ~suspect
-        sv = np.where(into_shadow, sv + np.maximum(span / (tau + span), 1.0 / np.maximum(sn, 1.0)) * (term - sv), sv)
+        sv = np.where(into_shadow, sv + np.maximum(span / (tau + span), 1.0 / (sn + 1.0)) * (term - sv), sv)
         v = np.where(into_v, v + np.maximum(span / (tau + span), 1.0 / (blocks + 1.0)) * (term - v), v)
         summed = np.where(learn & ~full, 1.0, 0.0)[:, None] * np.stack([windows, count, low, high], axis=1)
         blocks = np.where(learn, blocks + into_v, blocks)
