@@ -36,8 +36,8 @@ import math
 import sys
 import time
 from collections import Counter
-from datetime import date, datetime, timezone
 from collections.abc import Iterator, Sequence
+from datetime import date, datetime, timezone
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
