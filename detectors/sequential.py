@@ -342,7 +342,15 @@ class PoissonCusumBank(_Bank):
     the same synthetic law's second day (60 s windows, 40 series a rate): -30% drops of two hours found 34 -> 28
     of 40 at 1 req/s, 33 -> 31 at 5 req/s, 9 -> 1 at 0.05 req/s (where the bias found them as much as the drop);
     -90% drops median 932 -> 1,140 s at 0.05 req/s and the same from 1 req/s; x3 surges 39 -> 36 of 40 found at
-    0.05 req/s. 0 = off (the first day is never widened: its factors are not in use).
+    0.05 req/s. 0 = off (this band is none on the first day: its factors are not in use).
+
+    **While the level's memory fills, the null is widened by the level's own uncertainty.** A level learned from
+    ``events`` requests of dispersion ``phi`` is ``sqrt(phi / events)`` of itself off (one standard error), and
+    the CUSUMs read that as a lasting bias: a 0.3 req/s series whose first minute was a batch at 0.83 req/s went on
+    at 0.2-0.5 req/s and paged a drop from its third minute (``load/detection_harness.py --models 200 --rough``).
+    So until it has seen ``tau_events`` events the band is at least ``level_z`` such errors, fading linearly to
+    none at ``tau_events`` (the level's memory is then full and its error is the wander's and the season's),
+    combined with the seasonal band by the larger and at most ``MAX_BAND``. 0 = off.
 
     **Busy traffic wanders more than Poisson over minutes, and the null reaches as far.** A rate that moves +-10%
     from one minute to the next is nothing in a 1 s window at 10 req/s (``phi`` 1.1), yet the small chart, which
@@ -409,7 +417,7 @@ class PoissonCusumBank(_Bank):
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
                  wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
-                 wander_events: float = 500.0, wander_events_first_day: float = 1000.0):
+                 wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -417,14 +425,14 @@ class PoissonCusumBank(_Bank):
         self._drop_penalty = _chart_penalties(self._drops.size)
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
-                             wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day,
+                             wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
                              self._drops, np.log(self._drops),
                              self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self.season_memory_s, self.later_prior = season_memory_s, later_prior
-        self.wander_events, self.wander_events_first_day = wander_events, wander_events_first_day
+        self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,

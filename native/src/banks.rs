@@ -307,7 +307,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 19;
+const POISSON_CONSTS: usize = 20;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -407,7 +407,8 @@ struct PoissonBefore {
     warm: bool,
     suspect: bool,
     suspect_up: bool,
-    /// How far the null's ends move apart for the seasonal factors' own uncertainty (a share of the rate).
+    /// How far the null's ends move apart for the seasonal factors' own uncertainty, or the level's while its memory
+    /// fills, whichever is larger (a share of the rate).
     band: f64,
 }
 
@@ -445,7 +446,12 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
     // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
-    let band = if seasoned { min(c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt(), MAX_BAND) } else { 0.0 };
+    let seasonal = if seasoned { c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt() } else { 0.0 };
+    // While the level's memory fills (its first `tau_events` events), `level_z` standard errors of a rate learned
+    // from `events` requests of dispersion `phi`, fading to none as they reach `tau_events`: a level taken from a
+    // first minute of batched requests read the rate going on as a drop.
+    let filling = if events < c[1] { c[19] * (phi / max(events, 1.0)).sqrt() * (1.0 - events / c[1]) } else { 0.0 };
+    let band = min(max(seasonal, filling), MAX_BAND);
     let warm_up = n >= c[3] && events >= c[2];
     let warm = warm_up && (tau <= 2.0 * c[0] || seasoned);
     let small = tb.small[k * 3];

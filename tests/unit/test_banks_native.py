@@ -78,8 +78,11 @@ class NumpyPoisson(PoissonCusumBank):
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
-        band = np.where(seasoned, np.minimum(self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
-                                             MAX_BAND), 0.0)  # the factors' own uncertainty, once in use
+        seasonal = np.where(seasoned, self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
+                            0.0)  # the factors' own uncertainty, once in use
+        filling = np.where(events < self.tau_events, self.level_z * np.sqrt(phi / np.maximum(events, 1.0))
+                           * (1.0 - events / self.tau_events), 0.0)  # the level's, while its memory fills
+        band = np.minimum(np.maximum(seasonal, filling), MAX_BAND)
         warm_up = (n >= self.min_windows) & (events >= self.min_events)
         warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
         small, deep = self._small[slots].T, self._deep[slots].T
@@ -387,6 +390,7 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
                                                              NumpyPoisson(small_first_day=0.0)),
              "throughput, no quick level": (PoissonCusumBank(quick_memory=0.0), NumpyPoisson(quick_memory=0.0)),
              "throughput, no seasonal band": (PoissonCusumBank(seasonal_z=0.0), NumpyPoisson(seasonal_z=0.0)),
+             "throughput, no level band": (PoissonCusumBank(level_z=0.0), NumpyPoisson(level_z=0.0)),
              "throughput, no block dispersion": (PoissonCusumBank(block_s=0.0), NumpyPoisson(block_s=0.0)),
              "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
