@@ -232,8 +232,17 @@ def rough(spec: FleetSpec) -> FleetSpec:
     rates that wander +-10% around the daily cycle over half-hours, requests in batches of 2 on
     average, a day with a second harmonic, and 0.2% of requests 3-20x slow. Detection is
     tuned on smooth fleets; a rough quiet fleet tells whether it pages on what is normal
-    elsewhere (``load/detection_harness.py --rough``)."""
-    return replace(spec, daily_harmonic=0.2, rate_wander=0.1, rate_wander_s=1800.0, clump=2.0, latency_outliers=0.002)
+    elsewhere (``load/detection_harness.py --rough``).
+
+    Each replica serves as much more as four standard deviations of the walk raise the rate
+    (``utilization`` divided by ``exp(4 * rate_wander)``): at ``realistic()``'s 0.3 the walk's
+    peaks on top of the day's took a server past the knee of :func:`slowdown` (the rough
+    200-model fleet's model-158 at 0.8 for 20 minutes of its first day's peak, its latency 1.3x),
+    a real overload the harness counted as a false page. Below the knee latency is untouched, so
+    nothing else of the fleet changes."""
+    wander = 0.1
+    return replace(spec, daily_harmonic=0.2, rate_wander=wander, rate_wander_s=1800.0, clump=2.0, latency_outliers=0.002,
+                   utilization=spec.utilization / math.exp(4 * wander))
 
 
 def realistic(models: int, seed: int = 1, rate_range: tuple[float, float] = (0.01, 5000.0)) -> FleetSpec:
