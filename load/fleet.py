@@ -237,7 +237,8 @@ def rough(spec: FleetSpec) -> FleetSpec:
     Each replica serves as much more as four standard deviations of the walk raise the rate
     (``utilization`` divided by ``exp(4 * rate_wander)``): at ``realistic()``'s 0.3 the walk's
     peaks on top of the day's took a server past the knee of :func:`slowdown` (the rough
-    200-model fleet's model-158 at 0.8 for 20 minutes of its first day's peak, its latency 1.3x),
+    200-model fleet's model-158 past 0.7 for 20 minutes of its first day's peak, up to 0.8: latency
+    up to 1.5x),
     a real overload the harness counted as a false page. Below the knee latency is untouched, so
     nothing else of the fleet changes."""
     wander = 0.1

@@ -234,3 +234,28 @@ def test_a_lasting_rise_is_not_followed_by_a_drop() -> None:
                                   drop_end_s=np.inf, ratio=1.0, window_s=60.0, swing=0.0,
                                   drops=(start, np.inf, 3.0))
     assert (drop < H).all(), rates[(drop >= H).any(axis=0)].round(1).tolist()
+
+
+def _batched_false_drops(level_z: float, seed: int) -> int:
+    """How many of 200 healthy series at 0.1-1 req/s (log-uniform), their requests in batches of two on average
+    (Poisson batches of geometric size, as ``load/fleet.py``'s ``rough()``), raised a drop in their first hour
+    of 1 s windows."""
+    rng = np.random.default_rng(seed)
+    rates = 0.1 * 10 ** rng.random(200)
+    bank, slots, h = PoissonCusumBank(level_z=level_z), np.arange(rates.size), threshold_for(1.0, 1e-4)
+    fired = np.zeros(rates.size, dtype=bool)
+    for w in range(3600):
+        batches = rng.poisson(rates / 2.0)
+        x = np.where(batches > 0, batches + rng.negative_binomial(np.maximum(batches, 1), 0.5), 0).astype(float)
+        ev = bank.score_learn(slots, x, np.full(rates.size, MONDAY_MS + w * 1000), 1.0, h)
+        fired |= (ev.cusum >= h) & (ev.kind == 0)
+    return int(fired.sum())
+
+
+def test_a_level_learned_from_a_few_batched_requests_is_not_trusted_as_the_rate() -> None:
+    # A level taken from a first minute of batches is several standard errors off the rate, and the drop charts read
+    # that as a lasting deficit: 7 of these 800 series paged with the band off (level_z=0), 1 with it (the rough
+    # 200-model fleet's model-172, 0.30 req/s, paged from its third minute before the band).
+    with_band = sum(_batched_false_drops(2.0, seed) for seed in (1, 2, 3, 4))
+    without = sum(_batched_false_drops(0.0, seed) for seed in (1, 2, 3, 4))
+    assert with_band <= 1 and without >= 5, (with_band, without)
