@@ -275,7 +275,8 @@ class Incident(msgspec.Struct):
         No page is owed for it (the caller decides what is). The sinks that heard the firing
         were told it resolved, so none is owed a resolve until a page reaches it again; a
         resolve still owed is not true any more and is not sent (it could not be: an
-        open incident has no resolution time): its sink still shows the firing it heard.
+        open incident has no resolution time): its sink still shows the firing it heard,
+        unless that resolve was already on its way (:meth:`delivered` then forgets the sink).
         """
         self._move("open")
         self.flaps += 1
@@ -316,10 +317,15 @@ class Incident(msgspec.Struct):
         return queue[0] if queue else None
 
     def delivered(self, sink: str, notice: Notice) -> None:
-        """``sink`` accepted ``notice``: it is no longer owed."""
+        """``sink`` accepted ``notice``: it is no longer owed. A sink told the incident resolved shows
+        nothing firing, so it is owed no further resolve until a firing reaches it again, even when
+        the series flapped while that resolve was on its way (:meth:`refire` kept the sink as one
+        that still shows the firing, and its next recovery resolved it a second time)."""
         self._drop(sink, notice)
         if notice.status == "firing" and sink not in self.heard:
             self.heard.append(sink)
+        elif notice.status == "resolved":
+            self.heard = [s for s in self.heard if s != sink]
         tag = f"firing@{notice.level}" if notice.status == "firing" and notice.level else notice.status
         if tag not in self.alerted:
             self.alerted.append(tag)

@@ -502,6 +502,24 @@ def test_a_series_firing_again_within_the_hold_down_reopens_its_incident() -> No
     assert len(book.by_id) == 1
 
 
+def test_a_flap_while_the_resolve_is_on_its_way_owes_no_second_resolve() -> None:
+    """tests/integration/test_response.py's flapping test failed on a loaded machine: the series flapped after
+    PagerDuty had the resolve but before the courier recorded it, so the flap kept PagerDuty as a sink still
+    showing the firing, and the next recovery sent it a second resolve."""
+    book = IncidentBook(hold_down_ms=lambda a: 1800 * SIZE)
+    incident = book.apply(anomaly(onset=W))
+    incident.owe("firing", 0, ["pagerduty"], 1)
+    incident.delivered("pagerduty", incident.next_notice("pagerduty"))
+    book.apply(anomaly(state="recovered", onset=W, at=W + 10))
+    incident.owe("resolved", 0, incident.resolve_owed_to(), 2)
+    sending = incident.next_notice("pagerduty")
+    book.apply(anomaly(onset=W + 600))  # the flap, while the resolve is on its way
+    incident.delivered("pagerduty", sending)
+    book.apply(anomaly(state="recovered", onset=W + 600, at=W + 605))
+    assert (sending.status, incident.state, incident.flaps) == ("resolved", "resolved", 1)
+    assert incident.resolve_owed_to() == [], "PagerDuty was told it resolved"
+
+
 @pytest.mark.parametrize("case", ["after the hold-down", "resolved by a person", "no hold-down"])
 def test_a_later_firing_opens_a_new_incident(case: str) -> None:
     book = IncidentBook(hold_down_ms=lambda a: 0 if case == "no hold-down" else 1800 * SIZE)
