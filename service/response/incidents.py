@@ -319,13 +319,17 @@ class Incident(msgspec.Struct):
     def delivered(self, sink: str, notice: Notice) -> None:
         """``sink`` accepted ``notice``: it is no longer owed. A sink told the incident resolved shows
         nothing firing, so it is owed no further resolve until a firing reaches it again, even when
-        the series flapped while that resolve was on its way (:meth:`refire` kept the sink as one
-        that still shows the firing, and its next recovery resolved it a second time)."""
+        the series flapped (and recovered again) while that resolve was on its way: :meth:`refire`
+        kept the sink as one that still shows the firing, and the next recovery resolved it twice."""
         self._drop(sink, notice)
         if notice.status == "firing" and sink not in self.heard:
             self.heard.append(sink)
         elif notice.status == "resolved":
             self.heard = [s for s in self.heard if s != sink]
+            queue = self.owed.get(sink, [])
+            if not any(n.status == "firing" for n in queue):
+                for stale in [n for n in queue if n.status == "resolved"]:
+                    self._drop(sink, stale)
         tag = f"firing@{notice.level}" if notice.status == "firing" and notice.level else notice.status
         if tag not in self.alerted:
             self.alerted.append(tag)
