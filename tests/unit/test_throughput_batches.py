@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from batches import batched
 from modelmedic.detectors import PoissonCusumBank
 from modelmedic.detectors.sequential import threshold_for
 
@@ -21,8 +22,7 @@ def _false_surges(window_s: float, hours: float, seed: int) -> np.ndarray:
     on, episodes = np.zeros(rates.size, dtype=bool), np.zeros(rates.size, dtype=int)
     for t_s in np.arange(0.0, hours * 3600, window_s):
         batches = rng.poisson(rates * (1 + 0.6 * np.sin(2 * np.pi * t_s / DAY_S + phase)) * window_s / 2)
-        x = batches + np.where(batches > 0, rng.negative_binomial(np.maximum(batches, 1), 0.5), 0)
-        ev = bank.score_learn(slots, x.astype(float), np.full(rates.size, t_s * 1000), window_s, h, h / 2)
+        ev = bank.score_learn(slots, batched(rng, batches), np.full(rates.size, t_s * 1000), window_s, h, h / 2)
         up = (ev.cusum >= h) & (ev.kind == 1)
         episodes += up & ~on
         on = up | (on & (ev.cusum >= h / 3))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from batches import batched
 from modelmedic.detectors import PoissonCusumBank
 from modelmedic.detectors.sequential import threshold_for
 
@@ -245,8 +246,7 @@ def _batched_false_drops(level_z: float, seed: int) -> int:
     bank, slots, h = PoissonCusumBank(level_z=level_z), np.arange(rates.size), threshold_for(1.0, 1e-4)
     fired = np.zeros(rates.size, dtype=bool)
     for w in range(3600):
-        batches = rng.poisson(rates / 2.0)
-        x = np.where(batches > 0, batches + rng.negative_binomial(np.maximum(batches, 1), 0.5), 0).astype(float)
+        x = batched(rng, rng.poisson(rates / 2.0))
         ev = bank.score_learn(slots, x, np.full(rates.size, MONDAY_MS + w * 1000), 1.0, h)
         fired |= (ev.cusum >= h) & (ev.kind == 0)
     return int(fired.sum())
