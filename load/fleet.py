@@ -237,10 +237,9 @@ def rough(spec: FleetSpec) -> FleetSpec:
     Each replica serves as much more as four standard deviations of the walk raise the rate
     (``utilization`` divided by ``exp(4 * rate_wander)``): at ``realistic()``'s 0.3 the walk's
     peaks on top of the day's took a server past the knee of :func:`slowdown` (the rough
-    200-model fleet's model-158 past 0.7 for 20 minutes of its first day's peak, up to 0.8: latency
-    up to 1.5x),
-    a real overload the harness counted as a false page. Below the knee latency is untouched, so
-    nothing else of the fleet changes."""
+    200-model fleet's model-158 past 0.7 for 20 minutes of its first day's peak, up to 0.8:
+    latency up to 1.5x), a real overload the harness counted as a false page. Below the knee
+    latency is untouched, so nothing else of the fleet changes."""
     wander = 0.1
     return replace(spec, daily_harmonic=0.2, rate_wander=wander, rate_wander_s=1800.0, clump=2.0, latency_outliers=0.002,
                    utilization=spec.utilization / math.exp(4 * wander))
