@@ -94,6 +94,11 @@ class Anomaly(msgspec.Struct, frozen=True):
     summary: str
     closed_at_ms: int = 0
     """Wall-clock time the window was closed (for close-to-alert latency)."""
+    seen_before: int = 0
+    """Start of the series' last window with data before ``onset`` (0: not known). A sparse
+    series' onset is its first request after the change, which can come minutes after it: the
+    problem started between this and ``onset`` (storms take such a member in:
+    ``modelmedic.response.storms``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,11 @@ class Episodes(SlotState):
         self.kind = np.zeros(0, dtype=np.int8)
         self.cold = np.zeros(0, dtype=bool)
         """Series whose last window had too little history to be judged (insufficient data)."""
+        self.seen = np.zeros(0, dtype=np.int64)
+        """Each series' last window with data (0: none yet)."""
+        self.seen_before = np.zeros(0, dtype=np.int64)
+        """Each series' last window with data before its CUSUM last left 0 (0: none): its problem,
+        if one started, started after it (:meth:`saw`)."""
 
     def ensure(self, n: int) -> None:
         if n > self.bad.size:
@@ -83,6 +88,8 @@ class Episodes(SlotState):
             self.onset = np.concatenate([self.onset, np.zeros(extra, dtype=np.int64)])
             self.kind = np.concatenate([self.kind, np.zeros(extra, dtype=np.int8)])
             self.cold = np.concatenate([self.cold, np.zeros(extra, dtype=bool)])
+            self.seen = np.concatenate([self.seen, np.zeros(extra, dtype=np.int64)])
+            self.seen_before = np.concatenate([self.seen_before, np.zeros(extra, dtype=np.int64)])
 
     def _slot_capacity(self) -> int:
         return self.bad.size
@@ -95,8 +102,21 @@ class Episodes(SlotState):
 
     def forget(self, slots: np.ndarray) -> None:
         slots = slots[slots < self.bad.size]
-        self.bad[slots] = self.good[slots] = 0
+        self.bad[slots] = self.good[slots] = self.seen[slots] = self.seen_before[slots] = 0
         self.firing[slots] = self.cold[slots] = False
+
+    def saw(self, slots: np.ndarray, window: int | np.ndarray, onset: np.ndarray, data: np.ndarray | None) -> None:
+        """Advance :attr:`seen` and :attr:`seen_before` by one window (``onset``: each series' window
+        its CUSUM last left 0, the window itself while at 0; ``data``: which had data, None: all).
+
+        A sparse series' onset is its first request after the change, which can come minutes after
+        the change (a storm's member serving 0.1 req/s in batches: load/detection_harness.py, the
+        rough 200-model day, first request 88 s after the storm began, the last 14 s before it): the
+        problem began between its last window with data before the onset and the onset."""
+        if slots.size:
+            self.ensure(int(np.maximum.reduce(slots)) + 1)
+        self.seen_before[slots] = np.where(onset == window, self.seen[slots], self.seen_before[slots])
+        self.seen[slots] = window if data is None else np.where(data, window, self.seen[slots])
 
     def step(
         self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray,
@@ -501,9 +521,10 @@ class WindowJudge:
             judged &= ~stopped
         if masked is not None:
             anomalous, judged = anomalous & ~masked, judged & ~masked
-        started, ended = fam.episodes.step(slots, anomalous, judged, ev.kind, window, idle=stopped,
-                                           onset=ev.since_ms // size_ms)
+        onset = ev.since_ms // size_ms
+        started, ended = fam.episodes.step(slots, anomalous, judged, ev.kind, window, idle=stopped, onset=onset)
         fam.episodes.cold[slots] = ~ev.warm
+        fam.episodes.saw(slots, window, onset, r.count > 0 if by_version else None)
         if not started.size and not ended.size:
             return []
         where = {int(s): i for i, s in enumerate(slots)}
@@ -522,6 +543,7 @@ class WindowJudge:
                 series_version = "*"
             kind = THROUGHPUT_KINDS[fam.episodes.kind[slot]] if fam.name == "throughput" else fam.name
             onset_ms = int(fam.episodes.onset[slot]) * size_ms
+            seen_ms = int(fam.episodes.seen_before[slot]) * size_ms
             score = float(max(0.0, -np.expm1(np.log(windows_per_day) - float(ev.cusum[i]))))
             gone = stopped is not None and bool(stopped[i])
             observed = float(ev.observed[i] if state == "firing" else np.nan if gone else now[i])
@@ -534,7 +556,8 @@ class WindowJudge:
             records.append(Anomaly(
                 id=stable_id(model, series_version, role, kind, onset_ms // size_ms), series=f"{model}/{series_version}/{role}",
                 model=model, version=version, role=role, kind=kind, anomaly_class=_CLASS[kind],
-                window_start=cw.start_ms, window_end=cw.end_ms, onset=onset_ms, observed=_finite(observed),
+                window_start=cw.start_ms, window_end=cw.end_ms, onset=onset_ms,
+                seen_before=seen_ms if 0 < seen_ms < onset_ms else 0, observed=_finite(observed),
                 baseline=_finite(float(ev.baseline[i])), score=score, state=state,
                 summary=f"{model} {version} ({role}): {what}", closed_at_ms=cw.closed_at_ms,
             ))

@@ -190,6 +190,9 @@ class Incident(msgspec.Struct):
     """Sinks that accepted a firing page of this incident: only they are owed its resolve."""
     fired_at_ms: int = 0
     """Event time (window end) of the anomaly that opened it: storms are judged on it."""
+    seen_before_ms: int = 0
+    """The opening anomaly's ``seen_before``: its series' last window with data before the onset
+    (0: not known). A storm takes in a sparse member silent since within its span."""
     held: bool = False
     """Opened but not yet paged or remediated: waiting out the storm hold
     (:mod:`modelmedic.response.storms`)."""
@@ -553,7 +556,7 @@ class IncidentBook:
         incident = Incident(
             id=a.id, series=a.series, model=a.model, version=a.version, role=a.role, anomaly_class=a.anomaly_class,
             kinds=[a.kind], firing=[a.kind], anomaly_ids=[a.id], summary=a.summary, evidence=evidence,
-            opened_at_ms=a.onset, firing_anomalies={a.id: a.kind}, fired_at_ms=a.window_end,
+            opened_at_ms=a.onset, firing_anomalies={a.id: a.kind}, fired_at_ms=a.window_end, seen_before_ms=a.seen_before,
         )
         self.load(incident)
         return incident

@@ -248,7 +248,9 @@ class GuardRails(_Section):
     from its earliest onset that grows with its models (the whole window from half of
     ``storm_models`` on), but at most this long after each fired. An open storm also takes in
     a member whose onset is up to this long before its span, if it fired after the storm
-    surely began (a sparse series' onset may be minutes early: :mod:`modelmedic.response.storms`)."""
+    surely began (a sparse series' onset may be minutes early: :mod:`modelmedic.response.storms`),
+    and one whose onset is up to this long after its span if its series had no data since within
+    the span (a sparse series' onset is its first request after the change)."""
     dry_run: bool = False
     """Run every playbook in dry-run: say what would be done, change nothing."""
 

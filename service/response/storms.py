@@ -9,11 +9,13 @@ thousands fires in seconds; grouped by firing time, the dense members fired alon
 sparse ones fell outside the window. A backlog drained in one second is judged by when its
 anomalies happened, not when they were read: unrelated alarms hours apart never form a storm.
 
-A sparse member's onset is itself an estimate: the truth lies between its onset and its
-firing, and a noise excursion that the change continued can put the onset minutes early. So
-an open storm also takes in a member whose onset lies up to ``storm_gather_max_s`` before its
-span if that member fired after the storm surely began (:meth:`StormWatch.onset_in`); such
-doubtful onsets never form a storm, only join one.
+A sparse member's onset is itself an estimate: a noise excursion that the change continued
+can put it minutes early, and a series that sent nothing for a minute puts it late (its
+first request after the change). So an open storm also takes in a member whose onset lies up
+to ``storm_gather_max_s`` before its span if that member fired after the storm surely began,
+and one whose onset lies up to ``storm_gather_max_s`` after its span if that member's series
+had no data from within the span to its onset (:meth:`StormWatch.onset_in`). Such doubtful
+onsets never form a storm, only join one.
 
 So that a storm pages once before any member pages, a new incident is *held* (no page, no
 playbook) for a while of event time after it fired, and members fire later the sparser
@@ -64,11 +66,13 @@ class Firing:
     model: str
     onset_ms: int
     fired_ms: int
+    seen_ms: int = 0
+    """Its series' last window with data before the onset (0: not known): its problem started after it."""
 
     @classmethod
     def of(cls, incident: Incident) -> Firing:
         """The incident as storms see it."""
-        return cls(incident.model, incident.opened_at_ms, incident.fired_at_ms)
+        return cls(incident.model, incident.opened_at_ms, incident.fired_at_ms, incident.seen_before_ms)
 
 
 @dataclass
@@ -215,12 +219,23 @@ class StormWatch:
         incident. One that fired before the storm surely began is not (the 30-model fleet, seed 2:
         an error burst that began 300 s before the storm, at 0.44 req/s, fired 23 s before its
         densest member's onset), nor a creep that began an hour before and fires during the storm,
-        nor an incident whose onset follows the span by more than the window.
+        nor an incident whose onset follows the span by more than the window, unless its series was
+        silent since within it.
+
+        A sparse member's onset can also be late: it is the member's first request after the change,
+        and a model serving 0.1 req/s in batches may send none for a minute and more (the rough
+        200-model day, seed 1: a storm's member silent from 14 s before the storm began to 88 s
+        after, its onset 73 s past the others' span). So a member whose onset is at most
+        ``storm_gather_max_s`` after the span, and whose series had no data between the span (its
+        window included) and that onset (:attr:`Firing.seen_ms`), may have started with it too: it is
+        the storm's, seen as starting at the span's end.
         """
         if storm.first_ms - self.window_ms <= member.onset_ms <= storm.last_ms + self.window_ms:
             return member.onset_ms
         if storm.first_ms - self.gather_max_ms <= member.onset_ms < storm.first_ms and member.fired_ms >= storm.surest.onset_ms:
             return storm.first_ms
+        if 0 < member.seen_ms <= storm.last_ms + self.window_ms < member.onset_ms <= storm.last_ms + self.gather_max_ms:
+            return storm.last_ms
         return None
 
     def fired(self, new: Firing) -> list[str] | None:

@@ -132,6 +132,9 @@ PUBLISHED: dict[str, dict[str, Any]] = {
             "state": ("firing when the episode starts, recovered when it ends.", {}),
             "summary": ("One human sentence for the alert.", {}),
             "closed_at_ms": ("Wall-clock time the window was closed, epoch milliseconds.", {}),
+            "seen_before": ("Start of the series' last window with data before `onset`, epoch milliseconds; 0: not "
+                            "known. A sparse series' onset is its first request after the change: its problem "
+                            "started between this and `onset`.", {}),
         },
     },
 }

@@ -115,6 +115,17 @@ def test_latency_spike_fires_once_and_recovers_with_the_same_id(seed: int) -> No
     assert "back to normal" in recovered.summary
 
 
+def test_a_firing_record_says_when_its_series_last_had_data_before_the_onset() -> None:
+    """A series silent when its problem began shows it at its next request: its onset is that
+    request's window, and ``seen_before`` (the last window with data before it) bounds the start
+    from below, so a storm can take in a sparse member whose first request came late."""
+    spike: Traffic = {PROD: (50, 100.0, 0.01)}
+    busy = [a for _, a in run([(30, NORMAL), (6, spike)]) if a.kind == "latency"]
+    silent = [a for _, a in run([(30, NORMAL), (20, {PROD: (0, 20.0, 0.01)}), (6, spike)]) if a.kind == "latency"]
+    assert [(a.onset, a.seen_before) for a in busy] == [((W0 + 30) * SIZE, (W0 + 29) * SIZE)]
+    assert [(a.onset, a.seen_before) for a in silent] == [((W0 + 50) * SIZE, (W0 + 29) * SIZE)]
+
+
 def test_a_single_bad_window_never_fires() -> None:
     records = run([(30, NORMAL), (1, {PROD: (50, 200.0, 0.01)}), (10, NORMAL)] * 3)
     assert records == []

@@ -175,6 +175,23 @@ def test_a_member_whose_onset_was_estimated_minutes_early_is_the_storms_if_it_fi
     assert w.onset_in(storm, Firing("later", T + 64 * S, T + 65 * S)) is None, "after the span's window: no uncertainty"
 
 
+def test_a_member_silent_since_within_the_span_is_the_storms_however_late_its_first_request() -> None:
+    """The rough 200-model day, seed 1: model-014 (0.11 req/s, batched) sent nothing from 14 s before
+    the storm began to 88 s after; its onset, its first request's window, lay 73 s past the span."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    storm = w.open_storm("production", [Firing(m, T + o * S, T + f * S) for m, o, f in M50_SEED_2 if m != "m018"][:10])
+    assert (storm.first_ms, storm.last_ms) == (T - 23 * S, T + 3 * S)
+    late = Firing("model-014", T + 87 * S, T + 270 * S, seen_ms=T - 14 * S)
+    assert w.onset_in(storm, late) == storm.last_ms and w.storm_of(late) is storm, "seen as starting at the span's end"
+    w.joined(storm, late)
+    assert (storm.first_ms, storm.last_ms) == (T - 23 * S, T + 3 * S), "its doubtful onset widens nothing"
+    assert w.onset_in(storm, Firing("x", T + 87 * S, T + 270 * S, seen_ms=T + 64 * S)) is None, "it had data after the window"
+    assert w.onset_in(storm, Firing("x", T + 87 * S, T + 270 * S, seen_ms=T + 63 * S)) == storm.last_ms
+    assert w.onset_in(storm, Firing("x", T + 87 * S, T + 270 * S)) is None, "not known: its onset is its start"
+    assert w.onset_in(storm, Firing("x", T + 604 * S, T + 700 * S, seen_ms=T)) is None, "more than storm_gather_max_s after"
+    assert w.onset_in(storm, Firing("x", T + 603 * S, T + 700 * S, seen_ms=T)) == storm.last_ms
+
+
 def test_rebuilt_storms_keep_their_span_and_surest_member_whatever_a_doubtful_member_said() -> None:
     rails = GuardRails(storm_models=3, storm_window_s=60, storm_hold_s=5)
     w = StormWatch.rebuilt(rails, [incident("s", "*", T - 5 * S, T + 20 * S), incident("x", "x", T - 162 * S, T + 9 * S, "s"),
