@@ -411,6 +411,9 @@ class _Arrivals:
     normal: np.ndarray
     later_u: np.ndarray
     later_n: np.ndarray
+    slow: np.ndarray
+    """Per arrival, two uniforms per role (production, canary, shadow) for :attr:`FleetSpec.latency_outliers`;
+    no columns without outliers."""
 
     @classmethod
     def concat(cls, a: "_Arrivals", b: "_Arrivals") -> "_Arrivals":
@@ -420,7 +423,7 @@ class _Arrivals:
         return cls(*(m[order] for m in merged))
 
     def fields(self) -> tuple[np.ndarray, ...]:
-        return self.model, self.ts, self.rid, self.stream, self.uniform, self.normal, self.later_u, self.later_n
+        return self.model, self.ts, self.rid, self.stream, self.uniform, self.normal, self.later_u, self.later_n, self.slow
 
     def take(self, index: np.ndarray) -> "_Arrivals":
         return _Arrivals(*(f[index] for f in self.fields()))
@@ -491,9 +494,13 @@ class Fleet:
         self._surge_rng = np.random.default_rng([spec.seed, 2])
         self._later = (np.random.default_rng([spec.seed, 1, 1]), np.random.default_rng([spec.seed, 2, 1]))
         self._next_request = [0, 0]
-        # The rough shape's draws (rough()), from streams of their own: smooth fleets stay byte-identical.
+        # The rough shape's draws (rough()), from streams of their own: smooth fleets stay byte-identical. The walk
+        # has its own; batch sizes and slow outliers are drawn per arrival stream, before thinning, so an incident
+        # (a drop thins, a surge adds) moves no other model's walk, batches or outliers.
         self._rough_rng = np.random.default_rng([spec.seed, 5])
         self._wander = spec.rate_wander * self._rough_rng.standard_normal(spec.models)
+        self._clump_rng = (np.random.default_rng([spec.seed, 5, 1]), np.random.default_rng([spec.seed, 5, 2]))
+        self._slow_rng = (np.random.default_rng([spec.seed, 6, 1]), np.random.default_rng([spec.seed, 6, 2]))
         self._keys = [p.model.encode() for p in self.profiles]
         self._rate = np.array([p.rate for p in self.profiles])
         self._capacity = np.array([p.capacity_per_replica for p in self.profiles])
@@ -652,7 +659,7 @@ class Fleet:
         models, clump = np.arange(len(self.profiles)), self.spec.clump
         if clump > 1.0:
             batches = np.repeat(models, rng.poisson(expected / clump))
-            size = self._rough_rng.geometric(1.0 / clump, batches.size)
+            size = self._clump_rng[stream].geometric(1.0 / clump, batches.size)
             model, first = np.repeat(batches, size), np.repeat(np.cumsum(size) - size, size)
         else:
             model = np.repeat(models, rng.poisson(expected))
@@ -661,12 +668,13 @@ class Fleet:
         uniform, normal = rng.random((n, _UNIFORMS)), rng.standard_normal((n, _NORMALS))
         later = self._later[stream]
         later_u, later_n = later.random((n, _LATER_UNIFORMS)), later.standard_normal((n, _LATER_NORMALS))
+        slow = self._slow_rng[stream].random((n, 2 * len(ROLES) if self.spec.latency_outliers else 0))
         ts = np.floor(t0_ms + uniform[first, 0] * dt_ms).astype(np.int64)
         order = np.argsort(ts, kind="stable")
         rid = np.arange(self._next_request[stream], self._next_request[stream] + n)
         self._next_request[stream] += n
         return _Arrivals(model[order], ts[order], rid, np.full(n, stream), uniform[order], normal[order],
-                         later_u[order], later_n[order])
+                         later_u[order], later_n[order], slow[order])
 
     def _records(
         self, a: "_Arrivals", version: np.ndarray, lat_mult: np.ndarray, err: np.ndarray, severity: np.ndarray,
@@ -699,8 +707,8 @@ class Fleet:
         latency_noise = np.choose(role, [normal[:, 1], normal[:, 4], a.later_n[source, 0]])
         latency = self._latency[model] * lat_mult * np.exp(self.spec.latency_sigma * latency_noise)
         if self.spec.latency_outliers:
-            slow = self._rough_rng.random((2, source.size))
-            latency *= np.where(slow[0] < self.spec.latency_outliers, 3.0 * (20.0 / 3.0) ** slow[1], 1.0)
+            hit, size = a.slow[source, 2 * role], a.slow[source, 2 * role + 1]
+            latency *= np.where(hit < self.spec.latency_outliers, 3.0 * (20.0 / 3.0) ** size, 1.0)
         ok = np.choose(role, [uniform[:, 3], uniform[:, 5], a.later_u[source, 0]]) >= err
         prediction = self._predictions(model, ok, z, u, confidence, severity)
         prefixes = (f"{self.spec.seed}-", f"{self.spec.seed}-s")

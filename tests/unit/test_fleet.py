@@ -126,11 +126,11 @@ def test_canary_mirrors_a_fraction_of_requests_with_the_previous_version() -> No
 
 
 @pytest.mark.parametrize("kind", ["latency_spike", "error_burst", "throughput_collapse", "bad_version", "overload"])
-def test_an_incident_leaves_every_other_model_and_time_byte_identical(kind: str) -> None:
-    target = regressor().model
+def test_an_incident_leaves_every_other_model_and_time_byte_identical(kind: str, spec: FleetSpec = SPEC) -> None:
+    target = regressor(spec).model
     incident = Incident.parse(f"{kind}:{target}@{WINDOW[0]:g}+{WINDOW[1] - WINDOW[0]:g}")
-    base_outside, base_inside = split(run(), target)
-    outside, inside = split(run(incidents=(incident,)), target)
+    base_outside, base_inside = split(run(spec), target)
+    outside, inside = split(run(spec, incidents=(incident,)), target)
     assert outside == base_outside
     assert inside != base_inside
     # The canary runs elsewhere: its mirrors of the base traffic are untouched.
@@ -422,6 +422,13 @@ def test_the_newer_kinds_leave_every_other_model_and_time_byte_identical(kind: s
     test_an_incident_leaves_every_other_model_and_time_byte_identical(kind)
 
 
+@pytest.mark.parametrize("kind", ["throughput_collapse", "surge", "latency_spike"])
+def test_on_rough_traffic_too_an_incident_leaves_every_other_model_and_time_byte_identical(kind: str) -> None:
+    """A drop thins a model's requests and a surge adds some; neither may move another model's walk, batches or
+    slow outliers (the rough harness fleets compare a quiet fleet with the same fleet and its incidents)."""
+    test_an_incident_leaves_every_other_model_and_time_byte_identical(kind, fleet.rough(SPEC))
+
+
 def test_creep_adds_its_magnitude_every_ten_minutes() -> None:
     spec = replace(SPEC, models=2, rate=5.0, canary_fraction=0.0)
     model = fleet.model_id(0)
@@ -470,7 +477,11 @@ def test_a_rough_fleet_batches_requests_wanders_and_has_slow_outliers() -> None:
                                  latency_sigma=0.01, seed=4))
     events = [e for c in chunks(spec, duration_s=6 * 3600, chunk_s=10.0) for e in decoded(c.inference)]
     ts = np.array([e.ts for e in events])
-    assert abs(ts.size / (20.0 * 6 * 3600) - 1.0) < 0.1  # the wander and the batches keep the mean rate
+    # The batches keep the walked rate: the walk has a random stream of its own, so a fresh fleet replays it.
+    walk = fleet.Fleet(spec, (), MONDAY)
+    walked = sum(10.0 * float(walk._wandered(10_000.0)[0] * walk._seasonal_rate(MONDAY + i * 10_000 + 5_000)[0])
+                 for i in range(6 * 360))  # (the seasonal rate: a second harmonic, even without a sine)
+    assert abs(ts.size / walked - 1.0) < 0.02  # (batch counts: sd about 0.3% of this many requests)
     # batches of 2 on average: about half the requests share their millisecond with the one before
     assert np.mean(np.diff(ts) == 0) == pytest.approx(0.5, abs=0.05)
     # the rate wanders ~10% over half-hours: ten-minute counts vary far beyond Poisson's sqrt
