@@ -193,13 +193,16 @@ def _bernoulli_kl(p1: float, p0: float) -> float:
     return p1 * math.log(p1 / p0) + (1 - p1) * math.log((1 - p1) / (1 - p0))
 
 
-def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, elapsed_s: np.ndarray) -> np.ndarray:
+def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, elapsed_s: np.ndarray,
+                            clump: float = 1.0) -> np.ndarray:
     """Nats per usual request that ``kind`` gives, ``elapsed_s`` into it, against the model as it was:
     the Kullback-Leibler divergence of the changed metric from the usual one, per request of its
     usual traffic (the drift of the log-likelihood ratio of a test designed for exactly this change).
 
     Latency is lognormal with log spread ``sigma`` (a shift ``d`` gives ``d^2 / (2 sigma^2)``);
-    traffic is Poisson (a rate ``m`` times the usual gives ``m ln m - m + 1`` per usual request);
+    traffic is Poisson (a rate ``m`` times the usual gives ``m ln m - m + 1`` per usual request), or
+    Poisson batches of ``clump`` requests on average (:func:`load.fleet.rough`): the same per usual
+    batch, so ``clump`` times less per request (a batch's size says nothing of the rate);
     errors and the share of requests over the usual p99 are Bernoulli trials. A ``tail`` is
     counted by the share over p99, the statistic the judge reads. Kinds that are not incidents give 0.
     """
@@ -214,7 +217,7 @@ def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, ela
     if kind.fleet_kind == "creep":
         return (np.floor(elapsed_s / CREEP_STEP_S) * math.log1p(m)) ** 2 / (2 * sigma**2)
     if kind.fleet_kind in ("throughput_collapse", "surge"):
-        return zero + (m * math.log(m) - m + 1)
+        return zero + (m * math.log(m) - m + 1) / clump
     if kind.fleet_kind == "error_burst":
         return zero + _bernoulli_kl(m, profile.error_rate)
     if kind.fleet_kind == "tail":
@@ -235,7 +238,7 @@ def information_bound_s(kind: Kind, profile: ModelProfile, spec: FleetSpec, star
     """
     elapsed = np.arange(horizon_s)
     rate = profile.rate * daily_factor(spec.seasonality, profile.phase, start_ms + 1000 * elapsed, spec.daily_harmonic)
-    evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed))
+    evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed, spec.clump))
     reached = np.flatnonzero(evidence >= h)
     return float(reached[0] + 1) if reached.size else math.inf
 

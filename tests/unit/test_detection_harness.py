@@ -19,6 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from load import detection_harness as harness  # noqa: E402
+from load.fleet import FleetSpec, profiles  # noqa: E402
 from modelmedic.config import load_settings  # noqa: E402
 
 INCIDENT_KINDS = tuple(k.name for k in harness.LIBRARY if k.expected_class is not None)
@@ -85,6 +86,19 @@ def test_the_bars_follow_the_information_the_data_hold(reports: tuple[harness.Re
     assert 300 < drops["model-019"].bound_s < 900 and drops["model-019"].bar_s == 900
     assert drops["model-004"].bound_s < 30 and drops["model-004"].bar_s == 300
     assert all(r.bar_s is None for r in reports[1].rows_of("latency creep +2%/10min"))
+
+
+def test_batched_requests_hold_less_evidence_of_a_rate_change() -> None:
+    """Poisson batches of two requests on average (load/fleet.py rough()) tell a rate change as well as half
+    as many single requests: a batch's size says nothing of the rate. Latency is judged per request either way."""
+    smooth = FleetSpec(models=1, rate_range=(1.0, 1.0), seasonality=0.0)
+    batched = FleetSpec(models=1, rate_range=(1.0, 1.0), seasonality=0.0, clump=2.0)
+    kinds = {k.name: k for k in harness.LIBRARY}
+    drop, step = kinds["throughput drop -30%"], kinds["latency step x2"]
+    bound = {spec.clump: {k.name: harness.information_bound_s(k, profiles(spec)[0], spec, harness.START_MS, 20.6)
+                          for k in (drop, step)} for spec in (smooth, batched)}
+    assert bound[2.0][drop.name] / bound[1.0][drop.name] == pytest.approx(2.0, abs=0.01)
+    assert bound[2.0][step.name] == bound[1.0][step.name]
 
 
 @pytest.mark.parametrize("kind, anomaly_class", sorted(RIGHT_CLASS.items()))
