@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,10 +26,33 @@ class StackError(RuntimeError):
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing uses right now, below the kernel's ephemeral range.
+
+    Below it, because a caller may leave the port unbound for a while before something binds
+    it (a test's sink that is down at first): a port from the ephemeral range (``bind`` to
+    port 0) can meanwhile become the local port of any outgoing connection, a Kafka client's,
+    and the later bind fails with "Address already in use" (seen in a CI trial on a loaded
+    machine). The kernel never hands out a port below the range on its own."""
+    low = _ephemeral_low()
+    candidates = list(range(max(1024, low - 16384), low))
+    random.SystemRandom().shuffle(candidates)  # (not a test's randomness: parallel callers must not collide)
+    for port in candidates[:200]:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError(f"no free TCP port on 127.0.0.1 in {max(1024, low - 16384)}-{low - 1} after 200 tries: "
+                     "free some ports, or widen the range below net.ipv4.ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range (Linux's default, 32768, where it cannot be read)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:

@@ -12,6 +12,7 @@ import pytest
 
 from modelmedic.app import Service
 from modelmedic.config import OperatorSettings, SinkSettings, token_sha256
+from modelmedic.response.policy import GuardRails
 from test_response import anomaly, audit_records, publish, until
 
 pytestmark = pytest.mark.integration
@@ -42,7 +43,7 @@ async def test_list_ack_silence_and_resolve_by_hand(settings, receiver):
         port = service.http.port
         fire = anomaly("model-ops")
         await publish(settings, fire)
-        await receiver.wait_for(kind="pagerduty", count=1)
+        await receiver.wait_for(kind="pagerduty", count=1, timeout=GuardRails().storm_hold_s + 15)  # (held first)
 
         listed = await asyncio.to_thread(cli, port, "list", "--state", "open")
         assert listed.returncode == 0 and fire.id in listed.stdout
