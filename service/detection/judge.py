@@ -112,11 +112,11 @@ class Episodes(SlotState):
         A sparse series' onset is its first request after the change, which can come minutes after
         the change (a storm's member serving 0.1 req/s in batches: load/detection_harness.py, the
         rough 200-model day, first request 88 s after the storm began, the last 14 s before it): the
-        problem began between its last window with data before the onset and the onset."""
-        if slots.size:
-            self.ensure(int(np.maximum.reduce(slots)) + 1)
-        self.seen_before[slots] = np.where(onset == window, self.seen[slots], self.seen_before[slots])
-        self.seen[slots] = window if data is None else np.where(data, window, self.seen[slots])
+        problem began between its last window with data before the onset and the onset. Called after
+        :meth:`step` (which sized the arrays for ``slots``)."""
+        seen = self.seen[slots]
+        self.seen_before[slots] = np.where(onset == window, seen, self.seen_before[slots])
+        self.seen[slots] = window if data is None else np.where(data, window, seen)
 
     def step(
         self, slots: np.ndarray, anomalous: np.ndarray, judged: np.ndarray, kind: np.ndarray,
