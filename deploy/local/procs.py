@@ -33,17 +33,17 @@ def free_port() -> int:
     port 0) can meanwhile become the local port of any outgoing connection, a Kafka client's,
     and the later bind fails with "Address already in use" (seen in a CI trial on a loaded
     machine). The kernel never hands out a port below the range on its own."""
-    low = _ephemeral_low()
-    candidates = list(range(max(1024, low - 16384), low))
-    random.SystemRandom().shuffle(candidates)  # (not a test's randomness: parallel callers must not collide)
-    for port in candidates[:200]:
+    high = _ephemeral_low()
+    ports = range(max(1024, high - 16384), high)
+    # (not a test's randomness: parallel callers must not collide)
+    for port in random.SystemRandom().sample(ports, min(200, len(ports))):
         with socket.socket() as s:
             try:
                 s.bind(("127.0.0.1", port))
             except OSError:
                 continue
             return port
-    raise StackError(f"no free TCP port on 127.0.0.1 in {max(1024, low - 16384)}-{low - 1} after 200 tries: "
+    raise StackError(f"no free TCP port on 127.0.0.1 in {ports.start}-{ports.stop - 1} after 200 tries: "
                      "free some ports, or widen the range below net.ipv4.ip_local_port_range")
 
 
