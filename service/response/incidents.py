@@ -287,7 +287,8 @@ class Incident(msgspec.Struct):
         self.recovered_after_remediation = False
         untold = {sink for sink, queue in self.owed.items() if any(n.status == "resolved" for n in queue)}
         self.heard = [sink for sink in self.heard if sink in untold]
-        self.owed = {sink: kept for sink, queue in self.owed.items() if (kept := [n for n in queue if n.status != "resolved"])}
+        for sink in list(self.owed):
+            self._keep(sink, [n for n in self.owed[sink] if n.status != "resolved"])
 
     def record_manual(self, attempt: Attempt) -> None:
         """A playbook run by hand: recorded, no transition (the incident's own course goes on)."""
@@ -307,8 +308,7 @@ class Incident(msgspec.Struct):
             elif sink in self.heard or any(n.status == "firing" for n in queue):
                 if not any(n.status in (status, "resolved") for n in queue):
                     queue.append(Notice(status, level, now_ms))
-            if queue:
-                self.owed[sink] = queue
+            self._keep(sink, queue)
 
     def resolve_owed_to(self) -> list[str]:
         """The sinks a resolve (or an acknowledgement) is owed to: those that heard the firing or still owe it."""
@@ -331,8 +331,7 @@ class Incident(msgspec.Struct):
             self.heard = [s for s in self.heard if s != sink]
             queue = self.owed.get(sink, [])
             if not any(n.status == "firing" for n in queue):
-                for stale in [n for n in queue if n.status == "resolved"]:
-                    self._drop(sink, stale)
+                self._keep(sink, [n for n in queue if n.status != "resolved"])
         tag = f"firing@{notice.level}" if notice.status == "firing" and notice.level else notice.status
         if tag not in self.alerted:
             self.alerted.append(tag)
@@ -350,14 +349,13 @@ class Incident(msgspec.Struct):
     def cancel_firing(self) -> None:
         """Pages still owed for a firing that no longer needs one (silenced, joined a storm)."""
         for sink in list(self.owed):
-            queue = [n for n in self.owed[sink] if n.status != "firing"]
-            if queue:
-                self.owed[sink] = queue
-            else:
-                del self.owed[sink]
+            self._keep(sink, [n for n in self.owed[sink] if n.status != "firing"])
 
     def _drop(self, sink: str, notice: Notice) -> None:
-        queue = [n for n in self.owed.get(sink, []) if n is not notice]
+        self._keep(sink, [n for n in self.owed.get(sink, []) if n is not notice])
+
+    def _keep(self, sink: str, queue: list[Notice]) -> None:
+        """``sink`` is owed ``queue`` from now on; an empty queue is none (``owed`` lists only sinks owed a page)."""
         if queue:
             self.owed[sink] = queue
         else:
