@@ -367,9 +367,16 @@ class PoissonCusumBank(_Bank):
     episodes over two days, 6 with the shadow, -30% drops found as before). Where a block of ``block_s`` expects
     ``wander_events`` requests (0.83 req/s; ``wander_events_first_day``, 1.67 req/s, before the series has seen a
     day: below them Poisson noise outweighs such a wander, and on the first day a wider null costs -30% drops at
-    0.4-3 req/s, docs/detection.md), the drops' expected count is lowered and the surge's raised by ``wander_z``
-    standard deviations (``wander_z sqrt(v)``, at most ``MAX_BAND``), as far as the level's lag does not already
-    reach (in a first-day decline the lower end is already 0.8x of the rate). The cost on smooth Poisson series (measured while
+    0.4-3 req/s, docs/detection.md), **or wherever the wander is heard over the noise** (``v`` times a block's
+    expected count at least ``wander_over_noise`` times ``phi``: the wander's variance over a block at least the
+    block's Poisson variance), the drops' expected count is lowered and the surge's raised by ``wander_z`` standard
+    deviations (``wander_z sqrt(v)``, at most ``MAX_BAND``), as far as the level's lag does not already reach (in a
+    first-day decline the lower end is already 0.8x of the rate). The event gates alone ignored a wander plain to see
+    below them: a 0.65 req/s model of a rough fleet whose walk fell 30% within an hour of its first day's decline had
+    learned ``v`` 0.0067 (a block's wander 1.4 times its Poisson variance at ``phi`` 2.6) and paged a drop twice
+    (``load/detection_harness.py --models 40 --hours 48 --rough --seed 2``; ``tests/unit/test_throughput_wander.py``).
+    On a first day ``v`` also holds the null's own error, so this costs -30% drops there on smooth traffic (at 2, a
+    wander twice the Poisson variance, fewer; docs/detection.md). The cost on smooth Poisson series (measured while
     the hour factors were steps, their null a few percent off within an hour): -30% drops of an hour at 3 and 10
     req/s found within it 39 -> 35 of 40 (``tests/unit/test_throughput_wander.py``: on a second day all 16 at
     3-100 req/s within 1,200 s, as before); in wandering traffic a -30% drop is harder to tell from the wander, as it should be.
@@ -417,7 +424,8 @@ class PoissonCusumBank(_Bank):
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
                  wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
-                 wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0):
+                 wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0,
+                 wander_over_noise: float = 1.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -426,13 +434,14 @@ class PoissonCusumBank(_Bank):
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
                              wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
-                             self._drops, np.log(self._drops),
+                             wander_over_noise, self._drops, np.log(self._drops),
                              self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self.season_memory_s, self.later_prior = season_memory_s, later_prior
         self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
+        self.wander_over_noise = wander_over_noise
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,

@@ -298,8 +298,8 @@ pub fn bernoulli_step(
 
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
-/// season_memory_s, later_prior, wander_events, wander_events_first_day]`, then the three drop charts' ratios, their
-/// logarithms and penalties.
+/// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise]`, then the three
+/// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
     drops: &'a [f64],
@@ -307,7 +307,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 20;
+const POISSON_CONSTS: usize = 21;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -473,13 +473,16 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
 }
 
 /// How far the rate wanders over a block beyond Poisson noise: `wander_z` standard deviations of it (`sqrt(v)`), where
-/// a block of `block_s` expects `wander_events` requests (`wander_events_first_day` before the series has seen a day);
-/// the charts' null reaches that far from the expected count, where the level's lag does not already. Only
-/// `poisson_step` needs it.
+/// a block of `block_s` expects `wander_events` requests (`wander_events_first_day` before the series has seen a day),
+/// or where the wander's variance over a block (`v` times its expected count squared) is at least `wander_over_noise`
+/// times the block's Poisson variance (`phi` times its expected count); the charts' null reaches that far from the
+/// expected count, where the level's lag does not already. Only `poisson_step` needs it.
 fn poisson_wander(p: &Poisson, v: f64, pre: &PoissonBefore, window_s: f64) -> f64 {
     let c = p.c;
     let gate = if pre.seasoned { c[17] } else { c[18] };
-    if c[12] > 0.0 && pre.lam / window_s * c[12] >= gate {
+    let block = pre.lam / window_s * c[12];
+    let heard = c[20] > 0.0 && max(v, 0.0) * block >= c[20] * pre.phi;
+    if c[12] > 0.0 && (block >= gate || heard) {
         min(c[14] * max(v, 0.0).sqrt(), MAX_BAND)
     } else {
         0.0

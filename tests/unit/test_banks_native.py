@@ -101,9 +101,12 @@ class NumpyPoisson(PoissonCusumBank):
         rescale = np.where(~holding & (hold > 0), hold / factors, 1.0)  # once, when the hold ends: to the factors' units
         level = stored * rescale
         lam = np.maximum(level * season * window_s, 1e-12)
-        # where a block expects wander_events requests (more on the first day), the rate's own wander over a block
+        # where a block expects wander_events requests (more on the first day), or where the wander's variance over a
+        # block is at least wander_over_noise times its Poisson variance, the rate's own wander over a block
         gate = np.where(seasoned, self.wander_events, self.wander_events_first_day)
-        judged = (self.block_s > 0) & (lam / window_s * self.block_s >= gate)
+        expected = lam / window_s * self.block_s
+        heard = (self.wander_over_noise > 0) & (np.maximum(block[:, 5], 0.0) * expected >= self.wander_over_noise * phi)
+        judged = (self.block_s > 0) & ((expected >= gate) | heard)
         wander = np.where(judged, np.minimum(self.wander_z * np.sqrt(np.maximum(block[:, 5], 0.0)), MAX_BAND), 0.0)
         slow, behind = self._slow[slots] * rescale[:, None], self._behind[slots]
         fast = np.where(self._fast[slots] > 0, self._fast[slots] * rescale, level)  # 0: none yet (older snapshots)
