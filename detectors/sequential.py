@@ -704,6 +704,14 @@ class LatencyCusumBank(_Bank):
     (reported as ``cusum - ln 2``). It is reset while the step CUSUM is above a third of ``h``: a
     step is that one's, and ends as fast. Unless it fired first (``c_led``: a creep, which lifts the
     step CUSUM past a third of ``h`` an hour later): then it keeps its episode until it is back at 0.
+    Its evidence fades with ``creep_memory_s`` (6 h) of event time (``c`` times ``exp(-elapsed / creep_memory_s)``
+    before each served window): on a sparse series a small offset adds up for a day, against a reference its own
+    suspicion slowed ten times, while the latency's daily cycle goes on. Rough seed 3's model-039 (0.01 req/s,
+    ``load/detection_harness.py --models 40 --hours 48 --rough --seed 3``) climbed about a nat an hour for 22
+    hours and paged a creep on its second day; a median swinging +-12% over the day at 0.011 req/s fired 8 of 20
+    series over two days, none with the fading. A creep of +2% every 10 minutes adds up far faster: at 0.011-0.3
+    req/s the median delay grew by 0.2-1.3% (a ``/tmp`` law of 20 series a rate; ``tests/unit/test_latency_creep.py``).
+    0 = no fading.
     ``sigma^2`` comes from the window's own spread (``log p95 - log p50``) when it has two
     requests or more, else from the residuals; ``tau^2`` from what the residuals show
     beyond ``sigma^2 s^2(n)``.
@@ -729,13 +737,13 @@ class LatencyCusumBank(_Bank):
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
                  prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0,
-                 creep_ratio: float = 1.1, creep_tau_s: float = 1.5 * 3600.0):
+                 creep_ratio: float = 1.1, creep_tau_s: float = 1.5 * 3600.0, creep_memory_s: float = 6 * 3600.0):
         self.ratio, self.tau_s, self.min_requests, self.min_windows = ratio, tau_s, min_requests, min_windows
-        self.creep_ratio, self.creep_tau_s = creep_ratio, creep_tau_s
+        self.creep_ratio, self.creep_tau_s, self.creep_memory_s = creep_ratio, creep_tau_s, creep_memory_s
         self.prior_sigma = prior_sigma
         self.stop_requests, self.rate_tau_s = stop_requests, rate_tau_s
         self._consts = np.r_[tau_s, min_requests, min_windows, prior_sigma**2, rate_tau_s, creep_tau_s, np.log(ratio),
-                             np.log(creep_ratio), np.log(2.0), _LAW_MAX, _BIAS, _GAP]
+                             np.log(creep_ratio), np.log(2.0), _LAW_MAX, creep_memory_s, _BIAS, _GAP]
         """What ``native/src/banks.rs`` reads of the parameters and the median law's tables (``Latency::new``)."""
         self._init_state()
 
@@ -758,7 +766,7 @@ class LatencyCusumBank(_Bank):
         count, p50, p95, t_ms = (np.ascontiguousarray(a, dtype=np.float64) for a in (count, p50, p95, t_ms))
         n = slots.size
         log_ss = np.full(n, np.nan) if log_ss is None else np.ascontiguousarray(log_ss, dtype=np.float64)
-        args = np.empty((4, n))
+        args = np.empty((5, n))
         _native.latency_args(self._f, self._consts, slots, count, p50, p95, t_ms, h, window_s, args)
         out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(
             (2, n), dtype=bool)

@@ -806,14 +806,15 @@ pub fn poisson_step(
 const LATENCY_COLUMNS: usize = 20;
 
 /// LatencyCusumBank's constants: `[tau_s, min_requests, min_windows, prior_sigma ** 2, rate_tau_s, creep_tau_s,
-/// ln ratio, ln creep_ratio, ln 2, law_max]`, then the median law's tables (`_BIAS`, `_GAP`: law_max + 1 each).
+/// ln ratio, ln creep_ratio, ln 2, law_max, creep_memory_s]`, then the median law's tables (`_BIAS`, `_GAP`: law_max
+/// + 1 each).
 struct Latency<'a> {
     c: &'a [f64],
     bias: &'a [f64],
     gap: &'a [f64],
 }
 
-const LATENCY_CONSTS: usize = 10;
+const LATENCY_CONSTS: usize = 11;
 
 impl<'a> Latency<'a> {
     fn new(c: &'a [f64]) -> PyResult<Self> {
@@ -848,9 +849,9 @@ fn latency_before(l: &Latency, row: &[f64], count: f64, t_ms: f64, h: f64, windo
     }
 }
 
-/// The arguments of a latency window's transcendentals, one row each of `args` (4, series): what the window's
-/// p50 and p95 logarithms are taken of, and the two references' learning rates' `expm1` arguments (`mu`'s,
-/// `mu_c`'s).
+/// The arguments of a latency window's transcendentals, one row each of `args` (5, series): what the window's
+/// p50 and p95 logarithms are taken of, the two references' learning rates' `expm1` arguments (`mu`'s, `mu_c`'s),
+/// and the creep CUSUM's forgetting since the series' last served window (`expm1`'s; 0 where not served).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn latency_args(
@@ -862,7 +863,7 @@ pub fn latency_args(
     let l = Latency::new(items(&consts, "consts")?)?;
     let n = slots.len();
     let out = items_mut(&args, "args")?;
-    if [count.len(), p50.len(), p95.len(), t_ms.len()].iter().any(|&len| len != n) || out.len() != 4 * n {
+    if [count.len(), p50.len(), p95.len(), t_ms.len()].iter().any(|&len| len != n) || out.len() != 5 * n {
         return Err(PyValueError::new_err("latency_args: arrays of different lengths"));
     }
     let ks = rows(slots, fs.len() / LATENCY_COLUMNS)?;
@@ -873,6 +874,7 @@ pub fn latency_args(
         let slow = if pre.suspect { SLOWDOWN } else { 1.0 };
         out[2 * n + i] = -pre.elapsed / (l.c[0] * slow);
         out[3 * n + i] = -min(pre.elapsed, pre.stands_for) / (l.c[5] * slow);
+        out[4 * n + i] = if pre.served && l.c[10] > 0.0 { -pre.elapsed / l.c[10] } else { 0.0 };
     }
     Ok(())
 }
@@ -892,7 +894,7 @@ fn upward(prev: f64, since: f64, since_x: f64, since_n: f64, r: f64, v: f64, d: 
 /// One window of a latency bank: the step and the creep CUSUM judged, the references, spreads, p95 and request
 /// rate learned. `log_ss`: each window's sum of squared deviations of its requests' log latencies (NaN where it
 /// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (2 rows: log p50, log p95) and `expm1` (2 rows) are numpy's results on `latency_args`'s
-/// rows; `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out` (3, series): the
+/// rows (and the creep's forgetting: its third row); `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out` (3, series): the
 /// CUSUM, then the logarithms of the observed latency (NaN without requests) and of the baseline (numpy takes
 /// their `exp`); `since`, `kind` (0 step, 1 creep) and `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
@@ -911,7 +913,7 @@ pub fn latency_step(
     let (kind, flags) = (items_mut(&kind, "kind")?, items_mut(&flags, "flags")?);
     let n = slots.len();
     if [count.len(), log_ss.len(), t_ms.len(), since_out.len(), kind.len()].iter().any(|&len| len != n)
-        || logs.len() != 2 * n || expm1.len() != 2 * n || out.len() != 3 * n || flags.len() != 2 * n
+        || logs.len() != 2 * n || expm1.len() != 3 * n || out.len() != 3 * n || flags.len() != 2 * n
     {
         return Err(PyValueError::new_err("latency_step: arrays of different lengths"));
     }
@@ -938,8 +940,11 @@ pub fn latency_step(
         // The creep chart weighs its windows by a per-request variance of its own (sig2_c).
         let r_c = x - mu_c - sig2_c.sqrt() * bias;
         let v_c = max(sig2_c * spread + max(tau2, 0.0), 1e-6);
+        // The creep's evidence fades with `creep_memory_s` of event time: gathered against a reference its own
+        // suspicion slowed, hours of it read a sparse series' daily latency cycle as a creep.
+        let kept = c_prev * (1.0 + expm1[2 * n + i]);
         let [c_new, c_since, c_x, c_n] =
-            upward(c_prev, c_since, c_x, c_n, r_c, v_c, c[7], h_creep, max_step, pre.served, pre.warm, ti, ci, x);
+            upward(kept, c_since, c_x, c_n, r_c, v_c, c[7], h_creep, max_step, pre.served, pre.warm, ti, ci, x);
         // Past a third of its h the step CUSUM has the change: the creep's stands down, unless it fired first.
         let led = (c_led > 0.0 || (c_new >= h_creep && s <= SUSPICION * h)) && c_new > 0.0;
         let c_new = c_new * one(s <= SUSPICION * h || led);

@@ -321,7 +321,9 @@ class NumpyLatency(LatencyCusumBank):
                                              served, warm, t_ms, count, x)
         r_c = x - mu_c - np.sqrt(sig2_c) * bias
         v_c = np.maximum(sig2_c * spread + np.maximum(tau2, 0.0), 1e-6)
-        c, c_since, c_x, c_n = _upward(c_prev, c_since, c_x, c_n, r_c, v_c, np.log(self.creep_ratio), h_creep, max_step,
+        gone = np.where(n > 0, (t_ms - t) / 1000.0, window_s)  # since the last served window: the creep's evidence fades
+        kept = c_prev * (1.0 + np.expm1(np.where(served, -gone / self.creep_memory_s, 0.0)))
+        c, c_since, c_x, c_n = _upward(kept, c_since, c_x, c_n, r_c, v_c, np.log(self.creep_ratio), h_creep, max_step,
                                        served, warm, t_ms, count, x)
         # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
         # times as long to come back down and hold a step's episode open after the step ended). Unless the
