@@ -74,9 +74,10 @@ def test_a_rate_that_walks_over_half_hours_is_not_a_drop() -> None:
     # rough()'s walk (load/throughput_null.py's law: an Ornstein-Uhlenbeck walk of the log rate, sd 0.1, 1,800 s) on
     # the daily sine at 1, 3 and 10 req/s, 8 series each, two days: 93 false drop episodes on the first day (in 12
     # series) and 43 on the second (in 8) when no block under suspicion taught v and the wander was in use from 3.3
-    # req/s only; 27 (in 6) and 25 (in 4: three re-cross 7-9 times) with the shadow and the gates at 1.67 and 0.83
-    # req/s (session 18); 2 (in 1) and 11 (in 3: one 10 req/s series re-crosses 9 times) with the wander in use
-    # wherever it is heard over the noise (wander_over_noise: the 1 req/s series learned it, under the gates).
+    # req/s only; 27 (in 7; in 6 at fa48e07) and 25 (in 4: three re-cross 7-9 times) with the shadow and the gates at
+    # 1.67 and 0.83 req/s (session 18); 2 (in 1) and 11 (in 3: one 10 req/s series re-crosses 9 times) with the
+    # wander in use wherever it is heard over the noise (wander_over_noise: the 1 req/s series learned it, under the
+    # gates).
     rates = rate_paths(np.repeat([1.0, 3.0, 10.0], 8), 48, np.random.default_rng(5), 0.0, 0.1, 1800.0)
     bank = PoissonCusumBank()
     first, second = _episodes(bank, rates[:DAY_S], seed=15), _episodes(bank, rates[DAY_S:], seed=16, t0_s=DAY_S)
