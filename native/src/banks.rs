@@ -893,10 +893,11 @@ fn upward(prev: f64, since: f64, since_x: f64, since_n: f64, r: f64, v: f64, d: 
 
 /// One window of a latency bank: the step and the creep CUSUM judged, the references, spreads, p95 and request
 /// rate learned. `log_ss`: each window's sum of squared deviations of its requests' log latencies (NaN where it
-/// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (2 rows: log p50, log p95) and `expm1` (2 rows) are numpy's results on `latency_args`'s
-/// rows (and the creep's forgetting: its third row); `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out` (3, series): the
-/// CUSUM, then the logarithms of the observed latency (NaN without requests) and of the baseline (numpy takes
-/// their `exp`); `since`, `kind` (0 step, 1 creep) and `flags` (2, series; uint8): warm, rising.
+/// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (2 rows: log p50, log p95)
+/// and `expm1` (3 rows: the references' learning rates, the creep's forgetting) are numpy's results on
+/// `latency_args`'s rows; `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out`
+/// (3, series): the CUSUM, then the logarithms of the observed latency (NaN without requests) and of the baseline
+/// (numpy takes their `exp`); `since`, `kind` (0 step, 1 creep) and `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn latency_step(

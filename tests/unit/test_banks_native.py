@@ -321,8 +321,8 @@ class NumpyLatency(LatencyCusumBank):
                                              served, warm, t_ms, count, x)
         r_c = x - mu_c - np.sqrt(sig2_c) * bias
         v_c = np.maximum(sig2_c * spread + np.maximum(tau2, 0.0), 1e-6)
-        gone = np.where(n > 0, (t_ms - t) / 1000.0, window_s)  # since the last served window: the creep's evidence fades
-        kept = c_prev * (1.0 + np.expm1(np.where(served, -gone / self.creep_memory_s, 0.0)))
+        elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)  # since the last served window
+        kept = c_prev * (1.0 + np.expm1(np.where(served, -elapsed / self.creep_memory_s, 0.0)))  # the creep's fades
         c, c_since, c_x, c_n = _upward(kept, c_since, c_x, c_n, r_c, v_c, np.log(self.creep_ratio), h_creep, max_step,
                                        served, warm, t_ms, count, x)
         # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
@@ -334,7 +334,6 @@ class NumpyLatency(LatencyCusumBank):
 
         # Learn where served: a requests-weighted running mean at first, then the event-time EWMA.
         suspect = warm & ((s_prev > SUSPICION * h) | (c_prev > SUSPICION * h_creep))
-        elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)
         a = _rate(count / np.maximum(req + count, 1.0), elapsed, self.tau_s, suspect) * served
         first = n == 0
         bound = 3.0 * np.sqrt(v)
