@@ -193,13 +193,13 @@ class Evidence(NamedTuple):
     cusum: np.ndarray
     """The CUSUM statistic (nats); ``>= h`` is an alarm."""
     kind: np.ndarray
-    """Which CUSUM (int8): 0 for the only or the downward one, 1 for the upward one."""
+    """Which CUSUM (int8): 0 for the only or the downward one, 1 for the upward one (the latency bank's: the creep's)."""
     since_ms: np.ndarray
     """Event time the CUSUM last left 0: the estimated onset of the change."""
     observed: np.ndarray
     """The metric since ``since_ms`` (requests/s, error rate, latency ms), NaN without data."""
     baseline: np.ndarray
-    """What it usually is, in the same unit."""
+    """What it usually is, in the same unit: the reference of the CUSUM that ``kind`` names."""
     warm: np.ndarray
     """False while the series has too little history to be judged (insufficient data)."""
     rising: np.ndarray

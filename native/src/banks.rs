@@ -1001,7 +1001,9 @@ pub fn latency_step(
         let (since, since_x, since_n) = if creep { (c_since, c_x, c_n) } else { (since, since_x, since_n) };
         out[i] = reported;
         out[n + i] = if since_n > 0.0 { since_x / since_n } else { f64::NAN };
-        out[2 * n + i] = mu;
+        // Each chart's own reference: the creep's is `mu_c`, which its suspicion slowed (a creep's summary quoted
+        // `mu`, which had followed it: "median latency 24 ms vs usual 24 ms (1.0x)").
+        out[2 * n + i] = if creep { mu_c } else { mu };
         since_out[i] = since as i64;
         kind[i] = creep as i8;
         flags[i] = pre.warm as u8;

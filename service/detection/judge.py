@@ -552,7 +552,8 @@ class WindowJudge:
                                      int(r.count[i]), onset_ms, state, gone)
             else:
                 what = _summary(kind, observed, float(ev.baseline[i]), onset_ms, state, gone,
-                                float(self.latency.bank.usual_p95(np.array([slot]))[0]) if kind == "latency" else None)
+                                float(self.latency.bank.usual_p95(np.array([slot]))[0]) if kind == "latency" else None,
+                                creep=kind == "latency" and bool(fam.episodes.kind[slot]))
             records.append(Anomaly(
                 id=stable_id(model, series_version, role, kind, onset_ms // size_ms), series=f"{model}/{series_version}/{role}",
                 model=model, version=version, role=role, kind=kind, anomaly_class=_CLASS[kind],
@@ -572,11 +573,15 @@ about the window's slowest request, not a percentile)."""
 
 
 def _summary(kind: str, observed: float, baseline: float, onset_ms: int, state: str, gone: bool,
-             usual_p95_ms: float | None) -> str:
-    """What a person reads: the metric now and usually, in its unit, and since when.
+             usual_p95_ms: float | None, creep: bool = False) -> str:
+    """What a person reads: the metric now and usually, in its unit, and since when; for a latency episode
+    the creep chart opened (``creep``), that it is a slow rise, the median since its onset against the
+    reference from before it: a creep's 10% is otherwise easy to read as nothing.
 
     >>> _summary("latency", 412.0, 98.0, 1_767_275_520_000, "firing", False, 150.0)
     'median latency 412 ms vs usual 98 ms (4.2x; p95 usually 150 ms) since 2026-01-01 13:52 UTC'
+    >>> _summary("latency", 26.0, 23.4, 1_767_275_520_000, "firing", False, 27.0, creep=True)
+    'median latency 26 ms vs usual 23 ms (1.1x, a slow rise; p95 usually 27 ms) since 2026-01-01 13:52 UTC'
     >>> _summary("throughput_drop", 0.025, 0.083, 1_767_275_520_000, "firing", False, None)
     'request rate 0.025/s vs usual 0.083/s (0.30x) since 2026-01-01 13:52 UTC'
     >>> _summary("errors", 0.0, 0.005, 1_767_275_520_000, "recovered", False, None)
@@ -590,7 +595,7 @@ def _summary(kind: str, observed: float, baseline: float, onset_ms: int, state: 
     ratio = observed / baseline if baseline > 0 else float("inf")
     extra = f"; p95 usually {usual_p95_ms:.0f} ms" if usual_p95_ms is not None and np.isfinite(usual_p95_ms) else ""
     times = f"{ratio:.0f}x" if kind == "errors" and ratio >= 10 else f"{ratio:.2f}x" if kind.startswith("throughput") \
-        else f"{ratio:.1f}x"
+        else f"{ratio:.1f}x, a slow rise" if creep else f"{ratio:.1f}x"
     return f"{name} {_fmt(observed, kind)} vs usual {_fmt(baseline, kind)} ({times}{extra}) since {since}"
 
 

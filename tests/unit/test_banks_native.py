@@ -373,7 +373,8 @@ class NumpyLatency(LatencyCusumBank):
         since, since_x, since_n = (np.where(creep, of_creep, of_step)
                                    for of_creep, of_step in ((c_since, since), (c_x, since_x), (c_n, since_n)))
         observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
-        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(mu), warm, s > s_prev)
+        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(np.where(creep, mu_c, mu)),
+                        warm, s > s_prev)
 
 
 def _same(native: object, reference: object, what: str) -> None:
