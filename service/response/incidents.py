@@ -287,8 +287,7 @@ class Incident(msgspec.Struct):
         self.recovered_after_remediation = False
         untold = {sink for sink, queue in self.owed.items() if any(n.status == "resolved" for n in queue)}
         self.heard = [sink for sink in self.heard if sink in untold]
-        for sink in list(self.owed):
-            self._keep(sink, [n for n in self.owed[sink] if n.status != "resolved"])
+        self._forget("resolved")
 
     def record_manual(self, attempt: Attempt) -> None:
         """A playbook run by hand: recorded, no transition (the incident's own course goes on)."""
@@ -348,8 +347,12 @@ class Incident(msgspec.Struct):
 
     def cancel_firing(self) -> None:
         """Pages still owed for a firing that no longer needs one (silenced, joined a storm)."""
+        self._forget("firing")
+
+    def _forget(self, status: PageStatus) -> None:
+        """No sink is owed a notice of ``status`` any more."""
         for sink in list(self.owed):
-            self._keep(sink, [n for n in self.owed[sink] if n.status != "firing"])
+            self._keep(sink, [n for n in self.owed[sink] if n.status != status])
 
     def _drop(self, sink: str, notice: Notice) -> None:
         self._keep(sink, [n for n in self.owed.get(sink, []) if n is not notice])
