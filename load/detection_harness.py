@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from load.fleet import (  # noqa: E402
     FLAP_HALF_PERIOD_S, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic, rough, stream,
+    weekly_factor,
 )
 from modelmedic.config import Settings, load_settings  # noqa: E402
 from modelmedic.detectors.sequential import threshold_for  # noqa: E402
@@ -234,10 +235,14 @@ def information_bound_s(kind: Kind, profile: ModelProfile, spec: FleetSpec, star
     the judge's false-alarm budget. No detector with that budget does much better on average
     (Lorden 1971: ``h / KL`` is asymptotically the least worst-case delay), so an incident kind is
     detectable within a third of its deadline on a model only where this is below that third.
-    The usual traffic follows the fleet's daily cycle (weekends aside); inf: not within ``horizon_s``.
+    The usual traffic follows the fleet's daily cycle and its weekends (before 2026-12-05 not its
+    weekends: a Sunday's bound was the weekday's, 561 s where 60% of the traffic allows about 900); inf:
+    not within ``horizon_s``.
     """
     elapsed = np.arange(horizon_s)
-    rate = profile.rate * daily_factor(spec.seasonality, profile.phase, start_ms + 1000 * elapsed, spec.daily_harmonic)
+    t_ms = start_ms + 1000 * elapsed
+    rate = (profile.rate * daily_factor(spec.seasonality, profile.phase, t_ms, spec.daily_harmonic)
+            * weekly_factor(spec.weekend, profile.phase, t_ms))
     evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed, spec.clump))
     reached = np.flatnonzero(evidence >= h)
     return float(reached[0] + 1) if reached.size else math.inf

@@ -161,6 +161,15 @@ def daily_factor(seasonality: float, phase: np.ndarray | float, t_ms: np.ndarray
     return (1 + seasonality * np.sin(angle)) * (1 + harmonic * np.sin(2 * angle))
 
 
+def weekly_factor(weekend: float, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
+    """A model's rate multiplier of the day of the week at ``t_ms``: 1 on weekdays, ``weekend`` from
+    06:00 Saturday to 18:00 Sunday of its time zone (its ``phase``, as in :func:`daily_factor`), with
+    six-hour cosine ramps in between (a step at midnight would look like an incident)."""
+    local = (t_ms - MONDAY_MS + phase / (2 * math.pi) * DAY_MS) % WEEK_MS
+    weekend_share = _ramp((local - 5 * DAY_MS) / WEEKEND_RAMP_MS) - _ramp((local - 7 * DAY_MS + WEEKEND_RAMP_MS) / WEEKEND_RAMP_MS)
+    return 1.0 - (1.0 - weekend) * weekend_share
+
+
 @dataclass(frozen=True)
 class FleetSpec:
     """The shape of the fleet; together with ``seed`` it fixes every record generated.
@@ -505,7 +514,6 @@ class Fleet:
         self._rate = np.array([p.rate for p in self.profiles])
         self._capacity = np.array([p.capacity_per_replica for p in self.profiles])
         self._phase = np.array([p.phase for p in self.profiles])
-        self._zone_ms = self._phase / (2 * math.pi) * DAY_MS
         self._latency = np.array([p.latency_ms for p in self.profiles])
         self._error = np.array([p.error_rate for p in self.profiles])
         self._pred_mean = np.array([p.pred_mean for p in self.profiles])
@@ -560,12 +568,8 @@ class Fleet:
         return rate
 
     def weekly_factor(self, t_ms: float) -> np.ndarray:
-        """Per model, the rate multiplier of the day of the week at ``t_ms``: 1 on weekdays,
-        ``spec.weekend`` from 06:00 Saturday to 18:00 Sunday of the model's time zone, with
-        six-hour cosine ramps in between (a step at midnight would look like an incident)."""
-        local = (t_ms - MONDAY_MS + self._zone_ms) % WEEK_MS
-        weekend = _ramp((local - 5 * DAY_MS) / WEEKEND_RAMP_MS) - _ramp((local - 7 * DAY_MS + WEEKEND_RAMP_MS) / WEEKEND_RAMP_MS)
-        return 1.0 - (1.0 - self.spec.weekend) * weekend
+        """Per model, the rate multiplier of the day of the week at ``t_ms`` (:func:`weekly_factor`)."""
+        return weekly_factor(self.spec.weekend, self._phase, t_ms)
 
     def _peak_rate_factor(self, t0_s: float, t1_s: float) -> np.ndarray:
         """Per model, the largest rate multiplier any incident applies inside [t0_s, t1_s)."""

@@ -12,6 +12,7 @@ to make a regression pass.
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 from pathlib import Path
 
@@ -99,6 +100,20 @@ def test_batched_requests_hold_less_evidence_of_a_rate_change() -> None:
                           for k in (drop, step)} for spec in (smooth, batched)}
     assert bound[2.0][drop.name] / bound[1.0][drop.name] == pytest.approx(2.0, abs=0.01)
     assert bound[2.0][step.name] == bound[1.0][step.name]
+
+
+def test_a_weekend_holds_less_evidence_as_it_holds_less_traffic() -> None:
+    """On a Sunday at 60% of the traffic an incident's evidence comes 1 / 0.6 times slower: the bound
+    followed the weekdays' traffic alone, and a Sunday's error burst at 0.19 req/s was held to 561 s
+    where its requests allow about 900 (``--seed 22 --start 2026-01-11``)."""
+    spec = FleetSpec(models=1, rate_range=(1.0, 1.0), seasonality=0.0, weekend=0.6)
+    burst = {k.name: k for k in harness.LIBRARY}["error burst 13%"]
+    profile = profiles(spec)[0]
+    zone_ms = int(profile.phase / (2 * math.pi) * 86_400_000)
+    sunday = harness.START_MS - 86_400_000 + 6 * 3_600_000 - zone_ms  # the Sunday before, 06:00 in its zone
+    on = {day: harness.information_bound_s(burst, profile, spec, start, 20.6)
+          for day, start in (("wednesday", harness.START_MS + 2 * 86_400_000), ("sunday", sunday))}
+    assert on["sunday"] / on["wednesday"] == pytest.approx(1 / 0.6, rel=0.02)
 
 
 @pytest.mark.parametrize("kind, anomaly_class", sorted(RIGHT_CLASS.items()))
