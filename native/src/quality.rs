@@ -3,7 +3,8 @@
 //! Why native: at 100k models every sampled row read its series' name, its model and version objects and
 //! moved the model in an `OrderedDict`, each a cold object: ~0.85 us per request of look-ups alone, before
 //! any join, drift or pair (docs/benchmarks.md, "The quality monitor"). Most rows need nothing else: a
-//! production prediction of a known version, left out of a half-full label join by its model's share, that
+//! production prediction (a number, or a class where the version's drift reference is not numeric) of a known
+//! version, left out of a half-full label join by its model's share, that
 //! neither expires a join entry, finds its canary twin waiting nor completes a drift count (one the join
 //! keeps needs only its put). Here those rows are numbers in arrays keyed by the windows' slot; `step` walks
 //! a batch and stops at the first row that needs Python.
@@ -18,7 +19,7 @@
 
 use pyo3::exceptions::{PyIndexError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 const NIL: u32 = u32::MAX;
 
@@ -64,6 +65,9 @@ struct VersionRow {
     model: u32,
     last_ms: i64,
     room: i64,
+    /// Its drift detector takes class predictions (str) as they come: its reference is not numeric (or not
+    /// fitted yet). Else a class is a numeric model's odd answer, which Python skips.
+    classes: bool,
     drift: Vec<Py<PyAny>>,
     generation: u32,
 }
@@ -224,8 +228,9 @@ impl QualityTable {
     /// A production row of version `v` at `ts`, done whole if it can be (the verdict: END, or TWIN or PUT with a
     /// join's put left); FULL when any other of it needs Python (nothing is changed then).
     fn production(&mut self, v: u32, ts: i64, prediction: &Bound<'_, PyAny>, join: &mut Join) -> u8 {
-        if !(prediction.is_exact_instance_of::<PyFloat>() || prediction.is_exact_instance_of::<PyInt>()) {
-            return FULL; // a vector, a class, a bool or none: the estimate, drift's checks or a skip
+        let number = prediction.is_exact_instance_of::<PyFloat>() || prediction.is_exact_instance_of::<PyInt>();
+        if !number && !(self.versions[v as usize].classes && prediction.is_exact_instance_of::<PyString>()) {
+            return FULL; // a vector, a numeric model's class, a bool or none: the estimate, a skip
         }
         let now = join.now.max(ts);
         if join.first_ts < now - join.ttl_ms {
@@ -343,12 +348,12 @@ impl QualityTable {
         Ok(match self.free_versions.pop() {
             Some(row) => {
                 let v = &mut self.versions[row as usize];
-                (v.model, v.last_ms, v.room) = (model, last_ms, 0);
+                (v.model, v.last_ms, v.room, v.classes) = (model, last_ms, 0, false);
                 v.generation = v.generation.wrapping_add(1); // odd: in use
                 row
             }
             None => {
-                self.versions.push(VersionRow { model, last_ms, room: 0, drift: Vec::new(), generation: 1 });
+                self.versions.push(VersionRow { model, last_ms, room: 0, classes: false, drift: Vec::new(), generation: 1 });
                 (self.versions.len() - 1) as u32
             }
         })
@@ -387,10 +392,11 @@ impl QualityTable {
         Ok(Some(PyList::new(py, held)?.unbind()))
     }
 
-    /// How many predictions a version row may hold before its drift detector must see them.
-    fn set_room(&mut self, row: u32, room: i64) -> PyResult<()> {
+    /// How many predictions a version row may hold before its drift detector must see them, and whether it takes
+    /// class predictions as they come (`classes`).
+    fn set_room(&mut self, row: u32, room: i64, classes: bool) -> PyResult<()> {
         self.version(row)?;
-        self.versions[row as usize].room = room;
+        (self.versions[row as usize].room, self.versions[row as usize].classes) = (room, classes);
         Ok(())
     }
 

@@ -348,7 +348,7 @@ class _Version(_Rowed):
     def attach(self, table: QualityTable, model_row: int, last_ms: int) -> None:
         """Take a version row of ``table`` (of model row ``model_row``); ``drift``'s predictions may wait there."""
         self.table, self.row = table, table.add_version(model_row, last_ms)
-        table.set_room(self.row, self.drift.room())
+        self._room(self.drift)
 
     @property
     def last_ms(self) -> int:
@@ -371,13 +371,19 @@ class _Version(_Rowed):
         """One prediction for the drift detector; how many may wait in the table until the next is due."""
         drift = self.settled()
         drift.observe(prediction, ts / 1000)
-        self.table.set_room(self.row, drift.room())
+        self._room(drift)
 
     def replace_drift(self, drift: PredictionDrift) -> None:
         """A new drift detector (the predictions held for the old one go with it)."""
         self.settled()
         self.drift = drift
-        self.table.set_room(self.row, drift.room())
+        self._room(drift)
+
+    def _room(self, drift: PredictionDrift) -> None:
+        """Tell the table how many predictions may wait for ``drift``, and whether a class may (a class from a
+        numeric model is skipped: Python's, :meth:`QualityMonitor._observe_row`). Half of a fleet's models may
+        answer classes: each of their rows went through Python."""
+        self.table.set_room(self.row, drift.room(), drift.numeric is not True)
 
     def __getstate__(self) -> dict:
         self.settled()
@@ -609,7 +615,8 @@ class QualityMonitor:
         request outside it (k - 1 in k with ``label_sample_every = k``; k = 4 in the plane by
         default) never becomes a Python object, and its activity reaches the monitor through
         ``poll(..., active=...)`` instead. This is the monitor's share of the hot path: the native table
-        (``QualityTable.step``) does the bookkeeping of a production prediction of a known version that
+        (``QualityTable.step``) does the bookkeeping of a production prediction (a number, or a class where the
+        version's drift reference is not numeric) of a known version that
         expires nothing, finds no canary twin waiting and completes no drift count (most rows at 100k models: whole when its model's share
         leaves it out of a half-full label join, else all but the label join's put) and stops at each row that
         needs Python, which :meth:`_observe_row` does as the loop over every row did (or only a join's put, or
