@@ -632,7 +632,8 @@ class QualityMonitor:
         while at < end:
             at, left, label_join.now, canary_join.now, thinned = table.step(
                 rows, at, names, label_join.now, label_join.first_ts, label_join.ttl_ms, len(waiting) >= half,
-                canary_join.items or None, canary_join.now, canary_join.first_ts, canary_join.ttl_ms, scale)
+                canary_join.items or None, canary_join.now, canary_join.first_ts, canary_join.ttl_ms, scale, waiting,
+                label_join.cap)
             self.predictions_thinned += thinned
             if left == _FULL:
                 self._observe_row(rows[at], names, scale)

@@ -178,6 +178,31 @@ def test_a_classifier_s_rows_are_the_table_s_and_a_numeric_model_s_class_is_stil
     assert _snapshot(native) == _snapshot(python)
 
 
+def test_a_row_the_label_join_keeps_is_put_there_by_the_table() -> None:
+    """Where the label join is under half its bound every production row is kept, and each came back to Python
+    for the put alone (65k of ``load/bench_plane.py``'s 75k sampled rows). The table puts it, as Python would, while
+    that pushes nothing out; the first entry of an empty join and a put at the bound are Python's."""
+    puts = []
+
+    class Counting(QualityMonitor):
+        def _put_label(self, key, entry) -> None:
+            puts.append(key)
+            super()._put_label(key, entry)
+
+    roomy = SETTINGS.model_copy(update={"label_max_pending": 3_000})
+    mon, native, python = (Counting(1_000, roomy, clock=None), QualityMonitor(1_000, roomy, label_sample_every=1, clock=None),
+                           QualityMonitor(1_000, roomy, label_sample_every=1, clock=None))
+    names = [("numbers", "1", "production")]
+    r = random.Random(8)
+    for b in range(40):
+        rows = [(0, 0, T0 + 10 * (25 * b + i), True, f"n{b}-{i}", r.gauss(0.0, 1.0)) for i in range(25)]
+        for monitor in (mon, native):
+            monitor.observe_sampled(rows, names)
+        _every_row_in_python(python, rows, names)
+    assert len(python._label_join.items) == 1_000 and len(puts) < 0.25 * 1_000
+    assert _snapshot(native) == _snapshot(python)
+
+
 def test_a_snapshot_of_the_monitor_before_the_table_restores_and_carries_on() -> None:
     """OLD_SNAPSHOT: the snapshot (``detection/snapshots.py``'s ``encode_snapshot``, base64) of a monitor fed the first
     80 batches of ``_stream(6)`` by the code of 6ccfab2 (``_models`` an ``OrderedDict`` of models with every field
