@@ -6,7 +6,7 @@
 //! production prediction (a number, or a class where the version's drift reference is not numeric) of a known
 //! version, left out of a half-full label join by its model's share, that
 //! neither expires a join entry, finds its canary twin waiting nor completes a drift count (one the join
-//! keeps needs only its put). Here those rows are numbers in arrays keyed by the windows' slot; `step` walks
+//! keeps is put there too, unless that pushes an entry out or the join is empty: `label_put`). Here those rows are numbers in arrays keyed by the windows' slot; `step` walks
 //! a batch and stops at the first row that needs Python.
 //!
 //! The table owns what such a row changes: per model its last event time, its label-join share (`label_n`,

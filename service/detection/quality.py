@@ -618,7 +618,8 @@ class QualityMonitor:
         (``QualityTable.step``) does the bookkeeping of a production prediction (a number, or a class where the
         version's drift reference is not numeric) of a known version that
         expires nothing, finds no canary twin waiting and completes no drift count (most rows at 100k models: whole when its model's share
-        leaves it out of a half-full label join, else all but the label join's put) and stops at each row that
+        leaves it out of a half-full label join, else with the label join's put unless that pushes an entry out or the
+        join is empty) and stops at each row that
         needs Python, which :meth:`_observe_row` does as the loop over every row did (or only a join's put, or
         a canary's pairing). A slot is bound to its rows once Python did one of its rows, while ``names[series]`` is the same tuple.
         """
