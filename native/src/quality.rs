@@ -4,10 +4,10 @@
 //! moved the model in an `OrderedDict`, each a cold object: ~0.85 us per request of look-ups alone, before
 //! any join, drift or pair (docs/benchmarks.md, "The quality monitor"). Most rows need nothing else: a
 //! production prediction (a number, or a class where the version's drift reference is not numeric) of a known
-//! version, left out of a half-full label join by its model's share, that
-//! neither expires a join entry, finds its canary twin waiting nor completes a drift count (one the join
-//! keeps is put there too, unless that pushes an entry out or the join is empty: `label_put`). Here those rows are numbers in arrays keyed by the windows' slot; `step` walks
-//! a batch and stops at the first row that needs Python.
+//! version, left out of a half-full label join by its model's share, that neither expires a join entry, finds its
+//! canary twin waiting nor completes a drift count (one the join keeps is put there too, unless that pushes an
+//! entry out or the join is empty: `label_put`). Here those rows are numbers in arrays keyed by the windows' slot;
+//! `step` walks a batch and stops at the first row that needs Python.
 //!
 //! The table owns what such a row changes: per model its last event time, its label-join share (`label_n`,
 //! `label_since`), its thinned counts, whether it is mirrored and its place in the least-recently-active
@@ -164,8 +164,8 @@ fn read<'py>(item: &Bound<'py, PyAny>, names: &Bound<'py, PyList>)
 /// The label join's put of a production row it keeps (`QualityMonitor._put_label`: `(model, request_id)` ->
 /// `(ts, version, prediction, False)`), where that pushes nothing out and the join holds entries (its `first_ts`,
 /// set by the first put, is Python's): false, and nothing done, otherwise. `items` is the join's `OrderedDict`,
-/// set through its own `__setitem__` (a dict's would leave its order behind). Two thirds of a plane's sampled rows
-/// came back to Python for this put alone (`load/bench_plane.py`: 65k of 75k).
+/// set through its own `__setitem__` (a dict's would leave its order behind). Most of a plane's sampled rows came
+/// back to Python for this put alone (`load/bench_plane.py`: 65k of 75k).
 fn label_put(items: &Bound<'_, PyAny>, cap: usize, name: &Bound<'_, PyAny>, row: &Bound<'_, PyTuple>)
              -> PyResult<bool> {
     let held = items.len()?;
@@ -178,6 +178,12 @@ fn label_put(items: &Bound<'_, PyAny>, cap: usize, name: &Bound<'_, PyAny>, row:
     let value = PyTuple::new(py, [row.get_item(2)?, name.get_item(1)?, row.get_item(5)?, no])?;
     items.set_item(key, value)?;
     Ok(true)
+}
+
+/// Whether the label join holds at least half its bound (`cap`): past it, a model over its share of the join is
+/// thinned (`admit`).
+fn half_full(items: &Bound<'_, PyAny>, cap: usize) -> PyResult<bool> {
+    Ok(items.len()? >= cap / 2)
 }
 
 /// `_roll_thinned` on (thinned, thinned_before, thinned_since) at `ts`.
@@ -447,20 +453,21 @@ impl QualityTable {
 
     /// Do `rows[start:]` (`(index, series, ts, ok, request_id, prediction)`, `names[series]` their series) up
     /// to the first one that needs Python: (its index, what is left of it, the label join's event time,
-    /// the canary join's, production predictions thinned). `join_now`, `join_first_ts`, `join_ttl_ms`: the label
-    /// join's; `join_full`: it holds at least half its bound; `canary_items` (None while empty), `canary_now`,
-    /// `canary_first_ts`, `canary_ttl_ms`: the canary join's; `scale`: `_admit`'s, the batch's; `join_items`,
-    /// `join_cap`: the label join's entries and bound, for the puts it can do (`label_put`). The verdicts: 0, the
-    /// batch is done (the index is its length); 1, nothing of the row was done; 2, all of it but the twin join's put;
-    /// 3, a canary row whose model's time and place were done; 4, all of it but the label join's put.
+    /// the canary join's, production predictions thinned). `join_now`, `join_first_ts`, `join_ttl_ms`, `join_items`
+    /// and `join_cap`: the label join's (its entries and bound: whether it is half full, and the puts the table can
+    /// do, `label_put`); `canary_items` (None while empty), `canary_now`, `canary_first_ts`, `canary_ttl_ms`: the
+    /// canary join's; `scale`: `_admit`'s, the batch's. The verdicts: 0, the batch is done (the index is its length);
+    /// 1, nothing of the row was done; 2, all of it but the twin join's put; 3, a canary row whose model's time and
+    /// place were done; 4, all of it but the label join's put.
     #[allow(clippy::too_many_arguments)]
     fn step(&mut self, rows: &Bound<'_, PyList>, start: usize, names: &Bound<'_, PyList>, join_now: i64,
-            join_first_ts: i64, join_ttl_ms: i64, join_full: bool, canary_items: Option<Bound<'_, PyDict>>,
-            canary_now: i64, canary_first_ts: i64, canary_ttl_ms: i64, scale: f64, join_items: &Bound<'_, PyAny>,
-            join_cap: usize) -> PyResult<(usize, u8, i64, i64, i64)> {
+            join_first_ts: i64, join_ttl_ms: i64, join_items: &Bound<'_, PyAny>, join_cap: usize,
+            canary_items: Option<Bound<'_, PyDict>>, canary_now: i64, canary_first_ts: i64, canary_ttl_ms: i64,
+            scale: f64) -> PyResult<(usize, u8, i64, i64, i64)> {
         let py = rows.py();
         let yes = PyBool::new(py, true);
-        let mut join = Join { now: join_now, first_ts: join_first_ts, ttl_ms: join_ttl_ms, full: join_full, scale };
+        let full = half_full(join_items, join_cap)?;
+        let mut join = Join { now: join_now, first_ts: join_first_ts, ttl_ms: join_ttl_ms, full, scale };
         let mut waiting = canary_items.map(|items| Waiting {
             items, now: canary_now, first_ts: canary_first_ts, ttl_ms: canary_ttl_ms,
         });
@@ -497,9 +504,8 @@ impl QualityTable {
             let canary_now = waiting.as_ref().map_or(canary_now, |w| w.now);
             match verdict {
                 END => thinned += 1,
-                // Kept by the join and put there: it may now hold half its bound (`join.full`, as Python's next
-                // call would have said).
-                PUT if label_put(join_items, join_cap, &name, &row)? => join.full = join_items.len()? >= join_cap / 2,
+                // Kept by the join and put there: it may now hold half its bound.
+                PUT if label_put(join_items, join_cap, &name, &row)? => join.full = half_full(join_items, join_cap)?,
                 TWIN => return Ok((i, TWIN, join.now, canary_now, thinned + 1)),
                 _ => return Ok((i, verdict, join.now, canary_now, thinned)),
             }

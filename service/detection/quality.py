@@ -616,25 +616,24 @@ class QualityMonitor:
         default) never becomes a Python object, and its activity reaches the monitor through
         ``poll(..., active=...)`` instead. This is the monitor's share of the hot path: the native table
         (``QualityTable.step``) does the bookkeeping of a production prediction (a number, or a class where the
-        version's drift reference is not numeric) of a known version that
-        expires nothing, finds no canary twin waiting and completes no drift count (most rows at 100k models: whole when its model's share
-        leaves it out of a half-full label join, else with the label join's put unless that pushes an entry out or the
-        join is empty) and stops at each row that
-        needs Python, which :meth:`_observe_row` does as the loop over every row did (or only a join's put, or
-        a canary's pairing). A slot is bound to its rows once Python did one of its rows, while ``names[series]`` is the same tuple.
+        version's drift reference is not numeric) of a known version that expires nothing, finds no canary twin
+        waiting and completes no drift count (most rows at 100k models: whole when its model's share leaves it out
+        of a half-full label join, else with the label join's put unless that pushes an entry out or the join is
+        empty) and stops at each row that needs Python, which :meth:`_observe_row` does as the loop over every row
+        did (or only a join's put, or a canary's pairing). A slot is bound to its rows once Python did one of its
+        rows, while ``names[series]`` is the same tuple.
         """
         rows = rows if rows.__class__ is list else list(rows)
         names = names if names.__class__ is list else list(names)
         table, canary_join, label_join = self._table, self._canary_join, self._label_join
-        waiting, half = label_join.items, self.label_max_pending // 2
         # A model's share of the label join, as predictions per horizon (:meth:`_admit`), once a batch.
         scale = self.label_horizon_ms * max(len(self._models), 1) / self.label_max_pending
         at, end = 0, len(rows)
         while at < end:
             at, left, label_join.now, canary_join.now, thinned = table.step(
-                rows, at, names, label_join.now, label_join.first_ts, label_join.ttl_ms, len(waiting) >= half,
-                canary_join.items or None, canary_join.now, canary_join.first_ts, canary_join.ttl_ms, scale, waiting,
-                label_join.cap)
+                rows, at, names, label_join.now, label_join.first_ts, label_join.ttl_ms, label_join.items,
+                label_join.cap, canary_join.items or None, canary_join.now, canary_join.first_ts, canary_join.ttl_ms,
+                scale)
             self.predictions_thinned += thinned
             if left == _FULL:
                 self._observe_row(rows[at], names, scale)
