@@ -30,8 +30,24 @@ SETTINGS = QualitySettings(label_max_pending=40, label_horizon_ms=90_000, max_mo
                            label_warmup=10, label_min_outcomes=5, max_versions=3)
 
 
-def _monitor() -> QualityMonitor:
-    return QualityMonitor(1_000, SETTINGS, label_sample_every=1, clock=None)
+def _monitor(settings: QualitySettings = SETTINGS) -> QualityMonitor:
+    return QualityMonitor(1_000, settings, label_sample_every=1, clock=None)
+
+
+def _counting(method: str, settings: QualitySettings = SETTINGS) -> tuple[QualityMonitor, list]:
+    """A monitor that lists the first argument of each call of its ``method`` (which rows Python did), and the list."""
+    calls: list = []
+    inner = getattr(QualityMonitor, method)
+
+    class Counting(QualityMonitor):
+        pass
+
+    def counted(self: QualityMonitor, first: object, *rest: object) -> None:
+        calls.append(first)
+        inner(self, first, *rest)
+
+    setattr(Counting, method, counted)
+    return Counting(1_000, settings, label_sample_every=1, clock=None), calls
 
 
 def _every_row_in_python(mon: QualityMonitor, rows: list, names: list) -> None:
@@ -129,14 +145,7 @@ def test_the_table_does_what_the_python_loop_did_batch_by_batch(seed: int) -> No
 def test_rows_the_table_did_are_the_rows_python_would_have_left_alone() -> None:
     """The table takes most rows of a thinning fleet (the point of it), and a restored monitor carries on
     exactly as one never interrupted (its table rebuilt from the snapshot, drift predictions handed over)."""
-    calls = []
-
-    class Counting(QualityMonitor):
-        def _observe_row(self, row, names, scale) -> None:
-            calls.append(row)
-            super()._observe_row(row, names, scale)
-
-    counting, python = Counting(1_000, SETTINGS, clock=None), _monitor()
+    (counting, calls), python = _counting("_observe_row"), _monitor()
     steps = _stream(5)
     rows = sum(len(step[1]) for step in steps)
     restored = None
@@ -155,14 +164,7 @@ def test_a_classifier_s_rows_are_the_table_s_and_a_numeric_model_s_class_is_stil
     """Half of a fleet's models may answer classes, and the table left every class row to Python (the plane's
     ``load/bench_plane.py``: 42k of its 75k sampled rows). Now it takes them once the version's drift reference
     is not numeric; a class from a numeric model is still Python's, which skips it."""
-    calls = []
-
-    class Counting(QualityMonitor):
-        def _observe_row(self, row, names, scale) -> None:
-            calls.append(row)
-            super()._observe_row(row, names, scale)
-
-    mon, native, python = Counting(1_000, SETTINGS, clock=None), _monitor(), _monitor()
+    (mon, calls), native, python = _counting("_observe_row"), _monitor(), _monitor()
     names = [("labels", "1", "production"), ("numbers", "1", "production")]
     r = random.Random(7)
     for b in range(50):
@@ -182,16 +184,8 @@ def test_a_row_the_label_join_keeps_is_put_there_by_the_table() -> None:
     """Where the label join is under half its bound every production row is kept, and each came back to Python
     for the put alone (65k of ``load/bench_plane.py``'s 75k sampled rows). The table puts it, as Python would, while
     that pushes nothing out; the first entry of an empty join and a put at the bound are Python's."""
-    puts = []
-
-    class Counting(QualityMonitor):
-        def _put_label(self, key, entry) -> None:
-            puts.append(key)
-            super()._put_label(key, entry)
-
     roomy = SETTINGS.model_copy(update={"label_max_pending": 3_000})
-    mon, native, python = (Counting(1_000, roomy, clock=None), QualityMonitor(1_000, roomy, label_sample_every=1, clock=None),
-                           QualityMonitor(1_000, roomy, label_sample_every=1, clock=None))
+    (mon, puts), native, python = _counting("_put_label", roomy), _monitor(roomy), _monitor(roomy)
     names = [("numbers", "1", "production")]
     r = random.Random(8)
     for b in range(40):
