@@ -509,6 +509,18 @@ class BernoulliCusumBank(_Bank):
     the judge's ``h``, cap and reset apply unchanged. The cost is ``ln(charts)`` more nats for
     a change of exactly ``ratio`` (1.8 of 20.6 at the defaults).
 
+    **Errors in clumps.** A client retrying a failed call, a restart failing its in-flight
+    requests: errors often come several in one window, and read as independent trials a clump
+    of two at a usual 0.5% is strong evidence. Errors in clumps of two on average (geometric)
+    at 2-50 req/s fired 6 of 12 healthy series within 6 hours (``tests/unit/test_error_dispersion.py``).
+    So every chart's evidence is divided by the errors' dispersion ``D = 1 + excess / (err + prior)``,
+    ``excess`` the pooled ``(e - n p0)^2 - e`` (the variance of a window's errors beyond their mean,
+    0 on average for independent errors at any rate: a window of one request adds nothing) as the
+    throughput bank divides by ``phi``: a quasi-likelihood, about 3 for clumps of two. It is learned
+    as the pooled rate, once warm, from the windows that leave the series under a third of ``h`` (not
+    under suspicion, and not the window that takes it there: a burst's first window, 19 errors of 58
+    over a usual 1%, is a residual of 321 and made ``D`` 10), and ``D`` is at least 1.
+
     >>> bank = BernoulliCusumBank()
     >>> one = np.array([0])
     >>> for w in range(300):
@@ -521,11 +533,15 @@ class BernoulliCusumBank(_Bank):
     (True, 0.133)
     """
 
-    _COLUMNS = ("seen", "t", "err", "req", "s", "since", "since_err", "since_req")
+    _COLUMNS = ("seen", "t", "err", "req", "s", "since", "since_err", "since_req", "excess")
     """``s``, ``since``, ``since_err``, ``since_req``: the CUSUM designed for ``ratio``, its onset and the
-    errors and requests since; the other designs' in ``_charts`` (``charts - 1`` rows of the same four)."""
+    errors and requests since; the other designs' in ``_charts`` (``charts - 1`` rows of the same four).
+    ``excess``: the pooled ``(e - n p0)^2 - e`` (the errors' variance beyond their mean), decayed as ``err``;
+    0 (no overdispersion) in a snapshot from before it."""
     _ACCUMULATORS = ("s", "since_err", "since_req")
     _CHART = ("s", "since", "since_err", "since_req")
+    _DISPERSED = True
+    """Whether the evidence is divided by the counts' learned dispersion ``D`` (``excess`` learned)."""
 
     def __init__(self, ratio: float = 3.0, tau_s: float = 6 * 3600.0, min_requests: float = 200.0,
                  prior_rate: float = 0.005, prior_requests: float = 200.0, floor: float = 0.001):
@@ -535,8 +551,8 @@ class BernoulliCusumBank(_Bank):
         self._penalty = _chart_penalties(self.charts)
         self._ratios = ratio ** np.arange(1.0, self.charts + 1.0)
         self._log_ratios = np.log(self._ratios)
-        self._consts = np.r_[prior_rate * prior_requests, prior_requests, floor, min_requests, tau_s, self._ratios,
-                             self._log_ratios, self._penalty]
+        self._consts = np.r_[prior_rate * prior_requests, prior_requests, floor, min_requests, tau_s,
+                             float(self._DISPERSED), self._ratios, self._log_ratios, self._penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Bernoulli::new``)."""
         self._TABLES = {**type(self)._TABLES, "_charts": (self.charts - 1, len(self._CHART))}
         self._init_state()
@@ -556,14 +572,15 @@ class BernoulliCusumBank(_Bank):
         (the leading CUSUM less ``ln(charts)``: the tail's bound is held by it).
 
         The recursion is native (``bernoulli_args``, ``bernoulli_step`` in ``native/src/banks.rs``): per
-        series, ``p0`` is the pooled rate shrunk towards the prior; each chart adds ``e ln(p1 / p0) +
-        (n - e) ln((1 - p1) / (1 - p0))`` (at most a window's most, which grows with its penalty), is
+        series, ``p0`` is the pooled rate shrunk towards the prior; each chart adds ``(e ln(p1 / p0) +
+        (n - e) ln((1 - p1) / (1 - p0))) / D`` (at most a window's most, which grows with its penalty), is
         clipped to ``[0, CAP h + penalty]`` and held at 0 until warm; a chart leaving 0 takes the window's
         onset and counts its errors and requests afresh. Only a series with errors now or a chart above 0
         moves its charts (a window without errors only lowers them). The leading chart less its penalty
         is reported. Then the pooled sums decay by the event time since the series last had requests (a
         running sum while warming up); under suspicion a window counts a tenth and the memory is ten
-        times longer. numpy takes the logarithms and the decay's exponential, so the values are its own."""
+        times longer, and ``excess`` learns only where the statistic was and stays under a third of ``h``.
+        numpy takes the logarithms and the decay's exponential, so the values are its own."""
         slots = self._prepare(slots)
         e, m = np.asarray(errors, dtype=np.float64), np.asarray(requests, dtype=np.float64)
         t_ms = np.asarray(t_ms, dtype=np.float64)
@@ -606,7 +623,10 @@ class TailCusumBank(BernoulliCusumBank):
     (5% for a ratio of 5) against the usual share, and one CUSUM per larger design as the
     errors bank (25x, 125x, capped at a coin flip: 4 charts with the 0.2% floor); the usual
     share is learned as :class:`BernoulliCusumBank` learns an error rate (6 h, shrunk towards
-    ``1 - quantile``).
+    ``1 - quantile``). Its evidence is not divided by a learned dispersion (``_DISPERSED``): the
+    bound follows the latency reference, so what varies beyond the mean is mostly the bound and a
+    busy series' window-level wobble, and a dispersion learned from them (40-50 in
+    ``tests/unit/test_latency_tail.py``'s first windows) hid a busy regression.
     Per-request evidence: one request at 0.05 req/s counts for one and 5,000 for 5,000, and
     counting the requests over a bound is O(1) per request. The share is measured against
     the same bound it is judged by, so a tail heavier than the lognormal reference only makes
@@ -618,6 +638,7 @@ class TailCusumBank(BernoulliCusumBank):
     incident must not lift its own bar.
     """
 
+    _DISPERSED = False
     _TABLES = {"_bound": ()}
     """Log of the bound (ms) each series' requests are counted against; 0: none yet."""
 

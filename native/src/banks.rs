@@ -109,14 +109,17 @@ fn rows(slots: &[i64], capacity: usize) -> PyResult<Vec<usize>> {
 
 // --- BernoulliCusumBank (errors) and TailCusumBank -------------------------------------------------
 
-/// BernoulliCusumBank's constants: `[prior_rate * prior_requests, prior_requests, floor, min_requests, tau_s]`,
-/// then the charts' ratios, log ratios and penalties.
+/// BernoulliCusumBank's constants: `[prior_rate * prior_requests, prior_requests, floor, min_requests, tau_s,
+/// dispersed]`, then the charts' ratios, log ratios and penalties.
+const BERNOULLI_CONSTS: usize = 6;
 struct Bernoulli<'a> {
     prior: f64,
     prior_requests: f64,
     floor: f64,
     min_requests: f64,
     tau_s: f64,
+    /// Whether the evidence is divided by the counts' learned dispersion (`_DISPERSED`).
+    dispersed: bool,
     ratios: &'a [f64],
     log_ratios: &'a [f64],
     penalty: &'a [f64],
@@ -124,7 +127,7 @@ struct Bernoulli<'a> {
 
 impl<'a> Bernoulli<'a> {
     fn new(consts: &'a [f64], charts: usize) -> PyResult<Self> {
-        if consts.len() != 5 + 3 * charts {
+        if consts.len() != BERNOULLI_CONSTS + 3 * charts {
             return Err(PyValueError::new_err("bernoulli: constants of another layout"));
         }
         Ok(Bernoulli {
@@ -133,16 +136,23 @@ impl<'a> Bernoulli<'a> {
             floor: consts[2],
             min_requests: consts[3],
             tau_s: consts[4],
-            ratios: &consts[5..5 + charts],
-            log_ratios: &consts[5 + charts..5 + 2 * charts],
-            penalty: &consts[5 + 2 * charts..],
+            dispersed: consts[5] != 0.0,
+            ratios: &consts[BERNOULLI_CONSTS..BERNOULLI_CONSTS + charts],
+            log_ratios: &consts[BERNOULLI_CONSTS + charts..BERNOULLI_CONSTS + 2 * charts],
+            penalty: &consts[BERNOULLI_CONSTS + 2 * charts..],
         })
     }
 }
 
+/// `BernoulliCusumBank._COLUMNS`: a series' row of `f`.
+const BERNOULLI_ROW: usize = 9;
+/// `excess`'s column in a row of `f`.
+const EXCESS: usize = 8;
+
 /// What a Bernoulli series is before a window, from its state alone.
 struct BernoulliBefore {
     p0: f64,
+    dispersion: f64,
     warm: bool,
     reported_prev: f64,
     moved: bool,
@@ -155,7 +165,7 @@ struct BernoulliBefore {
 #[inline]
 fn chart_at(k: usize, j: usize, nc: usize) -> usize {
     if j == 0 {
-        k * 8 + 4
+        k * BERNOULLI_ROW + 4
     } else {
         (k * (nc - 1) + j - 1) * 4
     }
@@ -163,10 +173,12 @@ fn chart_at(k: usize, j: usize, nc: usize) -> usize {
 
 fn bernoulli_before(b: &Bernoulli, f: &[f64], charts: &[f64], k: usize, e: f64, t_ms: f64, h: f64, window_s: f64) -> BernoulliBefore {
     let nc = b.ratios.len();
-    let (seen, t, err, req) = (f[k * 8], f[k * 8 + 1], f[k * 8 + 2], f[k * 8 + 3]);
+    let row = &f[k * BERNOULLI_ROW..(k + 1) * BERNOULLI_ROW];
+    let (seen, t, err, req) = (row[0], row[1], row[2], row[3]);
     let p0 = max((err + b.prior) / (req + b.prior_requests), b.floor);
+    let dispersion = 1.0 + max(row[EXCESS], 0.0) / (err + b.prior);
     let warm = seen >= b.min_requests;
-    let s = |j: usize| if j == 0 { f[k * 8 + 4] } else { charts[chart_at(k, j, nc)] };
+    let s = |j: usize| if j == 0 { row[4] } else { charts[chart_at(k, j, nc)] };
     let (mut ahead, mut most) = (s(0) - b.penalty[0], s(0));
     for j in 1..nc {
         ahead = max(ahead, s(j) - b.penalty[j]);
@@ -175,7 +187,7 @@ fn bernoulli_before(b: &Bernoulli, f: &[f64], charts: &[f64], k: usize, e: f64, 
     let reported_prev = max(ahead, 0.0);
     let slow = if warm && reported_prev > SUSPICION * h { SLOWDOWN } else { 1.0 };
     let elapsed = if t > 0.0 { (t_ms - t) / 1000.0 } else { window_s };
-    BernoulliBefore { p0, warm, reported_prev, moved: e > 0.0 || most > 0.0, slow, elapsed }
+    BernoulliBefore { p0, dispersion, warm, reported_prev, moved: e > 0.0 || most > 0.0, slow, elapsed }
 }
 
 /// The arguments of a Bernoulli window's transcendentals, one row each of `args` (charts + 3, series):
@@ -188,14 +200,14 @@ pub fn bernoulli_args(
 ) -> PyResult<()> {
     let (fs, cs, slots, e, t_ms) = (items(&f, "f")?, items(&charts, "charts")?, items(&slots, "slots")?, items(&e, "e")?, items(&t_ms, "t_ms")?);
     let consts = items(&consts, "consts")?;
-    let nc = (consts.len() - 5) / 3;
+    let nc = (consts.len() - BERNOULLI_CONSTS) / 3;
     let b = Bernoulli::new(consts, nc)?;
     let n = slots.len();
     let out = items_mut(&args, "args")?;
     if e.len() != n || t_ms.len() != n || out.len() != (nc + 3) * n {
         return Err(PyValueError::new_err("bernoulli_args: arrays of different lengths"));
     }
-    let ks = rows(slots, fs.len() / 8)?;
+    let ks = rows(slots, fs.len() / BERNOULLI_ROW)?;
         for (i, &k) in ks.iter().enumerate() {
             let pre = bernoulli_before(&b, fs, cs, k, e[i], t_ms[i], h, window_s);
             let cap = 0.5 * (1.0 + pre.p0);
@@ -225,7 +237,7 @@ pub fn bernoulli_step(
     let cs = items_mut(&charts, "charts")?;
     let (slots, e, m, t_ms) = (items(&slots, "slots")?, items(&e, "e")?, items(&m, "m")?, items(&t_ms, "t_ms")?);
     let consts = items(&consts, "consts")?;
-    let nc = (consts.len() - 5) / 3;
+    let nc = (consts.len() - BERNOULLI_CONSTS) / 3;
     let b = Bernoulli::new(consts, nc)?;
     let (log_cap, log1p, keep) = (items(&log_cap, "log_cap")?, items(&log1p, "log1p")?, items(&keep, "keep")?);
     let (out, since_out, flags) = (items_mut(&out, "out")?, items_mut(&since, "since")?, items_mut(&flags, "flags")?);
@@ -235,7 +247,7 @@ pub fn bernoulli_step(
     {
         return Err(PyValueError::new_err("bernoulli_step: arrays of different lengths"));
     }
-    let ks = rows(slots, fs.len() / 8)?;
+    let ks = rows(slots, fs.len() / BERNOULLI_ROW)?;
         let mut step = vec![[0.0f64; 4]; nc];
         for (i, &k) in ks.iter().enumerate() {
             let pre = bernoulli_before(&b, fs, cs, k, e[i], t_ms[i], h, window_s);
@@ -251,7 +263,7 @@ pub fn bernoulli_step(
                     let (s_prev, since_prev, err_prev, req_prev) = (row[0], row[1], row[2], row[3]);
                     let up = min(b.log_ratios[j], log_cap[i]);
                     let down = log1p[j * n + i] - down0;
-                    let llr = ei * up + (mi - ei) * down;
+                    let llr = (ei * up + (mi - ei) * down) / pre.dispersion;
                     let penalty = b.penalty[j];
                     let s = clip(s_prev + min(llr, max_step * (1.0 + penalty / h)), 0.0, CAP * h + penalty) * one(pre.warm);
                     let going = one(s_prev > 0.0);
@@ -280,9 +292,14 @@ pub fn bernoulli_step(
             // Pooled sums decayed by the event time since the series last had requests.
             let served = mi > 0.0;
             let kp = if pre.warm && served { keep[i] } else { 1.0 };
-            let row = &mut fs[k * 8..k * 8 + 4];
+            let row = &mut fs[k * BERNOULLI_ROW..(k + 1) * BERNOULLI_ROW];
             let (seen, t, err, req) = (row[0], row[1], row[2], row[3]);
-            row.copy_from_slice(&[seen + mi, if served { ti } else { t }, err * kp + ei / pre.slow, req * kp + mi / pre.slow]);
+            row[..4].copy_from_slice(&[seen + mi, if served { ti } else { t }, err * kp + ei / pre.slow, req * kp + mi / pre.slow]);
+            // The counts' variance beyond their mean: learned once warm, from windows that leave the series under
+            // a third of its threshold (a burst's first window is no clump), decayed as the pooled sums.
+            let calm = b.dispersed && pre.warm && max(pre.reported_prev, reported) <= SUSPICION * h;
+            let beyond = if calm { (ei - mi * pre.p0) * (ei - mi * pre.p0) - ei } else { 0.0 };
+            row[EXCESS] = row[EXCESS] * kp + beyond;
             out[i] = reported;
             out[n + i] = observed;
             out[2 * n + i] = pre.p0;

@@ -245,6 +245,7 @@ class NumpyBernoulli(BernoulliCusumBank):
         f, others = self._f[slots], self._charts[slots]
         seen, t, err, req = f[:, :4].T
         p0 = np.maximum((err + self.prior_rate * self.prior_requests) / (req + self.prior_requests), self.floor)
+        dispersion = 1.0 + np.maximum(f[:, 8], 0.0) / (err + self.prior_rate * self.prior_requests)
         warm = seen >= self.min_requests
         s_prev = np.concatenate([f[:, 4:5], others[:, :, 0]], axis=1)
         reported_prev = np.maximum(np.maximum.reduce(s_prev - self._penalty, axis=1), 0.0)
@@ -258,8 +259,8 @@ class NumpyBernoulli(BernoulliCusumBank):
         if moved.size:
             rows = slice(None) if moved.size == slots.size else moved
             chart = self._step_charts(slots[rows], f[rows], others[rows], e[rows], m[rows], p0[rows], warm[rows],
-                                      t_ms[rows], h, max_step)
-            f[rows, 4:] = chart[:, 0]
+                                      t_ms[rows], h, max_step, dispersion[rows])
+            f[rows, 4:8] = chart[:, 0]
             ahead = chart[:, :, 0] - self._penalty
             lead = chart[np.arange(moved.size), ahead.argmax(axis=1)]
             reported[rows], since[rows] = np.maximum(np.maximum.reduce(ahead, axis=1), 0.0), lead[:, 1]
@@ -272,19 +273,22 @@ class NumpyBernoulli(BernoulliCusumBank):
         elapsed = np.where(t > 0, (t_ms - t) / 1000.0, window_s)
         keep = np.where(warm & served, np.exp(-elapsed / (self.tau_s * slow)), 1.0)
         f[:, :4] = np.array([seen + m, np.where(served, t_ms, t), err * keep + e / slow, req * keep + m / slow]).T
+        calm = self._DISPERSED & warm & (np.maximum(reported_prev, reported) <= SUSPICION * h)
+        f[:, 8] = f[:, 8] * keep + np.where(calm, (e - m * p0) * (e - m * p0) - e, 0.0)
         self._f[slots] = f
         return Evidence(reported, np.zeros(slots.size, dtype=np.int8), since.astype(np.int64), observed, p0, warm,
                         reported > reported_prev), reported_prev
 
     def _step_charts(self, slots: np.ndarray, f: np.ndarray, others: np.ndarray, e: np.ndarray, m: np.ndarray,
-                     p0: np.ndarray, warm: np.ndarray, t_ms: np.ndarray, h: float, max_step: float) -> np.ndarray:
-        chart = np.concatenate([f[:, None, 4:], others], axis=1)
+                     p0: np.ndarray, warm: np.ndarray, t_ms: np.ndarray, h: float, max_step: float,
+                     dispersion: np.ndarray) -> np.ndarray:
+        chart = np.concatenate([f[:, None, 4:8], others], axis=1)
         s_prev, since, since_err, since_req = chart.transpose(2, 0, 1)
         # ln(p1 / p0) per chart: k ln(ratio), up to the cap's (one log per series); ln((1 - p1) / (1 - p0)): one per chart.
         cap = 0.5 * (1.0 + p0)
         up = np.minimum(self._log_ratios, np.log(cap / p0)[:, None])
         down = np.log1p(-np.minimum(p0[:, None] * self._ratios, cap[:, None])) - np.log1p(-p0)[:, None]
-        llr = e[:, None] * up + (m - e)[:, None] * down
+        llr = (e[:, None] * up + (m - e)[:, None] * down) / dispersion[:, None]
         # Each CUSUM's threshold is h + its penalty: a window's most (h / trigger_windows in the judge) grows with
         # it, so a busy series still fires in trigger_windows windows.
         penalty = self._penalty
@@ -424,6 +428,7 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
         mine, theirs = native.rows(EVERY), reference.rows(EVERY)
         assert all(mine[k].tobytes() == theirs[k].tobytes() for k in theirs), f"{name}: state differs"
     assert min(alarms.values()) > 0, alarms  # every bank was driven past its threshold
+    assert (pairs["errors"][0].state("excess", EVERY) > 0).any()  # and the errors' dispersion was learned
 
 
 def test_a_state_array_the_native_step_cannot_write_in_place_is_refused() -> None:
