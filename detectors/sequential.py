@@ -517,9 +517,10 @@ class BernoulliCusumBank(_Bank):
     ``excess`` the pooled ``(e - n p0)^2 - e`` (the variance of a window's errors beyond their mean,
     0 on average for independent errors at any rate: a window of one request adds nothing) as the
     throughput bank divides by ``phi``: a quasi-likelihood, about 3 for clumps of two. It is learned
-    as the pooled rate, once warm, from the windows that leave the series under a third of ``h`` (not
-    under suspicion, and not the window that takes it there: a burst's first window, 19 errors of 58
-    over a usual 1%, is a residual of 321 and made ``D`` 10), and ``D`` is at least 1.
+    as the pooled rate, once warm; a window that is or leaves the series past a third of ``h`` is held
+    apart (``pending``) until the series is back under a third (then it was the series' clumps) or
+    fires (then it was a burst's: its first window, 19 errors of 58 over a usual 1%, is a residual of
+    321, and learned at once it made ``D`` 10). ``D`` is at least 1.
 
     >>> bank = BernoulliCusumBank()
     >>> one = np.array([0])
@@ -533,11 +534,12 @@ class BernoulliCusumBank(_Bank):
     (True, 0.133)
     """
 
-    _COLUMNS = ("seen", "t", "err", "req", "s", "since", "since_err", "since_req", "excess")
+    _COLUMNS = ("seen", "t", "err", "req", "s", "since", "since_err", "since_req", "excess", "pending")
     """``s``, ``since``, ``since_err``, ``since_req``: the CUSUM designed for ``ratio``, its onset and the
     errors and requests since; the other designs' in ``_charts`` (``charts - 1`` rows of the same four).
     ``excess``: the pooled ``(e - n p0)^2 - e`` (the errors' variance beyond their mean), decayed as ``err``;
-    0 (no overdispersion) in a snapshot from before it."""
+    ``pending``: the same of the windows since the series passed a third of ``h``, not yet the series' own.
+    Both 0 in a snapshot from before them."""
     _ACCUMULATORS = ("s", "since_err", "since_req")
     _CHART = ("s", "since", "since_err", "since_req")
     _DISPERSED = True
@@ -579,7 +581,8 @@ class BernoulliCusumBank(_Bank):
         moves its charts (a window without errors only lowers them). The leading chart less its penalty
         is reported. Then the pooled sums decay by the event time since the series last had requests (a
         running sum while warming up); under suspicion a window counts a tenth and the memory is ten
-        times longer, and ``excess`` learns only where the statistic was and stays under a third of ``h``.
+        times longer, and ``excess`` learns a window at once only where the statistic was and stays under a
+        third of ``h`` (else through ``pending``).
         numpy takes the logarithms and the decay's exponential, so the values are its own."""
         slots = self._prepare(slots)
         e, m = np.asarray(errors, dtype=np.float64), np.asarray(requests, dtype=np.float64)
@@ -609,6 +612,11 @@ class BernoulliCusumBank(_Bank):
         """The learned error rate of series ``slots`` (before the floor)."""
         err, req = self.state("err", slots), self.state("req", slots)
         return (err + self.prior_rate * self.prior_requests) / (req + self.prior_requests)
+
+    def dispersion(self, slots: np.ndarray) -> np.ndarray:
+        """The learned dispersion ``D`` of series ``slots``, which divides their evidence (1: independent trials)."""
+        err, excess = self.state("err", slots), self.state("excess", slots)
+        return 1.0 + np.maximum(excess, 0.0) / (err + self.prior_rate * self.prior_requests)
 
 
 class TailCusumBank(BernoulliCusumBank):

@@ -204,7 +204,9 @@ def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, ela
     traffic is Poisson (a rate ``m`` times the usual gives ``m ln m - m + 1`` per usual request), or
     Poisson batches of ``clump`` requests on average (:func:`load.fleet.rough`): the same per usual
     batch, so ``clump`` times less per request (a batch's size says nothing of the rate);
-    errors and the share of requests over the usual p99 are Bernoulli trials. A ``tail`` is
+    errors and the share of requests over the usual p99 are Bernoulli trials, errors one per batch
+    (a batch succeeds or fails as one: ``clump`` times less per request; before 2026-12-05 a
+    batch's requests failed independently). A ``tail`` is
     counted by the share over p99, the statistic the judge reads. Kinds that are not incidents give 0.
     """
     m, zero = kind.magnitude, np.zeros_like(elapsed_s)
@@ -212,7 +214,7 @@ def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, ela
     if kind.fleet_kind == "latency_spike":
         return zero + step
     if kind.fleet_kind == "bad_version":  # latency x m and errors x m^2
-        return zero + step + _bernoulli_kl(min(profile.error_rate * m * m, 0.999), profile.error_rate)
+        return zero + step + _bernoulli_kl(min(profile.error_rate * m * m, 0.999), profile.error_rate) / clump
     if kind.fleet_kind == "flapping":  # slow for a half period, then normal as long
         return step * ((elapsed_s % (2 * FLAP_HALF_PERIOD_S)) < FLAP_HALF_PERIOD_S)
     if kind.fleet_kind == "creep":
@@ -220,7 +222,7 @@ def information_per_request(kind: Kind, profile: ModelProfile, sigma: float, ela
     if kind.fleet_kind in ("throughput_collapse", "surge"):
         return zero + (m * math.log(m) - m + 1) / clump
     if kind.fleet_kind == "error_burst":
-        return zero + _bernoulli_kl(m, profile.error_rate)
+        return zero + _bernoulli_kl(m, profile.error_rate) / clump
     if kind.fleet_kind == "tail":
         usual = 0.01
         slowed = float(ndtr(math.log(m) / sigma - ndtri(1 - usual)))

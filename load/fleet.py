@@ -226,7 +226,9 @@ class FleetSpec:
     rate_wander_s: float = 1800.0
     clump: float = 1.0
     """Mean requests per arrival: clients that send requests in batches (geometric sizes, one
-    timestamp per batch), so counts vary more than Poisson from second to second. 1: none."""
+    timestamp per batch), so counts vary more than Poisson from second to second; a batch
+    succeeds or fails as one (one outcome draw per batch and role: its requests meet the same
+    fault), so errors come in clumps too. 1: none."""
     latency_outliers: float = 0.0
     """Share of requests slowed 3-20x (log-uniform): pauses and cold caches. 0: none."""
 
@@ -239,7 +241,7 @@ class FleetSpec:
 def rough(spec: FleetSpec) -> FleetSpec:
     """``spec`` with the irregularities of real traffic that a Poisson process on a sine lacks:
     rates that wander +-10% around the daily cycle over half-hours, requests in batches of 2 on
-    average, a day with a second harmonic, and 0.2% of requests 3-20x slow. Detection is
+    average (a batch succeeds or fails as one: errors in clumps), a day with a second harmonic, and 0.2% of requests 3-20x slow. Detection is
     tuned on smooth fleets; a rough quiet fleet tells whether it pages on what is normal
     elsewhere (``load/detection_harness.py --rough``).
 
@@ -659,7 +661,8 @@ class Fleet:
 
     def _arrivals(self, rng: np.random.Generator, stream: int, expected: np.ndarray, t0_ms: float, dt_ms: float) -> "_Arrivals":
         """Poisson arrivals of every model with ``expected`` counts in the slice, with all their random draws
-        (with ``spec.clump`` > 1, Poisson batches of geometric size, a batch's requests at one time)."""
+        (with ``spec.clump`` > 1, Poisson batches of geometric size, a batch's requests at one time and with one
+        outcome)."""
         models, clump = np.arange(len(self.profiles)), self.spec.clump
         if clump > 1.0:
             batches = np.repeat(models, rng.poisson(expected / clump))
@@ -672,6 +675,8 @@ class Fleet:
         uniform, normal = rng.random((n, _UNIFORMS)), rng.standard_normal((n, _NORMALS))
         later = self._later[stream]
         later_u, later_n = later.random((n, _LATER_UNIFORMS)), later.standard_normal((n, _LATER_NORMALS))
+        if clump > 1.0:  # a batch's outcome (production's, the canary's, the shadow's) is its first request's
+            uniform[:, [3, 5]], later_u[:, 0] = uniform[first][:, [3, 5]], later_u[first, 0]
         slow = self._slow_rng[stream].random((n, 2 * len(ROLES) if self.spec.latency_outliers else 0))
         ts = np.floor(t0_ms + uniform[first, 0] * dt_ms).astype(np.int64)
         order = np.argsort(ts, kind="stable")

@@ -145,9 +145,10 @@ impl<'a> Bernoulli<'a> {
 }
 
 /// `BernoulliCusumBank._COLUMNS`: a series' row of `f`.
-const BERNOULLI_ROW: usize = 9;
-/// `excess`'s column in a row of `f`.
+const BERNOULLI_ROW: usize = 10;
+/// `excess`'s and `pending`'s columns in a row of `f`.
 const EXCESS: usize = 8;
+const PENDING: usize = 9;
 
 /// What a Bernoulli series is before a window, from its state alone.
 struct BernoulliBefore {
@@ -295,11 +296,20 @@ pub fn bernoulli_step(
             let row = &mut fs[k * BERNOULLI_ROW..(k + 1) * BERNOULLI_ROW];
             let (seen, t, err, req) = (row[0], row[1], row[2], row[3]);
             row[..4].copy_from_slice(&[seen + mi, if served { ti } else { t }, err * kp + ei / pre.slow, req * kp + mi / pre.slow]);
-            // The counts' variance beyond their mean: learned once warm, from windows that leave the series under
-            // a third of its threshold (a burst's first window is no clump), decayed as the pooled sums.
-            let calm = b.dispersed && pre.warm && max(pre.reported_prev, reported) <= SUSPICION * h;
-            let beyond = if calm { (ei - mi * pre.p0) * (ei - mi * pre.p0) - ei } else { 0.0 };
-            row[EXCESS] = row[EXCESS] * kp + beyond;
+            // The counts' variance beyond their mean, learned once warm and decayed as the pooled sums. Windows that
+            // are or leave the series past a third of its threshold go to `pending`: the series' own (clumps) once it
+            // is back under a third, dropped if it fires (a burst's first windows are no clumps).
+            if b.dispersed && pre.warm {
+                let beyond = (ei - mi * pre.p0) * (ei - mi * pre.p0) - ei;
+                if reported >= h {
+                    row[PENDING] = 0.0;
+                } else if max(pre.reported_prev, reported) <= SUSPICION * h {
+                    row[EXCESS] = row[EXCESS] * kp + (row[PENDING] * kp + beyond);
+                    row[PENDING] = 0.0;
+                } else {
+                    row[PENDING] = row[PENDING] * kp + beyond;
+                }
+            }
             out[i] = reported;
             out[n + i] = observed;
             out[2 * n + i] = pre.p0;

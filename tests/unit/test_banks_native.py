@@ -273,8 +273,12 @@ class NumpyBernoulli(BernoulliCusumBank):
         elapsed = np.where(t > 0, (t_ms - t) / 1000.0, window_s)
         keep = np.where(warm & served, np.exp(-elapsed / (self.tau_s * slow)), 1.0)
         f[:, :4] = np.array([seen + m, np.where(served, t_ms, t), err * keep + e / slow, req * keep + m / slow]).T
-        calm = self._DISPERSED & warm & (np.maximum(reported_prev, reported) <= SUSPICION * h)
-        f[:, 8] = f[:, 8] * keep + np.where(calm, (e - m * p0) * (e - m * p0) - e, 0.0)
+        learn = self._DISPERSED & warm
+        beyond = (e - m * p0) * (e - m * p0) - e
+        fired, calm = reported >= h, np.maximum(reported_prev, reported) <= SUSPICION * h
+        excess, pending = f[:, 8], f[:, 9]
+        f[:, 8] = np.where(learn & ~fired & calm, excess * keep + (pending * keep + beyond), excess)
+        f[:, 9] = np.where(learn, np.where(fired | calm, 0.0, pending * keep + beyond), pending)
         self._f[slots] = f
         return Evidence(reported, np.zeros(slots.size, dtype=np.int8), since.astype(np.int64), observed, p0, warm,
                         reported > reported_prev), reported_prev

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from load.errors_null import errors
 from modelmedic.detectors import BernoulliCusumBank
 from modelmedic.detectors.sequential import threshold_for
 
@@ -20,15 +21,7 @@ H = threshold_for(WINDOW_S, 1e-4)
 MONDAY_MS = 1_767_571_200_000
 RATES = np.geomspace(2.0, 50.0, 12)
 """Requests a second: where a window often holds two errors of a clump."""
-
-
-def _errors(rng: np.random.Generator, requests: np.ndarray, rate: float, clump: float) -> np.ndarray:
-    """Errors among ``requests`` at ``rate`` a request, in clumps of geometric size ``clump`` on average (1: none)."""
-    if clump == 1.0:
-        return rng.binomial(requests, rate).astype(float)
-    clumps = rng.binomial(requests, rate / clump)
-    sizes = clumps + rng.negative_binomial(np.maximum(clumps, 1), 1.0 / clump) * (clumps > 0)
-    return np.minimum(sizes, requests).astype(float)
+SLOTS = np.arange(RATES.size)
 
 
 def _run(seed: int, hours: float, clump: float, burst: tuple[float, float] | None = None,
@@ -36,25 +29,19 @@ def _run(seed: int, hours: float, clump: float, burst: tuple[float, float] | Non
     """The bank after ``hours`` of every series of :data:`RATES` at 0.5% errors (``burst``: 13% independent
     errors from ``burst[0]`` for ``burst[1]`` seconds); each series' first alarm (s, NaN: none)."""
     rng = np.random.default_rng(seed)
-    bank, slots = BernoulliCusumBank(), np.arange(RATES.size)
+    bank, slots = BernoulliCusumBank(), SLOTS
     first = np.full(RATES.size, np.nan)
     for t_s in range(int(hours * 3600)):
         requests = rng.poisson(RATES * WINDOW_S)
-        errors = _errors(rng, requests, 0.005, clump)
+        failed = errors(rng, requests, np.full(RATES.size, 0.005), clump)
         if burst is not None and burst[0] <= t_s < burst[0] + burst[1]:
-            errors = rng.binomial(requests, 0.13).astype(float)
+            failed = rng.binomial(requests, 0.13).astype(float)
         served = requests > 0
-        ev = bank.score_learn(slots[served], errors[served], requests[served].astype(float),
+        ev = bank.score_learn(slots[served], failed[served], requests[served].astype(float),
                               np.full(served.sum(), MONDAY_MS + t_s * 1000.0), WINDOW_S, H, H / 2)
         fired = slots[served][ev.warm & (ev.cusum >= H)]
         first[fired] = np.where(np.isnan(first[fired]), t_s, first[fired])
     return bank, first
-
-
-def _dispersion(bank: BernoulliCusumBank) -> np.ndarray:
-    slots = np.arange(RATES.size)
-    err = bank.state("err", slots)
-    return 1.0 + np.maximum(bank.state("excess", slots), 0.0) / (err + bank.prior_rate * bank.prior_requests)
 
 
 def test_errors_in_clumps_page_no_one() -> None:
@@ -62,30 +49,31 @@ def test_errors_in_clumps_page_no_one() -> None:
     # 12 series fired within 6 hours.
     bank, first = _run(seed=7, hours=6, clump=2.0)
     assert np.isnan(first).all(), first.tolist()
-    assert np.all(_dispersion(bank)[RATES > 10] > 2.0), _dispersion(bank).round(2).tolist()
+    assert np.all(bank.dispersion(SLOTS)[RATES > 10] > 2.0), bank.dispersion(SLOTS).round(2).tolist()
 
 
 def test_independent_errors_keep_their_full_weight() -> None:
     bank, first = _run(seed=8, hours=3, clump=1.0)
     assert np.isnan(first).all(), first.tolist()
-    assert np.all(_dispersion(bank) < 1.1), _dispersion(bank).round(3).tolist()
+    assert np.all(bank.dispersion(SLOTS) < 1.1), bank.dispersion(SLOTS).round(3).tolist()
 
 
 def test_a_burst_over_clumped_errors_is_found_and_not_learned() -> None:
     # 13% errors from the fourth hour: found at every rate within two minutes. The burst's errors do not raise the
-    # dispersion the series learned from its clumps (nothing is added to ``excess`` under suspicion; the pooled
-    # errors it is divided by take the burst's at a tenth, so it falls by about a third in the hour).
+    # dispersion the series learned from its clumps (``excess`` learns from no window that is or ends past a third
+    # of h; the pooled errors it is divided by take the burst's at a tenth, so it falls by about a third in the hour).
     before, _ = _run(seed=9, hours=3, clump=2.0)
     bank, first = _run(seed=9, hours=4, clump=2.0, burst=(3 * 3600, 3600))
     assert np.all(first - 3 * 3600 <= 120), (first - 3 * 3600).tolist()
-    assert np.all(_dispersion(bank) <= _dispersion(before)), (_dispersion(before), _dispersion(bank))
+    assert np.all(bank.dispersion(SLOTS) <= before.dispersion(SLOTS)), (before.dispersion(SLOTS), bank.dispersion(SLOTS))
 
 
 def test_a_snapshot_from_before_the_dispersion_restores_without_it() -> None:
-    bank = BernoulliCusumBank()
-    bank.score_learn(np.array([0]), np.array([3.0]), np.array([10.0]), np.array([MONDAY_MS]), WINDOW_S, H)
-    rows = bank.rows(np.array([0]))
-    restored = BernoulliCusumBank()
-    restored.set_rows(np.array([0]), {**rows, "_f": rows["_f"][:, :-1]})  # the eight columns of before
-    assert restored.state("excess", np.array([0])).tolist() == [0.0]
-    assert restored.state("err", np.array([0])).tolist() == bank.state("err", np.array([0])).tolist()
+    bank, _ = _run(seed=10, hours=1, clump=2.0)
+    rows = bank.rows(SLOTS)
+    again, before = BernoulliCusumBank(), BernoulliCusumBank()
+    again.set_rows(SLOTS, rows)
+    before.set_rows(SLOTS, {**rows, "_f": rows["_f"][:, :8]})  # the eight columns of a release before it
+    assert again.dispersion(SLOTS).tolist() == bank.dispersion(SLOTS).tolist() and bank.dispersion(SLOTS).max() > 1.5
+    assert before.dispersion(SLOTS).tolist() == [1.0] * RATES.size
+    assert before.state("err", SLOTS).tolist() == bank.state("err", SLOTS).tolist()
