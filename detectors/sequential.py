@@ -538,9 +538,10 @@ class BernoulliCusumBank(_Bank):
     """``s``, ``since``, ``since_err``, ``since_req``: the CUSUM designed for ``ratio``, its onset and the
     errors and requests since; the other designs' in ``_charts`` (``charts - 1`` rows of the same four).
     ``excess``: the pooled ``(e - n p0)^2 - e`` (the errors' variance beyond their mean), decayed as ``err``;
-    ``pending``: the same of the windows since the series passed a third of ``h``, not yet the series' own.
+    ``pending``: the same of the windows since the series passed a third of ``h``, not yet the series' own (a new
+    version inherits ``excess``, not ``pending``).
     Both 0 in a snapshot from before them."""
-    _ACCUMULATORS = ("s", "since_err", "since_req")
+    _ACCUMULATORS = ("s", "since_err", "since_req", "pending")
     _CHART = ("s", "since", "since_err", "since_req")
     _DISPERSED = True
     """Whether the evidence is divided by the counts' learned dispersion ``D`` (``excess`` learned)."""

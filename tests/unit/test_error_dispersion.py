@@ -77,3 +77,12 @@ def test_a_snapshot_from_before_the_dispersion_restores_without_it() -> None:
     assert again.dispersion(SLOTS).tolist() == bank.dispersion(SLOTS).tolist() and bank.dispersion(SLOTS).max() > 1.5
     assert before.dispersion(SLOTS).tolist() == [1.0] * RATES.size
     assert before.state("err", SLOTS).tolist() == bank.state("err", SLOTS).tolist()
+
+
+def test_a_new_version_inherits_the_dispersion_not_what_is_pending() -> None:
+    bank, _ = _run(seed=10, hours=1, clump=2.0)
+    bank._f[0, BernoulliCusumBank._COLUMNS.index("pending")] = 40.0  # a suspicion under way on the old version
+    new = np.array([RATES.size])
+    bank.inherit(new, np.array([0]))
+    assert bank.dispersion(new).tolist() == bank.dispersion(np.array([0])).tolist()
+    assert bank.state("pending", new).tolist() == [0.0]
