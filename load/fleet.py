@@ -241,9 +241,9 @@ class FleetSpec:
 def rough(spec: FleetSpec) -> FleetSpec:
     """``spec`` with the irregularities of real traffic that a Poisson process on a sine lacks:
     rates that wander +-10% around the daily cycle over half-hours, requests in batches of 2 on
-    average (a batch succeeds or fails as one: errors in clumps), a day with a second harmonic, and 0.2% of requests 3-20x slow. Detection is
-    tuned on smooth fleets; a rough quiet fleet tells whether it pages on what is normal
-    elsewhere (``load/detection_harness.py --rough``).
+    average (a batch succeeds or fails as one: errors in clumps), a day with a second harmonic,
+    and 0.2% of requests 3-20x slow. Detection is tuned on smooth fleets; a rough quiet fleet
+    tells whether it pages on what is normal elsewhere (``load/detection_harness.py --rough``).
 
     Each replica serves as much more as four standard deviations of the walk raise the rate
     (``utilization`` divided by ``exp(4 * rate_wander)``): at ``realistic()``'s 0.3 the walk's
