@@ -28,11 +28,10 @@ from modelmedic.detectors import BernoulliCusumBank
 from modelmedic.detectors.sequential import RESET, threshold_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from load.detection_harness import START_MS  # noqa: E402  (the harness's Monday: the same days and weekends)
 from load.fleet import daily_factor, weekly_factor  # noqa: E402
 
 HOUR_S = 3_600
-START_MS = 1_767_571_200_000
-"""Monday 2026-01-05 00:00 UTC, the harness's start (``load/detection_harness.py``)."""
 BURST, BURST_S, DEADLINE_S = 0.13, 3_600, 900
 BANDS = ((0.01, 0.05), (0.05, 0.2), (0.2, 1.0), (1.0, 5.0), (5.0, 100.0), (100.0, 5000.0))
 
@@ -53,9 +52,11 @@ def models(args: argparse.Namespace) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rates, law.uniform(0, 2 * np.pi, args.models), np.exp(law.uniform(np.log(0.001), np.log(0.01), args.models))
 
 
-def fleet(args: argparse.Namespace, burst_at: np.ndarray | None) -> tuple[list[tuple[int, int]], np.ndarray]:
-    """Every alarm (model, second) of one fleet, and each model's first alarm within its burst (s after it)."""
-    rates, phase, usual = models(args)
+def fleet(args: argparse.Namespace, law: tuple[np.ndarray, np.ndarray, np.ndarray],
+          burst_at: np.ndarray | None) -> tuple[list[tuple[int, int]], np.ndarray]:
+    """Every alarm (model, second) of one fleet of :func:`models`' ``law``, and each model's first alarm within its
+    burst (s after it)."""
+    rates, phase, usual = law
     rng = np.random.default_rng([args.seed, 1 if burst_at is None else 2])
     bank, h = BernoulliCusumBank(), threshold_for(1.0, 1e-4)
     firing, alarms, found = np.zeros(args.models, dtype=bool), [], np.full(args.models, np.nan)
@@ -82,14 +83,15 @@ def fleet(args: argparse.Namespace, burst_at: np.ndarray | None) -> tuple[list[t
 
 def run(args: argparse.Namespace) -> None:
     burst_at = np.random.default_rng([args.seed, 3]).uniform(30 * HOUR_S, 36 * HOUR_S, args.models)
-    quiet, _ = fleet(args, None)
-    alarms, found = fleet(args, burst_at)
+    law = models(args)
+    quiet, _ = fleet(args, law, None)
+    alarms, found = fleet(args, law, burst_at)
     false = [(m, s) for m, s in alarms if not burst_at[m] <= s < burst_at[m] + BURST_S + DEADLINE_S]
     days = args.models * args.hours / 24
     print(f"{args.models} models, {args.rates[0]}-{args.rates[1]} req/s, {args.hours} h, clumps of {args.clump}, "
           f"seed {args.seed}")
     print(f"false alarms: quiet fleet {len(quiet)} ({len(quiet) / days:.3f} per model-day), burst fleet {len(false)}")
-    rates = models(args)[0]
+    rates = law[0]
     print("req/s          models  found  within 900 s  median delay s")
     for low, high in BANDS:
         band = found[(rates >= low) & (rates < high)]

@@ -29,7 +29,7 @@ def _run(seed: int, hours: float, clump: float, burst: tuple[float, float] | Non
     """The bank after ``hours`` of every series of :data:`RATES` at 0.5% errors (``burst``: 13% independent
     errors from ``burst[0]`` for ``burst[1]`` seconds); each series' first alarm (s, NaN: none)."""
     rng = np.random.default_rng(seed)
-    bank, slots = BernoulliCusumBank(), SLOTS
+    bank = BernoulliCusumBank()
     first = np.full(RATES.size, np.nan)
     for t_s in range(int(hours * 3600)):
         requests = rng.poisson(RATES * WINDOW_S)
@@ -37,9 +37,9 @@ def _run(seed: int, hours: float, clump: float, burst: tuple[float, float] | Non
         if burst is not None and burst[0] <= t_s < burst[0] + burst[1]:
             failed = rng.binomial(requests, 0.13).astype(float)
         served = requests > 0
-        ev = bank.score_learn(slots[served], failed[served], requests[served].astype(float),
+        ev = bank.score_learn(SLOTS[served], failed[served], requests[served].astype(float),
                               np.full(served.sum(), MONDAY_MS + t_s * 1000.0), WINDOW_S, H, H / 2)
-        fired = slots[served][ev.warm & (ev.cusum >= H)]
+        fired = SLOTS[served][ev.warm & (ev.cusum >= H)]
         first[fired] = np.where(np.isnan(first[fired]), t_s, first[fired])
     return bank, first
 
