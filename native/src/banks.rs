@@ -264,9 +264,12 @@ pub fn bernoulli_step(
                     let (s_prev, since_prev, err_prev, req_prev) = (row[0], row[1], row[2], row[3]);
                     let up = min(b.log_ratios[j], log_cap[i]);
                     let down = log1p[j * n + i] - down0;
-                    let llr = (ei * up + (mi - ei) * down) / pre.dispersion;
+                    let llr = ei * up + (mi - ei) * down;
                     let penalty = b.penalty[j];
-                    let s = clip(s_prev + min(llr, max_step * (1.0 + penalty / h)), 0.0, CAP * h + penalty) * one(pre.warm);
+                    // A window's most applies to its evidence as if its errors were independent; the dispersion then
+                    // divides both, so a clump at the most counts as a clump.
+                    let added = min(llr, max_step * (1.0 + penalty / h)) / pre.dispersion;
+                    let s = clip(s_prev + added, 0.0, CAP * h + penalty) * one(pre.warm);
                     let going = one(s_prev > 0.0);
                     step[j] = [s, if s_prev > 0.0 { since_prev } else { ti }, err_prev * going + ei, req_prev * going + mi];
                     // argmax of the charts' s - penalty: the first of the largest (NaN first of all).

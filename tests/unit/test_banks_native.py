@@ -292,11 +292,12 @@ class NumpyBernoulli(BernoulliCusumBank):
         cap = 0.5 * (1.0 + p0)
         up = np.minimum(self._log_ratios, np.log(cap / p0)[:, None])
         down = np.log1p(-np.minimum(p0[:, None] * self._ratios, cap[:, None])) - np.log1p(-p0)[:, None]
-        llr = (e[:, None] * up + (m - e)[:, None] * down) / dispersion[:, None]
+        llr = e[:, None] * up + (m - e)[:, None] * down
         # Each CUSUM's threshold is h + its penalty: a window's most (h / trigger_windows in the judge) grows with
-        # it, so a busy series still fires in trigger_windows windows.
+        # it, so a busy series still fires in trigger_windows windows. The dispersion divides the capped evidence.
         penalty = self._penalty
-        s = _clip(s_prev + np.minimum(llr, max_step * (1.0 + penalty / h)), 0.0, CAP * h + penalty) * warm[:, None]
+        step = np.minimum(llr, max_step * (1.0 + penalty / h)) / dispersion[:, None]
+        s = _clip(s_prev + step, 0.0, CAP * h + penalty) * warm[:, None]
         going = s_prev > 0
         chart = np.array([s, np.where(going, since, t_ms[:, None]), since_err * going + e[:, None],
                           since_req * going + m[:, None]]).transpose(1, 2, 0)

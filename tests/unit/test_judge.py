@@ -187,7 +187,9 @@ def test_a_model_going_silent_is_a_throughput_drop() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_error_burst_fires_errors(seed: int) -> None:
     records = run([(30, NORMAL), (6, {PROD: (50, 20.0, 0.4)}), (10, NORMAL)], seed)
-    assert [(w, a.kind, a.state) for w, a in records[:1]] == [(31, "errors", "firing")]
+    # Two windows at the window's most reach h; a third where the errors' dispersion, learned from 30 windows of
+    # independent errors, came out a little over 1 (seed 1): the most is divided by it too.
+    assert [(a.kind, a.state) for _, a in records[:1]] == [("errors", "firing")] and records[0][0] in (31, 32)
     # Ending it takes evidence that the rate is back under 3x its usual 1%: 6-8 windows of 50 requests.
     assert [a.state for _, a in records] == ["firing", "recovered"] and 38 <= records[1][0] <= 45
     fired = records[0][1]
