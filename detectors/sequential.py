@@ -279,8 +279,9 @@ class PoissonCusumBank(_Bank):
     **The surge's ceiling** (``max(floor, lag, fast * lag ** (tau_s / tau))``). The surge is judged from a
     series' first events (gated as the drops are, a x3 surge at the trough of a 0.06 req/s model's first day
     waited for the level to learn it: 3,449 s where the data allow 650 s) against the highest the rate may be now: the
-    level, the rate of the last ``tau_s`` (``_fast``, learning ten times slower under the surge's own
-    suspicion only) and their trend forecasts. Without the hour's rate, a level frozen by suspicion below
+    level, the rate of the last ``tau_s`` (``_fast``, learning ten times slower under any suspicion: learning a
+    first-day drop at full speed, it made the hour of the drop the surge's reference, and the traffic coming back
+    read as a surge) and their trend forecasts. Without the hour's rate, a level frozen by suspicion below
     the first day's rise, or expecting too little from hour factors that had seen one visit at the start
     of the second day, raised false surges on healthy sparse series (``tests/unit/test_surge_sparse.py``).
 

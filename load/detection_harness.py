@@ -143,6 +143,11 @@ class Shape:
     """Traffic with the irregularities of :func:`load.fleet.rough` (wandering rates, batches, slow outliers)."""
     start_ms: int = START_MS
     """Event time of the first record: a Monday by default, so two days see no weekend (``--start`` moves it)."""
+    seasonality: float | None = None
+    """The daily cycle's amplitude (None: :func:`load.fleet.realistic`'s 0.6, a night at a quarter of the peak;
+    0.95: at 2.6%, a business application's night)."""
+    weekend: float | None = None
+    """Weekend traffic as a share of the weekdays' (None: :func:`load.fleet.realistic`'s 0.6)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -159,6 +164,8 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     every fifth model of the quiet one; :data:`LIBRARY` in the other, each kind as many
     times as the schedule fits, each on models no other entry touches."""
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
+    cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend}
+    spec = replace(spec, **{name: value for name, value in cycles.items() if value is not None})
     spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
     rng = np.random.default_rng([seed, 7])
@@ -530,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rough", action="store_true", help="rough traffic (load/fleet.py rough())")
     parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
     parser.add_argument("--start", type=date.fromisoformat, help="the first day (UTC, YYYY-MM-DD; default Monday 2026-01-05)")
+    parser.add_argument("--seasonality", type=float, help="the daily cycle's amplitude (default 0.6: nights at a quarter of the peak)")
+    parser.add_argument("--weekend", type=float, help="weekend traffic as a share of the weekdays' (default 0.6)")
     parser.add_argument("--show-false", type=int, default=FALSE_SHOWN, help="false anomalies listed per fleet")
     args = parser.parse_args(argv)
     shape = replace(SMALL if args.small else FULL, rough=args.rough)
@@ -539,6 +548,7 @@ def main(argv: list[str] | None = None) -> int:
         shape = replace(shape, duration_s=args.hours * 3600, warmup_s=min(shape.warmup_s, args.hours * 900))
     if args.rates:
         shape = replace(shape, rates=tuple(args.rates))
+    shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     settings = load_settings(args.config) if args.config else load_settings()

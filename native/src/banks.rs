@@ -633,7 +633,7 @@ pub fn poisson_args(
         out[n + i] = 1.0 + tb.behind[k];
         out[2 * n + i] = p.tau_s() / pre.tau;
         out[3 * n + i] = -window_s / (pre.tau * if pre.suspect { SLOWDOWN } else { 1.0 });
-        out[4 * n + i] = -window_s / (p.tau_s() * if pre.suspect_up { SLOWDOWN } else { 1.0 });
+        out[4 * n + i] = -window_s / (p.tau_s() * if pre.suspect { SLOWDOWN } else { 1.0 });
         out[5 * n + i] = -window_s / (pre.tau * p.c[10] * if pre.suspect { SLOWDOWN } else { 1.0 });
     }
     Ok(())
@@ -739,7 +739,7 @@ pub fn poisson_step(
         let a_raw = -expm1[i];
         let a = if pre.suspect { a_raw } else { max(a_raw, share) };
         let a_fast_raw = -expm1[n + i];
-        let a_fast = if pre.suspect_up { a_fast_raw } else { max(a_fast_raw, share) };
+        let a_fast = if pre.suspect { a_fast_raw } else { max(a_fast_raw, share) };
         // Under a surge's suspicion the level and the quick level learn the count only up to the surge's ceiling
         // (for the first SURGE_CLIPPED memories of it): learning the surge itself, even ten times slower, left a
         // level 1.2-1.6x above the rate when an hour's x3 surge ended, and the model's own rate read as a drop.

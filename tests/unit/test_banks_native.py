@@ -141,7 +141,7 @@ class NumpyPoisson(PoissonCusumBank):
         new_level = level + a * (x_level / (season * window_s) - level)
         # The hour's rate follows the surge's suspicion only: a drop's holding it above a decline would
         # only make a surge harder to see.
-        a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, warm_up & (up_prev > SUSPICION * h))
+        a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, suspect)
         self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
         with np.errstate(divide="ignore"):  # quick_memory 0: off, the quick level is the last window's rate
             a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
