@@ -6,8 +6,8 @@
     .venv/bin/python load/throughput_null.py --wander-z 0          # the same, the wander off
 
 ``PoissonCusumBank.score_learn`` on 1 s windows, as the judge (``h`` = ``threshold_for(1, 1e-4)``, at
-most ``h / 2`` a window). Per rate, ``--per`` series, each a daily sine of amplitude 0.6 (trough a quarter
-of the peak) with its own phase, times a lognormal factor of sd ``--jitter`` drawn anew each minute, times
+most ``h / 2`` a window). Per rate, ``--per`` series, each a daily sine of amplitude ``--seasonality`` (0.6:
+the trough a quarter of the peak) with its own phase, times a lognormal factor of sd ``--jitter`` drawn anew each minute, times
 an Ornstein-Uhlenbeck walk of the log rate (sd ``--walk``, ``--walk-s`` time constant), Poisson counts.
 Three copies of each rate path: **null** (false drop episodes, from crossing ``h`` until back under
 ``RESET h``, per day), **-30%** for an hour and **-90%** for 30 minutes from a random hour 4-20 of each
@@ -30,7 +30,7 @@ DROPS = {"-30%": (0.7, 3_600), "-90%": (0.1, 1_800)}
 
 
 def rate_paths(rates: np.ndarray, hours: int, rng: np.random.Generator, jitter: float, walk: float,
-               walk_s: float) -> np.ndarray:
+               walk_s: float, seasonality: float = 0.6) -> np.ndarray:
     """Per second (seconds x series) of the law in the module's docstring."""
     t = np.arange(hours * HOUR_S)[:, None]
     phase = rng.uniform(0, 2 * np.pi, rates.size)
@@ -41,14 +41,14 @@ def rate_paths(rates: np.ndarray, hours: int, rng: np.random.Generator, jitter: 
     log_walk[0] = walk * rng.standard_normal(rates.size)
     for s in range(1, t.size):  # (a loop over seconds, vectorized over series: a few seconds a day)
         log_walk[s] = keep * log_walk[s - 1] + steps[s]
-    return (rates * (1 + 0.6 * np.sin(2 * np.pi * t / DAY_S + phase)) * np.repeat(minutes, 60, axis=0)
+    return (rates * (1 + seasonality * np.sin(2 * np.pi * t / DAY_S + phase)) * np.repeat(minutes, 60, axis=0)
             * np.exp(log_walk - walk**2 / 2))
 
 
 def run(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(args.seed)
     rates = np.repeat(args.rates, args.per)
-    paths = rate_paths(rates, args.days * 24, rng, args.jitter, args.walk, args.walk_s)
+    paths = rate_paths(rates, args.days * 24, rng, args.jitter, args.walk, args.walk_s, args.seasonality)
     starts = {name: rng.integers(4 * HOUR_S, 20 * HOUR_S, (rates.size, args.days)) + np.arange(args.days) * DAY_S
               for name in DROPS}
     t = np.arange(paths.shape[0])[:, None]
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> None:
             st = starts[name][:, day]
             hit = drop[k * n:(k + 1) * n] & (st <= s) & (s <= st + length + 600) & np.isnan(delay[name][:, day])
             delay[name][hit, day] = s + 1 - st[hit]
-    print(f"seed {args.seed}, {args.per} series a rate, jitter {args.jitter} a minute, walk {args.walk} "
+    print(f"seed {args.seed}, {args.per} series a rate, seasonality {args.seasonality}, jitter {args.jitter} a minute, walk {args.walk} "
           f"({args.walk_s:g} s), wander_z {args.wander_z}, h {h:.2f}")
     print("req/s  day  false drops (series / episodes)   " + "   ".join(f"{k} found / median / max s" for k in DROPS))
     for i, r in enumerate(args.rates):
@@ -101,6 +101,7 @@ def main() -> None:
     p.add_argument("--walk", type=float, default=0.0, help="sd of an Ornstein-Uhlenbeck walk of the log rate")
     p.add_argument("--walk-s", type=float, default=1_800.0, help="the walk's time constant")
     p.add_argument("--wander-z", type=float, default=2.0, help="PoissonCusumBank's wander_z (0: off)")
+    p.add_argument("--seasonality", type=float, default=0.6, help="the daily sine's amplitude (0.95: nights at 2.6%%)")
     run(p.parse_args())
 
 
