@@ -537,7 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rough", action="store_true", help="rough traffic (load/fleet.py rough())")
     parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
     parser.add_argument("--start", type=date.fromisoformat, help="the first day (UTC, YYYY-MM-DD; default Monday 2026-01-05)")
-    parser.add_argument("--seasonality", type=float, help="the daily cycle's amplitude (default 0.6: nights at a quarter of the peak)")
+    parser.add_argument("--seasonality", type=float,
+                        help="the daily cycle's amplitude (default 0.6: nights at a quarter of the peak)")
     parser.add_argument("--weekend", type=float, help="weekend traffic as a share of the weekdays' (default 0.6)")
     parser.add_argument("--show-false", type=int, default=FALSE_SHOWN, help="false anomalies listed per fleet")
     args = parser.parse_args(argv)

@@ -6,10 +6,10 @@
     .venv/bin/python load/throughput_null.py --wander-z 0          # the same, the wander off
 
 ``PoissonCusumBank.score_learn`` on 1 s windows, as the judge (``h`` = ``threshold_for(1, 1e-4)``, at
-most ``h / 2`` a window). Per rate, ``--per`` series, each a daily sine of amplitude ``--seasonality`` (0.6:
-the trough a quarter of the peak) with its own phase, times a lognormal factor of sd ``--jitter`` drawn anew each minute, times
-an Ornstein-Uhlenbeck walk of the log rate (sd ``--walk``, ``--walk-s`` time constant), Poisson counts.
-Three copies of each rate path: **null** (false drop episodes, from crossing ``h`` until back under
+most ``h / 2`` a window). Per rate, ``--per`` series, each a daily sine of amplitude ``--seasonality``
+(0.6: the trough a quarter of the peak) with its own phase, times a lognormal factor of sd ``--jitter``
+drawn anew each minute, times an Ornstein-Uhlenbeck walk of the log rate (sd ``--walk``, ``--walk-s`` time
+constant), Poisson counts. Three copies of each rate path: **null** (false drop episodes, from crossing ``h`` until back under
 ``RESET h``, per day), **-30%** for an hour and **-90%** for 30 minutes from a random hour 4-20 of each
 day (found: a drop firing between the start and 600 s after the end; the delay to it). Seeded; about a
 minute a day of traffic on this machine. docs/detection.md, "Busy traffic wanders more than Poisson".
@@ -74,8 +74,8 @@ def run(args: argparse.Namespace) -> None:
             st = starts[name][:, day]
             hit = drop[k * n:(k + 1) * n] & (st <= s) & (s <= st + length + 600) & np.isnan(delay[name][:, day])
             delay[name][hit, day] = s + 1 - st[hit]
-    print(f"seed {args.seed}, {args.per} series a rate, seasonality {args.seasonality}, jitter {args.jitter} a minute, walk {args.walk} "
-          f"({args.walk_s:g} s), wander_z {args.wander_z}, h {h:.2f}")
+    print(f"seed {args.seed}, {args.per} series a rate, seasonality {args.seasonality}, jitter {args.jitter} a minute, "
+          f"walk {args.walk} ({args.walk_s:g} s), wander_z {args.wander_z}, h {h:.2f}")
     print("req/s  day  false drops (series / episodes)   " + "   ".join(f"{k} found / median / max s" for k in DROPS))
     for i, r in enumerate(args.rates):
         rows = slice(i * args.per, (i + 1) * args.per)

@@ -139,8 +139,8 @@ class NumpyPoisson(PoissonCusumBank):
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
         x_level = np.where(suspect_up & (behind < SURGE_CLIPPED), np.minimum(x, lam_up), x)  # the surge not learned
         new_level = level + a * (x_level / (season * window_s) - level)
-        # The hour's rate follows the surge's suspicion only: a drop's holding it above a decline would
-        # only make a surge harder to see.
+        # The hour's rate learns ten times slower under any suspicion: learning a first-day drop at full speed, it
+        # made the drop's hour the surge's reference.
         a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, suspect)
         self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
         with np.errstate(divide="ignore"):  # quick_memory 0: off, the quick level is the last window's rate
