@@ -50,8 +50,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from load.fleet import (  # noqa: E402
-    FLAP_HALF_PERIOD_S, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic, rough, stream,
-    weekly_factor,
+    FLAP_HALF_PERIOD_S, START_MS, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic,
+    rough, stream, weekly_factor,
 )
 from modelmedic.config import Settings, load_settings  # noqa: E402
 from modelmedic.detectors.sequential import threshold_for  # noqa: E402
@@ -61,8 +61,6 @@ from modelmedic.alerting import Alert, Alerter  # noqa: E402
 from modelmedic.response.plane import ResponsePlane  # noqa: E402
 from modelmedic.testing.plane import FakeProducer, Record, offline_plane  # noqa: E402
 
-START_MS = 1_767_571_200_000
-"""Monday 2026-01-05 00:00 UTC: in the past (the plane dead-letters events ahead of its clock)."""
 MATCH_GRACE_S = 900.0
 """Anomalies up to this long after an incident's end still belong to it (recovery lag)."""
 DAY_S = 86_400.0

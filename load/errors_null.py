@@ -28,8 +28,7 @@ from modelmedic.detectors import BernoulliCusumBank
 from modelmedic.detectors.sequential import RESET, threshold_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from load.detection_harness import START_MS  # noqa: E402  (the harness's Monday: the same days and weekends)
-from load.fleet import daily_factor, weekly_factor  # noqa: E402
+from load.fleet import START_MS, daily_factor, weekly_factor  # noqa: E402  (the harness's Monday: its days and weekends)
 
 HOUR_S = 3_600
 BURST, BURST_S, DEADLINE_S = 0.13, 3_600, 900

@@ -147,6 +147,9 @@ DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
 MONDAY_MS = 4 * DAY_MS
 """The first Monday 00:00 UTC after the epoch (1970-01-05): weeks are counted from it."""
+START_MS = 1_767_571_200_000
+"""Monday 2026-01-05 00:00 UTC, where the generated fleets of ``load/`` start by default: in the past (the plane
+dead-letters events ahead of its clock)."""
 WEEKEND_RAMP_MS = 6 * 3_600_000
 """Traffic eases into and out of a weekend over this long (no step at midnight)."""
 CLASS_LABELS = ("approve", "review", "decline", "escalate")
