@@ -224,7 +224,7 @@ class PoissonCusumBank(_Bank):
     tenth of the rate in a day whose trough is a quarter of its peak, which the charts read as drops and surges.
     The buckets learn each window against the **season's level**, an EWMA of the deseasonalized rate over
     ``season_memory_s`` (a day; from the first window, as a running mean until then), not against the level: a
-    level of an hour's memory follows the day, so buckets learning against it learned only its lag (after five
+    level of an hour's memory (half an hour's now) follows the day, so buckets learning against it learned only its lag (after five
     days of a 4x day at 100 req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their peak six hours
     early, and the expected count 19% off at its 95th percentile; against the season's level 0.50-1.36 in phase,
     7%, and 4% with the weaker prior from the second day). On the first day the factors are the day so far,
@@ -232,8 +232,20 @@ class PoissonCusumBank(_Bank):
     learning stay at 1, so a first-day suspicion **holds the season** where it was at its onset, and when it
     ends the level and its kin move to the factors' units (the expected count goes on where it was): held in the
     onset's units, the level read the decline after a first-day drop as a second drop. A series whose memory
-    must be longer than 2 h (under about 0.04 req/s on average) has its drops judged once it has seen a day; its
-    surges from its first events (the surge's ceiling below).
+    must be longer than 2 ``tau_s`` (an hour: under about 0.08 req/s on average) has its drops judged once it has
+    seen a day; its surges from its first events (the surge's ceiling below).
+
+    **The level's memory is half an hour** (``tau_s``; longer where ``tau_events`` need it). With an hour, a fleet
+    whose nights are 2.6% of its peak (``load/detection_harness.py --models 40 --hours 48 --seed 5 --seasonality 0.95
+    --weekend 0.3``) paged 53 times for nothing in two days: through the steep evening decline of the first day the
+    level stood 13-25% above the rate, past what the lag's forecast below makes up, and the small chart's suspicion
+    then kept those hours' factors from learning, so the second day paged at the same hours. Half an hour lags half
+    as far: 4 false pages. The overdispersion keeps at least ``dispersion_s`` (an hour) of memory: a noisier ``phi``
+    divides every chart's evidence (-30% drops at 1-5 req/s on a second day found later than 1,200 s: 4 of 120 with
+    it, 6 with ``phi`` at half an hour, 2 with both at an hour). The cost is in the first day's smaller and sparser
+    changes: the level absorbs more of a -30% drop before the chart's suspicion slows it, and a series under about
+    0.08 req/s (not 0.04) waits for its second day to have its drops judged. docs/detection.md, "The level's memory
+    at half an hour".
 
     **The level's lag is part of the null.** Before the factors are learned (the first day)
     the level trails the daily cycle: an EWMA of memory ``tau`` lags a rate that declines by
@@ -289,7 +301,7 @@ class PoissonCusumBank(_Bank):
     ratios): a window adds ``(x ln r - lambda (r - 1)) / phi``, where ``phi >= 1`` is the
     learned overdispersion (quasi-Poisson: real traffic at 5,000 req/s varies more than
     Poisson), an EWMA of each window's Pearson residual ``(x - lambda)^2 / lambda`` with the level's
-    memory. **It does not learn under a drop's suspicion**: it learned the deficit ten times slower, as
+    memory or ``dispersion_s``, the longer. **It does not learn under a drop's suspicion**: it learned the deficit ten times slower, as
     the level did (1.0 to 1.14-1.18 over an hour at 0.1x of 3 req/s, 1 s windows), and every chart's
     evidence stayed divided by that for hours after. Under a surge's it still learns (1.0 to 1.6 over an
     hour's x3 at 1 req/s, 1.1 to 6.9 in a live trace): frozen there, it no longer masked the drop that a
@@ -394,9 +406,9 @@ class PoissonCusumBank(_Bank):
     >>> bank = PoissonCusumBank()
     >>> one = np.array([0])
     >>> for w in range(600):
-    ...     ev = bank.score_learn(one, np.array([2.0 + 2 * (w % 2)]), np.array([w * 60_000]), 60.0, h=16.5)
+    ...     ev = bank.score_learn(one, np.array([4.0 + 4 * (w % 2)]), np.array([w * 60_000]), 60.0, h=16.5)
     >>> bool(ev.warm[0]), float(ev.cusum[0]) < 16.5, round(float(ev.baseline[0]) * 60, 1)
-    (True, True, 3.0)
+    (True, True, 6.0)
     >>> for w in range(600, 615):
     ...     ev = bank.score_learn(one, np.array([0.0]), np.array([w * 60_000]), 60.0, h=16.5)
     >>> float(ev.cusum[0]) >= 16.5, int(ev.kind[0])
@@ -419,14 +431,14 @@ class PoissonCusumBank(_Bank):
     season held through a first-day suspicion (0: none)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
-    def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 3600.0, tau_events: float = 300.0,
+    def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 1800.0, tau_events: float = 300.0,
                  min_events: float = 30.0, min_windows: int = 10, prior_events: float = 20.0,
                  hour_memory_days: float = 7.0, day_memory_weeks: float = 4.0, small_drop: float = 0.7,
                  deep_drop: float = 0.25, small_first_day: float = 1.75, quick_memory: float = 0.5,
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
                  wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
                  wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0,
-                 wander_over_noise: float = 1.0):
+                 wander_over_noise: float = 1.0, dispersion_s: float = 3600.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -435,14 +447,14 @@ class PoissonCusumBank(_Bank):
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
                              wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
-                             wander_over_noise, self._drops, np.log(self._drops),
+                             wander_over_noise, dispersion_s, self._drops, np.log(self._drops),
                              self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self.season_memory_s, self.later_prior = season_memory_s, later_prior
         self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
-        self.wander_over_noise = wander_over_noise
+        self.wander_over_noise, self.dispersion_s = wander_over_noise, dispersion_s
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
@@ -474,7 +486,7 @@ class PoissonCusumBank(_Bank):
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         n = slots.size
         tables = [getattr(self, name) for name in self._TABLES]
-        args = np.empty((6, n))
+        args = np.empty((7, n))
         _native.poisson_args(self._f, tables, self._consts, slots, t_ms, h, window_s, args)
         lag = args[0] ** args[1]
         out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(

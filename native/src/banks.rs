@@ -328,7 +328,8 @@ pub fn bernoulli_step(
 
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
-/// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise]`, then the three
+/// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise,
+/// dispersion_s]`, then the three
 /// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -337,7 +338,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 21;
+const POISSON_CONSTS: usize = 22;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -352,6 +353,10 @@ impl<'a> Poisson<'a> {
     }
     fn tau_s(&self) -> f64 {
         self.c[0]
+    }
+    /// The overdispersion's shortest memory.
+    fn dispersion_s(&self) -> f64 {
+        self.c[21]
     }
     /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
     /// series has seen a day (0 there: it does not run on the first day).
@@ -606,10 +611,10 @@ fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 12], rows: usize) -> PyResult<Po
     })
 }
 
-/// The arguments of a Poisson window's transcendentals, one row each of `args` (6, series): the level's lag
+/// The arguments of a Poisson window's transcendentals, one row each of `args` (7, series): the level's lag
 /// ratio and its exponent `1 + behind` (`lag = ratio ** exponent`), the surge ceiling's exponent
-/// `tau_s / tau` (of `lag`), and the three learning rates' `expm1` arguments (the level's, the hour rate's, the
-/// quick level's).
+/// `tau_s / tau` (of `lag`), and the four learning rates' `expm1` arguments (the level's, the hour rate's, the
+/// quick level's, the overdispersion's).
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn poisson_args(
@@ -620,7 +625,7 @@ pub fn poisson_args(
     let p = Poisson::new(items(&consts, "consts")?)?;
     let n = slots.len();
     let out = items_mut(&args, "args")?;
-    if t_ms.len() != n || out.len() != 6 * n {
+    if t_ms.len() != n || out.len() != 7 * n {
         return Err(PyValueError::new_err("poisson_args: arrays of different lengths"));
     }
     let rows_n = fs.len() / POISSON_COLUMNS;
@@ -635,13 +640,14 @@ pub fn poisson_args(
         out[3 * n + i] = -window_s / (pre.tau * if pre.suspect { SLOWDOWN } else { 1.0 });
         out[4 * n + i] = -window_s / (p.tau_s() * if pre.suspect { SLOWDOWN } else { 1.0 });
         out[5 * n + i] = -window_s / (pre.tau * p.c[10] * if pre.suspect { SLOWDOWN } else { 1.0 });
+        out[6 * n + i] = -window_s / (max(pre.tau, p.dispersion_s()) * if pre.suspect { SLOWDOWN } else { 1.0 });
     }
     Ok(())
 }
 
 /// One window of a Poisson bank: the drop charts and the surge CUSUM judged, the level, overdispersion,
 /// smoothings and seasonal buckets learned. `lag` (`ratio ** exponent`), `lag_fast` (`lag ** (tau_s / tau)`),
-/// `lag_quick` (`lag ** quick_memory`) and `expm1` (3 rows) are numpy's results on `poisson_args`'s rows.
+/// `lag_quick` (`lag ** quick_memory`) and `expm1` (4 rows) are numpy's results on `poisson_args`'s rows.
 /// Writes `out` (3, series): CUSUM, observed rate, baseline rate; `since` (onsets), `kind` (0 drop, 1 surge) and
 /// `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
@@ -662,7 +668,7 @@ pub fn poisson_step(
     let n = slots.len();
     let lens = [x.len(), t_ms.len(), lag.len(), lag_fast.len(), lag_quick.len(), since_out.len(), kind.len()];
     if lens.iter().any(|&l| l != n)
-        || expm1.len() != 3 * n || out.len() != 3 * n || flags.len() != 2 * n
+        || expm1.len() != 4 * n || out.len() != 3 * n || flags.len() != 2 * n
     {
         return Err(PyValueError::new_err("poisson_step: arrays of different lengths"));
     }
@@ -759,7 +765,8 @@ pub fn poisson_step(
         // From the warm-up, when the surge CUSUM starts: a series too sparse for its drops to be judged on the first
         // day kept `phi` at 1 there, and its batched requests raised false surges (30 of 200 at 0.01-0.1 req/s).
         let frozen = pre.suspect && !pre.suspect_up;
-        let new_phi = if !pre.warm_up { 1.0 } else if frozen { pre.phi } else { pre.phi + a * (pearson - pre.phi) };
+        let a_phi = if pre.suspect { -expm1[3 * n + i] } else { max(-expm1[3 * n + i], share) };
+        let new_phi = if !pre.warm_up { 1.0 } else if frozen { pre.phi } else { pre.phi + a_phi * (pearson - pre.phi) };
         // Under a suspicion and until the level has caught up after it (`behind` under CAUGHT_UP) the smoothings
         // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
         // (1.36x a memory after a lasting x3 rise's surge episode), and a drop's reference raised by it went to 3x.

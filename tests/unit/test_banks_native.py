@@ -137,6 +137,7 @@ class NumpyPoisson(PoissonCusumBank):
 
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
         a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
+        a_phi = _rate(1.0 / (n + 1.0), window_s, np.maximum(tau, self.dispersion_s), suspect)
         x_level = np.where(suspect_up & (behind < SURGE_CLIPPED), np.minimum(x, lam_up), x)  # the surge not learned
         new_level = level + a * (x_level / (season * window_s) - level)
         # The hour's rate learns ten times slower under any suspicion: learning a first-day drop at full speed, it
@@ -147,7 +148,7 @@ class NumpyPoisson(PoissonCusumBank):
             a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, np.maximum(50.0, PEARSON_KEPT**2 / lam))
-        new_phi = np.where(warm_up, np.where(suspect & ~suspect_up, phi, phi + a * (pearson - phi)), 1.0)  # not a drop
+        new_phi = np.where(warm_up, np.where(suspect & ~suspect_up, phi, phi + a_phi * (pearson - phi)), 1.0)  # not a drop
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
         moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)
         twice = np.where(slow[:, 0] > 0, np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])),

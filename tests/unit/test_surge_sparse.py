@@ -53,13 +53,18 @@ def test_a_surge_on_the_first_day_is_found_at_any_time_of_day() -> None:
 def test_a_surge_near_the_first_days_trough_is_found_within_its_deadline() -> None:
     # 0.06 req/s on average, the surge at 8 h within two hours of each series' trough (0.024 req/s), where
     # the level is too slow to be judged: about 500-650 s is what the data allow there. Was (hour factors as steps,
-    # 3cf4e2f) a strict xfail: median 1,020 s, 2 of 20 never; interpolated within the hour, 835 s and all 20 (seeds
-    # 41 and 61 of this law: 830 -> 715 s, 930 -> 740 s with one of 20 never, as before).
-    rng = np.random.default_rng(21)
-    trough = 1.5 * np.pi - 2 * np.pi * 8 * 3600 / DAY_S  # the phase putting the trough at 8 h
-    phase = trough + rng.uniform(-np.pi / 6, np.pi / 6, 20)
-    delay = _first_surge_s(np.full(20, 0.06), phase, seed=22, hours=10, surge_at_s=8 * 3600.0, ratio=3.0) - 8 * 3600.0
-    assert (delay >= 0).all() and np.median(delay) <= 900, delay.tolist()
+    # 3cf4e2f) a strict xfail: median 1,020 s, 2 of 20 never. Three draws of this law pooled (60 series): with the
+    # level's and the hour's rate's memory at an hour, medians 835, 715 and 740 s and one never; at half an hour
+    # (2026-12-05: deep daily cycles, docs/detection.md) 880, 750 and 900 s and one never.
+    delays = []
+    for seed in (21, 41, 61):
+        rng = np.random.default_rng(seed)
+        trough = 1.5 * np.pi - 2 * np.pi * 8 * 3600 / DAY_S  # the phase putting the trough at 8 h
+        phase = trough + rng.uniform(-np.pi / 6, np.pi / 6, 20)
+        delays.append(_first_surge_s(np.full(20, 0.06), phase, seed=seed + 1, hours=10, surge_at_s=8 * 3600.0,
+                                     ratio=3.0) - 8 * 3600.0)
+    delay = np.nan_to_num(np.concatenate(delays), nan=np.inf)  # not found within 2 h
+    assert (delay >= 0).all() and np.median(delay) <= 900 and np.isinf(delay).sum() <= 1, delay.tolist()
 
 
 def test_the_first_day_of_sparse_series_is_not_a_surge() -> None:
@@ -84,10 +89,15 @@ def test_the_start_of_the_second_day_is_not_a_surge() -> None:
 def test_the_hour_of_a_first_day_drop_is_not_the_surges_reference() -> None:
     # 0.5-5 req/s, every phase of the day, traffic at a tenth from 12 h to 13 h. On the first day the surge is judged
     # against the rate of the last hour too (``_fast``), which learned the drop at full speed while the level learned
-    # it ten times slower: when traffic came back, 3 of these 40 series (0.83-4.39 req/s) read it as a surge (the
-    # 40-model Saturday fleet's model-031, ``load/detection_harness.py --seed 4 --start 2026-03-14``). The rate of
-    # the last hour now learns ten times slower under any suspicion (seeds 61 and 71 of this law: 3 -> 0, 3 -> 1).
-    rng = np.random.default_rng(51)
-    rates, phase = 0.5 * 10 ** rng.random(40), rng.uniform(0, 2 * np.pi, 40)
-    first = _first_surge_s(rates, phase, seed=52, hours=15, surge_at_s=12 * 3600.0, ratio=0.1, until_s=13 * 3600.0)
-    assert np.isnan(first).all(), (rates[~np.isnan(first)].round(2).tolist(), (first[~np.isnan(first)] / 3600).round(2).tolist())
+    # it ten times slower: when traffic came back, 3, 3 and 3 of these 40 series in three draws (0.83-4.39 req/s)
+    # read it as a surge (the 40-model Saturday fleet's model-031, ``load/detection_harness.py --seed 4 --start
+    # 2026-03-14``). The rate of the last hour now learns ten times slower under any suspicion: 0, 0 and 1 with an
+    # hour's memory, 1, 0 and 0 with half an hour's (2026-12-05).
+    false = []
+    for seed in (51, 61, 71):
+        rng = np.random.default_rng(seed)
+        rates, phase = 0.5 * 10 ** rng.random(40), rng.uniform(0, 2 * np.pi, 40)
+        first = _first_surge_s(rates, phase, seed=seed + 1, hours=15, surge_at_s=12 * 3600.0, ratio=0.1,
+                               until_s=13 * 3600.0)
+        false += [(round(float(r), 2), round(float(t) / 3600, 2)) for r, t in zip(rates, first) if not np.isnan(t)]
+    assert len(false) <= 1, false  # (req/s, hour)

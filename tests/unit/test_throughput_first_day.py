@@ -94,34 +94,44 @@ def _drop_statistic(rates: np.ndarray, phase: np.ndarray, seed: int, hours: floa
 def test_a_first_day_drop_in_the_decline_is_one_episode() -> None:
     # Two hours at 0.7x from 10:30 on the first day, the models in their decline (as model-002 of the
     # 20-model day, 4.15 req/s): the level, learning ten times slower under suspicion, stayed where the
-    # cycle had been, and the decline after the drop ended was a second drop (two pages). 1 s windows.
+    # cycle had been, and the decline after the drop ended was a second drop (two pages). 1 s windows, four draws.
+    # Found in 24 of 24 with the level's memory at an hour; at half an hour 18 (2026-12-05: deep daily cycles,
+    # docs/detection.md: the shorter memory absorbs more of a -30% drop before the chart's suspicion slows it).
     rates = np.geomspace(1.0, 5.0, 6)
     phase = np.full(rates.size, 1.0)
     start, end = 10.5 * 3600, 12.5 * 3600
-    drop, times = _drop_statistic(rates, phase, seed=14, hours=16, drop_at_s=start, drop_end_s=end, ratio=0.7,
-                                  window_s=1.0)
     h = threshold_for(1.0, 1e-4)
-    during, after = drop[(times >= start) & (times < end)], drop[times >= end]
-    assert (during >= h).any(axis=0).all()  # the drop is found
-    # After it ends the statistic comes down and stays down: no second episode of the same drop.
-    ended = np.argmax(after < 0.75 * h, axis=0)
-    again = [int(np.argmax(after[ended[i]:, i] >= h)) + ended[i] if (after[ended[i]:, i] >= h).any() else -1
-             for i in range(rates.size)]
-    assert again == [-1] * rates.size, [round(end / 3600 + k / 3600, 2) for k in again if k >= 0]  # hours of day
+    found, again = 0, []
+    for seed in (14, 114, 214, 314):
+        drop, times = _drop_statistic(rates, phase, seed=seed, hours=16, drop_at_s=start, drop_end_s=end, ratio=0.7,
+                                      window_s=1.0)
+        during, after = drop[(times >= start) & (times < end)], drop[times >= end]
+        assert (drop[times < start] < h).all()
+        found += int((during >= h).any(axis=0).sum())
+        # After it ends the statistic comes down and stays down: no second episode of the same drop.
+        ended = np.argmax(after < 0.75 * h, axis=0)
+        again += [(seed, round(end / 3600 + (int(np.argmax(after[ended[i]:, i] >= h)) + ended[i]) / 3600, 2))
+                  for i in range(rates.size) if (after[ended[i]:, i] >= h).any()]  # hours of day
+    assert found >= 18 and again == [], (found, again)
 
 
 def test_a_thirty_percent_drop_is_found_from_the_second_day() -> None:
     # From the second day the small-drop CUSUM (0.7x) runs: -30% at 1-5 req/s (no daily cycle, so its null
     # is the level alone), found within 1,200 s (a third of the harness's deadline; the data allow 82-409 s
-    # on average), where the 0.5x CUSUM alone drifts down and never fires.
+    # on average), where the 0.5x CUSUM alone drifts down and never fires. Six draws (120 series): 2 later than
+    # 1,200 s (one never) with the level's memory at an hour, 4 (three never) at half an hour (2026-12-05).
     rates = np.geomspace(1.0, 5.0, 20)
     start = 30 * 3600.0
-    drop, times = _drop_statistic(rates, np.zeros(rates.size), seed=16, hours=32, drop_at_s=start, drop_end_s=np.inf,
-                                  ratio=0.7, window_s=60.0, swing=0.0)
     h = threshold_for(60.0, 1e-4)
-    assert (drop[times < start] < h).all()
-    found = times[np.argmax(drop >= h, axis=0)] - start
-    assert (drop >= h).any(axis=0).all() and (found <= 1200).all(), found.tolist()
+    late, delays = 0, []
+    for seed in range(16, 22):
+        drop, times = _drop_statistic(rates, np.zeros(rates.size), seed=seed, hours=32, drop_at_s=start,
+                                      drop_end_s=np.inf, ratio=0.7, window_s=60.0, swing=0.0)
+        assert (drop[times < start] < h).all()
+        found = np.where((drop >= h).any(axis=0), times[np.argmax(drop >= h, axis=0)] - start, np.inf)
+        late += int((found > 1200).sum())
+        delays += found.tolist()
+    assert late <= 4 and np.median(delays) <= 300, (late, delays)
 
 
 def test_the_second_days_cycle_is_not_a_drop() -> None:
@@ -195,9 +205,11 @@ def test_a_thirty_percent_drop_on_the_first_day_is_found_within_its_deadline_on_
     # v also holds the null's own error, and a wider null finds fewer -30% drops; 26 and 19 with wander_over_noise 2;
     # 29 and 21 with session 17's code, whose first-day wander was in use from 3.3 req/s, not 1.67;
     # 21 and 15 with the level alone as the rise's reference, before 2026-12-03's afternoon; 15 and 12 with the small
-    # CUSUM off on the first day, as before that morning).
+    # CUSUM off on the first day, as before that morning). With the level's memory at half an hour (2026-12-05: deep
+    # daily cycles, docs/detection.md) 20 and 18; over four draws of this law 81 and 67 of 160, where an hour's
+    # memory found 93 and 73.
     delay = _first_day_drops(10.0)
-    assert np.sum(delay <= 3600) >= 23 and np.sum(delay <= 1200) >= 17, delay.round().tolist()
+    assert np.sum(delay <= 3600) >= 20 and np.sum(delay <= 1200) >= 17, delay.round().tolist()
 
 
 def test_a_level_catching_up_after_a_suspicion_is_not_read_as_a_rise() -> None:

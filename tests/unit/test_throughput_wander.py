@@ -47,13 +47,14 @@ def _episodes(bank: PoissonCusumBank, rates: np.ndarray, seed: int, drop_at: np.
 
 def test_a_rate_that_wanders_minute_to_minute_is_not_a_drop() -> None:
     # +-10% a minute at 10 and 100 req/s over the first 12 h: 447 drop episodes on all 16 series without the wander,
-    # 8 on 3 series with it.
+    # 8 on 3 series with it, when the level's memory was an hour; at half an hour (2026-12-05) 123 on 11 without it,
+    # 2 on 1 with it.
     base = np.repeat([10.0, 100.0], 8)
     rates = _rates(base, seed=1, hours=12, jitter=0.1)
     wide = _episodes(PoissonCusumBank(), rates, seed=2)
     assert wide.sum() <= 12, (base[wide > 0], wide[wide > 0])
     plain = _episodes(PoissonCusumBank(wander_z=0.0), rates, seed=2)
-    assert np.count_nonzero(plain) >= 12 and plain.sum() >= 200, "the law no longer shows what the wander is for"
+    assert np.count_nonzero(plain) >= 10 and plain.sum() >= 100, "the law no longer shows what the wander is for"
 
 
 def test_a_drop_on_the_second_day_is_found_in_smooth_and_in_wandering_traffic() -> None:
