@@ -25,7 +25,8 @@ from modelmedic.config import load_settings  # noqa: E402
 
 INCIDENT_KINDS = tuple(k.name for k in harness.LIBRARY if k.expected_class is not None)
 SHORT_OF_THE_DATA = {
-    "throughput drop -30%": "found at 0.76 req/s in 796 s but at 0.41 req/s in 1,749 s, where the data allow 644 s "
+    "throughput drop -30%": "found at 0.76 req/s in 1,076 s but at 0.41 req/s in 1,831 s (796 and 1,749 s with the "
+                            "level's memory at an hour, before 2026-12-05), where the data allow 644 s "
                             "(information_bound_s; the bar is 1,200): on a series' first day (these fleets are 3 h "
                             "old) the 0.7x drop CUSUM fires at 1.75x its threshold (38.5 nats at 1 s windows, which a "
                             "-30% drop at 0.41 req/s gathers in about 1,870 s at the exact rate), its null being the "
