@@ -224,12 +224,12 @@ class PoissonCusumBank(_Bank):
     tenth of the rate in a day whose trough is a quarter of its peak, which the charts read as drops and surges.
     The buckets learn each window against the **season's level**, an EWMA of the deseasonalized rate over
     ``season_memory_s`` (a day; from the first window, as a running mean until then), not against the level: a
-    level of an hour's memory (half an hour's now) follows the day, so buckets learning against it learned only its lag (after five
-    days of a 4x day at 100 req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their peak six hours
-    early, and the expected count 19% off at its 95th percentile; against the season's level 0.50-1.36 in phase,
-    7%, and 4% with the weaker prior from the second day). On the first day the factors are the day so far,
-    which keeps sparse series' daily rise from reading as a surge; the hours a suspicion keeps them from
-    learning stay at 1, so a first-day suspicion **holds the season** where it was at its onset, and when it
+    level of an hour's memory (half an hour's now) follows the day, so buckets learning against it learned only its
+    lag (after five days of a 4x day at 100 req/s the hour factors spanned 0.74-1.29 for a true 0.41-1.60, their
+    peak six hours early, and the expected count 19% off at its 95th percentile; against the season's level
+    0.50-1.36 in phase, 7%, and 4% with the weaker prior from the second day). On the first day the factors are
+    the day so far, which keeps sparse series' daily rise from reading as a surge; the hours a suspicion keeps them
+    from learning stay at 1, so a first-day suspicion **holds the season** where it was at its onset, and when it
     ends the level and its kin move to the factors' units (the expected count goes on where it was): held in the
     onset's units, the level read the decline after a first-day drop as a second drop. A series whose memory
     must be longer than 2 ``tau_s`` (an hour: under about 0.08 req/s on average) has its drops judged once it has
@@ -301,14 +301,14 @@ class PoissonCusumBank(_Bank):
     ratios): a window adds ``(x ln r - lambda (r - 1)) / phi``, where ``phi >= 1`` is the
     learned overdispersion (quasi-Poisson: real traffic at 5,000 req/s varies more than
     Poisson), an EWMA of each window's Pearson residual ``(x - lambda)^2 / lambda`` with the level's
-    memory or ``dispersion_s``, the longer. **It does not learn under a drop's suspicion**: it learned the deficit ten times slower, as
-    the level did (1.0 to 1.14-1.18 over an hour at 0.1x of 3 req/s, 1 s windows), and every chart's
-    evidence stayed divided by that for hours after. Under a surge's it still learns (1.0 to 1.6 over an
+    memory or ``dispersion_s``, the longer. **It does not learn under a drop's suspicion**: it learned the deficit
+    ten times slower, as the level did (1.0 to 1.14-1.18 over an hour at 0.1x of 3 req/s, 1 s windows), and every
+    chart's evidence stayed divided by that for hours after. Under a surge's it still learns (1.0 to 1.6 over an
     hour's x3 at 1 req/s, 1.1 to 6.9 in a live trace): frozen there, it no longer masked the drop that a
     first-day level left 1.5x above the rate in the decline reads after the surge (4 and 3 of 200 series of
     ``test_a_surge_that_ended_is_not_read_as_a_drop``; ``tests/unit/test_throughput_dispersion.py``). **It
     learns from the series' warm-up**, when the surge CUSUM starts, not only once drops are judged: a series
-    under about 0.04 req/s has its drops judged from the second day, and with ``phi`` at 1 until then requests
+    under about 0.08 req/s has its drops judged from the second day, and with ``phi`` at 1 until then requests
     in batches (geometric, two on average: three times Poisson's variance) raised a false surge on 30 of 200
     such series over their first day (none once ``phi`` learns). Its
     drift is negative for changes smaller than ``(r - 1) / ln r`` (0.72x for a 0.5 drop ratio, 1.44x for a
