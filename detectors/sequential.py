@@ -232,7 +232,7 @@ class PoissonCusumBank(_Bank):
     from learning stay at 1, so a first-day suspicion **holds the season** where it was at its onset, and when it
     ends the level and its kin move to the factors' units (the expected count goes on where it was): held in the
     onset's units, the level read the decline after a first-day drop as a second drop. A series whose memory
-    must be longer than 2 ``tau_s`` (an hour: under about 0.08 req/s on average) has its drops judged once it has
+    must be longer than ``judged_tau_s`` (2 h: under about 0.04 req/s on average) has its drops judged once it has
     seen a day; its surges from its first events (the surge's ceiling below).
 
     **The level's memory is half an hour** (``tau_s``; longer where ``tau_events`` need it). With an hour, a fleet
@@ -243,9 +243,8 @@ class PoissonCusumBank(_Bank):
     as far: 4 false pages. The overdispersion keeps at least ``dispersion_s`` (an hour) of memory: a noisier ``phi``
     divides every chart's evidence (-30% drops at 1-5 req/s on a second day found later than 1,200 s: 4 of 120 with
     it, 6 with ``phi`` at half an hour, 2 with both at an hour). The cost is in the first day's smaller and sparser
-    changes: the level absorbs more of a -30% drop before the chart's suspicion slows it, and a series under about
-    0.08 req/s (not 0.04) waits for its second day to have its drops judged. docs/detection.md, "The level's memory
-    at half an hour".
+    changes: the level absorbs more of a -30% drop before the chart's suspicion slows it. docs/detection.md, "The
+    level's memory at half an hour".
 
     **The level's lag is part of the null.** Before the factors are learned (the first day)
     the level trails the daily cycle: an EWMA of memory ``tau`` lags a rate that declines by
@@ -308,7 +307,7 @@ class PoissonCusumBank(_Bank):
     first-day level left 1.5x above the rate in the decline reads after the surge (4 and 3 of 200 series of
     ``test_a_surge_that_ended_is_not_read_as_a_drop``; ``tests/unit/test_throughput_dispersion.py``). **It
     learns from the series' warm-up**, when the surge CUSUM starts, not only once drops are judged: a series
-    under about 0.08 req/s has its drops judged from the second day, and with ``phi`` at 1 until then requests
+    under about 0.04 req/s has its drops judged from the second day, and with ``phi`` at 1 until then requests
     in batches (geometric, two on average: three times Poisson's variance) raised a false surge on 30 of 200
     such series over their first day (none once ``phi`` learns). Its
     drift is negative for changes smaller than ``(r - 1) / ln r`` (0.72x for a 0.5 drop ratio, 1.44x for a
@@ -406,9 +405,9 @@ class PoissonCusumBank(_Bank):
     >>> bank = PoissonCusumBank()
     >>> one = np.array([0])
     >>> for w in range(600):
-    ...     ev = bank.score_learn(one, np.array([4.0 + 4 * (w % 2)]), np.array([w * 60_000]), 60.0, h=16.5)
+    ...     ev = bank.score_learn(one, np.array([2.0 + 2 * (w % 2)]), np.array([w * 60_000]), 60.0, h=16.5)
     >>> bool(ev.warm[0]), float(ev.cusum[0]) < 16.5, round(float(ev.baseline[0]) * 60, 1)
-    (True, True, 6.0)
+    (True, True, 3.0)
     >>> for w in range(600, 615):
     ...     ev = bank.score_learn(one, np.array([0.0]), np.array([w * 60_000]), 60.0, h=16.5)
     >>> float(ev.cusum[0]) >= 16.5, int(ev.kind[0])
@@ -438,7 +437,8 @@ class PoissonCusumBank(_Bank):
                  seasonal_z: float = 2.0, block_s: float = 600.0, block_events: float = 2000.0,
                  wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
                  wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0,
-                 wander_over_noise: float = 1.0, dispersion_s: float = 3600.0):
+                 wander_over_noise: float = 1.0, dispersion_s: float = 3600.0,
+                 judged_tau_s: float = 7200.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -447,14 +447,14 @@ class PoissonCusumBank(_Bank):
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
                              wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
-                             wander_over_noise, dispersion_s, self._drops, np.log(self._drops),
+                             wander_over_noise, dispersion_s, judged_tau_s, self._drops, np.log(self._drops),
                              self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self.season_memory_s, self.later_prior = season_memory_s, later_prior
         self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
-        self.wander_over_noise, self.dispersion_s = wander_over_noise, dispersion_s
+        self.wander_over_noise, self.dispersion_s, self.judged_tau_s = wander_over_noise, dispersion_s, judged_tau_s
         self._init_state()
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
@@ -465,7 +465,7 @@ class PoissonCusumBank(_Bank):
         per series: the expected count ``level * hour factor * day factor * window`` (each factor a shrinkage
         estimate whose prior is worth one visit of its bucket at the current level); the level's memory
         ``tau`` (``tau_events`` events, at least ``tau_s``, at most a week); warm once it has ``min_windows``
-        windows and ``min_events`` events, its drops judged once ``tau <= 2 tau_s`` or it has seen a day;
+        windows and ``min_events`` events, its drops judged once ``tau <= judged_tau_s`` or it has seen a day;
         suspicion from the halving's and the small drop's CUSUMs past a third of their thresholds, or the
         surge's; the level's lag (twice- over thrice-smoothed level, to the power ``1 + behind``) lowering the
         drops' expected count on a decline (on a rise the quick level's forecast raises it towards the level's),

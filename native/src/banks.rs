@@ -329,7 +329,7 @@ pub fn bernoulli_step(
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
 /// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise,
-/// dispersion_s]`, then the three
+/// dispersion_s, judged_tau_s]`, then the three
 /// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -338,7 +338,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 22;
+const POISSON_CONSTS: usize = 23;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -357,6 +357,10 @@ impl<'a> Poisson<'a> {
     /// The overdispersion's shortest memory.
     fn dispersion_s(&self) -> f64 {
         self.c[21]
+    }
+    /// The longest level memory whose drops are judged before the series has seen a day.
+    fn judged_tau_s(&self) -> f64 {
+        self.c[22]
     }
     /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
     /// series has seen a day (0 there: it does not run on the first day).
@@ -488,7 +492,7 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let filling = if events < c[1] { c[19] * (phi / max(events, 1.0)).sqrt() * (1.0 - events / c[1]) } else { 0.0 };
     let band = min(max(seasonal, filling), MAX_BAND);
     let warm_up = n >= c[3] && events >= c[2];
-    let warm = warm_up && (tau <= 2.0 * c[0] || seasoned);
+    let warm = warm_up && (tau <= p.judged_tau_s() || seasoned);
     let small = tb.small[k * 3];
     let suspect_up = warm_up && up_prev > SUSPICION * h;
     let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))

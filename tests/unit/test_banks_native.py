@@ -84,7 +84,7 @@ class NumpyPoisson(PoissonCusumBank):
                            * (1.0 - events / self.tau_events), 0.0)  # the level's, while its memory fills
         band = np.minimum(np.maximum(seasonal, filling), MAX_BAND)
         warm_up = (n >= self.min_windows) & (events >= self.min_events)
-        warm = warm_up & ((tau <= 2.0 * self.tau_s) | seasoned)
+        warm = warm_up & ((tau <= self.judged_tau_s) | seasoned)
         small, deep = self._small[slots].T, self._deep[slots].T
         drops_prev = np.array([[down_prev, small[0], deep[0]], [down_since, small[1], deep[1]],
                                [down_x, small[2], deep[2]]])  # (cusum, onset, requests since) x chart x series
