@@ -641,10 +641,12 @@ pub fn poisson_args(
         out[i] = if s1 > 0.0 { s0 / s1 } else { 1.0 };
         out[n + i] = 1.0 + tb.behind[k];
         out[2 * n + i] = p.tau_s() / pre.tau;
-        out[3 * n + i] = -window_s / (pre.tau * if pre.suspect { SLOWDOWN } else { 1.0 });
-        out[4 * n + i] = -window_s / (p.tau_s() * if pre.suspect { SLOWDOWN } else { 1.0 });
-        out[5 * n + i] = -window_s / (pre.tau * p.c[10] * if pre.suspect { SLOWDOWN } else { 1.0 });
-        out[6 * n + i] = -window_s / (max(pre.tau, p.dispersion_s()) * if pre.suspect { SLOWDOWN } else { 1.0 });
+        // Each memory is SLOWDOWN times longer under suspicion.
+        let slowed = if pre.suspect { SLOWDOWN } else { 1.0 };
+        out[3 * n + i] = -window_s / (pre.tau * slowed);
+        out[4 * n + i] = -window_s / (p.tau_s() * slowed);
+        out[5 * n + i] = -window_s / (pre.tau * p.c[10] * slowed);
+        out[6 * n + i] = -window_s / (max(pre.tau, p.dispersion_s()) * slowed);
     }
     Ok(())
 }
@@ -745,19 +747,16 @@ pub fn poisson_step(
         let up_x = up_x_prev * one(up_going) + xi;
 
         // Learn: the level, the hour's rate, the overdispersion, the smoothings, the seasonal buckets.
+        // Row `row` of `poisson_args`'s learning rates; at least the running mean's share, but not under suspicion.
         let share = 1.0 / (pre.n + 1.0);
-        let a_raw = -expm1[i];
-        let a = if pre.suspect { a_raw } else { max(a_raw, share) };
-        let a_fast_raw = -expm1[n + i];
-        let a_fast = if pre.suspect { a_fast_raw } else { max(a_fast_raw, share) };
+        let rate = |row: usize| if pre.suspect { -expm1[row * n + i] } else { max(-expm1[row * n + i], share) };
+        let (a, a_fast, a_quick, a_phi) = (rate(0), rate(1), rate(2), rate(3));
         // Under a surge's suspicion the level and the quick level learn the count only up to the surge's ceiling
         // (for the first SURGE_CLIPPED memories of it): learning the surge itself, even ten times slower, left a
         // level 1.2-1.6x above the rate when an hour's x3 surge ended, and the model's own rate read as a drop.
         let x_level = if pre.suspect_up && tb.behind[k] < SURGE_CLIPPED { min(xi, lam_up) } else { xi };
         let new_level = pre.level + a * (x_level / (pre.season * window_s) - pre.level);
         tb.fast[k] = fast + a_fast * (xi / (pre.season * window_s) - fast);
-        let a_quick_raw = -expm1[2 * n + i];
-        let a_quick = if pre.suspect { a_quick_raw } else { max(a_quick_raw, share) };
         tb.quick[k] = quick + a_quick * (x_level / (pre.season * window_s) - quick);
         let dev = xi - pre.lam;
         // At most 50, or a window PEARSON_KEPT requests over its expected count: at 0.04 req/s a batch of two in a
@@ -769,7 +768,6 @@ pub fn poisson_step(
         // From the warm-up, when the surge CUSUM starts: a series too sparse for its drops to be judged on the first
         // day kept `phi` at 1 there, and its batched requests raised false surges (30 of 200 at 0.01-0.1 req/s).
         let frozen = pre.suspect && !pre.suspect_up;
-        let a_phi = if pre.suspect { -expm1[3 * n + i] } else { max(-expm1[3 * n + i], share) };
         let new_phi = if !pre.warm_up { 1.0 } else if frozen { pre.phi } else { pre.phi + a_phi * (pearson - pre.phi) };
         // Under a suspicion and until the level has caught up after it (`behind` under CAUGHT_UP) the smoothings
         // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
