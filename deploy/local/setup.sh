@@ -20,8 +20,9 @@ command -v chromium >/dev/null || need_apt+=(chromium)  # the status UI tests dr
 if [ ${#need_apt[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || die "missing ${need_apt[*]}: run as root or: sudo apt-get install -y ${need_apt[*]}"
   say "installing Debian packages: ${need_apt[*]}"
-  apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null || die "apt-get install ${need_apt[*]} failed"
+  # Wait for another apt (unattended-upgrades at boot, a second setup) rather than fail on its lock.
+  apt-get -o DPkg::Lock::Timeout=900 update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq "${need_apt[@]}" >/dev/null || die "apt-get install ${need_apt[*]} failed"
 fi
 python3 -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null || die "Python 3.11+ is required (python3 --version)"
 
