@@ -329,7 +329,7 @@ pub fn bernoulli_step(
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
 /// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise,
-/// dispersion_s, judged_tau_s]`, then the three
+/// dispersion_s, judged_tau_s, spread_z]`, then the three
 /// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -338,7 +338,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 23;
+const POISSON_CONSTS: usize = 24;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -361,6 +361,11 @@ impl<'a> Poisson<'a> {
     /// The longest level memory whose drops are judged before the series has seen a day.
     fn judged_tau_s(&self) -> f64 {
         self.c[22]
+    }
+    /// How many standard errors of Poisson noise the hour factors' spread must show beyond it to set their prior
+    /// (0: the prior of a visit alone).
+    fn spread_z(&self) -> f64 {
+        self.c[23]
     }
     /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
     /// series has seen a day (0 there: it does not run on the first day).
@@ -461,6 +466,33 @@ fn hour_buckets(t_ms: f64) -> ([usize; 2], f64) {
     ([first, (first + 1) % 24], u - below)
 }
 
+/// The hour factors' prior as strong as their own spread allows (empirical Bayes): a gamma prior of mean 1 whose
+/// variance is the factors' between-bucket variance beyond what Poisson noise of dispersion `phi` explains, less
+/// `z` standard errors of that noise (none shown: no limit). A prior of one visit at the level left a night at 5% of
+/// the day's mean expecting half of it on the second day, which a sparse series' level (hours of memory) cannot
+/// make up.
+fn hour_spread_prior(tb: &PoissonTables, k: usize, phi: f64, z: f64) -> f64 {
+    let (obs, exp) = (&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24]);
+    let (so, se): (f64, f64) = (obs.iter().sum(), exp.iter().sum());
+    if se <= 0.0 || so <= 0.0 {
+        return f64::INFINITY;
+    }
+    let m = so / se;
+    let (mut q, mut se2, mut seen) = (0.0, 0.0, 0.0);
+    for (o, e) in obs.iter().zip(exp) {
+        if *e > 0.0 {
+            let r = o / e - m;
+            q += e * r * r;
+            se2 += e * e;
+            seen += 1.0;
+        }
+    }
+    // Under no spread, `q` has mean `(seen - 1) m phi` and standard deviation about `sqrt(2 (seen - 1)) m phi`.
+    let noise = m * phi;
+    let between = (q - (seen - 1.0) * noise - z * (2.0 * (seen - 1.0)).sqrt() * noise) / (se - se2 / se);
+    if between > 0.0 { m * m / between } else { f64::INFINITY }
+}
+
 fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
     let c = p.c;
     let row = &f[k * POISSON_COLUMNS..(k + 1) * POISSON_COLUMNS];
@@ -475,14 +507,22 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // second day, goes down to `later_prior` visits: after one visit a prior of one left the factors half the day's
     // amplitude, and the level's lag the rest (the expected count 11% off at its 95th percentile on the second day).
     let later = min(max(age / 86_400_000.0 - 1.0, 0.0), 1.0);
-    let k_hour = max(c[4], stored * 3600.0 * (1.0 - later * (1.0 - c[16])));
+    let k_visit = max(c[4], stored * 3600.0 * (1.0 - later * (1.0 - c[16])));
+    let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
+    // Where the level's memory is too long to follow the day (from `tau_s`, in full at `judged_tau_s`), the prior is
+    // as strong as the factors' spread allows: a prior of a visit leaves the level to make up half the day.
+    let sparse = clip((tau - c[0]) / (p.judged_tau_s() - c[0]), 0.0, 1.0);
+    let k_hour = if seasoned && sparse > 0.0 && p.spread_z() > 0.0 {
+        k_visit + sparse * (min(k_visit, hour_spread_prior(tb, k, phi, p.spread_z())) - k_visit)
+    } else {
+        k_visit
+    };
     let k_day = max(c[4], stored * 86_400.0);
     let [o0, o1] = hours.map(|b| tb.hour_obs[k * 24 + b]);
     let [f0, f1] = hours.map(|b| (tb.hour_obs[k * 24 + b] + k_hour) / (tb.hour_exp[k * 24 + b] + k_hour));
     let (hour_obs, day_obs) = (o0 + hour_w * (o1 - o0), tb.day_obs[k * 7 + day]);
     let f_hour = f0 + hour_w * (f1 - f0);
     let f_day = (day_obs + k_day) / (tb.day_exp[k * 7 + day] + k_day);
-    let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
     // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
     let seasonal = if seasoned { c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt() } else { 0.0 };

@@ -47,6 +47,24 @@ def _upward(prev: np.ndarray, since: np.ndarray, since_x: np.ndarray, since_n: n
 
 
 class NumpyPoisson(PoissonCusumBank):
+    def _spread_prior(self, slots: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        obs, exp = self._hour_obs[slots], self._hour_exp[slots]
+        so, se = np.zeros(slots.size), np.zeros(slots.size)
+        for b in range(24):  # in the native code's order, so the sums are its own
+            so, se = so + obs[:, b], se + exp[:, b]
+        ok = (se > 0) & (so > 0)
+        m = so / np.where(ok, se, 1.0)
+        q, se2, seen = np.zeros(slots.size), np.zeros(slots.size), np.zeros(slots.size)
+        for b in range(24):
+            e = exp[:, b]
+            r = obs[:, b] / np.where(e > 0, e, 1.0) - m
+            q, se2, seen = q + np.where(e > 0, e * r * r, 0.0), se2 + np.where(e > 0, e * e, 0.0), seen + (e > 0)
+        noise = m * phi
+        with np.errstate(divide="ignore", invalid="ignore"):
+            between = ((q - (seen - 1.0) * noise - self.spread_z * np.sqrt(2.0 * (seen - 1.0)) * noise)
+                       / (se - se2 / se))
+            return np.where(ok & (between > 0), m * m / between, np.inf)
+
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
@@ -66,7 +84,11 @@ class NumpyPoisson(PoissonCusumBank):
         seasoned = age >= 86_400_000  # the hour-of-day factors have seen a day
         # an hour bucket's prior: one visit, going down over the second day to later_prior
         later = np.minimum(np.maximum(age / 86_400_000.0 - 1.0, 0.0), 1.0)
-        k_hour = np.maximum(self.prior_events, stored * 3600.0 * (1.0 - later * (1.0 - self.later_prior)))
+        k_visit = np.maximum(self.prior_events, stored * 3600.0 * (1.0 - later * (1.0 - self.later_prior)))
+        sparse = _clip((np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
+                        - self.tau_s) / (self.judged_tau_s - self.tau_s), 0.0, 1.0)
+        k_hour = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
+                          k_visit + sparse * (np.minimum(k_visit, self._spread_prior(slots, phi)) - k_visit), k_visit)
         k_day = np.maximum(self.prior_events, stored * 86_400.0)
         o0, o1 = self._hour_obs[slots, hour], self._hour_obs[slots, hour1]
         f0, f1 = ((self._hour_obs[slots, b] + k_hour) / (self._hour_exp[slots, b] + k_hour) for b in (hour, hour1))
@@ -407,6 +429,7 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
              "throughput, no seasonal band": (PoissonCusumBank(seasonal_z=0.0), NumpyPoisson(seasonal_z=0.0)),
              "throughput, no level band": (PoissonCusumBank(level_z=0.0), NumpyPoisson(level_z=0.0)),
              "throughput, no block dispersion": (PoissonCusumBank(block_s=0.0), NumpyPoisson(block_s=0.0)),
+             "throughput, the hour factors' prior a visit": (PoissonCusumBank(spread_z=0.0), NumpyPoisson(spread_z=0.0)),
              "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
     alarms = dict.fromkeys(pairs, 0)
