@@ -472,24 +472,26 @@ fn hour_buckets(t_ms: f64) -> ([usize; 2], f64) {
 /// the day's mean expecting half of it on the second day, which a sparse series' level (hours of memory) cannot
 /// make up.
 fn hour_spread_prior(tb: &PoissonTables, k: usize, phi: f64, z: f64) -> f64 {
-    let (obs, exp) = (&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24]);
-    let (so, se): (f64, f64) = (obs.iter().sum(), exp.iter().sum());
-    if se <= 0.0 || so <= 0.0 {
-        return f64::INFINITY;
-    }
-    let m = so / se;
-    let (mut q, mut se2, mut seen) = (0.0, 0.0, 0.0);
-    for (o, e) in obs.iter().zip(exp) {
-        if *e > 0.0 {
-            let r = o / e - m;
-            q += e * r * r;
+    // One pass: the weighted squared deviations `sum e (o / e - m)^2` are `sum o^2 / e - m so`.
+    let (mut so, mut se, mut oo, mut se2, mut seen) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for b in k * 24..k * 24 + 24 {
+        let (o, e) = (tb.hour_obs[b], tb.hour_exp[b]);
+        if e > 0.0 {
+            so += o;
+            se += e;
+            oo += o * o / e;
             se2 += e * e;
             seen += 1.0;
         }
     }
-    // Under no spread, `q` has mean `(seen - 1) m phi` and standard deviation about `sqrt(2 (seen - 1)) m phi`.
+    if se <= 0.0 || so <= 0.0 {
+        return f64::INFINITY;
+    }
+    let m = so / se;
+    // Under no spread, the squared deviations have mean `(seen - 1) m phi` and standard deviation about
+    // `sqrt(2 (seen - 1)) m phi`.
     let noise = m * phi;
-    let between = (q - (seen - 1.0) * noise - z * (2.0 * (seen - 1.0)).sqrt() * noise) / (se - se2 / se);
+    let between = (oo - m * so - (seen - 1.0) * noise - z * (2.0 * (seen - 1.0)).sqrt() * noise) / (se - se2 / se);
     if between > 0.0 { m * m / between } else { f64::INFINITY }
 }
 

@@ -49,19 +49,17 @@ def _upward(prev: np.ndarray, since: np.ndarray, since_x: np.ndarray, since_n: n
 class NumpyPoisson(PoissonCusumBank):
     def _spread_prior(self, slots: np.ndarray, phi: np.ndarray) -> np.ndarray:
         obs, exp = self._hour_obs[slots], self._hour_exp[slots]
-        so, se = np.zeros(slots.size), np.zeros(slots.size)
+        so, se, oo, se2, seen = (np.zeros(slots.size) for _ in range(5))
         for b in range(24):  # in the native code's order, so the sums are its own
-            so, se = so + obs[:, b], se + exp[:, b]
+            o, e = obs[:, b], exp[:, b]
+            on = e > 0
+            so, se, seen = so + np.where(on, o, 0.0), se + np.where(on, e, 0.0), seen + on
+            oo, se2 = oo + np.where(on, o * o / np.where(on, e, 1.0), 0.0), se2 + np.where(on, e * e, 0.0)
         ok = (se > 0) & (so > 0)
         m = so / np.where(ok, se, 1.0)
-        q, se2, seen = np.zeros(slots.size), np.zeros(slots.size), np.zeros(slots.size)
-        for b in range(24):
-            e = exp[:, b]
-            r = obs[:, b] / np.where(e > 0, e, 1.0) - m
-            q, se2, seen = q + np.where(e > 0, e * r * r, 0.0), se2 + np.where(e > 0, e * e, 0.0), seen + (e > 0)
         noise = m * phi
         with np.errstate(divide="ignore", invalid="ignore"):
-            between = ((q - (seen - 1.0) * noise - self.spread_z * np.sqrt(2.0 * (seen - 1.0)) * noise)
+            between = ((oo - m * so - (seen - 1.0) * noise - self.spread_z * np.sqrt(2.0 * (seen - 1.0)) * noise)
                        / (se - se2 / se))
             return np.where(ok & (between > 0), m * m / between, np.inf)
 
