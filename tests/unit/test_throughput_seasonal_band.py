@@ -1,7 +1,9 @@
 """From the second day the throughput null is widened by the seasonal factors' own uncertainty
 (``PoissonCusumBank``'s ``seasonal_z``, its docstring): an hour factor of a sparse series rests on a few dozen
-events after a day, and the CUSUMs read its error as a lasting bias. Synthetic Poisson windows of 60 s on a
-daily sine of amplitude 0.6 (trough a quarter of the peak), every time zone, seeded."""
+events after a day, and the CUSUMs read its error as a lasting bias; and a sparse series' hour factors' prior from
+their own spread (``spread_z``), where a prior of a visit is the bias itself. Synthetic Poisson windows of 60 s on a
+daily sine of amplitude 0.6 (trough a quarter of the peak; 0.95, nights at 5% of the mean, where said), every time
+zone, seeded."""
 
 from __future__ import annotations
 
