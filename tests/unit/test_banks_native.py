@@ -74,7 +74,10 @@ class NumpyPoisson(PoissonCusumBank):
         below = np.floor(u)
         hour, hour_w = (below % 24).astype(np.int64), u - below
         hour1 = (hour + 1) % 24
-        day = ((t_ms // 86_400_000) % 7).astype(np.int64)
+        ud = t_ms / 86_400_000.0 - 0.5  # day bucket d stands for its noon (UTC); interpolated as the hours are
+        below_d = np.floor(ud)
+        day, day_w = (below_d % 7).astype(np.int64), ud - below_d
+        day1 = (day + 1) % 7
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
         first = np.where(n > 0, first, t_ms)
@@ -91,9 +94,11 @@ class NumpyPoisson(PoissonCusumBank):
         o0, o1 = self._hour_obs[slots, hour], self._hour_obs[slots, hour1]
         f0, f1 = ((self._hour_obs[slots, b] + k_hour) / (self._hour_exp[slots, b] + k_hour) for b in (hour, hour1))
         hour_obs = o0 + hour_w * (o1 - o0)
-        day_obs, day_exp = self._day_obs[slots, day], self._day_exp[slots, day]
+        q0, q1 = self._day_obs[slots, day], self._day_obs[slots, day1]
+        day_obs = q0 + day_w * (q1 - q0)
         f_hour = f0 + hour_w * (f1 - f0)
-        f_day = (day_obs + k_day) / (day_exp + k_day)
+        g0, g1 = ((self._day_obs[slots, d] + k_day) / (self._day_exp[slots, d] + k_day) for d in (day, day1))
+        f_day = g0 + day_w * (g1 - g0)
         # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
@@ -180,15 +185,17 @@ class NumpyPoisson(PoissonCusumBank):
         self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
                                    down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
-        day_keep = np.where(learn, 1.0 - window_s / (self.day_memory_weeks * 86_400.0), 1.0)
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
         base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
         for b, part in ((hour, 1.0 - hour_w), (hour1, hour_w)):  # each learns and forgets in its share
             keep = 1.0 - part * learn * (window_s / (self.hour_memory_days * 3600.0))
             self._hour_obs[slots, b] = self._hour_obs[slots, b] * keep + part * x * learn
             self._hour_exp[slots, b] = self._hour_exp[slots, b] * keep + part * base * f_day
-        self._day_obs[slots, day] = day_obs * day_keep + x * learn
-        self._day_exp[slots, day] = day_exp * day_keep + base * f_hour
+        learn_day = learn & seasoned  # the day buckets learn from the second day
+        for d, part in ((day, 1.0 - day_w), (day1, day_w)):
+            keep = 1.0 - part * learn_day * (window_s / (self.day_memory_weeks * 86_400.0))
+            self._day_obs[slots, d] = self._day_obs[slots, d] * keep + part * x * learn_day
+            self._day_exp[slots, d] = self._day_exp[slots, d] * keep + part * base * f_hour * seasoned
         a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         self._season_level[slots] = np.stack([season_level + a_season * (x / (season * window_s) - season_level),
                                               np.where(holding, season, 0.0)], axis=1)
