@@ -438,10 +438,9 @@ struct PoissonBefore {
     season_held: bool,
     phi: f64,
     /// The two hour buckets the window lies between (each centred on its half hour) and the second one's weight.
-    hours: [usize; 2],
-    hour_w: f64,
-    days: [usize; 2],
-    day_w: f64,
+    hours: Between,
+    /// The two day-of-week buckets likewise (each centred on its noon, UTC).
+    days: Between,
     f_hour: f64,
     f_day: f64,
     season: f64,
@@ -457,14 +456,38 @@ struct PoissonBefore {
     band: f64,
 }
 
-/// The hour buckets a time lies between and the second one's weight: bucket `b` stands for the rate at `b:30`, and
-/// between two centres the factor is interpolated linearly (a step at every full hour erred by up to a tenth of a
-/// busy series' rate where the day is steepest, and the wander learned that as the traffic's own).
-fn hour_buckets(t_ms: f64) -> ([usize; 2], f64) {
-    let u = t_ms / 3_600_000.0 - 0.5;
+/// Two adjacent buckets of a cycle and the second one's weight.
+type Between = ([usize; 2], f64);
+
+/// The buckets a time lies between in a cycle of `n` buckets of `span_ms` each, and the second one's weight: each
+/// bucket stands for the middle of its span (hour `b` for `b:30`, a day for its noon), and between two centres a
+/// factor is interpolated linearly. As steps, the hour factors erred by up to a tenth of a busy series' rate where
+/// the day is steepest (and the wander learned that as the traffic's own); the day factors met at midnight at once,
+/// and every model whose weekend eased in or out across it read that as a drop.
+fn buckets(t_ms: f64, span_ms: f64, n: usize) -> Between {
+    let u = t_ms / span_ms - 0.5;
     let below = u.floor();
-    let first = remainder(below, 24.0) as usize;
-    ([first, (first + 1) % 24], u - below)
+    let first = remainder(below, n as f64) as usize;
+    ([first, (first + 1) % n], u - below)
+}
+
+/// Between two buckets: their observed counts and their shrinkage factors `(observed + k) / (expected + k)`, each
+/// interpolated.
+fn interpolated(obs: &[f64], exp: &[f64], (pair, w): Between, k: f64) -> (f64, f64) {
+    let [o0, o1] = pair.map(|b| obs[b]);
+    let [f0, f1] = pair.map(|b| (obs[b] + k) / (exp[b] + k));
+    (o0 + w * (o1 - o0), f0 + w * (f1 - f0))
+}
+
+/// Two buckets learn a window in their shares and forget in the same shares (`forget` a window's worth of a full
+/// share): each adds its share of the count `x` and of the expected count `base * factor`.
+fn learn_between(obs: &mut [f64], exp: &mut [f64], (pair, w): Between, learn: f64, forget: f64, x: f64,
+                 (base, factor): (f64, f64)) {
+    for (b, part) in pair.into_iter().zip([1.0 - w, w]) {
+        let keep = 1.0 - part * learn * forget;
+        obs[b] = obs[b] * keep + part * x * learn;
+        exp[b] = exp[b] * keep + part * base * factor;
+    }
 }
 
 /// The hour factors' prior as strong as their own spread allows (empirical Bayes): a gamma prior of mean 1 whose
@@ -501,14 +524,7 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let row = &f[k * POISSON_COLUMNS..(k + 1) * POISSON_COLUMNS];
     let (n, first, events, stored) = (row[0], row[1], row[2], row[3]);
     let (phi, down_prev, up_prev) = (max(row[4], 1.0), row[5], row[6]);
-    let (hours, hour_w) = hour_buckets(t_ms);
-    // Day bucket `d` stands for its noon (UTC), interpolated between two such centres as the hours are: as a step at
-    // midnight, once the buckets had a week the factor of a weekend day met the next day's at once, and every model
-    // whose weekend eased in or out across that midnight read it as a drop.
-    let ud = t_ms / 86_400_000.0 - 0.5;
-    let below_d = ud.floor();
-    let d0 = remainder(below_d, 7.0) as usize;
-    let (days, day_w) = ([d0, (d0 + 1) % 7], ud - below_d);
+    let (hours, days) = (buckets(t_ms, 3_600_000.0, 24), buckets(t_ms, 86_400_000.0, 7));
     let first = if n > 0.0 { first } else { t_ms };
     let age = t_ms - first;
     let seasoned = age >= 86_400_000.0;
@@ -527,13 +543,9 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
         k_visit
     };
     let k_day = max(c[4], stored * 86_400.0);
-    let [o0, o1] = hours.map(|b| tb.hour_obs[k * 24 + b]);
-    let [f0, f1] = hours.map(|b| (tb.hour_obs[k * 24 + b] + k_hour) / (tb.hour_exp[k * 24 + b] + k_hour));
-    let [q0, q1] = days.map(|d| tb.day_obs[k * 7 + d]);
-    let (hour_obs, day_obs) = (o0 + hour_w * (o1 - o0), q0 + day_w * (q1 - q0));
-    let f_hour = f0 + hour_w * (f1 - f0);
-    let [g0, g1] = days.map(|d| (tb.day_obs[k * 7 + d] + k_day) / (tb.day_exp[k * 7 + d] + k_day));
-    let f_day = g0 + day_w * (g1 - g0);
+    let (hour_obs, f_hour) = interpolated(&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24], hours,
+                                          k_hour);
+    let (day_obs, f_day) = interpolated(&tb.day_obs[k * 7..k * 7 + 7], &tb.day_exp[k * 7..k * 7 + 7], days, k_day);
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
     // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
     let seasonal = if seasoned { c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt() } else { 0.0 };
@@ -559,7 +571,7 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let rescale = if !season_held && hold > 0.0 { hold / factors } else { 1.0 };
     let level = stored * rescale;
     let lam = max(level * season * window_s, 1e-12);
-    PoissonBefore { n, first, events, level, rescale, season_held, phi, hours, hour_w, days, day_w, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
+    PoissonBefore { n, first, events, level, rescale, season_held, phi, hours, days, f_hour, f_day, season, lam, tau, seasoned, warm_up, warm, suspect, suspect_up, band }
 }
 
 /// How far the rate wanders over a block beyond Poisson noise: `wander_z` standard deviations of it (`sqrt(v)`), where
@@ -843,22 +855,15 @@ pub fn poisson_step(
         let season_level = if tb.season_level[k * 2] > 0.0 { tb.season_level[k * 2] } else { pre.level };
         let base = season_level * window_s * learn;
         // Each of the two hour buckets learns the window in its share, and forgets in the same share.
-        for (b, part) in pre.hours.into_iter().zip([1.0 - pre.hour_w, pre.hour_w]) {
-            let keep = 1.0 - part * learn * (window_s / (c[5] * 3600.0));
-            let hk = k * 24 + b;
-            tb.hour_obs[hk] = tb.hour_obs[hk] * keep + part * xi * learn;
-            tb.hour_exp[hk] = tb.hour_exp[hk] * keep + part * base * pre.f_day;
-        }
+        let (hours, days) = (k * 24..k * 24 + 24, k * 7..k * 7 + 7);
+        learn_between(&mut tb.hour_obs[hours.clone()], &mut tb.hour_exp[hours], pre.hours, learn,
+                      window_s / (c[5] * 3600.0), xi, (base, pre.f_day));
         // The day buckets learn from the second day: on the first the season's level is a running mean of hours, and
         // interpolated, a first day's bucket read against it reached into the next day (28 of 200 sparse series with
         // nights near zero raised a false drop on their second or third day where 17 do now).
-        let learn_day = learn * one(pre.seasoned);
-        for (d, part) in pre.days.into_iter().zip([1.0 - pre.day_w, pre.day_w]) {
-            let keep = 1.0 - part * learn_day * (window_s / (c[6] * 86_400.0));
-            let dk = k * 7 + d;
-            tb.day_obs[dk] = tb.day_obs[dk] * keep + part * xi * learn_day;
-            tb.day_exp[dk] = tb.day_exp[dk] * keep + part * base * pre.f_hour * one(pre.seasoned);
-        }
+        let day_on = one(pre.seasoned);
+        learn_between(&mut tb.day_obs[days.clone()], &mut tb.day_exp[days], pre.days, learn * day_on,
+                      window_s / (c[6] * 86_400.0), xi, (base * day_on, pre.f_hour));
         let a_season = max(window_s / (c[15] + window_s), share) * learn;
         tb.season_level[k * 2] = season_level + a_season * (xi / (pre.season * window_s) - season_level);
         tb.season_level[k * 2 + 1] = if pre.season_held { pre.season } else { 0.0 };

@@ -46,6 +46,34 @@ def _upward(prev: np.ndarray, since: np.ndarray, since_x: np.ndarray, since_n: n
 
 
 
+def _buckets(t_ms: np.ndarray, span_ms: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two buckets of a cycle each time lies between (each centred on the middle of its span) and the second
+    one's weight."""
+    u = t_ms / span_ms - 0.5
+    below = np.floor(u)
+    first = (below % n).astype(np.int64)
+    return first, (first + 1) % n, u - below
+
+
+def _interpolated(obs: np.ndarray, exp: np.ndarray, slots: np.ndarray, between: tuple, k: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The observed counts and the shrinkage factors of two buckets, each interpolated."""
+    b0, b1, w = between
+    o0, o1 = obs[slots, b0], obs[slots, b1]
+    f0, f1 = ((obs[slots, b] + k) / (exp[slots, b] + k) for b in (b0, b1))
+    return o0 + w * (o1 - o0), f0 + w * (f1 - f0)
+
+
+def _learn_between(obs: np.ndarray, exp: np.ndarray, slots: np.ndarray, between: tuple, learn: np.ndarray,
+                   forget: float, x: np.ndarray, base: np.ndarray, factor: np.ndarray) -> None:
+    """Two buckets learn a window in their shares, and forget in the same shares."""
+    b0, b1, w = between
+    for b, part in ((b0, 1.0 - w), (b1, w)):
+        keep = 1.0 - part * learn * forget
+        obs[slots, b] = obs[slots, b] * keep + part * x * learn
+        exp[slots, b] = exp[slots, b] * keep + part * base * factor
+
+
 class NumpyPoisson(PoissonCusumBank):
     def _spread_prior(self, slots: np.ndarray, phi: np.ndarray) -> np.ndarray:
         obs, exp = self._hour_obs[slots], self._hour_exp[slots]
@@ -70,14 +98,7 @@ class NumpyPoisson(PoissonCusumBank):
         n, first, events, stored, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
         phi = np.maximum(phi, 1.0)
         block = self._block[slots]
-        u = t_ms / 3_600_000.0 - 0.5  # bucket b stands for b:30; interpolated between two centres
-        below = np.floor(u)
-        hour, hour_w = (below % 24).astype(np.int64), u - below
-        hour1 = (hour + 1) % 24
-        ud = t_ms / 86_400_000.0 - 0.5  # day bucket d stands for its noon (UTC); interpolated as the hours are
-        below_d = np.floor(ud)
-        day, day_w = (below_d % 7).astype(np.int64), ud - below_d
-        day1 = (day + 1) % 7
+        hours, days = _buckets(t_ms, 3_600_000.0, 24), _buckets(t_ms, 86_400_000.0, 7)
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
         first = np.where(n > 0, first, t_ms)
@@ -86,23 +107,16 @@ class NumpyPoisson(PoissonCusumBank):
         # an hour bucket's prior: one visit, going down over the second day to later_prior
         later = np.minimum(np.maximum(age / 86_400_000.0 - 1.0, 0.0), 1.0)
         k_visit = np.maximum(self.prior_events, stored * 3600.0 * (1.0 - later * (1.0 - self.later_prior)))
-        sparse = _clip((np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
-                        - self.tau_s) / (self.judged_tau_s - self.tau_s), 0.0, 1.0)
-        k_hour = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
-                          k_visit + sparse * (np.minimum(k_visit, self._spread_prior(slots, phi)) - k_visit), k_visit)
-        k_day = np.maximum(self.prior_events, stored * 86_400.0)
-        o0, o1 = self._hour_obs[slots, hour], self._hour_obs[slots, hour1]
-        f0, f1 = ((self._hour_obs[slots, b] + k_hour) / (self._hour_exp[slots, b] + k_hour) for b in (hour, hour1))
-        hour_obs = o0 + hour_w * (o1 - o0)
-        q0, q1 = self._day_obs[slots, day], self._day_obs[slots, day1]
-        day_obs = q0 + day_w * (q1 - q0)
-        f_hour = f0 + hour_w * (f1 - f0)
-        g0, g1 = ((self._day_obs[slots, d] + k_day) / (self._day_exp[slots, d] + k_day) for d in (day, day1))
-        f_day = g0 + day_w * (g1 - g0)
         # The level remembers about tau_events events (at least tau_s): a drop must not be absorbed
         # before a sparse series has the events to show it. A memory much longer than tau_s cannot
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
+        sparse = _clip((tau - self.tau_s) / (self.judged_tau_s - self.tau_s), 0.0, 1.0)
+        k_hour = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
+                          k_visit + sparse * (np.minimum(k_visit, self._spread_prior(slots, phi)) - k_visit), k_visit)
+        k_day = np.maximum(self.prior_events, stored * 86_400.0)
+        hour_obs, f_hour = _interpolated(self._hour_obs, self._hour_exp, slots, hours, k_hour)
+        day_obs, f_day = _interpolated(self._day_obs, self._day_exp, slots, days, k_day)
         seasonal = np.where(seasoned, self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
                             0.0)  # the factors' own uncertainty, once in use
         filling = np.where(events < self.tau_events, self.level_z * np.sqrt(phi / np.maximum(events, 1.0))
@@ -187,15 +201,10 @@ class NumpyPoisson(PoissonCusumBank):
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
         base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
-        for b, part in ((hour, 1.0 - hour_w), (hour1, hour_w)):  # each learns and forgets in its share
-            keep = 1.0 - part * learn * (window_s / (self.hour_memory_days * 3600.0))
-            self._hour_obs[slots, b] = self._hour_obs[slots, b] * keep + part * x * learn
-            self._hour_exp[slots, b] = self._hour_exp[slots, b] * keep + part * base * f_day
-        learn_day = learn & seasoned  # the day buckets learn from the second day
-        for d, part in ((day, 1.0 - day_w), (day1, day_w)):
-            keep = 1.0 - part * learn_day * (window_s / (self.day_memory_weeks * 86_400.0))
-            self._day_obs[slots, d] = self._day_obs[slots, d] * keep + part * x * learn_day
-            self._day_exp[slots, d] = self._day_exp[slots, d] * keep + part * base * f_hour * seasoned
+        _learn_between(self._hour_obs, self._hour_exp, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0),
+                       x, base, f_day)
+        _learn_between(self._day_obs, self._day_exp, slots, days, learn & seasoned,  # the day buckets: from day two
+                       window_s / (self.day_memory_weeks * 86_400.0), x, base * seasoned, f_hour)
         a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         self._season_level[slots] = np.stack([season_level + a_season * (x / (season * window_s) - season_level),
                                               np.where(holding, season, 0.0)], axis=1)
