@@ -209,14 +209,14 @@ class Evidence(NamedTuple):
 class PoissonCusumBank(_Bank):
     """Request counts against a seasonal rate: Poisson CUSUMs for a drop (three) and a surge.
 
-    The expected count of a window is ``level * hour_factor * weekday_factor * seconds``.
+    The expected count of a window is ``level * hour_factor * week_factor * seconds``.
     ``level`` is an EWMA of the deseasonalized rate in event time, zero windows included, so
     a sparse series keeps its true small rate instead of a median of zeros; its memory is
     ``tau_events`` events (at least ``tau_s``), so a drop is not absorbed before the
     series has had the events to show it.
     Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected + k)`` of its
-    bucket's decayed counts, the prior ``k`` worth one visit of the bucket (an hour, a day) at the current level
-    and at least ``prior_events``: a factor learns over visits, so minutes of an outage barely move it. From the
+    bucket's decayed counts, the prior ``k`` worth one visit of an hour bucket (a day for a week bucket) at the
+    current level and at least ``prior_events``: a factor learns over visits, so minutes of an outage barely move it. From the
     second day an hour bucket's prior goes down, over that day, to ``later_prior`` visits: after a prior of one
     visit and one visit of data a factor had half the day's amplitude, and the level's lag made up the rest.
     **From the second day a sparse series' hour buckets have a prior no stronger than the factors' own spread
@@ -237,12 +237,21 @@ class PoissonCusumBank(_Bank):
     Hour bucket ``b`` stands for the rate at ``b:30``; between two such centres the factor is interpolated
     linearly, and each of the two buckets learns a window in its share: as steps, the factors erred by up to a
     tenth of the rate in a day whose trough is a quarter of its peak, which the charts read as drops and surges.
-    Day-of-week bucket ``d`` likewise stands for its (UTC) noon and is interpolated between noons: as a step at
-    midnight, once the buckets had seen a week a weekend day's factor met the next day's at once, and every model
-    whose weekend eased in or out across that midnight read it as a drop (200 healthy series at 1-100 req/s with
-    weekends at 60% raised 197 false drop episodes on their second Sunday, none interpolated;
-    ``tests/unit/test_throughput_weekly.py``). They learn from the second day: the first day's season's level is a
-    running mean of hours, and a bucket learned against it reached into the next day.
+    The week's buckets are **quarter days** (UTC; bucket ``q`` stands for the middle of its six hours), likewise
+    interpolated between their centres. As days interpolated between noons, a weekend eased in over six hours of a
+    model's morning was a drop to a sparse series' level all the same (200 healthy series at 0.01-0.1 req/s with
+    weekends at 30%: 221 false drop episodes on their first weekend, 191 on their second; with the weekend eased in
+    linearly between noons, none); as a step at midnight, every model whose weekend eased in or out across that
+    midnight read it as a drop (at 1-100 req/s and weekends at 60%, 197 episodes on the second Sunday;
+    ``tests/unit/test_throughput_weekly.py``). They learn from the second day (the first day's season's level is a
+    running mean of hours, and a bucket learned against it reached into the next day), against the **week's
+    level**, an EWMA of the rate without its hours over ``week_memory_s`` (a week; a running mean until then):
+    against the season's level, which follows a weekend within a day, a weekend at 30% learned Saturday at about
+    half, Sunday at three quarters and Monday at twice the weekdays, and the next weekend was a drop. Their prior is
+    worth a day at the level (four of their visits) and, from the second day, a sparse series' is drawn towards their
+    own spread as the hour buckets' is: a weekend's factor is then its own after a visit, not a fifth of the way
+    there; with a quarter's worth, a bucket in its first visit followed a second day's surge as a level does, and
+    read its end as a drop.
     The buckets learn each window against the **season's level**, an EWMA of the deseasonalized rate over
     ``season_memory_s`` (a day; from the first window, as a running mean until then), not against the level: a
     level of an hour's memory (half an hour's now) follows the day, so buckets learning against it learned only its
@@ -436,9 +445,9 @@ class PoissonCusumBank(_Bank):
     """
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
-    _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (7,), "_day_exp": (7,), "_slow": (2,),
+    _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (28,), "_day_exp": (28,), "_slow": (2,),
                "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (9,),
-               "_season_level": (2,)}
+               "_season_level": (3,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
@@ -447,8 +456,9 @@ class PoissonCusumBank(_Bank):
     and ``v``, the rate's relative variance over a block, then its shadow: ``v`` and the blocks learned as they would
     be if the current suspicion is the traffic's own wander, and the shadow's state (0: no suspicion; 1: one is on;
     2: and the series crossed its threshold in it) (0: none yet, as in snapshots from before it or its shadow);
-    ``_season_level``: what the seasonal buckets learn against (0: the level, as in snapshots from before it) and the
-    season held through a first-day suspicion (0: none)."""
+    ``_season_level``: what the hour buckets learn against (0: the level, as in snapshots from before it), the
+    season held through a first-day suspicion (0: none), and what the day buckets learn against (0: the first, as in
+    snapshots from before it)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 1800.0, tau_events: float = 300.0,
@@ -459,7 +469,7 @@ class PoissonCusumBank(_Bank):
                  wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
                  wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0,
                  wander_over_noise: float = 1.0, dispersion_s: float = 3600.0,
-                 judged_tau_s: float = 7200.0, spread_z: float = 2.0):
+                 judged_tau_s: float = 7200.0, spread_z: float = 2.0, week_memory_s: float = 604_800.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -468,25 +478,32 @@ class PoissonCusumBank(_Bank):
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
                              wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
-                             wander_over_noise, dispersion_s, judged_tau_s, spread_z, self._drops, np.log(self._drops),
-                             self._drop_penalty]
+                             wander_over_noise, dispersion_s, judged_tau_s, spread_z, week_memory_s, self._drops,
+                             np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
         self.hour_memory_days, self.day_memory_weeks = hour_memory_days, day_memory_weeks
         self.season_memory_s, self.later_prior = season_memory_s, later_prior
         self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
         self.wander_over_noise, self.dispersion_s, self.judged_tau_s = wander_over_noise, dispersion_s, judged_tau_s
-        self.spread_z = spread_z
+        self.spread_z, self.week_memory_s = spread_z, week_memory_s
         self._init_state()
+
+    def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
+        """:meth:`_Bank.set_rows`, also from a snapshot whose week buckets were days (seven, noon-centred, before
+        quarter days): each day's counts are spread evenly over its four quarters, so its factor is kept."""
+        days = {name: np.repeat(table, 4, axis=1) / 4 for name in ("_day_obs", "_day_exp")
+                if isinstance(table := values.get(name), np.ndarray) and table.ndim == 2 and table.shape[1] == 7}
+        super().set_rows(slots, {**values, **days})
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:
         """Judge and learn one window's count per slot; ``t_ms`` is each window's start.
 
         The recursion is native (``poisson_args``, ``poisson_step`` in ``native/src/banks.rs``), in this order
-        per series: the expected count ``level * hour factor * day factor * window`` (each factor a shrinkage
-        estimate whose prior is worth one visit of its bucket at the current level, a sparse series' hour
-        buckets' from the second day no more than their spread supports); the level's memory
+        per series: the expected count ``level * hour factor * week factor * window`` (each factor a shrinkage
+        estimate whose prior is worth one visit of its bucket at the current level, a week bucket's a day's, a
+        sparse series' from the second day no more than their spread supports); the level's memory
         ``tau`` (``tau_events`` events, at least ``tau_s``, at most a week); warm once it has ``min_windows``
         windows and ``min_events`` events, its drops judged once ``tau <= judged_tau_s`` or it has seen a day;
         suspicion from the halving's and the small drop's CUSUMs past a third of their thresholds, or the
@@ -500,9 +517,9 @@ class PoissonCusumBank(_Bank):
         and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
         ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
         (under a suspicion into its shadow), the smoothings (which move with the level, keeping the trend from before a
-        suspicion, until it has caught up), ``behind``, the seasonal buckets (against the season's level, the
-        two hour buckets around the window in their shares) and the season's level (neither under suspicion)
-        learn. The judge sees the drop chart furthest along less its share of the budget, or the surge's when it
+        suspicion, until it has caught up), ``behind``, the seasonal buckets (the two hour buckets around the
+        window in their shares against the season's level, the two week buckets against the week's) and the
+        season's and the week's levels (none under suspicion) learn. The judge sees the drop chart furthest along less its share of the budget, or the surge's when it
         is higher. numpy takes the powers and the
         learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)

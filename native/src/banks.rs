@@ -329,7 +329,7 @@ pub fn bernoulli_step(
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
 /// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise,
-/// dispersion_s, judged_tau_s, spread_z]`, then the three
+/// dispersion_s, judged_tau_s, spread_z, week_memory_s]`, then the three
 /// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -338,7 +338,14 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 24;
+const POISSON_CONSTS: usize = 25;
+/// The week's buckets: quarter days (UTC), each standing for its middle (03:00, 09:00, 15:00, 21:00). A weekend eased in
+/// over six hours of a model's morning was a drop to day buckets interpolated between noons (half of 200 series at
+/// 0.01-0.1 req/s, weekends at 30%, each weekend); eased in over a day, it was none.
+const QUARTERS: usize = 28;
+const QUARTER_S: f64 = 21_600.0;
+/// `_season_level`'s columns: the season's level, the season held through a first-day suspicion, the week's level.
+const SEASON_LEVELS: usize = 3;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -362,10 +369,14 @@ impl<'a> Poisson<'a> {
     fn judged_tau_s(&self) -> f64 {
         self.c[22]
     }
-    /// How many standard errors of Poisson noise the hour factors' spread must show beyond it to set their prior
-    /// (0: the prior of a visit alone).
+    /// How many standard errors of Poisson noise the seasonal factors' spread must show beyond it to set their
+    /// prior (0: the prior of a visit alone).
     fn spread_z(&self) -> f64 {
         self.c[23]
+    }
+    /// The memory of the week's level, which the day buckets learn against.
+    fn week_memory_s(&self) -> f64 {
+        self.c[24]
     }
     /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
     /// series has seen a day (0 there: it does not run on the first day).
@@ -439,7 +450,7 @@ struct PoissonBefore {
     phi: f64,
     /// The two hour buckets the window lies between (each centred on its half hour) and the second one's weight.
     hours: Between,
-    /// The two day-of-week buckets likewise (each centred on its noon, UTC).
+    /// The two week buckets (quarter days, `QUARTERS`) likewise.
     days: Between,
     f_hour: f64,
     f_day: f64,
@@ -460,10 +471,10 @@ struct PoissonBefore {
 type Between = ([usize; 2], f64);
 
 /// The buckets a time lies between in a cycle of `n` buckets of `span_ms` each, and the second one's weight: each
-/// bucket stands for the middle of its span (hour `b` for `b:30`, a day for its noon), and between two centres a
-/// factor is interpolated linearly. As steps, the hour factors erred by up to a tenth of a busy series' rate where
-/// the day is steepest (and the wander learned that as the traffic's own); the day factors met at midnight at once,
-/// and every model whose weekend eased in or out across it read that as a drop.
+/// bucket stands for the middle of its span (hour `b` for `b:30`, a quarter day for 03:00, 09:00, 15:00, 21:00), and
+/// between two centres a factor is interpolated linearly. As steps, the hour factors erred by up to a tenth of a busy
+/// series' rate where the day is steepest (and the wander learned that as the traffic's own); day factors met at
+/// midnight at once, and every model whose weekend eased in or out across it read that as a drop.
 fn buckets(t_ms: f64, span_ms: f64, n: usize) -> Between {
     let u = t_ms / span_ms - 0.5;
     let below = u.floor();
@@ -490,16 +501,15 @@ fn learn_between(obs: &mut [f64], exp: &mut [f64], (pair, w): Between, learn: f6
     }
 }
 
-/// The hour factors' prior as strong as their own spread allows (empirical Bayes): a gamma prior of mean 1 whose
+/// A cycle's factors' prior as strong as their own spread allows (empirical Bayes): a gamma prior of mean 1 whose
 /// variance is the factors' between-bucket variance beyond what Poisson noise of dispersion `phi` explains, less
 /// `z` standard errors of that noise (none shown: no limit). A prior of one visit at the level left a night at 5% of
 /// the day's mean expecting half of it on the second day, which a sparse series' level (hours of memory) cannot
-/// make up.
-fn hour_spread_prior(tb: &PoissonTables, k: usize, phi: f64, z: f64) -> f64 {
+/// make up; and a weekend at 30% of the weekdays expecting 65% of them on the second.
+fn spread_prior(obs: &[f64], exp: &[f64], phi: f64, z: f64) -> f64 {
     // One pass: the weighted squared deviations `sum e (o / e - m)^2` are `sum o^2 / e - m so`.
     let (mut so, mut se, mut oo, mut se2, mut seen) = (0.0, 0.0, 0.0, 0.0, 0.0);
-    for b in k * 24..k * 24 + 24 {
-        let (o, e) = (tb.hour_obs[b], tb.hour_exp[b]);
+    for (&o, &e) in obs.iter().zip(exp) {
         if e > 0.0 {
             so += o;
             se += e;
@@ -508,7 +518,8 @@ fn hour_spread_prior(tb: &PoissonTables, k: usize, phi: f64, z: f64) -> f64 {
             seen += 1.0;
         }
     }
-    if se <= 0.0 || so <= 0.0 {
+    // One bucket shows no spread (and its `se - se2 / se` is rounding).
+    if seen < 2.0 || so <= 0.0 {
         return f64::INFINITY;
     }
     let m = so / se;
@@ -524,7 +535,7 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let row = &f[k * POISSON_COLUMNS..(k + 1) * POISSON_COLUMNS];
     let (n, first, events, stored) = (row[0], row[1], row[2], row[3]);
     let (phi, down_prev, up_prev) = (max(row[4], 1.0), row[5], row[6]);
-    let (hours, days) = (buckets(t_ms, 3_600_000.0, 24), buckets(t_ms, 86_400_000.0, 7));
+    let (hours, days) = (buckets(t_ms, 3_600_000.0, 24), buckets(t_ms, QUARTER_S * 1000.0, QUARTERS));
     let first = if n > 0.0 { first } else { t_ms };
     let age = t_ms - first;
     let seasoned = age >= 86_400_000.0;
@@ -537,15 +548,25 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // Where the level's memory is too long to follow the day (from `tau_s`, in full at `judged_tau_s`), the prior is
     // as strong as the factors' spread allows: a prior of a visit leaves the level to make up half the day.
     let sparse = clip((tau - c[0]) / (p.judged_tau_s() - c[0]), 0.0, 1.0);
+    let (hour_obs, hour_exp) = (&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24]);
+    let (day_obs, day_exp) = (&tb.day_obs[k * QUARTERS..(k + 1) * QUARTERS], &tb.day_exp[k * QUARTERS..(k + 1) * QUARTERS]);
     let k_hour = if seasoned && sparse > 0.0 && p.spread_z() > 0.0 {
-        k_visit + sparse * (min(k_visit, hour_spread_prior(tb, k, phi, p.spread_z())) - k_visit)
+        k_visit + sparse * (min(k_visit, spread_prior(hour_obs, hour_exp, phi, p.spread_z())) - k_visit)
     } else {
         k_visit
     };
-    let k_day = max(c[4], stored * 86_400.0);
-    let (hour_obs, f_hour) = interpolated(&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24], hours,
-                                          k_hour);
-    let (day_obs, f_day) = interpolated(&tb.day_obs[k * 7..k * 7 + 7], &tb.day_exp[k * 7..k * 7 + 7], days, k_day);
+    // The week's buckets (quarter days) likewise, from a prior worth a day at the level (four of their visits): a
+    // weekend's factor is then its own after a visit where their spread shows, and with no spread a bucket in its
+    // first visit does not follow the rate as a level does (with a quarter's worth, a second day's surge it learned
+    // read as a drop when it ended).
+    let k_day_visit = max(c[4], stored * 86_400.0);
+    let k_day = if seasoned && sparse > 0.0 && p.spread_z() > 0.0 {
+        k_day_visit + sparse * (min(k_day_visit, spread_prior(day_obs, day_exp, phi, p.spread_z())) - k_day_visit)
+    } else {
+        k_day_visit
+    };
+    let (hour_obs, f_hour) = interpolated(hour_obs, hour_exp, hours, k_hour);
+    let (day_obs, f_day) = interpolated(day_obs, day_exp, days, k_day);
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
     // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
     let seasonal = if seasoned { c[11] * (1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)).sqrt() } else { 0.0 };
@@ -564,7 +585,7 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // the season is held where it was at the suspicion's onset, and when it ends the level and its kin move to the
     // factors' units (the expected count goes on where it was). Without it the level, held in the onset's units,
     // read the model's own decline after a drop as a second drop, and a first-day surge's end as a drop.
-    let hold = tb.season_level[k * 2 + 1];
+    let hold = tb.season_level[k * SEASON_LEVELS + 1];
     let season_held = !seasoned && suspect;
     let factors = f_hour * f_day;
     let season = if season_held && hold > 0.0 { hold } else { factors };
@@ -651,7 +672,7 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
 fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 12], rows: usize) -> PyResult<PoissonTables<'a>> {
     let names = ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep",
                  "_quick", "_block", "_season_level"];
-    let widths = [24, 24, 7, 7, 2, 1, 3, 1, 3, 1, BLOCK, 2];
+    let widths = [24, 24, QUARTERS, QUARTERS, 2, 1, 3, 1, 3, 1, BLOCK, SEASON_LEVELS];
     let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(12);
     for ((buf, name), width) in bufs.iter().zip(names).zip(widths) {
         let a = items_mut(buf, name)?;
@@ -852,21 +873,28 @@ pub fn poisson_step(
         // The buckets learn against the season's level (a day's memory), not the level: an hour's memory follows
         // the day, so buckets learning against it learned only its lag (a 4x day's hour factors at 0.74-1.29, their
         // peak hours off, after five days at 100 req/s).
-        let season_level = if tb.season_level[k * 2] > 0.0 { tb.season_level[k * 2] } else { pre.level };
+        let levels = &mut tb.season_level[k * SEASON_LEVELS..(k + 1) * SEASON_LEVELS];
+        let season_level = if levels[0] > 0.0 { levels[0] } else { pre.level };
         let base = season_level * window_s * learn;
         // Each of the two hour buckets learns the window in its share, and forgets in the same share.
-        let (hours, days) = (k * 24..k * 24 + 24, k * 7..k * 7 + 7);
+        let (hours, days) = (k * 24..k * 24 + 24, k * QUARTERS..(k + 1) * QUARTERS);
         learn_between(&mut tb.hour_obs[hours.clone()], &mut tb.hour_exp[hours], pre.hours, learn,
                       window_s / (c[5] * 3600.0), xi, (base, pre.f_day));
-        // The day buckets learn from the second day: on the first the season's level is a running mean of hours, and
-        // interpolated, a first day's bucket read against it reached into the next day (28 of 200 sparse series with
-        // nights near zero raised a false drop on their second or third day where 17 do now).
+        // The day buckets learn against the week's level (the rate without its hours, a week's memory): against the
+        // season's, which follows a weekend within a day, a weekend at 30% of the weekdays learned Saturday at
+        // about half, Sunday at three quarters and Monday at twice the weekdays, and the next weekend was a drop.
+        // From the second day: on the first the season's level is a running mean of hours, and interpolated, a first
+        // day's bucket read against it reached into the next day (28 of 200 sparse series with nights near zero
+        // raised a false drop on their second or third day where 17 do now).
+        let week_level = if levels[2] > 0.0 { levels[2] } else { season_level };
         let day_on = one(pre.seasoned);
         learn_between(&mut tb.day_obs[days.clone()], &mut tb.day_exp[days], pre.days, learn * day_on,
-                      window_s / (c[6] * 86_400.0), xi, (base * day_on, pre.f_hour));
+                      window_s / (c[6] * QUARTER_S), xi, (week_level * window_s * learn * day_on, pre.f_hour));
         let a_season = max(window_s / (c[15] + window_s), share) * learn;
-        tb.season_level[k * 2] = season_level + a_season * (xi / (pre.season * window_s) - season_level);
-        tb.season_level[k * 2 + 1] = if pre.season_held { pre.season } else { 0.0 };
+        let a_week = max(window_s / (p.week_memory_s() + window_s), share) * learn;
+        levels.copy_from_slice(&[season_level + a_season * (xi / (pre.season * window_s) - season_level),
+                                 if pre.season_held { pre.season } else { 0.0 },
+                                 week_level + a_week * (xi / (pre.f_hour * window_s) - week_level)]);
 
         // One drop statistic for the judge: the chart furthest along, less its share of the budget.
         let mut penalty = [p.penalty[0], p.penalty[1], p.penalty[2]];

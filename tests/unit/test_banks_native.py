@@ -75,15 +75,14 @@ def _learn_between(obs: np.ndarray, exp: np.ndarray, slots: np.ndarray, between:
 
 
 class NumpyPoisson(PoissonCusumBank):
-    def _spread_prior(self, slots: np.ndarray, phi: np.ndarray) -> np.ndarray:
-        obs, exp = self._hour_obs[slots], self._hour_exp[slots]
-        so, se, oo, se2, seen = (np.zeros(slots.size) for _ in range(5))
-        for b in range(24):  # in the native code's order, so the sums are its own
+    def _spread_prior(self, obs: np.ndarray, exp: np.ndarray, phi: np.ndarray) -> np.ndarray:
+        so, se, oo, se2, seen = (np.zeros(len(obs)) for _ in range(5))
+        for b in range(obs.shape[1]):  # in the native code's order, so the sums are its own
             o, e = obs[:, b], exp[:, b]
             on = e > 0
             so, se, seen = so + np.where(on, o, 0.0), se + np.where(on, e, 0.0), seen + on
             oo, se2 = oo + np.where(on, o * o / np.where(on, e, 1.0), 0.0), se2 + np.where(on, e * e, 0.0)
-        ok = (se > 0) & (so > 0)
+        ok = (seen >= 2) & (so > 0)
         m = so / np.where(ok, se, 1.0)
         noise = m * phi
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,7 +97,7 @@ class NumpyPoisson(PoissonCusumBank):
         n, first, events, stored, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
         phi = np.maximum(phi, 1.0)
         block = self._block[slots]
-        hours, days = _buckets(t_ms, 3_600_000.0, 24), _buckets(t_ms, 86_400_000.0, 7)
+        hours, days = _buckets(t_ms, 3_600_000.0, 24), _buckets(t_ms, 21_600_000.0, 28)  # days: quarter days
         # Each bucket's prior is worth one visit of it (an hour, a day) at the current level, so a
         # bucket moves by at most half within its first visit, and an outage minutes old barely.
         first = np.where(n > 0, first, t_ms)
@@ -112,9 +111,13 @@ class NumpyPoisson(PoissonCusumBank):
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
         sparse = _clip((tau - self.tau_s) / (self.judged_tau_s - self.tau_s), 0.0, 1.0)
+        spread = self._spread_prior(self._hour_obs[slots], self._hour_exp[slots], phi)
         k_hour = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
-                          k_visit + sparse * (np.minimum(k_visit, self._spread_prior(slots, phi)) - k_visit), k_visit)
-        k_day = np.maximum(self.prior_events, stored * 86_400.0)
+                          k_visit + sparse * (np.minimum(k_visit, spread) - k_visit), k_visit)
+        k_day = np.maximum(self.prior_events, stored * 86_400.0)  # the week buckets: a day at the level
+        k_day = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
+                         k_day + sparse * (np.minimum(k_day, self._spread_prior(self._day_obs[slots], self._day_exp[slots],
+                                                                                phi)) - k_day), k_day)
         hour_obs, f_hour = _interpolated(self._hour_obs, self._hour_exp, slots, hours, k_hour)
         day_obs, f_day = _interpolated(self._day_obs, self._day_exp, slots, days, k_day)
         seasonal = np.where(seasoned, self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
@@ -203,11 +206,15 @@ class NumpyPoisson(PoissonCusumBank):
         base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
         _learn_between(self._hour_obs, self._hour_exp, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0),
                        x, base, f_day)
-        _learn_between(self._day_obs, self._day_exp, slots, days, learn & seasoned,  # the day buckets: from day two
-                       window_s / (self.day_memory_weeks * 86_400.0), x, base * seasoned, f_hour)
+        week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
+        _learn_between(self._day_obs, self._day_exp, slots, days, learn & seasoned,  # the day buckets: from day two,
+                       window_s / (self.day_memory_weeks * 21_600.0), x,  # against the week's level
+                       week_level * window_s * learn * seasoned, f_hour)
         a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
+        a_week = np.maximum(window_s / (self.week_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         self._season_level[slots] = np.stack([season_level + a_season * (x / (season * window_s) - season_level),
-                                              np.where(holding, season, 0.0)], axis=1)
+                                              np.where(holding, season, 0.0),
+                                              week_level + a_week * (x / (f_hour * window_s) - week_level)], axis=1)
 
         # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
         penalty = np.repeat(self._drop_penalty[:, None], slots.size, axis=1)
