@@ -371,9 +371,9 @@ class PoissonCusumBank(_Bank):
     (a false drop on a healthy 0.09 req/s series of the synthetic first-day law, 60 s windows). 0 = off.
 
     **From the second day the null is widened by the seasonal factors' own uncertainty.** Each hour-of-day and
-    day-of-week factor is a shrinkage estimate whose prior is worth one visit of its bucket; after a day, an hour
-    factor of a 0.01 req/s series rests on a few dozen events, 10-15% of relative error, which the CUSUMs read as
-    a lasting bias: the 0.7x chart (it drifts up below 0.84x) fired on 117 of 200 healthy diurnal series at
+    week factor is a shrinkage estimate whose prior is worth one visit of its bucket (a week bucket's a day); after a
+    day, an hour factor of a 0.01 req/s series rests on a few dozen events, 10-15% of relative error, which the CUSUMs
+    read as a lasting bias: the 0.7x chart (it drifts up below 0.84x) fired on 117 of 200 healthy diurnal series at
     0.01-0.1 req/s over their second and third days (synthetic, 60 s windows; 114 of 200 at 10 s), and on a
     20-model fleet of ``load/fleet.py`` (0.01-5 req/s, 48 h) paged five times on its second day, all on models at
     0.01-0.02 req/s. So once a series is seasoned the drops are tested against ``lam_down (1 - band)`` and the
