@@ -340,8 +340,9 @@ struct Poisson<'a> {
 
 const POISSON_CONSTS: usize = 25;
 /// The week's buckets: quarter days (UTC), each standing for its middle (03:00, 09:00, 15:00, 21:00). A weekend eased in
-/// over six hours of a model's morning was a drop to day buckets interpolated between noons (half of 200 series at
-/// 0.01-0.1 req/s, weekends at 30%, each weekend); eased in over a day, it was none.
+/// over six hours of a model's morning was a drop to day buckets interpolated between noons (221 and 191 episodes on
+/// the first and second weekends of 200 series at 0.01-0.1 req/s, weekends at 30%, 1 s windows); eased in linearly
+/// between noons, none.
 const QUARTERS: usize = 28;
 const QUARTER_S: f64 = 21_600.0;
 /// `_season_level`'s columns: the season's level, the season held through a first-day suspicion, the week's level.
@@ -374,7 +375,7 @@ impl<'a> Poisson<'a> {
     fn spread_z(&self) -> f64 {
         self.c[23]
     }
-    /// The memory of the week's level, which the day buckets learn against.
+    /// The memory of the week's level, which the week buckets learn against.
     fn week_memory_s(&self) -> f64 {
         self.c[24]
     }
@@ -505,7 +506,7 @@ fn learn_between(obs: &mut [f64], exp: &mut [f64], (pair, w): Between, learn: f6
 /// variance is the factors' between-bucket variance beyond what Poisson noise of dispersion `phi` explains, less
 /// `z` standard errors of that noise (none shown: no limit). A prior of one visit at the level left a night at 5% of
 /// the day's mean expecting half of it on the second day, which a sparse series' level (hours of memory) cannot
-/// make up; and a weekend at 30% of the weekdays expecting 65% of them on the second.
+/// make up; and a day bucket's prior of a visit left a weekend at 30% of the weekdays expecting 65% of them the next.
 fn spread_prior(obs: &[f64], exp: &[f64], phi: f64, z: f64) -> f64 {
     // One pass: the weighted squared deviations `sum e (o / e - m)^2` are `sum o^2 / e - m so`.
     let (mut so, mut se, mut oo, mut se2, mut seen) = (0.0, 0.0, 0.0, 0.0, 0.0);
