@@ -240,14 +240,14 @@ class PoissonCusumBank(_Bank):
     The week's buckets are **quarter days** (UTC; bucket ``q`` stands for the middle of its six hours), likewise
     interpolated between their centres. As days interpolated between noons, a weekend eased in over six hours of a
     model's morning was a drop to a sparse series' level all the same (200 healthy series at 0.01-0.1 req/s with
-    weekends at 30%: 221 false drop episodes on their first weekend, 191 on their second; with the weekend eased in
-    linearly between noons, none); as a step at midnight, every model whose weekend eased in or out across that
+    weekends at 30%, 1 s windows: 221 false drop episodes on their first weekend, 191 on their second; with the
+    weekend eased in linearly between noons, none); as a step at midnight, every model whose weekend eased in or out across that
     midnight read it as a drop (at 1-100 req/s and weekends at 60%, 197 episodes on the second Sunday;
     ``tests/unit/test_throughput_weekly.py``). They learn from the second day (the first day's season's level is a
     running mean of hours, and a bucket learned against it reached into the next day), against the **week's
     level**, an EWMA of the rate without its hours over ``week_memory_s`` (a week; a running mean until then):
-    against the season's level, which follows a weekend within a day, a weekend at 30% learned Saturday at about
-    half, Sunday at three quarters and Monday at twice the weekdays, and the next weekend was a drop. Their prior is
+    against the season's level, which follows a weekend within a day, the learned week trailed the true one by
+    about a day (Friday 0.76, Sunday 1.28 for a weekend at 60%; session 26's measurement). Their prior is
     worth a day at the level (four of their visits) and, from the second day, a sparse series' is drawn towards their
     own spread as the hour buckets' is: a weekend's factor is then its own after a visit, not a fifth of the way
     there; with a quarter's worth, a bucket in its first visit followed a second day's surge as a level does, and

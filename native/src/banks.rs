@@ -882,8 +882,8 @@ pub fn poisson_step(
         learn_between(&mut tb.hour_obs[hours.clone()], &mut tb.hour_exp[hours], pre.hours, learn,
                       window_s / (c[5] * 3600.0), xi, (base, pre.f_day));
         // The day buckets learn against the week's level (the rate without its hours, a week's memory): against the
-        // season's, which follows a weekend within a day, a weekend at 30% of the weekdays learned Saturday at
-        // about half, Sunday at three quarters and Monday at twice the weekdays, and the next weekend was a drop.
+        // season's, which follows a weekend within a day, the learned week trailed the true one by about a day
+        // (Friday 0.76, Sunday 1.28 for a weekend at 60%).
         // From the second day: on the first the season's level is a running mean of hours, and interpolated, a first
         // day's bucket read against it reached into the next day (28 of 200 sparse series with nights near zero
         // raised a false drop on their second or third day where 17 do now).
