@@ -216,8 +216,8 @@ class PoissonCusumBank(_Bank):
     series has had the events to show it.
     Each seasonal factor is a Gamma-Poisson shrinkage estimate ``(observed + k) / (expected + k)`` of its
     bucket's decayed counts, the prior ``k`` worth one visit of an hour bucket (a day for a week bucket) at the
-    current level and at least ``prior_events``: a factor learns over visits, so minutes of an outage barely move it. From the
-    second day an hour bucket's prior goes down, over that day, to ``later_prior`` visits: after a prior of one
+    current level and at least ``prior_events``: a factor learns over visits, so minutes of an outage barely move
+    it. From the second day an hour bucket's prior goes down, over that day, to ``later_prior`` visits: after a prior of one
     visit and one visit of data a factor had half the day's amplitude, and the level's lag made up the rest.
     **From the second day a sparse series' hour buckets have a prior no stronger than the factors' own spread
     supports** (``spread_z``, empirical Bayes). A prior of a visit says the hour is like the day's mean and leaves the
@@ -241,8 +241,8 @@ class PoissonCusumBank(_Bank):
     interpolated between their centres. As days interpolated between noons, a weekend eased in over six hours of a
     model's morning was a drop to a sparse series' level all the same (200 healthy series at 0.01-0.1 req/s with
     weekends at 30%, 1 s windows: 221 false drop episodes on their first weekend, 191 on their second; with the
-    weekend eased in linearly between noons, none); as a step at midnight, every model whose weekend eased in or out across that
-    midnight read it as a drop (at 1-100 req/s and weekends at 60%, 197 episodes on the second Sunday;
+    weekend eased in linearly between noons, none); as a step at midnight, every model whose weekend eased in or out
+    across that midnight read it as a drop (at 1-100 req/s and weekends at 60%, 197 episodes on the second Sunday;
     ``tests/unit/test_throughput_weekly.py``). They learn from the second day (the first day's season's level is a
     running mean of hours, and a bucket learned against it reached into the next day), against the **week's
     level**, an EWMA of the rate without its hours over ``week_memory_s`` (a week; a running mean until then):
@@ -457,8 +457,8 @@ class PoissonCusumBank(_Bank):
     be if the current suspicion is the traffic's own wander, and the shadow's state (0: no suspicion; 1: one is on;
     2: and the series crossed its threshold in it) (0: none yet, as in snapshots from before it or its shadow);
     ``_season_level``: what the hour buckets learn against (0: the level, as in snapshots from before it), the
-    season held through a first-day suspicion (0: none), and what the day buckets learn against (0: the first, as in
-    snapshots from before it)."""
+    season held through a first-day suspicion (0: none), and what the week buckets learn against (0: the season's
+    level, as in snapshots from before it)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 1800.0, tau_events: float = 300.0,
@@ -519,9 +519,9 @@ class PoissonCusumBank(_Bank):
         (under a suspicion into its shadow), the smoothings (which move with the level, keeping the trend from before a
         suspicion, until it has caught up), ``behind``, the seasonal buckets (the two hour buckets around the
         window in their shares against the season's level, the two week buckets against the week's) and the
-        season's and the week's levels (none under suspicion) learn. The judge sees the drop chart furthest along less its share of the budget, or the surge's when it
-        is higher. numpy takes the powers and the
-        learning rates' ``expm1``, so the values are its own."""
+        season's and the week's levels (none under suspicion) learn. The judge sees the drop chart furthest along
+        less its share of the budget, or the surge's when it is higher. numpy takes the powers and the learning
+        rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         n = slots.size

@@ -549,23 +549,22 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // Where the level's memory is too long to follow the day (from `tau_s`, in full at `judged_tau_s`), the prior is
     // as strong as the factors' spread allows: a prior of a visit leaves the level to make up half the day.
     let sparse = clip((tau - c[0]) / (p.judged_tau_s() - c[0]), 0.0, 1.0);
-    let (hour_obs, hour_exp) = (&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24]);
-    let (day_obs, day_exp) = (&tb.day_obs[k * QUARTERS..(k + 1) * QUARTERS], &tb.day_exp[k * QUARTERS..(k + 1) * QUARTERS]);
-    let k_hour = if seasoned && sparse > 0.0 && p.spread_z() > 0.0 {
-        k_visit + sparse * (min(k_visit, spread_prior(hour_obs, hour_exp, phi, p.spread_z())) - k_visit)
-    } else {
-        k_visit
+    let toward_spread = |k_visit: f64, obs: &[f64], exp: &[f64]| {
+        if seasoned && sparse > 0.0 && p.spread_z() > 0.0 {
+            k_visit + sparse * (min(k_visit, spread_prior(obs, exp, phi, p.spread_z())) - k_visit)
+        } else {
+            k_visit
+        }
     };
+    let (hour_obs, hour_exp) = (&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24]);
+    let week = k * QUARTERS..(k + 1) * QUARTERS;
+    let (day_obs, day_exp) = (&tb.day_obs[week.clone()], &tb.day_exp[week]);
+    let k_hour = toward_spread(k_visit, hour_obs, hour_exp);
     // The week's buckets (quarter days) likewise, from a prior worth a day at the level (four of their visits): a
     // weekend's factor is then its own after a visit where their spread shows, and with no spread a bucket in its
     // first visit does not follow the rate as a level does (with a quarter's worth, a second day's surge it learned
     // read as a drop when it ended).
-    let k_day_visit = max(c[4], stored * 86_400.0);
-    let k_day = if seasoned && sparse > 0.0 && p.spread_z() > 0.0 {
-        k_day_visit + sparse * (min(k_day_visit, spread_prior(day_obs, day_exp, phi, p.spread_z())) - k_day_visit)
-    } else {
-        k_day_visit
-    };
+    let k_day = toward_spread(max(c[4], stored * 86_400.0), day_obs, day_exp);
     let (hour_obs, f_hour) = interpolated(hour_obs, hour_exp, hours, k_hour);
     let (day_obs, f_day) = interpolated(day_obs, day_exp, days, k_day);
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events

@@ -111,13 +111,14 @@ class NumpyPoisson(PoissonCusumBank):
         # follow a daily cycle, so such a series' drops are judged once its seasonal buckets had a day.
         tau = np.minimum(np.maximum(self.tau_s, self.tau_events / np.maximum(stored, 1e-9)), 7 * 86_400.0)
         sparse = _clip((tau - self.tau_s) / (self.judged_tau_s - self.tau_s), 0.0, 1.0)
-        spread = self._spread_prior(self._hour_obs[slots], self._hour_exp[slots], phi)
-        k_hour = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
-                          k_visit + sparse * (np.minimum(k_visit, spread) - k_visit), k_visit)
-        k_day = np.maximum(self.prior_events, stored * 86_400.0)  # the week buckets: a day at the level
-        k_day = np.where(seasoned & (sparse > 0) & (self.spread_z > 0),
-                         k_day + sparse * (np.minimum(k_day, self._spread_prior(self._day_obs[slots], self._day_exp[slots],
-                                                                                phi)) - k_day), k_day)
+        drawn = seasoned & (sparse > 0) & (self.spread_z > 0)
+
+        def toward_spread(k: np.ndarray, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
+            return np.where(drawn, k + sparse * (np.minimum(k, self._spread_prior(obs[slots], exp[slots], phi)) - k), k)
+
+        k_hour = toward_spread(k_visit, self._hour_obs, self._hour_exp)
+        k_day = toward_spread(np.maximum(self.prior_events, stored * 86_400.0),  # the week buckets: a day at the level
+                              self._day_obs, self._day_exp)
         hour_obs, f_hour = _interpolated(self._hour_obs, self._hour_exp, slots, hours, k_hour)
         day_obs, f_day = _interpolated(self._day_obs, self._day_exp, slots, days, k_day)
         seasonal = np.where(seasoned, self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
