@@ -208,9 +208,12 @@ class NumpyPoisson(PoissonCusumBank):
         _learn_between(self._hour_obs, self._hour_exp, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0),
                        x, base, f_day)
         week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
-        _learn_between(self._day_obs, self._day_exp, slots, days, learn & seasoned,  # the day buckets: from day two,
-                       window_s / (self.day_memory_weeks * 21_600.0), x,  # against the week's level
-                       week_level * window_s * learn * seasoned, f_hour)
+        # The week buckets: from day two, against the week's level; in the first week under a suspicion too, until
+        # it crosses.
+        open_ = (age < 7 * 86_400_000) & (block[:, 8] < 2.0)
+        learn_week = seasoned & (n >= self.min_windows) & (~suspect | open_)
+        _learn_between(self._day_obs, self._day_exp, slots, days, learn_week,
+                       window_s / (self.day_memory_weeks * 21_600.0), x, week_level * window_s * learn_week, f_hour)
         a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         a_week = np.maximum(window_s / (self.week_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         self._season_level[slots] = np.stack([season_level + a_season * (x / (season * window_s) - season_level),
@@ -254,13 +257,13 @@ class NumpyPoisson(PoissonCusumBank):
         learn = warm & (self.block_s > 0)
         blocks, v = b[:, 4], b[:, 5]
         sv, sn, sx = b[:, 6:].T  # the shadow: its v, its blocks, its state (0 none, 1 on, 2 on and crossed)
-        onset = learn & suspect & (sx == 0)  # the shadow starts from v
+        onset = warm & suspect & (sx == 0)  # the shadow starts from v; its state is kept without blocks too
         sv, sn, sx = np.where(onset, v, sv), np.where(onset, blocks, sn), np.where(onset, 1.0, sx)
-        sx = np.where(learn & suspect, np.maximum(sx, 1.0 + crossed), sx)
-        ended = learn & ~suspect & (sx > 0)  # the shadow becomes v unless the series crossed its threshold in it
+        sx = np.where(warm & suspect, np.maximum(sx, 1.0 + crossed), sx)
+        ended = warm & ~suspect & (sx > 0)  # the shadow becomes v unless the series crossed its threshold in it
         taken = ended & (sx == 1)
         v, blocks = np.where(taken, sv, v), np.where(taken, sn, blocks)
-        keep = learn & ~ended
+        keep = warm & ~ended
         sv, sn, sx = (np.where(keep, z, 0.0) for z in (sv, sn, sx))
         windows, count, low, high = b[:, 0] + 1.0, b[:, 1] + x, b[:, 2] + lam_down, b[:, 3] + lam_up
         full = learn & ((windows * window_s >= self.block_s) | (0.5 * (low + high) >= self.block_events))
