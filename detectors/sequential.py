@@ -251,7 +251,11 @@ class PoissonCusumBank(_Bank):
     worth a day at the level (four of their visits) and, from the second day, a sparse series' is drawn towards their
     own spread as the hour buckets' is: a weekend's factor is then its own after a visit, not a fifth of the way
     there; with a quarter's worth, a bucket in its first visit followed a second day's surge as a level does, and
-    read its end as a drop.
+    read its end as a drop. In the series' **first week** they learn under a suspicion too, until it crosses its
+    threshold: every bucket is then in its first visit and has nothing to tell the traffic's own week from a drop,
+    and kept from it, a first weekend that raised a suspicion left its quarters empty (factor 1) and raised it again
+    the next week (the law above: 49 -> 6 episodes in 13 days; a first-week outage is still paged and, once it has
+    crossed, not learned).
     The buckets learn each window against the **season's level**, an EWMA of the deseasonalized rate over
     ``season_memory_s`` (a day; from the first window, as a running mean until then), not against the level: a
     level of an hour's memory (half an hour's now) follows the day, so buckets learning against it learned only its
@@ -519,7 +523,8 @@ class PoissonCusumBank(_Bank):
         (under a suspicion into its shadow), the smoothings (which move with the level, keeping the trend from before a
         suspicion, until it has caught up), ``behind``, the seasonal buckets (the two hour buckets around the
         window in their shares against the season's level, the two week buckets against the week's) and the
-        season's and the week's levels (none under suspicion) learn. The judge sees the drop chart furthest along
+        season's and the week's levels (none under suspicion, but the week buckets in the series' first week until
+        the suspicion crosses its threshold) learn. The judge sees the drop chart furthest along
         less its share of the budget, or the surge's when it is higher. numpy takes the powers and the learning
         rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)
