@@ -63,7 +63,7 @@ def test_a_sparse_series_weekend_at_thirty_percent_is_a_drop_far_less_often() ->
     # on the first Friday and Saturday, UTC, 137 and 67 on the second): a sparse level cannot follow a fall to 30%
     # over six hours, and the buckets could not represent it. With quarter days against the week's level, their
     # prior from their spread: 87 (39 and 7, then 32 and 7). Learning a first week's suspicion until it crosses
-    # (the first weekend's buckets no longer empty): 21 (10 and 4, then 5 and 1). Still not none (docs/detection.md,
+    # (the first weekend's buckets no longer empty): 21 (10, 4 and 1, then 5 and 1). Still not none (docs/detection.md,
     # "Weekends at 30%" and "A first weekend's suspicion").
     sparse = _false_drops_per_day(0.01, 0.1, weekend=0.3, days=15, seed=7)
     assert sparse.sum() <= 30, sparse.tolist()
