@@ -525,21 +525,22 @@ async def evaluate(shape: Shape, seed: int, settings: Settings) -> tuple[Report,
     return reports[0], reports[1]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fleets' shape and seed on a command line (this harness's, and ``load/throughput_alone.py``'s)."""
     parser.add_argument("--small", action="store_true", help="the CI-sized fleets (30 models, 3 h)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--models", type=int, help="override the shape's model count")
     parser.add_argument("--hours", type=float, help="override the shape's event time")
     parser.add_argument("--rates", type=float, nargs=2, metavar=("LOW", "HIGH"), help="req/s range (log-uniform)")
     parser.add_argument("--rough", action="store_true", help="rough traffic (load/fleet.py rough())")
-    parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
     parser.add_argument("--start", type=date.fromisoformat, help="the first day (UTC, YYYY-MM-DD; default Monday 2026-01-05)")
     parser.add_argument("--seasonality", type=float,
                         help="the daily cycle's amplitude (default 0.6: nights at a quarter of the peak)")
     parser.add_argument("--weekend", type=float, help="weekend traffic as a share of the weekdays' (default 0.6)")
-    parser.add_argument("--show-false", type=int, default=FALSE_SHOWN, help="false anomalies listed per fleet")
-    args = parser.parse_args(argv)
+
+
+def shape_from(args: argparse.Namespace) -> Shape:
+    """The shape :func:`add_shape_arguments`' options name."""
     shape = replace(SMALL if args.small else FULL, rough=args.rough)
     if args.models:
         shape = replace(shape, models=args.models)
@@ -550,6 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
+    return shape
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_shape_arguments(parser)
+    parser.add_argument("--config", help="modelmedic settings file (default: the service's defaults)")
+    parser.add_argument("--show-false", type=int, default=FALSE_SHOWN, help="false anomalies listed per fleet")
+    args = parser.parse_args(argv)
+    shape = shape_from(args)
     settings = load_settings(args.config) if args.config else load_settings()
     logging.getLogger("modelmedic").setLevel(logging.ERROR)  # one warning per anomaly: the table says it all
     quiet, incidents = asyncio.run(evaluate(shape, args.seed, settings))
