@@ -622,6 +622,11 @@ fn poisson_wander(p: &Poisson, v: f64, pre: &PoissonBefore, window_s: f64) -> f6
 /// the shadow's state (0: no suspicion; 1: one is on; 2: and the series crossed its threshold in it). One table, not
 /// two: a thirteenth table cost 16% of `score_learn` (10,000 series), the three columns here 1-4%.
 const BLOCK: usize = 9;
+/// The shadow's state: `_block`'s last column.
+const SHADOW: usize = 8;
+/// The shadow's states: a suspicion is on; it is on and the series crossed its threshold in it (0: none).
+const SHADOW_ON: f64 = 1.0;
+const SHADOW_CROSSED: f64 = 2.0;
 /// The most one block teaches `v`: a block half its expected count away.
 const BLOCK_TERM_MAX: f64 = 0.25;
 
@@ -648,15 +653,17 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
     }
     o[6..].copy_from_slice(&b[6..]);
     if pre.suspect {
-        if o[8] == 0.0 {
-            (o[6], o[7], o[8]) = (o[5], o[4], 1.0);
+        if o[SHADOW] == 0.0 {
+            (o[6], o[7], o[SHADOW]) = (o[5], o[4], SHADOW_ON);
         }
-        o[8] = max(o[8], 1.0 + one(crossed));
-    } else if o[8] > 0.0 {
-        if o[8] == 1.0 {
+        if crossed {
+            o[SHADOW] = SHADOW_CROSSED;
+        }
+    } else if o[SHADOW] > 0.0 {
+        if o[SHADOW] == SHADOW_ON {
             (o[5], o[4]) = (o[6], o[7]);
         }
-        (o[6], o[7], o[8]) = (0.0, 0.0, 0.0);
+        (o[6], o[7], o[SHADOW]) = (0.0, 0.0, 0.0);
     }
     if block_s <= 0.0 {
         return o;
@@ -901,7 +908,7 @@ pub fn poisson_step(
         // drop is paged as one and not learned: a real drop goes on as before (the same found within their
         // deadlines: docs/detection.md, "A first weekend's suspicion").
         let week_level = if levels[2] > 0.0 { levels[2] } else { season_level };
-        let open = pre.first_week && tb.block[k * BLOCK + 8] < 2.0;
+        let open = pre.first_week && tb.block[k * BLOCK + SHADOW] != SHADOW_CROSSED;
         let learn_week = one(pre.seasoned && pre.n >= c[3] && (!pre.suspect || open));
         learn_between(&mut tb.day_obs[days.clone()], &mut tb.day_exp[days], pre.days, learn_week,
                       window_s / (c[6] * QUARTER_S), xi, (week_level * window_s * learn_week, pre.f_hour));

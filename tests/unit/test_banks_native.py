@@ -22,6 +22,8 @@ from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, MAX_BAND, PEARSON_K
 
 _BIAS, _GAP, _LAW_MAX = sequential._BIAS, sequential._GAP, sequential._LAW_MAX
 _clip = np.clip
+SHADOW_CROSSED = 2.0
+"""``native/src/banks.rs``: the wander shadow's state (``_block``'s last column) once the series crossed its threshold."""
 
 
 def _rate(share: np.ndarray, elapsed_s: np.ndarray | float, tau_s: np.ndarray | float, suspect: np.ndarray) -> np.ndarray:
@@ -210,7 +212,7 @@ class NumpyPoisson(PoissonCusumBank):
         week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
         # The week buckets: from day two, against the week's level; in the first week under a suspicion too, until
         # it crosses.
-        open_ = (age < 7 * 86_400_000) & (block[:, 8] < 2.0)
+        open_ = (age < 7 * 86_400_000) & (block[:, 8] != SHADOW_CROSSED)
         learn_week = seasoned & (n >= self.min_windows) & (~suspect | open_)
         _learn_between(self._day_obs, self._day_exp, slots, days, learn_week,
                        window_s / (self.day_memory_weeks * 21_600.0), x, week_level * window_s * learn_week, f_hour)
@@ -259,7 +261,7 @@ class NumpyPoisson(PoissonCusumBank):
         sv, sn, sx = b[:, 6:].T  # the shadow: its v, its blocks, its state (0 none, 1 on, 2 on and crossed)
         onset = warm & suspect & (sx == 0)  # the shadow starts from v; its state is kept without blocks too
         sv, sn, sx = np.where(onset, v, sv), np.where(onset, blocks, sn), np.where(onset, 1.0, sx)
-        sx = np.where(warm & suspect, np.maximum(sx, 1.0 + crossed), sx)
+        sx = np.where(warm & suspect & crossed, SHADOW_CROSSED, sx)
         ended = warm & ~suspect & (sx > 0)  # the shadow becomes v unless the series crossed its threshold in it
         taken = ended & (sx == 1)
         v, blocks = np.where(taken, sv, v), np.where(taken, sn, blocks)
