@@ -449,7 +449,7 @@ class PoissonCusumBank(_Bank):
     """
 
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
-    _TABLES = {"_hour_obs": (24,), "_hour_exp": (24,), "_day_obs": (28,), "_day_exp": (28,), "_slow": (2,),
+    _TABLES = {"_hour_obs": (72,), "_hour_exp": (72,), "_day_obs": (28,), "_day_exp": (28,), "_slow": (2,),
                "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (9,),
                "_season_level": (3,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
@@ -473,7 +473,8 @@ class PoissonCusumBank(_Bank):
                  wander_z: float = 2.0, season_memory_s: float = 86_400.0, later_prior: float = 0.25,
                  wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0,
                  wander_over_noise: float = 1.0, dispersion_s: float = 3600.0,
-                 judged_tau_s: float = 7200.0, spread_z: float = 2.0, week_memory_s: float = 604_800.0):
+                 judged_tau_s: float = 7200.0, spread_z: float = 2.0, week_memory_s: float = 604_800.0,
+                 half_hour_z: float = 2.0, bend: float = 2.0, bend_z: float = 2.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -482,7 +483,8 @@ class PoissonCusumBank(_Bank):
         self._consts = np.r_[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days, day_memory_weeks,
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
                              wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
-                             wander_over_noise, dispersion_s, judged_tau_s, spread_z, week_memory_s, self._drops,
+                             wander_over_noise, dispersion_s, judged_tau_s, spread_z, week_memory_s, half_hour_z, bend,
+                             bend_z, self._drops,
                              np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
@@ -491,14 +493,19 @@ class PoissonCusumBank(_Bank):
         self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
         self.wander_over_noise, self.dispersion_s, self.judged_tau_s = wander_over_noise, dispersion_s, judged_tau_s
         self.spread_z, self.week_memory_s = spread_z, week_memory_s
+        self.half_hour_z, self.bend, self.bend_z = half_hour_z, bend, bend_z
         self._init_state()
 
     def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
         """:meth:`_Bank.set_rows`, also from a snapshot whose week buckets were days (seven, noon-centred, before
-        quarter days): each day's counts are spread evenly over its four quarters, so its factor is kept."""
+        quarter days): each day's counts are spread evenly over its four quarters, so its factor is kept; and from
+        one whose hour tables had no half hours (24 columns): each hour's counts are spread evenly over its two
+        halves (empty half hours would read a factor of 1 against the hours' own)."""
         days = {name: np.repeat(table, 4, axis=1) / 4 for name in ("_day_obs", "_day_exp")
                 if isinstance(table := values.get(name), np.ndarray) and table.ndim == 2 and table.shape[1] == 7}
-        super().set_rows(slots, {**values, **days})
+        hours = {name: np.hstack([table, np.repeat(table, 2, axis=1) / 2]) for name in ("_hour_obs", "_hour_exp")
+                 if isinstance(table := values.get(name), np.ndarray) and table.ndim == 2 and table.shape[1] == 24}
+        super().set_rows(slots, {**values, **days, **hours})
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:

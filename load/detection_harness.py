@@ -50,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from load.fleet import (  # noqa: E402
-    FLAP_HALF_PERIOD_S, START_MS, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, daily_factor, profiles, realistic,
+    FLAP_HALF_PERIOD_S, START_MS, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, profiles, realistic,
     rough, stream, weekly_factor,
 )
 from modelmedic.config import Settings, load_settings  # noqa: E402
@@ -146,6 +146,8 @@ class Shape:
     0.95: at 2.6%, a business application's night)."""
     weekend: float | None = None
     """Weekend traffic as a share of the weekdays' (None: :func:`load.fleet.realistic`'s 0.6)."""
+    business: float | None = None
+    """Business days ramping over this many hours at 08:00 and 17:00 local (None: the sine; ``FleetSpec.business_ramp_h``)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -162,7 +164,7 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     every fifth model of the quiet one; :data:`LIBRARY` in the other, each kind as many
     times as the schedule fits, each on models no other entry touches."""
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
-    cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend}
+    cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend, "business_ramp_h": shape.business}
     spec = replace(spec, **{name: value for name, value in cycles.items() if value is not None})
     spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
@@ -248,7 +250,7 @@ def information_bound_s(kind: Kind, profile: ModelProfile, spec: FleetSpec, star
     """
     elapsed = np.arange(horizon_s)
     t_ms = start_ms + 1000 * elapsed
-    rate = (profile.rate * daily_factor(spec.seasonality, profile.phase, t_ms, spec.daily_harmonic)
+    rate = (profile.rate * spec.daily(profile.phase, t_ms)
             * weekly_factor(spec.weekend, profile.phase, t_ms))
     evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed, spec.clump))
     reached = np.flatnonzero(evidence >= h)
@@ -537,6 +539,9 @@ def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seasonality", type=float,
                         help="the daily cycle's amplitude (default 0.6: nights at a quarter of the peak)")
     parser.add_argument("--weekend", type=float, help="weekend traffic as a share of the weekdays' (default 0.6)")
+    parser.add_argument("--business", type=float, metavar="RAMP_H",
+                        help="business days: traffic ramps up at 08:00 and down at 17:00 local over this many hours, "
+                             "nights at the sine's trough (default: a sine)")
 
 
 def shape_from(args: argparse.Namespace) -> Shape:
@@ -548,7 +553,7 @@ def shape_from(args: argparse.Namespace) -> Shape:
         shape = replace(shape, duration_s=args.hours * 3600, warmup_s=min(shape.warmup_s, args.hours * 900))
     if args.rates:
         shape = replace(shape, rates=tuple(args.rates))
-    shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend)
+    shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend, business=args.business)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     return shape

@@ -155,13 +155,32 @@ WEEKEND_RAMP_MS = 6 * 3_600_000
 CLASS_LABELS = ("approve", "review", "decline", "escalate")
 
 
+BUSINESS_HOURS = (8.0, 17.0)
+"""A business day's local opening and closing hours (:func:`daily_factor` with ``ramp_h``)."""
+
+
 def daily_factor(seasonality: float, phase: np.ndarray | float, t_ms: np.ndarray | float,
-                 harmonic: float = 0.0) -> np.ndarray:
+                 harmonic: float = 0.0, ramp_h: float = 0.0) -> np.ndarray:
     """A model's rate multiplier of the time of day at ``t_ms`` (weekends aside): a sine of
     amplitude ``seasonality`` shifted by the model's ``phase`` (its time zone), times a second
-    harmonic of amplitude ``harmonic`` (a steeper morning, a second peak: days are not sines)."""
+    harmonic of amplitude ``harmonic`` (a steeper morning, a second peak: days are not sines).
+
+    With ``ramp_h`` > 0, a business day instead of the sine: traffic eases up from 08:00 local
+    and down from 17:00 over ``ramp_h`` hours (cosine ramps), its nights at the sine's
+    trough-to-peak ratio ``(1 - seasonality) / (1 + seasonality)``, scaled to a daily mean of 1.
+    Hourly seasonal factors draw a sine's smooth swing well; a ramp of an hour or two they do
+    not (docs/detection.md, "Business days")."""
     angle = 2 * math.pi * (t_ms % DAY_MS) / DAY_MS + phase
-    return (1 + seasonality * np.sin(angle)) * (1 + harmonic * np.sin(2 * angle))
+    if ramp_h > 0:
+        night = (1 - seasonality) / (1 + seasonality)
+        hour = np.mod(angle * 24 / (2 * math.pi), 24)
+        up, down = (np.clip((hour - at) / ramp_h, 0.0, 1.0) for at in BUSINESS_HOURS)
+        opened = np.cos(math.pi * down) / 2 - np.cos(math.pi * up) / 2  # 0 at night, 1 in business hours
+        open_h = BUSINESS_HOURS[1] - BUSINESS_HOURS[0]  # the ramps' halves add up to these hours
+        day = (night + (1 - night) * opened) / (night + (1 - night) * open_h / 24)
+    else:
+        day = 1 + seasonality * np.sin(angle)
+    return day * (1 + harmonic * np.sin(2 * angle))
 
 
 def weekly_factor(weekend: float, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
@@ -222,6 +241,8 @@ class FleetSpec:
     seed: int = 1
     daily_harmonic: float = 0.0
     """Amplitude of the daily cycle's second harmonic (:func:`daily_factor`); 0: a pure sine."""
+    business_ramp_h: float = 0.0
+    """Hours a business day's traffic ramps over at 08:00 and 17:00 local (:func:`daily_factor`); 0: the sine."""
     rate_wander: float = 0.0
     """Standard deviation of a slow random walk of each model's log rate (an Ornstein-Uhlenbeck
     process with time constant ``rate_wander_s``): real traffic drifts around its daily cycle
@@ -234,6 +255,10 @@ class FleetSpec:
     fault), so errors come in clumps too. 1: none."""
     latency_outliers: float = 0.0
     """Share of requests slowed 3-20x (log-uniform): pauses and cold caches. 0: none."""
+
+    def daily(self, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
+        """The rate multiplier of the time of day for models of ``phase`` (:func:`daily_factor` of this fleet's day)."""
+        return daily_factor(self.seasonality, phase, t_ms, self.daily_harmonic, self.business_ramp_h)
 
     def expected_requests(self, duration_s: float) -> float:
         """About how many production requests ``duration_s`` of this fleet holds (before
@@ -567,7 +592,7 @@ class Fleet:
         return replicas, np.array([self._version_index(m, self.version(p.model)) for m, p in enumerate(self.profiles)])
 
     def _seasonal_rate(self, t_ms: float) -> np.ndarray:
-        rate = self._rate * daily_factor(self.spec.seasonality, self._phase, t_ms, self.spec.daily_harmonic)
+        rate = self._rate * self.spec.daily(self._phase, t_ms)
         if self.spec.weekend != 1.0:
             rate = rate * self.weekly_factor(t_ms)
         return rate

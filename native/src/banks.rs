@@ -329,7 +329,7 @@ pub fn bernoulli_step(
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
 /// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise,
-/// dispersion_s, judged_tau_s, spread_z, week_memory_s]`, then the three
+/// dispersion_s, judged_tau_s, spread_z, week_memory_s, half_hour_z, bend, bend_z]`, then the three
 /// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -338,13 +338,17 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 25;
+const POISSON_CONSTS: usize = 28;
 /// The week's buckets: quarter days (UTC), each standing for its middle (03:00, 09:00, 15:00, 21:00). A weekend eased in
 /// over six hours of a model's morning was a drop to day buckets interpolated between noons (221 and 191 episodes on
 /// the first and second weekends of 200 series at 0.01-0.1 req/s, weekends at 30%, 1 s windows); eased in linearly
 /// between noons, none.
 const QUARTERS: usize = 28;
 const QUARTER_S: f64 = 21_600.0;
+/// The hour tables' width: the day's 24 hour buckets, then its 48 half-hour buckets (one table each, not two: a
+/// thirteenth table cost 16% of `score_learn`).
+const HOUR_TABLE: usize = 72;
+const HALVES: usize = 48;
 /// A week: until a series is this old, each week bucket is in its first visit.
 const WEEK_MS: f64 = 604_800_000.0;
 /// `_season_level`'s columns: the season's level, the season held through a first-day suspicion, the week's level.
@@ -380,6 +384,16 @@ impl<'a> Poisson<'a> {
     /// The memory of the week's level, which the week buckets learn against.
     fn week_memory_s(&self) -> f64 {
         self.c[24]
+    }
+    /// `half_hour_z`, `bend`, `bend_z` (see `half_hours`).
+    fn half_hour_z(&self) -> f64 {
+        self.c[25]
+    }
+    fn bend(&self) -> f64 {
+        self.c[26]
+    }
+    fn bend_z(&self) -> f64 {
+        self.c[27]
     }
     /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
     /// series has seen a day (0 there: it does not run on the first day).
@@ -453,6 +467,8 @@ struct PoissonBefore {
     phi: f64,
     /// The two hour buckets the window lies between (each centred on its half hour) and the second one's weight.
     hours: Between,
+    /// The two half-hour buckets likewise (each centred on its quarter past or to).
+    halves: Between,
     /// The two week buckets (quarter days, `QUARTERS`) likewise.
     days: Between,
     f_hour: f64,
@@ -470,6 +486,9 @@ struct PoissonBefore {
     /// How far the null's ends move apart for the seasonal factors' own uncertainty, or the level's while its memory
     /// fills, whichever is larger (a share of the rate).
     band: f64,
+    /// How far below and above the expected count a day bent between two half-hour centres may be (`half_hours`).
+    bend_down: f64,
+    bend_up: f64,
 }
 
 /// Two adjacent buckets of a cycle and the second one's weight.
@@ -535,12 +554,49 @@ fn spread_prior(obs: &[f64], exp: &[f64], phi: f64, z: f64) -> f64 {
     if between > 0.0 { m * m / between } else { f64::INFINITY }
 }
 
+/// Where the day changes faster than hour buckets can follow (a business day's 1-2 hour ramps at 08:00 and 17:00), the
+/// half-hour buckets' view of it, once the series has seen a day (`seasoned`): the factor moves from the hour's
+/// `f_hour` to the half-hours' as far as they stand more than `half_hour_z` standard errors apart (Poisson noise of
+/// dispersion `phi` in the half-hour buckets, whose prior is half the hour's `k`); and the null reaches below the
+/// expected count where the half-hours bend up (and above it where they bend down) as far as a chord between two
+/// centres may be from such a day: `bend w (1 - w)` times their second difference, less `bend_z` of its standard
+/// errors. A chord is `w (1 - w) / 2` of a smoothly bending day's second difference from it and up to half of it
+/// where the day turns at a corner between the centres (the end of a ramp), which `bend` 2 covers. Returns the hour
+/// factor and the two reaches (shares of the rate).
+///
+/// Hour buckets alone, linear between their centres, cannot draw a ramp of an hour or two: 400 healthy series at
+/// 0.05-5 req/s whose days ramp from 10% to their peak over two hours raised a false drop at the evening ramp on 255
+/// of them on their fourth day (docs/detection.md, "Business days").
+fn half_hours(p: &Poisson, obs: &[f64], exp: &[f64], (pair, w): Between, k: f64, f_hour: f64, phi: f64) -> (f64, f64, f64) {
+    let k = 0.5 * k;
+    let (seen, f_half) = interpolated(obs, exp, (pair, w), k);
+    let d = f_half - f_hour;
+    let shrunk = max(d.abs() - p.half_hour_z() * f_half * (phi / (seen + k)).sqrt(), 0.0);
+    let f = if d < 0.0 { f_hour - shrunk } else { f_hour + shrunk };
+    if p.bend() <= 0.0 {
+        return (f, 0.0, 0.0);
+    }
+    let factor = |i: usize| (obs[i] + k) / (exp[i] + k);
+    let var = |i: usize| factor(i) * factor(i) * phi / (obs[i] + k);
+    // The second difference around `b` beyond `bend_z` of its standard errors, bending up (`sign` 1) or down (-1).
+    let bent = |b: usize, sign: f64| {
+        let (a, c) = ((b + HALVES - 1) % HALVES, (b + 1) % HALVES);
+        let second = sign * (factor(a) - 2.0 * factor(b) + factor(c));
+        max(second - p.bend_z() * (var(a) + 4.0 * var(b) + var(c)).sqrt(), 0.0)
+    };
+    let [b0, b1] = pair;
+    let g = p.bend() * w * (1.0 - w) / max(f_half, 1e-9);
+    let reach = |sign: f64| min(g * max(bent(b0, sign), bent(b1, sign)), MAX_BAND);
+    (f, reach(1.0), reach(-1.0))
+}
+
 fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
     let c = p.c;
     let row = &f[k * POISSON_COLUMNS..(k + 1) * POISSON_COLUMNS];
     let (n, first, events, stored) = (row[0], row[1], row[2], row[3]);
     let (phi, down_prev, up_prev) = (max(row[4], 1.0), row[5], row[6]);
     let (hours, days) = (buckets(t_ms, 3_600_000.0, 24), buckets(t_ms, QUARTER_S * 1000.0, QUARTERS));
+    let halves = buckets(t_ms, 1_800_000.0, HALVES);
     let first = if n > 0.0 { first } else { t_ms };
     let age = t_ms - first;
     let seasoned = age >= 86_400_000.0;
@@ -560,7 +616,10 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
             k_visit
         }
     };
-    let (hour_obs, hour_exp) = (&tb.hour_obs[k * 24..k * 24 + 24], &tb.hour_exp[k * 24..k * 24 + 24]);
+    let day_row = k * HOUR_TABLE..(k + 1) * HOUR_TABLE;
+    let (hour_obs, hour_exp) = (&tb.hour_obs[day_row.clone()], &tb.hour_exp[day_row]);
+    let (half_obs, half_exp) = (&hour_obs[24..], &hour_exp[24..]);
+    let (hour_obs, hour_exp) = (&hour_obs[..24], &hour_exp[..24]);
     let week = k * QUARTERS..(k + 1) * QUARTERS;
     let (day_obs, day_exp) = (&tb.day_obs[week.clone()], &tb.day_exp[week]);
     let k_hour = toward_spread(k_visit, hour_obs, hour_exp);
@@ -570,6 +629,8 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // read as a drop when it ended).
     let k_day = toward_spread(max(c[4], stored * 86_400.0), day_obs, day_exp);
     let (hour_obs, f_hour) = interpolated(hour_obs, hour_exp, hours, k_hour);
+    let (f_hour, bend_down, bend_up) =
+        if seasoned { half_hours(p, half_obs, half_exp, halves, k_hour, f_hour, phi) } else { (f_hour, 0.0, 0.0) };
     let (day_obs, f_day) = interpolated(day_obs, day_exp, days, k_day);
     // Once the factors are in use, `seasonal_z` of their relative standard error (a gamma posterior's: the events
     // seen and the prior's): an hour factor of a 0.01 req/s series holds a few dozen events after a day.
@@ -596,7 +657,7 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     let rescale = if !season_held && hold > 0.0 { hold / factors } else { 1.0 };
     let level = stored * rescale;
     let lam = max(level * season * window_s, 1e-12);
-    PoissonBefore { n, first, events, level, rescale, season_held, phi, hours, days, f_hour, f_day, season, lam, tau, seasoned, first_week: age < WEEK_MS, warm_up, warm, suspect, suspect_up, band }
+    PoissonBefore { n, first, events, level, rescale, season_held, phi, hours, halves, days, f_hour, f_day, season, lam, tau, seasoned, first_week: age < WEEK_MS, warm_up, warm, suspect, suspect_up, band, bend_down, bend_up }
 }
 
 /// How far the rate wanders over a block beyond Poisson noise: `wander_z` standard deviations of it (`sqrt(v)`), where
@@ -687,7 +748,7 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
 fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 12], rows: usize) -> PyResult<PoissonTables<'a>> {
     let names = ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep",
                  "_quick", "_block", "_season_level"];
-    let widths = [24, 24, QUARTERS, QUARTERS, 2, 1, 3, 1, 3, 1, BLOCK, SEASON_LEVELS];
+    let widths = [HOUR_TABLE, HOUR_TABLE, QUARTERS, QUARTERS, 2, 1, 3, 1, 3, 1, BLOCK, SEASON_LEVELS];
     let mut got: Vec<&'a mut [f64]> = Vec::with_capacity(12);
     for ((buf, name), width) in bufs.iter().zip(names).zip(widths) {
         let a = items_mut(buf, name)?;
@@ -808,7 +869,7 @@ pub fn poisson_step(
         let wander = poisson_wander(&p, tb.block[k * BLOCK + 5], &pre, window_s);
         let wander_down = max(wander - max(1.0 - lam_down / pre.lam, 0.0), 0.0);
         let wander_up = max(wander - max(lam_up / pre.lam - 1.0, 0.0), 0.0);
-        let lam_drops = lam_down * (1.0 - pre.band) * (1.0 - wander_down);
+        let lam_drops = lam_down * (1.0 - pre.band) * (1.0 - wander_down) * (1.0 - pre.bend_down);
         let mut s = [0.0f64; DROPS];
         for j in 0..DROPS {
             let h_each = h + p.penalty[j];
@@ -839,7 +900,7 @@ pub fn poisson_step(
             let going = prev[j][0] > 0.0;
             drops[j] = [s[j], if going { prev[j][1] } else { ti }, prev[j][2] * one(going) + xi];
         }
-        let step_up = min((xi * c[8] - lam_up * (1.0 + pre.band) * (1.0 + wander_up) * (surge - 1.0)) / pre.phi, max_step);
+        let step_up = min((xi * c[8] - lam_up * (1.0 + pre.band) * (1.0 + wander_up) * (1.0 + pre.bend_up) * (surge - 1.0)) / pre.phi, max_step);
         let up = clip(up_prev + step_up, 0.0, CAP * h) * one(pre.warm_up);
         let up_going = up_prev > 0.0;
         let up_since = if up_going { up_since_prev } else { ti };
@@ -891,10 +952,14 @@ pub fn poisson_step(
         let levels = &mut tb.season_level[k * SEASON_LEVELS..(k + 1) * SEASON_LEVELS];
         let season_level = if levels[0] > 0.0 { levels[0] } else { pre.level };
         let base = season_level * window_s * learn;
-        // Each of the two hour buckets learns the window in its share, and forgets in the same share.
-        let (hours, days) = (k * 24..k * 24 + 24, k * QUARTERS..(k + 1) * QUARTERS);
+        // Each of the two hour buckets learns the window in its share, and forgets in the same share; the half hours
+        // likewise.
+        let hours = k * HOUR_TABLE..k * HOUR_TABLE + 24;
+        let (halves, days) = (k * HOUR_TABLE + 24..(k + 1) * HOUR_TABLE, k * QUARTERS..(k + 1) * QUARTERS);
         learn_between(&mut tb.hour_obs[hours.clone()], &mut tb.hour_exp[hours], pre.hours, learn,
                       window_s / (c[5] * 3600.0), xi, (base, pre.f_day));
+        learn_between(&mut tb.hour_obs[halves.clone()], &mut tb.hour_exp[halves], pre.halves, learn,
+                      window_s / (c[5] * 1800.0), xi, (base, pre.f_day));
         // The day buckets learn against the week's level (the rate without its hours, a week's memory): against the
         // season's, which follows a weekend within a day, the learned week trailed the true one by about a day
         // (Friday 0.76, Sunday 1.28 for a weekend at 60%).
@@ -932,7 +997,7 @@ pub fn poisson_step(
             drop = max(drop, ahead);
             drop_prev = max(drop_prev, prev[j][0] - penalty[j]);
         }
-        let (low, high) = (lam_down * (1.0 - pre.band), lam_up * (1.0 + pre.band));
+        let (low, high) = (lam_down * (1.0 - pre.band) * (1.0 - pre.bend_down), lam_up * (1.0 + pre.band) * (1.0 + pre.bend_up));
         let crossed = max(drop, up) >= h;
         let block = poisson_block(&p, &tb.block[k * BLOCK..(k + 1) * BLOCK], xi, low, high, crossed, &pre, window_s);
         tb.block[k * BLOCK..(k + 1) * BLOCK].copy_from_slice(&block);

@@ -92,6 +92,35 @@ class NumpyPoisson(PoissonCusumBank):
                        / (se - se2 / se))
             return np.where(ok & (between > 0), m * m / between, np.inf)
 
+    def _half_hours(self, obs: np.ndarray, exp: np.ndarray, slots: np.ndarray, halves: tuple, k_hour: np.ndarray,
+                    f_hour: np.ndarray, phi: np.ndarray, seasoned: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The half-hour buckets' detail beyond noise, and how far the day may bend from their chord."""
+        k = 0.5 * k_hour
+        seen, f_half = _interpolated(obs, exp, slots, halves, k)
+        d = f_half - f_hour
+        shrunk = np.maximum(np.abs(d) - self.half_hour_z * f_half * np.sqrt(phi / (seen + k)), 0.0)
+        f = np.where(seasoned, np.where(d < 0, f_hour - shrunk, f_hour + shrunk), f_hour)
+        if self.bend <= 0:
+            return f, np.zeros_like(f), np.zeros_like(f)
+        b0, b1, w = halves
+
+        def factor(b: np.ndarray) -> np.ndarray:
+            return (obs[slots, b] + k) / (exp[slots, b] + k)
+
+        def var(b: np.ndarray) -> np.ndarray:
+            return factor(b) * factor(b) * phi / (obs[slots, b] + k)
+
+        def bent(b: np.ndarray, sign: float) -> np.ndarray:
+            a, c = (b + 47) % 48, (b + 1) % 48
+            second = sign * (factor(a) - 2.0 * factor(b) + factor(c))
+            return np.maximum(second - self.bend_z * np.sqrt(var(a) + 4.0 * var(b) + var(c)), 0.0)
+
+        g = self.bend * w * (1.0 - w) / np.maximum(f_half, 1e-9)
+        down, up = (np.where(seasoned, np.minimum(g * np.maximum(bent(b0, s), bent(b1, s)), MAX_BAND), 0.0)
+                    for s in (1.0, -1.0))
+        return f, down, up
+
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
@@ -118,10 +147,13 @@ class NumpyPoisson(PoissonCusumBank):
         def toward_spread(k: np.ndarray, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
             return np.where(drawn, k + sparse * (np.minimum(k, self._spread_prior(obs[slots], exp[slots], phi)) - k), k)
 
-        k_hour = toward_spread(k_visit, self._hour_obs, self._hour_exp)
+        hour_tables, half_tables = (self._hour_obs[:, :24], self._hour_exp[:, :24]), (self._hour_obs[:, 24:], self._hour_exp[:, 24:])
+        k_hour = toward_spread(k_visit, *hour_tables)
         k_day = toward_spread(np.maximum(self.prior_events, stored * 86_400.0),  # the week buckets: a day at the level
                               self._day_obs, self._day_exp)
-        hour_obs, f_hour = _interpolated(self._hour_obs, self._hour_exp, slots, hours, k_hour)
+        hour_obs, f_hour = _interpolated(*hour_tables, slots, hours, k_hour)
+        halves = _buckets(t_ms, 1_800_000.0, 48)
+        f_hour, bend_down, bend_up = self._half_hours(*half_tables, slots, halves, k_hour, f_hour, phi, seasoned)
         day_obs, f_day = _interpolated(self._day_obs, self._day_exp, slots, days, k_day)
         seasonal = np.where(seasoned, self.seasonal_z * np.sqrt(1.0 / (hour_obs + k_hour) + 1.0 / (day_obs + k_day)),
                             0.0)  # the factors' own uncertainty, once in use
@@ -169,11 +201,11 @@ class NumpyPoisson(PoissonCusumBank):
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
         wander_down = np.maximum(wander - np.maximum(1.0 - lam_down / lam, 0.0), 0.0)  # beyond the level's lag only
         wander_up = np.maximum(wander - np.maximum(lam_up / lam - 1.0, 0.0), 0.0)
-        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down), phi, warm, h_small,
+        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down) * (1.0 - bend_down), phi, warm, h_small,
                                  ~seasoned & (behind > STALE), t_ms, h, max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
-        lam_surge = lam_up * (1.0 + band) * (1.0 + wander_up)
+        lam_surge = lam_up * (1.0 + band) * (1.0 + wander_up) * (1.0 + bend_up)
         step_up = np.minimum((x * np.log(self.surge) - lam_surge * (self.surge - 1.0)) / phi, max_step)
         up = _clip(up_prev + step_up, 0.0, CAP * h) * warm_up
         up_going = up_prev > 0
@@ -207,8 +239,8 @@ class NumpyPoisson(PoissonCusumBank):
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
         base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
-        _learn_between(self._hour_obs, self._hour_exp, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0),
-                       x, base, f_day)
+        _learn_between(*hour_tables, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0), x, base, f_day)
+        _learn_between(*half_tables, slots, halves, learn, window_s / (self.hour_memory_days * 1800.0), x, base, f_day)
         week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
         # The week buckets: from day two, against the week's level; in the first week under a suspicion too, until
         # it crosses.
@@ -233,7 +265,8 @@ class NumpyPoisson(PoissonCusumBank):
         observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
         rising = (drop > (drops_prev[0] - penalty).max(axis=0)) | (up > up_prev)
         self._block[slots] = self._step_block(
-            block, x, lam_down * (1.0 - band), lam_up * (1.0 + band), tau, phi, warm, suspect,
+            block, x, lam_down * (1.0 - band) * (1.0 - bend_down), lam_up * (1.0 + band) * (1.0 + bend_up), tau, phi,
+            warm, suspect,
             np.maximum(drop, up) >= h, window_s)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
@@ -457,6 +490,9 @@ def test_every_bank_decides_and_learns_as_the_numpy_code_did(seed: int) -> None:
              "throughput, no level band": (PoissonCusumBank(level_z=0.0), NumpyPoisson(level_z=0.0)),
              "throughput, no block dispersion": (PoissonCusumBank(block_s=0.0), NumpyPoisson(block_s=0.0)),
              "throughput, the hour factors' prior a visit": (PoissonCusumBank(spread_z=0.0), NumpyPoisson(spread_z=0.0)),
+             "throughput, no half-hour detail": (PoissonCusumBank(half_hour_z=np.inf), NumpyPoisson(half_hour_z=np.inf)),
+             "throughput, no bend": (PoissonCusumBank(bend=0.0), NumpyPoisson(bend=0.0)),
+             "throughput, every bend": (PoissonCusumBank(bend_z=0.0), NumpyPoisson(bend_z=0.0)),  # these days bend gently
              "errors": (BernoulliCusumBank(), NumpyBernoulli()),
              "latency": (LatencyCusumBank(), NumpyLatency()), "latency_tail": (TailCusumBank(), NumpyTail())}
     alarms = dict.fromkeys(pairs, 0)

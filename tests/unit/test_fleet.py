@@ -365,6 +365,19 @@ def test_a_nightly_trough_at_a_quarter_of_the_peak_and_lighter_weekends_without_
     assert (week[: 4 * 144] == 1.0).all()  # Monday to Thursday untouched
 
 
+def test_a_business_day_ramps_at_opening_and_closing_with_the_sines_trough_and_mean() -> None:
+    spec = replace(REAL, business_ramp_h=2.0)
+    f = fleet.Fleet(spec, (), MONDAY)
+    hours = np.arange(0, 24, 0.25)
+    day = np.array([f._seasonal_rate(MONDAY + h * 3_600_000) / f._rate for h in hours])
+    assert day.mean(axis=0) == pytest.approx(1.0, abs=0.01)  # the sine's daily mean: the same requests a day
+    assert (day.min(axis=0) / day.max(axis=0)) == pytest.approx(0.25, abs=0.01)  # and its trough
+    local = np.mod(hours[:, None] + f._phase / (2 * math.pi) * 24, 24)  # each model's own clock
+    opened = day > day.min(axis=0)
+    assert (opened == ((local > 8) & (local < 19))).all()  # open from 08:00, closed from 17:00 + 2 h
+    assert np.diff(day, axis=0).max() < (day.max(axis=0) - day.min(axis=0)).max() / 4  # a ramp, not a step
+
+
 def test_canaries_and_shadows_mirror_production_with_close_healthy_predictions() -> None:
     events = decoded([r for c in chunks(REAL, duration_s=120) for r in c.inference])
     profiles = {p.model: p for p in fleet.profiles(REAL)}
