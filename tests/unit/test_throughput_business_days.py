@@ -72,19 +72,3 @@ def test_on_a_sine_day_a_thirty_percent_drop_is_found_about_as_often() -> None:
     hours_alone = _found_within_an_hour(PoissonCusumBank(min_windows=10, half_hour_z=np.inf, bend=0.0), seed=11)
     assert with_half_hours >= 0.95 * hours_alone, (with_half_hours, hours_alone)
 
-
-def test_a_snapshot_without_half_hours_restores_each_hour_over_its_two_halves() -> None:
-    # Before the half hours the hour tables had 24 columns: each hour's counts are spread evenly over its halves
-    # (half hours 2j and 2j + 1 are hour j's), so each half's factor is its hour's; left empty, a half hour's factor
-    # would be 1 against the hours' own and stand far beyond its noise from them.
-    rng = np.random.default_rng(3)
-    bank, slots = PoissonCusumBank(min_windows=10), np.arange(2)
-    bank.score_learn(slots, np.ones(2), np.full(2, START_MS), WINDOW_S, H)
-    obs, exp = rng.uniform(10, 100, (2, 24)), rng.uniform(10, 100, (2, 24))
-    restored = PoissonCusumBank(min_windows=10)
-    restored.set_rows(slots, {**bank.rows(slots), "_hour_obs": obs, "_hour_exp": exp})
-    tables = restored.rows(slots)
-    assert np.array_equal(tables["_hour_obs"][:, :24], obs) and np.array_equal(tables["_hour_exp"][:, :24], exp)
-    halves = tables["_hour_obs"][:, 24:] / tables["_hour_exp"][:, 24:]
-    assert np.allclose(halves, np.repeat(obs / exp, 2, axis=1))
-    assert np.allclose(tables["_hour_obs"][:, 24:].reshape(2, 24, 2).sum(axis=2), obs)

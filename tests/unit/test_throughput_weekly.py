@@ -1,11 +1,15 @@
 """The throughput null over weeks: the week's factors (``PoissonCusumBank``; docs/detection.md, "Weekends: the
 day-of-week factors interpolated between noons" and "Weekends at 30%: quarter days against the week's level").
 Synthetic Poisson windows of 60 s on ``load/fleet.py``'s day (a sine of amplitude 0.6) and week (weekends eased in
-and out over six hours of each model's time zone), seeded."""
+and out over six hours of each model's time zone), seeded; and snapshots of older bucket layouts (the week's days, the
+day's hours without their halves) restored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+import pytest
 
 from load.fleet import START_MS, weekly_factor
 from modelmedic.detectors import PoissonCusumBank
@@ -43,18 +47,26 @@ def test_a_second_weekend_is_not_a_drop() -> None:
     assert sparse.sum() <= 2, sparse.tolist()
 
 
-def test_a_snapshot_whose_week_buckets_were_days_restores_each_day_over_its_quarters() -> None:
+@pytest.mark.parametrize("name, old, new", [
     # Before quarter days the week's buckets were seven noon-centred days: a restored day's counts are spread evenly
-    # over its four quarters (quarter 4d + j of the epoch's week is day d's), so each quarter's factor is its day's.
+    # over its four quarters (quarter 4d + j of the epoch's week is day d's).
+    ("_day", 7, lambda t: np.repeat(t, 4, axis=1) / 4),
+    # Before half hours the hour tables had the 24 hours alone: each hour's counts are spread evenly over its two
+    # halves (half hours 2j and 2j + 1 are hour j's). Left empty, a half hour's factor would be 1 against the hours'
+    # own, far beyond its noise from them.
+    ("_hour", 24, lambda t: np.hstack([t, np.repeat(t, 2, axis=1) / 2])),
+])
+def test_a_snapshot_from_an_older_bucket_layout_restores_each_buckets_factor(
+        name: str, old: int, new: Callable[[np.ndarray], np.ndarray]) -> None:
     rng = np.random.default_rng(3)
     bank, slots = PoissonCusumBank(min_windows=10), np.arange(2)
     bank.score_learn(slots, np.ones(2), np.full(2, START_MS), WINDOW_S, H)
-    obs, exp = rng.uniform(10, 100, (2, 7)), rng.uniform(10, 100, (2, 7))
+    obs, exp = rng.uniform(10, 100, (2, old)), rng.uniform(10, 100, (2, old))
     restored = PoissonCusumBank(min_windows=10)
-    restored.set_rows(slots, {**bank.rows(slots), "_day_obs": obs, "_day_exp": exp})
-    quarters = restored.rows(slots)
-    assert np.allclose(quarters["_day_obs"].reshape(2, 7, 4).sum(axis=2), obs)
-    assert np.allclose(quarters["_day_obs"] / quarters["_day_exp"], np.repeat(obs / exp, 4, axis=1))
+    restored.set_rows(slots, {**bank.rows(slots), f"{name}_obs": obs, f"{name}_exp": exp})
+    tables = restored.rows(slots)
+    assert np.allclose(tables[f"{name}_obs"], new(obs)) and np.allclose(tables[f"{name}_exp"], new(exp))
+    assert np.allclose(tables[f"{name}_obs"] / tables[f"{name}_exp"], new(obs) / new(exp))  # each factor its old one
 
 
 def test_a_sparse_series_weekend_at_thirty_percent_is_a_drop_far_less_often() -> None:
