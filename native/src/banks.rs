@@ -590,22 +590,52 @@ fn half_hours(p: &Poisson, obs: &[f64], exp: &[f64], (pair, w): Between, k: f64,
     (f, reach(1.0), reach(-1.0))
 }
 
-fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
+/// A Poisson series' memory and suspicion before a window: all that `poisson_args` needs, without the seasonal
+/// factors (most of `poisson_before`'s cost).
+struct PoissonGate {
+    n: f64,
+    first: f64,
+    events: f64,
+    stored: f64,
+    phi: f64,
+    age: f64,
+    seasoned: bool,
+    tau: f64,
+    warm_up: bool,
+    warm: bool,
+    suspect: bool,
+    suspect_up: bool,
+}
+
+fn poisson_gate(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, h: f64) -> PoissonGate {
     let c = p.c;
     let row = &f[k * POISSON_COLUMNS..(k + 1) * POISSON_COLUMNS];
     let (n, first, events, stored) = (row[0], row[1], row[2], row[3]);
     let (phi, down_prev, up_prev) = (max(row[4], 1.0), row[5], row[6]);
-    let (hours, days) = (buckets(t_ms, 3_600_000.0, 24), buckets(t_ms, QUARTER_S * 1000.0, QUARTERS));
-    let halves = buckets(t_ms, 1_800_000.0, HALVES);
     let first = if n > 0.0 { first } else { t_ms };
     let age = t_ms - first;
     let seasoned = age >= 86_400_000.0;
+    let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
+    let warm_up = n >= c[3] && events >= c[2];
+    let warm = warm_up && (tau <= p.judged_tau_s() || seasoned);
+    let small = tb.small[k * 3];
+    let suspect_up = warm_up && up_prev > SUSPICION * h;
+    let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
+        || suspect_up;
+    PoissonGate { n, first, events, stored, phi, age, seasoned, tau, warm_up, warm, suspect, suspect_up }
+}
+
+fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f64, window_s: f64, h: f64) -> PoissonBefore {
+    let c = p.c;
+    let PoissonGate { n, first, events, stored, phi, age, seasoned, tau, warm_up, warm, suspect, suspect_up } =
+        poisson_gate(p, f, tb, k, t_ms, h);
+    let (hours, days) = (buckets(t_ms, 3_600_000.0, 24), buckets(t_ms, QUARTER_S * 1000.0, QUARTERS));
+    let halves = buckets(t_ms, 1_800_000.0, HALVES);
     // Each bucket's prior is worth one visit of it (an hour, a day) at the current level; an hour bucket's, over the
     // second day, goes down to `later_prior` visits: after one visit a prior of one left the factors half the day's
     // amplitude, and the level's lag the rest (the expected count 11% off at its 95th percentile on the second day).
     let later = min(max(age / 86_400_000.0 - 1.0, 0.0), 1.0);
     let k_visit = max(c[4], stored * 3600.0 * (1.0 - later * (1.0 - c[16])));
-    let tau = min(max(c[0], c[1] / max(stored, 1e-9)), 7.0 * 86_400.0);
     // Where the level's memory is too long to follow the day (from `tau_s`, in full at `judged_tau_s`), the prior is
     // as strong as the factors' spread allows: a prior of a visit leaves the level to make up half the day.
     let sparse = clip((tau - c[0]) / (p.judged_tau_s() - c[0]), 0.0, 1.0);
@@ -640,12 +670,6 @@ fn poisson_before(p: &Poisson, f: &[f64], tb: &PoissonTables, k: usize, t_ms: f6
     // first minute of batched requests read the rate going on as a drop.
     let filling = if events < c[1] { c[19] * (phi / max(events, 1.0)).sqrt() * (1.0 - events / c[1]) } else { 0.0 };
     let band = min(max(seasonal, filling), MAX_BAND);
-    let warm_up = n >= c[3] && events >= c[2];
-    let warm = warm_up && (tau <= p.judged_tau_s() || seasoned);
-    let small = tb.small[k * 3];
-    let suspect_up = warm_up && up_prev > SUSPICION * h;
-    let suspect = (warm && (down_prev > SUSPICION * (h + p.penalty[0]) || small > SUSPICION * p.h_small(h, seasoned)))
-        || suspect_up;
     // On the first day the factors are the day so far, and the hours a suspicion keeps them from learning stay at 1:
     // the season is held where it was at the suspicion's onset, and when it ends the level and its kin move to the
     // factors' units (the expected count goes on where it was). Without it the level, held in the onset's units,
@@ -796,7 +820,7 @@ pub fn poisson_args(
     let tb = poisson_tables(&tables, rows_n)?;
     let ks = rows(slots, rows_n)?;
     for (i, &k) in ks.iter().enumerate() {
-        let pre = poisson_before(&p, fs, &tb, k, t_ms[i], window_s, h);
+        let pre = poisson_gate(&p, fs, &tb, k, t_ms[i], h);
         let (s0, s1) = (tb.slow[k * 2], tb.slow[k * 2 + 1]);
         out[i] = if s1 > 0.0 { s0 / s1 } else { 1.0 };
         out[n + i] = 1.0 + tb.behind[k];
