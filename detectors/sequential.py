@@ -393,9 +393,9 @@ class PoissonCusumBank(_Bank):
     **Once seasoned, the day's half hours draw what its hours cannot: a business day's ramps.** Beside the 24 hour
     buckets the hour tables hold the day's 48 half-hour buckets (72 columns), learned alike (each window in its share
     of the two it lies between). Hour buckets alone, linear between their centres, draw a ramp of one or two hours
-    over three: on a business day (``load/fleet.py``'s ``business_ramp_h``: nights at 10% of the day, ramps of two hours
-    at 08:00 and 17:00 local) the expected count stood up to 1.7x above the evening's traffic, and 250 of 400 healthy
-    series at 0.05-5 req/s raised a drop on their fourth day. So the hour factor moves towards the half hours' (their
+    over three (with ramps of an hour, the evening's expected count stood up to 1.7x above the traffic): on a business
+    day (``load/fleet.py``'s ``business_ramp_h``: nights at 10% of the day, ramps of two hours at 08:00 and 17:00
+    local) 250 of 400 healthy series at 0.05-5 req/s raised a drop on their fourth day. So the hour factor moves towards the half hours' (their
     prior half the hours') as far as they stand more than ``half_hour_z`` standard errors (Poisson noise of dispersion
     ``phi``) from it; and where the half hours bend up (down) the drops' expected count is lowered (the surge's
     raised) by ``bend w (1 - w)`` times the larger second difference of the two centres, less ``bend_z`` of its
