@@ -564,9 +564,9 @@ fn spread_prior(obs: &[f64], exp: &[f64], phi: f64, z: f64) -> f64 {
 /// where the day turns at a corner between the centres (the end of a ramp), which `bend` 2 covers. Returns the hour
 /// factor and the two reaches (shares of the rate).
 ///
-/// Hour buckets alone, linear between their centres, cannot draw a ramp of an hour or two: 400 healthy series at
-/// 0.05-5 req/s whose days ramp from 10% to their peak over two hours raised a false drop at the evening ramp on 255
-/// of them on their fourth day (docs/detection.md, "Business days").
+/// Hour buckets alone, linear between their centres, cannot draw a ramp of an hour or two: of 400 healthy series at
+/// 0.05-5 req/s whose days ramp from 10% to their peak over two hours, 250 raised a false drop on their fourth day, 28
+/// with the half hours (tests/unit/test_throughput_business_days.py; docs/detection.md, "Business days").
 fn half_hours(p: &Poisson, obs: &[f64], exp: &[f64], (pair, w): Between, k: f64, f_hour: f64, phi: f64) -> (f64, f64, f64) {
     let k = 0.5 * k;
     let (seen, f_half) = interpolated(obs, exp, (pair, w), k);
