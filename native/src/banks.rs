@@ -576,17 +576,20 @@ fn half_hours(p: &Poisson, obs: &[f64], exp: &[f64], (pair, w): Between, k: f64,
     if p.bend() <= 0.0 {
         return (f, 0.0, 0.0);
     }
-    let factor = |i: usize| (obs[i] + k) / (exp[i] + k);
-    let var = |i: usize| factor(i) * factor(i) * phi / (obs[i] + k);
-    // The second difference around `b` beyond `bend_z` of its standard errors, bending up (`sign` 1) or down (-1).
-    let bent = |b: usize, sign: f64| {
-        let (a, c) = ((b + HALVES - 1) % HALVES, (b + 1) % HALVES);
-        let second = sign * (factor(a) - 2.0 * factor(b) + factor(c));
-        max(second - p.bend_z() * (var(a) + 4.0 * var(b) + var(c)).sqrt(), 0.0)
-    };
+    // The four half hours around the two centres, each factor and its variance once.
     let [b0, b1] = pair;
+    let around = [(b0 + HALVES - 1) % HALVES, b0, b1, (b1 + 1) % HALVES];
+    let factor = around.map(|i| (obs[i] + k) / (exp[i] + k));
+    let var: [f64; 4] = std::array::from_fn(|j| factor[j] * factor[j] * phi / (obs[around[j]] + k));
+    // Each centre's second difference and its standard error.
+    let second = [1, 2].map(|j| factor[j - 1] - 2.0 * factor[j] + factor[j + 1]);
+    let se = [1, 2].map(|j| (var[j - 1] + 4.0 * var[j] + var[j + 1]).sqrt());
+    // The bend beyond `bend_z` of its standard errors, up (`sign` 1) or down (-1), at the centre bending most.
     let g = p.bend() * w * (1.0 - w) / max(f_half, 1e-9);
-    let reach = |sign: f64| min(g * max(bent(b0, sign), bent(b1, sign)), MAX_BAND);
+    let reach = |sign: f64| {
+        let [up0, up1] = [0, 1].map(|j| max(sign * second[j] - p.bend_z() * se[j], 0.0));
+        min(g * max(up0, up1), MAX_BAND)
+    };
     (f, reach(1.0), reach(-1.0))
 }
 

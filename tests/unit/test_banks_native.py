@@ -104,22 +104,18 @@ class NumpyPoisson(PoissonCusumBank):
         if self.bend <= 0:
             return f, np.zeros_like(f), np.zeros_like(f)
         b0, b1, w = halves
-
-        def factor(b: np.ndarray) -> np.ndarray:
-            return (obs[slots, b] + k) / (exp[slots, b] + k)
-
-        def var(b: np.ndarray) -> np.ndarray:
-            return factor(b) * factor(b) * phi / (obs[slots, b] + k)
-
-        def bent(b: np.ndarray, sign: float) -> np.ndarray:
-            a, c = (b + 47) % 48, (b + 1) % 48
-            second = sign * (factor(a) - 2.0 * factor(b) + factor(c))
-            return np.maximum(second - self.bend_z * np.sqrt(var(a) + 4.0 * var(b) + var(c)), 0.0)
-
+        around = [(b0 + 47) % 48, b0, b1, (b1 + 1) % 48]
+        factor = [(obs[slots, b] + k) / (exp[slots, b] + k) for b in around]
+        var = [fb * fb * phi / (obs[slots, b] + k) for fb, b in zip(factor, around)]
+        second = [factor[j - 1] - 2.0 * factor[j] + factor[j + 1] for j in (1, 2)]
+        se = [np.sqrt(var[j - 1] + 4.0 * var[j] + var[j + 1]) for j in (1, 2)]
         g = self.bend * w * (1.0 - w) / np.maximum(f_half, 1e-9)
-        down, up = (np.where(seasoned, np.minimum(g * np.maximum(bent(b0, s), bent(b1, s)), MAX_BAND), 0.0)
-                    for s in (1.0, -1.0))
-        return f, down, up
+
+        def reach(sign: float) -> np.ndarray:
+            up0, up1 = (np.maximum(sign * d - self.bend_z * e, 0.0) for d, e in zip(second, se))
+            return np.where(seasoned, np.minimum(g * np.maximum(up0, up1), MAX_BAND), 0.0)
+
+        return f, reach(1.0), reach(-1.0)
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:
@@ -147,7 +143,8 @@ class NumpyPoisson(PoissonCusumBank):
         def toward_spread(k: np.ndarray, obs: np.ndarray, exp: np.ndarray) -> np.ndarray:
             return np.where(drawn, k + sparse * (np.minimum(k, self._spread_prior(obs[slots], exp[slots], phi)) - k), k)
 
-        hour_tables, half_tables = (self._hour_obs[:, :24], self._hour_exp[:, :24]), (self._hour_obs[:, 24:], self._hour_exp[:, 24:])
+        hour_tables = self._hour_obs[:, :24], self._hour_exp[:, :24]  # then the day's 48 half hours
+        half_tables = self._hour_obs[:, 24:], self._hour_exp[:, 24:]
         k_hour = toward_spread(k_visit, *hour_tables)
         k_day = toward_spread(np.maximum(self.prior_events, stored * 86_400.0),  # the week buckets: a day at the level
                               self._day_obs, self._day_exp)
@@ -201,8 +198,8 @@ class NumpyPoisson(PoissonCusumBank):
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
         wander_down = np.maximum(wander - np.maximum(1.0 - lam_down / lam, 0.0), 0.0)  # beyond the level's lag only
         wander_up = np.maximum(wander - np.maximum(lam_up / lam - 1.0, 0.0), 0.0)
-        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down) * (1.0 - bend_down), phi, warm, h_small,
-                                 ~seasoned & (behind > STALE), t_ms, h, max_step)
+        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down) * (1.0 - bend_down), phi,
+                                 warm, h_small, ~seasoned & (behind > STALE), t_ms, h, max_step)
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
         lam_surge = lam_up * (1.0 + band) * (1.0 + wander_up) * (1.0 + bend_up)
