@@ -518,11 +518,12 @@ class PoissonCusumBank(_Bank):
         quarter days): each day's counts are spread evenly over its four quarters, so its factor is kept; and from
         one whose hour tables had no half hours (24 columns): each hour's counts are spread evenly over its two
         halves (empty half hours would read a factor of 1 against the hours' own)."""
-        days = {name: np.repeat(table, 4, axis=1) / 4 for name in ("_day_obs", "_day_exp")
-                if isinstance(table := values.get(name), np.ndarray) and table.ndim == 2 and table.shape[1] == 7}
-        hours = {name: np.hstack([table, np.repeat(table, 2, axis=1) / 2]) for name in ("_hour_obs", "_hour_exp")
-                 if isinstance(table := values.get(name), np.ndarray) and table.ndim == 2 and table.shape[1] == 24}
-        super().set_rows(slots, {**values, **days, **hours})
+        older = {"_day": (7, lambda t: np.repeat(t, 4, axis=1) / 4),
+                 "_hour": (24, lambda t: np.hstack([t, np.repeat(t, 2, axis=1) / 2]))}
+        now = {f"{cycle}{part}": widen(table) for cycle, (width, widen) in older.items() for part in ("_obs", "_exp")
+               if isinstance(table := values.get(f"{cycle}{part}"), np.ndarray) and table.ndim == 2
+               and table.shape[1] == width}
+        super().set_rows(slots, {**values, **now})
 
     def score_learn(self, slots: np.ndarray, x: np.ndarray, t_ms: np.ndarray, window_s: float, h: float,
                     max_step: float = np.inf) -> Evidence:
