@@ -50,8 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from load.fleet import (  # noqa: E402
-    FLAP_HALF_PERIOD_S, START_MS, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, profiles, realistic,
-    rough, stream, weekly_factor,
+    FLAP_HALF_PERIOD_S, START_MS, TAIL_FRACTION, FleetSpec, Incident, ModelProfile, profiles, realistic, rough, stream,
 )
 from modelmedic.config import Settings, load_settings  # noqa: E402
 from modelmedic.detectors.sequential import threshold_for  # noqa: E402
@@ -250,8 +249,7 @@ def information_bound_s(kind: Kind, profile: ModelProfile, spec: FleetSpec, star
     """
     elapsed = np.arange(horizon_s)
     t_ms = start_ms + 1000 * elapsed
-    rate = (profile.rate * spec.daily(profile.phase, t_ms)
-            * weekly_factor(spec.weekend, profile.phase, t_ms))
+    rate = spec.seasonal_rate(profile.rate, profile.phase, t_ms)
     evidence = np.cumsum(rate * information_per_request(kind, profile, spec.latency_sigma, elapsed, spec.clump))
     reached = np.flatnonzero(evidence >= h)
     return float(reached[0] + 1) if reached.size else math.inf

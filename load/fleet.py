@@ -260,6 +260,12 @@ class FleetSpec:
         """The rate multiplier of the time of day for models of ``phase`` (:func:`daily_factor` of this fleet's day)."""
         return daily_factor(self.seasonality, phase, t_ms, self.daily_harmonic, self.business_ramp_h)
 
+    def seasonal_rate(self, rate: np.ndarray | float, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
+        """``rate`` (req/s, before seasonality) at ``t_ms`` for models of ``phase``: times this fleet's day, then its
+        week."""
+        rate = rate * self.daily(phase, t_ms)
+        return rate if self.weekend == 1.0 else rate * weekly_factor(self.weekend, phase, t_ms)
+
     def expected_requests(self, duration_s: float) -> float:
         """About how many production requests ``duration_s`` of this fleet holds (before
         seasonality): decide a fleet's shape before paying for it."""
@@ -592,10 +598,7 @@ class Fleet:
         return replicas, np.array([self._version_index(m, self.version(p.model)) for m, p in enumerate(self.profiles)])
 
     def _seasonal_rate(self, t_ms: float) -> np.ndarray:
-        rate = self._rate * self.spec.daily(self._phase, t_ms)
-        if self.spec.weekend != 1.0:
-            rate = rate * self.weekly_factor(t_ms)
-        return rate
+        return self.spec.seasonal_rate(self._rate, self._phase, t_ms)
 
     def weekly_factor(self, t_ms: float) -> np.ndarray:
         """Per model, the rate multiplier of the day of the week at ``t_ms`` (:func:`weekly_factor`)."""

@@ -23,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from load.detection_harness import add_shape_arguments, information_bound_s, scenarios, shape_from  # noqa: E402
-from load.fleet import profiles, weekly_factor  # noqa: E402
+from load.fleet import profiles  # noqa: E402
 from modelmedic.detectors import PoissonCusumBank  # noqa: E402
 from modelmedic.detectors.sequential import threshold_for  # noqa: E402
 
@@ -49,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     delay = np.full(args.runs, np.nan)
     for s in range(int(end_s) + GRACE_S):
         t_ms = fleet.start_ms + s * 1000
-        rate = (profile.rate * fleet.spec.daily(profile.phase, t_ms)
-                * weekly_factor(fleet.spec.weekend, profile.phase, t_ms)
+        rate = (fleet.spec.seasonal_rate(profile.rate, profile.phase, t_ms)
                 * (truth.kind.magnitude if start_s <= s < end_s else 1.0))
         ev = bank.score_learn(slots, rng.poisson(rate, args.runs).astype(float), np.full(args.runs, t_ms), 1.0, h,
                               h / 2)
