@@ -466,7 +466,7 @@ class PoissonCusumBank(_Bank):
     _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
     _TABLES = {"_hour_obs": (72,), "_hour_exp": (72,), "_day_obs": (28,), "_day_exp": (28,), "_slow": (2,),
                "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (9,),
-               "_season_level": (3,)}
+               "_season_level": (4,)}
     """``_slow``: the level smoothed twice and three times with its own weights (0: none yet, as in snapshots
     from before them); ``_behind``: how much further than one memory the level lags (in memories);
     ``_small``, ``_deep``: the small- and the deep-drop CUSUM, each with its onset and the requests since
@@ -474,12 +474,14 @@ class PoissonCusumBank(_Bank):
     from before it); ``_block``: the current block's windows, count and the null's two ends summed, the blocks learned
     and ``v``, the rate's relative variance over a block, then its shadow: ``v`` and the blocks learned as they would
     be if the current suspicion is the traffic's own wander, and the shadow's state (0: no suspicion; 1: one is on;
-    2: and the series crossed its threshold in it) (0: none yet, as in snapshots from before it or its shadow);
+    2: and the series crossed its threshold in it; 3: and the halving's or the deep drop chart crossed) (0: none yet,
+    as in snapshots from before it or its shadow);
     ``_hour_obs``, ``_hour_exp``: the day's 24 hour buckets, then its 48 half-hour buckets (a snapshot with the 24 alone
     restores each hour over its two halves, :meth:`set_rows`);
     ``_season_level``: what the hour buckets learn against (0: the level, as in snapshots from before it), the
-    season held through a first-day suspicion (0: none), and what the week buckets learn against (0: the season's
-    level, as in snapshots from before it)."""
+    season held through a first-day suspicion (0: none), what the week buckets learn against (0: the season's
+    level, as in snapshots from before it), and the windows since the level restarted after a first-day drop (0: not
+    restarting, as in snapshots from before it)."""
     _ACCUMULATORS = ("down", "up", "down_x", "up_x")
 
     def __init__(self, drop: float = 0.5, surge: float = 2.0, tau_s: float = 1800.0, tau_events: float = 300.0,
@@ -549,9 +551,12 @@ class PoissonCusumBank(_Bank):
         suspicion, until it has caught up), ``behind``, the seasonal buckets (the two hour buckets around the
         window in their shares against the season's level, the two week buckets against the week's) and the
         season's and the week's levels (none under suspicion, but the week buckets in the series' first week until
-        the suspicion crosses its threshold) learn. The judge sees the drop chart furthest along
-        less its share of the budget, or the surge's when it is higher. numpy takes the powers and the learning
-        rates' ``expm1``, so the values are its own."""
+        the suspicion crosses its threshold) learn. On a series' first day, once a drop that crossed the halving's or
+        the deep chart's threshold ends (its suspicion over, or a surge's taking over), the level and its kin restart:
+        the charts go to 0, the events are counted anew, and the level is the running mean of the windows since
+        (``_season_level``'s last column counts them) until its share falls under its own rate. The judge sees the
+        drop chart furthest along less its share of the budget, or the surge's when it is higher. numpy takes the
+        powers and the learning rates' ``expm1``, so the values are its own."""
         slots = self._prepare(slots)
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         n = slots.size

@@ -351,8 +351,9 @@ const HOUR_TABLE: usize = 72;
 const HALVES: usize = 48;
 /// A week: until a series is this old, each week bucket is in its first visit.
 const WEEK_MS: f64 = 604_800_000.0;
-/// `_season_level`'s columns: the season's level, the season held through a first-day suspicion, the week's level.
-const SEASON_LEVELS: usize = 3;
+/// `_season_level`'s columns: the season's level, the season held through a first-day suspicion, the week's level,
+/// and the windows since the level restarted after a first-day drop (0: it is not restarting; see `poisson_step`).
+const SEASON_LEVELS: usize = 4;
 const DROPS: usize = 3;
 /// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
 const POISSON_COLUMNS: usize = 11;
@@ -707,14 +708,17 @@ fn poisson_wander(p: &Poisson, v: f64, pre: &PoissonBefore, window_s: f64) -> f6
 /// `_block`'s width: the block's windows, count, and the null's lower and upper expected counts so far, the blocks
 /// learned, and the rate's relative variance over a block beyond the windows' dispersion (`v`); then the shadow (see
 /// `poisson_block`): `v` and the blocks learned as they would be if the current suspicion is the traffic's own, and
-/// the shadow's state (0: no suspicion; 1: one is on; 2: and the series crossed its threshold in it). One table, not
+/// the shadow's state (0: no suspicion; 1: one is on; 2: and the series crossed its threshold in it; 3: and a drop
+/// chart designed for a halving or more crossed, which the level restarts after on a first day). One table, not
 /// two: a thirteenth table cost 16% of `score_learn` (10,000 series), the three columns here 1-4%.
 const BLOCK: usize = 9;
 /// The shadow's state: `_block`'s last column.
 const SHADOW: usize = 8;
-/// The shadow's states: a suspicion is on; it is on and the series crossed its threshold in it (0: none).
+/// The shadow's states: a suspicion is on; it is on and the series crossed its threshold in it; and the halving's or
+/// the deep drop chart crossed (0: none). A later crossing never lowers the state.
 const SHADOW_ON: f64 = 1.0;
 const SHADOW_CROSSED: f64 = 2.0;
+const SHADOW_DROPPED: f64 = 3.0;
 /// The most one block teaches `v`: a block half its expected count away.
 const BLOCK_TERM_MAX: f64 = 0.25;
 
@@ -726,12 +730,13 @@ const BLOCK_TERM_MAX: f64 = 0.25;
 /// weighted at least `1 / (blocks + 1)`) and a new block starts; nothing is learned while cold.
 ///
 /// Under a suspicion the blocks are learned into the shadow's `v` (which starts from `v` at its onset), and when it
-/// ends the shadow becomes `v` unless the series crossed its threshold (`crossed`) in it: an incident is not the
-/// traffic's wander, but a dip that raised suspicion and went away is. Learning no block under suspicion left `v`
-/// the calm stretches' alone, and a half-hour walk of sd 0.1 raised 79 false drop episodes at 10 req/s in
-/// `load/throughput_null.py --jitter 0 --walk 0.1` (6 with the shadow). The shadow's state is kept without blocks
-/// too (`block_s` 0): the week buckets read whether a suspicion has crossed.
-fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, crossed: bool, pre: &PoissonBefore,
+/// ends the shadow becomes `v` unless the series crossed its threshold in it (`crossing`: the state a crossing in this
+/// window leads to, 0 for none): an incident is not the traffic's wander, but a dip that raised suspicion and went
+/// away is. Learning no block under suspicion left `v` the calm stretches' alone, and a half-hour walk of sd 0.1
+/// raised 79 false drop episodes at 10 req/s in `load/throughput_null.py --jitter 0 --walk 0.1` (6 with the shadow).
+/// The shadow's state is kept without blocks too (`block_s` 0): the week buckets read whether a suspicion has
+/// crossed, and `poisson_step` whether a drop it restarts the level after has.
+fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, crossing: f64, pre: &PoissonBefore,
                  window_s: f64) -> [f64; BLOCK] {
     let (block_s, block_events) = (p.c[12], p.c[13]);
     let mut o = [0.0; BLOCK];
@@ -744,9 +749,7 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
         if o[SHADOW] == 0.0 {
             (o[6], o[7], o[SHADOW]) = (o[5], o[4], SHADOW_ON);
         }
-        if crossed {
-            o[SHADOW] = SHADOW_CROSSED;
-        }
+        o[SHADOW] = max(o[SHADOW], crossing);
     } else if o[SHADOW] > 0.0 {
         if o[SHADOW] == SHADOW_ON {
             (o[5], o[4]) = (o[6], o[7]);
@@ -878,6 +881,13 @@ pub fn poisson_step(
         // (cusum, onset, requests since) of the halving's, the small and the deep drop chart.
         let prev = [[row[5], row[7], row[9]], [tb.small[k * 3], tb.small[k * 3 + 1], tb.small[k * 3 + 2]],
                     [tb.deep[k * 3], tb.deep[k * 3 + 1], tb.deep[k * 3 + 2]]];
+        // The return from a first-day drop: once a drop that crossed a halving's or the deep chart's threshold ends
+        // (its suspicion over, or a surge's taking over from it), the level restarts. Held where it stood at the
+        // drop's onset, it missed the day's own move over the drop, which no factor tells on a first day: an hour's
+        // -90% drop on a rising morning read as a x2 surge when the traffic came back, and at 0.05-0.3 req/s one in
+        // four drops ended in a false surge (docs/detection.md, "The return from a first-day drop").
+        let restart = !pre.seasoned && tb.block[k * BLOCK + SHADOW] == SHADOW_DROPPED
+            && (!pre.suspect || (pre.suspect_up && prev[0][0] <= SUSPICION * (h + p.penalty[0])));
         let fast_prev = tb.fast[k] * pre.rescale;
         let fast = if fast_prev > 0.0 { fast_prev } else { pre.level };
         let quick = if tb.quick[k] > 0.0 { tb.quick[k] * pre.rescale } else { pre.level };
@@ -922,26 +932,40 @@ pub fn poisson_step(
         for j in [0, 2] {
             s[j] = min(s[j], CAP * (h + p.penalty[j])) * one(pre.warm);
         }
+        if restart {
+            s = [0.0; DROPS];
+        }
         let mut drops = [[0.0f64; 3]; DROPS];
         for j in 0..DROPS {
             let going = prev[j][0] > 0.0;
             drops[j] = [s[j], if going { prev[j][1] } else { ti }, prev[j][2] * one(going) + xi];
         }
         let step_up = min((xi * c[8] - lam_up * (1.0 + pre.band) * (1.0 + wander_up) * (1.0 + pre.bend_up) * (surge - 1.0)) / pre.phi, max_step);
-        let up = clip(up_prev + step_up, 0.0, CAP * h) * one(pre.warm_up);
+        let up = clip(up_prev + step_up, 0.0, CAP * h) * one(pre.warm_up && !restart);
         let up_going = up_prev > 0.0;
         let up_since = if up_going { up_since_prev } else { ti };
         let up_x = up_x_prev * one(up_going) + xi;
 
         // Learn: the level, the hour's rate, the overdispersion, the smoothings, the seasonal buckets.
         // Row `row` of `poisson_args`'s learning rates; at least the running mean's share, but not under suspicion.
+        // A restarting level and its kin (rows 0-2) are the running mean of the windows since the restart, until its
+        // share falls under their own rate; the restart's window is their first.
+        let levels = &mut tb.season_level[k * SEASON_LEVELS..(k + 1) * SEASON_LEVELS];
         let share = 1.0 / (pre.n + 1.0);
-        let rate = |row: usize| if pre.suspect { -expm1[row * n + i] } else { max(-expm1[row * n + i], share) };
+        let since_restart = if restart { 0.0 } else { levels[3] };
+        let share_level = max(share, if restart || since_restart > 0.0 { 1.0 / (since_restart + 1.0) } else { 0.0 });
+        let rate = |row: usize| {
+            if pre.suspect && !restart {
+                -expm1[row * n + i]
+            } else {
+                max(-expm1[row * n + i], if row < 3 { share_level } else { share })
+            }
+        };
         let (a, a_fast, a_quick, a_phi) = (rate(0), rate(1), rate(2), rate(3));
         // Under a surge's suspicion the level and the quick level learn the count only up to the surge's ceiling
         // (for the first SURGE_CLIPPED memories of it): learning the surge itself, even ten times slower, left a
         // level 1.2-1.6x above the rate when an hour's x3 surge ended, and the model's own rate read as a drop.
-        let x_level = if pre.suspect_up && tb.behind[k] < SURGE_CLIPPED { min(xi, lam_up) } else { xi };
+        let x_level = if pre.suspect_up && tb.behind[k] < SURGE_CLIPPED && !restart { min(xi, lam_up) } else { xi };
         let new_level = pre.level + a * (x_level / (pre.season * window_s) - pre.level);
         tb.fast[k] = fast + a_fast * (xi / (pre.season * window_s) - fast);
         tb.quick[k] = quick + a_quick * (x_level / (pre.season * window_s) - quick);
@@ -955,28 +979,32 @@ pub fn poisson_step(
         // From the warm-up, when the surge CUSUM starts: a series too sparse for its drops to be judged on the first
         // day kept `phi` at 1 there, and its batched requests raised false surges (30 of 200 at 0.01-0.1 req/s).
         let frozen = pre.suspect && !pre.suspect_up;
-        let new_phi = if !pre.warm_up { 1.0 } else if frozen { pre.phi } else { pre.phi + a_phi * (pearson - pre.phi) };
+        // Kept, not learned, while warming up (1 for a new series) and through a restart: the traffic's dispersion
+        // is the same after a drop.
+        let new_phi = if !pre.warm_up || frozen || restart { pre.phi } else { pre.phi + a_phi * (pearson - pre.phi) };
         // Under a suspicion and until the level has caught up after it (`behind` under CAUGHT_UP) the smoothings
         // move with the level, keeping the trend from before the suspicion: learning the catch-up read it as a rise
         // (1.36x a memory after a lasting x3 rise's surge episode), and a drop's reference raised by it went to 3x.
         let held = pre.suspect || tb.behind[k] >= CAUGHT_UP;
         let (slow0, slow1) = (tb.slow[k * 2] * pre.rescale, tb.slow[k * 2 + 1] * pre.rescale);
         let moved = if pre.level > 0.0 { new_level / pre.level } else { 1.0 };
-        let twice = if slow0 <= 0.0 { new_level } else if held { slow0 * moved } else { slow0 + a * (new_level - slow0) };
-        let thrice = if slow1 <= 0.0 { twice } else if held { slow1 * moved } else { slow1 + a * (twice - slow1) };
+        let twice = if slow0 <= 0.0 || restart { new_level } else if held { slow0 * moved } else { slow0 + a * (new_level - slow0) };
+        let thrice = if slow1 <= 0.0 || restart { twice } else if held { slow1 * moved } else { slow1 + a * (twice - slow1) };
         tb.slow[k * 2] = twice;
         tb.slow[k * 2 + 1] = thrice;
         let behind = tb.behind[k];
-        tb.behind[k] = behind + a * ((SLOWDOWN - 1.0) * one(pre.suspect) - behind);
+        tb.behind[k] = (behind + a * ((SLOWDOWN - 1.0) * one(pre.suspect) - behind)) * one(!restart);
         tb.small[k * 3..k * 3 + 3].copy_from_slice(&drops[1]);
         tb.deep[k * 3..k * 3 + 3].copy_from_slice(&drops[2]);
-        row.copy_from_slice(&[pre.n + 1.0, pre.first, pre.events + xi, new_level, new_phi, drops[0][0], up, drops[0][1],
+        // A restart counts the events anew: the charts wait for `min_events` of them, and the null is as wide as the
+        // new level's own error while its memory fills (`level_z`).
+        let events = if restart { xi } else { pre.events + xi };
+        row.copy_from_slice(&[pre.n + 1.0, pre.first, events, new_level, new_phi, drops[0][0], up, drops[0][1],
                               up_since, drops[0][2], up_x]);
         let learn = one(pre.n >= c[3] && !pre.suspect);
         // The buckets learn against the season's level (a day's memory), not the level: an hour's memory follows
         // the day, so buckets learning against it learned only its lag (a 4x day's hour factors at 0.74-1.29, their
         // peak hours off, after five days at 100 req/s).
-        let levels = &mut tb.season_level[k * SEASON_LEVELS..(k + 1) * SEASON_LEVELS];
         let season_level = if levels[0] > 0.0 { levels[0] } else { pre.level };
         let base = season_level * window_s * learn;
         // Each of the two hour buckets learns the window in its share, and forgets in the same share; the half hours
@@ -1000,7 +1028,7 @@ pub fn poisson_step(
         // drop is paged as one and not learned: a real drop goes on as before (the same found within their
         // deadlines: docs/detection.md, "A first weekend's suspicion").
         let week_level = if levels[2] > 0.0 { levels[2] } else { season_level };
-        let open = pre.first_week && tb.block[k * BLOCK + SHADOW] != SHADOW_CROSSED;
+        let open = pre.first_week && tb.block[k * BLOCK + SHADOW] < SHADOW_CROSSED;
         let learn_week = one(pre.seasoned && pre.n >= c[3] && (!pre.suspect || open));
         learn_between(&mut tb.day_obs[days.clone()], &mut tb.day_exp[days], pre.days, learn_week,
                       window_s / (c[6] * QUARTER_S), xi, (week_level * window_s * learn_week, pre.f_hour));
@@ -1008,7 +1036,8 @@ pub fn poisson_step(
         let a_week = max(window_s / (p.week_memory_s() + window_s), share) * learn;
         levels.copy_from_slice(&[season_level + a_season * (xi / (pre.season * window_s) - season_level),
                                  if pre.season_held { pre.season } else { 0.0 },
-                                 week_level + a_week * (xi / (pre.f_hour * window_s) - week_level)]);
+                                 week_level + a_week * (xi / (pre.f_hour * window_s) - week_level),
+                                 if restart || (since_restart > 0.0 && share_level > -expm1[i]) { since_restart + 1.0 } else { 0.0 }]);
 
         // One drop statistic for the judge: the chart furthest along, less its share of the budget.
         let mut penalty = [p.penalty[0], p.penalty[1], p.penalty[2]];
@@ -1025,8 +1054,9 @@ pub fn poisson_step(
             drop_prev = max(drop_prev, prev[j][0] - penalty[j]);
         }
         let (low, high) = (lam_down * (1.0 - pre.band) * (1.0 - pre.bend_down), lam_up * (1.0 + pre.band) * (1.0 + pre.bend_up));
-        let crossed = max(drop, up) >= h;
-        let block = poisson_block(&p, &tb.block[k * BLOCK..(k + 1) * BLOCK], xi, low, high, crossed, &pre, window_s);
+        let halved = drops[0][0] - penalty[0] >= h || drops[2][0] - penalty[2] >= h;
+        let crossing = if halved { SHADOW_DROPPED } else if max(drop, up) >= h { SHADOW_CROSSED } else { 0.0 };
+        let block = poisson_block(&p, &tb.block[k * BLOCK..(k + 1) * BLOCK], xi, low, high, crossing, &pre, window_s);
         tb.block[k * BLOCK..(k + 1) * BLOCK].copy_from_slice(&block);
         let is_surge = up > drop;
         let since = if is_surge { up_since } else { drops[lead][1] };

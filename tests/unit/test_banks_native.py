@@ -22,8 +22,9 @@ from modelmedic.detectors.sequential import (CAP, CAUGHT_UP, MAX_BAND, PEARSON_K
 
 _BIAS, _GAP, _LAW_MAX = sequential._BIAS, sequential._GAP, sequential._LAW_MAX
 _clip = np.clip
-SHADOW_CROSSED = 2.0
-"""``native/src/banks.rs``: the wander shadow's state (``_block``'s last column) once the series crossed its threshold."""
+SHADOW_CROSSED, SHADOW_DROPPED = 2.0, 3.0
+"""``native/src/banks.rs``: the wander shadow's state (``_block``'s last column) once the series crossed its threshold,
+and once its halving's or deep drop chart did."""
 
 
 def _rate(share: np.ndarray, elapsed_s: np.ndarray | float, tau_s: np.ndarray | float, suspect: np.ndarray) -> np.ndarray:
@@ -169,6 +170,8 @@ class NumpyPoisson(PoissonCusumBank):
         h_small = h_drops[1] * np.where(seasoned, 1.0, self.small_first_day)
         suspect_up = warm_up & (up_prev > SUSPICION * h)
         suspect = (warm & ((down_prev > SUSPICION * h_drops[0]) | (small[0] > SUSPICION * h_small))) | suspect_up
+        # the return from a first-day drop that crossed a halving's or the deep chart's threshold: the level restarts
+        restart = ~seasoned & (block[:, 8] == SHADOW_DROPPED) & (~suspect | (suspect_up & (down_prev <= SUSPICION * h_drops[0])))
         hold, holding = self._season_level[slots, 1], ~seasoned & suspect  # a first-day suspicion holds the season
         factors = f_hour * f_day
         season = np.where(holding & (hold > 0), hold, factors)
@@ -200,38 +203,42 @@ class NumpyPoisson(PoissonCusumBank):
         wander_up = np.maximum(wander - np.maximum(lam_up / lam - 1.0, 0.0), 0.0)
         drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down) * (1.0 - bend_down), phi,
                                  warm, h_small, ~seasoned & (behind > STALE), t_ms, h, max_step)
+        drops[0] = np.where(restart, 0.0, drops[0])
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
         lam_surge = lam_up * (1.0 + band) * (1.0 + wander_up) * (1.0 + bend_up)
         step_up = np.minimum((x * np.log(self.surge) - lam_surge * (self.surge - 1.0)) / phi, max_step)
-        up = _clip(up_prev + step_up, 0.0, CAP * h) * warm_up
+        up = _clip(up_prev + step_up, 0.0, CAP * h) * (warm_up & ~restart)
         up_going = up_prev > 0
         up_since = np.where(up_going, up_since, t_ms)
         up_x = up_x * up_going + x
 
         # Learn: the level (deseasonalized rate), the overdispersion, the seasonal buckets.
-        a = _rate(1.0 / (n + 1.0), window_s, tau, suspect)
+        since_restart = np.where(restart, 0.0, self._season_level[slots, 3])
+        share_level = np.maximum(1.0 / (n + 1.0), np.where(restart | (since_restart > 0), 1.0 / (since_restart + 1.0), 0.0))
+        a = _rate(share_level, window_s, tau, suspect & ~restart)
         a_phi = _rate(1.0 / (n + 1.0), window_s, np.maximum(tau, self.dispersion_s), suspect)
-        x_level = np.where(suspect_up & (behind < SURGE_CLIPPED), np.minimum(x, lam_up), x)  # the surge not learned
+        x_level = np.where(suspect_up & (behind < SURGE_CLIPPED) & ~restart, np.minimum(x, lam_up), x)  # the surge not learned
         new_level = level + a * (x_level / (season * window_s) - level)
         # The hour's rate learns ten times slower under any suspicion: learning a first-day drop at full speed, it
         # made the drop's hour the surge's reference.
-        a_fast = _rate(1.0 / (n + 1.0), window_s, self.tau_s, suspect)
+        a_fast = _rate(share_level, window_s, self.tau_s, suspect & ~restart)
         self._fast[slots] = fast + a_fast * (x / (season * window_s) - fast)
         with np.errstate(divide="ignore"):  # quick_memory 0: off, the quick level is the last window's rate
-            a_quick = _rate(1.0 / (n + 1.0), window_s, tau * self.quick_memory, suspect)
+            a_quick = _rate(share_level, window_s, tau * self.quick_memory, suspect & ~restart)
         self._quick[slots] = quick + a_quick * (x_level / (season * window_s) - quick)
         pearson = np.minimum((x - lam) ** 2 / lam, np.maximum(50.0, PEARSON_KEPT**2 / lam))
-        new_phi = np.where(warm_up, np.where(suspect & ~suspect_up, phi, phi + a_phi * (pearson - phi)), 1.0)  # not a drop
+        new_phi = np.where(warm_up & ~restart, np.where(suspect & ~suspect_up, phi, phi + a_phi * (pearson - phi)),
+                           phi)  # not a drop's
         held = suspect | (behind >= CAUGHT_UP)  # the smoothings keep the trend from before the suspicion
         moved = np.divide(new_level, level, out=np.ones(slots.size), where=level > 0)
-        twice = np.where(slow[:, 0] > 0, np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])),
-                         new_level)
-        thrice = np.where(slow[:, 1] > 0, np.where(held, slow[:, 1] * moved, slow[:, 1] + a * (twice - slow[:, 1])),
-                          twice)
+        twice = np.where((slow[:, 0] > 0) & ~restart,
+                         np.where(held, slow[:, 0] * moved, slow[:, 0] + a * (new_level - slow[:, 0])), new_level)
+        thrice = np.where((slow[:, 1] > 0) & ~restart,
+                          np.where(held, slow[:, 1] * moved, slow[:, 1] + a * (twice - slow[:, 1])), twice)
         self._slow[slots] = np.stack([twice, thrice], axis=1)
-        self._behind[slots] = behind + a * ((SLOWDOWN - 1.0) * suspect - behind)
-        self._f[slots] = np.stack([n + 1, first, events + x, new_level, new_phi, down, up, down_since, up_since,
+        self._behind[slots] = (behind + a * ((SLOWDOWN - 1.0) * suspect - behind)) * ~restart
+        self._f[slots] = np.stack([n + 1, first, np.where(restart, x, events + x), new_level, new_phi, down, up, down_since, up_since,
                                    down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
@@ -241,15 +248,18 @@ class NumpyPoisson(PoissonCusumBank):
         week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
         # The week buckets: from day two, against the week's level; in the first week under a suspicion too, until
         # it crosses.
-        open_ = (age < 7 * 86_400_000) & (block[:, 8] != SHADOW_CROSSED)
+        open_ = (age < 7 * 86_400_000) & (block[:, 8] < SHADOW_CROSSED)
         learn_week = seasoned & (n >= self.min_windows) & (~suspect | open_)
         _learn_between(self._day_obs, self._day_exp, slots, days, learn_week,
                        window_s / (self.day_memory_weeks * 21_600.0), x, week_level * window_s * learn_week, f_hour)
+        a_own = -np.expm1(-window_s / (tau * np.where(suspect, SLOWDOWN, 1.0)))  # the level's own rate
         a_season = np.maximum(window_s / (self.season_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         a_week = np.maximum(window_s / (self.week_memory_s + window_s), 1.0 / (n + 1.0)) * learn
         self._season_level[slots] = np.stack([season_level + a_season * (x / (season * window_s) - season_level),
                                               np.where(holding, season, 0.0),
-                                              week_level + a_week * (x / (f_hour * window_s) - week_level)], axis=1)
+                                              week_level + a_week * (x / (f_hour * window_s) - week_level),
+                                              np.where(restart | ((since_restart > 0) & (share_level > a_own)),
+                                                       since_restart + 1.0, 0.0)], axis=1)
 
         # One drop statistic for the judge: the drop CUSUM furthest along, less its share of the budget.
         penalty = np.repeat(self._drop_penalty[:, None], slots.size, axis=1)
@@ -264,7 +274,8 @@ class NumpyPoisson(PoissonCusumBank):
         self._block[slots] = self._step_block(
             block, x, lam_down * (1.0 - band) * (1.0 - bend_down), lam_up * (1.0 + band) * (1.0 + bend_up), tau, phi,
             warm, suspect,
-            np.maximum(drop, up) >= h, window_s)
+            np.where((ahead[0] >= h) | (ahead[2] >= h), SHADOW_DROPPED, np.where(np.maximum(drop, up) >= h, SHADOW_CROSSED, 0.0)),
+            window_s)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
 
@@ -284,14 +295,14 @@ class NumpyPoisson(PoissonCusumBank):
         return np.array([s, np.where(going, prev[1], t_ms), prev[2] * going + x])
 
     def _step_block(self, b: np.ndarray, x: np.ndarray, lam_down: np.ndarray, lam_up: np.ndarray, tau: np.ndarray,
-                    phi: np.ndarray, warm: np.ndarray, suspect: np.ndarray, crossed: np.ndarray,
+                    phi: np.ndarray, warm: np.ndarray, suspect: np.ndarray, crossing: np.ndarray,
                     window_s: float) -> np.ndarray:
         learn = warm & (self.block_s > 0)
         blocks, v = b[:, 4], b[:, 5]
-        sv, sn, sx = b[:, 6:].T  # the shadow: its v, its blocks, its state (0 none, 1 on, 2 on and crossed)
+        sv, sn, sx = b[:, 6:].T  # the shadow: its v, its blocks, its state (0 none, 1 on, 2 on and crossed, 3 dropped)
         onset = warm & suspect & (sx == 0)  # the shadow starts from v; its state is kept without blocks too
         sv, sn, sx = np.where(onset, v, sv), np.where(onset, blocks, sn), np.where(onset, 1.0, sx)
-        sx = np.where(warm & suspect & crossed, SHADOW_CROSSED, sx)
+        sx = np.where(warm & suspect, np.maximum(sx, crossing), sx)
         ended = warm & ~suspect & (sx > 0)  # the shadow becomes v unless the series crossed its threshold in it
         taken = ended & (sx == 1)
         v, blocks = np.where(taken, sv, v), np.where(taken, sn, blocks)

@@ -155,11 +155,12 @@ def test_healthy_diurnal_series_in_ten_second_windows_raise_no_drop(draw: int, s
 
 
 @pytest.mark.parametrize(("table", "kept"), [("_deep", 0), ("_quick", 0), ("_block", 0), ("_season_level", 0),
-                                            ("_block", 6), ("_season_level", 2)])
+                                            ("_block", 6), ("_season_level", 2), ("_season_level", 3)])
 def test_a_snapshot_from_before_a_table_restores_with_it_at_zero(table: str, kept: int) -> None:
     # Snapshots before the deep-drop CUSUM have no ``_deep``, those before the quick level no ``_quick``, those before
     # the wander no ``_block``, those before the season's level no ``_season_level``, those before the wander's shadow
-    # only ``_block``'s first 6 columns, those before the week's level ``_season_level``'s first 2: such a series
+    # only ``_block``'s first 6 columns, those before the week's level ``_season_level``'s first 2, those before the
+    # level's restart after a first-day drop its first 3: such a series
     # restores with what is missing at 0 (for the quick level and the season's level: the level, until it learns; for
     # the week's level: the season's) and then judges as a bank whose table is at 0 there, window for window.
     rng = np.random.default_rng(20)
@@ -273,3 +274,32 @@ def test_a_level_learned_from_a_few_batched_requests_is_not_trusted_as_the_rate(
     with_band = sum(_batched_false_drops(2.0, seed) for seed in (1, 2, 3, 4))
     without = sum(_batched_false_drops(0.0, seed) for seed in (1, 2, 3, 4))
     assert with_band <= 1 and without >= 5, (with_band, without)
+
+
+def _surges_after_a_drop(seed: int, window_s: float = 10.0) -> list[float]:
+    """200 diurnal series (0.05-5 req/s, log-uniform, every phase), each losing 90% of its traffic for an hour from a
+    random time 4-20 h into its first day: the rates of those whose surge CUSUM crossed its threshold more than 900 s
+    (the harness's grace) and less than 6 h after the drop ended."""
+    rng = np.random.default_rng(seed)
+    rates, phase = 0.05 * 100 ** rng.random(200), rng.uniform(0, 2 * np.pi, 200)
+    start = rng.uniform(4, 20, rates.size) * 3600
+    bank, slots, h = PoissonCusumBank(), np.arange(rates.size), threshold_for(window_s, 1e-4)
+    surged = np.zeros(rates.size, dtype=bool)
+    for t_s in np.arange(0.0, 32 * 3600.0, window_s):
+        lam = rates * (1.0 + 0.6 * np.sin(2 * np.pi * t_s / DAY_S + phase)) * window_s
+        lam = np.where((start <= t_s) & (t_s < start + 3600), 0.1 * lam, lam)
+        ev = bank.score_learn(slots, rng.poisson(lam).astype(float), np.full(rates.size, MONDAY_MS + t_s * 1000),
+                              window_s, h, h / 2)
+        after = (t_s >= start + 3600 + 900) & (t_s < start + 3600 + 6 * 3600)
+        surged |= (ev.cusum >= h) & (ev.kind == 1) & after
+    return rates[surged].round(3).tolist()
+
+
+def test_the_traffic_coming_back_after_a_first_day_drop_is_not_a_surge() -> None:
+    # The level stood where it was at the drop's onset through the drop's suspicion, and on the first day no factor
+    # tells how far the day moved meanwhile: when the traffic came back, a morning's rise read as a surge, often
+    # hours later at low rates (the 40-model fleet `--seed 6 --seasonality 0.8` paged for model-027 that way). The
+    # level now restarts once such a drop ends: 23 of these series -> 5, all under 0.1 req/s (another draw: 19 -> 6;
+    # in a scratch law of 1 s windows, each such series' drop had not crossed its threshold: nothing restarted).
+    surged = _surges_after_a_drop(81)
+    assert len(surged) <= 6 and max(surged, default=0.0) < 0.1, surged
