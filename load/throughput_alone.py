@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                 * (truth.kind.magnitude if start_s <= s < end_s else 1.0))
         ev = bank.score_learn(slots, rng.poisson(rate, args.runs).astype(float), np.full(args.runs, t_ms), 1.0, h,
                               h / 2)
-        first = (s >= start_s) & (ev.cusum >= h) & (ev.kind == surge) & np.isnan(delay)
+        first = (start_s <= s < end_s + GRACE_S) & (ev.cusum >= h) & (ev.kind == surge) & np.isnan(delay)
         delay[first] = s - start_s
         other = (s >= end_s + MATCH_GRACE_S) & (ev.cusum >= h) & (ev.kind != surge) & np.isnan(after)
         after[other] = s - end_s
