@@ -42,17 +42,12 @@ def _first_crossings_s(rates: np.ndarray, phase: np.ndarray, seed: int, hours: f
     return first, dropped
 
 
-def _first_surge_s(*args: object, **kwargs: object) -> np.ndarray:
-    """:func:`_first_crossings_s`' surges."""
-    return _first_crossings_s(*args, **kwargs)[0]
-
-
 def test_a_surge_on_the_first_day_is_found_at_any_time_of_day() -> None:
     # 0.06 req/s on average, every phase of the day; the surge at 8 h. Was (gated): 16 of 20 within 1,800 s
     # (median 370 s), the others at 4,810-4,920 s or not within 2 h; now 19 of 20 (median 305 s).
     rng = np.random.default_rng(31)
-    delay = _first_surge_s(np.full(20, 0.06), rng.uniform(0, 2 * np.pi, 20), seed=32, hours=10, surge_at_s=8 * 3600.0,
-                           ratio=3.0) - 8 * 3600.0
+    delay = _first_crossings_s(np.full(20, 0.06), rng.uniform(0, 2 * np.pi, 20), seed=32, hours=10,
+                               surge_at_s=8 * 3600.0, ratio=3.0)[0] - 8 * 3600.0
     delay = np.nan_to_num(delay, nan=np.inf)  # not found within 2 h
     assert np.median(delay) <= 900 and np.sum(delay <= 1800) >= 19, delay.tolist()
 
@@ -87,7 +82,7 @@ def test_the_first_day_of_sparse_series_is_not_a_surge() -> None:
     rng = np.random.default_rng(23)
     rates = 0.01 * 20 ** rng.random(200)  # 0.01-0.2 req/s, log-uniform
     phase = rng.uniform(0, 2 * np.pi, rates.size)  # every time zone
-    first = _first_surge_s(rates, phase, seed=24, hours=26)
+    first = _first_crossings_s(rates, phase, seed=24, hours=26)[0]
     assert np.isnan(first).all(), f"false surges at rates {rates[~np.isnan(first)].round(3).tolist()}"
 
 
@@ -96,7 +91,7 @@ def test_the_start_of_the_second_day_is_not_a_surge() -> None:
     # level alone (seasoned) was the surge's reference; the hour factors had seen one visit each.
     rng = np.random.default_rng(501)
     rates = 0.01 * 20 ** rng.random(200)
-    first = _first_surge_s(rates, rng.uniform(0, 2 * np.pi, rates.size), seed=502, hours=26)
+    first = _first_crossings_s(rates, rng.uniform(0, 2 * np.pi, rates.size), seed=502, hours=26)[0]
     assert np.isnan(first).all(), f"false surges at rates {rates[~np.isnan(first)].round(3).tolist()}"
 
 
@@ -112,7 +107,7 @@ def test_the_hour_of_a_first_day_drop_is_not_the_surges_reference() -> None:
     for seed in (51, 61, 71):
         rng = np.random.default_rng(seed)
         rates, phase = 0.5 * 10 ** rng.random(40), rng.uniform(0, 2 * np.pi, 40)
-        first = _first_surge_s(rates, phase, seed=seed + 1, hours=15, surge_at_s=12 * 3600.0, ratio=0.1,
-                               until_s=13 * 3600.0)
+        first = _first_crossings_s(rates, phase, seed=seed + 1, hours=15, surge_at_s=12 * 3600.0, ratio=0.1,
+                                   until_s=13 * 3600.0)[0]
         false += [(round(float(r), 2), round(float(t) / 3600, 2)) for r, t in zip(rates, first) if not np.isnan(t)]
     assert not false, false  # (req/s, hour)
