@@ -311,11 +311,15 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         storm may be gathering among them), then those due page (``before``: those due before now
         only, not at it; the 200-model day's storm paged its densest member alone, due at the very
         second its second member fired), or, if a quorum of models waited together, form a storm
-        that takes the rest of their group in (:meth:`StormWatch.quorum_of`)."""
+        that takes the rest of their group in (:meth:`StormWatch.quorum_of`). In the order they fell
+        due, the surest (soonest fired after its onset) first at the same time: a member with a
+        doubtful early onset waits for the group it fired into (:meth:`StormWatch.due_at`), and is
+        taken into the storm that group forms, not the one to form it."""
         now = self.storms.now(self.clock()) - int(before)
         held = [i for i in self.book.open_incidents() if i.held and self._owns(i)]
         firings = [Firing.of(i) for i in held if i.model != "*"]
-        for incident in [i for i in held if self.storms.due_at(Firing.of(i), firings) <= now]:
+        due = {i.id: self.storms.due_at(Firing.of(i), firings) for i in held}
+        for incident in sorted((i for i in held if due[i.id] <= now), key=lambda i: (due[i.id], i.fired_at_ms - i.opened_at_ms)):
             if not incident.held:  # a storm formed by a due member of its group took it in
                 continue
             quorum = self.storms.quorum_of(Firing.of(incident), firings)

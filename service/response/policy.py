@@ -250,7 +250,8 @@ class GuardRails(_Section):
     are held too, a storm may be gathering (sparse members fire later): they wait together,
     as long again as the group has been gathering and at least a share of ``storm_window_s``
     from its earliest onset that grows with its models (the whole window from half of
-    ``storm_models`` on), but at most this long after each fired. An open storm also takes in
+    ``storm_models`` on; members firing after half of ``storm_models`` were held no longer
+    lengthen it), but at most this long after each fired. An open storm also takes in
     a member whose onset is up to this long before its span, if it fired after the storm
     surely began (a sparse series' onset may be minutes early: :mod:`modelmedic.response.storms`),
     and one whose onset is up to this long after its span if its series had no data since within

@@ -93,18 +93,22 @@ SMALL_SEED_3 = [("m13", 0, 2), ("m15", 0, 3), ("m18", -1, 3), ("m06", 0, 3), ("m
 five members at 1.3-5 req/s fired within 5 s, the tenth (0.06 req/s) at 53 s."""
 
 
-def test_the_dense_members_of_a_storm_are_held_until_its_sparse_members_make_it() -> None:
+def test_the_dense_members_of_a_storm_are_held_until_a_storm_forms() -> None:
     """Before, the five that fired within 5 s waited as long again as they had gathered (to 11 s)
-    and paged one by one; the storm formed at 53 s and paged a sixth time."""
+    and paged one by one; the storm formed at 53 s and paged a sixth time. Now none is due alone:
+    the first falls due at 36 s (a minute from m01's onset) with eight models held, a quorum, so
+    they page as one storm, 17 s before the tenth member would have made it."""
     w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
     firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in SMALL_SEED_3]
     for i, new in enumerate(firings):
         held = firings[:i]
-        assert all(w.due_at(h, held) > new.fired_ms for h in held), f"a member paged before {new.model} fired"
-        members = w.fired(new)
-        if members is not None:
+        due = [h for h in held if w.due_at(h, held) <= new.fired_ms]
+        assert all(w.quorum_of(h, held) is not None for h in due), f"a member paged alone before {new.model} fired"
+        if due:
             break
-    assert members == sorted(m for m, _, _ in SMALL_SEED_3[:10]) and new.fired_ms == T + 53 * S
+        assert w.fired(new) is None
+    assert new.model == "m12" and min(w.due_at(h, held) for h in held) == T + 36 * S
+    assert w.quorum_of(held[0], held) == sorted(m for m, _, _ in SMALL_SEED_3[:8])
 
 
 ROUGH_SMALL_SEED_1 = [("m15", 0, 8), ("m00", 4, 8), ("m12", -4, 12), ("m14", 3, 13), ("m03", -95, 20), ("m28", 8, 21),
@@ -121,12 +125,39 @@ def test_a_quorum_of_models_held_together_when_their_wait_ends_is_a_storm() -> N
     held = firings[:8]
     assert all(w.fired(f) is None for f in held), "eight held, no storm yet"
     due = min(w.due_at(h, held) for h in held)
-    assert due == T + 60 * S and due < firings[8].fired_ms, "the wait ends before the ninth member fires"
+    assert due == T + 56 * S and due < firings[8].fired_ms, "the wait ends a minute from the earliest onset (m12's)"
     group = sorted(m for m, onset, _ in ROUGH_SMALL_SEED_1[:8] if onset > -95)
     assert [w.quorum_of(h, held) for h in held if h.model != "m03"] == [group] * 7, "seven of ten: a storm"
     assert w.quorum_of(held[4], held) is None, "m03 is not in the group (the storm takes it in: onset_in)"
     assert w.quorum_of(held[0], held[:4]) is None, "four of ten are not a quorum"
     assert StormWatch(GuardRails(storm_models=10, storm_hold_s=0)).quorum_of(held[0], held) is None, "holding off"
+
+
+def test_a_member_firing_after_a_quorum_was_held_no_longer_puts_the_wait_off() -> None:
+    """Five held models are a storm whenever their wait ends: waiting for more only delays its page."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    five = [Firing(f"m{i}", T + i * S, T + (5 + 10 * i) * S) for i in range(5)]  # (the fifth fired at 45 s)
+    late = Firing("late", T + 10 * S, T + 268 * S)
+    assert w.due_at(five[0], five) == w.due_at(five[0], [*five, late]) == T + 90 * S, "as long again as 0..45 s"
+    assert w.due_at(five[0], five[:4] + [late]) == T + 536 * S, "four and a straggler: no quorum before it"
+
+
+def test_a_member_whose_onset_was_estimated_minutes_early_waits_for_the_group_it_fired_into() -> None:
+    """``load/detection_harness.py --models 40 --hours 48 --seed 6 ...``: model-026's onset was estimated
+    255 s before its storm began; no held incident had started within a minute of it, so it was due alone
+    before the storm formed and paged on its own."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    group = [Firing(f"m{i}", T + i * S, T + (5 + 16 * i) * S) for i in range(5)]  # (a quorum, the fifth fired at 69 s)
+    early = Firing("early", T - 255 * S, T + 60 * S)
+    assert w.due_at(early, [early]) == T + 120 * S, "alone: a minute after it fired"
+    assert w.due_at(group[0], [*group, early]) == T + 138 * S
+    assert w.due_at(early, [*group, early]) == T + 138 * S, "with the group it fired into"
+    assert w.due_at(early, [*group[:1], early]) == T + 120 * S, "(never less than its lone wait)"
+    burst = Firing("burst", T - 299 * S, T - 23 * S)  # (fired before any of them began)
+    assert w.due_at(burst, [*group, burst]) == T + 37 * S
+    assert w.due_at(Firing("early", T - 601 * S, T + 60 * S), [*group]) == T + 120 * S, "beyond storm_gather_max_s"
+    sparse = [Firing(f"s{i}", T + i * S, T + 61 * S + i * S) for i in range(5)]  # (their own onsets are doubtful)
+    assert w.due_at(early, [*sparse, early]) == T + 120 * S, "only sure onsets keep it waiting"
 
 
 def test_the_gathering_wait_ends_storm_gather_max_s_after_an_incident_fired() -> None:
