@@ -159,6 +159,17 @@ async def test_a_member_whose_onset_was_estimated_minutes_early_waits_for_the_st
     assert sorted(page.evidence["models"]) == ["early", "m0", "m1", "m2", "m3", "m4"]
 
 
+async def test_an_error_burst_that_began_minutes_before_a_latency_storm_pages_on_its_own() -> None:
+    """``load/detection_harness.py --small --rough --seed 3``: the burst (0.23 req/s) fired 243 s into the storm; its
+    onset, 300 s before it, was taken for a doubtful estimate, and it joined the storm that had paged: no page."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    records = [*storm(), anomaly("errors", onset=W - 290, at=W + 242, model="burst")]
+    await run(plane, clock, sorted(records, key=lambda a: a.window_end), until_ms=(W + 700) * SIZE)
+    assert sorted(p.model for p in sink.first_pages()) == ["*", "burst"]
+
+
 M200_SEED_1 = [("model-192", 1, 3), ("model-002", -9, 5), ("model-095", -5, 7), ("model-115", 0, 9), ("model-180", 4, 15),
                ("model-189", 1, 16), ("model-142", 5, 19), ("model-130", 0, 26), ("model-092", 3, 28), ("model-089", 16, 58),
                ("model-014", -49, 119), ("model-193", -22, 147)]

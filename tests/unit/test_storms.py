@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from modelmedic.response.incidents import Incident
 from modelmedic.response.policy import GuardRails
 from modelmedic.response.storms import Firing, StormWatch
@@ -204,6 +206,25 @@ def test_a_member_whose_onset_was_estimated_minutes_early_is_the_storms_if_it_fi
     assert w.onset_in(storm, Firing("early", T - 624 * S, T + 30 * S)) is None, "more than storm_gather_max_s before"
     assert w.onset_in(storm, Firing("early", T - 623 * S, T + 30 * S)) == storm.first_ms
     assert w.onset_in(storm, Firing("later", T + 64 * S, T + 65 * S)) is None, "after the span's window: no uncertainty"
+
+
+def test_a_doubtful_onset_joins_a_storm_only_with_a_class_its_sure_members_have() -> None:
+    """``--small --rough --seed 3``: an error burst that began 300 s before a latency storm and fired 243 s into
+    it was taken in after the storm had paged, and paged nobody."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
+    storm = w.open_storm("production", [Firing(f"m{i}", T + i * S, T + (5 + i) * S, anomaly_class="latency") for i in range(10)])
+    assert storm.classes == {"latency"}
+    assert w.onset_in(storm, Firing("burst", T - 290 * S, T + 243 * S, anomaly_class="errors")) is None
+    assert w.onset_in(storm, Firing("slow", T - 290 * S, T + 243 * S, anomaly_class="latency")) == storm.first_ms
+    silent = Firing("burst", T + 120 * S, T + 243 * S, seen_ms=T + 5 * S, anomaly_class="errors")
+    assert w.onset_in(storm, silent) is None and w.onset_in(storm, replace(silent, anomaly_class="latency")) == storm.last_ms
+    sure = Firing("errs", T + 30 * S, T + 200 * S, anomaly_class="errors")
+    assert w.onset_in(storm, sure) == sure.onset_ms, "a shared cause may show as another class: its sure onset counts"
+    w.joined(storm, sure)
+    assert w.onset_in(storm, Firing("burst", T - 290 * S, T + 243 * S, anomaly_class="errors")) == storm.first_ms
+    early = Firing("early", T - 255 * S, T + 60 * S, anomaly_class="errors")
+    group = [Firing(f"g{i}", T + i * S, T + (5 + 16 * i) * S, anomaly_class="latency") for i in range(5)]
+    assert w.due_at(early, [*group, early]) == T + 120 * S, "nor does it wait for a group of another class"
 
 
 def test_a_member_silent_since_within_the_span_is_the_storms_however_late_its_first_request() -> None:
