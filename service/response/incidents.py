@@ -503,9 +503,26 @@ class IncidentBook:
 
     def flap_of(self, a: Anomaly) -> Incident | None:
         """The recovered incident this firing record would reopen (its series fired again
-        within the hold-down), if any."""
+        within the hold-down, or its very episode fired again), if any.
+
+        An episode that recovers while its CUSUM stays above 0 keeps its onset, so firing again
+        it has its first firing's id: read as a replay, it was dropped, and an incident that had
+        recovered within its storm hold never paged (``load/detection_harness.py --small --seed
+        16``: a creep at 2.44 req/s fired, recovered 37 s later, fired again for the next 12
+        minutes and paged nobody). A record of a known id later than its incident's recovery is
+        that episode firing again; one no later is a replay."""
+        if a.state != "firing":
+            return None
+        known = self._by_anomaly.get(a.id)
+        if known is not None:
+            incident = self.by_id[known]
+            again = (incident.recovered and incident.resolved_at_ms is not None and a.window_end > incident.resolved_at_ms
+                     and self._recovered.get((incident.series, incident.anomaly_class)) == incident.id
+                     and (a.series, a.anomaly_class) not in self._open
+                     and _problem(a.model, a.role, a.anomaly_class) not in self._open_model)
+            return incident if again else None
         incident_id = self._recovered.get((a.series, a.anomaly_class))
-        if incident_id is None or a.state != "firing" or a.id in self._by_anomaly:
+        if incident_id is None:
             return None
         incident = self.by_id[incident_id]
         if incident.active or incident.resolved_at_ms is None:
@@ -518,13 +535,13 @@ class IncidentBook:
         A recovered record that returns an incident no longer active has just resolved it.
         """
         if a.state == "firing":
-            if a.id in self._by_anomaly:
+            flapped = self.flap_of(a)
+            if a.id in self._by_anomaly and flapped is None:
                 return None
             open_id = self._open.get((a.series, a.anomaly_class)) or self._open_model.get(
                 _problem(a.model, a.role, a.anomaly_class))
             if open_id is not None:
                 return self._join(self.by_id[open_id], a)
-            flapped = self.flap_of(a)
             if flapped is not None:
                 return self._reopen(flapped, a)
             return self._open_new(a)
@@ -564,7 +581,8 @@ class IncidentBook:
 
     def _reopen(self, incident: Incident, a: Anomaly) -> Incident:
         incident.refire()
-        incident.anomaly_ids.append(a.id)
+        if a.id not in incident.anomaly_ids:
+            incident.anomaly_ids.append(a.id)
         if a.kind not in incident.kinds:
             incident.kinds.append(a.kind)
         incident.firing, incident.firing_anomalies = [a.kind], {a.id: a.kind}

@@ -28,3 +28,26 @@ async def test_a_flap_read_with_its_recovery_drops_the_unsent_resolve_and_resolv
     await plane.courier.idle()
     assert sink.of() == [("fraud", "firing"), ("fraud", "resolved")]
     assert sink.pages[-1].ended_at_ms == (W + 61) * SIZE
+
+
+async def test_an_episode_firing_again_with_its_first_id_after_recovering_unpaged_pages_once() -> None:
+    """``load/detection_harness.py --small --seed 16``: a creep fired, recovered 37 s later (within its storm hold,
+    so unpaged) and fired again with the same onset, hence the same id, for the next 12 minutes. The book read the
+    second firing as a replay of the first: nobody was paged. A replay (no later than the recovery) still is one."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    first = anomaly(onset=W - 282, at=W - 1, model="creep")
+    records = [first, anomaly(state="recovered", onset=W - 282, at=W + 36, model="creep")]
+    await run(plane, clock, records, until_ms=(W + 80) * SIZE)
+    assert sink.pages == [], "recovered within its hold: not news"
+    await plane.handle_batch([first])  # (a replay of the first firing, read again after a restart)
+    assert [i.state for i in plane.book.by_id.values()] == ["resolved"]
+
+    again = anomaly(onset=W - 282, at=W + 100, model="creep")
+    assert again.id == first.id
+    await run(plane, clock, [again], until_ms=(W + 200) * SIZE)
+    [incident] = plane.book.by_id.values()
+    assert incident.active and incident.flaps == 1 and [p.model for p in sink.first_pages()] == ["creep"]
+    await run(plane, clock, [again], until_ms=(W + 300) * SIZE)
+    assert incident.flaps == 1 and [p.model for p in sink.first_pages()] == ["creep"], "its replay changes nothing"
