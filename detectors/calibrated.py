@@ -357,7 +357,7 @@ class CalibratedBank(SeriesBank):
         longest = np.where(hit, modes[np.arange(m), j, 2], 0.0)
         same = np.where((x == prev) & (n >= 1), self._same[slots] + 1, 1)
         if self.recur > 0.0:  # a known episode is at most as surprising as its frequency (see the class docstring)
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):  # (0 / 0 where no episode is known: not used)
                 known_ep = (known >= self.recur) & (same <= longest)
                 cap = np.where(known_ep, np.log10(np.minimum(n, self.memory) / known), np.inf)
             raw[:, :2] = np.minimum(raw[:, :2], cap[:, None])
