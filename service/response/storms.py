@@ -183,7 +183,8 @@ class StormWatch:
 
     def _gathered(self, held: Firing, group: list[Firing]) -> int:
         """When ``held``'s wait with the other held incidents ``group`` ends: as long again as the
-        group has been gathering (earliest onset to latest firing) and its :meth:`quorum_wait_ms`
+        group has been gathering (earliest onset to latest firing, or to the firing that made a
+        :attr:`quorum`) and its :meth:`quorum_wait_ms`
         from its earliest onset, at most ``storm_gather_max_s`` after ``held`` fired.
 
         Once the group holds a :attr:`quorum` of models it will page as one storm whenever its
@@ -214,8 +215,8 @@ class StormWatch:
         Seed 6's storm paged twice: model-026 (0.05-0.3 req/s) had its onset estimated 255 s before
         the storm began and fired at 144 s. No held incident had started within a minute of its
         onset, so it waited alone, until 204 s, and paged at 210 s; the others made the storm at
-        216-220 s. Only sure onsets: an error burst that began 300 s before a storm is not kept
-        waiting for a member whose own onset is as doubtful."""
+        216-220 s. Only sure onsets of its own class: an error burst that began 300 s before a storm
+        is not kept waiting for a member whose own onset is as doubtful, nor for a latency storm."""
         return [f for f in others if f.model not in (held.model, "*") and f.anomaly_class == held.anomaly_class
                 and held.onset_ms < f.onset_ms <= min(held.onset_ms + self.gather_max_ms, held.fired_ms)
                 and f.fired_ms - f.onset_ms <= self.window_ms]
