@@ -170,6 +170,17 @@ async def test_an_error_burst_that_began_minutes_before_a_latency_storm_pages_on
     assert sorted(p.model for p in sink.first_pages()) == ["*", "burst"]
 
 
+async def test_a_creep_that_began_minutes_before_a_storm_and_fires_long_into_it_pages_on_its_own() -> None:
+    """``load/detection_harness.py --small --seed 17``: a creep (0.60 req/s) whose onset was 322 s before a latency
+    storm fired 1,636 s into it, its members still anomalous; taken for a doubtful onset, it joined silently."""
+    clock = Clock()
+    sink = Sink(clock)
+    plane = make_plane(clock, sink)
+    records = [*storm(recovered_at=2400), anomaly(onset=W - 322, at=W + 1635, model="creep")]
+    await run(plane, clock, sorted(records, key=lambda a: a.window_end), until_ms=(W + 1800) * SIZE)
+    assert sorted(p.model for p in sink.first_pages()) == ["*", "creep"]
+
+
 M200_SEED_1 = [("model-192", 1, 3), ("model-002", -9, 5), ("model-095", -5, 7), ("model-115", 0, 9), ("model-180", 4, 15),
                ("model-189", 1, 16), ("model-142", 5, 19), ("model-130", 0, 26), ("model-092", 3, 28), ("model-089", 16, 58),
                ("model-014", -49, 119), ("model-193", -22, 147)]

@@ -205,6 +205,9 @@ def test_a_member_whose_onset_was_estimated_minutes_early_is_the_storms_if_it_fi
     assert w.onset_in(storm, Firing("creep", T - 3600 * S, T + 30 * S)) is None, "an hour before: not a doubtful onset"
     assert w.onset_in(storm, Firing("early", T - 624 * S, T + 30 * S)) is None, "more than storm_gather_max_s before"
     assert w.onset_in(storm, Firing("early", T - 623 * S, T + 30 * S)) == storm.first_ms
+    assert w.onset_in(storm, Firing("creep", T - 322 * S, T + 1636 * S)) is None, "fired long after a sparse member would"
+    assert w.onset_in(storm, Firing("creep", T - 322 * S, T + 604 * S)) is None
+    assert w.onset_in(storm, Firing("creep", T - 322 * S, T + 603 * S)) == storm.first_ms, "(600 s from m039's onset, 3 s)"
     assert w.onset_in(storm, Firing("later", T + 64 * S, T + 65 * S)) is None, "after the span's window: no uncertainty"
 
 
