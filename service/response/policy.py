@@ -253,9 +253,10 @@ class GuardRails(_Section):
     ``storm_models`` on; members firing after half of ``storm_models`` were held no longer
     lengthen it), but at most this long after each fired. An open storm also takes in
     a member whose onset is up to this long before its span, if it fired after the storm
-    surely began (a sparse series' onset may be minutes early: :mod:`modelmedic.response.storms`),
-    and one whose onset is up to this long after its span if its series had no data since within
-    the span (a sparse series' onset is its first request after the change)."""
+    surely began and at most this long after (a sparse series' onset may be minutes early:
+    :mod:`modelmedic.response.storms`), and one whose onset is up to this long after its span
+    if its series had no data since within the span (a sparse series' onset is its first
+    request after the change); either only for a class of the storm's sure members."""
     dry_run: bool = False
     """Run every playbook in dry-run: say what would be done, change nothing."""
 
