@@ -201,6 +201,9 @@ class Incident(msgspec.Struct):
     such an incident opens again when its series flaps."""
     flaps: int = 0
     """Times its series fired again within the flap hold-down after recovering."""
+    refired_at_ms: int = 0
+    """Event time (window end) of the firing that last reopened it (0: never): a recovery record no
+    later than that is a replay, whose id may be the reopening one's (the same episode firing again)."""
     recovered_after_remediation: bool = False
     """Set when it resolved by recovery: True only if the series recovered inside the
     verification window of a playbook that acted and the incident never escalated
@@ -549,6 +552,8 @@ class IncidentBook:
         if incident_id is None:
             return None
         incident = self.by_id[incident_id]
+        if a.window_end <= incident.refired_at_ms:
+            return None
         if incident.firing_anomalies:
             if incident.firing_anomalies.get(a.id) != a.kind:
                 return None
@@ -581,6 +586,7 @@ class IncidentBook:
 
     def _reopen(self, incident: Incident, a: Anomaly) -> Incident:
         incident.refire()
+        incident.refired_at_ms = a.window_end
         if a.id not in incident.anomaly_ids:
             incident.anomaly_ids.append(a.id)
         if a.kind not in incident.kinds:

@@ -51,3 +51,6 @@ async def test_an_episode_firing_again_with_its_first_id_after_recovering_unpage
     assert incident.active and incident.flaps == 1 and [p.model for p in sink.first_pages()] == ["creep"]
     await run(plane, clock, [again], until_ms=(W + 300) * SIZE)
     assert incident.flaps == 1 and [p.model for p in sink.first_pages()] == ["creep"], "its replay changes nothing"
+    await plane.handle_batch([records[1], again])  # (both read again after a restart: the recovery is no news)
+    await plane.courier.idle()
+    assert incident.active and incident.flaps == 1 and [s for _, s in sink.of()].count("resolved") == 0
