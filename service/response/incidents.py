@@ -202,8 +202,8 @@ class Incident(msgspec.Struct):
     flaps: int = 0
     """Times its series fired again within the flap hold-down after recovering."""
     refired_at_ms: int = 0
-    """Event time (window end) of the firing that last reopened it (0: never): a recovery record no
-    later than that is a replay, whose id may be the reopening one's (the same episode firing again)."""
+    """Event time (window end) of the firing that last reopened it (0: never): a recovery record from
+    before that is a replay, whose id may be the reopening one's (the same episode firing again)."""
     recovered_after_remediation: bool = False
     """Set when it resolved by recovery: True only if the series recovered inside the
     verification window of a playbook that acted and the incident never escalated
@@ -552,7 +552,7 @@ class IncidentBook:
         if incident_id is None:
             return None
         incident = self.by_id[incident_id]
-        if a.window_end <= incident.refired_at_ms:
+        if a.window_end < incident.refired_at_ms:
             return None
         if incident.firing_anomalies:
             if incident.firing_anomalies.get(a.id) != a.kind:
