@@ -317,12 +317,13 @@ class ResponsePlane(StormHandling, OperatorActions, Remediation):
         taken into the storm that group forms, not the one to form it."""
         now = self.storms.now(self.clock()) - int(before)
         held = [i for i in self.book.open_incidents() if i.held and self._owns(i)]
-        firings = [Firing.of(i) for i in held if i.model != "*"]
-        due = {i.id: self.storms.due_at(Firing.of(i), firings) for i in held}
-        for incident in sorted((i for i in held if due[i.id] <= now), key=lambda i: (due[i.id], i.fired_at_ms - i.opened_at_ms)):
+        firing = {i.id: Firing.of(i) for i in held}
+        firings = [f for f in firing.values() if f.model != "*"]
+        due = {i.id: self.storms.due_at(firing[i.id], firings) for i in held}
+        for incident in sorted((i for i in held if due[i.id] <= now), key=lambda i: (due[i.id], firing[i.id].lag_ms)):
             if not incident.held:  # a storm formed by a due member of its group took it in
                 continue
-            quorum = self.storms.quorum_of(Firing.of(incident), firings)
+            quorum = self.storms.quorum_of(firing[incident.id], firings)
             if quorum is not None:  # (its page now: the group waited already)
                 await self._page_opened(await self._start_storm(incident, quorum))
             else:

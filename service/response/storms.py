@@ -73,6 +73,11 @@ class Firing:
     """Its series' last window with data before the onset (0: not known): its problem started after it."""
     anomaly_class: str = ""
 
+    @property
+    def lag_ms(self) -> int:
+        """How long its evidence took to gather (onset to firing): the sooner, the surer its onset."""
+        return self.fired_ms - self.onset_ms
+
     @classmethod
     def of(cls, incident: Incident) -> Firing:
         """The incident as storms see it."""
@@ -97,7 +102,7 @@ class Storm:
     def of(cls, id: str, members: list[Firing]) -> Storm:
         """A storm of ``members`` (those that made it: their onsets within the storm window)."""
         onsets = [m.onset_ms for m in members]
-        return cls(id, min(onsets), max(onsets), min(members, key=lambda m: m.fired_ms - m.onset_ms),
+        return cls(id, min(onsets), max(onsets), min(members, key=lambda m: m.lag_ms),
                    {m.anomaly_class for m in members})
 
 
@@ -169,16 +174,16 @@ class StormWatch:
         if self.hold_ms == 0 or held.model == "*":
             return held.fired_ms + self.hold_ms
         others = list(others)
-        due = self._due(held, others)
-        if self._group(held, others):
+        group = self._group(held, others)
+        due = self._due(held, group)
+        if group:
             return due
-        into = [self._due(f, others) for f in self._fired_into(held, others)]
+        into = [self._due(f, self._group(f, others)) for f in self._fired_into(held, others)]
         return max(due, min(max(into, default=due), held.fired_ms + self.gather_max_ms))
 
-    def _due(self, held: Firing, others: list[Firing]) -> int:
-        """:meth:`due_at` by ``held``'s own onset: alone, or until its group has gathered."""
-        own = held.fired_ms + max(self.hold_ms, min(held.fired_ms - held.onset_ms, self.window_ms))
-        group = self._group(held, others)
+    def _due(self, held: Firing, group: list[Firing]) -> int:
+        """:meth:`due_at` by ``held``'s own onset, given its :meth:`_group`: alone, or until that group has gathered."""
+        own = held.fired_ms + max(self.hold_ms, min(held.lag_ms, self.window_ms))
         return max(own, self._gathered(held, group)) if group else own
 
     def _gathered(self, held: Firing, group: list[Firing]) -> int:
@@ -219,7 +224,7 @@ class StormWatch:
         is not kept waiting for a member whose own onset is as doubtful, nor for a latency storm."""
         return [f for f in others if f.model not in (held.model, "*") and f.anomaly_class == held.anomaly_class
                 and held.onset_ms < f.onset_ms <= min(held.onset_ms + self.gather_max_ms, held.fired_ms)
-                and f.fired_ms - f.onset_ms <= self.window_ms]
+                and f.lag_ms <= self.window_ms]
 
     @property
     def quorum(self) -> int:
@@ -329,7 +334,7 @@ class StormWatch:
             return  # (a doubtful onset, seen as the storm's first, widens nothing and is no one's surest)
         storm.first_ms, storm.last_ms = min(storm.first_ms, onset), max(storm.last_ms, onset)
         storm.classes.add(member.anomaly_class)
-        if member.fired_ms - member.onset_ms < storm.surest.fired_ms - storm.surest.onset_ms:
+        if member.lag_ms < storm.surest.lag_ms:
             storm.surest = member
 
     def ended(self, storm_id: str) -> None:
