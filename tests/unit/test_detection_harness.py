@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from load import detection_harness as harness  # noqa: E402
-from load.fleet import FleetSpec, profiles  # noqa: E402
+from load.fleet import FleetSpec, profiles, rough  # noqa: E402
 from modelmedic.config import load_settings  # noqa: E402
 
 INCIDENT_KINDS = tuple(k.name for k in harness.LIBRARY if k.expected_class is not None)
@@ -101,6 +102,26 @@ def test_batched_requests_hold_less_evidence_of_a_rate_change() -> None:
                           for k in (drop, step)} for spec in (smooth, batched)}
     assert bound[2.0][drop.name] / bound[1.0][drop.name] == pytest.approx(2.0, abs=0.01)
     assert bound[2.0][step.name] == bound[1.0][step.name]
+
+
+def test_a_rate_change_is_told_from_the_rates_own_wander() -> None:
+    """On rough traffic (load/fleet.py rough(): the log rate wanders +-10% over half-hours) a -30% drop is a
+    three-sigma move of the wander itself: at 3 req/s no test at the judge's budget finds it within its
+    hour's deadline (the bound held it to 244 s, as if the rate stood still), at 50 req/s the counts pin the
+    rate down well enough; a x3 surge and a -90% drop barely notice the wander."""
+    kinds = {k.name: k for k in harness.LIBRARY}
+    bound = {}
+    for rate in (3.0, 50.0):
+        wandering = rough(FleetSpec(models=1, rate_range=(rate, rate), seasonality=0.0))
+        for spec in (replace(wandering, rate_wander=0.0), wandering):
+            bound[rate, spec.rate_wander] = {name: harness.information_bound_s(kinds[name], profiles(spec)[0], spec,
+                                                                             harness.START_MS, 20.6)
+                                             for name in ("throughput drop -30%", "throughput drop -90%", "surge x3")}
+    assert bound[3.0, 0.0]["throughput drop -30%"] < 300 and bound[3.0, 0.1]["throughput drop -30%"] > 3600
+    assert bound[50.0, 0.1]["throughput drop -30%"] < 2 * bound[50.0, 0.0]["throughput drop -30%"]
+    for rate in (3.0, 50.0):
+        for name in ("throughput drop -90%", "surge x3"):
+            assert bound[rate, 0.0][name] <= bound[rate, 0.1][name] <= 1.2 * bound[rate, 0.0][name] + 1
 
 
 def test_a_weekend_holds_less_evidence_as_it_holds_less_traffic() -> None:
