@@ -110,8 +110,8 @@ fn rows(slots: &[i64], capacity: usize) -> PyResult<Vec<usize>> {
 // --- BernoulliCusumBank (errors) and TailCusumBank -------------------------------------------------
 
 /// BernoulliCusumBank's constants: `[prior_rate * prior_requests, prior_requests, floor, min_requests, tau_s,
-/// dispersed]`, then the charts' ratios, log ratios and penalties.
-const BERNOULLI_CONSTS: usize = 6;
+/// dispersed, clump_prior, clump_dispersion]`, then the charts' ratios, log ratios and penalties.
+const BERNOULLI_CONSTS: usize = 8;
 struct Bernoulli<'a> {
     prior: f64,
     prior_requests: f64,
@@ -120,6 +120,9 @@ struct Bernoulli<'a> {
     tau_s: f64,
     /// Whether the evidence is divided by the counts' learned dispersion (`_DISPERSED`).
     dispersed: bool,
+    /// Pseudo-errors of dispersion `clump_dispersion` that a window of several errors is judged with.
+    clump_prior: f64,
+    clump_dispersion: f64,
     ratios: &'a [f64],
     log_ratios: &'a [f64],
     penalty: &'a [f64],
@@ -137,6 +140,8 @@ impl<'a> Bernoulli<'a> {
             min_requests: consts[3],
             tau_s: consts[4],
             dispersed: consts[5] != 0.0,
+            clump_prior: consts[6],
+            clump_dispersion: consts[7],
             ratios: &consts[BERNOULLI_CONSTS..BERNOULLI_CONSTS + charts],
             log_ratios: &consts[BERNOULLI_CONSTS + charts..BERNOULLI_CONSTS + 2 * charts],
             penalty: &consts[BERNOULLI_CONSTS + 2 * charts..],
@@ -177,7 +182,13 @@ fn bernoulli_before(b: &Bernoulli, f: &[f64], charts: &[f64], k: usize, e: f64, 
     let row = &f[k * BERNOULLI_ROW..(k + 1) * BERNOULLI_ROW];
     let (seen, t, err, req) = (row[0], row[1], row[2], row[3]);
     let p0 = max((err + b.prior) / (req + b.prior_requests), b.floor);
-    let dispersion = 1.0 + max(row[EXCESS], 0.0) / (err + b.prior);
+    let excess = max(row[EXCESS], 0.0);
+    let mut dispersion = 1.0 + excess / (err + b.prior);
+    if b.dispersed && e > 1.0 {
+        // Several errors in one window may be one clump while the series has seen too few errors to know its own.
+        let prior = b.clump_prior;
+        dispersion = max(dispersion, 1.0 + (excess + prior * (b.clump_dispersion - 1.0)) / (err + b.prior + prior));
+    }
     let warm = seen >= b.min_requests;
     let s = |j: usize| if j == 0 { row[4] } else { charts[chart_at(k, j, nc)] };
     let (mut ahead, mut most) = (s(0) - b.penalty[0], s(0));

@@ -336,7 +336,10 @@ class NumpyBernoulli(BernoulliCusumBank):
         f, others = self._f[slots], self._charts[slots]
         seen, t, err, req = f[:, :4].T
         p0 = np.maximum((err + self.prior_rate * self.prior_requests) / (req + self.prior_requests), self.floor)
-        dispersion = 1.0 + np.maximum(f[:, 8], 0.0) / (err + self.prior_rate * self.prior_requests)
+        excess, prior_err = np.maximum(f[:, 8], 0.0), self.prior_rate * self.prior_requests
+        dispersion = 1.0 + excess / (err + prior_err)
+        clumped = 1.0 + (excess + self.clump_prior * (self.clump_dispersion - 1.0)) / (err + prior_err + self.clump_prior)
+        dispersion = np.where(self._DISPERSED & (e > 1), np.maximum(dispersion, clumped), dispersion)
         warm = seen >= self.min_requests
         s_prev = np.concatenate([f[:, 4:5], others[:, :, 0]], axis=1)
         reported_prev = np.maximum(np.maximum.reduce(s_prev - self._penalty, axis=1), 0.0)
