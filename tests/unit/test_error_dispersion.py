@@ -119,3 +119,61 @@ def test_two_batches_failing_whole_at_a_sparse_series_page_no_one() -> None:
     # Before, the two batches took every series to h itself (20.577 of 20.577): whether it fired was the rounding's.
     assert np.all(peak < 0.75 * H), (peak / H).round(3).tolist()
     assert np.all(first >= outage_s) and np.all(first - outage_s <= 120), (first - outage_s).tolist()
+
+
+def _young(clump_prior: float, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """16 series at 1-5 req/s and a usual 0.2% of independent errors: a client's retries failing in batches of 6, 3
+    and 2 within 30 s at 21 minutes (a few lone errors seen before), then an outage at 30 minutes. Each series'
+    first alarm (s) and its highest statistic before the outage."""
+    rates = np.geomspace(1.0, 5.0, 16)
+    slots = np.arange(rates.size)
+    rng = np.random.default_rng(seed)
+    bank = BernoulliCusumBank(clump_prior=clump_prior)
+    batches, outage_s = {1260: 6.0, 1270: 3.0, 1290: 2.0}, 1800
+    first, peak = np.full(rates.size, np.nan), np.zeros(rates.size)
+    for t_s in range(outage_s + 60):
+        requests = rng.poisson(rates * WINDOW_S).astype(float)
+        failed = rng.binomial(requests.astype(int), 0.002).astype(float)
+        if t_s in batches:
+            requests[:] = failed[:] = batches[t_s]
+        if t_s >= outage_s:
+            failed = requests.copy()
+        served = requests > 0
+        ev = bank.score_learn(slots[served], failed[served], requests[served],
+                              np.full(served.sum(), MONDAY_MS + t_s * 1000.0), WINDOW_S, H, H / 2)
+        fired = slots[served][ev.warm & (ev.cusum >= H)]
+        first[fired] = np.where(np.isnan(first[fired]), t_s, first[fired])
+        if t_s < outage_s:
+            peak[slots[served]] = np.maximum(peak[slots[served]], ev.cusum)
+    return first - outage_s, peak / H
+
+
+def test_a_young_series_first_clumps_are_not_independent_failures() -> None:
+    """A series that has seen a few lone errors has learned nothing of its clumps yet (``D`` = 1): a batch failing
+    as one read as that many independent failures, and rough seed 20's model-016 paged 0.39 h into its life. A
+    window of several errors is judged with at least the dispersion of one pseudo-error at 3 beside those learned
+    (``clump_prior``); an outage is still found within half a minute."""
+    after, peak = _young(clump_prior=1.0)
+    assert np.all(after >= 0) and np.all(after <= 30), after.tolist()
+    assert np.all(peak < 0.85), peak.round(2).tolist()
+    before_after, before_peak = _young(clump_prior=0.0)  # the bank before: 3 of the 16 fired on the batches
+    assert np.sum(before_after < 0) >= 2 and before_peak.max() >= 1.0, (before_after.tolist(), before_peak.round(2).tolist())
+
+
+def test_a_lone_error_keeps_its_evidence() -> None:
+    """Sparse series (windows of one request) never see two errors in a window: the clump prior leaves their
+    evidence as it was, bit for bit."""
+    rates = np.geomspace(0.05, 0.5, 8)
+    slots = np.arange(rates.size)
+    charts = []
+    for prior in (0.0, 1.0):
+        rng, bank, seen = np.random.default_rng(3), BernoulliCusumBank(clump_prior=prior), []
+        for t_s in range(4 * 3600):
+            requests = np.minimum(rng.poisson(rates * WINDOW_S), 1).astype(float)
+            failed = rng.binomial(requests.astype(int), 0.13 if t_s >= 3 * 3600 else 0.005).astype(float)
+            served = requests > 0
+            ev = bank.score_learn(slots[served], failed[served], requests[served],
+                                  np.full(served.sum(), MONDAY_MS + t_s * 1000.0), WINDOW_S, H, H / 2)
+            seen.append(ev.cusum.copy())
+        charts.append(np.concatenate(seen))
+    assert np.array_equal(charts[0], charts[1]) and charts[1].max() >= H
