@@ -95,14 +95,37 @@ def test_two_batches_failing_whole_at_a_sparse_series_page_no_one() -> None:
     # and 5 failing 23 s apart with no request between, at a usual 0.15%). The most now applies before the
     # dispersion divides; an outage is still found within two minutes.
     rates = np.geomspace(0.5, 1.0, 8)
+    bank, outage_s = BernoulliCusumBank(), 25 * 3600
+    first, peak = _batches_then_outage(bank, rates, np.random.default_rng(11), 0.0015, 2.0,
+                                       {24 * 3600: 7.0, 24 * 3600 + 1: 5.0}, outage_s, 120)
+    assert np.all(bank.dispersion(np.arange(rates.size)) > 1.3), bank.dispersion(np.arange(rates.size)).round(2).tolist()
+    # Before, the two batches took every series to h itself (20.577 of 20.577): whether it fired was the rounding's.
+    assert np.all(peak < 0.75 * H), (peak / H).round(3).tolist()
+    assert np.all(first >= outage_s) and np.all(first - outage_s <= 120), (first - outage_s).tolist()
+
+
+def _young(clump_prior: float, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """16 series at 1-5 req/s and a usual 0.2% of independent errors: a client's retries failing in batches of 6, 3
+    and 2 within 30 s at 21 minutes (a few lone errors seen before), then an outage at 30 minutes. Each series'
+    first alarm (s) and its highest statistic before the outage."""
+    outage_s = 1800
+    first, peak = _batches_then_outage(BernoulliCusumBank(clump_prior=clump_prior), np.geomspace(1.0, 5.0, 16),
+                                       np.random.default_rng(seed), 0.002, 1.0, {1260: 6.0, 1270: 3.0, 1290: 2.0},
+                                       outage_s, 60)
+    return first - outage_s, peak / H
+
+
+def _batches_then_outage(bank: BernoulliCusumBank, rates: np.ndarray, rng: np.random.Generator, usual: float,
+                         clump: float, batches_s: dict[int, float], outage_s: int, after_s: int,
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """Series at ``rates`` with ``usual`` errors (in clumps of ``clump``), every series' window at ``batches_s``
+    a batch of that many requests failing as one, and every request failing from ``outage_s`` for ``after_s``:
+    each series' first alarm (s, NaN: none) and its highest statistic before the outage."""
     slots = np.arange(rates.size)
-    rng = np.random.default_rng(11)
-    bank = BernoulliCusumBank()
-    batches_s, outage_s = {24 * 3600: 7.0, 24 * 3600 + 1: 5.0}, 25 * 3600
     first, peak = np.full(rates.size, np.nan), np.zeros(rates.size)
-    for t_s in range(outage_s + 120):
+    for t_s in range(outage_s + after_s):
         requests = rng.poisson(rates * WINDOW_S)
-        failed = errors(rng, requests, np.full(rates.size, 0.0015), 2.0)
+        failed = errors(rng, requests, np.full(rates.size, usual), clump)
         requests = requests.astype(float)
         if t_s in batches_s:
             requests[:] = failed[:] = batches_s[t_s]
@@ -115,37 +138,7 @@ def test_two_batches_failing_whole_at_a_sparse_series_page_no_one() -> None:
         first[fired] = np.where(np.isnan(first[fired]), t_s, first[fired])
         if t_s < outage_s:
             peak[slots[served]] = np.maximum(peak[slots[served]], ev.cusum)
-    assert np.all(bank.dispersion(slots) > 1.3), bank.dispersion(slots).round(2).tolist()
-    # Before, the two batches took every series to h itself (20.577 of 20.577): whether it fired was the rounding's.
-    assert np.all(peak < 0.75 * H), (peak / H).round(3).tolist()
-    assert np.all(first >= outage_s) and np.all(first - outage_s <= 120), (first - outage_s).tolist()
-
-
-def _young(clump_prior: float, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """16 series at 1-5 req/s and a usual 0.2% of independent errors: a client's retries failing in batches of 6, 3
-    and 2 within 30 s at 21 minutes (a few lone errors seen before), then an outage at 30 minutes. Each series'
-    first alarm (s) and its highest statistic before the outage."""
-    rates = np.geomspace(1.0, 5.0, 16)
-    slots = np.arange(rates.size)
-    rng = np.random.default_rng(seed)
-    bank = BernoulliCusumBank(clump_prior=clump_prior)
-    batches, outage_s = {1260: 6.0, 1270: 3.0, 1290: 2.0}, 1800
-    first, peak = np.full(rates.size, np.nan), np.zeros(rates.size)
-    for t_s in range(outage_s + 60):
-        requests = rng.poisson(rates * WINDOW_S).astype(float)
-        failed = rng.binomial(requests.astype(int), 0.002).astype(float)
-        if t_s in batches:
-            requests[:] = failed[:] = batches[t_s]
-        if t_s >= outage_s:
-            failed = requests.copy()
-        served = requests > 0
-        ev = bank.score_learn(slots[served], failed[served], requests[served],
-                              np.full(served.sum(), MONDAY_MS + t_s * 1000.0), WINDOW_S, H, H / 2)
-        fired = slots[served][ev.warm & (ev.cusum >= H)]
-        first[fired] = np.where(np.isnan(first[fired]), t_s, first[fired])
-        if t_s < outage_s:
-            peak[slots[served]] = np.maximum(peak[slots[served]], ev.cusum)
-    return first - outage_s, peak / H
+    return first, peak
 
 
 def test_a_young_series_first_clumps_are_not_independent_failures() -> None:
