@@ -186,8 +186,8 @@ fn bernoulli_before(b: &Bernoulli, f: &[f64], charts: &[f64], k: usize, e: f64, 
     let mut dispersion = 1.0 + excess / (err + b.prior);
     if b.dispersed && e > 1.0 {
         // Several errors in one window may be one clump while the series has seen too few errors to know its own.
-        let prior = b.clump_prior;
-        dispersion = max(dispersion, 1.0 + (excess + prior * (b.clump_dispersion - 1.0)) / (err + b.prior + prior));
+        let pseudo = b.clump_prior;
+        dispersion = max(dispersion, 1.0 + (excess + pseudo * (b.clump_dispersion - 1.0)) / (err + b.prior + pseudo));
     }
     let warm = seen >= b.min_requests;
     let s = |j: usize| if j == 0 { row[4] } else { charts[chart_at(k, j, nc)] };
