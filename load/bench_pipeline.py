@@ -253,9 +253,10 @@ async def bench(bootstrap: str, n: int, spec: FleetSpec, rounds: int) -> list[Ti
     return timings
 
 
-LIVE_INCIDENTS = ("latency_spike:model-001@40+20", "throughput_collapse:model-004@45+20", "error_burst:model-007@50+20",
+LIVE_INCIDENTS = ("latency_spike:model-001@40+20", "throughput_collapse:model-004@45+140", "error_burst:model-007@50+20",
                   "bad_version:model-010@55+20", "overload:model-013@60+20")
-"""Incidents of the live close -> alert scenario: after the detectors' 30-window grace, on distinct models."""
+"""Incidents of the live close -> alert scenario: after the detectors' 30-window grace, on distinct models (the
+collapse longer than a throughput drop's minimum duration, ``detection.throughput_sustain_s``)."""
 
 
 async def close_to_alert(bootstrap: str, spec: FleetSpec, duration_s: float) -> list[float]:
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of (a) and (b); their spread is the noise")
     parser.add_argument("--default-gc", action="store_true",
                         help="keep Python's default garbage-collector settings instead of those of `modelmedic run`")
-    parser.add_argument("--live-seconds", type=float, default=100.0,
+    parser.add_argument("--live-seconds", type=float, default=200.0,
                         help="length of the live close -> alert scenario (0: skip it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)

@@ -58,7 +58,7 @@ from modelmedic.events import decode_anomaly  # noqa: E402
 from modelmedic.kafka import read_compacted  # noqa: E402
 from tests.fixtures_kafka import read_to_end  # noqa: E402
 
-INCIDENTS = ("latency_spike:model-003@120+60", "error_burst:model-017@200+60", "throughput_collapse:model-042@300+60",
+INCIDENTS = ("latency_spike:model-003@120+60", "error_burst:model-017@200+60", "throughput_collapse:model-042@300+180",
              "bad_version:model-101@400+90", "overload:model-150@500+60")
 """Scripted incidents, in seconds of event time (the fleet makes ``models x rate`` events a second)."""
 TICK = os.sysconf("SC_CLK_TCK")

@@ -31,7 +31,9 @@ series' first day) is *insufficient data*: counted per family (:meth:`WindowJudg
 A window adds at most ``h / trigger_windows`` to a CUSUM, so it takes ``trigger_windows``
 windows of evidence at least: a single wild window of a busy model never pages. An
 episode starts when a CUSUM reaches ``h`` and ends after ``recover_windows`` windows
-below ``0.75 h`` (``RESET``), or when a version stopped serving; CUSUMs are capped at
+below ``0.75 h`` (``RESET``), or when a version stopped serving (a throughput episode also
+needs its CUSUM to have left 0 ``throughput_sustain_s`` before: a busy model's CUSUM reaches
+``h`` within seconds, and a minute's dip of its traffic is no incident); CUSUMs are capped at
 ``1.25 h``, so ending an episode takes evidence worth ``h / 2`` against it, a flapping
 series stays in one episode instead of opening a new incident per flap, and a sparse
 series hovering about ``h`` neither ends nor restarts its episode with each request.
@@ -169,6 +171,8 @@ class _Family:
     episodes: Episodes
     level: str
     """``version`` (judged per model, version and role) or ``group`` (per model and role)."""
+    sustain_ms: int = 0
+    """A CUSUM at ``h`` starts an episode only once it left 0 this long ago (``throughput_sustain_s``)."""
 
 
 @dataclass
@@ -309,7 +313,10 @@ class WindowJudge:
         trig = 1
         self.latency = _Family("latency", banks["latency"], Episodes(trig, rec), "version")
         self.errors = _Family("errors", banks["errors"], Episodes(trig, rec), "version")
-        self.throughput = _Family("throughput", banks["throughput"], Episodes(trig, rec), "group")
+        # (a per-value bank's onset is the window it reached h, not a CUSUM's: trigger_windows is its minimum)
+        sustain_s = settings.throughput_sustain_s if settings.throughput_bank == "sequential" else 0.0
+        self.throughput = _Family("throughput", banks["throughput"], Episodes(trig, rec), "group",
+                                  round(sustain_s * 1000))
         self.tail = _Family("latency_tail", banks["latency_tail"], Episodes(trig, rec), "version") \
             if "latency_tail" in banks else None
         """The latency tail (:class:`~modelmedic.detectors.sequential.TailCusumBank`); None without a sequential
@@ -515,8 +522,12 @@ class WindowJudge:
         # A window is inconclusive (neither starts nor helps end an episode) while evidence builds
         # up below h; a version that stopped serving is no longer judged: its silence ends an episode.
         # A firing episode stays anomalous down to RESET * h: its end needs evidence, not quiet windows.
-        anomalous = ev.cusum >= h * np.where(fam.episodes.firing_of(slots), RESET, 1.0)
+        firing = fam.episodes.firing_of(slots)
+        anomalous = ev.cusum >= h * np.where(firing, RESET, 1.0)
         judged = ev.warm & (anomalous | ~ev.rising)
+        if fam.sustain_ms:  # evidence at h for a change younger than the family's minimum: inconclusive
+            young = ~firing & anomalous & ((window + 1) * size_ms - ev.since_ms < fam.sustain_ms)
+            anomalous, judged = anomalous & ~young, judged & ~young
         if stopped is not None:
             judged &= ~stopped
         if masked is not None:

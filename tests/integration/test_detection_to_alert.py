@@ -64,9 +64,9 @@ async def test_each_incident_kind_is_detected_alerted_and_resolved(settings, rec
     # share of storm_window_s (30 s for three, StormWatch.quorum_wait_ms), and one that recovers while
     # held never pages: at 20 s each, one of the three recovered while held and only two paged.
     incidents = [Incident.parse("latency_spike:model-001@60+60x5"),
-                 Incident.parse("throughput_collapse:model-003@60+60"),
+                 Incident.parse("throughput_collapse:model-003@60+180"),  # past the 120 s minimum duration
                  Incident.parse("error_burst:model-005@60+60x0.3")]
-    n = await produce(settings, generate(spec, incidents, START_MS, 140))
+    n = await produce(settings, generate(spec, incidents, START_MS, 260))
     async with running(with_sinks(settings, receiver)) as service:
         await wait_processed(service, n)
         pages = await receiver.wait_for(kind="pagerduty", count=6, timeout=30)

@@ -81,7 +81,9 @@ def _traffic(seed: int, models: int, seconds: int) -> list[InferenceEvent]:
 
 async def _published(turn_series_windows: int, events: list[InferenceEvent], batch: int) -> tuple[list, dict]:
     """What an offline plane with this budget publishes for ``events`` (2 partitions, ``batch`` records a poll)."""
-    settings = load_settings(windows={"series_ttl_s": 60}, detection={"quality": False, "grace_windows": 20})
+    # (model 5's drop must fire before its series expires: a minimum duration under the ttl)
+    settings = load_settings(windows={"series_ttl_s": 60},
+                             detection={"quality": False, "grace_windows": 20, "throughput_sustain_s": 30})
     producer = FakeProducer()
     plane = offline_plane(settings, 2, producer=producer)
     plane.turn_series_windows = turn_series_windows

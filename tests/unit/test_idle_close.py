@@ -19,7 +19,8 @@ from modelmedic.events import InferenceEvent, encode
 from modelmedic.testing import Record, offline_plane
 
 MODELS, RATE, MINUTES = 8, 4, 15
-QUIET_S = 120
+QUIET_S = 180
+"""Longer than a throughput drop's minimum duration (``throughput_sustain_s``, 120 s)."""
 
 
 def _records(topic: str, start_ms: int) -> list[Record]:

@@ -26,7 +26,8 @@ from modelmedic.detection.windows import QUANTILES, ClosedWindow, PartitionWindo
 SIZE = 1000
 T0 = 1_700_000_000_000
 W0 = T0 // SIZE
-SETTINGS = DetectionSettings(grace_windows=10, trigger_windows=2, recover_windows=3)
+SETTINGS = DetectionSettings(grace_windows=10, trigger_windows=2, recover_windows=3, throughput_sustain_s=0)
+"""Throughput episodes start as soon as the evidence is in (tests of the minimum duration set it)."""
 PROD = ("fraud", "1.0", "production")
 Key = tuple[str, str, str]
 Traffic = dict[Key, tuple[float, float, float]]
@@ -176,6 +177,27 @@ def test_throughput_surge_fires_at_the_model_level(seed: int) -> None:
     assert [(w, a.kind, a.state) for w, a in records] == [(31, "throughput_surge", "firing"), (38, "throughput_surge", "recovered")]
     fired = records[0][1]
     assert fired.series == "fraud/*/production" and fired.observed > 300 and fired.id == records[1][1].id
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_busy_models_dip_shorter_than_the_minimum_duration_never_fires(seed: int) -> None:
+    """A busy model's drop CUSUM reaches ``h`` within seconds, so its traffic's minute-long dips
+    would page (``throughput_sustain_s``); a drop that lasts fires once its CUSUM left 0 that long ago,
+    with the same onset and id as without the minimum."""
+    settings = SETTINGS.model_copy(update={"throughput_sustain_s": 120.0})
+    usual: Traffic = {PROD: (100, 20.0, 0.01)}
+    dip: Traffic = {PROD: (50, 20.0, 0.01)}
+    dipped = run([(30, usual), (60, dip), (30, usual)], seed, settings)
+    assert [a for _, a in dipped if a.kind.startswith("throughput")] == []
+    without = [(w, a) for w, a in run([(30, usual), (60, dip), (30, usual)], seed) if a.kind == "throughput_drop"]
+    assert without and without[0][0] < 35  # the same dip, without the minimum: fired within seconds
+    lasting = [(w, a) for w, a in run([(30, usual), (200, dip), (30, usual)], seed, settings)
+               if a.kind == "throughput_drop" and a.state == "firing"]
+    assert len(lasting) == 1 and 145 <= lasting[0][0] <= 155, lasting
+    fired = lasting[0][1]
+    # 120 s after its onset, or a few windows later where the chart leading then left 0 after the episode's onset
+    assert 120_000 <= fired.window_end - fired.onset <= 125_000
+    assert fired.id == without[0][1].id  # the onset, not the page time, names the incident
 
 
 def test_a_model_going_silent_is_a_throughput_drop() -> None:
