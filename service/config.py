@@ -191,7 +191,7 @@ class DetectionSettings(_Section):
     """Minimum duration of a throughput drop or surge, in event time: its CUSUM must have left 0
     this long ago before it fires (Prometheus' ``for:``). A busy model's CUSUM reaches ``h`` within
     seconds, so a minute's dip of its traffic read as a drop: with per-minute jitter of sd 0.1 on
-    40 series at 30-100 req/s, 41 false drop episodes in two days at 0, 16 at 60 s, 0 at 120 s
+    40 series at 30 and 100 req/s, 44 false drop episodes in two days at 0, 19 at 60 s, 1 at 120 s
     (``load/throughput_null.py``, docs/detection.md). A sparse series' CUSUM left 0 long before
     it fires, so this delays only the busy ones: -90% drops at 3-100 req/s found in 121 s instead
     of 2-14 s, within a third of the harness's deadline (300 s). 0: off. The ``sequential`` bank's
