@@ -374,6 +374,18 @@ class PoissonCusumBank(_Bank):
     (``behind`` at ``CAUGHT_UP`` or more, outside a suspicion): the smoothings then read the catch-up as a rise
     (a false drop on a healthy 0.09 req/s series of the synthetic first-day law, 60 s windows). 0 = off.
 
+    **Busy wandering traffic: the drops are also tested against a recent level.** Over half an hour a busy rate
+    wanders (``rough()``: an Ornstein-Uhlenbeck walk of sd 0.1 and 30 minutes) as far as a -30% drop's share of
+    it, so against the level and the wander's band learned against it a drop read as 0.85x, and at 80 req/s 70 of
+    100 such drops were found where the requests allow seconds (docs/detection.md, session 33). A second EWMA of the
+    rate with a memory of ``recent_s`` (120 s; the ``_f`` columns ``recent``...) trails the walk far less; its
+    wander ``v`` is learned from the same blocks against its own expected count (under a suspicion into its own
+    shadow), its own Poisson error (``phi / (2 rate recent_s)``) is added, and the drops are tested against the
+    higher of the two lower ends where that band is within ``MAX_BAND`` (not below about 1 req/s). It learns ten
+    times slower under a suspicion, as the level does, and under a surge's no more than its own expected count.
+    Found, of 100 a rate: 87 / 98 / 58 at 80 / 300 / 20 req/s (70 / 76 / 55 without); no quiet series raised a drop
+    more in 32 h at 3-300 req/s. 0 = off.
+
     **From the second day the null is widened by the seasonal factors' own uncertainty.** Each hour-of-day and
     week factor is a shrinkage estimate whose prior is worth one visit of its bucket (a week bucket's a day); after a
     day, an hour factor of a 0.01 req/s series rests on a few dozen events, 10-15% of relative error, which the CUSUMs
@@ -463,7 +475,8 @@ class PoissonCusumBank(_Bank):
     (True, 0)
     """
 
-    _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x")
+    _COLUMNS = ("n", "first", "events", "level", "phi", "down", "up", "down_since", "up_since", "down_x", "up_x",
+                "recent", "recent_block", "recent_v", "recent_shadow")
     _TABLES = {"_hour_obs": (72,), "_hour_exp": (72,), "_day_obs": (28,), "_day_exp": (28,), "_slow": (2,),
                "_behind": (), "_small": (3,), "_fast": (), "_deep": (3,), "_quick": (), "_block": (9,),
                "_season_level": (4,)}
@@ -476,6 +489,8 @@ class PoissonCusumBank(_Bank):
     be if the current suspicion is the traffic's own wander, and the shadow's state (0: no suspicion; 1: one is on;
     2: and the series crossed its threshold in it; 3: and the halving's or the deep drop chart crossed) (0: none yet,
     as in snapshots from before it or its shadow);
+    ``_f``'s last four columns: the recent level, the current block's expected count by it, its ``v`` and that
+    ``v``'s shadow (0: the level and its ``v``, as in snapshots from before it);
     ``_hour_obs``, ``_hour_exp``: the day's 24 hour buckets, then its 48 half-hour buckets (a snapshot with the 24 alone
     restores each hour over its two halves, :meth:`set_rows`);
     ``_season_level``: what the hour buckets learn against (0: the level, as in snapshots from before it), the
@@ -493,7 +508,7 @@ class PoissonCusumBank(_Bank):
                  wander_events: float = 500.0, wander_events_first_day: float = 1000.0, level_z: float = 2.0,
                  wander_over_noise: float = 1.0, dispersion_s: float = 3600.0,
                  judged_tau_s: float = 7200.0, spread_z: float = 2.0, week_memory_s: float = 604_800.0,
-                 half_hour_z: float = 2.0, bend: float = 2.0, bend_z: float = 2.0):
+                 half_hour_z: float = 2.0, bend: float = 2.0, bend_z: float = 2.0, recent_s: float = 120.0):
         self.drop, self.surge, self.small_drop, self.tau_s, self.tau_events = drop, surge, small_drop, tau_s, tau_events
         self.deep_drop, self.small_first_day, self.quick_memory = deep_drop, small_first_day, quick_memory
         self.seasonal_z, self.block_s, self.block_events, self.wander_z = seasonal_z, block_s, block_events, wander_z
@@ -503,7 +518,7 @@ class PoissonCusumBank(_Bank):
                              surge, np.log(surge), small_first_day, quick_memory, seasonal_z, block_s, block_events,
                              wander_z, season_memory_s, later_prior, wander_events, wander_events_first_day, level_z,
                              wander_over_noise, dispersion_s, judged_tau_s, spread_z, week_memory_s, half_hour_z, bend,
-                             bend_z, self._drops,
+                             bend_z, recent_s, self._drops,
                              np.log(self._drops), self._drop_penalty]
         """What ``native/src/banks.rs`` reads of the parameters (``Poisson::new``)."""
         self.min_events, self.min_windows, self.prior_events = min_events, min_windows, prior_events
@@ -512,7 +527,7 @@ class PoissonCusumBank(_Bank):
         self.wander_events, self.wander_events_first_day, self.level_z = wander_events, wander_events_first_day, level_z
         self.wander_over_noise, self.dispersion_s, self.judged_tau_s = wander_over_noise, dispersion_s, judged_tau_s
         self.spread_z, self.week_memory_s = spread_z, week_memory_s
-        self.half_hour_z, self.bend, self.bend_z = half_hour_z, bend, bend_z
+        self.half_hour_z, self.bend, self.bend_z, self.recent_s = half_hour_z, bend, bend_z, recent_s
         self._init_state()
 
     def set_rows(self, slots: np.ndarray, values: dict[str, object]) -> None:
@@ -545,10 +560,12 @@ class PoissonCusumBank(_Bank):
         phi``, at most a window's most, which grows with its share of the budget; the
         small one at ``small_first_day`` times its threshold on the first day and held at its threshold while the
         halving's is past a third of its own, at a third of it when that ends a long first-day suspicion)
-        and the surge's; then the level, the hour's rate, the quick level (these two no further than the surge's
-        ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block and its wander
-        (under a suspicion into its shadow), the smoothings (which move with the level, keeping the trend from before a
-        suspicion, until it has caught up), ``behind``, the seasonal buckets (the two hour buckets around the
+        and the surge's (the drops' null the higher lower end of the level's and, where its band is within
+        ``MAX_BAND``, the recent level's); then the level, the hour's rate, the quick level (these two no further
+        than the surge's ceiling under its suspicion), the overdispersion (not under a drop's suspicion), the block
+        and its wander (under a suspicion into its shadow), the recent level, its block and wander (likewise), the
+        smoothings (which move with the level, keeping the trend from before a suspicion, until it has caught up),
+        ``behind``, the seasonal buckets (the two hour buckets around the
         window in their shares against the season's level, the two week buckets against the week's) and the
         season's and the week's levels (none under suspicion, but the week buckets in the series' first week until
         the suspicion crosses its threshold) learn. On a series' first day, once a drop that crossed the halving's or
@@ -561,7 +578,7 @@ class PoissonCusumBank(_Bank):
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         n = slots.size
         tables = [getattr(self, name) for name in self._TABLES]
-        args = np.empty((7, n))
+        args = np.empty((8, n))
         _native.poisson_args(self._f, tables, self._consts, slots, t_ms, h, window_s, args)
         lag = args[0] ** args[1]
         out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(

@@ -340,7 +340,7 @@ pub fn bernoulli_step(
 /// PoissonCusumBank's constants: `[tau_s, tau_events, min_events, min_windows, prior_events, hour_memory_days,
 /// day_memory_weeks, surge, ln surge, small_first_day, quick_memory, seasonal_z, block_s, block_events, wander_z,
 /// season_memory_s, later_prior, wander_events, wander_events_first_day, level_z, wander_over_noise,
-/// dispersion_s, judged_tau_s, spread_z, week_memory_s, half_hour_z, bend, bend_z]`, then the three
+/// dispersion_s, judged_tau_s, spread_z, week_memory_s, half_hour_z, bend, bend_z, recent_s]`, then the three
 /// drop charts' ratios, their logarithms and penalties.
 struct Poisson<'a> {
     c: &'a [f64],
@@ -349,7 +349,7 @@ struct Poisson<'a> {
     penalty: &'a [f64],
 }
 
-const POISSON_CONSTS: usize = 28;
+const POISSON_CONSTS: usize = 29;
 /// The week's buckets: quarter days (UTC), each standing for its middle (03:00, 09:00, 15:00, 21:00). A weekend eased in
 /// over six hours of a model's morning was a drop to day buckets interpolated between noons (221 and 191 episodes on
 /// the first and second weekends of 200 series at 0.01-0.1 req/s, weekends at 30%, 1 s windows); eased in linearly
@@ -366,8 +366,10 @@ const WEEK_MS: f64 = 604_800_000.0;
 /// and the windows since the level restarted after a first-day drop (0: it is not restarting; see `poisson_step`).
 const SEASON_LEVELS: usize = 4;
 const DROPS: usize = 3;
-/// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x.
-const POISSON_COLUMNS: usize = 11;
+/// `_f`'s columns: n, first, events, level, phi, down, up, down_since, up_since, down_x, up_x, then the recent
+/// level's (`RECENT`): the level, the block's expected count by it, its wander `v` and that `v`'s shadow.
+const POISSON_COLUMNS: usize = 15;
+const RECENT: usize = 11;
 
 impl<'a> Poisson<'a> {
     fn new(c: &'a [f64]) -> PyResult<Self> {
@@ -406,6 +408,10 @@ impl<'a> Poisson<'a> {
     }
     fn bend_z(&self) -> f64 {
         self.c[27]
+    }
+    /// The recent level's memory (0: off).
+    fn recent_s(&self) -> f64 {
+        self.c[28]
     }
     /// The small drop chart's threshold: `h` and its share of the budget, times `small_first_day` before the
     /// series has seen a day (0 there: it does not run on the first day).
@@ -786,6 +792,76 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
     o
 }
 
+/// The recent level (`recent_s`, two minutes by default): a second reference for the drops, beside the level
+/// (half an hour at least). Busy traffic wanders: over half an hour the level trails the rate by as much as a
+/// -30% drop's share of it, and the wander's band, learned against the level, took the rest (a -30% drop at 80 req/s
+/// found in 70 of 100 rough series, where the requests allow seconds). Over two minutes the rate wanders far less,
+/// and the recent level's own wander `v` is learned from the same blocks as the level's (against its own expected
+/// count, under a suspicion into its own shadow) and its own Poisson error added, so its band is as wide as that,
+/// no wider. The drops are judged
+/// against the higher of the two references' lower ends; under a suspicion it learns ten times slower, as the
+/// level does, so a drop's first minutes are not its reference.
+#[derive(Clone, Copy)]
+struct Recent {
+    level: f64,
+    /// The current block's expected count by the recent level.
+    expected: f64,
+    v: f64,
+    shadow: f64,
+}
+
+impl Recent {
+    /// Before a window: the stored level (rescaled as the level is), or the level itself where none is stored yet
+    /// (a new series, a snapshot from before it), its `v` then the level's `v_level`.
+    fn before(row: &[f64], rescale: f64, level: f64, v_level: f64) -> Self {
+        let stored = row[RECENT] > 0.0;
+        Recent {
+            level: if stored { row[RECENT] * rescale } else { level },
+            expected: row[RECENT + 1],
+            v: if stored { row[RECENT + 2] } else { v_level },
+            shadow: row[RECENT + 3],
+        }
+    }
+
+    /// How far below it the drops' null reaches: `wander_z` standard deviations of the rate's wander over a block
+    /// against it (`v`) and of its own Poisson error (`phi / (2 rate recent_s)`, an EWMA's over its memory). A series
+    /// too sparse for it to be within `MAX_BAND` is judged against the level alone: at 0.07 req/s two minutes hold
+    /// eight requests, and the blocks, which it follows within their span, do not show that error in `v`.
+    fn band(&self, p: &Poisson, pre: &PoissonBefore, window_s: f64) -> f64 {
+        p.c[14] * (max(self.v, 0.0) + pre.phi / max(2.0 * pre.lam / window_s * p.recent_s(), 1e-12)).sqrt()
+    }
+
+    /// After a window: the block's expected count, `v` and its shadow as `poisson_block` moved the level's (`old`,
+    /// `new`: the block before and after this window), and the level learned from `x` at rate `a`.
+    #[allow(clippy::too_many_arguments)]
+    fn after(self, p: &Poisson, old: &[f64], new: &[f64], xi: f64, lam_recent: f64, x: f64, a: f64,
+             pre: &PoissonBefore, window_s: f64) -> [f64; 4] {
+        let (mut v, mut shadow) = (self.v, self.shadow);
+        let blocks = pre.warm && p.c[12] > 0.0;
+        if pre.warm && pre.suspect && old[SHADOW] == 0.0 {
+            shadow = v;
+        } else if pre.warm && !pre.suspect && old[SHADOW] == SHADOW_ON {
+            v = shadow;
+        }
+        let mut expected = if blocks { self.expected + lam_recent } else { 0.0 };
+        if blocks && new[0] == 0.0 {
+            // The block closed in this window: its deviation from the recent level's expected count, beyond Poisson.
+            let (count, span) = (old[1] + xi, (old[0] + 1.0) * window_s);
+            let dev = count - expected;
+            let term = min((dev * dev - pre.phi * expected) / max(expected * expected, 1e-12), BLOCK_TERM_MAX);
+            let learned = if pre.suspect { new[7] } else { new[4] };
+            let w = max(span / (pre.tau + span), 1.0 / learned);
+            if pre.suspect {
+                shadow += w * (term - shadow);
+            } else {
+                v += w * (term - v);
+            }
+            expected = 0.0;
+        }
+        [self.level + a * (x / (pre.season * window_s) - self.level), expected, v, shadow]
+    }
+}
+
 fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 12], rows: usize) -> PyResult<PoissonTables<'a>> {
     let names = ["_hour_obs", "_hour_exp", "_day_obs", "_day_exp", "_slow", "_behind", "_small", "_fast", "_deep",
                  "_quick", "_block", "_season_level"];
@@ -830,7 +906,7 @@ pub fn poisson_args(
     let p = Poisson::new(items(&consts, "consts")?)?;
     let n = slots.len();
     let out = items_mut(&args, "args")?;
-    if t_ms.len() != n || out.len() != 7 * n {
+    if t_ms.len() != n || out.len() != 8 * n {
         return Err(PyValueError::new_err("poisson_args: arrays of different lengths"));
     }
     let rows_n = fs.len() / POISSON_COLUMNS;
@@ -848,13 +924,14 @@ pub fn poisson_args(
         out[4 * n + i] = -window_s / (p.tau_s() * slowed);
         out[5 * n + i] = -window_s / (pre.tau * p.c[10] * slowed);
         out[6 * n + i] = -window_s / (max(pre.tau, p.dispersion_s()) * slowed);
+        out[7 * n + i] = -window_s / (p.recent_s() * slowed);
     }
     Ok(())
 }
 
 /// One window of a Poisson bank: the drop charts and the surge CUSUM judged, the level, overdispersion,
 /// smoothings and seasonal buckets learned. `lag` (`ratio ** exponent`), `lag_fast` (`lag ** (tau_s / tau)`),
-/// `lag_quick` (`lag ** quick_memory`) and `expm1` (4 rows) are numpy's results on `poisson_args`'s rows.
+/// `lag_quick` (`lag ** quick_memory`) and `expm1` (5 rows) are numpy's results on `poisson_args`'s rows.
 /// Writes `out` (3, series): CUSUM, observed rate, baseline rate; `since` (onsets), `kind` (0 drop, 1 surge) and
 /// `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
@@ -875,7 +952,7 @@ pub fn poisson_step(
     let n = slots.len();
     let lens = [x.len(), t_ms.len(), lag.len(), lag_fast.len(), lag_quick.len(), since_out.len(), kind.len()];
     if lens.iter().any(|&l| l != n)
-        || expm1.len() != 4 * n || out.len() != 3 * n || flags.len() != 2 * n
+        || expm1.len() != 5 * n || out.len() != 3 * n || flags.len() != 2 * n
     {
         return Err(PyValueError::new_err("poisson_step: arrays of different lengths"));
     }
@@ -917,7 +994,16 @@ pub fn poisson_step(
         let wander = poisson_wander(&p, tb.block[k * BLOCK + 5], &pre, window_s);
         let wander_down = max(wander - max(1.0 - lam_down / pre.lam, 0.0), 0.0);
         let wander_up = max(wander - max(lam_up / pre.lam - 1.0, 0.0), 0.0);
-        let lam_drops = lam_down * (1.0 - pre.band) * (1.0 - wander_down) * (1.0 - pre.bend_down);
+        let lam_drops_level = lam_down * (1.0 - pre.band) * (1.0 - wander_down) * (1.0 - pre.bend_down);
+        // And the recent level's, where it is in use: the higher of the two lower ends.
+        let recent = Recent::before(row, pre.rescale, pre.level, tb.block[k * BLOCK + 5]);
+        let lam_recent = if pre.level > 0.0 { pre.lam * recent.level / pre.level } else { pre.lam };
+        let band_recent = recent.band(&p, &pre, window_s);
+        let lam_drops = if p.recent_s() > 0.0 && pre.warm && row[RECENT] > 0.0 && band_recent < MAX_BAND {
+            max(lam_drops_level, lam_recent * (1.0 - pre.band) * (1.0 - band_recent) * (1.0 - pre.bend_down))
+        } else {
+            lam_drops_level
+        };
         let mut s = [0.0f64; DROPS];
         for j in 0..DROPS {
             let h_each = h + p.penalty[j];
@@ -1010,8 +1096,8 @@ pub fn poisson_step(
         // A restart counts the events anew: the charts wait for `min_events` of them, and the null is as wide as the
         // new level's own error while its memory fills (`level_z`).
         let events = if restart { xi } else { pre.events + xi };
-        row.copy_from_slice(&[pre.n + 1.0, pre.first, events, new_level, new_phi, drops[0][0], up, drops[0][1],
-                              up_since, drops[0][2], up_x]);
+        row[..RECENT].copy_from_slice(&[pre.n + 1.0, pre.first, events, new_level, new_phi, drops[0][0], up,
+                                        drops[0][1], up_since, drops[0][2], up_x]);
         let learn = one(pre.n >= c[3] && !pre.suspect);
         // The buckets learn against the season's level (a day's memory), not the level: an hour's memory follows
         // the day, so buckets learning against it learned only its lag (a 4x day's hour factors at 0.74-1.29, their
@@ -1067,7 +1153,14 @@ pub fn poisson_step(
         let (low, high) = (lam_down * (1.0 - pre.band) * (1.0 - pre.bend_down), lam_up * (1.0 + pre.band) * (1.0 + pre.bend_up));
         let halved = drops[0][0] - penalty[0] >= h || drops[2][0] - penalty[2] >= h;
         let crossing = if halved { SHADOW_DROPPED } else if max(drop, up) >= h { SHADOW_CROSSED } else { 0.0 };
-        let block = poisson_block(&p, &tb.block[k * BLOCK..(k + 1) * BLOCK], xi, low, high, crossing, &pre, window_s);
+        let old_block = &tb.block[k * BLOCK..(k + 1) * BLOCK];
+        let block = poisson_block(&p, old_block, xi, low, high, crossing, &pre, window_s);
+        let a_recent = if pre.suspect && !restart { -expm1[4 * n + i] } else { max(-expm1[4 * n + i], share_level) };
+        // Under a surge's suspicion it learns no more than its own expected count: a level that learned a surge's
+        // ceiling for an hour stood above the rate when the surge ended, and the model's own rate read as a drop.
+        let x_recent = if pre.suspect_up && !restart { min(x_level, lam_recent) } else { x_level };
+        let recent = recent.after(&p, old_block, &block, xi, lam_recent, x_recent, a_recent, &pre, window_s);
+        fs[k * POISSON_COLUMNS + RECENT..(k + 1) * POISSON_COLUMNS].copy_from_slice(&recent);
         tb.block[k * BLOCK..(k + 1) * BLOCK].copy_from_slice(&block);
         let is_surge = up > drop;
         let since = if is_surge { up_since } else { drops[lead][1] };

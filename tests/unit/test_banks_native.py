@@ -122,7 +122,8 @@ class NumpyPoisson(PoissonCusumBank):
                     max_step: float = np.inf) -> Evidence:
         slots = self._prepare(slots)
         x, t_ms = np.asarray(x, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
-        n, first, events, stored, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots].T
+        n, first, events, stored, phi, down_prev, up_prev, down_since, up_since, down_x, up_x = self._f[slots, :11].T
+        recent_prev, recent_block, recent_v, recent_shadow = self._f[slots, 11:].T  # the recent level (since 33)
         phi = np.maximum(phi, 1.0)
         block = self._block[slots]
         hours, days = _buckets(t_ms, 3_600_000.0, 24), _buckets(t_ms, 21_600_000.0, 28)  # days: quarter days
@@ -201,8 +202,19 @@ class NumpyPoisson(PoissonCusumBank):
         lam_up = lam * self._surge_ceiling(rel, lag, tau, seasoned)
         wander_down = np.maximum(wander - np.maximum(1.0 - lam_down / lam, 0.0), 0.0)  # beyond the level's lag only
         wander_up = np.maximum(wander - np.maximum(lam_up / lam - 1.0, 0.0), 0.0)
-        drops = self._step_drops(drops_prev, x, lam_down * (1.0 - band) * (1.0 - wander_down) * (1.0 - bend_down), phi,
-                                 warm, h_small, ~seasoned & (behind > STALE), t_ms, h, max_step)
+        lam_drops = lam_down * (1.0 - band) * (1.0 - wander_down) * (1.0 - bend_down)
+        # the recent level's reference where in use (stored, warm): the higher of the two lower ends
+        stored_recent = recent_prev > 0
+        recent = np.where(stored_recent, recent_prev * rescale, level)
+        recent_v = np.where(stored_recent, recent_v, block[:, 5])
+        lam_recent = np.divide(lam * recent, level, out=lam.copy(), where=level > 0)
+        band_recent = self.wander_z * np.sqrt(np.maximum(recent_v, 0.0)
+                                              + phi / np.maximum(2.0 * lam / window_s * self.recent_s, 1e-12))
+        lam_drops = np.where((self.recent_s > 0) & warm & stored_recent & (band_recent < MAX_BAND),
+                             np.maximum(lam_drops, lam_recent * (1.0 - band) * (1.0 - band_recent) * (1.0 - bend_down)),
+                             lam_drops)
+        drops = self._step_drops(drops_prev, x, lam_drops, phi, warm, h_small, ~seasoned & (behind > STALE), t_ms, h,
+                                 max_step)
         drops[0] = np.where(restart, 0.0, drops[0])
         down, down_since, down_x = drops[:, 0]
         self._small[slots], self._deep[slots] = drops[:, 1].T, drops[:, 2].T
@@ -238,8 +250,8 @@ class NumpyPoisson(PoissonCusumBank):
                           np.where(held, slow[:, 1] * moved, slow[:, 1] + a * (twice - slow[:, 1])), twice)
         self._slow[slots] = np.stack([twice, thrice], axis=1)
         self._behind[slots] = (behind + a * ((SLOWDOWN - 1.0) * suspect - behind)) * ~restart
-        self._f[slots] = np.stack([n + 1, first, np.where(restart, x, events + x), new_level, new_phi, down, up, down_since, up_since,
-                                   down_x, up_x], axis=1)
+        self._f[slots, :11] = np.stack([n + 1, first, np.where(restart, x, events + x), new_level, new_phi, down, up,
+                                        down_since, up_since, down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
         base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
@@ -271,11 +283,27 @@ class NumpyPoisson(PoissonCusumBank):
         since = np.where(surge, up_since, lead[0])
         observed = np.where(surge, up_x, lead[1]) / ((t_ms - since) / 1000.0 + window_s)
         rising = (drop > (drops_prev[0] - penalty).max(axis=0)) | (up > up_prev)
-        self._block[slots] = self._step_block(
+        new_block = self._step_block(
             block, x, lam_down * (1.0 - band) * (1.0 - bend_down), lam_up * (1.0 + band) * (1.0 + bend_up), tau, phi,
             warm, suspect,
             np.where((ahead[0] >= h) | (ahead[2] >= h), SHADOW_DROPPED, np.where(np.maximum(drop, up) >= h, SHADOW_CROSSED, 0.0)),
             window_s)
+        self._block[slots] = new_block
+        # The recent level's v and shadow move as the level's; its block's expected count by it; then it learns.
+        recent_shadow = np.where(warm & suspect & (block[:, 8] == 0), recent_v, recent_shadow)
+        recent_v = np.where(warm & ~suspect & (block[:, 8] == 1), recent_shadow, recent_v)
+        blocks = warm & (self.block_s > 0)
+        expected_recent = np.where(blocks, recent_block + lam_recent, 0.0)
+        closed = blocks & (new_block[:, 0] == 0)
+        count, span = block[:, 1] + x, (block[:, 0] + 1.0) * window_s
+        term = np.minimum(((count - expected_recent) ** 2 - phi * expected_recent) / np.maximum(expected_recent**2, 1e-12), 0.25)
+        w = np.maximum(span / (tau + span), 1.0 / np.maximum(np.where(suspect, new_block[:, 7], new_block[:, 4]), 1.0))
+        recent_shadow = np.where(closed & suspect, recent_shadow + w * (term - recent_shadow), recent_shadow)
+        recent_v = np.where(closed & ~suspect, recent_v + w * (term - recent_v), recent_v)
+        a_recent = _rate(share_level, window_s, self.recent_s, suspect & ~restart)
+        x_recent = np.where(suspect_up & ~restart, np.minimum(x_level, lam_recent), x_level)  # a surge not learned
+        self._f[slots, 11:] = np.stack([recent + a_recent * (x_recent / (season * window_s) - recent),
+                                        np.where(closed, 0.0, expected_recent), recent_v, recent_shadow], axis=1)
         return Evidence(np.maximum(np.maximum(drop, up), 0.0), surge.astype(np.int8), since.astype(np.int64), observed,
                         np.where(surge, lam_up, lam_down) / window_s, warm_up, rising)
 

@@ -155,14 +155,14 @@ def test_healthy_diurnal_series_in_ten_second_windows_raise_no_drop(draw: int, s
 
 
 @pytest.mark.parametrize(("table", "kept"), [("_deep", 0), ("_quick", 0), ("_block", 0), ("_season_level", 0),
-                                            ("_block", 6), ("_season_level", 2), ("_season_level", 3)])
+                                            ("_block", 6), ("_season_level", 2), ("_season_level", 3), ("_f", 11)])
 def test_a_snapshot_from_before_a_table_restores_with_it_at_zero(table: str, kept: int) -> None:
     # Snapshots before the deep-drop CUSUM have no ``_deep``, those before the quick level no ``_quick``, those before
     # the wander no ``_block``, those before the season's level no ``_season_level``, those before the wander's shadow
     # only ``_block``'s first 6 columns, those before the week's level ``_season_level``'s first 2, those before the
-    # level's restart after a first-day drop its first 3: such a series
-    # restores with what is missing at 0 (for the quick level and the season's level: the level, until it learns; for
-    # the week's level: the season's) and then judges as a bank whose table is at 0 there, window for window.
+    # level's restart after a first-day drop its first 3, those before the recent level ``_f``'s first 11: such a
+    # series restores with what is missing at 0 (for the quick, the season's and the recent level: the level, until it
+    # learns; for the week's level: the season's) and then judges as a bank whose table is at 0 there, window for window.
     rng = np.random.default_rng(20)
     bank, slots = PoissonCusumBank(min_windows=10), np.arange(4)
     for w in range(200):
