@@ -248,9 +248,8 @@ class GuardRails(_Section):
     storm_gather_max_s: float = Field(600.0, ge=0)
     """While other models' incidents that started within ``storm_window_s`` of a held one
     are held too, a storm may be gathering (sparse members fire later): they wait together,
-    as long again as the group has been gathering and at least a share of ``storm_window_s``
-    from its earliest onset that grows with its models (the whole window from half of
-    ``storm_models`` on; members firing after half of ``storm_models`` were held no longer
+    as long again as the group has been gathering and at least ``storm_window_s`` from its
+    earliest onset (members firing after half of ``storm_models`` were held no longer
     lengthen it), but at most this long after each fired. An open storm also takes in
     a member whose onset is up to this long before its span, if it fired after the storm
     surely began and at most this long after (a sparse series' onset may be minutes early:

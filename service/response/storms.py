@@ -26,10 +26,8 @@ they are, so the hold scales with how long evidence took to gather (:meth:`Storm
   4 s, by when the storm's next-densest member has fired if there is a storm;
 - while other models' incidents that started within ``storm_window_s`` of it are held too,
   a storm may be gathering: they wait together, as long again as the group has been
-  gathering (earliest onset to latest firing), and at least a share of ``storm_window_s``
-  from the group's earliest onset that grows with the models held (:meth:`StormWatch.quorum_wait_ms`:
-  a quarter of it for two models at the default ``storm_models`` 10, the whole of it from
-  half of ``storm_models``), at most ``storm_gather_max_s`` after each fired. Each member
+  gathering (earliest onset to latest firing), and at least ``storm_window_s`` from the
+  group's earliest onset, at most ``storm_gather_max_s`` after each fired. Each member
   that fires meanwhile extends the wait, until the group holds half of ``storm_models``
   (:attr:`StormWatch.quorum`); ``storm_models`` of them make the storm, which takes the held
   ones in (one page). If the wait ends with a quorum held together, they are a storm too
@@ -39,13 +37,16 @@ they are, so the hold scales with how long evidence took to gather (:meth:`Storm
   put early) waits as long as the group that surely began after its onset and before it
   fired, for the storm that group forms takes it in (:meth:`StormWatch.onset_in`).
 
-Why a share of the window: a storm's densest members fire within seconds of its onset,
-together, so their "as long again" ends seconds later, while the ``storm_models``-th member,
-serving a tenth of a request a second, fires about a minute in (load/detection_harness.py:
-the 12-model storm's tenth member fired 34-53 s after the storm began on the small fleets,
-73 and 91 s on two 50-model days; docs/detection.md, "One page per storm").
-Five models whose problems started in the same few seconds are unlikely to be unrelated;
-two may be, and they wait only a quarter of the window.
+Why the whole window: a storm's densest members fire within seconds of its onset, together,
+so their "as long again" ends seconds later, while the ``storm_models``-th member, serving a
+tenth of a request a second, fires about a minute in (load/detection_harness.py: the 12-model
+storm's tenth member fired 34-53 s after the storm began on the small fleets, 73 and 91 s on
+two 50-model days; docs/detection.md, "One page per storm"). Two held models waited only a
+quarter of the window until session 33: on rough traffic (``--models 40 --hours 48 --rough
+--seed 29 --start 2026-01-06``) a storm's two densest members fired 6 and 8 s after its onset,
+the third 43 s after, and the two paged alone before the storm did (three pages). Two
+incidents that started within a minute of each other wait at most a minute: Alertmanager's
+``group_wait`` (30 s by default) holds every first notification about as long.
 
 Event time is the latest ``window_end`` seen, moved on by the wall clock while no anomaly
 advances it or arrives at it (:meth:`StormWatch.now`): during catch-up anomalies carry it
@@ -189,8 +190,8 @@ class StormWatch:
     def _gathered(self, held: Firing, group: list[Firing]) -> int:
         """When ``held``'s wait with the other held incidents ``group`` ends: as long again as the
         group has been gathering (earliest onset to latest firing, or to the firing that made a
-        :attr:`quorum`) and its :meth:`quorum_wait_ms`
-        from its earliest onset, at most ``storm_gather_max_s`` after ``held`` fired.
+        :attr:`quorum`) and ``storm_window_s`` from its earliest onset, at most ``storm_gather_max_s``
+        after ``held`` fired.
 
         Once the group holds a :attr:`quorum` of models it will page as one storm whenever its
         wait ends, so a member firing after that no longer lengthens it: the gathering counts up
@@ -204,8 +205,7 @@ class StormWatch:
             models.add(last.model)
             if len(models) == self.quorum:
                 break
-        gathering = max(last.fired_ms + max(self.hold_ms, last.fired_ms - first),
-                        first + self.quorum_wait_ms(len({f.model for f in members})))
+        gathering = max(last.fired_ms + max(self.hold_ms, last.fired_ms - first), first + self.window_ms)
         return min(gathering, held.fired_ms + self.gather_max_ms)
 
     def _group(self, held: Firing, others: Iterable[Firing]) -> list[Firing]:
@@ -229,17 +229,8 @@ class StormWatch:
     @property
     def quorum(self) -> int:
         """Half of ``storm_models`` (rounded up, at least two): this many models held together are
-        likelier a storm than not (:meth:`quorum_wait_ms`, :meth:`quorum_of`)."""
+        likelier a storm than not (:meth:`quorum_of`)."""
         return max(2, (self.rails.storm_models + 1) // 2)
-
-    def quorum_wait_ms(self, models: int) -> int:
-        """How long from its earliest onset a group of ``models`` held models waits for a storm
-        to form: each model beyond the first adds an equal share of ``storm_window_s``, the whole
-        window from :attr:`quorum` on. The more of a storm is held already, the likelier
-        one is forming and the longer its sparse members are worth waiting for; two unrelated
-        incidents that happen to start together lose little."""
-        steps = max(1, self.quorum - 1)
-        return self.window_ms * min(models - 1, steps) // steps
 
     def quorum_of(self, held: Firing, others: Iterable[Firing]) -> list[str] | None:
         """The models of the group ``held`` waited with, if its wait ended with a :attr:`quorum` of

@@ -69,24 +69,47 @@ def test_a_lone_held_incident_waits_as_long_again_as_it_took_to_fire_within_hold
 
 def test_held_incidents_starting_together_wait_as_long_again_as_they_have_been_gathering() -> None:
     """Members fire later the sparser they are: the wait scales with the group's own spread."""
-    w = watch(storm_models=10)  # (two or three held models: their share of the window is shorter)
-    a, b = Firing("a", T, T + 4 * S), Firing("b", T - 2 * S, T + 20 * S)
-    assert w.due_at(a, [a, b]) == w.due_at(b, [a, b]) == T + 20 * S + 22 * S
+    w = watch(storm_models=10)  # (at least the window from the earliest onset: 58 s here)
+    a, b = Firing("a", T, T + 4 * S), Firing("b", T - 2 * S, T + 40 * S)
+    assert w.due_at(a, [a, b]) == w.due_at(b, [a, b]) == T + 40 * S + 42 * S
     c = Firing("c", T + 10 * S, T + 200 * S)
     assert w.due_at(a, [a, b, c]) == T + 200 * S + 202 * S, "a slower member extends the wait"
 
 
-def test_a_gathering_group_waits_a_share_of_the_storm_window_that_grows_with_its_models() -> None:
-    """Models firing seconds after a shared onset: as long again would be seconds; a share of the
-    window from the earliest onset instead, a quarter for two of ``storm_models`` 10, all of it
-    from five on."""
+def test_a_gathering_group_waits_the_storm_window_from_its_earliest_onset() -> None:
+    """Models firing seconds after a shared onset: as long again would be seconds; the window from
+    the earliest onset instead, for two held models as for five."""
     w = watch(storm_models=10)
-    assert [w.quorum_wait_ms(k) // S for k in (1, 2, 3, 4, 5, 9)] == [0, 15, 30, 45, 60, 60]
     group = [Firing(f"m{i}", T - (i % 2) * S, T + (2 + i) * S) for i in range(5)]
-    assert w.due_at(group[0], group[:2]) == T - S + 15 * S, "two: a quarter of the window"
+    assert w.due_at(group[0], group[:2]) == T - S + 60 * S, "two: the whole window"
     assert all(w.due_at(f, group) == T - S + 60 * S for f in group), "five: the whole window"
-    assert watch(storm_models=3).quorum_wait_ms(2) == 60 * S, "two of three is half a storm"
-    assert watch(storm_models=2).quorum_wait_ms(2) == 60 * S
+    alone = Firing("z", T, T + 2 * S)
+    assert w.due_at(alone, []) == T + 2 * S + w.hold_ms, "alone: the hold"
+
+
+ROUGH_SEED_29 = [("m030", 2, 6), ("m036", -1, 8), ("m027", 15, 43), ("m006", 13, 44), ("m026", 30, 49),
+                 ("m008", 27, 57), ("m022", 0, 60), ("m004", 64, 91), ("m003", 2, 97), ("m014", 44, 115)]
+"""(model, onset s, fired s) of the 12-model storm of ``load/detection_harness.py --models 40 --hours 48 --rough
+--seed 29 --start 2026-01-06`` (its first ten; each model's first anomaly, a median's or a tail's): the two densest
+fired 6 and 8 s after the storm began, the third 43 s after."""
+
+
+def test_two_dense_members_are_held_until_the_storms_next_members_fire() -> None:
+    """Before (two held models waited a quarter of the window from their earliest onset), m030 and m036
+    fell due at 23 s and paged alone, and the storm paged a third time. Now they wait a minute from
+    m036's onset, by when three more have fired: a quorum held, whose gathering (to m026's firing at
+    49 s, 50 s from the earliest onset) puts the wait to 99 s, one page for nine models."""
+    w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_gather_max_s=600))
+    firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in ROUGH_SEED_29]
+    for i, new in enumerate(firings):
+        held = firings[:i]
+        due = [h for h in held if w.due_at(h, held) <= new.fired_ms]
+        assert all(w.quorum_of(h, held) is not None for h in due), f"a member paged alone before {new.model} fired"
+        if due:
+            break
+        assert w.fired(new) is None
+    assert new.model == "m014" and min(w.due_at(h, held) for h in held) == T + 99 * S
+    assert w.quorum_of(held[0], held) == sorted(m for m, onset, _ in ROUGH_SEED_29[:9] if abs(onset - 2) <= 60)
 
 
 SMALL_SEED_3 = [("m13", 0, 2), ("m15", 0, 3), ("m18", -1, 3), ("m06", 0, 3), ("m21", 0, 5), ("m19", -1, 20),
