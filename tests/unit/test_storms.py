@@ -94,20 +94,28 @@ ROUGH_SEED_29 = [("m030", 2, 6), ("m036", -1, 8), ("m027", 15, 43), ("m006", 13,
 fired 6 and 8 s after the storm began, the third 43 s after."""
 
 
+def _first_due(w: StormWatch, storm: list[tuple[str, int, int]]) -> tuple[Firing, list[Firing]]:
+    """The storm's members (model, onset s, fired s) fed to ``w`` in firing order until a held one falls
+    due before the next fires: that next member and the ones held. Every one due then pages with a
+    quorum (as a storm), never alone, and no storm of ``storm_models`` formed before."""
+    firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in storm]
+    for i, new in enumerate(firings):
+        held = firings[:i]
+        due = [h for h in held if w.due_at(h, held) <= new.fired_ms]
+        assert all(w.quorum_of(h, held) is not None for h in due), f"a member paged alone before {new.model} fired"
+        if due:
+            return new, held
+        assert w.fired(new) is None
+    return firings[-1], firings[:-1]
+
+
 def test_two_dense_members_are_held_until_the_storms_next_members_fire() -> None:
     """Before (two held models waited a quarter of the window from their earliest onset), m030 and m036
     fell due at 23 s and paged alone, and the storm paged a third time. Now they wait a minute from
     m036's onset, by when three more have fired: a quorum held, whose gathering (to m026's firing at
     49 s, 50 s from the earliest onset) puts the wait to 99 s, one page for nine models."""
     w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_gather_max_s=600))
-    firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in ROUGH_SEED_29]
-    for i, new in enumerate(firings):
-        held = firings[:i]
-        due = [h for h in held if w.due_at(h, held) <= new.fired_ms]
-        assert all(w.quorum_of(h, held) is not None for h in due), f"a member paged alone before {new.model} fired"
-        if due:
-            break
-        assert w.fired(new) is None
+    new, held = _first_due(w, ROUGH_SEED_29)
     assert new.model == "m014" and min(w.due_at(h, held) for h in held) == T + 99 * S
     assert w.quorum_of(held[0], held) == sorted(m for m, onset, _ in ROUGH_SEED_29[:9] if abs(onset - 2) <= 60)
 
@@ -124,14 +132,7 @@ def test_the_dense_members_of_a_storm_are_held_until_a_storm_forms() -> None:
     the first falls due at 36 s (a minute from m01's onset) with eight models held, a quorum, so
     they page as one storm, 17 s before the tenth member would have made it."""
     w = StormWatch(GuardRails(storm_models=10, storm_window_s=60, storm_hold_s=2, storm_gather_max_s=600))
-    firings = [Firing(m, T + onset * S, T + fired * S) for m, onset, fired in SMALL_SEED_3]
-    for i, new in enumerate(firings):
-        held = firings[:i]
-        due = [h for h in held if w.due_at(h, held) <= new.fired_ms]
-        assert all(w.quorum_of(h, held) is not None for h in due), f"a member paged alone before {new.model} fired"
-        if due:
-            break
-        assert w.fired(new) is None
+    new, held = _first_due(w, SMALL_SEED_3)
     assert new.model == "m12" and min(w.due_at(h, held) for h in held) == T + 36 * S
     assert w.quorum_of(held[0], held) == sorted(m for m, _, _ in SMALL_SEED_3[:8])
 
