@@ -383,8 +383,8 @@ class PoissonCusumBank(_Bank):
     shadow), its own Poisson error (``phi / (2 rate recent_s)``) is added, and the drops are tested against the
     higher of the two lower ends where that band is within ``MAX_BAND`` (from about 0.3 req/s of Poisson traffic,
     1 req/s in batches of two). It learns ten times slower under a suspicion, as the level does, and under a
-    surge's no more than its own expected count. Found, of 100 a rate: 87 / 98 / 58 at 80 / 300 / 20 req/s (70 / 76 / 55 without); no quiet series raised a drop
-    more in 32 h at 3-300 req/s. 0 = off.
+    surge's no more than its own expected count. Found, of 100 a rate: 87 / 98 / 58 at 80 / 300 / 20 req/s
+    (70 / 76 / 55 without); no quiet series raised a drop more in 32 h at 3-300 req/s. 0 = off.
 
     **From the second day the null is widened by the seasonal factors' own uncertainty.** Each hour-of-day and
     week factor is a shrinkage estimate whose prior is worth one visit of its bucket (a week bucket's a day); after a

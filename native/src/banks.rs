@@ -783,11 +783,10 @@ fn poisson_block(p: &Poisson, b: &[f64], xi: f64, low_i: f64, high_i: f64, cross
     }
     let end = if count < low { low } else if count > high { high } else { 0.5 * (low + high) };
     let dev = max(max(low - count, count - high), 0.0);
-    let term = min((dev * dev - pre.phi * end) / max(end * end, 1e-12), BLOCK_TERM_MAX);
     let span = windows * window_s;
     // Into the shadow under a suspicion, else into `v`.
     let (v, blocks) = if pre.suspect { (6, 7) } else { (5, 4) };
-    o[v] += max(span / (pre.tau + span), 1.0 / (o[blocks] + 1.0)) * (term - o[v]);
+    o[v] = learned_block(o[v], o[blocks], dev, end, span, pre);
     o[blocks] += 1.0;
     o
 }
@@ -846,20 +845,26 @@ impl Recent {
         let mut expected = if blocks { self.expected + lam_recent } else { 0.0 };
         if blocks && new[0] == 0.0 {
             // The block closed in this window: its deviation from the recent level's expected count, beyond Poisson.
-            let (count, span) = (old[1] + xi, (old[0] + 1.0) * window_s);
-            let dev = count - expected;
-            let term = min((dev * dev - pre.phi * expected) / max(expected * expected, 1e-12), BLOCK_TERM_MAX);
-            let learned = if pre.suspect { new[7] } else { new[4] };
-            let w = max(span / (pre.tau + span), 1.0 / learned);
+            let (dev, span) = (old[1] + xi - expected, (old[0] + 1.0) * window_s);
+            // (the blocks learned before this one: `poisson_block` counted it in `new`)
             if pre.suspect {
-                shadow += w * (term - shadow);
+                shadow = learned_block(shadow, new[7] - 1.0, dev, expected, span, pre);
             } else {
-                v += w * (term - v);
+                v = learned_block(v, new[4] - 1.0, dev, expected, span, pre);
             }
             expected = 0.0;
         }
         [self.level + a * (x / (pre.season * window_s) - self.level), expected, v, shadow]
     }
+}
+
+/// `v` (or its shadow, `blocks` learned into it so far) after a block that ended `dev` requests beyond its
+/// expected count `end` over `span` seconds: the squared deviation less what the windows' dispersion explains,
+/// relative to `end` squared (at most `BLOCK_TERM_MAX`), learned with memory the level's `tau`, weighted at least
+/// `1 / (blocks + 1)`. The level's blocks (`poisson_block`) and the recent level's (`Recent::after`) alike.
+fn learned_block(v: f64, blocks: f64, dev: f64, end: f64, span: f64, pre: &PoissonBefore) -> f64 {
+    let term = min((dev * dev - pre.phi * end) / max(end * end, 1e-12), BLOCK_TERM_MAX);
+    v + max(span / (pre.tau + span), 1.0 / (blocks + 1.0)) * (term - v)
 }
 
 fn poisson_tables<'a>(bufs: &'a [PyBuffer<f64>; 12], rows: usize) -> PyResult<PoissonTables<'a>> {
