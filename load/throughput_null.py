@@ -4,12 +4,15 @@
     .venv/bin/python load/throughput_null.py --jitter 0 --walk 0.1 # rough()'s half-hour walk
     .venv/bin/python load/throughput_null.py --jitter 0            # Poisson on the sine
     .venv/bin/python load/throughput_null.py --wander-z 0          # the same, the wander off
+    .venv/bin/python load/throughput_null.py --sustain 0 --shallow-sustain 0   # counted from the crossing
 
 ``PoissonCusumBank.score_learn`` on 1 s windows, as the judge (``h`` = ``threshold_for(1, 1e-4)``, at
 most ``h / 2`` a window). Per rate, ``--per`` series, each a daily sine of amplitude ``--seasonality``
 (0.6: the trough a quarter of the peak) with its own phase, times a lognormal factor of sd ``--jitter``
 drawn anew each minute, times an Ornstein-Uhlenbeck walk of the log rate (sd ``--walk``, ``--walk-s`` time
-constant), Poisson counts. Three copies of each rate path: **null** (false drop episodes, from crossing ``h`` until back under
+constant), Poisson counts. Three copies of each rate path: **null** (false drop episodes, from the judge's start of
+one, at ``h`` once its CUSUM left 0 its minimum duration before (``--sustain``, ``--shallow-sustain``: the service's
+``throughput_sustain_s`` and ``throughput_shallow_sustain_s``; both 0: from the crossing), until back under
 ``RESET h``, per day), **-30%** for an hour and **-90%** for 30 minutes from a random hour 4-20 of each
 day (found: a drop firing between the start and 600 s after the end; the delay to it). Seeded; about a
 minute a day of traffic on this machine. docs/detection.md, "Busy traffic wanders more than Poisson".
@@ -21,6 +24,8 @@ import argparse
 
 import numpy as np
 
+from modelmedic.config import DetectionSettings
+from modelmedic.detection.judge import MinimumDuration
 from modelmedic.detectors import PoissonCusumBank
 from modelmedic.detectors.sequential import RESET, threshold_for
 
@@ -60,13 +65,15 @@ def run(args: argparse.Namespace) -> None:
         law.append(np.where(inside, paths * ratio, paths))
     lam = np.concatenate(law, axis=1)
     bank, h = PoissonCusumBank(wander_z=args.wander_z), threshold_for(1.0, 1e-4)
+    minimum = MinimumDuration.for_throughput(DetectionSettings(throughput_sustain_s=args.sustain,
+                                                               throughput_shallow_sustain_s=args.shallow_sustain), bank)
     slots, on = np.arange(lam.shape[1]), np.zeros(lam.shape[1], dtype=bool)
     n = rates.size
     false = np.zeros((n, args.days), dtype=int)
     delay = {name: np.full((n, args.days), np.nan) for name in DROPS}
     for s in range(lam.shape[0]):
         ev = bank.score_learn(slots, rng.poisson(lam[s]).astype(float), np.full(slots.size, s * 1000.0), 1.0, h, h / 2)
-        drop = (ev.cusum >= h) & (ev.kind == 0)
+        drop = (ev.cusum >= h) & (ev.kind == 0) & (on | (~minimum.unmet(ev, s * 1000) if minimum else True))
         day = s // DAY_S
         false[:, day] += (drop & ~on)[:n]
         on = drop | (on & (ev.cusum >= RESET * h))
@@ -75,7 +82,8 @@ def run(args: argparse.Namespace) -> None:
             hit = drop[k * n:(k + 1) * n] & (st <= s) & (s <= st + length + 600) & np.isnan(delay[name][:, day])
             delay[name][hit, day] = s + 1 - st[hit]
     print(f"seed {args.seed}, {args.per} series a rate, seasonality {args.seasonality}, jitter {args.jitter} a minute, "
-          f"walk {args.walk} ({args.walk_s:g} s), wander_z {args.wander_z}, h {h:.2f}")
+          f"walk {args.walk} ({args.walk_s:g} s), wander_z {args.wander_z}, h {h:.2f}, "
+          f"minimum {args.sustain:g} s ({args.shallow_sustain:g} s shallow)")
     print("req/s  day  false drops (series / episodes)   " + "   ".join(f"{k} found / median / max s" for k in DROPS))
     for i, r in enumerate(args.rates):
         rows = slice(i * args.per, (i + 1) * args.per)
@@ -102,6 +110,11 @@ def main() -> None:
     p.add_argument("--walk-s", type=float, default=1_800.0, help="the walk's time constant")
     p.add_argument("--wander-z", type=float, default=2.0, help="PoissonCusumBank's wander_z (0: off)")
     p.add_argument("--seasonality", type=float, default=0.6, help="the daily sine's amplitude (0.95: nights at 2.6%%)")
+    defaults = DetectionSettings()
+    p.add_argument("--sustain", type=float, default=defaults.throughput_sustain_s,
+                   help="the judge's minimum duration (throughput_sustain_s; 0 and --shallow-sustain 0: from the crossing)")
+    p.add_argument("--shallow-sustain", type=float, default=defaults.throughput_shallow_sustain_s,
+                   help="a shallow drop's (throughput_shallow_sustain_s)")
     run(p.parse_args())
 
 

@@ -196,6 +196,15 @@ class DetectionSettings(_Section):
     it fires, so this delays only the busy ones: -90% drops at 3-100 req/s found in 121 s instead
     of 2-14 s, within a third of the harness's deadline (300 s). 0: off. The ``sequential`` bank's
     only: a per-value bank has no CUSUM onset (``trigger_windows`` is its minimum)."""
+    throughput_shallow_sustain_s: float = Field(300.0, ge=0.0)
+    """Minimum duration of a shallow drop (the larger of this and ``throughput_sustain_s``): one
+    whose rate since its onset kept more than the geometric mean of the two drop charts' designs
+    (``throughput_drop_ratio`` and the small chart's 0.7x: about 0.59x). A busy model's traffic
+    dips by a fifth for minutes at a time where it varies from minute to minute: with per-minute
+    jitter of sd 0.1 at 30-3,000 req/s (10 series a rate, two days) 13 false drop episodes at
+    120 s, 0 at 300 s (``load/throughput_null.py --rates 30 300 1000 3000``). The deep drops
+    (-90%: a third of the harness's deadline is 300 s) keep ``throughput_sustain_s``; a -30%
+    drop's third is 1,200 s. docs/detection.md, "Five minutes for a shallow drop"."""
     error_ratio: float = Field(3.0, gt=1.0)
     """Minimum effect for an error burst: error rate at least this many times its baseline."""
     latency_bank: BankName = "sequential"

@@ -32,8 +32,9 @@ A window adds at most ``h / trigger_windows`` to a CUSUM, so it takes ``trigger_
 windows of evidence at least: a single wild window of a busy model never pages. An
 episode starts when a CUSUM reaches ``h`` and ends after ``recover_windows`` windows
 below ``0.75 h`` (``RESET``), or when a version stopped serving (a throughput episode also
-needs its CUSUM to have left 0 ``throughput_sustain_s`` before: a busy model's CUSUM reaches
-``h`` within seconds, and a minute's dip of its traffic is no incident); CUSUMs are capped at
+needs its CUSUM to have left 0 ``throughput_sustain_s`` before, a shallow drop
+``throughput_shallow_sustain_s``: a busy model's CUSUM reaches ``h`` within seconds, and a
+minute's dip of its traffic is no incident); CUSUMs are capped at
 ``1.25 h``, so ending an episode takes evidence worth ``h / 2`` against it, a flapping
 series stays in one episode instead of opening a new incident per flap, and a sparse
 series hovering about ``h`` neither ends nor restarts its episode with each request.
@@ -171,8 +172,38 @@ class _Family:
     episodes: Episodes
     level: str
     """``version`` (judged per model, version and role) or ``group`` (per model and role)."""
-    sustain_ms: int = 0
-    """A CUSUM at ``h`` starts an episode only once it left 0 this long ago (``throughput_sustain_s``)."""
+    minimum: MinimumDuration | None = None
+    """How long a CUSUM must have been out of 0 before it starts an episode (throughput's); None: no minimum."""
+
+
+@dataclass(frozen=True)
+class MinimumDuration:
+    """Prometheus' ``for:`` for a sequential bank: a CUSUM at ``h`` starts an episode only once it left 0
+    ``sustain_ms`` before (``throughput_sustain_s``), a shallow drop ``shallow_ms`` before
+    (``throughput_shallow_sustain_s``, at least ``sustain_ms``). A busy model's CUSUM reaches ``h``
+    within seconds, and its traffic's dips of a minute (or a few, by a fifth) are no incident."""
+
+    sustain_ms: int
+    shallow_ms: int
+    shallow_ratio: float
+    """A drop is shallow while its rate since the onset is above this share of its reference: the
+    geometric mean of the halving chart's design and the small chart's (about 0.59x), so the drops only
+    the small chart finds."""
+
+    @classmethod
+    def for_throughput(cls, settings: DetectionSettings, bank: FamilyBank) -> MinimumDuration | None:
+        """The throughput family's, from the settings; None for a per-value bank, whose onset is the
+        window it reached ``h``, not a CUSUM's (``trigger_windows`` is its minimum), or with both at 0."""
+        shallow_s = max(settings.throughput_shallow_sustain_s, settings.throughput_sustain_s)
+        if settings.throughput_bank != "sequential" or not shallow_s:
+            return None
+        return cls(round(settings.throughput_sustain_s * 1000), round(shallow_s * 1000),
+                   float(np.sqrt(bank.drop * bank.small_drop)))
+
+    def unmet(self, ev: Evidence, end_ms: np.ndarray | int) -> np.ndarray:
+        """Rows whose CUSUM left 0 less than their minimum before ``end_ms`` (their window's end)."""
+        shallow = (ev.kind == 0) & (ev.observed > self.shallow_ratio * ev.baseline)
+        return end_ms - ev.since_ms < np.where(shallow, self.shallow_ms, self.sustain_ms)
 
 
 @dataclass
@@ -313,10 +344,8 @@ class WindowJudge:
         trig = 1
         self.latency = _Family("latency", banks["latency"], Episodes(trig, rec), "version")
         self.errors = _Family("errors", banks["errors"], Episodes(trig, rec), "version")
-        # (a per-value bank's onset is the window it reached h, not a CUSUM's: trigger_windows is its minimum)
-        sustain_s = settings.throughput_sustain_s if settings.throughput_bank == "sequential" else 0.0
         self.throughput = _Family("throughput", banks["throughput"], Episodes(trig, rec), "group",
-                                  round(sustain_s * 1000))
+                                  MinimumDuration.for_throughput(settings, banks["throughput"]))
         self.tail = _Family("latency_tail", banks["latency_tail"], Episodes(trig, rec), "version") \
             if "latency_tail" in banks else None
         """The latency tail (:class:`~modelmedic.detectors.sequential.TailCusumBank`); None without a sequential
@@ -525,8 +554,8 @@ class WindowJudge:
         firing = fam.episodes.firing_of(slots)
         anomalous = ev.cusum >= h * np.where(firing, RESET, 1.0)
         judged = ev.warm & (anomalous | ~ev.rising)
-        if fam.sustain_ms:  # evidence at h for a change younger than the family's minimum: inconclusive
-            young = ~firing & anomalous & ((window + 1) * size_ms - ev.since_ms < fam.sustain_ms)
+        if fam.minimum:  # evidence at h for a change younger than the family's minimum: inconclusive
+            young = ~firing & anomalous & fam.minimum.unmet(ev, (window + 1) * size_ms)
             anomalous, judged = anomalous & ~young, judged & ~young
         if stopped is not None:
             judged &= ~stopped

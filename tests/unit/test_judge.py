@@ -26,7 +26,8 @@ from modelmedic.detection.windows import QUANTILES, ClosedWindow, PartitionWindo
 SIZE = 1000
 T0 = 1_700_000_000_000
 W0 = T0 // SIZE
-SETTINGS = DetectionSettings(grace_windows=10, trigger_windows=2, recover_windows=3, throughput_sustain_s=0)
+SETTINGS = DetectionSettings(grace_windows=10, trigger_windows=2, recover_windows=3, throughput_sustain_s=0,
+                             throughput_shallow_sustain_s=0)
 """Throughput episodes start as soon as the evidence is in (tests of the minimum duration set it)."""
 PROD = ("fraud", "1.0", "production")
 Key = tuple[str, str, str]
@@ -198,6 +199,28 @@ def test_a_busy_models_dip_shorter_than_the_minimum_duration_never_fires(seed: i
     # 120 s after its onset, or a few windows later where the chart leading then left 0 after the episode's onset
     assert 120_000 <= fired.window_end - fired.onset <= 125_000
     assert fired.id == without[0][1].id  # the onset, not the page time, names the incident
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_shallow_drop_needs_the_longer_minimum_duration(seed: int) -> None:
+    """A -30% drop is the small chart's (it keeps more than 0.59x): a busy model's traffic dips
+    that far for minutes at a time, so it fires once its CUSUM left 0 ``throughput_shallow_sustain_s``
+    ago, where a deep drop of the same traffic fires at ``throughput_sustain_s``."""
+    settings = SETTINGS.model_copy(update={"throughput_sustain_s": 120.0, "throughput_shallow_sustain_s": 300.0})
+    usual: Traffic = {PROD: (100, 20.0, 0.01)}
+    shallow: Traffic = {PROD: (70, 20.0, 0.01)}
+
+    def drops(phases: list[tuple[int, Traffic]], s: DetectionSettings = settings) -> list[tuple[int, Anomaly]]:
+        return [(w, a) for w, a in run(phases, seed, s) if a.kind == "throughput_drop" and a.state == "firing"]
+
+    without = drops([(300, usual), (250, shallow), (30, usual)], SETTINGS)
+    assert without and without[0][0] < 320  # found within seconds without a minimum
+    assert drops([(300, usual), (250, shallow), (30, usual)]) == []  # four minutes: not yet an incident
+    (_, fired), = drops([(300, usual), (400, shallow), (30, usual)])
+    # (a few windows later where the chart leading then left 0 after the episode's onset)
+    assert 300_000 <= fired.window_end - fired.onset <= 310_000 and fired.id == without[0][1].id
+    (_, deep), = drops([(300, usual), (400, {PROD: (20, 20.0, 0.01)}), (30, usual)])
+    assert 120_000 <= deep.window_end - deep.onset <= 125_000
 
 
 def test_a_model_going_silent_is_a_throughput_drop() -> None:
