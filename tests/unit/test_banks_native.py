@@ -253,10 +253,15 @@ class NumpyPoisson(PoissonCusumBank):
         self._f[slots, :11] = np.stack([n + 1, first, np.where(restart, x, events + x), new_level, new_phi, down, up,
                                         down_since, up_since, down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
+        # from the second day the half hours learn under a suspicion that has not crossed, at suspect_learning
+        learn_halves = np.where(suspect & seasoned & (block[:, 8] < SHADOW_CROSSED) & (n >= self.min_windows),
+                                self.suspect_learning, learn)
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
-        base = season_level * window_s * learn  # the buckets learn against the season's level, not the level
-        _learn_between(*hour_tables, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0), x, base, f_day)
-        _learn_between(*half_tables, slots, halves, learn, window_s / (self.hour_memory_days * 1800.0), x, base, f_day)
+        base = season_level * window_s  # the buckets learn against the season's level, not the level
+        _learn_between(*hour_tables, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0), x,
+                       base * learn, f_day)
+        _learn_between(*half_tables, slots, halves, learn_halves, window_s / (self.hour_memory_days * 1800.0), x,
+                       base * learn_halves, f_day)
         week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
         # The week buckets: from day two, against the week's level; in the first week under a suspicion too, until
         # it crosses.

@@ -1,5 +1,6 @@
 """The throughput null on business days: traffic that ramps up at 08:00 and down at 17:00 over an hour or two
-(``PoissonCusumBank``'s half-hour buckets and bend; docs/detection.md, "Business days"). Synthetic Poisson windows
+(``PoissonCusumBank``'s half-hour buckets, their bend and their learning under a suspicion; docs/detection.md,
+"Business days"). Synthetic Poisson windows
 of 60 s on ``load/fleet.py``'s business day (nights at 10% of the day), each series in its own time zone, seeded."""
 
 from __future__ import annotations
@@ -45,6 +46,17 @@ def test_a_two_hour_evening_ramp_is_not_a_drop_once_the_half_hours_have_seen_it(
     hours_alone = PoissonCusumBank(min_windows=10, half_hour_z=np.inf, bend=0.0)
     before = _series_with_a_false_drop_per_day(hours_alone, ramp_h=2.0, days=4, seed=5)
     assert before[3] >= 4 * days[3], (before.tolist(), days.tolist())
+
+
+def test_the_half_hours_learn_an_evening_that_raised_a_suspicion() -> None:
+    # Kept from every suspicion, a half hour whose null was off learned only on evenings it already fitted, so the
+    # same series raised a drop evening after evening: 45 / 23 / 13 of the 400 on days 3 / 4 / 5. Learning under a
+    # suspicion that has not crossed, at half a window's weight (``suspect_learning``): 20 / 6 / 1.
+    kept = _series_with_a_false_drop_per_day(PoissonCusumBank(min_windows=10, suspect_learning=0.0), ramp_h=2.0,
+                                             days=5, seed=5)
+    learned = _series_with_a_false_drop_per_day(PoissonCusumBank(min_windows=10), ramp_h=2.0, days=5, seed=5)
+    assert learned[4] <= 3 and learned[2] <= 30, learned.tolist()
+    assert kept[4] >= 8 and kept[2] >= 1.5 * learned[2], (kept.tolist(), learned.tolist())
 
 
 def _found_within_an_hour(bank: PoissonCusumBank, seed: int) -> int:
