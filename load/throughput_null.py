@@ -7,17 +7,16 @@
     .venv/bin/python load/throughput_null.py --sustain 0 --shallow-sustain 0   # counted from the crossing
     .venv/bin/python load/throughput_null.py --jitter 0 --business 2 --seasonality 0.818 --days 5   # business days
 
-``PoissonCusumBank.score_learn`` on 1 s windows, as the judge (``h`` = ``threshold_for(1, 1e-4)``, at
-most ``h / 2`` a window). Per rate, ``--per`` series, each a daily sine of amplitude ``--seasonality``
-(0.6: the trough a quarter of the peak; with ``--business``, ``load/fleet.py``'s business day instead) with its own
-phase, times a lognormal factor of sd ``--jitter``
-drawn anew each minute, times an Ornstein-Uhlenbeck walk of the log rate (sd ``--walk``, ``--walk-s`` time
-constant), Poisson counts. Three copies of each rate path: **null** (false drop episodes, from the judge's start of
-one, at ``h`` once its CUSUM left 0 its minimum duration before (``--sustain``, ``--shallow-sustain``: the service's
-``throughput_sustain_s`` and ``throughput_shallow_sustain_s``; both 0: from the crossing), until back under
-``RESET h``, per day), **-30%** for an hour and **-90%** for 30 minutes from a random hour 4-20 of each
-day (found: a drop firing between the start and 600 s after the end; the delay to it). Seeded; about a
-minute a day of traffic on this machine. docs/detection.md, "Busy traffic wanders more than Poisson".
+``PoissonCusumBank.score_learn`` on 1 s windows, as the judge (``h`` = ``threshold_for(1, 1e-4)``, at most ``h / 2``
+a window). Per rate, ``--per`` series, each a daily sine of amplitude ``--seasonality`` (0.6: the trough a quarter
+of the peak; with ``--business``, ``load/fleet.py``'s business day instead) with its own phase, times a lognormal
+factor of sd ``--jitter`` drawn anew each minute, times an Ornstein-Uhlenbeck walk of the log rate (sd ``--walk``,
+``--walk-s`` time constant), Poisson counts. Three copies of each rate path: **null** (false drop episodes, from the
+judge's start of one, at ``h`` once its CUSUM left 0 its minimum duration before (``--sustain``,
+``--shallow-sustain``: the service's ``throughput_sustain_s`` and ``throughput_shallow_sustain_s``; both 0: from the
+crossing), until back under ``RESET h``, per day), **-30%** for an hour and **-90%** for 30 minutes from a random
+hour 4-20 of each day (found: a drop firing between the start and 600 s after the end; the delay to it). Seeded;
+about a minute a day of traffic on this machine. docs/detection.md, "Busy traffic wanders more than Poisson".
 """
 
 from __future__ import annotations
@@ -123,7 +122,7 @@ def main() -> None:
     p.add_argument("--business", type=float, default=0.0, metavar="RAMP_H",
                    help="business days (load/fleet.py daily_factor) with ramps of this many hours (0: the sine)")
     p.add_argument("--suspect-learning", type=float, default=PoissonCusumBank().suspect_learning,
-                   help="PoissonCusumBank's suspect_learning (0: the day's buckets learn under no suspicion)")
+                   help="PoissonCusumBank's suspect_learning (0: the half hours learn under no suspicion)")
     defaults = DetectionSettings()
     p.add_argument("--sustain", type=float, default=defaults.throughput_sustain_s,
                    help="the judge's minimum duration (throughput_sustain_s; 0 and --shallow-sustain 0: from the crossing)")
