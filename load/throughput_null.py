@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> None:
             st = starts[name][:, day]
             hit = drop[k * n:(k + 1) * n] & (st <= s) & (s <= st + length + 600) & np.isnan(delay[name][:, day])
             delay[name][hit, day] = s + 1 - st[hit]
-    day = f"business days (ramps of {args.business:g} h)" if args.business else "a sine"
-    print(f"seed {args.seed}, {args.per} series a rate, {day}, seasonality {args.seasonality}, jitter {args.jitter} a "
+    shape = f"business days (ramps of {args.business:g} h)" if args.business else "a sine"
+    print(f"seed {args.seed}, {args.per} series a rate, {shape}, seasonality {args.seasonality}, jitter {args.jitter} a "
           f"minute, walk {args.walk} ({args.walk_s:g} s), wander_z {args.wander_z}, suspect_learning "
           f"{args.suspect_learning}, h {h:.2f}, minimum {args.sustain:g} s ({args.shallow_sustain:g} s shallow)")
     print("req/s  day  false drops (series / episodes)   " + "   ".join(f"{k} found / median / max s" for k in DROPS))

@@ -1114,8 +1114,9 @@ pub fn poisson_step(
         // fitted, and a business day's evening ramp raised the same drop evening after evening. The hours do not: the
         // half hours are in use only where they stand beyond their noise (a ramp, not a sine), and hours learning a
         // drop's first minutes found fewer -30% drops on a sine.
-        let uncrossed = pre.seasoned && tb.block[k * BLOCK + SHADOW] < SHADOW_CROSSED;
-        let learn_halves = if pre.suspect && uncrossed && pre.n >= c[3] { p.suspect_learning() } else { learn };
+        let uncrossed = tb.block[k * BLOCK + SHADOW] < SHADOW_CROSSED;  // no crossing in the current suspicion
+        let learn_halves =
+            if pre.suspect && pre.seasoned && uncrossed && pre.n >= c[3] { p.suspect_learning() } else { learn };
         // The buckets learn against the season's level (a day's memory), not the level: an hour's memory follows
         // the day, so buckets learning against it learned only its lag (a 4x day's hour factors at 0.74-1.29, their
         // peak hours off, after five days at 100 req/s).
@@ -1142,7 +1143,7 @@ pub fn poisson_step(
         // drop is paged as one and not learned: a real drop goes on as before (the same found within their
         // deadlines: docs/detection.md, "A first weekend's suspicion").
         let week_level = if levels[2] > 0.0 { levels[2] } else { season_level };
-        let open = pre.first_week && tb.block[k * BLOCK + SHADOW] < SHADOW_CROSSED;
+        let open = pre.first_week && uncrossed;
         let learn_week = one(pre.seasoned && pre.n >= c[3] && (!pre.suspect || open));
         learn_between(&mut tb.day_obs[days.clone()], &mut tb.day_exp[days], pre.days, learn_week,
                       window_s / (c[6] * QUARTER_S), xi, (week_level * window_s * learn_week, pre.f_hour));

@@ -254,8 +254,8 @@ class NumpyPoisson(PoissonCusumBank):
                                         down_since, up_since, down_x, up_x], axis=1)
         learn = (n >= self.min_windows) & ~suspect  # the buckets learn what the level does not explain
         # from the second day the half hours learn under a suspicion that has not crossed, at suspect_learning
-        learn_halves = np.where(suspect & seasoned & (block[:, 8] < SHADOW_CROSSED) & (n >= self.min_windows),
-                                self.suspect_learning, learn)
+        uncrossed = block[:, 8] < SHADOW_CROSSED  # no crossing in the current suspicion
+        learn_halves = np.where(suspect & seasoned & uncrossed & (n >= self.min_windows), self.suspect_learning, learn)
         season_level = np.where(self._season_level[slots, 0] > 0, self._season_level[slots, 0], level)
         base = season_level * window_s  # the buckets learn against the season's level, not the level
         _learn_between(*hour_tables, slots, hours, learn, window_s / (self.hour_memory_days * 3600.0), x,
@@ -265,7 +265,7 @@ class NumpyPoisson(PoissonCusumBank):
         week_level = np.where(self._season_level[slots, 2] > 0, self._season_level[slots, 2], season_level)
         # The week buckets: from day two, against the week's level; in the first week under a suspicion too, until
         # it crosses.
-        open_ = (age < 7 * 86_400_000) & (block[:, 8] < SHADOW_CROSSED)
+        open_ = (age < 7 * 86_400_000) & uncrossed
         learn_week = seasoned & (n >= self.min_windows) & (~suspect | open_)
         _learn_between(self._day_obs, self._day_exp, slots, days, learn_week,
                        window_s / (self.day_memory_weeks * 21_600.0), x, week_level * window_s * learn_week, f_hour)

@@ -1,7 +1,7 @@
 """The throughput null on business days: traffic that ramps up at 08:00 and down at 17:00 over an hour or two
 (``PoissonCusumBank``'s half-hour buckets, their bend and their learning under a suspicion; docs/detection.md,
-"Business days"). Synthetic Poisson windows
-of 60 s on ``load/fleet.py``'s business day (nights at 10% of the day), each series in its own time zone, seeded."""
+"Business days"). Synthetic Poisson windows of 60 s on ``load/fleet.py``'s business day (nights at 10% of the day),
+each series in its own time zone, seeded."""
 
 from __future__ import annotations
 
