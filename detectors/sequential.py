@@ -891,25 +891,45 @@ class LatencyCusumBank(_Bank):
     tail family keep ``sig2`` (an unbiased spread there was measured to move a storm's pages:
     docs/detection.md, "Slow creep").
 
+    **Both charts judge latency net of what the load explains.** Servers are slower at their daily
+    peak (contention, batching, caches). The day's move is slow enough for the creep chart to read as
+    a creep: at ``load ** 0.15`` (-13% at night, +7% at the peak of the realistic fleet's day) its
+    reference trailed the rise by about the chart's break-even shift (+4.8%). Its suspicion then
+    slowed that reference ten times, and the rest of the day's rise added up. The creep chart fired on
+    most healthy series at 1-10 req/s, every day. The bank regresses each served window's log median
+    (its median law's bias taken out) on the log request rate before it: an EWMA of ``load_tau_s``
+    (12 h; a running mean at first; from warm windows; slowed under suspicion, as the references are).
+    Every window's log p50 and p95 are then taken less ``b (ln rate - mean)``, before both references
+    learn and both charts judge. The slope ``b`` is the covariance over the log rate's variance plus
+    ``load_prior`` (0.02, so a morning's variation is not yet a slope), within ``+-load_max`` (0.5).
+    The distance ``ln rate - mean`` is held within two standard deviations of the log rate, so a
+    throughput drop or surge far outside the day's range shifts latency by no more than the day does.
+    The law of ``tests/unit/test_latency_load.py`` fires 0 of 40 series (25 before). A series' load
+    moments are part of its baseline: a new version inherits them. The references, the usual p95 and
+    the summary's latencies are quoted at the window's load. ``load_tau_s`` 0 turns this off.
+
     The bank also tracks the series' request rate, so the judge can tell a series that
     stopped serving (``stopped``: it would have expected ``stop_requests`` requests since
     its last) from a sparse one between requests.
     """
 
     _COLUMNS = ("n", "req", "t", "mu", "sig2", "tau2", "p95", "s", "since", "since_x", "since_n", "rate", "quiet",
-                "c", "c_since", "c_x", "c_n", "mu_c", "c_led", "sig2_c")
+                "c", "c_since", "c_x", "c_n", "mu_c", "c_led", "sig2_c", "l_w", "l_m", "x_m", "l_v", "l_c")
     _ACCUMULATORS = ("s", "since_x", "since_n", "quiet", "c", "c_x", "c_n", "c_led")
     _STARTS_FROM = {"mu_c": "mu", "sig2_c": "sig2"}
 
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
                  prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0,
-                 creep_ratio: float = 1.1, creep_tau_s: float = 1.5 * 3600.0, creep_memory_s: float = 6 * 3600.0):
+                 creep_ratio: float = 1.1, creep_tau_s: float = 1.5 * 3600.0, creep_memory_s: float = 6 * 3600.0,
+                 load_tau_s: float = 12 * 3600.0, load_prior: float = 0.02, load_max: float = 0.5):
         self.ratio, self.tau_s, self.min_requests, self.min_windows = ratio, tau_s, min_requests, min_windows
         self.creep_ratio, self.creep_tau_s, self.creep_memory_s = creep_ratio, creep_tau_s, creep_memory_s
+        self.load_tau_s, self.load_prior, self.load_max = load_tau_s, load_prior, load_max
         self.prior_sigma = prior_sigma
         self.stop_requests, self.rate_tau_s = stop_requests, rate_tau_s
         self._consts = np.r_[tau_s, min_requests, min_windows, prior_sigma**2, rate_tau_s, creep_tau_s, np.log(ratio),
-                             np.log(creep_ratio), np.log(2.0), _LAW_MAX, creep_memory_s, _BIAS, _GAP]
+                             np.log(creep_ratio), np.log(2.0), _LAW_MAX, creep_memory_s, load_tau_s, load_prior,
+                             load_max, _BIAS, _GAP]
         """What ``native/src/banks.rs`` reads of the parameters and the median law's tables (``Latency::new``)."""
         self._init_state()
 
@@ -932,12 +952,12 @@ class LatencyCusumBank(_Bank):
         count, p50, p95, t_ms = (np.ascontiguousarray(a, dtype=np.float64) for a in (count, p50, p95, t_ms))
         n = slots.size
         log_ss = np.full(n, np.nan) if log_ss is None else np.ascontiguousarray(log_ss, dtype=np.float64)
-        args = np.empty((5, n))
+        args = np.empty((7, n))
         _native.latency_args(self._f, self._consts, slots, count, p50, p95, t_ms, h, window_s, args)
         out, since, kind, flags = np.empty((3, n)), np.empty(n, dtype=np.int64), np.empty(n, dtype=np.int8), np.empty(
             (2, n), dtype=bool)
         _native.latency_step(self._f, self._consts, slots, count, log_ss, t_ms, h, window_s, max_step,
-                             -np.expm1(-window_s / self.rate_tau_s), np.log(args[:2]), np.expm1(args[2:]), out, since,
+                             -np.expm1(-window_s / self.rate_tau_s), np.log(args[:3]), np.expm1(args[3:]), out, since,
                              kind, flags.view(np.uint8))
         observed, baseline = np.exp(out[1:])
         return Evidence(out[0], kind, since, observed, baseline, flags[0], flags[1])
@@ -960,10 +980,19 @@ class LatencyCusumBank(_Bank):
         self._f[slots, c("p95")] = x95
 
     def usual_p95(self, slots: np.ndarray) -> np.ndarray:
-        """The series' usual p95 latency (ms): an EWMA of the windows' p95, for the summary."""
-        return np.exp(self.state("p95", slots))
+        """The series' usual p95 latency (ms) at its current load: an EWMA of the windows' p95, for the summary."""
+        return np.exp(self.state("p95", slots) + self._load_shift(slots))
 
     def quantile_ms(self, slots: np.ndarray, q: float) -> np.ndarray:
-        """The reference's ``q`` quantile of a request's latency (ms): the lognormal of ``mu`` and
-        ``sigma``, whose spread is measured within windows (robust to how busy a series is)."""
-        return np.exp(self.state("mu", slots) + _z(q) * np.sqrt(self.state("sig2", slots)))
+        """The reference's ``q`` quantile of a request's latency (ms) at the series' current load: the lognormal
+        of ``mu`` and ``sigma``, whose spread is measured within windows (robust to how busy a series is)."""
+        return np.exp(self.state("mu", slots) + self._load_shift(slots) + _z(q) * np.sqrt(self.state("sig2", slots)))
+
+    def _load_shift(self, slots: np.ndarray) -> np.ndarray:
+        """How much of a log latency the series' load explains now (``Latency::load_shift`` in
+        ``native/src/banks.rs``): the slope of log latency on log rate, ``l_c / (l_v + load_prior)`` within
+        ``+-load_max``, times the log rate's distance from its mean, at most two of its standard deviations."""
+        w, l_m, l_v, l_c, rate = (self.state(name, slots) for name in ("l_w", "l_m", "l_v", "l_c", "rate"))
+        b = np.clip(l_c / (l_v + self.load_prior), -self.load_max, self.load_max)
+        reach = 2.0 * np.sqrt(np.maximum(l_v, 0.0))
+        return np.where(w > 0, b * np.clip(np.log(np.maximum(rate, 1e-9)) - l_m, -reach, reach), 0.0)

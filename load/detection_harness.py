@@ -147,6 +147,8 @@ class Shape:
     """Weekend traffic as a share of the weekdays' (None: :func:`load.fleet.realistic`'s 0.6)."""
     business: float | None = None
     """Business days ramping over this many hours at 08:00 and 17:00 local (None: the sine; ``FleetSpec.business_ramp_h``)."""
+    latency_load: float | None = None
+    """Latency following load with this exponent (None: none; ``FleetSpec.latency_load``)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -163,7 +165,8 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     every fifth model of the quiet one; :data:`LIBRARY` in the other, each kind as many
     times as the schedule fits, each on models no other entry touches."""
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
-    cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend, "business_ramp_h": shape.business}
+    cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend, "business_ramp_h": shape.business,
+              "latency_load": shape.latency_load}
     spec = replace(spec, **{name: value for name, value in cycles.items() if value is not None})
     spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
@@ -570,6 +573,8 @@ def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--business", type=float, metavar="RAMP_H",
                         help="business days: traffic ramps up at 08:00 and down at 17:00 local over this many hours, "
                              "nights at the sine's trough (default: a sine)")
+    parser.add_argument("--latency-load", type=float, metavar="BETA",
+                        help="latency follows load: the median x (utilization / base) ** BETA (default: none)")
 
 
 def shape_from(args: argparse.Namespace) -> Shape:
@@ -581,7 +586,8 @@ def shape_from(args: argparse.Namespace) -> Shape:
         shape = replace(shape, duration_s=args.hours * 3600, warmup_s=min(shape.warmup_s, args.hours * 900))
     if args.rates:
         shape = replace(shape, rates=tuple(args.rates))
-    shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend, business=args.business)
+    shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend, business=args.business,
+                    latency_load=args.latency_load)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     return shape

@@ -1197,19 +1197,21 @@ pub fn poisson_step(
 // --- LatencyCusumBank -------------------------------------------------------------------------------
 
 /// `_f`'s columns: n, req, t, mu, sig2, tau2, p95, s, since, since_x, since_n, rate, quiet, c, c_since, c_x, c_n,
-/// mu_c, c_led, sig2_c.
-const LATENCY_COLUMNS: usize = 20;
+/// mu_c, c_led, sig2_c, then the load's (`LOAD`): windows learned, mean log rate, mean log latency, the log rate's
+/// variance and its covariance with the log latency.
+const LATENCY_COLUMNS: usize = 25;
+const LOAD: usize = 20;
 
 /// LatencyCusumBank's constants: `[tau_s, min_requests, min_windows, prior_sigma ** 2, rate_tau_s, creep_tau_s,
-/// ln ratio, ln creep_ratio, ln 2, law_max, creep_memory_s]`, then the median law's tables (`_BIAS`, `_GAP`: law_max
-/// + 1 each).
+/// ln ratio, ln creep_ratio, ln 2, law_max, creep_memory_s, load_tau_s, load_prior, load_max]`, then the median
+/// law's tables (`_BIAS`, `_GAP`: law_max + 1 each).
 struct Latency<'a> {
     c: &'a [f64],
     bias: &'a [f64],
     gap: &'a [f64],
 }
 
-const LATENCY_CONSTS: usize = 11;
+const LATENCY_CONSTS: usize = 14;
 
 impl<'a> Latency<'a> {
     fn new(c: &'a [f64]) -> PyResult<Self> {
@@ -1219,6 +1221,19 @@ impl<'a> Latency<'a> {
         }
         let t = &c[LATENCY_CONSTS..];
         Ok(Latency { c, bias: &t[..top], gap: &t[top..] })
+    }
+    /// How much of a window's log latency the load explains (`LatencyCusumBank._load_shift`): the slope of log
+    /// latency on log rate (covariance over variance plus `load_prior`, within +-`load_max`) times the rate's
+    /// distance from its mean, at most two of its standard deviations (a throughput drop is not extrapolated).
+    /// `log_rate`: the logarithm of the series' request rate before the window (numpy's).
+    fn load_shift(&self, row: &[f64], log_rate: f64) -> f64 {
+        let [w, l_m, _, l_v, l_c]: [f64; 5] = row[LOAD..LOAD + 5].try_into().unwrap();
+        if w <= 0.0 {
+            return 0.0;
+        }
+        let b = clip(l_c / (l_v + self.c[12]), -self.c[13], self.c[13]);
+        let reach = 2.0 * max(l_v, 0.0).sqrt();
+        b * clip(log_rate - l_m, -reach, reach)
     }
 }
 
@@ -1244,9 +1259,11 @@ fn latency_before(l: &Latency, row: &[f64], count: f64, t_ms: f64, h: f64, windo
     }
 }
 
-/// The arguments of a latency window's transcendentals, one row each of `args` (5, series): what the window's
-/// p50 and p95 logarithms are taken of, the two references' learning rates' `expm1` arguments (`mu`'s, `mu_c`'s),
-/// and the creep CUSUM's forgetting since the series' last served window (`expm1`'s; 0 where not served).
+/// The arguments of a latency window's transcendentals, one row each of `args` (7, series): what the window's
+/// p50 and p95 and the request rate's logarithms are taken of, the two references' learning rates' `expm1`
+/// arguments (`mu`'s, `mu_c`'s),
+/// the creep CUSUM's forgetting since the series' last served window (`expm1`'s; 0 where not served) and the load
+/// moments' learning rate's.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn latency_args(
@@ -1258,7 +1275,7 @@ pub fn latency_args(
     let l = Latency::new(items(&consts, "consts")?)?;
     let n = slots.len();
     let out = items_mut(&args, "args")?;
-    if [count.len(), p50.len(), p95.len(), t_ms.len()].iter().any(|&len| len != n) || out.len() != 5 * n {
+    if [count.len(), p50.len(), p95.len(), t_ms.len()].iter().any(|&len| len != n) || out.len() != 7 * n {
         return Err(PyValueError::new_err("latency_args: arrays of different lengths"));
     }
     let ks = rows(slots, fs.len() / LATENCY_COLUMNS)?;
@@ -1266,10 +1283,12 @@ pub fn latency_args(
         let pre = latency_before(&l, &fs[k * LATENCY_COLUMNS..(k + 1) * LATENCY_COLUMNS], count[i], t_ms[i], h, window_s);
         out[i] = if pre.served { max(p50[i], 1e-3) } else { 1.0 };
         out[n + i] = if pre.served { max(p95[i], 1e-3) } else { 1.0 };
+        out[2 * n + i] = max(fs[k * LATENCY_COLUMNS + 11], 1e-9);
         let slow = if pre.suspect { SLOWDOWN } else { 1.0 };
-        out[2 * n + i] = -pre.elapsed / (l.c[0] * slow);
-        out[3 * n + i] = -min(pre.elapsed, pre.stands_for) / (l.c[5] * slow);
-        out[4 * n + i] = if pre.served && l.c[10] > 0.0 { -pre.elapsed / l.c[10] } else { 0.0 };
+        out[3 * n + i] = -pre.elapsed / (l.c[0] * slow);
+        out[4 * n + i] = -min(pre.elapsed, pre.stands_for) / (l.c[5] * slow);
+        out[5 * n + i] = if pre.served && l.c[10] > 0.0 { -pre.elapsed / l.c[10] } else { 0.0 };
+        out[6 * n + i] = if l.c[11] > 0.0 { -pre.elapsed / (l.c[11] * slow) } else { 0.0 };
     }
     Ok(())
 }
@@ -1288,8 +1307,9 @@ fn upward(prev: f64, since: f64, since_x: f64, since_n: f64, r: f64, v: f64, d: 
 
 /// One window of a latency bank: the step and the creep CUSUM judged, the references, spreads, p95 and request
 /// rate learned. `log_ss`: each window's sum of squared deviations of its requests' log latencies (NaN where it
-/// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (2 rows: log p50, log p95)
-/// and `expm1` (3 rows: the references' learning rates, the creep's forgetting) are numpy's results on
+/// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (3 rows: log p50, log p95,
+/// log rate)
+/// and `expm1` (4 rows: the references' learning rates, the creep's forgetting, the load's rate) are numpy's results on
 /// `latency_args`'s rows; `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out`
 /// (3, series): the CUSUM, then the logarithms of the observed latency (NaN without requests) and of the baseline
 /// (numpy takes their `exp`); `since`, `kind` (0 step, 1 creep) and `flags` (2, series; uint8): warm, rising.
@@ -1309,7 +1329,7 @@ pub fn latency_step(
     let (kind, flags) = (items_mut(&kind, "kind")?, items_mut(&flags, "flags")?);
     let n = slots.len();
     if [count.len(), log_ss.len(), t_ms.len(), since_out.len(), kind.len()].iter().any(|&len| len != n)
-        || logs.len() != 2 * n || expm1.len() != 3 * n || out.len() != 3 * n || flags.len() != 2 * n
+        || logs.len() != 3 * n || expm1.len() != 4 * n || out.len() != 3 * n || flags.len() != 2 * n
     {
         return Err(PyValueError::new_err("latency_step: arrays of different lengths"));
     }
@@ -1322,8 +1342,12 @@ pub fn latency_step(
         let (ci, ti) = (count[i], t_ms[i]);
         let pre = latency_before(&l, row, ci, ti, h, window_s);
         let [n_, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet, c_prev, c_since, c_x,
-             c_n, mu_c, c_led, sig2_c]: [f64; LATENCY_COLUMNS] = (&*row).try_into().unwrap();
-        let (x, x95) = (logs[i], logs[n + i]);
+             c_n, mu_c, c_led, sig2_c, l_w, l_m, x_m, l_v, l_c]: [f64; LATENCY_COLUMNS] = (&*row).try_into().unwrap();
+        // Judged and learned net of what the load explains: a server a little slower at its daily peak is not
+        // creeping (docs/detection.md, "Latency that follows load").
+        let log_rate = logs[2 * n + i];
+        let shift = l.load_shift(row, log_rate);
+        let (raw, x, x95) = (logs[i], logs[i] - shift, logs[n + i] - shift);
         // The median law (_median_law) of `count` draws.
         let m = min(ci, law_max) as usize;
         let (bias, gap) = (l.bias[m], l.gap[m]);
@@ -1382,23 +1406,34 @@ pub fn latency_step(
         } else {
             sig2_c + a * (min(within_c, 9.0 * max(sig2_c, prior)) - sig2_c)
         };
+        // The load's moments: log latency (its median law's bias taken out: a busier window's nearest-rank median
+        // sits elsewhere, a slope of 0.02 where there was none) on the log rate before this window, an EWMA of
+        // `load_tau_s` (a running mean at first), from warm served windows, slowed under suspicion as the
+        // references are.
+        let learn_load = pre.served && pre.warm && rate > 0.0 && c[11] > 0.0;
+        let a_l = if pre.suspect { -expm1[3 * n + i] } else { max(-expm1[3 * n + i], 1.0 / (l_w + 1.0)) };
+        let a_l = a_l * one(learn_load);
+        let (d_l, d_x) = (log_rate - l_m, raw - sigma * bias - x_m);
+        let load = [l_w + one(learn_load), l_m + a_l * d_l, x_m + a_l * d_x, (1.0 - a_l) * (l_v + a_l * d_l * d_l),
+                    (1.0 - a_l) * (l_c + a_l * d_l * d_x)];
         let n_new = n_ + one(pre.served);
         let rate_w = max(rate_a, 1.0 / (n_new + 1.0));
         let new_rate = rate + rate_w * (ci / window_s - rate);
         let new_quiet = (quiet + new_rate * window_s) * one(!pre.served);
         row.copy_from_slice(&[n_new, req + ci, if pre.served { ti } else { t }, new_mu, new_sig2, new_tau2, new_p95, s,
                               since, since_x, since_n, new_rate, new_quiet, c_new, c_since, c_x, c_n, new_mu_c, one(led),
-                              new_sig2_c]);
+                              new_sig2_c, load[0], load[1], load[2], load[3], load[4]]);
         // One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
         let creep = c_new - ln2 > s;
         let reported_prev = max(s_prev, c_prev - ln2);
         let reported = max(s, c_new - ln2);
         let (since, since_x, since_n) = if creep { (c_since, c_x, c_n) } else { (since, since_x, since_n) };
         out[i] = reported;
-        out[n + i] = if since_n > 0.0 { since_x / since_n } else { f64::NAN };
+        // Both back at this window's load: what a person reads is the latency served and the usual one there.
+        out[n + i] = if since_n > 0.0 { since_x / since_n + shift } else { f64::NAN };
         // Each chart's own reference: the creep's is `mu_c`, which its suspicion slowed (a creep's summary quoted
         // `mu`, which had followed it: "median latency 24 ms vs usual 24 ms (1.0x)").
-        out[2 * n + i] = if creep { mu_c } else { mu };
+        out[2 * n + i] = (if creep { mu_c } else { mu }) + shift;
         since_out[i] = since as i64;
         kind[i] = creep as i8;
         flags[i] = pre.warm as u8;

@@ -443,10 +443,16 @@ class NumpyLatency(LatencyCusumBank):
         slots = self._prepare(slots)
         count, t_ms = np.asarray(count, dtype=np.float64), np.asarray(t_ms, dtype=np.float64)
         (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
-         c_prev, c_since, c_x, c_n, mu_c, c_led, sig2_c) = self._f[slots].T
+         c_prev, c_since, c_x, c_n, mu_c, c_led, sig2_c, l_w, l_m, x_m, l_v, l_c) = self._f[slots].T
         served = count > 0
-        x = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
-        x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0))
+        # Net of what the load explains: the slope of log latency on log rate times the rate's distance from its mean.
+        log_rate = np.log(np.maximum(rate, 1e-9))
+        b = _clip(l_c / (l_v + self.load_prior), -self.load_max, self.load_max)
+        reach = 2.0 * np.sqrt(np.maximum(l_v, 0.0))
+        shift = np.where(l_w > 0, b * _clip(log_rate - l_m, -reach, reach), 0.0)
+        raw = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
+        x = raw - shift
+        x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0)) - shift
         warm = (req >= self.min_requests) & (n >= self.min_windows)
         bias, spread, gap = _median_law(count)
         sigma = np.sqrt(sig2)
@@ -496,21 +502,27 @@ class NumpyLatency(LatencyCusumBank):
             within = np.where(several & np.isfinite(log_ss), log_ss / np.maximum(count - 1.0, 1.0), within)
         new_sig2_c = np.where(first, np.where(several, within, prior),
                               sig2_c + a * (np.minimum(within, 9.0 * np.maximum(sig2_c, prior)) - sig2_c))
+        # The load's moments, from warm served windows: a running mean at first, then an EWMA of load_tau_s.
+        learn_load = served & warm & (rate > 0) & (self.load_tau_s > 0)
+        a_l = _rate(1.0 / (l_w + 1.0), elapsed, self.load_tau_s, suspect) * learn_load
+        d_l, d_x = log_rate - l_m, raw - sigma * bias - x_m
+        load = [l_w + learn_load, l_m + a_l * d_l, x_m + a_l * d_x, (1.0 - a_l) * (l_v + a_l * d_l * d_l),
+                (1.0 - a_l) * (l_c + a_l * d_l * d_x)]
         n_new = n + served
         rate_a = np.maximum(-np.expm1(-window_s / self.rate_tau_s), 1.0 / (n_new + 1.0))
         new_rate = rate + rate_a * (count / window_s - rate)
         new_quiet = (quiet + new_rate * window_s) * ~served
         self._f[slots] = np.array([n_new, req + count, np.where(served, t_ms, t), new_mu, new_sig2, new_tau2, new_p95, s,
                                    since, since_x, since_n, new_rate, new_quiet, c, c_since, c_x, c_n, new_mu_c, c_led,
-                                   new_sig2_c]).T
+                                   new_sig2_c, *load]).T
         # One statistic for the judge: the step CUSUM, or the creep's when it is further along (kind 1).
         creep = c - np.log(2.0) > s
         s_prev, s = np.maximum(s_prev, c_prev - np.log(2.0)), np.maximum(s, c - np.log(2.0))
         since, since_x, since_n = (np.where(creep, of_creep, of_step)
                                    for of_creep, of_step in ((c_since, since), (c_x, since_x), (c_n, since_n)))
-        observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0))
-        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed, np.exp(np.where(creep, mu_c, mu)),
-                        warm, s > s_prev)
+        observed = np.exp(np.divide(since_x, since_n, out=np.full(s.size, np.nan), where=since_n > 0) + shift)
+        return Evidence(s, creep.astype(np.int8), since.astype(np.int64), observed,
+                        np.exp(np.where(creep, mu_c, mu) + shift), warm, s > s_prev)
 
 
 def _same(native: object, reference: object, what: str) -> None:
