@@ -447,7 +447,7 @@ class NumpyLatency(LatencyCusumBank):
         served = count > 0
         # Net of what the load explains: the slope of log latency on log rate times the rate's distance from its mean.
         log_rate = np.log(np.maximum(rate, 1e-9))
-        b = _clip(l_c / (l_v + self.load_prior), -self.load_max, self.load_max)
+        b = _clip(l_c / (l_v + self.load_prior), 0.0, self.load_max)
         reach = 2.0 * np.sqrt(np.maximum(l_v, 0.0))
         shift = np.where(l_w > 0, b * _clip(log_rate - l_m, -reach, reach), 0.0)
         raw = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
