@@ -1262,9 +1262,8 @@ fn latency_before(l: &Latency, row: &[f64], count: f64, t_ms: f64, h: f64, windo
 
 /// The arguments of a latency window's transcendentals, one row each of `args` (7, series): what the window's
 /// p50 and p95 and the request rate's logarithms are taken of, the two references' learning rates' `expm1`
-/// arguments (`mu`'s, `mu_c`'s),
-/// the creep CUSUM's forgetting since the series' last served window (`expm1`'s; 0 where not served) and the load
-/// moments' learning rate's.
+/// arguments (`mu`'s, `mu_c`'s), the creep CUSUM's forgetting since the series' last served window (`expm1`'s; 0
+/// where not served) and the load moments' learning rate's.
 #[pyfunction]
 #[allow(clippy::too_many_arguments)]
 pub fn latency_args(
@@ -1309,9 +1308,8 @@ fn upward(prev: f64, since: f64, since_x: f64, since_n: f64, r: f64, v: f64, d: 
 /// One window of a latency bank: the step and the creep CUSUM judged, the references, spreads, p95 and request
 /// rate learned. `log_ss`: each window's sum of squared deviations of its requests' log latencies (NaN where it
 /// did not keep them: the creep's variance `sig2_c` then learns as `sig2` does). `logs` (3 rows: log p50, log p95,
-/// log rate)
-/// and `expm1` (4 rows: the references' learning rates, the creep's forgetting, the load's rate) are numpy's results on
-/// `latency_args`'s rows; `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out`
+/// log rate) and `expm1` (4 rows: the references' learning rates, the creep's forgetting, the load's rate) are
+/// numpy's results on `latency_args`'s rows; `rate_a` the request rate's weight (`-expm1(-window_s / rate_tau_s)`). Writes `out`
 /// (3, series): the CUSUM, then the logarithms of the observed latency (NaN without requests) and of the baseline
 /// (numpy takes their `exp`); `since`, `kind` (0 step, 1 creep) and `flags` (2, series; uint8): warm, rising.
 #[pyfunction]
