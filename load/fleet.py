@@ -5,7 +5,8 @@ Every model of the fleet serves one ``production`` version and, optionally, mirr
 fraction of its requests (same ``request_id``) to a ``canary`` running the previous
 stable version, and to a ``shadow`` running a release candidate. Requests arrive as a
 Poisson process whose rate varies per model, with a daily cycle and lighter weekends;
-latency is lognormal around a per-model base; a per-model fraction of requests fails;
+latency is lognormal around a per-model base (which can follow load:
+``FleetSpec.latency_load``); a per-model fraction of requests fails;
 regressors predict a number, classifiers a label, probability models a vector over
 their labels. A fraction of successful production requests gets a delayed label
 (contract ``label.v1``) 5 to 30 minutes later (:meth:`Fleet.due_labels`, :func:`stream`).
