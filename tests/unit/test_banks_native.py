@@ -445,11 +445,10 @@ class NumpyLatency(LatencyCusumBank):
         (n, req, t, mu, sig2, tau2, p95_usual, s_prev, since, since_x, since_n, rate, quiet,
          c_prev, c_since, c_x, c_n, mu_c, c_led, sig2_c, l_w, l_m, x_m, l_v, l_c) = self._f[slots].T
         served = count > 0
-        # Net of what the load explains: the slope of log latency on log rate times the rate's distance from its mean.
+        # Net of what the load explains: the bank's own _load_shift (what quantile_ms adds), checked here against
+        # the native code's.
         log_rate = np.log(np.maximum(rate, 1e-9))
-        b = _clip(l_c / (l_v + self.load_prior), 0.0, self.load_max)
-        reach = 2.0 * np.sqrt(np.maximum(l_v, 0.0))
-        shift = np.where(l_w > 0, b * _clip(log_rate - l_m, -reach, reach), 0.0)
+        shift = self._load_shift(slots)
         raw = np.log(np.where(served, np.maximum(p50, 1e-3), 1.0))
         x = raw - shift
         x95 = np.log(np.where(served, np.maximum(p95, 1e-3), 1.0)) - shift
