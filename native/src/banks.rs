@@ -1354,8 +1354,10 @@ pub fn latency_step(
         let sigma = sig2.sqrt();
         let r = x - mu - sigma * bias;
         let v = max(sig2 * spread + max(tau2, 0.0), 1e-6);
+        // Each chart adds up its windows' medians less their median law's bias (a window of two reads the faster of
+        // its requests): the summary's "since" quotes their mean, which read 7% low at 1 req/s without it.
         let [s, since, since_x, since_n] =
-            upward(s_prev, since, since_x, since_n, r, v, c[6], h, max_step, pre.served, pre.warm, ti, ci, x);
+            upward(s_prev, since, since_x, since_n, r, v, c[6], h, max_step, pre.served, pre.warm, ti, ci, mu + r);
         // The creep chart weighs its windows by a per-request variance of its own (sig2_c).
         let r_c = x - mu_c - sig2_c.sqrt() * bias;
         let v_c = max(sig2_c * spread + max(tau2, 0.0), 1e-6);
@@ -1363,7 +1365,7 @@ pub fn latency_step(
         // suspicion slowed, hours of it read a sparse series' daily latency cycle as a creep.
         let kept = c_prev * (1.0 + expm1[2 * n + i]);
         let [c_new, c_since, c_x, c_n] =
-            upward(kept, c_since, c_x, c_n, r_c, v_c, c[7], h_creep, max_step, pre.served, pre.warm, ti, ci, x);
+            upward(kept, c_since, c_x, c_n, r_c, v_c, c[7], h_creep, max_step, pre.served, pre.warm, ti, ci, mu_c + r_c);
         // Past a third of its h the step CUSUM has the change: the creep's stands down, unless it fired first.
         let led = (c_led > 0.0 || (c_new >= h_creep && s <= SUSPICION * h)) && c_new > 0.0;
         let c_new = c_new * one(s <= SUSPICION * h || led);

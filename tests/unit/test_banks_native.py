@@ -459,13 +459,13 @@ class NumpyLatency(LatencyCusumBank):
         v = np.maximum(sig2 * spread + np.maximum(tau2, 0.0), 1e-6)
         h_creep = h + np.log(2.0)
         s, since, since_x, since_n = _upward(s_prev, since, since_x, since_n, r, v, np.log(self.ratio), h, max_step,
-                                             served, warm, t_ms, count, x)
+                                             served, warm, t_ms, count, mu + r)
         r_c = x - mu_c - np.sqrt(sig2_c) * bias
         v_c = np.maximum(sig2_c * spread + np.maximum(tau2, 0.0), 1e-6)
         elapsed = np.where(n > 0, (t_ms - t) / 1000.0, window_s)  # since the last served window
         kept = c_prev * (1.0 + np.expm1(np.where(served, -elapsed / self.creep_memory_s, 0.0)))  # the creep's fades
         c, c_since, c_x, c_n = _upward(kept, c_since, c_x, c_n, r_c, v_c, np.log(self.creep_ratio), h_creep, max_step,
-                                       served, warm, t_ms, count, x)
+                                       served, warm, t_ms, count, mu_c + r_c)
         # Past a third of its h the step CUSUM has the change: the creep's stands down (it would take five
         # times as long to come back down and hold a step's episode open after the step ended). Unless the
         # creep's fired first (``c_led``, until it is back at 0): a creep lifts the step CUSUM past a third
