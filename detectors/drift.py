@@ -54,6 +54,20 @@ class DriftReference:
     def numeric(self) -> bool:
         return self.edges is not None
 
+    def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float) -> bool:
+        """Count a block of live values (bin counts, in the bins the first values fixed) into a learned
+        reference, unless it is drifted by the alarm's rule (PSI at least ``psi_threshold`` with a p-value
+        under ``alpha``), so a drift in the reference's first day is not learned as normal. The alarm's
+        levels, not its hysteresis': a daily cycle moves the blocks away from a reference still made of
+        its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later."""
+        psi, p = g_test(counts, self)
+        if psi >= psi_threshold and p < alpha:
+            return False
+        self.counts = self.counts + counts
+        self.size = int(self.counts.sum())
+        self.expected = (self.counts + 0.5) / (self.size + 0.5 * self.counts.size)
+        return True
+
     def code(self, predictions: list) -> np.ndarray:
         """The bin of each prediction."""
         if self.edges is not None:
@@ -105,7 +119,13 @@ class PredictionDrift:
     """Live prediction distribution vs a reference: PSI (how much) and a G-test (how sure), on recent windows.
 
     The reference (a :class:`DriftReference`, or values to fit one: the certification
-    run's predictions; else the first ``reference_size`` live ones) fixes the bins. Live
+    run's predictions; else the first ``reference_size`` live ones) fixes the bins. A reference
+    learned from live predictions goes on learning for ``reference_s`` of event time after it is
+    fitted: each block of live counts that leaves the window then joins it, unless it looked drifted
+    (:meth:`DriftReference.learn`) or an alarm is up. What a model is asked changes over a day, and
+    against a reference of its first minutes a daily cycle of the inputs of +-0.25 standard
+    deviations read as drift twice a day (``load/detection_harness.py --input-cycle 0.25``), while
+    a reference that waits a day to be tested misses a drift in a new version's first hours. Live
     predictions are counted per bin in two blocks of ``window / 2`` (the current one and
     the one before): no values are kept. Predictions are counted ``every`` at a time and, at
     most once per ``test_interval_s`` of event time, once at least ``min_live`` are counted, two
@@ -140,8 +160,11 @@ class PredictionDrift:
         test_interval_s: float = 60.0,
         every: int = 25,
         psi_clear: float = 0.1,
+        reference_s: float = 0.0,
     ):
         self.reference, self.reference_size, self.window, self.min_live = reference, reference_size, window, min_live
+        if reference_s:  # else the class attribute: a detector at 0 pickles as before the setting
+            self.reference_s = reference_s
         self.bins, self.psi_threshold, self.every, self.psi_clear = bins, psi_threshold, every, psi_clear
         self.false_alarms_per_day, self.test_interval_s = false_alarms_per_day, test_interval_s
         self.alpha = alpha_for(test_interval_s, false_alarms_per_day, tests=2)
@@ -159,6 +182,11 @@ class PredictionDrift:
         self._psi, self._p, self._live = 0.0, math.nan, 0
         self._alarm = False
 
+    reference_s = 0.0
+    _learn_until = -math.inf
+    """Event time until which a learned reference learns the blocks that leave the live window (-inf: certified,
+    or its first ``reference_size`` alone). Both are class attributes too: a snapshot from before them restores."""
+
     @property
     def anomalous(self) -> bool:
         return self._alarm
@@ -174,6 +202,8 @@ class PredictionDrift:
             self._pending.append(prediction)
             if len(self._pending) >= self.reference_size:
                 self._ref, self._pending = DriftReference(self._pending, self.bins), []
+                if self.reference_s:
+                    self._learn_until = ts + self.reference_s
             return None
         # Predictions wait in a list and are counted ``every`` at a time, coded in one
         # vectorized call: a list append is all a prediction costs between two tests.
@@ -209,8 +239,19 @@ class PredictionDrift:
         windows = [(current, n_cur)] if n_cur >= self.min_live else []
         if n_prev:
             windows.append((previous + current, n_prev + n_cur))
+        aged = None
         if n_cur >= self.window // 2:  # the current block is full: it becomes the previous one
+            aged = previous if n_prev else None
             self._blocks, self._block_n = [current, np.zeros_like(current)], [n_cur, 0]
+        decision = self._test(windows, ts)
+        if aged is not None and ts < self._learn_until and not self._alarm:
+            ref.learn(aged, self.psi_threshold, self.alpha)
+        return decision
+
+    def _test(self, windows: list[tuple[np.ndarray, int]], ts: float) -> Decision | None:
+        """Test ``windows`` (counts, predictions) against the reference, if one is due; a Decision at an alarm's
+        onset."""
+        ref = self._ref
         if not windows or windows[-1][1] < self.min_live or ts - self._last_test < self.test_interval_s:
             return None
         self._last_test = ts

@@ -46,6 +46,9 @@ class _Feature:
     sizes: list = field(default_factory=lambda: [0, 0])
     fresh: bool = False
     """Values were counted since the last test."""
+    learn_until: float = -math.inf
+    """Event time (ms) until which a learned reference learns the blocks that leave the live window
+    (``FeatureDrift.reference_s``)."""
     psi: float = 0.0
     p: float = math.nan
     live: int = 0
@@ -70,8 +73,10 @@ class FeatureDrift:
     def __init__(self, reference_size: int = 200, window: int = 1000, min_live: int = 100, bins: int = 10,
                  psi_threshold: float = 0.25, psi_clear: float = 0.1, false_alarms_per_day: float = 0.01,
                  test_interval_s: float = 60.0, max_features: int = 64,
-                 references: dict[str, list] | None = None):
+                 references: dict[str, list] | None = None, reference_s: float = 0.0):
         self.reference_size, self.window, self.min_live, self.bins = reference_size, window, min_live, bins
+        if reference_s:  # else the class attribute: a detector at 0 pickles as before the setting
+            self.reference_s = reference_s
         self.psi_threshold, self.psi_clear = psi_threshold, psi_clear
         self.false_alarms_per_day, self.test_interval_s, self.max_features = false_alarms_per_day, test_interval_s, max_features
         self.features: dict[str, _Feature] = {}
@@ -85,13 +90,22 @@ class FeatureDrift:
         self.anomalous = False
         self._last_test_ms: int | None = None
 
+    reference_s = 0.0
+    """Event time a learned reference goes on learning after it is fitted, from the blocks of live values that
+    leave the window without looking drifted (as :class:`~modelmedic.detectors.drift.PredictionDrift`'s)."""
+    _now_ms = -math.inf
+    """The latest event time seen (``observe``'s, ``test``'s)."""
+
     @property
     def alpha(self) -> float:
         """The p-value one feature's window must be below: the day's budget spread over every test."""
         return alpha_for(self.test_interval_s, self.false_alarms_per_day, tests=2 * max(1, len(self.features)))
 
-    def observe(self, features: dict[str, object]) -> None:
-        """Take one request's features (counted with the next ``window / 2``, or at the next test)."""
+    def observe(self, features: dict[str, object], ts_ms: int | None = None) -> None:
+        """Take one request's features at event time ``ts_ms`` (counted with the next ``window / 2``, or at
+        the next test)."""
+        if ts_ms is not None and ts_ms > self._now_ms:
+            self._now_ms = ts_ms
         rows = self._rows
         rows.append(features)
         if len(rows) >= self.window // 2:
@@ -119,6 +133,8 @@ class FeatureDrift:
                     continue
                 values, f.reference = f.pending[self.reference_size:], DriftReference(f.pending[:self.reference_size], self.bins)
                 f.pending = []
+                if self.reference_s:
+                    f.learn_until = self._now_ms + self.reference_s * 1000
             if values:
                 self._count(f, values)
 
@@ -130,6 +146,7 @@ class FeatureDrift:
         """Count the values since the last test and test every feature; a Decision when the version's
         alarm starts or ends (None otherwise)."""
         self._last_test_ms = now_ms
+        self._now_ms = max(self._now_ms, now_ms)
         self._absorb()
         alpha = self.alpha
         for f in self.features.values():
@@ -148,6 +165,8 @@ class FeatureDrift:
             f.blocks[1] += counts
             f.sizes[1] += len(values)
         if f.sizes[1] >= self.window // 2:
+            if f.sizes[0] and self._now_ms < f.learn_until and not f.alarm:  # the block leaving joins a young reference
+                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha)
             f.blocks, f.sizes = [f.blocks[1], np.zeros_like(counts)], [f.sizes[1], 0]
         f.fresh = True
 
@@ -163,11 +182,15 @@ class FeatureDrift:
         if not windows or windows[-1][1] < self.min_live:
             return
         tests = [(*g_test(c, ref), n) for c, n in windows]
-        if f.alarm:
+        was = f.alarm
+        if was:
             f.alarm = not all(psi < self.psi_clear or not p < math.sqrt(alpha) for psi, p, _ in tests)
         else:
             f.alarm = any(psi >= self.psi_threshold and p < alpha for psi, p, _ in tests)
-        f.psi, f.p, f.live = min(tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+        # At an alarm's onset, report the strongest of the windows that meet its rule (as prediction drift does):
+        # the lowest p-value of all read "PSI 0.11" in an alarm whose threshold is 0.25.
+        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < alpha] if f.alarm and not was else []
+        f.psi, f.p, f.live = min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
 
     def moved(self) -> list[tuple[str, float, float, int]]:
         """``(feature, PSI, p-value, live values)`` of the drifting features, the most moved first."""

@@ -149,6 +149,10 @@ class Shape:
     """Business days ramping over this many hours at 08:00 and 17:00 local (None: the sine; ``FleetSpec.business_ramp_h``)."""
     latency_load: float | None = None
     """Latency following load with this exponent (None: none; ``FleetSpec.latency_load``)."""
+    error_load: float | None = None
+    """Errors following load with this exponent (None: none; ``FleetSpec.error_load``)."""
+    input_cycle: float | None = None
+    """Inputs with a daily cycle of this many standard deviations (None: none; ``FleetSpec.input_cycle``)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -166,7 +170,7 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     times as the schedule fits, each on models no other entry touches."""
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
     cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend, "business_ramp_h": shape.business,
-              "latency_load": shape.latency_load}
+              "latency_load": shape.latency_load, "error_load": shape.error_load, "input_cycle": shape.input_cycle}
     spec = replace(spec, **{name: value for name, value in cycles.items() if value is not None})
     spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
@@ -575,6 +579,10 @@ def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
                              "nights at the sine's trough (default: a sine)")
     parser.add_argument("--latency-load", type=float, metavar="BETA",
                         help="latency follows load: the median x (utilization / base) ** BETA (default: none)")
+    parser.add_argument("--error-load", type=float, metavar="GAMMA",
+                        help="errors follow load: the error rate x (utilization / base) ** GAMMA (default: none)")
+    parser.add_argument("--input-cycle", type=float, metavar="SD",
+                        help="inputs move by SD standard deviations times the sine of the time of day (default: none)")
 
 
 def shape_from(args: argparse.Namespace) -> Shape:
@@ -587,7 +595,7 @@ def shape_from(args: argparse.Namespace) -> Shape:
     if args.rates:
         shape = replace(shape, rates=tuple(args.rates))
     shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend, business=args.business,
-                    latency_load=args.latency_load)
+                    latency_load=args.latency_load, error_load=args.error_load, input_cycle=args.input_cycle)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     return shape

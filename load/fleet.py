@@ -261,6 +261,14 @@ class FleetSpec:
     ``(utilization / self.utilization) ** latency_load`` (1 at the base rate on one replica). Busy hours
     are slower on real servers (contention, batching, caches). At the daily cycle's 0.6, 0.15 gives
     -13% at night and +7% at the peak. 0: none."""
+    error_load: float = 0.0
+    """Errors that follow load: each request's error rate is multiplied by ``(utilization / self.utilization) **
+    error_load`` (timeouts and shed requests are commoner when busy). At the daily cycle's 0.6, 1 gives 0.4x the base
+    rate at night and 1.6x at the peak. 0: none."""
+    input_cycle: float = 0.0
+    """Inputs with a daily cycle: every request's latent input moves by ``input_cycle`` standard deviations times
+    the sine of the model's time of day (what is asked changes over a day: a regressor's predictions follow it, a
+    classifier's class mix moves as under ``drift``), the labels with it. 0: none."""
 
     def daily(self, phase: np.ndarray | float, t_ms: np.ndarray | float) -> np.ndarray:
         """The rate multiplier of the time of day for models of ``phase`` (:func:`daily_factor` of this fleet's day)."""
@@ -687,6 +695,10 @@ class Fleet:
         lat_mult *= slowdown(utilization) * severity
         if self.spec.latency_load:
             lat_mult *= (utilization / self.spec.utilization) ** self.spec.latency_load
+        if self.spec.error_load:  # the base rate follows load; a burst's rate is what it is
+            err = np.where(err == self._error[model], err * (utilization / self.spec.utilization) ** self.spec.error_load, err)
+        if self.spec.input_cycle:
+            shift += self.spec.input_cycle * np.sin(2 * math.pi * (arrivals.ts % DAY_MS) / DAY_MS + self._phase[model])
         err = np.minimum(1.0, err * severity**2)
         return self._records(arrivals.take(keep), version[keep], lat_mult[keep], err[keep], severity[keep], poisoned[keep],
                              shift[keep])

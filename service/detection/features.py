@@ -48,10 +48,11 @@ DATA_QUALITY, FEATURE_DRIFT = "data_quality", "feature_drift"
 MAX_NAME = 128
 """Longest feature name accepted (characters): names become metric labels and alert text."""
 _decoder = msgspec.json.Decoder(dict[str, bool | int | float | str | None])
-_SETTINGS = ("features_per_minute", "features_reference", "features_window", "features_min_live", "features_bins", "features_psi",
+_SETTINGS = ("features_per_minute", "features_reference", "features_reference_s", "features_window", "features_min_live", "features_bins", "features_psi",
              "false_alarms_per_day", "features_test_interval_s", "features_max_versions",
              "features_metric_series", "data_quality_budget", "data_quality_effect")
 """The ``quality`` settings the monitor uses, copied as plain numbers (a snapshot holds data only)."""
+_REFERENCE_S = QualitySettings.model_fields["features_reference_s"].default
 
 
 def decode_features(raw: bytes) -> dict[str, bool | int | float | str | None] | str:
@@ -140,7 +141,7 @@ class FeatureMonitor:
             if features.__class__ is str:
                 self._drop(model, features, raw)
                 continue
-            vs.drift.observe(features)
+            vs.drift.observe(features, ts)
             self._fresh.add((model, version))
             if vs.schema is not None:
                 wrong = vs.schema.violations(features)
@@ -199,7 +200,8 @@ class FeatureMonitor:
         return FeatureDrift(q["features_reference"], q["features_window"], q["features_min_live"], q["features_bins"],
                             q["features_psi"], false_alarms_per_day=q["false_alarms_per_day"],
                             test_interval_s=q["features_test_interval_s"], max_features=MAX_FEATURES,
-                            references=references)
+                            references=references,
+                            reference_s=q.get("features_reference_s", _REFERENCE_S))  # absent: an older snapshot
 
     def _change(self, model: str, version: str, vs: _Version, kind: str, decision: Decision, ts: int) -> None:
         """Note a decision's start or end (one record each, at the next poll)."""

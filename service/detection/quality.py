@@ -33,7 +33,8 @@ its first requests: the accuracy baseline is the registry's certification
 (:meth:`QualityMonitor.set_baseline`), else the model's previous version's, else the Wilson
 lower bound of the version's first ``label_warmup`` labelled outcomes; the drift reference
 (and a numeric canary's scale) is the certification run's predictions
-(:meth:`QualityMonitor.set_reference`), else the version's first ``drift_reference``; the
+(:meth:`QualityMonitor.set_reference`), else the version's first ``drift_reference``, learning
+for a day from the live blocks that leave its window (``drift_reference_s``); the
 canary's tolerated disagreement is ``canary_expected_rate``, else the rate learned on a
 healthy version of the model (two versions never agree perfectly), else
 ``canary_prior_rate``. Until a detector has enough observations its state is
@@ -1078,7 +1079,8 @@ class QualityMonitor:
         return PredictionDrift(reference=reference, reference_size=self.drift_reference, window=self.drift_window,
                                min_live=self.drift_min_live, bins=self.drift_bins, psi_threshold=self.psi_threshold,
                                false_alarms_per_day=self.false_alarms_per_day,
-                               test_interval_s=self.drift_test_interval_s, every=self.drift_every)
+                               test_interval_s=self.drift_test_interval_s, every=self.drift_every,
+                               reference_s=self.drift_reference_s)
 
     def _new_labels(self, baseline: float, tolerance: float | None = None) -> DelayedLabelPerformance:
         return DelayedLabelPerformance(

@@ -101,11 +101,12 @@ def test_schema_violations_are_counted_per_feature_and_check() -> None:
 def test_a_persistent_violation_rate_is_a_data_quality_alert() -> None:
     """A feed where 10% of requests send an unknown country (budget 1%): alerted within 330
     sampled requests (22 minutes; 315 at the day budget's level of 20.6, within 300 at 16.0), class
-    drift (warns, never pages); 0.5% over a day is not."""
+    drift (warns, never pages); 0.5% over a day is not. (Against a reference that learned its day, the
+    unknown country's 10% is an input drift of the country too: class drift as well, the same incident.)"""
     rng = np.random.default_rng(7)
     m = monitor()
     assert run(m, rng, DAY, broken=0.005) == []
-    (after, fired), = run(m, rng, 30, start=DAY, broken=0.10)
+    (after, fired), = [(after, a) for after, a in run(m, rng, 30, start=DAY, broken=0.10) if a.kind == DATA_QUALITY]
     assert after <= 330 and (fired.kind, fired.anomaly_class, fired.state) == (DATA_QUALITY, "drift", "firing")
     assert "break the input schema, budget 1.0%" in fired.summary
 

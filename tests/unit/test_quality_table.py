@@ -27,7 +27,7 @@ MODELS = 24
 SETTINGS = QualitySettings(label_max_pending=40, label_horizon_ms=90_000, max_models=18, drift_reference=12,
                            drift_every=5, drift_min_live=10, drift_window=40, drift_test_interval_s=5.0,
                            canary_join_ms=4_000, canary_max_pending=30, canary_warmup=20, canary_min_pairs=5,
-                           label_warmup=10, label_min_outcomes=5, max_versions=3)
+                           label_warmup=10, label_min_outcomes=5, max_versions=3, drift_reference_s=0.0)
 
 
 def _monitor(settings: QualitySettings = SETTINGS) -> QualityMonitor:
@@ -202,6 +202,8 @@ def test_a_snapshot_of_the_monitor_before_the_table_restores_and_carries_on() ->
     80 batches of ``_stream(6)`` by the code of 6ccfab2 (``_models`` an ``OrderedDict`` of models with every field
     as an attribute). Restored, it carries on as a monitor fed everything by this code."""
     restored = decode_snapshot(base64.b64decode(OLD_SNAPSHOT))["quality"]
+    assert restored.drift_reference_s == QualitySettings().drift_reference_s  # a setting added since: its default
+    restored.drift_reference_s = SETTINGS.drift_reference_s  # 0 here, as its writer learned references
     live = _monitor()
     steps = _stream(6)
     for step in steps[:OLD_FED]:
