@@ -153,6 +153,8 @@ class Shape:
     """Errors following load with this exponent (None: none; ``FleetSpec.error_load``)."""
     input_cycle: float | None = None
     """Inputs with a daily cycle of this many standard deviations (None: none; ``FleetSpec.input_cycle``)."""
+    latency_sigma: float | None = None
+    """The per-request lognormal latency's shape (None: :func:`load.fleet.realistic`'s 0.3; ``FleetSpec.latency_sigma``)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -170,7 +172,8 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     times as the schedule fits, each on models no other entry touches."""
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
     cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend, "business_ramp_h": shape.business,
-              "latency_load": shape.latency_load, "error_load": shape.error_load, "input_cycle": shape.input_cycle}
+              "latency_load": shape.latency_load, "error_load": shape.error_load, "input_cycle": shape.input_cycle,
+              "latency_sigma": shape.latency_sigma}
     spec = replace(spec, **{name: value for name, value in cycles.items() if value is not None})
     spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
@@ -583,6 +586,8 @@ def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
                         help="errors follow load: the error rate x (utilization / base) ** GAMMA (default: none)")
     parser.add_argument("--input-cycle", type=float, metavar="SD",
                         help="inputs move by SD standard deviations times the sine of the time of day (default: none)")
+    parser.add_argument("--latency-sigma", type=float, metavar="SIGMA",
+                        help="shape of the per-request lognormal latency (default 0.3: p99 about 2x the median)")
 
 
 def shape_from(args: argparse.Namespace) -> Shape:
@@ -595,7 +600,8 @@ def shape_from(args: argparse.Namespace) -> Shape:
     if args.rates:
         shape = replace(shape, rates=tuple(args.rates))
     shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend, business=args.business,
-                    latency_load=args.latency_load, error_load=args.error_load, input_cycle=args.input_cycle)
+                    latency_load=args.latency_load, error_load=args.error_load, input_cycle=args.input_cycle,
+                    latency_sigma=args.latency_sigma)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     return shape
