@@ -155,6 +155,8 @@ class Shape:
     """Inputs with a daily cycle of this many standard deviations (None: none; ``FleetSpec.input_cycle``)."""
     latency_sigma: float | None = None
     """The per-request lognormal latency's shape (None: :func:`load.fleet.realistic`'s 0.3; ``FleetSpec.latency_sigma``)."""
+    canary_fraction: float | None = None
+    """Share of a mirrored model's requests its canary and shadow get (None: :func:`load.fleet.realistic`'s 1)."""
 
 
 SMALL = Shape(models=30, duration_s=3 * 3600, warmup_s=3600, spacing_s=300, rates=(0.05, 5.0))
@@ -173,7 +175,7 @@ def scenarios(shape: Shape, seed: int) -> tuple[Scenario, Scenario]:
     spec = realistic(shape.models, seed=seed, rate_range=shape.rates)
     cycles = {"seasonality": shape.seasonality, "weekend": shape.weekend, "business_ramp_h": shape.business,
               "latency_load": shape.latency_load, "error_load": shape.error_load, "input_cycle": shape.input_cycle,
-              "latency_sigma": shape.latency_sigma}
+              "latency_sigma": shape.latency_sigma, "canary_fraction": shape.canary_fraction}
     spec = replace(spec, **{name: value for name, value in cycles.items() if value is not None})
     spec = rough(spec) if shape.rough else spec
     fleet = profiles(spec)
@@ -588,6 +590,8 @@ def add_shape_arguments(parser: argparse.ArgumentParser) -> None:
                         help="inputs move by SD standard deviations times the sine of the time of day (default: none)")
     parser.add_argument("--latency-sigma", type=float, metavar="SIGMA",
                         help="shape of the per-request lognormal latency (default 0.3: p99 about 2x the median)")
+    parser.add_argument("--canary-fraction", type=float, metavar="SHARE",
+                        help="share of a mirrored model's requests its canary and shadow get (default 1)")
 
 
 def shape_from(args: argparse.Namespace) -> Shape:
@@ -601,7 +605,7 @@ def shape_from(args: argparse.Namespace) -> Shape:
         shape = replace(shape, rates=tuple(args.rates))
     shape = replace(shape, seasonality=args.seasonality, weekend=args.weekend, business=args.business,
                     latency_load=args.latency_load, error_load=args.error_load, input_cycle=args.input_cycle,
-                    latency_sigma=args.latency_sigma)
+                    latency_sigma=args.latency_sigma, canary_fraction=args.canary_fraction)
     if args.start:
         shape = replace(shape, start_ms=int(datetime.combine(args.start, datetime.min.time(), timezone.utc).timestamp() * 1000))
     return shape
