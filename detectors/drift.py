@@ -54,7 +54,7 @@ class DriftReference:
     def numeric(self) -> bool:
         return self.edges is not None
 
-    def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float) -> bool:
+    def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float) -> None:
         """Count a block of live values (bin counts, in the bins the first values fixed) into a learned
         reference, unless it is drifted by the alarm's rule (PSI at least ``psi_threshold`` with a p-value
         under ``alpha``), so a drift in the reference's first day is not learned as normal. The alarm's
@@ -62,11 +62,10 @@ class DriftReference:
         its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later."""
         psi, p = g_test(counts, self)
         if psi >= psi_threshold and p < alpha:
-            return False
+            return
         self.counts = self.counts + counts
         self.size = int(self.counts.sum())
         self.expected = (self.counts + 0.5) / (self.size + 0.5 * self.counts.size)
-        return True
 
     def code(self, predictions: list) -> np.ndarray:
         """The bin of each prediction."""
