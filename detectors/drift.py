@@ -35,7 +35,7 @@ class DriftReference:
     def __init__(self, values: list, bins: int = 10):
         if not values:
             raise ValueError("a drift reference needs at least one prediction")
-        self.size = len(values)
+        self.size = len(values)  # first among the attributes, as snapshots of older releases hold them
         if all(v.__class__ in (int, float) for v in values):
             ref = np.asarray(values, dtype=float)
             self.edges: np.ndarray | None = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
@@ -47,8 +47,13 @@ class DriftReference:
             self.categories = {c: i for i, c in enumerate(dict.fromkeys(values))}
             self.spread = math.nan
             counts = np.bincount([self.categories[c] for c in values], minlength=len(self.categories) + 1)
+        self._hold(counts)
+
+    def _hold(self, counts: np.ndarray) -> None:
+        """Hold ``counts`` per bin, their total (``size``) and the expected frequencies, smoothed by half a count."""
         self.counts = counts
-        self.expected = (counts + 0.5) / (counts.sum() + 0.5 * counts.size)
+        self.size = int(counts.sum())
+        self.expected = (counts + 0.5) / (self.size + 0.5 * counts.size)
 
     @property
     def numeric(self) -> bool:
@@ -61,11 +66,8 @@ class DriftReference:
         levels, not its hysteresis': a daily cycle moves the blocks away from a reference still made of
         its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later."""
         psi, p = g_test(counts, self)
-        if psi >= psi_threshold and p < alpha:
-            return
-        self.counts = self.counts + counts
-        self.size = int(self.counts.sum())
-        self.expected = (self.counts + 0.5) / (self.size + 0.5 * self.counts.size)
+        if not (psi >= psi_threshold and p < alpha):
+            self._hold(self.counts + counts)
 
     def code(self, predictions: list) -> np.ndarray:
         """The bin of each prediction."""
