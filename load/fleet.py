@@ -693,10 +693,11 @@ class Fleet:
         utilization = rate[model] * rate_mult / spare / (replicas[model] * self._capacity[model])
         severity = np.asarray(self._severity)[version]
         lat_mult *= slowdown(utilization) * severity
+        load = utilization / self.spec.utilization
         if self.spec.latency_load:
-            lat_mult *= (utilization / self.spec.utilization) ** self.spec.latency_load
+            lat_mult *= load ** self.spec.latency_load
         if self.spec.error_load:  # the base rate follows load; a burst's rate is what it is
-            err = np.where(err == self._error[model], err * (utilization / self.spec.utilization) ** self.spec.error_load, err)
+            err = np.where(err == self._error[model], err * load ** self.spec.error_load, err)
         if self.spec.input_cycle:
             shift += self.spec.input_cycle * np.sin(2 * math.pi * (arrivals.ts % DAY_MS) / DAY_MS + self._phase[model])
         err = np.minimum(1.0, err * severity**2)
