@@ -1223,16 +1223,16 @@ impl<'a> Latency<'a> {
         Ok(Latency { c, bias: &t[..top], gap: &t[top..] })
     }
     /// How much of a window's log latency the load explains (`LatencyCusumBank._load_shift`): the slope of log
-    /// latency on log rate (covariance over variance plus `load_prior`, within 0 and `load_max`: a server is not
-    /// faster for being busier) times the rate's distance from its mean, at most two of its standard deviations
-    /// (a throughput drop is not extrapolated).
+    /// latency on log rate (covariance over variance plus `load_prior`, within +-`load_max`: a batching server is
+    /// slower when quiet) times the rate's distance from its mean, at most two of its standard deviations (a
+    /// throughput drop is not extrapolated).
     /// `log_rate`: the logarithm of the series' request rate before the window (numpy's).
     fn load_shift(&self, row: &[f64], log_rate: f64) -> f64 {
         let [w, l_m, _, l_v, l_c]: [f64; 5] = row[LOAD..LOAD + 5].try_into().unwrap();
         if w <= 0.0 {
             return 0.0;
         }
-        let b = clip(l_c / (l_v + self.c[12]), 0.0, self.c[13]);
+        let b = clip(l_c / (l_v + self.c[12]), -self.c[13], self.c[13]);
         let reach = 2.0 * max(l_v, 0.0).sqrt();
         b * clip(log_rate - l_m, -reach, reach)
     }
