@@ -49,25 +49,81 @@ class DriftReference:
             counts = np.bincount([self.categories[c] for c in values], minlength=len(self.categories) + 1)
         self._hold(counts)
 
+    hours: np.ndarray | None = None
+    """Counts learned by hour of the day (24 rows, UTC): each block that joined the reference, spread evenly over the
+    hours it spanned (None: none yet; also a snapshot from before them)."""
+
     def _hold(self, counts: np.ndarray) -> None:
         """Hold ``counts`` per bin, their total (``size``) and the expected frequencies, smoothed by half a count."""
         self.counts = counts
-        self.size = int(counts.sum())
+        self.size = int(round(float(counts.sum())))
         self.expected = (counts + 0.5) / (self.size + 0.5 * counts.size)
 
     @property
     def numeric(self) -> bool:
         return self.edges is not None
 
-    def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float) -> None:
+    def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float,
+              span: tuple[float, float] | None = None) -> None:
         """Count a block of live values (bin counts, in the bins the first values fixed) into a learned
         reference, unless it is drifted by the alarm's rule (PSI at least ``psi_threshold`` with a p-value
         under ``alpha``), so a drift in the reference's first day is not learned as normal. The alarm's
         levels, not its hysteresis': a daily cycle moves the blocks away from a reference still made of
-        its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later."""
+        its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later.
+        ``span``: the event times (s) of the block's first and last values, for :attr:`hours`."""
         psi, p = g_test(counts, self)
-        if not (psi >= psi_threshold and p < alpha):
-            self._hold(self.counts + counts)
+        if psi >= psi_threshold and p < alpha:
+            self.hold(counts, span)
+            return
+        self._hold(self.counts + counts)
+        self.hours = _spread(self.hours, counts, span)
+
+    held: np.ndarray | None = None
+    """Counts by hour of the day of the blocks :meth:`hold` kept out of the reference (None: none)."""
+
+    def hold(self, counts: np.ndarray, span: tuple[float, float] | None) -> None:
+        """Keep a block that looked drifted (or came while an alarm was up) out of the reference, by the hours it
+        spanned, until :meth:`release` (the alarm cleared: a daily cycle comes back, a drift does not)."""
+        self.held = _spread(self.held, counts, span)
+
+    def release(self) -> None:
+        """The held blocks were a time of day, not a drift: they join :attr:`hours` (not the whole reference, whose
+        frequencies they would pull towards the day's extremes)."""
+        if self.held is not None:
+            self.hours = self.held if self.hours is None else self.hours + self.held
+            self.held = None
+
+    def test(self, live: np.ndarray, span: tuple[float, float] | None, least: int) -> tuple[float, float]:
+        """(PSI, p-value) of live bin counts gathered over ``span`` (:func:`g_test`) against the whole reference
+        and, where it learned those hours of the day (:meth:`at`), against them too: the weaker of the two. So a
+        window at the day's extreme is no drift if the same hours looked like it, and what those hours learned
+        (a drift held while its alarm was up, then released) is no drift if the whole reference says so."""
+        psi, p = g_test(live, self)
+        hours = self.at(span, least)
+        if hours is self:
+            return psi, p
+        psi_h, p_h = g_test(live, hours)
+        return (min(psi, psi_h), math.nan) if min(psi, psi_h) < 0.1 else (min(psi, psi_h), max(p, p_h))
+
+    def at(self, span: tuple[float, float] | None, least: int) -> DriftReference:
+        """The reference for live values gathered over ``span`` (event times in s): the counts learned at the same
+        hours of the day, widened an hour either side at a time until there are at least ``least`` of them, else
+        the whole reference. What a model is asked changes over the day, and a window of minutes at the day's
+        extreme is a "major shift" from the day's mixture (a cycle of +-0.5 sd alarmed about once a day on every
+        version: docs/detection.md)."""
+        if self.hours is None or span is None:
+            return self
+        first, last = span
+        for wider in range(12):
+            counts = self.hours[_hours((first - 3600 * wider, last + 3600 * wider))].sum(axis=0)
+            if counts.sum() >= least:
+                break
+        else:
+            return self
+        view = object.__new__(DriftReference)
+        view.edges, view.categories, view.spread = self.edges, self.categories, self.spread
+        view._hold(counts)
+        return view
 
     def code(self, predictions: list) -> np.ndarray:
         """The bin of each prediction."""
@@ -75,6 +131,34 @@ class DriftReference:
             return np.searchsorted(self.edges, np.asarray(predictions, dtype=float), side="right")
         unseen = len(self.categories)
         return np.fromiter((self.categories.get(p, unseen) for p in predictions), dtype=np.int64, count=len(predictions))
+
+
+def _spread(hours: np.ndarray | None, counts: np.ndarray, span: tuple[float, float] | None) -> np.ndarray | None:
+    """``hours`` (24 rows of bin counts, or None) plus ``counts`` spread evenly over the hours ``span`` ran through."""
+    if span is None:
+        return hours
+    spanned = _hours(span)
+    hours = np.zeros((24, counts.size)) if hours is None else hours
+    hours[spanned] += counts / spanned.size
+    return hours
+
+
+def _hours(span: tuple[float, float]) -> np.ndarray:
+    """The hours of the day (UTC, 0-23) that event times ``span`` (s: first, last) run through."""
+    first, last = span
+    if last - first >= 86_400:
+        return np.arange(24)
+    return np.arange(int(first // 3600), int(last // 3600) + 1) % 24
+
+
+def block_spans(began: tuple, ts: float, full: bool) -> tuple[tuple, tuple]:
+    """The two live blocks' begin times (previous, current; None: empty) after values counted at event time ``ts``
+    (s), and the times the current block, both blocks and the previous block span. ``full``: the current block is
+    full and becomes the previous one (a new current block begins with the next values)."""
+    previous, current = began
+    current = ts if current is None else current
+    first = current if previous is None else previous
+    return (current, None) if full else (previous, current), ((current, ts), (first, ts), (first, current))
 
 
 def g_test(live: np.ndarray, reference: DriftReference) -> tuple[float, float]:
@@ -126,7 +210,11 @@ class PredictionDrift:
     (:meth:`DriftReference.learn`) or an alarm is up. What a model is asked changes over a day, and
     against a reference of its first minutes a daily cycle of the inputs of +-0.25 standard
     deviations read as drift twice a day (``load/detection_harness.py --input-cycle 0.25``), while
-    a reference that waits a day to be tested misses a drift in a new version's first hours. Live
+    a reference that waits a day to be tested misses a drift in a new version's first hours. The blocks
+    are learned by the hours of the day they ran through too (:attr:`DriftReference.hours`; those that
+    came while an alarm was up join the hours alone, once it clears), and after the day a window is drift
+    only if it is drifted from the whole reference and from the same hours (:meth:`DriftReference.test`):
+    a cycle of +-0.5 sd is a "major shift" at its extremes even against the day's mixture. Live
     predictions are counted per bin in two blocks of ``window / 2`` (the current one and
     the one before): no values are kept. Predictions are counted ``every`` at a time and, at
     most once per ``test_interval_s`` of event time, once at least ``min_live`` are counted, two
@@ -184,6 +272,9 @@ class PredictionDrift:
         self._alarm = False
 
     reference_s = 0.0
+    _began: tuple = (None, None)
+    """Event time (s) each block (previous, current) began: the hours of the day its counts are learned at and
+    tested against (None: empty; also a snapshot from before it)."""
     _learn_until = -math.inf
     """Event time until which a learned reference learns the blocks that leave the live window (-inf: certified,
     or its first ``reference_size`` alone). Both are class attributes too: a snapshot from before them restores."""
@@ -237,26 +328,43 @@ class PredictionDrift:
             self._block_n[1] += len(predictions)
         previous, current = self._blocks
         n_prev, n_cur = self._block_n
-        windows = [(current, n_cur)] if n_cur >= self.min_live else []
+        full = n_cur >= self.window // 2
+        span_current, span_both, span_previous = self._spans(ts, full)
+        windows = [(current, n_cur, span_current)] if n_cur >= self.min_live else []
         if n_prev:
-            windows.append((previous + current, n_prev + n_cur))
+            windows.append((previous + current, n_prev + n_cur, span_both))
         aged = None
-        if n_cur >= self.window // 2:  # the current block is full: it becomes the previous one
-            aged = previous if n_prev else None
+        if full:  # the current block is full: it becomes the previous one
+            aged = (previous, span_previous) if n_prev else None
             self._blocks, self._block_n = [current, np.zeros_like(current)], [n_cur, 0]
+        was = self._alarm
         decision = self._test(windows, ts)
-        if aged is not None and ts < self._learn_until and not self._alarm:
-            ref.learn(aged, self.psi_threshold, self.alpha)
+        if aged is not None and ts < self._learn_until:
+            if self._alarm:
+                ref.hold(*aged)
+            else:
+                ref.learn(aged[0], self.psi_threshold, self.alpha, aged[1])
+        if was and not self._alarm:
+            ref.release()
         return decision
 
-    def _test(self, windows: list[tuple[np.ndarray, int]], ts: float) -> Decision | None:
-        """Test ``windows`` (counts, predictions) against the reference, if one is due; a Decision at an alarm's
-        onset."""
+    def _spans(self, ts: float, full: bool) -> tuple:
+        """:func:`block_spans` of the blocks (None each where the reference learns nothing: its hours are learned
+        and tested by them)."""
+        if not self.reference_s:
+            return None, None, None
+        self._began, spans = block_spans(self._began, ts, full)
+        return spans
+
+    def _test(self, windows: list[tuple[np.ndarray, int, tuple[float, float]]], ts: float) -> Decision | None:
+        """Test ``windows`` (counts, predictions, the event times they span) against the reference and its same
+        hours of the day (:meth:`DriftReference.test`), if one is due; a Decision at an alarm's onset."""
         ref = self._ref
         if not windows or windows[-1][1] < self.min_live or ts - self._last_test < self.test_interval_s:
             return None
         self._last_test = ts
-        tests = [(*g_test(c, ref), n) for c, n in windows]
+        hourly = ts >= self._learn_until  # a day learned (or a certified reference: it learns no hours)
+        tests = [(*ref.test(c, span if hourly else None, self.window), n) for c, n, span in windows]
         was = self._alarm
         if was:
             self._alarm = not all(psi < self.psi_clear or not p < math.sqrt(self.alpha) for psi, p, _ in tests)

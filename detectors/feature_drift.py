@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelmedic.detectors.drift import DriftReference, g_test
+from modelmedic.detectors.drift import DriftReference, block_spans
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 from modelmedic.detectors.sequential import alpha_for
 
@@ -49,6 +49,11 @@ class _Feature:
     learn_until: float = -math.inf
     """Event time (ms) until which a learned reference learns the blocks that leave the live window
     (``FeatureDrift.reference_s``)."""
+    began: tuple = (None, None)
+    """Event time (s) each block (previous, current) began (:func:`~modelmedic.detectors.drift.block_spans`), where
+    the reference learns; a class attribute too, for snapshots from before it."""
+    spans: tuple = (None, None)
+    """The event times (s) the current block and both blocks spanned at their last count (None: no hours)."""
     psi: float = 0.0
     p: float = math.nan
     live: int = 0
@@ -164,10 +169,18 @@ class FeatureDrift:
         else:
             f.blocks[1] += counts
             f.sizes[1] += len(values)
-        if f.sizes[1] >= self.window // 2:
-            if f.sizes[0] and self._now_ms < f.learn_until and not f.alarm:  # the block leaving joins a young reference
-                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha)
+        full = f.sizes[1] >= self.window // 2
+        previous = None
+        if self.reference_s:  # the reference learns by hour of the day too, as prediction drift's
+            f.began, (*f.spans, previous) = block_spans(f.began, self._now_ms / 1000, full)
+        if full:
+            if f.sizes[0] and self._now_ms < f.learn_until:  # the block leaving joins a young reference
+                if f.alarm:
+                    f.reference.hold(f.blocks[0], previous)
+                else:
+                    f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, previous)
             f.blocks, f.sizes = [f.blocks[1], np.zeros_like(counts)], [f.sizes[1], 0]
+            f.spans = (None, f.spans[0])  # both blocks are now the full one alone
         f.fresh = True
 
     def _test_feature(self, f: _Feature, alpha: float) -> None:
@@ -176,15 +189,19 @@ class FeatureDrift:
         f.fresh = False
         ref = f.reference
         (previous, current), (n_prev, n_cur) = f.blocks, f.sizes
-        windows = [(current, n_cur)] if n_cur >= self.min_live else []
+        hourly = self._now_ms >= f.learn_until  # after the reference's day (a certified one learns no hours)
+        span_current, span_both = f.spans if hourly else (None, None)
+        windows = [(current, n_cur, span_current)] if n_cur >= self.min_live else []
         if n_prev:
-            windows.append((previous + current, n_prev + n_cur))
+            windows.append((previous + current, n_prev + n_cur, span_both))
         if not windows or windows[-1][1] < self.min_live:
             return
-        tests = [(*g_test(c, ref), n) for c, n in windows]
+        tests = [(*ref.test(c, span, self.window), n) for c, n, span in windows]
         was = f.alarm
         if was:
             f.alarm = not all(psi < self.psi_clear or not p < math.sqrt(alpha) for psi, p, _ in tests)
+            if not f.alarm:
+                ref.release()
         else:
             f.alarm = any(psi >= self.psi_threshold and p < alpha for psi, p, _ in tests)
         # At an alarm's onset, report the strongest of the windows that meet its rule (as prediction drift does):

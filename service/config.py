@@ -375,8 +375,10 @@ class QualitySettings(_Section):
     bins: each block of live predictions that leaves the window joins it unless it looked drifted, so it
     comes to hold a day of what the model is asked while drift is tested from the start. Against its
     first minutes alone, inputs with a daily cycle of +-0.25 standard deviations read as drift twice a day
-    (docs/detection.md, "A learned drift reference learns for a day"). 0: its first ``drift_reference``
-    alone. A certified reference does not learn."""
+    (docs/detection.md, "A learned drift reference learns for a day"). It also learns them by hour of the
+    day, and after the day a window is drift only if it is drifted from the whole reference and from the
+    same hours (a +-0.5 sd cycle alarmed once a day on every version against the day's mixture alone).
+    0: its first ``drift_reference`` alone. A certified reference does not learn."""
     drift_window: int = Field(1000, ge=2)
     """Live predictions per version counted against the reference (two blocks of half as many)."""
     drift_min_live: int = Field(100, ge=2)

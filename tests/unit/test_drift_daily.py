@@ -77,15 +77,15 @@ def test_a_drift_after_the_first_day_is_found_within_the_hour() -> None:
     assert alarms and start <= alarms[0] <= start + 3600
 
 
-def _feature_alarms(reference_s: float, seed: int) -> list:
-    """Two days of one feature with a +-0.25 sd daily cycle starting at its trough, 60 sampled requests a minute
-    (the monitor's cap), through the input monitor polled every minute: its feature-drift anomalies."""
+def _feature_alarms(reference_s: float, seed: int, amplitude: float = 0.25, days: int = 2) -> list:
+    """``days`` of one feature with a daily cycle of +-``amplitude`` sd starting at its trough, 60 sampled requests a
+    minute (the monitor's cap), through the input monitor polled every minute: its feature-drift anomalies."""
     monitor = FeatureMonitor(60_000, QualitySettings(features_reference_s=reference_s))
     rng, out = np.random.default_rng(seed), []
     t0 = int(T0_S * 1000)
-    for minute in range(int(2 * DAY_S / 60)):
+    for minute in range(int(days * DAY_S / 60)):
         ts = t0 + minute * 60_000 + 1_000 * np.arange(60)
-        x = rng.standard_normal(60) - 0.25 * np.cos(2 * math.pi * (ts - t0) / 1000 / DAY_S)
+        x = rng.standard_normal(60) - amplitude * np.cos(2 * math.pi * (ts - t0) / 1000 / DAY_S)
         monitor.observe([(k, 0, int(t), json.dumps({"amount": float(v)}).encode()) for k, (t, v) in enumerate(zip(ts, x))],
                         [("m", "1", "production")])
         out += monitor.poll(t0 + (minute + 1) * 60_000)
@@ -98,3 +98,46 @@ def test_a_daily_cycle_of_a_feature_is_not_drift_against_a_reference_that_learne
     assert _feature_alarms(QualitySettings().features_reference_s, 11) == []
     fired = [a for a in _feature_alarms(0.0, 11) if a.state == "firing"]
     assert fired and all(a.observed >= 0.25 for a in fired)  # the PSI quoted is the one that met the rule
+
+
+def test_after_its_day_a_window_is_judged_against_the_same_hours_too() -> None:
+    """A cycle of +-0.5 sd is a "major shift" at its extremes even against the day's mixture (PSI about 0.25): it
+    alarmed once a day on every series. After the reference's day, each window is also tested against the hours of
+    the day it ran through, and is drift only if both say so: four series at 0.3 req/s over three days alarm on
+    their first day (the reference still mostly its first hours) and not after it. Against the day's mixture alone
+    (hours not learned: ``reference_s`` 0 learns nothing after the first 200) every later day alarms."""
+    later = fixed = 0
+    for seed in (31, 32, 33, 34):
+        t, x = _cycle(seed, 0.3, 3.0, 0.5)
+        detector = _detector(QualitySettings().drift_reference_s)
+        later += sum(a >= DAY_S + 600 for a in _alarms(detector, t, x))
+        assert detector._ref.hours is not None and np.all(detector._ref.hours.sum(axis=1) > 0)  # every hour learned
+        fixed += sum(a >= DAY_S for a in _alarms(_detector(0.0), t, x))
+    assert later == 0
+    assert fixed >= 4
+
+
+def test_a_drift_that_came_and_went_on_the_first_day_is_no_drift_at_those_hours_the_next() -> None:
+    """A new class for two hours of the first day raises an alarm; its blocks are held out of the reference and join
+    its hours when it clears (a daily cycle comes back, a drift does not). The next day at those hours the normal
+    classes match the whole reference, so they are no drift although those hours learned the new class."""
+    rng = np.random.default_rng(7)
+    t = T0_S + np.sort(rng.uniform(0.0, 2 * DAY_S, rng.poisson(2 * 2 * DAY_S)))
+    odd = (t - T0_S >= 5 * 3600) & (t - T0_S < 7 * 3600)
+    labels = np.where(odd & (rng.random(t.size) < 0.3), "fish", rng.choice(["cat", "dog", "bird"], t.size,
+                                                                           p=[0.5, 0.3, 0.2]))
+    detector = _detector(QualitySettings().drift_reference_s)
+    alarms = [ts - T0_S for ts, v in zip(t.tolist(), labels.tolist()) if detector.observe(v, ts) is not None]
+    assert len(alarms) == 1 and 5 * 3600 <= alarms[0] <= 6 * 3600 and not detector.anomalous
+    hours = detector._ref.hours
+    fish = detector._ref.categories["fish"] if "fish" in detector._ref.categories else len(detector._ref.categories)
+    assert hours[5:7, fish].sum() > 0 and detector._ref.counts[fish] == 0  # in its hours, not in the reference
+
+
+def test_after_its_day_a_features_window_is_judged_against_the_same_hours_too() -> None:
+    """The input monitor's features learn their hours as predictions do: a +-0.5 sd cycle over three days alarms
+    on its first day at most, never after it."""
+    fired = [a for a in _feature_alarms(QualitySettings().features_reference_s, 12, amplitude=0.5, days=3)
+             if a.state == "firing"]
+    assert all(a.window_end < int(T0_S * 1000) + DAY_S * 1000 + 600_000 for a in fired), [
+        (a.window_end - int(T0_S * 1000)) / 3.6e6 for a in fired]
