@@ -25,7 +25,8 @@ class DriftReference:
     standard deviation (``spread``, the canary's scale). Classes: one bin per class seen,
     plus one for classes never seen. Frequencies are smoothed by half a count per bin, so
     a bin the reference never filled is rare, not impossible. Holds counts, not values: a
-    few hundred bytes whatever the reference's size.
+    few hundred bytes whatever the reference's size, and a learned one its counts by hour
+    of the day too (:attr:`hours`, about 1 KB for ten bins).
 
     >>> r = DriftReference(["a"] * 90 + ["b"] * 10)
     >>> r.size, r.expected.round(3).tolist(), r.code(["b", "z"]).tolist()
@@ -50,8 +51,8 @@ class DriftReference:
         self._hold(counts)
 
     hours: np.ndarray | None = None
-    """Counts learned by hour of the day (24 rows, UTC): each block that joined the reference, spread evenly over the
-    hours it spanned (None: none yet; also a snapshot from before them)."""
+    """Counts learned by hour of the day (24 rows, UTC; float32: about 1 KB for ten bins): each block that joined the
+    reference, spread evenly over the hours it spanned (None: none yet; also a snapshot from before them)."""
 
     def _hold(self, counts: np.ndarray) -> None:
         """Hold ``counts`` per bin, their total (``size``) and the expected frequencies, smoothed by half a count."""
@@ -115,7 +116,7 @@ class DriftReference:
             return self
         first, last = span
         for wider in range(12):
-            counts = self.hours[_hours((first - 3600 * wider, last + 3600 * wider))].sum(axis=0)
+            counts = self.hours[_hours((first - 3600 * wider, last + 3600 * wider))].sum(axis=0, dtype=np.float64)
             if counts.sum() >= least:
                 break
         else:
@@ -138,7 +139,7 @@ def _spread(hours: np.ndarray | None, counts: np.ndarray, span: tuple[float, flo
     if span is None:
         return hours
     spanned = _hours(span)
-    hours = np.zeros((24, counts.size)) if hours is None else hours
+    hours = np.zeros((24, counts.size), dtype=np.float32) if hours is None else hours
     hours[spanned] += counts / spanned.size
     return hours
 
