@@ -172,7 +172,8 @@ class FeatureDrift:
         full = f.sizes[1] >= self.window // 2
         previous = None
         if self.reference_s:  # the reference learns by hour of the day too, as prediction drift's
-            f.began, (*f.spans, previous) = block_spans(f.began, self._now_ms / 1000, full)
+            f.began, (current, both, previous) = block_spans(f.began, self._now_ms / 1000, full)
+            f.spans = (current, both)
         if full:
             if f.sizes[0] and self._now_ms < f.learn_until:  # the block leaving joins a young reference
                 if f.alarm:
