@@ -65,27 +65,27 @@ class DriftReference:
         return self.edges is not None
 
     def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float,
-              span: tuple[float, float] | None = None) -> None:
+              span: tuple[float, float] | None = None, alarm: bool = False) -> None:
         """Count a block of live values (bin counts, in the bins the first values fixed) into a learned
-        reference, unless it is drifted by the alarm's rule (PSI at least ``psi_threshold`` with a p-value
-        under ``alpha``), so a drift in the reference's first day is not learned as normal. The alarm's
-        levels, not its hysteresis': a daily cycle moves the blocks away from a reference still made of
-        its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later.
-        ``span``: the event times (s) of the block's first and last values, for :attr:`hours`."""
-        psi, p = g_test(counts, self)
-        if psi >= psi_threshold and p < alpha:
-            self.hold(counts, span)
+        reference, unless an alarm is up or it is drifted by the alarm's rule (PSI at least ``psi_threshold``
+        with a p-value under ``alpha``), so a drift in the reference's first day is not learned as normal. The
+        alarm's levels, not its hysteresis': a daily cycle moves the blocks away from a reference still made of
+        its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later. A block
+        kept out is held by the hours it spanned (:attr:`held`) until :meth:`release` (the alarm cleared: a
+        daily cycle comes back, a drift does not). ``span``: the event times (s) of the block's first and last
+        values, for :attr:`hours`."""
+        apart = alarm
+        if not apart:
+            psi, p = g_test(counts, self)
+            apart = psi >= psi_threshold and p < alpha
+        if apart:
+            self.held = _spread(self.held, counts, span)
             return
         self._hold(self.counts + counts)
         self.hours = _spread(self.hours, counts, span)
 
     held: np.ndarray | None = None
-    """Counts by hour of the day of the blocks :meth:`hold` kept out of the reference (None: none)."""
-
-    def hold(self, counts: np.ndarray, span: tuple[float, float] | None) -> None:
-        """Keep a block that looked drifted (or came while an alarm was up) out of the reference, by the hours it
-        spanned, until :meth:`release` (the alarm cleared: a daily cycle comes back, a drift does not)."""
-        self.held = _spread(self.held, counts, span)
+    """Counts by hour of the day of the blocks :meth:`learn` kept out of the reference (None: none)."""
 
     def release(self) -> None:
         """The held blocks were a time of day, not a drift: they join :attr:`hours` (not the whole reference, whose
@@ -341,10 +341,7 @@ class PredictionDrift:
         was = self._alarm
         decision = self._test(windows, ts)
         if aged is not None and ts < self._learn_until:
-            if self._alarm:
-                ref.hold(*aged)
-            else:
-                ref.learn(aged[0], self.psi_threshold, self.alpha, aged[1])
+            ref.learn(aged[0], self.psi_threshold, self.alpha, aged[1], alarm=self._alarm)
         if was and not self._alarm:
             ref.release()
         return decision

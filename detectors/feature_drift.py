@@ -176,10 +176,7 @@ class FeatureDrift:
             f.spans = (current, both)
         if full:
             if f.sizes[0] and self._now_ms < f.learn_until:  # the block leaving joins a young reference
-                if f.alarm:
-                    f.reference.hold(f.blocks[0], previous)
-                else:
-                    f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, previous)
+                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, previous, alarm=f.alarm)
             f.blocks, f.sizes = [f.blocks[1], np.zeros_like(counts)], [f.sizes[1], 0]
             f.spans = (None, f.spans[0])  # both blocks are now the full one alone
         f.fresh = True
