@@ -52,7 +52,7 @@ class DriftReference:
 
     hours: np.ndarray | None = None
     """Counts learned by hour of the day (24 rows, UTC; float32: about 1 KB for ten bins): each block that joined the
-    reference, spread evenly over the hours it spanned (None: none yet; also a snapshot from before them)."""
+    reference, each of its values at the hour it came (None: none yet; also a snapshot from before them)."""
 
     def _hold(self, counts: np.ndarray) -> None:
         """Hold ``counts`` per bin, their total (``size``) and the expected frequencies, smoothed by half a count."""
@@ -65,24 +65,24 @@ class DriftReference:
         return self.edges is not None
 
     def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float,
-              span: tuple[float, float] | None = None, alarm: bool = False) -> None:
+              by_hour: dict[int, np.ndarray] | None = None, alarm: bool = False) -> None:
         """Count a block of live values (bin counts, in the bins the first values fixed) into a learned
         reference, unless an alarm is up or it is drifted by the alarm's rule (PSI at least ``psi_threshold``
         with a p-value under ``alpha``), so a drift in the reference's first day is not learned as normal. The
         alarm's levels, not its hysteresis': a daily cycle moves the blocks away from a reference still made of
         its first hours by a PSI of 0.1-0.2, and a reference that stops learning there alarms later. A block
-        kept out is held by the hours it spanned (:attr:`held`) until :meth:`release` (the alarm cleared: a
-        daily cycle comes back, a drift does not). ``span``: the event times (s) of the block's first and last
-        values, for :attr:`hours`."""
+        kept out is held by the hours of the day (:attr:`held`) until :meth:`release` (the alarm cleared: a
+        daily cycle comes back, a drift does not). ``by_hour``: the same counts by the hour of the day (UTC) their
+        values came at (:func:`hour_counts`), for :attr:`hours` (None: the hours learn nothing)."""
         apart = alarm
         if not apart:
             psi, p = g_test(counts, self)
             apart = psi >= psi_threshold and p < alpha
         if apart:
-            self.held = _spread(self.held, counts, span)
+            self.held = _add_hours(self.held, by_hour, counts.size)
             return
         self._hold(self.counts + counts)
-        self.hours = _spread(self.hours, counts, span)
+        self.hours = _add_hours(self.hours, by_hour, counts.size)
 
     held: np.ndarray | None = None
     """Counts by hour of the day of the blocks :meth:`learn` kept out of the reference (None: none)."""
@@ -134,14 +134,28 @@ class DriftReference:
         return np.fromiter((self.categories.get(p, unseen) for p in predictions), dtype=np.int64, count=len(predictions))
 
 
-def _spread(hours: np.ndarray | None, counts: np.ndarray, span: tuple[float, float] | None) -> np.ndarray | None:
-    """``hours`` (24 rows of bin counts, or None) plus ``counts`` spread evenly over the hours ``span`` ran through."""
-    if span is None:
+def _add_hours(hours: np.ndarray | None, by_hour: dict[int, np.ndarray] | None, width: int) -> np.ndarray | None:
+    """``hours`` (24 rows of ``width`` bin counts, or None) plus a block's counts by hour of the day."""
+    if not by_hour:
         return hours
-    spanned = _hours(span)
-    hours = np.zeros((24, counts.size), dtype=np.float32) if hours is None else hours
-    hours[spanned] += counts / spanned.size
+    hours = np.zeros((24, width), dtype=np.float32) if hours is None else hours
+    for hour, counts in by_hour.items():
+        hours[hour] += counts
     return hours
+
+
+def hour_counts(by_hour: dict[int, np.ndarray] | None, counts: np.ndarray, ts: float) -> dict[int, np.ndarray]:
+    """A block's bin counts by hour of the day (UTC; None: none yet) with ``counts`` of values that came at event
+    time ``ts`` (s) added. A sparse version's block of 500 values runs through half a day, and spread evenly over
+    those hours it taught each of them the day's mixture (a +-0.5 sd cycle alarmed every day at 0.01-0.02 sampled
+    predictions a second: docs/detection.md)."""
+    by_hour = {} if by_hour is None else by_hour
+    hour = int(ts // 3600) % 24
+    if hour in by_hour:
+        by_hour[hour] += counts
+    else:
+        by_hour[hour] = counts.astype(np.float32)
+    return by_hour
 
 
 def _hours(span: tuple[float, float]) -> np.ndarray:
@@ -154,12 +168,12 @@ def _hours(span: tuple[float, float]) -> np.ndarray:
 
 def block_spans(began: tuple, ts: float, full: bool) -> tuple[tuple, tuple]:
     """The two live blocks' begin times (previous, current; None: empty) after values counted at event time ``ts``
-    (s), and the times the current block, both blocks and the previous block span. ``full``: the current block is
-    full and becomes the previous one (a new current block begins with the next values)."""
+    (s), and the times the current block and both blocks span. ``full``: the current block is full and becomes the
+    previous one (a new current block begins with the next values)."""
     previous, current = began
     current = ts if current is None else current
     first = current if previous is None else previous
-    return (current, None) if full else (previous, current), ((current, ts), (first, ts), (first, current))
+    return (current, None) if full else (previous, current), ((current, ts), (first, ts))
 
 
 def g_test(live: np.ndarray, reference: DriftReference) -> tuple[float, float]:
@@ -207,8 +221,9 @@ class PredictionDrift:
     The reference (a :class:`DriftReference`, or values to fit one: the certification
     run's predictions; else the first ``reference_size`` live ones) fixes the bins. A reference
     learned from live predictions goes on learning for ``reference_s`` of event time after it is
-    fitted: each block of live counts that leaves the window then joins it, unless it looked drifted
-    (:meth:`DriftReference.learn`) or an alarm is up. What a model is asked changes over a day, and
+    fitted: each block of live counts that began in that time joins it as it leaves the window, unless it looked
+    drifted (:meth:`DriftReference.learn`) or an alarm is up (a sparse version's blocks run through many hours, and
+    one that left the window after the day would not have been learned at all). What a model is asked changes over a day, and
     against a reference of its first minutes a daily cycle of the inputs of +-0.25 standard
     deviations read as drift twice a day (``load/detection_harness.py --input-cycle 0.25``), while
     a reference that waits a day to be tested misses a drift in a new version's first hours. The blocks
@@ -278,7 +293,11 @@ class PredictionDrift:
     tested against (None: empty; also a snapshot from before it)."""
     _learn_until = -math.inf
     """Event time until which a learned reference learns the blocks that leave the live window (-inf: certified,
-    or its first ``reference_size`` alone). Both are class attributes too: a snapshot from before them restores."""
+    or its first ``reference_size`` alone)."""
+    _by_hour: tuple = (None, None)
+    """The blocks' (previous, current) counts by hour of the day (:func:`hour_counts`) where they began in the
+    reference's day (None: not). These three are class attributes too: a snapshot from before them restores (the
+    blocks in its window then do not join the reference)."""
 
     @property
     def anomalous(self) -> bool:
@@ -330,27 +349,32 @@ class PredictionDrift:
         previous, current = self._blocks
         n_prev, n_cur = self._block_n
         full = n_cur >= self.window // 2
-        span_current, span_both, span_previous = self._spans(ts, full)
+        began = self._began[1]  # the current block's first count (None: this one)
+        span_current, span_both = self._spans(ts, full)
+        if (ts if began is None else began) < self._learn_until:  # a block that began in the reference's day
+            self._by_hour = (self._by_hour[0], hour_counts(self._by_hour[1], counts, ts))
         windows = [(current, n_cur, span_current)] if n_cur >= self.min_live else []
         if n_prev:
             windows.append((previous + current, n_prev + n_cur, span_both))
-        aged = None
+        aged, by_hour = None, None
         if full:  # the current block is full: it becomes the previous one
-            aged = (previous, span_previous) if n_prev else None
+            aged, by_hour = previous if n_prev else None, self._by_hour[0]
             self._blocks, self._block_n = [current, np.zeros_like(current)], [n_cur, 0]
+            if self.reference_s:
+                self._by_hour = (self._by_hour[1], None)
         was = self._alarm
         decision = self._test(windows, ts)
-        if aged is not None and ts < self._learn_until:
-            ref.learn(aged[0], self.psi_threshold, self.alpha, aged[1], alarm=self._alarm)
+        if aged is not None and by_hour is not None:  # it began in the reference's day: it joins it
+            ref.learn(aged, self.psi_threshold, self.alpha, by_hour, alarm=self._alarm)
         if was and not self._alarm:
             ref.release()
         return decision
 
     def _spans(self, ts: float, full: bool) -> tuple:
-        """:func:`block_spans` of the blocks (None each where the reference learns nothing: its hours are learned
-        and tested by them)."""
+        """:func:`block_spans` of the blocks (None each where the reference learns nothing: its hours are tested
+        by them)."""
         if not self.reference_s:
-            return None, None, None
+            return None, None
         self._began, spans = block_spans(self._began, ts, full)
         return spans
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelmedic.detectors.drift import DriftReference, block_spans
+from modelmedic.detectors.drift import DriftReference, block_spans, hour_counts
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 from modelmedic.detectors.sequential import alpha_for
 
@@ -54,6 +54,9 @@ class _Feature:
     the reference learns; a class attribute too, for snapshots from before it."""
     spans: tuple = (None, None)
     """The event times (s) the current block and both blocks spanned at their last count (None: no hours)."""
+    by_hour: tuple = (None, None)
+    """The blocks' (previous, current) counts by hour of the day (:func:`~modelmedic.detectors.drift.hour_counts`)
+    while the reference learns (None: none); a class attribute too, for snapshots from before it."""
     psi: float = 0.0
     p: float = math.nan
     live: int = 0
@@ -96,8 +99,8 @@ class FeatureDrift:
         self._last_test_ms: int | None = None
 
     reference_s = 0.0
-    """Event time a learned reference goes on learning after it is fitted, from the blocks of live values that
-    leave the window without looking drifted (as :class:`~modelmedic.detectors.drift.PredictionDrift`'s)."""
+    """Event time a learned reference goes on learning after it is fitted, from the blocks of live values that began
+    in it, as they leave the window without looking drifted (as :class:`~modelmedic.detectors.drift.PredictionDrift`'s)."""
     _now_ms = -math.inf
     """The latest event time seen (``observe``'s, ``test``'s)."""
 
@@ -170,15 +173,18 @@ class FeatureDrift:
             f.blocks[1] += counts
             f.sizes[1] += len(values)
         full = f.sizes[1] >= self.window // 2
-        previous = None
         if self.reference_s:  # the reference learns by hour of the day too, as prediction drift's
-            f.began, (current, both, previous) = block_spans(f.began, self._now_ms / 1000, full)
-            f.spans = (current, both)
+            began = f.began[1]  # the current block's first count (None: this one)
+            f.began, f.spans = block_spans(f.began, self._now_ms / 1000, full)
+            if (self._now_ms / 1000 if began is None else began) * 1000 < f.learn_until:  # began in the reference's day
+                f.by_hour = (f.by_hour[0], hour_counts(f.by_hour[1], counts, self._now_ms / 1000))
         if full:
-            if f.sizes[0] and self._now_ms < f.learn_until:  # the block leaving joins a young reference
-                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, previous, alarm=f.alarm)
+            if f.sizes[0] and f.by_hour[0] is not None:  # the block leaving began in the reference's day: it joins it
+                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, f.by_hour[0], alarm=f.alarm)
             f.blocks, f.sizes = [f.blocks[1], np.zeros_like(counts)], [f.sizes[1], 0]
             f.spans = (None, f.spans[0])  # both blocks are now the full one alone
+            if self.reference_s:
+                f.by_hour = (f.by_hour[1], None)
         f.fresh = True
 
     def _test_feature(self, f: _Feature, alpha: float) -> None:

@@ -34,7 +34,7 @@ its first requests: the accuracy baseline is the registry's certification
 lower bound of the version's first ``label_warmup`` labelled outcomes; the drift reference
 (and a numeric canary's scale) is the certification run's predictions
 (:meth:`QualityMonitor.set_reference`), else the version's first ``drift_reference``, learning
-for a day from the live blocks that leave its window, by hour of the day too (``drift_reference_s``); the
+for a day from the live blocks that began in that day, by hour of the day too (``drift_reference_s``); the
 canary's tolerated disagreement is ``canary_expected_rate``, else the rate learned on a
 healthy version of the model (two versions never agree perfectly), else
 ``canary_prior_rate``. Until a detector has enough observations its state is
