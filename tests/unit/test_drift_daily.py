@@ -17,7 +17,8 @@ import numpy as np
 
 from modelmedic.config import QualitySettings
 from modelmedic.detection.features import FeatureMonitor
-from modelmedic.detectors.drift import PredictionDrift
+from modelmedic.detectors.drift import DriftReference, PredictionDrift
+from modelmedic.detectors.feature_drift import FeatureDrift
 
 DAY_S = 86_400.0
 T0_S = 1_767_571_200.0  # Monday 2026-01-05 00:00 UTC
@@ -118,15 +119,28 @@ def test_after_its_day_a_window_is_judged_against_the_same_hours_too() -> None:
     assert fixed >= 4
 
 
+def _fish(seed: int, rate: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two days of labels at ``rate`` a second (event times in s): cat, dog and bird, and from 05:00 to 07:00 of the
+    first day three in ten a fish."""
+    rng = np.random.default_rng(seed)
+    t = T0_S + np.sort(rng.uniform(0.0, 2 * DAY_S, rng.poisson(rate * 2 * DAY_S)))
+    odd = (t - T0_S >= 5 * 3600) & (t - T0_S < 7 * 3600)
+    return t, np.where(odd & (rng.random(t.size) < 0.3), "fish",
+                       rng.choice(["cat", "dog", "bird"], t.size, p=[0.5, 0.3, 0.2]))
+
+
+def _fish_learned(ref: DriftReference) -> tuple[np.ndarray, float]:
+    """The fish a reference learned by hour of the day (its hours and those held apart), and every value so learned."""
+    fish = ref.categories["fish"] if "fish" in ref.categories else len(ref.categories)
+    tables = [table for table in (ref.hours, ref.held) if table is not None]
+    return sum(table[:, fish] for table in tables), sum(table.sum() for table in tables)
+
+
 def test_a_drift_that_came_and_went_on_the_first_day_is_no_drift_at_those_hours_the_next() -> None:
     """A new class for two hours of the first day raises an alarm; its blocks are held out of the reference and join
     its hours when it clears (a daily cycle comes back, a drift does not). The next day at those hours the normal
     classes match the whole reference, so they are no drift although those hours learned the new class."""
-    rng = np.random.default_rng(7)
-    t = T0_S + np.sort(rng.uniform(0.0, 2 * DAY_S, rng.poisson(2 * 2 * DAY_S)))
-    odd = (t - T0_S >= 5 * 3600) & (t - T0_S < 7 * 3600)
-    labels = np.where(odd & (rng.random(t.size) < 0.3), "fish", rng.choice(["cat", "dog", "bird"], t.size,
-                                                                           p=[0.5, 0.3, 0.2]))
+    t, labels = _fish(7, 2.0)
     detector = _detector(QualitySettings().drift_reference_s)
     alarms = [ts - T0_S for ts, v in zip(t.tolist(), labels.tolist()) if detector.observe(v, ts) is not None]
     assert len(alarms) == 1 and 5 * 3600 <= alarms[0] <= 6 * 3600 and not detector.anomalous
@@ -152,16 +166,26 @@ def test_a_sparse_versions_blocks_teach_each_hour_the_values_that_came_at_it() -
     a count of 25 spans 20 minutes, so a fish or two of 07:00). And every block that began in the reference's day
     joins it, though it leaves the window (two blocks on) long after: the fourth, begun at 23.6 h, leaves at 37.5 h
     (learned only while the day lasted, a version at 0.01 per second learned nothing after its first 200)."""
-    rng = np.random.default_rng(5)
-    t = T0_S + np.sort(rng.uniform(0.0, 2 * DAY_S, rng.poisson(0.02 * 2 * DAY_S)))
-    early = (t - T0_S >= 5 * 3600) & (t - T0_S < 7 * 3600)
-    labels = np.where(early & (rng.random(t.size) < 0.3), "fish", rng.choice(["cat", "dog", "bird"], t.size,
-                                                                             p=[0.5, 0.3, 0.2]))
+    t, labels = _fish(5, 0.02)
     detector = _detector(QualitySettings().drift_reference_s)
     for ts, v in zip(t.tolist(), labels.tolist()):
         detector.observe(v, ts)
-    ref = detector._ref
-    fish = ref.categories["fish"] if "fish" in ref.categories else len(ref.categories)
-    learned = sum(table[:, fish] for table in (ref.hours, ref.held) if table is not None)
-    assert sum(table.sum() for table in (ref.hours, ref.held) if table is not None) == 4 * 500
-    assert learned[5:7].sum() >= 0.9 * learned.sum() > 0 and learned[5:8].sum() == learned.sum()
+    fish, values = _fish_learned(detector._ref)
+    assert values == 4 * 500
+    assert fish[5:7].sum() >= 0.9 * fish.sum() > 0 and fish[5:8].sum() == fish.sum()
+
+
+def test_a_sparse_features_blocks_teach_each_hour_the_values_that_came_at_it() -> None:
+    """The same for a feature of the input monitor (counted at each test, a minute apart)."""
+    t, labels = _fish(5, 0.02)
+    s = QualitySettings()
+    drift = FeatureDrift(s.features_reference, s.features_window, s.features_min_live, s.features_bins,
+                         s.features_psi, test_interval_s=s.features_test_interval_s,
+                         reference_s=s.features_reference_s)
+    for ts, v in zip((t * 1000).astype(np.int64).tolist(), labels.tolist()):
+        drift.observe({"animal": v}, ts)
+        if drift.due(ts):
+            drift.test(ts)
+    fish, values = _fish_learned(drift.features["animal"].reference)
+    assert 4 * 500 <= values < 5 * 500  # four blocks (a block fills at the count that reaches 500)
+    assert fish[5:7].sum() >= 0.9 * fish.sum() > 0 and fish[5:8].sum() == fish.sum()
