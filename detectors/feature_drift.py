@@ -21,6 +21,7 @@ alarms a day whatever its number of features. A drift must also be large (PSI >=
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -97,6 +98,17 @@ class FeatureDrift:
         """Requests' features not yet counted (fewer than ``window / 2``)."""
         self.anomalous = False
         self._last_test_ms: int | None = None
+
+    def inherit(self, predecessor: FeatureDrift) -> None:
+        """Start from the references ``predecessor`` (the model's version before this one) has: its requests are the
+        same traffic, and a reference learned anew from a new version's first values read the day's cycle of the
+        inputs as drift through the whole of its first day, at every upgrade. A learned reference still in its day
+        goes on learning it here too; blocks it holds apart during an alarm are not taken (no cycle yet)."""
+        for name, f in predecessor.features.items():
+            if f.reference is not None and name not in self.features and len(self.features) < self.max_features:
+                reference = copy.deepcopy(f.reference)
+                reference.__dict__.pop("held", None)
+                self.features[name] = _Feature(reference=reference, learn_until=f.learn_until)
 
     reference_s = 0.0
     """Event time a learned reference goes on learning after it is fitted, from the blocks of live values that began

@@ -17,7 +17,8 @@ against the input schema of its interface in the registry (:meth:`set_interface`
 counted per model, version, feature and check in ``modelmedic_feature_violations_total``) and
 a :class:`~modelmedic.detectors.data_quality.ViolationRate` decides when the share of requests
 breaking it stays above the budget (kind ``data_quality``); each feature is compared with the
-version's reference, certified (:meth:`set_reference`) or learned from its first values, by
+version's reference, certified (:meth:`set_reference`), else the references of the model's version
+before it (the same traffic: :meth:`FeatureDrift.inherit`), else learned from its first values, by
 :class:`~modelmedic.detectors.feature_drift.FeatureDrift` (kind ``feature_drift``). Both are of
 class ``drift``: they warn, never page, and never remediate (docs/detection.md, "Inputs").
 """
@@ -187,9 +188,12 @@ class FeatureMonitor:
             self.versions.move_to_end(key)
             return vs
         q = self.q
+        before = next((v for (m, _), v in reversed(self.versions.items()) if m == model), None)
         vs = self.versions[key] = _Version(self._drift(None), ViolationRate(
             q["data_quality_budget"], q["data_quality_effect"], q["false_alarms_per_day"],
             requests_per_day=q["features_per_minute"] * 1440.0))
+        if before is not None:  # the model's latest version: the same traffic (a certified reference replaces it)
+            vs.drift.inherit(before.drift)
         self.created.append(key)
         while len(self.versions) > q["features_max_versions"]:
             self.versions.popitem(last=False)

@@ -79,17 +79,20 @@ def test_a_drift_after_the_first_day_is_found_within_the_hour() -> None:
     assert alarms and start <= alarms[0] <= start + 3600
 
 
-def _feature_alarms(reference_s: float, seed: int, amplitude: float = 0.25, days: int = 2) -> list:
+def _feature_alarms(reference_s: float, seed: int, amplitude: float = 0.25, days: int = 2,
+                    then: tuple[str, str, float] | None = None) -> list:
     """``days`` of one feature with a daily cycle of +-``amplitude`` sd starting at its trough, 60 sampled requests a
-    minute (the monitor's cap), through the input monitor polled every minute: its feature-drift anomalies."""
+    minute (the monitor's cap), through the input monitor polled every minute: its feature-drift anomalies. ``then``:
+    model ``m`` version ``1`` serves until day ``then[2]``, then model ``then[0]`` version ``then[1]``."""
     monitor = FeatureMonitor(60_000, QualitySettings(features_reference_s=reference_s))
     rng, out = np.random.default_rng(seed), []
     t0 = int(T0_S * 1000)
     for minute in range(int(days * DAY_S / 60)):
         ts = t0 + minute * 60_000 + 1_000 * np.arange(60)
         x = rng.standard_normal(60) - amplitude * np.cos(2 * math.pi * (ts - t0) / 1000 / DAY_S)
+        name = then[:2] if then is not None and minute * 60 >= then[2] * DAY_S else ("m", "1")
         monitor.observe([(k, 0, int(t), json.dumps({"amount": float(v)}).encode()) for k, (t, v) in enumerate(zip(ts, x))],
-                        [("m", "1", "production")])
+                        [(*name, "production")])
         out += monitor.poll(t0 + (minute + 1) * 60_000)
     return out
 
@@ -189,3 +192,15 @@ def test_a_sparse_features_blocks_teach_each_hour_the_values_that_came_at_it() -
     fish, values = _fish_learned(drift.features["animal"].reference)
     assert 4 * 500 <= values < 5 * 500  # four blocks (a block fills at the count that reaches 500)
     assert fish[5:7].sum() >= 0.9 * fish.sum() > 0 and fish[5:8].sum() == fish.sum()
+
+
+def test_a_new_version_judges_its_inputs_against_the_day_its_predecessor_learned() -> None:
+    """A new version of a model serves the same traffic: its features start from the references the version before
+    it learned, day and hours, so a +-0.5 sd cycle of the inputs is no drift on its first day. The same day's traffic
+    to a version with no predecessor (another model) alarms, as every version's first day did at each upgrade."""
+    upgraded = [a for a in _feature_alarms(QualitySettings().features_reference_s, 12, amplitude=0.5, days=3,
+                                           then=("m", "2", 2.0)) if a.state == "firing" and a.version == "2"]
+    fresh = [a for a in _feature_alarms(QualitySettings().features_reference_s, 12, amplitude=0.5, days=3,
+                                        then=("other", "1", 2.0)) if a.state == "firing" and a.model == "other"]
+    assert upgraded == []
+    assert fresh
