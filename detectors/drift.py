@@ -223,8 +223,8 @@ class PredictionDrift:
     learned from live predictions goes on learning for ``reference_s`` of event time after it is
     fitted: each block of live counts that began in that time joins it as it leaves the window, unless it looked
     drifted (:meth:`DriftReference.learn`) or an alarm is up (a sparse version's blocks run through many hours, and
-    one that left the window after the day would not have been learned at all). What a model is asked changes over a day, and
-    against a reference of its first minutes a daily cycle of the inputs of +-0.25 standard
+    one that left the window after the day would not have been learned at all). What a model is asked changes over
+    a day, and against a reference of its first minutes a daily cycle of the inputs of +-0.25 standard
     deviations read as drift twice a day (``load/detection_harness.py --input-cycle 0.25``), while
     a reference that waits a day to be tested misses a drift in a new version's first hours. The blocks
     are learned by the hours of the day they ran through too (:attr:`DriftReference.hours`; those that
@@ -292,8 +292,8 @@ class PredictionDrift:
     """Event time (s) each block (previous, current) began: the hours of the day its counts are learned at and
     tested against (None: empty; also a snapshot from before it)."""
     _learn_until = -math.inf
-    """Event time until which a learned reference learns the blocks that leave the live window (-inf: certified,
-    or its first ``reference_size`` alone)."""
+    """Event time until which the blocks that begin join a learned reference as they leave the live window (-inf:
+    certified, or its first ``reference_size`` alone)."""
     _by_hour: tuple = (None, None)
     """The blocks' (previous, current) counts by hour of the day (:func:`hour_counts`) where they began in the
     reference's day (None: not). These three are class attributes too: a snapshot from before them restores (the

@@ -48,7 +48,7 @@ class _Feature:
     fresh: bool = False
     """Values were counted since the last test."""
     learn_until: float = -math.inf
-    """Event time (ms) until which a learned reference learns the blocks that leave the live window
+    """Event time (ms) until which the blocks that begin join a learned reference as they leave the live window
     (``FeatureDrift.reference_s``)."""
     began: tuple = (None, None)
     """Event time (s) each block (previous, current) began (:func:`~modelmedic.detectors.drift.block_spans`), where
@@ -57,7 +57,7 @@ class _Feature:
     """The event times (s) the current block and both blocks spanned at their last count (None: no hours)."""
     by_hour: tuple = (None, None)
     """The blocks' (previous, current) counts by hour of the day (:func:`~modelmedic.detectors.drift.hour_counts`)
-    while the reference learns (None: none); a class attribute too, for snapshots from before it."""
+    where they began in the reference's day (None: not); a class attribute too, for snapshots from before it."""
     psi: float = 0.0
     p: float = math.nan
     live: int = 0
@@ -103,7 +103,8 @@ class FeatureDrift:
         """Start from the references ``predecessor`` (the model's version before this one) has: its requests are the
         same traffic, and a reference learned anew from a new version's first values read the day's cycle of the
         inputs as drift through the whole of its first day, at every upgrade. A learned reference still in its day
-        goes on learning it here too; blocks it holds apart during an alarm are not taken (no cycle yet)."""
+        goes on learning it here too; the blocks it holds apart during an alarm are not taken (not yet known to be the
+        day's own)."""
         for name, f in predecessor.features.items():
             if f.reference is not None and name not in self.features and len(self.features) < self.max_features:
                 reference = copy.deepcopy(f.reference)
@@ -112,7 +113,8 @@ class FeatureDrift:
 
     reference_s = 0.0
     """Event time a learned reference goes on learning after it is fitted, from the blocks of live values that began
-    in it, as they leave the window without looking drifted (as :class:`~modelmedic.detectors.drift.PredictionDrift`'s)."""
+    in it, as they leave the window without looking drifted (as
+    :class:`~modelmedic.detectors.drift.PredictionDrift`'s)."""
     _now_ms = -math.inf
     """The latest event time seen (``observe``'s, ``test``'s)."""
 

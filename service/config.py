@@ -373,11 +373,12 @@ class QualitySettings(_Section):
     drift_reference_s: float = Field(86_400.0, ge=0.0)
     """Event time a learned drift reference goes on learning after its first ``drift_reference`` fixed its
     bins: each block of live predictions that began within it joins it when it leaves the window, unless it
-    looked drifted, so it comes to hold a day of what the model is asked while drift is tested from the start. Against its
-    first minutes alone, inputs with a daily cycle of +-0.25 standard deviations read as drift twice a day
-    (docs/detection.md, "A learned drift reference learns for a day"). It also learns them by hour of the
-    day (each value at the hour it came), and after the day a window is drift only if it is drifted from the whole reference and from the
-    same hours (a +-0.5 sd cycle alarmed once a day on every version against the day's mixture alone).
+    looked drifted, so it comes to hold a day of what the model is asked while drift is tested from the start.
+    Against its first minutes alone, inputs with a daily cycle of +-0.25 standard deviations read as drift twice
+    a day (docs/detection.md, "A learned drift reference learns for a day"). It also learns them by hour of the
+    day (each value at the hour it came), and after the day a window is drift only if it is drifted from the
+    whole reference and from the same hours (a +-0.5 sd cycle alarmed once a day on every version against the
+    day's mixture alone).
     0: its first ``drift_reference`` alone. A certified reference does not learn."""
     drift_window: int = Field(1000, ge=2)
     """Live predictions per version counted against the reference (two blocks of half as many)."""
