@@ -9,6 +9,7 @@ of the other quality detectors (class ``drift``).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -219,7 +220,8 @@ class PredictionDrift:
     """Live prediction distribution vs a reference: PSI (how much) and a G-test (how sure), on recent windows.
 
     The reference (a :class:`DriftReference`, or values to fit one: the certification
-    run's predictions; else the first ``reference_size`` live ones) fixes the bins. A reference
+    run's predictions; else ``predecessor``'s, the model's version before, if the first ``reference_size`` live
+    predictions match it (:meth:`_fit`); else those) fixes the bins. A reference
     learned from live predictions goes on learning for ``reference_s`` of event time after it is
     fitted: each block of live counts that began in that time joins it as it leaves the window, unless it looked
     drifted (:meth:`DriftReference.learn`) or an alarm is up (a sparse version's blocks run through many hours, and
@@ -266,6 +268,7 @@ class PredictionDrift:
         every: int = 25,
         psi_clear: float = 0.1,
         reference_s: float = 0.0,
+        predecessor: PredictionDrift | None = None,
     ):
         self.reference, self.reference_size, self.window, self.min_live = reference, reference_size, window, min_live
         if reference_s:  # else the class attribute: a detector at 0 pickles as before the setting
@@ -278,6 +281,8 @@ class PredictionDrift:
         if reference is not None and not isinstance(reference, DriftReference):
             reference = DriftReference(reference.tolist() if hasattr(reference, "tolist") else list(reference), bins)
         self._ref: DriftReference | None = reference
+        if reference is None and predecessor is not None and predecessor._ref is not None:
+            self._before = (copy.deepcopy(predecessor._ref), predecessor._learn_until)
         self._pending: list = []
         """Live predictions the reference is being learned from (fewer than ``reference_size``)."""
         self._recent: list = []
@@ -294,6 +299,9 @@ class PredictionDrift:
     _learn_until = -math.inf
     """Event time until which the blocks that begin join a learned reference as they leave the live window (-inf:
     certified, or its first ``reference_size`` alone)."""
+    _before: tuple | None = None
+    """The reference of the model's version before this one and the time it learns until, while this one has no
+    reference of its own yet (:meth:`_fit`; None: none)."""
     _by_hour: tuple = (None, None)
     """The blocks' (previous, current) counts by hour of the day (:func:`hour_counts`) where they began in the
     reference's day (None: not). These three are class attributes too: a snapshot from before them restores (the
@@ -312,11 +320,7 @@ class PredictionDrift:
         """Take one live prediction made at event time ``ts``; a Decision at an alarm's onset."""
         if self._ref is None:
             self._pending.append(prediction)
-            if len(self._pending) >= self.reference_size:
-                self._ref, self._pending = DriftReference(self._pending, self.bins), []
-                if self.reference_s:
-                    self._learn_until = ts + self.reference_s
-            return None
+            return self._fit(ts) if len(self._pending) >= self.reference_size else None
         # Predictions wait in a list and are counted ``every`` at a time, coded in one
         # vectorized call: a list append is all a prediction costs between two tests.
         recent = self._recent
@@ -325,6 +329,28 @@ class PredictionDrift:
             return None
         self._recent = []
         return self._count(recent, ts)
+
+    def _fit(self, ts: float) -> Decision | None:
+        """The reference, once ``reference_size`` live predictions are in: its predecessor's (the model's version
+        before it, with the day and hours it learned) if they match it (PSI under ``psi_clear`` against it and its
+        hours: a new version that predicts as the one before, whose requests are the same traffic), and those
+        predictions are then counted as live ones; else fitted to them. A reference learned anew read a daily cycle
+        as drift through every upgrade's first day; one that predicts otherwise by design is judged against itself."""
+        pending, before = self._pending, self._before
+        self._pending = []
+        if before is not None:
+            del self._before
+            ref, learn_until = before
+            ref.__dict__.pop("held", None)  # blocks held apart during its alarm: not yet known to be the day's own
+            if ref.numeric == all(v.__class__ in (int, float) for v in pending):
+                counts = np.bincount(ref.code(pending), minlength=ref.expected.size)
+                if ref.test(counts, (ts, ts) if ts >= learn_until else None, self.window)[0] < self.psi_clear:
+                    self._ref, self._learn_until = ref, learn_until
+                    return self._count(pending, ts)
+        self._ref = DriftReference(pending, self.bins)
+        if self.reference_s:
+            self._learn_until = ts + self.reference_s
+        return None
 
     def room(self) -> int:
         """How many predictions :meth:`observe` would only keep (no reference fitted, nothing counted) before

@@ -33,8 +33,10 @@ its first requests: the accuracy baseline is the registry's certification
 (:meth:`QualityMonitor.set_baseline`), else the model's previous version's, else the Wilson
 lower bound of the version's first ``label_warmup`` labelled outcomes; the drift reference
 (and a numeric canary's scale) is the certification run's predictions
-(:meth:`QualityMonitor.set_reference`), else the version's first ``drift_reference``, learning
-for a day from the live blocks that began in that day, by hour of the day too (``drift_reference_s``); the
+(:meth:`QualityMonitor.set_reference`), else the reference of the model's latest other version if the new
+version's first ``drift_reference`` predictions match it (an upgrade that predicts as before keeps the day it
+learned), else those predictions, learning for a day from the live blocks that began in that day, by hour of
+the day too (``drift_reference_s``); the
 canary's tolerated disagreement is ``canary_expected_rate``, else the rate learned on a
 healthy version of the model (two versions never agree perfectly), else
 ``canary_prior_rate``. Until a detector has enough observations its state is
@@ -1049,7 +1051,9 @@ class QualityMonitor:
             old = min(m.versions, key=lambda k: self._last_served(model, k, m.versions[k]))
             self._forget(model, m, old, f"no longer tracked (over {self.max_versions} versions of one model)")
             self.series_evicted += 1
-        vs = m.versions[version] = _Version(self._table, m.row, self._new_drift(self._references.get((model, version))), ts)
+        before = max(m.versions.items(), key=lambda kv: self._last_served(model, *kv), default=None)
+        drift = self._new_drift(self._references.get((model, version)), before[1].drift if before else None)
+        vs = m.versions[version] = _Version(self._table, m.row, drift, ts)
         self._version_count += 1
         self.created.append((model, version))
         certified = self._estimates.get((model, version))
@@ -1075,12 +1079,15 @@ class QualityMonitor:
             false_alarms_per_day=self.false_alarms_per_day, warmup=self.estimate_warmup,
             calibration_warmup=self.estimate_calibration_warmup)
 
-    def _new_drift(self, reference: DriftReference | None) -> PredictionDrift:
+    def _new_drift(self, reference: DriftReference | None, predecessor: PredictionDrift | None = None
+                   ) -> PredictionDrift:
+        """A version's drift detector: against ``reference`` (certified), else its predecessor's (the model's
+        latest other version) if its first predictions match it, else its own first predictions."""
         return PredictionDrift(reference=reference, reference_size=self.drift_reference, window=self.drift_window,
                                min_live=self.drift_min_live, bins=self.drift_bins, psi_threshold=self.psi_threshold,
                                false_alarms_per_day=self.false_alarms_per_day,
                                test_interval_s=self.drift_test_interval_s, every=self.drift_every,
-                               reference_s=self.drift_reference_s)
+                               reference_s=self.drift_reference_s, predecessor=predecessor)
 
     def _new_labels(self, baseline: float, tolerance: float | None = None) -> DelayedLabelPerformance:
         return DelayedLabelPerformance(
