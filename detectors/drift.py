@@ -38,7 +38,7 @@ class DriftReference:
         if not values:
             raise ValueError("a drift reference needs at least one prediction")
         self.size = len(values)  # first among the attributes, as snapshots of older releases hold them
-        if all(v.__class__ in (int, float) for v in values):
+        if all_numbers(values):
             ref = np.asarray(values, dtype=float)
             self.edges: np.ndarray | None = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
             self.categories: dict[object, int] | None = None
@@ -64,6 +64,13 @@ class DriftReference:
     @property
     def numeric(self) -> bool:
         return self.edges is not None
+
+    def handed_on(self) -> DriftReference:
+        """A copy for another version of the same model (its own to learn into), without the blocks held apart
+        during an alarm (:attr:`held`: not yet known to be the day's own)."""
+        ref = copy.deepcopy(self)
+        ref.__dict__.pop("held", None)
+        return ref
 
     def learn(self, counts: np.ndarray, psi_threshold: float, alpha: float,
               by_hour: dict[int, np.ndarray] | None = None, alarm: bool = False) -> None:
@@ -135,6 +142,11 @@ class DriftReference:
         return np.fromiter((self.categories.get(p, unseen) for p in predictions), dtype=np.int64, count=len(predictions))
 
 
+def all_numbers(values: list) -> bool:
+    """Whether predictions are numbers (quantile bins), not classes: ints and floats, not bools."""
+    return all(v.__class__ in (int, float) for v in values)
+
+
 def _add_hours(hours: np.ndarray | None, by_hour: dict[int, np.ndarray] | None, width: int) -> np.ndarray | None:
     """``hours`` (24 rows of ``width`` bin counts, or None) plus a block's counts by hour of the day."""
     if not by_hour:
@@ -175,6 +187,22 @@ def block_spans(began: tuple, ts: float, full: bool) -> tuple[tuple, tuple]:
     current = ts if current is None else current
     first = current if previous is None else previous
     return (current, None) if full else (previous, current), ((current, ts), (first, ts))
+
+
+def count_block(began: tuple, by_hour: tuple, counts: np.ndarray, ts: float, full: bool, learn_until: float
+                ) -> tuple[tuple, tuple, tuple, dict[int, np.ndarray] | None]:
+    """Where a learned reference learns by hour of the day: after ``counts`` of values at event time ``ts`` (s) joined
+    the current live block, the blocks' begin times (:func:`block_spans`), their (previous, current) counts by hour
+    of the day (:func:`hour_counts`; only blocks that began before ``learn_until``, the reference's day, s), the
+    times the current block and both blocks span, and, when the current block is ``full`` (it becomes the previous
+    one), the leaving block's counts by hour (None: it joins no reference). Prediction and feature drift alike."""
+    if (ts if began[1] is None else began[1]) < learn_until:
+        by_hour = (by_hour[0], hour_counts(by_hour[1], counts, ts))
+    began, spans = block_spans(began, ts, full)
+    leaving = None
+    if full:
+        leaving, by_hour = by_hour[0], (by_hour[1], None)
+    return began, by_hour, spans, leaving
 
 
 def g_test(live: np.ndarray, reference: DriftReference) -> tuple[float, float]:
@@ -282,7 +310,7 @@ class PredictionDrift:
             reference = DriftReference(reference.tolist() if hasattr(reference, "tolist") else list(reference), bins)
         self._ref: DriftReference | None = reference
         if reference is None and predecessor is not None and predecessor._ref is not None:
-            self._before = (copy.deepcopy(predecessor._ref), predecessor._learn_until)
+            self._before = (predecessor._ref.handed_on(), predecessor._learn_until)
         self._pending: list = []
         """Live predictions the reference is being learned from (fewer than ``reference_size``)."""
         self._recent: list = []
@@ -341,8 +369,7 @@ class PredictionDrift:
         if before is not None:
             del self._before
             ref, learn_until = before
-            ref.__dict__.pop("held", None)  # blocks held apart during its alarm: not yet known to be the day's own
-            if ref.numeric == all(v.__class__ in (int, float) for v in pending):
+            if ref.numeric == all_numbers(pending):
                 counts = np.bincount(ref.code(pending), minlength=ref.expected.size)
                 if ref.test(counts, (ts, ts) if ts >= learn_until else None, self.window)[0] < self.psi_clear:
                     self._ref, self._learn_until = ref, learn_until
@@ -375,34 +402,24 @@ class PredictionDrift:
         previous, current = self._blocks
         n_prev, n_cur = self._block_n
         full = n_cur >= self.window // 2
-        began = self._began[1]  # the current block's first count (None: this one)
-        span_current, span_both = self._spans(ts, full)
-        if (ts if began is None else began) < self._learn_until:  # a block that began in the reference's day
-            self._by_hour = (self._by_hour[0], hour_counts(self._by_hour[1], counts, ts))
+        (span_current, span_both), leaving = (None, None), None  # (where the reference learns nothing)
+        if self.reference_s:  # its hours are learned and tested by the blocks' times
+            self._began, self._by_hour, (span_current, span_both), leaving = count_block(
+                self._began, self._by_hour, counts, ts, full, self._learn_until)
         windows = [(current, n_cur, span_current)] if n_cur >= self.min_live else []
         if n_prev:
             windows.append((previous + current, n_prev + n_cur, span_both))
-        aged, by_hour = None, None
+        aged = None
         if full:  # the current block is full: it becomes the previous one
-            aged, by_hour = previous if n_prev else None, self._by_hour[0]
+            aged = previous if n_prev else None
             self._blocks, self._block_n = [current, np.zeros_like(current)], [n_cur, 0]
-            if self.reference_s:
-                self._by_hour = (self._by_hour[1], None)
         was = self._alarm
         decision = self._test(windows, ts)
-        if aged is not None and by_hour is not None:  # it began in the reference's day: it joins it
-            ref.learn(aged, self.psi_threshold, self.alpha, by_hour, alarm=self._alarm)
+        if aged is not None and leaving is not None:  # it began in the reference's day: it joins it
+            ref.learn(aged, self.psi_threshold, self.alpha, leaving, alarm=self._alarm)
         if was and not self._alarm:
             ref.release()
         return decision
-
-    def _spans(self, ts: float, full: bool) -> tuple:
-        """:func:`block_spans` of the blocks (None each where the reference learns nothing: its hours are tested
-        by them)."""
-        if not self.reference_s:
-            return None, None
-        self._began, spans = block_spans(self._began, ts, full)
-        return spans
 
     def _test(self, windows: list[tuple[np.ndarray, int, tuple[float, float]]], ts: float) -> Decision | None:
         """Test ``windows`` (counts, predictions, the event times they span) against the reference and its same

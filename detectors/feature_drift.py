@@ -21,13 +21,12 @@ alarms a day whatever its number of features. A drift must also be large (PSI >=
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelmedic.detectors.drift import DriftReference, block_spans, hour_counts
+from modelmedic.detectors.drift import DriftReference, count_block
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 from modelmedic.detectors.sequential import alpha_for
 
@@ -107,9 +106,7 @@ class FeatureDrift:
         day's own)."""
         for name, f in predecessor.features.items():
             if f.reference is not None and name not in self.features and len(self.features) < self.max_features:
-                reference = copy.deepcopy(f.reference)
-                reference.__dict__.pop("held", None)
-                self.features[name] = _Feature(reference=reference, learn_until=f.learn_until)
+                self.features[name] = _Feature(reference=f.reference.handed_on(), learn_until=f.learn_until)
 
     reference_s = 0.0
     """Event time a learned reference goes on learning after it is fitted, from the blocks of live values that began
@@ -187,18 +184,15 @@ class FeatureDrift:
             f.blocks[1] += counts
             f.sizes[1] += len(values)
         full = f.sizes[1] >= self.window // 2
+        leaving = None
         if self.reference_s:  # the reference learns by hour of the day too, as prediction drift's
-            began = f.began[1]  # the current block's first count (None: this one)
-            f.began, f.spans = block_spans(f.began, self._now_ms / 1000, full)
-            if (self._now_ms / 1000 if began is None else began) * 1000 < f.learn_until:  # began in the reference's day
-                f.by_hour = (f.by_hour[0], hour_counts(f.by_hour[1], counts, self._now_ms / 1000))
+            f.began, f.by_hour, f.spans, leaving = count_block(f.began, f.by_hour, counts, self._now_ms / 1000, full,
+                                                               f.learn_until / 1000)
         if full:
-            if f.sizes[0] and f.by_hour[0] is not None:  # the block leaving began in the reference's day: it joins it
-                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, f.by_hour[0], alarm=f.alarm)
+            if f.sizes[0] and leaving is not None:  # the block leaving began in the reference's day: it joins it
+                f.reference.learn(f.blocks[0], self.psi_threshold, self.alpha, leaving, alarm=f.alarm)
             f.blocks, f.sizes = [f.blocks[1], np.zeros_like(counts)], [f.sizes[1], 0]
             f.spans = (None, f.spans[0])  # both blocks are now the full one alone
-            if self.reference_s:
-                f.by_hour = (f.by_hour[1], None)
         f.fresh = True
 
     def _test_feature(self, f: _Feature, alpha: float) -> None:
