@@ -19,6 +19,11 @@ from modelmedic.detectors.sequential import alpha_for
 from modelmedic.detectors.special import chdtrc
 
 
+RECENT_KEEP = 0.5
+"""The weight of a block in :attr:`DriftReference.recent` against the block after it: about the last two blocks (a
+live window's worth) count."""
+
+
 class DriftReference:
     """What live predictions are compared with: bins and their expected frequencies.
 
@@ -82,6 +87,7 @@ class DriftReference:
         kept out is held by the hours of the day (:attr:`held`) until :meth:`release` (the alarm cleared: a
         daily cycle comes back, a drift does not). ``by_hour``: the same counts by the hour of the day (UTC) their
         values came at (:func:`hour_counts`), for :attr:`hours` (None: the hours learn nothing)."""
+        self.recent = self.latest(counts)  # what came before the window, learned or not
         apart = alarm
         if not apart:
             psi, p = g_test(counts, self)
@@ -91,6 +97,34 @@ class DriftReference:
             return
         self._hold(self.counts + counts)
         self.hours = _add_hours(self.hours, by_hour, counts.size)
+
+    recent: np.ndarray | None = None
+    """The counts of the blocks that left the live window in the reference's day, learned or held, each at
+    ``RECENT_KEEP`` times the weight of the one after it (None: none yet, or a snapshot from before it): what the
+    version was asked just before the window (:meth:`latest`)."""
+
+    def latest(self, then: np.ndarray | None = None) -> np.ndarray:
+        """The counts of what came just before the live window: :attr:`recent` (else the first values), and ``then``
+        (the live block before the window's, not yet learned) after them at the weight of the latest."""
+        recent = self.counts if self.recent is None else self.recent
+        return recent if then is None else recent * RECENT_KEEP + then
+
+    def stepped(self, windows: list[tuple], psi_least: float, alpha: float) -> bool:
+        """Whether any of the live ``windows`` (:func:`live_windows`) stepped away from what came just before it
+        (:meth:`latest`): a PSI of at least ``psi_least`` with a p-value under ``alpha``. Between the two a daily
+        cycle moves a little (an hour or so at 0.3 sampled predictions a second and more), a drift all of its way."""
+        for live, _, _, then in windows:
+            psi, p = g_test(live, self._view(self.latest(then)))
+            if psi >= psi_least and p < alpha:
+                return True
+        return False
+
+    def _view(self, counts: np.ndarray) -> DriftReference:
+        """A reference in the same bins holding ``counts`` (some hours', the latest blocks')."""
+        view = object.__new__(DriftReference)
+        view.edges, view.categories, view.spread = self.edges, self.categories, self.spread
+        view._hold(counts)
+        return view
 
     held: np.ndarray | None = None
     """Counts by hour of the day of the blocks :meth:`learn` kept out of the reference (None: none)."""
@@ -129,10 +163,7 @@ class DriftReference:
                 break
         else:
             return self
-        view = object.__new__(DriftReference)
-        view.edges, view.categories, view.spread = self.edges, self.categories, self.spread
-        view._hold(counts)
-        return view
+        return self._view(counts)
 
     def code(self, predictions: list) -> np.ndarray:
         """The bin of each prediction."""
@@ -205,6 +236,17 @@ def count_block(began: tuple, by_hour: tuple, counts: np.ndarray, ts: float, ful
     return began, by_hour, spans, leaving
 
 
+def live_windows(blocks: list, sizes: list, spans: tuple, min_live: int) -> list[tuple]:
+    """The windows of live counts a version is tested in, as (counts, values, the event times they span, the counts of
+    the live block before them or None): the current block alone (a recent change, soon) once it holds ``min_live``
+    values, and both blocks (a small change, surely)."""
+    (previous, current), (n_prev, n_cur) = blocks, sizes
+    windows = [(current, n_cur, spans[0], previous if n_prev else None)] if n_cur >= min_live else []
+    if n_prev:
+        windows.append((previous + current, n_prev + n_cur, spans[1], None))
+    return windows
+
+
 def g_test(live: np.ndarray, reference: DriftReference) -> tuple[float, float]:
     """(PSI, p-value of the two-sample G-test) of live bin counts against a reference.
 
@@ -260,7 +302,12 @@ class PredictionDrift:
     are learned by the hours of the day they ran through too (:attr:`DriftReference.hours`; those that
     came while an alarm was up join the hours alone, once it clears), and after the day a window is drift
     only if it is drifted from the whole reference and from the same hours (:meth:`DriftReference.test`):
-    a cycle of +-0.5 sd is a "major shift" at its extremes even against the day's mixture. Live
+    a cycle of +-0.5 sd is a "major shift" at its extremes even against the day's mixture. In the day itself an
+    alarm is shown only if a window also stepped away from what came just before it
+    (:meth:`DriftReference.stepped`: the blocks that left the window last and the live block before; a PSI of
+    ``psi_clear`` with the alarm's p-value), since a reference of the first hours has not seen the day's cycle,
+    which moves slowly from the hours just before while a drift steps; one not shown holds the reference's
+    learning as a shown alarm does, and is shown when the day ends if it is still up. Live
     predictions are counted per bin in two blocks of ``window / 2`` (the current one and
     the one before): no values are kept. Predictions are counted ``every`` at a time and, at
     most once per ``test_interval_s`` of event time, once at least ``min_live`` are counted, two
@@ -335,9 +382,15 @@ class PredictionDrift:
     reference's day (None: not). These three are class attributes too: a snapshot from before them restores (the
     blocks in its window then do not join the reference)."""
 
+    _quiet = False
+    """The alarm is up in a learned reference's first day but not shown: the live predictions moved away from the
+    first hours slowly, as a daily cycle does, not as a step from what came just before them
+    (:meth:`DriftReference.stepped`). Shown if a window steps, or once the reference has its day (the same hours then
+    judge it). Blocks are held while it is up, as under an alarm shown, so the reference does not learn a drift."""
+
     @property
     def anomalous(self) -> bool:
-        return self._alarm
+        return self._alarm and not self._quiet
 
     @property
     def numeric(self) -> bool | None:
@@ -406,9 +459,7 @@ class PredictionDrift:
         if self.reference_s:  # its hours are learned and tested by the blocks' times
             self._began, self._by_hour, (span_current, span_both), leaving = count_block(
                 self._began, self._by_hour, counts, ts, full, self._learn_until)
-        windows = [(current, n_cur, span_current)] if n_cur >= self.min_live else []
-        if n_prev:
-            windows.append((previous + current, n_prev + n_cur, span_both))
+        windows = live_windows(self._blocks, self._block_n, (span_current, span_both), self.min_live)
         aged = None
         if full:  # the current block is full: it becomes the previous one
             aged = previous if n_prev else None
@@ -421,25 +472,30 @@ class PredictionDrift:
             ref.release()
         return decision
 
-    def _test(self, windows: list[tuple[np.ndarray, int, tuple[float, float]]], ts: float) -> Decision | None:
-        """Test ``windows`` (counts, predictions, the event times they span) against the reference and its same
-        hours of the day (:meth:`DriftReference.test`), if one is due; a Decision at an alarm's onset."""
+    def _test(self, windows: list[tuple[np.ndarray, int, tuple, np.ndarray | None]], ts: float) -> Decision | None:
+        """Test ``windows`` (counts, predictions, the event times they span, the counts of the live block before them
+        or None) against the reference and its same hours of the day (:meth:`DriftReference.test`), if one is due;
+        a Decision when an alarm is shown."""
         ref = self._ref
         if not windows or windows[-1][1] < self.min_live or ts - self._last_test < self.test_interval_s:
             return None
         self._last_test = ts
         hourly = ts >= self._learn_until  # a day learned (or a certified reference: it learns no hours)
-        tests = [(*ref.test(c, span if hourly else None, self.window), n) for c, n, span in windows]
-        was = self._alarm
+        tests = [(*ref.test(c, span if hourly else None, self.window), n) for c, n, span, _ in windows]
+        was, shown = self._alarm, self.anomalous
         if was:
             self._alarm = not all(psi < self.psi_clear or not p < math.sqrt(self.alpha) for psi, p, _ in tests)
         else:
             self._alarm = any(psi >= self.psi_threshold and p < self.alpha for psi, p, _ in tests)
+        if self._alarm and not hourly and (self._quiet or not was):
+            self._quiet = not ref.stepped(windows, self.psi_clear, self.alpha)
+        elif self._quiet:
+            del self._quiet
         # Report the window with the strongest evidence (the lowest p-value, else the highest PSI)
-        # among those that meet the alarm's rule at its onset, so the message's "PSI x >= limit" holds.
-        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < self.alpha] if self._alarm and not was else []
+        # among those that meet the alarm's rule when it is shown, so the message's "PSI x >= limit" holds.
+        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < self.alpha] if self.anomalous and not shown else []
         self._psi, self._p, self._live = min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
-        return self.decision() if self._alarm and not was else None
+        return self.decision() if self.anomalous and not shown else None
 
     def decision(self) -> Decision:
         size = self._ref.size if self._ref is not None else 0
@@ -448,6 +504,11 @@ class PredictionDrift:
             state = INSUFFICIENT
             message = (f"too few predictions to compare with the reference yet (reference {size or len(self._pending)} "
                        f"of {self.reference_size if self._ref is None else size}, live {self._live} of {self.min_live})")
+        elif self._quiet:
+            state = OK
+            message = (f"live predictions moved from the reference's first hours slowly (PSI {self._psi:.2f}, last "
+                       f"{self._live:,} predictions), as a daily cycle does: judged against the same hours once it "
+                       "has seen its day")
         elif self._alarm:
             state = ANOMALOUS
             message = (f"live predictions drifted from the reference (PSI {self._psi:.2f} >= {self.psi_threshold}, "
@@ -456,4 +517,4 @@ class PredictionDrift:
         else:
             state = OK
             message = f"live predictions match the reference (PSI {self._psi:.2f}, last {self._live:,} predictions)"
-        return Decision("drift", "prediction-drift", self._alarm, evidence, message, state)
+        return Decision("drift", "prediction-drift", self.anomalous, evidence, message, state)

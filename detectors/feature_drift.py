@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelmedic.detectors.drift import DriftReference, count_block
+from modelmedic.detectors.drift import DriftReference, count_block, live_windows
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 from modelmedic.detectors.sequential import alpha_for
 
@@ -61,6 +61,13 @@ class _Feature:
     p: float = math.nan
     live: int = 0
     alarm: bool = False
+    quiet: bool = False
+    """The alarm is up in a learned reference's first day but not shown, as prediction drift's ``_quiet``: the
+    values moved away from the first hours slowly, not as a step from what came just before them."""
+
+    @property
+    def shown(self) -> bool:
+        return self.alarm and not self.quiet
 
 
 class FeatureDrift:
@@ -172,7 +179,7 @@ class FeatureDrift:
             if f.fresh:
                 self._test_feature(f, alpha)
         was = self.anomalous
-        self.anomalous = any(f.alarm for f in self.features.values())
+        self.anomalous = any(f.shown for f in self.features.values())
         return self.decision() if self.anomalous is not was else None
 
     def _count(self, f: _Feature, values: list) -> None:
@@ -200,30 +207,31 @@ class FeatureDrift:
         blocks, a small one), with hysteresis."""
         f.fresh = False
         ref = f.reference
-        (previous, current), (n_prev, n_cur) = f.blocks, f.sizes
         hourly = self._now_ms >= f.learn_until  # after the reference's day (a certified one learns no hours)
-        span_current, span_both = f.spans if hourly else (None, None)
-        windows = [(current, n_cur, span_current)] if n_cur >= self.min_live else []
-        if n_prev:
-            windows.append((previous + current, n_prev + n_cur, span_both))
+        windows = live_windows(f.blocks, f.sizes, f.spans if hourly else (None, None), self.min_live)
         if not windows or windows[-1][1] < self.min_live:
             return
-        tests = [(*ref.test(c, span, self.window), n) for c, n, span in windows]
-        was = f.alarm
+        tests = [(*ref.test(c, span, self.window), n) for c, n, span, _ in windows]
+        was, shown = f.alarm, f.shown
         if was:
             f.alarm = not all(psi < self.psi_clear or not p < math.sqrt(alpha) for psi, p, _ in tests)
             if not f.alarm:
                 ref.release()
         else:
             f.alarm = any(psi >= self.psi_threshold and p < alpha for psi, p, _ in tests)
-        # At an alarm's onset, report the strongest of the windows that meet its rule (as prediction drift does):
+        # Shown in the reference's first day only as a step from what came just before (prediction drift's rule).
+        if f.alarm and not hourly and (f.quiet or not was):
+            f.quiet = not ref.stepped(windows, self.psi_clear, alpha)
+        else:
+            f.quiet = False
+        # When an alarm is shown, report the strongest of the windows that meet its rule (as prediction drift does):
         # the lowest p-value of all read "PSI 0.11" in an alarm whose threshold is 0.25.
-        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < alpha] if f.alarm and not was else []
+        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < alpha] if f.shown and not shown else []
         f.psi, f.p, f.live = min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
 
     def moved(self) -> list[tuple[str, float, float, int]]:
         """``(feature, PSI, p-value, live values)`` of the drifting features, the most moved first."""
-        return sorted(((name, f.psi, f.p, f.live) for name, f in self.features.items() if f.alarm),
+        return sorted(((name, f.psi, f.p, f.live) for name, f in self.features.items() if f.shown),
                       key=lambda t: -t[1])
 
     def decision(self, named: int = 3) -> Decision:

@@ -378,7 +378,9 @@ class QualitySettings(_Section):
     a day (docs/detection.md, "A learned drift reference learns for a day"). It also learns them by hour of the
     day (each value at the hour it came), and after the day a window is drift only if it is drifted from the
     whole reference and from the same hours (a +-0.5 sd cycle alarmed once a day on every version against the
-    day's mixture alone).
+    day's mixture alone). Within the day, an alarm is shown only if the live window also stepped away from the
+    predictions just before it (a cycle moves slowly, a drift steps); else it is shown when the day ends, if it
+    is still up.
     0: its first ``drift_reference`` alone. A certified reference does not learn."""
     drift_window: int = Field(1000, ge=2)
     """Live predictions per version counted against the reference (two blocks of half as many)."""
