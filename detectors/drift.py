@@ -247,6 +247,26 @@ def live_windows(blocks: list, sizes: list, spans: tuple, min_live: int) -> list
     return windows
 
 
+def judge_windows(ref: DriftReference, windows: list[tuple], tests: list[tuple[float, float, int]], alarm: bool,
+                  quiet: bool, hourly: bool, psi_threshold: float, psi_clear: float, alpha: float
+                  ) -> tuple[bool, bool, tuple[float, float, int]]:
+    """A drift alarm after ``tests`` ((PSI, p-value, values) of :func:`live_windows` ``windows`` against ``ref``):
+    (alarm, quiet, the test to report). It rises when a window has PSI >= ``psi_threshold`` and p < ``alpha``, and
+    clears only when every window has PSI < ``psi_clear`` or p >= ``sqrt(alpha)`` (a shift hovering at the threshold
+    gives one alarm). Before the reference has its day (not ``hourly``) an alarm that rises stays quiet, not shown,
+    until a window steps from what came just before it (:meth:`DriftReference.stepped`), or the day ends. The test
+    reported is the strongest (the lowest p-value, else the highest PSI) of those that meet the rule when the alarm
+    is shown, so a message's "PSI x >= limit" holds; else of all. Prediction and feature drift alike."""
+    was, shown = alarm, alarm and not quiet
+    if was:
+        alarm = not all(psi < psi_clear or not p < math.sqrt(alpha) for psi, p, _ in tests)
+    else:
+        alarm = any(psi >= psi_threshold and p < alpha for psi, p, _ in tests)
+    quiet = alarm and not hourly and (quiet or not was) and not ref.stepped(windows, psi_clear, alpha)
+    onset = [t for t in tests if t[0] >= psi_threshold and t[1] < alpha] if alarm and not quiet and not shown else []
+    return alarm, quiet, min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+
+
 def g_test(live: np.ndarray, reference: DriftReference) -> tuple[float, float]:
     """(PSI, p-value of the two-sample G-test) of live bin counts against a reference.
 
@@ -482,19 +502,11 @@ class PredictionDrift:
         self._last_test = ts
         hourly = ts >= self._learn_until  # a day learned (or a certified reference: it learns no hours)
         tests = [(*ref.test(c, span if hourly else None, self.window), n) for c, n, span, _ in windows]
-        was, shown = self._alarm, self.anomalous
-        if was:
-            self._alarm = not all(psi < self.psi_clear or not p < math.sqrt(self.alpha) for psi, p, _ in tests)
-        else:
-            self._alarm = any(psi >= self.psi_threshold and p < self.alpha for psi, p, _ in tests)
-        if self._alarm and not hourly and (self._quiet or not was):
-            self._quiet = not ref.stepped(windows, self.psi_clear, self.alpha)
-        elif self._quiet:
-            del self._quiet
-        # Report the window with the strongest evidence (the lowest p-value, else the highest PSI)
-        # among those that meet the alarm's rule when it is shown, so the message's "PSI x >= limit" holds.
-        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < self.alpha] if self.anomalous and not shown else []
-        self._psi, self._p, self._live = min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+        shown = self.anomalous
+        self._alarm, quiet, (self._psi, self._p, self._live) = judge_windows(
+            ref, windows, tests, self._alarm, self._quiet, hourly, self.psi_threshold, self.psi_clear, self.alpha)
+        if quiet is not self._quiet:
+            self._quiet = quiet
         return self.decision() if self.anomalous and not shown else None
 
     def decision(self) -> Decision:

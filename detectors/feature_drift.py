@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelmedic.detectors.drift import DriftReference, count_block, live_windows
+from modelmedic.detectors.drift import DriftReference, count_block, judge_windows, live_windows
 from modelmedic.detectors.quality import ANOMALOUS, INSUFFICIENT, OK, Decision
 from modelmedic.detectors.sequential import alpha_for
 
@@ -212,22 +212,11 @@ class FeatureDrift:
         if not windows or windows[-1][1] < self.min_live:
             return
         tests = [(*ref.test(c, span, self.window), n) for c, n, span, _ in windows]
-        was, shown = f.alarm, f.shown
-        if was:
-            f.alarm = not all(psi < self.psi_clear or not p < math.sqrt(alpha) for psi, p, _ in tests)
-            if not f.alarm:
-                ref.release()
-        else:
-            f.alarm = any(psi >= self.psi_threshold and p < alpha for psi, p, _ in tests)
-        # Shown in the reference's first day only as a step from what came just before (prediction drift's rule).
-        if f.alarm and not hourly and (f.quiet or not was):
-            f.quiet = not ref.stepped(windows, self.psi_clear, alpha)
-        else:
-            f.quiet = False
-        # When an alarm is shown, report the strongest of the windows that meet its rule (as prediction drift does):
-        # the lowest p-value of all read "PSI 0.11" in an alarm whose threshold is 0.25.
-        onset = [t for t in tests if t[0] >= self.psi_threshold and t[1] < alpha] if f.shown and not shown else []
-        f.psi, f.p, f.live = min(onset or tests, key=lambda t: (t[1] if t[1] == t[1] else 2.0, -t[0]))
+        was = f.alarm
+        f.alarm, f.quiet, (f.psi, f.p, f.live) = judge_windows(ref, windows, tests, f.alarm, f.quiet, hourly,
+                                                               self.psi_threshold, self.psi_clear, alpha)
+        if was and not f.alarm:
+            ref.release()
 
     def moved(self) -> list[tuple[str, float, float, int]]:
         """``(feature, PSI, p-value, live values)`` of the drifting features, the most moved first."""
