@@ -938,9 +938,11 @@ class LatencyCusumBank(_Bank):
         """What ``native/src/banks.rs`` reads of the parameters and the median law's tables (``Latency::new``)."""
         self._init_state()
 
-    def stopped(self, slots: np.ndarray) -> np.ndarray:
-        """Series silent for longer than their rate explains (rolled back, scaled away)."""
-        return self.state("quiet", slots) >= self.stop_requests
+    def stopped(self, slots: np.ndarray, times: float = 1.0) -> np.ndarray:
+        """Series silent for longer than their rate explains (rolled back, scaled away): ``times`` ``stop_requests``
+        expected requests since their last. Poisson traffic is that silent by chance once in ``exp(10 times)``
+        requests: about daily at 0.25 req/s for ``times`` 1, once in 10^13 requests for 3."""
+        return self.state("quiet", slots) >= times * self.stop_requests
 
     def score_learn(self, slots: np.ndarray, count: np.ndarray, p50: np.ndarray, p95: np.ndarray, t_ms: np.ndarray,
                     window_s: float, h: float, max_step: float = np.inf, log_ss: np.ndarray | None = None) -> Evidence:

@@ -95,9 +95,9 @@ class WindowSeries(SlotState):
         for name in self._ACCUMULATORS:
             self._f[dst, self._COLUMNS.index(name)] = 0
 
-    def stopped(self, slots: np.ndarray) -> np.ndarray:
-        """Series silent for longer than ``stop_gaps`` of their usual gaps (rolled back, scaled away)."""
-        return self._f[np.asarray(slots, dtype=np.int64), self._COLUMNS.index("quiet")] > 0
+    def stopped(self, slots: np.ndarray, times: float = 1.0) -> np.ndarray:
+        """Series silent for longer than ``times`` ``stop_gaps`` of their usual gaps (rolled back, scaled away)."""
+        return self._f[np.asarray(slots, dtype=np.int64), self._COLUMNS.index("quiet")] > times * self.stop_gaps
 
     def usual_p95(self, slots: np.ndarray) -> np.ndarray:
         """Not tracked by a per-value bank (the summary leaves it out)."""
@@ -128,7 +128,7 @@ class WindowSeries(SlotState):
         elapsed = (t_ms - last_t) / 1000.0
         gap = np.where(fed, np.where(n > 0, gap + (elapsed - gap) / np.minimum(n + 1, 100.0), window_s), gap)
         last_t = np.where(fed, t_ms, last_t)
-        quiet = (n > 0) & ~fed & (elapsed > self.stop_gaps * np.maximum(gap, window_s))
+        quiet = np.where((n > 0) & ~fed, elapsed / np.maximum(gap, window_s), 0.0)  # the silence, in usual gaps
         warm = n >= self.min_windows
         self._f[slots] = np.stack([n + fed, s, since, since_x, since_n, last_t, gap, quiet, base], axis=1)
         observed = np.divide(since_x, since_n, out=np.full(slots.size, np.nan), where=since_n > 0)

@@ -31,7 +31,7 @@ series' first day) is *insufficient data*: counted per family (:meth:`WindowJudg
 A window adds at most ``h / trigger_windows`` to a CUSUM, so it takes ``trigger_windows``
 windows of evidence at least: a single wild window of a busy model never pages. An
 episode starts when a CUSUM reaches ``h`` and ends after ``recover_windows`` windows
-below ``0.75 h`` (``RESET``), or when a version stopped serving (a throughput episode also
+below ``0.75 h`` (``RESET``), or when a version stopped serving (:meth:`WindowJudge._stopped`; a throughput episode also
 needs its CUSUM to have left 0 ``throughput_sustain_s`` before, a shallow drop
 ``throughput_shallow_sustain_s``: a busy model's CUSUM reaches ``h`` within seconds, and a
 minute's dip of its traffic is no incident); CUSUMs are capped at
@@ -316,6 +316,9 @@ CERTIFIED_WEIGHT = 1000.0
 """Requests a version's certified figures count for: a certification run serves thousands, so
 the version's own traffic takes over its reference after about this many requests."""
 
+GONE = 3.0
+"""A series silent for this many times what its rate explains stopped serving whatever its model's other versions do
+(:meth:`WindowJudge._stopped`): 30 expected requests, a silence Poisson traffic leaves by chance once in 10^13."""
 THROUGHPUT_KINDS = ("throughput_drop", "throughput_surge")
 FAMILIES = ("latency", "errors", "throughput", "latency_tail")
 _INSUFFICIENT = {name: metrics.SERIES_INSUFFICIENT.labels(name) for name in FAMILIES}
@@ -518,7 +521,7 @@ class WindowJudge:
             bound_ms = self.tail.bank.bound_ms(r.slots, reference_ms)
             over, judged = r.requests_over(bound_ms)
         latency = self.latency.bank.score_learn(r.slots, r.count, r.p50, r.p95, t_ms, window_s, h, most, r.log_ss())
-        stopped = self.latency.bank.stopped(r.slots)
+        stopped = self._stopped(r)
         by_latency = self._emit(self.latency, r, latency, r.p50, h, size_ms, stopped)
         errors = self.errors.bank.score_learn(r.slots, r.errors, r.count, t_ms, window_s, h, most)
         by_errors = self._emit(self.errors, r, errors, r.errors / np.maximum(r.count, 1), h, size_ms, stopped)
@@ -535,6 +538,24 @@ class WindowJudge:
         by_tail = self._emit(self.tail, r, tail, over / np.maximum(judged, 1), h, size_ms, stopped, bound_ms,
                              masked=masked)
         return by_latency, by_errors, by_throughput, by_tail
+
+    def _stopped(self, r: _Rows) -> np.ndarray:
+        """Which version rows stopped serving (rolled back, replaced, scaled away): silent for longer than their rate
+        explains (:meth:`LatencyCusumBank.stopped`) while their model's traffic in their role went on to another
+        version, or for ``GONE`` times that whatever the rest did. A sparse series is silent that long by chance
+        (ten expected requests: about daily at 0.25 req/s), and ending its firing episode there paged a creep at
+        0.17 req/s twice, 36 minutes apart (``load/detection_harness.py --models 40 --hours 48 --seed 41 --start
+        2026-01-07``).
+        Only rows in an episode are looked into (their silence would end it): a few a round."""
+        bank = self.latency.bank
+        stopped = bank.stopped(r.slots)
+        if not stopped.any():
+            return stopped
+        doubt = stopped & ~bank.stopped(r.slots, GONE)
+        doubt &= np.logical_or.reduce([fam.episodes.firing_of(r.slots) for fam in self._families() if fam.level == "version"])
+        for i in np.flatnonzero(doubt).tolist():
+            stopped[i] = r.cws[r.owner[i]].source.moved_on(int(r.slots[i]))
+        return stopped
 
     def _emit(self, fam: _Family, r: _Rows, ev: Evidence, now: np.ndarray, h: float, size_ms: int,
               stopped: np.ndarray | None, bound_ms: np.ndarray | None = None,

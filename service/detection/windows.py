@@ -217,6 +217,15 @@ class PartitionWindows:
             self.born.append((slot, predecessor))
         return slot
 
+    def moved_on(self, slot: int) -> bool:
+        """Whether another version of the series' model in its role has had requests since the series last did:
+        its traffic went on to that version (a rollback, a replacement), where a sparse series' silence is a gap
+        between its requests. True for a series no longer tracked."""
+        group, last = self.group_of_slot.get(slot), self.last_window.get(slot)
+        if group is None or last is None:
+            return True
+        return any(self.last_window[s] > last for s in self._group_members().get(group, ()) if s != slot)
+
     def _group_members(self) -> dict[int, list[int]]:
         """Group -> its series slots, oldest first: a cache of ``group_of_slot``, rebuilt after an expiry."""
         members = self.__dict__.get("_members")

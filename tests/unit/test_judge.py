@@ -589,3 +589,21 @@ def test_released_slots_come_back_untrained() -> None:
     assert fresh.slot_of[("new", "1", "production")] in slots
     [cw] = fresh.close_through(W0)
     assert plane.judge.judge(cw) == []  # a 25x latency, but nothing learned yet: grace
+
+
+def test_a_sparse_versions_gap_between_requests_does_not_end_its_episode() -> None:
+    """At half a request a window, 30 silent windows are 15 expected requests: a gap Poisson traffic leaves about
+    once a day at this rate, not a version that stopped serving. The episode goes on through it (one firing, no
+    recovery); the same silence while another version of the model serves its traffic ends it (a rollback), and
+    so does a silence of more than 30 expected requests (100 windows) whatever the rest of the model does."""
+    sparse, slow, silent = (0.5, 20.0, 0.0), (0.5, 200.0, 0.0), (0.0, 20.0, 0.0)
+    b = ("fraud", "2.0", "production")
+    before = [(300, {PROD: sparse}), (40, {PROD: slow})]
+
+    def states(gap: Traffic, windows: int = 30) -> list[str]:
+        records = run([*before, (windows, gap), (40, {PROD: slow})], seed=3)
+        return [a.state for _, a in records if a.series == "fraud/1.0/production"]
+
+    assert states({PROD: silent}) == ["firing"]
+    assert states({PROD: silent, b: sparse}) == ["firing", "recovered", "firing"]
+    assert states({PROD: silent}, windows=100) == ["firing", "recovered", "firing"]
