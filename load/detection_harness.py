@@ -78,6 +78,8 @@ class Kind:
     deadline_s: float
     models: int = 1
     max_pages: int = 1
+    """First pages it may take per class it shows (:attr:`Row.paged_too_often`): one incident a problem; a problem
+    of another class on the model (a bad release's errors beside its latency) has its own rule and its own page."""
 
 
 LIBRARY: tuple[Kind, ...] = (
@@ -462,6 +464,11 @@ class Row:
     def in_time(self) -> bool:
         return self.delay_s is not None and self.delay_s <= self.truth.kind.deadline_s
 
+    @property
+    def paged_too_often(self) -> bool:
+        """More first pages than its kind allows for the classes it showed (marked ``!`` in the table)."""
+        return self.pages > self.truth.kind.max_pages * max(len(self.classes), 1)
+
 
 @dataclass(frozen=True)
 class Report:
@@ -539,7 +546,7 @@ def render(report: Report, show_false: int = FALSE_SHOWN) -> str:
         classes = ",".join(r.classes) or "-"
         bound = f"{r.bound_s:.0f}" if math.isfinite(r.bound_s) else "-"
         lines.append(f"{t.kind.name:<38} {model:<10} {t.rate:>7.2f} {verdict:>9} {delay:>8} {t.kind.deadline_s:>8.0f} "
-                     f"{bound:>8} {classes + ' (want ' + expected + ')':<22} {r.pages:>5} "
+                     f"{bound:>8} {classes + ' (want ' + expected + ')':<22} {r.pages:>4}{'!' if r.paged_too_often else ' '} "
                      f"{'-' if r.page_s is None else f'{r.page_s:.0f}':>7}")
     rates = {p.model: p.rate for p in profiles(s.spec)}
     for a in report.false[:show_false]:  # where to look: which series, when, what it saw

@@ -543,9 +543,8 @@ class WindowJudge:
         """Which version rows stopped serving (rolled back, replaced, scaled away): silent for longer than their rate
         explains (:meth:`LatencyCusumBank.stopped`) while their model's traffic in their role went on to another
         version, or for ``GONE`` times that whatever the rest did. A sparse series is silent that long by chance
-        (ten expected requests: about daily at 0.25 req/s), and ending its firing episode there paged a creep at
-        0.17 req/s twice, 36 minutes apart (``load/detection_harness.py --models 40 --hours 48 --seed 41 --start
-        2026-01-07``).
+        (ten expected requests: about daily at 0.25 req/s), and its firing episode ended there, to fire again with
+        its next requests (``tests/unit/test_judge.py``: a page more past the flap hold).
         Only rows in an episode are looked into (their silence would end it): a few a round."""
         bank = self.latency.bank
         stopped = bank.stopped(r.slots)
@@ -574,7 +573,12 @@ class WindowJudge:
         # A firing episode stays anomalous down to RESET * h: its end needs evidence, not quiet windows.
         firing = fam.episodes.firing_of(slots)
         anomalous = ev.cusum >= h * np.where(firing, RESET, 1.0)
-        judged = ev.warm & (anomalous | ~ev.rising)
+        # A version's window without requests says nothing of its latency or errors: the chart stands where it was,
+        # which goes on an episode but never helps end one. Counted as recovery, a sparse latency episode whose chart
+        # dipped under RESET h for one request ended four empty seconds later, and fired again past the flap hold
+        # (a creep at 0.17 req/s paged twice: load/detection_harness.py --models 40 --hours 48 --seed 41 --start
+        # 2026-01-07). Recovery takes recover_windows windows with requests, or the version's silence (stopped).
+        judged = ev.warm & (anomalous | (~ev.rising & (r.count > 0 if by_version else True)))
         if fam.minimum:  # evidence at h for a change younger than the family's minimum: inconclusive
             young = ~firing & anomalous & fam.minimum.unmet(ev, (window + 1) * size_ms)
             anomalous, judged = anomalous & ~young, judged & ~young

@@ -157,6 +157,12 @@ def test_pages_per_storm_and_per_flapping_series(reports: tuple[harness.Report, 
     assert 1 <= incidents.rows_of("flapping x3 every 3 min")[0].pages <= MAX_FLAPPING_PAGES
 
 
+def test_no_incident_pages_again_for_the_class_it_paged(reports: tuple[harness.Report, harness.Report]) -> None:
+    """One incident a problem: a second first page for the same class (an episode ended by a sparse series' gap
+    and fired again past the flap hold, 2026-12-07) is a storm of one."""
+    assert [r.truth.kind.name for r in reports[1].rows if r.paged_too_often] == []
+
+
 def test_every_poison_record_reaches_the_dead_letter_topic(reports: tuple[harness.Report, harness.Report]) -> None:
     quiet, incidents = reports
     assert incidents.outcome.poisoned > 100
