@@ -158,8 +158,8 @@ def test_pages_per_storm_and_per_flapping_series(reports: tuple[harness.Report, 
 
 
 def test_no_incident_pages_again_for_the_class_it_paged(reports: tuple[harness.Report, harness.Report]) -> None:
-    """One incident a problem: a second first page for the same class (an episode ended by a sparse series' gap
-    and fired again past the flap hold, 2026-12-07) is a storm of one."""
+    """One incident a problem: a second first page for the same class (a sparse latency episode that ended and
+    fired again past the flap hold, 2026-12-07) is a storm of one."""
     assert [r.truth.kind.name for r in reports[1].rows if r.paged_too_often] == []
 
 

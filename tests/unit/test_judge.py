@@ -593,7 +593,7 @@ def test_released_slots_come_back_untrained() -> None:
 
 def test_a_sparse_versions_gap_between_requests_does_not_end_its_episode() -> None:
     """At half a request a window, 30 silent windows are 15 expected requests: a gap Poisson traffic leaves about
-    once a day at this rate, not a version that stopped serving. The episode goes on through it (one firing, no
+    twice a day at this rate, not a version that stopped serving. The episode goes on through it (one firing, no
     recovery); the same silence while another version of the model serves its traffic ends it (a rollback), and
     so does a silence of more than 30 expected requests (100 windows) whatever the rest of the model does."""
     sparse, slow, silent = (0.5, 20.0, 0.0), (0.5, 200.0, 0.0), (0.0, 20.0, 0.0)
@@ -607,3 +607,14 @@ def test_a_sparse_versions_gap_between_requests_does_not_end_its_episode() -> No
     assert states({PROD: silent}) == ["firing"]
     assert states({PROD: silent, b: sparse}) == ["firing", "recovered", "firing"]
     assert states({PROD: silent}, windows=100) == ["firing", "recovered", "firing"]
+
+
+def test_windows_without_requests_do_not_end_an_episode() -> None:
+    """One window of fast requests takes a firing latency chart under RESET h, and ten empty windows follow (five
+    expected requests: no stop): they say nothing of the latency, so only windows with requests count towards the
+    recover_windows it takes to end the episode, and the slow requests after them keep it going. Counted as recovery,
+    the empty windows ended it, and the slow requests fired a second episode (a second page past the flap hold)."""
+    sparse, slow, silent = (0.5, 20.0, 0.0), (0.5, 200.0, 0.0), (0.0, 20.0, 0.0)
+    records = run([(300, {PROD: sparse}), (40, {PROD: slow}), (1, {PROD: (30, 5.0, 0.0)}), (10, {PROD: silent}),
+                   (40, {PROD: slow})], seed=3)
+    assert [a.state for _, a in records if a.kind == "latency"] == ["firing"]
