@@ -177,7 +177,8 @@ class DetectionSettings(_Section):
     trigger_windows: int = Field(2, ge=1)
     """Consecutive anomalous windows before an anomaly fires: one noisy window is not an incident."""
     recover_windows: int = Field(5, ge=1)
-    """Consecutive normal windows before a firing anomaly is declared recovered."""
+    """Consecutive normal windows before a firing anomaly is declared recovered (for latency and errors, windows
+    with requests: an empty window says nothing of them)."""
     grace_windows: int = Field(30, ge=1)
     """Windows a new series observes before it may fire: a baseline must mean something first."""
     latency_ratio: float = Field(1.5, gt=1.0)

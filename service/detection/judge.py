@@ -31,8 +31,9 @@ series' first day) is *insufficient data*: counted per family (:meth:`WindowJudg
 A window adds at most ``h / trigger_windows`` to a CUSUM, so it takes ``trigger_windows``
 windows of evidence at least: a single wild window of a busy model never pages. An
 episode starts when a CUSUM reaches ``h`` and ends after ``recover_windows`` windows
-below ``0.75 h`` (``RESET``), or when a version stopped serving (:meth:`WindowJudge._stopped`; a throughput episode also
-needs its CUSUM to have left 0 ``throughput_sustain_s`` before, a shallow drop
+below ``0.75 h`` (``RESET``; of a version, windows with requests: an empty one says nothing
+of its latency), or when a version stopped serving (:meth:`WindowJudge._stopped`; a
+throughput episode also needs its CUSUM to have left 0 ``throughput_sustain_s`` before, a shallow drop
 ``throughput_shallow_sustain_s``: a busy model's CUSUM reaches ``h`` within seconds, and a
 minute's dip of its traffic is no incident); CUSUMs are capped at
 ``1.25 h``, so ending an episode takes evidence worth ``h / 2`` against it, a flapping
