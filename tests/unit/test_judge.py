@@ -591,22 +591,25 @@ def test_released_slots_come_back_untrained() -> None:
     assert plane.judge.judge(cw) == []  # a 25x latency, but nothing learned yet: grace
 
 
+SPARSE, SLOW, SILENT = (0.5, 20.0, 0.0), (0.5, 200.0, 0.0), (0.0, 20.0, 0.0)
+SPARSE_EPISODE = [(300, {PROD: SPARSE}), (40, {PROD: SLOW})]
+"""A version at half a request a window whose latency episode is firing (ten times slower)."""
+
+
 def test_a_sparse_versions_gap_between_requests_does_not_end_its_episode() -> None:
     """At half a request a window, 30 silent windows are 15 expected requests: a gap Poisson traffic leaves about
     twice a day at this rate, not a version that stopped serving. The episode goes on through it (one firing, no
     recovery); the same silence while another version of the model serves its traffic ends it (a rollback), and
     so does a silence of more than 30 expected requests (100 windows) whatever the rest of the model does."""
-    sparse, slow, silent = (0.5, 20.0, 0.0), (0.5, 200.0, 0.0), (0.0, 20.0, 0.0)
     b = ("fraud", "2.0", "production")
-    before = [(300, {PROD: sparse}), (40, {PROD: slow})]
 
     def states(gap: Traffic, windows: int = 30) -> list[str]:
-        records = run([*before, (windows, gap), (40, {PROD: slow})], seed=3)
+        records = run([*SPARSE_EPISODE, (windows, gap), (40, {PROD: SLOW})], seed=3)
         return [a.state for _, a in records if a.series == "fraud/1.0/production"]
 
-    assert states({PROD: silent}) == ["firing"]
-    assert states({PROD: silent, b: sparse}) == ["firing", "recovered", "firing"]
-    assert states({PROD: silent}, windows=100) == ["firing", "recovered", "firing"]
+    assert states({PROD: SILENT}) == ["firing"]
+    assert states({PROD: SILENT, b: SPARSE}) == ["firing", "recovered", "firing"]
+    assert states({PROD: SILENT}, windows=100) == ["firing", "recovered", "firing"]
 
 
 def test_windows_without_requests_do_not_end_an_episode() -> None:
@@ -614,7 +617,5 @@ def test_windows_without_requests_do_not_end_an_episode() -> None:
     expected requests: no stop): they say nothing of the latency, so only windows with requests count towards the
     recover_windows it takes to end the episode, and the slow requests after them keep it going. Counted as recovery,
     the empty windows ended it, and the slow requests fired a second episode (a second page past the flap hold)."""
-    sparse, slow, silent = (0.5, 20.0, 0.0), (0.5, 200.0, 0.0), (0.0, 20.0, 0.0)
-    records = run([(300, {PROD: sparse}), (40, {PROD: slow}), (1, {PROD: (30, 5.0, 0.0)}), (10, {PROD: silent}),
-                   (40, {PROD: slow})], seed=3)
+    records = run([*SPARSE_EPISODE, (1, {PROD: (30, 5.0, 0.0)}), (10, {PROD: SILENT}), (40, {PROD: SLOW})], seed=3)
     assert [a.state for _, a in records if a.kind == "latency"] == ["firing"]
