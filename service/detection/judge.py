@@ -552,7 +552,8 @@ class WindowJudge:
         if not stopped.any():
             return stopped
         doubt = stopped & ~bank.stopped(r.slots, GONE)
-        doubt &= np.logical_or.reduce([fam.episodes.firing_of(r.slots) for fam in self._families() if fam.level == "version"])
+        versions = [fam for fam in self._families() if fam.level == "version"]
+        doubt &= np.logical_or.reduce([fam.episodes.firing_of(r.slots) for fam in versions])
         for i in np.flatnonzero(doubt).tolist():
             stopped[i] = r.cws[r.owner[i]].source.moved_on(int(r.slots[i]))
         return stopped
@@ -576,9 +577,10 @@ class WindowJudge:
         anomalous = ev.cusum >= h * np.where(firing, RESET, 1.0)
         # A version's window without requests says nothing of its latency or errors: the chart stands where it was,
         # which goes on an episode but never helps end one. Counted as recovery, a sparse latency episode whose chart
-        # dipped under RESET h for one request ended four empty seconds later, and fired again past the flap hold
-        # (a creep at 0.17 req/s paged twice: load/detection_harness.py --models 40 --hours 48 --seed 41 --start
-        # 2026-01-07). Recovery takes recover_windows windows with requests, or the version's silence (stopped).
+        # dipped under RESET h for one request ended four empty seconds later (a creep at 0.17 req/s:
+        # load/detection_harness.py --models 40 --hours 48 --seed 41 --start 2026-01-07), and a sparse creep could
+        # fire again past the flap hold: a second page (docs/detection.md). Recovery takes recover_windows windows
+        # with requests, or the version's silence (stopped).
         judged = ev.warm & (anomalous | (~ev.rising & (r.count > 0 if by_version else True)))
         if fam.minimum:  # evidence at h for a change younger than the family's minimum: inconclusive
             young = ~firing & anomalous & fam.minimum.unmet(ev, (window + 1) * size_ms)
