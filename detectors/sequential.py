@@ -906,9 +906,13 @@ class LatencyCusumBank(_Bank):
     read that night's rise as a creep on 68 of 80 healthy series at ``load ** -0.15`` on their first day
     (0 now). The price: a creep during a falling load is partly learned as a negative slope, so sparse
     creeps are found later (0.05-0.3 req/s: median delay +0-12%, the slowest tenth up to a third later;
-    docs/detection.md). The distance ``ln rate - mean`` is held within two standard deviations of the
-    log rate, so a throughput drop or surge far outside the day's range shifts latency by no more than
-    the day does. The law of ``tests/unit/test_latency_load.py`` fires 0 of 40 series at ``beta`` 0.15
+    docs/detection.md). The distance ``ln rate - mean`` is held within ``load_reach`` (3) standard
+    deviations of the log rate, so a throughput drop or surge far outside the day's range shifts latency
+    by no more than the day does. A day whose nights fall to a tenth of its mean rate (``1 + 0.9 sin``)
+    has its troughs 2.1-2.2 standard deviations below the mean log rate by the bank's own moments
+    (skewed: its peaks about one above); held at two, a server slower when quiet was a few percent slower
+    than explained for the hours about each trough, which the creep chart added up (docs/detection.md,
+    "Deep nights"). The law of ``tests/unit/test_latency_load.py`` fires 0 of 40 series at ``beta`` 0.15
     (25 without the load) and at -0.15 (29 with the slope held at 0 or more). A series' load
     moments are part of its baseline: a new version inherits them. The references, the usual p95 and
     the summary's latencies are quoted at the window's load. ``load_tau_s`` 0 turns this off.
@@ -926,15 +930,16 @@ class LatencyCusumBank(_Bank):
     def __init__(self, ratio: float = 1.5, tau_s: float = 6 * 3600.0, min_requests: float = 20.0, min_windows: int = 10,
                  prior_sigma: float = 0.3, stop_requests: float = 10.0, rate_tau_s: float = 3600.0,
                  creep_ratio: float = 1.1, creep_tau_s: float = 1.5 * 3600.0, creep_memory_s: float = 6 * 3600.0,
-                 load_tau_s: float = 12 * 3600.0, load_prior: float = 0.02, load_max: float = 0.5):
+                 load_tau_s: float = 12 * 3600.0, load_prior: float = 0.02, load_max: float = 0.5,
+                 load_reach: float = 3.0):
         self.ratio, self.tau_s, self.min_requests, self.min_windows = ratio, tau_s, min_requests, min_windows
         self.creep_ratio, self.creep_tau_s, self.creep_memory_s = creep_ratio, creep_tau_s, creep_memory_s
-        self.load_tau_s, self.load_prior, self.load_max = load_tau_s, load_prior, load_max
+        self.load_tau_s, self.load_prior, self.load_max, self.load_reach = load_tau_s, load_prior, load_max, load_reach
         self.prior_sigma = prior_sigma
         self.stop_requests, self.rate_tau_s = stop_requests, rate_tau_s
         self._consts = np.r_[tau_s, min_requests, min_windows, prior_sigma**2, rate_tau_s, creep_tau_s, np.log(ratio),
                              np.log(creep_ratio), np.log(2.0), _LAW_MAX, creep_memory_s, load_tau_s, load_prior,
-                             load_max, _BIAS, _GAP]
+                             load_max, load_reach, _BIAS, _GAP]
         """What ``native/src/banks.rs`` reads of the parameters and the median law's tables (``Latency::new``)."""
         self._init_state()
 
@@ -998,8 +1003,9 @@ class LatencyCusumBank(_Bank):
     def _load_shift(self, slots: np.ndarray) -> np.ndarray:
         """How much of a log latency the series' load explains now (``Latency::load_shift`` in
         ``native/src/banks.rs``): the slope of log latency on log rate, ``l_c / (l_v + load_prior)`` within
-        ``+-load_max``, times the log rate's distance from its mean, at most two of its standard deviations."""
+        ``+-load_max``, times the log rate's distance from its mean, at most ``load_reach`` of its standard
+        deviations."""
         w, l_m, l_v, l_c, rate = (self.state(name, slots) for name in ("l_w", "l_m", "l_v", "l_c", "rate"))
         b = np.clip(l_c / (l_v + self.load_prior), -self.load_max, self.load_max)
-        reach = 2.0 * np.sqrt(np.maximum(l_v, 0.0))
+        reach = self.load_reach * np.sqrt(np.maximum(l_v, 0.0))
         return np.where(w > 0, b * np.clip(np.log(np.maximum(rate, 1e-9)) - l_m, -reach, reach), 0.0)

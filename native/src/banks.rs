@@ -1203,7 +1203,7 @@ const LATENCY_COLUMNS: usize = 25;
 const LOAD: usize = 20;
 
 /// LatencyCusumBank's constants: `[tau_s, min_requests, min_windows, prior_sigma ** 2, rate_tau_s, creep_tau_s,
-/// ln ratio, ln creep_ratio, ln 2, law_max, creep_memory_s, load_tau_s, load_prior, load_max]`, then the median
+/// ln ratio, ln creep_ratio, ln 2, law_max, creep_memory_s, load_tau_s, load_prior, load_max, load_reach]`, then the median
 /// law's tables (`_BIAS`, `_GAP`: law_max + 1 each).
 struct Latency<'a> {
     c: &'a [f64],
@@ -1211,7 +1211,7 @@ struct Latency<'a> {
     gap: &'a [f64],
 }
 
-const LATENCY_CONSTS: usize = 14;
+const LATENCY_CONSTS: usize = 15;
 
 impl<'a> Latency<'a> {
     fn new(c: &'a [f64]) -> PyResult<Self> {
@@ -1224,7 +1224,7 @@ impl<'a> Latency<'a> {
     }
     /// How much of a window's log latency the load explains (`LatencyCusumBank._load_shift`): the slope of log
     /// latency on log rate (covariance over variance plus `load_prior`, within +-`load_max`: a batching server is
-    /// slower when quiet) times the rate's distance from its mean, at most two of its standard deviations (a
+    /// slower when quiet) times the rate's distance from its mean, at most `load_reach` of its standard deviations (a
     /// throughput drop is not extrapolated).
     /// `log_rate`: the logarithm of the series' request rate before the window (numpy's).
     fn load_shift(&self, row: &[f64], log_rate: f64) -> f64 {
@@ -1233,7 +1233,7 @@ impl<'a> Latency<'a> {
             return 0.0;
         }
         let b = clip(l_c / (l_v + self.c[12]), -self.c[13], self.c[13]);
-        let reach = 2.0 * max(l_v, 0.0).sqrt();
+        let reach = self.c[14] * max(l_v, 0.0).sqrt();
         b * clip(log_rate - l_m, -reach, reach)
     }
 }
