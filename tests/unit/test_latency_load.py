@@ -60,8 +60,8 @@ def test_a_deep_nights_latency_is_explained_to_its_trough() -> None:
     """Nights at a tenth of the mean rate (``1 + 0.9 sin``), latency at ``load ** -0.15`` (41% slower at the trough),
     two days: the troughs lie 2.1-2.2 standard deviations under the mean log rate, so the load's distance is held
     within three of them (``load_reach``). Held within two, the hours about each trough were a few percent slower
-    than explained and the creep chart added them up: most of these series fired. What still fires is the rate's
-    hour of memory trailing the night's fall (docs/detection.md, "Deep nights")."""
+    than explained and the creep chart added them up: 17 of these 40 series fired (2 at three). What still fires is
+    the rate's hour of memory trailing the night's fall (docs/detection.md, "Deep nights")."""
     assert _law(LatencyCusumBank(), -0.15, seed=5, amplitude=0.9, days=2).sum() <= 3
     assert _law(LatencyCusumBank(load_reach=2.0), -0.15, seed=5, amplitude=0.9, days=2).sum() >= 12
 
